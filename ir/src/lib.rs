@@ -1,0 +1,1 @@
+//! The virtual-register function IR of jitforge.

@@ -1,0 +1,1 @@
+//! jitforge: x86/x86-64 machine-code generation.

@@ -1,0 +1,1 @@
+//! Instruction-database generator for jitforge.
