@@ -1,0 +1,1 @@
+//! Executable memory for JIT code (owned by the JIT-memory work; placeholder).
