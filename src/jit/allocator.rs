@@ -807,7 +807,7 @@ mod tests {
         let base = allocator.options().region_size;
         let big = allocator.allocate(3 * base + 1).unwrap();
         assert_eq!(allocator.stats().regions, 1);
-        assert!(allocator.stats().reserved_bytes >= 3 * base + 1);
+        assert!(allocator.stats().reserved_bytes > 3 * base);
         let small = allocator.allocate(base).unwrap();
         let stats = allocator.stats();
         assert_eq!(stats.regions, 2);
