@@ -1,0 +1,481 @@
+//! Calling conventions as data, and the assignment of argument and return
+//! locations (registers, stack offsets, by-reference) that lowering uses.
+//!
+//! One algorithm, [`assign_args`], driven by the fields of [`CallConv`],
+//! covers System V AMD64, Windows x64 (positional slots, shadow space,
+//! vectors by reference, floats duplicated in integer registers for variadic
+//! callees), x64 vectorcall, the 32-bit cdecl, stdcall, fastcall and
+//! vectorcall, and user-defined light conventions ([`CallConv::light`]).
+//!
+//! Stack offsets are relative to the outgoing argument area at the call (the
+//! stack pointer at the `call` instruction), which is also the incoming
+//! argument area of the callee just above its return address
+//! ([`crate::function::MemBase::OutArgs`] and [`crate::function::MemBase::InArgs`]).
+
+use crate::entities::*;
+use core::fmt;
+use smallvec::SmallVec;
+
+/// A calling convention, as data.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CallConv {
+    /// Name used by the text format (`sysv64`, `win64`, `cdecl`...).
+    pub name: String,
+    /// Pointer size in bytes (8 or 4).
+    pub ptr_size: u8,
+    /// Integer argument registers, in order.
+    pub gp_args: SmallVec<[PReg; 6]>,
+    /// Float/vector argument registers, in order.
+    pub vec_args: SmallVec<[PReg; 8]>,
+    /// Windows x64 style: argument *i* may only use register *i* of its
+    /// class's list, and every argument consumes one position.
+    pub positional: bool,
+    /// Largest integer passed in a register (fastcall: 4, so 64-bit
+    /// integers go to the stack).
+    pub gp_arg_max_size: u16,
+    /// Whether `f32`/`f64` arguments use the vector registers (false on the
+    /// 32-bit cdecl, stdcall and fastcall: they go on the stack).
+    pub float_in_vec: bool,
+    /// Vectors of this size or larger are passed by reference to a
+    /// caller-made copy (Windows x64: 16). 0 = never.
+    pub vec_by_ref_from: u16,
+    /// Integer return registers.
+    pub gp_rets: SmallVec<[PReg; 2]>,
+    /// Float/vector return registers.
+    pub vec_rets: SmallVec<[PReg; 2]>,
+    /// Whether `f32`/`f64` results come back in `st(0)` (32-bit cdecl,
+    /// stdcall, fastcall).
+    pub float_ret_x87: bool,
+    /// Largest vector returned in a register (Windows x64: 16).
+    pub max_vec_ret: u16,
+    /// Whether only one value may be returned (Windows x64).
+    pub single_ret: bool,
+    /// Registers a callee preserves.
+    pub callee_saved: RegSet,
+    /// Registers a call clobbers.
+    pub clobbered: RegSet,
+    /// Bytes of the callee-saved vector registers that are preserved (Windows
+    /// x64: 16, the upper parts of ymm6..15 are clobbered). 0 = whole registers.
+    pub vec_saved_bytes: u16,
+    /// Bytes below the stack pointer a leaf function may use (System V: 128).
+    pub red_zone: u32,
+    /// Bytes the caller reserves for the callee above the return address (Windows x64: 32).
+    pub shadow_space: u32,
+    /// Stack alignment at calls.
+    pub stack_align: u32,
+    /// Size of one stack slot (8 or 4).
+    pub stack_slot: u8,
+    /// Whether vectors on the stack are aligned to their size (System V).
+    pub stack_vec_natural_align: bool,
+    /// Whether the callee pops its stack arguments (stdcall, fastcall, vectorcall 32).
+    pub callee_pops: bool,
+    /// For variadic calls: the register receiving the number of vector
+    /// registers used (System V: `al`).
+    pub varargs_vec_count: Option<PReg>,
+    /// For variadic calls: float arguments are also copied to the integer
+    /// register of their position (Windows x64).
+    pub varargs_float_dup_gp: bool,
+}
+
+fn gp(hw: &[u8]) -> SmallVec<[PReg; 6]> {
+    hw.iter().map(|&h| PReg::gp(h)).collect()
+}
+fn vecs<const N: usize>(hw: core::ops::Range<u8>) -> SmallVec<[PReg; N]> {
+    hw.map(PReg::vec).collect()
+}
+fn set(class: RegClass, hw: &[u8]) -> u32 {
+    let _ = class;
+    hw.iter().fold(0, |m, &h| m | 1 << h)
+}
+fn mask_range(r: core::ops::Range<u8>) -> u32 {
+    r.fold(0, |m, h| m | 1 << h)
+}
+
+impl CallConv {
+    /// System V AMD64 (Linux, macOS, BSD).
+    pub fn sysv64() -> CallConv {
+        let mut saved = RegSet::EMPTY;
+        saved.set_class_mask(RegClass::GP, set(RegClass::GP, &[3, 4, 5, 12, 13, 14, 15]));
+        let mut clob = RegSet::EMPTY;
+        clob.set_class_mask(RegClass::GP, set(RegClass::GP, &[0, 1, 2, 6, 7, 8, 9, 10, 11]));
+        clob.set_class_mask(RegClass::VEC, u32::MAX);
+        clob.set_class_mask(RegClass::MASK, 0xFF);
+        clob.set_class_mask(RegClass::X87, 0xFF);
+        CallConv {
+            name: "sysv64".into(),
+            ptr_size: 8,
+            gp_args: gp(&[7, 6, 2, 1, 8, 9]),
+            vec_args: vecs(0..8),
+            positional: false,
+            gp_arg_max_size: 8,
+            float_in_vec: true,
+            vec_by_ref_from: 0,
+            gp_rets: gp(&[0, 2]).into_iter().collect(),
+            vec_rets: vecs(0..2),
+            float_ret_x87: false,
+            max_vec_ret: 64,
+            single_ret: false,
+            callee_saved: saved,
+            clobbered: clob,
+            vec_saved_bytes: 0,
+            red_zone: 128,
+            shadow_space: 0,
+            stack_align: 16,
+            stack_slot: 8,
+            stack_vec_natural_align: true,
+            callee_pops: false,
+            varargs_vec_count: Some(PReg::gp(0)),
+            varargs_float_dup_gp: false,
+        }
+    }
+
+    /// Windows x64.
+    pub fn win64() -> CallConv {
+        let mut saved = RegSet::EMPTY;
+        saved.set_class_mask(
+            RegClass::GP,
+            set(RegClass::GP, &[3, 4, 5, 6, 7, 12, 13, 14, 15]),
+        );
+        saved.set_class_mask(RegClass::VEC, mask_range(6..16));
+        let mut clob = RegSet::EMPTY;
+        clob.set_class_mask(RegClass::GP, set(RegClass::GP, &[0, 1, 2, 8, 9, 10, 11]));
+        clob.set_class_mask(RegClass::VEC, !mask_range(6..16));
+        clob.set_class_mask(RegClass::MASK, 0xFF);
+        clob.set_class_mask(RegClass::X87, 0xFF);
+        CallConv {
+            name: "win64".into(),
+            ptr_size: 8,
+            gp_args: gp(&[1, 2, 8, 9]),
+            vec_args: vecs(0..4),
+            positional: true,
+            gp_arg_max_size: 8,
+            float_in_vec: true,
+            vec_by_ref_from: 16,
+            gp_rets: gp(&[0]).into_iter().collect(),
+            vec_rets: vecs(0..1),
+            float_ret_x87: false,
+            max_vec_ret: 16,
+            single_ret: true,
+            callee_saved: saved,
+            clobbered: clob,
+            vec_saved_bytes: 16,
+            red_zone: 0,
+            shadow_space: 32,
+            stack_align: 16,
+            stack_slot: 8,
+            stack_vec_natural_align: false,
+            callee_pops: false,
+            varargs_vec_count: None,
+            varargs_float_dup_gp: true,
+        }
+    }
+
+    /// x64 `__vectorcall`: Windows x64 with six positional vector registers
+    /// and vectors passed and returned by value.
+    pub fn vectorcall64() -> CallConv {
+        CallConv {
+            name: "vectorcall64".into(),
+            vec_args: vecs(0..6),
+            vec_by_ref_from: 0,
+            max_vec_ret: 64,
+            varargs_float_dup_gp: false,
+            ..CallConv::win64()
+        }
+    }
+
+    fn x86_32(name: &str) -> CallConv {
+        let mut saved = RegSet::EMPTY;
+        saved.set_class_mask(RegClass::GP, set(RegClass::GP, &[3, 4, 5, 6, 7]));
+        let mut clob = RegSet::EMPTY;
+        clob.set_class_mask(RegClass::GP, set(RegClass::GP, &[0, 1, 2]));
+        clob.set_class_mask(RegClass::VEC, 0xFF);
+        clob.set_class_mask(RegClass::MASK, 0xFF);
+        clob.set_class_mask(RegClass::X87, 0xFF);
+        CallConv {
+            name: name.into(),
+            ptr_size: 4,
+            gp_args: SmallVec::new(),
+            vec_args: SmallVec::new(),
+            positional: false,
+            gp_arg_max_size: 4,
+            float_in_vec: false,
+            vec_by_ref_from: 0,
+            gp_rets: gp(&[0]).into_iter().collect(),
+            vec_rets: vecs(0..1),
+            float_ret_x87: true,
+            max_vec_ret: 16,
+            single_ret: true,
+            callee_saved: saved,
+            clobbered: clob,
+            vec_saved_bytes: 0,
+            red_zone: 0,
+            shadow_space: 0,
+            stack_align: 4,
+            stack_slot: 4,
+            stack_vec_natural_align: true,
+            callee_pops: false,
+            varargs_vec_count: None,
+            varargs_float_dup_gp: false,
+        }
+    }
+
+    /// 32-bit cdecl (System V i386: 16-byte stack alignment, caller pops).
+    pub fn cdecl() -> CallConv {
+        CallConv {
+            stack_align: 16,
+            ..CallConv::x86_32("cdecl")
+        }
+    }
+
+    /// 32-bit stdcall: all arguments on the stack, the callee pops them.
+    pub fn stdcall() -> CallConv {
+        CallConv {
+            callee_pops: true,
+            ..CallConv::x86_32("stdcall")
+        }
+    }
+
+    /// 32-bit fastcall (Microsoft): the first two integer arguments of up to
+    /// 32 bits in ecx and edx, the rest on the stack; the callee pops.
+    pub fn fastcall() -> CallConv {
+        CallConv {
+            gp_args: gp(&[1, 2]),
+            callee_pops: true,
+            ..CallConv::x86_32("fastcall")
+        }
+    }
+
+    /// 32-bit `__vectorcall`: fastcall plus the first six float/vector
+    /// arguments in xmm0..5, float and vector results in xmm0.
+    pub fn vectorcall32() -> CallConv {
+        CallConv {
+            gp_args: gp(&[1, 2]),
+            vec_args: vecs(0..6),
+            float_in_vec: true,
+            float_ret_x87: false,
+            max_vec_ret: 64,
+            callee_pops: true,
+            ..CallConv::x86_32("vectorcall")
+        }
+    }
+
+    /// A user-defined light convention between JIT functions (64-bit): the
+    /// given argument and return registers, the given callee-saved set
+    /// (everything else of gp 0..15 but the stack pointer, vec 0..31 and mask
+    /// 0..7 is clobbered), no red zone, no shadow space, 16-byte stack alignment.
+    pub fn light(
+        name: &str,
+        gp_args: &[PReg],
+        vec_args: &[PReg],
+        gp_rets: &[PReg],
+        vec_rets: &[PReg],
+        callee_saved: RegSet,
+    ) -> CallConv {
+        let mut clob = RegSet::EMPTY;
+        clob.set_class_mask(RegClass::GP, 0xFFFF & !(1 << 4));
+        clob.set_class_mask(RegClass::VEC, u32::MAX);
+        clob.set_class_mask(RegClass::MASK, 0xFF);
+        for c in 0..RegClass::COUNT {
+            clob.0[c] &= !callee_saved.0[c];
+        }
+        CallConv {
+            name: name.into(),
+            gp_args: gp_args.iter().copied().collect(),
+            vec_args: vec_args.iter().copied().collect(),
+            gp_rets: gp_rets.iter().copied().collect(),
+            vec_rets: vec_rets.iter().copied().collect(),
+            callee_saved,
+            clobbered: clob,
+            red_zone: 0,
+            varargs_vec_count: None,
+            ..CallConv::sysv64()
+        }
+    }
+}
+
+/// Where an argument or its pointer goes.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Place {
+    /// In a register.
+    Reg(PReg),
+    /// At this offset of the stack-argument area.
+    Stack(u32),
+}
+
+/// The location of one argument.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ArgLoc {
+    /// Where the value (or, if `by_ref`, the pointer to its copy) goes.
+    pub place: Place,
+    /// Whether the value is passed by reference.
+    pub by_ref: bool,
+    /// Bytes the value occupies at `place` (the pointer size if `by_ref`).
+    pub size: u16,
+    /// Windows x64 variadic floats: the integer register that also receives the value.
+    pub dup_gp: Option<PReg>,
+}
+
+/// The locations of a call's arguments.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ArgAssignment {
+    /// One location per argument.
+    pub args: SmallVec<[ArgLoc; 8]>,
+    /// Size of the stack-argument area (shadow space included, rounded to the slot size).
+    pub stack_size: u32,
+    /// Stack alignment needed at the call.
+    pub stack_align: u32,
+    /// Number of vector registers used (System V variadic `al`).
+    pub vec_regs_used: u8,
+}
+
+/// An error of calling-convention handling.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum AbiError {
+    /// The target has no convention with this id.
+    UnknownConv(CallConvId),
+    /// The convention cannot pass or return this (e.g. two results on Windows x64).
+    Unsupported(&'static str),
+    /// The number of arguments or results does not match the signature.
+    Count {
+        /// What the signature says.
+        expected: usize,
+        /// What the instruction has.
+        found: usize,
+    },
+    /// An argument or result is not a register or immediate where one is needed.
+    BadOperand(&'static str),
+}
+
+impl fmt::Display for AbiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AbiError::UnknownConv(c) => write!(f, "unknown calling convention {}", c.0),
+            AbiError::Unsupported(w) => write!(f, "unsupported by the convention: {w}"),
+            AbiError::Count { expected, found } => {
+                write!(f, "expected {expected} values, found {found}")
+            }
+            AbiError::BadOperand(w) => write!(f, "bad operand: {w}"),
+        }
+    }
+}
+
+impl std::error::Error for AbiError {}
+
+fn round_up(x: u32, a: u32) -> u32 {
+    let a = a.max(1);
+    x.div_ceil(a) * a
+}
+
+/// Assigns locations to arguments of `types` (for a variadic call, all
+/// arguments, fixed and variadic; `variadic` says whether the callee is).
+pub fn assign_args(
+    conv: &CallConv,
+    types: &[ValType],
+    variadic: bool,
+) -> Result<ArgAssignment, AbiError> {
+    let mut out = ArgAssignment {
+        stack_align: conv.stack_align,
+        ..ArgAssignment::default()
+    };
+    let (mut gi, mut vi) = (0usize, 0usize);
+    let mut stack = conv.shadow_space;
+    let slot = conv.stack_slot.max(1) as u32;
+    for (pos, &t) in types.iter().enumerate() {
+        let by_ref = t.is_vector() && conv.vec_by_ref_from != 0 && t.size() >= conv.vec_by_ref_from;
+        let size = if by_ref {
+            conv.ptr_size as u16
+        } else {
+            t.size()
+        };
+        let is_gp = by_ref || t.is_int();
+        let reg = if is_gp {
+            if size > conv.gp_arg_max_size {
+                None
+            } else if conv.positional {
+                conv.gp_args.get(pos).copied()
+            } else {
+                let r = conv.gp_args.get(gi).copied();
+                gi += r.is_some() as usize;
+                r
+            }
+        } else if t.is_float() && !conv.float_in_vec {
+            None
+        } else if conv.positional {
+            conv.vec_args.get(pos).copied()
+        } else {
+            let r = conv.vec_args.get(vi).copied();
+            vi += r.is_some() as usize;
+            r
+        };
+        let place = match reg {
+            Some(r) => Place::Reg(r),
+            None if conv.positional => {
+                let off = pos as u32 * slot;
+                stack = stack.max(off + slot);
+                Place::Stack(off)
+            }
+            None => {
+                let align = if !by_ref && t.is_vector() && conv.stack_vec_natural_align {
+                    t.size() as u32
+                } else {
+                    slot
+                };
+                stack = round_up(stack, align);
+                let off = stack;
+                stack += round_up(size as u32, slot);
+                out.stack_align = out.stack_align.max(align);
+                Place::Stack(off)
+            }
+        };
+        let dup_gp = if variadic && conv.varargs_float_dup_gp && t.is_float() && conv.positional {
+            match place {
+                Place::Reg(_) => conv.gp_args.get(pos).copied(),
+                Place::Stack(_) => None,
+            }
+        } else {
+            None
+        };
+        out.args.push(ArgLoc {
+            place,
+            by_ref,
+            size,
+            dup_gp,
+        });
+    }
+    out.vec_regs_used = out
+        .args
+        .iter()
+        .filter(|a| matches!(a.place, Place::Reg(r) if r.class == RegClass::VEC))
+        .count() as u8;
+    out.stack_size = round_up(stack, slot);
+    Ok(out)
+}
+
+/// Assigns registers to return values of `types`.
+pub fn assign_rets(conv: &CallConv, types: &[ValType]) -> Result<SmallVec<[PReg; 2]>, AbiError> {
+    if conv.single_ret && types.len() > 1 {
+        return Err(AbiError::Unsupported("more than one return value"));
+    }
+    let (mut gi, mut vi) = (0, 0);
+    let mut out = SmallVec::new();
+    for &t in types {
+        let r = if t.is_int() {
+            if t.size() > conv.ptr_size as u16 {
+                return Err(AbiError::Unsupported("integer return wider than a register"));
+            }
+            gi += 1;
+            conv.gp_rets.get(gi - 1).copied()
+        } else if t.is_float() && conv.float_ret_x87 {
+            vi += 1;
+            (vi == 1).then_some(PReg::new(RegClass::X87, 0))
+        } else {
+            if t.size() > conv.max_vec_ret {
+                return Err(AbiError::Unsupported("vector return this wide"));
+            }
+            vi += 1;
+            conv.vec_rets.get(vi - 1).copied()
+        };
+        out.push(r.ok_or(AbiError::Unsupported("too many return values"))?);
+    }
+    Ok(out)
+}
