@@ -3,10 +3,10 @@
 //!
 //! # Structure
 //!
-//! Memory is reserved in *regions* (1 MiB by default; each new region is
-//! twice the size of the previous one up to 16 times the base size, and a
-//! request larger than that gets a region of its own). A region is divided
-//! into *granules* (64 bytes by default) and a [`Bitmap`] records which
+//! Memory is reserved in *regions* (1 MiB by default; a new region is the
+//! base size doubled once per region already mapped, up to 16 times the base
+//! size, and a request larger than that gets a region of its own). A region is divided
+//! into *granules* (64 bytes by default) and a bitmap records which
 //! granules are in use. An allocation is a first-fit run of free granules,
 //! searched from a per-region hint (the lowest granule that may be free), so
 //! a sequence of allocations is a bump pointer and freed gaps are reused.
@@ -97,6 +97,7 @@ impl Default for JitAllocatorOptions {
 
 /// A snapshot of an allocator's statistics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JitStats {
     /// Whether the allocator is in dual-mapping mode (false: `mprotect` mode).
     pub dual_mapping: bool,
@@ -575,6 +576,77 @@ impl JitAllocator {
         // The pages of the run belong to published spans only; none of them
         // is written any more.
         memory::protect(block.rx, block.len, Protection::ReadExecute, &self.counters)
+    }
+
+    /// Overwrites `bytes.len()` bytes of a span at `offset`, also after it
+    /// was published (patching code in place; the code does not move).
+    ///
+    /// In dual-mapping mode the bytes are written through the RW view with
+    /// no system call; in `mprotect` mode the span's own pages (which hold
+    /// no other allocation) are made RW, written and made RX again.
+    ///
+    /// Fails with [`JitError::ForeignSpan`], [`JitError::OutOfBounds`] if the
+    /// range does not lie within [`JitSpan::size`], or a
+    /// [`JitError::Syscall`] if `mprotect` fails.
+    ///
+    /// # Safety
+    ///
+    /// While this call runs, no thread may execute, read or patch the
+    /// span's code (in `mprotect` mode its pages are briefly not
+    /// executable). Afterwards the code must still be valid for every way it
+    /// is called.
+    pub unsafe fn patch(
+        &self,
+        span: &JitSpan,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<(), JitError> {
+        self.check_owner(span)?;
+        // SAFETY: forwarded from this function's contract; the span belongs
+        // to this allocator (checked above) and is alive.
+        unsafe { self.patch_block(span.block, span.size, span.published, offset, bytes) }
+    }
+
+    /// See [`JitAllocator::patch`]; `block` must be a live block of this
+    /// allocator of which `size` bytes were requested.
+    pub(crate) unsafe fn patch_block(
+        &self,
+        block: Block,
+        size: usize,
+        published: bool,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<(), JitError> {
+        if offset.checked_add(bytes.len()).is_none_or(|end| end > size) {
+            return Err(JitError::OutOfBounds {
+                offset,
+                len: bytes.len(),
+                size,
+            });
+        }
+        let toggle = published && block.rx == block.rw;
+        if toggle {
+            // mprotect mode: the block owns its pages, no other code lives
+            // there, and the caller guarantees nobody runs this code now.
+            memory::protect(block.rw, block.len, Protection::ReadWrite, &self.counters)?;
+        }
+        // SAFETY: `offset + len <= size <= block.len`; the RW view of a live
+        // block is mapped and writable (dual RW view, an unpublished block,
+        // or pages just made RW above); the caller guarantees no concurrent
+        // access to these bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (block.rw as *mut u8).add(offset),
+                bytes.len(),
+            );
+        }
+        if toggle {
+            memory::protect(block.rx, block.len, Protection::ReadExecute, &self.counters)?;
+        } else if published {
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     /// Gives a span back. Its memory is reused by later allocations; the

@@ -30,6 +30,15 @@ pub enum JitError {
     /// A [`JitSpan`](super::JitSpan) was passed to an allocator that did not
     /// create it.
     ForeignSpan,
+    /// A patch does not lie within the code it patches.
+    OutOfBounds {
+        /// Offset of the patch.
+        offset: usize,
+        /// Length of the patch.
+        len: usize,
+        /// Size of the code.
+        size: usize,
+    },
     /// The span was already published as executable and can no longer be
     /// written through the allocator's safe API.
     AlreadyPublished,
@@ -54,6 +63,10 @@ impl fmt::Display for JitError {
             JitError::ForeignSpan => {
                 f.write_str("JIT span released to or used with an allocator that did not create it")
             }
+            JitError::OutOfBounds { offset, len, size } => write!(
+                f,
+                "patch of {len} bytes at offset {offset} does not fit in {size} bytes of code"
+            ),
             JitError::AlreadyPublished => f.write_str(
                 "JIT span was already published as executable and is no longer writable",
             ),

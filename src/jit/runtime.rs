@@ -207,6 +207,14 @@ impl JitCode {
     /// `F` must be a function-pointer type (e.g. `extern "C" fn(u64) -> u64`)
     /// whose signature and ABI match the code. The pointer must not be
     /// called after this handle is dropped.
+    ///
+    /// A type that is not pointer-sized does not compile:
+    ///
+    /// ```compile_fail
+    /// let runtime = jitforge::jit::JitRuntime::new().unwrap();
+    /// let code = runtime.add_bytes(&[0xC3]).unwrap();
+    /// let byte: u8 = unsafe { code.function() };
+    /// ```
     pub unsafe fn function<F: Copy>(&self) -> F {
         const {
             assert!(
@@ -219,6 +227,28 @@ impl JitCode {
         // caller guarantees it is a function-pointer type matching the code,
         // for which any non-null code address is a valid bit pattern.
         unsafe { std::mem::transmute_copy::<*const u8, F>(&address) }
+    }
+}
+
+impl JitCode {
+    /// Overwrites code in place (it does not move): `bytes` are written at
+    /// `offset`. See [`JitAllocator::patch`] for how each W^X mode does it.
+    ///
+    /// Fails with [`JitError::OutOfBounds`] if the range is not within
+    /// [`size`](Self::size), or a [`JitError::Syscall`].
+    ///
+    /// # Safety
+    ///
+    /// While this call runs, no thread may execute or read this code (also
+    /// not through [`bytes`](Self::bytes)) or patch it. Afterwards the code
+    /// must match every function-pointer type it is called through.
+    pub unsafe fn patch(&self, offset: usize, bytes: &[u8]) -> Result<(), JitError> {
+        // SAFETY: the block is live (owned by this handle), belongs to this
+        // allocator and is published; the caller upholds the contract above.
+        unsafe {
+            self.allocator
+                .patch_block(self.block, self.size, true, offset, bytes)
+        }
     }
 }
 
@@ -298,6 +328,37 @@ mod tests {
         drop(code);
         assert_eq!(runtime.stats().allocations, 0);
         assert_eq!(runtime.stats().used_bytes, 0);
+    }
+
+    #[test]
+    fn patching_in_place_in_both_modes() {
+        for dual_mapping in [true, false] {
+            let runtime = JitRuntime::with_options(JitAllocatorOptions {
+                dual_mapping,
+                ..JitAllocatorOptions::default()
+            })
+            .unwrap();
+            let code = runtime.add_bytes(&[0xB8, 1, 0, 0, 0, 0xC3]).unwrap();
+            // SAFETY: `mov eax, imm32; ret` is a C function returning u32.
+            let f: extern "C" fn() -> u32 = unsafe { code.function() };
+            assert_eq!(f(), 1);
+            // SAFETY: no other thread uses the code; it stays `mov eax; ret`.
+            unsafe { code.patch(1, &77u32.to_le_bytes()) }.unwrap();
+            assert_eq!(f(), 77);
+            assert_eq!(
+                // SAFETY: as above; the patch is rejected before writing.
+                unsafe { code.patch(5, &[0x90, 0x90]) }.unwrap_err(),
+                JitError::OutOfBounds {
+                    offset: 5,
+                    len: 2,
+                    size: 6
+                }
+            );
+            assert_eq!(f(), 77);
+            if dual_mapping && runtime.stats().dual_mapping {
+                assert_eq!(runtime.stats().mprotect_calls, 0);
+            }
+        }
     }
 
     #[test]
