@@ -947,6 +947,102 @@ mod tests {
         }
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn falls_back_to_mprotect_when_dual_mapping_is_unavailable() {
+        memory::SIMULATE_NO_DUAL_MAPPING.set(true);
+        let allocator = JitAllocator::new(options(true)).unwrap();
+        assert!(allocator.is_dual_mapped(), "decided at the first region");
+        let result = allocator.allocate(6);
+        memory::SIMULATE_NO_DUAL_MAPPING.set(false);
+        let mut span = result.unwrap();
+        assert!(!allocator.is_dual_mapped());
+        allocator
+            .writable(&mut span)
+            .unwrap()
+            .copy_from_slice(&[0xB8, 3, 0, 0, 0, 0xC3]);
+        allocator.publish(&mut span).unwrap();
+        // SAFETY: `mov eax, 3; ret` is a complete C function; the span is
+        // published and the allocator alive.
+        let f: extern "C" fn() -> u32 = unsafe { std::mem::transmute(span.rx_ptr()) };
+        assert_eq!(f(), 3);
+        let stats = allocator.stats();
+        assert!(!stats.dual_mapping);
+        assert_eq!((stats.mmap_calls, stats.mprotect_calls), (1, 1));
+        assert_eq!(span.rx_address() as usize % memory::page_size(), 0);
+        allocator.release(span).unwrap();
+    }
+
+    #[test]
+    fn random_allocations_never_overlap_and_keep_their_bytes() {
+        for dual in [true, false] {
+            let allocator = JitAllocator::new(JitAllocatorOptions {
+                region_size: 64 << 10,
+                ..options(dual)
+            })
+            .unwrap();
+            let mut state = 0x2545_F491_4F6C_DD1Du64;
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            let mut live: Vec<(JitSpan, u8)> = Vec::new();
+            for step in 0..3000u32 {
+                if live.is_empty() || next() % 3 != 0 {
+                    let size = 1 + (next() % 700) as usize;
+                    let mut span = allocator.allocate(size).unwrap();
+                    let tag = step as u8;
+                    allocator.writable(&mut span).unwrap().fill(tag);
+                    if next() % 2 == 0 {
+                        allocator.publish(&mut span).unwrap();
+                    }
+                    live.push((span, tag));
+                } else {
+                    let index = (next() % live.len() as u64) as usize;
+                    let (span, tag) = live.swap_remove(index);
+                    // SAFETY: the span is live, its RX view readable.
+                    let bytes = unsafe { std::slice::from_raw_parts(span.rx_ptr(), span.size()) };
+                    assert!(
+                        bytes.iter().all(|&b| b == tag),
+                        "bytes of a live span changed"
+                    );
+                    allocator.release(span).unwrap();
+                }
+            }
+            let mut ranges: Vec<(u64, u64)> = live
+                .iter()
+                .map(|(span, _)| {
+                    (
+                        span.rx_address(),
+                        span.rx_address() + span.allocated_size() as u64,
+                    )
+                })
+                .collect();
+            ranges.sort_unstable();
+            assert!(
+                ranges.windows(2).all(|w| w[0].1 <= w[1].0),
+                "overlapping spans"
+            );
+            let stats = allocator.stats();
+            assert_eq!(stats.allocations, live.len());
+            assert_eq!(
+                stats.used_bytes,
+                live.iter()
+                    .map(|(span, _)| span.allocated_size())
+                    .sum::<usize>()
+            );
+            for (span, tag) in live {
+                // SAFETY: as above.
+                let bytes = unsafe { std::slice::from_raw_parts(span.rx_ptr(), span.size()) };
+                assert!(bytes.iter().all(|&b| b == tag));
+                allocator.release(span).unwrap();
+            }
+            assert_eq!(allocator.stats().used_bytes, 0);
+        }
+    }
+
     #[test]
     fn empty_regions_are_unmapped_but_one_is_kept() {
         let allocator = JitAllocator::new(JitAllocatorOptions {

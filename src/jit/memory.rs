@@ -219,6 +219,14 @@ pub(crate) fn dual_mapping_unsupported(error: &JitError) -> bool {
 pub(crate) const DUAL_MAPPING_PLATFORM: bool =
     cfg!(any(target_os = "linux", target_os = "android"));
 
+#[cfg(test)]
+thread_local! {
+    /// Test hook: makes `map_dual` fail with `ENOSYS` on this thread, to
+    /// exercise the automatic fallback to the `mprotect` mode.
+    pub(crate) static SIMULATE_NO_DUAL_MAPPING: std::cell::Cell<bool> =
+        const { std::cell::Cell::new(false) };
+}
+
 /// Maps `size` bytes (a multiple of the page size) of a fresh memfd twice:
 /// an RW view and an RX view of the same pages.
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -228,6 +236,14 @@ pub(crate) fn map_dual(size: usize, counters: &Arc<SyscallCounters>) -> Result<M
     /// `MFD_EXEC` (Linux 6.3+): ask for an executable memfd explicitly, so a
     /// `vm.memfd_noexec = 1` system does not seal it non-executable.
     const MFD_EXEC: libc::c_uint = 0x0010;
+
+    #[cfg(test)]
+    if SIMULATE_NO_DUAL_MAPPING.get() {
+        return Err(JitError::Syscall {
+            call: "memfd_create",
+            errno: libc::ENOSYS,
+        });
+    }
 
     let name = c"jitforge-code";
     let create = |flags: libc::c_uint| -> libc::c_long {
