@@ -5,7 +5,7 @@
 //!
 //! Memory is reserved in *regions* (1 MiB by default; a new region is the
 //! base size doubled once per region already mapped, up to 16 times the base
-//! size, and a request larger than that gets a region of its own). A region is divided
+//! size or 64 MiB, and a request larger than that gets a region of its own). A region is divided
 //! into *granules* (64 bytes by default) and a bitmap records which
 //! granules are in use. An allocation is a first-fit run of free granules,
 //! searched from a per-region hint (the lowest granule that may be free), so
@@ -50,8 +50,11 @@ pub const MAX_ALLOCATION_SIZE: usize = 1 << 30;
 /// The largest region size accepted in [`JitAllocatorOptions::region_size`].
 pub const MAX_REGION_SIZE: usize = 1 << 30;
 
-/// Regions grow up to this many doublings of the base region size.
+/// Regions grow up to this many doublings of the base region size...
 const MAX_GROWTH_SHIFT: u32 = 4;
+
+/// ...but growth stops at this size (a larger base size is kept as is).
+const MAX_GROWN_REGION_SIZE: usize = 64 << 20;
 
 /// The byte freshly allocated memory is filled with: `int3`, so running
 /// into bytes the caller did not write traps.
@@ -149,6 +152,11 @@ pub(crate) struct Block {
 }
 
 impl Block {
+    /// Whether the block lives in a dual mapping (separate RW and RX views).
+    pub(crate) fn is_dual(&self) -> bool {
+        self.rx != self.rw
+    }
+
     /// The executable address as a pointer.
     pub(crate) fn rx_ptr(&self) -> *const u8 {
         self.rx as *const u8
@@ -379,7 +387,7 @@ impl JitAllocator {
                 })?
             }
         };
-        if !state.dual {
+        if !block.is_dual() {
             // mprotect mode: pages published by an earlier owner (whose code
             // is released) are made writable again. They belong to this
             // block alone, so no running code is affected.
@@ -441,7 +449,8 @@ impl JitAllocator {
     /// `mprotect` mode if dual mapping is unavailable and no region exists.
     fn map_region(&self, state: &mut State, size: usize) -> Result<Region, JitError> {
         let shift = (state.regions.len() as u32).min(MAX_GROWTH_SHIFT);
-        let grown = self.options.region_size << shift;
+        let grown = (self.options.region_size << shift)
+            .min(self.options.region_size.max(MAX_GROWN_REGION_SIZE));
         let region_size = grown.max(size.next_multiple_of(self.page));
         let mapping = if state.dual {
             match memory::map_dual(region_size, &self.counters) {
@@ -519,20 +528,18 @@ impl JitAllocator {
     /// `mprotect`; all spans are marked published either way.
     pub fn publish_batch(&self, spans: &mut [JitSpan]) -> Result<(), JitError> {
         spans.iter().try_for_each(|span| self.check_owner(span))?;
-        let dual = self.lock().dual;
+        // Dual-mapped blocks need no system call (and no lock); blocks of
+        // the mprotect mode are collected.
         let mut blocks: Vec<Block> = Vec::new();
         for span in spans.iter_mut().filter(|span| !span.published) {
             span.published = true;
-            if !dual {
+            if !span.block.is_dual() {
                 blocks.push(span.block);
             }
         }
-        if dual {
-            // Make the bytes written through the RW view visible before the
-            // RX address is handed to other threads.
-            std::sync::atomic::fence(Ordering::SeqCst);
-            return Ok(());
-        }
+        // Make the bytes written through the RW view visible before the RX
+        // address is handed to other threads.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if blocks.is_empty() {
             return Ok(());
         }
@@ -624,7 +631,7 @@ impl JitAllocator {
                 size,
             });
         }
-        let toggle = published && block.rx == block.rw;
+        let toggle = published && !block.is_dual();
         if toggle {
             // mprotect mode: the block owns its pages, no other code lives
             // there, and the caller guarantees nobody runs this code now.
