@@ -524,6 +524,14 @@ impl Function {
     pub fn sig_refs(&self) -> impl ExactSizeIterator<Item = (SigRef, &Signature)> {
         self.sigs.iter()
     }
+    /// Number of call records.
+    pub fn num_calls(&self) -> usize {
+        self.calls.len()
+    }
+    /// A call record, or `None` if `c` is not of this function.
+    pub fn get_call_data(&self, c: CallRef) -> Option<&CallData> {
+        self.calls.get(c)
+    }
     /// A call record.
     pub fn call_data(&self, c: CallRef) -> &CallData {
         &self.calls[c]
@@ -707,22 +715,17 @@ impl Function {
             + self.names.capacity()
     }
 
-    /// Replaces the instruction list by the one built in `other`'s instruction
-    /// and operand buffers (used by passes that rebuild the list); entity
-    /// tables of `self` are kept.
-    pub(crate) fn take_insts_from(&mut self, insts: PrimaryMap<Inst, InstData>, ops: Vec<Operand>) {
+    /// Takes the instruction list and operand pool out (for passes that
+    /// rebuild it); put them back with [`Function::set_insts`].
+    pub(crate) fn take_insts(&mut self) -> (PrimaryMap<Inst, InstData>, Vec<Operand>) {
+        (
+            core::mem::take(&mut self.insts),
+            core::mem::take(&mut self.operands),
+        )
+    }
+    pub(crate) fn set_insts(&mut self, insts: PrimaryMap<Inst, InstData>, ops: Vec<Operand>) {
         self.insts = insts;
         self.operands = ops;
-    }
-    pub(crate) fn raw_insts(&self) -> (&PrimaryMap<Inst, InstData>, &[Operand]) {
-        (&self.insts, &self.operands)
-    }
-    pub(crate) fn make_inst_data(kind: InstKind, ops_start: usize, len: usize) -> InstData {
-        InstData {
-            kind,
-            ops_start: ops_start as u32,
-            ops_len: len as u16,
-        }
     }
     pub(crate) fn call_data_mut(&mut self, c: CallRef) -> &mut CallData {
         &mut self.calls[c]
@@ -764,3 +767,28 @@ impl PartialEq for Function {
 }
 
 impl Eq for Function {}
+
+/// An instruction list under construction (for passes that rebuild the list).
+#[derive(Default)]
+pub(crate) struct InstBuf {
+    pub(crate) insts: PrimaryMap<Inst, InstData>,
+    pub(crate) ops: Vec<Operand>,
+}
+
+impl InstBuf {
+    pub(crate) fn with_capacity(insts: usize, ops: usize) -> InstBuf {
+        InstBuf {
+            insts: PrimaryMap::with_capacity(insts),
+            ops: Vec::with_capacity(ops),
+        }
+    }
+    pub(crate) fn push(&mut self, kind: InstKind, ops: &[Operand]) -> Inst {
+        let ops_start = self.ops.len() as u32;
+        self.ops.extend_from_slice(ops);
+        self.insts.push(InstData {
+            kind,
+            ops_start,
+            ops_len: ops.len().min(u16::MAX as usize) as u16,
+        })
+    }
+}

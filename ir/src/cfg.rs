@@ -1,0 +1,558 @@
+//! The control-flow graph of a function: basic blocks from label binds and
+//! terminators, predecessors and successors, reachability, reverse
+//! post-order, dominators and loop nesting depth; and the pass that removes
+//! unreachable blocks.
+//!
+//! Blocks are derived from the linear instruction list: a block starts at the
+//! first instruction, at a label bind that follows a non-empty block (labels
+//! bound back to back share one block), and after every terminator.
+//! Successors: a jump's label; a conditional branch's label and the next
+//! block; an indirect jump's annotated targets, or, without annotation,
+//! every block whose label is *taken* (used other than as a branch target: as
+//! an address, a callee or a jump-table entry); nothing after a return or a
+//! tail jump; the next block otherwise.
+//!
+//! Reachability starts at the entry block and at every block whose label is
+//! taken (its address may escape, so it may be entered from outside).
+//! Loop depth counts the natural loops (back edges to a dominating header)
+//! around a block; a cycle without a dominating header (irreducible) adds one
+//! level to the members of its strongly connected component (found with
+//! petgraph).
+//!
+//! [`Cfg::compute`] reuses the buffers of a previous computation.
+
+use crate::entities::*;
+use crate::function::*;
+use crate::target::*;
+use cranelift_entity::EntityRef;
+use fixedbitset::FixedBitSet;
+use std::ops::Range;
+
+/// The CFG of one function.
+#[derive(Clone, Debug, Default)]
+pub struct Cfg {
+    starts: Vec<u32>,
+    succ_off: Vec<u32>,
+    succs: Vec<Block>,
+    pred_off: Vec<u32>,
+    preds: Vec<Block>,
+    label_block: Vec<u32>,
+    taken: FixedBitSet,
+    reachable: FixedBitSet,
+    rpo: Vec<Block>,
+    rpo_pos: Vec<u32>,
+    idom: Vec<u32>,
+    depth: Vec<u32>,
+    falls_off: Option<Block>,
+    facts: InstFacts,
+    tmp: Vec<u32>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Cfg {
+    /// An empty CFG (fill it with [`Cfg::compute`]).
+    pub fn new() -> Cfg {
+        Cfg::default()
+    }
+
+    /// The CFG of `func`.
+    pub fn of(func: &Function, target: &dyn Target) -> Cfg {
+        let mut c = Cfg::new();
+        c.compute(func, target);
+        c
+    }
+
+    fn flow(&mut self, func: &Function, target: &dyn Target, i: Inst) -> Flow {
+        match func.inst_facts(target, i, &mut self.facts) {
+            Ok(()) => self.facts.flow,
+            Err(_) => match func.kind(i) {
+                InstKind::Jump => Flow::Jump,
+                InstKind::JumpIndirect(_) => Flow::IndirectJump,
+                InstKind::Ret | InstKind::TailJump(_) => Flow::Return,
+                _ => Flow::Normal,
+            },
+        }
+    }
+
+    /// Computes the CFG of `func`. Never fails: malformed instructions count
+    /// as ordinary ones (the verifier reports them).
+    pub fn compute(&mut self, func: &Function, target: &dyn Target) {
+        let n = func.num_insts();
+        self.starts.clear();
+        self.label_block.clear();
+        self.label_block.resize(func.num_labels(), NONE);
+        self.taken.clear();
+        self.taken.grow(func.num_labels());
+        self.falls_off = None;
+        // Pass 1: block starts, label binds, flows, taken labels.
+        let mut flows: Vec<Flow> = Vec::with_capacity(n);
+        let mut block_open = false;
+        for i in func.insts() {
+            let kind = func.kind(i);
+            if !block_open || matches!(kind, InstKind::Bind(_)) && !self.block_empty_so_far(func, i)
+            {
+                self.starts.push(i.index() as u32);
+                block_open = true;
+            }
+            if let InstKind::Bind(l) = kind
+                && let Some(slot) = self.label_block.get_mut(l.index())
+                && *slot == NONE
+            {
+                *slot = self.starts.len() as u32 - 1;
+            }
+            let flow = self.flow(func, target, i);
+            flows.push(flow);
+            let branch = matches!(flow, Flow::Jump | Flow::CondBranch)
+                && !matches!(kind, InstKind::Call(_) | InstKind::TailJump(_));
+            for op in func.operands(i) {
+                match *op {
+                    Operand::Label(l) if !branch => self.take(l),
+                    Operand::Mem(Mem {
+                        base: MemBase::Label(l),
+                        ..
+                    }) => self.take(l),
+                    _ => {}
+                }
+            }
+            if flow.is_terminator() {
+                block_open = false;
+            }
+        }
+        for j in 0..func.num_jump_tables() {
+            for &l in func.jump_table(JumpTable::new(j)) {
+                self.take(l);
+            }
+        }
+        let nb = self.starts.len();
+        // Pass 2: successors.
+        self.succ_off.clear();
+        self.succs.clear();
+        for b in 0..nb {
+            self.succ_off.push(self.succs.len() as u32);
+            let end = self.block_end(b, n);
+            let last = Inst::new(end - 1);
+            let lbl = |this: &Cfg| {
+                func.operands(last).iter().find_map(|o| match *o {
+                    Operand::Label(l) => this.label_block.get(l.index()).copied(),
+                    _ => None,
+                })
+            };
+            let next = if b + 1 < nb {
+                Some(b as u32 + 1)
+            } else {
+                None
+            };
+            match flows[end - 1] {
+                Flow::Jump => {
+                    if let Some(t) = lbl(self) {
+                        self.add_succ(t);
+                    }
+                }
+                Flow::CondBranch => {
+                    if let Some(t) = lbl(self) {
+                        self.add_succ(t);
+                    }
+                    match next {
+                        Some(nx) => self.add_succ(nx),
+                        None => self.falls_off = Some(Block::new(b)),
+                    }
+                }
+                Flow::IndirectJump => {
+                    let table = match func.kind(last) {
+                        InstKind::JumpIndirect(t) => t.expand(),
+                        _ => None,
+                    };
+                    match table {
+                        Some(t) if t.index() < func.num_jump_tables() => {
+                            for &l in func.jump_table(t) {
+                                if let Some(&lb) = self.label_block.get(l.index()) {
+                                    self.add_succ(lb);
+                                }
+                            }
+                        }
+                        _ => {
+                            for l in 0..self.label_block.len() {
+                                if self.taken.contains(l) {
+                                    self.add_succ(self.label_block[l]);
+                                }
+                            }
+                        }
+                    }
+                }
+                Flow::Return => {}
+                Flow::Normal | Flow::Call => match next {
+                    Some(nx) => self.add_succ(nx),
+                    None => self.falls_off = Some(Block::new(b)),
+                },
+            }
+        }
+        self.succ_off.push(self.succs.len() as u32);
+        self.compute_preds(nb);
+        self.compute_order(nb);
+        self.compute_dominators(nb);
+        self.compute_loops(nb);
+    }
+
+    fn block_empty_so_far(&self, func: &Function, i: Inst) -> bool {
+        // The open block holds only label binds up to `i`.
+        let start = *self.starts.last().unwrap_or(&0) as usize;
+        (start..i.index()).all(|k| matches!(func.kind(Inst::new(k)), InstKind::Bind(_)))
+    }
+
+    fn take(&mut self, l: Label) {
+        if l.index() < self.taken.len() {
+            self.taken.insert(l.index());
+        }
+    }
+
+    fn add_succ(&mut self, b: u32) {
+        if b == NONE {
+            return;
+        }
+        let from = *self.succ_off.last().unwrap_or(&0) as usize;
+        let b = Block::from_u32(b);
+        if !self.succs[from..].contains(&b) {
+            self.succs.push(b);
+        }
+    }
+
+    fn block_end(&self, b: usize, n: usize) -> usize {
+        self.starts.get(b + 1).map(|&s| s as usize).unwrap_or(n)
+    }
+
+    fn compute_preds(&mut self, nb: usize) {
+        self.tmp.clear();
+        self.tmp.resize(nb + 1, 0);
+        for s in &self.succs {
+            self.tmp[s.index() + 1] += 1;
+        }
+        for i in 0..nb {
+            self.tmp[i + 1] += self.tmp[i];
+        }
+        self.pred_off.clear();
+        self.pred_off.extend_from_slice(&self.tmp);
+        self.preds.clear();
+        self.preds.resize(self.succs.len(), Block::new(0));
+        let mut fill = self.tmp.clone();
+        for b in 0..nb {
+            for k in self.succ_off[b]..self.succ_off[b + 1] {
+                let s = self.succs[k as usize].index();
+                self.preds[fill[s] as usize] = Block::new(b);
+                fill[s] += 1;
+            }
+        }
+    }
+
+    fn compute_order(&mut self, nb: usize) {
+        self.reachable.clear();
+        self.reachable.grow(nb);
+        self.rpo.clear();
+        let mut post: Vec<Block> = Vec::with_capacity(nb);
+        let mut stack: Vec<(u32, u32)> = Vec::new();
+        let mut roots: Vec<u32> = Vec::new();
+        if nb > 0 {
+            roots.push(0);
+        }
+        for l in 0..self.label_block.len() {
+            if self.taken.contains(l) && self.label_block[l] != NONE {
+                roots.push(self.label_block[l]);
+            }
+        }
+        for r in roots {
+            if self.reachable.contains(r as usize) {
+                continue;
+            }
+            self.reachable.insert(r as usize);
+            stack.push((r, self.succ_off[r as usize]));
+            while let Some(top) = stack.last_mut() {
+                let (b, k) = *top;
+                if k < self.succ_off[b as usize + 1] {
+                    top.1 += 1;
+                    let s = self.succs[k as usize].index();
+                    if !self.reachable.contains(s) {
+                        self.reachable.insert(s);
+                        stack.push((s as u32, self.succ_off[s]));
+                    }
+                } else {
+                    post.push(Block::from_u32(b));
+                    stack.pop();
+                }
+            }
+        }
+        self.rpo.extend(post.iter().rev());
+        self.rpo_pos.clear();
+        self.rpo_pos.resize(nb, NONE);
+        for (i, b) in self.rpo.iter().enumerate() {
+            self.rpo_pos[b.index()] = i as u32;
+        }
+    }
+
+    /// Cooper, Harvey and Kennedy's iterative algorithm over RPO positions
+    /// with a virtual root above every root.
+    fn compute_dominators(&mut self, nb: usize) {
+        const VROOT: u32 = u32::MAX - 1;
+        let n = self.rpo.len();
+        let mut idom = vec![NONE; n];
+        // Roots: the first RPO node and any node with no reachable predecessor
+        // that appears earlier in RPO (taken-label roots).
+        for (pos, b) in self.rpo.iter().enumerate() {
+            let has_earlier_pred = self.preds_of(b.index()).iter().any(|p| {
+                let pp = self.rpo_pos[p.index()];
+                pp != NONE && (pp as usize) < pos
+            });
+            if pos == 0 || !has_earlier_pred {
+                idom[pos] = VROOT;
+            }
+        }
+        let intersect = |idom: &[u32], mut a: u32, mut b: u32| -> u32 {
+            while a != b {
+                if a == VROOT || b == VROOT {
+                    return VROOT;
+                }
+                while a > b {
+                    a = idom[a as usize];
+                    if a == VROOT {
+                        return VROOT;
+                    }
+                }
+                while b > a {
+                    b = idom[b as usize];
+                    if b == VROOT {
+                        return VROOT;
+                    }
+                }
+            }
+            a
+        };
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for pos in 0..n {
+                if idom[pos] == VROOT {
+                    continue;
+                }
+                let b = self.rpo[pos].index();
+                let mut new = NONE;
+                for p in self.preds_of(b) {
+                    let pp = self.rpo_pos[p.index()];
+                    if pp == NONE || idom[pp as usize] == NONE {
+                        continue;
+                    }
+                    new = if new == NONE {
+                        pp
+                    } else {
+                        intersect(&idom, pp, new)
+                    };
+                }
+                if new != NONE && idom[pos] != new {
+                    idom[pos] = new;
+                    changed = true;
+                }
+            }
+        }
+        self.idom.clear();
+        self.idom.resize(nb, NONE);
+        for (pos, &d) in idom.iter().enumerate() {
+            let b = self.rpo[pos].index();
+            self.idom[b] = if d == VROOT || d == NONE {
+                NONE
+            } else {
+                self.rpo[d as usize].as_u32()
+            };
+        }
+    }
+
+    fn preds_of(&self, b: usize) -> &[Block] {
+        &self.preds[self.pred_off[b] as usize..self.pred_off[b + 1] as usize]
+    }
+
+    fn compute_loops(&mut self, nb: usize) {
+        self.depth.clear();
+        self.depth.resize(nb, 0);
+        let mut in_loop = FixedBitSet::with_capacity(nb);
+        let mut work: Vec<usize> = Vec::new();
+        let mut irreducible = false;
+        // Headers in RPO order; one loop per header (bodies of its back edges merged).
+        for &h in &self.rpo.clone() {
+            let h = h.index();
+            in_loop.clear();
+            for p in self.preds_of(h).to_vec() {
+                let p = p.index();
+                if !self.reachable.contains(p) {
+                    continue;
+                }
+                if self.dominates(Block::new(h), Block::new(p)) {
+                    if !in_loop.contains(h) {
+                        in_loop.insert(h);
+                    }
+                    if !in_loop.contains(p) {
+                        in_loop.insert(p);
+                        work.push(p);
+                    }
+                } else if self.rpo_pos[p] >= self.rpo_pos[h] {
+                    irreducible = true;
+                }
+            }
+            while let Some(x) = work.pop() {
+                for q in self.preds_of(x) {
+                    let q = q.index();
+                    if self.reachable.contains(q) && !in_loop.contains(q) {
+                        in_loop.insert(q);
+                        work.push(q);
+                    }
+                }
+            }
+            for b in in_loop.ones() {
+                self.depth[b] += 1;
+            }
+        }
+        if irreducible {
+            self.irreducible_loops(nb);
+        }
+    }
+
+    fn irreducible_loops(&mut self, nb: usize) {
+        use petgraph::graph::{DiGraph, NodeIndex};
+        let mut g: DiGraph<(), ()> = DiGraph::with_capacity(nb, self.succs.len());
+        for _ in 0..nb {
+            g.add_node(());
+        }
+        for b in 0..nb {
+            for k in self.succ_off[b]..self.succ_off[b + 1] {
+                g.add_edge(
+                    NodeIndex::new(b),
+                    NodeIndex::new(self.succs[k as usize].index()),
+                    (),
+                );
+            }
+        }
+        for scc in petgraph::algo::tarjan_scc(&g) {
+            // An SCC entered at more than one block has no dominating header.
+            let members: Vec<usize> = scc.iter().map(|n| n.index()).collect();
+            let entries = members
+                .iter()
+                .filter(|&&m| {
+                    m == 0
+                        || self
+                            .preds_of(m)
+                            .iter()
+                            .any(|p| !members.contains(&p.index()))
+                })
+                .count();
+            if members.len() > 1 && entries > 1 {
+                for m in members {
+                    self.depth[m] += 1;
+                }
+            }
+        }
+    }
+
+    /// Number of blocks.
+    pub fn num_blocks(&self) -> usize {
+        self.starts.len()
+    }
+    /// All blocks in layout order.
+    pub fn blocks(&self) -> impl ExactSizeIterator<Item = Block> + use<> {
+        (0..self.starts.len() as u32).map(Block::from_u32)
+    }
+    /// The instructions of a block (indexes into the function).
+    pub fn insts(&self, b: Block, func: &Function) -> Range<usize> {
+        self.starts[b.index()] as usize..self.block_end(b.index(), func.num_insts())
+    }
+    /// The first instruction of a block.
+    pub fn first_inst(&self, b: Block) -> Inst {
+        Inst::from_u32(self.starts[b.index()])
+    }
+    /// The block containing an instruction.
+    pub fn block_of(&self, i: Inst) -> Option<Block> {
+        match self.starts.binary_search(&(i.index() as u32)) {
+            Ok(b) => Some(Block::new(b)),
+            Err(0) => None,
+            Err(b) => Some(Block::new(b - 1)),
+        }
+    }
+    /// Successors of a block.
+    pub fn succs(&self, b: Block) -> &[Block] {
+        &self.succs[self.succ_off[b.index()] as usize..self.succ_off[b.index() + 1] as usize]
+    }
+    /// Predecessors of a block.
+    pub fn preds(&self, b: Block) -> &[Block] {
+        self.preds_of(b.index())
+    }
+    /// The block where a label is bound (the first bind if bound twice).
+    pub fn label_block(&self, l: Label) -> Option<Block> {
+        match self.label_block.get(l.index()) {
+            Some(&b) if b != NONE => Some(Block::from_u32(b)),
+            _ => None,
+        }
+    }
+    /// Whether a label's address is taken (see the module docs).
+    pub fn is_taken(&self, l: Label) -> bool {
+        l.index() < self.taken.len() && self.taken.contains(l.index())
+    }
+    /// Whether a block is reachable.
+    pub fn is_reachable(&self, b: Block) -> bool {
+        self.reachable.contains(b.index())
+    }
+    /// Reachable blocks in reverse post-order (entry first).
+    pub fn rpo(&self) -> &[Block] {
+        &self.rpo
+    }
+    /// The immediate dominator of a reachable block (`None` for roots and
+    /// unreachable blocks).
+    pub fn idom(&self, b: Block) -> Option<Block> {
+        match self.idom.get(b.index()) {
+            Some(&d) if d != NONE => Some(Block::from_u32(d)),
+            _ => None,
+        }
+    }
+    /// Whether `a` dominates `b` (every block dominates itself).
+    pub fn dominates(&self, a: Block, b: Block) -> bool {
+        let mut x = Some(b);
+        while let Some(y) = x {
+            if y == a {
+                return true;
+            }
+            x = self.idom(y);
+        }
+        false
+    }
+    /// Loop nesting depth of a block (0 outside loops).
+    pub fn loop_depth(&self, b: Block) -> u32 {
+        self.depth.get(b.index()).copied().unwrap_or(0)
+    }
+    /// The last block, if it can fall off the end of the function.
+    pub fn falls_off_end(&self) -> Option<Block> {
+        self.falls_off
+    }
+}
+
+/// Removes the instructions of unreachable blocks (see the module docs for
+/// what is reachable), then recomputes `cfg`. Returns how many instructions
+/// were removed.
+pub fn remove_unreachable(func: &mut Function, target: &dyn Target, cfg: &mut Cfg) -> usize {
+    let n = func.num_insts();
+    let mut keep = FixedBitSet::with_capacity(n);
+    for b in cfg.blocks() {
+        if cfg.is_reachable(b) {
+            for i in cfg.insts(b, func) {
+                keep.insert(i);
+            }
+        }
+    }
+    let removed = n - keep.count_ones(..);
+    if removed == 0 {
+        return 0;
+    }
+    let (insts, ops) = func.take_insts();
+    let mut out = InstBuf::with_capacity(n - removed, ops.len());
+    for (i, d) in insts.iter() {
+        if keep.contains(i.index()) {
+            out.push(d.kind, &ops[d.ops_range()]);
+        }
+    }
+    func.set_insts(out.insts, out.ops);
+    cfg.compute(func, target);
+    removed
+}

@@ -1,0 +1,363 @@
+//! Calling-convention lowering: turns `entry`, `ret`, `call` and tail jumps
+//! into fixed-register constraints, copies and stack-argument traffic, before
+//! register allocation.
+//!
+//! After [`lower`]:
+//! - `entry` has one [`Operand::Fixed`] per register argument (`%a@rdi`);
+//!   stack arguments are loaded by `copy %a, qword [inargs + off]` after it,
+//!   and by-reference arguments through their pointer;
+//! - `ret` has one `Fixed` operand per value (`%r@rax`), with copies before it
+//!   where a value is an immediate, a view, a physical register or used twice;
+//! - `call` has `[callee, fixed args..., fixed results...]`: arguments in
+//!   registers are `Fixed` (an argument passed twice, an immediate or a view
+//!   is first copied to a fresh virtual register), stack arguments become
+//!   `copy size [outargs + off], value` before the call, vectors passed by
+//!   reference are copied to a new stack slot whose address is passed,
+//!   System V variadic calls get `%n@rax` with the number of vector
+//!   registers, Windows x64 variadic floats are duplicated into their
+//!   integer register. The call's clobbers are the convention's
+//!   (see [`crate::function::Function::inst_facts`]);
+//! - the function's [`FrameInfo`] records the outgoing area size, the call
+//!   alignment and the bytes the function pops on return (stdcall).
+//!
+//! On error the instruction list is left as it was (new virtual registers and
+//! stack slots made before the error stay, unused).
+
+use crate::abi::*;
+use crate::entities::*;
+use crate::function::*;
+use crate::target::Target;
+use core::fmt;
+use cranelift_entity::EntityRef;
+use smallvec::SmallVec;
+
+/// A lowering error, at an instruction of the function as it was.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum LowerError {
+    /// The function was already lowered.
+    AlreadyLowered,
+    /// A convention cannot do what an instruction asks.
+    Abi {
+        /// The instruction (index in the unlowered function).
+        inst: Inst,
+        /// What went wrong.
+        error: AbiError,
+    },
+}
+
+impl fmt::Display for LowerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LowerError::AlreadyLowered => f.write_str("function already lowered"),
+            LowerError::Abi { inst, error } => write!(f, "instruction {}: {error}", inst.index()),
+        }
+    }
+}
+
+impl std::error::Error for LowerError {}
+
+struct Lowerer<'a> {
+    target: &'a dyn Target,
+    out: InstBuf,
+    frame: FrameInfo,
+    used: SmallVec<[VReg; 8]>,
+    fixed: SmallVec<[Operand; 8]>,
+    after: SmallVec<[(Operand, Operand); 4]>,
+    nargs: Vec<(CallRef, u16)>,
+}
+
+fn conv_of<'t>(target: &'t dyn Target, sig: &Signature) -> Result<&'t CallConv, AbiError> {
+    target
+        .call_conv(sig.conv)
+        .ok_or(AbiError::UnknownConv(sig.conv))
+}
+
+fn mem(base: MemBase, off: u32, size: u16) -> Operand {
+    Operand::Mem(Mem::new(base, off as i32, size))
+}
+
+impl Lowerer<'_> {
+    /// A `Fixed(v, p)` for `op` if it is a whole vreg of p's class not yet
+    /// fixed in this instruction; otherwise a fresh vreg and a copy (`before`
+    /// = copy from op into the fresh one, else the fresh one into op after).
+    fn fix(&mut self, f: &mut Function, op: Operand, p: PReg, size: u16, before: bool) -> Operand {
+        if let Operand::Reg(Reg::Virt(v, view)) = op
+            && view == View::FULL
+            && !self.used.contains(&v)
+            && f.get_vreg(v).is_some_and(|d| d.class == p.class)
+        {
+            self.used.push(v);
+            return Operand::Fixed(v, p);
+        }
+        let t = f.new_vreg(p.class, size, None);
+        self.used.push(t);
+        if before {
+            self.out.push(InstKind::Copy, &[Operand::v(t), op]);
+        } else {
+            self.after.push((op, Operand::v(t)));
+        }
+        Operand::Fixed(t, p)
+    }
+
+    fn flush_after(&mut self) {
+        for (d, s) in core::mem::take(&mut self.after) {
+            self.out.push(InstKind::Copy, &[d, s]);
+        }
+    }
+
+    fn entry(&mut self, f: &mut Function, ops: &[Operand]) -> Result<(), AbiError> {
+        let sig = f.sig.clone();
+        let conv = conv_of(self.target, &sig)?;
+        if ops.len() != sig.params.len() {
+            return Err(AbiError::Count {
+                expected: sig.params.len(),
+                found: ops.len(),
+            });
+        }
+        let asg = assign_args(conv, &sig.params, sig.varargs)?;
+        if conv.callee_pops {
+            self.frame.ret_pop = asg.stack_size - conv.shadow_space.min(asg.stack_size);
+        }
+        let ptr = conv.ptr_size as u16;
+        for ((&op, loc), &ty) in ops.iter().zip(asg.args.iter()).zip(sig.params.iter()) {
+            if !matches!(op, Operand::Reg(_)) {
+                return Err(AbiError::BadOperand("entry operands must be registers"));
+            }
+            match (loc.place, loc.by_ref) {
+                (Place::Reg(p), false) => {
+                    let x = self.fix(f, op, p, ty.size(), false);
+                    self.fixed.push(x);
+                }
+                (Place::Reg(p), true) => {
+                    let t = f.new_vreg(RegClass::GP, ptr, None);
+                    self.fixed.push(Operand::Fixed(t, p));
+                    self.after
+                        .push((op, Operand::Mem(Mem::vreg(t, 0, ty.size()))));
+                }
+                (Place::Stack(off), false) => {
+                    self.after.push((op, mem(MemBase::InArgs, off, ty.size())));
+                }
+                (Place::Stack(off), true) => {
+                    let t = f.new_vreg(RegClass::GP, ptr, None);
+                    self.after
+                        .push((Operand::v(t), mem(MemBase::InArgs, off, ptr)));
+                    self.after
+                        .push((op, Operand::Mem(Mem::vreg(t, 0, ty.size()))));
+                }
+            }
+        }
+        let fixed = core::mem::take(&mut self.fixed);
+        self.out.push(InstKind::Entry, &fixed);
+        self.flush_after();
+        Ok(())
+    }
+
+    fn ret(&mut self, f: &mut Function, ops: &[Operand]) -> Result<(), AbiError> {
+        let sig = f.sig.clone();
+        let conv = conv_of(self.target, &sig)?;
+        if ops.len() != sig.rets.len() {
+            return Err(AbiError::Count {
+                expected: sig.rets.len(),
+                found: ops.len(),
+            });
+        }
+        let regs = assign_rets(conv, &sig.rets)?;
+        for ((&op, &p), &ty) in ops.iter().zip(regs.iter()).zip(sig.rets.iter()) {
+            if matches!(op, Operand::Label(_) | Operand::Fixed(..)) {
+                return Err(AbiError::BadOperand("return value"));
+            }
+            let x = self.fix(f, op, p, ty.size(), true);
+            self.fixed.push(x);
+        }
+        let fixed = core::mem::take(&mut self.fixed);
+        self.out.push(InstKind::Ret, &fixed);
+        Ok(())
+    }
+
+    fn call(
+        &mut self,
+        f: &mut Function,
+        kind: InstKind,
+        c: CallRef,
+        ops: &[Operand],
+    ) -> Result<(), AbiError> {
+        let cd = *f
+            .get_call_data(c)
+            .ok_or(AbiError::BadOperand("unknown call record"))?;
+        let sig = f
+            .get_sig_ref(cd.sig)
+            .cloned()
+            .ok_or(AbiError::BadOperand("unknown signature"))?;
+        let conv = conv_of(self.target, &sig)?;
+        let nargs = cd.nargs as usize;
+        if ops.len() < 1 + nargs {
+            return Err(AbiError::BadOperand("malformed call"));
+        }
+        let callee = ops[0];
+        let (args, rets) = ops[1..].split_at(nargs);
+        let count_ok = if sig.varargs {
+            args.len() >= sig.params.len()
+        } else {
+            args.len() == sig.params.len()
+        };
+        if !count_ok {
+            return Err(AbiError::Count {
+                expected: sig.params.len(),
+                found: args.len(),
+            });
+        }
+        let tail = matches!(kind, InstKind::TailJump(_));
+        if !tail && rets.len() != sig.rets.len() {
+            return Err(AbiError::Count {
+                expected: sig.rets.len(),
+                found: rets.len(),
+            });
+        }
+        let mut types: SmallVec<[ValType; 8]> = sig.params.iter().copied().collect();
+        for a in &args[sig.params.len()..] {
+            types.push(match *a {
+                Operand::Reg(r) => {
+                    let sh = f.operand_shape(&Operand::Reg(r));
+                    match sh {
+                        crate::target::OpShape::Reg { class, size, .. } => {
+                            ValType::for_vararg(class, size)
+                        }
+                        _ => ValType::I64,
+                    }
+                }
+                _ => ValType::I64,
+            });
+        }
+        let asg = assign_args(conv, &types, sig.varargs)?;
+        if tail && asg.stack_size > conv.shadow_space {
+            return Err(AbiError::Unsupported("tail jump with stack arguments"));
+        }
+        self.frame.out_args = self.frame.out_args.max(asg.stack_size);
+        self.frame.call_align = self.frame.call_align.max(asg.stack_align);
+        let ptr = conv.ptr_size as u16;
+        for ((&op, loc), &ty) in args.iter().zip(asg.args.iter()).zip(types.iter()) {
+            if matches!(op, Operand::Label(_) | Operand::Fixed(..)) {
+                return Err(AbiError::BadOperand("call argument"));
+            }
+            let val = if loc.by_ref {
+                let slot = f.new_stack_slot(ty.size() as u32, (ty.size() as u32).min(64));
+                self.out.push(
+                    InstKind::Copy,
+                    &[Operand::Mem(Mem::new(MemBase::Slot(slot), 0, ty.size())), op],
+                );
+                let t = f.new_vreg(RegClass::GP, ptr, None);
+                self.out.push(
+                    InstKind::Addr,
+                    &[Operand::v(t), Operand::Mem(Mem::new(MemBase::Slot(slot), 0, 0))],
+                );
+                Operand::v(t)
+            } else {
+                op
+            };
+            match loc.place {
+                Place::Reg(p) => {
+                    let x = self.fix(f, val, p, loc.size, true);
+                    self.fixed.push(x);
+                }
+                Place::Stack(off) => {
+                    self.out
+                        .push(InstKind::Copy, &[mem(MemBase::OutArgs, off, loc.size), val]);
+                }
+            }
+            if let Some(g) = loc.dup_gp {
+                let t = f.new_vreg(RegClass::GP, 8, None);
+                self.out.push(InstKind::Copy, &[Operand::v(t), val]);
+                self.used.push(t);
+                self.fixed.push(Operand::Fixed(t, g));
+            }
+        }
+        if sig.varargs
+            && let Some(r) = conv.varargs_vec_count
+        {
+            let t = f.new_vreg(RegClass::GP, 4, None);
+            self.out.push(
+                InstKind::Copy,
+                &[Operand::v(t), Operand::Imm(asg.vec_regs_used as i64)],
+            );
+            self.used.push(t);
+            self.fixed.push(Operand::Fixed(t, r));
+        }
+        let n_fixed_args = self.fixed.len();
+        if !tail {
+            let regs = assign_rets(conv, &sig.rets)?;
+            self.used.clear();
+            for ((&op, &p), &ty) in rets.iter().zip(regs.iter()).zip(sig.rets.iter()) {
+                if !matches!(op, Operand::Reg(_)) {
+                    return Err(AbiError::BadOperand("call result"));
+                }
+                let x = self.fix(f, op, p, ty.size(), false);
+                self.fixed.push(x);
+            }
+        }
+        self.nargs.push((c, n_fixed_args as u16));
+        let mut all: SmallVec<[Operand; 12]> = SmallVec::new();
+        all.push(callee);
+        all.extend(self.fixed.drain(..));
+        self.out.push(kind, &all);
+        self.flush_after();
+        Ok(())
+    }
+}
+
+/// Lowers every entry, return, call and tail jump of `func` for `target`'s
+/// conventions (see the module docs) and records the [`FrameInfo`].
+pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError> {
+    if func.frame.is_some() {
+        return Err(LowerError::AlreadyLowered);
+    }
+    let (insts, ops) = func.take_insts();
+    let mut l = Lowerer {
+        target,
+        out: InstBuf::with_capacity(insts.len() + insts.len() / 4, ops.len() + ops.len() / 4),
+        frame: FrameInfo {
+            call_align: 0,
+            ..FrameInfo::default()
+        },
+        used: SmallVec::new(),
+        fixed: SmallVec::new(),
+        after: SmallVec::new(),
+        nargs: Vec::new(),
+    };
+    let mut result = Ok(());
+    for (i, d) in insts.iter() {
+        let o = &ops[d.ops_range()];
+        l.used.clear();
+        l.fixed.clear();
+        l.after.clear();
+        let r = match d.kind {
+            InstKind::Entry => l.entry(func, o),
+            InstKind::Ret => l.ret(func, o),
+            InstKind::Call(c) | InstKind::TailJump(c) => l.call(func, d.kind, c, o),
+            k => {
+                l.out.push(k, o);
+                Ok(())
+            }
+        };
+        if let Err(error) = r {
+            result = Err(LowerError::Abi { inst: i, error });
+            break;
+        }
+    }
+    match result {
+        Ok(()) => {
+            if let Some(conv) = target.call_conv(func.sig.conv) {
+                l.frame.call_align = l.frame.call_align.max(conv.stack_align);
+            }
+            for &(c, n) in &l.nargs {
+                func.call_data_mut(c).nargs = n;
+            }
+            func.set_insts(l.out.insts, l.out.ops);
+            func.frame = Some(l.frame);
+            Ok(())
+        }
+        Err(e) => {
+            func.set_insts(insts, ops);
+            Err(e)
+        }
+    }
+}
