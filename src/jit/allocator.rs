@@ -28,12 +28,16 @@
 //!   page, so **every allocation owns whole pages** that no other allocation
 //!   touches. That is what keeps concurrent use safe: a page is switched to
 //!   RX only when its single owner publishes it, and switched back to RW only
-//!   when it is handed out again, after its previous code was released. A
+//!   when it holds no live code and no writer (its code was released). A
 //!   page holding live code is therefore never writable, and a page being
-//!   written is never made executable under another writer. Each protection
-//!   change is one `mprotect` over the allocation's whole page range, and
-//!   [`JitAllocator::publish_batch`] merges adjacent allocations into one
-//!   call. The price is memory: small functions take a page each.
+//!   written is never made executable under another writer. Protections
+//!   change in batches: publishing is one `mprotect` over the allocation's
+//!   whole page range, and [`JitAllocator::publish_batch`] merges adjacent
+//!   allocations into one call; allocation prefers pages that are still
+//!   writable, and when it must reuse released (RX) pages it switches them
+//!   back together with up to 256 free RX neighbours on each side, so
+//!   steady add/free churn costs about one `mprotect` per function. The
+//!   price is memory: small functions take a page each.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -55,6 +59,10 @@ const MAX_GROWTH_SHIFT: u32 = 4;
 
 /// ...but growth stops at this size (a larger base size is kept as is).
 const MAX_GROWN_REGION_SIZE: usize = 64 << 20;
+
+/// `mprotect` mode: when released RX pages are reused, up to this many free
+/// RX pages on each side are switched back to RW in the same call.
+const RW_BATCH_PAGES: usize = 256;
 
 /// The byte freshly allocated memory is filled with: `int3`, so running
 /// into bytes the caller did not write traps.
@@ -218,12 +226,19 @@ impl Region {
         self.free == self.used.len()
     }
 
-    /// Finds and marks `count` granules, returning the first index.
-    fn take(&mut self, count: usize) -> Option<usize> {
+    /// Finds and marks `count` granules, returning the first index. With
+    /// `avoid_rx` (`mprotect` mode), only pages that are still writable are
+    /// considered.
+    fn take(&mut self, count: usize, avoid_rx: bool) -> Option<usize> {
         if count > self.free {
             return None;
         }
-        let start = self.used.find_zero_run(count, self.hint)?;
+        let start = if avoid_rx && !self.mapping.is_dual() {
+            self.used
+                .find_zero_run_in_union(&self.maybe_rx, count, self.hint)?
+        } else {
+            self.used.find_zero_run(count, self.hint)?
+        };
         self.used.set_range(start, count);
         self.free -= count;
         if start == self.hint {
@@ -375,13 +390,20 @@ impl JitAllocator {
             });
         }
         let mut state = self.lock();
-        let block = match Self::take_from_regions(&mut state, size) {
+        // First fit among writable granules; in mprotect mode, pages that
+        // hold released (still RX) code are reused only when no writable
+        // page fits, and then switched back to RW in a batch (below).
+        let mut found = Self::take_from_regions(&mut state, size, true);
+        if found.is_none() && !state.dual {
+            found = Self::take_from_regions(&mut state, size, false);
+        }
+        let block = match found {
             Some(block) => block,
             None => {
                 let region = self.map_region(&mut state, size)?;
                 let key = region.mapping.rx();
                 let region = state.regions.entry(key).or_insert(region);
-                Self::take_from_region(key, region, size).ok_or(JitError::TooLarge {
+                Self::take_from_region(key, region, size, true).ok_or(JitError::TooLarge {
                     size,
                     max: MAX_ALLOCATION_SIZE,
                 })?
@@ -389,8 +411,11 @@ impl JitAllocator {
         };
         if !block.is_dual() {
             // mprotect mode: pages published by an earlier owner (whose code
-            // is released) are made writable again. They belong to this
-            // block alone, so no running code is affected.
+            // is released) are made writable again, together with the free
+            // RX pages around them (up to RW_BATCH_PAGES on each side) so
+            // that the next allocations need no mprotect. All these pages
+            // hold no live code and no writer, so nothing running is
+            // affected.
             let region = state
                 .regions
                 .get_mut(&block.region)
@@ -398,13 +423,28 @@ impl JitAllocator {
             let first = (block.rx - region.mapping.rx()) / region.granule;
             let pages = block.len / region.granule;
             if region.maybe_rx.any_in_range(first, pages) {
+                let reusable = |region: &Region, page: usize| {
+                    !region.used.get(page) && region.maybe_rx.get(page)
+                };
+                let mut low = first;
+                let low_limit = first.saturating_sub(RW_BATCH_PAGES);
+                while low > low_limit && reusable(region, low - 1) {
+                    low -= 1;
+                }
+                let mut high = first + pages;
+                let high_limit = (high + RW_BATCH_PAGES).min(region.used.len());
+                while high < high_limit && reusable(region, high) {
+                    high += 1;
+                }
+                let address = region.mapping.rw() + low * region.granule;
+                let len = (high - low) * region.granule;
                 if let Err(error) =
-                    memory::protect(block.rw, block.len, Protection::ReadWrite, &self.counters)
+                    memory::protect(address, len, Protection::ReadWrite, &self.counters)
                 {
                     region.give_back(first, pages);
                     return Err(error);
                 }
-                region.maybe_rx.clear_range(first, pages);
+                region.maybe_rx.clear_range(low, high - low);
             }
         }
         state.used_bytes += block.len;
@@ -426,16 +466,21 @@ impl JitAllocator {
     }
 
     /// First fit over the existing regions.
-    fn take_from_regions(state: &mut State, size: usize) -> Option<Block> {
+    fn take_from_regions(state: &mut State, size: usize, avoid_rx: bool) -> Option<Block> {
         state
             .regions
             .iter_mut()
-            .find_map(|(&key, region)| Self::take_from_region(key, region, size))
+            .find_map(|(&key, region)| Self::take_from_region(key, region, size, avoid_rx))
     }
 
-    fn take_from_region(key: usize, region: &mut Region, size: usize) -> Option<Block> {
+    fn take_from_region(
+        key: usize,
+        region: &mut Region,
+        size: usize,
+        avoid_rx: bool,
+    ) -> Option<Block> {
         let count = size.div_ceil(region.granule);
-        let start = region.take(count)?;
+        let start = region.take(count, avoid_rx)?;
         let offset = start * region.granule;
         Some(Block {
             region: key,
@@ -900,22 +945,60 @@ mod tests {
     }
 
     #[test]
-    fn mprotect_mode_reuses_pages_with_one_mprotect_each_way() {
-        let allocator = JitAllocator::new(options(false)).unwrap();
+    fn mprotect_mode_prefers_writable_pages_then_reuses_rx_pages() {
+        let page = memory::page_size();
+        let allocator = JitAllocator::new(JitAllocatorOptions {
+            region_size: 2 * page,
+            ..options(false)
+        })
+        .unwrap();
         assert!(!allocator.is_dual_mapped());
-        let mut span = allocator.allocate(16).unwrap();
-        assert_eq!(allocator.stats().mprotect_calls, 0, "fresh pages are RW");
-        allocator.publish(&mut span).unwrap();
+        let mprotects = || allocator.stats().mprotect_calls;
+        let mut first = allocator.allocate(16).unwrap();
+        assert_eq!(mprotects(), 0, "fresh pages are RW");
+        allocator.publish(&mut first).unwrap();
+        assert_eq!(mprotects(), 1);
+        let address = first.rx_address();
+        allocator.release(first).unwrap();
+        // The released page is RX: the still-writable second page is used.
+        let mut second = allocator.allocate(16).unwrap();
+        assert_eq!(second.rx_address(), address + page as u64);
+        allocator.publish(&mut second).unwrap();
+        assert_eq!(mprotects(), 2);
+        // No writable page left: the released page is switched back to RW.
+        let mut third = allocator.allocate(16).unwrap();
+        assert_eq!(third.rx_address(), address);
+        assert_eq!(mprotects(), 3);
+        allocator.writable(&mut third).unwrap()[0] = 0xC3;
+        allocator.publish(&mut third).unwrap();
+        assert_eq!(mprotects(), 4);
+        assert_eq!(allocator.stats().regions, 1);
+        allocator.release(second).unwrap();
+        allocator.release(third).unwrap();
+    }
+
+    #[test]
+    fn mprotect_mode_switches_released_pages_back_in_one_batch() {
+        let page = memory::page_size();
+        let allocator = JitAllocator::new(JitAllocatorOptions {
+            region_size: 8 * page,
+            ..options(false)
+        })
+        .unwrap();
+        let mut spans: Vec<JitSpan> = (0..8).map(|_| allocator.allocate(1).unwrap()).collect();
+        allocator.publish_batch(&mut spans).unwrap();
         assert_eq!(allocator.stats().mprotect_calls, 1);
-        let address = span.rx_address();
-        allocator.release(span).unwrap();
-        let mut again = allocator.allocate(16).unwrap();
-        assert_eq!(again.rx_address(), address);
-        assert_eq!(allocator.stats().mprotect_calls, 2, "reused page made RW");
-        allocator.writable(&mut again).unwrap()[0] = 0xC3;
-        allocator.publish(&mut again).unwrap();
-        assert_eq!(allocator.stats().mprotect_calls, 3);
-        allocator.release(again).unwrap();
+        for span in spans {
+            allocator.release(span).unwrap();
+        }
+        // One mprotect makes all eight released pages writable again ...
+        let spans: Vec<JitSpan> = (0..8).map(|_| allocator.allocate(1).unwrap()).collect();
+        let stats = allocator.stats();
+        assert_eq!(stats.mprotect_calls, 2);
+        assert_eq!((stats.regions, stats.mmap_calls), (1, 1));
+        for span in spans {
+            allocator.release(span).unwrap();
+        }
     }
 
     #[test]

@@ -26,7 +26,6 @@ impl Bitmap {
     }
 
     /// Whether bit `index` is set.
-    #[cfg(test)]
     pub(crate) fn get(&self, index: usize) -> bool {
         debug_assert!(index < self.len);
         self.words[index / 64] & (1u64 << (index % 64)) != 0
@@ -73,34 +72,85 @@ impl Bitmap {
     }
 
     /// The first clear bit at or after `from`, if any.
+    #[cfg(test)]
     pub(crate) fn next_zero(&self, from: usize) -> Option<usize> {
+        self.view().next_zero(from)
+    }
+
+    /// The first set bit in `from..limit`, or `limit` if there is none
+    /// (`limit <= len`).
+    pub(crate) fn next_one(&self, from: usize, limit: usize) -> usize {
+        self.view().next_one(from, limit)
+    }
+
+    /// The start of the first run of `count` clear bits at or after `from`
+    /// (first fit).
+    pub(crate) fn find_zero_run(&self, count: usize, from: usize) -> Option<usize> {
+        self.view().find_zero_run(count, from)
+    }
+
+    /// Like [`Bitmap::find_zero_run`], over the union of `self` and `other`
+    /// (same length): the first run of bits clear in both.
+    pub(crate) fn find_zero_run_in_union(
+        &self,
+        other: &Bitmap,
+        count: usize,
+        from: usize,
+    ) -> Option<usize> {
+        debug_assert_eq!(self.len, other.len);
+        View {
+            len: self.len,
+            word: |w: usize| self.words[w] | other.words[w],
+        }
+        .find_zero_run(count, from)
+    }
+
+    fn view(&self) -> View<impl Fn(usize) -> u64 + '_> {
+        View {
+            len: self.len,
+            word: |w: usize| self.words[w],
+        }
+    }
+}
+
+/// Read-only searches over `len` bits given word by word (a bitmap or the
+/// union of two).
+struct View<W: Fn(usize) -> u64> {
+    len: usize,
+    word: W,
+}
+
+impl<W: Fn(usize) -> u64> View<W> {
+    fn words(&self) -> usize {
+        self.len.div_ceil(64)
+    }
+
+    fn next_zero(&self, from: usize) -> Option<usize> {
         if from >= self.len {
             return None;
         }
         let mut w = from / 64;
-        let mut word = !self.words[w] & (u64::MAX << (from % 64));
+        let mut word = !(self.word)(w) & (u64::MAX << (from % 64));
         loop {
             if word != 0 {
                 let index = w * 64 + word.trailing_zeros() as usize;
                 return (index < self.len).then_some(index);
             }
             w += 1;
-            if w >= self.words.len() {
+            if w >= self.words() {
                 return None;
             }
-            word = !self.words[w];
+            word = !(self.word)(w);
         }
     }
 
-    /// The first set bit in `from..limit`, or `limit` if there is none
-    /// (`limit <= len`).
-    pub(crate) fn next_one(&self, from: usize, limit: usize) -> usize {
+    fn next_one(&self, from: usize, limit: usize) -> usize {
         debug_assert!(limit <= self.len);
         if from >= limit {
             return limit;
         }
         let mut w = from / 64;
-        let mut word = self.words[w] & (u64::MAX << (from % 64));
+        let mut word = (self.word)(w) & (u64::MAX << (from % 64));
         loop {
             if word != 0 {
                 return (w * 64 + word.trailing_zeros() as usize).min(limit);
@@ -109,13 +159,11 @@ impl Bitmap {
             if w * 64 >= limit {
                 return limit;
             }
-            word = self.words[w];
+            word = (self.word)(w);
         }
     }
 
-    /// The start of the first run of `count` clear bits at or after `from`
-    /// (first fit).
-    pub(crate) fn find_zero_run(&self, count: usize, from: usize) -> Option<usize> {
+    fn find_zero_run(&self, count: usize, from: usize) -> Option<usize> {
         if count == 0 {
             return None;
         }
@@ -185,6 +233,21 @@ mod tests {
         bitmap.set_range(62, 194);
         assert_eq!(bitmap.find_zero_run(1, 11), Some(11));
         assert_eq!(bitmap.find_zero_run(1, 12), None);
+    }
+
+    #[test]
+    fn runs_in_a_union() {
+        let mut a = Bitmap::new(100);
+        let mut b = Bitmap::new(100);
+        a.set_range(0, 10);
+        b.set_range(10, 10);
+        a.set_range(25, 1);
+        assert_eq!(a.find_zero_run(10, 0), Some(10));
+        assert_eq!(a.find_zero_run_in_union(&b, 5, 0), Some(20));
+        assert_eq!(a.find_zero_run_in_union(&b, 6, 0), Some(26));
+        b.set_range(26, 74);
+        assert_eq!(a.find_zero_run_in_union(&b, 1, 0), Some(20));
+        assert_eq!(a.find_zero_run_in_union(&b, 6, 0), None);
     }
 
     #[test]
