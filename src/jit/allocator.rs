@@ -4,10 +4,10 @@
 //! # Structure
 //!
 //! Memory is reserved in *regions* (1 MiB by default; a new region is the
-//! base size doubled once per region already mapped, up to 16 times the base
-//! size or 64 MiB, and a request larger than that gets a region of its own). A region is divided
-//! into *granules* (64 bytes by default) and a bitmap records which
-//! granules are in use. An allocation is a first-fit run of free granules,
+//! base size doubled once per region already mapped, up to 16 times the
+//! base size or 64 MiB, and a request larger than that gets a region of its
+//! own). A region is divided into *granules* (64 bytes by default) and a
+//! bitmap records which granules are in use. An allocation is a first-fit run of free granules,
 //! searched from a per-region hint (the lowest granule that may be free), so
 //! a sequence of allocations is a bump pointer and freed gaps are reused.
 //! All bookkeeping sits behind one `Mutex`; the critical section does no
