@@ -8,6 +8,7 @@ pub mod function;
 pub mod lower;
 pub mod mock;
 pub mod target;
+pub mod text;
 pub mod verify;
 
 pub use entities::*;
