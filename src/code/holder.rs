@@ -1,0 +1,503 @@
+//! [`CodeHolder`]: sections of bytes, labels, pending fixups and relocations.
+
+use super::Label;
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+
+/// The target architecture of a code holder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Arch {
+    /// x86-64 (64-bit mode).
+    X64,
+    /// x86 (32-bit protected mode).
+    X86,
+}
+
+impl Arch {
+    /// 64 or 32.
+    pub const fn bits(self) -> u32 {
+        match self {
+            Arch::X64 => 64,
+            Arch::X86 => 32,
+        }
+    }
+
+    /// The architecture of the machine running this program, if it is x86.
+    pub const fn host() -> Option<Arch> {
+        if cfg!(target_arch = "x86_64") {
+            Some(Arch::X64)
+        } else if cfg!(target_arch = "x86") {
+            Some(Arch::X86)
+        } else {
+            None
+        }
+    }
+}
+
+/// What a section holds; decides padding (NOPs in code, zeros elsewhere).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SectionKind {
+    /// Executable code.
+    Text,
+    /// Writable data.
+    Data,
+    /// Read-only data (constants).
+    ReadOnlyData,
+}
+
+/// Identifies a section of a [`CodeHolder`]; `.text` is [`CodeHolder::TEXT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SectionId(pub(crate) u32);
+
+/// A named run of bytes with an alignment.
+#[derive(Clone, Debug)]
+pub struct Section {
+    name: String,
+    kind: SectionKind,
+    alignment: u32,
+    pub(crate) data: Vec<u8>,
+}
+
+impl Section {
+    /// The name (`.text`, `.data`, ...).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The kind.
+    pub fn kind(&self) -> SectionKind {
+        self.kind
+    }
+    /// The alignment of the section's start in the laid-out code.
+    pub fn alignment(&self) -> u32 {
+        self.alignment
+    }
+    /// The bytes written so far (fixups to unbound labels still hold zeros).
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+/// How a fixup or relocation writes its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FixupKind {
+    /// Signed 8-bit, relative to the end of the instruction.
+    Rel8,
+    /// Signed 32-bit, relative to the end of the instruction (branches, RIP-relative).
+    Rel32,
+    /// Absolute 32-bit address.
+    Abs32,
+    /// Absolute 64-bit address.
+    Abs64,
+}
+
+impl FixupKind {
+    const fn size(self) -> usize {
+        match self {
+            FixupKind::Rel8 => 1,
+            FixupKind::Rel32 | FixupKind::Abs32 => 4,
+            FixupKind::Abs64 => 8,
+        }
+    }
+}
+
+const UNBOUND: u32 = u32::MAX;
+const NO_FIXUP: u32 = u32::MAX;
+
+#[derive(Clone, Debug)]
+struct LabelEntry {
+    name: Option<String>,
+    section: u32,
+    offset: u32,
+    first_fixup: u32,
+}
+
+/// A use of a label that is not bound yet; chained per label.
+#[derive(Clone, Copy, Debug)]
+struct Fixup {
+    section: u32,
+    offset: u32,
+    kind: FixupKind,
+    /// Bytes from the field to the end of the instruction (relative kinds).
+    pc_delta: u8,
+    addend: i64,
+    next: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Label(u32),
+    Absolute(u64),
+}
+
+/// A value that can only be written once the final address is known.
+#[derive(Clone, Copy, Debug)]
+struct Relocation {
+    section: u32,
+    offset: u32,
+    kind: FixupKind,
+    pc_delta: u8,
+    addend: i64,
+    target: Target,
+}
+
+/// Holds the code and data being generated: sections, labels, fixups and
+/// relocations. Emitters (the `x86::Assembler`, later the Builder and the
+/// Compiler) write into it; [`crate::jit::JitRuntime`] copies it into
+/// executable memory.
+///
+/// ```
+/// use jitforge::code::{Arch, CodeHolder};
+/// let mut code = CodeHolder::new(Arch::X64);
+/// let label = code.new_label();
+/// assert!(!code.is_bound(label));
+/// assert_eq!(code.code_size(), 0);
+/// ```
+#[derive(Clone, Debug)]
+pub struct CodeHolder {
+    arch: Arch,
+    base_address: Option<u64>,
+    sections: Vec<Section>,
+    labels: Vec<LabelEntry>,
+    names: HashMap<String, u32>,
+    fixups: Vec<Fixup>,
+    pending: usize,
+    relocations: Vec<Relocation>,
+}
+
+impl CodeHolder {
+    /// The `.text` section every code holder starts with.
+    pub const TEXT: SectionId = SectionId(0);
+
+    /// An empty code holder with a `.text` section (16-byte aligned).
+    pub fn new(arch: Arch) -> CodeHolder {
+        CodeHolder {
+            arch,
+            base_address: None,
+            sections: vec![Section { name: ".text".into(), kind: SectionKind::Text, alignment: 16, data: Vec::new() }],
+            labels: Vec::new(),
+            names: HashMap::new(),
+            fixups: Vec::new(),
+            pending: 0,
+            relocations: Vec::new(),
+        }
+    }
+
+    /// Empties the code holder for reuse, keeping its allocations.
+    pub fn reset(&mut self) {
+        self.sections.truncate(1);
+        self.sections[0].data.clear();
+        self.labels.clear();
+        self.names.clear();
+        self.fixups.clear();
+        self.pending = 0;
+        self.relocations.clear();
+    }
+
+    /// The architecture.
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// The address the code will run at, when known in advance (absolute
+    /// branch targets are then encoded directly instead of relocated).
+    pub fn base_address(&self) -> Option<u64> {
+        self.base_address
+    }
+
+    /// Sets the address the code will run at.
+    pub fn set_base_address(&mut self, base: Option<u64>) {
+        self.base_address = base;
+    }
+
+    /// Adds a section. `alignment` must be a power of two up to 4096.
+    pub fn add_section(&mut self, name: &str, kind: SectionKind, alignment: u32) -> Result<SectionId> {
+        if !alignment.is_power_of_two() || alignment > 4096 {
+            return Err(Error::InvalidArgument {
+                message: format!("section alignment {alignment} is not a power of two up to 4096"),
+            });
+        }
+        self.sections.push(Section { name: name.into(), kind, alignment, data: Vec::new() });
+        Ok(SectionId(self.sections.len() as u32 - 1))
+    }
+
+    /// The section with this id.
+    pub fn section(&self, id: SectionId) -> Option<&Section> {
+        self.sections.get(id.0 as usize)
+    }
+
+    /// All sections, in layout order.
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
+    }
+
+    /// The bytes of `.text` (unresolved fixups still hold zeros).
+    pub fn text(&self) -> &[u8] {
+        &self.sections[0].data
+    }
+
+    pub(crate) fn buffer_mut(&mut self, id: SectionId) -> &mut Vec<u8> {
+        &mut self.sections[id.0 as usize].data
+    }
+
+    pub(crate) fn has_section(&self, id: SectionId) -> bool {
+        (id.0 as usize) < self.sections.len()
+    }
+
+    /// A new anonymous label.
+    pub fn new_label(&mut self) -> Label {
+        self.labels.push(LabelEntry { name: None, section: 0, offset: UNBOUND, first_fixup: NO_FIXUP });
+        Label(self.labels.len() as u32 - 1)
+    }
+
+    /// A new label with a name (for listings, errors and lookup).
+    pub fn new_named_label(&mut self, name: &str) -> Result<Label> {
+        if self.names.contains_key(name) {
+            return Err(Error::DuplicateLabelName { name: name.into() });
+        }
+        let label = self.new_label();
+        self.labels[label.0 as usize].name = Some(name.into());
+        self.names.insert(name.into(), label.0);
+        Ok(label)
+    }
+
+    /// The label with this name.
+    pub fn label_by_name(&self, name: &str) -> Option<Label> {
+        self.names.get(name).map(|&id| Label(id))
+    }
+
+    /// Number of labels created.
+    pub fn label_count(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// The label's name, or `L<id>`.
+    pub fn label_name(&self, label: Label) -> String {
+        match self.labels.get(label.0 as usize).and_then(|e| e.name.clone()) {
+            Some(name) => name,
+            None => format!("L{}", label.0),
+        }
+    }
+
+    fn entry(&self, label: Label) -> Result<&LabelEntry> {
+        self.labels.get(label.0 as usize).ok_or(Error::InvalidLabel { id: label.0 })
+    }
+
+    /// Whether the label is bound.
+    pub fn is_bound(&self, label: Label) -> bool {
+        self.labels.get(label.0 as usize).is_some_and(|e| e.offset != UNBOUND)
+    }
+
+    /// Where the label is bound: its section and offset in it.
+    pub fn label_offset(&self, label: Label) -> Option<(SectionId, u32)> {
+        let e = self.labels.get(label.0 as usize)?;
+        (e.offset != UNBOUND).then_some((SectionId(e.section), e.offset))
+    }
+
+    /// Binds `label` to the current end of `section` and patches every
+    /// waiting use in that section. A short jump that does not reach is an
+    /// error, and then nothing is changed.
+    pub fn bind(&mut self, label: Label, section: SectionId) -> Result<()> {
+        let entry = self.entry(label)?;
+        if entry.offset != UNBOUND {
+            return Err(Error::LabelAlreadyBound { label: self.label_name(label) });
+        }
+        let target = self.sections[section.0 as usize].data.len() as u32;
+        // Check every same-section use first, so a failure changes nothing.
+        let mut at = entry.first_fixup;
+        while at != NO_FIXUP {
+            let f = self.fixups[at as usize];
+            if f.section == section.0 {
+                let value = relative(target, f.offset, f.pc_delta, f.addend);
+                check_fits(f.kind, value).map_err(|_| self.range_error(label, f.kind, value))?;
+            }
+            at = f.next;
+        }
+        let mut at = self.labels[label.0 as usize].first_fixup;
+        while at != NO_FIXUP {
+            let f = self.fixups[at as usize];
+            self.pending -= 1;
+            if f.section == section.0 && matches!(f.kind, FixupKind::Rel8 | FixupKind::Rel32) {
+                let value = relative(target, f.offset, f.pc_delta, f.addend);
+                write_value(&mut self.sections[f.section as usize].data, f.offset as usize, f.kind, value);
+            } else {
+                self.relocations.push(Relocation {
+                    section: f.section,
+                    offset: f.offset,
+                    kind: f.kind,
+                    pc_delta: f.pc_delta,
+                    addend: f.addend,
+                    target: Target::Label(label.0),
+                });
+            }
+            at = f.next;
+        }
+        let entry = &mut self.labels[label.0 as usize];
+        entry.section = section.0;
+        entry.offset = target;
+        entry.first_fixup = NO_FIXUP;
+        Ok(())
+    }
+
+    fn range_error(&self, label: Label, kind: FixupKind, value: i64) -> Error {
+        match kind {
+            FixupKind::Rel8 => Error::ShortJumpOutOfRange { label: self.label_name(label), distance: value },
+            _ => Error::DisplacementOutOfRange { what: format!("reference to {}", self.label_name(label)), value },
+        }
+    }
+
+    /// Records a use of `label` by the `kind` field at `offset` of `section`,
+    /// `pc_delta` bytes before the end of its instruction. A use of a bound
+    /// label in the same section is written at once.
+    pub(crate) fn add_label_use(
+        &mut self,
+        section: SectionId,
+        offset: usize,
+        kind: FixupKind,
+        label: Label,
+        pc_delta: u8,
+        addend: i64,
+    ) -> Result<()> {
+        let entry = self.entry(label)?;
+        let offset = offset as u32;
+        if entry.offset != UNBOUND {
+            if entry.section == section.0 && matches!(kind, FixupKind::Rel8 | FixupKind::Rel32) {
+                let value = relative(entry.offset, offset, pc_delta, addend);
+                check_fits(kind, value).map_err(|_| self.range_error(label, kind, value))?;
+                write_value(&mut self.sections[section.0 as usize].data, offset as usize, kind, value);
+            } else {
+                self.relocations.push(Relocation {
+                    section: section.0,
+                    offset,
+                    kind,
+                    pc_delta,
+                    addend,
+                    target: Target::Label(label.0),
+                });
+            }
+            return Ok(());
+        }
+        let next = entry.first_fixup;
+        self.fixups.push(Fixup { section: section.0, offset, kind, pc_delta, addend, next });
+        self.labels[label.0 as usize].first_fixup = self.fixups.len() as u32 - 1;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Records a use of an absolute address, resolved when the code is placed.
+    pub(crate) fn add_absolute_use(&mut self, section: SectionId, offset: usize, kind: FixupKind, pc_delta: u8, address: u64) {
+        self.relocations.push(Relocation {
+            section: section.0,
+            offset: offset as u32,
+            kind,
+            pc_delta,
+            addend: 0,
+            target: Target::Absolute(address),
+        });
+    }
+
+    /// Number of label uses still waiting for their label.
+    pub fn unresolved_count(&self) -> usize {
+        self.pending
+    }
+
+    /// Start offset of each section in the laid-out code.
+    pub fn section_offsets(&self) -> Vec<u64> {
+        let mut offsets = Vec::with_capacity(self.sections.len());
+        let mut at = 0u64;
+        for s in &self.sections {
+            at = at.next_multiple_of(s.alignment as u64);
+            offsets.push(at);
+            at += s.data.len() as u64;
+        }
+        offsets
+    }
+
+    /// Size of the laid-out code: every section, aligned, one after another.
+    pub fn code_size(&self) -> usize {
+        let offsets = self.section_offsets();
+        match (offsets.last(), self.sections.last()) {
+            (Some(o), Some(s)) => *o as usize + s.data.len(),
+            _ => 0,
+        }
+    }
+
+    /// Lays the sections out into `dst` (which must be [`code_size`](Self::code_size)
+    /// bytes long) for code that will run at `base`, and applies every
+    /// relocation. Fails if a label is used but unbound, or a relocated value
+    /// does not fit its field.
+    pub fn relocate_to(&self, base: u64, dst: &mut [u8]) -> Result<()> {
+        if dst.len() != self.code_size() {
+            return Err(Error::InvalidArgument {
+                message: format!("destination is {} bytes, the code is {}", dst.len(), self.code_size()),
+            });
+        }
+        if self.pending > 0 {
+            let label = self.labels.iter().position(|l| l.first_fixup != NO_FIXUP).unwrap_or(0);
+            return Err(Error::UnboundLabel { label: self.label_name(Label(label as u32)) });
+        }
+        let offsets = self.section_offsets();
+        let mut end = 0usize;
+        for (s, &o) in self.sections.iter().zip(&offsets) {
+            let o = o as usize;
+            dst[end..o].fill(if s.kind == SectionKind::Text { 0xcc } else { 0 });
+            dst[o..o + s.data.len()].copy_from_slice(&s.data);
+            end = o + s.data.len();
+        }
+        for r in &self.relocations {
+            let field = offsets[r.section as usize] + r.offset as u64;
+            let target = match r.target {
+                Target::Absolute(a) => a,
+                Target::Label(l) => {
+                    let e = &self.labels[l as usize];
+                    base.wrapping_add(offsets[e.section as usize]).wrapping_add(e.offset as u64)
+                }
+            };
+            let target = target.wrapping_add(r.addend as u64);
+            let value = match r.kind {
+                FixupKind::Rel8 | FixupKind::Rel32 => {
+                    let pc = base.wrapping_add(field).wrapping_add(r.pc_delta as u64);
+                    target.wrapping_sub(pc) as i64
+                }
+                FixupKind::Abs32 | FixupKind::Abs64 => target as i64,
+            };
+            let ok = match r.kind {
+                FixupKind::Abs32 => target <= u32::MAX as u64 || (target as i64) >= i32::MIN as i64,
+                kind => check_fits(kind, value).is_ok(),
+            };
+            if !ok {
+                return Err(Error::DisplacementOutOfRange {
+                    what: format!("{:?} relocation at offset {field:#x} to {target:#x}", r.kind),
+                    value,
+                });
+            }
+            write_value(dst, field as usize, r.kind, value);
+        }
+        Ok(())
+    }
+
+    /// The laid-out, relocated code for its base address (0 when unset).
+    pub fn finalize(&self) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; self.code_size()];
+        self.relocate_to(self.base_address.unwrap_or(0), &mut out)?;
+        Ok(out)
+    }
+}
+
+fn relative(target: u32, field: u32, pc_delta: u8, addend: i64) -> i64 {
+    target as i64 + addend - (field as i64 + pc_delta as i64)
+}
+
+fn check_fits(kind: FixupKind, value: i64) -> std::result::Result<(), ()> {
+    let ok = match kind {
+        FixupKind::Rel8 => i8::try_from(value).is_ok(),
+        FixupKind::Rel32 | FixupKind::Abs32 => i32::try_from(value).is_ok(),
+        FixupKind::Abs64 => true,
+    };
+    if ok { Ok(()) } else { Err(()) }
+}
+
+fn write_value(buf: &mut [u8], at: usize, kind: FixupKind, value: i64) {
+    let bytes = value.to_le_bytes();
+    let n = kind.size();
+    buf[at..at + n].copy_from_slice(&bytes[..n]);
+}

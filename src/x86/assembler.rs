@@ -1,0 +1,268 @@
+//! [`Assembler`]: encodes instructions straight into a [`CodeHolder`] section.
+//!
+//! Two APIs over one encoder: the typed methods of [`super::Instructions`]
+//! (`a.add(rax, rbx)?`, checked by rustc) and the dynamic
+//! [`Assembler::emit`] (`a.emit(Mnemonic::Add, &[rax.into(), rbx.into()])?`)
+//! for instructions built at run time. Both give identical bytes.
+
+use super::db::Mnemonic;
+use super::emitter::Emitter;
+use super::encoder::{Site, Target, encode};
+use super::operand::Operand;
+use super::options::{InstOptions, Rounding};
+use crate::code::{CodeHolder, FixupKind, Label, SectionId, SectionKind};
+use crate::error::{Error, Result};
+
+/// Receives every instruction and data item an emitter writes, for listings.
+pub trait Logger {
+    /// One emitted item: its section offset, its bytes and its text.
+    fn log(&mut self, offset: usize, bytes: &[u8], text: &str);
+}
+
+/// The x86 assembler: writes machine code into a [`CodeHolder`].
+///
+/// ```
+/// use jitforge::code::{Arch, CodeHolder};
+/// use jitforge::x86::*;
+///
+/// let mut code = CodeHolder::new(Arch::X64);
+/// let mut a = Assembler::new(&mut code);
+/// a.mov(eax, 1)?;
+/// a.ret()?;
+/// assert_eq!(code.finalize()?, [0xb8, 1, 0, 0, 0, 0xc3]);
+/// # Ok::<(), jitforge::Error>(())
+/// ```
+pub struct Assembler<'a> {
+    code: &'a mut CodeHolder,
+    section: SectionId,
+    options: InstOptions,
+    logger: Option<&'a mut dyn Logger>,
+}
+
+impl<'a> Assembler<'a> {
+    /// An assembler writing at the end of the `.text` section of `code`.
+    pub fn new(code: &'a mut CodeHolder) -> Assembler<'a> {
+        Assembler { code, section: CodeHolder::TEXT, options: InstOptions::NONE, logger: None }
+    }
+
+    /// Attaches a logger that sees every emitted instruction; it never changes the bytes.
+    pub fn set_logger(&mut self, logger: Option<&'a mut dyn Logger>) {
+        self.logger = logger;
+    }
+
+    /// The code holder.
+    pub fn code(&self) -> &CodeHolder {
+        self.code
+    }
+
+    /// The code holder, mutably (to add sections or labels).
+    pub fn code_mut(&mut self) -> &mut CodeHolder {
+        self.code
+    }
+
+    /// Switches to another section.
+    pub fn switch_section(&mut self, section: SectionId) -> Result<()> {
+        if !self.code.has_section(section) {
+            return Err(Error::InvalidArgument { message: format!("no section {}", section.0) });
+        }
+        self.section = section;
+        Ok(())
+    }
+
+    /// The current section.
+    pub fn current_section(&self) -> SectionId {
+        self.section
+    }
+
+    /// The current offset in the current section.
+    pub fn offset(&self) -> usize {
+        self.code.sections()[self.section.0 as usize].data.len()
+    }
+
+    /// A new anonymous label.
+    pub fn new_label(&mut self) -> Label {
+        self.code.new_label()
+    }
+
+    /// A new named label.
+    pub fn new_named_label(&mut self, name: &str) -> Result<Label> {
+        self.code.new_named_label(name)
+    }
+
+    /// Binds `label` here.
+    pub fn bind(&mut self, label: Label) -> Result<()> {
+        self.code.bind(label, self.section)?;
+        if let Some(logger) = self.logger.as_deref_mut() {
+            let text = format!("{}:", self.code.label_name(label));
+            logger.log(self.code.sections()[self.section.0 as usize].data.len(), &[], &text);
+        }
+        Ok(())
+    }
+
+    /// Sets options (prefixes, branch size, encoding hints) for the next instruction only.
+    pub fn options(&mut self, options: InstOptions) -> &mut Self {
+        self.options |= options;
+        self
+    }
+
+    /// `lock` prefix on the next instruction.
+    pub fn lock(&mut self) -> &mut Self {
+        self.options(InstOptions::LOCK)
+    }
+
+    /// `rep` prefix on the next instruction.
+    pub fn rep(&mut self) -> &mut Self {
+        self.options(InstOptions::REP)
+    }
+
+    /// `repne` prefix on the next instruction.
+    pub fn repne(&mut self) -> &mut Self {
+        self.options(InstOptions::REPNE)
+    }
+
+    /// The next branch must use the short (rel8) form.
+    pub fn short(&mut self) -> &mut Self {
+        self.options(InstOptions::SHORT)
+    }
+
+    /// The next branch uses the near (rel32) form.
+    pub fn long(&mut self) -> &mut Self {
+        self.options(InstOptions::LONG)
+    }
+
+    /// `{vex}`: the next instruction must use a VEX form.
+    pub fn vex(&mut self) -> &mut Self {
+        self.options(InstOptions::VEX)
+    }
+
+    /// `{evex}`: the next instruction must use an EVEX form.
+    pub fn evex(&mut self) -> &mut Self {
+        self.options(InstOptions::EVEX)
+    }
+
+    /// `{sae}` on the next instruction.
+    pub fn sae(&mut self) -> &mut Self {
+        self.options(InstOptions::SAE)
+    }
+
+    /// Embedded rounding on the next instruction.
+    pub fn rounding(&mut self, mode: Rounding) -> &mut Self {
+        self.options(InstOptions::rounding(mode))
+    }
+
+    /// Emits one instruction with explicit options (the dynamic API).
+    pub fn emit_with(&mut self, mnemonic: Mnemonic, operands: &[Operand], options: InstOptions) -> Result<()> {
+        let offset = self.offset();
+        let encoded = {
+            let site = Site { code: self.code, section: self.section, offset };
+            encode(&site, mnemonic, operands, options)?
+        };
+        if let Some(u) = encoded.field_use {
+            let pc_delta = (encoded.len - u.at as usize) as u8;
+            let at = offset + u.at as usize;
+            match u.target {
+                Target::Label(label) => {
+                    // Reserve the bytes first so a bound label can be patched in place.
+                    self.code.buffer_mut(self.section).extend_from_slice(encoded.as_bytes());
+                    if let Err(e) = self.code.add_label_use(self.section, at, u.kind, label, pc_delta, u.addend) {
+                        self.code.buffer_mut(self.section).truncate(offset);
+                        return Err(e);
+                    }
+                }
+                Target::Absolute(address) => {
+                    self.code.buffer_mut(self.section).extend_from_slice(encoded.as_bytes());
+                    self.code.add_absolute_use(self.section, at, u.kind, pc_delta, address);
+                }
+            }
+        } else {
+            self.code.buffer_mut(self.section).extend_from_slice(encoded.as_bytes());
+        }
+        if let Some(logger) = self.logger.as_deref_mut() {
+            let text = super::encoder::instruction_text(mnemonic, operands, options);
+            let bytes = &self.code.sections()[self.section.0 as usize].data[offset..offset + encoded.len];
+            logger.log(offset, bytes, &text);
+        }
+        Ok(())
+    }
+
+    /// Aligns the current position to `alignment` bytes: multi-byte NOPs in
+    /// code, zeros in data.
+    pub fn align(&mut self, alignment: usize) -> Result<()> {
+        if !alignment.is_power_of_two() || alignment > 4096 {
+            return Err(Error::InvalidArgument { message: format!("alignment {alignment} is not a power of two up to 4096") });
+        }
+        let offset = self.offset();
+        let padding = offset.next_multiple_of(alignment) - offset;
+        let is_code = self.code.sections()[self.section.0 as usize].kind() == SectionKind::Text;
+        let buf = self.code.buffer_mut(self.section);
+        if is_code {
+            write_nops(buf, padding);
+        } else {
+            buf.resize(buf.len() + padding, 0);
+        }
+        Ok(())
+    }
+
+    /// Embeds raw bytes.
+    pub fn embed(&mut self, bytes: &[u8]) {
+        let offset = self.offset();
+        self.code.buffer_mut(self.section).extend_from_slice(bytes);
+        if let Some(logger) = self.logger.as_deref_mut() {
+            logger.log(offset, bytes, &format!(".byte {} bytes", bytes.len()));
+        }
+    }
+
+    /// Embeds a little-endian integer of `size` bytes (1, 2, 4, 8).
+    pub fn embed_int(&mut self, value: u64, size: usize) -> Result<()> {
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return Err(Error::InvalidArgument { message: format!("integer size {size} is not 1, 2, 4 or 8") });
+        }
+        let bytes = value.to_le_bytes();
+        self.embed(&bytes[..size]);
+        Ok(())
+    }
+
+    /// Embeds the absolute address of `label` (8 bytes on x86-64, 4 on x86),
+    /// filled in when the code is placed.
+    pub fn embed_label(&mut self, label: Label) -> Result<()> {
+        let (kind, size) = match self.code.arch() {
+            crate::code::Arch::X64 => (FixupKind::Abs64, 8),
+            crate::code::Arch::X86 => (FixupKind::Abs32, 4),
+        };
+        let offset = self.offset();
+        self.code.buffer_mut(self.section).resize(offset + size, 0);
+        if let Err(e) = self.code.add_label_use(self.section, offset, kind, label, 0, 0) {
+            self.code.buffer_mut(self.section).truncate(offset);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+impl Emitter for Assembler<'_> {
+    fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
+        let options = std::mem::take(&mut self.options);
+        self.emit_with(mnemonic, operands, options)
+    }
+}
+
+/// The recommended multi-byte NOP sequences (1 to 9 bytes).
+const NOPS: [&[u8]; 9] = [
+    &[0x90],
+    &[0x66, 0x90],
+    &[0x0f, 0x1f, 0x00],
+    &[0x0f, 0x1f, 0x40, 0x00],
+    &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+    &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+    &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+    &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+    &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+];
+
+fn write_nops(buf: &mut Vec<u8>, mut n: usize) {
+    while n > 0 {
+        let k = n.min(9);
+        buf.extend_from_slice(NOPS[k - 1]);
+        n -= k;
+    }
+}

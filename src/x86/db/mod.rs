@@ -1,0 +1,388 @@
+//! The x86 instruction database: the form record and operand-kind vocabulary
+//! (written by hand, here) and the tables generated from
+//! `instructions.txt` (in `generated.rs` and `generated_api.rs`).
+//!
+//! # The text format (`src/x86/db/instructions.txt`)
+//!
+//! One line per encoding form, five `|`-separated columns and an attribute column:
+//!
+//! ```text
+//! add    | r64/m ib.sx64 | o64 rex.w 83 /0       | x64     | 64    | m=8 lock xacquire xrelease
+//! vaddps | zmm zmm.v zmm/m | evex.512.0f.w0 58 /r | avx512f | 64,32 | m=64 bcst=4 n=64 nb=4 k z er
+//! ```
+//!
+//! - **mnemonic**, lower case. The forms of a mnemonic stand together, in
+//!   preference order: the encoder takes the first that accepts the operands.
+//! - **operands** in Intel order. A register kind alone (`r64`, `xmm`, `k`) is
+//!   ModRM.reg; `r64/m` is ModRM.rm register or memory; `.rm` ModRM.rm register
+//!   only; `.v` VEX/EVEX.vvvv; `.o` the low bits of the opcode; `.is4` bits 7:4
+//!   of an imm8; `.a` a register holding an address (ModRM.reg, sized by the
+//!   address size); `m`, `m.far`, `m.mib`, `m.sib`, `m.mpx`, `moffs`, `vm32x`..`vm64z`
+//!   memory only; `al`, `cl`, `ax`, `dx`, `eax`, `rax`, `st0`, `es`..`gs` fixed
+//!   registers; `ib`, `iw`, `id`, `iq`, `ib.sx16/32/64`, `id.sx64`, `i4`, `1`
+//!   immediates; `rel8`, `rel16`, `rel32`, `xrel16`, `xrel32` branch targets;
+//!   `ptr16:16`, `ptr16:32` far pointers; `[rsi]`, `es:[rdi]`, `[rdi]`, `[rbx+al]`
+//!   implicit memory operands of string instructions (not written in Intel syntax).
+//! - **encoding**, as the Intel manual's opcode column: legacy
+//!   `[fwait] [o16|o32|o64] [a16|a32|a64] [np|66|f3|f2] [rex.w] [0f|0f38|0f3a] OP [BYTE|BASE+i] [/r|/0../7]`,
+//!   `OP+r` for a register in the opcode, `3dnow /r SUFFIX`, or
+//!   `vex|evex|xop.{128|256|512|lig}[.66|.f3|.f2].{0f|0f38|0f3a|map5|map6|m8|m9|m10}.{w0|w1|wig}[.wig32] OP ...`.
+//! - **CPU features**, `+`-joined, all required.
+//! - **modes**: `64`, `32` or both.
+//! - **attributes**: `m=N` memory size in bytes (0: any), `bcst=N` broadcast
+//!   element size, `n=N`/`nb=N` EVEX disp8 scale without/with broadcast, `k`
+//!   (may take a write mask), `k!` (requires one), `z`, `er`, `sae`, and the
+//!   prefixes the form accepts (`lock`, `xacquire`, `xrelease`, `rep`, `repne`,
+//!   `bnd`, `notrack`).
+//!
+//! Regenerate the Rust tables after editing: `cargo run -p jitforge-dbgen`.
+
+#[rustfmt::skip]
+mod generated;
+#[rustfmt::skip]
+mod generated_api;
+
+pub use generated::{CpuFeature, Mnemonic};
+pub(crate) use generated::{FEATURE_SETS, FORMS, MNEMONIC_FORMS, MNEMONIC_NAMES};
+pub use generated_api::{Instructions, sig};
+
+/// What an operand slot of a form accepts. The names follow the text format
+/// (`r64/m` is [`OperandKind::R64M`], `xmm.v` is [`OperandKind::XmmV`], ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[allow(missing_docs)]
+pub enum OperandKind {
+    None,
+    FarPtr16,
+    FarPtr32,
+    Moffs,
+    Mem,
+    MemFar,
+    MemMpx,
+    MemMib,
+    MemSib,
+    Vm32x,
+    Vm64x,
+    Vm32y,
+    Vm64y,
+    Vm32z,
+    Vm64z,
+    R8M,
+    R16M,
+    R32M,
+    R32MMpx,
+    R64M,
+    R64MMpx,
+    MmM,
+    XmmM,
+    YmmM,
+    ZmmM,
+    BndM,
+    KM,
+    R8,
+    R8Op,
+    R16,
+    R16Addr,
+    R16Rm,
+    R16Op,
+    R32,
+    R32Addr,
+    R32Rm,
+    R32Op,
+    R32V,
+    R64,
+    R64Addr,
+    R64Rm,
+    R64Op,
+    R64V,
+    SReg,
+    K,
+    KPair,
+    KRm,
+    KV,
+    Mm,
+    MmRm,
+    Xmm,
+    XmmRm,
+    XmmV,
+    XmmV4,
+    XmmIs4,
+    XmmIs5,
+    Ymm,
+    YmmRm,
+    YmmV,
+    YmmIs4,
+    YmmIs5,
+    Zmm,
+    ZmmRm,
+    ZmmV,
+    ZmmV4,
+    Cr,
+    Dr,
+    Tr,
+    Bnd,
+    Es,
+    Cs,
+    Ss,
+    Ds,
+    Fs,
+    Gs,
+    Al,
+    Cl,
+    Ax,
+    Dx,
+    Eax,
+    Rax,
+    St0,
+    StOp,
+    Imm4,
+    Imm8,
+    One,
+    Imm8Sx16,
+    Imm8Sx32,
+    Imm8Sx64,
+    Imm16,
+    Imm32,
+    Imm32Sx64,
+    Imm64,
+    ImplicitRsi,
+    ImplicitEsRdi,
+    ImplicitRdi,
+    ImplicitXlat,
+    Rel8,
+    Rel16,
+    Rel32,
+    XRel16,
+    XRel32,
+    Disp16,
+    Disp32,
+    Tmm,
+    TmmRm,
+    TmmV,
+}
+
+impl OperandKind {
+    /// Whether the operand is implicit (not written in Intel syntax).
+    pub const fn is_implicit(self) -> bool {
+        matches!(
+            self,
+            OperandKind::ImplicitRsi | OperandKind::ImplicitEsRdi | OperandKind::ImplicitRdi | OperandKind::ImplicitXlat
+        )
+    }
+}
+
+/// The encoding family of a form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// Legacy (optional prefixes, REX, opcode map escape).
+    Legacy,
+    /// VEX (C4/C5).
+    Vex,
+    /// EVEX (62).
+    Evex,
+    /// AMD XOP (8F).
+    Xop,
+    /// AMD 3DNow! (0F 0F /r suffix).
+    Amd3dNow,
+}
+
+/// A mandatory prefix (or `np`: none of 66/F2/F3 allowed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MandatoryPrefix {
+    /// None required.
+    None,
+    /// None of 66/F2/F3 may be present.
+    Np,
+    /// 66.
+    P66,
+    /// F3.
+    PF3,
+    /// F2.
+    PF2,
+}
+
+/// The opcode map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpcodeMap {
+    /// One-byte opcodes.
+    Primary,
+    /// 0F.
+    M0F,
+    /// 0F 38.
+    M0F38,
+    /// 0F 3A.
+    M0F3A,
+    /// EVEX map 5.
+    Map5,
+    /// EVEX map 6.
+    Map6,
+    /// XOP map 8.
+    Xop8,
+    /// XOP map 9.
+    Xop9,
+    /// XOP map 10.
+    Xop10,
+    /// 3DNow! (0F 0F).
+    M0F0F,
+}
+
+/// How the ModRM byte is formed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModRmSpec {
+    /// No ModRM byte.
+    None,
+    /// `/r`: ModRM.reg holds a register operand.
+    Reg,
+    /// `/digit`: ModRM.reg is a fixed opcode extension.
+    Digit(u8),
+    /// `+r`: the register is added to the opcode byte; no ModRM.
+    OpcodeReg,
+    /// A fixed second byte (`0f 01 d0`).
+    Fixed(u8),
+    /// An x87 register added to a fixed second byte (`d8 c0+i`).
+    StPlus(u8),
+}
+
+/// VEX/EVEX/XOP W.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VexW {
+    /// W0.
+    W0,
+    /// W1.
+    W1,
+    /// W ignored (encoded 0).
+    Wig,
+    /// W1 in 64-bit mode, ignored (encoded 0) in 32-bit mode.
+    W1Wig32,
+    /// W0, ignored in 32-bit mode.
+    W0Wig32,
+}
+
+/// VEX/EVEX/XOP vector length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VexL {
+    /// 128 bits (L=0).
+    L128,
+    /// 256 bits (L=1).
+    L256,
+    /// 512 bits (L'L=2).
+    L512,
+    /// Ignored (encoded 0, or the rounding mode with `{er}`).
+    Lig,
+}
+
+/// Form flags (attribute column).
+pub mod flags {
+    /// May take a write mask.
+    pub const K: u16 = 1 << 0;
+    /// Requires a write mask (k1..k7).
+    pub const K_REQUIRED: u16 = 1 << 1;
+    /// May take `{z}`.
+    pub const Z: u16 = 1 << 2;
+    /// May take embedded rounding.
+    pub const ER: u16 = 1 << 3;
+    /// May take `{sae}`.
+    pub const SAE: u16 = 1 << 4;
+    /// Accepts `lock`.
+    pub const LOCK: u16 = 1 << 5;
+    /// Accepts `xacquire`.
+    pub const XACQUIRE: u16 = 1 << 6;
+    /// Accepts `xrelease`.
+    pub const XRELEASE: u16 = 1 << 7;
+    /// Accepts `rep`/`repe`.
+    pub const REP: u16 = 1 << 8;
+    /// Accepts `repne`.
+    pub const REPNE: u16 = 1 << 9;
+    /// Accepts `bnd`.
+    pub const BND: u16 = 1 << 10;
+    /// Accepts `notrack`.
+    pub const NOTRACK: u16 = 1 << 11;
+}
+
+/// Valid-mode bits.
+pub mod modes {
+    /// Valid in 64-bit mode.
+    pub const M64: u8 = 1;
+    /// Valid in 32-bit mode.
+    pub const M32: u8 = 2;
+}
+
+/// One encoding form: everything the encoder needs, from one database line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Form {
+    /// The mnemonic.
+    pub mnemonic: Mnemonic,
+    /// Operand kinds in Intel order, padded with `None`.
+    pub operands: [OperandKind; 5],
+    /// Encoding family.
+    pub encoding: Encoding,
+    /// Mandatory prefix.
+    pub prefix: MandatoryPrefix,
+    /// Opcode map.
+    pub map: OpcodeMap,
+    /// Opcode byte (3DNow!: the suffix byte).
+    pub opcode: u8,
+    /// ModRM usage.
+    pub modrm: ModRmSpec,
+    /// Operand size: 0, 16, 32, 64.
+    pub operand_size: u8,
+    /// Address size: 0, 16, 32, 64.
+    pub address_size: u8,
+    /// Legacy REX.W required.
+    pub rex_w: bool,
+    /// VEX/EVEX/XOP W.
+    pub w: VexW,
+    /// VEX/EVEX/XOP L.
+    pub l: VexL,
+    /// Starts with FWAIT (9B).
+    pub fwait: bool,
+    /// Memory operand size in bytes (0: any or none).
+    pub mem_size: u16,
+    /// Broadcast element size in bytes (0: no broadcast).
+    pub bcst_size: u8,
+    /// EVEX disp8 scale without broadcast.
+    pub disp8_n: u8,
+    /// EVEX disp8 scale with broadcast.
+    pub disp8_nb: u8,
+    /// [`flags`] bits.
+    pub flags: u16,
+    /// [`modes`] bits.
+    pub modes: u8,
+    /// Index into the feature-set pool.
+    pub features: u16,
+}
+
+impl Form {
+    /// The CPU features this form needs (all of them).
+    pub fn cpu_features(&self) -> &'static [CpuFeature] {
+        FEATURE_SETS[self.features as usize]
+    }
+
+    /// Number of explicit (written) operands.
+    pub fn explicit_count(&self) -> usize {
+        self.operands.iter().filter(|k| **k != OperandKind::None && !k.is_implicit()).count()
+    }
+
+    /// Whether the form has a flag from [`flags`].
+    pub const fn has(&self, flag: u16) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+impl Mnemonic {
+    /// The lower-case Intel name.
+    pub fn name(self) -> &'static str {
+        MNEMONIC_NAMES[self as usize]
+    }
+
+    /// Every form of this mnemonic, in preference order.
+    pub fn forms(self) -> &'static [Form] {
+        let (start, end) = MNEMONIC_FORMS[self as usize];
+        &FORMS[start as usize..end as usize]
+    }
+
+    /// Looks a mnemonic up by its lower-case name.
+    pub fn from_name(name: &str) -> Option<Mnemonic> {
+        MNEMONIC_NAMES.binary_search(&name).ok().and_then(Mnemonic::from_index)
+    }
+}

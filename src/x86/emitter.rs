@@ -1,0 +1,15 @@
+//! The [`Emitter`] trait: what the typed API (`Instructions`) needs from
+//! anything that takes x86 instructions (the Assembler; later the Builder and
+//! the Compiler).
+
+use super::db::Mnemonic;
+use super::operand::Operand;
+use crate::error::Error;
+
+/// Something that takes x86 instructions. Implementing `emit` gives every
+/// typed method of [`super::Instructions`] for free.
+pub trait Emitter {
+    /// Emits one instruction with its explicit operands in Intel order; the
+    /// options set since the last instruction (prefixes, rounding, ...) apply to it.
+    fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<(), Error>;
+}

@@ -1,0 +1,1060 @@
+//! The table-driven encoder: picks the first form of a mnemonic that accepts
+//! the operands (forms are stored in preference order, so that is the
+//! shortest encoding an assembler would pick) and encodes it: legacy
+//! prefixes, REX, opcode maps, ModRM/SIB/displacement in every addressing
+//! form, VEX2/VEX3, XOP, EVEX (disp8*N, masking, zeroing, broadcast, embedded
+//! rounding and SAE) and 3DNow!.
+//!
+//! Encoding never touches the code buffer: it returns the bytes and at most
+//! one label or absolute-address use, which the emitter records. So a failed
+//! instruction leaves the buffer as it was.
+
+use super::db::{Encoding, Form, MandatoryPrefix, ModRmSpec, Mnemonic, OpcodeMap, OperandKind as K, VexL, VexW, flags, modes};
+use super::mem::{Mem, MemBase};
+use super::operand::Operand;
+use super::options::InstOptions;
+use super::reg::{Reg, RegKind};
+use crate::code::{Arch, CodeHolder, FixupKind, Label, SectionId};
+use crate::error::Error;
+
+/// What a relative or absolute field refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A label of the code holder.
+    Label(Label),
+    /// An absolute address.
+    Absolute(u64),
+}
+
+/// A field of the instruction whose value depends on a label or on the final address.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FieldUse {
+    /// Offset of the field in the instruction.
+    pub at: u8,
+    /// How it is written.
+    pub kind: FixupKind,
+    /// What it refers to.
+    pub target: Target,
+    /// Added to the target.
+    pub addend: i64,
+}
+
+/// An encoded instruction.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Encoded {
+    /// The bytes (first `len` valid).
+    pub bytes: [u8; 16],
+    /// Length in bytes.
+    pub len: usize,
+    /// A label or absolute-address field to record.
+    pub field_use: Option<FieldUse>,
+}
+
+impl Encoded {
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Where the instruction goes: needed to resolve backward branches and to
+/// choose between rel8 and rel32.
+pub(crate) struct Site<'a> {
+    /// The code holder (labels, base address).
+    pub code: &'a CodeHolder,
+    /// The section being written.
+    pub section: SectionId,
+    /// The offset the instruction starts at.
+    pub offset: usize,
+}
+
+/// Encodes one instruction, or says why no form applies.
+pub(crate) fn encode(
+    site: &Site<'_>,
+    mnemonic: Mnemonic,
+    operands: &[Operand],
+    options: InstOptions,
+) -> Result<Encoded, Error> {
+    let arch = site.code.arch();
+    let mode_bit = if arch == Arch::X64 { modes::M64 } else { modes::M32 };
+    let explicit = operands.iter().rposition(|o| !o.is_none()).map_or(0, |i| i + 1);
+    let operands = &operands[..explicit];
+    let mut best: Option<(usize, String)> = None;
+    let mut note = |score: usize, reason: String| {
+        if best.as_ref().is_none_or(|(s, _)| score > *s) {
+            best = Some((score, reason));
+        }
+    };
+    let forms = mnemonic.forms();
+    let mut arity_seen = false;
+    for form in forms {
+        let kinds: &[K] = &form.operands;
+        let count = form.explicit_count();
+        if count != operands.len() {
+            continue;
+        }
+        arity_seen = true;
+        if form.modes & mode_bit == 0 {
+            note(1, format!("not valid in {}-bit mode", arch.bits()));
+            continue;
+        }
+        if options.contains(InstOptions::VEX) && form.encoding != Encoding::Vex {
+            note(1, "{vex} requested but this form is not VEX".into());
+            continue;
+        }
+        if options.contains(InstOptions::EVEX) && form.encoding != Encoding::Evex {
+            note(1, "{evex} requested but this form is not EVEX".into());
+            continue;
+        }
+        let mut index = 0;
+        let mut failed = None;
+        for kind in kinds.iter().copied().filter(|k| *k != K::None && !k.is_implicit()) {
+            if let Err(reason) = accepts(kind, &operands[index], form, arch) {
+                failed = Some((index, reason));
+                break;
+            }
+            index += 1;
+        }
+        if let Some((at, reason)) = failed {
+            note(2 + at * 2, format!("operand {}: {reason}", at + 1));
+            continue;
+        }
+        match encode_form(site, form, operands, options) {
+            Ok(Some(encoded)) => return Ok(encoded),
+            Ok(None) => note(2 + operands.len() * 2, "branch target out of rel8 range".into()),
+            Err(reason) => note(3 + operands.len() * 2, reason),
+        }
+    }
+    let reason = match best {
+        Some((_, reason)) => reason,
+        None if !arity_seen => {
+            let mut counts: Vec<usize> = forms.iter().map(Form::explicit_count).collect();
+            counts.sort_unstable();
+            counts.dedup();
+            let list: Vec<String> = counts.iter().map(usize::to_string).collect();
+            format!("{} takes {} operand(s), not {}", mnemonic.name(), list.join(" or "), operands.len())
+        }
+        None => "no form accepts these operands".into(),
+    };
+    Err(Error::InvalidInstruction { instruction: instruction_text(mnemonic, operands, options), reason })
+}
+
+/// Intel text of an instruction, for error messages and listings.
+pub(crate) fn instruction_text(mnemonic: Mnemonic, operands: &[Operand], options: InstOptions) -> String {
+    let mut s = options.prefix_text();
+    s.push_str(mnemonic.name());
+    for (i, op) in operands.iter().filter(|o| !o.is_none()).enumerate() {
+        s.push_str(if i == 0 { " " } else { ", " });
+        s.push_str(&op.to_string());
+    }
+    if let Some(r) = options.rounding_mode() {
+        s.push_str(match r {
+            super::options::Rounding::RnSae => ", {rn-sae}",
+            super::options::Rounding::RdSae => ", {rd-sae}",
+            super::options::Rounding::RuSae => ", {ru-sae}",
+            super::options::Rounding::RzSae => ", {rz-sae}",
+        });
+    } else if options.contains(InstOptions::SAE) {
+        s.push_str(", {sae}");
+    }
+    s
+}
+
+fn kind_name(kind: K) -> &'static str {
+    match kind {
+        K::R8M => "r/m8",
+        K::R16M => "r/m16",
+        K::R32M | K::R32MMpx => "r/m32",
+        K::R64M | K::R64MMpx => "r/m64",
+        K::MmM => "mm/m64",
+        K::XmmM => "xmm/m",
+        K::YmmM => "ymm/m",
+        K::ZmmM => "zmm/m",
+        K::KM => "k/m",
+        K::BndM => "bnd/m",
+        K::R8 | K::R8Op => "r8",
+        K::R16 | K::R16Rm | K::R16Op | K::R16Addr => "r16",
+        K::R32 | K::R32Rm | K::R32Op | K::R32V | K::R32Addr => "r32",
+        K::R64 | K::R64Rm | K::R64Op | K::R64V | K::R64Addr => "r64",
+        K::Xmm | K::XmmRm | K::XmmV | K::XmmV4 | K::XmmIs4 | K::XmmIs5 => "xmm",
+        K::Ymm | K::YmmRm | K::YmmV | K::YmmIs4 | K::YmmIs5 => "ymm",
+        K::Zmm | K::ZmmRm | K::ZmmV | K::ZmmV4 => "zmm",
+        K::K | K::KRm | K::KV | K::KPair => "k",
+        K::Mm | K::MmRm => "mm",
+        K::Tmm | K::TmmRm | K::TmmV => "tmm",
+        K::Imm4 | K::Imm8 | K::Imm8Sx16 | K::Imm8Sx32 | K::Imm8Sx64 => "imm8",
+        K::One => "1",
+        K::Imm16 => "imm16",
+        K::Imm32 | K::Imm32Sx64 => "imm32",
+        K::Imm64 => "imm64",
+        K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => "label or address",
+        K::Vm32x | K::Vm32y | K::Vm32z | K::Vm64x | K::Vm64y | K::Vm64z => "vector-indexed memory",
+        K::Al => "al",
+        K::Cl => "cl",
+        K::Ax => "ax",
+        K::Dx => "dx",
+        K::Eax => "eax",
+        K::Rax => "rax",
+        K::St0 => "st(0)",
+        K::StOp => "st(i)",
+        K::SReg | K::Es | K::Cs | K::Ss | K::Ds | K::Fs | K::Gs => "segment register",
+        K::Cr => "control register",
+        K::Dr => "debug register",
+        K::Bnd => "bnd",
+        K::FarPtr16 | K::FarPtr32 => "far pointer",
+        _ => "memory",
+    }
+}
+
+fn describe(op: &Operand) -> String {
+    match op {
+        Operand::Reg(r) => r.name().to_string(),
+        Operand::Mem(_) => "memory".into(),
+        Operand::Imm(v) => format!("immediate {v:#x}"),
+        Operand::Label(_) => "label".into(),
+        Operand::None => "nothing".into(),
+    }
+}
+
+fn reg_kind_ok(op: &Operand, kind: RegKind) -> Option<Reg> {
+    match op {
+        Operand::Reg(r) if r.kind() == kind => Some(*r),
+        _ => None,
+    }
+}
+
+fn is_gp8(op: &Operand) -> bool {
+    matches!(op, Operand::Reg(r) if matches!(r.kind(), RegKind::Gp8 | RegKind::Gp8Hi))
+}
+
+fn imm_fits(kind: K, v: i64) -> bool {
+    match kind {
+        K::Imm8 => (-128..=255).contains(&v),
+        K::One => v == 1,
+        K::Imm4 => (0..=15).contains(&v),
+        K::Imm8Sx16 => (-32768..=65535).contains(&v) && (v as u16 as i16 as i64) >= -128 && (v as u16 as i16 as i64) <= 127,
+        K::Imm8Sx32 => {
+            (i32::MIN as i64..=u32::MAX as i64).contains(&v) && (-128..=127).contains(&(v as u32 as i32 as i64))
+        }
+        K::Imm8Sx64 => (-128..=127).contains(&v),
+        K::Imm16 => (-32768..=65535).contains(&v),
+        K::Imm32 => (i32::MIN as i64..=u32::MAX as i64).contains(&v),
+        K::Imm32Sx64 => (i32::MIN as i64..=i32::MAX as i64).contains(&v),
+        K::Imm64 | K::FarPtr16 | K::FarPtr32 => true,
+        _ => false,
+    }
+}
+
+fn mem_ok(kind: K, m: &Mem, form: &Form, arch: Arch) -> Result<(), String> {
+    let vsib_kind = match kind {
+        K::Vm32x | K::Vm64x => Some(RegKind::Xmm),
+        K::Vm32y | K::Vm64y => Some(RegKind::Ymm),
+        K::Vm32z | K::Vm64z => Some(RegKind::Zmm),
+        _ => None,
+    };
+    match (vsib_kind, m.index()) {
+        (Some(v), Some(i)) if i.kind() == v => {}
+        (Some(v), _) => return Err(format!("expected memory indexed by {}", RegKind::name_of(v))),
+        (None, Some(i)) if i.kind().is_vec() => return Err("a vector index needs a gather/scatter instruction".into()),
+        _ => {}
+    }
+    if kind == K::Moffs {
+        let absolute = m.base() == MemBase::None && m.index().is_none();
+        if !absolute {
+            return Err("expected an absolute address".into());
+        }
+        if arch == Arch::X64 && !m.is_abs64() {
+            return Err("a 64-bit absolute address needs movabs".into());
+        }
+    } else if m.is_abs64() {
+        return Err("movabs addresses only fit the accumulator forms".into());
+    }
+    if m.is_broadcast() {
+        if form.bcst_size == 0 {
+            return Err("this form cannot broadcast".into());
+        }
+        if m.size() != 0 && m.size() != form.bcst_size as u16 {
+            return Err(format!("broadcast element must be {} bytes", form.bcst_size));
+        }
+        return Ok(());
+    }
+    if kind == K::MemFar && m.size() == 0 {
+        return Err("a far pointer in memory needs a size (fword/tbyte)".into());
+    }
+    if m.size() != 0 && form.mem_size != 0 && m.size() != form.mem_size {
+        return Err(format!("expected a {}-byte memory operand, got {} bytes", form.mem_size, m.size()));
+    }
+    if m.decorators().mask() != 0 && !form.has(flags::K) {
+        return Err("a write mask on memory needs a masked store".into());
+    }
+    Ok(())
+}
+
+impl RegKind {
+    fn name_of(kind: RegKind) -> &'static str {
+        match kind {
+            RegKind::Xmm => "xmm",
+            RegKind::Ymm => "ymm",
+            _ => "zmm",
+        }
+    }
+}
+
+/// Checks that `op` fits operand slot `kind` of `form` (ranges and
+/// decorations included; encodability of register numbers is checked later).
+fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), String> {
+    let expected = || format!("expected {}, got {}", kind_name(kind), describe(op));
+    let reg = |rk: RegKind| reg_kind_ok(op, rk).map(|_| ()).ok_or_else(expected);
+    let fixed = |rk: RegKind, id: u8| match reg_kind_ok(op, rk) {
+        Some(r) if r.id() == id => Ok(()),
+        _ => Err(expected()),
+    };
+    let reg_or_mem = |rk: RegKind| match op {
+        Operand::Mem(m) => mem_ok(kind, m, form, arch),
+        _ => reg(rk),
+    };
+    match kind {
+        K::R8M => match op {
+            Operand::Mem(m) => mem_ok(kind, m, form, arch),
+            _ if is_gp8(op) => Ok(()),
+            _ => Err(expected()),
+        },
+        K::R16M => reg_or_mem(RegKind::Gp16),
+        K::R32M | K::R32MMpx => reg_or_mem(RegKind::Gp32),
+        K::R64M | K::R64MMpx => reg_or_mem(RegKind::Gp64),
+        K::MmM => reg_or_mem(RegKind::Mm),
+        K::XmmM => reg_or_mem(RegKind::Xmm),
+        K::YmmM => reg_or_mem(RegKind::Ymm),
+        K::ZmmM => reg_or_mem(RegKind::Zmm),
+        K::BndM => reg_or_mem(RegKind::Bnd),
+        K::KM => reg_or_mem(RegKind::K),
+        K::R8 | K::R8Op => {
+            if is_gp8(op) {
+                Ok(())
+            } else {
+                Err(expected())
+            }
+        }
+        K::R16 | K::R16Addr | K::R16Rm | K::R16Op => reg(RegKind::Gp16),
+        K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V => reg(RegKind::Gp32),
+        K::R64 | K::R64Addr | K::R64Rm | K::R64Op | K::R64V => reg(RegKind::Gp64),
+        K::SReg => reg(RegKind::Seg),
+        K::K | K::KRm | K::KV => reg(RegKind::K),
+        K::KPair => match reg_kind_ok(op, RegKind::K) {
+            Some(r) if r.id() % 2 == 0 => Ok(()),
+            _ => Err("expected an even mask register (k0, k2, k4, k6)".into()),
+        },
+        K::Mm | K::MmRm => reg(RegKind::Mm),
+        K::Xmm | K::XmmRm | K::XmmV | K::XmmIs4 | K::XmmIs5 => reg(RegKind::Xmm),
+        K::XmmV4 => match reg_kind_ok(op, RegKind::Xmm) {
+            Some(r) if r.id() % 4 == 0 => Ok(()),
+            _ => Err("expected xmm0, xmm4, ... (a group of four)".into()),
+        },
+        K::Ymm | K::YmmRm | K::YmmV | K::YmmIs4 | K::YmmIs5 => reg(RegKind::Ymm),
+        K::Zmm | K::ZmmRm | K::ZmmV => reg(RegKind::Zmm),
+        K::ZmmV4 => match reg_kind_ok(op, RegKind::Zmm) {
+            Some(r) if r.id() % 4 == 0 => Ok(()),
+            _ => Err("expected zmm0, zmm4, ... (a group of four)".into()),
+        },
+        K::Cr => reg(RegKind::Cr),
+        K::Dr => reg(RegKind::Dr),
+        K::Bnd => reg(RegKind::Bnd),
+        K::Tmm | K::TmmRm | K::TmmV => reg(RegKind::Tmm),
+        K::Es => fixed(RegKind::Seg, 0),
+        K::Cs => fixed(RegKind::Seg, 1),
+        K::Ss => fixed(RegKind::Seg, 2),
+        K::Ds => fixed(RegKind::Seg, 3),
+        K::Fs => fixed(RegKind::Seg, 4),
+        K::Gs => fixed(RegKind::Seg, 5),
+        K::Al => fixed(RegKind::Gp8, 0),
+        K::Cl => fixed(RegKind::Gp8, 1),
+        K::Ax => fixed(RegKind::Gp16, 0),
+        K::Dx => fixed(RegKind::Gp16, 2),
+        K::Eax => fixed(RegKind::Gp32, 0),
+        K::Rax => fixed(RegKind::Gp64, 0),
+        K::St0 => fixed(RegKind::St, 0),
+        K::StOp => reg(RegKind::St),
+        K::Imm4
+        | K::Imm8
+        | K::One
+        | K::Imm8Sx16
+        | K::Imm8Sx32
+        | K::Imm8Sx64
+        | K::Imm16
+        | K::Imm32
+        | K::Imm32Sx64
+        | K::Imm64
+        | K::FarPtr16
+        | K::FarPtr32 => match op {
+            Operand::Imm(v) if imm_fits(kind, *v) => Ok(()),
+            Operand::Imm(v) => Err(format!("immediate {v:#x} does not fit {}", kind_name(kind))),
+            _ => Err(expected()),
+        },
+        K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => match op {
+            Operand::Label(_) | Operand::Imm(_) => Ok(()),
+            _ => Err(expected()),
+        },
+        K::Mem | K::MemFar | K::MemMpx | K::MemMib | K::MemSib | K::Moffs | K::Vm32x | K::Vm32y | K::Vm32z
+        | K::Vm64x | K::Vm64y | K::Vm64z => match op {
+            Operand::Mem(m) => mem_ok(kind, m, form, arch),
+            _ => Err(expected()),
+        },
+        K::None | K::Tr | K::ImplicitRsi | K::ImplicitEsRdi | K::ImplicitRdi | K::ImplicitXlat => Err(expected()),
+    }
+}
+
+/// Where an operand goes in the encoding.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    ModRmReg,
+    ModRmRm,
+    Vvvv,
+    OpcodeReg,
+    Is4,
+    Imm,
+    Rel,
+    Moffs,
+    Far,
+    Nothing,
+}
+
+fn slot_of(kind: K) -> Slot {
+    match kind {
+        K::R8 | K::R16 | K::R32 | K::R64 | K::R16Addr | K::R32Addr | K::R64Addr | K::SReg | K::K | K::KPair | K::Mm
+        | K::Xmm | K::Ymm | K::Zmm | K::Cr | K::Dr | K::Tr | K::Bnd | K::Tmm => Slot::ModRmReg,
+        K::R8M | K::R16M | K::R32M | K::R32MMpx | K::R64M | K::R64MMpx | K::MmM | K::XmmM | K::YmmM | K::ZmmM
+        | K::BndM | K::KM | K::R16Rm | K::R32Rm | K::R64Rm | K::KRm | K::MmRm | K::XmmRm | K::YmmRm | K::ZmmRm
+        | K::TmmRm | K::Mem | K::MemFar | K::MemMpx | K::MemMib | K::MemSib | K::Vm32x | K::Vm32y | K::Vm32z
+        | K::Vm64x | K::Vm64y | K::Vm64z => Slot::ModRmRm,
+        K::R32V | K::R64V | K::KV | K::XmmV | K::XmmV4 | K::YmmV | K::ZmmV | K::ZmmV4 | K::TmmV => Slot::Vvvv,
+        K::R8Op | K::R16Op | K::R32Op | K::R64Op | K::StOp => Slot::OpcodeReg,
+        K::XmmIs4 | K::XmmIs5 | K::YmmIs4 | K::YmmIs5 => Slot::Is4,
+        K::Imm4 | K::Imm8 | K::Imm8Sx16 | K::Imm8Sx32 | K::Imm8Sx64 | K::Imm16 | K::Imm32 | K::Imm32Sx64
+        | K::Imm64 => Slot::Imm,
+        K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => Slot::Rel,
+        K::Moffs => Slot::Moffs,
+        K::FarPtr16 | K::FarPtr32 => Slot::Far,
+        _ => Slot::Nothing,
+    }
+}
+
+fn imm_size(kind: K) -> usize {
+    match kind {
+        K::Imm4 | K::Imm8 | K::Imm8Sx16 | K::Imm8Sx32 | K::Imm8Sx64 => 1,
+        K::Imm16 => 2,
+        K::Imm32 | K::Imm32Sx64 => 4,
+        K::Imm64 => 8,
+        _ => 0,
+    }
+}
+
+/// A byte buffer for one instruction.
+struct Bytes {
+    buf: [u8; 16],
+    len: usize,
+}
+
+impl Bytes {
+    fn push(&mut self, b: u8) -> Result<(), String> {
+        if self.len >= 15 {
+            return Err("instruction longer than 15 bytes".into());
+        }
+        self.buf[self.len] = b;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn push_le(&mut self, v: i64, n: usize) -> Result<(), String> {
+        for i in 0..n {
+            self.push((v >> (8 * i)) as u8)?;
+        }
+        Ok(())
+    }
+}
+
+/// The memory part of ModRM: mod, rm, optional SIB, displacement.
+struct MemEncoding {
+    modrm_mod: u8,
+    rm: u8,
+    sib: Option<u8>,
+    disp: i64,
+    disp_size: usize,
+    /// Base register id (for REX.B / VEX.B), index id (for X / V').
+    base_id: u8,
+    index_id: u8,
+    address_size_override: bool,
+    rip_label: Option<Label>,
+    abs32_label: Option<Label>,
+    segment: Option<u8>,
+}
+
+fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, String> {
+    let mut e = MemEncoding {
+        modrm_mod: 0,
+        rm: 0,
+        sib: None,
+        disp: m.disp(),
+        disp_size: 0,
+        base_id: 0,
+        index_id: 0,
+        address_size_override: false,
+        rip_label: None,
+        abs32_label: None,
+        segment: m.segment().map(|s| s.id()),
+    };
+    if !matches!(m.scale(), 1 | 2 | 4 | 8) {
+        return Err(format!("scale {} is not 1, 2, 4 or 8", m.scale()));
+    }
+    let scale_bits = match m.scale() {
+        1 => 0,
+        2 => 1,
+        4 => 2,
+        _ => 3,
+    };
+    // Address size from the registers.
+    let mut addr_kind: Option<RegKind> = None;
+    for r in [if let MemBase::Reg(b) = m.base() { Some(b) } else { None }, m.index()].into_iter().flatten() {
+        if r.kind().is_vec() {
+            continue;
+        }
+        match r.kind() {
+            RegKind::Gp32 | RegKind::Gp64 => {}
+            _ => return Err(format!("{} cannot address memory", r.name())),
+        }
+        if addr_kind.is_some_and(|k| k != r.kind()) {
+            return Err("base and index must have the same size".into());
+        }
+        addr_kind = Some(r.kind());
+    }
+    match (arch, addr_kind) {
+        (Arch::X86, Some(RegKind::Gp64)) => return Err("64-bit address registers are not valid in 32-bit mode".into()),
+        (Arch::X64, Some(RegKind::Gp32)) => e.address_size_override = true,
+        _ => {}
+    }
+    if let Some(index) = m.index() {
+        if !index.kind().is_vec() && index.id() == 4 {
+            return Err(format!("{} cannot be an index register", index.name()));
+        }
+        e.index_id = index.id();
+    }
+    let fits_disp32 = |d: i64| i32::try_from(d).is_ok() || (arch == Arch::X86 && u32::try_from(d).is_ok());
+    match m.base() {
+        MemBase::Rip | MemBase::Label(_) => {
+            if m.index().is_some() {
+                return Err("rip-relative addresses cannot have an index".into());
+            }
+            if arch == Arch::X86 {
+                if let MemBase::Label(l) = m.base() {
+                    e.abs32_label = Some(l);
+                    e.modrm_mod = 0;
+                    e.rm = 5;
+                    e.disp_size = 4;
+                    return Ok(e);
+                }
+                return Err("rip-relative addressing needs 64-bit mode".into());
+            }
+            if !fits_disp32(e.disp) {
+                return Err(format!("displacement {:#x} does not fit 32 bits", e.disp));
+            }
+            if let MemBase::Label(l) = m.base() {
+                e.rip_label = Some(l);
+            }
+            e.modrm_mod = 0;
+            e.rm = 5;
+            e.disp_size = 4;
+        }
+        MemBase::None => {
+            if !fits_disp32(e.disp) {
+                return Err(format!("absolute address {:#x} does not fit 32 bits (use movabs)", e.disp));
+            }
+            e.disp_size = 4;
+            e.modrm_mod = 0;
+            if let Some(index) = m.index() {
+                e.rm = 4;
+                e.sib = Some((scale_bits << 6) | ((index.id() & 7) << 3) | 5);
+            } else if arch == Arch::X64 {
+                e.rm = 4;
+                e.sib = Some(0x25);
+            } else {
+                e.rm = 5;
+            }
+        }
+        MemBase::Reg(base) => {
+            if !fits_disp32(e.disp) {
+                return Err(format!("displacement {:#x} does not fit 32 bits", e.disp));
+            }
+            e.base_id = base.id();
+            let low = base.id() & 7;
+            let (modrm_mod, disp_size, disp) = if e.disp == 0 && low != 5 {
+                (0, 0, 0)
+            } else if e.disp % disp8_scale == 0 && i8::try_from(e.disp / disp8_scale).is_ok() {
+                (1, 1, e.disp / disp8_scale)
+            } else {
+                (2, 4, e.disp)
+            };
+            e.modrm_mod = modrm_mod;
+            e.disp_size = disp_size;
+            e.disp = disp;
+            if let Some(index) = m.index() {
+                e.rm = 4;
+                e.sib = Some((scale_bits << 6) | ((index.id() & 7) << 3) | low);
+            } else if low == 4 {
+                e.rm = 4;
+                e.sib = Some(0x24);
+            } else {
+                e.rm = low;
+            }
+        }
+    }
+    Ok(e)
+}
+
+/// Encodes `operands` with `form`. `Ok(None)` means this form cannot reach
+/// the branch target (the caller tries the next, longer form).
+fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: InstOptions) -> Result<Option<Encoded>, String> {
+    let arch = site.code.arch();
+    let x64 = arch == Arch::X64;
+    let mut reg_field: Option<Reg> = None;
+    let mut rm_reg: Option<Reg> = None;
+    let mut rm_mem: Option<&Mem> = None;
+    let mut vvvv: Option<Reg> = None;
+    let mut opcode_reg: Option<Reg> = None;
+    let mut is4: Option<Reg> = None;
+    let mut imms: [(i64, usize); 2] = [(0, 0); 2];
+    let mut imm_count = 0;
+    let mut rel: Option<(K, &Operand)> = None;
+    let mut moffs: Option<&Mem> = None;
+    let mut far: Option<(i64, K)> = None;
+    let mut decorators = super::reg::Decorators::NONE;
+
+    let mut index = 0;
+    for kind in form.operands.iter().copied().filter(|k| *k != K::None && !k.is_implicit()) {
+        let op = &operands[index];
+        index += 1;
+        if let Operand::Reg(r) = op {
+            if !r.decorators().is_empty() {
+                if index != 1 {
+                    return Err(format!("{{k}}/{{z}} only decorate the destination, not {}", r.name()));
+                }
+                decorators = r.decorators();
+            }
+        }
+        match (slot_of(kind), op) {
+            (Slot::ModRmReg, Operand::Reg(r)) => reg_field = Some(*r),
+            (Slot::ModRmRm, Operand::Reg(r)) => rm_reg = Some(*r),
+            (Slot::ModRmRm, Operand::Mem(m)) => {
+                if !m.decorators().is_empty() {
+                    decorators = m.decorators();
+                }
+                rm_mem = Some(m);
+            }
+            (Slot::Vvvv, Operand::Reg(r)) => vvvv = Some(*r),
+            (Slot::OpcodeReg, Operand::Reg(r)) => opcode_reg = Some(*r),
+            (Slot::Is4, Operand::Reg(r)) => is4 = Some(*r),
+            (Slot::Imm, Operand::Imm(v)) => {
+                if imm_count == 2 {
+                    return Err("too many immediates".into());
+                }
+                imms[imm_count] = (*v, imm_size(kind));
+                imm_count += 1;
+            }
+            (Slot::Rel, op) => rel = Some((kind, op)),
+            (Slot::Moffs, Operand::Mem(m)) => moffs = Some(m),
+            (Slot::Far, Operand::Imm(v)) => far = Some((*v, kind)),
+            _ => {}
+        }
+    }
+
+    // Register numbers that the encoding can reach.
+    let all_regs = [reg_field, rm_reg, vvvv, opcode_reg, is4];
+    let uses_high8 = all_regs.iter().flatten().any(|r| r.kind() == RegKind::Gp8Hi);
+    let needs_rex_byte = all_regs.iter().flatten().any(|r| r.kind() == RegKind::Gp8 && (4..8).contains(&r.id()));
+    let limit = match (x64, form.encoding) {
+        (false, _) => 8,
+        (true, Encoding::Evex) => 32,
+        (true, _) => 16,
+    };
+    for r in all_regs.iter().flatten() {
+        let id_limit = if matches!(r.kind(), RegKind::Seg | RegKind::St | RegKind::Mm | RegKind::K | RegKind::Tmm | RegKind::Bnd) { 8 } else { limit };
+        if r.id() >= id_limit {
+            return Err(if x64 {
+                format!("{} is not encodable with {:?}", r.name(), form.encoding)
+            } else {
+                format!("{} is not available in 32-bit mode", r.name())
+            });
+        }
+        if !x64 && (r.kind() == RegKind::Gp64 || (r.kind() == RegKind::Gp8 && r.id() >= 4)) {
+            return Err(format!("{} is not available in 32-bit mode", r.name()));
+        }
+    }
+    if let Some(m) = rm_mem {
+        if let Some(index) = m.index() {
+            if index.kind().is_vec() && index.id() >= limit {
+                return Err(format!("{} is not encodable with {:?}", index.name(), form.encoding));
+            }
+            if !x64 && index.id() >= 8 {
+                return Err(format!("{} is not available in 32-bit mode", index.name()));
+            }
+        }
+        if let MemBase::Reg(b) = m.base() {
+            if !x64 && b.id() >= 8 {
+                return Err(format!("{} is not available in 32-bit mode", b.name()));
+            }
+        }
+    }
+    // Decorations and EVEX-only features.
+    let er = options.rounding_mode();
+    let sae = options.contains(InstOptions::SAE);
+    let broadcast = rm_mem.is_some_and(|m| m.is_broadcast());
+    if form.encoding != Encoding::Evex {
+        if !decorators.is_empty() || broadcast || er.is_some() || sae {
+            return Err("masking, broadcast, rounding and {sae} need an EVEX form".into());
+        }
+    } else {
+        if decorators.mask() != 0 && !form.has(flags::K) {
+            return Err("this instruction takes no write mask".into());
+        }
+        if decorators.mask() == 0 && form.has(flags::K_REQUIRED) {
+            return Err("this instruction needs a write mask k1..k7".into());
+        }
+        if decorators.zeroing() && (decorators.mask() == 0 || !form.has(flags::Z)) {
+            return Err(if decorators.mask() == 0 { "{z} needs a write mask".into() } else { "this instruction takes no {z}".into() });
+        }
+        if rm_mem.is_some_and(|m| m.decorators().zeroing()) {
+            return Err("{z} cannot apply to a memory destination".into());
+        }
+        if er.is_some() && (!form.has(flags::ER) || rm_mem.is_some()) {
+            return Err("embedded rounding needs a register-only form that supports it".into());
+        }
+        if sae && (!(form.has(flags::SAE) || form.has(flags::ER)) || rm_mem.is_some()) {
+            return Err("{sae} needs a register-only form that supports it".into());
+        }
+    }
+    for (opt, flag, name) in [
+        (InstOptions::LOCK, flags::LOCK, "lock"),
+        (InstOptions::XACQUIRE, flags::XACQUIRE, "xacquire"),
+        (InstOptions::XRELEASE, flags::XRELEASE, "xrelease"),
+        (InstOptions::REP, flags::REP | flags::REPNE, "rep"),
+        (InstOptions::REPNE, flags::REPNE | flags::REP, "repne"),
+        (InstOptions::BND, flags::BND, "bnd"),
+        (InstOptions::NOTRACK, flags::NOTRACK, "notrack"),
+    ] {
+        if options.contains(opt) && form.flags & flag == 0 {
+            return Err(format!("{name} is not allowed here"));
+        }
+    }
+    if options.contains(InstOptions::LOCK) && rm_mem.is_none() {
+        return Err("lock needs a memory destination".into());
+    }
+
+    let mut b = Bytes { buf: [0; 16], len: 0 };
+    let disp8_scale = if form.encoding == Encoding::Evex {
+        (if broadcast { form.disp8_nb } else { form.disp8_n }).max(1) as i64
+    } else {
+        1
+    };
+    let mem = match rm_mem {
+        Some(m) => Some(encode_mem(m, arch, disp8_scale)?),
+        None => None,
+    };
+    let segment = mem.as_ref().and_then(|m| m.segment).or_else(|| moffs.and_then(|m| m.segment().map(|s| s.id())));
+
+    // Bits of the register numbers.
+    let r_id = match form.modrm {
+        ModRmSpec::Reg => reg_field.map_or(0, |r| r.hw_id()),
+        ModRmSpec::Digit(d) => d,
+        _ => 0,
+    };
+    let (b_id, x_id) = match (&mem, rm_reg, opcode_reg) {
+        (Some(m), _, _) => (m.base_id, m.index_id),
+        (None, Some(r), _) => (r.hw_id(), 0),
+        (None, None, Some(r)) => (r.hw_id(), 0),
+        _ => (0, 0),
+    };
+
+    // Legacy prefixes.
+    if form.fwait {
+        b.push(0x9b)?;
+    }
+    if options.contains(InstOptions::LOCK) {
+        b.push(0xf0)?;
+    }
+    if options.intersects(InstOptions::REPNE | InstOptions::XACQUIRE | InstOptions::BND) {
+        b.push(0xf2)?;
+    }
+    if options.intersects(InstOptions::REP | InstOptions::XRELEASE) {
+        b.push(0xf3)?;
+    }
+    if let Some(s) = segment {
+        b.push([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65][s as usize & 7])?;
+    }
+    if options.contains(InstOptions::NOTRACK) {
+        b.push(0x3e)?;
+    }
+    if form.encoding == Encoding::Legacy || form.encoding == Encoding::Amd3dNow {
+        if form.operand_size == 16 {
+            b.push(0x66)?;
+        }
+    }
+    let default_asz = if x64 { 64 } else { 32 };
+    if mem.as_ref().is_some_and(|m| m.address_size_override) || (form.address_size != 0 && form.address_size != default_asz) {
+        b.push(0x67)?;
+    }
+    let pp = match form.prefix {
+        MandatoryPrefix::P66 => 1,
+        MandatoryPrefix::PF3 => 2,
+        MandatoryPrefix::PF2 => 3,
+        _ => 0,
+    };
+    let w_bit = match form.w {
+        VexW::W1 => 1,
+        VexW::W1Wig32 if x64 => 1,
+        _ => 0,
+    };
+    let rm_is_reg = rm_reg.is_some();
+    let rm_high_bit = rm_reg.map_or(0, |r| r.hw_id() >> 4);
+    let vsib = rm_mem.is_some_and(|m| m.is_vsib());
+    let vvvv_id = vvvv.map_or(0, |r| r.hw_id());
+    match form.encoding {
+        Encoding::Legacy | Encoding::Amd3dNow => {
+            match form.prefix {
+                MandatoryPrefix::P66 => b.push(0x66)?,
+                MandatoryPrefix::PF3 => b.push(0xf3)?,
+                MandatoryPrefix::PF2 => b.push(0xf2)?,
+                _ => {}
+            }
+            let rex = (u8::from(form.rex_w) << 3) | (((r_id >> 3) & 1) << 2) | (((x_id >> 3) & 1) << 1) | ((b_id >> 3) & 1);
+            if rex != 0 || needs_rex_byte {
+                if uses_high8 {
+                    return Err("ah, bh, ch and dh cannot be used with a REX prefix".into());
+                }
+                if !x64 {
+                    return Err("this form needs REX, which 32-bit mode lacks".into());
+                }
+                b.push(0x40 | rex)?;
+            }
+            match form.map {
+                OpcodeMap::M0F | OpcodeMap::M0F0F => b.push(0x0f)?,
+                OpcodeMap::M0F38 => {
+                    b.push(0x0f)?;
+                    b.push(0x38)?;
+                }
+                OpcodeMap::M0F3A => {
+                    b.push(0x0f)?;
+                    b.push(0x3a)?;
+                }
+                _ => {}
+            }
+            if form.encoding == Encoding::Amd3dNow {
+                b.push(0x0f)?;
+            } else {
+                let low = if form.modrm == ModRmSpec::OpcodeReg { opcode_reg.map_or(0, |r| r.hw_id() & 7) } else { 0 };
+                b.push(form.opcode | low)?;
+            }
+        }
+        Encoding::Vex | Encoding::Xop => {
+            let map_bits = match form.map {
+                OpcodeMap::M0F => 1,
+                OpcodeMap::M0F38 => 2,
+                OpcodeMap::M0F3A => 3,
+                OpcodeMap::Xop8 => 8,
+                OpcodeMap::Xop9 => 9,
+                OpcodeMap::Xop10 => 10,
+                _ => return Err("bad VEX map".into()),
+            };
+            let l_bit = u8::from(form.l == VexL::L256);
+            let r_bit = (r_id >> 3) & 1;
+            let x_bit = (x_id >> 3) & 1;
+            let b_bit = (b_id >> 3) & 1;
+            let byte_last = (w_bit << 7) | ((!vvvv_id & 15) << 3) | (l_bit << 2) | pp;
+            if form.encoding == Encoding::Vex && map_bits == 1 && x_bit == 0 && b_bit == 0 && w_bit == 0 {
+                b.push(0xc5)?;
+                b.push(((r_bit ^ 1) << 7) | (byte_last & 0x7f))?;
+            } else {
+                b.push(if form.encoding == Encoding::Xop { 0x8f } else { 0xc4 })?;
+                b.push(((r_bit ^ 1) << 7) | ((x_bit ^ 1) << 6) | ((b_bit ^ 1) << 5) | map_bits)?;
+                b.push(byte_last)?;
+            }
+            b.push(form.opcode)?;
+        }
+        Encoding::Evex => {
+            let map_bits = match form.map {
+                OpcodeMap::M0F => 1,
+                OpcodeMap::M0F38 => 2,
+                OpcodeMap::M0F3A => 3,
+                OpcodeMap::Map5 => 5,
+                OpcodeMap::Map6 => 6,
+                _ => return Err("bad EVEX map".into()),
+            };
+            let r_bit = (r_id >> 3) & 1;
+            let r2_bit = (r_id >> 4) & 1;
+            let x_bit = if rm_is_reg { rm_high_bit & 1 } else { (x_id >> 3) & 1 };
+            let b_bit = (b_id >> 3) & 1;
+            let v2_bit = if vsib { (x_id >> 4) & 1 } else { (vvvv_id >> 4) & 1 };
+            let p0 = ((r_bit ^ 1) << 7) | ((x_bit ^ 1) << 6) | ((b_bit ^ 1) << 5) | ((r2_bit ^ 1) << 4) | map_bits;
+            let p1 = (w_bit << 7) | ((!vvvv_id & 15) << 3) | 4 | pp;
+            let (ll, bcst_bit) = if let Some(mode) = er {
+                (mode as u8, 1)
+            } else if sae {
+                (
+                    match form.l {
+                        VexL::L256 => 1,
+                        VexL::L512 => 2,
+                        _ => 0,
+                    },
+                    1,
+                )
+            } else {
+                (
+                    match form.l {
+                        VexL::L256 => 1,
+                        VexL::L512 => 2,
+                        _ => 0,
+                    },
+                    u8::from(broadcast),
+                )
+            };
+            let p2 = (u8::from(decorators.zeroing()) << 7) | (ll << 5) | (bcst_bit << 4) | ((v2_bit ^ 1) << 3) | decorators.mask();
+            b.push(0x62)?;
+            b.push(p0)?;
+            b.push(p1)?;
+            b.push(p2)?;
+            b.push(form.opcode)?;
+        }
+    }
+
+    // ModRM, SIB, displacement.
+    let mut field_use: Option<FieldUse> = None;
+    let reg_bits = (r_id & 7) << 3;
+    match form.modrm {
+        ModRmSpec::Fixed(byte) => b.push(byte)?,
+        ModRmSpec::StPlus(base) => b.push(base + opcode_reg.map_or(0, |r| r.id()))?,
+        ModRmSpec::Reg | ModRmSpec::Digit(_) => {
+            if let Some(m) = &mem {
+                b.push((m.modrm_mod << 6) | reg_bits | m.rm)?;
+                if let Some(sib) = m.sib {
+                    b.push(sib)?;
+                }
+                let disp_at = b.len;
+                b.push_le(m.disp, m.disp_size)?;
+                if let Some(label) = m.rip_label {
+                    field_use = Some(FieldUse { at: disp_at as u8, kind: FixupKind::Rel32, target: Target::Label(label), addend: m.disp });
+                } else if let Some(label) = m.abs32_label {
+                    field_use = Some(FieldUse { at: disp_at as u8, kind: FixupKind::Abs32, target: Target::Label(label), addend: m.disp });
+                }
+            } else {
+                let rm = rm_reg.map_or(0, |r| r.hw_id() & 7);
+                b.push(0xc0 | reg_bits | rm)?;
+            }
+        }
+        ModRmSpec::None | ModRmSpec::OpcodeReg => {}
+    }
+    if form.encoding == Encoding::Amd3dNow {
+        b.push(form.opcode)?;
+    }
+    // Moffs address.
+    if let Some(m) = moffs {
+        let size = if x64 { 8 } else { 4 };
+        b.push_le(m.disp(), size)?;
+    }
+    // Far pointer: offset then selector.
+    if let Some((v, kind)) = far {
+        let off_size = if kind == K::FarPtr16 { 2 } else { 4 };
+        b.push_le(v & 0xffff_ffff, off_size)?;
+        b.push_le((v >> 32) & 0xffff, 2)?;
+    }
+    // Immediates (with is4 register in the high bits).
+    if let Some(r) = is4 {
+        let low = if imm_count > 0 { imms[0].0 & 15 } else { 0 };
+        b.push(((r.hw_id() & 15) << 4) | low as u8)?;
+        imm_count = 0;
+    }
+    for &(v, n) in &imms[..imm_count] {
+        b.push_le(v, n)?;
+    }
+    // Relative branch target.
+    if let Some((kind, target)) = rel {
+        let size = match kind {
+            K::Rel8 => 1,
+            K::Rel16 | K::XRel16 | K::Disp16 => 2,
+            _ => 4,
+        };
+        if kind == K::Rel8 && options.contains(InstOptions::LONG) {
+            return Ok(None);
+        }
+        if size != 1 && options.contains(InstOptions::SHORT) {
+            return Err("short branch requested but this form is near".into());
+        }
+        let at = b.len;
+        b.push_le(0, size)?;
+        let end = (site.offset + b.len) as i64;
+        match target {
+            Operand::Label(label) => {
+                match site.code.label_offset(*label) {
+                    Some((section, offset)) if section == site.section => {
+                        let distance = offset as i64 - end;
+                        let fits = match size {
+                            1 => i8::try_from(distance).is_ok(),
+                            2 => i16::try_from(distance).is_ok(),
+                            _ => i32::try_from(distance).is_ok(),
+                        };
+                        if !fits {
+                            if size == 1 && !options.contains(InstOptions::SHORT) {
+                                return Ok(None);
+                            }
+                            return Err(format!("branch distance {distance} does not fit rel{}", size * 8));
+                        }
+                        b.len = at;
+                        b.push_le(distance, size)?;
+                    }
+                    _ => {
+                        if site.code.label_offset(*label).is_none() && label.id() as usize >= site.code.label_count() {
+                            return Err(format!("label L{} does not belong to this code holder", label.id()));
+                        }
+                        if size == 1 && !options.contains(InstOptions::SHORT) {
+                            return Ok(None);
+                        }
+                        if size == 2 {
+                            return Err("rel16 branches to labels are not supported".into());
+                        }
+                        let kind = if size == 1 { FixupKind::Rel8 } else { FixupKind::Rel32 };
+                        field_use = Some(FieldUse { at: at as u8, kind, target: Target::Label(*label), addend: 0 });
+                    }
+                }
+            }
+            Operand::Imm(address) => {
+                let address = *address as u64;
+                match site.code.base_address() {
+                    Some(base) => {
+                        let distance = address.wrapping_sub(base.wrapping_add(end as u64)) as i64;
+                        let distance = if x64 { distance } else { distance as i32 as i64 };
+                        let fits = match size {
+                            1 => i8::try_from(distance).is_ok(),
+                            2 => i16::try_from(distance).is_ok(),
+                            _ => i32::try_from(distance).is_ok(),
+                        };
+                        if !fits {
+                            if size == 1 && !options.contains(InstOptions::SHORT) {
+                                return Ok(None);
+                            }
+                            return Err(format!("branch distance {distance} does not fit rel{}", size * 8));
+                        }
+                        b.len = at;
+                        b.push_le(distance, size)?;
+                    }
+                    None => {
+                        if size != 4 {
+                            if options.contains(InstOptions::SHORT) {
+                                return Err("a short branch to an absolute address needs a known base address".into());
+                            }
+                            return Ok(None);
+                        }
+                        field_use = Some(FieldUse { at: at as u8, kind: FixupKind::Rel32, target: Target::Absolute(address), addend: 0 });
+                    }
+                }
+            }
+            _ => return Err("expected a label or an address".into()),
+        }
+    }
+    Ok(Some(Encoded { bytes: b.buf, len: b.len, field_use }))
+}

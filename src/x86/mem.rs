@@ -1,0 +1,411 @@
+//! Memory operands: base, index, scale, displacement, segment, size, and the
+//! RIP-relative, label-relative, absolute and VSIB forms; AVX-512 broadcast
+//! and masking on memory. Built with readable expressions:
+//!
+//! ```
+//! use jitforge::x86::*;
+//! let m = qword_ptr(rax + rcx * 8 + 16);
+//! assert_eq!(m.to_string(), "qword ptr [rax + rcx*8 + 0x10]");
+//! let b = dword_ptr(rbx).bcst();
+//! assert_eq!(b.to_string(), "dword ptr [rbx]{1toN}");
+//! ```
+
+use super::reg::{Decorators, Gp32, Gp64, KReg, Reg, Rip, Xmm, Ymm, Zmm};
+use crate::code::Label;
+use std::fmt;
+use std::ops::{Add, Mul, Sub};
+
+/// What a memory operand's address is relative to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MemBase {
+    /// No base: `[index*scale + disp]` or an absolute address `[disp]`.
+    None,
+    /// A general-purpose register (32- or 64-bit).
+    Reg(Reg),
+    /// `[rip + disp]`.
+    Rip,
+    /// `[rip + label + disp]` in 64-bit mode, `[label + disp]` (absolute) in 32-bit mode.
+    Label(Label),
+}
+
+/// A memory operand. Small and `Copy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Mem {
+    base: MemBase,
+    index: Option<Reg>,
+    scale: u8,
+    segment: Option<Reg>,
+    size: u16,
+    broadcast: bool,
+    abs64: bool,
+    decorators: Decorators,
+    disp: i64,
+}
+
+impl Mem {
+    /// A memory operand with a base register and a displacement, no size.
+    pub fn new(base: MemBase, disp: i64) -> Mem {
+        Mem {
+            base,
+            index: None,
+            scale: 1,
+            segment: None,
+            size: 0,
+            broadcast: false,
+            abs64: false,
+            decorators: Decorators::NONE,
+            disp,
+        }
+    }
+
+    /// An absolute address `[addr]` (encoded as disp32 when it fits, else with `movabs`).
+    pub fn absolute(addr: u64) -> Mem {
+        Mem::new(MemBase::None, addr as i64)
+    }
+
+    /// The base.
+    pub const fn base(&self) -> MemBase {
+        self.base
+    }
+
+    /// The index register (general-purpose, or a vector register for VSIB).
+    pub const fn index(&self) -> Option<Reg> {
+        self.index
+    }
+
+    /// The scale: 1, 2, 4 or 8.
+    pub const fn scale(&self) -> u8 {
+        self.scale
+    }
+
+    /// The displacement (or the absolute address).
+    pub const fn disp(&self) -> i64 {
+        self.disp
+    }
+
+    /// The segment override, if any.
+    pub const fn segment(&self) -> Option<Reg> {
+        self.segment
+    }
+
+    /// The size in bytes (0: unspecified).
+    pub const fn size(&self) -> u16 {
+        self.size
+    }
+
+    /// Whether this is an AVX-512 broadcast (`{1toN}`).
+    pub const fn is_broadcast(&self) -> bool {
+        self.broadcast
+    }
+
+    /// Whether this is a 64-bit absolute address for `movabs`.
+    pub const fn is_abs64(&self) -> bool {
+        self.abs64
+    }
+
+    /// The write mask of a memory destination (`[rax]{k1}`).
+    pub const fn decorators(&self) -> Decorators {
+        self.decorators
+    }
+
+    /// With another size in bytes.
+    pub const fn with_size(mut self, size: u16) -> Mem {
+        self.size = size;
+        self
+    }
+
+    /// With a segment override (`fs:[rax]`).
+    pub fn with_segment(mut self, segment: impl Into<Reg>) -> Mem {
+        self.segment = Some(segment.into());
+        self
+    }
+
+    /// With another displacement.
+    pub const fn with_disp(mut self, disp: i64) -> Mem {
+        self.disp = disp;
+        self
+    }
+
+    /// With an index register and scale. Scale must be 1, 2, 4 or 8 (checked at encoding).
+    pub fn with_index(mut self, index: impl Into<Reg>, scale: u8) -> Mem {
+        self.index = Some(index.into());
+        self.scale = scale;
+        self
+    }
+
+    /// As an AVX-512 broadcast `{1toN}` of the element size (the size is the element's).
+    pub const fn bcst(mut self) -> Mem {
+        self.broadcast = true;
+        self
+    }
+
+    /// As a 64-bit absolute address (`movabs`).
+    pub const fn abs64(mut self) -> Mem {
+        self.abs64 = true;
+        self
+    }
+
+    /// With a write mask (memory destination of a masked store).
+    pub const fn k(mut self, mask: KReg) -> Mem {
+        self.decorators = self.decorators.with_mask(mask);
+        self
+    }
+
+    /// Whether the index is a vector register (VSIB).
+    pub fn is_vsib(&self) -> bool {
+        self.index.is_some_and(|r| r.kind().is_vec())
+    }
+}
+
+fn size_keyword(size: u16) -> Option<&'static str> {
+    Some(match size {
+        1 => "byte",
+        2 => "word",
+        4 => "dword",
+        6 => "fword",
+        8 => "qword",
+        10 => "tbyte",
+        16 => "xmmword",
+        32 => "ymmword",
+        64 => "zmmword",
+        _ => return None,
+    })
+}
+
+impl fmt::Display for Mem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(k) = size_keyword(self.size) {
+            write!(f, "{k} ptr ")?;
+        }
+        if let Some(seg) = self.segment {
+            write!(f, "{}:", seg.name())?;
+        }
+        f.write_str("[")?;
+        let mut first = true;
+        match self.base {
+            MemBase::None => {}
+            MemBase::Reg(r) => {
+                f.write_str(r.name())?;
+                first = false;
+            }
+            MemBase::Rip => {
+                f.write_str("rip")?;
+                first = false;
+            }
+            MemBase::Label(l) => {
+                write!(f, "L{}", l.id())?;
+                first = false;
+            }
+        }
+        if let Some(index) = self.index {
+            if !first {
+                f.write_str(" + ")?;
+            }
+            write!(f, "{}*{}", index.name(), self.scale)?;
+            first = false;
+        }
+        if first {
+            write!(f, "{:#x}", self.disp)?;
+        } else if self.disp > 0 {
+            write!(f, " + {:#x}", self.disp)?;
+        } else if self.disp < 0 {
+            write!(f, " - {:#x}", self.disp.unsigned_abs())?;
+        }
+        f.write_str("]")?;
+        if self.broadcast {
+            f.write_str("{1toN}")?;
+        }
+        if self.decorators.mask() != 0 {
+            write!(f, "{{k{}}}", self.decorators.mask())?;
+        }
+        Ok(())
+    }
+}
+
+/// An `index * scale` term of an address expression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScaledIndex {
+    index: Reg,
+    scale: u8,
+}
+
+/// Converts address expressions (`rax`, `rax + 8`, `rax + rcx*4 - 16`, `rip + 4`,
+/// a label) into a [`Mem`] without size.
+pub trait IntoAddress {
+    /// The unsized memory operand.
+    fn into_address(self) -> Mem;
+}
+
+impl IntoAddress for Mem {
+    fn into_address(self) -> Mem {
+        self
+    }
+}
+
+impl IntoAddress for Label {
+    fn into_address(self) -> Mem {
+        Mem::new(MemBase::Label(self), 0)
+    }
+}
+
+impl IntoAddress for Rip {
+    fn into_address(self) -> Mem {
+        Mem::new(MemBase::Rip, 0)
+    }
+}
+
+impl IntoAddress for u64 {
+    fn into_address(self) -> Mem {
+        Mem::absolute(self)
+    }
+}
+
+impl IntoAddress for i64 {
+    fn into_address(self) -> Mem {
+        Mem::absolute(self as u64)
+    }
+}
+
+impl IntoAddress for i32 {
+    fn into_address(self) -> Mem {
+        Mem::absolute(self as i64 as u64)
+    }
+}
+
+impl IntoAddress for ScaledIndex {
+    fn into_address(self) -> Mem {
+        Mem::new(MemBase::None, 0).with_index(self.index, self.scale)
+    }
+}
+
+macro_rules! base_reg {
+    ($($ty:ident),*) => {$(
+        impl IntoAddress for $ty {
+            fn into_address(self) -> Mem {
+                Mem::new(MemBase::Reg(self.reg()), 0)
+            }
+        }
+        impl Add<i32> for $ty {
+            type Output = Mem;
+            fn add(self, disp: i32) -> Mem {
+                self.into_address().with_disp(disp as i64)
+            }
+        }
+        impl Sub<i32> for $ty {
+            type Output = Mem;
+            fn sub(self, disp: i32) -> Mem {
+                self.into_address().with_disp(-(disp as i64))
+            }
+        }
+        impl Add<ScaledIndex> for $ty {
+            type Output = Mem;
+            fn add(self, index: ScaledIndex) -> Mem {
+                self.into_address().with_index(index.index, index.scale)
+            }
+        }
+        impl<R: IndexReg> Add<R> for $ty {
+            type Output = Mem;
+            fn add(self, index: R) -> Mem {
+                self.into_address().with_index(index.index_reg(), 1)
+            }
+        }
+    )*};
+}
+base_reg!(Gp64, Gp32);
+
+/// Registers that may serve as an index (general-purpose, or vector for VSIB).
+pub trait IndexReg: Copy {
+    /// The index register.
+    fn index_reg(self) -> Reg;
+}
+
+macro_rules! index_reg {
+    ($($ty:ident),*) => {$(
+        impl IndexReg for $ty {
+            fn index_reg(self) -> Reg {
+                self.reg()
+            }
+        }
+        impl Mul<u8> for $ty {
+            type Output = ScaledIndex;
+            fn mul(self, scale: u8) -> ScaledIndex {
+                ScaledIndex { index: self.reg(), scale }
+            }
+        }
+    )*};
+}
+index_reg!(Gp64, Gp32, Xmm, Ymm, Zmm);
+
+impl Add<i32> for Rip {
+    type Output = Mem;
+    fn add(self, disp: i32) -> Mem {
+        Mem::new(MemBase::Rip, disp as i64)
+    }
+}
+
+impl Add<i32> for Label {
+    type Output = Mem;
+    fn add(self, disp: i32) -> Mem {
+        Mem::new(MemBase::Label(self), disp as i64)
+    }
+}
+
+impl Add<i32> for Mem {
+    type Output = Mem;
+    fn add(self, disp: i32) -> Mem {
+        self.with_disp(self.disp.wrapping_add(disp as i64))
+    }
+}
+
+impl Sub<i32> for Mem {
+    type Output = Mem;
+    fn sub(self, disp: i32) -> Mem {
+        self.with_disp(self.disp.wrapping_sub(disp as i64))
+    }
+}
+
+impl Add<ScaledIndex> for Mem {
+    type Output = Mem;
+    fn add(self, index: ScaledIndex) -> Mem {
+        self.with_index(index.index, index.scale)
+    }
+}
+
+impl Add<i32> for ScaledIndex {
+    type Output = Mem;
+    fn add(self, disp: i32) -> Mem {
+        self.into_address().with_disp(disp as i64)
+    }
+}
+
+macro_rules! ptr_fn {
+    ($($(#[$doc:meta])* $name:ident = $size:expr;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(address: impl IntoAddress) -> Mem {
+            address.into_address().with_size($size)
+        }
+    )*};
+}
+
+ptr_fn! {
+    /// A memory operand without a size (`[rax]`), for instructions whose other operands say it.
+    ptr = 0;
+    /// `byte ptr [...]`.
+    byte_ptr = 1;
+    /// `word ptr [...]`.
+    word_ptr = 2;
+    /// `dword ptr [...]`.
+    dword_ptr = 4;
+    /// `fword ptr [...]` (6 bytes: a far pointer m16:32).
+    fword_ptr = 6;
+    /// `qword ptr [...]`.
+    qword_ptr = 8;
+    /// `tbyte ptr [...]` (10 bytes: x87 extended or m16:64).
+    tbyte_ptr = 10;
+    /// `xmmword ptr [...]`.
+    xmmword_ptr = 16;
+    /// `ymmword ptr [...]`.
+    ymmword_ptr = 32;
+    /// `zmmword ptr [...]`.
+    zmmword_ptr = 64;
+}

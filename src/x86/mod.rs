@@ -1,0 +1,31 @@
+//! x86 and x86-64: registers and operands, the instruction database, the
+//! encoder and the [`Assembler`] with its typed ([`Instructions`]) and dynamic
+//! ([`Assembler::emit`]) APIs.
+//!
+//! `use jitforge::x86::*;` brings the register constants, the operand
+//! builders (`qword_ptr(rax + rcx * 8 + 16)`), the `Assembler` and the
+//! `Instructions` trait into scope.
+
+mod assembler;
+pub mod db;
+mod emitter;
+mod encoder;
+mod mem;
+mod operand;
+mod options;
+mod reg;
+
+pub use assembler::{Assembler, Logger};
+pub use db::{CpuFeature, Form, Instructions, Mnemonic, OperandKind};
+pub use emitter::Emitter;
+pub use mem::{
+    IndexReg, IntoAddress, Mem, MemBase, ScaledIndex, byte_ptr, dword_ptr, fword_ptr, ptr, qword_ptr, tbyte_ptr,
+    word_ptr, xmmword_ptr, ymmword_ptr, zmmword_ptr,
+};
+pub use operand::{Arg, Operand, class};
+pub use options::{InstOptions, Rounding};
+pub use reg::regs::*;
+pub use reg::{
+    BndReg, CrReg, Decorators, DrReg, Gp8, Gp8High, Gp8Low, Gp16, Gp32, Gp64, KReg, Mm, Reg, RegKind, Rip, SegReg, St,
+    Tmm, Xmm, Ymm, Zmm,
+};

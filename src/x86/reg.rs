@@ -1,0 +1,442 @@
+//! x86 registers: the untyped [`Reg`] the encoder works on, the typed register
+//! structs the typed API checks at compile time (`Gp64`, `Xmm`, `KReg`, ...),
+//! and a constant for every register (`rax`, `xmm17`, `k1`, `st3`, `tmm0`, ...).
+//!
+//! Register constants are lower case, as in Intel syntax and AsmJit.
+
+use std::fmt;
+
+/// What kind of register a [`Reg`] is; its size follows from the kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum RegKind {
+    /// 8-bit low general-purpose register (`al`..`r15b`, `spl`..`dil`).
+    Gp8,
+    /// 8-bit high register `ah`, `ch`, `dh`, `bh` (id 0..3); not encodable with REX.
+    Gp8Hi,
+    /// 16-bit general-purpose register.
+    Gp16,
+    /// 32-bit general-purpose register.
+    Gp32,
+    /// 64-bit general-purpose register.
+    Gp64,
+    /// Segment register (`es`=0, `cs`, `ss`, `ds`, `fs`, `gs`=5).
+    Seg,
+    /// Control register `cr0`..`cr15`.
+    Cr,
+    /// Debug register `dr0`..`dr15`.
+    Dr,
+    /// x87 stack register `st0`..`st7`.
+    St,
+    /// MMX register `mm0`..`mm7`.
+    Mm,
+    /// 128-bit vector register `xmm0`..`xmm31`.
+    Xmm,
+    /// 256-bit vector register `ymm0`..`ymm31`.
+    Ymm,
+    /// 512-bit vector register `zmm0`..`zmm31`.
+    Zmm,
+    /// AVX-512 mask register `k0`..`k7`.
+    K,
+    /// AMX tile register `tmm0`..`tmm7`.
+    Tmm,
+    /// MPX bound register `bnd0`..`bnd3`.
+    Bnd,
+    /// The instruction pointer, only as a memory base (`[rip + disp]`).
+    Rip,
+}
+
+impl RegKind {
+    /// Size of the register in bytes (0 for `rip`).
+    pub const fn size(self) -> u32 {
+        match self {
+            RegKind::Gp8 | RegKind::Gp8Hi => 1,
+            RegKind::Gp16 | RegKind::Seg => 2,
+            RegKind::Gp32 => 4,
+            RegKind::Gp64 | RegKind::Cr | RegKind::Dr | RegKind::Mm | RegKind::K => 8,
+            RegKind::St => 10,
+            RegKind::Xmm | RegKind::Bnd => 16,
+            RegKind::Ymm => 32,
+            RegKind::Zmm => 64,
+            RegKind::Tmm => 1024,
+            RegKind::Rip => 0,
+        }
+    }
+
+    /// Number of registers of this kind.
+    pub const fn count(self) -> u8 {
+        match self {
+            RegKind::Gp8 | RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64 => 16,
+            RegKind::Gp8Hi | RegKind::Bnd => 4,
+            RegKind::Seg => 6,
+            RegKind::Cr | RegKind::Dr => 16,
+            RegKind::St | RegKind::Mm | RegKind::K | RegKind::Tmm => 8,
+            RegKind::Xmm | RegKind::Ymm | RegKind::Zmm => 32,
+            RegKind::Rip => 1,
+        }
+    }
+
+    /// Whether this is a general-purpose register kind.
+    pub const fn is_gp(self) -> bool {
+        matches!(self, RegKind::Gp8 | RegKind::Gp8Hi | RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64)
+    }
+
+    /// Whether this is an SSE/AVX vector register kind.
+    pub const fn is_vec(self) -> bool {
+        matches!(self, RegKind::Xmm | RegKind::Ymm | RegKind::Zmm)
+    }
+}
+
+/// An AVX-512 write mask and zeroing decoration on a destination operand:
+/// bits 0..2 the mask register (0 = none), bit 3 zeroing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Decorators(u8);
+
+impl Decorators {
+    /// No mask, merging.
+    pub const NONE: Decorators = Decorators(0);
+
+    /// The mask register id (1..7), or 0 for none.
+    pub const fn mask(self) -> u8 {
+        self.0 & 7
+    }
+
+    /// Whether `{z}` (zeroing-masking) is set.
+    pub const fn zeroing(self) -> bool {
+        self.0 & 8 != 0
+    }
+
+    /// With the mask register set (`{k1}`).
+    pub const fn with_mask(self, k: KReg) -> Decorators {
+        Decorators((self.0 & !7) | (k.0 & 7))
+    }
+
+    /// With `{z}` set.
+    pub const fn with_zeroing(self) -> Decorators {
+        Decorators(self.0 | 8)
+    }
+
+    /// Whether any decoration is present.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// Any x86 register, untyped: a kind, an id, and the AVX-512 decorations of a
+/// destination (`zmm0 {k1}{z}`). Small and `Copy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Reg {
+    kind: RegKind,
+    id: u8,
+    decorators: Decorators,
+}
+
+impl Reg {
+    /// Makes a register; `None` when `id` is out of range for `kind`.
+    pub const fn new(kind: RegKind, id: u8) -> Option<Reg> {
+        if id < kind.count() { Some(Reg { kind, id, decorators: Decorators::NONE }) } else { None }
+    }
+
+    pub(crate) const fn new_unchecked(kind: RegKind, id: u8) -> Reg {
+        Reg { kind, id, decorators: Decorators::NONE }
+    }
+
+    /// The register kind.
+    pub const fn kind(self) -> RegKind {
+        self.kind
+    }
+
+    /// The register number (for `ah`..`bh`: 0..3).
+    pub const fn id(self) -> u8 {
+        self.id
+    }
+
+    /// Size in bytes.
+    pub const fn size(self) -> u32 {
+        self.kind.size()
+    }
+
+    /// The AVX-512 decorations.
+    pub const fn decorators(self) -> Decorators {
+        self.decorators
+    }
+
+    /// The same register with other decorations.
+    pub const fn with_decorators(self, decorators: Decorators) -> Reg {
+        Reg { decorators, ..self }
+    }
+
+    /// The number the encoder puts in ModRM/REX/VEX/EVEX fields (`ah` is 4).
+    pub const fn hw_id(self) -> u8 {
+        match self.kind {
+            RegKind::Gp8Hi => self.id + 4,
+            _ => self.id,
+        }
+    }
+
+    /// The name in Intel syntax (`rax`, `r9d`, `ah`, `xmm17`, `st(3)`...).
+    pub fn name(self) -> &'static str {
+        let id = self.id as usize;
+        match self.kind {
+            RegKind::Gp8 => GP8_NAMES[id],
+            RegKind::Gp8Hi => ["ah", "ch", "dh", "bh"][id],
+            RegKind::Gp16 => GP16_NAMES[id],
+            RegKind::Gp32 => GP32_NAMES[id],
+            RegKind::Gp64 => GP64_NAMES[id],
+            RegKind::Seg => ["es", "cs", "ss", "ds", "fs", "gs"][id],
+            RegKind::Cr => CR_NAMES[id],
+            RegKind::Dr => DR_NAMES[id],
+            RegKind::St => ["st(0)", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)"][id],
+            RegKind::Mm => ["mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7"][id],
+            RegKind::Xmm => XMM_NAMES[id],
+            RegKind::Ymm => YMM_NAMES[id],
+            RegKind::Zmm => ZMM_NAMES[id],
+            RegKind::K => ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"][id],
+            RegKind::Tmm => ["tmm0", "tmm1", "tmm2", "tmm3", "tmm4", "tmm5", "tmm6", "tmm7"][id],
+            RegKind::Bnd => ["bnd0", "bnd1", "bnd2", "bnd3"][id],
+            RegKind::Rip => "rip",
+        }
+    }
+
+    /// Looks a register up by its Intel name (case-insensitive; `st(3)` and `st3` both work).
+    pub fn from_name(name: &str) -> Option<Reg> {
+        let lower = name.to_ascii_lowercase();
+        let n = lower.as_str();
+        let find = |names: &[&str], kind: RegKind| {
+            names.iter().position(|x| *x == n).map(|i| Reg::new_unchecked(kind, i as u8))
+        };
+        find(&GP64_NAMES, RegKind::Gp64)
+            .or_else(|| find(&GP32_NAMES, RegKind::Gp32))
+            .or_else(|| find(&GP16_NAMES, RegKind::Gp16))
+            .or_else(|| find(&GP8_NAMES, RegKind::Gp8))
+            .or_else(|| find(&["ah", "ch", "dh", "bh"], RegKind::Gp8Hi))
+            .or_else(|| find(&XMM_NAMES, RegKind::Xmm))
+            .or_else(|| find(&YMM_NAMES, RegKind::Ymm))
+            .or_else(|| find(&ZMM_NAMES, RegKind::Zmm))
+            .or_else(|| find(&["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"], RegKind::K))
+            .or_else(|| find(&["mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7"], RegKind::Mm))
+            .or_else(|| find(&["es", "cs", "ss", "ds", "fs", "gs"], RegKind::Seg))
+            .or_else(|| find(&CR_NAMES, RegKind::Cr))
+            .or_else(|| find(&DR_NAMES, RegKind::Dr))
+            .or_else(|| find(&["tmm0", "tmm1", "tmm2", "tmm3", "tmm4", "tmm5", "tmm6", "tmm7"], RegKind::Tmm))
+            .or_else(|| find(&["bnd0", "bnd1", "bnd2", "bnd3"], RegKind::Bnd))
+            .or_else(|| find(&["st0", "st1", "st2", "st3", "st4", "st5", "st6", "st7"], RegKind::St))
+            .or_else(|| find(&["st(0)", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)"], RegKind::St))
+            .or_else(|| (n == "st").then_some(Reg::new_unchecked(RegKind::St, 0)))
+            .or_else(|| (n == "rip").then_some(Reg::new_unchecked(RegKind::Rip, 0)))
+    }
+}
+
+impl fmt::Display for Reg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())?;
+        if self.decorators.mask() != 0 {
+            write!(f, " {{k{}}}", self.decorators.mask())?;
+        }
+        if self.decorators.zeroing() {
+            f.write_str("{z}")?;
+        }
+        Ok(())
+    }
+}
+
+const GP8_NAMES: [&str; 16] = [
+    "al", "cl", "dl", "bl", "spl", "bpl", "sil", "dil", "r8b", "r9b", "r10b", "r11b", "r12b", "r13b", "r14b", "r15b",
+];
+const GP16_NAMES: [&str; 16] = [
+    "ax", "cx", "dx", "bx", "sp", "bp", "si", "di", "r8w", "r9w", "r10w", "r11w", "r12w", "r13w", "r14w", "r15w",
+];
+const GP32_NAMES: [&str; 16] = [
+    "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "r8d", "r9d", "r10d", "r11d", "r12d", "r13d", "r14d",
+    "r15d",
+];
+const GP64_NAMES: [&str; 16] = [
+    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+];
+const CR_NAMES: [&str; 16] = [
+    "cr0", "cr1", "cr2", "cr3", "cr4", "cr5", "cr6", "cr7", "cr8", "cr9", "cr10", "cr11", "cr12", "cr13", "cr14",
+    "cr15",
+];
+const DR_NAMES: [&str; 16] = [
+    "dr0", "dr1", "dr2", "dr3", "dr4", "dr5", "dr6", "dr7", "dr8", "dr9", "dr10", "dr11", "dr12", "dr13", "dr14",
+    "dr15",
+];
+macro_rules! vec_names {
+    ($p:literal) => {
+        [
+            concat!($p, "0"), concat!($p, "1"), concat!($p, "2"), concat!($p, "3"), concat!($p, "4"),
+            concat!($p, "5"), concat!($p, "6"), concat!($p, "7"), concat!($p, "8"), concat!($p, "9"),
+            concat!($p, "10"), concat!($p, "11"), concat!($p, "12"), concat!($p, "13"), concat!($p, "14"),
+            concat!($p, "15"), concat!($p, "16"), concat!($p, "17"), concat!($p, "18"), concat!($p, "19"),
+            concat!($p, "20"), concat!($p, "21"), concat!($p, "22"), concat!($p, "23"), concat!($p, "24"),
+            concat!($p, "25"), concat!($p, "26"), concat!($p, "27"), concat!($p, "28"), concat!($p, "29"),
+            concat!($p, "30"), concat!($p, "31"),
+        ]
+    };
+}
+const XMM_NAMES: [&str; 32] = vec_names!("xmm");
+const YMM_NAMES: [&str; 32] = vec_names!("ymm");
+const ZMM_NAMES: [&str; 32] = vec_names!("zmm");
+
+/// Defines a typed register struct that converts into [`Reg`].
+macro_rules! typed_reg {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct $name(pub(crate) u8, pub(crate) Decorators);
+
+        impl $name {
+            /// The register with number `id`; `None` when out of range.
+            pub const fn from_id(id: u8) -> Option<$name> {
+                if id < $kind.count() { Some($name(id, Decorators::NONE)) } else { None }
+            }
+            /// The register number.
+            pub const fn id(self) -> u8 {
+                self.0
+            }
+            /// The untyped register.
+            pub const fn reg(self) -> Reg {
+                Reg { kind: $kind, id: self.0, decorators: self.1 }
+            }
+        }
+
+        impl From<$name> for Reg {
+            fn from(r: $name) -> Reg {
+                r.reg()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.reg(), f)
+            }
+        }
+    };
+}
+
+typed_reg!(/// An 8-bit general-purpose register (`al`..`r15b`, `spl`..`dil`, and `ah`..`bh`).
+    Gp8Low, RegKind::Gp8);
+typed_reg!(/// One of `ah`, `ch`, `dh`, `bh`.
+    Gp8High, RegKind::Gp8Hi);
+typed_reg!(/// A 16-bit general-purpose register.
+    Gp16, RegKind::Gp16);
+typed_reg!(/// A 32-bit general-purpose register.
+    Gp32, RegKind::Gp32);
+typed_reg!(/// A 64-bit general-purpose register.
+    Gp64, RegKind::Gp64);
+typed_reg!(/// A segment register.
+    SegReg, RegKind::Seg);
+typed_reg!(/// A control register.
+    CrReg, RegKind::Cr);
+typed_reg!(/// A debug register.
+    DrReg, RegKind::Dr);
+typed_reg!(/// An x87 stack register `st(i)`.
+    St, RegKind::St);
+typed_reg!(/// An MMX register.
+    Mm, RegKind::Mm);
+typed_reg!(/// A 128-bit vector register.
+    Xmm, RegKind::Xmm);
+typed_reg!(/// A 256-bit vector register.
+    Ymm, RegKind::Ymm);
+typed_reg!(/// A 512-bit vector register.
+    Zmm, RegKind::Zmm);
+typed_reg!(/// An AVX-512 mask register.
+    KReg, RegKind::K);
+typed_reg!(/// An AMX tile register.
+    Tmm, RegKind::Tmm);
+typed_reg!(/// An MPX bound register.
+    BndReg, RegKind::Bnd);
+
+/// The instruction pointer as a memory base: `qword_ptr(rip + 16)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rip;
+
+/// An 8-bit register for the typed API: low (`al`, `sil`, `r8b`) or high (`ah`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Gp8(pub(crate) Reg);
+
+impl Gp8 {
+    /// The untyped register.
+    pub const fn reg(self) -> Reg {
+        self.0
+    }
+}
+
+impl From<Gp8> for Reg {
+    fn from(r: Gp8) -> Reg {
+        r.0
+    }
+}
+
+impl From<Gp8Low> for Gp8 {
+    fn from(r: Gp8Low) -> Gp8 {
+        Gp8(r.reg())
+    }
+}
+
+impl From<Gp8High> for Gp8 {
+    fn from(r: Gp8High) -> Gp8 {
+        Gp8(r.reg())
+    }
+}
+
+/// Decorations for vector destinations: `zmm0.k(k1).z()`.
+macro_rules! maskable {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// With write mask `{k}`.
+            pub const fn k(self, mask: KReg) -> $name {
+                $name(self.0, self.1.with_mask(mask))
+            }
+            /// With zeroing `{z}` (needs a mask too).
+            pub const fn z(self) -> $name {
+                $name(self.0, self.1.with_zeroing())
+            }
+        }
+    )*};
+}
+maskable!(Xmm, Ymm, Zmm, KReg);
+
+/// Register constants, lower case as in Intel syntax.
+#[allow(non_upper_case_globals, missing_docs)]
+pub mod regs {
+    use super::*;
+
+    macro_rules! consts {
+        ($ty:ident: $($name:ident = $id:expr),* $(,)?) => {$(
+            pub const $name: $ty = $ty($id, Decorators::NONE);
+        )*};
+    }
+    consts!(Gp8Low: al = 0, cl = 1, dl = 2, bl = 3, spl = 4, bpl = 5, sil = 6, dil = 7, r8b = 8, r9b = 9,
+        r10b = 10, r11b = 11, r12b = 12, r13b = 13, r14b = 14, r15b = 15);
+    consts!(Gp8High: ah = 0, ch = 1, dh = 2, bh = 3);
+    consts!(Gp16: ax = 0, cx = 1, dx = 2, bx = 3, sp = 4, bp = 5, si = 6, di = 7, r8w = 8, r9w = 9, r10w = 10,
+        r11w = 11, r12w = 12, r13w = 13, r14w = 14, r15w = 15);
+    consts!(Gp32: eax = 0, ecx = 1, edx = 2, ebx = 3, esp = 4, ebp = 5, esi = 6, edi = 7, r8d = 8, r9d = 9,
+        r10d = 10, r11d = 11, r12d = 12, r13d = 13, r14d = 14, r15d = 15);
+    consts!(Gp64: rax = 0, rcx = 1, rdx = 2, rbx = 3, rsp = 4, rbp = 5, rsi = 6, rdi = 7, r8 = 8, r9 = 9,
+        r10 = 10, r11 = 11, r12 = 12, r13 = 13, r14 = 14, r15 = 15);
+    consts!(SegReg: es = 0, cs = 1, ss = 2, ds = 3, fs = 4, gs = 5);
+    consts!(CrReg: cr0 = 0, cr1 = 1, cr2 = 2, cr3 = 3, cr4 = 4, cr5 = 5, cr6 = 6, cr7 = 7, cr8 = 8, cr9 = 9,
+        cr10 = 10, cr11 = 11, cr12 = 12, cr13 = 13, cr14 = 14, cr15 = 15);
+    consts!(DrReg: dr0 = 0, dr1 = 1, dr2 = 2, dr3 = 3, dr4 = 4, dr5 = 5, dr6 = 6, dr7 = 7, dr8 = 8, dr9 = 9,
+        dr10 = 10, dr11 = 11, dr12 = 12, dr13 = 13, dr14 = 14, dr15 = 15);
+    consts!(St: st0 = 0, st1 = 1, st2 = 2, st3 = 3, st4 = 4, st5 = 5, st6 = 6, st7 = 7);
+    consts!(Mm: mm0 = 0, mm1 = 1, mm2 = 2, mm3 = 3, mm4 = 4, mm5 = 5, mm6 = 6, mm7 = 7);
+    consts!(KReg: k0 = 0, k1 = 1, k2 = 2, k3 = 3, k4 = 4, k5 = 5, k6 = 6, k7 = 7);
+    consts!(Tmm: tmm0 = 0, tmm1 = 1, tmm2 = 2, tmm3 = 3, tmm4 = 4, tmm5 = 5, tmm6 = 6, tmm7 = 7);
+    consts!(BndReg: bnd0 = 0, bnd1 = 1, bnd2 = 2, bnd3 = 3);
+    consts!(Xmm: xmm0 = 0, xmm1 = 1, xmm2 = 2, xmm3 = 3, xmm4 = 4, xmm5 = 5, xmm6 = 6, xmm7 = 7, xmm8 = 8,
+        xmm9 = 9, xmm10 = 10, xmm11 = 11, xmm12 = 12, xmm13 = 13, xmm14 = 14, xmm15 = 15, xmm16 = 16,
+        xmm17 = 17, xmm18 = 18, xmm19 = 19, xmm20 = 20, xmm21 = 21, xmm22 = 22, xmm23 = 23, xmm24 = 24,
+        xmm25 = 25, xmm26 = 26, xmm27 = 27, xmm28 = 28, xmm29 = 29, xmm30 = 30, xmm31 = 31);
+    consts!(Ymm: ymm0 = 0, ymm1 = 1, ymm2 = 2, ymm3 = 3, ymm4 = 4, ymm5 = 5, ymm6 = 6, ymm7 = 7, ymm8 = 8,
+        ymm9 = 9, ymm10 = 10, ymm11 = 11, ymm12 = 12, ymm13 = 13, ymm14 = 14, ymm15 = 15, ymm16 = 16,
+        ymm17 = 17, ymm18 = 18, ymm19 = 19, ymm20 = 20, ymm21 = 21, ymm22 = 22, ymm23 = 23, ymm24 = 24,
+        ymm25 = 25, ymm26 = 26, ymm27 = 27, ymm28 = 28, ymm29 = 29, ymm30 = 30, ymm31 = 31);
+    consts!(Zmm: zmm0 = 0, zmm1 = 1, zmm2 = 2, zmm3 = 3, zmm4 = 4, zmm5 = 5, zmm6 = 6, zmm7 = 7, zmm8 = 8,
+        zmm9 = 9, zmm10 = 10, zmm11 = 11, zmm12 = 12, zmm13 = 13, zmm14 = 14, zmm15 = 15, zmm16 = 16,
+        zmm17 = 17, zmm18 = 18, zmm19 = 19, zmm20 = 20, zmm21 = 21, zmm22 = 22, zmm23 = 23, zmm24 = 24,
+        zmm25 = 25, zmm26 = 26, zmm27 = 27, zmm28 = 28, zmm29 = 29, zmm30 = 30, zmm31 = 31);
+    pub const rip: Rip = Rip;
+}

@@ -1,0 +1,581 @@
+//! Bootstraps the instruction database text from the opcode metadata that the
+//! iced-x86 crate publishes through its public API (`Code::op_code()`).
+//!
+//! This runs once to seed `src/x86/db/instructions.txt`; from then on that file
+//! is the project's reviewed data. The tool stays in the repository so the
+//! seeding can be repeated and audited. It selects the universe the
+//! instruction-set issue defines (dropping Xeon Phi, VIA PadLock, Cyrix,
+//! undocumented opcodes and alias encodings no assembly text selects) and
+//! writes each form in the line format that `crate::parse` reads.
+
+use iced_x86::{
+    Code, CpuidFeature, EncodingKind, MandatoryPrefix, MemorySize, Mnemonic, OpCodeOperandKind,
+    OpCodeTableKind, TupleType,
+};
+use std::fmt::Write as _;
+
+/// One database row before it is written out.
+struct Row {
+    mnemonic: String,
+    priority: (u8, u8, u8, u8),
+    order: usize,
+    text: String,
+}
+
+/// Features whose instructions are outside the universe.
+const EXCLUDED_FEATURES: &[CpuidFeature] = &[
+    CpuidFeature::KNC,
+    CpuidFeature::AVX512ER,
+    CpuidFeature::AVX512PF,
+    CpuidFeature::AVX512_4FMAPS,
+    CpuidFeature::AVX512_4VNNIW,
+    CpuidFeature::PADLOCK_ACE,
+    CpuidFeature::PADLOCK_GMI,
+    CpuidFeature::PADLOCK_PHE,
+    CpuidFeature::PADLOCK_PMM,
+    CpuidFeature::PADLOCK_RNG,
+    CpuidFeature::PADLOCK_UNDOC,
+    CpuidFeature::CYRIX_D3NOW,
+    CpuidFeature::CYRIX_DMI,
+    CpuidFeature::CYRIX_FPU,
+    CpuidFeature::CYRIX_SMINT,
+    CpuidFeature::CYRIX_SMINT_0F7E,
+    CpuidFeature::CYRIX_SHR,
+    CpuidFeature::CYRIX_DDI,
+    CpuidFeature::CYRIX_EMMI,
+    CpuidFeature::CYRIX_SMM,
+    CpuidFeature::CENTAUR_AIS,
+    CpuidFeature::UMOV,
+];
+
+/// Whether `code` belongs to the universe (see module docs).
+fn in_universe(code: Code) -> bool {
+    let op = code.op_code();
+    if !op.is_instruction() || op.encoding() == EncodingKind::MVEX {
+        return false;
+    }
+    if !op.mode64() && !op.mode32() {
+        return false;
+    }
+    if op.is_reserved_nop() {
+        return false;
+    }
+    if code.cpuid_features().iter().any(|f| EXCLUDED_FEATURES.contains(f)) {
+        return false;
+    }
+    let name = format!("{code:?}");
+    // Geode-only 3DNow! forms: AsmJit keeps pfrcpv/pfrsqrtv, and so do we.
+    if code.cpuid_features().contains(&CpuidFeature::D3NOW)
+        && name.contains("Geode")
+        && !(name.contains("Pfrcpv") || name.contains("Pfrsqrtv"))
+    {
+        return false;
+    }
+    let excluded_prefixes = [
+        "Popw_CS", "Loadall", "Umov", "Jmpe", "Sal_", "Nopq", "Salc_", "Zero_bytes",
+    ];
+    if excluded_prefixes.iter().any(|p| name.starts_with(p)) {
+        return false;
+    }
+    // Alias encodings that no assembly text selects.
+    let alias_suffixes = ["_82", "_F6r1", "_F7r1", "_0F11"];
+    if alias_suffixes.iter().any(|s| name.ends_with(s)) && !name.starts_with("Movss")
+        && !name.starts_with("Movsd")
+    {
+        // `movss xmm, xmm` store form (0F 11) is also an alias; the 0F 10 form is selected.
+        return false;
+    }
+    if name.starts_with("Movss_xmm_xmm_0F11") || name.starts_with("Movsd_xmm_xmm_0F11") {
+        return false;
+    }
+    // x87 aliases with an explicit opcode suffix (e.g. Fcom_st0_sti_DCD0).
+    if name.starts_with('F') && name.rsplit('_').next().is_some_and(|s| s.len() == 4 && s.chars().all(|c| c.is_ascii_hexdigit())) {
+        return false;
+    }
+    if op.op_kinds().contains(&OpCodeOperandKind::tr_reg) {
+        return false;
+    }
+    true
+}
+
+fn mnemonic_name(code: Code) -> String {
+    let op = code.op_code();
+    let name = format!("{:?}", code.mnemonic()).to_lowercase();
+    // iced names the 16-bit forms of these without a suffix; assemblers read the
+    // unsuffixed name as the mode's default size, so the 16-bit ones get a `w`.
+    match (code.mnemonic(), op.operand_size()) {
+        (Mnemonic::Pushf | Mnemonic::Popf | Mnemonic::Pusha | Mnemonic::Popa | Mnemonic::Iret, 16) => {
+            format!("{name}w")
+        }
+        _ => name,
+    }
+}
+
+fn operand_token(kind: OpCodeOperandKind) -> Option<&'static str> {
+    use OpCodeOperandKind as K;
+    Some(match kind {
+        K::None => return None,
+        K::farbr2_2 => "ptr16:16",
+        K::farbr4_2 => "ptr16:32",
+        K::mem_offs => "moffs",
+        K::mem => "m",
+        K::mem_mpx => "m.mpx",
+        K::mem_mib => "m.mib",
+        K::mem_vsib32x => "vm32x",
+        K::mem_vsib64x => "vm64x",
+        K::mem_vsib32y => "vm32y",
+        K::mem_vsib64y => "vm64y",
+        K::mem_vsib32z => "vm32z",
+        K::mem_vsib64z => "vm64z",
+        K::sibmem => "m.sib",
+        K::r8_or_mem => "r8/m",
+        K::r16_or_mem => "r16/m",
+        K::r32_or_mem => "r32/m",
+        K::r32_or_mem_mpx => "r32/m.mpx",
+        K::r64_or_mem => "r64/m",
+        K::r64_or_mem_mpx => "r64/m.mpx",
+        K::mm_or_mem => "mm/m",
+        K::xmm_or_mem => "xmm/m",
+        K::ymm_or_mem => "ymm/m",
+        K::zmm_or_mem => "zmm/m",
+        K::bnd_or_mem_mpx => "bnd/m.mpx",
+        K::k_or_mem => "k/m",
+        K::r8_reg => "r8",
+        K::r8_opcode => "r8.o",
+        K::r16_reg => "r16",
+        K::r16_reg_mem => "r16.a",
+        K::r16_rm => "r16.rm",
+        K::r16_opcode => "r16.o",
+        K::r32_reg => "r32",
+        K::r32_reg_mem => "r32.a",
+        K::r32_rm => "r32.rm",
+        K::r32_opcode => "r32.o",
+        K::r32_vvvv => "r32.v",
+        K::r64_reg => "r64",
+        K::r64_reg_mem => "r64.a",
+        K::r64_rm => "r64.rm",
+        K::r64_opcode => "r64.o",
+        K::r64_vvvv => "r64.v",
+        K::seg_reg => "sreg",
+        K::k_reg => "k",
+        K::kp1_reg => "k.pair",
+        K::k_rm => "k.rm",
+        K::k_vvvv => "k.v",
+        K::mm_reg => "mm",
+        K::mm_rm => "mm.rm",
+        K::xmm_reg => "xmm",
+        K::xmm_rm => "xmm.rm",
+        K::xmm_vvvv => "xmm.v",
+        K::xmmp3_vvvv => "xmm.v4",
+        K::xmm_is4 => "xmm.is4",
+        K::xmm_is5 => "xmm.is5",
+        K::ymm_reg => "ymm",
+        K::ymm_rm => "ymm.rm",
+        K::ymm_vvvv => "ymm.v",
+        K::ymm_is4 => "ymm.is4",
+        K::ymm_is5 => "ymm.is5",
+        K::zmm_reg => "zmm",
+        K::zmm_rm => "zmm.rm",
+        K::zmm_vvvv => "zmm.v",
+        K::zmmp3_vvvv => "zmm.v4",
+        K::cr_reg => "cr",
+        K::dr_reg => "dr",
+        K::tr_reg => "tr",
+        K::bnd_reg => "bnd",
+        K::es => "es",
+        K::cs => "cs",
+        K::ss => "ss",
+        K::ds => "ds",
+        K::fs => "fs",
+        K::gs => "gs",
+        K::al => "al",
+        K::cl => "cl",
+        K::ax => "ax",
+        K::dx => "dx",
+        K::eax => "eax",
+        K::rax => "rax",
+        K::st0 => "st0",
+        K::sti_opcode => "st.o",
+        K::imm4_m2z => "i4",
+        K::imm8 => "ib",
+        K::imm8_const_1 => "1",
+        K::imm8sex16 => "ib.sx16",
+        K::imm8sex32 => "ib.sx32",
+        K::imm8sex64 => "ib.sx64",
+        K::imm16 => "iw",
+        K::imm32 => "id",
+        K::imm32sex64 => "id.sx64",
+        K::imm64 => "iq",
+        K::seg_rSI => "[rsi]",
+        K::es_rDI => "es:[rdi]",
+        K::seg_rDI => "[rdi]",
+        K::seg_rBX_al => "[rbx+al]",
+        K::br16_1 | K::br32_1 | K::br64_1 => "rel8",
+        K::br16_2 => "rel16",
+        K::br32_4 | K::br64_4 => "rel32",
+        K::xbegin_2 => "xrel16",
+        K::xbegin_4 => "xrel32",
+        K::brdisp_2 => "disp16",
+        K::brdisp_4 => "disp32",
+        K::tmm_reg => "tmm",
+        K::tmm_rm => "tmm.rm",
+        K::tmm_vvvv => "tmm.v",
+        _ => return None,
+    })
+}
+
+fn map_token(table: OpCodeTableKind) -> &'static str {
+    match table {
+        OpCodeTableKind::Normal => "",
+        OpCodeTableKind::T0F => "0f",
+        OpCodeTableKind::T0F38 => "0f38",
+        OpCodeTableKind::T0F3A => "0f3a",
+        OpCodeTableKind::MAP5 => "map5",
+        OpCodeTableKind::MAP6 => "map6",
+        OpCodeTableKind::MAP8 => "m8",
+        OpCodeTableKind::MAP9 => "m9",
+        OpCodeTableKind::MAP10 => "m10",
+        _ => "?",
+    }
+}
+
+fn prefix_token(prefix: MandatoryPrefix) -> &'static str {
+    match prefix {
+        MandatoryPrefix::None => "",
+        MandatoryPrefix::PNP => "np",
+        MandatoryPrefix::P66 => "66",
+        MandatoryPrefix::PF3 => "f3",
+        MandatoryPrefix::PF2 => "f2",
+    }
+}
+
+/// The encoding column: Intel-manual style, e.g. `o64 rex.w 83 /0` or `evex.512.0f.w0 58 /r`.
+fn encoding_text(code: Code) -> String {
+    let op = code.op_code();
+    let kinds = op.op_kinds();
+    let has = |k: OpCodeOperandKind| kinds.contains(&k);
+    let mut parts: Vec<String> = Vec::new();
+    let opcode_reg = kinds.iter().any(|k| {
+        matches!(
+            k,
+            OpCodeOperandKind::r8_opcode
+                | OpCodeOperandKind::r16_opcode
+                | OpCodeOperandKind::r32_opcode
+                | OpCodeOperandKind::r64_opcode
+        )
+    });
+    let modrm_group = if op.is_group() { Some(op.group_index()) } else { None };
+    let uses_modrm = kinds.iter().any(|k| {
+        let t = operand_token(*k).unwrap_or("");
+        t.contains("/m")
+            || matches!(t, "m" | "m.mpx" | "m.mib" | "m.sib")
+            || t.starts_with("vm")
+            || t.ends_with(".rm")
+            || t.ends_with(".a")
+            || matches!(
+                t,
+                "r8" | "r16" | "r32" | "r64" | "sreg" | "k" | "k.pair" | "mm" | "xmm" | "ymm" | "zmm"
+                    | "cr" | "dr" | "bnd" | "tmm"
+            )
+    });
+    let (opcode, second) = if op.op_code_len() == 2 {
+        ((op.op_code() >> 8) as u8, Some(op.op_code() as u8))
+    } else {
+        (op.op_code() as u8, None)
+    };
+    match op.encoding() {
+        EncodingKind::Legacy | EncodingKind::D3NOW => {
+            if op.fwait() {
+                parts.push("fwait".into());
+            }
+            match op.operand_size() {
+                16 => parts.push("o16".into()),
+                32 => parts.push("o32".into()),
+                64 => parts.push("o64".into()),
+                _ => {}
+            }
+            match op.address_size() {
+                16 => parts.push("a16".into()),
+                32 => parts.push("a32".into()),
+                64 => parts.push("a64".into()),
+                _ => {}
+            }
+            let p = prefix_token(op.mandatory_prefix());
+            if !p.is_empty() {
+                parts.push(p.into());
+            }
+            if op.operand_size() == 64 && !op.default_op_size64() && !op.force_op_size64() {
+                parts.push("rex.w".into());
+            }
+            if op.encoding() == EncodingKind::D3NOW {
+                parts.push("3dnow".into());
+            } else {
+                let m = map_token(op.table());
+                if !m.is_empty() {
+                    parts.push(m.into());
+                }
+            }
+        }
+        EncodingKind::VEX | EncodingKind::EVEX | EncodingKind::XOP => {
+            let enc = match op.encoding() {
+                EncodingKind::VEX => "vex",
+                EncodingKind::EVEX => "evex",
+                _ => "xop",
+            };
+            let l = if op.is_lig() {
+                "lig"
+            } else {
+                match op.l() {
+                    0 => "128",
+                    1 => "256",
+                    _ => "512",
+                }
+            };
+            let w = if op.is_wig() {
+                "wig".to_string()
+            } else if op.is_wig32() {
+                format!("w{}.wig32", op.w())
+            } else {
+                format!("w{}", op.w())
+            };
+            let mut head = format!("{enc}.{l}");
+            let p = prefix_token(op.mandatory_prefix());
+            if !p.is_empty() && p != "np" {
+                head.push('.');
+                head.push_str(p);
+            }
+            let m = map_token(op.table());
+            if !m.is_empty() {
+                head.push('.');
+                head.push_str(m);
+            }
+            head.push('.');
+            head.push_str(&w);
+            parts.push(head);
+        }
+        _ => return "?".into(),
+    }
+    if op.encoding() == EncodingKind::D3NOW {
+        parts.push("/r".into());
+        parts.push(format!("{opcode:02x}"));
+        return parts.join(" ");
+    }
+    if opcode_reg {
+        parts.push(format!("{opcode:02x}+r"));
+    } else if has(OpCodeOperandKind::sti_opcode) {
+        let base = second.unwrap_or(0);
+        parts.push(format!("{opcode:02x}"));
+        parts.push(format!("{base:02x}+i"));
+    } else if let Some(second) = second {
+        parts.push(format!("{opcode:02x}"));
+        parts.push(format!("{second:02x}"));
+    } else {
+        parts.push(format!("{opcode:02x}"));
+    }
+    if let Some(g) = modrm_group {
+        parts.push(format!("/{g}"));
+    } else if op.is_rm_group() {
+        parts.push(format!("/{}", op.rm_group_index()));
+    } else if uses_modrm && second.is_none() {
+        parts.push("/r".into());
+    }
+    parts.join(" ")
+}
+
+fn memory_size_bytes(size: MemorySize) -> usize {
+    if size == MemorySize::Unknown { 0 } else { size.size() }
+}
+
+/// The attribute column: memory sizes, EVEX details and allowed prefixes.
+fn attributes(code: Code) -> String {
+    let op = code.op_code();
+    let mut out = String::new();
+    let mut push = |s: &str| {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(s);
+    };
+    let has_mem = op.op_kinds().iter().any(|k| {
+        let t = operand_token(*k).unwrap_or("");
+        t.contains("/m") || t.starts_with('m') || t.starts_with("vm")
+    });
+    if has_mem {
+        push(&format!("m={}", memory_size_bytes(op.memory_size())));
+    }
+    if op.can_broadcast() {
+        push(&format!("bcst={}", memory_size_bytes(op.broadcast_memory_size())));
+    }
+    if op.encoding() == EncodingKind::EVEX {
+        let tt = format!("{:?}", op.tuple_type());
+        // TupleType names are N<disp8 scale>[b<broadcast scale>].
+        let rest = tt.trim_start_matches('N');
+        let (n, b) = match rest.split_once('b') {
+            Some((n, b)) => (n.to_string(), Some(b.to_string())),
+            None => (rest.to_string(), None),
+        };
+        if has_mem {
+            push(&format!("n={n}"));
+            if let Some(b) = b {
+                push(&format!("nb={b}"));
+            }
+        }
+        let _ = TupleType::N1;
+    }
+    if op.require_op_mask_register() {
+        push("k!");
+    } else if op.can_use_op_mask_register() {
+        push("k");
+    }
+    if op.can_use_zeroing_masking() {
+        push("z");
+    }
+    if op.can_use_rounding_control() {
+        push("er");
+    }
+    if op.can_suppress_all_exceptions() {
+        push("sae");
+    }
+    for (cond, name) in [
+        (op.can_use_lock_prefix(), "lock"),
+        (op.can_use_xacquire_prefix(), "xacquire"),
+        (op.can_use_xrelease_prefix(), "xrelease"),
+        (op.can_use_rep_prefix(), "rep"),
+        (op.can_use_repne_prefix(), "repne"),
+        (op.can_use_bnd_prefix(), "bnd"),
+        (op.can_use_notrack_prefix(), "notrack"),
+    ] {
+        if cond {
+            push(name);
+        }
+    }
+    out
+}
+
+/// Ranks forms of one mnemonic so that the first form that accepts an
+/// instruction's operands is the one an assembler picks (the shortest).
+fn priority(code: Code) -> (u8, u8, u8, u8) {
+    let op = code.op_code();
+    let kinds = op.op_kinds();
+    let encoding_rank = match op.encoding() {
+        EncodingKind::EVEX => 1,
+        _ => 0,
+    };
+    let imm_rank = if kinds.contains(&OpCodeOperandKind::imm8_const_1) {
+        0
+    } else if kinds.iter().any(|k| {
+        matches!(
+            k,
+            OpCodeOperandKind::imm8sex16 | OpCodeOperandKind::imm8sex32 | OpCodeOperandKind::imm8sex64
+        )
+    }) {
+        1
+    } else if kinds.contains(&OpCodeOperandKind::imm32sex64) {
+        2
+    } else if kinds.contains(&OpCodeOperandKind::imm64) {
+        4
+    } else {
+        3
+    };
+    let fixed = kinds.iter().any(|k| {
+        matches!(
+            k,
+            OpCodeOperandKind::al | OpCodeOperandKind::ax | OpCodeOperandKind::eax | OpCodeOperandKind::rax
+        )
+    });
+    let opcode_reg = kinds.iter().any(|k| {
+        matches!(
+            k,
+            OpCodeOperandKind::r8_opcode
+                | OpCodeOperandKind::r16_opcode
+                | OpCodeOperandKind::r32_opcode
+                | OpCodeOperandKind::r64_opcode
+        )
+    });
+    let shape_rank = if fixed { 0 } else if opcode_reg { 1 } else { 2 };
+    // Forms whose size only the mnemonic suffix or mode can tell go after the
+    // default-size ones (`push es` is the 32-bit form in 32-bit mode).
+    let explicit_size = kinds.iter().any(|k| {
+        let t = operand_token(*k).unwrap_or("");
+        (t.starts_with('r') && !t.starts_with("rel")) || t.contains("/m") || t == "ax" || t == "dx"
+    });
+    let size_rank = if !explicit_size && op.operand_size() == 16 { 1 } else { 0 };
+    (size_rank, encoding_rank, imm_rank, shape_rank)
+}
+
+/// Builds the whole database text.
+pub fn database_text() -> String {
+    let mut rows: Vec<Row> = Vec::new();
+    for (order, code) in Code::values().enumerate() {
+        if !in_universe(code) {
+            continue;
+        }
+        let op = code.op_code();
+        let mut operands: Vec<&str> = Vec::new();
+        let mut ok = true;
+        let far_memory = matches!(code.mnemonic(), Mnemonic::Call | Mnemonic::Jmp)
+            && op.op_kinds() == [OpCodeOperandKind::mem];
+        for k in op.op_kinds() {
+            match operand_token(*k) {
+                // m16:16 / m16:32 / m16:64: only a sized memory operand selects it.
+                Some("m") if far_memory => operands.push("m.far"),
+                Some(t) => operands.push(t),
+                None => ok = false,
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let mut modes = Vec::new();
+        // 16-bit near branches are not in the 64-bit universe.
+        let is_branch16 = op.op_kinds().iter().any(|k| {
+            matches!(k, OpCodeOperandKind::br16_1 | OpCodeOperandKind::br16_2 | OpCodeOperandKind::xbegin_2)
+        }) || (op.operand_size() == 16
+            && matches!(code.mnemonic(), Mnemonic::Call | Mnemonic::Jmp | Mnemonic::Ret | Mnemonic::Retf)
+            && op.op_kinds().iter().any(|k| matches!(k, OpCodeOperandKind::br16_2 | OpCodeOperandKind::imm16) || op.op_count() == 0));
+        if op.mode64() && !is_branch16 {
+            modes.push("64");
+        }
+        if op.mode32() {
+            modes.push("32");
+        }
+        if modes.is_empty() {
+            continue;
+        }
+        let features: Vec<String> =
+            code.cpuid_features().iter().map(|f| format!("{f:?}").to_lowercase()).collect();
+        let mnemonic = mnemonic_name(code);
+        let mut text = String::new();
+        let _ = write!(
+            text,
+            "{:<16}| {:<34}| {:<34}| {:<24}| {:<6}| {}",
+            mnemonic,
+            operands.join(" "),
+            encoding_text(code),
+            features.join("+"),
+            modes.join(","),
+            attributes(code)
+        );
+        rows.push(Row { mnemonic, priority: priority(code), order, text: text.trim_end().to_string() });
+    }
+    rows.sort_by(|a, b| (&a.mnemonic, a.priority, a.order).cmp(&(&b.mnemonic, b.priority, b.order)));
+    let mut out = String::from(HEADER);
+    for row in rows {
+        out.push_str(&row.text);
+        out.push('\n');
+    }
+    out
+}
+
+const HEADER: &str = "\
+# jitforge x86 instruction database: one line per encoding form.
+#
+# Columns, separated by `|`:
+#   mnemonic | operands | encoding | CPU features (all required, `+`-joined) | modes | attributes
+#
+# The forms of one mnemonic stand together; their order is the preference
+# order: the encoder takes the first form that accepts the operands, so the
+# shorter encodings (sign-extended imm8, accumulator forms, VEX before EVEX)
+# come first. The grammar of each column is documented in src/x86/db/mod.rs.
+# After editing, run `cargo run -p jitforge-dbgen` to regenerate the tables.
+";
