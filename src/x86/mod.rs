@@ -7,6 +7,7 @@
 //! `Instructions` trait into scope.
 
 mod assembler;
+pub mod cpu;
 pub mod db;
 mod emitter;
 mod encoder;
@@ -14,6 +15,7 @@ mod mem;
 mod operand;
 mod options;
 mod reg;
+pub mod text;
 
 pub use assembler::{Assembler, Logger};
 pub use db::{CpuFeature, Form, Instructions, Mnemonic, OperandKind};

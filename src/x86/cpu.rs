@@ -1,0 +1,1 @@
+//! Host CPU feature detection (placeholder, being written).

@@ -1,0 +1,1 @@
+//! Intel-syntax text: parser and formatter (placeholder, being written).
