@@ -13,3 +13,4 @@ pub mod verify;
 
 pub use entities::*;
 pub use function::*;
+pub use target::*;

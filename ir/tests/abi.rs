@@ -1,0 +1,369 @@
+//! Argument-by-argument checks of each calling convention against the
+//! published ABI rules, and of the lowering pass.
+
+use jitforge_ir::abi::*;
+use jitforge_ir::lower::{LowerError, lower};
+use jitforge_ir::mock::MockX86;
+use jitforge_ir::text::{parse_function, print_function};
+use jitforge_ir::verify::verify;
+use jitforge_ir::*;
+use ValType::*;
+
+fn r(p: PReg) -> Place {
+    Place::Reg(p)
+}
+const RAX: PReg = PReg::gp(0);
+const RCX: PReg = PReg::gp(1);
+const RDX: PReg = PReg::gp(2);
+const RSI: PReg = PReg::gp(6);
+const RDI: PReg = PReg::gp(7);
+const R8: PReg = PReg::gp(8);
+const R9: PReg = PReg::gp(9);
+fn x(i: u8) -> PReg {
+    PReg::vec(i)
+}
+fn places(a: &ArgAssignment) -> Vec<Place> {
+    a.args.iter().map(|l| l.place).collect()
+}
+
+#[test]
+fn sysv_mixed_int_float_vector() {
+    let c = CallConv::sysv64();
+    let a = assign_args(&c, &[I64, F64, I32, V128, I64, I64, I64, I64, I64, F32], false).unwrap();
+    assert_eq!(
+        places(&a),
+        vec![r(RDI), r(x(0)), r(RSI), r(x(1)), r(RDX), r(RCX), r(R8), r(R9), Place::Stack(0), r(x(2))]
+    );
+    assert_eq!(a.stack_size, 8);
+    assert!(a.args.iter().all(|l| !l.by_ref));
+}
+
+#[test]
+fn sysv_more_args_than_registers() {
+    let c = CallConv::sysv64();
+    // Nine doubles: xmm0..7, then the stack; integers keep their registers.
+    let mut t = vec![F64; 9];
+    t.push(I64);
+    let a = assign_args(&c, &t, false).unwrap();
+    for i in 0..8 {
+        assert_eq!(a.args[i].place, r(x(i as u8)));
+    }
+    assert_eq!(a.args[8].place, Place::Stack(0));
+    assert_eq!(a.args[9].place, r(RDI));
+    // Stack vectors are aligned to their size: i64 at 0, v128 at 16, v256 at 32, i64 at 64.
+    let mut t = vec![F64; 8];
+    t.extend([I64; 6]);
+    t.extend([I64, V128, V256, I64]);
+    let a = assign_args(&c, &t, false).unwrap();
+    let st: Vec<Place> = a.args[14..].iter().map(|l| l.place).collect();
+    assert_eq!(st, vec![Place::Stack(0), Place::Stack(16), Place::Stack(32), Place::Stack(64)]);
+    assert_eq!(a.stack_size, 72);
+    assert_eq!(a.stack_align, 32);
+}
+
+#[test]
+fn sysv_wide_vectors_in_registers_and_returns() {
+    let c = CallConv::sysv64();
+    let a = assign_args(&c, &[V256, V512, F32], false).unwrap();
+    assert_eq!(places(&a), vec![r(x(0)), r(x(1)), r(x(2))]);
+    assert_eq!(assign_rets(&c, &[I64, I64]).unwrap().to_vec(), vec![RAX, RDX]);
+    assert_eq!(assign_rets(&c, &[F64, I64]).unwrap().to_vec(), vec![x(0), RAX]);
+    assert_eq!(assign_rets(&c, &[V512]).unwrap().to_vec(), vec![x(0)]);
+    assert_eq!(c.red_zone, 128);
+    assert!(c.clobbered.contains(x(31)) && c.clobbered.contains(PReg::mask(1)));
+    assert!(c.callee_saved.contains(PReg::gp(3)) && !c.callee_saved.contains(RDI));
+}
+
+#[test]
+fn sysv_varargs_counts_vector_registers() {
+    let c = CallConv::sysv64();
+    let a = assign_args(&c, &[I64, F64, I32, F64], true).unwrap();
+    assert_eq!(places(&a), vec![r(RDI), r(x(0)), r(RSI), r(x(1))]);
+    assert_eq!(a.vec_regs_used, 2);
+    assert_eq!(c.varargs_vec_count, Some(RAX));
+}
+
+#[test]
+fn win64_positional_slots() {
+    let c = CallConv::win64();
+    let a = assign_args(&c, &[I64, F64, I32, F32, I64, F64], false).unwrap();
+    assert_eq!(
+        places(&a),
+        vec![r(RCX), r(x(1)), r(R8), r(x(3)), Place::Stack(32), Place::Stack(40)]
+    );
+    assert_eq!(a.stack_size, 48);
+    // Only 4 register arguments even if all are doubles.
+    let a = assign_args(&c, &[F64; 5], false).unwrap();
+    assert_eq!(a.args[3].place, r(x(3)));
+    assert_eq!(a.args[4].place, Place::Stack(32));
+    // No arguments: the shadow space is still reserved.
+    assert_eq!(assign_args(&c, &[], false).unwrap().stack_size, 32);
+    assert_eq!(c.red_zone, 0);
+    assert!(c.callee_saved.contains(x(6)) && c.callee_saved.contains(x(15)));
+    assert!(c.callee_saved.contains(RSI) && c.callee_saved.contains(RDI));
+    assert_eq!(c.vec_saved_bytes, 16);
+}
+
+#[test]
+fn win64_vectors_by_reference_and_returns() {
+    let c = CallConv::win64();
+    let a = assign_args(&c, &[V128, I64, V256, I64, V512], false).unwrap();
+    assert!(a.args[0].by_ref && a.args[0].place == r(RCX) && a.args[0].size == 8);
+    assert_eq!(a.args[1].place, r(RDX));
+    assert!(a.args[2].by_ref && a.args[2].place == r(R8));
+    assert!(a.args[4].by_ref && a.args[4].place == Place::Stack(32));
+    assert_eq!(assign_rets(&c, &[V128]).unwrap().to_vec(), vec![x(0)]);
+    assert!(assign_rets(&c, &[V256]).is_err());
+    assert!(assign_rets(&c, &[I64, I64]).is_err());
+}
+
+#[test]
+fn win64_varargs_duplicate_floats() {
+    let c = CallConv::win64();
+    let a = assign_args(&c, &[I64, F64, I32], true).unwrap();
+    assert_eq!(a.args[1].place, r(x(1)));
+    assert_eq!(a.args[1].dup_gp, Some(RDX));
+    assert_eq!(a.args[0].dup_gp, None);
+}
+
+#[test]
+fn vectorcall64_vectors_by_value() {
+    let c = CallConv::vectorcall64();
+    let a = assign_args(&c, &[V256, I64, F64, I64, F32, V128, F64], false).unwrap();
+    assert_eq!(
+        places(&a),
+        vec![r(x(0)), r(RDX), r(x(2)), r(R9), r(x(4)), r(x(5)), Place::Stack(48)]
+    );
+    assert!(a.args.iter().all(|l| !l.by_ref));
+    assert_eq!(assign_rets(&c, &[V256]).unwrap().to_vec(), vec![x(0)]);
+}
+
+#[test]
+fn cdecl32_all_on_stack() {
+    let c = CallConv::cdecl();
+    let a = assign_args(&c, &[I32, F64, I8, F32], false).unwrap();
+    assert_eq!(
+        places(&a),
+        vec![Place::Stack(0), Place::Stack(4), Place::Stack(12), Place::Stack(16)]
+    );
+    assert_eq!(a.stack_size, 20);
+    assert!(!c.callee_pops);
+    assert_eq!(assign_rets(&c, &[F64]).unwrap().to_vec(), vec![PReg::new(RegClass::X87, 0)]);
+    assert_eq!(assign_rets(&c, &[I32]).unwrap().to_vec(), vec![RAX]);
+    assert!(assign_rets(&c, &[I64]).is_err());
+    assert!(c.callee_saved.contains(PReg::gp(3)) && c.callee_saved.contains(RSI));
+}
+
+#[test]
+fn stdcall32_callee_pops() {
+    let c = CallConv::stdcall();
+    let a = assign_args(&c, &[I32, I32, F64], false).unwrap();
+    assert_eq!(places(&a), vec![Place::Stack(0), Place::Stack(4), Place::Stack(8)]);
+    assert_eq!(a.stack_size, 16);
+    assert!(c.callee_pops);
+}
+
+#[test]
+fn fastcall32_two_registers() {
+    let c = CallConv::fastcall();
+    // 64-bit integers and floats never go in registers.
+    let a = assign_args(&c, &[I64, I32, F64, I16, I32], false).unwrap();
+    assert_eq!(
+        places(&a),
+        vec![Place::Stack(0), r(RCX), Place::Stack(8), r(RDX), Place::Stack(16)]
+    );
+    assert_eq!(a.stack_size, 20);
+    assert!(c.callee_pops);
+}
+
+#[test]
+fn vectorcall32_vectors_in_xmm() {
+    let c = CallConv::vectorcall32();
+    let a = assign_args(&c, &[I32, F64, V128, I32, I32, F32], false).unwrap();
+    assert_eq!(
+        places(&a),
+        vec![r(RCX), r(x(0)), r(x(1)), r(RDX), Place::Stack(0), r(x(2))]
+    );
+    assert_eq!(assign_rets(&c, &[F64]).unwrap().to_vec(), vec![x(0)]);
+}
+
+#[test]
+fn light_convention() {
+    let c = CallConv::light(
+        "fast",
+        &[PReg::gp(3), PReg::gp(12)],
+        &[x(8)],
+        &[PReg::gp(13)],
+        &[x(9)],
+        RegSet::of(&[PReg::gp(14), PReg::gp(15)]),
+    );
+    let a = assign_args(&c, &[I64, F64, I64, I64], false).unwrap();
+    assert_eq!(places(&a), vec![r(PReg::gp(3)), r(x(8)), r(PReg::gp(12)), Place::Stack(0)]);
+    assert!(!c.clobbered.contains(PReg::gp(14)) && c.clobbered.contains(RAX));
+    assert!(!c.clobbered.contains(PReg::gp(4)));
+    assert_eq!(assign_rets(&c, &[I64]).unwrap().to_vec(), vec![PReg::gp(13)]);
+    let t = MockX86::new();
+    let mut ext = ExtendedTarget::new(&t);
+    let id = ext.add_call_conv(c);
+    assert_eq!(ext.call_conv_by_name("fast"), Some(id));
+    assert_eq!(ext.call_conv_by_name("sysv64"), Some(CallConvId(0)));
+}
+
+fn lowered(src: &str) -> String {
+    let t = MockX86::new();
+    let mut f = parse_function(src, &t).unwrap();
+    verify(&f, &t).unwrap();
+    lower(&mut f, &t).unwrap();
+    verify(&f, &t).unwrap();
+    let s = print_function(&f, &t);
+    assert_eq!(parse_function(&s, &t).unwrap(), f);
+    s
+}
+
+#[test]
+fn lower_sysv_call_mixed_and_duplicates() {
+    let s = lowered(
+        "func f(i64, f64) -> (f64) sysv64 {
+  gp64 %a
+  vec64 %d, %r
+  sig sig0 = (i64, i64, f64, i32, i64, i64, i64, i64) -> (f64) sysv64
+  entry %a, %d
+  invoke sig0, 0x401000, (%a, %a, %d, 7, %a, %a, %a, %a) -> (%r)
+  ret %r
+}",
+    );
+    let want = "  lowered out_args 8 call_align 16 ret_pop 0
+  entry %a@rdi, %d@xmm0
+  copy %3, %a
+  copy %4, 7
+  copy %5, %a
+  copy %6, %a
+  copy %7, %a
+  copy qword [outargs], %a
+  invoke sig0, 0x401000, (%a@rdi, %3@rsi, %d@xmm0, %4@rdx, %5@rcx, %6@r8, %7@r9) -> (%r@xmm0)
+  ret %r@xmm0
+";
+    assert!(s.contains(want), "{s}");
+}
+
+#[test]
+fn lower_sysv_varargs_sets_al() {
+    let s = lowered(
+        "func f(i64) -> () sysv64 {
+  gp64 %p
+  vec64 %d
+  sig sig0 = (i64, ...) -> (i32) sysv64
+  gp32 %n
+  entry %p
+  copy %d, %p
+  invoke sig0, 0x1000, (%p, %d, 5) -> (%n)
+  ret
+}",
+    );
+    assert!(s.contains("copy %3, 5\n  copy %4, 1\n"), "{s}");
+    assert!(s.contains("(%p@rdi, %d@xmm0, %3@rsi, %4@rax) -> (%n@rax)"), "{s}");
+}
+
+#[test]
+fn lower_win64_by_reference_and_varargs() {
+    let s = lowered(
+        "func f(v128) -> () win64 {
+  vec128 %v
+  vec64 %d
+  sig sig0 = (v128, f64) -> () win64
+  sig sig1 = (i64, ...) -> () win64
+  entry %v
+  copy %d, %v
+  invoke sig0, 0x1000, (%v, %d) -> ()
+  invoke sig1, 0x2000, (0, %d) -> ()
+  ret
+}",
+    );
+    // Incoming vector by reference: pointer in rcx, value loaded through it.
+    assert!(s.contains("entry %2@rcx\n  copy %v, xmmword [%2]\n"), "{s}");
+    // Outgoing: copied to a new 16-byte slot, its address passed in rcx.
+    assert!(s.contains("slot $0 size 16 align 16"), "{s}");
+    assert!(s.contains("copy xmmword [$0], %v\n  addr %3, [$0]\n"), "{s}");
+    assert!(s.contains("(%3@rcx, %d@xmm1) -> ()"), "{s}");
+    // Variadic double in position 1: xmm1 and rdx.
+    assert!(s.contains("copy %4, 0\n  copy %5, %d\n"), "{s}");
+    assert!(s.contains("(%4@rcx, %d@xmm1, %5@rdx) -> ()"), "{s}");
+    assert!(s.contains("lowered out_args 32 call_align 16"), "{s}");
+}
+
+#[test]
+fn lower_entry_stack_args_and_stdcall_pop() {
+    let s = lowered(
+        "func f(i32, i32, f64) -> (i32) stdcall {
+  gp32 %a, %b
+  vec64 %c
+  entry %a, %b, %c
+  add %a, %b
+  ret %a
+}",
+    );
+    assert!(s.contains("lowered out_args 0 call_align 4 ret_pop 16"), "{s}");
+    assert!(s.contains(
+        "  entry\n  copy %a, dword [inargs]\n  copy %b, dword [inargs + 4]\n  copy %c, qword [inargs + 8]\n"
+    ), "{s}");
+    assert!(s.contains("ret %a@rax"), "{s}");
+}
+
+#[test]
+fn lower_cdecl_float_return_on_x87() {
+    let s = lowered(
+        "func f(f64) -> (f64) cdecl {
+  vec64 %x
+  entry %x
+  ret %x
+}",
+    );
+    assert!(s.contains("  copy %1, %x\n  ret %1@st0\n"), "{s}");
+}
+
+#[test]
+fn lower_errors() {
+    let t = MockX86::new();
+    let mut f = parse_function(
+        "func f() -> () sysv64 {
+  gp64 %a
+  sig sig0 = (i64, i64, i64, i64, i64, i64, i64) -> () sysv64
+  entry
+  copy %a, 1
+  tailjump sig0, 0x1000, (%a, %a, %a, %a, %a, %a, %a)
+}",
+        &t,
+    )
+    .unwrap();
+    let before = f.clone();
+    let e = lower(&mut f, &t).unwrap_err();
+    assert!(matches!(e, LowerError::Abi { error: AbiError::Unsupported(_), .. }), "{e}");
+    assert_eq!(f.num_insts(), before.num_insts());
+    assert!(f.frame.is_none());
+    let mut g = parse_function(
+        "func g() -> (i64, i64) win64 {\n  gp64 %a\n  entry\n  copy %a, 1\n  ret %a, %a\n}",
+        &t,
+    )
+    .unwrap();
+    assert!(lower(&mut g, &t).is_err());
+    let mut h = parse_function("func h() -> () sysv64 {\n  entry\n  ret\n}", &t).unwrap();
+    lower(&mut h, &t).unwrap();
+    assert_eq!(lower(&mut h, &t), Err(LowerError::AlreadyLowered));
+}
+
+#[test]
+fn lowered_call_clobbers_come_from_the_convention() {
+    let t = MockX86::new();
+    let mut f = parse_function(
+        "func f() -> () win64 {\n  sig sig0 = () -> () win64\n  entry\n  invoke sig0, 0x10, () -> ()\n  ret\n}",
+        &t,
+    )
+    .unwrap();
+    lower(&mut f, &t).unwrap();
+    let call = f.insts().find(|&i| matches!(f.kind(i), InstKind::Call(_))).unwrap();
+    let mut facts = InstFacts::default();
+    f.inst_facts(&t, call, &mut facts).unwrap();
+    assert_eq!(facts.flow, Flow::Call);
+    assert!(facts.clobbers.contains(RAX) && !facts.clobbers.contains(RSI));
+    assert!(!facts.clobbers.contains(x(6)) && facts.clobbers.contains(x(16)));
+}
