@@ -1,1 +1,217 @@
-//! Register allocation for jitforge.
+//! Register allocation for jitforge: liveness, a linear-scan allocator with
+//! lazy splitting, spill-slot sharing, edge resolution with parallel moves,
+//! and a symbolic checker.
+//!
+//! The allocator sees a function only through the [`Function`] trait
+//! (blocks, instructions, operands with constraints) and a [`MachineEnv`].
+//! [`Allocator::run`] returns, in an [`Output`], a location for every
+//! operand, the moves, stores, reloads and rematerializations to insert
+//! ([`Edit`]), critical edges to split ([`EdgeSplit`]), the spill slots
+//! (hottest first), statistics and a decision log.
+//!
+//! Pipeline (one module each): [`cfg`] (validation, loop depth) →
+//! [`liveness`] (live sets, next-use distances) → [`interval`] (hulls, call
+//! crossing) → [`linear_scan`] (the allocation) → [`resolve`] (edges, with
+//! [`moves`] for parallel moves) → [`spill`] (slots) → [`checker`].
+//!
+//! ```
+//! use jitforge_regalloc::{Allocator, MachineEnv, Options, Output};
+//! use jitforge_regalloc::testfn::Builder;
+//!
+//! let mut b = Builder::new();
+//! let x = b.vreg_gp();
+//! let y = b.vreg_gp();
+//! b.block();
+//! b.args(&[(x, 7), (y, 6)]);       // x in rdi, y in rsi
+//! b.modify_any(x, y);                // add x, y
+//! b.ret(x);                          // result in rax
+//! let f = b.finish();
+//! let mut out = Output::default();
+//! Allocator::new()
+//!     .run(&f, &MachineEnv::x86_64_sysv(false), &Options::checked(), &mut out)
+//!     .unwrap();
+//! assert_eq!(out.stats.stores, 0);
+//! ```
+
+pub mod cfg;
+pub mod checker;
+pub mod error;
+pub mod function;
+pub mod fuzzing;
+pub mod interval;
+pub mod linear_scan;
+pub mod liveness;
+pub mod log;
+pub mod moves;
+pub mod output;
+pub mod resolve;
+pub mod spill;
+pub mod testfn;
+
+pub use checker::CheckError;
+pub use error::Error;
+pub use function::{
+    Block, Constraint, Function, Inst, InstRange, MachineEnv, Operand, OperandKind, OperandPos,
+    PReg, PRegSet, RegClass, VReg,
+};
+pub use log::{Decision, DecisionLog, Reason};
+pub use output::{
+    Allocation, EdgeSplit, Edit, Output, ProgPoint, SlotInfo, SpillSlot, Stats,
+};
+
+/// Switches for one allocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Run the checker on the result (a failure is [`Error::Check`]).
+    pub check: bool,
+    /// Record the decision log.
+    pub log: bool,
+}
+
+impl Options {
+    /// Checker on, log off (what tests and fuzzing use).
+    pub fn checked() -> Options {
+        Options {
+            check: true,
+            log: false,
+        }
+    }
+}
+
+/// The allocation context. Keeps its buffers between functions, so that
+/// allocating many small functions causes little heap traffic.
+#[derive(Default)]
+pub struct Allocator {
+    cfg: cfg::CfgInfo,
+    live: liveness::Liveness,
+    ivs: interval::Intervals,
+    scan: linear_scan::Scan,
+    resolver: resolve::Resolver,
+    slots: spill::SlotAssigner,
+    counts: Vec<u32>,
+    sorted: Vec<(u32, Edit)>,
+}
+
+impl Allocator {
+    /// A new context.
+    pub fn new() -> Allocator {
+        Allocator::default()
+    }
+
+    /// Allocates `f` on `env` into `out` (cleared first, buffers kept).
+    pub fn run<F: Function>(
+        &mut self,
+        f: &F,
+        env: &MachineEnv,
+        opts: &Options,
+        out: &mut Output,
+    ) -> Result<(), Error> {
+        out.clear();
+        out.log.enabled = opts.log;
+        cfg::analyze(f, env, &mut self.cfg)?;
+        self.live.compute(f, &self.cfg)?;
+        self.ivs.compute(f, &self.cfg, &self.live);
+        self.scan
+            .run(f, env, &self.cfg, &self.live, &self.ivs, &mut out.log)?;
+        let nv = f.num_vregs();
+        {
+            let scan = &mut self.scan;
+            let remat: Vec<bool> = Vec::new();
+            let _ = remat;
+            self.resolver.run(
+                f,
+                env,
+                scan,
+                |v| f.is_remat(VReg(v)),
+                |c| SpillSlot((nv + c) as u32),
+                &mut out.edge_splits,
+                &mut out.log,
+            )?;
+        }
+        // Spill slots: touch every virtual slot with its loop depth.
+        self.slots.reset(nv + 3);
+        let cfgi = &self.cfg;
+        for ii in 0..f.num_insts() {
+            let s = self.scan.alloc_off[ii] as usize;
+            let e = self.scan.alloc_off[ii + 1] as usize;
+            for a in &self.scan.allocs[s..e] {
+                if let Allocation::Stack(sl) = a {
+                    self.slots.touch(sl.0, spill::inst_depth(cfgi, ii as u32));
+                }
+            }
+        }
+        for &(key, e) in &self.scan.raw_edits {
+            let d = spill::inst_depth(cfgi, key / 6);
+            touch_edit(&mut self.slots, &e, d);
+        }
+        for sp in &out.edge_splits {
+            let d = cfgi.loop_depth[sp.from.index()].min(cfgi.loop_depth[sp.to.index()]);
+            for e in &sp.edits {
+                touch_edit(&mut self.slots, e, d);
+            }
+        }
+        out.spill_area_size = self.slots.assign(f, &self.ivs, env.slot_size, &mut out.slots);
+        // Allocations.
+        out.inst_alloc_offsets.extend_from_slice(&self.scan.alloc_off);
+        out.allocs
+            .extend(self.scan.allocs.iter().map(|&a| self.slots.rewrite(a)));
+        // Edits in program order: counting sort by key.
+        let nkeys = 6 * f.num_insts() + 6;
+        self.counts.clear();
+        self.counts.resize(nkeys + 1, 0);
+        for &(k, _) in &self.scan.raw_edits {
+            self.counts[k as usize + 1] += 1;
+        }
+        for k in 0..nkeys {
+            self.counts[k + 1] += self.counts[k];
+        }
+        self.sorted.clear();
+        if let Some(&first) = self.scan.raw_edits.first() {
+            self.sorted.resize(self.scan.raw_edits.len(), first);
+        }
+        for &(k, e) in &self.scan.raw_edits {
+            let pos = &mut self.counts[k as usize];
+            self.sorted[*pos as usize] = (k, e);
+            *pos += 1;
+        }
+        for &(k, e) in &self.sorted {
+            let inst = Inst(k / 6);
+            let p = if k % 6 < 3 {
+                ProgPoint::Before(inst)
+            } else {
+                ProgPoint::After(inst)
+            };
+            out.edits.push((p, self.slots.rewrite_edit(e)));
+        }
+        for sp in out.edge_splits.iter_mut() {
+            for e in sp.edits.iter_mut() {
+                *e = self.slots.rewrite_edit(*e);
+            }
+        }
+        out.stats = self.scan.stats;
+        out.stats.slots = out.slots.len() as u32;
+        out.stats.edge_splits = out.edge_splits.len() as u32;
+        out.used_callee_saved = PRegSet(self.scan.written & env.callee_saved.0);
+        if opts.check {
+            checker::check(f, env, out).map_err(Error::Check)?;
+        }
+        Ok(())
+    }
+}
+
+fn touch_edit(slots: &mut spill::SlotAssigner, e: &Edit, depth: u32) {
+    if let Edit::Move { from, to, .. } = e {
+        for a in [from, to] {
+            if let Allocation::Stack(s) = a {
+                slots.touch(s.0, depth);
+            }
+        }
+    }
+}
+
+/// Allocates `f` with a fresh context.
+pub fn allocate<F: Function>(f: &F, env: &MachineEnv, opts: &Options) -> Result<Output, Error> {
+    let mut out = Output::default();
+    Allocator::new().run(f, env, opts, &mut out)?;
+    Ok(out)
+}

@@ -1,0 +1,237 @@
+//! Input validation and control-flow facts: block order, back edges, loop depth.
+//!
+//! Everything the allocator later relies on without checking is checked
+//! here once, so that any input reaching the allocator through the
+//! [`Function`] trait yields either a result or a typed [`Error`].
+
+use crate::error::Error;
+use crate::function::{
+    Block, Constraint, Function, Inst, MachineEnv, Operand, OperandKind, OperandPos,
+};
+
+/// Control-flow facts derived from a validated function.
+#[derive(Clone, Debug, Default)]
+pub struct CfgInfo {
+    /// Loop depth per block.
+    pub loop_depth: Vec<u32>,
+    /// Whether a block is the target of a back edge (a predecessor that does
+    /// not come earlier in layout order).
+    pub is_loop_header: Vec<bool>,
+    /// Block of each instruction.
+    pub inst_block: Vec<u32>,
+}
+
+/// Checks the requirements of [`Function`] and fills `info`.
+pub fn analyze<F: Function>(f: &F, env: &MachineEnv, info: &mut CfgInfo) -> Result<(), Error> {
+    let nb = f.num_blocks();
+    let ni = f.num_insts();
+    let nv = f.num_vregs();
+    if nb == 0 {
+        return Err(Error::invalid("no blocks"));
+    }
+    if nb >= u32::MAX as usize / 4 || ni >= u32::MAX as usize / 8 || nv >= u32::MAX as usize / 4 {
+        return Err(Error::invalid("function too large"));
+    }
+    if f.entry_block().index() >= nb {
+        return Err(Error::invalid("entry block out of range"));
+    }
+    info.loop_depth.clear();
+    info.is_loop_header.clear();
+    info.is_loop_header.resize(nb, false);
+    info.inst_block.clear();
+    info.inst_block.resize(ni, u32::MAX);
+    let mut explicit_depth = true;
+    let mut next = 0usize;
+    for bi in 0..nb {
+        let b = Block::new(bi);
+        let r = f.block_insts(b);
+        if r.start.index() != next || r.end.index() <= r.start.index() || r.end.index() > ni {
+            return Err(Error::block_msg(
+                b,
+                "instruction ranges must be non-empty, contiguous and in layout order",
+            ));
+        }
+        next = r.end.index();
+        for i in r.iter() {
+            info.inst_block[i.index()] = bi as u32;
+        }
+        let succs = f.block_succs(b);
+        for &s in succs {
+            if s.index() >= nb {
+                return Err(Error::block_msg(b, "successor out of range"));
+            }
+            if !f.block_preds(s).contains(&b) {
+                return Err(Error::block_msg(b, "successor does not list the block as predecessor"));
+            }
+        }
+        for (k, &s) in succs.iter().enumerate() {
+            if succs[..k].contains(&s) {
+                return Err(Error::block_msg(b, "duplicate successor"));
+            }
+        }
+        let preds = f.block_preds(b);
+        for (k, &p) in preds.iter().enumerate() {
+            if p.index() >= nb || !f.block_succs(p).contains(&b) {
+                return Err(Error::block_msg(b, "predecessor does not list the block as successor"));
+            }
+            if preds[..k].contains(&p) {
+                return Err(Error::block_msg(b, "duplicate predecessor"));
+            }
+            if p.index() >= bi {
+                info.is_loop_header[bi] = true;
+            }
+        }
+        let last = Inst::new(r.end.index() - 1);
+        for i in r.start.index()..last.index() {
+            let i = Inst::new(i);
+            if f.is_branch(i) || f.is_ret(i) {
+                return Err(Error::block_msg(b, "branch or return before the end of a block"));
+            }
+        }
+        if succs.is_empty() && !f.is_ret(last) {
+            return Err(Error::block_msg(b, "block without successors must end in a return"));
+        }
+        if !succs.is_empty() && f.is_ret(last) {
+            return Err(Error::block_msg(b, "return block with successors"));
+        }
+        if succs.len() > 1 && !f.is_branch(last) {
+            return Err(Error::block_msg(b, "block with several successors must end in a branch"));
+        }
+        match f.block_loop_depth(b) {
+            Some(d) => info.loop_depth.push(d.min(64)),
+            None => {
+                explicit_depth = false;
+                info.loop_depth.push(0);
+            }
+        }
+    }
+    if next != ni {
+        return Err(Error::invalid("instructions outside of any block"));
+    }
+    for ii in 0..ni {
+        validate_inst(f, env, Inst::new(ii))?;
+    }
+    if !explicit_depth {
+        compute_loop_depth(f, info);
+    }
+    Ok(())
+}
+
+fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Error> {
+    let ops = f.inst_operands(i);
+    let nv = f.num_vregs();
+    if ops.len() > 64 {
+        return Err(Error::invalid(format!("{i}: more than 64 operands")));
+    }
+    let bad = |m: &str| Err(Error::invalid(format!("{i}: {m}")));
+    for (k, op) in ops.iter().enumerate() {
+        if op.vreg.index() >= nv {
+            return bad("vreg out of range");
+        }
+        let class = f.vreg_class(op.vreg);
+        match op.constraint {
+            Constraint::Fixed(p) => {
+                if p.class != class || p.hw >= 32 {
+                    return bad("fixed register of another class or out of range");
+                }
+            }
+            Constraint::Subset(m) => {
+                if m & env.allocatable.class_mask(class) == 0 {
+                    return Err(Error::OutOfRegisters { inst: i, class });
+                }
+            }
+            Constraint::Reuse(u) => {
+                let u = u as usize;
+                if op.kind != OperandKind::Def || u >= ops.len() {
+                    return bad("reuse must be a def naming an operand");
+                }
+                let t = ops[u];
+                if t.kind != OperandKind::Use || t.pos != OperandPos::Early {
+                    return bad("reuse must name an early use");
+                }
+                if f.vreg_class(t.vreg) != class {
+                    return bad("reuse across classes");
+                }
+                if matches!(t.constraint, Constraint::Reuse(_)) {
+                    return bad("reuse of a reuse");
+                }
+                if ops
+                    .iter()
+                    .enumerate()
+                    .any(|(j, o)| j != k && o.constraint == Constraint::Reuse(u as u8))
+                {
+                    return bad("two defs reuse one input");
+                }
+            }
+            Constraint::Reg | Constraint::Any => {}
+        }
+        if !matches!(op.constraint, Constraint::Fixed(_)) && env.allocatable.class_mask(class) == 0 {
+            return Err(Error::OutOfRegisters { inst: i, class });
+        }
+        if op.kind == OperandKind::Modify && op.pos == OperandPos::Late {
+            return bad("modify operands are early");
+        }
+        if op.is_def() {
+            for o in &ops[..k] {
+                if o.is_def() && o.vreg == op.vreg {
+                    return bad("vreg defined twice by one instruction");
+                }
+            }
+        }
+    }
+    // Fixed-register conflicts: an operand occupies its register at the
+    // early point (uses, modifies, early defs) and/or the late point (late
+    // uses, defs, modifies); two occupants of one point conflict unless both
+    // read the same vreg.
+    fn occupancy(o: &Operand) -> [(bool, bool); 2] {
+        // (occupies, reads) at early and late.
+        match (o.kind, o.pos) {
+            (OperandKind::Use, OperandPos::Early) => [(true, true), (false, false)],
+            (OperandKind::Use, OperandPos::Late) => [(true, true), (true, true)],
+            (OperandKind::Modify, _) => [(true, true), (true, false)],
+            (OperandKind::Def, OperandPos::Early) => [(true, false), (true, false)],
+            (OperandKind::Def, OperandPos::Late) => [(false, false), (true, false)],
+        }
+    }
+    for (k, a) in ops.iter().enumerate() {
+        let Constraint::Fixed(p) = a.constraint else { continue };
+        for b in &ops[..k] {
+            if b.constraint != Constraint::Fixed(p) {
+                continue;
+            }
+            let (oa, ob) = (occupancy(a), occupancy(b));
+            for t in 0..2 {
+                if oa[t].0 && ob[t].0 && !(oa[t].1 && ob[t].1 && a.vreg == b.vreg) {
+                    return Err(Error::ConflictingFixed { inst: i, preg: p });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Loop depth from back edges in layout order: a back edge `p -> h`
+/// (`p >= h`) makes blocks `h..=p` one level deeper.
+fn compute_loop_depth<F: Function>(f: &F, info: &mut CfgInfo) {
+    let nb = f.num_blocks();
+    let mut end = vec![u32::MAX; nb];
+    for (h, e) in end.iter_mut().enumerate() {
+        for &p in f.block_preds(Block::new(h)) {
+            if p.index() >= h && (*e == u32::MAX || p.0 > *e) {
+                *e = p.0;
+            }
+        }
+    }
+    let mut diff = vec![0i64; nb + 1];
+    for (h, &e) in end.iter().enumerate() {
+        if e != u32::MAX {
+            diff[h] += 1;
+            diff[e as usize + 1] -= 1;
+        }
+    }
+    let mut d = 0i64;
+    for b in 0..nb {
+        d += diff[b];
+        info.loop_depth[b] = d.clamp(0, 64) as u32;
+    }
+}

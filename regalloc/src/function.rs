@@ -1,0 +1,494 @@
+//! The narrow interface through which the allocator sees a function.
+//!
+//! The allocator never looks at real instructions. A client (the Compiler's
+//! adapter from `jitforge-ir`, or the test representation in
+//! [`crate::testfn`]) implements [`Function`] and describes, per instruction,
+//! its operands ([`Operand`]: virtual register, use/def/modify, early/late
+//! position, constraint), its clobbers and whether it is a branch, a return,
+//! a call or a copy. The machine is described by a [`MachineEnv`].
+//!
+//! The input is **not SSA**: a virtual register may be defined any number of
+//! times, and liveness is computed by dataflow, so no block parameters or phis
+//! are needed. A partial write that keeps the rest of the register
+//! (`setcc r8`, `mov r16`) is an [`OperandKind::Modify`]: the old value is
+//! read.
+
+use core::fmt;
+
+/// A register class. Values of different classes never share registers or
+/// spill slots of the same kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RegClass {
+    /// General-purpose integer registers (x86: rax..r15, hardware numbers 0..15).
+    Gp = 0,
+    /// Vector registers (x86: xmm/ymm/zmm 0..31).
+    Vec = 1,
+    /// Mask registers (x86: k0..k7).
+    Mask = 2,
+}
+
+impl RegClass {
+    /// All classes, in index order.
+    pub const ALL: [RegClass; 3] = [RegClass::Gp, RegClass::Vec, RegClass::Mask];
+
+    /// The class's index (0, 1, 2).
+    #[inline]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The class with the given index, if any.
+    pub fn from_index(i: usize) -> Option<RegClass> {
+        RegClass::ALL.get(i).copied()
+    }
+}
+
+/// A physical register: a class and its hardware number (for x86 GP the
+/// encoding number: 0=rax 1=rcx 2=rdx 3=rbx 4=rsp 5=rbp 6=rsi 7=rdi 8..15=r8..r15;
+/// vectors 0..31; masks 0..7).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PReg {
+    /// The register class.
+    pub class: RegClass,
+    /// The hardware number, below 32.
+    pub hw: u8,
+}
+
+impl PReg {
+    /// A physical register. `hw` must be below 32 (checked where it matters:
+    /// input validation rejects operands naming larger numbers).
+    pub const fn new(class: RegClass, hw: u8) -> PReg {
+        PReg { class, hw }
+    }
+
+    /// A general-purpose register.
+    pub const fn gp(hw: u8) -> PReg {
+        PReg::new(RegClass::Gp, hw)
+    }
+
+    /// A vector register.
+    pub const fn vec(hw: u8) -> PReg {
+        PReg::new(RegClass::Vec, hw)
+    }
+
+    /// A mask register.
+    pub const fn mask(hw: u8) -> PReg {
+        PReg::new(RegClass::Mask, hw)
+    }
+
+    /// Dense index `class * 32 + hw` (below 96).
+    #[inline]
+    pub fn index(self) -> usize {
+        self.class.index() * 32 + self.hw as usize
+    }
+
+    /// The register with dense index `i` (see [`PReg::index`]).
+    #[inline]
+    pub fn from_index(i: usize) -> PReg {
+        PReg::new(RegClass::ALL[i / 32], (i % 32) as u8)
+    }
+}
+
+impl fmt::Debug for PReg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for PReg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const GP: [&str; 16] = [
+            "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11",
+            "r12", "r13", "r14", "r15",
+        ];
+        match self.class {
+            RegClass::Gp if (self.hw as usize) < 16 => f.write_str(GP[self.hw as usize]),
+            RegClass::Gp => write!(f, "r{}", self.hw),
+            RegClass::Vec => write!(f, "xmm{}", self.hw),
+            RegClass::Mask => write!(f, "k{}", self.hw),
+        }
+    }
+}
+
+/// A set of physical registers of all classes (96 bits: `class * 32 + hw`).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PRegSet(pub u128);
+
+impl PRegSet {
+    /// The empty set.
+    pub const fn empty() -> PRegSet {
+        PRegSet(0)
+    }
+
+    /// A set from a list of registers.
+    pub fn from_regs(regs: &[PReg]) -> PRegSet {
+        let mut s = PRegSet::empty();
+        for &r in regs {
+            s.insert(r);
+        }
+        s
+    }
+
+    /// A set holding the registers of `class` whose hardware numbers are set in `mask`.
+    pub fn from_class_mask(class: RegClass, mask: u32) -> PRegSet {
+        PRegSet((mask as u128) << (class.index() * 32))
+    }
+
+    /// Adds a register.
+    #[inline]
+    pub fn insert(&mut self, r: PReg) {
+        self.0 |= 1u128 << r.index();
+    }
+
+    /// Removes a register.
+    #[inline]
+    pub fn remove(&mut self, r: PReg) {
+        self.0 &= !(1u128 << r.index());
+    }
+
+    /// Whether the set holds `r`.
+    #[inline]
+    pub fn contains(&self, r: PReg) -> bool {
+        (self.0 >> r.index()) & 1 != 0
+    }
+
+    /// Whether the set is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// The hardware-number mask of one class.
+    #[inline]
+    pub fn class_mask(&self, class: RegClass) -> u32 {
+        (self.0 >> (class.index() * 32)) as u32
+    }
+
+    /// Union.
+    pub fn union(self, other: PRegSet) -> PRegSet {
+        PRegSet(self.0 | other.0)
+    }
+
+    /// The registers in the set, in index order.
+    pub fn iter(&self) -> impl Iterator<Item = PReg> + '_ {
+        let bits = self.0;
+        (0..96).filter(move |i| (bits >> i) & 1 != 0).map(PReg::from_index)
+    }
+}
+
+impl fmt::Debug for PRegSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+macro_rules! index_type {
+    ($(#[$m:meta])* $name:ident, $prefix:literal) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct $name(pub u32);
+
+        impl $name {
+            /// The index as `usize`.
+            #[inline]
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+
+            /// From a `usize` index.
+            #[inline]
+            pub fn new(i: usize) -> Self {
+                $name(i as u32)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    };
+}
+
+index_type!(
+    /// A virtual register, numbered `0..num_vregs`.
+    VReg,
+    "v"
+);
+index_type!(
+    /// A basic block, numbered `0..num_blocks` in layout order.
+    Block,
+    "b"
+);
+index_type!(
+    /// An instruction, numbered `0..num_insts` in layout order.
+    Inst,
+    "i"
+);
+
+/// A half-open range of instructions `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstRange {
+    /// First instruction.
+    pub start: Inst,
+    /// One past the last instruction.
+    pub end: Inst,
+}
+
+impl InstRange {
+    /// A range.
+    pub fn new(start: usize, end: usize) -> InstRange {
+        InstRange {
+            start: Inst::new(start),
+            end: Inst::new(end),
+        }
+    }
+
+    /// Number of instructions.
+    pub fn len(&self) -> usize {
+        self.end.index().saturating_sub(self.start.index())
+    }
+
+    /// Whether the range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The instructions in order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Inst> {
+        (self.start.0..self.end.0).map(Inst)
+    }
+}
+
+/// How an operand accesses its virtual register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OperandKind {
+    /// Reads the value.
+    Use,
+    /// Writes a new value (the old one is not read).
+    Def,
+    /// Reads and writes the value in the same location (two-address forms
+    /// written by the user, such as `add v, w`; partial writes such as
+    /// `setcc v.r8` that keep the rest of the register).
+    Modify,
+}
+
+/// When, within its instruction, an operand is accessed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OperandPos {
+    /// Before the instruction executes: uses are normally early. An early
+    /// def is an *early clobber*: its register differs from every use's.
+    Early,
+    /// After the instruction executes: defs are normally late. A late use
+    /// stays live across the instruction, so no def shares its register.
+    Late,
+}
+
+/// Where an operand's value may be placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Constraint {
+    /// Any allocatable register of the class.
+    Reg,
+    /// A register of the class or the value's spill slot, used directly as
+    /// a memory operand. At most one operand per instruction is given a
+    /// stack slot (x86 has one memory operand per instruction).
+    Any,
+    /// An allocatable register whose hardware number is set in the mask
+    /// (`0xffff` for VEX-encodable xmm0..15, `0b1111` for registers that
+    /// can be used together with AH..BH).
+    Subset(u32),
+    /// Exactly this register (implicit operands, calling conventions).
+    Fixed(PReg),
+    /// For a def: the same register as the use operand at this index (two
+    /// address form written as three: the input is copied first when it
+    /// stays live). The use operand must be a `Use` of the same class.
+    Reuse(u8),
+}
+
+/// One operand of an instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Operand {
+    /// The virtual register.
+    pub vreg: VReg,
+    /// Use, def or modify.
+    pub kind: OperandKind,
+    /// Early or late.
+    pub pos: OperandPos,
+    /// Placement constraint.
+    pub constraint: Constraint,
+}
+
+impl Operand {
+    /// An operand.
+    pub const fn new(
+        vreg: VReg,
+        kind: OperandKind,
+        pos: OperandPos,
+        constraint: Constraint,
+    ) -> Operand {
+        Operand {
+            vreg,
+            kind,
+            pos,
+            constraint,
+        }
+    }
+
+    /// An early use with the given constraint.
+    pub const fn use_(vreg: VReg, constraint: Constraint) -> Operand {
+        Operand::new(vreg, OperandKind::Use, OperandPos::Early, constraint)
+    }
+
+    /// A late def with the given constraint.
+    pub const fn def(vreg: VReg, constraint: Constraint) -> Operand {
+        Operand::new(vreg, OperandKind::Def, OperandPos::Late, constraint)
+    }
+
+    /// A read-modify-write operand (early use, late def, same location).
+    pub const fn modify(vreg: VReg, constraint: Constraint) -> Operand {
+        Operand::new(vreg, OperandKind::Modify, OperandPos::Early, constraint)
+    }
+
+    /// Whether the operand reads its vreg.
+    #[inline]
+    pub fn is_use(&self) -> bool {
+        matches!(self.kind, OperandKind::Use | OperandKind::Modify)
+    }
+
+    /// Whether the operand writes its vreg.
+    #[inline]
+    pub fn is_def(&self) -> bool {
+        matches!(self.kind, OperandKind::Def | OperandKind::Modify)
+    }
+}
+
+/// The machine: which registers may be allocated, which survive calls, how
+/// large a spill slot is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MachineEnv {
+    /// Registers the allocator may choose freely (fixed constraints may name
+    /// others, such as `rsp`).
+    pub allocatable: PRegSet,
+    /// Registers a callee preserves. Allocatable registers outside this set
+    /// are caller-saved.
+    pub callee_saved: PRegSet,
+    /// Spill slot size in bytes per class (also its alignment).
+    pub slot_size: [u32; 3],
+    /// Whether the class has a register swap instruction (x86: `xchg` for
+    /// GP only). Other classes break move cycles with a free register or
+    /// a scratch slot.
+    pub has_swap: [bool; 3],
+}
+
+impl MachineEnv {
+    /// x86-64 System V: 15 GP registers (all but rsp), 16 xmm (32 with
+    /// `avx512`), k1..k7; callee-saved rbx, rbp, r12..r15.
+    pub fn x86_64_sysv(avx512: bool) -> MachineEnv {
+        let mut allocatable = PRegSet::from_class_mask(RegClass::Gp, 0xffff & !(1 << 4));
+        let vecs = if avx512 { u32::MAX } else { 0xffff };
+        allocatable = allocatable.union(PRegSet::from_class_mask(RegClass::Vec, vecs));
+        if avx512 {
+            allocatable = allocatable.union(PRegSet::from_class_mask(RegClass::Mask, 0xfe));
+        }
+        let callee_saved = PRegSet::from_regs(&[
+            PReg::gp(3),
+            PReg::gp(5),
+            PReg::gp(12),
+            PReg::gp(13),
+            PReg::gp(14),
+            PReg::gp(15),
+        ]);
+        MachineEnv {
+            allocatable,
+            callee_saved,
+            slot_size: [8, if avx512 { 64 } else { 16 }, 8],
+            has_swap: [true, false, false],
+        }
+    }
+
+    /// x86-64 Windows: as System V, but rsi, rdi and xmm6..15 are callee-saved.
+    pub fn x86_64_win64(avx512: bool) -> MachineEnv {
+        let mut env = MachineEnv::x86_64_sysv(avx512);
+        for hw in [6, 7] {
+            env.callee_saved.insert(PReg::gp(hw));
+        }
+        for hw in 6..16 {
+            env.callee_saved.insert(PReg::vec(hw));
+        }
+        env
+    }
+
+    /// The caller-saved registers (allocatable and not callee-saved).
+    pub fn caller_saved(&self) -> PRegSet {
+        PRegSet(self.allocatable.0 & !self.callee_saved.0)
+    }
+}
+
+/// A function as the allocator sees it.
+///
+/// Requirements, checked by the allocator (violations are
+/// [`crate::Error::InvalidInput`], never panics):
+/// - blocks are numbered in layout order and own contiguous, disjoint,
+///   non-empty instruction ranges; the entry block has no live-in values
+///   (function arguments are defs of an entry instruction with fixed
+///   constraints);
+/// - `block_preds` and `block_succs` agree;
+/// - a block with more than one successor ends in a branch (`is_branch`);
+///   a block with successors either ends in a branch or falls through;
+///   a block without successors ends in a return;
+/// - operand vregs are below `num_vregs`, fixed registers have the vreg's
+///   class, a `Reuse` names an earlier `Use` operand of the same class, a vreg
+///   is defined at most once per instruction.
+pub trait Function {
+    /// Number of instructions.
+    fn num_insts(&self) -> usize;
+    /// Number of blocks.
+    fn num_blocks(&self) -> usize;
+    /// Number of virtual registers.
+    fn num_vregs(&self) -> usize;
+    /// The entry block.
+    fn entry_block(&self) -> Block;
+    /// The instructions of a block.
+    fn block_insts(&self, block: Block) -> InstRange;
+    /// Successors of a block, in branch-target order.
+    fn block_succs(&self, block: Block) -> &[Block];
+    /// Predecessors of a block.
+    fn block_preds(&self, block: Block) -> &[Block];
+    /// Loop nesting depth of a block, if the client knows it. When `None`
+    /// (the default), the allocator derives it from back edges in layout
+    /// order.
+    fn block_loop_depth(&self, _block: Block) -> Option<u32> {
+        None
+    }
+    /// Whether the instruction returns from the function.
+    fn is_ret(&self, inst: Inst) -> bool;
+    /// Whether the instruction is a branch (the last of its block; edge
+    /// moves can never be placed after it).
+    fn is_branch(&self, inst: Inst) -> bool;
+    /// The operands of an instruction.
+    fn inst_operands(&self, inst: Inst) -> &[Operand];
+    /// Registers whose contents the instruction destroys (a call's
+    /// caller-saved registers). Defs may still be placed in them.
+    fn inst_clobbers(&self, _inst: Inst) -> PRegSet {
+        PRegSet::empty()
+    }
+    /// For a plain copy `dst = src`, the pair `(dst, src)`: used as a hint so
+    /// that both get the same register and the copy disappears.
+    fn is_move(&self, _inst: Inst) -> Option<(VReg, VReg)> {
+        None
+    }
+    /// The class of a virtual register.
+    fn vreg_class(&self, vreg: VReg) -> RegClass;
+    /// Whether every definition of `vreg` produces the same cheaply
+    /// recomputable value (a constant). The allocator then recomputes it
+    /// ([`crate::Edit::Remat`]) instead of storing and reloading it.
+    fn is_remat(&self, _vreg: VReg) -> bool {
+        false
+    }
+}

@@ -1,0 +1,411 @@
+//! The byte-driven generator of valid functions, shared by proptest and the
+//! cargo-fuzz target `regalloc`.
+//!
+//! [`generate`] turns any byte string into a valid [`TestFunction`] (running
+//! out of bytes reads zeros): straight code, if/else diamonds, counted loops
+//! (back edges from a conditional latch, which are critical edges, or from a
+//! jump), irreducible two-entry cycles, multi-way branches with an operand,
+//! calls with up to ten arguments (six in fixed registers, the rest register
+//! or memory), fixed registers (`div` in RDX:RAX, shifts by CL), partial
+//! writes, AH-class and VEX register subsets, memory-foldable operands,
+//! early clobbers, late uses, dead defs, rematerializable constants, vector
+//! values, and 1 to 64 GP values live at once over 1 to 100 blocks. Every
+//! value is defined at entry, so every use is valid on every path.
+//!
+//! [`check_bytes`] generates, allocates with the checker on, and reports.
+//! Long fuzz runs (needs nightly and cargo-fuzz):
+//! `cd fuzz && cargo +nightly fuzz run regalloc -- -max_total_time=1800`.
+
+use crate::function::Constraint::{Any, Reg};
+use crate::function::{Block, Constraint, MachineEnv, Operand, OperandKind, OperandPos, PReg, RegClass, VReg};
+use crate::output::{Output, Stats};
+use crate::testfn::{Builder, InstKind, TestFunction};
+use crate::{Allocator, Options};
+
+struct Bytes<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Bytes<'_> {
+    fn byte(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+    fn below(&mut self, n: u32) -> u32 {
+        if n <= 1 {
+            return 0;
+        }
+        let x = if n > 256 {
+            (self.byte() as u32) << 8 | self.byte() as u32
+        } else {
+            self.byte() as u32
+        };
+        x % n
+    }
+    fn flag(&mut self) -> bool {
+        self.byte() & 1 != 0
+    }
+}
+
+struct Gen<'a> {
+    b: Builder,
+    r: Bytes<'a>,
+    gp: Vec<VReg>,
+    vecs: Vec<VReg>,
+    consts: Vec<VReg>,
+    dead: VReg,
+    max_blocks: usize,
+    env: MachineEnv,
+    nblocks: usize,
+}
+
+impl Gen<'_> {
+    fn gp(&mut self) -> VReg {
+        let n = self.gp.len() as u32;
+        self.gp[self.r.below(n) as usize]
+    }
+
+    fn open(&mut self) -> Block {
+        if self.b.current_is_empty() {
+            self.b.inst(&[]);
+        }
+        self.nblocks += 1;
+        self.b.block()
+    }
+
+    fn add_edge(&mut self, from: Block, to: Block) {
+        // The builder adds edges from the current block only; patch directly.
+        self.b.edge_from(from, to);
+    }
+
+    fn inst(&mut self) {
+        let k = self.r.below(18);
+        let d = self.gp();
+        let s = self.gp();
+        use Constraint::{Fixed, Reuse, Subset};
+        match k {
+            0 | 1 => {
+                self.b.modify_any(d, s);
+            }
+            2 => {
+                self.b.inst(&[Operand::modify(d, Any), Operand::use_(s, Reg)]);
+            }
+            3 => {
+                let a = self.gp();
+                self.b.inst(&[
+                    Operand::def(d, Reuse(1)),
+                    Operand::use_(a, Reg),
+                    Operand::use_(s, Any),
+                ]);
+            }
+            4 => {
+                self.b.copy(d, s);
+            }
+            5 => {
+                self.b.inst(&[
+                    Operand::modify(d, Reg),
+                    Operand::use_(s, Fixed(PReg::gp(1))),
+                ]);
+            }
+            6 => {
+                let mut q = self.gp();
+                if q == d {
+                    q = self.dead;
+                }
+                let lo = self.gp();
+                self.b.inst(&[
+                    Operand::use_(lo, Fixed(PReg::gp(0))),
+                    Operand::use_(s, Fixed(PReg::gp(2))),
+                    Operand::use_(d, Any),
+                    Operand::def(q, Fixed(PReg::gp(0))),
+                    Operand::def(d, Fixed(PReg::gp(2))),
+                ]);
+            }
+            7 => {
+                self.b.inst(&[Operand::modify(d, Subset(0b1111))]);
+            }
+            8 => {
+                self.b.inst(&[
+                    Operand::new(d, OperandKind::Def, OperandPos::Early, Reg),
+                    Operand::use_(s, Reg),
+                ]);
+            }
+            9 => {
+                self.b.inst(&[
+                    Operand::new(s, OperandKind::Use, OperandPos::Late, Reg),
+                    Operand::def(d, Reg),
+                ]);
+            }
+            10 => {
+                self.b.inst(&[Operand::def(self.dead, Reg), Operand::use_(s, Any)]);
+            }
+            11 if !self.consts.is_empty() => {
+                let c = self.consts[self.r.below(self.consts.len() as u32) as usize];
+                if self.r.flag() {
+                    self.b.constant(c);
+                } else {
+                    self.b.inst(&[Operand::modify(d, Reg), Operand::use_(c, Any)]);
+                }
+            }
+            12 if !self.vecs.is_empty() => {
+                let n = self.vecs.len() as u32;
+                let x = self.vecs[self.r.below(n) as usize];
+                let y = self.vecs[self.r.below(n) as usize];
+                if self.r.flag() {
+                    self.b.inst(&[Operand::modify(x, Subset(0xffff)), Operand::use_(y, Any)]);
+                } else {
+                    // vmovq-like crossing: gp <- vec.
+                    self.b.inst(&[Operand::def(self.dead, Reg), Operand::use_(y, Reg)]);
+                    self.b.inst(&[Operand::modify(x, Reg), Operand::use_(d, Reg)]);
+                }
+            }
+            13 => {
+                let n = 1 + self.r.below(10) as usize;
+                let args: Vec<VReg> = (0..n).map(|_| self.gp()).collect();
+                let env = self.env.clone();
+                self.b.call(&args, Some(d), &env);
+            }
+            14 => {
+                self.b.inst(&[Operand::def(d, Any), Operand::use_(s, Reg)]);
+            }
+            15 => {
+                self.b.inst(&[Operand::use_(d, Subset(0b1111)), Operand::use_(s, Any)]);
+            }
+            16 => {
+                // Same value in two fixed registers.
+                self.b.inst(&[
+                    Operand::use_(d, Fixed(PReg::gp(7))),
+                    Operand::use_(d, Fixed(PReg::gp(6))),
+                    Operand::use_(s, Reg),
+                ]);
+            }
+            _ => {
+                self.b.modify_any(d, s);
+            }
+        }
+    }
+
+    fn straight(&mut self) {
+        let n = self.r.below(8);
+        for _ in 0..n {
+            self.inst();
+        }
+    }
+
+    /// Emits a region starting in the open block; leaves an open block.
+    fn region(&mut self, depth: u32) {
+        let n = 1 + self.r.below(4);
+        for _ in 0..n {
+            self.straight();
+            if self.nblocks + 6 >= self.max_blocks || depth > 4 {
+                continue;
+            }
+            match self.r.below(7) {
+                0 | 1 => self.diamond(depth),
+                2 => self.loop_cond_latch(depth),
+                3 => self.loop_top_test(depth),
+                4 => self.irreducible(),
+                5 => self.switch(),
+                _ => {}
+            }
+        }
+    }
+
+    fn cond(&mut self) -> Vec<Operand> {
+        let a = self.gp();
+        if self.r.flag() {
+            self.b.inst(&[Operand::use_(a, Reg), Operand::use_(self.gp[0], Any)]);
+            vec![]
+        } else {
+            vec![Operand::use_(a, Reg)]
+        }
+    }
+
+    fn diamond(&mut self, depth: u32) {
+        let ops = self.cond();
+        let head = self.b.current();
+        self.b.branch(&[], &ops);
+        let then = self.open();
+        self.add_edge(head, then);
+        self.region(depth + 1);
+        let then_end = self.b.current();
+        self.b.jump_later();
+        let els = self.open();
+        self.add_edge(head, els);
+        self.region(depth + 1);
+        let els_end = self.b.current();
+        let fall = self.r.flag();
+        if !fall {
+            self.b.jump_later();
+        }
+        let join = self.open();
+        self.add_edge(then_end, join);
+        self.add_edge(els_end, join);
+    }
+
+    fn loop_cond_latch(&mut self, depth: u32) {
+        let pre = self.b.current();
+        self.b.jump_later();
+        let header = self.open();
+        self.add_edge(pre, header);
+        let ctr = self.gp();
+        self.region(depth + 1);
+        self.b.inst(&[Operand::modify(ctr, Any)]);
+        let latch = self.b.current();
+        self.b.branch(&[], &[Operand::use_(ctr, Reg)]);
+        let exit = self.open();
+        self.add_edge(latch, header);
+        self.add_edge(latch, exit);
+    }
+
+    fn loop_top_test(&mut self, depth: u32) {
+        let pre = self.b.current();
+        let header = self.open();
+        self.add_edge(pre, header);
+        let ops = self.cond();
+        self.b.branch(&[], &ops);
+        let body = self.open();
+        self.add_edge(header, body);
+        self.region(depth + 1);
+        let latch = self.b.current();
+        self.b.jump_later();
+        self.add_edge(latch, header);
+        let exit = self.open();
+        self.add_edge(header, exit);
+    }
+
+    fn irreducible(&mut self) {
+        let ops = self.cond();
+        let head = self.b.current();
+        self.b.branch(&[], &ops);
+        let a = self.open();
+        self.straight();
+        let ops = self.cond();
+        self.b.branch(&[], &ops);
+        let bb = self.open();
+        self.straight();
+        let ops = self.cond();
+        self.b.branch(&[], &ops);
+        let exit = self.open();
+        self.add_edge(head, a);
+        self.add_edge(head, bb);
+        self.add_edge(a, bb);
+        self.add_edge(a, exit);
+        self.add_edge(bb, a);
+        self.add_edge(bb, exit);
+    }
+
+    fn switch(&mut self) {
+        let idx = self.gp();
+        let head = self.b.current();
+        self.b.branch(&[], &[Operand::use_(idx, Reg)]);
+        let k = 2 + self.r.below(3);
+        let mut ends = Vec::new();
+        for _ in 0..k {
+            let t = self.open();
+            self.add_edge(head, t);
+            self.straight();
+            ends.push(self.b.current());
+            self.b.jump_later();
+        }
+        let join = self.open();
+        for e in ends {
+            self.add_edge(e, join);
+        }
+    }
+}
+
+impl Builder {
+    /// Adds an edge between two existing blocks (for generators).
+    pub fn edge_from(&mut self, from: Block, to: Block) {
+        self.edge_between(from, to);
+    }
+
+    /// Appends a branch without operands whose targets are added later.
+    pub fn jump_later(&mut self) {
+        self.inst_full(&[], crate::PRegSet::empty(), InstKind::Branch, None);
+    }
+}
+
+/// Builds a valid function (and its machine) from bytes.
+pub fn generate(data: &[u8]) -> (TestFunction, MachineEnv) {
+    let mut r = Bytes { data, pos: 0 };
+    let ngp = 1 + r.below(64) as usize;
+    let nvec = r.below(6) as usize;
+    let nconst = r.below(4) as usize;
+    let max_blocks = 1 + r.below(100) as usize;
+    let avx512 = r.flag();
+    let env = MachineEnv::x86_64_sysv(avx512);
+    let mut b = Builder::new();
+    let gp: Vec<VReg> = (0..ngp).map(|_| b.vreg_gp()).collect();
+    let vecs: Vec<VReg> = (0..nvec).map(|_| b.vreg(RegClass::Vec)).collect();
+    let consts: Vec<VReg> = (0..nconst).map(|_| b.vreg_const()).collect();
+    let dead = b.vreg_gp();
+    b.block();
+    let nargs = ngp.min(6);
+    let args: Vec<(VReg, u8)> = (0..nargs).map(|k| (gp[k], crate::testfn::SYSV_ARGS[k])).collect();
+    b.args(&args);
+    for &v in &gp[nargs..] {
+        b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(gp[0], Reg)]);
+    }
+    for &v in &vecs {
+        b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(gp[0], Reg)]);
+    }
+    for &c in &consts {
+        b.constant(c);
+    }
+    let mut g = Gen {
+        b,
+        r,
+        gp,
+        vecs,
+        consts,
+        dead,
+        max_blocks,
+        env: env.clone(),
+        nblocks: 1,
+    };
+    g.region(0);
+    // Keep values live to the end: sink them (register or memory uses).
+    let all: Vec<VReg> = g.gp.iter().chain(g.vecs.iter()).copied().collect();
+    for v in all {
+        g.b.inst(&[Operand::use_(v, Constraint::Any)]);
+    }
+    let r0 = g.gp[0];
+    g.b.ret(r0);
+    (g.b.finish(), env)
+}
+
+
+/// What one checked allocation produced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Instructions in the generated function.
+    pub insts: usize,
+    /// Blocks.
+    pub blocks: usize,
+    /// Allocation statistics.
+    pub stats: Stats,
+}
+
+/// Generates a function from `data`, allocates it with the checker and the
+/// decision log on, and returns a summary or the failure (with the
+/// function's listing).
+pub fn check_bytes(data: &[u8]) -> Result<Summary, String> {
+    let (f, env) = generate(data);
+    let mut out = Output::default();
+    let opts = Options {
+        check: true,
+        log: true,
+    };
+    match Allocator::new().run(&f, &env, &opts, &mut out) {
+        Ok(()) => Ok(Summary {
+            insts: f.insts.len(),
+            blocks: f.blocks.len(),
+            stats: out.stats,
+        }),
+        Err(e) => Err(format!("{e}\n{f}")),
+    }
+}

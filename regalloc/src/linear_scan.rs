@@ -1,0 +1,1182 @@
+//! The linear scan: one forward pass over the blocks in layout order that gives
+//! every operand a location, splitting values lazily.
+//!
+//! This is linear scan in the second-chance binpacking form (Traub, Holloway
+//! and Smith 1998; Wimmer and Mössenböck 2005 take the same view of split
+//! intervals), which suits non-SSA input: instead of assigning a whole
+//! interval up front and splitting it later, the scan keeps, at each
+//! position, where every live value currently is (any number of registers
+//! holding copies, plus a "slot is up to date" flag), and a value's interval
+//! is split exactly where a decision moves it. Decisions:
+//!
+//! - **free registers** first, with hints: the fixed register of the value's
+//!   next use, the source of a copy (so the copy coalesces), the register of
+//!   an input that dies here (three-address forms);
+//!   caller-saved registers for values that cross no call, callee-saved for
+//!   those that do;
+//! - **eviction** when none is free: the value whose next use is farthest
+//!   (next-use distances from [`crate::liveness`], which include the way
+//!   around loops and a penalty for leaving them), halved when evicting it
+//!   needs a store (Belady's rule, weighted by cost);
+//! - a **fixed-register operand** gets a copy of the value in that
+//!   register; the value keeps its own register (a move, not a spill);
+//! - **spill stores** happen once per definition, when a dirty value is
+//!   first evicted (the slot stays valid until the next definition, so an
+//!   unchanged value is never stored twice); **rematerializable** values are
+//!   never stored, only recomputed;
+//! - operands that accept memory use the **slot directly** when the value is
+//!   not in a register and loading it would evict something used sooner;
+//! - at a **loop header** the entry state is chosen for the loop: values not
+//!   used in the loop leave their registers before it (the store, if any,
+//!   lands outside the loop), values used in it are loaded before it when
+//!   registers are free.
+//!
+//! Every block starts from the exit state of an already processed
+//! predecessor (so a fall-through edge needs no moves), or with all values in
+//! their slots; [`crate::resolve`] then connects the other edges with
+//! parallel moves. Work per instruction is bounded by the number of
+//! registers and operands, so the whole pass is linear in the function size.
+
+use crate::cfg::CfgInfo;
+use crate::error::Error;
+use crate::function::{
+    Block, Constraint, Function, Inst, MachineEnv, OperandKind, OperandPos, PReg, RegClass, VReg,
+};
+use crate::interval::{Intervals, depth_weight};
+use crate::liveness::{INF, LOOP_EXIT_PENALTY, Liveness};
+use crate::log::{DecisionLog, Reason};
+use crate::output::{Allocation, Edit, SpillSlot, Stats};
+use smallvec::SmallVec;
+
+/// No vreg / no position.
+pub(crate) const NONE: u32 = u32::MAX;
+/// "Never used again" as an absolute position.
+pub(crate) const INF_POS: u32 = u32::MAX;
+
+/// Where a value is at a block boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocRec {
+    /// The vreg.
+    pub vreg: u32,
+    /// Hardware-number mask of the registers holding it (in its class).
+    pub regs: u32,
+    /// Whether its spill slot holds it.
+    pub in_slot: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct VState {
+    regs: u32,
+    in_slot: bool,
+    next_use: u32,
+}
+
+/// The scan's state and buffers (kept between functions).
+#[derive(Default)]
+pub struct Scan {
+    owner: Vec<u32>,
+    occupied: [u32; 3],
+    v: Vec<VState>,
+    class: Vec<u8>,
+    remat: Vec<bool>,
+    slot_list: Vec<u32>,
+    // Block-boundary states.
+    pub(crate) entry_recs: Vec<LocRec>,
+    pub(crate) entry_start: Vec<u32>,
+    pub(crate) exit_recs: Vec<LocRec>,
+    pub(crate) exit_start: Vec<u32>,
+    // Backward-scan scratch.
+    nu: Vec<u32>,
+    nu_hint: Vec<u8>,
+    nu_touched: Vec<u32>,
+    op_next: Vec<u32>,
+    op_hint: Vec<u8>,
+    // Output being built.
+    pub(crate) allocs: Vec<Allocation>,
+    pub(crate) alloc_off: Vec<u32>,
+    /// Edits keyed by `(inst * 2 + phase) * 3 + priority`.
+    pub(crate) raw_edits: Vec<(u32, Edit)>,
+    pub(crate) stats: Stats,
+    pub(crate) written: u128,
+    allocatable: [u32; 3],
+    callee_saved: [u32; 3],
+    tmp_recs: Vec<(u32, u32)>,
+}
+
+/// Per-operand facts during one instruction.
+#[derive(Clone, Copy)]
+struct OpInfo {
+    vreg: u32,
+    class: usize,
+    next_after: u32,
+    defined_here: bool,
+}
+
+fn bit(r: PReg) -> u128 {
+    1u128 << r.index()
+}
+
+fn lowest(mask: u32) -> u8 {
+    mask.trailing_zeros() as u8
+}
+
+impl Scan {
+    fn vclass(&self, v: u32) -> usize {
+        self.class[v as usize] as usize
+    }
+
+    fn preg(&self, class: usize, hw: u8) -> PReg {
+        PReg::new(RegClass::ALL[class], hw)
+    }
+
+    fn set_owner(&mut self, class: usize, hw: u8, v: u32) {
+        let idx = class * 32 + hw as usize;
+        let old = self.owner[idx];
+        if old != NONE && old != v {
+            self.v[old as usize].regs &= !(1 << hw);
+        }
+        self.owner[idx] = v;
+        if v == NONE {
+            self.occupied[class] &= !(1 << hw);
+        } else {
+            self.occupied[class] |= 1 << hw;
+            self.v[v as usize].regs |= 1 << hw;
+        }
+    }
+
+    fn clear_vreg_regs(&mut self, v: u32) {
+        let c = self.vclass(v);
+        let mut m = self.v[v as usize].regs;
+        while m != 0 {
+            let hw = lowest(m);
+            m &= m - 1;
+            self.owner[c * 32 + hw as usize] = NONE;
+            self.occupied[c] &= !(1 << hw);
+        }
+        self.v[v as usize].regs = 0;
+    }
+
+    fn mark_in_slot(&mut self, v: u32) {
+        if !self.v[v as usize].in_slot {
+            self.v[v as usize].in_slot = true;
+            self.slot_list.push(v);
+        }
+    }
+
+    /// Adds an edit at a key (see `raw_edits`), counting it.
+    pub(crate) fn push_edit(&mut self, key: u32, e: Edit) {
+        self.edit(key, e);
+    }
+
+    /// Counts an edit placed elsewhere (on a split edge).
+    pub(crate) fn count_edit(&mut self, e: &Edit) {
+        let n = self.raw_edits.len();
+        self.edit(0, *e);
+        self.raw_edits.truncate(n);
+    }
+
+    fn edit(&mut self, key: u32, e: Edit) {
+        match e {
+            Edit::Move { from, to, .. } => {
+                match (from, to) {
+                    (Allocation::Reg(_), Allocation::Stack(_)) => self.stats.stores += 1,
+                    (Allocation::Stack(_), Allocation::Reg(_)) => self.stats.reloads += 1,
+                    _ => self.stats.moves += 1,
+                }
+                if let Allocation::Reg(r) = to {
+                    self.written |= bit(r);
+                }
+            }
+            Edit::Swap { a, b } => {
+                self.stats.swaps += 1;
+                self.written |= bit(a) | bit(b);
+            }
+            Edit::Remat { to, .. } => {
+                self.stats.remats += 1;
+                self.written |= bit(to);
+            }
+        }
+        self.raw_edits.push((key, e));
+    }
+
+    /// Runs the scan over the whole function.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run<F: Function>(
+        &mut self,
+        f: &F,
+        env: &MachineEnv,
+        cfg: &CfgInfo,
+        live: &Liveness,
+        ivs: &Intervals,
+        log: &mut DecisionLog,
+    ) -> Result<(), Error> {
+        let nv = f.num_vregs();
+        let ni = f.num_insts();
+        self.owner.clear();
+        self.owner.resize(96, NONE);
+        self.occupied = [0; 3];
+        self.v.clear();
+        self.v.resize(
+            nv,
+            VState {
+                regs: 0,
+                in_slot: false,
+                next_use: INF_POS,
+            },
+        );
+        self.class.clear();
+        self.remat.clear();
+        for v in 0..nv {
+            self.class.push(f.vreg_class(VReg::new(v)).index() as u8);
+            self.remat.push(f.is_remat(VReg::new(v)));
+        }
+        self.slot_list.clear();
+        self.entry_recs.clear();
+        self.entry_start.clear();
+        self.exit_recs.clear();
+        self.exit_start.clear();
+        self.nu.clear();
+        self.nu.resize(nv, INF_POS);
+        self.nu_hint.clear();
+        self.nu_hint.resize(nv, 0xff);
+        self.allocs.clear();
+        self.alloc_off.clear();
+        self.raw_edits.clear();
+        self.stats = Stats::default();
+        self.written = 0;
+        for c in 0..3 {
+            let class = RegClass::ALL[c];
+            self.allocatable[c] = env.allocatable.class_mask(class);
+            self.callee_saved[c] = env.callee_saved.class_mask(class) & self.allocatable[c];
+        }
+        // Operand allocation offsets.
+        let mut n = 0u32;
+        for i in 0..ni {
+            self.alloc_off.push(n);
+            n += f.inst_operands(Inst::new(i)).len() as u32;
+        }
+        self.alloc_off.push(n);
+        self.allocs.resize(n as usize, Allocation::None);
+
+        for bi in 0..f.num_blocks() {
+            let b = Block::new(bi);
+            self.entry_start.push(self.entry_recs.len() as u32);
+            self.exit_start.push(self.exit_recs.len() as u32);
+            self.setup_entry(f, cfg, live, ivs, b, log);
+            self.backward_scan(f, live, b);
+            let r = f.block_insts(b);
+            for i in r.iter() {
+                self.alloc_inst(f, cfg, ivs, b, i, log)?;
+            }
+            // Exit state.
+            for &v in live.live_out(b) {
+                let s = self.v[v as usize];
+                if s.regs == 0 && !s.in_slot && !self.remat[v as usize] {
+                    return Err(Error::Internal(format!("{} has no location at end of {b}", VReg(v))));
+                }
+                self.exit_recs.push(LocRec {
+                    vreg: v,
+                    regs: s.regs,
+                    in_slot: s.in_slot,
+                });
+            }
+            // Clear state.
+            for idx in 0..96 {
+                let o = self.owner[idx];
+                if o != NONE {
+                    self.v[o as usize].regs = 0;
+                    self.owner[idx] = NONE;
+                }
+            }
+            self.occupied = [0; 3];
+            for k in 0..self.slot_list.len() {
+                let v = self.slot_list[k];
+                self.v[v as usize].in_slot = false;
+            }
+            self.slot_list.clear();
+        }
+        self.entry_start.push(self.entry_recs.len() as u32);
+        self.exit_start.push(self.exit_recs.len() as u32);
+        Ok(())
+    }
+
+    /// The exit state of a processed block.
+    pub(crate) fn exit_state(&self, b: Block) -> &[LocRec] {
+        &self.exit_recs[self.exit_start[b.index()] as usize..self.exit_start[b.index() + 1] as usize]
+    }
+
+    /// The entry state of a processed block.
+    pub(crate) fn entry_state(&self, b: Block) -> &[LocRec] {
+        &self.entry_recs[self.entry_start[b.index()] as usize..self.entry_start[b.index() + 1] as usize]
+    }
+
+    fn setup_entry<F: Function>(
+        &mut self,
+        f: &F,
+        cfg: &CfgInfo,
+        live: &Liveness,
+        ivs: &Intervals,
+        b: Block,
+        log: &mut DecisionLog,
+    ) {
+        let bi = b.index();
+        // Source predecessor: processed, deepest loop, latest in layout.
+        let mut src: Option<Block> = None;
+        for &p in f.block_preds(b) {
+            if p.index() < bi {
+                let better = match src {
+                    None => true,
+                    Some(s) => {
+                        let (dp, ds) = (cfg.loop_depth[p.index()], cfg.loop_depth[s.index()]);
+                        dp > ds || (dp == ds && p.index() > s.index())
+                    }
+                };
+                if better {
+                    src = Some(p);
+                }
+            }
+        }
+        let lin = live.live_in(b);
+        let start = self.entry_recs.len();
+        match src {
+            Some(p) => {
+                let (es, ee) = (
+                    self.exit_start[p.index()] as usize,
+                    self.exit_start[p.index() + 1] as usize,
+                );
+                let ex = &self.exit_recs[es..ee];
+                // Both sorted by vreg; live_in(b) ⊆ live_out(p).
+                let mut j = 0;
+                self.tmp_recs.clear();
+                for &v in lin {
+                    while j < ex.len() && ex[j].vreg < v {
+                        j += 1;
+                    }
+                    let rec = if j < ex.len() && ex[j].vreg == v {
+                        ex[j]
+                    } else {
+                        LocRec {
+                            vreg: v,
+                            regs: 0,
+                            in_slot: !self.remat[v as usize],
+                        }
+                    };
+                    self.tmp_recs.push((rec.regs, rec.in_slot as u32));
+                }
+                for (k, &v) in lin.iter().enumerate() {
+                    let (regs, s) = self.tmp_recs[k];
+                    self.entry_recs.push(LocRec {
+                        vreg: v,
+                        regs,
+                        in_slot: s != 0,
+                    });
+                }
+            }
+            None => {
+                for &v in lin {
+                    self.entry_recs.push(LocRec {
+                        vreg: v,
+                        regs: 0,
+                        in_slot: !self.remat[v as usize],
+                    });
+                }
+            }
+        }
+        if cfg.is_loop_header[bi] && src.is_some() {
+            self.loop_header_policy(f, live, ivs, b, start, log);
+        }
+        // Install.
+        let first = f.block_insts(b).start;
+        for k in start..self.entry_recs.len() {
+            let rec = self.entry_recs[k];
+            let c = self.vclass(rec.vreg);
+            let mut m = rec.regs;
+            while m != 0 {
+                let hw = lowest(m);
+                m &= m - 1;
+                self.set_owner(c, hw, rec.vreg);
+            }
+            if rec.in_slot {
+                self.mark_in_slot(rec.vreg);
+            }
+        }
+        let _ = first;
+    }
+
+    /// Chooses the entry state of a loop header: values unused in the loop
+    /// leave registers when the loop is under pressure; values used in it
+    /// are loaded before it while registers are free.
+    fn loop_header_policy<F: Function>(
+        &mut self,
+        f: &F,
+        live: &Liveness,
+        ivs: &Intervals,
+        b: Block,
+        start: usize,
+        log: &mut DecisionLog,
+    ) {
+        let dist = live.dist_in(b);
+        let first = f.block_insts(b).start;
+        let end = self.entry_recs.len();
+        for c in 0..3 {
+            let k_regs = self.allocatable[c].count_ones() as usize;
+            if k_regs == 0 {
+                continue;
+            }
+            let count = (start..end)
+                .filter(|&k| self.vclass(self.entry_recs[k].vreg) == c)
+                .count();
+            let mut occupied = 0u32;
+            for k in start..end {
+                if self.vclass(self.entry_recs[k].vreg) == c {
+                    occupied |= self.entry_recs[k].regs;
+                }
+            }
+            if count + 2 > k_regs {
+                for k in start..end {
+                    let rec = self.entry_recs[k];
+                    if self.vclass(rec.vreg) != c || rec.regs == 0 {
+                        continue;
+                    }
+                    if dist[k - start] >= LOOP_EXIT_PENALTY {
+                        let v = rec.vreg as usize;
+                        occupied &= !rec.regs;
+                        self.entry_recs[k].regs = 0;
+                        if !self.remat[v] {
+                            if !rec.in_slot {
+                                log.push(first, Some(VReg(rec.vreg)), Reason::StoreHoisted);
+                            }
+                            self.entry_recs[k].in_slot = true;
+                        }
+                        log.push(first, Some(VReg(rec.vreg)), Reason::SplitAtLoopEntry);
+                    }
+                }
+            }
+            // Promote values used in the loop, nearest use first, keeping two
+            // registers free for temporaries.
+            let mut cands: SmallVec<[(u32, usize); 32]> = SmallVec::new();
+            for k in start..end {
+                let rec = self.entry_recs[k];
+                if self.vclass(rec.vreg) == c && rec.regs == 0 && dist[k - start] < LOOP_EXIT_PENALTY {
+                    cands.push((dist[k - start], k));
+                }
+            }
+            cands.sort_unstable();
+            for &(_, k) in &cands {
+                let free = self.allocatable[c] & !occupied;
+                if free.count_ones() <= 2 {
+                    break;
+                }
+                let v = self.entry_recs[k].vreg;
+                let pref = if ivs.crosses_call.contains(v as usize) {
+                    free & self.callee_saved[c]
+                } else {
+                    free & !self.callee_saved[c]
+                };
+                let hw = lowest(if pref != 0 { pref } else { free });
+                occupied |= 1 << hw;
+                self.entry_recs[k].regs = 1 << hw;
+                log.push(first, Some(VReg(v)), Reason::ReloadHoisted);
+            }
+        }
+    }
+
+    /// Computes, for every operand of the block, the next use of its vreg
+    /// after the instruction, and the next use of each live-in value.
+    fn backward_scan<F: Function>(&mut self, f: &F, live: &Liveness, b: Block) {
+        let r = f.block_insts(b);
+        let end_pos = 2 * r.end.0;
+        for (k, &v) in live.live_out(b).iter().enumerate() {
+            let d = live.dist_out(b)[k];
+            self.nu[v as usize] = if d >= INF {
+                INF_POS
+            } else {
+                end_pos.saturating_add(d.saturating_mul(2)).min(INF_POS - 1)
+            };
+            self.nu_hint[v as usize] = 0xff;
+            self.nu_touched.push(v);
+        }
+        let base = self.alloc_off[r.start.index()] as usize;
+        let total = self.alloc_off[r.end.index()] as usize - base;
+        self.op_next.clear();
+        self.op_next.resize(total, INF_POS);
+        self.op_hint.clear();
+        self.op_hint.resize(total, 0xff);
+        for i in r.iter().rev() {
+            let ops = f.inst_operands(i);
+            let ob = self.alloc_off[i.index()] as usize - base;
+            for (k, op) in ops.iter().enumerate() {
+                self.op_next[ob + k] = self.nu[op.vreg.index()];
+                self.op_hint[ob + k] = self.nu_hint[op.vreg.index()];
+            }
+            for op in ops {
+                if op.kind == OperandKind::Def {
+                    self.nu[op.vreg.index()] = INF_POS;
+                    self.nu_hint[op.vreg.index()] = 0xff;
+                }
+            }
+            for op in ops {
+                if op.is_use() {
+                    let v = op.vreg.index();
+                    self.nu[v] = 2 * i.0;
+                    self.nu_hint[v] = match op.constraint {
+                        Constraint::Fixed(p) => p.hw,
+                        _ => 0xff,
+                    };
+                    self.nu_touched.push(v as u32);
+                }
+            }
+        }
+        for &v in live.live_in(b) {
+            self.v[v as usize].next_use = self.nu[v as usize];
+        }
+        for k in 0..self.nu_touched.len() {
+            let v = self.nu_touched[k] as usize;
+            self.nu[v] = INF_POS;
+            self.nu_hint[v] = 0xff;
+        }
+        self.nu_touched.clear();
+    }
+
+    /// Whether `w`'s current value is still needed after instruction `i`.
+    fn survives(&self, w: u32, ops: &[OpInfo]) -> bool {
+        for o in ops {
+            if o.vreg == w {
+                return o.next_after != INF_POS && !o.defined_here;
+            }
+        }
+        self.v[w as usize].next_use != INF_POS
+    }
+
+    fn next_after(&self, w: u32, ops: &[OpInfo]) -> u32 {
+        for o in ops {
+            if o.vreg == w {
+                return if o.defined_here { INF_POS } else { o.next_after };
+            }
+        }
+        self.v[w as usize].next_use
+    }
+
+    /// Makes register `hw` of `class` free before `i`, preserving its
+    /// owner if still needed (into a free register outside `avoid`, else its
+    /// slot).
+    fn make_free(
+        &mut self,
+        i: Inst,
+        class: usize,
+        hw: u8,
+        avoid: u32,
+        ops: &[OpInfo],
+        prefer_callee: bool,
+        log: &mut DecisionLog,
+        evict_reason: bool,
+    ) {
+        let w = self.owner[class * 32 + hw as usize];
+        if w == NONE {
+            return;
+        }
+        let ws = self.v[w as usize];
+        let needed = self.survives(w, ops) || ops.iter().any(|o| o.vreg == w);
+        let other_copy = ws.regs & !(1 << hw) != 0;
+        if needed && !other_copy && !ws.in_slot && !self.remat[w as usize] {
+            let free = self.allocatable[class] & !self.occupied[class] & !avoid & !(1 << hw);
+            let pref = if prefer_callee {
+                free & self.callee_saved[class]
+            } else {
+                free & !self.callee_saved[class]
+            };
+            let key = 6 * i.0 + 1;
+            let from = Allocation::Reg(self.preg(class, hw));
+            if free != 0 && !evict_reason {
+                let to = lowest(if pref != 0 { pref } else { free });
+                let to_r = self.preg(class, to);
+                self.edit(
+                    key,
+                    Edit::Move {
+                        from,
+                        to: Allocation::Reg(to_r),
+                        class: RegClass::ALL[class],
+                        vreg: Some(VReg(w)),
+                    },
+                );
+                self.set_owner(class, to, w);
+                log.push(i, Some(VReg(w)), Reason::SaveAcrossClobber(self.preg(class, hw)));
+            } else {
+                self.edit(
+                    key,
+                    Edit::Move {
+                        from,
+                        to: Allocation::Stack(SpillSlot(w)),
+                        class: RegClass::ALL[class],
+                        vreg: Some(VReg(w)),
+                    },
+                );
+                self.mark_in_slot(w);
+                if evict_reason {
+                    self.log_evict(i, w, ops, true, log);
+                } else {
+                    log.push(i, Some(VReg(w)), Reason::SaveAcrossClobber(self.preg(class, hw)));
+                }
+            }
+        } else if evict_reason && log.enabled {
+            self.log_evict(i, w, ops, false, log);
+        }
+        self.owner[class * 32 + hw as usize] = NONE;
+        self.occupied[class] &= !(1 << hw);
+        self.v[w as usize].regs &= !(1 << hw);
+    }
+
+    fn log_evict(&self, i: Inst, w: u32, ops: &[OpInfo], stored: bool, log: &mut DecisionLog) {
+        if !log.enabled {
+            return;
+        }
+        let n = self.next_after(w, ops);
+        let d = if n == INF_POS { u32::MAX } else { n.saturating_sub(2 * i.0) / 2 };
+        log.push(
+            i,
+            Some(VReg(w)),
+            Reason::Evict {
+                next_use: d,
+                weight: 0,
+                stored,
+            },
+        );
+    }
+
+    /// Puts a copy of `v` into free register `hw` before `i`.
+    fn load_into(&mut self, i: Inst, v: u32, class: usize, hw: u8, log: &mut DecisionLog) -> Result<(), Error> {
+        let s = self.v[v as usize];
+        let to = self.preg(class, hw);
+        let key = 6 * i.0 + 1;
+        if s.regs & (1 << hw) != 0 {
+            return Ok(());
+        }
+        if s.regs != 0 {
+            let from = self.preg(class, lowest(s.regs));
+            self.edit(
+                key,
+                Edit::Move {
+                    from: Allocation::Reg(from),
+                    to: Allocation::Reg(to),
+                    class: RegClass::ALL[class],
+                    vreg: Some(VReg(v)),
+                },
+            );
+        } else if s.in_slot {
+            self.edit(
+                key,
+                Edit::Move {
+                    from: Allocation::Stack(SpillSlot(v)),
+                    to: Allocation::Reg(to),
+                    class: RegClass::ALL[class],
+                    vreg: Some(VReg(v)),
+                },
+            );
+            log.push(i, Some(VReg(v)), Reason::Reload);
+        } else if self.remat[v as usize] {
+            self.edit(key, Edit::Remat { vreg: VReg(v), to });
+            log.push(i, Some(VReg(v)), Reason::Remat);
+        } else {
+            return Err(Error::Internal(format!("{i}: {} has no location", VReg(v))));
+        }
+        self.set_owner(class, hw, v);
+        Ok(())
+    }
+
+    /// Chooses a register for `v` among `allowed & !avoid`: a free one
+    /// (`extra_free` counts as free), by hint and call preference, else
+    /// evicts the best candidate. Returns the (now free or `extra_free`)
+    /// register.
+    #[allow(clippy::too_many_arguments)]
+    fn choose_reg(
+        &mut self,
+        i: Inst,
+        v: u32,
+        class: usize,
+        allowed: u32,
+        avoid: u32,
+        extra_free: u32,
+        hint: u8,
+        ivs: &Intervals,
+        ops: &[OpInfo],
+        log: &mut DecisionLog,
+    ) -> Result<u8, Error> {
+        let cand = allowed & !avoid;
+        if cand == 0 {
+            return Err(Error::OutOfRegisters {
+                inst: i,
+                class: RegClass::ALL[class],
+            });
+        }
+        let free = cand & (!self.occupied[class] | extra_free);
+        if free != 0 {
+            if hint < 32 && free & (1 << hint) != 0 {
+                log.push(i, Some(VReg(v)), Reason::Hint(self.preg(class, hint)));
+                return Ok(hint);
+            }
+            let d = free & extra_free;
+            if d != 0 {
+                return Ok(lowest(d));
+            }
+            let crosses = ivs.crosses_call.contains(v as usize);
+            let pref = if crosses {
+                free & self.callee_saved[class]
+            } else {
+                free & !self.callee_saved[class]
+            };
+            return Ok(lowest(if pref != 0 { pref } else { free }));
+        }
+        // Evict: farthest next use, halved when a store is needed.
+        let mut best = 0u8;
+        let mut best_score = 0u64;
+        let mut m = cand;
+        while m != 0 {
+            let hw = lowest(m);
+            m &= m - 1;
+            let w = self.owner[class * 32 + hw as usize];
+            if w == NONE {
+                return Ok(hw);
+            }
+            let ws = self.v[w as usize];
+            let score = if ws.regs & !(1 << hw) != 0 {
+                u64::MAX
+            } else {
+                let n = self.next_after(w, ops);
+                let dist = (n as u64).saturating_sub(2 * i.0 as u64);
+                if ws.in_slot || self.remat[w as usize] {
+                    dist * 2 + 1
+                } else {
+                    dist
+                }
+            };
+            if score >= best_score {
+                best_score = score;
+                best = hw;
+            }
+        }
+        self.make_free(i, class, best, avoid, ops, false, log, true);
+        Ok(best)
+    }
+
+    /// Next-use distance of the best eviction candidate (for fold decisions).
+    fn farthest_candidate(&self, i: Inst, class: usize, cand: u32, ops: &[OpInfo]) -> u32 {
+        let mut best = 0u32;
+        let mut m = cand & self.occupied[class];
+        while m != 0 {
+            let hw = lowest(m);
+            m &= m - 1;
+            let w = self.owner[class * 32 + hw as usize];
+            let n = self.next_after(w, ops).saturating_sub(2 * i.0);
+            best = best.max(n);
+        }
+        best
+    }
+
+    fn allowed_mask(&self, class: usize, c: Constraint) -> u32 {
+        match c {
+            Constraint::Subset(m) => m & self.allocatable[class],
+            Constraint::Fixed(p) => 1 << p.hw,
+            _ => self.allocatable[class],
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn alloc_inst<F: Function>(
+        &mut self,
+        f: &F,
+        cfg: &CfgInfo,
+        ivs: &Intervals,
+        b: Block,
+        i: Inst,
+        log: &mut DecisionLog,
+    ) -> Result<(), Error> {
+        let ops = f.inst_operands(i);
+        let n = ops.len();
+        let base = self.alloc_off[i.index()] as usize;
+        let blk_base = self.alloc_off[f.block_insts(b).start.index()] as usize;
+        let nb = base - blk_base;
+        let key = 6 * i.0 + 1;
+        let _ = cfg;
+        // Operand facts.
+        let mut info: SmallVec<[OpInfo; 8]> = SmallVec::new();
+        for (k, op) in ops.iter().enumerate() {
+            let v = op.vreg.0;
+            let defined_here = ops.iter().any(|o| o.vreg == op.vreg && o.is_def());
+            if !info.iter().any(|o| o.vreg == v) {
+                info.push(OpInfo {
+                    vreg: v,
+                    class: self.vclass(v),
+                    next_after: self.op_next[nb + k],
+                    defined_here,
+                });
+            }
+        }
+        let info = &info[..];
+        let mut alloc: SmallVec<[Allocation; 8]> = SmallVec::from_elem(Allocation::None, n);
+        // Registers fixed by any operand, per class.
+        let mut fixed_any = [0u32; 3];
+        let mut late_written = [0u32; 3];
+        for op in ops {
+            if let Constraint::Fixed(p) = op.constraint {
+                fixed_any[p.class.index()] |= 1 << p.hw;
+                if op.is_def() {
+                    late_written[p.class.index()] |= 1 << p.hw;
+                }
+            }
+        }
+        let clobbers = f.inst_clobbers(i);
+        for c in 0..3 {
+            late_written[c] |= clobbers.class_mask(RegClass::ALL[c]);
+        }
+        let mut res_early = [0u32; 3];
+        let mut res_late = [0u32; 3];
+        let mut stack_used = false;
+        let is_reuse_target = |k: usize| {
+            ops.iter()
+                .any(|o| matches!(o.constraint, Constraint::Reuse(u) if u as usize == k))
+        };
+
+        // B: fixed uses.
+        for (k, op) in ops.iter().enumerate() {
+            let Constraint::Fixed(p) = op.constraint else { continue };
+            if !op.is_use() {
+                continue;
+            }
+            let (c, hw, v) = (p.class.index(), p.hw, op.vreg.0);
+            if self.owner[c * 32 + hw as usize] != v {
+                let avoid = fixed_any[c] | res_early[c] | late_written[c];
+                self.make_free(i, c, hw, avoid, info, !clobbers.is_empty(), log, false);
+                self.load_into(i, v, c, hw, log)?;
+                log.push(i, Some(op.vreg), Reason::FixedCopy(p));
+            }
+            alloc[k] = Allocation::Reg(p);
+            res_early[c] |= 1 << hw;
+            if op.pos == OperandPos::Late || op.kind == OperandKind::Modify {
+                res_late[c] |= 1 << hw;
+            }
+        }
+        // C: non-fixed uses already in a suitable register.
+        for (k, op) in ops.iter().enumerate() {
+            if !op.is_use() || matches!(op.constraint, Constraint::Fixed(_)) || is_reuse_target(k) {
+                continue;
+            }
+            let (c, v) = (self.vclass(op.vreg.0), op.vreg.0);
+            let mut ok = self.allowed_mask(c, op.constraint) & self.v[v as usize].regs;
+            if op.kind == OperandKind::Modify || op.pos == OperandPos::Late {
+                ok &= !fixed_any[c] & !res_late[c];
+            } else {
+                // A plain use may share a fixed-use copy of the same value.
+                let own_fixed = res_early[c] & self.v[v as usize].regs;
+                ok &= !fixed_any[c] | own_fixed;
+            }
+            if ok != 0 {
+                // Prefer a register already read by this instruction.
+                let shared = ok & res_early[c];
+                let hw = lowest(if shared != 0 { shared } else { ok });
+                alloc[k] = Allocation::Reg(self.preg(c, hw));
+                res_early[c] |= 1 << hw;
+                if op.kind == OperandKind::Modify || op.pos == OperandPos::Late {
+                    res_late[c] |= 1 << hw;
+                }
+            }
+        }
+        // D: remaining uses, farthest next use first (it is the fold candidate).
+        let mut rest: SmallVec<[(u32, usize); 8]> = SmallVec::new();
+        for (k, op) in ops.iter().enumerate() {
+            if op.is_use() && alloc[k] == Allocation::None && !is_reuse_target(k) {
+                rest.push((self.op_next[nb + k], k));
+            }
+        }
+        rest.sort_unstable_by(|a, b| b.cmp(a));
+        for &(next, k) in &rest {
+            let op = ops[k];
+            let (c, v) = (self.vclass(op.vreg.0), op.vreg.0);
+            let write = op.kind == OperandKind::Modify || op.pos == OperandPos::Late;
+            let allowed = self.allowed_mask(c, op.constraint);
+            let avoid = fixed_any[c] | res_early[c] | if write { res_late[c] } else { 0 };
+            // Another operand may have loaded the value meanwhile.
+            let have = self.v[v as usize].regs
+                & allowed
+                & !fixed_any[c]
+                & if write { !res_late[c] } else { u32::MAX };
+            if have != 0 {
+                let hw = lowest(have);
+                alloc[k] = Allocation::Reg(self.preg(c, hw));
+                res_early[c] |= 1 << hw;
+                if write {
+                    res_late[c] |= 1 << hw;
+                }
+                continue;
+            }
+            let s = self.v[v as usize];
+            if op.constraint == Constraint::Any && !stack_used && s.in_slot {
+                let cand = allowed & !avoid;
+                let free = cand & !self.occupied[c];
+                let fold = free == 0 && {
+                    let nxt = if write { next } else { self.next_after(v, info) };
+                    let far = self.farthest_candidate(i, c, cand, info);
+                    nxt == INF_POS || nxt.saturating_sub(2 * i.0) >= far
+                };
+                if fold {
+                    alloc[k] = Allocation::Stack(SpillSlot(v));
+                    stack_used = true;
+                    self.stats.folded += 1;
+                    log.push(i, Some(op.vreg), Reason::Folded);
+                    continue;
+                }
+            }
+            let hw = self.choose_reg(i, v, c, allowed, avoid, 0, 0xff, ivs, info, log)?;
+            self.load_into(i, v, c, hw, log)?;
+            alloc[k] = Allocation::Reg(self.preg(c, hw));
+            res_early[c] |= 1 << hw;
+            if write {
+                res_late[c] |= 1 << hw;
+            }
+        }
+        // E: reuse defs and their inputs.
+        for (k, op) in ops.iter().enumerate() {
+            let Constraint::Reuse(u) = op.constraint else { continue };
+            let u = u as usize;
+            let uop = ops[u];
+            let (c, x) = (self.vclass(uop.vreg.0), uop.vreg.0);
+            let hw = if let Constraint::Fixed(p) = uop.constraint {
+                // Placed in step B.
+                p.hw
+            } else {
+                let allowed = self.allowed_mask(c, uop.constraint);
+                let xs = self.v[x as usize];
+                let dies = !self.survives(x, info);
+                let mine = xs.regs & allowed & !fixed_any[c] & !res_late[c];
+                if dies && mine != 0 {
+                    lowest(mine)
+                } else {
+                    let avoid = fixed_any[c] | res_early[c] | res_late[c];
+                    let hw = self.choose_reg(i, x, c, allowed, avoid, 0, 0xff, ivs, info, log)?;
+                    self.load_into(i, x, c, hw, log)?;
+                    hw
+                }
+            };
+            let r = self.preg(c, hw);
+            alloc[u] = Allocation::Reg(r);
+            alloc[k] = Allocation::Reg(r);
+            res_early[c] |= 1 << hw;
+            res_late[c] |= 1 << hw;
+            late_written[c] |= 1 << hw;
+        }
+        // Modify operands write their register at the late point.
+        for (k, op) in ops.iter().enumerate() {
+            if op.kind == OperandKind::Modify {
+                if let Allocation::Reg(r) = alloc[k] {
+                    late_written[r.class.index()] |= 1 << r.hw;
+                }
+            }
+        }
+        // F: preserve values living in registers written at the late point.
+        for c in 0..3 {
+            let mut m = late_written[c] & self.occupied[c];
+            while m != 0 {
+                let hw = lowest(m);
+                m &= m - 1;
+                let w = self.owner[c * 32 + hw as usize];
+                if w == NONE {
+                    continue;
+                }
+                let ws = self.v[w as usize];
+                if !self.survives(w, info) {
+                    continue;
+                }
+                if ws.regs & !late_written[c] != 0 || ws.in_slot || self.remat[w as usize] {
+                    continue;
+                }
+                let avoid = fixed_any[c] | res_early[c] | res_late[c] | late_written[c];
+                // Keep the copy in `hw` for this instruction's reads: save a
+                // second copy elsewhere first.
+                let free = self.allocatable[c] & !self.occupied[c] & !avoid;
+                let pref = free & self.callee_saved[c];
+                let from = Allocation::Reg(self.preg(c, hw));
+                if free != 0 {
+                    let to = lowest(if pref != 0 && !clobbers.is_empty() { pref } else { free });
+                    self.edit(
+                        key,
+                        Edit::Move {
+                            from,
+                            to: Allocation::Reg(self.preg(c, to)),
+                            class: RegClass::ALL[c],
+                            vreg: Some(VReg(w)),
+                        },
+                    );
+                    self.set_owner(c, to, w);
+                    res_late[c] |= 1 << to;
+                } else {
+                    self.edit(
+                        key,
+                        Edit::Move {
+                            from,
+                            to: Allocation::Stack(SpillSlot(w)),
+                            class: RegClass::ALL[c],
+                            vreg: Some(VReg(w)),
+                        },
+                    );
+                    self.mark_in_slot(w);
+                }
+                log.push(i, Some(VReg(w)), Reason::SaveAcrossClobber(self.preg(c, hw)));
+            }
+        }
+        // G: defs.
+        let mv = f.is_move(i);
+        for (k, op) in ops.iter().enumerate() {
+            if op.kind != OperandKind::Def || matches!(op.constraint, Constraint::Reuse(_)) {
+                continue;
+            }
+            let (c, v) = (self.vclass(op.vreg.0), op.vreg.0);
+            if let Constraint::Fixed(p) = op.constraint {
+                // An early def's register must not hold anything needed.
+                if op.pos == OperandPos::Early {
+                    let w = self.owner[c * 32 + p.hw as usize];
+                    if w != NONE && w != v {
+                        let avoid = fixed_any[c] | res_early[c] | res_late[c];
+                        self.make_free(i, c, p.hw, avoid, info, false, log, false);
+                    }
+                    res_early[c] |= 1 << p.hw;
+                }
+                alloc[k] = Allocation::Reg(p);
+                res_late[c] |= 1 << p.hw;
+                continue;
+            }
+            let allowed = self.allowed_mask(c, op.constraint);
+            let early = op.pos == OperandPos::Early;
+            // Registers whose value dies here and is not read late.
+            let mut dying = 0u32;
+            if !early {
+                let mut m = self.occupied[c] & res_early[c] & !res_late[c];
+                while m != 0 {
+                    let hw = lowest(m);
+                    m &= m - 1;
+                    let w = self.owner[c * 32 + hw as usize];
+                    if w != NONE && !self.survives(w, info) {
+                        dying |= 1 << hw;
+                    }
+                }
+            }
+            let avoid = fixed_any[c] | res_late[c] | if early { res_early[c] } else { 0 };
+            let mut hint = if self.op_hint[nb + k] != 0xff { self.op_hint[nb + k] } else { 0xff };
+            if let Some((dst, src)) = mv {
+                if dst.0 == v {
+                    let sr = self.v[src.index()].regs & dying;
+                    if sr != 0 {
+                        hint = lowest(sr);
+                    }
+                }
+            }
+            let cand = allowed & !avoid;
+            let free = cand & (!self.occupied[c] | dying);
+            if free == 0
+                && op.constraint == Constraint::Any
+                && !stack_used
+                && !self.remat[v as usize]
+            {
+                let nxt = self.op_next[nb + k];
+                let far = self.farthest_candidate(i, c, cand, info);
+                if nxt == INF_POS || nxt.saturating_sub(2 * i.0) >= far {
+                    alloc[k] = Allocation::Stack(SpillSlot(v));
+                    stack_used = true;
+                    self.stats.folded += 1;
+                    log.push(i, Some(op.vreg), Reason::DefToSlot);
+                    continue;
+                }
+            }
+            let hw = self.choose_reg(i, v, c, allowed, avoid, dying, hint, ivs, info, log)?;
+            alloc[k] = Allocation::Reg(self.preg(c, hw));
+            res_late[c] |= 1 << hw;
+            if early {
+                res_early[c] |= 1 << hw;
+            }
+        }
+        // H: commit.
+        for o in info {
+            if !self.survives(o.vreg, info) {
+                self.clear_vreg_regs(o.vreg);
+            }
+        }
+        for r in clobbers.iter() {
+            let c = r.class.index();
+            let w = self.owner[r.index()];
+            if w != NONE {
+                self.v[w as usize].regs &= !(1 << r.hw);
+                self.owner[r.index()] = NONE;
+                self.occupied[c] &= !(1 << r.hw);
+            }
+        }
+        for (k, op) in ops.iter().enumerate() {
+            if !op.is_def() {
+                continue;
+            }
+            let v = op.vreg.0;
+            let c = self.vclass(v);
+            self.clear_vreg_regs(v);
+            self.v[v as usize].in_slot = false;
+            match alloc[k] {
+                Allocation::Reg(r) => {
+                    self.written |= bit(r);
+                    let w = self.owner[r.index()];
+                    if w != NONE && w != v && self.survives(w, info) {
+                        let ws = self.v[w as usize];
+                        if ws.regs & !(1 << r.hw) == 0 && !ws.in_slot && !self.remat[w as usize] {
+                            return Err(Error::Internal(format!(
+                                "{i}: def of {} overwrites live {} in {r}",
+                                VReg(v),
+                                VReg(w)
+                            )));
+                        }
+                    }
+                    self.set_owner(c, r.hw, v);
+                }
+                Allocation::Stack(_) => self.mark_in_slot(v),
+                Allocation::None => {
+                    return Err(Error::Internal(format!("{i}: def without allocation")));
+                }
+            }
+        }
+        // Dead defs free their location at once.
+        for (k, op) in ops.iter().enumerate() {
+            if op.is_def() && self.op_next[nb + k] == INF_POS {
+                self.clear_vreg_regs(op.vreg.0);
+            }
+        }
+        // Non-allocatable fixed registers hold nothing between instructions.
+        for c in 0..3 {
+            let mut m = fixed_any[c] & !self.allocatable[c];
+            while m != 0 {
+                let hw = lowest(m);
+                m &= m - 1;
+                let w = self.owner[c * 32 + hw as usize];
+                if w != NONE {
+                    self.v[w as usize].regs &= !(1 << hw);
+                    self.owner[c * 32 + hw as usize] = NONE;
+                    self.occupied[c] &= !(1 << hw);
+                }
+            }
+        }
+        // Next uses.
+        for (k, op) in ops.iter().enumerate() {
+            self.v[op.vreg.index()].next_use = self.op_next[nb + k];
+        }
+        for k in 0..n {
+            if alloc[k] == Allocation::None {
+                return Err(Error::Internal(format!("{i}: operand {k} not allocated")));
+            }
+            self.allocs[base + k] = alloc[k];
+        }
+        // Any value that stays live must still have a location.
+        for o in info {
+            if self.survives(o.vreg, info) || o.defined_here && o.next_after != INF_POS {
+                let s = self.v[o.vreg as usize];
+                if s.regs == 0 && !s.in_slot && !self.remat[o.vreg as usize] {
+                    return Err(Error::Internal(format!("{i}: {} lost", VReg(o.vreg))));
+                }
+            }
+        }
+        let _ = (depth_weight(0), INF);
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! The allocator's result: operand allocations, inserted edits, spill slots, statistics.
+
+use crate::function::{Block, Inst, PReg, PRegSet, RegClass, VReg};
+use crate::log::DecisionLog;
+use core::fmt;
+
+/// A spill slot, numbered `0..Output::slots.len()`; slot 0 is the hottest and
+/// lies nearest the stack pointer.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpillSlot(pub u32);
+
+impl SpillSlot {
+    /// The slot index as `usize`.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Debug for SpillSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "slot{}", self.0)
+    }
+}
+
+impl fmt::Display for SpillSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "slot{}", self.0)
+    }
+}
+
+/// Where a value lives.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Allocation {
+    /// Nowhere (not yet allocated).
+    None,
+    /// A physical register.
+    Reg(PReg),
+    /// A spill slot.
+    Stack(SpillSlot),
+}
+
+impl Allocation {
+    /// The register, if this is one.
+    pub fn as_reg(self) -> Option<PReg> {
+        match self {
+            Allocation::Reg(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The slot, if this is one.
+    pub fn as_stack(self) -> Option<SpillSlot> {
+        match self {
+            Allocation::Stack(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for Allocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Allocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Allocation::None => f.write_str("none"),
+            Allocation::Reg(r) => write!(f, "{r}"),
+            Allocation::Stack(s) => write!(f, "[{s}]"),
+        }
+    }
+}
+
+/// Where an edit is inserted. Ordered by program order: `Before(i)` <
+/// `After(i)` < `Before(i + 1)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProgPoint {
+    /// Before the instruction (after the edits of the previous one).
+    Before(Inst),
+    /// After the instruction (never after a branch or return).
+    After(Inst),
+}
+
+impl PartialOrd for ProgPoint {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ProgPoint {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl ProgPoint {
+    fn key(self) -> u64 {
+        match self {
+            ProgPoint::Before(i) => 2 * i.0 as u64,
+            ProgPoint::After(i) => 2 * i.0 as u64 + 1,
+        }
+    }
+
+    /// The instruction the point refers to.
+    pub fn inst(self) -> Inst {
+        match self {
+            ProgPoint::Before(i) | ProgPoint::After(i) => i,
+        }
+    }
+}
+
+/// An inserted instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Edit {
+    /// A copy: register to register (move), register to slot (spill store),
+    /// slot to register (reload). Never slot to slot: those go through a
+    /// free register as two moves. `vreg` is the value moved (for listings;
+    /// the checker does not trust it).
+    Move {
+        /// Source.
+        from: Allocation,
+        /// Destination.
+        to: Allocation,
+        /// Class of the value.
+        class: RegClass,
+        /// The value moved, if known.
+        vreg: Option<VReg>,
+    },
+    /// Exchange two registers of a class with a swap instruction (`xchg`).
+    Swap {
+        /// First register.
+        a: PReg,
+        /// Second register.
+        b: PReg,
+    },
+    /// Recompute a rematerializable value ([`crate::Function::is_remat`])
+    /// into a register.
+    Remat {
+        /// The value.
+        vreg: VReg,
+        /// Destination register.
+        to: PReg,
+    },
+}
+
+impl fmt::Display for Edit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Edit::Move { from, to, vreg, .. } => {
+                let what = match (from, to) {
+                    (Allocation::Reg(_), Allocation::Stack(_)) => "store",
+                    (Allocation::Stack(_), Allocation::Reg(_)) => "reload",
+                    _ => "move",
+                };
+                write!(f, "{what} {to} <- {from}")?;
+                if let Some(v) = vreg {
+                    write!(f, " ({v})")?;
+                }
+                Ok(())
+            }
+            Edit::Swap { a, b } => write!(f, "xchg {a}, {b}"),
+            Edit::Remat { vreg, to } => write!(f, "remat {to} <- {vreg}"),
+        }
+    }
+}
+
+/// A critical edge that needs a new block holding `edits`: the client
+/// inserts a block between `from` and `to` and retargets the branch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgeSplit {
+    /// Source block.
+    pub from: Block,
+    /// Destination block.
+    pub to: Block,
+    /// The edits, in order, that the new block executes before jumping to `to`.
+    pub edits: Vec<Edit>,
+}
+
+/// A spill slot's place in the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotInfo {
+    /// Size (and alignment) in bytes.
+    pub size: u32,
+    /// Offset from the start of the spill area (the stack pointer side).
+    pub offset: u32,
+    /// Estimated accesses weighted by loop depth (slots are ordered by it).
+    pub weight: u64,
+}
+
+/// Counts of what the allocator inserted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Register-to-slot stores.
+    pub stores: u32,
+    /// Slot-to-register reloads.
+    pub reloads: u32,
+    /// Register-to-register moves.
+    pub moves: u32,
+    /// Register swaps.
+    pub swaps: u32,
+    /// Operands given a spill slot directly (memory operands).
+    pub folded: u32,
+    /// Rematerializations.
+    pub remats: u32,
+    /// Spill slots.
+    pub slots: u32,
+    /// Critical edges split.
+    pub edge_splits: u32,
+}
+
+impl Stats {
+    /// Instructions that touch the stack: stores, reloads and folded operands.
+    pub fn stack_touching(&self) -> u32 {
+        self.stores + self.reloads + self.folded
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "stores={} reloads={} folded={} moves={} swaps={} remats={} slots={} edge_splits={}",
+            self.stores,
+            self.reloads,
+            self.folded,
+            self.moves,
+            self.swaps,
+            self.remats,
+            self.slots,
+            self.edge_splits
+        )
+    }
+}
+
+/// The result of allocation.
+#[derive(Clone, Debug, Default)]
+pub struct Output {
+    /// Allocation of every operand, instruction after instruction
+    /// (see [`Output::inst_allocs`]).
+    pub allocs: Vec<Allocation>,
+    /// Start of each instruction's allocations in `allocs` (one more entry
+    /// than instructions).
+    pub inst_alloc_offsets: Vec<u32>,
+    /// Edits in program order (edits at the same point run in vector order).
+    pub edits: Vec<(ProgPoint, Edit)>,
+    /// Critical edges split, with their edits.
+    pub edge_splits: Vec<EdgeSplit>,
+    /// Spill slots, hottest first.
+    pub slots: Vec<SlotInfo>,
+    /// Size of the spill area in bytes.
+    pub spill_area_size: u32,
+    /// Callee-saved registers written by the allocated code (the frame must
+    /// save and restore them).
+    pub used_callee_saved: PRegSet,
+    /// Counts.
+    pub stats: Stats,
+    /// Reasons for decisions (empty unless logging was asked for).
+    pub log: DecisionLog,
+}
+
+impl Output {
+    /// The allocations of one instruction's operands, in operand order.
+    pub fn inst_allocs(&self, inst: Inst) -> &[Allocation] {
+        let s = self.inst_alloc_offsets[inst.index()] as usize;
+        let e = self.inst_alloc_offsets[inst.index() + 1] as usize;
+        &self.allocs[s..e]
+    }
+
+    /// Empties the output, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.allocs.clear();
+        self.inst_alloc_offsets.clear();
+        self.edits.clear();
+        self.edge_splits.clear();
+        self.slots.clear();
+        self.spill_area_size = 0;
+        self.used_callee_saved = PRegSet::empty();
+        self.stats = Stats::default();
+        self.log.clear();
+    }
+}

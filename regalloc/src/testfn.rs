@@ -1,0 +1,332 @@
+//! A plain in-memory function representation implementing [`Function`], with a
+//! builder: used by the tests, the fuzzing generator and the benches.
+
+use crate::function::{
+    Block, Constraint, Function, Inst, InstRange, MachineEnv, Operand, OperandKind, OperandPos,
+    PReg, PRegSet, RegClass, VReg,
+};
+use core::fmt;
+
+/// What an instruction is, beyond its operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstKind {
+    /// An ordinary instruction.
+    Plain,
+    /// A branch (ends its block).
+    Branch,
+    /// A return (ends its block).
+    Ret,
+}
+
+/// One instruction of a [`TestFunction`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestInst {
+    /// Operands.
+    pub ops: Vec<Operand>,
+    /// Clobbered registers.
+    pub clobbers: PRegSet,
+    /// Kind.
+    pub kind: InstKind,
+    /// `(dst, src)` if this is a copy.
+    pub mov: Option<(VReg, VReg)>,
+}
+
+/// One block of a [`TestFunction`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestBlock {
+    /// First instruction.
+    pub start: u32,
+    /// One past the last instruction.
+    pub end: u32,
+    /// Successors.
+    pub succs: Vec<Block>,
+    /// Predecessors.
+    pub preds: Vec<Block>,
+}
+
+/// A function held in vectors.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestFunction {
+    /// Blocks in layout order.
+    pub blocks: Vec<TestBlock>,
+    /// Instructions in layout order.
+    pub insts: Vec<TestInst>,
+    /// Class per vreg.
+    pub vclass: Vec<RegClass>,
+    /// Rematerializable flag per vreg.
+    pub remat: Vec<bool>,
+}
+
+impl Function for TestFunction {
+    fn num_insts(&self) -> usize {
+        self.insts.len()
+    }
+    fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+    fn num_vregs(&self) -> usize {
+        self.vclass.len()
+    }
+    fn entry_block(&self) -> Block {
+        Block(0)
+    }
+    fn block_insts(&self, b: Block) -> InstRange {
+        let bb = &self.blocks[b.index()];
+        InstRange::new(bb.start as usize, bb.end as usize)
+    }
+    fn block_succs(&self, b: Block) -> &[Block] {
+        &self.blocks[b.index()].succs
+    }
+    fn block_preds(&self, b: Block) -> &[Block] {
+        &self.blocks[b.index()].preds
+    }
+    fn is_ret(&self, i: Inst) -> bool {
+        self.insts[i.index()].kind == InstKind::Ret
+    }
+    fn is_branch(&self, i: Inst) -> bool {
+        self.insts[i.index()].kind == InstKind::Branch
+    }
+    fn inst_operands(&self, i: Inst) -> &[Operand] {
+        &self.insts[i.index()].ops
+    }
+    fn inst_clobbers(&self, i: Inst) -> PRegSet {
+        self.insts[i.index()].clobbers
+    }
+    fn is_move(&self, i: Inst) -> Option<(VReg, VReg)> {
+        self.insts[i.index()].mov
+    }
+    fn vreg_class(&self, v: VReg) -> RegClass {
+        self.vclass[v.index()]
+    }
+    fn is_remat(&self, v: VReg) -> bool {
+        self.remat[v.index()]
+    }
+}
+
+impl fmt::Display for TestFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (bi, b) in self.blocks.iter().enumerate() {
+            writeln!(f, "b{bi}: preds {:?} succs {:?}", b.preds, b.succs)?;
+            for i in b.start..b.end {
+                let inst = &self.insts[i as usize];
+                write!(f, "  i{i}: {:?}", inst.kind)?;
+                for op in &inst.ops {
+                    let k = match (op.kind, op.pos) {
+                        (OperandKind::Use, OperandPos::Early) => "use",
+                        (OperandKind::Use, OperandPos::Late) => "use.late",
+                        (OperandKind::Def, OperandPos::Late) => "def",
+                        (OperandKind::Def, OperandPos::Early) => "def.early",
+                        (OperandKind::Modify, _) => "mod",
+                    };
+                    write!(f, " {k}:{}:{:?}", op.vreg, op.constraint)?;
+                }
+                if !inst.clobbers.is_empty() {
+                    write!(f, " clobbers {:?}", inst.clobbers)?;
+                }
+                writeln!(f)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// SysV integer argument registers (rdi, rsi, rdx, rcx, r8, r9).
+pub const SYSV_ARGS: [u8; 6] = [7, 6, 2, 1, 8, 9];
+
+/// Builds a [`TestFunction`] block by block. Blocks are numbered in the
+/// order [`Builder::block`] opens them; branch targets may name blocks not
+/// opened yet.
+#[derive(Default)]
+pub struct Builder {
+    f: TestFunction,
+    open: bool,
+}
+
+impl Builder {
+    /// An empty builder.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// A new vreg of a class.
+    pub fn vreg(&mut self, class: RegClass) -> VReg {
+        self.f.vclass.push(class);
+        self.f.remat.push(false);
+        VReg::new(self.f.vclass.len() - 1)
+    }
+
+    /// A new general-purpose vreg.
+    pub fn vreg_gp(&mut self) -> VReg {
+        self.vreg(RegClass::Gp)
+    }
+
+    /// A new rematerializable general-purpose vreg (define it only with
+    /// [`Builder::constant`]).
+    pub fn vreg_const(&mut self) -> VReg {
+        let v = self.vreg(RegClass::Gp);
+        self.f.remat[v.index()] = true;
+        v
+    }
+
+    /// Opens the next block and returns it.
+    pub fn block(&mut self) -> Block {
+        self.close();
+        let n = self.f.insts.len() as u32;
+        self.f.blocks.push(TestBlock {
+            start: n,
+            end: n,
+            ..TestBlock::default()
+        });
+        self.open = true;
+        Block::new(self.f.blocks.len() - 1)
+    }
+
+    fn close(&mut self) {
+        if self.open {
+            let n = self.f.insts.len() as u32;
+            if let Some(b) = self.f.blocks.last_mut() {
+                b.end = n;
+            }
+        }
+    }
+
+    /// Whether the block being filled has no instructions yet.
+    pub fn current_is_empty(&self) -> bool {
+        self.f
+            .blocks
+            .last()
+            .is_none_or(|b| b.start as usize == self.f.insts.len())
+    }
+
+    /// The block being filled.
+    pub fn current(&self) -> Block {
+        Block::new(self.f.blocks.len().saturating_sub(1))
+    }
+
+    /// Appends an instruction.
+    pub fn inst_full(
+        &mut self,
+        ops: &[Operand],
+        clobbers: PRegSet,
+        kind: InstKind,
+        mov: Option<(VReg, VReg)>,
+    ) -> Inst {
+        self.f.insts.push(TestInst {
+            ops: ops.to_vec(),
+            clobbers,
+            kind,
+            mov,
+        });
+        Inst::new(self.f.insts.len() - 1)
+    }
+
+    /// Appends a plain instruction.
+    pub fn inst(&mut self, ops: &[Operand]) -> Inst {
+        self.inst_full(ops, PRegSet::empty(), InstKind::Plain, None)
+    }
+
+    /// Adds a successor edge from the current block.
+    pub fn edge_to(&mut self, to: Block) {
+        let b = self.f.blocks.len() - 1;
+        self.f.blocks[b].succs.push(to);
+    }
+
+    /// Entry instruction defining arguments in GP registers `(vreg, hw)`.
+    pub fn args(&mut self, args: &[(VReg, u8)]) -> Inst {
+        let ops: Vec<Operand> = args
+            .iter()
+            .map(|&(v, hw)| Operand::def(v, Constraint::Fixed(PReg::gp(hw))))
+            .collect();
+        self.inst(&ops)
+    }
+
+    /// `d = const` for a rematerializable vreg.
+    pub fn constant(&mut self, d: VReg) -> Inst {
+        self.inst(&[Operand::def(d, Constraint::Reg)])
+    }
+
+    /// `op d, s` with `s` allowed in memory (`add r, r/m`).
+    pub fn modify_any(&mut self, d: VReg, s: VReg) -> Inst {
+        self.inst(&[
+            Operand::modify(d, Constraint::Reg),
+            Operand::use_(s, Constraint::Any),
+        ])
+    }
+
+    /// `d = s` (a copy).
+    pub fn copy(&mut self, d: VReg, s: VReg) -> Inst {
+        self.inst_full(
+            &[
+                Operand::def(d, Constraint::Reg),
+                Operand::use_(s, Constraint::Any),
+            ],
+            PRegSet::empty(),
+            InstKind::Plain,
+            Some((d, s)),
+        )
+    }
+
+    /// Unconditional jump (no operands).
+    pub fn jump(&mut self, to: Block) -> Inst {
+        self.edge_to(to);
+        self.inst_full(&[], PRegSet::empty(), InstKind::Branch, None)
+    }
+
+    /// Conditional or multi-way branch with operands.
+    pub fn branch(&mut self, targets: &[Block], ops: &[Operand]) -> Inst {
+        for &t in targets {
+            self.edge_to(t);
+        }
+        self.inst_full(ops, PRegSet::empty(), InstKind::Branch, None)
+    }
+
+    /// Return of `v` in rax.
+    pub fn ret(&mut self, v: VReg) -> Inst {
+        self.inst_full(
+            &[Operand::use_(v, Constraint::Fixed(PReg::gp(0)))],
+            PRegSet::empty(),
+            InstKind::Ret,
+            None,
+        )
+    }
+
+    /// A SysV call: arguments in rdi, rsi, rdx, rcx, r8, r9 then on the stack
+    /// (register-or-memory uses), result in rax, caller-saved registers
+    /// (and all vector registers) clobbered.
+    pub fn call(&mut self, args: &[VReg], result: Option<VReg>, env: &MachineEnv) -> Inst {
+        let mut ops = Vec::new();
+        for (k, &a) in args.iter().enumerate() {
+            if k < 6 {
+                ops.push(Operand::use_(a, Constraint::Fixed(PReg::gp(SYSV_ARGS[k]))));
+            } else {
+                ops.push(Operand::use_(a, Constraint::Any));
+            }
+        }
+        if let Some(r) = result {
+            ops.push(Operand::def(r, Constraint::Fixed(PReg::gp(0))));
+        }
+        let mut clobbers = PRegSet(env.caller_saved().0 & PRegSet::from_class_mask(RegClass::Gp, u32::MAX).0);
+        clobbers = clobbers.union(PRegSet::from_class_mask(RegClass::Vec, u32::MAX));
+        self.inst_full(&ops, clobbers, InstKind::Plain, None)
+    }
+
+    /// Adds a successor edge between two blocks.
+    pub fn edge_between(&mut self, from: Block, to: Block) {
+        self.f.blocks[from.index()].succs.push(to);
+    }
+
+    /// Finishes: closes the last block and derives predecessors.
+    pub fn finish(mut self) -> TestFunction {
+        self.close();
+        let nb = self.f.blocks.len();
+        for b in 0..nb {
+            let succs = self.f.blocks[b].succs.clone();
+            for s in succs {
+                if s.index() < nb && !self.f.blocks[s.index()].preds.contains(&Block::new(b)) {
+                    self.f.blocks[s.index()].preds.push(Block::new(b));
+                }
+            }
+        }
+        self.f
+    }
+}

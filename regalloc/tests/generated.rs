@@ -1,0 +1,45 @@
+//! Generated functions through the allocator and the checker: proptest over
+//! byte strings, plus a fixed sweep of pseudo-random inputs.
+
+use jitforge_regalloc::fuzzing::check_bytes;
+use proptest::prelude::*;
+
+fn lcg_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 33) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn sweep_generated_functions() {
+    let n: u64 = std::env::var("REGALLOC_SWEEP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400);
+    let mut insts = 0;
+    for seed in 0..n {
+        let len = 16 + (seed as usize * 37) % 2000;
+        let data = lcg_bytes(seed, len);
+        match check_bytes(&data) {
+            Ok(s) => insts += s.insts,
+            Err(e) => panic!("seed {seed}: {e}"),
+        }
+    }
+    assert!(insts > 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #[test]
+    fn proptest_generated_functions(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
+        if let Err(e) = check_bytes(&data) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
