@@ -954,9 +954,13 @@ impl P<'_> {
                             build(self, f.push(kind, &ops))?;
                         }
                         "jumpind" => {
-                            self.operand_list(&mut f, &mut names, &mut ops)?;
+                            let bare_table =
+                                matches!(self.peek(), Tok::Ident(n) if num_suffix(n, "jt").is_some());
+                            if !bare_table {
+                                self.operand_list(&mut f, &mut names, &mut ops)?;
+                            }
                             let mut table = None;
-                            if self.punct(',') {
+                            if bare_table || self.punct(',') {
                                 let Tok::Ident(n) = self.next() else {
                                     return self.err_prev(ParseErrorKind::Expected("jtN"));
                                 };

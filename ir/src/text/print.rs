@@ -363,7 +363,8 @@ pub fn write_function(w: &mut impl Write, func: &Function, target: &dyn Target) 
                 if let InstKind::JumpIndirect(t) = k
                     && let Some(t) = t.expand()
                 {
-                    let _ = write!(s, ", jt{}", t.index());
+                    let sep = if ops.is_empty() { " " } else { ", " };
+                    let _ = write!(s, "{sep}jt{}", t.index());
                 }
                 writeln!(w, "{s}")?;
             }
