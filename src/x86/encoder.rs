@@ -391,7 +391,9 @@ fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), String>
             _ => Err(expected()),
         },
         K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => match op {
-            Operand::Label(_) | Operand::Imm(_) => Ok(()),
+            Operand::Label(_) => Ok(()),
+            Operand::Imm(v) if arch == Arch::X64 || u32::try_from(*v).is_ok() => Ok(()),
+            Operand::Imm(v) => Err(format!("address {v:#x} is outside the 32-bit address space")),
             _ => Err(expected()),
         },
         K::Mem | K::MemFar | K::MemMpx | K::MemMib | K::MemSib | K::Moffs | K::Vm32x | K::Vm32y | K::Vm32z
@@ -757,11 +759,19 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
         Some(m) => Some(encode_mem(m, arch, disp8_scale)?),
         None => None,
     };
+    if let (Some(m), Some(e)) = (rm_mem, &mem) {
+        // Forms with their own address size (enqcmd, movdir64b) need matching address registers.
+        let uses = if e.address_size_override { 32 } else if x64 { 64 } else { 32 };
+        let has_regs = m.index().is_some() || matches!(m.base(), MemBase::Reg(_));
+        if form.address_size != 0 && has_regs && form.address_size != uses {
+            return Err(format!("this form needs {}-bit address registers", form.address_size));
+        }
+    }
     let segment = mem.as_ref().and_then(|m| m.segment).or_else(|| moffs.and_then(|m| m.segment().map(|s| s.id())));
 
     // Bits of the register numbers.
     let r_id = match form.modrm {
-        ModRmSpec::Reg => reg_field.map_or(0, |r| r.hw_id()),
+        ModRmSpec::Reg | ModRmSpec::RegFixedRm(_) => reg_field.map_or(0, |r| r.hw_id()),
         ModRmSpec::Digit(d) => d,
         _ => 0,
     };
@@ -797,7 +807,12 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
         }
     }
     let default_asz = if x64 { 64 } else { 32 };
-    if mem.as_ref().is_some_and(|m| m.address_size_override) || (form.address_size != 0 && form.address_size != default_asz) {
+    let asz_override = match (form.address_size, &mem) {
+        (0, Some(m)) => m.address_size_override,
+        (0, None) => false,
+        (size, _) => size != default_asz,
+    };
+    if asz_override {
         b.push(0x67)?;
     }
     let pp = match form.prefix {
@@ -928,6 +943,7 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
     let reg_bits = (r_id & 7) << 3;
     match form.modrm {
         ModRmSpec::Fixed(byte) => b.push(byte)?,
+        ModRmSpec::RegFixedRm(rm) => b.push(0xc0 | reg_bits | rm)?,
         ModRmSpec::StPlus(base) => b.push(base + opcode_reg.map_or(0, |r| r.id()))?,
         ModRmSpec::Reg | ModRmSpec::Digit(_) => {
             if let Some(m) = &mem {

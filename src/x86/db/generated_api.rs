@@ -989,15 +989,9 @@ pub mod sig {
     /// Operand classes that `fnstcw` takes with 1 operand(s).
     pub trait Fnstcw1 {}
     impl Fnstcw1 for (class::Mem,) {}
-    /// Operand classes that `fnstdw` takes with 1 operand(s).
-    pub trait Fnstdw1 {}
-    impl Fnstdw1 for (Gp16,) {}
     /// Operand classes that `fnstenv` takes with 1 operand(s).
     pub trait Fnstenv1 {}
     impl Fnstenv1 for (class::Mem,) {}
-    /// Operand classes that `fnstsg` takes with 1 operand(s).
-    pub trait Fnstsg1 {}
-    impl Fnstsg1 for (Gp16,) {}
     /// Operand classes that `fnstsw` takes with 1 operand(s).
     pub trait Fnstsw1 {}
     impl Fnstsw1 for (Gp16,) {}
@@ -1015,9 +1009,6 @@ pub mod sig {
     /// Operand classes that `fstcw` takes with 1 operand(s).
     pub trait Fstcw1 {}
     impl Fstcw1 for (class::Mem,) {}
-    /// Operand classes that `fstdw` takes with 1 operand(s).
-    pub trait Fstdw1 {}
-    impl Fstdw1 for (Gp16,) {}
     /// Operand classes that `fstenv` takes with 1 operand(s).
     pub trait Fstenv1 {}
     impl Fstenv1 for (class::Mem,) {}
@@ -1028,9 +1019,6 @@ pub mod sig {
     /// Operand classes that `fstpnce` takes with 1 operand(s).
     pub trait Fstpnce1 {}
     impl Fstpnce1 for (St,) {}
-    /// Operand classes that `fstsg` takes with 1 operand(s).
-    pub trait Fstsg1 {}
-    impl Fstsg1 for (Gp16,) {}
     /// Operand classes that `fstsw` takes with 1 operand(s).
     pub trait Fstsw1 {}
     impl Fstsw1 for (Gp16,) {}
@@ -1111,12 +1099,6 @@ pub mod sig {
     pub trait Hsubps2 {}
     impl Hsubps2 for (Xmm, Xmm,) {}
     impl Hsubps2 for (Xmm, class::Mem,) {}
-    /// Operand classes that `ibts` takes with 2 operand(s).
-    pub trait Ibts2 {}
-    impl Ibts2 for (Gp16, Gp16,) {}
-    impl Ibts2 for (Gp32, Gp32,) {}
-    impl Ibts2 for (class::Mem, Gp16,) {}
-    impl Ibts2 for (class::Mem, Gp32,) {}
     /// Operand classes that `idiv` takes with 1 operand(s).
     pub trait Idiv1 {}
     impl Idiv1 for (Gp16,) {}
@@ -8840,12 +8822,6 @@ pub mod sig {
     pub trait Xbegin1 {}
     impl Xbegin1 for (class::Imm,) {}
     impl Xbegin1 for (class::Label,) {}
-    /// Operand classes that `xbts` takes with 2 operand(s).
-    pub trait Xbts2 {}
-    impl Xbts2 for (Gp16, Gp16,) {}
-    impl Xbts2 for (Gp16, class::Mem,) {}
-    impl Xbts2 for (Gp32, Gp32,) {}
-    impl Xbts2 for (Gp32, class::Mem,) {}
     /// Operand classes that `xchg` takes with 2 operand(s).
     pub trait Xchg2 {}
     impl Xchg2 for (Gp16, Gp16,) {}
@@ -9581,12 +9557,6 @@ pub trait Instructions: Emitter {
         self.emit(Mnemonic::Cdqe, &[])
     }
 
-    /// Emits `cl1invmb` (`cl1invmb`).
-    #[inline]
-    fn cl1invmb(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cl1invmb, &[])
-    }
-
     /// Emits `clac` (`clac`).
     #[inline]
     fn clac(&mut self) -> Result<(), Error> {
@@ -10034,7 +10004,7 @@ pub trait Instructions: Emitter {
         self.emit(Mnemonic::Cmpsxadd, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
-    /// Emits `cmpxchg` with 2 operand(s): `cmpxchg r8/m, r8`, `cmpxchg r16/m, r16`, `cmpxchg r32/m, r32`, `cmpxchg r8/m, r8`, `cmpxchg r16/m, r16`, `cmpxchg r32/m, r32`, `cmpxchg r64/m, r64`.
+    /// Emits `cmpxchg` with 2 operand(s): `cmpxchg r8/m, r8`, `cmpxchg r16/m, r16`, `cmpxchg r32/m, r32`, `cmpxchg r64/m, r64`.
     #[inline]
     fn cmpxchg<A: Arg, B: Arg>(&mut self, o0: A, o1: B) -> Result<(), Error>
     where
@@ -11096,15 +11066,6 @@ pub trait Instructions: Emitter {
         self.emit(Mnemonic::Fnstcw, &[o0.to_operand()])
     }
 
-    /// Emits `fnstdw` with 1 operand(s): `fnstdw ax`.
-    #[inline]
-    fn fnstdw<A: Arg>(&mut self, o0: A) -> Result<(), Error>
-    where
-        (A::Class,): sig::Fnstdw1,
-    {
-        self.emit(Mnemonic::Fnstdw, &[o0.to_operand()])
-    }
-
     /// Emits `fnstenv` with 1 operand(s): `fnstenv m`.
     #[inline]
     fn fnstenv<A: Arg>(&mut self, o0: A) -> Result<(), Error>
@@ -11112,15 +11073,6 @@ pub trait Instructions: Emitter {
         (A::Class,): sig::Fnstenv1,
     {
         self.emit(Mnemonic::Fnstenv, &[o0.to_operand()])
-    }
-
-    /// Emits `fnstsg` with 1 operand(s): `fnstsg ax`.
-    #[inline]
-    fn fnstsg<A: Arg>(&mut self, o0: A) -> Result<(), Error>
-    where
-        (A::Class,): sig::Fnstsg1,
-    {
-        self.emit(Mnemonic::Fnstsg, &[o0.to_operand()])
     }
 
     /// Emits `fnstsw` with 1 operand(s): `fnstsw ax`, `fnstsw m`.
@@ -11169,12 +11121,6 @@ pub trait Instructions: Emitter {
         (A::Class,): sig::Frstor1,
     {
         self.emit(Mnemonic::Frstor, &[o0.to_operand()])
-    }
-
-    /// Emits `frstpm` (`frstpm`).
-    #[inline]
-    fn frstpm(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Frstpm, &[])
     }
 
     /// Emits `fsave` with 1 operand(s): `fsave m`.
@@ -11234,15 +11180,6 @@ pub trait Instructions: Emitter {
         self.emit(Mnemonic::Fstcw, &[o0.to_operand()])
     }
 
-    /// Emits `fstdw` with 1 operand(s): `fstdw ax`.
-    #[inline]
-    fn fstdw<A: Arg>(&mut self, o0: A) -> Result<(), Error>
-    where
-        (A::Class,): sig::Fstdw1,
-    {
-        self.emit(Mnemonic::Fstdw, &[o0.to_operand()])
-    }
-
     /// Emits `fstenv` with 1 operand(s): `fstenv m`.
     #[inline]
     fn fstenv<A: Arg>(&mut self, o0: A) -> Result<(), Error>
@@ -11268,15 +11205,6 @@ pub trait Instructions: Emitter {
         (A::Class,): sig::Fstpnce1,
     {
         self.emit(Mnemonic::Fstpnce, &[o0.to_operand()])
-    }
-
-    /// Emits `fstsg` with 1 operand(s): `fstsg ax`.
-    #[inline]
-    fn fstsg<A: Arg>(&mut self, o0: A) -> Result<(), Error>
-    where
-        (A::Class,): sig::Fstsg1,
-    {
-        self.emit(Mnemonic::Fstsg, &[o0.to_operand()])
     }
 
     /// Emits `fstsw` with 1 operand(s): `fstsw ax`, `fstsw m`.
@@ -11547,15 +11475,6 @@ pub trait Instructions: Emitter {
         (A::Class, B::Class,): sig::Hsubps2,
     {
         self.emit(Mnemonic::Hsubps, &[o0.to_operand(), o1.to_operand()])
-    }
-
-    /// Emits `ibts` with 2 operand(s): `ibts r16/m, r16`, `ibts r32/m, r32`.
-    #[inline]
-    fn ibts<A: Arg, B: Arg>(&mut self, o0: A, o1: B) -> Result<(), Error>
-    where
-        (A::Class, B::Class,): sig::Ibts2,
-    {
-        self.emit(Mnemonic::Ibts, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `idiv` with 1 operand(s): `idiv r8/m`, `idiv r16/m`, `idiv r32/m`, `idiv r64/m`.
@@ -13706,12 +13625,6 @@ pub trait Instructions: Emitter {
         self.emit(Mnemonic::Pcmpistrm, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
-    /// Emits `pcommit` (`pcommit`).
-    #[inline]
-    fn pcommit(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Pcommit, &[])
-    }
-
     /// Emits `pconfig` (`pconfig`).
     #[inline]
     fn pconfig(&mut self) -> Result<(), Error> {
@@ -15056,12 +14969,6 @@ pub trait Instructions: Emitter {
         self.emit(Mnemonic::Rdtscp, &[])
     }
 
-    /// Emits `rdudbg` (`rdudbg`).
-    #[inline]
-    fn rdudbg(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Rdudbg, &[])
-    }
-
     /// Emits `ret` (`ret`).
     #[inline]
     fn ret(&mut self) -> Result<(), Error> {
@@ -15737,12 +15644,6 @@ pub trait Instructions: Emitter {
         self.emit(Mnemonic::Stmxcsr, &[o0.to_operand()])
     }
 
-    /// Emits `storeall` (`storeall`).
-    #[inline]
-    fn storeall(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Storeall, &[])
-    }
-
     /// Emits `stosb` with 1 operand(s): `stosb al`.
     #[inline]
     fn stosb<A: Arg>(&mut self, o0: A) -> Result<(), Error>
@@ -16085,15 +15986,9 @@ pub trait Instructions: Emitter {
         self.emit(Mnemonic::Ucomiss, &[o0.to_operand(), o1.to_operand()])
     }
 
-    /// Emits `ud0` (`ud0`).
-    #[inline]
-    fn ud0(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Ud0, &[])
-    }
-
     /// Emits `ud0` with 2 operand(s): `ud0 r16, r16/m`, `ud0 r32, r32/m`, `ud0 r64, r64/m`.
     #[inline]
-    fn ud0_2<A: Arg, B: Arg>(&mut self, o0: A, o1: B) -> Result<(), Error>
+    fn ud0<A: Arg, B: Arg>(&mut self, o0: A, o1: B) -> Result<(), Error>
     where
         (A::Class, B::Class,): sig::Ud02,
     {
@@ -23804,12 +23699,6 @@ pub trait Instructions: Emitter {
         self.emit(Mnemonic::Wrssq, &[o0.to_operand(), o1.to_operand()])
     }
 
-    /// Emits `wrudbg` (`wrudbg`).
-    #[inline]
-    fn wrudbg(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Wrudbg, &[])
-    }
-
     /// Emits `wrussd` with 2 operand(s): `wrussd m, r32`.
     #[inline]
     fn wrussd<A: Arg, B: Arg>(&mut self, o0: A, o1: B) -> Result<(), Error>
@@ -23853,15 +23742,6 @@ pub trait Instructions: Emitter {
         (A::Class,): sig::Xbegin1,
     {
         self.emit(Mnemonic::Xbegin, &[o0.to_operand()])
-    }
-
-    /// Emits `xbts` with 2 operand(s): `xbts r16, r16/m`, `xbts r32, r32/m`.
-    #[inline]
-    fn xbts<A: Arg, B: Arg>(&mut self, o0: A, o1: B) -> Result<(), Error>
-    where
-        (A::Class, B::Class,): sig::Xbts2,
-    {
-        self.emit(Mnemonic::Xbts, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `xchg` with 2 operand(s): `xchg r16.o, ax`, `xchg r32.o, eax`, `xchg r64.o, rax`, `xchg r8/m, r8`, `xchg r16/m, r16`, `xchg r32/m, r32`, `xchg r64/m, r64`.

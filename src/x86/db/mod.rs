@@ -25,7 +25,7 @@
 //!   implicit memory operands of string instructions (not written in Intel syntax).
 //! - **encoding**, as the Intel manual's opcode column: legacy
 //!   `[fwait] [o16|o32|o64] [a16|a32|a64] [np|66|f3|f2] [rex.w] [0f|0f38|0f3a] OP [BYTE|BASE+i] [/r|/0../7]`,
-//!   `OP+r` for a register in the opcode, `3dnow /r SUFFIX`, or
+//!   `OP+r` for a register in the opcode, `/r rm=N` for ModRM `11:rrr:N`, `3dnow /r SUFFIX`, or
 //!   `vex|evex|xop.{128|256|512|lig}[.66|.f3|.f2].{0f|0f38|0f3a|map5|map6|m8|m9|m10}.{w0|w1|wig}[.wig32] OP ...`.
 //! - **CPU features**, `+`-joined, all required.
 //! - **modes**: `64`, `32` or both.
@@ -233,6 +233,8 @@ pub enum ModRmSpec {
     None,
     /// `/r`: ModRM.reg holds a register operand.
     Reg,
+    /// `/r rm=N`: ModRM.reg holds a register, mod is 11 and ModRM.rm is fixed to N.
+    RegFixedRm(u8),
     /// `/digit`: ModRM.reg is a fixed opcode extension.
     Digit(u8),
     /// `+r`: the register is added to the opcode byte; no ModRM.

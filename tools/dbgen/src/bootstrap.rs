@@ -60,15 +60,26 @@ fn in_universe(code: Code) -> bool {
     if op.is_reserved_nop() {
         return false;
     }
+    // Forms a decoder only accepts with a special option are single-CPU or
+    // undocumented (486 A-step cmpxchg, loadall, umov, Cyrix...), except MPX
+    // and AsmJit's two Geode 3DNow! forms.
+    let name = format!("{code:?}");
+    let geode_kept = name.contains("Pfrcpv") || name.contains("Pfrsqrtv");
+    if op.decoder_option() != 0 && op.decoder_option() != iced_x86::DecoderOptions::MPX && !geode_kept {
+        return false;
+    }
     if code.cpuid_features().iter().any(|f| EXCLUDED_FEATURES.contains(f)) {
         return false;
     }
-    let name = format!("{code:?}");
     // Geode-only 3DNow! forms: AsmJit keeps pfrcpv/pfrsqrtv, and so do we.
     if code.cpuid_features().contains(&CpuidFeature::D3NOW)
         && name.contains("Geode")
         && !(name.contains("Pfrcpv") || name.contains("Pfrsqrtv"))
     {
+        return false;
+    }
+    // AMD's operand-less `ud0` (0F FF) is what Intel decodes as `ud0 r, r/m`.
+    if name == "Ud0" {
         return false;
     }
     let excluded_prefixes = [
@@ -375,7 +386,9 @@ fn encoding_text(code: Code) -> String {
     if let Some(g) = modrm_group {
         parts.push(format!("/{g}"));
     } else if op.is_rm_group() {
-        parts.push(format!("/{}", op.rm_group_index()));
+        // `11:rrr:nnn`: register in ModRM.reg, a fixed register number in ModRM.rm.
+        parts.push("/r".into());
+        parts.push(format!("rm={}", op.rm_group_index()));
     } else if uses_modrm && second.is_none() {
         parts.push("/r".into());
     }
@@ -528,11 +541,12 @@ pub fn database_text() -> String {
         }
         let mut modes = Vec::new();
         // 16-bit near branches are not in the 64-bit universe.
+        // (In 64-bit mode the CPU ignores 66 on near branches.)
         let is_branch16 = op.op_kinds().iter().any(|k| {
             matches!(k, OpCodeOperandKind::br16_1 | OpCodeOperandKind::br16_2 | OpCodeOperandKind::xbegin_2)
         }) || (op.operand_size() == 16
-            && matches!(code.mnemonic(), Mnemonic::Call | Mnemonic::Jmp | Mnemonic::Ret | Mnemonic::Retf)
-            && op.op_kinds().iter().any(|k| matches!(k, OpCodeOperandKind::br16_2 | OpCodeOperandKind::imm16) || op.op_count() == 0));
+            && matches!(code.mnemonic(), Mnemonic::Call | Mnemonic::Jmp | Mnemonic::Ret)
+            && !op.op_kinds().contains(&OpCodeOperandKind::mem));
         if op.mode64() && !is_branch16 {
             modes.push("64");
         }

@@ -295,6 +295,7 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 _ => "P::None",
             };
             let modrm = match (e.modrm.as_str(), e.second) {
+                ("r", _) if e.fixed_rm.is_some() => format!("R::RegFixedRm({})", e.fixed_rm.unwrap_or(0)),
                 ("r", _) => "R::Reg".to_string(),
                 ("+r", _) => "R::OpcodeReg".to_string(),
                 ("+i", Some(b)) => format!("R::StPlus(0x{b:02x})"),

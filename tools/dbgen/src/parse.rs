@@ -60,6 +60,8 @@ pub struct Encoding {
     pub w: String,
     /// FWAIT (9B) first.
     pub fwait: bool,
+    /// `rm=N`: a register form whose ModRM.rm is fixed to N (mod is 11).
+    pub fixed_rm: Option<u8>,
 }
 
 /// A parse error with its line.
@@ -123,6 +125,9 @@ fn parse_encoding(line: usize, text: &str) -> Result<Encoding, ParseError> {
                 e.map = "0f0f".into();
             }
             "/r" => e.modrm = "r".into(),
+            t if t.starts_with("rm=") && t.len() == 4 && (b'0'..=b'7').contains(&t.as_bytes()[3]) => {
+                e.fixed_rm = Some(t.as_bytes()[3] - b'0');
+            }
             t if t.len() == 2 && t.starts_with('/') && (b'0'..=b'7').contains(&t.as_bytes()[1]) => {
                 e.modrm = t[1..].into();
             }
