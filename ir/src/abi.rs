@@ -97,7 +97,10 @@ impl CallConv {
         let mut saved = RegSet::EMPTY;
         saved.set_class_mask(RegClass::GP, set(RegClass::GP, &[3, 4, 5, 12, 13, 14, 15]));
         let mut clob = RegSet::EMPTY;
-        clob.set_class_mask(RegClass::GP, set(RegClass::GP, &[0, 1, 2, 6, 7, 8, 9, 10, 11]));
+        clob.set_class_mask(
+            RegClass::GP,
+            set(RegClass::GP, &[0, 1, 2, 6, 7, 8, 9, 10, 11]),
+        );
         clob.set_class_mask(RegClass::VEC, u32::MAX);
         clob.set_class_mask(RegClass::MASK, 0xFF);
         clob.set_class_mask(RegClass::X87, 0xFF);
@@ -461,7 +464,9 @@ pub fn assign_rets(conv: &CallConv, types: &[ValType]) -> Result<SmallVec<[PReg;
     for &t in types {
         let r = if t.is_int() {
             if t.size() > conv.ptr_size as u16 {
-                return Err(AbiError::Unsupported("integer return wider than a register"));
+                return Err(AbiError::Unsupported(
+                    "integer return wider than a register",
+                ));
             }
             gi += 1;
             conv.gp_rets.get(gi - 1).copied()

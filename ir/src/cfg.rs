@@ -138,11 +138,7 @@ impl Cfg {
                     _ => None,
                 })
             };
-            let next = if b + 1 < nb {
-                Some(b as u32 + 1)
-            } else {
-                None
-            };
+            let next = if b + 1 < nb { Some(b as u32 + 1) } else { None };
             match flows[end - 1] {
                 Flow::Jump => {
                     if let Some(t) = lbl(self) {

@@ -327,7 +327,10 @@ impl ValType {
     }
     /// Whether it is an integer type (passed in general-purpose registers).
     pub fn is_int(self) -> bool {
-        matches!(self, ValType::I8 | ValType::I16 | ValType::I32 | ValType::I64)
+        matches!(
+            self,
+            ValType::I8 | ValType::I16 | ValType::I32 | ValType::I64
+        )
     }
     /// Whether it is a scalar float.
     pub fn is_float(self) -> bool {

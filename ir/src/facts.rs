@@ -159,7 +159,9 @@ impl Function {
                     return Err(FactsError::Pseudo("copy takes two operands"));
                 };
                 if !is_reg(d) && !matches!(d, Operand::Mem(_)) {
-                    return Err(FactsError::Pseudo("copy destination must be a register or memory"));
+                    return Err(FactsError::Pseudo(
+                        "copy destination must be a register or memory",
+                    ));
                 }
                 if matches!(s, Operand::Label(_)) {
                     return Err(FactsError::Pseudo("copy source cannot be a label"));
@@ -206,7 +208,9 @@ impl Function {
                     return Err(FactsError::Pseudo("indirect jump takes one operand"));
                 };
                 if !is_reg(t) && !matches!(t, Operand::Mem(_)) {
-                    return Err(FactsError::Pseudo("indirect jump through register or memory"));
+                    return Err(FactsError::Pseudo(
+                        "indirect jump through register or memory",
+                    ));
                 }
                 push(out, t, Access::Read);
                 out.flow = Flow::IndirectJump;

@@ -739,9 +739,13 @@ impl PartialEq for Function {
             && self.frame == o.frame
             && self.pins == o.pins
             && self.vregs.len() == o.vregs.len()
-            && self.vregs.iter().zip(o.vregs.iter()).all(|((a, x), (b, y))| {
-                x.class == y.class && x.size == y.size && self.vreg_name(a) == o.vreg_name(b)
-            })
+            && self
+                .vregs
+                .iter()
+                .zip(o.vregs.iter())
+                .all(|((a, x), (b, y))| {
+                    x.class == y.class && x.size == y.size && self.vreg_name(a) == o.vreg_name(b)
+                })
             && self.labels.len() == o.labels.len()
             && self
                 .labels

@@ -243,12 +243,18 @@ impl Lowerer<'_> {
                 let slot = f.new_stack_slot(ty.size() as u32, (ty.size() as u32).min(64));
                 self.out.push(
                     InstKind::Copy,
-                    &[Operand::Mem(Mem::new(MemBase::Slot(slot), 0, ty.size())), op],
+                    &[
+                        Operand::Mem(Mem::new(MemBase::Slot(slot), 0, ty.size())),
+                        op,
+                    ],
                 );
                 let t = f.new_vreg(RegClass::GP, ptr, None);
                 self.out.push(
                     InstKind::Addr,
-                    &[Operand::v(t), Operand::Mem(Mem::new(MemBase::Slot(slot), 0, 0))],
+                    &[
+                        Operand::v(t),
+                        Operand::Mem(Mem::new(MemBase::Slot(slot), 0, 0)),
+                    ],
                 );
                 Operand::v(t)
             } else {

@@ -170,10 +170,7 @@ impl MockX86 {
         for n in ["shl", "shr", "sar"] {
             self.def(
                 n,
-                vec![
-                    vec![s(GM, RW), s(KindSet::IMM, R)],
-                    vec![s(GM, RW), cl],
-                ],
+                vec![vec![s(GM, RW), s(KindSet::IMM, R)], vec![s(GM, RW), cl]],
             );
         }
         for n in ["div", "idiv"] {
@@ -201,7 +198,13 @@ impl MockX86 {
             },
         ];
         for n in ["sete", "setne", "setl", "setg"] {
-            self.def(n, vec![vec![Spec { size: 1, ..s(GM, PW) }]]);
+            self.def(
+                n,
+                vec![vec![Spec {
+                    size: 1,
+                    ..s(GM, PW)
+                }]],
+            );
         }
         self.def("movzx", vec![vec![s(GP, W), s(GM, R)]]);
         for n in ["je", "jne", "jl", "jg", "jb", "jae"] {
@@ -310,7 +313,11 @@ impl Target for MockX86 {
                 !sp.kinds.contains(sh.kind())
                     || (sp.size != 0 && shape_size(sh) != 0 && sp.size != shape_size(sh))
             });
-            let two_mem = ops.iter().filter(|o| matches!(o, OpShape::Mem { .. })).count() > 1;
+            let two_mem = ops
+                .iter()
+                .filter(|o| matches!(o, OpShape::Mem { .. }))
+                .count()
+                > 1;
             match bad {
                 Some(i) => {
                     err.get_or_insert(FactsError::OperandKind {
@@ -353,9 +360,19 @@ impl Target for MockX86 {
                     }
                     // A high-byte register forbids REX, so the other byte
                     // registers of the instruction must be 0..3 too.
-                    if ops.iter().any(|o| matches!(o, OpShape::Reg { high: true, .. })) {
+                    if ops
+                        .iter()
+                        .any(|o| matches!(o, OpShape::Reg { high: true, .. }))
+                    {
                         for (f, sh) in out.ops.iter_mut().zip(ops) {
-                            if matches!(sh, OpShape::Reg { class: RegClass::GP, size: 1, .. }) {
+                            if matches!(
+                                sh,
+                                OpShape::Reg {
+                                    class: RegClass::GP,
+                                    size: 1,
+                                    ..
+                                }
+                            ) {
                                 f.allowed &= 0xF;
                             }
                         }

@@ -99,7 +99,11 @@ impl fmt::Display for KindSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
         let mut put = |f: &mut fmt::Formatter<'_>, s: &str| {
-            let r = if first { f.write_str(s) } else { write!(f, "|{s}") };
+            let r = if first {
+                f.write_str(s)
+            } else {
+                write!(f, "|{s}")
+            };
             first = false;
             r
         };

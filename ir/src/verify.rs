@@ -113,12 +113,17 @@ impl fmt::Display for VerifyErrorKind {
                 write!(f, "signature expects {expected} values, found {found}")
             }
             VerifyErrorKind::SignatureClass { operand, expected } => {
-                write!(f, "operand {operand}: register class does not fit type {expected}")
+                write!(
+                    f,
+                    "operand {operand}: register class does not fit type {expected}"
+                )
             }
             VerifyErrorKind::FixedClass { operand } => {
                 write!(f, "operand {operand}: fixed register of another class")
             }
-            VerifyErrorKind::FallsOffEnd => f.write_str("control falls off the end of the function"),
+            VerifyErrorKind::FallsOffEnd => {
+                f.write_str("control falls off the end of the function")
+            }
         }
     }
 }
@@ -164,45 +169,66 @@ pub fn verify_with_cfg(
         let mut entities_ok = true;
         for (k, op) in ops.iter().enumerate() {
             if let Some(what) = bad_entity(func, op) {
-                err(&mut errs, i, VerifyErrorKind::UnknownEntity {
-                    operand: k as u16,
-                    what,
-                });
+                err(
+                    &mut errs,
+                    i,
+                    VerifyErrorKind::UnknownEntity {
+                        operand: k as u16,
+                        what,
+                    },
+                );
                 entities_ok = false;
             }
         }
         match kind {
             InstKind::Bind(l) => match bound.get_mut(l.index()) {
                 None => {
-                    err(&mut errs, i, VerifyErrorKind::UnknownEntity {
-                        operand: 0,
-                        what: "label",
-                    });
+                    err(
+                        &mut errs,
+                        i,
+                        VerifyErrorKind::UnknownEntity {
+                            operand: 0,
+                            what: "label",
+                        },
+                    );
                     entities_ok = false;
                 }
-                Some(Some(first)) => err(&mut errs, i, VerifyErrorKind::LabelBoundTwice {
-                    label: l,
-                    first: *first,
-                }),
+                Some(Some(first)) => err(
+                    &mut errs,
+                    i,
+                    VerifyErrorKind::LabelBoundTwice {
+                        label: l,
+                        first: *first,
+                    },
+                ),
                 Some(b) => *b = Some(i),
             },
             InstKind::Entry if i.index() != 0 => err(&mut errs, i, VerifyErrorKind::EntryMisplaced),
             InstKind::Call(c) | InstKind::TailJump(c)
-                if c.index() >= func.num_calls() || func.get_sig_ref(func.call_data(c).sig).is_none() =>
+                if c.index() >= func.num_calls()
+                    || func.get_sig_ref(func.call_data(c).sig).is_none() =>
             {
-                err(&mut errs, i, VerifyErrorKind::UnknownEntity {
-                    operand: 0,
-                    what: "call signature",
-                });
+                err(
+                    &mut errs,
+                    i,
+                    VerifyErrorKind::UnknownEntity {
+                        operand: 0,
+                        what: "call signature",
+                    },
+                );
                 entities_ok = false;
             }
             InstKind::JumpIndirect(t) => {
                 if let Some(t) = t.expand() {
                     if t.index() >= func.num_jump_tables() {
-                        err(&mut errs, i, VerifyErrorKind::UnknownEntity {
-                            operand: 0,
-                            what: "jump table",
-                        });
+                        err(
+                            &mut errs,
+                            i,
+                            VerifyErrorKind::UnknownEntity {
+                                operand: 0,
+                                what: "jump table",
+                            },
+                        );
                         entities_ok = false;
                     } else {
                         for &l in func.jump_table(t) {
@@ -241,9 +267,12 @@ pub fn verify_with_cfg(
         for (k, op) in ops.iter().enumerate() {
             if let Operand::Fixed(v, p) = *op
                 && func.get_vreg(v).is_some_and(|d| d.class != p.class)
-                && !(p.class == RegClass::X87)
             {
-                err(&mut errs, i, VerifyErrorKind::FixedClass { operand: k as u16 });
+                err(
+                    &mut errs,
+                    i,
+                    VerifyErrorKind::FixedClass { operand: k as u16 },
+                );
             }
         }
         check_signature(func, i, &mut errs);
@@ -295,9 +324,7 @@ fn bad_entity(func: &Function, op: &Operand) -> Option<&'static str> {
                 MemBase::Slot(s) if s.index() >= func.stack_slots().len() => Some("stack slot"),
                 MemBase::Const(c) if c.index() >= func.num_constants() => Some("constant"),
                 MemBase::Label(l) if l.index() >= func.num_labels() => Some("label"),
-                MemBase::JumpTable(j) if j.index() >= func.num_jump_tables() => {
-                    Some("jump table")
-                }
+                MemBase::JumpTable(j) if j.index() >= func.num_jump_tables() => Some("jump table"),
                 _ => None,
             }
         }

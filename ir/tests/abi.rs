@@ -1,13 +1,13 @@
 //! Argument-by-argument checks of each calling convention against the
 //! published ABI rules, and of the lowering pass.
 
+use ValType::*;
 use jitforge_ir::abi::*;
 use jitforge_ir::lower::{LowerError, lower};
 use jitforge_ir::mock::MockX86;
 use jitforge_ir::text::{parse_function, print_function};
 use jitforge_ir::verify::verify;
 use jitforge_ir::*;
-use ValType::*;
 
 fn r(p: PReg) -> Place {
     Place::Reg(p)
@@ -29,10 +29,26 @@ fn places(a: &ArgAssignment) -> Vec<Place> {
 #[test]
 fn sysv_mixed_int_float_vector() {
     let c = CallConv::sysv64();
-    let a = assign_args(&c, &[I64, F64, I32, V128, I64, I64, I64, I64, I64, F32], false).unwrap();
+    let a = assign_args(
+        &c,
+        &[I64, F64, I32, V128, I64, I64, I64, I64, I64, F32],
+        false,
+    )
+    .unwrap();
     assert_eq!(
         places(&a),
-        vec![r(RDI), r(x(0)), r(RSI), r(x(1)), r(RDX), r(RCX), r(R8), r(R9), Place::Stack(0), r(x(2))]
+        vec![
+            r(RDI),
+            r(x(0)),
+            r(RSI),
+            r(x(1)),
+            r(RDX),
+            r(RCX),
+            r(R8),
+            r(R9),
+            Place::Stack(0),
+            r(x(2))
+        ]
     );
     assert_eq!(a.stack_size, 8);
     assert!(a.args.iter().all(|l| !l.by_ref));
@@ -56,7 +72,15 @@ fn sysv_more_args_than_registers() {
     t.extend([I64, V128, V256, I64]);
     let a = assign_args(&c, &t, false).unwrap();
     let st: Vec<Place> = a.args[14..].iter().map(|l| l.place).collect();
-    assert_eq!(st, vec![Place::Stack(0), Place::Stack(16), Place::Stack(32), Place::Stack(64)]);
+    assert_eq!(
+        st,
+        vec![
+            Place::Stack(0),
+            Place::Stack(16),
+            Place::Stack(32),
+            Place::Stack(64)
+        ]
+    );
     assert_eq!(a.stack_size, 72);
     assert_eq!(a.stack_align, 32);
 }
@@ -66,8 +90,14 @@ fn sysv_wide_vectors_in_registers_and_returns() {
     let c = CallConv::sysv64();
     let a = assign_args(&c, &[V256, V512, F32], false).unwrap();
     assert_eq!(places(&a), vec![r(x(0)), r(x(1)), r(x(2))]);
-    assert_eq!(assign_rets(&c, &[I64, I64]).unwrap().to_vec(), vec![RAX, RDX]);
-    assert_eq!(assign_rets(&c, &[F64, I64]).unwrap().to_vec(), vec![x(0), RAX]);
+    assert_eq!(
+        assign_rets(&c, &[I64, I64]).unwrap().to_vec(),
+        vec![RAX, RDX]
+    );
+    assert_eq!(
+        assign_rets(&c, &[F64, I64]).unwrap().to_vec(),
+        vec![x(0), RAX]
+    );
     assert_eq!(assign_rets(&c, &[V512]).unwrap().to_vec(), vec![x(0)]);
     assert_eq!(c.red_zone, 128);
     assert!(c.clobbered.contains(x(31)) && c.clobbered.contains(PReg::mask(1)));
@@ -89,7 +119,14 @@ fn win64_positional_slots() {
     let a = assign_args(&c, &[I64, F64, I32, F32, I64, F64], false).unwrap();
     assert_eq!(
         places(&a),
-        vec![r(RCX), r(x(1)), r(R8), r(x(3)), Place::Stack(32), Place::Stack(40)]
+        vec![
+            r(RCX),
+            r(x(1)),
+            r(R8),
+            r(x(3)),
+            Place::Stack(32),
+            Place::Stack(40)
+        ]
     );
     assert_eq!(a.stack_size, 48);
     // Only 4 register arguments even if all are doubles.
@@ -132,7 +169,15 @@ fn vectorcall64_vectors_by_value() {
     let a = assign_args(&c, &[V256, I64, F64, I64, F32, V128, F64], false).unwrap();
     assert_eq!(
         places(&a),
-        vec![r(x(0)), r(RDX), r(x(2)), r(R9), r(x(4)), r(x(5)), Place::Stack(48)]
+        vec![
+            r(x(0)),
+            r(RDX),
+            r(x(2)),
+            r(R9),
+            r(x(4)),
+            r(x(5)),
+            Place::Stack(48)
+        ]
     );
     assert!(a.args.iter().all(|l| !l.by_ref));
     assert_eq!(assign_rets(&c, &[V256]).unwrap().to_vec(), vec![x(0)]);
@@ -144,11 +189,19 @@ fn cdecl32_all_on_stack() {
     let a = assign_args(&c, &[I32, F64, I8, F32], false).unwrap();
     assert_eq!(
         places(&a),
-        vec![Place::Stack(0), Place::Stack(4), Place::Stack(12), Place::Stack(16)]
+        vec![
+            Place::Stack(0),
+            Place::Stack(4),
+            Place::Stack(12),
+            Place::Stack(16)
+        ]
     );
     assert_eq!(a.stack_size, 20);
     assert!(!c.callee_pops);
-    assert_eq!(assign_rets(&c, &[F64]).unwrap().to_vec(), vec![PReg::new(RegClass::X87, 0)]);
+    assert_eq!(
+        assign_rets(&c, &[F64]).unwrap().to_vec(),
+        vec![PReg::new(RegClass::X87, 0)]
+    );
     assert_eq!(assign_rets(&c, &[I32]).unwrap().to_vec(), vec![RAX]);
     assert!(assign_rets(&c, &[I64]).is_err());
     assert!(c.callee_saved.contains(PReg::gp(3)) && c.callee_saved.contains(RSI));
@@ -158,7 +211,10 @@ fn cdecl32_all_on_stack() {
 fn stdcall32_callee_pops() {
     let c = CallConv::stdcall();
     let a = assign_args(&c, &[I32, I32, F64], false).unwrap();
-    assert_eq!(places(&a), vec![Place::Stack(0), Place::Stack(4), Place::Stack(8)]);
+    assert_eq!(
+        places(&a),
+        vec![Place::Stack(0), Place::Stack(4), Place::Stack(8)]
+    );
     assert_eq!(a.stack_size, 16);
     assert!(c.callee_pops);
 }
@@ -170,7 +226,13 @@ fn fastcall32_two_registers() {
     let a = assign_args(&c, &[I64, I32, F64, I16, I32], false).unwrap();
     assert_eq!(
         places(&a),
-        vec![Place::Stack(0), r(RCX), Place::Stack(8), r(RDX), Place::Stack(16)]
+        vec![
+            Place::Stack(0),
+            r(RCX),
+            Place::Stack(8),
+            r(RDX),
+            Place::Stack(16)
+        ]
     );
     assert_eq!(a.stack_size, 20);
     assert!(c.callee_pops);
@@ -198,10 +260,16 @@ fn light_convention() {
         RegSet::of(&[PReg::gp(14), PReg::gp(15)]),
     );
     let a = assign_args(&c, &[I64, F64, I64, I64], false).unwrap();
-    assert_eq!(places(&a), vec![r(PReg::gp(3)), r(x(8)), r(PReg::gp(12)), Place::Stack(0)]);
+    assert_eq!(
+        places(&a),
+        vec![r(PReg::gp(3)), r(x(8)), r(PReg::gp(12)), Place::Stack(0)]
+    );
     assert!(!c.clobbered.contains(PReg::gp(14)) && c.clobbered.contains(RAX));
     assert!(!c.clobbered.contains(PReg::gp(4)));
-    assert_eq!(assign_rets(&c, &[I64]).unwrap().to_vec(), vec![PReg::gp(13)]);
+    assert_eq!(
+        assign_rets(&c, &[I64]).unwrap().to_vec(),
+        vec![PReg::gp(13)]
+    );
     let t = MockX86::new();
     let mut ext = ExtendedTarget::new(&t);
     let id = ext.add_call_conv(c);
@@ -261,7 +329,10 @@ fn lower_sysv_varargs_sets_al() {
 }",
     );
     assert!(s.contains("copy %3, 5\n  copy %4, 1\n"), "{s}");
-    assert!(s.contains("(%p@rdi, %d@xmm0, %3@rsi, %4@rax) -> (%n@rax)"), "{s}");
+    assert!(
+        s.contains("(%p@rdi, %d@xmm0, %3@rsi, %4@rax) -> (%n@rax)"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -283,7 +354,10 @@ fn lower_win64_by_reference_and_varargs() {
     assert!(s.contains("entry %2@rcx\n  copy %v, xmmword [%2]\n"), "{s}");
     // Outgoing: copied to a new 16-byte slot, its address passed in rcx.
     assert!(s.contains("slot $0 size 16 align 16"), "{s}");
-    assert!(s.contains("copy xmmword [$0], %v\n  addr %3, [$0]\n"), "{s}");
+    assert!(
+        s.contains("copy xmmword [$0], %v\n  addr %3, [$0]\n"),
+        "{s}"
+    );
     assert!(s.contains("(%3@rcx, %d@xmm1) -> ()"), "{s}");
     // Variadic double in position 1: xmm1 and rdx.
     assert!(s.contains("copy %4, 0\n  copy %5, %d\n"), "{s}");
@@ -302,7 +376,10 @@ fn lower_entry_stack_args_and_stdcall_pop() {
   ret %a
 }",
     );
-    assert!(s.contains("lowered out_args 0 call_align 4 ret_pop 16"), "{s}");
+    assert!(
+        s.contains("lowered out_args 0 call_align 4 ret_pop 16"),
+        "{s}"
+    );
     assert!(s.contains(
         "  entry\n  copy %a, dword [inargs]\n  copy %b, dword [inargs + 4]\n  copy %c, qword [inargs + 8]\n"
     ), "{s}");
@@ -337,7 +414,16 @@ fn lower_errors() {
     .unwrap();
     let before = f.clone();
     let e = lower(&mut f, &t).unwrap_err();
-    assert!(matches!(e, LowerError::Abi { error: AbiError::Unsupported(_), .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            LowerError::Abi {
+                error: AbiError::Unsupported(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert_eq!(f.num_insts(), before.num_insts());
     assert!(f.frame.is_none());
     let mut g = parse_function(
@@ -360,7 +446,10 @@ fn lowered_call_clobbers_come_from_the_convention() {
     )
     .unwrap();
     lower(&mut f, &t).unwrap();
-    let call = f.insts().find(|&i| matches!(f.kind(i), InstKind::Call(_))).unwrap();
+    let call = f
+        .insts()
+        .find(|&i| matches!(f.kind(i), InstKind::Call(_)))
+        .unwrap();
     let mut facts = InstFacts::default();
     f.inst_facts(&t, call, &mut facts).unwrap();
     assert_eq!(facts.flow, Flow::Call);

@@ -154,7 +154,10 @@ fn remove_unreachable_blocks() {
     let n = remove_unreachable(&mut f, &t, &mut c);
     assert_eq!(n, 5);
     let s = print_function(&f, &t);
-    assert!(s.ends_with("  entry\n  jump .end\n.kept:\n  ret\n.end:\n  lea %a, [.kept]\n  ret\n}\n"), "{s}");
+    assert!(
+        s.ends_with("  entry\n  jump .end\n.kept:\n  ret\n.end:\n  lea %a, [.kept]\n  ret\n}\n"),
+        "{s}"
+    );
     assert!(c.blocks().all(|x| c.is_reachable(x)));
 }
 

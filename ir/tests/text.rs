@@ -35,7 +35,18 @@ impl Rng {
     }
 }
 
-const NAMES: [&str; 10] = ["a", "sum", "tmp", "tmp", "x y", "q\"uote", "3", "_i", "ünï", "line\nbreak"];
+const NAMES: [&str; 10] = [
+    "a",
+    "sum",
+    "tmp",
+    "tmp",
+    "x y",
+    "q\"uote",
+    "3",
+    "_i",
+    "ünï",
+    "line\nbreak",
+];
 const VIEWS: [View; 9] = [
     View::FULL,
     View::B8,
@@ -76,16 +87,16 @@ fn operand(r: &mut Rng, f: &mut Function, nv: u32, nl: u32) -> Operand {
             let base = match r.below(8) {
                 0 => MemBase::None,
                 1 | 2 => MemBase::Reg(reg(r, nv)),
-                3 if f.stack_slots().len() > 0 => {
-                    MemBase::Slot(StackSlot::from_u32(r.below(f.stack_slots().len() as u64) as u32))
-                }
+                3 if f.stack_slots().len() > 0 => MemBase::Slot(StackSlot::from_u32(
+                    r.below(f.stack_slots().len() as u64) as u32,
+                )),
                 4 if f.num_constants() > 0 => {
                     MemBase::Const(Constant::from_u32(r.below(f.num_constants() as u64) as u32))
                 }
                 5 if nl > 0 => MemBase::Label(Label::from_u32(r.below(nl as u64) as u32)),
-                6 if f.num_jump_tables() > 0 => {
-                    MemBase::JumpTable(JumpTable::from_u32(r.below(f.num_jump_tables() as u64) as u32))
-                }
+                6 if f.num_jump_tables() > 0 => MemBase::JumpTable(JumpTable::from_u32(
+                    r.below(f.num_jump_tables() as u64) as u32,
+                )),
                 6 => MemBase::InArgs,
                 _ => MemBase::OutArgs,
             };
@@ -107,7 +118,9 @@ fn operand(r: &mut Rng, f: &mut Function, nv: u32, nl: u32) -> Operand {
 }
 
 fn valtypes(r: &mut Rng, max: u64) -> Vec<ValType> {
-    (0..r.below(max + 1)).map(|_| r.pick(&ValType::ALL)).collect()
+    (0..r.below(max + 1))
+        .map(|_| r.pick(&ValType::ALL))
+        .collect()
 }
 
 fn signature(r: &mut Rng) -> Signature {
@@ -123,7 +136,11 @@ fn signature(r: &mut Rng) -> Signature {
 fn gen_function(seed: u64, size: u64) -> Function {
     let t = MockX86::new();
     let mut r = Rng(seed);
-    let fname = if r.coin() { "f".to_string() } else { "odd name".to_string() };
+    let fname = if r.coin() {
+        "f".to_string()
+    } else {
+        "odd name".to_string()
+    };
     let sig = signature(&mut r);
     let mut f = Function::new(&fname, sig);
     let nv = r.below(size + 1) as u32;
@@ -153,7 +170,9 @@ fn gen_function(seed: u64, size: u64) -> Function {
     }
     if nl > 0 {
         for _ in 0..r.below(3) {
-            let ls: Vec<Label> = (0..r.below(5)).map(|_| Label::from_u32(r.below(nl as u64) as u32)).collect();
+            let ls: Vec<Label> = (0..r.below(5))
+                .map(|_| Label::from_u32(r.below(nl as u64) as u32))
+                .collect();
             f.new_jump_table(&ls);
         }
     }
@@ -180,7 +199,9 @@ fn gen_function(seed: u64, size: u64) -> Function {
                 let s = SigRef::from_u32(r.below(nsig) as u32);
                 let callee = operand(&mut r, &mut f, nv, nl);
                 if k == 3 {
-                    let rets: Vec<Operand> = (0..r.below(3)).map(|_| operand(&mut r, &mut f, nv, nl)).collect();
+                    let rets: Vec<Operand> = (0..r.below(3))
+                        .map(|_| operand(&mut r, &mut f, nv, nl))
+                        .collect();
                     f.call(s, callee, &ops, &rets)
                 } else {
                     f.tail_jump(s, callee, &ops)
@@ -195,7 +216,9 @@ fn gen_function(seed: u64, size: u64) -> Function {
             8 => {
                 ops.truncate(1);
                 let jt = if f.num_jump_tables() > 0 && r.coin() {
-                    Some(JumpTable::from_u32(r.below(f.num_jump_tables() as u64) as u32))
+                    Some(JumpTable::from_u32(
+                        r.below(f.num_jump_tables() as u64) as u32
+                    ))
                 } else {
                     None
                 };
@@ -203,7 +226,11 @@ fn gen_function(seed: u64, size: u64) -> Function {
             }
             9 => f.inst(TargetInst(999 + r.below(3) as u32), &ops),
             _ => {
-                let id = t.inst_by_name(r.pick(&["mov", "add", "jne", "lea", "nop", "vaddps", "shl", "div"])).unwrap();
+                let id = t
+                    .inst_by_name(
+                        r.pick(&["mov", "add", "jne", "lea", "nop", "vaddps", "shl", "div"]),
+                    )
+                    .unwrap();
                 f.inst(id, &ops)
             }
         };
@@ -213,10 +240,18 @@ fn gen_function(seed: u64, size: u64) -> Function {
 }
 
 trait JumpOps {
-    fn jump_indirect_ops(&mut self, ops: &[Operand], jt: Option<JumpTable>) -> Result<Inst, BuildError>;
+    fn jump_indirect_ops(
+        &mut self,
+        ops: &[Operand],
+        jt: Option<JumpTable>,
+    ) -> Result<Inst, BuildError>;
 }
 impl JumpOps for Function {
-    fn jump_indirect_ops(&mut self, ops: &[Operand], jt: Option<JumpTable>) -> Result<Inst, BuildError> {
+    fn jump_indirect_ops(
+        &mut self,
+        ops: &[Operand],
+        jt: Option<JumpTable>,
+    ) -> Result<Inst, BuildError> {
         self.push(InstKind::JumpIndirect(jt.into()), ops)
     }
 }
@@ -287,13 +322,23 @@ fn errors_have_line_and_column() {
     assert_eq!(e.kind, ParseErrorKind::Undeclared("%nope".into()));
     assert_eq!(e.to_string(), "3:7: undeclared %nope");
     let e = parse_function("func f() -> () sysv64 {\n  frob 1\n}", &t).unwrap_err();
-    assert_eq!((e.line, e.col, e.kind), (2, 3, ParseErrorKind::UnknownInst("frob".into())));
-    let e = parse_function("func f() -> () sysv64 {\n  gp64 %a\n  mov %a, 99999999999999999999\n}", &t).unwrap_err();
+    assert_eq!(
+        (e.line, e.col, e.kind),
+        (2, 3, ParseErrorKind::UnknownInst("frob".into()))
+    );
+    let e = parse_function(
+        "func f() -> () sysv64 {\n  gp64 %a\n  mov %a, 99999999999999999999\n}",
+        &t,
+    )
+    .unwrap_err();
     assert_eq!((e.line, e.kind), (3, ParseErrorKind::NumberOverflow));
     let e = parse_function("func f() -> () nosuch {\n}", &t).unwrap_err();
     assert_eq!((e.line, e.col), (1, 16));
     let e = parse_function("func f() -> () sysv64 {\n  gp64 %a\n  mov %a, 1 2\n}", &t).unwrap_err();
-    assert_eq!((e.line, e.col, e.kind), (3, 13, ParseErrorKind::Expected("end of line")));
+    assert_eq!(
+        (e.line, e.col, e.kind),
+        (3, 13, ParseErrorKind::Expected("end of line"))
+    );
     let e = parse_function("func f() -> () sysv64 {\n  entry\n", &t).unwrap_err();
     assert_eq!(e.kind, ParseErrorKind::Expected("'}'"));
     let e = parse_function("func f() -> () sysv64 {\n  gp64 %a \"unterminated\n}", &t).unwrap_err();
@@ -309,9 +354,24 @@ fn readable_names_and_views() {
     let c = f.new_gp(8, "tmp");
     let d = f.new_vreg(RegClass::GP, 8, None);
     f.entry(&[]).unwrap();
-    f.inst(t.id("mov"), &[Operand::view(a, View::B8), Operand::p(PReg::gp(0), View::H8)]).unwrap();
-    f.inst(t.id("add"), &[Operand::v(b), Operand::v(c)]).unwrap();
-    f.inst(t.id("mov"), &[Operand::v(d), Operand::Mem(Mem::vreg(a, -8, 8).with_index(Reg::v(b), 4))]).unwrap();
+    f.inst(
+        t.id("mov"),
+        &[
+            Operand::view(a, View::B8),
+            Operand::p(PReg::gp(0), View::H8),
+        ],
+    )
+    .unwrap();
+    f.inst(t.id("add"), &[Operand::v(b), Operand::v(c)])
+        .unwrap();
+    f.inst(
+        t.id("mov"),
+        &[
+            Operand::v(d),
+            Operand::Mem(Mem::vreg(a, -8, 8).with_index(Reg::v(b), 4)),
+        ],
+    )
+    .unwrap();
     f.ret(&[]).unwrap();
     let s = print_function(&f, &t);
     assert_eq!(
@@ -338,4 +398,3 @@ fn several_functions_in_a_module() {
     assert_eq!(m[1].name(), "b");
     assert!(parse_function(src, &t).is_err());
 }
-

@@ -14,7 +14,10 @@ fn errors(src: &str) -> Vec<(u32, VerifyErrorKind)> {
         Err(v) => v
             .into_iter()
             .map(|VerifyError { inst, kind }| {
-                (inst.map(|i| p.inst_lines[i.as_u32() as usize]).unwrap_or(0), kind)
+                (
+                    inst.map(|i| p.inst_lines[i.as_u32() as usize]).unwrap_or(0),
+                    kind,
+                )
             })
             .collect(),
     }
@@ -50,7 +53,15 @@ fn label_bound_twice() {
 #[test]
 fn label_never_bound() {
     let e = errors("func f() -> () sysv64 {\n  entry\n  jump .nowhere\n}");
-    assert_eq!(e, vec![(3, VerifyErrorKind::LabelNeverBound { label: Label::from_u32(0) })]);
+    assert_eq!(
+        e,
+        vec![(
+            3,
+            VerifyErrorKind::LabelNeverBound {
+                label: Label::from_u32(0)
+            }
+        )]
+    );
     // A label used only as a callee or an address may live in another function.
     let e = errors(
         "func f() -> () sysv64 {\n  gp64 %p\n  sig sig0 = () -> () sysv64\n  entry\n  invoke sig0, .other, () -> ()\n  lea %p, [.data]\n  ret\n}",
@@ -74,7 +85,13 @@ fn use_without_definition_on_some_path() {
     );
     assert_eq!(
         e,
-        vec![(8, VerifyErrorKind::UndefinedUse { vreg: VReg::from_u32(1), operand: 1 })]
+        vec![(
+            8,
+            VerifyErrorKind::UndefinedUse {
+                vreg: VReg::from_u32(1),
+                operand: 1
+            }
+        )]
     );
 }
 
@@ -113,7 +130,13 @@ fn use_in_address_and_pinned_registers() {
     );
     assert_eq!(
         e,
-        vec![(6, VerifyErrorKind::UndefinedUse { vreg: VReg::from_u32(1), operand: 1 })]
+        vec![(
+            6,
+            VerifyErrorKind::UndefinedUse {
+                vreg: VReg::from_u32(1),
+                operand: 1
+            }
+        )]
     );
 }
 
@@ -133,19 +156,36 @@ fn wrong_operand_count_and_class() {
     );
     assert_eq!(e.len(), 3, "{e:?}");
     assert_eq!(e[0].0, 5);
-    assert!(matches!(e[0].1, VerifyErrorKind::Operands(FactsError::OperandCount { expected: 2, found: 1 })));
+    assert!(matches!(
+        e[0].1,
+        VerifyErrorKind::Operands(FactsError::OperandCount {
+            expected: 2,
+            found: 1
+        })
+    ));
     assert_eq!(e[1].0, 6);
-    assert!(matches!(e[1].1, VerifyErrorKind::Operands(FactsError::OperandKind { index: 1, .. })));
+    assert!(matches!(
+        e[1].1,
+        VerifyErrorKind::Operands(FactsError::OperandKind { index: 1, .. })
+    ));
     assert_eq!(e[2].0, 7);
-    assert!(matches!(e[2].1, VerifyErrorKind::Operands(FactsError::Pseudo(_))));
+    assert!(matches!(
+        e[2].1,
+        VerifyErrorKind::Operands(FactsError::Pseudo(_))
+    ));
 }
 
 #[test]
 fn falls_off_the_end() {
     let e = errors("func f() -> () sysv64 {\n  gp64 %a\n  entry\n  mov %a, 1\n}");
     assert_eq!(e, vec![(4, VerifyErrorKind::FallsOffEnd)]);
-    let e = errors("func f() -> () sysv64 {\n  gp64 %a\n  entry\n  cmp %a, 1\n  je .x\n.x:\n  jump .x\n}");
-    assert!(e.iter().all(|x| x.1 != VerifyErrorKind::FallsOffEnd), "{e:?}");
+    let e = errors(
+        "func f() -> () sysv64 {\n  gp64 %a\n  entry\n  cmp %a, 1\n  je .x\n.x:\n  jump .x\n}",
+    );
+    assert!(
+        e.iter().all(|x| x.1 != VerifyErrorKind::FallsOffEnd),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -163,9 +203,27 @@ fn signature_mismatches() {
     assert_eq!(
         kinds,
         vec![
-            (4, VerifyErrorKind::SignatureClass { operand: 1, expected: ValType::F64 }),
-            (5, VerifyErrorKind::SignatureCount { expected: 1, found: 2 }),
-            (6, VerifyErrorKind::SignatureCount { expected: 1, found: 0 }),
+            (
+                4,
+                VerifyErrorKind::SignatureClass {
+                    operand: 1,
+                    expected: ValType::F64
+                }
+            ),
+            (
+                5,
+                VerifyErrorKind::SignatureCount {
+                    expected: 1,
+                    found: 2
+                }
+            ),
+            (
+                6,
+                VerifyErrorKind::SignatureCount {
+                    expected: 1,
+                    found: 0
+                }
+            ),
         ]
     );
 }
@@ -177,14 +235,21 @@ fn entry_misplaced_and_foreign_vreg() {
     f.inst(t.id("nop"), &[]).unwrap();
     f.entry(&[]).unwrap();
     // A virtual register of another function.
-    f.inst(t.id("mov"), &[Operand::v(VReg::from_u32(7)), Operand::Imm(1)]).unwrap();
+    f.inst(
+        t.id("mov"),
+        &[Operand::v(VReg::from_u32(7)), Operand::Imm(1)],
+    )
+    .unwrap();
     f.ret(&[]).unwrap();
     let e = verify(&f, &t).unwrap_err();
     assert_eq!(e[0].kind, VerifyErrorKind::EntryMisplaced);
     assert_eq!(e[0].inst, Some(Inst::from_u32(1)));
     assert_eq!(
         e[1].kind,
-        VerifyErrorKind::UnknownEntity { operand: 0, what: "virtual register" }
+        VerifyErrorKind::UnknownEntity {
+            operand: 0,
+            what: "virtual register"
+        }
     );
     assert!(e[1].to_string().contains("instruction 2"));
 }

@@ -6,7 +6,9 @@
 mod parse;
 mod print;
 
-pub use parse::{ParseError, ParseErrorKind, Parsed, parse_function, parse_module, parse_module_with_positions};
+pub use parse::{
+    ParseError, ParseErrorKind, Parsed, parse_function, parse_module, parse_module_with_positions,
+};
 pub use print::{DisplayFunction, print_function, write_function};
 
 /// Pseudo-instruction keywords. A target mnemonic equal to one of these is
@@ -36,7 +38,14 @@ pub const MEM_SIZES: [(&str, u16); 8] = [
 
 /// Declaration keywords; a target mnemonic equal to one is printed with `@` too.
 pub const DECL_KEYWORDS: [&str; 8] = [
-    "labels", "slot", "const", "sig", "jumptable", "pin", "lowered", "func",
+    "labels",
+    "slot",
+    "const",
+    "sig",
+    "jumptable",
+    "pin",
+    "lowered",
+    "func",
 ];
 
 /// Whether a mnemonic must be printed with a leading `@` to be read back.

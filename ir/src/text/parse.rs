@@ -224,7 +224,11 @@ fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
                             let n = text
                                 .parse::<u64>()
                                 .map_err(|_| err(ParseErrorKind::NumberOverflow))?;
-                            if c == '$' { Tok::Slot(n) } else { Tok::Const(n) }
+                            if c == '$' {
+                                Tok::Slot(n)
+                            } else {
+                                Tok::Const(n)
+                            }
                         }
                     }
                 }
@@ -413,8 +417,7 @@ impl P<'_> {
             Tok::Ident(n) => {
                 if let Some(c) = self.t.call_conv_by_name(&n) {
                     Ok(c)
-                } else if let Some(k) = num_suffix(&n, "conv").and_then(|k| u16::try_from(k).ok())
-                {
+                } else if let Some(k) = num_suffix(&n, "conv").and_then(|k| u16::try_from(k).ok()) {
                     Ok(CallConvId(k))
                 } else {
                     self.err_prev(ParseErrorKind::UnknownConv(n))
@@ -478,7 +481,8 @@ impl P<'_> {
         // Class names may end in digits (x87, cls4): try the longest class prefix.
         let mut found = None;
         for cut in (1..=s.len()).rev() {
-            if let (Some(c), Some(rest)) = (s.get(..cut).and_then(RegClass::from_name), s.get(cut..))
+            if let (Some(c), Some(rest)) =
+                (s.get(..cut).and_then(RegClass::from_name), s.get(cut..))
                 && let Ok(hw) = rest.parse::<u8>()
             {
                 found = Some(PReg::new(c, hw));
@@ -586,7 +590,8 @@ impl P<'_> {
             first = false;
             if let Tok::Num(n) = *self.peek() {
                 self.next();
-                let v = i64::try_from(n).or_else(|_| self.err_prev(ParseErrorKind::NumberOverflow))?;
+                let v =
+                    i64::try_from(n).or_else(|_| self.err_prev(ParseErrorKind::NumberOverflow))?;
                 disp = if neg { disp - v } else { disp + v };
                 if !(i32::MIN as i64..=i32::MAX as i64).contains(&disp) {
                     return self.err_prev(ParseErrorKind::OutOfRange("displacement"));
@@ -654,7 +659,9 @@ impl P<'_> {
         if let Some(r) = self.try_reg(names)? {
             if self.punct('@') {
                 let Reg::Virt(v, View::FULL) = r else {
-                    return self.err_prev(ParseErrorKind::Expected("a whole virtual register before '@'"));
+                    return self.err_prev(ParseErrorKind::Expected(
+                        "a whole virtual register before '@'",
+                    ));
                 };
                 let p = self.fixed_preg()?;
                 return Ok(Operand::Fixed(v, p));
@@ -690,8 +697,16 @@ impl P<'_> {
         }
     }
 
-    fn operand_list(&mut self, f: &mut Function, names: &mut Names, out: &mut Vec<Operand>) -> R<()> {
-        if matches!(self.peek(), Tok::Newline | Tok::Eof | Tok::Punct('}') | Tok::Punct(')')) {
+    fn operand_list(
+        &mut self,
+        f: &mut Function,
+        names: &mut Names,
+        out: &mut Vec<Operand>,
+    ) -> R<()> {
+        if matches!(
+            self.peek(),
+            Tok::Newline | Tok::Eof | Tok::Punct('}') | Tok::Punct(')')
+        ) {
             return Ok(());
         }
         loop {
@@ -713,7 +728,13 @@ impl P<'_> {
         self.expect(')', "')'")
     }
 
-    fn decl_vregs(&mut self, f: &mut Function, names: &mut Names, class: RegClass, size: u16) -> R<()> {
+    fn decl_vregs(
+        &mut self,
+        f: &mut Function,
+        names: &mut Names,
+        class: RegClass,
+        size: u16,
+    ) -> R<()> {
         loop {
             let Tok::VReg(n) = self.next() else {
                 return self.err_prev(ParseErrorKind::Expected("a virtual register"));
@@ -922,7 +943,8 @@ impl P<'_> {
                         }
                         "pin" => {
                             let Tok::VReg(n) = self.next() else {
-                                return self.err_prev(ParseErrorKind::Expected("a virtual register"));
+                                return self
+                                    .err_prev(ParseErrorKind::Expected("a virtual register"));
                             };
                             let v = self.vreg_ref(&names, &n)?;
                             self.expect(',', "','")?;
@@ -954,8 +976,7 @@ impl P<'_> {
                             build(self, f.push(kind, &ops))?;
                         }
                         "jumpind" => {
-                            let bare_table =
-                                matches!(self.peek(), Tok::Ident(n) if num_suffix(n, "jt").is_some());
+                            let bare_table = matches!(self.peek(), Tok::Ident(n) if num_suffix(n, "jt").is_some());
                             if !bare_table {
                                 self.operand_list(&mut f, &mut names, &mut ops)?;
                             }
@@ -1004,7 +1025,11 @@ impl P<'_> {
                     }
                 }
                 Tok::Eof => return self.err(ParseErrorKind::Expected("'}'")),
-                _ => return self.err_prev(ParseErrorKind::Expected("a declaration, label or instruction")),
+                _ => {
+                    return self.err_prev(ParseErrorKind::Expected(
+                        "a declaration, label or instruction",
+                    ));
+                }
             }
             if f.num_insts() > n_before {
                 lines.push(line);
@@ -1016,7 +1041,10 @@ impl P<'_> {
 }
 
 /// Parses every function of `src`, with the source line of each instruction.
-pub fn parse_module_with_positions(src: &str, target: &dyn Target) -> Result<Vec<Parsed>, ParseError> {
+pub fn parse_module_with_positions(
+    src: &str,
+    target: &dyn Target,
+) -> Result<Vec<Parsed>, ParseError> {
     let toks = lex(src)?;
     let mut p = P {
         src,
@@ -1061,4 +1089,3 @@ pub fn parse_function(src: &str, target: &dyn Target) -> Result<Function, ParseE
     }
     Ok(v.remove(0).func)
 }
-

@@ -193,7 +193,10 @@ impl Printer<'_> {
         }
     }
     fn ops(&self, ops: &[Operand]) -> String {
-        ops.iter().map(|o| self.op(o)).collect::<Vec<_>>().join(", ")
+        ops.iter()
+            .map(|o| self.op(o))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -212,7 +215,12 @@ pub(crate) fn sig_text(t: &dyn Target, s: &Signature) -> String {
         p.push("...");
     }
     let r: Vec<&str> = s.rets.iter().map(|t| t.name()).collect();
-    format!("({}) -> ({}) {}", p.join(", "), r.join(", "), conv_name(t, s.conv))
+    format!(
+        "({}) -> ({}) {}",
+        p.join(", "),
+        r.join(", "),
+        conv_name(t, s.conv)
+    )
 }
 
 /// Writes `func` in the text format.

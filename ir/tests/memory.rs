@@ -1,0 +1,80 @@
+//! Memory and speed budget: compact instructions, no heap traffic when a
+//! function is rebuilt in a cleared one.
+
+use jitforge_ir::mock::MockX86;
+use jitforge_ir::*;
+
+#[test]
+fn compact_layout() {
+    assert_eq!(core::mem::size_of::<InstData>(), 16);
+    assert!(
+        core::mem::size_of::<Operand>() <= 24,
+        "{}",
+        core::mem::size_of::<Operand>()
+    );
+    assert!(core::mem::size_of::<VRegData>() <= 12);
+}
+
+/// Builds workload C's function k (v0 = x, v1 = y, v2 = x ^ y, v3 = x + 1,
+/// 20 operations, return v0 ^ v1 ^ v2 ^ v3) into `f`.
+fn build_c(f: &mut Function, t: &MockX86, k: u64) {
+    let sig = Signature::new(
+        CallConvId(0),
+        &[ValType::I64, ValType::I64],
+        &[ValType::I64],
+    );
+    f.clear("f", sig);
+    let v: Vec<VReg> = (0..4).map(|_| f.new_vreg(RegClass::GP, 8, None)).collect();
+    let ops = [t.id("add"), t.id("sub"), t.id("xor"), t.id("imul")];
+    let (mov, add, xor) = (t.id("mov"), t.id("add"), t.id("xor"));
+    let o = Operand::v;
+    f.entry(&[o(v[0]), o(v[1])]).unwrap();
+    f.inst(mov, &[o(v[2]), o(v[0])]).unwrap();
+    f.inst(xor, &[o(v[2]), o(v[1])]).unwrap();
+    f.inst(mov, &[o(v[3]), o(v[0])]).unwrap();
+    f.inst(add, &[o(v[3]), Operand::Imm(1)]).unwrap();
+    let mut s = k + 1;
+    for _ in 0..20 {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let r = s >> 33;
+        let (op, d, src) = (
+            (r % 4) as usize,
+            ((r >> 2) % 4) as usize,
+            ((r >> 8) % 4) as usize,
+        );
+        f.inst(ops[op], &[o(v[d]), o(v[src])]).unwrap();
+    }
+    f.inst(xor, &[o(v[0]), o(v[1])]).unwrap();
+    f.inst(xor, &[o(v[0]), o(v[2])]).unwrap();
+    f.inst(xor, &[o(v[0]), o(v[3])]).unwrap();
+    f.ret(&[o(v[0])]).unwrap();
+}
+
+#[test]
+fn workload_c_functions_are_small_and_verify() {
+    let t = MockX86::new();
+    let mut f = Function::new("f", Signature::new(CallConvId(0), &[], &[]));
+    build_c(&mut f, &t, 0);
+    assert!(verify::verify(&f, &t).is_ok());
+    let per_inst = f.heap_bytes() / f.num_insts();
+    assert!(per_inst < 200, "{per_inst} bytes per instruction");
+    // Rebuilding in the cleared function reuses its buffers.
+    let cap = f.heap_bytes();
+    for k in 1..100 {
+        build_c(&mut f, &t, k);
+    }
+    assert_eq!(f.heap_bytes(), cap);
+    // Timing is only printed (tests run unoptimized); see the note in the report.
+    let n = 2000;
+    let start = std::time::Instant::now();
+    for k in 0..n {
+        build_c(&mut f, &t, k);
+    }
+    let ns = start.elapsed().as_nanos() / n as u128;
+    println!(
+        "workload C function built in {ns} ns ({} instructions)",
+        f.num_insts()
+    );
+}
