@@ -79,6 +79,11 @@ pub(crate) fn encode(
     let mode_bit = if arch == Arch::X64 { modes::M64 } else { modes::M32 };
     let explicit = operands.iter().rposition(|o| !o.is_none()).map_or(0, |i| i + 1);
     let operands = &operands[..explicit];
+    if arch == Arch::X86 {
+        if let Some(reason) = unavailable_in_32_bit_mode(operands) {
+            return Err(Error::InvalidInstruction { instruction: instruction_text(mnemonic, operands, options), reason });
+        }
+    }
     let mut best: Option<(usize, String)> = None;
     let mut note = |score: usize, reason: String| {
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
@@ -137,6 +142,30 @@ pub(crate) fn encode(
         None => "no form accepts these operands".into(),
     };
     Err(Error::InvalidInstruction { instruction: instruction_text(mnemonic, operands, options), reason })
+}
+
+/// The first register an operand uses that 32-bit mode does not have.
+fn unavailable_in_32_bit_mode(operands: &[Operand]) -> Option<String> {
+    let missing = |r: Reg| {
+        let extended = match r.kind() {
+            RegKind::Gp64 | RegKind::Rip => true,
+            RegKind::Gp8 => r.id() >= 4,
+            _ => r.id() >= 8,
+        };
+        extended.then(|| format!("{} is not available in 32-bit mode", r.name()))
+    };
+    operands.iter().find_map(|op| match op {
+        Operand::Reg(r) => missing(*r),
+        Operand::Mem(m) => {
+            let base = match m.base() {
+                MemBase::Reg(r) => missing(r),
+                MemBase::Rip => Some("rip-relative addressing needs 64-bit mode".into()),
+                _ => None,
+            };
+            base.or_else(|| m.index().and_then(missing))
+        }
+        _ => None,
+    })
 }
 
 /// Intel text of an instruction, for error messages and listings.

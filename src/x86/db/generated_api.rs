@@ -11801,7 +11801,7 @@ pub trait Instructions: Emitter {
         self.emit(Mnemonic::Jle, &[o0.to_operand()])
     }
 
-    /// Emits `jmp` with 1 operand(s): `jmp rel32`, `jmp ptr16:32`, `jmp rel8`, `jmp r16/m`, `jmp r32/m`, `jmp r64/m`, `jmp m.far`, `jmp rel16`, `jmp ptr16:16`, `jmp rel8`, `jmp m.far`.
+    /// Emits `jmp` with 1 operand(s): `jmp rel8`, `jmp rel32`, `jmp ptr16:32`, `jmp r16/m`, `jmp r32/m`, `jmp r64/m`, `jmp m.far`, `jmp rel8`, `jmp rel16`, `jmp ptr16:16`, `jmp m.far`.
     #[inline]
     fn jmp<A: Arg>(&mut self, o0: A) -> Result<(), Error>
     where

@@ -474,7 +474,10 @@ fn priority(code: Code) -> (u8, u8, u8, u8) {
         EncodingKind::EVEX => 1,
         _ => 0,
     };
-    let imm_rank = if kinds.contains(&OpCodeOperandKind::imm8_const_1) {
+    let short_branch = kinds.iter().any(|k| {
+        matches!(k, OpCodeOperandKind::br16_1 | OpCodeOperandKind::br32_1 | OpCodeOperandKind::br64_1)
+    });
+    let imm_rank = if kinds.contains(&OpCodeOperandKind::imm8_const_1) || short_branch {
         0
     } else if kinds.iter().any(|k| {
         matches!(
