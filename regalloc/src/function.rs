@@ -171,8 +171,15 @@ impl PRegSet {
 
     /// The registers in the set, in index order.
     pub fn iter(&self) -> impl Iterator<Item = PReg> + '_ {
-        let bits = self.0;
-        (0..96).filter(move |i| (bits >> i) & 1 != 0).map(PReg::from_index)
+        let mut bits = self.0 & ((1u128 << 96) - 1);
+        core::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            Some(PReg::from_index(i))
+        })
     }
 }
 

@@ -50,6 +50,8 @@ use smallvec::SmallVec;
 
 /// No vreg / no position.
 pub(crate) const NONE: u32 = u32::MAX;
+/// Eviction bonus (in positions) for a value that needs no store.
+const CLEAN_BONUS: u64 = 32;
 /// "Never used again" as an absolute position.
 pub(crate) const INF_POS: u32 = u32::MAX;
 
@@ -101,13 +103,21 @@ pub struct Scan {
     allocatable: [u32; 3],
     callee_saved: [u32; 3],
     tmp_recs: Vec<(u32, u32)>,
+    bufs: InstBufs,
+}
+
+/// Per-instruction scratch buffers.
+#[derive(Default)]
+struct InstBufs {
+    info: Vec<OpInfo>,
+    alloc: Vec<Allocation>,
+    rest: Vec<(u32, usize)>,
 }
 
 /// Per-operand facts during one instruction.
 #[derive(Clone, Copy)]
 struct OpInfo {
     vreg: u32,
-    class: usize,
     next_after: u32,
     defined_here: bool,
 }
@@ -744,7 +754,7 @@ impl Scan {
                 let n = self.next_after(w, ops);
                 let dist = (n as u64).saturating_sub(2 * i.0 as u64);
                 if ws.in_slot || self.remat[w as usize] {
-                    dist * 2 + 1
+                    dist + CLEAN_BONUS
                 } else {
                     dist
                 }
@@ -780,7 +790,6 @@ impl Scan {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn alloc_inst<F: Function>(
         &mut self,
         f: &F,
@@ -790,6 +799,23 @@ impl Scan {
         i: Inst,
         log: &mut DecisionLog,
     ) -> Result<(), Error> {
+        let mut bufs = core::mem::take(&mut self.bufs);
+        let r = self.alloc_inst_inner(f, cfg, ivs, b, i, log, &mut bufs);
+        self.bufs = bufs;
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn alloc_inst_inner<F: Function>(
+        &mut self,
+        f: &F,
+        cfg: &CfgInfo,
+        ivs: &Intervals,
+        b: Block,
+        i: Inst,
+        log: &mut DecisionLog,
+        bufs: &mut InstBufs,
+    ) -> Result<(), Error> {
         let ops = f.inst_operands(i);
         let n = ops.len();
         let base = self.alloc_off[i.index()] as usize;
@@ -798,21 +824,23 @@ impl Scan {
         let key = 6 * i.0 + 1;
         let _ = cfg;
         // Operand facts.
-        let mut info: SmallVec<[OpInfo; 8]> = SmallVec::new();
+        let info = &mut bufs.info;
+        info.clear();
         for (k, op) in ops.iter().enumerate() {
             let v = op.vreg.0;
             let defined_here = ops.iter().any(|o| o.vreg == op.vreg && o.is_def());
             if !info.iter().any(|o| o.vreg == v) {
                 info.push(OpInfo {
                     vreg: v,
-                    class: self.vclass(v),
                     next_after: self.op_next[nb + k],
                     defined_here,
                 });
             }
         }
         let info = &info[..];
-        let mut alloc: SmallVec<[Allocation; 8]> = SmallVec::from_elem(Allocation::None, n);
+        let alloc = &mut bufs.alloc;
+        alloc.clear();
+        alloc.resize(n, Allocation::None);
         // Registers fixed by any operand, per class.
         let mut fixed_any = [0u32; 3];
         let mut late_written = [0u32; 3];
@@ -881,14 +909,15 @@ impl Scan {
             }
         }
         // D: remaining uses, farthest next use first (it is the fold candidate).
-        let mut rest: SmallVec<[(u32, usize); 8]> = SmallVec::new();
+        let rest = &mut bufs.rest;
+        rest.clear();
         for (k, op) in ops.iter().enumerate() {
             if op.is_use() && alloc[k] == Allocation::None && !is_reuse_target(k) {
                 rest.push((self.op_next[nb + k], k));
             }
         }
         rest.sort_unstable_by(|a, b| b.cmp(a));
-        for &(next, k) in &rest {
+        for &(next, k) in rest.iter() {
             let op = ops[k];
             let (c, v) = (self.vclass(op.vreg.0), op.vreg.0);
             let write = op.kind == OperandKind::Modify || op.pos == OperandPos::Late;
@@ -915,7 +944,11 @@ impl Scan {
                 let fold = free == 0 && {
                     let nxt = if write { next } else { self.next_after(v, info) };
                     let far = self.farthest_candidate(i, c, cand, info);
-                    nxt == INF_POS || nxt.saturating_sub(2 * i.0) >= far
+                    // Belady with bypass: a read is served from memory when the value
+                    // would be the eviction victim; a read-modify-write even sooner,
+                    // since loading it makes it dirty (a store later).
+                    let (a, b) = if write { (4, 1) } else { (1, 1) };
+                    nxt == INF_POS || (nxt.saturating_sub(2 * i.0) as u64) * a >= far as u64 * b
                 };
                 if fold {
                     alloc[k] = Allocation::Stack(SpillSlot(v));
@@ -1180,3 +1213,4 @@ impl Scan {
         Ok(())
     }
 }
+

@@ -43,3 +43,26 @@ proptest! {
         }
     }
 }
+
+/// The generator must reach the interesting paths: spills, folds, remats,
+/// edge splits, moves, swaps.
+#[test]
+fn generator_covers_features() {
+    let mut total = jitforge_regalloc::Stats::default();
+    let mut max_blocks = 0;
+    for seed in 0..300u64 {
+        let s = check_bytes(&lcg_bytes(seed, 3000)).unwrap();
+        total.stores += s.stats.stores;
+        total.reloads += s.stats.reloads;
+        total.folded += s.stats.folded;
+        total.remats += s.stats.remats;
+        total.moves += s.stats.moves;
+        total.swaps += s.stats.swaps;
+        total.edge_splits += s.stats.edge_splits;
+        max_blocks = max_blocks.max(s.blocks);
+    }
+    println!("{total} max_blocks={max_blocks}");
+    assert!(total.stores > 0 && total.reloads > 0 && total.folded > 0);
+    assert!(total.remats > 0 && total.moves > 0 && total.edge_splits > 0);
+    assert!(max_blocks > 40);
+}
