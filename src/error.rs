@@ -60,15 +60,25 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidInstruction { instruction, reason } => {
+            Error::InvalidInstruction {
+                instruction,
+                reason,
+            } => {
                 write!(f, "invalid instruction `{instruction}`: {reason}")
             }
-            Error::InvalidLabel { id } => write!(f, "label L{id} does not belong to this code holder"),
+            Error::InvalidLabel { id } => {
+                write!(f, "label L{id} does not belong to this code holder")
+            }
             Error::LabelAlreadyBound { label } => write!(f, "label {label} is already bound"),
-            Error::DuplicateLabelName { name } => write!(f, "a label named {name:?} already exists"),
+            Error::DuplicateLabelName { name } => {
+                write!(f, "a label named {name:?} already exists")
+            }
             Error::UnboundLabel { label } => write!(f, "label {label} is used but never bound"),
             Error::ShortJumpOutOfRange { label, distance } => {
-                write!(f, "short jump to {label} does not reach: distance {distance} is outside -128..127")
+                write!(
+                    f,
+                    "short jump to {label} does not reach: distance {distance} is outside -128..127"
+                )
             }
             Error::DisplacementOutOfRange { what, value } => {
                 write!(f, "{what}: value {value:#x} does not fit its field")

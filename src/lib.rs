@@ -29,16 +29,20 @@ pub mod x86;
 
 pub use code::{Arch, CodeHolder, Label};
 pub use error::{Error, Result};
-pub use jit::{JitAddError, JitAllocator, JitAllocatorOptions, JitCode, JitError, JitRuntime, JitSpan, JitStats};
+pub use jit::{
+    JitAddError, JitAllocator, JitAllocatorOptions, JitCode, JitError, JitRuntime, JitSpan,
+    JitStats,
+};
 
 impl JitRuntime {
     /// Copies the code of `code` into executable memory, relocated for its
     /// final address, and returns the handle that keeps it alive.
     pub fn add(&self, code: &CodeHolder) -> Result<JitCode> {
         let size = code.code_size();
-        self.add_with(size, |dst, address| code.relocate_to(address, dst)).map_err(|e| match e {
-            JitAddError::Jit(e) => Error::Jit(e),
-            JitAddError::Write(e) => e,
-        })
+        self.add_with(size, |dst, address| code.relocate_to(address, dst))
+            .map_err(|e| match e {
+                JitAddError::Jit(e) => Error::Jit(e),
+                JitAddError::Write(e) => e,
+            })
     }
 }

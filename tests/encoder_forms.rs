@@ -33,8 +33,11 @@ fn sample_mem(form: &Form, kind: OperandKind, v: usize, x64: bool, evex: bool) -
     // A form with its own address size (enqcmd, movdir64b) takes registers of that size.
     let x64 = if form.address_size == 32 { false } else { x64 };
     // Variants: [base + index*4 + disp8], [r9/ebp base + index*8 - 0x80], [rsp/esp + disp32] without index.
-    let (addr_kind, base_id, index_id) =
-        if x64 { (RegKind::Gp64, [1u8, 9, 4][v], [2u8, 10, 13][v]) } else { (RegKind::Gp32, [1u8, 5, 4][v], [2u8, 6, 3][v]) };
+    let (addr_kind, base_id, index_id) = if x64 {
+        (RegKind::Gp64, [1u8, 9, 4][v], [2u8, 10, 13][v])
+    } else {
+        (RegKind::Gp32, [1u8, 5, 4][v], [2u8, 6, 3][v])
+    };
     let disp = [0x10i64, -0x80, 0x12345][v];
     let base = Reg::new(addr_kind, base_id).expect("base");
     let mut m = Mem::new(MemBase::Reg(base), disp);
@@ -45,11 +48,17 @@ fn sample_mem(form: &Form, kind: OperandKind, v: usize, x64: bool, evex: bool) -
         _ => None,
     };
     if let Some(vk) = vsib {
-        m = m.with_index(Reg::new(vk, vec_id(v, x64, evex, 0)).expect("vsib index"), 4);
+        m = m.with_index(
+            Reg::new(vk, vec_id(v, x64, evex, 0)).expect("vsib index"),
+            4,
+        );
     } else if matches!(kind, OperandKind::MemSib | OperandKind::MemMib) {
         m = m.with_index(Reg::new(addr_kind, index_id).expect("index"), 1);
     } else if v != 2 {
-        m = m.with_index(Reg::new(addr_kind, index_id).expect("index"), [4u8, 8, 1][v]);
+        m = m.with_index(
+            Reg::new(addr_kind, index_id).expect("index"),
+            [4u8, 8, 1][v],
+        );
     }
     m.with_size(form.mem_size)
 }
@@ -61,14 +70,32 @@ fn sample(form: &Form, v: usize, x64: bool) -> Option<(Vec<Operand>, InstOptions
     let mut ops = Vec::new();
     let mut salt = 0u8;
     let mut used_mem = false;
-    for &kind in form.operands.iter().filter(|k| **k != K::None && !k.is_implicit()) {
+    for &kind in form
+        .operands
+        .iter()
+        .filter(|k| **k != K::None && !k.is_implicit())
+    {
         salt += 1;
         let id = vec_id(v, x64, evex, salt % 4);
-        let gid = if x64 { [1u8, 9, 6][v] + salt % 3 } else { [1u8, 3, 6][v] + salt % 2 };
+        let gid = if x64 {
+            [1u8, 9, 6][v] + salt % 3
+        } else {
+            [1u8, 3, 6][v] + salt % 2
+        };
         let gid = if gid == 4 { 5 } else { gid };
         let op = match kind {
-            K::R8M | K::R16M | K::R32M | K::R32MMpx | K::R64M | K::R64MMpx | K::MmM | K::XmmM | K::YmmM | K::ZmmM
-            | K::BndM | K::KM
+            K::R8M
+            | K::R16M
+            | K::R32M
+            | K::R32MMpx
+            | K::R64M
+            | K::R64MMpx
+            | K::MmM
+            | K::XmmM
+            | K::YmmM
+            | K::ZmmM
+            | K::BndM
+            | K::KM
                 if v == 1 || v == 2 =>
             {
                 used_mem = true;
@@ -88,7 +115,9 @@ fn sample(form: &Form, v: usize, x64: bool) -> Option<(Vec<Operand>, InstOptions
                 }
             }
             K::R16M | K::R16 | K::R16Op | K::R16Rm | K::R16Addr => gp(RegKind::Gp16, gid),
-            K::R32M | K::R32MMpx | K::R32 | K::R32Op | K::R32Rm | K::R32V | K::R32Addr => gp(RegKind::Gp32, gid),
+            K::R32M | K::R32MMpx | K::R32 | K::R32Op | K::R32Rm | K::R32V | K::R32Addr => {
+                gp(RegKind::Gp32, gid)
+            }
             K::R64M | K::R64MMpx | K::R64 | K::R64Op | K::R64Rm | K::R64V | K::R64Addr => {
                 if !x64 {
                     return None;
@@ -132,15 +161,35 @@ fn sample(form: &Form, v: usize, x64: bool) -> Option<(Vec<Operand>, InstOptions
             K::Imm64 => Operand::Imm([0x1234_5678_9abc_def0i64, -0x1_0000_0000, 0x8000_0000][v]),
             K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 => {
                 let far_ok = !matches!(kind, K::Rel8);
-                Operand::Imm(if far_ok { [0x40i64, 0x1234, 0x2_0000][v] } else { [0x40i64, 0x10, 0x70][v] })
+                Operand::Imm(if far_ok {
+                    [0x40i64, 0x1234, 0x2_0000][v]
+                } else {
+                    [0x40i64, 0x10, 0x70][v]
+                })
             }
-            K::FarPtr16 | K::FarPtr32 => Operand::Imm((0x10i64 << 32) | [0x1234i64, 0x7ffe, 0x100][v]),
+            K::FarPtr16 | K::FarPtr32 => {
+                Operand::Imm((0x10i64 << 32) | [0x1234i64, 0x7ffe, 0x100][v])
+            }
             K::Moffs => {
-                let m = Mem::absolute([0x1000u64, 0x8000_0000_1000, 0x10][v]).with_size(form.mem_size);
-                Operand::Mem(if x64 { m.abs64() } else { Mem::absolute([0x1000u64, 0x7fff_0000, 0x10][v]).with_size(form.mem_size) })
+                let m =
+                    Mem::absolute([0x1000u64, 0x8000_0000_1000, 0x10][v]).with_size(form.mem_size);
+                Operand::Mem(if x64 {
+                    m.abs64()
+                } else {
+                    Mem::absolute([0x1000u64, 0x7fff_0000, 0x10][v]).with_size(form.mem_size)
+                })
             }
-            K::Mem | K::MemFar | K::MemMpx | K::MemMib | K::MemSib | K::Vm32x | K::Vm32y | K::Vm32z | K::Vm64x
-            | K::Vm64y | K::Vm64z => {
+            K::Mem
+            | K::MemFar
+            | K::MemMpx
+            | K::MemMib
+            | K::MemSib
+            | K::Vm32x
+            | K::Vm32y
+            | K::Vm32z
+            | K::Vm64x
+            | K::Vm64y
+            | K::Vm64z => {
                 used_mem = true;
                 Operand::Mem(sample_mem(form, kind, v, x64, evex))
             }
@@ -162,7 +211,9 @@ fn sample(form: &Form, v: usize, x64: bool) -> Option<(Vec<Operand>, InstOptions
         }
     } else if evex && form.has(jitforge::x86::db::flags::K_REQUIRED) {
         match ops.first_mut() {
-            Some(Operand::Reg(r)) => *r = r.with_decorators(Decorators::NONE.with_mask(KReg::from_id(2).expect("k2"))),
+            Some(Operand::Reg(r)) => {
+                *r = r.with_decorators(Decorators::NONE.with_mask(KReg::from_id(2).expect("k2")))
+            }
             Some(Operand::Mem(m)) => *m = m.k(KReg::from_id(2).expect("k2")),
             _ => {}
         }
@@ -180,7 +231,11 @@ fn sample(form: &Form, v: usize, x64: bool) -> Option<(Vec<Operand>, InstOptions
 fn run(arch: Arch) -> (usize, usize, Vec<String>, Vec<String>) {
     let x64 = arch == Arch::X64;
     let bitness = arch.bits();
-    let mode = if x64 { jitforge::x86::db::modes::M64 } else { jitforge::x86::db::modes::M32 };
+    let mode = if x64 {
+        jitforge::x86::db::modes::M64
+    } else {
+        jitforge::x86::db::modes::M32
+    };
     let mut checked = 0;
     let mut forms_seen = 0;
     let mut failures = Vec::new();
@@ -188,12 +243,16 @@ fn run(arch: Arch) -> (usize, usize, Vec<String>, Vec<String>) {
     for mnemonic in Mnemonic::ALL {
         for form in mnemonic.forms() {
             // 16-bit addressing is not supported by the encoder.
-            if form.modes & mode == 0 || form.address_size == 16 && form.operands.iter().any(|k| *k == OperandKind::Mem) {
+            if form.modes & mode == 0
+                || form.address_size == 16 && form.operands.contains(&OperandKind::Mem)
+            {
                 continue;
             }
             forms_seen += 1;
             for v in 0..3 {
-                let Some((ops, options)) = sample(form, v, x64) else { continue };
+                let Some((ops, options)) = sample(form, v, x64) else {
+                    continue;
+                };
                 let mut code = CodeHolder::new(arch);
                 code.set_base_address(Some(0));
                 let mut a = Assembler::new(&mut code);
@@ -208,7 +267,10 @@ fn run(arch: Arch) -> (usize, usize, Vec<String>, Vec<String>) {
                     if let Some(r) = options.rounding_mode() {
                         let theirs = instr.rounding_control() as u32;
                         if theirs != r as u32 + 1 {
-                            return Err(format!("rounding {r:?} decoded as {:?}", instr.rounding_control()));
+                            return Err(format!(
+                                "rounding {r:?} decoded as {:?}",
+                                instr.rounding_control()
+                            ));
                         }
                     }
                     if options.contains(InstOptions::SAE) && !instr.suppress_all_exceptions() {
@@ -238,14 +300,23 @@ fn jitforge_text(mnemonic: Mnemonic, ops: &[Operand], options: InstOptions) -> S
 
 fn check(arch: Arch) {
     let (forms, checked, failures, rejected) = run(arch);
-    println!("{}-bit: {forms} forms, {checked} encodings checked against iced-x86, {} mismatches, {} rejected", arch.bits(), failures.len(), rejected.len());
+    println!(
+        "{}-bit: {forms} forms, {checked} encodings checked against iced-x86, {} mismatches, {} rejected",
+        arch.bits(),
+        failures.len(),
+        rejected.len()
+    );
     for f in failures.iter().take(40) {
         println!("  MISMATCH {f}");
     }
     for r in rejected.iter().take(40) {
         println!("  REJECTED {r}");
     }
-    assert!(failures.is_empty(), "{} encodings decode to something else", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} encodings decode to something else",
+        failures.len()
+    );
 }
 
 #[test]

@@ -13,7 +13,12 @@ fn label_bound_twice() -> Result<(), Error> {
     let l = a.new_named_label("twice")?;
     a.bind(l)?;
     a.nop()?;
-    assert_eq!(a.bind(l), Err(Error::LabelAlreadyBound { label: "twice".into() }));
+    assert_eq!(
+        a.bind(l),
+        Err(Error::LabelAlreadyBound {
+            label: "twice".into()
+        })
+    );
     Ok(())
 }
 
@@ -21,7 +26,10 @@ fn label_bound_twice() -> Result<(), Error> {
 fn duplicate_label_name() {
     let mut code = CodeHolder::new(Arch::X64);
     code.new_named_label("x").expect("first");
-    assert_eq!(code.new_named_label("x"), Err(Error::DuplicateLabelName { name: "x".into() }));
+    assert_eq!(
+        code.new_named_label("x"),
+        Err(Error::DuplicateLabelName { name: "x".into() })
+    );
 }
 
 #[test]
@@ -31,9 +39,17 @@ fn jump_to_unbound_label() -> Result<(), Error> {
     let l = a.new_named_label("nowhere")?;
     a.jmp(l)?;
     assert_eq!(code.unresolved_count(), 1);
-    assert_eq!(code.finalize(), Err(Error::UnboundLabel { label: "nowhere".into() }));
+    assert_eq!(
+        code.finalize(),
+        Err(Error::UnboundLabel {
+            label: "nowhere".into()
+        })
+    );
     let runtime = jitforge::JitRuntime::new()?;
-    assert!(matches!(runtime.add(&code), Err(Error::UnboundLabel { .. })));
+    assert!(matches!(
+        runtime.add(&code),
+        Err(Error::UnboundLabel { .. })
+    ));
     Ok(())
 }
 
@@ -48,7 +64,10 @@ fn short_jump_that_does_not_reach() -> Result<(), Error> {
         a.nop()?;
     }
     let before = a.code().text().to_vec();
-    assert!(matches!(a.bind(l), Err(Error::ShortJumpOutOfRange { distance: 200, .. })));
+    assert!(matches!(
+        a.bind(l),
+        Err(Error::ShortJumpOutOfRange { distance: 200, .. })
+    ));
     assert_eq!(a.code().text(), &before[..]);
     assert!(!a.code().is_bound(l));
 
@@ -87,15 +106,22 @@ fn backward_jumps_are_short_when_in_range() -> Result<(), Error> {
 fn displacement_that_does_not_fit() {
     let mut code = CodeHolder::new(Arch::X64);
     let mut a = Assembler::new(&mut code);
-    let err = a.mov(rax, qword_ptr(rcx).with_disp(0x1_0000_0000)).unwrap_err();
+    let err = a
+        .mov(rax, qword_ptr(rcx).with_disp(0x1_0000_0000))
+        .unwrap_err();
     assert!(err.to_string().contains("does not fit 32 bits"), "{err}");
     // A relocated call to an address more than 2 GiB away.
     let mut code = CodeHolder::new(Arch::X64);
     let mut a = Assembler::new(&mut code);
-    a.call(0x7fff_0000_0000u64).expect("recorded as a relocation");
+    a.call(0x7fff_0000_0000u64)
+        .expect("recorded as a relocation");
     let mut out = vec![0; code.code_size()];
-    assert!(matches!(code.relocate_to(0x1000, &mut out), Err(Error::DisplacementOutOfRange { .. })));
-    code.relocate_to(0x7fff_0000_0000 - 0x1000, &mut out).expect("in range");
+    assert!(matches!(
+        code.relocate_to(0x1000, &mut out),
+        Err(Error::DisplacementOutOfRange { .. })
+    ));
+    code.relocate_to(0x7fff_0000_0000 - 0x1000, &mut out)
+        .expect("in range");
 }
 
 #[test]
@@ -104,13 +130,37 @@ fn invalid_operands_name_the_instruction_and_leave_the_buffer_unchanged() -> Res
     let mut a = Assembler::new(&mut code);
     a.nop()?;
     let cases: Vec<(Mnemonic, Vec<Operand>, &str)> = vec![
-        (Mnemonic::Add, vec![eax.into(), xmm0.into()], "add eax, xmm0"),
-        (Mnemonic::Add, vec![al.into(), 0x1234.into()], "add al, 0x1234"),
+        (
+            Mnemonic::Add,
+            vec![eax.into(), xmm0.into()],
+            "add eax, xmm0",
+        ),
+        (
+            Mnemonic::Add,
+            vec![al.into(), 0x1234.into()],
+            "add al, 0x1234",
+        ),
         (Mnemonic::Mov, vec![ah.into(), r8b.into()], "mov ah, r8b"),
-        (Mnemonic::Vaddps, vec![xmm0.k(k1).into(), xmm1.into()], "vaddps xmm0 {k1}, xmm1"),
-        (Mnemonic::Add, vec![rax.into(), rbx.into(), rcx.into()], "add rax, rbx, rcx"),
-        (Mnemonic::Movaps, vec![xmm16.into(), xmm1.into()], "movaps xmm16, xmm1"),
-        (Mnemonic::Vaddps, vec![xmm0.z().into(), xmm1.into(), xmm2.into()], "vaddps xmm0{z}, xmm1, xmm2"),
+        (
+            Mnemonic::Vaddps,
+            vec![xmm0.k(k1).into(), xmm1.into()],
+            "vaddps xmm0 {k1}, xmm1",
+        ),
+        (
+            Mnemonic::Add,
+            vec![rax.into(), rbx.into(), rcx.into()],
+            "add rax, rbx, rcx",
+        ),
+        (
+            Mnemonic::Movaps,
+            vec![xmm16.into(), xmm1.into()],
+            "movaps xmm16, xmm1",
+        ),
+        (
+            Mnemonic::Vaddps,
+            vec![xmm0.z().into(), xmm1.into(), xmm2.into()],
+            "vaddps xmm0{z}, xmm1, xmm2",
+        ),
     ];
     for (m, ops, text) in cases {
         let err = a.emit(m, &ops).unwrap_err();
@@ -133,14 +183,20 @@ fn labels_from_another_code_holder_are_rejected() {
     let mut code = CodeHolder::new(Arch::X64);
     let mut a = Assembler::new(&mut code);
     assert!(a.jmp(foreign).is_err());
-    assert_eq!(a.bind(foreign), Err(Error::InvalidLabel { id: foreign.id() }));
+    assert_eq!(
+        a.bind(foreign),
+        Err(Error::InvalidLabel { id: foreign.id() })
+    );
     assert!(a.code().text().is_empty());
 }
 
 #[test]
 fn bad_alignment_and_sizes() {
     let mut code = CodeHolder::new(Arch::X64);
-    assert!(code.add_section(".data", jitforge::code::SectionKind::Data, 3).is_err());
+    assert!(
+        code.add_section(".data", jitforge::code::SectionKind::Data, 3)
+            .is_err()
+    );
     let mut a = Assembler::new(&mut code);
     assert!(a.align(6).is_err());
     assert!(a.embed_int(1, 3).is_err());

@@ -60,7 +60,11 @@ fn block_typed(a: &mut Assembler<'_>, l_fn: jitforge::Label, gp_only: bool) -> R
 }
 
 /// The same block as (mnemonic, operands), for the dynamic API.
-fn block_dynamic(back: jitforge::Label, fwd: jitforge::Label, l_fn: jitforge::Label) -> Vec<(Mnemonic, Vec<Operand>)> {
+fn block_dynamic(
+    back: jitforge::Label,
+    fwd: jitforge::Label,
+    l_fn: jitforge::Label,
+) -> Vec<(Mnemonic, Vec<Operand>)> {
     use Mnemonic as M;
     let r = |x: Gp64| Operand::from(x);
     vec![
@@ -93,15 +97,33 @@ fn block_dynamic(back: jitforge::Label, fwd: jitforge::Label, l_fn: jitforge::La
         (M::Addsd, vec![xmm2.into(), qword_ptr(rax + 8).into()]),
         (M::Pshufd, vec![xmm3.into(), xmm4.into(), 0x1b.into()]),
         (M::Vaddps, vec![ymm0.into(), ymm1.into(), ymm2.into()]),
-        (M::Vmulpd, vec![ymm3.into(), ymm4.into(), ymmword_ptr(rdi + rcx * 8).into()]),
+        (
+            M::Vmulpd,
+            vec![ymm3.into(), ymm4.into(), ymmword_ptr(rdi + rcx * 8).into()],
+        ),
         (M::Vfmadd231ps, vec![ymm5.into(), ymm6.into(), ymm7.into()]),
         (M::Vpxor, vec![xmm8.into(), xmm9.into(), xmm10.into()]),
-        (M::Vmovdqu, vec![ymmword_ptr(rsp + 0x20).into(), ymm11.into()]),
+        (
+            M::Vmovdqu,
+            vec![ymmword_ptr(rsp + 0x20).into(), ymm11.into()],
+        ),
         (M::Vpermilps, vec![ymm12.into(), ymm13.into(), 0x4e.into()]),
-        (M::Vaddps, vec![zmm0.k(k1).z().into(), zmm1.into(), zmm2.into()]),
-        (M::Vmovups, vec![zmm16.into(), zmmword_ptr(rax + 0x40).into()]),
-        (M::Vfmadd213pd, vec![zmm3.k(k2).into(), zmm4.into(), qword_ptr(rbx).bcst().into()]),
-        (M::Vpternlogd, vec![zmm5.into(), zmm6.into(), zmm31.into(), 0x96.into()]),
+        (
+            M::Vaddps,
+            vec![zmm0.k(k1).z().into(), zmm1.into(), zmm2.into()],
+        ),
+        (
+            M::Vmovups,
+            vec![zmm16.into(), zmmword_ptr(rax + 0x40).into()],
+        ),
+        (
+            M::Vfmadd213pd,
+            vec![zmm3.k(k2).into(), zmm4.into(), qword_ptr(rbx).bcst().into()],
+        ),
+        (
+            M::Vpternlogd,
+            vec![zmm5.into(), zmm6.into(), zmm31.into(), 0x96.into()],
+        ),
         (M::Kmovw, vec![k1.into(), eax.into()]),
         (M::Call, vec![l_fn.into()]),
     ]
@@ -126,9 +148,14 @@ fn each_instruction_decodes_to_itself() -> Result<(), Error> {
             continue; // forward: its displacement is filled in at bind
         }
         // Label operands are compared by mnemonic and operand count only.
-        let result = common::decode_one(&bytes, 64).and_then(|instr| common::compare(mnemonic, &ops, &instr, 64));
+        let result = common::decode_one(&bytes, 64)
+            .and_then(|instr| common::compare(mnemonic, &ops, &instr, 64));
         if let Err(e) = result {
-            failures.push(format!("{}: {} ({e})", mnemonic.name(), common::hex(&bytes)));
+            failures.push(format!(
+                "{}: {} ({e})",
+                mnemonic.name(),
+                common::hex(&bytes)
+            ));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

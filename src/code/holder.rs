@@ -173,7 +173,12 @@ impl CodeHolder {
         CodeHolder {
             arch,
             base_address: None,
-            sections: vec![Section { name: ".text".into(), kind: SectionKind::Text, alignment: 16, data: Vec::new() }],
+            sections: vec![Section {
+                name: ".text".into(),
+                kind: SectionKind::Text,
+                alignment: 16,
+                data: Vec::new(),
+            }],
             labels: Vec::new(),
             names: HashMap::new(),
             fixups: Vec::new(),
@@ -210,13 +215,23 @@ impl CodeHolder {
     }
 
     /// Adds a section. `alignment` must be a power of two up to 4096.
-    pub fn add_section(&mut self, name: &str, kind: SectionKind, alignment: u32) -> Result<SectionId> {
+    pub fn add_section(
+        &mut self,
+        name: &str,
+        kind: SectionKind,
+        alignment: u32,
+    ) -> Result<SectionId> {
         if !alignment.is_power_of_two() || alignment > 4096 {
             return Err(Error::InvalidArgument {
                 message: format!("section alignment {alignment} is not a power of two up to 4096"),
             });
         }
-        self.sections.push(Section { name: name.into(), kind, alignment, data: Vec::new() });
+        self.sections.push(Section {
+            name: name.into(),
+            kind,
+            alignment,
+            data: Vec::new(),
+        });
         Ok(SectionId(self.sections.len() as u32 - 1))
     }
 
@@ -245,7 +260,12 @@ impl CodeHolder {
 
     /// A new anonymous label.
     pub fn new_label(&mut self) -> Label {
-        self.labels.push(LabelEntry { name: None, section: 0, offset: UNBOUND, first_fixup: NO_FIXUP });
+        self.labels.push(LabelEntry {
+            name: None,
+            section: 0,
+            offset: UNBOUND,
+            first_fixup: NO_FIXUP,
+        });
         Label(self.labels.len() as u32 - 1)
     }
 
@@ -272,19 +292,27 @@ impl CodeHolder {
 
     /// The label's name, or `L<id>`.
     pub fn label_name(&self, label: Label) -> String {
-        match self.labels.get(label.0 as usize).and_then(|e| e.name.clone()) {
+        match self
+            .labels
+            .get(label.0 as usize)
+            .and_then(|e| e.name.clone())
+        {
             Some(name) => name,
             None => format!("L{}", label.0),
         }
     }
 
     fn entry(&self, label: Label) -> Result<&LabelEntry> {
-        self.labels.get(label.0 as usize).ok_or(Error::InvalidLabel { id: label.0 })
+        self.labels
+            .get(label.0 as usize)
+            .ok_or(Error::InvalidLabel { id: label.0 })
     }
 
     /// Whether the label is bound.
     pub fn is_bound(&self, label: Label) -> bool {
-        self.labels.get(label.0 as usize).is_some_and(|e| e.offset != UNBOUND)
+        self.labels
+            .get(label.0 as usize)
+            .is_some_and(|e| e.offset != UNBOUND)
     }
 
     /// Where the label is bound: its section and offset in it.
@@ -299,7 +327,9 @@ impl CodeHolder {
     pub fn bind(&mut self, label: Label, section: SectionId) -> Result<()> {
         let entry = self.entry(label)?;
         if entry.offset != UNBOUND {
-            return Err(Error::LabelAlreadyBound { label: self.label_name(label) });
+            return Err(Error::LabelAlreadyBound {
+                label: self.label_name(label),
+            });
         }
         let target = self.sections[section.0 as usize].data.len() as u32;
         // Check every same-section use first, so a failure changes nothing.
@@ -318,7 +348,12 @@ impl CodeHolder {
             self.pending -= 1;
             if f.section == section.0 && matches!(f.kind, FixupKind::Rel8 | FixupKind::Rel32) {
                 let value = relative(target, f.offset, f.pc_delta, f.addend);
-                write_value(&mut self.sections[f.section as usize].data, f.offset as usize, f.kind, value);
+                write_value(
+                    &mut self.sections[f.section as usize].data,
+                    f.offset as usize,
+                    f.kind,
+                    value,
+                );
             } else {
                 self.relocations.push(Relocation {
                     section: f.section,
@@ -340,8 +375,14 @@ impl CodeHolder {
 
     fn range_error(&self, label: Label, kind: FixupKind, value: i64) -> Error {
         match kind {
-            FixupKind::Rel8 => Error::ShortJumpOutOfRange { label: self.label_name(label), distance: value },
-            _ => Error::DisplacementOutOfRange { what: format!("reference to {}", self.label_name(label)), value },
+            FixupKind::Rel8 => Error::ShortJumpOutOfRange {
+                label: self.label_name(label),
+                distance: value,
+            },
+            _ => Error::DisplacementOutOfRange {
+                what: format!("reference to {}", self.label_name(label)),
+                value,
+            },
         }
     }
 
@@ -363,7 +404,12 @@ impl CodeHolder {
             if entry.section == section.0 && matches!(kind, FixupKind::Rel8 | FixupKind::Rel32) {
                 let value = relative(entry.offset, offset, pc_delta, addend);
                 check_fits(kind, value).map_err(|_| self.range_error(label, kind, value))?;
-                write_value(&mut self.sections[section.0 as usize].data, offset as usize, kind, value);
+                write_value(
+                    &mut self.sections[section.0 as usize].data,
+                    offset as usize,
+                    kind,
+                    value,
+                );
             } else {
                 self.relocations.push(Relocation {
                     section: section.0,
@@ -377,14 +423,28 @@ impl CodeHolder {
             return Ok(());
         }
         let next = entry.first_fixup;
-        self.fixups.push(Fixup { section: section.0, offset, kind, pc_delta, addend, next });
+        self.fixups.push(Fixup {
+            section: section.0,
+            offset,
+            kind,
+            pc_delta,
+            addend,
+            next,
+        });
         self.labels[label.0 as usize].first_fixup = self.fixups.len() as u32 - 1;
         self.pending += 1;
         Ok(())
     }
 
     /// Records a use of an absolute address, resolved when the code is placed.
-    pub(crate) fn add_absolute_use(&mut self, section: SectionId, offset: usize, kind: FixupKind, pc_delta: u8, address: u64) {
+    pub(crate) fn add_absolute_use(
+        &mut self,
+        section: SectionId,
+        offset: usize,
+        kind: FixupKind,
+        pc_delta: u8,
+        address: u64,
+    ) {
         self.relocations.push(Relocation {
             section: section.0,
             offset: offset as u32,
@@ -428,12 +488,22 @@ impl CodeHolder {
     pub fn relocate_to(&self, base: u64, dst: &mut [u8]) -> Result<()> {
         if dst.len() != self.code_size() {
             return Err(Error::InvalidArgument {
-                message: format!("destination is {} bytes, the code is {}", dst.len(), self.code_size()),
+                message: format!(
+                    "destination is {} bytes, the code is {}",
+                    dst.len(),
+                    self.code_size()
+                ),
             });
         }
         if self.pending > 0 {
-            let label = self.labels.iter().position(|l| l.first_fixup != NO_FIXUP).unwrap_or(0);
-            return Err(Error::UnboundLabel { label: self.label_name(Label(label as u32)) });
+            let label = self
+                .labels
+                .iter()
+                .position(|l| l.first_fixup != NO_FIXUP)
+                .unwrap_or(0);
+            return Err(Error::UnboundLabel {
+                label: self.label_name(Label(label as u32)),
+            });
         }
         let offsets = self.section_offsets();
         let mut end = 0usize;
@@ -449,7 +519,8 @@ impl CodeHolder {
                 Target::Absolute(a) => a,
                 Target::Label(l) => {
                     let e = &self.labels[l as usize];
-                    base.wrapping_add(offsets[e.section as usize]).wrapping_add(e.offset as u64)
+                    base.wrapping_add(offsets[e.section as usize])
+                        .wrapping_add(e.offset as u64)
                 }
             };
             let target = target.wrapping_add(r.addend as u64);
@@ -466,7 +537,10 @@ impl CodeHolder {
             };
             if !ok {
                 return Err(Error::DisplacementOutOfRange {
-                    what: format!("{:?} relocation at offset {field:#x} to {target:#x}", r.kind),
+                    what: format!(
+                        "{:?} relocation at offset {field:#x} to {target:#x}",
+                        r.kind
+                    ),
                     value,
                 });
             }

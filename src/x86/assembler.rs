@@ -42,7 +42,12 @@ pub struct Assembler<'a> {
 impl<'a> Assembler<'a> {
     /// An assembler writing at the end of the `.text` section of `code`.
     pub fn new(code: &'a mut CodeHolder) -> Assembler<'a> {
-        Assembler { code, section: CodeHolder::TEXT, options: InstOptions::NONE, logger: None }
+        Assembler {
+            code,
+            section: CodeHolder::TEXT,
+            options: InstOptions::NONE,
+            logger: None,
+        }
     }
 
     /// Attaches a logger that sees every emitted instruction; it never changes the bytes.
@@ -63,7 +68,9 @@ impl<'a> Assembler<'a> {
     /// Switches to another section.
     pub fn switch_section(&mut self, section: SectionId) -> Result<()> {
         if !self.code.has_section(section) {
-            return Err(Error::InvalidArgument { message: format!("no section {}", section.0) });
+            return Err(Error::InvalidArgument {
+                message: format!("no section {}", section.0),
+            });
         }
         self.section = section;
         Ok(())
@@ -94,7 +101,11 @@ impl<'a> Assembler<'a> {
         self.code.bind(label, self.section)?;
         if let Some(logger) = self.logger.as_deref_mut() {
             let text = format!("{}:", self.code.label_name(label));
-            logger.log(self.code.sections()[self.section.0 as usize].data.len(), &[], &text);
+            logger.log(
+                self.code.sections()[self.section.0 as usize].data.len(),
+                &[],
+                &text,
+            );
         }
         Ok(())
     }
@@ -151,10 +162,19 @@ impl<'a> Assembler<'a> {
     }
 
     /// Emits one instruction with explicit options (the dynamic API).
-    pub fn emit_with(&mut self, mnemonic: Mnemonic, operands: &[Operand], options: InstOptions) -> Result<()> {
+    pub fn emit_with(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: InstOptions,
+    ) -> Result<()> {
         let offset = self.offset();
         let encoded = {
-            let site = Site { code: self.code, section: self.section, offset };
+            let site = Site {
+                code: self.code,
+                section: self.section,
+                offset,
+            };
             encode(&site, mnemonic, operands, options)?
         };
         if let Some(u) = encoded.field_use {
@@ -163,23 +183,34 @@ impl<'a> Assembler<'a> {
             match u.target {
                 Target::Label(label) => {
                     // Reserve the bytes first so a bound label can be patched in place.
-                    self.code.buffer_mut(self.section).extend_from_slice(encoded.as_bytes());
-                    if let Err(e) = self.code.add_label_use(self.section, at, u.kind, label, pc_delta, u.addend) {
+                    self.code
+                        .buffer_mut(self.section)
+                        .extend_from_slice(encoded.as_bytes());
+                    if let Err(e) =
+                        self.code
+                            .add_label_use(self.section, at, u.kind, label, pc_delta, u.addend)
+                    {
                         self.code.buffer_mut(self.section).truncate(offset);
                         return Err(e);
                     }
                 }
                 Target::Absolute(address) => {
-                    self.code.buffer_mut(self.section).extend_from_slice(encoded.as_bytes());
-                    self.code.add_absolute_use(self.section, at, u.kind, pc_delta, address);
+                    self.code
+                        .buffer_mut(self.section)
+                        .extend_from_slice(encoded.as_bytes());
+                    self.code
+                        .add_absolute_use(self.section, at, u.kind, pc_delta, address);
                 }
             }
         } else {
-            self.code.buffer_mut(self.section).extend_from_slice(encoded.as_bytes());
+            self.code
+                .buffer_mut(self.section)
+                .extend_from_slice(encoded.as_bytes());
         }
         if let Some(logger) = self.logger.as_deref_mut() {
             let text = super::encoder::instruction_text(mnemonic, operands, options);
-            let bytes = &self.code.sections()[self.section.0 as usize].data[offset..offset + encoded.len];
+            let bytes =
+                &self.code.sections()[self.section.0 as usize].data[offset..offset + encoded.len];
             logger.log(offset, bytes, &text);
         }
         Ok(())
@@ -189,7 +220,9 @@ impl<'a> Assembler<'a> {
     /// code, zeros in data.
     pub fn align(&mut self, alignment: usize) -> Result<()> {
         if !alignment.is_power_of_two() || alignment > 4096 {
-            return Err(Error::InvalidArgument { message: format!("alignment {alignment} is not a power of two up to 4096") });
+            return Err(Error::InvalidArgument {
+                message: format!("alignment {alignment} is not a power of two up to 4096"),
+            });
         }
         let offset = self.offset();
         let padding = offset.next_multiple_of(alignment) - offset;
@@ -215,7 +248,9 @@ impl<'a> Assembler<'a> {
     /// Embeds a little-endian integer of `size` bytes (1, 2, 4, 8).
     pub fn embed_int(&mut self, value: u64, size: usize) -> Result<()> {
         if !matches!(size, 1 | 2 | 4 | 8) {
-            return Err(Error::InvalidArgument { message: format!("integer size {size} is not 1, 2, 4 or 8") });
+            return Err(Error::InvalidArgument {
+                message: format!("integer size {size} is not 1, 2, 4 or 8"),
+            });
         }
         let bytes = value.to_le_bytes();
         self.embed(&bytes[..size]);
@@ -231,7 +266,10 @@ impl<'a> Assembler<'a> {
         };
         let offset = self.offset();
         self.code.buffer_mut(self.section).resize(offset + size, 0);
-        if let Err(e) = self.code.add_label_use(self.section, offset, kind, label, 0, 0) {
+        if let Err(e) = self
+            .code
+            .add_label_use(self.section, offset, kind, label, 0, 0)
+        {
             self.code.buffer_mut(self.section).truncate(offset);
             return Err(e);
         }

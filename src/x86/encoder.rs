@@ -9,7 +9,10 @@
 //! one label or absolute-address use, which the emitter records. So a failed
 //! instruction leaves the buffer as it was.
 
-use super::db::{Encoding, Form, MandatoryPrefix, ModRmSpec, Mnemonic, OpcodeMap, OperandKind as K, VexL, VexW, flags, modes};
+use super::db::{
+    Encoding, Form, MandatoryPrefix, Mnemonic, ModRmSpec, OpcodeMap, OperandKind as K, VexL, VexW,
+    flags, modes,
+};
 use super::mem::{Mem, MemBase};
 use super::operand::Operand;
 use super::options::InstOptions;
@@ -76,13 +79,23 @@ pub(crate) fn encode(
     options: InstOptions,
 ) -> Result<Encoded, Error> {
     let arch = site.code.arch();
-    let mode_bit = if arch == Arch::X64 { modes::M64 } else { modes::M32 };
-    let explicit = operands.iter().rposition(|o| !o.is_none()).map_or(0, |i| i + 1);
+    let mode_bit = if arch == Arch::X64 {
+        modes::M64
+    } else {
+        modes::M32
+    };
+    let explicit = operands
+        .iter()
+        .rposition(|o| !o.is_none())
+        .map_or(0, |i| i + 1);
     let operands = &operands[..explicit];
-    if arch == Arch::X86 {
-        if let Some(reason) = unavailable_in_32_bit_mode(operands) {
-            return Err(Error::InvalidInstruction { instruction: instruction_text(mnemonic, operands, options), reason });
-        }
+    if arch == Arch::X86
+        && let Some(reason) = unavailable_in_32_bit_mode(operands)
+    {
+        return Err(Error::InvalidInstruction {
+            instruction: instruction_text(mnemonic, operands, options),
+            reason,
+        });
     }
     let mut best: Option<(usize, String)> = None;
     let mut note = |score: usize, reason: String| {
@@ -111,14 +124,17 @@ pub(crate) fn encode(
             note(1, "{evex} requested but this form is not EVEX".into());
             continue;
         }
-        let mut index = 0;
         let mut failed = None;
-        for kind in kinds.iter().copied().filter(|k| *k != K::None && !k.is_implicit()) {
+        for (index, kind) in kinds
+            .iter()
+            .copied()
+            .filter(|k| *k != K::None && !k.is_implicit())
+            .enumerate()
+        {
             if let Err(reason) = accepts(kind, &operands[index], form, arch) {
                 failed = Some((index, reason));
                 break;
             }
-            index += 1;
         }
         if let Some((at, reason)) = failed {
             note(2 + at * 2, format!("operand {}: {reason}", at + 1));
@@ -126,7 +142,10 @@ pub(crate) fn encode(
         }
         match encode_form(site, form, operands, options) {
             Ok(Some(encoded)) => return Ok(encoded),
-            Ok(None) => note(2 + operands.len() * 2, "branch target out of rel8 range".into()),
+            Ok(None) => note(
+                2 + operands.len() * 2,
+                "branch target out of rel8 range".into(),
+            ),
             Err(reason) => note(3 + operands.len() * 2, reason),
         }
     }
@@ -137,11 +156,19 @@ pub(crate) fn encode(
             counts.sort_unstable();
             counts.dedup();
             let list: Vec<String> = counts.iter().map(usize::to_string).collect();
-            format!("{} takes {} operand(s), not {}", mnemonic.name(), list.join(" or "), operands.len())
+            format!(
+                "{} takes {} operand(s), not {}",
+                mnemonic.name(),
+                list.join(" or "),
+                operands.len()
+            )
         }
         None => "no form accepts these operands".into(),
     };
-    Err(Error::InvalidInstruction { instruction: instruction_text(mnemonic, operands, options), reason })
+    Err(Error::InvalidInstruction {
+        instruction: instruction_text(mnemonic, operands, options),
+        reason,
+    })
 }
 
 /// The first register an operand uses that 32-bit mode does not have.
@@ -169,7 +196,11 @@ fn unavailable_in_32_bit_mode(operands: &[Operand]) -> Option<String> {
 }
 
 /// Intel text of an instruction, for error messages and listings.
-pub(crate) fn instruction_text(mnemonic: Mnemonic, operands: &[Operand], options: InstOptions) -> String {
+pub(crate) fn instruction_text(
+    mnemonic: Mnemonic,
+    operands: &[Operand],
+    options: InstOptions,
+) -> String {
     let mut s = options.prefix_text();
     s.push_str(mnemonic.name());
     for (i, op) in operands.iter().filter(|o| !o.is_none()).enumerate() {
@@ -216,7 +247,9 @@ fn kind_name(kind: K) -> &'static str {
         K::Imm16 => "imm16",
         K::Imm32 | K::Imm32Sx64 => "imm32",
         K::Imm64 => "imm64",
-        K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => "label or address",
+        K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => {
+            "label or address"
+        }
         K::Vm32x | K::Vm32y | K::Vm32z | K::Vm64x | K::Vm64y | K::Vm64z => "vector-indexed memory",
         K::Al => "al",
         K::Cl => "cl",
@@ -261,9 +294,14 @@ fn imm_fits(kind: K, v: i64) -> bool {
         K::Imm8 => (-128..=255).contains(&v),
         K::One => v == 1,
         K::Imm4 => (0..=15).contains(&v),
-        K::Imm8Sx16 => (-32768..=65535).contains(&v) && (v as u16 as i16 as i64) >= -128 && (v as u16 as i16 as i64) <= 127,
+        K::Imm8Sx16 => {
+            (-32768..=65535).contains(&v)
+                && (v as u16 as i16 as i64) >= -128
+                && (v as u16 as i16 as i64) <= 127
+        }
         K::Imm8Sx32 => {
-            (i32::MIN as i64..=u32::MAX as i64).contains(&v) && (-128..=127).contains(&(v as u32 as i32 as i64))
+            (i32::MIN as i64..=u32::MAX as i64).contains(&v)
+                && (-128..=127).contains(&(v as u32 as i32 as i64))
         }
         K::Imm8Sx64 => (-128..=127).contains(&v),
         K::Imm16 => (-32768..=65535).contains(&v),
@@ -283,8 +321,15 @@ fn mem_ok(kind: K, m: &Mem, form: &Form, arch: Arch) -> Result<(), String> {
     };
     match (vsib_kind, m.index()) {
         (Some(v), Some(i)) if i.kind() == v => {}
-        (Some(v), _) => return Err(format!("expected memory indexed by {}", RegKind::name_of(v))),
-        (None, Some(i)) if i.kind().is_vec() => return Err("a vector index needs a gather/scatter instruction".into()),
+        (Some(v), _) => {
+            return Err(format!(
+                "expected memory indexed by {}",
+                RegKind::name_of(v)
+            ));
+        }
+        (None, Some(i)) if i.kind().is_vec() => {
+            return Err("a vector index needs a gather/scatter instruction".into());
+        }
         _ => {}
     }
     if kind == K::Moffs {
@@ -303,7 +348,10 @@ fn mem_ok(kind: K, m: &Mem, form: &Form, arch: Arch) -> Result<(), String> {
             return Err("this form cannot broadcast".into());
         }
         if m.size() != 0 && m.size() != form.bcst_size as u16 {
-            return Err(format!("broadcast element must be {} bytes", form.bcst_size));
+            return Err(format!(
+                "broadcast element must be {} bytes",
+                form.bcst_size
+            ));
         }
         return Ok(());
     }
@@ -311,7 +359,11 @@ fn mem_ok(kind: K, m: &Mem, form: &Form, arch: Arch) -> Result<(), String> {
         return Err("a far pointer in memory needs a size (fword/tbyte)".into());
     }
     if m.size() != 0 && form.mem_size != 0 && m.size() != form.mem_size {
-        return Err(format!("expected a {}-byte memory operand, got {} bytes", form.mem_size, m.size()));
+        return Err(format!(
+            "expected a {}-byte memory operand, got {} bytes",
+            form.mem_size,
+            m.size()
+        ));
     }
     if m.decorators().mask() != 0 && !form.has(flags::K) {
         return Err("a write mask on memory needs a masked store".into());
@@ -422,15 +474,29 @@ fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), String>
         K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => match op {
             Operand::Label(_) => Ok(()),
             Operand::Imm(v) if arch == Arch::X64 || u32::try_from(*v).is_ok() => Ok(()),
-            Operand::Imm(v) => Err(format!("address {v:#x} is outside the 32-bit address space")),
+            Operand::Imm(v) => Err(format!(
+                "address {v:#x} is outside the 32-bit address space"
+            )),
             _ => Err(expected()),
         },
-        K::Mem | K::MemFar | K::MemMpx | K::MemMib | K::MemSib | K::Moffs | K::Vm32x | K::Vm32y | K::Vm32z
-        | K::Vm64x | K::Vm64y | K::Vm64z => match op {
+        K::Mem
+        | K::MemFar
+        | K::MemMpx
+        | K::MemMib
+        | K::MemSib
+        | K::Moffs
+        | K::Vm32x
+        | K::Vm32y
+        | K::Vm32z
+        | K::Vm64x
+        | K::Vm64y
+        | K::Vm64z => match op {
             Operand::Mem(m) => mem_ok(kind, m, form, arch),
             _ => Err(expected()),
         },
-        K::None | K::Tr | K::ImplicitRsi | K::ImplicitEsRdi | K::ImplicitRdi | K::ImplicitXlat => Err(expected()),
+        K::None | K::Tr | K::ImplicitRsi | K::ImplicitEsRdi | K::ImplicitRdi | K::ImplicitXlat => {
+            Err(expected())
+        }
     }
 }
 
@@ -451,16 +517,70 @@ enum Slot {
 
 fn slot_of(kind: K) -> Slot {
     match kind {
-        K::R8 | K::R16 | K::R32 | K::R64 | K::R16Addr | K::R32Addr | K::R64Addr | K::SReg | K::K | K::KPair | K::Mm
-        | K::Xmm | K::Ymm | K::Zmm | K::Cr | K::Dr | K::Tr | K::Bnd | K::Tmm => Slot::ModRmReg,
-        K::R8M | K::R16M | K::R32M | K::R32MMpx | K::R64M | K::R64MMpx | K::MmM | K::XmmM | K::YmmM | K::ZmmM
-        | K::BndM | K::KM | K::R16Rm | K::R32Rm | K::R64Rm | K::KRm | K::MmRm | K::XmmRm | K::YmmRm | K::ZmmRm
-        | K::TmmRm | K::Mem | K::MemFar | K::MemMpx | K::MemMib | K::MemSib | K::Vm32x | K::Vm32y | K::Vm32z
-        | K::Vm64x | K::Vm64y | K::Vm64z => Slot::ModRmRm,
-        K::R32V | K::R64V | K::KV | K::XmmV | K::XmmV4 | K::YmmV | K::ZmmV | K::ZmmV4 | K::TmmV => Slot::Vvvv,
+        K::R8
+        | K::R16
+        | K::R32
+        | K::R64
+        | K::R16Addr
+        | K::R32Addr
+        | K::R64Addr
+        | K::SReg
+        | K::K
+        | K::KPair
+        | K::Mm
+        | K::Xmm
+        | K::Ymm
+        | K::Zmm
+        | K::Cr
+        | K::Dr
+        | K::Tr
+        | K::Bnd
+        | K::Tmm => Slot::ModRmReg,
+        K::R8M
+        | K::R16M
+        | K::R32M
+        | K::R32MMpx
+        | K::R64M
+        | K::R64MMpx
+        | K::MmM
+        | K::XmmM
+        | K::YmmM
+        | K::ZmmM
+        | K::BndM
+        | K::KM
+        | K::R16Rm
+        | K::R32Rm
+        | K::R64Rm
+        | K::KRm
+        | K::MmRm
+        | K::XmmRm
+        | K::YmmRm
+        | K::ZmmRm
+        | K::TmmRm
+        | K::Mem
+        | K::MemFar
+        | K::MemMpx
+        | K::MemMib
+        | K::MemSib
+        | K::Vm32x
+        | K::Vm32y
+        | K::Vm32z
+        | K::Vm64x
+        | K::Vm64y
+        | K::Vm64z => Slot::ModRmRm,
+        K::R32V | K::R64V | K::KV | K::XmmV | K::XmmV4 | K::YmmV | K::ZmmV | K::ZmmV4 | K::TmmV => {
+            Slot::Vvvv
+        }
         K::R8Op | K::R16Op | K::R32Op | K::R64Op | K::StOp => Slot::OpcodeReg,
         K::XmmIs4 | K::XmmIs5 | K::YmmIs4 | K::YmmIs5 => Slot::Is4,
-        K::Imm4 | K::Imm8 | K::Imm8Sx16 | K::Imm8Sx32 | K::Imm8Sx64 | K::Imm16 | K::Imm32 | K::Imm32Sx64
+        K::Imm4
+        | K::Imm8
+        | K::Imm8Sx16
+        | K::Imm8Sx32
+        | K::Imm8Sx64
+        | K::Imm16
+        | K::Imm32
+        | K::Imm32Sx64
         | K::Imm64 => Slot::Imm,
         K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => Slot::Rel,
         K::Moffs => Slot::Moffs,
@@ -544,7 +664,17 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
     };
     // Address size from the registers.
     let mut addr_kind: Option<RegKind> = None;
-    for r in [if let MemBase::Reg(b) = m.base() { Some(b) } else { None }, m.index()].into_iter().flatten() {
+    for r in [
+        if let MemBase::Reg(b) = m.base() {
+            Some(b)
+        } else {
+            None
+        },
+        m.index(),
+    ]
+    .into_iter()
+    .flatten()
+    {
         if r.kind().is_vec() {
             continue;
         }
@@ -558,7 +688,9 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
         addr_kind = Some(r.kind());
     }
     match (arch, addr_kind) {
-        (Arch::X86, Some(RegKind::Gp64)) => return Err("64-bit address registers are not valid in 32-bit mode".into()),
+        (Arch::X86, Some(RegKind::Gp64)) => {
+            return Err("64-bit address registers are not valid in 32-bit mode".into());
+        }
         (Arch::X64, Some(RegKind::Gp32)) => e.address_size_override = true,
         _ => {}
     }
@@ -568,7 +700,8 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
         }
         e.index_id = index.id();
     }
-    let fits_disp32 = |d: i64| i32::try_from(d).is_ok() || (arch == Arch::X86 && u32::try_from(d).is_ok());
+    let fits_disp32 =
+        |d: i64| i32::try_from(d).is_ok() || (arch == Arch::X86 && u32::try_from(d).is_ok());
     match m.base() {
         MemBase::Rip | MemBase::Label(_) => {
             if m.index().is_some() {
@@ -596,7 +729,10 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
         }
         MemBase::None => {
             if !fits_disp32(e.disp) {
-                return Err(format!("absolute address {:#x} does not fit 32 bits (use movabs)", e.disp));
+                return Err(format!(
+                    "absolute address {:#x} does not fit 32 bits (use movabs)",
+                    e.disp
+                ));
             }
             e.disp_size = 4;
             e.modrm_mod = 0;
@@ -642,7 +778,12 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
 
 /// Encodes `operands` with `form`. `Ok(None)` means this form cannot reach
 /// the branch target (the caller tries the next, longer form).
-fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: InstOptions) -> Result<Option<Encoded>, String> {
+fn encode_form(
+    site: &Site<'_>,
+    form: &Form,
+    operands: &[Operand],
+    options: InstOptions,
+) -> Result<Option<Encoded>, String> {
     let arch = site.code.arch();
     let x64 = arch == Arch::X64;
     let mut reg_field: Option<Reg> = None;
@@ -659,16 +800,24 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
     let mut decorators = super::reg::Decorators::NONE;
 
     let mut index = 0;
-    for kind in form.operands.iter().copied().filter(|k| *k != K::None && !k.is_implicit()) {
+    for kind in form
+        .operands
+        .iter()
+        .copied()
+        .filter(|k| *k != K::None && !k.is_implicit())
+    {
         let op = &operands[index];
         index += 1;
-        if let Operand::Reg(r) = op {
-            if !r.decorators().is_empty() {
-                if index != 1 {
-                    return Err(format!("{{k}}/{{z}} only decorate the destination, not {}", r.name()));
-                }
-                decorators = r.decorators();
+        if let Operand::Reg(r) = op
+            && !r.decorators().is_empty()
+        {
+            if index != 1 {
+                return Err(format!(
+                    "{{k}}/{{z}} only decorate the destination, not {}",
+                    r.name()
+                ));
             }
+            decorators = r.decorators();
         }
         match (slot_of(kind), op) {
             (Slot::ModRmReg, Operand::Reg(r)) => reg_field = Some(*r),
@@ -698,15 +847,28 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
 
     // Register numbers that the encoding can reach.
     let all_regs = [reg_field, rm_reg, vvvv, opcode_reg, is4];
-    let uses_high8 = all_regs.iter().flatten().any(|r| r.kind() == RegKind::Gp8Hi);
-    let needs_rex_byte = all_regs.iter().flatten().any(|r| r.kind() == RegKind::Gp8 && (4..8).contains(&r.id()));
+    let uses_high8 = all_regs
+        .iter()
+        .flatten()
+        .any(|r| r.kind() == RegKind::Gp8Hi);
+    let needs_rex_byte = all_regs
+        .iter()
+        .flatten()
+        .any(|r| r.kind() == RegKind::Gp8 && (4..8).contains(&r.id()));
     let limit = match (x64, form.encoding) {
         (false, _) => 8,
         (true, Encoding::Evex) => 32,
         (true, _) => 16,
     };
     for r in all_regs.iter().flatten() {
-        let id_limit = if matches!(r.kind(), RegKind::Seg | RegKind::St | RegKind::Mm | RegKind::K | RegKind::Tmm | RegKind::Bnd) { 8 } else { limit };
+        let id_limit = if matches!(
+            r.kind(),
+            RegKind::Seg | RegKind::St | RegKind::Mm | RegKind::K | RegKind::Tmm | RegKind::Bnd
+        ) {
+            8
+        } else {
+            limit
+        };
         if r.id() >= id_limit {
             return Err(if x64 {
                 format!("{} is not encodable with {:?}", r.name(), form.encoding)
@@ -721,16 +883,21 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
     if let Some(m) = rm_mem {
         if let Some(index) = m.index() {
             if index.kind().is_vec() && index.id() >= limit {
-                return Err(format!("{} is not encodable with {:?}", index.name(), form.encoding));
+                return Err(format!(
+                    "{} is not encodable with {:?}",
+                    index.name(),
+                    form.encoding
+                ));
             }
             if !x64 && index.id() >= 8 {
                 return Err(format!("{} is not available in 32-bit mode", index.name()));
             }
         }
-        if let MemBase::Reg(b) = m.base() {
-            if !x64 && b.id() >= 8 {
-                return Err(format!("{} is not available in 32-bit mode", b.name()));
-            }
+        if let MemBase::Reg(b) = m.base()
+            && !x64
+            && b.id() >= 8
+        {
+            return Err(format!("{} is not available in 32-bit mode", b.name()));
         }
     }
     // Decorations and EVEX-only features.
@@ -749,7 +916,11 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
             return Err("this instruction needs a write mask k1..k7".into());
         }
         if decorators.zeroing() && (decorators.mask() == 0 || !form.has(flags::Z)) {
-            return Err(if decorators.mask() == 0 { "{z} needs a write mask".into() } else { "this instruction takes no {z}".into() });
+            return Err(if decorators.mask() == 0 {
+                "{z} needs a write mask".into()
+            } else {
+                "this instruction takes no {z}".into()
+            });
         }
         if rm_mem.is_some_and(|m| m.decorators().zeroing()) {
             return Err("{z} cannot apply to a memory destination".into());
@@ -778,9 +949,17 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
         return Err("lock needs a memory destination".into());
     }
 
-    let mut b = Bytes { buf: [0; 16], len: 0 };
+    let mut b = Bytes {
+        buf: [0; 16],
+        len: 0,
+    };
     let disp8_scale = if form.encoding == Encoding::Evex {
-        (if broadcast { form.disp8_nb } else { form.disp8_n }).max(1) as i64
+        (if broadcast {
+            form.disp8_nb
+        } else {
+            form.disp8_n
+        })
+        .max(1) as i64
     } else {
         1
     };
@@ -790,13 +969,25 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
     };
     if let (Some(m), Some(e)) = (rm_mem, &mem) {
         // Forms with their own address size (enqcmd, movdir64b) need matching address registers.
-        let uses = if e.address_size_override { 32 } else if x64 { 64 } else { 32 };
+        let uses = if e.address_size_override {
+            32
+        } else if x64 {
+            64
+        } else {
+            32
+        };
         let has_regs = m.index().is_some() || matches!(m.base(), MemBase::Reg(_));
         if form.address_size != 0 && has_regs && form.address_size != uses {
-            return Err(format!("this form needs {}-bit address registers", form.address_size));
+            return Err(format!(
+                "this form needs {}-bit address registers",
+                form.address_size
+            ));
         }
     }
-    let segment = mem.as_ref().and_then(|m| m.segment).or_else(|| moffs.and_then(|m| m.segment().map(|s| s.id())));
+    let segment = mem
+        .as_ref()
+        .and_then(|m| m.segment)
+        .or_else(|| moffs.and_then(|m| m.segment().map(|s| s.id())));
 
     // Bits of the register numbers.
     let r_id = match form.modrm {
@@ -830,10 +1021,8 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
     if options.contains(InstOptions::NOTRACK) {
         b.push(0x3e)?;
     }
-    if form.encoding == Encoding::Legacy || form.encoding == Encoding::Amd3dNow {
-        if form.operand_size == 16 {
-            b.push(0x66)?;
-        }
+    if matches!(form.encoding, Encoding::Legacy | Encoding::Amd3dNow) && form.operand_size == 16 {
+        b.push(0x66)?;
     }
     let default_asz = if x64 { 64 } else { 32 };
     let asz_override = match (form.address_size, &mem) {
@@ -867,7 +1056,10 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
                 MandatoryPrefix::PF2 => b.push(0xf2)?,
                 _ => {}
             }
-            let rex = (u8::from(form.rex_w) << 3) | (((r_id >> 3) & 1) << 2) | (((x_id >> 3) & 1) << 1) | ((b_id >> 3) & 1);
+            let rex = (u8::from(form.rex_w) << 3)
+                | (((r_id >> 3) & 1) << 2)
+                | (((x_id >> 3) & 1) << 1)
+                | ((b_id >> 3) & 1);
             if rex != 0 || needs_rex_byte {
                 if uses_high8 {
                     return Err("ah, bh, ch and dh cannot be used with a REX prefix".into());
@@ -892,7 +1084,11 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
             if form.encoding == Encoding::Amd3dNow {
                 b.push(0x0f)?;
             } else {
-                let low = if form.modrm == ModRmSpec::OpcodeReg { opcode_reg.map_or(0, |r| r.hw_id() & 7) } else { 0 };
+                let low = if form.modrm == ModRmSpec::OpcodeReg {
+                    opcode_reg.map_or(0, |r| r.hw_id() & 7)
+                } else {
+                    0
+                };
                 b.push(form.opcode | low)?;
             }
         }
@@ -911,11 +1107,20 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
             let x_bit = (x_id >> 3) & 1;
             let b_bit = (b_id >> 3) & 1;
             let byte_last = (w_bit << 7) | ((!vvvv_id & 15) << 3) | (l_bit << 2) | pp;
-            if form.encoding == Encoding::Vex && map_bits == 1 && x_bit == 0 && b_bit == 0 && w_bit == 0 {
+            if form.encoding == Encoding::Vex
+                && map_bits == 1
+                && x_bit == 0
+                && b_bit == 0
+                && w_bit == 0
+            {
                 b.push(0xc5)?;
                 b.push(((r_bit ^ 1) << 7) | (byte_last & 0x7f))?;
             } else {
-                b.push(if form.encoding == Encoding::Xop { 0x8f } else { 0xc4 })?;
+                b.push(if form.encoding == Encoding::Xop {
+                    0x8f
+                } else {
+                    0xc4
+                })?;
                 b.push(((r_bit ^ 1) << 7) | ((x_bit ^ 1) << 6) | ((b_bit ^ 1) << 5) | map_bits)?;
                 b.push(byte_last)?;
             }
@@ -932,10 +1137,22 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
             };
             let r_bit = (r_id >> 3) & 1;
             let r2_bit = (r_id >> 4) & 1;
-            let x_bit = if rm_is_reg { rm_high_bit & 1 } else { (x_id >> 3) & 1 };
+            let x_bit = if rm_is_reg {
+                rm_high_bit & 1
+            } else {
+                (x_id >> 3) & 1
+            };
             let b_bit = (b_id >> 3) & 1;
-            let v2_bit = if vsib { (x_id >> 4) & 1 } else { (vvvv_id >> 4) & 1 };
-            let p0 = ((r_bit ^ 1) << 7) | ((x_bit ^ 1) << 6) | ((b_bit ^ 1) << 5) | ((r2_bit ^ 1) << 4) | map_bits;
+            let v2_bit = if vsib {
+                (x_id >> 4) & 1
+            } else {
+                (vvvv_id >> 4) & 1
+            };
+            let p0 = ((r_bit ^ 1) << 7)
+                | ((x_bit ^ 1) << 6)
+                | ((b_bit ^ 1) << 5)
+                | ((r2_bit ^ 1) << 4)
+                | map_bits;
             let p1 = (w_bit << 7) | ((!vvvv_id & 15) << 3) | 4 | pp;
             let (ll, bcst_bit) = if let Some(mode) = er {
                 (mode as u8, 1)
@@ -958,7 +1175,11 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
                     u8::from(broadcast),
                 )
             };
-            let p2 = (u8::from(decorators.zeroing()) << 7) | (ll << 5) | (bcst_bit << 4) | ((v2_bit ^ 1) << 3) | decorators.mask();
+            let p2 = (u8::from(decorators.zeroing()) << 7)
+                | (ll << 5)
+                | (bcst_bit << 4)
+                | ((v2_bit ^ 1) << 3)
+                | decorators.mask();
             b.push(0x62)?;
             b.push(p0)?;
             b.push(p1)?;
@@ -983,9 +1204,19 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
                 let disp_at = b.len;
                 b.push_le(m.disp, m.disp_size)?;
                 if let Some(label) = m.rip_label {
-                    field_use = Some(FieldUse { at: disp_at as u8, kind: FixupKind::Rel32, target: Target::Label(label), addend: m.disp });
+                    field_use = Some(FieldUse {
+                        at: disp_at as u8,
+                        kind: FixupKind::Rel32,
+                        target: Target::Label(label),
+                        addend: m.disp,
+                    });
                 } else if let Some(label) = m.abs32_label {
-                    field_use = Some(FieldUse { at: disp_at as u8, kind: FixupKind::Abs32, target: Target::Label(label), addend: m.disp });
+                    field_use = Some(FieldUse {
+                        at: disp_at as u8,
+                        kind: FixupKind::Abs32,
+                        target: Target::Label(label),
+                        addend: m.disp,
+                    });
                 }
             } else {
                 let rm = rm_reg.map_or(0, |r| r.hw_id() & 7);
@@ -1034,45 +1265,64 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
         b.push_le(0, size)?;
         let end = (site.offset + b.len) as i64;
         match target {
-            Operand::Label(label) => {
-                match site.code.label_offset(*label) {
-                    Some((section, offset)) if section == site.section => {
-                        let distance = offset as i64 - end;
-                        let fits = match size {
-                            1 => i8::try_from(distance).is_ok(),
-                            2 => i16::try_from(distance).is_ok(),
-                            _ => i32::try_from(distance).is_ok(),
-                        };
-                        if !fits {
-                            if size == 1 && !options.contains(InstOptions::SHORT) {
-                                return Ok(None);
-                            }
-                            return Err(format!("branch distance {distance} does not fit rel{}", size * 8));
-                        }
-                        b.len = at;
-                        b.push_le(distance, size)?;
-                    }
-                    _ => {
-                        if site.code.label_offset(*label).is_none() && label.id() as usize >= site.code.label_count() {
-                            return Err(format!("label L{} does not belong to this code holder", label.id()));
-                        }
+            Operand::Label(label) => match site.code.label_offset(*label) {
+                Some((section, offset)) if section == site.section => {
+                    let distance = offset as i64 - end;
+                    let fits = match size {
+                        1 => i8::try_from(distance).is_ok(),
+                        2 => i16::try_from(distance).is_ok(),
+                        _ => i32::try_from(distance).is_ok(),
+                    };
+                    if !fits {
                         if size == 1 && !options.contains(InstOptions::SHORT) {
                             return Ok(None);
                         }
-                        if size == 2 {
-                            return Err("rel16 branches to labels are not supported".into());
-                        }
-                        let kind = if size == 1 { FixupKind::Rel8 } else { FixupKind::Rel32 };
-                        field_use = Some(FieldUse { at: at as u8, kind, target: Target::Label(*label), addend: 0 });
+                        return Err(format!(
+                            "branch distance {distance} does not fit rel{}",
+                            size * 8
+                        ));
                     }
+                    b.len = at;
+                    b.push_le(distance, size)?;
                 }
-            }
+                _ => {
+                    if site.code.label_offset(*label).is_none()
+                        && label.id() as usize >= site.code.label_count()
+                    {
+                        return Err(format!(
+                            "label L{} does not belong to this code holder",
+                            label.id()
+                        ));
+                    }
+                    if size == 1 && !options.contains(InstOptions::SHORT) {
+                        return Ok(None);
+                    }
+                    if size == 2 {
+                        return Err("rel16 branches to labels are not supported".into());
+                    }
+                    let kind = if size == 1 {
+                        FixupKind::Rel8
+                    } else {
+                        FixupKind::Rel32
+                    };
+                    field_use = Some(FieldUse {
+                        at: at as u8,
+                        kind,
+                        target: Target::Label(*label),
+                        addend: 0,
+                    });
+                }
+            },
             Operand::Imm(address) => {
                 let address = *address as u64;
                 match site.code.base_address() {
                     Some(base) => {
                         let distance = address.wrapping_sub(base.wrapping_add(end as u64)) as i64;
-                        let distance = if x64 { distance } else { distance as i32 as i64 };
+                        let distance = if x64 {
+                            distance
+                        } else {
+                            distance as i32 as i64
+                        };
                         let fits = match size {
                             1 => i8::try_from(distance).is_ok(),
                             2 => i16::try_from(distance).is_ok(),
@@ -1082,7 +1332,10 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
                             if size == 1 && !options.contains(InstOptions::SHORT) {
                                 return Ok(None);
                             }
-                            return Err(format!("branch distance {distance} does not fit rel{}", size * 8));
+                            return Err(format!(
+                                "branch distance {distance} does not fit rel{}",
+                                size * 8
+                            ));
                         }
                         b.len = at;
                         b.push_le(distance, size)?;
@@ -1094,12 +1347,21 @@ fn encode_form(site: &Site<'_>, form: &Form, operands: &[Operand], options: Inst
                             }
                             return Ok(None);
                         }
-                        field_use = Some(FieldUse { at: at as u8, kind: FixupKind::Rel32, target: Target::Absolute(address), addend: 0 });
+                        field_use = Some(FieldUse {
+                            at: at as u8,
+                            kind: FixupKind::Rel32,
+                            target: Target::Absolute(address),
+                            addend: 0,
+                        });
                     }
                 }
             }
             _ => return Err("expected a label or an address".into()),
         }
     }
-    Ok(Some(Encoded { bytes: b.buf, len: b.len, field_use }))
+    Ok(Some(Encoded {
+        bytes: b.buf,
+        len: b.len,
+        field_use,
+    }))
 }

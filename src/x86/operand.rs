@@ -108,7 +108,9 @@ macro_rules! reg_arg {
         }
     )*};
 }
-reg_arg!(Gp16, Gp32, Gp64, SegReg, CrReg, DrReg, St, Mm, Xmm, Ymm, Zmm, KReg, Tmm, BndReg);
+reg_arg!(
+    Gp16, Gp32, Gp64, SegReg, CrReg, DrReg, St, Mm, Xmm, Ymm, Zmm, KReg, Tmm, BndReg
+);
 
 macro_rules! gp8_arg {
     ($($ty:ident),*) => {$(

@@ -78,7 +78,10 @@ impl RegKind {
 
     /// Whether this is a general-purpose register kind.
     pub const fn is_gp(self) -> bool {
-        matches!(self, RegKind::Gp8 | RegKind::Gp8Hi | RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64)
+        matches!(
+            self,
+            RegKind::Gp8 | RegKind::Gp8Hi | RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64
+        )
     }
 
     /// Whether this is an SSE/AVX vector register kind.
@@ -134,11 +137,23 @@ pub struct Reg {
 impl Reg {
     /// Makes a register; `None` when `id` is out of range for `kind`.
     pub const fn new(kind: RegKind, id: u8) -> Option<Reg> {
-        if id < kind.count() { Some(Reg { kind, id, decorators: Decorators::NONE }) } else { None }
+        if id < kind.count() {
+            Some(Reg {
+                kind,
+                id,
+                decorators: Decorators::NONE,
+            })
+        } else {
+            None
+        }
     }
 
     pub(crate) const fn new_unchecked(kind: RegKind, id: u8) -> Reg {
-        Reg { kind, id, decorators: Decorators::NONE }
+        Reg {
+            kind,
+            id,
+            decorators: Decorators::NONE,
+        }
     }
 
     /// The register kind.
@@ -186,13 +201,17 @@ impl Reg {
             RegKind::Seg => ["es", "cs", "ss", "ds", "fs", "gs"][id],
             RegKind::Cr => CR_NAMES[id],
             RegKind::Dr => DR_NAMES[id],
-            RegKind::St => ["st(0)", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)"][id],
+            RegKind::St => [
+                "st(0)", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",
+            ][id],
             RegKind::Mm => ["mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7"][id],
             RegKind::Xmm => XMM_NAMES[id],
             RegKind::Ymm => YMM_NAMES[id],
             RegKind::Zmm => ZMM_NAMES[id],
             RegKind::K => ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"][id],
-            RegKind::Tmm => ["tmm0", "tmm1", "tmm2", "tmm3", "tmm4", "tmm5", "tmm6", "tmm7"][id],
+            RegKind::Tmm => [
+                "tmm0", "tmm1", "tmm2", "tmm3", "tmm4", "tmm5", "tmm6", "tmm7",
+            ][id],
             RegKind::Bnd => ["bnd0", "bnd1", "bnd2", "bnd3"][id],
             RegKind::Rip => "rip",
         }
@@ -203,7 +222,10 @@ impl Reg {
         let lower = name.to_ascii_lowercase();
         let n = lower.as_str();
         let find = |names: &[&str], kind: RegKind| {
-            names.iter().position(|x| *x == n).map(|i| Reg::new_unchecked(kind, i as u8))
+            names
+                .iter()
+                .position(|x| *x == n)
+                .map(|i| Reg::new_unchecked(kind, i as u8))
         };
         find(&GP64_NAMES, RegKind::Gp64)
             .or_else(|| find(&GP32_NAMES, RegKind::Gp32))
@@ -213,15 +235,44 @@ impl Reg {
             .or_else(|| find(&XMM_NAMES, RegKind::Xmm))
             .or_else(|| find(&YMM_NAMES, RegKind::Ymm))
             .or_else(|| find(&ZMM_NAMES, RegKind::Zmm))
-            .or_else(|| find(&["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"], RegKind::K))
-            .or_else(|| find(&["mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7"], RegKind::Mm))
+            .or_else(|| {
+                find(
+                    &["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"],
+                    RegKind::K,
+                )
+            })
+            .or_else(|| {
+                find(
+                    &["mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7"],
+                    RegKind::Mm,
+                )
+            })
             .or_else(|| find(&["es", "cs", "ss", "ds", "fs", "gs"], RegKind::Seg))
             .or_else(|| find(&CR_NAMES, RegKind::Cr))
             .or_else(|| find(&DR_NAMES, RegKind::Dr))
-            .or_else(|| find(&["tmm0", "tmm1", "tmm2", "tmm3", "tmm4", "tmm5", "tmm6", "tmm7"], RegKind::Tmm))
+            .or_else(|| {
+                find(
+                    &[
+                        "tmm0", "tmm1", "tmm2", "tmm3", "tmm4", "tmm5", "tmm6", "tmm7",
+                    ],
+                    RegKind::Tmm,
+                )
+            })
             .or_else(|| find(&["bnd0", "bnd1", "bnd2", "bnd3"], RegKind::Bnd))
-            .or_else(|| find(&["st0", "st1", "st2", "st3", "st4", "st5", "st6", "st7"], RegKind::St))
-            .or_else(|| find(&["st(0)", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)"], RegKind::St))
+            .or_else(|| {
+                find(
+                    &["st0", "st1", "st2", "st3", "st4", "st5", "st6", "st7"],
+                    RegKind::St,
+                )
+            })
+            .or_else(|| {
+                find(
+                    &[
+                        "st(0)", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",
+                    ],
+                    RegKind::St,
+                )
+            })
             .or_else(|| (n == "st").then_some(Reg::new_unchecked(RegKind::St, 0)))
             .or_else(|| (n == "rip").then_some(Reg::new_unchecked(RegKind::Rip, 0)))
     }
@@ -241,36 +292,64 @@ impl fmt::Display for Reg {
 }
 
 const GP8_NAMES: [&str; 16] = [
-    "al", "cl", "dl", "bl", "spl", "bpl", "sil", "dil", "r8b", "r9b", "r10b", "r11b", "r12b", "r13b", "r14b", "r15b",
+    "al", "cl", "dl", "bl", "spl", "bpl", "sil", "dil", "r8b", "r9b", "r10b", "r11b", "r12b",
+    "r13b", "r14b", "r15b",
 ];
 const GP16_NAMES: [&str; 16] = [
-    "ax", "cx", "dx", "bx", "sp", "bp", "si", "di", "r8w", "r9w", "r10w", "r11w", "r12w", "r13w", "r14w", "r15w",
+    "ax", "cx", "dx", "bx", "sp", "bp", "si", "di", "r8w", "r9w", "r10w", "r11w", "r12w", "r13w",
+    "r14w", "r15w",
 ];
 const GP32_NAMES: [&str; 16] = [
-    "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "r8d", "r9d", "r10d", "r11d", "r12d", "r13d", "r14d",
-    "r15d",
+    "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "r8d", "r9d", "r10d", "r11d", "r12d",
+    "r13d", "r14d", "r15d",
 ];
 const GP64_NAMES: [&str; 16] = [
-    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15",
 ];
 const CR_NAMES: [&str; 16] = [
-    "cr0", "cr1", "cr2", "cr3", "cr4", "cr5", "cr6", "cr7", "cr8", "cr9", "cr10", "cr11", "cr12", "cr13", "cr14",
-    "cr15",
+    "cr0", "cr1", "cr2", "cr3", "cr4", "cr5", "cr6", "cr7", "cr8", "cr9", "cr10", "cr11", "cr12",
+    "cr13", "cr14", "cr15",
 ];
 const DR_NAMES: [&str; 16] = [
-    "dr0", "dr1", "dr2", "dr3", "dr4", "dr5", "dr6", "dr7", "dr8", "dr9", "dr10", "dr11", "dr12", "dr13", "dr14",
-    "dr15",
+    "dr0", "dr1", "dr2", "dr3", "dr4", "dr5", "dr6", "dr7", "dr8", "dr9", "dr10", "dr11", "dr12",
+    "dr13", "dr14", "dr15",
 ];
 macro_rules! vec_names {
     ($p:literal) => {
         [
-            concat!($p, "0"), concat!($p, "1"), concat!($p, "2"), concat!($p, "3"), concat!($p, "4"),
-            concat!($p, "5"), concat!($p, "6"), concat!($p, "7"), concat!($p, "8"), concat!($p, "9"),
-            concat!($p, "10"), concat!($p, "11"), concat!($p, "12"), concat!($p, "13"), concat!($p, "14"),
-            concat!($p, "15"), concat!($p, "16"), concat!($p, "17"), concat!($p, "18"), concat!($p, "19"),
-            concat!($p, "20"), concat!($p, "21"), concat!($p, "22"), concat!($p, "23"), concat!($p, "24"),
-            concat!($p, "25"), concat!($p, "26"), concat!($p, "27"), concat!($p, "28"), concat!($p, "29"),
-            concat!($p, "30"), concat!($p, "31"),
+            concat!($p, "0"),
+            concat!($p, "1"),
+            concat!($p, "2"),
+            concat!($p, "3"),
+            concat!($p, "4"),
+            concat!($p, "5"),
+            concat!($p, "6"),
+            concat!($p, "7"),
+            concat!($p, "8"),
+            concat!($p, "9"),
+            concat!($p, "10"),
+            concat!($p, "11"),
+            concat!($p, "12"),
+            concat!($p, "13"),
+            concat!($p, "14"),
+            concat!($p, "15"),
+            concat!($p, "16"),
+            concat!($p, "17"),
+            concat!($p, "18"),
+            concat!($p, "19"),
+            concat!($p, "20"),
+            concat!($p, "21"),
+            concat!($p, "22"),
+            concat!($p, "23"),
+            concat!($p, "24"),
+            concat!($p, "25"),
+            concat!($p, "26"),
+            concat!($p, "27"),
+            concat!($p, "28"),
+            concat!($p, "29"),
+            concat!($p, "30"),
+            concat!($p, "31"),
         ]
     };
 }

@@ -36,7 +36,12 @@ fn decode_with(bytes: &[u8], bitness: u32, options: u32) -> Result<Instruction, 
         return Err(format!("iced-x86 cannot decode {}", hex(bytes)));
     }
     if instr.len() != bytes.len() {
-        return Err(format!("iced-x86 decoded {} of {} bytes from {}", instr.len(), bytes.len(), hex(bytes)));
+        return Err(format!(
+            "iced-x86 decoded {} of {} bytes from {}",
+            instr.len(),
+            bytes.len(),
+            hex(bytes)
+        ));
     }
     Ok(instr)
 }
@@ -83,13 +88,21 @@ fn mnemonic_matches(ours: Mnemonic, theirs: iced_x86::Mnemonic) -> bool {
     // `pushfw` etc. are iced-x86's `pushf`; `fclex` (with FWAIT) decodes as `wait` + `fnclex`.
     ours == theirs
         || ours.strip_suffix('w').is_some_and(|s| s == theirs)
-        || theirs.strip_prefix("fn").is_some_and(|s| ours.strip_prefix('f') == Some(s))
+        || theirs
+            .strip_prefix("fn")
+            .is_some_and(|s| ours.strip_prefix('f') == Some(s))
 }
 
 fn compare_mem(m: &Mem, instr: &Instruction, bitness: u32) -> Result<(), String> {
     let base = match m.base() {
         MemBase::Reg(r) => our_reg_name(r),
-        MemBase::Rip => if bitness == 64 { "rip".into() } else { "none".into() },
+        MemBase::Rip => {
+            if bitness == 64 {
+                "rip".into()
+            } else {
+                "none".into()
+            }
+        }
         MemBase::None | MemBase::Label(_) => "none".into(),
     };
     let their_base = reg_name(instr.memory_base());
@@ -102,12 +115,22 @@ fn compare_mem(m: &Mem, instr: &Instruction, bitness: u32) -> Result<(), String>
         return Err(format!("index {index} decoded as {their_index}"));
     }
     if m.index().is_some() && m.scale() as u32 != instr.memory_index_scale() {
-        return Err(format!("scale {} decoded as {}", m.scale(), instr.memory_index_scale()));
+        return Err(format!(
+            "scale {} decoded as {}",
+            m.scale(),
+            instr.memory_index_scale()
+        ));
     }
     let disp = instr.memory_displacement64() as i64;
     let ours = m.disp();
     let addr32 = bitness == 32 || matches!(m.base(), MemBase::Reg(r) if r.kind() == RegKind::Gp32);
-    let same = if m.base() == MemBase::Rip { true } else if addr32 { ours as u32 == disp as u32 } else { ours == disp };
+    let same = if m.base() == MemBase::Rip {
+        true
+    } else if addr32 {
+        ours as u32 == disp as u32
+    } else {
+        ours == disp
+    };
     if !same {
         return Err(format!("displacement {ours:#x} decoded as {disp:#x}"));
     }
@@ -118,22 +141,40 @@ fn compare_mem(m: &Mem, instr: &Instruction, bitness: u32) -> Result<(), String>
         }
     }
     if m.is_broadcast() != instr.is_broadcast() {
-        return Err(format!("broadcast {} decoded as {}", m.is_broadcast(), instr.is_broadcast()));
+        return Err(format!(
+            "broadcast {} decoded as {}",
+            m.is_broadcast(),
+            instr.is_broadcast()
+        ));
     }
     Ok(())
 }
 
 /// Checks that iced-x86 decoded the instruction jitforge was asked for.
-pub fn compare(mnemonic: Mnemonic, operands: &[Operand], instr: &Instruction, bitness: u32) -> Result<(), String> {
+pub fn compare(
+    mnemonic: Mnemonic,
+    operands: &[Operand],
+    instr: &Instruction,
+    bitness: u32,
+) -> Result<(), String> {
     if !mnemonic_matches(mnemonic, instr.mnemonic()) {
-        return Err(format!("mnemonic {} decoded as {:?}", mnemonic.name(), instr.mnemonic()));
+        return Err(format!(
+            "mnemonic {} decoded as {:?}",
+            mnemonic.name(),
+            instr.mnemonic()
+        ));
     }
     // `xlatb`'s [rbx + al] is implicit in Intel syntax too.
     let implicit_xlat = instr.mnemonic() == iced_x86::Mnemonic::Xlatb;
-    let theirs: Vec<u32> =
-        (0..instr.op_count()).filter(|&i| !is_implicit_memory(instr.op_kind(i)) && !implicit_xlat).collect();
+    let theirs: Vec<u32> = (0..instr.op_count())
+        .filter(|&i| !is_implicit_memory(instr.op_kind(i)) && !implicit_xlat)
+        .collect();
     if theirs.len() != operands.len() {
-        return Err(format!("{} operands decoded as {}", operands.len(), theirs.len()));
+        return Err(format!(
+            "{} operands decoded as {}",
+            operands.len(),
+            theirs.len()
+        ));
     }
     let mut mask = 0u8;
     let mut zeroing = false;
@@ -166,20 +207,29 @@ pub fn compare(mnemonic: Mnemonic, operands: &[Operand], instr: &Instruction, bi
                     }
                 }
                 OpKind::FarBranch16 | OpKind::FarBranch32 => {
-                    let (sel, off) = (instr.far_branch_selector() as i64, instr.far_branch32() as i64);
+                    let (sel, off) = (
+                        instr.far_branch_selector() as i64,
+                        instr.far_branch32() as i64,
+                    );
                     if (sel << 32) | off != *v {
                         return Err(format!("far target {v:#x} decoded as {sel:#x}:{off:#x}"));
                     }
                 }
                 _ => {
-                    let theirs = instr.try_immediate(i).map_err(|e| format!("immediate decoded as {kind:?}: {e}"))?;
+                    let theirs = instr
+                        .try_immediate(i)
+                        .map_err(|e| format!("immediate decoded as {kind:?}: {e}"))?;
                     let width = match kind {
                         OpKind::Immediate8 | OpKind::Immediate8_2nd => 8,
                         OpKind::Immediate16 | OpKind::Immediate8to16 => 16,
                         OpKind::Immediate32 | OpKind::Immediate8to32 => 32,
                         _ => 64,
                     };
-                    let m = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
+                    let m = if width == 64 {
+                        u64::MAX
+                    } else {
+                        (1u64 << width) - 1
+                    };
                     if (*v as u64) & m != theirs & m {
                         return Err(format!("immediate {v:#x} decoded as {theirs:#x}"));
                     }
@@ -197,7 +247,10 @@ pub fn compare(mnemonic: Mnemonic, operands: &[Operand], instr: &Instruction, bi
         return Err(format!("mask k{mask} decoded as k{their_mask}"));
     }
     if zeroing != instr.zeroing_masking() {
-        return Err(format!("zeroing {zeroing} decoded as {}", instr.zeroing_masking()));
+        return Err(format!(
+            "zeroing {zeroing} decoded as {}",
+            instr.zeroing_masking()
+        ));
     }
     Ok(())
 }

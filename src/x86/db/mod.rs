@@ -166,7 +166,10 @@ impl OperandKind {
     pub const fn is_implicit(self) -> bool {
         matches!(
             self,
-            OperandKind::ImplicitRsi | OperandKind::ImplicitEsRdi | OperandKind::ImplicitRdi | OperandKind::ImplicitXlat
+            OperandKind::ImplicitRsi
+                | OperandKind::ImplicitEsRdi
+                | OperandKind::ImplicitRdi
+                | OperandKind::ImplicitXlat
         )
     }
 }
@@ -362,7 +365,10 @@ impl Form {
 
     /// Number of explicit (written) operands.
     pub fn explicit_count(&self) -> usize {
-        self.operands.iter().filter(|k| **k != OperandKind::None && !k.is_implicit()).count()
+        self.operands
+            .iter()
+            .filter(|k| **k != OperandKind::None && !k.is_implicit())
+            .count()
     }
 
     /// Whether the form has a flag from [`flags`].
@@ -385,6 +391,9 @@ impl Mnemonic {
 
     /// Looks a mnemonic up by its lower-case name.
     pub fn from_name(name: &str) -> Option<Mnemonic> {
-        MNEMONIC_NAMES.binary_search(&name).ok().and_then(Mnemonic::from_index)
+        MNEMONIC_NAMES
+            .binary_search(&name)
+            .ok()
+            .and_then(Mnemonic::from_index)
     }
 }

@@ -65,10 +65,17 @@ fn in_universe(code: Code) -> bool {
     // and AsmJit's two Geode 3DNow! forms.
     let name = format!("{code:?}");
     let geode_kept = name.contains("Pfrcpv") || name.contains("Pfrsqrtv");
-    if op.decoder_option() != 0 && op.decoder_option() != iced_x86::DecoderOptions::MPX && !geode_kept {
+    if op.decoder_option() != 0
+        && op.decoder_option() != iced_x86::DecoderOptions::MPX
+        && !geode_kept
+    {
         return false;
     }
-    if code.cpuid_features().iter().any(|f| EXCLUDED_FEATURES.contains(f)) {
+    if code
+        .cpuid_features()
+        .iter()
+        .any(|f| EXCLUDED_FEATURES.contains(f))
+    {
         return false;
     }
     // Geode-only 3DNow! forms: AsmJit keeps pfrcpv/pfrsqrtv, and so do we.
@@ -83,14 +90,22 @@ fn in_universe(code: Code) -> bool {
         return false;
     }
     let excluded_prefixes = [
-        "Popw_CS", "Loadall", "Umov", "Jmpe", "Sal_", "Nopq", "Salc_", "Zero_bytes",
+        "Popw_CS",
+        "Loadall",
+        "Umov",
+        "Jmpe",
+        "Sal_",
+        "Nopq",
+        "Salc_",
+        "Zero_bytes",
     ];
     if excluded_prefixes.iter().any(|p| name.starts_with(p)) {
         return false;
     }
     // Alias encodings that no assembly text selects.
     let alias_suffixes = ["_82", "_F6r1", "_F7r1", "_0F11"];
-    if alias_suffixes.iter().any(|s| name.ends_with(s)) && !name.starts_with("Movss")
+    if alias_suffixes.iter().any(|s| name.ends_with(s))
+        && !name.starts_with("Movss")
         && !name.starts_with("Movsd")
     {
         // `movss xmm, xmm` store form (0F 11) is also an alias; the 0F 10 form is selected.
@@ -100,7 +115,12 @@ fn in_universe(code: Code) -> bool {
         return false;
     }
     // x87 aliases with an explicit opcode suffix (e.g. Fcom_st0_sti_DCD0).
-    if name.starts_with('F') && name.rsplit('_').next().is_some_and(|s| s.len() == 4 && s.chars().all(|c| c.is_ascii_hexdigit())) {
+    if name.starts_with('F')
+        && name
+            .rsplit('_')
+            .next()
+            .is_some_and(|s| s.len() == 4 && s.chars().all(|c| c.is_ascii_hexdigit()))
+    {
         return false;
     }
     if op.op_kinds().contains(&OpCodeOperandKind::tr_reg) {
@@ -115,7 +135,10 @@ fn mnemonic_name(code: Code) -> String {
     // iced names the 16-bit forms of these without a suffix; assemblers read the
     // unsuffixed name as the mode's default size, so the 16-bit ones get a `w`.
     match (code.mnemonic(), op.operand_size()) {
-        (Mnemonic::Pushf | Mnemonic::Popf | Mnemonic::Pusha | Mnemonic::Popa | Mnemonic::Iret, 16) => {
+        (
+            Mnemonic::Pushf | Mnemonic::Popf | Mnemonic::Pusha | Mnemonic::Popa | Mnemonic::Iret,
+            16,
+        ) => {
             format!("{name}w")
         }
         _ => name,
@@ -275,7 +298,11 @@ fn encoding_text(code: Code) -> String {
                 | OpCodeOperandKind::r64_opcode
         )
     });
-    let modrm_group = if op.is_group() { Some(op.group_index()) } else { None };
+    let modrm_group = if op.is_group() {
+        Some(op.group_index())
+    } else {
+        None
+    };
     let uses_modrm = kinds.iter().any(|k| {
         let t = operand_token(*k).unwrap_or("");
         t.contains("/m")
@@ -285,8 +312,20 @@ fn encoding_text(code: Code) -> String {
             || t.ends_with(".a")
             || matches!(
                 t,
-                "r8" | "r16" | "r32" | "r64" | "sreg" | "k" | "k.pair" | "mm" | "xmm" | "ymm" | "zmm"
-                    | "cr" | "dr" | "bnd" | "tmm"
+                "r8" | "r16"
+                    | "r32"
+                    | "r64"
+                    | "sreg"
+                    | "k"
+                    | "k.pair"
+                    | "mm"
+                    | "xmm"
+                    | "ymm"
+                    | "zmm"
+                    | "cr"
+                    | "dr"
+                    | "bnd"
+                    | "tmm"
             )
     });
     let (opcode, second) = if op.op_code_len() == 2 {
@@ -396,7 +435,11 @@ fn encoding_text(code: Code) -> String {
 }
 
 fn memory_size_bytes(size: MemorySize) -> usize {
-    if size == MemorySize::Unknown { 0 } else { size.size() }
+    if size == MemorySize::Unknown {
+        0
+    } else {
+        size.size()
+    }
 }
 
 /// The attribute column: memory sizes, EVEX details and allowed prefixes.
@@ -417,7 +460,10 @@ fn attributes(code: Code) -> String {
         push(&format!("m={}", memory_size_bytes(op.memory_size())));
     }
     if op.can_broadcast() {
-        push(&format!("bcst={}", memory_size_bytes(op.broadcast_memory_size())));
+        push(&format!(
+            "bcst={}",
+            memory_size_bytes(op.broadcast_memory_size())
+        ));
     }
     if op.encoding() == EncodingKind::EVEX {
         let tt = format!("{:?}", op.tuple_type());
@@ -475,14 +521,19 @@ fn priority(code: Code) -> (u8, u8, u8, u8) {
         _ => 0,
     };
     let short_branch = kinds.iter().any(|k| {
-        matches!(k, OpCodeOperandKind::br16_1 | OpCodeOperandKind::br32_1 | OpCodeOperandKind::br64_1)
+        matches!(
+            k,
+            OpCodeOperandKind::br16_1 | OpCodeOperandKind::br32_1 | OpCodeOperandKind::br64_1
+        )
     });
     let imm_rank = if kinds.contains(&OpCodeOperandKind::imm8_const_1) || short_branch {
         0
     } else if kinds.iter().any(|k| {
         matches!(
             k,
-            OpCodeOperandKind::imm8sex16 | OpCodeOperandKind::imm8sex32 | OpCodeOperandKind::imm8sex64
+            OpCodeOperandKind::imm8sex16
+                | OpCodeOperandKind::imm8sex32
+                | OpCodeOperandKind::imm8sex64
         )
     }) {
         1
@@ -496,7 +547,10 @@ fn priority(code: Code) -> (u8, u8, u8, u8) {
     let fixed = kinds.iter().any(|k| {
         matches!(
             k,
-            OpCodeOperandKind::al | OpCodeOperandKind::ax | OpCodeOperandKind::eax | OpCodeOperandKind::rax
+            OpCodeOperandKind::al
+                | OpCodeOperandKind::ax
+                | OpCodeOperandKind::eax
+                | OpCodeOperandKind::rax
         )
     });
     let opcode_reg = kinds.iter().any(|k| {
@@ -508,14 +562,24 @@ fn priority(code: Code) -> (u8, u8, u8, u8) {
                 | OpCodeOperandKind::r64_opcode
         )
     });
-    let shape_rank = if fixed { 0 } else if opcode_reg { 1 } else { 2 };
+    let shape_rank = if fixed {
+        0
+    } else if opcode_reg {
+        1
+    } else {
+        2
+    };
     // Forms whose size only the mnemonic suffix or mode can tell go after the
     // default-size ones (`push es` is the 32-bit form in 32-bit mode).
     let explicit_size = kinds.iter().any(|k| {
         let t = operand_token(*k).unwrap_or("");
         (t.starts_with('r') && !t.starts_with("rel")) || t.contains("/m") || t == "ax" || t == "dx"
     });
-    let size_rank = if !explicit_size && op.operand_size() == 16 { 1 } else { 0 };
+    let size_rank = if !explicit_size && op.operand_size() == 16 {
+        1
+    } else {
+        0
+    };
     (size_rank, encoding_rank, imm_rank, shape_rank)
 }
 
@@ -546,9 +610,15 @@ pub fn database_text() -> String {
         // 16-bit near branches are not in the 64-bit universe.
         // (In 64-bit mode the CPU ignores 66 on near branches.)
         let is_branch16 = op.op_kinds().iter().any(|k| {
-            matches!(k, OpCodeOperandKind::br16_1 | OpCodeOperandKind::br16_2 | OpCodeOperandKind::xbegin_2)
+            matches!(
+                k,
+                OpCodeOperandKind::br16_1 | OpCodeOperandKind::br16_2 | OpCodeOperandKind::xbegin_2
+            )
         }) || (op.operand_size() == 16
-            && matches!(code.mnemonic(), Mnemonic::Call | Mnemonic::Jmp | Mnemonic::Ret)
+            && matches!(
+                code.mnemonic(),
+                Mnemonic::Call | Mnemonic::Jmp | Mnemonic::Ret
+            )
             && !op.op_kinds().contains(&OpCodeOperandKind::mem));
         if op.mode64() && !is_branch16 {
             modes.push("64");
@@ -559,8 +629,11 @@ pub fn database_text() -> String {
         if modes.is_empty() {
             continue;
         }
-        let features: Vec<String> =
-            code.cpuid_features().iter().map(|f| format!("{f:?}").to_lowercase()).collect();
+        let features: Vec<String> = code
+            .cpuid_features()
+            .iter()
+            .map(|f| format!("{f:?}").to_lowercase())
+            .collect();
         let mnemonic = mnemonic_name(code);
         let mut text = String::new();
         let _ = write!(
@@ -573,9 +646,16 @@ pub fn database_text() -> String {
             modes.join(","),
             attributes(code)
         );
-        rows.push(Row { mnemonic, priority: priority(code), order, text: text.trim_end().to_string() });
+        rows.push(Row {
+            mnemonic,
+            priority: priority(code),
+            order,
+            text: text.trim_end().to_string(),
+        });
     }
-    rows.sort_by(|a, b| (&a.mnemonic, a.priority, a.order).cmp(&(&b.mnemonic, b.priority, b.order)));
+    rows.sort_by(|a, b| {
+        (&a.mnemonic, a.priority, a.order).cmp(&(&b.mnemonic, b.priority, b.order))
+    });
     let mut out = String::from(HEADER);
     for row in rows {
         out.push_str(&row.text);

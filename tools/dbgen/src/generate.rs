@@ -170,20 +170,23 @@ fn token_classes(token: &str) -> &'static [&'static str] {
         "bnd" => &["BndReg"],
         "st0" | "st.o" => &["St"],
         "tmm" | "tmm.rm" | "tmm.v" => &["Tmm"],
-        "i4" | "ib" | "1" | "ib.sx16" | "ib.sx32" | "ib.sx64" | "iw" | "id" | "id.sx64" | "iq" | "ptr16:16"
-        | "ptr16:32" => &["class::Imm"],
-        "rel8" | "rel16" | "rel32" | "xrel16" | "xrel32" | "disp16" | "disp32" => &["class::Label", "class::Imm"],
+        "i4" | "ib" | "1" | "ib.sx16" | "ib.sx32" | "ib.sx64" | "iw" | "id" | "id.sx64" | "iq"
+        | "ptr16:16" | "ptr16:32" => &["class::Imm"],
+        "rel8" | "rel16" | "rel32" | "xrel16" | "xrel32" | "disp16" | "disp32" => {
+            &["class::Label", "class::Imm"]
+        }
         t if t.starts_with('m') || t.starts_with("vm") => &["class::Mem"],
         _ => &[],
     }
 }
 
 const RESERVED: &[&str] = &[
-    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl",
-    "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static", "struct",
-    "super", "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract",
-    "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield",
-    "try", "gen", // Rust keywords
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
+    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
+    "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where",
+    "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro",
+    "override", "priv", "typeof", "unsized", "virtual", "yield", "try",
+    "gen", // Rust keywords
     "and", "or", "xor", "not", "int", // AsmJit's names for these (C++ keywords)
 ];
 
@@ -191,7 +194,11 @@ const RESERVED: &[&str] = &[
 /// smallest arity among its forms (that one gets the plain name).
 pub fn method_name(mnemonic: &str, arity: usize, smallest: usize) -> String {
     if arity == smallest {
-        if RESERVED.contains(&mnemonic) { format!("{mnemonic}_") } else { mnemonic.to_string() }
+        if RESERVED.contains(&mnemonic) {
+            format!("{mnemonic}_")
+        } else {
+            mnemonic.to_string()
+        }
     } else {
         format!("{mnemonic}_{arity}")
     }
@@ -216,9 +223,15 @@ fn map_variant(map: &str, kind: &str) -> &'static str {
 pub fn generate(rows: &[Row]) -> (String, String) {
     let mut mnemonics: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for row in rows {
-        mnemonics.entry(row.mnemonic.as_str()).or_default().push(row);
+        mnemonics
+            .entry(row.mnemonic.as_str())
+            .or_default()
+            .push(row);
     }
-    let features: BTreeSet<&str> = rows.iter().flat_map(|r| r.features.iter().map(String::as_str)).collect();
+    let features: BTreeSet<&str> = rows
+        .iter()
+        .flat_map(|r| r.features.iter().map(String::as_str))
+        .collect();
     let mut feature_sets: Vec<Vec<&str>> = Vec::new();
     let mut feature_set_index: BTreeMap<Vec<&str>, usize> = BTreeMap::new();
 
@@ -226,7 +239,11 @@ pub fn generate(rows: &[Row]) -> (String, String) {
     out.push_str("use super::{Encoding as E, Form, MandatoryPrefix as P, ModRmSpec as R, OpcodeMap as M, OperandKind as K, VexL as L, VexW as W};\n\n");
 
     // Mnemonic enum.
-    let _ = writeln!(out, "/// Every x86 mnemonic in the database ({} of them).", mnemonics.len());
+    let _ = writeln!(
+        out,
+        "/// Every x86 mnemonic in the database ({} of them).",
+        mnemonics.len()
+    );
     out.push_str("#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[repr(u16)]\npub enum Mnemonic {\n");
     for name in mnemonics.keys() {
         let _ = writeln!(out, "    /// `{name}`\n    {},", camel(name));
@@ -239,20 +256,32 @@ pub fn generate(rows: &[Row]) -> (String, String) {
         let _ = writeln!(out, "        Mnemonic::{},", camel(name));
     }
     out.push_str("    ];\n\n    /// The mnemonic with this index (its position in name order).\n    pub const fn from_index(index: usize) -> Option<Mnemonic> {\n        if index < Mnemonic::COUNT { Some(Mnemonic::ALL[index]) } else { None }\n    }\n}\n\n");
-    let _ = writeln!(out, "pub(crate) static MNEMONIC_NAMES: [&str; {}] = [", mnemonics.len());
+    let _ = writeln!(
+        out,
+        "pub(crate) static MNEMONIC_NAMES: [&str; {}] = [",
+        mnemonics.len()
+    );
     for name in mnemonics.keys() {
         let _ = writeln!(out, "    \"{name}\",");
     }
     out.push_str("];\n\n");
 
     // CPU features.
-    let _ = writeln!(out, "/// A CPU feature an instruction form needs ({} of them).", features.len());
+    let _ = writeln!(
+        out,
+        "/// A CPU feature an instruction form needs ({} of them).",
+        features.len()
+    );
     out.push_str("#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[repr(u8)]\npub enum CpuFeature {\n");
     for f in &features {
         let _ = writeln!(out, "    /// `{f}`\n    {},", camel(f));
     }
     out.push_str("}\n\nimpl CpuFeature {\n    /// Every feature, in name order.\n");
-    let _ = writeln!(out, "    pub const ALL: [CpuFeature; {}] = [", features.len());
+    let _ = writeln!(
+        out,
+        "    pub const ALL: [CpuFeature; {}] = [",
+        features.len()
+    );
     for f in &features {
         let _ = writeln!(out, "        CpuFeature::{},", camel(f));
     }
@@ -275,7 +304,11 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 feature_sets.push(set);
                 next
             });
-            let mut ops: Vec<String> = row.operands.iter().map(|t| format!("K::{}", kind_variant(t))).collect();
+            let mut ops: Vec<String> = row
+                .operands
+                .iter()
+                .map(|t| format!("K::{}", kind_variant(t)))
+                .collect();
             while ops.len() < 5 {
                 ops.push("K::None".into());
             }
@@ -295,7 +328,9 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 _ => "P::None",
             };
             let modrm = match (e.modrm.as_str(), e.second) {
-                ("r", _) if e.fixed_rm.is_some() => format!("R::RegFixedRm({})", e.fixed_rm.unwrap_or(0)),
+                ("r", _) if e.fixed_rm.is_some() => {
+                    format!("R::RegFixedRm({})", e.fixed_rm.unwrap_or(0))
+                }
                 ("r", _) => "R::Reg".to_string(),
                 ("+r", _) => "R::OpcodeReg".to_string(),
                 ("+i", Some(b)) => format!("R::StPlus(0x{b:02x})"),
@@ -338,7 +373,11 @@ pub fn generate(rows: &[Row]) -> (String, String) {
             let flags_expr = if flag_names.is_empty() {
                 "0".to_string()
             } else {
-                flag_names.iter().map(|f| format!("flags::{f}")).collect::<Vec<_>>().join(" | ")
+                flag_names
+                    .iter()
+                    .map(|f| format!("flags::{f}"))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             };
             let modes = match (row.mode64, row.mode32) {
                 (true, true) => "modes::M64 | modes::M32",
@@ -366,13 +405,24 @@ pub fn generate(rows: &[Row]) -> (String, String) {
         }
         ranges.push((start, index));
     }
-    let _ = writeln!(out, "pub(crate) static FEATURE_SETS: [&[CpuFeature]; {}] = [", feature_sets.len());
+    let _ = writeln!(
+        out,
+        "pub(crate) static FEATURE_SETS: [&[CpuFeature]; {}] = [",
+        feature_sets.len()
+    );
     for set in &feature_sets {
-        let items: Vec<String> = set.iter().map(|f| format!("CpuFeature::{}", camel(f))).collect();
+        let items: Vec<String> = set
+            .iter()
+            .map(|f| format!("CpuFeature::{}", camel(f)))
+            .collect();
         let _ = writeln!(out, "    &[{}],", items.join(", "));
     }
     out.push_str("];\n\n");
-    let _ = writeln!(out, "pub(crate) static MNEMONIC_FORMS: [(u16, u16); {}] = [", ranges.len());
+    let _ = writeln!(
+        out,
+        "pub(crate) static MNEMONIC_FORMS: [(u16, u16); {}] = [",
+        ranges.len()
+    );
     for (s, e) in &ranges {
         let _ = writeln!(out, "    ({s}, {e}),");
     }
@@ -393,7 +443,12 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
     for (name, forms) in mnemonics {
         let mut by_arity: BTreeMap<usize, (BTreeSet<Vec<&str>>, Vec<String>)> = BTreeMap::new();
         for row in forms {
-            let explicit: Vec<&str> = row.operands.iter().map(String::as_str).filter(|t| !is_implicit(t)).collect();
+            let explicit: Vec<&str> = row
+                .operands
+                .iter()
+                .map(String::as_str)
+                .filter(|t| !is_implicit(t))
+                .collect();
             let entry = by_arity.entry(explicit.len()).or_default();
             let mut tuples: Vec<Vec<&str>> = vec![Vec::new()];
             for token in &explicit {
@@ -410,14 +465,20 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
                     .collect();
             }
             entry.0.extend(tuples);
-            entry.1.push(format!("`{name} {}`", explicit.join(", ")).replace(" `", "`"));
+            entry
+                .1
+                .push(format!("`{name} {}`", explicit.join(", ")).replace(" `", "`"));
         }
         let smallest = *by_arity.keys().next().unwrap_or(&0);
         for (arity, (tuples, docs)) in &by_arity {
             let method = method_name(name, *arity, smallest);
             let mut doc_forms: Vec<&String> = docs.iter().collect();
             doc_forms.dedup();
-            let forms_doc = doc_forms.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+            let forms_doc = doc_forms
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             if *arity == 0 {
                 let _ = writeln!(
                     methods,
@@ -427,14 +488,24 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
                 continue;
             }
             let trait_name = format!("{}{arity}", camel(name));
-            let _ = writeln!(sig, "    /// Operand classes that `{name}` takes with {arity} operand(s).\n    pub trait {trait_name} {{}}");
+            let _ = writeln!(
+                sig,
+                "    /// Operand classes that `{name}` takes with {arity} operand(s).\n    pub trait {trait_name} {{}}"
+            );
             for t in tuples {
                 let _ = writeln!(sig, "    impl {trait_name} for ({},) {{}}", t.join(", "));
             }
-            let generics: Vec<String> = (0..*arity).map(|i| format!("{}: Arg", PARAMS[i])).collect();
-            let params: Vec<String> = (0..*arity).map(|i| format!("{}: {}", ARGS[i], PARAMS[i])).collect();
-            let classes: Vec<String> = (0..*arity).map(|i| format!("{}::Class", PARAMS[i])).collect();
-            let ops: Vec<String> = (0..*arity).map(|i| format!("{}.to_operand()", ARGS[i])).collect();
+            let generics: Vec<String> =
+                (0..*arity).map(|i| format!("{}: Arg", PARAMS[i])).collect();
+            let params: Vec<String> = (0..*arity)
+                .map(|i| format!("{}: {}", ARGS[i], PARAMS[i]))
+                .collect();
+            let classes: Vec<String> = (0..*arity)
+                .map(|i| format!("{}::Class", PARAMS[i]))
+                .collect();
+            let ops: Vec<String> = (0..*arity)
+                .map(|i| format!("{}.to_operand()", ARGS[i]))
+                .collect();
             let _ = writeln!(
                 methods,
                 "    /// Emits `{name}` with {arity} operand(s): {forms_doc}.\n    #[inline]\n    fn {method}<{}>(&mut self, {}) -> Result<(), Error>\n    where\n        ({},): sig::{trait_name},\n    {{\n        self.emit(Mnemonic::{}, &[{}])\n    }}\n",

@@ -27,7 +27,9 @@ fn main() -> ExitCode {
             };
             let [tables_path, api_path] = jitforge_dbgen::generated_paths();
             if command == "check" {
-                let same = |path: &std::path::Path, text: &str| std::fs::read_to_string(path).is_ok_and(|t| t == text);
+                let same = |path: &std::path::Path, text: &str| {
+                    std::fs::read_to_string(path).is_ok_and(|t| t == text)
+                };
                 if same(&tables_path, &tables) && same(&api_path, &api) {
                     return ExitCode::SUCCESS;
                 }
@@ -47,7 +49,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         other => {
-            eprintln!("unknown command {other:?}; usage: jitforge-dbgen [generate|check|bootstrap]");
+            eprintln!(
+                "unknown command {other:?}; usage: jitforge-dbgen [generate|check|bootstrap]"
+            );
             ExitCode::from(2)
         }
     }

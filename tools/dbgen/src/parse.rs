@@ -83,17 +83,112 @@ impl std::error::Error for ParseError {}
 
 /// Every operand token the database may use.
 pub const OPERAND_TOKENS: &[&str] = &[
-    "ptr16:16", "ptr16:32", "moffs", "m", "m.far", "m.mpx", "m.mib", "m.sib", "vm32x", "vm64x",
-    "vm32y", "vm64y", "vm32z", "vm64z", "r8/m", "r16/m", "r32/m", "r32/m.mpx", "r64/m",
-    "r64/m.mpx", "mm/m", "xmm/m", "ymm/m", "zmm/m", "bnd/m.mpx", "k/m", "r8", "r8.o", "r16",
-    "r16.a", "r16.rm", "r16.o", "r32", "r32.a", "r32.rm", "r32.o", "r32.v", "r64", "r64.a",
-    "r64.rm", "r64.o", "r64.v", "sreg", "k", "k.pair", "k.rm", "k.v", "mm", "mm.rm", "xmm",
-    "xmm.rm", "xmm.v", "xmm.v4", "xmm.is4", "xmm.is5", "ymm", "ymm.rm", "ymm.v", "ymm.is4",
-    "ymm.is5", "zmm", "zmm.rm", "zmm.v", "zmm.v4", "cr", "dr", "tr", "bnd", "es", "cs", "ss",
-    "ds", "fs", "gs", "al", "cl", "ax", "dx", "eax", "rax", "st0", "st.o", "i4", "ib", "1",
-    "ib.sx16", "ib.sx32", "ib.sx64", "iw", "id", "id.sx64", "iq", "[rsi]", "es:[rdi]", "[rdi]",
-    "[rbx+al]", "rel8", "rel16", "rel32", "xrel16", "xrel32", "disp16", "disp32", "tmm",
-    "tmm.rm", "tmm.v",
+    "ptr16:16",
+    "ptr16:32",
+    "moffs",
+    "m",
+    "m.far",
+    "m.mpx",
+    "m.mib",
+    "m.sib",
+    "vm32x",
+    "vm64x",
+    "vm32y",
+    "vm64y",
+    "vm32z",
+    "vm64z",
+    "r8/m",
+    "r16/m",
+    "r32/m",
+    "r32/m.mpx",
+    "r64/m",
+    "r64/m.mpx",
+    "mm/m",
+    "xmm/m",
+    "ymm/m",
+    "zmm/m",
+    "bnd/m.mpx",
+    "k/m",
+    "r8",
+    "r8.o",
+    "r16",
+    "r16.a",
+    "r16.rm",
+    "r16.o",
+    "r32",
+    "r32.a",
+    "r32.rm",
+    "r32.o",
+    "r32.v",
+    "r64",
+    "r64.a",
+    "r64.rm",
+    "r64.o",
+    "r64.v",
+    "sreg",
+    "k",
+    "k.pair",
+    "k.rm",
+    "k.v",
+    "mm",
+    "mm.rm",
+    "xmm",
+    "xmm.rm",
+    "xmm.v",
+    "xmm.v4",
+    "xmm.is4",
+    "xmm.is5",
+    "ymm",
+    "ymm.rm",
+    "ymm.v",
+    "ymm.is4",
+    "ymm.is5",
+    "zmm",
+    "zmm.rm",
+    "zmm.v",
+    "zmm.v4",
+    "cr",
+    "dr",
+    "tr",
+    "bnd",
+    "es",
+    "cs",
+    "ss",
+    "ds",
+    "fs",
+    "gs",
+    "al",
+    "cl",
+    "ax",
+    "dx",
+    "eax",
+    "rax",
+    "st0",
+    "st.o",
+    "i4",
+    "ib",
+    "1",
+    "ib.sx16",
+    "ib.sx32",
+    "ib.sx64",
+    "iw",
+    "id",
+    "id.sx64",
+    "iq",
+    "[rsi]",
+    "es:[rdi]",
+    "[rdi]",
+    "[rbx+al]",
+    "rel8",
+    "rel16",
+    "rel32",
+    "xrel16",
+    "xrel32",
+    "disp16",
+    "disp32",
+    "tmm",
+    "tmm.rm",
+    "tmm.v",
 ];
 
 const FLAG_WORDS: &[&str] = &[
@@ -101,11 +196,17 @@ const FLAG_WORDS: &[&str] = &[
 ];
 
 fn err(line: usize, message: impl Into<String>) -> ParseError {
-    ParseError { line, message: message.into() }
+    ParseError {
+        line,
+        message: message.into(),
+    }
 }
 
 fn parse_encoding(line: usize, text: &str) -> Result<Encoding, ParseError> {
-    let mut e = Encoding { kind: "legacy".into(), ..Encoding::default() };
+    let mut e = Encoding {
+        kind: "legacy".into(),
+        ..Encoding::default()
+    };
     let mut opcode_seen = false;
     for token in text.split_whitespace() {
         let hex = |t: &str| u8::from_str_radix(t, 16).ok().filter(|_| t.len() == 2);
@@ -117,7 +218,9 @@ fn parse_encoding(line: usize, text: &str) -> Result<Encoding, ParseError> {
             "a16" => e.address_size = 16,
             "a32" => e.address_size = 32,
             "a64" => e.address_size = 64,
-            "np" | "66" | "f2" | "f3" if !opcode_seen && e.map.is_empty() => e.prefix = token.into(),
+            "np" | "66" | "f2" | "f3" if !opcode_seen && e.map.is_empty() => {
+                e.prefix = token.into()
+            }
             "rex.w" => e.rex_w = true,
             "0f" | "0f38" | "0f3a" if !opcode_seen && e.map.is_empty() => e.map = token.into(),
             "3dnow" => {
@@ -125,7 +228,10 @@ fn parse_encoding(line: usize, text: &str) -> Result<Encoding, ParseError> {
                 e.map = "0f0f".into();
             }
             "/r" => e.modrm = "r".into(),
-            t if t.starts_with("rm=") && t.len() == 4 && (b'0'..=b'7').contains(&t.as_bytes()[3]) => {
+            t if t.starts_with("rm=")
+                && t.len() == 4
+                && (b'0'..=b'7').contains(&t.as_bytes()[3]) =>
+            {
                 e.fixed_rm = Some(t.as_bytes()[3] - b'0');
             }
             t if t.len() == 2 && t.starts_with('/') && (b'0'..=b'7').contains(&t.as_bytes()[1]) => {
@@ -196,10 +302,20 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
         }
         let columns: Vec<&str> = content.split('|').map(str::trim).collect();
         if columns.len() != 6 {
-            return Err(err(line, format!("expected 6 columns separated by '|', found {}", columns.len())));
+            return Err(err(
+                line,
+                format!(
+                    "expected 6 columns separated by '|', found {}",
+                    columns.len()
+                ),
+            ));
         }
         let mnemonic = columns[0].to_string();
-        if mnemonic.is_empty() || !mnemonic.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        if mnemonic.is_empty()
+            || !mnemonic
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             return Err(err(line, format!("bad mnemonic {mnemonic:?}")));
         }
         let operands: Vec<String> = columns[1].split_whitespace().map(str::to_string).collect();
@@ -212,8 +328,12 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
             return Err(err(line, "more than 5 operands"));
         }
         let encoding = parse_encoding(line, columns[2])?;
-        let features: Vec<String> =
-            columns[3].split('+').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let features: Vec<String> = columns[3]
+            .split('+')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
         let mut mode64 = false;
         let mut mode32 = false;
         for m in columns[4].split(',').map(str::trim) {
@@ -238,7 +358,10 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
             flags: Vec::new(),
         };
         for attr in columns[5].split_whitespace() {
-            let number = |v: &str| v.parse::<u16>().map_err(|_| err(line, format!("bad number in {attr:?}")));
+            let number = |v: &str| {
+                v.parse::<u16>()
+                    .map_err(|_| err(line, format!("bad number in {attr:?}")))
+            };
             if let Some(v) = attr.strip_prefix("m=") {
                 row.mem_size = number(v)?;
             } else if let Some(v) = attr.strip_prefix("bcst=") {
