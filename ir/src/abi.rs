@@ -296,6 +296,17 @@ impl CallConv {
     }
 }
 
+impl CallConv {
+    /// Whether a value of `size` bytes held in `p` survives a call with this
+    /// convention (on Windows x64 only the low 16 bytes of xmm6..15 do).
+    pub fn preserves(&self, p: PReg, size: u16) -> bool {
+        self.callee_saved.contains(p)
+            && !(p.class == RegClass::VEC
+                && self.vec_saved_bytes != 0
+                && size > self.vec_saved_bytes)
+    }
+}
+
 /// Where an argument or its pointer goes.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Place {

@@ -23,6 +23,7 @@
 
 use crate::entities::*;
 use crate::function::*;
+
 use crate::target::*;
 use cranelift_entity::EntityRef;
 use fixedbitset::FixedBitSet;
@@ -44,8 +45,17 @@ pub struct Cfg {
     idom: Vec<u32>,
     depth: Vec<u32>,
     falls_off: Option<Block>,
-    facts: InstFacts,
+    shapes: Vec<OpShape>,
+    flows: Vec<Flow>,
     tmp: Vec<u32>,
+    tmp2: Vec<u32>,
+    post: Vec<Block>,
+    stack: Vec<(u32, u32)>,
+    work: Vec<usize>,
+    in_loop: FixedBitSet,
+    members: Vec<usize>,
+    dom_pre: Vec<u32>,
+    dom_post: Vec<u32>,
 }
 
 const NONE: u32 = u32::MAX;
@@ -64,14 +74,19 @@ impl Cfg {
     }
 
     fn flow(&mut self, func: &Function, target: &dyn Target, i: Inst) -> Flow {
-        match func.inst_facts(target, i, &mut self.facts) {
-            Ok(()) => self.facts.flow,
-            Err(_) => match func.kind(i) {
-                InstKind::Jump => Flow::Jump,
-                InstKind::JumpIndirect(_) => Flow::IndirectJump,
-                InstKind::Ret | InstKind::TailJump(_) => Flow::Return,
-                _ => Flow::Normal,
-            },
+        match func.kind(i) {
+            InstKind::Target(id) => {
+                self.shapes.clear();
+                for o in func.operands(i) {
+                    self.shapes.push(func.operand_shape(o));
+                }
+                target.inst_flow(id, &self.shapes)
+            }
+            InstKind::Jump => Flow::Jump,
+            InstKind::JumpIndirect(_) => Flow::IndirectJump,
+            InstKind::Ret | InstKind::TailJump(_) => Flow::Return,
+            InstKind::Call(_) => Flow::Call,
+            _ => Flow::Normal,
         }
     }
 
@@ -86,7 +101,8 @@ impl Cfg {
         self.taken.grow(func.num_labels());
         self.falls_off = None;
         // Pass 1: block starts, label binds, flows, taken labels.
-        let mut flows: Vec<Flow> = Vec::with_capacity(n);
+        let mut flows = core::mem::take(&mut self.flows);
+        flows.clear();
         let mut block_open = false;
         for i in func.insts() {
             let kind = func.kind(i);
@@ -184,9 +200,11 @@ impl Cfg {
             }
         }
         self.succ_off.push(self.succs.len() as u32);
+        self.flows = flows;
         self.compute_preds(nb);
         self.compute_order(nb);
         self.compute_dominators(nb);
+        self.number_dominator_tree(nb);
         self.compute_loops(nb);
     }
 
@@ -230,12 +248,11 @@ impl Cfg {
         self.pred_off.extend_from_slice(&self.tmp);
         self.preds.clear();
         self.preds.resize(self.succs.len(), Block::new(0));
-        let mut fill = self.tmp.clone();
         for b in 0..nb {
             for k in self.succ_off[b]..self.succ_off[b + 1] {
                 let s = self.succs[k as usize].index();
-                self.preds[fill[s] as usize] = Block::new(b);
-                fill[s] += 1;
+                self.preds[self.tmp[s] as usize] = Block::new(b);
+                self.tmp[s] += 1;
             }
         }
     }
@@ -244,17 +261,17 @@ impl Cfg {
         self.reachable.clear();
         self.reachable.grow(nb);
         self.rpo.clear();
-        let mut post: Vec<Block> = Vec::with_capacity(nb);
-        let mut stack: Vec<(u32, u32)> = Vec::new();
-        let mut roots: Vec<u32> = Vec::new();
-        if nb > 0 {
-            roots.push(0);
-        }
-        for l in 0..self.label_block.len() {
-            if self.taken.contains(l) && self.label_block[l] != NONE {
-                roots.push(self.label_block[l]);
-            }
-        }
+        let mut post = core::mem::take(&mut self.post);
+        post.clear();
+        let mut stack = core::mem::take(&mut self.stack);
+        stack.clear();
+        let roots = (nb > 0).then_some(0).into_iter().chain(
+            self.taken
+                .ones()
+                .filter_map(|l| self.label_block.get(l).copied())
+                .filter(|&b| b != NONE),
+        );
+        let roots: smallvec::SmallVec<[u32; 8]> = roots.collect();
         for r in roots {
             if self.reachable.contains(r as usize) {
                 continue;
@@ -277,6 +294,8 @@ impl Cfg {
             }
         }
         self.rpo.extend(post.iter().rev());
+        self.post = post;
+        self.stack = stack;
         self.rpo_pos.clear();
         self.rpo_pos.resize(nb, NONE);
         for (i, b) in self.rpo.iter().enumerate() {
@@ -289,7 +308,9 @@ impl Cfg {
     fn compute_dominators(&mut self, nb: usize) {
         const VROOT: u32 = u32::MAX - 1;
         let n = self.rpo.len();
-        let mut idom = vec![NONE; n];
+        let mut idom = core::mem::take(&mut self.tmp2);
+        idom.clear();
+        idom.resize(n, NONE);
         // Roots: the first RPO node and any node with no reachable predecessor
         // that appears earlier in RPO (taken-label roots).
         for (pos, b) in self.rpo.iter().enumerate() {
@@ -357,33 +378,104 @@ impl Cfg {
                 self.rpo[d as usize].as_u32()
             };
         }
+        self.tmp2 = idom;
     }
 
     fn preds_of(&self, b: usize) -> &[Block] {
         &self.preds[self.pred_off[b] as usize..self.pred_off[b + 1] as usize]
     }
 
+    /// Numbers the dominator tree (pre and post order) so that
+    /// [`Cfg::dominates`] is O(1).
+    fn number_dominator_tree(&mut self, nb: usize) {
+        self.dom_pre.clear();
+        self.dom_pre.resize(nb, NONE);
+        self.dom_post.clear();
+        self.dom_post.resize(nb, NONE);
+        // Children lists (CSR) in RPO order.
+        self.tmp.clear();
+        self.tmp.resize(nb + 1, 0);
+        for &b in &self.rpo {
+            let d = self.idom[b.index()];
+            if d != NONE {
+                self.tmp[d as usize + 1] += 1;
+            }
+        }
+        for i in 0..nb {
+            self.tmp[i + 1] += self.tmp[i];
+        }
+        let mut kids = core::mem::take(&mut self.tmp2);
+        kids.clear();
+        kids.resize(self.tmp[nb] as usize, 0);
+        let mut fill = core::mem::take(&mut self.work);
+        fill.clear();
+        fill.extend(self.tmp.iter().map(|&x| x as usize));
+        for &b in &self.rpo {
+            let d = self.idom[b.index()];
+            if d != NONE {
+                kids[fill[d as usize]] = b.as_u32();
+                fill[d as usize] += 1;
+            }
+        }
+        let (mut pre, mut post) = (0u32, 0u32);
+        let mut stack = core::mem::take(&mut self.stack);
+        stack.clear();
+        for i in 0..self.rpo.len() {
+            let r = self.rpo[i].as_u32();
+            if self.idom[r as usize] != NONE {
+                continue;
+            }
+            self.dom_pre[r as usize] = pre;
+            pre += 1;
+            stack.push((r, self.tmp[r as usize]));
+            while let Some(top) = stack.last_mut() {
+                let (b, k) = *top;
+                if k < self.tmp[b as usize + 1] {
+                    top.1 += 1;
+                    let c = kids[k as usize];
+                    self.dom_pre[c as usize] = pre;
+                    pre += 1;
+                    stack.push((c, self.tmp[c as usize]));
+                } else {
+                    self.dom_post[b as usize] = post;
+                    post += 1;
+                    stack.pop();
+                }
+            }
+        }
+        self.stack = stack;
+        self.tmp2 = kids;
+        self.work = fill;
+    }
+
     fn compute_loops(&mut self, nb: usize) {
         self.depth.clear();
         self.depth.resize(nb, 0);
-        let mut in_loop = FixedBitSet::with_capacity(nb);
-        let mut work: Vec<usize> = Vec::new();
+        let mut in_loop = core::mem::take(&mut self.in_loop);
+        in_loop.clear();
+        in_loop.grow(nb);
+        let mut members = core::mem::take(&mut self.members);
+        let mut work = core::mem::take(&mut self.work);
+        work.clear();
         let mut irreducible = false;
         // Headers in RPO order; one loop per header (bodies of its back edges merged).
-        for &h in &self.rpo.clone() {
-            let h = h.index();
-            in_loop.clear();
-            for p in self.preds_of(h).to_vec() {
-                let p = p.index();
+        for pos in 0..self.rpo.len() {
+            let h = self.rpo[pos].index();
+            let mut has_back = false;
+            for k in self.pred_off[h]..self.pred_off[h + 1] {
+                let p = self.preds[k as usize].index();
                 if !self.reachable.contains(p) {
                     continue;
                 }
                 if self.dominates(Block::new(h), Block::new(p)) {
-                    if !in_loop.contains(h) {
+                    if !has_back {
+                        has_back = true;
                         in_loop.insert(h);
+                        members.push(h);
                     }
                     if !in_loop.contains(p) {
                         in_loop.insert(p);
+                        members.push(p);
                         work.push(p);
                     }
                 } else if self.rpo_pos[p] >= self.rpo_pos[h] {
@@ -395,14 +487,19 @@ impl Cfg {
                     let q = q.index();
                     if self.reachable.contains(q) && !in_loop.contains(q) {
                         in_loop.insert(q);
+                        members.push(q);
                         work.push(q);
                     }
                 }
             }
-            for b in in_loop.ones() {
-                self.depth[b] += 1;
+            for m in members.drain(..) {
+                self.depth[m] += 1;
+                in_loop.set(m, false);
             }
         }
+        self.in_loop = in_loop;
+        self.members = members;
+        self.work = work;
         if irreducible {
             self.irreducible_loops(nb);
         }
@@ -503,16 +600,22 @@ impl Cfg {
             _ => None,
         }
     }
-    /// Whether `a` dominates `b` (every block dominates itself).
+    /// Whether `a` dominates `b` (every block dominates itself). O(1).
     pub fn dominates(&self, a: Block, b: Block) -> bool {
-        let mut x = Some(b);
-        while let Some(y) = x {
-            if y == a {
-                return true;
-            }
-            x = self.idom(y);
+        if a == b {
+            return true;
         }
-        false
+        match (
+            self.dom_pre.get(a.index()),
+            self.dom_pre.get(b.index()),
+            self.dom_post.get(a.index()),
+            self.dom_post.get(b.index()),
+        ) {
+            (Some(&pa), Some(&pb), Some(&qa), Some(&qb)) if pa != NONE && pb != NONE => {
+                pa <= pb && qb <= qa
+            }
+            _ => false,
+        }
     }
     /// Loop nesting depth of a block (0 outside loops).
     pub fn loop_depth(&self, b: Block) -> u32 {
@@ -542,13 +645,14 @@ pub fn remove_unreachable(func: &mut Function, target: &dyn Target, cfg: &mut Cf
         return 0;
     }
     let (insts, ops) = func.take_insts();
-    let mut out = InstBuf::with_capacity(n - removed, ops.len());
+    let mut out = func.take_spare();
     for (i, d) in insts.iter() {
         if keep.contains(i.index()) {
             out.push(d.kind, &ops[d.ops_range()]);
         }
     }
     func.set_insts(out.insts, out.ops);
+    func.put_spare(insts, ops);
     cfg.compute(func, target);
     removed
 }

@@ -325,6 +325,7 @@ pub struct Function {
     names: String,
     const_bytes: Vec<u8>,
     jt_labels: Vec<Label>,
+    spare: InstBuf,
     /// `Some` once calling-convention lowering ran.
     pub frame: Option<FrameInfo>,
 }
@@ -368,6 +369,7 @@ impl Function {
             names: String::new(),
             const_bytes: Vec::new(),
             jt_labels: Vec::new(),
+            spare: InstBuf::default(),
             frame: None,
         }
     }
@@ -706,8 +708,8 @@ impl Function {
         Some((c, *callee, a, r))
     }
 
-    /// Bytes of memory the instruction list and operand pool use now
-    /// (capacity, not length): for the Compiler's memory budget.
+    /// Approximate bytes of memory the function holds (instructions by count,
+    /// operand pool and names by capacity): for the Compiler's memory budget.
     pub fn heap_bytes(&self) -> usize {
         self.insts.len() * core::mem::size_of::<InstData>()
             + self.operands.capacity() * core::mem::size_of::<Operand>()
@@ -726,6 +728,19 @@ impl Function {
     pub(crate) fn set_insts(&mut self, insts: PrimaryMap<Inst, InstData>, ops: Vec<Operand>) {
         self.insts = insts;
         self.operands = ops;
+    }
+    /// An empty instruction buffer for a pass that rebuilds the list (the
+    /// buffers of the list replaced last time, so rebuilding allocates nothing
+    /// once warm).
+    pub(crate) fn take_spare(&mut self) -> InstBuf {
+        let mut b = core::mem::take(&mut self.spare);
+        b.insts.clear();
+        b.ops.clear();
+        b
+    }
+    /// Gives buffers back for the next [`Function::take_spare`].
+    pub(crate) fn put_spare(&mut self, insts: PrimaryMap<Inst, InstData>, ops: Vec<Operand>) {
+        self.spare = InstBuf { insts, ops };
     }
     pub(crate) fn call_data_mut(&mut self, c: CallRef) -> &mut CallData {
         &mut self.calls[c]
@@ -773,19 +788,13 @@ impl PartialEq for Function {
 impl Eq for Function {}
 
 /// An instruction list under construction (for passes that rebuild the list).
-#[derive(Default)]
+#[derive(Default, Clone, Debug)]
 pub(crate) struct InstBuf {
     pub(crate) insts: PrimaryMap<Inst, InstData>,
     pub(crate) ops: Vec<Operand>,
 }
 
 impl InstBuf {
-    pub(crate) fn with_capacity(insts: usize, ops: usize) -> InstBuf {
-        InstBuf {
-            insts: PrimaryMap::with_capacity(insts),
-            ops: Vec::with_capacity(ops),
-        }
-    }
     pub(crate) fn push(&mut self, kind: InstKind, ops: &[Operand]) -> Inst {
         let ops_start = self.ops.len() as u32;
         self.ops.extend_from_slice(ops);

@@ -319,7 +319,7 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
     let (insts, ops) = func.take_insts();
     let mut l = Lowerer {
         target,
-        out: InstBuf::with_capacity(insts.len() + insts.len() / 4, ops.len() + ops.len() / 4),
+        out: func.take_spare(),
         frame: FrameInfo {
             call_align: 0,
             ..FrameInfo::default()
@@ -358,11 +358,13 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
                 func.call_data_mut(c).nargs = n;
             }
             func.set_insts(l.out.insts, l.out.ops);
+            func.put_spare(insts, ops);
             func.frame = Some(l.frame);
             Ok(())
         }
         Err(e) => {
             func.set_insts(insts, ops);
+            func.put_spare(l.out.insts, l.out.ops);
             Err(e)
         }
     }

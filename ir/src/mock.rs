@@ -402,6 +402,15 @@ impl Target for MockX86 {
             found: ops.len(),
         }))
     }
+    fn inst_flow(&self, inst: TargetInst, ops: &[OpShape]) -> Flow {
+        match self.insts.get(inst.0 as usize) {
+            Some(d) if d.name == "jmp" && !matches!(ops.first(), Some(OpShape::Label)) => {
+                Flow::IndirectJump
+            }
+            Some(d) => d.flow,
+            None => Flow::Normal,
+        }
+    }
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv> {
         self.convs.get(id.0 as usize)
     }

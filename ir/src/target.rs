@@ -324,6 +324,16 @@ pub trait Target {
         ops: &[OpShape],
         out: &mut InstFacts,
     ) -> Result<(), FactsError>;
+    /// Only the control-flow kind of `inst` with these operands (what
+    /// [`Target::inst_facts`] would put in [`InstFacts::flow`]); the CFG calls
+    /// this for every instruction, so targets should answer it cheaply.
+    fn inst_flow(&self, inst: TargetInst, ops: &[OpShape]) -> Flow {
+        let mut f = InstFacts::default();
+        match self.inst_facts(inst, ops, &mut f) {
+            Ok(()) => f.flow,
+            Err(_) => Flow::Normal,
+        }
+    }
     /// A calling convention's data.
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv>;
     /// The id of a calling convention by name (`sysv64`, `win64`, `stdcall`...).
@@ -395,6 +405,9 @@ impl<T: Target + ?Sized> Target for ExtendedTarget<'_, T> {
         out: &mut InstFacts,
     ) -> Result<(), FactsError> {
         self.base.inst_facts(inst, ops, out)
+    }
+    fn inst_flow(&self, inst: TargetInst, ops: &[OpShape]) -> Flow {
+        self.base.inst_flow(inst, ops)
     }
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv> {
         if id.0 < self.first {

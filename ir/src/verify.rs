@@ -155,7 +155,8 @@ pub fn verify_with_cfg(
     let mut facts = InstFacts::default();
     let mut bound: Vec<Option<Inst>> = vec![None; func.num_labels()];
     let mut needs_bind: Vec<Option<Inst>> = vec![None; func.num_labels()];
-    let mut ok_inst = FixedBitSet::with_capacity(func.num_insts());
+    let mut acc: Vec<crate::facts::VRegAccess> = Vec::with_capacity(func.num_insts() * 2);
+    let mut acc_off: Vec<u32> = Vec::with_capacity(func.num_insts() + 1);
     let err = |errs: &mut Vec<VerifyError>, i: Inst, kind| {
         errs.push(VerifyError {
             inst: Some(i),
@@ -163,6 +164,7 @@ pub fn verify_with_cfg(
         })
     };
     for i in func.insts() {
+        acc_off.push(acc.len() as u32);
         let kind = func.kind(i);
         let ops = func.operands(i);
         // Entities.
@@ -254,7 +256,7 @@ pub fn verify_with_cfg(
                 }),
             ),
             Ok(()) => {
-                ok_inst.insert(i.index());
+                func.vreg_accesses(i, &facts, |a| acc.push(a));
                 if matches!(facts.flow, Flow::Jump | Flow::CondBranch) {
                     for op in ops {
                         if let Operand::Label(l) = *op {
@@ -294,7 +296,8 @@ pub fn verify_with_cfg(
             kind: VerifyErrorKind::FallsOffEnd,
         });
     }
-    check_defs(func, target, cfg, &ok_inst, &mut errs);
+    acc_off.push(acc.len() as u32);
+    check_defs(func, cfg, &acc, &acc_off, &mut errs);
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }
 
@@ -390,9 +393,9 @@ fn check_signature(func: &Function, i: Inst, errs: &mut Vec<VerifyError>) {
 
 fn check_defs(
     func: &Function,
-    target: &dyn Target,
     cfg: &Cfg,
-    ok_inst: &FixedBitSet,
+    acc: &[crate::facts::VRegAccess],
+    acc_off: &[u32],
     errs: &mut Vec<VerifyError>,
 ) {
     let nv = func.num_vregs();
@@ -400,7 +403,7 @@ fn check_defs(
     if nb == 0 {
         return;
     }
-    let mut facts = InstFacts::default();
+    let accesses = |k: usize| &acc[acc_off[k] as usize..acc_off[k + 1] as usize];
     let mut pinned = FixedBitSet::with_capacity(nv);
     for &(v, _) in func.pins() {
         if v.index() < nv {
@@ -417,15 +420,11 @@ fn check_defs(
     for b in cfg.blocks() {
         let mut g = FixedBitSet::with_capacity(nv);
         for k in cfg.insts(b, func) {
-            let i = Inst::new(k);
-            if !ok_inst.contains(k) || func.inst_facts(target, i, &mut facts).is_err() {
-                continue;
-            }
-            func.vreg_accesses(i, &facts, |a| {
+            for a in accesses(k) {
                 if a.access.writes() {
                     g.insert(a.vreg.index());
                 }
-            });
+            }
         }
         gen_sets.push(g);
     }
@@ -433,9 +432,6 @@ fn check_defs(
     let is_root = |b: Block| Some(b) == entry || cfg.preds(b).iter().all(|p| !cfg.is_reachable(*p));
     let mut ins: Vec<FixedBitSet> = vec![full.clone(); nb];
     let mut outs: Vec<FixedBitSet> = vec![full.clone(); nb];
-    if let Some(e) = entry {
-        ins[e.index()] = pinned.clone();
-    }
     let mut changed = true;
     let mut tmp = FixedBitSet::with_capacity(nv);
     while changed {
@@ -463,14 +459,10 @@ fn check_defs(
         }
     }
     for &b in cfg.rpo() {
-        let mut cur = ins[b.index()].clone();
+        let cur = &mut ins[b.index()];
         for k in cfg.insts(b, func) {
             let i = Inst::new(k);
-            if !ok_inst.contains(k) || func.inst_facts(target, i, &mut facts).is_err() {
-                continue;
-            }
-            let mut writes: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
-            func.vreg_accesses(i, &facts, |a| {
+            for a in accesses(k) {
                 if (a.access.reads() || a.in_address) && !cur.contains(a.vreg.index()) {
                     errs.push(VerifyError {
                         inst: Some(i),
@@ -482,12 +474,11 @@ fn check_defs(
                     // Report each vreg once per path.
                     cur.insert(a.vreg.index());
                 }
+            }
+            for a in accesses(k) {
                 if a.access.writes() {
-                    writes.push(a.vreg.index());
+                    cur.insert(a.vreg.index());
                 }
-            });
-            for w in writes {
-                cur.insert(w);
             }
         }
     }

@@ -139,6 +139,8 @@ fn win64_positional_slots() {
     assert!(c.callee_saved.contains(x(6)) && c.callee_saved.contains(x(15)));
     assert!(c.callee_saved.contains(RSI) && c.callee_saved.contains(RDI));
     assert_eq!(c.vec_saved_bytes, 16);
+    assert!(c.preserves(x(6), 16) && !c.preserves(x(6), 32) && !c.preserves(x(5), 8));
+    assert!(CallConv::sysv64().preserves(PReg::gp(3), 8));
 }
 
 #[test]

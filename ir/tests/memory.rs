@@ -78,3 +78,51 @@ fn workload_c_functions_are_small_and_verify() {
         f.num_insts()
     );
 }
+
+#[test]
+fn pipeline_timing_workload_c() {
+    let t = MockX86::new();
+    let mut f = Function::new("f", Signature::new(CallConvId(0), &[], &[]));
+    let mut cfg = cfg::Cfg::new();
+    let n = 2000u64;
+    let mut ns = [0u128; 3];
+    for k in 0..n {
+        build_c(&mut f, &t, k);
+        let s = std::time::Instant::now();
+        lower::lower(&mut f, &t).unwrap();
+        let a = s.elapsed().as_nanos();
+        cfg.compute(&f, &t);
+        let b = s.elapsed().as_nanos();
+        verify::verify_with_cfg(&f, &t, &cfg).unwrap();
+        let c = s.elapsed().as_nanos();
+        ns[0] += a;
+        ns[1] += b - a;
+        ns[2] += c - b;
+    }
+    println!(
+        "per function: lower {} ns, cfg {} ns, verify {} ns",
+        ns[0] / n as u128,
+        ns[1] / n as u128,
+        ns[2] / n as u128
+    );
+}
+
+#[test]
+fn cfg_timing_loop() {
+    let t = MockX86::new();
+    let mut f = Function::new("f", Signature::new(CallConvId(0), &[], &[]));
+    build_c(&mut f, &t, 3);
+    lower::lower(&mut f, &t).unwrap();
+    let mut cfg = cfg::Cfg::new();
+    let n = 5000;
+    let s = std::time::Instant::now();
+    for _ in 0..n {
+        cfg.compute(&f, &t);
+    }
+    println!("cfg compute {} ns", s.elapsed().as_nanos() / n);
+    let s = std::time::Instant::now();
+    for _ in 0..n {
+        verify::verify_with_cfg(&f, &t, &cfg).unwrap();
+    }
+    println!("verify {} ns", s.elapsed().as_nanos() / n);
+}

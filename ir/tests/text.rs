@@ -287,6 +287,7 @@ proptest! {
     fn parse_never_panics_on_random_strings(s in ".{0,200}") {
         let t = MockX86::new();
         let _ = parse_module(&s, &t);
+        fuzz_text(s.as_bytes());
     }
 
     #[test]
@@ -304,6 +305,7 @@ proptest! {
             }
         }
         let s: String = chars.into_iter().collect();
+        fuzz_text(s.as_bytes());
         if let Ok(fs) = parse_module(&s, &t) {
             // Whatever parses must print and parse back to itself.
             for g in fs {

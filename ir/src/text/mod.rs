@@ -11,6 +11,32 @@ pub use parse::{
 };
 pub use print::{DisplayFunction, print_function, write_function};
 
+/// The fuzzing entry point: parses `data` (as UTF-8, lossily) with the mock
+/// target; whatever parses must print and parse back to an equal function,
+/// and must verify, lower and get a CFG without panicking. Panics only on a
+/// round-trip mismatch (a bug). Drive it from a cargo-fuzz target:
+/// `fuzz_target!(|data: &[u8]| jitforge_ir::text::fuzz_text(data));`
+pub fn fuzz_text(data: &[u8]) {
+    let src = String::from_utf8_lossy(data);
+    let t = crate::mock::MockX86::new();
+    let Ok(funcs) = parse_module(&src, &t) else {
+        return;
+    };
+    for f in funcs {
+        let text = print_function(&f, &t);
+        let g = parse_function(&text, &t).expect("printed text parses");
+        assert!(g == f, "round trip changed the function:\n{text}");
+        let cfg = crate::cfg::Cfg::of(&f, &t);
+        let _ = crate::verify::verify_with_cfg(&f, &t, &cfg);
+        let mut l = f.clone();
+        if crate::lower::lower(&mut l, &t).is_ok() {
+            let text = print_function(&l, &t);
+            let g = parse_function(&text, &t).expect("printed lowered text parses");
+            assert!(g == l, "round trip changed the lowered function:\n{text}");
+        }
+    }
+}
+
 /// Pseudo-instruction keywords. A target mnemonic equal to one of these is
 /// printed with a leading `@` (`@ret`).
 pub const PSEUDO_KEYWORDS: [&str; 8] = [
