@@ -458,3 +458,149 @@ fn lowered_call_clobbers_come_from_the_convention() {
     assert!(facts.clobbers.contains(RAX) && !facts.clobbers.contains(RSI));
     assert!(!facts.clobbers.contains(x(6)) && facts.clobbers.contains(x(16)));
 }
+
+mod generated {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CONV64: [&str; 3] = ["sysv64", "win64", "vectorcall64"];
+    const CONV32: [&str; 4] = ["cdecl", "stdcall", "fastcall", "vectorcall"];
+
+    fn vreg_for(f: &mut Function, t: ValType) -> VReg {
+        let size = if t.is_int() {
+            t.size().max(4)
+        } else {
+            t.size()
+        };
+        f.new_vreg(t.class(), size, None)
+    }
+
+    /// A valid function with calls of random signatures and conventions.
+    fn gen_fn(seed: u64) -> (Function, MockX86) {
+        let tg = MockX86::new();
+        let mut s = seed;
+        let mut next = move |n: u64| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 33) % n.max(1)
+        };
+        let wide = next(2) == 0;
+        let convs: &[&str] = if wide { &CONV64 } else { &CONV32 };
+        let types = |n: u64, next: &mut dyn FnMut(u64) -> u64| -> Vec<ValType> {
+            (0..next(n + 1))
+                .map(|_| {
+                    let all = if wide {
+                        &ValType::ALL[..]
+                    } else {
+                        &ValType::ALL[..7]
+                    };
+                    let t = all[next(all.len() as u64) as usize];
+                    if !wide && t == ValType::I64 {
+                        ValType::I32
+                    } else {
+                        t
+                    }
+                })
+                .collect()
+        };
+        let params = types(10, &mut next);
+        let rets: Vec<ValType> = types(1, &mut next);
+        let conv = tg.conv(convs[next(convs.len() as u64) as usize]);
+        let mut f = Function::new("g", Signature::new(conv, &params, &rets));
+        let args: Vec<VReg> = params.iter().map(|&t| vreg_for(&mut f, t)).collect();
+        let ops: Vec<Operand> = args.iter().map(|&v| Operand::v(v)).collect();
+        f.entry(&ops).unwrap();
+        let mut live: Vec<(VReg, ValType)> =
+            args.iter().copied().zip(params.iter().copied()).collect();
+        for _ in 0..next(4) {
+            let cp = types(12, &mut next);
+            let cr = types(1, &mut next);
+            let mut sig =
+                Signature::new(tg.conv(convs[next(convs.len() as u64) as usize]), &cp, &cr);
+            let nvar = if next(4) == 0 && wide {
+                sig.varargs = true;
+                next(4)
+            } else {
+                0
+            };
+            let sr = f.import_sig(sig);
+            let mut a = Vec::new();
+            for &t in cp.iter().chain(
+                [ValType::F64, ValType::I64, ValType::F64, ValType::I64][..nvar as usize].iter(),
+            ) {
+                let same: Vec<VReg> = live.iter().filter(|x| x.1 == t).map(|x| x.0).collect();
+                if t.is_int() && next(3) == 0 {
+                    a.push(Operand::Imm(next(1000) as i64 - 500));
+                } else if !same.is_empty() && next(3) != 0 {
+                    a.push(Operand::v(same[next(same.len() as u64) as usize]));
+                } else {
+                    let v = vreg_for(&mut f, t);
+                    if t.is_int() {
+                        f.inst(tg.id("mov"), &[Operand::v(v), Operand::Imm(1)])
+                            .unwrap();
+                    } else {
+                        f.copy(Operand::v(v), Operand::Imm(0)).unwrap();
+                    }
+                    live.push((v, t));
+                    a.push(Operand::v(v));
+                }
+            }
+            let r: Vec<VReg> = cr.iter().map(|&t| vreg_for(&mut f, t)).collect();
+            let ro: Vec<Operand> = r.iter().map(|&v| Operand::v(v)).collect();
+            let callee = match next(3) {
+                0 => Operand::Imm(0x1000),
+                1 => Operand::Label(f.new_label(Some("other"))),
+                _ => {
+                    let c = f.new_vreg(RegClass::GP, 8, None);
+                    f.inst(tg.id("mov"), &[Operand::v(c), Operand::Imm(0x2000)])
+                        .unwrap();
+                    Operand::v(c)
+                }
+            };
+            f.call(sr, callee, &a, &ro).unwrap();
+            live.extend(r.iter().copied().zip(cr.iter().copied()));
+        }
+        let mut rv = Vec::new();
+        for &t in &rets {
+            let v = vreg_for(&mut f, t);
+            f.copy(Operand::v(v), Operand::Imm(7)).unwrap();
+            rv.push(Operand::v(v));
+        }
+        f.ret(&rv).unwrap();
+        (f, tg)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn lowering_keeps_functions_valid(seed in any::<u64>()) {
+            let (mut f, t) = gen_fn(seed);
+            prop_assert!(verify(&f, &t).is_ok(), "{:?}\n{}", verify(&f, &t), print_function(&f, &t));
+            match lower(&mut f, &t) {
+                Err(LowerError::Abi { error: AbiError::Unsupported(_), .. }) => return Ok(()),
+                Err(e) => prop_assert!(false, "{e}"),
+                Ok(()) => {}
+            }
+            let text = print_function(&f, &t);
+            prop_assert!(verify(&f, &t).is_ok(), "{:?}\n{}", verify(&f, &t), text);
+            prop_assert!(parse_function(&text, &t).unwrap() == f);
+            // Every fixed register appears once among a call's arguments and once among its results.
+            for i in f.insts() {
+                if let Some((_, _, args, rets)) = f.call_parts(i) {
+                    for list in [args, rets] {
+                        let mut regs: Vec<PReg> = list.iter().filter_map(|o| match o { Operand::Fixed(_, p) => Some(*p), _ => None }).collect();
+                        prop_assert_eq!(regs.len(), list.len(), "{}", text);
+                        regs.sort();
+                        regs.dedup();
+                        prop_assert_eq!(regs.len(), list.len(), "{}", text);
+                    }
+                    let mut vs: Vec<VReg> = args.iter().filter_map(|o| o.direct_vreg()).collect();
+                    vs.sort();
+                    vs.dedup();
+                    prop_assert_eq!(vs.len(), args.len(), "{}", text);
+                }
+            }
+        }
+    }
+}
