@@ -69,6 +69,9 @@ pub struct CallConv {
     pub stack_vec_natural_align: bool,
     /// Whether the callee pops its stack arguments (stdcall, fastcall, vectorcall 32).
     pub callee_pops: bool,
+    /// Whether vectors that find no vector register are passed by reference
+    /// instead of by value on the stack (`__vectorcall`).
+    pub vec_stack_by_ref: bool,
     /// For variadic calls: the register receiving the number of vector
     /// registers used (System V: `al`).
     pub varargs_vec_count: Option<PReg>,
@@ -127,6 +130,7 @@ impl CallConv {
             stack_slot: 8,
             stack_vec_natural_align: true,
             callee_pops: false,
+            vec_stack_by_ref: false,
             varargs_vec_count: Some(PReg::gp(0)),
             varargs_float_dup_gp: false,
         }
@@ -168,13 +172,15 @@ impl CallConv {
             stack_slot: 8,
             stack_vec_natural_align: false,
             callee_pops: false,
+            vec_stack_by_ref: false,
             varargs_vec_count: None,
             varargs_float_dup_gp: true,
         }
     }
 
-    /// x64 `__vectorcall`: Windows x64 with six positional vector registers
-    /// and vectors passed and returned by value.
+    /// x64 `__vectorcall`: Windows x64 with six positional vector registers,
+    /// vectors passed in them and returned by value; a vector beyond the six
+    /// registers goes by reference.
     pub fn vectorcall64() -> CallConv {
         CallConv {
             name: "vectorcall64".into(),
@@ -182,6 +188,7 @@ impl CallConv {
             vec_by_ref_from: 0,
             max_vec_ret: 64,
             varargs_float_dup_gp: false,
+            vec_stack_by_ref: true,
             ..CallConv::win64()
         }
     }
@@ -217,6 +224,7 @@ impl CallConv {
             stack_slot: 4,
             stack_vec_natural_align: true,
             callee_pops: false,
+            vec_stack_by_ref: false,
             varargs_vec_count: None,
             varargs_float_dup_gp: false,
         }
@@ -249,7 +257,8 @@ impl CallConv {
     }
 
     /// 32-bit `__vectorcall`: fastcall plus the first six float/vector
-    /// arguments in xmm0..5, float and vector results in xmm0.
+    /// arguments in xmm0..5 (a vector beyond them goes by reference), float
+    /// and vector results in xmm0.
     pub fn vectorcall32() -> CallConv {
         CallConv {
             gp_args: gp(&[1, 2]),
@@ -258,6 +267,7 @@ impl CallConv {
             float_ret_x87: false,
             max_vec_ret: 64,
             callee_pops: true,
+            vec_stack_by_ref: true,
             ..CallConv::x86_32("vectorcall")
         }
     }
@@ -395,14 +405,15 @@ pub fn assign_args(
     let mut stack = conv.shadow_space;
     let slot = conv.stack_slot.max(1) as u32;
     for (pos, &t) in types.iter().enumerate() {
-        let by_ref = t.is_vector() && conv.vec_by_ref_from != 0 && t.size() >= conv.vec_by_ref_from;
-        let size = if by_ref {
+        let mut by_ref =
+            t.is_vector() && conv.vec_by_ref_from != 0 && t.size() >= conv.vec_by_ref_from;
+        let mut size = if by_ref {
             conv.ptr_size as u16
         } else {
             t.size()
         };
         let is_gp = by_ref || t.is_int();
-        let reg = if is_gp {
+        let mut reg = if is_gp {
             if size > conv.gp_arg_max_size {
                 None
             } else if conv.positional {
@@ -421,6 +432,17 @@ pub fn assign_args(
             vi += r.is_some() as usize;
             r
         };
+        if reg.is_none() && t.is_vector() && !by_ref && conv.vec_stack_by_ref {
+            // A vector that found no vector register goes by reference; the
+            // pointer takes the integer register of its position, else the stack.
+            by_ref = true;
+            size = conv.ptr_size as u16;
+            reg = if conv.positional {
+                conv.gp_args.get(pos).copied()
+            } else {
+                None
+            };
+        }
         let place = match reg {
             Some(r) => Place::Reg(r),
             None if conv.positional => {
@@ -463,6 +485,21 @@ pub fn assign_args(
         .count() as u8;
     out.stack_size = round_up(stack, slot);
     Ok(out)
+}
+
+/// Bytes a callee with signature `sig` pops from the stack when it returns
+/// (stdcall, fastcall, 32-bit vectorcall; 0 for caller-cleanup conventions).
+/// After a call to such a callee the caller's stack pointer has moved up by
+/// this much.
+pub fn callee_pop_bytes(
+    conv: &CallConv,
+    sig: &crate::function::Signature,
+) -> Result<u32, AbiError> {
+    if !conv.callee_pops || sig.varargs {
+        return Ok(0);
+    }
+    let a = assign_args(conv, &sig.params, false)?;
+    Ok(a.stack_size - conv.shadow_space.min(a.stack_size))
 }
 
 /// Assigns registers to return values of `types`.

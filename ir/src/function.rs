@@ -395,6 +395,14 @@ impl Function {
         self.frame = None;
     }
 
+    /// A `Display` of the function in the text format.
+    pub fn display<'a>(
+        &'a self,
+        target: &'a dyn crate::target::Target,
+    ) -> crate::text::DisplayFunction<'a> {
+        crate::text::DisplayFunction(self, target)
+    }
+
     /// The function's name.
     pub fn name(&self) -> &str {
         &self.name

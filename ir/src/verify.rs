@@ -10,7 +10,8 @@
 //! use of a virtual register that no definition reaches on some path (a
 //! forward must-be-defined dataflow over the CFG; partial writes count as
 //! definitions, entry arguments and pinned registers are defined at entry);
-//! and a block that falls off the end of the function.
+//! a block that falls off the end of the function; pins that conflict, and
+//! calls whose convention clobbers a pinned register.
 
 use crate::cfg::Cfg;
 use crate::entities::*;
@@ -74,6 +75,16 @@ pub enum VerifyErrorKind {
     },
     /// The block ending here falls off the end of the function.
     FallsOffEnd,
+    /// A register is pinned twice, or a virtual register is pinned to two registers.
+    PinConflict {
+        /// The register.
+        preg: PReg,
+    },
+    /// A call clobbers a pinned register (its convention does not preserve it).
+    PinClobbered {
+        /// The register.
+        preg: PReg,
+    },
 }
 
 /// One verifier error.
@@ -124,6 +135,12 @@ impl fmt::Display for VerifyErrorKind {
             VerifyErrorKind::FallsOffEnd => {
                 f.write_str("control falls off the end of the function")
             }
+            VerifyErrorKind::PinConflict { preg } => {
+                write!(f, "conflicting pins of {}{}", preg.class, preg.hw)
+            }
+            VerifyErrorKind::PinClobbered { preg } => {
+                write!(f, "call clobbers pinned register {}{}", preg.class, preg.hw)
+            }
         }
     }
 }
@@ -163,6 +180,23 @@ pub fn verify_with_cfg(
             kind,
         })
     };
+    let pins = func.pins();
+    for (k, &(v, p)) in pins.iter().enumerate() {
+        if func.get_vreg(v).is_none() {
+            errs.push(VerifyError {
+                inst: None,
+                kind: VerifyErrorKind::UnknownEntity {
+                    operand: 0,
+                    what: "pinned virtual register",
+                },
+            });
+        } else if pins[..k].iter().any(|&(w, q)| w == v || q == p) {
+            errs.push(VerifyError {
+                inst: None,
+                kind: VerifyErrorKind::PinConflict { preg: p },
+            });
+        }
+    }
     for i in func.insts() {
         acc_off.push(acc.len() as u32);
         let kind = func.kind(i);
@@ -257,6 +291,13 @@ pub fn verify_with_cfg(
             ),
             Ok(()) => {
                 func.vreg_accesses(i, &facts, |a| acc.push(a));
+                if facts.flow == Flow::Call {
+                    for &(_, p) in pins {
+                        if facts.clobbers.contains(p) {
+                            err(&mut errs, i, VerifyErrorKind::PinClobbered { preg: p });
+                        }
+                    }
+                }
                 if matches!(facts.flow, Flow::Jump | Flow::CondBranch) {
                     for op in ops {
                         if let Operand::Label(l) = *op {

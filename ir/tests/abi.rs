@@ -604,3 +604,39 @@ mod generated {
         }
     }
 }
+
+#[test]
+fn vectorcall_vectors_beyond_six_registers_go_by_reference() {
+    let c = CallConv::vectorcall64();
+    let a = assign_args(&c, &[V128; 8], false).unwrap();
+    for i in 0..6 {
+        assert_eq!(a.args[i].place, r(x(i as u8)));
+        assert!(!a.args[i].by_ref);
+    }
+    assert!(a.args[6].by_ref && a.args[6].place == Place::Stack(48) && a.args[6].size == 8);
+    assert!(a.args[7].by_ref && a.args[7].place == Place::Stack(56));
+    let c = CallConv::vectorcall32();
+    let mut t = vec![V128; 7];
+    t.push(I32);
+    let a = assign_args(&c, &t, false).unwrap();
+    assert!(a.args[6].by_ref && a.args[6].place == Place::Stack(0) && a.args[6].size == 4);
+    assert_eq!(a.args[7].place, r(RCX));
+    // Floats beyond the registers stay by value.
+    let a = assign_args(&c, &[F64; 7], false).unwrap();
+    assert!(!a.args[6].by_ref && a.args[6].place == Place::Stack(0));
+}
+
+#[test]
+fn callee_pop_bytes_per_convention() {
+    let sig = |c| Signature::new(c, &[I32, F64, I32], &[]);
+    let t = MockX86::new();
+    let pops = |name: &str| {
+        let c = t.call_conv(t.conv(name)).unwrap();
+        callee_pop_bytes(c, &sig(t.conv(name))).unwrap()
+    };
+    assert_eq!(pops("cdecl"), 0);
+    assert_eq!(pops("stdcall"), 16);
+    assert_eq!(pops("fastcall"), 8); // ecx, double on the stack, edx
+    assert_eq!(pops("vectorcall"), 0); // ecx, xmm0, edx
+    assert_eq!(pops("sysv64"), 0);
+}

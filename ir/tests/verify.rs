@@ -253,3 +253,48 @@ fn entry_misplaced_and_foreign_vreg() {
     );
     assert!(e[1].to_string().contains("instruction 2"));
 }
+
+#[test]
+fn fixed_register_of_another_class() {
+    let e = errors(
+        "func f() -> () sysv64 {\n  gp64 %a\n  lowered out_args 0 call_align 16 ret_pop 0\n  entry %a@xmm0\n  ret\n}",
+    );
+    assert_eq!(e, vec![(4, VerifyErrorKind::FixedClass { operand: 0 })]);
+}
+
+#[test]
+fn pins_conflict_and_clobbered_by_calls() {
+    let e = errors(
+        "func f() -> () sysv64 {
+  gp64 %ctx, %other
+  pin %ctx, r15
+  pin %other, r15
+  sig sig0 = () -> () sysv64
+  sig sig1 = () -> () win64
+  entry
+  invoke sig0, 0x10, () -> ()
+  ret
+}",
+    );
+    assert_eq!(
+        e,
+        vec![(0, VerifyErrorKind::PinConflict { preg: PReg::gp(15) })]
+    );
+    // rsi is callee-saved on Windows x64 but not on System V.
+    let e = errors(
+        "func f() -> () sysv64 {
+  gp64 %ctx
+  pin %ctx, rsi
+  sig sig0 = () -> () win64
+  sig sig1 = () -> () sysv64
+  entry
+  invoke sig0, 0x10, () -> ()
+  invoke sig1, 0x10, () -> ()
+  ret
+}",
+    );
+    assert_eq!(
+        e,
+        vec![(8, VerifyErrorKind::PinClobbered { preg: PReg::gp(6) })]
+    );
+}
