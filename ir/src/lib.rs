@@ -22,7 +22,7 @@
 //!   per-virtual-register accesses the allocator needs.
 //! - [`abi`]: calling conventions as data and argument/return assignment.
 //! - [`lower`]: calling-convention lowering before allocation.
-//! - [`cfg`]: blocks, edges, reverse post-order, dominators, loop depth,
+//! - [`cfg`](mod@cfg): blocks, edges, reverse post-order, dominators, loop depth,
 //!   unreachable-block removal.
 //! - [`verify`]: structural checks with positions.
 //! - [`text`]: the text format (printer and parser).
