@@ -2,6 +2,24 @@
 //! through [`Target::inst_facts`], pseudo-instructions (entry, return, call,
 //! copy, jumps) from their definition here, and the per-virtual-register view
 //! of them ([`VRegAccess`]) that the verifier and the register allocator use.
+//!
+//! # How a register allocator reads a lowered function
+//!
+//! - Blocks, successors, predecessors, reverse post-order and loop depth
+//!   (use weights) come from [`crate::cfg::Cfg`].
+//! - For each instruction, [`Function::inst_facts`] gives the facts and
+//!   [`Function::vreg_accesses`] the virtual-register operands: access (a
+//!   read is an early use, a write a late def, read-write and partial write
+//!   both, tied operands share a register), fixed register (ABI locations
+//!   after lowering, `cl` for shifts), allowed hardware indexes, and whether
+//!   memory may replace the register (fold a spill slot).
+//! - [`InstFacts::implicit`] lists fixed physical registers read or written
+//!   (RDX:RAX of `div`), [`InstFacts::clobbers`] the registers a call destroys
+//!   ([`crate::abi::CallConv::preserves`] says whether a wide vector value
+//!   survives in a callee-saved register).
+//! - [`Function::copy_vregs`] finds copies (hints), [`Function::copy_imm`]
+//!   constant definitions (rematerialization).
+//! - [`Function::pins`] lists registers reserved for the whole function.
 
 use crate::entities::*;
 use crate::function::*;
@@ -28,6 +46,31 @@ pub struct VRegAccess {
 }
 
 impl Function {
+    /// If `inst` is `copy %dst, %src` between whole virtual registers: `(dst, src)`.
+    pub fn copy_vregs(&self, inst: Inst) -> Option<(VReg, VReg)> {
+        match (self.kind(inst), self.operands(inst)) {
+            (
+                InstKind::Copy,
+                &[
+                    Operand::Reg(Reg::Virt(d, View::FULL)),
+                    Operand::Reg(Reg::Virt(s, View::FULL)),
+                ],
+            ) => Some((d, s)),
+            _ => None,
+        }
+    }
+
+    /// If `inst` is `copy %dst, imm` into a whole virtual register: `(dst, imm)`
+    /// (a definition the allocator can recompute instead of spilling).
+    pub fn copy_imm(&self, inst: Inst) -> Option<(VReg, i64)> {
+        match (self.kind(inst), self.operands(inst)) {
+            (InstKind::Copy, &[Operand::Reg(Reg::Virt(d, View::FULL)), Operand::Imm(v)]) => {
+                Some((d, v))
+            }
+            _ => None,
+        }
+    }
+
     /// The shape of an operand, as the target sees it.
     pub fn operand_shape(&self, op: &Operand) -> OpShape {
         match *op {

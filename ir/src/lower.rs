@@ -239,6 +239,16 @@ impl Lowerer<'_> {
             if matches!(op, Operand::Label(_) | Operand::Fixed(..)) {
                 return Err(AbiError::BadOperand("call argument"));
             }
+            // Memory cannot be copied to memory: go through a register.
+            let op = if matches!(op, Operand::Mem(_))
+                && (loc.by_ref || matches!(loc.place, Place::Stack(_)))
+            {
+                let t = f.new_vreg(ty.class(), ty.size(), None);
+                self.out.push(InstKind::Copy, &[Operand::v(t), op]);
+                Operand::v(t)
+            } else {
+                op
+            };
             let val = if loc.by_ref {
                 let slot = f.new_stack_slot(ty.size() as u32, (ty.size() as u32).min(64));
                 self.out.push(

@@ -640,3 +640,42 @@ fn callee_pop_bytes_per_convention() {
     assert_eq!(pops("vectorcall"), 0); // ecx, xmm0, edx
     assert_eq!(pops("sysv64"), 0);
 }
+
+#[test]
+fn lower_memory_arguments_go_through_registers() {
+    let s = lowered(
+        "func f(i64) -> () cdecl {
+  gp64 %p
+  sig sig0 = (i32, i32) -> () cdecl
+  entry %p
+  invoke sig0, 0x10, (dword [%p], 5) -> ()
+  ret
+}",
+    );
+    assert!(
+        s.contains(
+            "  copy %1, dword [%p]\n  copy dword [outargs], %1\n  copy dword [outargs + 4], 5\n"
+        ),
+        "{s}"
+    );
+}
+
+#[test]
+fn copies_and_constants_for_the_allocator() {
+    let t = MockX86::new();
+    let f = parse_function(
+        "func f() -> () sysv64 {\n  gp64 %a, %b\n  entry\n  copy %a, 42\n  copy %b, %a\n  copy %b.b, %a.b\n  ret\n}",
+        &t,
+    )
+    .unwrap();
+    let i = |k| Inst::from_u32(k);
+    assert_eq!(f.copy_imm(i(1)), Some((VReg::from_u32(0), 42)));
+    assert_eq!(
+        f.copy_vregs(i(2)),
+        Some((VReg::from_u32(1), VReg::from_u32(0)))
+    );
+    assert_eq!(f.copy_vregs(i(3)), None);
+    let mut facts = InstFacts::default();
+    f.inst_facts(&t, i(3), &mut facts).unwrap();
+    assert_eq!(facts.ops[0].access, Access::PartialWrite);
+}
