@@ -33,7 +33,11 @@ pub struct ParseError {
 
 impl ParseError {
     fn new(column: usize, message: impl Into<String>) -> ParseError {
-        ParseError { line: 1, column, message: message.into() }
+        ParseError {
+            line: 1,
+            column,
+            message: message.into(),
+        }
     }
 }
 
@@ -107,7 +111,10 @@ pub struct ParsedInstruction {
 
 impl ParsedInstruction {
     /// The operands with labels resolved by `resolve` (which may create them).
-    pub fn resolve<E>(&self, mut resolve: impl FnMut(&str) -> Result<Label, E>) -> Result<Vec<Operand>, E> {
+    pub fn resolve<E>(
+        &self,
+        mut resolve: impl FnMut(&str) -> Result<Label, E>,
+    ) -> Result<Vec<Operand>, E> {
         self.operands
             .iter()
             .map(|op| {
@@ -204,12 +211,25 @@ fn is_ident_char(b: u8) -> bool {
 fn parse_number(text: &str, col: usize) -> Result<u64, ParseError> {
     let lower = text.to_ascii_lowercase();
     let bad = || ParseError::new(col, format!("bad number `{text}`"));
-    let too_large = || ParseError::new(col, format!("number `{text}` is too large (more than 64 bits)"));
+    let too_large = || {
+        ParseError::new(
+            col,
+            format!("number `{text}` is too large (more than 64 bits)"),
+        )
+    };
     let (digits, radix) = if let Some(h) = lower.strip_prefix("0x") {
         (h.to_string(), 16)
-    } else if lower.len() > 1 && lower.ends_with('h') && lower[..lower.len() - 1].bytes().all(|b| b.is_ascii_hexdigit()) {
+    } else if lower.len() > 1
+        && lower.ends_with('h')
+        && lower[..lower.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit())
+    {
         (lower[..lower.len() - 1].to_string(), 16)
-    } else if let Some(b) = lower.strip_prefix("0b").filter(|b| !b.is_empty() && b.bytes().all(|c| c == b'0' || c == b'1')) {
+    } else if let Some(b) = lower
+        .strip_prefix("0b")
+        .filter(|b| !b.is_empty() && b.bytes().all(|c| c == b'0' || c == b'1'))
+    {
         (b.to_string(), 2)
     } else {
         (lower.clone(), 10)
@@ -238,20 +258,32 @@ fn lex(line: &str) -> Result<Vec<Token<'_>>, ParseError> {
                 i += 1;
             }
             let v = parse_number(&line[start..i], col)?;
-            out.push(Token { tok: Tok::Num(v), col, end: i });
+            out.push(Token {
+                tok: Tok::Num(v),
+                col,
+                end: i,
+            });
         } else if is_ident_start(b) {
             let start = i;
             while i < bytes.len() && is_ident_char(bytes[i]) {
                 i += 1;
             }
-            out.push(Token { tok: Tok::Ident(&line[start..i]), col, end: i });
+            out.push(Token {
+                tok: Tok::Ident(&line[start..i]),
+                col,
+                end: i,
+            });
         } else if b == b'{' {
             let start = i + 1;
             let Some(close) = bytes[start..].iter().position(|&c| c == b'}') else {
                 return Err(ParseError::new(col, "missing `}` after `{`"));
             };
             i = start + close + 1;
-            out.push(Token { tok: Tok::Brace(line[start..start + close].trim()), col, end: i });
+            out.push(Token {
+                tok: Tok::Brace(line[start..start + close].trim()),
+                col,
+                end: i,
+            });
         } else if b == b'"' {
             let start = i + 1;
             let mut j = start;
@@ -265,16 +297,28 @@ fn lex(line: &str) -> Result<Vec<Token<'_>>, ParseError> {
                 return Err(ParseError::new(col, "missing closing `\"`"));
             }
             i = j + 1;
-            out.push(Token { tok: Tok::Str(&line[start..j]), col, end: i });
+            out.push(Token {
+                tok: Tok::Str(&line[start..j]),
+                col,
+                end: i,
+            });
         } else if b"[]+-*,:()~".contains(&b) {
             i += 1;
-            out.push(Token { tok: Tok::Punct(b), col, end: i });
+            out.push(Token {
+                tok: Tok::Punct(b),
+                col,
+                end: i,
+            });
         } else {
             let ch = line[i..].chars().next().unwrap_or('?');
             return Err(ParseError::new(col, format!("unexpected character `{ch}`")));
         }
     }
-    out.push(Token { tok: Tok::End, col: bytes.len() + 1, end: bytes.len() });
+    out.push(Token {
+        tok: Tok::End,
+        col: bytes.len() + 1,
+        end: bytes.len(),
+    });
     Ok(out)
 }
 
@@ -364,13 +408,34 @@ const AVX_PREDICATES: &[(&str, i64)] = &[
     ("true_uq", 15),
 ];
 
-const VPCMP_PREDICATES: &[(&str, i64)] =
-    &[("eq", 0), ("lt", 1), ("le", 2), ("false", 3), ("neq", 4), ("nlt", 5), ("nle", 6), ("true", 7)];
+const VPCMP_PREDICATES: &[(&str, i64)] = &[
+    ("eq", 0),
+    ("lt", 1),
+    ("le", 2),
+    ("false", 3),
+    ("neq", 4),
+    ("nlt", 5),
+    ("nle", 6),
+    ("true", 7),
+];
 
-const VPCOM_PREDICATES: &[(&str, i64)] =
-    &[("lt", 0), ("le", 1), ("gt", 2), ("ge", 3), ("eq", 4), ("neq", 5), ("false", 6), ("true", 7)];
+const VPCOM_PREDICATES: &[(&str, i64)] = &[
+    ("lt", 0),
+    ("le", 1),
+    ("gt", 2),
+    ("ge", 3),
+    ("eq", 4),
+    ("neq", 5),
+    ("false", 6),
+    ("true", 7),
+];
 
-const PCLMUL_PREDICATES: &[(&str, i64)] = &[("lqlq", 0x00), ("hqlq", 0x01), ("lqhq", 0x10), ("hqhq", 0x11)];
+const PCLMUL_PREDICATES: &[(&str, i64)] = &[
+    ("lqlq", 0x00),
+    ("hqlq", 0x01),
+    ("lqhq", 0x10),
+    ("hqhq", 0x11),
+];
 
 /// The mnemonic a name means, with the predicate immediate of a compare
 /// pseudo-op and how operands are rewritten.
@@ -386,7 +451,8 @@ fn resolve_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>, Sp
         "lret" => Some("retf"),
         "pushf" => Some(if x64 { "pushfq" } else { "pushfd" }),
         "popf" => Some(if x64 { "popfq" } else { "popfd" }),
-        "iret" => Some("iretd"),
+        // The SDM's `iret` is the 16-bit form; llvm-mc agrees (AsmJit's vectors too).
+        "iret" => Some("iretw"),
         "pusha" => Some("pushad"),
         "popa" => Some("popad"),
         "pushw" | "pushd" | "pushq" => Some("push"),
@@ -413,7 +479,8 @@ fn resolve_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>, Sp
                 _ => "outs",
             };
             // The real mnemonic depends on the operand size; `lodsb` stands in.
-            return Mnemonic::from_name(&format!("{base}b")).map(|m| (m, None, Special::StringOp(base)));
+            return Mnemonic::from_name(&format!("{base}b"))
+                .map(|m| (m, None, Special::StringOp(base)));
         }
         _ => {}
     }
@@ -422,7 +489,9 @@ fn resolve_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>, Sp
     }
     // Condition-code aliases: jz, setnae, cmovpe, cmpnbexadd...
     for (prefix, suffix) in [("j", ""), ("set", ""), ("cmov", ""), ("cmp", "xadd")] {
-        if let Some(cc) = name.strip_prefix(prefix).and_then(|r| r.strip_suffix(suffix))
+        if let Some(cc) = name
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(suffix))
             && let Some(class) = CC_CLASSES.iter().find(|c| c.contains(&cc))
         {
             for alt in class.iter() {
@@ -433,7 +502,8 @@ fn resolve_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>, Sp
         }
     }
     // Compare pseudo-ops.
-    let with_pred = |base: String, imm: i64| Mnemonic::from_name(&base).map(|m| (m, Some(imm), Special::None));
+    let with_pred =
+        |base: String, imm: i64| Mnemonic::from_name(&base).map(|m| (m, Some(imm), Special::None));
     if let Some(rest) = name.strip_prefix("vpcom") {
         for suffix in ["ub", "uw", "ud", "uq", "b", "w", "d", "q"] {
             if let Some(pred) = rest.strip_suffix(suffix)
@@ -499,7 +569,11 @@ fn looks_like_register(name: &str) -> bool {
             !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
         })
     };
-    ["xmm", "ymm", "zmm", "tmm", "mm", "k", "r", "cr", "dr", "st", "bnd"].iter().any(|p| digits_after(p))
+    [
+        "xmm", "ymm", "zmm", "tmm", "mm", "k", "r", "cr", "dr", "st", "bnd",
+    ]
+    .iter()
+    .any(|p| digits_after(p))
 }
 
 fn size_keyword(name: &str) -> Option<u16> {
@@ -586,7 +660,10 @@ impl<'a> Parser<'a> {
     }
 
     fn expected(&self, what: &str) -> ParseError {
-        ParseError::new(self.col(), format!("expected {what}, found {}", self.describe()))
+        ParseError::new(
+            self.col(),
+            format!("expected {what}, found {}", self.describe()),
+        )
     }
 
     fn eat(&mut self, c: u8) -> bool {
@@ -650,7 +727,10 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn mask_decorators(&mut self, cols: &mut DecorCols) -> Result<(u8, bool, Option<usize>), ParseError> {
+    fn mask_decorators(
+        &mut self,
+        cols: &mut DecorCols,
+    ) -> Result<(u8, bool, Option<usize>), ParseError> {
         let mut mask = 0u8;
         let mut zeroing = false;
         let mut bcst = None;
@@ -662,17 +742,29 @@ impl<'a> Parser<'a> {
                 cols.zeroing = col;
             } else if let Some(r) = register(&lower).filter(|r| r.kind() == RegKind::K) {
                 if r.id() == 0 {
-                    return Err(ParseError::new(col, "k0 cannot be a write mask: expected {k1}..{k7}"));
+                    return Err(ParseError::new(
+                        col,
+                        "k0 cannot be a write mask: expected {k1}..{k7}",
+                    ));
                 }
                 mask = r.id();
                 cols.mask = col;
-            } else if let Some(n) = lower.strip_prefix("1to").and_then(|n| n.parse::<u32>().ok()) {
+            } else if let Some(n) = lower
+                .strip_prefix("1to")
+                .and_then(|n| n.parse::<u32>().ok())
+            {
                 if !matches!(n, 2 | 4 | 8 | 16 | 32) {
-                    return Err(ParseError::new(col, format!("bad broadcast {{1to{n}}}: expected 1to2..1to32")));
+                    return Err(ParseError::new(
+                        col,
+                        format!("bad broadcast {{1to{n}}}: expected 1to2..1to32"),
+                    ));
                 }
                 bcst = Some(col);
             } else {
-                return Err(ParseError::new(col, format!("expected {{k1}}..{{k7}}, {{z}} or {{1toN}}, found {{{content}}}")));
+                return Err(ParseError::new(
+                    col,
+                    format!("expected {{k1}}..{{k7}}, {{z}} or {{1toN}}, found {{{content}}}"),
+                ));
             }
             self.bump();
         }
@@ -680,7 +772,12 @@ impl<'a> Parser<'a> {
     }
 
     /// `[ ... ]` after the optional size and segment.
-    fn memory(&mut self, size: u16, segment: Option<Reg>, cols: &mut DecorCols) -> Result<ParsedOperand, ParseError> {
+    fn memory(
+        &mut self,
+        size: u16,
+        segment: Option<Reg>,
+        cols: &mut DecorCols,
+    ) -> Result<ParsedOperand, ParseError> {
         let open = self.col();
         if !self.eat(b'[') {
             return Err(self.expected("`[`"));
@@ -695,7 +792,10 @@ impl<'a> Parser<'a> {
         loop {
             if self.peek() == Tok::Punct(b']') {
                 if first {
-                    return Err(ParseError::new(self.col(), "empty address: expected a register, a number or a label"));
+                    return Err(ParseError::new(
+                        self.col(),
+                        "empty address: expected a register, a number or a label",
+                    ));
                 }
                 self.bump();
                 break;
@@ -734,7 +834,10 @@ impl<'a> Parser<'a> {
                         }
                         if r.kind() == RegKind::Rip {
                             if rip || base.is_some() {
-                                return Err(ParseError::new(col, "rip cannot be combined with other registers"));
+                                return Err(ParseError::new(
+                                    col,
+                                    "rip cannot be combined with other registers",
+                                ));
                             }
                             rip = true;
                             continue;
@@ -744,7 +847,10 @@ impl<'a> Parser<'a> {
                             let scol = self.col();
                             let s = self.unary()?;
                             if !matches!(s, 1 | 2 | 4 | 8) {
-                                return Err(ParseError::new(scol, format!("scale {s} is not 1, 2, 4 or 8")));
+                                return Err(ParseError::new(
+                                    scol,
+                                    format!("scale {s} is not 1, 2, 4 or 8"),
+                                ));
                             }
                             scale = Some(s as u8);
                         }
@@ -753,7 +859,10 @@ impl<'a> Parser<'a> {
                         return Err(ParseError::new(col, format!("bad register `{name}`")));
                     } else {
                         if label.is_some() || negative {
-                            return Err(ParseError::new(col, format!("unexpected label `{name}` in address")));
+                            return Err(ParseError::new(
+                                col,
+                                format!("unexpected label `{name}` in address"),
+                            ));
                         }
                         self.bump();
                         label = Some(name.to_string());
@@ -761,28 +870,51 @@ impl<'a> Parser<'a> {
                 }
                 Tok::Num(_) | Tok::Punct(b'(') | Tok::Punct(b'~') => {
                     let v = self.term_or_scaled(&mut base, &mut index)?;
-                    disp = if negative { disp.wrapping_sub(v) } else { disp.wrapping_add(v) };
+                    disp = if negative {
+                        disp.wrapping_sub(v)
+                    } else {
+                        disp.wrapping_add(v)
+                    };
                 }
                 Tok::End => return Err(ParseError::new(col, "missing `]`")),
                 _ => return Err(self.expected("a register, a number or a label")),
             }
         }
         if segment.is_some_and(|s| s.kind() != RegKind::Seg) {
-            return Err(ParseError::new(open, "expected a segment register before `:`"));
+            return Err(ParseError::new(
+                open,
+                "expected a segment register before `:`",
+            ));
         }
         let (mask, zeroing, bcst) = self.mask_decorators(cols)?;
         if zeroing {
-            return Err(ParseError::new(cols.zeroing, "{z} cannot apply to a memory operand"));
+            return Err(ParseError::new(
+                cols.zeroing,
+                "{z} cannot apply to a memory operand",
+            ));
         }
         if let Some(l) = label {
             if base.is_some() || index.is_some() {
-                return Err(ParseError::new(open, "a label address cannot have base or index registers"));
+                return Err(ParseError::new(
+                    open,
+                    "a label address cannot have base or index registers",
+                ));
             }
-            return Ok(ParsedOperand::LabelMem(LabelMem { name: l, disp, size, segment, broadcast: bcst.is_some(), mask }));
+            return Ok(ParsedOperand::LabelMem(LabelMem {
+                name: l,
+                disp,
+                size,
+                segment,
+                broadcast: bcst.is_some(),
+                mask,
+            }));
         }
         let mem_base = if rip {
             if index.is_some() {
-                return Err(ParseError::new(open, "rip-relative addresses cannot have an index"));
+                return Err(ParseError::new(
+                    open,
+                    "rip-relative addresses cannot have an index",
+                ));
             }
             MemBase::Rip
         } else {
@@ -825,7 +957,10 @@ impl<'a> Parser<'a> {
                 let rcol = self.col();
                 self.bump();
                 if !matches!(v, 1 | 2 | 4 | 8) {
-                    return Err(ParseError::new(col, format!("scale {v} is not 1, 2, 4 or 8")));
+                    return Err(ParseError::new(
+                        col,
+                        format!("scale {v} is not 1, 2, 4 or 8"),
+                    ));
                 }
                 self.add_address_reg(r, Some(v as u8), rcol, base, index)?;
                 return Ok(0);
@@ -848,13 +983,20 @@ impl<'a> Parser<'a> {
         index: &mut Option<(Reg, u8, usize)>,
     ) -> Result<(), ParseError> {
         let kind = r.kind();
-        let addressable = matches!(kind, RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64) || kind.is_vec();
+        let addressable =
+            matches!(kind, RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64) || kind.is_vec();
         if !addressable {
-            return Err(ParseError::new(col, format!("{} cannot be used in an address", r.name())));
+            return Err(ParseError::new(
+                col,
+                format!("{} cannot be used in an address", r.name()),
+            ));
         }
         if kind.is_vec() || scale.is_some() {
             if index.is_some() {
-                return Err(ParseError::new(col, "an address has at most one index register"));
+                return Err(ParseError::new(
+                    col,
+                    "an address has at most one index register",
+                ));
             }
             *index = Some((r, scale.unwrap_or(1), col));
         } else if base.is_none() {
@@ -862,7 +1004,10 @@ impl<'a> Parser<'a> {
         } else if index.is_none() {
             *index = Some((r, 1, col));
         } else {
-            return Err(ParseError::new(col, "an address has at most a base and an index register"));
+            return Err(ParseError::new(
+                col,
+                "an address has at most a base and an index register",
+            ));
         }
         Ok(())
     }
@@ -881,7 +1026,9 @@ impl<'a> Parser<'a> {
                     _ => {
                         return Err(ParseError::new(
                             col,
-                            format!("expected an operand or {{rn-sae}}, {{rd-sae}}, {{ru-sae}}, {{rz-sae}}, {{sae}}; found {{{content}}}"),
+                            format!(
+                                "expected an operand or {{rn-sae}}, {{rd-sae}}, {{ru-sae}}, {{rz-sae}}, {{sae}}; found {{{content}}}"
+                            ),
                         ));
                     }
                 };
@@ -952,7 +1099,10 @@ impl<'a> Parser<'a> {
                         }
                         let v = self.expr()?;
                         let m = Mem::absolute(v as u64).with_segment(r);
-                        return Ok(OperandOrRounding::Operand(ParsedOperand::Op(Operand::Mem(m)), cols));
+                        return Ok(OperandOrRounding::Operand(
+                            ParsedOperand::Op(Operand::Mem(m)),
+                            cols,
+                        ));
                     }
                     let mut r = r;
                     if r.kind() == RegKind::St && lower == "st" && self.peek() == Tok::Punct(b'(') {
@@ -960,7 +1110,10 @@ impl<'a> Parser<'a> {
                         let ncol = self.col();
                         let n = self.expr()?;
                         if !(0..8).contains(&n) {
-                            return Err(ParseError::new(ncol, format!("bad register st({n}): expected st(0)..st(7)")));
+                            return Err(ParseError::new(
+                                ncol,
+                                format!("bad register st({n}): expected st(0)..st(7)"),
+                            ));
                         }
                         if !self.eat(b')') {
                             return Err(self.expected("`)`"));
@@ -968,26 +1121,41 @@ impl<'a> Parser<'a> {
                         r = Reg::new(RegKind::St, n as u8).unwrap_or(r);
                     }
                     if r.kind() == RegKind::Rip {
-                        return Err(ParseError::new(col, "rip is only valid inside an address: `[rip + x]`"));
+                        return Err(ParseError::new(
+                            col,
+                            "rip is only valid inside an address: `[rip + x]`",
+                        ));
                     }
                     let (mask, zeroing, bcst) = self.mask_decorators(&mut cols)?;
                     if let Some(bc) = bcst {
-                        return Err(ParseError::new(bc, "{1toN} applies to memory operands only"));
+                        return Err(ParseError::new(
+                            bc,
+                            "{1toN} applies to memory operands only",
+                        ));
                     }
                     if zeroing && mask == 0 {
-                        return Err(ParseError::new(cols.zeroing, "{z} needs a write mask: write {k1}..{k7} before it"));
+                        return Err(ParseError::new(
+                            cols.zeroing,
+                            "{z} needs a write mask: write {k1}..{k7} before it",
+                        ));
                     }
                     let mut d = super::super::Decorators::NONE;
                     if let Some(k) = KReg::from_id(mask).filter(|_| mask != 0) {
                         if !(r.kind().is_vec() || r.kind() == RegKind::K) {
-                            return Err(ParseError::new(cols.mask, format!("{} cannot take a write mask", r.name())));
+                            return Err(ParseError::new(
+                                cols.mask,
+                                format!("{} cannot take a write mask", r.name()),
+                            ));
                         }
                         d = d.with_mask(k);
                     }
                     if zeroing {
                         d = d.with_zeroing();
                     }
-                    return Ok(OperandOrRounding::Operand(ParsedOperand::Op(Operand::Reg(r.with_decorators(d))), cols));
+                    return Ok(OperandOrRounding::Operand(
+                        ParsedOperand::Op(Operand::Reg(r.with_decorators(d))),
+                        cols,
+                    ));
                 }
                 if looks_like_register(&lower) {
                     return Err(ParseError::new(col, format!("bad register `{name}`")));
@@ -996,15 +1164,25 @@ impl<'a> Parser<'a> {
                     return Err(ParseError::new(col, format!("unexpected `{name}`")));
                 }
                 self.bump();
-                Ok(OperandOrRounding::Operand(ParsedOperand::Label(name.to_string()), cols))
+                Ok(OperandOrRounding::Operand(
+                    ParsedOperand::Label(name.to_string()),
+                    cols,
+                ))
             }
             Tok::Punct(b'[') => {
                 let op = self.memory(0, None, &mut cols)?;
                 Ok(OperandOrRounding::Operand(op, cols))
             }
-            Tok::Num(_) | Tok::Punct(b'-') | Tok::Punct(b'+') | Tok::Punct(b'~') | Tok::Punct(b'(') => {
+            Tok::Num(_)
+            | Tok::Punct(b'-')
+            | Tok::Punct(b'+')
+            | Tok::Punct(b'~')
+            | Tok::Punct(b'(') => {
                 let v = self.expr()?;
-                Ok(OperandOrRounding::Operand(ParsedOperand::Op(Operand::Imm(v)), cols))
+                Ok(OperandOrRounding::Operand(
+                    ParsedOperand::Op(Operand::Imm(v)),
+                    cols,
+                ))
             }
             _ => Err(self.expected("an operand")),
         }
@@ -1034,7 +1212,9 @@ fn brace_prefix(content: &str) -> Option<Result<InstOptions, &'static str>> {
         "evex" => InstOptions::EVEX,
         "load" => InstOptions::MODRM_LOAD,
         "store" => InstOptions::MODRM_STORE,
-        "disp8" | "disp32" | "nf" | "rex" | "rex2" => return Some(Err("this pseudo-prefix is not supported yet")),
+        "disp8" | "disp32" | "nf" | "rex" | "rex2" => {
+            return Some(Err("this pseudo-prefix is not supported yet"));
+        }
         _ => return None,
     }))
 }
@@ -1046,16 +1226,17 @@ fn is_directive(word: &str) -> bool {
 /// Parses one line of a program into its statements. `line` is the line
 /// number reported in errors.
 pub fn parse_line(text: &str, line: usize, arch: Arch) -> Result<Vec<Statement>, ParseError> {
-    parse_line_inner(text, arch).map_err(|mut e| {
-        e.line = line;
-        e
-    })
-    .map(|mut v| {
-        for s in &mut v {
-            s.line = line;
-        }
-        v
-    })
+    parse_line_inner(text, arch)
+        .map_err(|mut e| {
+            e.line = line;
+            e
+        })
+        .map(|mut v| {
+            for s in &mut v {
+                s.line = line;
+            }
+            v
+        })
 }
 
 fn parse_line_inner(text: &str, arch: Arch) -> Result<Vec<Statement>, ParseError> {
@@ -1065,7 +1246,10 @@ fn parse_line_inner(text: &str, arch: Arch) -> Result<Vec<Statement>, ParseError
     // Labels.
     while let (Tok::Ident(name), Tok::Punct(b':')) = (p.peek(), p.peek_at(1)) {
         if register(&name.to_ascii_lowercase()).is_some() {
-            return Err(ParseError::new(p.col(), format!("`{name}` is a register, not a label name")));
+            return Err(ParseError::new(
+                p.col(),
+                format!("`{name}` is a register, not a label name"),
+            ));
         }
         let col = p.col();
         p.bump();
@@ -1090,13 +1274,25 @@ fn parse_line_inner(text: &str, arch: Arch) -> Result<Vec<Statement>, ParseError
         return Err(p.expected("end of line"));
     }
     let end = p.toks[p.toks.len() - 1].col.saturating_sub(1);
-    let stmt_end = p.toks.iter().rev().find(|t| t.tok != Tok::End).map_or(end, |t| t.end);
-    out.push(Statement { line: 1, column: start, text: text[start - 1..stmt_end].trim().to_string(), kind });
+    let stmt_end = p
+        .toks
+        .iter()
+        .rev()
+        .find(|t| t.tok != Tok::End)
+        .map_or(end, |t| t.end);
+    out.push(Statement {
+        line: 1,
+        column: start,
+        text: text[start - 1..stmt_end].trim().to_string(),
+        kind,
+    });
     Ok(out)
 }
 
 fn directive(p: &mut Parser<'_>) -> Result<StatementKind, ParseError> {
-    let Tok::Ident(word) = p.peek() else { return Err(p.expected("a directive")) };
+    let Tok::Ident(word) = p.peek() else {
+        return Err(p.expected("a directive"));
+    };
     let col = p.col();
     let lower = word.to_ascii_lowercase();
     p.bump();
@@ -1121,7 +1317,10 @@ fn directive(p: &mut Parser<'_>) -> Result<StatementKind, ParseError> {
                     if size != ptr {
                         return Err(ParseError::new(
                             vcol,
-                            format!("a label address needs a {ptr}-byte directive (`{}`)", if ptr == 8 { ".quad" } else { ".long" }),
+                            format!(
+                                "a label address needs a {ptr}-byte directive (`{}`)",
+                                if ptr == 8 { ".quad" } else { ".long" }
+                            ),
                         ));
                     }
                     p.bump();
@@ -1132,7 +1331,10 @@ fn directive(p: &mut Parser<'_>) -> Result<StatementKind, ParseError> {
                     let bits = size as u32 * 8;
                     let fits = bits == 64 || (v >= -(1i64 << (bits - 1)) && v < (1i64 << bits));
                     if !fits {
-                        return Err(ParseError::new(vcol, format!("value {v:#x} does not fit {size} byte(s)")));
+                        return Err(ParseError::new(
+                            vcol,
+                            format!("value {v:#x} does not fit {size} byte(s)"),
+                        ));
                     }
                     values.push(DataValue::Int(v));
                 }
@@ -1147,9 +1349,16 @@ fn directive(p: &mut Parser<'_>) -> Result<StatementKind, ParseError> {
         ".align" | "align" | ".balign" | ".p2align" => {
             let vcol = p.col();
             let v = p.expr()?;
-            let n = if lower == ".p2align" { if (0..=12).contains(&v) { 1i64 << v } else { -1 } } else { v };
+            let n = if lower == ".p2align" {
+                if (0..=12).contains(&v) { 1i64 << v } else { -1 }
+            } else {
+                v
+            };
             if n <= 0 || n > 4096 || n & (n - 1) != 0 {
-                return Err(ParseError::new(vcol, format!("alignment {v} is not a power of two up to 4096")));
+                return Err(ParseError::new(
+                    vcol,
+                    format!("alignment {v} is not a power of two up to 4096"),
+                ));
             }
             // `.align N, fill` and `.p2align N,,max` extras are ignored.
             while p.peek() != Tok::End {
@@ -1158,7 +1367,9 @@ fn directive(p: &mut Parser<'_>) -> Result<StatementKind, ParseError> {
             Ok(StatementKind::Align(n as u32))
         }
         ".section" => {
-            let Tok::Ident(name) = p.peek() else { return Err(p.expected("a section name")) };
+            let Tok::Ident(name) = p.peek() else {
+                return Err(p.expected("a section name"));
+            };
             p.bump();
             while p.peek() != Tok::End {
                 p.bump();
@@ -1166,26 +1377,36 @@ fn directive(p: &mut Parser<'_>) -> Result<StatementKind, ParseError> {
             Ok(StatementKind::Section(name.to_string()))
         }
         ".text" | ".data" | ".rodata" | ".bss" => Ok(StatementKind::Section(lower)),
-        ".intel_syntax" | ".globl" | ".global" | ".type" | ".size" | ".file" | ".local" | ".code64" | ".code32" => {
+        ".intel_syntax" | ".globl" | ".global" | ".type" | ".size" | ".file" | ".local"
+        | ".code64" | ".code32" => {
             let want = match lower.as_str() {
                 ".code64" => Some(Arch::X64),
                 ".code32" => Some(Arch::X86),
                 _ => None,
             };
             if want.is_some_and(|a| a != p.arch) {
-                return Err(ParseError::new(col, format!("{lower} does not match the assembler's mode")));
+                return Err(ParseError::new(
+                    col,
+                    format!("{lower} does not match the assembler's mode"),
+                ));
             }
             if lower == ".intel_syntax"
                 && let Tok::Ident(w) = p.peek()
                 && !w.eq_ignore_ascii_case("noprefix")
             {
-                return Err(ParseError::new(p.col(), "only `.intel_syntax noprefix` is supported"));
+                return Err(ParseError::new(
+                    p.col(),
+                    "only `.intel_syntax noprefix` is supported",
+                ));
             }
             while p.peek() != Tok::End {
                 p.bump();
             }
             // A no-op: an empty data statement.
-            Ok(StatementKind::Data { size: 1, values: Vec::new() })
+            Ok(StatementKind::Data {
+                size: 1,
+                values: Vec::new(),
+            })
         }
         _ => Err(ParseError::new(col, format!("unknown directive `{word}`"))),
     }
@@ -1222,8 +1443,15 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
                 let lower = content.to_ascii_lowercase();
                 match brace_prefix(&lower) {
                     Some(Ok(o)) => options |= o,
-                    Some(Err(msg)) => return Err(ParseError::new(col, format!("{{{content}}}: {msg}"))),
-                    None => return Err(ParseError::new(col, format!("expected a prefix or a mnemonic, found {{{content}}}"))),
+                    Some(Err(msg)) => {
+                        return Err(ParseError::new(col, format!("{{{content}}}: {msg}")));
+                    }
+                    None => {
+                        return Err(ParseError::new(
+                            col,
+                            format!("expected a prefix or a mnemonic, found {{{content}}}"),
+                        ));
+                    }
                 }
                 p.bump();
             }
@@ -1266,7 +1494,10 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
                 }
                 OperandOrRounding::Rounding(o) => {
                     if rounding_col != 0 {
-                        return Err(ParseError::new(col, "only one rounding or {sae} operand is allowed"));
+                        return Err(ParseError::new(
+                            col,
+                            "only one rounding or {sae} operand is allowed",
+                        ));
                     }
                     rounding_col = col;
                     options |= o;
@@ -1277,8 +1508,15 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
             }
         }
     }
-    let mut inst = ParsedInstruction { mnemonic, operands, columns, options, column: mcol };
+    let mut inst = ParsedInstruction {
+        mnemonic,
+        operands,
+        columns,
+        options,
+        column: mcol,
+    };
     rewrite_special(&mut inst, special, &mname, p.arch, &decor)?;
+    drop_implicit_xmm0(&mut inst, &mut decor, p.arch);
     if let Some(imm) = pred {
         inst.operands.push(ParsedOperand::Op(Operand::Imm(imm)));
         inst.columns.push(mcol);
@@ -1301,7 +1539,10 @@ fn rewrite_special(
             for op in &mut inst.operands {
                 if let ParsedOperand::Op(Operand::Mem(m)) = op {
                     if m.base() != MemBase::None || m.index().is_some() {
-                        return Err(ParseError::new(inst.column, "movabs takes an absolute address `[0x...]`"));
+                        return Err(ParseError::new(
+                            inst.column,
+                            "movabs takes an absolute address `[0x...]`",
+                        ));
                     }
                     if arch == Arch::X64 {
                         *m = m.abs64();
@@ -1314,13 +1555,22 @@ fn rewrite_special(
                 let (ParsedOperand::Op(Operand::Imm(sel)), ParsedOperand::Op(Operand::Imm(off))) =
                     (&inst.operands[0], &inst.operands[1])
                 else {
-                    return Err(ParseError::new(inst.column, format!("{name} takes `SELECTOR, OFFSET` or a memory operand")));
+                    return Err(ParseError::new(
+                        inst.column,
+                        format!("{name} takes `SELECTOR, OFFSET` or a memory operand"),
+                    ));
                 };
                 if !(0..=0xffff).contains(sel) {
-                    return Err(ParseError::new(inst.columns[0], format!("selector {sel:#x} does not fit 16 bits")));
+                    return Err(ParseError::new(
+                        inst.columns[0],
+                        format!("selector {sel:#x} does not fit 16 bits"),
+                    ));
                 }
                 if !(0..=0xffff_ffff).contains(off) {
-                    return Err(ParseError::new(inst.columns[1], format!("offset {off:#x} does not fit 32 bits")));
+                    return Err(ParseError::new(
+                        inst.columns[1],
+                        format!("offset {off:#x} does not fit 32 bits"),
+                    ));
                 }
                 let v = (sel << 32) | off;
                 inst.operands = vec![ParsedOperand::Op(Operand::Imm(v))];
@@ -1330,11 +1580,16 @@ fn rewrite_special(
                     *m = m.with_size(6);
                 }
             } else {
-                return Err(ParseError::new(inst.column, format!("{name} takes `SELECTOR, OFFSET` or a memory operand")));
+                return Err(ParseError::new(
+                    inst.column,
+                    format!("{name} takes `SELECTOR, OFFSET` or a memory operand"),
+                ));
             }
         }
         Special::Xlat => {
-            if inst.operands.len() == 1 && matches!(inst.operands[0], ParsedOperand::Op(Operand::Mem(_))) {
+            if inst.operands.len() == 1
+                && matches!(inst.operands[0], ParsedOperand::Op(Operand::Mem(_)))
+            {
                 inst.operands.clear();
                 inst.columns.clear();
             }
@@ -1347,9 +1602,16 @@ fn rewrite_special(
                 match op {
                     ParsedOperand::Op(Operand::Mem(m)) => {
                         if m.segment().is_some() {
-                            return Err(ParseError::new(inst.columns[i], "segment overrides on string operands are not supported yet"));
+                            return Err(ParseError::new(
+                                inst.columns[i],
+                                "segment overrides on string operands are not supported yet",
+                            ));
                         }
-                        let want = if arch == Arch::X64 { RegKind::Gp64 } else { RegKind::Gp32 };
+                        let want = if arch == Arch::X64 {
+                            RegKind::Gp64
+                        } else {
+                            RegKind::Gp32
+                        };
                         if let MemBase::Reg(r) = m.base()
                             && r.kind() != want
                         {
@@ -1363,13 +1625,22 @@ fn rewrite_special(
                         }
                     }
                     ParsedOperand::Op(Operand::Reg(r)) => {
-                        if r.kind().is_gp() && !(r.kind() == RegKind::Gp16 && r.id() == 2 && matches!(base, "ins" | "outs")) {
+                        if r.kind().is_gp()
+                            && !(r.kind() == RegKind::Gp16
+                                && r.id() == 2
+                                && matches!(base, "ins" | "outs"))
+                        {
                             size = r.size() as u16;
                         }
                         keep.push(op.clone());
                         cols.push(inst.columns[i]);
                     }
-                    _ => return Err(ParseError::new(inst.columns[i], format!("{name} takes registers and memory operands"))),
+                    _ => {
+                        return Err(ParseError::new(
+                            inst.columns[i],
+                            format!("{name} takes registers and memory operands"),
+                        ));
+                    }
                 }
             }
             let _ = decor;
@@ -1378,12 +1649,23 @@ fn rewrite_special(
                 2 => "w",
                 4 => "d",
                 8 => "q",
-                0 => return Err(ParseError::new(inst.column, format!("{name}: operand size unknown; write a size (`byte ptr`...)"))),
-                _ => return Err(ParseError::new(inst.column, format!("{name}: bad operand size {size}"))),
+                0 => {
+                    return Err(ParseError::new(
+                        inst.column,
+                        format!("{name}: operand size unknown; write a size (`byte ptr`...)"),
+                    ));
+                }
+                _ => {
+                    return Err(ParseError::new(
+                        inst.column,
+                        format!("{name}: bad operand size {size}"),
+                    ));
+                }
             };
             let full = format!("{base}{suffix}");
-            inst.mnemonic = Mnemonic::from_name(&full)
-                .ok_or_else(|| ParseError::new(inst.column, format!("unknown mnemonic `{full}`")))?;
+            inst.mnemonic = Mnemonic::from_name(&full).ok_or_else(|| {
+                ParseError::new(inst.column, format!("unknown mnemonic `{full}`"))
+            })?;
             inst.operands = keep;
             inst.columns = cols;
         }
@@ -1391,17 +1673,46 @@ fn rewrite_special(
     Ok(())
 }
 
+/// `blendvps xmm1, xmm2, xmm0`: the SSE4.1 forms whose third operand is the
+/// implicit `xmm0` are stored with two operands; drop a written `xmm0`.
+fn drop_implicit_xmm0(inst: &mut ParsedInstruction, decor: &mut Vec<DecorCols>, arch: Arch) {
+    let n = inst.operands.len();
+    let is_xmm0 = matches!(inst.operands.last(), Some(ParsedOperand::Op(Operand::Reg(r))) if r.kind() == RegKind::Xmm && r.id() == 0);
+    if n < 2 || !is_xmm0 {
+        return;
+    }
+    let bit = mode_bit(arch);
+    let counts = |c: usize| {
+        inst.mnemonic
+            .forms()
+            .iter()
+            .any(|f| f.modes & bit != 0 && f.explicit_count() == c)
+    };
+    if !counts(n) && counts(n - 1) {
+        inst.operands.pop();
+        inst.columns.pop();
+        decor.truncate(n - 1);
+    }
+}
+
 // ---------------------------------------------------------------- validation against the database
 
-fn mode_bit(arch: Arch) -> u8 {
-    if arch == Arch::X64 { modes::M64 } else { modes::M32 }
+pub(crate) fn mode_bit(arch: Arch) -> u8 {
+    if arch == Arch::X64 {
+        modes::M64
+    } else {
+        modes::M32
+    }
 }
 
-fn explicit_kinds(form: &Form) -> impl Iterator<Item = K> + '_ {
-    form.operands.iter().copied().filter(|k| *k != K::None && !k.is_implicit())
+pub(crate) fn explicit_kinds(form: &Form) -> impl Iterator<Item = K> + '_ {
+    form.operands
+        .iter()
+        .copied()
+        .filter(|k| *k != K::None && !k.is_implicit())
 }
 
-fn takes_memory(kind: K) -> bool {
+pub(crate) fn takes_memory(kind: K) -> bool {
     matches!(
         kind,
         K::R8M
@@ -1431,11 +1742,18 @@ fn takes_memory(kind: K) -> bool {
     )
 }
 
-/// Whether an immediate kind can take `v` (a superset of what the encoder takes).
+/// Whether an immediate kind can take `v` (the encoder's ranges); `None`
+/// when the kind takes no immediate.
 fn imm_accepts(kind: K, v: i64) -> Option<bool> {
+    let sx8 = |x: i64| (-128..=127).contains(&x);
     Some(match kind {
         K::Imm4 => (0..=15).contains(&v),
-        K::Imm8 | K::Imm8Sx16 | K::Imm8Sx32 | K::Imm8Sx64 => (-128..=255).contains(&v) || kind != K::Imm8,
+        K::Imm8 => (-128..=255).contains(&v),
+        K::Imm8Sx16 => (-32768..=65535).contains(&v) && sx8(v as u16 as i16 as i64),
+        K::Imm8Sx32 => {
+            (i32::MIN as i64..=u32::MAX as i64).contains(&v) && sx8(v as u32 as i32 as i64)
+        }
+        K::Imm8Sx64 => sx8(v),
         K::One => v == 1,
         K::Imm16 => (-32768..=65535).contains(&v),
         K::Imm32 => (i32::MIN as i64..=u32::MAX as i64).contains(&v),
@@ -1444,6 +1762,51 @@ fn imm_accepts(kind: K, v: i64) -> Option<bool> {
         K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => true,
         _ => return None,
     })
+}
+
+/// Whether a register of kind `rk` can go in a slot of kind `kind` (ignoring
+/// which register of the kind a fixed slot wants).
+fn reg_fits(kind: K, rk: RegKind) -> bool {
+    use RegKind as R;
+    match kind {
+        K::R8M | K::R8 | K::R8Op => matches!(rk, R::Gp8 | R::Gp8Hi),
+        K::Al | K::Cl => rk == R::Gp8,
+        K::R16M | K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::Ax | K::Dx => rk == R::Gp16,
+        K::R32M | K::R32MMpx | K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V | K::Eax => {
+            rk == R::Gp32
+        }
+        K::R64M | K::R64MMpx | K::R64 | K::R64Addr | K::R64Rm | K::R64Op | K::R64V | K::Rax => {
+            rk == R::Gp64
+        }
+        K::SReg | K::Es | K::Cs | K::Ss | K::Ds | K::Fs | K::Gs => rk == R::Seg,
+        K::K | K::KPair | K::KRm | K::KV | K::KM => rk == R::K,
+        K::Mm | K::MmRm | K::MmM => rk == R::Mm,
+        K::Xmm | K::XmmRm | K::XmmV | K::XmmV4 | K::XmmIs4 | K::XmmIs5 | K::XmmM => rk == R::Xmm,
+        K::Ymm | K::YmmRm | K::YmmV | K::YmmIs4 | K::YmmIs5 | K::YmmM => rk == R::Ymm,
+        K::Zmm | K::ZmmRm | K::ZmmV | K::ZmmV4 | K::ZmmM => rk == R::Zmm,
+        K::Cr => rk == R::Cr,
+        K::Dr => rk == R::Dr,
+        K::Bnd | K::BndM => rk == R::Bnd,
+        K::Tmm | K::TmmRm | K::TmmV => rk == R::Tmm,
+        K::St0 | K::StOp => rk == R::St,
+        _ => false,
+    }
+}
+
+/// Whether `op` could go in a slot of kind `kind` (a superset of the encoder).
+pub(crate) fn coarse_fits(kind: K, op: &ParsedOperand) -> bool {
+    match op {
+        ParsedOperand::Op(Operand::Reg(r)) => reg_fits(kind, r.kind()),
+        ParsedOperand::Op(Operand::Mem(_)) | ParsedOperand::LabelMem(_) => takes_memory(kind),
+        ParsedOperand::Op(Operand::Imm(_)) => imm_accepts(kind, 0).is_some(),
+        ParsedOperand::Op(Operand::Label(_)) | ParsedOperand::Label(_) => {
+            matches!(
+                kind,
+                K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32
+            )
+        }
+        ParsedOperand::Op(Operand::None) => false,
+    }
 }
 
 fn imm_bits(kind: K) -> u32 {
@@ -1458,15 +1821,27 @@ fn imm_bits(kind: K) -> u32 {
 
 /// Reports, at the right column, operands that no form of the mnemonic can
 /// take; anything subtler is left to the encoder.
-fn validate(inst: &ParsedInstruction, decor: &[DecorCols], rounding_col: usize, arch: Arch) -> Result<(), ParseError> {
+fn validate(
+    inst: &ParsedInstruction,
+    decor: &[DecorCols],
+    rounding_col: usize,
+    arch: Arch,
+) -> Result<(), ParseError> {
     let m = inst.mnemonic;
     let bit = mode_bit(arch);
     let forms: Vec<&Form> = m.forms().iter().filter(|f| f.modes & bit != 0).collect();
     if forms.is_empty() {
-        return Err(ParseError::new(inst.column, format!("{} is not valid in {}-bit mode", m.name(), arch.bits())));
+        return Err(ParseError::new(
+            inst.column,
+            format!("{} is not valid in {}-bit mode", m.name(), arch.bits()),
+        ));
     }
     let n = inst.operands.len();
-    let same: Vec<&Form> = forms.iter().copied().filter(|f| f.explicit_count() == n).collect();
+    let same: Vec<&Form> = forms
+        .iter()
+        .copied()
+        .filter(|f| f.explicit_count() == n)
+        .collect();
     let with_fill = forms.iter().any(|f| f.explicit_count() > n);
     if same.is_empty() {
         if with_fill {
@@ -1478,24 +1853,49 @@ fn validate(inst: &ParsedInstruction, decor: &[DecorCols], rounding_col: usize, 
         let list: Vec<String> = counts.iter().map(usize::to_string).collect();
         return Err(ParseError::new(
             inst.column,
-            format!("{} takes {} operand(s), not {n}", m.name(), list.join(" or ")),
+            format!(
+                "{} takes {} operand(s), not {n}",
+                m.name(),
+                list.join(" or ")
+            ),
         ));
     }
+    let others_fit = |f: &Form, i: usize| {
+        explicit_kinds(f)
+            .zip(inst.operands.iter())
+            .enumerate()
+            .all(|(j, (k, o))| j == i || coarse_fits(k, o))
+    };
     for (i, op) in inst.operands.iter().enumerate() {
         let col = inst.columns[i];
+        let same: Vec<&Form> = same.iter().copied().filter(|f| others_fit(f, i)).collect();
         match op {
             ParsedOperand::Op(Operand::Imm(v)) => {
-                let kinds: Vec<K> = same.iter().filter_map(|f| explicit_kinds(f).nth(i)).collect();
-                let imm_kinds: Vec<K> = kinds.iter().copied().filter(|k| imm_accepts(*k, 0).is_some()).collect();
+                let kinds: Vec<K> = same
+                    .iter()
+                    .filter_map(|f| explicit_kinds(f).nth(i))
+                    .collect();
+                let imm_kinds: Vec<K> = kinds
+                    .iter()
+                    .copied()
+                    .filter(|k| imm_accepts(*k, 0).is_some())
+                    .collect();
                 if imm_kinds.is_empty() {
                     continue; // the encoder explains the kind mismatch
                 }
                 if !imm_kinds.iter().any(|k| imm_accepts(*k, *v) == Some(true)) {
                     let bits = imm_kinds.iter().map(|k| imm_bits(*k)).max().unwrap_or(8);
-                    let neg = if *v < 0 { format!("-{:#x}", v.unsigned_abs()) } else { format!("{v:#x}") };
+                    let neg = if *v < 0 {
+                        format!("-{:#x}", v.unsigned_abs())
+                    } else {
+                        format!("{v:#x}")
+                    };
                     return Err(ParseError::new(
                         col,
-                        format!("immediate {neg} is too large: {} takes at most a {bits}-bit immediate here", m.name()),
+                        format!(
+                            "immediate {neg} is too large: {} takes at most a {bits}-bit immediate here",
+                            m.name()
+                        ),
                     ));
                 }
             }
@@ -1505,8 +1905,11 @@ fn validate(inst: &ParsedInstruction, decor: &[DecorCols], rounding_col: usize, 
                     ParsedOperand::LabelMem(l) => (l.size, l.broadcast),
                     _ => (0, false),
                 };
-                let mem_forms: Vec<&Form> =
-                    same.iter().copied().filter(|f| explicit_kinds(f).nth(i).is_some_and(takes_memory)).collect();
+                let mem_forms: Vec<&Form> = same
+                    .iter()
+                    .copied()
+                    .filter(|f| explicit_kinds(f).nth(i).is_some_and(takes_memory))
+                    .collect();
                 if mem_forms.is_empty() || size == 0 {
                     continue;
                 }
@@ -1525,9 +1928,20 @@ fn validate(inst: &ParsedInstruction, decor: &[DecorCols], rounding_col: usize, 
                         .collect();
                     sizes.sort_unstable();
                     sizes.dedup();
-                    let names: Vec<String> = sizes.iter().map(|s| format!("{} ptr", size_name(*s))).collect();
-                    let what = if bcst { "broadcast element" } else { "memory operand" };
-                    let at = if decor[i].size != 0 { decor[i].size } else { col };
+                    let names: Vec<String> = sizes
+                        .iter()
+                        .map(|s| format!("{} ptr", size_name(*s)))
+                        .collect();
+                    let what = if bcst {
+                        "broadcast element"
+                    } else {
+                        "memory operand"
+                    };
+                    let at = if decor[i].size != 0 {
+                        decor[i].size
+                    } else {
+                        col
+                    };
                     return Err(ParseError::new(
                         at,
                         format!(
@@ -1535,28 +1949,55 @@ fn validate(inst: &ParsedInstruction, decor: &[DecorCols], rounding_col: usize, 
                             size_name(size),
                             m.name(),
                             i + 1,
-                            if names.is_empty() { "no size keyword".to_string() } else { names.join(" or ") }
+                            if names.is_empty() {
+                                "no size keyword".to_string()
+                            } else {
+                                names.join(" or ")
+                            }
                         ),
                     ));
                 }
                 if bcst && !mem_forms.iter().any(|f| f.bcst_size != 0) {
-                    return Err(ParseError::new(col, format!("{} cannot broadcast ({{1toN}})", m.name())));
+                    return Err(ParseError::new(
+                        col,
+                        format!("{} cannot broadcast ({{1toN}})", m.name()),
+                    ));
                 }
             }
             _ => {}
         }
         if decor.get(i).is_some_and(|d| d.mask != 0) && !forms.iter().any(|f| f.has(flags::K)) {
-            return Err(ParseError::new(decor[i].mask, format!("{} takes no write mask", m.name())));
+            return Err(ParseError::new(
+                decor[i].mask,
+                format!("{} takes no write mask", m.name()),
+            ));
         }
         if decor.get(i).is_some_and(|d| d.zeroing != 0) && !forms.iter().any(|f| f.has(flags::Z)) {
-            return Err(ParseError::new(decor[i].zeroing, format!("{} takes no {{z}}", m.name())));
+            return Err(ParseError::new(
+                decor[i].zeroing,
+                format!("{} takes no {{z}}", m.name()),
+            ));
         }
     }
     if rounding_col != 0 {
-        let want = if inst.options.rounding_mode().is_some() { flags::ER } else { flags::SAE };
-        if !forms.iter().any(|f| f.has(want) || (want == flags::SAE && f.has(flags::ER))) {
-            let what = if want == flags::ER { "embedded rounding" } else { "{sae}" };
-            return Err(ParseError::new(rounding_col, format!("{} takes no {what}", m.name())));
+        let want = if inst.options.rounding_mode().is_some() {
+            flags::ER
+        } else {
+            flags::SAE
+        };
+        if !forms
+            .iter()
+            .any(|f| f.has(want) || (want == flags::SAE && f.has(flags::ER)))
+        {
+            let what = if want == flags::ER {
+                "embedded rounding"
+            } else {
+                "{sae}"
+            };
+            return Err(ParseError::new(
+                rounding_col,
+                format!("{} takes no {what}", m.name()),
+            ));
         }
     }
     Ok(())
@@ -1584,14 +2025,31 @@ pub fn parse_program(text: &str, arch: Arch) -> Result<Vec<Statement>, Vec<Parse
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Other operand lists that mean the same when some fixed-register operands
 /// were left out (`lodsb` for `lodsb al`, `fadd st(1)` for `fadd st, st(1)`).
-pub(crate) fn implicit_fills(mnemonic: Mnemonic, operands: &[Operand], arch: Arch) -> Vec<Vec<Operand>> {
+pub(crate) fn implicit_fills(
+    mnemonic: Mnemonic,
+    operands: &[Operand],
+    arch: Arch,
+) -> Vec<Vec<Operand>> {
     let bit = mode_bit(arch);
     let mut out: Vec<Vec<Operand>> = Vec::new();
+    match (mnemonic.name(), operands) {
+        // `imul ecx, 5` is `imul ecx, ecx, 5`.
+        ("imul", [Operand::Reg(r), Operand::Imm(v)]) => {
+            out.push(vec![Operand::Reg(*r), Operand::Reg(*r), Operand::Imm(*v)])
+        }
+        // Exchange is symmetric: `xchg ecx, [m]` is `xchg [m], ecx`; `xchg ecx, eax` is `xchg eax, ecx`.
+        ("xchg", [a, b]) => out.push(vec![*b, *a]),
+        _ => {}
+    }
     for form in mnemonic.forms().iter().filter(|f| f.modes & bit != 0) {
         let kinds: Vec<K> = explicit_kinds(form).collect();
         if kinds.len() <= operands.len() {

@@ -1,0 +1,234 @@
+//! The Intel-syntax formatter: prints an instruction (mnemonic, operands,
+//! options) in the dialect llvm-mc and GNU as read and the [`parse`](super::parse)r
+//! reads back: `zmm1{k1}{z}`, `dword ptr [rax]{1to16}`, rounding as its own
+//! operand after the last vector register, `movabs` for 64-bit absolute
+//! addresses, `lcall SEL, OFF` for far pointers, `st`/`st(i)` on x87.
+
+use super::parse::{ParsedOperand, coarse_fits, explicit_kinds, mode_bit};
+use crate::code::Arch;
+use crate::x86::db::{Form, Mnemonic, OperandKind as K};
+use crate::x86::{InstOptions, Mem, MemBase, Operand, Reg, RegKind, Rounding};
+use std::fmt::Write;
+
+fn size_keyword(size: u16) -> Option<&'static str> {
+    Some(match size {
+        1 => "byte",
+        2 => "word",
+        4 => "dword",
+        6 => "fword",
+        8 => "qword",
+        10 => "tbyte",
+        16 => "xmmword",
+        32 => "ymmword",
+        64 => "zmmword",
+        _ => return None,
+    })
+}
+
+fn hex_signed(v: i64) -> String {
+    if v < 0 {
+        format!("-{:#x}", v.unsigned_abs())
+    } else {
+        format!("{v:#x}")
+    }
+}
+
+fn reg_text(r: Reg) -> String {
+    let mut s = match (r.kind(), r.id()) {
+        (RegKind::St, 0) => "st".to_string(),
+        _ => r.name().to_string(),
+    };
+    let d = r.decorators();
+    if d.mask() != 0 {
+        let _ = write!(s, "{{k{}}}", d.mask());
+    }
+    if d.zeroing() {
+        s.push_str("{z}");
+    }
+    s
+}
+
+fn mem_text(m: &Mem, bcst_count: Option<u32>) -> String {
+    let mut s = String::new();
+    if let Some(k) = size_keyword(m.size()) {
+        let _ = write!(s, "{k} ptr ");
+    }
+    if let Some(seg) = m.segment() {
+        let _ = write!(s, "{}:", seg.name());
+    }
+    s.push('[');
+    let mut first = true;
+    match m.base() {
+        MemBase::None => {}
+        MemBase::Reg(r) => {
+            s.push_str(r.name());
+            first = false;
+        }
+        MemBase::Rip => {
+            s.push_str("rip");
+            first = false;
+        }
+        MemBase::Label(l) => {
+            let _ = write!(s, "L{}", l.id());
+            first = false;
+        }
+    }
+    if let Some(index) = m.index() {
+        if !first {
+            s.push_str(" + ");
+        }
+        let _ = write!(s, "{}*{}", index.name(), m.scale());
+        first = false;
+    }
+    let disp = m.disp();
+    if first {
+        s.push_str(&hex_signed(disp));
+    } else if disp > 0 {
+        let _ = write!(s, " + {disp:#x}");
+    } else if disp < 0 {
+        let _ = write!(s, " - {:#x}", disp.unsigned_abs());
+    }
+    s.push(']');
+    if m.is_broadcast() {
+        match bcst_count {
+            Some(n) => {
+                let _ = write!(s, "{{1to{n}}}");
+            }
+            None => s.push_str("{1toN}"),
+        }
+    }
+    if m.decorators().mask() != 0 {
+        let _ = write!(s, "{{k{}}}", m.decorators().mask());
+    }
+    s
+}
+
+/// One operand as Intel text. `bcst_count` is the element count written in a
+/// broadcast (`{1to16}`); without it a broadcast prints as `{1toN}`.
+pub fn format_operand(op: &Operand, bcst_count: Option<u32>) -> String {
+    match op {
+        Operand::None => String::new(),
+        Operand::Reg(r) => reg_text(*r),
+        Operand::Mem(m) => mem_text(m, bcst_count),
+        Operand::Imm(v) => hex_signed(*v),
+        Operand::Label(l) => format!("L{}", l.id()),
+    }
+}
+
+/// The form of `mnemonic` these operands most plausibly use (for the
+/// broadcast element count and far-pointer spelling).
+pub fn plausible_form(
+    mnemonic: Mnemonic,
+    operands: &[Operand],
+    arch: Arch,
+) -> Option<&'static Form> {
+    let bit = mode_bit(arch);
+    let candidates = mnemonic
+        .forms()
+        .iter()
+        .filter(|f| f.modes & bit != 0 && f.explicit_count() == operands.len())
+        .filter(|f| {
+            explicit_kinds(f)
+                .zip(operands)
+                .all(|(k, o)| coarse_fits(k, &ParsedOperand::Op(*o)))
+        });
+    let mut fallback = None;
+    for f in candidates {
+        let mem_ok = operands.iter().all(|o| match o {
+            Operand::Mem(m) if m.is_broadcast() => {
+                f.bcst_size != 0 && (m.size() == 0 || m.size() == f.bcst_size as u16)
+            }
+            Operand::Mem(m) => m.size() == 0 || f.mem_size == 0 || f.mem_size == m.size(),
+            _ => true,
+        });
+        if mem_ok {
+            return Some(f);
+        }
+        fallback.get_or_insert(f);
+    }
+    fallback
+}
+
+/// An instruction as Intel text: prefixes and hints, mnemonic, operands, and
+/// the rounding or `{sae}` operand after the last vector register.
+///
+/// ```
+/// use jitforge::Arch;
+/// use jitforge::x86::text::format_instruction;
+/// use jitforge::x86::*;
+///
+/// let m = Mnemonic::from_name("vaddps").unwrap();
+/// let ops = [zmm0.k(k1).z().into(), zmm1.into(), dword_ptr(rax).bcst().into()];
+/// assert_eq!(format_instruction(m, &ops, InstOptions::NONE, Arch::X64), "vaddps zmm0{k1}{z}, zmm1, dword ptr [rax]{1to16}");
+/// ```
+pub fn format_instruction(
+    mnemonic: Mnemonic,
+    operands: &[Operand],
+    options: InstOptions,
+    arch: Arch,
+) -> String {
+    let explicit = operands
+        .iter()
+        .rposition(|o| !o.is_none())
+        .map_or(0, |i| i + 1);
+    let operands = &operands[..explicit];
+    let form = plausible_form(mnemonic, operands, arch);
+    let mut text = options.prefix_text();
+    let mut name = mnemonic.name().to_string();
+    let kinds: Vec<K> = form
+        .map(|f| explicit_kinds(f).collect())
+        .unwrap_or_default();
+    let far_ptr = kinds.iter().any(|k| matches!(k, K::FarPtr16 | K::FarPtr32));
+    let far_mem = kinds.contains(&K::MemFar);
+    let abs64 = operands
+        .iter()
+        .any(|o| matches!(o, Operand::Mem(m) if m.is_abs64()));
+    if abs64 && name == "mov" {
+        name = "movabs".into();
+    }
+    let mut ops: Vec<String> = Vec::with_capacity(operands.len() + 1);
+    if far_ptr && let [Operand::Imm(v)] = operands {
+        name = format!("l{name}");
+        ops.push(format!("{:#x}", (*v as u64) >> 32));
+        ops.push(format!("{:#x}", (*v as u64) & 0xffff_ffff));
+    } else {
+        if far_mem
+            && operands
+                .iter()
+                .any(|o| matches!(o, Operand::Mem(m) if m.size() == 4 || m.size() == 0))
+        {
+            name = format!("l{name}");
+        }
+        let bcst_count = form.and_then(|f| {
+            if f.bcst_size == 0 || f.mem_size == 0 {
+                None
+            } else {
+                Some(f.mem_size as u32 / f.bcst_size as u32)
+            }
+        });
+        for op in operands {
+            ops.push(format_operand(op, bcst_count));
+        }
+        let rounding = match options.rounding_mode() {
+            Some(Rounding::RnSae) => Some("{rn-sae}"),
+            Some(Rounding::RdSae) => Some("{rd-sae}"),
+            Some(Rounding::RuSae) => Some("{ru-sae}"),
+            Some(Rounding::RzSae) => Some("{rz-sae}"),
+            None if options.contains(InstOptions::SAE) => Some("{sae}"),
+            None => None,
+        };
+        if let Some(r) = rounding {
+            let at = operands
+                .iter()
+                .rposition(|o| matches!(o, Operand::Reg(r) if r.kind().is_vec()))
+                .map_or(ops.len(), |i| i + 1);
+            ops.insert(at, r.to_string());
+        }
+    }
+    text.push_str(&name);
+    for (i, o) in ops.iter().enumerate() {
+        text.push_str(if i == 0 { " " } else { ", " });
+        text.push_str(o);
+    }
+    text
+}
