@@ -124,10 +124,10 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
         return Err(Error::invalid(format!("{i}: more than 64 operands")));
     }
     let bad = |m: &str| Err(Error::invalid(format!("{i}: {m}")));
+    if ops.iter().any(|op| op.vreg.index() >= nv) {
+        return bad("vreg out of range");
+    }
     for (k, op) in ops.iter().enumerate() {
-        if op.vreg.index() >= nv {
-            return bad("vreg out of range");
-        }
         let class = f.vreg_class(op.vreg);
         match op.constraint {
             Constraint::Fixed(p) => {
@@ -193,10 +193,24 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
             (OperandKind::Def, OperandPos::Late) => [(false, false), (true, false)],
         }
     }
+    // A def reusing a fixed input is fixed to the same register.
+    let fixed_of = |o: &Operand| match o.constraint {
+        Constraint::Fixed(p) => Some(p),
+        Constraint::Reuse(u) => match ops[u as usize].constraint {
+            Constraint::Fixed(p) => Some(p),
+            _ => None,
+        },
+        _ => None,
+    };
     for (k, a) in ops.iter().enumerate() {
-        let Constraint::Fixed(p) = a.constraint else { continue };
-        for b in &ops[..k] {
-            if b.constraint != Constraint::Fixed(p) {
+        let Some(p) = fixed_of(a) else { continue };
+        for (j, b) in ops[..k].iter().enumerate() {
+            if fixed_of(b) != Some(p) {
+                continue;
+            }
+            if matches!(a.constraint, Constraint::Reuse(u) if u as usize == j)
+                || matches!(b.constraint, Constraint::Reuse(u) if u as usize == k)
+            {
                 continue;
             }
             let (oa, ob) = (occupancy(a), occupancy(b));

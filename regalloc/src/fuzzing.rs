@@ -409,3 +409,148 @@ pub fn check_bytes(data: &[u8]) -> Result<Summary, String> {
         Err(e) => Err(format!("{e}\n{f}")),
     }
 }
+
+/// Builds an arbitrary, usually invalid, function from bytes: random block
+/// ranges and edges, operands naming any vreg or register with any
+/// constraint. Used to show that the allocator answers every input with a
+/// result or a typed error, never a panic.
+pub fn generate_raw(data: &[u8]) -> (TestFunction, MachineEnv) {
+    use crate::function::{OperandKind as K, OperandPos as P};
+    use crate::testfn::{TestBlock, TestInst};
+    if data.first().is_some_and(|b| b % 4 != 0) {
+        return mutate_valid(data);
+    }
+    let mut r = Bytes { data, pos: 0 };
+    let nv = r.below(12) as usize;
+    let ni = r.below(24) as usize;
+    let nb = 1 + r.below(6) as usize;
+    let mut f = TestFunction::default();
+    for v in 0..nv {
+        f.vclass.push(RegClass::ALL[r.below(3) as usize]);
+        f.remat.push(v % 5 == 4 && r.flag());
+    }
+    for _ in 0..ni {
+        let nops = r.below(5) as usize;
+        let mut ops = Vec::new();
+        for _ in 0..nops {
+            let v = VReg(r.below(nv as u32 + 1));
+            let kind = [K::Use, K::Def, K::Modify][r.below(3) as usize];
+            let pos = if r.flag() { P::Early } else { P::Late };
+            let c = match r.below(6) {
+                0 => Constraint::Reg,
+                1 => Constraint::Any,
+                2 => Constraint::Subset(r.byte() as u32 * 0x0101_0101),
+                3 => Constraint::Fixed(PReg::new(RegClass::ALL[r.below(3) as usize], r.below(34) as u8)),
+                4 => Constraint::Reuse(r.below(5) as u8),
+                _ => Constraint::Reg,
+            };
+            ops.push(Operand::new(v, kind, pos, c));
+        }
+        let kind = [InstKind::Plain, InstKind::Plain, InstKind::Branch, InstKind::Ret][r.below(4) as usize];
+        let clobbers = if r.below(4) == 0 {
+            crate::PRegSet(((r.byte() as u128) << 1) | ((r.byte() as u128) << 40))
+        } else {
+            crate::PRegSet::empty()
+        };
+        f.insts.push(TestInst {
+            ops,
+            clobbers,
+            kind,
+            mov: None,
+        });
+    }
+    let mut start = 0u32;
+    for b in 0..nb {
+        let len = if b + 1 == nb {
+            (ni as u32).saturating_sub(start)
+        } else {
+            r.below(6)
+        };
+        let end = (start + len).min(ni as u32 + r.below(2));
+        let mut succs = Vec::new();
+        for _ in 0..r.below(3) {
+            succs.push(Block(r.below(nb as u32 + 1)));
+        }
+        f.blocks.push(TestBlock {
+            start,
+            end,
+            succs,
+            preds: Vec::new(),
+        });
+        start = end;
+    }
+    for b in 0..nb {
+        let succs = f.blocks[b].succs.clone();
+        for s in succs {
+            if s.index() < nb && (r.below(8) != 0) {
+                f.blocks[s.index()].preds.push(Block::new(b));
+            }
+        }
+    }
+    let env = MachineEnv::x86_64_sysv(r.flag());
+    (f, env)
+}
+
+/// Allocates an arbitrary function from [`generate_raw`]: the allocator
+/// must return a typed error or an allocation the checker accepts.
+pub fn check_raw_bytes(data: &[u8]) -> Result<(), String> {
+    let (f, env) = generate_raw(data);
+    let mut out = Output::default();
+    match Allocator::new().run(&f, &env, &Options::checked(), &mut out) {
+        Ok(()) => Ok(()),
+        Err(crate::Error::Check(e)) => Err(format!("checker rejected: {e}\n{f}")),
+        Err(crate::Error::Internal(e)) => Err(format!("internal error: {e}\n{f}")),
+        Err(_) => Ok(()),
+    }
+}
+
+/// A valid generated function with a few random operand mutations.
+fn mutate_valid(data: &[u8]) -> (TestFunction, MachineEnv) {
+    use crate::function::{OperandKind as K, OperandPos as P};
+    let split = data.len() / 2;
+    let (mut f, env) = generate(&data[split..]);
+    let mut r = Bytes {
+        data: &data[..split],
+        pos: 1,
+    };
+    let nv = f.vclass.len() as u32;
+    let n = 1 + r.below(8);
+    for _ in 0..n {
+        let i = r.below(f.insts.len() as u32) as usize;
+        let inst = &mut f.insts[i];
+        match r.below(6) {
+            0 | 1 if !inst.ops.is_empty() => {
+                let k = r.below(inst.ops.len() as u32) as usize;
+                inst.ops[k].constraint = match r.below(5) {
+                    0 => Constraint::Reg,
+                    1 => Constraint::Any,
+                    2 => Constraint::Subset(r.byte() as u32),
+                    3 => Constraint::Fixed(PReg::new(RegClass::ALL[r.below(3) as usize], r.below(34) as u8)),
+                    _ => Constraint::Reuse(r.below(4) as u8),
+                };
+            }
+            2 if !inst.ops.is_empty() => {
+                let k = r.below(inst.ops.len() as u32) as usize;
+                inst.ops[k].kind = [K::Use, K::Def, K::Modify][r.below(3) as usize];
+                inst.ops[k].pos = if r.flag() { P::Early } else { P::Late };
+            }
+            3 if !inst.ops.is_empty() => {
+                let k = r.below(inst.ops.len() as u32) as usize;
+                inst.ops[k].vreg = VReg(r.below(nv + 1));
+            }
+            4 => {
+                let v = VReg(r.below(nv));
+                let c = if r.flag() {
+                    Constraint::Fixed(PReg::gp(r.below(16) as u8))
+                } else {
+                    Constraint::Reg
+                };
+                inst.ops.push(Operand::new(v, K::Use, P::Early, c));
+            }
+            _ => {
+                inst.clobbers = crate::PRegSet(inst.clobbers.0 | (r.byte() as u128) << 8);
+            }
+        }
+    }
+    (f, env)
+}

@@ -104,6 +104,9 @@ pub struct Scan {
     callee_saved: [u32; 3],
     tmp_recs: Vec<(u32, u32)>,
     bufs: InstBufs,
+    /// Registers the current instruction overwrites at its late point: a
+    /// copy there does not count as a surviving copy.
+    doomed: [u32; 3],
 }
 
 /// Per-instruction scratch buffers.
@@ -587,7 +590,7 @@ impl Scan {
         }
         let ws = self.v[w as usize];
         let needed = self.survives(w, ops) || ops.iter().any(|o| o.vreg == w);
-        let other_copy = ws.regs & !(1 << hw) != 0;
+        let other_copy = ws.regs & !(1 << hw) & !self.doomed[class] != 0;
         if needed && !other_copy && !ws.in_slot && !self.remat[w as usize] {
             let free = self.allocatable[class] & !self.occupied[class] & !avoid & !(1 << hw);
             let pref = if prefer_callee {
@@ -748,7 +751,7 @@ impl Scan {
                 return Ok(hw);
             }
             let ws = self.v[w as usize];
-            let score = if ws.regs & !(1 << hw) != 0 {
+            let score = if ws.regs & !(1 << hw) & !self.doomed[class] != 0 {
                 u64::MAX
             } else {
                 let n = self.next_after(w, ops);
@@ -800,8 +803,16 @@ impl Scan {
         log: &mut DecisionLog,
     ) -> Result<(), Error> {
         let mut bufs = core::mem::take(&mut self.bufs);
+        // Copies in non-allocatable registers are dropped after each
+        // instruction, so they never count as surviving copies.
+        self.doomed = [
+            !self.allocatable[0],
+            !self.allocatable[1],
+            !self.allocatable[2],
+        ];
         let r = self.alloc_inst_inner(f, cfg, ivs, b, i, log, &mut bufs);
         self.bufs = bufs;
+        self.doomed = [0; 3];
         r
     }
 
@@ -1004,6 +1015,9 @@ impl Scan {
                 }
             }
         }
+        for c in 0..3 {
+            self.doomed[c] = late_written[c] | !self.allocatable[c];
+        }
         // F: preserve values living in registers written at the late point.
         for c in 0..3 {
             let mut m = late_written[c] & self.occupied[c];
@@ -1018,7 +1032,7 @@ impl Scan {
                 if !self.survives(w, info) {
                     continue;
                 }
-                if ws.regs & !late_written[c] != 0 || ws.in_slot || self.remat[w as usize] {
+                if ws.regs & !self.doomed[c] != 0 || ws.in_slot || self.remat[w as usize] {
                     continue;
                 }
                 let avoid = fixed_any[c] | res_early[c] | res_late[c] | late_written[c];
@@ -1174,6 +1188,47 @@ impl Scan {
         for (k, op) in ops.iter().enumerate() {
             if op.is_def() && self.op_next[nb + k] == INF_POS {
                 self.clear_vreg_regs(op.vreg.0);
+            }
+        }
+        // A live value defined into a non-allocatable register moves to an
+        // allocatable place right after the instruction.
+        for (k, op) in ops.iter().enumerate() {
+            let Allocation::Reg(r) = alloc[k] else { continue };
+            let c = r.class.index();
+            if !op.is_def() || self.allocatable[c] & (1 << r.hw) != 0 || self.op_next[nb + k] == INF_POS {
+                continue;
+            }
+            if f.is_branch(i) || f.is_ret(i) {
+                return Err(Error::invalid(format!(
+                    "{i}: a branch defines a live value in non-allocatable {r}"
+                )));
+            }
+            let v = op.vreg.0;
+            let free = self.allocatable[c] & !self.occupied[c];
+            let after = 6 * i.0 + 3;
+            if free != 0 {
+                let to = lowest(free);
+                self.edit(
+                    after,
+                    Edit::Move {
+                        from: Allocation::Reg(r),
+                        to: Allocation::Reg(self.preg(c, to)),
+                        class: r.class,
+                        vreg: Some(VReg(v)),
+                    },
+                );
+                self.set_owner(c, to, v);
+            } else {
+                self.edit(
+                    after,
+                    Edit::Move {
+                        from: Allocation::Reg(r),
+                        to: Allocation::Stack(SpillSlot(v)),
+                        class: r.class,
+                        vreg: Some(VReg(v)),
+                    },
+                );
+                self.mark_in_slot(v);
             }
         }
         // Non-allocatable fixed registers hold nothing between instructions.

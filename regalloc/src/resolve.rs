@@ -122,7 +122,8 @@ impl Resolver {
                 let pr = f.block_insts(p);
                 let last = crate::function::Inst::new(pr.end.index() - 1);
                 let key = if f.block_succs(p).len() == 1
-                    && (!f.is_branch(last) || f.inst_operands(last).is_empty())
+                    && (!f.is_branch(last)
+                        || (f.inst_operands(last).is_empty() && f.inst_clobbers(last).is_empty()))
                 {
                     Some(if f.is_branch(last) {
                         6 * last.0 + 2

@@ -66,3 +66,27 @@ fn generator_covers_features() {
     assert!(total.remats > 0 && total.moves > 0 && total.edge_splits > 0);
     assert!(max_blocks > 40);
 }
+
+#[test]
+fn sweep_raw_functions_never_panic() {
+    let mut ok = 0;
+    let n: u64 = std::env::var("REGALLOC_RAW_SWEEP").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    for seed in 0..n {
+        let data = lcg_bytes(seed, 200);
+        if let Err(e) = jitforge_regalloc::fuzzing::check_raw_bytes(&data) {
+            panic!("seed {seed}: {e}");
+        }
+        ok += 1;
+    }
+    assert_eq!(ok, n);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #[test]
+    fn proptest_raw_functions(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        if let Err(e) = jitforge_regalloc::fuzzing::check_raw_bytes(&data) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
