@@ -126,3 +126,72 @@ fn cfg_timing_loop() {
     }
     println!("verify {} ns", s.elapsed().as_nanos() / n);
 }
+
+/// Workload B's shape (64 values, `n` operations), with a conditional branch
+/// and a label every 8 operations so the CFG has many blocks.
+fn build_b(t: &MockX86, n: usize) -> Function {
+    let sig = Signature::new(CallConvId(0), &[ValType::I64], &[ValType::I64]);
+    let mut f = Function::new("pressure", sig);
+    let p = f.new_gp(8, "p");
+    let v: Vec<VReg> = (0..64).map(|i| f.new_gp(8, &format!("v{i}"))).collect();
+    let o = Operand::v;
+    let ops = [t.id("add"), t.id("sub"), t.id("xor"), t.id("imul")];
+    f.entry(&[o(p)]).unwrap();
+    for (i, &x) in v.iter().enumerate() {
+        f.inst(
+            t.id("mov"),
+            &[o(x), Operand::Mem(Mem::vreg(p, 8 * i as i32, 8))],
+        )
+        .unwrap();
+    }
+    let mut s = 12345u64;
+    for k in 0..n {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let r = s >> 33;
+        let (op, d, src) = (
+            (r % 4) as usize,
+            ((r >> 2) % 64) as usize,
+            ((r >> 8) % 64) as usize,
+        );
+        f.inst(ops[op], &[o(v[d]), o(v[src])]).unwrap();
+        if k % 8 == 7 {
+            let l = f.new_label(None);
+            f.inst(t.id("cmp"), &[o(v[d]), Operand::Imm(0)]).unwrap();
+            f.inst(t.id("je"), &[Operand::Label(l)]).unwrap();
+            f.bind(l).unwrap();
+        }
+    }
+    for &x in &v[1..] {
+        f.inst(t.id("add"), &[o(v[0]), o(x)]).unwrap();
+    }
+    f.ret(&[o(v[0])]).unwrap();
+    f
+}
+
+#[test]
+fn linear_cost_on_large_functions() {
+    let t = MockX86::new();
+    let mut per = Vec::new();
+    for n in [2_000usize, 40_000] {
+        let s = std::time::Instant::now();
+        let mut f = build_b(&t, n);
+        lower::lower(&mut f, &t).unwrap();
+        let c = cfg::Cfg::of(&f, &t);
+        verify::verify_with_cfg(&f, &t, &c).unwrap();
+        let text = text::print_function(&f, &t);
+        let g = text::parse_function(&text, &t).unwrap();
+        assert!(g == f);
+        let ns = s.elapsed().as_nanos() as f64 / f.num_insts() as f64;
+        println!(
+            "{n} operations, {} blocks: {ns:.0} ns per instruction (build, lower, cfg, verify, print, parse)",
+            c.num_blocks()
+        );
+        per.push(ns);
+    }
+    // Linear: 20 times the size must not cost much more per instruction (a
+    // quadratic step would cost ~20 times more; the bound is loose because
+    // other work shares the machine).
+    assert!(per[1] < per[0] * 8.0, "{per:?}");
+}
