@@ -97,8 +97,9 @@ pub(crate) fn encode(
             reason,
         });
     }
-    let mut best: Option<(usize, String)> = None;
-    let mut note = |score: usize, reason: String| {
+    // The most specific reason any form gave, kept cheap until it is needed.
+    let mut best: Option<(usize, Reason)> = None;
+    let mut note = |score: usize, reason: Reason| {
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
             best = Some((score, reason));
         }
@@ -113,15 +114,15 @@ pub(crate) fn encode(
         }
         arity_seen = true;
         if form.modes & mode_bit == 0 {
-            note(1, format!("not valid in {}-bit mode", arch.bits()));
+            note(1, Reason::Mode);
             continue;
         }
         if options.contains(InstOptions::VEX) && form.encoding != Encoding::Vex {
-            note(1, "{vex} requested but this form is not VEX".into());
+            note(1, Reason::NotVex);
             continue;
         }
         if options.contains(InstOptions::EVEX) && form.encoding != Encoding::Evex {
-            note(1, "{evex} requested but this form is not EVEX".into());
+            note(1, Reason::NotEvex);
             continue;
         }
         let mut failed = None;
@@ -131,26 +132,23 @@ pub(crate) fn encode(
             .filter(|k| *k != K::None && !k.is_implicit())
             .enumerate()
         {
-            if let Err(reason) = accepts(kind, &operands[index], form, arch) {
-                failed = Some((index, reason));
+            if let Err(why) = accepts(kind, &operands[index], form, arch) {
+                failed = Some((index, kind, why));
                 break;
             }
         }
-        if let Some((at, reason)) = failed {
-            note(2 + at * 2, format!("operand {}: {reason}", at + 1));
+        if let Some((at, kind, why)) = failed {
+            note(2 + at * 2, Reason::Operand(at, kind, why));
             continue;
         }
         match encode_form(site, form, operands, options) {
             Ok(Some(encoded)) => return Ok(encoded),
-            Ok(None) => note(
-                2 + operands.len() * 2,
-                "branch target out of rel8 range".into(),
-            ),
-            Err(reason) => note(3 + operands.len() * 2, reason),
+            Ok(None) => note(2 + operands.len() * 2, Reason::Rel8),
+            Err(reason) => note(3 + operands.len() * 2, Reason::Text(reason)),
         }
     }
     let reason = match best {
-        Some((_, reason)) => reason,
+        Some((_, reason)) => reason.render(operands, arch),
         None if !arity_seen => {
             let mut counts: Vec<usize> = forms.iter().map(Form::explicit_count).collect();
             counts.sort_unstable();
@@ -312,7 +310,89 @@ fn imm_fits(kind: K, v: i64) -> bool {
     }
 }
 
-fn mem_ok(kind: K, m: &Mem, form: &Form, arch: Arch) -> Result<(), String> {
+/// Why a form does not apply.
+#[derive(Clone, Debug)]
+enum Reason {
+    Mode,
+    NotVex,
+    NotEvex,
+    Operand(usize, K, Mismatch),
+    Rel8,
+    Text(String),
+}
+
+impl Reason {
+    fn render(self, operands: &[Operand], arch: Arch) -> String {
+        match self {
+            Reason::Mode => format!("not valid in {}-bit mode", arch.bits()),
+            Reason::NotVex => "{vex} requested but this form is not VEX".into(),
+            Reason::NotEvex => "{evex} requested but this form is not EVEX".into(),
+            Reason::Operand(at, kind, why) => {
+                format!("operand {}: {}", at + 1, why.render(kind, &operands[at]))
+            }
+            Reason::Rel8 => "branch target out of rel8 range".into(),
+            Reason::Text(text) => text,
+        }
+    }
+}
+
+/// Why an operand does not fit a form's operand slot; rendered to text only
+/// when no form accepts the instruction, so matching allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mismatch {
+    Expected,
+    ImmediateRange,
+    AddressSpace,
+    EvenMask,
+    GroupOfFour,
+    VsibIndex(RegKind),
+    VectorIndex,
+    NotAbsolute,
+    NeedsMovabs,
+    MovabsOnly,
+    NoBroadcast,
+    BroadcastSize(u8),
+    FarNeedsSize,
+    MemorySize(u16),
+    MaskOnMemory,
+}
+
+impl Mismatch {
+    fn render(self, kind: K, op: &Operand) -> String {
+        match self {
+            Mismatch::Expected => format!("expected {}, got {}", kind_name(kind), describe(op)),
+            Mismatch::ImmediateRange => {
+                format!("{} does not fit {}", describe(op), kind_name(kind))
+            }
+            Mismatch::AddressSpace => {
+                format!("{} is outside the 32-bit address space", describe(op))
+            }
+            Mismatch::EvenMask => "expected an even mask register (k0, k2, k4, k6)".into(),
+            Mismatch::GroupOfFour => format!(
+                "expected {}0, {}4, ... (a group of four)",
+                kind_name(kind),
+                kind_name(kind)
+            ),
+            Mismatch::VsibIndex(v) => format!("expected memory indexed by {}", RegKind::name_of(v)),
+            Mismatch::VectorIndex => "a vector index needs a gather/scatter instruction".into(),
+            Mismatch::NotAbsolute => "expected an absolute address".into(),
+            Mismatch::NeedsMovabs => "a 64-bit absolute address needs movabs".into(),
+            Mismatch::MovabsOnly => "movabs addresses only fit the accumulator forms".into(),
+            Mismatch::NoBroadcast => "this form cannot broadcast".into(),
+            Mismatch::BroadcastSize(n) => format!("broadcast element must be {n} bytes"),
+            Mismatch::FarNeedsSize => "a far pointer in memory needs a size (fword/tbyte)".into(),
+            Mismatch::MemorySize(n) => match op {
+                Operand::Mem(m) => {
+                    format!("expected a {n}-byte memory operand, got {} bytes", m.size())
+                }
+                _ => format!("expected a {n}-byte memory operand"),
+            },
+            Mismatch::MaskOnMemory => "a write mask on memory needs a masked store".into(),
+        }
+    }
+}
+
+fn mem_ok(kind: K, m: &Mem, form: &Form, arch: Arch) -> Result<(), Mismatch> {
     let vsib_kind = match kind {
         K::Vm32x | K::Vm64x => Some(RegKind::Xmm),
         K::Vm32y | K::Vm64y => Some(RegKind::Ymm),
@@ -322,51 +402,41 @@ fn mem_ok(kind: K, m: &Mem, form: &Form, arch: Arch) -> Result<(), String> {
     match (vsib_kind, m.index()) {
         (Some(v), Some(i)) if i.kind() == v => {}
         (Some(v), _) => {
-            return Err(format!(
-                "expected memory indexed by {}",
-                RegKind::name_of(v)
-            ));
+            return Err(Mismatch::VsibIndex(v));
         }
         (None, Some(i)) if i.kind().is_vec() => {
-            return Err("a vector index needs a gather/scatter instruction".into());
+            return Err(Mismatch::VectorIndex);
         }
         _ => {}
     }
     if kind == K::Moffs {
         let absolute = m.base() == MemBase::None && m.index().is_none();
         if !absolute {
-            return Err("expected an absolute address".into());
+            return Err(Mismatch::NotAbsolute);
         }
         if arch == Arch::X64 && !m.is_abs64() {
-            return Err("a 64-bit absolute address needs movabs".into());
+            return Err(Mismatch::NeedsMovabs);
         }
     } else if m.is_abs64() {
-        return Err("movabs addresses only fit the accumulator forms".into());
+        return Err(Mismatch::MovabsOnly);
     }
     if m.is_broadcast() {
         if form.bcst_size == 0 {
-            return Err("this form cannot broadcast".into());
+            return Err(Mismatch::NoBroadcast);
         }
         if m.size() != 0 && m.size() != form.bcst_size as u16 {
-            return Err(format!(
-                "broadcast element must be {} bytes",
-                form.bcst_size
-            ));
+            return Err(Mismatch::BroadcastSize(form.bcst_size));
         }
         return Ok(());
     }
     if kind == K::MemFar && m.size() == 0 {
-        return Err("a far pointer in memory needs a size (fword/tbyte)".into());
+        return Err(Mismatch::FarNeedsSize);
     }
     if m.size() != 0 && form.mem_size != 0 && m.size() != form.mem_size {
-        return Err(format!(
-            "expected a {}-byte memory operand, got {} bytes",
-            form.mem_size,
-            m.size()
-        ));
+        return Err(Mismatch::MemorySize(form.mem_size));
     }
     if m.decorators().mask() != 0 && !form.has(flags::K) {
-        return Err("a write mask on memory needs a masked store".into());
+        return Err(Mismatch::MaskOnMemory);
     }
     Ok(())
 }
@@ -383,12 +453,11 @@ impl RegKind {
 
 /// Checks that `op` fits operand slot `kind` of `form` (ranges and
 /// decorations included; encodability of register numbers is checked later).
-fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), String> {
-    let expected = || format!("expected {}, got {}", kind_name(kind), describe(op));
-    let reg = |rk: RegKind| reg_kind_ok(op, rk).map(|_| ()).ok_or_else(expected);
+fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), Mismatch> {
+    let reg = |rk: RegKind| reg_kind_ok(op, rk).map(|_| ()).ok_or(Mismatch::Expected);
     let fixed = |rk: RegKind, id: u8| match reg_kind_ok(op, rk) {
         Some(r) if r.id() == id => Ok(()),
-        _ => Err(expected()),
+        _ => Err(Mismatch::Expected),
     };
     let reg_or_mem = |rk: RegKind| match op {
         Operand::Mem(m) => mem_ok(kind, m, form, arch),
@@ -398,7 +467,7 @@ fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), String>
         K::R8M => match op {
             Operand::Mem(m) => mem_ok(kind, m, form, arch),
             _ if is_gp8(op) => Ok(()),
-            _ => Err(expected()),
+            _ => Err(Mismatch::Expected),
         },
         K::R16M => reg_or_mem(RegKind::Gp16),
         K::R32M | K::R32MMpx => reg_or_mem(RegKind::Gp32),
@@ -413,7 +482,7 @@ fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), String>
             if is_gp8(op) {
                 Ok(())
             } else {
-                Err(expected())
+                Err(Mismatch::Expected)
             }
         }
         K::R16 | K::R16Addr | K::R16Rm | K::R16Op => reg(RegKind::Gp16),
@@ -423,19 +492,19 @@ fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), String>
         K::K | K::KRm | K::KV => reg(RegKind::K),
         K::KPair => match reg_kind_ok(op, RegKind::K) {
             Some(r) if r.id() % 2 == 0 => Ok(()),
-            _ => Err("expected an even mask register (k0, k2, k4, k6)".into()),
+            _ => Err(Mismatch::EvenMask),
         },
         K::Mm | K::MmRm => reg(RegKind::Mm),
         K::Xmm | K::XmmRm | K::XmmV | K::XmmIs4 | K::XmmIs5 => reg(RegKind::Xmm),
         K::XmmV4 => match reg_kind_ok(op, RegKind::Xmm) {
             Some(r) if r.id() % 4 == 0 => Ok(()),
-            _ => Err("expected xmm0, xmm4, ... (a group of four)".into()),
+            _ => Err(Mismatch::GroupOfFour),
         },
         K::Ymm | K::YmmRm | K::YmmV | K::YmmIs4 | K::YmmIs5 => reg(RegKind::Ymm),
         K::Zmm | K::ZmmRm | K::ZmmV => reg(RegKind::Zmm),
         K::ZmmV4 => match reg_kind_ok(op, RegKind::Zmm) {
             Some(r) if r.id() % 4 == 0 => Ok(()),
-            _ => Err("expected zmm0, zmm4, ... (a group of four)".into()),
+            _ => Err(Mismatch::GroupOfFour),
         },
         K::Cr => reg(RegKind::Cr),
         K::Dr => reg(RegKind::Dr),
@@ -468,16 +537,14 @@ fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), String>
         | K::FarPtr16
         | K::FarPtr32 => match op {
             Operand::Imm(v) if imm_fits(kind, *v) => Ok(()),
-            Operand::Imm(v) => Err(format!("immediate {v:#x} does not fit {}", kind_name(kind))),
-            _ => Err(expected()),
+            Operand::Imm(_) => Err(Mismatch::ImmediateRange),
+            _ => Err(Mismatch::Expected),
         },
         K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => match op {
             Operand::Label(_) => Ok(()),
             Operand::Imm(v) if arch == Arch::X64 || u32::try_from(*v).is_ok() => Ok(()),
-            Operand::Imm(v) => Err(format!(
-                "address {v:#x} is outside the 32-bit address space"
-            )),
-            _ => Err(expected()),
+            Operand::Imm(_) => Err(Mismatch::AddressSpace),
+            _ => Err(Mismatch::Expected),
         },
         K::Mem
         | K::MemFar
@@ -492,10 +559,10 @@ fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), String>
         | K::Vm64y
         | K::Vm64z => match op {
             Operand::Mem(m) => mem_ok(kind, m, form, arch),
-            _ => Err(expected()),
+            _ => Err(Mismatch::Expected),
         },
         K::None | K::Tr | K::ImplicitRsi | K::ImplicitEsRdi | K::ImplicitRdi | K::ImplicitXlat => {
-            Err(expected())
+            Err(Mismatch::Expected)
         }
     }
 }

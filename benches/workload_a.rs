@@ -1,0 +1,178 @@
+//! Workload A of ../shared/bench/WORKLOAD.md (assembler mix): 1,000,000
+//! instructions into one code buffer, labels resolved at the end, through
+//! jitforge's typed Assembler API and through the iced-x86 Encoder in the
+//! same process. Prints medians, ratios and byte counts.
+//!
+//! `cargo bench --bench workload_a`
+
+use jitforge::x86::*;
+use jitforge::{Arch, CodeHolder, Error, Label};
+use std::hint::black_box;
+use std::time::Instant;
+
+fn block(a: &mut Assembler<'_>, l_fn: Label, gp_only: bool) -> Result<(), Error> {
+    let back = a.new_label();
+    let fwd = a.new_label();
+    a.bind(back)?;
+    a.mov(rax, rbx)?;
+    a.mov(ecx, 0x12345678)?;
+    a.mov(rdx, qword_ptr(rsi + rdi * 8 + 0x40))?;
+    a.mov(dword_ptr(rsp + 0x10), r9d)?;
+    a.add(r10, r11)?;
+    a.add(rax, 0x7f)?;
+    a.sub(r12, 0x1000)?;
+    a.and_(r13d, r14d)?;
+    a.or_(qword_ptr(rbp - 8), rax)?;
+    a.xor_(eax, eax)?;
+    a.lea(r8, ptr(rax + rcx * 4 + 0x100))?;
+    a.imul_3(r15, r14, 17)?;
+    a.shl(rdx, 3)?;
+    a.sar(r9, cl)?;
+    a.cmp(rsi, rdi)?;
+    a.test(al, 1)?;
+    a.cmovl(rax, rcx)?;
+    a.movzx(eax, byte_ptr(rdx + 1))?;
+    a.movsxd(r10, dword_ptr(r11))?;
+    a.push(rbx)?;
+    a.pop(rbx)?;
+    a.inc(qword_ptr(rax))?;
+    a.neg(r8)?;
+    a.jne(back)?;
+    a.short().jmp(fwd)?;
+    if !gp_only {
+        a.movaps(xmm0, xmm1)?;
+        a.addsd(xmm2, qword_ptr(rax + 8))?;
+        a.pshufd(xmm3, xmm4, 0x1b)?;
+        a.vaddps(ymm0, ymm1, ymm2)?;
+        a.vmulpd(ymm3, ymm4, ymmword_ptr(rdi + rcx * 8))?;
+        a.vfmadd231ps(ymm5, ymm6, ymm7)?;
+        a.vpxor(xmm8, xmm9, xmm10)?;
+        a.vmovdqu(ymmword_ptr(rsp + 0x20), ymm11)?;
+        a.vpermilps(ymm12, ymm13, 0x4e)?;
+        a.vaddps(zmm0.k(k1).z(), zmm1, zmm2)?;
+        a.vmovups(zmm16, zmmword_ptr(rax + 0x40))?;
+        a.vfmadd213pd(zmm3.k(k2), zmm4, qword_ptr(rbx).bcst())?;
+        a.vpternlogd(zmm5, zmm6, zmm31, 0x96)?;
+        a.kmovw(k1, eax)?;
+        a.call(l_fn)?;
+    }
+    a.bind(fwd)?;
+    Ok(())
+}
+
+fn jitforge_run(gp_only: bool, blocks: usize) -> Result<Vec<u8>, Error> {
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut a = Assembler::new(&mut code);
+    let l_fn = a.new_label();
+    a.bind(l_fn)?;
+    for _ in 0..blocks {
+        block(&mut a, l_fn, gp_only)?;
+    }
+    code.finalize()
+}
+
+fn iced_run(gp_only: bool, blocks: usize) -> Vec<u8> {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(64).expect("64-bit");
+    let mut l_fn = a.create_label();
+    a.set_label(&mut l_fn).expect("label");
+    a.nop().expect("nop"); // iced-x86 needs an instruction after a label
+    for _ in 0..blocks {
+        let mut back = a.create_label();
+        let mut fwd = a.create_label();
+        a.set_label(&mut back).expect("label");
+        a.mov(rax, rbx).expect("i");
+        a.mov(ecx, 0x12345678).expect("i");
+        a.mov(rdx, qword_ptr(rsi + rdi * 8 + 0x40)).expect("i");
+        a.mov(dword_ptr(rsp + 0x10), r9d).expect("i");
+        a.add(r10, r11).expect("i");
+        a.add(rax, 0x7f).expect("i");
+        a.sub(r12, 0x1000).expect("i");
+        a.and(r13d, r14d).expect("i");
+        a.or(qword_ptr(rbp - 8), rax).expect("i");
+        a.xor(eax, eax).expect("i");
+        a.lea(r8, qword_ptr(rax + rcx * 4 + 0x100)).expect("i");
+        a.imul_3(r15, r14, 17).expect("i");
+        a.shl(rdx, 3).expect("i");
+        a.sar(r9, cl).expect("i");
+        a.cmp(rsi, rdi).expect("i");
+        a.test(al, 1).expect("i");
+        a.cmovl(rax, rcx).expect("i");
+        a.movzx(eax, byte_ptr(rdx + 1)).expect("i");
+        a.movsxd(r10, dword_ptr(r11)).expect("i");
+        a.push(rbx).expect("i");
+        a.pop(rbx).expect("i");
+        a.inc(qword_ptr(rax)).expect("i");
+        a.neg(r8).expect("i");
+        a.jne(back).expect("i");
+        a.jmp(fwd).expect("i");
+        if !gp_only {
+            a.movaps(xmm0, xmm1).expect("i");
+            a.addsd(xmm2, qword_ptr(rax + 8)).expect("i");
+            a.pshufd(xmm3, xmm4, 0x1b).expect("i");
+            a.vaddps(ymm0, ymm1, ymm2).expect("i");
+            a.vmulpd(ymm3, ymm4, ymmword_ptr(rdi + rcx * 8)).expect("i");
+            a.vfmadd231ps(ymm5, ymm6, ymm7).expect("i");
+            a.vpxor(xmm8, xmm9, xmm10).expect("i");
+            a.vmovdqu(ymmword_ptr(rsp + 0x20), ymm11).expect("i");
+            a.vpermilps(ymm12, ymm13, 0x4e).expect("i");
+            a.vaddps(zmm0.k1().z(), zmm1, zmm2).expect("i");
+            a.vmovups(zmm16, zmmword_ptr(rax + 0x40)).expect("i");
+            a.vfmadd213pd(zmm3.k2(), zmm4, qword_bcst(rbx)).expect("i");
+            a.vpternlogd(zmm5, zmm6, zmm31, 0x96).expect("i");
+            a.kmovw(k1, eax).expect("i");
+            a.call(l_fn).expect("i");
+        }
+        a.set_label(&mut fwd).expect("label");
+        a.nop().expect("nop");
+    }
+    a.assemble(0).expect("assemble")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn measure(runs: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..runs {
+        let start = Instant::now();
+        bytes = black_box(f());
+        times.push(start.elapsed().as_secs_f64());
+    }
+    (median(times), bytes)
+}
+
+fn main() {
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    println!("workload   implementation        ns/inst    MB/s      bytes   ratio");
+    for (name, gp_only, blocks, per_block) in [
+        ("A.full", false, 25_000usize, 40usize),
+        ("A.gp", true, 40_000, 25),
+    ] {
+        let instructions = (blocks * per_block) as f64;
+        let (ours, our_bytes) = measure(runs, || {
+            jitforge_run(gp_only, blocks)
+                .expect("workload A encodes")
+                .len()
+        });
+        let (iced, iced_bytes) = measure(runs.min(3), || iced_run(gp_only, blocks).len());
+        for (label, t, bytes) in [
+            ("jitforge Assembler", ours, our_bytes),
+            ("iced-x86 CodeAssembler", iced, iced_bytes),
+        ] {
+            println!(
+                "{name:<10} {label:<22} {:>7.2} {:>8.1} {:>10} {:>7.2}",
+                t * 1e9 / instructions,
+                bytes as f64 / t / 1e6,
+                bytes,
+                t / ours
+            );
+        }
+    }
+}
