@@ -142,8 +142,8 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
             }
             Constraint::Reuse(u) => {
                 let u = u as usize;
-                if op.kind != OperandKind::Def || u >= ops.len() {
-                    return bad("reuse must be a def naming an operand");
+                if op.kind != OperandKind::Def || op.pos != OperandPos::Late || u >= ops.len() {
+                    return bad("reuse must be a late def naming an operand");
                 }
                 let t = ops[u];
                 if t.kind != OperandKind::Use || t.pos != OperandPos::Early {
