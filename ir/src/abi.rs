@@ -230,10 +230,12 @@ impl CallConv {
         }
     }
 
-    /// 32-bit cdecl (System V i386: 16-byte stack alignment, caller pops).
+    /// 32-bit cdecl (System V i386: 16-byte stack alignment, caller pops, the
+    /// first three vector arguments in xmm0..2, floats on the stack).
     pub fn cdecl() -> CallConv {
         CallConv {
             stack_align: 16,
+            vec_args: vecs(0..3),
             ..CallConv::x86_32("cdecl")
         }
     }

@@ -200,6 +200,20 @@ fn cdecl32_all_on_stack() {
     );
     assert_eq!(a.stack_size, 20);
     assert!(!c.callee_pops);
+    // The first three vectors in xmm0..2, the fourth on the stack, 16-aligned.
+    let a = assign_args(&c, &[V128, F64, V128, V128, V128, I32], false).unwrap();
+    assert_eq!(
+        places(&a),
+        vec![
+            r(x(0)),
+            Place::Stack(0),
+            r(x(1)),
+            r(x(2)),
+            Place::Stack(16),
+            Place::Stack(32)
+        ]
+    );
+    assert_eq!(a.stack_align, 16);
     assert_eq!(
         assign_rets(&c, &[F64]).unwrap().to_vec(),
         vec![PReg::new(RegClass::X87, 0)]

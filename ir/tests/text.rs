@@ -398,5 +398,58 @@ fn several_functions_in_a_module() {
     let m = parse_module(src, &t).unwrap();
     assert_eq!(m.len(), 2);
     assert_eq!(m[1].name(), "b");
+    assert_eq!(parse_module(&print_module(&m, &t), &t).unwrap(), m);
     assert!(parse_function(src, &t).is_err());
+}
+
+/// A long fuzz run without cargo-fuzz: `IR_FUZZ_ITERS=1000000 cargo test -p
+/// jitforge-ir --release --test text long_fuzz -- --ignored --nocapture`.
+/// Generated functions are printed, mutated (deleted, inserted, replaced
+/// characters, spliced lines) and fed to [`fuzz_text`].
+#[test]
+#[ignore]
+fn long_fuzz() {
+    let iters: u64 = std::env::var("IR_FUZZ_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let t = MockX86::new();
+    let mut r = Rng(0x5eed);
+    let mut parsed = 0u64;
+    const CHARS: [char; 16] = [
+        '%', '.', '$', '#', '@', '!', '[', ']', ',', '-', '0', 'x', '\n', ' ', '"', '*',
+    ];
+    for k in 0..iters {
+        let f = gen_function(r.next() ^ k, r.below(16));
+        let text = print_function(&f, &t);
+        let mut chars: Vec<char> = text.chars().collect();
+        for _ in 0..1 + r.below(6) {
+            if chars.is_empty() {
+                break;
+            }
+            let p = r.below(chars.len() as u64) as usize;
+            match r.below(4) {
+                0 => {
+                    chars.remove(p);
+                }
+                1 => chars.insert(p, r.pick(&CHARS)),
+                2 => chars[p] = r.pick(&CHARS),
+                _ => {
+                    let q = r.below(chars.len() as u64) as usize;
+                    let (a, b) = (p.min(q), p.max(q));
+                    let piece: Vec<char> = chars[a..b.min(a + 40)].to_vec();
+                    let at = r.below(chars.len() as u64) as usize;
+                    for (i, c) in piece.into_iter().enumerate() {
+                        chars.insert(at + i, c);
+                    }
+                }
+            }
+        }
+        let s: String = chars.into_iter().collect();
+        if parse_module(&s, &t).is_ok() {
+            parsed += 1;
+        }
+        fuzz_text(s.as_bytes());
+    }
+    println!("{iters} inputs, {parsed} parsed");
 }

@@ -9,7 +9,7 @@ mod print;
 pub use parse::{
     ParseError, ParseErrorKind, Parsed, parse_function, parse_module, parse_module_with_positions,
 };
-pub use print::{DisplayFunction, print_function, write_function};
+pub use print::{DisplayFunction, print_function, print_module, write_function};
 
 /// The fuzzing entry point: parses `data` (as UTF-8, lossily) with the mock
 /// target; whatever parses must print and parse back to an equal function,

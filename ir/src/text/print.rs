@@ -15,6 +15,19 @@ pub fn print_function(func: &Function, target: &dyn Target) -> String {
     s
 }
 
+/// Prints several functions, separated by blank lines (the input of
+/// [`super::parse_module`]).
+pub fn print_module(funcs: &[Function], target: &dyn Target) -> String {
+    let mut s = String::new();
+    for (i, f) in funcs.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        let _ = write_function(&mut s, f, target);
+    }
+    s
+}
+
 /// A `Display` wrapper: `format!("{}", DisplayFunction(&f, &target))`.
 pub struct DisplayFunction<'a>(pub &'a Function, pub &'a dyn Target);
 
