@@ -1,6 +1,7 @@
 //! Intel-syntax text: the [`parse`]r (one line or a whole program, in the
 //! dialect llvm-mc and GNU as read), the [`format`]ter that prints
-//! instructions in that dialect, the [`listing`] logger, and the assemblers
+//! instructions in that dialect, the [`listing`] logger, [`isa`] descriptions
+//! of the instruction database (text and JSON), and the assemblers
 //! built on them ([`assemble_program`], [`LineAssembler`]) that the
 //! `jitforge` command uses.
 //!
@@ -15,6 +16,7 @@
 
 mod assemble;
 pub mod format;
+pub mod isa;
 pub mod listing;
 pub mod parse;
 
@@ -22,8 +24,8 @@ pub use assemble::{Assembled, LineAssembler, assemble_program, emit_parsed};
 pub use format::{format_instruction, format_operand};
 pub use listing::{Listing, ListingEntry};
 pub use parse::{
-    ParseError, ParsedInstruction, ParsedOperand, Statement, StatementKind, parse_instruction,
-    parse_line, parse_program,
+    ParseError, ParsedInstruction, ParsedOperand, Statement, StatementKind, lookup_mnemonic,
+    parse_instruction, parse_line, parse_program,
 };
 
 /// Parses arbitrary bytes as a program in both modes and assembles each line

@@ -550,6 +550,13 @@ fn resolve_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>, Sp
     None
 }
 
+/// What a mnemonic as written means: the database mnemonic and, for a
+/// compare pseudo-op (`cmpltps`, `vpcmpnleud`), the predicate immediate.
+/// Aliases (`jz`, `sal`, `pushf`...) are resolved for the mode.
+pub fn lookup_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>)> {
+    resolve_mnemonic(&name.to_ascii_lowercase(), arch).map(|(m, imm, _)| (m, imm))
+}
+
 // ---------------------------------------------------------------- registers
 
 fn register(name: &str) -> Option<Reg> {
