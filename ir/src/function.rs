@@ -168,7 +168,8 @@ pub enum InstKind {
     /// Binds a label here (no operands).
     Bind(Label),
     /// Function entry: one operand per parameter, each a register the
-    /// parameter arrives in (written). Must be the first instruction.
+    /// parameter arrives in (written). Must be the first instruction (only
+    /// label binds may precede it).
     Entry,
     /// Return: one operand per return value (read).
     Ret,

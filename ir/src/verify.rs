@@ -52,7 +52,7 @@ pub enum VerifyErrorKind {
         /// What kind of entity.
         what: &'static str,
     },
-    /// `entry` is not the first instruction, or appears twice.
+    /// `entry` is not the first instruction (label binds aside), or appears twice.
     EntryMisplaced,
     /// The number of arguments or results does not match the signature.
     SignatureCount {
@@ -118,7 +118,7 @@ impl fmt::Display for VerifyErrorKind {
                 write!(f, "operand {operand}: unknown {what}")
             }
             VerifyErrorKind::EntryMisplaced => {
-                f.write_str("entry must be the first instruction, once")
+                f.write_str("entry must be the first instruction (after label binds), once")
             }
             VerifyErrorKind::SignatureCount { expected, found } => {
                 write!(f, "signature expects {expected} values, found {found}")
@@ -239,7 +239,9 @@ pub fn verify_with_cfg(
                 ),
                 Some(b) => *b = Some(i),
             },
-            InstKind::Entry if i.index() != 0 => err(&mut errs, i, VerifyErrorKind::EntryMisplaced),
+            InstKind::Entry if !only_binds_before(func, i) => {
+                err(&mut errs, i, VerifyErrorKind::EntryMisplaced)
+            }
             InstKind::Call(c) | InstKind::TailJump(c)
                 if c.index() >= func.num_calls()
                     || func.get_sig_ref(func.call_data(c).sig).is_none() =>
@@ -340,6 +342,12 @@ pub fn verify_with_cfg(
     acc_off.push(acc.len() as u32);
     check_defs(func, cfg, &acc, &acc_off, &mut errs);
     if errs.is_empty() { Ok(()) } else { Err(errs) }
+}
+
+/// Whether only label binds precede `i` (the function's own label may be
+/// bound before its entry).
+fn only_binds_before(func: &Function, i: Inst) -> bool {
+    (0..i.index()).all(|k| matches!(func.kind(Inst::new(k)), InstKind::Bind(_)))
 }
 
 fn mark_use(needs: &mut [Option<Inst>], l: Label, i: Inst) {

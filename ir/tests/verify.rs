@@ -252,6 +252,11 @@ fn entry_misplaced_and_foreign_vreg() {
         }
     );
     assert!(e[1].to_string().contains("instruction 2"));
+    // The function's own label may be bound before its entry.
+    assert_eq!(
+        errors("func f() -> () sysv64 {\n.f:\n  entry\n  ret\n}"),
+        vec![]
+    );
 }
 
 #[test]
