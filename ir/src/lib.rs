@@ -241,6 +241,15 @@
 //! assert!(text::print_function(&f, &t).contains("entry %x@rcx"));
 //! ```
 //!
+//! # Fuzzing
+//!
+//! [`text::fuzz_text`] is the entry point for a cargo-fuzz target
+//! (`fuzz_target!(|data: &[u8]| jitforge_ir::text::fuzz_text(data));`): it
+//! parses any bytes, and checks that whatever parses prints and parses back
+//! equal, and verifies, lowers and gets a CFG without panicking. Without
+//! cargo-fuzz, a long mutation run:
+//! `IR_FUZZ_ITERS=1000000 cargo test -p jitforge-ir --release --test text long_fuzz -- --ignored --nocapture`.
+//!
 //! # Memory
 //!
 //! An instruction costs one [`InstData`] (16 bytes) plus its operands in the
