@@ -1,0 +1,297 @@
+//! Golden tests: allocation counts on fixed inputs, the quality properties
+//! the issue asks for, typed errors, the decision log and context reuse.
+
+use jitforge_regalloc::testfn::{Builder, TestFunction};
+use jitforge_regalloc::{
+    Allocation, Allocator, Constraint, Edit, Error, Function, MachineEnv, Operand, OperandKind,
+    OperandPos, Options, Output, PReg, ProgPoint, Reason, Stats, VReg, allocate,
+};
+
+fn env() -> MachineEnv {
+    MachineEnv::x86_64_sysv(false)
+}
+
+fn run(f: &TestFunction) -> Output {
+    allocate(f, &env(), &Options { check: true, log: true }).unwrap()
+}
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// Workload B of ../shared/bench/WORKLOAD.md with `ops` operations.
+fn workload_b(ops: usize) -> TestFunction {
+    let mut b = Builder::new();
+    let p = b.vreg_gp();
+    let v: Vec<_> = (0..64).map(|_| b.vreg_gp()).collect();
+    b.block();
+    b.args(&[(p, 7)]);
+    for &x in &v {
+        b.inst(&[Operand::def(x, Constraint::Reg), Operand::use_(p, Constraint::Reg)]);
+    }
+    let mut g = Lcg(12345);
+    for _ in 0..ops {
+        let r = g.next();
+        let d = v[((r >> 2) % 64) as usize];
+        let s = v[((r >> 8) % 64) as usize];
+        let dc = if r % 4 == 3 { Constraint::Reg } else { Constraint::Any };
+        b.inst(&[Operand::modify(d, dc), Operand::use_(s, Constraint::Any)]);
+    }
+    for &x in &v[1..] {
+        b.inst(&[Operand::modify(v[0], Constraint::Reg), Operand::use_(x, Constraint::Any)]);
+    }
+    b.ret(v[0]);
+    b.finish()
+}
+
+fn counts(s: &Stats) -> [u32; 6] {
+    [s.stores, s.reloads, s.folded, s.moves, s.remats, s.slots]
+}
+
+#[test]
+fn golden_workload_b_1000() {
+    let out = run(&workload_b(1000));
+    assert_eq!(counts(&out.stats), [424, 633, 358, 1, 0, 64], "{}", out.stats);
+}
+
+#[test]
+fn golden_workload_b_10000() {
+    let out = run(&workload_b(10_000));
+    assert_eq!(counts(&out.stats), [3775, 6055, 3482, 1, 0, 64], "{}", out.stats);
+    assert!(out.stats.stack_touching() < 17_138, "fewer than AsmJit");
+    assert!(out.stats.slots <= 64);
+}
+
+/// A counted loop whose carried values fit in registers: nothing is loaded
+/// or stored inside the loop.
+#[test]
+fn loop_with_fitting_values_has_no_memory_traffic() {
+    let mut b = Builder::new();
+    let vals: Vec<VReg> = (0..10).map(|_| b.vreg_gp()).collect();
+    let ctr = b.vreg_gp();
+    b.block();
+    b.args(&[(vals[0], 7), (vals[1], 6)]);
+    for &v in &vals[2..] {
+        b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(vals[0], Constraint::Reg)]);
+    }
+    b.inst(&[Operand::def(ctr, Constraint::Reg)]);
+    let pre_end = b.jump(jitforge_regalloc::Block(1));
+    let _ = pre_end;
+    let header = b.block();
+    for k in 0..10 {
+        b.modify_any(vals[k], vals[(k + 3) % 10]);
+    }
+    b.inst(&[Operand::modify(ctr, Constraint::Reg)]);
+    b.branch(&[header, jitforge_regalloc::Block(2)], &[Operand::use_(ctr, Constraint::Reg)]);
+    b.block();
+    for &v in &vals[1..] {
+        b.modify_any(vals[0], v);
+    }
+    b.ret(vals[0]);
+    let f = b.finish();
+    let out = run(&f);
+    let body = f.block_insts(header);
+    for (p, e) in &out.edits {
+        let i = p.inst();
+        assert!(
+            !(body.start <= i && i < body.end),
+            "edit {e} at {p:?} inside the loop"
+        );
+    }
+    for s in &out.edge_splits {
+        assert!(s.from != header, "edge moves on the back edge: {:?}", s.edits);
+    }
+    assert_eq!(out.stats.stores + out.stats.reloads, 0);
+}
+
+/// Values live across a call go to callee-saved registers, not to memory.
+#[test]
+fn values_across_calls_use_callee_saved_registers() {
+    let mut b = Builder::new();
+    let vals: Vec<VReg> = (0..6).map(|_| b.vreg_gp()).collect();
+    let r = b.vreg_gp();
+    b.block();
+    b.args(&[(vals[0], 7)]);
+    for &v in &vals[1..] {
+        b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(vals[0], Constraint::Reg)]);
+    }
+    b.call(&[vals[0]], Some(r), &env());
+    for &v in &vals {
+        b.modify_any(r, v);
+    }
+    b.ret(r);
+    let f = b.finish();
+    let out = run(&f);
+    assert_eq!(out.stats.stores, 0, "{}", out.stats);
+    assert_eq!(out.stats.reloads, 0);
+    assert!(!out.used_callee_saved.is_empty());
+}
+
+/// A fixed-register use of a value living elsewhere costs one move.
+#[test]
+fn fixed_use_costs_a_move_not_a_spill() {
+    let mut b = Builder::new();
+    let x = b.vreg_gp();
+    let c = b.vreg_gp();
+    b.block();
+    b.args(&[(x, 7), (c, 6)]);
+    // shl x, cl
+    b.inst(&[Operand::modify(x, Constraint::Reg), Operand::use_(c, Constraint::Fixed(PReg::gp(1)))]);
+    b.modify_any(x, c);
+    b.ret(x);
+    let out = run(&b.finish());
+    assert_eq!(out.stats.stores + out.stats.reloads, 0);
+    assert!(out.stats.moves >= 1 && out.stats.moves <= 2, "{}", out.stats);
+    assert!(out.log.entries.iter().any(|d| d.reason == Reason::FixedCopy(PReg::gp(1))));
+}
+
+/// Constants are recomputed, never stored.
+#[test]
+fn constants_are_rematerialized() {
+    let mut b = Builder::new();
+    let k = b.vreg_const();
+    let vals: Vec<VReg> = (0..20).map(|_| b.vreg_gp()).collect();
+    b.block();
+    b.args(&[(vals[0], 7)]);
+    b.constant(k);
+    for &v in &vals[1..] {
+        b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(vals[0], Constraint::Reg)]);
+    }
+    for w in vals.windows(2) {
+        b.inst(&[Operand::modify(w[0], Constraint::Reg), Operand::use_(w[1], Constraint::Reg)]);
+    }
+    for &v in &vals {
+        b.inst(&[Operand::modify(v, Constraint::Reg), Operand::use_(k, Constraint::Reg)]);
+    }
+    for &v in &vals[1..] {
+        b.modify_any(vals[0], v);
+    }
+    b.ret(vals[0]);
+    let f = b.finish();
+    let out = run(&f);
+    assert!(out.stats.remats > 0, "{}", out.stats);
+    for (_, e) in &out.edits {
+        if let Edit::Move { to: Allocation::Stack(_), vreg, .. } = e {
+            assert_ne!(*vreg, Some(k), "constant stored");
+        }
+    }
+}
+
+/// The decision log gives reasons in the documented form.
+#[test]
+fn decision_log_reads_well() {
+    let out = run(&workload_b(200));
+    let text: Vec<String> = out.log.entries.iter().map(|d| d.to_string()).collect();
+    assert!(text.iter().any(|t| t.contains(": evict v") && t.contains("next use +")), "{text:?}");
+    assert!(text.iter().any(|t| t.ends_with("memory operand")));
+    let quiet = allocate(&workload_b(200), &env(), &Options::checked()).unwrap();
+    assert!(quiet.log.entries.is_empty());
+    // Same result with and without the log.
+    assert_eq!(quiet.allocs, out.allocs);
+    assert_eq!(quiet.edits, out.edits);
+}
+
+#[test]
+fn errors_are_typed() {
+    // Two fixed uses of rcx with different values.
+    let mut b = Builder::new();
+    let (x, y) = (b.vreg_gp(), b.vreg_gp());
+    b.block();
+    b.args(&[(x, 7), (y, 6)]);
+    b.inst(&[
+        Operand::use_(x, Constraint::Fixed(PReg::gp(1))),
+        Operand::use_(y, Constraint::Fixed(PReg::gp(1))),
+    ]);
+    b.ret(x);
+    assert!(matches!(
+        allocate(&b.finish(), &env(), &Options::checked()),
+        Err(Error::ConflictingFixed { .. })
+    ));
+    // More simultaneous register operands than registers.
+    let mut b = Builder::new();
+    let vals: Vec<VReg> = (0..16).map(|_| b.vreg_gp()).collect();
+    b.block();
+    b.args(&[(vals[0], 7)]);
+    for &v in &vals[1..] {
+        b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(vals[0], Constraint::Reg)]);
+    }
+    let ops: Vec<Operand> = vals.iter().map(|&v| Operand::use_(v, Constraint::Reg)).collect();
+    b.inst(&ops);
+    b.ret(vals[0]);
+    assert!(matches!(
+        allocate(&b.finish(), &env(), &Options::checked()),
+        Err(Error::OutOfRegisters { .. })
+    ));
+    // A use without a definition.
+    let mut b = Builder::new();
+    let x = b.vreg_gp();
+    b.block();
+    b.ret(x);
+    assert_eq!(
+        allocate(&b.finish(), &env(), &Options::checked()).unwrap_err(),
+        Error::LiveInAtEntry(x)
+    );
+    // An empty block.
+    let mut b = Builder::new();
+    let x = b.vreg_gp();
+    b.block();
+    b.block();
+    b.args(&[(x, 7)]);
+    b.ret(x);
+    assert!(matches!(
+        allocate(&b.finish(), &env(), &Options::checked()),
+        Err(Error::InvalidInput(_))
+    ));
+    // An early def and a late use of a fixed register together.
+    let mut b = Builder::new();
+    let (x, y) = (b.vreg_gp(), b.vreg_gp());
+    b.block();
+    b.args(&[(x, 7)]);
+    b.inst(&[
+        Operand::new(y, OperandKind::Def, OperandPos::Early, Constraint::Fixed(PReg::gp(0))),
+        Operand::use_(x, Constraint::Fixed(PReg::gp(0))),
+    ]);
+    b.ret(y);
+    assert!(matches!(
+        allocate(&b.finish(), &env(), &Options::checked()),
+        Err(Error::ConflictingFixed { .. })
+    ));
+}
+
+/// One context for many small functions gives the same results as fresh
+/// contexts.
+#[test]
+fn context_reuse_gives_identical_results() {
+    let mut a = Allocator::new();
+    let mut out = Output::default();
+    for seed in 0..200u64 {
+        let data: Vec<u8> = (0..300).map(|k| (seed * 31 + k * 7 + (k * k) % 13) as u8).collect();
+        let (f, env) = jitforge_regalloc::fuzzing::generate(&data);
+        a.run(&f, &env, &Options::checked(), &mut out).unwrap();
+        let fresh = allocate(&f, &env, &Options::checked()).unwrap();
+        assert_eq!(out.allocs, fresh.allocs);
+        assert_eq!(out.edits, fresh.edits);
+        assert_eq!(out.stats, fresh.stats);
+    }
+}
+
+/// Edits are in program order and the slots are ordered hottest first.
+#[test]
+fn edits_ordered_and_slots_hottest_first() {
+    let out = run(&workload_b(2000));
+    for w in out.edits.windows(2) {
+        assert!(w[0].0 <= w[1].0);
+    }
+    assert!(matches!(out.edits[0].0, ProgPoint::Before(_) | ProgPoint::After(_)));
+    for w in out.slots.windows(2) {
+        assert!(w[0].weight >= w[1].weight && w[0].offset < w[1].offset);
+    }
+    assert_eq!(out.spill_area_size, 8 * out.slots.len() as u32);
+}
