@@ -45,7 +45,6 @@ pub struct Cfg {
     idom: Vec<u32>,
     depth: Vec<u32>,
     falls_off: Option<Block>,
-    shapes: Vec<OpShape>,
     flows: Vec<Flow>,
     tmp: Vec<u32>,
     tmp2: Vec<u32>,
@@ -73,14 +72,12 @@ impl Cfg {
         c
     }
 
-    fn flow(&mut self, func: &Function, target: &dyn Target, i: Inst) -> Flow {
+    fn flow(&self, func: &Function, target: &dyn Target, i: Inst) -> Flow {
         match func.kind(i) {
             InstKind::Target(id) => {
-                self.shapes.clear();
-                for o in func.operands(i) {
-                    self.shapes.push(func.operand_shape(o));
-                }
-                target.inst_flow(id, &self.shapes)
+                let mut shapes: smallvec::SmallVec<[OpShape; 4]> = smallvec::SmallVec::new();
+                shapes.extend(func.operands(i).iter().map(|o| func.operand_shape(o)));
+                target.inst_flow(id, &shapes)
             }
             InstKind::Jump => Flow::Jump,
             InstKind::JumpIndirect(_) => Flow::IndirectJump,
