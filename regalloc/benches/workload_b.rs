@@ -27,7 +27,10 @@ fn workload_b(ops: usize) -> TestFunction {
     b.block();
     b.args(&[(p, 7)]);
     for &x in &v {
-        b.inst(&[Operand::def(x, Constraint::Reg), Operand::use_(p, Constraint::Reg)]);
+        b.inst(&[
+            Operand::def(x, Constraint::Reg),
+            Operand::use_(p, Constraint::Reg),
+        ]);
     }
     let mut g = Lcg(12345);
     for _ in 0..ops {
@@ -37,14 +40,23 @@ fn workload_b(ops: usize) -> TestFunction {
         let s = v[((r >> 8) % 64) as usize];
         if op == 3 {
             // imul r, r/m
-            b.inst(&[Operand::modify(d, Constraint::Reg), Operand::use_(s, Constraint::Any)]);
+            b.inst(&[
+                Operand::modify(d, Constraint::Reg),
+                Operand::use_(s, Constraint::Any),
+            ]);
         } else {
             // add/sub/xor r/m, r  or  r, r/m
-            b.inst(&[Operand::modify(d, Constraint::Any), Operand::use_(s, Constraint::Any)]);
+            b.inst(&[
+                Operand::modify(d, Constraint::Any),
+                Operand::use_(s, Constraint::Any),
+            ]);
         }
     }
     for &x in &v[1..] {
-        b.inst(&[Operand::modify(v[0], Constraint::Reg), Operand::use_(x, Constraint::Any)]);
+        b.inst(&[
+            Operand::modify(v[0], Constraint::Reg),
+            Operand::use_(x, Constraint::Any),
+        ]);
     }
     b.ret(v[0]);
     b.finish()
@@ -55,7 +67,8 @@ fn measure(ops: usize, env: &MachineEnv) -> (f64, Output) {
     let mut a = Allocator::new();
     let mut out = Output::default();
     let opts = Options::default();
-    a.run(&f, env, &Options::checked(), &mut out).expect("allocation");
+    a.run(&f, env, &Options::checked(), &mut out)
+        .expect("allocation");
     let n = f.insts.len();
     let reps = (200_000 / n).max(3);
     let mut best = f64::MAX;

@@ -61,7 +61,10 @@ pub fn analyze<F: Function>(f: &F, env: &MachineEnv, info: &mut CfgInfo) -> Resu
                 return Err(Error::block_msg(b, "successor out of range"));
             }
             if !f.block_preds(s).contains(&b) {
-                return Err(Error::block_msg(b, "successor does not list the block as predecessor"));
+                return Err(Error::block_msg(
+                    b,
+                    "successor does not list the block as predecessor",
+                ));
             }
         }
         for (k, &s) in succs.iter().enumerate() {
@@ -72,7 +75,10 @@ pub fn analyze<F: Function>(f: &F, env: &MachineEnv, info: &mut CfgInfo) -> Resu
         let preds = f.block_preds(b);
         for (k, &p) in preds.iter().enumerate() {
             if p.index() >= nb || !f.block_succs(p).contains(&b) {
-                return Err(Error::block_msg(b, "predecessor does not list the block as successor"));
+                return Err(Error::block_msg(
+                    b,
+                    "predecessor does not list the block as successor",
+                ));
             }
             if preds[..k].contains(&p) {
                 return Err(Error::block_msg(b, "duplicate predecessor"));
@@ -85,17 +91,26 @@ pub fn analyze<F: Function>(f: &F, env: &MachineEnv, info: &mut CfgInfo) -> Resu
         for i in r.start.index()..last.index() {
             let i = Inst::new(i);
             if f.is_branch(i) || f.is_ret(i) {
-                return Err(Error::block_msg(b, "branch or return before the end of a block"));
+                return Err(Error::block_msg(
+                    b,
+                    "branch or return before the end of a block",
+                ));
             }
         }
         if succs.is_empty() && !f.is_ret(last) {
-            return Err(Error::block_msg(b, "block without successors must end in a return"));
+            return Err(Error::block_msg(
+                b,
+                "block without successors must end in a return",
+            ));
         }
         if !succs.is_empty() && f.is_ret(last) {
             return Err(Error::block_msg(b, "return block with successors"));
         }
         if succs.len() > 1 && !f.is_branch(last) {
-            return Err(Error::block_msg(b, "block with several successors must end in a branch"));
+            return Err(Error::block_msg(
+                b,
+                "block with several successors must end in a branch",
+            ));
         }
         match f.block_loop_depth(b) {
             Some(d) => info.loop_depth.push(d.min(64)),
@@ -165,7 +180,8 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
             }
             Constraint::Reg | Constraint::Any => {}
         }
-        if !matches!(op.constraint, Constraint::Fixed(_)) && env.allocatable.class_mask(class) == 0 {
+        if !matches!(op.constraint, Constraint::Fixed(_)) && env.allocatable.class_mask(class) == 0
+        {
             return Err(Error::OutOfRegisters { inst: i, class });
         }
         if op.kind == OperandKind::Modify && op.pos == OperandPos::Late {

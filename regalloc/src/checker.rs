@@ -134,7 +134,10 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
                 Allocation::Stack(s) => {
                     stack_ops += 1;
                     if op.constraint != Constraint::Any {
-                        return Err(err(Some(i), format!("operand {k} in memory but must be a register")));
+                        return Err(err(
+                            Some(i),
+                            format!("operand {k} in memory but must be a register"),
+                        ));
                     }
                     if s.index() >= out.slots.len() {
                         return Err(err(Some(i), "slot out of range"));
@@ -146,12 +149,17 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
                     }
                     let ok = match op.constraint {
                         Constraint::Fixed(p) => r == p,
-                        Constraint::Subset(m) => m & (1 << r.hw) != 0 && env.allocatable.contains(r),
+                        Constraint::Subset(m) => {
+                            m & (1 << r.hw) != 0 && env.allocatable.contains(r)
+                        }
                         Constraint::Reuse(u) => al.get(u as usize) == Some(&a),
                         Constraint::Reg | Constraint::Any => env.allocatable.contains(r),
                     };
                     if !ok {
-                        return Err(err(Some(i), format!("operand {k} in {r} breaks {:?}", op.constraint)));
+                        return Err(err(
+                            Some(i),
+                            format!("operand {k} in {r} breaks {:?}", op.constraint),
+                        ));
                     }
                     if op.is_def() {
                         written |= 1u128 << r.index();
@@ -178,11 +186,18 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
                 if a.is_def() && b.is_def() {
                     return Err(err(Some(i), format!("two defs in {ra}")));
                 }
-                if a.is_def() && b.kind == OperandKind::Use && b.pos == OperandPos::Late && !reuse_pair {
+                if a.is_def()
+                    && b.kind == OperandKind::Use
+                    && b.pos == OperandPos::Late
+                    && !reuse_pair
+                {
                     return Err(err(Some(i), format!("def overwrites late use in {ra}")));
                 }
                 if a.kind == OperandKind::Modify && b.is_use() && b.vreg != a.vreg {
-                    return Err(err(Some(i), format!("modify shares {ra} with another value")));
+                    return Err(err(
+                        Some(i),
+                        format!("modify shares {ra} with another value"),
+                    ));
                 }
             }
         }
@@ -199,10 +214,8 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
         if i.index() >= ni {
             return Err(err(None, "edit at an instruction out of range"));
         }
-        if let ProgPoint::After(_) = p {
-            if f.is_branch(i) || f.is_ret(i) {
-                return Err(err(Some(i), "edit after a branch or return"));
-            }
+        if matches!(p, ProgPoint::After(_)) && (f.is_branch(i) || f.is_ret(i)) {
+            return Err(err(Some(i), "edit after a branch or return"));
         }
         first_edit[i.index()] = k as u32;
         written |= edit_written(e);
@@ -227,7 +240,11 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
     let mut st2 = vec![UNKNOWN; nloc];
     while let Some(b) = work.pop() {
         queued[b.index()] = false;
-        st.copy_from_slice(state_in[b.index()].as_ref().expect("queued blocks have a state"));
+        st.copy_from_slice(
+            state_in[b.index()]
+                .as_ref()
+                .expect("queued blocks have a state"),
+        );
         let r = f.block_insts(b);
         for i in r.iter() {
             // Edits are sorted, so those of `i` are contiguous from first_edit[i].

@@ -17,7 +17,9 @@
 //! `cd fuzz && cargo +nightly fuzz run regalloc -- -max_total_time=1800`.
 
 use crate::function::Constraint::{Any, Reg};
-use crate::function::{Block, Constraint, MachineEnv, Operand, OperandKind, OperandPos, PReg, RegClass, VReg};
+use crate::function::{
+    Block, Constraint, MachineEnv, Operand, OperandKind, OperandPos, PReg, RegClass, VReg,
+};
 use crate::output::{Output, Stats};
 use crate::testfn::{Builder, InstKind, TestFunction};
 use crate::{Allocator, Options};
@@ -90,7 +92,8 @@ impl Gen<'_> {
                 self.b.modify_any(d, s);
             }
             2 => {
-                self.b.inst(&[Operand::modify(d, Any), Operand::use_(s, Reg)]);
+                self.b
+                    .inst(&[Operand::modify(d, Any), Operand::use_(s, Reg)]);
             }
             3 => {
                 let a = self.gp();
@@ -139,14 +142,16 @@ impl Gen<'_> {
                 ]);
             }
             10 => {
-                self.b.inst(&[Operand::def(self.dead, Reg), Operand::use_(s, Any)]);
+                self.b
+                    .inst(&[Operand::def(self.dead, Reg), Operand::use_(s, Any)]);
             }
             11 if !self.consts.is_empty() => {
                 let c = self.consts[self.r.below(self.consts.len() as u32) as usize];
                 if self.r.flag() {
                     self.b.constant(c);
                 } else {
-                    self.b.inst(&[Operand::modify(d, Reg), Operand::use_(c, Any)]);
+                    self.b
+                        .inst(&[Operand::modify(d, Reg), Operand::use_(c, Any)]);
                 }
             }
             12 if !self.vecs.is_empty() => {
@@ -154,11 +159,14 @@ impl Gen<'_> {
                 let x = self.vecs[self.r.below(n) as usize];
                 let y = self.vecs[self.r.below(n) as usize];
                 if self.r.flag() {
-                    self.b.inst(&[Operand::modify(x, Subset(0xffff)), Operand::use_(y, Any)]);
+                    self.b
+                        .inst(&[Operand::modify(x, Subset(0xffff)), Operand::use_(y, Any)]);
                 } else {
                     // vmovq-like crossing: gp <- vec.
-                    self.b.inst(&[Operand::def(self.dead, Reg), Operand::use_(y, Reg)]);
-                    self.b.inst(&[Operand::modify(x, Reg), Operand::use_(d, Reg)]);
+                    self.b
+                        .inst(&[Operand::def(self.dead, Reg), Operand::use_(y, Reg)]);
+                    self.b
+                        .inst(&[Operand::modify(x, Reg), Operand::use_(d, Reg)]);
                 }
             }
             13 => {
@@ -171,7 +179,8 @@ impl Gen<'_> {
                 self.b.inst(&[Operand::def(d, Any), Operand::use_(s, Reg)]);
             }
             15 => {
-                self.b.inst(&[Operand::use_(d, Subset(0b1111)), Operand::use_(s, Any)]);
+                self.b
+                    .inst(&[Operand::use_(d, Subset(0b1111)), Operand::use_(s, Any)]);
             }
             16 => {
                 // Same value in two fixed registers.
@@ -216,7 +225,8 @@ impl Gen<'_> {
     fn cond(&mut self) -> Vec<Operand> {
         let a = self.gp();
         if self.r.flag() {
-            self.b.inst(&[Operand::use_(a, Reg), Operand::use_(self.gp[0], Any)]);
+            self.b
+                .inst(&[Operand::use_(a, Reg), Operand::use_(self.gp[0], Any)]);
             vec![]
         } else {
             vec![Operand::use_(a, Reg)]
@@ -345,7 +355,9 @@ pub fn generate(data: &[u8]) -> (TestFunction, MachineEnv) {
     let dead = b.vreg_gp();
     b.block();
     let nargs = ngp.min(6);
-    let args: Vec<(VReg, u8)> = (0..nargs).map(|k| (gp[k], crate::testfn::SYSV_ARGS[k])).collect();
+    let args: Vec<(VReg, u8)> = (0..nargs)
+        .map(|k| (gp[k], crate::testfn::SYSV_ARGS[k]))
+        .collect();
     b.args(&args);
     for &v in &gp[nargs..] {
         b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(gp[0], Reg)]);
@@ -377,7 +389,6 @@ pub fn generate(data: &[u8]) -> (TestFunction, MachineEnv) {
     g.b.ret(r0);
     (g.b.finish(), env)
 }
-
 
 /// What one checked allocation produced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -440,13 +451,21 @@ pub fn generate_raw(data: &[u8]) -> (TestFunction, MachineEnv) {
                 0 => Constraint::Reg,
                 1 => Constraint::Any,
                 2 => Constraint::Subset(r.byte() as u32 * 0x0101_0101),
-                3 => Constraint::Fixed(PReg::new(RegClass::ALL[r.below(3) as usize], r.below(34) as u8)),
+                3 => Constraint::Fixed(PReg::new(
+                    RegClass::ALL[r.below(3) as usize],
+                    r.below(34) as u8,
+                )),
                 4 => Constraint::Reuse(r.below(5) as u8),
                 _ => Constraint::Reg,
             };
             ops.push(Operand::new(v, kind, pos, c));
         }
-        let kind = [InstKind::Plain, InstKind::Plain, InstKind::Branch, InstKind::Ret][r.below(4) as usize];
+        let kind = [
+            InstKind::Plain,
+            InstKind::Plain,
+            InstKind::Branch,
+            InstKind::Ret,
+        ][r.below(4) as usize];
         let clobbers = if r.below(4) == 0 {
             crate::PRegSet(((r.byte() as u128) << 1) | ((r.byte() as u128) << 40))
         } else {
@@ -525,7 +544,10 @@ fn mutate_valid(data: &[u8]) -> (TestFunction, MachineEnv) {
                     0 => Constraint::Reg,
                     1 => Constraint::Any,
                     2 => Constraint::Subset(r.byte() as u32),
-                    3 => Constraint::Fixed(PReg::new(RegClass::ALL[r.below(3) as usize], r.below(34) as u8)),
+                    3 => Constraint::Fixed(PReg::new(
+                        RegClass::ALL[r.below(3) as usize],
+                        r.below(34) as u8,
+                    )),
                     _ => Constraint::Reuse(r.below(4) as u8),
                 };
             }

@@ -94,7 +94,9 @@ impl Intervals {
                     if op.is_use() && !self.live.contains(v) {
                         self.live.insert(v);
                         self.since[v] = ncalls;
-                    } else if op.kind == crate::function::OperandKind::Modify && ncalls > self.since[v] {
+                    } else if op.kind == crate::function::OperandKind::Modify
+                        && ncalls > self.since[v]
+                    {
                         // A modify keeps the value in place across the call.
                         self.crosses_call.insert(v);
                         self.since[v] = ncalls;
@@ -111,7 +113,10 @@ impl Intervals {
             for &v in live.live_in(b) {
                 self.live.set(v as usize, false);
             }
-            for op_v in r.iter().flat_map(|i| f.inst_operands(i).iter().map(|o| o.vreg.index())) {
+            for op_v in r
+                .iter()
+                .flat_map(|i| f.inst_operands(i).iter().map(|o| o.vreg.index()))
+            {
                 self.live.set(op_v, false);
             }
         }

@@ -33,6 +33,9 @@
 //! assert_eq!(out.stats.stores, 0);
 //! ```
 
+// Loops over the three register classes index several parallel arrays.
+#![allow(clippy::needless_range_loop)]
+
 pub mod cfg;
 pub mod checker;
 pub mod error;
@@ -55,9 +58,7 @@ pub use function::{
     PReg, PRegSet, RegClass, VReg,
 };
 pub use log::{Decision, DecisionLog, Reason};
-pub use output::{
-    Allocation, EdgeSplit, Edit, Output, ProgPoint, SlotInfo, SpillSlot, Stats,
-};
+pub use output::{Allocation, EdgeSplit, Edit, Output, ProgPoint, SlotInfo, SpillSlot, Stats};
 
 /// Switches for one allocation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -150,9 +151,12 @@ impl Allocator {
                 touch_edit(&mut self.slots, e, d);
             }
         }
-        out.spill_area_size = self.slots.assign(f, &self.ivs, env.slot_size, &mut out.slots);
+        out.spill_area_size = self
+            .slots
+            .assign(f, &self.ivs, env.slot_size, &mut out.slots);
         // Allocations.
-        out.inst_alloc_offsets.extend_from_slice(&self.scan.alloc_off);
+        out.inst_alloc_offsets
+            .extend_from_slice(&self.scan.alloc_off);
         out.allocs
             .extend(self.scan.allocs.iter().map(|&a| self.slots.rewrite(a)));
         // Edits in program order: counting sort by key.

@@ -285,7 +285,10 @@ impl Scan {
             for &v in live.live_out(b) {
                 let s = self.v[v as usize];
                 if s.regs == 0 && !s.in_slot && !self.remat[v as usize] {
-                    return Err(Error::Internal(format!("{} has no location at end of {b}", VReg(v))));
+                    return Err(Error::Internal(format!(
+                        "{} has no location at end of {b}",
+                        VReg(v)
+                    )));
                 }
                 self.exit_recs.push(LocRec {
                     vreg: v,
@@ -315,12 +318,14 @@ impl Scan {
 
     /// The exit state of a processed block.
     pub(crate) fn exit_state(&self, b: Block) -> &[LocRec] {
-        &self.exit_recs[self.exit_start[b.index()] as usize..self.exit_start[b.index() + 1] as usize]
+        &self.exit_recs
+            [self.exit_start[b.index()] as usize..self.exit_start[b.index() + 1] as usize]
     }
 
     /// The entry state of a processed block.
     pub(crate) fn entry_state(&self, b: Block) -> &[LocRec] {
-        &self.entry_recs[self.entry_start[b.index()] as usize..self.entry_start[b.index() + 1] as usize]
+        &self.entry_recs
+            [self.entry_start[b.index()] as usize..self.entry_start[b.index() + 1] as usize]
     }
 
     fn setup_entry<F: Function>(
@@ -470,7 +475,10 @@ impl Scan {
             let mut cands: SmallVec<[(u32, usize); 32]> = SmallVec::new();
             for k in start..end {
                 let rec = self.entry_recs[k];
-                if self.vclass(rec.vreg) == c && rec.regs == 0 && dist[k - start] < LOOP_EXIT_PENALTY {
+                if self.vclass(rec.vreg) == c
+                    && rec.regs == 0
+                    && dist[k - start] < LOOP_EXIT_PENALTY
+                {
                     cands.push((dist[k - start], k));
                 }
             }
@@ -564,7 +572,11 @@ impl Scan {
     fn next_after(&self, w: u32, ops: &[OpInfo]) -> u32 {
         for o in ops {
             if o.vreg == w {
-                return if o.defined_here { INF_POS } else { o.next_after };
+                return if o.defined_here {
+                    INF_POS
+                } else {
+                    o.next_after
+                };
             }
         }
         self.v[w as usize].next_use
@@ -573,6 +585,7 @@ impl Scan {
     /// Makes register `hw` of `class` free before `i`, preserving its
     /// owner if still needed (into a free register outside `avoid`, else its
     /// slot).
+    #[allow(clippy::too_many_arguments)]
     fn make_free(
         &mut self,
         i: Inst,
@@ -613,7 +626,11 @@ impl Scan {
                     },
                 );
                 self.set_owner(class, to, w);
-                log.push(i, Some(VReg(w)), Reason::SaveAcrossClobber(self.preg(class, hw)));
+                log.push(
+                    i,
+                    Some(VReg(w)),
+                    Reason::SaveAcrossClobber(self.preg(class, hw)),
+                );
             } else {
                 self.edit(
                     key,
@@ -628,7 +645,11 @@ impl Scan {
                 if evict_reason {
                     self.log_evict(i, w, ops, true, log);
                 } else {
-                    log.push(i, Some(VReg(w)), Reason::SaveAcrossClobber(self.preg(class, hw)));
+                    log.push(
+                        i,
+                        Some(VReg(w)),
+                        Reason::SaveAcrossClobber(self.preg(class, hw)),
+                    );
                 }
             }
         } else if evict_reason && log.enabled {
@@ -644,7 +665,11 @@ impl Scan {
             return;
         }
         let n = self.next_after(w, ops);
-        let d = if n == INF_POS { u32::MAX } else { n.saturating_sub(2 * i.0) / 2 };
+        let d = if n == INF_POS {
+            u32::MAX
+        } else {
+            n.saturating_sub(2 * i.0) / 2
+        };
         log.push(
             i,
             Some(VReg(w)),
@@ -657,7 +682,14 @@ impl Scan {
     }
 
     /// Puts a copy of `v` into free register `hw` before `i`.
-    fn load_into(&mut self, i: Inst, v: u32, class: usize, hw: u8, log: &mut DecisionLog) -> Result<(), Error> {
+    fn load_into(
+        &mut self,
+        i: Inst,
+        v: u32,
+        class: usize,
+        hw: u8,
+        log: &mut DecisionLog,
+    ) -> Result<(), Error> {
         let s = self.v[v as usize];
         let to = self.preg(class, hw);
         let key = 6 * i.0 + 1;
@@ -877,7 +909,9 @@ impl Scan {
 
         // B: fixed uses.
         for (k, op) in ops.iter().enumerate() {
-            let Constraint::Fixed(p) = op.constraint else { continue };
+            let Constraint::Fixed(p) = op.constraint else {
+                continue;
+            };
             if !op.is_use() {
                 continue;
             }
@@ -953,7 +987,11 @@ impl Scan {
                 let cand = allowed & !avoid;
                 let free = cand & !self.occupied[c];
                 let fold = free == 0 && {
-                    let nxt = if write { next } else { self.next_after(v, info) };
+                    let nxt = if write {
+                        next
+                    } else {
+                        self.next_after(v, info)
+                    };
                     let far = self.farthest_candidate(i, c, cand, info);
                     // Belady with bypass: a read is served from memory when the value
                     // would be the eviction victim; a read-modify-write even sooner,
@@ -979,7 +1017,9 @@ impl Scan {
         }
         // E: reuse defs and their inputs.
         for (k, op) in ops.iter().enumerate() {
-            let Constraint::Reuse(u) = op.constraint else { continue };
+            let Constraint::Reuse(u) = op.constraint else {
+                continue;
+            };
             let u = u as usize;
             let uop = ops[u];
             let (c, x) = (self.vclass(uop.vreg.0), uop.vreg.0);
@@ -1009,10 +1049,8 @@ impl Scan {
         }
         // Modify operands write their register at the late point.
         for (k, op) in ops.iter().enumerate() {
-            if op.kind == OperandKind::Modify {
-                if let Allocation::Reg(r) = alloc[k] {
-                    late_written[r.class.index()] |= 1 << r.hw;
-                }
+            if let (OperandKind::Modify, Allocation::Reg(r)) = (op.kind, alloc[k]) {
+                late_written[r.class.index()] |= 1 << r.hw;
             }
         }
         for c in 0..3 {
@@ -1042,7 +1080,11 @@ impl Scan {
                 let pref = free & self.callee_saved[c];
                 let from = Allocation::Reg(self.preg(c, hw));
                 if free != 0 {
-                    let to = lowest(if pref != 0 && !clobbers.is_empty() { pref } else { free });
+                    let to = lowest(if pref != 0 && !clobbers.is_empty() {
+                        pref
+                    } else {
+                        free
+                    });
                     self.edit(
                         key,
                         Edit::Move {
@@ -1066,7 +1108,11 @@ impl Scan {
                     );
                     self.mark_in_slot(w);
                 }
-                log.push(i, Some(VReg(w)), Reason::SaveAcrossClobber(self.preg(c, hw)));
+                log.push(
+                    i,
+                    Some(VReg(w)),
+                    Reason::SaveAcrossClobber(self.preg(c, hw)),
+                );
             }
         }
         // G: defs.
@@ -1106,13 +1152,15 @@ impl Scan {
                 }
             }
             let avoid = fixed_any[c] | res_late[c] | if early { res_early[c] } else { 0 };
-            let mut hint = if self.op_hint[nb + k] != 0xff { self.op_hint[nb + k] } else { 0xff };
-            if let Some((dst, src)) = mv {
-                if dst.0 == v {
-                    let sr = self.v[src.index()].regs & dying;
-                    if sr != 0 {
-                        hint = lowest(sr);
-                    }
+            let mut hint = if self.op_hint[nb + k] != 0xff {
+                self.op_hint[nb + k]
+            } else {
+                0xff
+            };
+            if let Some((_, src)) = mv.filter(|m| m.0.0 == v) {
+                let sr = self.v[src.index()].regs & dying;
+                if sr != 0 {
+                    hint = lowest(sr);
                 }
             }
             let cand = allowed & !avoid;
@@ -1193,9 +1241,14 @@ impl Scan {
         // A live value defined into a non-allocatable register moves to an
         // allocatable place right after the instruction.
         for (k, op) in ops.iter().enumerate() {
-            let Allocation::Reg(r) = alloc[k] else { continue };
+            let Allocation::Reg(r) = alloc[k] else {
+                continue;
+            };
             let c = r.class.index();
-            if !op.is_def() || self.allocatable[c] & (1 << r.hw) != 0 || self.op_next[nb + k] == INF_POS {
+            if !op.is_def()
+                || self.allocatable[c] & (1 << r.hw) != 0
+                || self.op_next[nb + k] == INF_POS
+            {
                 continue;
             }
             if f.is_branch(i) || f.is_ret(i) {
@@ -1268,4 +1321,3 @@ impl Scan {
         Ok(())
     }
 }
-

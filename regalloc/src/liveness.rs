@@ -64,7 +64,8 @@ pub struct Liveness {
 impl Liveness {
     /// Vregs live into a block.
     pub fn live_in(&self, b: Block) -> &[u32] {
-        &self.live_in[self.live_in_start[b.index()] as usize..self.live_in_start[b.index() + 1] as usize]
+        &self.live_in
+            [self.live_in_start[b.index()] as usize..self.live_in_start[b.index() + 1] as usize]
     }
 
     /// Vregs live out of a block.
@@ -75,7 +76,8 @@ impl Liveness {
 
     /// Next-use distances of the live-in vregs of a block (parallel to [`Liveness::live_in`]).
     pub fn dist_in(&self, b: Block) -> &[u32] {
-        &self.dist_in[self.live_in_start[b.index()] as usize..self.live_in_start[b.index() + 1] as usize]
+        &self.dist_in
+            [self.live_in_start[b.index()] as usize..self.live_in_start[b.index() + 1] as usize]
     }
 
     /// Next-use distances from the end of the block (parallel to [`Liveness::live_out`]).
@@ -129,7 +131,13 @@ impl Liveness {
         }
         // 2. Bucket by vreg (counting sort keeps block order).
         bucket(&self.ue, |e| e.0, nv, &mut self.starts, &mut self.sorted_ue);
-        bucket(&self.defs, |e| e.0, nv, &mut self.dstarts, &mut self.sorted_defs);
+        bucket(
+            &self.defs,
+            |e| e.0,
+            nv,
+            &mut self.dstarts,
+            &mut self.sorted_defs,
+        );
         // 3. Per-vreg backward propagation.
         self.in_set.clear();
         self.in_set.grow(nb);
@@ -191,7 +199,13 @@ impl Liveness {
         //    except that pairs of one vreg are appended in discovery order,
         //    which is fine: one entry per (block, vreg)).
         let mut sorted = std::mem::take(&mut self.ue);
-        bucket(&self.pairs, |e| e.0, nb, &mut self.live_in_start, &mut sorted);
+        bucket(
+            &self.pairs,
+            |e| e.0,
+            nb,
+            &mut self.live_in_start,
+            &mut sorted,
+        );
         self.live_in.clear();
         self.first_use.clear();
         for &(_, v, off) in &sorted {
@@ -200,7 +214,13 @@ impl Liveness {
         }
         self.ue = sorted;
         let mut sorted_out = std::mem::take(&mut self.defs);
-        bucket(&self.out_pairs, |e| e.0, nb, &mut self.live_out_start, &mut sorted_out);
+        bucket(
+            &self.out_pairs,
+            |e| e.0,
+            nb,
+            &mut self.live_out_start,
+            &mut sorted_out,
+        );
         self.live_out.clear();
         self.live_out.extend(sorted_out.iter().map(|e| e.1));
         self.defs = sorted_out;
@@ -272,7 +292,13 @@ impl Liveness {
 }
 
 /// Stable counting sort of `items` by `key` into `out`, with bucket starts in `starts`.
-fn bucket<T: Copy>(items: &[T], key: impl Fn(&T) -> u32, n: usize, starts: &mut Vec<u32>, out: &mut Vec<T>) {
+fn bucket<T: Copy>(
+    items: &[T],
+    key: impl Fn(&T) -> u32,
+    n: usize,
+    starts: &mut Vec<u32>,
+    out: &mut Vec<T>,
+) {
     starts.clear();
     starts.resize(n + 1, 0);
     for it in items {

@@ -82,7 +82,9 @@ pub struct Decision {
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.vreg, self.reason) {
-            (Some(v), Reason::Evict { .. }) => write!(f, "{}: evict {v}: {}", self.inst, self.reason),
+            (Some(v), Reason::Evict { .. }) => {
+                write!(f, "{}: evict {v}: {}", self.inst, self.reason)
+            }
             (Some(v), r) => write!(f, "{}: {v}: {r}", self.inst),
             (None, r) => write!(f, "{}: {r}", self.inst),
         }

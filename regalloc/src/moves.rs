@@ -47,7 +47,9 @@ pub fn sequentialize(
         moves.iter().copied().filter(|m| m.src != m.dst).collect();
     for (k, m) in pending.iter().enumerate() {
         if pending[..k].iter().any(|o| o.dst == m.dst) {
-            return Err(Error::Internal("parallel move writes a location twice".into()));
+            return Err(Error::Internal(
+                "parallel move writes a location twice".into(),
+            ));
         }
         if m.dst == Allocation::None || m.src == Allocation::None {
             return Err(Error::Internal("parallel move with no location".into()));
@@ -66,19 +68,26 @@ pub fn sequentialize(
         // A move whose destination no other pending move reads.
         let ready = (0..pending.len()).find(|&k| {
             let d = pending[k].dst;
-            !pending.iter().enumerate().any(|(j, o)| j != k && o.src == d)
+            !pending
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != k && o.src == d)
         });
         if let Some(k) = ready {
             let m = pending.remove(k);
             if matches!((m.src, m.dst), (Allocation::Stack(_), Allocation::Stack(_))) {
                 let Some(r) = scratch.reg else {
-                    return Err(Error::Internal("slot-to-slot move without scratch register".into()));
+                    return Err(Error::Internal(
+                        "slot-to-slot move without scratch register".into(),
+                    ));
                 };
                 let r = Allocation::Reg(r);
                 if reg_busy {
                     // Park the scratch register's value in the scratch slot.
                     let Some(s) = scratch.slot else {
-                        return Err(Error::Internal("scratch register busy and no scratch slot".into()));
+                        return Err(Error::Internal(
+                            "scratch register busy and no scratch slot".into(),
+                        ));
                     };
                     let s = Allocation::Stack(s);
                     out.push(mv(r, s, None));
@@ -95,7 +104,9 @@ pub fn sequentialize(
                 out.push(mv(m.src, m.dst, m.vreg));
             }
             if Some(m.src) == scratch.reg.map(Allocation::Reg)
-                && !pending.iter().any(|o| Some(o.src) == scratch.reg.map(Allocation::Reg))
+                && !pending
+                    .iter()
+                    .any(|o| Some(o.src) == scratch.reg.map(Allocation::Reg))
             {
                 reg_busy = false;
             }
@@ -122,10 +133,16 @@ pub fn sequentialize(
                 Allocation::Reg(r)
             }
             (Allocation::Reg(_), _, Some(s)) => Allocation::Stack(s),
-            _ => return Err(Error::Internal("move cycle without scratch location".into())),
+            _ => {
+                return Err(Error::Internal(
+                    "move cycle without scratch location".into(),
+                ));
+            }
         };
         if matches!((m.dst, park), (Allocation::Stack(_), Allocation::Stack(_))) {
-            return Err(Error::Internal("move cycle needs two scratch registers".into()));
+            return Err(Error::Internal(
+                "move cycle needs two scratch registers".into(),
+            ));
         }
         out.push(mv(m.dst, park, None));
         for o in pending.iter_mut() {

@@ -71,7 +71,10 @@ impl Resolver {
                     } else if remat(e.vreg) {
                         Allocation::None
                     } else {
-                        return Err(Error::Internal(format!("{} has no location on edge", VReg(e.vreg))));
+                        return Err(Error::Internal(format!(
+                            "{} has no location on edge",
+                            VReg(e.vreg)
+                        )));
                     };
                     let mut m = e.regs & !x.regs;
                     while m != 0 {
@@ -90,7 +93,10 @@ impl Resolver {
                     }
                     if e.in_slot && !x.in_slot {
                         if x.regs == 0 {
-                            return Err(Error::Internal(format!("{} cannot be stored on edge", VReg(e.vreg))));
+                            return Err(Error::Internal(format!(
+                                "{} cannot be stored on edge",
+                                VReg(e.vreg)
+                            )));
                         }
                         self.pm[c].push(ParallelMove {
                             src,

@@ -305,7 +305,8 @@ impl Builder {
         if let Some(r) = result {
             ops.push(Operand::def(r, Constraint::Fixed(PReg::gp(0))));
         }
-        let mut clobbers = PRegSet(env.caller_saved().0 & PRegSet::from_class_mask(RegClass::Gp, u32::MAX).0);
+        let mut clobbers =
+            PRegSet(env.caller_saved().0 & PRegSet::from_class_mask(RegClass::Gp, u32::MAX).0);
         clobbers = clobbers.union(PRegSet::from_class_mask(RegClass::Vec, u32::MAX));
         self.inst_full(&ops, clobbers, InstKind::Plain, None)
     }

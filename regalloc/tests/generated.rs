@@ -70,7 +70,10 @@ fn generator_covers_features() {
 #[test]
 fn sweep_raw_functions_never_panic() {
     let mut ok = 0;
-    let n: u64 = std::env::var("REGALLOC_RAW_SWEEP").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let n: u64 = std::env::var("REGALLOC_RAW_SWEEP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
     for seed in 0..n {
         let data = lcg_bytes(seed, 200);
         if let Err(e) = jitforge_regalloc::fuzzing::check_raw_bytes(&data) {

@@ -12,7 +12,15 @@ fn env() -> MachineEnv {
 }
 
 fn run(f: &TestFunction) -> Output {
-    allocate(f, &env(), &Options { check: true, log: true }).unwrap()
+    allocate(
+        f,
+        &env(),
+        &Options {
+            check: true,
+            log: true,
+        },
+    )
+    .unwrap()
 }
 
 struct Lcg(u64);
@@ -34,18 +42,28 @@ fn workload_b(ops: usize) -> TestFunction {
     b.block();
     b.args(&[(p, 7)]);
     for &x in &v {
-        b.inst(&[Operand::def(x, Constraint::Reg), Operand::use_(p, Constraint::Reg)]);
+        b.inst(&[
+            Operand::def(x, Constraint::Reg),
+            Operand::use_(p, Constraint::Reg),
+        ]);
     }
     let mut g = Lcg(12345);
     for _ in 0..ops {
         let r = g.next();
         let d = v[((r >> 2) % 64) as usize];
         let s = v[((r >> 8) % 64) as usize];
-        let dc = if r % 4 == 3 { Constraint::Reg } else { Constraint::Any };
+        let dc = if r % 4 == 3 {
+            Constraint::Reg
+        } else {
+            Constraint::Any
+        };
         b.inst(&[Operand::modify(d, dc), Operand::use_(s, Constraint::Any)]);
     }
     for &x in &v[1..] {
-        b.inst(&[Operand::modify(v[0], Constraint::Reg), Operand::use_(x, Constraint::Any)]);
+        b.inst(&[
+            Operand::modify(v[0], Constraint::Reg),
+            Operand::use_(x, Constraint::Any),
+        ]);
     }
     b.ret(v[0]);
     b.finish()
@@ -58,13 +76,23 @@ fn counts(s: &Stats) -> [u32; 6] {
 #[test]
 fn golden_workload_b_1000() {
     let out = run(&workload_b(1000));
-    assert_eq!(counts(&out.stats), [424, 633, 358, 1, 0, 64], "{}", out.stats);
+    assert_eq!(
+        counts(&out.stats),
+        [424, 633, 358, 1, 0, 64],
+        "{}",
+        out.stats
+    );
 }
 
 #[test]
 fn golden_workload_b_10000() {
     let out = run(&workload_b(10_000));
-    assert_eq!(counts(&out.stats), [3775, 6055, 3482, 1, 0, 64], "{}", out.stats);
+    assert_eq!(
+        counts(&out.stats),
+        [3775, 6055, 3482, 1, 0, 64],
+        "{}",
+        out.stats
+    );
     assert!(out.stats.stack_touching() < 17_138, "fewer than AsmJit");
     assert!(out.stats.slots <= 64);
 }
@@ -79,7 +107,10 @@ fn loop_with_fitting_values_has_no_memory_traffic() {
     b.block();
     b.args(&[(vals[0], 7), (vals[1], 6)]);
     for &v in &vals[2..] {
-        b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(vals[0], Constraint::Reg)]);
+        b.inst(&[
+            Operand::def(v, Constraint::Reg),
+            Operand::use_(vals[0], Constraint::Reg),
+        ]);
     }
     b.inst(&[Operand::def(ctr, Constraint::Reg)]);
     let pre_end = b.jump(jitforge_regalloc::Block(1));
@@ -89,7 +120,10 @@ fn loop_with_fitting_values_has_no_memory_traffic() {
         b.modify_any(vals[k], vals[(k + 3) % 10]);
     }
     b.inst(&[Operand::modify(ctr, Constraint::Reg)]);
-    b.branch(&[header, jitforge_regalloc::Block(2)], &[Operand::use_(ctr, Constraint::Reg)]);
+    b.branch(
+        &[header, jitforge_regalloc::Block(2)],
+        &[Operand::use_(ctr, Constraint::Reg)],
+    );
     b.block();
     for &v in &vals[1..] {
         b.modify_any(vals[0], v);
@@ -106,7 +140,11 @@ fn loop_with_fitting_values_has_no_memory_traffic() {
         );
     }
     for s in &out.edge_splits {
-        assert!(s.from != header, "edge moves on the back edge: {:?}", s.edits);
+        assert!(
+            s.from != header,
+            "edge moves on the back edge: {:?}",
+            s.edits
+        );
     }
     assert_eq!(out.stats.stores + out.stats.reloads, 0);
 }
@@ -120,7 +158,10 @@ fn values_across_calls_use_callee_saved_registers() {
     b.block();
     b.args(&[(vals[0], 7)]);
     for &v in &vals[1..] {
-        b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(vals[0], Constraint::Reg)]);
+        b.inst(&[
+            Operand::def(v, Constraint::Reg),
+            Operand::use_(vals[0], Constraint::Reg),
+        ]);
     }
     b.call(&[vals[0]], Some(r), &env());
     for &v in &vals {
@@ -143,13 +184,25 @@ fn fixed_use_costs_a_move_not_a_spill() {
     b.block();
     b.args(&[(x, 7), (c, 6)]);
     // shl x, cl
-    b.inst(&[Operand::modify(x, Constraint::Reg), Operand::use_(c, Constraint::Fixed(PReg::gp(1)))]);
+    b.inst(&[
+        Operand::modify(x, Constraint::Reg),
+        Operand::use_(c, Constraint::Fixed(PReg::gp(1))),
+    ]);
     b.modify_any(x, c);
     b.ret(x);
     let out = run(&b.finish());
     assert_eq!(out.stats.stores + out.stats.reloads, 0);
-    assert!(out.stats.moves >= 1 && out.stats.moves <= 2, "{}", out.stats);
-    assert!(out.log.entries.iter().any(|d| d.reason == Reason::FixedCopy(PReg::gp(1))));
+    assert!(
+        out.stats.moves >= 1 && out.stats.moves <= 2,
+        "{}",
+        out.stats
+    );
+    assert!(
+        out.log
+            .entries
+            .iter()
+            .any(|d| d.reason == Reason::FixedCopy(PReg::gp(1)))
+    );
 }
 
 /// Constants are recomputed, never stored.
@@ -162,13 +215,22 @@ fn constants_are_rematerialized() {
     b.args(&[(vals[0], 7)]);
     b.constant(k);
     for &v in &vals[1..] {
-        b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(vals[0], Constraint::Reg)]);
+        b.inst(&[
+            Operand::def(v, Constraint::Reg),
+            Operand::use_(vals[0], Constraint::Reg),
+        ]);
     }
     for w in vals.windows(2) {
-        b.inst(&[Operand::modify(w[0], Constraint::Reg), Operand::use_(w[1], Constraint::Reg)]);
+        b.inst(&[
+            Operand::modify(w[0], Constraint::Reg),
+            Operand::use_(w[1], Constraint::Reg),
+        ]);
     }
     for &v in &vals {
-        b.inst(&[Operand::modify(v, Constraint::Reg), Operand::use_(k, Constraint::Reg)]);
+        b.inst(&[
+            Operand::modify(v, Constraint::Reg),
+            Operand::use_(k, Constraint::Reg),
+        ]);
     }
     for &v in &vals[1..] {
         b.modify_any(vals[0], v);
@@ -178,7 +240,12 @@ fn constants_are_rematerialized() {
     let out = run(&f);
     assert!(out.stats.remats > 0, "{}", out.stats);
     for (_, e) in &out.edits {
-        if let Edit::Move { to: Allocation::Stack(_), vreg, .. } = e {
+        if let Edit::Move {
+            to: Allocation::Stack(_),
+            vreg,
+            ..
+        } = e
+        {
             assert_ne!(*vreg, Some(k), "constant stored");
         }
     }
@@ -189,7 +256,11 @@ fn constants_are_rematerialized() {
 fn decision_log_reads_well() {
     let out = run(&workload_b(200));
     let text: Vec<String> = out.log.entries.iter().map(|d| d.to_string()).collect();
-    assert!(text.iter().any(|t| t.contains(": evict v") && t.contains("next use +")), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|t| t.contains(": evict v") && t.contains("next use +")),
+        "{text:?}"
+    );
     assert!(text.iter().any(|t| t.ends_with("memory operand")));
     let quiet = allocate(&workload_b(200), &env(), &Options::checked()).unwrap();
     assert!(quiet.log.entries.is_empty());
@@ -220,9 +291,15 @@ fn errors_are_typed() {
     b.block();
     b.args(&[(vals[0], 7)]);
     for &v in &vals[1..] {
-        b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(vals[0], Constraint::Reg)]);
+        b.inst(&[
+            Operand::def(v, Constraint::Reg),
+            Operand::use_(vals[0], Constraint::Reg),
+        ]);
     }
-    let ops: Vec<Operand> = vals.iter().map(|&v| Operand::use_(v, Constraint::Reg)).collect();
+    let ops: Vec<Operand> = vals
+        .iter()
+        .map(|&v| Operand::use_(v, Constraint::Reg))
+        .collect();
     b.inst(&ops);
     b.ret(vals[0]);
     assert!(matches!(
@@ -255,7 +332,12 @@ fn errors_are_typed() {
     b.block();
     b.args(&[(x, 7)]);
     b.inst(&[
-        Operand::new(y, OperandKind::Def, OperandPos::Early, Constraint::Fixed(PReg::gp(0))),
+        Operand::new(
+            y,
+            OperandKind::Def,
+            OperandPos::Early,
+            Constraint::Fixed(PReg::gp(0)),
+        ),
         Operand::use_(x, Constraint::Fixed(PReg::gp(0))),
     ]);
     b.ret(y);
@@ -272,7 +354,9 @@ fn context_reuse_gives_identical_results() {
     let mut a = Allocator::new();
     let mut out = Output::default();
     for seed in 0..200u64 {
-        let data: Vec<u8> = (0..300).map(|k| (seed * 31 + k * 7 + (k * k) % 13) as u8).collect();
+        let data: Vec<u8> = (0..300)
+            .map(|k| (seed * 31 + k * 7 + (k * k) % 13) as u8)
+            .collect();
         let (f, env) = jitforge_regalloc::fuzzing::generate(&data);
         a.run(&f, &env, &Options::checked(), &mut out).unwrap();
         let fresh = allocate(&f, &env, &Options::checked()).unwrap();
@@ -289,7 +373,10 @@ fn edits_ordered_and_slots_hottest_first() {
     for w in out.edits.windows(2) {
         assert!(w[0].0 <= w[1].0);
     }
-    assert!(matches!(out.edits[0].0, ProgPoint::Before(_) | ProgPoint::After(_)));
+    assert!(matches!(
+        out.edits[0].0,
+        ProgPoint::Before(_) | ProgPoint::After(_)
+    ));
     for w in out.slots.windows(2) {
         assert!(w[0].weight >= w[1].weight && w[0].offset < w[1].offset);
     }

@@ -188,14 +188,30 @@ fn liveness_matches_naive_dataflow() {
         }
         for b in 0..nb {
             let want_in: Vec<u32> = (0..nv as u32).filter(|&v| live_in[b][v as usize]).collect();
-            let want_out: Vec<u32> = (0..nv as u32).filter(|&v| live_out[b][v as usize]).collect();
-            assert_eq!(live.live_in(Block::new(b)), &want_in[..], "seed {seed} live-in b{b}");
-            assert_eq!(live.live_out(Block::new(b)), &want_out[..], "seed {seed} live-out b{b}");
+            let want_out: Vec<u32> = (0..nv as u32)
+                .filter(|&v| live_out[b][v as usize])
+                .collect();
+            assert_eq!(
+                live.live_in(Block::new(b)),
+                &want_in[..],
+                "seed {seed} live-in b{b}"
+            );
+            assert_eq!(
+                live.live_out(Block::new(b)),
+                &want_out[..],
+                "seed {seed} live-out b{b}"
+            );
         }
     }
 }
 
-fn allocate_seed(seed: u64) -> (jitforge_regalloc::testfn::TestFunction, jitforge_regalloc::MachineEnv, Output) {
+fn allocate_seed(
+    seed: u64,
+) -> (
+    jitforge_regalloc::testfn::TestFunction,
+    jitforge_regalloc::MachineEnv,
+    Output,
+) {
     let (f, env) = generate(&lcg_bytes(seed, 2500));
     let mut out = Output::default();
     Allocator::new()
@@ -211,7 +227,14 @@ fn checker_rejects_missing_reloads() {
     for seed in 0..200 {
         let (f, env, out) = allocate_seed(seed);
         let Some(k) = out.edits.iter().position(|(_, e)| {
-            matches!(e, Edit::Move { from: Allocation::Stack(_), to: Allocation::Reg(_), .. })
+            matches!(
+                e,
+                Edit::Move {
+                    from: Allocation::Stack(_),
+                    to: Allocation::Reg(_),
+                    ..
+                }
+            )
         }) else {
             continue;
         };
@@ -240,13 +263,14 @@ fn checker_rejects_wrong_registers() {
             let ops = f.inst_operands(i);
             let base = out.inst_alloc_offsets[ii] as usize;
             for (k, op) in ops.iter().enumerate() {
-                if let (true, Allocation::Reg(r)) = (op.is_use(), out.allocs[base + k]) {
-                    if r.class == RegClass::Gp && op.constraint == jitforge_regalloc::Constraint::Reg {
-                        let other = if r.hw == 3 { 12 } else { 3 };
-                        bad.allocs[base + k] = Allocation::Reg(PReg::gp(other));
-                        done = true;
-                        break;
-                    }
+                if let (true, Allocation::Reg(r)) = (op.is_use(), out.allocs[base + k])
+                    && r.class == RegClass::Gp
+                    && op.constraint == jitforge_regalloc::Constraint::Reg
+                {
+                    let other = if r.hw == 3 { 12 } else { 3 };
+                    bad.allocs[base + k] = Allocation::Reg(PReg::gp(other));
+                    done = true;
+                    break;
                 }
             }
             if done {
