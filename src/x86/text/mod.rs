@@ -1,5 +1,5 @@
 //! Intel-syntax text: the [`parse`]r (one line or a whole program, in the
-//! dialect llvm-mc and GNU as read), the [`format`]ter that prints
+//! dialect llvm-mc and GNU as read), the [`format`](mod@format)ter that prints
 //! instructions in that dialect, the [`listing`] logger, [`isa`] descriptions
 //! of the instruction database (text and JSON), and the assemblers
 //! built on them ([`assemble_program`], [`LineAssembler`]) that the

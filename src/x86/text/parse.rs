@@ -1559,6 +1559,12 @@ fn rewrite_special(
         }
         Special::Far => {
             if inst.operands.len() == 2 {
+                if arch == Arch::X64 {
+                    return Err(ParseError::new(
+                        inst.column,
+                        format!("{name} SELECTOR, OFFSET is not valid in 64-bit mode"),
+                    ));
+                }
                 let (ParsedOperand::Op(Operand::Imm(sel)), ParsedOperand::Op(Operand::Imm(off))) =
                     (&inst.operands[0], &inst.operands[1])
                 else {
@@ -1843,6 +1849,27 @@ fn validate(
             format!("{} is not valid in {}-bit mode", m.name(), arch.bits()),
         ));
     }
+    if rounding_col != 0 {
+        let want = if inst.options.rounding_mode().is_some() {
+            flags::ER
+        } else {
+            flags::SAE
+        };
+        if !forms
+            .iter()
+            .any(|f| f.has(want) || (want == flags::SAE && f.has(flags::ER)))
+        {
+            let what = if want == flags::ER {
+                "embedded rounding"
+            } else {
+                "{sae}"
+            };
+            return Err(ParseError::new(
+                rounding_col,
+                format!("{} takes no {what}", m.name()),
+            ));
+        }
+    }
     let n = inst.operands.len();
     let same: Vec<&Form> = forms
         .iter()
@@ -1917,7 +1944,16 @@ fn validate(
                     .copied()
                     .filter(|f| explicit_kinds(f).nth(i).is_some_and(takes_memory))
                     .collect();
-                if mem_forms.is_empty() || size == 0 {
+                if mem_forms.is_empty() {
+                    continue;
+                }
+                if bcst && !mem_forms.iter().any(|f| f.bcst_size != 0) {
+                    return Err(ParseError::new(
+                        col,
+                        format!("{} cannot broadcast ({{1toN}})", m.name()),
+                    ));
+                }
+                if size == 0 {
                     continue;
                 }
                 let ok = mem_forms.iter().any(|f| {
@@ -1964,12 +2000,6 @@ fn validate(
                         ),
                     ));
                 }
-                if bcst && !mem_forms.iter().any(|f| f.bcst_size != 0) {
-                    return Err(ParseError::new(
-                        col,
-                        format!("{} cannot broadcast ({{1toN}})", m.name()),
-                    ));
-                }
             }
             _ => {}
         }
@@ -1983,27 +2013,6 @@ fn validate(
             return Err(ParseError::new(
                 decor[i].zeroing,
                 format!("{} takes no {{z}}", m.name()),
-            ));
-        }
-    }
-    if rounding_col != 0 {
-        let want = if inst.options.rounding_mode().is_some() {
-            flags::ER
-        } else {
-            flags::SAE
-        };
-        if !forms
-            .iter()
-            .any(|f| f.has(want) || (want == flags::SAE && f.has(flags::ER)))
-        {
-            let what = if want == flags::ER {
-                "embedded rounding"
-            } else {
-                "{sae}"
-            };
-            return Err(ParseError::new(
-                rounding_col,
-                format!("{} takes no {what}", m.name()),
             ));
         }
     }
