@@ -168,6 +168,16 @@ impl<'a> Assembler<'a> {
         operands: &[Operand],
         options: InstOptions,
     ) -> Result<()> {
+        self.emit_candidates(mnemonic, None, operands, options)
+    }
+
+    fn emit_candidates(
+        &mut self,
+        mnemonic: Mnemonic,
+        forms: Option<&'static [u16]>,
+        operands: &[Operand],
+        options: InstOptions,
+    ) -> Result<()> {
         let offset = self.offset();
         let encoded = {
             let site = Site {
@@ -175,7 +185,7 @@ impl<'a> Assembler<'a> {
                 section: self.section,
                 offset,
             };
-            encode(&site, mnemonic, operands, options)?
+            encode(&site, mnemonic, forms, operands, options)?
         };
         if let Some(u) = encoded.field_use {
             let pc_delta = (encoded.len - u.at as usize) as u8;
@@ -280,7 +290,18 @@ impl<'a> Assembler<'a> {
 impl Emitter for Assembler<'_> {
     fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
         let options = std::mem::take(&mut self.options);
-        self.emit_with(mnemonic, operands, options)
+        self.emit_candidates(mnemonic, None, operands, options)
+    }
+
+    #[inline]
+    fn emit_forms(
+        &mut self,
+        mnemonic: Mnemonic,
+        forms: &'static [u16],
+        operands: &[Operand],
+    ) -> Result<()> {
+        let options = std::mem::take(&mut self.options);
+        self.emit_candidates(mnemonic, Some(forms), operands, options)
     }
 }
 

@@ -12,4 +12,18 @@ pub trait Emitter {
     /// Emits one instruction with its explicit operands in Intel order; the
     /// options set since the last instruction (prefixes, rounding, ...) apply to it.
     fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<(), Error>;
+
+    /// Like [`emit`](Self::emit), with the forms the typed API already knows
+    /// can match (indices into the database, in preference order). Emitters
+    /// that record instructions rather than encode them can ignore the hint.
+    #[inline]
+    fn emit_forms(
+        &mut self,
+        mnemonic: Mnemonic,
+        forms: &'static [u16],
+        operands: &[Operand],
+    ) -> Result<(), Error> {
+        let _ = forms;
+        self.emit(mnemonic, operands)
+    }
 }

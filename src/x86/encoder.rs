@@ -10,8 +10,8 @@
 //! instruction leaves the buffer as it was.
 
 use super::db::{
-    Encoding, Form, MandatoryPrefix, Mnemonic, ModRmSpec, OpcodeMap, OperandKind as K, VexL, VexW,
-    flags, modes,
+    self, Encoding, Form, MandatoryPrefix, Mnemonic, ModRmSpec, OpcodeMap, OperandKind as K, VexL,
+    VexW, flags, modes, signature_of,
 };
 use super::mem::{Mem, MemBase};
 use super::operand::Operand;
@@ -71,31 +71,83 @@ pub(crate) struct Site<'a> {
     pub offset: usize,
 }
 
-/// Encodes one instruction, or says why no form applies.
+/// Encodes one instruction, or says why no form applies. `forms` are the
+/// candidates the typed API knows at compile time; without them the
+/// signature index of the mnemonic gives them.
 pub(crate) fn encode(
     site: &Site<'_>,
     mnemonic: Mnemonic,
+    forms: Option<&'static [u16]>,
     operands: &[Operand],
     options: InstOptions,
 ) -> Result<Encoded, Error> {
+    let explicit = operands
+        .iter()
+        .rposition(|o| !o.is_none())
+        .map_or(0, |i| i + 1);
+    let operands = &operands[..explicit];
     let arch = site.code.arch();
     let mode_bit = if arch == Arch::X64 {
         modes::M64
     } else {
         modes::M32
     };
-    let explicit = operands
-        .iter()
-        .rposition(|o| !o.is_none())
-        .map_or(0, |i| i + 1);
-    let operands = &operands[..explicit];
+    let candidates = match forms {
+        Some(forms) => forms,
+        None => mnemonic.candidates(signature_of(operands)),
+    };
+    'forms: for &index in candidates {
+        let form = db::form(index);
+        if form.modes & mode_bit == 0
+            || form.explicit as usize != operands.len()
+            || (options.intersects(InstOptions::VEX | InstOptions::EVEX)
+                && !hint_allows(form, options))
+        {
+            continue;
+        }
+        for (op, kind) in operands.iter().zip(
+            form.operands
+                .iter()
+                .copied()
+                .filter(|k| *k != K::None && !k.is_implicit()),
+        ) {
+            if accepts(kind, op, form, arch).is_err() {
+                continue 'forms;
+            }
+        }
+        if let Ok(Some(encoded)) = encode_form(site, form, operands, options) {
+            return Ok(encoded);
+        }
+    }
+    Err(diagnose(site, mnemonic, operands, options))
+}
+
+fn hint_allows(form: &Form, options: InstOptions) -> bool {
+    !(options.contains(InstOptions::VEX) && form.encoding != Encoding::Vex
+        || options.contains(InstOptions::EVEX) && form.encoding != Encoding::Evex)
+}
+
+/// Explains why no form of `mnemonic` encodes `operands` (the slow path,
+/// taken only for invalid instructions).
+fn diagnose(
+    site: &Site<'_>,
+    mnemonic: Mnemonic,
+    operands: &[Operand],
+    options: InstOptions,
+) -> Error {
+    let arch = site.code.arch();
+    let mode_bit = if arch == Arch::X64 {
+        modes::M64
+    } else {
+        modes::M32
+    };
     if arch == Arch::X86
         && let Some(reason) = unavailable_in_32_bit_mode(operands)
     {
-        return Err(Error::InvalidInstruction {
+        return Error::InvalidInstruction {
             instruction: instruction_text(mnemonic, operands, options),
             reason,
-        });
+        };
     }
     // The most specific reason any form gave, kept cheap until it is needed.
     let mut best: Option<(usize, Reason)> = None;
@@ -105,6 +157,10 @@ pub(crate) fn encode(
         }
     };
     let forms = mnemonic.forms();
+    let mut classes = [0u32; 5];
+    for (class, op) in classes.iter_mut().zip(operands) {
+        *class = operand_class(op);
+    }
     let mut arity_seen = false;
     for form in forms {
         let kinds: &[K] = &form.operands;
@@ -132,6 +188,11 @@ pub(crate) fn encode(
             .filter(|k| *k != K::None && !k.is_implicit())
             .enumerate()
         {
+            // A bit test rejects most forms before the detailed check.
+            if kind_classes(kind) & classes[index] == 0 {
+                failed = Some((index, kind, Mismatch::Expected));
+                break;
+            }
             if let Err(why) = accepts(kind, &operands[index], form, arch) {
                 failed = Some((index, kind, why));
                 break;
@@ -142,7 +203,10 @@ pub(crate) fn encode(
             continue;
         }
         match encode_form(site, form, operands, options) {
-            Ok(Some(encoded)) => return Ok(encoded),
+            Ok(Some(_)) => note(
+                0,
+                Reason::Text("no candidate form for these operand classes".into()),
+            ),
             Ok(None) => note(2 + operands.len() * 2, Reason::Rel8),
             Err(reason) => note(3 + operands.len() * 2, Reason::Text(reason)),
         }
@@ -163,10 +227,10 @@ pub(crate) fn encode(
         }
         None => "no form accepts these operands".into(),
     };
-    Err(Error::InvalidInstruction {
+    Error::InvalidInstruction {
         instruction: instruction_text(mnemonic, operands, options),
         reason,
-    })
+    }
 }
 
 /// The first register an operand uses that 32-bit mode does not have.
@@ -273,6 +337,83 @@ fn describe(op: &Operand) -> String {
         Operand::Imm(v) => format!("immediate {v:#x}"),
         Operand::Label(_) => "label".into(),
         Operand::None => "nothing".into(),
+    }
+}
+
+/// The operand's class as one bit: its register kind, or memory, immediate, label.
+fn operand_class(op: &Operand) -> u32 {
+    match op {
+        Operand::Reg(r) => 1 << (r.kind() as u32),
+        Operand::Mem(_) => 1 << 24,
+        Operand::Imm(_) => 1 << 25,
+        Operand::Label(_) => 1 << 26,
+        Operand::None => 0,
+    }
+}
+
+/// The operand classes an operand kind may accept (a superset; [`accepts`] decides).
+const fn kind_classes(kind: K) -> u32 {
+    const fn reg(k: RegKind) -> u32 {
+        1 << (k as u32)
+    }
+    const MEM: u32 = 1 << 24;
+    const IMM: u32 = 1 << 25;
+    const LABEL: u32 = 1 << 26;
+    const GP8: u32 = reg(RegKind::Gp8) | reg(RegKind::Gp8Hi);
+    match kind {
+        K::R8M => GP8 | MEM,
+        K::R16M => reg(RegKind::Gp16) | MEM,
+        K::R32M | K::R32MMpx => reg(RegKind::Gp32) | MEM,
+        K::R64M | K::R64MMpx => reg(RegKind::Gp64) | MEM,
+        K::MmM => reg(RegKind::Mm) | MEM,
+        K::XmmM => reg(RegKind::Xmm) | MEM,
+        K::YmmM => reg(RegKind::Ymm) | MEM,
+        K::ZmmM => reg(RegKind::Zmm) | MEM,
+        K::BndM => reg(RegKind::Bnd) | MEM,
+        K::KM => reg(RegKind::K) | MEM,
+        K::R8 | K::R8Op | K::Al | K::Cl => GP8,
+        K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::Ax | K::Dx => reg(RegKind::Gp16),
+        K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V | K::Eax => reg(RegKind::Gp32),
+        K::R64 | K::R64Addr | K::R64Rm | K::R64Op | K::R64V | K::Rax => reg(RegKind::Gp64),
+        K::SReg | K::Es | K::Cs | K::Ss | K::Ds | K::Fs | K::Gs => reg(RegKind::Seg),
+        K::K | K::KRm | K::KV | K::KPair => reg(RegKind::K),
+        K::Mm | K::MmRm => reg(RegKind::Mm),
+        K::Xmm | K::XmmRm | K::XmmV | K::XmmV4 | K::XmmIs4 | K::XmmIs5 => reg(RegKind::Xmm),
+        K::Ymm | K::YmmRm | K::YmmV | K::YmmIs4 | K::YmmIs5 => reg(RegKind::Ymm),
+        K::Zmm | K::ZmmRm | K::ZmmV | K::ZmmV4 => reg(RegKind::Zmm),
+        K::Cr => reg(RegKind::Cr),
+        K::Dr => reg(RegKind::Dr),
+        K::Bnd => reg(RegKind::Bnd),
+        K::Tmm | K::TmmRm | K::TmmV => reg(RegKind::Tmm),
+        K::St0 | K::StOp => reg(RegKind::St),
+        K::Imm4
+        | K::Imm8
+        | K::One
+        | K::Imm8Sx16
+        | K::Imm8Sx32
+        | K::Imm8Sx64
+        | K::Imm16
+        | K::Imm32
+        | K::Imm32Sx64
+        | K::Imm64
+        | K::FarPtr16
+        | K::FarPtr32 => IMM,
+        K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => {
+            IMM | LABEL
+        }
+        K::Mem
+        | K::MemFar
+        | K::MemMpx
+        | K::MemMib
+        | K::MemSib
+        | K::Moffs
+        | K::Vm32x
+        | K::Vm32y
+        | K::Vm32z
+        | K::Vm64x
+        | K::Vm64y
+        | K::Vm64z => MEM,
+        K::None | K::Tr | K::ImplicitRsi | K::ImplicitEsRdi | K::ImplicitRdi | K::ImplicitXlat => 0,
     }
 }
 
@@ -666,22 +807,24 @@ fn imm_size(kind: K) -> usize {
     }
 }
 
-/// A byte buffer for one instruction.
+/// A byte buffer for one instruction; roomier than the 15-byte limit, which
+/// is checked once at the end.
 struct Bytes {
-    buf: [u8; 16],
+    buf: [u8; 32],
     len: usize,
 }
 
 impl Bytes {
+    #[inline]
     fn push(&mut self, b: u8) -> Result<(), String> {
-        if self.len >= 15 {
-            return Err("instruction longer than 15 bytes".into());
-        }
-        self.buf[self.len] = b;
+        // The encoder pushes at most 31 bytes, so this never fails; the index
+        // is still bounds-checked.
+        self.buf[self.len & 31] = b;
         self.len += 1;
         Ok(())
     }
 
+    #[inline]
     fn push_le(&mut self, v: i64, n: usize) -> Result<(), String> {
         for i in 0..n {
             self.push((v >> (8 * i)) as u8)?;
@@ -843,6 +986,27 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
     Ok(e)
 }
 
+/// Checks the prefixes requested in `options` against what `form` accepts.
+fn check_prefixes(form: &Form, options: InstOptions, has_memory: bool) -> Result<(), String> {
+    for (opt, flag, name) in [
+        (InstOptions::LOCK, flags::LOCK, "lock"),
+        (InstOptions::XACQUIRE, flags::XACQUIRE, "xacquire"),
+        (InstOptions::XRELEASE, flags::XRELEASE, "xrelease"),
+        (InstOptions::REP, flags::REP | flags::REPNE, "rep"),
+        (InstOptions::REPNE, flags::REPNE | flags::REP, "repne"),
+        (InstOptions::BND, flags::BND, "bnd"),
+        (InstOptions::NOTRACK, flags::NOTRACK, "notrack"),
+    ] {
+        if options.contains(opt) && form.flags & flag == 0 {
+            return Err(format!("{name} is not allowed here"));
+        }
+    }
+    if options.contains(InstOptions::LOCK) && !has_memory {
+        return Err("lock needs a memory destination".into());
+    }
+    Ok(())
+}
+
 /// Encodes `operands` with `form`. `Ok(None)` means this form cannot reach
 /// the branch target (the caller tries the next, longer form).
 fn encode_form(
@@ -912,22 +1076,24 @@ fn encode_form(
         }
     }
 
-    // Register numbers that the encoding can reach.
+    // Register numbers that the encoding can reach (ids below 8 always can).
     let all_regs = [reg_field, rm_reg, vvvv, opcode_reg, is4];
-    let uses_high8 = all_regs
-        .iter()
-        .flatten()
-        .any(|r| r.kind() == RegKind::Gp8Hi);
-    let needs_rex_byte = all_regs
-        .iter()
-        .flatten()
-        .any(|r| r.kind() == RegKind::Gp8 && (4..8).contains(&r.id()));
+    let mut uses_high8 = false;
+    let mut needs_rex_byte = false;
     let limit = match (x64, form.encoding) {
         (false, _) => 8,
         (true, Encoding::Evex) => 32,
         (true, _) => 16,
     };
     for r in all_regs.iter().flatten() {
+        match r.kind() {
+            RegKind::Gp8Hi => uses_high8 = true,
+            RegKind::Gp8 if r.id() >= 4 => needs_rex_byte = true,
+            _ => {}
+        }
+        if r.id() < 8 && (x64 || r.kind() != RegKind::Gp64) {
+            continue;
+        }
         let id_limit = if matches!(
             r.kind(),
             RegKind::Seg | RegKind::St | RegKind::Mm | RegKind::K | RegKind::Tmm | RegKind::Bnd
@@ -943,7 +1109,7 @@ fn encode_form(
                 format!("{} is not available in 32-bit mode", r.name())
             });
         }
-        if !x64 && (r.kind() == RegKind::Gp64 || (r.kind() == RegKind::Gp8 && r.id() >= 4)) {
+        if !x64 && r.kind() == RegKind::Gp64 {
             return Err(format!("{} is not available in 32-bit mode", r.name()));
         }
     }
@@ -999,25 +1165,12 @@ fn encode_form(
             return Err("{sae} needs a register-only form that supports it".into());
         }
     }
-    for (opt, flag, name) in [
-        (InstOptions::LOCK, flags::LOCK, "lock"),
-        (InstOptions::XACQUIRE, flags::XACQUIRE, "xacquire"),
-        (InstOptions::XRELEASE, flags::XRELEASE, "xrelease"),
-        (InstOptions::REP, flags::REP | flags::REPNE, "rep"),
-        (InstOptions::REPNE, flags::REPNE | flags::REP, "repne"),
-        (InstOptions::BND, flags::BND, "bnd"),
-        (InstOptions::NOTRACK, flags::NOTRACK, "notrack"),
-    ] {
-        if options.contains(opt) && form.flags & flag == 0 {
-            return Err(format!("{name} is not allowed here"));
-        }
-    }
-    if options.contains(InstOptions::LOCK) && rm_mem.is_none() {
-        return Err("lock needs a memory destination".into());
+    if options.intersects(InstOptions::PREFIXES) {
+        check_prefixes(form, options, rm_mem.is_some())?;
     }
 
     let mut b = Bytes {
-        buf: [0; 16],
+        buf: [0; 32],
         len: 0,
     };
     let disp8_scale = if form.encoding == Encoding::Evex {
@@ -1426,8 +1579,13 @@ fn encode_form(
             _ => return Err("expected a label or an address".into()),
         }
     }
+    if b.len > 15 {
+        return Err(format!("{} bytes: longer than the 15-byte limit", b.len));
+    }
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&b.buf[..16]);
     Ok(Some(Encoded {
-        bytes: b.buf,
+        bytes,
         len: b.len,
         field_use,
     }))

@@ -53,6 +53,9 @@ impl InstOptions {
     /// `{store}`: reg-reg forms use the store direction (ModRM.rm is the destination).
     pub const MODRM_STORE: InstOptions = InstOptions(1 << 16);
 
+    /// Every legacy prefix option.
+    pub(crate) const PREFIXES: InstOptions = InstOptions(0x7f);
+
     /// Embedded rounding `{rn-sae}`..`{rz-sae}`.
     pub const fn rounding(mode: Rounding) -> InstOptions {
         InstOptions(Self::ER.0 | ((mode as u32) << 12))

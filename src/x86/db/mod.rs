@@ -43,7 +43,10 @@ mod generated;
 mod generated_api;
 
 pub use generated::{CpuFeature, Mnemonic};
-pub(crate) use generated::{FEATURE_SETS, FORMS, MNEMONIC_FORMS, MNEMONIC_NAMES};
+pub(crate) use generated::{
+    FEATURE_SETS, FORMS, MNEMONIC_FORMS, MNEMONIC_NAMES, MNEMONIC_SIGNATURES, SIGNATURE_FORMS,
+    SIGNATURES,
+};
 pub use generated_api::{Instructions, sig};
 
 /// What an operand slot of a form accepts. The names follow the text format
@@ -319,6 +322,8 @@ pub struct Form {
     pub mnemonic: Mnemonic,
     /// Operand kinds in Intel order, padded with `None`.
     pub operands: [OperandKind; 5],
+    /// Number of explicit (written) operands.
+    pub explicit: u8,
     /// Encoding family.
     pub encoding: Encoding,
     /// Mandatory prefix.
@@ -365,16 +370,35 @@ impl Form {
 
     /// Number of explicit (written) operands.
     pub fn explicit_count(&self) -> usize {
-        self.operands
-            .iter()
-            .filter(|k| **k != OperandKind::None && !k.is_implicit())
-            .count()
+        self.explicit as usize
     }
 
     /// Whether the form has a flag from [`flags`].
     pub const fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }
+}
+
+/// The form with this index in the form table.
+pub(crate) fn form(index: u16) -> &'static Form {
+    &FORMS[index as usize]
+}
+
+/// The operand-class signature of an instruction: 5 bits per explicit
+/// operand (register kind + 1, 18 memory, 19 immediate, 20 label).
+pub(crate) fn signature_of(operands: &[super::Operand]) -> u32 {
+    let mut signature = 0u32;
+    for (i, op) in operands.iter().enumerate().take(5) {
+        let code = match op {
+            super::Operand::Reg(r) => r.kind() as u32 + 1,
+            super::Operand::Mem(_) => 18,
+            super::Operand::Imm(_) => 19,
+            super::Operand::Label(_) => 20,
+            super::Operand::None => 0,
+        };
+        signature |= code << (5 * i);
+    }
+    signature
 }
 
 impl Mnemonic {
@@ -387,6 +411,17 @@ impl Mnemonic {
     pub fn forms(self) -> &'static [Form] {
         let (start, end) = MNEMONIC_FORMS[self as usize];
         &FORMS[start as usize..end as usize]
+    }
+
+    /// The candidate forms (indices into the form table, in preference order)
+    /// for operands of these classes (see [`signature_of`]); empty when none.
+    pub(crate) fn candidates(self, signature: u32) -> &'static [u16] {
+        let (start, end) = MNEMONIC_SIGNATURES[self as usize];
+        let entries = &SIGNATURES[start as usize..end as usize];
+        match entries.binary_search_by_key(&signature, |e| e.0) {
+            Ok(i) => &SIGNATURE_FORMS[entries[i].1 as usize..entries[i].2 as usize],
+            Err(_) => &[],
+        }
     }
 
     /// Looks a mnemonic up by its lower-case name.

@@ -386,9 +386,10 @@ pub fn generate(rows: &[Row]) -> (String, String) {
             };
             let _ = writeln!(
                 forms_text,
-                "    Form {{ mnemonic: Mnemonic::{}, operands: [{}], encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, features: {set_id} }}, // line {}",
+                "    Form {{ mnemonic: Mnemonic::{}, operands: [{}], explicit: {}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, features: {set_id} }}, // line {}",
                 camel(name),
                 ops.join(", "),
+                row.operands.iter().filter(|t| !is_implicit(t)).count(),
                 map_variant(&e.map, &e.kind),
                 e.opcode,
                 e.operand_size,
@@ -432,7 +433,130 @@ pub fn generate(rows: &[Row]) -> (String, String) {
     out.push_str(&forms_text);
     out.push_str("];\n");
 
+    out.push_str(&generate_signature_index(&mnemonics));
     (out, generate_api(&mnemonics))
+}
+
+/// Runtime class codes of the typed-API classes (`RegKind as u8 + 1`, then
+/// memory, immediate, label), as the encoder's `operand_code` computes them.
+fn class_codes(class: &str) -> &'static [u32] {
+    match class {
+        "class::Gp8" => &[1, 2],
+        "Gp16" => &[3],
+        "Gp32" => &[4],
+        "Gp64" => &[5],
+        "SegReg" => &[6],
+        "CrReg" => &[7],
+        "DrReg" => &[8],
+        "St" => &[9],
+        "Mm" => &[10],
+        "Xmm" => &[11],
+        "Ymm" => &[12],
+        "Zmm" => &[13],
+        "KReg" => &[14],
+        "Tmm" => &[15],
+        "BndReg" => &[16],
+        "class::Mem" => &[18],
+        "class::Imm" => &[19],
+        "class::Label" => &[20],
+        _ => &[],
+    }
+}
+
+/// The explicit operand tokens of a row.
+fn explicit_tokens(row: &Row) -> Vec<&str> {
+    row.operands
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !is_implicit(t))
+        .collect()
+}
+
+/// Every tuple of typed-API classes a row accepts.
+fn class_tuples(row: &Row) -> Vec<Vec<&'static str>> {
+    let mut tuples: Vec<Vec<&'static str>> = vec![Vec::new()];
+    for token in explicit_tokens(row) {
+        let classes = token_classes(token);
+        tuples = tuples
+            .iter()
+            .flat_map(|t| {
+                classes.iter().map(move |c| {
+                    let mut t = t.clone();
+                    t.push(*c);
+                    t
+                })
+            })
+            .collect();
+    }
+    tuples
+}
+
+/// The signature index: per mnemonic, the operand-class signatures (5 bits
+/// per operand) in ascending order, each with its candidate forms in
+/// preference order, so the encoder looks at a handful of forms at most.
+fn generate_signature_index(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
+    let mut entries = Vec::new();
+    let mut pool: Vec<usize> = Vec::new();
+    let mut ranges = Vec::new();
+    let mut index = 0usize;
+    for forms in mnemonics.values() {
+        let mut by_signature: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for row in forms {
+            for tuple in class_tuples(row) {
+                let mut signatures = vec![0u32];
+                for (i, class) in tuple.iter().enumerate() {
+                    signatures = signatures
+                        .iter()
+                        .flat_map(|s| class_codes(class).iter().map(move |c| s | (c << (5 * i))))
+                        .collect();
+                }
+                for sig in signatures {
+                    let list = by_signature.entry(sig).or_default();
+                    if list.last() != Some(&index) {
+                        list.push(index);
+                    }
+                }
+            }
+            index += 1;
+        }
+        let start = entries.len();
+        for (sig, list) in by_signature {
+            let pool_start = pool.len();
+            pool.extend(&list);
+            entries.push((sig, pool_start, pool.len()));
+        }
+        ranges.push((start, entries.len()));
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\npub(crate) static SIGNATURE_FORMS: [u16; {}] = [",
+        pool.len()
+    );
+    for chunk in pool.chunks(16) {
+        let items: Vec<String> = chunk.iter().map(usize::to_string).collect();
+        let _ = writeln!(out, "    {},", items.join(", "));
+    }
+    out.push_str("];\n\n");
+    let _ = writeln!(
+        out,
+        "/// (signature, first, end) into `SIGNATURE_FORMS`, sorted by signature within a mnemonic.\npub(crate) static SIGNATURES: [(u32, u16, u16); {}] = [",
+        entries.len()
+    );
+    for (sig, a, b) in &entries {
+        let _ = writeln!(out, "    (0x{sig:x}, {a}, {b}),");
+    }
+    out.push_str("];\n\n");
+    let _ = writeln!(
+        out,
+        "/// Per mnemonic: its range of `SIGNATURES`.\npub(crate) static MNEMONIC_SIGNATURES: [(u16, u16); {}] = [",
+        ranges.len()
+    );
+    for (a, b) in &ranges {
+        let _ = writeln!(out, "    ({a}, {b}),");
+    }
+    out.push_str("];\n");
+    out
 }
 
 fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
@@ -440,34 +564,21 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
     let mut methods = String::new();
     const PARAMS: [&str; 5] = ["A", "B", "C", "D", "E"];
     const ARGS: [&str; 5] = ["o0", "o1", "o2", "o3", "o4"];
+    let mut index = 0usize;
     for (name, forms) in mnemonics {
-        let mut by_arity: BTreeMap<usize, (BTreeSet<Vec<&str>>, Vec<String>)> = BTreeMap::new();
+        // arity -> (class tuple -> candidate forms, documentation of the forms)
+        type Tuples = BTreeMap<Vec<&'static str>, Vec<usize>>;
+        let mut by_arity: BTreeMap<usize, (Tuples, Vec<String>)> = BTreeMap::new();
         for row in forms {
-            let explicit: Vec<&str> = row
-                .operands
-                .iter()
-                .map(String::as_str)
-                .filter(|t| !is_implicit(t))
-                .collect();
+            let explicit = explicit_tokens(row);
             let entry = by_arity.entry(explicit.len()).or_default();
-            let mut tuples: Vec<Vec<&str>> = vec![Vec::new()];
-            for token in &explicit {
-                let classes = token_classes(token);
-                tuples = tuples
-                    .iter()
-                    .flat_map(|t| {
-                        classes.iter().map(move |c| {
-                            let mut t = t.clone();
-                            t.push(*c);
-                            t
-                        })
-                    })
-                    .collect();
+            for tuple in class_tuples(row) {
+                entry.0.entry(tuple).or_default().push(index);
             }
-            entry.0.extend(tuples);
             entry
                 .1
                 .push(format!("`{name} {}`", explicit.join(", ")).replace(" `", "`"));
+            index += 1;
         }
         let smallest = *by_arity.keys().next().unwrap_or(&0);
         for (arity, (tuples, docs)) in &by_arity {
@@ -490,10 +601,16 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
             let trait_name = format!("{}{arity}", camel(name));
             let _ = writeln!(
                 sig,
-                "    /// Operand classes that `{name}` takes with {arity} operand(s).\n    pub trait {trait_name} {{}}"
+                "    /// Operand classes that `{name}` takes with {arity} operand(s).\n    pub trait {trait_name} {{\n        /// The candidate forms for these classes, in preference order.\n        const FORMS: &'static [u16];\n    }}"
             );
-            for t in tuples {
-                let _ = writeln!(sig, "    impl {trait_name} for ({},) {{}}", t.join(", "));
+            for (t, forms) in tuples {
+                let list: Vec<String> = forms.iter().map(usize::to_string).collect();
+                let _ = writeln!(
+                    sig,
+                    "    impl {trait_name} for ({},) {{ const FORMS: &'static [u16] = &[{}]; }}",
+                    t.join(", "),
+                    list.join(", ")
+                );
             }
             let generics: Vec<String> =
                 (0..*arity).map(|i| format!("{}: Arg", PARAMS[i])).collect();
@@ -508,11 +625,12 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
                 .collect();
             let _ = writeln!(
                 methods,
-                "    /// Emits `{name}` with {arity} operand(s): {forms_doc}.\n    #[inline]\n    fn {method}<{}>(&mut self, {}) -> Result<(), Error>\n    where\n        ({},): sig::{trait_name},\n    {{\n        self.emit(Mnemonic::{}, &[{}])\n    }}\n",
+                "    /// Emits `{name}` with {arity} operand(s): {forms_doc}.\n    #[inline]\n    fn {method}<{}>(&mut self, {}) -> Result<(), Error>\n    where\n        ({},): sig::{trait_name},\n    {{\n        self.emit_forms(Mnemonic::{}, <({},) as sig::{trait_name}>::FORMS, &[{}])\n    }}\n",
                 generics.join(", "),
                 params.join(", "),
                 classes.join(", "),
                 camel(name),
+                classes.join(", "),
                 ops.join(", ")
             );
         }
