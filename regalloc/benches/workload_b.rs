@@ -70,9 +70,11 @@ fn measure(ops: usize, env: &MachineEnv) -> (f64, Output) {
     a.run(&f, env, &Options::checked(), &mut out)
         .expect("allocation");
     let n = f.insts.len();
-    let reps = (200_000 / n).max(3);
+    // REGALLOC_BENCH_QUICK=1: one timed run (for instruction counting under valgrind).
+    let quick = std::env::var_os("REGALLOC_BENCH_QUICK").is_some();
+    let reps = if quick { 1 } else { (200_000 / n).max(3) };
     let mut best = f64::MAX;
-    for _ in 0..5 {
+    for _ in 0..if quick { 1 } else { 5 } {
         let t = Instant::now();
         for _ in 0..reps {
             a.run(&f, env, &opts, &mut out).expect("allocation");

@@ -161,6 +161,28 @@ impl Allocator {
             .extend(self.scan.allocs.iter().map(|&a| self.slots.rewrite(a)));
         // Edits in program order: counting sort by key.
         let nkeys = 6 * f.num_insts() + 6;
+        let already_sorted = self.scan.raw_edits.windows(2).all(|w| w[0].0 <= w[1].0);
+        if already_sorted {
+            core::mem::swap(&mut self.sorted, &mut self.scan.raw_edits);
+        } else {
+            self.counting_sort(nkeys);
+        }
+        for &(k, e) in &self.sorted {
+            let inst = Inst(k / 6);
+            let p = if k % 6 < 3 {
+                ProgPoint::Before(inst)
+            } else {
+                ProgPoint::After(inst)
+            };
+            out.edits.push((p, self.slots.rewrite_edit(e)));
+        }
+        if already_sorted {
+            core::mem::swap(&mut self.sorted, &mut self.scan.raw_edits);
+        }
+        self.finish(f, env, opts, out)
+    }
+
+    fn counting_sort(&mut self, nkeys: usize) {
         self.counts.clear();
         self.counts.resize(nkeys + 1, 0);
         for &(k, _) in &self.scan.raw_edits {
@@ -178,15 +200,15 @@ impl Allocator {
             self.sorted[*pos as usize] = (k, e);
             *pos += 1;
         }
-        for &(k, e) in &self.sorted {
-            let inst = Inst(k / 6);
-            let p = if k % 6 < 3 {
-                ProgPoint::Before(inst)
-            } else {
-                ProgPoint::After(inst)
-            };
-            out.edits.push((p, self.slots.rewrite_edit(e)));
-        }
+    }
+
+    fn finish<F: Function>(
+        &mut self,
+        f: &F,
+        env: &MachineEnv,
+        opts: &Options,
+        out: &mut Output,
+    ) -> Result<(), Error> {
         for sp in out.edge_splits.iter_mut() {
             for e in sp.edits.iter_mut() {
                 *e = self.slots.rewrite_edit(*e);

@@ -69,8 +69,9 @@ pub struct LocRec {
 #[derive(Clone, Copy, Debug, Default)]
 struct VState {
     regs: u32,
-    in_slot: bool,
     next_use: u32,
+    in_slot: bool,
+    remat: bool,
 }
 
 /// The scan's state and buffers (kept between functions).
@@ -233,15 +234,18 @@ impl Scan {
             nv,
             VState {
                 regs: 0,
-                in_slot: false,
                 next_use: INF_POS,
+                in_slot: false,
+                remat: false,
             },
         );
         self.class.clear();
         self.remat.clear();
         for v in 0..nv {
             self.class.push(f.vreg_class(VReg::new(v)).index() as u8);
-            self.remat.push(f.is_remat(VReg::new(v)));
+            let r = f.is_remat(VReg::new(v));
+            self.remat.push(r);
+            self.v[v].remat = r;
         }
         self.slot_list.clear();
         self.entry_recs.clear();
@@ -745,6 +749,7 @@ impl Scan {
         ivs: &Intervals,
         ops: &[OpInfo],
         log: &mut DecisionLog,
+        pre: Option<u8>,
     ) -> Result<u8, Error> {
         let cand = allowed & !avoid;
         if cand == 0 {
@@ -771,50 +776,53 @@ impl Scan {
             };
             return Ok(lowest(if pref != 0 { pref } else { free }));
         }
-        // Evict: farthest next use, halved when a store is needed.
+        // Evict: farthest next use, with a bonus for values needing no store.
+        let best = match pre {
+            Some(hw) => hw,
+            None => self.victim(i, class, cand, ops).0,
+        };
+        self.make_free(i, class, best, avoid, ops, false, log, true);
+        Ok(best)
+    }
+
+    /// The eviction victim among `cand` (all occupied) and the farthest
+    /// next-use distance among them.
+    fn victim(&self, i: Inst, class: usize, cand: u32, ops: &[OpInfo]) -> (u8, u32) {
         let mut best = 0u8;
         let mut best_score = 0u64;
-        let mut m = cand;
+        let mut far = 0u32;
+        let here = 2 * i.0;
+        let doomed = self.doomed[class];
+        let owners: &[u32; 32] = self.owner[class * 32..class * 32 + 32]
+            .try_into()
+            .expect("32 registers per class");
+        let mut m = cand & self.occupied[class];
         while m != 0 {
             let hw = lowest(m);
             m &= m - 1;
-            let w = self.owner[class * 32 + hw as usize];
-            if w == NONE {
-                return Ok(hw);
-            }
+            let w = owners[hw as usize & 31];
             let ws = self.v[w as usize];
-            let score = if ws.regs & !(1 << hw) & !self.doomed[class] != 0 {
-                u64::MAX
+            // Values read here have next_use == here: look at what follows.
+            let n = if ws.next_use == here {
+                self.next_after(w, ops)
             } else {
-                let n = self.next_after(w, ops);
-                let dist = (n as u64).saturating_sub(2 * i.0 as u64);
-                if ws.in_slot || self.remat[w as usize] {
-                    dist + CLEAN_BONUS
-                } else {
-                    dist
-                }
+                ws.next_use
+            };
+            let dist = n.saturating_sub(here);
+            far = far.max(dist);
+            let score = if ws.regs & !(1 << hw) & !doomed != 0 {
+                u64::MAX
+            } else if ws.in_slot || ws.remat {
+                dist as u64 + CLEAN_BONUS
+            } else {
+                dist as u64
             };
             if score >= best_score {
                 best_score = score;
                 best = hw;
             }
         }
-        self.make_free(i, class, best, avoid, ops, false, log, true);
-        Ok(best)
-    }
-
-    /// Next-use distance of the best eviction candidate (for fold decisions).
-    fn farthest_candidate(&self, i: Inst, class: usize, cand: u32, ops: &[OpInfo]) -> u32 {
-        let mut best = 0u32;
-        let mut m = cand & self.occupied[class];
-        while m != 0 {
-            let hw = lowest(m);
-            m &= m - 1;
-            let w = self.owner[class * 32 + hw as usize];
-            let n = self.next_after(w, ops).saturating_sub(2 * i.0);
-            best = best.max(n);
-        }
-        best
+        (best, far)
     }
 
     fn allowed_mask(&self, class: usize, c: Constraint) -> u32 {
@@ -983,16 +991,18 @@ impl Scan {
                 continue;
             }
             let s = self.v[v as usize];
+            let mut pre = None;
             if op.constraint == Constraint::Any && !stack_used && s.in_slot {
                 let cand = allowed & !avoid;
                 let free = cand & !self.occupied[c];
-                let fold = free == 0 && {
+                let fold = free == 0 && cand != 0 && {
                     let nxt = if write {
                         next
                     } else {
                         self.next_after(v, info)
                     };
-                    let far = self.farthest_candidate(i, c, cand, info);
+                    let (vic, far) = self.victim(i, c, cand, info);
+                    pre = Some(vic);
                     // Belady with bypass: a read is served from memory when the value
                     // would be the eviction victim; a read-modify-write even sooner,
                     // since loading it makes it dirty (a store later).
@@ -1007,7 +1017,7 @@ impl Scan {
                     continue;
                 }
             }
-            let hw = self.choose_reg(i, v, c, allowed, avoid, 0, 0xff, ivs, info, log)?;
+            let hw = self.choose_reg(i, v, c, allowed, avoid, 0, 0xff, ivs, info, log, pre)?;
             self.load_into(i, v, c, hw, log)?;
             alloc[k] = Allocation::Reg(self.preg(c, hw));
             res_early[c] |= 1 << hw;
@@ -1035,7 +1045,8 @@ impl Scan {
                     lowest(mine)
                 } else {
                     let avoid = fixed_any[c] | res_early[c] | res_late[c];
-                    let hw = self.choose_reg(i, x, c, allowed, avoid, 0, 0xff, ivs, info, log)?;
+                    let hw =
+                        self.choose_reg(i, x, c, allowed, avoid, 0, 0xff, ivs, info, log, None)?;
                     self.load_into(i, x, c, hw, log)?;
                     hw
                 }
@@ -1165,13 +1176,16 @@ impl Scan {
             }
             let cand = allowed & !avoid;
             let free = cand & (!self.occupied[c] | dying);
+            let mut pre = None;
             if free == 0
+                && cand != 0
                 && op.constraint == Constraint::Any
                 && !stack_used
                 && !self.remat[v as usize]
             {
                 let nxt = self.op_next[nb + k];
-                let far = self.farthest_candidate(i, c, cand, info);
+                let (vic, far) = self.victim(i, c, cand, info);
+                pre = Some(vic);
                 if nxt == INF_POS || nxt.saturating_sub(2 * i.0) >= far {
                     alloc[k] = Allocation::Stack(SpillSlot(v));
                     stack_used = true;
@@ -1180,7 +1194,7 @@ impl Scan {
                     continue;
                 }
             }
-            let hw = self.choose_reg(i, v, c, allowed, avoid, dying, hint, ivs, info, log)?;
+            let hw = self.choose_reg(i, v, c, allowed, avoid, dying, hint, ivs, info, log, pre)?;
             alloc[k] = Allocation::Reg(self.preg(c, hw));
             res_late[c] |= 1 << hw;
             if early {
