@@ -328,3 +328,48 @@ fn every_form_64() {
 fn every_form_32() {
     check(Arch::X86);
 }
+
+/// Introspection: operand access, implicit registers and flags come from the database.
+#[test]
+fn forms_describe_access_implicit_registers_and_flags() {
+    use jitforge::x86::db::Access;
+    let div = Mnemonic::Div
+        .forms()
+        .iter()
+        .find(|f| f.operands[0] == OperandKind::R64M)
+        .expect("div r/m64");
+    let implicit: Vec<String> = div
+        .implicit()
+        .iter()
+        .map(|i| format!("{}:{:?}", i.reg.name(), i.access))
+        .collect();
+    assert_eq!(implicit, ["rax:ReadWrite", "rdx:ReadWrite"]);
+    assert_eq!(div.access(0), Access::Read);
+    let add = &Mnemonic::Add.forms()[0];
+    assert_eq!(
+        (add.access(0), add.access(1)),
+        (Access::ReadWrite, Access::Read)
+    );
+    assert_eq!(
+        add.writes_flags().names().collect::<Vec<_>>(),
+        ["of", "sf", "zf", "af", "pf", "cf"]
+    );
+    assert!(add.reads_flags().is_empty());
+    let adc = &Mnemonic::Adc.forms()[0];
+    assert_eq!(adc.reads_flags().names().collect::<Vec<_>>(), ["cf"]);
+    let lea = &Mnemonic::Lea.forms()[0];
+    assert_eq!(
+        (lea.access(0), lea.access(1)),
+        (Access::Write, Access::NoMemAccess)
+    );
+    let push = Mnemonic::Push
+        .forms()
+        .iter()
+        .find(|f| f.operands[0] == OperandKind::R64Op)
+        .expect("push r64");
+    assert!(
+        push.implicit()
+            .iter()
+            .any(|i| i.reg.name() == "rsp" && i.access == Access::ReadWrite)
+    );
+}

@@ -1275,17 +1275,17 @@ pub mod sig {
         /// The candidate forms for these classes, in preference order.
         const FORMS: &'static [u16];
     }
-    impl Enqcmd2 for (Gp16, class::Mem,) { const FORMS: &'static [u16] = &[388]; }
+    impl Enqcmd2 for (Gp16, class::Mem,) { const FORMS: &'static [u16] = &[390]; }
     impl Enqcmd2 for (Gp32, class::Mem,) { const FORMS: &'static [u16] = &[389]; }
-    impl Enqcmd2 for (Gp64, class::Mem,) { const FORMS: &'static [u16] = &[390]; }
+    impl Enqcmd2 for (Gp64, class::Mem,) { const FORMS: &'static [u16] = &[388]; }
     /// Operand classes that `enqcmds` takes with 2 operand(s).
     pub trait Enqcmds2 {
         /// The candidate forms for these classes, in preference order.
         const FORMS: &'static [u16];
     }
-    impl Enqcmds2 for (Gp16, class::Mem,) { const FORMS: &'static [u16] = &[391]; }
+    impl Enqcmds2 for (Gp16, class::Mem,) { const FORMS: &'static [u16] = &[393]; }
     impl Enqcmds2 for (Gp32, class::Mem,) { const FORMS: &'static [u16] = &[392]; }
-    impl Enqcmds2 for (Gp64, class::Mem,) { const FORMS: &'static [u16] = &[393]; }
+    impl Enqcmds2 for (Gp64, class::Mem,) { const FORMS: &'static [u16] = &[391]; }
     /// Operand classes that `enter` takes with 2 operand(s).
     pub trait Enter2 {
         /// The candidate forms for these classes, in preference order.
@@ -2794,9 +2794,9 @@ pub mod sig {
         /// The candidate forms for these classes, in preference order.
         const FORMS: &'static [u16];
     }
-    impl Movdir64b2 for (Gp16, class::Mem,) { const FORMS: &'static [u16] = &[974]; }
+    impl Movdir64b2 for (Gp16, class::Mem,) { const FORMS: &'static [u16] = &[976]; }
     impl Movdir64b2 for (Gp32, class::Mem,) { const FORMS: &'static [u16] = &[975]; }
-    impl Movdir64b2 for (Gp64, class::Mem,) { const FORMS: &'static [u16] = &[976]; }
+    impl Movdir64b2 for (Gp64, class::Mem,) { const FORMS: &'static [u16] = &[974]; }
     /// Operand classes that `movdiri` takes with 2 operand(s).
     pub trait Movdiri2 {
         /// The candidate forms for these classes, in preference order.
@@ -5350,9 +5350,9 @@ pub mod sig {
         /// The candidate forms for these classes, in preference order.
         const FORMS: &'static [u16];
     }
-    impl Umonitor1 for (Gp16,) { const FORMS: &'static [u16] = &[1759]; }
+    impl Umonitor1 for (Gp16,) { const FORMS: &'static [u16] = &[1761]; }
     impl Umonitor1 for (Gp32,) { const FORMS: &'static [u16] = &[1760]; }
-    impl Umonitor1 for (Gp64,) { const FORMS: &'static [u16] = &[1761]; }
+    impl Umonitor1 for (Gp64,) { const FORMS: &'static [u16] = &[1759]; }
     /// Operand classes that `umwait` takes with 1 operand(s).
     pub trait Umwait1 {
         /// The candidate forms for these classes, in preference order.
@@ -15071,7 +15071,7 @@ pub trait Instructions: Emitter {
         self.emit(Mnemonic::Endbr64, &[])
     }
 
-    /// Emits `enqcmd` with 2 operand(s): `enqcmd r16.a, m`, `enqcmd r32.a, m`, `enqcmd r64.a, m`.
+    /// Emits `enqcmd` with 2 operand(s): `enqcmd r64.a, m`, `enqcmd r32.a, m`, `enqcmd r16.a, m`.
     #[inline]
     fn enqcmd<A: Arg, B: Arg>(&mut self, o0: A, o1: B) -> Result<(), Error>
     where
@@ -15080,7 +15080,7 @@ pub trait Instructions: Emitter {
         self.emit_forms(Mnemonic::Enqcmd, <(A::Class, B::Class,) as sig::Enqcmd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
     }
 
-    /// Emits `enqcmds` with 2 operand(s): `enqcmds r16.a, m`, `enqcmds r32.a, m`, `enqcmds r64.a, m`.
+    /// Emits `enqcmds` with 2 operand(s): `enqcmds r64.a, m`, `enqcmds r32.a, m`, `enqcmds r16.a, m`.
     #[inline]
     fn enqcmds<A: Arg, B: Arg>(&mut self, o0: A, o1: B) -> Result<(), Error>
     where
@@ -17432,7 +17432,7 @@ pub trait Instructions: Emitter {
         self.emit_forms(Mnemonic::Movddup, <(A::Class, B::Class,) as sig::Movddup2>::FORMS, &[o0.to_operand(), o1.to_operand()])
     }
 
-    /// Emits `movdir64b` with 2 operand(s): `movdir64b r16.a, m`, `movdir64b r32.a, m`, `movdir64b r64.a, m`.
+    /// Emits `movdir64b` with 2 operand(s): `movdir64b r64.a, m`, `movdir64b r32.a, m`, `movdir64b r16.a, m`.
     #[inline]
     fn movdir64b<A: Arg, B: Arg>(&mut self, o0: A, o1: B) -> Result<(), Error>
     where
@@ -20660,7 +20660,7 @@ pub trait Instructions: Emitter {
         self.emit(Mnemonic::Uiret, &[])
     }
 
-    /// Emits `umonitor` with 1 operand(s): `umonitor r16.rm`, `umonitor r32.rm`, `umonitor r64.rm`.
+    /// Emits `umonitor` with 1 operand(s): `umonitor r64.rm`, `umonitor r32.rm`, `umonitor r16.rm`.
     #[inline]
     fn umonitor<A: Arg>(&mut self, o0: A) -> Result<(), Error>
     where

@@ -43,9 +43,11 @@ mod generated;
 mod generated_api;
 
 pub use generated::{CpuFeature, Mnemonic};
+
+use super::reg::{Reg, RegKind};
 pub(crate) use generated::{
-    FEATURE_SETS, FORMS, MNEMONIC_FORMS, MNEMONIC_NAMES, MNEMONIC_SIGNATURES, SIGNATURE_FORMS,
-    SIGNATURES,
+    FEATURE_SETS, FORMS, IMPLICIT_SETS, MNEMONIC_FORMS, MNEMONIC_NAMES, MNEMONIC_SIGNATURES,
+    SIGNATURE_FORMS, SIGNATURES,
 };
 pub use generated_api::{Instructions, sig};
 
@@ -174,6 +176,101 @@ impl OperandKind {
                 | OperandKind::ImplicitRdi
                 | OperandKind::ImplicitXlat
         )
+    }
+}
+
+/// How an instruction accesses an operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Access {
+    /// Not accessed (or not known).
+    None = 0,
+    /// Read.
+    Read = 1,
+    /// Written.
+    Write = 2,
+    /// Read and written.
+    ReadWrite = 3,
+    /// Read only under a condition.
+    CondRead = 4,
+    /// Written only under a condition (`cmovcc`).
+    CondWrite = 5,
+    /// Read, and written under a condition.
+    ReadCondWrite = 6,
+    /// A memory operand whose memory is not accessed (`lea`, `nop [m]`).
+    NoMemAccess = 7,
+}
+
+impl Access {
+    const fn from_bits(bits: u32) -> Access {
+        match bits & 15 {
+            1 => Access::Read,
+            2 => Access::Write,
+            3 => Access::ReadWrite,
+            4 => Access::CondRead,
+            5 => Access::CondWrite,
+            6 => Access::ReadCondWrite,
+            7 => Access::NoMemAccess,
+            _ => Access::None,
+        }
+    }
+
+    /// Whether the operand's old value may be read.
+    pub const fn reads(self) -> bool {
+        matches!(
+            self,
+            Access::Read | Access::ReadWrite | Access::CondRead | Access::ReadCondWrite
+        )
+    }
+
+    /// Whether the operand may be written.
+    pub const fn writes(self) -> bool {
+        matches!(
+            self,
+            Access::Write | Access::ReadWrite | Access::CondWrite | Access::ReadCondWrite
+        )
+    }
+}
+
+/// A register an instruction uses without naming it (RDX:RAX of `div`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ImplicitOperand {
+    /// The register.
+    pub reg: Reg,
+    /// How it is accessed.
+    pub access: Access,
+}
+
+/// Builds an [`ImplicitOperand`] in the generated tables.
+pub(crate) const fn imp(kind: RegKind, id: u8, access: Access) -> ImplicitOperand {
+    ImplicitOperand {
+        reg: Reg::new_unchecked(kind, id),
+        access,
+    }
+}
+
+/// Status flags (RFLAGS and the x87 condition codes), as bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Flags(pub u16);
+
+impl Flags {
+    /// The flag names, in bit order.
+    pub const NAMES: [&'static str; 14] = [
+        "of", "sf", "zf", "af", "pf", "cf", "df", "if", "ac", "uif", "c0", "c1", "c2", "c3",
+    ];
+
+    /// Whether no flag is set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The names of the flags set.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, n)| *n)
     }
 }
 
@@ -324,6 +421,14 @@ pub struct Form {
     pub operands: [OperandKind; 5],
     /// Number of explicit (written) operands.
     pub explicit: u8,
+    /// Operand accesses, 4 bits per operand (see [`Form::access`]).
+    pub access: u32,
+    /// Index of the implicit-operand set (see [`Form::implicit`]).
+    pub implicit: u16,
+    /// Flags read, as [`Flags`] bits.
+    pub flags_read: u16,
+    /// Flags written (set, cleared or left undefined), as [`Flags`] bits.
+    pub flags_written: u16,
     /// Encoding family.
     pub encoding: Encoding,
     /// Mandatory prefix.
@@ -371,6 +476,30 @@ impl Form {
     /// Number of explicit (written) operands.
     pub fn explicit_count(&self) -> usize {
         self.explicit as usize
+    }
+
+    /// How operand `index` (in database order, implicit memory operands included) is accessed.
+    pub const fn access(&self, index: usize) -> Access {
+        if index >= 5 {
+            Access::None
+        } else {
+            Access::from_bits(self.access >> (4 * index))
+        }
+    }
+
+    /// The registers the form uses without naming them.
+    pub fn implicit(&self) -> &'static [ImplicitOperand] {
+        IMPLICIT_SETS[self.implicit as usize]
+    }
+
+    /// The status flags the form reads.
+    pub const fn reads_flags(&self) -> Flags {
+        Flags(self.flags_read)
+    }
+
+    /// The status flags the form writes.
+    pub const fn writes_flags(&self) -> Flags {
+        Flags(self.flags_written)
     }
 
     /// Whether the form has a flag from [`flags`].

@@ -9,8 +9,9 @@
 //! writes each form in the line format that `crate::parse` reads.
 
 use iced_x86::{
-    Code, CpuidFeature, EncodingKind, MandatoryPrefix, MemorySize, Mnemonic, OpCodeOperandKind,
-    OpCodeTableKind, TupleType,
+    Code, CpuidFeature, EncodingKind, Instruction, InstructionInfoFactory, MandatoryPrefix,
+    MemorySize, Mnemonic, OpAccess, OpCodeOperandKind, OpCodeTableKind, OpKind, Register,
+    RflagsBits, TupleType,
 };
 use std::fmt::Write as _;
 
@@ -576,11 +577,234 @@ fn priority(code: Code) -> (u8, u8, u8, u8) {
         (t.starts_with('r') && !t.starts_with("rel")) || t.contains("/m") || t == "ax" || t == "dx"
     });
     let size_rank = if !explicit_size && op.operand_size() == 16 {
-        1
+        4
     } else {
         0
     };
+    // Of forms that differ in address size only (`loop`), the 64-bit one comes
+    // first: in each mode the first valid one is then the mode's default.
+    let size_rank = size_rank
+        + match op.address_size() {
+            16 => 2,
+            32 => 1,
+            _ => 0,
+        };
     (size_rank, encoding_rank, imm_rank, shape_rank)
+}
+
+/// Operand access, implicit registers and flags of a form, from iced-x86's
+/// instruction-info tables: an instruction of this code is built with
+/// distinct sample operands and asked what it reads and writes.
+struct Facts {
+    access: Vec<&'static str>,
+    implicit: Vec<String>,
+    flags_read: u32,
+    flags_written: u32,
+}
+
+fn access_token(access: OpAccess) -> &'static str {
+    match access {
+        OpAccess::Read => "r",
+        OpAccess::CondRead => "cr",
+        OpAccess::Write => "w",
+        OpAccess::CondWrite => "cw",
+        OpAccess::ReadWrite => "rw",
+        OpAccess::ReadCondWrite => "rcw",
+        OpAccess::NoMemAccess => "n",
+        _ => "",
+    }
+}
+
+fn sample_register(kind: OpCodeOperandKind, i: u32) -> Option<Register> {
+    use OpCodeOperandKind as K;
+    let pick = |base: Register, n: u32| -> Register {
+        Register::values()
+            .nth(base as usize + n as usize)
+            .unwrap_or(base)
+    };
+    Some(match kind {
+        K::r8_reg | K::r8_or_mem | K::r8_opcode => pick(Register::R8L, 2 + i),
+        K::r16_reg | K::r16_or_mem | K::r16_rm | K::r16_opcode | K::r16_reg_mem => {
+            pick(Register::R8W, 2 + i)
+        }
+        K::r32_reg
+        | K::r32_or_mem
+        | K::r32_rm
+        | K::r32_opcode
+        | K::r32_vvvv
+        | K::r32_reg_mem
+        | K::r32_or_mem_mpx => pick(Register::R8D, 2 + i),
+        K::r64_reg
+        | K::r64_or_mem
+        | K::r64_rm
+        | K::r64_opcode
+        | K::r64_vvvv
+        | K::r64_reg_mem
+        | K::r64_or_mem_mpx => pick(Register::R8, 2 + i),
+        K::seg_reg => Register::FS,
+        K::k_reg | K::k_rm | K::k_vvvv | K::k_or_mem => pick(Register::K1, i),
+        K::kp1_reg => Register::K2,
+        K::mm_reg | K::mm_rm | K::mm_or_mem => pick(Register::MM1, i),
+        K::xmm_reg | K::xmm_rm | K::xmm_vvvv | K::xmm_or_mem | K::xmm_is4 | K::xmm_is5 => {
+            pick(Register::XMM8, i)
+        }
+        K::xmmp3_vvvv => Register::XMM12,
+        K::ymm_reg | K::ymm_rm | K::ymm_vvvv | K::ymm_or_mem | K::ymm_is4 | K::ymm_is5 => {
+            pick(Register::YMM8, i)
+        }
+        K::zmm_reg | K::zmm_rm | K::zmm_vvvv | K::zmm_or_mem => pick(Register::ZMM8, i),
+        K::zmmp3_vvvv => Register::ZMM12,
+        K::cr_reg => Register::CR3,
+        K::dr_reg => Register::DR3,
+        K::bnd_reg | K::bnd_or_mem_mpx => pick(Register::BND1, i),
+        K::tmm_reg | K::tmm_rm | K::tmm_vvvv => pick(Register::TMM1, i),
+        K::sti_opcode => Register::ST3,
+        K::es => Register::ES,
+        K::cs => Register::CS,
+        K::ss => Register::SS,
+        K::ds => Register::DS,
+        K::fs => Register::FS,
+        K::gs => Register::GS,
+        K::al => Register::AL,
+        K::cl => Register::CL,
+        K::ax => Register::AX,
+        K::dx => Register::DX,
+        K::eax => Register::EAX,
+        K::rax => Register::RAX,
+        K::st0 => Register::ST0,
+        _ => return None,
+    })
+}
+
+fn facts(code: Code) -> Facts {
+    use OpCodeOperandKind as K;
+    let op = code.op_code();
+    let mut instr = Instruction::default();
+    instr.set_code(code);
+    let mut explicit_regs = Vec::new();
+    let mut uses_memory = false;
+    for (i, &kind) in op.op_kinds().iter().enumerate() {
+        let i = i as u32;
+        let is_mem_kind = matches!(
+            kind,
+            K::mem
+                | K::mem_mpx
+                | K::mem_mib
+                | K::sibmem
+                | K::mem_offs
+                | K::mem_vsib32x
+                | K::mem_vsib64x
+                | K::mem_vsib32y
+                | K::mem_vsib64y
+                | K::mem_vsib32z
+                | K::mem_vsib64z
+        );
+        // Register-or-memory slots get a register: the access is the same.
+        if is_mem_kind {
+            instr.set_op_kind(i, OpKind::Memory);
+            uses_memory = true;
+            continue;
+        }
+        match kind {
+            K::imm8 | K::imm8_const_1 | K::imm4_m2z => {
+                instr.set_op_kind(i, OpKind::Immediate8);
+                instr.set_immediate8(1);
+            }
+            K::imm8sex16 => instr.set_op_kind(i, OpKind::Immediate8to16),
+            K::imm8sex32 => instr.set_op_kind(i, OpKind::Immediate8to32),
+            K::imm8sex64 => instr.set_op_kind(i, OpKind::Immediate8to64),
+            K::imm16 => instr.set_op_kind(i, OpKind::Immediate16),
+            K::imm32 => instr.set_op_kind(i, OpKind::Immediate32),
+            K::imm32sex64 => instr.set_op_kind(i, OpKind::Immediate32to64),
+            K::imm64 => instr.set_op_kind(i, OpKind::Immediate64),
+            K::br16_1 | K::br16_2 | K::xbegin_2 | K::brdisp_2 => {
+                instr.set_op_kind(i, OpKind::NearBranch16)
+            }
+            K::br32_1 | K::br32_4 | K::xbegin_4 | K::brdisp_4 => {
+                instr.set_op_kind(i, OpKind::NearBranch32)
+            }
+            K::br64_1 | K::br64_4 => instr.set_op_kind(i, OpKind::NearBranch64),
+            K::farbr2_2 => instr.set_op_kind(i, OpKind::FarBranch16),
+            K::farbr4_2 => instr.set_op_kind(i, OpKind::FarBranch32),
+            K::seg_rSI => instr.set_op_kind(i, OpKind::MemorySegRSI),
+            K::es_rDI => instr.set_op_kind(i, OpKind::MemoryESRDI),
+            K::seg_rDI => instr.set_op_kind(i, OpKind::MemorySegRDI),
+            K::seg_rBX_al => {
+                instr.set_op_kind(i, OpKind::Memory);
+                uses_memory = true;
+            }
+            _ => match sample_register(kind, i) {
+                Some(reg) => {
+                    instr.set_op_kind(i, OpKind::Register);
+                    instr.set_op_register(i, reg);
+                    explicit_regs.push(reg);
+                }
+                None => {
+                    instr.set_op_kind(i, OpKind::Memory);
+                    uses_memory = true;
+                }
+            },
+        }
+    }
+    if uses_memory {
+        instr.set_memory_base(Register::R9);
+        instr.set_memory_displ_size(1);
+    }
+    let mut factory = InstructionInfoFactory::new();
+    let info = factory.info(&instr);
+    let access = (0..op.op_count())
+        .map(|i| access_token(info.op_access(i)))
+        .collect();
+    let mut implicit = Vec::new();
+    for used in info.used_registers() {
+        let reg = used.register();
+        let same_as_explicit = explicit_regs
+            .iter()
+            .any(|r| r.full_register() == reg.full_register());
+        if same_as_explicit || reg == Register::R9 || reg.full_register() == Register::R9 {
+            continue;
+        }
+        let token = access_token(used.access());
+        if token.is_empty() {
+            continue;
+        }
+        let name = format!("{reg:?}").to_lowercase();
+        let entry = format!("{name}:{token}");
+        if !implicit.contains(&entry) {
+            implicit.push(entry);
+        }
+    }
+    Facts {
+        access,
+        implicit,
+        flags_read: instr.rflags_read(),
+        flags_written: instr.rflags_modified(),
+    }
+}
+
+fn flags_text(bits: u32) -> String {
+    let names = [
+        (RflagsBits::OF, "of"),
+        (RflagsBits::SF, "sf"),
+        (RflagsBits::ZF, "zf"),
+        (RflagsBits::AF, "af"),
+        (RflagsBits::PF, "pf"),
+        (RflagsBits::CF, "cf"),
+        (RflagsBits::DF, "df"),
+        (RflagsBits::IF, "if"),
+        (RflagsBits::AC, "ac"),
+        (RflagsBits::UIF, "uif"),
+        (RflagsBits::C0, "c0"),
+        (RflagsBits::C1, "c1"),
+        (RflagsBits::C2, "c2"),
+        (RflagsBits::C3, "c3"),
+    ];
+    names
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Builds the whole database text.
@@ -591,16 +815,24 @@ pub fn database_text() -> String {
             continue;
         }
         let op = code.op_code();
-        let mut operands: Vec<&str> = Vec::new();
+        let mut operands: Vec<String> = Vec::new();
         let mut ok = true;
+        let form_facts = facts(code);
         let far_memory = matches!(code.mnemonic(), Mnemonic::Call | Mnemonic::Jmp)
             && op.op_kinds() == [OpCodeOperandKind::mem];
-        for k in op.op_kinds() {
-            match operand_token(*k) {
+        for (i, k) in op.op_kinds().iter().enumerate() {
+            let token = match operand_token(*k) {
                 // m16:16 / m16:32 / m16:64: only a sized memory operand selects it.
-                Some("m") if far_memory => operands.push("m.far"),
-                Some(t) => operands.push(t),
-                None => ok = false,
+                Some("m") if far_memory => "m.far",
+                Some(t) => t,
+                None => {
+                    ok = false;
+                    continue;
+                }
+            };
+            match form_facts.access.get(i).copied().filter(|a| !a.is_empty()) {
+                Some(access) => operands.push(format!("{token}:{access}")),
+                None => operands.push(token.to_string()),
             }
         }
         if !ok {
@@ -644,7 +876,25 @@ pub fn database_text() -> String {
             encoding_text(code),
             features.join("+"),
             modes.join(","),
-            attributes(code)
+            {
+                let mut attrs = attributes(code);
+                let mut add = |a: String| {
+                    if !attrs.is_empty() {
+                        attrs.push(' ');
+                    }
+                    attrs.push_str(&a);
+                };
+                if !form_facts.implicit.is_empty() {
+                    add(format!("implicit={}", form_facts.implicit.join(",")));
+                }
+                if form_facts.flags_read != 0 {
+                    add(format!("fr={}", flags_text(form_facts.flags_read)));
+                }
+                if form_facts.flags_written != 0 {
+                    add(format!("fw={}", flags_text(form_facts.flags_written)));
+                }
+                attrs
+            }
         );
         rows.push(Row {
             mnemonic,

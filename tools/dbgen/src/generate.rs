@@ -204,6 +204,104 @@ pub fn method_name(mnemonic: &str, arity: usize, smallest: usize) -> String {
     }
 }
 
+/// A register name -> (`RegKind` variant, id), for implicit operands.
+fn register_parts(name: &str) -> (&'static str, u8) {
+    const GP64: [&str; 16] = [
+        "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
+        "r13", "r14", "r15",
+    ];
+    const GP32: [&str; 16] = [
+        "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "r8d", "r9d", "r10d", "r11d",
+        "r12d", "r13d", "r14d", "r15d",
+    ];
+    const GP16: [&str; 16] = [
+        "ax", "cx", "dx", "bx", "sp", "bp", "si", "di", "r8w", "r9w", "r10w", "r11w", "r12w",
+        "r13w", "r14w", "r15w",
+    ];
+    const GP8: [&str; 8] = ["al", "cl", "dl", "bl", "spl", "bpl", "sil", "dil"];
+    const HIGH8: [&str; 4] = ["ah", "ch", "dh", "bh"];
+    const SEG: [&str; 6] = ["es", "cs", "ss", "ds", "fs", "gs"];
+    let find = |names: &[&str]| names.iter().position(|n| *n == name).map(|i| i as u8);
+    let numbered = |prefix: &str| name.strip_prefix(prefix).and_then(|n| n.parse::<u8>().ok());
+    if let Some(i) = find(&GP64) {
+        ("Gp64", i)
+    } else if let Some(i) = find(&GP32) {
+        ("Gp32", i)
+    } else if let Some(i) = find(&GP16) {
+        ("Gp16", i)
+    } else if let Some(i) = find(&GP8) {
+        ("Gp8", i)
+    } else if let Some(i) = find(&HIGH8) {
+        ("Gp8Hi", i)
+    } else if let Some(i) = find(&SEG) {
+        ("Seg", i)
+    } else if let Some(i) = numbered("xmm") {
+        ("Xmm", i)
+    } else if let Some(i) = numbered("ymm") {
+        ("Ymm", i)
+    } else if let Some(i) = numbered("zmm") {
+        ("Zmm", i)
+    } else if let Some(i) = numbered("tmm") {
+        ("Tmm", i)
+    } else if let Some(i) = numbered("mm") {
+        ("Mm", i)
+    } else if let Some(i) = numbered("st") {
+        ("St", i)
+    } else if let Some(i) = numbered("cr") {
+        ("Cr", i)
+    } else if let Some(i) = numbered("dr") {
+        ("Dr", i)
+    } else if let Some(i) = numbered("k") {
+        ("K", i)
+    } else if let Some(i) = numbered("bnd") {
+        ("Bnd", i)
+    } else {
+        ("Rip", 0)
+    }
+}
+
+/// Access word -> `Access` variant name.
+fn access_variant(word: &str) -> &'static str {
+    match word {
+        "r" => "Read",
+        "w" => "Write",
+        "rw" => "ReadWrite",
+        "cr" => "CondRead",
+        "cw" => "CondWrite",
+        "rcw" => "ReadCondWrite",
+        "n" => "NoMemAccess",
+        _ => "None",
+    }
+}
+
+/// Operand accesses packed 4 bits per operand (`Access as u32`).
+fn access_bits(access: &[String]) -> u32 {
+    let code = |w: &str| match w {
+        "r" => 1,
+        "w" => 2,
+        "rw" => 3,
+        "cr" => 4,
+        "cw" => 5,
+        "rcw" => 6,
+        "n" => 7,
+        _ => 0,
+    };
+    access
+        .iter()
+        .enumerate()
+        .map(|(i, a)| code(a) << (4 * i))
+        .sum()
+}
+
+/// Flag names -> bits in `FLAG_NAMES` order.
+fn flag_bits(flags: &[String]) -> u32 {
+    flags
+        .iter()
+        .filter_map(|f| crate::parse::FLAG_NAMES.iter().position(|n| n == f))
+        .map(|i| 1u32 << i)
+        .sum()
+}
+
 fn map_variant(map: &str, kind: &str) -> &'static str {
     match (map, kind) {
         (_, "3dnow") => "M0F0F",
@@ -234,9 +332,12 @@ pub fn generate(rows: &[Row]) -> (String, String) {
         .collect();
     let mut feature_sets: Vec<Vec<&str>> = Vec::new();
     let mut feature_set_index: BTreeMap<Vec<&str>, usize> = BTreeMap::new();
+    let mut implicit_sets: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    let mut implicit_index: BTreeMap<Vec<(String, String)>, usize> = BTreeMap::new();
+    implicit_index.insert(Vec::new(), 0);
 
     let mut out = String::from(HEADER);
-    out.push_str("use super::{Encoding as E, Form, MandatoryPrefix as P, ModRmSpec as R, OpcodeMap as M, OperandKind as K, VexL as L, VexW as W};\n\n");
+    out.push_str("use super::{Access as A, Encoding as E, Form, ImplicitOperand, MandatoryPrefix as P, ModRmSpec as R, OpcodeMap as M, OperandKind as K, VexL as L, VexW as W, imp};\nuse crate::x86::RegKind;\n\n");
 
     // Mnemonic enum.
     let _ = writeln!(
@@ -298,6 +399,13 @@ pub fn generate(rows: &[Row]) -> (String, String) {
     for (name, forms) in &mnemonics {
         let start = index;
         for row in forms {
+            let next_implicit = implicit_sets.len();
+            let implicit_id = *implicit_index
+                .entry(row.implicit.clone())
+                .or_insert_with(|| {
+                    implicit_sets.push(row.implicit.clone());
+                    next_implicit
+                });
             let set: Vec<&str> = row.features.iter().map(String::as_str).collect();
             let next = feature_sets.len();
             let set_id = *feature_set_index.entry(set.clone()).or_insert_with(|| {
@@ -386,10 +494,13 @@ pub fn generate(rows: &[Row]) -> (String, String) {
             };
             let _ = writeln!(
                 forms_text,
-                "    Form {{ mnemonic: Mnemonic::{}, operands: [{}], explicit: {}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, features: {set_id} }}, // line {}",
+                "    Form {{ mnemonic: Mnemonic::{}, operands: [{}], explicit: {}, access: 0x{:05x}, implicit: {implicit_id}, flags_read: 0x{:x}, flags_written: 0x{:x}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, features: {set_id} }}, // line {}",
                 camel(name),
                 ops.join(", "),
                 row.operands.iter().filter(|t| !is_implicit(t)).count(),
+                access_bits(&row.access),
+                flag_bits(&row.flags_read),
+                flag_bits(&row.flags_written),
                 map_variant(&e.map, &e.kind),
                 e.opcode,
                 e.operand_size,
@@ -415,6 +526,22 @@ pub fn generate(rows: &[Row]) -> (String, String) {
         let items: Vec<String> = set
             .iter()
             .map(|f| format!("CpuFeature::{}", camel(f)))
+            .collect();
+        let _ = writeln!(out, "    &[{}],", items.join(", "));
+    }
+    out.push_str("];\n\n");
+    let _ = writeln!(
+        out,
+        "pub(crate) static IMPLICIT_SETS: [&[ImplicitOperand]; {}] = [",
+        implicit_sets.len()
+    );
+    for set in &implicit_sets {
+        let items: Vec<String> = set
+            .iter()
+            .map(|(reg, acc)| {
+                let (kind, id) = register_parts(reg);
+                format!("imp(RegKind::{kind}, {id}, A::{})", access_variant(acc))
+            })
             .collect();
         let _ = writeln!(out, "    &[{}],", items.join(", "));
     }

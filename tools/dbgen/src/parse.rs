@@ -13,6 +13,14 @@ pub struct Row {
     pub mnemonic: String,
     /// Operand tokens, in Intel order, implicit ones included.
     pub operands: Vec<String>,
+    /// Access of each operand (`r`, `w`, `rw`, `cr`, `cw`, `rcw`, `n`, or empty).
+    pub access: Vec<String>,
+    /// Implicit registers with their access (`rdx:rw`).
+    pub implicit: Vec<(String, String)>,
+    /// Flags read (`cf`, `zf`, ...).
+    pub flags_read: Vec<String>,
+    /// Flags written.
+    pub flags_written: Vec<String>,
     /// The parsed encoding column.
     pub encoding: Encoding,
     /// CPU features, all required.
@@ -195,6 +203,26 @@ const FLAG_WORDS: &[&str] = &[
     "k", "k!", "z", "er", "sae", "lock", "xacquire", "xrelease", "rep", "repne", "bnd", "notrack",
 ];
 
+/// Operand access words.
+pub const ACCESS_WORDS: &[&str] = &["r", "w", "rw", "cr", "cw", "rcw", "n"];
+
+/// Flag names, in bit order of the runtime `Flags` type.
+pub const FLAG_NAMES: &[&str] = &[
+    "of", "sf", "zf", "af", "pf", "cf", "df", "if", "ac", "uif", "c0", "c1", "c2", "c3",
+];
+
+fn parse_flags(line: usize, text: &str) -> Result<Vec<String>, ParseError> {
+    text.split(',')
+        .map(|f| {
+            if FLAG_NAMES.contains(&f) {
+                Ok(f.to_string())
+            } else {
+                Err(err(line, format!("unknown flag {f:?}")))
+            }
+        })
+        .collect()
+}
+
 fn err(line: usize, message: impl Into<String>) -> ParseError {
     ParseError {
         line,
@@ -318,7 +346,16 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
         {
             return Err(err(line, format!("bad mnemonic {mnemonic:?}")));
         }
-        let operands: Vec<String> = columns[1].split_whitespace().map(str::to_string).collect();
+        let mut operands: Vec<String> = Vec::new();
+        let mut access: Vec<String> = Vec::new();
+        for token in columns[1].split_whitespace() {
+            let (kind, acc) = token
+                .rsplit_once(':')
+                .filter(|(_, a)| ACCESS_WORDS.contains(a))
+                .unwrap_or((token, ""));
+            operands.push(kind.to_string());
+            access.push(acc.to_string());
+        }
         for op in &operands {
             if !OPERAND_TOKENS.contains(&op.as_str()) {
                 return Err(err(line, format!("unknown operand kind {op:?}")));
@@ -347,6 +384,10 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
             line,
             mnemonic,
             operands,
+            access,
+            implicit: Vec::new(),
+            flags_read: Vec::new(),
+            flags_written: Vec::new(),
             encoding,
             features,
             mode64,
@@ -370,6 +411,18 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
                 row.disp8_nb = number(v)? as u8;
             } else if let Some(v) = attr.strip_prefix("n=") {
                 row.disp8_n = number(v)? as u8;
+            } else if let Some(v) = attr.strip_prefix("implicit=") {
+                for item in v.split(',') {
+                    let (reg, acc) = item
+                        .split_once(':')
+                        .filter(|(_, a)| ACCESS_WORDS.contains(a))
+                        .ok_or_else(|| err(line, format!("bad implicit operand {item:?}")))?;
+                    row.implicit.push((reg.to_string(), acc.to_string()));
+                }
+            } else if let Some(v) = attr.strip_prefix("fr=") {
+                row.flags_read = parse_flags(line, v)?;
+            } else if let Some(v) = attr.strip_prefix("fw=") {
+                row.flags_written = parse_flags(line, v)?;
             } else if FLAG_WORDS.contains(&attr) {
                 row.flags.push(attr.to_string());
             } else {
