@@ -23,6 +23,7 @@
 //! ```
 
 pub mod code;
+pub mod compiler;
 mod error;
 pub mod jit;
 pub mod x86;
