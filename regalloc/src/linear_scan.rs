@@ -439,6 +439,14 @@ impl Scan {
     ) {
         let dist = live.dist_in(b);
         let first = f.block_insts(b).start;
+        // The loop spans the header to its last back-edge source (layout order).
+        let loop_end = f
+            .block_preds(b)
+            .iter()
+            .copied()
+            .filter(|p| p.index() >= b.index())
+            .max()
+            .unwrap_or(b);
         let end = self.entry_recs.len();
         for c in 0..3 {
             let k_regs = self.allocatable[c].count_ones() as usize;
@@ -458,6 +466,18 @@ impl Scan {
                 for k in start..end {
                     let rec = self.entry_recs[k];
                     if self.vclass(rec.vreg) != c || rec.regs == 0 {
+                        continue;
+                    }
+                    if dist[k - start] < LOOP_EXIT_PENALTY
+                        && !rec.in_slot
+                        && !self.remat[rec.vreg as usize]
+                        && !live.defined_in(VReg(rec.vreg), b, loop_end)
+                    {
+                        // Used but not changed in the loop under pressure: store
+                        // it once before the loop, so an eviction inside the
+                        // loop needs no store.
+                        self.entry_recs[k].in_slot = true;
+                        log.push(first, Some(VReg(rec.vreg)), Reason::StoreHoisted);
                         continue;
                     }
                     if dist[k - start] >= LOOP_EXIT_PENALTY {

@@ -86,6 +86,18 @@ impl Liveness {
             [self.live_out_start[b.index()] as usize..self.live_out_start[b.index() + 1] as usize]
     }
 
+    /// Whether `v` is defined in any block of `first..=last` (layout order).
+    pub fn defined_in(&self, v: VReg, first: Block, last: Block) -> bool {
+        let v = v.index();
+        if v + 1 >= self.dstarts.len() {
+            return false;
+        }
+        let ds = &self.sorted_defs[self.dstarts[v] as usize..self.dstarts[v + 1] as usize];
+        // Sorted by block (blocks were scanned in order).
+        let k = ds.partition_point(|&(_, b)| b < first.0);
+        k < ds.len() && ds[k].1 <= last.0
+    }
+
     /// Whether `v` is live into `b`.
     pub fn is_live_in(&self, b: Block, v: VReg) -> bool {
         self.live_in(b).binary_search(&v.0).is_ok()

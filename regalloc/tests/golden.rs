@@ -382,3 +382,54 @@ fn edits_ordered_and_slots_hottest_first() {
     }
     assert_eq!(out.spill_area_size, 8 * out.slots.len() as u32);
 }
+
+/// Under pressure in a loop, a value defined before the loop and only read
+/// in it is stored once before the loop, never inside it.
+#[test]
+fn stores_of_loop_invariants_are_hoisted() {
+    let mut b = Builder::new();
+    let vals: Vec<VReg> = (0..24).map(|_| b.vreg_gp()).collect();
+    let ctr = b.vreg_gp();
+    b.block();
+    b.args(&[(vals[0], 7)]);
+    for &v in &vals[1..] {
+        b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(vals[0], Constraint::Reg)]);
+    }
+    b.inst(&[Operand::def(ctr, Constraint::Reg)]);
+    b.jump(jitforge_regalloc::Block(1));
+    let header = b.block();
+    // Reads every value; writes only the first eight.
+    for k in 0..24 {
+        let d = vals[k % 8];
+        b.inst(&[Operand::modify(d, Constraint::Reg), Operand::use_(vals[k], Constraint::Reg)]);
+    }
+    b.inst(&[Operand::modify(ctr, Constraint::Reg)]);
+    b.branch(&[header, jitforge_regalloc::Block(2)], &[Operand::use_(ctr, Constraint::Reg)]);
+    b.block();
+    for &v in &vals[1..] {
+        b.modify_any(vals[0], v);
+    }
+    b.ret(vals[0]);
+    let f = b.finish();
+    let out = run(&f);
+    let body = f.block_insts(header);
+    let mut stores_in_loop = 0;
+    for (p, e) in &out.edits {
+        let i = p.inst();
+        if body.start <= i && i < body.end {
+            if let Edit::Move { to: Allocation::Stack(_), vreg: Some(v), .. } = e {
+                assert!(vals[..8].contains(v) || *v == ctr, "store of invariant {v} in loop");
+                stores_in_loop += 1;
+            }
+        }
+    }
+    for s in out.edge_splits.iter().filter(|s| s.from == header) {
+        for e in &s.edits {
+            if let Edit::Move { to: Allocation::Stack(_), vreg: Some(v), .. } = e {
+                assert!(vals[..8].contains(v), "store of invariant {v} on the back edge");
+            }
+        }
+    }
+    assert!(out.log.entries.iter().any(|d| d.reason == Reason::StoreHoisted));
+    let _ = stores_in_loop;
+}
