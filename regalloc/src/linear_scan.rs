@@ -986,11 +986,20 @@ impl Scan {
         rest.clear();
         for (k, op) in ops.iter().enumerate() {
             if op.is_use() && alloc[k] == Allocation::None && !is_reuse_target(k) {
-                rest.push((self.op_next[nb + k], k));
+                // Key: distance to the next use, scaled up for read-modify-write
+                // operands (folding those keeps the loaded value clean).
+                let d = self.op_next[nb + k].saturating_sub(2 * i.0);
+                let key = if op.kind == OperandKind::Modify {
+                    d.saturating_mul(4)
+                } else {
+                    d
+                };
+                rest.push((key, k));
             }
         }
         rest.sort_unstable_by(|a, b| b.cmp(a));
-        for &(next, k) in rest.iter() {
+        for &(_, k) in rest.iter() {
+            let next = self.op_next[nb + k];
             let op = ops[k];
             let (c, v) = (self.vclass(op.vreg.0), op.vreg.0);
             let write = op.kind == OperandKind::Modify || op.pos == OperandPos::Late;

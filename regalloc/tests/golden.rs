@@ -78,7 +78,7 @@ fn golden_workload_b_1000() {
     let out = run(&workload_b(1000));
     assert_eq!(
         counts(&out.stats),
-        [424, 633, 358, 1, 0, 64],
+        [409, 635, 353, 1, 0, 64],
         "{}",
         out.stats
     );
@@ -89,7 +89,7 @@ fn golden_workload_b_10000() {
     let out = run(&workload_b(10_000));
     assert_eq!(
         counts(&out.stats),
-        [3775, 6055, 3482, 1, 0, 64],
+        [3635, 6113, 3400, 1, 0, 64],
         "{}",
         out.stats
     );
@@ -393,7 +393,10 @@ fn stores_of_loop_invariants_are_hoisted() {
     b.block();
     b.args(&[(vals[0], 7)]);
     for &v in &vals[1..] {
-        b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(vals[0], Constraint::Reg)]);
+        b.inst(&[
+            Operand::def(v, Constraint::Reg),
+            Operand::use_(vals[0], Constraint::Reg),
+        ]);
     }
     b.inst(&[Operand::def(ctr, Constraint::Reg)]);
     b.jump(jitforge_regalloc::Block(1));
@@ -401,10 +404,16 @@ fn stores_of_loop_invariants_are_hoisted() {
     // Reads every value; writes only the first eight.
     for k in 0..24 {
         let d = vals[k % 8];
-        b.inst(&[Operand::modify(d, Constraint::Reg), Operand::use_(vals[k], Constraint::Reg)]);
+        b.inst(&[
+            Operand::modify(d, Constraint::Reg),
+            Operand::use_(vals[k], Constraint::Reg),
+        ]);
     }
     b.inst(&[Operand::modify(ctr, Constraint::Reg)]);
-    b.branch(&[header, jitforge_regalloc::Block(2)], &[Operand::use_(ctr, Constraint::Reg)]);
+    b.branch(
+        &[header, jitforge_regalloc::Block(2)],
+        &[Operand::use_(ctr, Constraint::Reg)],
+    );
     b.block();
     for &v in &vals[1..] {
         b.modify_any(vals[0], v);
@@ -417,19 +426,40 @@ fn stores_of_loop_invariants_are_hoisted() {
     for (p, e) in &out.edits {
         let i = p.inst();
         if body.start <= i && i < body.end {
-            if let Edit::Move { to: Allocation::Stack(_), vreg: Some(v), .. } = e {
-                assert!(vals[..8].contains(v) || *v == ctr, "store of invariant {v} in loop");
+            if let Edit::Move {
+                to: Allocation::Stack(_),
+                vreg: Some(v),
+                ..
+            } = e
+            {
+                assert!(
+                    vals[..8].contains(v) || *v == ctr,
+                    "store of invariant {v} in loop"
+                );
                 stores_in_loop += 1;
             }
         }
     }
     for s in out.edge_splits.iter().filter(|s| s.from == header) {
         for e in &s.edits {
-            if let Edit::Move { to: Allocation::Stack(_), vreg: Some(v), .. } = e {
-                assert!(vals[..8].contains(v), "store of invariant {v} on the back edge");
+            if let Edit::Move {
+                to: Allocation::Stack(_),
+                vreg: Some(v),
+                ..
+            } = e
+            {
+                assert!(
+                    vals[..8].contains(v),
+                    "store of invariant {v} on the back edge"
+                );
             }
         }
     }
-    assert!(out.log.entries.iter().any(|d| d.reason == Reason::StoreHoisted));
+    assert!(
+        out.log
+            .entries
+            .iter()
+            .any(|d| d.reason == Reason::StoreHoisted)
+    );
     let _ = stores_in_loop;
 }
