@@ -123,11 +123,14 @@ fn parser_errors_have_exact_line_and_column() {
 }
 
 #[test]
-fn encoder_errors_point_at_the_instruction() {
+fn encoder_errors_point_at_the_operand_or_instruction() {
     let text = "start:\n    mov eax, 1\n    vaddps xmm0, xmm1, ymm2\n    jmp start\n";
     let errors = assemble_program(text, Arch::X64).unwrap_err();
     assert_eq!(errors.len(), 1);
-    assert_eq!((errors[0].line, errors[0].column), (3, 5), "{}", errors[0]);
+    // The encoder names the operand it rejects; the error points at it.
+    assert_eq!((errors[0].line, errors[0].column), (3, 24), "{}", errors[0]);
+    let errors = assemble_program("nop\n  lock mov eax, ebx\n", Arch::X64).unwrap_err();
+    assert_eq!((errors[0].line, errors[0].column), (2, 8), "{}", errors[0]);
     let errors = assemble_program("jmp nowhere\n", Arch::X64).unwrap_err();
     assert_eq!((errors[0].line, errors[0].column), (1, 1), "{}", errors[0]);
     assert!(errors[0].message.contains("nowhere"));
@@ -732,4 +735,26 @@ fn single_instruction_api() {
     assert_eq!(inst.operands.len(), 2);
     assert_eq!(inst.columns, vec![11, 32]);
     assert_eq!(parse_instruction("nop,", Arch::X64).unwrap_err().column, 4);
+}
+
+#[test]
+fn pathological_inputs_never_panic() {
+    for s in [
+        "mov eax, {}".to_string(),
+        "{}".to_string(),
+        "vaddps zmm0{}, zmm1, zmm2".to_string(),
+        format!("mov eax, {}1", "(".repeat(100_000)),
+        format!("mov eax, {}1", "-".repeat(100_000)),
+        format!("jmp {}x", "short ".repeat(100_000)),
+        format!("{}nop", "a: ".repeat(10_000)),
+        "\"".to_string(),
+        "db \"\\".to_string(),
+        "mov eax, [".to_string(),
+        "mov eax, dword ptr".to_string(),
+        "é: mov eax, ébx".to_string(),
+        "\0\u{feff}mov eax, 1".to_string(),
+    ] {
+        fuzz_parse(s.as_bytes());
+    }
+    fuzz_parse(&[0xff, 0xfe, b'{', 0x80]);
 }

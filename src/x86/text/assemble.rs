@@ -33,6 +33,20 @@ pub fn emit_parsed(a: &mut Assembler<'_>, inst: &ParsedInstruction) -> Result<()
     Err(first)
 }
 
+/// The column an encoder error points at: the operand it names
+/// (`operand 2: ...`), else the mnemonic.
+fn error_column(inst: &ParsedInstruction, e: &Error) -> usize {
+    if let Error::InvalidInstruction { reason, .. } = e
+        && let Some(rest) = reason.strip_prefix("operand ")
+        && let Some((n, _)) = rest.split_once(':')
+        && let Ok(n) = n.parse::<usize>()
+        && let Some(col) = n.checked_sub(1).and_then(|i| inst.columns.get(i))
+    {
+        return *col;
+    }
+    inst.column
+}
+
 fn error_at(stmt: &Statement, column: usize, e: impl std::fmt::Display) -> ParseError {
     ParseError {
         line: stmt.line,
@@ -91,7 +105,8 @@ pub fn assemble_program(text: &str, arch: Arch) -> Result<Assembled, Vec<ParseEr
                                 .entry(name.to_string())
                                 .or_insert((stmt.line, inst.column));
                         }
-                        emit_parsed(&mut a, inst).map_err(|e| error_at(&stmt, inst.column, e))
+                        emit_parsed(&mut a, inst)
+                            .map_err(|e| error_at(&stmt, error_column(inst, &e), e))
                     }
                     StatementKind::Data { size, values } => {
                         let mut r = Ok(());
@@ -218,7 +233,8 @@ impl LineAssembler {
                     .and_then(|l| a.bind(l))
                     .map_err(|e| error_at(stmt, stmt.column, e))?,
                 StatementKind::Instruction(inst) => {
-                    emit_parsed(&mut a, inst).map_err(|e| error_at(stmt, inst.column, e))?;
+                    emit_parsed(&mut a, inst)
+                        .map_err(|e| error_at(stmt, error_column(inst, &e), e))?;
                 }
                 StatementKind::Data { size, values } => {
                     for v in values {

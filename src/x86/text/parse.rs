@@ -560,7 +560,7 @@ pub fn lookup_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>)
 // ---------------------------------------------------------------- registers
 
 fn register(name: &str) -> Option<Reg> {
-    if name.len() > 6 || !name.as_bytes()[0].is_ascii_alphabetic() {
+    if name.len() > 6 || !name.as_bytes().first().is_some_and(u8::is_ascii_alphabetic) {
         return None;
     }
     Reg::from_name(name).filter(|r| r.kind() != RegKind::Rip || name.eq_ignore_ascii_case("rip"))
@@ -627,7 +627,13 @@ struct Parser<'a> {
     toks: Vec<Token<'a>>,
     pos: usize,
     arch: Arch,
+    /// Nesting depth of the expression being parsed (bounded, so that no
+    /// input can exhaust the stack).
+    depth: usize,
 }
+
+/// Deepest expression nesting accepted (`((((1))))`, `- - - 1`).
+const MAX_DEPTH: usize = 64;
 
 enum OperandOrRounding {
     Operand(ParsedOperand, DecorCols),
@@ -705,6 +711,16 @@ impl<'a> Parser<'a> {
     }
 
     fn unary(&mut self) -> Result<i64, ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(ParseError::new(self.col(), "expression nested too deeply"));
+        }
+        self.depth += 1;
+        let v = self.unary_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn unary_inner(&mut self) -> Result<i64, ParseError> {
         match self.peek() {
             Tok::Punct(b'-') => {
                 self.bump();
@@ -1020,6 +1036,19 @@ impl<'a> Parser<'a> {
     }
 
     fn operand(&mut self, options: &mut InstOptions) -> Result<OperandOrRounding, ParseError> {
+        // `jmp short target`: the branch-size keyword (a loop, not recursion).
+        while let Tok::Ident(w) = self.peek() {
+            let is_short = w.eq_ignore_ascii_case("short");
+            if !(is_short || w.eq_ignore_ascii_case("near"))
+                || matches!(self.peek_at(1), Tok::End | Tok::Punct(b','))
+            {
+                break;
+            }
+            if is_short {
+                *options |= InstOptions::SHORT;
+            }
+            self.bump();
+        }
         let mut cols = DecorCols::default();
         let col = self.col();
         match self.peek() {
@@ -1044,13 +1073,6 @@ impl<'a> Parser<'a> {
             }
             Tok::Ident(name) => {
                 let lower = name.to_ascii_lowercase();
-                if matches!(lower.as_str(), "short" | "near") {
-                    if lower == "short" {
-                        *options |= InstOptions::SHORT;
-                    }
-                    self.bump();
-                    return self.operand(options);
-                }
                 if let Some(size) = size_keyword(&lower) {
                     cols.size = col;
                     self.bump();
@@ -1248,7 +1270,12 @@ pub fn parse_line(text: &str, line: usize, arch: Arch) -> Result<Vec<Statement>,
 
 fn parse_line_inner(text: &str, arch: Arch) -> Result<Vec<Statement>, ParseError> {
     let toks = lex(text)?;
-    let mut p = Parser { toks, pos: 0, arch };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        arch,
+        depth: 0,
+    };
     let mut out = Vec::new();
     // Labels.
     while let (Tok::Ident(name), Tok::Punct(b':')) = (p.peek(), p.peek_at(1)) {
@@ -2023,7 +2050,12 @@ fn validate(
 /// directive) on line 1.
 pub fn parse_instruction(text: &str, arch: Arch) -> Result<ParsedInstruction, ParseError> {
     let toks = lex(text)?;
-    let mut p = Parser { toks, pos: 0, arch };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        arch,
+        depth: 0,
+    };
     let inst = instruction(&mut p)?;
     if p.peek() != Tok::End {
         return Err(p.expected("`,` or end of line"));
