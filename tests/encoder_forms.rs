@@ -278,7 +278,16 @@ fn run(arch: Arch) -> (usize, usize, Vec<String>, Vec<String>) {
                     }
                     Ok(())
                 });
-                if let Err(e) = result {
+                // `lsl r64, r32` (AsmJit's spelling, from extra.txt) has the same
+                // bytes as iced-x86's `lsl r64, r64`.
+                let alias = mnemonic == Mnemonic::Lsl && form.operands[1] == OperandKind::R32M;
+                if let Err(e) = result.or_else(|e| {
+                    if alias && e.contains("decoded as r") {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                }) {
                     let text = jitforge_text(mnemonic, &ops, options);
                     failures.push(format!("{text}: {} -> {e}", common::hex(&bytes)));
                 }

@@ -96,12 +96,15 @@ pub(crate) fn encode(
         Some(forms) => forms,
         None => mnemonic.candidates(signature_of(operands)),
     };
+    // Forms that fit but are not what an assembler picks first (a 16-bit form
+    // for unsized memory, a short immediate under LONG) wait here.
+    let mut deferred = [0u16; 4];
+    let mut deferred_count = 0;
     'forms: for &index in candidates {
         let form = db::form(index);
         if form.modes & mode_bit == 0
             || form.explicit as usize != operands.len()
-            || (options.intersects(InstOptions::VEX | InstOptions::EVEX)
-                && !hint_allows(form, options))
+            || (options.intersects(InstOptions::HINTS) && !hint_allows(form, options, arch))
         {
             continue;
         }
@@ -115,16 +118,70 @@ pub(crate) fn encode(
                 continue 'forms;
             }
         }
+        if dispreferred(form, operands, options) {
+            if deferred_count < deferred.len() {
+                deferred[deferred_count] = index;
+                deferred_count += 1;
+            }
+            continue;
+        }
         if let Ok(Some(encoded)) = encode_form(site, form, operands, options) {
+            return Ok(encoded);
+        }
+    }
+    for &index in &deferred[..deferred_count] {
+        if let Ok(Some(encoded)) = encode_form(site, db::form(index), operands, options) {
             return Ok(encoded);
         }
     }
     Err(diagnose(site, mnemonic, operands, options))
 }
 
-fn hint_allows(form: &Form, options: InstOptions) -> bool {
-    !(options.contains(InstOptions::VEX) && form.encoding != Encoding::Vex
-        || options.contains(InstOptions::EVEX) && form.encoding != Encoding::Evex)
+/// Whether the encoding hints in `options` allow `form`: `{vex}`/`{evex}`,
+/// `data16`/`addr32` (which select the 16-bit / 32-bit-address form where
+/// there is one), and far branches.
+fn hint_allows(form: &Form, options: InstOptions, arch: Arch) -> bool {
+    if options.contains(InstOptions::VEX) && form.encoding != Encoding::Vex
+        || options.contains(InstOptions::EVEX) && form.encoding != Encoding::Evex
+    {
+        return false;
+    }
+    if options.contains(InstOptions::DATA16) && !matches!(form.operand_size, 0 | 16) {
+        return false;
+    }
+    if options.contains(InstOptions::ADDR32) && arch == Arch::X64 && form.address_size == 64 {
+        return false;
+    }
+    // FAR asks for a far form; without it, a far memory form still matches a
+    // sized m16:16/m16:32/m16:64 operand.
+    let far = form
+        .operands
+        .iter()
+        .any(|k| matches!(k, K::MemFar | K::FarPtr16 | K::FarPtr32));
+    far || !options.contains(InstOptions::FAR)
+}
+
+/// Whether an assembler would pick `form` only when nothing else fits: a
+/// 16-bit form for an unsized memory operand (the mode's default size wins:
+/// `call [eax]`), or a sign-extended short immediate when LONG asks for the
+/// widest one (`movabs rcx, 1`).
+fn dispreferred(form: &Form, operands: &[Operand], options: InstOptions) -> bool {
+    if form.operand_size == 16 && !options.contains(InstOptions::DATA16) {
+        let unsized_memory = operands
+            .iter()
+            .any(|o| matches!(o, Operand::Mem(m) if m.size() == 0));
+        let gp16 = operands
+            .iter()
+            .any(|o| matches!(o, Operand::Reg(r) if r.kind() == RegKind::Gp16));
+        if unsized_memory && !gp16 {
+            return true;
+        }
+    }
+    options.contains(InstOptions::LONG)
+        && form
+            .operands
+            .iter()
+            .any(|k| matches!(k, K::Imm8Sx16 | K::Imm8Sx32 | K::Imm8Sx64 | K::Imm32Sx64))
 }
 
 /// Explains why no form of `mnemonic` encodes `operands` (the slow path,
@@ -179,6 +236,10 @@ fn diagnose(
         }
         if options.contains(InstOptions::EVEX) && form.encoding != Encoding::Evex {
             note(1, Reason::NotEvex);
+            continue;
+        }
+        if !hint_allows(form, options, arch) {
+            note(1, Reason::Hint);
             continue;
         }
         let mut failed = None;
@@ -239,6 +300,8 @@ fn unavailable_in_32_bit_mode(operands: &[Operand]) -> Option<String> {
         let extended = match r.kind() {
             RegKind::Gp64 | RegKind::Rip => true,
             RegKind::Gp8 => r.id() >= 4,
+            // cr8 is reachable through the LOCK prefix (AMD's alternative encoding).
+            RegKind::Cr => r.id() > 8,
             _ => r.id() >= 8,
         };
         extended.then(|| format!("{} is not available in 32-bit mode", r.name()))
@@ -457,6 +520,7 @@ enum Reason {
     Mode,
     NotVex,
     NotEvex,
+    Hint,
     Operand(usize, K, Mismatch),
     Rel8,
     Text(String),
@@ -468,6 +532,7 @@ impl Reason {
             Reason::Mode => format!("not valid in {}-bit mode", arch.bits()),
             Reason::NotVex => "{vex} requested but this form is not VEX".into(),
             Reason::NotEvex => "{evex} requested but this form is not EVEX".into(),
+            Reason::Hint => "no form matches the requested prefixes (data16, addr32, far)".into(),
             Reason::Operand(at, kind, why) => {
                 format!("operand {}: {}", at + 1, why.render(kind, &operands[at]))
             }
@@ -493,6 +558,7 @@ enum Mismatch {
     MovabsOnly,
     NoBroadcast,
     BroadcastSize(u8),
+    BroadcastCount(u8),
     FarNeedsSize,
     MemorySize(u16),
     MaskOnMemory,
@@ -521,6 +587,7 @@ impl Mismatch {
             Mismatch::MovabsOnly => "movabs addresses only fit the accumulator forms".into(),
             Mismatch::NoBroadcast => "this form cannot broadcast".into(),
             Mismatch::BroadcastSize(n) => format!("broadcast element must be {n} bytes"),
+            Mismatch::BroadcastCount(n) => format!("this form does not broadcast to {n} elements"),
             Mismatch::FarNeedsSize => "a far pointer in memory needs a size (fword/tbyte)".into(),
             Mismatch::MemorySize(n) => match op {
                 Operand::Mem(m) => {
@@ -567,6 +634,17 @@ fn mem_ok(kind: K, m: &Mem, form: &Form, arch: Arch) -> Result<(), Mismatch> {
         }
         if m.size() != 0 && m.size() != form.bcst_size as u16 {
             return Err(Mismatch::BroadcastSize(form.bcst_size));
+        }
+        if let Some(count) = m.broadcast_count() {
+            let vector_bytes: u32 = match form.l {
+                VexL::L128 => 16,
+                VexL::L256 => 32,
+                VexL::L512 => 64,
+                VexL::Lig => 0,
+            };
+            if vector_bytes / form.bcst_size as u32 != count as u32 {
+                return Err(Mismatch::BroadcastCount(count));
+            }
         }
         return Ok(());
     }
@@ -890,12 +968,16 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
         }
         match r.kind() {
             RegKind::Gp32 | RegKind::Gp64 => {}
+            RegKind::Gp16 if arch == Arch::X86 => {}
             _ => return Err(format!("{} cannot address memory", r.name())),
         }
         if addr_kind.is_some_and(|k| k != r.kind()) {
             return Err("base and index must have the same size".into());
         }
         addr_kind = Some(r.kind());
+    }
+    if addr_kind == Some(RegKind::Gp16) {
+        return encode_mem16(m, e);
     }
     match (arch, addr_kind) {
         (Arch::X86, Some(RegKind::Gp64)) => {
@@ -1007,6 +1089,46 @@ fn check_prefixes(form: &Form, options: InstOptions, has_memory: bool) -> Result
     Ok(())
 }
 
+/// 16-bit addressing (32-bit mode only, behind a 67 prefix): the eight
+/// base/index combinations of the 8086, with disp8 or disp16.
+fn encode_mem16(m: &Mem, mut e: MemEncoding) -> Result<MemEncoding, String> {
+    // Register ids: bx=3, bp=5, si=6, di=7.
+    let base = match m.base() {
+        MemBase::Reg(r) => Some(r.id()),
+        MemBase::None => None,
+        _ => return Err("16-bit addressing takes bx, bp, si, di only".into()),
+    };
+    let index = m.index().map(|r| r.id());
+    if m.index().is_some() && m.scale() != 1 {
+        return Err("16-bit addressing has no scale".into());
+    }
+    let rm = match (base, index) {
+        (Some(3), Some(6)) | (Some(6), Some(3)) => 0,
+        (Some(3), Some(7)) | (Some(7), Some(3)) => 1,
+        (Some(5), Some(6)) | (Some(6), Some(5)) => 2,
+        (Some(5), Some(7)) | (Some(7), Some(5)) => 3,
+        (Some(6), None) | (None, Some(6)) => 4,
+        (Some(7), None) | (None, Some(7)) => 5,
+        (Some(5), None) | (None, Some(5)) => 6,
+        (Some(3), None) | (None, Some(3)) => 7,
+        _ => return Err("16-bit addressing takes [bx|bp + si|di + disp] combinations only".into()),
+    };
+    let disp = m.disp();
+    if !(-32768..=65535).contains(&disp) {
+        return Err(format!("displacement {disp:#x} does not fit 16 bits"));
+    }
+    e.address_size_override = true;
+    e.rm = rm;
+    (e.modrm_mod, e.disp_size) = if disp == 0 && rm != 6 {
+        (0, 0)
+    } else if i8::try_from(disp).is_ok() {
+        (1, 1)
+    } else {
+        (2, 2)
+    };
+    Ok(e)
+}
+
 /// Encodes `operands` with `form`. `Ok(None)` means this form cannot reach
 /// the branch target (the caller tries the next, longer form).
 fn encode_form(
@@ -1076,6 +1198,20 @@ fn encode_form(
         }
     }
 
+    // In 32-bit mode, cr8 is cr0 behind a LOCK prefix (AMD's alternative encoding).
+    let lock_cr8 = !x64 && reg_field.is_some_and(|r| r.kind() == RegKind::Cr && r.id() == 8);
+    if lock_cr8 {
+        reg_field = Reg::new(RegKind::Cr, 0);
+    }
+    // In 64-bit mode 90 is `nop`, not `xchg eax, eax` (which zero-extends).
+    if x64
+        && form.modrm == ModRmSpec::OpcodeReg
+        && form.opcode == 0x90
+        && form.operand_size == 32
+        && opcode_reg.is_some_and(|r| r.id() == 0)
+    {
+        return Err("xchg eax, eax needs the 87 form in 64-bit mode".into());
+    }
     // Register numbers that the encoding can reach (ids below 8 always can).
     let all_regs = [reg_field, rm_reg, vvvv, opcode_reg, is4];
     let mut uses_high8 = false;
@@ -1187,10 +1323,17 @@ fn encode_form(
         Some(m) => Some(encode_mem(m, arch, disp8_scale)?),
         None => None,
     };
+    if mem
+        .as_ref()
+        .is_some_and(|e| e.address_size_override && !x64)
+        && form.encoding == Encoding::Evex
+    {
+        return Err("16-bit addressing is not supported with EVEX".into());
+    }
     if let (Some(m), Some(e)) = (rm_mem, &mem) {
         // Forms with their own address size (enqcmd, movdir64b) need matching address registers.
         let uses = if e.address_size_override {
-            32
+            if x64 { 32 } else { 16 }
         } else if x64 {
             64
         } else {
@@ -1226,7 +1369,7 @@ fn encode_form(
     if form.fwait {
         b.push(0x9b)?;
     }
-    if options.contains(InstOptions::LOCK) {
+    if options.contains(InstOptions::LOCK) || lock_cr8 {
         b.push(0xf0)?;
     }
     if options.intersects(InstOptions::REPNE | InstOptions::XACQUIRE | InstOptions::BND) {
@@ -1241,7 +1384,9 @@ fn encode_form(
     if options.contains(InstOptions::NOTRACK) {
         b.push(0x3e)?;
     }
-    if matches!(form.encoding, Encoding::Legacy | Encoding::Amd3dNow) && form.operand_size == 16 {
+    if matches!(form.encoding, Encoding::Legacy | Encoding::Amd3dNow) && form.operand_size == 16
+        || options.contains(InstOptions::DATA16) && form.operand_size != 16
+    {
         b.push(0x66)?;
     }
     let default_asz = if x64 { 64 } else { 32 };
@@ -1250,7 +1395,7 @@ fn encode_form(
         (0, None) => false,
         (size, _) => size != default_asz,
     };
-    if asz_override {
+    if asz_override || options.contains(InstOptions::ADDR32) && x64 && form.address_size != 32 {
         b.push(0x67)?;
     }
     let pp = match form.prefix {
@@ -1276,11 +1421,16 @@ fn encode_form(
                 MandatoryPrefix::PF2 => b.push(0xf2)?,
                 _ => {}
             }
-            let rex = (u8::from(form.rex_w) << 3)
+            // `xchg rax, rax` is the one-byte nop, as AsmJit writes it.
+            let swaps_rax_with_itself = form.modrm == ModRmSpec::OpcodeReg
+                && form.opcode == 0x90
+                && opcode_reg.is_some_and(|r| r.id() == 0);
+            let rex_w = form.rex_w && !swaps_rax_with_itself;
+            let rex = (u8::from(rex_w) << 3)
                 | (((r_id >> 3) & 1) << 2)
                 | (((x_id >> 3) & 1) << 1)
                 | ((b_id >> 3) & 1);
-            if rex != 0 || needs_rex_byte {
+            if rex != 0 || needs_rex_byte || options.contains(InstOptions::REX) {
                 if uses_high8 {
                     return Err("ah, bh, ch and dh cannot be used with a REX prefix".into());
                 }
@@ -1377,14 +1527,9 @@ fn encode_form(
             let (ll, bcst_bit) = if let Some(mode) = er {
                 (mode as u8, 1)
             } else if sae {
-                (
-                    match form.l {
-                        VexL::L256 => 1,
-                        VexL::L512 => 2,
-                        _ => 0,
-                    },
-                    1,
-                )
+                // With EVEX.b on a register form, L'L is the (ignored) rounding
+                // field; assemblers write 00.
+                (0, 1)
             } else {
                 (
                     match form.l {

@@ -36,7 +36,8 @@ pub struct Mem {
     scale: u8,
     segment: Option<Reg>,
     size: u16,
-    broadcast: bool,
+    /// 0: no broadcast; 1: broadcast of unspecified count; N > 1: `{1toN}`.
+    broadcast: u8,
     abs64: bool,
     decorators: Decorators,
     disp: i64,
@@ -51,7 +52,7 @@ impl Mem {
             scale: 1,
             segment: None,
             size: 0,
-            broadcast: false,
+            broadcast: 0,
             abs64: false,
             decorators: Decorators::NONE,
             disp,
@@ -95,7 +96,17 @@ impl Mem {
 
     /// Whether this is an AVX-512 broadcast (`{1toN}`).
     pub const fn is_broadcast(&self) -> bool {
-        self.broadcast
+        self.broadcast != 0
+    }
+
+    /// The element count of a `{1toN}` broadcast, when given (`None` for
+    /// "whatever the instruction's vector length implies").
+    pub const fn broadcast_count(&self) -> Option<u8> {
+        if self.broadcast > 1 {
+            Some(self.broadcast)
+        } else {
+            None
+        }
     }
 
     /// Whether this is a 64-bit absolute address for `movabs`.
@@ -133,9 +144,18 @@ impl Mem {
         self
     }
 
-    /// As an AVX-512 broadcast `{1toN}` of the element size (the size is the element's).
+    /// As an AVX-512 broadcast `{1toN}` of the element size (the size is the
+    /// element's); the instruction's vector length decides N.
     pub const fn bcst(mut self) -> Mem {
-        self.broadcast = true;
+        self.broadcast = 1;
+        self
+    }
+
+    /// As an AVX-512 broadcast `{1toN}` with an explicit element count, which
+    /// selects the vector length where the other operands do not
+    /// (`vcvtpd2ps xmm0, qword ptr [rax]{1to8}` is the 512-bit form).
+    pub const fn bcst_n(mut self, count: u8) -> Mem {
+        self.broadcast = if count > 1 { count } else { 1 };
         self
     }
 
@@ -212,8 +232,10 @@ impl fmt::Display for Mem {
             write!(f, " - {:#x}", self.disp.unsigned_abs())?;
         }
         f.write_str("]")?;
-        if self.broadcast {
-            f.write_str("{1toN}")?;
+        match self.broadcast {
+            0 => {}
+            1 => f.write_str("{1toN}")?,
+            n => write!(f, "{{1to{n}}}")?,
         }
         if self.decorators.mask() != 0 {
             write!(f, "{{k{}}}", self.decorators.mask())?;

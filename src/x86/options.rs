@@ -38,7 +38,8 @@ impl InstOptions {
     pub const NOTRACK: InstOptions = InstOptions(1 << 6);
     /// Request the short (rel8) form of a branch; an error if it does not reach.
     pub const SHORT: InstOptions = InstOptions(1 << 7);
-    /// Request the near (rel32) form of a branch even when rel8 would reach.
+    /// Request the near (rel32) form of a branch even when rel8 would reach;
+    /// for other instructions, the widest immediate (`movabs rcx, 1`).
     pub const LONG: InstOptions = InstOptions(1 << 8);
     /// `{vex}`: only VEX forms.
     pub const VEX: InstOptions = InstOptions(1 << 9);
@@ -52,6 +53,18 @@ impl InstOptions {
     pub const MODRM_LOAD: InstOptions = InstOptions(1 << 15);
     /// `{store}`: reg-reg forms use the store direction (ModRM.rm is the destination).
     pub const MODRM_STORE: InstOptions = InstOptions(1 << 16);
+    /// `data16`: the 16-bit operand-size form (or a raw 66 prefix where there is none).
+    pub const DATA16: InstOptions = InstOptions(1 << 17);
+    /// `addr32`: the 32-bit address-size form (or a raw 67 prefix) in 64-bit mode.
+    pub const ADDR32: InstOptions = InstOptions(1 << 18);
+    /// `rex`: an empty REX prefix (40) even where none is needed.
+    pub const REX: InstOptions = InstOptions(1 << 19);
+    /// Only far forms (`ljmp`/`lcall`, m16:16/m16:32/m16:64 memory).
+    pub const FAR: InstOptions = InstOptions(1 << 20);
+
+    /// Options that restrict which forms apply.
+    pub(crate) const HINTS: InstOptions =
+        InstOptions(Self::VEX.0 | Self::EVEX.0 | Self::DATA16.0 | Self::ADDR32.0 | Self::FAR.0);
 
     /// Every legacy prefix option.
     pub(crate) const PREFIXES: InstOptions = InstOptions(0x7f);
@@ -104,6 +117,9 @@ impl InstOptions {
             (Self::EVEX, "{evex} "),
             (Self::MODRM_LOAD, "{load} "),
             (Self::MODRM_STORE, "{store} "),
+            (Self::DATA16, "data16 "),
+            (Self::ADDR32, "addr32 "),
+            (Self::REX, "rex "),
         ] {
             if self.contains(bit) {
                 s.push_str(text);

@@ -494,7 +494,7 @@ pub fn generate(rows: &[Row]) -> (String, String) {
             };
             let _ = writeln!(
                 forms_text,
-                "    Form {{ mnemonic: Mnemonic::{}, operands: [{}], explicit: {}, access: 0x{:05x}, implicit: {implicit_id}, flags_read: 0x{:x}, flags_written: 0x{:x}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, features: {set_id} }}, // line {}",
+                "    Form {{ mnemonic: Mnemonic::{}, operands: [{}], explicit: {}, access: 0x{:05x}, implicit: {implicit_id}, flags_read: 0x{:x}, flags_written: 0x{:x}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, features: {set_id} }}, // {}:{}",
                 camel(name),
                 ops.join(", "),
                 row.operands.iter().filter(|t| !is_implicit(t)).count(),
@@ -511,6 +511,7 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 row.bcst_size,
                 row.disp8_n,
                 row.disp8_nb,
+                row.file,
                 row.line
             );
             index += 1;

@@ -19,9 +19,17 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Path of the database text.
+/// Path of the bootstrapped database text.
 pub fn database_path() -> PathBuf {
     repo_root().join("src/x86/db/instructions.txt")
+}
+
+/// Every database file, in order: the bootstrapped forms, then the
+/// hand-written ones (forms no bootstrap source has, such as AsmJit's
+/// `lsl r64, r32`). Within a mnemonic, earlier files' forms are preferred.
+pub fn database_paths() -> Vec<PathBuf> {
+    let dir = repo_root().join("src/x86/db");
+    vec![dir.join("instructions.txt"), dir.join("extra.txt")]
 }
 
 /// Paths of the generated files, in the order [`generate::generate`] returns them.
@@ -30,9 +38,20 @@ pub fn generated_paths() -> [PathBuf; 2] {
     [dir.join("generated.rs"), dir.join("generated_api.rs")]
 }
 
-/// Reads the database and generates both files.
+/// Reads every database file and generates both Rust files.
 pub fn generate_from_disk() -> Result<(String, String), Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(database_path())?;
-    let rows = parse::parse_database(&text)?;
+    let mut rows = Vec::new();
+    for path in database_paths() {
+        let text = std::fs::read_to_string(&path)?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("database");
+        let mut file_rows = parse::parse_database(&text).map_err(|e| format!("{name}: {e}"))?;
+        for row in &mut file_rows {
+            row.file = name.to_string();
+        }
+        rows.extend(file_rows);
+    }
     Ok(generate::generate(&rows))
 }

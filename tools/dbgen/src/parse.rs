@@ -7,6 +7,8 @@ use std::fmt;
 /// One parsed line of the database: one encoding form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
+    /// The file the row comes from (set by the caller; empty by default).
+    pub file: String,
     /// 1-based line number in the text.
     pub line: usize,
     /// Lower-case mnemonic.
@@ -381,6 +383,7 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
             }
         }
         let mut row = Row {
+            file: String::new(),
             line,
             mnemonic,
             operands,
