@@ -1,0 +1,137 @@
+//! The code buffer end to end, running the results: sections with
+//! RIP-relative references across them, embedded label addresses (a jump
+//! table) relocated at placement, absolute call targets, alignment padding,
+//! and named labels.
+
+use jitforge::code::SectionKind;
+use jitforge::x86::*;
+use jitforge::{Arch, CodeHolder, Error, JitRuntime};
+
+#[test]
+fn rip_relative_load_from_a_data_section() -> Result<(), Error> {
+    let runtime = JitRuntime::new()?;
+    let mut code = CodeHolder::new(Arch::X64);
+    let data = code.add_section(".rodata", SectionKind::ReadOnlyData, 16)?;
+    let mut a = Assembler::new(&mut code);
+    let constant = a.new_named_label("answer")?;
+    a.mov(rax, qword_ptr(constant))?;
+    a.add(rax, qword_ptr(constant + 8))?;
+    a.ret()?;
+    a.switch_section(data)?;
+    a.bind(constant)?;
+    a.embed_int(40, 8)?;
+    a.embed_int(2, 8)?;
+    let function = runtime.add(&code)?;
+    // SAFETY: a complete C-ABI function without arguments returning a u64.
+    let f: extern "C" fn() -> u64 = unsafe { function.function() };
+    assert_eq!(f(), 42);
+    Ok(())
+}
+
+#[test]
+fn jump_table_of_embedded_label_addresses() -> Result<(), Error> {
+    let runtime = JitRuntime::new()?;
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut a = Assembler::new(&mut code);
+    let table = a.new_label();
+    let cases: Vec<_> = (0..4).map(|_| a.new_label()).collect();
+    // rdi = case index: jmp [table + rdi*8]
+    a.lea(rax, ptr(table))?;
+    a.jmp(qword_ptr(rax + rdi * 8))?;
+    for (i, &case) in cases.iter().enumerate() {
+        a.bind(case)?;
+        a.mov(eax, 100 + i as i32)?;
+        a.ret()?;
+    }
+    a.align(8)?;
+    a.bind(table)?;
+    for &case in &cases {
+        a.embed_label(case)?;
+    }
+    let function = runtime.add(&code)?;
+    // SAFETY: a complete C-ABI function taking an index in 0..4.
+    let f: extern "C" fn(u64) -> u32 = unsafe { function.function() };
+    for i in 0..4 {
+        assert_eq!(f(i), 100 + i as u32);
+    }
+    Ok(())
+}
+
+extern "C" fn host_add(a: u64, b: u64) -> u64 {
+    a.wrapping_mul(1000).wrapping_add(b)
+}
+
+#[test]
+fn call_to_an_absolute_host_function() -> Result<(), Error> {
+    let runtime = JitRuntime::new()?;
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut a = Assembler::new(&mut code);
+    // The host function may be far from the JIT memory: call through a register.
+    a.push(rbx)?;
+    a.mov(rax, host_add as usize as u64 as i64)?;
+    a.call(rax)?;
+    a.pop(rbx)?;
+    a.ret()?;
+    let function = runtime.add(&code)?;
+    // SAFETY: a complete C-ABI function forwarding two integers.
+    let f: extern "C" fn(u64, u64) -> u64 = unsafe { function.function() };
+    assert_eq!(f(4, 2), 4002);
+    Ok(())
+}
+
+#[test]
+fn alignment_pads_code_with_nops_and_data_with_zeros() -> Result<(), Error> {
+    let mut code = CodeHolder::new(Arch::X64);
+    let data = code.add_section(".data", SectionKind::Data, 8)?;
+    let mut a = Assembler::new(&mut code);
+    a.ret()?;
+    a.align(16)?;
+    a.nop()?;
+    a.switch_section(data)?;
+    a.embed(&[1]);
+    a.align(8)?;
+    a.embed(&[2]);
+    let text = a.code().text().to_vec();
+    assert_eq!(text.len(), 17);
+    // The padding decodes as NOPs.
+    let mut decoder = iced_x86::Decoder::new(64, &text[1..16], iced_x86::DecoderOptions::NONE);
+    for instr in &mut decoder {
+        assert_eq!(instr.mnemonic(), iced_x86::Mnemonic::Nop, "{instr}");
+    }
+    assert_eq!(
+        a.code().section(data).expect("data").data(),
+        &[1, 0, 0, 0, 0, 0, 0, 0, 2]
+    );
+    // Layout: .text, then .data at an 8-byte boundary.
+    assert_eq!(code.section_offsets(), vec![0, 24]);
+    assert_eq!(code.code_size(), 24 + 9);
+    Ok(())
+}
+
+#[test]
+fn named_labels_are_found_by_name() -> Result<(), Error> {
+    let mut code = CodeHolder::new(Arch::X64);
+    let l = code.new_named_label("entry")?;
+    assert_eq!(code.label_by_name("entry"), Some(l));
+    assert_eq!(code.label_by_name("missing"), None);
+    assert_eq!(code.label_name(l), "entry");
+    Ok(())
+}
+
+#[test]
+fn x86_code_uses_absolute_label_addresses() -> Result<(), Error> {
+    // In 32-bit mode a label operand in memory is an absolute address, relocated at placement.
+    let mut code = CodeHolder::new(Arch::X86);
+    let mut a = Assembler::new(&mut code);
+    let value = a.new_label();
+    a.mov(eax, dword_ptr(value))?;
+    a.ret()?;
+    a.bind(value)?;
+    a.embed_int(7, 4)?;
+    let mut out = vec![0; code.code_size()];
+    code.relocate_to(0x40_0000, &mut out)?;
+    // mov eax, [disp32] then ret: the value sits at base + 7.
+    assert_eq!(&out[..7], &[0x8b, 0x05, 0x07, 0x00, 0x40, 0x00, 0xc3]);
+    assert_eq!(&out[7..], &[7, 0, 0, 0]);
+    Ok(())
+}
