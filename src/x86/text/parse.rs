@@ -1619,6 +1619,15 @@ fn rewrite_special(
                 if m.size() == 0 {
                     *m = m.with_size(6);
                 }
+                if m.size() == 4 && arch == Arch::X86 {
+                    // The near `r/m32` form would win: better an error than a near branch.
+                    return Err(ParseError::new(
+                        inst.columns[0],
+                        format!(
+                            "{name} with a `dword ptr` (m16:16) operand cannot be encoded in 32-bit mode yet"
+                        ),
+                    ));
+                }
             } else {
                 return Err(ParseError::new(
                     inst.column,
