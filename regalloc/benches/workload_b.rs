@@ -90,8 +90,12 @@ fn measure(ops: usize, env: &MachineEnv) -> (f64, Output) {
 fn main() {
     let env = MachineEnv::x86_64_sysv(false);
     println!("workload B (64 values, 15 allocatable GP registers), jitforge-regalloc linear scan");
+    if std::env::var_os("REGALLOC_BENCH_ONLY_C").is_some() {
+        workload_c();
+        return;
+    }
     let mut base = 0.0;
-    for ops in [1_000, 10_000, 40_000] {
+    for ops in [1_000, 10_000, 40_000, 250_000] {
         let (ns, out) = measure(ops, &env);
         if ops == 1_000 {
             base = ns;
@@ -109,6 +113,7 @@ fn main() {
             s.slots
         );
     }
+    workload_c();
     if std::env::var_os("REGALLOC_BENCH_NO_R2").is_some() {
         return;
     }
@@ -297,4 +302,59 @@ mod r2 {
         let folded = o.allocs.iter().filter(|a| a.is_stack()).count();
         (best, [st, ld, folded, mv, o.num_spillslots])
     }
+}
+
+/// Workload C's shape (10,000 functions of 4 values and 20 operations, two
+/// arguments, one result) through one reusable allocation context.
+fn workload_c() {
+    let env = MachineEnv::x86_64_sysv(false);
+    let funcs: Vec<TestFunction> = (0..10_000u64)
+        .map(|k| {
+            let mut b = Builder::new();
+            let v: Vec<_> = (0..4).map(|_| b.vreg_gp()).collect();
+            b.block();
+            b.args(&[(v[0], 7), (v[1], 6)]);
+            b.inst(&[
+                Operand::def(v[2], Constraint::Reg),
+                Operand::use_(v[0], Constraint::Reg),
+            ]);
+            b.modify_any(v[2], v[1]);
+            b.inst(&[
+                Operand::def(v[3], Constraint::Reg),
+                Operand::use_(v[0], Constraint::Reg),
+            ]);
+            let mut g = Lcg(k + 1);
+            for _ in 0..20 {
+                let r = g.next();
+                let d = v[((r >> 2) % 4) as usize];
+                let s = v[((r >> 8) % 4) as usize];
+                let dc = if r % 4 == 3 {
+                    Constraint::Reg
+                } else {
+                    Constraint::Any
+                };
+                b.inst(&[Operand::modify(d, dc), Operand::use_(s, Constraint::Any)]);
+            }
+            for &x in &v[1..] {
+                b.modify_any(v[0], x);
+            }
+            b.ret(v[0]);
+            b.finish()
+        })
+        .collect();
+    let mut a = Allocator::new();
+    let mut out = Output::default();
+    let opts = Options::default();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for f in &funcs {
+            a.run(f, &env, &opts, &mut out).expect("allocation");
+        }
+        best = best.min(t.elapsed().as_nanos() as f64 / funcs.len() as f64);
+    }
+    println!(
+        "workload C shape: 10,000 small functions, one context: ns_per_func={best:.0} (last: {})",
+        out.stats
+    );
 }

@@ -108,6 +108,8 @@ pub struct Scan {
     /// Registers the current instruction overwrites at its late point: a
     /// copy there does not count as a surviving copy.
     doomed: [u32; 3],
+    /// Loop weight of the block being allocated (for the log).
+    cur_weight: u32,
 }
 
 /// Per-instruction scratch buffers.
@@ -279,6 +281,7 @@ impl Scan {
             let b = Block::new(bi);
             self.entry_start.push(self.entry_recs.len() as u32);
             self.exit_start.push(self.exit_recs.len() as u32);
+            self.cur_weight = depth_weight(cfg.loop_depth[bi]);
             self.setup_entry(f, cfg, live, ivs, b, log);
             self.backward_scan(f, live, b);
             let r = f.block_insts(b);
@@ -699,7 +702,7 @@ impl Scan {
             Some(VReg(w)),
             Reason::Evict {
                 next_use: d,
-                weight: 0,
+                weight: self.cur_weight,
                 stored,
             },
         );
@@ -1360,7 +1363,6 @@ impl Scan {
                 }
             }
         }
-        let _ = (depth_weight(0), INF);
         Ok(())
     }
 }

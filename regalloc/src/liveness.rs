@@ -324,10 +324,14 @@ fn bucket<T: Copy>(
         return;
     }
     out.resize(items.len(), items[0]);
-    let mut pos: Vec<u32> = starts[..n].to_vec();
+    // Use `starts[k + 1]` as the fill cursor of bucket k, then shift back.
+    for k in (0..n).rev() {
+        starts[k + 1] = starts[k];
+    }
     for it in items {
         let k = key(it) as usize;
-        out[pos[k] as usize] = *it;
-        pos[k] += 1;
+        out[starts[k + 1] as usize] = *it;
+        starts[k + 1] += 1;
     }
+    starts[0] = 0;
 }
