@@ -425,19 +425,19 @@ fn stores_of_loop_invariants_are_hoisted() {
     let mut stores_in_loop = 0;
     for (p, e) in &out.edits {
         let i = p.inst();
-        if body.start <= i && i < body.end {
-            if let Edit::Move {
-                to: Allocation::Stack(_),
-                vreg: Some(v),
-                ..
-            } = e
-            {
-                assert!(
-                    vals[..8].contains(v) || *v == ctr,
-                    "store of invariant {v} in loop"
-                );
-                stores_in_loop += 1;
-            }
+        if let Edit::Move {
+            to: Allocation::Stack(_),
+            vreg: Some(v),
+            ..
+        } = e
+            && body.start <= i
+            && i < body.end
+        {
+            assert!(
+                vals[..8].contains(v) || *v == ctr,
+                "store of invariant {v} in loop"
+            );
+            stores_in_loop += 1;
         }
     }
     for s in out.edge_splits.iter().filter(|s| s.from == header) {
