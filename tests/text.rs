@@ -99,6 +99,24 @@ const BAD: &[(&str, usize, usize, &str)] = &[
     ("ljmp 0x10, 0x20", 1, 1, "not valid in 64-bit mode"),
     ("mov rip, rax", 1, 5, "rip is only valid inside an address"),
     ("mov eax, [rax + rbx + rcx]", 1, 23, "at most"),
+    (
+        "add eax, xmm1",
+        1,
+        10,
+        "add cannot take register xmm1 as operand 2",
+    ),
+    (
+        "lea eax, 5",
+        1,
+        10,
+        "lea cannot take an immediate as operand 2",
+    ),
+    (
+        "nop\n\tvaddps zmm1, zmm2, eax",
+        2,
+        22,
+        "vaddps cannot take register eax as operand 3",
+    ),
 ];
 
 #[test]

@@ -1939,6 +1939,39 @@ fn validate(
     for (i, op) in inst.operands.iter().enumerate() {
         let col = inst.columns[i];
         let same: Vec<&Form> = same.iter().copied().filter(|f| others_fit(f, i)).collect();
+        // An operand of a kind no form takes in this position (given the
+        // others): say which kinds would do. Skipped where the assembler
+        // rewrites operands (fixed registers left out, `xchg` order).
+        let rewritten = with_fill || m.name() == "xchg";
+        if !rewritten && !same.is_empty() {
+            let kinds: Vec<K> = same
+                .iter()
+                .filter_map(|f| explicit_kinds(f).nth(i))
+                .collect();
+            if !kinds.iter().any(|k| coarse_fits(*k, op)) {
+                let mut names: Vec<String> =
+                    kinds.iter().map(|k| super::isa::kind_text(*k)).collect();
+                names.sort();
+                names.dedup();
+                let what = match op {
+                    ParsedOperand::Op(Operand::Reg(r)) => format!("register {}", r.name()),
+                    ParsedOperand::Op(Operand::Mem(_)) | ParsedOperand::LabelMem(_) => {
+                        "a memory operand".into()
+                    }
+                    ParsedOperand::Op(Operand::Imm(_)) => "an immediate".into(),
+                    _ => "a label".into(),
+                };
+                return Err(ParseError::new(
+                    col,
+                    format!(
+                        "{} cannot take {what} as operand {}: expected {}",
+                        m.name(),
+                        i + 1,
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
         match op {
             ParsedOperand::Op(Operand::Imm(v)) => {
                 let kinds: Vec<K> = same
