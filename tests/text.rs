@@ -114,7 +114,7 @@ const BAD: &[(&str, usize, usize, &str)] = &[
     (
         "nop\n\tvaddps zmm1, zmm2, eax",
         2,
-        22,
+        21,
         "vaddps cannot take register eax as operand 3",
     ),
 ];
