@@ -417,6 +417,16 @@ pub fn check_bytes(data: &[u8]) -> Result<Summary, String> {
             blocks: f.blocks.len(),
             stats: out.stats,
         }),
+        Err(e @ crate::Error::Check(_)) => {
+            // Show the allocation that failed.
+            let mut raw = Output::default();
+            let unchecked = Options {
+                check: false,
+                log: true,
+            };
+            let _ = Allocator::new().run(&f, &env, &unchecked, &mut raw);
+            Err(format!("{e}\n{}", crate::listing(&f, &raw)))
+        }
         Err(e) => Err(format!("{e}\n{f}")),
     }
 }

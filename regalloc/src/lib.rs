@@ -58,7 +58,9 @@ pub use function::{
     PReg, PRegSet, RegClass, VReg,
 };
 pub use log::{Decision, DecisionLog, Reason};
-pub use output::{Allocation, EdgeSplit, Edit, Output, ProgPoint, SlotInfo, SpillSlot, Stats};
+pub use output::{
+    Allocation, EdgeSplit, Edit, Output, ProgPoint, SlotInfo, SpillSlot, Stats, listing,
+};
 
 /// Switches for one allocation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -933,10 +933,14 @@ impl Scan {
         let mut res_early = [0u32; 3];
         let mut res_late = [0u32; 3];
         let mut stack_used = false;
-        let is_reuse_target = |k: usize| {
-            ops.iter()
-                .any(|o| matches!(o.constraint, Constraint::Reuse(u) if u as usize == k))
-        };
+        // Bit k set: operand k is the input of a reuse def.
+        let mut reuse_targets = 0u64;
+        for op in ops {
+            if let Constraint::Reuse(u) = op.constraint {
+                reuse_targets |= 1 << (u as u64 & 63);
+            }
+        }
+        let is_reuse_target = |k: usize| reuse_targets >> k & 1 != 0;
 
         // B: fixed uses.
         for (k, op) in ops.iter().enumerate() {

@@ -281,3 +281,68 @@ impl Output {
         self.log.clear();
     }
 }
+
+/// A plain-text listing of `f` with its allocation: every instruction's
+/// operands with their locations, the inserted edits, the logged reasons,
+/// and the edge splits (for debugging and failure reports; the Compiler
+/// prints its own listing with real instructions).
+pub fn listing<F: crate::Function>(f: &F, out: &Output) -> String {
+    use core::fmt::Write;
+    let mut s = String::new();
+    let mut k = 0;
+    for bi in 0..f.num_blocks() {
+        let b = Block::new(bi);
+        let _ = writeln!(
+            s,
+            "{b}: preds {:?} succs {:?}",
+            f.block_preds(b),
+            f.block_succs(b)
+        );
+        for i in f.block_insts(b).iter() {
+            while k < out.edits.len() && out.edits[k].0 == ProgPoint::Before(i) {
+                let _ = writeln!(s, "      {}", out.edits[k].1);
+                k += 1;
+            }
+            let _ = write!(s, "  {i}:");
+            if f.is_branch(i) {
+                s.push_str(" branch");
+            }
+            if f.is_ret(i) {
+                s.push_str(" ret");
+            }
+            let allocs = if out.inst_alloc_offsets.len() > i.index() + 1 {
+                out.inst_allocs(i)
+            } else {
+                &[]
+            };
+            for (n, op) in f.inst_operands(i).iter().enumerate() {
+                let kind = match op.kind {
+                    crate::OperandKind::Use => "use",
+                    crate::OperandKind::Def => "def",
+                    crate::OperandKind::Modify => "mod",
+                };
+                let at = allocs.get(n).copied().unwrap_or(Allocation::None);
+                let _ = write!(s, " {kind} {}={at}", op.vreg);
+            }
+            if !f.inst_clobbers(i).is_empty() {
+                s.push_str(" clobbers");
+            }
+            s.push('\n');
+            for d in out.log.at(i) {
+                let _ = writeln!(s, "        ; {d}");
+            }
+            while k < out.edits.len() && out.edits[k].0 == ProgPoint::After(i) {
+                let _ = writeln!(s, "      after: {}", out.edits[k].1);
+                k += 1;
+            }
+        }
+    }
+    for sp in &out.edge_splits {
+        let _ = write!(s, "edge {} -> {}:", sp.from, sp.to);
+        for e in &sp.edits {
+            let _ = write!(s, " [{e}]");
+        }
+        s.push('\n');
+    }
+    s
+}

@@ -463,3 +463,14 @@ fn stores_of_loop_invariants_are_hoisted() {
     );
     let _ = stores_in_loop;
 }
+
+#[test]
+fn listing_shows_locations_edits_and_reasons() {
+    let f = workload_b(100);
+    let out = run(&f);
+    let text = jitforge_regalloc::listing(&f, &out);
+    assert!(text.contains("b0: preds"));
+    assert!(text.contains("mod v"));
+    assert!(text.contains("store [slot"));
+    assert!(text.contains("; i"));
+}
