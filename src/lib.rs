@@ -22,12 +22,14 @@
 //! # Ok::<(), jitforge::Error>(())
 //! ```
 
+pub mod builder;
 pub mod code;
 pub mod compiler;
 mod error;
 pub mod jit;
 pub mod x86;
 
+pub use builder::Builder;
 pub use code::{Arch, CodeHolder, Label};
 pub use error::{Error, Result};
 pub use jit::{

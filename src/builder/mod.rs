@@ -1,0 +1,898 @@
+//! The node-list [`Builder`]: records x86 instructions, labels, alignment,
+//! embedded data, comments and section switches as a list of nodes that can
+//! be inspected and edited anywhere (through a cursor), transformed by
+//! [`Pass`]es, and finally serialized into the [`CodeHolder`] through an
+//! [`Assembler`] — AsmJit's `x86::Builder`.
+//!
+//! # Storage
+//!
+//! Nodes live in one arena (`Vec`) and are linked by 32-bit indices, so
+//! adding a node costs no heap allocation of its own; operands go to one
+//! shared operand pool, embedded bytes and cached instruction bytes to one
+//! byte pool, comments to one string pool. A removed node stays in the arena
+//! (its [`NodeId`] never names another node); [`Builder::clear`] empties
+//! everything and keeps the allocations for the next function.
+//!
+//! # Validation
+//!
+//! Every instruction is encoded once, when it is added, into a private
+//! scratch code holder: an invalid instruction fails at the call, as with the
+//! Assembler, and the Builder learns its size. Instructions that refer to no
+//! label and no absolute branch target keep their bytes, which serialization
+//! copies without encoding them again (unless a logger wants to see them).
+//!
+//! # Branch relaxation
+//!
+//! At serialization, every `jmp`/`jcc` to a label that was not given an
+//! explicit size ([`Builder::short`], [`Builder::long`]) starts short and
+//! becomes near only when its target is out of rel8 reach (see the `relax`
+//! module docs for the algorithm and its cost). Forward jumps thus take 2
+//! bytes where they reach, where the Assembler, which does not know yet
+//! where a forward label lands, takes 5 or 6.
+
+mod relax;
+mod scratch;
+
+use crate::code::{CodeHolder, Label, SectionId};
+use crate::error::{Error, Result};
+use crate::x86::{Emitter, InstOptions, Logger, Mnemonic, Operand, Rounding};
+pub use relax::{MAX_PASSES, RelaxStats};
+use scratch::Scratch;
+
+/// Index of no node.
+const NIL: u32 = u32::MAX;
+
+/// Per-node flags.
+mod flag {
+    /// A jmp/jcc to a label whose size the relaxation chooses.
+    pub const RELAX: u8 = 1;
+    /// Relaxation chose the near form.
+    pub const LONG: u8 = 2;
+    /// The cached bytes are final (no label, no absolute target).
+    pub const PLAIN: u8 = 4;
+    /// A rel8-only branch to a label (its reach is checked before emitting).
+    pub const SHORT_FIXED: u8 = 8;
+    /// Refers to a label (checked to be bound before emitting).
+    pub const LABEL_USE: u8 = 16;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Inst,
+    Label,
+    Align,
+    Embed,
+    EmbedLabel,
+    Comment,
+    Section,
+    Removed,
+}
+
+/// One node of the arena.
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    prev: u32,
+    next: u32,
+    /// Section offset computed by the last layout pass.
+    offset: u32,
+    /// First operand / label id / alignment / data or text start / section.
+    arg: u32,
+    /// Operand count / data or text length.
+    len: u32,
+    /// Start of the cached bytes in the byte pool (`PLAIN` instructions).
+    data: u32,
+    options: InstOptions,
+    mnemonic: Mnemonic,
+    kind: Kind,
+    flags: u8,
+    /// Size in bytes (the short size of a relaxable branch).
+    size: u8,
+    /// Size of the near form of a relaxable branch.
+    long_size: u8,
+    forms: Option<&'static [u16]>,
+}
+
+impl Rec {
+    fn new(kind: Kind, arg: u32, len: u32) -> Rec {
+        Rec {
+            prev: NIL,
+            next: NIL,
+            offset: 0,
+            arg,
+            len,
+            data: 0,
+            options: InstOptions::NONE,
+            mnemonic: Mnemonic::Nop,
+            kind,
+            flags: 0,
+            size: 0,
+            long_size: 0,
+            forms: None,
+        }
+    }
+}
+
+/// Identifies a node of a [`Builder`]. It stays valid (and never names
+/// another node) until the node is removed or the Builder is cleared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    /// The node's index in the Builder's arena (creation order).
+    pub const fn index(self) -> u32 {
+        self.0
+    }
+}
+
+/// An instruction node: mnemonic, explicit operands (Intel order) and options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inst<'b> {
+    /// The mnemonic.
+    pub mnemonic: Mnemonic,
+    /// The explicit operands, in Intel order.
+    pub operands: &'b [Operand],
+    /// Prefixes, branch size and encoding hints given with the instruction.
+    /// (The size relaxation picks for a branch is not recorded here.)
+    pub options: InstOptions,
+}
+
+/// A read-only view of one node of a [`Builder`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Node<'b> {
+    /// An instruction.
+    Inst(Inst<'b>),
+    /// A label bound here.
+    Label(Label),
+    /// Alignment to this many bytes (NOPs in code, zeros in data).
+    Align(usize),
+    /// Embedded bytes.
+    Embed(&'b [u8]),
+    /// The embedded absolute address of a label (8 bytes on x86-64, 4 on x86).
+    EmbedLabel(Label),
+    /// A comment (shown to the logger at serialization; no bytes).
+    Comment(&'b str),
+    /// A switch to another section of the code holder.
+    Section(SectionId),
+}
+
+/// A transformation of a Builder's node list, run by [`Builder::run_pass`]
+/// or, when registered with [`Builder::add_pass`], by [`Builder::finalize`].
+///
+/// Closures `FnMut(&mut Builder<'_>) -> Result<()>` are passes too.
+pub trait Pass {
+    /// Runs the pass over `builder`, which it may edit freely.
+    fn run(&mut self, builder: &mut Builder<'_>) -> Result<()>;
+}
+
+impl<F: FnMut(&mut Builder<'_>) -> Result<()>> Pass for F {
+    fn run(&mut self, builder: &mut Builder<'_>) -> Result<()> {
+        self(builder)
+    }
+}
+
+/// The node-list Builder: records x86 code as an editable list of nodes and
+/// serializes it into its [`CodeHolder`] with the shortest branches.
+///
+/// It implements [`Emitter`], so the whole typed API ([`crate::x86::Instructions`])
+/// and the dynamic [`Emitter::emit`] work on it as on the Assembler.
+/// Instructions are validated when added; labels live in the code holder.
+///
+/// ```
+/// use jitforge::builder::{Builder, Node};
+/// use jitforge::x86::*;
+/// use jitforge::{Arch, CodeHolder};
+///
+/// let mut code = CodeHolder::new(Arch::X64);
+/// let mut b = Builder::new(&mut code);
+/// let done = b.new_label();
+/// b.test(edi, edi)?;
+/// b.je(done)?;               // a forward jump: relaxed to 2 bytes
+/// b.mov(eax, 1)?;
+/// let mov = b.cursor().expect("the mov node");
+/// b.bind(done)?;
+/// b.ret()?;
+///
+/// // Edit: insert an instruction after the `mov`, then continue at the end.
+/// let end = b.cursor();
+/// b.set_cursor(Some(mov))?;
+/// b.add(eax, edi)?;
+/// b.set_cursor(end)?;
+/// assert_eq!(b.iter().filter(|(_, n)| matches!(n, Node::Inst(_))).count(), 5);
+///
+/// b.finalize()?;
+/// assert_eq!(b.relax_stats().short_branches, 1);
+/// drop(b);
+/// assert_eq!(
+///     code.finalize()?,
+///     [0x85, 0xff, 0x74, 0x07, 0xb8, 1, 0, 0, 0, 0x01, 0xf8, 0xc3]
+/// );
+/// # Ok::<(), jitforge::Error>(())
+/// ```
+pub struct Builder<'a> {
+    code: &'a mut CodeHolder,
+    logger: Option<&'a mut dyn Logger>,
+    nodes: Vec<Rec>,
+    operands: Vec<Operand>,
+    data: Vec<u8>,
+    text: String,
+    first: u32,
+    last: u32,
+    /// New nodes go after this one (`NIL`: at the front).
+    cursor: u32,
+    count: usize,
+    options: InstOptions,
+    /// Label id -> its bind node (`NIL` when not bound in this Builder).
+    bound: Vec<u32>,
+    scratch: Scratch,
+    passes: Vec<Box<dyn Pass + 'a>>,
+    layout: relax::Layout,
+    stats: RelaxStats,
+}
+
+/// Whether `m` is `jmp` or a conditional jump with both rel8 and rel32 forms.
+fn is_relaxable(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Jmp
+            | M::Ja
+            | M::Jae
+            | M::Jb
+            | M::Jbe
+            | M::Je
+            | M::Jg
+            | M::Jge
+            | M::Jl
+            | M::Jle
+            | M::Jne
+            | M::Jno
+            | M::Jnp
+            | M::Jns
+            | M::Jo
+            | M::Jp
+            | M::Js
+    )
+}
+
+/// Whether an immediate operand of `m` may be a branch target (encoded
+/// relative to the instruction's address).
+fn may_branch_to_address(m: Mnemonic) -> bool {
+    let name = m.name();
+    name.starts_with('j') || name.starts_with("loop") || name == "call" || name == "xbegin"
+}
+
+impl<'a> Builder<'a> {
+    /// An empty Builder for `code`; labels are created in `code`, and
+    /// [`finalize`](Self::finalize) writes the code there.
+    pub fn new(code: &'a mut CodeHolder) -> Builder<'a> {
+        let scratch = Scratch::new(code);
+        Builder {
+            code,
+            logger: None,
+            nodes: Vec::new(),
+            operands: Vec::new(),
+            data: Vec::new(),
+            text: String::new(),
+            first: NIL,
+            last: NIL,
+            cursor: NIL,
+            count: 0,
+            options: InstOptions::NONE,
+            bound: Vec::new(),
+            scratch,
+            passes: Vec::new(),
+            layout: relax::Layout::default(),
+            stats: RelaxStats::default(),
+        }
+    }
+
+    /// The code holder.
+    pub fn code(&self) -> &CodeHolder {
+        self.code
+    }
+
+    /// The code holder, mutably (to add sections or set the base address).
+    pub fn code_mut(&mut self) -> &mut CodeHolder {
+        self.code
+    }
+
+    /// Attaches a logger that sees every item serialization writes (and the
+    /// comments); it never changes the bytes.
+    pub fn set_logger(&mut self, logger: Option<&'a mut dyn Logger>) {
+        self.logger = logger;
+    }
+
+    /// Empties the node list for reuse (labels stay in the code holder),
+    /// keeping the allocations and the registered passes.
+    pub fn clear(&mut self) {
+        self.nodes.clear();
+        self.operands.clear();
+        self.data.clear();
+        self.text.clear();
+        self.first = NIL;
+        self.last = NIL;
+        self.cursor = NIL;
+        self.count = 0;
+        self.options = InstOptions::NONE;
+        self.bound.clear();
+    }
+
+    // ----- labels -----
+
+    /// A new anonymous label of the code holder.
+    pub fn new_label(&mut self) -> Label {
+        self.code.new_label()
+    }
+
+    /// A new named label of the code holder.
+    pub fn new_named_label(&mut self, name: &str) -> Result<Label> {
+        self.code.new_named_label(name)
+    }
+
+    fn check_label(&self, label: Label) -> Result<()> {
+        if (label.0 as usize) < self.code.label_count() {
+            Ok(())
+        } else {
+            Err(Error::InvalidLabel { id: label.0 })
+        }
+    }
+
+    /// Binds `label` at the cursor. A label bound twice (in this Builder or
+    /// already in the code holder) is an error.
+    pub fn bind(&mut self, label: Label) -> Result<()> {
+        self.check_label(label)?;
+        let i = label.0 as usize;
+        if self.code.is_bound(label) || self.bound.get(i).is_some_and(|&n| n != NIL) {
+            return Err(Error::LabelAlreadyBound {
+                label: self.code.label_name(label),
+            });
+        }
+        let id = self.insert(Rec::new(Kind::Label, label.0, 0));
+        if self.bound.len() <= i {
+            self.bound.resize(i + 1, NIL);
+        }
+        self.bound[i] = id.0;
+        Ok(())
+    }
+
+    // ----- data, alignment, comments, sections -----
+
+    /// Aligns to `alignment` bytes (a power of two up to 4096): multi-byte
+    /// NOPs in code, zeros in data. Relaxation accounts for the padding.
+    pub fn align(&mut self, alignment: usize) -> Result<()> {
+        if !alignment.is_power_of_two() || alignment > 4096 {
+            return Err(Error::InvalidArgument {
+                message: format!("alignment {alignment} is not a power of two up to 4096"),
+            });
+        }
+        self.insert(Rec::new(Kind::Align, alignment as u32, 0));
+        Ok(())
+    }
+
+    /// Embeds raw bytes.
+    pub fn embed(&mut self, bytes: &[u8]) -> Result<()> {
+        let len = u32::try_from(bytes.len()).map_err(|_| Error::InvalidArgument {
+            message: format!("{} bytes are too many to embed at once", bytes.len()),
+        })?;
+        let start = self.data_start()?;
+        self.data.extend_from_slice(bytes);
+        self.insert(Rec::new(Kind::Embed, start, len));
+        Ok(())
+    }
+
+    /// Embeds a little-endian integer of `size` bytes (1, 2, 4, 8).
+    pub fn embed_int(&mut self, value: u64, size: usize) -> Result<()> {
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return Err(Error::InvalidArgument {
+                message: format!("integer size {size} is not 1, 2, 4 or 8"),
+            });
+        }
+        self.embed(&value.to_le_bytes()[..size])
+    }
+
+    /// Embeds the absolute address of `label` (8 bytes on x86-64, 4 on x86),
+    /// filled in when the code is placed.
+    pub fn embed_label(&mut self, label: Label) -> Result<()> {
+        self.check_label(label)?;
+        let mut rec = Rec::new(Kind::EmbedLabel, label.0, 0);
+        rec.flags = flag::LABEL_USE;
+        self.insert(rec);
+        Ok(())
+    }
+
+    /// Adds a comment: no bytes; the logger sees it at serialization.
+    pub fn comment(&mut self, text: &str) -> Result<()> {
+        let start = u32::try_from(self.text.len()).ok();
+        let len = u32::try_from(text.len()).ok();
+        let (Some(start), Some(len)) = (start, len) else {
+            return Err(Error::InvalidArgument {
+                message: "comment text exceeds 4 GiB".into(),
+            });
+        };
+        self.text.push_str(text);
+        self.insert(Rec::new(Kind::Comment, start, len));
+        Ok(())
+    }
+
+    /// Continues in another section of the code holder.
+    pub fn switch_section(&mut self, section: SectionId) -> Result<()> {
+        if !self.code.has_section(section) {
+            return Err(Error::InvalidArgument {
+                message: format!("no section {}", section.0),
+            });
+        }
+        self.insert(Rec::new(Kind::Section, section.0, 0));
+        Ok(())
+    }
+
+    fn data_start(&self) -> Result<u32> {
+        u32::try_from(self.data.len()).map_err(|_| Error::InvalidArgument {
+            message: "the Builder's byte pool exceeds 4 GiB".into(),
+        })
+    }
+
+    // ----- instruction options -----
+
+    /// Sets options (prefixes, branch size, encoding hints) for the next instruction only.
+    pub fn options(&mut self, options: InstOptions) -> &mut Self {
+        self.options |= options;
+        self
+    }
+
+    /// `lock` prefix on the next instruction.
+    pub fn lock(&mut self) -> &mut Self {
+        self.options(InstOptions::LOCK)
+    }
+
+    /// `rep` prefix on the next instruction.
+    pub fn rep(&mut self) -> &mut Self {
+        self.options(InstOptions::REP)
+    }
+
+    /// `repne` prefix on the next instruction.
+    pub fn repne(&mut self) -> &mut Self {
+        self.options(InstOptions::REPNE)
+    }
+
+    /// The next branch keeps the short (rel8) form: relaxation leaves it
+    /// alone, and serialization fails if it does not reach.
+    pub fn short(&mut self) -> &mut Self {
+        self.options(InstOptions::SHORT)
+    }
+
+    /// The next branch keeps the near (rel32) form: relaxation leaves it alone.
+    pub fn long(&mut self) -> &mut Self {
+        self.options(InstOptions::LONG)
+    }
+
+    /// `{vex}`: the next instruction must use a VEX form.
+    pub fn vex(&mut self) -> &mut Self {
+        self.options(InstOptions::VEX)
+    }
+
+    /// `{evex}`: the next instruction must use an EVEX form.
+    pub fn evex(&mut self) -> &mut Self {
+        self.options(InstOptions::EVEX)
+    }
+
+    /// `{sae}` on the next instruction.
+    pub fn sae(&mut self) -> &mut Self {
+        self.options(InstOptions::SAE)
+    }
+
+    /// Embedded rounding on the next instruction.
+    pub fn rounding(&mut self, mode: Rounding) -> &mut Self {
+        self.options(InstOptions::rounding(mode))
+    }
+
+    /// Adds one instruction with explicit options (the dynamic API),
+    /// validated now. The pending options set by [`options`](Self::options)
+    /// are not used (nor cleared).
+    pub fn emit_with(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: InstOptions,
+    ) -> Result<()> {
+        let rec = self.make_inst(mnemonic, None, operands, options)?;
+        self.insert(rec);
+        Ok(())
+    }
+
+    /// Validates an instruction by encoding it once and builds its node
+    /// (operands already stored in the pool).
+    fn make_inst(
+        &mut self,
+        mnemonic: Mnemonic,
+        forms: Option<&'static [u16]>,
+        operands: &[Operand],
+        mut options: InstOptions,
+    ) -> Result<Rec> {
+        let explicit = operands
+            .iter()
+            .rposition(|o| !o.is_none())
+            .map_or(0, |i| i + 1);
+        let operands = &operands[..explicit];
+        let (Ok(start), Ok(count)) = (
+            u32::try_from(self.operands.len()),
+            u32::try_from(operands.len()),
+        ) else {
+            return Err(Error::InvalidArgument {
+                message: "the Builder's operand pool is full".into(),
+            });
+        };
+        let mut rec = Rec::new(Kind::Inst, start, count);
+        rec.mnemonic = mnemonic;
+        rec.forms = forms;
+        let target = match operands {
+            [Operand::Label(l)] => Some(*l),
+            _ => None,
+        };
+        let sized = options.intersects(InstOptions::SHORT | InstOptions::LONG);
+        if let (true, Some(label), false) = (is_relaxable(mnemonic), target, sized) {
+            if options.is_empty() {
+                // jmp rel8 / jcc rel8 are 2 bytes; jmp rel32 5, jcc rel32 6.
+                self.check_label(label)?;
+                rec.size = 2;
+                rec.long_size = if mnemonic == Mnemonic::Jmp { 5 } else { 6 };
+            } else {
+                let short = self.scratch.encode(
+                    self.code,
+                    mnemonic,
+                    forms,
+                    operands,
+                    options | InstOptions::SHORT,
+                )?;
+                let long = self.scratch.encode(
+                    self.code,
+                    mnemonic,
+                    forms,
+                    operands,
+                    options | InstOptions::LONG,
+                )?;
+                rec.size = short as u8;
+                rec.long_size = long as u8;
+            }
+            rec.flags = flag::RELAX | flag::LABEL_USE;
+        } else {
+            let has_imm = operands.iter().any(|o| matches!(o, Operand::Imm(_)));
+            let address_target = has_imm && may_branch_to_address(mnemonic);
+            if address_target && is_relaxable(mnemonic) && !options.contains(InstOptions::SHORT) {
+                // A branch to an absolute address: near, so that its size
+                // does not depend on where it lands.
+                options |= InstOptions::LONG;
+            }
+            let size = match self
+                .scratch
+                .encode(self.code, mnemonic, forms, operands, options)
+            {
+                Ok(size) => size,
+                Err(e) => {
+                    // Branches with only a rel8 form (loop, jrcxz) to a
+                    // label encode only as explicitly short.
+                    if target.is_none() || sized {
+                        return Err(e);
+                    }
+                    let short = options | InstOptions::SHORT;
+                    match self
+                        .scratch
+                        .encode(self.code, mnemonic, forms, operands, short)
+                    {
+                        Ok(size) => {
+                            options = short;
+                            size
+                        }
+                        Err(_) => return Err(e),
+                    }
+                }
+            };
+            rec.size = size as u8;
+            let label_use = scratch::max_label(operands).is_some();
+            if label_use {
+                rec.flags |= flag::LABEL_USE;
+                if target.is_some() && options.contains(InstOptions::SHORT) {
+                    rec.flags |= flag::SHORT_FIXED;
+                }
+            } else if !address_target {
+                rec.data = self.data_start()?;
+                self.data.extend_from_slice(self.scratch.bytes());
+                rec.flags |= flag::PLAIN;
+            }
+        }
+        rec.options = options;
+        self.operands.extend_from_slice(operands);
+        Ok(rec)
+    }
+
+    // ----- the node list -----
+
+    /// Links `rec` after the cursor and moves the cursor to it.
+    fn insert(&mut self, mut rec: Rec) -> NodeId {
+        let id = self.nodes.len() as u32;
+        let prev = self.cursor;
+        let next = if prev == NIL {
+            self.first
+        } else {
+            self.nodes[prev as usize].next
+        };
+        rec.prev = prev;
+        rec.next = next;
+        self.nodes.push(rec);
+        if prev == NIL {
+            self.first = id;
+        } else {
+            self.nodes[prev as usize].next = id;
+        }
+        if next == NIL {
+            self.last = id;
+        } else {
+            self.nodes[next as usize].prev = id;
+        }
+        self.cursor = id;
+        self.count += 1;
+        NodeId(id)
+    }
+
+    fn live(&self, id: NodeId) -> Result<&Rec> {
+        match self.nodes.get(id.0 as usize) {
+            Some(r) if r.kind != Kind::Removed => Ok(r),
+            _ => Err(Error::InvalidArgument {
+                message: format!("node {} is not in this Builder", id.0),
+            }),
+        }
+    }
+
+    /// Number of nodes in the list.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn id(index: u32) -> Option<NodeId> {
+        (index != NIL).then_some(NodeId(index))
+    }
+
+    /// The first node.
+    pub fn first(&self) -> Option<NodeId> {
+        Self::id(self.first)
+    }
+
+    /// The last node.
+    pub fn last(&self) -> Option<NodeId> {
+        Self::id(self.last)
+    }
+
+    /// The node after `id` (`None` at the end or for a removed node).
+    pub fn next(&self, id: NodeId) -> Option<NodeId> {
+        self.live(id).ok().and_then(|r| Self::id(r.next))
+    }
+
+    /// The node before `id` (`None` at the front or for a removed node).
+    pub fn prev(&self, id: NodeId) -> Option<NodeId> {
+        self.live(id).ok().and_then(|r| Self::id(r.prev))
+    }
+
+    /// The node new nodes are inserted after (`None`: at the front). After
+    /// each insertion it is the inserted node.
+    pub fn cursor(&self) -> Option<NodeId> {
+        Self::id(self.cursor)
+    }
+
+    /// Moves the cursor: new nodes go after `cursor`, or at the front for
+    /// `None`. Returns the previous cursor.
+    pub fn set_cursor(&mut self, cursor: Option<NodeId>) -> Result<Option<NodeId>> {
+        let index = match cursor {
+            Some(id) => {
+                self.live(id)?;
+                id.0
+            }
+            None => NIL,
+        };
+        Ok(Self::id(std::mem::replace(&mut self.cursor, index)))
+    }
+
+    /// Moves the cursor so that new nodes go before `id`. Returns the previous cursor.
+    pub fn set_cursor_before(&mut self, id: NodeId) -> Result<Option<NodeId>> {
+        let prev = self.live(id)?.prev;
+        Ok(Self::id(std::mem::replace(&mut self.cursor, prev)))
+    }
+
+    /// Removes a node. A cursor on it moves to the node before.
+    pub fn remove(&mut self, id: NodeId) -> Result<()> {
+        let r = *self.live(id)?;
+        if r.prev == NIL {
+            self.first = r.next;
+        } else {
+            self.nodes[r.prev as usize].next = r.next;
+        }
+        if r.next == NIL {
+            self.last = r.prev;
+        } else {
+            self.nodes[r.next as usize].prev = r.prev;
+        }
+        if self.cursor == id.0 {
+            self.cursor = r.prev;
+        }
+        self.unbind_node(&r);
+        let n = &mut self.nodes[id.0 as usize];
+        n.kind = Kind::Removed;
+        n.prev = NIL;
+        n.next = NIL;
+        self.count -= 1;
+        Ok(())
+    }
+
+    fn unbind_node(&mut self, r: &Rec) {
+        if r.kind == Kind::Label
+            && let Some(b) = self.bound.get_mut(r.arg as usize)
+        {
+            *b = NIL;
+        }
+    }
+
+    /// Replaces node `id` (of any kind) by an instruction, validated as when
+    /// added. On error the node is unchanged.
+    pub fn replace_inst(
+        &mut self,
+        id: NodeId,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: InstOptions,
+    ) -> Result<()> {
+        let old = *self.live(id)?;
+        let mut rec = self.make_inst(mnemonic, None, operands, options)?;
+        rec.prev = old.prev;
+        rec.next = old.next;
+        self.unbind_node(&old);
+        self.nodes[id.0 as usize] = rec;
+        Ok(())
+    }
+
+    /// A view of node `id` (`None` for a removed or foreign id).
+    pub fn node(&self, id: NodeId) -> Option<Node<'_>> {
+        let r = self.live(id).ok()?;
+        let (a, n) = (r.arg as usize, r.len as usize);
+        Some(match r.kind {
+            Kind::Inst => Node::Inst(Inst {
+                mnemonic: r.mnemonic,
+                operands: self.operands.get(a..a + n)?,
+                options: r.options,
+            }),
+            Kind::Label => Node::Label(Label(r.arg)),
+            Kind::Align => Node::Align(a),
+            Kind::Embed => Node::Embed(self.data.get(a..a + n)?),
+            Kind::EmbedLabel => Node::EmbedLabel(Label(r.arg)),
+            Kind::Comment => Node::Comment(self.text.get(a..a + n)?),
+            Kind::Section => Node::Section(SectionId(r.arg)),
+            Kind::Removed => return None,
+        })
+    }
+
+    /// The nodes in list order, with their ids.
+    pub fn iter(&self) -> Nodes<'_, 'a> {
+        Nodes {
+            builder: self,
+            at: self.first,
+        }
+    }
+
+    // ----- passes and serialization -----
+
+    /// Registers a pass that [`finalize`](Self::finalize) runs, in order, before serializing.
+    pub fn add_pass(&mut self, pass: Box<dyn Pass + 'a>) {
+        self.passes.push(pass);
+    }
+
+    /// Runs one pass now.
+    pub fn run_pass(&mut self, pass: &mut dyn Pass) -> Result<()> {
+        pass.run(self)
+    }
+
+    /// Runs the registered passes, then serializes the node list into the
+    /// code holder (see [`serialize`](Self::serialize)).
+    pub fn finalize(&mut self) -> Result<()> {
+        let mut passes = std::mem::take(&mut self.passes);
+        let result = passes.iter_mut().try_for_each(|p| p.run(self));
+        passes.append(&mut self.passes);
+        self.passes = passes;
+        result?;
+        self.serialize()
+    }
+
+    /// Relaxes the branches and writes every node into the code holder
+    /// through an [`crate::x86::Assembler`], starting in `.text` at the end of
+    /// what each section already holds; the attached logger sees every item.
+    ///
+    /// Errors found by the layout (a label bound twice, a label used but
+    /// bound nowhere, a short branch that does not reach) are reported
+    /// before anything is written. The node list is kept; serializing it a
+    /// second time fails, as its labels are then bound.
+    pub fn serialize(&mut self) -> Result<()> {
+        let logger = self.logger.as_deref_mut();
+        let lists = relax::Lists {
+            nodes: &mut self.nodes,
+            first: self.first,
+            operands: &self.operands,
+            data: &self.data,
+            text: &self.text,
+        };
+        self.stats = relax::serialize(self.code, logger, lists, &mut self.layout)?;
+        Ok(())
+    }
+
+    /// [`serialize`](Self::serialize) with this logger instead of the attached one.
+    pub fn serialize_with_logger(&mut self, logger: &mut dyn Logger) -> Result<()> {
+        let lists = relax::Lists {
+            nodes: &mut self.nodes,
+            first: self.first,
+            operands: &self.operands,
+            data: &self.data,
+            text: &self.text,
+        };
+        self.stats = relax::serialize(self.code, Some(logger), lists, &mut self.layout)?;
+        Ok(())
+    }
+
+    /// What the last serialization's branch relaxation did.
+    pub fn relax_stats(&self) -> RelaxStats {
+        self.stats
+    }
+
+    fn add_typed(
+        &mut self,
+        mnemonic: Mnemonic,
+        forms: Option<&'static [u16]>,
+        operands: &[Operand],
+    ) -> Result<()> {
+        let options = std::mem::take(&mut self.options);
+        let rec = self.make_inst(mnemonic, forms, operands, options)?;
+        self.insert(rec);
+        Ok(())
+    }
+}
+
+impl Emitter for Builder<'_> {
+    fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
+        self.add_typed(mnemonic, None, operands)
+    }
+
+    #[inline]
+    fn emit_forms(
+        &mut self,
+        mnemonic: Mnemonic,
+        forms: &'static [u16],
+        operands: &[Operand],
+    ) -> Result<()> {
+        self.add_typed(mnemonic, Some(forms), operands)
+    }
+}
+
+/// Iterator over a Builder's nodes in list order (from [`Builder::iter`]).
+pub struct Nodes<'b, 'a> {
+    builder: &'b Builder<'a>,
+    at: u32,
+}
+
+impl<'b> Iterator for Nodes<'b, '_> {
+    type Item = (NodeId, Node<'b>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let id = Builder::id(self.at)?;
+        let builder: &'b Builder<'_> = self.builder;
+        self.at = builder.nodes.get(self.at as usize).map_or(NIL, |r| r.next);
+        Some((id, builder.node(id)?))
+    }
+}
+
+impl std::fmt::Debug for Builder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("nodes", &self.count)
+            .field("cursor", &self.cursor())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,446 @@
+//! Layout, branch relaxation and serialization of a Builder's node list.
+//!
+//! # Algorithm
+//!
+//! Every relaxable branch (`jmp`/`jcc` to a label, no size given) starts
+//! short. A layout pass walks the list once, in order, computing each node's
+//! section offset from the sizes known since the node was added (branches: 2
+//! bytes short, 5 or 6 near; alignment: the padding at the offset reached in
+//! this pass) and the position of each label bound on the way:
+//!
+//! - a branch to a label already placed in this pass (a backward branch, or
+//!   a label the code holder had bound before) is decided on the spot: every
+//!   byte between it and its target is final for this pass, so it becomes
+//!   near exactly when rel8 does not reach;
+//! - a branch to a label not placed yet (a forward branch) stays short for
+//!   now and is checked once the walk has placed every label.
+//!
+//! When a pass turned some branch near, the layout is run again. Sizes only
+//! grow (a near branch never becomes short again), so the passes terminate,
+//! and a pass that changes nothing proves that every short branch reaches in
+//! the layout that will be written. Forward cascades (a forward branch that
+//! no longer reaches because a later one grew) need one pass per level; the
+//! passes are bounded by [`MAX_PASSES`]: past it, every forward branch still
+//! short becomes near, after which backward decisions settle in at most two
+//! more passes. Each pass is linear in the number of nodes plus labels, so
+//! the whole relaxation is linear. On workload A one pass suffices.
+//!
+//! # Serialization
+//!
+//! Checks that need the final layout (labels used but bound nowhere, labels
+//! bound twice, explicitly short branches that do not reach) are made before
+//! anything is written. Then each node goes through the [`Assembler`] with
+//! the size relaxation chose (`InstOptions::SHORT` or `LONG`); instructions
+//! whose bytes were cached when they were added are copied as they are when
+//! no logger is attached. Each node's offset is compared with the layout's,
+//! so a disagreement is an error, never wrong code.
+
+use super::{Kind, NIL, Rec, flag};
+use crate::code::{Arch, CodeHolder, Label, SectionId};
+use crate::error::{Error, Result};
+use crate::x86::{Assembler, Emitter, InstOptions, Logger, MemBase, Operand};
+use std::cell::RefCell;
+
+/// Layout passes before the remaining short forward branches are made near.
+pub const MAX_PASSES: u32 = 32;
+
+const UNSET: u64 = u64::MAX;
+
+/// What the last branch relaxation of a Builder did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelaxStats {
+    /// Layout passes run (1 when every branch reached at once).
+    pub passes: u32,
+    /// Relaxable branches written short (2 bytes).
+    pub short_branches: usize,
+    /// Relaxable branches written near (5 or 6 bytes).
+    pub near_branches: usize,
+    /// Whether [`MAX_PASSES`] was reached (the remaining short forward
+    /// branches were then made near).
+    pub bounded: bool,
+}
+
+/// A short branch whose target was not placed yet when the walk met it.
+#[derive(Clone, Copy, Debug)]
+struct Forward {
+    node: u32,
+    label: u32,
+    section: u32,
+    end: u64,
+}
+
+/// Buffers of the layout passes, kept between serializations.
+#[derive(Debug, Default)]
+pub(super) struct Layout {
+    holder_pos: Vec<u64>,
+    label_pos: Vec<u64>,
+    section_start: Vec<u64>,
+    section_off: Vec<u64>,
+    forward: Vec<Forward>,
+    /// Non-relaxable nodes that refer to labels: (node, section).
+    checks: Vec<(u32, u32)>,
+}
+
+/// The Builder's lists, borrowed for serialization.
+pub(super) struct Lists<'b> {
+    pub nodes: &'b mut [Rec],
+    pub first: u32,
+    pub operands: &'b [Operand],
+    pub data: &'b [u8],
+    pub text: &'b str,
+}
+
+fn pack(section: u32, offset: u64) -> u64 {
+    ((section as u64) << 32) | offset
+}
+
+/// The rel8 displacement from `end` in `section` to `pos`, when in the same section.
+fn displacement(pos: u64, section: u32, end: u64) -> Option<i64> {
+    ((pos >> 32) as u32 == section).then(|| (pos & 0xffff_ffff) as i64 - end as i64)
+}
+
+fn reaches(pos: u64, section: u32, end: u64) -> bool {
+    displacement(pos, section, end).is_some_and(|d| (-128..=127).contains(&d))
+}
+
+fn operands_of<'o>(operands: &'o [Operand], r: &Rec) -> &'o [Operand] {
+    let start = r.arg as usize;
+    operands.get(start..start + r.len as usize).unwrap_or(&[])
+}
+
+fn internal(message: String) -> Error {
+    Error::InvalidArgument {
+        message: format!("builder: {message} (internal error)"),
+    }
+}
+
+fn branch_label(operands: &[Operand], r: &Rec) -> Result<u32> {
+    match operands_of(operands, r) {
+        [Operand::Label(l)] => Ok(l.0),
+        _ => Err(internal("relaxable branch without a label".into())),
+    }
+}
+
+impl Layout {
+    fn init(&mut self, code: &CodeHolder) {
+        let n = code.label_count() as u32;
+        self.holder_pos.clear();
+        self.holder_pos.extend((0..n).map(|i| {
+            code.label_offset(Label(i))
+                .map_or(UNSET, |(s, o)| pack(s.0, o as u64))
+        }));
+        self.section_start.clear();
+        self.section_start
+            .extend(code.sections().iter().map(|s| s.data().len() as u64));
+    }
+
+    fn label_slot(&mut self, label: u32) -> Result<&mut u64> {
+        self.label_pos
+            .get_mut(label as usize)
+            .ok_or(Error::InvalidLabel { id: label })
+    }
+
+    /// One layout pass; returns whether some branch became near.
+    fn pass(
+        &mut self,
+        code: &CodeHolder,
+        lists: &mut Lists<'_>,
+        ptr: u64,
+        force: bool,
+    ) -> Result<bool> {
+        self.label_pos.clone_from(&self.holder_pos);
+        self.section_off.clone_from(&self.section_start);
+        self.forward.clear();
+        self.checks.clear();
+        let mut changed = false;
+        let mut section = 0u32;
+        let mut off = self.section_off.first().copied().unwrap_or(0);
+        let mut at = lists.first;
+        while at != NIL {
+            let r = &mut lists.nodes[at as usize];
+            r.offset =
+                u32::try_from(off).map_err(|_| internal("a section exceeds 4 GiB".into()))?;
+            match r.kind {
+                Kind::Inst if r.flags & flag::RELAX != 0 => {
+                    if r.flags & flag::LONG != 0 {
+                        off += r.long_size as u64;
+                    } else {
+                        let label = branch_label(lists.operands, r)?;
+                        let end = off + r.size as u64;
+                        let pos = *self
+                            .label_pos
+                            .get(label as usize)
+                            .ok_or(Error::InvalidLabel { id: label })?;
+                        if pos == UNSET {
+                            self.forward.push(Forward {
+                                node: at,
+                                label,
+                                section,
+                                end,
+                            });
+                            off = end;
+                        } else if reaches(pos, section, end) {
+                            off = end;
+                        } else {
+                            r.flags |= flag::LONG;
+                            off += r.long_size as u64;
+                            changed = true;
+                        }
+                    }
+                }
+                Kind::Inst => {
+                    if r.flags & flag::LABEL_USE != 0 {
+                        self.checks.push((at, section));
+                    }
+                    off += r.size as u64;
+                }
+                Kind::Label => {
+                    let slot = self.label_slot(r.arg)?;
+                    if *slot != UNSET {
+                        return Err(Error::LabelAlreadyBound {
+                            label: code.label_name(Label(r.arg)),
+                        });
+                    }
+                    *slot = pack(section, off);
+                }
+                Kind::Align => off = off.next_multiple_of(r.arg as u64),
+                Kind::Embed => off += r.len as u64,
+                Kind::EmbedLabel => {
+                    self.checks.push((at, section));
+                    off += ptr;
+                }
+                Kind::Comment | Kind::Removed => {}
+                Kind::Section => {
+                    self.section_off[section as usize] = off;
+                    section = r.arg;
+                    off = *self
+                        .section_off
+                        .get(section as usize)
+                        .ok_or_else(|| internal(format!("no section {section}")))?;
+                }
+            }
+            at = r.next;
+        }
+        if let Some(s) = self.section_off.get_mut(section as usize) {
+            *s = off;
+        }
+        for f in &self.forward {
+            let pos = self.label_pos[f.label as usize];
+            if pos == UNSET {
+                return Err(Error::UnboundLabel {
+                    label: code.label_name(Label(f.label)),
+                });
+            }
+            if force || !reaches(pos, f.section, f.end) {
+                lists.nodes[f.node as usize].flags |= flag::LONG;
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// After the last pass: every label used is bound, and every explicitly
+    /// short branch reaches.
+    fn check(&self, code: &CodeHolder, lists: &Lists<'_>) -> Result<()> {
+        let unbound = |label: u32| Error::UnboundLabel {
+            label: code.label_name(Label(label)),
+        };
+        for &(node, section) in &self.checks {
+            let r = &lists.nodes[node as usize];
+            if r.kind == Kind::EmbedLabel {
+                if self
+                    .label_pos
+                    .get(r.arg as usize)
+                    .is_none_or(|&p| p == UNSET)
+                {
+                    return Err(unbound(r.arg));
+                }
+                continue;
+            }
+            for op in operands_of(lists.operands, r) {
+                let (label, target) = match op {
+                    Operand::Label(l) => (l.0, true),
+                    Operand::Mem(m) => match m.base() {
+                        MemBase::Label(l) => (l.0, false),
+                        _ => continue,
+                    },
+                    _ => continue,
+                };
+                let pos = self.label_pos.get(label as usize).copied().unwrap_or(UNSET);
+                if pos == UNSET {
+                    return Err(unbound(label));
+                }
+                if target && r.flags & flag::SHORT_FIXED != 0 {
+                    let end = r.offset as u64 + r.size as u64;
+                    if let Some(d) = displacement(pos, section, end)
+                        && !(-128..=127).contains(&d)
+                    {
+                        return Err(Error::ShortJumpOutOfRange {
+                            label: code.label_name(Label(label)),
+                            distance: d,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Forwards the Assembler's log lines to a logger the serializer also
+/// writes comments to.
+struct SharedLogger<'c, 'r, 'l>(&'c RefCell<&'r mut (dyn Logger + 'l)>);
+
+impl Logger for SharedLogger<'_, '_, '_> {
+    fn log(&mut self, offset: usize, bytes: &[u8], text: &str) {
+        if let Ok(mut logger) = self.0.try_borrow_mut() {
+            logger.log(offset, bytes, text);
+        }
+    }
+}
+
+/// The size a node takes at `offset` in the final layout.
+fn node_size(r: &Rec, offset: u64, ptr: u64) -> u64 {
+    match r.kind {
+        Kind::Inst if r.flags & flag::LONG != 0 => r.long_size as u64,
+        Kind::Inst => r.size as u64,
+        Kind::Align => offset.next_multiple_of(r.arg as u64) - offset,
+        Kind::Embed => r.len as u64,
+        Kind::EmbedLabel => ptr,
+        Kind::Label | Kind::Comment | Kind::Section | Kind::Removed => 0,
+    }
+}
+
+/// Relaxes the branches of `lists` and writes it into `code`.
+pub(super) fn serialize(
+    code: &mut CodeHolder,
+    logger: Option<&mut (dyn Logger + '_)>,
+    mut lists: Lists<'_>,
+    layout: &mut Layout,
+) -> Result<RelaxStats> {
+    let ptr = match code.arch() {
+        Arch::X64 => 8,
+        Arch::X86 => 4,
+    };
+    for r in lists.nodes.iter_mut() {
+        r.flags &= !flag::LONG;
+    }
+    layout.init(code);
+    let mut stats = RelaxStats::default();
+    let mut force = false;
+    loop {
+        stats.passes += 1;
+        if !layout.pass(code, &mut lists, ptr, force)? {
+            break;
+        }
+        if stats.passes >= MAX_PASSES {
+            force = true;
+            stats.bounded = true;
+        }
+        if stats.passes > MAX_PASSES + 4 {
+            return Err(internal("branch relaxation does not settle".into()));
+        }
+    }
+    layout.check(code, &lists)?;
+    for r in lists.nodes.iter() {
+        if r.kind == Kind::Inst && r.flags & flag::RELAX != 0 {
+            if r.flags & flag::LONG != 0 {
+                stats.near_branches += 1;
+            } else {
+                stats.short_branches += 1;
+            }
+        }
+    }
+    emit(code, logger, &lists, ptr)?;
+    Ok(stats)
+}
+
+fn emit(
+    code: &mut CodeHolder,
+    logger: Option<&mut (dyn Logger + '_)>,
+    lists: &Lists<'_>,
+    ptr: u64,
+) -> Result<()> {
+    let cell = logger.map(RefCell::new);
+    let mut shared = cell.as_ref().map(SharedLogger);
+    let logging = cell.is_some();
+    let mut a = Assembler::new(code);
+    if let Some(shared) = shared.as_mut() {
+        a.set_logger(Some(shared));
+    }
+    let mut section = CodeHolder::TEXT;
+    let mut at = lists.first;
+    while at != NIL {
+        let r = &lists.nodes[at as usize];
+        let start = a.offset();
+        if start as u64 != r.offset as u64 {
+            return Err(internal(format!(
+                "node {at} is at offset {start}, the layout said {}",
+                r.offset
+            )));
+        }
+        match r.kind {
+            Kind::Inst => {
+                if r.flags & flag::PLAIN != 0 && !logging {
+                    let d = r.data as usize;
+                    let bytes = lists
+                        .data
+                        .get(d..d + r.size as usize)
+                        .ok_or_else(|| internal("cached bytes missing".into()))?;
+                    a.code_mut().buffer_mut(section).extend_from_slice(bytes);
+                } else {
+                    let mut options = r.options;
+                    if r.flags & flag::RELAX != 0 {
+                        options |= if r.flags & flag::LONG != 0 {
+                            InstOptions::LONG
+                        } else {
+                            InstOptions::SHORT
+                        };
+                    }
+                    a.options(options);
+                    let operands = operands_of(lists.operands, r);
+                    match r.forms {
+                        Some(forms) => a.emit_forms(r.mnemonic, forms, operands)?,
+                        None => a.emit(r.mnemonic, operands)?,
+                    }
+                }
+            }
+            Kind::Label => a.bind(Label(r.arg))?,
+            Kind::Align => a.align(r.arg as usize)?,
+            Kind::Embed => {
+                let d = r.arg as usize;
+                let bytes = lists
+                    .data
+                    .get(d..d + r.len as usize)
+                    .ok_or_else(|| internal("embedded bytes missing".into()))?;
+                a.embed(bytes);
+            }
+            Kind::EmbedLabel => a.embed_label(Label(r.arg))?,
+            Kind::Comment => {
+                if let Some(cell) = &cell
+                    && let Ok(mut logger) = cell.try_borrow_mut()
+                {
+                    let d = r.arg as usize;
+                    let text = lists.text.get(d..d + r.len as usize).unwrap_or("");
+                    logger.log(start, &[], &format!("; {text}"));
+                }
+            }
+            Kind::Section => {
+                section = SectionId(r.arg);
+                a.switch_section(section)?;
+            }
+            Kind::Removed => {}
+        }
+        if r.kind != Kind::Section {
+            let size = node_size(r, start as u64, ptr);
+            if (a.offset() - start) as u64 != size {
+                return Err(internal(format!(
+                    "node {at} took {} bytes, the layout said {size}",
+                    a.offset() - start
+                )));
+            }
+        }
+        at = r.next;
+    }
+    Ok(())
+}
