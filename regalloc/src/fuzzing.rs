@@ -56,6 +56,7 @@ struct Gen<'a> {
     r: Bytes<'a>,
     gp: Vec<VReg>,
     vecs: Vec<VReg>,
+    masks: Vec<VReg>,
     consts: Vec<VReg>,
     dead: VReg,
     max_blocks: usize,
@@ -152,6 +153,29 @@ impl Gen<'_> {
                 } else {
                     self.b
                         .inst(&[Operand::modify(d, Reg), Operand::use_(c, Any)]);
+                }
+            }
+            12 if !self.masks.is_empty() && self.r.flag() => {
+                // Mask registers: kandw-like op, kmovw from GP, masked vector op.
+                let n = self.masks.len() as u32;
+                let k1 = self.masks[self.r.below(n) as usize];
+                let k2 = self.masks[self.r.below(n) as usize];
+                match self.r.below(3) {
+                    0 => {
+                        self.b
+                            .inst(&[Operand::modify(k1, Reg), Operand::use_(k2, Any)]);
+                    }
+                    1 => {
+                        self.b.inst(&[Operand::def(k1, Reg), Operand::use_(d, Reg)]);
+                    }
+                    _ if !self.vecs.is_empty() => {
+                        let x = self.vecs[self.r.below(self.vecs.len() as u32) as usize];
+                        self.b
+                            .inst(&[Operand::modify(x, Reg), Operand::use_(k1, Subset(0xfe))]);
+                    }
+                    _ => {
+                        self.b.inst(&[Operand::use_(k1, Reg)]);
+                    }
                 }
             }
             12 if !self.vecs.is_empty() => {
@@ -351,6 +375,8 @@ pub fn generate(data: &[u8]) -> (TestFunction, MachineEnv) {
     let mut b = Builder::new();
     let gp: Vec<VReg> = (0..ngp).map(|_| b.vreg_gp()).collect();
     let vecs: Vec<VReg> = (0..nvec).map(|_| b.vreg(RegClass::Vec)).collect();
+    let nmask = if avx512 { r.below(4) as usize } else { 0 };
+    let masks: Vec<VReg> = (0..nmask).map(|_| b.vreg(RegClass::Mask)).collect();
     let consts: Vec<VReg> = (0..nconst).map(|_| b.vreg_const()).collect();
     let dead = b.vreg_gp();
     b.block();
@@ -362,7 +388,7 @@ pub fn generate(data: &[u8]) -> (TestFunction, MachineEnv) {
     for &v in &gp[nargs..] {
         b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(gp[0], Reg)]);
     }
-    for &v in &vecs {
+    for &v in vecs.iter().chain(masks.iter()) {
         b.inst(&[Operand::def(v, Constraint::Reg), Operand::use_(gp[0], Reg)]);
     }
     for &c in &consts {
@@ -373,6 +399,7 @@ pub fn generate(data: &[u8]) -> (TestFunction, MachineEnv) {
         r,
         gp,
         vecs,
+        masks,
         consts,
         dead,
         max_blocks,
@@ -381,7 +408,12 @@ pub fn generate(data: &[u8]) -> (TestFunction, MachineEnv) {
     };
     g.region(0);
     // Keep values live to the end: sink them (register or memory uses).
-    let all: Vec<VReg> = g.gp.iter().chain(g.vecs.iter()).copied().collect();
+    let all: Vec<VReg> =
+        g.gp.iter()
+            .chain(g.vecs.iter())
+            .chain(g.masks.iter())
+            .copied()
+            .collect();
     for v in all {
         g.b.inst(&[Operand::use_(v, Constraint::Any)]);
     }
