@@ -9,7 +9,7 @@
 //! ([`Edit`]), critical edges to split ([`EdgeSplit`]), the spill slots
 //! (hottest first), statistics and a decision log.
 //!
-//! Pipeline (one module each): [`cfg`] (validation, loop depth) →
+//! Pipeline (one module each): [`cfg`](mod@cfg) (validation, loop depth) →
 //! [`liveness`] (live sets, next-use distances) → [`interval`] (hulls, call
 //! crossing) → [`linear_scan`] (the allocation) → [`resolve`] (edges, with
 //! [`moves`] for parallel moves) → [`spill`] (slots) → [`checker`].
@@ -32,6 +32,22 @@
 //!     .unwrap();
 //! assert_eq!(out.stats.stores, 0);
 //! ```
+//!
+//! Applying the result: for each instruction, emit the `Before` edits at
+//! that point, the instruction with its operands replaced by
+//! [`Output::inst_allocs`] (a [`Allocation::Stack`] operand is the memory
+//! operand `[spill area + slot offset]`), then the `After` edits; for each
+//! [`EdgeSplit`], a new block with its edits between the two blocks. A
+//! `Swap` is `xchg` (GP only); `Remat` re-executes the value's constant
+//! definition. The frame saves [`Output::used_callee_saved`] and reserves
+//! [`Output::spill_area_size`] bytes.
+//!
+//! Testing: `cargo test -p jitforge-regalloc` (generated functions through
+//! proptest and a fixed sweep, unit properties, golden counts);
+//! `REGALLOC_SWEEP=N` and `REGALLOC_RAW_SWEEP=N` lengthen the sweeps.
+//! Fuzzing (nightly): `cd fuzz && cargo +nightly fuzz run regalloc --
+//! -max_total_time=1800 -len_control=0 -max_len=4096`. Bench:
+//! `cargo bench -p jitforge-regalloc --bench workload_b`.
 
 // Loops over the three register classes index several parallel arrays.
 #![allow(clippy::needless_range_loop)]
