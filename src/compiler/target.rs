@@ -1,0 +1,1410 @@
+//! The x86 target of the IR: [`X86Target`] implements
+//! [`jitforge_ir::target::Target`] from jitforge's instruction database, so
+//! that the IR's verifier, CFG and calling-convention lowering, the register
+//! allocator and the Compiler see real x86 instructions.
+//!
+//! # Target instruction ids
+//!
+//! A [`TargetInst`] packs an [`X86Inst`]: bits 0..16 are the
+//! [`Mnemonic`] (`Mnemonic as u32`), bits 16..18 a [`Prefix`] (`rep`,
+//! `repne`, `lock`), bit 18 an AVX-512 write mask (`{k}`: the mask register
+//! is then the *last* operand) and bit 19 zeroing (`{z}`, only with a mask).
+//! A plain mnemonic is therefore just `TargetInst(Mnemonic::Add as u32)`. The
+//! text names of decorated ids are identifiers: `rep_movsb`, `repne_scasb`,
+//! `lock_add`, `vaddps_k`, `vaddps_kz`.
+//!
+//! # How the operand facts are derived
+//!
+//! [`Target::inst_facts`] picks, as the encoder does, the *first* form of the
+//! mnemonic (in database preference order, valid in the target's mode) whose
+//! explicit operand kinds accept the operand shapes. Shapes are matched by a
+//! copy of the encoder's `accepts` rules, on classes and sizes instead of
+//! concrete registers: a general-purpose register of 1/2/4/8 bytes matches
+//! `r8`/`r16`/`r32`/`r64` kinds (and their `/m`, `.rm`, `.v`, `.o` variants),
+//! a vector register of up to 16 bytes (`f32`, `f64` and `v128` values)
+//! matches `xmm`, of 32 `ymm`, of 64 `zmm`; mask registers match `k`;
+//! memory matches the memory kinds when its size is unspecified or equals the
+//! form's memory size (`moffs` is never chosen: IR memory is not a 64-bit
+//! absolute address); immediates must fit the immediate kind; labels match
+//! branch targets. Fixed-register kinds (`al`, `cl`, `ax`, `dx`, `eax`, `rax`,
+//! `st0`) accept the physical register itself in a first pass; a virtual
+//! register only in a second pass, when no form accepted the operands in the
+//! first. So `add %a, 1000` takes the general `r64/m, id` form and not the
+//! accumulator form, while `shl %a, %c` takes the `cl` form with `%c` fixed
+//! to rcx.
+//!
+//! Then, one [`OperandFact`] per explicit operand:
+//!
+//! - **kinds**: the shape's kind; a register operand also gets
+//!   [`KindSet::MEM`] when the chosen form's kind there is register-or-memory
+//!   (`r64/m`, `xmm/m`...), or when another form accepts the same operands
+//!   with memory at that position (`mov %a, %b` may load `%b` from a spill
+//!   slot through the `r64, r64/m` form). Fixed, high-byte and mask operands
+//!   never accept memory, and only one operand of an instruction may be
+//!   memory: the Compiler folds at most one.
+//! - **access**: from the database (`Read`, `Write`, `ReadWrite`;
+//!   conditional reads are reads; a conditional write, as the destination of
+//!   `cmovcc`, keeps the old value, so it is `ReadWrite`; `lea`'s memory is
+//!   [`Access::None`]). Then, where the IR's semantics need it:
+//!   - a write to an 8- or 16-bit view of a larger register (`%v.b`, `%v.h`,
+//!     `%v.w`, or a physical `al`) keeps the rest: [`Access::PartialWrite`].
+//!     A 32-bit write zero-extends: a full `Write`. A write to a whole 8- or
+//!     16-bit virtual register is a full `Write`.
+//!   - a legacy-SSE write to a sub-view of a wider vector register keeps the
+//!     upper bits: `PartialWrite`; VEX and EVEX writes zero them: `Write`.
+//!   - scalar SSE instructions that only merge the destination's upper part
+//!     (`movss`/`movsd` between registers, `cvtsi2sd`, `cvtss2sd`, `sqrtsd`,
+//!     `roundsd`, `rcpss`, `rsqrtss`...) write the whole value of a virtual
+//!     register no wider than the scalar (`f32`/`f64` values): `Write`;
+//!     else `PartialWrite`. `movss`/`movsd` from memory zero the rest:
+//!     `Write`. Arithmetic such as `addsd` really reads its destination:
+//!     `ReadWrite`.
+//!   - zeroing idioms with the same register twice are write-only, the
+//!     sources [`Access::None`]: `xor`, `sub`, `sbb`, `pxor`, `xorps`,
+//!     `xorpd`, `psub*`, `pcmpeq*` (`x, x`), their VEX/EVEX three-operand
+//!     forms (`vpxor d, x, x`), and `vpternlogd/q` whose immediate ignores
+//!     the destination (or a source).
+//!   - with a write mask, merging keeps the masked-off elements: the
+//!     destination is `PartialWrite`; with `{z}` it is `Write`. The mask
+//!     operand is read and may be k1..k7 only.
+//! - **size**: the shape's size (0 for immediates and labels).
+//! - **fixed**: the register of a fixed kind (`cl` of shifts: rcx).
+//! - **allowed**: vector operands of legacy-SSE, VEX and XOP forms are
+//!   restricted to 0..15 (only EVEX reaches xmm16..31; the first accepting
+//!   form is VEX wherever one exists, so AVX code stays in 0..15); `xmm.v4`
+//!   and `zmm.v4` to multiples of four; a high-byte register (`%v.h`, `ah`)
+//!   is 0..3, and with one present, forms needing REX.W are skipped, other
+//!   byte registers are restricted to 0..3 (spl..dil need REX) and other
+//!   general-purpose registers to 0..7. In 32-bit mode every class has 8.
+//!
+//! **Implicit registers** come from the form's implicit operands: RDX:RAX of
+//! `div`/`idiv`/`mul`/`cqo`, RCX of `loop` and of a `rep`-prefixed string
+//! instruction (added for [`Prefix::Rep`]/[`Prefix::Repne`]), RSI/RDI of
+//! string instructions, xmm0 of `blendvps`, RCX/R11 of `syscall`. Accesses to
+//! the same register are merged (read + write = `ReadWrite`; an 8/16-bit
+//! write alone = `PartialWrite`; a conditional write = `ReadWrite`).
+//! Left out: the stack pointer (push/pop/call/ret/enter/leave touch RSP,
+//! which is never allocatable: the frame owns it), the flags (not
+//! registers), segment, control, x87 and MMX registers, and the implicit
+//! vector registers of `vzeroupper` (the Compiler inserts it only where no
+//! 256/512-bit value is live). `vzeroall` clobbers vector registers 0..15.
+//!
+//! **Flow**: `jmp label` is [`Flow::Jump`], `jmp r/m` [`Flow::IndirectJump`],
+//! `jmp imm` (an absolute address outside the function) [`Flow::Return`],
+//! `jcc`, `jrcxz`, `loop*` and `xbegin` [`Flow::CondBranch`], `ret`, `retf`,
+//! `iret*`, `ud2`, `hlt` [`Flow::Return`], `call` [`Flow::Call`] (a raw call
+//! has no calling convention, so no clobbers: use the IR's `invoke`).
+//!
+//! # Calling conventions
+//!
+//! Ids 0..7 in both modes: `sysv64`, `win64`, `vectorcall64`, `cdecl`,
+//! `stdcall`, `fastcall`, `vectorcall` (the data of [`jitforge_ir::abi`]);
+//! see [`X86Target::SYSV64`] and the other constants.
+
+use crate::x86::db::{self, Access as DbAccess, Encoding, Form, Mnemonic, OperandKind as K};
+use crate::x86::db::{flags, modes};
+use crate::x86::{Reg as XReg, RegKind};
+use jitforge_ir::abi::CallConv;
+use jitforge_ir::target::{
+    Access, FactsError, Flow, ImplicitReg, InstFacts, KindSet, OpShape, OperandFact, Target,
+};
+use jitforge_ir::{CallConvId, PReg, Reg, RegClass, RegSet, TargetInst, View};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// A legacy prefix carried by a target instruction id.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, Default)]
+pub enum Prefix {
+    /// No prefix.
+    #[default]
+    None,
+    /// `rep` / `repe` (string instructions; adds RCX as an implicit register).
+    Rep,
+    /// `repne` (`scas`, `cmps`; adds RCX).
+    Repne,
+    /// `lock` (atomic read-modify-write on memory).
+    Lock,
+}
+
+impl Prefix {
+    const ALL: [Prefix; 4] = [Prefix::None, Prefix::Rep, Prefix::Repne, Prefix::Lock];
+
+    /// The name prefix of decorated ids (`rep_`, `repne_`, `lock_`; empty for none).
+    pub fn name_prefix(self) -> &'static str {
+        match self {
+            Prefix::None => "",
+            Prefix::Rep => "rep_",
+            Prefix::Repne => "repne_",
+            Prefix::Lock => "lock_",
+        }
+    }
+
+    /// The form flag a mnemonic needs for this prefix (0 for none).
+    fn form_flag(self) -> u16 {
+        match self {
+            Prefix::None => 0,
+            Prefix::Rep => flags::REP,
+            Prefix::Repne => flags::REPNE,
+            Prefix::Lock => flags::LOCK,
+        }
+    }
+}
+
+/// An x86 target instruction: a mnemonic with its prefix and AVX-512
+/// decorations, packed into a [`TargetInst`] (see the module docs).
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub struct X86Inst {
+    /// The mnemonic.
+    pub mnemonic: Mnemonic,
+    /// The prefix.
+    pub prefix: Prefix,
+    /// Whether a write mask `{k}` is the last operand.
+    pub masked: bool,
+    /// Whether the mask zeroes (`{z}`); only with `masked`.
+    pub zeroing: bool,
+}
+
+const PREFIX_SHIFT: u32 = 16;
+const MASKED_BIT: u32 = 1 << 18;
+const ZEROING_BIT: u32 = 1 << 19;
+
+impl X86Inst {
+    /// A plain mnemonic.
+    pub const fn new(mnemonic: Mnemonic) -> X86Inst {
+        X86Inst {
+            mnemonic,
+            prefix: Prefix::None,
+            masked: false,
+            zeroing: false,
+        }
+    }
+
+    /// With a prefix.
+    pub const fn with_prefix(self, prefix: Prefix) -> X86Inst {
+        X86Inst { prefix, ..self }
+    }
+
+    /// With a write mask (`{k}`), zeroing if `zeroing` (`{k}{z}`).
+    pub const fn with_mask(self, zeroing: bool) -> X86Inst {
+        X86Inst {
+            masked: true,
+            zeroing,
+            ..self
+        }
+    }
+
+    /// The packed id.
+    pub const fn id(self) -> TargetInst {
+        let p = match self.prefix {
+            Prefix::None => 0,
+            Prefix::Rep => 1,
+            Prefix::Repne => 2,
+            Prefix::Lock => 3,
+        };
+        let mut v = self.mnemonic as u32 | (p << PREFIX_SHIFT);
+        if self.masked {
+            v |= MASKED_BIT;
+            if self.zeroing {
+                v |= ZEROING_BIT;
+            }
+        }
+        TargetInst(v)
+    }
+
+    /// Unpacks an id (structurally; whether the target accepts the
+    /// combination is [`X86Target::is_valid`]).
+    pub const fn from_id(id: TargetInst) -> Option<X86Inst> {
+        let v = id.0;
+        if v & !(0xFFFF | (3 << PREFIX_SHIFT) | MASKED_BIT | ZEROING_BIT) != 0 {
+            return None;
+        }
+        let masked = v & MASKED_BIT != 0;
+        let zeroing = v & ZEROING_BIT != 0;
+        if zeroing && !masked {
+            return None;
+        }
+        let Some(mnemonic) = Mnemonic::from_index((v & 0xFFFF) as usize) else {
+            return None;
+        };
+        Some(X86Inst {
+            mnemonic,
+            prefix: Prefix::ALL[((v >> PREFIX_SHIFT) & 3) as usize],
+            masked,
+            zeroing,
+        })
+    }
+}
+
+impl From<Mnemonic> for X86Inst {
+    fn from(m: Mnemonic) -> X86Inst {
+        X86Inst::new(m)
+    }
+}
+
+/// Special operand semantics of some mnemonics (see the module docs).
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum Special {
+    None,
+    /// `xor r, r`: two operands, same register = write-only.
+    Idiom2,
+    /// `vpxor d, x, x`: sources 1 and 2 the same = not read.
+    Idiom3,
+    /// `vpternlogd`: the immediate decides which inputs matter.
+    Ternlog,
+    /// Scalar op merging the destination's upper part (element size).
+    ScalarMerge(u16),
+    /// `movss`/`movsd`: merge from a register, zero-extend from memory.
+    ScalarMove(u16),
+    /// `vzeroupper`: no implicit registers reported.
+    ZeroUpper,
+    /// `vzeroall`: clobbers vector registers 0..15.
+    ZeroAll,
+}
+
+/// What the target precomputes per mnemonic.
+#[derive(Copy, Clone, Debug)]
+struct MInfo {
+    /// Whether any form is valid in the target's mode.
+    valid: bool,
+    /// Form flags of all forms valid in the mode, or-ed.
+    flags: u16,
+    flow: Flow,
+    special: Special,
+}
+
+/// The x86 target (64-bit or 32-bit mode). Build it once and share it
+/// ([`X86Target::x64`] gives a static one): construction precomputes names
+/// and per-mnemonic data.
+pub struct X86Target {
+    mode64: bool,
+    info: Vec<MInfo>,
+    /// Decorated instruction names (`rep_movsb`), sorted by id.
+    names: Vec<(u32, Box<str>)>,
+    by_name: HashMap<Box<str>, u32>,
+    convs: Vec<CallConv>,
+}
+
+impl core::fmt::Debug for X86Target {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("X86Target")
+            .field("name", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+const ST_NAMES: [&str; 8] = ["st0", "st1", "st2", "st3", "st4", "st5", "st6", "st7"];
+
+fn mnemonic_special(name: &str) -> Special {
+    match name {
+        "xor" | "sub" | "sbb" | "pxor" | "xorps" | "xorpd" | "psubb" | "psubw" | "psubd"
+        | "psubq" | "pcmpeqb" | "pcmpeqw" | "pcmpeqd" | "pcmpeqq" => Special::Idiom2,
+        "vpxor" | "vpxord" | "vpxorq" | "vxorps" | "vxorpd" | "vpsubb" | "vpsubw" | "vpsubd"
+        | "vpsubq" | "vpcmpeqb" | "vpcmpeqw" | "vpcmpeqd" | "vpcmpeqq" => Special::Idiom3,
+        "vpternlogd" | "vpternlogq" => Special::Ternlog,
+        "movss" => Special::ScalarMove(4),
+        "movsd" => Special::ScalarMove(8),
+        "cvtsi2ss" | "cvtsd2ss" | "sqrtss" | "rcpss" | "rsqrtss" | "roundss" => {
+            Special::ScalarMerge(4)
+        }
+        "cvtsi2sd" | "cvtss2sd" | "sqrtsd" | "roundsd" => Special::ScalarMerge(8),
+        "vzeroupper" => Special::ZeroUpper,
+        "vzeroall" => Special::ZeroAll,
+        _ => Special::None,
+    }
+}
+
+fn mnemonic_flow(name: &str) -> Flow {
+    match name {
+        "jmp" => Flow::Jump,
+        "call" => Flow::Call,
+        "ret" | "retf" | "iret" | "iretd" | "iretq" | "ud2" | "hlt" | "sysret" | "sysretq"
+        | "sysexit" | "sysexitq" => Flow::Return,
+        "loop" | "loope" | "loopne" | "loopz" | "loopnz" | "xbegin" => Flow::CondBranch,
+        n if n.starts_with('j') => Flow::CondBranch,
+        _ => Flow::Normal,
+    }
+}
+
+impl X86Target {
+    /// System V AMD64.
+    pub const SYSV64: CallConvId = CallConvId(0);
+    /// Windows x64.
+    pub const WIN64: CallConvId = CallConvId(1);
+    /// x64 `__vectorcall`.
+    pub const VECTORCALL64: CallConvId = CallConvId(2);
+    /// 32-bit cdecl.
+    pub const CDECL: CallConvId = CallConvId(3);
+    /// 32-bit stdcall.
+    pub const STDCALL: CallConvId = CallConvId(4);
+    /// 32-bit fastcall.
+    pub const FASTCALL: CallConvId = CallConvId(5);
+    /// 32-bit `__vectorcall`.
+    pub const VECTORCALL32: CallConvId = CallConvId(6);
+
+    /// The 64-bit target (x86-64).
+    pub fn new_x64() -> X86Target {
+        X86Target::build(true)
+    }
+
+    /// The 32-bit target (x86-32: 8 registers per class, 32-bit forms).
+    pub fn new_x86() -> X86Target {
+        X86Target::build(false)
+    }
+
+    /// A shared 64-bit target, built on first use.
+    pub fn x64() -> &'static X86Target {
+        static T: OnceLock<X86Target> = OnceLock::new();
+        T.get_or_init(X86Target::new_x64)
+    }
+
+    /// A shared 32-bit target, built on first use.
+    pub fn x86() -> &'static X86Target {
+        static T: OnceLock<X86Target> = OnceLock::new();
+        T.get_or_init(X86Target::new_x86)
+    }
+
+    fn build(mode64: bool) -> X86Target {
+        let bit = if mode64 { modes::M64 } else { modes::M32 };
+        let mut info = Vec::with_capacity(Mnemonic::COUNT);
+        let mut names = Vec::new();
+        let mut by_name = HashMap::new();
+        for &m in Mnemonic::ALL.iter() {
+            let mut valid = false;
+            let mut fl = 0u16;
+            for f in m.forms().iter().filter(|f| f.modes & bit != 0) {
+                valid = true;
+                fl |= f.flags;
+            }
+            let name = m.name();
+            info.push(MInfo {
+                valid,
+                flags: fl,
+                flow: mnemonic_flow(name),
+                special: mnemonic_special(name),
+            });
+            if !valid {
+                continue;
+            }
+            let mut add = |x: X86Inst| {
+                let mut s = String::from(x.prefix.name_prefix());
+                s.push_str(name);
+                if x.masked {
+                    s.push_str(if x.zeroing { "_kz" } else { "_k" });
+                }
+                let s: Box<str> = s.into();
+                by_name.insert(s.clone(), x.id().0);
+                names.push((x.id().0, s));
+            };
+            for p in [Prefix::Rep, Prefix::Repne, Prefix::Lock] {
+                if fl & p.form_flag() != 0 {
+                    add(X86Inst::new(m).with_prefix(p));
+                }
+            }
+            if fl & flags::K != 0 {
+                add(X86Inst::new(m).with_mask(false));
+                if fl & flags::Z != 0 {
+                    add(X86Inst::new(m).with_mask(true));
+                }
+            }
+        }
+        names.sort_unstable_by_key(|e| e.0);
+        X86Target {
+            mode64,
+            info,
+            names,
+            by_name,
+            convs: vec![
+                CallConv::sysv64(),
+                CallConv::win64(),
+                CallConv::vectorcall64(),
+                CallConv::cdecl(),
+                CallConv::stdcall(),
+                CallConv::fastcall(),
+                CallConv::vectorcall32(),
+            ],
+        }
+    }
+
+    /// Whether this is the 64-bit target.
+    pub fn is_64bit(&self) -> bool {
+        self.mode64
+    }
+
+    /// The id of a plain mnemonic.
+    pub fn inst(&self, m: Mnemonic) -> TargetInst {
+        X86Inst::new(m).id()
+    }
+
+    /// Unpacks `id` if the target accepts it: the mnemonic has forms in this
+    /// mode, accepts the prefix, and can take a mask (and `{z}`) if decorated.
+    pub fn decode(&self, id: TargetInst) -> Option<X86Inst> {
+        let x = X86Inst::from_id(id)?;
+        let info = self.info.get(x.mnemonic as usize)?;
+        let need = x.prefix.form_flag()
+            | if x.masked { flags::K } else { 0 }
+            | if x.zeroing { flags::Z } else { 0 };
+        (info.valid && info.flags & need == need).then_some(x)
+    }
+
+    /// Whether the target accepts `id` (see [`X86Target::decode`]).
+    pub fn is_valid(&self, id: TargetInst) -> bool {
+        self.decode(id).is_some()
+    }
+
+    /// The database form that [`Target::inst_facts`] chooses for `id` with
+    /// operands of these shapes (for a masked id, without the mask operand):
+    /// what the Compiler encodes.
+    pub fn form_for(&self, id: TargetInst, ops: &[OpShape]) -> Result<&'static Form, FactsError> {
+        let x = self.decode(id).ok_or(FactsError::UnknownInst(id))?;
+        let ops = if x.masked {
+            match ops.split_last() {
+                Some((OpShape::Reg { class: RegClass::MASK, .. }, rest)) => rest,
+                _ => {
+                    return Err(FactsError::OperandKind {
+                        index: ops.len().saturating_sub(1),
+                        expected: KindSet::MASK,
+                    });
+                }
+            }
+        } else {
+            ops
+        };
+        self.find(x, ops).map(|(f, _, _)| f)
+    }
+
+    fn mode_bit(&self) -> u8 {
+        if self.mode64 { modes::M64 } else { modes::M32 }
+    }
+
+    fn gp_count(&self) -> u8 {
+        if self.mode64 { 16 } else { 8 }
+    }
+
+    fn ptr(&self) -> u16 {
+        if self.mode64 { 8 } else { 4 }
+    }
+
+    /// Normalizes a shape: a general-purpose register of unknown size is
+    /// pointer-sized.
+    fn norm(&self, sh: OpShape) -> OpShape {
+        match sh {
+            OpShape::Reg {
+                class: RegClass::GP,
+                size: 0,
+                high,
+                id,
+            } => OpShape::Reg {
+                class: RegClass::GP,
+                size: if high { 1 } else { self.ptr() },
+                high,
+                id,
+            },
+            s => s,
+        }
+    }
+
+    /// The form and per-operand matches for these (normalized) shapes.
+    fn find(&self, x: X86Inst, ops: &[OpShape]) -> Result<(&'static Form, [Matched; 5], bool), FactsError> {
+        if ops.len() > 5 {
+            return Err(self.diagnose(x, ops));
+        }
+        let mut shapes = [OpShape::Imm(0); 5];
+        for (d, s) in shapes.iter_mut().zip(ops) {
+            *d = self.norm(*s);
+        }
+        let shapes = &shapes[..ops.len()];
+        for pass2 in [false, true] {
+            if let Some((f, m)) = self.scan(x, shapes, pass2) {
+                return Ok((f, m, pass2));
+            }
+        }
+        Err(self.diagnose(x, ops))
+    }
+
+    fn scan(&self, x: X86Inst, shapes: &[OpShape], pass2: bool) -> Option<(&'static Form, [Matched; 5])> {
+        let high = shapes
+            .iter()
+            .any(|s| matches!(s, OpShape::Reg { high: true, .. }));
+        let bit = self.mode_bit();
+        for form in candidates(x.mnemonic, shapes) {
+            if form.modes & bit == 0
+                || form.explicit as usize != shapes.len()
+                || (high && form.rex_w)
+                || (x.masked && !form.has(flags::K))
+                || (x.zeroing && !form.has(flags::Z))
+                || (!x.masked && form.has(flags::K_REQUIRED))
+                || (x.prefix != Prefix::None && !form.has(x.prefix.form_flag()))
+            {
+                continue;
+            }
+            let mut out = [Matched::default(); 5];
+            let mut ok = true;
+            for (j, (kind, idx)) in explicit_kinds(form).enumerate() {
+                let Some(sh) = shapes.get(j) else {
+                    ok = false;
+                    break;
+                };
+                match self.accepts(kind, sh, form, pass2) {
+                    Some(mut m) => {
+                        m.db_index = idx as u8;
+                        m.kind = kind;
+                        out[j] = m;
+                    }
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok {
+                return Some((form, out));
+            }
+        }
+        None
+    }
+
+    /// Whether operand kind `kind` of `form` accepts shape `sh` (the
+    /// encoder's `accepts`, on shapes).
+    fn accepts(&self, kind: K, sh: &OpShape, form: &Form, pass2: bool) -> Option<Matched> {
+        let any = Matched::default();
+        let (class, size, high, id) = match *sh {
+            OpShape::Reg {
+                class,
+                size,
+                high,
+                id,
+            } => (Some(class), size, high, Some(id)),
+            _ => (None, 0, false, None),
+        };
+        let gp = |n: u16| class == Some(RegClass::GP) && size == n && (!high || n == 1);
+        let vec = |n: u16| {
+            class == Some(RegClass::VEC)
+                && !high
+                && match n {
+                    16 => size <= 16,
+                    n => size == 0 || size == n,
+                }
+        };
+        let mask = class == Some(RegClass::MASK) && !high;
+        let mem = match *sh {
+            OpShape::Mem { size } => {
+                kind != K::Moffs
+                    && !(kind == K::MemFar && size == 0)
+                    && (size == 0 || form.mem_size == 0 || size == form.mem_size)
+            }
+            _ => false,
+        };
+        let ok = |b: bool| b.then_some(any);
+        let fixed = |rc: RegClass, n: u16, hw: u8| -> Option<Matched> {
+            if class != Some(rc) || high || (rc == RegClass::GP && size != n) {
+                return None;
+            }
+            match id {
+                Some(Reg::Phys(p, _)) if p.hw == hw => Some(Matched {
+                    fixed: Some(p),
+                    ..any
+                }),
+                Some(Reg::Virt(..)) if pass2 => Some(Matched {
+                    fixed: Some(PReg::new(rc, hw)),
+                    ..any
+                }),
+                _ => None,
+            }
+        };
+        match kind {
+            K::R8M => ok(gp(1) || mem),
+            K::R16M => ok(gp(2) || mem),
+            K::R32M | K::R32MMpx => ok(gp(4) || mem),
+            K::R64M | K::R64MMpx => ok(gp(8) || mem),
+            K::XmmM => ok(vec(16) || mem),
+            K::YmmM => ok(vec(32) || mem),
+            K::ZmmM => ok(vec(64) || mem),
+            K::KM => ok(mask || mem),
+            K::MmM | K::BndM => ok(mem),
+            K::R8 | K::R8Op => ok(gp(1)),
+            K::R16 | K::R16Addr | K::R16Rm | K::R16Op => ok(gp(2)),
+            K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V => ok(gp(4)),
+            K::R64 | K::R64Addr | K::R64Rm | K::R64Op | K::R64V => ok(gp(8)),
+            K::K | K::KRm | K::KV => ok(mask),
+            K::KPair => match id {
+                Some(Reg::Phys(p, _)) if mask && p.hw % 2 == 0 => Some(any),
+                Some(Reg::Virt(..)) if mask => Some(Matched {
+                    allowed: 0x55,
+                    ..any
+                }),
+                _ => None,
+            },
+            K::Xmm | K::XmmRm | K::XmmV | K::XmmIs4 | K::XmmIs5 => ok(vec(16)),
+            K::Ymm | K::YmmRm | K::YmmV | K::YmmIs4 | K::YmmIs5 => ok(vec(32)),
+            K::Zmm | K::ZmmRm | K::ZmmV => ok(vec(64)),
+            K::XmmV4 | K::ZmmV4 => {
+                let n = if kind == K::XmmV4 { 16 } else { 64 };
+                match id {
+                    Some(Reg::Phys(p, _)) if vec(n) && p.hw % 4 == 0 => Some(any),
+                    Some(Reg::Virt(..)) if vec(n) => Some(Matched {
+                        allowed: 0x1111_1111,
+                        ..any
+                    }),
+                    _ => None,
+                }
+            }
+            K::Al => fixed(RegClass::GP, 1, 0),
+            K::Cl => fixed(RegClass::GP, 1, 1),
+            K::Ax => fixed(RegClass::GP, 2, 0),
+            K::Dx => fixed(RegClass::GP, 2, 2),
+            K::Eax => fixed(RegClass::GP, 4, 0),
+            K::Rax => fixed(RegClass::GP, 8, 0),
+            K::St0 => fixed(RegClass::X87, 0, 0),
+            K::StOp => ok(class == Some(RegClass::X87)),
+            K::Imm4
+            | K::Imm8
+            | K::One
+            | K::Imm8Sx16
+            | K::Imm8Sx32
+            | K::Imm8Sx64
+            | K::Imm16
+            | K::Imm32
+            | K::Imm32Sx64
+            | K::Imm64
+            | K::FarPtr16
+            | K::FarPtr32 => match *sh {
+                OpShape::Imm(v) => ok(imm_fits(kind, v)),
+                _ => None,
+            },
+            K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => {
+                match *sh {
+                    OpShape::Label => Some(any),
+                    OpShape::Imm(v) => ok(self.mode64 || u32::try_from(v).is_ok()),
+                    _ => None,
+                }
+            }
+            K::Mem
+            | K::MemFar
+            | K::MemMpx
+            | K::MemMib
+            | K::MemSib
+            | K::Moffs
+            | K::Vm32x
+            | K::Vm32y
+            | K::Vm32z
+            | K::Vm64x
+            | K::Vm64y
+            | K::Vm64z => ok(mem),
+            // No IR register class for these: segment, control, debug,
+            // bound, tile, MMX registers.
+            K::SReg
+            | K::Es
+            | K::Cs
+            | K::Ss
+            | K::Ds
+            | K::Fs
+            | K::Gs
+            | K::Cr
+            | K::Dr
+            | K::Bnd
+            | K::Tmm
+            | K::TmmRm
+            | K::TmmV
+            | K::Mm
+            | K::MmRm
+            | K::None
+            | K::Tr
+            | K::ImplicitRsi
+            | K::ImplicitEsRdi
+            | K::ImplicitRdi
+            | K::ImplicitXlat => None,
+        }
+    }
+
+    /// The error for operands no form accepts.
+    fn diagnose(&self, x: X86Inst, ops: &[OpShape]) -> FactsError {
+        let bit = self.mode_bit();
+        let extra = x.masked as usize;
+        let forms = || x.mnemonic.forms().iter().filter(|f| f.modes & bit != 0);
+        if !forms().any(|f| f.explicit as usize == ops.len()) {
+            return FactsError::OperandCount {
+                expected: forms().map(|f| f.explicit as usize).min().unwrap_or(0) + extra,
+                found: ops.len() + extra,
+            };
+        }
+        let mut best = 0usize;
+        let mut expected = KindSet(0);
+        for f in forms().filter(|f| f.explicit as usize == ops.len()) {
+            for (j, (kind, _)) in explicit_kinds(f).enumerate() {
+                let Some(sh) = ops.get(j) else { break };
+                if self.accepts(kind, &self.norm(*sh), f, true).is_none() {
+                    if j > best {
+                        best = j;
+                        expected = KindSet(0);
+                    }
+                    if j == best {
+                        expected = expected.or(kind_set(kind));
+                    }
+                    break;
+                }
+            }
+        }
+        FactsError::OperandKind {
+            index: best,
+            expected,
+        }
+    }
+
+    fn write_access(
+        &self,
+        base: Access,
+        sh: &OpShape,
+        form: &Form,
+        x: X86Inst,
+    ) -> Access {
+        let OpShape::Reg {
+            class, size, id, ..
+        } = *sh
+        else {
+            return base;
+        };
+        let sub_view = match id {
+            Reg::Virt(_, v) => v != View::FULL,
+            Reg::Phys(..) => true,
+        };
+        let mut a = base;
+        if a == Access::Write {
+            if class == RegClass::GP && size < 4 && sub_view {
+                a = Access::PartialWrite;
+            }
+            if class == RegClass::VEC && sub_view && form.encoding == Encoding::Legacy {
+                a = Access::PartialWrite;
+            }
+            if x.masked && !x.zeroing {
+                a = Access::PartialWrite;
+            }
+        }
+        a
+    }
+
+    fn fill(
+        &self,
+        x: X86Inst,
+        form: &'static Form,
+        m: &[Matched; 5],
+        ops: &[OpShape],
+        out: &mut InstFacts,
+    ) {
+        let high = ops
+            .iter()
+            .any(|s| matches!(s, OpShape::Reg { high: true, .. }));
+        let n = ops.len();
+        let n_mem = ops
+            .iter()
+            .filter(|s| matches!(s, OpShape::Mem { .. }))
+            .count();
+        let vec_all = if !self.mode64 {
+            0xFF
+        } else if form.encoding == Encoding::Evex {
+            u32::MAX
+        } else {
+            0xFFFF
+        };
+        let gp_all = if self.mode64 { u32::MAX } else { 0xFF };
+        for (j, sh) in ops.iter().enumerate() {
+            let mt = m[j];
+            let base = map_access(form.access(mt.db_index as usize), sh);
+            let access = self.write_access(base, sh, form, x);
+            let (size, mut allowed) = match *sh {
+                OpShape::Reg {
+                    class, size, high: h, ..
+                } => {
+                    let mut a = mt.allowed;
+                    if class == RegClass::GP {
+                        a &= gp_all;
+                        if h {
+                            a &= 0xF;
+                        } else if high || (!self.mode64 && size == 1) {
+                            a &= if size == 1 { 0xF } else { 0xFF };
+                        }
+                    } else if class == RegClass::VEC {
+                        a &= vec_all;
+                    }
+                    (size, a)
+                }
+                OpShape::Mem { size } => (size, u32::MAX),
+                _ => (0, u32::MAX),
+            };
+            let mut kinds = sh.kind();
+            if let OpShape::Reg { high: false, id, .. } = *sh
+                && mt.fixed.is_none()
+                && n_mem == 0
+                && (is_rm(mt.kind) || self.foldable(x, ops, j))
+            {
+                let _ = id;
+                kinds = kinds.or(KindSet::MEM);
+            }
+            if mt.fixed.is_some() {
+                allowed = u32::MAX;
+            }
+            out.ops.push(OperandFact {
+                kinds,
+                access,
+                size,
+                tied: None,
+                fixed: mt.fixed,
+                allowed,
+            });
+        }
+        self.special(x, form, ops, out);
+        if x.masked {
+            let size = match ops.get(n) {
+                Some(OpShape::Reg { size, .. }) => *size,
+                _ => 0,
+            };
+            out.ops.push(OperandFact {
+                kinds: KindSet::MASK,
+                access: Access::Read,
+                size,
+                tied: None,
+                fixed: None,
+                allowed: 0xFE,
+            });
+        }
+        self.implicit(x, form, out);
+        out.flow = self.flow_of(x.mnemonic, ops.first());
+    }
+
+    /// Whether operand `j` (a register) could be memory in another form.
+    fn foldable(&self, x: X86Inst, ops: &[OpShape], j: usize) -> bool {
+        let mut shapes = [OpShape::Imm(0); 5];
+        for (d, s) in shapes.iter_mut().zip(ops) {
+            *d = self.norm(*s);
+        }
+        let size = match shapes[j] {
+            OpShape::Reg {
+                class: RegClass::GP,
+                size,
+                ..
+            } => size,
+            OpShape::Reg { .. } => 0,
+            _ => return false,
+        };
+        shapes[j] = OpShape::Mem { size };
+        self.scan(x, &shapes[..ops.len()], false).is_some()
+    }
+
+    fn special(&self, x: X86Inst, form: &Form, ops: &[OpShape], out: &mut InstFacts) {
+        let same = |a: usize, b: usize| match (ops.get(a), ops.get(b)) {
+            (Some(OpShape::Reg { id: p, .. }), Some(OpShape::Reg { id: q, .. })) => p == q,
+            _ => false,
+        };
+        let full_write = |sh: &OpShape, out: &mut OperandFact| {
+            out.access = self.write_access(Access::Write, sh, form, x);
+        };
+        match self.info[x.mnemonic as usize].special {
+            Special::Idiom2 if ops.len() == 2 && same(0, 1) => {
+                full_write(&ops[0], &mut out.ops[0]);
+                out.ops[1].access = Access::None;
+            }
+            Special::Idiom3 if ops.len() == 3 && same(1, 2) => {
+                out.ops[1].access = Access::None;
+                out.ops[2].access = Access::None;
+            }
+            Special::Ternlog if ops.len() == 4 => {
+                if let OpShape::Imm(v) = ops[3] {
+                    let v = v as u8;
+                    if v >> 4 == v & 0xF {
+                        full_write(&ops[0], &mut out.ops[0]);
+                    }
+                    if (v & 0xCC) >> 2 == v & 0x33 && matches!(ops[1], OpShape::Reg { .. }) {
+                        out.ops[1].access = Access::None;
+                    }
+                    if (v & 0xAA) >> 1 == v & 0x55 && matches!(ops[2], OpShape::Reg { .. }) {
+                        out.ops[2].access = Access::None;
+                    }
+                }
+            }
+            Special::ScalarMove(elem) | Special::ScalarMerge(elem)
+                if ops.len() == 2 && out.ops[0].access == Access::ReadWrite =>
+            {
+                let from_mem = matches!(ops[1], OpShape::Mem { .. });
+                if let OpShape::Reg { size, id, .. } = ops[0] {
+                    let whole_value = matches!(id, Reg::Virt(_, View::FULL)) && size <= elem;
+                    out.ops[0].access = if whole_value
+                        || (from_mem && matches!(self.info[x.mnemonic as usize].special, Special::ScalarMove(_)))
+                    {
+                        Access::Write
+                    } else {
+                        Access::PartialWrite
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn implicit(&self, x: X86Inst, form: &Form, out: &mut InstFacts) {
+        let special = self.info[x.mnemonic as usize].special;
+        if special == Special::ZeroUpper {
+            return;
+        }
+        if special == Special::ZeroAll {
+            let mut c = RegSet::EMPTY;
+            c.set_class_mask(RegClass::VEC, if self.mode64 { 0xFFFF } else { 0xFF });
+            out.clobbers = c;
+            return;
+        }
+        for imp in form.implicit() {
+            let Some((p, narrow)) = map_reg(imp.reg) else {
+                continue;
+            };
+            if p == PReg::gp(4) || p.hw >= self.gp_count() && p.class == RegClass::GP {
+                continue;
+            }
+            let (r, w) = match imp.access {
+                DbAccess::Read | DbAccess::CondRead => (true, false),
+                DbAccess::Write => (false, true),
+                DbAccess::ReadWrite | DbAccess::CondWrite | DbAccess::ReadCondWrite => {
+                    (true, true)
+                }
+                DbAccess::None | DbAccess::NoMemAccess => continue,
+            };
+            add_implicit(&mut out.implicit, p, r, w, narrow);
+        }
+        if matches!(x.prefix, Prefix::Rep | Prefix::Repne) {
+            add_implicit(&mut out.implicit, PReg::gp(1), true, true, false);
+        }
+    }
+
+    fn flow_of(&self, m: Mnemonic, first: Option<&OpShape>) -> Flow {
+        let flow = self
+            .info
+            .get(m as usize)
+            .map_or(Flow::Normal, |i| i.flow);
+        if flow == Flow::Jump {
+            match first {
+                Some(OpShape::Label) | None => Flow::Jump,
+                Some(OpShape::Imm(_)) => Flow::Return,
+                Some(_) => Flow::IndirectJump,
+            }
+        } else {
+            flow
+        }
+    }
+}
+
+/// One operand's match against a form.
+#[derive(Copy, Clone, Debug)]
+struct Matched {
+    kind: K,
+    db_index: u8,
+    fixed: Option<PReg>,
+    allowed: u32,
+}
+
+impl Default for Matched {
+    fn default() -> Self {
+        Matched {
+            kind: K::None,
+            db_index: 0,
+            fixed: None,
+            allowed: u32::MAX,
+        }
+    }
+}
+
+/// The explicit operand kinds of a form with their database indexes.
+fn explicit_kinds(form: &Form) -> impl Iterator<Item = (K, usize)> + '_ {
+    form.operands
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, k)| *k != K::None && !k.is_implicit())
+        .map(|(i, k)| (k, i))
+}
+
+/// The candidate forms: through the database's signature index when every
+/// shape has one register kind, else all forms.
+enum Candidates {
+    Indexed(core::slice::Iter<'static, u16>),
+    All(core::slice::Iter<'static, Form>),
+}
+
+impl Iterator for Candidates {
+    type Item = &'static Form;
+    fn next(&mut self) -> Option<&'static Form> {
+        match self {
+            Candidates::Indexed(i) => i.next().map(|&k| db::form(k)),
+            Candidates::All(i) => i.next(),
+        }
+    }
+}
+
+fn candidates(m: Mnemonic, shapes: &[OpShape]) -> Candidates {
+    let mut sig = 0u32;
+    for (i, sh) in shapes.iter().enumerate().take(5) {
+        let code = match *sh {
+            OpShape::Reg {
+                class,
+                size,
+                high,
+                ..
+            } => {
+                let kind = match (class, size) {
+                    (RegClass::GP, 1) if high => Some(RegKind::Gp8Hi),
+                    (RegClass::GP, 1) => Some(RegKind::Gp8),
+                    (RegClass::GP, 2) => Some(RegKind::Gp16),
+                    (RegClass::GP, 4) => Some(RegKind::Gp32),
+                    (RegClass::GP, 8) => Some(RegKind::Gp64),
+                    (RegClass::VEC, 1..=16) => Some(RegKind::Xmm),
+                    (RegClass::VEC, 32) => Some(RegKind::Ymm),
+                    (RegClass::VEC, 64) => Some(RegKind::Zmm),
+                    (RegClass::MASK, _) => Some(RegKind::K),
+                    (RegClass::X87, _) => Some(RegKind::St),
+                    _ => None,
+                };
+                match kind {
+                    Some(k) => k as u32 + 1,
+                    None => return Candidates::All(m.forms().iter()),
+                }
+            }
+            OpShape::Mem { .. } => 18,
+            OpShape::Imm(_) => 19,
+            OpShape::Label => 20,
+        };
+        sig |= code << (5 * i);
+    }
+    Candidates::Indexed(m.candidates(sig).iter())
+}
+
+/// Whether a kind is register-or-memory.
+fn is_rm(kind: K) -> bool {
+    matches!(
+        kind,
+        K::R8M
+            | K::R16M
+            | K::R32M
+            | K::R32MMpx
+            | K::R64M
+            | K::R64MMpx
+            | K::XmmM
+            | K::YmmM
+            | K::ZmmM
+            | K::KM
+    )
+}
+
+/// The IR kinds an operand kind accepts (for error messages).
+fn kind_set(kind: K) -> KindSet {
+    match kind {
+        K::R8M | K::R16M | K::R32M | K::R32MMpx | K::R64M | K::R64MMpx => {
+            KindSet::GP.or(KindSet::MEM)
+        }
+        K::XmmM | K::YmmM | K::ZmmM => KindSet::VEC.or(KindSet::MEM),
+        K::KM => KindSet::MASK.or(KindSet::MEM),
+        K::R8
+        | K::R8Op
+        | K::R16
+        | K::R16Addr
+        | K::R16Rm
+        | K::R16Op
+        | K::R32
+        | K::R32Addr
+        | K::R32Rm
+        | K::R32Op
+        | K::R32V
+        | K::R64
+        | K::R64Addr
+        | K::R64Rm
+        | K::R64Op
+        | K::R64V
+        | K::Al
+        | K::Cl
+        | K::Ax
+        | K::Dx
+        | K::Eax
+        | K::Rax => KindSet::GP,
+        K::K | K::KRm | K::KV | K::KPair => KindSet::MASK,
+        K::Xmm
+        | K::XmmRm
+        | K::XmmV
+        | K::XmmV4
+        | K::XmmIs4
+        | K::XmmIs5
+        | K::Ymm
+        | K::YmmRm
+        | K::YmmV
+        | K::YmmIs4
+        | K::YmmIs5
+        | K::Zmm
+        | K::ZmmRm
+        | K::ZmmV
+        | K::ZmmV4 => KindSet::VEC,
+        K::St0 | K::StOp => KindSet::X87,
+        K::Imm4
+        | K::Imm8
+        | K::One
+        | K::Imm8Sx16
+        | K::Imm8Sx32
+        | K::Imm8Sx64
+        | K::Imm16
+        | K::Imm32
+        | K::Imm32Sx64
+        | K::Imm64
+        | K::FarPtr16
+        | K::FarPtr32 => KindSet::IMM,
+        K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => {
+            KindSet::IMM.or(KindSet::LABEL)
+        }
+        K::Mem
+        | K::MemFar
+        | K::MemMpx
+        | K::MemMib
+        | K::MemSib
+        | K::Moffs
+        | K::Vm32x
+        | K::Vm32y
+        | K::Vm32z
+        | K::Vm64x
+        | K::Vm64y
+        | K::Vm64z
+        | K::MmM
+        | K::BndM => KindSet::MEM,
+        _ => KindSet(0),
+    }
+}
+
+/// The encoder's immediate ranges (duplicated from `src/x86/encoder.rs`).
+fn imm_fits(kind: K, v: i64) -> bool {
+    match kind {
+        K::Imm8 => (-128..=255).contains(&v),
+        K::One => v == 1,
+        K::Imm4 => (0..=15).contains(&v),
+        K::Imm8Sx16 => {
+            (-32768..=65535).contains(&v) && (-128..=127).contains(&(v as u16 as i16 as i64))
+        }
+        K::Imm8Sx32 => {
+            (i32::MIN as i64..=u32::MAX as i64).contains(&v)
+                && (-128..=127).contains(&(v as u32 as i32 as i64))
+        }
+        K::Imm8Sx64 => (-128..=127).contains(&v),
+        K::Imm16 => (-32768..=65535).contains(&v),
+        K::Imm32 => (i32::MIN as i64..=u32::MAX as i64).contains(&v),
+        K::Imm32Sx64 => (i32::MIN as i64..=i32::MAX as i64).contains(&v),
+        K::Imm64 | K::FarPtr16 | K::FarPtr32 => true,
+        _ => false,
+    }
+}
+
+/// The database access of an explicit operand, as the IR sees it.
+fn map_access(a: DbAccess, sh: &OpShape) -> Access {
+    match a {
+        DbAccess::Read | DbAccess::CondRead => Access::Read,
+        DbAccess::Write => Access::Write,
+        DbAccess::ReadWrite | DbAccess::CondWrite | DbAccess::ReadCondWrite => Access::ReadWrite,
+        DbAccess::NoMemAccess => Access::None,
+        DbAccess::None => match sh {
+            OpShape::Mem { .. } => Access::None,
+            _ => Access::Read,
+        },
+    }
+}
+
+/// An implicit database register as an IR register, with whether it is an
+/// 8/16-bit part.
+fn map_reg(r: XReg) -> Option<(PReg, bool)> {
+    let id = r.id();
+    match r.kind() {
+        RegKind::Gp8 | RegKind::Gp16 => Some((PReg::gp(id), true)),
+        RegKind::Gp8Hi => Some((PReg::gp(id), true)),
+        RegKind::Gp32 | RegKind::Gp64 => Some((PReg::gp(id), false)),
+        RegKind::Xmm | RegKind::Ymm | RegKind::Zmm => Some((PReg::vec(id), false)),
+        RegKind::K => Some((PReg::mask(id), false)),
+        _ => None,
+    }
+}
+
+fn add_implicit(
+    list: &mut smallvec::SmallVec<[ImplicitReg; 2]>,
+    p: PReg,
+    r: bool,
+    w: bool,
+    narrow: bool,
+) {
+    // (read, full write, narrow write) of an access.
+    let bits = |a: Access| match a {
+        Access::Read => (true, false, false),
+        Access::ReadWrite => (true, true, false),
+        Access::Write => (false, true, false),
+        Access::PartialWrite => (false, false, true),
+        Access::None => (false, false, false),
+    };
+    let (mut rd, mut full, mut part) = (r, w && !narrow, w && narrow);
+    let existing = list.iter().position(|e| e.reg == p);
+    if let Some(i) = existing {
+        let (a, b, c) = bits(list[i].access);
+        rd |= a;
+        full |= b;
+        part |= c;
+    }
+    let access = match (rd, full || part) {
+        (true, true) => Access::ReadWrite,
+        (true, false) => Access::Read,
+        (false, true) if full => Access::Write,
+        (false, true) => Access::PartialWrite,
+        (false, false) => Access::None,
+    };
+    match existing {
+        Some(i) => list[i].access = access,
+        None => list.push(ImplicitReg { reg: p, access }),
+    }
+}
+
+impl Target for X86Target {
+    fn name(&self) -> &str {
+        if self.mode64 { "x86-64" } else { "x86-32" }
+    }
+
+    fn pointer_size(&self) -> u8 {
+        if self.mode64 { 8 } else { 4 }
+    }
+
+    fn reg_count(&self, class: RegClass) -> u8 {
+        match class {
+            RegClass::GP => self.gp_count(),
+            RegClass::VEC => {
+                if self.mode64 {
+                    32
+                } else {
+                    8
+                }
+            }
+            RegClass::MASK | RegClass::X87 => 8,
+            _ => 0,
+        }
+    }
+
+    fn reg_name(&self, reg: PReg, view: View) -> Option<&str> {
+        if reg.hw >= self.reg_count(reg.class) {
+            return None;
+        }
+        let kind = match (reg.class, view) {
+            (RegClass::GP, View::B8) => RegKind::Gp8,
+            (RegClass::GP, View::H8) if reg.hw < 4 => RegKind::Gp8Hi,
+            (RegClass::GP, View::W16) => RegKind::Gp16,
+            (RegClass::GP, View::D32) => RegKind::Gp32,
+            (RegClass::GP, View::Q64) if self.mode64 => RegKind::Gp64,
+            (RegClass::VEC, View::X128) => RegKind::Xmm,
+            (RegClass::VEC, View::Y256) => RegKind::Ymm,
+            (RegClass::VEC, View::Z512) => RegKind::Zmm,
+            (RegClass::MASK, View::FULL) => RegKind::K,
+            (RegClass::X87, View::FULL) => return ST_NAMES.get(reg.hw as usize).copied(),
+            _ => return None,
+        };
+        if !self.mode64 && kind == RegKind::Gp8 && reg.hw >= 4 {
+            return None;
+        }
+        XReg::new(kind, reg.hw).map(|r| r.name())
+    }
+
+    fn reg_by_name(&self, name: &str) -> Option<(PReg, View)> {
+        let r = XReg::from_name(name)?;
+        let (p, v) = match r.kind() {
+            RegKind::Gp8 => (PReg::gp(r.id()), View::B8),
+            RegKind::Gp8Hi => (PReg::gp(r.id()), View::H8),
+            RegKind::Gp16 => (PReg::gp(r.id()), View::W16),
+            RegKind::Gp32 => (PReg::gp(r.id()), View::D32),
+            RegKind::Gp64 => (PReg::gp(r.id()), View::Q64),
+            RegKind::Xmm => (PReg::vec(r.id()), View::X128),
+            RegKind::Ymm => (PReg::vec(r.id()), View::Y256),
+            RegKind::Zmm => (PReg::vec(r.id()), View::Z512),
+            RegKind::K => (PReg::mask(r.id()), View::FULL),
+            RegKind::St => (PReg::new(RegClass::X87, r.id()), View::FULL),
+            _ => return None,
+        };
+        // Only the canonical spelling, so that names print back unchanged.
+        (self.reg_name(p, v) == Some(name)).then_some((p, v))
+    }
+
+    fn inst_name(&self, inst: TargetInst) -> Option<&str> {
+        let x = self.decode(inst)?;
+        if x == X86Inst::new(x.mnemonic) {
+            return Some(x.mnemonic.name());
+        }
+        self.names
+            .binary_search_by_key(&inst.0, |e| e.0)
+            .ok()
+            .map(|i| &*self.names[i].1)
+    }
+
+    fn inst_by_name(&self, name: &str) -> Option<TargetInst> {
+        if let Some(m) = Mnemonic::from_name(name) {
+            return self.info[m as usize].valid.then(|| X86Inst::new(m).id());
+        }
+        self.by_name.get(name).map(|&v| TargetInst(v))
+    }
+
+    fn inst_facts(
+        &self,
+        inst: TargetInst,
+        ops: &[OpShape],
+        out: &mut InstFacts,
+    ) -> Result<(), FactsError> {
+        out.clear();
+        let x = self.decode(inst).ok_or(FactsError::UnknownInst(inst))?;
+        let explicit = if x.masked {
+            match ops.split_last() {
+                Some((OpShape::Reg { class: RegClass::MASK, .. }, rest)) => rest,
+                _ => {
+                    return Err(FactsError::OperandKind {
+                        index: ops.len().saturating_sub(1),
+                        expected: KindSet::MASK,
+                    });
+                }
+            }
+        } else {
+            ops
+        };
+        let (form, m, _) = self.find(x, explicit)?;
+        let mut shapes = [OpShape::Imm(0); 6];
+        for (d, s) in shapes.iter_mut().zip(ops) {
+            *d = self.norm(*s);
+        }
+        let n = explicit.len();
+        let all = &shapes[..ops.len()];
+        self.fill(x, form, &m, &all[..n], out);
+        if x.masked {
+            // `fill` pushed the mask fact from `ops.get(n)` of the explicit
+            // slice, which has none: take the size from the real operand.
+            if let (Some(f), Some(OpShape::Reg { size, .. })) = (out.ops.last_mut(), all.get(n)) {
+                f.size = *size;
+            }
+        }
+        Ok(())
+    }
+
+    fn inst_flow(&self, inst: TargetInst, ops: &[OpShape]) -> Flow {
+        match X86Inst::from_id(inst) {
+            Some(x) => self.flow_of(x.mnemonic, ops.first()),
+            None => Flow::Normal,
+        }
+    }
+
+    fn call_conv(&self, id: CallConvId) -> Option<&CallConv> {
+        self.convs.get(id.0 as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        let x = X86Inst::new(Mnemonic::Vaddps).with_mask(true);
+        assert_eq!(X86Inst::from_id(x.id()), Some(x));
+        let t = X86Target::x64();
+        assert_eq!(t.inst_name(x.id()), Some("vaddps_kz"));
+        assert_eq!(t.inst_by_name("vaddps_kz"), Some(x.id()));
+        let r = X86Inst::new(Mnemonic::Movsb).with_prefix(Prefix::Rep);
+        assert_eq!(t.inst_name(r.id()), Some("rep_movsb"));
+        assert!(!t.is_valid(X86Inst::new(Mnemonic::Add).with_prefix(Prefix::Rep).id()));
+        assert_eq!(X86Inst::from_id(TargetInst(u32::MAX)), None);
+    }
+}
