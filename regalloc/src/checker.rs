@@ -21,9 +21,7 @@
 //! alignment at calls is the frame builder's business (the allocator never
 //! moves the stack pointer) and is checked there.
 
-use crate::function::{
-    Block, Constraint, Function, Inst, MachineEnv, OperandKind, OperandPos, PReg,
-};
+use crate::function::{Block, Constraint, Function, Inst, MachineEnv, OperandKind, OperandPos};
 use crate::output::{Allocation, Edit, Output, ProgPoint};
 use core::fmt;
 
@@ -108,8 +106,11 @@ impl Ctx<'_> {
 pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), CheckError> {
     let ni = f.num_insts();
     let nb = f.num_blocks();
-    if out.inst_alloc_offsets.len() != ni + 1 {
-        return Err(err(None, "allocation table has the wrong size"));
+    if out.inst_alloc_offsets.len() != ni + 1
+        || out.inst_alloc_offsets.windows(2).any(|w| w[0] > w[1])
+        || out.inst_alloc_offsets.last().map(|&n| n as usize) != Some(out.allocs.len())
+    {
+        return Err(err(None, "allocation table has the wrong shape"));
     }
     let ctx = Ctx {
         nslots: out.slots.len(),
@@ -229,6 +230,9 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
     if cs_written & !out.used_callee_saved.0 != 0 {
         return Err(err(None, "callee-saved register written but not reported"));
     }
+    // Edge splits sorted by source block, for lookup.
+    let mut split_order: Vec<u32> = (0..out.edge_splits.len() as u32).collect();
+    split_order.sort_by_key(|&k| out.edge_splits[k as usize].from);
     // Dataflow.
     let mut state_in: Vec<Option<Vec<u32>>> = vec![None; nb];
     let entry = f.entry_block();
@@ -296,7 +300,7 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
         }
         for &s in f.block_succs(b) {
             st2.copy_from_slice(&st);
-            for sp in out.edge_splits.iter().filter(|e| e.from == b && e.to == s) {
+            for sp in splits_from(&out.edge_splits, &split_order, b).filter(|e| e.to == s) {
                 for e in &sp.edits {
                     ctx.apply_edit(f, &mut st2, e, None)?;
                 }
@@ -323,7 +327,6 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
             }
         }
     }
-    let _ = (Block::new(0), PReg::gp(0));
     Ok(())
 }
 
@@ -337,4 +340,16 @@ fn edit_written(e: &Edit) -> u128 {
         Edit::Remat { to, .. } => 1u128 << to.index(),
         _ => 0,
     }
+}
+
+fn splits_from<'a>(
+    splits: &'a [crate::output::EdgeSplit],
+    order: &'a [u32],
+    b: Block,
+) -> impl Iterator<Item = &'a crate::output::EdgeSplit> + 'a {
+    let start = order.partition_point(|&k| splits[k as usize].from < b);
+    order[start..]
+        .iter()
+        .map(move |&k| &splits[k as usize])
+        .take_while(move |s| s.from == b)
 }

@@ -305,3 +305,58 @@ fn checker_rejects_unreported_callee_saved() {
     }
     assert!(tried > 10);
 }
+
+/// The checker answers any corrupted output with a verdict, never a panic.
+#[test]
+fn checker_never_panics_on_corrupted_output() {
+    for seed in 0..150u64 {
+        let (f, env, out) = allocate_seed(seed);
+        let bytes = lcg_bytes(seed + 1000, 64);
+        for (n, &b) in bytes.iter().enumerate() {
+            let mut bad = out.clone();
+            let pick = |len: usize| (b as usize * 7919 + n * 104729) % len.max(1);
+            match b % 6 {
+                0 if !bad.allocs.is_empty() => {
+                    let k = pick(bad.allocs.len());
+                    bad.allocs[k] = Allocation::Stack(SpillSlot(b as u32));
+                }
+                1 if !bad.inst_alloc_offsets.is_empty() => {
+                    let k = pick(bad.inst_alloc_offsets.len());
+                    bad.inst_alloc_offsets[k] = b as u32 * 3;
+                }
+                2 if !bad.edits.is_empty() => {
+                    let k = pick(bad.edits.len());
+                    bad.edits[k].1 = Edit::Move {
+                        from: Allocation::Reg(PReg::new(RegClass::ALL[b as usize % 3], b % 40)),
+                        to: Allocation::Stack(SpillSlot(b as u32 % 70)),
+                        class: RegClass::Gp,
+                        vreg: None,
+                    };
+                }
+                3 => {
+                    bad.edits.push((
+                        jitforge_regalloc::ProgPoint::After(Inst::new(b as usize * 13)),
+                        Edit::Remat {
+                            vreg: jitforge_regalloc::VReg(b as u32),
+                            to: PReg::gp(b % 33),
+                        },
+                    ));
+                }
+                4 => {
+                    bad.edge_splits.push(jitforge_regalloc::EdgeSplit {
+                        from: Block::new(b as usize % 7),
+                        to: Block::new(b as usize % 5),
+                        edits: vec![Edit::Swap {
+                            a: PReg::gp(b % 34),
+                            b: PReg::vec(3),
+                        }],
+                    });
+                }
+                _ => {
+                    bad.slots.truncate(pick(bad.slots.len() + 1));
+                }
+            }
+            let _ = checker::check(&f, &env, &bad);
+        }
+    }
+}
