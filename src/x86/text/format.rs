@@ -6,7 +6,7 @@
 
 use super::parse::{ParsedOperand, coarse_fits, explicit_kinds, mode_bit};
 use crate::code::Arch;
-use crate::x86::db::{Form, Mnemonic, OperandKind as K};
+use crate::x86::db::{Encoding, Form, Mnemonic, OperandKind as K};
 use crate::x86::{InstOptions, Mem, MemBase, Operand, Reg, RegKind, Rounding};
 use std::fmt::Write;
 
@@ -132,6 +132,18 @@ pub fn plausible_form(
                 .zip(operands)
                 .all(|(k, o)| coarse_fits(k, &ParsedOperand::Op(*o)))
         });
+    // What only EVEX can express: masks, xmm16+, broadcast.
+    let evex_only = operands.iter().any(|o| match o {
+        Operand::Reg(r) => !r.decorators().is_empty() || (r.kind().is_vec() && r.id() >= 16),
+        Operand::Mem(m) => {
+            m.is_broadcast()
+                || !m.decorators().is_empty()
+                || m.index().is_some_and(|i| i.id() >= 16)
+        }
+        _ => false,
+    });
+    let candidates =
+        candidates.filter(|f| !(evex_only && matches!(f.encoding, Encoding::Vex | Encoding::Xop)));
     let mut fallback = None;
     for f in candidates {
         let mem_ok = operands.iter().all(|o| match o {
@@ -174,6 +186,17 @@ pub fn format_instruction(
     let operands = &operands[..explicit];
     let form = plausible_form(mnemonic, operands, arch);
     let mut text = options.prefix_text();
+    // AVX-VNNI, AVX-IFMA and AVX-NE-CONVERT reuse the text of their AVX-512
+    // forms, which llvm-mc and GNU as prefer: say `{vex}` so they read it back.
+    let vex_twin = form.is_some_and(|f| {
+        f.encoding == Encoding::Vex
+            && f.cpu_features()
+                .iter()
+                .any(|c| matches!(c.name(), "avx_vnni" | "avx_ifma" | "avx_ne_convert"))
+    });
+    if vex_twin && !options.contains(InstOptions::VEX) {
+        text.insert_str(0, "{vex} ");
+    }
     let mut name = mnemonic.name().to_string();
     let kinds: Vec<K> = form
         .map(|f| explicit_kinds(f).collect())
@@ -206,7 +229,23 @@ pub fn format_instruction(
                 Some(f.mem_size as u32 / f.bcst_size as u32)
             }
         });
-        for op in operands {
+        // Operands Intel syntax leaves out: the fixed accumulator/port of a
+        // string instruction (`lodsb`, not `lodsb al`), and `st` before the
+        // register of an x87 compare or exchange (`fcom st(3)`).
+        let string_op = form.is_some_and(|f| f.operands.iter().any(|k| k.is_implicit()));
+        let x87_implicit_st0 = matches!(
+            mnemonic.name(),
+            "fcom" | "fcomp" | "fucom" | "fucomp" | "fxch"
+        ) && kinds.first() == Some(&K::St0)
+            && operands.len() == 2;
+        for (i, op) in operands.iter().enumerate() {
+            let kind = kinds.get(i).copied();
+            if string_op && matches!(kind, Some(K::Al | K::Ax | K::Eax | K::Rax | K::Dx)) {
+                continue;
+            }
+            if x87_implicit_st0 && i == 0 {
+                continue;
+            }
             ops.push(format_operand(op, bcst_count));
         }
         let rounding = match options.rounding_mode() {
