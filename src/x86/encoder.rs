@@ -108,12 +108,7 @@ pub(crate) fn encode(
         {
             continue;
         }
-        for (op, kind) in operands.iter().zip(
-            form.operands
-                .iter()
-                .copied()
-                .filter(|k| *k != K::None && !k.is_implicit()),
-        ) {
+        for (op, &kind) in operands.iter().zip(form.explicit_kinds()) {
             if accepts(kind, op, form, arch).is_err() {
                 continue 'forms;
             }
@@ -220,7 +215,6 @@ fn diagnose(
     }
     let mut arity_seen = false;
     for form in forms {
-        let kinds: &[K] = &form.operands;
         let count = form.explicit_count();
         if count != operands.len() {
             continue;
@@ -243,12 +237,7 @@ fn diagnose(
             continue;
         }
         let mut failed = None;
-        for (index, kind) in kinds
-            .iter()
-            .copied()
-            .filter(|k| *k != K::None && !k.is_implicit())
-            .enumerate()
-        {
+        for (index, &kind) in form.explicit_kinds().iter().enumerate() {
             // A bit test rejects most forms before the detailed check.
             if kind_classes(kind) & classes[index] == 0 {
                 failed = Some((index, kind, Mismatch::Expected));
@@ -894,20 +883,17 @@ struct Bytes {
 
 impl Bytes {
     #[inline]
-    fn push(&mut self, b: u8) -> Result<(), String> {
-        // The encoder pushes at most 31 bytes, so this never fails; the index
-        // is still bounds-checked.
+    fn push(&mut self, b: u8) {
+        // The encoder pushes at most 31 bytes; the mask keeps the index in bounds.
         self.buf[self.len & 31] = b;
         self.len += 1;
-        Ok(())
     }
 
     #[inline]
-    fn push_le(&mut self, v: i64, n: usize) -> Result<(), String> {
+    fn push_le(&mut self, v: i64, n: usize) {
         for i in 0..n {
-            self.push((v >> (8 * i)) as u8)?;
+            self.push((v >> (8 * i)) as u8);
         }
-        Ok(())
     }
 }
 
@@ -1152,15 +1138,8 @@ fn encode_form(
     let mut far: Option<(i64, K)> = None;
     let mut decorators = super::reg::Decorators::NONE;
 
-    let mut index = 0;
-    for kind in form
-        .operands
-        .iter()
-        .copied()
-        .filter(|k| *k != K::None && !k.is_implicit())
-    {
-        let op = &operands[index];
-        index += 1;
+    for (position, (op, &kind)) in operands.iter().zip(form.explicit_kinds()).enumerate() {
+        let index = position + 1;
         if let Operand::Reg(r) = op
             && !r.decorators().is_empty()
         {
@@ -1367,27 +1346,27 @@ fn encode_form(
 
     // Legacy prefixes.
     if form.fwait {
-        b.push(0x9b)?;
+        b.push(0x9b);
     }
     if options.contains(InstOptions::LOCK) || lock_cr8 {
-        b.push(0xf0)?;
+        b.push(0xf0);
     }
     if options.intersects(InstOptions::REPNE | InstOptions::XACQUIRE | InstOptions::BND) {
-        b.push(0xf2)?;
+        b.push(0xf2);
     }
     if options.intersects(InstOptions::REP | InstOptions::XRELEASE) {
-        b.push(0xf3)?;
+        b.push(0xf3);
     }
     if let Some(s) = segment {
-        b.push([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65][s as usize & 7])?;
+        b.push([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65][s as usize & 7]);
     }
     if options.contains(InstOptions::NOTRACK) {
-        b.push(0x3e)?;
+        b.push(0x3e);
     }
     if matches!(form.encoding, Encoding::Legacy | Encoding::Amd3dNow) && form.operand_size == 16
         || options.contains(InstOptions::DATA16) && form.operand_size != 16
     {
-        b.push(0x66)?;
+        b.push(0x66);
     }
     let default_asz = if x64 { 64 } else { 32 };
     let asz_override = match (form.address_size, &mem) {
@@ -1396,7 +1375,7 @@ fn encode_form(
         (size, _) => size != default_asz,
     };
     if asz_override || options.contains(InstOptions::ADDR32) && x64 && form.address_size != 32 {
-        b.push(0x67)?;
+        b.push(0x67);
     }
     let pp = match form.prefix {
         MandatoryPrefix::P66 => 1,
@@ -1416,9 +1395,9 @@ fn encode_form(
     match form.encoding {
         Encoding::Legacy | Encoding::Amd3dNow => {
             match form.prefix {
-                MandatoryPrefix::P66 => b.push(0x66)?,
-                MandatoryPrefix::PF3 => b.push(0xf3)?,
-                MandatoryPrefix::PF2 => b.push(0xf2)?,
+                MandatoryPrefix::P66 => b.push(0x66),
+                MandatoryPrefix::PF3 => b.push(0xf3),
+                MandatoryPrefix::PF2 => b.push(0xf2),
                 _ => {}
             }
             // `xchg rax, rax` is the one-byte nop, as AsmJit writes it.
@@ -1437,29 +1416,29 @@ fn encode_form(
                 if !x64 {
                     return Err("this form needs REX, which 32-bit mode lacks".into());
                 }
-                b.push(0x40 | rex)?;
+                b.push(0x40 | rex);
             }
             match form.map {
-                OpcodeMap::M0F | OpcodeMap::M0F0F => b.push(0x0f)?,
+                OpcodeMap::M0F | OpcodeMap::M0F0F => b.push(0x0f),
                 OpcodeMap::M0F38 => {
-                    b.push(0x0f)?;
-                    b.push(0x38)?;
+                    b.push(0x0f);
+                    b.push(0x38);
                 }
                 OpcodeMap::M0F3A => {
-                    b.push(0x0f)?;
-                    b.push(0x3a)?;
+                    b.push(0x0f);
+                    b.push(0x3a);
                 }
                 _ => {}
             }
             if form.encoding == Encoding::Amd3dNow {
-                b.push(0x0f)?;
+                b.push(0x0f);
             } else {
                 let low = if form.modrm == ModRmSpec::OpcodeReg {
                     opcode_reg.map_or(0, |r| r.hw_id() & 7)
                 } else {
                     0
                 };
-                b.push(form.opcode | low)?;
+                b.push(form.opcode | low);
             }
         }
         Encoding::Vex | Encoding::Xop => {
@@ -1483,18 +1462,18 @@ fn encode_form(
                 && b_bit == 0
                 && w_bit == 0
             {
-                b.push(0xc5)?;
-                b.push(((r_bit ^ 1) << 7) | (byte_last & 0x7f))?;
+                b.push(0xc5);
+                b.push(((r_bit ^ 1) << 7) | (byte_last & 0x7f));
             } else {
                 b.push(if form.encoding == Encoding::Xop {
                     0x8f
                 } else {
                     0xc4
-                })?;
-                b.push(((r_bit ^ 1) << 7) | ((x_bit ^ 1) << 6) | ((b_bit ^ 1) << 5) | map_bits)?;
-                b.push(byte_last)?;
+                });
+                b.push(((r_bit ^ 1) << 7) | ((x_bit ^ 1) << 6) | ((b_bit ^ 1) << 5) | map_bits);
+                b.push(byte_last);
             }
-            b.push(form.opcode)?;
+            b.push(form.opcode);
         }
         Encoding::Evex => {
             let map_bits = match form.map {
@@ -1545,11 +1524,11 @@ fn encode_form(
                 | (bcst_bit << 4)
                 | ((v2_bit ^ 1) << 3)
                 | decorators.mask();
-            b.push(0x62)?;
-            b.push(p0)?;
-            b.push(p1)?;
-            b.push(p2)?;
-            b.push(form.opcode)?;
+            b.push(0x62);
+            b.push(p0);
+            b.push(p1);
+            b.push(p2);
+            b.push(form.opcode);
         }
     }
 
@@ -1557,17 +1536,17 @@ fn encode_form(
     let mut field_use: Option<FieldUse> = None;
     let reg_bits = (r_id & 7) << 3;
     match form.modrm {
-        ModRmSpec::Fixed(byte) => b.push(byte)?,
-        ModRmSpec::RegFixedRm(rm) => b.push(0xc0 | reg_bits | rm)?,
-        ModRmSpec::StPlus(base) => b.push(base + opcode_reg.map_or(0, |r| r.id()))?,
+        ModRmSpec::Fixed(byte) => b.push(byte),
+        ModRmSpec::RegFixedRm(rm) => b.push(0xc0 | reg_bits | rm),
+        ModRmSpec::StPlus(base) => b.push(base + opcode_reg.map_or(0, |r| r.id())),
         ModRmSpec::Reg | ModRmSpec::Digit(_) => {
             if let Some(m) = &mem {
-                b.push((m.modrm_mod << 6) | reg_bits | m.rm)?;
+                b.push((m.modrm_mod << 6) | reg_bits | m.rm);
                 if let Some(sib) = m.sib {
-                    b.push(sib)?;
+                    b.push(sib);
                 }
                 let disp_at = b.len;
-                b.push_le(m.disp, m.disp_size)?;
+                b.push_le(m.disp, m.disp_size);
                 if let Some(label) = m.rip_label {
                     field_use = Some(FieldUse {
                         at: disp_at as u8,
@@ -1585,33 +1564,33 @@ fn encode_form(
                 }
             } else {
                 let rm = rm_reg.map_or(0, |r| r.hw_id() & 7);
-                b.push(0xc0 | reg_bits | rm)?;
+                b.push(0xc0 | reg_bits | rm);
             }
         }
         ModRmSpec::None | ModRmSpec::OpcodeReg => {}
     }
     if form.encoding == Encoding::Amd3dNow {
-        b.push(form.opcode)?;
+        b.push(form.opcode);
     }
     // Moffs address.
     if let Some(m) = moffs {
         let size = if x64 { 8 } else { 4 };
-        b.push_le(m.disp(), size)?;
+        b.push_le(m.disp(), size);
     }
     // Far pointer: offset then selector.
     if let Some((v, kind)) = far {
         let off_size = if kind == K::FarPtr16 { 2 } else { 4 };
-        b.push_le(v & 0xffff_ffff, off_size)?;
-        b.push_le((v >> 32) & 0xffff, 2)?;
+        b.push_le(v & 0xffff_ffff, off_size);
+        b.push_le((v >> 32) & 0xffff, 2);
     }
     // Immediates (with is4 register in the high bits).
     if let Some(r) = is4 {
         let low = if imm_count > 0 { imms[0].0 & 15 } else { 0 };
-        b.push(((r.hw_id() & 15) << 4) | low as u8)?;
+        b.push(((r.hw_id() & 15) << 4) | low as u8);
         imm_count = 0;
     }
     for &(v, n) in &imms[..imm_count] {
-        b.push_le(v, n)?;
+        b.push_le(v, n);
     }
     // Relative branch target.
     if let Some((kind, target)) = rel {
@@ -1627,7 +1606,7 @@ fn encode_form(
             return Err("short branch requested but this form is near".into());
         }
         let at = b.len;
-        b.push_le(0, size)?;
+        b.push_le(0, size);
         let end = (site.offset + b.len) as i64;
         match target {
             Operand::Label(label) => match site.code.label_offset(*label) {
@@ -1648,7 +1627,7 @@ fn encode_form(
                         ));
                     }
                     b.len = at;
-                    b.push_le(distance, size)?;
+                    b.push_le(distance, size);
                 }
                 _ => {
                     if site.code.label_offset(*label).is_none()
@@ -1703,7 +1682,7 @@ fn encode_form(
                             ));
                         }
                         b.len = at;
-                        b.push_le(distance, size)?;
+                        b.push_le(distance, size);
                     }
                     None => {
                         if size != 4 {

@@ -417,7 +417,8 @@ pub mod modes {
 pub struct Form {
     /// The mnemonic.
     pub mnemonic: Mnemonic,
-    /// Operand kinds in Intel order, padded with `None`.
+    /// Operand kinds: the explicit ones in Intel order, then the implicit
+    /// memory operands of string instructions; padded with `None`.
     pub operands: [OperandKind; 5],
     /// Number of explicit (written) operands.
     pub explicit: u8,
@@ -478,7 +479,12 @@ impl Form {
         self.explicit as usize
     }
 
-    /// How operand `index` (in database order, implicit memory operands included) is accessed.
+    /// The kinds of the explicit operands, in Intel order.
+    pub fn explicit_kinds(&self) -> &[OperandKind] {
+        &self.operands[..(self.explicit as usize).min(5)]
+    }
+
+    /// How operand `index` (in the order of [`Form::operands`]) is accessed.
     pub const fn access(&self, index: usize) -> Access {
         if index >= 5 {
             Access::None

@@ -412,10 +412,19 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 feature_sets.push(set);
                 next
             });
-            let mut ops: Vec<String> = row
-                .operands
+            // Explicit operands first, implicit ones (string instructions) last,
+            // so that `operands[..explicit]` are the written ones.
+            let order: Vec<usize> = (0..row.operands.len())
+                .filter(|&i| !is_implicit(&row.operands[i]))
+                .chain((0..row.operands.len()).filter(|&i| is_implicit(&row.operands[i])))
+                .collect();
+            let mut ops: Vec<String> = order
                 .iter()
-                .map(|t| format!("K::{}", kind_variant(t)))
+                .map(|&i| format!("K::{}", kind_variant(&row.operands[i])))
+                .collect();
+            let access: Vec<String> = order
+                .iter()
+                .map(|&i| row.access.get(i).cloned().unwrap_or_default())
                 .collect();
             while ops.len() < 5 {
                 ops.push("K::None".into());
@@ -498,7 +507,7 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 camel(name),
                 ops.join(", "),
                 row.operands.iter().filter(|t| !is_implicit(t)).count(),
-                access_bits(&row.access),
+                access_bits(&access),
                 flag_bits(&row.flags_read),
                 flag_bits(&row.flags_written),
                 map_variant(&e.map, &e.kind),
