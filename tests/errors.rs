@@ -201,3 +201,33 @@ fn bad_alignment_and_sizes() {
     assert!(a.align(6).is_err());
     assert!(a.embed_int(1, 3).is_err());
 }
+
+#[test]
+fn validation_names_the_missing_cpu_feature_and_the_mode() {
+    use jitforge::x86::cpu::CpuFeatures;
+    let ops = [zmm0.into(), zmm1.into(), zmm2.into()];
+    let mut cpu = CpuFeatures::all();
+    let form = validate_for_cpu(Arch::X64, &cpu, Mnemonic::Vaddps, &ops, InstOptions::NONE)
+        .expect("valid");
+    assert!(form.cpu_features().contains(&CpuFeature::Avx512f));
+    cpu.remove(CpuFeature::Avx512f);
+    let err =
+        validate_for_cpu(Arch::X64, &cpu, Mnemonic::Vaddps, &ops, InstOptions::NONE).unwrap_err();
+    assert!(
+        err.to_string().contains("needs CPU feature avx512f"),
+        "{err}"
+    );
+    let err = validate(Arch::X86, Mnemonic::Cdqe, &[], InstOptions::NONE).unwrap_err();
+    assert!(
+        err.to_string().contains("not valid in 32-bit mode"),
+        "{err}"
+    );
+    let err = validate(
+        Arch::X64,
+        Mnemonic::Vaddps,
+        &[xmm16.into(), xmm1.into(), xmm2.into()],
+        InstOptions::VEX,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("xmm16"), "{err}");
+}

@@ -51,6 +51,8 @@ pub(crate) struct Encoded {
     pub len: usize,
     /// A label or absolute-address field to record.
     pub field_use: Option<FieldUse>,
+    /// The form that was encoded.
+    pub form: &'static Form,
 }
 
 impl Encoded {
@@ -1119,7 +1121,7 @@ fn encode_mem16(m: &Mem, mut e: MemEncoding) -> Result<MemEncoding, String> {
 /// the branch target (the caller tries the next, longer form).
 fn encode_form(
     site: &Site<'_>,
-    form: &Form,
+    form: &'static Form,
     operands: &[Operand],
     options: InstOptions,
 ) -> Result<Option<Encoded>, String> {
@@ -1712,5 +1714,6 @@ fn encode_form(
         bytes,
         len: b.len,
         field_use,
+        form,
     }))
 }

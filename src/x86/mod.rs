@@ -39,6 +39,7 @@ mod operand;
 mod options;
 mod reg;
 pub mod text;
+mod validate;
 
 pub use assembler::{Assembler, Logger};
 pub use db::{CpuFeature, Form, Instructions, Mnemonic, OperandKind};
@@ -54,3 +55,4 @@ pub use reg::{
     BndReg, CrReg, Decorators, DrReg, Gp8, Gp8High, Gp8Low, Gp16, Gp32, Gp64, KReg, Mm, Reg,
     RegKind, Rip, SegReg, St, Tmm, Xmm, Ymm, Zmm,
 };
+pub use validate::{validate, validate_for_cpu};
