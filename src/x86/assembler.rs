@@ -218,7 +218,7 @@ impl<'a> Assembler<'a> {
                 .extend_from_slice(encoded.as_bytes());
         }
         if let Some(logger) = self.logger.as_deref_mut() {
-            let text = super::encoder::instruction_text(mnemonic, operands, options);
+            let text = super::text::format_instruction(mnemonic, operands, options, self.code.arch());
             let bytes =
                 &self.code.sections()[self.section.0 as usize].data[offset..offset + encoded.len];
             logger.log(offset, bytes, &text);
