@@ -458,7 +458,13 @@ impl X86Target {
         let x = self.decode(id).ok_or(FactsError::UnknownInst(id))?;
         let ops = if x.masked {
             match ops.split_last() {
-                Some((OpShape::Reg { class: RegClass::MASK, .. }, rest)) => rest,
+                Some((
+                    OpShape::Reg {
+                        class: RegClass::MASK,
+                        ..
+                    },
+                    rest,
+                )) => rest,
                 _ => {
                     return Err(FactsError::OperandKind {
                         index: ops.len().saturating_sub(1),
@@ -504,7 +510,11 @@ impl X86Target {
     }
 
     /// The form and per-operand matches for these (normalized) shapes.
-    fn find(&self, x: X86Inst, ops: &[OpShape]) -> Result<(&'static Form, [Matched; 5], bool), FactsError> {
+    fn find(
+        &self,
+        x: X86Inst,
+        ops: &[OpShape],
+    ) -> Result<(&'static Form, [Matched; 5], bool), FactsError> {
         if ops.len() > 5 {
             return Err(self.diagnose(x, ops));
         }
@@ -521,7 +531,12 @@ impl X86Target {
         Err(self.diagnose(x, ops))
     }
 
-    fn scan(&self, x: X86Inst, shapes: &[OpShape], pass2: bool) -> Option<(&'static Form, [Matched; 5])> {
+    fn scan(
+        &self,
+        x: X86Inst,
+        shapes: &[OpShape],
+        pass2: bool,
+    ) -> Option<(&'static Form, [Matched; 5])> {
         let high = shapes
             .iter()
             .any(|s| matches!(s, OpShape::Reg { high: true, .. }));
@@ -750,13 +765,7 @@ impl X86Target {
         }
     }
 
-    fn write_access(
-        &self,
-        base: Access,
-        sh: &OpShape,
-        form: &Form,
-        x: X86Inst,
-    ) -> Access {
+    fn write_access(&self, base: Access, sh: &OpShape, form: &Form, x: X86Inst) -> Access {
         let OpShape::Reg {
             class, size, id, ..
         } = *sh
@@ -812,7 +821,10 @@ impl X86Target {
             let access = self.write_access(base, sh, form, x);
             let (size, mut allowed) = match *sh {
                 OpShape::Reg {
-                    class, size, high: h, ..
+                    class,
+                    size,
+                    high: h,
+                    ..
                 } => {
                     let mut a = mt.allowed;
                     if class == RegClass::GP {
@@ -831,7 +843,9 @@ impl X86Target {
                 _ => (0, u32::MAX),
             };
             let mut kinds = sh.kind();
-            if let OpShape::Reg { high: false, id, .. } = *sh
+            if let OpShape::Reg {
+                high: false, id, ..
+            } = *sh
                 && mt.fixed.is_none()
                 && n_mem == 0
                 && (is_rm(mt.kind) || self.foldable(x, ops, j))
@@ -924,11 +938,17 @@ impl X86Target {
                 if ops.len() == 2 && out.ops[0].access == Access::ReadWrite =>
             {
                 let from_mem = matches!(ops[1], OpShape::Mem { .. });
-                if let OpShape::Reg { size, id, .. } = ops[0] {
+                if let OpShape::Mem { .. } = ops[0] {
+                    // A scalar store writes exactly the scalar.
+                    out.ops[0].access = Access::Write;
+                } else if let OpShape::Reg { size, id, .. } = ops[0] {
                     let whole_value = matches!(id, Reg::Virt(_, View::FULL)) && size <= elem;
                     out.ops[0].access = if whole_value
-                        || (from_mem && matches!(self.info[x.mnemonic as usize].special, Special::ScalarMove(_)))
-                    {
+                        || (from_mem
+                            && matches!(
+                                self.info[x.mnemonic as usize].special,
+                                Special::ScalarMove(_)
+                            )) {
                         Access::Write
                     } else {
                         Access::PartialWrite
@@ -960,9 +980,7 @@ impl X86Target {
             let (r, w) = match imp.access {
                 DbAccess::Read | DbAccess::CondRead => (true, false),
                 DbAccess::Write => (false, true),
-                DbAccess::ReadWrite | DbAccess::CondWrite | DbAccess::ReadCondWrite => {
-                    (true, true)
-                }
+                DbAccess::ReadWrite | DbAccess::CondWrite | DbAccess::ReadCondWrite => (true, true),
                 DbAccess::None | DbAccess::NoMemAccess => continue,
             };
             add_implicit(&mut out.implicit, p, r, w, narrow);
@@ -973,10 +991,7 @@ impl X86Target {
     }
 
     fn flow_of(&self, m: Mnemonic, first: Option<&OpShape>) -> Flow {
-        let flow = self
-            .info
-            .get(m as usize)
-            .map_or(Flow::Normal, |i| i.flow);
+        let flow = self.info.get(m as usize).map_or(Flow::Normal, |i| i.flow);
         if flow == Flow::Jump {
             match first {
                 Some(OpShape::Label) | None => Flow::Jump,
@@ -1041,10 +1056,7 @@ fn candidates(m: Mnemonic, shapes: &[OpShape]) -> Candidates {
     for (i, sh) in shapes.iter().enumerate().take(5) {
         let code = match *sh {
             OpShape::Reg {
-                class,
-                size,
-                high,
-                ..
+                class, size, high, ..
             } => {
                 let kind = match (class, size) {
                     (RegClass::GP, 1) if high => Some(RegKind::Gp8Hi),
@@ -1350,7 +1362,13 @@ impl Target for X86Target {
         let x = self.decode(inst).ok_or(FactsError::UnknownInst(inst))?;
         let explicit = if x.masked {
             match ops.split_last() {
-                Some((OpShape::Reg { class: RegClass::MASK, .. }, rest)) => rest,
+                Some((
+                    OpShape::Reg {
+                        class: RegClass::MASK,
+                        ..
+                    },
+                    rest,
+                )) => rest,
                 _ => {
                     return Err(FactsError::OperandKind {
                         index: ops.len().saturating_sub(1),
