@@ -941,26 +941,37 @@ impl Scan {
             }
         }
         let is_reuse_target = |k: usize| reuse_targets >> k & 1 != 0;
+        // Instructions without fixed registers, clobbers, reuses, early defs
+        // or late uses skip the steps that only those need.
+        let simple = fixed_any == [0; 3]
+            && clobbers.is_empty()
+            && reuse_targets == 0
+            && ops.iter().all(|o| match o.kind {
+                OperandKind::Def => o.pos == OperandPos::Late,
+                _ => o.pos == OperandPos::Early,
+            });
 
         // B: fixed uses.
-        for (k, op) in ops.iter().enumerate() {
-            let Constraint::Fixed(p) = op.constraint else {
-                continue;
-            };
-            if !op.is_use() {
-                continue;
-            }
-            let (c, hw, v) = (p.class.index(), p.hw, op.vreg.0);
-            if self.owner[c * 32 + hw as usize] != v {
-                let avoid = fixed_any[c] | res_early[c] | late_written[c];
-                self.make_free(i, c, hw, avoid, info, !clobbers.is_empty(), log, false);
-                self.load_into(i, v, c, hw, log)?;
-                log.push(i, Some(op.vreg), Reason::FixedCopy(p));
-            }
-            alloc[k] = Allocation::Reg(p);
-            res_early[c] |= 1 << hw;
-            if op.pos == OperandPos::Late || op.kind == OperandKind::Modify {
-                res_late[c] |= 1 << hw;
+        if !simple {
+            for (k, op) in ops.iter().enumerate() {
+                let Constraint::Fixed(p) = op.constraint else {
+                    continue;
+                };
+                if !op.is_use() {
+                    continue;
+                }
+                let (c, hw, v) = (p.class.index(), p.hw, op.vreg.0);
+                if self.owner[c * 32 + hw as usize] != v {
+                    let avoid = fixed_any[c] | res_early[c] | late_written[c];
+                    self.make_free(i, c, hw, avoid, info, !clobbers.is_empty(), log, false);
+                    self.load_into(i, v, c, hw, log)?;
+                    log.push(i, Some(op.vreg), Reason::FixedCopy(p));
+                }
+                alloc[k] = Allocation::Reg(p);
+                res_early[c] |= 1 << hw;
+                if op.pos == OperandPos::Late || op.kind == OperandKind::Modify {
+                    res_late[c] |= 1 << hw;
+                }
             }
         }
         // C: non-fixed uses already in a suitable register.
@@ -1062,37 +1073,39 @@ impl Scan {
             }
         }
         // E: reuse defs and their inputs.
-        for (k, op) in ops.iter().enumerate() {
-            let Constraint::Reuse(u) = op.constraint else {
-                continue;
-            };
-            let u = u as usize;
-            let uop = ops[u];
-            let (c, x) = (self.vclass(uop.vreg.0), uop.vreg.0);
-            let hw = if let Constraint::Fixed(p) = uop.constraint {
-                // Placed in step B.
-                p.hw
-            } else {
-                let allowed = self.allowed_mask(c, uop.constraint);
-                let xs = self.v[x as usize];
-                let dies = !self.survives(x, info);
-                let mine = xs.regs & allowed & !fixed_any[c] & !res_late[c];
-                if dies && mine != 0 {
-                    lowest(mine)
+        if reuse_targets != 0 {
+            for (k, op) in ops.iter().enumerate() {
+                let Constraint::Reuse(u) = op.constraint else {
+                    continue;
+                };
+                let u = u as usize;
+                let uop = ops[u];
+                let (c, x) = (self.vclass(uop.vreg.0), uop.vreg.0);
+                let hw = if let Constraint::Fixed(p) = uop.constraint {
+                    // Placed in step B.
+                    p.hw
                 } else {
-                    let avoid = fixed_any[c] | res_early[c] | res_late[c];
-                    let hw =
-                        self.choose_reg(i, x, c, allowed, avoid, 0, 0xff, ivs, info, log, None)?;
-                    self.load_into(i, x, c, hw, log)?;
-                    hw
-                }
-            };
-            let r = self.preg(c, hw);
-            alloc[u] = Allocation::Reg(r);
-            alloc[k] = Allocation::Reg(r);
-            res_early[c] |= 1 << hw;
-            res_late[c] |= 1 << hw;
-            late_written[c] |= 1 << hw;
+                    let allowed = self.allowed_mask(c, uop.constraint);
+                    let xs = self.v[x as usize];
+                    let dies = !self.survives(x, info);
+                    let mine = xs.regs & allowed & !fixed_any[c] & !res_late[c];
+                    if dies && mine != 0 {
+                        lowest(mine)
+                    } else {
+                        let avoid = fixed_any[c] | res_early[c] | res_late[c];
+                        let hw = self
+                            .choose_reg(i, x, c, allowed, avoid, 0, 0xff, ivs, info, log, None)?;
+                        self.load_into(i, x, c, hw, log)?;
+                        hw
+                    }
+                };
+                let r = self.preg(c, hw);
+                alloc[u] = Allocation::Reg(r);
+                alloc[k] = Allocation::Reg(r);
+                res_early[c] |= 1 << hw;
+                res_late[c] |= 1 << hw;
+                late_written[c] |= 1 << hw;
+            }
         }
         // Modify operands write their register at the late point.
         for (k, op) in ops.iter().enumerate() {
@@ -1104,62 +1117,64 @@ impl Scan {
             self.doomed[c] = late_written[c] | !self.allocatable[c];
         }
         // F: preserve values living in registers written at the late point.
-        for c in 0..3 {
-            let mut m = late_written[c] & self.occupied[c];
-            while m != 0 {
-                let hw = lowest(m);
-                m &= m - 1;
-                let w = self.owner[c * 32 + hw as usize];
-                if w == NONE {
-                    continue;
-                }
-                let ws = self.v[w as usize];
-                if !self.survives(w, info) {
-                    continue;
-                }
-                if ws.regs & !self.doomed[c] != 0 || ws.in_slot || self.remat[w as usize] {
-                    continue;
-                }
-                let avoid = fixed_any[c] | res_early[c] | res_late[c] | late_written[c];
-                // Keep the copy in `hw` for this instruction's reads: save a
-                // second copy elsewhere first.
-                let free = self.allocatable[c] & !self.occupied[c] & !avoid;
-                let pref = free & self.callee_saved[c];
-                let from = Allocation::Reg(self.preg(c, hw));
-                if free != 0 {
-                    let to = lowest(if pref != 0 && !clobbers.is_empty() {
-                        pref
+        if !simple {
+            for c in 0..3 {
+                let mut m = late_written[c] & self.occupied[c];
+                while m != 0 {
+                    let hw = lowest(m);
+                    m &= m - 1;
+                    let w = self.owner[c * 32 + hw as usize];
+                    if w == NONE {
+                        continue;
+                    }
+                    let ws = self.v[w as usize];
+                    if !self.survives(w, info) {
+                        continue;
+                    }
+                    if ws.regs & !self.doomed[c] != 0 || ws.in_slot || self.remat[w as usize] {
+                        continue;
+                    }
+                    let avoid = fixed_any[c] | res_early[c] | res_late[c] | late_written[c];
+                    // Keep the copy in `hw` for this instruction's reads: save a
+                    // second copy elsewhere first.
+                    let free = self.allocatable[c] & !self.occupied[c] & !avoid;
+                    let pref = free & self.callee_saved[c];
+                    let from = Allocation::Reg(self.preg(c, hw));
+                    if free != 0 {
+                        let to = lowest(if pref != 0 && !clobbers.is_empty() {
+                            pref
+                        } else {
+                            free
+                        });
+                        self.edit(
+                            key,
+                            Edit::Move {
+                                from,
+                                to: Allocation::Reg(self.preg(c, to)),
+                                class: RegClass::ALL[c],
+                                vreg: Some(VReg(w)),
+                            },
+                        );
+                        self.set_owner(c, to, w);
+                        res_late[c] |= 1 << to;
                     } else {
-                        free
-                    });
-                    self.edit(
-                        key,
-                        Edit::Move {
-                            from,
-                            to: Allocation::Reg(self.preg(c, to)),
-                            class: RegClass::ALL[c],
-                            vreg: Some(VReg(w)),
-                        },
+                        self.edit(
+                            key,
+                            Edit::Move {
+                                from,
+                                to: Allocation::Stack(SpillSlot(w)),
+                                class: RegClass::ALL[c],
+                                vreg: Some(VReg(w)),
+                            },
+                        );
+                        self.mark_in_slot(w);
+                    }
+                    log.push(
+                        i,
+                        Some(VReg(w)),
+                        Reason::SaveAcrossClobber(self.preg(c, hw)),
                     );
-                    self.set_owner(c, to, w);
-                    res_late[c] |= 1 << to;
-                } else {
-                    self.edit(
-                        key,
-                        Edit::Move {
-                            from,
-                            to: Allocation::Stack(SpillSlot(w)),
-                            class: RegClass::ALL[c],
-                            vreg: Some(VReg(w)),
-                        },
-                    );
-                    self.mark_in_slot(w);
                 }
-                log.push(
-                    i,
-                    Some(VReg(w)),
-                    Reason::SaveAcrossClobber(self.preg(c, hw)),
-                );
             }
         }
         // G: defs.
@@ -1289,62 +1304,64 @@ impl Scan {
             }
         }
         // A live value defined into a non-allocatable register moves to an
-        // allocatable place right after the instruction.
-        for (k, op) in ops.iter().enumerate() {
-            let Allocation::Reg(r) = alloc[k] else {
-                continue;
-            };
-            let c = r.class.index();
-            if !op.is_def()
-                || self.allocatable[c] & (1 << r.hw) != 0
-                || self.op_next[nb + k] == INF_POS
-            {
-                continue;
+        if !simple {
+            // allocatable place right after the instruction.
+            for (k, op) in ops.iter().enumerate() {
+                let Allocation::Reg(r) = alloc[k] else {
+                    continue;
+                };
+                let c = r.class.index();
+                if !op.is_def()
+                    || self.allocatable[c] & (1 << r.hw) != 0
+                    || self.op_next[nb + k] == INF_POS
+                {
+                    continue;
+                }
+                if f.is_branch(i) || f.is_ret(i) {
+                    return Err(Error::invalid(format!(
+                        "{i}: a branch defines a live value in non-allocatable {r}"
+                    )));
+                }
+                let v = op.vreg.0;
+                let free = self.allocatable[c] & !self.occupied[c];
+                let after = 6 * i.0 + 3;
+                if free != 0 {
+                    let to = lowest(free);
+                    self.edit(
+                        after,
+                        Edit::Move {
+                            from: Allocation::Reg(r),
+                            to: Allocation::Reg(self.preg(c, to)),
+                            class: r.class,
+                            vreg: Some(VReg(v)),
+                        },
+                    );
+                    self.set_owner(c, to, v);
+                } else {
+                    self.edit(
+                        after,
+                        Edit::Move {
+                            from: Allocation::Reg(r),
+                            to: Allocation::Stack(SpillSlot(v)),
+                            class: r.class,
+                            vreg: Some(VReg(v)),
+                        },
+                    );
+                    self.mark_in_slot(v);
+                }
             }
-            if f.is_branch(i) || f.is_ret(i) {
-                return Err(Error::invalid(format!(
-                    "{i}: a branch defines a live value in non-allocatable {r}"
-                )));
-            }
-            let v = op.vreg.0;
-            let free = self.allocatable[c] & !self.occupied[c];
-            let after = 6 * i.0 + 3;
-            if free != 0 {
-                let to = lowest(free);
-                self.edit(
-                    after,
-                    Edit::Move {
-                        from: Allocation::Reg(r),
-                        to: Allocation::Reg(self.preg(c, to)),
-                        class: r.class,
-                        vreg: Some(VReg(v)),
-                    },
-                );
-                self.set_owner(c, to, v);
-            } else {
-                self.edit(
-                    after,
-                    Edit::Move {
-                        from: Allocation::Reg(r),
-                        to: Allocation::Stack(SpillSlot(v)),
-                        class: r.class,
-                        vreg: Some(VReg(v)),
-                    },
-                );
-                self.mark_in_slot(v);
-            }
-        }
-        // Non-allocatable fixed registers hold nothing between instructions.
-        for c in 0..3 {
-            let mut m = fixed_any[c] & !self.allocatable[c];
-            while m != 0 {
-                let hw = lowest(m);
-                m &= m - 1;
-                let w = self.owner[c * 32 + hw as usize];
-                if w != NONE {
-                    self.v[w as usize].regs &= !(1 << hw);
-                    self.owner[c * 32 + hw as usize] = NONE;
-                    self.occupied[c] &= !(1 << hw);
+            // Non-allocatable fixed registers hold nothing between instructions.
+            for c in 0..3 {
+                let mut m = fixed_any[c] & !self.allocatable[c];
+                while m != 0 {
+                    let hw = lowest(m);
+                    m &= m - 1;
+                    let w = self.owner[c * 32 + hw as usize];
+                    if w != NONE {
+                        self.v[w as usize].regs &= !(1 << hw);
+                        self.owner[c * 32 + hw as usize] = NONE;
+                        self.occupied[c] &= !(1 << hw);
+                    }
                 }
             }
         }
