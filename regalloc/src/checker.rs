@@ -54,12 +54,11 @@ fn err(inst: Option<Inst>, msg: impl Into<String>) -> CheckError {
     }
 }
 
-struct Ctx<'a> {
+struct Ctx {
     nslots: usize,
-    out: &'a Output,
 }
 
-impl Ctx<'_> {
+impl Ctx {
     fn loc(&self, a: Allocation, inst: Option<Inst>) -> Result<usize, CheckError> {
         match a {
             Allocation::Reg(r) if r.hw < 32 => Ok(r.index()),
@@ -114,9 +113,7 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
     }
     let ctx = Ctx {
         nslots: out.slots.len(),
-        out,
     };
-    let _ = ctx.out;
     let nloc = 96 + out.slots.len();
     // Static checks per instruction.
     let mut written: u128 = 0;

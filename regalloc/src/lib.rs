@@ -135,8 +135,6 @@ impl Allocator {
         let nv = f.num_vregs();
         {
             let scan = &mut self.scan;
-            let remat: Vec<bool> = Vec::new();
-            let _ = remat;
             self.resolver.run(
                 f,
                 env,

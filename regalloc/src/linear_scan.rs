@@ -286,7 +286,7 @@ impl Scan {
             self.backward_scan(f, live, b);
             let r = f.block_insts(b);
             for i in r.iter() {
-                self.alloc_inst(f, cfg, ivs, b, i, log)?;
+                self.alloc_inst(f, ivs, b, i, log)?;
             }
             // Exit state.
             for &v in live.live_out(b) {
@@ -411,7 +411,6 @@ impl Scan {
             self.loop_header_policy(f, live, ivs, b, start, log);
         }
         // Install.
-        let first = f.block_insts(b).start;
         for k in start..self.entry_recs.len() {
             let rec = self.entry_recs[k];
             let c = self.vclass(rec.vreg);
@@ -425,7 +424,6 @@ impl Scan {
                 self.mark_in_slot(rec.vreg);
             }
         }
-        let _ = first;
     }
 
     /// Chooses the entry state of a loop header: values unused in the loop
@@ -859,7 +857,6 @@ impl Scan {
     fn alloc_inst<F: Function>(
         &mut self,
         f: &F,
-        cfg: &CfgInfo,
         ivs: &Intervals,
         b: Block,
         i: Inst,
@@ -873,7 +870,7 @@ impl Scan {
             !self.allocatable[1],
             !self.allocatable[2],
         ];
-        let r = self.alloc_inst_inner(f, cfg, ivs, b, i, log, &mut bufs);
+        let r = self.alloc_inst_inner(f, ivs, b, i, log, &mut bufs);
         self.bufs = bufs;
         self.doomed = [0; 3];
         r
@@ -883,7 +880,6 @@ impl Scan {
     fn alloc_inst_inner<F: Function>(
         &mut self,
         f: &F,
-        cfg: &CfgInfo,
         ivs: &Intervals,
         b: Block,
         i: Inst,
@@ -896,7 +892,6 @@ impl Scan {
         let blk_base = self.alloc_off[f.block_insts(b).start.index()] as usize;
         let nb = base - blk_base;
         let key = 6 * i.0 + 1;
-        let _ = cfg;
         // Operand facts.
         let info = &mut bufs.info;
         info.clear();
