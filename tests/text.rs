@@ -956,3 +956,26 @@ fn formatter_output_is_read_by_llvm_mc_and_gnu_as() {
         }
     }
 }
+
+#[test]
+fn numeric_local_labels() {
+    let out = assemble_program(
+        "1: dec ecx\n jnz 1b\n jmp 1f\n nop\n1: ret\n jmp 1b\n",
+        Arch::X64,
+    )
+    .unwrap();
+    assert_eq!(
+        out.bytes,
+        [
+            0xff, 0xc9, 0x75, 0xfc, 0xe9, 1, 0, 0, 0, 0x90, 0xc3, 0xeb, 0xfd
+        ]
+    );
+    let e = LineAssembler::new(Arch::X64)
+        .assemble("jmp 2f")
+        .unwrap_err();
+    assert!(e.message.contains("2f"), "{e}");
+    assert_eq!(
+        LineAssembler::new(Arch::X64).assemble("1: jmp 1b").unwrap(),
+        [0xeb, 0xfe]
+    );
+}

@@ -4,7 +4,8 @@
 
 use super::listing::{Listing, ListingEntry};
 use super::parse::{
-    DataValue, ParseError, ParsedInstruction, Statement, StatementKind, implicit_fills, parse_line,
+    DataValue, ParseError, ParsedInstruction, ParsedOperand, Statement, StatementKind,
+    implicit_fills, parse_line,
 };
 use crate::code::{Arch, CodeHolder, Label, SectionId, SectionKind};
 use crate::error::Error;
@@ -55,6 +56,79 @@ fn error_at(stmt: &Statement, column: usize, e: impl std::fmt::Display) -> Parse
     }
 }
 
+/// Numeric local labels (GNU as): every `1:` is a new label; `1b` refers
+/// to the previous `1:`, `1f` to the next one. Each definition gets an
+/// internal name (`1:#k`, which source text cannot spell).
+#[derive(Default)]
+struct LocalLabels {
+    defined: HashMap<String, usize>,
+}
+
+impl LocalLabels {
+    fn internal(digits: &str, k: usize) -> String {
+        format!("{digits}:#{k}")
+    }
+
+    fn map(&self, name: &str) -> Option<String> {
+        if name.len() < 2 || !name.is_char_boundary(name.len() - 1) {
+            return None;
+        }
+        let (digits, dir) = name.split_at(name.len() - 1);
+        if !digits.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let k = self.defined.get(digits).copied().unwrap_or(0);
+        match dir {
+            "b" | "B" if k > 0 => Some(Self::internal(digits, k)),
+            "f" | "F" => Some(Self::internal(digits, k + 1)),
+            _ => None,
+        }
+    }
+
+    /// Gives numeric labels and references to them their internal names.
+    fn rename(&mut self, stmt: &mut Statement) {
+        match &mut stmt.kind {
+            StatementKind::Label(name) if name.bytes().all(|c| c.is_ascii_digit()) => {
+                let k = self.defined.entry(name.clone()).or_insert(0);
+                *k += 1;
+                *name = Self::internal(name, *k);
+            }
+            StatementKind::Instruction(inst) => {
+                for op in &mut inst.operands {
+                    let name = match op {
+                        ParsedOperand::Label(n) => n,
+                        ParsedOperand::LabelMem(m) => &mut m.name,
+                        ParsedOperand::Op(_) => continue,
+                    };
+                    if let Some(new) = self.map(name) {
+                        *name = new;
+                    }
+                }
+            }
+            StatementKind::Data { values, .. } => {
+                for v in values {
+                    if let DataValue::Label(name) = v
+                        && let Some(new) = self.map(name)
+                    {
+                        *name = new;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The message of a layout error, with numeric local labels spelled as written.
+fn finalize_message(e: &Error) -> String {
+    if let Error::UnboundLabel { label } = e
+        && let Some((digits, _)) = label.split_once(":#")
+    {
+        return format!("label {digits}f is used but no `{digits}:` follows");
+    }
+    e.to_string()
+}
+
 /// A fully assembled program.
 #[derive(Clone, Debug)]
 pub struct Assembled {
@@ -80,6 +154,7 @@ pub fn assemble_program(text: &str, arch: Arch) -> Result<Assembled, Vec<ParseEr
     let mut sections: HashMap<String, SectionId> = HashMap::new();
     sections.insert(".text".into(), CodeHolder::TEXT);
     let mut first_use: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut locals = LocalLabels::default();
     // (section, offset, len, text)
     let mut entries: Vec<(SectionId, usize, usize, String)> = Vec::new();
     {
@@ -92,7 +167,8 @@ pub fn assemble_program(text: &str, arch: Arch) -> Result<Assembled, Vec<ParseEr
                     continue;
                 }
             };
-            for stmt in stmts {
+            for mut stmt in stmts {
+                locals.rename(&mut stmt);
                 let section = a.current_section();
                 let start = a.offset();
                 let result: Result<(), ParseError> = match &stmt.kind {
@@ -180,7 +256,7 @@ pub fn assemble_program(text: &str, arch: Arch) -> Result<Assembled, Vec<ParseEr
             return Err(vec![ParseError {
                 line,
                 column,
-                message: e.to_string(),
+                message: finalize_message(&e),
             }]);
         }
     };
@@ -222,7 +298,11 @@ impl LineAssembler {
     /// The bytes of one line (labels and directives allowed; an empty line
     /// gives no bytes). Errors are reported on line 1.
     pub fn assemble(&mut self, line: &str) -> Result<Vec<u8>, ParseError> {
-        let stmts = parse_line(line, 1, self.arch)?;
+        let mut stmts = parse_line(line, 1, self.arch)?;
+        let mut locals = LocalLabels::default();
+        for stmt in &mut stmts {
+            locals.rename(stmt);
+        }
         self.code.reset();
         let mut a = Assembler::new(&mut self.code);
         let mut last_col = 1;
@@ -266,7 +346,7 @@ impl LineAssembler {
         self.code.finalize().map_err(|e| ParseError {
             line: 1,
             column: last_col,
-            message: e.to_string(),
+            message: finalize_message(&e),
         })
     }
 }

@@ -257,7 +257,21 @@ fn lex(line: &str) -> Result<Vec<Token<'_>>, ParseError> {
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                 i += 1;
             }
-            let v = parse_number(&line[start..i], col)?;
+            let word = &line[start..i];
+            // `1b` / `1f`: a reference to the previous / next numeric local label `1:`.
+            let (digits, last) = word.split_at(word.len() - 1);
+            if matches!(last, "b" | "f" | "B" | "F")
+                && !digits.is_empty()
+                && digits.bytes().all(|c| c.is_ascii_digit())
+            {
+                out.push(Token {
+                    tok: Tok::Ident(word),
+                    col,
+                    end: i,
+                });
+                continue;
+            }
+            let v = parse_number(word, col)?;
             out.push(Token {
                 tok: Tok::Num(v),
                 col,
@@ -1278,7 +1292,14 @@ fn parse_line_inner(text: &str, arch: Arch) -> Result<Vec<Statement>, ParseError
     };
     let mut out = Vec::new();
     // Labels.
-    while let (Tok::Ident(name), Tok::Punct(b':')) = (p.peek(), p.peek_at(1)) {
+    loop {
+        let name = match (p.peek(), p.peek_at(1)) {
+            (Tok::Ident(name), Tok::Punct(b':')) => name.to_string(),
+            // `1:` a numeric local label (GNU as), referred to as `1b` / `1f`.
+            (Tok::Num(n), Tok::Punct(b':')) => n.to_string(),
+            _ => break,
+        };
+        let name = name.as_str();
         if register(&name.to_ascii_lowercase()).is_some() {
             return Err(ParseError::new(
                 p.col(),
