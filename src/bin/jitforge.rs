@@ -47,9 +47,9 @@ OPTIONS:
                    `error: <message>`
     FILE           Input file; `-` or nothing reads standard input
 
-Without --each the input is a program: labels (`name:`), directives (.byte
-.word .long .quad db dw dd dq .align .section), comments (; # //). The
-listing shows offset, bytes and text. Errors go to standard error as
+Without --each the input is a program: labels (`name:`, `1:` with `1b`/`1f`),
+directives (.byte .word .long .quad db dw dd dq .align .section), comments
+(; # //). The listing shows offset, bytes and text. Errors go to standard error as
 FILE:LINE:COLUMN: error: MESSAGE.
 
 Exit status: 0 on success, 1 if any line failed, 2 on bad usage.
