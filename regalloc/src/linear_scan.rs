@@ -110,6 +110,11 @@ pub struct Scan {
     doomed: [u32; 3],
     /// Loop weight of the block being allocated (for the log).
     cur_weight: u32,
+    /// Per register, the positions in the current block where a fixed
+    /// operand or a clobber needs it, latest first (the next one is last).
+    fixed_pos: Vec<Vec<u32>>,
+    /// Whether the current block has any fixed operand or clobber.
+    block_has_fixed: bool,
 }
 
 /// Per-instruction scratch buffers.
@@ -532,6 +537,28 @@ impl Scan {
     fn backward_scan<F: Function>(&mut self, f: &F, live: &Liveness, b: Block) {
         let r = f.block_insts(b);
         let end_pos = 2 * r.end.0;
+        // Where each register is needed by a fixed operand or clobber.
+        if self.fixed_pos.len() != 96 {
+            self.fixed_pos = vec![Vec::new(); 96];
+        }
+        if self.block_has_fixed {
+            for l in self.fixed_pos.iter_mut() {
+                l.clear();
+            }
+        }
+        self.block_has_fixed = false;
+        for i in r.iter().rev() {
+            for op in f.inst_operands(i) {
+                if let Constraint::Fixed(p) = op.constraint {
+                    self.fixed_pos[p.index()].push(2 * i.0);
+                    self.block_has_fixed = true;
+                }
+            }
+            for p in f.inst_clobbers(i).iter() {
+                self.fixed_pos[p.index()].push(2 * i.0);
+                self.block_has_fixed = true;
+            }
+        }
         for (k, &v) in live.live_out(b).iter().enumerate() {
             let d = live.dist_out(b)[k];
             self.nu[v as usize] = if d >= INF {
@@ -795,7 +822,8 @@ impl Scan {
             } else {
                 free & !self.callee_saved[class]
             };
-            return Ok(lowest(if pref != 0 { pref } else { free }));
+            let pref = if pref != 0 { pref } else { free };
+            return Ok(self.free_longest(i, class, pref));
         }
         // Evict: farthest next use, with a bonus for values needing no store.
         let best = match pre {
@@ -804,6 +832,36 @@ impl Scan {
         };
         self.make_free(i, class, best, avoid, ops, false, log, true);
         Ok(best)
+    }
+
+    /// Among the free registers `free`, the one free longest: whose next
+    /// fixed use or clobber in this block comes last (Wimmer's free-until
+    /// position; none counts as the end of the block).
+    fn free_longest(&mut self, i: Inst, class: usize, free: u32) -> u8 {
+        if !self.block_has_fixed {
+            return lowest(free);
+        }
+        let here = 2 * i.0;
+        let mut best = lowest(free);
+        let mut best_until = 0u32;
+        let mut m = free;
+        while m != 0 {
+            let hw = lowest(m);
+            m &= m - 1;
+            let l = &mut self.fixed_pos[class * 32 + hw as usize];
+            while l.last().is_some_and(|&p| p < here) {
+                l.pop();
+            }
+            let until = l.last().copied().unwrap_or(INF_POS);
+            if until > best_until {
+                best_until = until;
+                best = hw;
+                if until == INF_POS {
+                    break;
+                }
+            }
+        }
+        best
     }
 
     /// The eviction victim among `cand` (all occupied) and the farthest
