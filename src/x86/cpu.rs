@@ -381,3 +381,90 @@ mod detect {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_operations() {
+        let mut s = CpuFeatures::new();
+        assert!(s.is_empty());
+        s.insert(CpuFeature::Avx2);
+        s.insert(CpuFeature::Sse2);
+        assert!(s.contains(CpuFeature::Avx2) && !s.contains(CpuFeature::Avx));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.to_string(), "avx2 sse2");
+        s.remove(CpuFeature::Avx2);
+        assert_eq!(s.iter().collect::<Vec<_>>(), [CpuFeature::Sse2]);
+        assert_eq!(CpuFeatures::all().len(), CpuFeature::ALL.len());
+        assert_eq!(
+            CpuFeatures::feature_by_name("sse4_1"),
+            Some(CpuFeature::Sse41)
+        );
+        assert!(CpuFeatures::all().contains_all(&[CpuFeature::Avx512f, CpuFeature::Avx512vl]));
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn host_is_consistent() {
+        let h = CpuFeatures::host();
+        for f in ["x64", "sse", "sse2", "cmov", "fpu", "intel386", "cpuid"] {
+            assert!(h.contains(CpuFeatures::feature_by_name(f).unwrap()), "{f}");
+        }
+        let has = |n: &str| h.contains(CpuFeatures::feature_by_name(n).unwrap());
+        if has("avx512f") {
+            assert!(has("avx") && has("avx2"));
+        }
+        if has("avx2") {
+            assert!(has("avx"));
+        }
+    }
+
+    /// On Linux, the kernel's view (`/proc/cpuinfo` flags, which also hides
+    /// what the OS does not enable) agrees for the common features.
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    fn host_agrees_with_proc_cpuinfo() {
+        let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+            return;
+        };
+        let Some(flags) = info.lines().find(|l| l.starts_with("flags")) else {
+            return;
+        };
+        let flags: Vec<&str> = flags.split_whitespace().collect();
+        let h = CpuFeatures::host();
+        for (ours, linux) in [
+            ("sse3", "pni"),
+            ("ssse3", "ssse3"),
+            ("sse4_1", "sse4_1"),
+            ("sse4_2", "sse4_2"),
+            ("avx", "avx"),
+            ("avx2", "avx2"),
+            ("fma", "fma"),
+            ("f16c", "f16c"),
+            ("bmi1", "bmi1"),
+            ("bmi2", "bmi2"),
+            ("adx", "adx"),
+            ("aes", "aes"),
+            ("pclmulqdq", "pclmulqdq"),
+            ("popcnt", "popcnt"),
+            ("movbe", "movbe"),
+            ("avx512f", "avx512f"),
+            ("avx512bw", "avx512bw"),
+            ("avx512vl", "avx512vl"),
+            ("avx512dq", "avx512dq"),
+            ("sha", "sha_ni"),
+            ("gfni", "gfni"),
+            ("vaes", "vaes"),
+            ("lzcnt", "abm"),
+        ] {
+            let f = CpuFeatures::feature_by_name(ours).unwrap();
+            assert_eq!(
+                h.contains(f),
+                flags.contains(&linux),
+                "{ours} vs /proc/cpuinfo {linux}"
+            );
+        }
+    }
+}
