@@ -13,11 +13,14 @@
 //!   next use, the source of a copy (so the copy coalesces), the register of
 //!   an input that dies here (three-address forms);
 //!   caller-saved registers for values that cross no call, callee-saved for
-//!   those that do;
+//!   those that do; among the rest, the register free longest (whose next
+//!   fixed use or clobber in the block comes last: Wimmer's free-until
+//!   position);
 //! - **eviction** when none is free: the value whose next use is farthest
 //!   (next-use distances from [`crate::liveness`], which include the way
-//!   around loops and a penalty for leaving them), halved when evicting it
-//!   needs a store (Belady's rule, weighted by cost);
+//!   around loops and a penalty for leaving them), with a bonus for values
+//!   whose slot is up to date, so evicting them needs no store (Belady's
+//!   rule, weighted by cost);
 //! - a **fixed-register operand** gets a copy of the value in that
 //!   register; the value keeps its own register (a move, not a spill);
 //! - **spill stores** happen once per definition, when a dirty value is
@@ -25,11 +28,14 @@
 //!   unchanged value is never stored twice); **rematerializable** values are
 //!   never stored, only recomputed;
 //! - operands that accept memory use the **slot directly** when the value is
-//!   not in a register and loading it would evict something used sooner;
+//!   not in a register and loading it would evict something used sooner
+//!   (a read-modify-write operand even a little earlier: loading it would
+//!   make it dirty); at most one memory operand per instruction;
 //! - at a **loop header** the entry state is chosen for the loop: values not
 //!   used in the loop leave their registers before it (the store, if any,
-//!   lands outside the loop), values used in it are loaded before it when
-//!   registers are free.
+//!   lands outside the loop), values only read in it are stored before it
+//!   (so evicting them inside needs no store), values used in it are loaded
+//!   before it when registers are free.
 //!
 //! Every block starts from the exit state of an already processed
 //! predecessor (so a fall-through edge needs no moves), or with all values in
