@@ -1,19 +1,53 @@
 //! Workload A of ../shared/bench/WORKLOAD.md (assembler mix): 1,000,000
 //! instructions into one code buffer, labels resolved at the end, through
-//! jitforge's typed Assembler API and through the iced-x86 Encoder in the
-//! same process. Prints medians, ratios and byte counts.
+//! jitforge's typed Assembler API, through jitforge's Builder (which records
+//! the nodes, relaxes the forward jumps and serializes them into an
+//! Assembler) and through the iced-x86 Encoder in the same process. Prints
+//! medians, ratios and byte counts.
 //!
 //! `cargo bench --bench workload_a` (`RUNS=N` repetitions, median; `PEERS=0` for jitforge alone)
 
 use jitforge::x86::*;
-use jitforge::{Arch, CodeHolder, Error, Label};
+use jitforge::{Arch, Builder, CodeHolder, Error, Label};
 use std::hint::black_box;
 use std::time::Instant;
 
-fn block(a: &mut Assembler<'_>, l_fn: Label, gp_only: bool) -> Result<(), Error> {
-    let back = a.new_label();
-    let fwd = a.new_label();
-    a.bind(back)?;
+/// What a block needs beyond the typed API: labels, and the forward jump
+/// (short on request for the Assembler; relaxed by the Builder).
+trait Target: Emitter {
+    fn label(&mut self) -> Label;
+    fn bind_here(&mut self, label: Label) -> Result<(), Error>;
+    fn jmp_fwd(&mut self, label: Label) -> Result<(), Error>;
+}
+
+impl Target for Assembler<'_> {
+    fn label(&mut self) -> Label {
+        self.new_label()
+    }
+    fn bind_here(&mut self, label: Label) -> Result<(), Error> {
+        self.bind(label)
+    }
+    fn jmp_fwd(&mut self, label: Label) -> Result<(), Error> {
+        self.short().jmp(label)
+    }
+}
+
+impl Target for Builder<'_> {
+    fn label(&mut self) -> Label {
+        self.new_label()
+    }
+    fn bind_here(&mut self, label: Label) -> Result<(), Error> {
+        self.bind(label)
+    }
+    fn jmp_fwd(&mut self, label: Label) -> Result<(), Error> {
+        self.jmp(label)
+    }
+}
+
+fn block<T: Target>(a: &mut T, l_fn: Label, gp_only: bool) -> Result<(), Error> {
+    let back = a.label();
+    let fwd = a.label();
+    a.bind_here(back)?;
     a.mov(rax, rbx)?;
     a.mov(ecx, 0x12345678)?;
     a.mov(rdx, qword_ptr(rsi + rdi * 8 + 0x40))?;
@@ -38,7 +72,7 @@ fn block(a: &mut Assembler<'_>, l_fn: Label, gp_only: bool) -> Result<(), Error>
     a.inc(qword_ptr(rax))?;
     a.neg(r8)?;
     a.jne(back)?;
-    a.short().jmp(fwd)?;
+    a.jmp_fwd(fwd)?;
     if !gp_only {
         a.movaps(xmm0, xmm1)?;
         a.addsd(xmm2, qword_ptr(rax + 8))?;
@@ -56,7 +90,7 @@ fn block(a: &mut Assembler<'_>, l_fn: Label, gp_only: bool) -> Result<(), Error>
         a.kmovw(k1, eax)?;
         a.call(l_fn)?;
     }
-    a.bind(fwd)?;
+    a.bind_here(fwd)?;
     Ok(())
 }
 
@@ -68,6 +102,19 @@ fn jitforge_run(gp_only: bool, blocks: usize) -> Result<Vec<u8>, Error> {
     for _ in 0..blocks {
         block(&mut a, l_fn, gp_only)?;
     }
+    code.finalize()
+}
+
+fn builder_run(gp_only: bool, blocks: usize) -> Result<Vec<u8>, Error> {
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut b = Builder::new(&mut code);
+    let l_fn = b.new_label();
+    b.bind(l_fn)?;
+    for _ in 0..blocks {
+        block(&mut b, l_fn, gp_only)?;
+    }
+    b.finalize()?;
+    drop(b);
     code.finalize()
 }
 
@@ -162,6 +209,12 @@ fn main() {
                 .len()
         });
         let mut rows = vec![("jitforge Assembler", ours, our_bytes)];
+        let (built, built_bytes) = measure(runs, || {
+            builder_run(gp_only, blocks)
+                .expect("workload A through the Builder")
+                .len()
+        });
+        rows.push(("jitforge Builder", built, built_bytes));
         // PEERS=0 measures jitforge alone (for callgrind runs).
         if std::env::var("PEERS").as_deref() != Ok("0") {
             let (iced, iced_bytes) = measure(runs.min(3), || iced_run(gp_only, blocks).len());

@@ -89,7 +89,6 @@ struct Rec {
     size: u8,
     /// Size of the near form of a relaxable branch.
     long_size: u8,
-    forms: Option<&'static [u16]>,
 }
 
 impl Rec {
@@ -107,7 +106,6 @@ impl Rec {
             flags: 0,
             size: 0,
             long_size: 0,
-            forms: None,
         }
     }
 }
@@ -523,7 +521,6 @@ impl<'a> Builder<'a> {
         };
         let mut rec = Rec::new(Kind::Inst, start, count);
         rec.mnemonic = mnemonic;
-        rec.forms = forms;
         let target = match operands {
             [Operand::Label(l)] => Some(*l),
             _ => None,
@@ -894,5 +891,20 @@ impl std::fmt::Debug for Builder<'_> {
             .field("nodes", &self.count)
             .field("cursor", &self.cursor())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        eprintln!(
+            "Rec {} Operand {} Mnemonic {}",
+            std::mem::size_of::<Rec>(),
+            std::mem::size_of::<Operand>(),
+            std::mem::size_of::<Mnemonic>()
+        );
     }
 }

@@ -399,10 +399,7 @@ fn emit(
                     }
                     a.options(options);
                     let operands = operands_of(lists.operands, r);
-                    match r.forms {
-                        Some(forms) => a.emit_forms(r.mnemonic, forms, operands)?,
-                        None => a.emit(r.mnemonic, operands)?,
-                    }
+                    a.emit(r.mnemonic, operands)?;
                 }
             }
             Kind::Label => a.bind(Label(r.arg))?,
