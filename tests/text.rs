@@ -979,3 +979,35 @@ fn numeric_local_labels() {
         [0xeb, 0xfe]
     );
 }
+
+#[test]
+fn formatter_uses_label_names() {
+    use jitforge::x86::text::format_instruction_with;
+    let mut code = CodeHolder::new(Arch::X64);
+    let top = code.new_named_label("top").unwrap();
+    let name = |l: jitforge::Label| code.label_name(l);
+    let jmp = Mnemonic::from_name("jmp").unwrap();
+    assert_eq!(
+        format_instruction_with(jmp, &[top.into()], InstOptions::NONE, Arch::X64, &name),
+        "jmp top"
+    );
+    let lea = Mnemonic::from_name("lea").unwrap();
+    let text = format_instruction_with(
+        lea,
+        &[rax.into(), ptr(top + 8).into()],
+        InstOptions::NONE,
+        Arch::X64,
+        &name,
+    );
+    assert_eq!(text, "lea rax, [top + 0x8]");
+    // And the text assembles back to what the API gives.
+    let out = assemble_program(&format!("top: {text}\njmp top\n"), Arch::X64).unwrap();
+    let mut direct = CodeHolder::new(Arch::X64);
+    let l = direct.new_label();
+    let mut a = Assembler::new(&mut direct);
+    a.bind(l).unwrap();
+    a.emit_with(lea, &[rax.into(), ptr(l + 8).into()], InstOptions::NONE)
+        .unwrap();
+    a.emit_with(jmp, &[l.into()], InstOptions::NONE).unwrap();
+    assert_eq!(out.bytes, direct.finalize().unwrap());
+}

@@ -5,7 +5,7 @@
 //! addresses, `lcall SEL, OFF` for far pointers, `st`/`st(i)` on x87.
 
 use super::parse::{ParsedOperand, coarse_fits, explicit_kinds, mode_bit};
-use crate::code::Arch;
+use crate::code::{Arch, Label};
 use crate::x86::db::{Encoding, Form, Mnemonic, OperandKind as K};
 use crate::x86::{InstOptions, Mem, MemBase, Operand, Reg, RegKind, Rounding};
 use std::fmt::Write;
@@ -48,7 +48,7 @@ fn reg_text(r: Reg) -> String {
     s
 }
 
-fn mem_text(m: &Mem, bcst_count: Option<u32>) -> String {
+fn mem_text(m: &Mem, bcst_count: Option<u32>, label_name: &dyn Fn(Label) -> String) -> String {
     let mut s = String::new();
     if let Some(k) = size_keyword(m.size()) {
         let _ = write!(s, "{k} ptr ");
@@ -69,7 +69,7 @@ fn mem_text(m: &Mem, bcst_count: Option<u32>) -> String {
             first = false;
         }
         MemBase::Label(l) => {
-            let _ = write!(s, "L{}", l.id());
+            s.push_str(&label_name(l));
             first = false;
         }
     }
@@ -106,12 +106,25 @@ fn mem_text(m: &Mem, bcst_count: Option<u32>) -> String {
 /// One operand as Intel text. `bcst_count` is the element count written in a
 /// broadcast (`{1to16}`); without it a broadcast prints as `{1toN}`.
 pub fn format_operand(op: &Operand, bcst_count: Option<u32>) -> String {
+    operand_text(op, bcst_count, &default_label_name)
+}
+
+/// Labels without a name resolver print as `L<id>`.
+fn default_label_name(l: Label) -> String {
+    format!("L{}", l.id())
+}
+
+fn operand_text(
+    op: &Operand,
+    bcst_count: Option<u32>,
+    label_name: &dyn Fn(Label) -> String,
+) -> String {
     match op {
         Operand::None => String::new(),
         Operand::Reg(r) => reg_text(*r),
-        Operand::Mem(m) => mem_text(m, bcst_count),
+        Operand::Mem(m) => mem_text(m, bcst_count, label_name),
         Operand::Imm(v) => hex_signed(*v),
-        Operand::Label(l) => format!("L{}", l.id()),
+        Operand::Label(l) => label_name(*l),
     }
 }
 
@@ -178,6 +191,18 @@ pub fn format_instruction(
     operands: &[Operand],
     options: InstOptions,
     arch: Arch,
+) -> String {
+    format_instruction_with(mnemonic, operands, options, arch, &default_label_name)
+}
+
+/// [`format_instruction`] with label names from `label_name` (for example
+/// `|l| code.label_name(l)` with a [`CodeHolder`](crate::CodeHolder)).
+pub fn format_instruction_with(
+    mnemonic: Mnemonic,
+    operands: &[Operand],
+    options: InstOptions,
+    arch: Arch,
+    label_name: &dyn Fn(Label) -> String,
 ) -> String {
     let explicit = operands
         .iter()
@@ -246,7 +271,7 @@ pub fn format_instruction(
             if x87_implicit_st0 && i == 0 {
                 continue;
             }
-            ops.push(format_operand(op, bcst_count));
+            ops.push(operand_text(op, bcst_count, label_name));
         }
         let rounding = match options.rounding_mode() {
             Some(Rounding::RnSae) => Some("{rn-sae}"),

@@ -21,7 +21,7 @@ pub mod listing;
 pub mod parse;
 
 pub use assemble::{Assembled, LineAssembler, assemble_program, emit_parsed};
-pub use format::{format_instruction, format_operand};
+pub use format::{format_instruction, format_instruction_with, format_operand};
 pub use listing::{Listing, ListingEntry};
 pub use parse::{
     ParseError, ParsedInstruction, ParsedOperand, Statement, StatementKind, lookup_mnemonic,
