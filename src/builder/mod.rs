@@ -525,31 +525,37 @@ impl<'a> Builder<'a> {
             [Operand::Label(l)] => Some(*l),
             _ => None,
         };
-        let sized = options.intersects(InstOptions::SHORT | InstOptions::LONG);
+        let mut sized = options.intersects(InstOptions::SHORT | InstOptions::LONG);
+        let mut relax = false;
         if let (true, Some(label), false) = (is_relaxable(mnemonic), target, sized) {
             if options.is_empty() {
                 // jmp rel8 / jcc rel8 are 2 bytes; jmp rel32 5, jcc rel32 6.
                 self.check_label(label)?;
                 rec.size = 2;
                 rec.long_size = if mnemonic == Mnemonic::Jmp { 5 } else { 6 };
+                relax = true;
             } else {
-                let short = self.scratch.encode(
-                    self.code,
-                    mnemonic,
-                    forms,
-                    operands,
-                    options | InstOptions::SHORT,
-                )?;
-                let long = self.scratch.encode(
-                    self.code,
-                    mnemonic,
-                    forms,
-                    operands,
-                    options | InstOptions::LONG,
-                )?;
-                rec.size = short as u8;
-                rec.long_size = long as u8;
+                // With prefixes, measure both forms; a prefix that only one
+                // form accepts (`bnd jmp`) fixes the size.
+                let short = options | InstOptions::SHORT;
+                let long = options | InstOptions::LONG;
+                let scratch = &mut self.scratch;
+                let short_size = scratch.encode(self.code, mnemonic, forms, operands, short);
+                let long_size = scratch.encode(self.code, mnemonic, forms, operands, long);
+                match (short_size, long_size) {
+                    (Ok(s), Ok(l)) => {
+                        rec.size = s as u8;
+                        rec.long_size = l as u8;
+                        relax = true;
+                    }
+                    (Ok(_), Err(_)) => options = short,
+                    (Err(_), Ok(_)) => options = long,
+                    (Err(e), Err(_)) => return Err(e),
+                }
+                sized = true;
             }
+        }
+        if relax {
             rec.flags = flag::RELAX | flag::LABEL_USE;
         } else {
             let has_imm = operands.iter().any(|o| matches!(o, Operand::Imm(_)));
@@ -839,6 +845,11 @@ impl<'a> Builder<'a> {
         self.stats
     }
 
+    #[cfg(test)]
+    fn scratch_uses(&self) -> usize {
+        self.scratch.uses()
+    }
+
     fn add_typed(
         &mut self,
         mnemonic: Mnemonic,
@@ -897,14 +908,95 @@ impl std::fmt::Debug for Builder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::code::Arch;
+    use crate::x86::Instructions;
+    use crate::x86::rax;
 
     #[test]
-    fn sizes() {
-        eprintln!(
-            "Rec {} Operand {} Mnemonic {}",
-            std::mem::size_of::<Rec>(),
-            std::mem::size_of::<Operand>(),
-            std::mem::size_of::<Mnemonic>()
-        );
+    fn nodes_are_compact() {
+        assert!(std::mem::size_of::<Rec>() <= 40);
+    }
+
+    /// Random insertions (at random cursors) and removals against a `Vec` model.
+    #[test]
+    fn list_matches_a_model() -> Result<()> {
+        let mut code = CodeHolder::new(Arch::X64);
+        let mut b = Builder::new(&mut code);
+        let mut model: Vec<(NodeId, u32)> = Vec::new();
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for step in 0..2000u32 {
+            let r = next();
+            if r % 4 == 0 && !model.is_empty() {
+                let k = (next() % model.len() as u64) as usize;
+                b.remove(model[k].0)?;
+                model.remove(k);
+            } else {
+                // Insert after a random node (or at the front).
+                let k = (next() % (model.len() as u64 + 1)) as usize;
+                let cursor = if k == 0 { None } else { Some(model[k - 1].0) };
+                b.set_cursor(cursor)?;
+                b.embed_int(step as u64, 4)?;
+                let id = b.cursor().expect("inserted");
+                model.insert(k, (id, step));
+            }
+            assert_eq!(b.len(), model.len());
+        }
+        let listed: Vec<(NodeId, u32)> = b
+            .iter()
+            .map(|(id, n)| match n {
+                Node::Embed(bytes) => (id, u32::from_le_bytes(bytes.try_into().expect("4 bytes"))),
+                other => panic!("unexpected node {other:?}"),
+            })
+            .collect();
+        assert_eq!(listed, model);
+        assert_eq!(b.first(), model.first().map(|m| m.0));
+        assert_eq!(b.last(), model.last().map(|m| m.0));
+        Ok(())
+    }
+
+    /// The scratch holder is reset as label uses pile up, and labels are
+    /// mirrored again on demand: many uses of many labels stay valid.
+    #[test]
+    fn scratch_resets_keep_labels_valid() -> Result<()> {
+        let mut code = CodeHolder::new(Arch::X64);
+        let mut b = Builder::new(&mut code);
+        let labels: Vec<Label> = (0..3000).map(|_| b.new_label()).collect();
+        for round in 0..4 {
+            for (k, &l) in labels.iter().enumerate() {
+                if round == 0 {
+                    b.bind(l)?;
+                }
+                b.call(l)?;
+                b.lea(rax, crate::x86::ptr(l))?;
+                let _ = k;
+            }
+        }
+        assert!(b.scratch_uses() <= 2 * 4096 + 3000);
+        b.finalize()?;
+        Ok(())
+    }
+
+    #[test]
+    fn relaxable_branch_sizes_with_prefixes() -> Result<()> {
+        let mut code = CodeHolder::new(Arch::X64);
+        let mut b = Builder::new(&mut code);
+        let l = b.new_label();
+        b.options(InstOptions::BND).jmp(l)?;
+        let jmp = b.nodes[b.cursor().expect("node").0 as usize];
+        assert_eq!(jmp.flags & flag::RELAX, 0, "bnd jmp has only a near form");
+        b.options(InstOptions::BND).je(l)?;
+        let je = b.nodes[b.cursor().expect("node").0 as usize];
+        assert_eq!((je.size, je.long_size), (3, 7));
+        b.bind(l)?;
+        b.finalize()?;
+        drop(b);
+        assert_eq!(code.finalize()?, [0xf2, 0xe9, 3, 0, 0, 0, 0xf2, 0x74, 0x00]);
+        Ok(())
     }
 }

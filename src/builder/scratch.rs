@@ -98,6 +98,12 @@ impl Scratch {
         Ok(self.code.text().len())
     }
 
+    /// Label and address uses recorded since the last reset.
+    #[cfg(test)]
+    pub(super) fn uses(&self) -> usize {
+        self.uses
+    }
+
     /// The bytes of the last instruction encoded.
     pub(super) fn bytes(&self) -> &[u8] {
         self.code.text()
