@@ -230,6 +230,8 @@ fn dialect_examples() {
         ("mov eax, [4*rcx + 8]", Arch::X64, "8b048d08000000"),
         ("mov eax, [rbx + 2*8 - 1]", Arch::X64, "8b430f"),
         ("mov eax, es:[ebx]", Arch::X86, "268b03"),
+        ("cmp al, 'a'", Arch::X64, "3c61"),
+        ("mov dl, '\\n'", Arch::X64, "b20a"),
     ];
     let mut wrong = Vec::new();
     for (text, arch, hex) in cases {

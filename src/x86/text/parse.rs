@@ -301,6 +301,21 @@ fn lex(line: &str) -> Result<Vec<Token<'_>>, ParseError> {
                 col,
                 end: i,
             });
+        } else if b == b'\'' {
+            // A character constant: 'a', '\n', '\''.
+            let (value, len) = match (bytes.get(i + 1), bytes.get(i + 2), bytes.get(i + 3)) {
+                (Some(b'\\'), Some(&c), Some(b'\'')) => {
+                    (unescape(&format!("\\{}", c as char))[0], 4)
+                }
+                (Some(&c), Some(b'\''), _) if c.is_ascii() && c != b'\\' => (c, 3),
+                _ => return Err(ParseError::new(col, "bad character constant: expected 'c'")),
+            };
+            i += len;
+            out.push(Token {
+                tok: Tok::Num(value as u64),
+                col,
+                end: i,
+            });
         } else if b == b'"' {
             let start = i + 1;
             let mut j = start;
