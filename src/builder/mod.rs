@@ -2,7 +2,7 @@
 //! embedded data, comments and section switches as a list of nodes that can
 //! be inspected and edited anywhere (through a cursor), transformed by
 //! [`Pass`]es, and finally serialized into the [`CodeHolder`] through an
-//! [`Assembler`] — AsmJit's `x86::Builder`.
+//! [`Assembler`](crate::x86::Assembler) — AsmJit's `x86::Builder`.
 //!
 //! # Storage
 //!

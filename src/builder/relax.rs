@@ -38,7 +38,7 @@
 use super::{Kind, NIL, Rec, flag};
 use crate::code::{Arch, CodeHolder, Label, SectionId};
 use crate::error::{Error, Result};
-use crate::x86::{Assembler, Emitter, InstOptions, Logger, MemBase, Operand};
+use crate::x86::{Assembler, Emitter, InstOptions, Logger, MemBase, Mnemonic, Operand};
 use std::cell::RefCell;
 
 /// Layout passes before the remaining short forward branches are made near.
@@ -299,6 +299,51 @@ impl Logger for SharedLogger<'_, '_, '_> {
     }
 }
 
+/// The condition code of a conditional jump (`None` for `jmp`).
+fn condition(m: Mnemonic) -> Option<u8> {
+    use Mnemonic as M;
+    Some(match m {
+        M::Jo => 0,
+        M::Jno => 1,
+        M::Jb => 2,
+        M::Jae => 3,
+        M::Je => 4,
+        M::Jne => 5,
+        M::Jbe => 6,
+        M::Ja => 7,
+        M::Js => 8,
+        M::Jns => 9,
+        M::Jp => 10,
+        M::Jnp => 11,
+        M::Jl => 12,
+        M::Jge => 13,
+        M::Jle => 14,
+        M::Jg => 15,
+        _ => return None,
+    })
+}
+
+/// The bytes of a prefix-free relaxable branch whose target is at `target`
+/// in the same section: `EB`/`7x` rel8, or `E9`/`0F 8x` rel32.
+fn branch_bytes<'o>(r: &Rec, offset: u64, target: u64, out: &'o mut [u8; 6]) -> &'o [u8] {
+    let long = r.flags & flag::LONG != 0;
+    let size = if long { r.long_size } else { r.size } as usize;
+    let disp = target as i64 - (offset as i64 + size as i64);
+    match (condition(r.mnemonic), long) {
+        (None, false) => *out = [0xeb, disp as u8, 0, 0, 0, 0],
+        (Some(cc), false) => *out = [0x70 | cc, disp as u8, 0, 0, 0, 0],
+        (None, true) => {
+            let d = (disp as i32).to_le_bytes();
+            *out = [0xe9, d[0], d[1], d[2], d[3], 0];
+        }
+        (Some(cc), true) => {
+            let d = (disp as i32).to_le_bytes();
+            *out = [0x0f, 0x80 | cc, d[0], d[1], d[2], d[3]];
+        }
+    }
+    &out[..size]
+}
+
 /// The size a node takes at `offset` in the final layout.
 fn node_size(r: &Rec, offset: u64, ptr: u64) -> u64 {
     match r.kind {
@@ -351,7 +396,7 @@ pub(super) fn serialize(
             }
         }
     }
-    emit(code, logger, &lists, ptr)?;
+    emit(code, logger, &lists, layout, ptr)?;
     Ok(stats)
 }
 
@@ -359,8 +404,10 @@ fn emit(
     code: &mut CodeHolder,
     logger: Option<&mut (dyn Logger + '_)>,
     lists: &Lists<'_>,
+    layout: &Layout,
     ptr: u64,
 ) -> Result<()> {
+    let mut branch = [0u8; 6];
     let cell = logger.map(RefCell::new);
     let mut shared = cell.as_ref().map(SharedLogger);
     let logging = cell.is_some();
@@ -381,12 +428,25 @@ fn emit(
         }
         match r.kind {
             Kind::Inst => {
+                // A prefix-free relaxable branch to a label of this section:
+                // its displacement is known from the layout.
+                let direct = (r.flags & flag::RELAX != 0 && r.options.is_empty() && !logging)
+                    .then(|| {
+                        let label = branch_label(lists.operands, r).ok()?;
+                        let pos = *layout.label_pos.get(label as usize)?;
+                        let d = displacement(pos, section.0, 0)?;
+                        Some(d as u64)
+                    })
+                    .flatten();
                 if r.flags & flag::PLAIN != 0 && !logging {
                     let d = r.data as usize;
                     let bytes = lists
                         .data
                         .get(d..d + r.size as usize)
                         .ok_or_else(|| internal("cached bytes missing".into()))?;
+                    a.code_mut().buffer_mut(section).extend_from_slice(bytes);
+                } else if let Some(target) = direct {
+                    let bytes = branch_bytes(r, start as u64, target, &mut branch);
                     a.code_mut().buffer_mut(section).extend_from_slice(bytes);
                 } else {
                     let mut options = r.options;
