@@ -218,7 +218,9 @@ fn isa_cmd(args: &[String]) -> ExitCode {
     if args.is_empty() {
         return usage("isa needs a mnemonic or --json", ISA_HELP);
     }
-    let mut out = String::new();
+    let mut out = String::from(
+        "# mnemonic   operands ({k}? optional mask, {z}? zeroing, {er}/{sae}, <implicit>) | encoding | CPU features | modes | prefixes\n",
+    );
     let mut failed = false;
     for name in args {
         match lookup_mnemonic(name, Arch::X64).or_else(|| lookup_mnemonic(name, Arch::X86)) {

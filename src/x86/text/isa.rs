@@ -284,7 +284,11 @@ pub fn operands_text(f: &Form) -> String {
         if k.is_implicit() {
             s = format!("<{s}>");
         }
-        if super::parse::takes_memory(k) && f.mem_size != 0 {
+        let vsib = matches!(
+            k,
+            K::Vm32x | K::Vm64x | K::Vm32y | K::Vm64y | K::Vm32z | K::Vm64z
+        );
+        if super::parse::takes_memory(k) && f.mem_size != 0 && !vsib {
             let _ = write!(s, "{}", f.mem_size * 8);
             if f.bcst_size != 0 {
                 let _ = write!(s, "/b{}", f.bcst_size as u32 * 8);
@@ -316,7 +320,7 @@ pub fn describe_form(f: &Form) -> String {
     let features: Vec<&str> = f.cpu_features().iter().map(|c| c.name()).collect();
     let modes: Vec<String> = mode_list(f).iter().map(u32::to_string).collect();
     let mut line = format!(
-        "{:<8} {:<40} | {:<36} | {:<24} | {}",
+        "{:<12} {:<40} | {:<36} | {:<24} | {}",
         f.mnemonic.name(),
         operands_text(f),
         encoding_text(f),
