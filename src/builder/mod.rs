@@ -37,7 +37,7 @@ use crate::code::{CodeHolder, Label, SectionId};
 use crate::error::{Error, Result};
 use crate::x86::{Emitter, InstOptions, Logger, Mnemonic, Operand, Rounding};
 pub use relax::{MAX_PASSES, RelaxStats};
-use scratch::Scratch;
+use scratch::{Refs, Scratch};
 
 /// Index of no node.
 const NIL: u32 = u32::MAX;
@@ -521,6 +521,7 @@ impl<'a> Builder<'a> {
         };
         let mut rec = Rec::new(Kind::Inst, start, count);
         rec.mnemonic = mnemonic;
+        let refs = Refs::of(operands);
         let target = match operands {
             [Operand::Label(l)] => Some(*l),
             _ => None,
@@ -540,8 +541,8 @@ impl<'a> Builder<'a> {
                 let short = options | InstOptions::SHORT;
                 let long = options | InstOptions::LONG;
                 let scratch = &mut self.scratch;
-                let short_size = scratch.encode(self.code, mnemonic, forms, operands, short);
-                let long_size = scratch.encode(self.code, mnemonic, forms, operands, long);
+                let short_size = scratch.encode(self.code, refs, mnemonic, forms, operands, short);
+                let long_size = scratch.encode(self.code, refs, mnemonic, forms, operands, long);
                 match (short_size, long_size) {
                     (Ok(s), Ok(l)) => {
                         rec.size = s as u8;
@@ -558,8 +559,7 @@ impl<'a> Builder<'a> {
         if relax {
             rec.flags = flag::RELAX | flag::LABEL_USE;
         } else {
-            let has_imm = operands.iter().any(|o| matches!(o, Operand::Imm(_)));
-            let address_target = has_imm && may_branch_to_address(mnemonic);
+            let address_target = refs.imm && may_branch_to_address(mnemonic);
             if address_target && is_relaxable(mnemonic) && !options.contains(InstOptions::SHORT) {
                 // A branch to an absolute address: near, so that its size
                 // does not depend on where it lands.
@@ -567,7 +567,7 @@ impl<'a> Builder<'a> {
             }
             let size = match self
                 .scratch
-                .encode(self.code, mnemonic, forms, operands, options)
+                .encode(self.code, refs, mnemonic, forms, operands, options)
             {
                 Ok(size) => size,
                 Err(e) => {
@@ -579,7 +579,7 @@ impl<'a> Builder<'a> {
                     let short = options | InstOptions::SHORT;
                     match self
                         .scratch
-                        .encode(self.code, mnemonic, forms, operands, short)
+                        .encode(self.code, refs, mnemonic, forms, operands, short)
                     {
                         Ok(size) => {
                             options = short;
@@ -590,8 +590,7 @@ impl<'a> Builder<'a> {
                 }
             };
             rec.size = size as u8;
-            let label_use = scratch::max_label(operands).is_some();
-            if label_use {
+            if refs.label.is_some() {
                 rec.flags |= flag::LABEL_USE;
                 if target.is_some() && options.contains(InstOptions::SHORT) {
                     rec.flags |= flag::SHORT_FIXED;

@@ -23,24 +23,36 @@ pub(super) struct Scratch {
     uses: usize,
 }
 
-/// The highest label an instruction refers to (as a branch target or a
-/// memory base), if any.
-pub(super) fn max_label(operands: &[Operand]) -> Option<Label> {
-    let mut max: Option<Label> = None;
-    for op in operands {
-        let label = match op {
-            Operand::Label(l) => *l,
-            Operand::Mem(m) => match m.base() {
-                MemBase::Label(l) => l,
+/// What an instruction's operands refer to: the highest label (as a branch
+/// target or a memory base), and whether there is an immediate.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Refs {
+    pub label: Option<Label>,
+    pub imm: bool,
+}
+
+impl Refs {
+    pub(super) fn of(operands: &[Operand]) -> Refs {
+        let mut refs = Refs::default();
+        for op in operands {
+            let label = match op {
+                Operand::Imm(_) => {
+                    refs.imm = true;
+                    continue;
+                }
+                Operand::Label(l) => *l,
+                Operand::Mem(m) => match m.base() {
+                    MemBase::Label(l) => l,
+                    _ => continue,
+                },
                 _ => continue,
-            },
-            _ => continue,
-        };
-        if max.is_none_or(|m| label.0 > m.0) {
-            max = Some(label);
+            };
+            if refs.label.is_none_or(|m| label.0 > m.0) {
+                refs.label = Some(label);
+            }
         }
+        refs
     }
-    max
 }
 
 impl Scratch {
@@ -57,12 +69,13 @@ impl Scratch {
     pub(super) fn encode(
         &mut self,
         real: &CodeHolder,
+        refs: Refs,
         mnemonic: Mnemonic,
         forms: Option<&'static [u16]>,
         operands: &[Operand],
         options: InstOptions,
     ) -> Result<usize> {
-        let label = max_label(operands);
+        let label = refs.label;
         if let Some(label) = label
             && label.0 as usize >= real.label_count()
         {
@@ -75,8 +88,7 @@ impl Scratch {
         if self.code.base_address() != real.base_address() {
             self.code.set_base_address(real.base_address());
         }
-        let has_imm = operands.iter().any(|o| matches!(o, Operand::Imm(_)));
-        if label.is_some() || has_imm {
+        if label.is_some() || refs.imm {
             if self.uses > RESET_AFTER.max(self.code.label_count()) {
                 self.code.reset();
                 self.uses = 0;
