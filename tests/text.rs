@@ -117,6 +117,13 @@ const BAD: &[(&str, usize, usize, &str)] = &[
         21,
         "vaddps cannot take register eax as operand 3",
     ),
+    ("lock mov eax, ebx", 1, 1, "mov cannot take a `lock` prefix"),
+    (
+        "nop\n  rep add eax, ebx",
+        2,
+        3,
+        "add cannot take a `rep` prefix",
+    ),
 ];
 
 #[test]
@@ -147,8 +154,16 @@ fn encoder_errors_point_at_the_operand_or_instruction() {
     assert_eq!(errors.len(), 1);
     // The encoder names the operand it rejects; the error points at it.
     assert_eq!((errors[0].line, errors[0].column), (3, 24), "{}", errors[0]);
-    let errors = assemble_program("nop\n  lock mov eax, ebx\n", Arch::X64).unwrap_err();
-    assert_eq!((errors[0].line, errors[0].column), (2, 8), "{}", errors[0]);
+    // A prefix the encoder refuses: the error points at the prefix.
+    let errors = assemble_program("nop\n  lock add eax, ebx\n", Arch::X64).unwrap_err();
+    assert_eq!((errors[0].line, errors[0].column), (2, 3), "{}", errors[0]);
+    assert!(
+        errors[0]
+            .message
+            .contains("lock needs a memory destination"),
+        "{}",
+        errors[0]
+    );
     let errors = assemble_program("jmp nowhere\n", Arch::X64).unwrap_err();
     assert_eq!((errors[0].line, errors[0].column), (1, 1), "{}", errors[0]);
     assert!(errors[0].message.contains("nowhere"));

@@ -37,6 +37,21 @@ pub fn emit_parsed(a: &mut Assembler<'_>, inst: &ParsedInstruction) -> Result<()
 /// The column an encoder error points at: the operand it names
 /// (`operand 2: ...`), else the mnemonic.
 fn error_column(inst: &ParsedInstruction, e: &Error) -> usize {
+    // `lock is not allowed here`, `lock needs a memory destination`: the prefix.
+    if let Error::InvalidInstruction { reason, .. } = e
+        && let Some(first) = reason.split_whitespace().next()
+    {
+        fn canonical(w: &str) -> &str {
+            match w {
+                "repe" | "repz" => "rep",
+                "repnz" => "repne",
+                other => other,
+            }
+        }
+        if let Some((_, col)) = inst.prefixes.iter().find(|(w, _)| canonical(w) == first) {
+            return *col;
+        }
+    }
     if let Error::InvalidInstruction { reason, .. } = e
         && let Some(rest) = reason.strip_prefix("operand ")
         && let Some((n, _)) = rest.split_once(':')

@@ -110,6 +110,8 @@ pub struct ParsedInstruction {
     pub options: InstOptions,
     /// Column of the mnemonic.
     pub column: usize,
+    /// The prefixes as written (lower case, `{vex}` with its braces) and their columns.
+    pub prefixes: Vec<(String, usize)>,
 }
 
 impl ParsedInstruction {
@@ -1509,13 +1511,17 @@ fn unescape(s: &str) -> Vec<u8> {
 
 fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
     let mut options = InstOptions::NONE;
+    let mut prefixes: Vec<(String, usize)> = Vec::new();
     let (mnemonic, pred, special, mcol, mname) = loop {
         let col = p.col();
         match p.peek() {
             Tok::Brace(content) => {
                 let lower = content.to_ascii_lowercase();
                 match brace_prefix(&lower) {
-                    Some(Ok(o)) => options |= o,
+                    Some(Ok(o)) => {
+                        options |= o;
+                        prefixes.push((format!("{{{lower}}}"), col));
+                    }
                     Some(Err(msg)) => {
                         return Err(ParseError::new(col, format!("{{{content}}}: {msg}")));
                     }
@@ -1533,6 +1539,7 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
                 match prefix_option(&lower) {
                     Some(Ok(o)) => {
                         options |= o;
+                        prefixes.push((lower.clone(), col));
                         p.bump();
                         // `rep` alone on a line, or `lock` before end: nothing follows.
                         if p.peek() == Tok::End {
@@ -1587,6 +1594,7 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
         columns,
         options,
         column: mcol,
+        prefixes,
     };
     rewrite_special(&mut inst, special, &mname, p.arch, &decor)?;
     drop_implicit_xmm0(&mut inst, &mut decor, p.arch);
@@ -1942,6 +1950,23 @@ fn validate(
             return Err(ParseError::new(
                 rounding_col,
                 format!("{} takes no {what}", m.name()),
+            ));
+        }
+    }
+    for (word, col) in &inst.prefixes {
+        let flag = match word.as_str() {
+            "lock" => flags::LOCK,
+            "rep" | "repe" | "repz" | "repne" | "repnz" => flags::REP | flags::REPNE,
+            "xacquire" => flags::XACQUIRE,
+            "xrelease" => flags::XRELEASE,
+            "bnd" => flags::BND,
+            "notrack" => flags::NOTRACK,
+            _ => continue,
+        };
+        if !forms.iter().any(|f| f.flags & flag != 0) {
+            return Err(ParseError::new(
+                *col,
+                format!("{} cannot take a `{word}` prefix", m.name()),
             ));
         }
     }
