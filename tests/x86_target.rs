@@ -1021,3 +1021,81 @@ proptest! {
         prop_assert!(out.ops[0].mem_ok());
     }
 }
+
+/// Prints the cost of `inst_facts` on the instructions of the IR functions
+/// (no assertion): `cargo test -p jitforge --release --test x86_target facts_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn facts_cost() {
+    let t = t();
+    let fs: Vec<Function> = IR_FUNCTIONS
+        .iter()
+        .map(|s| parse_function(s, t).unwrap())
+        .collect();
+    let mut out = InstFacts::default();
+    let mut n = 0u64;
+    let mut start = std::time::Instant::now();
+    for round in 0..4000 {
+        if round == 2000 {
+            // The first half warms the caches up.
+            start = std::time::Instant::now();
+            n = 0;
+        }
+        for f in &fs {
+            for i in f.insts() {
+                if matches!(f.kind(i), InstKind::Target(_)) {
+                    f.inst_facts(t, i, &mut out).unwrap();
+                    n += 1;
+                }
+            }
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / n as f64;
+    println!("inst_facts: {ns:.0} ns per target instruction ({n} calls)");
+    // The same through the IR's mock, for scale.
+    let mock = MockX86::new();
+    let fs: Vec<Function> = IR_FUNCTIONS
+        .iter()
+        .map(|s| parse_function(s, &mock).unwrap())
+        .collect();
+    let start = std::time::Instant::now();
+    for _ in 0..2000 {
+        for f in &fs {
+            for i in f.insts() {
+                if matches!(f.kind(i), InstKind::Target(_)) {
+                    f.inst_facts(&mock, i, &mut out).unwrap();
+                }
+            }
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / n as f64;
+    println!("mock inst_facts: {ns:.0} ns per target instruction");
+}
+
+/// A loop of `inst_facts` calls for profiling (`FACTS_LOOP_MOCK=1` for the
+/// mock): `perf stat` on
+/// `cargo test -p jitforge --release --test x86_target facts_loop -- --ignored`.
+#[test]
+#[ignore]
+fn facts_loop() {
+    let mock = MockX86::new();
+    let target: &dyn Target = if std::env::var_os("FACTS_LOOP_MOCK").is_some() {
+        &mock
+    } else {
+        t()
+    };
+    let fs: Vec<Function> = IR_FUNCTIONS
+        .iter()
+        .map(|s| parse_function(s, target).unwrap())
+        .collect();
+    let mut out = InstFacts::default();
+    for _ in 0..50_000 {
+        for f in &fs {
+            for i in f.insts() {
+                if matches!(f.kind(i), InstKind::Target(_)) {
+                    f.inst_facts(target, i, &mut out).unwrap();
+                }
+            }
+        }
+    }
+}

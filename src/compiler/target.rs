@@ -264,6 +264,9 @@ enum Special {
 /// What the target precomputes per mnemonic.
 #[derive(Copy, Clone, Debug)]
 struct MInfo {
+    mnemonic: Mnemonic,
+    /// Operand positions where some form valid in the mode accepts memory.
+    mem_at: u8,
     /// Whether any form is valid in the target's mode.
     valid: bool,
     /// Form flags of all forms valid in the mode, or-ed.
@@ -371,12 +374,20 @@ impl X86Target {
         for &m in Mnemonic::ALL.iter() {
             let mut valid = false;
             let mut fl = 0u16;
+            let mut mem_at = 0u8;
             for f in m.forms().iter().filter(|f| f.modes & bit != 0) {
                 valid = true;
                 fl |= f.flags;
+                for (j, (k, _)) in explicit_kinds(f).enumerate() {
+                    if kind_set(k).contains(KindSet::MEM) {
+                        mem_at |= 1 << j;
+                    }
+                }
             }
             let name = m.name();
             info.push(MInfo {
+                mnemonic: m,
+                mem_at,
                 valid,
                 flags: fl,
                 flow: mnemonic_flow(name),
@@ -438,8 +449,19 @@ impl X86Target {
     /// Unpacks `id` if the target accepts it: the mnemonic has forms in this
     /// mode, accepts the prefix, and can take a mask (and `{z}`) if decorated.
     pub fn decode(&self, id: TargetInst) -> Option<X86Inst> {
-        let x = X86Inst::from_id(id)?;
-        let info = self.info.get(x.mnemonic as usize)?;
+        let v = id.0;
+        if v & !(0xFFFF | (3 << PREFIX_SHIFT) | MASKED_BIT | ZEROING_BIT) != 0
+            || (v & ZEROING_BIT != 0 && v & MASKED_BIT == 0)
+        {
+            return None;
+        }
+        let info = self.info.get((v & 0xFFFF) as usize)?;
+        let x = X86Inst {
+            mnemonic: info.mnemonic,
+            prefix: Prefix::ALL[((v >> PREFIX_SHIFT) & 3) as usize],
+            masked: v & MASKED_BIT != 0,
+            zeroing: v & ZEROING_BIT != 0,
+        };
         let need = x.prefix.form_flag()
             | if x.masked { flags::K } else { 0 }
             | if x.zeroing { flags::Z } else { 0 };
@@ -537,11 +559,21 @@ impl X86Target {
         shapes: &[OpShape],
         pass2: bool,
     ) -> Option<(&'static Form, [Matched; 5])> {
+        self.scan_in(x, shapes, pass2, candidates(x.mnemonic, shapes))
+    }
+
+    fn scan_in(
+        &self,
+        x: X86Inst,
+        shapes: &[OpShape],
+        pass2: bool,
+        forms: Candidates,
+    ) -> Option<(&'static Form, [Matched; 5])> {
         let high = shapes
             .iter()
             .any(|s| matches!(s, OpShape::Reg { high: true, .. }));
         let bit = self.mode_bit();
-        for form in candidates(x.mnemonic, shapes) {
+        for form in forms {
             if form.modes & bit == 0
                 || form.explicit as usize != shapes.len()
                 || (high && form.rex_w)
@@ -765,6 +797,97 @@ impl X86Target {
         }
     }
 
+    /// The form, operand matches and foldable operands for these explicit
+    /// (normalized) shapes, through a small per-thread cache keyed by
+    /// everything matching depends on (not register identities nor
+    /// immediate values, only which immediate kinds each value fits).
+    fn resolve(&self, x: X86Inst, shapes: &[OpShape]) -> Result<Resolved, FactsError> {
+        let key = self.cache_key(x, shapes);
+        let slot = key.map(|k| k.slot());
+        if let (Some(k), Some(i)) = (key, slot) {
+            let hit = CACHE.with(|c| {
+                c.borrow()
+                    .get(i)
+                    .and_then(|e| e.as_ref().filter(|e| e.0 == k).map(|e| e.1))
+            });
+            if let Some(r) = hit {
+                return Ok(r);
+            }
+        }
+        let (form, matched, _) = self.find(x, shapes)?;
+        let n_mem = shapes
+            .iter()
+            .filter(|s| matches!(s, OpShape::Mem { .. }))
+            .count();
+        let mut fold = 0u8;
+        for (j, sh) in shapes.iter().enumerate() {
+            if matches!(sh, OpShape::Reg { high: false, .. })
+                && matched[j].fixed.is_none()
+                && n_mem == 0
+                && (is_rm(matched[j].kind) || self.foldable(x, shapes, j))
+            {
+                fold |= 1 << j;
+            }
+        }
+        let r = Resolved {
+            form,
+            matched,
+            fold,
+        };
+        if let (Some(k), Some(i)) = (key, slot) {
+            CACHE.with(|c| {
+                let mut c = c.borrow_mut();
+                if c.is_empty() {
+                    c.resize(CACHE_SIZE, None);
+                }
+                c[i] = Some((k, r));
+            });
+        }
+        Ok(r)
+    }
+
+    fn cache_key(&self, x: X86Inst, shapes: &[OpShape]) -> Option<CacheKey> {
+        if shapes.len() > 5 {
+            return None;
+        }
+        let mut ops = [0u64; 5];
+        for (o, sh) in ops.iter_mut().zip(shapes) {
+            *o = match *sh {
+                OpShape::Reg {
+                    class,
+                    size,
+                    high,
+                    id,
+                } => {
+                    let (phys, hw) = match id {
+                        Reg::Phys(p, _) => (1u64, p.hw as u64),
+                        Reg::Virt(..) => (0, 0),
+                    };
+                    1 | (class.0 as u64) << 3
+                        | (high as u64) << 11
+                        | phys << 12
+                        | hw << 13
+                        | (size as u64) << 21
+                }
+                OpShape::Mem { size } => 2 | (size as u64) << 3,
+                OpShape::Imm(v) => {
+                    let mut fits = 0u64;
+                    for (i, k) in IMM_KINDS.iter().enumerate() {
+                        fits |= (imm_fits(*k, v) as u64) << i;
+                    }
+                    let addr32 = u32::try_from(v).is_ok() as u64;
+                    3 | fits << 3 | addr32 << 20
+                }
+                OpShape::Label => 4,
+            };
+        }
+        Some(CacheKey {
+            inst: x.id().0 | (self.mode64 as u32) << 31,
+            n: shapes.len() as u8,
+            ops,
+        })
+    }
+
     fn write_access(&self, base: Access, sh: &OpShape, form: &Form, x: X86Inst) -> Access {
         let OpShape::Reg {
             class, size, id, ..
@@ -791,22 +914,13 @@ impl X86Target {
         a
     }
 
-    fn fill(
-        &self,
-        x: X86Inst,
-        form: &'static Form,
-        m: &[Matched; 5],
-        ops: &[OpShape],
-        out: &mut InstFacts,
-    ) {
+    fn fill(&self, x: X86Inst, r: &Resolved, ops: &[OpShape], out: &mut InstFacts) {
+        let form = r.form;
+        let m = &r.matched;
         let high = ops
             .iter()
             .any(|s| matches!(s, OpShape::Reg { high: true, .. }));
         let n = ops.len();
-        let n_mem = ops
-            .iter()
-            .filter(|s| matches!(s, OpShape::Mem { .. }))
-            .count();
         let vec_all = if !self.mode64 {
             0xFF
         } else if form.encoding == Encoding::Evex {
@@ -843,14 +957,7 @@ impl X86Target {
                 _ => (0, u32::MAX),
             };
             let mut kinds = sh.kind();
-            if let OpShape::Reg {
-                high: false, id, ..
-            } = *sh
-                && mt.fixed.is_none()
-                && n_mem == 0
-                && (is_rm(mt.kind) || self.foldable(x, ops, j))
-            {
-                let _ = id;
+            if r.fold & (1 << j) != 0 {
                 kinds = kinds.or(KindSet::MEM);
             }
             if mt.fixed.is_some() {
@@ -886,6 +993,9 @@ impl X86Target {
 
     /// Whether operand `j` (a register) could be memory in another form.
     fn foldable(&self, x: X86Inst, ops: &[OpShape], j: usize) -> bool {
+        if self.info[x.mnemonic as usize].mem_at & (1 << j) == 0 {
+            return false;
+        }
         let mut shapes = [OpShape::Imm(0); 5];
         for (d, s) in shapes.iter_mut().zip(ops) {
             *d = self.norm(*s);
@@ -1003,6 +1113,57 @@ impl X86Target {
         }
     }
 }
+
+/// The result of matching: the form, per-operand matches, and which
+/// operands may be memory instead of a register (bit per operand).
+#[derive(Copy, Clone, Debug)]
+struct Resolved {
+    form: &'static Form,
+    matched: [Matched; 5],
+    fold: u8,
+}
+
+/// What matching depends on (see [`X86Target::resolve`]).
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+struct CacheKey {
+    inst: u32,
+    n: u8,
+    ops: [u64; 5],
+}
+
+impl CacheKey {
+    fn slot(&self) -> usize {
+        let mut h = (self.inst as u64) ^ ((self.n as u64) << 40);
+        for o in self.ops {
+            h = (h.rotate_left(5) ^ o).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        (h >> 54) as usize & (CACHE_SIZE - 1)
+    }
+}
+
+const CACHE_SIZE: usize = 512;
+
+type CacheEntry = Option<(CacheKey, Resolved)>;
+
+thread_local! {
+    static CACHE: core::cell::RefCell<Vec<CacheEntry>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// The immediate kinds, whose fit decides matching.
+const IMM_KINDS: [K; 12] = [
+    K::Imm4,
+    K::Imm8,
+    K::One,
+    K::Imm8Sx16,
+    K::Imm8Sx32,
+    K::Imm8Sx64,
+    K::Imm16,
+    K::Imm32,
+    K::Imm32Sx64,
+    K::Imm64,
+    K::FarPtr16,
+    K::FarPtr32,
+];
 
 /// One operand's match against a form.
 #[derive(Copy, Clone, Debug)]
@@ -1379,14 +1540,17 @@ impl Target for X86Target {
         } else {
             ops
         };
-        let (form, m, _) = self.find(x, explicit)?;
+        if explicit.len() > 5 {
+            return Err(self.diagnose(x, explicit));
+        }
         let mut shapes = [OpShape::Imm(0); 6];
         for (d, s) in shapes.iter_mut().zip(ops) {
             *d = self.norm(*s);
         }
         let n = explicit.len();
         let all = &shapes[..ops.len()];
-        self.fill(x, form, &m, &all[..n], out);
+        let r = self.resolve(x, &all[..n])?;
+        self.fill(x, &r, &all[..n], out);
         if x.masked {
             // `fill` pushed the mask fact from `ops.get(n)` of the explicit
             // slice, which has none: take the size from the real operand.
@@ -1398,9 +1562,9 @@ impl Target for X86Target {
     }
 
     fn inst_flow(&self, inst: TargetInst, ops: &[OpShape]) -> Flow {
-        match X86Inst::from_id(inst) {
-            Some(x) => self.flow_of(x.mnemonic, ops.first()),
-            None => Flow::Normal,
+        match self.info.get((inst.0 & 0xFFFF) as usize) {
+            Some(i) if inst.0 >> 20 == 0 => self.flow_of(i.mnemonic, ops.first()),
+            _ => Flow::Normal,
         }
     }
 
@@ -1424,5 +1588,108 @@ mod tests {
         assert_eq!(t.inst_name(r.id()), Some("rep_movsb"));
         assert!(!t.is_valid(X86Inst::new(Mnemonic::Add).with_prefix(Prefix::Rep).id()));
         assert_eq!(X86Inst::from_id(TargetInst(u32::MAX)), None);
+    }
+
+    /// A shape each operand kind of `form` accepts, if the IR can express one.
+    fn shape_for(kind: K, form: &Form) -> Option<OpShape> {
+        let v = |class, size| OpShape::Reg {
+            class,
+            size,
+            high: false,
+            id: Reg::v(jitforge_ir::VReg::from_u32(0)),
+        };
+        let p = |class, hw, view: View| OpShape::Reg {
+            class,
+            size: view.size().unwrap_or(0),
+            high: false,
+            id: Reg::Phys(PReg::new(class, hw), view),
+        };
+        Some(match kind {
+            K::R8M | K::R8 | K::R8Op => v(RegClass::GP, 1),
+            K::R16M | K::R16 | K::R16Addr | K::R16Rm | K::R16Op => v(RegClass::GP, 2),
+            K::R32M | K::R32MMpx | K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V => {
+                v(RegClass::GP, 4)
+            }
+            K::R64M | K::R64MMpx | K::R64 | K::R64Addr | K::R64Rm | K::R64Op | K::R64V => {
+                v(RegClass::GP, 8)
+            }
+            K::XmmM | K::Xmm | K::XmmRm | K::XmmV | K::XmmV4 | K::XmmIs4 | K::XmmIs5 => {
+                v(RegClass::VEC, 16)
+            }
+            K::YmmM | K::Ymm | K::YmmRm | K::YmmV | K::YmmIs4 | K::YmmIs5 => v(RegClass::VEC, 32),
+            K::ZmmM | K::Zmm | K::ZmmRm | K::ZmmV | K::ZmmV4 => v(RegClass::VEC, 64),
+            K::KM | K::K | K::KRm | K::KV | K::KPair => v(RegClass::MASK, 8),
+            K::Mem
+            | K::MemFar
+            | K::MemMpx
+            | K::MemMib
+            | K::MemSib
+            | K::Vm32x
+            | K::Vm32y
+            | K::Vm32z
+            | K::Vm64x
+            | K::Vm64y
+            | K::Vm64z
+            | K::MmM
+            | K::BndM => OpShape::Mem {
+                size: form.mem_size,
+            },
+            K::Imm4
+            | K::Imm8
+            | K::One
+            | K::Imm8Sx16
+            | K::Imm8Sx32
+            | K::Imm8Sx64
+            | K::Imm16
+            | K::Imm32
+            | K::Imm32Sx64
+            | K::Imm64
+            | K::FarPtr16
+            | K::FarPtr32 => OpShape::Imm(1),
+            K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => {
+                OpShape::Label
+            }
+            K::Al => p(RegClass::GP, 0, View::B8),
+            K::Cl => p(RegClass::GP, 1, View::B8),
+            K::Ax => p(RegClass::GP, 0, View::W16),
+            K::Dx => p(RegClass::GP, 2, View::W16),
+            K::Eax => p(RegClass::GP, 0, View::D32),
+            K::Rax => p(RegClass::GP, 0, View::Q64),
+            K::St0 => p(RegClass::X87, 0, View::FULL),
+            K::StOp => p(RegClass::X87, 1, View::FULL),
+            _ => return None,
+        })
+    }
+
+    /// Every form the IR can express is reachable, and the signature index
+    /// gives the same answer as a scan of all forms.
+    #[test]
+    fn every_expressible_form_matches_through_the_index() {
+        for t in [X86Target::x64(), X86Target::x86()] {
+            let mut checked = 0;
+            for &m in Mnemonic::ALL.iter() {
+                for form in m.forms().iter().filter(|f| f.modes & t.mode_bit() != 0) {
+                    let shapes: Option<Vec<OpShape>> = explicit_kinds(form)
+                        .map(|(k, _)| shape_for(k, form))
+                        .collect();
+                    let Some(shapes) = shapes else { continue };
+                    if form.mem_size == 0 && explicit_kinds(form).any(|(k, _)| k == K::MemFar) {
+                        continue;
+                    }
+                    let mut x = X86Inst::new(m);
+                    if form.has(flags::K_REQUIRED) {
+                        x = x.with_mask(false);
+                    }
+                    let indexed = t.scan(x, &shapes, false).map(|r| r.0 as *const Form);
+                    let all = t
+                        .scan_in(x, &shapes, false, Candidates::All(m.forms().iter()))
+                        .map(|r| r.0 as *const Form);
+                    assert_eq!(indexed, all, "{} {:?}", m.name(), form.operands);
+                    assert!(indexed.is_some(), "{} {:?}", m.name(), form.operands);
+                    checked += 1;
+                }
+            }
+            assert!(checked > 3000, "{checked}");
+        }
     }
 }
