@@ -491,7 +491,6 @@ fn resolve_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>, Sp
         "popa" => Some("popad"),
         "pushw" | "pushd" | "pushq" => Some("push"),
         "popw" | "popd" | "popq" => Some("pop"),
-        "int3" => None,
         _ => None,
     };
     if let Some(n) = renamed {
@@ -1596,7 +1595,7 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
         column: mcol,
         prefixes,
     };
-    rewrite_special(&mut inst, special, &mname, p.arch, &decor)?;
+    rewrite_special(&mut inst, special, &mname, p.arch)?;
     drop_implicit_xmm0(&mut inst, &mut decor, p.arch);
     if let Some(imm) = pred {
         inst.operands.push(ParsedOperand::Op(Operand::Imm(imm)));
@@ -1612,7 +1611,6 @@ fn rewrite_special(
     special: Special,
     name: &str,
     arch: Arch,
-    decor: &[DecorCols],
 ) -> Result<(), ParseError> {
     match special {
         Special::None => {}
@@ -1739,7 +1737,6 @@ fn rewrite_special(
                     }
                 }
             }
-            let _ = decor;
             let suffix = match size {
                 1 => "b",
                 2 => "w",
@@ -2113,11 +2110,11 @@ fn validate(
                     } else {
                         "memory operand"
                     };
-                    let at = if decor[i].size != 0 {
-                        decor[i].size
-                    } else {
-                        col
-                    };
+                    let at = decor
+                        .get(i)
+                        .map(|d| d.size)
+                        .filter(|c| *c != 0)
+                        .unwrap_or(col);
                     return Err(ParseError::new(
                         at,
                         format!(
