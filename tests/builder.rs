@@ -991,3 +991,50 @@ fn builder_on_32_bit_code() -> Result<(), Error> {
     assert_eq!(bytes, [0xeb, 0x03, 0x8b, 0x43, 0x04, 5, 0, 0, 0]);
     Ok(())
 }
+
+#[test]
+fn listing_of_the_node_list() -> Result<(), Error> {
+    let mut code = CodeHolder::new(Arch::X64);
+    let data = code.add_section(".data", jitforge::code::SectionKind::Data, 8)?;
+    let mut b = Builder::new(&mut code);
+    let l = b.new_label();
+    b.bind(l)?;
+    b.comment("loop")?;
+    b.lock().add(qword_ptr(rax), 1)?;
+    b.vaddps(zmm0.k(k1).z(), zmm1, zmm2)?;
+    b.short().jne(l)?;
+    b.align(16)?;
+    b.switch_section(data)?;
+    b.embed(&[1, 0xff])?;
+    b.embed_label(l)?;
+    assert_eq!(
+        b.listing(),
+        "L0:\n    ; loop\n    lock add qword ptr [rax], 0x1\n    vaddps zmm0 {k1}{z}, zmm1, zmm2\n    \
+         short jne L0\n    .align 16\n.section 1\n    .byte 0x01, 0xff\n    .address L0\n"
+    );
+    Ok(())
+}
+
+#[test]
+fn jumps_across_sections_are_near() -> Result<(), Error> {
+    let mut code = CodeHolder::new(Arch::X64);
+    let cold = code.add_section(".cold", jitforge::code::SectionKind::Text, 16)?;
+    let mut b = Builder::new(&mut code);
+    let slow = b.new_label();
+    let back = b.new_label();
+    b.test(eax, eax)?;
+    b.jne(slow)?; // to another section: near, even though it is close
+    b.bind(back)?;
+    b.ret()?;
+    b.switch_section(cold)?;
+    b.bind(slow)?;
+    b.xor_(eax, eax)?;
+    b.jmp(back)?; // back to .text: near
+    b.finalize()?;
+    assert_eq!(b.relax_stats().near_branches, 2);
+    drop(b);
+    let bytes = code.finalize()?;
+    let found = branches(&bytes);
+    assert_eq!(found, [(2, 6, 16), (18, 5, 8)]);
+    Ok(())
+}

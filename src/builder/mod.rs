@@ -153,6 +153,53 @@ pub enum Node<'b> {
     Section(SectionId),
 }
 
+impl std::fmt::Display for Inst<'_> {
+    /// Intel syntax, as the Assembler's logger shows it (`lock add qword ptr [rax], 1`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let o = self.options;
+        f.write_str(&o.prefix_text())?;
+        if o.contains(InstOptions::SHORT) {
+            f.write_str("short ")?;
+        } else if o.contains(InstOptions::LONG) {
+            f.write_str("long ")?;
+        }
+        f.write_str(self.mnemonic.name())?;
+        for (i, op) in self.operands.iter().enumerate() {
+            write!(f, "{}{op}", if i == 0 { " " } else { ", " })?;
+        }
+        match o.rounding_mode() {
+            Some(Rounding::RnSae) => f.write_str(", {rn-sae}"),
+            Some(Rounding::RdSae) => f.write_str(", {rd-sae}"),
+            Some(Rounding::RuSae) => f.write_str(", {ru-sae}"),
+            Some(Rounding::RzSae) => f.write_str(", {rz-sae}"),
+            None if o.contains(InstOptions::SAE) => f.write_str(", {sae}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for Node<'_> {
+    /// One line of a listing: instructions indented, `L<id>:` for labels,
+    /// directives for the rest.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Node::Inst(inst) => write!(f, "    {inst}"),
+            Node::Label(l) => write!(f, "L{}:", l.id()),
+            Node::Align(n) => write!(f, "    .align {n}"),
+            Node::Embed(bytes) => {
+                f.write_str("    .byte ")?;
+                for (i, b) in bytes.iter().enumerate() {
+                    write!(f, "{}{b:#04x}", if i == 0 { "" } else { ", " })?;
+                }
+                Ok(())
+            }
+            Node::EmbedLabel(l) => write!(f, "    .address L{}", l.id()),
+            Node::Comment(text) => write!(f, "    ; {text}"),
+            Node::Section(s) => write!(f, ".section {}", s.0),
+        }
+    }
+}
+
 /// A transformation of a Builder's node list, run by [`Builder::run_pass`]
 /// or, when registered with [`Builder::add_pass`], by [`Builder::finalize`].
 ///
@@ -782,6 +829,17 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The node list as text, one node per line (see [`Node`]'s `Display`):
+    /// what the code will be before relaxation picks branch sizes.
+    pub fn listing(&self) -> String {
+        let mut out = String::new();
+        for (_, node) in self.iter() {
+            out.push_str(&node.to_string());
+            out.push('\n');
+        }
+        out
+    }
+
     // ----- passes and serialization -----
 
     /// Registers a pass that [`finalize`](Self::finalize) runs, in order, before serializing.
@@ -811,8 +869,10 @@ impl<'a> Builder<'a> {
     ///
     /// Errors found by the layout (a label bound twice, a label used but
     /// bound nowhere, a short branch that does not reach) are reported
-    /// before anything is written. The node list is kept; serializing it a
-    /// second time fails, as its labels are then bound.
+    /// before anything is written. The node list is kept: serializing it
+    /// again appends its code again, or fails before writing anything when
+    /// it binds labels (they are bound by then); [`clear`](Self::clear) it
+    /// to build the next piece of code.
     pub fn serialize(&mut self) -> Result<()> {
         let logger = self.logger.as_deref_mut();
         let lists = relax::Lists {
