@@ -231,3 +231,18 @@ fn validation_names_the_missing_cpu_feature_and_the_mode() {
     .unwrap_err();
     assert!(err.to_string().contains("xmm16"), "{err}");
 }
+
+#[test]
+fn the_assembler_rejects_virtual_registers() {
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut a = Assembler::new(&mut code);
+    let v = Gp64::new_virtual(3);
+    let err = a.add(v, rax).unwrap_err();
+    assert!(
+        err.to_string().contains("%3 is a virtual register"),
+        "{err}"
+    );
+    let err = a.mov(rax, qword_ptr(rbx + v * 8)).unwrap_err();
+    assert!(err.to_string().contains("virtual register"), "{err}");
+    assert!(a.code().text().is_empty());
+}

@@ -88,6 +88,14 @@ pub(crate) fn encode(
         .rposition(|o| !o.is_none())
         .map_or(0, |i| i + 1);
     let operands = &operands[..explicit];
+    if let Some(reg) = operands.iter().find_map(virtual_register) {
+        return Err(Error::InvalidInstruction {
+            instruction: instruction_text(mnemonic, operands, options),
+            reason: format!(
+                "{reg} is a virtual register: only the Compiler can take it (the Assembler needs physical registers)"
+            ),
+        });
+    }
     let arch = site.code.arch();
     let mode_bit = if arch == Arch::X64 {
         modes::M64
@@ -282,6 +290,21 @@ fn diagnose(
     Error::InvalidInstruction {
         instruction: instruction_text(mnemonic, operands, options),
         reason,
+    }
+}
+
+/// The first virtual register an operand uses.
+fn virtual_register(op: &Operand) -> Option<Reg> {
+    match op {
+        Operand::Reg(r) if r.is_virtual() => Some(*r),
+        Operand::Mem(m) => {
+            let base = match m.base() {
+                MemBase::Reg(r) if r.is_virtual() => Some(r),
+                _ => None,
+            };
+            base.or_else(|| m.index().filter(|r| r.is_virtual()))
+        }
+        _ => None,
     }
 }
 

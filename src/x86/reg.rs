@@ -127,11 +127,17 @@ impl Decorators {
 
 /// Any x86 register, untyped: a kind, an id, and the AVX-512 decorations of a
 /// destination (`zmm0 {k1}{z}`). Small and `Copy`.
+///
+/// A register may also be *virtual* (made by the Compiler, numbered from
+/// 0 upward in its own space); the Assembler rejects virtual registers, the
+/// Compiler assigns them physical ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Reg {
     kind: RegKind,
     id: u8,
     decorators: Decorators,
+    /// 0 for a physical register, virtual index + 1 otherwise.
+    virt: u32,
 }
 
 impl Reg {
@@ -142,6 +148,7 @@ impl Reg {
                 kind,
                 id,
                 decorators: Decorators::NONE,
+                virt: 0,
             })
         } else {
             None
@@ -153,7 +160,41 @@ impl Reg {
             kind,
             id,
             decorators: Decorators::NONE,
+            virt: 0,
         }
+    }
+
+    /// A virtual register of `kind` with this index (for the Compiler).
+    pub const fn new_virtual(kind: RegKind, index: u32) -> Reg {
+        Reg {
+            kind,
+            id: 0,
+            decorators: Decorators::NONE,
+            virt: index.saturating_add(1),
+        }
+    }
+
+    /// Whether this is a virtual register.
+    pub const fn is_virtual(self) -> bool {
+        self.virt != 0
+    }
+
+    /// The virtual register's index, if virtual.
+    pub const fn virtual_index(self) -> Option<u32> {
+        if self.virt == 0 {
+            None
+        } else {
+            Some(self.virt - 1)
+        }
+    }
+
+    /// The same register as another kind (a sub-register view of a virtual
+    /// register, or `eax` for `rax`); `None` when the id does not exist there.
+    pub const fn with_kind(self, kind: RegKind) -> Option<Reg> {
+        if self.virt == 0 && self.id >= kind.count() {
+            return None;
+        }
+        Some(Reg { kind, ..self })
     }
 
     /// The register kind.
@@ -280,7 +321,10 @@ impl Reg {
 
 impl fmt::Display for Reg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())?;
+        match self.virtual_index() {
+            Some(index) => write!(f, "%{index}")?,
+            None => f.write_str(self.name())?,
+        }
         if self.decorators.mask() != 0 {
             write!(f, " {{k{}}}", self.decorators.mask())?;
         }
@@ -362,12 +406,16 @@ macro_rules! typed_reg {
     ($(#[$doc:meta])* $name:ident, $kind:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub struct $name(pub(crate) u8, pub(crate) Decorators);
+        pub struct $name(pub(crate) u8, pub(crate) Decorators, pub(crate) u32);
 
         impl $name {
             /// The register with number `id`; `None` when out of range.
             pub const fn from_id(id: u8) -> Option<$name> {
-                if id < $kind.count() { Some($name(id, Decorators::NONE)) } else { None }
+                if id < $kind.count() { Some($name(id, Decorators::NONE, 0)) } else { None }
+            }
+            /// A virtual register of this kind (for the Compiler).
+            pub const fn new_virtual(index: u32) -> $name {
+                $name(0, Decorators::NONE, index.saturating_add(1))
             }
             /// The register number.
             pub const fn id(self) -> u8 {
@@ -375,7 +423,7 @@ macro_rules! typed_reg {
             }
             /// The untyped register.
             pub const fn reg(self) -> Reg {
-                Reg { kind: $kind, id: self.0, decorators: self.1 }
+                Reg { kind: $kind, id: self.0, decorators: self.1, virt: self.2 }
             }
         }
 
@@ -465,11 +513,11 @@ macro_rules! maskable {
         impl $name {
             /// With write mask `{k}`.
             pub const fn k(self, mask: KReg) -> $name {
-                $name(self.0, self.1.with_mask(mask))
+                $name(self.0, self.1.with_mask(mask), self.2)
             }
             /// With zeroing `{z}` (needs a mask too).
             pub const fn z(self) -> $name {
-                $name(self.0, self.1.with_zeroing())
+                $name(self.0, self.1.with_zeroing(), self.2)
             }
         }
     )*};
@@ -483,7 +531,7 @@ pub mod regs {
 
     macro_rules! consts {
         ($ty:ident: $($name:ident = $id:expr),* $(,)?) => {$(
-            pub const $name: $ty = $ty($id, Decorators::NONE);
+            pub const $name: $ty = $ty($id, Decorators::NONE, 0);
         )*};
     }
     consts!(Gp8Low: al = 0, cl = 1, dl = 2, bl = 3, spl = 4, bpl = 5, sil = 6, dil = 7, r8b = 8, r9b = 9,
