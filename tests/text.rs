@@ -1028,3 +1028,15 @@ fn formatter_uses_label_names() {
     a.emit_with(jmp, &[l.into()], InstOptions::NONE).unwrap();
     assert_eq!(out.bytes, direct.finalize().unwrap());
 }
+
+#[test]
+fn data_directives() {
+    let out = assemble_program(
+        ".asciz \"ab\"\n.zero 3\n.skip 2, 0x90\n.string \"x\"\n.ascii \"y\"\n",
+        Arch::X64,
+    )
+    .unwrap();
+    assert_eq!(out.bytes, b"ab\0\0\0\0\x90\x90x\0y");
+    let e = parse_program(".skip 1, 300", Arch::X64).unwrap_err();
+    assert_eq!((e[0].line, e[0].column), (1, 7));
+}

@@ -48,7 +48,8 @@ OPTIONS:
     FILE           Input file; `-` or nothing reads standard input
 
 Without --each the input is a program: labels (`name:`, `1:` with `1b`/`1f`),
-directives (.byte .word .long .quad db dw dd dq .align .section), comments
+directives (.byte .word .long .quad db dw dd dq .ascii .asciz .zero .skip
+.align .section), comments
 (; # //). The listing shows offset, bytes and text. Errors go to standard error as
 FILE:LINE:COLUMN: error: MESSAGE.
 

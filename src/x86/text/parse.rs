@@ -6,7 +6,7 @@
 //! (`loop:`, `.Lloop:`) or a GNU numeric local label (`1:`, referred to as
 //! `1b` backward and `1f` forward). Comments start with `;`, `#` or `//`.
 //! A statement is a directive (`.byte`, `.word`, `.long`, `.quad`,
-//! `db`..`dq`, `.align`, `.section`...) or an instruction: prefixes (`lock`,
+//! `db`..`dq`, `.ascii`, `.asciz`, `.zero`, `.align`, `.section`...) or an instruction: prefixes (`lock`,
 //! `rep`, `{evex}`...), a mnemonic (including the aliases and compare
 //! pseudo-ops the assemblers accept, such as `jz`, `sal`, `cmpltps`,
 //! `vpcmpnltud`), and operands: registers with `{k1}{z}`, memory
@@ -1371,7 +1371,7 @@ fn directive(p: &mut Parser<'_>) -> Result<StatementKind, ParseError> {
     let lower = word.to_ascii_lowercase();
     p.bump();
     let data_size = match lower.as_str() {
-        ".byte" | "db" | ".ascii" => Some(1),
+        ".byte" | "db" | ".ascii" | ".asciz" | ".string" => Some(1),
         ".word" | ".short" | ".value" | ".2byte" | "dw" => Some(2),
         ".long" | ".int" | ".4byte" | "dd" => Some(4),
         ".quad" | ".8byte" | "dq" => Some(8),
@@ -1384,7 +1384,11 @@ fn directive(p: &mut Parser<'_>) -> Result<StatementKind, ParseError> {
             match p.peek() {
                 Tok::Str(s) if size == 1 => {
                     p.bump();
-                    values.push(DataValue::Bytes(unescape(s)));
+                    let mut bytes = unescape(s);
+                    if matches!(lower.as_str(), ".asciz" | ".string") {
+                        bytes.push(0);
+                    }
+                    values.push(DataValue::Bytes(bytes));
                 }
                 Tok::Ident(name) if !looks_like_register(name) => {
                     let ptr = if p.arch == Arch::X64 { 8 } else { 4 };
@@ -1420,6 +1424,25 @@ fn directive(p: &mut Parser<'_>) -> Result<StatementKind, ParseError> {
         return Ok(StatementKind::Data { size, values });
     }
     match lower.as_str() {
+        ".zero" | ".skip" | ".space" => {
+            // `.zero N`, `.skip N[, fill]`: N bytes.
+            let vcol = p.col();
+            let n = p.expr()?;
+            let fill = if p.eat(b',') { p.expr()? } else { 0 };
+            if !(0..=1 << 20).contains(&n) {
+                return Err(ParseError::new(vcol, format!("size {n} is not 0..1048576")));
+            }
+            if !(-128..=255).contains(&fill) {
+                return Err(ParseError::new(
+                    vcol,
+                    format!("fill value {fill:#x} does not fit a byte"),
+                ));
+            }
+            Ok(StatementKind::Data {
+                size: 1,
+                values: vec![DataValue::Bytes(vec![fill as u8; n as usize])],
+            })
+        }
         ".align" | "align" | ".balign" | ".p2align" => {
             let vcol = p.col();
             let v = p.expr()?;
