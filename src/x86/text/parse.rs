@@ -6,11 +6,11 @@
 //! (`loop:`, `.Lloop:`) or a GNU numeric local label (`1:`, referred to as
 //! `1b` backward and `1f` forward). Comments start with `;`, `#` or `//`.
 //! A statement is a directive (`.byte`, `.word`, `.long`, `.quad`,
-//! `db`..`dq`, `.ascii`, `.asciz`, `.zero`, `.align`, `.section`...) or an instruction: prefixes (`lock`,
-//! `rep`, `{evex}`...), a mnemonic (including the aliases and compare
-//! pseudo-ops the assemblers accept, such as `jz`, `sal`, `cmpltps`,
-//! `vpcmpnltud`), and operands: registers with `{k1}{z}`, memory
-//! (`qword ptr fs:[rax + rcx*8 - 0x10]{1to8}`), immediates,
+//! `db`..`dq`, `.ascii`, `.asciz`, `.zero`, `.align`, `.section`...) or an
+//! instruction: prefixes (`lock`, `rep`, `{evex}`...), a mnemonic (including
+//! the aliases and compare pseudo-ops the assemblers accept, such as `jz`,
+//! `sal`, `cmpltps`, `vpcmpnltud`), and operands: registers with `{k1}{z}`,
+//! memory (`qword ptr fs:[rax + rcx*8 - 0x10]{1to8}`), immediates,
 //! label references, and a rounding operand (`{rn-sae}`, `{sae}`).
 //!
 //! The parser knows the instruction database: it reports, at the exact column,
