@@ -1038,3 +1038,97 @@ fn jumps_across_sections_are_near() -> Result<(), Error> {
     assert_eq!(found, [(2, 6, 16), (18, 5, 8)]);
     Ok(())
 }
+
+/// Random programs built with random cursor moves and removals, then
+/// replayed node by node through the Assembler: with explicit branch sizes
+/// (nothing to relax), the bytes are identical.
+#[test]
+fn random_edited_programs_replay_through_the_assembler() -> Result<(), Error> {
+    let mut state: u64 = 99;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    for round in 0..100 {
+        let mut code = CodeHolder::new(Arch::X64);
+        let mut b = Builder::new(&mut code);
+        let labels: Vec<Label> = (0..8).map(|_| b.new_label()).collect();
+        let mut bound = [false; 8];
+        for _ in 0..80 {
+            // Move the cursor somewhere, sometimes.
+            if next() % 4 == 0 {
+                let ids: Vec<_> = b.iter().map(|(id, _)| id).collect();
+                if !ids.is_empty() {
+                    let id = ids[(next() % ids.len() as u64) as usize];
+                    if next() % 2 == 0 {
+                        b.set_cursor(Some(id))?;
+                    } else {
+                        b.set_cursor_before(id)?;
+                    }
+                }
+            }
+            let l = (next() % 8) as usize;
+            match next() % 10 {
+                0 => {
+                    if !bound[l] {
+                        b.bind(labels[l])?;
+                        bound[l] = true;
+                    }
+                }
+                1 => b.long().jne(labels[l])?,
+                2 => b.long().jmp(labels[l])?,
+                3 => b.align(1 << (next() % 5))?,
+                4 => b.embed(&[0xcc; 3][..(next() % 3) as usize + 1])?,
+                5 => b.lea(rax, ptr(labels[l]))?,
+                6 => b.call(labels[l])?,
+                7 => {
+                    if let Some(id) = b.cursor()
+                        && !matches!(b.node(id), Some(Node::Label(_)))
+                    {
+                        b.remove(id)?;
+                    }
+                }
+                _ => {
+                    let k = (next() % 4) as usize;
+                    match k {
+                        0 => b.add(rax, (next() % 300) as i32)?,
+                        1 => b.mov(rdx, qword_ptr(rsi + rdi * 8 + 0x40))?,
+                        2 => b.vpternlogd(zmm5, zmm6, zmm31, 0x96)?,
+                        _ => b.comment("c")?,
+                    }
+                }
+            }
+        }
+        for (l, is_bound) in bound.iter().enumerate() {
+            if !is_bound {
+                b.set_cursor(b.last())?;
+                b.bind(labels[l])?;
+            }
+        }
+        // Replay the final list through an Assembler on a fresh holder.
+        let mut replay = CodeHolder::new(Arch::X64);
+        {
+            let mut a = Assembler::new(&mut replay);
+            for _ in 0..8 {
+                a.new_label();
+            }
+            for (_, node) in b.iter() {
+                match node {
+                    Node::Inst(i) => a.emit_with(i.mnemonic, i.operands, i.options)?,
+                    Node::Label(l) => a.bind(l)?,
+                    Node::Align(n) => a.align(n)?,
+                    Node::Embed(bytes) => a.embed(bytes),
+                    Node::EmbedLabel(l) => a.embed_label(l)?,
+                    Node::Comment(_) => {}
+                    Node::Section(s) => a.switch_section(s)?,
+                }
+            }
+        }
+        b.finalize()?;
+        drop(b);
+        assert_eq!(code.finalize()?, replay.finalize()?, "round {round}");
+    }
+    Ok(())
+}
