@@ -1099,3 +1099,55 @@ fn facts_loop() {
         }
     }
 }
+
+#[test]
+fn x86_32_functions_lower() {
+    let t32 = X86Target::x86();
+    for src in [
+        "func f(i32, i32, f64) -> (i32) stdcall {
+  gp32 %a, %b
+  vec64 %c
+  entry %a, %b, %c
+  add %a, %b
+  ret %a
+}
+",
+        "func g(i32, i32) -> (i32) fastcall {
+  gp32 %a, %b, %q
+  entry %a, %b
+  mov %q, %a
+  cdq
+  idiv %b
+  shl %q, %b.b
+  ret %q
+}
+",
+        "func h(f64) -> (f64) cdecl {
+  vec64 %x
+  entry %x
+  addsd %x, %x
+  ret %x
+}
+",
+    ] {
+        let mut f = parse_function(src, t32).unwrap_or_else(|e| panic!("{src}\n{e}"));
+        verify(&f, t32).unwrap_or_else(|e| panic!("{src}\n{e:?}"));
+        lower(&mut f, t32).unwrap();
+        verify(&f, t32).unwrap_or_else(|e| panic!("{src}\n{e:?}"));
+        let printed = print_function(&f, t32);
+        assert_eq!(parse_function(&printed, t32).unwrap(), f, "{printed}");
+        assert!(
+            !printed.contains("rax") && !printed.contains('!'),
+            "{printed}"
+        );
+    }
+    let mut f = parse_function(
+        "func f(i32, i32) -> (i32) fastcall {\n  gp32 %a, %b\n  entry %a, %b\n  add %a, %b\n  ret %a\n}",
+        t32,
+    )
+    .unwrap();
+    lower(&mut f, t32).unwrap();
+    let printed = print_function(&f, t32);
+    assert!(printed.contains("entry %a@ecx, %b@edx"), "{printed}");
+    assert!(printed.contains("ret %a@eax"), "{printed}");
+}

@@ -103,7 +103,7 @@
 
 use crate::x86::db::{self, Access as DbAccess, Encoding, Form, Mnemonic, OperandKind as K};
 use crate::x86::db::{flags, modes};
-use crate::x86::{Reg as XReg, RegKind};
+use crate::x86::{InstOptions, Reg as XReg, RegKind};
 use jitforge_ir::abi::CallConv;
 use jitforge_ir::target::{
     Access, FactsError, Flow, ImplicitReg, InstFacts, KindSet, OpShape, OperandFact, Target,
@@ -209,6 +209,19 @@ impl X86Inst {
             }
         }
         TargetInst(v)
+    }
+
+    /// The encoder options of the prefix (`rep` -> [`InstOptions::REP`]...),
+    /// for the Compiler's call to the Assembler. The mask is not an option:
+    /// the Compiler decorates the destination with the last operand
+    /// (`Decorators::with_mask`, and `with_zeroing` if [`X86Inst::zeroing`]).
+    pub fn options(self) -> InstOptions {
+        match self.prefix {
+            Prefix::None => InstOptions::NONE,
+            Prefix::Rep => InstOptions::REP,
+            Prefix::Repne => InstOptions::REPNE,
+            Prefix::Lock => InstOptions::LOCK,
+        }
     }
 
     /// Unpacks an id (structurally; whether the target accepts the
