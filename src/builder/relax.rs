@@ -323,12 +323,18 @@ fn condition(m: Mnemonic) -> Option<u8> {
     })
 }
 
-/// The bytes of a prefix-free relaxable branch whose target is at `target`
-/// in the same section: `EB`/`7x` rel8, or `E9`/`0F 8x` rel32.
+/// The bytes of a prefix-free relaxable branch (or `call rel32`) whose
+/// target is at `target` in the same section: `EB`/`7x` rel8, or
+/// `E9`/`0F 8x`/`E8` rel32.
 fn branch_bytes<'o>(r: &Rec, offset: u64, target: u64, out: &'o mut [u8; 6]) -> &'o [u8] {
     let long = r.flags & flag::LONG != 0;
     let size = if long { r.long_size } else { r.size } as usize;
     let disp = target as i64 - (offset as i64 + size as i64);
+    if r.mnemonic == Mnemonic::Call {
+        let d = (disp as i32).to_le_bytes();
+        *out = [0xe8, d[0], d[1], d[2], d[3], 0];
+        return &out[..5];
+    }
     match (condition(r.mnemonic), long) {
         (None, false) => *out = [0xeb, disp as u8, 0, 0, 0, 0],
         (Some(cc), false) => *out = [0x70 | cc, disp as u8, 0, 0, 0, 0],
@@ -428,16 +434,18 @@ fn emit(
         }
         match r.kind {
             Kind::Inst => {
-                // A prefix-free relaxable branch to a label of this section:
-                // its displacement is known from the layout.
-                let direct = (r.flags & flag::RELAX != 0 && r.options.is_empty() && !logging)
-                    .then(|| {
-                        let label = branch_label(lists.operands, r).ok()?;
-                        let pos = *layout.label_pos.get(label as usize)?;
-                        let d = displacement(pos, section.0, 0)?;
-                        Some(d as u64)
-                    })
-                    .flatten();
+                // A prefix-free relaxable branch (or `call rel32`) to a label
+                // of this section: its displacement is known from the layout.
+                let call = r.mnemonic == Mnemonic::Call && r.size == 5;
+                let direct =
+                    ((r.flags & flag::RELAX != 0 || call) && r.options.is_empty() && !logging)
+                        .then(|| {
+                            let label = branch_label(lists.operands, r).ok()?;
+                            let pos = *layout.label_pos.get(label as usize)?;
+                            let d = displacement(pos, section.0, 0)?;
+                            Some(d as u64)
+                        })
+                        .flatten();
                 if r.flags & flag::PLAIN != 0 && !logging {
                     let d = r.data as usize;
                     let bytes = lists
