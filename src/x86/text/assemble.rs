@@ -9,7 +9,7 @@ use super::parse::{
 };
 use crate::code::{Arch, CodeHolder, Label, SectionId, SectionKind};
 use crate::error::Error;
-use crate::x86::Assembler;
+use crate::x86::{Assembler, Operand};
 use std::collections::HashMap;
 
 /// Emits a parsed instruction with `a`, resolving labels by name in the code
@@ -28,6 +28,24 @@ pub fn emit_parsed(a: &mut Assembler<'_>, inst: &ParsedInstruction) -> Result<()
     let arch = a.code().arch();
     for alt in implicit_fills(inst.mnemonic, &operands, arch) {
         if a.emit_with(inst.mnemonic, &alt, inst.options).is_ok() {
+            return Ok(());
+        }
+    }
+    // The encoder checks a written `{1toN}` against the form's vector length,
+    // which is wrong for the widening conversions (`vcvtdq2pd ymm0,
+    // dword ptr [rax]{1to4}`): retry with N left to the other operands.
+    if operands
+        .iter()
+        .any(|o| matches!(o, Operand::Mem(m) if m.broadcast_count().is_some()))
+    {
+        let plain: Vec<Operand> = operands
+            .iter()
+            .map(|o| match o {
+                Operand::Mem(m) if m.broadcast_count().is_some() => Operand::Mem(m.bcst()),
+                other => *other,
+            })
+            .collect();
+        if a.emit_with(inst.mnemonic, &plain, inst.options).is_ok() {
             return Ok(());
         }
     }

@@ -90,7 +90,7 @@ fn mem_text(m: &Mem, bcst_count: Option<u32>, label_name: &dyn Fn(Label) -> Stri
     }
     s.push(']');
     if m.is_broadcast() {
-        match bcst_count {
+        match m.broadcast_count().map(u32::from).or(bcst_count) {
             Some(n) => {
                 let _ = write!(s, "{{1to{n}}}");
             }
@@ -231,8 +231,21 @@ pub fn format_instruction_with(
     let abs64 = operands
         .iter()
         .any(|o| matches!(o, Operand::Mem(m) if m.is_abs64()));
-    if abs64 && name == "mov" {
+    let long_imm = options.contains(InstOptions::LONG)
+        && matches!(operands, [Operand::Reg(r), Operand::Imm(_)] if r.kind() == RegKind::Gp64);
+    if (abs64 || long_imm) && name == "mov" {
         name = "movabs".into();
+    }
+    // A 16-bit form told apart only by a memory size no keyword spells
+    // (`fnstenv` m14 vs m28): `data16`.
+    let odd_size = operands
+        .iter()
+        .any(|o| matches!(o, Operand::Mem(m) if m.size() != 0 && size_keyword(m.size()).is_none()));
+    if odd_size
+        && form.is_some_and(|f| f.operand_size == 16)
+        && !options.contains(InstOptions::DATA16)
+    {
+        text.push_str("data16 ");
     }
     let mut ops: Vec<String> = Vec::with_capacity(operands.len() + 1);
     if far_ptr && let [Operand::Imm(v)] = operands {
@@ -240,7 +253,7 @@ pub fn format_instruction_with(
         ops.push(format!("{:#x}", (*v as u64) >> 32));
         ops.push(format!("{:#x}", (*v as u64) & 0xffff_ffff));
     } else {
-        if far_mem
+        if (far_mem || options.contains(InstOptions::FAR))
             && operands
                 .iter()
                 .any(|o| matches!(o, Operand::Mem(m) if m.size() == 4 || m.size() == 0))

@@ -63,8 +63,8 @@ pub struct LabelMem {
     pub size: u16,
     /// Segment override.
     pub segment: Option<Reg>,
-    /// `{1toN}` broadcast.
-    pub broadcast: bool,
+    /// `{1toN}` broadcast: N, or 0 for none.
+    pub broadcast: u8,
     /// Write mask (`{k1}`), 0 for none.
     pub mask: u8,
 }
@@ -76,8 +76,8 @@ impl LabelMem {
         if let Some(s) = self.segment {
             m = m.with_segment(s);
         }
-        if self.broadcast {
-            m = m.bcst();
+        if self.broadcast != 0 {
+            m = m.bcst_n(self.broadcast);
         }
         if let Some(k) = KReg::from_id(self.mask).filter(|_| self.mask != 0) {
             m = m.k(k);
@@ -370,6 +370,8 @@ enum Special {
     Far,
     /// `xlat [rbx]`: the memory operand is implicit.
     Xlat,
+    /// `pushw`/`popw`: the 16-bit form (`data16`).
+    Data16,
 }
 
 const CC_CLASSES: &[&[&str]] = &[
@@ -489,14 +491,16 @@ fn resolve_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>, Sp
         "iret" => Some("iretw"),
         "pusha" => Some("pushad"),
         "popa" => Some("popad"),
-        "pushw" | "pushd" | "pushq" => Some("push"),
-        "popw" | "popd" | "popq" => Some("pop"),
+        "pushd" | "pushq" => Some("push"),
+        "popd" | "popq" => Some("pop"),
         _ => None,
     };
     if let Some(n) = renamed {
         return plain(n);
     }
     match name {
+        "pushw" => return Mnemonic::from_name("push").map(|m| (m, None, Special::Data16)),
+        "popw" => return Mnemonic::from_name("pop").map(|m| (m, None, Special::Data16)),
         "movabs" => return Mnemonic::from_name("mov").map(|m| (m, None, Special::Movabs)),
         "ljmp" => return Mnemonic::from_name("jmp").map(|m| (m, None, Special::Far)),
         "lcall" => return Mnemonic::from_name("call").map(|m| (m, None, Special::Far)),
@@ -648,6 +652,9 @@ fn size_name(size: u16) -> &'static str {
 
 // ---------------------------------------------------------------- parser
 
+/// A written `{1toN}`: its column and N.
+type Broadcast = Option<(usize, u8)>;
+
 /// Where decorations were written, for error columns.
 #[derive(Clone, Copy, Debug, Default)]
 struct DecorCols {
@@ -786,7 +793,7 @@ impl<'a> Parser<'a> {
     fn mask_decorators(
         &mut self,
         cols: &mut DecorCols,
-    ) -> Result<(u8, bool, Option<usize>), ParseError> {
+    ) -> Result<(u8, bool, Broadcast), ParseError> {
         let mut mask = 0u8;
         let mut zeroing = false;
         let mut bcst = None;
@@ -815,7 +822,7 @@ impl<'a> Parser<'a> {
                         format!("bad broadcast {{1to{n}}}: expected 1to2..1to32"),
                     ));
                 }
-                bcst = Some(col);
+                bcst = Some((col, n as u8));
             } else {
                 return Err(ParseError::new(
                     col,
@@ -961,7 +968,7 @@ impl<'a> Parser<'a> {
                 disp,
                 size,
                 segment,
-                broadcast: bcst.is_some(),
+                broadcast: bcst.map_or(0, |(_, n)| n),
                 mask,
             }));
         }
@@ -986,8 +993,8 @@ impl<'a> Parser<'a> {
         if let Some(s) = segment {
             m = m.with_segment(s);
         }
-        if bcst.is_some() {
-            m = m.bcst();
+        if let Some((_, n)) = bcst {
+            m = m.bcst_n(n);
         }
         if mask != 0
             && let Some(k) = KReg::from_id(mask)
@@ -1134,7 +1141,7 @@ impl<'a> Parser<'a> {
                                 disp: 0,
                                 size,
                                 segment: None,
-                                broadcast: bcst.is_some(),
+                                broadcast: bcst.map_or(0, |(_, n)| n),
                                 mask,
                             })
                         }
@@ -1189,7 +1196,7 @@ impl<'a> Parser<'a> {
                         ));
                     }
                     let (mask, zeroing, bcst) = self.mask_decorators(&mut cols)?;
-                    if let Some(bc) = bcst {
+                    if let Some((bc, _)) = bcst {
                         return Err(ParseError::new(
                             bc,
                             "{1toN} applies to memory operands only",
@@ -1261,7 +1268,10 @@ fn prefix_option(word: &str) -> Option<Result<InstOptions, &'static str>> {
         "xrelease" => InstOptions::XRELEASE,
         "bnd" => InstOptions::BND,
         "notrack" => InstOptions::NOTRACK,
-        "data16" | "data32" | "addr16" | "addr32" | "rex" | "rex.w" | "rex64" => {
+        "data16" => InstOptions::DATA16,
+        "addr32" => InstOptions::ADDR32,
+        "rex" => InstOptions::REX,
+        "data32" | "addr16" | "rex.w" | "rex64" => {
             return Some(Err("this prefix is not supported by the encoder yet"));
         }
         _ => return None,
@@ -1637,7 +1647,18 @@ fn rewrite_special(
 ) -> Result<(), ParseError> {
     match special {
         Special::None => {}
+        Special::Data16 => inst.options |= InstOptions::DATA16,
         Special::Movabs => {
+            // `movabs r64, imm`: the 64-bit immediate form even for a small value.
+            if matches!(
+                inst.operands.as_slice(),
+                [
+                    ParsedOperand::Op(Operand::Reg(_)),
+                    ParsedOperand::Op(Operand::Imm(_))
+                ]
+            ) {
+                inst.options |= InstOptions::LONG;
+            }
             for op in &mut inst.operands {
                 if let ParsedOperand::Op(Operand::Mem(m)) = op {
                     if m.base() != MemBase::None || m.index().is_some() {
@@ -1653,6 +1674,7 @@ fn rewrite_special(
             }
         }
         Special::Far => {
+            inst.options |= InstOptions::FAR;
             if inst.operands.len() == 2 {
                 if arch == Arch::X64 {
                     return Err(ParseError::new(
@@ -1684,17 +1706,13 @@ fn rewrite_special(
                 inst.operands = vec![ParsedOperand::Op(Operand::Imm(v))];
                 inst.columns.truncate(1);
             } else if let [ParsedOperand::Op(Operand::Mem(m))] = inst.operands.as_mut_slice() {
+                // Unsized: m16:32 (`fword`), as GNU as reads it.
                 if m.size() == 0 {
                     *m = m.with_size(6);
                 }
-                if m.size() == 4 && arch == Arch::X86 {
-                    // The near `r/m32` form would win: better an error than a near branch.
-                    return Err(ParseError::new(
-                        inst.columns[0],
-                        format!(
-                            "{name} with a `dword ptr` (m16:16) operand cannot be encoded in 32-bit mode yet"
-                        ),
-                    ));
+            } else if let [ParsedOperand::LabelMem(l)] = inst.operands.as_mut_slice() {
+                if l.size == 0 {
+                    l.size = 6;
                 }
             } else {
                 return Err(ParseError::new(
@@ -2089,7 +2107,7 @@ fn validate(
             ParsedOperand::Op(Operand::Mem(_)) | ParsedOperand::LabelMem(_) => {
                 let (size, bcst) = match op {
                     ParsedOperand::Op(Operand::Mem(mm)) => (mm.size(), mm.is_broadcast()),
-                    ParsedOperand::LabelMem(l) => (l.size, l.broadcast),
+                    ParsedOperand::LabelMem(l) => (l.size, l.broadcast != 0),
                     _ => (0, false),
                 };
                 let mem_forms: Vec<&Form> = same
