@@ -1151,3 +1151,209 @@ fn x86_32_functions_lower() {
     assert!(printed.contains("entry %a@ecx, %b@edx"), "{printed}");
     assert!(printed.contains("ret %a@eax"), "{printed}");
 }
+
+/// The shape of a concrete x86 operand, if the IR can express it.
+fn shape_of(op: &jitforge::x86::Operand) -> Option<OpShape> {
+    use jitforge::x86::{Operand as XOp, RegKind};
+    Some(match *op {
+        XOp::Reg(r) => {
+            let (class, view) = match r.kind() {
+                RegKind::Gp8 => (RegClass::GP, View::B8),
+                RegKind::Gp8Hi => (RegClass::GP, View::H8),
+                RegKind::Gp16 => (RegClass::GP, View::W16),
+                RegKind::Gp32 => (RegClass::GP, View::D32),
+                RegKind::Gp64 => (RegClass::GP, View::Q64),
+                RegKind::Xmm => (RegClass::VEC, View::X128),
+                RegKind::Ymm => (RegClass::VEC, View::Y256),
+                RegKind::Zmm => (RegClass::VEC, View::Z512),
+                RegKind::K => (RegClass::MASK, View::FULL),
+                _ => return None,
+            };
+            OpShape::Reg {
+                class,
+                size: view.size().unwrap_or(0),
+                high: view.is_high(),
+                id: Reg::Phys(PReg::new(class, r.id()), view),
+            }
+        }
+        XOp::Mem(m) => OpShape::Mem { size: m.size() },
+        XOp::Imm(v) => OpShape::Imm(v),
+        _ => return None,
+    })
+}
+
+/// The encoder is the oracle: on physical operands, the target accepts
+/// exactly what the Assembler encodes.
+#[test]
+fn accepts_what_the_encoder_encodes() {
+    encoder_oracle(X86Target::x64(), jitforge::Arch::X64);
+}
+
+/// The same in 32-bit mode.
+#[test]
+fn accepts_what_the_encoder_encodes_32() {
+    encoder_oracle(X86Target::x86(), jitforge::Arch::X86);
+}
+
+fn encoder_oracle(t: &X86Target, arch: jitforge::Arch) {
+    use jitforge::CodeHolder;
+    use jitforge::x86::{Operand as XOp, *};
+    let regs: Vec<XOp> = vec![
+        al.into(),
+        ah.into(),
+        cl.into(),
+        sil.into(),
+        r9b.into(),
+        ax.into(),
+        dx.into(),
+        r10w.into(),
+        eax.into(),
+        ecx.into(),
+        r11d.into(),
+        rax.into(),
+        rcx.into(),
+        r12.into(),
+        xmm0.into(),
+        xmm9.into(),
+        xmm17.into(),
+        ymm1.into(),
+        ymm20.into(),
+        zmm2.into(),
+        k1.into(),
+        k2.into(),
+    ];
+    let m = |mem: Mem| -> XOp {
+        if arch == jitforge::Arch::X64 {
+            mem.into()
+        } else {
+            // The same size, based on eax.
+            let base = ptr(eax);
+            base.with_size(mem.size()).into()
+        }
+    };
+    let mems: Vec<XOp> = vec![
+        m(byte_ptr(rax)),
+        m(word_ptr(rax)),
+        m(dword_ptr(rax)),
+        m(qword_ptr(rax)),
+        m(xmmword_ptr(rax)),
+        m(ymmword_ptr(rax)),
+        m(zmmword_ptr(rax)),
+        m(ptr(rax)),
+    ];
+    let imms: Vec<XOp> = [0i64, 1, 127, 200, 1000, 0x1234_5678, 1 << 40, -1]
+        .iter()
+        .map(|&v| XOp::Imm(v))
+        .collect();
+    let pool: Vec<XOp> = regs.iter().chain(&mems).chain(&imms).copied().collect();
+    let two = [
+        "add",
+        "sub",
+        "mov",
+        "imul",
+        "shl",
+        "sar",
+        "rol",
+        "test",
+        "cmp",
+        "xor",
+        "and",
+        "adc",
+        "sbb",
+        "lea",
+        "movzx",
+        "movsx",
+        "movsxd",
+        "cmove",
+        "xchg",
+        "bt",
+        "movsd",
+        "movss",
+        "addsd",
+        "mulss",
+        "sqrtsd",
+        "movaps",
+        "movups",
+        "movq",
+        "movd",
+        "pxor",
+        "paddd",
+        "cvtsi2sd",
+        "cvttsd2si",
+        "kmovw",
+        "kmovq",
+        "knotw",
+        "popcnt",
+        "lzcnt",
+        "crc32",
+        "blendvps",
+        "in",
+        "out",
+    ];
+    let one = [
+        "div", "idiv", "mul", "neg", "not", "inc", "sete", "push", "pop", "bswap", "jmp", "call",
+    ];
+    let three = [
+        "imul",
+        "vaddps",
+        "vpxor",
+        "vpaddd",
+        "vfmadd231ps",
+        "andn",
+        "shlx",
+        "bzhi",
+        "vpermd",
+        "vextracti128",
+        "pshufd",
+        "shufps",
+        "kandw",
+        "shld",
+        "vcvtsi2sd",
+    ];
+    let mut code = CodeHolder::new(arch);
+    let mut a = Assembler::new(&mut code);
+    let mut out = InstFacts::default();
+    let mut checked = 0;
+    let mut check = |a: &mut Assembler<'_>, name: &str, ops: &[XOp]| {
+        let Some(m) = Mnemonic::from_name(name) else {
+            panic!("{name}")
+        };
+        if t.inst_by_name(name).is_none() {
+            return;
+        }
+        let Some(shapes) = ops.iter().map(shape_of).collect::<Option<Vec<_>>>() else {
+            return;
+        };
+        let enc = a.emit(m, ops).is_ok();
+        let mine = t.inst_facts(t.inst(m), &shapes, &mut out).is_ok();
+        assert_eq!(mine, enc, "{name} {ops:?}");
+        checked += 1;
+    };
+    for name in one {
+        for x in &pool {
+            check(&mut a, name, &[*x]);
+        }
+    }
+    for name in two {
+        for x in &pool {
+            for y in &pool {
+                check(&mut a, name, &[*x, *y]);
+            }
+        }
+    }
+    let vpool: Vec<XOp> = pool
+        .iter()
+        .copied()
+        .filter(|o| !matches!(o, XOp::Imm(v) if *v != 1 && *v != 200))
+        .collect();
+    for name in three {
+        for x in &vpool {
+            for y in &vpool {
+                for z in &vpool {
+                    check(&mut a, name, &[*x, *y, *z]);
+                }
+            }
+        }
+    }
+    assert!(checked > 100_000, "{checked}");
+}

@@ -616,11 +616,39 @@ impl X86Target {
                     }
                 }
             }
-            if ok {
+            if ok && self.phys_ok(form, shapes, high) {
                 return Some((form, out));
             }
         }
         None
+    }
+
+    /// Whether the physical registers among the shapes are encodable with
+    /// `form` (what the encoder checks after matching kinds): xmm16..31 only
+    /// with EVEX, no REX register next to a high byte, 8 per class in
+    /// 32-bit mode.
+    fn phys_ok(&self, form: &Form, shapes: &[OpShape], high: bool) -> bool {
+        shapes.iter().all(|sh| match *sh {
+            OpShape::Reg {
+                class,
+                size,
+                high: h,
+                id: Reg::Phys(p, _),
+            } => {
+                p.hw < self.reg_count(class)
+                    && match class {
+                        RegClass::VEC => p.hw < 16 || form.encoding == Encoding::Evex,
+                        RegClass::GP => {
+                            h && p.hw < 4
+                                || !h
+                                    && !(high && (p.hw >= 8 || size == 1 && p.hw >= 4))
+                                    && (self.mode64 || size != 1 || p.hw < 4)
+                        }
+                        _ => true,
+                    }
+            }
+            _ => true,
+        })
     }
 
     /// Whether operand kind `kind` of `form` accepts shape `sh` (the
