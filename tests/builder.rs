@@ -1123,6 +1123,7 @@ fn random_edited_programs_replay_through_the_assembler() -> Result<(), Error> {
                     Node::EmbedLabel(l) => a.embed_label(l)?,
                     Node::Comment(_) => {}
                     Node::Section(s) => a.switch_section(s)?,
+                    other => panic!("unknown node {other:?}"),
                 }
             }
         }

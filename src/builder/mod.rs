@@ -134,8 +134,10 @@ pub struct Inst<'b> {
     pub options: InstOptions,
 }
 
-/// A read-only view of one node of a [`Builder`].
+/// A read-only view of one node of a [`Builder`]. (Later layers may add
+/// kinds of nodes, hence `non_exhaustive`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Node<'b> {
     /// An instruction.
     Inst(Inst<'b>),

@@ -29,11 +29,20 @@
 //!
 //! Checks that need the final layout (labels used but bound nowhere, labels
 //! bound twice, explicitly short branches that do not reach) are made before
-//! anything is written. Then each node goes through the [`Assembler`] with
-//! the size relaxation chose (`InstOptions::SHORT` or `LONG`); instructions
-//! whose bytes were cached when they were added are copied as they are when
-//! no logger is attached. Each node's offset is compared with the layout's,
-//! so a disagreement is an error, never wrong code.
+//! anything is written. Then each node goes through the [`Assembler`], the
+//! relaxable branches with the size relaxation chose (`InstOptions::SHORT` or
+//! `LONG`). When no logger is attached, two kinds of instructions skip the
+//! encoder: those whose bytes were cached when they were added (no label, no
+//! absolute target) are copied, and prefix-free `jmp`/`jcc`/`call rel32` to a
+//! label of the same section are written from the layout's label positions.
+//! Each node's offset and size are compared with the layout's, so a
+//! disagreement is an error, never wrong code.
+//!
+//! Without alignment nodes the relaxation finds the least set of near
+//! branches (a branch becomes near only when it cannot reach even with every
+//! other branch still short, and distances only grow), so no near branch of
+//! the result could be short. Alignment padding can shrink when code before
+//! it grows, so with alignment a branch may stay near that would now reach.
 
 use super::{Kind, NIL, Rec, flag};
 use crate::code::{Arch, CodeHolder, Label, SectionId};
