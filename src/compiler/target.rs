@@ -855,6 +855,20 @@ impl X86Target {
                 return Ok(r);
             }
         }
+        let r = self.resolve_uncached(x, shapes)?;
+        if let (Some(k), Some(i)) = (key, slot) {
+            CACHE.with(|c| {
+                let mut c = c.borrow_mut();
+                if c.is_empty() {
+                    c.resize(CACHE_SIZE, None);
+                }
+                c[i] = Some((k, r));
+            });
+        }
+        Ok(r)
+    }
+
+    fn resolve_uncached(&self, x: X86Inst, shapes: &[OpShape]) -> Result<Resolved, FactsError> {
         let (form, matched, _) = self.find(x, shapes)?;
         let n_mem = shapes
             .iter()
@@ -870,21 +884,11 @@ impl X86Target {
                 fold |= 1 << j;
             }
         }
-        let r = Resolved {
+        Ok(Resolved {
             form,
             matched,
             fold,
-        };
-        if let (Some(k), Some(i)) = (key, slot) {
-            CACHE.with(|c| {
-                let mut c = c.borrow_mut();
-                if c.is_empty() {
-                    c.resize(CACHE_SIZE, None);
-                }
-                c[i] = Some((k, r));
-            });
-        }
-        Ok(r)
+        })
     }
 
     fn cache_key(&self, x: X86Inst, shapes: &[OpShape]) -> Option<CacheKey> {
@@ -1731,6 +1735,90 @@ mod tests {
                 }
             }
             assert!(checked > 3000, "{checked}");
+        }
+    }
+
+    /// The cache never changes an answer: random shapes (few distinct keys,
+    /// so that entries are hit and collide) resolve as without it.
+    #[test]
+    fn cache_is_transparent() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let names = [
+            "add",
+            "mov",
+            "shl",
+            "imul",
+            "movzx",
+            "vaddps",
+            "pxor",
+            "kmovw",
+            "movsd",
+            "cmp",
+            "lea",
+            "xchg",
+            "vpternlogd",
+        ];
+        for t in [X86Target::x64(), X86Target::x86()] {
+            for _ in 0..20_000 {
+                let m = Mnemonic::from_name(names[(next() % names.len() as u64) as usize])
+                    .expect("known");
+                let n = (next() % 4) as usize;
+                let shapes: Vec<OpShape> = (0..n)
+                    .map(|_| match next() % 4 {
+                        0 | 1 => {
+                            let class = RegClass((next() % 3) as u8);
+                            let size = [1u16, 2, 4, 8, 16, 32, 64][(next() % 7) as usize];
+                            let hw = (next() % 20) as u8;
+                            let high = size == 1 && next() % 5 == 0;
+                            let view = if high {
+                                View::H8
+                            } else {
+                                View::low(size).unwrap_or(View::FULL)
+                            };
+                            OpShape::Reg {
+                                class,
+                                size,
+                                high,
+                                id: if next() % 2 == 0 {
+                                    Reg::Phys(PReg::new(class, hw), view)
+                                } else {
+                                    Reg::Virt(jitforge_ir::VReg::from_u32(hw as u32), view)
+                                },
+                            }
+                        }
+                        2 => OpShape::Mem {
+                            size: [0u16, 1, 2, 4, 8, 16][(next() % 6) as usize],
+                        },
+                        _ => {
+                            OpShape::Imm([0i64, 1, 200, 70000, -5, 1 << 33][(next() % 6) as usize])
+                        }
+                    })
+                    .collect();
+                let x = X86Inst::new(m);
+                let shapes: Vec<OpShape> = shapes.iter().map(|s| t.norm(*s)).collect();
+                let a = t.resolve(x, &shapes);
+                let b = t.resolve_uncached(x, &shapes);
+                match (a, b) {
+                    (Ok(a), Ok(b)) => {
+                        assert!(core::ptr::eq(a.form, b.form));
+                        assert_eq!(a.fold, b.fold);
+                        for (p, q) in a.matched.iter().zip(&b.matched) {
+                            assert_eq!(
+                                (p.kind, p.db_index, p.fixed, p.allowed),
+                                (q.kind, q.db_index, q.fixed, q.allowed)
+                            );
+                        }
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a, b),
+                    (a, b) => panic!("{m:?} {shapes:?}: {a:?} vs {b:?}"),
+                }
+            }
         }
     }
 }
