@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Passing rows today (64-bit file, 32-bit file). Raise, never lower.
-const FLOOR_X64: usize = 17_801;
+const FLOOR_X64: usize = 17_803;
 const FLOOR_X86: usize = 8_221;
 
 fn dir() -> PathBuf {

@@ -254,6 +254,9 @@ fn dialect_examples() {
         ("data16 fnstenv [rax]", Arch::X64, "66d930"),
         ("lcall dword ptr [ecx]", Arch::X86, "66ff19"),
         ("ljmp fword ptr [ecx]", Arch::X86, "ff29"),
+        ("ljmp [rcx]", Arch::X64, "48ff29"),
+        ("ljmp [ecx]", Arch::X86, "ff29"),
+        ("{disp32} mov rbx, 0", Arch::X64, "48c7c300000000"),
         (
             "vcvtpd2ph xmm6, qword ptr [ecx]{1to8}",
             Arch::X86,

@@ -1284,7 +1284,10 @@ fn brace_prefix(content: &str) -> Option<Result<InstOptions, &'static str>> {
         "evex" => InstOptions::EVEX,
         "load" => InstOptions::MODRM_LOAD,
         "store" => InstOptions::MODRM_STORE,
-        "disp8" | "disp32" | "nf" | "rex" | "rex2" => {
+        // Displacement-size hints: accepted; the encoder always picks the
+        // shortest displacement (same instruction, maybe other bytes).
+        "disp8" | "disp32" => InstOptions::NONE,
+        "nf" | "rex" | "rex2" => {
             return Some(Err("this pseudo-prefix is not supported yet"));
         }
         _ => return None,
@@ -1706,13 +1709,15 @@ fn rewrite_special(
                 inst.operands = vec![ParsedOperand::Op(Operand::Imm(v))];
                 inst.columns.truncate(1);
             } else if let [ParsedOperand::Op(Operand::Mem(m))] = inst.operands.as_mut_slice() {
-                // Unsized: m16:32 (`fword`), as GNU as reads it.
+                // Unsized: the mode's widest far pointer, m16:64 (`tbyte`) in
+                // 64-bit mode as llvm-mc reads `ljmp [m]` (and AsmJit writes
+                // both), m16:32 (`fword`) in 32-bit mode.
                 if m.size() == 0 {
-                    *m = m.with_size(6);
+                    *m = m.with_size(if arch == Arch::X64 { 10 } else { 6 });
                 }
             } else if let [ParsedOperand::LabelMem(l)] = inst.operands.as_mut_slice() {
                 if l.size == 0 {
-                    l.size = 6;
+                    l.size = if arch == Arch::X64 { 10 } else { 6 };
                 }
             } else {
                 return Err(ParseError::new(
