@@ -8,3 +8,10 @@
 pub mod target;
 
 pub use target::{Prefix, X86Inst, X86Target};
+
+mod api;
+mod ra;
+mod rewrite;
+
+pub use api::Compiler;
+pub use jitforge_ir::{Signature, ValType};

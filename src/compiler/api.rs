@@ -1,0 +1,491 @@
+//! [`Compiler`]: AsmJit's model in Rust. Write x86 instructions on virtual
+//! registers; the Compiler builds the IR, lowers the calling convention,
+//! allocates registers and emits the function into a [`CodeHolder`].
+//!
+//! ```
+//! use jitforge::compiler::{Compiler, Signature, ValType, X86Target};
+//! use jitforge::x86::*;
+//! use jitforge::{Arch, CodeHolder, JitRuntime};
+//!
+//! let runtime = JitRuntime::new()?;
+//! let mut code = CodeHolder::new(Arch::X64);
+//! let mut cc = Compiler::new(&mut code);
+//! cc.add_func("sum3", Signature::new(X86Target::SYSV64, &[ValType::I64; 3], &[ValType::I64]))?;
+//! let (a, b, c) = (cc.new_gp64("a"), cc.new_gp64("b"), cc.new_gp64("c"));
+//! cc.set_arg(0, a)?;
+//! cc.set_arg(1, b)?;
+//! cc.set_arg(2, c)?;
+//! cc.add(a, b)?;
+//! cc.add(a, c)?;
+//! cc.ret(&[a.into()])?;
+//! cc.end_func()?;
+//! drop(cc);
+//! let function = runtime.add(&code)?;
+//! // SAFETY: the code is a System V function of three integers.
+//! let f: extern "C" fn(u64, u64, u64) -> u64 = unsafe { function.function() };
+//! assert_eq!(f(1, 20, 300), 321);
+//! # Ok::<(), jitforge::Error>(())
+//! ```
+
+use super::ra::RaView;
+use super::rewrite::{Frame, Rewriter};
+use super::target::{Prefix, X86Inst, X86Target};
+use crate::code::{CodeHolder, Label};
+use crate::error::{Error, Result};
+use crate::x86::{
+    Assembler, Emitter, Gp8Low, Gp16, Gp32, Gp64, InstOptions, KReg, Mem, MemBase, Mnemonic,
+    Operand, Reg, RegKind, Xmm, Ymm, Zmm,
+};
+use jitforge_ir::cfg::{Cfg, remove_unreachable};
+use jitforge_ir::target::{InstFacts, OpShape, Target};
+use jitforge_ir::{
+    Function as IrFunction, Label as IrLabel, Mem as IrMem, MemBase as IrMemBase,
+    Operand as IrOperand, Reg as IrReg, RegClass as IrClass, Signature, VReg as IrVReg, View,
+};
+use jitforge_regalloc::{Allocator, MachineEnv, Options, Output};
+use std::collections::HashMap;
+
+/// The function being built.
+struct FuncState {
+    f: IrFunction,
+    entry: Label,
+    args: Vec<Option<IrOperand>>,
+    entered: bool,
+    /// Code label id -> IR label.
+    labels: HashMap<u32, IrLabel>,
+    /// IR label index -> code label.
+    code_labels: Vec<Label>,
+}
+
+/// Compiles functions written on virtual registers into a [`CodeHolder`].
+///
+/// Register names follow AsmJit: [`new_gp64`](Compiler::new_gp64),
+/// [`new_xmm`](Compiler::new_xmm)...; functions with
+/// [`add_func`](Compiler::add_func), [`set_arg`](Compiler::set_arg),
+/// [`ret`](Compiler::ret), [`end_func`](Compiler::end_func). Every typed
+/// instruction method works on it (it is an [`Emitter`]).
+pub struct Compiler<'a> {
+    asm: Assembler<'a>,
+    target: &'static X86Target,
+    func: Option<FuncState>,
+    pending: InstOptions,
+    cfg: Cfg,
+    view: RaView,
+    allocator: Allocator,
+    out: Output,
+    facts: InstFacts,
+    check: bool,
+}
+
+impl<'a> Compiler<'a> {
+    /// A Compiler writing into `code` (64-bit System V or Windows x64 functions).
+    pub fn new(code: &'a mut CodeHolder) -> Compiler<'a> {
+        Compiler {
+            asm: Assembler::new(code),
+            target: X86Target::x64(),
+            func: None,
+            pending: InstOptions::NONE,
+            cfg: Cfg::new(),
+            view: RaView::default(),
+            allocator: Allocator::new(),
+            out: Output::default(),
+            facts: InstFacts::default(),
+            check: cfg!(debug_assertions),
+        }
+    }
+
+    /// Runs the allocation checker on every function (on by default in debug builds).
+    pub fn set_checked(&mut self, check: bool) {
+        self.check = check;
+    }
+
+    /// Starts a function; returns the label of its entry (to call it from other functions).
+    pub fn add_func(&mut self, name: &str, signature: Signature) -> Result<Label> {
+        if self.func.is_some() {
+            return Err(invalid(
+                "add_func: the previous function was not ended (call end_func)",
+            ));
+        }
+        let params = signature.params.len();
+        let entry = self.asm.new_label();
+        self.func = Some(FuncState {
+            f: IrFunction::new(name, signature),
+            entry,
+            args: vec![None; params],
+            entered: false,
+            labels: HashMap::new(),
+            code_labels: Vec::new(),
+        });
+        Ok(entry)
+    }
+
+    fn state(&mut self) -> Result<&mut FuncState> {
+        self.func
+            .as_mut()
+            .ok_or_else(|| invalid("no function: call add_func first"))
+    }
+
+    fn new_vreg(&mut self, class: IrClass, size: u16, name: &str) -> u32 {
+        match self.func.as_mut() {
+            Some(st) => st.f.new_vreg(class, size, Some(name)).as_u32(),
+            // Outside a function the register cannot be used; any use is an error then.
+            None => u32::MAX - 1,
+        }
+    }
+
+    /// A new 64-bit general-purpose virtual register.
+    pub fn new_gp64(&mut self, name: &str) -> Gp64 {
+        Gp64::new_virtual(self.new_vreg(IrClass::GP, 8, name))
+    }
+
+    /// A new 32-bit general-purpose virtual register.
+    pub fn new_gp32(&mut self, name: &str) -> Gp32 {
+        Gp32::new_virtual(self.new_vreg(IrClass::GP, 4, name))
+    }
+
+    /// A new 16-bit general-purpose virtual register.
+    pub fn new_gp16(&mut self, name: &str) -> Gp16 {
+        Gp16::new_virtual(self.new_vreg(IrClass::GP, 2, name))
+    }
+
+    /// A new 8-bit general-purpose virtual register.
+    pub fn new_gp8(&mut self, name: &str) -> Gp8Low {
+        Gp8Low::new_virtual(self.new_vreg(IrClass::GP, 1, name))
+    }
+
+    /// A new 128-bit vector virtual register.
+    pub fn new_xmm(&mut self, name: &str) -> Xmm {
+        Xmm::new_virtual(self.new_vreg(IrClass::VEC, 16, name))
+    }
+
+    /// A new 256-bit vector virtual register.
+    pub fn new_ymm(&mut self, name: &str) -> Ymm {
+        Ymm::new_virtual(self.new_vreg(IrClass::VEC, 32, name))
+    }
+
+    /// A new 512-bit vector virtual register.
+    pub fn new_zmm(&mut self, name: &str) -> Zmm {
+        Zmm::new_virtual(self.new_vreg(IrClass::VEC, 64, name))
+    }
+
+    /// A new mask virtual register.
+    pub fn new_k(&mut self, name: &str) -> KReg {
+        KReg::new_virtual(self.new_vreg(IrClass::MASK, 8, name))
+    }
+
+    /// Binds parameter `index` to `reg` (a virtual register of a matching class).
+    pub fn set_arg(&mut self, index: usize, reg: impl Into<Reg>) -> Result<()> {
+        let reg = reg.into();
+        let st = self.state()?;
+        if st.entered {
+            return Err(invalid(
+                "set_arg after the first instruction of the function",
+            ));
+        }
+        let count = st.args.len();
+        let operand = IrOperand::Reg(ir_reg(&st.f, reg)?);
+        let slot = st.args.get_mut(index).ok_or_else(|| {
+            invalid(&format!(
+                "argument index {index} is out of range (the signature has {count})"
+            ))
+        })?;
+        *slot = Some(operand);
+        Ok(())
+    }
+
+    fn enter(&mut self) -> Result<()> {
+        let st = self.state()?;
+        if st.entered {
+            return Ok(());
+        }
+        st.entered = true;
+        let mut args = Vec::with_capacity(st.args.len());
+        for (i, a) in st.args.iter().enumerate() {
+            match a {
+                Some(op) => args.push(*op),
+                None => {
+                    // An unused parameter still arrives somewhere: give it a register nobody reads.
+                    let class = match st.f.sig.params[i] {
+                        jitforge_ir::ValType::F32
+                        | jitforge_ir::ValType::F64
+                        | jitforge_ir::ValType::V128
+                        | jitforge_ir::ValType::V256
+                        | jitforge_ir::ValType::V512 => IrClass::VEC,
+                        _ => IrClass::GP,
+                    };
+                    let size = st.f.sig.params[i].size();
+                    let v = st.f.new_vreg(class, size, None);
+                    args.push(IrOperand::v(v));
+                }
+            }
+        }
+        st.f.entry(&args).map_err(|e| invalid(&e.to_string()))?;
+        Ok(())
+    }
+
+    /// A new label (bound with [`bind`](Compiler::bind)).
+    pub fn new_label(&mut self) -> Label {
+        self.asm.new_label()
+    }
+
+    fn ir_label(&mut self, label: Label) -> Result<IrLabel> {
+        let st = self.state()?;
+        if let Some(&l) = st.labels.get(&label.id()) {
+            return Ok(l);
+        }
+        let l = st.f.new_label(None);
+        st.labels.insert(label.id(), l);
+        st.code_labels.push(label);
+        Ok(l)
+    }
+
+    /// Binds `label` here.
+    pub fn bind(&mut self, label: Label) -> Result<()> {
+        self.enter()?;
+        let l = self.ir_label(label)?;
+        self.state()?
+            .f
+            .bind(l)
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(())
+    }
+
+    /// Returns `values` (in the signature's return registers).
+    pub fn ret(&mut self, values: &[Operand]) -> Result<()> {
+        self.enter()?;
+        let ops: Vec<IrOperand> = values
+            .iter()
+            .map(|o| self.ir_operand(o))
+            .collect::<Result<_>>()?;
+        self.state()?
+            .f
+            .ret(&ops)
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(())
+    }
+
+    fn ir_operand(&mut self, op: &Operand) -> Result<IrOperand> {
+        Ok(match op {
+            Operand::Reg(r) => IrOperand::Reg(ir_reg(&self.state()?.f, *r)?),
+            Operand::Imm(v) => IrOperand::Imm(*v),
+            Operand::Label(l) => IrOperand::Label(self.ir_label(*l)?),
+            Operand::Mem(m) => IrOperand::Mem(self.ir_mem(m)?),
+            Operand::None => return Err(invalid("empty operand")),
+        })
+    }
+
+    fn ir_mem(&mut self, m: &Mem) -> Result<IrMem> {
+        if m.segment().is_some() || m.is_broadcast() || m.is_abs64() {
+            return Err(invalid(
+                "segment overrides, broadcast and movabs memory are not supported by the Compiler yet",
+            ));
+        }
+        let disp =
+            i32::try_from(m.disp()).map_err(|_| invalid("displacement does not fit 32 bits"))?;
+        let base = match m.base() {
+            MemBase::None => IrMemBase::None,
+            MemBase::Reg(r) => IrMemBase::Reg(ir_reg(&self.state()?.f, r)?),
+            MemBase::Label(l) => IrMemBase::Label(self.ir_label(l)?),
+            MemBase::Rip => {
+                return Err(invalid(
+                    "[rip + disp] is not supported by the Compiler (use a label)",
+                ));
+            }
+        };
+        let mut mem = IrMem::new(base, disp, m.size());
+        if let Some(index) = m.index() {
+            mem = mem.with_index(ir_reg(&self.state()?.f, index)?, m.scale());
+        }
+        Ok(mem)
+    }
+
+    /// Compiles the current function into the code holder.
+    pub fn end_func(&mut self) -> Result<()> {
+        self.enter()?;
+        let st = self
+            .func
+            .take()
+            .ok_or_else(|| invalid("end_func without add_func"))?;
+        let FuncState {
+            mut f,
+            entry,
+            labels: _,
+            mut code_labels,
+            ..
+        } = st;
+        let target: &dyn Target = self.target;
+        jitforge_ir::lower::lower(&mut f, target)
+            .map_err(|e| invalid(&format!("calling convention: {e}")))?;
+        self.cfg.compute(&f, target);
+        remove_unreachable(&mut f, target, &mut self.cfg);
+        if let Some(b) = self.cfg.falls_off_end() {
+            return Err(invalid(&format!(
+                "function {} falls off its end (block {b:?} has no ret or jump)",
+                f.name()
+            )));
+        }
+        self.view
+            .build(&f, &self.cfg, target)
+            .map_err(|e| invalid(&e))?;
+        let env = MachineEnv::x86_64_sysv(false);
+        let options = Options {
+            check: self.check,
+            log: false,
+        };
+        self.allocator
+            .run(&self.view, &env, &options, &mut self.out)
+            .map_err(|e| invalid(&format!("register allocation: {e}")))?;
+        let frame = Frame::layout(&f, &self.out);
+        // Labels the IR made itself (none today) get code labels too.
+        while code_labels.len() < f.num_labels() {
+            code_labels.push(self.asm.new_label());
+        }
+        self.asm.bind(entry)?;
+        Rewriter {
+            f: &f,
+            ra: &self.view,
+            out: &self.out,
+            frame: &frame,
+            asm: &mut self.asm,
+            labels: &code_labels,
+        }
+        .run()
+    }
+
+    /// Finishes: fails if a function is still open.
+    pub fn finalize(&mut self) -> Result<()> {
+        if self.func.is_some() {
+            return Err(invalid(
+                "finalize: a function was not ended (call end_func)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Statistics of the last function's register allocation.
+    pub fn last_stats(&self) -> jitforge_regalloc::Stats {
+        self.out.stats
+    }
+}
+
+impl Emitter for Compiler<'_> {
+    fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
+        let options = std::mem::take(&mut self.pending);
+        self.enter()?;
+        let prefix = if options.contains(InstOptions::LOCK) {
+            Prefix::Lock
+        } else if options.contains(InstOptions::REP) {
+            Prefix::Rep
+        } else if options.contains(InstOptions::REPNE) {
+            Prefix::Repne
+        } else {
+            Prefix::None
+        };
+        let mut inst = X86Inst::new(mnemonic).with_prefix(prefix);
+        let mut ops: Vec<IrOperand> = Vec::with_capacity(operands.len() + 1);
+        let mut mask = None;
+        for (i, op) in operands.iter().enumerate() {
+            let mut op = *op;
+            if i == 0 {
+                let decorators = match &op {
+                    Operand::Reg(r) => r.decorators(),
+                    Operand::Mem(m) => m.decorators(),
+                    _ => crate::x86::Decorators::NONE,
+                };
+                if decorators.mask() != 0 {
+                    inst = inst.with_mask(decorators.zeroing());
+                    mask = Some(
+                        Reg::new(RegKind::K, decorators.mask())
+                            .ok_or_else(|| invalid("bad mask register"))?,
+                    );
+                    if let Operand::Reg(r) = &mut op {
+                        *r = r.with_decorators(crate::x86::Decorators::NONE);
+                    }
+                }
+            }
+            if !op.is_none() {
+                ops.push(self.ir_operand(&op)?);
+            }
+        }
+        if let Some(k) = mask {
+            ops.push(IrOperand::Reg(ir_reg(&self.state()?.f, k)?));
+        }
+        let id = inst.id();
+        // Check now, so a bad instruction fails at this call and not at end_func.
+        let st = self
+            .func
+            .as_mut()
+            .ok_or_else(|| invalid("no function: call add_func first"))?;
+        let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
+        self.facts.clear();
+        if let Err(e) = self.target.inst_facts(id, &shapes, &mut self.facts) {
+            return Err(Error::InvalidInstruction {
+                instruction: crate::x86::text::format_instruction(
+                    mnemonic,
+                    operands,
+                    options,
+                    crate::Arch::X64,
+                ),
+                reason: e.to_string(),
+            });
+        }
+        st.f.inst(id, &ops).map_err(|e| invalid(&e.to_string()))?;
+        Ok(())
+    }
+}
+
+impl Compiler<'_> {
+    /// Options (prefixes) for the next instruction.
+    pub fn options(&mut self, options: InstOptions) -> &mut Self {
+        self.pending |= options;
+        self
+    }
+}
+
+/// The IR register for an x86 register (virtual or physical) used in `f`.
+fn ir_reg(f: &IrFunction, r: Reg) -> Result<IrReg> {
+    let view = match r.kind() {
+        RegKind::Gp8 => View::B8,
+        RegKind::Gp8Hi => View::H8,
+        RegKind::Gp16 => View::W16,
+        RegKind::Gp32 => View::D32,
+        RegKind::Gp64 => View::Q64,
+        RegKind::Xmm => View::X128,
+        RegKind::Ymm => View::Y256,
+        RegKind::Zmm => View::Z512,
+        RegKind::K => View::FULL,
+        _ => return Err(invalid(&format!("{r} cannot be used by the Compiler"))),
+    };
+    match r.virtual_index() {
+        Some(index) => {
+            let v = IrVReg::from_u32(index);
+            let data = f.get_vreg(v).ok_or_else(|| {
+                invalid(&format!(
+                    "virtual register %{index} does not belong to function {}",
+                    f.name()
+                ))
+            })?;
+            // The register's own size is its full view (so copies are recognised).
+            let view = if view.size() == Some(data.size) || view == View::FULL {
+                View::FULL
+            } else {
+                view
+            };
+            Ok(IrReg::Virt(v, view))
+        }
+        None => {
+            let class = match r.kind() {
+                RegKind::Xmm | RegKind::Ymm | RegKind::Zmm => IrClass::VEC,
+                RegKind::K => IrClass::MASK,
+                _ => IrClass::GP,
+            };
+            Ok(IrReg::Phys(jitforge_ir::PReg::new(class, r.hw_id()), view))
+        }
+    }
+}
+
+fn invalid(message: &str) -> Error {
+    Error::InvalidArgument {
+        message: message.to_string(),
+    }
+}

@@ -1,0 +1,268 @@
+//! The register allocator's view of a lowered IR function: implements
+//! `jitforge_regalloc::Function` from the IR's CFG and the operand facts the
+//! x86 target supplies, and remembers which IR operand each allocator
+//! operand stands for, so the rewrite can put the allocations back.
+
+use jitforge_ir::cfg::Cfg;
+use jitforge_ir::target::{Access, InstFacts, Target};
+use jitforge_ir::{
+    Function as IrFunction, Inst as IrInst, InstKind, RegClass as IrClass, VReg as IrVReg,
+};
+use jitforge_regalloc::{
+    Block, Constraint, Function as RaFunction, Inst, InstRange, Operand, OperandKind, OperandPos,
+    PReg, PRegSet, RegClass, VReg,
+};
+
+/// Where an allocator operand comes from in the IR instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OperandOrigin {
+    /// The IR operand index.
+    pub operand: u16,
+    /// The virtual register.
+    pub vreg: IrVReg,
+    /// Whether it is a base or index register inside a memory operand.
+    pub in_address: bool,
+}
+
+/// The allocator's view of one function; rebuilt per function, buffers reused.
+#[derive(Default)]
+pub(crate) struct RaView {
+    block_ranges: Vec<InstRange>,
+    succs: Vec<Block>,
+    succ_offsets: Vec<u32>,
+    preds: Vec<Block>,
+    pred_offsets: Vec<u32>,
+    loop_depth: Vec<u32>,
+    operands: Vec<Operand>,
+    origins: Vec<OperandOrigin>,
+    op_offsets: Vec<u32>,
+    clobbers: Vec<PRegSet>,
+    flags: Vec<u8>,
+    moves: Vec<Option<(VReg, VReg)>>,
+    classes: Vec<RegClass>,
+    remat: Vec<bool>,
+    facts: InstFacts,
+}
+
+const RET: u8 = 1;
+const BRANCH: u8 = 2;
+
+fn class_of(class: IrClass) -> RegClass {
+    match class.0 {
+        1 => RegClass::Vec,
+        2 => RegClass::Mask,
+        _ => RegClass::Gp,
+    }
+}
+
+fn preg_of(p: jitforge_ir::PReg) -> PReg {
+    PReg::new(class_of(p.class), p.hw)
+}
+
+impl RaView {
+    /// Builds the view of `f` (lowered, with unreachable blocks removed) from `cfg`.
+    pub fn build(&mut self, f: &IrFunction, cfg: &Cfg, target: &dyn Target) -> Result<(), String> {
+        self.block_ranges.clear();
+        self.succs.clear();
+        self.succ_offsets.clear();
+        self.preds.clear();
+        self.pred_offsets.clear();
+        self.loop_depth.clear();
+        self.operands.clear();
+        self.origins.clear();
+        self.op_offsets.clear();
+        self.clobbers.clear();
+        self.flags.clear();
+        self.moves.clear();
+        self.classes.clear();
+        self.remat.clear();
+
+        let n = f.num_insts();
+        let mut expected = 0usize;
+        for b in cfg.blocks() {
+            let range = cfg.insts(b, f);
+            if range.start != expected {
+                return Err(format!(
+                    "block {b:?} does not follow the previous one in layout order"
+                ));
+            }
+            expected = range.end;
+            self.block_ranges
+                .push(InstRange::new(range.start, range.end));
+            self.succ_offsets.push(self.succs.len() as u32);
+            self.succs
+                .extend(cfg.succs(b).iter().map(|s| Block::new(s.as_u32() as usize)));
+            self.pred_offsets.push(self.preds.len() as u32);
+            self.preds
+                .extend(cfg.preds(b).iter().map(|p| Block::new(p.as_u32() as usize)));
+            self.loop_depth.push(cfg.loop_depth(b));
+        }
+        if expected != n {
+            return Err("instructions outside every block".into());
+        }
+        self.succ_offsets.push(self.succs.len() as u32);
+        self.pred_offsets.push(self.preds.len() as u32);
+
+        // Constants: a vreg every definition of which is `copy v, imm` with one value.
+        let mut constant: Vec<Option<Option<i64>>> = vec![None; f.num_vregs()];
+        for (v, data) in f.vregs() {
+            self.classes.push(class_of(data.class));
+            let _ = v;
+        }
+        let mut facts = std::mem::take(&mut self.facts);
+        for i in 0..n {
+            let inst = IrInst::from_u32(i as u32);
+            self.op_offsets.push(self.operands.len() as u32);
+            facts.clear();
+            f.inst_facts(target, inst, &mut facts)
+                .map_err(|e| format!("instruction {i}: {e}"))?;
+            let imm_def = f.copy_imm(inst);
+            let mut clobbers = PRegSet::empty();
+            for class in 0..3u8 {
+                let mask = facts.clobbers.0[class as usize];
+                clobbers = clobbers.union(PRegSet::from_class_mask(class_of(IrClass(class)), mask));
+            }
+            for imp in &facts.implicit {
+                if imp.access.writes() {
+                    clobbers.insert(preg_of(imp.reg));
+                }
+            }
+            let first = self.operands.len();
+            let mut shared = false;
+            let operands = &mut self.operands;
+            let origins = &mut self.origins;
+            f.vreg_accesses(inst, &facts, |a| {
+                if a.access == Access::None && !a.in_address {
+                    shared = true;
+                }
+                let v = VReg::new(a.vreg.as_u32() as usize);
+                let (kind, pos) = match a.access {
+                    Access::Read => (OperandKind::Use, OperandPos::Early),
+                    Access::Write => (OperandKind::Def, OperandPos::Late),
+                    Access::ReadWrite | Access::PartialWrite => {
+                        (OperandKind::Modify, OperandPos::Early)
+                    }
+                    // Not read and not written (the second `x` of `xor x, x`):
+                    // it takes the register of the same vreg's other operand.
+                    Access::None => return,
+                };
+                let constraint = if let Some(p) = a.fixed {
+                    Constraint::Fixed(preg_of(p))
+                } else if a.allowed != u32::MAX {
+                    Constraint::Subset(a.allowed)
+                } else if a.mem_ok && !a.in_address {
+                    Constraint::Any
+                } else {
+                    Constraint::Reg
+                };
+                operands.push(Operand::new(v, kind, pos, constraint));
+                origins.push(OperandOrigin {
+                    operand: a.operand,
+                    vreg: a.vreg,
+                    in_address: a.in_address,
+                });
+                if kind != OperandKind::Use {
+                    let slot = &mut constant[a.vreg.as_u32() as usize];
+                    *slot = match (imm_def, *slot) {
+                        (Some((d, value)), None) if d == a.vreg => Some(Some(value)),
+                        (Some((d, value)), Some(Some(old))) if d == a.vreg && old == value => {
+                            Some(Some(value))
+                        }
+                        _ => Some(None),
+                    };
+                }
+            });
+            if shared {
+                // `xor x, x`: the unseen operand shares the other's location,
+                // and x86 takes at most one memory operand.
+                for op in &mut self.operands[first..] {
+                    if op.constraint == Constraint::Any {
+                        op.constraint = Constraint::Reg;
+                    }
+                }
+            }
+            let flow_flags = match f.kind(inst) {
+                InstKind::Ret | InstKind::TailJump(_) => RET,
+                _ => match facts.flow {
+                    jitforge_ir::Flow::Jump
+                    | jitforge_ir::Flow::CondBranch
+                    | jitforge_ir::Flow::IndirectJump => BRANCH,
+                    jitforge_ir::Flow::Return => RET,
+                    _ => 0,
+                },
+            };
+            self.flags.push(flow_flags);
+            self.clobbers.push(clobbers);
+            self.moves.push(f.copy_vregs(inst).and_then(|(d, s)| {
+                let same_class = f.vreg(d).class == f.vreg(s).class;
+                same_class.then(|| {
+                    (
+                        VReg::new(d.as_u32() as usize),
+                        VReg::new(s.as_u32() as usize),
+                    )
+                })
+            }));
+        }
+        self.facts = facts;
+        self.op_offsets.push(self.operands.len() as u32);
+        self.remat
+            .extend(constant.iter().map(|c| matches!(c, Some(Some(_)))));
+        Ok(())
+    }
+
+    /// The IR origins of instruction `i`'s allocator operands, in order.
+    pub fn origins(&self, i: usize) -> &[OperandOrigin] {
+        &self.origins[self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize]
+    }
+}
+
+impl RaFunction for RaView {
+    fn num_insts(&self) -> usize {
+        self.flags.len()
+    }
+    fn num_blocks(&self) -> usize {
+        self.block_ranges.len()
+    }
+    fn num_vregs(&self) -> usize {
+        self.classes.len()
+    }
+    fn entry_block(&self) -> Block {
+        Block::new(0)
+    }
+    fn block_insts(&self, block: Block) -> InstRange {
+        self.block_ranges[block.index()]
+    }
+    fn block_succs(&self, block: Block) -> &[Block] {
+        let b = block.index();
+        &self.succs[self.succ_offsets[b] as usize..self.succ_offsets[b + 1] as usize]
+    }
+    fn block_preds(&self, block: Block) -> &[Block] {
+        let b = block.index();
+        &self.preds[self.pred_offsets[b] as usize..self.pred_offsets[b + 1] as usize]
+    }
+    fn block_loop_depth(&self, block: Block) -> Option<u32> {
+        Some(self.loop_depth[block.index()])
+    }
+    fn is_ret(&self, inst: Inst) -> bool {
+        self.flags[inst.index()] & RET != 0
+    }
+    fn is_branch(&self, inst: Inst) -> bool {
+        self.flags[inst.index()] & BRANCH != 0
+    }
+    fn inst_operands(&self, inst: Inst) -> &[Operand] {
+        let i = inst.index();
+        &self.operands[self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize]
+    }
+    fn inst_clobbers(&self, inst: Inst) -> PRegSet {
+        self.clobbers[inst.index()]
+    }
+    fn is_move(&self, inst: Inst) -> Option<(VReg, VReg)> {
+        self.moves[inst.index()]
+    }
+    fn vreg_class(&self, vreg: VReg) -> RegClass {
+        self.classes[vreg.index()]
+    }
+    fn is_remat(&self, vreg: VReg) -> bool {
+        self.remat[vreg.index()]
+    }
+}

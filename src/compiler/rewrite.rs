@@ -1,0 +1,440 @@
+//! Puts an allocated IR function into machine code: the frame (prolog saving
+//! the callee-saved registers the allocation used, stack for spill slots and
+//! user stack memory, epilog at every return), the allocator's edits
+//! (moves, spill stores, reloads, rematerializations, swaps, split edges),
+//! and each instruction with its virtual registers replaced by the
+//! registers or stack slots they were given.
+
+use super::ra::RaView;
+use super::target::X86Inst;
+use crate::code::Label;
+use crate::error::{Error, Result};
+use crate::x86::{Assembler, Emitter, Mem, MemBase, Mnemonic, Operand, Reg, RegKind};
+use jitforge_ir::{
+    Function as IrFunction, Inst as IrInst, InstKind, MemBase as IrMemBase, Operand as IrOperand,
+    Reg as IrReg, RegClass as IrClass,
+};
+use jitforge_regalloc::{Allocation, Edit, Output, PReg, ProgPoint, RegClass};
+
+/// How the frame is laid out, from the stack pointer up:
+/// `[outgoing args][spill slots][user stack slots][padding][saved regs][return address]`.
+pub(crate) struct Frame {
+    /// Callee-saved general-purpose registers pushed at entry, in push order.
+    pub saved: Vec<u8>,
+    /// Bytes subtracted from the stack pointer after the pushes.
+    pub size: u32,
+    /// Offset of the spill area from the stack pointer.
+    pub spill_base: u32,
+    /// Offset of each user stack slot from the stack pointer.
+    pub slot_offsets: Vec<u32>,
+    /// Offset of the incoming stack arguments from the stack pointer.
+    pub in_args: u32,
+}
+
+impl Frame {
+    /// Lays out the frame of `f` allocated as `out`.
+    pub fn layout(f: &IrFunction, out: &Output) -> Frame {
+        // System V callee-saved GP registers, in a fixed order.
+        let saved: Vec<u8> = [3u8, 5, 12, 13, 14, 15]
+            .into_iter()
+            .filter(|&hw| out.used_callee_saved.contains(PReg::gp(hw)))
+            .collect();
+        let out_args = f.frame.map_or(0, |fr| fr.out_args);
+        let spill_base = out_args.next_multiple_of(16);
+        let mut at = spill_base + out.spill_area_size;
+        let mut slot_offsets = Vec::new();
+        for (_, slot) in f.stack_slots() {
+            let align = slot.align.max(1);
+            at = at.next_multiple_of(align);
+            slot_offsets.push(at);
+            at += slot.size;
+        }
+        // At entry rsp = 16n + 8; after the pushes and `size` it must be 16-aligned.
+        let pushed = 8 + 8 * saved.len() as u32;
+        let size = (at + pushed).next_multiple_of(16) - pushed;
+        Frame {
+            in_args: size + pushed,
+            saved,
+            size,
+            spill_base,
+            slot_offsets,
+        }
+    }
+}
+
+fn gp_kind(bytes: u16) -> RegKind {
+    match bytes {
+        1 => RegKind::Gp8,
+        2 => RegKind::Gp16,
+        4 => RegKind::Gp32,
+        _ => RegKind::Gp64,
+    }
+}
+
+fn vec_kind(bytes: u16) -> RegKind {
+    match bytes {
+        64 => RegKind::Zmm,
+        32 => RegKind::Ymm,
+        _ => RegKind::Xmm,
+    }
+}
+
+/// The x86 register for physical register `p` seen through `bytes` (and the high-byte view).
+fn x86_reg(p: PReg, bytes: u16, high: bool) -> Result<Reg> {
+    let reg = match p.class {
+        RegClass::Gp if high => Reg::new(RegKind::Gp8Hi, p.hw),
+        RegClass::Gp => Reg::new(gp_kind(bytes), p.hw),
+        RegClass::Vec => Reg::new(vec_kind(bytes), p.hw),
+        RegClass::Mask => Reg::new(RegKind::K, p.hw),
+    };
+    reg.ok_or_else(|| Error::InvalidArgument {
+        message: format!("register {p} has no {bytes}-byte view"),
+    })
+}
+
+/// Emits the allocated function.
+pub(crate) struct Rewriter<'r, 'a> {
+    pub f: &'r IrFunction,
+    pub ra: &'r RaView,
+    pub out: &'r Output,
+    pub frame: &'r Frame,
+    pub asm: &'r mut Assembler<'a>,
+    /// Code label of each IR label.
+    pub labels: &'r [Label],
+}
+
+impl Rewriter<'_, '_> {
+    fn spill_mem(&self, slot: jitforge_regalloc::SpillSlot, bytes: u16) -> Mem {
+        let offset = self.frame.spill_base + self.out.slots[slot.index()].offset;
+        Mem::new(MemBase::Reg(crate::x86::rsp.reg()), offset as i64).with_size(bytes)
+    }
+
+    fn vreg_bytes(&self, v: jitforge_ir::VReg) -> u16 {
+        self.f.vreg(v).size
+    }
+
+    fn location(&self, a: Allocation, bytes: u16, high: bool) -> Result<Operand> {
+        match a {
+            Allocation::Reg(p) => Ok(Operand::Reg(x86_reg(p, bytes, high)?)),
+            Allocation::Stack(s) => Ok(Operand::Mem(self.spill_mem(s, bytes))),
+            Allocation::None => Err(Error::InvalidArgument {
+                message: "operand left unallocated".into(),
+            }),
+        }
+    }
+
+    /// A move between two locations of one class, `bytes` wide.
+    fn emit_move(&mut self, from: Operand, to: Operand, class: RegClass, bytes: u16) -> Result<()> {
+        if from == to {
+            return Ok(());
+        }
+        let mnemonic = match class {
+            RegClass::Gp => Mnemonic::Mov,
+            RegClass::Vec => match bytes {
+                64 | 32 => Mnemonic::Vmovups,
+                _ => Mnemonic::Movups,
+            },
+            RegClass::Mask => Mnemonic::Kmovq,
+        };
+        self.asm.emit(mnemonic, &[to, from])
+    }
+
+    fn class_bytes(&self, class: RegClass, vreg: Option<jitforge_regalloc::VReg>) -> u16 {
+        match (class, vreg) {
+            (_, Some(v)) => self
+                .f
+                .vreg(jitforge_ir::VReg::from_u32(v.0))
+                .size
+                .max(match class {
+                    RegClass::Gp => 8,
+                    _ => 1,
+                }),
+            (RegClass::Gp, None) => 8,
+            (RegClass::Vec, None) => 64,
+            (RegClass::Mask, None) => 8,
+        }
+    }
+
+    fn emit_edit(&mut self, edit: &Edit) -> Result<()> {
+        match *edit {
+            Edit::Move {
+                from,
+                to,
+                class,
+                vreg,
+            } => {
+                let bytes = match class {
+                    // Whole registers: a GP value moves as 64 bits.
+                    RegClass::Gp => 8,
+                    RegClass::Vec => self.class_bytes(class, vreg).clamp(16, 64),
+                    RegClass::Mask => 8,
+                };
+                let from = self.location(from, bytes, false)?;
+                let to = self.location(to, bytes, false)?;
+                self.emit_move(from, to, class, bytes)
+            }
+            Edit::Swap { a, b } => {
+                let a = x86_reg(a, 8, false)?;
+                let b = x86_reg(b, 8, false)?;
+                self.asm.emit(Mnemonic::Xchg, &[a.into(), b.into()])
+            }
+            Edit::Remat { vreg, to } => {
+                let value = self
+                    .constant_of(jitforge_ir::VReg::from_u32(vreg.0))
+                    .ok_or_else(|| Error::InvalidArgument {
+                        message: format!("rematerialized {vreg} has no constant definition"),
+                    })?;
+                let reg = x86_reg(to, 8, false)?;
+                self.asm
+                    .emit(Mnemonic::Mov, &[reg.into(), Operand::Imm(value)])
+            }
+        }
+    }
+
+    fn constant_of(&self, v: jitforge_ir::VReg) -> Option<i64> {
+        self.f.insts().find_map(|i| {
+            self.f
+                .copy_imm(i)
+                .filter(|(d, _)| *d == v)
+                .map(|(_, value)| value)
+        })
+    }
+
+    fn prolog(&mut self) -> Result<()> {
+        for &hw in &self.frame.saved {
+            self.asm
+                .emit(Mnemonic::Push, &[x86_reg(PReg::gp(hw), 8, false)?.into()])?;
+        }
+        if self.frame.size != 0 {
+            self.asm.emit(
+                Mnemonic::Sub,
+                &[crate::x86::rsp.into(), Operand::Imm(self.frame.size as i64)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn epilog(&mut self) -> Result<()> {
+        if self.frame.size != 0 {
+            self.asm.emit(
+                Mnemonic::Add,
+                &[crate::x86::rsp.into(), Operand::Imm(self.frame.size as i64)],
+            )?;
+        }
+        for &hw in self.frame.saved.iter().rev() {
+            self.asm
+                .emit(Mnemonic::Pop, &[x86_reg(PReg::gp(hw), 8, false)?.into()])?;
+        }
+        let pop = self.f.frame.map_or(0, |fr| fr.ret_pop);
+        if pop != 0 {
+            self.asm.emit(Mnemonic::Ret, &[Operand::Imm(pop as i64)])
+        } else {
+            self.asm.emit(Mnemonic::Ret, &[])
+        }
+    }
+
+    /// The x86 operand for IR operand `index` of instruction `i`.
+    fn operand(&self, i: usize, index: usize, op: &IrOperand) -> Result<Operand> {
+        let allocs = self.out.inst_allocs(jitforge_regalloc::Inst::new(i));
+        let origins = self.ra.origins(i);
+        let alloc_of = |v: jitforge_ir::VReg, in_address: bool| -> Result<Allocation> {
+            let pairs = || origins.iter().zip(allocs);
+            pairs()
+                .find(|(o, _)| {
+                    o.operand as usize == index && o.vreg == v && o.in_address == in_address
+                })
+                // An operand the allocator did not see (`xor x, x`) shares the
+                // register of the same vreg elsewhere in the instruction.
+                .or_else(|| pairs().find(|(o, _)| o.vreg == v))
+                .map(|(_, a)| *a)
+                .ok_or_else(|| Error::InvalidArgument {
+                    message: format!("no allocation for {v} in instruction {i}"),
+                })
+        };
+        let reg = |r: &IrReg, in_address: bool| -> Result<Operand> {
+            match *r {
+                IrReg::Virt(v, view) => {
+                    let bytes = view.size().unwrap_or_else(|| self.vreg_bytes(v));
+                    self.location(alloc_of(v, in_address)?, bytes, view.is_high())
+                }
+                IrReg::Phys(p, view) => {
+                    let class = match p.class {
+                        IrClass::VEC => RegClass::Vec,
+                        IrClass::MASK => RegClass::Mask,
+                        _ => RegClass::Gp,
+                    };
+                    let bytes = view.size().unwrap_or(match class {
+                        RegClass::Gp | RegClass::Mask => 8,
+                        RegClass::Vec => 16,
+                    });
+                    Ok(Operand::Reg(x86_reg(
+                        PReg::new(class, p.hw),
+                        bytes,
+                        view.is_high(),
+                    )?))
+                }
+            }
+        };
+        match op {
+            IrOperand::Reg(r) => reg(r, false),
+            IrOperand::Fixed(v, _) => {
+                let bytes = self.vreg_bytes(*v);
+                self.location(alloc_of(*v, false)?, bytes, false)
+            }
+            IrOperand::Imm(v) => Ok(Operand::Imm(*v)),
+            IrOperand::Label(l) => Ok(Operand::Label(self.labels[l.as_u32() as usize])),
+            IrOperand::Mem(m) => {
+                let address_reg = |r: &IrReg| -> Result<Reg> {
+                    match reg(r, true)? {
+                        Operand::Reg(x) => {
+                            x.with_kind(RegKind::Gp64)
+                                .ok_or_else(|| Error::InvalidArgument {
+                                    message: "address register is not a general-purpose register"
+                                        .into(),
+                                })
+                        }
+                        _ => Err(Error::InvalidArgument {
+                            message: "an address register was spilled (needs a register)".into(),
+                        }),
+                    }
+                };
+                let rsp = crate::x86::rsp.reg();
+                let (base, disp) = match m.base {
+                    IrMemBase::None => (MemBase::None, 0i64),
+                    IrMemBase::Reg(r) => (MemBase::Reg(address_reg(&r)?), 0),
+                    IrMemBase::Slot(s) => (
+                        MemBase::Reg(rsp),
+                        self.frame.slot_offsets[s.as_u32() as usize] as i64,
+                    ),
+                    IrMemBase::Label(l) => (MemBase::Label(self.labels[l.as_u32() as usize]), 0),
+                    IrMemBase::InArgs => (MemBase::Reg(rsp), self.frame.in_args as i64),
+                    IrMemBase::OutArgs => (MemBase::Reg(rsp), 0),
+                    IrMemBase::Const(_) | IrMemBase::JumpTable(_) => {
+                        return Err(Error::InvalidArgument {
+                            message: "constant pools and jump tables are not supported by this Compiler yet".into(),
+                        });
+                    }
+                };
+                let mut mem = Mem::new(base, disp + m.disp as i64).with_size(m.size);
+                if let Some(index) = m.index {
+                    mem = mem.with_index(address_reg(&index)?, m.scale);
+                }
+                Ok(Operand::Mem(mem))
+            }
+        }
+    }
+
+    /// Emits the whole function: prolog, every instruction with its edits, split edges.
+    pub fn run(&mut self) -> Result<()> {
+        self.prolog()?;
+        let mut edits = self.out.edits.iter().peekable();
+        let n = self.f.num_insts();
+        let mut ops: Vec<Operand> = Vec::with_capacity(6);
+        for i in 0..n {
+            let inst = IrInst::from_u32(i as u32);
+            while let Some((point, edit)) = edits.peek() {
+                if *point != ProgPoint::Before(jitforge_regalloc::Inst::new(i)) {
+                    break;
+                }
+                self.emit_edit(edit)?;
+                edits.next();
+            }
+            let ir_ops = self.f.operands(inst);
+            match self.f.kind(inst) {
+                InstKind::Bind(l) => self.asm.bind(self.labels[l.as_u32() as usize])?,
+                InstKind::Entry => {}
+                InstKind::Ret => self.epilog()?,
+                InstKind::Jump => {
+                    let target = self.operand(i, 0, &ir_ops[0])?;
+                    self.asm.emit(Mnemonic::Jmp, &[target])?;
+                }
+                InstKind::Copy | InstKind::Addr => {
+                    let dst = self.operand(i, 0, &ir_ops[0])?;
+                    let src = self.operand(i, 1, &ir_ops[1])?;
+                    if self.f.kind(inst) == InstKind::Addr {
+                        self.asm.emit(Mnemonic::Lea, &[dst, src])?;
+                    } else {
+                        self.emit_copy(dst, src)?;
+                    }
+                }
+                InstKind::Target(id) => {
+                    let x86 = X86Inst::from_id(id).ok_or_else(|| Error::InvalidArgument {
+                        message: format!("unknown target instruction {}", id.0),
+                    })?;
+                    ops.clear();
+                    for (index, op) in ir_ops.iter().enumerate() {
+                        ops.push(self.operand(i, index, op)?);
+                    }
+                    if x86.masked {
+                        // The mask is the last operand: it decorates the destination.
+                        let mask = match ops.pop() {
+                            Some(Operand::Reg(k)) => crate::x86::KReg::from_id(k.id()),
+                            _ => None,
+                        }
+                        .ok_or_else(|| Error::InvalidArgument {
+                            message: "masked instruction without a mask".into(),
+                        })?;
+                        let mut decorators = crate::x86::Decorators::NONE.with_mask(mask);
+                        if x86.zeroing {
+                            decorators = decorators.with_zeroing();
+                        }
+                        match ops.first_mut() {
+                            Some(Operand::Reg(r)) => *r = r.with_decorators(decorators),
+                            Some(Operand::Mem(m)) => *m = m.k(mask),
+                            _ => {}
+                        }
+                    }
+                    self.asm.emit_with(x86.mnemonic, &ops, x86.options())?;
+                }
+                other => {
+                    return Err(Error::InvalidArgument {
+                        message: format!("{other:?} is not supported by this Compiler yet"),
+                    });
+                }
+            }
+            while let Some((point, edit)) = edits.peek() {
+                if *point != ProgPoint::After(jitforge_regalloc::Inst::new(i)) {
+                    break;
+                }
+                self.emit_edit(edit)?;
+                edits.next();
+            }
+        }
+        if !self.out.edge_splits.is_empty() {
+            return Err(Error::InvalidArgument {
+                message: "critical edges that need moves are not supported by this Compiler yet"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `copy dst, src`: a move chosen by the locations' kinds.
+    fn emit_copy(&mut self, dst: Operand, src: Operand) -> Result<()> {
+        match (dst, src) {
+            (Operand::Reg(d), Operand::Reg(s)) if d == s => Ok(()),
+            (Operand::Reg(d), Operand::Imm(0)) if d.kind().is_gp() => {
+                let d32 = d.with_kind(RegKind::Gp32).unwrap_or(d);
+                self.asm.emit(Mnemonic::Xor, &[d32.into(), d32.into()])
+            }
+            (Operand::Mem(_), Operand::Mem(_)) => Err(Error::InvalidArgument {
+                message: "copy between two memory locations".into(),
+            }),
+            (d, s) => {
+                let vec = |o: &Operand| matches!(o, Operand::Reg(r) if r.kind().is_vec());
+                let mnemonic = if vec(&d) || vec(&s) {
+                    let both_vec = vec(&d) && vec(&s);
+                    let wide = [&d, &s].iter().any(|o| matches!(o, Operand::Reg(r) if matches!(r.kind(), RegKind::Ymm | RegKind::Zmm)));
+                    match (both_vec, wide) {
+                        (_, true) => Mnemonic::Vmovups,
+                        (true, false) => Mnemonic::Movaps,
+                        (false, false) => Mnemonic::Movq,
+                    }
+                } else {
+                    Mnemonic::Mov
+                };
+                self.asm.emit(mnemonic, &[d, s])
+            }
+        }
+    }
+}
