@@ -401,10 +401,12 @@ impl Scan {
                 }
                 for (k, &v) in lin.iter().enumerate() {
                     let (regs, s) = self.tmp_recs[k];
+                    // A rematerializable value is never expected in its slot
+                    // at a block entry (other edges could not store it).
                     self.entry_recs.push(LocRec {
                         vreg: v,
                         regs,
-                        in_slot: s != 0,
+                        in_slot: s != 0 && !self.remat[v as usize],
                     });
                 }
             }
@@ -1384,6 +1386,10 @@ impl Scan {
                 let v = op.vreg.0;
                 let free = self.allocatable[c] & !self.occupied[c];
                 let after = 6 * i.0 + 3;
+                if free == 0 && self.remat[v as usize] {
+                    // Recomputed where needed.
+                    continue;
+                }
                 if free != 0 {
                     let to = lowest(free);
                     self.edit(

@@ -93,3 +93,20 @@ proptest! {
         }
     }
 }
+
+/// Inputs that once failed under cargo-fuzz (the fuzz target's first byte
+/// selects raw mode when odd).
+#[test]
+fn fuzz_regressions() {
+    let cases: [&[u8]; 1] = [include_bytes!("data/fuzz-raw-remat-in-slot.bin")];
+    for data in cases {
+        let r = if data[0] & 1 == 1 {
+            jitforge_regalloc::fuzzing::check_raw_bytes(&data[1..])
+        } else {
+            check_bytes(&data[1..]).map(|_| ())
+        };
+        if let Err(e) = r {
+            panic!("{e}");
+        }
+    }
+}
