@@ -1101,7 +1101,6 @@ fn logged_text_assembles_back() {
                 }
             }
         }
-        drop(a);
         let mut line = LineAssembler::new(arch);
         let mut wrong = Vec::new();
         for e in &listing.entries {
