@@ -1357,3 +1357,153 @@ fn encoder_oracle(t: &X86Target, arch: jitforge::Arch) {
     }
     assert!(checked > 100_000, "{checked}");
 }
+
+/// Random functions over a menu of x86 instructions on virtual registers:
+/// whatever verifies also lowers, verifies again and prints back equal.
+fn gen_x86_function(seed: u64, len: usize) -> String {
+    let mut s = seed | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    const MENU: &[&str] = &[
+        "add {g}, {g}",
+        "add {g}, {i}",
+        "sub {g}, {g}",
+        "mov {g}, {g}",
+        "mov {g}, {i}",
+        "mov {g}, qword [{g} + 8]",
+        "mov qword [{g} + {g}*8], {g}",
+        "shl {g}, {g}.b",
+        "sar {g}, 3",
+        "imul {g}, {g}, {i}",
+        "imul {g}, {g}",
+        "div {g}",
+        "cqo",
+        "sete {g}.b",
+        "setne {c}",
+        "movzx {g}, {g}.b",
+        "movzx {g}, {c}",
+        "mov {g}.h, {c}",
+        "lea {g}, [{g} + {g}*8 + 16]",
+        "cmp {g}, {g}",
+        "test {g}, {i}",
+        "xor {g}, {g}",
+        "cmove {g}, {g}",
+        "addsd {x}, {x}",
+        "movsd {x}, {x}",
+        "movsd {x}, qword [{g}]",
+        "cvtsi2sd {x}, {g}",
+        "pxor {v}, {v}",
+        "movaps {v}, {v}",
+        "vaddps {v}, {v}, {v}",
+        "vaddps {z}, {z}, {z}",
+        "vaddps_k {z}, {z}, {z}, {k}",
+        "vpternlogd {z}, {z}, {z}, {i}",
+        "kmovw {k}, {g}.d",
+        "push {g}",
+        "pop {g}",
+        "rep_movsb",
+        "jne {l}",
+        "jmp {l}",
+        "copy {g}, {g}",
+        "copy {x}, {x}",
+    ];
+    let mut body = String::new();
+    let mut bound = [false; 4];
+    for _ in 0..len {
+        if next() % 6 == 0 {
+            let l = (next() % 4) as usize;
+            if !bound[l] {
+                bound[l] = true;
+                body.push_str(&format!(".l{l}:\n"));
+            }
+            continue;
+        }
+        let mut line = MENU[(next() % MENU.len() as u64) as usize].to_string();
+        for (pat, names) in [
+            ("{g}", &["%a", "%b", "%p", "%q"][..]),
+            ("{c}", &["%c"][..]),
+            ("{x}", &["%x", "%y"][..]),
+            ("{v}", &["%v", "%u"][..]),
+            ("{z}", &["%z", "%z2"][..]),
+            ("{k}", &["%k"][..]),
+            ("{l}", &[".l0", ".l1", ".l2", ".l3"][..]),
+            ("{i}", &["0", "1", "-1", "100", "0x7fffffff", "255"][..]),
+        ] {
+            while let Some(at) = line.find(pat) {
+                let n = names[(next() % names.len() as u64) as usize];
+                line.replace_range(at..at + pat.len(), n);
+            }
+        }
+        body.push_str("  ");
+        body.push_str(&line);
+        body.push('\n');
+    }
+    format!(
+        "func f(i64, i64, f64) -> (i64) sysv64 {{
+  gp64 %a, %b, %p, %q
+  gp8 %c
+  vec64 %x, %y
+  vec128 %v, %u
+  vec512 %z, %z2
+  mask16 %k
+  labels .l0, .l1, .l2, .l3
+  entry %a, %b, %x
+  mov %p, %a
+  mov %q, %b
+  xor %c, %c
+  movsd %y, %x
+  pxor %v, %v
+  pxor %u, %u
+  vpxord %z, %z, %z
+  vpxord %z2, %z2, %z2
+  kxorw %k, %k, %k
+{body}{tail}  ret %a
+}}
+",
+        tail = (0..4)
+            .filter(|&l| !bound[l])
+            .map(|l| format!(".l{l}:\n"))
+            .collect::<String>()
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn generated_functions_verify_lower_and_round_trip(seed in any::<u64>(), len in 0usize..40) {
+        let t = t();
+        let src = gen_x86_function(seed, len);
+        let mut f = parse_function(&src, t).map_err(|e| TestCaseError::fail(format!("{src}\n{e}")))?;
+        if verify(&f, t).is_ok() {
+            lower(&mut f, t).map_err(|e| TestCaseError::fail(format!("{src}\n{e}")))?;
+            let v = verify(&f, t);
+            prop_assert!(v.is_ok(), "{}\n{:?}", src, v);
+        }
+        let printed = print_function(&f, t);
+        let cfg = Cfg::of(&f, t);
+        prop_assert!(cfg.num_blocks() >= 1);
+        prop_assert_eq!(parse_function(&printed, t).unwrap(), f);
+    }
+}
+
+#[test]
+fn generated_functions_mostly_verify() {
+    let t = t();
+    let mut ok = 0;
+    for seed in 1..200u64 {
+        let src = gen_x86_function(seed * 7919, 30);
+        let f = parse_function(&src, t).unwrap();
+        match verify(&f, t) {
+            Ok(()) => ok += 1,
+            Err(e) if seed < 4 => eprintln!("{src}\n{e:?}"),
+            Err(_) => {}
+        }
+    }
+    eprintln!("{ok} of 199 verify");
+    assert!(ok > 100, "{ok}");
+}

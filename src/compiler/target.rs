@@ -95,6 +95,33 @@
 //! `iret*`, `ud2`, `hlt` [`Flow::Return`], `call` [`Flow::Call`] (a raw call
 //! has no calling convention, so no clobbers: use the IR's `invoke`).
 //!
+//! Nothing is ever [`OperandFact::tied`]: x86 two-address destinations are
+//! `ReadWrite` operands (the IR keeps two-address forms as written).
+//!
+//! Physical-register operands are also checked for encodability, as the
+//! encoder does after matching kinds: xmm16..31 skip the VEX forms, a
+//! high byte excludes REX registers, 32-bit mode has 8 registers per class.
+//! On physical operands the target accepts exactly what the Assembler
+//! encodes (tested against the encoder on every combination of a pool of
+//! registers, memory sizes and immediates for about seventy mnemonics).
+//!
+//! # For the Compiler
+//!
+//! - [`X86Target::form_for`] gives the form the facts came from, and
+//!   [`X86Inst::options`] the encoder options of the prefix; a masked
+//!   instruction's last operand is the mask, which the Compiler moves onto
+//!   the destination's decorations.
+//! - Fold at most one operand per instruction into memory, and only one
+//!   whose fact contains [`KindSet::MEM`]. Address registers of memory
+//!   operands carry no allowed set: next to a high-byte register they must
+//!   be 0..7 (the Compiler should not combine `%v.h` with r8..r15 in
+//!   addresses; the encoder reports it).
+//! - Matching results are cached per thread (512 entries keyed by
+//!   everything matching depends on: id, operand classes, sizes, physical
+//!   numbers and which immediate kinds each value fits); an instruction
+//!   costs about 70 ns through `Function::inst_facts` (the mock: 30 ns), so
+//!   an allocator should compute facts once per instruction and keep them.
+//!
 //! # Calling conventions
 //!
 //! Ids 0..7 in both modes: `sysv64`, `win64`, `vectorcall64`, `cdecl`,
@@ -315,7 +342,8 @@ fn mnemonic_special(name: &str) -> Special {
         "xor" | "sub" | "sbb" | "pxor" | "xorps" | "xorpd" | "psubb" | "psubw" | "psubd"
         | "psubq" | "pcmpeqb" | "pcmpeqw" | "pcmpeqd" | "pcmpeqq" => Special::Idiom2,
         "vpxor" | "vpxord" | "vpxorq" | "vxorps" | "vxorpd" | "vpsubb" | "vpsubw" | "vpsubd"
-        | "vpsubq" | "vpcmpeqb" | "vpcmpeqw" | "vpcmpeqd" | "vpcmpeqq" => Special::Idiom3,
+        | "vpsubq" | "vpcmpeqb" | "vpcmpeqw" | "vpcmpeqd" | "vpcmpeqq" | "kxorb" | "kxorw"
+        | "kxord" | "kxorq" | "kxnorb" | "kxnorw" | "kxnord" | "kxnorq" => Special::Idiom3,
         "vpternlogd" | "vpternlogq" => Special::Ternlog,
         "movss" => Special::ScalarMove(4),
         "movsd" => Special::ScalarMove(8),
