@@ -265,3 +265,102 @@ fn errors_are_specific() {
     let err = cc.end_func().unwrap_err();
     assert!(err.to_string().contains("falls off its end"), "{err}");
 }
+
+extern "C" fn host_mix(a: u64, b: u64, c: u64) -> u64 {
+    a.wrapping_mul(100)
+        .wrapping_add(b.wrapping_mul(10))
+        .wrapping_add(c)
+}
+
+#[test]
+fn calls_with_permuted_arguments_and_values_live_across() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("caller", sig(3))?;
+        let (a, b, c) = (cc.new_gp64("a"), cc.new_gp64("b"), cc.new_gp64("c"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.set_arg(2, c)?;
+        let keep = cc.new_gp64("keep");
+        cc.lea(keep, ptr(a + b))?;
+        let r1 = cc.new_gp64("r1");
+        let r2 = cc.new_gp64("r2");
+        let address = host_mix as extern "C" fn(u64, u64, u64) -> u64 as usize as i64;
+        // Permuted arguments, then the same value passed twice.
+        cc.invoke(
+            Operand::Imm(address),
+            sig(3),
+            &[c.into(), a.into(), b.into()],
+            &[r1.into()],
+        )?;
+        cc.invoke(
+            Operand::Imm(address),
+            sig(3),
+            &[r1.into(), r1.into(), Operand::Imm(7)],
+            &[r2.into()],
+        )?;
+        cc.add(r2, keep)?;
+        cc.ret(&[r2.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function of three integers.
+    let f: extern "C" fn(u64, u64, u64) -> u64 = unsafe { code.function() };
+    let r1 = host_mix(3, 1, 2);
+    assert_eq!(f(1, 2, 3), host_mix(r1, r1, 7) + 3);
+    Ok(())
+}
+
+#[test]
+fn two_functions_calling_each_other_and_self_recursion() -> Result<(), Error> {
+    let runtime = JitRuntime::new()?;
+    let mut code = CodeHolder::new(Arch::X64);
+    let fib_entry;
+    let second_entry;
+    {
+        let mut cc = Compiler::new(&mut code);
+        cc.set_checked(true);
+        fib_entry = cc.add_func("fib", sig(1))?;
+        let n = cc.new_gp64("n");
+        cc.set_arg(0, n)?;
+        let small = cc.new_label();
+        cc.cmp(n, 2)?;
+        cc.jb(small)?;
+        let (n1, n2, r1, r2) = (
+            cc.new_gp64("n1"),
+            cc.new_gp64("n2"),
+            cc.new_gp64("r1"),
+            cc.new_gp64("r2"),
+        );
+        cc.lea(n1, ptr(n - 1))?;
+        cc.lea(n2, ptr(n - 2))?;
+        cc.invoke(fib_entry.into(), sig(1), &[n1.into()], &[r1.into()])?;
+        cc.invoke(fib_entry.into(), sig(1), &[n2.into()], &[r2.into()])?;
+        cc.add(r1, r2)?;
+        cc.ret(&[r1.into()])?;
+        cc.bind(small)?;
+        cc.ret(&[n.into()])?;
+        cc.end_func()?;
+        // A second function calling the first.
+        second_entry = cc.add_func("fib_plus_one", sig(1))?;
+        let x = cc.new_gp64("x");
+        cc.set_arg(0, x)?;
+        let y = cc.new_gp64("y");
+        cc.invoke(fib_entry.into(), sig(1), &[x.into()], &[y.into()])?;
+        cc.inc(y)?;
+        cc.ret(&[y.into()])?;
+        cc.end_func()?;
+        cc.finalize()?;
+    }
+    let function = runtime.add(&code)?;
+    // SAFETY: System V function of one integer at the start of the code.
+    let fib: extern "C" fn(u64) -> u64 = unsafe { function.function() };
+    assert_eq!(fib(20), 6765);
+    let (_, offset) = code.label_offset(second_entry).expect("bound");
+    // SAFETY: the second function starts at its label's offset in the same text section.
+    let plus_one: extern "C" fn(u64) -> u64 = unsafe {
+        std::mem::transmute::<usize, extern "C" fn(u64) -> u64>(
+            function.address() as usize + offset as usize,
+        )
+    };
+    assert_eq!(plus_one(10), 56);
+    Ok(())
+}

@@ -250,6 +250,43 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
+    /// Calls `callee` (a label of a function in this code holder, an absolute
+    /// address as an immediate, or a register) with `signature`, passing
+    /// `args` (registers or immediates; the same register may appear twice)
+    /// and receiving `rets`.
+    pub fn invoke(
+        &mut self,
+        callee: Operand,
+        signature: Signature,
+        args: &[Operand],
+        rets: &[Operand],
+    ) -> Result<()> {
+        self.enter()?;
+        if signature.params.len() != args.len() || signature.rets.len() != rets.len() {
+            return Err(invalid(&format!(
+                "invoke: the signature takes {} argument(s) and {} result(s), the call passes {} and {}",
+                signature.params.len(),
+                signature.rets.len(),
+                args.len(),
+                rets.len()
+            )));
+        }
+        let callee = self.ir_operand(&callee)?;
+        let args: Vec<IrOperand> = args
+            .iter()
+            .map(|o| self.ir_operand(o))
+            .collect::<Result<_>>()?;
+        let rets: Vec<IrOperand> = rets
+            .iter()
+            .map(|o| self.ir_operand(o))
+            .collect::<Result<_>>()?;
+        let st = self.state()?;
+        let sig = st.f.import_sig(signature);
+        st.f.call(sig, callee, &args, &rets)
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(())
+    }
+
     /// Returns `values` (in the signature's return registers).
     pub fn ret(&mut self, values: &[Operand]) -> Result<()> {
         self.enter()?;

@@ -386,6 +386,22 @@ impl Rewriter<'_, '_> {
                     }
                     self.asm.emit_with(x86.mnemonic, &ops, x86.options())?;
                 }
+                InstKind::Call(_) => {
+                    // After lowering the arguments and results sit in their
+                    // fixed registers (or the outgoing area); only the callee matters.
+                    let callee = self.operand(i, 0, &ir_ops[0])?;
+                    match callee {
+                        Operand::Imm(address) => {
+                            // The target may be more than 2 GiB away: call through
+                            // r11, which no convention passes arguments in.
+                            let r11 = crate::x86::r11.reg();
+                            self.asm
+                                .emit(Mnemonic::Mov, &[r11.into(), Operand::Imm(address)])?;
+                            self.asm.emit(Mnemonic::Call, &[r11.into()])?;
+                        }
+                        other => self.asm.emit(Mnemonic::Call, &[other])?,
+                    }
+                }
                 other => {
                     return Err(Error::InvalidArgument {
                         message: format!("{other:?} is not supported by this Compiler yet"),
