@@ -1507,3 +1507,41 @@ fn generated_functions_mostly_verify() {
     eprintln!("{ok} of 199 verify");
     assert!(ok > 100, "{ok}");
 }
+
+#[test]
+fn avx512_target_opens_xmm16_to_31_where_evex_exists() {
+    let t5 = X86Target::x64_avx512();
+    let v = |size| OpShape::Reg {
+        class: RegClass::VEC,
+        size,
+        high: false,
+        id: Reg::v(VReg::from_u32(0)),
+    };
+    let mut out = InstFacts::default();
+    let vaddps = t5.inst(Mnemonic::Vaddps);
+    t5.inst_facts(vaddps, &[v(16), v(16), v(16)], &mut out)
+        .unwrap();
+    assert!(out.ops.iter().all(|f| f.allowed == u32::MAX), "{out:?}");
+    // vpxor has no EVEX form; movaps is legacy SSE.
+    t5.inst_facts(t5.inst(Mnemonic::Vpxor), &[v(32), v(32), v(32)], &mut out)
+        .unwrap();
+    assert!(out.ops.iter().all(|f| f.allowed == 0xFFFF), "{out:?}");
+    t5.inst_facts(t5.inst(Mnemonic::Movaps), &[v(16), v(16)], &mut out)
+        .unwrap();
+    assert!(out.ops.iter().all(|f| f.allowed == 0xFFFF), "{out:?}");
+    // The default target keeps AVX code in 0..15.
+    t().inst_facts(vaddps, &[v(16), v(16), v(16)], &mut out)
+        .unwrap();
+    assert!(out.ops.iter().all(|f| f.allowed == 0xFFFF), "{out:?}");
+    // A physical xmm17 takes the EVEX form in both.
+    let x17 = OpShape::Reg {
+        class: RegClass::VEC,
+        size: 16,
+        high: false,
+        id: Reg::Phys(PReg::vec(17), View::X128),
+    };
+    let f = t().form_for(vaddps, &[x17, v(16), v(16)]).unwrap();
+    assert_eq!(f.encoding, jitforge::x86::db::Encoding::Evex);
+    let f = t().form_for(vaddps, &[v(16), v(16), v(16)]).unwrap();
+    assert_eq!(f.encoding, jitforge::x86::db::Encoding::Vex);
+}

@@ -71,7 +71,11 @@
 //! - **fixed**: the register of a fixed kind (`cl` of shifts: rcx).
 //! - **allowed**: vector operands of legacy-SSE, VEX and XOP forms are
 //!   restricted to 0..15 (only EVEX reaches xmm16..31; the first accepting
-//!   form is VEX wherever one exists, so AVX code stays in 0..15); `xmm.v4`
+//!   form is VEX wherever one exists, so AVX code stays in 0..15, unless
+//!   the target is built for AVX-512 ([`X86Target::new_x64_avx512`]): then
+//!   an operand of an instruction that also has an EVEX form for the same
+//!   operands may use 0..31, and only VEX-only instructions such as `vpxor`
+//!   and legacy SSE keep 0..15); `xmm.v4`
 //!   and `zmm.v4` to multiples of four; a high-byte register (`%v.h`, `ah`)
 //!   is 0..3, and with one present, forms needing REX.W are skipped, other
 //!   byte registers are restricted to 0..3 (spl..dil need REX) and other
@@ -320,6 +324,7 @@ struct MInfo {
 /// and per-mnemonic data.
 pub struct X86Target {
     mode64: bool,
+    avx512: bool,
     info: Vec<MInfo>,
     /// Decorated instruction names (`rep_movsb`), sorted by id.
     names: Vec<(u32, Box<str>)>,
@@ -387,12 +392,26 @@ impl X86Target {
 
     /// The 64-bit target (x86-64).
     pub fn new_x64() -> X86Target {
-        X86Target::build(true)
+        X86Target::build(true, false)
+    }
+
+    /// The 64-bit target for CPUs with AVX-512 (F and VL): a vector operand
+    /// whose instruction also has an EVEX form accepting the same operands
+    /// may use xmm16..31 (the encoder then picks the EVEX form); VEX-only
+    /// instructions and legacy SSE keep 0..15.
+    pub fn new_x64_avx512() -> X86Target {
+        X86Target::build(true, true)
     }
 
     /// The 32-bit target (x86-32: 8 registers per class, 32-bit forms).
     pub fn new_x86() -> X86Target {
-        X86Target::build(false)
+        X86Target::build(false, false)
+    }
+
+    /// A shared AVX-512 64-bit target ([`X86Target::new_x64_avx512`]), built on first use.
+    pub fn x64_avx512() -> &'static X86Target {
+        static T: OnceLock<X86Target> = OnceLock::new();
+        T.get_or_init(X86Target::new_x64_avx512)
     }
 
     /// A shared 64-bit target, built on first use.
@@ -407,7 +426,7 @@ impl X86Target {
         T.get_or_init(X86Target::new_x86)
     }
 
-    fn build(mode64: bool) -> X86Target {
+    fn build(mode64: bool, avx512: bool) -> X86Target {
         let bit = if mode64 { modes::M64 } else { modes::M32 };
         let mut info = Vec::with_capacity(Mnemonic::COUNT);
         let mut names = Vec::new();
@@ -462,6 +481,7 @@ impl X86Target {
         names.sort_unstable_by_key(|e| e.0);
         X86Target {
             mode64,
+            avx512,
             info,
             names,
             by_name,
@@ -600,7 +620,7 @@ impl X86Target {
         shapes: &[OpShape],
         pass2: bool,
     ) -> Option<(&'static Form, [Matched; 5])> {
-        self.scan_in(x, shapes, pass2, candidates(x.mnemonic, shapes))
+        self.scan_in(x, shapes, pass2, candidates(x.mnemonic, shapes), false)
     }
 
     fn scan_in(
@@ -609,6 +629,7 @@ impl X86Target {
         shapes: &[OpShape],
         pass2: bool,
         forms: Candidates,
+        evex_only: bool,
     ) -> Option<(&'static Form, [Matched; 5])> {
         let high = shapes
             .iter()
@@ -622,6 +643,7 @@ impl X86Target {
                 || (x.zeroing && !form.has(flags::Z))
                 || (!x.masked && form.has(flags::K_REQUIRED))
                 || (x.prefix != Prefix::None && !form.has(x.prefix.form_flag()))
+                || (evex_only && form.encoding != Encoding::Evex)
             {
                 continue;
             }
@@ -912,10 +934,36 @@ impl X86Target {
                 fold |= 1 << j;
             }
         }
+        let has_vec = shapes.iter().any(|s| {
+            matches!(
+                s,
+                OpShape::Reg {
+                    class: RegClass::VEC,
+                    ..
+                }
+            )
+        });
+        let vec_all = if !self.mode64 {
+            0xFF
+        } else if form.encoding == Encoding::Evex
+            || (self.avx512
+                && has_vec
+                && (self
+                    .scan_in(x, shapes, false, candidates(x.mnemonic, shapes), true)
+                    .is_some()
+                    || self
+                        .scan_in(x, shapes, true, candidates(x.mnemonic, shapes), true)
+                        .is_some()))
+        {
+            u32::MAX
+        } else {
+            0xFFFF
+        };
         Ok(Resolved {
             form,
             matched,
             fold,
+            vec_all,
         })
     }
 
@@ -955,7 +1003,7 @@ impl X86Target {
             };
         }
         Some(CacheKey {
-            inst: x.id().0 | (self.mode64 as u32) << 31,
+            inst: x.id().0 | (self.mode64 as u32) << 31 | (self.avx512 as u32) << 30,
             n: shapes.len() as u8,
             ops,
         })
@@ -994,13 +1042,7 @@ impl X86Target {
             .iter()
             .any(|s| matches!(s, OpShape::Reg { high: true, .. }));
         let n = ops.len();
-        let vec_all = if !self.mode64 {
-            0xFF
-        } else if form.encoding == Encoding::Evex {
-            u32::MAX
-        } else {
-            0xFFFF
-        };
+        let vec_all = r.vec_all;
         let gp_all = if self.mode64 { u32::MAX } else { 0xFF };
         for (j, sh) in ops.iter().enumerate() {
             let mt = m[j];
@@ -1194,6 +1236,8 @@ struct Resolved {
     form: &'static Form,
     matched: [Matched; 5],
     fold: u8,
+    /// The allowed set of vector operands.
+    vec_all: u32,
 }
 
 /// What matching depends on (see [`X86Target::resolve`]).
@@ -1755,7 +1799,7 @@ mod tests {
                     }
                     let indexed = t.scan(x, &shapes, false).map(|r| r.0 as *const Form);
                     let all = t
-                        .scan_in(x, &shapes, false, Candidates::All(m.forms().iter()))
+                        .scan_in(x, &shapes, false, Candidates::All(m.forms().iter()), false)
                         .map(|r| r.0 as *const Form);
                     assert_eq!(indexed, all, "{} {:?}", m.name(), form.operands);
                     assert!(indexed.is_some(), "{} {:?}", m.name(), form.operands);
@@ -1792,7 +1836,7 @@ mod tests {
             "xchg",
             "vpternlogd",
         ];
-        for t in [X86Target::x64(), X86Target::x86()] {
+        for t in [X86Target::x64(), X86Target::x86(), X86Target::x64_avx512()] {
             for _ in 0..20_000 {
                 let m = Mnemonic::from_name(names[(next() % names.len() as u64) as usize])
                     .expect("known");
@@ -1836,6 +1880,7 @@ mod tests {
                     (Ok(a), Ok(b)) => {
                         assert!(core::ptr::eq(a.form, b.form));
                         assert_eq!(a.fold, b.fold);
+                        assert_eq!(a.vec_all, b.vec_all);
                         for (p, q) in a.matched.iter().zip(&b.matched) {
                             assert_eq!(
                                 (p.kind, p.db_index, p.fixed, p.allowed),
