@@ -449,3 +449,61 @@ pub fn database_json() -> String {
     out.push_str("\n]}\n");
     out
 }
+
+/// An operand kind as the Intel manual writes it (`r/m32`, `imm8`,
+/// `xmm/m128`, `m16:32`), for messages; memory sizes come from `form`.
+pub fn kind_human(kind: K, form: &Form) -> String {
+    let bits = form.mem_size as u32 * 8;
+    let sized = |base: &str| {
+        if bits != 0 {
+            format!("{base}{bits}")
+        } else {
+            base.to_string()
+        }
+    };
+    match kind {
+        K::R8M => "r/m8".into(),
+        K::R16M => "r/m16".into(),
+        K::R32M | K::R32MMpx => "r/m32".into(),
+        K::R64M | K::R64MMpx => "r/m64".into(),
+        K::MmM => "mm/m64".into(),
+        K::XmmM => sized("xmm/m"),
+        K::YmmM => sized("ymm/m"),
+        K::ZmmM => sized("zmm/m"),
+        K::KM => sized("k/m"),
+        K::BndM => "bnd/m".into(),
+        K::R8 | K::R8Op => "r8".into(),
+        K::R16 | K::R16Rm | K::R16Op | K::R16Addr => "r16".into(),
+        K::R32 | K::R32Rm | K::R32Op | K::R32V | K::R32Addr => "r32".into(),
+        K::R64 | K::R64Rm | K::R64Op | K::R64V | K::R64Addr => "r64".into(),
+        K::Xmm | K::XmmRm | K::XmmV | K::XmmIs4 | K::XmmIs5 => "xmm".into(),
+        K::Ymm | K::YmmRm | K::YmmV | K::YmmIs4 | K::YmmIs5 => "ymm".into(),
+        K::Zmm | K::ZmmRm | K::ZmmV => "zmm".into(),
+        K::XmmV4 => "xmm0/4/8/...".into(),
+        K::ZmmV4 => "zmm0/4/8/...".into(),
+        K::K | K::KRm | K::KV => "k".into(),
+        K::KPair => "k0/k2/k4/k6".into(),
+        K::Mm | K::MmRm => "mm".into(),
+        K::Tmm | K::TmmRm | K::TmmV => "tmm".into(),
+        K::SReg => "sreg".into(),
+        K::St0 => "st".into(),
+        K::StOp => "st(i)".into(),
+        K::Imm4 => "imm4".into(),
+        K::Imm8 | K::Imm8Sx16 | K::Imm8Sx32 | K::Imm8Sx64 => "imm8".into(),
+        K::One => "1".into(),
+        K::Imm16 => "imm16".into(),
+        K::Imm32 | K::Imm32Sx64 => "imm32".into(),
+        K::Imm64 => "imm64".into(),
+        K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => {
+            "label or address".into()
+        }
+        K::Mem | K::MemMpx | K::MemMib | K::MemSib => sized("m"),
+        K::MemFar => match form.mem_size {
+            4 => "m16:16".into(),
+            6 => "m16:32".into(),
+            10 => "m16:64".into(),
+            _ => "m16:xx".into(),
+        },
+        other => kind_text(other),
+    }
+}

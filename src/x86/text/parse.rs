@@ -2056,8 +2056,14 @@ fn validate(
                 .filter_map(|f| explicit_kinds(f).nth(i))
                 .collect();
             if !kinds.iter().any(|k| coarse_fits(*k, op)) {
-                let mut names: Vec<String> =
-                    kinds.iter().map(|k| super::isa::kind_text(*k)).collect();
+                let mut names: Vec<String> = same
+                    .iter()
+                    .filter_map(|f| {
+                        explicit_kinds(f)
+                            .nth(i)
+                            .map(|k| super::isa::kind_human(k, f))
+                    })
+                    .collect();
                 names.sort();
                 names.dedup();
                 let what = match op {
