@@ -364,6 +364,15 @@ impl<'a> Builder<'a> {
         self.bound.clear();
     }
 
+    /// Reserves room for at least `instructions` more instruction nodes (and
+    /// their operands and bytes), so that recording a function of known
+    /// size does not regrow the arena.
+    pub fn reserve(&mut self, instructions: usize) {
+        self.nodes.reserve(instructions);
+        self.operands.reserve(instructions.saturating_mul(2));
+        self.data.reserve(instructions.saturating_mul(5));
+    }
+
     // ----- labels -----
 
     /// A new anonymous label of the code holder.
