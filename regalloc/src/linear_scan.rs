@@ -920,6 +920,64 @@ impl Scan {
         }
     }
 
+    /// The common case in one pass: every operand is an early use or
+    /// modify with a register (or register-or-memory) constraint whose value
+    /// already sits in an allowed register; no fixed registers, clobbers,
+    /// reuses or defs. Returns false to take the general path.
+    fn fast_inst<F: Function>(&mut self, f: &F, b: Block, i: Inst) -> bool {
+        let ops = f.inst_operands(i);
+        if ops.len() > 4 || !f.inst_clobbers(i).is_empty() {
+            return false;
+        }
+        let mut chosen = [0u8; 4];
+        for (k, op) in ops.iter().enumerate() {
+            if op.pos != OperandPos::Early || op.kind == OperandKind::Def {
+                return false;
+            }
+            let c = self.vclass(op.vreg.0);
+            let allowed = match op.constraint {
+                Constraint::Reg | Constraint::Any => self.allocatable[c],
+                Constraint::Subset(m) => m & self.allocatable[c],
+                _ => return false,
+            };
+            let have = self.v[op.vreg.index()].regs & allowed;
+            if have == 0 {
+                return false;
+            }
+            chosen[k] = lowest(have);
+        }
+        let base = self.alloc_off[i.index()] as usize;
+        let nb = base - self.alloc_off[f.block_insts(b).start.index()] as usize;
+        for (k, op) in ops.iter().enumerate() {
+            let c = self.vclass(op.vreg.0);
+            self.allocs[base + k] = Allocation::Reg(self.preg(c, chosen[k]));
+        }
+        for (k, op) in ops.iter().enumerate() {
+            let v = op.vreg.0;
+            let next = self.op_next[nb + k];
+            if op.kind == OperandKind::Modify {
+                // The new value lives only in the modified register.
+                let c = self.vclass(v);
+                let r = self.preg(c, chosen[k]);
+                self.clear_vreg_regs(v);
+                self.v[v as usize].in_slot = false;
+                if next != INF_POS {
+                    self.set_owner(c, r.hw, v);
+                }
+                self.written |= bit(r);
+            } else if next == INF_POS
+                && !ops
+                    .iter()
+                    .any(|o| o.vreg == op.vreg && o.kind == OperandKind::Modify)
+            {
+                // Last use.
+                self.clear_vreg_regs(v);
+            }
+            self.v[v as usize].next_use = next;
+        }
+        true
+    }
+
     fn alloc_inst<F: Function>(
         &mut self,
         f: &F,
@@ -928,6 +986,9 @@ impl Scan {
         i: Inst,
         log: &mut DecisionLog,
     ) -> Result<(), Error> {
+        if self.fast_inst(f, b, i) {
+            return Ok(());
+        }
         let mut bufs = core::mem::take(&mut self.bufs);
         // Copies in non-allocatable registers are dropped after each
         // instruction, so they never count as surviving copies.
