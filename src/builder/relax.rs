@@ -15,15 +15,21 @@
 //! - a branch to a label not placed yet (a forward branch) stays short for
 //!   now and is checked once the walk has placed every label.
 //!
+//! The forward branches are then checked last first, each with the growth
+//! of the later ones that became near inside its span, so that a chain of
+//! forward branches that cascade (each out of reach only because the next
+//! one grew) settles in the same pass; alignment padding may absorb growth,
+//! so in code with alignment nodes this propagation is left to the next pass.
+//!
 //! When a pass turned some branch near, the layout is run again. Sizes only
 //! grow (a near branch never becomes short again), so the passes terminate,
 //! and a pass that changes nothing proves that every short branch reaches in
-//! the layout that will be written. Forward cascades (a forward branch that
-//! no longer reaches because a later one grew) need one pass per level; the
-//! passes are bounded by [`MAX_PASSES`]: past it, every forward branch still
-//! short becomes near, after which backward decisions settle in at most two
-//! more passes. Each pass is linear in the number of nodes plus labels, so
-//! the whole relaxation is linear. On workload A one pass suffices.
+//! the layout that will be written. Cascades that mix directions or cross
+//! alignment may need more passes; they are bounded by [`MAX_PASSES`]: past
+//! it, every forward branch still short becomes near, after which backward
+//! decisions settle in at most two more passes. Each pass is linear in the
+//! number of nodes plus labels, so the whole relaxation is linear. On
+//! workload A one pass suffices; code without alignment needs at most a few.
 //!
 //! # Serialization
 //!
@@ -76,6 +82,8 @@ struct Forward {
     label: u32,
     section: u32,
     end: u64,
+    /// Bytes it grows by when made near in this pass (0 while short).
+    growth: u8,
 }
 
 /// Buffers of the layout passes, kept between serializations.
@@ -162,6 +170,7 @@ impl Layout {
         self.forward.clear();
         self.checks.clear();
         let mut changed = false;
+        let mut aligned = false;
         let mut section = 0u32;
         let mut off = self.section_off.first().copied().unwrap_or(0);
         let mut at = lists.first;
@@ -186,6 +195,7 @@ impl Layout {
                                 label,
                                 section,
                                 end,
+                                growth: 0,
                             });
                             off = end;
                         } else if reaches(pos, section, end) {
@@ -212,7 +222,10 @@ impl Layout {
                     }
                     *slot = pack(section, off);
                 }
-                Kind::Align => off = off.next_multiple_of(r.arg as u64),
+                Kind::Align => {
+                    aligned = true;
+                    off = off.next_multiple_of(r.arg as u64);
+                }
                 Kind::Embed => off += r.len as u64,
                 Kind::EmbedLabel => {
                     self.checks.push((at, section));
@@ -233,15 +246,43 @@ impl Layout {
         if let Some(s) = self.section_off.get_mut(section as usize) {
             *s = off;
         }
-        for f in &self.forward {
+        // The forward branches, last first: a branch that becomes near moves
+        // every label after it, so the earlier branches whose span holds it
+        // see their displacement grow by as much in this same pass (exactly
+        // so without alignment, whose padding could absorb the growth: then
+        // the next pass sees it). A chain of forward branches that cascade
+        // thus settles in one pass. Only short spans are scanned (at most 64
+        // branches of 2 bytes fit in 127), so this stays linear.
+        for i in (0..self.forward.len()).rev() {
+            let f = self.forward[i];
             let pos = self.label_pos[f.label as usize];
             if pos == UNSET {
                 return Err(Error::UnboundLabel {
                     label: code.label_name(Label(f.label)),
                 });
             }
-            if force || !reaches(pos, f.section, f.end) {
-                lists.nodes[f.node as usize].flags |= flag::LONG;
+            let near = force
+                || match displacement(pos, f.section, f.end) {
+                    None => true,
+                    Some(d) if !(-128..=127).contains(&d) => true,
+                    Some(d) => {
+                        let mut grown = 0i64;
+                        if !aligned {
+                            let target = pos & 0xffff_ffff;
+                            for g in &self.forward[i + 1..] {
+                                if g.section != f.section || g.end > target {
+                                    break;
+                                }
+                                grown += g.growth as i64;
+                            }
+                        }
+                        d + grown > 127
+                    }
+                };
+            if near {
+                let r = &mut lists.nodes[f.node as usize];
+                r.flags |= flag::LONG;
+                self.forward[i].growth = r.long_size.saturating_sub(r.size);
                 changed = true;
             }
         }
