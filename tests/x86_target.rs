@@ -1545,3 +1545,14 @@ fn avx512_target_opens_xmm16_to_31_where_evex_exists() {
     let f = t().form_for(vaddps, &[v(16), v(16), v(16)]).unwrap();
     assert_eq!(f.encoding, jitforge::x86::db::Encoding::Vex);
 }
+
+#[test]
+fn masked_instructions_need_a_real_mask() {
+    assert!(try_facts(DECLS, "vaddps_k %z, %z2, %z, k0").is_err());
+    assert!(try_facts(DECLS, "vaddps_k %z, %z2, %z, k1").is_ok());
+    assert!(try_facts(DECLS, "vaddps_k %z, %z2, %z, %a").is_err());
+    // Gathers require a mask in EVEX.
+    let f = facts(DECLS, "vpgatherdd_k %z, [%p + %z2*4], %k");
+    assert_eq!(f.ops[0].access, PW);
+    assert_eq!(f.ops[2].access, RW);
+}

@@ -535,29 +535,11 @@ impl X86Target {
     }
 
     /// The database form that [`Target::inst_facts`] chooses for `id` with
-    /// operands of these shapes (for a masked id, without the mask operand):
-    /// what the Compiler encodes.
+    /// operands of these shapes (as for `inst_facts`: a masked id's last
+    /// operand is its mask): what the Compiler encodes.
     pub fn form_for(&self, id: TargetInst, ops: &[OpShape]) -> Result<&'static Form, FactsError> {
         let x = self.decode(id).ok_or(FactsError::UnknownInst(id))?;
-        let ops = if x.masked {
-            match ops.split_last() {
-                Some((
-                    OpShape::Reg {
-                        class: RegClass::MASK,
-                        ..
-                    },
-                    rest,
-                )) => rest,
-                _ => {
-                    return Err(FactsError::OperandKind {
-                        index: ops.len().saturating_sub(1),
-                        expected: KindSet::MASK,
-                    });
-                }
-            }
-        } else {
-            ops
-        };
+        let ops = split_mask(x, ops)?;
         self.find(x, ops).map(|(f, _, _)| f)
     }
 
@@ -1095,7 +1077,13 @@ impl X86Target {
             };
             out.ops.push(OperandFact {
                 kinds: KindSet::MASK,
-                access: Access::Read,
+                // Gathers and scatters (mask required) clear the mask
+                // bits of the elements they complete.
+                access: if form.has(flags::K_REQUIRED) {
+                    Access::ReadWrite
+                } else {
+                    Access::Read
+                },
                 size,
                 tied: None,
                 fixed: None,
@@ -1361,6 +1349,29 @@ fn candidates(m: Mnemonic, shapes: &[OpShape]) -> Candidates {
         sig |= code << (5 * i);
     }
     Candidates::Indexed(m.candidates(sig).iter())
+}
+
+/// The explicit operands of `x` (without the mask of a masked instruction,
+/// which must be a mask register other than a physical k0: k0 means "no
+/// mask" in an encoding).
+fn split_mask(x: X86Inst, ops: &[OpShape]) -> Result<&[OpShape], FactsError> {
+    if !x.masked {
+        return Ok(ops);
+    }
+    match ops.split_last() {
+        Some((
+            OpShape::Reg {
+                class: RegClass::MASK,
+                id,
+                ..
+            },
+            rest,
+        )) if !matches!(id, Reg::Phys(p, _) if p.hw == 0) => Ok(rest),
+        _ => Err(FactsError::OperandKind {
+            index: ops.len().saturating_sub(1),
+            expected: KindSet::MASK,
+        }),
+    }
 }
 
 /// Whether a kind is register-or-memory.
@@ -1638,25 +1649,7 @@ impl Target for X86Target {
     ) -> Result<(), FactsError> {
         out.clear();
         let x = self.decode(inst).ok_or(FactsError::UnknownInst(inst))?;
-        let explicit = if x.masked {
-            match ops.split_last() {
-                Some((
-                    OpShape::Reg {
-                        class: RegClass::MASK,
-                        ..
-                    },
-                    rest,
-                )) => rest,
-                _ => {
-                    return Err(FactsError::OperandKind {
-                        index: ops.len().saturating_sub(1),
-                        expected: KindSet::MASK,
-                    });
-                }
-            }
-        } else {
-            ops
-        };
+        let explicit = split_mask(x, ops)?;
         if explicit.len() > 5 {
             return Err(self.diagnose(x, explicit));
         }
