@@ -15,15 +15,23 @@ fn sig(params: usize) -> Signature {
 }
 
 fn build(f: impl FnOnce(&mut Compiler<'_>) -> Result<(), Error>) -> Result<JitCode, Error> {
+    Ok(build_with_stats(f)?.0)
+}
+
+fn build_with_stats(
+    f: impl FnOnce(&mut Compiler<'_>) -> Result<(), Error>,
+) -> Result<(JitCode, jitforge_regalloc::Stats), Error> {
     let runtime = JitRuntime::new()?;
     let mut code = CodeHolder::new(Arch::X64);
+    let stats;
     {
         let mut cc = Compiler::new(&mut code);
         cc.set_checked(true);
         f(&mut cc)?;
         cc.finalize()?;
+        stats = cc.last_stats();
     }
-    runtime.add(&code)
+    Ok((runtime.add(&code)?, stats))
 }
 
 /// The workload generator of ../shared/bench/WORKLOAD.md.
@@ -363,4 +371,160 @@ fn two_functions_calling_each_other_and_self_recursion() -> Result<(), Error> {
     };
     assert_eq!(plus_one(10), 56);
     Ok(())
+}
+
+/// 32 live values across a loop: spills over the back edge, edge moves.
+#[test]
+fn thirty_two_values_live_across_a_loop() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("spin", sig(2))?;
+        let (p, n) = (cc.new_gp64("p"), cc.new_gp64("n"));
+        cc.set_arg(0, p)?;
+        cc.set_arg(1, n)?;
+        let v: Vec<Gp64> = (0..32).map(|i| cc.new_gp64(&format!("v{i}"))).collect();
+        for (i, r) in v.iter().enumerate() {
+            cc.mov(*r, qword_ptr(p + 8 * i as i32))?;
+        }
+        let top = cc.new_label();
+        let done = cc.new_label();
+        cc.test(n, n)?;
+        cc.je(done)?;
+        cc.bind(top)?;
+        for i in 0..32 {
+            cc.add(v[i], v[(i + 1) % 32])?;
+            if i % 5 == 0 {
+                cc.imul_3(v[i], v[i], 3)?;
+            }
+        }
+        cc.dec(n)?;
+        cc.jne(top)?;
+        cc.bind(done)?;
+        let sum = cc.new_gp64("sum");
+        cc.mov(sum, v[0])?;
+        for r in &v[1..] {
+            cc.xor_(sum, *r)?;
+        }
+        cc.ret(&[sum.into()])?;
+        cc.end_func()
+    })?;
+    let input: Vec<u64> = (0..32u64).map(|i| i * 7 + 1).collect();
+    let expected = |n: u64| {
+        let mut v = input.clone();
+        for _ in 0..n {
+            for i in 0..32 {
+                v[i] = v[i].wrapping_add(v[(i + 1) % 32]);
+                if i % 5 == 0 {
+                    v[i] = v[i].wrapping_mul(3);
+                }
+            }
+        }
+        v.iter().fold(0, |a, b| a ^ b)
+    };
+    // SAFETY: System V function (pointer to 32 u64, count).
+    let f: extern "C" fn(*const u64, u64) -> u64 = unsafe { code.function() };
+    for n in [0, 1, 2, 17] {
+        assert_eq!(f(input.as_ptr(), n), expected(n), "n = {n}");
+    }
+    Ok(())
+}
+
+/// Diamonds inside a loop under pressure: values take different places on
+/// different paths, so the allocator splits critical edges.
+#[test]
+fn branches_inside_a_loop_under_pressure() -> Result<(), Error> {
+    let (code, stats) = build_with_stats(|cc| {
+        cc.add_func("mix", sig(2))?;
+        let (p, n) = (cc.new_gp64("p"), cc.new_gp64("n"));
+        cc.set_arg(0, p)?;
+        cc.set_arg(1, n)?;
+        let v: Vec<Gp64> = (0..20).map(|i| cc.new_gp64(&format!("v{i}"))).collect();
+        for (i, r) in v.iter().enumerate() {
+            cc.mov(*r, qword_ptr(p + 8 * i as i32))?;
+        }
+        let top = cc.new_label();
+        let odd = cc.new_label();
+        let next = cc.new_label();
+        let done = cc.new_label();
+        cc.test(n, n)?;
+        cc.je(done)?;
+        cc.bind(top)?;
+        cc.test(n, 1)?;
+        cc.jne(odd)?;
+        for i in 0..20 {
+            cc.add(v[i], v[(i + 3) % 20])?;
+        }
+        cc.jmp(next)?;
+        cc.bind(odd)?;
+        for i in (0..20).rev() {
+            cc.xor_(v[i], v[(i + 7) % 20])?;
+        }
+        cc.bind(next)?;
+        cc.dec(n)?;
+        cc.jne(top)?;
+        cc.bind(done)?;
+        let sum = cc.new_gp64("sum");
+        cc.xor_(sum, sum)?;
+        for r in &v {
+            cc.add(sum, *r)?;
+        }
+        cc.ret(&[sum.into()])?;
+        cc.end_func()
+    })?;
+    let input: Vec<u64> = (0..20u64)
+        .map(|i| i.wrapping_mul(0x1234_5678_9abc) ^ 77)
+        .collect();
+    let expected = |mut n: u64| {
+        let mut v = input.clone();
+        while n != 0 {
+            if n & 1 == 0 {
+                for i in 0..20 {
+                    v[i] = v[i].wrapping_add(v[(i + 3) % 20]);
+                }
+            } else {
+                for i in (0..20).rev() {
+                    v[i] ^= v[(i + 7) % 20];
+                }
+            }
+            n -= 1;
+        }
+        v.iter().fold(0u64, |a, b| a.wrapping_add(*b))
+    };
+    // SAFETY: System V function (pointer to 20 u64, count).
+    let f: extern "C" fn(*const u64, u64) -> u64 = unsafe { code.function() };
+    for n in [0, 1, 2, 3, 10] {
+        assert_eq!(f(input.as_ptr(), n), expected(n), "n = {n}");
+    }
+    println!("{stats:?}");
+    Ok(())
+}
+
+/// Random programs compiled and run versus interpreted (bounded here; the
+/// cargo-fuzz target `compile_run` runs the same check for as long as asked).
+#[test]
+fn random_programs_agree_with_the_interpreter() {
+    let mut state = 0x1234_5678u64;
+    let cases: usize = std::env::var("COMPILER_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(150);
+    let (mut spills, mut splits) = (0u64, 0u64);
+    for case in 0..cases {
+        let len = 16 + (case % 7) * 40;
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 33) as u8
+            })
+            .collect();
+        match jitforge::compiler::fuzzing::check_program(&data) {
+            Ok(stats) => {
+                spills += stats.stores as u64;
+                splits += stats.edge_splits as u64;
+            }
+            Err(e) => panic!("case {case} ({data:?}): {e}"),
+        }
+    }
+    println!("{cases} programs: {spills} spill stores, {splits} split edges");
 }

@@ -385,6 +385,8 @@ impl<'a> Compiler<'a> {
             frame: &frame,
             asm: &mut self.asm,
             labels: &code_labels,
+            cfg: &self.cfg,
+            split_labels: Vec::new(),
         }
         .run()
     }

@@ -101,6 +101,10 @@ pub(crate) struct Rewriter<'r, 'a> {
     pub asm: &'r mut Assembler<'a>,
     /// Code label of each IR label.
     pub labels: &'r [Label],
+    /// The CFG the allocation was made on (blocks of split edges).
+    pub cfg: &'r jitforge_ir::cfg::Cfg,
+    /// Label of each split edge's block, by (from, to) block index.
+    pub split_labels: Vec<((u32, u32), Label)>,
 }
 
 impl Rewriter<'_, '_> {
@@ -282,7 +286,7 @@ impl Rewriter<'_, '_> {
                 self.location(alloc_of(*v, false)?, bytes, false)
             }
             IrOperand::Imm(v) => Ok(Operand::Imm(*v)),
-            IrOperand::Label(l) => Ok(Operand::Label(self.labels[l.as_u32() as usize])),
+            IrOperand::Label(l) => Ok(Operand::Label(self.branch_label(i, *l))),
             IrOperand::Mem(m) => {
                 let address_reg = |r: &IrReg| -> Result<Reg> {
                     match reg(r, true)? {
@@ -324,8 +328,28 @@ impl Rewriter<'_, '_> {
         }
     }
 
+    /// The code label a branch in instruction `i` to IR label `l` goes to:
+    /// the block of a split edge when the allocator split that edge.
+    fn branch_label(&self, i: usize, l: jitforge_ir::Label) -> Label {
+        let direct = self.labels[l.as_u32() as usize];
+        let from = self.cfg.block_of(IrInst::from_u32(i as u32));
+        let to = self.cfg.label_block(l);
+        match (from, to) {
+            (Some(from), Some(to)) => self
+                .split_labels
+                .iter()
+                .find(|(edge, _)| *edge == (from.as_u32(), to.as_u32()))
+                .map_or(direct, |(_, label)| *label),
+            _ => direct,
+        }
+    }
+
     /// Emits the whole function: prolog, every instruction with its edits, split edges.
     pub fn run(&mut self) -> Result<()> {
+        for split in &self.out.edge_splits {
+            let label = self.asm.new_label();
+            self.split_labels.push(((split.from.0, split.to.0), label));
+        }
         self.prolog()?;
         let mut edits = self.out.edits.iter().peekable();
         let n = self.f.num_insts();
@@ -415,14 +439,85 @@ impl Rewriter<'_, '_> {
                 self.emit_edit(edit)?;
                 edits.next();
             }
+            self.fallthrough_edits(i)?;
         }
-        if !self.out.edge_splits.is_empty() {
-            return Err(Error::InvalidArgument {
-                message: "critical edges that need moves are not supported by this Compiler yet"
-                    .into(),
-            });
+        // Split edges reached by a branch: their own blocks after the function.
+        for (index, split) in self.out.edge_splits.iter().enumerate() {
+            let Some(&(_, label)) = self.split_labels.get(index) else {
+                continue;
+            };
+            if self.fallthrough_split(split.from.0, split.to.0) {
+                continue;
+            }
+            self.asm.bind(label)?;
+            for edit in &split.edits {
+                self.emit_edit(edit)?;
+            }
+            let target = self.block_label(jitforge_ir::Block::from_u32(split.to.0))?;
+            self.asm.emit(Mnemonic::Jmp, &[Operand::Label(target)])?;
         }
         Ok(())
+    }
+
+    /// After the last instruction of a block that falls through into a split
+    /// edge's successor: the split's edits run inline (only that path gets here).
+    fn fallthrough_edits(&mut self, i: usize) -> Result<()> {
+        let inst = IrInst::from_u32(i as u32);
+        let Some(block) = self.cfg.block_of(inst) else {
+            return Ok(());
+        };
+        if self.cfg.insts(block, self.f).end != i + 1 || i + 1 >= self.f.num_insts() {
+            return Ok(());
+        }
+        let Some(next) = self.cfg.block_of(IrInst::from_u32(i as u32 + 1)) else {
+            return Ok(());
+        };
+        let out = self.out;
+        for split in &out.edge_splits {
+            if split.from.0 == block.as_u32()
+                && split.to.0 == next.as_u32()
+                && self.fallthrough_split(split.from.0, split.to.0)
+            {
+                for edit in &split.edits {
+                    self.emit_edit(edit)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the edge from -> to is the fall-through of `from`: `to` comes
+    /// next and `from` does not end in a jump to it, a jump or a return.
+    fn fallthrough_split(&self, from: u32, to: u32) -> bool {
+        let range = self.cfg.insts(jitforge_ir::Block::from_u32(from), self.f);
+        if range.end >= self.f.num_insts() || range.is_empty() {
+            return false;
+        }
+        let next = self.cfg.block_of(IrInst::from_u32(range.end as u32));
+        if next.map(|b| b.as_u32()) != Some(to) {
+            return false;
+        }
+        let last = IrInst::from_u32(range.end as u32 - 1);
+        let branches_to_next = self.f.operands(last).iter().any(|op| match op {
+            IrOperand::Label(l) => self.cfg.label_block(*l).map(|b| b.as_u32()) == Some(to),
+            _ => false,
+        });
+        !branches_to_next
+            && !matches!(
+                self.f.kind(last),
+                InstKind::Jump | InstKind::Ret | InstKind::TailJump(_)
+            )
+    }
+
+    /// The code label at the start of block `b` (its first bound label).
+    fn block_label(&mut self, b: jitforge_ir::Block) -> Result<Label> {
+        let first = self.cfg.insts(b, self.f).start;
+        match self.f.kind(IrInst::from_u32(first as u32)) {
+            InstKind::Bind(l) => Ok(self.labels[l.as_u32() as usize]),
+            _ => Err(Error::InvalidArgument {
+                message: "a split edge leads to a block without a label".into(),
+            }),
+        }
     }
 
     /// `copy dst, src`: a move chosen by the locations' kinds.

@@ -1,0 +1,215 @@
+//! Differential testing of the whole Compiler pipeline: a byte string is
+//! turned into a random program (straight code, diamonds, counted loops,
+//! 1 to 48 simultaneously live values, shifts, multiplies), which is
+//! compiled, put in executable memory and run, and also interpreted in Rust;
+//! the two results must agree. The cargo-fuzz target `compile_run` and the
+//! test suite both call [`check_program`].
+
+use super::{Compiler, Signature, ValType, X86Target};
+use crate::code::{Arch, CodeHolder};
+use crate::jit::JitRuntime;
+use crate::x86::{Gp64, Instructions, qword_ptr};
+
+/// Reads bytes as a stream of small choices (zeros once exhausted).
+struct Choices<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl Choices<'_> {
+    fn byte(&mut self) -> u8 {
+        let b = self.data.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        b
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 { 0 } else { self.byte() as usize % n }
+    }
+
+    fn done(&self) -> bool {
+        self.at >= self.data.len()
+    }
+}
+
+/// One statement of a generated program.
+#[derive(Clone, Debug)]
+enum Stmt {
+    Op(u8, usize, usize),
+    Shift(bool, usize, u8),
+    If(usize, Vec<Stmt>, Vec<Stmt>),
+    Loop(u8, Vec<Stmt>),
+}
+
+fn gen_block(c: &mut Choices<'_>, values: usize, depth: u32, len: usize) -> Vec<Stmt> {
+    let mut out = Vec::new();
+    for _ in 0..len {
+        if c.done() {
+            break;
+        }
+        let kind = c.below(10);
+        let stmt = match kind {
+            0 if depth < 3 => {
+                let cond = c.below(values);
+                let n1 = 1 + c.below(6);
+                let a = gen_block(c, values, depth + 1, n1);
+                let n2 = c.below(6);
+                let b = gen_block(c, values, depth + 1, n2);
+                Stmt::If(cond, a, b)
+            }
+            1 if depth < 2 => {
+                let count = 1 + c.below(4) as u8;
+                let n = 1 + c.below(8);
+                Stmt::Loop(count, gen_block(c, values, depth + 1, n))
+            }
+            2 => Stmt::Shift(c.byte() & 1 == 0, c.below(values), c.byte() % 64),
+            _ => Stmt::Op(c.byte() % 6, c.below(values), c.below(values)),
+        };
+        out.push(stmt);
+    }
+    out
+}
+
+fn interpret(stmts: &[Stmt], v: &mut [u64]) {
+    for s in stmts {
+        match s {
+            Stmt::Op(op, d, src) => {
+                let x = v[*src];
+                v[*d] = match op {
+                    0 => v[*d].wrapping_add(x),
+                    1 => v[*d].wrapping_sub(x),
+                    2 => v[*d] ^ x,
+                    3 => v[*d].wrapping_mul(x),
+                    4 => v[*d] & x,
+                    _ => v[*d] | x,
+                };
+            }
+            Stmt::Shift(left, d, n) => v[*d] = if *left { v[*d] << n } else { v[*d] >> n },
+            Stmt::If(cond, a, b) => {
+                if v[*cond] & 1 != 0 {
+                    interpret(a, v)
+                } else {
+                    interpret(b, v)
+                }
+            }
+            Stmt::Loop(count, body) => {
+                for _ in 0..*count {
+                    interpret(body, v);
+                }
+            }
+        }
+    }
+}
+
+fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp64]) -> crate::Result<()> {
+    for s in stmts {
+        match s {
+            Stmt::Op(op, d, src) => {
+                let (d, s) = (v[*d], v[*src]);
+                match op {
+                    0 => cc.add(d, s)?,
+                    1 => cc.sub(d, s)?,
+                    2 => cc.xor_(d, s)?,
+                    3 => cc.imul_2(d, s)?,
+                    4 => cc.and_(d, s)?,
+                    _ => cc.or_(d, s)?,
+                }
+            }
+            Stmt::Shift(left, d, n) => {
+                if *left {
+                    cc.shl(v[*d], *n as i32)?
+                } else {
+                    cc.shr(v[*d], *n as i32)?
+                }
+            }
+            Stmt::If(cond, a, b) => {
+                let else_ = cc.new_label();
+                let end = cc.new_label();
+                cc.test(v[*cond], 1)?;
+                cc.je(else_)?;
+                compile(cc, a, v)?;
+                cc.jmp(end)?;
+                cc.bind(else_)?;
+                compile(cc, b, v)?;
+                cc.bind(end)?;
+            }
+            Stmt::Loop(count, body) => {
+                let counter = cc.new_gp64("counter");
+                cc.mov(counter, *count as i32)?;
+                let top = cc.new_label();
+                cc.bind(top)?;
+                compile(cc, body, v)?;
+                cc.dec(counter)?;
+                cc.jne(top)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Generates a program from `data`, compiles and runs it, interprets it,
+/// and returns the allocation statistics, or an error describing any
+/// disagreement (or compile failure).
+pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
+    let mut c = Choices { data, at: 0 };
+    let values = 1 + c.below(48);
+    let len = 1 + c.below(64);
+    let program = gen_block(&mut c, values, 0, len);
+    let inputs: Vec<u64> = (0..values as u64)
+        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555)
+        .collect();
+
+    let runtime = JitRuntime::new().map_err(|e| e.to_string())?;
+    let mut code = CodeHolder::new(Arch::X64);
+    let stats;
+    {
+        let mut cc = Compiler::new(&mut code);
+        cc.set_checked(true);
+        let build = |cc: &mut Compiler<'_>| -> crate::Result<()> {
+            cc.add_func(
+                "program",
+                Signature::new(X86Target::SYSV64, &[ValType::I64], &[ValType::I64]),
+            )?;
+            let p = cc.new_gp64("p");
+            cc.set_arg(0, p)?;
+            let v: Vec<Gp64> = (0..values).map(|i| cc.new_gp64(&format!("v{i}"))).collect();
+            for (i, r) in v.iter().enumerate() {
+                cc.mov(*r, qword_ptr(p + 8 * i as i32))?;
+            }
+            compile(cc, &program, &v)?;
+            let sum = cc.new_gp64("sum");
+            cc.mov(sum, v[0])?;
+            for (i, r) in v.iter().enumerate().skip(1) {
+                if i % 2 == 0 {
+                    cc.add(sum, *r)?;
+                } else {
+                    cc.xor_(sum, *r)?;
+                }
+            }
+            cc.ret(&[sum.into()])?;
+            cc.end_func()
+        };
+        build(&mut cc).map_err(|e| format!("compile error: {e}\nprogram: {program:?}"))?;
+        stats = cc.last_stats();
+    }
+    let function = runtime.add(&code).map_err(|e| e.to_string())?;
+    // SAFETY: the compiled function is a System V function taking a pointer
+    // to `values` u64, which `inputs` provides.
+    let f: extern "C" fn(*const u64) -> u64 = unsafe { function.function() };
+    let got = f(inputs.as_ptr());
+    let mut v = inputs.clone();
+    interpret(&program, &mut v);
+    let want = v.iter().enumerate().skip(1).fold(v[0], |a, (i, x)| {
+        if i % 2 == 0 {
+            a.wrapping_add(*x)
+        } else {
+            a ^ x
+        }
+    });
+    if got != want {
+        return Err(format!(
+            "compiled {got:#x}, interpreted {want:#x}\nprogram: {program:?}"
+        ));
+    }
+    Ok(stats)
+}
