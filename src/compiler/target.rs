@@ -39,8 +39,8 @@
 //!   [`KindSet::MEM`] when the chosen form's kind there is register-or-memory
 //!   (`r64/m`, `xmm/m`...), or when another form accepts the same operands
 //!   with memory at that position (`mov %a, %b` may load `%b` from a spill
-//!   slot through the `r64, r64/m` form). Fixed, high-byte and mask operands
-//!   never accept memory, and only one operand of an instruction may be
+//!   slot through the `r64, r64/m` form). Fixed, high-byte and write-mask
+//!   operands never accept memory, and only one operand of an instruction may be
 //!   memory: the Compiler folds at most one.
 //! - **access**: from the database (`Read`, `Write`, `ReadWrite`;
 //!   conditional reads are reads; a conditional write, as the destination of
@@ -62,11 +62,12 @@
 //!   - zeroing idioms with the same register twice are write-only, the
 //!     sources [`Access::None`]: `xor`, `sub`, `sbb`, `pxor`, `xorps`,
 //!     `xorpd`, `psub*`, `pcmpeq*` (`x, x`), their VEX/EVEX three-operand
-//!     forms (`vpxor d, x, x`), and `vpternlogd/q` whose immediate ignores
-//!     the destination (or a source).
+//!     forms (`vpxor d, x, x`), `kxor*`/`kxnor*` (`k, k, k`), and
+//!     `vpternlogd/q` whose immediate ignores the destination (or a source).
 //!   - with a write mask, merging keeps the masked-off elements: the
 //!     destination is `PartialWrite`; with `{z}` it is `Write`. The mask
-//!     operand is read and may be k1..k7 only.
+//!     operand is read (read-write for gathers and scatters, which clear
+//!     it) and may be k1..k7 only (a physical k0 is rejected).
 //! - **size**: the shape's size (0 for immediates and labels).
 //! - **fixed**: the register of a fixed kind (`cl` of shifts: rcx).
 //! - **allowed**: vector operands of legacy-SSE, VEX and XOP forms are
@@ -128,7 +129,7 @@
 //!
 //! # Calling conventions
 //!
-//! Ids 0..7 in both modes: `sysv64`, `win64`, `vectorcall64`, `cdecl`,
+//! Ids 0..6 in both modes: `sysv64`, `win64`, `vectorcall64`, `cdecl`,
 //! `stdcall`, `fastcall`, `vectorcall` (the data of [`jitforge_ir::abi`]);
 //! see [`X86Target::SYSV64`] and the other constants.
 
