@@ -244,6 +244,7 @@ fn dialect_examples() {
         ("l1: l2: nop", Arch::X64, "90"),
         ("mov eax, [4*rcx + 8]", Arch::X64, "8b048d08000000"),
         ("mov eax, [rbx + 2*8 - 1]", Arch::X64, "8b430f"),
+        ("mov eax, [rax + -16]", Arch::X64, "8b40f0"),
         ("mov eax, es:[ebx]", Arch::X86, "268b03"),
         ("cmp al, 'a'", Arch::X64, "3c61"),
         ("movabs rcx, 1", Arch::X64, "48b90100000000000000"),

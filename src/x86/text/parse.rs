@@ -931,7 +931,7 @@ impl<'a> Parser<'a> {
                         label = Some(name.to_string());
                     }
                 }
-                Tok::Num(_) | Tok::Punct(b'(') | Tok::Punct(b'~') => {
+                Tok::Num(_) | Tok::Punct(b'(' | b'~' | b'-' | b'+') => {
                     let v = self.term_or_scaled(&mut base, &mut index)?;
                     disp = if negative {
                         disp.wrapping_sub(v)
