@@ -528,3 +528,70 @@ fn random_programs_agree_with_the_interpreter() {
     }
     println!("{cases} programs: {spills} spill stores, {splits} split edges");
 }
+
+#[test]
+fn sub_registers_and_partial_writes() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("bytes", sig(2))?;
+        let (a, b) = (cc.new_gp64("a"), cc.new_gp64("b"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        // mov a.r8, 0xFF keeps the upper 56 bits of a.
+        cc.mov(a.r8(), 0xffu8 as i32)?;
+        // movzx / movsx from a byte view.
+        let z = cc.new_gp64("z");
+        let s = cc.new_gp64("s");
+        cc.movzx(z.r32(), b.r8())?;
+        cc.movsx(s, b.r8())?;
+        // setz writes only the low byte.
+        let flag = cc.new_gp64("flag");
+        cc.mov(flag, 0x100)?;
+        cc.cmp(b, 0x80)?;
+        cc.sete(flag.r8())?;
+        cc.add(a, z)?;
+        cc.add(a, s)?;
+        cc.add(a, flag)?;
+        cc.ret(&[a.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function of two integers.
+    let f: extern "C" fn(u64, u64) -> u64 = unsafe { code.function() };
+    let expect = |a: u64, b: u64| {
+        let a = (a & !0xff) | 0xff;
+        let z = b & 0xff;
+        let s = (b as u8 as i8) as i64 as u64;
+        let flag = 0x100 | u64::from(b == 0x80);
+        a.wrapping_add(z).wrapping_add(s).wrapping_add(flag)
+    };
+    for (a, b) in [(0x1234_5678_9abc_def0, 0x80), (1, 0x17f), (u64::MAX, 5)] {
+        assert_eq!(f(a, b), expect(a, b), "{a:#x} {b:#x}");
+    }
+    Ok(())
+}
+
+#[test]
+fn doubles_in_and_out() -> Result<(), Error> {
+    let code = build(|cc| {
+        let s = Signature::new(
+            X86Target::SYSV64,
+            &[ValType::F64, ValType::F64, ValType::I64],
+            &[ValType::F64],
+        );
+        cc.add_func("fma", s)?;
+        let (x, y) = (cc.new_xmm("x"), cc.new_xmm("y"));
+        let n = cc.new_gp64("n");
+        cc.set_arg(0, x)?;
+        cc.set_arg(1, y)?;
+        cc.set_arg(2, n)?;
+        let t = cc.new_xmm("t");
+        cc.cvtsi2sd(t, n)?;
+        cc.mulsd(x, y)?;
+        cc.addsd(x, t)?;
+        cc.ret(&[x.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (double, double, i64) -> double.
+    let f: extern "C" fn(f64, f64, i64) -> f64 = unsafe { code.function() };
+    assert_eq!(f(1.5, 4.0, 10), 16.0);
+    Ok(())
+}

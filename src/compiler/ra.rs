@@ -110,6 +110,9 @@ impl RaView {
             let _ = v;
         }
         let mut facts = std::mem::take(&mut self.facts);
+        // Vregs written so far in layout order: a partial write (`cvtsi2sd`,
+        // `mov v.r8, ..`) of a vreg nothing wrote before is a plain definition.
+        let mut written = vec![false; f.num_vregs()];
         for i in 0..n {
             let inst = IrInst::from_u32(i as u32);
             self.op_offsets.push(self.operands.len() as u32);
@@ -139,6 +142,9 @@ impl RaView {
                 let (kind, pos) = match a.access {
                     Access::Read => (OperandKind::Use, OperandPos::Early),
                     Access::Write => (OperandKind::Def, OperandPos::Late),
+                    Access::PartialWrite if !written[a.vreg.as_u32() as usize] => {
+                        (OperandKind::Def, OperandPos::Late)
+                    }
                     Access::ReadWrite | Access::PartialWrite => {
                         (OperandKind::Modify, OperandPos::Early)
                     }
@@ -155,6 +161,9 @@ impl RaView {
                 } else {
                     Constraint::Reg
                 };
+                if kind != OperandKind::Use {
+                    written[a.vreg.as_u32() as usize] = true;
+                }
                 operands.push(Operand::new(v, kind, pos, constraint));
                 origins.push(OperandOrigin {
                     operand: a.operand,

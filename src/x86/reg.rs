@@ -507,6 +507,33 @@ impl From<Gp8High> for Gp8 {
     }
 }
 
+/// Views of the same general-purpose register in other sizes:
+/// `rax.r32()` is `eax`; for a Compiler virtual register, `v.r8()` is its
+/// low byte (a partial write keeps the rest).
+macro_rules! gp_views {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// The low 8 bits (`al`, `r9b`, or a virtual register's low byte).
+            pub const fn r8(self) -> Gp8Low {
+                Gp8Low(self.0, Decorators::NONE, self.2)
+            }
+            /// The low 16 bits.
+            pub const fn r16(self) -> Gp16 {
+                Gp16(self.0, Decorators::NONE, self.2)
+            }
+            /// The low 32 bits.
+            pub const fn r32(self) -> Gp32 {
+                Gp32(self.0, Decorators::NONE, self.2)
+            }
+            /// The whole 64-bit register.
+            pub const fn r64(self) -> Gp64 {
+                Gp64(self.0, Decorators::NONE, self.2)
+            }
+        }
+    )*};
+}
+gp_views!(Gp8Low, Gp16, Gp32, Gp64);
+
 /// Decorations for vector destinations: `zmm0.k(k1).z()`.
 macro_rules! maskable {
     ($($name:ident),*) => {$(
