@@ -245,3 +245,32 @@ fn help_everywhere_and_usage_errors_exit_2() {
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn program_modes_agree_with_the_library_on_conformance_rows() {
+    use jitforge::x86::text::assemble_program;
+    for (file, bits, arch) in [
+        ("asmjit-vectors-x64.tsv", "64", Arch::X64),
+        ("asmjit-vectors-x86.tsv", "32", Arch::X86),
+    ] {
+        let rows = sample(file).unwrap_or_else(builtin);
+        // Keep the rows the library assembles (a program stops at none).
+        let mut a = LineAssembler::new(arch);
+        let program: String = rows
+            .iter()
+            .filter(|(t, _)| a.assemble(t).is_ok())
+            .map(|(t, _)| format!("{t}\n"))
+            .collect();
+        let lib = assemble_program(&program, arch).expect("sample program assembles");
+        let out = jitforge(&["asm", "--hex", "--bits", bits], &program);
+        assert_eq!(status(&out), 0);
+        assert_eq!(stdout(&out).trim_end(), hex(&lib.bytes));
+        let out = jitforge(&["asm", "--bits", bits], &program);
+        assert_eq!(status(&out), 0);
+        let listing = stdout(&out);
+        for line in program.lines() {
+            assert!(listing.contains(line), "listing lacks {line}");
+        }
+        assert_eq!(listing, lib.listing.to_string());
+    }
+}
