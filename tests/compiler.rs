@@ -595,3 +595,50 @@ fn doubles_in_and_out() -> Result<(), Error> {
     assert_eq!(f(1.5, 4.0, 10), 16.0);
     Ok(())
 }
+
+#[test]
+fn jump_table_with_annotated_targets() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("switch", sig(1))?;
+        let i = cc.new_gp64("i");
+        cc.set_arg(0, i)?;
+        let r = cc.new_gp64("r");
+        let cases: Vec<_> = (0..4).map(|_| cc.new_label()).collect();
+        let end = cc.new_label();
+        cc.jump_table(i, &cases)?;
+        for (k, case) in cases.iter().enumerate() {
+            cc.bind(*case)?;
+            cc.mov(r, 10 * (k as i32 + 1))?;
+            cc.jmp(end)?;
+        }
+        cc.bind(end)?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function of one integer in 0..4.
+    let f: extern "C" fn(u64) -> u64 = unsafe { code.function() };
+    for k in 0..4 {
+        assert_eq!(f(k), 10 * (k + 1));
+    }
+    Ok(())
+}
+
+#[test]
+fn local_constant_pool() -> Result<(), Error> {
+    let code = build(|cc| {
+        let s = Signature::new(X86Target::SYSV64, &[ValType::F64], &[ValType::F64]);
+        cc.add_func("scale", s)?;
+        let x = cc.new_xmm("x");
+        cc.set_arg(0, x)?;
+        let factor = cc.new_const(&2.5f64.to_le_bytes(), 8)?;
+        let offset = cc.new_const(&0.25f64.to_le_bytes(), 8)?;
+        cc.mulsd(x, factor.with_size(8))?;
+        cc.addsd(x, offset.with_size(8))?;
+        cc.ret(&[x.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (double) -> double.
+    let f: extern "C" fn(f64) -> f64 = unsafe { code.function() };
+    assert_eq!(f(4.0), 10.25);
+    Ok(())
+}

@@ -55,6 +55,8 @@ struct FuncState {
     labels: HashMap<u32, IrLabel>,
     /// IR label index -> code label.
     code_labels: Vec<Label>,
+    /// The function's constant pool: label, bytes, alignment.
+    constants: Vec<(Label, Vec<u8>, u32)>,
 }
 
 /// Compiles functions written on virtual registers into a [`CodeHolder`].
@@ -115,6 +117,7 @@ impl<'a> Compiler<'a> {
             entered: false,
             labels: HashMap::new(),
             code_labels: Vec::new(),
+            constants: Vec::new(),
         });
         Ok(entry)
     }
@@ -250,6 +253,44 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
+    /// Constant data for the current function (placed after its code), as a
+    /// memory operand without size (`cc.movsd(x, cc.new_const(&bytes, 8)?.with_size(8))`).
+    pub fn new_const(&mut self, bytes: &[u8], align: u32) -> Result<Mem> {
+        if !align.is_power_of_two() || align > 4096 {
+            return Err(invalid(&format!(
+                "constant alignment {align} is not a power of two up to 4096"
+            )));
+        }
+        let label = self.asm.new_label();
+        self.state()?.constants.push((label, bytes.to_vec(), align));
+        Ok(Mem::new(MemBase::Label(label), 0))
+    }
+
+    /// An indirect jump through a table of `targets` indexed by `index`
+    /// (a virtual register holding 0..targets.len()); the targets are the
+    /// annotation the CFG uses.
+    pub fn jump_table(&mut self, index: Gp64, targets: &[Label]) -> Result<()> {
+        self.enter()?;
+        let targets: Vec<IrLabel> = targets
+            .iter()
+            .map(|l| self.ir_label(*l))
+            .collect::<Result<_>>()?;
+        let index = ir_reg(&self.state()?.f, index.into())?;
+        let st = self.state()?;
+        let table = st.f.new_jump_table(&targets);
+        let base = st.f.new_gp(8, "jump_table");
+        st.f.addr(
+            IrOperand::v(base),
+            IrMem::new(IrMemBase::JumpTable(table), 0, 0),
+        )
+        .map_err(|e| invalid(&e.to_string()))?;
+        let slot =
+            IrMem::new(IrMemBase::Reg(IrReg::Virt(base, View::FULL)), 0, 8).with_index(index, 8);
+        st.f.jump_indirect(IrOperand::Mem(slot), Some(table))
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(())
+    }
+
     /// Calls `callee` (a label of a function in this code holder, an absolute
     /// address as an immediate, or a register) with `signature`, passing
     /// `args` (registers or immediates; the same register may appear twice)
@@ -346,8 +387,8 @@ impl<'a> Compiler<'a> {
         let FuncState {
             mut f,
             entry,
-            labels: _,
             mut code_labels,
+            constants,
             ..
         } = st;
         let target: &dyn Target = self.target;
@@ -387,8 +428,16 @@ impl<'a> Compiler<'a> {
             labels: &code_labels,
             cfg: &self.cfg,
             split_labels: Vec::new(),
+            table_labels: Vec::new(),
         }
-        .run()
+        .run()?;
+        // The constant pool follows the function's code.
+        for (label, bytes, align) in constants {
+            self.asm.align(align as usize)?;
+            self.asm.bind(label)?;
+            self.asm.embed(&bytes);
+        }
+        Ok(())
     }
 
     /// Finishes: fails if a function is still open.

@@ -105,6 +105,8 @@ pub(crate) struct Rewriter<'r, 'a> {
     pub cfg: &'r jitforge_ir::cfg::Cfg,
     /// Label of each split edge's block, by (from, to) block index.
     pub split_labels: Vec<((u32, u32), Label)>,
+    /// Label of each jump table's data.
+    pub table_labels: Vec<Label>,
 }
 
 impl Rewriter<'_, '_> {
@@ -313,9 +315,13 @@ impl Rewriter<'_, '_> {
                     IrMemBase::Label(l) => (MemBase::Label(self.labels[l.as_u32() as usize]), 0),
                     IrMemBase::InArgs => (MemBase::Reg(rsp), self.frame.in_args as i64),
                     IrMemBase::OutArgs => (MemBase::Reg(rsp), 0),
-                    IrMemBase::Const(_) | IrMemBase::JumpTable(_) => {
+                    IrMemBase::JumpTable(jt) => {
+                        (MemBase::Label(self.table_labels[jt.as_u32() as usize]), 0)
+                    }
+                    IrMemBase::Const(_) => {
                         return Err(Error::InvalidArgument {
-                            message: "constant pools and jump tables are not supported by this Compiler yet".into(),
+                            message: "IR constants are not supported by this Compiler (use Compiler::new_const)"
+                                .into(),
                         });
                     }
                 };
@@ -350,6 +356,10 @@ impl Rewriter<'_, '_> {
             let label = self.asm.new_label();
             self.split_labels.push(((split.from.0, split.to.0), label));
         }
+        for _ in 0..self.f.num_jump_tables() {
+            let label = self.asm.new_label();
+            self.table_labels.push(label);
+        }
         self.prolog()?;
         let mut edits = self.out.edits.iter().peekable();
         let n = self.f.num_insts();
@@ -368,6 +378,10 @@ impl Rewriter<'_, '_> {
                 InstKind::Bind(l) => self.asm.bind(self.labels[l.as_u32() as usize])?,
                 InstKind::Entry => {}
                 InstKind::Ret => self.epilog()?,
+                InstKind::JumpIndirect(_) => {
+                    let target = self.operand(i, 0, &ir_ops[0])?;
+                    self.asm.emit(Mnemonic::Jmp, &[target])?;
+                }
                 InstKind::Jump => {
                     let target = self.operand(i, 0, &ir_ops[0])?;
                     self.asm.emit(Mnemonic::Jmp, &[target])?;
@@ -440,6 +454,20 @@ impl Rewriter<'_, '_> {
                 edits.next();
             }
             self.fallthrough_edits(i)?;
+        }
+        // Jump tables: one absolute address per target, relocated at placement.
+        for t in 0..self.f.num_jump_tables() {
+            self.asm.align(8)?;
+            self.asm.bind(self.table_labels[t])?;
+            let targets: Vec<Label> = self
+                .f
+                .jump_table(jitforge_ir::JumpTable::from_u32(t as u32))
+                .iter()
+                .map(|l| self.labels[l.as_u32() as usize])
+                .collect();
+            for label in targets {
+                self.asm.embed_label(label)?;
+            }
         }
         // Split edges reached by a branch: their own blocks after the function.
         for (index, split) in self.out.edge_splits.iter().enumerate() {
