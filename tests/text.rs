@@ -841,6 +841,35 @@ fn run_tool(program: &str, args: &[&str], input: &str) -> Option<(String, String
     ))
 }
 
+/// The bytes GNU as lists for each source line (`as -al`): the line number,
+/// a space, the 4-character address (blank on continuation lines), a space,
+/// then the bytes in hex.
+fn gas_listing_bytes(listing: &str) -> std::collections::BTreeMap<usize, Vec<u8>> {
+    let mut out: std::collections::BTreeMap<usize, Vec<u8>> = Default::default();
+    for l in listing.lines() {
+        let t = l.trim_start();
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(n) = t[..digits].parse::<usize>() else {
+            continue;
+        };
+        // " ADDR BYTES" or "      BYTES" (a continuation line).
+        let Some(rest) = t[digits..].get(6..) else {
+            continue;
+        };
+        let hex = rest.split(['\t', ' ']).next().unwrap_or("");
+        if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        let bytes = out.entry(n).or_default();
+        bytes.extend(
+            (0..hex.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()),
+        );
+    }
+    out
+}
+
 /// Line numbers (1-based) an assembler reported an error on, given its
 /// `<name>:LINE:` or `<name>:LINE: Error` diagnostics.
 fn error_lines(stderr: &str, name: &str) -> std::collections::BTreeSet<usize> {
@@ -861,7 +890,7 @@ fn error_lines(stderr: &str, name: &str) -> std::collections::BTreeSet<usize> {
 
 /// The formatter writes the dialect the assemblers read: every formatted
 /// form goes through llvm-mc and GNU as (when installed). Prints how many
-/// each accepts and, for llvm-mc, how many give our bytes; asserts that
+/// each accepts and how many give our bytes (at least 95% must); asserts that
 /// every line at least one of them rejects is a known gap of that assembler
 /// version (too-new extensions) rather than a spelling problem: the lines
 /// neither accepts stay under a small bound.
@@ -934,6 +963,7 @@ fn formatter_output_is_read_by_llvm_mc_and_gnu_as() {
             "as",
             &[
                 if x64 { "--64" } else { "--32" },
+                "-al",
                 "-o",
                 obj.to_str().unwrap(),
                 "-",
@@ -948,6 +978,50 @@ fn formatter_output_is_read_by_llvm_mc_and_gnu_as() {
                 .collect(),
             None => Default::default(),
         };
+        // GNU as's listing: bytes per source line (line 1 and 2 are directives).
+        let gas_bytes = gas
+            .as_ref()
+            .map(|(out, _)| gas_listing_bytes(out))
+            .unwrap_or_default();
+        // JITFORGE_DUMP=path writes the GNU as input and listing, for debugging.
+        if let Ok(p) = std::env::var("JITFORGE_DUMP") {
+            std::fs::write(format!("{p}.{x64}.s"), &gas_input).unwrap();
+            std::fs::write(format!("{p}.{x64}.lst"), &gas.as_ref().unwrap().0).unwrap();
+        }
+        let mut gas_same = 0;
+        let mut gas_checked = 0;
+        let mut gas_differ = Vec::new();
+        for (i, t) in lines.iter().enumerate() {
+            // Relative branches to numbers are relocations in an object file.
+            let word =
+                t.1.split_whitespace()
+                    .find(|w| !w.starts_with('{'))
+                    .unwrap_or("");
+            let branch = word.starts_with('j')
+                || word.starts_with("loop")
+                || matches!(word, "call" | "xbegin");
+            if gas_bad.contains(&(i + 1)) || branch {
+                continue;
+            }
+            if let Some(b) = gas_bytes.get(&(i + 3)) {
+                gas_checked += 1;
+                if *b == t.2 {
+                    gas_same += 1;
+                } else {
+                    gas_differ.push(format!("{}: GNU as {:02x?} jitforge {:02x?}", t.1, b, t.2));
+                }
+            }
+        }
+        println!("  GNU as gives our bytes for {gas_same} of {gas_checked} it took");
+        for d in gas_differ.iter().take(15) {
+            println!("  differs from GNU as: {d}");
+        }
+        if gas_checked > 0 {
+            assert!(
+                gas_same * 100 >= gas_checked * 95,
+                "GNU as gives our bytes for only {gas_same} of {gas_checked}"
+            );
+        }
         let both_bad: Vec<&str> = (1..=lines.len())
             .filter(|i| llvm_bad.contains(i) && (gas.is_none() || gas_bad.contains(i)))
             .map(|i| lines[i - 1].1.as_str())
