@@ -1144,3 +1144,36 @@ fn random_edited_programs_replay_through_the_assembler() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// The Builder appends to code already in the holder: its layout starts at
+/// the end of each section, and labels the holder bound before are targets
+/// like any other (short when in reach).
+#[test]
+fn builder_appends_to_existing_code() -> Result<(), Error> {
+    let mut code = CodeHolder::new(Arch::X64);
+    let (top, far) = {
+        let mut a = Assembler::new(&mut code);
+        let far = a.new_label();
+        a.bind(far)?;
+        a.embed(&[0x90; 200]);
+        let top = a.new_label();
+        a.bind(top)?;
+        a.nop()?;
+        (top, far)
+    };
+    let mut b = Builder::new(&mut code);
+    let end = b.new_label();
+    b.align(16)?; // 201 -> 208
+    b.jne(top)?; // backward into the Assembler's code: -10, short
+    b.jmp(far)?; // -212: near
+    b.jmp(end)?;
+    b.bind(end)?;
+    b.finalize()?;
+    assert_eq!(b.relax_stats().short_branches, 2);
+    drop(b);
+    let bytes = code.finalize()?;
+    assert_eq!(bytes.len(), 208 + 2 + 5 + 2);
+    let found = branches(&bytes);
+    assert_eq!(found, [(208, 2, 200), (210, 5, 0), (215, 2, 217)]);
+    Ok(())
+}
