@@ -642,3 +642,56 @@ fn local_constant_pool() -> Result<(), Error> {
     assert_eq!(f(4.0), 10.25);
     Ok(())
 }
+
+const SUM_ARRAY: &str = "
+func sum(i64, i64) -> (i64) sysv64 {
+  gp64 %p, %n, %s, %i
+  labels .loop, .done
+  entry %p, %n
+  xor %s, %s
+  xor %i, %i
+  test %n, %n
+  je .done
+.loop:
+  add %s, %i
+  inc %i
+  cmp %i, %n
+  jne .loop
+.done:
+  ret %s
+}
+";
+
+#[test]
+fn ir_text_runs_and_lists() -> Result<(), Error> {
+    let out = jitforge::compiler::run::run(SUM_ARRAY, Some("sum"), &["0".into(), "10".into()])?;
+    assert_eq!(out, "45");
+    let listing = jitforge::compiler::run::compile_listing(SUM_ARRAY)?;
+    assert!(listing.contains("; before allocation"), "{listing}");
+    assert!(listing.contains("ret"), "{listing}");
+    Ok(())
+}
+
+#[test]
+fn logging_never_changes_the_bytes() -> Result<(), Error> {
+    let build = |log: bool| -> Result<Vec<u8>, Error> {
+        let mut code = CodeHolder::new(Arch::X64);
+        let mut listing = jitforge::x86::text::listing::Listing::new();
+        {
+            let mut cc = Compiler::new(&mut code);
+            if log {
+                cc.set_logger(Some(&mut listing));
+            }
+            cc.add_ir_function(
+                jitforge_ir::text::parse_function(SUM_ARRAY, X86Target::x64()).expect("parses"),
+            )?;
+            cc.finalize()?;
+        }
+        if log {
+            assert!(!listing.entries.is_empty());
+        }
+        code.finalize()
+    };
+    assert_eq!(build(true)?, build(false)?);
+    Ok(())
+}

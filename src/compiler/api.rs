@@ -77,6 +77,8 @@ pub struct Compiler<'a> {
     out: Output,
     facts: InstFacts,
     check: bool,
+    /// Entry label of each function by name.
+    functions: HashMap<String, Label>,
 }
 
 impl<'a> Compiler<'a> {
@@ -93,7 +95,15 @@ impl<'a> Compiler<'a> {
             out: Output::default(),
             facts: InstFacts::default(),
             check: cfg!(debug_assertions),
+            functions: HashMap::new(),
         }
+    }
+
+    /// Attaches a logger: it sees every emitted instruction and, as comment
+    /// lines, every move, spill store, reload and rematerialization the
+    /// allocator inserted. The bytes are the same with and without it.
+    pub fn set_logger(&mut self, logger: Option<&'a mut dyn crate::x86::Logger>) {
+        self.asm.set_logger(logger);
     }
 
     /// Runs the allocation checker on every function (on by default in debug builds).
@@ -109,7 +119,7 @@ impl<'a> Compiler<'a> {
             ));
         }
         let params = signature.params.len();
-        let entry = self.asm.new_label();
+        let entry = self.function_label(name);
         self.func = Some(FuncState {
             f: IrFunction::new(name, signature),
             entry,
@@ -385,15 +395,77 @@ impl<'a> Compiler<'a> {
             .take()
             .ok_or_else(|| invalid("end_func without add_func"))?;
         let FuncState {
-            mut f,
+            f,
             entry,
-            mut code_labels,
+            code_labels,
             constants,
             ..
         } = st;
+        self.compile(f, entry, code_labels)?;
+        // The constant pool follows the function's code.
+        for (label, bytes, align) in constants {
+            self.asm.align(align as usize)?;
+            self.asm.bind(label)?;
+            self.asm.embed(&bytes);
+        }
+        Ok(())
+    }
+
+    /// The entry label of the function named `name` (made on first use, so
+    /// functions may call ones defined later).
+    pub fn function_label(&mut self, name: &str) -> Label {
+        if let Some(&l) = self.functions.get(name) {
+            return l;
+        }
+        let l = self.asm.new_label();
+        self.functions.insert(name.to_string(), l);
+        l
+    }
+
+    /// Compiles an IR function (for example one parsed from the IR text
+    /// format with [`X86Target`]) and returns its entry label. Labels it
+    /// leaves unbound that name a function are calls to that function.
+    pub fn add_ir_function(&mut self, f: IrFunction) -> Result<Label> {
+        if self.func.is_some() {
+            return Err(invalid(
+                "add_ir_function while a function is open (call end_func)",
+            ));
+        }
+        let entry = self.function_label(f.name());
+        let mut bound = vec![false; f.num_labels()];
+        for i in f.insts() {
+            if let jitforge_ir::InstKind::Bind(l) = f.kind(i) {
+                bound[l.as_u32() as usize] = true;
+            }
+        }
+        let mut code_labels = Vec::with_capacity(f.num_labels());
+        for l in 0..f.num_labels() {
+            let label = IrLabel::from_u32(l as u32);
+            let named_function = f
+                .label_name(label)
+                .filter(|_| !bound[l])
+                .map(str::to_string);
+            code_labels.push(match named_function {
+                Some(name) => self.function_label(&name),
+                None => self.asm.new_label(),
+            });
+        }
+        self.compile(f, entry, code_labels)?;
+        Ok(entry)
+    }
+
+    /// Lowers, allocates and emits `f` at `entry`.
+    fn compile(
+        &mut self,
+        mut f: IrFunction,
+        entry: Label,
+        mut code_labels: Vec<Label>,
+    ) -> Result<()> {
         let target: &dyn Target = self.target;
-        jitforge_ir::lower::lower(&mut f, target)
-            .map_err(|e| invalid(&format!("calling convention: {e}")))?;
+        if f.frame.is_none() {
+            jitforge_ir::lower::lower(&mut f, target)
+                .map_err(|e| invalid(&format!("calling convention: {e}")))?;
+        }
         self.cfg.compute(&f, target);
         remove_unreachable(&mut f, target, &mut self.cfg);
         if let Some(b) = self.cfg.falls_off_end() {
@@ -414,7 +486,7 @@ impl<'a> Compiler<'a> {
             .run(&self.view, &env, &options, &mut self.out)
             .map_err(|e| invalid(&format!("register allocation: {e}")))?;
         let frame = Frame::layout(&f, &self.out);
-        // Labels the IR made itself (none today) get code labels too.
+        // Labels the IR made itself get code labels too.
         while code_labels.len() < f.num_labels() {
             code_labels.push(self.asm.new_label());
         }
@@ -430,14 +502,7 @@ impl<'a> Compiler<'a> {
             split_labels: Vec::new(),
             table_labels: Vec::new(),
         }
-        .run()?;
-        // The constant pool follows the function's code.
-        for (label, bytes, align) in constants {
-            self.asm.align(align as usize)?;
-            self.asm.bind(label)?;
-            self.asm.embed(&bytes);
-        }
-        Ok(())
+        .run()
     }
 
     /// Finishes: fails if a function is still open.

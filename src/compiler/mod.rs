@@ -16,3 +16,4 @@ mod rewrite;
 pub use api::Compiler;
 pub use jitforge_ir::{Signature, ValType};
 pub mod fuzzing;
+pub mod run;

@@ -49,9 +49,16 @@ impl Frame {
             slot_offsets.push(at);
             at += slot.size;
         }
-        // At entry rsp = 16n + 8; after the pushes and `size` it must be 16-aligned.
+        // At entry rsp = 16n + 8; after the pushes and `size` it must be
+        // 16-aligned where the function calls out. A leaf without stack
+        // needs no adjustment at all.
         let pushed = 8 + 8 * saved.len() as u32;
-        let size = (at + pushed).next_multiple_of(16) - pushed;
+        let calls = f.insts().any(|i| matches!(f.kind(i), InstKind::Call(_)));
+        let size = if at == 0 && !calls {
+            0
+        } else {
+            (at + pushed).next_multiple_of(16) - pushed
+        };
         Frame {
             in_args: size + pushed,
             saved,
@@ -162,6 +169,9 @@ impl Rewriter<'_, '_> {
     }
 
     fn emit_edit(&mut self, edit: &Edit) -> Result<()> {
+        if self.asm.is_logging() {
+            self.asm.comment(&format!("; {edit}"));
+        }
         match *edit {
             Edit::Move {
                 from,
@@ -422,7 +432,8 @@ impl Rewriter<'_, '_> {
                             _ => {}
                         }
                     }
-                    self.asm.emit_with(x86.mnemonic, &ops, x86.options())?;
+                    let mnemonic = shorter_form(x86.mnemonic, &mut ops);
+                    self.asm.emit_with(mnemonic, &ops, x86.options())?;
                 }
                 InstKind::Call(_) => {
                     // After lowering the arguments and results sit in their
@@ -575,5 +586,30 @@ impl Rewriter<'_, '_> {
                 self.asm.emit(mnemonic, &[d, s])
             }
         }
+    }
+}
+
+/// Same-effect shorter encodings an assembler user would write by hand:
+/// `xor r64, r64` (same register) as `xor r32, r32`, and `mov r64, imm` with
+/// an immediate that zero-extends from 32 bits as `mov r32, imm`.
+fn shorter_form(mnemonic: Mnemonic, ops: &mut [Operand]) -> Mnemonic {
+    let to_32 = |r: &Reg| r.with_kind(RegKind::Gp32).unwrap_or(*r);
+    match (mnemonic, &mut *ops) {
+        (Mnemonic::Xor | Mnemonic::Sub, [Operand::Reg(a), Operand::Reg(b)])
+            if a == b && a.kind() == RegKind::Gp64 && a.decorators().is_empty() =>
+        {
+            let r = to_32(a);
+            *a = r;
+            *b = r;
+            // Same flags at both sizes (zero result): keep the mnemonic.
+            mnemonic
+        }
+        (Mnemonic::Mov, [Operand::Reg(a), Operand::Imm(v)])
+            if a.kind() == RegKind::Gp64 && (0..=u32::MAX as i64).contains(v) =>
+        {
+            *a = to_32(a);
+            Mnemonic::Mov
+        }
+        _ => mnemonic,
     }
 }

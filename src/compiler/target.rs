@@ -956,40 +956,62 @@ impl X86Target {
         }
         let mut ops = [0u64; 5];
         for (o, sh) in ops.iter_mut().zip(shapes) {
-            *o = match *sh {
-                OpShape::Reg {
-                    class,
-                    size,
-                    high,
-                    id,
-                } => {
-                    let (phys, hw) = match id {
-                        Reg::Phys(p, _) => (1u64, p.hw as u64),
-                        Reg::Virt(..) => (0, 0),
-                    };
-                    1 | (class.0 as u64) << 3
-                        | (high as u64) << 11
-                        | phys << 12
-                        | hw << 13
-                        | (size as u64) << 21
-                }
-                OpShape::Mem { size } => 2 | (size as u64) << 3,
-                OpShape::Imm(v) => {
-                    let mut fits = 0u64;
-                    for (i, k) in IMM_KINDS.iter().enumerate() {
-                        fits |= (imm_fits(*k, v) as u64) << i;
-                    }
-                    let addr32 = u32::try_from(v).is_ok() as u64;
-                    3 | fits << 3 | addr32 << 20
-                }
-                OpShape::Label => 4,
-            };
+            *o = op_code(sh);
         }
         Some(CacheKey {
             inst: x.id().0 | (self.mode64 as u32) << 31 | (self.avx512 as u32) << 30,
             n: shapes.len() as u8,
             ops,
         })
+    }
+
+    /// The facts cache key of (normalized) shapes, the mask included.
+    fn facts_key(&self, x: X86Inst, all: &[OpShape]) -> FactsKey {
+        let mut ops = [0u64; 6];
+        let mut extra = 0u64;
+        for (j, sh) in all.iter().enumerate().take(6) {
+            ops[j] = op_code(sh);
+            if let OpShape::Reg { id, .. } = *sh {
+                let sub_view = matches!(id, Reg::Virt(_, v) if v != View::FULL) as u64;
+                let same = all[..j]
+                    .iter()
+                    .position(|o| matches!(o, OpShape::Reg { id: p, .. } if *p == id))
+                    .unwrap_or(7) as u64;
+                extra |= (sub_view | same << 1) << (4 * j);
+            }
+            if let OpShape::Imm(v) = *sh
+                && self.info[x.mnemonic as usize].special == Special::Ternlog
+            {
+                extra |= (v as u8 as u64) << 32;
+            }
+        }
+        FactsKey {
+            inst: x.id().0 | (self.mode64 as u32) << 31 | (self.avx512 as u32) << 30,
+            n: all.len() as u8,
+            ops,
+            extra,
+        }
+    }
+
+    /// The facts without the facts cache (normalized shapes, `n` explicit).
+    fn facts_uncached(
+        &self,
+        x: X86Inst,
+        all: &[OpShape],
+        n: usize,
+        out: &mut InstFacts,
+    ) -> Result<(), FactsError> {
+        out.clear();
+        let r = self.resolve(x, &all[..n])?;
+        self.fill(x, &r, &all[..n], out);
+        if x.masked {
+            // `fill` pushed the mask fact from `ops.get(n)` of the explicit
+            // slice, which has none: take the size from the real operand.
+            if let (Some(f), Some(OpShape::Reg { size, .. })) = (out.ops.last_mut(), all.get(n)) {
+                f.size = *size;
+            }
+        }
+        Ok(())
     }
 
     fn write_access(&self, base: Access, sh: &OpShape, form: &Form, x: X86Inst) -> Access {
@@ -1253,6 +1275,70 @@ type CacheEntry = Option<(CacheKey, Resolved)>;
 
 thread_local! {
     static CACHE: core::cell::RefCell<Vec<CacheEntry>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// What matching depends on in one operand shape: kind, class, size, high
+/// byte, physical number, and for immediates which immediate kinds the
+/// value fits.
+fn op_code(sh: &OpShape) -> u64 {
+    match *sh {
+        OpShape::Reg {
+            class,
+            size,
+            high,
+            id,
+        } => {
+            let (phys, hw) = match id {
+                Reg::Phys(p, _) => (1u64, p.hw as u64),
+                Reg::Virt(..) => (0, 0),
+            };
+            1 | (class.0 as u64) << 3
+                | (high as u64) << 11
+                | phys << 12
+                | hw << 13
+                | (size as u64) << 21
+        }
+        OpShape::Mem { size } => 2 | (size as u64) << 3,
+        OpShape::Imm(v) => {
+            let mut fits = 0u64;
+            for (i, k) in IMM_KINDS.iter().enumerate() {
+                fits |= (imm_fits(*k, v) as u64) << i;
+            }
+            let addr32 = u32::try_from(v).is_ok() as u64;
+            3 | fits << 3 | addr32 << 20
+        }
+        OpShape::Label => 4,
+    }
+}
+
+/// What the facts of an instruction depend on: the matching key of every
+/// operand (the mask too), plus per operand whether it is a sub-view of a
+/// virtual register and which earlier operand names the same register,
+/// plus the immediate of `vpternlog`.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+struct FactsKey {
+    inst: u32,
+    n: u8,
+    ops: [u64; 6],
+    extra: u64,
+}
+
+impl FactsKey {
+    fn slot(&self) -> usize {
+        let mut h = (self.inst as u64) ^ ((self.n as u64) << 40) ^ self.extra.rotate_left(17);
+        for o in self.ops {
+            h = (h.rotate_left(5) ^ o).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        (h >> 54) as usize & (FACTS_CACHE_SIZE - 1)
+    }
+}
+
+const FACTS_CACHE_SIZE: usize = 512;
+
+type FactsEntry = Option<(FactsKey, InstFacts)>;
+
+thread_local! {
+    static FACTS_CACHE: core::cell::RefCell<Vec<FactsEntry>> = const { core::cell::RefCell::new(Vec::new()) };
 }
 
 /// The immediate kinds, whose fit decides matching.
@@ -1660,15 +1746,34 @@ impl Target for X86Target {
         }
         let n = explicit.len();
         let all = &shapes[..ops.len()];
-        let r = self.resolve(x, &all[..n])?;
-        self.fill(x, &r, &all[..n], out);
-        if x.masked {
-            // `fill` pushed the mask fact from `ops.get(n)` of the explicit
-            // slice, which has none: take the size from the real operand.
-            if let (Some(f), Some(OpShape::Reg { size, .. })) = (out.ops.last_mut(), all.get(n)) {
-                f.size = *size;
+        let key = self.facts_key(x, all);
+        let slot = key.slot();
+        let hit = FACTS_CACHE.with(|c| {
+            let c = c.borrow();
+            match c.get(slot) {
+                Some(Some((k, facts))) if *k == key => {
+                    out.ops.clear();
+                    out.ops.extend_from_slice(&facts.ops);
+                    out.implicit.clear();
+                    out.implicit.extend_from_slice(&facts.implicit);
+                    out.clobbers = facts.clobbers;
+                    out.flow = facts.flow;
+                    true
+                }
+                _ => false,
             }
+        });
+        if hit {
+            return Ok(());
         }
+        self.facts_uncached(x, all, n, out)?;
+        FACTS_CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_empty() {
+                c.resize(FACTS_CACHE_SIZE, None);
+            }
+            c[slot] = Some((key, out.clone()));
+        });
         Ok(())
     }
 
@@ -1884,6 +1989,30 @@ mod tests {
                     }
                     (Err(a), Err(b)) => assert_eq!(a, b),
                     (a, b) => panic!("{m:?} {shapes:?}: {a:?} vs {b:?}"),
+                }
+                // The facts cache too, masked or not.
+                let mut x = x;
+                let mut shapes = shapes;
+                let n = shapes.len();
+                let masked = x.with_mask(next() % 2 == 0);
+                if next() % 3 == 0 && t.is_valid(masked.id()) {
+                    x = masked;
+                    shapes.push(OpShape::Reg {
+                        class: RegClass::MASK,
+                        size: 8,
+                        high: false,
+                        id: Reg::Virt(
+                            jitforge_ir::VReg::from_u32((next() % 20) as u32),
+                            View::FULL,
+                        ),
+                    });
+                }
+                let (mut fa, mut fb) = (InstFacts::default(), InstFacts::default());
+                let a = t.inst_facts(x.id(), &shapes, &mut fa);
+                let b = t.facts_uncached(x, &shapes, n, &mut fb);
+                assert_eq!(a.is_ok(), b.is_ok(), "{m:?} {shapes:?}");
+                if a.is_ok() {
+                    assert_eq!(fa, fb, "{m:?} {shapes:?}");
                 }
             }
         }

@@ -218,12 +218,26 @@ impl<'a> Assembler<'a> {
                 .extend_from_slice(encoded.as_bytes());
         }
         if let Some(logger) = self.logger.as_deref_mut() {
-            let text = super::text::format_instruction(mnemonic, operands, options, self.code.arch());
+            let text =
+                super::text::format_instruction(mnemonic, operands, options, self.code.arch());
             let bytes =
                 &self.code.sections()[self.section.0 as usize].data[offset..offset + encoded.len];
             logger.log(offset, bytes, &text);
         }
         Ok(())
+    }
+
+    /// Sends a comment line to the logger, if any (no bytes are emitted).
+    pub fn comment(&mut self, text: &str) {
+        let offset = self.offset();
+        if let Some(logger) = self.logger.as_deref_mut() {
+            logger.log(offset, &[], text);
+        }
+    }
+
+    /// Whether a logger is attached (so callers can skip building comment text).
+    pub fn is_logging(&self) -> bool {
+        self.logger.is_some()
     }
 
     /// Aligns the current position to `alignment` bytes: multi-byte NOPs in
