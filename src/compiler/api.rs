@@ -439,11 +439,11 @@ impl<'a> Compiler<'a> {
             }
         }
         let mut code_labels = Vec::with_capacity(f.num_labels());
-        for l in 0..f.num_labels() {
+        for (l, &is_bound) in bound.iter().enumerate() {
             let label = IrLabel::from_u32(l as u32);
             let named_function = f
                 .label_name(label)
-                .filter(|_| !bound[l])
+                .filter(|_| !is_bound)
                 .map(str::to_string);
             code_labels.push(match named_function {
                 Some(name) => self.function_label(&name),
