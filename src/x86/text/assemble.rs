@@ -367,6 +367,8 @@ impl LineAssembler {
                 StatementKind::Align(n) => a
                     .align(*n as usize)
                     .map_err(|e| error_at(stmt, stmt.column, e))?,
+                // Already in `.text`.
+                StatementKind::Section(name) if name == ".text" => {}
                 StatementKind::Section(_) => {
                     return Err(error_at(
                         stmt,
