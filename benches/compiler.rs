@@ -65,6 +65,7 @@ fn workload_b(
         }
         cc.ret(&[sum.into()])?;
         cc.end_func()?;
+        cc.finalize()?;
         stats = cc.last_stats();
     }
     let size = code.code_size();
@@ -107,6 +108,7 @@ fn workload_c_one(runtime: &JitRuntime, k: u64) -> Result<JitCode, Error> {
         cc.xor_(v[0], v[3])?;
         cc.ret(&[v[0].into()])?;
         cc.end_func()?;
+        cc.finalize()?;
     }
     runtime.add(&code)
 }

@@ -695,3 +695,33 @@ fn logging_never_changes_the_bytes() -> Result<(), Error> {
     assert_eq!(build(true)?, build(false)?);
     Ok(())
 }
+
+extern "win64" fn host_win64(a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) -> u64 {
+    a + 2 * b + 3 * c + 4 * d + 5 * e + 6 * f
+}
+
+/// Windows x64: arguments in rcx, rdx, r8, r9, then the stack above the
+/// 32-byte shadow space; both as the compiled function and as a callee.
+#[test]
+fn windows_x64_convention_both_ways() -> Result<(), Error> {
+    let win = |n: usize| Signature::new(X86Target::WIN64, &vec![ValType::I64; n], &[ValType::I64]);
+    let code = build(|cc| {
+        cc.add_func("win", win(6))?;
+        let a: Vec<Gp64> = (0..6).map(|i| cc.new_gp64(&format!("a{i}"))).collect();
+        for (i, r) in a.iter().enumerate() {
+            cc.set_arg(i, *r)?;
+        }
+        let r = cc.new_gp64("r");
+        let address = host_win64 as extern "win64" fn(u64, u64, u64, u64, u64, u64) -> u64 as usize as i64;
+        // Call back into a Windows x64 host function with the arguments reversed.
+        let args: Vec<Operand> = a.iter().rev().map(|r| (*r).into()).collect();
+        cc.invoke(Operand::Imm(address), win(6), &args, &[r.into()])?;
+        cc.add(r, a[0])?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: a Windows x64 function of six integers.
+    let f: extern "win64" fn(u64, u64, u64, u64, u64, u64) -> u64 = unsafe { code.function() };
+    assert_eq!(f(1, 2, 3, 4, 5, 6), host_win64(6, 5, 4, 3, 2, 1) + 1);
+    Ok(())
+}

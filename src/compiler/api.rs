@@ -19,6 +19,7 @@
 //! cc.add(a, c)?;
 //! cc.ret(&[a.into()])?;
 //! cc.end_func()?;
+//! cc.finalize()?;
 //! drop(cc);
 //! let function = runtime.add(&code)?;
 //! // SAFETY: the code is a System V function of three integers.
@@ -30,11 +31,12 @@
 use super::ra::RaView;
 use super::rewrite::{Frame, Rewriter};
 use super::target::{Prefix, X86Inst, X86Target};
+use crate::builder::Builder;
 use crate::code::{CodeHolder, Label};
 use crate::error::{Error, Result};
 use crate::x86::{
-    Assembler, Emitter, Gp8Low, Gp16, Gp32, Gp64, InstOptions, KReg, Mem, MemBase, Mnemonic,
-    Operand, Reg, RegKind, Xmm, Ymm, Zmm,
+    Emitter, Gp8Low, Gp16, Gp32, Gp64, InstOptions, KReg, Mem, MemBase, Mnemonic, Operand, Reg,
+    RegKind, Xmm, Ymm, Zmm,
 };
 use jitforge_ir::cfg::{Cfg, remove_unreachable};
 use jitforge_ir::target::{InstFacts, OpShape, Target};
@@ -67,7 +69,8 @@ struct FuncState {
 /// [`ret`](Compiler::ret), [`end_func`](Compiler::end_func). Every typed
 /// instruction method works on it (it is an [`Emitter`]).
 pub struct Compiler<'a> {
-    asm: Assembler<'a>,
+    asm: Builder<'a>,
+    logging: bool,
     target: &'static X86Target,
     func: Option<FuncState>,
     pending: InstOptions,
@@ -85,7 +88,8 @@ impl<'a> Compiler<'a> {
     /// A Compiler writing into `code` (64-bit System V or Windows x64 functions).
     pub fn new(code: &'a mut CodeHolder) -> Compiler<'a> {
         Compiler {
-            asm: Assembler::new(code),
+            asm: Builder::new(code),
+            logging: false,
             target: X86Target::x64(),
             func: None,
             pending: InstOptions::NONE,
@@ -103,6 +107,7 @@ impl<'a> Compiler<'a> {
     /// lines, every move, spill store, reload and rematerialization the
     /// allocator inserted. The bytes are the same with and without it.
     pub fn set_logger(&mut self, logger: Option<&'a mut dyn crate::x86::Logger>) {
+        self.logging = logger.is_some();
         self.asm.set_logger(logger);
     }
 
@@ -406,9 +411,16 @@ impl<'a> Compiler<'a> {
         for (label, bytes, align) in constants {
             self.asm.align(align as usize)?;
             self.asm.bind(label)?;
-            self.asm.embed(&bytes);
+            self.asm.embed(&bytes)?;
         }
-        Ok(())
+        self.flush()
+    }
+
+    /// Relaxes the finished function's branches and writes it into the code holder.
+    fn flush(&mut self) -> Result<()> {
+        let result = self.asm.finalize();
+        self.asm.clear();
+        result
     }
 
     /// The entry label of the function named `name` (made on first use, so
@@ -451,6 +463,7 @@ impl<'a> Compiler<'a> {
             });
         }
         self.compile(f, entry, code_labels)?;
+        self.flush()?;
         Ok(entry)
     }
 
@@ -477,7 +490,12 @@ impl<'a> Compiler<'a> {
         self.view
             .build(&f, &self.cfg, target)
             .map_err(|e| invalid(&e))?;
-        let env = MachineEnv::x86_64_sysv(false);
+        // Windows x64 also preserves rsi, rdi and xmm6..xmm15.
+        let env = if f.sig.conv == X86Target::WIN64 {
+            MachineEnv::x86_64_win64(false)
+        } else {
+            MachineEnv::x86_64_sysv(false)
+        };
         let options = Options {
             check: self.check,
             log: false,
@@ -497,6 +515,7 @@ impl<'a> Compiler<'a> {
             out: &self.out,
             frame: &frame,
             asm: &mut self.asm,
+            logging: self.logging,
             labels: &code_labels,
             cfg: &self.cfg,
             split_labels: Vec::new(),
@@ -505,7 +524,9 @@ impl<'a> Compiler<'a> {
         .run()
     }
 
-    /// Finishes: fails if a function is still open.
+    /// Finishes: fails if a function is still open. (Each function is
+    /// written into the code holder, its branches relaxed, by
+    /// [`end_func`](Compiler::end_func).)
     pub fn finalize(&mut self) -> Result<()> {
         if self.func.is_some() {
             return Err(invalid(

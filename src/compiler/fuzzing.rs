@@ -187,7 +187,8 @@ pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
                 }
             }
             cc.ret(&[sum.into()])?;
-            cc.end_func()
+            cc.end_func()?;
+            cc.finalize()
         };
         build(&mut cc).map_err(|e| format!("compile error: {e}\nprogram: {program:?}"))?;
         stats = cc.last_stats();

@@ -21,6 +21,9 @@ use jitforge_regalloc::{Allocation, Edit, Output, PReg, ProgPoint, RegClass};
 pub(crate) struct Frame {
     /// Callee-saved general-purpose registers pushed at entry, in push order.
     pub saved: Vec<u8>,
+    /// Callee-saved vector registers (Windows x64 xmm6..15) and the offset
+    /// of the 16 bytes each is saved in.
+    pub saved_vec: Vec<(u8, u32)>,
     /// Bytes subtracted from the stack pointer after the pushes.
     pub size: u32,
     /// Offset of the spill area from the stack pointer.
@@ -35,13 +38,23 @@ impl Frame {
     /// Lays out the frame of `f` allocated as `out`.
     pub fn layout(f: &IrFunction, out: &Output) -> Frame {
         // System V callee-saved GP registers, in a fixed order.
-        let saved: Vec<u8> = [3u8, 5, 12, 13, 14, 15]
+        // Every register any convention preserves, in a fixed order; the
+        // allocation only reports those its environment says are callee-saved.
+        let saved: Vec<u8> = [3u8, 5, 6, 7, 12, 13, 14, 15]
             .into_iter()
             .filter(|&hw| out.used_callee_saved.contains(PReg::gp(hw)))
             .collect();
         let out_args = f.frame.map_or(0, |fr| fr.out_args);
         let spill_base = out_args.next_multiple_of(16);
         let mut at = spill_base + out.spill_area_size;
+        let mut saved_vec = Vec::new();
+        for hw in 0..32u8 {
+            if out.used_callee_saved.contains(PReg::vec(hw)) {
+                at = at.next_multiple_of(16);
+                saved_vec.push((hw, at));
+                at += 16;
+            }
+        }
         let mut slot_offsets = Vec::new();
         for (_, slot) in f.stack_slots() {
             let align = slot.align.max(1);
@@ -62,6 +75,7 @@ impl Frame {
         Frame {
             in_args: size + pushed,
             saved,
+            saved_vec,
             size,
             spill_base,
             slot_offsets,
@@ -99,13 +113,99 @@ fn x86_reg(p: PReg, bytes: u16, high: bool) -> Result<Reg> {
     })
 }
 
+/// What the rewrite writes into: the Builder (which relaxes branches) or
+/// the Assembler. Both take every instruction through [`Emitter`].
+pub(crate) trait Sink: Emitter {
+    /// A new label.
+    fn new_label(&mut self) -> Label;
+    /// Binds a label here.
+    fn bind(&mut self, label: Label) -> Result<()>;
+    /// Pads to an alignment.
+    fn align(&mut self, alignment: usize) -> Result<()>;
+    /// Embeds bytes.
+    fn embed_bytes(&mut self, bytes: &[u8]) -> Result<()>;
+    /// Embeds a label's absolute address.
+    fn embed_label(&mut self, label: Label) -> Result<()>;
+    /// A comment line for the listing.
+    fn comment(&mut self, text: &str) -> Result<()>;
+    /// One instruction with options.
+    fn emit_with(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: crate::x86::InstOptions,
+    ) -> Result<()>;
+}
+
+impl Sink for Assembler<'_> {
+    fn new_label(&mut self) -> Label {
+        Assembler::new_label(self)
+    }
+    fn bind(&mut self, label: Label) -> Result<()> {
+        Assembler::bind(self, label)
+    }
+    fn align(&mut self, alignment: usize) -> Result<()> {
+        Assembler::align(self, alignment)
+    }
+    fn embed_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        Assembler::embed(self, bytes);
+        Ok(())
+    }
+    fn embed_label(&mut self, label: Label) -> Result<()> {
+        Assembler::embed_label(self, label)
+    }
+    fn comment(&mut self, text: &str) -> Result<()> {
+        Assembler::comment(self, text);
+        Ok(())
+    }
+    fn emit_with(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: crate::x86::InstOptions,
+    ) -> Result<()> {
+        Assembler::emit_with(self, mnemonic, operands, options)
+    }
+}
+
+impl Sink for crate::builder::Builder<'_> {
+    fn new_label(&mut self) -> Label {
+        crate::builder::Builder::new_label(self)
+    }
+    fn bind(&mut self, label: Label) -> Result<()> {
+        crate::builder::Builder::bind(self, label)
+    }
+    fn align(&mut self, alignment: usize) -> Result<()> {
+        crate::builder::Builder::align(self, alignment)
+    }
+    fn embed_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        crate::builder::Builder::embed(self, bytes)
+    }
+    fn embed_label(&mut self, label: Label) -> Result<()> {
+        crate::builder::Builder::embed_label(self, label)
+    }
+    fn comment(&mut self, text: &str) -> Result<()> {
+        crate::builder::Builder::comment(self, text)
+    }
+    fn emit_with(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: crate::x86::InstOptions,
+    ) -> Result<()> {
+        crate::builder::Builder::emit_with(self, mnemonic, operands, options)
+    }
+}
+
 /// Emits the allocated function.
-pub(crate) struct Rewriter<'r, 'a> {
+pub(crate) struct Rewriter<'r, S: Sink> {
     pub f: &'r IrFunction,
     pub ra: &'r RaView,
     pub out: &'r Output,
     pub frame: &'r Frame,
-    pub asm: &'r mut Assembler<'a>,
+    pub asm: &'r mut S,
+    /// Whether edits are announced as comments (a logger is attached).
+    pub logging: bool,
     /// Code label of each IR label.
     pub labels: &'r [Label],
     /// The CFG the allocation was made on (blocks of split edges).
@@ -116,7 +216,7 @@ pub(crate) struct Rewriter<'r, 'a> {
     pub table_labels: Vec<Label>,
 }
 
-impl Rewriter<'_, '_> {
+impl<S: Sink> Rewriter<'_, S> {
     fn spill_mem(&self, slot: jitforge_regalloc::SpillSlot, bytes: u16) -> Mem {
         let offset = self.frame.spill_base + self.out.slots[slot.index()].offset;
         Mem::new(MemBase::Reg(crate::x86::rsp.reg()), offset as i64).with_size(bytes)
@@ -169,8 +269,8 @@ impl Rewriter<'_, '_> {
     }
 
     fn emit_edit(&mut self, edit: &Edit) -> Result<()> {
-        if self.asm.is_logging() {
-            self.asm.comment(&format!("; {edit}"));
+        if self.logging {
+            self.asm.comment(&format!("; {edit}"))?;
         }
         match *edit {
             Edit::Move {
@@ -227,10 +327,24 @@ impl Rewriter<'_, '_> {
                 &[crate::x86::rsp.into(), Operand::Imm(self.frame.size as i64)],
             )?;
         }
+        for &(hw, offset) in &self.frame.saved_vec {
+            let slot = Mem::new(MemBase::Reg(crate::x86::rsp.reg()), offset as i64).with_size(16);
+            self.asm.emit(
+                Mnemonic::Movups,
+                &[slot.into(), x86_reg(PReg::vec(hw), 16, false)?.into()],
+            )?;
+        }
         Ok(())
     }
 
     fn epilog(&mut self) -> Result<()> {
+        for &(hw, offset) in &self.frame.saved_vec {
+            let slot = Mem::new(MemBase::Reg(crate::x86::rsp.reg()), offset as i64).with_size(16);
+            self.asm.emit(
+                Mnemonic::Movups,
+                &[x86_reg(PReg::vec(hw), 16, false)?.into(), slot.into()],
+            )?;
+        }
         if self.frame.size != 0 {
             self.asm.emit(
                 Mnemonic::Add,
