@@ -857,7 +857,10 @@ fn gas_listing_bytes(listing: &str) -> std::collections::BTreeMap<usize, Vec<u8>
             continue;
         };
         let hex = rest.split(['\t', ' ']).next().unwrap_or("");
-        if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+        if hex.is_empty()
+            || !hex.len().is_multiple_of(2)
+            || !hex.bytes().all(|c| c.is_ascii_hexdigit())
+        {
             continue;
         }
         let bytes = out.entry(n).or_default();
