@@ -122,8 +122,6 @@ pub(crate) trait Sink: Emitter {
     fn bind(&mut self, label: Label) -> Result<()>;
     /// Pads to an alignment.
     fn align(&mut self, alignment: usize) -> Result<()>;
-    /// Embeds bytes.
-    fn embed_bytes(&mut self, bytes: &[u8]) -> Result<()>;
     /// Embeds a label's absolute address.
     fn embed_label(&mut self, label: Label) -> Result<()>;
     /// A comment line for the listing.
@@ -146,10 +144,6 @@ impl Sink for Assembler<'_> {
     }
     fn align(&mut self, alignment: usize) -> Result<()> {
         Assembler::align(self, alignment)
-    }
-    fn embed_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        Assembler::embed(self, bytes);
-        Ok(())
     }
     fn embed_label(&mut self, label: Label) -> Result<()> {
         Assembler::embed_label(self, label)
@@ -177,9 +171,6 @@ impl Sink for crate::builder::Builder<'_> {
     }
     fn align(&mut self, alignment: usize) -> Result<()> {
         crate::builder::Builder::align(self, alignment)
-    }
-    fn embed_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        crate::builder::Builder::embed(self, bytes)
     }
     fn embed_label(&mut self, label: Label) -> Result<()> {
         crate::builder::Builder::embed_label(self, label)
