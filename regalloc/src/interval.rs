@@ -74,16 +74,11 @@ impl Intervals {
                     self.start[v] = self.start[v].min(p);
                     self.end[v] = self.end[v].max(p + 1);
                     self.weight[v] = self.weight[v].saturating_add(w);
-                }
-                for op in ops {
-                    if op.is_def() && !op.is_use() {
-                        let v = op.vreg.index();
-                        if self.live.contains(v) {
-                            if ncalls > self.since[v] {
-                                self.crosses_call.insert(v);
-                            }
-                            self.live.set(v, false);
+                    if op.kind == crate::function::OperandKind::Def && self.live.contains(v) {
+                        if ncalls > self.since[v] {
+                            self.crosses_call.insert(v);
                         }
+                        self.live.set(v, false);
                     }
                 }
                 if !f.inst_clobbers(i).is_empty() {
@@ -109,15 +104,9 @@ impl Intervals {
                     self.crosses_call.insert(v);
                 }
             }
-            // Clear the live set for the next block.
+            // What is still live here is exactly the block's live-in set.
             for &v in live.live_in(b) {
                 self.live.set(v as usize, false);
-            }
-            for op_v in r
-                .iter()
-                .flat_map(|i| f.inst_operands(i).iter().map(|o| o.vreg.index()))
-            {
-                self.live.set(op_v, false);
             }
         }
     }
