@@ -189,6 +189,13 @@ fn isa_modes() {
     let text = stdout(&out);
     assert!(text.contains("evex.512.0f.w0 58 /r"), "{text}");
     assert!(text.contains("avx512f"), "{text}");
+    assert!(text.contains("w:zmm"), "access is shown: {text}");
+    let out = jitforge(&["isa", "div"], "");
+    let text = stdout(&out);
+    assert!(
+        text.contains("implicit") && text.contains("flags written"),
+        "{text}"
+    );
     let out = jitforge(&["isa", "vcmpltps"], "");
     assert_eq!(status(&out), 0);
     assert!(stdout(&out).contains("vcmpps with predicate 0x1"));
@@ -202,6 +209,8 @@ fn isa_modes() {
     assert_eq!(json.matches('{').count(), json.matches('}').count());
     assert_eq!(json.matches('[').count(), json.matches(']').count());
     assert!(json.contains("\"name\":\"vaddps\""));
+    assert!(json.contains("\"access\":[\"w\",\"r\",\"r\"]"));
+    assert!(json.contains("\"flags_written\":[\"of\""));
 }
 
 #[test]

@@ -62,7 +62,9 @@ jitforge isa: describe the instruction database
 USAGE:
     jitforge isa MNEMONIC...   The forms of each mnemonic (aliases and compare
                                pseudo-ops such as jz or vcmpltps are accepted):
-                               operands, encoding, CPU features, modes, prefixes
+                               operands with their access, encoding, CPU
+                               features, modes, prefixes, implicit registers,
+                               status flags read and written
     jitforge isa --json        The whole database as JSON
 
 Exit status: 0 on success, 1 if a mnemonic is unknown, 2 on bad usage.
@@ -220,7 +222,7 @@ fn isa_cmd(args: &[String]) -> ExitCode {
         return usage("isa needs a mnemonic or --json", ISA_HELP);
     }
     let mut out = String::from(
-        "# mnemonic   operands ({k}? optional mask, {z}? zeroing, {er}/{sae}, <implicit>) | encoding | CPU features | modes | prefixes\n",
+        "# mnemonic   access:operands (r read, w write, rw both, ? conditional; {k}? optional mask, {z}? zeroing, {er}/{sae}, <implicit>) | encoding | CPU features | modes | prefixes\n#            then implicit registers and status flags\n",
     );
     let mut failed = false;
     for name in args {

@@ -5,8 +5,8 @@
 
 use crate::x86::CpuFeature;
 use crate::x86::db::{
-    Encoding, Form, MandatoryPrefix, Mnemonic, ModRmSpec, OpcodeMap, OperandKind as K, VexL, VexW,
-    flags,
+    Access, Encoding, Form, MandatoryPrefix, Mnemonic, ModRmSpec, OpcodeMap, OperandKind as K,
+    VexL, VexW, flags,
 };
 use std::fmt::Write;
 
@@ -270,17 +270,70 @@ fn mode_list(f: &Form) -> Vec<u32> {
     v
 }
 
-/// The operands of a form as a person reads them: `zmm {k}{z}, zmm, zmm/m512/b32`.
+/// How an operand is accessed, briefly: `r`, `w`, `rw`, `w?` (conditional
+/// write), `addr` (memory operand whose memory is not accessed).
+pub fn access_text(a: Access) -> &'static str {
+    match a {
+        Access::Read => "r",
+        Access::Write => "w",
+        Access::ReadWrite => "rw",
+        Access::CondRead => "r?",
+        Access::CondWrite => "w?",
+        Access::ReadCondWrite => "rw?",
+        Access::NoMemAccess => "addr",
+        #[allow(unreachable_patterns)]
+        _ => "",
+    }
+}
+
+/// The implicit registers and the status flags of a form:
+/// `implicit rax:rw rdx:w; flags read cf, written of sf zf af pf cf`.
+pub fn effects_text(f: &Form) -> String {
+    let mut parts = Vec::new();
+    let implicit: Vec<String> = f
+        .implicit()
+        .iter()
+        .map(|o| format!("{}:{}", o.reg.name(), access_text(o.access)))
+        .collect();
+    if !implicit.is_empty() {
+        parts.push(format!("implicit {}", implicit.join(" ")));
+    }
+    let read: Vec<&str> = f.reads_flags().names().collect();
+    let written: Vec<&str> = f.writes_flags().names().collect();
+    if !read.is_empty() || !written.is_empty() {
+        let mut flags = String::from("flags");
+        if !read.is_empty() {
+            let _ = write!(flags, " read {}", read.join(" "));
+        }
+        if !written.is_empty() {
+            let _ = write!(
+                flags,
+                "{} written {}",
+                if read.is_empty() { "" } else { "," },
+                written.join(" ")
+            );
+        }
+        parts.push(flags);
+    }
+    parts.join("; ")
+}
+
+/// The operands of a form as a person reads them, with their access:
+/// `w:zmm {k}?{z}?, r:zmm.v, r:zmm/m512/b32`.
 pub fn operands_text(f: &Form) -> String {
     let mut ops = Vec::new();
     for (i, k) in f
         .operands
         .iter()
         .copied()
-        .filter(|k| *k != K::None)
         .enumerate()
+        .filter(|(_, k)| *k != K::None)
     {
         let mut s = kind_text(k);
+        let access = access_text(f.access(i));
+        if !access.is_empty() {
+            s.insert_str(0, &format!("{access}:"));
+        }
         if k.is_implicit() {
             s = format!("<{s}>");
         }
@@ -333,6 +386,10 @@ pub fn describe_form(f: &Form) -> String {
         .collect();
     if !prefixes.is_empty() {
         let _ = write!(line, " | {}", prefixes.join(" "));
+    }
+    let effects = effects_text(f);
+    if !effects.is_empty() {
+        let _ = write!(line, "\n{:<12} {effects}", "");
     }
     line
 }
@@ -389,6 +446,30 @@ pub fn form_json(out: &mut String, f: &Form) {
         out.push_str(if *b { "true" } else { "false" });
     }
     out.push(']');
+    out.push_str(",\"access\":");
+    let access: Vec<&str> = f
+        .operands
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k != K::None)
+        .map(|(i, _)| access_text(f.access(i)))
+        .collect();
+    json_str_list(out, access);
+    out.push_str(",\"implicit_registers\":[");
+    for (i, o) in f.implicit().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"reg\":");
+        json_str(out, o.reg.name());
+        out.push_str(",\"access\":");
+        json_str(out, access_text(o.access));
+        out.push('}');
+    }
+    out.push_str("],\"flags_read\":");
+    json_str_list(out, f.reads_flags().names());
+    out.push_str(",\"flags_written\":");
+    json_str_list(out, f.writes_flags().names());
     out.push_str(",\"encoding\":");
     json_str(out, &encoding_text(f));
     let family = match f.encoding {
