@@ -2251,6 +2251,21 @@ pub(crate) fn implicit_fills(
         }
         // Exchange is symmetric: `xchg ecx, [m]` is `xchg [m], ecx`; `xchg ecx, eax` is `xchg eax, ecx`.
         ("xchg", [a, b]) => out.push(vec![*b, *a]),
+        // `fxch`, `fcom`, `fucomi`... alone mean `st, st(1)`; `faddp`... `st(1), st`.
+        (
+            "fxch" | "fcom" | "fcomp" | "fucom" | "fucomp" | "fcomi" | "fcomip" | "fucomi"
+            | "fucomip",
+            [],
+        ) => {
+            if let (Some(st0), Some(st1)) = (Reg::new(RegKind::St, 0), Reg::new(RegKind::St, 1)) {
+                out.push(vec![Operand::Reg(st0), Operand::Reg(st1)]);
+            }
+        }
+        ("faddp" | "fmulp" | "fsubp" | "fsubrp" | "fdivp" | "fdivrp", []) => {
+            if let (Some(st0), Some(st1)) = (Reg::new(RegKind::St, 0), Reg::new(RegKind::St, 1)) {
+                out.push(vec![Operand::Reg(st1), Operand::Reg(st0)]);
+            }
+        }
         _ => {}
     }
     for form in mnemonic.forms().iter().filter(|f| f.modes & bit != 0) {
