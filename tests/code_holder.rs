@@ -68,7 +68,10 @@ fn call_to_an_absolute_host_function() -> Result<(), Error> {
     let mut a = Assembler::new(&mut code);
     // The host function may be far from the JIT memory: call through a register.
     a.push(rbx)?;
-    a.mov(rax, host_add as extern "C" fn(u64, u64) -> u64 as usize as i64)?;
+    a.mov(
+        rax,
+        host_add as extern "C" fn(u64, u64) -> u64 as usize as i64,
+    )?;
     a.call(rax)?;
     a.pop(rbx)?;
     a.ret()?;

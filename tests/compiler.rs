@@ -712,7 +712,8 @@ fn windows_x64_convention_both_ways() -> Result<(), Error> {
             cc.set_arg(i, *r)?;
         }
         let r = cc.new_gp64("r");
-        let address = host_win64 as extern "win64" fn(u64, u64, u64, u64, u64, u64) -> u64 as usize as i64;
+        let address =
+            host_win64 as extern "win64" fn(u64, u64, u64, u64, u64, u64) -> u64 as usize as i64;
         // Call back into a Windows x64 host function with the arguments reversed.
         let args: Vec<Operand> = a.iter().rev().map(|r| (*r).into()).collect();
         cc.invoke(Operand::Imm(address), win(6), &args, &[r.into()])?;

@@ -8,7 +8,10 @@ use std::process::Command;
 fn example_path(name: &str) -> PathBuf {
     // target/<profile>/deps/<test binary> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
     profile_dir.join("examples").join(name)
 }
 
@@ -25,6 +28,10 @@ fn quickstart_prints_1() {
             .output()
             .expect("cargo run --example quickstart")
     };
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&output.stdout), "1\n");
 }
