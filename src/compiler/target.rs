@@ -138,6 +138,7 @@
 
 use crate::x86::db::{self, Access as DbAccess, Encoding, Form, Mnemonic, OperandKind as K};
 use crate::x86::db::{flags, modes};
+use crate::x86::encoder::imm_fits;
 use crate::x86::{InstOptions, Reg as XReg, RegKind};
 use jitforge_ir::abi::CallConv;
 use jitforge_ir::target::{
@@ -1562,26 +1563,6 @@ fn kind_set(kind: K) -> KindSet {
 }
 
 /// The encoder's immediate ranges (duplicated from `src/x86/encoder.rs`).
-fn imm_fits(kind: K, v: i64) -> bool {
-    match kind {
-        K::Imm8 => (-128..=255).contains(&v),
-        K::One => v == 1,
-        K::Imm4 => (0..=15).contains(&v),
-        K::Imm8Sx16 => {
-            (-32768..=65535).contains(&v) && (-128..=127).contains(&(v as u16 as i16 as i64))
-        }
-        K::Imm8Sx32 => {
-            (i32::MIN as i64..=u32::MAX as i64).contains(&v)
-                && (-128..=127).contains(&(v as u32 as i32 as i64))
-        }
-        K::Imm8Sx64 => (-128..=127).contains(&v),
-        K::Imm16 => (-32768..=65535).contains(&v),
-        K::Imm32 => (i32::MIN as i64..=u32::MAX as i64).contains(&v),
-        K::Imm32Sx64 => (i32::MIN as i64..=i32::MAX as i64).contains(&v),
-        K::Imm64 | K::FarPtr16 | K::FarPtr32 => true,
-        _ => false,
-    }
-}
 
 /// The database access of an explicit operand, as the IR sees it.
 fn map_access(a: DbAccess, sh: &OpShape) -> Access {

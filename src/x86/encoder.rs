@@ -505,7 +505,9 @@ fn is_gp8(op: &Operand) -> bool {
     matches!(op, Operand::Reg(r) if matches!(r.kind(), RegKind::Gp8 | RegKind::Gp8Hi))
 }
 
-fn imm_fits(kind: K, v: i64) -> bool {
+/// Whether immediate `v` fits operand kind `kind` (sign-extended kinds
+/// included); shared with the Compiler's x86 target.
+pub(crate) fn imm_fits(kind: K, v: i64) -> bool {
     match kind {
         K::Imm8 => (-128..=255).contains(&v),
         K::One => v == 1,

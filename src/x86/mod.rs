@@ -33,7 +33,7 @@ mod assembler;
 pub mod cpu;
 pub mod db;
 mod emitter;
-mod encoder;
+pub(crate) mod encoder;
 mod mem;
 mod operand;
 mod options;
