@@ -939,18 +939,53 @@ fn formatter_output_is_read_by_llvm_mc_and_gnu_as() {
             .collect();
         let (out2, _) = run_tool("llvm-mc", &llvm_args, &input2).unwrap_or_default();
         let mut encodings: Vec<Vec<u8>> = Vec::new();
+        // llvm-mc's own Intel text of each instruction, with its bytes.
+        let mut printed: Vec<(String, Vec<u8>)> = Vec::new();
         for l in out2.lines() {
             if l.starts_with("jf_") && l.ends_with(':') {
                 encodings.push(Vec::new());
-            } else if let Some((_, e)) = l.split_once("encoding: [")
+            } else if let Some((text, e)) = l.split_once("# encoding: [")
                 && let Some(last) = encodings.last_mut()
             {
                 let e = e.split_once(']').map_or(e, |(e, _)| e);
-                last.extend(e.split(',').filter_map(|b| {
-                    u8::from_str_radix(b.trim().trim_start_matches("0x"), 16).ok()
-                }));
+                let bytes: Vec<u8> = e
+                    .split(',')
+                    .filter_map(|b| u8::from_str_radix(b.trim().trim_start_matches("0x"), 16).ok())
+                    .collect();
+                last.extend(&bytes);
+                printed.push((text.trim().replace('\t', " "), bytes));
             }
         }
+        // The parser reads what llvm-mc prints (its Intel printer's spelling:
+        // `zmm1 {k1} {z}`, `[rcx + 4*xmm6 + 64]`, `lodsb al, byte ptr [rsi]`).
+        let mut line_asm = LineAssembler::new(if x64 { Arch::X64 } else { Arch::X86 });
+        let mut unread = Vec::new();
+        let mut read_same = 0;
+        for (text, bytes) in &printed {
+            match line_asm.assemble(text) {
+                Ok(b) if b == *bytes => read_same += 1,
+                Ok(_) => {}
+                Err(e) => unread.push(format!("{text}: {e}")),
+            }
+        }
+        println!(
+            "  llvm-mc's printed text: {} instructions, {} not read back, {read_same} give llvm-mc's bytes",
+            printed.len(),
+            unread.len()
+        );
+        for u in unread.iter().take(10) {
+            println!("  not read back: {u}");
+        }
+        assert!(
+            unread.len() <= 5,
+            "{} of llvm-mc's printed instructions do not parse",
+            unread.len()
+        );
+        assert!(
+            read_same * 100 >= printed.len() * 95,
+            "only {read_same} of {} give llvm-mc's bytes",
+            printed.len()
+        );
         let mut same = 0;
         let mut differ = Vec::new();
         if encodings.len() == accepted.len() {

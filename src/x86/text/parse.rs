@@ -480,6 +480,15 @@ fn resolve_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>, Sp
     let plain = |n: &str| Mnemonic::from_name(n).map(|m| (m, None, Special::None));
     let renamed = match name {
         "sal" => Some("shl"),
+        "fcompi" => Some("fcomip"),
+        // llvm-mc's spellings with the operand size spelled out.
+        "pushal" => Some("pushad"),
+        "popal" => Some("popad"),
+        "lgdtd" | "lgdtq" => Some("lgdt"),
+        "lidtd" | "lidtq" => Some("lidt"),
+        "sgdtd" | "sgdtq" => Some("sgdt"),
+        "sidtd" | "sidtq" => Some("sidt"),
+        "fucompi" => Some("fucomip"),
         "fwait" => Some("wait"),
         "loopz" => Some("loope"),
         "loopnz" => Some("loopne"),
@@ -1278,6 +1287,20 @@ fn prefix_option(word: &str) -> Option<Result<InstOptions, &'static str>> {
     }))
 }
 
+/// The byte of a legacy prefix written alone on a line.
+fn prefix_byte(word: &str, arch: Arch) -> Option<u8> {
+    Some(match word {
+        "lock" => 0xf0,
+        "rep" | "repe" | "repz" | "xrelease" => 0xf3,
+        "repne" | "repnz" | "xacquire" | "bnd" => 0xf2,
+        "notrack" => 0x3e,
+        "data16" => 0x66,
+        "addr32" if arch == Arch::X64 => 0x67,
+        "rex" if arch == Arch::X64 => 0x40,
+        _ => return None,
+    })
+}
+
 fn brace_prefix(content: &str) -> Option<Result<InstOptions, &'static str>> {
     Some(Ok(match content {
         "vex" | "vex2" | "vex3" => InstOptions::VEX,
@@ -1352,6 +1375,29 @@ fn parse_line_inner(text: &str, arch: Arch) -> Result<Vec<Statement>, ParseError
         return Ok(out);
     }
     let start = p.col();
+    // Prefixes alone on a line (`rep`, `data16`, as llvm-mc prints some
+    // instructions): their bytes, as GNU as emits them.
+    let rest = &p.toks[p.pos..p.toks.len() - 1];
+    let prefix_bytes: Option<Vec<u8>> = rest
+        .iter()
+        .map(|t| match t.tok {
+            Tok::Ident(w) => prefix_byte(&w.to_ascii_lowercase(), p.arch),
+            _ => None,
+        })
+        .collect();
+    if let Some(bytes) = prefix_bytes.filter(|b| !b.is_empty()) {
+        let end = rest.last().map_or(start, |t| t.end);
+        out.push(Statement {
+            line: 1,
+            column: start,
+            text: text[start - 1..end].to_string(),
+            kind: StatementKind::Data {
+                size: 1,
+                values: vec![DataValue::Bytes(bytes)],
+            },
+        });
+        return Ok(out);
+    }
     let kind = match p.peek() {
         Tok::Ident(w) if is_directive(&w.to_ascii_lowercase()) => directive(&mut p)?,
         Tok::Ident(_) | Tok::Brace(_) => StatementKind::Instruction(instruction(&mut p)?),
@@ -1632,7 +1678,9 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
         prefixes,
     };
     rewrite_special(&mut inst, special, &mname, p.arch)?;
+    drop_string_memory(&mut inst, &mut decor, p.arch)?;
     drop_implicit_xmm0(&mut inst, &mut decor, p.arch);
+    prefer_short_forms(&mut inst, &mut decor);
     if let Some(imm) = pred {
         inst.operands.push(ParsedOperand::Op(Operand::Imm(imm)));
         inst.columns.push(mcol);
@@ -1741,25 +1789,7 @@ fn rewrite_special(
             for (i, op) in inst.operands.iter().enumerate() {
                 match op {
                     ParsedOperand::Op(Operand::Mem(m)) => {
-                        if m.segment().is_some() {
-                            return Err(ParseError::new(
-                                inst.columns[i],
-                                "segment overrides on string operands are not supported yet",
-                            ));
-                        }
-                        let want = if arch == Arch::X64 {
-                            RegKind::Gp64
-                        } else {
-                            RegKind::Gp32
-                        };
-                        if let MemBase::Reg(r) = m.base()
-                            && r.kind() != want
-                        {
-                            return Err(ParseError::new(
-                                inst.columns[i],
-                                "a string operand must use the mode's address size (address-size prefixes are not supported yet)",
-                            ));
-                        }
+                        string_memory(&mut inst.options, m, inst.columns[i], arch)?;
                         if m.size() != 0 {
                             size = m.size();
                         }
@@ -1810,6 +1840,125 @@ fn rewrite_special(
         }
     }
     Ok(())
+}
+
+/// Checks a memory operand of a string instruction (`byte ptr [rsi]`,
+/// `dword ptr es:[edi]`): it names the implicit source or destination, so it
+/// must be exactly that register; a 32-bit one in 64-bit mode means `addr32`.
+fn string_memory(
+    options: &mut InstOptions,
+    m: &Mem,
+    col: usize,
+    arch: Arch,
+) -> Result<(), ParseError> {
+    let bad = || {
+        ParseError::new(
+            col,
+            "a string instruction's memory operand is [rsi] or es:[rdi] (or [esi], es:[edi])",
+        )
+    };
+    let MemBase::Reg(r) = m.base() else {
+        return Err(bad());
+    };
+    if m.index().is_some() || m.disp() != 0 || !matches!(r.id(), 6 | 7) {
+        return Err(bad());
+    }
+    match (r.kind(), arch) {
+        (RegKind::Gp64, Arch::X64) | (RegKind::Gp32, Arch::X86) => {}
+        (RegKind::Gp32, Arch::X64) => *options |= InstOptions::ADDR32,
+        _ => {
+            return Err(ParseError::new(
+                col,
+                format!(
+                    "{} cannot address a string operand in {}-bit mode",
+                    r.name(),
+                    arch.bits()
+                ),
+            ));
+        }
+    }
+    match (m.segment().map(|s| s.id()), r.id()) {
+        (None, _) | (Some(0), 7) | (Some(3), 6) => Ok(()),
+        (Some(_), 7) => Err(ParseError::new(
+            col,
+            "the destination of a string instruction is always es:[rdi]",
+        )),
+        _ => Err(ParseError::new(
+            col,
+            "segment overrides on a string source are not supported yet",
+        )),
+    }
+}
+
+/// `lodsb al, byte ptr [rsi]`, `movsd dword ptr es:[rdi], dword ptr [rsi]`:
+/// the sized string mnemonics with their (implicit) memory operands written
+/// out, as llvm-mc prints them. Drops the memory operands; leaves alone
+/// anything with other registers (`movsd xmm0, qword ptr [rsi]` is SSE2).
+fn drop_string_memory(
+    inst: &mut ParsedInstruction,
+    decor: &mut Vec<DecorCols>,
+    arch: Arch,
+) -> Result<(), ParseError> {
+    let string_forms = inst
+        .mnemonic
+        .forms()
+        .iter()
+        .any(|f| f.operands.iter().any(|k| k.is_implicit()));
+    let is_mem = |op: &ParsedOperand| matches!(op, ParsedOperand::Op(Operand::Mem(_)));
+    let fixed_gp = |op: &ParsedOperand| matches!(op, ParsedOperand::Op(Operand::Reg(r)) if r.kind().is_gp() && (r.id() == 0 || (r.kind() == RegKind::Gp16 && r.id() == 2)));
+    if !string_forms
+        || !inst.operands.iter().any(is_mem)
+        || !inst.operands.iter().all(|o| is_mem(o) || fixed_gp(o))
+    {
+        return Ok(());
+    }
+    let mut keep = Vec::new();
+    let mut cols = Vec::new();
+    let mut kept_decor = Vec::new();
+    for (i, op) in inst.operands.iter().enumerate() {
+        if let ParsedOperand::Op(Operand::Mem(m)) = op {
+            string_memory(&mut inst.options, m, inst.columns[i], arch)?;
+        } else {
+            keep.push(op.clone());
+            cols.push(inst.columns[i]);
+            kept_decor.push(decor.get(i).copied().unwrap_or_default());
+        }
+    }
+    inst.operands = keep;
+    inst.columns = cols;
+    *decor = kept_decor;
+    Ok(())
+}
+
+/// Operand orders the assemblers normalize to reach a shorter encoding:
+/// `xchg eax, edi` is `xchg edi, eax` (97, one byte); a memory operand
+/// written on a VSIB gather/scatter keeps no size (the register kinds choose
+/// the form; llvm-mc writes the vector's size, the database the element's).
+fn prefer_short_forms(inst: &mut ParsedInstruction, decor: &mut [DecorCols]) {
+    if inst.mnemonic.name() == "xchg"
+        && let [
+            ParsedOperand::Op(Operand::Reg(a)),
+            ParsedOperand::Op(Operand::Reg(b)),
+        ] = inst.operands.as_slice()
+        && a.kind() == b.kind()
+        && matches!(a.kind(), RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64)
+        && a.id() == 0
+        && b.id() != 0
+    {
+        inst.operands.swap(0, 1);
+        inst.columns.swap(0, 1);
+        if decor.len() >= 2 {
+            decor.swap(0, 1);
+        }
+    }
+    for op in &mut inst.operands {
+        match op {
+            ParsedOperand::Op(Operand::Mem(m)) if m.is_vsib() && !m.is_broadcast() => {
+                *m = m.with_size(0)
+            }
+            _ => {}
+        }
+    }
 }
 
 /// `blendvps xmm1, xmm2, xmm0`: the SSE4.1 forms whose third operand is the
@@ -2277,13 +2426,21 @@ pub(crate) fn implicit_fills(
         let mut j = 0;
         let mut ok = true;
         for k in &kinds {
-            let fixed = fixed_reg(*k);
+            // A fixed register, or the 1 of `shl r/m, 1` (`shl eax` shifts by one).
+            let fixed = match k {
+                K::One => Some(Operand::Imm(1)),
+                _ => fixed_reg(*k).map(Operand::Reg),
+            };
+            let same = |a: &Operand, b: &Operand| match (a, b) {
+                (Operand::Reg(x), Operand::Reg(y)) => x.kind() == y.kind() && x.id() == y.id(),
+                _ => a == b,
+            };
             match (fixed, operands.get(j)) {
-                (Some(r), Some(Operand::Reg(w))) if w.kind() == r.kind() && w.id() == r.id() => {
+                (Some(f), Some(w)) if same(&f, w) => {
                     filled.push(operands[j]);
                     j += 1;
                 }
-                (Some(r), _) => filled.push(Operand::Reg(r)),
+                (Some(f), _) => filled.push(f),
                 (None, Some(op)) => {
                     filled.push(*op);
                     j += 1;
