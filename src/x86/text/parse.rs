@@ -13,6 +13,16 @@
 //! memory (`qword ptr fs:[rax + rcx*8 - 0x10]{1to8}`), immediates,
 //! label references, and a rounding operand (`{rn-sae}`, `{sae}`).
 //!
+//! Conventions where the assemblers differ or the text is ambiguous:
+//! - `iret` is the SDM's 16-bit form (`iretw`, as llvm-mc reads it); `pushf`,
+//!   `popf`, `pusha`, `popa` are the mode's default size (`pushfq`/`pushfd`).
+//! - unsized `ljmp`/`lcall [m]` is m16:64 in 64-bit mode (llvm-mc, AsmJit),
+//!   m16:32 in 32-bit mode; `call fword ptr [m]` / `tbyte ptr` select it too.
+//! - `movabs r64, imm` is always the 10-byte form; `pushw imm` the 16-bit one.
+//! - `{disp8}`/`{disp32}` are accepted and ignored (shortest displacement).
+//! - `shl r/m` alone shifts by one; `fxch`, `fcom`, `faddp`... alone use `st(1)`;
+//!   `lodsb` and `lodsb al, byte ptr [rsi]` are the same instruction.
+//!
 //! The parser knows the instruction database: it reports, at the exact column,
 //! an operand that no form of the mnemonic can take (an immediate that is too
 //! large, a size keyword no form accepts, a write mask on an instruction that
