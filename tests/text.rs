@@ -198,6 +198,7 @@ fn dialect_examples() {
         ("fld st(3)", Arch::X64, "d9c3"),
         ("fadd dword ptr [rax]", Arch::X64, "d800"),
         ("fxch", Arch::X64, "d9c9"),
+        ("rep ret", Arch::X64, "f3c3"),
         ("fucomp", Arch::X64, "dde9"),
         ("fsubp", Arch::X64, "dee9"),
         ("fdivrp", Arch::X86, "def1"),

@@ -9,7 +9,7 @@ use super::parse::{
 };
 use crate::code::{Arch, CodeHolder, Label, SectionId, SectionKind};
 use crate::error::Error;
-use crate::x86::{Assembler, Operand};
+use crate::x86::{Assembler, InstOptions, Operand};
 use std::collections::HashMap;
 
 /// Emits a parsed instruction with `a`, resolving labels by name in the code
@@ -21,6 +21,18 @@ pub fn emit_parsed(a: &mut Assembler<'_>, inst: &ParsedInstruction) -> Result<()
         Some(l) => Ok(l),
         None => a.new_named_label(name),
     })?;
+    // `rep ret`: the prefix byte, then the return (no form of `ret` takes rep).
+    if inst.options.contains(InstOptions::REP)
+        && inst.mnemonic.name() == "ret"
+        && operands.is_empty()
+    {
+        a.embed(&[0xf3]);
+        return a.emit_with(
+            inst.mnemonic,
+            &operands,
+            InstOptions(inst.options.0 & !InstOptions::REP.0),
+        );
+    }
     let first = match a.emit_with(inst.mnemonic, &operands, inst.options) {
         Ok(()) => return Ok(()),
         Err(e) => e,

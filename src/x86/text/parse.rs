@@ -2158,6 +2158,8 @@ fn validate(
     for (word, col) in &inst.prefixes {
         let flag = match word.as_str() {
             "lock" => flags::LOCK,
+            // `rep ret`: AMD's two-byte return, which compilers still write.
+            "rep" | "repe" | "repz" if m.name() == "ret" && inst.operands.is_empty() => continue,
             "rep" | "repe" | "repz" | "repne" | "repnz" => flags::REP | flags::REPNE,
             "xacquire" => flags::XACQUIRE,
             "xrelease" => flags::XRELEASE,
