@@ -1240,3 +1240,17 @@ fn logged_text_assembles_back() {
         assert!(wrong.is_empty());
     }
 }
+
+#[test]
+fn named_constants() {
+    let text = ".equ N, 16\n.set SIZE, N*4\nmov eax, N\nmov ecx, [rax + SIZE]\nadd rsp, SIZE - 8\n.byte N\n";
+    let out = assemble_program(text, Arch::X64).unwrap();
+    assert_eq!(
+        out.bytes,
+        [
+            0xb8, 16, 0, 0, 0, 0x8b, 0x48, 0x40, 0x48, 0x83, 0xc4, 0x38, 16
+        ]
+    );
+    let e = parse_program(".equ rax, 1", Arch::X64).unwrap_err();
+    assert_eq!((e[0].line, e[0].column), (1, 6));
+}

@@ -49,7 +49,7 @@ OPTIONS:
 
 Without --each the input is a program: labels (`name:`, `1:` with `1b`/`1f`),
 directives (.byte .word .long .quad db dw dd dq .ascii .asciz .zero .skip
-.align .section), comments (; # //). The listing shows offset, bytes and
+.align .section .equ), comments (; # //). The listing shows offset, bytes and
 text. Errors go to standard error as FILE:LINE:COLUMN: error: MESSAGE.
 
 Exit status: 0 on success, 1 if any line failed, 2 on bad usage.

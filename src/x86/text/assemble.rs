@@ -5,7 +5,7 @@
 use super::listing::{Listing, ListingEntry};
 use super::parse::{
     DataValue, ParseError, ParsedInstruction, ParsedOperand, Statement, StatementKind,
-    implicit_fills, parse_line,
+    implicit_fills, parse_line, parse_line_with,
 };
 use crate::code::{Arch, CodeHolder, Label, SectionId, SectionKind};
 use crate::error::Error;
@@ -200,12 +200,13 @@ pub fn assemble_program(text: &str, arch: Arch) -> Result<Assembled, Vec<ParseEr
     sections.insert(".text".into(), CodeHolder::TEXT);
     let mut first_use: HashMap<String, (usize, usize)> = HashMap::new();
     let mut locals = LocalLabels::default();
+    let mut constants: HashMap<String, i64> = HashMap::new();
     // (section, offset, len, text)
     let mut entries: Vec<(SectionId, usize, usize, String)> = Vec::new();
     {
         let mut a = Assembler::new(&mut code);
         for (i, line) in text.lines().enumerate() {
-            let stmts = match parse_line(line, i + 1, arch) {
+            let stmts = match parse_line_with(line, i + 1, arch, &constants) {
                 Ok(s) => s,
                 Err(e) => {
                     errors.push(e);
@@ -255,6 +256,10 @@ pub fn assemble_program(text: &str, arch: Arch) -> Result<Assembled, Vec<ParseEr
                     StatementKind::Align(n) => a
                         .align(*n as usize)
                         .map_err(|e| error_at(&stmt, stmt.column, e)),
+                    StatementKind::Constant { name, value } => {
+                        constants.insert(name.clone(), *value);
+                        Ok(())
+                    }
                     StatementKind::Section(name) => {
                         let id = match sections.get(name) {
                             Some(id) => Ok(*id),
@@ -379,6 +384,8 @@ impl LineAssembler {
                 StatementKind::Align(n) => a
                     .align(*n as usize)
                     .map_err(|e| error_at(stmt, stmt.column, e))?,
+                // Constants apply to the lines after; a line alone has none.
+                StatementKind::Constant { .. } => {}
                 // Already in `.text`.
                 StatementKind::Section(name) if name == ".text" => {}
                 StatementKind::Section(_) => {

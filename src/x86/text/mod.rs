@@ -25,7 +25,7 @@ pub use format::{format_instruction, format_instruction_with, format_operand};
 pub use listing::{Listing, ListingEntry};
 pub use parse::{
     ParseError, ParsedInstruction, ParsedOperand, Statement, StatementKind, lookup_mnemonic,
-    parse_instruction, parse_line, parse_program,
+    parse_instruction, parse_line, parse_line_with, parse_program,
 };
 
 /// Parses arbitrary bytes as a program in both modes and assembles each line

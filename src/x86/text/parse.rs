@@ -6,11 +6,11 @@
 //! (`loop:`, `.Lloop:`) or a GNU numeric local label (`1:`, referred to as
 //! `1b` backward and `1f` forward). Comments start with `;`, `#` or `//`.
 //! A statement is a directive (`.byte`, `.word`, `.long`, `.quad`,
-//! `db`..`dq`, `.ascii`, `.asciz`, `.zero`, `.align`, `.section`...) or an
-//! instruction: prefixes (`lock`, `rep`, `{evex}`...), a mnemonic (including
-//! the aliases and compare pseudo-ops the assemblers accept, such as `jz`,
-//! `sal`, `cmpltps`, `vpcmpnltud`), and operands: registers with `{k1}{z}`,
-//! memory (`qword ptr fs:[rax + rcx*8 - 0x10]{1to8}`), immediates,
+//! `db`..`dq`, `.ascii`, `.asciz`, `.zero`, `.align`, `.section`, `.equ`...)
+//! or an instruction: prefixes (`lock`, `rep`, `{evex}`...), a mnemonic
+//! (including the aliases and compare pseudo-ops the assemblers accept, such
+//! as `jz`, `sal`, `cmpltps`, `vpcmpnltud`), and operands: registers with
+//! `{k1}{z}`, memory (`qword ptr fs:[rax + rcx*8 - 0x10]{1to8}`), immediates,
 //! label references, and a rounding operand (`{rn-sae}`, `{sae}`).
 //!
 //! Conventions where the assemblers differ or the text is ambiguous:
@@ -31,6 +31,7 @@
 use super::super::db::{Form, Mnemonic, OperandKind as K, flags, modes};
 use super::super::{InstOptions, KReg, Mem, MemBase, Operand, Reg, RegKind, Rounding};
 use crate::code::{Arch, Label};
+use std::collections::HashMap;
 use std::fmt;
 
 /// A parse (or assembly) error at a line and column (both 1-based).
@@ -181,6 +182,13 @@ pub enum StatementKind {
     Align(u32),
     /// `.section NAME` (also `.text`, `.data`, `.rodata`).
     Section(String),
+    /// `.equ NAME, VALUE` / `.set NAME, VALUE`: a named constant for the lines that follow.
+    Constant {
+        /// The name.
+        name: String,
+        /// The value.
+        value: i64,
+    },
 }
 
 /// A statement with its position and source text.
@@ -1334,7 +1342,18 @@ fn is_directive(word: &str) -> bool {
 /// Parses one line of a program into its statements. `line` is the line
 /// number reported in errors.
 pub fn parse_line(text: &str, line: usize, arch: Arch) -> Result<Vec<Statement>, ParseError> {
-    parse_line_inner(text, arch)
+    parse_line_with(text, line, arch, &HashMap::new())
+}
+
+/// [`parse_line`] with the named constants defined so far (`.equ`): a name
+/// in `constants` reads as its value wherever a number may stand.
+pub fn parse_line_with(
+    text: &str,
+    line: usize,
+    arch: Arch,
+    constants: &HashMap<String, i64>,
+) -> Result<Vec<Statement>, ParseError> {
+    parse_line_inner(text, arch, constants)
         .map_err(|mut e| {
             e.line = line;
             e
@@ -1347,8 +1366,25 @@ pub fn parse_line(text: &str, line: usize, arch: Arch) -> Result<Vec<Statement>,
         })
 }
 
-fn parse_line_inner(text: &str, arch: Arch) -> Result<Vec<Statement>, ParseError> {
-    let toks = lex(text)?;
+fn parse_line_inner(
+    text: &str,
+    arch: Arch,
+    constants: &HashMap<String, i64>,
+) -> Result<Vec<Statement>, ParseError> {
+    let mut toks = lex(text)?;
+    if !constants.is_empty() {
+        // Constants read as numbers, except where a name is defined (`N:`, `.equ N`).
+        for i in 0..toks.len() {
+            if let Tok::Ident(name) = toks[i].tok
+                && let Some(v) = constants.get(name)
+                && toks.get(i + 1).is_none_or(|t| t.tok != Tok::Punct(b':'))
+                && !(i > 0
+                    && matches!(toks[i - 1].tok, Tok::Ident(d) if matches!(d.to_ascii_lowercase().as_str(), ".equ" | ".set")))
+            {
+                toks[i].tok = Tok::Num(*v as u64);
+            }
+        }
+    }
     let mut p = Parser {
         toks,
         pos: 0,
@@ -1543,6 +1579,26 @@ fn directive(p: &mut Parser<'_>) -> Result<StatementKind, ParseError> {
             Ok(StatementKind::Section(name.to_string()))
         }
         ".text" | ".data" | ".rodata" | ".bss" => Ok(StatementKind::Section(lower)),
+        ".equ" | ".set" => {
+            let Tok::Ident(name) = p.peek() else {
+                return Err(p.expected("a constant name"));
+            };
+            if looks_like_register(name) || register(&name.to_ascii_lowercase()).is_some() {
+                return Err(ParseError::new(
+                    p.col(),
+                    format!("`{name}` is a register, not a constant name"),
+                ));
+            }
+            p.bump();
+            if !p.eat(b',') {
+                return Err(p.expected("`,` and a value"));
+            }
+            let value = p.expr()?;
+            Ok(StatementKind::Constant {
+                name: name.to_string(),
+                value,
+            })
+        }
         ".intel_syntax" | ".globl" | ".global" | ".type" | ".size" | ".file" | ".local"
         | ".code64" | ".code32" => {
             let want = match lower.as_str() {
