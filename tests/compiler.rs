@@ -726,3 +726,55 @@ fn windows_x64_convention_both_ways() -> Result<(), Error> {
     assert_eq!(f(1, 2, 3, 4, 5, 6), host_win64(6, 5, 4, 3, 2, 1) + 1);
     Ok(())
 }
+
+extern "C" fn host_touch(x: u64) -> u64 {
+    x.rotate_left(7)
+}
+
+/// Eight ymm values live across a call: caller-saved vector registers are
+/// spilled around it, and `vzeroupper` precedes the call and the return.
+#[test]
+fn ymm_values_live_across_a_call() -> Result<(), Error> {
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        eprintln!("skipped: the host has no AVX2");
+        return Ok(());
+    }
+    let runtime = JitRuntime::new()?;
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut listing = jitforge::x86::text::listing::Listing::new();
+    {
+        let mut cc = Compiler::new(&mut code);
+        cc.set_checked(true);
+        cc.set_logger(Some(&mut listing));
+        cc.add_func("ymm", sig(2))?;
+        let (p, x) = (cc.new_gp64("p"), cc.new_gp64("x"));
+        cc.set_arg(0, p)?;
+        cc.set_arg(1, x)?;
+        let v: Vec<Ymm> = (0..8).map(|i| cc.new_ymm(&format!("y{i}"))).collect();
+        for (i, r) in v.iter().enumerate() {
+            cc.vmovdqu(*r, ymmword_ptr(p + 32 * i as i32))?;
+        }
+        let r = cc.new_gp64("r");
+        let address = host_touch as extern "C" fn(u64) -> u64 as usize as i64;
+        cc.invoke(Operand::Imm(address), sig(1), &[x.into()], &[r.into()])?;
+        for i in 1..8 {
+            cc.vpaddq(v[0], v[0], v[i])?;
+        }
+        cc.vmovdqu(ymmword_ptr(p), v[0])?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()?;
+        cc.finalize()?;
+    }
+    let text = listing.to_string();
+    assert_eq!(text.matches("vzeroupper").count(), 2, "{text}");
+    let function = runtime.add(&code)?;
+    // SAFETY: System V function (pointer to 8 x 32 bytes, integer) -> integer.
+    let f: extern "C" fn(*mut u64, u64) -> u64 = unsafe { function.function() };
+    let mut data: Vec<u64> = (0..32).collect();
+    let want: Vec<u64> = (0..4)
+        .map(|lane| (0..8).map(|i| data[i * 4 + lane]).sum())
+        .collect();
+    assert_eq!(f(data.as_mut_ptr(), 3), host_touch(3));
+    assert_eq!(&data[..4], &want[..]);
+    Ok(())
+}

@@ -491,11 +491,19 @@ impl<'a> Compiler<'a> {
             .build(&f, &self.cfg, target)
             .map_err(|e| invalid(&e))?;
         // Windows x64 also preserves rsi, rdi and xmm6..xmm15.
-        let env = if f.sig.conv == X86Target::WIN64 {
+        let mut env = if f.sig.conv == X86Target::WIN64 {
             MachineEnv::x86_64_win64(false)
         } else {
             MachineEnv::x86_64_sysv(false)
         };
+        // Vector spill slots hold the widest vector register the function uses.
+        let widest = f
+            .vregs()
+            .filter(|(_, d)| d.class == IrClass::VEC)
+            .map(|(_, d)| u32::from(d.size))
+            .max()
+            .unwrap_or(16);
+        env.slot_size[1] = widest.clamp(16, 64).next_power_of_two();
         let options = Options {
             check: self.check,
             log: false,
@@ -520,6 +528,7 @@ impl<'a> Compiler<'a> {
             cfg: &self.cfg,
             split_labels: Vec::new(),
             table_labels: Vec::new(),
+            wide_vectors: uses_wide_vectors(&f),
         }
         .run()
     }
@@ -656,6 +665,23 @@ fn ir_reg(f: &IrFunction, r: Reg) -> Result<IrReg> {
             Ok(IrReg::Phys(jitforge_ir::PReg::new(class, r.hw_id()), view))
         }
     }
+}
+
+/// Whether `f` names a 256- or 512-bit vector register anywhere.
+fn uses_wide_vectors(f: &IrFunction) -> bool {
+    let wide = |r: &IrReg| match *r {
+        IrReg::Virt(v, view) => {
+            view.size().unwrap_or(f.vreg(v).size) >= 32 && f.vreg(v).class == IrClass::VEC
+        }
+        IrReg::Phys(p, view) => p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32,
+    };
+    f.insts().any(|i| {
+        f.operands(i).iter().any(|op| match op {
+            IrOperand::Reg(r) => wide(r),
+            IrOperand::Fixed(v, _) => f.vreg(*v).class == IrClass::VEC && f.vreg(*v).size >= 32,
+            _ => false,
+        })
+    })
 }
 
 fn invalid(message: &str) -> Error {

@@ -205,6 +205,8 @@ pub(crate) struct Rewriter<'r, S: Sink> {
     pub split_labels: Vec<((u32, u32), Label)>,
     /// Label of each jump table's data.
     pub table_labels: Vec<Label>,
+    /// Whether the function uses 256- or 512-bit vector registers.
+    pub wide_vectors: bool,
 }
 
 impl<S: Sink> Rewriter<'_, S> {
@@ -324,6 +326,16 @@ impl<S: Sink> Rewriter<'_, S> {
                 Mnemonic::Movups,
                 &[slot.into(), x86_reg(PReg::vec(hw), 16, false)?.into()],
             )?;
+        }
+        Ok(())
+    }
+
+    /// `vzeroupper` before leaving AVX code (a call or a return), so SSE code
+    /// on the other side pays no transition penalty. Only in functions that
+    /// use 256- or 512-bit registers.
+    fn zero_upper(&mut self) -> Result<()> {
+        if self.wide_vectors {
+            self.asm.emit(Mnemonic::Vzeroupper, &[])?;
         }
         Ok(())
     }
@@ -492,7 +504,10 @@ impl<S: Sink> Rewriter<'_, S> {
             match self.f.kind(inst) {
                 InstKind::Bind(l) => self.asm.bind(self.labels[l.as_u32() as usize])?,
                 InstKind::Entry => {}
-                InstKind::Ret => self.epilog()?,
+                InstKind::Ret => {
+                    self.zero_upper()?;
+                    self.epilog()?
+                }
                 InstKind::JumpIndirect(_) => {
                     let target = self.operand(i, 0, &ir_ops[0])?;
                     self.asm.emit(Mnemonic::Jmp, &[target])?;
@@ -544,6 +559,7 @@ impl<S: Sink> Rewriter<'_, S> {
                     // After lowering the arguments and results sit in their
                     // fixed registers (or the outgoing area); only the callee matters.
                     let callee = self.operand(i, 0, &ir_ops[0])?;
+                    self.zero_upper()?;
                     match callee {
                         Operand::Imm(address) => {
                             // The target may be more than 2 GiB away: call through
