@@ -1562,7 +1562,6 @@ fn kind_set(kind: K) -> KindSet {
     }
 }
 
-
 /// The database access of an explicit operand, as the IR sees it.
 fn map_access(a: DbAccess, sh: &OpShape) -> Access {
     match a {
