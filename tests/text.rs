@@ -199,6 +199,10 @@ fn dialect_examples() {
         ("fadd dword ptr [rax]", Arch::X64, "d800"),
         ("fxch", Arch::X64, "d9c9"),
         ("rep ret", Arch::X64, "f3c3"),
+        // objdump's spelling: `DWORD BCST [m]`, `{sae}` on the register, `fldenvw`.
+        ("vaddps zmm1,zmm2,DWORD BCST [rax]", Arch::X64, "62f16c585808"),
+        ("vcmpsh k1{k7},xmm16,xmm16{sae},0xff", Arch::X64, "62b37e17c2c8ff"),
+        ("fldenvw [rax]", Arch::X64, "66d920"),
         ("fucomp", Arch::X64, "dde9"),
         ("fsubp", Arch::X64, "dee9"),
         ("fdivrp", Arch::X86, "def1"),

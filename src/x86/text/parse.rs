@@ -527,6 +527,11 @@ fn resolve_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>, Sp
     }
     match name {
         "pushw" => return Mnemonic::from_name("push").map(|m| (m, None, Special::Data16)),
+        // objdump's names for the 16-bit x87 environment forms.
+        "fldenvw" | "fnstenvw" | "fstenvw" | "frstorw" | "fnsavew" | "fsavew" => {
+            return Mnemonic::from_name(&name[..name.len() - 1])
+                .map(|m| (m, None, Special::Data16));
+        }
         "popw" => return Mnemonic::from_name("pop").map(|m| (m, None, Special::Data16)),
         "movabs" => return Mnemonic::from_name("mov").map(|m| (m, None, Special::Movabs)),
         "ljmp" => return Mnemonic::from_name("jmp").map(|m| (m, None, Special::Far)),
@@ -688,6 +693,21 @@ struct DecorCols {
     mask: usize,
     zeroing: usize,
     size: usize,
+    /// A rounding or `{sae}` written on the operand (`xmm16{sae}`, as objdump
+    /// prints it): its column and option.
+    rounding: Option<(usize, InstOptions)>,
+}
+
+/// The option a rounding brace (`rn-sae`..`rz-sae`, `sae`) stands for.
+fn rounding_option(content: &str) -> Option<InstOptions> {
+    Some(match content {
+        "rn-sae" => InstOptions::rounding(Rounding::RnSae),
+        "rd-sae" => InstOptions::rounding(Rounding::RdSae),
+        "ru-sae" => InstOptions::rounding(Rounding::RuSae),
+        "rz-sae" => InstOptions::rounding(Rounding::RzSae),
+        "sae" => InstOptions::SAE,
+        _ => return None,
+    })
 }
 
 struct Parser<'a> {
@@ -850,6 +870,8 @@ impl<'a> Parser<'a> {
                     ));
                 }
                 bcst = Some((col, n as u8));
+            } else if let Some(o) = rounding_option(&lower) {
+                cols.rounding = Some((col, o));
             } else {
                 return Err(ParseError::new(
                     col,
@@ -1143,10 +1165,15 @@ impl<'a> Parser<'a> {
                 if let Some(size) = size_keyword(&lower) {
                     cols.size = col;
                     self.bump();
-                    if let Tok::Ident(p) = self.peek()
-                        && p.eq_ignore_ascii_case("ptr")
-                    {
-                        self.bump();
+                    // `dword ptr [m]`, or objdump's `DWORD BCST [m]` for a broadcast.
+                    let mut bcst_keyword = false;
+                    if let Tok::Ident(p) = self.peek() {
+                        if p.eq_ignore_ascii_case("ptr") {
+                            self.bump();
+                        } else if p.eq_ignore_ascii_case("bcst") {
+                            bcst_keyword = true;
+                            self.bump();
+                        }
                     }
                     let mut segment = None;
                     if let Tok::Ident(s) = self.peek()
@@ -1182,6 +1209,16 @@ impl<'a> Parser<'a> {
                             ParsedOperand::Op(Operand::Mem(m))
                         }
                         _ => return Err(self.expected("`[` after the size keyword")),
+                    };
+                    let op = match op {
+                        ParsedOperand::Op(Operand::Mem(m)) if bcst_keyword && !m.is_broadcast() => {
+                            ParsedOperand::Op(Operand::Mem(m.bcst()))
+                        }
+                        ParsedOperand::LabelMem(mut l) if bcst_keyword && l.broadcast == 0 => {
+                            l.broadcast = 1;
+                            ParsedOperand::LabelMem(l)
+                        }
+                        other => other,
                     };
                     return Ok(OperandOrRounding::Operand(op, cols));
                 }
@@ -1715,6 +1752,16 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
             let col = p.col();
             match p.operand(&mut options)? {
                 OperandOrRounding::Operand(op, cols) => {
+                    if let Some((rcol, o)) = cols.rounding {
+                        if rounding_col != 0 {
+                            return Err(ParseError::new(
+                                rcol,
+                                "only one rounding or {sae} operand is allowed",
+                            ));
+                        }
+                        rounding_col = rcol;
+                        options |= o;
+                    }
                     operands.push(op);
                     columns.push(col);
                     decor.push(cols);
