@@ -200,8 +200,16 @@ fn dialect_examples() {
         ("fxch", Arch::X64, "d9c9"),
         ("rep ret", Arch::X64, "f3c3"),
         // objdump's spelling: `DWORD BCST [m]`, `{sae}` on the register, `fldenvw`.
-        ("vaddps zmm1,zmm2,DWORD BCST [rax]", Arch::X64, "62f16c585808"),
-        ("vcmpsh k1{k7},xmm16,xmm16{sae},0xff", Arch::X64, "62b37e17c2c8ff"),
+        (
+            "vaddps zmm1,zmm2,DWORD BCST [rax]",
+            Arch::X64,
+            "62f16c585808",
+        ),
+        (
+            "vcmpsh k1{k7},xmm16,xmm16{sae},0xff",
+            Arch::X64,
+            "62b37e17c2c8ff",
+        ),
         ("fldenvw [rax]", Arch::X64, "66d920"),
         ("fucomp", Arch::X64, "dde9"),
         ("fsubp", Arch::X64, "dee9"),
@@ -883,6 +891,62 @@ fn gas_listing_bytes(listing: &str) -> std::collections::BTreeMap<usize, Vec<u8>
     out
 }
 
+/// Reads back every instruction of an `objdump -d -M intel` listing
+/// (`ADDR:\tBYTES\tTEXT`) and compares the bytes. Position-dependent
+/// instructions (relative branches) and objdump's lossy spellings (`ds:` on
+/// every absolute address, the 8087-only annotations) are left out.
+fn check_objdump_text(dump: &str, arch: Arch) {
+    let mut line = LineAssembler::new(arch);
+    let (mut checked, mut same, mut unread) = (0, 0, Vec::new());
+    for l in dump.lines() {
+        let mut cols = l.split('\t');
+        let (Some(addr), Some(hex), Some(text)) = (cols.next(), cols.next(), cols.next()) else {
+            continue;
+        };
+        if !addr.trim_end().ends_with(':') {
+            continue;
+        }
+        let text = text.split(" #").next().unwrap_or("").trim();
+        let word = text.split_whitespace().next().unwrap_or("");
+        let branch =
+            word.starts_with('j') || word.starts_with("loop") || matches!(word, "call" | "xbegin");
+        if text.is_empty()
+            || branch
+            || text.contains("ds:0x")
+            || text.contains(" only)")
+            || text.contains("(bad)")
+        {
+            continue;
+        }
+        let bytes: Vec<u8> = hex
+            .split_whitespace()
+            .filter_map(|b| u8::from_str_radix(b, 16).ok())
+            .collect();
+        checked += 1;
+        match line.assemble(text) {
+            Ok(b) if b == bytes => same += 1,
+            Ok(_) => {}
+            Err(e) => unread.push(format!("{text}: {e}")),
+        }
+    }
+    println!(
+        "  objdump's text: {checked} instructions, {} not read back, {same} give the same bytes",
+        unread.len()
+    );
+    for u in unread.iter().take(10) {
+        println!("  objdump text not read back: {u}");
+    }
+    assert!(
+        unread.len() <= 5,
+        "{} of objdump's instructions do not parse",
+        unread.len()
+    );
+    assert!(
+        same * 100 >= checked * 95,
+        "only {same} of {checked} objdump instructions give the same bytes"
+    );
+}
+
 /// Line numbers (1-based) an assembler reported an error on, given its
 /// `<name>:LINE:` or `<name>:LINE: Error` diagnostics.
 fn error_lines(stderr: &str, name: &str) -> std::collections::BTreeSet<usize> {
@@ -1069,6 +1133,36 @@ fn formatter_output_is_read_by_llvm_mc_and_gnu_as() {
                 gas_same * 100 >= gas_checked * 95,
                 "GNU as gives our bytes for only {gas_same} of {gas_checked}"
             );
+        }
+        // objdump -M intel's text of what GNU as took reads back to the same bytes.
+        if gas.is_some() {
+            let good: String = lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !gas_bad.contains(&(i + 1)))
+                .map(|(_, t)| format!("{}\n", t.1))
+                .collect();
+            let obj = std::env::temp_dir()
+                .join(format!("jitforge-objdump-{}-{x64}.o", std::process::id()));
+            let src = format!(
+                ".intel_syntax noprefix\n{}{good}",
+                if x64 { ".code64\n" } else { ".code32\n" }
+            );
+            let obj_path = obj.to_str().unwrap();
+            let _ = run_tool(
+                "as",
+                &[if x64 { "--64" } else { "--32" }, "-o", obj_path, "-"],
+                &src,
+            );
+            let dump = run_tool(
+                "objdump",
+                &["-d", "-M", "intel", "--insn-width=16", obj_path],
+                "",
+            );
+            let _ = std::fs::remove_file(&obj);
+            if let Some((dump, _)) = dump {
+                check_objdump_text(&dump, if x64 { Arch::X64 } else { Arch::X86 });
+            }
         }
         let both_bad: Vec<&str> = (1..=lines.len())
             .filter(|i| llvm_bad.contains(i) && (gas.is_none() || gas_bad.contains(i)))
