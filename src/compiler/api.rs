@@ -529,6 +529,7 @@ impl<'a> Compiler<'a> {
             split_labels: Vec::new(),
             table_labels: Vec::new(),
             wide_vectors: uses_wide_vectors(&f),
+            vector_bytes: env.slot_size[1] as u16,
         }
         .run()
     }

@@ -1,14 +1,14 @@
 //! Differential testing of the whole Compiler pipeline: a byte string is
 //! turned into a random program (straight code, diamonds, counted loops,
 //! 1 to 48 simultaneously live values, shifts, multiplies), which is
-//! compiled, put in executable memory and run, and also interpreted in Rust;
+//! compiled, put in executable memory and run, and also interpreted in Rust
 //! the two results must agree. The cargo-fuzz target `compile_run` and the
 //! test suite both call [`check_program`].
 
 use super::{Compiler, Signature, ValType, X86Target};
 use crate::code::{Arch, CodeHolder};
 use crate::jit::JitRuntime;
-use crate::x86::{Gp64, Instructions, qword_ptr};
+use crate::x86::{Gp64, Instructions, Xmm, qword_ptr, xmmword_ptr};
 
 /// Reads bytes as a stream of small choices (zeros once exhausted).
 struct Choices<'a> {
@@ -36,12 +36,24 @@ impl Choices<'_> {
 #[derive(Clone, Debug)]
 enum Stmt {
     Op(u8, usize, usize),
+    /// paddq/psubq/pxor/pand/por/punpcklqdq on two vector values.
+    VecOp(u8, usize, usize),
+    /// movq vector <- general-purpose value (upper lane zeroed).
+    ToVec(usize, usize),
+    /// movq general-purpose value <- vector's low lane.
+    FromVec(usize, usize),
     Shift(bool, usize, u8),
     If(usize, Vec<Stmt>, Vec<Stmt>),
     Loop(u8, Vec<Stmt>),
 }
 
-fn gen_block(c: &mut Choices<'_>, values: usize, depth: u32, len: usize) -> Vec<Stmt> {
+fn gen_block(
+    c: &mut Choices<'_>,
+    values: usize,
+    vectors: usize,
+    depth: u32,
+    len: usize,
+) -> Vec<Stmt> {
     let mut out = Vec::new();
     for _ in 0..len {
         if c.done() {
@@ -52,17 +64,22 @@ fn gen_block(c: &mut Choices<'_>, values: usize, depth: u32, len: usize) -> Vec<
             0 if depth < 3 => {
                 let cond = c.below(values);
                 let n1 = 1 + c.below(6);
-                let a = gen_block(c, values, depth + 1, n1);
+                let a = gen_block(c, values, vectors, depth + 1, n1);
                 let n2 = c.below(6);
-                let b = gen_block(c, values, depth + 1, n2);
+                let b = gen_block(c, values, vectors, depth + 1, n2);
                 Stmt::If(cond, a, b)
             }
             1 if depth < 2 => {
                 let count = 1 + c.below(4) as u8;
                 let n = 1 + c.below(8);
-                Stmt::Loop(count, gen_block(c, values, depth + 1, n))
+                Stmt::Loop(count, gen_block(c, values, vectors, depth + 1, n))
             }
             2 => Stmt::Shift(c.byte() & 1 == 0, c.below(values), c.byte() % 64),
+            3 if vectors > 0 => Stmt::VecOp(c.byte() % 6, c.below(vectors), c.below(vectors)),
+            4 if vectors > 0 => match c.byte() & 1 {
+                0 => Stmt::ToVec(c.below(vectors), c.below(values)),
+                _ => Stmt::FromVec(c.below(values), c.below(vectors)),
+            },
             _ => Stmt::Op(c.byte() % 6, c.below(values), c.below(values)),
         };
         out.push(stmt);
@@ -70,9 +87,22 @@ fn gen_block(c: &mut Choices<'_>, values: usize, depth: u32, len: usize) -> Vec<
     out
 }
 
-fn interpret(stmts: &[Stmt], v: &mut [u64]) {
+fn interpret(stmts: &[Stmt], v: &mut [u64], x: &mut [[u64; 2]]) {
     for s in stmts {
         match s {
+            Stmt::VecOp(op, d, src) => {
+                let (a, b) = (x[*d], x[*src]);
+                x[*d] = match op {
+                    0 => [a[0].wrapping_add(b[0]), a[1].wrapping_add(b[1])],
+                    1 => [a[0].wrapping_sub(b[0]), a[1].wrapping_sub(b[1])],
+                    2 => [a[0] ^ b[0], a[1] ^ b[1]],
+                    3 => [a[0] & b[0], a[1] & b[1]],
+                    4 => [a[0] | b[0], a[1] | b[1]],
+                    _ => [a[0], b[0]],
+                };
+            }
+            Stmt::ToVec(d, g) => x[*d] = [v[*g], 0],
+            Stmt::FromVec(g, d) => v[*g] = x[*d][0],
             Stmt::Op(op, d, src) => {
                 let x = v[*src];
                 v[*d] = match op {
@@ -87,23 +117,36 @@ fn interpret(stmts: &[Stmt], v: &mut [u64]) {
             Stmt::Shift(left, d, n) => v[*d] = if *left { v[*d] << n } else { v[*d] >> n },
             Stmt::If(cond, a, b) => {
                 if v[*cond] & 1 != 0 {
-                    interpret(a, v)
+                    interpret(a, v, x)
                 } else {
-                    interpret(b, v)
+                    interpret(b, v, x)
                 }
             }
             Stmt::Loop(count, body) => {
                 for _ in 0..*count {
-                    interpret(body, v);
+                    interpret(body, v, x);
                 }
             }
         }
     }
 }
 
-fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp64]) -> crate::Result<()> {
+fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp64], x: &[Xmm]) -> crate::Result<()> {
     for s in stmts {
         match s {
+            Stmt::VecOp(op, d, src) => {
+                let (d, s) = (x[*d], x[*src]);
+                match op {
+                    0 => cc.paddq(d, s)?,
+                    1 => cc.psubq(d, s)?,
+                    2 => cc.pxor(d, s)?,
+                    3 => cc.pand(d, s)?,
+                    4 => cc.por(d, s)?,
+                    _ => cc.punpcklqdq(d, s)?,
+                }
+            }
+            Stmt::ToVec(d, g) => cc.movq(x[*d], v[*g])?,
+            Stmt::FromVec(g, d) => cc.movq(v[*g], x[*d])?,
             Stmt::Op(op, d, src) => {
                 let (d, s) = (v[*d], v[*src]);
                 match op {
@@ -127,10 +170,10 @@ fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp64]) -> crate::Result<(
                 let end = cc.new_label();
                 cc.test(v[*cond], 1)?;
                 cc.je(else_)?;
-                compile(cc, a, v)?;
+                compile(cc, a, v, x)?;
                 cc.jmp(end)?;
                 cc.bind(else_)?;
-                compile(cc, b, v)?;
+                compile(cc, b, v, x)?;
                 cc.bind(end)?;
             }
             Stmt::Loop(count, body) => {
@@ -138,7 +181,7 @@ fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp64]) -> crate::Result<(
                 cc.mov(counter, *count as i32)?;
                 let top = cc.new_label();
                 cc.bind(top)?;
-                compile(cc, body, v)?;
+                compile(cc, body, v, x)?;
                 cc.dec(counter)?;
                 cc.jne(top)?;
             }
@@ -147,15 +190,50 @@ fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp64]) -> crate::Result<(
     Ok(())
 }
 
+/// A System V function `probe(args, target, out) -> u64` that loads known
+/// values into every callee-saved register (rbx, rbp, r12..r15), calls
+/// `target(args)`, stores its result in `*out`, and returns 1 if all of those
+/// registers still hold their values (0 otherwise).
+fn callee_saved_probe(runtime: &JitRuntime) -> crate::Result<crate::jit::JitCode> {
+    use crate::x86::*;
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut a = Assembler::new(&mut code);
+    let saved = [rbx, rbp, r12, r13, r14, r15];
+    for r in saved {
+        a.push(r)?;
+    }
+    a.push(rdx)?; // out pointer; keeps the stack 16-byte aligned at the call
+    for (i, r) in saved.iter().enumerate() {
+        a.mov(*r, 0x5a5a_0000_0000_1111i64.wrapping_mul(i as i64 + 1))?;
+    }
+    a.call(rsi)?;
+    a.pop(rdx)?;
+    a.mov(qword_ptr(rdx), rax)?;
+    a.mov(eax, 1)?;
+    a.xor_(ecx, ecx)?;
+    for (i, r) in saved.iter().enumerate() {
+        a.mov(rdx, 0x5a5a_0000_0000_1111i64.wrapping_mul(i as i64 + 1))?;
+        a.cmp(*r, rdx)?;
+        a.cmovne(eax, ecx)?;
+    }
+    for r in saved.iter().rev() {
+        a.pop(*r)?;
+    }
+    a.ret()?;
+    runtime.add(&code)
+}
+
 /// Generates a program from `data`, compiles and runs it, interprets it,
 /// and returns the allocation statistics, or an error describing any
 /// disagreement (or compile failure).
 pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
     let mut c = Choices { data, at: 0 };
     let values = 1 + c.below(48);
+    let vectors = c.below(24);
     let len = 1 + c.below(64);
-    let program = gen_block(&mut c, values, 0, len);
-    let inputs: Vec<u64> = (0..values as u64)
+    let program = gen_block(&mut c, values, vectors, 0, len);
+    // General-purpose inputs, then two lanes per vector.
+    let inputs: Vec<u64> = (0..(values + 2 * vectors) as u64)
         .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555)
         .collect();
 
@@ -176,7 +254,11 @@ pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
             for (i, r) in v.iter().enumerate() {
                 cc.mov(*r, qword_ptr(p + 8 * i as i32))?;
             }
-            compile(cc, &program, &v)?;
+            let x: Vec<Xmm> = (0..vectors).map(|i| cc.new_xmm(&format!("x{i}"))).collect();
+            for (i, r) in x.iter().enumerate() {
+                cc.movdqu(*r, xmmword_ptr(p + (8 * values + 16 * i) as i32))?;
+            }
+            compile(cc, &program, &v, &x)?;
             let sum = cc.new_gp64("sum");
             cc.mov(sum, v[0])?;
             for (i, r) in v.iter().enumerate().skip(1) {
@@ -186,6 +268,15 @@ pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
                     cc.xor_(sum, *r)?;
                 }
             }
+            // Both lanes of every vector join the result.
+            let lane = cc.new_gp64("lane");
+            for r in &x {
+                cc.movq(lane, *r)?;
+                cc.add(sum, lane)?;
+                cc.punpckhqdq(*r, *r)?;
+                cc.movq(lane, *r)?;
+                cc.xor_(sum, lane)?;
+            }
             cc.ret(&[sum.into()])?;
             cc.end_func()?;
             cc.finalize()
@@ -194,19 +285,33 @@ pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
         stats = cc.last_stats();
     }
     let function = runtime.add(&code).map_err(|e| e.to_string())?;
-    // SAFETY: the compiled function is a System V function taking a pointer
-    // to `values` u64, which `inputs` provides.
-    let f: extern "C" fn(*const u64) -> u64 = unsafe { function.function() };
-    let got = f(inputs.as_ptr());
-    let mut v = inputs.clone();
-    interpret(&program, &mut v);
-    let want = v.iter().enumerate().skip(1).fold(v[0], |a, (i, x)| {
+    let trampoline = callee_saved_probe(&runtime).map_err(|e| e.to_string())?;
+    // SAFETY: the probe is a System V function (args, target, out) -> flag
+    // that calls `target(args)`; the compiled function is a System V function
+    // taking a pointer to `values + 2 * vectors` u64, which `inputs` provides.
+    let probe: extern "C" fn(*const u64, u64, *mut u64) -> u64 = unsafe { trampoline.function() };
+    let mut got = 0u64;
+    let preserved = probe(inputs.as_ptr(), function.address(), &mut got);
+    if preserved != 1 {
+        return Err(format!(
+            "the compiled function did not preserve the callee-saved registers\nprogram: {program:?}"
+        ));
+    }
+    let mut v = inputs[..values].to_vec();
+    let mut x: Vec<[u64; 2]> = (0..vectors)
+        .map(|i| [inputs[values + 2 * i], inputs[values + 2 * i + 1]])
+        .collect();
+    interpret(&program, &mut v, &mut x);
+    let mut want = v.iter().enumerate().skip(1).fold(v[0], |a, (i, x)| {
         if i % 2 == 0 {
             a.wrapping_add(*x)
         } else {
             a ^ x
         }
     });
+    for lanes in &x {
+        want = want.wrapping_add(lanes[0]) ^ lanes[1];
+    }
     if got != want {
         return Err(format!(
             "compiled {got:#x}, interpreted {want:#x}\nprogram: {program:?}"

@@ -207,6 +207,8 @@ pub(crate) struct Rewriter<'r, S: Sink> {
     pub table_labels: Vec<Label>,
     /// Whether the function uses 256- or 512-bit vector registers.
     pub wide_vectors: bool,
+    /// Width of the function's vector spill slots (its widest vector value).
+    pub vector_bytes: u16,
 }
 
 impl<S: Sink> Rewriter<'_, S> {
@@ -256,7 +258,9 @@ impl<S: Sink> Rewriter<'_, S> {
                     _ => 1,
                 }),
             (RegClass::Gp, None) => 8,
-            (RegClass::Vec, None) => 64,
+            // A value the allocator does not name: as wide as the function's
+            // vector slots (the widest vector it uses), never wider.
+            (RegClass::Vec, None) => self.vector_bytes,
             (RegClass::Mask, None) => 8,
         }
     }
