@@ -211,6 +211,11 @@ fn dialect_examples() {
             "62b37e17c2c8ff",
         ),
         ("fldenvw [rax]", Arch::X64, "66d920"),
+        // iced-x86's spelling: `{rne-sae}`, `call far`, `fadd st, m32`, `ret far`.
+        ("vaddpd zmm1{rne-sae},zmm1,zmm2", Arch::X64, "62f1f51858ca"),
+        ("call far dword ptr [rcx+rdx+80h]", Arch::X64, "66ff9c1180000000"),
+        ("fadd st,dword ptr [rax]", Arch::X64, "d800"),
+        ("ret far 1", Arch::X64, "ca0100"),
         ("fucomp", Arch::X64, "dde9"),
         ("fsubp", Arch::X64, "dee9"),
         ("fdivrp", Arch::X86, "def1"),

@@ -701,7 +701,8 @@ struct DecorCols {
 /// The option a rounding brace (`rn-sae`..`rz-sae`, `sae`) stands for.
 fn rounding_option(content: &str) -> Option<InstOptions> {
     Some(match content {
-        "rn-sae" => InstOptions::rounding(Rounding::RnSae),
+        // `rne-sae` is iced-x86's spelling.
+        "rn-sae" | "rne-sae" => InstOptions::rounding(Rounding::RnSae),
         "rd-sae" => InstOptions::rounding(Rounding::RdSae),
         "ru-sae" => InstOptions::rounding(Rounding::RuSae),
         "rz-sae" => InstOptions::rounding(Rounding::RzSae),
@@ -1128,7 +1129,8 @@ impl<'a> Parser<'a> {
         // `jmp short target`: the branch-size keyword (a loop, not recursion).
         while let Tok::Ident(w) = self.peek() {
             let is_short = w.eq_ignore_ascii_case("short");
-            if !(is_short || w.eq_ignore_ascii_case("near"))
+            let is_far = w.eq_ignore_ascii_case("far");
+            if !(is_short || is_far || w.eq_ignore_ascii_case("near"))
                 || matches!(self.peek_at(1), Tok::End | Tok::Punct(b','))
             {
                 break;
@@ -1136,19 +1138,19 @@ impl<'a> Parser<'a> {
             if is_short {
                 *options |= InstOptions::SHORT;
             }
+            // `call far dword ptr [m]` (iced-x86's spelling of `lcall`).
+            if is_far {
+                *options |= InstOptions::FAR;
+            }
             self.bump();
         }
         let mut cols = DecorCols::default();
         let col = self.col();
         match self.peek() {
             Tok::Brace(content) => {
-                let opt = match content.to_ascii_lowercase().as_str() {
-                    "rn-sae" => InstOptions::rounding(Rounding::RnSae),
-                    "rd-sae" => InstOptions::rounding(Rounding::RdSae),
-                    "ru-sae" => InstOptions::rounding(Rounding::RuSae),
-                    "rz-sae" => InstOptions::rounding(Rounding::RzSae),
-                    "sae" => InstOptions::SAE,
-                    _ => {
+                let opt = match rounding_option(&content.to_ascii_lowercase()) {
+                    Some(o) => o,
+                    None => {
                         return Err(ParseError::new(
                             col,
                             format!(
@@ -1794,6 +1796,14 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
     drop_string_memory(&mut inst, &mut decor, p.arch)?;
     drop_implicit_xmm0(&mut inst, &mut decor, p.arch);
     prefer_short_forms(&mut inst, &mut decor);
+    // `ret far 8` is `retf 8`.
+    if inst.mnemonic.name() == "ret"
+        && inst.options.contains(InstOptions::FAR)
+        && let Some(retf) = Mnemonic::from_name("retf")
+    {
+        inst.mnemonic = retf;
+        inst.options = InstOptions(inst.options.0 & !InstOptions::FAR.0);
+    }
     if let Some(imm) = pred {
         inst.operands.push(ParsedOperand::Op(Operand::Imm(imm)));
         inst.columns.push(mcol);
@@ -2070,6 +2080,22 @@ fn prefer_short_forms(inst: &mut ParsedInstruction, decor: &mut [DecorCols]) {
                 *m = m.with_size(0)
             }
             _ => {}
+        }
+    }
+    // `fadd st, dword ptr [m]` (iced-x86's spelling): the x87 forms with a
+    // memory operand name only the memory.
+    if inst.mnemonic.name().starts_with('f')
+        && let [
+            ParsedOperand::Op(Operand::Reg(r)),
+            ParsedOperand::Op(Operand::Mem(_)),
+        ] = inst.operands.as_slice()
+        && r.kind() == RegKind::St
+        && r.id() == 0
+    {
+        inst.operands.remove(0);
+        inst.columns.remove(0);
+        if !decor.is_empty() {
+            decor[0] = decor[decor.len() - 1];
         }
     }
 }
