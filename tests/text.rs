@@ -213,7 +213,11 @@ fn dialect_examples() {
         ("fldenvw [rax]", Arch::X64, "66d920"),
         // iced-x86's spelling: `{rne-sae}`, `call far`, `fadd st, m32`, `ret far`.
         ("vaddpd zmm1{rne-sae},zmm1,zmm2", Arch::X64, "62f1f51858ca"),
-        ("call far dword ptr [rcx+rdx+80h]", Arch::X64, "66ff9c1180000000"),
+        (
+            "call far dword ptr [rcx+rdx+80h]",
+            Arch::X64,
+            "66ff9c1180000000",
+        ),
         ("fadd st,dword ptr [rax]", Arch::X64, "d800"),
         ("ret far 1", Arch::X64, "ca0100"),
         ("fucomp", Arch::X64, "dde9"),
@@ -1357,4 +1361,62 @@ fn named_constants() {
     );
     let e = parse_program(".equ rax, 1", Arch::X64).unwrap_err();
     assert_eq!((e[0].line, e[0].column), (1, 6));
+}
+
+/// The parser reads iced-x86's Intel text too: every instruction of
+/// AsmJit's conformance bytes, decoded and formatted by iced-x86, parses
+/// back to the same bytes (relative branches and RIP-relative operands,
+/// which depend on where they sit, are left out). iced's formatter is not an
+/// assembler dialect everywhere (a gather's mask as an operand, 64-bit
+/// absolute addresses without `movabs`), so the bar is 97%.
+#[test]
+fn iced_text_reads_back() {
+    use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter, OpKind};
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
+    for (file, arch) in [
+        ("asmjit-vectors-x64.tsv", Arch::X64),
+        ("asmjit-vectors-x86.tsv", Arch::X86),
+    ] {
+        let Ok(text) = std::fs::read_to_string(dir.join(file)) else {
+            println!("note: {file} not found; skipped");
+            continue;
+        };
+        let mut line = LineAssembler::new(arch);
+        let mut f = IntelFormatter::new();
+        let (mut checked, mut same) = (0usize, 0usize);
+        for row in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some(hex) = row.split('\t').nth(1) else {
+                continue;
+            };
+            let bytes: Vec<u8> = (0..hex.len() / 2)
+                .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                .collect();
+            let mut d = Decoder::with_ip(arch.bits(), &bytes, 0, DecoderOptions::NONE);
+            let inst = d.decode();
+            let branch = (0..inst.op_count()).any(|i| {
+                matches!(
+                    inst.op_kind(i),
+                    OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+                )
+            });
+            if inst.is_invalid()
+                || inst.len() != bytes.len()
+                || branch
+                || inst.is_ip_rel_memory_operand()
+            {
+                continue;
+            }
+            let mut out = String::new();
+            f.format(&inst, &mut out);
+            checked += 1;
+            if line.assemble(&out).is_ok_and(|b| b == bytes) {
+                same += 1;
+            }
+        }
+        println!("{file}: {checked} iced-x86 texts, {same} read back to the same bytes");
+        assert!(
+            same * 100 >= checked * 97,
+            "{file}: only {same} of {checked}"
+        );
+    }
 }
