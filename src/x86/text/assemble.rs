@@ -9,7 +9,7 @@ use super::parse::{
 };
 use crate::code::{Arch, CodeHolder, Label, SectionId, SectionKind};
 use crate::error::Error;
-use crate::x86::{Assembler, InstOptions, Operand};
+use crate::x86::{Assembler, InstOptions, MemBase, Operand};
 use std::collections::HashMap;
 
 /// Emits a parsed instruction with `a`, resolving labels by name in the code
@@ -40,6 +40,25 @@ pub fn emit_parsed(a: &mut Assembler<'_>, inst: &ParsedInstruction) -> Result<()
     let arch = a.code().arch();
     for alt in implicit_fills(inst.mnemonic, &operands, arch) {
         if a.emit_with(inst.mnemonic, &alt, inst.options).is_ok() {
+            return Ok(());
+        }
+    }
+    // `mov al, [0x123456789]` in 64-bit mode: an absolute address beyond 32
+    // bits only fits the accumulator's moffs64 form (what `movabs` names),
+    // which GNU as picks by itself.
+    let far_address = |o: &Operand| {
+        matches!(o, Operand::Mem(m) if arch == Arch::X64 && m.base() == MemBase::None && m.index().is_none()
+            && !m.is_abs64() && i32::try_from(m.disp()).is_err())
+    };
+    if operands.iter().any(far_address) {
+        let wide: Vec<Operand> = operands
+            .iter()
+            .map(|o| match o {
+                Operand::Mem(m) if far_address(o) => Operand::Mem(m.abs64()),
+                other => *other,
+            })
+            .collect();
+        if a.emit_with(inst.mnemonic, &wide, inst.options).is_ok() {
             return Ok(());
         }
     }
