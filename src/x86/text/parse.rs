@@ -19,6 +19,8 @@
 //! - unsized `ljmp`/`lcall [m]` is m16:64 in 64-bit mode (llvm-mc, AsmJit),
 //!   m16:32 in 32-bit mode; `call fword ptr [m]` / `tbyte ptr` select it too.
 //! - `movabs r64, imm` is always the 10-byte form; `pushw imm` the 16-bit one.
+//! - an absolute address beyond 32 bits (`mov al, [0x123456789]`) takes the
+//!   accumulator's 64-bit `moffs` form, as with `movabs` (GNU as does the same).
 //! - `{disp8}`/`{disp32}` are accepted and ignored (shortest displacement).
 //! - `shl r/m` alone shifts by one; `fxch`, `fcom`, `faddp`... alone use `st(1)`;
 //!   `lodsb` and `lodsb al, byte ptr [rsi]` are the same instruction.
