@@ -220,7 +220,11 @@ fn dialect_examples() {
         ),
         ("fadd st,dword ptr [rax]", Arch::X64, "d800"),
         ("ret far 1", Arch::X64, "ca0100"),
-        ("mov rax, [0x123456789abcdef]", Arch::X64, "48a1efcdab8967452301"),
+        (
+            "mov rax, [0x123456789abcdef]",
+            Arch::X64,
+            "48a1efcdab8967452301",
+        ),
         ("fucomp", Arch::X64, "dde9"),
         ("fsubp", Arch::X64, "dee9"),
         ("fdivrp", Arch::X86, "def1"),
