@@ -220,6 +220,7 @@ fn dialect_examples() {
         ),
         ("fadd st,dword ptr [rax]", Arch::X64, "d800"),
         ("ret far 1", Arch::X64, "ca0100"),
+        ("ret far", Arch::X64, "cb"),
         (
             "mov rax, [0x123456789abcdef]",
             Arch::X64,

@@ -1751,6 +1751,14 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
     let mut columns = Vec::new();
     let mut decor = Vec::new();
     let mut rounding_col = 0;
+    // `ret far` alone.
+    if let (Tok::Ident(w), Tok::End) = (p.peek(), p.peek_at(1))
+        && w.eq_ignore_ascii_case("far")
+        && mname == "ret"
+    {
+        p.bump();
+        options |= InstOptions::FAR;
+    }
     if p.peek() != Tok::End {
         loop {
             let col = p.col();
