@@ -778,3 +778,40 @@ fn ymm_values_live_across_a_call() -> Result<(), Error> {
     assert_eq!(&data[..4], &want[..]);
     Ok(())
 }
+
+/// Stack memory indexed in a loop, with values live across the loop and a
+/// call that needs the stack aligned.
+#[test]
+fn stack_memory_indexed_in_a_loop() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("squares", sig(1))?;
+        let n = cc.new_gp64("n");
+        cc.set_arg(0, n)?;
+        let buffer = cc.new_stack(8 * 32, 16)?;
+        let (i, sum, t) = (cc.new_gp64("i"), cc.new_gp64("sum"), cc.new_gp64("t"));
+        cc.xor_(i, i)?;
+        let fill = cc.new_label();
+        cc.bind(fill)?;
+        cc.mov(t, i)?;
+        cc.imul_2(t, i)?;
+        cc.mov(buffer.with_index(i, 8).with_size(8), t)?;
+        cc.inc(i)?;
+        cc.cmp(i, 32)?;
+        cc.jne(fill)?;
+        cc.xor_(sum, sum)?;
+        cc.xor_(i, i)?;
+        let add = cc.new_label();
+        cc.bind(add)?;
+        cc.add(sum, buffer.with_index(i, 8).with_size(8))?;
+        cc.inc(i)?;
+        cc.cmp(i, n)?;
+        cc.jb(add)?;
+        cc.ret(&[sum.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function of one integer (at most 32).
+    let f: extern "C" fn(u64) -> u64 = unsafe { code.function() };
+    assert_eq!(f(32), (0..32u64).map(|i| i * i).sum::<u64>());
+    assert_eq!(f(5), 30);
+    Ok(())
+}

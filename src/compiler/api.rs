@@ -59,6 +59,8 @@ struct FuncState {
     code_labels: Vec<Label>,
     /// The function's constant pool: label, bytes, alignment.
     constants: Vec<(Label, Vec<u8>, u32)>,
+    /// Labels that stand for stack memory of this function.
+    stack_labels: HashMap<u32, jitforge_ir::StackSlot>,
 }
 
 /// Compiles functions written on virtual registers into a [`CodeHolder`].
@@ -133,6 +135,7 @@ impl<'a> Compiler<'a> {
             labels: HashMap::new(),
             code_labels: Vec::new(),
             constants: Vec::new(),
+            stack_labels: HashMap::new(),
         });
         Ok(entry)
     }
@@ -268,6 +271,22 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
+    /// Stack memory of the current function: `size` bytes aligned to `align`
+    /// (up to 16), as a memory operand without size that may be indexed and
+    /// offset like any other (`stack.with_index(i, 8).with_size(8)`).
+    pub fn new_stack(&mut self, size: u32, align: u32) -> Result<Mem> {
+        if !align.is_power_of_two() || align > 16 {
+            return Err(invalid(&format!(
+                "stack alignment {align} is not a power of two up to 16"
+            )));
+        }
+        let label = self.asm.new_label();
+        let st = self.state()?;
+        let slot = st.f.new_stack_slot(size, align);
+        st.stack_labels.insert(label.id(), slot);
+        Ok(Mem::new(MemBase::Label(label), 0))
+    }
+
     /// Constant data for the current function (placed after its code), as a
     /// memory operand without size (`cc.movsd(x, cc.new_const(&bytes, 8)?.with_size(8))`).
     pub fn new_const(&mut self, bytes: &[u8], align: u32) -> Result<Mem> {
@@ -378,7 +397,10 @@ impl<'a> Compiler<'a> {
         let base = match m.base() {
             MemBase::None => IrMemBase::None,
             MemBase::Reg(r) => IrMemBase::Reg(ir_reg(&self.state()?.f, r)?),
-            MemBase::Label(l) => IrMemBase::Label(self.ir_label(l)?),
+            MemBase::Label(l) => match self.state()?.stack_labels.get(&l.id()) {
+                Some(&slot) => IrMemBase::Slot(slot),
+                None => IrMemBase::Label(self.ir_label(l)?),
+            },
             MemBase::Rip => {
                 return Err(invalid(
                     "[rip + disp] is not supported by the Compiler (use a label)",
