@@ -815,3 +815,62 @@ fn stack_memory_indexed_in_a_loop() -> Result<(), Error> {
     assert_eq!(f(5), 30);
     Ok(())
 }
+
+#[test]
+fn empty_function_and_label_shapes() -> Result<(), Error> {
+    let runtime = JitRuntime::new()?;
+    let mut code = CodeHolder::new(Arch::X64);
+    let (empty, shapes);
+    {
+        let mut cc = Compiler::new(&mut code);
+        cc.set_checked(true);
+        empty = cc.add_func("empty", Signature::new(X86Target::SYSV64, &[], &[]))?;
+        cc.ret(&[])?;
+        cc.end_func()?;
+
+        shapes = cc.add_func("shapes", sig(1))?;
+        let x = cc.new_gp64("x");
+        cc.set_arg(0, x)?;
+        // 1,000 trivial `jmp L; L:` pairs.
+        for _ in 0..1000 {
+            let l = cc.new_label();
+            cc.jmp(l)?;
+            cc.bind(l)?;
+        }
+        // Several labels bound back to back, and jumps crossing each other.
+        let (a, b, c, d) = (
+            cc.new_label(),
+            cc.new_label(),
+            cc.new_label(),
+            cc.new_label(),
+        );
+        cc.jmp(c)?;
+        cc.bind(a)?;
+        cc.bind(b)?;
+        cc.add(x, 1)?;
+        cc.jmp(d)?;
+        // Unreachable code between jumps.
+        cc.add(x, 1000)?;
+        cc.bind(c)?;
+        cc.add(x, 10)?;
+        cc.jmp(b)?;
+        cc.bind(d)?;
+        cc.ret(&[x.into()])?;
+        cc.end_func()?;
+        cc.finalize()?;
+    }
+    let (_, offset) = code.label_offset(shapes).expect("bound");
+    assert_eq!(code.label_offset(empty).map(|(_, o)| o), Some(0));
+    let function = runtime.add(&code)?;
+    // SAFETY: the first function takes and returns nothing.
+    let e: extern "C" fn() = unsafe { function.function() };
+    e();
+    // SAFETY: the second function starts at its label's offset.
+    let f: extern "C" fn(u64) -> u64 = unsafe {
+        std::mem::transmute::<usize, extern "C" fn(u64) -> u64>(
+            function.address() as usize + offset as usize,
+        )
+    };
+    assert_eq!(f(5), 16);
+    Ok(())
+}
