@@ -27,6 +27,7 @@ pub mod code;
 pub mod compiler;
 mod error;
 pub mod jit;
+pub mod workloads;
 pub mod x86;
 
 pub use builder::Builder;

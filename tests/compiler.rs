@@ -34,19 +34,6 @@ fn build_with_stats(
     Ok((runtime.add(&code)?, stats))
 }
 
-/// The workload generator of ../shared/bench/WORKLOAD.md.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
-
 #[test]
 fn empty_function_returns_its_argument() -> Result<(), Error> {
     let code = build(|cc| {
@@ -142,95 +129,36 @@ fn eight_pointer_arguments_and_sub_registers() -> Result<(), Error> {
     Ok(())
 }
 
-/// Workload B: 64 live values and 10,000 operations force spills.
+/// Workload B: 64 live values and 10,000 operations force spills
+/// (compiled with the allocation checker on).
 #[test]
 fn workload_b_register_pressure() -> Result<(), Error> {
-    let code = build(|cc| {
-        cc.add_func("pressure", sig(1))?;
-        let p = cc.new_gp64("p");
-        cc.set_arg(0, p)?;
-        let v: Vec<Gp64> = (0..64).map(|i| cc.new_gp64(&format!("v{i}"))).collect();
-        for (i, r) in v.iter().enumerate() {
-            cc.mov(*r, qword_ptr(p + 8 * i as i32))?;
-        }
-        let mut rng = Lcg(12345);
-        for _ in 0..10_000 {
-            let r = rng.next();
-            let (op, d, s) = (r % 4, ((r >> 2) % 64) as usize, ((r >> 8) % 64) as usize);
-            match op {
-                0 => cc.add(v[d], v[s])?,
-                1 => cc.sub(v[d], v[s])?,
-                2 => cc.xor_(v[d], v[s])?,
-                _ => cc.imul_2(v[d], v[s])?,
-            }
-        }
-        let sum = cc.new_gp64("sum");
-        cc.xor_(sum, sum)?;
-        for r in &v {
-            cc.add(sum, *r)?;
-        }
-        cc.ret(&[sum.into()])?;
-        cc.end_func()
-    })?;
-    let input: Vec<u64> = (0..64u64)
-        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1))
-        .collect();
-    // SAFETY: System V function taking a pointer to 64 u64.
-    let f: extern "C" fn(*const u64) -> u64 = unsafe { code.function() };
-    assert_eq!(f(input.as_ptr()), 0xa7bc95170bc9e1a6);
+    use jitforge::workloads::{WORKLOAD_B_RESULT, workload_b, workload_b_input};
+    let runtime = JitRuntime::new()?;
+    let b = workload_b(&runtime, 10_000, true)?;
+    // SAFETY: workload B's function takes a pointer to 64 u64.
+    let f: extern "C" fn(*const u64) -> u64 = unsafe { b.code.function() };
+    assert_eq!(f(workload_b_input().as_ptr()), WORKLOAD_B_RESULT);
     Ok(())
 }
 
-/// Workload C: many small functions, each compiled and made executable on its own.
+/// Workload C: small functions, each compiled and made executable on its
+/// own, checked one by one against the host computation.
 #[test]
 fn workload_c_small_functions() -> Result<(), Error> {
+    use jitforge::workloads::{Lcg, WORKLOAD_C_ARGS, WORKLOAD_C_RESULT, workload_c};
     let runtime = JitRuntime::new()?;
+    let (x, y) = WORKLOAD_C_ARGS;
     let mut xor = 0u64;
     for k in (0..10_000u64).step_by(100) {
-        let mut code = CodeHolder::new(Arch::X64);
-        let mut expected_ops = Vec::new();
-        {
-            let mut cc = Compiler::new(&mut code);
-            cc.set_checked(true);
-            cc.add_func("f", sig(2))?;
-            let (x, y) = (cc.new_gp64("x"), cc.new_gp64("y"));
-            cc.set_arg(0, x)?;
-            cc.set_arg(1, y)?;
-            let v = [
-                cc.new_gp64("v0"),
-                cc.new_gp64("v1"),
-                cc.new_gp64("v2"),
-                cc.new_gp64("v3"),
-            ];
-            cc.mov(v[0], x)?;
-            cc.mov(v[1], y)?;
-            cc.mov(v[2], x)?;
-            cc.xor_(v[2], y)?;
-            cc.lea(v[3], ptr(x + 1))?;
-            let mut rng = Lcg(k + 1);
-            for _ in 0..20 {
-                let r = rng.next();
-                let (op, d, s) = (r % 4, ((r >> 2) % 4) as usize, ((r >> 8) % 4) as usize);
-                expected_ops.push((op, d, s));
-                match op {
-                    0 => cc.add(v[d], v[s])?,
-                    1 => cc.sub(v[d], v[s])?,
-                    2 => cc.xor_(v[d], v[s])?,
-                    _ => cc.imul_2(v[d], v[s])?,
-                }
-            }
-            cc.xor_(v[0], v[1])?;
-            cc.xor_(v[0], v[2])?;
-            cc.xor_(v[0], v[3])?;
-            cc.ret(&[v[0].into()])?;
-            cc.end_func()?;
-        }
-        let function = runtime.add(&code)?;
-        // SAFETY: System V function of two integers.
+        let function = workload_c(&runtime, k, true)?;
+        // SAFETY: workload C's functions take two integers.
         let f: extern "C" fn(u64, u64) -> u64 = unsafe { function.function() };
-        let (x, y) = (0x0123_4567_89AB_CDEFu64, 42u64);
         let mut v = [x, y, x ^ y, x.wrapping_add(1)];
-        for (op, d, s) in expected_ops {
+        let mut rng = Lcg(k + 1);
+        for _ in 0..20 {
+            let r = rng.next();
+            let (op, d, s) = (r % 4, ((r >> 2) % 4) as usize, ((r >> 8) % 4) as usize);
             v[d] = match op {
                 0 => v[d].wrapping_add(v[s]),
                 1 => v[d].wrapping_sub(v[s]),
@@ -238,12 +166,22 @@ fn workload_c_small_functions() -> Result<(), Error> {
                 _ => v[d].wrapping_mul(v[s]),
             };
         }
-        let want = v[0] ^ v[1] ^ v[2] ^ v[3];
         let got = f(x, y);
-        assert_eq!(got, want, "k = {k}");
+        assert_eq!(got, v[0] ^ v[1] ^ v[2] ^ v[3], "k = {k}");
         xor ^= got;
     }
-    assert_eq!(xor, 0x005c6fbf5d9859a3);
+    assert_eq!(xor, WORKLOAD_C_RESULT);
+    Ok(())
+}
+
+/// Workload A through the Builder gives the byte counts of the spec.
+#[test]
+fn workload_a_through_the_builder() -> Result<(), Error> {
+    assert_eq!(
+        jitforge::workloads::workload_a(false, 100)?.len(),
+        100 * 167
+    );
+    assert_eq!(jitforge::workloads::workload_a(true, 100)?.len(), 100 * 88);
     Ok(())
 }
 
