@@ -283,3 +283,65 @@ fn program_modes_agree_with_the_library_on_conformance_rows() {
         assert_eq!(listing, lib.listing.to_string());
     }
 }
+
+const SUM_IR: &str = "
+func sum(i64, i64) -> (i64) sysv64 {
+  gp64 %p, %n, %s, %i
+  labels .loop, .done
+  entry %p, %n
+  xor %s, %s
+  xor %i, %i
+  test %n, %n
+  je .done
+.loop:
+  add %s, %i
+  inc %i
+  cmp %i, %n
+  jne .loop
+.done:
+  ret %s
+}
+func twice(f64) -> (f64) sysv64 {
+  vec128 %x
+  entry %x
+  addsd %x, %x
+  ret %x
+}
+";
+
+#[test]
+fn run_compile_and_bench() {
+    let o = jitforge(&["run", "-", "0", "10"], SUM_IR);
+    assert_eq!((status(&o), stdout(&o)), (0, "45\n".to_string()));
+    let o = jitforge(&["run", "-", "--entry", "twice", "1.25"], SUM_IR);
+    assert_eq!((status(&o), stdout(&o)), (0, "2.5\n".to_string()));
+    let o = jitforge(&["run", "-", "1"], SUM_IR);
+    assert_eq!(status(&o), 1, "wrong argument count");
+    let o = jitforge(&["run"], "");
+    assert_eq!(status(&o), 2);
+    let o = jitforge(&["compile", "-"], SUM_IR);
+    assert_eq!(status(&o), 0);
+    let listing = stdout(&o);
+    assert!(
+        listing.contains("; before allocation") && listing.contains("; after allocation"),
+        "{listing}"
+    );
+    let o = jitforge(&["bench", "B", "--runs", "1"], "");
+    assert_eq!(status(&o), 0);
+    let line = stdout(&o);
+    for key in [
+        "workload=B ",
+        "ns_per_op=",
+        "code_bytes=",
+        "stores=",
+        "reloads=",
+        "folded=",
+        "moves=",
+        "run_ns=",
+        "check=ok",
+    ] {
+        assert!(line.contains(key), "{key} missing in {line}");
+    }
+    let o = jitforge(&["bench", "nonsense"], "");
+    assert_eq!(status(&o), 2);
+}

@@ -1,7 +1,8 @@
 //! The `jitforge` command: assemble Intel-syntax text (a whole program with a
 //! listing, or one instruction per line for conformance suites), describe the
 //! instruction database (per mnemonic, or all of it as JSON), and print the
-//! host's CPU features.
+//! host's CPU features; compile and run IR text, print its annotated
+//! listing, and run the standard workloads.
 //!
 //! Exit status: 0 on success, 1 if any input line failed, 2 on bad usage.
 
@@ -21,12 +22,19 @@ USAGE:
     jitforge isa MNEMONIC...
     jitforge isa --json
     jitforge cpu
+    jitforge run FILE [--entry NAME] [ARGS...]
+    jitforge compile FILE
+    jitforge bench [A.full A.gp B C] [--runs N]
     jitforge [COMMAND] --help
 
 COMMANDS:
     asm    Assemble a program (labels, directives) and print a listing
     isa    Describe instruction forms, or dump the database as JSON
     cpu    Print the CPU features of this machine
+    run    Compile IR text and run a function with integer/float arguments
+    compile
+           Compile IR text and print the annotated listing
+    bench  Run the standard workloads and print key=value lines
 
 Exit status: 0 on success, 1 if any input failed, 2 on bad usage.
 ";
@@ -80,6 +88,154 @@ USAGE:
 
 Exit status: 0 on success, 2 on bad usage.
 ";
+
+const RUN_HELP: &str = "\
+jitforge run: compile a module of IR text (the jitforge-ir format) and call a function
+
+USAGE:
+    jitforge run FILE [--entry NAME] [ARGS...]
+
+Every function of FILE (`-` for standard input) is compiled; NAME (default:
+the first) is called with ARGS parsed by its signature (integers: decimal,
+0x hex, negative; floats: f32/f64), at most 6 integers and 8 floats
+(System V), and its result is printed.
+
+Exit status: 0 on success, 1 if the module does not compile or run, 2 on bad usage.
+";
+
+const COMPILE_HELP: &str = "\
+jitforge compile: compile a module of IR text and print the annotated listing
+
+USAGE:
+    jitforge compile FILE
+
+Prints each function before allocation, then the machine code with every
+move, spill store, reload and rematerialization the allocator inserted.
+
+Exit status: 0 on success, 1 if the module does not compile, 2 on bad usage.
+";
+
+const BENCH_HELP: &str = "\
+jitforge bench: run the standard workloads (../shared/bench/WORKLOAD.md)
+
+USAGE:
+    jitforge bench [A.full A.gp B C] [--runs N]
+
+Prints one key=value line per workload (medians of N runs, default 5), with
+check=ok when the result matches the spec:
+    workload=A.full ns_per_inst=... mb_per_s=... bytes=... check=ok
+    workload=B ns_per_op=... code_bytes=... stores=... reloads=... folded=... moves=... run_ns=... check=ok
+    workload=C us_per_func=... check=ok
+
+Exit status: 0 on success, 1 if a check failed, 2 on bad usage.
+";
+
+fn run_cmd(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{RUN_HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let Some(file) = args.first() else {
+        return usage("run: missing FILE", RUN_HELP);
+    };
+    let mut entry = None;
+    let mut values = Vec::new();
+    let mut rest = args[1..].iter();
+    while let Some(a) = rest.next() {
+        if a == "--entry" {
+            match rest.next() {
+                Some(name) => entry = Some(name.clone()),
+                None => return usage("run: --entry needs a NAME", RUN_HELP),
+            }
+        } else {
+            values.push(a.clone());
+        }
+    }
+    let text = match read_input(Some(file)) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("jitforge: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match jitforge::compiler::run::run(&text, entry.as_deref(), &values) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("jitforge: {file}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn compile_cmd(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{COMPILE_HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let [file] = args else {
+        return usage("compile: expected exactly one FILE", COMPILE_HELP);
+    };
+    let text = match read_input(Some(file)) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("jitforge: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match jitforge::compiler::run::compile_listing(&text) {
+        Ok(listing) => {
+            print!("{listing}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("jitforge: {file}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn bench_cmd(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{BENCH_HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let mut runs = 5usize;
+    let mut names: Vec<&str> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => match it.next().and_then(|n| n.parse().ok()) {
+                Some(n) if n > 0 => runs = n,
+                _ => return usage("bench: --runs needs a positive number", BENCH_HELP),
+            },
+            "A.full" | "A.gp" | "B" | "C" => names.push(a.as_str()),
+            other => return usage(&format!("bench: unknown workload `{other}`"), BENCH_HELP),
+        }
+    }
+    if names.is_empty() {
+        names = vec!["A.full", "A.gp", "B", "C"];
+    }
+    match jitforge::workloads::run(&names, runs) {
+        Ok(lines) => {
+            let failed = lines.iter().any(|l| !l.ends_with("check=ok"));
+            for line in lines {
+                println!("{line}");
+            }
+            if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("jitforge: bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
 
 fn usage(msg: &str, help: &str) -> ExitCode {
     eprintln!("jitforge: {msg}\n");
@@ -282,6 +438,9 @@ fn main() -> ExitCode {
         Some("asm") => asm(&args[1..]),
         Some("isa") => isa_cmd(&args[1..]),
         Some("cpu") => cpu(&args[1..]),
+        Some("run") => run_cmd(&args[1..]),
+        Some("compile") => compile_cmd(&args[1..]),
+        Some("bench") => bench_cmd(&args[1..]),
         Some(other) => usage(&format!("unknown command `{other}`"), HELP),
     }
 }

@@ -652,13 +652,19 @@ fn mem_ok(kind: K, m: &Mem, form: &Form, arch: Arch) -> Result<(), Mismatch> {
             return Err(Mismatch::BroadcastSize(form.bcst_size));
         }
         if let Some(count) = m.broadcast_count() {
-            let vector_bytes: u32 = match form.l {
-                VexL::L128 => 16,
-                VexL::L256 => 32,
-                VexL::L512 => 64,
-                VexL::Lig => 0,
+            // N is the memory operand's size over the element size (for a
+            // widening conversion the memory is narrower than the vector).
+            let memory_bytes = if form.mem_size != 0 {
+                u32::from(form.mem_size)
+            } else {
+                match form.l {
+                    VexL::L128 => 16,
+                    VexL::L256 => 32,
+                    VexL::L512 => 64,
+                    VexL::Lig => 0,
+                }
             };
-            if vector_bytes / form.bcst_size as u32 != count as u32 {
+            if memory_bytes / form.bcst_size as u32 != count as u32 {
                 return Err(Mismatch::BroadcastCount(count));
             }
         }
