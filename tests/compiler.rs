@@ -812,3 +812,19 @@ fn empty_function_and_label_shapes() -> Result<(), Error> {
     assert_eq!(f(5), 16);
     Ok(())
 }
+
+#[test]
+fn invalid_ir_text_is_an_error() {
+    let bad = "
+func f(i64) -> (i64) sysv64 {
+  gp64 %a, %b
+  entry %a
+  add %a, %b
+  ret %a
+}
+";
+    let err = jitforge::compiler::run::run(bad, None, &["1".into()]).unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
+    let err = jitforge::compiler::run::run("func g(", None, &[]).unwrap_err();
+    assert!(!err.to_string().is_empty());
+}

@@ -465,6 +465,15 @@ impl<'a> Compiler<'a> {
                 "add_ir_function while a function is open (call end_func)",
             ));
         }
+        // IR from outside (text, hand-built) is checked before it is trusted.
+        if let Err(errors) = jitforge_ir::verify::verify(&f, self.target) {
+            let list: Vec<String> = errors.iter().take(5).map(|e| e.to_string()).collect();
+            return Err(invalid(&format!(
+                "function {} does not verify: {}",
+                f.name(),
+                list.join("; ")
+            )));
+        }
         let entry = self.function_label(f.name());
         let mut bound = vec![false; f.num_labels()];
         for i in f.insts() {
