@@ -48,50 +48,8 @@ fn block<T: Target>(a: &mut T, l_fn: Label, gp_only: bool) -> Result<(), Error> 
     let back = a.label();
     let fwd = a.label();
     a.bind_here(back)?;
-    a.mov(rax, rbx)?;
-    a.mov(ecx, 0x12345678)?;
-    a.mov(rdx, qword_ptr(rsi + rdi * 8 + 0x40))?;
-    a.mov(dword_ptr(rsp + 0x10), r9d)?;
-    a.add(r10, r11)?;
-    a.add(rax, 0x7f)?;
-    a.sub(r12, 0x1000)?;
-    a.and_(r13d, r14d)?;
-    a.or_(qword_ptr(rbp - 8), rax)?;
-    a.xor_(eax, eax)?;
-    a.lea(r8, ptr(rax + rcx * 4 + 0x100))?;
-    a.imul_3(r15, r14, 17)?;
-    a.shl(rdx, 3)?;
-    a.sar(r9, cl)?;
-    a.cmp(rsi, rdi)?;
-    a.test(al, 1)?;
-    a.cmovl(rax, rcx)?;
-    a.movzx(eax, byte_ptr(rdx + 1))?;
-    a.movsxd(r10, dword_ptr(r11))?;
-    a.push(rbx)?;
-    a.pop(rbx)?;
-    a.inc(qword_ptr(rax))?;
-    a.neg(r8)?;
-    a.jne(back)?;
-    a.jmp_fwd(fwd)?;
-    if !gp_only {
-        a.movaps(xmm0, xmm1)?;
-        a.addsd(xmm2, qword_ptr(rax + 8))?;
-        a.pshufd(xmm3, xmm4, 0x1b)?;
-        a.vaddps(ymm0, ymm1, ymm2)?;
-        a.vmulpd(ymm3, ymm4, ymmword_ptr(rdi + rcx * 8))?;
-        a.vfmadd231ps(ymm5, ymm6, ymm7)?;
-        a.vpxor(xmm8, xmm9, xmm10)?;
-        a.vmovdqu(ymmword_ptr(rsp + 0x20), ymm11)?;
-        a.vpermilps(ymm12, ymm13, 0x4e)?;
-        a.vaddps(zmm0.k(k1).z(), zmm1, zmm2)?;
-        a.vmovups(zmm16, zmmword_ptr(rax + 0x40))?;
-        a.vfmadd213pd(zmm3.k(k2), zmm4, qword_ptr(rbx).bcst())?;
-        a.vpternlogd(zmm5, zmm6, zmm31, 0x96)?;
-        a.kmovw(k1, eax)?;
-        a.call(l_fn)?;
-    }
-    a.bind_here(fwd)?;
-    Ok(())
+    jitforge::workloads::workload_a_body(a, back, fwd, l_fn, gp_only, |a, l| a.jmp_fwd(l))?;
+    a.bind_here(fwd)
 }
 
 fn jitforge_run(gp_only: bool, blocks: usize) -> Result<Vec<u8>, Error> {

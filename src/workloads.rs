@@ -42,53 +42,70 @@ pub const WORKLOAD_C_RESULT: u64 = 0x005c6fbf5d9859a3;
 /// Workload C's arguments.
 pub const WORKLOAD_C_ARGS: (u64, u64) = (0x0123_4567_89AB_CDEF, 42);
 
-/// One block of workload A.
+/// Instructions 1 to 40 of a workload A block (1 to 25 for A.gp) on any
+/// emitter; binding `back` before and `fwd` after is the caller's, and
+/// `jmp_forward` emits instruction 25 (`jmp fwd`): plain for the Builder,
+/// which relaxes it, `short()` for an Assembler that should match the
+/// spec's byte count.
+pub fn workload_a_body<E: Emitter>(
+    e: &mut E,
+    back: Label,
+    fwd: Label,
+    l_fn: Label,
+    gp_only: bool,
+    jmp_forward: fn(&mut E, Label) -> Result<()>,
+) -> Result<()> {
+    e.mov(rax, rbx)?;
+    e.mov(ecx, 0x12345678)?;
+    e.mov(rdx, qword_ptr(rsi + rdi * 8 + 0x40))?;
+    e.mov(dword_ptr(rsp + 0x10), r9d)?;
+    e.add(r10, r11)?;
+    e.add(rax, 0x7f)?;
+    e.sub(r12, 0x1000)?;
+    e.and_(r13d, r14d)?;
+    e.or_(qword_ptr(rbp - 8), rax)?;
+    e.xor_(eax, eax)?;
+    e.lea(r8, ptr(rax + rcx * 4 + 0x100))?;
+    e.imul_3(r15, r14, 17)?;
+    e.shl(rdx, 3)?;
+    e.sar(r9, cl)?;
+    e.cmp(rsi, rdi)?;
+    e.test(al, 1)?;
+    e.cmovl(rax, rcx)?;
+    e.movzx(eax, byte_ptr(rdx + 1))?;
+    e.movsxd(r10, dword_ptr(r11))?;
+    e.push(rbx)?;
+    e.pop(rbx)?;
+    e.inc(qword_ptr(rax))?;
+    e.neg(r8)?;
+    e.jne(back)?;
+    jmp_forward(e, fwd)?;
+    if !gp_only {
+        e.movaps(xmm0, xmm1)?;
+        e.addsd(xmm2, qword_ptr(rax + 8))?;
+        e.pshufd(xmm3, xmm4, 0x1b)?;
+        e.vaddps(ymm0, ymm1, ymm2)?;
+        e.vmulpd(ymm3, ymm4, ymmword_ptr(rdi + rcx * 8))?;
+        e.vfmadd231ps(ymm5, ymm6, ymm7)?;
+        e.vpxor(xmm8, xmm9, xmm10)?;
+        e.vmovdqu(ymmword_ptr(rsp + 0x20), ymm11)?;
+        e.vpermilps(ymm12, ymm13, 0x4e)?;
+        e.vaddps(zmm0.k(k1).z(), zmm1, zmm2)?;
+        e.vmovups(zmm16, zmmword_ptr(rax + 0x40))?;
+        e.vfmadd213pd(zmm3.k(k2), zmm4, qword_ptr(rbx).bcst())?;
+        e.vpternlogd(zmm5, zmm6, zmm31, 0x96)?;
+        e.kmovw(k1, eax)?;
+        e.call(l_fn)?;
+    }
+    Ok(())
+}
+
+/// One block of workload A through the Builder.
 fn block_a(b: &mut Builder<'_>, l_fn: Label, gp_only: bool) -> Result<()> {
     let back = b.new_label();
     let fwd = b.new_label();
     b.bind(back)?;
-    b.mov(rax, rbx)?;
-    b.mov(ecx, 0x12345678)?;
-    b.mov(rdx, qword_ptr(rsi + rdi * 8 + 0x40))?;
-    b.mov(dword_ptr(rsp + 0x10), r9d)?;
-    b.add(r10, r11)?;
-    b.add(rax, 0x7f)?;
-    b.sub(r12, 0x1000)?;
-    b.and_(r13d, r14d)?;
-    b.or_(qword_ptr(rbp - 8), rax)?;
-    b.xor_(eax, eax)?;
-    b.lea(r8, ptr(rax + rcx * 4 + 0x100))?;
-    b.imul_3(r15, r14, 17)?;
-    b.shl(rdx, 3)?;
-    b.sar(r9, cl)?;
-    b.cmp(rsi, rdi)?;
-    b.test(al, 1)?;
-    b.cmovl(rax, rcx)?;
-    b.movzx(eax, byte_ptr(rdx + 1))?;
-    b.movsxd(r10, dword_ptr(r11))?;
-    b.push(rbx)?;
-    b.pop(rbx)?;
-    b.inc(qword_ptr(rax))?;
-    b.neg(r8)?;
-    b.jne(back)?;
-    b.jmp(fwd)?;
-    if !gp_only {
-        b.movaps(xmm0, xmm1)?;
-        b.addsd(xmm2, qword_ptr(rax + 8))?;
-        b.pshufd(xmm3, xmm4, 0x1b)?;
-        b.vaddps(ymm0, ymm1, ymm2)?;
-        b.vmulpd(ymm3, ymm4, ymmword_ptr(rdi + rcx * 8))?;
-        b.vfmadd231ps(ymm5, ymm6, ymm7)?;
-        b.vpxor(xmm8, xmm9, xmm10)?;
-        b.vmovdqu(ymmword_ptr(rsp + 0x20), ymm11)?;
-        b.vpermilps(ymm12, ymm13, 0x4e)?;
-        b.vaddps(zmm0.k(k1).z(), zmm1, zmm2)?;
-        b.vmovups(zmm16, zmmword_ptr(rax + 0x40))?;
-        b.vfmadd213pd(zmm3.k(k2), zmm4, qword_ptr(rbx).bcst())?;
-        b.vpternlogd(zmm5, zmm6, zmm31, 0x96)?;
-        b.kmovw(k1, eax)?;
-        b.call(l_fn)?;
-    }
+    workload_a_body(b, back, fwd, l_fn, gp_only, |b, l| b.jmp(l))?;
     b.bind(fwd)
 }
 
