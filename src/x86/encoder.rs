@@ -1087,6 +1087,35 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
     Ok(e)
 }
 
+/// Writes a known branch displacement of `size` bytes at `at`. `Ok(false)`:
+/// a rel8 that does not reach (the caller tries the near form, unless a
+/// short branch was requested, which is then an error).
+fn write_branch(
+    b: &mut Bytes,
+    at: usize,
+    distance: i64,
+    size: usize,
+    options: InstOptions,
+) -> Result<bool, String> {
+    let fits = match size {
+        1 => i8::try_from(distance).is_ok(),
+        2 => i16::try_from(distance).is_ok(),
+        _ => i32::try_from(distance).is_ok(),
+    };
+    if !fits {
+        if size == 1 && !options.contains(InstOptions::SHORT) {
+            return Ok(false);
+        }
+        return Err(format!(
+            "branch distance {distance} does not fit rel{}",
+            size * 8
+        ));
+    }
+    b.len = at;
+    b.push_le(distance, size);
+    Ok(true)
+}
+
 /// Checks the prefixes requested in `options` against what `form` accepts.
 fn check_prefixes(form: &Form, options: InstOptions, has_memory: bool) -> Result<(), String> {
     for (opt, flag, name) in [
@@ -1644,23 +1673,9 @@ fn encode_form(
         match target {
             Operand::Label(label) => match site.code.label_offset(*label) {
                 Some((section, offset)) if section == site.section => {
-                    let distance = offset as i64 - end;
-                    let fits = match size {
-                        1 => i8::try_from(distance).is_ok(),
-                        2 => i16::try_from(distance).is_ok(),
-                        _ => i32::try_from(distance).is_ok(),
-                    };
-                    if !fits {
-                        if size == 1 && !options.contains(InstOptions::SHORT) {
-                            return Ok(None);
-                        }
-                        return Err(format!(
-                            "branch distance {distance} does not fit rel{}",
-                            size * 8
-                        ));
+                    if !write_branch(&mut b, at, offset as i64 - end, size, options)? {
+                        return Ok(None);
                     }
-                    b.len = at;
-                    b.push_le(distance, size);
                 }
                 _ => {
                     if site.code.label_offset(*label).is_none()
@@ -1700,22 +1715,9 @@ fn encode_form(
                         } else {
                             distance as i32 as i64
                         };
-                        let fits = match size {
-                            1 => i8::try_from(distance).is_ok(),
-                            2 => i16::try_from(distance).is_ok(),
-                            _ => i32::try_from(distance).is_ok(),
-                        };
-                        if !fits {
-                            if size == 1 && !options.contains(InstOptions::SHORT) {
-                                return Ok(None);
-                            }
-                            return Err(format!(
-                                "branch distance {distance} does not fit rel{}",
-                                size * 8
-                            ));
+                        if !write_branch(&mut b, at, distance, size, options)? {
+                            return Ok(None);
                         }
-                        b.len = at;
-                        b.push_le(distance, size);
                     }
                     None => {
                         if size != 4 {
