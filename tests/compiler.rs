@@ -828,3 +828,84 @@ func f(i64) -> (i64) sysv64 {
     let err = jitforge::compiler::run::run("func g(", None, &[]).unwrap_err();
     assert!(!err.to_string().is_empty());
 }
+
+/// A System V variadic call into libc: the double travels in xmm0 and `al`
+/// must say so, or glibc's `snprintf` never saves xmm0 and prints garbage.
+#[test]
+fn variadic_call_into_snprintf() -> Result<(), Error> {
+    let fixed = [ValType::I64, ValType::I64, ValType::I64];
+    let snprintf_sig = Signature::new(X86Target::SYSV64, &fixed, &[ValType::I32]).variadic();
+    let code = build(|cc| {
+        let s = Signature::new(
+            X86Target::SYSV64,
+            &[
+                ValType::I64,
+                ValType::I64,
+                ValType::I64,
+                ValType::F64,
+                ValType::F64,
+            ],
+            &[ValType::I32],
+        );
+        cc.add_func("format", s)?;
+        let (buf, fmt, n) = (cc.new_gp64("buf"), cc.new_gp64("fmt"), cc.new_gp64("n"));
+        let (x, y) = (cc.new_xmm("x"), cc.new_xmm("y"));
+        for (i, arg) in [buf, fmt, n].into_iter().enumerate() {
+            cc.set_arg(i, arg)?;
+        }
+        cc.set_arg(3, x)?;
+        cc.set_arg(4, y)?;
+        // The arguments go in a different order than they came, so the
+        // allocator has to move every one of them.
+        cc.mulsd(x, y)?;
+        let len = cc.new_gp64("len");
+        cc.mov(len, 64)?;
+        let written = cc.new_gp32("written");
+        let address = libc::snprintf
+            as unsafe extern "C" fn(*mut libc::c_char, usize, *const libc::c_char, ...) -> i32
+            as usize as i64;
+        let args: Vec<Operand> = vec![
+            buf.into(),
+            len.into(),
+            fmt.into(),
+            y.into(),
+            n.into(),
+            x.into(),
+        ];
+        cc.invoke(
+            Operand::Imm(address),
+            snprintf_sig.clone(),
+            &args,
+            &[written.into()],
+        )?;
+        cc.ret(&[written.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (pointer, pointer, i64, double, double) -> i32.
+    let f: extern "C" fn(*mut u8, *const u8, i64, f64, f64) -> i32 = unsafe { code.function() };
+    let mut buf = [0u8; 64];
+    let written = f(
+        buf.as_mut_ptr(),
+        c"%.2f %ld %.3f".as_ptr().cast(),
+        -42,
+        1.5,
+        0.25,
+    );
+    let text = std::ffi::CStr::from_bytes_until_nul(&buf)
+        .expect("terminated")
+        .to_str()
+        .expect("ascii");
+    assert_eq!(text, "0.25 -42 0.375");
+    assert_eq!(written as usize, text.len());
+
+    // Too few arguments for the fixed part is still an error.
+    let mut holder = CodeHolder::new(Arch::X64);
+    let mut cc = Compiler::new(&mut holder);
+    cc.add_func("bad", sig(0))?;
+    let r = cc.new_gp32("r");
+    let err = cc
+        .invoke(Operand::Imm(0x1000), snprintf_sig, &[], &[r.into()])
+        .expect_err("too few arguments");
+    assert!(err.to_string().contains("at least 3"), "{err}");
+    Ok(())
+}

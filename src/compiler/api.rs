@@ -328,7 +328,10 @@ impl<'a> Compiler<'a> {
     /// Calls `callee` (a label of a function in this code holder, an absolute
     /// address as an immediate, or a register) with `signature`, passing
     /// `args` (registers or immediates; the same register may appear twice)
-    /// and receiving `rets`.
+    /// and receiving `rets`. A variadic signature (`Signature::variadic`)
+    /// accepts more arguments than its fixed parameters; each extra one is
+    /// passed by its register's class and size, and System V's `al` receives
+    /// the number of vector registers used.
     pub fn invoke(
         &mut self,
         callee: Operand,
@@ -337,9 +340,17 @@ impl<'a> Compiler<'a> {
         rets: &[Operand],
     ) -> Result<()> {
         self.enter()?;
-        if signature.params.len() != args.len() || signature.rets.len() != rets.len() {
+        // A variadic callee takes its fixed parameters and any number more;
+        // their types come from the registers passed (see the IR's lowering).
+        let args_fit = if signature.varargs {
+            args.len() >= signature.params.len()
+        } else {
+            args.len() == signature.params.len()
+        };
+        if !args_fit || signature.rets.len() != rets.len() {
             return Err(invalid(&format!(
-                "invoke: the signature takes {} argument(s) and {} result(s), the call passes {} and {}",
+                "invoke: the signature takes {}{} argument(s) and {} result(s), the call passes {} and {}",
+                if signature.varargs { "at least " } else { "" },
                 signature.params.len(),
                 signature.rets.len(),
                 args.len(),
