@@ -883,24 +883,14 @@ impl X86Target {
         let key = self.cache_key(x, shapes);
         let slot = key.map(|k| k.slot());
         if let (Some(k), Some(i)) = (key, slot) {
-            let hit = CACHE.with(|c| {
-                c.borrow()
-                    .get(i)
-                    .and_then(|e| e.as_ref().filter(|e| e.0 == k).map(|e| e.1))
-            });
+            let hit = CACHE.with(|c| c.borrow().get(i, &k).copied());
             if let Some(r) = hit {
                 return Ok(r);
             }
         }
         let r = self.resolve_uncached(x, shapes)?;
         if let (Some(k), Some(i)) = (key, slot) {
-            CACHE.with(|c| {
-                let mut c = c.borrow_mut();
-                if c.is_empty() {
-                    c.resize(CACHE_SIZE, None);
-                }
-                c[i] = Some((k, r));
-            });
+            CACHE.with(|c| c.borrow_mut().put(i, k, r));
         }
         Ok(r)
     }
@@ -1265,20 +1255,48 @@ struct CacheKey {
 
 impl CacheKey {
     fn slot(&self) -> usize {
-        let mut h = (self.inst as u64) ^ ((self.n as u64) << 40);
-        for o in self.ops {
-            h = (h.rotate_left(5) ^ o).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-        (h >> 54) as usize & (CACHE_SIZE - 1)
+        memo_slot((self.inst as u64) ^ ((self.n as u64) << 40), &self.ops)
     }
 }
 
-const CACHE_SIZE: usize = 512;
+/// A direct-mapped per-thread memo: a key hashes to one of `MEMO_SLOTS`
+/// slots and the newest entry there wins. Matching and facts repeat per
+/// instruction shape, so a small table catches most lookups.
+struct Memo<K, V>(Vec<Option<(K, V)>>);
 
-type CacheEntry = Option<(CacheKey, Resolved)>;
+const MEMO_SLOTS: usize = 512;
+
+impl<K: PartialEq, V> Memo<K, V> {
+    const fn new() -> Self {
+        Memo(Vec::new())
+    }
+
+    fn get(&self, slot: usize, key: &K) -> Option<&V> {
+        match self.0.get(slot) {
+            Some(Some((k, v))) if k == key => Some(v),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, slot: usize, key: K, value: V) {
+        if self.0.is_empty() {
+            self.0.resize_with(MEMO_SLOTS, || None);
+        }
+        self.0[slot] = Some((key, value));
+    }
+}
+
+/// The memo slot of a key made of `seed` and `words`.
+fn memo_slot(seed: u64, words: &[u64]) -> usize {
+    let mut h = seed;
+    for &w in words {
+        h = (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    (h >> 54) as usize & (MEMO_SLOTS - 1)
+}
 
 thread_local! {
-    static CACHE: core::cell::RefCell<Vec<CacheEntry>> = const { core::cell::RefCell::new(Vec::new()) };
+    static CACHE: core::cell::RefCell<Memo<CacheKey, Resolved>> = const { core::cell::RefCell::new(Memo::new()) };
 }
 
 /// What matching depends on in one operand shape: kind, class, size, high
@@ -1329,20 +1347,13 @@ struct FactsKey {
 
 impl FactsKey {
     fn slot(&self) -> usize {
-        let mut h = (self.inst as u64) ^ ((self.n as u64) << 40) ^ self.extra.rotate_left(17);
-        for o in self.ops {
-            h = (h.rotate_left(5) ^ o).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-        (h >> 54) as usize & (FACTS_CACHE_SIZE - 1)
+        let seed = (self.inst as u64) ^ ((self.n as u64) << 40) ^ self.extra.rotate_left(17);
+        memo_slot(seed, &self.ops)
     }
 }
 
-const FACTS_CACHE_SIZE: usize = 512;
-
-type FactsEntry = Option<(FactsKey, InstFacts)>;
-
 thread_local! {
-    static FACTS_CACHE: core::cell::RefCell<Vec<FactsEntry>> = const { core::cell::RefCell::new(Vec::new()) };
+    static FACTS_CACHE: core::cell::RefCell<Memo<FactsKey, InstFacts>> = const { core::cell::RefCell::new(Memo::new()) };
 }
 
 /// The immediate kinds, whose fit decides matching.
@@ -1731,31 +1742,24 @@ impl Target for X86Target {
         let key = self.facts_key(x, all);
         let slot = key.slot();
         let hit = FACTS_CACHE.with(|c| {
+            // Copied field by field so that `out` keeps its buffers.
             let c = c.borrow();
-            match c.get(slot) {
-                Some(Some((k, facts))) if *k == key => {
-                    out.ops.clear();
-                    out.ops.extend_from_slice(&facts.ops);
-                    out.implicit.clear();
-                    out.implicit.extend_from_slice(&facts.implicit);
-                    out.clobbers = facts.clobbers;
-                    out.flow = facts.flow;
-                    true
-                }
-                _ => false,
-            }
+            let Some(facts) = c.get(slot, &key) else {
+                return false;
+            };
+            out.ops.clear();
+            out.ops.extend_from_slice(&facts.ops);
+            out.implicit.clear();
+            out.implicit.extend_from_slice(&facts.implicit);
+            out.clobbers = facts.clobbers;
+            out.flow = facts.flow;
+            true
         });
         if hit {
             return Ok(());
         }
         self.facts_uncached(x, all, n, out)?;
-        FACTS_CACHE.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.is_empty() {
-                c.resize(FACTS_CACHE_SIZE, None);
-            }
-            c[slot] = Some((key, out.clone()));
-        });
+        FACTS_CACHE.with(|c| c.borrow_mut().put(slot, key, out.clone()));
         Ok(())
     }
 
