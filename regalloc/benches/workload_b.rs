@@ -7,62 +7,9 @@
 //!
 //! Run: `cargo bench -p jitforge-regalloc --bench workload_b`.
 
-use jitforge_regalloc::testfn::{Builder, TestFunction};
+use jitforge_regalloc::testfn::{Builder, Lcg, TestFunction, workload_b};
 use jitforge_regalloc::{Allocator, Constraint, MachineEnv, Operand, Options, Output};
 use std::time::Instant;
-
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
-
-fn workload_b(ops: usize) -> TestFunction {
-    let mut b = Builder::new();
-    let p = b.vreg_gp();
-    let v: Vec<_> = (0..64).map(|_| b.vreg_gp()).collect();
-    b.block();
-    b.args(&[(p, 7)]);
-    for &x in &v {
-        b.inst(&[
-            Operand::def(x, Constraint::Reg),
-            Operand::use_(p, Constraint::Reg),
-        ]);
-    }
-    let mut g = Lcg(12345);
-    for _ in 0..ops {
-        let r = g.next();
-        let op = r % 4;
-        let d = v[((r >> 2) % 64) as usize];
-        let s = v[((r >> 8) % 64) as usize];
-        if op == 3 {
-            // imul r, r/m
-            b.inst(&[
-                Operand::modify(d, Constraint::Reg),
-                Operand::use_(s, Constraint::Any),
-            ]);
-        } else {
-            // add/sub/xor r/m, r  or  r, r/m
-            b.inst(&[
-                Operand::modify(d, Constraint::Any),
-                Operand::use_(s, Constraint::Any),
-            ]);
-        }
-    }
-    for &x in &v[1..] {
-        b.inst(&[
-            Operand::modify(v[0], Constraint::Reg),
-            Operand::use_(x, Constraint::Any),
-        ]);
-    }
-    b.ret(v[0]);
-    b.finish()
-}
 
 fn measure(ops: usize, env: &MachineEnv) -> (f64, Output) {
     let f = workload_b(ops);
@@ -137,23 +84,13 @@ fn main() {
 /// value that reuses its first input's register; the second input may be a
 /// register or a stack slot).
 mod r2 {
+    use jitforge_regalloc::testfn::Lcg;
     use regalloc2 as ra;
 
     pub struct Func {
         ops: Vec<Vec<ra::Operand>>,
         nv: usize,
         blocks: Vec<ra::Block>,
-    }
-
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 33
-        }
     }
 
     pub fn workload_b(n: usize) -> Func {

@@ -331,3 +331,59 @@ impl Builder {
         self.f
     }
 }
+
+/// The generator every standard workload draws from
+/// (../shared/bench/WORKLOAD.md), so that a bench and a test given the same
+/// seed build the same function.
+#[derive(Clone, Debug)]
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next value: a wrapping linear congruential step, top 31 bits.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// Workload B of ../shared/bench/WORKLOAD.md with `ops` operations, as the
+/// allocator sees it: 64 values defined from the argument in register 7, `ops`
+/// two-operand updates (`imul` needs its destination in a register, the rest
+/// may use memory), then a sum of all 64 that is returned.
+pub fn workload_b(ops: usize) -> TestFunction {
+    let mut b = Builder::new();
+    let p = b.vreg_gp();
+    let v: Vec<_> = (0..64).map(|_| b.vreg_gp()).collect();
+    b.block();
+    b.args(&[(p, 7)]);
+    for &x in &v {
+        b.inst(&[
+            Operand::def(x, Constraint::Reg),
+            Operand::use_(p, Constraint::Reg),
+        ]);
+    }
+    let mut g = Lcg(12345);
+    for _ in 0..ops {
+        let r = g.next();
+        let d = v[((r >> 2) % 64) as usize];
+        let s = v[((r >> 8) % 64) as usize];
+        let dc = if r % 4 == 3 {
+            Constraint::Reg
+        } else {
+            Constraint::Any
+        };
+        b.inst(&[Operand::modify(d, dc), Operand::use_(s, Constraint::Any)]);
+    }
+    for &x in &v[1..] {
+        b.inst(&[
+            Operand::modify(v[0], Constraint::Reg),
+            Operand::use_(x, Constraint::Any),
+        ]);
+    }
+    b.ret(v[0]);
+    b.finish()
+}

@@ -1,7 +1,7 @@
 //! Golden tests: allocation counts on fixed inputs, the quality properties
 //! the issue asks for, typed errors, the decision log and context reuse.
 
-use jitforge_regalloc::testfn::{Builder, TestFunction};
+use jitforge_regalloc::testfn::{Builder, TestFunction, workload_b};
 use jitforge_regalloc::{
     Allocation, Allocator, Constraint, Edit, Error, Function, MachineEnv, Operand, OperandKind,
     OperandPos, Options, Output, PReg, ProgPoint, Reason, Stats, VReg, allocate,
@@ -21,52 +21,6 @@ fn run(f: &TestFunction) -> Output {
         },
     )
     .unwrap()
-}
-
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
-
-/// Workload B of ../shared/bench/WORKLOAD.md with `ops` operations.
-fn workload_b(ops: usize) -> TestFunction {
-    let mut b = Builder::new();
-    let p = b.vreg_gp();
-    let v: Vec<_> = (0..64).map(|_| b.vreg_gp()).collect();
-    b.block();
-    b.args(&[(p, 7)]);
-    for &x in &v {
-        b.inst(&[
-            Operand::def(x, Constraint::Reg),
-            Operand::use_(p, Constraint::Reg),
-        ]);
-    }
-    let mut g = Lcg(12345);
-    for _ in 0..ops {
-        let r = g.next();
-        let d = v[((r >> 2) % 64) as usize];
-        let s = v[((r >> 8) % 64) as usize];
-        let dc = if r % 4 == 3 {
-            Constraint::Reg
-        } else {
-            Constraint::Any
-        };
-        b.inst(&[Operand::modify(d, dc), Operand::use_(s, Constraint::Any)]);
-    }
-    for &x in &v[1..] {
-        b.inst(&[
-            Operand::modify(v[0], Constraint::Reg),
-            Operand::use_(x, Constraint::Any),
-        ]);
-    }
-    b.ret(v[0]);
-    b.finish()
 }
 
 fn counts(s: &Stats) -> [u32; 6] {
