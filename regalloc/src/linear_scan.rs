@@ -190,6 +190,21 @@ impl Scan {
         }
     }
 
+    /// Stores `v` from `from` into its spill slot at `key`; from then on the
+    /// slot holds its value.
+    fn store_to_slot(&mut self, key: u32, from: Allocation, class: RegClass, v: u32) {
+        self.edit(
+            key,
+            Edit::Move {
+                from,
+                to: Allocation::Stack(SpillSlot(v)),
+                class,
+                vreg: Some(VReg(v)),
+            },
+        );
+        self.mark_in_slot(v);
+    }
+
     /// Adds an edit at a key (see `raw_edits`), counting it.
     pub(crate) fn push_edit(&mut self, key: u32, e: Edit) {
         self.edit(key, e);
@@ -692,16 +707,7 @@ impl Scan {
                     Reason::SaveAcrossClobber(self.preg(class, hw)),
                 );
             } else {
-                self.edit(
-                    key,
-                    Edit::Move {
-                        from,
-                        to: Allocation::Stack(SpillSlot(w)),
-                        class: RegClass::ALL[class],
-                        vreg: Some(VReg(w)),
-                    },
-                );
-                self.mark_in_slot(w);
+                self.store_to_slot(key, from, RegClass::ALL[class], w);
                 if evict_reason {
                     self.log_evict(i, w, ops, true, log);
                 } else {
@@ -1280,16 +1286,7 @@ impl Scan {
                         self.set_owner(c, to, w);
                         res_late[c] |= 1 << to;
                     } else {
-                        self.edit(
-                            key,
-                            Edit::Move {
-                                from,
-                                to: Allocation::Stack(SpillSlot(w)),
-                                class: RegClass::ALL[c],
-                                vreg: Some(VReg(w)),
-                            },
-                        );
-                        self.mark_in_slot(w);
+                        self.store_to_slot(key, from, RegClass::ALL[c], w);
                     }
                     log.push(
                         i,
@@ -1464,16 +1461,7 @@ impl Scan {
                     );
                     self.set_owner(c, to, v);
                 } else {
-                    self.edit(
-                        after,
-                        Edit::Move {
-                            from: Allocation::Reg(r),
-                            to: Allocation::Stack(SpillSlot(v)),
-                            class: r.class,
-                            vreg: Some(VReg(v)),
-                        },
-                    );
-                    self.mark_in_slot(v);
+                    self.store_to_slot(after, Allocation::Reg(r), r.class, v);
                 }
             }
             // Non-allocatable fixed registers hold nothing between instructions.
