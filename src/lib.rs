@@ -21,9 +21,16 @@
 //! assert_eq!(add(40, 2), 42);
 //! # Ok::<(), jitforge::Error>(())
 //! ```
+//!
+//! Cargo features (all on by default): `compiler` (the `compiler` module,
+//! which brings the IR and register-allocator crates), `text` (the
+//! Intel-syntax parser and its assemblers), `cli` (the `jitforge` command).
+//! `default-features = false` leaves the Assembler, the Builder and the JIT
+//! runtime.
 
 pub mod builder;
 pub mod code;
+#[cfg(feature = "compiler")]
 pub mod compiler;
 mod error;
 pub mod jit;
@@ -52,6 +59,6 @@ impl JitRuntime {
 }
 
 /// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "compiler", feature = "text"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -8,11 +8,15 @@
 //!   pressure); the result must be `0xa7bc95170bc9e1a6`.
 //! - C: 10,000 small functions, each compiled and made executable on its own;
 //!   the xor of 100 of them must be `0x005c6fbf5d9859a3`.
+//!
+//! B and C need the `compiler` feature.
 
 use crate::builder::Builder;
 use crate::code::{Arch, CodeHolder, Label};
+#[cfg(feature = "compiler")]
 use crate::compiler::{Compiler, Signature, ValType, X86Target};
 use crate::error::{Error, Result};
+#[cfg(feature = "compiler")]
 use crate::jit::{JitCode, JitRuntime};
 use crate::x86::*;
 use std::fmt::Write as _;
@@ -126,6 +130,7 @@ pub fn workload_a(gp_only: bool, blocks: usize) -> Result<Vec<u8>> {
     code.finalize()
 }
 
+#[cfg(feature = "compiler")]
 fn sig(params: usize) -> Signature {
     Signature::new(
         X86Target::SYSV64,
@@ -143,6 +148,7 @@ pub fn workload_b_input() -> [u64; 64] {
     })
 }
 
+#[cfg(feature = "compiler")]
 /// A compiled workload B function.
 pub struct WorkloadB {
     /// The code (`extern "C" fn(*const u64) -> u64`).
@@ -153,6 +159,7 @@ pub struct WorkloadB {
     pub code_bytes: usize,
 }
 
+#[cfg(feature = "compiler")]
 /// Compiles workload B with `ops` operations into `runtime` (`checked`:
 /// run the allocation checker too).
 pub fn workload_b(runtime: &JitRuntime, ops: usize, checked: bool) -> Result<WorkloadB> {
@@ -197,6 +204,7 @@ pub fn workload_b(runtime: &JitRuntime, ops: usize, checked: bool) -> Result<Wor
     })
 }
 
+#[cfg(feature = "compiler")]
 /// Compiles workload C's function `k` into `runtime`
 /// (`extern "C" fn(u64, u64) -> u64`; `checked`: run the allocation checker too).
 pub fn workload_c(runtime: &JitRuntime, k: u64, checked: bool) -> Result<JitCode> {
@@ -249,6 +257,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// and returns one `key=value` line per workload (medians; results checked).
 pub fn run(names: &[&str], runs: usize) -> Result<Vec<String>> {
     let runs = runs.max(1);
+    #[cfg(feature = "compiler")]
     let runtime = JitRuntime::new()?;
     let mut lines = Vec::new();
     for &name in names {
@@ -274,6 +283,7 @@ pub fn run(names: &[&str], runs: usize) -> Result<Vec<String>> {
                     if bytes == expected { "ok" } else { "FAILED" }
                 );
             }
+            #[cfg(feature = "compiler")]
             "B" => {
                 let input = workload_b_input();
                 let (mut compile, mut run) = (Vec::new(), Vec::new());
@@ -306,6 +316,7 @@ pub fn run(names: &[&str], runs: usize) -> Result<Vec<String>> {
                     );
                 }
             }
+            #[cfg(feature = "compiler")]
             "C" => {
                 let mut per = Vec::new();
                 let mut xor = 0;
@@ -336,7 +347,9 @@ pub fn run(names: &[&str], runs: usize) -> Result<Vec<String>> {
             }
             other => {
                 return Err(Error::InvalidArgument {
-                    message: format!("unknown workload {other:?} (A.full, A.gp, B, C)"),
+                    message: format!(
+                        "unknown workload {other:?} (A.full, A.gp, B, C; B and C need the compiler feature)"
+                    ),
                 });
             }
         }
