@@ -148,6 +148,51 @@ fn iced_run(gp_only: bool, blocks: usize) -> Vec<u8> {
     a.assemble(0).expect("assemble")
 }
 
+/// A.gp through dynasm-rs: its macro encodes each instruction at compile
+/// time, so what is left at run time is copying bytes and patching the
+/// label displacements. Both jumps are asked for in their short form
+/// (`BYTE`), which is what the other assemblers pick for these distances.
+fn dynasm_run(blocks: usize) -> Vec<u8> {
+    use dynasmrt::{DynasmApi, DynasmLabelApi, dynasm, x64::X64Relocation};
+    let mut ops = dynasmrt::VecAssembler::<X64Relocation>::new(0);
+    dynasm!(ops ; .arch x64 ; ->l_fn:);
+    for _ in 0..blocks {
+        let back = ops.new_dynamic_label();
+        let fwd = ops.new_dynamic_label();
+        dynasm!(ops
+            ; .arch x64
+            ; =>back
+            ; mov rax, rbx
+            ; mov ecx, 0x12345678
+            ; mov rdx, QWORD [rsi + rdi * 8 + 0x40]
+            ; mov DWORD [rsp + 0x10], r9d
+            ; add r10, r11
+            ; add rax, 0x7f
+            ; sub r12, 0x1000
+            ; and r13d, r14d
+            ; or QWORD [rbp - 8], rax
+            ; xor eax, eax
+            ; lea r8, [rax + rcx * 4 + 0x100]
+            ; imul r15, r14, 17
+            ; shl rdx, 3
+            ; sar r9, cl
+            ; cmp rsi, rdi
+            ; test al, 1
+            ; cmovl rax, rcx
+            ; movzx eax, BYTE [rdx + 1]
+            ; movsxd r10, DWORD [r11]
+            ; push rbx
+            ; pop rbx
+            ; inc QWORD [rax]
+            ; neg r8
+            ; jne BYTE =>back
+            ; jmp BYTE =>fwd
+            ; =>fwd
+        );
+    }
+    ops.finalize().expect("dynasm-rs resolves its labels")
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -169,7 +214,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
-    println!("workload   implementation           ns/inst    MB/s      bytes   ratio");
+    println!("workload   implementation            ns/inst     MB/s      bytes   ratio  check");
     for (name, gp_only, blocks, per_block) in [
         ("A.full", false, 25_000usize, 40usize),
         ("A.gp", true, 40_000, 25),
@@ -199,15 +244,39 @@ fn main() {
         if std::env::var("PEERS").as_deref() != Ok("0") {
             let (iced, iced_bytes) = measure(runs.min(3), || iced_run(gp_only, blocks).len());
             rows.push(("iced-x86 CodeAssembler", iced, iced_bytes));
+            if gp_only {
+                let (dynasm, dynasm_bytes) = measure(runs, || dynasm_run(blocks).len());
+                rows.push(("dynasm-rs", dynasm, dynasm_bytes));
+            }
         }
+        // The workload's byte counts: shortest encodings, and with every
+        // forward jump as rel32 (4 more bytes per block, plus iced-x86's
+        // one-byte nop after the first label).
+        let (shortest, rel32) = if gp_only {
+            (3_520_000, 3_640_000)
+        } else {
+            (4_175_000, 4_250_000)
+        };
+        let mut failed = false;
         for (label, t, bytes) in rows {
+            let expected = if label.starts_with("iced") {
+                rel32 + 1
+            } else {
+                shortest
+            };
+            failed |= bytes != expected;
             println!(
-                "{name:<10} {label:<25} {:>7.2} {:>8.1} {:>10} {:>7.2}",
+                "{name:<10} {label:<25} {:>7.2} {:>8.1} {:>10} {:>7.2}  {}",
                 t * 1e9 / instructions,
                 bytes as f64 / t / 1e6,
                 bytes,
-                t / ours
+                t / ours,
+                if bytes == expected { "ok" } else { "FAILED" }
             );
+        }
+        if failed {
+            eprintln!("{name}: a byte count differs from the workload's");
+            std::process::exit(1);
         }
     }
 }
