@@ -6,8 +6,15 @@
 //! result is checked as the workload says. Prints medians, each peer's ratio
 //! to jitforge (above 1: jitforge is faster) and code byte counts.
 //!
+//! Memory: the peak heap growth while compiling workload B once (one
+//! extra, untimed run), divided by its IR instructions, and the same for
+//! workload C's first function.
+//!
 //! `cargo bench --bench compiler` (`RUNS=N` repetitions, median; `PEERS=0`
 //! for jitforge alone).
+
+#[path = "common/peak_heap.rs"]
+mod peak_heap;
 
 use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Value, types::I64};
 use cranelift_codegen::settings::{self, Configurable};
@@ -19,11 +26,21 @@ use jitforge::workloads::{
     Lcg, WORKLOAD_B_RESULT, WORKLOAD_C_ARGS, WORKLOAD_C_RESULT, workload_b, workload_b_input,
     workload_c,
 };
+use peak_heap::PeakHeap;
 use std::hint::black_box;
 use std::time::Instant;
 
+#[global_allocator]
+static HEAP: PeakHeap = PeakHeap;
+
 const B_OPS: usize = 10_000;
+/// Workload B's IR instructions: 64 loads, the operations, the sum (its
+/// initial zero and 64 additions) and the return.
+const B_IR_INSTS: usize = 64 + B_OPS + 1 + 64 + 1;
 const C_FUNCS: u64 = 10_000;
+/// Workload C's IR instructions per function: 4 definitions, 20
+/// operations, 3 xors and the return.
+const C_IR_INSTS: usize = 4 + 20 + 3 + 1;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -31,10 +48,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// One row of the table: compile time per unit (ns per operation for B,
-/// µs per function for C), run time per call (B only), code bytes, checked.
+/// µs per function for C), run time per call (B only), code bytes, peak heap
+/// bytes per IR instruction, checked.
 struct Row {
     name: String,
     compile: f64,
+    heap_per_inst: f64,
     run_ns: Option<f64>,
     bytes: usize,
     ok: bool,
@@ -53,7 +72,12 @@ fn jitforge_b(runs: usize) -> Row {
     let runtime = JitRuntime::new().expect("JIT runtime");
     let input = workload_b_input();
     let (mut compile, mut run) = (Vec::new(), Vec::new());
-    let (mut ok, mut bytes) = (true, 0);
+    let (heap, first) = PeakHeap::measure(|| workload_b(&runtime, B_OPS, false));
+    let first = first.expect("workload B compiles");
+    // SAFETY: workload B's function takes a pointer to 64 u64.
+    let f: extern "C" fn(*const u64) -> u64 = unsafe { first.code.function() };
+    let mut ok = f(input.as_ptr()) == WORKLOAD_B_RESULT;
+    let mut bytes = 0;
     for _ in 0..runs {
         let t = Instant::now();
         let b = workload_b(&runtime, B_OPS, false).expect("workload B compiles");
@@ -67,6 +91,7 @@ fn jitforge_b(runs: usize) -> Row {
     Row {
         name: "jitforge Compiler".into(),
         compile: median(compile),
+        heap_per_inst: heap as f64 / B_IR_INSTS as f64,
         run_ns: Some(median(run)),
         bytes,
         ok,
@@ -75,7 +100,10 @@ fn jitforge_b(runs: usize) -> Row {
 
 fn jitforge_c(runs: usize) -> Row {
     let runtime = JitRuntime::new().expect("JIT runtime");
-    let (mut per, mut ok, mut bytes) = (Vec::new(), true, 0);
+    let (heap, first) = PeakHeap::measure(|| workload_c(&runtime, 0, false));
+    let first = first.expect("workload C compiles");
+    let mut ok = call_c(first.as_ptr()) == workload_c_host(0);
+    let (mut per, mut bytes) = (Vec::new(), 0);
     for _ in 0..runs {
         let t = Instant::now();
         let mut keep = Vec::with_capacity(C_FUNCS as usize);
@@ -95,6 +123,7 @@ fn jitforge_c(runs: usize) -> Row {
     Row {
         name: "jitforge Compiler".into(),
         compile: median(per),
+        heap_per_inst: heap as f64 / C_IR_INSTS as f64,
         run_ns: None,
         bytes,
         ok,
@@ -180,38 +209,87 @@ fn cranelift_function(
     (module.get_finalized_function(id), size)
 }
 
+/// Workload B's body in Cranelift IR (`args[0]`: the array).
+fn cranelift_b_body(b: &mut FunctionBuilder<'_>, args: &[Value]) -> Value {
+    let v: Vec<Variable> = (0..64).map(|_| b.declare_var(I64)).collect();
+    for (i, var) in v.iter().enumerate() {
+        let x = b
+            .ins()
+            .load(I64, MemFlagsData::trusted(), args[0], 8 * i as i32);
+        b.def_var(*var, x);
+    }
+    let mut rng = Lcg(12345);
+    for _ in 0..B_OPS {
+        cranelift_op(b, &v, rng.next());
+    }
+    let mut sum = b.ins().iconst(I64, 0);
+    for var in &v {
+        let x = b.use_var(*var);
+        sum = b.ins().iadd(sum, x);
+    }
+    sum
+}
+
+/// Workload C's function `k` in Cranelift IR (`args`: x and y).
+fn cranelift_c_body(k: u64, b: &mut FunctionBuilder<'_>, args: &[Value]) -> Value {
+    let v: Vec<Variable> = (0..4).map(|_| b.declare_var(I64)).collect();
+    let (x, y) = (args[0], args[1]);
+    let xy = b.ins().bxor(x, y);
+    let x1 = b.ins().iadd_imm_s(x, 1);
+    for (var, init) in v.iter().zip([x, y, xy, x1]) {
+        b.def_var(*var, init);
+    }
+    let mut rng = Lcg(k + 1);
+    for _ in 0..20 {
+        cranelift_op(b, &v, rng.next());
+    }
+    let vals: Vec<Value> = v.iter().map(|var| b.use_var(*var)).collect();
+    let a = b.ins().bxor(vals[0], vals[1]);
+    let a = b.ins().bxor(a, vals[2]);
+    b.ins().bxor(a, vals[3])
+}
+
+/// The peak heap growth of compiling one function with `body` in a fresh
+/// module (the module's own setup excluded), and the function's result on
+/// `call`'s arguments.
+fn cranelift_heap(
+    config: Config,
+    params: usize,
+    body: impl FnOnce(&mut FunctionBuilder<'_>, &[Value]) -> Value,
+    call: impl FnOnce(*const u8) -> u64,
+) -> (usize, u64) {
+    let mut module = config.module();
+    let mut ctx = module.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    let (heap, (code, _)) =
+        PeakHeap::measure(|| cranelift_function(&mut module, &mut ctx, &mut fctx, params, body));
+    let result = call(code);
+    // SAFETY: nothing calls into this module's code any more.
+    unsafe { module.free_memory() };
+    (heap, result)
+}
+
 fn cranelift_b(config: Config, runs: usize) -> Row {
     let input = workload_b_input();
+    let call_b = |code: *const u8| {
+        // SAFETY: workload B's function takes a pointer to 64 u64 and returns one.
+        let f: extern "C" fn(*const u64) -> u64 = unsafe { std::mem::transmute(code) };
+        f(input.as_ptr())
+    };
+    let (heap, first) = cranelift_heap(config, 1, cranelift_b_body, call_b);
     let (mut compile, mut run) = (Vec::new(), Vec::new());
-    let (mut ok, mut bytes) = (true, 0);
+    let (mut ok, mut bytes) = (first == WORKLOAD_B_RESULT, 0);
     for _ in 0..runs {
         let mut module = config.module();
         let mut ctx = module.make_context();
         let mut fctx = FunctionBuilderContext::new();
         let t = Instant::now();
-        let (code, size) = cranelift_function(&mut module, &mut ctx, &mut fctx, 1, |b, args| {
-            let v: Vec<Variable> = (0..64).map(|_| b.declare_var(I64)).collect();
-            for (i, var) in v.iter().enumerate() {
-                let x = b
-                    .ins()
-                    .load(I64, MemFlagsData::trusted(), args[0], 8 * i as i32);
-                b.def_var(*var, x);
-            }
-            let mut rng = Lcg(12345);
-            for _ in 0..B_OPS {
-                cranelift_op(b, &v, rng.next());
-            }
-            let mut sum = b.ins().iconst(I64, 0);
-            for var in &v {
-                let x = b.use_var(*var);
-                sum = b.ins().iadd(sum, x);
-            }
-            sum
-        });
+        let (code, size) =
+            cranelift_function(&mut module, &mut ctx, &mut fctx, 1, cranelift_b_body);
         compile.push(t.elapsed().as_secs_f64() * 1e9 / B_OPS as f64);
-        // SAFETY: the function above takes a pointer to 64 u64 and returns one.
+        ok &= call_b(code) == WORKLOAD_B_RESULT;
+        // SAFETY: as in `call_b`.
         let f: extern "C" fn(*const u64) -> u64 = unsafe { std::mem::transmute(code) };
-        ok &= f(input.as_ptr()) == WORKLOAD_B_RESULT;
         run.push(time_b(f, &input));
         bytes = size;
         // SAFETY: nothing calls into this module's code any more.
@@ -220,14 +298,24 @@ fn cranelift_b(config: Config, runs: usize) -> Row {
     Row {
         name: config.name(),
         compile: median(compile),
+        heap_per_inst: heap as f64 / B_IR_INSTS as f64,
         run_ns: Some(median(run)),
         bytes,
         ok,
     }
 }
 
+/// Calls one of workload C's functions on the workload's arguments.
+fn call_c(code: *const u8) -> u64 {
+    // SAFETY: workload C's functions take two integers and return one.
+    let f: extern "C" fn(u64, u64) -> u64 = unsafe { std::mem::transmute(code) };
+    f(WORKLOAD_C_ARGS.0, WORKLOAD_C_ARGS.1)
+}
+
 fn cranelift_c(config: Config, runs: usize) -> Row {
-    let (mut per, mut ok, mut bytes) = (Vec::new(), true, 0);
+    let (heap, first) = cranelift_heap(config, 2, |b, a| cranelift_c_body(0, b, a), call_c);
+    let mut ok = first == workload_c_host(0);
+    let (mut per, mut bytes) = (Vec::new(), 0);
     for _ in 0..runs {
         let mut module = config.module();
         let mut ctx = module.make_context();
@@ -240,32 +328,14 @@ fn cranelift_c(config: Config, runs: usize) -> Row {
                 &mut ctx,
                 &mut fctx,
                 2,
-                |b, args| {
-                    let v: Vec<Variable> = (0..4).map(|_| b.declare_var(I64)).collect();
-                    let (x, y) = (args[0], args[1]);
-                    let xy = b.ins().bxor(x, y);
-                    let x1 = b.ins().iadd_imm_s(x, 1);
-                    for (var, init) in v.iter().zip([x, y, xy, x1]) {
-                        b.def_var(*var, init);
-                    }
-                    let mut rng = Lcg(k + 1);
-                    for _ in 0..20 {
-                        cranelift_op(b, &v, rng.next());
-                    }
-                    let vals: Vec<Value> = v.iter().map(|var| b.use_var(*var)).collect();
-                    let a = b.ins().bxor(vals[0], vals[1]);
-                    let a = b.ins().bxor(a, vals[2]);
-                    b.ins().bxor(a, vals[3])
-                },
+                |b, args| cranelift_c_body(k, b, args),
             ));
         }
         per.push(t.elapsed().as_secs_f64() * 1e6 / C_FUNCS as f64);
-        let mut xor = 0;
-        for &(code, _) in functions.iter().step_by(100) {
-            // SAFETY: each function above takes two integers and returns one.
-            let f: extern "C" fn(u64, u64) -> u64 = unsafe { std::mem::transmute(code) };
-            xor ^= f(WORKLOAD_C_ARGS.0, WORKLOAD_C_ARGS.1);
-        }
+        let xor = functions
+            .iter()
+            .step_by(100)
+            .fold(0, |xor, &(code, _)| xor ^ call_c(code));
         ok &= xor == WORKLOAD_C_RESULT;
         bytes = functions.iter().map(|&(_, size)| size).sum();
         // SAFETY: nothing calls into this module's code any more.
@@ -274,17 +344,36 @@ fn cranelift_c(config: Config, runs: usize) -> Row {
     Row {
         name: config.name(),
         compile: median(per),
+        heap_per_inst: heap as f64 / C_IR_INSTS as f64,
         run_ns: None,
         bytes,
         ok,
     }
 }
 
+/// Workload C's function `k` computed on the host, on the workload's arguments.
+fn workload_c_host(k: u64) -> u64 {
+    let (x, y) = WORKLOAD_C_ARGS;
+    let mut v = [x, y, x ^ y, x.wrapping_add(1)];
+    let mut rng = Lcg(k + 1);
+    for _ in 0..20 {
+        let r = rng.next();
+        let (d, s) = (((r >> 2) % 4) as usize, ((r >> 8) % 4) as usize);
+        v[d] = match r % 4 {
+            0 => v[d].wrapping_add(v[s]),
+            1 => v[d].wrapping_sub(v[s]),
+            2 => v[d] ^ v[s],
+            _ => v[d].wrapping_mul(v[s]),
+        };
+    }
+    v[0] ^ v[1] ^ v[2] ^ v[3]
+}
+
 fn print(workload: &str, unit: &str, rows: &[Row]) {
     let ours = &rows[0];
     println!(
-        "{workload:<3} {:<34} {unit:>14} {:>10} {:>8} {:>9} {:>10} {:>6}",
-        "implementation", "ratio", "run ns", "run ratio", "code bytes", "check"
+        "{workload:<3} {:<34} {unit:>14} {:>7} {:>8} {:>9} {:>10} {:>11} {:>6}",
+        "implementation", "ratio", "run ns", "run ratio", "code bytes", "heap B/inst", "check"
     );
     for row in rows {
         let run = row.run_ns.map_or("-".into(), |ns| format!("{ns:.0}"));
@@ -293,11 +382,12 @@ fn print(workload: &str, unit: &str, rows: &[Row]) {
             _ => "-".into(),
         };
         println!(
-            "{workload:<3} {:<34} {:>14.2} {:>10.2} {run:>8} {run_ratio:>9} {:>10} {:>6}",
+            "{workload:<3} {:<34} {:>14.2} {:>7.2} {run:>8} {run_ratio:>9} {:>10} {:>11.0} {:>6}",
             row.name,
             row.compile,
             row.compile / ours.compile,
             row.bytes,
+            row.heap_per_inst,
             if row.ok { "ok" } else { "FAILED" }
         );
     }
