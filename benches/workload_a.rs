@@ -5,10 +5,17 @@
 //! Assembler) and through the iced-x86 Encoder in the same process. Prints
 //! medians, ratios and byte counts.
 //!
+//! Memory: the peak heap growth of one extra, untimed run per implementation
+//! (its finished bytes included), per instruction.
+//!
 //! `cargo bench --bench workload_a` (`RUNS=N` repetitions, median; `PEERS=0` for jitforge alone)
+
+#[path = "common/peak_heap.rs"]
+mod peak_heap;
 
 use jitforge::x86::*;
 use jitforge::{Arch, Builder, CodeHolder, Error, Label};
+use peak_heap::PeakHeap;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -193,12 +200,18 @@ fn dynasm_run(blocks: usize) -> Vec<u8> {
     ops.finalize().expect("dynasm-rs resolves its labels")
 }
 
+#[global_allocator]
+static HEAP: PeakHeap = PeakHeap;
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn measure(runs: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
+/// The median time of `runs` calls of `f`, the byte count it returns and
+/// the peak heap growth of one more, untimed call before them.
+fn measure(runs: usize, mut f: impl FnMut() -> usize) -> (f64, usize, usize) {
+    let (heap, _) = PeakHeap::measure(&mut f);
     let mut times = Vec::new();
     let mut bytes = 0;
     for _ in 0..runs {
@@ -206,7 +219,7 @@ fn measure(runs: usize, mut f: impl FnMut() -> usize) -> (f64, usize) {
         bytes = black_box(f());
         times.push(start.elapsed().as_secs_f64());
     }
-    (median(times), bytes)
+    (median(times), bytes, heap)
 }
 
 fn main() {
@@ -214,39 +227,43 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
-    println!("workload   implementation            ns/inst     MB/s      bytes   ratio  check");
+    println!(
+        "workload   implementation            ns/inst     MB/s      bytes   ratio  heap B/inst  check"
+    );
     for (name, gp_only, blocks, per_block) in [
         ("A.full", false, 25_000usize, 40usize),
         ("A.gp", true, 40_000, 25),
     ] {
         let instructions = (blocks * per_block) as f64;
-        let (ours, our_bytes) = measure(runs, || {
+        let (ours, our_bytes, our_heap) = measure(runs, || {
             jitforge_run(gp_only, blocks)
                 .expect("workload A encodes")
                 .len()
         });
-        let mut rows = vec![("jitforge Assembler", ours, our_bytes)];
-        let (built, built_bytes) = measure(runs, || {
+        let mut rows = vec![("jitforge Assembler", ours, our_bytes, our_heap)];
+        let (built, built_bytes, built_heap) = measure(runs, || {
             builder_run(gp_only, blocks)
                 .expect("workload A through the Builder")
                 .len()
         });
-        rows.push(("jitforge Builder", built, built_bytes));
+        rows.push(("jitforge Builder", built, built_bytes, built_heap));
         let mut code = CodeHolder::new(Arch::X64);
         let mut reused = Builder::new(&mut code);
-        let (again, again_bytes) = measure(runs, || {
+        let (again, again_bytes, again_heap) = measure(runs, || {
             builder_rerun(&mut reused, gp_only, blocks)
                 .expect("workload A through a reused Builder")
                 .len()
         });
-        rows.push(("jitforge Builder reused", again, again_bytes));
+        rows.push(("jitforge Builder reused", again, again_bytes, again_heap));
         // PEERS=0 measures jitforge alone (for callgrind runs).
         if std::env::var("PEERS").as_deref() != Ok("0") {
-            let (iced, iced_bytes) = measure(runs.min(3), || iced_run(gp_only, blocks).len());
-            rows.push(("iced-x86 CodeAssembler", iced, iced_bytes));
+            let (iced, iced_bytes, iced_heap) =
+                measure(runs.min(3), || iced_run(gp_only, blocks).len());
+            rows.push(("iced-x86 CodeAssembler", iced, iced_bytes, iced_heap));
             if gp_only {
-                let (dynasm, dynasm_bytes) = measure(runs, || dynasm_run(blocks).len());
-                rows.push(("dynasm-rs", dynasm, dynasm_bytes));
+                let (dynasm, dynasm_bytes, dynasm_heap) =
+                    measure(runs, || dynasm_run(blocks).len());
+                rows.push(("dynasm-rs", dynasm, dynasm_bytes, dynasm_heap));
             }
         }
         // The workload's byte counts: shortest encodings, and with every
@@ -258,7 +275,7 @@ fn main() {
             (4_175_000, 4_250_000)
         };
         let mut failed = false;
-        for (label, t, bytes) in rows {
+        for (label, t, bytes, heap) in rows {
             let expected = if label.starts_with("iced") {
                 rel32 + 1
             } else {
@@ -266,11 +283,12 @@ fn main() {
             };
             failed |= bytes != expected;
             println!(
-                "{name:<10} {label:<25} {:>7.2} {:>8.1} {:>10} {:>7.2}  {}",
+                "{name:<10} {label:<25} {:>7.2} {:>8.1} {:>10} {:>7.2} {:>12.1}  {}",
                 t * 1e9 / instructions,
                 bytes as f64 / t / 1e6,
                 bytes,
                 t / ours,
+                heap as f64 / instructions,
                 if bytes == expected { "ok" } else { "FAILED" }
             );
         }

@@ -119,7 +119,8 @@ pub fn workload_a(gp_only: bool, blocks: usize) -> Result<Vec<u8>> {
     let mut code = CodeHolder::new(Arch::X64);
     {
         let mut b = Builder::new(&mut code);
-        b.reserve(blocks * if gp_only { 25 } else { 40 } + 1);
+        // Each block is its instructions and two label nodes.
+        b.reserve(blocks * if gp_only { 27 } else { 42 } + 1);
         let l_fn = b.new_label();
         b.bind(l_fn)?;
         for _ in 0..blocks {

@@ -42,6 +42,9 @@ use scratch::{Refs, Scratch};
 /// Index of no node.
 const NIL: u32 = u32::MAX;
 
+/// Nodes a new Builder has room for before its arena first grows.
+const INITIAL_NODES: usize = 64;
+
 /// Per-node flags.
 mod flag {
     /// A jmp/jcc to a label whose size the relaxation chooses.
@@ -313,12 +316,14 @@ impl<'a> Builder<'a> {
     /// [`finalize`](Self::finalize) writes the code there.
     pub fn new(code: &'a mut CodeHolder) -> Builder<'a> {
         let scratch = Scratch::new(code);
+        // Room for a small function from the start, so that the typical
+        // JIT function (tens of instructions) never regrows the pools.
         Builder {
             code,
             logger: None,
-            nodes: Vec::new(),
-            operands: Vec::new(),
-            data: Vec::new(),
+            nodes: Vec::with_capacity(INITIAL_NODES),
+            operands: Vec::with_capacity(2 * INITIAL_NODES),
+            data: Vec::with_capacity(4 * INITIAL_NODES),
             text: String::new(),
             first: NIL,
             last: NIL,

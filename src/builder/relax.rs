@@ -463,6 +463,15 @@ fn emit(
     layout: &Layout,
     ptr: u64,
 ) -> Result<()> {
+    // The layout knows where each section ends: reserving that once keeps
+    // the copies below from regrowing (and recopying) the code buffers.
+    for (index, &end) in layout.section_off.iter().enumerate() {
+        let id = SectionId(index as u32);
+        if code.has_section(id) {
+            let buffer = code.buffer_mut(id);
+            buffer.reserve((end as usize).saturating_sub(buffer.len()));
+        }
+    }
     let mut branch = [0u8; 6];
     let cell = logger.map(RefCell::new);
     let mut shared = cell.as_ref().map(SharedLogger);
