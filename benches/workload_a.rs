@@ -59,6 +59,9 @@ fn block<T: Target>(a: &mut T, l_fn: Label, gp_only: bool) -> Result<(), Error> 
     a.bind_here(fwd)
 }
 
+// Out of line, so that `valgrind --tool=callgrind --toggle-collect=<name>`
+// can count one implementation alone.
+#[inline(never)]
 fn jitforge_run(gp_only: bool, blocks: usize) -> Result<Vec<u8>, Error> {
     let mut code = CodeHolder::new(Arch::X64);
     let mut a = Assembler::new(&mut code);
@@ -70,6 +73,9 @@ fn jitforge_run(gp_only: bool, blocks: usize) -> Result<Vec<u8>, Error> {
     code.finalize()
 }
 
+// Out of line, so that `valgrind --tool=callgrind --toggle-collect=<name>`
+// can count one implementation alone.
+#[inline(never)]
 fn builder_run(gp_only: bool, blocks: usize) -> Result<Vec<u8>, Error> {
     let mut code = CodeHolder::new(Arch::X64);
     let mut b = Builder::new(&mut code);
@@ -90,6 +96,9 @@ fn builder_fill(b: &mut Builder<'_>, gp_only: bool, blocks: usize) -> Result<(),
 /// The same through a Builder (and code holder) reused from the previous run,
 /// as a JIT that compiles one function after another does: the node arena
 /// and the code buffer keep their memory.
+// Out of line, so that `valgrind --tool=callgrind --toggle-collect=<name>`
+// can count one implementation alone.
+#[inline(never)]
 fn builder_rerun(b: &mut Builder<'_>, gp_only: bool, blocks: usize) -> Result<Vec<u8>, Error> {
     b.clear();
     b.code_mut().reset();
