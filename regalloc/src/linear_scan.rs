@@ -16,11 +16,21 @@
 //!   those that do; among the rest, the register free longest (whose next
 //!   fixed use or clobber in the block comes last: Wimmer's free-until
 //!   position);
-//! - **eviction** when none is free: the value whose next use is farthest
-//!   (next-use distances from [`crate::liveness`], which include the way
-//!   around loops and a penalty for leaving them), with a bonus for values
-//!   whose slot is up to date, so evicting them needs no store (Belady's
-//!   rule, weighted by cost);
+//! - a **residency plan** per block, computed backwards with the next-use
+//!   distances: for every value, a shortest path over its accesses through
+//!   the states "in memory", "clean in a register", "dirty in a register",
+//!   where holding a register costs a price per position and every
+//!   instruction touching the stack (reload, store, memory operand) costs
+//!   one unit (the Lagrangian relaxation of the register limit, solved per
+//!   value in linear time). It says, per access, whether the value should
+//!   stay in its register afterwards and, on a miss, whether to load it or
+//!   use its slot as a memory operand;
+//! - **eviction** when none is free: first the values the plan wants out
+//!   of registers, then the one whose next use is farthest (next-use
+//!   distances from [`crate::liveness`], which include the way around
+//!   loops and a penalty for leaving them), with a bonus for values whose
+//!   slot is up to date, so evicting them needs no store (Belady's rule,
+//!   weighted by cost);
 //! - a **fixed-register operand** gets a copy of the value in that
 //!   register; the value keeps its own register (a move, not a spill);
 //! - **spill stores** happen once per definition, when a dirty value is
@@ -28,9 +38,9 @@
 //!   unchanged value is never stored twice); **rematerializable** values are
 //!   never stored, only recomputed;
 //! - operands that accept memory use the **slot directly** when the value is
-//!   not in a register and loading it would evict something used sooner
-//!   (a read-modify-write operand even a little earlier: loading it would
-//!   make it dirty); at most one memory operand per instruction;
+//!   not in a register, no register is free and the plan would not keep it
+//!   (a read-modify-write operand then stays clean in its slot); at most one
+//!   memory operand per instruction;
 //! - at a **loop header** the entry state is chosen for the loop: values not
 //!   used in the loop leave their registers before it (the store, if any,
 //!   lands outside the loop), values only read in it are stored before it
@@ -58,8 +68,59 @@ use smallvec::SmallVec;
 pub(crate) const NONE: u32 = u32::MAX;
 /// Eviction bonus (in positions) for a value that needs no store.
 const CLEAN_BONUS: u64 = 32;
+/// Plan price of holding a register for one position, in [`MISS_COST`]
+/// units: holding one for about 25 instructions costs as much as one stack
+/// access (tuned on workload B; it only matters under pressure, when the
+/// plan picks victims and memory operands).
+const HOLD_COST: u32 = 20;
 /// "Never used again" as an absolute position.
 pub(crate) const INF_POS: u32 = u32::MAX;
+
+/// Plan bit: keep the value in its register after this access while its
+/// slot is up to date.
+const PLAN_KEEP_CLEAN: u8 = 1;
+/// Plan bit: keep the value in its register after this access while only
+/// the register holds it (leaving costs a store).
+const PLAN_KEEP_DIRTY: u8 = 2;
+/// Plan bit: on a miss at this access, load the value rather than use its
+/// slot as a memory operand.
+const PLAN_LOAD: u8 = 4;
+/// Plan cost of one instruction that touches the stack.
+const MISS_COST: u32 = 1024;
+
+/// One step of the residency plan, backwards: given the cost to go from
+/// just before the value's next access (`next`: its position and the costs
+/// for the value arriving in memory, clean in a register, dirty in a
+/// register), the plan bits for this access at `pos` and the cost to go
+/// from just before it. Holding a register costs [`HOLD_COST`] per position, a
+/// stack access [`MISS_COST`]: a per-value shortest path over "in memory",
+/// "clean in a register", "dirty in a register", the Lagrangian view of
+/// the register limit.
+fn plan_step(next: (u32, [u32; 3]), pos: u32, writes: bool, foldable: bool) -> (u8, [u32; 3]) {
+    let (npos, g) = next;
+    let hold = npos.saturating_sub(pos).saturating_mul(HOLD_COST);
+    let keep_clean = hold.saturating_add(g[1]) < g[0];
+    let keep_dirty = hold.saturating_add(g[2]) < g[0].saturating_add(MISS_COST);
+    let after_mem = g[0];
+    let after_clean = after_mem.min(hold.saturating_add(g[1]));
+    let after_dirty = after_mem
+        .saturating_add(MISS_COST)
+        .min(hold.saturating_add(g[2]));
+    let after_load = if writes { after_dirty } else { after_clean };
+    let load = !foldable || after_load < after_mem;
+    let mut bits = 0;
+    if keep_clean {
+        bits |= PLAN_KEEP_CLEAN;
+    }
+    if keep_dirty {
+        bits |= PLAN_KEEP_DIRTY;
+    }
+    if load {
+        bits |= PLAN_LOAD;
+    }
+    let miss = MISS_COST.saturating_add(if load { after_load } else { after_mem });
+    (bits, [miss, after_load, after_dirty])
+}
 
 /// Where a value is at a block boundary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +139,9 @@ struct VState {
     next_use: u32,
     in_slot: bool,
     remat: bool,
+    /// The residency plan says this value should leave its register
+    /// before its next use (a preferred eviction victim).
+    drop_planned: bool,
 }
 
 /// The scan's state and buffers (kept between functions).
@@ -100,6 +164,12 @@ pub struct Scan {
     nu_touched: Vec<u32>,
     op_next: Vec<u32>,
     op_hint: Vec<u8>,
+    /// Per operand of the block, the residency plan (`PLAN_*` bits).
+    op_plan: Vec<u8>,
+    /// Per vreg during the backward scan: position of its next access in
+    /// the block and the plan's cost to go from just before it, for the
+    /// value arriving in memory, clean in a register, dirty in a register.
+    plan_next: Vec<(u32, [u32; 3])>,
     // Output being built.
     pub(crate) allocs: Vec<Allocation>,
     pub(crate) alloc_off: Vec<u32>,
@@ -265,6 +335,7 @@ impl Scan {
                 next_use: INF_POS,
                 in_slot: false,
                 remat: false,
+                drop_planned: false,
             },
         );
         self.class.clear();
@@ -284,6 +355,8 @@ impl Scan {
         self.nu.resize(nv, INF_POS);
         self.nu_hint.clear();
         self.nu_hint.resize(nv, 0xff);
+        self.plan_next.clear();
+        self.plan_next.resize(nv, (NONE, [0; 3]));
         self.allocs.clear();
         self.alloc_off.clear();
         self.raw_edits.clear();
@@ -451,6 +524,7 @@ impl Scan {
             if rec.in_slot {
                 self.mark_in_slot(rec.vreg);
             }
+            self.v[rec.vreg as usize].drop_planned = false;
         }
     }
 
@@ -591,6 +665,11 @@ impl Scan {
             };
             self.nu_hint[v as usize] = 0xff;
             self.nu_touched.push(v);
+            self.plan_next[v as usize] = if d >= INF {
+                (NONE, [0; 3])
+            } else {
+                (self.nu[v as usize], [MISS_COST, 0, 0])
+            };
         }
         let base = self.alloc_off[r.start.index()] as usize;
         let total = self.alloc_off[r.end.index()] as usize - base;
@@ -598,12 +677,36 @@ impl Scan {
         self.op_next.resize(total, INF_POS);
         self.op_hint.clear();
         self.op_hint.resize(total, 0xff);
+        self.op_plan.clear();
+        self.op_plan.resize(total, 0);
         for i in r.iter().rev() {
             let ops = f.inst_operands(i);
             let ob = self.alloc_off[i.index()] as usize - base;
             for (k, op) in ops.iter().enumerate() {
                 self.op_next[ob + k] = self.nu[op.vreg.index()];
                 self.op_hint[ob + k] = self.nu_hint[op.vreg.index()];
+            }
+            // Residency plan: one step per vreg accessed here (an operand
+            // naming an earlier operand's vreg shares its step).
+            for (k, op) in ops.iter().enumerate() {
+                let v = op.vreg;
+                if ops[..k].iter().any(|o| o.vreg == v) {
+                    let first = ops.iter().position(|o| o.vreg == v).unwrap_or(k);
+                    self.op_plan[ob + k] = self.op_plan[ob + first];
+                    continue;
+                }
+                let same = || ops.iter().filter(|o| o.vreg == v);
+                let writes = same().any(|o| o.is_def());
+                let foldable = same().all(|o| o.constraint == Constraint::Any);
+                let next = self.plan_next[v.index()];
+                let (bits, g) = plan_step(next, 2 * i.0, writes, foldable);
+                self.op_plan[ob + k] = bits;
+                self.plan_next[v.index()] = if same().any(|o| o.is_use()) {
+                    (2 * i.0, g)
+                } else {
+                    (NONE, [0; 3])
+                };
+                self.nu_touched.push(v.0);
             }
             for op in ops {
                 if op.kind == OperandKind::Def {
@@ -630,6 +733,7 @@ impl Scan {
             let v = self.nu_touched[k] as usize;
             self.nu[v] = INF_POS;
             self.nu_hint[v] = 0xff;
+            self.plan_next[v] = (NONE, [0; 3]);
         }
         self.nu_touched.clear();
     }
@@ -903,6 +1007,8 @@ impl Scan {
             };
             let dist = n.saturating_sub(here);
             far = far.max(dist);
+            // Values the residency plan wants out of registers go first.
+            let planned = if ws.drop_planned { 1u64 << 40 } else { 0 };
             let score = if ws.regs & !(1 << hw) & !doomed != 0 {
                 u64::MAX
             } else if ws.in_slot || ws.remat {
@@ -910,6 +1016,7 @@ impl Scan {
             } else {
                 dist as u64
             };
+            let score = score.saturating_add(planned);
             if score >= best_score {
                 best_score = score;
                 best = hw;
@@ -980,8 +1087,21 @@ impl Scan {
                 self.clear_vreg_regs(v);
             }
             self.v[v as usize].next_use = next;
+            self.note_plan(v, self.op_plan[nb + k]);
         }
         true
+    }
+
+    /// Records whether the plan wants `v` out of its register after this
+    /// access, given whether its slot is up to date.
+    fn note_plan(&mut self, v: u32, bits: u8) {
+        let s = &mut self.v[v as usize];
+        let keep = if s.in_slot || s.remat {
+            PLAN_KEEP_CLEAN
+        } else {
+            PLAN_KEEP_DIRTY
+        };
+        s.drop_planned = bits & keep == 0;
     }
 
     fn alloc_inst<F: Function>(
@@ -1136,7 +1256,7 @@ impl Scan {
                 // operands (folding those keeps the loaded value clean).
                 let d = self.op_next[nb + k].saturating_sub(2 * i.0);
                 let key = if op.kind == OperandKind::Modify {
-                    d.saturating_mul(4)
+                    d.saturating_mul(16)
                 } else {
                     d
                 };
@@ -1145,7 +1265,6 @@ impl Scan {
         }
         rest.sort_unstable_by(|a, b| b.cmp(a));
         for &(_, k) in rest.iter() {
-            let next = self.op_next[nb + k];
             let op = ops[k];
             let (c, v) = (self.vclass(op.vreg.0), op.vreg.0);
             let write = op.kind == OperandKind::Modify || op.pos == OperandPos::Late;
@@ -1171,18 +1290,11 @@ impl Scan {
                 let cand = allowed & !avoid;
                 let free = cand & !self.occupied[c];
                 let fold = free == 0 && cand != 0 && {
-                    let nxt = if write {
-                        next
-                    } else {
-                        self.next_after(v, info)
-                    };
-                    let (vic, far) = self.victim(i, c, cand, info);
-                    pre = Some(vic);
-                    // Belady with bypass: a read is served from memory when the value
-                    // would be the eviction victim; a read-modify-write even sooner,
-                    // since loading it makes it dirty (a store later).
-                    let (a, b) = if write { (4, 1) } else { (1, 1) };
-                    nxt == INF_POS || (nxt.saturating_sub(2 * i.0) as u64) * a >= far as u64 * b
+                    pre = Some(self.victim(i, c, cand, info).0);
+                    // Under pressure the residency plan decides: a value it
+                    // would not keep until its next use is served from memory
+                    // (a read-modify-write stays clean in its slot).
+                    self.op_plan[nb + k] & PLAN_LOAD == 0
                 };
                 if fold {
                     alloc[k] = Allocation::Stack(SpillSlot(v));
@@ -1482,6 +1594,7 @@ impl Scan {
         // Next uses.
         for (k, op) in ops.iter().enumerate() {
             self.v[op.vreg.index()].next_use = self.op_next[nb + k];
+            self.note_plan(op.vreg.0, self.op_plan[nb + k]);
         }
         for k in 0..n {
             if alloc[k] == Allocation::None {
