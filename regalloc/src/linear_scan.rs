@@ -17,20 +17,18 @@
 //!   fixed use or clobber in the block comes last: Wimmer's free-until
 //!   position);
 //! - a **residency plan** per block, computed backwards with the next-use
-//!   distances: for every value, a shortest path over its accesses through
-//!   the states "in memory", "clean in a register", "dirty in a register",
-//!   where holding a register costs a price per position and every
-//!   instruction touching the stack (reload, store, memory operand) costs
-//!   one unit (the Lagrangian relaxation of the register limit, solved per
-//!   value in linear time). It says, per access, whether the value should
-//!   stay in its register afterwards and, on a miss, whether to load it or
-//!   use its slot as a memory operand;
-//! - **eviction** when none is free: first the values the plan wants out
-//!   of registers, then the one whose next use is farthest (next-use
-//!   distances from [`crate::liveness`], which include the way around
-//!   loops and a penalty for leaving them), with a bonus for values whose
-//!   slot is up to date, so evicting them needs no store (Belady's rule,
-//!   weighted by cost);
+//!   distances: the Lagrangian relaxation of the register limit (holding
+//!   a register costs a price per position, every instruction touching the
+//!   stack one unit), which makes values independent; each value's best
+//!   residency is then a shortest path over its accesses through "in
+//!   memory", "clean in a register", "dirty in a register" (linear time).
+//!   It gives, per access, what keeping or dropping the value costs;
+//! - **eviction** when none is free: the value whose eviction the plan
+//!   says costs least (a value kept far from its next use, cheaper still
+//!   when its slot is up to date so no store is needed: Belady's rule
+//!   weighted by cost), the farthest next use among equals; next-use
+//!   distances come from [`crate::liveness`] and include the way around
+//!   loops and a penalty for leaving them;
 //! - a **fixed-register operand** gets a copy of the value in that
 //!   register; the value keeps its own register (a move, not a spill);
 //! - **spill stores** happen once per definition, when a dirty value is
@@ -38,9 +36,10 @@
 //!   unchanged value is never stored twice); **rematerializable** values are
 //!   never stored, only recomputed;
 //! - operands that accept memory use the **slot directly** when the value is
-//!   not in a register, no register is free and the plan would not keep it
-//!   (a read-modify-write operand then stays clean in its slot); at most one
-//!   memory operand per instruction;
+//!   not in a register, no register is free and loading it gains less by
+//!   the plan than evicting the victim loses (a read-modify-write operand
+//!   then stays clean in its slot); at most one memory operand per
+//!   instruction;
 //! - at a **loop header** the entry state is chosen for the loop: values not
 //!   used in the loop leave their registers before it (the store, if any,
 //!   lands outside the loop), values only read in it are stored before it
@@ -66,60 +65,67 @@ use smallvec::SmallVec;
 
 /// No vreg / no position.
 pub(crate) const NONE: u32 = u32::MAX;
-/// Eviction bonus (in positions) for a value that needs no store.
-const CLEAN_BONUS: u64 = 32;
-/// Plan price of holding a register for one position, in [`MISS_COST`]
-/// units: holding one for about 25 instructions costs as much as one stack
-/// access (tuned on workload B; it only matters under pressure, when the
-/// plan picks victims and memory operands).
+/// Plan cost of one instruction that touches the stack (a reload, a
+/// store or a memory operand).
+const MISS_COST: u32 = 1024;
+/// Plan price of holding a register for one position (two per
+/// instruction), in [`MISS_COST`] units: holding one for about 25
+/// instructions costs as much as one stack access. Tuned on workload B;
+/// it only matters under pressure, where the plan picks victims and memory
+/// operands.
 const HOLD_COST: u32 = 20;
 /// "Never used again" as an absolute position.
 pub(crate) const INF_POS: u32 = u32::MAX;
 
-/// Plan bit: keep the value in its register after this access while its
-/// slot is up to date.
-const PLAN_KEEP_CLEAN: u8 = 1;
-/// Plan bit: keep the value in its register after this access while only
-/// the register holds it (leaving costs a store).
-const PLAN_KEEP_DIRTY: u8 = 2;
-/// Plan bit: on a miss at this access, load the value rather than use its
-/// slot as a memory operand.
-const PLAN_LOAD: u8 = 4;
-/// Plan cost of one instruction that touches the stack.
-const MISS_COST: u32 = 1024;
+/// A value's plan costs from just before an access: for the value arriving
+/// in memory, clean in a register (its slot up to date), dirty in a
+/// register (only the register holds it).
+type PlanCost = [u32; 3];
 
-/// One step of the residency plan, backwards: given the cost to go from
-/// just before the value's next access (`next`: its position and the costs
-/// for the value arriving in memory, clean in a register, dirty in a
-/// register), the plan bits for this access at `pos` and the cost to go
-/// from just before it. Holding a register costs [`HOLD_COST`] per position, a
-/// stack access [`MISS_COST`]: a per-value shortest path over "in memory",
-/// "clean in a register", "dirty in a register", the Lagrangian view of
-/// the register limit.
-fn plan_step(next: (u32, [u32; 3]), pos: u32, writes: bool, foldable: bool) -> (u8, [u32; 3]) {
+/// One step of the residency plan, backwards. Given the position of the
+/// value's next access and the plan costs from just before it (`next`),
+/// returns the plan costs from just before this access at `pos` and the
+/// gain of loading the value here on a miss rather than using its slot as
+/// a memory operand (`u32::MAX` when the operand needs a register).
+///
+/// The plan is the Lagrangian relaxation of the register limit: holding a
+/// register costs [`HOLD_COST`] per position, each instruction touching
+/// the stack [`MISS_COST`]; then every value is independent and its best
+/// residency is a shortest path over its accesses through three states,
+/// solved here in one backward pass (linear time).
+fn plan_step(next: (u32, PlanCost), pos: u32, writes: bool, foldable: bool) -> (PlanCost, u32) {
     let (npos, g) = next;
     let hold = npos.saturating_sub(pos).saturating_mul(HOLD_COST);
-    let keep_clean = hold.saturating_add(g[1]) < g[0];
-    let keep_dirty = hold.saturating_add(g[2]) < g[0].saturating_add(MISS_COST);
+    // After this access: in memory, or in a register (kept until the next
+    // access, or dropped at once, which costs a store when dirty).
     let after_mem = g[0];
     let after_clean = after_mem.min(hold.saturating_add(g[1]));
     let after_dirty = after_mem
         .saturating_add(MISS_COST)
         .min(hold.saturating_add(g[2]));
     let after_load = if writes { after_dirty } else { after_clean };
-    let load = !foldable || after_load < after_mem;
-    let mut bits = 0;
-    if keep_clean {
-        bits |= PLAN_KEEP_CLEAN;
-    }
-    if keep_dirty {
-        bits |= PLAN_KEEP_DIRTY;
-    }
-    if load {
-        bits |= PLAN_LOAD;
-    }
-    let miss = MISS_COST.saturating_add(if load { after_load } else { after_mem });
-    (bits, [miss, after_load, after_dirty])
+    let gain = if foldable {
+        after_mem.saturating_sub(after_load)
+    } else {
+        u32::MAX
+    };
+    let miss = MISS_COST.saturating_add(if foldable {
+        after_load.min(after_mem)
+    } else {
+        after_load
+    });
+    ([miss, after_load, after_dirty], gain)
+}
+
+/// What evicting a value costs by the plan: its cost when dropped now
+/// (a store if dirty) minus its cost when kept until its next access
+/// `dist` positions away (never negative).
+fn eviction_loss(g: PlanCost, dist: u32, clean: bool) -> u32 {
+    let drop = g[0].saturating_add(if clean { 0 } else { MISS_COST });
+    let keep = dist
+        .saturating_mul(HOLD_COST)
+        .saturating_add(g[if clean { 1 } else { 2 }]);
+    drop.saturating_sub(keep)
 }
 
 /// Where a value is at a block boundary.
@@ -139,9 +145,8 @@ struct VState {
     next_use: u32,
     in_slot: bool,
     remat: bool,
-    /// The residency plan says this value should leave its register
-    /// before its next use (a preferred eviction victim).
-    drop_planned: bool,
+    /// The plan costs from just before the next access (see [`plan_step`]).
+    plan_cost: PlanCost,
 }
 
 /// The scan's state and buffers (kept between functions).
@@ -164,12 +169,16 @@ pub struct Scan {
     nu_touched: Vec<u32>,
     op_next: Vec<u32>,
     op_hint: Vec<u8>,
-    /// Per operand of the block, the residency plan (`PLAN_*` bits).
-    op_plan: Vec<u8>,
+    /// Per operand of the block, the plan costs from just before the
+    /// vreg's next access.
+    op_plan_cost: Vec<PlanCost>,
+    /// Per operand of the block, the plan's gain of loading the value on a
+    /// miss rather than using its slot (see [`plan_step`]).
+    op_plan_gain: Vec<u32>,
     /// Per vreg during the backward scan: position of its next access in
     /// the block and the plan's cost to go from just before it, for the
     /// value arriving in memory, clean in a register, dirty in a register.
-    plan_next: Vec<(u32, [u32; 3])>,
+    plan_next: Vec<(u32, PlanCost)>,
     // Output being built.
     pub(crate) allocs: Vec<Allocation>,
     pub(crate) alloc_off: Vec<u32>,
@@ -201,10 +210,22 @@ struct InstBufs {
     rest: Vec<(u32, usize)>,
 }
 
+/// An eviction candidate chosen by `Scan::victim`.
+#[derive(Clone, Copy)]
+struct Victim {
+    /// Its register.
+    hw: u8,
+    /// The farthest next-use distance among all candidates.
+    far: u32,
+    /// What evicting it costs by the plan.
+    loss: u32,
+}
+
 /// Per-operand facts during one instruction.
 #[derive(Clone, Copy)]
 struct OpInfo {
     vreg: u32,
+    plan_cost: [u32; 3],
     next_after: u32,
     defined_here: bool,
 }
@@ -335,7 +356,7 @@ impl Scan {
                 next_use: INF_POS,
                 in_slot: false,
                 remat: false,
-                drop_planned: false,
+                plan_cost: [0; 3],
             },
         );
         self.class.clear();
@@ -524,7 +545,7 @@ impl Scan {
             if rec.in_slot {
                 self.mark_in_slot(rec.vreg);
             }
-            self.v[rec.vreg as usize].drop_planned = false;
+            self.v[rec.vreg as usize].plan_cost = [0; 3];
         }
     }
 
@@ -677,8 +698,10 @@ impl Scan {
         self.op_next.resize(total, INF_POS);
         self.op_hint.clear();
         self.op_hint.resize(total, 0xff);
-        self.op_plan.clear();
-        self.op_plan.resize(total, 0);
+        self.op_plan_cost.clear();
+        self.op_plan_cost.resize(total, [0; 3]);
+        self.op_plan_gain.clear();
+        self.op_plan_gain.resize(total, 0);
         for i in r.iter().rev() {
             let ops = f.inst_operands(i);
             let ob = self.alloc_off[i.index()] as usize - base;
@@ -692,15 +715,17 @@ impl Scan {
                 let v = op.vreg;
                 if ops[..k].iter().any(|o| o.vreg == v) {
                     let first = ops.iter().position(|o| o.vreg == v).unwrap_or(k);
-                    self.op_plan[ob + k] = self.op_plan[ob + first];
+                    self.op_plan_cost[ob + k] = self.op_plan_cost[ob + first];
+                    self.op_plan_gain[ob + k] = self.op_plan_gain[ob + first];
                     continue;
                 }
                 let same = || ops.iter().filter(|o| o.vreg == v);
                 let writes = same().any(|o| o.is_def());
                 let foldable = same().all(|o| o.constraint == Constraint::Any);
                 let next = self.plan_next[v.index()];
-                let (bits, g) = plan_step(next, 2 * i.0, writes, foldable);
-                self.op_plan[ob + k] = bits;
+                let (g, gain) = plan_step(next, 2 * i.0, writes, foldable);
+                self.op_plan_gain[ob + k] = gain;
+                self.op_plan_cost[ob + k] = next.1;
                 self.plan_next[v.index()] = if same().any(|o| o.is_use()) {
                     (2 * i.0, g)
                 } else {
@@ -946,7 +971,7 @@ impl Scan {
         // Evict: farthest next use, with a bonus for values needing no store.
         let best = match pre {
             Some(hw) => hw,
-            None => self.victim(i, class, cand, ops).0,
+            None => self.victim(i, class, cand, ops).hw,
         };
         self.make_free(i, class, best, avoid, ops, false, log, true);
         Ok(best)
@@ -982,12 +1007,18 @@ impl Scan {
         best
     }
 
-    /// The eviction victim among `cand` (all occupied) and the farthest
-    /// next-use distance among them.
-    fn victim(&self, i: Inst, class: usize, cand: u32, ops: &[OpInfo]) -> (u8, u32) {
-        let mut best = 0u8;
+    /// The eviction victim among `cand` (all occupied): a value with
+    /// another surviving copy if any, else the one whose eviction the plan
+    /// says costs least ([`eviction_loss`]), the farthest next use among
+    /// equals. Also returns the farthest next-use distance among them and
+    /// the victim's loss.
+    fn victim(&self, i: Inst, class: usize, cand: u32, ops: &[OpInfo]) -> Victim {
+        let mut best = Victim {
+            hw: 0,
+            far: 0,
+            loss: u32::MAX,
+        };
         let mut best_score = 0u64;
-        let mut far = 0u32;
         let here = 2 * i.0;
         let doomed = self.doomed[class];
         let owners: &[u32; 32] = self.owner[class * 32..class * 32 + 32]
@@ -1000,29 +1031,27 @@ impl Scan {
             let w = owners[hw as usize & 31];
             let ws = self.v[w as usize];
             // Values read here have next_use == here: look at what follows.
-            let n = if ws.next_use == here {
-                self.next_after(w, ops)
-            } else {
-                ws.next_use
+            let (n, g) = match ops.iter().find(|o| o.vreg == w) {
+                Some(o) if ws.next_use == here => (self.next_after(w, ops), o.plan_cost),
+                _ => (ws.next_use, ws.plan_cost),
             };
             let dist = n.saturating_sub(here);
-            far = far.max(dist);
-            // Values the residency plan wants out of registers go first.
-            let planned = if ws.drop_planned { 1u64 << 40 } else { 0 };
-            let score = if ws.regs & !(1 << hw) & !doomed != 0 {
-                u64::MAX
-            } else if ws.in_slot || ws.remat {
-                dist as u64 + CLEAN_BONUS
+            best.far = best.far.max(dist);
+            let (score, loss) = if ws.regs & !(1 << hw) & !doomed != 0 {
+                (u64::MAX, 0)
             } else {
-                dist as u64
+                let loss = eviction_loss(g, dist, ws.in_slot || ws.remat);
+                // Least loss first, then farthest next use.
+                let score = ((u32::MAX - loss) as u64) << 32 | dist as u64;
+                (score, loss)
             };
-            let score = score.saturating_add(planned);
             if score >= best_score {
                 best_score = score;
-                best = hw;
+                best.hw = hw;
+                best.loss = loss;
             }
         }
-        (best, far)
+        best
     }
 
     fn allowed_mask(&self, class: usize, c: Constraint) -> u32 {
@@ -1087,21 +1116,15 @@ impl Scan {
                 self.clear_vreg_regs(v);
             }
             self.v[v as usize].next_use = next;
-            self.note_plan(v, self.op_plan[nb + k]);
+            self.note_access(v, nb + k);
         }
         true
     }
 
-    /// Records whether the plan wants `v` out of its register after this
-    /// access, given whether its slot is up to date.
-    fn note_plan(&mut self, v: u32, bits: u8) {
-        let s = &mut self.v[v as usize];
-        let keep = if s.in_slot || s.remat {
-            PLAN_KEEP_CLEAN
-        } else {
-            PLAN_KEEP_DIRTY
-        };
-        s.drop_planned = bits & keep == 0;
+    /// Records the plan costs after an access of `v` by operand `k`
+    /// (numbered within the block).
+    fn note_access(&mut self, v: u32, k: usize) {
+        self.v[v as usize].plan_cost = self.op_plan_cost[k];
     }
 
     fn alloc_inst<F: Function>(
@@ -1154,6 +1177,7 @@ impl Scan {
             if !info.iter().any(|o| o.vreg == v) {
                 info.push(OpInfo {
                     vreg: v,
+                    plan_cost: self.op_plan_cost[nb + k],
                     next_after: self.op_next[nb + k],
                     defined_here,
                 });
@@ -1290,11 +1314,13 @@ impl Scan {
                 let cand = allowed & !avoid;
                 let free = cand & !self.occupied[c];
                 let fold = free == 0 && cand != 0 && {
-                    pre = Some(self.victim(i, c, cand, info).0);
-                    // Under pressure the residency plan decides: a value it
-                    // would not keep until its next use is served from memory
-                    // (a read-modify-write stays clean in its slot).
-                    self.op_plan[nb + k] & PLAN_LOAD == 0
+                    let vic = self.victim(i, c, cand, info);
+                    pre = Some(vic.hw);
+                    // Under pressure the plan decides: load the value only if
+                    // that gains more than evicting the victim loses; else
+                    // serve it from memory (a read-modify-write then stays
+                    // clean in its slot).
+                    self.op_plan_gain[nb + k] <= vic.loss
                 };
                 if fold {
                     alloc[k] = Allocation::Stack(SpillSlot(v));
@@ -1466,7 +1492,7 @@ impl Scan {
                 && !self.remat[v as usize]
             {
                 let nxt = self.op_next[nb + k];
-                let (vic, far) = self.victim(i, c, cand, info);
+                let Victim { hw: vic, far, .. } = self.victim(i, c, cand, info);
                 pre = Some(vic);
                 if nxt == INF_POS || nxt.saturating_sub(2 * i.0) >= far {
                     alloc[k] = Allocation::Stack(SpillSlot(v));
@@ -1594,7 +1620,7 @@ impl Scan {
         // Next uses.
         for (k, op) in ops.iter().enumerate() {
             self.v[op.vreg.index()].next_use = self.op_next[nb + k];
-            self.note_plan(op.vreg.0, self.op_plan[nb + k]);
+            self.note_access(op.vreg.0, nb + k);
         }
         for k in 0..n {
             if alloc[k] == Allocation::None {
