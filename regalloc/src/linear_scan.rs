@@ -117,15 +117,17 @@ fn plan_step(next: (u32, PlanCost), pos: u32, writes: bool, foldable: bool) -> (
     ([miss, after_load, after_dirty], gain)
 }
 
-/// What evicting a value costs by the plan: its cost when dropped now
-/// (a store if dirty) minus its cost when kept until its next access
-/// `dist` positions away (never negative).
-fn eviction_loss(g: PlanCost, dist: u32, clean: bool) -> u32 {
-    let drop = g[0].saturating_add(if clean { 0 } else { MISS_COST });
-    let keep = dist
-        .saturating_mul(HOLD_COST)
-        .saturating_add(g[if clean { 1 } else { 2 }]);
-    drop.saturating_sub(keep)
+/// What dropping a value from its register costs by the plan beyond
+/// keeping it until its next access, not counting the price of holding the
+/// register meanwhile: `[slot up to date, dirty]`, from the plan costs `g`
+/// of that next access. Evicting it `dist` positions before that access
+/// then loses `base - dist * HOLD_COST` (never negative): computed once
+/// per access, so that choosing a victim stays cheap.
+fn drop_cost_base(g: PlanCost) -> [u32; 2] {
+    [
+        g[0].saturating_sub(g[1]),
+        g[0].saturating_add(MISS_COST).saturating_sub(g[2]),
+    ]
 }
 
 /// Where a value is at a block boundary.
@@ -145,8 +147,8 @@ struct VState {
     next_use: u32,
     in_slot: bool,
     remat: bool,
-    /// The plan costs from just before the next access (see [`plan_step`]).
-    plan_cost: PlanCost,
+    /// [`drop_cost_base`] of the next access.
+    drop_base: [u32; 2],
 }
 
 /// The scan's state and buffers (kept between functions).
@@ -169,9 +171,9 @@ pub struct Scan {
     nu_touched: Vec<u32>,
     op_next: Vec<u32>,
     op_hint: Vec<u8>,
-    /// Per operand of the block, the plan costs from just before the
-    /// vreg's next access.
-    op_plan_cost: Vec<PlanCost>,
+    /// Per operand of the block, [`drop_cost_base`] of the vreg's next
+    /// access.
+    op_drop_base: Vec<[u32; 2]>,
     /// Per operand of the block, the plan's gain of loading the value on a
     /// miss rather than using its slot (see [`plan_step`]).
     op_plan_gain: Vec<u32>,
@@ -225,7 +227,7 @@ struct Victim {
 #[derive(Clone, Copy)]
 struct OpInfo {
     vreg: u32,
-    plan_cost: [u32; 3],
+    drop_base: [u32; 2],
     next_after: u32,
     defined_here: bool,
 }
@@ -356,7 +358,7 @@ impl Scan {
                 next_use: INF_POS,
                 in_slot: false,
                 remat: false,
-                plan_cost: [0; 3],
+                drop_base: [0; 2],
             },
         );
         self.class.clear();
@@ -545,7 +547,7 @@ impl Scan {
             if rec.in_slot {
                 self.mark_in_slot(rec.vreg);
             }
-            self.v[rec.vreg as usize].plan_cost = [0; 3];
+            self.v[rec.vreg as usize].drop_base = [0; 2];
         }
     }
 
@@ -698,8 +700,8 @@ impl Scan {
         self.op_next.resize(total, INF_POS);
         self.op_hint.clear();
         self.op_hint.resize(total, 0xff);
-        self.op_plan_cost.clear();
-        self.op_plan_cost.resize(total, [0; 3]);
+        self.op_drop_base.clear();
+        self.op_drop_base.resize(total, [0; 2]);
         self.op_plan_gain.clear();
         self.op_plan_gain.resize(total, 0);
         for i in r.iter().rev() {
@@ -713,25 +715,26 @@ impl Scan {
             // naming an earlier operand's vreg shares its step).
             for (k, op) in ops.iter().enumerate() {
                 let v = op.vreg;
-                if ops[..k].iter().any(|o| o.vreg == v) {
-                    let first = ops.iter().position(|o| o.vreg == v).unwrap_or(k);
-                    self.op_plan_cost[ob + k] = self.op_plan_cost[ob + first];
+                let (mut first, mut writes, mut reads, mut foldable) = (k, false, false, true);
+                for (j, o) in ops.iter().enumerate() {
+                    if o.vreg == v {
+                        first = first.min(j);
+                        writes |= o.is_def();
+                        reads |= o.is_use();
+                        foldable &= o.constraint == Constraint::Any;
+                    }
+                }
+                if first < k {
+                    self.op_drop_base[ob + k] = self.op_drop_base[ob + first];
                     self.op_plan_gain[ob + k] = self.op_plan_gain[ob + first];
                     continue;
                 }
-                let same = || ops.iter().filter(|o| o.vreg == v);
-                let writes = same().any(|o| o.is_def());
-                let foldable = same().all(|o| o.constraint == Constraint::Any);
                 let next = self.plan_next[v.index()];
                 let (g, gain) = plan_step(next, 2 * i.0, writes, foldable);
                 self.op_plan_gain[ob + k] = gain;
-                self.op_plan_cost[ob + k] = next.1;
-                self.plan_next[v.index()] = if same().any(|o| o.is_use()) {
-                    (2 * i.0, g)
-                } else {
-                    (NONE, [0; 3])
-                };
-                self.nu_touched.push(v.0);
+                self.op_drop_base[ob + k] = drop_cost_base(next.1);
+                // Reset through `nu_touched`: a read pushes the vreg below.
+                self.plan_next[v.index()] = if reads { (2 * i.0, g) } else { (NONE, [0; 3]) };
             }
             for op in ops {
                 if op.kind == OperandKind::Def {
@@ -1009,16 +1012,18 @@ impl Scan {
 
     /// The eviction victim among `cand` (all occupied): a value with
     /// another surviving copy if any, else the one whose eviction the plan
-    /// says costs least ([`eviction_loss`]), the farthest next use among
+    /// says costs least ([`drop_cost_base`]), the farthest next use among
     /// equals. Also returns the farthest next-use distance among them and
     /// the victim's loss.
     fn victim(&self, i: Inst, class: usize, cand: u32, ops: &[OpInfo]) -> Victim {
-        let mut best = Victim {
-            hw: 0,
-            far: 0,
-            loss: u32::MAX,
-        };
-        let mut best_score = 0u64;
+        // Each candidate gets one 64-bit key, largest wins, so the loop
+        // has no data-dependent branch: bit 63 "has another copy", then the
+        // complement of the loss (31 bits), the next-use distance (27
+        // bits, saturated), the register (5 bits).
+        const DIST_BITS: u32 = 27;
+        const LOSS_MAX: u64 = (1 << 31) - 1;
+        let mut best_key = 0u64;
+        let mut far = 0u32;
         let here = 2 * i.0;
         let doomed = self.doomed[class];
         let owners: &[u32; 32] = self.owner[class * 32..class * 32 + 32]
@@ -1029,29 +1034,44 @@ impl Scan {
             let hw = lowest(m);
             m &= m - 1;
             let w = owners[hw as usize & 31];
-            let ws = self.v[w as usize];
+            let ws = &self.v[w as usize];
             // Values read here have next_use == here: look at what follows.
-            let (n, g) = match ops.iter().find(|o| o.vreg == w) {
-                Some(o) if ws.next_use == here => (self.next_after(w, ops), o.plan_cost),
-                _ => (ws.next_use, ws.plan_cost),
+            let (n, base) = if ws.next_use == here {
+                let base = ops
+                    .iter()
+                    .find(|o| o.vreg == w)
+                    .map_or(ws.drop_base, |o| o.drop_base);
+                (self.next_after(w, ops), base)
+            } else {
+                (ws.next_use, ws.drop_base)
             };
             let dist = n.saturating_sub(here);
-            best.far = best.far.max(dist);
-            let (score, loss) = if ws.regs & !(1 << hw) & !doomed != 0 {
-                (u64::MAX, 0)
+            far = far.max(dist);
+            let other_copy = ws.regs & !(1 << hw) & !doomed != 0;
+            let base = if ws.in_slot | ws.remat {
+                base[0]
             } else {
-                let loss = eviction_loss(g, dist, ws.in_slot || ws.remat);
-                // Least loss first, then farthest next use.
-                let score = ((u32::MAX - loss) as u64) << 32 | dist as u64;
-                (score, loss)
+                base[1]
             };
-            if score >= best_score {
-                best_score = score;
-                best.hw = hw;
-                best.loss = loss;
-            }
+            let loss = (base as u64)
+                .saturating_sub(dist as u64 * HOLD_COST as u64)
+                .min(LOSS_MAX);
+            let key = (other_copy as u64) << 63
+                | (LOSS_MAX - loss) << 32
+                | (dist.min((1 << DIST_BITS) - 1) as u64) << 5
+                | hw as u64;
+            best_key = best_key.max(key);
         }
-        best
+        let other_copy = best_key >> 63 != 0;
+        Victim {
+            hw: (best_key & 31) as u8,
+            far,
+            loss: if other_copy {
+                0
+            } else {
+                (LOSS_MAX - (best_key >> 32 & LOSS_MAX)) as u32
+            },
+        }
     }
 
     fn allowed_mask(&self, class: usize, c: Constraint) -> u32 {
@@ -1121,10 +1141,10 @@ impl Scan {
         true
     }
 
-    /// Records the plan costs after an access of `v` by operand `k`
+    /// Records the plan's drop costs after an access of `v` by operand `k`
     /// (numbered within the block).
     fn note_access(&mut self, v: u32, k: usize) {
-        self.v[v as usize].plan_cost = self.op_plan_cost[k];
+        self.v[v as usize].drop_base = self.op_drop_base[k];
     }
 
     fn alloc_inst<F: Function>(
@@ -1177,7 +1197,7 @@ impl Scan {
             if !info.iter().any(|o| o.vreg == v) {
                 info.push(OpInfo {
                     vreg: v,
-                    plan_cost: self.op_plan_cost[nb + k],
+                    drop_base: self.op_drop_base[nb + k],
                     next_after: self.op_next[nb + k],
                     defined_here,
                 });
@@ -1313,15 +1333,18 @@ impl Scan {
             if op.constraint == Constraint::Any && !stack_used && s.in_slot {
                 let cand = allowed & !avoid;
                 let free = cand & !self.occupied[c];
-                let fold = free == 0 && cand != 0 && {
-                    let vic = self.victim(i, c, cand, info);
-                    pre = Some(vic.hw);
-                    // Under pressure the plan decides: load the value only if
-                    // that gains more than evicting the victim loses; else
-                    // serve it from memory (a read-modify-write then stays
-                    // clean in its slot).
-                    self.op_plan_gain[nb + k] <= vic.loss
-                };
+                // Under pressure the plan decides: load the value only if that
+                // gains more than evicting the victim loses; else serve it
+                // from memory (a read-modify-write then stays clean in its
+                // slot). No gain needs no victim.
+                let gain = self.op_plan_gain[nb + k];
+                let fold = free == 0
+                    && cand != 0
+                    && (gain == 0 || {
+                        let vic = self.victim(i, c, cand, info);
+                        pre = Some(vic.hw);
+                        gain <= vic.loss
+                    });
                 if fold {
                     alloc[k] = Allocation::Stack(SpillSlot(v));
                     stack_used = true;
