@@ -181,6 +181,8 @@ pub struct Scan {
     /// the block and the plan's cost to go from just before it, for the
     /// value arriving in memory, clean in a register, dirty in a register.
     plan_next: Vec<(u32, PlanCost)>,
+    /// Per vreg, the index of its first live range not yet passed.
+    range_cursor: Vec<u32>,
     // Output being built.
     pub(crate) allocs: Vec<Allocation>,
     pub(crate) alloc_off: Vec<u32>,
@@ -380,6 +382,8 @@ impl Scan {
         self.nu_hint.resize(nv, 0xff);
         self.plan_next.clear();
         self.plan_next.resize(nv, (NONE, [0; 3]));
+        self.range_cursor.clear();
+        self.range_cursor.resize(nv, 0);
         self.allocs.clear();
         self.alloc_off.clear();
         self.raw_edits.clear();
@@ -639,7 +643,7 @@ impl Scan {
                     break;
                 }
                 let v = self.entry_recs[k].vreg;
-                let pref = if ivs.crosses_call.contains(v as usize) {
+                let pref = if self.crosses_call_at(ivs, v, 2 * first.0) {
                     free & self.callee_saved[c]
                 } else {
                     free & !self.callee_saved[c]
@@ -764,6 +768,19 @@ impl Scan {
             self.plan_next[v] = (NONE, [0; 3]);
         }
         self.nu_touched.clear();
+    }
+
+    /// Whether the live range of `v` at or after position `pos` crosses a
+    /// call (the range, not the whole value: in a range without calls a
+    /// caller-saved register does). Positions only grow during the scan, so
+    /// a cursor per vreg walks its ranges once.
+    fn crosses_call_at(&mut self, ivs: &Intervals, v: u32, pos: u32) -> bool {
+        let ranges = ivs.ranges(VReg(v));
+        let cur = &mut self.range_cursor[v as usize];
+        while (*cur as usize) < ranges.len() && ranges[*cur as usize].end < pos {
+            *cur += 1;
+        }
+        ranges.get(*cur as usize).is_some_and(|r| r.crosses_call)
     }
 
     /// Whether `w`'s current value is still needed after instruction `i`.
@@ -962,8 +979,7 @@ impl Scan {
             if d != 0 {
                 return Ok(lowest(d));
             }
-            let crosses = ivs.crosses_call.contains(v as usize);
-            let pref = if crosses {
+            let pref = if self.crosses_call_at(ivs, v, 2 * i.0) {
                 free & self.callee_saved[class]
             } else {
                 free & !self.callee_saved[class]
