@@ -137,16 +137,22 @@ fn lcg_bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A generated function with its control-flow facts and liveness.
+fn analyzed(seed: u64) -> (jitforge_regalloc::testfn::TestFunction, CfgInfo, Liveness) {
+    let (f, env) = generate(&lcg_bytes(seed, 1500));
+    let mut cfg = CfgInfo::default();
+    analyze(&f, &env, &mut cfg).unwrap();
+    let mut live = Liveness::default();
+    live.compute(&f, &cfg).unwrap();
+    (f, cfg, live)
+}
+
 /// Live sets per block equal a naive per-instruction backward dataflow
 /// iterated to a fixed point.
 #[test]
 fn liveness_matches_naive_dataflow() {
     for seed in 0..150 {
-        let (f, env) = generate(&lcg_bytes(seed, 1500));
-        let mut cfg = CfgInfo::default();
-        analyze(&f, &env, &mut cfg).unwrap();
-        let mut live = Liveness::default();
-        live.compute(&f, &cfg).unwrap();
+        let (f, _, live) = analyzed(seed);
         let nv = f.num_vregs();
         let nb = f.num_blocks();
         let mut live_in = vec![vec![false; nv]; nb];
@@ -214,11 +220,7 @@ fn liveness_matches_naive_dataflow() {
 fn live_ranges_match_per_instruction_liveness() {
     let mut holes = 0;
     for seed in 0..150 {
-        let (f, env) = generate(&lcg_bytes(seed, 1500));
-        let mut cfg = CfgInfo::default();
-        analyze(&f, &env, &mut cfg).unwrap();
-        let mut live = Liveness::default();
-        live.compute(&f, &cfg).unwrap();
+        let (f, cfg, live) = analyzed(seed);
         let mut ivs = Intervals::default();
         ivs.compute(&f, &cfg, &live);
         let nv = f.num_vregs();
