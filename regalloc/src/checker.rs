@@ -15,17 +15,46 @@
 //! at most one memory operand), early defs share no register with uses,
 //! late defs none with each other or with late uses; and the ABI facts the
 //! allocator controls: arguments and results are fixed constraints of the
-//! entry and return instructions (checked as such), nothing survives in a
-//! clobbered register, and every callee-saved register the code writes is
-//! reported in [`Output::used_callee_saved`] so the frame saves it. Stack
-//! alignment at calls is the frame builder's business (the allocator never
-//! moves the stack pointer) and is checked there.
+//! entry and return instructions (checked as such), and nothing survives in
+//! a clobbered register.
+//!
+//! Callee-saved registers: at entry each holds a symbolic value of its own,
+//! "the entry value of p", which flows through moves, swaps and joins like
+//! any value. At every return, each callee-saved register must still hold
+//! its entry value unless [`Output::used_callee_saved`] reports it (then the
+//! frame saves and restores it). So a write the report misses is caught, and
+//! so is any path that loses the value.
+//!
+//! Stack alignment at calls: the allocator never moves the stack pointer;
+//! what it controls of the frame is the spill area's size. When the
+//! function declares its [`Function::frame_layout`], the checker proves
+//! that the stack is aligned at every call given the saved registers and
+//! [`Output::spill_area_size`], and that every slot lies inside the area.
 
-use crate::function::{Block, Constraint, Function, Inst, MachineEnv, OperandKind, OperandPos};
+use crate::function::{
+    Block, Constraint, Function, Inst, MachineEnv, OperandKind, OperandPos, PReg,
+};
 use crate::output::{Allocation, Edit, Output, ProgPoint};
 use core::fmt;
 
 const UNKNOWN: u32 = u32::MAX;
+/// Abstract values from here up are "the entry value of register p"
+/// (`ENTRY + p.index()`); virtual registers are numbered below.
+const ENTRY: u32 = 0x8000_0000;
+
+/// How a checker state names the value `x` in messages.
+fn value_name(x: u32) -> String {
+    if x == UNKNOWN {
+        "unknown".to_string()
+    } else if x >= ENTRY {
+        format!(
+            "the entry value of {}",
+            PReg::from_index((x - ENTRY) as usize)
+        )
+    } else {
+        format!("v{x}")
+    }
+}
 
 /// What the checker found wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,12 +140,15 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
     {
         return Err(err(None, "allocation table has the wrong shape"));
     }
+    if f.num_vregs() >= ENTRY as usize {
+        return Err(err(None, "too many virtual registers to check"));
+    }
     let ctx = Ctx {
         nslots: out.slots.len(),
     };
     let nloc = 96 + out.slots.len();
+    check_frame(f, out)?;
     // Static checks per instruction.
-    let mut written: u128 = 0;
     for ii in 0..ni {
         let i = Inst::new(ii);
         let ops = f.inst_operands(i);
@@ -158,9 +190,6 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
                             Some(i),
                             format!("operand {k} in {r} breaks {:?}", op.constraint),
                         ));
-                    }
-                    if op.is_def() {
-                        written |= 1u128 << r.index();
                     }
                 }
             }
@@ -207,7 +236,7 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
         }
     }
     let mut first_edit = vec![u32::MAX; ni + 1];
-    for (k, (p, e)) in out.edits.iter().enumerate().rev() {
+    for (k, (p, _)) in out.edits.iter().enumerate().rev() {
         let i = p.inst();
         if i.index() >= ni {
             return Err(err(None, "edit at an instruction out of range"));
@@ -216,24 +245,24 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
             return Err(err(Some(i), "edit after a branch or return"));
         }
         first_edit[i.index()] = k as u32;
-        written |= edit_written(e);
     }
-    for s in &out.edge_splits {
-        for e in &s.edits {
-            written |= edit_written(e);
-        }
-    }
-    let cs_written = written & env.callee_saved.0;
-    if cs_written & !out.used_callee_saved.0 != 0 {
-        return Err(err(None, "callee-saved register written but not reported"));
-    }
+    // Callee-saved registers the frame does not save must come back intact.
+    let kept_callee_saved: Vec<PReg> = env
+        .callee_saved
+        .iter()
+        .filter(|&p| !out.used_callee_saved.contains(p))
+        .collect();
     // Edge splits sorted by source block, for lookup.
     let mut split_order: Vec<u32> = (0..out.edge_splits.len() as u32).collect();
     split_order.sort_by_key(|&k| out.edge_splits[k as usize].from);
     // Dataflow.
     let mut state_in: Vec<Option<Vec<u32>>> = vec![None; nb];
     let entry = f.entry_block();
-    state_in[entry.index()] = Some(vec![UNKNOWN; nloc]);
+    let mut entry_state = vec![UNKNOWN; nloc];
+    for p in env.callee_saved.iter() {
+        entry_state[p.index()] = ENTRY + p.index() as u32;
+    }
+    state_in[entry.index()] = Some(entry_state);
     let mut work = vec![entry];
     let mut queued = vec![false; nb];
     queued[entry.index()] = true;
@@ -260,14 +289,28 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
                 if op.is_use() {
                     let l = ctx.loc(a, Some(i))?;
                     if st[l] != op.vreg.0 {
-                        let held = if st[l] == UNKNOWN {
-                            "unknown".to_string()
-                        } else {
-                            format!("v{}", st[l])
-                        };
                         return Err(err(
                             Some(i),
-                            format!("use of {} in {a} which holds {held} (in {b})", op.vreg),
+                            format!(
+                                "use of {} in {a} which holds {} (in {b})",
+                                op.vreg,
+                                value_name(st[l])
+                            ),
+                        ));
+                    }
+                }
+            }
+            if f.is_ret(i) {
+                for &p in &kept_callee_saved {
+                    let x = st[p.index()];
+                    if x != ENTRY + p.index() as u32 {
+                        return Err(err(
+                            Some(i),
+                            format!(
+                                "callee-saved {p} holds {} at the return, not its entry \
+                                 value, and is not reported as used (in {b})",
+                                value_name(x)
+                            ),
                         ));
                     }
                 }
@@ -327,16 +370,51 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
     Ok(())
 }
 
-fn edit_written(e: &Edit) -> u128 {
-    match *e {
-        Edit::Move {
-            to: Allocation::Reg(r),
-            ..
-        } => 1u128 << r.index(),
-        Edit::Swap { a, b } => (1u128 << a.index()) | (1u128 << b.index()),
-        Edit::Remat { to, .. } => 1u128 << to.index(),
-        _ => 0,
+/// The frame facts the allocator controls: every slot inside the spill
+/// area and, when the function declares its frame, the stack aligned at
+/// every call.
+fn check_frame<F: Function>(f: &F, out: &Output) -> Result<(), CheckError> {
+    for (k, sl) in out.slots.iter().enumerate() {
+        if sl
+            .offset
+            .checked_add(sl.size)
+            .is_none_or(|end| end > out.spill_area_size)
+        {
+            return Err(err(
+                None,
+                format!(
+                    "slot {k} lies outside the {}-byte spill area",
+                    out.spill_area_size
+                ),
+            ));
+        }
     }
+    let Some(frame) = f.frame_layout() else {
+        return Ok(());
+    };
+    if !frame.call_align.is_power_of_two() {
+        return Err(err(
+            None,
+            "frame layout: call alignment is not a power of two",
+        ));
+    }
+    let depth = frame
+        .depth_at_calls(out.used_callee_saved, out.spill_area_size)
+        .ok_or_else(|| err(None, "frame size overflows"))?;
+    let off = depth & (frame.call_align - 1);
+    if off != 0
+        && let Some(i) = (0..f.num_insts()).map(Inst::new).find(|&i| f.is_call(i))
+    {
+        return Err(err(
+            Some(i),
+            format!(
+                "stack misaligned by {off} bytes at a call ({depth} bytes below the \
+                     {}-byte boundary: spill area {}, saved {:?})",
+                frame.call_align, out.spill_area_size, out.used_callee_saved
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn splits_from<'a>(

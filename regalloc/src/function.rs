@@ -437,6 +437,58 @@ impl MachineEnv {
     }
 }
 
+/// What the client's frame puts on the stack besides the spill area, as far
+/// as the stack alignment at calls depends on it. The allocator controls
+/// the spill area's size, so given this it pads the area until the stack
+/// pointer is aligned at every call, and the checker proves it
+/// ([`Function::frame_layout`]).
+///
+/// The model: between the entry and every call the stack pointer is
+/// constant and lies `entry_offset + fixed_bytes + saves + spill area`
+/// bytes below the last `call_align` boundary before the entry, where
+/// `saves` adds `save_bytes[class]` for every register the frame saves
+/// ([`crate::Output::used_callee_saved`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FrameLayout {
+    /// Alignment the stack pointer must have at every call, in bytes: a
+    /// power of two (16 on x86-64).
+    pub call_align: u32,
+    /// Bytes on the stack at entry below the last aligned boundary (8 on
+    /// x86-64: the return address).
+    pub entry_offset: u32,
+    /// Bytes the frame reserves besides saved registers and the spill area
+    /// (a pushed frame pointer, locals, outgoing arguments).
+    pub fixed_bytes: u32,
+    /// Bytes the frame spends to save one callee-saved register, per
+    /// class (x86-64: 8 for a pushed GP register, 16 for a vector save).
+    pub save_bytes: [u32; 3],
+}
+
+impl FrameLayout {
+    /// x86-64 (System V and Windows): 16-byte alignment at calls, the
+    /// return address on the stack at entry, GP registers saved by `push`,
+    /// vector registers in 16-byte slots; `fixed_bytes` as given.
+    pub fn x86_64(fixed_bytes: u32) -> FrameLayout {
+        FrameLayout {
+            call_align: 16,
+            entry_offset: 8,
+            fixed_bytes,
+            save_bytes: [8, 16, 8],
+        }
+    }
+
+    /// How far the stack pointer is below the last aligned boundary at a
+    /// call, given the saved registers and the spill area size (`None` if
+    /// the sum overflows).
+    pub fn depth_at_calls(&self, saved: PRegSet, spill_area_size: u32) -> Option<u32> {
+        let mut depth = self.entry_offset.checked_add(self.fixed_bytes)?;
+        for r in saved.iter() {
+            depth = depth.checked_add(self.save_bytes[r.class.index()])?;
+        }
+        depth.checked_add(spill_area_size)
+    }
+}
+
 /// A function as the allocator sees it.
 ///
 /// Requirements, checked by the allocator (violations are
@@ -488,6 +540,19 @@ pub trait Function {
     /// For a plain copy `dst = src`, the pair `(dst, src)`: used as a hint so
     /// that both get the same register and the copy disappears.
     fn is_move(&self, _inst: Inst) -> Option<(VReg, VReg)> {
+        None
+    }
+    /// Whether the instruction calls another function (where the stack must
+    /// be aligned, see [`Function::frame_layout`]). The default takes an
+    /// instruction with clobbers for a call.
+    fn is_call(&self, inst: Inst) -> bool {
+        !self.inst_clobbers(inst).is_empty()
+    }
+    /// The frame around the spill area, if the client wants the allocator
+    /// to keep the stack aligned at calls (it then pads
+    /// [`crate::Output::spill_area_size`]) and the checker to prove it.
+    /// `None` (the default): the client aligns its frame itself.
+    fn frame_layout(&self) -> Option<FrameLayout> {
         None
     }
     /// The class of a virtual register.

@@ -373,6 +373,9 @@ pub fn generate(data: &[u8]) -> (TestFunction, MachineEnv) {
     let avx512 = r.flag();
     let env = MachineEnv::x86_64_sysv(avx512);
     let mut b = Builder::new();
+    // A declared frame (without reading more bytes, so that stored inputs
+    // keep their meaning): the checker then proves the alignment at calls.
+    b.frame(crate::FrameLayout::x86_64(8 * (ngp % 3) as u32));
     let gp: Vec<VReg> = (0..ngp).map(|_| b.vreg_gp()).collect();
     let vecs: Vec<VReg> = (0..nvec).map(|_| b.vreg(RegClass::Vec)).collect();
     let nmask = if avx512 { r.below(4) as usize } else { 0 };

@@ -70,8 +70,8 @@ pub mod testfn;
 pub use checker::CheckError;
 pub use error::Error;
 pub use function::{
-    Block, Constraint, Function, Inst, InstRange, MachineEnv, Operand, OperandKind, OperandPos,
-    PReg, PRegSet, RegClass, VReg,
+    Block, Constraint, FrameLayout, Function, Inst, InstRange, MachineEnv, Operand, OperandKind,
+    OperandPos, PReg, PRegSet, RegClass, VReg,
 };
 pub use log::{Decision, DecisionLog, Reason};
 pub use output::{
@@ -233,12 +233,41 @@ impl Allocator {
         out.stats = self.scan.stats;
         out.stats.slots = out.slots.len() as u32;
         out.stats.edge_splits = out.edge_splits.len() as u32;
-        out.used_callee_saved = PRegSet(self.scan.written & env.callee_saved.0);
+        // The frame saves every callee-saved register the code changes: the
+        // allocation's writes and the clients' own clobbers.
+        let mut changed = self.scan.written;
+        for i in 0..f.num_insts() {
+            changed |= f.inst_clobbers(Inst::new(i)).0;
+        }
+        out.used_callee_saved = PRegSet(changed & env.callee_saved.0);
+        if let Some(frame) = f.frame_layout() {
+            out.spill_area_size = aligned_spill_area(f, &frame, out)?;
+        }
         if opts.check {
             checker::check(f, env, out).map_err(Error::Check)?;
         }
         Ok(())
     }
+}
+
+/// The spill area size padded so that the stack is aligned at every call
+/// of `f` under `frame` (unchanged in a function without calls).
+fn aligned_spill_area<F: Function>(f: &F, frame: &FrameLayout, out: &Output) -> Result<u32, Error> {
+    let align = frame.call_align;
+    if !align.is_power_of_two() {
+        return Err(Error::invalid(format!(
+            "frame layout: call alignment {align} is not a power of two"
+        )));
+    }
+    if !(0..f.num_insts()).any(|i| f.is_call(Inst::new(i))) {
+        return Ok(out.spill_area_size);
+    }
+    let overflow = || Error::invalid("frame layout: frame size overflows");
+    let depth = frame
+        .depth_at_calls(out.used_callee_saved, out.spill_area_size)
+        .ok_or_else(overflow)?;
+    let pad = depth.wrapping_neg() & (align - 1);
+    out.spill_area_size.checked_add(pad).ok_or_else(overflow)
 }
 
 fn touch_edit(slots: &mut spill::SlotAssigner, e: &Edit, depth: u32) {

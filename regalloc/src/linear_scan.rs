@@ -16,11 +16,19 @@
 //!   those that do; among the rest, the register free longest (whose next
 //!   fixed use or clobber in the block comes last: Wimmer's free-until
 //!   position);
-//! - **eviction** when none is free: the value whose next use is farthest
-//!   (next-use distances from [`crate::liveness`], which include the way
-//!   around loops and a penalty for leaving them), with a bonus for values
-//!   whose slot is up to date, so evicting them needs no store (Belady's
-//!   rule, weighted by cost);
+//! - a **residency plan** per block, computed backwards with the next-use
+//!   distances: the Lagrangian relaxation of the register limit (holding
+//!   a register costs a price per position, every instruction touching the
+//!   stack one unit), which makes values independent; each value's best
+//!   residency is then a shortest path over its accesses through "in
+//!   memory", "clean in a register", "dirty in a register" (linear time).
+//!   It gives, per access, what keeping or dropping the value costs;
+//! - **eviction** when none is free: the value whose eviction the plan
+//!   says costs least (a value kept far from its next use, cheaper still
+//!   when its slot is up to date so no store is needed: Belady's rule
+//!   weighted by cost), the farthest next use among equals; next-use
+//!   distances come from [`crate::liveness`] and include the way around
+//!   loops and a penalty for leaving them;
 //! - a **fixed-register operand** gets a copy of the value in that
 //!   register; the value keeps its own register (a move, not a spill);
 //! - **spill stores** happen once per definition, when a dirty value is
@@ -28,9 +36,10 @@
 //!   unchanged value is never stored twice); **rematerializable** values are
 //!   never stored, only recomputed;
 //! - operands that accept memory use the **slot directly** when the value is
-//!   not in a register and loading it would evict something used sooner
-//!   (a read-modify-write operand even a little earlier: loading it would
-//!   make it dirty); at most one memory operand per instruction;
+//!   not in a register, no register is free and loading it gains less by
+//!   the plan than evicting the victim loses (a read-modify-write operand
+//!   then stays clean in its slot); at most one memory operand per
+//!   instruction;
 //! - at a **loop header** the entry state is chosen for the loop: values not
 //!   used in the loop leave their registers before it (the store, if any,
 //!   lands outside the loop), values only read in it are stored before it
@@ -56,10 +65,70 @@ use smallvec::SmallVec;
 
 /// No vreg / no position.
 pub(crate) const NONE: u32 = u32::MAX;
-/// Eviction bonus (in positions) for a value that needs no store.
-const CLEAN_BONUS: u64 = 32;
+/// Plan cost of one instruction that touches the stack (a reload, a
+/// store or a memory operand).
+const MISS_COST: u32 = 1024;
+/// Plan price of holding a register for one position (two per
+/// instruction), in [`MISS_COST`] units: holding one for about 25
+/// instructions costs as much as one stack access. Tuned on workload B;
+/// it only matters under pressure, where the plan picks victims and memory
+/// operands.
+const HOLD_COST: u32 = 20;
 /// "Never used again" as an absolute position.
 pub(crate) const INF_POS: u32 = u32::MAX;
+
+/// A value's plan costs from just before an access: for the value arriving
+/// in memory, clean in a register (its slot up to date), dirty in a
+/// register (only the register holds it).
+type PlanCost = [u32; 3];
+
+/// One step of the residency plan, backwards. Given the position of the
+/// value's next access and the plan costs from just before it (`next`),
+/// returns the plan costs from just before this access at `pos` and the
+/// gain of loading the value here on a miss rather than using its slot as
+/// a memory operand (`u32::MAX` when the operand needs a register).
+///
+/// The plan is the Lagrangian relaxation of the register limit: holding a
+/// register costs [`HOLD_COST`] per position, each instruction touching
+/// the stack [`MISS_COST`]; then every value is independent and its best
+/// residency is a shortest path over its accesses through three states,
+/// solved here in one backward pass (linear time).
+fn plan_step(next: (u32, PlanCost), pos: u32, writes: bool, foldable: bool) -> (PlanCost, u32) {
+    let (npos, g) = next;
+    let hold = npos.saturating_sub(pos).saturating_mul(HOLD_COST);
+    // After this access: in memory, or in a register (kept until the next
+    // access, or dropped at once, which costs a store when dirty).
+    let after_mem = g[0];
+    let after_clean = after_mem.min(hold.saturating_add(g[1]));
+    let after_dirty = after_mem
+        .saturating_add(MISS_COST)
+        .min(hold.saturating_add(g[2]));
+    let after_load = if writes { after_dirty } else { after_clean };
+    let gain = if foldable {
+        after_mem.saturating_sub(after_load)
+    } else {
+        u32::MAX
+    };
+    let miss = MISS_COST.saturating_add(if foldable {
+        after_load.min(after_mem)
+    } else {
+        after_load
+    });
+    ([miss, after_load, after_dirty], gain)
+}
+
+/// What dropping a value from its register costs by the plan beyond
+/// keeping it until its next access, not counting the price of holding the
+/// register meanwhile: `[slot up to date, dirty]`, from the plan costs `g`
+/// of that next access. Evicting it `dist` positions before that access
+/// then loses `base - dist * HOLD_COST` (never negative): computed once
+/// per access, so that choosing a victim stays cheap.
+fn drop_cost_base(g: PlanCost) -> [u32; 2] {
+    [
+        g[0].saturating_sub(g[1]),
+        g[0].saturating_add(MISS_COST).saturating_sub(g[2]),
+    ]
+}
 
 /// Where a value is at a block boundary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +147,8 @@ struct VState {
     next_use: u32,
     in_slot: bool,
     remat: bool,
+    /// [`drop_cost_base`] of the next access.
+    drop_base: [u32; 2],
 }
 
 /// The scan's state and buffers (kept between functions).
@@ -100,6 +171,18 @@ pub struct Scan {
     nu_touched: Vec<u32>,
     op_next: Vec<u32>,
     op_hint: Vec<u8>,
+    /// Per operand of the block, [`drop_cost_base`] of the vreg's next
+    /// access.
+    op_drop_base: Vec<[u32; 2]>,
+    /// Per operand of the block, the plan's gain of loading the value on a
+    /// miss rather than using its slot (see [`plan_step`]).
+    op_plan_gain: Vec<u32>,
+    /// Per vreg during the backward scan: position of its next access in
+    /// the block and the plan's cost to go from just before it, for the
+    /// value arriving in memory, clean in a register, dirty in a register.
+    plan_next: Vec<(u32, PlanCost)>,
+    /// Per vreg, the index of its first live range not yet passed.
+    range_cursor: Vec<u32>,
     // Output being built.
     pub(crate) allocs: Vec<Allocation>,
     pub(crate) alloc_off: Vec<u32>,
@@ -131,10 +214,22 @@ struct InstBufs {
     rest: Vec<(u32, usize)>,
 }
 
+/// An eviction candidate chosen by `Scan::victim`.
+#[derive(Clone, Copy)]
+struct Victim {
+    /// Its register.
+    hw: u8,
+    /// The farthest next-use distance among all candidates.
+    far: u32,
+    /// What evicting it costs by the plan.
+    loss: u32,
+}
+
 /// Per-operand facts during one instruction.
 #[derive(Clone, Copy)]
 struct OpInfo {
     vreg: u32,
+    drop_base: [u32; 2],
     next_after: u32,
     defined_here: bool,
 }
@@ -265,6 +360,7 @@ impl Scan {
                 next_use: INF_POS,
                 in_slot: false,
                 remat: false,
+                drop_base: [0; 2],
             },
         );
         self.class.clear();
@@ -284,6 +380,10 @@ impl Scan {
         self.nu.resize(nv, INF_POS);
         self.nu_hint.clear();
         self.nu_hint.resize(nv, 0xff);
+        self.plan_next.clear();
+        self.plan_next.resize(nv, (NONE, [0; 3]));
+        self.range_cursor.clear();
+        self.range_cursor.resize(nv, 0);
         self.allocs.clear();
         self.alloc_off.clear();
         self.raw_edits.clear();
@@ -451,6 +551,7 @@ impl Scan {
             if rec.in_slot {
                 self.mark_in_slot(rec.vreg);
             }
+            self.v[rec.vreg as usize].drop_base = [0; 2];
         }
     }
 
@@ -542,7 +643,7 @@ impl Scan {
                     break;
                 }
                 let v = self.entry_recs[k].vreg;
-                let pref = if ivs.crosses_call.contains(v as usize) {
+                let pref = if self.crosses_call_at(ivs, v, 2 * first.0) {
                     free & self.callee_saved[c]
                 } else {
                     free & !self.callee_saved[c]
@@ -591,6 +692,11 @@ impl Scan {
             };
             self.nu_hint[v as usize] = 0xff;
             self.nu_touched.push(v);
+            self.plan_next[v as usize] = if d >= INF {
+                (NONE, [0; 3])
+            } else {
+                (self.nu[v as usize], [MISS_COST, 0, 0])
+            };
         }
         let base = self.alloc_off[r.start.index()] as usize;
         let total = self.alloc_off[r.end.index()] as usize - base;
@@ -598,12 +704,41 @@ impl Scan {
         self.op_next.resize(total, INF_POS);
         self.op_hint.clear();
         self.op_hint.resize(total, 0xff);
+        self.op_drop_base.clear();
+        self.op_drop_base.resize(total, [0; 2]);
+        self.op_plan_gain.clear();
+        self.op_plan_gain.resize(total, 0);
         for i in r.iter().rev() {
             let ops = f.inst_operands(i);
             let ob = self.alloc_off[i.index()] as usize - base;
             for (k, op) in ops.iter().enumerate() {
                 self.op_next[ob + k] = self.nu[op.vreg.index()];
                 self.op_hint[ob + k] = self.nu_hint[op.vreg.index()];
+            }
+            // Residency plan: one step per vreg accessed here (an operand
+            // naming an earlier operand's vreg shares its step).
+            for (k, op) in ops.iter().enumerate() {
+                let v = op.vreg;
+                let (mut first, mut writes, mut reads, mut foldable) = (k, false, false, true);
+                for (j, o) in ops.iter().enumerate() {
+                    if o.vreg == v {
+                        first = first.min(j);
+                        writes |= o.is_def();
+                        reads |= o.is_use();
+                        foldable &= o.constraint == Constraint::Any;
+                    }
+                }
+                if first < k {
+                    self.op_drop_base[ob + k] = self.op_drop_base[ob + first];
+                    self.op_plan_gain[ob + k] = self.op_plan_gain[ob + first];
+                    continue;
+                }
+                let next = self.plan_next[v.index()];
+                let (g, gain) = plan_step(next, 2 * i.0, writes, foldable);
+                self.op_plan_gain[ob + k] = gain;
+                self.op_drop_base[ob + k] = drop_cost_base(next.1);
+                // Reset through `nu_touched`: a read pushes the vreg below.
+                self.plan_next[v.index()] = if reads { (2 * i.0, g) } else { (NONE, [0; 3]) };
             }
             for op in ops {
                 if op.kind == OperandKind::Def {
@@ -630,8 +765,22 @@ impl Scan {
             let v = self.nu_touched[k] as usize;
             self.nu[v] = INF_POS;
             self.nu_hint[v] = 0xff;
+            self.plan_next[v] = (NONE, [0; 3]);
         }
         self.nu_touched.clear();
+    }
+
+    /// Whether the live range of `v` at or after position `pos` crosses a
+    /// call (the range, not the whole value: in a range without calls a
+    /// caller-saved register does). Positions only grow during the scan, so
+    /// a cursor per vreg walks its ranges once.
+    fn crosses_call_at(&mut self, ivs: &Intervals, v: u32, pos: u32) -> bool {
+        let ranges = ivs.ranges(VReg(v));
+        let cur = &mut self.range_cursor[v as usize];
+        while (*cur as usize) < ranges.len() && ranges[*cur as usize].end < pos {
+            *cur += 1;
+        }
+        ranges.get(*cur as usize).is_some_and(|r| r.crosses_call)
     }
 
     /// Whether `w`'s current value is still needed after instruction `i`.
@@ -830,8 +979,7 @@ impl Scan {
             if d != 0 {
                 return Ok(lowest(d));
             }
-            let crosses = ivs.crosses_call.contains(v as usize);
-            let pref = if crosses {
+            let pref = if self.crosses_call_at(ivs, v, 2 * i.0) {
                 free & self.callee_saved[class]
             } else {
                 free & !self.callee_saved[class]
@@ -842,7 +990,7 @@ impl Scan {
         // Evict: farthest next use, with a bonus for values needing no store.
         let best = match pre {
             Some(hw) => hw,
-            None => self.victim(i, class, cand, ops).0,
+            None => self.victim(i, class, cand, ops).hw,
         };
         self.make_free(i, class, best, avoid, ops, false, log, true);
         Ok(best)
@@ -878,11 +1026,19 @@ impl Scan {
         best
     }
 
-    /// The eviction victim among `cand` (all occupied) and the farthest
-    /// next-use distance among them.
-    fn victim(&self, i: Inst, class: usize, cand: u32, ops: &[OpInfo]) -> (u8, u32) {
-        let mut best = 0u8;
-        let mut best_score = 0u64;
+    /// The eviction victim among `cand` (all occupied): a value with
+    /// another surviving copy if any, else the one whose eviction the plan
+    /// says costs least ([`drop_cost_base`]), the farthest next use among
+    /// equals. Also returns the farthest next-use distance among them and
+    /// the victim's loss.
+    fn victim(&self, i: Inst, class: usize, cand: u32, ops: &[OpInfo]) -> Victim {
+        // Each candidate gets one 64-bit key, largest wins, so the loop
+        // has no data-dependent branch: bit 63 "has another copy", then the
+        // complement of the loss (31 bits), the next-use distance (27
+        // bits, saturated), the register (5 bits).
+        const DIST_BITS: u32 = 27;
+        const LOSS_MAX: u64 = (1 << 31) - 1;
+        let mut best_key = 0u64;
         let mut far = 0u32;
         let here = 2 * i.0;
         let doomed = self.doomed[class];
@@ -894,28 +1050,44 @@ impl Scan {
             let hw = lowest(m);
             m &= m - 1;
             let w = owners[hw as usize & 31];
-            let ws = self.v[w as usize];
+            let ws = &self.v[w as usize];
             // Values read here have next_use == here: look at what follows.
-            let n = if ws.next_use == here {
-                self.next_after(w, ops)
+            let (n, base) = if ws.next_use == here {
+                let base = ops
+                    .iter()
+                    .find(|o| o.vreg == w)
+                    .map_or(ws.drop_base, |o| o.drop_base);
+                (self.next_after(w, ops), base)
             } else {
-                ws.next_use
+                (ws.next_use, ws.drop_base)
             };
             let dist = n.saturating_sub(here);
             far = far.max(dist);
-            let score = if ws.regs & !(1 << hw) & !doomed != 0 {
-                u64::MAX
-            } else if ws.in_slot || ws.remat {
-                dist as u64 + CLEAN_BONUS
+            let other_copy = ws.regs & !(1 << hw) & !doomed != 0;
+            let base = if ws.in_slot | ws.remat {
+                base[0]
             } else {
-                dist as u64
+                base[1]
             };
-            if score >= best_score {
-                best_score = score;
-                best = hw;
-            }
+            let loss = (base as u64)
+                .saturating_sub(dist as u64 * HOLD_COST as u64)
+                .min(LOSS_MAX);
+            let key = (other_copy as u64) << 63
+                | (LOSS_MAX - loss) << 32
+                | (dist.min((1 << DIST_BITS) - 1) as u64) << 5
+                | hw as u64;
+            best_key = best_key.max(key);
         }
-        (best, far)
+        let other_copy = best_key >> 63 != 0;
+        Victim {
+            hw: (best_key & 31) as u8,
+            far,
+            loss: if other_copy {
+                0
+            } else {
+                (LOSS_MAX - (best_key >> 32 & LOSS_MAX)) as u32
+            },
+        }
     }
 
     fn allowed_mask(&self, class: usize, c: Constraint) -> u32 {
@@ -980,8 +1152,15 @@ impl Scan {
                 self.clear_vreg_regs(v);
             }
             self.v[v as usize].next_use = next;
+            self.note_access(v, nb + k);
         }
         true
+    }
+
+    /// Records the plan's drop costs after an access of `v` by operand `k`
+    /// (numbered within the block).
+    fn note_access(&mut self, v: u32, k: usize) {
+        self.v[v as usize].drop_base = self.op_drop_base[k];
     }
 
     fn alloc_inst<F: Function>(
@@ -1034,6 +1213,7 @@ impl Scan {
             if !info.iter().any(|o| o.vreg == v) {
                 info.push(OpInfo {
                     vreg: v,
+                    drop_base: self.op_drop_base[nb + k],
                     next_after: self.op_next[nb + k],
                     defined_here,
                 });
@@ -1136,7 +1316,7 @@ impl Scan {
                 // operands (folding those keeps the loaded value clean).
                 let d = self.op_next[nb + k].saturating_sub(2 * i.0);
                 let key = if op.kind == OperandKind::Modify {
-                    d.saturating_mul(4)
+                    d.saturating_mul(16)
                 } else {
                     d
                 };
@@ -1145,7 +1325,6 @@ impl Scan {
         }
         rest.sort_unstable_by(|a, b| b.cmp(a));
         for &(_, k) in rest.iter() {
-            let next = self.op_next[nb + k];
             let op = ops[k];
             let (c, v) = (self.vclass(op.vreg.0), op.vreg.0);
             let write = op.kind == OperandKind::Modify || op.pos == OperandPos::Late;
@@ -1170,20 +1349,18 @@ impl Scan {
             if op.constraint == Constraint::Any && !stack_used && s.in_slot {
                 let cand = allowed & !avoid;
                 let free = cand & !self.occupied[c];
-                let fold = free == 0 && cand != 0 && {
-                    let nxt = if write {
-                        next
-                    } else {
-                        self.next_after(v, info)
-                    };
-                    let (vic, far) = self.victim(i, c, cand, info);
-                    pre = Some(vic);
-                    // Belady with bypass: a read is served from memory when the value
-                    // would be the eviction victim; a read-modify-write even sooner,
-                    // since loading it makes it dirty (a store later).
-                    let (a, b) = if write { (4, 1) } else { (1, 1) };
-                    nxt == INF_POS || (nxt.saturating_sub(2 * i.0) as u64) * a >= far as u64 * b
-                };
+                // Under pressure the plan decides: load the value only if that
+                // gains more than evicting the victim loses; else serve it
+                // from memory (a read-modify-write then stays clean in its
+                // slot). No gain needs no victim.
+                let gain = self.op_plan_gain[nb + k];
+                let fold = free == 0
+                    && cand != 0
+                    && (gain == 0 || {
+                        let vic = self.victim(i, c, cand, info);
+                        pre = Some(vic.hw);
+                        gain <= vic.loss
+                    });
                 if fold {
                     alloc[k] = Allocation::Stack(SpillSlot(v));
                     stack_used = true;
@@ -1354,7 +1531,7 @@ impl Scan {
                 && !self.remat[v as usize]
             {
                 let nxt = self.op_next[nb + k];
-                let (vic, far) = self.victim(i, c, cand, info);
+                let Victim { hw: vic, far, .. } = self.victim(i, c, cand, info);
                 pre = Some(vic);
                 if nxt == INF_POS || nxt.saturating_sub(2 * i.0) >= far {
                     alloc[k] = Allocation::Stack(SpillSlot(v));
@@ -1482,6 +1659,7 @@ impl Scan {
         // Next uses.
         for (k, op) in ops.iter().enumerate() {
             self.v[op.vreg.index()].next_use = self.op_next[nb + k];
+            self.note_access(op.vreg.0, nb + k);
         }
         for k in 0..n {
             if alloc[k] == Allocation::None {

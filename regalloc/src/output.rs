@@ -249,10 +249,13 @@ pub struct Output {
     pub edge_splits: Vec<EdgeSplit>,
     /// Spill slots, hottest first.
     pub slots: Vec<SlotInfo>,
-    /// Size of the spill area in bytes.
+    /// Size of the spill area in bytes (padded so that the stack is
+    /// aligned at calls when the function declares its
+    /// [`crate::Function::frame_layout`]).
     pub spill_area_size: u32,
-    /// Callee-saved registers written by the allocated code (the frame must
-    /// save and restore them).
+    /// Callee-saved registers the allocated code changes: written by the
+    /// allocation or clobbered by an instruction (the frame must save and
+    /// restore them).
     pub used_callee_saved: PRegSet,
     /// Counts.
     pub stats: Stats,

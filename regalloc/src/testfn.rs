@@ -2,8 +2,8 @@
 //! builder: used by the tests, the fuzzing generator and the benches.
 
 use crate::function::{
-    Block, Constraint, Function, Inst, InstRange, MachineEnv, Operand, OperandKind, OperandPos,
-    PReg, PRegSet, RegClass, VReg,
+    Block, Constraint, FrameLayout, Function, Inst, InstRange, MachineEnv, Operand, OperandKind,
+    OperandPos, PReg, PRegSet, RegClass, VReg,
 };
 use core::fmt;
 
@@ -55,6 +55,8 @@ pub struct TestFunction {
     pub vclass: Vec<RegClass>,
     /// Rematerializable flag per vreg.
     pub remat: Vec<bool>,
+    /// The declared frame, if the allocator is to align the stack at calls.
+    pub frame: Option<FrameLayout>,
 }
 
 impl Function for TestFunction {
@@ -100,6 +102,9 @@ impl Function for TestFunction {
     }
     fn is_remat(&self, v: VReg) -> bool {
         self.remat[v.index()]
+    }
+    fn frame_layout(&self) -> Option<FrameLayout> {
+        self.frame
     }
 }
 
@@ -166,6 +171,11 @@ impl Builder {
         let v = self.vreg(RegClass::Gp);
         self.f.remat[v.index()] = true;
         v
+    }
+
+    /// Declares the frame (see [`Function::frame_layout`]).
+    pub fn frame(&mut self, frame: FrameLayout) {
+        self.f.frame = Some(frame);
     }
 
     /// Opens the next block and returns it.

@@ -137,16 +137,22 @@ fn lcg_bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A generated function with its control-flow facts and liveness.
+fn analyzed(seed: u64) -> (jitforge_regalloc::testfn::TestFunction, CfgInfo, Liveness) {
+    let (f, env) = generate(&lcg_bytes(seed, 1500));
+    let mut cfg = CfgInfo::default();
+    analyze(&f, &env, &mut cfg).unwrap();
+    let mut live = Liveness::default();
+    live.compute(&f, &cfg).unwrap();
+    (f, cfg, live)
+}
+
 /// Live sets per block equal a naive per-instruction backward dataflow
 /// iterated to a fixed point.
 #[test]
 fn liveness_matches_naive_dataflow() {
     for seed in 0..150 {
-        let (f, env) = generate(&lcg_bytes(seed, 1500));
-        let mut cfg = CfgInfo::default();
-        analyze(&f, &env, &mut cfg).unwrap();
-        let mut live = Liveness::default();
-        live.compute(&f, &cfg).unwrap();
+        let (f, _, live) = analyzed(seed);
         let nv = f.num_vregs();
         let nb = f.num_blocks();
         let mut live_in = vec![vec![false; nv]; nb];
@@ -203,6 +209,78 @@ fn liveness_matches_naive_dataflow() {
             );
         }
     }
+}
+
+/// Live ranges (with their holes) against per-instruction liveness: a
+/// value's ranges contain instruction `i`'s early position exactly when the
+/// value is live into `i`; ranges are sorted, disjoint and not adjacent; a
+/// range crosses a call exactly when the value survives an instruction with
+/// clobbers inside it.
+#[test]
+fn live_ranges_match_per_instruction_liveness() {
+    let mut holes = 0;
+    for seed in 0..150 {
+        let (f, cfg, live) = analyzed(seed);
+        let mut ivs = Intervals::default();
+        ivs.compute(&f, &cfg, &live);
+        let nv = f.num_vregs();
+        // Per vreg, the late positions of the calls it survives.
+        let mut survives: Vec<Vec<u32>> = vec![Vec::new(); nv];
+        for b in 0..f.num_blocks() {
+            let blk = Block::new(b);
+            let mut cur = vec![false; nv];
+            for &v in live.live_out(blk) {
+                cur[v as usize] = true;
+            }
+            for i in f.block_insts(blk).iter().rev() {
+                let ops = f.inst_operands(i);
+                let killed = |v: usize| {
+                    ops.iter()
+                        .any(|o| o.vreg.index() == v && o.is_def() && !o.is_use())
+                };
+                if !f.inst_clobbers(i).is_empty() {
+                    for v in 0..nv {
+                        if cur[v] && !killed(v) {
+                            survives[v].push(2 * i.0 + 1);
+                        }
+                    }
+                }
+                for op in ops {
+                    if op.is_def() && !op.is_use() {
+                        cur[op.vreg.index()] = false;
+                    }
+                }
+                for op in ops {
+                    if op.is_use() {
+                        cur[op.vreg.index()] = true;
+                    }
+                }
+                for (v, &is_live) in cur.iter().enumerate() {
+                    assert_eq!(
+                        ivs.live_at(jitforge_regalloc::VReg::new(v), 2 * i.0),
+                        is_live,
+                        "seed {seed} v{v} at {i}"
+                    );
+                }
+            }
+        }
+        for (v, calls) in survives.iter().enumerate() {
+            let r = ivs.ranges(jitforge_regalloc::VReg::new(v));
+            for w in r.windows(2) {
+                assert!(w[0].end + 1 < w[1].start, "seed {seed} v{v}: {r:?}");
+            }
+            holes += r.len().saturating_sub(1);
+            for x in r {
+                assert!(x.start <= x.end);
+                let crosses = calls.iter().any(|&c| x.start <= c && c <= x.end);
+                assert_eq!(x.crosses_call, crosses, "seed {seed} v{v}: {x:?}");
+            }
+            for &c in calls {
+                assert!(r.iter().any(|x| x.start <= c && c <= x.end));
+            }
+        }
+    }
+    assert!(holes > 100, "only {holes} holes");
 }
 
 fn allocate_seed(
