@@ -14,24 +14,48 @@ fn sig(params: usize) -> Signature {
     )
 }
 
-fn build(f: impl FnOnce(&mut Compiler<'_>) -> Result<(), Error>) -> Result<JitCode, Error> {
+fn build(f: impl Fn(&mut Compiler<'_>) -> Result<(), Error>) -> Result<JitCode, Error> {
     Ok(build_with_stats(f)?.0)
 }
 
+/// Compiles with `f` twice, with and without a logger, asserts that the
+/// bytes are the same, and puts the code in executable memory.
 fn build_with_stats(
-    f: impl FnOnce(&mut Compiler<'_>) -> Result<(), Error>,
+    f: impl Fn(&mut Compiler<'_>) -> Result<(), Error>,
 ) -> Result<(JitCode, jitforge_regalloc::Stats), Error> {
-    let runtime = JitRuntime::new()?;
-    let mut code = CodeHolder::new(Arch::X64);
-    let stats;
-    {
-        let mut cc = Compiler::new(&mut code);
-        cc.set_checked(true);
-        f(&mut cc)?;
-        cc.finalize()?;
-        stats = cc.last_stats();
-    }
-    Ok((runtime.add(&code)?, stats))
+    let (code, stats, _) = compile_twice(f)?;
+    Ok((JitRuntime::new()?.add(&code)?, stats))
+}
+
+/// The code holder and statistics of `f` compiled without a logger, and the
+/// listing of the same compiled with one (the bytes must be the same).
+fn compile_twice(
+    f: impl Fn(&mut Compiler<'_>) -> Result<(), Error>,
+) -> Result<(CodeHolder, jitforge_regalloc::Stats, String), Error> {
+    let compile = |log: bool| -> Result<(CodeHolder, jitforge_regalloc::Stats, String), Error> {
+        let mut code = CodeHolder::new(Arch::X64);
+        let mut listing = jitforge::x86::text::listing::Listing::new();
+        let stats;
+        {
+            let mut cc = Compiler::new(&mut code);
+            cc.set_checked(true);
+            if log {
+                cc.set_logger(Some(&mut listing));
+            }
+            f(&mut cc)?;
+            cc.finalize()?;
+            stats = cc.last_stats();
+        }
+        Ok((code, stats, listing.to_string()))
+    };
+    let (code, stats, _) = compile(false)?;
+    let (logged, _, text) = compile(true)?;
+    assert_eq!(
+        code.finalize()?,
+        logged.finalize()?,
+        "the logger changed the bytes:\n{text}"
+    );
+    Ok((code, stats, text))
 }
 
 #[test]
@@ -908,4 +932,308 @@ fn variadic_call_into_snprintf() -> Result<(), Error> {
         .expect_err("too few arguments");
     assert!(err.to_string().contains("at least 3"), "{err}");
     Ok(())
+}
+
+/// Widening `imul` and `mul`, and `idiv`/`div` of RDX:RAX, with the
+/// implicit registers written as virtual registers (AsmJit's convention:
+/// `hi, lo, src`); `cqo` sign-extends into `hi`. Values live across them in
+/// rax and rdx are moved away.
+#[test]
+fn widening_multiply_and_divide_with_rdx_rax() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("wide", sig(3))?;
+        let (a, b, out) = (cc.new_gp64("a"), cc.new_gp64("b"), cc.new_gp64("out"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.set_arg(2, out)?;
+        let (hi, lo) = (cc.new_gp64("hi"), cc.new_gp64("lo"));
+        // Signed 128-bit product of a and b.
+        cc.mov(lo, a)?;
+        cc.imul(hi, lo, b)?;
+        cc.mov(qword_ptr(out), lo)?;
+        cc.mov(qword_ptr(out + 8), hi)?;
+        // Unsigned product, the multiplier taken from memory.
+        let (uh, ul) = (cc.new_gp64("uh"), cc.new_gp64("ul"));
+        cc.mov(ul, a)?;
+        cc.mul(uh, ul, qword_ptr(out + 8))?;
+        cc.mov(qword_ptr(out + 16), ul)?;
+        cc.mov(qword_ptr(out + 24), uh)?;
+        // Signed division of a by b: quotient and remainder.
+        let (q, r) = (cc.new_gp64("q"), cc.new_gp64("r"));
+        cc.mov(q, a)?;
+        cc.cqo(r, q)?;
+        cc.idiv(r, q, b)?;
+        cc.mov(qword_ptr(out + 32), q)?;
+        cc.mov(qword_ptr(out + 40), r)?;
+        // 32-bit unsigned division; `lo` squared through `mul lo` (the same
+        // register as an explicit operand is copied first).
+        let (h32, l32) = (cc.new_gp32("h32"), cc.new_gp32("l32"));
+        cc.mov(l32, a.r32())?;
+        cc.xor_(h32, h32)?;
+        cc.div(h32, l32, b.r32())?;
+        cc.mov(dword_ptr(out + 48), l32)?;
+        cc.mov(dword_ptr(out + 52), h32)?;
+        let (sh, sl) = (cc.new_gp64("sh"), cc.new_gp64("sl"));
+        cc.mov(sl, b)?;
+        cc.mul(sh, sl, sl)?;
+        cc.add(sl, sh)?;
+        // a and b stay live across all of it.
+        cc.add(sl, a)?;
+        cc.add(sl, b)?;
+        cc.ret(&[sl.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (i64, i64, pointer to 7 u64) -> u64.
+    let f: extern "C" fn(i64, i64, *mut u64) -> u64 = unsafe { code.function() };
+    for (a, b) in [
+        (123_456_789_012i64, -98_765i64),
+        (-7, 3),
+        (i64::MAX, 2),
+        (1 << 40, 1 << 30),
+    ] {
+        let mut out = [0u64; 7];
+        let got = f(a, b, out.as_mut_ptr());
+        let product = i128::from(a) * i128::from(b);
+        assert_eq!(out[0], product as u64, "{a} * {b}");
+        assert_eq!(out[1], (product >> 64) as u64, "{a} * {b}");
+        let unsigned = u128::from(a as u64) * u128::from(out[1]);
+        assert_eq!(out[2], unsigned as u64);
+        assert_eq!(out[3], (unsigned >> 64) as u64);
+        assert_eq!(out[4], (a / b) as u64, "{a} / {b}");
+        assert_eq!(out[5], (a % b) as u64, "{a} % {b}");
+        let (a32, b32) = (a as u32, b as u32);
+        assert_eq!(out[6], u64::from(a32 / b32) | u64::from(a32 % b32) << 32);
+        let square = u128::from(b as u64) * u128::from(b as u64);
+        let want = (square as u64)
+            .wrapping_add((square >> 64) as u64)
+            .wrapping_add(a as u64)
+            .wrapping_add(b as u64);
+        assert_eq!(got, want);
+    }
+    Ok(())
+}
+
+/// Shifts and rotates by CL: the count is a virtual register, fixed to rcx
+/// at the instruction, while another value that would sit in rcx lives on.
+#[test]
+fn shifts_and_rotates_by_cl() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("shifts", sig(4))?;
+        let (a, b, c, d) = (
+            cc.new_gp64("a"),
+            cc.new_gp64("b"),
+            cc.new_gp64("c"),
+            cc.new_gp64("d"),
+        );
+        for (i, r) in [a, b, c, d].into_iter().enumerate() {
+            cc.set_arg(i, r)?;
+        }
+        let n = cc.new_gp64("n");
+        cc.mov(n, d)?;
+        cc.and_(n, 63)?;
+        cc.shl(a, n.r8())?;
+        cc.shr(b, n.r8())?;
+        cc.sar(c, n.r8())?;
+        let (r1, r2) = (cc.new_gp64("r1"), cc.new_gp64("r2"));
+        cc.mov(r1, d)?;
+        cc.rol(r1, n.r8())?;
+        cc.mov(r2, d)?;
+        cc.ror(r2.r32(), n.r8())?;
+        cc.xor_(a, b)?;
+        cc.xor_(a, c)?;
+        cc.xor_(a, r1)?;
+        cc.add(a, r2)?;
+        cc.add(a, d)?;
+        cc.ret(&[a.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function of four integers.
+    let f: extern "C" fn(u64, u64, i64, u64) -> u64 = unsafe { code.function() };
+    for (a, b, c, d) in [
+        (1u64, u64::MAX, -5i64, 3u64),
+        (0xdead_beef, 77, i64::MIN, 67),
+        (5, 6, 7, 0),
+    ] {
+        let n = (d & 63) as u32;
+        let want = ((a << n) ^ (b >> n) ^ ((c >> n) as u64) ^ d.rotate_left(n))
+            .wrapping_add(u64::from((d as u32).rotate_right(n & 31)))
+            .wrapping_add(d);
+        assert_eq!(f(a, b, c, d), want, "{a} {b} {c} {d}");
+    }
+    Ok(())
+}
+
+/// `rep movsb` and `rep stosb` with the count, source, destination and
+/// value in virtual registers (`cc.rep(count).movsb(dst, src)`), and
+/// `repne scasb` as a memchr.
+#[test]
+fn rep_string_instructions() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("strings", sig(3))?;
+        let (dst, src, n) = (cc.new_gp64("dst"), cc.new_gp64("src"), cc.new_gp64("n"));
+        cc.set_arg(0, dst)?;
+        cc.set_arg(1, src)?;
+        cc.set_arg(2, n)?;
+        let (d, s, count) = (cc.new_gp64("d"), cc.new_gp64("s"), cc.new_gp64("count"));
+        cc.mov(d, dst)?;
+        cc.mov(s, src)?;
+        cc.mov(count, n)?;
+        cc.rep(count).movsb(d, s)?;
+        // Fill 4 more bytes with 0x5A after the copy (d points past it).
+        let (fill, value) = (cc.new_gp64("fill"), cc.new_gp8("value"));
+        cc.mov(fill, 4)?;
+        cc.mov(value, 0x5A)?;
+        cc.rep(fill).stosb(d, value)?;
+        // Find the first zero byte of the copy: repne scasb.
+        let (scan, left, zero) = (cc.new_gp64("scan"), cc.new_gp64("left"), cc.new_gp8("zero"));
+        cc.mov(scan, dst)?;
+        cc.mov(left, n)?;
+        cc.xor_(zero, zero)?;
+        cc.repne(left).scasb(scan, zero)?;
+        // scan points one past the match; n, dst stay live.
+        cc.sub(scan, dst)?;
+        cc.shl(scan, 32)?;
+        cc.add(scan, n)?;
+        cc.ret(&[scan.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (dst, src, n) -> u64; dst has room for n + 4 bytes.
+    let f: extern "C" fn(*mut u8, *const u8, u64) -> u64 = unsafe { code.function() };
+    let src: Vec<u8> = (1..=40u8).map(|i| if i == 23 { 0 } else { i }).collect();
+    let mut dst = vec![0xEEu8; 48];
+    let got = f(dst.as_mut_ptr(), src.as_ptr(), 40);
+    assert_eq!(&dst[..40], &src[..]);
+    assert_eq!(&dst[40..44], &[0x5A; 4]);
+    assert_eq!(dst[44], 0xEE);
+    assert_eq!(got, (23u64 << 32) | 40);
+    Ok(())
+}
+
+/// `cpuid`, `rdtsc`, `lock cmpxchg` with their implicit registers bound:
+/// cpuid leaf 0 gives the vendor string the host reports.
+#[test]
+fn cpuid_rdtsc_and_cmpxchg_with_bound_registers() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("probe", sig(2))?;
+        let (out, cell) = (cc.new_gp64("out"), cc.new_gp64("cell"));
+        cc.set_arg(0, out)?;
+        cc.set_arg(1, cell)?;
+        let (a, b, c, d) = (
+            cc.new_gp32("a"),
+            cc.new_gp32("b"),
+            cc.new_gp32("c"),
+            cc.new_gp32("d"),
+        );
+        cc.xor_(a, a)?;
+        cc.xor_(c, c)?;
+        cc.cpuid(a, b, c, d)?;
+        cc.mov(dword_ptr(out), b)?;
+        cc.mov(dword_ptr(out + 4), d)?;
+        cc.mov(dword_ptr(out + 8), c)?;
+        let (hi, lo) = (cc.new_gp32("hi"), cc.new_gp32("lo"));
+        cc.rdtsc(hi, lo)?;
+        cc.or_(hi, lo)?;
+        // Compare-and-swap: *cell == 5 ? *cell = 9 : expected = *cell.
+        let (expected, new) = (cc.new_gp64("expected"), cc.new_gp64("new"));
+        cc.mov(expected, 5)?;
+        cc.mov(new, 9)?;
+        cc.lock().cmpxchg(qword_ptr(cell), new, expected)?;
+        cc.mov(qword_ptr(out + 16), expected)?;
+        let r = cc.new_gp64("r");
+        cc.mov(r.r32(), hi)?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (pointer to 24 bytes, pointer to u64) -> u64.
+    let f: extern "C" fn(*mut u8, *mut u64) -> u64 = unsafe { code.function() };
+    let mut out = [0u8; 24];
+    let mut cell = 5u64;
+    let _ = f(out.as_mut_ptr(), &mut cell);
+    let host = std::arch::x86_64::__cpuid(0);
+    let mut vendor = Vec::new();
+    for r in [host.ebx, host.edx, host.ecx] {
+        vendor.extend_from_slice(&r.to_le_bytes());
+    }
+    assert_eq!(&out[..12], &vendor[..]);
+    assert_eq!(cell, 9);
+    assert_eq!(
+        u64::from_le_bytes(out[16..24].try_into().expect("8 bytes")),
+        5
+    );
+    // A failed exchange loads the current value into `expected`.
+    cell = 7;
+    let _ = f(out.as_mut_ptr(), &mut cell);
+    assert_eq!(cell, 7);
+    assert_eq!(
+        u64::from_le_bytes(out[16..24].try_into().expect("8 bytes")),
+        7
+    );
+    Ok(())
+}
+
+/// The dynamic path takes the same operands, and a missing or wrong
+/// implicit operand is a specific error.
+#[test]
+fn implicit_operand_errors() {
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut cc = Compiler::new(&mut code);
+    cc.add_func("f", sig(1)).expect("add_func");
+    let (a, b) = (cc.new_gp64("a"), cc.new_gp64("b"));
+    let x = cc.new_xmm("x");
+    // The dynamic path: the implicit registers first.
+    let twice = cc
+        .emit(Mnemonic::Idiv, &[a.into(), a.into(), b.into()])
+        .unwrap_err();
+    assert!(
+        twice
+            .to_string()
+            .contains("stands for two implicit registers"),
+        "{twice}"
+    );
+    cc.emit(Mnemonic::Idiv, &[a.into(), b.into(), a.into()])
+        .expect("an explicit operand may name a bound register");
+    cc.emit(Mnemonic::Cqo, &[a.into(), b.into()])
+        .expect("cqo hi, lo");
+    let missing = cc.emit(Mnemonic::Idiv, &[b.into()]).unwrap_err();
+    assert!(
+        missing.to_string().contains("reads rax, rdx implicitly")
+            || missing.to_string().contains("reads rdx, rax implicitly"),
+        "{missing}"
+    );
+    assert!(
+        missing.to_string().contains("rdx, rax, then 1 explicit"),
+        "{missing}"
+    );
+    let wrong_class = cc
+        .emit(Mnemonic::Mul, &[a.into(), x.into(), b.into()])
+        .unwrap_err();
+    assert!(
+        wrong_class.to_string().contains("operand 1 stands for rax"),
+        "{wrong_class}"
+    );
+    let narrow = cc.new_gp8("narrow");
+    let too_narrow = cc
+        .emit(Mnemonic::Cqo, &[a.into(), narrow.into()])
+        .unwrap_err();
+    assert!(
+        too_narrow.to_string().contains("at least 8 bytes"),
+        "{too_narrow}"
+    );
+    let physical = cc.emit(Mnemonic::Cqo, &[rdx.into(), b.into()]).unwrap_err();
+    assert!(
+        physical.to_string().contains("physical register"),
+        "{physical}"
+    );
+    // `rep movsb` without operands reads rcx, rsi, rdi.
+    let bare = cc
+        .options(InstOptions::REP)
+        .emit(Mnemonic::Movsb, &[])
+        .unwrap_err();
+    assert!(bare.to_string().contains("implicitly"), "{bare}");
+    // A rep count on an instruction without implicit registers.
+    let err = cc
+        .rep(a)
+        .emit(Mnemonic::Add, &[a.into(), b.into()])
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInstruction { .. }), "{err}");
 }

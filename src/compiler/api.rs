@@ -27,6 +27,21 @@
 //! assert_eq!(f(1, 20, 300), 321);
 //! # Ok::<(), jitforge::Error>(())
 //! ```
+//!
+//! # Implicit registers
+//!
+//! Instructions with implicit registers take virtual registers for them,
+//! written first as in AsmJit: `cc.idiv(hi, lo, src)` (rdx:rax / src),
+//! `cc.imul(hi, lo, src)` and `cc.mul(..)` (widening), `cc.cqo(hi, lo)`,
+//! `cc.rdtsc(hi, lo)`, `cc.cpuid(a, b, c, d)`, `cc.rep(count).movsb(dst,
+//! src)`, `cc.rep(count).stosb(dst, value)`; `cc.cmpxchg(dst, src,
+//! expected)` takes rax last. The dynamic path takes the same operands
+//! (`cc.emit(Mnemonic::Idiv, &[hi, lo, src])`). The allocator places each
+//! in its register (a value already there moves), so nothing physical is
+//! named. Leaving out an implicit register that is read (`cc.idiv(src)`)
+//! is an error naming the layout; one only written (`syscall`'s rcx) may be
+//! left out and is clobbered. Shifts by `cl` take any virtual register
+//! (`cc.shl(x, n.r8())`). The whole convention is in [`super::target`].
 
 use super::ra::RaView;
 use super::rewrite::{Frame, Rewriter};
@@ -35,8 +50,8 @@ use crate::builder::Builder;
 use crate::code::{CodeHolder, Label};
 use crate::error::{Error, Result};
 use crate::x86::{
-    Emitter, Gp8Low, Gp16, Gp32, Gp64, InstOptions, KReg, Mem, MemBase, Mnemonic, Operand, Reg,
-    RegKind, Xmm, Ymm, Zmm,
+    Arg, Emitter, Gp8Low, Gp16, Gp32, Gp64, InstOptions, KReg, Mem, MemBase, Mnemonic, Operand,
+    Reg, RegKind, Xmm, Ymm, Zmm,
 };
 use jitforge_ir::cfg::{Cfg, remove_unreachable};
 use jitforge_ir::target::{InstFacts, OpShape, Target};
@@ -84,6 +99,12 @@ pub struct Compiler<'a> {
     check: bool,
     /// Entry label of each function by name.
     functions: HashMap<String, Label>,
+    /// The counter register of the next instruction (`cc.rep(count)`).
+    pending_count: Option<Operand>,
+    /// Virtual register numbers are unique across the functions of a
+    /// Compiler: the current function's vreg `i` is register `vreg_base + i`,
+    /// so a register of an earlier function is recognised.
+    vreg_base: u32,
 }
 
 impl<'a> Compiler<'a> {
@@ -102,6 +123,8 @@ impl<'a> Compiler<'a> {
             facts: InstFacts::default(),
             check: cfg!(debug_assertions),
             functions: HashMap::new(),
+            pending_count: None,
+            vreg_base: 0,
         }
     }
 
@@ -147,11 +170,23 @@ impl<'a> Compiler<'a> {
     }
 
     fn new_vreg(&mut self, class: IrClass, size: u16, name: &str) -> u32 {
+        let base = self.vreg_base;
         match self.func.as_mut() {
-            Some(st) => st.f.new_vreg(class, size, Some(name)).as_u32(),
+            Some(st) => base
+                .checked_add(st.f.new_vreg(class, size, Some(name)).as_u32())
+                .unwrap_or(OUTSIDE),
             // Outside a function the register cannot be used; any use is an error then.
-            None => u32::MAX - 1,
+            None => OUTSIDE,
         }
+    }
+
+    /// The IR register for `r` in the current function.
+    fn ir_reg(&self, r: Reg) -> Result<IrReg> {
+        let st = self
+            .func
+            .as_ref()
+            .ok_or_else(|| invalid("no function: call add_func first"))?;
+        ir_reg(&st.f, self.vreg_base, r)
     }
 
     /// A new 64-bit general-purpose virtual register.
@@ -197,14 +232,18 @@ impl<'a> Compiler<'a> {
     /// Binds parameter `index` to `reg` (a virtual register of a matching class).
     pub fn set_arg(&mut self, index: usize, reg: impl Into<Reg>) -> Result<()> {
         let reg = reg.into();
-        let st = self.state()?;
+        let base = self.vreg_base;
+        let st = self
+            .func
+            .as_mut()
+            .ok_or_else(|| invalid("no function: call add_func first"))?;
         if st.entered {
             return Err(invalid(
                 "set_arg after the first instruction of the function",
             ));
         }
         let count = st.args.len();
-        let operand = IrOperand::Reg(ir_reg(&st.f, reg)?);
+        let operand = IrOperand::Reg(ir_reg(&st.f, base, reg)?);
         let slot = st.args.get_mut(index).ok_or_else(|| {
             invalid(&format!(
                 "argument index {index} is out of range (the signature has {count})"
@@ -309,7 +348,7 @@ impl<'a> Compiler<'a> {
             .iter()
             .map(|l| self.ir_label(*l))
             .collect::<Result<_>>()?;
-        let index = ir_reg(&self.state()?.f, index.into())?;
+        let index = self.ir_reg(index.into())?;
         let st = self.state()?;
         let table = st.f.new_jump_table(&targets);
         let base = st.f.new_gp(8, "jump_table");
@@ -389,7 +428,7 @@ impl<'a> Compiler<'a> {
 
     fn ir_operand(&mut self, op: &Operand) -> Result<IrOperand> {
         Ok(match op {
-            Operand::Reg(r) => IrOperand::Reg(ir_reg(&self.state()?.f, *r)?),
+            Operand::Reg(r) => IrOperand::Reg(self.ir_reg(*r)?),
             Operand::Imm(v) => IrOperand::Imm(*v),
             Operand::Label(l) => IrOperand::Label(self.ir_label(*l)?),
             Operand::Mem(m) => IrOperand::Mem(self.ir_mem(m)?),
@@ -407,7 +446,7 @@ impl<'a> Compiler<'a> {
             i32::try_from(m.disp()).map_err(|_| invalid("displacement does not fit 32 bits"))?;
         let base = match m.base() {
             MemBase::None => IrMemBase::None,
-            MemBase::Reg(r) => IrMemBase::Reg(ir_reg(&self.state()?.f, r)?),
+            MemBase::Reg(r) => IrMemBase::Reg(self.ir_reg(r)?),
             MemBase::Label(l) => match self.state()?.stack_labels.get(&l.id()) {
                 Some(&slot) => IrMemBase::Slot(slot),
                 None => IrMemBase::Label(self.ir_label(l)?),
@@ -420,7 +459,7 @@ impl<'a> Compiler<'a> {
         };
         let mut mem = IrMem::new(base, disp, m.size());
         if let Some(index) = m.index() {
-            mem = mem.with_index(ir_reg(&self.state()?.f, index)?, m.scale());
+            mem = mem.with_index(self.ir_reg(index)?, m.scale());
         }
         Ok(mem)
     }
@@ -439,6 +478,7 @@ impl<'a> Compiler<'a> {
             constants,
             ..
         } = st;
+        self.vreg_base = self.vreg_base.saturating_add(f.num_vregs() as u32);
         self.compile(f, entry, code_labels)?;
         // The constant pool follows the function's code.
         for (label, bytes, align) in constants {
@@ -561,6 +601,7 @@ impl<'a> Compiler<'a> {
         self.asm.bind(entry)?;
         Rewriter {
             f: &f,
+            target: self.target,
             ra: &self.view,
             out: &self.out,
             frame: &frame,
@@ -597,6 +638,7 @@ impl<'a> Compiler<'a> {
 impl Emitter for Compiler<'_> {
     fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
         let options = std::mem::take(&mut self.pending);
+        let count = self.pending_count.take();
         self.enter()?;
         let prefix = if options.contains(InstOptions::LOCK) {
             Prefix::Lock
@@ -607,6 +649,88 @@ impl Emitter for Compiler<'_> {
         } else {
             Prefix::None
         };
+        let text =
+            || crate::x86::text::format_instruction(mnemonic, operands, options, crate::Arch::X64);
+        let plain = if count.is_none() {
+            match self.plain_inst(mnemonic, prefix, options, operands)? {
+                Plain::Inst(id, ops) => {
+                    let st = self.state()?;
+                    st.f.inst(id, &ops).map_err(|e| invalid(&e.to_string()))?;
+                    return Ok(());
+                }
+                Plain::MissingImplicit(e) => return Err(e),
+                Plain::NoForm(e) => Some(e),
+            }
+        } else {
+            None
+        };
+        // The implicit registers as operands (`cc.idiv(hi, lo, src)`).
+        let bound = X86Inst::new(mnemonic)
+            .with_prefix(prefix)
+            .with_bound_implicit();
+        if !self.target.is_valid(bound.id()) {
+            return Err(plain.unwrap_or_else(|| Error::InvalidInstruction {
+                instruction: text(),
+                reason:
+                    "it has no implicit registers to bind (a rep count needs a string instruction)"
+                        .into(),
+            }));
+        }
+        let mut all: Vec<Operand> = Vec::with_capacity(operands.len() + 1);
+        all.extend(count);
+        all.extend_from_slice(operands);
+        match self.bound_inst(bound, &all) {
+            Ok(()) => Ok(()),
+            // An operand count no bound form takes: the plain error says more.
+            Err(None) => Err(plain.unwrap_or_else(|| Error::InvalidInstruction {
+                instruction: text(),
+                reason: "no form takes these operands".into(),
+            })),
+            Err(Some(reason)) => Err(Error::InvalidInstruction {
+                instruction: text(),
+                reason,
+            }),
+        }
+    }
+}
+
+impl Compiler<'_> {
+    /// Options (prefixes) for the next instruction.
+    pub fn options(&mut self, options: InstOptions) -> &mut Self {
+        self.pending |= options;
+        self
+    }
+
+    /// `lock` on the next instruction.
+    pub fn lock(&mut self) -> &mut Self {
+        self.options(InstOptions::LOCK)
+    }
+
+    /// `rep` on the next (string) instruction, with `count` the virtual
+    /// register holding the count (bound to rcx): `cc.rep(n).movsb(dst, src)`.
+    pub fn rep(&mut self, count: impl Into<Reg>) -> &mut Self {
+        self.pending_count = Some(Operand::Reg(count.into()));
+        self.options(InstOptions::REP)
+    }
+
+    /// `repne` on the next (string) instruction, with its count register
+    /// (bound to rcx).
+    pub fn repne(&mut self, count: impl Into<Reg>) -> &mut Self {
+        self.pending_count = Some(Operand::Reg(count.into()));
+        self.options(InstOptions::REPNE)
+    }
+
+    /// The IR form of an instruction written with explicit operands only,
+    /// or why not: no form takes the operands, or one does but reads
+    /// implicit registers, which must then be bound (a physical rax read by
+    /// `idiv` holds nothing the allocator knows of).
+    fn plain_inst(
+        &mut self,
+        mnemonic: Mnemonic,
+        prefix: Prefix,
+        options: InstOptions,
+        operands: &[Operand],
+    ) -> Result<Plain> {
         let mut inst = X86Inst::new(mnemonic).with_prefix(prefix);
         let mut ops: Vec<IrOperand> = Vec::with_capacity(operands.len() + 1);
         let mut mask = None;
@@ -634,42 +758,191 @@ impl Emitter for Compiler<'_> {
             }
         }
         if let Some(k) = mask {
-            ops.push(IrOperand::Reg(ir_reg(&self.state()?.f, k)?));
+            ops.push(IrOperand::Reg(self.ir_reg(k)?));
         }
         let id = inst.id();
-        // Check now, so a bad instruction fails at this call and not at end_func.
         let st = self
             .func
             .as_mut()
             .ok_or_else(|| invalid("no function: call add_func first"))?;
         let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
+        let error = |reason: String| Error::InvalidInstruction {
+            instruction: crate::x86::text::format_instruction(
+                mnemonic,
+                operands,
+                options,
+                crate::Arch::X64,
+            ),
+            reason,
+        };
         self.facts.clear();
+        // Check now, so a bad instruction fails at this call and not at end_func.
         if let Err(e) = self.target.inst_facts(id, &shapes, &mut self.facts) {
-            return Err(Error::InvalidInstruction {
-                instruction: crate::x86::text::format_instruction(
-                    mnemonic,
-                    operands,
-                    options,
-                    crate::Arch::X64,
-                ),
-                reason: e.to_string(),
+            return Ok(Plain::NoForm(error(e.to_string())));
+        }
+        let bound = inst.with_bound_implicit();
+        if self.target.is_valid(bound.id()) {
+            let form = self
+                .target
+                .form_for(id, &shapes)
+                .map_err(|e| error(e.to_string()))?;
+            let implicit = self.target.implicit_of(bound, form);
+            let read: Vec<String> = implicit
+                .iter()
+                .filter(|imp| imp.read)
+                .map(|imp| preg_name(self.target, imp.reg))
+                .collect();
+            if !read.is_empty() {
+                return Ok(Plain::MissingImplicit(error(format!(
+                    "it reads {} implicitly: pass a virtual register for each implicit register as an operand ({})",
+                    read.join(", "),
+                    self.target.binding_text(bound, form)
+                ))));
+            }
+        }
+        Ok(Plain::Inst(id, ops))
+    }
+
+    /// Adds an instruction whose operands include virtual registers bound
+    /// to its implicit registers. `Err(None)`: no form takes this many
+    /// operands; `Err(Some(reason))`: one does, but an operand is wrong.
+    fn bound_inst(&mut self, inst: X86Inst, operands: &[Operand]) -> Result<(), Option<String>> {
+        let mut ops: Vec<IrOperand> = Vec::with_capacity(operands.len());
+        for op in operands {
+            ops.push(self.ir_operand(op).map_err(|e| Some(e.to_string()))?);
+        }
+        let id = inst.id();
+        let base = self.vreg_base;
+        let target = self.target;
+        let st = self.func.as_mut().ok_or(None)?;
+        let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
+        let layout = target.implicit_layout(id, &shapes).map_err(|_| None)?;
+        let bound_at = if layout.explicit.start == 0 {
+            layout.explicit.end
+        } else {
+            0
+        };
+        let mut bound_vregs: Vec<IrVReg> = Vec::with_capacity(layout.implicit.len());
+        for (k, imp) in layout.implicit.iter().enumerate() {
+            let at = bound_at + k;
+            let name = preg_name(target, imp.reg);
+            let what = if imp.reg.class == IrClass::VEC {
+                "vector"
+            } else {
+                "general-purpose"
+            };
+            let wrong = |got: String| {
+                Some(format!(
+                    "operand {at} stands for {name} and must be a {what} virtual register of at least {} bytes, not {got} ({})",
+                    imp.min_size,
+                    target.binding_text_of(id, &shapes).unwrap_or_default()
+                ))
+            };
+            match ops[at] {
+                IrOperand::Reg(IrReg::Virt(v, view)) => {
+                    let data = st.f.vreg(v);
+                    let size = view.size().unwrap_or(data.size);
+                    if data.class != imp.reg.class || view.is_high() || size < imp.min_size {
+                        let kind = if data.class == IrClass::VEC {
+                            "vector"
+                        } else if data.class == IrClass::MASK {
+                            "mask"
+                        } else {
+                            "general-purpose"
+                        };
+                        return Err(wrong(format!("a {size}-byte {kind} register")));
+                    }
+                    if bound_vregs.contains(&v) {
+                        return Err(Some(format!(
+                            "virtual register %{} stands for two implicit registers",
+                            base + v.as_u32()
+                        )));
+                    }
+                    bound_vregs.push(v);
+                }
+                IrOperand::Reg(IrReg::Phys(..)) => {
+                    return Err(wrong(format!("the physical register {}", operands[at])));
+                }
+                _ => return Err(wrong(format!("{}", operands[at]))),
+            }
+        }
+        // An explicit operand naming a bound register gets a copy: the
+        // allocator gives each operand its own constraint.
+        let mut copies: Vec<(IrVReg, IrVReg)> = Vec::new();
+        for op in &mut ops[layout.explicit.clone()] {
+            rename_vregs(op, |v| {
+                if !bound_vregs.contains(&v) {
+                    return v;
+                }
+                if let Some(&(_, t)) = copies.iter().find(|(from, _)| *from == v) {
+                    return t;
+                }
+                let data = *st.f.vreg(v);
+                let t = st.f.new_vreg(data.class, data.size, None);
+                copies.push((v, t));
+                t
             });
         }
-        st.f.inst(id, &ops).map_err(|e| invalid(&e.to_string()))?;
+        for &(from, to) in &copies {
+            st.f.copy(IrOperand::v(to), IrOperand::v(from))
+                .map_err(|e| Some(e.to_string()))?;
+        }
+        self.facts.clear();
+        let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
+        target
+            .inst_facts(id, &shapes, &mut self.facts)
+            .map_err(|e| Some(e.to_string()))?;
+        st.f.inst(id, &ops).map_err(|e| Some(e.to_string()))?;
         Ok(())
     }
 }
 
-impl Compiler<'_> {
-    /// Options (prefixes) for the next instruction.
-    pub fn options(&mut self, options: InstOptions) -> &mut Self {
-        self.pending |= options;
-        self
+/// What [`Compiler::plain_inst`] found.
+enum Plain {
+    /// The instruction, ready to add.
+    Inst(jitforge_ir::TargetInst, Vec<IrOperand>),
+    /// No form takes the operands.
+    NoForm(Error),
+    /// A form takes them but reads implicit registers.
+    MissingImplicit(Error),
+}
+
+/// The name of a physical register in its widest view.
+fn preg_name(target: &X86Target, p: jitforge_ir::PReg) -> String {
+    [View::Q64, View::D32, View::X128, View::FULL]
+        .iter()
+        .find_map(|&v| target.reg_name(p, v))
+        .map_or_else(|| format!("{p:?}"), str::to_string)
+}
+
+/// Renames the virtual registers of an operand (also inside its address).
+fn rename_vregs(op: &mut IrOperand, mut rename: impl FnMut(IrVReg) -> IrVReg) {
+    let mut reg = |r: &mut IrReg| {
+        if let IrReg::Virt(v, view) = *r {
+            *r = IrReg::Virt(rename(v), view);
+        }
+    };
+    match op {
+        IrOperand::Reg(r) => reg(r),
+        IrOperand::Mem(m) => {
+            if let IrMemBase::Reg(r) = &mut m.base {
+                reg(r);
+            }
+            if let Some(r) = &mut m.index {
+                reg(r);
+            }
+        }
+        _ => {}
     }
 }
 
-/// The IR register for an x86 register (virtual or physical) used in `f`.
-fn ir_reg(f: &IrFunction, r: Reg) -> Result<IrReg> {
+/// The register number of virtual registers made outside a function (or
+/// past the end of the numbering): never valid.
+const OUTSIDE: u32 = u32::MAX - 1;
+
+/// The IR register for an x86 register (virtual or physical) used in `f`,
+/// whose virtual registers are numbered from `base`.
+fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
     let view = match r.kind() {
         RegKind::Gp8 => View::B8,
         RegKind::Gp8Hi => View::H8,
@@ -684,10 +957,22 @@ fn ir_reg(f: &IrFunction, r: Reg) -> Result<IrReg> {
     };
     match r.virtual_index() {
         Some(index) => {
-            let v = IrVReg::from_u32(index);
+            if index == OUTSIDE {
+                return Err(invalid(&format!(
+                    "virtual register {r} was made outside a function (call add_func first); it does not belong to function {}",
+                    f.name()
+                )));
+            }
+            if index < base {
+                return Err(invalid(&format!(
+                    "virtual register %{index} belongs to an earlier function of this Compiler, not to function {}",
+                    f.name()
+                )));
+            }
+            let v = IrVReg::from_u32(index - base);
             let data = f.get_vreg(v).ok_or_else(|| {
                 invalid(&format!(
-                    "virtual register %{index} does not belong to function {}",
+                    "virtual register %{index} does not belong to function {} (it was not made by this Compiler)",
                     f.name()
                 ))
             })?;
@@ -731,4 +1016,67 @@ fn invalid(message: &str) -> Error {
     Error::InvalidArgument {
         message: message.to_string(),
     }
+}
+
+/// Typed methods for instructions whose implicit registers are operands
+/// (they shadow the one-form methods of [`crate::x86::Instructions`], whose
+/// implicit registers a Compiler cannot leave unbound).
+macro_rules! bound_insts {
+    ($($(#[$doc:meta])* $name:ident => $m:ident ($($arg:ident),+);)*) => {
+        impl Compiler<'_> {$(
+            $(#[$doc])*
+            pub fn $name(&mut self, $($arg: impl Arg),+) -> Result<()> {
+                self.emit(Mnemonic::$m, &[$($arg.to_operand()),+])
+            }
+        )*}
+    };
+}
+
+bound_insts! {
+    /// `div`: `hi:lo` (rdx:rax, 16/32/64-bit) divided by `src` (unsigned);
+    /// the quotient goes to `lo`, the remainder to `hi`.
+    div => Div(hi, lo, src);
+    /// `idiv`: as [`div`](Compiler::div), signed.
+    idiv => Idiv(hi, lo, src);
+    /// `mul`: `hi:lo` (rdx:rax) = `lo * src` (unsigned, widening).
+    mul => Mul(hi, lo, src);
+    /// `imul` with one explicit operand: `hi:lo` (rdx:rax) = `lo * src`
+    /// (signed, widening). The two- and three-operand forms are `imul_2`, `imul_3`.
+    imul => Imul(hi, lo, src);
+    /// `cwd`: `hi` (dx) = the sign of `lo` (ax).
+    cwd => Cwd(hi, lo);
+    /// `cdq`: `hi` (edx) = the sign of `lo` (eax).
+    cdq => Cdq(hi, lo);
+    /// `cqo`: `hi` (rdx) = the sign of `lo` (rax).
+    cqo => Cqo(hi, lo);
+    /// `rdtsc`: the time-stamp counter in `hi:lo` (edx:eax).
+    rdtsc => Rdtsc(hi, lo);
+    /// `rdtscp`: the time-stamp counter in `hi:lo` (edx:eax), the processor id in `aux` (ecx).
+    rdtscp => Rdtscp(hi, lo, aux);
+    /// `cpuid`: reads the leaf in `a` (eax) and sub-leaf in `c` (ecx); writes `a`, `b`, `c`, `d` (eax, ebx, ecx, edx).
+    cpuid => Cpuid(a, b, c, d);
+    /// `xgetbv`: the extended control register `index` (ecx) in `hi:lo` (edx:eax).
+    xgetbv => Xgetbv(hi, lo, index);
+    /// `cmpxchg`: if `dst == expected` (rax) then `dst = src`, else `expected = dst`.
+    cmpxchg => Cmpxchg(dst, src, expected);
+    /// `movsb`: copies a byte from `[src]` (rsi) to `[dst]` (rdi) and advances both; with `rep(count)`, `count` bytes.
+    movsb => Movsb(dst, src);
+    /// `movsw`: as [`movsb`](Compiler::movsb), two bytes.
+    movsw => Movsw(dst, src);
+    /// `movsq`: as [`movsb`](Compiler::movsb), eight bytes.
+    movsq => Movsq(dst, src);
+    /// `stosb`: stores `value` (al) at `[dst]` (rdi) and advances it; with `rep(count)`, `count` times.
+    stosb => Stosb(dst, value);
+    /// `stosw`: as [`stosb`](Compiler::stosb), `value` in ax.
+    stosw => Stosw(dst, value);
+    /// `stosd`: as [`stosb`](Compiler::stosb), `value` in eax.
+    stosd => Stosd(dst, value);
+    /// `stosq`: as [`stosb`](Compiler::stosb), `value` in rax.
+    stosq => Stosq(dst, value);
+    /// `lodsb`: loads `value` (al) from `[src]` (rsi) and advances it.
+    lodsb => Lodsb(src, value);
+    /// `scasb`: compares `value` (al) with `[dst]` (rdi) and advances it; with `repne(count)`, a `memchr`.
+    scasb => Scasb(dst, value);
+    /// `cmpsb`: compares `[src]` (rsi) with `[dst]` (rdi) and advances both; with `rep(count)`, a `memcmp`.
+    cmpsb => Cmpsb(src, dst);
 }

@@ -6,7 +6,7 @@
 //! registers or stack slots they were given.
 
 use super::ra::RaView;
-use super::target::X86Inst;
+use super::target::{X86Inst, X86Target};
 use crate::code::Label;
 use crate::error::{Error, Result};
 use crate::x86::{Assembler, Emitter, Mem, MemBase, Mnemonic, Operand, Reg, RegKind};
@@ -191,6 +191,8 @@ impl Sink for crate::builder::Builder<'_> {
 /// Emits the allocated function.
 pub(crate) struct Rewriter<'r, S: Sink> {
     pub f: &'r IrFunction,
+    /// The target (which operands of a bound instruction are explicit).
+    pub target: &'r X86Target,
     pub ra: &'r RaView,
     pub out: &'r Output,
     pub frame: &'r Frame,
@@ -533,9 +535,25 @@ impl<S: Sink> Rewriter<'_, S> {
                     let x86 = X86Inst::from_id(id).ok_or_else(|| Error::InvalidArgument {
                         message: format!("unknown target instruction {}", id.0),
                     })?;
+                    // Operands bound to implicit registers are in those
+                    // registers now (fixed constraints): only the explicit ones are written.
+                    let explicit = if x86.bound {
+                        let shapes: Vec<jitforge_ir::target::OpShape> =
+                            ir_ops.iter().map(|o| self.f.operand_shape(o)).collect();
+                        self.target
+                            .implicit_layout(id, &shapes)
+                            .map_err(|e| Error::InvalidArgument {
+                                message: format!("bound instruction: {e}"),
+                            })?
+                            .explicit
+                    } else {
+                        0..ir_ops.len()
+                    };
                     ops.clear();
                     for (index, op) in ir_ops.iter().enumerate() {
-                        ops.push(self.operand(i, index, op)?);
+                        if explicit.contains(&index) {
+                            ops.push(self.operand(i, index, op)?);
+                        }
                     }
                     if x86.masked {
                         // The mask is the last operand: it decorates the destination.
