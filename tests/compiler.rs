@@ -234,6 +234,35 @@ fn errors_are_specific() {
     assert!(cc.add_func("g", sig(0)).is_err());
     let err = cc.end_func().unwrap_err();
     assert!(err.to_string().contains("falls off its end"), "{err}");
+    // A register of an earlier function, with an index the next one also has.
+    cc.add_func("h", sig(1)).expect("add_func");
+    let b = cc.new_gp64("b");
+    let err = cc.set_arg(0, a).unwrap_err();
+    assert!(err.to_string().contains("earlier function"), "{err}");
+    cc.set_arg(0, b).expect("set_arg");
+    let err = cc.add(b, a).unwrap_err();
+    assert!(
+        err.to_string().contains("belongs to an earlier function"),
+        "{err}"
+    );
+    // A register made outside any function.
+    cc.ret(&[b.into()]).expect("ret");
+    cc.end_func().expect("end_func");
+    let outside = cc.new_gp64("outside");
+    cc.add_func("k", sig(1)).expect("add_func");
+    let err = cc.set_arg(0, outside).unwrap_err();
+    assert!(err.to_string().contains("outside a function"), "{err}");
+    // A jump to a label never bound, and a call with a signature mismatch.
+    let nowhere = cc.new_label();
+    let c = cc.new_gp64("c");
+    cc.set_arg(0, c).expect("set_arg");
+    let err = cc
+        .invoke(Operand::Imm(0x1000), sig(2), &[c.into()], &[c.into()])
+        .unwrap_err();
+    assert!(err.to_string().contains("signature takes 2"), "{err}");
+    cc.jmp(nowhere).expect("jmp");
+    let err = cc.end_func().unwrap_err();
+    assert!(err.to_string().contains("never bound"), "{err}");
 }
 
 extern "C" fn host_mix(a: u64, b: u64, c: u64) -> u64 {

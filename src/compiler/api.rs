@@ -557,6 +557,16 @@ impl<'a> Compiler<'a> {
         mut code_labels: Vec<Label>,
     ) -> Result<()> {
         let target: &dyn Target = self.target;
+        if let Some(l) = unbound_jump_target(&f) {
+            return Err(Error::InvalidArgument {
+                message: format!(
+                    "function {}: a jump goes to label {} which is never bound in it",
+                    f.name(),
+                    f.label_name(l)
+                        .map_or_else(|| format!("L{}", l.as_u32()), str::to_string)
+                ),
+            });
+        }
         if f.frame.is_none() {
             jitforge_ir::lower::lower(&mut f, target)
                 .map_err(|e| invalid(&format!("calling convention: {e}")))?;
@@ -993,6 +1003,39 @@ fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
             Ok(IrReg::Phys(jitforge_ir::PReg::new(class, r.hw_id()), view))
         }
     }
+}
+
+/// A label that a jump or jump table of `f` targets but `f` never binds
+/// (calls may name other functions' labels).
+fn unbound_jump_target(f: &IrFunction) -> Option<IrLabel> {
+    let mut bound = vec![false; f.num_labels()];
+    for i in f.insts() {
+        if let jitforge_ir::InstKind::Bind(l) = f.kind(i) {
+            bound[l.as_u32() as usize] = true;
+        }
+    }
+    let unbound = |l: &IrLabel| !bound.get(l.as_u32() as usize).copied().unwrap_or(false);
+    for i in f.insts() {
+        if matches!(
+            f.kind(i),
+            jitforge_ir::InstKind::Call(_) | jitforge_ir::InstKind::TailJump(_)
+        ) {
+            continue;
+        }
+        for op in f.operands(i) {
+            if let IrOperand::Label(l) = op
+                && unbound(l)
+            {
+                return Some(*l);
+            }
+        }
+    }
+    (0..f.num_jump_tables()).find_map(|t| {
+        f.jump_table(jitforge_ir::JumpTable::from_u32(t as u32))
+            .iter()
+            .find(|l| unbound(l))
+            .copied()
+    })
 }
 
 /// Whether `f` names a 256- or 512-bit vector register anywhere.
