@@ -1266,3 +1266,132 @@ fn implicit_operand_errors() {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidInstruction { .. }), "{err}");
 }
+
+fn sig_of(params: &[ValType], rets: &[ValType]) -> Signature {
+    Signature::new(X86Target::SYSV64, params, rets)
+}
+
+/// Five values live at once, and only the third argument used.
+#[test]
+fn five_live_values_and_only_the_third_argument() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("third", sig(3))?;
+        let c = cc.new_gp64("c");
+        cc.set_arg(2, c)?;
+        let v: Vec<Gp64> = (0..5).map(|i| cc.new_gp64(&format!("v{i}"))).collect();
+        for (i, r) in v.iter().enumerate() {
+            cc.lea(*r, ptr(c + (i as i32 + 1)))?;
+        }
+        for i in 0..5 {
+            cc.imul_2(v[i], v[(i + 1) % 5])?;
+        }
+        for r in &v[1..] {
+            cc.add(v[0], *r)?;
+        }
+        cc.ret(&[v[0].into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function of three integers.
+    let f: extern "C" fn(u64, u64, u64) -> u64 = unsafe { code.function() };
+    let expect = |c: u64| {
+        let mut v: Vec<u64> = (1..=5).map(|i| c.wrapping_add(i)).collect();
+        for i in 0..5 {
+            v[i] = v[i].wrapping_mul(v[(i + 1) % 5]);
+        }
+        v.iter().fold(0u64, |a, b| a.wrapping_add(*b))
+    };
+    assert_eq!(f(999, 888, 7), expect(7));
+    Ok(())
+}
+
+/// 8- and 16-bit arguments extended with `movsx`/`movzx`, and a 32-bit one.
+#[test]
+fn narrow_arguments_with_movsx_movzx() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func(
+            "narrow",
+            sig_of(&[ValType::I8, ValType::I16, ValType::I8, ValType::I32], &[ValType::I64]),
+        )?;
+        let (a, b, c, d) = (
+            cc.new_gp8("a"),
+            cc.new_gp16("b"),
+            cc.new_gp8("c"),
+            cc.new_gp32("d"),
+        );
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.set_arg(2, c)?;
+        cc.set_arg(3, d)?;
+        let (x, y, z, w) = (
+            cc.new_gp64("x"),
+            cc.new_gp64("y"),
+            cc.new_gp64("z"),
+            cc.new_gp64("w"),
+        );
+        cc.movsx(x, a)?;
+        cc.movzx(y.r32(), b)?;
+        cc.movzx(z.r32(), c)?;
+        cc.movsxd(w, d)?;
+        cc.add(x, y)?;
+        cc.add(x, z)?;
+        cc.add(x, w)?;
+        cc.ret(&[x.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (i8, u16, u8, i32) -> i64.
+    let f: extern "C" fn(i8, u16, u8, i32) -> i64 = unsafe { code.function() };
+    assert_eq!(f(-3, 0xFFFF, 200, -100_000), -3 + 0xFFFF + 200 - 100_000);
+    assert_eq!(f(127, 1, 255, 7), 127 + 1 + 255 + 7);
+    Ok(())
+}
+
+/// Ten arguments (four on the stack), and the same value passed ten times.
+#[test]
+fn ten_arguments_and_the_same_value_ten_times() -> Result<(), Error> {
+    let runtime = JitRuntime::new()?;
+    let (code, _, _) = compile_twice(|cc| {
+        let callee = cc.add_func("weigh", sig(10))?;
+        let a: Vec<Gp64> = (0..10).map(|i| cc.new_gp64(&format!("a{i}"))).collect();
+        for (i, r) in a.iter().enumerate() {
+            cc.set_arg(i, *r)?;
+        }
+        let acc = cc.new_gp64("acc");
+        cc.xor_(acc, acc)?;
+        for (i, r) in a.iter().enumerate() {
+            cc.imul_3(*r, *r, i as i32 + 1)?;
+            cc.add(acc, *r)?;
+        }
+        cc.ret(&[acc.into()])?;
+        cc.end_func()?;
+        cc.add_func("caller", sig(1))?;
+        let x = cc.new_gp64("x");
+        cc.set_arg(0, x)?;
+        let r = cc.new_gp64("r");
+        let args: Vec<Operand> = (0..10).map(|_| x.into()).collect();
+        cc.invoke(callee.into(), sig(10), &args, &[r.into()])?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    let function = runtime.add(&code)?;
+    // SAFETY: the first function takes ten integers.
+    let weigh: extern "C" fn(u64, u64, u64, u64, u64, u64, u64, u64, u64, u64) -> u64 =
+        unsafe { function.function() };
+    assert_eq!(weigh(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), (1..=10).map(|i| i * i).sum());
+    let caller = entry_of::<extern "C" fn(u64) -> u64>(&code, &function, "caller");
+    assert_eq!(caller(3), 3 * 55);
+    Ok(())
+}
+
+/// The function named `name` in `code`, placed as `function`.
+fn entry_of<F: Copy>(code: &CodeHolder, function: &JitCode, name: &str) -> F {
+    let offset = code
+        .label_by_name(name)
+        .and_then(|l| code.label_offset(l))
+        .map(|(_, o)| o)
+        .expect("the function is in the code");
+    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
+    let address = function.address() as usize + offset as usize;
+    // SAFETY: F is a function pointer type (checked by size) and the address
+    // is the entry of a function compiled with that signature.
+    unsafe { std::mem::transmute_copy::<usize, F>(&address) }
+}

@@ -502,7 +502,12 @@ impl<'a> Compiler<'a> {
         if let Some(&l) = self.functions.get(name) {
             return l;
         }
-        let l = self.asm.new_label();
+        // Named in the code holder (listings, `label_by_name`) unless the
+        // name is taken there already.
+        let l = self
+            .asm
+            .new_named_label(name)
+            .unwrap_or_else(|_| self.asm.new_label());
         self.functions.insert(name.to_string(), l);
         l
     }
