@@ -1310,7 +1310,10 @@ fn narrow_arguments_with_movsx_movzx() -> Result<(), Error> {
     let code = build(|cc| {
         cc.add_func(
             "narrow",
-            sig_of(&[ValType::I8, ValType::I16, ValType::I8, ValType::I32], &[ValType::I64]),
+            sig_of(
+                &[ValType::I8, ValType::I16, ValType::I8, ValType::I32],
+                &[ValType::I64],
+            ),
         )?;
         let (a, b, c, d) = (
             cc.new_gp8("a"),
@@ -1376,7 +1379,10 @@ fn ten_arguments_and_the_same_value_ten_times() -> Result<(), Error> {
     // SAFETY: the first function takes ten integers.
     let weigh: extern "C" fn(u64, u64, u64, u64, u64, u64, u64, u64, u64, u64) -> u64 =
         unsafe { function.function() };
-    assert_eq!(weigh(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), (1..=10).map(|i| i * i).sum());
+    assert_eq!(
+        weigh(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+        (1..=10).map(|i| i * i).sum()
+    );
     let caller = entry_of::<extern "C" fn(u64) -> u64>(&code, &function, "caller");
     assert_eq!(caller(3), 3 * 55);
     Ok(())
@@ -1394,4 +1400,298 @@ fn entry_of<F: Copy>(code: &CodeHolder, function: &JitCode, name: &str) -> F {
     // SAFETY: F is a function pointer type (checked by size) and the address
     // is the entry of a function compiled with that signature.
     unsafe { std::mem::transmute_copy::<usize, F>(&address) }
+}
+
+/// Seven floats and doubles plus a pointer in registers, then more floats
+/// than vector registers (the rest on the stack); a float return.
+#[test]
+fn floats_and_doubles_in_registers_and_on_the_stack() -> Result<(), Error> {
+    use ValType::{F32, F64, I64};
+    let code = build(|cc| {
+        let params = [F32, F64, F32, F64, F32, F64, F32, I64, F64, F64, F32];
+        cc.add_func("floats", sig_of(&params, &[F64]))?;
+        let mut xs = Vec::new();
+        for (i, t) in params.iter().enumerate() {
+            if *t == I64 {
+                let p = cc.new_gp64("p");
+                cc.set_arg(i, p)?;
+                xs.push(None);
+                continue;
+            }
+            let x = cc.new_xmm(&format!("x{i}"));
+            cc.set_arg(i, x)?;
+            xs.push(Some((x, *t)));
+        }
+        let acc = cc.new_xmm("acc");
+        cc.xorpd(acc, acc)?;
+        let t = cc.new_xmm("t");
+        for (k, entry) in xs.iter().enumerate() {
+            let Some((x, ty)) = entry else { continue };
+            if *ty == F32 {
+                cc.cvtss2sd(t, *x)?;
+            } else {
+                cc.movsd_2(t, *x)?;
+            }
+            let scale = cc.new_gp64("scale");
+            cc.mov(scale, k as i32 + 1)?;
+            let s = cc.new_xmm("s");
+            cc.cvtsi2sd(s, scale)?;
+            cc.mulsd(t, s)?;
+            cc.addsd(acc, t)?;
+        }
+        cc.ret(&[acc.into()])?;
+        cc.end_func()
+    })?;
+    type Floats = extern "C" fn(f32, f64, f32, f64, f32, f64, f32, u64, f64, f64, f32) -> f64;
+    // SAFETY: a System V function with this signature.
+    let f: Floats = unsafe { code.function() };
+    let args = [
+        1.5f64, 2.25, -3.0, 4.5, 0.5, 6.0, 7.25, 0.0, 9.5, -10.0, 11.0,
+    ];
+    let want: f64 = args
+        .iter()
+        .enumerate()
+        .map(|(k, a)| a * (k as f64 + 1.0))
+        .sum();
+    let got = f(1.5, 2.25, -3.0, 4.5, 0.5, 6.0, 7.25, 77, 9.5, -10.0, 11.0);
+    assert_eq!(got, want);
+
+    let code = build(|cc| {
+        cc.add_func("half", sig_of(&[F32], &[F32]))?;
+        let x = cc.new_xmm("x");
+        cc.set_arg(0, x)?;
+        let h = cc.new_const(&0.5f32.to_le_bytes(), 4)?;
+        cc.mulss(x, h.with_size(4))?;
+        cc.ret(&[x.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (float) -> float.
+    let half: extern "C" fn(f32) -> f32 = unsafe { code.function() };
+    assert_eq!(half(3.0), 1.5);
+    Ok(())
+}
+
+/// 128-bit vector arguments and results (System V: in xmm registers),
+/// also as a callee called from another JIT function.
+#[test]
+fn vector_arguments_and_returns() -> Result<(), Error> {
+    use ValType::V128;
+    use std::arch::x86_64::*;
+    let runtime = JitRuntime::new()?;
+    let (code, _, _) = compile_twice(|cc| {
+        let add = cc.add_func("vadd", sig_of(&[V128, V128, V128], &[V128]))?;
+        let (a, b, c) = (cc.new_xmm("a"), cc.new_xmm("b"), cc.new_xmm("c"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.set_arg(2, c)?;
+        cc.paddd(a, b)?;
+        cc.psubd(a, c)?;
+        cc.ret(&[a.into()])?;
+        cc.end_func()?;
+        cc.add_func("vcall", sig_of(&[V128], &[V128]))?;
+        let x = cc.new_xmm("x");
+        cc.set_arg(0, x)?;
+        let (y, r) = (cc.new_xmm("y"), cc.new_xmm("r"));
+        cc.pcmpeqd(y, y)?;
+        cc.invoke(
+            add.into(),
+            sig_of(&[V128, V128, V128], &[V128]),
+            &[x.into(), x.into(), y.into()],
+            &[r.into()],
+        )?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    let function = runtime.add(&code)?;
+    // SAFETY: System V functions of __m128i values (SSE2 is baseline on x86-64).
+    let vadd: extern "C" fn(__m128i, __m128i, __m128i) -> __m128i = unsafe { function.function() };
+    let vcall = entry_of::<extern "C" fn(__m128i) -> __m128i>(&code, &function, "vcall");
+    let lanes = |v: __m128i| -> [i32; 4] {
+        // SAFETY: __m128i and [i32; 4] have the same size.
+        unsafe { std::mem::transmute(v) }
+    };
+    // SAFETY: SSE2 is baseline on x86-64.
+    let (a, b, c) = unsafe {
+        (
+            _mm_setr_epi32(1, 2, 3, 4),
+            _mm_setr_epi32(10, 20, 30, 40),
+            _mm_setr_epi32(100, 100, 100, 100),
+        )
+    };
+    assert_eq!(lanes(vadd(a, b, c)), [-89, -78, -67, -56]);
+    assert_eq!(lanes(vcall(b)), [21, 41, 61, 81]);
+    Ok(())
+}
+
+/// `setz` straight to memory, and to a byte view.
+#[test]
+fn setz_to_memory() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("eq", sig(3))?;
+        let (a, b, out) = (cc.new_gp64("a"), cc.new_gp64("b"), cc.new_gp64("out"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.set_arg(2, out)?;
+        cc.cmp(a, b)?;
+        cc.sete(byte_ptr(out))?;
+        cc.setne(byte_ptr(out + 1))?;
+        let r = cc.new_gp64("r");
+        cc.xor_(r, r)?;
+        cc.cmp(a, 0)?;
+        cc.sete(r.r8())?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (u64, u64, pointer to 2 bytes) -> u64.
+    let f: extern "C" fn(u64, u64, *mut u8) -> u64 = unsafe { code.function() };
+    let mut out = [7u8; 2];
+    assert_eq!(f(5, 5, out.as_mut_ptr()), 0);
+    assert_eq!(out, [1, 0]);
+    assert_eq!(f(0, 5, out.as_mut_ptr()), 1);
+    assert_eq!(out, [0, 1]);
+    Ok(())
+}
+
+/// Loops inside both branches of a diamond, and two loops sharing a counter.
+#[test]
+fn loops_inside_branches_and_a_shared_counter() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("loops", sig(2))?;
+        let (a, n) = (cc.new_gp64("a"), cc.new_gp64("n"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, n)?;
+        let (acc, i) = (cc.new_gp64("acc"), cc.new_gp64("i"));
+        cc.xor_(acc, acc)?;
+        let (odd, join) = (cc.new_label(), cc.new_label());
+        cc.test(a, 1)?;
+        cc.jne(odd)?;
+        // Even: acc += a, n times.
+        cc.mov(i, n)?;
+        let l1 = cc.new_label();
+        let skip1 = cc.new_label();
+        cc.test(i, i)?;
+        cc.je(skip1)?;
+        cc.bind(l1)?;
+        cc.add(acc, a)?;
+        cc.dec(i)?;
+        cc.jne(l1)?;
+        cc.bind(skip1)?;
+        cc.jmp(join)?;
+        // Odd: acc ^= i * 3 for i in 0..n.
+        cc.bind(odd)?;
+        cc.xor_(i, i)?;
+        let l2 = cc.new_label();
+        let skip2 = cc.new_label();
+        cc.cmp(i, n)?;
+        cc.jae(skip2)?;
+        cc.bind(l2)?;
+        let t = cc.new_gp64("t");
+        cc.imul_3(t, i, 3)?;
+        cc.xor_(acc, t)?;
+        cc.inc(i)?;
+        cc.cmp(i, n)?;
+        cc.jb(l2)?;
+        cc.bind(skip2)?;
+        cc.bind(join)?;
+        // Two loops sharing one counter: up to n, then down to 0.
+        let k = cc.new_gp64("k");
+        cc.xor_(k, k)?;
+        let (up, down, done_up, done) = (
+            cc.new_label(),
+            cc.new_label(),
+            cc.new_label(),
+            cc.new_label(),
+        );
+        cc.bind(up)?;
+        cc.cmp(k, n)?;
+        cc.jae(done_up)?;
+        cc.add(acc, k)?;
+        cc.inc(k)?;
+        cc.jmp(up)?;
+        cc.bind(done_up)?;
+        cc.bind(down)?;
+        cc.test(k, k)?;
+        cc.je(done)?;
+        cc.imul_3(acc, acc, 5)?;
+        cc.sub(acc, k)?;
+        cc.dec(k)?;
+        cc.jmp(down)?;
+        cc.bind(done)?;
+        cc.ret(&[acc.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function of two integers.
+    let f: extern "C" fn(u64, u64) -> u64 = unsafe { code.function() };
+    let expect = |a: u64, n: u64| {
+        let mut acc = 0u64;
+        if a & 1 == 0 {
+            for _ in 0..n {
+                acc = acc.wrapping_add(a);
+            }
+        } else {
+            for i in 0..n {
+                acc ^= i * 3;
+            }
+        }
+        for k in 0..n {
+            acc = acc.wrapping_add(k);
+        }
+        for k in (1..=n).rev() {
+            acc = acc.wrapping_mul(5).wrapping_sub(k);
+        }
+        acc
+    };
+    for (a, n) in [(4, 0), (4, 7), (9, 0), (9, 13), (1_000_000, 30)] {
+        assert_eq!(f(a, n), expect(a, n), "{a} {n}");
+    }
+    Ok(())
+}
+
+/// A memcpy loop that stops early at a zero byte, with the exit path
+/// appended after the function's return (code at the end jumping back).
+#[test]
+fn memcpy_loop_with_early_exit_and_code_appended_at_the_end() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("copy_until_zero", sig(3))?;
+        let (dst, src, n) = (cc.new_gp64("dst"), cc.new_gp64("src"), cc.new_gp64("n"));
+        cc.set_arg(0, dst)?;
+        cc.set_arg(1, src)?;
+        cc.set_arg(2, n)?;
+        let (i, byte) = (cc.new_gp64("i"), cc.new_gp32("byte"));
+        let (top, exit, found, back) = (
+            cc.new_label(),
+            cc.new_label(),
+            cc.new_label(),
+            cc.new_label(),
+        );
+        cc.xor_(i, i)?;
+        cc.bind(top)?;
+        cc.cmp(i, n)?;
+        cc.jae(exit)?;
+        cc.movzx(byte, byte_ptr(src + i))?;
+        cc.test(byte, byte)?;
+        cc.je(found)?;
+        cc.mov(byte_ptr(dst + i), byte.r8())?;
+        cc.inc(i)?;
+        cc.jmp(top)?;
+        cc.bind(exit)?;
+        cc.bind(back)?;
+        cc.ret(&[i.into()])?;
+        // Appended after the return: marks the stop and jumps back.
+        cc.bind(found)?;
+        cc.mov(byte_ptr(dst + i), 0xFF)?;
+        cc.add(i, 1000)?;
+        cc.jmp(back)?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (dst, src, n) -> u64.
+    let f: extern "C" fn(*mut u8, *const u8, u64) -> u64 = unsafe { code.function() };
+    let src = b"jitforge\0tail";
+    let mut dst = [0u8; 16];
+    assert_eq!(f(dst.as_mut_ptr(), src.as_ptr(), src.len() as u64), 1008);
+    assert_eq!(&dst[..9], b"jitforge\xFF");
+    let mut dst = [0u8; 16];
+    assert_eq!(f(dst.as_mut_ptr(), src.as_ptr(), 5), 5);
+    assert_eq!(&dst[..6], b"jitfo\0");
+    Ok(())
 }

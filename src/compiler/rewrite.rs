@@ -718,10 +718,21 @@ impl<S: Sink> Rewriter<'_, S> {
                 let mnemonic = if vec(&d) || vec(&s) {
                     let both_vec = vec(&d) && vec(&s);
                     let wide = [&d, &s].iter().any(|o| matches!(o, Operand::Reg(r) if matches!(r.kind(), RegKind::Ymm | RegKind::Zmm)));
-                    match (both_vec, wide) {
-                        (_, true) => Mnemonic::Vmovups,
-                        (true, false) => Mnemonic::Movaps,
-                        (false, false) => Mnemonic::Movq,
+                    // The size of the other side: a general-purpose register or memory.
+                    let other = [&d, &s]
+                        .iter()
+                        .find_map(|o| match o {
+                            Operand::Reg(r) if !r.kind().is_vec() => Some(r.size()),
+                            Operand::Mem(m) => Some(u32::from(m.size())),
+                            _ => None,
+                        })
+                        .unwrap_or(8);
+                    match (both_vec, wide, other) {
+                        (_, true, _) => Mnemonic::Vmovups,
+                        (true, false, _) => Mnemonic::Movaps,
+                        (false, false, 4) => Mnemonic::Movd,
+                        (false, false, 16) => Mnemonic::Movups,
+                        (false, false, _) => Mnemonic::Movq,
                     }
                 } else {
                     Mnemonic::Mov
