@@ -1695,3 +1695,142 @@ fn memcpy_loop_with_early_exit_and_code_appended_at_the_end() -> Result<(), Erro
     assert_eq!(&dst[..6], b"jitfo\0");
     Ok(())
 }
+
+/// An SSE2 alpha-blend kernel (AsmJit's classic): each 32-bit pixel
+/// `dst = (src * a + dst * (256 - a)) >> 8` per channel, `a` the source
+/// alpha; two pixels per iteration with unpack, multiply and pack.
+#[test]
+fn sse2_alpha_blend_kernel() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("blend", sig(3))?;
+        let (dst, src, n) = (cc.new_gp64("dst"), cc.new_gp64("src"), cc.new_gp64("n"));
+        cc.set_arg(0, dst)?;
+        cc.set_arg(1, src)?;
+        cc.set_arg(2, n)?;
+        let (zero, c256) = (cc.new_xmm("zero"), cc.new_xmm("c256"));
+        cc.pxor(zero, zero)?;
+        let bytes: Vec<u8> = [256u16; 8].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let k = cc.new_const(&bytes, 16)?;
+        cc.movdqa(c256, k.with_size(16))?;
+        let (top, done) = (cc.new_label(), cc.new_label());
+        let i = cc.new_gp64("i");
+        cc.xor_(i, i)?;
+        cc.bind(top)?;
+        cc.cmp(i, n)?;
+        cc.jae(done)?;
+        let (s, d, a, ia) = (
+            cc.new_xmm("s"),
+            cc.new_xmm("d"),
+            cc.new_xmm("a"),
+            cc.new_xmm("ia"),
+        );
+        cc.movq(s, qword_ptr(src + i * 4))?;
+        cc.movq(d, qword_ptr(dst + i * 4))?;
+        cc.punpcklbw(s, zero)?;
+        cc.punpcklbw(d, zero)?;
+        // Alpha of each pixel in all four 16-bit lanes.
+        cc.pshuflw(a, s, 0xFF)?;
+        cc.pshufhw(a, a, 0xFF)?;
+        cc.movdqa(ia, c256)?;
+        cc.psubw(ia, a)?;
+        cc.pmullw(s, a)?;
+        cc.pmullw(d, ia)?;
+        cc.paddw(s, d)?;
+        cc.psrlw(s, 8)?;
+        cc.packuswb(s, zero)?;
+        cc.movq(qword_ptr(dst + i * 4), s)?;
+        cc.add(i, 2)?;
+        cc.jmp(top)?;
+        cc.bind(done)?;
+        cc.ret(&[i.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (dst pixels, src pixels, even count) -> u64.
+    let f: extern "C" fn(*mut u32, *const u32, u64) -> u64 = unsafe { code.function() };
+    let src: Vec<u32> = (0..16u32)
+        .map(|i| (i * 16) << 24 | 0x00C0_8040 ^ (i * 0x0101_01))
+        .collect();
+    let mut dst: Vec<u32> = (0..16u32)
+        .map(|i| 0x1020_3040u32.wrapping_mul(i + 1))
+        .collect();
+    let want: Vec<u32> = src
+        .iter()
+        .zip(&dst)
+        .map(|(&s, &d)| {
+            let a = s >> 24;
+            (0..4).fold(0u32, |acc, c| {
+                let (sc, dc) = ((s >> (8 * c)) & 0xFF, (d >> (8 * c)) & 0xFF);
+                acc | (((sc * a + dc * (256 - a)) >> 8) & 0xFF) << (8 * c)
+            })
+        })
+        .collect();
+    assert_eq!(f(dst.as_mut_ptr(), src.as_ptr(), 16), 16);
+    assert_eq!(dst, want);
+    Ok(())
+}
+
+/// AVX-512: mask registers as virtual registers (`vpcmpd` into a mask,
+/// masked `vpaddd` with `{k}` and `{k}{z}`, `kandw`), and `vpternlogd`
+/// whose immediate ignores every input (0xFF: all ones, a write-only idiom).
+#[test]
+fn avx512_masks_and_ternlog_write_only_idiom() -> Result<(), Error> {
+    if !std::arch::is_x86_feature_detected!("avx512f")
+        || !std::arch::is_x86_feature_detected!("avx512bw")
+    {
+        eprintln!("skipped: the host has no AVX-512");
+        return Ok(());
+    }
+    let code = build(|cc| {
+        cc.add_func("masked", sig(3))?;
+        let (a, b, out) = (cc.new_gp64("a"), cc.new_gp64("b"), cc.new_gp64("out"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.set_arg(2, out)?;
+        let (x, y, ones, r) = (
+            cc.new_zmm("x"),
+            cc.new_zmm("y"),
+            cc.new_zmm("ones"),
+            cc.new_zmm("r"),
+        );
+        cc.vmovdqu32(x, zmmword_ptr(a))?;
+        cc.vmovdqu32(y, zmmword_ptr(b))?;
+        let (gt, even, both) = (cc.new_k("gt"), cc.new_k("even"), cc.new_k("both"));
+        // gt: lanes where x > y (signed).
+        cc.vpcmpd(gt, x, y, 6)?;
+        let m = cc.new_gp32("m");
+        cc.mov(m, 0x5555)?;
+        cc.kmovw(even, m)?;
+        cc.kandw(both, gt, even)?;
+        // All ones without reading `ones` (it was never written).
+        cc.vpternlogd(ones, ones, ones, 0xFF)?;
+        cc.vmovdqa32(r, x)?;
+        cc.k(both).vpaddd(r, r, ones)?;
+        cc.vmovdqu32(zmmword_ptr(out), r)?;
+        cc.k(gt).z().vpaddd(r, x, y)?;
+        // A virtual mask cannot be a decoration: a specific error.
+        assert!(cc.vpaddd(r.k(gt), x, y).is_err());
+        cc.vmovdqu32(zmmword_ptr(out + 64), r)?;
+        let bits = cc.new_gp32("bits");
+        cc.kmovw(bits, both)?;
+        let ret = cc.new_gp64("ret");
+        cc.mov(ret.r32(), bits)?;
+        cc.ret(&[ret.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (16 i32, 16 i32, 32 i32 out) -> u64.
+    let f: extern "C" fn(*const i32, *const i32, *mut i32) -> u64 = unsafe { code.function() };
+    let a: Vec<i32> = (0..16).map(|i| i * 3 - 20).collect();
+    let b: Vec<i32> = (0..16).map(|i| 10 - i).collect();
+    let mut out = [0i32; 32];
+    let bits = f(a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+    let mut want_bits = 0u64;
+    for i in 0..16 {
+        let gt = a[i] > b[i];
+        let both = gt && i % 2 == 0;
+        want_bits |= u64::from(both) << i;
+        assert_eq!(out[i], if both { a[i] - 1 } else { a[i] }, "lane {i}");
+        assert_eq!(out[16 + i], if gt { a[i] + b[i] } else { 0 }, "lane {i}");
+    }
+    assert_eq!(bits, want_bits);
+    Ok(())
+}

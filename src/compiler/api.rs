@@ -101,6 +101,8 @@ pub struct Compiler<'a> {
     functions: HashMap<String, Label>,
     /// The counter register of the next instruction (`cc.rep(count)`).
     pending_count: Option<Operand>,
+    /// The write mask of the next instruction (`cc.k(mask)`), and `{z}`.
+    pending_mask: Option<(KReg, bool)>,
     /// Virtual register numbers are unique across the functions of a
     /// Compiler: the current function's vreg `i` is register `vreg_base + i`,
     /// so a register of an earlier function is recognised.
@@ -124,6 +126,7 @@ impl<'a> Compiler<'a> {
             check: cfg!(debug_assertions),
             functions: HashMap::new(),
             pending_count: None,
+            pending_mask: None,
             vreg_base: 0,
         }
     }
@@ -593,6 +596,15 @@ impl<'a> Compiler<'a> {
         } else {
             MachineEnv::x86_64_sysv(false)
         };
+        // Mask registers k1..k7 are allocatable (AVX-512 code names them
+        // only where the CPU has them); vectors stay in 0..15 unless the
+        // target allows more.
+        env.allocatable = env
+            .allocatable
+            .union(jitforge_regalloc::PRegSet::from_class_mask(
+                jitforge_regalloc::RegClass::Mask,
+                0xfe,
+            ));
         // Vector spill slots hold the widest vector register the function uses.
         let widest = f
             .vregs()
@@ -654,7 +666,11 @@ impl Emitter for Compiler<'_> {
     fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
         let options = std::mem::take(&mut self.pending);
         let count = self.pending_count.take();
+        let mask = self.pending_mask.take();
         self.enter()?;
+        if count.is_some() && mask.is_some() {
+            return Err(invalid("a rep count and a write mask on one instruction"));
+        }
         let prefix = if options.contains(InstOptions::LOCK) {
             Prefix::Lock
         } else if options.contains(InstOptions::REP) {
@@ -667,7 +683,7 @@ impl Emitter for Compiler<'_> {
         let text =
             || crate::x86::text::format_instruction(mnemonic, operands, options, crate::Arch::X64);
         let plain = if count.is_none() {
-            match self.plain_inst(mnemonic, prefix, options, operands)? {
+            match self.plain_inst(mnemonic, prefix, options, mask, operands)? {
                 Plain::Inst(id, ops) => {
                     let st = self.state()?;
                     st.f.inst(id, &ops).map_err(|e| invalid(&e.to_string()))?;
@@ -716,6 +732,23 @@ impl Compiler<'_> {
         self
     }
 
+    /// Write mask `{k}` on the next (AVX-512) instruction's destination,
+    /// `mask` a virtual (or physical) mask register: `cc.k(m).vpaddd(r, a, b)`.
+    /// (A decoration `r.k(m)` can only name a physical mask.)
+    pub fn k(&mut self, mask: KReg) -> &mut Self {
+        let zeroing = self.pending_mask.is_some_and(|(_, z)| z);
+        self.pending_mask = Some((mask, zeroing));
+        self
+    }
+
+    /// Zeroing `{z}` for the mask of the next instruction (after [`k`](Compiler::k)).
+    pub fn z(&mut self) -> &mut Self {
+        if let Some((_, z)) = &mut self.pending_mask {
+            *z = true;
+        }
+        self
+    }
+
     /// `lock` on the next instruction.
     pub fn lock(&mut self) -> &mut Self {
         self.options(InstOptions::LOCK)
@@ -744,11 +777,16 @@ impl Compiler<'_> {
         mnemonic: Mnemonic,
         prefix: Prefix,
         options: InstOptions,
+        pending_mask: Option<(KReg, bool)>,
         operands: &[Operand],
     ) -> Result<Plain> {
         let mut inst = X86Inst::new(mnemonic).with_prefix(prefix);
         let mut ops: Vec<IrOperand> = Vec::with_capacity(operands.len() + 1);
         let mut mask = None;
+        if let Some((k, zeroing)) = pending_mask {
+            inst = inst.with_mask(zeroing);
+            mask = Some(k.reg());
+        }
         for (i, op) in operands.iter().enumerate() {
             let mut op = *op;
             if i == 0 {
@@ -757,6 +795,16 @@ impl Compiler<'_> {
                     Operand::Mem(m) => m.decorators(),
                     _ => crate::x86::Decorators::NONE,
                 };
+                if decorators.virtual_mask() {
+                    return Err(invalid(
+                        "a virtual mask register cannot be a decoration (x.k(mask)): write cc.k(mask).instruction(..), or cc.k(mask).z() for {z}",
+                    ));
+                }
+                if mask.is_some() && !decorators.is_empty() {
+                    return Err(invalid(
+                        "the destination has a mask decoration and cc.k() gave another",
+                    ));
+                }
                 if decorators.mask() != 0 {
                     inst = inst.with_mask(decorators.zeroing());
                     mask = Some(
