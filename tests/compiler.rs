@@ -1834,3 +1834,187 @@ fn avx512_masks_and_ternlog_write_only_idiom() -> Result<(), Error> {
     assert_eq!(bits, want_bits);
     Ok(())
 }
+
+extern "C" fn host_widths(a: i8, b: i16, c: i32, d: i64, p: *const u8) -> i64 {
+    i64::from(a) + i64::from(b) + i64::from(c) + d + p as i64
+}
+
+/// Immediate arguments of every width, 8-bit to pointer.
+#[test]
+fn immediate_arguments_from_8_bit_to_pointer() -> Result<(), Error> {
+    use ValType::{I8, I16, I32, I64};
+    let code = build(|cc| {
+        cc.add_func("imms", sig(0))?;
+        let r = cc.new_gp64("r");
+        let address = host_widths as extern "C" fn(i8, i16, i32, i64, *const u8) -> i64;
+        cc.invoke(
+            Operand::Imm(address as usize as i64),
+            sig_of(&[I8, I16, I32, I64, I64], &[I64]),
+            &[
+                Operand::Imm(-5),
+                Operand::Imm(-30_000),
+                Operand::Imm(2_000_000_000),
+                Operand::Imm(0x1234_5678_9abc),
+                Operand::Imm(0x7fff_0000_1000),
+            ],
+            &[r.into()],
+        )?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function () -> i64.
+    let f: extern "C" fn() -> i64 = unsafe { code.function() };
+    assert_eq!(
+        f(),
+        -5 - 30_000 + 2_000_000_000 + 0x1234_5678_9abc + 0x7fff_0000_1000
+    );
+    Ok(())
+}
+
+extern "C" fn host_twice(x: u64) -> u64 {
+    x * 2
+}
+
+extern "C" fn host_square(x: u64) -> u64 {
+    x * x
+}
+
+/// Calls in both branches of a diamond, and several return sites.
+#[test]
+fn calls_in_both_branches_and_several_return_sites() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("branches", sig(2))?;
+        let (a, b) = (cc.new_gp64("a"), cc.new_gp64("b"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        let r = cc.new_gp64("r");
+        let (else_, join, early) = (cc.new_label(), cc.new_label(), cc.new_label());
+        cc.cmp(a, 100)?;
+        cc.ja(early)?;
+        cc.test(a, 1)?;
+        cc.je(else_)?;
+        let twice = host_twice as extern "C" fn(u64) -> u64 as usize as i64;
+        let square = host_square as extern "C" fn(u64) -> u64 as usize as i64;
+        cc.invoke(Operand::Imm(twice), sig(1), &[a.into()], &[r.into()])?;
+        cc.jmp(join)?;
+        cc.bind(else_)?;
+        cc.invoke(Operand::Imm(square), sig(1), &[a.into()], &[r.into()])?;
+        cc.bind(join)?;
+        cc.add(r, b)?;
+        let small = cc.new_label();
+        cc.cmp(r, 50)?;
+        cc.jb(small)?;
+        cc.ret(&[r.into()])?;
+        cc.bind(small)?;
+        cc.ret(&[Operand::Imm(50)])?;
+        cc.bind(early)?;
+        cc.ret(&[b.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function of two integers.
+    let f: extern "C" fn(u64, u64) -> u64 = unsafe { code.function() };
+    let expect = |a: u64, b: u64| {
+        if a > 100 {
+            return b;
+        }
+        let r = if a & 1 != 0 { a * 2 } else { a * a } + b;
+        r.max(50)
+    };
+    for (a, b) in [(3, 7), (3, 100), (8, 1), (8, 0), (101, 9), (20, 20)] {
+        assert_eq!(f(a, b), expect(a, b), "{a} {b}");
+    }
+    Ok(())
+}
+
+/// Every allocatable general-purpose register holds a live value across an
+/// indirect call (through a register), and many moves between xmm and gp.
+#[test]
+fn every_register_live_across_an_indirect_call() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("all_live", sig(2))?;
+        let (target, x) = (cc.new_gp64("target"), cc.new_gp64("x"));
+        cc.set_arg(0, target)?;
+        cc.set_arg(1, x)?;
+        let v: Vec<Gp64> = (0..15).map(|i| cc.new_gp64(&format!("v{i}"))).collect();
+        for (i, r) in v.iter().enumerate() {
+            cc.lea(*r, ptr(x + (i as i32 * 7 + 1)))?;
+        }
+        let xs: Vec<Xmm> = (0..16).map(|i| cc.new_xmm(&format!("x{i}"))).collect();
+        for (i, r) in xs.iter().enumerate() {
+            cc.movq(*r, v[i % 15])?;
+        }
+        let r = cc.new_gp64("r");
+        cc.invoke(target.into(), sig(1), &[x.into()], &[r.into()])?;
+        let t = cc.new_gp64("t");
+        for (i, xr) in xs.iter().enumerate() {
+            cc.movq(t, *xr)?;
+            cc.imul_3(t, t, i as i32 + 1)?;
+            cc.add(r, t)?;
+        }
+        for (i, g) in v.iter().enumerate() {
+            cc.imul_3(*g, *g, i as i32 + 3)?;
+            cc.xor_(r, *g)?;
+        }
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (function pointer, integer) -> integer.
+    let f: extern "C" fn(extern "C" fn(u64) -> u64, u64) -> u64 = unsafe { code.function() };
+    let expect = |x: u64| {
+        let v: Vec<u64> = (0..15).map(|i| x + i * 7 + 1).collect();
+        let mut r = host_square(x);
+        for i in 0..16 {
+            r = r.wrapping_add(v[i as usize % 15].wrapping_mul(i + 1));
+        }
+        for (i, g) in v.iter().enumerate() {
+            r ^= g.wrapping_mul(i as u64 + 3);
+        }
+        r
+    };
+    assert_eq!(f(host_square, 12345), expect(12345));
+    Ok(())
+}
+
+/// A 128-bit vector passed to a Windows x64 function (by reference to a
+/// copy) from a System V function that received it in a register.
+#[test]
+fn vector_arguments_across_conventions() -> Result<(), Error> {
+    use ValType::{I64, V128};
+    let runtime = JitRuntime::new()?;
+    let (code, _, _) = compile_twice(|cc| {
+        let win = cc.add_func(
+            "win_sum",
+            Signature::new(X86Target::WIN64, &[I64, V128], &[I64]),
+        )?;
+        let (k, v) = (cc.new_gp64("k"), cc.new_xmm("v"));
+        cc.set_arg(0, k)?;
+        cc.set_arg(1, v)?;
+        let (lo, hi) = (cc.new_gp64("lo"), cc.new_gp64("hi"));
+        cc.movq(lo, v)?;
+        cc.pextrq(hi, v, 1)?;
+        cc.imul_2(lo, k)?;
+        cc.add(lo, hi)?;
+        cc.ret(&[lo.into()])?;
+        cc.end_func()?;
+        cc.add_func("sysv", sig_of(&[V128, I64], &[I64]))?;
+        let (v, k) = (cc.new_xmm("v"), cc.new_gp64("k"));
+        cc.set_arg(0, v)?;
+        cc.set_arg(1, k)?;
+        let r = cc.new_gp64("r");
+        cc.invoke(
+            win.into(),
+            Signature::new(X86Target::WIN64, &[I64, V128], &[I64]),
+            &[k.into(), v.into()],
+            &[r.into()],
+        )?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    let function = runtime.add(&code)?;
+    let sysv =
+        entry_of::<extern "C" fn(std::arch::x86_64::__m128i, i64) -> i64>(&code, &function, "sysv");
+    // SAFETY: SSE2 is baseline on x86-64.
+    let v = unsafe { std::arch::x86_64::_mm_set_epi64x(1000, 7) };
+    assert_eq!(sysv(v, 3), 7 * 3 + 1000);
+    Ok(())
+}
