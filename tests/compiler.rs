@@ -2018,3 +2018,87 @@ fn vector_arguments_across_conventions() -> Result<(), Error> {
     assert_eq!(sysv(v, 3), 7 * 3 + 1000);
     Ok(())
 }
+
+/// `mov rax, rsp; and eax, 15; ret`: called with an aligned stack, 8.
+fn rsp_probe(runtime: &JitRuntime) -> Result<JitCode, Error> {
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut a = Assembler::new(&mut code);
+    a.mov(rax, rsp)?;
+    a.and_(eax, 15)?;
+    a.ret()?;
+    runtime.add(&code)
+}
+
+/// Stack memory aligned to 16, 32 and 64 bytes in functions of 0 to 16
+/// arguments (7 and more on the stack), with and without a frame pointer,
+/// leaf (frame in the red zone) or calling out (the call sees rsp aligned).
+#[test]
+fn stack_alignment_with_0_to_16_arguments() -> Result<(), Error> {
+    let runtime = JitRuntime::new()?;
+    let probe = rsp_probe(&runtime)?;
+    for n in 0..=16usize {
+        for frame_pointer in [false, true] {
+            for align in [16u32, 32, 64] {
+                for calls in [false, true] {
+                    let (code, _, listing) = compile_twice(|cc| {
+                        let f = cc.add_func("f", sig(n))?;
+                        cc.set_frame_pointer(frame_pointer)?;
+                        let args: Vec<Gp64> =
+                            (0..n).map(|i| cc.new_gp64(&format!("a{i}"))).collect();
+                        for (i, a) in args.iter().enumerate() {
+                            cc.set_arg(i, *a)?;
+                        }
+                        let buffer = cc.new_stack(64, align)?;
+                        let (p, r) = (cc.new_gp64("p"), cc.new_gp64("r"));
+                        cc.lea(p, buffer)?;
+                        cc.and_(p, align as i32 - 1)?;
+                        cc.imul_3(p, p, 1000)?;
+                        // Arguments go through the aligned buffer and back.
+                        cc.xor_(r, r)?;
+                        for (i, a) in args.iter().enumerate() {
+                            cc.imul_3(*a, *a, i as i32 + 1)?;
+                            cc.mov(buffer.with_disp(8 * (i as i64 % 8)).with_size(8), *a)?;
+                            cc.add(r, buffer.with_disp(8 * (i as i64 % 8)).with_size(8))?;
+                        }
+                        cc.add(r, p)?;
+                        if calls {
+                            let q = cc.new_gp64("q");
+                            cc.invoke(
+                                Operand::Imm(probe.address() as i64),
+                                sig(0),
+                                &[],
+                                &[q.into()],
+                            )?;
+                            cc.add(r, q)?;
+                        }
+                        cc.ret(&[r.into()])?;
+                        cc.end_func()?;
+                        cc.add_func("caller", sig(0))?;
+                        let out = cc.new_gp64("out");
+                        let imms: Vec<Operand> =
+                            (0..n).map(|i| Operand::Imm(i as i64 + 1)).collect();
+                        cc.invoke(f.into(), sig(n), &imms, &[out.into()])?;
+                        cc.ret(&[out.into()])?;
+                        cc.end_func()
+                    })?;
+                    let function = runtime.add(&code)?;
+                    let caller = entry_of::<extern "C" fn() -> u64>(&code, &function, "caller");
+                    let want =
+                        (1..=n as u64).map(|i| i * i).sum::<u64>() + if calls { 8 } else { 0 };
+                    assert_eq!(
+                        caller(),
+                        want,
+                        "{n} arguments, frame pointer {frame_pointer}, align {align}, calls {calls}\n{listing}"
+                    );
+                    let uses_rbp_frame = listing.contains("mov rbp, rsp");
+                    // A leaf keeps its frame in the red zone: rsp never moves.
+                    let f_listing = listing.split("caller:").next().unwrap_or_default();
+                    let red_zone = !calls && align == 16;
+                    assert_eq!(!f_listing.contains("rsp, 0x"), red_zone, "{f_listing}");
+                    assert_eq!(uses_rbp_frame, frame_pointer || align > 16, "{listing}");
+                }
+            }
+        }
+    }
+    Ok(())
+}

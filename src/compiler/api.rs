@@ -54,7 +54,7 @@ use crate::x86::{
     Reg, RegKind, Xmm, Ymm, Zmm,
 };
 use jitforge_ir::cfg::{Cfg, remove_unreachable};
-use jitforge_ir::target::{InstFacts, OpShape, Target};
+use jitforge_ir::target::{ExtendedTarget, InstFacts, OpShape, Target};
 use jitforge_ir::{
     Function as IrFunction, Label as IrLabel, Mem as IrMem, MemBase as IrMemBase,
     Operand as IrOperand, Reg as IrReg, RegClass as IrClass, Signature, VReg as IrVReg, View,
@@ -76,6 +76,9 @@ struct FuncState {
     constants: Vec<(Label, Vec<u8>, u32)>,
     /// Labels that stand for stack memory of this function.
     stack_labels: HashMap<u32, jitforge_ir::StackSlot>,
+    /// Whether rbp is kept as a frame pointer (asked for; it also is when
+    /// stack memory is aligned to more than 16 bytes).
+    frame_pointer: bool,
 }
 
 /// Compiles functions written on virtual registers into a [`CodeHolder`].
@@ -103,6 +106,8 @@ pub struct Compiler<'a> {
     pending_count: Option<Operand>,
     /// The write mask of the next instruction (`cc.k(mask)`), and `{z}`.
     pending_mask: Option<(KReg, bool)>,
+    /// The target with the calling conventions added by [`Compiler::add_call_conv`].
+    convs: ExtendedTarget<'static, X86Target>,
     /// Virtual register numbers are unique across the functions of a
     /// Compiler: the current function's vreg `i` is register `vreg_base + i`,
     /// so a register of an earlier function is recognised.
@@ -127,6 +132,7 @@ impl<'a> Compiler<'a> {
             functions: HashMap::new(),
             pending_count: None,
             pending_mask: None,
+            convs: ExtendedTarget::new(X86Target::x64()),
             vreg_base: 0,
         }
     }
@@ -137,6 +143,22 @@ impl<'a> Compiler<'a> {
     pub fn set_logger(&mut self, logger: Option<&'a mut dyn crate::x86::Logger>) {
         self.logging = logger.is_some();
         self.asm.set_logger(logger);
+    }
+
+    /// Adds a calling convention for functions and calls of this Compiler
+    /// (a light convention between JIT functions, [`jitforge_ir::abi::CallConv::light`]);
+    /// returns its id for [`Signature::new`].
+    pub fn add_call_conv(&mut self, conv: jitforge_ir::abi::CallConv) -> jitforge_ir::CallConvId {
+        self.convs.add_call_conv(conv)
+    }
+
+    /// Keeps rbp as the frame pointer of the current function (`push rbp;
+    /// mov rbp, rsp`), for debuggers and profilers that walk frames. A
+    /// function with stack memory aligned to more than 16 bytes gets one
+    /// anyway (it aligns rsp and needs rbp to find its arguments and return).
+    pub fn set_frame_pointer(&mut self, on: bool) -> Result<()> {
+        self.state()?.frame_pointer = on;
+        Ok(())
     }
 
     /// Runs the allocation checker on every function (on by default in debug builds).
@@ -162,6 +184,7 @@ impl<'a> Compiler<'a> {
             code_labels: Vec::new(),
             constants: Vec::new(),
             stack_labels: HashMap::new(),
+            frame_pointer: false,
         });
         Ok(entry)
     }
@@ -314,12 +337,13 @@ impl<'a> Compiler<'a> {
     }
 
     /// Stack memory of the current function: `size` bytes aligned to `align`
-    /// (up to 16), as a memory operand without size that may be indexed and
+    /// (up to 4096; above 16 the function gets a frame pointer and aligns
+    /// rsp), as a memory operand without size that may be indexed and
     /// offset like any other (`stack.with_index(i, 8).with_size(8)`).
     pub fn new_stack(&mut self, size: u32, align: u32) -> Result<Mem> {
-        if !align.is_power_of_two() || align > 16 {
+        if !align.is_power_of_two() || align > 4096 {
             return Err(invalid(&format!(
-                "stack alignment {align} is not a power of two up to 16"
+                "stack alignment {align} is not a power of two up to 4096"
             )));
         }
         let label = self.asm.new_label();
@@ -479,10 +503,11 @@ impl<'a> Compiler<'a> {
             entry,
             code_labels,
             constants,
+            frame_pointer,
             ..
         } = st;
         self.vreg_base = self.vreg_base.saturating_add(f.num_vregs() as u32);
-        self.compile(f, entry, code_labels)?;
+        self.compile(f, entry, code_labels, frame_pointer)?;
         // The constant pool follows the function's code.
         for (label, bytes, align) in constants {
             self.asm.align(align as usize)?;
@@ -552,7 +577,7 @@ impl<'a> Compiler<'a> {
                 None => self.asm.new_label(),
             });
         }
-        self.compile(f, entry, code_labels)?;
+        self.compile(f, entry, code_labels, false)?;
         self.flush()?;
         Ok(entry)
     }
@@ -563,8 +588,9 @@ impl<'a> Compiler<'a> {
         mut f: IrFunction,
         entry: Label,
         mut code_labels: Vec<Label>,
+        frame_pointer: bool,
     ) -> Result<()> {
-        let target: &dyn Target = self.target;
+        let target: &dyn Target = &self.convs;
         if let Some(l) = unbound_jump_target(&f) {
             return Err(Error::InvalidArgument {
                 message: format!(
@@ -590,21 +616,35 @@ impl<'a> Compiler<'a> {
         self.view
             .build(&f, &self.cfg, target)
             .map_err(|e| invalid(&e))?;
-        // Windows x64 also preserves rsi, rdi and xmm6..xmm15.
-        let mut env = if f.sig.conv == X86Target::WIN64 {
-            MachineEnv::x86_64_win64(false)
-        } else {
-            MachineEnv::x86_64_sysv(false)
-        };
-        // Mask registers k1..k7 are allocatable (AVX-512 code names them
-        // only where the CPU has them); vectors stay in 0..15 unless the
-        // target allows more.
+        // The registers the function's convention preserves (Windows x64
+        // also rsi, rdi and xmm6..15; a light convention its own), mask
+        // registers k1..k7 allocatable (AVX-512 code names them only where
+        // the CPU has them); vectors in 0..15 unless the target allows more.
+        let conv = target
+            .call_conv(f.sig.conv)
+            .ok_or_else(|| invalid(&format!("unknown calling convention {:?}", f.sig.conv)))?;
+        let mut env = MachineEnv::x86_64_sysv(false);
         env.allocatable = env
             .allocatable
             .union(jitforge_regalloc::PRegSet::from_class_mask(
                 jitforge_regalloc::RegClass::Mask,
                 0xfe,
             ));
+        // A frame pointer when asked for or when stack memory needs rsp aligned.
+        let frame_pointer = frame_pointer || f.stack_slots().any(|(_, s)| s.align > 16);
+        if frame_pointer {
+            env.allocatable.remove(jitforge_regalloc::PReg::gp(5));
+        }
+        let preserved = jitforge_regalloc::PRegSet::from_class_mask(
+            jitforge_regalloc::RegClass::Gp,
+            conv.callee_saved.class_mask(IrClass::GP),
+        )
+        .union(jitforge_regalloc::PRegSet::from_class_mask(
+            jitforge_regalloc::RegClass::Vec,
+            conv.callee_saved.class_mask(IrClass::VEC),
+        ));
+        env.callee_saved = jitforge_regalloc::PRegSet(preserved.0 & env.allocatable.0);
+        let red_zone = conv.red_zone;
         // Vector spill slots hold the widest vector register the function uses.
         let widest = f
             .vregs()
@@ -620,7 +660,7 @@ impl<'a> Compiler<'a> {
         self.allocator
             .run(&self.view, &env, &options, &mut self.out)
             .map_err(|e| invalid(&format!("register allocation: {e}")))?;
-        let frame = Frame::layout(&f, &self.out);
+        let frame = Frame::layout(&f, &self.out, frame_pointer, red_zone);
         // Labels the IR made itself get code labels too.
         while code_labels.len() < f.num_labels() {
             code_labels.push(self.asm.new_label());
