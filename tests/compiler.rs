@@ -2102,3 +2102,283 @@ fn stack_alignment_with_0_to_16_arguments() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Calls to libc's `memcpy` and `memcmp` with two stack buffers aligned to
+/// 32 bytes (the function gets a frame pointer and aligns rsp).
+#[test]
+fn memcpy_and_memcmp_with_32_byte_aligned_stack_buffers() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("copy_compare", sig(1))?;
+        let seed = cc.new_gp64("seed");
+        cc.set_arg(0, seed)?;
+        let (a, b) = (cc.new_stack(96, 32)?, cc.new_stack(96, 32)?);
+        let (pa, pb, i) = (cc.new_gp64("pa"), cc.new_gp64("pb"), cc.new_gp64("i"));
+        cc.lea(pa, a)?;
+        cc.lea(pb, b)?;
+        cc.xor_(i, i)?;
+        let fill = cc.new_label();
+        cc.bind(fill)?;
+        cc.mov(qword_ptr(pa + i * 8), seed)?;
+        cc.imul_3(seed, seed, 31)?;
+        cc.inc(i)?;
+        cc.cmp(i, 12)?;
+        cc.jne(fill)?;
+        let memcpy = libc::memcpy
+            as unsafe extern "C" fn(
+                *mut libc::c_void,
+                *const libc::c_void,
+                usize,
+            ) -> *mut libc::c_void;
+        let memcmp = libc::memcmp
+            as unsafe extern "C" fn(*const libc::c_void, *const libc::c_void, usize) -> i32;
+        let ignored = cc.new_gp64("ignored");
+        cc.invoke(
+            Operand::Imm(memcpy as usize as i64),
+            sig(3),
+            &[pb.into(), pa.into(), Operand::Imm(96)],
+            &[ignored.into()],
+        )?;
+        let (same, differ) = (cc.new_gp32("same"), cc.new_gp32("differ"));
+        let cmp_sig = Signature::new(X86Target::SYSV64, &[ValType::I64; 3], &[ValType::I32]);
+        cc.invoke(
+            Operand::Imm(memcmp as usize as i64),
+            cmp_sig.clone(),
+            &[pa.into(), pb.into(), Operand::Imm(96)],
+            &[same.into()],
+        )?;
+        cc.inc(byte_ptr(pb + 50))?;
+        cc.invoke(
+            Operand::Imm(memcmp as usize as i64),
+            cmp_sig,
+            &[pa.into(), pb.into(), Operand::Imm(96)],
+            &[differ.into()],
+        )?;
+        // r = (pa | pb) & 31, then same == 0, then differ < 0.
+        let r = cc.new_gp64("r");
+        cc.mov(r, pa)?;
+        cc.or_(r, pb)?;
+        cc.and_(r, 31)?;
+        cc.shl(r, 8)?;
+        let t = cc.new_gp64("t");
+        cc.xor_(t, t)?;
+        cc.test(same, same)?;
+        cc.sete(t.r8())?;
+        cc.or_(r, t)?;
+        cc.shl(r, 1)?;
+        cc.xor_(t, t)?;
+        cc.test(differ, differ)?;
+        cc.sets(t.r8())?;
+        cc.or_(r, t)?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function of one integer.
+    let f: extern "C" fn(u64) -> u64 = unsafe { code.function() };
+    assert_eq!(f(0x0123_4567_89ab_cdef), 0b11);
+    Ok(())
+}
+
+/// A light calling convention between two JIT functions: arguments in r10
+/// and r12, the result in r13, and every other register preserved, so the
+/// caller keeps its values in registers across the call.
+#[test]
+fn custom_light_convention_between_two_jit_functions() -> Result<(), Error> {
+    use jitforge_ir::abi::CallConv;
+    use jitforge_ir::{PReg, RegClass, RegSet};
+    let runtime = JitRuntime::new()?;
+    let (code, caller_stats, _) = compile_twice(|cc| {
+        let mut preserved = RegSet::EMPTY;
+        preserved.set_class_mask(
+            RegClass::GP,
+            [0u8, 1, 2, 3, 5, 6, 7, 8, 9, 14, 15]
+                .iter()
+                .fold(0, |m, hw| m | 1 << hw),
+        );
+        let light = cc.add_call_conv(CallConv::light(
+            "light",
+            &[PReg::gp(10), PReg::gp(12)],
+            &[],
+            &[PReg::gp(13)],
+            &[],
+            preserved,
+        ));
+        let light_sig = Signature::new(light, &[ValType::I64, ValType::I64], &[ValType::I64]);
+        let callee = cc.add_func("mix", light_sig.clone())?;
+        let (a, b) = (cc.new_gp64("a"), cc.new_gp64("b"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        // Enough values to use registers the convention preserves.
+        let t: Vec<Gp64> = (0..8).map(|i| cc.new_gp64(&format!("t{i}"))).collect();
+        for (i, r) in t.iter().enumerate() {
+            cc.lea(*r, ptr(a + b * 2 + i as i32))?;
+        }
+        for r in &t[1..] {
+            cc.imul_2(t[0], *r)?;
+        }
+        cc.ret(&[t[0].into()])?;
+        cc.end_func()?;
+        cc.add_func("caller", sig(2))?;
+        let (x, y) = (cc.new_gp64("x"), cc.new_gp64("y"));
+        cc.set_arg(0, x)?;
+        cc.set_arg(1, y)?;
+        let live: Vec<Gp64> = (0..6).map(|i| cc.new_gp64(&format!("l{i}"))).collect();
+        for (i, r) in live.iter().enumerate() {
+            cc.lea(*r, ptr(x + y + i as i32))?;
+        }
+        let r = cc.new_gp64("r");
+        cc.invoke(
+            callee.into(),
+            light_sig.clone(),
+            &[x.into(), y.into()],
+            &[r.into()],
+        )?;
+        for l in &live {
+            cc.xor_(r, *l)?;
+        }
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    // Six values live across the call stay in registers the callee preserves.
+    assert_eq!(caller_stats.stores, 0, "{caller_stats:?}");
+    let function = runtime.add(&code)?;
+    let caller = entry_of::<extern "C" fn(u64, u64) -> u64>(&code, &function, "caller");
+    let mix = |a: u64, b: u64| {
+        let t: Vec<u64> = (0..8)
+            .map(|i| a.wrapping_add(b * 2).wrapping_add(i))
+            .collect();
+        t[1..].iter().fold(t[0], |acc, v| acc.wrapping_mul(*v))
+    };
+    let expect = |x: u64, y: u64| (0..6).fold(mix(x, y), |r, i| r ^ (x + y + i));
+    assert_eq!(caller(3, 4), expect(3, 4));
+    assert_eq!(caller(1 << 40, 17), expect(1 << 40, 17));
+    Ok(())
+}
+
+extern "C" fn host_add_100(x: u64, y: u64) -> u64 {
+    x + y + 100
+}
+
+/// Tail calls: to another JIT function by label, to a host function by
+/// address and through a register; the frame (with a callee-saved register
+/// in use) is torn down before the jump.
+#[test]
+fn tail_jumps() -> Result<(), Error> {
+    let runtime = JitRuntime::new()?;
+    let (code, _, listing) = compile_twice(|cc| {
+        let target = cc.add_func("target", sig(2))?;
+        let (a, b) = (cc.new_gp64("a"), cc.new_gp64("b"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.imul_2(a, b)?;
+        cc.ret(&[a.into()])?;
+        cc.end_func()?;
+        cc.add_func("by_label", sig(2))?;
+        let (x, y) = (cc.new_gp64("x"), cc.new_gp64("y"));
+        cc.set_arg(0, x)?;
+        cc.set_arg(1, y)?;
+        // A value live across a call, so a callee-saved register is pushed.
+        let keep = cc.new_gp64("keep");
+        cc.lea(keep, ptr(x + 1))?;
+        let z = cc.new_gp64("z");
+        cc.invoke(target.into(), sig(2), &[x.into(), y.into()], &[z.into()])?;
+        cc.tail_call(target.into(), sig(2), &[z.into(), keep.into()])?;
+        cc.end_func()?;
+        cc.add_func("by_address", sig(2))?;
+        let (x, y) = (cc.new_gp64("x"), cc.new_gp64("y"));
+        cc.set_arg(0, x)?;
+        cc.set_arg(1, y)?;
+        cc.add(x, 1)?;
+        let address = host_add_100 as extern "C" fn(u64, u64) -> u64 as usize as i64;
+        let (done, other) = (cc.new_label(), cc.new_label());
+        cc.cmp(y, 0)?;
+        cc.je(other)?;
+        cc.tail_call(Operand::Imm(address), sig(2), &[y.into(), x.into()])?;
+        cc.bind(other)?;
+        let p = cc.new_gp64("p");
+        cc.mov(p, address)?;
+        cc.tail_call(p.into(), sig(2), &[x.into(), x.into()])?;
+        cc.bind(done)?;
+        cc.end_func()
+    })?;
+    assert!(listing.contains("jmp"), "{listing}");
+    let function = runtime.add(&code)?;
+    let by_label = entry_of::<extern "C" fn(u64, u64) -> u64>(&code, &function, "by_label");
+    let by_address = entry_of::<extern "C" fn(u64, u64) -> u64>(&code, &function, "by_address");
+    assert_eq!(by_label(6, 7), 42 * 7);
+    assert_eq!(by_address(5, 9), 9 + 6 + 100);
+    assert_eq!(by_address(5, 0), 6 + 6 + 100);
+    Ok(())
+}
+
+/// Local and global constant pools: each global constant is stored once
+/// for all functions, a repeated local one once per function.
+#[test]
+fn local_and_global_constant_pools() -> Result<(), Error> {
+    let runtime = JitRuntime::new()?;
+    let global = 1.25f64.to_le_bytes();
+    let local = 3.5f64.to_le_bytes();
+    let (code, _, _) = compile_twice(|cc| {
+        for name in ["first", "second"] {
+            let s = Signature::new(X86Target::SYSV64, &[ValType::F64], &[ValType::F64]);
+            cc.add_func(name, s)?;
+            let x = cc.new_xmm("x");
+            cc.set_arg(0, x)?;
+            let g = cc.new_global_const(&global, 8)?;
+            let l = cc.new_const(&local, 8)?;
+            let l_again = cc.new_const(&local, 8)?;
+            cc.mulsd(x, g.with_size(8))?;
+            cc.addsd(x, l.with_size(8))?;
+            cc.addsd(x, l_again.with_size(8))?;
+            cc.ret(&[x.into()])?;
+            cc.end_func()?;
+        }
+        Ok(())
+    })?;
+    let bytes = code.finalize()?;
+    let count = |pattern: &[u8]| bytes.windows(8).filter(|w| *w == pattern).count();
+    assert_eq!(count(&global), 1);
+    assert_eq!(count(&local), 2);
+    let function = runtime.add(&code)?;
+    for name in ["first", "second"] {
+        let f = entry_of::<extern "C" fn(f64) -> f64>(&code, &function, name);
+        assert_eq!(f(2.0), 2.0 * 1.25 + 3.5 + 3.5);
+    }
+    Ok(())
+}
+
+/// Two functions calling each other, the first calling the second before
+/// it is compiled (is_even / is_odd by mutual recursion).
+#[test]
+fn mutual_recursion_with_a_forward_call() -> Result<(), Error> {
+    let runtime = JitRuntime::new()?;
+    let (code, _, _) = compile_twice(|cc| {
+        let odd = cc.function_label("is_odd");
+        let even = cc.add_func("is_even", sig(1))?;
+        for (name, other, base) in [("is_even", odd, 1i32), ("is_odd", even, 0)] {
+            if name == "is_odd" {
+                cc.add_func(name, sig(1))?;
+            }
+            let n = cc.new_gp64("n");
+            cc.set_arg(0, n)?;
+            let zero = cc.new_label();
+            cc.test(n, n)?;
+            cc.je(zero)?;
+            cc.dec(n)?;
+            let r = cc.new_gp64("r");
+            cc.invoke(other.into(), sig(1), &[n.into()], &[r.into()])?;
+            cc.ret(&[r.into()])?;
+            cc.bind(zero)?;
+            cc.ret(&[Operand::Imm(i64::from(base))])?;
+            cc.end_func()?;
+        }
+        Ok(())
+    })?;
+    let function = runtime.add(&code)?;
+    let is_even = entry_of::<extern "C" fn(u64) -> u64>(&code, &function, "is_even");
+    let is_odd = entry_of::<extern "C" fn(u64) -> u64>(&code, &function, "is_odd");
+    assert_eq!(
+        (is_even(10), is_even(7), is_odd(7), is_odd(0)),
+        (1, 0, 1, 0)
+    );
+    Ok(())
+}

@@ -96,6 +96,10 @@ pub(super) struct Layout {
     forward: Vec<Forward>,
     /// Non-relaxable nodes that refer to labels: (node, section).
     checks: Vec<(u32, u32)>,
+    /// Whether a label bound neither here nor in the code holder is left
+    /// to the code holder (a fixup patched when a later emitter binds it)
+    /// instead of being an error; branches to it are near.
+    pub defer_unbound: bool,
 }
 
 /// The Builder's lists, borrowed for serialization.
@@ -257,9 +261,15 @@ impl Layout {
             let f = self.forward[i];
             let pos = self.label_pos[f.label as usize];
             if pos == UNSET {
-                return Err(Error::UnboundLabel {
-                    label: code.label_name(Label(f.label)),
-                });
+                if !self.defer_unbound {
+                    return Err(Error::UnboundLabel {
+                        label: code.label_name(Label(f.label)),
+                    });
+                }
+                // Bound later, somewhere else: it may be far.
+                lists.nodes[f.node as usize].flags |= flag::LONG;
+                changed = true;
+                continue;
             }
             let near = force
                 || match displacement(pos, f.section, f.end) {
@@ -302,6 +312,7 @@ impl Layout {
                     .label_pos
                     .get(r.arg as usize)
                     .is_none_or(|&p| p == UNSET)
+                    && !self.defer_unbound
                 {
                     return Err(unbound(r.arg));
                 }
@@ -318,6 +329,9 @@ impl Layout {
                 };
                 let pos = self.label_pos.get(label as usize).copied().unwrap_or(UNSET);
                 if pos == UNSET {
+                    if self.defer_unbound {
+                        continue;
+                    }
                     return Err(unbound(label));
                 }
                 if target && r.flags & flag::SHORT_FIXED != 0 {

@@ -106,6 +106,10 @@ pub struct Compiler<'a> {
     pending_count: Option<Operand>,
     /// The write mask of the next instruction (`cc.k(mask)`), and `{z}`.
     pending_mask: Option<(KReg, bool)>,
+    /// The global constant pool: bytes and alignment -> label, and the
+    /// entries not yet written (by [`Compiler::finalize`]).
+    global_constants: HashMap<(Vec<u8>, u32), Label>,
+    pending_globals: Vec<(Label, Vec<u8>, u32)>,
     /// The target with the calling conventions added by [`Compiler::add_call_conv`].
     convs: ExtendedTarget<'static, X86Target>,
     /// Virtual register numbers are unique across the functions of a
@@ -117,8 +121,12 @@ pub struct Compiler<'a> {
 impl<'a> Compiler<'a> {
     /// A Compiler writing into `code` (64-bit System V or Windows x64 functions).
     pub fn new(code: &'a mut CodeHolder) -> Compiler<'a> {
+        let mut asm = Builder::new(code);
+        // Functions may call functions compiled later and use the global
+        // constant pool written at the end.
+        asm.set_deferred_labels(true);
         Compiler {
-            asm: Builder::new(code),
+            asm,
             logging: false,
             target: X86Target::x64(),
             func: None,
@@ -133,6 +141,8 @@ impl<'a> Compiler<'a> {
             pending_count: None,
             pending_mask: None,
             convs: ExtendedTarget::new(X86Target::x64()),
+            global_constants: HashMap::new(),
+            pending_globals: Vec::new(),
             vreg_base: 0,
         }
     }
@@ -361,8 +371,40 @@ impl<'a> Compiler<'a> {
                 "constant alignment {align} is not a power of two up to 4096"
             )));
         }
+        let st = self.state()?;
+        // The same constant twice in one function is stored once.
+        if let Some((label, _, _)) = st
+            .constants
+            .iter()
+            .find(|(_, b, a)| b == bytes && *a == align)
+        {
+            return Ok(Mem::new(MemBase::Label(*label), 0));
+        }
         let label = self.asm.new_label();
         self.state()?.constants.push((label, bytes.to_vec(), align));
+        Ok(Mem::new(MemBase::Label(label), 0))
+    }
+
+    /// Constant data shared by all functions of this Compiler (stored once,
+    /// after the last function, by [`finalize`](Compiler::finalize)), as a
+    /// memory operand without size. The same bytes and alignment give the
+    /// same constant. Usable inside and outside a function.
+    pub fn new_global_const(&mut self, bytes: &[u8], align: u32) -> Result<Mem> {
+        if !align.is_power_of_two() || align > 4096 {
+            return Err(invalid(&format!(
+                "constant alignment {align} is not a power of two up to 4096"
+            )));
+        }
+        let key = (bytes.to_vec(), align);
+        let label = match self.global_constants.get(&key) {
+            Some(&label) => label,
+            None => {
+                let label = self.asm.new_label();
+                self.global_constants.insert(key, label);
+                self.pending_globals.push((label, bytes.to_vec(), align));
+                label
+            }
+        };
         Ok(Mem::new(MemBase::Label(label), 0))
     }
 
@@ -435,6 +477,43 @@ impl<'a> Compiler<'a> {
         let st = self.state()?;
         let sig = st.f.import_sig(signature);
         st.f.call(sig, callee, &args, &rets)
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(())
+    }
+
+    /// A tail call: tears the frame down and jumps to `callee` (a label of a
+    /// function in this code holder, an absolute address or a register),
+    /// which returns straight to this function's caller with its own
+    /// results. The arguments travel in registers only (a callee taking
+    /// stack arguments is an error), and `signature` should return what
+    /// the current function returns.
+    pub fn tail_call(
+        &mut self,
+        callee: Operand,
+        signature: Signature,
+        args: &[Operand],
+    ) -> Result<()> {
+        self.enter()?;
+        let args_fit = if signature.varargs {
+            args.len() >= signature.params.len()
+        } else {
+            args.len() == signature.params.len()
+        };
+        if !args_fit {
+            return Err(invalid(&format!(
+                "tail_call: the signature takes {} argument(s), the call passes {}",
+                signature.params.len(),
+                args.len()
+            )));
+        }
+        let callee = self.ir_operand(&callee)?;
+        let args: Vec<IrOperand> = args
+            .iter()
+            .map(|o| self.ir_operand(o))
+            .collect::<Result<_>>()?;
+        let st = self.state()?;
+        let sig = st.f.import_sig(signature);
+        st.f.tail_jump(sig, callee, &args)
             .map_err(|e| invalid(&e.to_string()))?;
         Ok(())
     }
@@ -684,16 +763,25 @@ impl<'a> Compiler<'a> {
         .run()
     }
 
-    /// Finishes: fails if a function is still open. (Each function is
-    /// written into the code holder, its branches relaxed, by
-    /// [`end_func`](Compiler::end_func).)
+    /// Finishes: fails if a function is still open, else writes the global
+    /// constant pool. (Each function is written into the code holder, its
+    /// branches relaxed, by [`end_func`](Compiler::end_func).)
     pub fn finalize(&mut self) -> Result<()> {
         if self.func.is_some() {
             return Err(invalid(
                 "finalize: a function was not ended (call end_func)",
             ));
         }
-        Ok(())
+        if self.pending_globals.is_empty() {
+            return Ok(());
+        }
+        // The global constant pool follows the last function.
+        for (label, bytes, align) in std::mem::take(&mut self.pending_globals) {
+            self.asm.align(align as usize)?;
+            self.asm.bind(label)?;
+            self.asm.embed(&bytes)?;
+        }
+        self.flush()
     }
 
     /// Statistics of the last function's register allocation.

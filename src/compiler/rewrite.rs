@@ -326,7 +326,7 @@ impl<S: Sink> Rewriter<'_, S> {
 
     fn emit_edit(&mut self, edit: &Edit) -> Result<()> {
         if self.logging {
-            self.asm.comment(&format!("; {edit}"))?;
+            self.asm.comment(&edit.to_string())?;
         }
         match *edit {
             Edit::Move {
@@ -685,10 +685,22 @@ impl<S: Sink> Rewriter<'_, S> {
                         other => self.asm.emit(Mnemonic::Call, &[other])?,
                     }
                 }
-                other => {
-                    return Err(Error::InvalidArgument {
-                        message: format!("{other:?} is not supported by this Compiler yet"),
-                    });
+                InstKind::TailJump(_) => {
+                    // The arguments sit in their registers; the callee goes to
+                    // r11 (no convention passes arguments there) before the
+                    // epilog restores the registers it might be in.
+                    let callee = self.operand(i, 0, &ir_ops[0])?;
+                    self.zero_upper()?;
+                    let r11 = crate::x86::r11.reg();
+                    let target = match callee {
+                        Operand::Label(_) => callee,
+                        other => {
+                            self.emit_copy(Operand::Reg(r11), other)?;
+                            Operand::Reg(r11)
+                        }
+                    };
+                    self.tear_down()?;
+                    self.asm.emit(Mnemonic::Jmp, &[target])?;
                 }
             }
             while let Some((point, edit)) = edits.peek() {
