@@ -2382,3 +2382,79 @@ fn mutual_recursion_with_a_forward_call() -> Result<(), Error> {
     );
     Ok(())
 }
+
+const PRESSURE: &str = "
+func f(i64, i64) -> (i64) sysv64 {
+  gp64 %p, %n, %a, %b, %c, %d, %e, %g, %h, %i, %j, %k, %l, %m, %o, %q, %r
+  labels .loop
+  entry %p, %n
+  mov %a, qword [%p]
+  mov %b, qword [%p + 8]
+  mov %c, qword [%p + 16]
+  mov %d, qword [%p + 24]
+  mov %e, qword [%p + 32]
+  mov %g, qword [%p + 40]
+  mov %h, qword [%p + 48]
+  mov %i, qword [%p + 56]
+  mov %j, qword [%p + 64]
+  mov %k, qword [%p + 72]
+  mov %l, qword [%p + 80]
+  mov %m, qword [%p + 88]
+  mov %o, qword [%p + 96]
+  mov %q, qword [%p + 104]
+  mov %r, qword [%p + 112]
+.loop:
+  add %a, %b
+  add %b, %c
+  add %c, %d
+  add %d, %e
+  add %e, %g
+  add %g, %h
+  add %h, %i
+  add %i, %j
+  add %j, %k
+  add %k, %l
+  add %l, %m
+  add %m, %o
+  add %o, %q
+  add %q, %r
+  add %r, %a
+  dec %n
+  jne .loop
+  add %a, %b
+  add %a, %c
+  add %a, %d
+  add %a, %e
+  add %a, %g
+  add %a, %h
+  add %a, %i
+  add %a, %j
+  add %a, %k
+  add %a, %l
+  add %a, %m
+  add %a, %o
+  add %a, %q
+  add %a, %r
+  ret %a
+}
+";
+
+/// The listing of `jitforge compile` shows each inserted store, reload and
+/// move with the allocator's reason, and decisions without a move (a spill
+/// slot used as a memory operand) as their own comment lines.
+#[test]
+fn annotated_listing_gives_the_allocator_reasons() -> Result<(), Error> {
+    let listing = jitforge::compiler::run::compile_listing(PRESSURE)?;
+    let after = listing
+        .split("; after allocation")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        after
+            .lines()
+            .any(|l| l.contains("; store [slot") && l.contains("%n [next use")),
+        "{after}"
+    );
+    assert!(after.contains("; ra: v1 %n: memory operand"), "{after}");
+    Ok(())
+}

@@ -734,7 +734,8 @@ impl<'a> Compiler<'a> {
         env.slot_size[1] = widest.clamp(16, 64).next_power_of_two();
         let options = Options {
             check: self.check,
-            log: false,
+            // The decision log explains the inserted moves in the listing.
+            log: self.logging,
         };
         self.allocator
             .run(&self.view, &env, &options, &mut self.out)
@@ -759,6 +760,13 @@ impl<'a> Compiler<'a> {
             table_labels: Vec::new(),
             wide_vectors: uses_wide_vectors(&f),
             vector_bytes: env.slot_size[1] as u16,
+            decisions: if self.logging {
+                let mut d = self.out.log.entries.clone();
+                d.sort_by_key(|d| d.inst.index());
+                d
+            } else {
+                Vec::new()
+            },
         }
         .run()
     }

@@ -264,6 +264,8 @@ pub(crate) struct Rewriter<'r, S: Sink> {
     pub wide_vectors: bool,
     /// Width of the function's vector spill slots (its widest vector value).
     pub vector_bytes: u16,
+    /// With a logger: the allocator's decisions sorted by instruction.
+    pub decisions: Vec<jitforge_regalloc::Decision>,
 }
 
 impl<S: Sink> Rewriter<'_, S> {
@@ -324,9 +326,74 @@ impl<S: Sink> Rewriter<'_, S> {
         }
     }
 
-    fn emit_edit(&mut self, edit: &Edit) -> Result<()> {
+    /// The listing's name of an allocator vreg: `v4 %sum`.
+    fn vreg_label(&self, v: jitforge_regalloc::VReg) -> String {
+        match self.f.vreg_name(jitforge_ir::VReg::from_u32(v.0)) {
+            Some(name) => format!("{v} %{name}"),
+            None => v.to_string(),
+        }
+    }
+
+    /// The reasons the decision log gives at instruction `i` for `vreg`.
+    fn reasons(&self, i: Option<usize>, vreg: Option<jitforge_regalloc::VReg>) -> String {
+        let Some(i) = i else { return String::new() };
+        let reasons: Vec<String> = self
+            .decisions_at(i)
+            .iter()
+            .filter(|d| vreg.is_some() && d.vreg == vreg)
+            .map(|d| d.reason.to_string())
+            .collect();
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", reasons.join("; "))
+        }
+    }
+
+    /// The decisions made at instruction `i` (sorted, so a binary search).
+    fn decisions_at(&self, i: usize) -> &[jitforge_regalloc::Decision] {
+        let start = self.decisions.partition_point(|d| d.inst.index() < i);
+        let end = self.decisions.partition_point(|d| d.inst.index() <= i);
+        &self.decisions[start..end]
+    }
+
+    /// With a logger, a comment for each decision at instruction `i` that
+    /// no inserted move explains (a folded spill slot, a def written to its
+    /// slot, a register taken from a hint).
+    fn log_decisions(&mut self, i: usize, edit_vregs: &[jitforge_regalloc::VReg]) -> Result<()> {
+        if !self.logging {
+            return Ok(());
+        }
+        let lines: Vec<String> = self
+            .decisions_at(i)
+            .iter()
+            .filter(|d| d.vreg.is_none_or(|v| !edit_vregs.contains(&v)))
+            .map(|d| match d.vreg {
+                Some(v) => format!("ra: {}: {}", self.vreg_label(v), d.reason),
+                None => format!("ra: {}", d.reason),
+            })
+            .collect();
+        for line in lines {
+            self.asm.comment(&line)?;
+        }
+        Ok(())
+    }
+
+    fn emit_edit(&mut self, edit: &Edit, at: Option<usize>) -> Result<()> {
         if self.logging {
-            self.asm.comment(&edit.to_string())?;
+            let vreg = match *edit {
+                Edit::Move { vreg, .. } => vreg,
+                Edit::Remat { vreg, .. } => Some(vreg),
+                Edit::Swap { .. } => None,
+            };
+            let mut text = edit.to_string();
+            if let Some(v) = vreg
+                && let Some(name) = self.f.vreg_name(jitforge_ir::VReg::from_u32(v.0))
+            {
+                text.push_str(&format!(" %{name}"));
+            }
+            text.push_str(&self.reasons(at, vreg));
+            self.asm.comment(&text)?;
         }
         match *edit {
             Edit::Move {
@@ -590,11 +657,27 @@ impl<S: Sink> Rewriter<'_, S> {
         let mut ops: Vec<Operand> = Vec::with_capacity(6);
         for i in 0..n {
             let inst = IrInst::from_u32(i as u32);
+            let mut edit_vregs: Vec<jitforge_regalloc::VReg> = Vec::new();
+            if self.logging {
+                let here = jitforge_regalloc::Inst::new(i);
+                for (point, edit) in edits.clone() {
+                    if *point != ProgPoint::Before(here) && *point != ProgPoint::After(here) {
+                        break;
+                    }
+                    match *edit {
+                        Edit::Move { vreg: Some(v), .. } | Edit::Remat { vreg: v, .. } => {
+                            edit_vregs.push(v)
+                        }
+                        _ => {}
+                    }
+                }
+                self.log_decisions(i, &edit_vregs)?;
+            }
             while let Some((point, edit)) = edits.peek() {
                 if *point != ProgPoint::Before(jitforge_regalloc::Inst::new(i)) {
                     break;
                 }
-                self.emit_edit(edit)?;
+                self.emit_edit(edit, Some(i))?;
                 edits.next();
             }
             let ir_ops = self.f.operands(inst);
@@ -707,7 +790,7 @@ impl<S: Sink> Rewriter<'_, S> {
                 if *point != ProgPoint::After(jitforge_regalloc::Inst::new(i)) {
                     break;
                 }
-                self.emit_edit(edit)?;
+                self.emit_edit(edit, Some(i))?;
                 edits.next();
             }
             self.fallthrough_edits(i)?;
@@ -735,8 +818,14 @@ impl<S: Sink> Rewriter<'_, S> {
                 continue;
             }
             self.asm.bind(label)?;
+            if self.logging {
+                self.asm.comment(&format!(
+                    "ra: critical edge b{} -> b{} split",
+                    split.from.0, split.to.0
+                ))?;
+            }
             for edit in &split.edits {
-                self.emit_edit(edit)?;
+                self.emit_edit(edit, None)?;
             }
             let target = self.block_label(jitforge_ir::Block::from_u32(split.to.0))?;
             self.asm.emit(Mnemonic::Jmp, &[Operand::Label(target)])?;
@@ -764,7 +853,7 @@ impl<S: Sink> Rewriter<'_, S> {
                 && self.fallthrough_split(split.from.0, split.to.0)
             {
                 for edit in &split.edits {
-                    self.emit_edit(edit)?;
+                    self.emit_edit(edit, None)?;
                 }
             }
         }
