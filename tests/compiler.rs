@@ -1748,7 +1748,7 @@ fn sse2_alpha_blend_kernel() -> Result<(), Error> {
     // SAFETY: System V function (dst pixels, src pixels, even count) -> u64.
     let f: extern "C" fn(*mut u32, *const u32, u64) -> u64 = unsafe { code.function() };
     let src: Vec<u32> = (0..16u32)
-        .map(|i| (i * 16) << 24 | 0x00C0_8040 ^ (i * 0x0101_01))
+        .map(|i| (i * 16) << 24 | 0x00C0_8040 ^ (i * 0x0001_0101))
         .collect();
     let mut dst: Vec<u32> = (0..16u32)
         .map(|i| 0x1020_3040u32.wrapping_mul(i + 1))

@@ -412,7 +412,8 @@ pub struct ImplicitOperand {
     /// Whether the instruction writes it.
     pub write: bool,
     /// The smallest register (in bytes) that holds what the instruction
-    /// reads (`al`: 1, `eax`: 4, `rax`: 8; 1 if it is only written).
+    /// reads and its 8/16-bit results (`al`: 1, `ax` of `mul r8`: 2, `eax`:
+    /// 4, `rax`: 8; a 32/64-bit result fits any size).
     pub min_size: u16,
     /// Whether every write is 8- or 16-bit (keeps the rest of a wider register).
     pub narrow_write: bool,
@@ -750,6 +751,11 @@ impl X86Target {
                 entry.write = true;
                 entry.narrow_write &= narrow;
                 entry.write_size = entry.write_size.max(if high { 2 } else { size });
+                // An 8/16-bit result (`ax` of `mul r8`) needs a register that
+                // holds it; wider writes are whole (32-bit ones zero-extend).
+                if narrow {
+                    entry.min_size = entry.min_size.max(if high { 2 } else { size });
+                }
             }
         }
         for e in &mut own {
