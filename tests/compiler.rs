@@ -614,6 +614,41 @@ fn jump_table_with_annotated_targets() -> Result<(), Error> {
     Ok(())
 }
 
+/// The same switch without annotation: a table of label addresses and a
+/// plain `jmp [base + i*8]`; the allocator assumes the jump may reach every
+/// label whose address is taken. Values live across the jump survive.
+#[test]
+fn jump_table_without_annotation() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("switch", sig(2))?;
+        let (i, k) = (cc.new_gp64("i"), cc.new_gp64("k"));
+        cc.set_arg(0, i)?;
+        cc.set_arg(1, k)?;
+        let r = cc.new_gp64("r");
+        let cases: Vec<_> = (0..4).map(|_| cc.new_label()).collect();
+        let end = cc.new_label();
+        let table = cc.new_label_table(&cases)?;
+        let base = cc.new_gp64("base");
+        cc.lea(base, table)?;
+        cc.jmp(qword_ptr(base + i * 8))?;
+        for (n, case) in cases.iter().enumerate() {
+            cc.bind(*case)?;
+            cc.imul_3(r, k, n as i32 + 2)?;
+            cc.jmp(end)?;
+        }
+        cc.bind(end)?;
+        cc.add(r, k)?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function of an index in 0..4 and an integer.
+    let f: extern "C" fn(u64, u64) -> u64 = unsafe { code.function() };
+    for n in 0..4 {
+        assert_eq!(f(n, 10), 10 * (n + 2) + 10);
+    }
+    Ok(())
+}
+
 #[test]
 fn local_constant_pool() -> Result<(), Error> {
     let code = build(|cc| {

@@ -76,6 +76,8 @@ struct FuncState {
     constants: Vec<(Label, Vec<u8>, u32)>,
     /// Labels that stand for stack memory of this function.
     stack_labels: HashMap<u32, jitforge_ir::StackSlot>,
+    /// Labels that stand for tables of label addresses of this function.
+    table_labels: HashMap<u32, jitforge_ir::JumpTable>,
     /// Whether rbp is kept as a frame pointer (asked for; it also is when
     /// stack memory is aligned to more than 16 bytes).
     frame_pointer: bool,
@@ -194,6 +196,7 @@ impl<'a> Compiler<'a> {
             code_labels: Vec::new(),
             constants: Vec::new(),
             stack_labels: HashMap::new(),
+            table_labels: HashMap::new(),
             frame_pointer: false,
         });
         Ok(entry)
@@ -408,6 +411,25 @@ impl<'a> Compiler<'a> {
         Ok(Mem::new(MemBase::Label(label), 0))
     }
 
+    /// A table of the absolute addresses of `targets` (labels of this
+    /// function), placed after its code, as a memory operand without size:
+    /// `cc.lea(base, table)?; cc.jmp(qword_ptr(base + i * 8))?` is an
+    /// indirect jump without annotation, which the allocator assumes may go
+    /// to any label whose address the function takes (these among them).
+    /// [`jump_table`](Compiler::jump_table) names the targets of one jump.
+    pub fn new_label_table(&mut self, targets: &[Label]) -> Result<Mem> {
+        self.enter()?;
+        let targets: Vec<IrLabel> = targets
+            .iter()
+            .map(|l| self.ir_label(*l))
+            .collect::<Result<_>>()?;
+        let label = self.asm.new_label();
+        let st = self.state()?;
+        let table = st.f.new_jump_table(&targets);
+        st.table_labels.insert(label.id(), table);
+        Ok(Mem::new(MemBase::Label(label), 0))
+    }
+
     /// An indirect jump through a table of `targets` indexed by `index`
     /// (a virtual register holding 0..targets.len()); the targets are the
     /// annotation the CFG uses.
@@ -553,10 +575,14 @@ impl<'a> Compiler<'a> {
         let base = match m.base() {
             MemBase::None => IrMemBase::None,
             MemBase::Reg(r) => IrMemBase::Reg(self.ir_reg(r)?),
-            MemBase::Label(l) => match self.state()?.stack_labels.get(&l.id()) {
-                Some(&slot) => IrMemBase::Slot(slot),
-                None => IrMemBase::Label(self.ir_label(l)?),
-            },
+            MemBase::Label(l) => {
+                let st = self.state()?;
+                match (st.stack_labels.get(&l.id()), st.table_labels.get(&l.id())) {
+                    (Some(&slot), _) => IrMemBase::Slot(slot),
+                    (_, Some(&table)) => IrMemBase::JumpTable(table),
+                    _ => IrMemBase::Label(self.ir_label(l)?),
+                }
+            }
             MemBase::Rip => {
                 return Err(invalid(
                     "[rip + disp] is not supported by the Compiler (use a label)",
