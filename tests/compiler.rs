@@ -311,13 +311,8 @@ fn calls_with_permuted_arguments_and_values_live_across() -> Result<(), Error> {
 #[test]
 fn two_functions_calling_each_other_and_self_recursion() -> Result<(), Error> {
     let runtime = JitRuntime::new()?;
-    let mut code = CodeHolder::new(Arch::X64);
-    let fib_entry;
-    let second_entry;
-    {
-        let mut cc = Compiler::new(&mut code);
-        cc.set_checked(true);
-        fib_entry = cc.add_func("fib", sig(1))?;
+    let (code, _, _) = compile_twice(|cc| {
+        let fib_entry = cc.add_func("fib", sig(1))?;
         let n = cc.new_gp64("n");
         cc.set_arg(0, n)?;
         let small = cc.new_label();
@@ -339,27 +334,20 @@ fn two_functions_calling_each_other_and_self_recursion() -> Result<(), Error> {
         cc.ret(&[n.into()])?;
         cc.end_func()?;
         // A second function calling the first.
-        second_entry = cc.add_func("fib_plus_one", sig(1))?;
+        cc.add_func("fib_plus_one", sig(1))?;
         let x = cc.new_gp64("x");
         cc.set_arg(0, x)?;
         let y = cc.new_gp64("y");
         cc.invoke(fib_entry.into(), sig(1), &[x.into()], &[y.into()])?;
         cc.inc(y)?;
         cc.ret(&[y.into()])?;
-        cc.end_func()?;
-        cc.finalize()?;
-    }
+        cc.end_func()
+    })?;
     let function = runtime.add(&code)?;
     // SAFETY: System V function of one integer at the start of the code.
     let fib: extern "C" fn(u64) -> u64 = unsafe { function.function() };
     assert_eq!(fib(20), 6765);
-    let (_, offset) = code.label_offset(second_entry).expect("bound");
-    // SAFETY: the second function starts at its label's offset in the same text section.
-    let plus_one: extern "C" fn(u64) -> u64 = unsafe {
-        std::mem::transmute::<usize, extern "C" fn(u64) -> u64>(
-            function.address() as usize + offset as usize,
-        )
-    };
+    let plus_one = entry_of::<extern "C" fn(u64) -> u64>(&code, &function, "fib_plus_one");
     assert_eq!(plus_one(10), 56);
     Ok(())
 }
@@ -766,12 +754,7 @@ fn ymm_values_live_across_a_call() -> Result<(), Error> {
         return Ok(());
     }
     let runtime = JitRuntime::new()?;
-    let mut code = CodeHolder::new(Arch::X64);
-    let mut listing = jitforge::x86::text::listing::Listing::new();
-    {
-        let mut cc = Compiler::new(&mut code);
-        cc.set_checked(true);
-        cc.set_logger(Some(&mut listing));
+    let (code, _, text) = compile_twice(|cc| {
         cc.add_func("ymm", sig(2))?;
         let (p, x) = (cc.new_gp64("p"), cc.new_gp64("x"));
         cc.set_arg(0, p)?;
@@ -788,10 +771,8 @@ fn ymm_values_live_across_a_call() -> Result<(), Error> {
         }
         cc.vmovdqu(ymmword_ptr(p), v[0])?;
         cc.ret(&[r.into()])?;
-        cc.end_func()?;
-        cc.finalize()?;
-    }
-    let text = listing.to_string();
+        cc.end_func()
+    })?;
     assert_eq!(text.matches("vzeroupper").count(), 2, "{text}");
     let function = runtime.add(&code)?;
     // SAFETY: System V function (pointer to 8 x 32 bytes, integer) -> integer.
@@ -845,16 +826,12 @@ fn stack_memory_indexed_in_a_loop() -> Result<(), Error> {
 #[test]
 fn empty_function_and_label_shapes() -> Result<(), Error> {
     let runtime = JitRuntime::new()?;
-    let mut code = CodeHolder::new(Arch::X64);
-    let (empty, shapes);
-    {
-        let mut cc = Compiler::new(&mut code);
-        cc.set_checked(true);
-        empty = cc.add_func("empty", Signature::new(X86Target::SYSV64, &[], &[]))?;
+    let (code, _, _) = compile_twice(|cc| {
+        cc.add_func("empty", Signature::new(X86Target::SYSV64, &[], &[]))?;
         cc.ret(&[])?;
         cc.end_func()?;
 
-        shapes = cc.add_func("shapes", sig(1))?;
+        cc.add_func("shapes", sig(1))?;
         let x = cc.new_gp64("x");
         cc.set_arg(0, x)?;
         // 1,000 trivial `jmp L; L:` pairs.
@@ -882,21 +859,15 @@ fn empty_function_and_label_shapes() -> Result<(), Error> {
         cc.jmp(b)?;
         cc.bind(d)?;
         cc.ret(&[x.into()])?;
-        cc.end_func()?;
-        cc.finalize()?;
-    }
-    let (_, offset) = code.label_offset(shapes).expect("bound");
+        cc.end_func()
+    })?;
+    let empty = code.label_by_name("empty").expect("named");
     assert_eq!(code.label_offset(empty).map(|(_, o)| o), Some(0));
     let function = runtime.add(&code)?;
     // SAFETY: the first function takes and returns nothing.
     let e: extern "C" fn() = unsafe { function.function() };
     e();
-    // SAFETY: the second function starts at its label's offset.
-    let f: extern "C" fn(u64) -> u64 = unsafe {
-        std::mem::transmute::<usize, extern "C" fn(u64) -> u64>(
-            function.address() as usize + offset as usize,
-        )
-    };
+    let f = entry_of::<extern "C" fn(u64) -> u64>(&code, &function, "shapes");
     assert_eq!(f(5), 16);
     Ok(())
 }
@@ -2491,5 +2462,33 @@ fn annotated_listing_gives_the_allocator_reasons() -> Result<(), Error> {
         "{after}"
     );
     assert!(after.contains("; ra: v1 %n: memory operand"), "{after}");
+    Ok(())
+}
+
+/// A shift whose count is the shifted value itself (`shl rcx, cl`), and an
+/// impossible constraint (two values fixed to rax at once) as an error.
+#[test]
+fn shift_by_itself_and_an_impossible_constraint() -> Result<(), Error> {
+    let code = build(|cc| {
+        cc.add_func("s", sig(1))?;
+        let a = cc.new_gp64("a");
+        cc.set_arg(0, a)?;
+        cc.shl(a, a.r8())?;
+        cc.ret(&[a.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function of one integer.
+    let f: extern "C" fn(u64) -> u64 = unsafe { code.function() };
+    assert_eq!(f(3), 3 << 3);
+    let impossible = "
+func f(i64, i64) -> (i64) sysv64 {
+  gp64 %a, %b
+  entry %a, %b
+  add %a@rax, %b@rax
+  ret %a
+}
+";
+    let err = jitforge::compiler::run::compile_listing(impossible).unwrap_err();
+    assert!(err.to_string().contains("rax"), "{err}");
     Ok(())
 }
