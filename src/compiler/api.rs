@@ -470,32 +470,10 @@ impl<'a> Compiler<'a> {
         rets: &[Operand],
     ) -> Result<()> {
         self.enter()?;
-        // A variadic callee takes its fixed parameters and any number more;
-        // their types come from the registers passed (see the IR's lowering).
-        let args_fit = if signature.varargs {
-            args.len() >= signature.params.len()
-        } else {
-            args.len() == signature.params.len()
-        };
-        if !args_fit || signature.rets.len() != rets.len() {
-            return Err(invalid(&format!(
-                "invoke: the signature takes {}{} argument(s) and {} result(s), the call passes {} and {}",
-                if signature.varargs { "at least " } else { "" },
-                signature.params.len(),
-                signature.rets.len(),
-                args.len(),
-                rets.len()
-            )));
-        }
+        check_call_arity("invoke", &signature, args.len(), Some(rets.len()))?;
         let callee = self.ir_operand(&callee)?;
-        let args: Vec<IrOperand> = args
-            .iter()
-            .map(|o| self.ir_operand(o))
-            .collect::<Result<_>>()?;
-        let rets: Vec<IrOperand> = rets
-            .iter()
-            .map(|o| self.ir_operand(o))
-            .collect::<Result<_>>()?;
+        let args = self.ir_operands(args)?;
+        let rets = self.ir_operands(rets)?;
         let st = self.state()?;
         let sig = st.f.import_sig(signature);
         st.f.call(sig, callee, &args, &rets)
@@ -516,23 +494,9 @@ impl<'a> Compiler<'a> {
         args: &[Operand],
     ) -> Result<()> {
         self.enter()?;
-        let args_fit = if signature.varargs {
-            args.len() >= signature.params.len()
-        } else {
-            args.len() == signature.params.len()
-        };
-        if !args_fit {
-            return Err(invalid(&format!(
-                "tail_call: the signature takes {} argument(s), the call passes {}",
-                signature.params.len(),
-                args.len()
-            )));
-        }
+        check_call_arity("tail_call", &signature, args.len(), None)?;
         let callee = self.ir_operand(&callee)?;
-        let args: Vec<IrOperand> = args
-            .iter()
-            .map(|o| self.ir_operand(o))
-            .collect::<Result<_>>()?;
+        let args = self.ir_operands(args)?;
         let st = self.state()?;
         let sig = st.f.import_sig(signature);
         st.f.tail_jump(sig, callee, &args)
@@ -543,15 +507,16 @@ impl<'a> Compiler<'a> {
     /// Returns `values` (in the signature's return registers).
     pub fn ret(&mut self, values: &[Operand]) -> Result<()> {
         self.enter()?;
-        let ops: Vec<IrOperand> = values
-            .iter()
-            .map(|o| self.ir_operand(o))
-            .collect::<Result<_>>()?;
+        let ops = self.ir_operands(values)?;
         self.state()?
             .f
             .ret(&ops)
             .map_err(|e| invalid(&e.to_string()))?;
         Ok(())
+    }
+
+    fn ir_operands(&mut self, ops: &[Operand]) -> Result<Vec<IrOperand>> {
+        ops.iter().map(|o| self.ir_operand(o)).collect()
     }
 
     fn ir_operand(&mut self, op: &Operand) -> Result<IrOperand> {
@@ -1218,6 +1183,33 @@ fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
             Ok(IrReg::Phys(jitforge_ir::PReg::new(class, r.hw_id()), view))
         }
     }
+}
+
+/// Whether a call passes as many arguments (and results, unless `rets` is
+/// `None`) as `signature` takes; a variadic callee takes its fixed
+/// parameters and any number more, typed by the registers passed.
+fn check_call_arity(
+    what: &str,
+    signature: &Signature,
+    args: usize,
+    rets: Option<usize>,
+) -> Result<()> {
+    let args_fit = if signature.varargs {
+        args >= signature.params.len()
+    } else {
+        args == signature.params.len()
+    };
+    if args_fit && rets.is_none_or(|r| r == signature.rets.len()) {
+        return Ok(());
+    }
+    Err(invalid(&format!(
+        "{what}: the signature takes {}{} argument(s) and {} result(s), the call passes {} and {}",
+        if signature.varargs { "at least " } else { "" },
+        signature.params.len(),
+        signature.rets.len(),
+        args,
+        rets.map_or_else(|| "returns the callee's".to_string(), |r| r.to_string())
+    )))
 }
 
 /// A label that a jump or jump table of `f` targets but `f` never binds

@@ -719,11 +719,8 @@ impl X86Target {
             let Some((p, size)) = bindable_reg(imp.reg, self.gp_count()) else {
                 continue;
             };
-            let (r, w) = match imp.access {
-                DbAccess::Read | DbAccess::CondRead => (true, false),
-                DbAccess::Write => (false, true),
-                DbAccess::ReadWrite | DbAccess::CondWrite | DbAccess::ReadCondWrite => (true, true),
-                DbAccess::None | DbAccess::NoMemAccess => continue,
+            let Some((r, w)) = reads_writes(imp.access) else {
+                continue;
             };
             // `ah` is bits 8..15: reading it needs two bytes, writing it is partial.
             let high = imp.reg.kind() == RegKind::Gp8Hi;
@@ -1626,11 +1623,8 @@ impl X86Target {
             if p == PReg::gp(4) || p.hw >= self.gp_count() && p.class == RegClass::GP {
                 continue;
             }
-            let (r, w) = match imp.access {
-                DbAccess::Read | DbAccess::CondRead => (true, false),
-                DbAccess::Write => (false, true),
-                DbAccess::ReadWrite | DbAccess::CondWrite | DbAccess::ReadCondWrite => (true, true),
-                DbAccess::None | DbAccess::NoMemAccess => continue,
+            let Some((r, w)) = reads_writes(imp.access) else {
+                continue;
             };
             add_implicit(&mut out.implicit, p, r, w, narrow);
         }
@@ -2017,6 +2011,18 @@ fn map_reg(r: XReg) -> Option<(PReg, bool)> {
         RegKind::Xmm | RegKind::Ymm | RegKind::Zmm => Some((PReg::vec(id), false)),
         RegKind::K => Some((PReg::mask(id), false)),
         _ => None,
+    }
+}
+
+/// Whether an implicit register access reads and whether it writes (a
+/// conditional write keeps the old value: read and written); `None` when
+/// the register is not accessed.
+fn reads_writes(a: DbAccess) -> Option<(bool, bool)> {
+    match a {
+        DbAccess::Read | DbAccess::CondRead => Some((true, false)),
+        DbAccess::Write => Some((false, true)),
+        DbAccess::ReadWrite | DbAccess::CondWrite | DbAccess::ReadCondWrite => Some((true, true)),
+        DbAccess::None | DbAccess::NoMemAccess => None,
     }
 }
 
