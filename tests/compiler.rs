@@ -701,10 +701,21 @@ fn logging_never_changes_the_bytes() -> Result<(), Error> {
             )?;
             cc.finalize()?;
         }
+        let bytes = code.finalize()?;
         if log {
             assert!(!listing.entries.is_empty());
+            // Every logged instruction shows its final bytes (forward
+            // branches too, whose labels were bound after them).
+            for e in &listing.entries {
+                assert_eq!(
+                    &bytes[e.offset..e.offset + e.bytes.len()],
+                    &e.bytes[..],
+                    "{}",
+                    e.text
+                );
+            }
         }
-        code.finalize()
+        Ok(bytes)
     };
     assert_eq!(build(true)?, build(false)?);
     Ok(())

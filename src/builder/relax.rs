@@ -414,6 +414,20 @@ fn branch_bytes<'o>(r: &Rec, offset: u64, target: u64, out: &'o mut [u8; 6]) -> 
     &out[..size]
 }
 
+/// The options an instruction node is emitted with: its own, and for a
+/// relaxable branch the size the layout chose.
+fn branch_options(r: &Rec) -> InstOptions {
+    let mut options = r.options;
+    if r.flags & flag::RELAX != 0 {
+        options |= if r.flags & flag::LONG != 0 {
+            InstOptions::LONG
+        } else {
+            InstOptions::SHORT
+        };
+    }
+    options
+}
+
 /// The size a node takes at `offset` in the final layout.
 fn node_size(r: &Rec, offset: u64, ptr: u64) -> u64 {
     match r.kind {
@@ -501,15 +515,14 @@ fn emit(
                 // A prefix-free relaxable branch (or `call rel32`) to a label
                 // of this section: its displacement is known from the layout.
                 let call = r.mnemonic == Mnemonic::Call && r.size == 5;
-                let direct =
-                    ((r.flags & flag::RELAX != 0 || call) && r.options.is_empty() && !logging)
-                        .then(|| {
-                            let label = branch_label(lists.operands, r).ok()?;
-                            let pos = *layout.label_pos.get(label as usize)?;
-                            let d = displacement(pos, section.0, 0)?;
-                            Some(d as u64)
-                        })
-                        .flatten();
+                let direct = ((r.flags & flag::RELAX != 0 || call) && r.options.is_empty())
+                    .then(|| {
+                        let label = branch_label(lists.operands, r).ok()?;
+                        let pos = *layout.label_pos.get(label as usize)?;
+                        let d = displacement(pos, section.0, 0)?;
+                        Some(d as u64)
+                    })
+                    .flatten();
                 if r.flags & flag::PLAIN != 0 && !logging {
                     let d = r.data as usize;
                     let bytes = lists
@@ -520,16 +533,21 @@ fn emit(
                 } else if let Some(target) = direct {
                     let bytes = branch_bytes(r, start as u64, target, &mut branch);
                     a.code_mut().buffer_mut(section).extend_from_slice(bytes);
-                } else {
-                    let mut options = r.options;
-                    if r.flags & flag::RELAX != 0 {
-                        options |= if r.flags & flag::LONG != 0 {
-                            InstOptions::LONG
-                        } else {
-                            InstOptions::SHORT
-                        };
+                    // Logged with its final bytes (an Assembler logs a forward
+                    // branch before its label is bound, with a zero displacement).
+                    if let Some(cell) = &cell
+                        && let Ok(mut logger) = cell.try_borrow_mut()
+                    {
+                        let text = crate::x86::text::format_instruction(
+                            r.mnemonic,
+                            operands_of(lists.operands, r),
+                            branch_options(r),
+                            a.code_mut().arch(),
+                        );
+                        logger.log(start, bytes, &text);
                     }
-                    a.options(options);
+                } else {
+                    a.options(branch_options(r));
                     let operands = operands_of(lists.operands, r);
                     a.emit(r.mnemonic, operands)?;
                 }
