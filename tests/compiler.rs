@@ -263,6 +263,23 @@ fn errors_are_specific() {
     cc.jmp(nowhere).expect("jmp");
     let err = cc.end_func().unwrap_err();
     assert!(err.to_string().contains("never bound"), "{err}");
+    // A call of a function of this Compiler with another signature, and a
+    // plain jump to another function.
+    let h = cc.function_label("h");
+    cc.add_func("m", sig(1)).expect("add_func");
+    let d = cc.new_gp64("d");
+    cc.set_arg(0, d).expect("set_arg");
+    let err = cc
+        .invoke(h.into(), sig(2), &[d.into(), d.into()], &[d.into()])
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("function h has the signature (i64) -> (i64) sysv64"),
+        "{err}"
+    );
+    cc.jmp(h).expect("jmp");
+    let err = cc.end_func().unwrap_err();
+    assert!(err.to_string().contains("use Compiler::tail_call"), "{err}");
 }
 
 extern "C" fn host_mix(a: u64, b: u64, c: u64) -> u64 {

@@ -104,6 +104,9 @@ pub struct Compiler<'a> {
     check: bool,
     /// Entry label of each function by name.
     functions: HashMap<String, Label>,
+    /// The name and signature of each function added, by entry label id
+    /// (a call to one must use that signature).
+    signatures: HashMap<u32, (String, Signature)>,
     /// The counter register of the next instruction (`cc.rep(count)`).
     pending_count: Option<Operand>,
     /// The write mask of the next instruction (`cc.k(mask)`), and `{z}`.
@@ -140,6 +143,7 @@ impl<'a> Compiler<'a> {
             facts: InstFacts::default(),
             check: cfg!(debug_assertions),
             functions: HashMap::new(),
+            signatures: HashMap::new(),
             pending_count: None,
             pending_mask: None,
             convs: ExtendedTarget::new(X86Target::x64()),
@@ -187,6 +191,8 @@ impl<'a> Compiler<'a> {
         }
         let params = signature.params.len();
         let entry = self.function_label(name);
+        self.signatures
+            .insert(entry.id(), (name.to_string(), signature.clone()));
         self.func = Some(FuncState {
             f: IrFunction::new(name, signature),
             entry,
@@ -471,6 +477,7 @@ impl<'a> Compiler<'a> {
     ) -> Result<()> {
         self.enter()?;
         check_call_arity("invoke", &signature, args.len(), Some(rets.len()))?;
+        self.check_callee_signature("invoke", &callee, &signature)?;
         let callee = self.ir_operand(&callee)?;
         let args = self.ir_operands(args)?;
         let rets = self.ir_operands(rets)?;
@@ -495,6 +502,7 @@ impl<'a> Compiler<'a> {
     ) -> Result<()> {
         self.enter()?;
         check_call_arity("tail_call", &signature, args.len(), None)?;
+        self.check_callee_signature("tail_call", &callee, &signature)?;
         let callee = self.ir_operand(&callee)?;
         let args = self.ir_operands(args)?;
         let st = self.state()?;
@@ -513,6 +521,26 @@ impl<'a> Compiler<'a> {
             .ret(&ops)
             .map_err(|e| invalid(&e.to_string()))?;
         Ok(())
+    }
+
+    /// A call of a function of this Compiler must use its signature.
+    fn check_callee_signature(
+        &self,
+        what: &str,
+        callee: &Operand,
+        signature: &Signature,
+    ) -> Result<()> {
+        let Operand::Label(l) = callee else {
+            return Ok(());
+        };
+        match self.signatures.get(&l.id()) {
+            Some((name, own)) if own != signature => Err(invalid(&format!(
+                "{what}: function {name} has the signature {}, the call passes {}",
+                describe_signature(&self.convs, own),
+                describe_signature(&self.convs, signature)
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn ir_operands(&mut self, ops: &[Operand]) -> Result<Vec<IrOperand>> {
@@ -662,13 +690,22 @@ impl<'a> Compiler<'a> {
     ) -> Result<()> {
         let target: &dyn Target = &self.convs;
         if let Some(l) = unbound_jump_target(&f) {
+            let to_function = code_labels
+                .get(l.as_u32() as usize)
+                .and_then(|code| self.signatures.get(&code.id()));
             return Err(Error::InvalidArgument {
-                message: format!(
-                    "function {}: a jump goes to label {} which is never bound in it",
-                    f.name(),
-                    f.label_name(l)
-                        .map_or_else(|| format!("L{}", l.as_u32()), str::to_string)
-                ),
+                message: match to_function {
+                    Some((name, _)) => format!(
+                        "function {}: a jump goes to function {name} (use Compiler::tail_call, which tears the frame down first)",
+                        f.name()
+                    ),
+                    None => format!(
+                        "function {}: a jump goes to label {} which is never bound in it",
+                        f.name(),
+                        f.label_name(l)
+                            .map_or_else(|| format!("L{}", l.as_u32()), str::to_string)
+                    ),
+                },
             });
         }
         if f.frame.is_none() {
@@ -1183,6 +1220,26 @@ fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
             Ok(IrReg::Phys(jitforge_ir::PReg::new(class, r.hw_id()), view))
         }
     }
+}
+
+/// A signature as text: `(i64, f64) -> (i64) sysv64`.
+fn describe_signature(target: &dyn Target, s: &Signature) -> String {
+    let list = |types: &[jitforge_ir::ValType]| {
+        types
+            .iter()
+            .map(|t| format!("{t:?}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let conv = target
+        .call_conv(s.conv)
+        .map_or_else(|| format!("convention {}", s.conv.0), |c| c.name.clone());
+    format!(
+        "({}{}) -> ({}) {conv}",
+        list(&s.params),
+        if s.varargs { ", ..." } else { "" },
+        list(&s.rets)
+    )
 }
 
 /// Whether a call passes as many arguments (and results, unless `rets` is
