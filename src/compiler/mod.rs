@@ -7,7 +7,7 @@
 
 pub mod target;
 
-pub use target::{BoundOperands, ImplicitOperand, Prefix, X86Inst, X86Target};
+pub use target::{BoundOperands, ImplicitBinding, Prefix, X86Inst, X86Target};
 
 mod api;
 mod ra;

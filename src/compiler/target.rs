@@ -404,7 +404,7 @@ fn binding_code(p: PReg) -> u8 {
 /// One implicit register of a form, bound to an operand (see
 /// [`X86Target::implicit_operands`]).
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
-pub struct ImplicitOperand {
+pub struct ImplicitBinding {
     /// The register the operand is fixed to.
     pub reg: PReg,
     /// Whether the instruction reads it.
@@ -421,7 +421,7 @@ pub struct ImplicitOperand {
     pub write_size: u16,
 }
 
-impl ImplicitOperand {
+impl ImplicitBinding {
     /// The access of a register of `size` bytes bound to it.
     fn access(&self, size: u16) -> Access {
         let partial = self.narrow_write && self.write_size < size;
@@ -443,7 +443,7 @@ pub struct BoundOperands {
     /// registers, in the order of `implicit`.
     pub explicit: core::ops::Range<usize>,
     /// The implicit registers.
-    pub implicit: smallvec::SmallVec<[ImplicitOperand; 4]>,
+    pub implicit: smallvec::SmallVec<[ImplicitBinding; 4]>,
 }
 
 /// The x86 target (64-bit or 32-bit mode). Build it once and share it
@@ -702,10 +702,10 @@ impl X86Target {
     /// [`X86Inst::bound`] ids): its implicit general-purpose and vector
     /// registers (not the stack pointer), merged per register, plus rcx
     /// first for a `rep`/`repne` prefix, in the mnemonic's binding order.
-    pub fn implicit_of(&self, x: X86Inst, form: &Form) -> smallvec::SmallVec<[ImplicitOperand; 4]> {
-        let mut regs: smallvec::SmallVec<[ImplicitOperand; 4]> = smallvec::SmallVec::new();
+    pub fn implicit_of(&self, x: X86Inst, form: &Form) -> smallvec::SmallVec<[ImplicitBinding; 4]> {
+        let mut regs: smallvec::SmallVec<[ImplicitBinding; 4]> = smallvec::SmallVec::new();
         if matches!(x.prefix, Prefix::Rep | Prefix::Repne) {
-            regs.push(ImplicitOperand {
+            regs.push(ImplicitBinding {
                 reg: PReg::gp(1),
                 read: true,
                 write: true,
@@ -714,7 +714,7 @@ impl X86Target {
                 write_size: self.ptr(),
             });
         }
-        let mut own: smallvec::SmallVec<[ImplicitOperand; 4]> = smallvec::SmallVec::new();
+        let mut own: smallvec::SmallVec<[ImplicitBinding; 4]> = smallvec::SmallVec::new();
         for imp in form.implicit() {
             let Some((p, size)) = bindable_reg(imp.reg, self.gp_count()) else {
                 continue;
@@ -729,7 +729,7 @@ impl X86Target {
             let entry = match own.iter_mut().position(|e| e.reg == p) {
                 Some(i) => &mut own[i],
                 None => {
-                    own.push(ImplicitOperand {
+                    own.push(ImplicitBinding {
                         reg: p,
                         read: false,
                         write: false,
@@ -761,7 +761,7 @@ impl X86Target {
             }
         }
         let (_, order) = binding_of(x.mnemonic.name());
-        let rank = |e: &ImplicitOperand| {
+        let rank = |e: &ImplicitBinding| {
             order
                 .iter()
                 .position(|&c| c == binding_code(e.reg))
