@@ -695,7 +695,16 @@ impl X86Target {
             return self.find_bound(x, ops).map(|(f, _)| f);
         }
         let ops = split_mask(x, ops)?;
-        self.find(x, ops).map(|(f, _, _)| f)
+        if ops.len() > 5 {
+            return Err(self.diagnose(x, ops));
+        }
+        // Through the matching cache: the Compiler asks for every
+        // instruction whose mnemonic has implicit registers.
+        let mut shapes = [OpShape::Imm(0); 5];
+        for (d, s) in shapes.iter_mut().zip(ops) {
+            *d = self.norm(*s);
+        }
+        self.resolve(x, &shapes[..ops.len()]).map(|r| r.form)
     }
 
     /// The implicit registers a form takes as operands when bound (for
