@@ -802,6 +802,8 @@ fn ymm_values_live_across_a_call() -> Result<(), Error> {
         cc.end_func()
     })?;
     assert_eq!(text.matches("vzeroupper").count(), 2, "{text}");
+    // The function as written comes first, virtual registers by name.
+    assert!(text.contains("; |   vpaddq %y0, %y0, %y1"), "{text}");
     let function = runtime.add(&code)?;
     // SAFETY: System V function (pointer to 8 x 32 bytes, integer) -> integer.
     let f: extern "C" fn(*mut u64, u64) -> u64 = unsafe { function.function() };

@@ -657,6 +657,8 @@ impl<'a> Compiler<'a> {
             )));
         }
         let entry = self.function_label(f.name());
+        self.signatures
+            .insert(entry.id(), (f.name().to_string(), f.sig.clone()));
         let mut bound = vec![false; f.num_labels()];
         for i in f.insts() {
             if let jitforge_ir::InstKind::Bind(l) = f.kind(i) {
@@ -707,6 +709,15 @@ impl<'a> Compiler<'a> {
                     ),
                 },
             });
+        }
+        if self.logging {
+            // The function as written, virtual registers by name, before
+            // the listing of what it became.
+            self.asm.comment("before allocation:")?;
+            for line in jitforge_ir::text::print_function(&f, target).lines() {
+                self.asm.comment(&format!("| {line}"))?;
+            }
+            self.asm.comment("after allocation:")?;
         }
         if f.frame.is_none() {
             jitforge_ir::lower::lower(&mut f, target)
