@@ -2522,3 +2522,25 @@ func f(i64, i64) -> (i64) sysv64 {
     assert!(err.to_string().contains("rax"), "{err}");
     Ok(())
 }
+
+/// A call to a function that is never compiled is an error when the code
+/// is placed (the label stays unbound), not a jump into nowhere.
+#[test]
+fn a_call_to_a_function_never_compiled_is_an_error() -> Result<(), Error> {
+    let mut code = CodeHolder::new(Arch::X64);
+    {
+        let mut cc = Compiler::new(&mut code);
+        cc.add_func("caller", sig(1))?;
+        let (x, r) = (cc.new_gp64("x"), cc.new_gp64("r"));
+        cc.set_arg(0, x)?;
+        let missing = cc.function_label("missing");
+        cc.invoke(missing.into(), sig(1), &[x.into()], &[r.into()])?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()?;
+        cc.finalize()?;
+    }
+    let err = code.finalize().unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert!(JitRuntime::new()?.add(&code).is_err());
+    Ok(())
+}
