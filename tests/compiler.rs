@@ -2066,13 +2066,15 @@ fn rsp_probe(runtime: &JitRuntime) -> Result<JitCode, Error> {
 }
 
 /// Stack memory aligned to 16, 32 and 64 bytes in functions of 0 to 16
-/// arguments (7 and more on the stack), with and without a frame pointer,
-/// leaf (frame in the red zone) or calling out (the call sees rsp aligned).
+/// arguments (System V: 7 and more on the stack; Windows x64: 5 and more,
+/// above the shadow space), with and without a frame pointer, leaf (System
+/// V: the frame in the red zone) or calling out (the call sees rsp aligned).
 #[test]
 fn stack_alignment_with_0_to_16_arguments() -> Result<(), Error> {
     let runtime = JitRuntime::new()?;
     let probe = rsp_probe(&runtime)?;
-    for n in 0..=16usize {
+    for (n, conv) in (0..=16usize).flat_map(|n| [(n, X86Target::SYSV64), (n, X86Target::WIN64)]) {
+        let sig = |k: usize| Signature::new(conv, &vec![ValType::I64; k], &[ValType::I64]);
         for frame_pointer in [false, true] {
             for align in [16u32, 32, 64] {
                 for calls in [false, true] {
@@ -2109,7 +2111,10 @@ fn stack_alignment_with_0_to_16_arguments() -> Result<(), Error> {
                         }
                         cc.ret(&[r.into()])?;
                         cc.end_func()?;
-                        cc.add_func("caller", sig(0))?;
+                        cc.add_func(
+                            "caller",
+                            Signature::new(X86Target::SYSV64, &[], &[ValType::I64]),
+                        )?;
                         let out = cc.new_gp64("out");
                         let imms: Vec<Operand> =
                             (0..n).map(|i| Operand::Imm(i as i64 + 1)).collect();
@@ -2124,12 +2129,12 @@ fn stack_alignment_with_0_to_16_arguments() -> Result<(), Error> {
                     assert_eq!(
                         caller(),
                         want,
-                        "{n} arguments, frame pointer {frame_pointer}, align {align}, calls {calls}\n{listing}"
+                        "{n} arguments ({conv:?}), frame pointer {frame_pointer}, align {align}, calls {calls}\n{listing}"
                     );
                     let uses_rbp_frame = listing.contains("mov rbp, rsp");
                     // A leaf keeps its frame in the red zone: rsp never moves.
                     let f_listing = listing.split("caller:").next().unwrap_or_default();
-                    let red_zone = !calls && align == 16;
+                    let red_zone = !calls && align == 16 && conv == X86Target::SYSV64;
                     assert_eq!(!f_listing.contains("rsp, 0x"), red_zone, "{f_listing}");
                     assert_eq!(uses_rbp_frame, frame_pointer || align > 16, "{listing}");
                 }
