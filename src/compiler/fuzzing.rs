@@ -2,7 +2,8 @@
 //! turned into a random program (straight code, diamonds, counted loops,
 //! 1 to 48 simultaneously live values, shifts, multiplies, vector
 //! operations, calls into host functions, loads and stores in a memory
-//! buffer), which is compiled, put in executable memory and run, and also
+//! buffer, instructions with implicit registers bound to values: widening
+//! `mul` and `div` on rdx:rax, shifts by cl, `rep stosq`), which is compiled, put in executable memory and run, and also
 //! interpreted in Rust: the results, the buffer's contents and the trace of
 //! host calls (function and arguments, in order) must agree. The
 //! cargo-fuzz target `compile_run` and the test suite both call
@@ -11,7 +12,7 @@
 use super::{Compiler, Signature, ValType, X86Target};
 use crate::code::{Arch, CodeHolder};
 use crate::jit::JitRuntime;
-use crate::x86::{Gp64, Instructions, Xmm, qword_ptr, xmmword_ptr};
+use crate::x86::{Gp64, Instructions, Xmm, ptr, qword_ptr, xmmword_ptr};
 
 /// Reads bytes as a stream of small choices (zeros once exhausted).
 struct Choices<'a> {
@@ -52,6 +53,14 @@ enum Stmt {
     Load(usize, usize),
     /// `buffer[v[i] % 16] = v[s]`.
     Store(usize, usize),
+    /// `v[hi]:v[lo] = v[a] * v[b]` (unsigned, 128-bit; `mul` on rdx:rax).
+    WideMul(usize, usize, usize, usize),
+    /// `v[q], v[r] = v[a] / (v[b] | 1), v[a] % (v[b] | 1)` (`div` on rdx:rax).
+    DivMod(usize, usize, usize, usize),
+    /// `v[d] <<= v[c] % 64` (`shl` by cl).
+    ShiftCl(usize, usize),
+    /// `buffer[v[i] % 8 ..][.. v[n] % 8] = v[s]` (`rep stosq`: rcx, rdi, rax).
+    RepStore(usize, usize, usize),
     If(usize, Vec<Stmt>, Vec<Stmt>),
     Loop(u8, Vec<Stmt>),
 }
@@ -68,7 +77,7 @@ fn gen_block(
         if c.done() {
             break;
         }
-        let kind = c.below(13);
+        let kind = c.below(17);
         let stmt = match kind {
             0 if depth < 3 => {
                 let cond = c.below(values);
@@ -97,6 +106,20 @@ fn gen_block(
             ),
             11 => Stmt::Load(c.below(values), c.below(values)),
             12 => Stmt::Store(c.below(values), c.below(values)),
+            13 => Stmt::WideMul(
+                c.below(values),
+                c.below(values),
+                c.below(values),
+                c.below(values),
+            ),
+            14 => Stmt::DivMod(
+                c.below(values),
+                c.below(values),
+                c.below(values),
+                c.below(values),
+            ),
+            15 => Stmt::ShiftCl(c.below(values), c.below(values)),
+            16 => Stmt::RepStore(c.below(values), c.below(values), c.below(values)),
             _ => Stmt::Op(c.byte() % 6, c.below(values), c.below(values)),
         };
         out.push(stmt);
@@ -144,6 +167,23 @@ fn interpret(stmts: &[Stmt], v: &mut [u64], x: &mut [[u64; 2]], w: &mut World) {
             }
             Stmt::Load(d, i) => v[*d] = w.buffer[(v[*i] % 16) as usize],
             Stmt::Store(i, s) => w.buffer[(v[*i] % 16) as usize] = v[*s],
+            Stmt::WideMul(hi, lo, a, b) => {
+                let p = u128::from(v[*a]) * u128::from(v[*b]);
+                v[*lo] = p as u64;
+                v[*hi] = (p >> 64) as u64;
+            }
+            Stmt::DivMod(q, r, a, b) => {
+                let (n, d) = (v[*a], v[*b] | 1);
+                v[*q] = n / d;
+                v[*r] = n % d;
+            }
+            Stmt::ShiftCl(d, c) => v[*d] <<= v[*c] % 64,
+            Stmt::RepStore(i, s, n) => {
+                let start = (v[*i] % 8) as usize;
+                let count = (v[*n] % 8) as usize;
+                let value = v[*s];
+                w.buffer[start..start + count].fill(value);
+            }
             Stmt::VecOp(op, d, src) => {
                 let (a, b) = (x[*d], x[*src]);
                 x[*d] = match op {
@@ -215,6 +255,38 @@ fn compile(
                 cc.mov(t, v[*i])?;
                 cc.and_(t, 15)?;
                 cc.mov(qword_ptr(buffer + t * 8), v[*s])?;
+            }
+            Stmt::WideMul(hi, lo, a, b) => {
+                let (h, l) = (cc.new_gp64("hi"), cc.new_gp64("lo"));
+                cc.mov(l, v[*a])?;
+                cc.mul(h, l, v[*b])?;
+                cc.mov(v[*lo], l)?;
+                cc.mov(v[*hi], h)?;
+            }
+            Stmt::DivMod(q, r, a, b) => {
+                let (h, l, d) = (cc.new_gp64("hi"), cc.new_gp64("lo"), cc.new_gp64("divisor"));
+                cc.mov(d, v[*b])?;
+                cc.or_(d, 1)?;
+                cc.mov(l, v[*a])?;
+                cc.xor_(h, h)?;
+                cc.div(h, l, d)?;
+                cc.mov(v[*q], l)?;
+                cc.mov(v[*r], h)?;
+            }
+            Stmt::ShiftCl(d, c) => cc.shl(v[*d], v[*c].r8())?,
+            Stmt::RepStore(i, s, n) => {
+                let (dst, count, value) = (
+                    cc.new_gp64("dst"),
+                    cc.new_gp64("count"),
+                    cc.new_gp64("value"),
+                );
+                cc.mov(dst, v[*i])?;
+                cc.and_(dst, 7)?;
+                cc.lea(dst, ptr(buffer + dst * 8))?;
+                cc.mov(count, v[*n])?;
+                cc.and_(count, 7)?;
+                cc.mov(value, v[*s])?;
+                cc.rep(count).stosq(dst, value)?;
             }
             Stmt::VecOp(op, d, src) => {
                 let (d, s) = (x[*d], x[*src]);
