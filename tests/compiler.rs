@@ -2549,3 +2549,79 @@ fn a_call_to_a_function_never_compiled_is_an_error() -> Result<(), Error> {
     assert!(JitRuntime::new()?.add(&code).is_err());
     Ok(())
 }
+
+/// Sign extensions, `mulx` and `blendvps` with their implicit registers
+/// bound, and an 8-bit `mul` writing ax into a 16-bit view of a 64-bit
+/// value, which keeps its upper bits.
+#[test]
+fn more_implicit_register_instructions() -> Result<(), Error> {
+    let bmi2 = std::arch::is_x86_feature_detected!("bmi2");
+    let sse41 = std::arch::is_x86_feature_detected!("sse4.1");
+    let code = build(|cc| {
+        cc.add_func("more", sig(3))?;
+        let (a, b, out) = (cc.new_gp64("a"), cc.new_gp64("b"), cc.new_gp64("out"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.set_arg(2, out)?;
+        let r = cc.new_gp64("r");
+        cc.mov(r, a)?;
+        cc.cdqe(r)?;
+        cc.mov(qword_ptr(out), r)?;
+        let w = cc.new_gp32("w");
+        cc.mov(w, a.r32())?;
+        cc.cwde(w)?;
+        cc.mov(dword_ptr(out + 8), w)?;
+        // ax = al * b.r8(), into the low 16 bits of a value whose upper
+        // bits are kept (through the dynamic path: the typed `mul` is `hi,
+        // lo, src`); then cwd writes only dx, into a 16-bit view of another
+        // value whose upper bits are kept too.
+        let (keep, sign) = (cc.new_gp64("keep"), cc.new_gp64("sign"));
+        cc.mov(keep, b)?;
+        cc.shl(keep, 16)?;
+        cc.mov(keep.r8(), a.r8())?;
+        cc.emit(Mnemonic::Mul, &[keep.r16().into(), b.r8().into()])?;
+        cc.mov(sign, b)?;
+        cc.cwd(sign.r16(), a.r16())?;
+        cc.xor_(keep, sign)?;
+        cc.mov(qword_ptr(out + 16), keep)?;
+        if bmi2 {
+            let (hi, lo, m) = (cc.new_gp64("hi"), cc.new_gp64("lo"), cc.new_gp64("m"));
+            cc.mov(m, a)?;
+            cc.mulx(hi, lo, b, m)?;
+            cc.mov(qword_ptr(out + 24), lo)?;
+            cc.mov(qword_ptr(out + 32), hi)?;
+        }
+        if sse41 {
+            let (x, y, mask) = (cc.new_xmm("x"), cc.new_xmm("y"), cc.new_xmm("mask"));
+            cc.movq(x, a)?;
+            cc.movq(y, b)?;
+            cc.movq(mask, out)?;
+            cc.pcmpeqd(mask, mask)?;
+            cc.blendvps(x, y, mask)?;
+            cc.movq(qword_ptr(out + 40), x)?;
+        }
+        cc.ret(&[a.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function (i64, i64, pointer to 6 u64) -> i64.
+    let f: extern "C" fn(i64, i64, *mut u64) -> i64 = unsafe { code.function() };
+    let (a, b) = (
+        0x1234_5678_9ABC_DEF0u64 as i64 | i64::MIN,
+        0x0F0F_0F0F_0F0F_0F37i64,
+    );
+    let mut out = [0u64; 6];
+    assert_eq!(f(a, b, out.as_mut_ptr()), a);
+    assert_eq!(out[0], a as i32 as i64 as u64);
+    assert_eq!(out[1] as u32, a as i16 as i32 as u32);
+    let product = u64::from(a as u8) * u64::from(b as u8);
+    let sign = (b as u64 & !0xFFFF) | if (a as i16) < 0 { 0xFFFF } else { 0 };
+    assert_eq!(out[2], (((b as u64) << 16 & !0xFFFF) | product) ^ sign);
+    if bmi2 {
+        let p = u128::from(a as u64) * u128::from(b as u64);
+        assert_eq!((out[3], out[4]), (p as u64, (p >> 64) as u64));
+    }
+    if sse41 {
+        assert_eq!(out[5], b as u64);
+    }
+    Ok(())
+}

@@ -203,6 +203,12 @@ fn implicit_registers_bound_to_operands() {
         f.ops.to_vec(),
         vec![with_fixed(op(GP, W, 8), RDX), with_fixed(op(GP, R, 8), RAX)]
     );
+    // cwd writes only dx: a partial write of a view of a wider register,
+    // a full write of a 16-bit register.
+    let f = facts(DECLS, "cwd_regs %a.w, %b.w");
+    assert_eq!(f.ops[0], with_fixed(op(GP, PW, 2), RDX));
+    let f = facts(DECLS, "cwd_regs %w, %b.w");
+    assert_eq!(f.ops[0], with_fixed(op(GP, W, 2), RDX));
     // 8-bit mul binds ax alone; a byte register cannot hold what it reads.
     let f = facts(DECLS, "mul_regs %w, %c");
     assert_eq!(f.ops[0], with_fixed(op(GP, RW, 2), RAX));

@@ -1367,6 +1367,18 @@ bound_insts! {
     cdq => Cdq(hi, lo);
     /// `cqo`: `hi` (rdx) = the sign of `lo` (rax).
     cqo => Cqo(hi, lo);
+    /// `cbw`: `r` (ax) = the sign-extended byte `r.r8()` (al).
+    cbw => Cbw(r);
+    /// `cwde`: `r` (eax) = the sign-extended word (ax).
+    cwde => Cwde(r);
+    /// `cdqe`: `r` (rax) = the sign-extended doubleword (eax).
+    cdqe => Cdqe(r);
+    /// `mulx`: `hi:lo` = `multiplier` (rdx) * `src`, flags untouched (BMI2).
+    mulx => Mulx(hi, lo, src, multiplier);
+    /// `blendvps`: `dst` takes the elements of `src` where `mask` (xmm0) has the sign bit.
+    blendvps => Blendvps(dst, src, mask);
+    /// `pblendvb`: `dst` takes the bytes of `src` where `mask` (xmm0) has the sign bit.
+    pblendvb => Pblendvb(dst, src, mask);
     /// `rdtsc`: the time-stamp counter in `hi:lo` (edx:eax).
     rdtsc => Rdtsc(hi, lo);
     /// `rdtscp`: the time-stamp counter in `hi:lo` (edx:eax), the processor id in `aux` (ecx).

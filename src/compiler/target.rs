@@ -943,9 +943,9 @@ impl X86Target {
             .retain(|i| !implicit.iter().any(|b| b.reg == i.reg));
         let bound_at = if explicit.start == 0 { explicit.end } else { 0 };
         let facts = implicit.iter().enumerate().map(|(k, imp)| {
-            let size = match all[bound_at + k] {
-                OpShape::Reg { size, .. } => size,
-                _ => 0,
+            let (size, sub_view) = match all[bound_at + k] {
+                OpShape::Reg { size, id, .. } => (size, !matches!(id, Reg::Virt(_, View::FULL))),
+                _ => (0, false),
             };
             OperandFact {
                 kinds: if imp.reg.class == RegClass::VEC {
@@ -953,7 +953,8 @@ impl X86Target {
                 } else {
                     KindSet::GP
                 },
-                access: imp.access(size),
+                // An 8/16-bit write of a view of a wider register keeps the rest.
+                access: imp.access(if sub_view { u16::MAX } else { size }),
                 size,
                 tied: None,
                 fixed: Some(imp.reg),
