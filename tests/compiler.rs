@@ -2625,3 +2625,94 @@ fn more_implicit_register_instructions() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// With AVX-512 the allocator has 32 vector registers: 30 values live
+/// across a loop stay in registers (xmm16..31 among them), moved and
+/// copied with EVEX encodings where legacy SSE has none.
+#[test]
+fn thirty_vector_values_in_32_registers_with_avx512() -> Result<(), Error> {
+    if !std::arch::is_x86_feature_detected!("avx512f")
+        || !std::arch::is_x86_feature_detected!("avx512vl")
+    {
+        eprintln!("skipped: the host has no AVX-512");
+        return Ok(());
+    }
+    let runtime = JitRuntime::new()?;
+    let (code, stats, listing) = compile_twice(|cc| {
+        cc.set_avx512(true);
+        // First a function whose values in xmm16..31 are saved around a call
+        // (System V preserves no vector register): EVEX moves to the stack.
+        cc.add_func("across_a_call", sig(2))?;
+        let (p, x) = (cc.new_gp64("p"), cc.new_gp64("x"));
+        cc.set_arg(0, p)?;
+        cc.set_arg(1, x)?;
+        let v: Vec<Xmm> = (0..24).map(|i| cc.new_xmm(&format!("x{i}"))).collect();
+        for (i, r) in v.iter().enumerate() {
+            cc.vmovdqu64(*r, xmmword_ptr(p + 16 * i as i32))?;
+        }
+        let r = cc.new_gp64("r");
+        let address = host_touch as extern "C" fn(u64) -> u64 as usize as i64;
+        cc.invoke(Operand::Imm(address), sig(1), &[x.into()], &[r.into()])?;
+        for r in &v[1..] {
+            cc.vpaddq(v[0], v[0], *r)?;
+        }
+        let lane = cc.new_gp64("lane");
+        cc.vmovq(lane, v[0])?;
+        cc.add(r, lane)?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()?;
+        cc.add_func("vectors", sig(2))?;
+        let (p, n) = (cc.new_gp64("p"), cc.new_gp64("n"));
+        cc.set_arg(0, p)?;
+        cc.set_arg(1, n)?;
+        let v: Vec<Xmm> = (0..30).map(|i| cc.new_xmm(&format!("x{i}"))).collect();
+        for (i, r) in v.iter().enumerate() {
+            cc.vmovdqu64(*r, xmmword_ptr(p + 16 * i as i32))?;
+        }
+        let top = cc.new_label();
+        cc.bind(top)?;
+        for i in 0..30 {
+            cc.vpaddq(v[i], v[i], v[(i + 1) % 30])?;
+        }
+        cc.dec(n)?;
+        cc.jne(top)?;
+        for r in &v[1..] {
+            cc.vpxorq(v[0], v[0], *r)?;
+        }
+        let r = cc.new_gp64("r");
+        cc.vmovq(r, v[0])?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    assert_eq!(stats.stores, 0, "{stats:?}\n{listing}");
+    assert!(listing.contains("xmm29"), "{listing}");
+    // Values in xmm16..31 saved around the call with EVEX moves.
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.contains("vmovups xmmword ptr [rsp") && l.contains("xmm2")),
+        "{listing}"
+    );
+    let function = runtime.add(&code)?;
+    let f = entry_of::<extern "C" fn(*const u64, u64) -> u64>(&code, &function, "vectors");
+    let input: Vec<u64> = (0..60u64)
+        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .collect();
+    let expect = |n: u64| {
+        let mut v: Vec<[u64; 2]> = (0..30).map(|i| [input[2 * i], input[2 * i + 1]]).collect();
+        for _ in 0..n {
+            for i in 0..30 {
+                let next = v[(i + 1) % 30];
+                v[i] = [v[i][0].wrapping_add(next[0]), v[i][1].wrapping_add(next[1])];
+            }
+        }
+        v.iter().fold(0u64, |a, x| a ^ x[0])
+    };
+    for n in [1, 2, 7] {
+        assert_eq!(f(input.as_ptr(), n), expect(n), "n = {n}");
+    }
+    let g = entry_of::<extern "C" fn(*const u64, u64) -> u64>(&code, &function, "across_a_call");
+    let sum = (0..24).fold(0u64, |a, i| a.wrapping_add(input[2 * i]));
+    assert_eq!(g(input.as_ptr(), 5), host_touch(5).wrapping_add(sum));
+    Ok(())
+}

@@ -117,6 +117,8 @@ pub struct Compiler<'a> {
     pending_globals: Vec<(Label, Vec<u8>, u32)>,
     /// The target with the calling conventions added by [`Compiler::add_call_conv`].
     convs: ExtendedTarget<'static, X86Target>,
+    /// The conventions added, to rebuild `convs` on another base target.
+    added_convs: Vec<jitforge_ir::abi::CallConv>,
     /// Virtual register numbers are unique across the functions of a
     /// Compiler: the current function's vreg `i` is register `vreg_base + i`,
     /// so a register of an earlier function is recognised.
@@ -147,6 +149,7 @@ impl<'a> Compiler<'a> {
             pending_count: None,
             pending_mask: None,
             convs: ExtendedTarget::new(X86Target::x64()),
+            added_convs: Vec::new(),
             global_constants: HashMap::new(),
             pending_globals: Vec::new(),
             vreg_base: 0,
@@ -165,7 +168,25 @@ impl<'a> Compiler<'a> {
     /// (a light convention between JIT functions, [`jitforge_ir::abi::CallConv::light`]);
     /// returns its id for [`Signature::new`].
     pub fn add_call_conv(&mut self, conv: jitforge_ir::abi::CallConv) -> jitforge_ir::CallConvId {
+        self.added_convs.push(conv.clone());
         self.convs.add_call_conv(conv)
+    }
+
+    /// Allocates vector registers xmm16..31 (ymm, zmm) too, for the
+    /// functions added from now on: their instructions that have an EVEX
+    /// form may use them ([`X86Target::new_x64_avx512`]). Only for CPUs
+    /// with AVX-512 (F and VL); off by default.
+    pub fn set_avx512(&mut self, on: bool) {
+        self.target = if on {
+            X86Target::x64_avx512()
+        } else {
+            X86Target::x64()
+        };
+        let mut convs = ExtendedTarget::new(self.target);
+        for conv in &self.added_convs {
+            convs.add_call_conv(conv.clone());
+        }
+        self.convs = convs;
     }
 
     /// Keeps rbp as the frame pointer of the current function (`push rbp;
@@ -741,7 +762,8 @@ impl<'a> Compiler<'a> {
         let conv = target
             .call_conv(f.sig.conv)
             .ok_or_else(|| invalid(&format!("unknown calling convention {:?}", f.sig.conv)))?;
-        let mut env = MachineEnv::x86_64_sysv(false);
+        let avx512 = std::ptr::eq(self.target, X86Target::x64_avx512());
+        let mut env = MachineEnv::x86_64_sysv(avx512);
         env.allocatable = env
             .allocatable
             .union(jitforge_regalloc::PRegSet::from_class_mask(

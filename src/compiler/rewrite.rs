@@ -299,10 +299,11 @@ impl<S: Sink> Rewriter<'_, S> {
         }
         let mnemonic = match class {
             RegClass::Gp => Mnemonic::Mov,
-            RegClass::Vec => match bytes {
-                64 | 32 => Mnemonic::Vmovups,
-                _ => Mnemonic::Movups,
-            },
+            // xmm16..31 only have EVEX encodings.
+            RegClass::Vec if bytes >= 32 || is_upper_vec(&from) || is_upper_vec(&to) => {
+                Mnemonic::Vmovups
+            }
+            RegClass::Vec => Mnemonic::Movups,
             RegClass::Mask => Mnemonic::Kmovq,
         };
         self.asm.emit(mnemonic, &[to, from])
@@ -924,9 +925,14 @@ impl<S: Sink> Rewriter<'_, S> {
                             _ => None,
                         })
                         .unwrap_or(8);
-                    match (both_vec, wide, other) {
-                        (_, true, _) => Mnemonic::Vmovups,
-                        (true, false, _) => Mnemonic::Movaps,
+                    // xmm16..31 only have EVEX encodings: the VEX names.
+                    let evex = is_upper_vec(&d) || is_upper_vec(&s);
+                    match (both_vec || wide, evex, other) {
+                        (true, _, _) if wide || evex => Mnemonic::Vmovups,
+                        (true, _, _) => Mnemonic::Movaps,
+                        (false, true, 4) => Mnemonic::Vmovd,
+                        (false, true, 16) => Mnemonic::Vmovups,
+                        (false, true, _) => Mnemonic::Vmovq,
                         (false, false, 4) => Mnemonic::Movd,
                         (false, false, 16) => Mnemonic::Movups,
                         (false, false, _) => Mnemonic::Movq,
@@ -938,6 +944,11 @@ impl<S: Sink> Rewriter<'_, S> {
             }
         }
     }
+}
+
+/// Whether an operand is one of the vector registers 16..31.
+fn is_upper_vec(o: &Operand) -> bool {
+    matches!(o, Operand::Reg(r) if r.kind().is_vec() && r.id() >= 16)
 }
 
 /// Same-effect shorter encodings an assembler user would write by hand:
