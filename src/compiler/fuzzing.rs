@@ -382,10 +382,16 @@ fn callee_saved_probe(runtime: &JitRuntime) -> crate::Result<crate::jit::JitCode
 /// disagreement (or compile failure).
 pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
     let mut c = Choices { data, at: 0 };
+    // Frame options: a frame pointer, and xmm16..31 where the host has AVX-512.
+    let options = c.byte();
     let values = 1 + c.below(48);
     let vectors = c.below(24);
     let len = 1 + c.below(64);
     let program = gen_block(&mut c, values, vectors, 0, len);
+    let frame_pointer = options & 1 != 0;
+    let avx512 = options & 2 != 0
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512vl");
     // General-purpose inputs, then two lanes per vector.
     let inputs: Vec<u64> = (0..(values + 2 * vectors) as u64)
         .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555)
@@ -397,6 +403,7 @@ pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
     {
         let mut cc = Compiler::new(&mut code);
         cc.set_checked(true);
+        cc.set_avx512(avx512);
         let build = |cc: &mut Compiler<'_>| -> crate::Result<()> {
             cc.add_func(
                 "program",
@@ -406,6 +413,7 @@ pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
             cc.set_arg(0, p)?;
             let buffer = cc.new_gp64("buffer");
             cc.set_arg(1, buffer)?;
+            cc.set_frame_pointer(frame_pointer)?;
             let v: Vec<Gp64> = (0..values).map(|i| cc.new_gp64(&format!("v{i}"))).collect();
             for (i, r) in v.iter().enumerate() {
                 cc.mov(*r, qword_ptr(p + 8 * i as i32))?;
@@ -486,7 +494,7 @@ pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
     }
     if got != want {
         return Err(format!(
-            "compiled {got:#x}, interpreted {want:#x}\nprogram: {program:?}"
+            "compiled {got:#x}, interpreted {want:#x} (frame pointer {frame_pointer}, avx512 {avx512})\nprogram: {program:?}"
         ));
     }
     if buffer != world.buffer {
