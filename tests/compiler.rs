@@ -1295,6 +1295,15 @@ fn implicit_operand_errors() {
         .emit(Mnemonic::Movsb, &[])
         .unwrap_err();
     assert!(bare.to_string().contains("implicitly"), "{bare}");
+    // A write mask on an instruction that binds implicit registers.
+    let (m, y, z) = (cc.new_k("m"), cc.new_xmm("y"), cc.new_xmm("z"));
+    let err = cc
+        .k(m)
+        .emit(Mnemonic::Blendvps, &[x.into(), y.into(), z.into()])
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInstruction { .. }), "{err}");
+    cc.emit(Mnemonic::Blendvps, &[x.into(), y.into(), z.into()])
+        .expect("blendvps x, y, mask (xmm0)");
     // A rep count on an instruction without implicit registers.
     let err = cc
         .rep(a)

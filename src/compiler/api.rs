@@ -887,6 +887,8 @@ impl Emitter for Compiler<'_> {
                     return Ok(());
                 }
                 Plain::MissingImplicit(e) => return Err(e),
+                // No form with a write mask binds implicit registers.
+                Plain::NoForm(e) if mask.is_some() => return Err(e),
                 Plain::NoForm(e) => Some(e),
             }
         } else {
