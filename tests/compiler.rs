@@ -2725,3 +2725,30 @@ fn thirty_vector_values_in_32_registers_with_avx512() -> Result<(), Error> {
     assert_eq!(g(input.as_ptr(), 5), host_touch(5).wrapping_add(sum));
     Ok(())
 }
+
+/// The IR text takes the same convention: `_regs` instructions with their
+/// implicit registers as operands, compiled and run.
+#[test]
+fn ir_text_with_bound_implicit_registers() -> Result<(), Error> {
+    let text = "
+func divmod(i64, i64) -> (i64) sysv64 {
+  gp64 %a, %b, %hi, %lo
+  entry %a, %b
+  mov %lo, %a
+  cqo_regs %hi, %lo
+  idiv_regs %hi, %lo, %b
+  imul %lo, %lo, 1000
+  add %lo, %hi
+  ret %lo
+}
+";
+    let out = jitforge::compiler::run::run(text, None, &["-47".into(), "5".into()])?;
+    assert_eq!(out, ((-47i64 / 5) * 1000 + (-47i64 % 5)).to_string());
+    let listing = jitforge::compiler::run::compile_listing(text)?;
+    assert!(
+        listing.contains("; |   idiv_regs %hi, %lo, %b"),
+        "{listing}"
+    );
+    assert!(listing.lines().any(|l| l.ends_with("cqo")), "{listing}");
+    Ok(())
+}
