@@ -79,3 +79,106 @@ fn mutated_ir_never_panics_the_compiler() {
     println!("{cases} mutated modules: {compiled} compiled, {rejected} rejected with an error");
     assert!(compiled > 0 && rejected > 0);
 }
+
+/// Instructions with implicit registers given any operands through the
+/// dynamic path (bound or not, right or wrong count, class and size, with
+/// or without a rep count or mask) return a result or an error, and a
+/// function that accepted them compiles or fails with an error.
+#[test]
+fn implicit_register_operands_never_panic() {
+    use jitforge::compiler::{Compiler, Signature, ValType, X86Target};
+    use jitforge::x86::*;
+    use jitforge::{Arch, CodeHolder};
+    let mnemonics = [
+        Mnemonic::Div,
+        Mnemonic::Idiv,
+        Mnemonic::Mul,
+        Mnemonic::Imul,
+        Mnemonic::Cqo,
+        Mnemonic::Cdq,
+        Mnemonic::Cwd,
+        Mnemonic::Cbw,
+        Mnemonic::Rdtsc,
+        Mnemonic::Rdtscp,
+        Mnemonic::Cpuid,
+        Mnemonic::Xgetbv,
+        Mnemonic::Cmpxchg,
+        Mnemonic::Cmpxchg16b,
+        Mnemonic::Movsb,
+        Mnemonic::Movsq,
+        Mnemonic::Stosb,
+        Mnemonic::Lodsb,
+        Mnemonic::Scasb,
+        Mnemonic::Cmpsb,
+        Mnemonic::Mulx,
+        Mnemonic::Blendvps,
+        Mnemonic::Pcmpestri,
+        Mnemonic::Shl,
+        Mnemonic::Lahf,
+    ];
+    let cases: usize = std::env::var("COMPILER_ROBUSTNESS_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400);
+    let mut rng = Rng(11);
+    let (mut accepted, mut compiled) = (0, 0);
+    for case in 0..cases {
+        let mut local = Rng(rng.next());
+        let result = std::panic::catch_unwind(move || {
+            let rng = &mut local;
+            let mut code = CodeHolder::new(Arch::X64);
+            let mut cc = Compiler::new(&mut code);
+            let sig = Signature::new(X86Target::SYSV64, &[ValType::I64], &[ValType::I64]);
+            cc.add_func("f", sig).expect("add_func");
+            let p = cc.new_gp64("p");
+            cc.set_arg(0, p).expect("set_arg");
+            let pool: Vec<Operand> = vec![
+                cc.new_gp64("a").into(),
+                cc.new_gp64("b").into(),
+                cc.new_gp32("c").into(),
+                cc.new_gp16("d").into(),
+                cc.new_gp8("e").into(),
+                cc.new_xmm("x").into(),
+                cc.new_k("k").into(),
+                p.into(),
+                rax.into(),
+                Operand::Imm(7),
+                qword_ptr(p).into(),
+                xmmword_ptr(p).into(),
+            ];
+            let mut ok = 0;
+            for _ in 0..4 {
+                let m = mnemonics[rng.below(mnemonics.len())];
+                let n = rng.below(6);
+                let ops: Vec<Operand> = (0..n).map(|_| pool[rng.below(pool.len())]).collect();
+                match rng.below(4) {
+                    0 => {
+                        let count = match pool[rng.below(pool.len())] {
+                            Operand::Reg(r) => r,
+                            _ => rcx.reg(),
+                        };
+                        cc.rep(count);
+                    }
+                    1 => {
+                        cc.options(InstOptions::LOCK);
+                    }
+                    _ => {}
+                }
+                if cc.emit(m, &ops).is_ok() {
+                    ok += 1;
+                }
+            }
+            cc.ret(&[p.into()]).expect("ret");
+            (ok, cc.end_func().is_ok())
+        });
+        match result {
+            Ok((ok, done)) => {
+                accepted += ok;
+                compiled += done as usize;
+            }
+            Err(_) => panic!("case {case} panicked"),
+        }
+    }
+    println!("{cases} functions: {accepted} instructions accepted, {compiled} functions compiled");
+    assert!(accepted > 0 && compiled > 0);
+}

@@ -178,6 +178,67 @@ fn division_on_rdx_rax() {
     assert_eq!(f.implicit.to_vec(), vec![imp(RAX, RW)]);
 }
 
+/// Implicit registers as operands (`_regs` ids): each is fixed to its
+/// register with the database's merged access and leaves the implicit list;
+/// the form, and so how many are bound, comes from the explicit operands.
+#[test]
+fn implicit_registers_bound_to_operands() {
+    let f = facts(DECLS, "idiv_regs %a, %b, %i");
+    assert_eq!(
+        f.ops.to_vec(),
+        vec![
+            with_fixed(op(GP, RW, 8), RDX),
+            with_fixed(op(GP, RW, 8), RAX),
+            op(GM, R, 8)
+        ]
+    );
+    assert!(f.implicit.is_empty());
+    // 32-bit: edx and eax read, written whole (zero-extended).
+    let f = facts(DECLS, "div_regs %d, %e, dword [%p]");
+    assert_eq!(f.ops[0], with_fixed(op(GP, RW, 4), RDX));
+    assert_eq!(f.ops[2], op(MEM, R, 4));
+    // cqo: rax read, rdx written.
+    let f = facts(DECLS, "cqo_regs %a, %b");
+    assert_eq!(
+        f.ops.to_vec(),
+        vec![with_fixed(op(GP, W, 8), RDX), with_fixed(op(GP, R, 8), RAX)]
+    );
+    // cwd writes only dx: a partial write of a view of a wider register,
+    // a full write of a 16-bit register.
+    let f = facts(DECLS, "cwd_regs %a.w, %b.w");
+    assert_eq!(f.ops[0], with_fixed(op(GP, PW, 2), RDX));
+    let f = facts(DECLS, "cwd_regs %w, %b.w");
+    assert_eq!(f.ops[0], with_fixed(op(GP, W, 2), RDX));
+    // 8-bit mul binds ax alone; a byte register cannot hold what it reads.
+    let f = facts(DECLS, "mul_regs %w, %c");
+    assert_eq!(f.ops[0], with_fixed(op(GP, RW, 2), RAX));
+    assert!(try_facts(DECLS, "mul_regs %c2, %c").is_err());
+    // rep: the count first, then rdi and rsi.
+    let f = facts(DECLS, "rep_movsb_regs %a, %b, %i");
+    let fixed: Vec<Option<PReg>> = f.ops.iter().map(|o| o.fixed).collect();
+    assert_eq!(fixed, vec![Some(RCX), Some(RDI), Some(RSI)]);
+    assert!(f.implicit.is_empty());
+    // cmpxchg: the implicit rax last; cpuid in AsmJit's order.
+    let f = facts(DECLS, "cmpxchg_regs qword [%p], %a, %b");
+    assert_eq!(f.ops[2], with_fixed(op(GP, RW, 8), RAX));
+    let f = facts(DECLS, "cpuid_regs %d, %e, %d, %e");
+    let fixed: Vec<Option<PReg>> = f.ops.iter().map(|o| o.fixed).collect();
+    assert_eq!(
+        fixed,
+        vec![Some(RAX), Some(PReg::gp(3)), Some(RCX), Some(RDX)]
+    );
+    // Names, and ids the target refuses.
+    assert!(t().inst_by_name("rep_movsb_regs").is_some());
+    assert_eq!(t().inst_by_name("add_regs"), None);
+    let masked = X86Inst::new(Mnemonic::Vpaddd)
+        .with_mask(false)
+        .with_bound_implicit();
+    assert_eq!(t().decode(masked.id()), None);
+    // The wrong operand count is an error, not a panic.
+    assert!(try_facts(DECLS, "idiv_regs %a, %b").is_err());
+    assert!(try_facts(DECLS, "idiv_regs %a, %b, %i, %p").is_err());
+}
+
 #[test]
 fn setcc_and_extensions() {
     assert_eq!(ops("sete %c"), vec![op(GM, W, 1)]);

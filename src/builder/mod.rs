@@ -879,6 +879,15 @@ impl<'a> Builder<'a> {
         self.serialize()
     }
 
+    /// Whether [`serialize`](Self::serialize) leaves labels bound neither
+    /// in this Builder nor yet in the code holder to the code holder (as
+    /// fixups patched when a later emitter binds them: calls to functions
+    /// compiled afterwards, data placed after the last function) instead of
+    /// reporting them; branches to them are near. Off by default.
+    pub fn set_deferred_labels(&mut self, on: bool) {
+        self.layout.defer_unbound = on;
+    }
+
     /// Relaxes the branches and writes every node into the code holder
     /// through an [`crate::x86::Assembler`], starting in `.text` at the end of
     /// what each section already holds; the attached logger sees every item.

@@ -96,6 +96,10 @@ pub(super) struct Layout {
     forward: Vec<Forward>,
     /// Non-relaxable nodes that refer to labels: (node, section).
     checks: Vec<(u32, u32)>,
+    /// Whether a label bound neither here nor in the code holder is left
+    /// to the code holder (a fixup patched when a later emitter binds it)
+    /// instead of being an error; branches to it are near.
+    pub defer_unbound: bool,
 }
 
 /// The Builder's lists, borrowed for serialization.
@@ -257,9 +261,15 @@ impl Layout {
             let f = self.forward[i];
             let pos = self.label_pos[f.label as usize];
             if pos == UNSET {
-                return Err(Error::UnboundLabel {
-                    label: code.label_name(Label(f.label)),
-                });
+                if !self.defer_unbound {
+                    return Err(Error::UnboundLabel {
+                        label: code.label_name(Label(f.label)),
+                    });
+                }
+                // Bound later, somewhere else: it may be far.
+                lists.nodes[f.node as usize].flags |= flag::LONG;
+                changed = true;
+                continue;
             }
             let near = force
                 || match displacement(pos, f.section, f.end) {
@@ -302,6 +312,7 @@ impl Layout {
                     .label_pos
                     .get(r.arg as usize)
                     .is_none_or(|&p| p == UNSET)
+                    && !self.defer_unbound
                 {
                     return Err(unbound(r.arg));
                 }
@@ -318,6 +329,9 @@ impl Layout {
                 };
                 let pos = self.label_pos.get(label as usize).copied().unwrap_or(UNSET);
                 if pos == UNSET {
+                    if self.defer_unbound {
+                        continue;
+                    }
                     return Err(unbound(label));
                 }
                 if target && r.flags & flag::SHORT_FIXED != 0 {
@@ -398,6 +412,20 @@ fn branch_bytes<'o>(r: &Rec, offset: u64, target: u64, out: &'o mut [u8; 6]) -> 
         }
     }
     &out[..size]
+}
+
+/// The options an instruction node is emitted with: its own, and for a
+/// relaxable branch the size the layout chose.
+fn branch_options(r: &Rec) -> InstOptions {
+    let mut options = r.options;
+    if r.flags & flag::RELAX != 0 {
+        options |= if r.flags & flag::LONG != 0 {
+            InstOptions::LONG
+        } else {
+            InstOptions::SHORT
+        };
+    }
+    options
 }
 
 /// The size a node takes at `offset` in the final layout.
@@ -496,15 +524,14 @@ fn emit(
                 // A prefix-free relaxable branch (or `call rel32`) to a label
                 // of this section: its displacement is known from the layout.
                 let call = r.mnemonic == Mnemonic::Call && r.size == 5;
-                let direct =
-                    ((r.flags & flag::RELAX != 0 || call) && r.options.is_empty() && !logging)
-                        .then(|| {
-                            let label = branch_label(lists.operands, r).ok()?;
-                            let pos = *layout.label_pos.get(label as usize)?;
-                            let d = displacement(pos, section.0, 0)?;
-                            Some(d as u64)
-                        })
-                        .flatten();
+                let direct = ((r.flags & flag::RELAX != 0 || call) && r.options.is_empty())
+                    .then(|| {
+                        let label = branch_label(lists.operands, r).ok()?;
+                        let pos = *layout.label_pos.get(label as usize)?;
+                        let d = displacement(pos, section.0, 0)?;
+                        Some(d as u64)
+                    })
+                    .flatten();
                 if r.flags & flag::PLAIN != 0 && !logging {
                     let d = r.data as usize;
                     let bytes = lists
@@ -515,16 +542,21 @@ fn emit(
                 } else if let Some(target) = direct {
                     let bytes = branch_bytes(r, start as u64, target, &mut branch);
                     a.code_mut().buffer_mut(section).extend_from_slice(bytes);
-                } else {
-                    let mut options = r.options;
-                    if r.flags & flag::RELAX != 0 {
-                        options |= if r.flags & flag::LONG != 0 {
-                            InstOptions::LONG
-                        } else {
-                            InstOptions::SHORT
-                        };
+                    // Logged with its final bytes (an Assembler logs a forward
+                    // branch before its label is bound, with a zero displacement).
+                    if let Some(cell) = &cell
+                        && let Ok(mut logger) = cell.try_borrow_mut()
+                    {
+                        let text = crate::x86::text::format_instruction(
+                            r.mnemonic,
+                            operands_of(lists.operands, r),
+                            branch_options(r),
+                            a.code_mut().arch(),
+                        );
+                        logger.log(start, bytes, &text);
                     }
-                    a.options(options);
+                } else {
+                    a.options(branch_options(r));
                     let operands = operands_of(lists.operands, r);
                     a.emit(r.mnemonic, operands)?;
                 }

@@ -27,6 +27,21 @@
 //! assert_eq!(f(1, 20, 300), 321);
 //! # Ok::<(), jitforge::Error>(())
 //! ```
+//!
+//! # Implicit registers
+//!
+//! Instructions with implicit registers take virtual registers for them,
+//! written first as in AsmJit: `cc.idiv(hi, lo, src)` (rdx:rax / src),
+//! `cc.imul(hi, lo, src)` and `cc.mul(..)` (widening), `cc.cqo(hi, lo)`,
+//! `cc.rdtsc(hi, lo)`, `cc.cpuid(a, b, c, d)`, `cc.rep(count).movsb(dst,
+//! src)`, `cc.rep(count).stosb(dst, value)`; `cc.cmpxchg(dst, src,
+//! expected)` takes rax last. The dynamic path takes the same operands
+//! (`cc.emit(Mnemonic::Idiv, &[hi, lo, src])`). The allocator places each
+//! in its register (a value already there moves), so nothing physical is
+//! named. Leaving out an implicit register that is read (`cc.idiv(src)`)
+//! is an error naming the layout; one only written (`syscall`'s rcx) may be
+//! left out and is clobbered. Shifts by `cl` take any virtual register
+//! (`cc.shl(x, n.r8())`). The whole convention is in [`super::target`].
 
 use super::ra::RaView;
 use super::rewrite::{Frame, Rewriter};
@@ -35,11 +50,11 @@ use crate::builder::Builder;
 use crate::code::{CodeHolder, Label};
 use crate::error::{Error, Result};
 use crate::x86::{
-    Emitter, Gp8Low, Gp16, Gp32, Gp64, InstOptions, KReg, Mem, MemBase, Mnemonic, Operand, Reg,
-    RegKind, Xmm, Ymm, Zmm,
+    Arg, Emitter, Gp8Low, Gp16, Gp32, Gp64, InstOptions, KReg, Mem, MemBase, Mnemonic, Operand,
+    Reg, RegKind, Xmm, Ymm, Zmm,
 };
 use jitforge_ir::cfg::{Cfg, remove_unreachable};
-use jitforge_ir::target::{InstFacts, OpShape, Target};
+use jitforge_ir::target::{ExtendedTarget, InstFacts, OpShape, Target};
 use jitforge_ir::{
     Function as IrFunction, Label as IrLabel, Mem as IrMem, MemBase as IrMemBase,
     Operand as IrOperand, Reg as IrReg, RegClass as IrClass, Signature, VReg as IrVReg, View,
@@ -61,6 +76,11 @@ struct FuncState {
     constants: Vec<(Label, Vec<u8>, u32)>,
     /// Labels that stand for stack memory of this function.
     stack_labels: HashMap<u32, jitforge_ir::StackSlot>,
+    /// Labels that stand for tables of label addresses of this function.
+    table_labels: HashMap<u32, jitforge_ir::JumpTable>,
+    /// Whether rbp is kept as a frame pointer (asked for; it also is when
+    /// stack memory is aligned to more than 16 bytes).
+    frame_pointer: bool,
 }
 
 /// Compiles functions written on virtual registers into a [`CodeHolder`].
@@ -84,13 +104,36 @@ pub struct Compiler<'a> {
     check: bool,
     /// Entry label of each function by name.
     functions: HashMap<String, Label>,
+    /// The name and signature of each function added, by entry label id
+    /// (a call to one must use that signature).
+    signatures: HashMap<u32, (String, Signature)>,
+    /// The counter register of the next instruction (`cc.rep(count)`).
+    pending_count: Option<Operand>,
+    /// The write mask of the next instruction (`cc.k(mask)`), and `{z}`.
+    pending_mask: Option<(KReg, bool)>,
+    /// The global constant pool: bytes and alignment -> label, and the
+    /// entries not yet written (by [`Compiler::finalize`]).
+    global_constants: HashMap<(Vec<u8>, u32), Label>,
+    pending_globals: Vec<(Label, Vec<u8>, u32)>,
+    /// The target with the calling conventions added by [`Compiler::add_call_conv`].
+    convs: ExtendedTarget<'static, X86Target>,
+    /// The conventions added, to rebuild `convs` on another base target.
+    added_convs: Vec<jitforge_ir::abi::CallConv>,
+    /// Virtual register numbers are unique across the functions of a
+    /// Compiler: the current function's vreg `i` is register `vreg_base + i`,
+    /// so a register of an earlier function is recognised.
+    vreg_base: u32,
 }
 
 impl<'a> Compiler<'a> {
     /// A Compiler writing into `code` (64-bit System V or Windows x64 functions).
     pub fn new(code: &'a mut CodeHolder) -> Compiler<'a> {
+        let mut asm = Builder::new(code);
+        // Functions may call functions compiled later and use the global
+        // constant pool written at the end.
+        asm.set_deferred_labels(true);
         Compiler {
-            asm: Builder::new(code),
+            asm,
             logging: false,
             target: X86Target::x64(),
             func: None,
@@ -102,6 +145,14 @@ impl<'a> Compiler<'a> {
             facts: InstFacts::default(),
             check: cfg!(debug_assertions),
             functions: HashMap::new(),
+            signatures: HashMap::new(),
+            pending_count: None,
+            pending_mask: None,
+            convs: ExtendedTarget::new(X86Target::x64()),
+            added_convs: Vec::new(),
+            global_constants: HashMap::new(),
+            pending_globals: Vec::new(),
+            vreg_base: 0,
         }
     }
 
@@ -111,6 +162,40 @@ impl<'a> Compiler<'a> {
     pub fn set_logger(&mut self, logger: Option<&'a mut dyn crate::x86::Logger>) {
         self.logging = logger.is_some();
         self.asm.set_logger(logger);
+    }
+
+    /// Adds a calling convention for functions and calls of this Compiler
+    /// (a light convention between JIT functions, [`jitforge_ir::abi::CallConv::light`]);
+    /// returns its id for [`Signature::new`].
+    pub fn add_call_conv(&mut self, conv: jitforge_ir::abi::CallConv) -> jitforge_ir::CallConvId {
+        self.added_convs.push(conv.clone());
+        self.convs.add_call_conv(conv)
+    }
+
+    /// Allocates vector registers xmm16..31 (ymm, zmm) too, for the
+    /// functions added from now on: their instructions that have an EVEX
+    /// form may use them ([`X86Target::new_x64_avx512`]). Only for CPUs
+    /// with AVX-512 (F and VL); off by default.
+    pub fn set_avx512(&mut self, on: bool) {
+        self.target = if on {
+            X86Target::x64_avx512()
+        } else {
+            X86Target::x64()
+        };
+        let mut convs = ExtendedTarget::new(self.target);
+        for conv in &self.added_convs {
+            convs.add_call_conv(conv.clone());
+        }
+        self.convs = convs;
+    }
+
+    /// Keeps rbp as the frame pointer of the current function (`push rbp;
+    /// mov rbp, rsp`), for debuggers and profilers that walk frames. A
+    /// function with stack memory aligned to more than 16 bytes gets one
+    /// anyway (it aligns rsp and needs rbp to find its arguments and return).
+    pub fn set_frame_pointer(&mut self, on: bool) -> Result<()> {
+        self.state()?.frame_pointer = on;
+        Ok(())
     }
 
     /// Runs the allocation checker on every function (on by default in debug builds).
@@ -127,6 +212,8 @@ impl<'a> Compiler<'a> {
         }
         let params = signature.params.len();
         let entry = self.function_label(name);
+        self.signatures
+            .insert(entry.id(), (name.to_string(), signature.clone()));
         self.func = Some(FuncState {
             f: IrFunction::new(name, signature),
             entry,
@@ -136,6 +223,8 @@ impl<'a> Compiler<'a> {
             code_labels: Vec::new(),
             constants: Vec::new(),
             stack_labels: HashMap::new(),
+            table_labels: HashMap::new(),
+            frame_pointer: false,
         });
         Ok(entry)
     }
@@ -147,11 +236,23 @@ impl<'a> Compiler<'a> {
     }
 
     fn new_vreg(&mut self, class: IrClass, size: u16, name: &str) -> u32 {
+        let base = self.vreg_base;
         match self.func.as_mut() {
-            Some(st) => st.f.new_vreg(class, size, Some(name)).as_u32(),
+            Some(st) => base
+                .checked_add(st.f.new_vreg(class, size, Some(name)).as_u32())
+                .unwrap_or(OUTSIDE),
             // Outside a function the register cannot be used; any use is an error then.
-            None => u32::MAX - 1,
+            None => OUTSIDE,
         }
+    }
+
+    /// The IR register for `r` in the current function.
+    fn ir_reg(&self, r: Reg) -> Result<IrReg> {
+        let st = self
+            .func
+            .as_ref()
+            .ok_or_else(|| invalid("no function: call add_func first"))?;
+        ir_reg(&st.f, self.vreg_base, r)
     }
 
     /// A new 64-bit general-purpose virtual register.
@@ -197,14 +298,18 @@ impl<'a> Compiler<'a> {
     /// Binds parameter `index` to `reg` (a virtual register of a matching class).
     pub fn set_arg(&mut self, index: usize, reg: impl Into<Reg>) -> Result<()> {
         let reg = reg.into();
-        let st = self.state()?;
+        let base = self.vreg_base;
+        let st = self
+            .func
+            .as_mut()
+            .ok_or_else(|| invalid("no function: call add_func first"))?;
         if st.entered {
             return Err(invalid(
                 "set_arg after the first instruction of the function",
             ));
         }
         let count = st.args.len();
-        let operand = IrOperand::Reg(ir_reg(&st.f, reg)?);
+        let operand = IrOperand::Reg(ir_reg(&st.f, base, reg)?);
         let slot = st.args.get_mut(index).ok_or_else(|| {
             invalid(&format!(
                 "argument index {index} is out of range (the signature has {count})"
@@ -272,12 +377,13 @@ impl<'a> Compiler<'a> {
     }
 
     /// Stack memory of the current function: `size` bytes aligned to `align`
-    /// (up to 16), as a memory operand without size that may be indexed and
+    /// (up to 4096; above 16 the function gets a frame pointer and aligns
+    /// rsp), as a memory operand without size that may be indexed and
     /// offset like any other (`stack.with_index(i, 8).with_size(8)`).
     pub fn new_stack(&mut self, size: u32, align: u32) -> Result<Mem> {
-        if !align.is_power_of_two() || align > 16 {
+        if !align.is_power_of_two() || align > 4096 {
             return Err(invalid(&format!(
-                "stack alignment {align} is not a power of two up to 16"
+                "stack alignment {align} is not a power of two up to 4096"
             )));
         }
         let label = self.asm.new_label();
@@ -295,8 +401,59 @@ impl<'a> Compiler<'a> {
                 "constant alignment {align} is not a power of two up to 4096"
             )));
         }
+        let st = self.state()?;
+        // The same constant twice in one function is stored once.
+        if let Some((label, _, _)) = st
+            .constants
+            .iter()
+            .find(|(_, b, a)| b == bytes && *a == align)
+        {
+            return Ok(Mem::new(MemBase::Label(*label), 0));
+        }
         let label = self.asm.new_label();
         self.state()?.constants.push((label, bytes.to_vec(), align));
+        Ok(Mem::new(MemBase::Label(label), 0))
+    }
+
+    /// Constant data shared by all functions of this Compiler (stored once,
+    /// after the last function, by [`finalize`](Compiler::finalize)), as a
+    /// memory operand without size. The same bytes and alignment give the
+    /// same constant. Usable inside and outside a function.
+    pub fn new_global_const(&mut self, bytes: &[u8], align: u32) -> Result<Mem> {
+        if !align.is_power_of_two() || align > 4096 {
+            return Err(invalid(&format!(
+                "constant alignment {align} is not a power of two up to 4096"
+            )));
+        }
+        let key = (bytes.to_vec(), align);
+        let label = match self.global_constants.get(&key) {
+            Some(&label) => label,
+            None => {
+                let label = self.asm.new_label();
+                self.global_constants.insert(key, label);
+                self.pending_globals.push((label, bytes.to_vec(), align));
+                label
+            }
+        };
+        Ok(Mem::new(MemBase::Label(label), 0))
+    }
+
+    /// A table of the absolute addresses of `targets` (labels of this
+    /// function), placed after its code, as a memory operand without size:
+    /// `cc.lea(base, table)?; cc.jmp(qword_ptr(base + i * 8))?` is an
+    /// indirect jump without annotation, which the allocator assumes may go
+    /// to any label whose address the function takes (these among them).
+    /// [`jump_table`](Compiler::jump_table) names the targets of one jump.
+    pub fn new_label_table(&mut self, targets: &[Label]) -> Result<Mem> {
+        self.enter()?;
+        let targets: Vec<IrLabel> = targets
+            .iter()
+            .map(|l| self.ir_label(*l))
+            .collect::<Result<_>>()?;
+        let label = self.asm.new_label();
+        let st = self.state()?;
+        let table = st.f.new_jump_table(&targets);
+        st.table_labels.insert(label.id(), table);
         Ok(Mem::new(MemBase::Label(label), 0))
     }
 
@@ -309,7 +466,7 @@ impl<'a> Compiler<'a> {
             .iter()
             .map(|l| self.ir_label(*l))
             .collect::<Result<_>>()?;
-        let index = ir_reg(&self.state()?.f, index.into())?;
+        let index = self.ir_reg(index.into())?;
         let st = self.state()?;
         let table = st.f.new_jump_table(&targets);
         let base = st.f.new_gp(8, "jump_table");
@@ -340,32 +497,11 @@ impl<'a> Compiler<'a> {
         rets: &[Operand],
     ) -> Result<()> {
         self.enter()?;
-        // A variadic callee takes its fixed parameters and any number more;
-        // their types come from the registers passed (see the IR's lowering).
-        let args_fit = if signature.varargs {
-            args.len() >= signature.params.len()
-        } else {
-            args.len() == signature.params.len()
-        };
-        if !args_fit || signature.rets.len() != rets.len() {
-            return Err(invalid(&format!(
-                "invoke: the signature takes {}{} argument(s) and {} result(s), the call passes {} and {}",
-                if signature.varargs { "at least " } else { "" },
-                signature.params.len(),
-                signature.rets.len(),
-                args.len(),
-                rets.len()
-            )));
-        }
+        check_call_arity("invoke", &signature, args.len(), Some(rets.len()))?;
+        self.check_callee_signature("invoke", &callee, &signature)?;
         let callee = self.ir_operand(&callee)?;
-        let args: Vec<IrOperand> = args
-            .iter()
-            .map(|o| self.ir_operand(o))
-            .collect::<Result<_>>()?;
-        let rets: Vec<IrOperand> = rets
-            .iter()
-            .map(|o| self.ir_operand(o))
-            .collect::<Result<_>>()?;
+        let args = self.ir_operands(args)?;
+        let rets = self.ir_operands(rets)?;
         let st = self.state()?;
         let sig = st.f.import_sig(signature);
         st.f.call(sig, callee, &args, &rets)
@@ -373,13 +509,34 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
+    /// A tail call: tears the frame down and jumps to `callee` (a label of a
+    /// function in this code holder, an absolute address or a register),
+    /// which returns straight to this function's caller with its own
+    /// results. The arguments travel in registers only (a callee taking
+    /// stack arguments is an error), and `signature` should return what
+    /// the current function returns.
+    pub fn tail_call(
+        &mut self,
+        callee: Operand,
+        signature: Signature,
+        args: &[Operand],
+    ) -> Result<()> {
+        self.enter()?;
+        check_call_arity("tail_call", &signature, args.len(), None)?;
+        self.check_callee_signature("tail_call", &callee, &signature)?;
+        let callee = self.ir_operand(&callee)?;
+        let args = self.ir_operands(args)?;
+        let st = self.state()?;
+        let sig = st.f.import_sig(signature);
+        st.f.tail_jump(sig, callee, &args)
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(())
+    }
+
     /// Returns `values` (in the signature's return registers).
     pub fn ret(&mut self, values: &[Operand]) -> Result<()> {
         self.enter()?;
-        let ops: Vec<IrOperand> = values
-            .iter()
-            .map(|o| self.ir_operand(o))
-            .collect::<Result<_>>()?;
+        let ops = self.ir_operands(values)?;
         self.state()?
             .f
             .ret(&ops)
@@ -387,9 +544,33 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
+    /// A call of a function of this Compiler must use its signature.
+    fn check_callee_signature(
+        &self,
+        what: &str,
+        callee: &Operand,
+        signature: &Signature,
+    ) -> Result<()> {
+        let Operand::Label(l) = callee else {
+            return Ok(());
+        };
+        match self.signatures.get(&l.id()) {
+            Some((name, own)) if own != signature => Err(invalid(&format!(
+                "{what}: function {name} has the signature {}, the call passes {}",
+                describe_signature(&self.convs, own),
+                describe_signature(&self.convs, signature)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn ir_operands(&mut self, ops: &[Operand]) -> Result<Vec<IrOperand>> {
+        ops.iter().map(|o| self.ir_operand(o)).collect()
+    }
+
     fn ir_operand(&mut self, op: &Operand) -> Result<IrOperand> {
         Ok(match op {
-            Operand::Reg(r) => IrOperand::Reg(ir_reg(&self.state()?.f, *r)?),
+            Operand::Reg(r) => IrOperand::Reg(self.ir_reg(*r)?),
             Operand::Imm(v) => IrOperand::Imm(*v),
             Operand::Label(l) => IrOperand::Label(self.ir_label(*l)?),
             Operand::Mem(m) => IrOperand::Mem(self.ir_mem(m)?),
@@ -407,11 +588,15 @@ impl<'a> Compiler<'a> {
             i32::try_from(m.disp()).map_err(|_| invalid("displacement does not fit 32 bits"))?;
         let base = match m.base() {
             MemBase::None => IrMemBase::None,
-            MemBase::Reg(r) => IrMemBase::Reg(ir_reg(&self.state()?.f, r)?),
-            MemBase::Label(l) => match self.state()?.stack_labels.get(&l.id()) {
-                Some(&slot) => IrMemBase::Slot(slot),
-                None => IrMemBase::Label(self.ir_label(l)?),
-            },
+            MemBase::Reg(r) => IrMemBase::Reg(self.ir_reg(r)?),
+            MemBase::Label(l) => {
+                let st = self.state()?;
+                match (st.stack_labels.get(&l.id()), st.table_labels.get(&l.id())) {
+                    (Some(&slot), _) => IrMemBase::Slot(slot),
+                    (_, Some(&table)) => IrMemBase::JumpTable(table),
+                    _ => IrMemBase::Label(self.ir_label(l)?),
+                }
+            }
             MemBase::Rip => {
                 return Err(invalid(
                     "[rip + disp] is not supported by the Compiler (use a label)",
@@ -420,7 +605,7 @@ impl<'a> Compiler<'a> {
         };
         let mut mem = IrMem::new(base, disp, m.size());
         if let Some(index) = m.index() {
-            mem = mem.with_index(ir_reg(&self.state()?.f, index)?, m.scale());
+            mem = mem.with_index(self.ir_reg(index)?, m.scale());
         }
         Ok(mem)
     }
@@ -437,9 +622,11 @@ impl<'a> Compiler<'a> {
             entry,
             code_labels,
             constants,
+            frame_pointer,
             ..
         } = st;
-        self.compile(f, entry, code_labels)?;
+        self.vreg_base = self.vreg_base.saturating_add(f.num_vregs() as u32);
+        self.compile(f, entry, code_labels, frame_pointer)?;
         // The constant pool follows the function's code.
         for (label, bytes, align) in constants {
             self.asm.align(align as usize)?;
@@ -462,7 +649,12 @@ impl<'a> Compiler<'a> {
         if let Some(&l) = self.functions.get(name) {
             return l;
         }
-        let l = self.asm.new_label();
+        // Named in the code holder (listings, `label_by_name`) unless the
+        // name is taken there already.
+        let l = self
+            .asm
+            .new_named_label(name)
+            .unwrap_or_else(|_| self.asm.new_label());
         self.functions.insert(name.to_string(), l);
         l
     }
@@ -486,6 +678,8 @@ impl<'a> Compiler<'a> {
             )));
         }
         let entry = self.function_label(f.name());
+        self.signatures
+            .insert(entry.id(), (f.name().to_string(), f.sig.clone()));
         let mut bound = vec![false; f.num_labels()];
         for i in f.insts() {
             if let jitforge_ir::InstKind::Bind(l) = f.kind(i) {
@@ -504,7 +698,7 @@ impl<'a> Compiler<'a> {
                 None => self.asm.new_label(),
             });
         }
-        self.compile(f, entry, code_labels)?;
+        self.compile(f, entry, code_labels, false)?;
         self.flush()?;
         Ok(entry)
     }
@@ -515,8 +709,37 @@ impl<'a> Compiler<'a> {
         mut f: IrFunction,
         entry: Label,
         mut code_labels: Vec<Label>,
+        frame_pointer: bool,
     ) -> Result<()> {
-        let target: &dyn Target = self.target;
+        let target: &dyn Target = &self.convs;
+        if let Some(l) = unbound_jump_target(&f) {
+            let to_function = code_labels
+                .get(l.as_u32() as usize)
+                .and_then(|code| self.signatures.get(&code.id()));
+            return Err(Error::InvalidArgument {
+                message: match to_function {
+                    Some((name, _)) => format!(
+                        "function {}: a jump goes to function {name} (use Compiler::tail_call, which tears the frame down first)",
+                        f.name()
+                    ),
+                    None => format!(
+                        "function {}: a jump goes to label {} which is never bound in it",
+                        f.name(),
+                        f.label_name(l)
+                            .map_or_else(|| format!("L{}", l.as_u32()), str::to_string)
+                    ),
+                },
+            });
+        }
+        if self.logging {
+            // The function as written, virtual registers by name, before
+            // the listing of what it became.
+            self.asm.comment("before allocation:")?;
+            for line in jitforge_ir::text::print_function(&f, target).lines() {
+                self.asm.comment(&format!("| {line}"))?;
+            }
+            self.asm.comment("after allocation:")?;
+        }
         if f.frame.is_none() {
             jitforge_ir::lower::lower(&mut f, target)
                 .map_err(|e| invalid(&format!("calling convention: {e}")))?;
@@ -532,12 +755,36 @@ impl<'a> Compiler<'a> {
         self.view
             .build(&f, &self.cfg, target)
             .map_err(|e| invalid(&e))?;
-        // Windows x64 also preserves rsi, rdi and xmm6..xmm15.
-        let mut env = if f.sig.conv == X86Target::WIN64 {
-            MachineEnv::x86_64_win64(false)
-        } else {
-            MachineEnv::x86_64_sysv(false)
-        };
+        // The registers the function's convention preserves (Windows x64
+        // also rsi, rdi and xmm6..15; a light convention its own), mask
+        // registers k1..k7 allocatable (AVX-512 code names them only where
+        // the CPU has them); vectors in 0..15 unless the target allows more.
+        let conv = target
+            .call_conv(f.sig.conv)
+            .ok_or_else(|| invalid(&format!("unknown calling convention {:?}", f.sig.conv)))?;
+        let avx512 = std::ptr::eq(self.target, X86Target::x64_avx512());
+        let mut env = MachineEnv::x86_64_sysv(avx512);
+        env.allocatable = env
+            .allocatable
+            .union(jitforge_regalloc::PRegSet::from_class_mask(
+                jitforge_regalloc::RegClass::Mask,
+                0xfe,
+            ));
+        // A frame pointer when asked for or when stack memory needs rsp aligned.
+        let frame_pointer = frame_pointer || f.stack_slots().any(|(_, s)| s.align > 16);
+        if frame_pointer {
+            env.allocatable.remove(jitforge_regalloc::PReg::gp(5));
+        }
+        let preserved = jitforge_regalloc::PRegSet::from_class_mask(
+            jitforge_regalloc::RegClass::Gp,
+            conv.callee_saved.class_mask(IrClass::GP),
+        )
+        .union(jitforge_regalloc::PRegSet::from_class_mask(
+            jitforge_regalloc::RegClass::Vec,
+            conv.callee_saved.class_mask(IrClass::VEC),
+        ));
+        env.callee_saved = jitforge_regalloc::PRegSet(preserved.0 & env.allocatable.0);
+        let red_zone = conv.red_zone;
         // Vector spill slots hold the widest vector register the function uses.
         let widest = f
             .vregs()
@@ -548,12 +795,13 @@ impl<'a> Compiler<'a> {
         env.slot_size[1] = widest.clamp(16, 64).next_power_of_two();
         let options = Options {
             check: self.check,
-            log: false,
+            // The decision log explains the inserted moves in the listing.
+            log: self.logging,
         };
         self.allocator
             .run(&self.view, &env, &options, &mut self.out)
             .map_err(|e| invalid(&format!("register allocation: {e}")))?;
-        let frame = Frame::layout(&f, &self.out);
+        let frame = Frame::layout(&f, &self.out, frame_pointer, red_zone);
         // Labels the IR made itself get code labels too.
         while code_labels.len() < f.num_labels() {
             code_labels.push(self.asm.new_label());
@@ -561,6 +809,7 @@ impl<'a> Compiler<'a> {
         self.asm.bind(entry)?;
         Rewriter {
             f: &f,
+            target: self.target,
             ra: &self.view,
             out: &self.out,
             frame: &frame,
@@ -572,20 +821,36 @@ impl<'a> Compiler<'a> {
             table_labels: Vec::new(),
             wide_vectors: uses_wide_vectors(&f),
             vector_bytes: env.slot_size[1] as u16,
+            decisions: if self.logging {
+                let mut d = self.out.log.entries.clone();
+                d.sort_by_key(|d| d.inst.index());
+                d
+            } else {
+                Vec::new()
+            },
         }
         .run()
     }
 
-    /// Finishes: fails if a function is still open. (Each function is
-    /// written into the code holder, its branches relaxed, by
-    /// [`end_func`](Compiler::end_func).)
+    /// Finishes: fails if a function is still open, else writes the global
+    /// constant pool. (Each function is written into the code holder, its
+    /// branches relaxed, by [`end_func`](Compiler::end_func).)
     pub fn finalize(&mut self) -> Result<()> {
         if self.func.is_some() {
             return Err(invalid(
                 "finalize: a function was not ended (call end_func)",
             ));
         }
-        Ok(())
+        if self.pending_globals.is_empty() {
+            return Ok(());
+        }
+        // The global constant pool follows the last function.
+        for (label, bytes, align) in std::mem::take(&mut self.pending_globals) {
+            self.asm.align(align as usize)?;
+            self.asm.bind(label)?;
+            self.asm.embed(&bytes)?;
+        }
+        self.flush()
     }
 
     /// Statistics of the last function's register allocation.
@@ -597,7 +862,12 @@ impl<'a> Compiler<'a> {
 impl Emitter for Compiler<'_> {
     fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
         let options = std::mem::take(&mut self.pending);
+        let count = self.pending_count.take();
+        let mask = self.pending_mask.take();
         self.enter()?;
+        if count.is_some() && mask.is_some() {
+            return Err(invalid("a rep count and a write mask on one instruction"));
+        }
         let prefix = if options.contains(InstOptions::LOCK) {
             Prefix::Lock
         } else if options.contains(InstOptions::REP) {
@@ -607,9 +877,115 @@ impl Emitter for Compiler<'_> {
         } else {
             Prefix::None
         };
+        let text =
+            || crate::x86::text::format_instruction(mnemonic, operands, options, crate::Arch::X64);
+        let plain = if count.is_none() {
+            match self.plain_inst(mnemonic, prefix, options, mask, operands)? {
+                Plain::Inst(id, ops) => {
+                    let st = self.state()?;
+                    st.f.inst(id, &ops).map_err(|e| invalid(&e.to_string()))?;
+                    return Ok(());
+                }
+                Plain::MissingImplicit(e) => return Err(e),
+                // No form with a write mask binds implicit registers.
+                Plain::NoForm(e) if mask.is_some() => return Err(e),
+                Plain::NoForm(e) => Some(e),
+            }
+        } else {
+            None
+        };
+        // The implicit registers as operands (`cc.idiv(hi, lo, src)`).
+        let bound = X86Inst::new(mnemonic)
+            .with_prefix(prefix)
+            .with_bound_implicit();
+        if !self.target.is_valid(bound.id()) {
+            return Err(plain.unwrap_or_else(|| Error::InvalidInstruction {
+                instruction: text(),
+                reason:
+                    "it has no implicit registers to bind (a rep count needs a string instruction)"
+                        .into(),
+            }));
+        }
+        let mut all: Vec<Operand> = Vec::with_capacity(operands.len() + 1);
+        all.extend(count);
+        all.extend_from_slice(operands);
+        match self.bound_inst(bound, &all) {
+            Ok(()) => Ok(()),
+            // An operand count no bound form takes: the plain error says more.
+            Err(None) => Err(plain.unwrap_or_else(|| Error::InvalidInstruction {
+                instruction: text(),
+                reason: "no form takes these operands".into(),
+            })),
+            Err(Some(reason)) => Err(Error::InvalidInstruction {
+                instruction: text(),
+                reason,
+            }),
+        }
+    }
+}
+
+impl Compiler<'_> {
+    /// Options (prefixes) for the next instruction.
+    pub fn options(&mut self, options: InstOptions) -> &mut Self {
+        self.pending |= options;
+        self
+    }
+
+    /// Write mask `{k}` on the next (AVX-512) instruction's destination,
+    /// `mask` a virtual (or physical) mask register: `cc.k(m).vpaddd(r, a, b)`.
+    /// (A decoration `r.k(m)` can only name a physical mask.)
+    pub fn k(&mut self, mask: KReg) -> &mut Self {
+        let zeroing = self.pending_mask.is_some_and(|(_, z)| z);
+        self.pending_mask = Some((mask, zeroing));
+        self
+    }
+
+    /// Zeroing `{z}` for the mask of the next instruction (after [`k`](Compiler::k)).
+    pub fn z(&mut self) -> &mut Self {
+        if let Some((_, z)) = &mut self.pending_mask {
+            *z = true;
+        }
+        self
+    }
+
+    /// `lock` on the next instruction.
+    pub fn lock(&mut self) -> &mut Self {
+        self.options(InstOptions::LOCK)
+    }
+
+    /// `rep` on the next (string) instruction, with `count` the virtual
+    /// register holding the count (bound to rcx): `cc.rep(n).movsb(dst, src)`.
+    pub fn rep(&mut self, count: impl Into<Reg>) -> &mut Self {
+        self.pending_count = Some(Operand::Reg(count.into()));
+        self.options(InstOptions::REP)
+    }
+
+    /// `repne` on the next (string) instruction, with its count register
+    /// (bound to rcx).
+    pub fn repne(&mut self, count: impl Into<Reg>) -> &mut Self {
+        self.pending_count = Some(Operand::Reg(count.into()));
+        self.options(InstOptions::REPNE)
+    }
+
+    /// The IR form of an instruction written with explicit operands only,
+    /// or why not: no form takes the operands, or one does but reads
+    /// implicit registers, which must then be bound (a physical rax read by
+    /// `idiv` holds nothing the allocator knows of).
+    fn plain_inst(
+        &mut self,
+        mnemonic: Mnemonic,
+        prefix: Prefix,
+        options: InstOptions,
+        pending_mask: Option<(KReg, bool)>,
+        operands: &[Operand],
+    ) -> Result<Plain> {
         let mut inst = X86Inst::new(mnemonic).with_prefix(prefix);
         let mut ops: Vec<IrOperand> = Vec::with_capacity(operands.len() + 1);
         let mut mask = None;
+        if let Some((k, zeroing)) = pending_mask {
+            inst = inst.with_mask(zeroing);
+            mask = Some(k.reg());
+        }
         for (i, op) in operands.iter().enumerate() {
             let mut op = *op;
             if i == 0 {
@@ -618,6 +994,16 @@ impl Emitter for Compiler<'_> {
                     Operand::Mem(m) => m.decorators(),
                     _ => crate::x86::Decorators::NONE,
                 };
+                if decorators.virtual_mask() {
+                    return Err(invalid(
+                        "a virtual mask register cannot be a decoration (x.k(mask)): write cc.k(mask).instruction(..), or cc.k(mask).z() for {z}",
+                    ));
+                }
+                if mask.is_some() && !decorators.is_empty() {
+                    return Err(invalid(
+                        "the destination has a mask decoration and cc.k() gave another",
+                    ));
+                }
                 if decorators.mask() != 0 {
                     inst = inst.with_mask(decorators.zeroing());
                     mask = Some(
@@ -634,42 +1020,191 @@ impl Emitter for Compiler<'_> {
             }
         }
         if let Some(k) = mask {
-            ops.push(IrOperand::Reg(ir_reg(&self.state()?.f, k)?));
+            ops.push(IrOperand::Reg(self.ir_reg(k)?));
         }
         let id = inst.id();
-        // Check now, so a bad instruction fails at this call and not at end_func.
         let st = self
             .func
             .as_mut()
             .ok_or_else(|| invalid("no function: call add_func first"))?;
         let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
+        let error = |reason: String| Error::InvalidInstruction {
+            instruction: crate::x86::text::format_instruction(
+                mnemonic,
+                operands,
+                options,
+                crate::Arch::X64,
+            ),
+            reason,
+        };
         self.facts.clear();
+        // Check now, so a bad instruction fails at this call and not at end_func.
         if let Err(e) = self.target.inst_facts(id, &shapes, &mut self.facts) {
-            return Err(Error::InvalidInstruction {
-                instruction: crate::x86::text::format_instruction(
-                    mnemonic,
-                    operands,
-                    options,
-                    crate::Arch::X64,
-                ),
-                reason: e.to_string(),
+            return Ok(Plain::NoForm(error(e.to_string())));
+        }
+        let bound = inst.with_bound_implicit();
+        if self.target.is_valid(bound.id()) {
+            let form = self
+                .target
+                .form_for(id, &shapes)
+                .map_err(|e| error(e.to_string()))?;
+            let implicit = self.target.implicit_of(bound, form);
+            let read: Vec<String> = implicit
+                .iter()
+                .filter(|imp| imp.read)
+                .map(|imp| preg_name(self.target, imp.reg))
+                .collect();
+            if !read.is_empty() {
+                return Ok(Plain::MissingImplicit(error(format!(
+                    "it reads {} implicitly: pass a virtual register for each implicit register as an operand ({})",
+                    read.join(", "),
+                    self.target.binding_text(bound, form)
+                ))));
+            }
+        }
+        Ok(Plain::Inst(id, ops))
+    }
+
+    /// Adds an instruction whose operands include virtual registers bound
+    /// to its implicit registers. `Err(None)`: no form takes this many
+    /// operands; `Err(Some(reason))`: one does, but an operand is wrong.
+    fn bound_inst(&mut self, inst: X86Inst, operands: &[Operand]) -> Result<(), Option<String>> {
+        let mut ops: Vec<IrOperand> = Vec::with_capacity(operands.len());
+        for op in operands {
+            ops.push(self.ir_operand(op).map_err(|e| Some(e.to_string()))?);
+        }
+        let id = inst.id();
+        let base = self.vreg_base;
+        let target = self.target;
+        let st = self.func.as_mut().ok_or(None)?;
+        let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
+        let layout = target.implicit_layout(id, &shapes).map_err(|_| None)?;
+        let bound_at = if layout.explicit.start == 0 {
+            layout.explicit.end
+        } else {
+            0
+        };
+        let mut bound_vregs: Vec<IrVReg> = Vec::with_capacity(layout.implicit.len());
+        for (k, imp) in layout.implicit.iter().enumerate() {
+            let at = bound_at + k;
+            let name = preg_name(target, imp.reg);
+            let what = if imp.reg.class == IrClass::VEC {
+                "vector"
+            } else {
+                "general-purpose"
+            };
+            let wrong = |got: String| {
+                Some(format!(
+                    "operand {at} stands for {name} and must be a {what} virtual register of at least {} bytes, not {got} ({})",
+                    imp.min_size,
+                    target.binding_text_of(id, &shapes).unwrap_or_default()
+                ))
+            };
+            match ops[at] {
+                IrOperand::Reg(IrReg::Virt(v, view)) => {
+                    let data = st.f.vreg(v);
+                    let size = view.size().unwrap_or(data.size);
+                    if data.class != imp.reg.class || view.is_high() || size < imp.min_size {
+                        let kind = if data.class == IrClass::VEC {
+                            "vector"
+                        } else if data.class == IrClass::MASK {
+                            "mask"
+                        } else {
+                            "general-purpose"
+                        };
+                        return Err(wrong(format!("a {size}-byte {kind} register")));
+                    }
+                    if bound_vregs.contains(&v) {
+                        return Err(Some(format!(
+                            "virtual register %{} stands for two implicit registers",
+                            base + v.as_u32()
+                        )));
+                    }
+                    bound_vregs.push(v);
+                }
+                IrOperand::Reg(IrReg::Phys(..)) => {
+                    return Err(wrong(format!("the physical register {}", operands[at])));
+                }
+                _ => return Err(wrong(format!("{}", operands[at]))),
+            }
+        }
+        // An explicit operand naming a bound register gets a copy: the
+        // allocator gives each operand its own constraint.
+        let mut copies: Vec<(IrVReg, IrVReg)> = Vec::new();
+        for op in &mut ops[layout.explicit.clone()] {
+            rename_vregs(op, |v| {
+                if !bound_vregs.contains(&v) {
+                    return v;
+                }
+                if let Some(&(_, t)) = copies.iter().find(|(from, _)| *from == v) {
+                    return t;
+                }
+                let data = *st.f.vreg(v);
+                let t = st.f.new_vreg(data.class, data.size, None);
+                copies.push((v, t));
+                t
             });
         }
-        st.f.inst(id, &ops).map_err(|e| invalid(&e.to_string()))?;
+        for &(from, to) in &copies {
+            st.f.copy(IrOperand::v(to), IrOperand::v(from))
+                .map_err(|e| Some(e.to_string()))?;
+        }
+        self.facts.clear();
+        let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
+        target
+            .inst_facts(id, &shapes, &mut self.facts)
+            .map_err(|e| Some(e.to_string()))?;
+        st.f.inst(id, &ops).map_err(|e| Some(e.to_string()))?;
         Ok(())
     }
 }
 
-impl Compiler<'_> {
-    /// Options (prefixes) for the next instruction.
-    pub fn options(&mut self, options: InstOptions) -> &mut Self {
-        self.pending |= options;
-        self
+/// What [`Compiler::plain_inst`] found.
+enum Plain {
+    /// The instruction, ready to add.
+    Inst(jitforge_ir::TargetInst, Vec<IrOperand>),
+    /// No form takes the operands.
+    NoForm(Error),
+    /// A form takes them but reads implicit registers.
+    MissingImplicit(Error),
+}
+
+/// The name of a physical register in its widest view.
+fn preg_name(target: &X86Target, p: jitforge_ir::PReg) -> String {
+    [View::Q64, View::D32, View::X128, View::FULL]
+        .iter()
+        .find_map(|&v| target.reg_name(p, v))
+        .map_or_else(|| format!("{p:?}"), str::to_string)
+}
+
+/// Renames the virtual registers of an operand (also inside its address).
+fn rename_vregs(op: &mut IrOperand, mut rename: impl FnMut(IrVReg) -> IrVReg) {
+    let mut reg = |r: &mut IrReg| {
+        if let IrReg::Virt(v, view) = *r {
+            *r = IrReg::Virt(rename(v), view);
+        }
+    };
+    match op {
+        IrOperand::Reg(r) => reg(r),
+        IrOperand::Mem(m) => {
+            if let IrMemBase::Reg(r) = &mut m.base {
+                reg(r);
+            }
+            if let Some(r) = &mut m.index {
+                reg(r);
+            }
+        }
+        _ => {}
     }
 }
 
-/// The IR register for an x86 register (virtual or physical) used in `f`.
-fn ir_reg(f: &IrFunction, r: Reg) -> Result<IrReg> {
+/// The register number of virtual registers made outside a function (or
+/// past the end of the numbering): never valid.
+const OUTSIDE: u32 = u32::MAX - 1;
+
+/// The IR register for an x86 register (virtual or physical) used in `f`,
+/// whose virtual registers are numbered from `base`.
+fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
     let view = match r.kind() {
         RegKind::Gp8 => View::B8,
         RegKind::Gp8Hi => View::H8,
@@ -684,10 +1219,22 @@ fn ir_reg(f: &IrFunction, r: Reg) -> Result<IrReg> {
     };
     match r.virtual_index() {
         Some(index) => {
-            let v = IrVReg::from_u32(index);
+            if index == OUTSIDE {
+                return Err(invalid(&format!(
+                    "virtual register {r} was made outside a function (call add_func first); it does not belong to function {}",
+                    f.name()
+                )));
+            }
+            if index < base {
+                return Err(invalid(&format!(
+                    "virtual register %{index} belongs to an earlier function of this Compiler, not to function {}",
+                    f.name()
+                )));
+            }
+            let v = IrVReg::from_u32(index - base);
             let data = f.get_vreg(v).ok_or_else(|| {
                 invalid(&format!(
-                    "virtual register %{index} does not belong to function {}",
+                    "virtual register %{index} does not belong to function {} (it was not made by this Compiler)",
                     f.name()
                 ))
             })?;
@@ -708,6 +1255,86 @@ fn ir_reg(f: &IrFunction, r: Reg) -> Result<IrReg> {
             Ok(IrReg::Phys(jitforge_ir::PReg::new(class, r.hw_id()), view))
         }
     }
+}
+
+/// A signature as text: `(i64, f64) -> (i64) sysv64`.
+fn describe_signature(target: &dyn Target, s: &Signature) -> String {
+    let list = |types: &[jitforge_ir::ValType]| {
+        types
+            .iter()
+            .map(|t| format!("{t:?}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let conv = target
+        .call_conv(s.conv)
+        .map_or_else(|| format!("convention {}", s.conv.0), |c| c.name.clone());
+    format!(
+        "({}{}) -> ({}) {conv}",
+        list(&s.params),
+        if s.varargs { ", ..." } else { "" },
+        list(&s.rets)
+    )
+}
+
+/// Whether a call passes as many arguments (and results, unless `rets` is
+/// `None`) as `signature` takes; a variadic callee takes its fixed
+/// parameters and any number more, typed by the registers passed.
+fn check_call_arity(
+    what: &str,
+    signature: &Signature,
+    args: usize,
+    rets: Option<usize>,
+) -> Result<()> {
+    let args_fit = if signature.varargs {
+        args >= signature.params.len()
+    } else {
+        args == signature.params.len()
+    };
+    if args_fit && rets.is_none_or(|r| r == signature.rets.len()) {
+        return Ok(());
+    }
+    Err(invalid(&format!(
+        "{what}: the signature takes {}{} argument(s) and {} result(s), the call passes {} and {}",
+        if signature.varargs { "at least " } else { "" },
+        signature.params.len(),
+        signature.rets.len(),
+        args,
+        rets.map_or_else(|| "returns the callee's".to_string(), |r| r.to_string())
+    )))
+}
+
+/// A label that a jump or jump table of `f` targets but `f` never binds
+/// (calls may name other functions' labels).
+fn unbound_jump_target(f: &IrFunction) -> Option<IrLabel> {
+    let mut bound = vec![false; f.num_labels()];
+    for i in f.insts() {
+        if let jitforge_ir::InstKind::Bind(l) = f.kind(i) {
+            bound[l.as_u32() as usize] = true;
+        }
+    }
+    let unbound = |l: &IrLabel| !bound.get(l.as_u32() as usize).copied().unwrap_or(false);
+    for i in f.insts() {
+        if matches!(
+            f.kind(i),
+            jitforge_ir::InstKind::Call(_) | jitforge_ir::InstKind::TailJump(_)
+        ) {
+            continue;
+        }
+        for op in f.operands(i) {
+            if let IrOperand::Label(l) = op
+                && unbound(l)
+            {
+                return Some(*l);
+            }
+        }
+    }
+    (0..f.num_jump_tables()).find_map(|t| {
+        f.jump_table(jitforge_ir::JumpTable::from_u32(t as u32))
+            .iter()
+            .find(|l| unbound(l))
+            .copied()
+    })
 }
 
 /// Whether `f` names a 256- or 512-bit vector register anywhere.
@@ -731,4 +1358,79 @@ fn invalid(message: &str) -> Error {
     Error::InvalidArgument {
         message: message.to_string(),
     }
+}
+
+/// Typed methods for instructions whose implicit registers are operands
+/// (they shadow the one-form methods of [`crate::x86::Instructions`], whose
+/// implicit registers a Compiler cannot leave unbound).
+macro_rules! bound_insts {
+    ($($(#[$doc:meta])* $name:ident => $m:ident ($($arg:ident),+);)*) => {
+        impl Compiler<'_> {$(
+            $(#[$doc])*
+            pub fn $name(&mut self, $($arg: impl Arg),+) -> Result<()> {
+                self.emit(Mnemonic::$m, &[$($arg.to_operand()),+])
+            }
+        )*}
+    };
+}
+
+bound_insts! {
+    /// `div`: `hi:lo` (rdx:rax, 16/32/64-bit) divided by `src` (unsigned);
+    /// the quotient goes to `lo`, the remainder to `hi`.
+    div => Div(hi, lo, src);
+    /// `idiv`: as [`div`](Compiler::div), signed.
+    idiv => Idiv(hi, lo, src);
+    /// `mul`: `hi:lo` (rdx:rax) = `lo * src` (unsigned, widening).
+    mul => Mul(hi, lo, src);
+    /// `imul` with one explicit operand: `hi:lo` (rdx:rax) = `lo * src`
+    /// (signed, widening). The two- and three-operand forms are `imul_2`, `imul_3`.
+    imul => Imul(hi, lo, src);
+    /// `cwd`: `hi` (dx) = the sign of `lo` (ax).
+    cwd => Cwd(hi, lo);
+    /// `cdq`: `hi` (edx) = the sign of `lo` (eax).
+    cdq => Cdq(hi, lo);
+    /// `cqo`: `hi` (rdx) = the sign of `lo` (rax).
+    cqo => Cqo(hi, lo);
+    /// `cbw`: `r` (ax) = the sign-extended byte `r.r8()` (al).
+    cbw => Cbw(r);
+    /// `cwde`: `r` (eax) = the sign-extended word (ax).
+    cwde => Cwde(r);
+    /// `cdqe`: `r` (rax) = the sign-extended doubleword (eax).
+    cdqe => Cdqe(r);
+    /// `mulx`: `hi:lo` = `multiplier` (rdx) * `src`, flags untouched (BMI2).
+    mulx => Mulx(hi, lo, src, multiplier);
+    /// `blendvps`: `dst` takes the elements of `src` where `mask` (xmm0) has the sign bit.
+    blendvps => Blendvps(dst, src, mask);
+    /// `pblendvb`: `dst` takes the bytes of `src` where `mask` (xmm0) has the sign bit.
+    pblendvb => Pblendvb(dst, src, mask);
+    /// `rdtsc`: the time-stamp counter in `hi:lo` (edx:eax).
+    rdtsc => Rdtsc(hi, lo);
+    /// `rdtscp`: the time-stamp counter in `hi:lo` (edx:eax), the processor id in `aux` (ecx).
+    rdtscp => Rdtscp(hi, lo, aux);
+    /// `cpuid`: reads the leaf in `a` (eax) and sub-leaf in `c` (ecx); writes `a`, `b`, `c`, `d` (eax, ebx, ecx, edx).
+    cpuid => Cpuid(a, b, c, d);
+    /// `xgetbv`: the extended control register `index` (ecx) in `hi:lo` (edx:eax).
+    xgetbv => Xgetbv(hi, lo, index);
+    /// `cmpxchg`: if `dst == expected` (rax) then `dst = src`, else `expected = dst`.
+    cmpxchg => Cmpxchg(dst, src, expected);
+    /// `movsb`: copies a byte from `[src]` (rsi) to `[dst]` (rdi) and advances both; with `rep(count)`, `count` bytes.
+    movsb => Movsb(dst, src);
+    /// `movsw`: as [`movsb`](Compiler::movsb), two bytes.
+    movsw => Movsw(dst, src);
+    /// `movsq`: as [`movsb`](Compiler::movsb), eight bytes.
+    movsq => Movsq(dst, src);
+    /// `stosb`: stores `value` (al) at `[dst]` (rdi) and advances it; with `rep(count)`, `count` times.
+    stosb => Stosb(dst, value);
+    /// `stosw`: as [`stosb`](Compiler::stosb), `value` in ax.
+    stosw => Stosw(dst, value);
+    /// `stosd`: as [`stosb`](Compiler::stosb), `value` in eax.
+    stosd => Stosd(dst, value);
+    /// `stosq`: as [`stosb`](Compiler::stosb), `value` in rax.
+    stosq => Stosq(dst, value);
+    /// `lodsb`: loads `value` (al) from `[src]` (rsi) and advances it.
+    lodsb => Lodsb(src, value);
+    /// `scasb`: compares `value` (al) with `[dst]` (rdi) and advances it; with `repne(count)`, a `memchr`.
+    scasb => Scasb(dst, value);
+    /// `cmpsb`: compares `[src]` (rsi) with `[dst]` (rdi) and advances both; with `rep(count)`, a `memcmp`.
+    cmpsb => Cmpsb(src, dst);
 }

@@ -1,14 +1,18 @@
 //! Differential testing of the whole Compiler pipeline: a byte string is
 //! turned into a random program (straight code, diamonds, counted loops,
-//! 1 to 48 simultaneously live values, shifts, multiplies), which is
-//! compiled, put in executable memory and run, and also interpreted in Rust
-//! the two results must agree. The cargo-fuzz target `compile_run` and the
-//! test suite both call [`check_program`].
+//! 1 to 48 simultaneously live values, shifts, multiplies, vector
+//! operations, calls into host functions, loads and stores in a memory
+//! buffer, instructions with implicit registers bound to values: widening
+//! `mul` and `div` on rdx:rax, shifts by cl, `rep stosq`), which is compiled, put in executable memory and run, and also
+//! interpreted in Rust: the results, the buffer's contents and the trace of
+//! host calls (function and arguments, in order) must agree. The
+//! cargo-fuzz target `compile_run` and the test suite both call
+//! [`check_program`].
 
 use super::{Compiler, Signature, ValType, X86Target};
 use crate::code::{Arch, CodeHolder};
 use crate::jit::JitRuntime;
-use crate::x86::{Gp64, Instructions, Xmm, qword_ptr, xmmword_ptr};
+use crate::x86::{Gp64, Instructions, Xmm, ptr, qword_ptr, xmmword_ptr};
 
 /// Reads bytes as a stream of small choices (zeros once exhausted).
 struct Choices<'a> {
@@ -43,6 +47,20 @@ enum Stmt {
     /// movq general-purpose value <- vector's low lane.
     FromVec(usize, usize),
     Shift(bool, usize, u8),
+    /// `v[d] = host[k](v[a], v[b])`, a System V call recorded in the trace.
+    Call(u8, usize, usize, usize),
+    /// `v[d] = buffer[v[i] % 16]`.
+    Load(usize, usize),
+    /// `buffer[v[i] % 16] = v[s]`.
+    Store(usize, usize),
+    /// `v[hi]:v[lo] = v[a] * v[b]` (unsigned, 128-bit; `mul` on rdx:rax).
+    WideMul(usize, usize, usize, usize),
+    /// `v[q], v[r] = v[a] / (v[b] | 1), v[a] % (v[b] | 1)` (`div` on rdx:rax).
+    DivMod(usize, usize, usize, usize),
+    /// `v[d] <<= v[c] % 64` (`shl` by cl).
+    ShiftCl(usize, usize),
+    /// `buffer[v[i] % 8 ..][.. v[n] % 8] = v[s]` (`rep stosq`: rcx, rdi, rax).
+    RepStore(usize, usize, usize),
     If(usize, Vec<Stmt>, Vec<Stmt>),
     Loop(u8, Vec<Stmt>),
 }
@@ -59,7 +77,7 @@ fn gen_block(
         if c.done() {
             break;
         }
-        let kind = c.below(10);
+        let kind = c.below(17);
         let stmt = match kind {
             0 if depth < 3 => {
                 let cond = c.below(values);
@@ -80,6 +98,28 @@ fn gen_block(
                 0 => Stmt::ToVec(c.below(vectors), c.below(values)),
                 _ => Stmt::FromVec(c.below(values), c.below(vectors)),
             },
+            10 => Stmt::Call(
+                c.byte() % HOSTS.len() as u8,
+                c.below(values),
+                c.below(values),
+                c.below(values),
+            ),
+            11 => Stmt::Load(c.below(values), c.below(values)),
+            12 => Stmt::Store(c.below(values), c.below(values)),
+            13 => Stmt::WideMul(
+                c.below(values),
+                c.below(values),
+                c.below(values),
+                c.below(values),
+            ),
+            14 => Stmt::DivMod(
+                c.below(values),
+                c.below(values),
+                c.below(values),
+                c.below(values),
+            ),
+            15 => Stmt::ShiftCl(c.below(values), c.below(values)),
+            16 => Stmt::RepStore(c.below(values), c.below(values), c.below(values)),
             _ => Stmt::Op(c.byte() % 6, c.below(values), c.below(values)),
         };
         out.push(stmt);
@@ -87,9 +127,63 @@ fn gen_block(
     out
 }
 
-fn interpret(stmts: &[Stmt], v: &mut [u64], x: &mut [[u64; 2]]) {
+/// Host functions the programs call; each records its call in [`TRACE`].
+const HOSTS: [extern "C" fn(u64, u64) -> u64; 2] = [host_mix, host_rotate];
+
+thread_local! {
+    /// The host calls made (function, arguments), in order.
+    static TRACE: core::cell::RefCell<Vec<(u8, u64, u64)>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+fn host_result(k: u8, a: u64, b: u64) -> u64 {
+    match k {
+        0 => a.wrapping_mul(0x9E37_79B9) ^ b,
+        _ => a.rotate_left((b & 63) as u32).wrapping_add(7),
+    }
+}
+
+extern "C" fn host_mix(a: u64, b: u64) -> u64 {
+    TRACE.with(|t| t.borrow_mut().push((0, a, b)));
+    host_result(0, a, b)
+}
+
+extern "C" fn host_rotate(a: u64, b: u64) -> u64 {
+    TRACE.with(|t| t.borrow_mut().push((1, a, b)));
+    host_result(1, a, b)
+}
+
+/// What a program touches besides its values: the buffer and the call trace.
+struct World {
+    buffer: [u64; 16],
+    trace: Vec<(u8, u64, u64)>,
+}
+
+fn interpret(stmts: &[Stmt], v: &mut [u64], x: &mut [[u64; 2]], w: &mut World) {
     for s in stmts {
         match s {
+            Stmt::Call(k, d, a, b) => {
+                w.trace.push((*k, v[*a], v[*b]));
+                v[*d] = host_result(*k, v[*a], v[*b]);
+            }
+            Stmt::Load(d, i) => v[*d] = w.buffer[(v[*i] % 16) as usize],
+            Stmt::Store(i, s) => w.buffer[(v[*i] % 16) as usize] = v[*s],
+            Stmt::WideMul(hi, lo, a, b) => {
+                let p = u128::from(v[*a]) * u128::from(v[*b]);
+                v[*lo] = p as u64;
+                v[*hi] = (p >> 64) as u64;
+            }
+            Stmt::DivMod(q, r, a, b) => {
+                let (n, d) = (v[*a], v[*b] | 1);
+                v[*q] = n / d;
+                v[*r] = n % d;
+            }
+            Stmt::ShiftCl(d, c) => v[*d] <<= v[*c] % 64,
+            Stmt::RepStore(i, s, n) => {
+                let start = (v[*i] % 8) as usize;
+                let count = (v[*n] % 8) as usize;
+                let value = v[*s];
+                w.buffer[start..start + count].fill(value);
+            }
             Stmt::VecOp(op, d, src) => {
                 let (a, b) = (x[*d], x[*src]);
                 x[*d] = match op {
@@ -117,23 +211,83 @@ fn interpret(stmts: &[Stmt], v: &mut [u64], x: &mut [[u64; 2]]) {
             Stmt::Shift(left, d, n) => v[*d] = if *left { v[*d] << n } else { v[*d] >> n },
             Stmt::If(cond, a, b) => {
                 if v[*cond] & 1 != 0 {
-                    interpret(a, v, x)
+                    interpret(a, v, x, w)
                 } else {
-                    interpret(b, v, x)
+                    interpret(b, v, x, w)
                 }
             }
             Stmt::Loop(count, body) => {
                 for _ in 0..*count {
-                    interpret(body, v, x);
+                    interpret(body, v, x, w);
                 }
             }
         }
     }
 }
 
-fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp64], x: &[Xmm]) -> crate::Result<()> {
+fn compile(
+    cc: &mut Compiler<'_>,
+    stmts: &[Stmt],
+    v: &[Gp64],
+    x: &[Xmm],
+    buffer: Gp64,
+) -> crate::Result<()> {
     for s in stmts {
         match s {
+            Stmt::Call(k, d, a, b) => {
+                let sig = Signature::new(X86Target::SYSV64, &[ValType::I64; 2], &[ValType::I64]);
+                let address = HOSTS[*k as usize] as usize as i64;
+                cc.invoke(
+                    crate::x86::Operand::Imm(address),
+                    sig,
+                    &[v[*a].into(), v[*b].into()],
+                    &[v[*d].into()],
+                )?;
+            }
+            Stmt::Load(d, i) => {
+                let t = cc.new_gp64("index");
+                cc.mov(t, v[*i])?;
+                cc.and_(t, 15)?;
+                cc.mov(v[*d], qword_ptr(buffer + t * 8))?;
+            }
+            Stmt::Store(i, s) => {
+                let t = cc.new_gp64("index");
+                cc.mov(t, v[*i])?;
+                cc.and_(t, 15)?;
+                cc.mov(qword_ptr(buffer + t * 8), v[*s])?;
+            }
+            Stmt::WideMul(hi, lo, a, b) => {
+                let (h, l) = (cc.new_gp64("hi"), cc.new_gp64("lo"));
+                cc.mov(l, v[*a])?;
+                cc.mul(h, l, v[*b])?;
+                cc.mov(v[*lo], l)?;
+                cc.mov(v[*hi], h)?;
+            }
+            Stmt::DivMod(q, r, a, b) => {
+                let (h, l, d) = (cc.new_gp64("hi"), cc.new_gp64("lo"), cc.new_gp64("divisor"));
+                cc.mov(d, v[*b])?;
+                cc.or_(d, 1)?;
+                cc.mov(l, v[*a])?;
+                cc.xor_(h, h)?;
+                cc.div(h, l, d)?;
+                cc.mov(v[*q], l)?;
+                cc.mov(v[*r], h)?;
+            }
+            Stmt::ShiftCl(d, c) => cc.shl(v[*d], v[*c].r8())?,
+            Stmt::RepStore(i, s, n) => {
+                let (dst, count, value) = (
+                    cc.new_gp64("dst"),
+                    cc.new_gp64("count"),
+                    cc.new_gp64("value"),
+                );
+                cc.mov(dst, v[*i])?;
+                cc.and_(dst, 7)?;
+                cc.lea(dst, ptr(buffer + dst * 8))?;
+                cc.mov(count, v[*n])?;
+                cc.and_(count, 7)?;
+                cc.mov(value, v[*s])?;
+                cc.rep(count).stosq(dst, value)?;
+            }
             Stmt::VecOp(op, d, src) => {
                 let (d, s) = (x[*d], x[*src]);
                 match op {
@@ -170,10 +324,10 @@ fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp64], x: &[Xmm]) -> crat
                 let end = cc.new_label();
                 cc.test(v[*cond], 1)?;
                 cc.je(else_)?;
-                compile(cc, a, v, x)?;
+                compile(cc, a, v, x, buffer)?;
                 cc.jmp(end)?;
                 cc.bind(else_)?;
-                compile(cc, b, v, x)?;
+                compile(cc, b, v, x, buffer)?;
                 cc.bind(end)?;
             }
             Stmt::Loop(count, body) => {
@@ -181,7 +335,7 @@ fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp64], x: &[Xmm]) -> crat
                 cc.mov(counter, *count as i32)?;
                 let top = cc.new_label();
                 cc.bind(top)?;
-                compile(cc, body, v, x)?;
+                compile(cc, body, v, x, buffer)?;
                 cc.dec(counter)?;
                 cc.jne(top)?;
             }
@@ -190,10 +344,10 @@ fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp64], x: &[Xmm]) -> crat
     Ok(())
 }
 
-/// A System V function `probe(args, target, out) -> u64` that loads known
-/// values into every callee-saved register (rbx, rbp, r12..r15), calls
-/// `target(args)`, stores its result in `*out`, and returns 1 if all of those
-/// registers still hold their values (0 otherwise).
+/// A System V function `probe(args, buffer, target, out) -> u64` that loads
+/// known values into every callee-saved register (rbx, rbp, r12..r15),
+/// calls `target(args, buffer)`, stores its result in `*out`, and returns 1
+/// if all of those registers still hold their values (0 otherwise).
 fn callee_saved_probe(runtime: &JitRuntime) -> crate::Result<crate::jit::JitCode> {
     use crate::x86::*;
     let mut code = CodeHolder::new(Arch::X64);
@@ -202,13 +356,13 @@ fn callee_saved_probe(runtime: &JitRuntime) -> crate::Result<crate::jit::JitCode
     for r in saved {
         a.push(r)?;
     }
-    a.push(rdx)?; // out pointer; keeps the stack 16-byte aligned at the call
+    a.push(rcx)?; // out pointer; keeps the stack 16-byte aligned at the call
     for (i, r) in saved.iter().enumerate() {
         a.mov(*r, 0x5a5a_0000_0000_1111i64.wrapping_mul(i as i64 + 1))?;
     }
-    a.call(rsi)?;
-    a.pop(rdx)?;
-    a.mov(qword_ptr(rdx), rax)?;
+    a.call(rdx)?;
+    a.pop(rcx)?;
+    a.mov(qword_ptr(rcx), rax)?;
     a.mov(eax, 1)?;
     a.xor_(ecx, ecx)?;
     for (i, r) in saved.iter().enumerate() {
@@ -228,10 +382,16 @@ fn callee_saved_probe(runtime: &JitRuntime) -> crate::Result<crate::jit::JitCode
 /// disagreement (or compile failure).
 pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
     let mut c = Choices { data, at: 0 };
+    // Frame options: a frame pointer, and xmm16..31 where the host has AVX-512.
+    let options = c.byte();
     let values = 1 + c.below(48);
     let vectors = c.below(24);
     let len = 1 + c.below(64);
     let program = gen_block(&mut c, values, vectors, 0, len);
+    let frame_pointer = options & 1 != 0;
+    let avx512 = options & 2 != 0
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512vl");
     // General-purpose inputs, then two lanes per vector.
     let inputs: Vec<u64> = (0..(values + 2 * vectors) as u64)
         .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555)
@@ -243,13 +403,17 @@ pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
     {
         let mut cc = Compiler::new(&mut code);
         cc.set_checked(true);
+        cc.set_avx512(avx512);
         let build = |cc: &mut Compiler<'_>| -> crate::Result<()> {
             cc.add_func(
                 "program",
-                Signature::new(X86Target::SYSV64, &[ValType::I64], &[ValType::I64]),
+                Signature::new(X86Target::SYSV64, &[ValType::I64; 2], &[ValType::I64]),
             )?;
             let p = cc.new_gp64("p");
             cc.set_arg(0, p)?;
+            let buffer = cc.new_gp64("buffer");
+            cc.set_arg(1, buffer)?;
+            cc.set_frame_pointer(frame_pointer)?;
             let v: Vec<Gp64> = (0..values).map(|i| cc.new_gp64(&format!("v{i}"))).collect();
             for (i, r) in v.iter().enumerate() {
                 cc.mov(*r, qword_ptr(p + 8 * i as i32))?;
@@ -258,7 +422,7 @@ pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
             for (i, r) in x.iter().enumerate() {
                 cc.movdqu(*r, xmmword_ptr(p + (8 * values + 16 * i) as i32))?;
             }
-            compile(cc, &program, &v, &x)?;
+            compile(cc, &program, &v, &x, buffer)?;
             let sum = cc.new_gp64("sum");
             cc.mov(sum, v[0])?;
             for (i, r) in v.iter().enumerate().skip(1) {
@@ -286,12 +450,24 @@ pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
     }
     let function = runtime.add(&code).map_err(|e| e.to_string())?;
     let trampoline = callee_saved_probe(&runtime).map_err(|e| e.to_string())?;
-    // SAFETY: the probe is a System V function (args, target, out) -> flag
-    // that calls `target(args)`; the compiled function is a System V function
-    // taking a pointer to `values + 2 * vectors` u64, which `inputs` provides.
-    let probe: extern "C" fn(*const u64, u64, *mut u64) -> u64 = unsafe { trampoline.function() };
+    // SAFETY: the probe is a System V function (args, buffer, target, out)
+    // -> flag that calls `target(args, buffer)`; the compiled function is a
+    // System V function taking a pointer to `values + 2 * vectors` u64,
+    // which `inputs` provides, and a pointer to 16 u64, the buffer.
+    let probe: extern "C" fn(*const u64, *mut u64, u64, *mut u64) -> u64 =
+        unsafe { trampoline.function() };
+    let initial: [u64; 16] =
+        core::array::from_fn(|i| (i as u64).wrapping_mul(0x0123_4567_89AB_CDEF));
+    let mut buffer = initial;
     let mut got = 0u64;
-    let preserved = probe(inputs.as_ptr(), function.address(), &mut got);
+    TRACE.with(|t| t.borrow_mut().clear());
+    let preserved = probe(
+        inputs.as_ptr(),
+        buffer.as_mut_ptr(),
+        function.address(),
+        &mut got,
+    );
+    let trace = TRACE.with(|t| std::mem::take(&mut *t.borrow_mut()));
     if preserved != 1 {
         return Err(format!(
             "the compiled function did not preserve the callee-saved registers\nprogram: {program:?}"
@@ -301,7 +477,11 @@ pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
     let mut x: Vec<[u64; 2]> = (0..vectors)
         .map(|i| [inputs[values + 2 * i], inputs[values + 2 * i + 1]])
         .collect();
-    interpret(&program, &mut v, &mut x);
+    let mut world = World {
+        buffer: initial,
+        trace: Vec::new(),
+    };
+    interpret(&program, &mut v, &mut x, &mut world);
     let mut want = v.iter().enumerate().skip(1).fold(v[0], |a, (i, x)| {
         if i % 2 == 0 {
             a.wrapping_add(*x)
@@ -314,7 +494,19 @@ pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
     }
     if got != want {
         return Err(format!(
-            "compiled {got:#x}, interpreted {want:#x}\nprogram: {program:?}"
+            "compiled {got:#x}, interpreted {want:#x} (frame pointer {frame_pointer}, avx512 {avx512})\nprogram: {program:?}"
+        ));
+    }
+    if buffer != world.buffer {
+        return Err(format!(
+            "buffer {buffer:x?}, interpreted {:x?}\nprogram: {program:?}",
+            world.buffer
+        ));
+    }
+    if trace != world.trace {
+        return Err(format!(
+            "host calls {trace:x?}, interpreted {:x?}\nprogram: {program:?}",
+            world.trace
         ));
     }
     Ok(stats)

@@ -1,13 +1,21 @@
 //! The Compiler: virtual registers, functions and calls on top of the IR, the
-//! register allocator and the Builder (being written).
+//! register allocator and the Builder.
 //!
+//! - [`Compiler`] (`api`): AsmJit's model — functions, virtual registers,
+//!   every instruction (implicit registers as virtual registers too),
+//!   calls, tail calls, stack memory, constant pools; it builds the IR.
 //! - [`target`]: the x86 target of the IR ([`X86Target`]), which gives the
 //!   IR's verifier, lowering and the register allocator every operand fact
 //!   from jitforge's instruction database.
+//! - `ra`: the allocator's view of a lowered function; `rewrite`: the
+//!   frame and the allocated function written into the Builder.
+//! - [`run`]: IR text compiled and run or listed (the `jitforge run` and
+//!   `jitforge compile` commands); [`fuzzing`]: the differential check of
+//!   random programs against an interpreter.
 
 pub mod target;
 
-pub use target::{Prefix, X86Inst, X86Target};
+pub use target::{BoundOperands, ImplicitBinding, Prefix, X86Inst, X86Target};
 
 mod api;
 mod ra;

@@ -6,7 +6,7 @@
 //! registers or stack slots they were given.
 
 use super::ra::RaView;
-use super::target::X86Inst;
+use super::target::{X86Inst, X86Target};
 use crate::code::Label;
 use crate::error::{Error, Result};
 use crate::x86::{Assembler, Emitter, Mem, MemBase, Mnemonic, Operand, Reg, RegKind};
@@ -17,31 +17,68 @@ use jitforge_ir::{
 use jitforge_regalloc::{Allocation, Edit, Output, PReg, ProgPoint, RegClass};
 
 /// How the frame is laid out, from the stack pointer up:
-/// `[outgoing args][spill slots][user stack slots][padding][saved regs][return address]`.
+/// `[outgoing args][spill slots][saved vector regs][user stack slots][padding][saved regs]([rbp])[return address]`.
+///
+/// With a frame pointer the prolog is `push rbp; mov rbp, rsp`, incoming
+/// stack arguments are addressed from rbp, and stack memory aligned to more
+/// than 16 bytes is reached by aligning rsp down (`and rsp, -align`); the
+/// epilog restores rsp from rbp. A System V leaf function whose frame fits
+/// the 128-byte red zone does not move rsp at all: its frame lies below it.
 pub(crate) struct Frame {
     /// Callee-saved general-purpose registers pushed at entry, in push order.
     pub saved: Vec<u8>,
     /// Callee-saved vector registers (Windows x64 xmm6..15) and the offset
     /// of the 16 bytes each is saved in.
     pub saved_vec: Vec<(u8, u32)>,
-    /// Bytes subtracted from the stack pointer after the pushes.
+    /// Bytes subtracted from the stack pointer after the pushes (0 in the red zone).
     pub size: u32,
     /// Offset of the spill area from the stack pointer.
     pub spill_base: u32,
     /// Offset of each user stack slot from the stack pointer.
     pub slot_offsets: Vec<u32>,
-    /// Offset of the incoming stack arguments from the stack pointer.
-    pub in_args: u32,
+    /// Where the incoming stack arguments start: base register and offset.
+    pub in_args: (Reg, u32),
+    /// Whether rbp is the frame pointer.
+    pub frame_pointer: bool,
+    /// The alignment rsp is brought to by `and` (0: none; more than 16).
+    pub realign: u32,
+    /// Added to every rsp-relative frame offset: minus the frame size when
+    /// the frame lies in the red zone, else 0.
+    pub bias: i64,
+}
+
+/// Whether `f` leaves rsp untouched apart from its frame: no call, tail
+/// jump, push or other instruction that stores below rsp (so a leaf may
+/// keep its frame in the red zone).
+fn is_leaf(f: &IrFunction) -> bool {
+    f.insts().all(|i| match f.kind(i) {
+        InstKind::Call(_) | InstKind::TailJump(_) => false,
+        InstKind::Target(id) => X86Inst::from_id(id).is_none_or(|x| {
+            !matches!(
+                x.mnemonic,
+                Mnemonic::Call
+                    | Mnemonic::Push
+                    | Mnemonic::Pushfw
+                    | Mnemonic::Pushfd
+                    | Mnemonic::Pushfq
+                    | Mnemonic::Enter
+                    | Mnemonic::Syscall
+            )
+        }),
+        _ => true,
+    })
 }
 
 impl Frame {
-    /// Lays out the frame of `f` allocated as `out`.
-    pub fn layout(f: &IrFunction, out: &Output) -> Frame {
-        // System V callee-saved GP registers, in a fixed order.
-        // Every register any convention preserves, in a fixed order; the
+    /// Lays out the frame of `f` allocated as `out`: with rbp as frame
+    /// pointer if `frame_pointer`, in the red zone if `red_zone` bytes
+    /// below rsp are the function's (System V leaf functions).
+    pub fn layout(f: &IrFunction, out: &Output, frame_pointer: bool, red_zone: u32) -> Frame {
+        // Every register a convention may preserve, in a fixed order; the
         // allocation only reports those its environment says are callee-saved.
-        let saved: Vec<u8> = [3u8, 5, 6, 7, 12, 13, 14, 15]
+        let saved: Vec<u8> = [3u8, 5, 6, 7, 12, 13, 14, 15, 0, 1, 2, 8, 9, 10, 11]
             .into_iter()
+            .filter(|&hw| !(frame_pointer && hw == 5))
             .filter(|&hw| out.used_callee_saved.contains(PReg::gp(hw)))
             .collect();
         let out_args = f.frame.map_or(0, |fr| fr.out_args);
@@ -56,29 +93,45 @@ impl Frame {
             }
         }
         let mut slot_offsets = Vec::new();
+        let mut max_align = 1;
         for (_, slot) in f.stack_slots() {
             let align = slot.align.max(1);
+            max_align = max_align.max(align);
             at = at.next_multiple_of(align);
             slot_offsets.push(at);
             at += slot.size;
         }
         // At entry rsp = 16n + 8; after the pushes and `size` it must be
-        // 16-aligned where the function calls out. A leaf without stack
-        // needs no adjustment at all.
-        let pushed = 8 + 8 * saved.len() as u32;
-        let calls = f.insts().any(|i| matches!(f.kind(i), InstKind::Call(_)));
-        let size = if at == 0 && !calls {
+        // 16-aligned where the function calls out or keeps aligned stack
+        // memory. A leaf without stack needs no adjustment at all.
+        let pushed = 8 + 8 * (saved.len() as u32 + frame_pointer as u32);
+        let leaf = is_leaf(f);
+        let size = if at == 0 && leaf {
             0
         } else {
             (at + pushed).next_multiple_of(16) - pushed
         };
+        let realign = if max_align > 16 { max_align } else { 0 };
+        let in_red_zone =
+            leaf && realign == 0 && size != 0 && size <= red_zone && saved_vec.is_empty();
+        let rbp = crate::x86::rbp.reg();
+        let rsp = crate::x86::rsp.reg();
         Frame {
-            in_args: size + pushed,
+            in_args: if frame_pointer {
+                (rbp, 16)
+            } else if in_red_zone {
+                (rsp, pushed)
+            } else {
+                (rsp, size + pushed)
+            },
             saved,
             saved_vec,
-            size,
+            size: if in_red_zone { 0 } else { size },
             spill_base,
             slot_offsets,
+            frame_pointer,
+            realign,
+            bias: if in_red_zone { -(size as i64) } else { 0 },
         }
     }
 }
@@ -191,6 +244,8 @@ impl Sink for crate::builder::Builder<'_> {
 /// Emits the allocated function.
 pub(crate) struct Rewriter<'r, S: Sink> {
     pub f: &'r IrFunction,
+    /// The target (which operands of a bound instruction are explicit).
+    pub target: &'r X86Target,
     pub ra: &'r RaView,
     pub out: &'r Output,
     pub frame: &'r Frame,
@@ -209,12 +264,18 @@ pub(crate) struct Rewriter<'r, S: Sink> {
     pub wide_vectors: bool,
     /// Width of the function's vector spill slots (its widest vector value).
     pub vector_bytes: u16,
+    /// With a logger: the allocator's decisions sorted by instruction.
+    pub decisions: Vec<jitforge_regalloc::Decision>,
 }
 
 impl<S: Sink> Rewriter<'_, S> {
     fn spill_mem(&self, slot: jitforge_regalloc::SpillSlot, bytes: u16) -> Mem {
         let offset = self.frame.spill_base + self.out.slots[slot.index()].offset;
-        Mem::new(MemBase::Reg(crate::x86::rsp.reg()), offset as i64).with_size(bytes)
+        Mem::new(
+            MemBase::Reg(crate::x86::rsp.reg()),
+            offset as i64 + self.frame.bias,
+        )
+        .with_size(bytes)
     }
 
     fn vreg_bytes(&self, v: jitforge_ir::VReg) -> u16 {
@@ -238,10 +299,11 @@ impl<S: Sink> Rewriter<'_, S> {
         }
         let mnemonic = match class {
             RegClass::Gp => Mnemonic::Mov,
-            RegClass::Vec => match bytes {
-                64 | 32 => Mnemonic::Vmovups,
-                _ => Mnemonic::Movups,
-            },
+            // xmm16..31 only have EVEX encodings.
+            RegClass::Vec if bytes >= 32 || is_upper_vec(&from) || is_upper_vec(&to) => {
+                Mnemonic::Vmovups
+            }
+            RegClass::Vec => Mnemonic::Movups,
             RegClass::Mask => Mnemonic::Kmovq,
         };
         self.asm.emit(mnemonic, &[to, from])
@@ -265,9 +327,74 @@ impl<S: Sink> Rewriter<'_, S> {
         }
     }
 
-    fn emit_edit(&mut self, edit: &Edit) -> Result<()> {
+    /// The listing's name of an allocator vreg: `v4 %sum`.
+    fn vreg_label(&self, v: jitforge_regalloc::VReg) -> String {
+        match self.f.vreg_name(jitforge_ir::VReg::from_u32(v.0)) {
+            Some(name) => format!("{v} %{name}"),
+            None => v.to_string(),
+        }
+    }
+
+    /// The reasons the decision log gives at instruction `i` for `vreg`.
+    fn reasons(&self, i: Option<usize>, vreg: Option<jitforge_regalloc::VReg>) -> String {
+        let Some(i) = i else { return String::new() };
+        let reasons: Vec<String> = self
+            .decisions_at(i)
+            .iter()
+            .filter(|d| vreg.is_some() && d.vreg == vreg)
+            .map(|d| d.reason.to_string())
+            .collect();
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", reasons.join("; "))
+        }
+    }
+
+    /// The decisions made at instruction `i` (sorted, so a binary search).
+    fn decisions_at(&self, i: usize) -> &[jitforge_regalloc::Decision] {
+        let start = self.decisions.partition_point(|d| d.inst.index() < i);
+        let end = self.decisions.partition_point(|d| d.inst.index() <= i);
+        &self.decisions[start..end]
+    }
+
+    /// With a logger, a comment for each decision at instruction `i` that
+    /// no inserted move explains (a folded spill slot, a def written to its
+    /// slot, a register taken from a hint).
+    fn log_decisions(&mut self, i: usize, edit_vregs: &[jitforge_regalloc::VReg]) -> Result<()> {
+        if !self.logging {
+            return Ok(());
+        }
+        let lines: Vec<String> = self
+            .decisions_at(i)
+            .iter()
+            .filter(|d| d.vreg.is_none_or(|v| !edit_vregs.contains(&v)))
+            .map(|d| match d.vreg {
+                Some(v) => format!("ra: {}: {}", self.vreg_label(v), d.reason),
+                None => format!("ra: {}", d.reason),
+            })
+            .collect();
+        for line in lines {
+            self.asm.comment(&line)?;
+        }
+        Ok(())
+    }
+
+    fn emit_edit(&mut self, edit: &Edit, at: Option<usize>) -> Result<()> {
         if self.logging {
-            self.asm.comment(&format!("; {edit}"))?;
+            let vreg = match *edit {
+                Edit::Move { vreg, .. } => vreg,
+                Edit::Remat { vreg, .. } => Some(vreg),
+                Edit::Swap { .. } => None,
+            };
+            let mut text = edit.to_string();
+            if let Some(v) = vreg
+                && let Some(name) = self.f.vreg_name(jitforge_ir::VReg::from_u32(v.0))
+            {
+                text.push_str(&format!(" %{name}"));
+            }
+            text.push_str(&self.reasons(at, vreg));
+            self.asm.comment(&text)?;
         }
         match *edit {
             Edit::Move {
@@ -314,6 +441,12 @@ impl<S: Sink> Rewriter<'_, S> {
     }
 
     fn prolog(&mut self) -> Result<()> {
+        let rsp = crate::x86::rsp.reg();
+        if self.frame.frame_pointer {
+            let rbp = crate::x86::rbp.reg();
+            self.asm.emit(Mnemonic::Push, &[rbp.into()])?;
+            self.asm.emit(Mnemonic::Mov, &[rbp.into(), rsp.into()])?;
+        }
         for &hw in &self.frame.saved {
             self.asm
                 .emit(Mnemonic::Push, &[x86_reg(PReg::gp(hw), 8, false)?.into()])?;
@@ -321,11 +454,17 @@ impl<S: Sink> Rewriter<'_, S> {
         if self.frame.size != 0 {
             self.asm.emit(
                 Mnemonic::Sub,
-                &[crate::x86::rsp.into(), Operand::Imm(self.frame.size as i64)],
+                &[rsp.into(), Operand::Imm(self.frame.size as i64)],
+            )?;
+        }
+        if self.frame.realign != 0 {
+            self.asm.emit(
+                Mnemonic::And,
+                &[rsp.into(), Operand::Imm(-(self.frame.realign as i64))],
             )?;
         }
         for &(hw, offset) in &self.frame.saved_vec {
-            let slot = Mem::new(MemBase::Reg(crate::x86::rsp.reg()), offset as i64).with_size(16);
+            let slot = Mem::new(MemBase::Reg(rsp), offset as i64).with_size(16);
             self.asm.emit(
                 Mnemonic::Movups,
                 &[slot.into(), x86_reg(PReg::vec(hw), 16, false)?.into()],
@@ -345,29 +484,48 @@ impl<S: Sink> Rewriter<'_, S> {
     }
 
     fn epilog(&mut self) -> Result<()> {
-        for &(hw, offset) in &self.frame.saved_vec {
-            let slot = Mem::new(MemBase::Reg(crate::x86::rsp.reg()), offset as i64).with_size(16);
-            self.asm.emit(
-                Mnemonic::Movups,
-                &[x86_reg(PReg::vec(hw), 16, false)?.into(), slot.into()],
-            )?;
-        }
-        if self.frame.size != 0 {
-            self.asm.emit(
-                Mnemonic::Add,
-                &[crate::x86::rsp.into(), Operand::Imm(self.frame.size as i64)],
-            )?;
-        }
-        for &hw in self.frame.saved.iter().rev() {
-            self.asm
-                .emit(Mnemonic::Pop, &[x86_reg(PReg::gp(hw), 8, false)?.into()])?;
-        }
+        self.tear_down()?;
         let pop = self.f.frame.map_or(0, |fr| fr.ret_pop);
         if pop != 0 {
             self.asm.emit(Mnemonic::Ret, &[Operand::Imm(pop as i64)])
         } else {
             self.asm.emit(Mnemonic::Ret, &[])
         }
+    }
+
+    /// The epilog without its `ret`: restores the saved registers and the
+    /// stack pointer (before a return or a tail jump).
+    fn tear_down(&mut self) -> Result<()> {
+        let rsp = crate::x86::rsp.reg();
+        for &(hw, offset) in &self.frame.saved_vec {
+            let slot = Mem::new(MemBase::Reg(rsp), offset as i64).with_size(16);
+            self.asm.emit(
+                Mnemonic::Movups,
+                &[x86_reg(PReg::vec(hw), 16, false)?.into(), slot.into()],
+            )?;
+        }
+        let rbp = crate::x86::rbp.reg();
+        if self.frame.realign != 0 {
+            // rsp moved by an unknown amount: back to just below the pushes.
+            let below = -8 * self.frame.saved.len() as i64;
+            self.asm.emit(
+                Mnemonic::Lea,
+                &[rsp.into(), Mem::new(MemBase::Reg(rbp), below).into()],
+            )?;
+        } else if self.frame.size != 0 {
+            self.asm.emit(
+                Mnemonic::Add,
+                &[rsp.into(), Operand::Imm(self.frame.size as i64)],
+            )?;
+        }
+        for &hw in self.frame.saved.iter().rev() {
+            self.asm
+                .emit(Mnemonic::Pop, &[x86_reg(PReg::gp(hw), 8, false)?.into()])?;
+        }
+        if self.frame.frame_pointer {
+            self.asm.emit(Mnemonic::Pop, &[rbp.into()])?;
+        }
+        Ok(())
     }
 
     /// The x86 operand for IR operand `index` of instruction `i`.
@@ -441,10 +599,13 @@ impl<S: Sink> Rewriter<'_, S> {
                     IrMemBase::Reg(r) => (MemBase::Reg(address_reg(&r)?), 0),
                     IrMemBase::Slot(s) => (
                         MemBase::Reg(rsp),
-                        self.frame.slot_offsets[s.as_u32() as usize] as i64,
+                        self.frame.slot_offsets[s.as_u32() as usize] as i64 + self.frame.bias,
                     ),
                     IrMemBase::Label(l) => (MemBase::Label(self.labels[l.as_u32() as usize]), 0),
-                    IrMemBase::InArgs => (MemBase::Reg(rsp), self.frame.in_args as i64),
+                    IrMemBase::InArgs => (
+                        MemBase::Reg(self.frame.in_args.0),
+                        self.frame.in_args.1 as i64,
+                    ),
                     IrMemBase::OutArgs => (MemBase::Reg(rsp), 0),
                     IrMemBase::JumpTable(jt) => {
                         (MemBase::Label(self.table_labels[jt.as_u32() as usize]), 0)
@@ -497,11 +658,27 @@ impl<S: Sink> Rewriter<'_, S> {
         let mut ops: Vec<Operand> = Vec::with_capacity(6);
         for i in 0..n {
             let inst = IrInst::from_u32(i as u32);
+            let mut edit_vregs: Vec<jitforge_regalloc::VReg> = Vec::new();
+            if self.logging {
+                let here = jitforge_regalloc::Inst::new(i);
+                for (point, edit) in edits.clone() {
+                    if *point != ProgPoint::Before(here) && *point != ProgPoint::After(here) {
+                        break;
+                    }
+                    match *edit {
+                        Edit::Move { vreg: Some(v), .. } | Edit::Remat { vreg: v, .. } => {
+                            edit_vregs.push(v)
+                        }
+                        _ => {}
+                    }
+                }
+                self.log_decisions(i, &edit_vregs)?;
+            }
             while let Some((point, edit)) = edits.peek() {
                 if *point != ProgPoint::Before(jitforge_regalloc::Inst::new(i)) {
                     break;
                 }
-                self.emit_edit(edit)?;
+                self.emit_edit(edit, Some(i))?;
                 edits.next();
             }
             let ir_ops = self.f.operands(inst);
@@ -533,9 +710,25 @@ impl<S: Sink> Rewriter<'_, S> {
                     let x86 = X86Inst::from_id(id).ok_or_else(|| Error::InvalidArgument {
                         message: format!("unknown target instruction {}", id.0),
                     })?;
+                    // Operands bound to implicit registers are in those
+                    // registers now (fixed constraints): only the explicit ones are written.
+                    let explicit = if x86.bound {
+                        let shapes: Vec<jitforge_ir::target::OpShape> =
+                            ir_ops.iter().map(|o| self.f.operand_shape(o)).collect();
+                        self.target
+                            .implicit_layout(id, &shapes)
+                            .map_err(|e| Error::InvalidArgument {
+                                message: format!("bound instruction: {e}"),
+                            })?
+                            .explicit
+                    } else {
+                        0..ir_ops.len()
+                    };
                     ops.clear();
                     for (index, op) in ir_ops.iter().enumerate() {
-                        ops.push(self.operand(i, index, op)?);
+                        if explicit.contains(&index) {
+                            ops.push(self.operand(i, index, op)?);
+                        }
                     }
                     if x86.masked {
                         // The mask is the last operand: it decorates the destination.
@@ -576,17 +769,29 @@ impl<S: Sink> Rewriter<'_, S> {
                         other => self.asm.emit(Mnemonic::Call, &[other])?,
                     }
                 }
-                other => {
-                    return Err(Error::InvalidArgument {
-                        message: format!("{other:?} is not supported by this Compiler yet"),
-                    });
+                InstKind::TailJump(_) => {
+                    // The arguments sit in their registers; the callee goes to
+                    // r11 (no convention passes arguments there) before the
+                    // epilog restores the registers it might be in.
+                    let callee = self.operand(i, 0, &ir_ops[0])?;
+                    self.zero_upper()?;
+                    let r11 = crate::x86::r11.reg();
+                    let target = match callee {
+                        Operand::Label(_) => callee,
+                        other => {
+                            self.emit_copy(Operand::Reg(r11), other)?;
+                            Operand::Reg(r11)
+                        }
+                    };
+                    self.tear_down()?;
+                    self.asm.emit(Mnemonic::Jmp, &[target])?;
                 }
             }
             while let Some((point, edit)) = edits.peek() {
                 if *point != ProgPoint::After(jitforge_regalloc::Inst::new(i)) {
                     break;
                 }
-                self.emit_edit(edit)?;
+                self.emit_edit(edit, Some(i))?;
                 edits.next();
             }
             self.fallthrough_edits(i)?;
@@ -614,8 +819,14 @@ impl<S: Sink> Rewriter<'_, S> {
                 continue;
             }
             self.asm.bind(label)?;
+            if self.logging {
+                self.asm.comment(&format!(
+                    "ra: critical edge b{} -> b{} split",
+                    split.from.0, split.to.0
+                ))?;
+            }
             for edit in &split.edits {
-                self.emit_edit(edit)?;
+                self.emit_edit(edit, None)?;
             }
             let target = self.block_label(jitforge_ir::Block::from_u32(split.to.0))?;
             self.asm.emit(Mnemonic::Jmp, &[Operand::Label(target)])?;
@@ -643,7 +854,7 @@ impl<S: Sink> Rewriter<'_, S> {
                 && self.fallthrough_split(split.from.0, split.to.0)
             {
                 for edit in &split.edits {
-                    self.emit_edit(edit)?;
+                    self.emit_edit(edit, None)?;
                 }
             }
         }
@@ -692,6 +903,11 @@ impl<S: Sink> Rewriter<'_, S> {
                 let d32 = d.with_kind(RegKind::Gp32).unwrap_or(d);
                 self.asm.emit(Mnemonic::Xor, &[d32.into(), d32.into()])
             }
+            (Operand::Reg(d), Operand::Imm(v)) if d.kind() == RegKind::Gp64 => {
+                let mut ops = [Operand::Reg(d), Operand::Imm(v)];
+                let mnemonic = shorter_form(Mnemonic::Mov, &mut ops);
+                self.asm.emit(mnemonic, &ops)
+            }
             (Operand::Mem(_), Operand::Mem(_)) => Err(Error::InvalidArgument {
                 message: "copy between two memory locations".into(),
             }),
@@ -700,10 +916,26 @@ impl<S: Sink> Rewriter<'_, S> {
                 let mnemonic = if vec(&d) || vec(&s) {
                     let both_vec = vec(&d) && vec(&s);
                     let wide = [&d, &s].iter().any(|o| matches!(o, Operand::Reg(r) if matches!(r.kind(), RegKind::Ymm | RegKind::Zmm)));
-                    match (both_vec, wide) {
-                        (_, true) => Mnemonic::Vmovups,
-                        (true, false) => Mnemonic::Movaps,
-                        (false, false) => Mnemonic::Movq,
+                    // The size of the other side: a general-purpose register or memory.
+                    let other = [&d, &s]
+                        .iter()
+                        .find_map(|o| match o {
+                            Operand::Reg(r) if !r.kind().is_vec() => Some(r.size()),
+                            Operand::Mem(m) => Some(u32::from(m.size())),
+                            _ => None,
+                        })
+                        .unwrap_or(8);
+                    // xmm16..31 only have EVEX encodings: the VEX names.
+                    let evex = is_upper_vec(&d) || is_upper_vec(&s);
+                    match (both_vec || wide, evex, other) {
+                        (true, _, _) if wide || evex => Mnemonic::Vmovups,
+                        (true, _, _) => Mnemonic::Movaps,
+                        (false, true, 4) => Mnemonic::Vmovd,
+                        (false, true, 16) => Mnemonic::Vmovups,
+                        (false, true, _) => Mnemonic::Vmovq,
+                        (false, false, 4) => Mnemonic::Movd,
+                        (false, false, 16) => Mnemonic::Movups,
+                        (false, false, _) => Mnemonic::Movq,
                     }
                 } else {
                     Mnemonic::Mov
@@ -712,6 +944,11 @@ impl<S: Sink> Rewriter<'_, S> {
             }
         }
     }
+}
+
+/// Whether an operand is one of the vector registers 16..31.
+fn is_upper_vec(o: &Operand) -> bool {
+    matches!(o, Operand::Reg(r) if r.kind().is_vec() && r.id() >= 16)
 }
 
 /// Same-effect shorter encodings an assembler user would write by hand:

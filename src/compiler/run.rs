@@ -24,12 +24,6 @@ fn parse(text: &str) -> Result<Vec<jitforge_ir::Function>> {
 /// allocator's edits marked.
 pub fn compile_listing(text: &str) -> Result<String> {
     let functions = parse(text)?;
-    let mut out = String::new();
-    for f in &functions {
-        out.push_str("; before allocation\n");
-        out.push_str(&jitforge_ir::text::print_function(f, X86Target::x64()));
-        out.push('\n');
-    }
     let mut listing = Listing::new();
     let mut code = CodeHolder::new(Arch::X64);
     {
@@ -40,9 +34,8 @@ pub fn compile_listing(text: &str) -> Result<String> {
         }
         cc.finalize()?;
     }
-    out.push_str("; after allocation\n");
-    out.push_str(&listing.to_string());
-    Ok(out)
+    // The Compiler lists each function as written, then as compiled.
+    Ok(listing.to_string())
 }
 
 /// Compiles `text`, calls `entry` (or the first function) with `args`, and

@@ -94,6 +94,36 @@
 //! vector registers of `vzeroupper` (the Compiler inserts it only where no
 //! 256/512-bit value is live). `vzeroall` clobbers vector registers 0..15.
 //!
+//! # Implicit registers as operands
+//!
+//! An id with [`X86Inst::bound`] (text suffix `_regs`: `idiv_regs`,
+//! `rep_movsb_regs`) takes its form's implicit general-purpose and vector
+//! registers as operands, so that virtual registers stand for them (the
+//! Compiler's `cc.idiv(hi, lo, src)`, AsmJit's convention). Each such
+//! operand is fixed to its register, with the merged access of the
+//! database (`idiv r64`: rdx and rax read-write); the register is then no
+//! implicit register of the instruction. The layout, per mnemonic
+//! ([`X86Target::implicit_operands`]):
+//!
+//! - the implicit operands come **first**, then the explicit ones, except
+//!   for `cmpxchg`, `cmpxchg8b/16b`, `mulx`, `blendvps/pd`, `pblendvb`,
+//!   `sha256rnds2` and `pcmp[ei]str[im]`, where they come **last** (they add
+//!   inputs to an instruction with an explicit destination);
+//! - a `rep`/`repne` prefix adds rcx (the count) as the very first;
+//! - order: rdx, rax, rcx, rbx, rdi, rsi (so `div`/`mul`/`imul`: `hi, lo,
+//!   src`; `cqo`/`cdq`/`cwd`: `hi, lo`; `rdtsc`: `hi, lo`; `rdtscp` and
+//!   `xgetbv`: `hi, lo, ecx`; `movsb`: `rdi, rsi`; `stosb`: `rdi` then the
+//!   explicit `al`), except `cpuid` (eax, ebx, ecx, edx), `cmps*` (rsi,
+//!   rdi) and `pcmp*str*` (rcx or xmm0, then eax, edx); other registers
+//!   follow in database order.
+//!
+//! Which form applies is decided by the explicit operands (`div` of a
+//! 64-bit register binds rdx and rax, of an 8-bit one only ax). A bound
+//! operand must be a register of the implicit register's class, no high
+//! byte, at least as wide as what is read (`eax`: 4 bytes; write-only
+//! registers accept any size, and an 8/16-bit write of a wider register is
+//! a partial write).
+//!
 //! **Flow**: `jmp label` is [`Flow::Jump`], `jmp r/m` [`Flow::IndirectJump`],
 //! `jmp imm` (an absolute address outside the function) [`Flow::Return`],
 //! `jcc`, `jrcxz`, `loop*` and `xbegin` [`Flow::CondBranch`], `ret`, `retf`,
@@ -198,11 +228,17 @@ pub struct X86Inst {
     pub masked: bool,
     /// Whether the mask zeroes (`{z}`); only with `masked`.
     pub zeroing: bool,
+    /// Whether the form's implicit registers are operands (virtual registers
+    /// bound to them; see "Implicit registers as operands" in the module docs).
+    pub bound: bool,
 }
 
 const PREFIX_SHIFT: u32 = 16;
 const MASKED_BIT: u32 = 1 << 18;
 const ZEROING_BIT: u32 = 1 << 19;
+const BOUND_BIT: u32 = 1 << 20;
+/// Every bit an id may have.
+const ID_BITS: u32 = 0xFFFF | (3 << PREFIX_SHIFT) | MASKED_BIT | ZEROING_BIT | BOUND_BIT;
 
 impl X86Inst {
     /// A plain mnemonic.
@@ -212,6 +248,15 @@ impl X86Inst {
             prefix: Prefix::None,
             masked: false,
             zeroing: false,
+            bound: false,
+        }
+    }
+
+    /// With the implicit registers as operands.
+    pub const fn with_bound_implicit(self) -> X86Inst {
+        X86Inst {
+            bound: true,
+            ..self
         }
     }
 
@@ -244,6 +289,9 @@ impl X86Inst {
                 v |= ZEROING_BIT;
             }
         }
+        if self.bound {
+            v |= BOUND_BIT;
+        }
         TargetInst(v)
     }
 
@@ -264,7 +312,7 @@ impl X86Inst {
     /// combination is [`X86Target::is_valid`]).
     pub const fn from_id(id: TargetInst) -> Option<X86Inst> {
         let v = id.0;
-        if v & !(0xFFFF | (3 << PREFIX_SHIFT) | MASKED_BIT | ZEROING_BIT) != 0 {
+        if v & !ID_BITS != 0 {
             return None;
         }
         let masked = v & MASKED_BIT != 0;
@@ -280,6 +328,7 @@ impl X86Inst {
             prefix: Prefix::ALL[((v >> PREFIX_SHIFT) & 3) as usize],
             masked,
             zeroing,
+            bound: v & BOUND_BIT != 0,
         })
     }
 }
@@ -322,6 +371,79 @@ struct MInfo {
     flags: u16,
     flow: Flow,
     special: Special,
+    /// Whether the implicit registers may be bound as operands (some form
+    /// has implicit general-purpose or vector registers, and it is no branch).
+    bindable: bool,
+}
+
+/// The implicit registers of a mnemonic as operands: whether they follow
+/// the explicit operands (else they precede them), and their order (codes
+/// of [`binding_code`]); registers not listed follow in database order.
+fn binding_of(name: &str) -> (bool, &'static [u8]) {
+    const DEFAULT: &[u8] = &[2, 0, 1, 3, 7, 6];
+    match name {
+        "cpuid" => (false, &[0, 3, 1, 2]),
+        "cmpsb" | "cmpsw" | "cmpsd" | "cmpsq" => (false, &[6, 7]),
+        "cmpxchg" | "cmpxchg8b" | "cmpxchg16b" | "mulx" | "blendvps" | "blendvpd" | "pblendvb"
+        | "sha256rnds2" => (true, DEFAULT),
+        "pcmpestri" | "pcmpestrm" | "pcmpistri" | "pcmpistrm" => (true, &[1, 32, 0, 2]),
+        _ => (false, DEFAULT),
+    }
+}
+
+/// The code of a register in [`binding_of`]'s orders: the general-purpose
+/// number, or 32 + the vector number.
+fn binding_code(p: PReg) -> u8 {
+    if p.class == RegClass::VEC {
+        32 + p.hw
+    } else {
+        p.hw
+    }
+}
+
+/// One implicit register of a form, bound to an operand (see
+/// [`X86Target::implicit_operands`]).
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct ImplicitBinding {
+    /// The register the operand is fixed to.
+    pub reg: PReg,
+    /// Whether the instruction reads it.
+    pub read: bool,
+    /// Whether the instruction writes it.
+    pub write: bool,
+    /// The smallest register (in bytes) that holds what the instruction
+    /// reads and its 8/16-bit results (`al`: 1, `ax` of `mul r8`: 2, `eax`:
+    /// 4, `rax`: 8; a 32/64-bit result fits any size).
+    pub min_size: u16,
+    /// Whether every write is 8- or 16-bit (keeps the rest of a wider register).
+    pub narrow_write: bool,
+    /// Size of the widest write (`ah` counts as 2).
+    pub write_size: u16,
+}
+
+impl ImplicitBinding {
+    /// The access of a register of `size` bytes bound to it.
+    fn access(&self, size: u16) -> Access {
+        let partial = self.narrow_write && self.write_size < size;
+        match (self.read, self.write) {
+            (true, true) => Access::ReadWrite,
+            (true, false) => Access::Read,
+            (false, true) if partial => Access::PartialWrite,
+            (false, true) => Access::Write,
+            (false, false) => Access::None,
+        }
+    }
+}
+
+/// The operands of an instruction with bound implicit registers (see
+/// [`X86Target::implicit_operands`]).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct BoundOperands {
+    /// The positions of the explicit operands; the others are the implicit
+    /// registers, in the order of `implicit`.
+    pub explicit: core::ops::Range<usize>,
+    /// The implicit registers.
+    pub implicit: smallvec::SmallVec<[ImplicitBinding; 4]>,
 }
 
 /// The x86 target (64-bit or 32-bit mode). Build it once and share it
@@ -450,13 +572,24 @@ impl X86Target {
                 }
             }
             let name = m.name();
+            let flow = mnemonic_flow(name);
+            let special = mnemonic_special(name);
+            let gp_count = if mode64 { 16 } else { 8 };
+            let bindable = flow == Flow::Normal
+                && !matches!(special, Special::ZeroUpper | Special::ZeroAll)
+                && m.forms().iter().filter(|f| f.modes & bit != 0).any(|f| {
+                    f.implicit()
+                        .iter()
+                        .any(|imp| bindable_reg(imp.reg, gp_count).is_some())
+                });
             info.push(MInfo {
                 mnemonic: m,
                 mem_at,
                 valid,
                 flags: fl,
-                flow: mnemonic_flow(name),
-                special: mnemonic_special(name),
+                flow,
+                special,
+                bindable,
             });
             if !valid {
                 continue;
@@ -467,13 +600,22 @@ impl X86Target {
                 if x.masked {
                     s.push_str(if x.zeroing { "_kz" } else { "_k" });
                 }
+                if x.bound {
+                    s.push_str("_regs");
+                }
                 let s: Box<str> = s.into();
                 by_name.insert(s.clone(), x.id().0);
                 names.push((x.id().0, s));
             };
+            if bindable {
+                add(X86Inst::new(m).with_bound_implicit());
+            }
             for p in [Prefix::Rep, Prefix::Repne, Prefix::Lock] {
                 if fl & p.form_flag() != 0 {
                     add(X86Inst::new(m).with_prefix(p));
+                    if bindable {
+                        add(X86Inst::new(m).with_prefix(p).with_bound_implicit());
+                    }
                 }
             }
             if fl & flags::K != 0 {
@@ -516,8 +658,9 @@ impl X86Target {
     /// mode, accepts the prefix, and can take a mask (and `{z}`) if decorated.
     pub fn decode(&self, id: TargetInst) -> Option<X86Inst> {
         let v = id.0;
-        if v & !(0xFFFF | (3 << PREFIX_SHIFT) | MASKED_BIT | ZEROING_BIT) != 0
+        if v & !ID_BITS != 0
             || (v & ZEROING_BIT != 0 && v & MASKED_BIT == 0)
+            || (v & BOUND_BIT != 0 && v & MASKED_BIT != 0)
         {
             return None;
         }
@@ -527,7 +670,11 @@ impl X86Target {
             prefix: Prefix::ALL[((v >> PREFIX_SHIFT) & 3) as usize],
             masked: v & MASKED_BIT != 0,
             zeroing: v & ZEROING_BIT != 0,
+            bound: v & BOUND_BIT != 0,
         };
+        if x.bound && !info.bindable {
+            return None;
+        }
         let need = x.prefix.form_flag()
             | if x.masked { flags::K } else { 0 }
             | if x.zeroing { flags::Z } else { 0 };
@@ -544,8 +691,284 @@ impl X86Target {
     /// operand is its mask): what the Compiler encodes.
     pub fn form_for(&self, id: TargetInst, ops: &[OpShape]) -> Result<&'static Form, FactsError> {
         let x = self.decode(id).ok_or(FactsError::UnknownInst(id))?;
+        if x.bound {
+            return self.find_bound(x, ops).map(|(f, _)| f);
+        }
         let ops = split_mask(x, ops)?;
-        self.find(x, ops).map(|(f, _, _)| f)
+        if ops.len() > 5 {
+            return Err(self.diagnose(x, ops));
+        }
+        // Through the matching cache: the Compiler asks for every
+        // instruction whose mnemonic has implicit registers.
+        let mut shapes = [OpShape::Imm(0); 5];
+        for (d, s) in shapes.iter_mut().zip(ops) {
+            *d = self.norm(*s);
+        }
+        self.resolve(x, &shapes[..ops.len()]).map(|r| r.form)
+    }
+
+    /// The implicit registers a form takes as operands when bound (for
+    /// [`X86Inst::bound`] ids): its implicit general-purpose and vector
+    /// registers (not the stack pointer), merged per register, plus rcx
+    /// first for a `rep`/`repne` prefix, in the mnemonic's binding order.
+    pub fn implicit_of(&self, x: X86Inst, form: &Form) -> smallvec::SmallVec<[ImplicitBinding; 4]> {
+        let mut regs: smallvec::SmallVec<[ImplicitBinding; 4]> = smallvec::SmallVec::new();
+        if matches!(x.prefix, Prefix::Rep | Prefix::Repne) {
+            regs.push(ImplicitBinding {
+                reg: PReg::gp(1),
+                read: true,
+                write: true,
+                min_size: self.ptr(),
+                narrow_write: false,
+                write_size: self.ptr(),
+            });
+        }
+        let mut own: smallvec::SmallVec<[ImplicitBinding; 4]> = smallvec::SmallVec::new();
+        for imp in form.implicit() {
+            let Some((p, size)) = bindable_reg(imp.reg, self.gp_count()) else {
+                continue;
+            };
+            let Some((r, w)) = reads_writes(imp.access) else {
+                continue;
+            };
+            // `ah` is bits 8..15: reading it needs two bytes, writing it is partial.
+            let high = imp.reg.kind() == RegKind::Gp8Hi;
+            let read_size = if high { 2 } else { size };
+            let narrow = p.class == RegClass::GP && (size < 4 || high);
+            let entry = match own.iter_mut().position(|e| e.reg == p) {
+                Some(i) => &mut own[i],
+                None => {
+                    own.push(ImplicitBinding {
+                        reg: p,
+                        read: false,
+                        write: false,
+                        min_size: 1,
+                        narrow_write: true,
+                        write_size: 0,
+                    });
+                    own.last_mut().expect("pushed")
+                }
+            };
+            if r {
+                entry.read = true;
+                entry.min_size = entry.min_size.max(read_size);
+            }
+            if w {
+                entry.write = true;
+                entry.narrow_write &= narrow;
+                entry.write_size = entry.write_size.max(if high { 2 } else { size });
+                // An 8/16-bit result (`ax` of `mul r8`) needs a register that
+                // holds it; wider writes are whole (32-bit ones zero-extend).
+                if narrow {
+                    entry.min_size = entry.min_size.max(if high { 2 } else { size });
+                }
+            }
+        }
+        for e in &mut own {
+            if !e.write {
+                e.narrow_write = false;
+            }
+        }
+        let (_, order) = binding_of(x.mnemonic.name());
+        let rank = |e: &ImplicitBinding| {
+            order
+                .iter()
+                .position(|&c| c == binding_code(e.reg))
+                .unwrap_or(order.len())
+        };
+        own.sort_by_key(rank);
+        for e in own {
+            if !regs.iter().any(|r| r.reg == e.reg) {
+                regs.push(e);
+            }
+        }
+        regs
+    }
+
+    /// For an id with bound implicit registers ([`X86Inst::bound`]): which
+    /// of `ops` are the explicit operands and which implicit register each
+    /// other operand stands for (the form is the one the explicit operands
+    /// select).
+    pub fn implicit_operands(
+        &self,
+        id: TargetInst,
+        ops: &[OpShape],
+    ) -> Result<BoundOperands, FactsError> {
+        let x = self.decode(id).ok_or(FactsError::UnknownInst(id))?;
+        if !x.bound {
+            return Ok(BoundOperands {
+                explicit: 0..ops.len(),
+                implicit: smallvec::SmallVec::new(),
+            });
+        }
+        let (form, explicit) = self.find_bound(x, ops)?;
+        Ok(BoundOperands {
+            explicit,
+            implicit: self.implicit_of(x, form),
+        })
+    }
+
+    /// Where the explicit operands of a bound id are and which implicit
+    /// registers the other operands stand for, without checking those
+    /// operands (see [`X86Target::implicit_operands`], which does).
+    pub fn implicit_layout(
+        &self,
+        id: TargetInst,
+        ops: &[OpShape],
+    ) -> Result<BoundOperands, FactsError> {
+        let x = self.decode(id).ok_or(FactsError::UnknownInst(id))?;
+        let (form, explicit) = self.layout(x, ops)?;
+        Ok(BoundOperands {
+            explicit,
+            implicit: self.implicit_of(x, form),
+        })
+    }
+
+    /// How the operands of bound id `x` with form `form` are laid out, for
+    /// messages: `rdx, rax, then 1 explicit operand(s)`.
+    pub fn binding_text(&self, x: X86Inst, form: &Form) -> String {
+        let x = x.with_bound_implicit();
+        let regs: Vec<&str> = self
+            .implicit_of(x, form)
+            .iter()
+            .filter_map(|imp| {
+                [View::Q64, View::D32, View::X128]
+                    .iter()
+                    .find_map(|&v| self.reg_name(imp.reg, v))
+            })
+            .collect();
+        let explicit = format!("{} explicit operand(s)", form.explicit);
+        if binding_of(x.mnemonic.name()).0 {
+            format!("{explicit}, then {}", regs.join(", "))
+        } else {
+            format!("{}, then {explicit}", regs.join(", "))
+        }
+    }
+
+    /// [`X86Target::binding_text`] of the form bound id `id` takes with `ops`.
+    pub fn binding_text_of(&self, id: TargetInst, ops: &[OpShape]) -> Option<String> {
+        let x = self.decode(id)?;
+        let (form, _) = self.layout(x, ops).ok()?;
+        Some(self.binding_text(x, form))
+    }
+
+    /// The form of a bound id and the range of its explicit operands: the
+    /// first count of bound operands whose explicit rest selects a form
+    /// with that many implicit registers.
+    fn layout(
+        &self,
+        x: X86Inst,
+        ops: &[OpShape],
+    ) -> Result<(&'static Form, core::ops::Range<usize>), FactsError> {
+        let plain = X86Inst { bound: false, ..x };
+        let (last, _) = binding_of(x.mnemonic.name());
+        let mut shapes = [OpShape::Imm(0); 9];
+        if ops.len() > shapes.len() {
+            return Err(FactsError::OperandCount {
+                expected: shapes.len(),
+                found: ops.len(),
+            });
+        }
+        for (d, s) in shapes.iter_mut().zip(ops) {
+            *d = self.norm(*s);
+        }
+        let shapes = &shapes[..ops.len()];
+        let mut fewest = None;
+        for n in 0..=ops.len().min(5) {
+            let explicit = if last { 0..ops.len() - n } else { n..ops.len() };
+            let Ok((form, _, _)) = self.find(plain, &shapes[explicit.clone()]) else {
+                continue;
+            };
+            let implicit = self.implicit_of(x, form);
+            if implicit.len() == n {
+                return Ok((form, explicit));
+            }
+            fewest.get_or_insert(explicit.len() + implicit.len());
+        }
+        Err(match fewest {
+            Some(expected) => FactsError::OperandCount {
+                expected,
+                found: ops.len(),
+            },
+            None => self.diagnose(plain, shapes),
+        })
+    }
+
+    /// [`X86Target::layout`], and each bound operand a register of the
+    /// implicit register's class, no high byte, holding what is read.
+    fn find_bound(
+        &self,
+        x: X86Inst,
+        ops: &[OpShape],
+    ) -> Result<(&'static Form, core::ops::Range<usize>), FactsError> {
+        let (form, explicit) = self.layout(x, ops)?;
+        let bound_at = if explicit.start == 0 { explicit.end } else { 0 };
+        for (k, imp) in self.implicit_of(x, form).iter().enumerate() {
+            let ok = match self.norm(ops[bound_at + k]) {
+                OpShape::Reg {
+                    class, size, high, ..
+                } => class == imp.reg.class && !high && size >= imp.min_size,
+                _ => false,
+            };
+            if !ok {
+                return Err(FactsError::OperandKind {
+                    index: bound_at + k,
+                    expected: if imp.reg.class == RegClass::VEC {
+                        KindSet::VEC
+                    } else {
+                        KindSet::GP
+                    },
+                });
+            }
+        }
+        Ok((form, explicit))
+    }
+
+    /// The facts of a bound id: the explicit operands' as without binding,
+    /// and one fixed-register fact per implicit register, which is then no
+    /// longer an implicit register of the instruction.
+    fn bound_facts(
+        &self,
+        x: X86Inst,
+        all: &[OpShape],
+        out: &mut InstFacts,
+    ) -> Result<(), FactsError> {
+        let (form, explicit) = self.find_bound(x, all)?;
+        let plain = X86Inst { bound: false, ..x };
+        let shapes = &all[explicit.clone()];
+        let r = self.resolve(plain, shapes)?;
+        self.fill(plain, &r, shapes, out);
+        let implicit = self.implicit_of(x, form);
+        out.implicit
+            .retain(|i| !implicit.iter().any(|b| b.reg == i.reg));
+        let bound_at = if explicit.start == 0 { explicit.end } else { 0 };
+        let facts = implicit.iter().enumerate().map(|(k, imp)| {
+            let (size, sub_view) = match all[bound_at + k] {
+                OpShape::Reg { size, id, .. } => (size, !matches!(id, Reg::Virt(_, View::FULL))),
+                _ => (0, false),
+            };
+            OperandFact {
+                kinds: if imp.reg.class == RegClass::VEC {
+                    KindSet::VEC
+                } else {
+                    KindSet::GP
+                },
+                // An 8/16-bit write of a view of a wider register keeps the rest.
+                access: imp.access(if sub_view { u16::MAX } else { size }),
+                size,
+                tied: None,
+                fixed: Some(imp.reg),
+                allowed: u32::MAX,
+            }
+        });
+        if bound_at == 0 {
+            let tail: smallvec::SmallVec<[OperandFact; 4]> = out.ops.drain(..).collect();
+            out.ops.extend(facts);
+            out.ops.extend(tail);
+        } else {
+            out.ops.extend(facts);
+        }
+        Ok(())
     }
 
     fn mode_bit(&self) -> u8 {
@@ -996,6 +1419,9 @@ impl X86Target {
         out: &mut InstFacts,
     ) -> Result<(), FactsError> {
         out.clear();
+        if x.bound {
+            return self.bound_facts(x, all, out);
+        }
         let r = self.resolve(x, &all[..n])?;
         self.fill(x, &r, &all[..n], out);
         if x.masked {
@@ -1207,11 +1633,8 @@ impl X86Target {
             if p == PReg::gp(4) || p.hw >= self.gp_count() && p.class == RegClass::GP {
                 continue;
             }
-            let (r, w) = match imp.access {
-                DbAccess::Read | DbAccess::CondRead => (true, false),
-                DbAccess::Write => (false, true),
-                DbAccess::ReadWrite | DbAccess::CondWrite | DbAccess::ReadCondWrite => (true, true),
-                DbAccess::None | DbAccess::NoMemAccess => continue,
+            let Some((r, w)) = reads_writes(imp.access) else {
+                continue;
             };
             add_implicit(&mut out.implicit, p, r, w, narrow);
         }
@@ -1601,6 +2024,36 @@ fn map_reg(r: XReg) -> Option<(PReg, bool)> {
     }
 }
 
+/// Whether an implicit register access reads and whether it writes (a
+/// conditional write keeps the old value: read and written); `None` when
+/// the register is not accessed.
+fn reads_writes(a: DbAccess) -> Option<(bool, bool)> {
+    match a {
+        DbAccess::Read | DbAccess::CondRead => Some((true, false)),
+        DbAccess::Write => Some((false, true)),
+        DbAccess::ReadWrite | DbAccess::CondWrite | DbAccess::ReadCondWrite => Some((true, true)),
+        DbAccess::None | DbAccess::NoMemAccess => None,
+    }
+}
+
+/// An implicit database register that may be bound to an operand, with the
+/// size of its view: general-purpose registers of the mode except the stack
+/// pointer, and vector registers.
+fn bindable_reg(r: XReg, gp_count: u8) -> Option<(PReg, u16)> {
+    let size = match r.kind() {
+        RegKind::Gp8 | RegKind::Gp8Hi => 1,
+        RegKind::Gp16 => 2,
+        RegKind::Gp32 => 4,
+        RegKind::Gp64 => 8,
+        RegKind::Xmm => 16,
+        RegKind::Ymm => 32,
+        RegKind::Zmm => 64,
+        _ => return None,
+    };
+    let (p, _) = map_reg(r)?;
+    (p.class == RegClass::VEC || p.hw != 4 && p.hw < gp_count).then_some((p, size))
+}
+
 fn add_implicit(
     list: &mut smallvec::SmallVec<[ImplicitReg; 2]>,
     p: PReg,
@@ -1730,7 +2183,13 @@ impl Target for X86Target {
         out.clear();
         let x = self.decode(inst).ok_or(FactsError::UnknownInst(inst))?;
         let explicit = split_mask(x, ops)?;
-        if explicit.len() > 5 {
+        if x.bound && ops.len() > 6 {
+            return Err(FactsError::OperandCount {
+                expected: 6,
+                found: ops.len(),
+            });
+        }
+        if !x.bound && explicit.len() > 5 {
             return Err(self.diagnose(x, explicit));
         }
         let mut shapes = [OpShape::Imm(0); 6];
@@ -1765,7 +2224,7 @@ impl Target for X86Target {
 
     fn inst_flow(&self, inst: TargetInst, ops: &[OpShape]) -> Flow {
         match self.info.get((inst.0 & 0xFFFF) as usize) {
-            Some(i) if inst.0 >> 20 == 0 => self.flow_of(i.mnemonic, ops.first()),
+            Some(i) if inst.0 & !ID_BITS == 0 => self.flow_of(i.mnemonic, ops.first()),
             _ => Flow::Normal,
         }
     }

@@ -91,7 +91,9 @@ impl RegKind {
 }
 
 /// An AVX-512 write mask and zeroing decoration on a destination operand:
-/// bits 0..2 the mask register (0 = none), bit 3 zeroing.
+/// bits 0..2 the mask register (0 = none), bit 3 zeroing, bit 4 set when
+/// the mask given was a virtual register (which a decoration cannot name:
+/// the Compiler takes virtual masks through `Compiler::k` and reports this).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Decorators(u8);
 
@@ -111,7 +113,13 @@ impl Decorators {
 
     /// With the mask register set (`{k1}`).
     pub const fn with_mask(self, k: KReg) -> Decorators {
-        Decorators((self.0 & !7) | (k.0 & 7))
+        let virtual_mask = if k.2 != 0 { 16 } else { 0 };
+        Decorators((self.0 & !(7 | 16)) | (k.0 & 7) | virtual_mask)
+    }
+
+    /// Whether the mask given was a virtual register (see the type's docs).
+    pub const fn virtual_mask(self) -> bool {
+        self.0 & 16 != 0
     }
 
     /// With `{z}` set.
