@@ -42,6 +42,8 @@ pub fn kind_text(kind: K) -> String {
         K::KM => "k/m",
         K::R8 => "r8",
         K::R8Op => "r8.o",
+        K::R8V => "r8.v",
+        K::R16V => "r16.v",
         K::R16 => "r16",
         K::R16Addr => "r16.a",
         K::R16Rm => "r16.rm",
@@ -132,6 +134,7 @@ fn map_text(map: OpcodeMap) -> &'static str {
         OpcodeMap::M0F => "0f",
         OpcodeMap::M0F38 => "0f38",
         OpcodeMap::M0F3A => "0f3a",
+        OpcodeMap::Map4 => "map4",
         OpcodeMap::Map5 => "map5",
         OpcodeMap::Map6 => "map6",
         OpcodeMap::Xop8 => "m8",
@@ -182,6 +185,9 @@ pub fn encoding_text(f: &Form) -> String {
             if f.prefix != MandatoryPrefix::None {
                 parts.push(prefix_text(f.prefix).into());
             }
+            if f.has_apx(super::super::db::apx::REX2) {
+                parts.push("rex2".into());
+            }
             if f.rex_w {
                 parts.push("rex.w".into());
             }
@@ -221,6 +227,12 @@ pub fn encoding_text(f: &Form) -> String {
                 VexW::W1Wig32 => ".w1.wig32",
                 VexW::W0Wig32 => ".w0.wig32",
             });
+            if f.has_apx(super::super::db::apx::ND) {
+                v.push_str(".nd");
+            }
+            if f.has_apx(super::super::db::apx::NF_FIXED) {
+                v.push_str(".nf");
+            }
             parts.push(v);
         }
     }
@@ -553,8 +565,8 @@ pub fn kind_human(kind: K, form: &Form) -> String {
         K::ZmmM => sized("zmm/m"),
         K::KM => sized("k/m"),
         K::BndM => "bnd/m".into(),
-        K::R8 | K::R8Op => "r8".into(),
-        K::R16 | K::R16Rm | K::R16Op | K::R16Addr => "r16".into(),
+        K::R8 | K::R8Op | K::R8V => "r8".into(),
+        K::R16 | K::R16Rm | K::R16Op | K::R16Addr | K::R16V => "r16".into(),
         K::R32 | K::R32Rm | K::R32Op | K::R32V | K::R32Addr => "r32".into(),
         K::R64 | K::R64Rm | K::R64Op | K::R64V | K::R64Addr => "r64".into(),
         K::Xmm | K::XmmRm | K::XmmV | K::XmmIs4 | K::XmmIs5 => "xmm".into(),

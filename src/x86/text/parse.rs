@@ -1369,7 +1369,8 @@ fn brace_prefix(content: &str) -> Option<Result<InstOptions, &'static str>> {
         // Displacement-size hints: accepted; the encoder always picks the
         // shortest displacement (same instruction, maybe other bytes).
         "disp8" | "disp32" => InstOptions::NONE,
-        "nf" | "rex" | "rex2" => {
+        "nf" => InstOptions::NF,
+        "rex" | "rex2" => {
             return Some(Err("this pseudo-prefix is not supported yet"));
         }
         _ => return None,
@@ -1747,6 +1748,33 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
             _ => return Err(p.expected("a mnemonic")),
         }
     };
+    // APX `ccmp`/`ctest`: `{dfv=of,sf,zf,cf}` (any subset, maybe empty) after the mnemonic.
+    if let Tok::Brace(content) = p.peek() {
+        let lower = content.to_ascii_lowercase();
+        if let Some(list) = lower.strip_prefix("dfv") {
+            let col = p.col();
+            let list = list.trim_start().strip_prefix('=').ok_or_else(|| {
+                ParseError::new(col, "expected `{dfv=of,sf,zf,cf}`".to_string())
+            })?;
+            let mut bits = 0u8;
+            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                bits |= match name {
+                    "of" => 8,
+                    "sf" => 4,
+                    "zf" => 2,
+                    "cf" => 1,
+                    other => {
+                        return Err(ParseError::new(
+                            col,
+                            format!("{{dfv=}} takes of, sf, zf, cf, not `{other}`"),
+                        ));
+                    }
+                };
+            }
+            options |= InstOptions::dfv(bits);
+            p.bump();
+        }
+    }
     let mut operands = Vec::new();
     let mut columns = Vec::new();
     let mut decor = Vec::new();
