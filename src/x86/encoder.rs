@@ -1194,9 +1194,17 @@ fn rex2_allowed(form: &Form) -> bool {
         return true;
     }
     let row = form.opcode >> 4;
+    // XSAVE*/XRSTOR* (0F AE /4../6, 0F C7 /3../5, no mandatory prefix) take no
+    // extended register in their address.
+    let xsave = form.map == OpcodeMap::M0F
+        && matches!(form.prefix, MandatoryPrefix::None | MandatoryPrefix::Np)
+        && matches!(
+            (form.opcode, form.modrm),
+            (0xae, ModRmSpec::Digit(4..=6)) | (0xc7, ModRmSpec::Digit(3..=5))
+        );
     match form.map {
         OpcodeMap::Primary => !matches!(row, 0x4 | 0x7 | 0xa | 0xe),
-        OpcodeMap::M0F => !matches!(row, 0x3 | 0x8),
+        OpcodeMap::M0F => !matches!(row, 0x3 | 0x8) && !xsave,
         _ => false,
     }
 }
@@ -1402,6 +1410,13 @@ fn encode_form(
     if form.apx != 0 || options.intersects(InstOptions::NF) {
         check_apx(form, operands, options)?;
     }
+    // In VEX and EVEX, register number 4 of an 8-bit operand is spl, never ah.
+    if uses_high8 && form.encoding != Encoding::Legacy {
+        return Err(format!(
+            "ah, bh, ch and dh cannot be used with {:?}",
+            form.encoding
+        ));
+    }
     // Decorations and EVEX-only features.
     let er = options.rounding_mode();
     let sae = options.contains(InstOptions::SAE);
@@ -1567,6 +1582,14 @@ fn encode_form(
             // opcode without its 0F escape.
             let high = ((r_id >> 4) & 1) << 6 | ((x_id >> 4) & 1) << 5 | ((b_id >> 4) & 1) << 4;
             if high != 0 || form.has_apx(apx::REX2) {
+                // llvm-objdump-22 reads D5 90+r as `nop` and 66 D5 50+r as a
+                // 64-bit push: the 87 /r and FF /6 forms say the same unambiguously.
+                let ambiguous = form.modrm == ModRmSpec::OpcodeReg
+                    && (form.opcode == 0x90
+                        || matches!(form.opcode, 0x50 | 0x58) && form.operand_size == 16);
+                if ambiguous {
+                    return Err("r16-r31 take the ModRM form of this instruction".into());
+                }
                 if !rex2_allowed(form) || form.encoding == Encoding::Amd3dNow {
                     return Err(
                         "r16-r31 need REX2, which this opcode does not take (an EVEX form may)"

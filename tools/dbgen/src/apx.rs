@@ -83,6 +83,10 @@ const MAP2_PROMOTED: &[(&str, Option<&str>)] = &[
     ("wrssq", Some("")),
     ("wrussd", None),
     ("wrussq", None),
+    ("aadd", None),
+    ("aand", None),
+    ("aor", None),
+    ("axor", None),
 ];
 
 /// VEX instructions with general-purpose or memory operands that APX gives
