@@ -80,8 +80,7 @@ fn sample(form: &Form, v: usize, low: bool) -> Option<(Vec<Operand>, InstOptions
             [5u8, 9, 14][v] + slot as u8 % 2
         };
         let op = match kind {
-            K::R8M | K::R16M | K::R32M | K::R64M | K::XmmM | K::YmmM | K::ZmmM | K::KM
-            | K::MmM
+            K::R8M | K::R16M | K::R32M | K::R64M | K::XmmM | K::YmmM | K::ZmmM | K::KM | K::MmM
                 if use_mem =>
             {
                 Operand::Mem(sample_mem(form, kind, v, low))
@@ -247,7 +246,9 @@ fn llvm_encodings(lines: &[String]) -> BTreeMap<usize, (String, Vec<u8>)> {
             .filter_map(|b| u8::from_str_radix(b.trim().trim_start_matches("0x"), 16).ok())
             .collect();
         // `fsave` is printed as `wait` and `fnsave`: one instruction of ours.
-        let entry = result.entry(i).or_insert_with(|| (String::new(), Vec::new()));
+        let entry = result
+            .entry(i)
+            .or_insert_with(|| (String::new(), Vec::new()));
         if !entry.0.is_empty() {
             entry.0.push_str("; ");
         }
@@ -367,14 +368,15 @@ fn cases() -> Vec<Case> {
                 };
                 let ours = encode(mnemonic, &ops, options);
                 let text = format_instruction(mnemonic, &ops, options, Arch::X64);
-                let shadow = sample(form, v, true)
-                    .filter(|_| !form.is_apx())
-                    .map(|(low, options)| {
-                        (
-                            format_instruction(mnemonic, &low, options, Arch::X64),
-                            encode(mnemonic, &low, options),
-                        )
-                    });
+                let shadow =
+                    sample(form, v, true)
+                        .filter(|_| !form.is_apx())
+                        .map(|(low, options)| {
+                            (
+                                format_instruction(mnemonic, &low, options, Arch::X64),
+                                encode(mnemonic, &low, options),
+                            )
+                        });
                 cases.push(Case {
                     text,
                     ours,
@@ -550,7 +552,8 @@ fn tokens(text: &str) -> Vec<Result<i128, String>> {
         let negative = bytes[i] == b'-' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
         let at = if negative { i + 1 } else { i };
         let starts_number = bytes[at].is_ascii_digit()
-            && (at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_')
+            && (at == 0
+                || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_')
                 || negative);
         if starts_number {
             let end = (at..bytes.len())
@@ -576,9 +579,9 @@ fn same_text(a: &str, b: &str) -> bool {
         && a.iter().zip(&b).all(|(x, y)| match (x, y) {
             (Ok(x), Ok(y)) => {
                 x == y
-                    || [8u32, 16, 32, 64]
-                        .iter()
-                        .any(|w| (x - y).rem_euclid(1i128 << w) == 0 && x.abs().max(y.abs()) < 1i128 << w)
+                    || [8u32, 16, 32, 64].iter().any(|w| {
+                        (x - y).rem_euclid(1i128 << w) == 0 && x.abs().max(y.abs()) < 1i128 << w
+                    })
             }
             _ => x == y,
         })
@@ -620,11 +623,21 @@ fn apx_forms_are_64_bit_only_and_need_apx_f() {
     for m in Mnemonic::ALL {
         for f in m.forms() {
             if f.apx != 0 || f.map == OpcodeMap::Map4 {
-                assert!(f.is_apx(), "{} {:?} has APX bits but not apx_f", m.name(), f);
+                assert!(
+                    f.is_apx(),
+                    "{} {:?} has APX bits but not apx_f",
+                    m.name(),
+                    f
+                );
             }
             if f.is_apx() {
                 apx_forms += 1;
-                assert_eq!(f.modes, modes::M64, "{} is APX but valid in 32-bit mode", m.name());
+                assert_eq!(
+                    f.modes,
+                    modes::M64,
+                    "{} is APX but valid in 32-bit mode",
+                    m.name()
+                );
             }
         }
     }

@@ -888,9 +888,17 @@ fn slot_of(kind: K) -> Slot {
         | K::Vm64x
         | K::Vm64y
         | K::Vm64z => Slot::ModRmRm,
-        K::R8V | K::R16V | K::R32V | K::R64V | K::KV | K::XmmV | K::XmmV4 | K::YmmV | K::ZmmV | K::ZmmV4 | K::TmmV => {
-            Slot::Vvvv
-        }
+        K::R8V
+        | K::R16V
+        | K::R32V
+        | K::R64V
+        | K::KV
+        | K::XmmV
+        | K::XmmV4
+        | K::YmmV
+        | K::ZmmV
+        | K::ZmmV4
+        | K::TmmV => Slot::Vvvv,
         K::R8Op | K::R16Op | K::R32Op | K::R64Op | K::StOp => Slot::OpcodeReg,
         K::XmmIs4 | K::XmmIs5 | K::YmmIs4 | K::YmmIs5 => Slot::Is4,
         K::Imm4
@@ -1389,7 +1397,12 @@ fn encode_form(
             return Err(format!("{} is not available in 32-bit mode", b.name()));
         }
         // VEX and XOP have no bit for r16-r31 in an address.
-        if x64 && matches!(form.encoding, Encoding::Vex | Encoding::Xop | Encoding::Amd3dNow) {
+        if x64
+            && matches!(
+                form.encoding,
+                Encoding::Vex | Encoding::Xop | Encoding::Amd3dNow
+            )
+        {
             let base = match m.base() {
                 MemBase::Reg(b) => Some(b),
                 _ => None,
@@ -1620,28 +1633,28 @@ fn encode_form(
             if high != 0 || form.has_apx(apx::REX2) {
                 // Opcode written with REX2.
             } else {
-            match form.map {
-                OpcodeMap::M0F | OpcodeMap::M0F0F => b.push(0x0f),
-                OpcodeMap::M0F38 => {
-                    b.push(0x0f);
-                    b.push(0x38);
+                match form.map {
+                    OpcodeMap::M0F | OpcodeMap::M0F0F => b.push(0x0f),
+                    OpcodeMap::M0F38 => {
+                        b.push(0x0f);
+                        b.push(0x38);
+                    }
+                    OpcodeMap::M0F3A => {
+                        b.push(0x0f);
+                        b.push(0x3a);
+                    }
+                    _ => {}
                 }
-                OpcodeMap::M0F3A => {
+                if form.encoding == Encoding::Amd3dNow {
                     b.push(0x0f);
-                    b.push(0x3a);
-                }
-                _ => {}
-            }
-            if form.encoding == Encoding::Amd3dNow {
-                b.push(0x0f);
-            } else {
-                let low = if form.modrm == ModRmSpec::OpcodeReg {
-                    opcode_reg.map_or(0, |r| r.hw_id() & 7)
                 } else {
-                    0
-                };
-                b.push(form.opcode | low);
-            }
+                    let low = if form.modrm == ModRmSpec::OpcodeReg {
+                        opcode_reg.map_or(0, |r| r.hw_id() & 7)
+                    } else {
+                        0
+                    };
+                    b.push(form.opcode | low);
+                }
             }
         }
         Encoding::Vex | Encoding::Xop => {
@@ -1701,8 +1714,16 @@ fn encode_form(
             } else {
                 (x_id >> 3) & 1
             };
-            let b4_bit = if rm_is_reg && !gp_rm { 0 } else { (b_id >> 4) & 1 };
-            let x4_bit = if rm_is_reg || vsib { 0 } else { (x_id >> 4) & 1 };
+            let b4_bit = if rm_is_reg && !gp_rm {
+                0
+            } else {
+                (b_id >> 4) & 1
+            };
+            let x4_bit = if rm_is_reg || vsib {
+                0
+            } else {
+                (x_id >> 4) & 1
+            };
             let b_bit = (b_id >> 3) & 1;
             let v2_bit = if vsib {
                 (x_id >> 4) & 1

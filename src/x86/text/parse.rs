@@ -1753,9 +1753,10 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
         let lower = content.to_ascii_lowercase();
         if let Some(list) = lower.strip_prefix("dfv") {
             let col = p.col();
-            let list = list.trim_start().strip_prefix('=').ok_or_else(|| {
-                ParseError::new(col, "expected `{dfv=of,sf,zf,cf}`".to_string())
-            })?;
+            let list = list
+                .trim_start()
+                .strip_prefix('=')
+                .ok_or_else(|| ParseError::new(col, "expected `{dfv=of,sf,zf,cf}`".to_string()))?;
             let mut bits = 0u8;
             for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 bits |= match name {
@@ -2234,9 +2235,11 @@ fn imm_accepts(kind: K, v: i64) -> Option<bool> {
 fn reg_fits(kind: K, rk: RegKind) -> bool {
     use RegKind as R;
     match kind {
-        K::R8M | K::R8 | K::R8Op => matches!(rk, R::Gp8 | R::Gp8Hi),
+        K::R8M | K::R8 | K::R8Op | K::R8V => matches!(rk, R::Gp8 | R::Gp8Hi),
         K::Al | K::Cl => rk == R::Gp8,
-        K::R16M | K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::Ax | K::Dx => rk == R::Gp16,
+        K::R16M | K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::R16V | K::Ax | K::Dx => {
+            rk == R::Gp16
+        }
         K::R32M | K::R32MMpx | K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V | K::Eax => {
             rk == R::Gp32
         }
@@ -2347,7 +2350,9 @@ fn validate(
         .copied()
         .filter(|f| f.explicit_count() == n)
         .collect();
-    let with_fill = forms.iter().any(|f| f.explicit_count() > n);
+    // Forms with more operands the assembler may fill in (`shl rax` for
+    // `shl rax, 1`); APX's new-destination forms are not such.
+    let with_fill = forms.iter().any(|f| f.explicit_count() > n && !f.is_apx());
     if same.is_empty() {
         if with_fill {
             return Ok(());

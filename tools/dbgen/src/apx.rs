@@ -130,8 +130,17 @@ fn token(row: &Row, i: usize) -> String {
 }
 
 /// One database line.
-fn line(out: &mut String, mnemonic: &str, operands: &str, encoding: &str, features: &str, attrs: &str) {
-    let text = format!("{mnemonic:<15} | {operands:<33} | {encoding:<33} | {features:<23} | 64    | {attrs}");
+fn line(
+    out: &mut String,
+    mnemonic: &str,
+    operands: &str,
+    encoding: &str,
+    features: &str,
+    attrs: &str,
+) {
+    let text = format!(
+        "{mnemonic:<15} | {operands:<33} | {encoding:<33} | {features:<23} | 64    | {attrs}"
+    );
     out.push_str(text.trim_end());
     out.push('\n');
 }
@@ -257,7 +266,10 @@ pub fn apx_text(rows: &[Row]) -> String {
     for &(m, nf, ndd, plain) in ARITHMETIC {
         for row in legacy_rows(rows, m) {
             // The one-byte inc/dec (40+r) and accumulator forms have no twin.
-            if accumulator(row) || row.encoding.modrm == "+r" || row.encoding.map == "0f38" && m != "adcx" && m != "adox" {
+            if accumulator(row)
+                || row.encoding.modrm == "+r"
+                || row.encoding.map == "0f38" && m != "adcx" && m != "adox"
+            {
                 continue;
             }
             let pp = if matches!(m, "adcx" | "adox") {
@@ -280,7 +292,10 @@ pub fn apx_text(rows: &[Row]) -> String {
             // A new destination only where the first operand is read and written
             // (not `imul r, r/m, imm`, not `mul r/m`).
             let rw_first = row.access.first().is_some_and(|a| a == "rw");
-            if ndd && rw_first && let Some(reg) = first_register(row) {
+            if ndd
+                && rw_first
+                && let Some(reg) = first_register(row)
+            {
                 let mut ops = vec![format!("{reg}.v:w"), format!("{}:r", row.operands[0])];
                 ops.extend(operands[1..].iter().cloned());
                 line(
@@ -297,7 +312,9 @@ pub fn apx_text(rows: &[Row]) -> String {
     // cmovcc: only the new-data-destination form (ND=0 is cfcmov's load form).
     for cc in CONDITIONS {
         for row in legacy_rows(rows, &format!("cmov{cc}")) {
-            let Some(reg) = first_register(row) else { continue };
+            let Some(reg) = first_register(row) else {
+                continue;
+            };
             let ops = format!("{reg}.v:w {reg}:r {}", token(row, 1));
             line(
                 &mut out,
@@ -401,10 +418,24 @@ fn evex_encoding_text(row: &Row) -> String {
 fn new_instructions(out: &mut String, rows: &[Row]) {
     let stack = "implicit=rsp:rw";
     for (m, w) in [("push2", "w0"), ("push2p", "w1")] {
-        line(out, m, "r64.v:r r64.rm:r", &format!("evex.128.map4.{w}.nd ff /6"), "apx_f", stack);
+        line(
+            out,
+            m,
+            "r64.v:r r64.rm:r",
+            &format!("evex.128.map4.{w}.nd ff /6"),
+            "apx_f",
+            stack,
+        );
     }
     for (m, w) in [("pop2", "w0"), ("pop2p", "w1")] {
-        line(out, m, "r64.v:w r64.rm:w", &format!("evex.128.map4.{w}.nd 8f /0"), "apx_f", stack);
+        line(
+            out,
+            m,
+            "r64.v:w r64.rm:w",
+            &format!("evex.128.map4.{w}.nd 8f /0"),
+            "apx_f",
+            stack,
+        );
     }
     line(out, "pushp", "r64.o:r", "rex2 rex.w 50+r", "apx_f", stack);
     line(out, "popp", "r64.o:w", "rex2 rex.w 58+r", "apx_f", stack);
@@ -456,7 +487,9 @@ fn new_instructions(out: &mut String, rows: &[Row]) {
             .iter()
             .filter(|r| r.mnemonic == format!("cmov{cc}") && is_legacy_64(r))
         {
-            let Some(reg) = first_register(row) else { continue };
+            let Some(reg) = first_register(row) else {
+                continue;
+            };
             let read = if row.flags_read.is_empty() {
                 String::new()
             } else {
@@ -505,7 +538,10 @@ fn new_instructions(out: &mut String, rows: &[Row]) {
                 out,
                 &format!("setzu{cc}"),
                 "r8/m:w",
-                &format!("evex.128.f2.map4.w0.nd {:02x} /r", 0x40 | (row.encoding.opcode & 15)),
+                &format!(
+                    "evex.128.f2.map4.w0.nd {:02x} /r",
+                    0x40 | (row.encoding.opcode & 15)
+                ),
                 "apx_f",
                 &format!("m=1{read}"),
             );

@@ -45,7 +45,9 @@ fn main() -> ExitCode {
                 if apx_fresh && same(&tables_path, &tables) && same(&api_path, &api) {
                     return ExitCode::SUCCESS;
                 }
-                eprintln!("generated tables are stale: run `cargo run -p jitforge-dbgen -- apx` and `cargo run -p jitforge-dbgen`");
+                eprintln!(
+                    "generated tables are stale: run `cargo run -p jitforge-dbgen -- apx` and `cargo run -p jitforge-dbgen`"
+                );
                 return ExitCode::from(1);
             }
             for (path, text) in [(tables_path, tables), (api_path, api)] {
