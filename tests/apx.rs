@@ -532,6 +532,30 @@ fn apx_forms_match_llvm_mc_22_and_decode_back() {
             )),
         }
     }
+    // `jitforge asm --each` (the command line) says the same as the library.
+    let mut input = String::new();
+    for case in &cases {
+        input.push_str(&case.text);
+        input.push('\n');
+    }
+    let (each, _) = run_tool(
+        env!("CARGO_BIN_EXE_jitforge"),
+        &["asm", "--each", "-"],
+        &input,
+    );
+    let answers: Vec<&str> = each.lines().collect();
+    assert_eq!(answers.len(), cases.len(), "one answer per line");
+    for (case, answer) in cases.iter().zip(&answers) {
+        match &case.ours {
+            Ok(bytes) => assert_eq!(*answer, hex(bytes), "jitforge asm --each: {}", case.text),
+            Err(_) => assert!(
+                answer.starts_with("error"),
+                "jitforge asm --each accepts {}: {answer}",
+                case.text
+            ),
+        }
+    }
+
     for m in mismatches.iter().take(40) {
         println!("  {m}");
     }

@@ -625,7 +625,8 @@ impl X86Target {
         for form in forms {
             if form.modes & bit == 0
                 || form.explicit as usize != shapes.len()
-                || (high && form.rex_w)
+                // ah..bh exist only without REX, REX2, VEX or EVEX.
+                || (high && (form.rex_w || form.encoding != Encoding::Legacy))
                 || (x.masked && !form.has(flags::K))
                 || (x.zeroing && !form.has(flags::Z))
                 || (!x.masked && form.has(flags::K_REQUIRED))
