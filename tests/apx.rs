@@ -496,6 +496,23 @@ fn apx_forms_match_llvm_mc_22_and_decode_back() {
         failures.len()
     );
     assert!(same > 3000, "only {same} instructions compared");
+    // Every APX form is checked by at least one of its instructions.
+    let unverified: Vec<String> = Mnemonic::ALL
+        .iter()
+        .flat_map(|m| m.forms())
+        .filter(|f| f.is_apx())
+        .filter(|f| {
+            !cases
+                .iter()
+                .enumerate()
+                .any(|(i, c)| std::ptr::eq(c.form, *f) && (verified[i] || other_bytes.contains(&i)))
+        })
+        .map(|f| format!("{} {:?}", f.mnemonic.name(), f.explicit_kinds()))
+        .collect();
+    assert!(
+        unverified.is_empty(),
+        "APX forms not verified: {unverified:?}"
+    );
 
     // Decode everything we encoded, back to back, with llvm-objdump-22: each
     // instruction starts where ours does and reads as what llvm-mc read.
