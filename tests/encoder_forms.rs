@@ -388,4 +388,25 @@ fn forms_describe_access_implicit_registers_and_flags() {
             .iter()
             .any(|i| i.reg.name() == "rsp" && i.access == Access::ReadWrite)
     );
+    // Scalar SSE destinations that keep their upper part without reading the element.
+    let merge = |m: Mnemonic, from_memory: bool| m.forms()[0].merge(from_memory);
+    assert_eq!(merge(Mnemonic::Sqrtsd, true), Some(8));
+    assert_eq!(merge(Mnemonic::Cvtsi2ss, false), Some(4));
+    assert_eq!(
+        merge(Mnemonic::Addss, false),
+        None,
+        "addss reads its destination"
+    );
+    let movss = Mnemonic::Movss.forms()[0];
+    assert_eq!((movss.merge(false), movss.merge(true)), (Some(4), None));
+    // String instructions: rdi/rsi always, rcx with rep.
+    let stosq = &Mnemonic::Stosq.forms()[0];
+    let names = |ops: &[jitforge::x86::db::ImplicitOperand]| -> Vec<&str> {
+        ops.iter().map(|i| i.reg.name()).collect()
+    };
+    assert_eq!(names(stosq.implicit()), ["rdi"]);
+    assert_eq!(names(stosq.implicit_with_rep()), ["rcx"]);
+    assert_eq!(stosq.explicit_kinds(), [OperandKind::Rax]);
+    assert_eq!(names(Mnemonic::Cmpsb.forms()[0].implicit()), ["rsi", "rdi"]);
+    assert!(add.implicit_with_rep().is_empty());
 }

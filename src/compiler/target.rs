@@ -355,15 +355,26 @@ fn mnemonic_special(name: &str) -> Special {
         | "vpsubq" | "vpcmpeqb" | "vpcmpeqw" | "vpcmpeqd" | "vpcmpeqq" | "kxorb" | "kxorw"
         | "kxord" | "kxorq" | "kxnorb" | "kxnorw" | "kxnord" | "kxnorq" => Special::Idiom3,
         "vpternlogd" | "vpternlogq" => Special::Ternlog,
-        "movss" => Special::ScalarMove(4),
-        "movsd" => Special::ScalarMove(8),
-        "cvtsi2ss" | "cvtsd2ss" | "sqrtss" | "rcpss" | "rsqrtss" | "roundss" => {
-            Special::ScalarMerge(4)
-        }
-        "cvtsi2sd" | "cvtss2sd" | "sqrtsd" | "roundsd" => Special::ScalarMerge(8),
         "vzeroupper" => Special::ZeroUpper,
         "vzeroall" => Special::ZeroAll,
         _ => Special::None,
+    }
+}
+
+/// [`mnemonic_special`], and the scalar merges the database records
+/// (`Form::merge`): `movss`/`movsd` merge only from a register.
+fn special_of(m: Mnemonic) -> Special {
+    let merging = m.forms().iter().find(|f| f.merge(false).is_some());
+    match merging {
+        Some(f) => {
+            let elem = u16::from(f.merge(false).unwrap_or(0));
+            if f.merge(true).is_none() {
+                Special::ScalarMove(elem)
+            } else {
+                Special::ScalarMerge(elem)
+            }
+        }
+        None => mnemonic_special(m.name()),
     }
 }
 
@@ -456,7 +467,7 @@ impl X86Target {
                 valid,
                 flags: fl,
                 flow: mnemonic_flow(name),
-                special: mnemonic_special(name),
+                special: special_of(m),
             });
             if !valid {
                 continue;

@@ -39,7 +39,11 @@
 //!   (may take a write mask), `k!` (requires one), `z`, `er`, `sae`, and the
 //!   prefixes the form accepts (`lock`, `xacquire`, `xrelease`, `rep`, `repne`,
 //!   `bnd`, `notrack`); `nf` (accepts `{nf}`), `scc=N` (APX conditional
-//!   form with condition code N, takes `{dfv=...}`).
+//!   form with condition code N, takes `{dfv=...}`); `merge=N` (the
+//!   destination's low N bytes are written, the rest kept, the old low part
+//!   not read: `sqrtsd`, `cvtsi2ss`), `merge=N.reg` (so only with a register
+//!   source: `movss`); `rep.implicit=rcx:rw` (registers a `rep`/`repne`
+//!   prefix adds: the count of string instructions).
 //!
 //! Regenerate the Rust tables after editing: `cargo run -p jitforge-dbgen`.
 
@@ -495,6 +499,13 @@ pub struct Form {
     pub features: u16,
     /// [`apx`] bits (0 for every non-APX form).
     pub apx: u16,
+    /// Scalar merge of the destination (`merge=N` in the text): bits 0..6 the
+    /// bytes written, bit 7 set when only a register source merges (from
+    /// memory the rest is zeroed); 0 for none. See [`Form::merge`].
+    pub merge: u8,
+    /// Index of the implicit registers a `rep`/`repne` prefix adds (the count
+    /// register of string instructions); see [`Form::implicit_with_rep`].
+    pub implicit_rep: u16,
 }
 
 impl Form {
@@ -527,6 +538,12 @@ impl Form {
         IMPLICIT_SETS[self.implicit as usize]
     }
 
+    /// The registers a `rep`/`repne` prefix adds to [`Form::implicit`]
+    /// (rcx, read and written, for the string instructions); empty otherwise.
+    pub fn implicit_with_rep(&self) -> &'static [ImplicitOperand] {
+        IMPLICIT_SETS[self.implicit_rep as usize]
+    }
+
     /// The status flags the form reads.
     pub const fn reads_flags(&self) -> Flags {
         Flags(self.flags_read)
@@ -535,6 +552,21 @@ impl Form {
     /// The status flags the form writes.
     pub const fn writes_flags(&self) -> Flags {
         Flags(self.flags_written)
+    }
+
+    /// For a scalar SSE instruction whose destination keeps everything above
+    /// the element it writes, without reading that element (`sqrtsd`,
+    /// `cvtsi2ss`, `movss` between registers): the element size in bytes.
+    /// `from_memory` says whether the source operand is memory (`movss xmm,
+    /// m32` zeroes the rest instead). `None` for every other form, including
+    /// scalar arithmetic such as `addss`, which reads its destination.
+    pub const fn merge(&self, from_memory: bool) -> Option<u8> {
+        let size = self.merge & 0x7f;
+        if size == 0 || from_memory && self.merge & 0x80 != 0 {
+            None
+        } else {
+            Some(size)
+        }
     }
 
     /// Whether the form has a bit from [`apx`].

@@ -310,6 +310,24 @@ pub fn effects_text(f: &Form) -> String {
     if !implicit.is_empty() {
         parts.push(format!("implicit {}", implicit.join(" ")));
     }
+    let with_rep: Vec<String> = f
+        .implicit_with_rep()
+        .iter()
+        .map(|o| format!("{}:{}", o.reg.name(), access_text(o.access)))
+        .collect();
+    if !with_rep.is_empty() {
+        parts.push(format!("with rep {}", with_rep.join(" ")));
+    }
+    if let Some(n) = f.merge(false) {
+        let only = if f.merge(true).is_none() {
+            " (from a register)"
+        } else {
+            ""
+        };
+        parts.push(format!(
+            "writes the low {n} bytes of the destination, keeps the rest{only}"
+        ));
+    }
     let read: Vec<&str> = f.reads_flags().names().collect();
     let written: Vec<&str> = f.writes_flags().names().collect();
     if !read.is_empty() || !written.is_empty() {

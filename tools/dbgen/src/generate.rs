@@ -431,6 +431,13 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                     implicit_sets.push(row.implicit.clone());
                     next_implicit
                 });
+            let next_implicit = implicit_sets.len();
+            let rep_implicit_id = *implicit_index
+                .entry(row.rep_implicit.clone())
+                .or_insert_with(|| {
+                    implicit_sets.push(row.rep_implicit.clone());
+                    next_implicit
+                });
             let set: Vec<&str> = row.features.iter().map(String::as_str).collect();
             let next = feature_sets.len();
             let set_id = *feature_set_index.entry(set.clone()).or_insert_with(|| {
@@ -530,7 +537,7 @@ pub fn generate(rows: &[Row]) -> (String, String) {
             };
             let _ = writeln!(
                 forms_text,
-                "    Form {{ mnemonic: Mnemonic::{}, operands: [{}], explicit: {}, access: 0x{:05x}, implicit: {implicit_id}, flags_read: 0x{:x}, flags_written: 0x{:x}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, features: {set_id}, apx: 0x{:x} }}, // {}:{}",
+                "    Form {{ mnemonic: Mnemonic::{}, operands: [{}], explicit: {}, access: 0x{:05x}, implicit: {implicit_id}, flags_read: 0x{:x}, flags_written: 0x{:x}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, features: {set_id}, apx: 0x{:x}, merge: 0x{:x}, implicit_rep: {rep_implicit_id} }}, // {}:{}",
                 camel(name),
                 ops.join(", "),
                 row.operands.iter().filter(|t| !is_implicit(t)).count(),
@@ -548,6 +555,7 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 row.disp8_n,
                 row.disp8_nb,
                 apx_bits(row),
+                row.merge,
                 row.file,
                 row.line
             );

@@ -43,6 +43,12 @@ pub struct Row {
     pub flags: Vec<String>,
     /// APX conditional forms (`ccmp`, `ctest`): the condition code in EVEX.SCC.
     pub scc: Option<u8>,
+    /// `merge=N`: the destination's low N bytes are written and the rest
+    /// kept, its old low part not read (bit 7: only with a register source,
+    /// `merge=N.reg`).
+    pub merge: u8,
+    /// `rep.implicit=rcx:rw`: registers a `rep`/`repne` prefix adds (the count).
+    pub rep_implicit: Vec<(String, String)>,
 }
 
 /// The encoding column.
@@ -415,6 +421,8 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
             disp8_nb: 1,
             flags: Vec::new(),
             scc: None,
+            merge: 0,
+            rep_implicit: Vec::new(),
         };
         for attr in columns[5].split_whitespace() {
             let number = |v: &str| {
@@ -429,6 +437,14 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
                 row.disp8_nb = number(v)? as u8;
             } else if let Some(v) = attr.strip_prefix("n=") {
                 row.disp8_n = number(v)? as u8;
+            } else if let Some(v) = attr.strip_prefix("rep.implicit=") {
+                for item in v.split(',') {
+                    let (reg, acc) = item
+                        .split_once(':')
+                        .filter(|(_, a)| ACCESS_WORDS.contains(a))
+                        .ok_or_else(|| err(line, format!("bad implicit operand {item:?}")))?;
+                    row.rep_implicit.push((reg.to_string(), acc.to_string()));
+                }
             } else if let Some(v) = attr.strip_prefix("implicit=") {
                 for item in v.split(',') {
                     let (reg, acc) = item
@@ -441,6 +457,16 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
                 row.flags_read = parse_flags(line, v)?;
             } else if let Some(v) = attr.strip_prefix("fw=") {
                 row.flags_written = parse_flags(line, v)?;
+            } else if let Some(v) = attr.strip_prefix("merge=") {
+                let (n, reg_only) = match v.strip_suffix(".reg") {
+                    Some(n) => (n, true),
+                    None => (v, false),
+                };
+                let n = number(n)?;
+                if !matches!(n, 1..=64) {
+                    return Err(err(line, format!("bad merge size in {attr:?}")));
+                }
+                row.merge = n as u8 | if reg_only { 0x80 } else { 0 };
             } else if let Some(v) = attr.strip_prefix("scc=") {
                 row.scc = Some(number(v)?.min(15) as u8);
             } else if FLAG_WORDS.contains(&attr) {
