@@ -1157,8 +1157,40 @@ fn check_prefixes(form: &Form, options: InstOptions, has_memory: bool) -> Result
     Ok(())
 }
 
+/// The REX2 prefix and opcode (D5, M0 R4 X4 B4 W R3 X3 B3, the opcode without
+/// its 0F escape) for register numbers `ids` (ModRM.reg, index, base/rm)
+/// of which one is r16-r31; `rex` holds the W R3 X3 B3 bits, `low` the
+/// register added to the opcode. Kept out of line: the common path has no REX2.
+#[cold]
+fn rex2_prefix(
+    form: &Form,
+    uses_high8: bool,
+    ids: [u8; 3],
+    rex: u8,
+    low: u8,
+) -> Result<[u8; 3], String> {
+    // llvm-objdump-22 reads D5 90+r as `nop` and 66 D5 50+r as a 64-bit
+    // push: the 87 /r and FF /6 forms say the same unambiguously.
+    let ambiguous = form.modrm == ModRmSpec::OpcodeReg
+        && (form.opcode == 0x90 || matches!(form.opcode, 0x50 | 0x58) && form.operand_size == 16);
+    if ambiguous {
+        return Err("r16-r31 take the ModRM form of this instruction".into());
+    }
+    if !rex2_allowed(form) || form.encoding == Encoding::Amd3dNow {
+        return Err("r16-r31 need REX2, which this opcode does not take (an EVEX form may)".into());
+    }
+    if uses_high8 {
+        return Err("ah, bh, ch and dh cannot be used with a REX2 prefix".into());
+    }
+    let [r, x, b] = ids;
+    let m0 = u8::from(form.map == OpcodeMap::M0F) << 7;
+    let high = ((r >> 4) & 1) << 6 | ((x >> 4) & 1) << 5 | ((b >> 4) & 1) << 4;
+    Ok([0xd5, m0 | high | rex, form.opcode | low])
+}
+
 /// The APX rules the operand kinds do not express: `{nf}` has no `lock`,
 /// `push2`/`pop2` do not take rsp, `pop2` does not pop into one register twice.
+#[cold]
 fn check_apx(form: &Form, operands: &[Operand], options: InstOptions) -> Result<(), String> {
     if options.contains(InstOptions::NF) && options.contains(InstOptions::LOCK) {
         return Err("lock cannot be combined with {nf}".into());
@@ -1396,29 +1428,6 @@ fn encode_form(
         {
             return Err(format!("{} is not available in 32-bit mode", b.name()));
         }
-        // VEX and XOP have no bit for r16-r31 in an address.
-        if x64
-            && matches!(
-                form.encoding,
-                Encoding::Vex | Encoding::Xop | Encoding::Amd3dNow
-            )
-        {
-            let base = match m.base() {
-                MemBase::Reg(b) => Some(b),
-                _ => None,
-            };
-            if let Some(r) = [base, m.index()]
-                .into_iter()
-                .flatten()
-                .find(|r| r.kind().is_gp() && r.id() >= 16)
-            {
-                return Err(format!(
-                    "{} is not encodable with {:?} (r16-r31 need a legacy or EVEX form)",
-                    r.name(),
-                    form.encoding
-                ));
-            }
-        }
     }
     if form.apx != 0 || options.intersects(InstOptions::NF) {
         check_apx(form, operands, options)?;
@@ -1508,6 +1517,20 @@ fn encode_form(
             ));
         }
     }
+    // VEX and XOP have no bit for r16-r31 in an address (a vector index of
+    // 16 or more was refused above).
+    if let Some(e) = &mem
+        && (e.base_id | e.index_id) & 16 != 0
+        && matches!(
+            form.encoding,
+            Encoding::Vex | Encoding::Xop | Encoding::Amd3dNow
+        )
+    {
+        return Err(format!(
+            "r16-r31 in an address are not encodable with {:?} (they need a legacy or EVEX form)",
+            form.encoding
+        ));
+    }
     let segment = mem
         .as_ref()
         .and_then(|m| m.segment)
@@ -1593,34 +1616,17 @@ fn encode_form(
                 | ((b_id >> 3) & 1);
             // r16-r31 (APX) need REX2: D5, then M0 R4 X4 B4 W R3 X3 B3, then the
             // opcode without its 0F escape.
-            let high = ((r_id >> 4) & 1) << 6 | ((x_id >> 4) & 1) << 5 | ((b_id >> 4) & 1) << 4;
-            if high != 0 || form.has_apx(apx::REX2) {
-                // llvm-objdump-22 reads D5 90+r as `nop` and 66 D5 50+r as a
-                // 64-bit push: the 87 /r and FF /6 forms say the same unambiguously.
-                let ambiguous = form.modrm == ModRmSpec::OpcodeReg
-                    && (form.opcode == 0x90
-                        || matches!(form.opcode, 0x50 | 0x58) && form.operand_size == 16);
-                if ambiguous {
-                    return Err("r16-r31 take the ModRM form of this instruction".into());
-                }
-                if !rex2_allowed(form) || form.encoding == Encoding::Amd3dNow {
-                    return Err(
-                        "r16-r31 need REX2, which this opcode does not take (an EVEX form may)"
-                            .into(),
-                    );
-                }
-                if uses_high8 {
-                    return Err("ah, bh, ch and dh cannot be used with a REX2 prefix".into());
-                }
-                let m0 = u8::from(form.map == OpcodeMap::M0F) << 7;
-                b.push(0xd5);
-                b.push(m0 | high | rex);
+            let rex2 = (r_id | x_id | b_id) & 16 != 0 || form.has_apx(apx::REX2);
+            if rex2 {
                 let low = if form.modrm == ModRmSpec::OpcodeReg {
                     opcode_reg.map_or(0, |r| r.hw_id() & 7)
                 } else {
                     0
                 };
-                b.push(form.opcode | low);
+                let ids = [r_id, x_id, b_id];
+                for byte in rex2_prefix(form, uses_high8, ids, rex, low)? {
+                    b.push(byte);
+                }
             } else if rex != 0 || needs_rex_byte || options.contains(InstOptions::REX) {
                 if uses_high8 {
                     return Err("ah, bh, ch and dh cannot be used with a REX prefix".into());
@@ -1630,9 +1636,8 @@ fn encode_form(
                 }
                 b.push(0x40 | rex);
             }
-            if high != 0 || form.has_apx(apx::REX2) {
-                // Opcode written with REX2.
-            } else {
+            // With REX2 the opcode is written (its map is in REX2.M0).
+            if !rex2 {
                 match form.map {
                     OpcodeMap::M0F | OpcodeMap::M0F0F => b.push(0x0f),
                     OpcodeMap::M0F38 => {
