@@ -684,3 +684,22 @@ fn apx_forms_are_64_bit_only_and_need_apx_f() {
     }
     assert!(apx_forms > 1000, "{apx_forms} APX forms");
 }
+
+#[test]
+fn typed_api_takes_apx_registers_and_options() {
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut a = Assembler::new(&mut code);
+    a.add(r16, r17).expect("add r16, r17");
+    a.nf().add(r16, r17).expect("{nf} add");
+    a.add_3(rax, rbx, rcx).expect("add rax, rbx, rcx");
+    a.dfv(0b1000).ccmpe(rax, rbx).expect("ccmpe {dfv=of}");
+    a.push2(rbx, rax).expect("push2");
+    assert!(a.push2(rsp, rax).is_err(), "push2 rsp");
+    a.mov(r31d, dword_ptr(r16 + r17 * 4 + 8))
+        .expect("mov r31d, [r16 + r17*4 + 8]");
+    // The same bytes as llvm-mc-22 gives for this text.
+    assert_eq!(
+        hex(code.text()),
+        "d55801c862ecfc0c01c862f4fc1801cb62f4c40439d862f46418fff0d5748b7c8808"
+    );
+}
