@@ -650,12 +650,12 @@ fn apx_rules_are_enforced_with_clear_errors() {
     check(Arch::X64, "lock {nf} add qword ptr [rax], rbx", "lock");
     check(Arch::X64, "add ah, r16b", "REX2");
     check(Arch::X64, "pshufb xmm1, xmmword ptr [r16]", "r16");
-    check(Arch::X64, "jne r16", "");
+    check(Arch::X64, "jne r16", "expected label or address");
     check(Arch::X86, "add r16d, eax", "32-bit mode");
-    check(Arch::X86, "push2 ebx, eax", "");
-    check(Arch::X86, "{nf} add eax, ebx", "");
+    check(Arch::X86, "push2 ebx, eax", "not valid in 32-bit mode");
+    check(Arch::X86, "{nf} add eax, ebx", "64-bit mode");
     // {nf} only where the form writes flags and APX defines it.
-    check(Arch::X64, "{nf} mov rax, rbx", "{nf}");
+    check(Arch::X64, "{nf} mov rax, rbx", "no {nf} form");
 }
 
 #[test]

@@ -208,6 +208,12 @@ fn diagnose(
     } else {
         modes::M32
     };
+    if arch == Arch::X86 && options.intersects(InstOptions::NF | InstOptions::DFV) {
+        return Error::InvalidInstruction {
+            instruction: instruction_text(mnemonic, operands, options),
+            reason: "{nf} and {dfv=} are APX, which needs 64-bit mode".into(),
+        };
+    }
     if arch == Arch::X86
         && let Some(reason) = unavailable_in_32_bit_mode(operands)
     {
@@ -245,6 +251,16 @@ fn diagnose(
         }
         if options.contains(InstOptions::EVEX) && form.encoding != Encoding::Evex {
             note(1, Reason::NotEvex);
+            continue;
+        }
+        if options.contains(InstOptions::NF) && !form.has_apx(apx::NF) {
+            note(
+                1,
+                Reason::Text(format!(
+                    "{} has no {{nf}} form (APX's no-flags forms are the promoted arithmetic, shift, multiply and count instructions)",
+                    mnemonic.name()
+                )),
+            );
             continue;
         }
         if !hint_allows(form, options, arch) {
