@@ -703,3 +703,20 @@ fn typed_api_takes_apx_registers_and_options() {
         "d55801c862ecfc0c01c862f4fc1801cb62f4c40439d862f46418fff0d5748b7c8808"
     );
 }
+
+#[test]
+fn condition_code_aliases_reach_the_apx_mnemonics() {
+    let mut a = jitforge::x86::text::LineAssembler::new(Arch::X64);
+    for (alias, name) in [
+        ("ccmpz {dfv=of} rax, rbx", "ccmpe {dfv=of} rax, rbx"),
+        ("ctestc {dfv=} rax, rbx", "ctestb {dfv=} rax, rbx"),
+        ("cfcmovz rax, rbx", "cfcmove rax, rbx"),
+        ("setzunae al", "setzub al"),
+    ] {
+        assert_eq!(
+            a.assemble(alias).expect(alias),
+            a.assemble(name).expect(name),
+            "{alias}"
+        );
+    }
+}

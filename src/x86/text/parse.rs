@@ -558,8 +558,18 @@ fn resolve_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>, Sp
     if let Some(found) = plain(name) {
         return Some(found);
     }
-    // Condition-code aliases: jz, setnae, cmovpe, cmpnbexadd...
-    for (prefix, suffix) in [("j", ""), ("set", ""), ("cmov", ""), ("cmp", "xadd")] {
+    // Condition-code aliases: jz, setnae, cmovpe, cmpnbexadd, and APX's
+    // setzuz, cfcmovz, ccmpz, ctestc...
+    for (prefix, suffix) in [
+        ("j", ""),
+        ("setzu", ""),
+        ("set", ""),
+        ("cfcmov", ""),
+        ("cmov", ""),
+        ("ccmp", ""),
+        ("ctest", ""),
+        ("cmp", "xadd"),
+    ] {
         if let Some(cc) = name
             .strip_prefix(prefix)
             .and_then(|r| r.strip_suffix(suffix))

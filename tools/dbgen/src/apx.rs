@@ -523,6 +523,37 @@ fn new_instructions(out: &mut String, rows: &[Row]) {
             );
         }
     }
+    // imulzu: the three-operand imul with EVEX.ND=1 (the upper bits of the
+    // 16-bit destination are zeroed).
+    for row in legacy_rows(rows, "imul") {
+        if row.operands.len() == 3 && row.operands[2].starts_with('i') {
+            let ops: Vec<String> = (0..row.operands.len()).map(|i| token(row, i)).collect();
+            line(
+                out,
+                "imulzu",
+                &ops.join(" "),
+                &map4_encoding(row, "", ".nd"),
+                "apx_f",
+                &attributes(row, false),
+            );
+        }
+    }
+    // setcc in map 4 without ND (`{evex} setb al`), and setzucc with ND=1.
+    for cc in CONDITIONS {
+        for row in legacy_rows(rows, &format!("set{cc}")) {
+            line(
+                out,
+                &row.mnemonic,
+                "r8/m:w",
+                &format!(
+                    "evex.128.f2.map4.w0 {:02x} /r",
+                    0x40 | (row.encoding.opcode & 15)
+                ),
+                "apx_f",
+                &attributes(row, false),
+            );
+        }
+    }
     // setzucc: setcc in map 4 (40+cc) with EVEX.ND=1 (zero upper).
     for cc in CONDITIONS {
         for row in rows
