@@ -485,18 +485,47 @@ pub fn form_json(out: &mut String, f: &Form) {
         .map(|(i, _)| access_text(f.access(i)))
         .collect();
     json_str_list(out, access);
-    out.push_str(",\"implicit_registers\":[");
-    for (i, o) in f.implicit().iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    for (key, regs) in [
+        ("implicit_registers", f.implicit()),
+        ("implicit_with_rep", f.implicit_with_rep()),
+    ] {
+        let _ = write!(out, ",\"{key}\":[");
+        for (i, o) in regs.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"reg\":");
+            json_str(out, o.reg.name());
+            out.push_str(",\"access\":");
+            json_str(out, access_text(o.access));
+            out.push('}');
         }
-        out.push_str("{\"reg\":");
-        json_str(out, o.reg.name());
-        out.push_str(",\"access\":");
-        json_str(out, access_text(o.access));
-        out.push('}');
+        out.push(']');
     }
-    out.push_str("],\"flags_read\":");
+    // Scalar merge (`merge=N`): bytes written; the rest of the destination is kept.
+    let merge = |from_memory| f.merge(from_memory).map_or(0, u32::from);
+    let _ = write!(
+        out,
+        ",\"merge\":{{\"from_register\":{},\"from_memory\":{}}}",
+        merge(false),
+        merge(true)
+    );
+    let apx_bit = |bit| f.has_apx(bit);
+    use super::super::db::apx;
+    let _ = write!(
+        out,
+        ",\"apx\":{{\"nd\":{},\"nf_fixed\":{},\"nf\":{},\"rex2\":{},\"scc\":{}}}",
+        apx_bit(apx::ND),
+        apx_bit(apx::NF_FIXED),
+        apx_bit(apx::NF),
+        apx_bit(apx::REX2),
+        if apx_bit(apx::SCC) {
+            ((f.apx >> apx::SCC_SHIFT) & 15).to_string()
+        } else {
+            "null".into()
+        }
+    );
+    out.push_str(",\"flags_read\":");
     json_str_list(out, f.reads_flags().names());
     out.push_str(",\"flags_written\":");
     json_str_list(out, f.writes_flags().names());
