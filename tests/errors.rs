@@ -147,9 +147,10 @@ fn invalid_operands_name_the_instruction_and_leave_the_buffer_unchanged() -> Res
             "vaddps xmm0 {k1}, xmm1",
         ),
         (
-            Mnemonic::Add,
+            // (`add rax, rbx, rcx` is APX's new-destination form.)
+            Mnemonic::Mov,
             vec![rax.into(), rbx.into(), rcx.into()],
-            "add rax, rbx, rcx",
+            "mov rax, rbx, rcx",
         ),
         (
             Mnemonic::Movaps,

@@ -18,7 +18,7 @@ const BAD: &[(&str, usize, usize, &str)] = &[
     ("foo eax, 1", 1, 1, "unknown mnemonic `foo`"),
     ("nop\n  frobnicate", 2, 3, "unknown mnemonic"),
     ("mov eax, xmm32", 1, 10, "bad register `xmm32`"),
-    ("mov eax, r16d", 1, 10, "bad register"),
+    ("mov eax, r32d", 1, 10, "bad register"),
     ("mov eax, [rax + k9]", 1, 17, "bad register"),
     (
         "mov eax, [rax + rcx*3]",
@@ -473,7 +473,12 @@ fn generate(form: &Form, arch: Arch, rng: &mut Rng) -> Option<(Vec<Operand>, Ins
     } else {
         16
     };
-    let gp_limit: u8 = if x64 { 16 } else { 8 };
+    // APX forms take r16-r31 too.
+    let gp_limit: u8 = match (x64, form.is_apx()) {
+        (false, _) => 8,
+        (true, false) => 16,
+        (true, true) => 32,
+    };
     // Address registers follow the form's address size (`enqcmd r32.a, m` is a32).
     let addr = match form.address_size {
         32 => RegKind::Gp32,
@@ -538,8 +543,8 @@ fn generate(form: &Form, arch: Arch, rng: &mut Rng) -> Option<(Vec<Operand>, Ins
                 }
                 Operand::Mem(m)
             }
-            K::R8M | K::R8 | K::R8Op => reg(RegKind::Gp8, id(rng, 4)),
-            K::R16M | K::R16 | K::R16Rm | K::R16Op | K::R16Addr => {
+            K::R8M | K::R8 | K::R8Op | K::R8V => reg(RegKind::Gp8, id(rng, 4)),
+            K::R16M | K::R16 | K::R16Rm | K::R16Op | K::R16Addr | K::R16V => {
                 reg(RegKind::Gp16, id(rng, gp_limit))
             }
             K::R32M | K::R32MMpx | K::R32 | K::R32Rm | K::R32Op | K::R32V | K::R32Addr => {
@@ -656,6 +661,19 @@ fn generate(form: &Form, arch: Arch, rng: &mut Rng) -> Option<(Vec<Operand>, Ins
     } else if !has_mem && form.has(flags::SAE) && rng.pick(2) == 0 {
         options |= InstOptions::SAE;
     }
+    // push2/pop2 take neither rsp nor (pop2) one register twice.
+    if matches!(
+        form.mnemonic,
+        Mnemonic::Push2 | Mnemonic::Pop2 | Mnemonic::Push2p | Mnemonic::Pop2p
+    ) {
+        ops = vec![
+            reg(RegKind::Gp64, 16 + rng.pick(16) as u8),
+            reg(
+                RegKind::Gp64,
+                [0u8, 1, 2, 3, 5, 6, 7, 8][rng.pick(8) as usize],
+            ),
+        ];
+    }
     Some((ops, options))
 }
 
@@ -729,8 +747,12 @@ fn round_trip(seed: u64) -> RoundTrip {
                 };
                 let text = format_instruction(m, &ops, options, arch);
                 r.checked += 1;
-                r.texts
-                    .push((arch == Arch::X64, text.clone(), direct.clone()));
+                // llvm-mc 14 and GNU as 2.40 do not know APX: tests/apx.rs checks
+                // those forms against llvm-mc-22; here they only make the round trip.
+                if !form.is_apx() {
+                    r.texts
+                        .push((arch == Arch::X64, text.clone(), direct.clone()));
+                }
                 match line[ai].assemble(&text) {
                     Ok(b) if b == direct => {}
                     Ok(b) => r.mismatches.push(format!(

@@ -21,6 +21,7 @@ USAGE:
     jitforge asm --each [--bits 64|32] [FILE|-]
     jitforge isa MNEMONIC...
     jitforge isa --json
+    jitforge isa --coverage
     jitforge cpu
     jitforge run FILE [--entry NAME] [ARGS...]
     jitforge compile FILE
@@ -73,8 +74,13 @@ USAGE:
                                features, modes, prefixes, implicit registers,
                                status flags read and written
     jitforge isa --json        The whole database as JSON
+    jitforge isa --coverage    Per extension group and mode (64, 32): forms in
+                               the database, forms encoded, forms verified and
+                               by which oracle; then the forms that do not
+                               encode, by name
 
-Exit status: 0 on success, 1 if a mnemonic is unknown, 2 on bad usage.
+Exit status: 0 on success, 1 if a mnemonic is unknown (or, with --coverage,
+a form does not encode), 2 on bad usage.
 ";
 
 const CPU_HELP: &str = "\
@@ -370,11 +376,23 @@ fn isa_cmd(args: &[String]) -> ExitCode {
             ExitCode::from(1)
         };
     }
+    if args.iter().any(|a| a == "--coverage") {
+        if args.len() != 1 {
+            return usage("--coverage takes no mnemonic", ISA_HELP);
+        }
+        let text = jitforge::x86::text::coverage::coverage_text();
+        print!("{text}");
+        return if text.contains("missing: 0\n") {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     if let Some(opt) = args.iter().find(|a| a.starts_with('-')) {
         return usage(&format!("unknown option `{opt}`"), ISA_HELP);
     }
     if args.is_empty() {
-        return usage("isa needs a mnemonic or --json", ISA_HELP);
+        return usage("isa needs a mnemonic, --json or --coverage", ISA_HELP);
     }
     let mut out = String::from(
         "# mnemonic   access:operands (r read, w write, rw both, ? conditional; {k}? optional mask, {z}? zeroing, {er}/{sae}, <implicit>) | encoding | CPU features | modes | prefixes\n#            then implicit registers and status flags\n",

@@ -477,15 +477,26 @@ fn mnemonic_special(name: &str) -> Special {
         | "vpsubq" | "vpcmpeqb" | "vpcmpeqw" | "vpcmpeqd" | "vpcmpeqq" | "kxorb" | "kxorw"
         | "kxord" | "kxorq" | "kxnorb" | "kxnorw" | "kxnord" | "kxnorq" => Special::Idiom3,
         "vpternlogd" | "vpternlogq" => Special::Ternlog,
-        "movss" => Special::ScalarMove(4),
-        "movsd" => Special::ScalarMove(8),
-        "cvtsi2ss" | "cvtsd2ss" | "sqrtss" | "rcpss" | "rsqrtss" | "roundss" => {
-            Special::ScalarMerge(4)
-        }
-        "cvtsi2sd" | "cvtss2sd" | "sqrtsd" | "roundsd" => Special::ScalarMerge(8),
         "vzeroupper" => Special::ZeroUpper,
         "vzeroall" => Special::ZeroAll,
         _ => Special::None,
+    }
+}
+
+/// [`mnemonic_special`], and the scalar merges the database records
+/// (`Form::merge`): `movss`/`movsd` merge only from a register.
+fn special_of(m: Mnemonic) -> Special {
+    let merging = m.forms().iter().find(|f| f.merge(false).is_some());
+    match merging {
+        Some(f) => {
+            let elem = u16::from(f.merge(false).unwrap_or(0));
+            if f.merge(true).is_none() {
+                Special::ScalarMove(elem)
+            } else {
+                Special::ScalarMerge(elem)
+            }
+        }
+        None => mnemonic_special(m.name()),
     }
 }
 
@@ -573,7 +584,7 @@ impl X86Target {
             }
             let name = m.name();
             let flow = mnemonic_flow(name);
-            let special = mnemonic_special(name);
+            let special = special_of(m);
             let gp_count = if mode64 { 16 } else { 8 };
             let bindable = flow == Flow::Normal
                 && !matches!(special, Special::ZeroUpper | Special::ZeroAll)
@@ -1048,7 +1059,8 @@ impl X86Target {
         for form in forms {
             if form.modes & bit == 0
                 || form.explicit as usize != shapes.len()
-                || (high && form.rex_w)
+                // ah..bh exist only without REX, REX2, VEX or EVEX.
+                || (high && (form.rex_w || form.encoding != Encoding::Legacy))
                 || (x.masked && !form.has(flags::K))
                 || (x.zeroing && !form.has(flags::Z))
                 || (!x.masked && form.has(flags::K_REQUIRED))
@@ -1169,8 +1181,8 @@ impl X86Target {
             K::ZmmM => ok(vec(64) || mem),
             K::KM => ok(mask || mem),
             K::MmM | K::BndM => ok(mem),
-            K::R8 | K::R8Op => ok(gp(1)),
-            K::R16 | K::R16Addr | K::R16Rm | K::R16Op => ok(gp(2)),
+            K::R8 | K::R8Op | K::R8V => ok(gp(1)),
+            K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::R16V => ok(gp(2)),
             K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V => ok(gp(4)),
             K::R64 | K::R64Addr | K::R64Rm | K::R64Op | K::R64V => ok(gp(8)),
             K::K | K::KRm | K::KV => ok(mask),

@@ -151,6 +151,17 @@ impl<'a> Assembler<'a> {
         self.options(InstOptions::EVEX)
     }
 
+    /// `{nf}` (APX): the next instruction writes no flags (its EVEX map-4 form).
+    pub fn nf(&mut self) -> &mut Self {
+        self.options(InstOptions::NF)
+    }
+
+    /// `{dfv=...}` (APX `ccmp`/`ctest`): the flags the next instruction sets
+    /// when its condition is false, bit 3 OF, 2 SF, 1 ZF, 0 CF.
+    pub fn dfv(&mut self, flags: u8) -> &mut Self {
+        self.options(InstOptions::dfv(flags))
+    }
+
     /// `{sae}` on the next instruction.
     pub fn sae(&mut self) -> &mut Self {
         self.options(InstOptions::SAE)

@@ -155,6 +155,8 @@ mod detect {
         Zmm,
         Tile,
         Bnd,
+        /// APX's extended general-purpose registers (XCR0 bit 19).
+        Egpr,
     }
 
     const EAX: u8 = 0;
@@ -271,6 +273,7 @@ mod detect {
             "amx_complex" => (b(7, 1, EDX, 8), S::Tile),
             "avx_vnni_int16" => (b(7, 1, EDX, 10), S::Ymm),
             "prefetchiti" => (b(7, 1, EDX, 14), S::None),
+            "apx_f" => (b(7, 1, EDX, 21), S::Egpr),
             "xsaveopt" => (b(0xd, 1, EAX, 0), S::None),
             "xsavec" => (b(0xd, 1, EAX, 1), S::None),
             "xsaves" => (b(0xd, 1, EAX, 3), S::None),
@@ -350,6 +353,7 @@ mod detect {
         let zmm = ymm && xcr0 & 0b1110_0000 == 0b1110_0000;
         let tile = xcr0 & (0b11 << 17) == 0b11 << 17;
         let bnd = xcr0 & 0b11000 == 0b11000;
+        let egpr = xcr0 & (1 << 19) != 0;
         let mut test = |(leaf, sub, reg, bit): (u32, u32, u8, u8)| {
             let r = read(leaf, sub);
             let v = match reg {
@@ -374,6 +378,7 @@ mod detect {
                 State::Zmm => zmm,
                 State::Tile => tile,
                 State::Bnd => bnd,
+                State::Egpr => egpr,
             };
             if present && enabled {
                 set.insert(f);

@@ -11,7 +11,7 @@
 
 use super::db::{
     self, Encoding, Form, MandatoryPrefix, Mnemonic, ModRmSpec, OpcodeMap, OperandKind as K, VexL,
-    VexW, flags, modes, signature_of,
+    VexW, apx, flags, modes, signature_of,
 };
 use super::mem::{Mem, MemBase};
 use super::operand::Operand;
@@ -154,6 +154,11 @@ fn hint_allows(form: &Form, options: InstOptions, arch: Arch) -> bool {
     if options.contains(InstOptions::DATA16) && !matches!(form.operand_size, 0 | 16) {
         return false;
     }
+    if options.contains(InstOptions::NF) && !form.has_apx(apx::NF)
+        || options.contains(InstOptions::DFV) && !form.has_apx(apx::SCC)
+    {
+        return false;
+    }
     if options.contains(InstOptions::ADDR32) && arch == Arch::X64 && form.address_size == 64 {
         return false;
     }
@@ -203,6 +208,12 @@ fn diagnose(
     } else {
         modes::M32
     };
+    if arch == Arch::X86 && options.intersects(InstOptions::NF | InstOptions::DFV) {
+        return Error::InvalidInstruction {
+            instruction: instruction_text(mnemonic, operands, options),
+            reason: "{nf} and {dfv=} are APX, which needs 64-bit mode".into(),
+        };
+    }
     if arch == Arch::X86
         && let Some(reason) = unavailable_in_32_bit_mode(operands)
     {
@@ -240,6 +251,16 @@ fn diagnose(
         }
         if options.contains(InstOptions::EVEX) && form.encoding != Encoding::Evex {
             note(1, Reason::NotEvex);
+            continue;
+        }
+        if options.contains(InstOptions::NF) && !form.has_apx(apx::NF) {
+            note(
+                1,
+                Reason::Text(format!(
+                    "{} has no {{nf}} form (APX's no-flags forms are the promoted arithmetic, shift, multiply and count instructions)",
+                    mnemonic.name()
+                )),
+            );
             continue;
         }
         if !hint_allows(form, options, arch) {
@@ -342,6 +363,11 @@ pub(crate) fn instruction_text(
 ) -> String {
     let mut s = options.prefix_text();
     s.push_str(mnemonic.name());
+    let dfv = options.dfv_text();
+    if !dfv.is_empty() {
+        s.push(' ');
+        s.push_str(&dfv);
+    }
     for (i, op) in operands.iter().filter(|o| !o.is_none()).enumerate() {
         s.push_str(if i == 0 { " " } else { ", " });
         s.push_str(&op.to_string());
@@ -371,8 +397,8 @@ fn kind_name(kind: K) -> &'static str {
         K::ZmmM => "zmm/m",
         K::KM => "k/m",
         K::BndM => "bnd/m",
-        K::R8 | K::R8Op => "r8",
-        K::R16 | K::R16Rm | K::R16Op | K::R16Addr => "r16",
+        K::R8 | K::R8Op | K::R8V => "r8",
+        K::R16 | K::R16Rm | K::R16Op | K::R16Addr | K::R16V => "r16",
         K::R32 | K::R32Rm | K::R32Op | K::R32V | K::R32Addr => "r32",
         K::R64 | K::R64Rm | K::R64Op | K::R64V | K::R64Addr => "r64",
         K::Xmm | K::XmmRm | K::XmmV | K::XmmV4 | K::XmmIs4 | K::XmmIs5 => "xmm",
@@ -448,8 +474,8 @@ const fn kind_classes(kind: K) -> u32 {
         K::ZmmM => reg(RegKind::Zmm) | MEM,
         K::BndM => reg(RegKind::Bnd) | MEM,
         K::KM => reg(RegKind::K) | MEM,
-        K::R8 | K::R8Op | K::Al | K::Cl => GP8,
-        K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::Ax | K::Dx => reg(RegKind::Gp16),
+        K::R8 | K::R8Op | K::R8V | K::Al | K::Cl => GP8,
+        K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::R16V | K::Ax | K::Dx => reg(RegKind::Gp16),
         K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V | K::Eax => reg(RegKind::Gp32),
         K::R64 | K::R64Addr | K::R64Rm | K::R64Op | K::R64V | K::Rax => reg(RegKind::Gp64),
         K::SReg | K::Es | K::Cs | K::Ss | K::Ds | K::Fs | K::Gs => reg(RegKind::Seg),
@@ -548,7 +574,9 @@ impl Reason {
             Reason::Mode => format!("not valid in {}-bit mode", arch.bits()),
             Reason::NotVex => "{vex} requested but this form is not VEX".into(),
             Reason::NotEvex => "{evex} requested but this form is not EVEX".into(),
-            Reason::Hint => "no form matches the requested prefixes (data16, addr32, far)".into(),
+            Reason::Hint => {
+                "no form matches the requested prefixes (data16, addr32, far, {nf}, {dfv=})".into()
+            }
             Reason::Operand(at, kind, why) => {
                 format!("operand {}: {}", at + 1, why.render(kind, &operands[at]))
             }
@@ -719,14 +747,14 @@ fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), Mismatc
         K::ZmmM => reg_or_mem(RegKind::Zmm),
         K::BndM => reg_or_mem(RegKind::Bnd),
         K::KM => reg_or_mem(RegKind::K),
-        K::R8 | K::R8Op => {
+        K::R8 | K::R8Op | K::R8V => {
             if is_gp8(op) {
                 Ok(())
             } else {
                 Err(Mismatch::Expected)
             }
         }
-        K::R16 | K::R16Addr | K::R16Rm | K::R16Op => reg(RegKind::Gp16),
+        K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::R16V => reg(RegKind::Gp16),
         K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V => reg(RegKind::Gp32),
         K::R64 | K::R64Addr | K::R64Rm | K::R64Op | K::R64V => reg(RegKind::Gp64),
         K::SReg => reg(RegKind::Seg),
@@ -876,9 +904,17 @@ fn slot_of(kind: K) -> Slot {
         | K::Vm64x
         | K::Vm64y
         | K::Vm64z => Slot::ModRmRm,
-        K::R32V | K::R64V | K::KV | K::XmmV | K::XmmV4 | K::YmmV | K::ZmmV | K::ZmmV4 | K::TmmV => {
-            Slot::Vvvv
-        }
+        K::R8V
+        | K::R16V
+        | K::R32V
+        | K::R64V
+        | K::KV
+        | K::XmmV
+        | K::XmmV4
+        | K::YmmV
+        | K::ZmmV
+        | K::ZmmV4
+        | K::TmmV => Slot::Vvvv,
         K::R8Op | K::R16Op | K::R32Op | K::R64Op | K::StOp => Slot::OpcodeReg,
         K::XmmIs4 | K::XmmIs5 | K::YmmIs4 | K::YmmIs5 => Slot::Is4,
         K::Imm4
@@ -1137,6 +1173,98 @@ fn check_prefixes(form: &Form, options: InstOptions, has_memory: bool) -> Result
     Ok(())
 }
 
+/// The REX2 prefix and opcode (D5, M0 R4 X4 B4 W R3 X3 B3, the opcode without
+/// its 0F escape) for register numbers `ids` (ModRM.reg, index, base/rm)
+/// of which one is r16-r31; `rex` holds the W R3 X3 B3 bits, `low` the
+/// register added to the opcode. Kept out of line: the common path has no REX2.
+#[cold]
+fn rex2_prefix(
+    form: &Form,
+    uses_high8: bool,
+    ids: [u8; 3],
+    rex: u8,
+    low: u8,
+) -> Result<[u8; 3], String> {
+    // llvm-objdump-22 reads D5 90+r as `nop` and 66 D5 50+r as a 64-bit
+    // push: the 87 /r and FF /6 forms say the same unambiguously.
+    let ambiguous = form.modrm == ModRmSpec::OpcodeReg
+        && (form.opcode == 0x90 || matches!(form.opcode, 0x50 | 0x58) && form.operand_size == 16);
+    if ambiguous {
+        return Err("r16-r31 take the ModRM form of this instruction".into());
+    }
+    if !rex2_allowed(form) || form.encoding == Encoding::Amd3dNow {
+        return Err("r16-r31 need REX2, which this opcode does not take (an EVEX form may)".into());
+    }
+    if uses_high8 {
+        return Err("ah, bh, ch and dh cannot be used with a REX2 prefix".into());
+    }
+    let [r, x, b] = ids;
+    let m0 = u8::from(form.map == OpcodeMap::M0F) << 7;
+    let high = ((r >> 4) & 1) << 6 | ((x >> 4) & 1) << 5 | ((b >> 4) & 1) << 4;
+    Ok([0xd5, m0 | high | rex, form.opcode | low])
+}
+
+/// The APX rules the operand kinds do not express: `{nf}` has no `lock`,
+/// `push2`/`pop2` do not take rsp, `pop2` does not pop into one register twice.
+#[cold]
+fn check_apx(form: &Form, operands: &[Operand], options: InstOptions) -> Result<(), String> {
+    if options.contains(InstOptions::NF) && options.contains(InstOptions::LOCK) {
+        return Err("lock cannot be combined with {nf}".into());
+    }
+    let stack_pair = matches!(
+        form.mnemonic,
+        Mnemonic::Push2 | Mnemonic::Push2p | Mnemonic::Pop2 | Mnemonic::Pop2p
+    );
+    if stack_pair {
+        let regs: Vec<Reg> = operands
+            .iter()
+            .filter_map(|o| match o {
+                Operand::Reg(r) => Some(*r),
+                _ => None,
+            })
+            .collect();
+        if regs.iter().any(|r| r.id() == 4) {
+            return Err(format!("{} cannot take rsp", form.mnemonic.name()));
+        }
+        if matches!(form.mnemonic, Mnemonic::Pop2 | Mnemonic::Pop2p)
+            && regs.len() == 2
+            && regs[0].id() == regs[1].id()
+        {
+            return Err(format!(
+                "{} cannot pop into {} twice",
+                form.mnemonic.name(),
+                regs[0].name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a legacy opcode may take a REX2 prefix: not in map 0 rows 4, 7,
+/// A and E (REX, Jcc rel8, moffs/string/`test` accumulator forms, loops,
+/// I/O and near branches) nor map 1 rows 3 and 8 (`wrmsr`..`getsec` and the
+/// 0F 38/0F 3A escapes, Jcc rel32), nor maps 2 and 3 (those have EVEX map-4
+/// forms instead). Forms marked REX2 in the database (`jmpabs`) always take it.
+fn rex2_allowed(form: &Form) -> bool {
+    if form.has_apx(apx::REX2) {
+        return true;
+    }
+    let row = form.opcode >> 4;
+    // XSAVE*/XRSTOR* (0F AE /4../6, 0F C7 /3../5, no mandatory prefix) take no
+    // extended register in their address.
+    let xsave = form.map == OpcodeMap::M0F
+        && matches!(form.prefix, MandatoryPrefix::None | MandatoryPrefix::Np)
+        && matches!(
+            (form.opcode, form.modrm),
+            (0xae, ModRmSpec::Digit(4..=6)) | (0xc7, ModRmSpec::Digit(3..=5))
+        );
+    match form.map {
+        OpcodeMap::Primary => !matches!(row, 0x4 | 0x7 | 0xa | 0xe),
+        OpcodeMap::M0F => !matches!(row, 0x3 | 0x8) && !xsave,
+        _ => false,
+    }
+}
+
 /// 16-bit addressing (32-bit mode only, behind a 67 prefix): the eight
 /// base/index combinations of the 8086, with disp8 or disp16.
 fn encode_mem16(m: &Mem, mut e: MemEncoding) -> Result<MemEncoding, String> {
@@ -1276,12 +1404,19 @@ fn encode_form(
             RegKind::Seg | RegKind::St | RegKind::Mm | RegKind::K | RegKind::Tmm | RegKind::Bnd
         ) {
             8
+        } else if x64 && r.kind().is_gp() && form.encoding == Encoding::Legacy {
+            // r16-r31 through REX2 (APX); whether this opcode takes REX2 is checked below.
+            32
         } else {
             limit
         };
         if r.id() >= id_limit {
             return Err(if x64 {
-                format!("{} is not encodable with {:?}", r.name(), form.encoding)
+                format!(
+                    "{} is not encodable with {:?} (r16-r31 need a legacy or EVEX form)",
+                    r.name(),
+                    form.encoding
+                )
             } else {
                 format!("{} is not available in 32-bit mode", r.name())
             });
@@ -1309,6 +1444,16 @@ fn encode_form(
         {
             return Err(format!("{} is not available in 32-bit mode", b.name()));
         }
+    }
+    if form.apx != 0 || options.intersects(InstOptions::NF) {
+        check_apx(form, operands, options)?;
+    }
+    // In VEX and EVEX, register number 4 of an 8-bit operand is spl, never ah.
+    if uses_high8 && form.encoding != Encoding::Legacy {
+        return Err(format!(
+            "ah, bh, ch and dh cannot be used with {:?}",
+            form.encoding
+        ));
     }
     // Decorations and EVEX-only features.
     let er = options.rounding_mode();
@@ -1387,6 +1532,20 @@ fn encode_form(
                 form.address_size
             ));
         }
+    }
+    // VEX and XOP have no bit for r16-r31 in an address (a vector index of
+    // 16 or more was refused above).
+    if let Some(e) = &mem
+        && (e.base_id | e.index_id) & 16 != 0
+        && matches!(
+            form.encoding,
+            Encoding::Vex | Encoding::Xop | Encoding::Amd3dNow
+        )
+    {
+        return Err(format!(
+            "r16-r31 in an address are not encodable with {:?} (they need a legacy or EVEX form)",
+            form.encoding
+        ));
     }
     let segment = mem
         .as_ref()
@@ -1471,7 +1630,20 @@ fn encode_form(
                 | (((r_id >> 3) & 1) << 2)
                 | (((x_id >> 3) & 1) << 1)
                 | ((b_id >> 3) & 1);
-            if rex != 0 || needs_rex_byte || options.contains(InstOptions::REX) {
+            // r16-r31 (APX) need REX2: D5, then M0 R4 X4 B4 W R3 X3 B3, then the
+            // opcode without its 0F escape.
+            let rex2 = (r_id | x_id | b_id) & 16 != 0 || form.has_apx(apx::REX2);
+            if rex2 {
+                let low = if form.modrm == ModRmSpec::OpcodeReg {
+                    opcode_reg.map_or(0, |r| r.hw_id() & 7)
+                } else {
+                    0
+                };
+                let ids = [r_id, x_id, b_id];
+                for byte in rex2_prefix(form, uses_high8, ids, rex, low)? {
+                    b.push(byte);
+                }
+            } else if rex != 0 || needs_rex_byte || options.contains(InstOptions::REX) {
                 if uses_high8 {
                     return Err("ah, bh, ch and dh cannot be used with a REX prefix".into());
                 }
@@ -1480,27 +1652,30 @@ fn encode_form(
                 }
                 b.push(0x40 | rex);
             }
-            match form.map {
-                OpcodeMap::M0F | OpcodeMap::M0F0F => b.push(0x0f),
-                OpcodeMap::M0F38 => {
-                    b.push(0x0f);
-                    b.push(0x38);
+            // With REX2 the opcode is written (its map is in REX2.M0).
+            if !rex2 {
+                match form.map {
+                    OpcodeMap::M0F | OpcodeMap::M0F0F => b.push(0x0f),
+                    OpcodeMap::M0F38 => {
+                        b.push(0x0f);
+                        b.push(0x38);
+                    }
+                    OpcodeMap::M0F3A => {
+                        b.push(0x0f);
+                        b.push(0x3a);
+                    }
+                    _ => {}
                 }
-                OpcodeMap::M0F3A => {
+                if form.encoding == Encoding::Amd3dNow {
                     b.push(0x0f);
-                    b.push(0x3a);
-                }
-                _ => {}
-            }
-            if form.encoding == Encoding::Amd3dNow {
-                b.push(0x0f);
-            } else {
-                let low = if form.modrm == ModRmSpec::OpcodeReg {
-                    opcode_reg.map_or(0, |r| r.hw_id() & 7)
                 } else {
-                    0
-                };
-                b.push(form.opcode | low);
+                    let low = if form.modrm == ModRmSpec::OpcodeReg {
+                        opcode_reg.map_or(0, |r| r.hw_id() & 7)
+                    } else {
+                        0
+                    };
+                    b.push(form.opcode | low);
+                }
             }
         }
         Encoding::Vex | Encoding::Xop => {
@@ -1542,16 +1717,33 @@ fn encode_form(
                 OpcodeMap::M0F => 1,
                 OpcodeMap::M0F38 => 2,
                 OpcodeMap::M0F3A => 3,
+                OpcodeMap::Map4 => 4,
                 OpcodeMap::Map5 => 5,
                 OpcodeMap::Map6 => 6,
                 _ => return Err("bad EVEX map".into()),
             };
             let r_bit = (r_id >> 3) & 1;
             let r2_bit = (r_id >> 4) & 1;
-            let x_bit = if rm_is_reg {
+            // APX: bit 4 of a general-purpose rm register or base is B4
+            // (P0 bit 3), of a general-purpose index X4 (P1 bit 2, inverted);
+            // a vector rm register keeps bit 4 in EVEX.X.
+            let gp_rm = rm_reg.is_some_and(|r| r.kind().is_gp());
+            let x_bit = if gp_rm {
+                0
+            } else if rm_is_reg {
                 rm_high_bit & 1
             } else {
                 (x_id >> 3) & 1
+            };
+            let b4_bit = if rm_is_reg && !gp_rm {
+                0
+            } else {
+                (b_id >> 4) & 1
+            };
+            let x4_bit = if rm_is_reg || vsib {
+                0
+            } else {
+                (x_id >> 4) & 1
             };
             let b_bit = (b_id >> 3) & 1;
             let v2_bit = if vsib {
@@ -1563,8 +1755,15 @@ fn encode_form(
                 | ((x_bit ^ 1) << 6)
                 | ((b_bit ^ 1) << 5)
                 | ((r2_bit ^ 1) << 4)
+                | (b4_bit << 3)
                 | map_bits;
-            let p1 = (w_bit << 7) | ((!vvvv_id & 15) << 3) | 4 | pp;
+            // ccmp/ctest: EVEX.vvvv holds the default flags {dfv=}, not inverted.
+            let vvvv_field = if form.has_apx(apx::SCC) {
+                options.dfv_flags().unwrap_or(0) & 15
+            } else {
+                !vvvv_id & 15
+            };
+            let p1 = (w_bit << 7) | (vvvv_field << 3) | ((x4_bit ^ 1) << 2) | pp;
             let (ll, bcst_bit) = if let Some(mode) = er {
                 (mode as u8, 1)
             } else if sae {
@@ -1581,11 +1780,22 @@ fn encode_form(
                     u8::from(broadcast),
                 )
             };
-            let p2 = (u8::from(decorators.zeroing()) << 7)
-                | (ll << 5)
-                | (bcst_bit << 4)
-                | ((v2_bit ^ 1) << 3)
-                | decorators.mask();
+            // APX: EVEX.b is ND, aaa bit 2 is NF; ccmp/ctest put the condition in the low four bits.
+            let nd_bit = u8::from(form.has_apx(apx::ND));
+            let nf_bit = u8::from(
+                form.has_apx(apx::NF_FIXED)
+                    || options.contains(InstOptions::NF) && form.has_apx(apx::NF),
+            );
+            let p2 = if form.has_apx(apx::SCC) {
+                (nd_bit << 4) | ((form.apx >> apx::SCC_SHIFT) as u8 & 15)
+            } else {
+                (u8::from(decorators.zeroing()) << 7)
+                    | (ll << 5)
+                    | ((bcst_bit | nd_bit) << 4)
+                    | ((v2_bit ^ 1) << 3)
+                    | (nf_bit << 2)
+                    | decorators.mask()
+            };
             b.push(0x62);
             b.push(p0);
             b.push(p1);

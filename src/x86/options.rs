@@ -61,10 +61,21 @@ impl InstOptions {
     pub const REX: InstOptions = InstOptions(1 << 19);
     /// Only far forms (`ljmp`/`lcall`, m16:16/m16:32/m16:64 memory).
     pub const FAR: InstOptions = InstOptions(1 << 20);
+    /// `{nf}` (APX): the EVEX-promoted form that writes no flags.
+    pub const NF: InstOptions = InstOptions(1 << 21);
+    /// `{dfv=...}` present (APX `ccmp`/`ctest`); the flags are in bits 23..26.
+    pub(crate) const DFV: InstOptions = InstOptions(1 << 22);
 
     /// Options that restrict which forms apply.
-    pub(crate) const HINTS: InstOptions =
-        InstOptions(Self::VEX.0 | Self::EVEX.0 | Self::DATA16.0 | Self::ADDR32.0 | Self::FAR.0);
+    pub(crate) const HINTS: InstOptions = InstOptions(
+        Self::VEX.0
+            | Self::EVEX.0
+            | Self::DATA16.0
+            | Self::ADDR32.0
+            | Self::FAR.0
+            | Self::NF.0
+            | Self::DFV.0,
+    );
 
     /// Every legacy prefix option.
     pub(crate) const PREFIXES: InstOptions = InstOptions(0x7f);
@@ -85,6 +96,34 @@ impl InstOptions {
             2 => Rounding::RuSae,
             _ => Rounding::RzSae,
         })
+    }
+
+    /// `{dfv=...}` (APX `ccmp`/`ctest`): the flags a false condition sets,
+    /// as EVEX.vvvv holds them: bit 3 OF, bit 2 SF, bit 1 ZF, bit 0 CF.
+    pub const fn dfv(flags: u8) -> InstOptions {
+        InstOptions(Self::DFV.0 | (((flags & 15) as u32) << 23))
+    }
+
+    /// The `{dfv=...}` flags (bit 3 OF, 2 SF, 1 ZF, 0 CF), if given.
+    pub const fn dfv_flags(self) -> Option<u8> {
+        if self.0 & Self::DFV.0 == 0 {
+            None
+        } else {
+            Some(((self.0 >> 23) & 15) as u8)
+        }
+    }
+
+    /// The `{dfv=...}` text (`{dfv=of,cf}`), empty without it.
+    pub fn dfv_text(self) -> String {
+        let Some(bits) = self.dfv_flags() else {
+            return String::new();
+        };
+        let names: Vec<&str> = [(8, "of"), (4, "sf"), (2, "zf"), (1, "cf")]
+            .into_iter()
+            .filter(|(bit, _)| bits & bit != 0)
+            .map(|(_, name)| name)
+            .collect();
+        format!("{{dfv={}}}", names.join(","))
     }
 
     /// Whether all bits of `other` are set.
@@ -115,6 +154,7 @@ impl InstOptions {
             (Self::NOTRACK, "notrack "),
             (Self::VEX, "{vex} "),
             (Self::EVEX, "{evex} "),
+            (Self::NF, "{nf} "),
             (Self::MODRM_LOAD, "{load} "),
             (Self::MODRM_STORE, "{store} "),
             (Self::DATA16, "data16 "),

@@ -10,7 +10,7 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum RegKind {
-    /// 8-bit low general-purpose register (`al`..`r15b`, `spl`..`dil`).
+    /// 8-bit low general-purpose register (`al`..`r31b`, `spl`..`dil`; `r16b`..`r31b` are APX).
     Gp8,
     /// 8-bit high register `ah`, `ch`, `dh`, `bh` (id 0..3); not encodable with REX.
     Gp8Hi,
@@ -66,7 +66,8 @@ impl RegKind {
     /// Number of registers of this kind.
     pub const fn count(self) -> u8 {
         match self {
-            RegKind::Gp8 | RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64 => 16,
+            // r16..r31 are APX's extended GPRs (64-bit mode, REX2 or EVEX).
+            RegKind::Gp8 | RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64 => 32,
             RegKind::Gp8Hi | RegKind::Bnd => 4,
             RegKind::Seg => 6,
             RegKind::Cr | RegKind::Dr => 16,
@@ -343,21 +344,25 @@ impl fmt::Display for Reg {
     }
 }
 
-const GP8_NAMES: [&str; 16] = [
+const GP8_NAMES: [&str; 32] = [
     "al", "cl", "dl", "bl", "spl", "bpl", "sil", "dil", "r8b", "r9b", "r10b", "r11b", "r12b",
-    "r13b", "r14b", "r15b",
+    "r13b", "r14b", "r15b", "r16b", "r17b", "r18b", "r19b", "r20b", "r21b", "r22b", "r23b", "r24b",
+    "r25b", "r26b", "r27b", "r28b", "r29b", "r30b", "r31b",
 ];
-const GP16_NAMES: [&str; 16] = [
+const GP16_NAMES: [&str; 32] = [
     "ax", "cx", "dx", "bx", "sp", "bp", "si", "di", "r8w", "r9w", "r10w", "r11w", "r12w", "r13w",
-    "r14w", "r15w",
+    "r14w", "r15w", "r16w", "r17w", "r18w", "r19w", "r20w", "r21w", "r22w", "r23w", "r24w", "r25w",
+    "r26w", "r27w", "r28w", "r29w", "r30w", "r31w",
 ];
-const GP32_NAMES: [&str; 16] = [
+const GP32_NAMES: [&str; 32] = [
     "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "r8d", "r9d", "r10d", "r11d", "r12d",
-    "r13d", "r14d", "r15d",
+    "r13d", "r14d", "r15d", "r16d", "r17d", "r18d", "r19d", "r20d", "r21d", "r22d", "r23d", "r24d",
+    "r25d", "r26d", "r27d", "r28d", "r29d", "r30d", "r31d",
 ];
-const GP64_NAMES: [&str; 16] = [
+const GP64_NAMES: [&str; 32] = [
     "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
-    "r14", "r15",
+    "r14", "r15", "r16", "r17", "r18", "r19", "r20", "r21", "r22", "r23", "r24", "r25", "r26",
+    "r27", "r28", "r29", "r30", "r31",
 ];
 const CR_NAMES: [&str; 16] = [
     "cr0", "cr1", "cr2", "cr3", "cr4", "cr5", "cr6", "cr7", "cr8", "cr9", "cr10", "cr11", "cr12",
@@ -570,14 +575,18 @@ pub mod regs {
         )*};
     }
     consts!(Gp8Low: al = 0, cl = 1, dl = 2, bl = 3, spl = 4, bpl = 5, sil = 6, dil = 7, r8b = 8, r9b = 9,
-        r10b = 10, r11b = 11, r12b = 12, r13b = 13, r14b = 14, r15b = 15);
+        r10b = 10, r11b = 11, r12b = 12, r13b = 13, r14b = 14, r15b = 15,
+        r16b = 16, r17b = 17, r18b = 18, r19b = 19, r20b = 20, r21b = 21, r22b = 22, r23b = 23, r24b = 24, r25b = 25, r26b = 26, r27b = 27, r28b = 28, r29b = 29, r30b = 30, r31b = 31);
     consts!(Gp8High: ah = 0, ch = 1, dh = 2, bh = 3);
     consts!(Gp16: ax = 0, cx = 1, dx = 2, bx = 3, sp = 4, bp = 5, si = 6, di = 7, r8w = 8, r9w = 9, r10w = 10,
-        r11w = 11, r12w = 12, r13w = 13, r14w = 14, r15w = 15);
+        r11w = 11, r12w = 12, r13w = 13, r14w = 14, r15w = 15,
+        r16w = 16, r17w = 17, r18w = 18, r19w = 19, r20w = 20, r21w = 21, r22w = 22, r23w = 23, r24w = 24, r25w = 25, r26w = 26, r27w = 27, r28w = 28, r29w = 29, r30w = 30, r31w = 31);
     consts!(Gp32: eax = 0, ecx = 1, edx = 2, ebx = 3, esp = 4, ebp = 5, esi = 6, edi = 7, r8d = 8, r9d = 9,
-        r10d = 10, r11d = 11, r12d = 12, r13d = 13, r14d = 14, r15d = 15);
+        r10d = 10, r11d = 11, r12d = 12, r13d = 13, r14d = 14, r15d = 15,
+        r16d = 16, r17d = 17, r18d = 18, r19d = 19, r20d = 20, r21d = 21, r22d = 22, r23d = 23, r24d = 24, r25d = 25, r26d = 26, r27d = 27, r28d = 28, r29d = 29, r30d = 30, r31d = 31);
     consts!(Gp64: rax = 0, rcx = 1, rdx = 2, rbx = 3, rsp = 4, rbp = 5, rsi = 6, rdi = 7, r8 = 8, r9 = 9,
-        r10 = 10, r11 = 11, r12 = 12, r13 = 13, r14 = 14, r15 = 15);
+        r10 = 10, r11 = 11, r12 = 12, r13 = 13, r14 = 14, r15 = 15,
+        r16 = 16, r17 = 17, r18 = 18, r19 = 19, r20 = 20, r21 = 21, r22 = 22, r23 = 23, r24 = 24, r25 = 25, r26 = 26, r27 = 27, r28 = 28, r29 = 29, r30 = 30, r31 = 31);
     consts!(SegReg: es = 0, cs = 1, ss = 2, ds = 3, fs = 4, gs = 5);
     consts!(CrReg: cr0 = 0, cr1 = 1, cr2 = 2, cr3 = 3, cr4 = 4, cr5 = 5, cr6 = 6, cr7 = 7, cr8 = 8, cr9 = 9,
         cr10 = 10, cr11 = 11, cr12 = 12, cr13 = 13, cr14 = 14, cr15 = 15);

@@ -16,10 +16,12 @@
 //! ```
 
 use super::cpu::CpuFeatures;
-use super::db::{Form, Mnemonic};
+use super::db::{CpuFeature, Form, Mnemonic};
 use super::encoder::{Site, encode};
+use super::mem::MemBase;
 use super::operand::Operand;
 use super::options::InstOptions;
+use super::reg::Reg;
 use crate::code::{Arch, CodeHolder};
 use crate::error::Error;
 
@@ -63,6 +65,21 @@ pub fn validate_for_cpu(
     options: InstOptions,
 ) -> Result<&'static Form, Error> {
     let form = validate(arch, mnemonic, operands, options)?;
+    // r16-r31 in a form that predates APX (through REX2 or EVEX) need APX too.
+    let extended = |r: Reg| r.kind().is_gp() && r.id() >= 16;
+    let uses_egpr = operands.iter().any(|o| match o {
+        Operand::Reg(r) => extended(*r),
+        Operand::Mem(m) => {
+            matches!(m.base(), MemBase::Reg(b) if extended(b)) || m.index().is_some_and(extended)
+        }
+        _ => false,
+    });
+    if uses_egpr && !cpu.contains(CpuFeature::ApxF) {
+        return Err(Error::InvalidInstruction {
+            instruction: super::encoder::instruction_text(mnemonic, operands, options),
+            reason: "r16-r31 need CPU feature apx_f".into(),
+        });
+    }
     if let Some(missing) = form.cpu_features().iter().find(|f| !cpu.contains(**f)) {
         return Err(Error::InvalidInstruction {
             instruction: super::encoder::instruction_text(mnemonic, operands, options),

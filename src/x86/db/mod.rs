@@ -29,11 +29,21 @@
 //!   `vex|evex|xop.{128|256|512|lig}[.66|.f3|.f2].{0f|0f38|0f3a|map5|map6|m8|m9|m10}.{w0|w1|wig}[.wig32] OP ...`.
 //! - **CPU features**, `+`-joined, all required.
 //! - **modes**: `64`, `32` or both.
+//! - APX: `r8.v`/`r16.v` (and `r32.v`, `r64.v`) are EVEX.vvvv, the new data
+//!   destination; `evex.128.map4...` is EVEX map 4, with `.nd` (EVEX.ND=1) and
+//!   `.nf` (EVEX.NF=1 in the encoding); `rex2` before a legacy opcode forces a
+//!   REX2 prefix (`rex2 rex.w` sets REX2.W). Legacy map-0/map-1 forms take r16-r31
+//!   through REX2 without saying so (the encoder knows the opcodes REX2 excludes).
 //! - **attributes**: `m=N` memory size in bytes (0: any), `bcst=N` broadcast
 //!   element size, `n=N`/`nb=N` EVEX disp8 scale without/with broadcast, `k`
 //!   (may take a write mask), `k!` (requires one), `z`, `er`, `sae`, and the
 //!   prefixes the form accepts (`lock`, `xacquire`, `xrelease`, `rep`, `repne`,
-//!   `bnd`, `notrack`).
+//!   `bnd`, `notrack`); `nf` (accepts `{nf}`), `scc=N` (APX conditional
+//!   form with condition code N, takes `{dfv=...}`); `merge=N` (the
+//!   destination's low N bytes are written, the rest kept, the old low part
+//!   not read: `sqrtsd`, `cvtsi2ss`), `merge=N.reg` (so only with a register
+//!   source: `movss`); `rep.implicit=rcx:rw` (registers a `rep`/`repne`
+//!   prefix adds: the count of string instructions).
 //!
 //! Regenerate the Rust tables after editing: `cargo run -p jitforge-dbgen`.
 
@@ -86,10 +96,12 @@ pub enum OperandKind {
     KM,
     R8,
     R8Op,
+    R8V,
     R16,
     R16Addr,
     R16Rm,
     R16Op,
+    R16V,
     R32,
     R32Addr,
     R32Rm,
@@ -315,6 +327,8 @@ pub enum OpcodeMap {
     M0F38,
     /// 0F 3A.
     M0F3A,
+    /// EVEX map 4 (APX: legacy instructions promoted to EVEX).
+    Map4,
     /// EVEX map 5.
     Map5,
     /// EVEX map 6.
@@ -404,6 +418,23 @@ pub mod flags {
     pub const NOTRACK: u16 = 1 << 11;
 }
 
+/// APX encoding details of a form (the `apx` field of [`Form`]).
+pub mod apx {
+    /// EVEX.ND is 1: the new-data-destination form (or `setzu`'s zero-upper).
+    pub const ND: u16 = 1 << 0;
+    /// EVEX.NF is 1 in the encoding itself (`cfcmov`'s store and NDD forms).
+    pub const NF_FIXED: u16 = 1 << 1;
+    /// Accepts `{nf}` (no flags written; sets EVEX.NF).
+    pub const NF: u16 = 1 << 2;
+    /// A conditional form (`ccmp`, `ctest`): the condition is in EVEX.SCC
+    /// (bits 8..11 of the field) and `{dfv=...}` fills EVEX.vvvv.
+    pub const SCC: u16 = 1 << 3;
+    /// Legacy form that always takes a REX2 prefix (`jmpabs`, `pushp`, `popp`).
+    pub const REX2: u16 = 1 << 4;
+    /// Shift of the SCC condition code in the field.
+    pub const SCC_SHIFT: u16 = 8;
+}
+
 /// Valid-mode bits.
 pub mod modes {
     /// Valid in 64-bit mode.
@@ -466,6 +497,15 @@ pub struct Form {
     pub modes: u8,
     /// Index into the feature-set pool.
     pub features: u16,
+    /// [`apx`] bits (0 for every non-APX form).
+    pub apx: u16,
+    /// Scalar merge of the destination (`merge=N` in the text): bits 0..6 the
+    /// bytes written, bit 7 set when only a register source merges (from
+    /// memory the rest is zeroed); 0 for none. See [`Form::merge`].
+    pub merge: u8,
+    /// Index of the implicit registers a `rep`/`repne` prefix adds (the count
+    /// register of string instructions); see [`Form::implicit_with_rep`].
+    pub implicit_rep: u16,
 }
 
 impl Form {
@@ -498,6 +538,12 @@ impl Form {
         IMPLICIT_SETS[self.implicit as usize]
     }
 
+    /// The registers a `rep`/`repne` prefix adds to [`Form::implicit`]
+    /// (rcx, read and written, for the string instructions); empty otherwise.
+    pub fn implicit_with_rep(&self) -> &'static [ImplicitOperand] {
+        IMPLICIT_SETS[self.implicit_rep as usize]
+    }
+
     /// The status flags the form reads.
     pub const fn reads_flags(&self) -> Flags {
         Flags(self.flags_read)
@@ -506,6 +552,31 @@ impl Form {
     /// The status flags the form writes.
     pub const fn writes_flags(&self) -> Flags {
         Flags(self.flags_written)
+    }
+
+    /// For a scalar SSE instruction whose destination keeps everything above
+    /// the element it writes, without reading that element (`sqrtsd`,
+    /// `cvtsi2ss`, `movss` between registers): the element size in bytes.
+    /// `from_memory` says whether the source operand is memory (`movss xmm,
+    /// m32` zeroes the rest instead). `None` for every other form, including
+    /// scalar arithmetic such as `addss`, which reads its destination.
+    pub const fn merge(&self, from_memory: bool) -> Option<u8> {
+        let size = self.merge & 0x7f;
+        if size == 0 || from_memory && self.merge & 0x80 != 0 {
+            None
+        } else {
+            Some(size)
+        }
+    }
+
+    /// Whether the form has a bit from [`apx`].
+    pub const fn has_apx(&self, bit: u16) -> bool {
+        self.apx & bit != 0
+    }
+
+    /// Whether the form is part of APX (needs the `apx_f` feature).
+    pub fn is_apx(&self) -> bool {
+        self.cpu_features().contains(&CpuFeature::ApxF)
     }
 
     /// Whether the form has a flag from [`flags`].

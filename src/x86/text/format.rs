@@ -303,6 +303,12 @@ pub fn format_instruction_with(
         }
     }
     text.push_str(&name);
+    // APX `ccmp`/`ctest`: `{dfv=of,cf}` stands between the mnemonic and the operands.
+    let dfv = options.dfv_text();
+    if !dfv.is_empty() {
+        text.push(' ');
+        text.push_str(&dfv);
+    }
     for (i, o) in ops.iter().enumerate() {
         text.push_str(if i == 0 { " " } else { ", " });
         text.push_str(o);

@@ -42,6 +42,8 @@ pub fn kind_text(kind: K) -> String {
         K::KM => "k/m",
         K::R8 => "r8",
         K::R8Op => "r8.o",
+        K::R8V => "r8.v",
+        K::R16V => "r16.v",
         K::R16 => "r16",
         K::R16Addr => "r16.a",
         K::R16Rm => "r16.rm",
@@ -132,6 +134,7 @@ fn map_text(map: OpcodeMap) -> &'static str {
         OpcodeMap::M0F => "0f",
         OpcodeMap::M0F38 => "0f38",
         OpcodeMap::M0F3A => "0f3a",
+        OpcodeMap::Map4 => "map4",
         OpcodeMap::Map5 => "map5",
         OpcodeMap::Map6 => "map6",
         OpcodeMap::Xop8 => "m8",
@@ -182,6 +185,9 @@ pub fn encoding_text(f: &Form) -> String {
             if f.prefix != MandatoryPrefix::None {
                 parts.push(prefix_text(f.prefix).into());
             }
+            if f.has_apx(super::super::db::apx::REX2) {
+                parts.push("rex2".into());
+            }
             if f.rex_w {
                 parts.push("rex.w".into());
             }
@@ -221,6 +227,12 @@ pub fn encoding_text(f: &Form) -> String {
                 VexW::W1Wig32 => ".w1.wig32",
                 VexW::W0Wig32 => ".w0.wig32",
             });
+            if f.has_apx(super::super::db::apx::ND) {
+                v.push_str(".nd");
+            }
+            if f.has_apx(super::super::db::apx::NF_FIXED) {
+                v.push_str(".nf");
+            }
             parts.push(v);
         }
     }
@@ -297,6 +309,24 @@ pub fn effects_text(f: &Form) -> String {
         .collect();
     if !implicit.is_empty() {
         parts.push(format!("implicit {}", implicit.join(" ")));
+    }
+    let with_rep: Vec<String> = f
+        .implicit_with_rep()
+        .iter()
+        .map(|o| format!("{}:{}", o.reg.name(), access_text(o.access)))
+        .collect();
+    if !with_rep.is_empty() {
+        parts.push(format!("with rep {}", with_rep.join(" ")));
+    }
+    if let Some(n) = f.merge(false) {
+        let only = if f.merge(true).is_none() {
+            " (from a register)"
+        } else {
+            ""
+        };
+        parts.push(format!(
+            "writes the low {n} bytes of the destination, keeps the rest{only}"
+        ));
     }
     let read: Vec<&str> = f.reads_flags().names().collect();
     let written: Vec<&str> = f.writes_flags().names().collect();
@@ -455,18 +485,47 @@ pub fn form_json(out: &mut String, f: &Form) {
         .map(|(i, _)| access_text(f.access(i)))
         .collect();
     json_str_list(out, access);
-    out.push_str(",\"implicit_registers\":[");
-    for (i, o) in f.implicit().iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    for (key, regs) in [
+        ("implicit_registers", f.implicit()),
+        ("implicit_with_rep", f.implicit_with_rep()),
+    ] {
+        let _ = write!(out, ",\"{key}\":[");
+        for (i, o) in regs.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"reg\":");
+            json_str(out, o.reg.name());
+            out.push_str(",\"access\":");
+            json_str(out, access_text(o.access));
+            out.push('}');
         }
-        out.push_str("{\"reg\":");
-        json_str(out, o.reg.name());
-        out.push_str(",\"access\":");
-        json_str(out, access_text(o.access));
-        out.push('}');
+        out.push(']');
     }
-    out.push_str("],\"flags_read\":");
+    // Scalar merge (`merge=N`): bytes written; the rest of the destination is kept.
+    let merge = |from_memory| f.merge(from_memory).map_or(0, u32::from);
+    let _ = write!(
+        out,
+        ",\"merge\":{{\"from_register\":{},\"from_memory\":{}}}",
+        merge(false),
+        merge(true)
+    );
+    let apx_bit = |bit| f.has_apx(bit);
+    use super::super::db::apx;
+    let _ = write!(
+        out,
+        ",\"apx\":{{\"nd\":{},\"nf_fixed\":{},\"nf\":{},\"rex2\":{},\"scc\":{}}}",
+        apx_bit(apx::ND),
+        apx_bit(apx::NF_FIXED),
+        apx_bit(apx::NF),
+        apx_bit(apx::REX2),
+        if apx_bit(apx::SCC) {
+            ((f.apx >> apx::SCC_SHIFT) & 15).to_string()
+        } else {
+            "null".into()
+        }
+    );
+    out.push_str(",\"flags_read\":");
     json_str_list(out, f.reads_flags().names());
     out.push_str(",\"flags_written\":");
     json_str_list(out, f.writes_flags().names());
@@ -553,8 +612,8 @@ pub fn kind_human(kind: K, form: &Form) -> String {
         K::ZmmM => sized("zmm/m"),
         K::KM => sized("k/m"),
         K::BndM => "bnd/m".into(),
-        K::R8 | K::R8Op => "r8".into(),
-        K::R16 | K::R16Rm | K::R16Op | K::R16Addr => "r16".into(),
+        K::R8 | K::R8Op | K::R8V => "r8".into(),
+        K::R16 | K::R16Rm | K::R16Op | K::R16Addr | K::R16V => "r16".into(),
         K::R32 | K::R32Rm | K::R32Op | K::R32V | K::R32Addr => "r32".into(),
         K::R64 | K::R64Rm | K::R64Op | K::R64V | K::R64Addr => "r64".into(),
         K::Xmm | K::XmmRm | K::XmmV | K::XmmIs4 | K::XmmIs5 => "xmm".into(),

@@ -1,7 +1,7 @@
 //! Intel-syntax text: the [`parse`]r (one line or a whole program, in the
 //! dialect llvm-mc and GNU as read), the [`format`](mod@format)ter that prints
 //! instructions in that dialect, the [`listing`] logger, [`isa`] descriptions
-//! of the instruction database (text and JSON), and the assemblers
+//! of the instruction database (text and JSON), the [`coverage`] report, and the assemblers
 //! built on them ([`assemble_program`], [`LineAssembler`]) that the
 //! `jitforge` command uses.
 //!
@@ -15,6 +15,7 @@
 //! ```
 
 mod assemble;
+pub mod coverage;
 pub mod format;
 pub mod isa;
 pub mod listing;

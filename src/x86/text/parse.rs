@@ -558,8 +558,18 @@ fn resolve_mnemonic(name: &str, arch: Arch) -> Option<(Mnemonic, Option<i64>, Sp
     if let Some(found) = plain(name) {
         return Some(found);
     }
-    // Condition-code aliases: jz, setnae, cmovpe, cmpnbexadd...
-    for (prefix, suffix) in [("j", ""), ("set", ""), ("cmov", ""), ("cmp", "xadd")] {
+    // Condition-code aliases: jz, setnae, cmovpe, cmpnbexadd, and APX's
+    // setzuz, cfcmovz, ccmpz, ctestc...
+    for (prefix, suffix) in [
+        ("j", ""),
+        ("setzu", ""),
+        ("set", ""),
+        ("cfcmov", ""),
+        ("cmov", ""),
+        ("ccmp", ""),
+        ("ctest", ""),
+        ("cmp", "xadd"),
+    ] {
         if let Some(cc) = name
             .strip_prefix(prefix)
             .and_then(|r| r.strip_suffix(suffix))
@@ -1369,7 +1379,8 @@ fn brace_prefix(content: &str) -> Option<Result<InstOptions, &'static str>> {
         // Displacement-size hints: accepted; the encoder always picks the
         // shortest displacement (same instruction, maybe other bytes).
         "disp8" | "disp32" => InstOptions::NONE,
-        "nf" | "rex" | "rex2" => {
+        "nf" => InstOptions::NF,
+        "rex" | "rex2" => {
             return Some(Err("this pseudo-prefix is not supported yet"));
         }
         _ => return None,
@@ -1747,6 +1758,34 @@ fn instruction(p: &mut Parser<'_>) -> Result<ParsedInstruction, ParseError> {
             _ => return Err(p.expected("a mnemonic")),
         }
     };
+    // APX `ccmp`/`ctest`: `{dfv=of,sf,zf,cf}` (any subset, maybe empty) after the mnemonic.
+    if let Tok::Brace(content) = p.peek() {
+        let lower = content.to_ascii_lowercase();
+        if let Some(list) = lower.strip_prefix("dfv") {
+            let col = p.col();
+            let list = list
+                .trim_start()
+                .strip_prefix('=')
+                .ok_or_else(|| ParseError::new(col, "expected `{dfv=of,sf,zf,cf}`".to_string()))?;
+            let mut bits = 0u8;
+            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                bits |= match name {
+                    "of" => 8,
+                    "sf" => 4,
+                    "zf" => 2,
+                    "cf" => 1,
+                    other => {
+                        return Err(ParseError::new(
+                            col,
+                            format!("{{dfv=}} takes of, sf, zf, cf, not `{other}`"),
+                        ));
+                    }
+                };
+            }
+            options |= InstOptions::dfv(bits);
+            p.bump();
+        }
+    }
     let mut operands = Vec::new();
     let mut columns = Vec::new();
     let mut decor = Vec::new();
@@ -2206,9 +2245,11 @@ fn imm_accepts(kind: K, v: i64) -> Option<bool> {
 fn reg_fits(kind: K, rk: RegKind) -> bool {
     use RegKind as R;
     match kind {
-        K::R8M | K::R8 | K::R8Op => matches!(rk, R::Gp8 | R::Gp8Hi),
+        K::R8M | K::R8 | K::R8Op | K::R8V => matches!(rk, R::Gp8 | R::Gp8Hi),
         K::Al | K::Cl => rk == R::Gp8,
-        K::R16M | K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::Ax | K::Dx => rk == R::Gp16,
+        K::R16M | K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::R16V | K::Ax | K::Dx => {
+            rk == R::Gp16
+        }
         K::R32M | K::R32MMpx | K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V | K::Eax => {
             rk == R::Gp32
         }
@@ -2319,7 +2360,9 @@ fn validate(
         .copied()
         .filter(|f| f.explicit_count() == n)
         .collect();
-    let with_fill = forms.iter().any(|f| f.explicit_count() > n);
+    // Forms with more operands the assembler may fill in (`shl rax` for
+    // `shl rax, 1`); APX's new-destination forms are not such.
+    let with_fill = forms.iter().any(|f| f.explicit_count() > n && !f.is_apx());
     if same.is_empty() {
         if with_fill {
             return Ok(());

@@ -55,10 +55,12 @@ fn kind_variant(token: &str) -> &'static str {
         "k/m" => "KM",
         "r8" => "R8",
         "r8.o" => "R8Op",
+        "r8.v" => "R8V",
         "r16" => "R16",
         "r16.a" => "R16Addr",
         "r16.rm" => "R16Rm",
         "r16.o" => "R16Op",
+        "r16.v" => "R16V",
         "r32" => "R32",
         "r32.a" => "R32Addr",
         "r32.rm" => "R32Rm",
@@ -155,8 +157,8 @@ fn token_classes(token: &str) -> &'static [&'static str] {
         "zmm/m" => &["Zmm", "class::Mem"],
         "bnd/m.mpx" => &["BndReg", "class::Mem"],
         "k/m" => &["KReg", "class::Mem"],
-        "r8" | "r8.o" | "al" | "cl" => GP8,
-        "r16" | "r16.a" | "r16.rm" | "r16.o" | "ax" | "dx" => &["Gp16"],
+        "r8" | "r8.o" | "r8.v" | "al" | "cl" => GP8,
+        "r16" | "r16.a" | "r16.rm" | "r16.o" | "r16.v" | "ax" | "dx" => &["Gp16"],
         "r32" | "r32.a" | "r32.rm" | "r32.o" | "r32.v" | "eax" => &["Gp32"],
         "r64" | "r64.a" | "r64.rm" | "r64.o" | "r64.v" | "rax" => &["Gp64"],
         "sreg" | "es" | "cs" | "ss" | "ds" | "fs" | "gs" => &["SegReg"],
@@ -309,12 +311,35 @@ fn map_variant(map: &str, kind: &str) -> &'static str {
         ("0f", _) => "M0F",
         ("0f38", _) => "M0F38",
         ("0f3a", _) => "M0F3A",
+        ("map4", _) => "Map4",
         ("map5", _) => "Map5",
         ("map6", _) => "Map6",
         ("m8", _) => "Xop8",
         ("m9", _) => "Xop9",
         _ => "Xop10",
     }
+}
+
+/// The `apx` field of a form (the bits of `db::apx`).
+fn apx_bits(row: &Row) -> u16 {
+    let e = &row.encoding;
+    let mut bits = 0u16;
+    if e.nd {
+        bits |= 1;
+    }
+    if e.nf {
+        bits |= 2;
+    }
+    if row.flags.iter().any(|f| f == "nf") {
+        bits |= 4;
+    }
+    if let Some(cc) = row.scc {
+        bits |= 8 | (u16::from(cc) << 8);
+    }
+    if e.rex2 {
+        bits |= 16;
+    }
+    bits
 }
 
 /// Generated files: (`generated.rs`, `generated_api.rs`).
@@ -406,6 +431,13 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                     implicit_sets.push(row.implicit.clone());
                     next_implicit
                 });
+            let next_implicit = implicit_sets.len();
+            let rep_implicit_id = *implicit_index
+                .entry(row.rep_implicit.clone())
+                .or_insert_with(|| {
+                    implicit_sets.push(row.rep_implicit.clone());
+                    next_implicit
+                });
             let set: Vec<&str> = row.features.iter().map(String::as_str).collect();
             let next = feature_sets.len();
             let set_id = *feature_set_index.entry(set.clone()).or_insert_with(|| {
@@ -483,8 +515,10 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                     "rep" => "REP",
                     "repne" => "REPNE",
                     "bnd" => "BND",
+                    "nf" => "",
                     _ => "NOTRACK",
                 })
+                .filter(|f| !f.is_empty())
                 .collect();
             flag_names.dedup();
             let flags_expr = if flag_names.is_empty() {
@@ -503,7 +537,7 @@ pub fn generate(rows: &[Row]) -> (String, String) {
             };
             let _ = writeln!(
                 forms_text,
-                "    Form {{ mnemonic: Mnemonic::{}, operands: [{}], explicit: {}, access: 0x{:05x}, implicit: {implicit_id}, flags_read: 0x{:x}, flags_written: 0x{:x}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, features: {set_id} }}, // {}:{}",
+                "    Form {{ mnemonic: Mnemonic::{}, operands: [{}], explicit: {}, access: 0x{:05x}, implicit: {implicit_id}, flags_read: 0x{:x}, flags_written: 0x{:x}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, features: {set_id}, apx: 0x{:x}, merge: 0x{:x}, implicit_rep: {rep_implicit_id} }}, // {}:{}",
                 camel(name),
                 ops.join(", "),
                 row.operands.iter().filter(|t| !is_implicit(t)).count(),
@@ -520,6 +554,8 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 row.bcst_size,
                 row.disp8_n,
                 row.disp8_nb,
+                apx_bits(row),
+                row.merge,
                 row.file,
                 row.line
             );

@@ -3,11 +3,13 @@
 //! - [`bootstrap`] seeds `src/x86/db/instructions.txt` from iced-x86's public
 //!   opcode metadata (run once; the text is then the project's data).
 //! - [`parse`] reads that text into rows.
+//! - [`apx`] derives the APX forms (`apx.txt`) from the rows they promote.
 //! - [`generate`] turns rows into the Rust tables in `src/x86/db/generated*.rs`.
 //!
 //! `cargo run -p jitforge-dbgen` regenerates the tables; a test fails when the
 //! committed tables differ from what the generator makes of the text.
 
+pub mod apx;
 pub mod bootstrap;
 pub mod generate;
 pub mod parse;
@@ -29,7 +31,26 @@ pub fn database_path() -> PathBuf {
 /// `lsl r64, r32`). Within a mnemonic, earlier files' forms are preferred.
 pub fn database_paths() -> Vec<PathBuf> {
     let dir = repo_root().join("src/x86/db");
-    vec![dir.join("instructions.txt"), dir.join("extra.txt")]
+    vec![
+        dir.join("instructions.txt"),
+        dir.join("extra.txt"),
+        dir.join("apx.txt"),
+    ]
+}
+
+/// Path of the APX forms (written by [`apx::apx_text`]).
+pub fn apx_path() -> PathBuf {
+    repo_root().join("src/x86/db/apx.txt")
+}
+
+/// The APX text that [`apx::apx_text`] makes of the other database files.
+pub fn apx_from_disk() -> Result<String, Box<dyn std::error::Error>> {
+    let mut rows = Vec::new();
+    for path in database_paths().iter().filter(|p| **p != apx_path()) {
+        let text = std::fs::read_to_string(path)?;
+        rows.extend(parse::parse_database(&text)?);
+    }
+    Ok(apx::apx_text(&rows))
 }
 
 /// Paths of the generated files, in the order [`generate::generate`] returns them.

@@ -2,6 +2,7 @@
 //!
 //! - `cargo run -p jitforge-dbgen` writes `src/x86/db/generated.rs` and `generated_api.rs`.
 //! - `cargo run -p jitforge-dbgen -- check` exits 1 when they are stale.
+//! - `cargo run -p jitforge-dbgen -- apx` rewrites `apx.txt` from the rows APX promotes.
 //! - `cargo run -p jitforge-dbgen -- bootstrap` reseeds `instructions.txt` from iced-x86.
 
 use std::process::ExitCode;
@@ -12,6 +13,15 @@ fn main() -> ExitCode {
         "bootstrap" => {
             let text = jitforge_dbgen::bootstrap::database_text();
             if let Err(e) = std::fs::write(jitforge_dbgen::database_path(), text) {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        "apx" => {
+            let written = jitforge_dbgen::apx_from_disk()
+                .and_then(|text| Ok(std::fs::write(jitforge_dbgen::apx_path(), text)?));
+            if let Err(e) = written {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);
             }
@@ -30,10 +40,14 @@ fn main() -> ExitCode {
                 let same = |path: &std::path::Path, text: &str| {
                     std::fs::read_to_string(path).is_ok_and(|t| t == text)
                 };
-                if same(&tables_path, &tables) && same(&api_path, &api) {
+                let apx_fresh = jitforge_dbgen::apx_from_disk()
+                    .is_ok_and(|text| same(&jitforge_dbgen::apx_path(), &text));
+                if apx_fresh && same(&tables_path, &tables) && same(&api_path, &api) {
                     return ExitCode::SUCCESS;
                 }
-                eprintln!("generated tables are stale: run `cargo run -p jitforge-dbgen`");
+                eprintln!(
+                    "generated tables are stale: run `cargo run -p jitforge-dbgen -- apx` and `cargo run -p jitforge-dbgen`"
+                );
                 return ExitCode::from(1);
             }
             for (path, text) in [(tables_path, tables), (api_path, api)] {
@@ -45,12 +59,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         "--help" | "-h" => {
-            println!("usage: jitforge-dbgen [generate|check|bootstrap]");
+            println!("usage: jitforge-dbgen [generate|check|bootstrap|apx]");
             ExitCode::SUCCESS
         }
         other => {
             eprintln!(
-                "unknown command {other:?}; usage: jitforge-dbgen [generate|check|bootstrap]"
+                "unknown command {other:?}; usage: jitforge-dbgen [generate|check|bootstrap|apx]"
             );
             ExitCode::from(2)
         }

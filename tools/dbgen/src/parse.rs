@@ -39,8 +39,16 @@ pub struct Row {
     pub disp8_n: u8,
     /// EVEX disp8 scale with broadcast.
     pub disp8_nb: u8,
-    /// Flag words from the attribute column (`k`, `k!`, `z`, `er`, `sae`, `lock`, ...).
+    /// Flag words from the attribute column (`k`, `k!`, `z`, `er`, `sae`, `lock`, `nf`, ...).
     pub flags: Vec<String>,
+    /// APX conditional forms (`ccmp`, `ctest`): the condition code in EVEX.SCC.
+    pub scc: Option<u8>,
+    /// `merge=N`: the destination's low N bytes are written and the rest
+    /// kept, its old low part not read (bit 7: only with a register source,
+    /// `merge=N.reg`).
+    pub merge: u8,
+    /// `rep.implicit=rcx:rw`: registers a `rep`/`repne` prefix adds (the count).
+    pub rep_implicit: Vec<(String, String)>,
 }
 
 /// The encoding column.
@@ -72,6 +80,12 @@ pub struct Encoding {
     pub fwait: bool,
     /// `rm=N`: a register form whose ModRM.rm is fixed to N (mod is 11).
     pub fixed_rm: Option<u8>,
+    /// APX: EVEX.ND fixed to 1 (`.nd`).
+    pub nd: bool,
+    /// APX: EVEX.NF fixed to 1 (`.nf`).
+    pub nf: bool,
+    /// APX: a legacy form that always takes REX2 (`rex2`).
+    pub rex2: bool,
 }
 
 /// A parse error with its line.
@@ -121,10 +135,12 @@ pub const OPERAND_TOKENS: &[&str] = &[
     "k/m",
     "r8",
     "r8.o",
+    "r8.v",
     "r16",
     "r16.a",
     "r16.rm",
     "r16.o",
+    "r16.v",
     "r32",
     "r32.a",
     "r32.rm",
@@ -203,6 +219,7 @@ pub const OPERAND_TOKENS: &[&str] = &[
 
 const FLAG_WORDS: &[&str] = &[
     "k", "k!", "z", "er", "sae", "lock", "xacquire", "xrelease", "rep", "repne", "bnd", "notrack",
+    "nf",
 ];
 
 /// Operand access words.
@@ -252,6 +269,7 @@ fn parse_encoding(line: usize, text: &str) -> Result<Encoding, ParseError> {
                 e.prefix = token.into()
             }
             "rex.w" => e.rex_w = true,
+            "rex2" => e.rex2 = true,
             "0f" | "0f38" | "0f3a" if !opcode_seen && e.map.is_empty() => e.map = token.into(),
             "3dnow" => {
                 e.kind = "3dnow".into();
@@ -279,9 +297,11 @@ fn parse_encoding(line: usize, text: &str) -> Result<Encoding, ParseError> {
                 for part in rest {
                     match part {
                         "66" | "f3" | "f2" => e.prefix = part.into(),
-                        "0f" | "0f38" | "0f3a" | "map5" | "map6" | "m8" | "m9" | "m10" => {
+                        "0f" | "0f38" | "0f3a" | "map4" | "map5" | "map6" | "m8" | "m9" | "m10" => {
                             e.map = part.into()
                         }
+                        "nd" => e.nd = true,
+                        "nf" => e.nf = true,
                         "w0" | "w1" | "wig" => w = part.into(),
                         "wig32" => w.push_str(".wig32"),
                         _ => return Err(err(line, format!("unknown part {part:?} in {t:?}"))),
@@ -400,6 +420,9 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
             disp8_n: 1,
             disp8_nb: 1,
             flags: Vec::new(),
+            scc: None,
+            merge: 0,
+            rep_implicit: Vec::new(),
         };
         for attr in columns[5].split_whitespace() {
             let number = |v: &str| {
@@ -414,6 +437,14 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
                 row.disp8_nb = number(v)? as u8;
             } else if let Some(v) = attr.strip_prefix("n=") {
                 row.disp8_n = number(v)? as u8;
+            } else if let Some(v) = attr.strip_prefix("rep.implicit=") {
+                for item in v.split(',') {
+                    let (reg, acc) = item
+                        .split_once(':')
+                        .filter(|(_, a)| ACCESS_WORDS.contains(a))
+                        .ok_or_else(|| err(line, format!("bad implicit operand {item:?}")))?;
+                    row.rep_implicit.push((reg.to_string(), acc.to_string()));
+                }
             } else if let Some(v) = attr.strip_prefix("implicit=") {
                 for item in v.split(',') {
                     let (reg, acc) = item
@@ -426,6 +457,18 @@ pub fn parse_database(text: &str) -> Result<Vec<Row>, ParseError> {
                 row.flags_read = parse_flags(line, v)?;
             } else if let Some(v) = attr.strip_prefix("fw=") {
                 row.flags_written = parse_flags(line, v)?;
+            } else if let Some(v) = attr.strip_prefix("merge=") {
+                let (n, reg_only) = match v.strip_suffix(".reg") {
+                    Some(n) => (n, true),
+                    None => (v, false),
+                };
+                let n = number(n)?;
+                if !matches!(n, 1..=64) {
+                    return Err(err(line, format!("bad merge size in {attr:?}")));
+                }
+                row.merge = n as u8 | if reg_only { 0x80 } else { 0 };
+            } else if let Some(v) = attr.strip_prefix("scc=") {
+                row.scc = Some(number(v)?.min(15) as u8);
             } else if FLAG_WORDS.contains(&attr) {
                 row.flags.push(attr.to_string());
             } else {

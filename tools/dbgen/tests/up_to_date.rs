@@ -1,5 +1,5 @@
 //! The committed Rust tables must be exactly what the generator makes of the
-//! committed database text.
+//! committed database text, and `apx.txt` what the APX step makes of the rest.
 
 #[test]
 fn generated_tables_are_up_to_date() {
@@ -16,6 +16,17 @@ fn generated_tables_are_up_to_date() {
         committed_api == api,
         "{} is stale: run `cargo run -p jitforge-dbgen`",
         api_path.display()
+    );
+}
+
+/// `apx.txt` is what `jitforge-dbgen apx` makes of the rows it promotes.
+#[test]
+fn apx_rows_are_up_to_date() {
+    let text = jitforge_dbgen::apx_from_disk().expect("database parses");
+    let committed = std::fs::read_to_string(jitforge_dbgen::apx_path()).expect("apx.txt exists");
+    assert!(
+        committed == text,
+        "apx.txt is stale: run `cargo run -p jitforge-dbgen -- apx`, then `cargo run -p jitforge-dbgen`"
     );
 }
 
