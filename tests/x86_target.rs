@@ -1385,7 +1385,9 @@ fn encoder_oracle(t: &X86Target, arch: jitforge::Arch) {
         let Some(shapes) = ops.iter().map(shape_of).collect::<Option<Vec<_>>>() else {
             return;
         };
-        let enc = a.emit(m, ops).is_ok();
+        // The Compiler leaves APX forms out (no r16-r31 allocation yet).
+        let enc = a.emit(m, ops).is_ok()
+            && validate(arch, m, ops, InstOptions::NONE).is_ok_and(|f| !f.is_apx());
         let mine = t.inst_facts(t.inst(m), &shapes, &mut out).is_ok();
         assert_eq!(mine, enc, "{name} {ops:?}");
         checked += 1;

@@ -500,6 +500,14 @@ fn special_of(m: Mnemonic) -> Special {
     }
 }
 
+/// Whether the Compiler may choose `form` in the mode of `mode_bit`: APX
+/// forms are left out (their registers r16-r31 are not allocatable yet, and
+/// an NDD form such as `imul r64, r64, r/m64` would otherwise capture the
+/// bound-implicit `imul hi, lo, src` on CPUs without APX).
+fn in_target(form: &Form, mode_bit: u8) -> bool {
+    form.modes & mode_bit != 0 && !form.is_apx()
+}
+
 fn mnemonic_flow(name: &str) -> Flow {
     match name {
         "jmp" => Flow::Jump,
@@ -573,7 +581,7 @@ impl X86Target {
             let mut valid = false;
             let mut fl = 0u16;
             let mut mem_at = 0u8;
-            for f in m.forms().iter().filter(|f| f.modes & bit != 0) {
+            for f in m.forms().iter().filter(|f| in_target(f, bit)) {
                 valid = true;
                 fl |= f.flags;
                 for (j, (k, _)) in explicit_kinds(f).enumerate() {
@@ -588,7 +596,7 @@ impl X86Target {
             let gp_count = if mode64 { 16 } else { 8 };
             let bindable = flow == Flow::Normal
                 && !matches!(special, Special::ZeroUpper | Special::ZeroAll)
-                && m.forms().iter().filter(|f| f.modes & bit != 0).any(|f| {
+                && m.forms().iter().filter(|f| in_target(f, bit)).any(|f| {
                     f.implicit()
                         .iter()
                         .any(|imp| bindable_reg(imp.reg, gp_count).is_some())
@@ -1057,7 +1065,7 @@ impl X86Target {
             .any(|s| matches!(s, OpShape::Reg { high: true, .. }));
         let bit = self.mode_bit();
         for form in forms {
-            if form.modes & bit == 0
+            if !in_target(form, bit)
                 || form.explicit as usize != shapes.len()
                 // ah..bh exist only without REX, REX2, VEX or EVEX.
                 || (high && (form.rex_w || form.encoding != Encoding::Legacy))
@@ -1280,7 +1288,7 @@ impl X86Target {
     fn diagnose(&self, x: X86Inst, ops: &[OpShape]) -> FactsError {
         let bit = self.mode_bit();
         let extra = x.masked as usize;
-        let forms = || x.mnemonic.forms().iter().filter(|f| f.modes & bit != 0);
+        let forms = || x.mnemonic.forms().iter().filter(|f| in_target(f, bit));
         if !forms().any(|f| f.explicit as usize == ops.len()) {
             return FactsError::OperandCount {
                 expected: forms().map(|f| f.explicit as usize).min().unwrap_or(0) + extra,
@@ -2341,7 +2349,7 @@ mod tests {
         for t in [X86Target::x64(), X86Target::x86()] {
             let mut checked = 0;
             for &m in Mnemonic::ALL.iter() {
-                for form in m.forms().iter().filter(|f| f.modes & t.mode_bit() != 0) {
+                for form in m.forms().iter().filter(|f| in_target(f, t.mode_bit())) {
                     let shapes: Option<Vec<OpShape>> = explicit_kinds(form)
                         .map(|(k, _)| shape_for(k, form))
                         .collect();
