@@ -1204,10 +1204,23 @@ fn rex2_prefix(
     Ok([0xd5, m0 | high | rex, form.opcode | low])
 }
 
-/// The APX rules the operand kinds do not express: `{nf}` has no `lock`,
-/// `push2`/`pop2` do not take rsp, `pop2` does not pop into one register twice.
+/// The rules the operand kinds do not express: `ah`..`bh` only in legacy
+/// forms, `{nf}` has no `lock`, `push2`/`pop2` do not take rsp, `pop2` does
+/// not pop into one register twice.
 #[cold]
-fn check_apx(form: &Form, operands: &[Operand], options: InstOptions) -> Result<(), String> {
+fn check_apx(
+    form: &Form,
+    operands: &[Operand],
+    options: InstOptions,
+    uses_high8: bool,
+) -> Result<(), String> {
+    // In VEX and EVEX, register number 4 of an 8-bit operand is spl, never ah.
+    if uses_high8 && form.encoding != Encoding::Legacy {
+        return Err(format!(
+            "ah, bh, ch and dh cannot be used with {:?}",
+            form.encoding
+        ));
+    }
     if options.contains(InstOptions::NF) && options.contains(InstOptions::LOCK) {
         return Err("lock cannot be combined with {nf}".into());
     }
@@ -1404,13 +1417,13 @@ fn encode_form(
             RegKind::Seg | RegKind::St | RegKind::Mm | RegKind::K | RegKind::Tmm | RegKind::Bnd
         ) {
             8
-        } else if x64 && r.kind().is_gp() && form.encoding == Encoding::Legacy {
-            // r16-r31 through REX2 (APX); whether this opcode takes REX2 is checked below.
-            32
         } else {
             limit
         };
-        if r.id() >= id_limit {
+        // r16-r31 reach legacy forms through REX2 (APX); whether the opcode
+        // takes REX2 is checked with the prefix.
+        let rex2_gp = x64 && r.kind().is_gp() && form.encoding == Encoding::Legacy;
+        if r.id() >= id_limit && !rex2_gp {
             return Err(if x64 {
                 format!(
                     "{} is not encodable with {:?} (r16-r31 need a legacy or EVEX form)",
@@ -1445,15 +1458,9 @@ fn encode_form(
             return Err(format!("{} is not available in 32-bit mode", b.name()));
         }
     }
-    if form.apx != 0 || options.intersects(InstOptions::NF) {
-        check_apx(form, operands, options)?;
-    }
-    // In VEX and EVEX, register number 4 of an 8-bit operand is spl, never ah.
-    if uses_high8 && form.encoding != Encoding::Legacy {
-        return Err(format!(
-            "ah, bh, ch and dh cannot be used with {:?}",
-            form.encoding
-        ));
+    // One test on the common path for the rare rules (APX forms, {nf}, ah..bh).
+    if (form.apx != 0) | uses_high8 | options.intersects(InstOptions::NF) {
+        check_apx(form, operands, options, uses_high8)?;
     }
     // Decorations and EVEX-only features.
     let er = options.rounding_mode();
@@ -1532,20 +1539,6 @@ fn encode_form(
                 form.address_size
             ));
         }
-    }
-    // VEX and XOP have no bit for r16-r31 in an address (a vector index of
-    // 16 or more was refused above).
-    if let Some(e) = &mem
-        && (e.base_id | e.index_id) & 16 != 0
-        && matches!(
-            form.encoding,
-            Encoding::Vex | Encoding::Xop | Encoding::Amd3dNow
-        )
-    {
-        return Err(format!(
-            "r16-r31 in an address are not encodable with {:?} (they need a legacy or EVEX form)",
-            form.encoding
-        ));
     }
     let segment = mem
         .as_ref()
@@ -1688,6 +1681,14 @@ fn encode_form(
                 OpcodeMap::Xop10 => 10,
                 _ => return Err("bad VEX map".into()),
             };
+            // VEX and XOP have no bit for r16-r31 (a register operand of 16 or
+            // more was refused above, so this is an address).
+            if (x_id | b_id) & 16 != 0 {
+                return Err(format!(
+                    "r16-r31 in an address are not encodable with {:?} (they need a legacy or EVEX form)",
+                    form.encoding
+                ));
+            }
             let l_bit = u8::from(form.l == VexL::L256);
             let r_bit = (r_id >> 3) & 1;
             let x_bit = (x_id >> 3) & 1;
