@@ -720,3 +720,22 @@ fn condition_code_aliases_reach_the_apx_mnemonics() {
         );
     }
 }
+
+#[test]
+fn extended_registers_need_apx_f() {
+    use jitforge::x86::cpu::CpuFeatures;
+    let ops: [Operand; 2] = [r16.into(), rax.into()];
+    let mut cpu = CpuFeatures::new();
+    cpu.insert(CpuFeature::Intel8086);
+    cpu.insert(CpuFeature::X64);
+    let err = validate_for_cpu(Arch::X64, &cpu, Mnemonic::Add, &ops, InstOptions::NONE)
+        .expect_err("r16 without apx_f");
+    assert!(err.to_string().contains("apx_f"), "{err}");
+    cpu.insert(CpuFeature::ApxF);
+    validate_for_cpu(Arch::X64, &cpu, Mnemonic::Add, &ops, InstOptions::NONE).expect("with apx_f");
+    // An APX form names apx_f itself.
+    let ndd: [Operand; 3] = [rax.into(), rbx.into(), rcx.into()];
+    let form =
+        validate(Arch::X64, Mnemonic::Add, &ndd, InstOptions::NONE).expect("add rax, rbx, rcx");
+    assert!(form.cpu_features().contains(&CpuFeature::ApxF));
+}
