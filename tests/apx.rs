@@ -649,7 +649,10 @@ fn apx_rules_are_enforced_with_clear_errors() {
     check(Arch::X64, "pop2 rbx, rbx", "twice");
     check(Arch::X64, "lock {nf} add qword ptr [rax], rbx", "lock");
     check(Arch::X64, "add ah, r16b", "REX2");
-    check(Arch::X64, "pshufb xmm1, xmmword ptr [r16]", "r16");
+    check(Arch::X64, "pshufb xmm1, xmmword ptr [r16]", "REX2");
+    check(Arch::X64, "{rex2} jne 0x10", "REX2");
+    check(Arch::X64, "{rex2} vaddps xmm1, xmm2, xmm3", "{rex2}");
+    check(Arch::X86, "{rex2} add eax, ebx", "64-bit mode");
     check(Arch::X64, "jne r16", "expected label or address");
     check(Arch::X86, "add r16d, eax", "32-bit mode");
     check(Arch::X86, "push2 ebx, eax", "not valid in 32-bit mode");
@@ -702,6 +705,21 @@ fn typed_api_takes_apx_registers_and_options() {
         hex(code.text()),
         "d55801c862ecfc0c01c862f4fc1801cb62f4c40439d862f46418fff0d5748b7c8808"
     );
+}
+
+/// `{rex2}` where no register needs it: the bytes llvm-mc-22 gives.
+#[test]
+fn rex2_pseudo_prefix() {
+    let mut a = jitforge::x86::text::LineAssembler::new(Arch::X64);
+    for (text, bytes) in [
+        ("{rex2} add eax, ebx", "d50001d8"),
+        ("{rex2} mov rax, qword ptr [rbx]", "d5088b03"),
+        ("{rex2} imul eax, ecx", "d580afc1"),
+        ("{rex2} movaps xmm1, xmm2", "d58028ca"),
+        ("{rex2} add r8, r9", "d50d01c8"),
+    ] {
+        assert_eq!(hex(&a.assemble(text).expect(text)), bytes, "{text}");
+    }
 }
 
 #[test]

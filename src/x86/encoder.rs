@@ -156,6 +156,7 @@ fn hint_allows(form: &Form, options: InstOptions, arch: Arch) -> bool {
     }
     if options.contains(InstOptions::NF) && !form.has_apx(apx::NF)
         || options.contains(InstOptions::DFV) && !form.has_apx(apx::SCC)
+        || options.contains(InstOptions::REX2) && form.encoding != Encoding::Legacy
     {
         return false;
     }
@@ -208,10 +209,12 @@ fn diagnose(
     } else {
         modes::M32
     };
-    if arch == Arch::X86 && options.intersects(InstOptions::NF | InstOptions::DFV) {
+    if arch == Arch::X86
+        && options.intersects(InstOptions::NF | InstOptions::DFV | InstOptions::REX2)
+    {
         return Error::InvalidInstruction {
             instruction: instruction_text(mnemonic, operands, options),
-            reason: "{nf} and {dfv=} are APX, which needs 64-bit mode".into(),
+            reason: "{nf}, {dfv=} and {rex2} are APX, which needs 64-bit mode".into(),
         };
     }
     if arch == Arch::X86
@@ -575,7 +578,8 @@ impl Reason {
             Reason::NotVex => "{vex} requested but this form is not VEX".into(),
             Reason::NotEvex => "{evex} requested but this form is not EVEX".into(),
             Reason::Hint => {
-                "no form matches the requested prefixes (data16, addr32, far, {nf}, {dfv=})".into()
+                "no form matches the requested prefixes (data16, addr32, far, {nf}, {dfv=}, {rex2})"
+                    .into()
             }
             Reason::Operand(at, kind, why) => {
                 format!("operand {}: {}", at + 1, why.render(kind, &operands[at]))
@@ -1193,7 +1197,10 @@ fn rex2_prefix(
         return Err("r16-r31 take the ModRM form of this instruction".into());
     }
     if !rex2_allowed(form) || form.encoding == Encoding::Amd3dNow {
-        return Err("r16-r31 need REX2, which this opcode does not take (an EVEX form may)".into());
+        return Err(
+            "this opcode takes no REX2 prefix, so neither r16-r31 nor {rex2} (an EVEX form may take r16-r31)"
+                .into(),
+        );
     }
     if uses_high8 {
         return Err("ah, bh, ch and dh cannot be used with a REX2 prefix".into());
@@ -1625,25 +1632,39 @@ fn encode_form(
                 | ((b_id >> 3) & 1);
             // r16-r31 (APX) need REX2: D5, then M0 R4 X4 B4 W R3 X3 B3, then the
             // opcode without its 0F escape.
-            let rex2 = (r_id | x_id | b_id) & 16 != 0 || form.has_apx(apx::REX2);
-            if rex2 {
-                let low = if form.modrm == ModRmSpec::OpcodeReg {
+            let mut rex2 = (r_id | x_id | b_id) & 16 != 0 || form.has_apx(apx::REX2);
+            let opcode_low = |opcode_reg: Option<Reg>| {
+                if form.modrm == ModRmSpec::OpcodeReg {
                     opcode_reg.map_or(0, |r| r.hw_id() & 7)
                 } else {
                     0
-                };
+                }
+            };
+            if rex2 {
                 let ids = [r_id, x_id, b_id];
-                for byte in rex2_prefix(form, uses_high8, ids, rex, low)? {
+                for byte in rex2_prefix(form, uses_high8, ids, rex, opcode_low(opcode_reg))? {
                     b.push(byte);
                 }
-            } else if rex != 0 || needs_rex_byte || options.contains(InstOptions::REX) {
-                if uses_high8 {
-                    return Err("ah, bh, ch and dh cannot be used with a REX prefix".into());
-                }
+            } else if rex != 0
+                || needs_rex_byte
+                || options.intersects(InstOptions::REX | InstOptions::REX2)
+            {
                 if !x64 {
                     return Err("this form needs REX, which 32-bit mode lacks".into());
                 }
-                b.push(0x40 | rex);
+                if options.contains(InstOptions::REX2) {
+                    // `{rex2}`: the same bits in a REX2 prefix.
+                    let ids = [r_id, x_id, b_id];
+                    for byte in rex2_prefix(form, uses_high8, ids, rex, opcode_low(opcode_reg))? {
+                        b.push(byte);
+                    }
+                    rex2 = true;
+                } else {
+                    if uses_high8 {
+                        return Err("ah, bh, ch and dh cannot be used with a REX prefix".into());
+                    }
+                    b.push(0x40 | rex);
+                }
             }
             // With REX2 the opcode is written (its map is in REX2.M0).
             if !rex2 {
