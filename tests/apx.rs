@@ -649,7 +649,10 @@ fn apx_rules_are_enforced_with_clear_errors() {
     check(Arch::X64, "pop2 rbx, rbx", "twice");
     check(Arch::X64, "lock {nf} add qword ptr [rax], rbx", "lock");
     check(Arch::X64, "add ah, r16b", "REX2");
-    check(Arch::X64, "pshufb xmm1, xmmword ptr [r16]", "r16");
+    check(Arch::X64, "pshufb xmm1, xmmword ptr [r16]", "REX2");
+    check(Arch::X64, "{rex2} jne 0x10", "REX2");
+    check(Arch::X64, "{rex2} vaddps xmm1, xmm2, xmm3", "{rex2}");
+    check(Arch::X86, "{rex2} add eax, ebx", "64-bit mode");
     check(Arch::X64, "jne r16", "expected label or address");
     check(Arch::X86, "add r16d, eax", "32-bit mode");
     check(Arch::X86, "push2 ebx, eax", "not valid in 32-bit mode");
@@ -704,6 +707,21 @@ fn typed_api_takes_apx_registers_and_options() {
     );
 }
 
+/// `{rex2}` where no register needs it: the bytes llvm-mc-22 gives.
+#[test]
+fn rex2_pseudo_prefix() {
+    let mut a = jitforge::x86::text::LineAssembler::new(Arch::X64);
+    for (text, bytes) in [
+        ("{rex2} add eax, ebx", "d50001d8"),
+        ("{rex2} mov rax, qword ptr [rbx]", "d5088b03"),
+        ("{rex2} imul eax, ecx", "d580afc1"),
+        ("{rex2} movaps xmm1, xmm2", "d58028ca"),
+        ("{rex2} add r8, r9", "d50d01c8"),
+    ] {
+        assert_eq!(hex(&a.assemble(text).expect(text)), bytes, "{text}");
+    }
+}
+
 #[test]
 fn condition_code_aliases_reach_the_apx_mnemonics() {
     let mut a = jitforge::x86::text::LineAssembler::new(Arch::X64);
@@ -719,4 +737,23 @@ fn condition_code_aliases_reach_the_apx_mnemonics() {
             "{alias}"
         );
     }
+}
+
+#[test]
+fn extended_registers_need_apx_f() {
+    use jitforge::x86::cpu::CpuFeatures;
+    let ops: [Operand; 2] = [r16.into(), rax.into()];
+    let mut cpu = CpuFeatures::new();
+    cpu.insert(CpuFeature::Intel8086);
+    cpu.insert(CpuFeature::X64);
+    let err = validate_for_cpu(Arch::X64, &cpu, Mnemonic::Add, &ops, InstOptions::NONE)
+        .expect_err("r16 without apx_f");
+    assert!(err.to_string().contains("apx_f"), "{err}");
+    cpu.insert(CpuFeature::ApxF);
+    validate_for_cpu(Arch::X64, &cpu, Mnemonic::Add, &ops, InstOptions::NONE).expect("with apx_f");
+    // An APX form names apx_f itself.
+    let ndd: [Operand; 3] = [rax.into(), rbx.into(), rcx.into()];
+    let form =
+        validate(Arch::X64, Mnemonic::Add, &ndd, InstOptions::NONE).expect("add rax, rbx, rcx");
+    assert!(form.cpu_features().contains(&CpuFeature::ApxF));
 }

@@ -156,6 +156,7 @@ fn hint_allows(form: &Form, options: InstOptions, arch: Arch) -> bool {
     }
     if options.contains(InstOptions::NF) && !form.has_apx(apx::NF)
         || options.contains(InstOptions::DFV) && !form.has_apx(apx::SCC)
+        || options.contains(InstOptions::REX2) && form.encoding != Encoding::Legacy
     {
         return false;
     }
@@ -208,10 +209,12 @@ fn diagnose(
     } else {
         modes::M32
     };
-    if arch == Arch::X86 && options.intersects(InstOptions::NF | InstOptions::DFV) {
+    if arch == Arch::X86
+        && options.intersects(InstOptions::NF | InstOptions::DFV | InstOptions::REX2)
+    {
         return Error::InvalidInstruction {
             instruction: instruction_text(mnemonic, operands, options),
-            reason: "{nf} and {dfv=} are APX, which needs 64-bit mode".into(),
+            reason: "{nf}, {dfv=} and {rex2} are APX, which needs 64-bit mode".into(),
         };
     }
     if arch == Arch::X86
@@ -575,7 +578,8 @@ impl Reason {
             Reason::NotVex => "{vex} requested but this form is not VEX".into(),
             Reason::NotEvex => "{evex} requested but this form is not EVEX".into(),
             Reason::Hint => {
-                "no form matches the requested prefixes (data16, addr32, far, {nf}, {dfv=})".into()
+                "no form matches the requested prefixes (data16, addr32, far, {nf}, {dfv=}, {rex2})"
+                    .into()
             }
             Reason::Operand(at, kind, why) => {
                 format!("operand {}: {}", at + 1, why.render(kind, &operands[at]))
@@ -1193,7 +1197,10 @@ fn rex2_prefix(
         return Err("r16-r31 take the ModRM form of this instruction".into());
     }
     if !rex2_allowed(form) || form.encoding == Encoding::Amd3dNow {
-        return Err("r16-r31 need REX2, which this opcode does not take (an EVEX form may)".into());
+        return Err(
+            "this opcode takes no REX2 prefix, so neither r16-r31 nor {rex2} (an EVEX form may take r16-r31)"
+                .into(),
+        );
     }
     if uses_high8 {
         return Err("ah, bh, ch and dh cannot be used with a REX2 prefix".into());
@@ -1204,10 +1211,23 @@ fn rex2_prefix(
     Ok([0xd5, m0 | high | rex, form.opcode | low])
 }
 
-/// The APX rules the operand kinds do not express: `{nf}` has no `lock`,
-/// `push2`/`pop2` do not take rsp, `pop2` does not pop into one register twice.
+/// The rules the operand kinds do not express: `ah`..`bh` only in legacy
+/// forms, `{nf}` has no `lock`, `push2`/`pop2` do not take rsp, `pop2` does
+/// not pop into one register twice.
 #[cold]
-fn check_apx(form: &Form, operands: &[Operand], options: InstOptions) -> Result<(), String> {
+fn check_apx(
+    form: &Form,
+    operands: &[Operand],
+    options: InstOptions,
+    uses_high8: bool,
+) -> Result<(), String> {
+    // In VEX and EVEX, register number 4 of an 8-bit operand is spl, never ah.
+    if uses_high8 && form.encoding != Encoding::Legacy {
+        return Err(format!(
+            "ah, bh, ch and dh cannot be used with {:?}",
+            form.encoding
+        ));
+    }
     if options.contains(InstOptions::NF) && options.contains(InstOptions::LOCK) {
         return Err("lock cannot be combined with {nf}".into());
     }
@@ -1404,13 +1424,13 @@ fn encode_form(
             RegKind::Seg | RegKind::St | RegKind::Mm | RegKind::K | RegKind::Tmm | RegKind::Bnd
         ) {
             8
-        } else if x64 && r.kind().is_gp() && form.encoding == Encoding::Legacy {
-            // r16-r31 through REX2 (APX); whether this opcode takes REX2 is checked below.
-            32
         } else {
             limit
         };
-        if r.id() >= id_limit {
+        // r16-r31 reach legacy forms through REX2 (APX); whether the opcode
+        // takes REX2 is checked with the prefix.
+        let rex2_gp = x64 && r.kind().is_gp() && form.encoding == Encoding::Legacy;
+        if r.id() >= id_limit && !rex2_gp {
             return Err(if x64 {
                 format!(
                     "{} is not encodable with {:?} (r16-r31 need a legacy or EVEX form)",
@@ -1445,15 +1465,9 @@ fn encode_form(
             return Err(format!("{} is not available in 32-bit mode", b.name()));
         }
     }
-    if form.apx != 0 || options.intersects(InstOptions::NF) {
-        check_apx(form, operands, options)?;
-    }
-    // In VEX and EVEX, register number 4 of an 8-bit operand is spl, never ah.
-    if uses_high8 && form.encoding != Encoding::Legacy {
-        return Err(format!(
-            "ah, bh, ch and dh cannot be used with {:?}",
-            form.encoding
-        ));
+    // One test on the common path for the rare rules (APX forms, {nf}, ah..bh).
+    if (form.apx != 0) | uses_high8 | options.intersects(InstOptions::NF) {
+        check_apx(form, operands, options, uses_high8)?;
     }
     // Decorations and EVEX-only features.
     let er = options.rounding_mode();
@@ -1532,20 +1546,6 @@ fn encode_form(
                 form.address_size
             ));
         }
-    }
-    // VEX and XOP have no bit for r16-r31 in an address (a vector index of
-    // 16 or more was refused above).
-    if let Some(e) = &mem
-        && (e.base_id | e.index_id) & 16 != 0
-        && matches!(
-            form.encoding,
-            Encoding::Vex | Encoding::Xop | Encoding::Amd3dNow
-        )
-    {
-        return Err(format!(
-            "r16-r31 in an address are not encodable with {:?} (they need a legacy or EVEX form)",
-            form.encoding
-        ));
     }
     let segment = mem
         .as_ref()
@@ -1632,25 +1632,39 @@ fn encode_form(
                 | ((b_id >> 3) & 1);
             // r16-r31 (APX) need REX2: D5, then M0 R4 X4 B4 W R3 X3 B3, then the
             // opcode without its 0F escape.
-            let rex2 = (r_id | x_id | b_id) & 16 != 0 || form.has_apx(apx::REX2);
-            if rex2 {
-                let low = if form.modrm == ModRmSpec::OpcodeReg {
+            let mut rex2 = (r_id | x_id | b_id) & 16 != 0 || form.has_apx(apx::REX2);
+            let opcode_low = |opcode_reg: Option<Reg>| {
+                if form.modrm == ModRmSpec::OpcodeReg {
                     opcode_reg.map_or(0, |r| r.hw_id() & 7)
                 } else {
                     0
-                };
+                }
+            };
+            if rex2 {
                 let ids = [r_id, x_id, b_id];
-                for byte in rex2_prefix(form, uses_high8, ids, rex, low)? {
+                for byte in rex2_prefix(form, uses_high8, ids, rex, opcode_low(opcode_reg))? {
                     b.push(byte);
                 }
-            } else if rex != 0 || needs_rex_byte || options.contains(InstOptions::REX) {
-                if uses_high8 {
-                    return Err("ah, bh, ch and dh cannot be used with a REX prefix".into());
-                }
+            } else if rex != 0
+                || needs_rex_byte
+                || options.intersects(InstOptions::REX | InstOptions::REX2)
+            {
                 if !x64 {
                     return Err("this form needs REX, which 32-bit mode lacks".into());
                 }
-                b.push(0x40 | rex);
+                if options.contains(InstOptions::REX2) {
+                    // `{rex2}`: the same bits in a REX2 prefix.
+                    let ids = [r_id, x_id, b_id];
+                    for byte in rex2_prefix(form, uses_high8, ids, rex, opcode_low(opcode_reg))? {
+                        b.push(byte);
+                    }
+                    rex2 = true;
+                } else {
+                    if uses_high8 {
+                        return Err("ah, bh, ch and dh cannot be used with a REX prefix".into());
+                    }
+                    b.push(0x40 | rex);
+                }
             }
             // With REX2 the opcode is written (its map is in REX2.M0).
             if !rex2 {
@@ -1688,6 +1702,14 @@ fn encode_form(
                 OpcodeMap::Xop10 => 10,
                 _ => return Err("bad VEX map".into()),
             };
+            // VEX and XOP have no bit for r16-r31 (a register operand of 16 or
+            // more was refused above, so this is an address).
+            if (x_id | b_id) & 16 != 0 {
+                return Err(format!(
+                    "r16-r31 in an address are not encodable with {:?} (they need a legacy or EVEX form)",
+                    form.encoding
+                ));
+            }
             let l_bit = u8::from(form.l == VexL::L256);
             let r_bit = (r_id >> 3) & 1;
             let x_bit = (x_id >> 3) & 1;

@@ -65,6 +65,9 @@ impl InstOptions {
     pub const NF: InstOptions = InstOptions(1 << 21);
     /// `{dfv=...}` present (APX `ccmp`/`ctest`); the flags are in bits 23..26.
     pub(crate) const DFV: InstOptions = InstOptions(1 << 22);
+    /// `{rex2}` (APX): a REX2 prefix even where none is needed (legacy
+    /// map-0/map-1 forms that take one).
+    pub const REX2: InstOptions = InstOptions(1 << 27);
 
     /// Options that restrict which forms apply.
     pub(crate) const HINTS: InstOptions = InstOptions(
@@ -74,7 +77,8 @@ impl InstOptions {
             | Self::ADDR32.0
             | Self::FAR.0
             | Self::NF.0
-            | Self::DFV.0,
+            | Self::DFV.0
+            | Self::REX2.0,
     );
 
     /// Every legacy prefix option.
@@ -155,6 +159,7 @@ impl InstOptions {
             (Self::VEX, "{vex} "),
             (Self::EVEX, "{evex} "),
             (Self::NF, "{nf} "),
+            (Self::REX2, "{rex2} "),
             (Self::MODRM_LOAD, "{load} "),
             (Self::MODRM_STORE, "{store} "),
             (Self::DATA16, "data16 "),

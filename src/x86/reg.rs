@@ -3,6 +3,9 @@
 //! and a constant for every register (`rax`, `xmm17`, `k1`, `st3`, `tmm0`, ...).
 //!
 //! Register constants are lower case, as in Intel syntax and AsmJit.
+//! APX's extended general-purpose registers are `r16`..`r31` (`r16d`,
+//! `r16w`, `r16b` for the narrower views); they exist in 64-bit mode only and
+//! need the `apx_f` CPU feature.
 
 use std::fmt;
 

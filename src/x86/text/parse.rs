@@ -1380,7 +1380,8 @@ fn brace_prefix(content: &str) -> Option<Result<InstOptions, &'static str>> {
         // shortest displacement (same instruction, maybe other bytes).
         "disp8" | "disp32" => InstOptions::NONE,
         "nf" => InstOptions::NF,
-        "rex" | "rex2" => {
+        "rex2" => InstOptions::REX2,
+        "rex" => {
             return Some(Err("this pseudo-prefix is not supported yet"));
         }
         _ => return None,
