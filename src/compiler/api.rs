@@ -889,10 +889,10 @@ impl Emitter for Compiler<'_> {
                     st.f.inst(id, &ops).map_err(|e| invalid(&e.to_string()))?;
                     return Ok(());
                 }
-                Plain::MissingImplicit(e) => return Err(e),
+                Plain::MissingImplicit(e) => return Err(*e),
                 // No form with a write mask binds implicit registers.
-                Plain::NoForm(e) if mask.is_some() => return Err(e),
-                Plain::NoForm(e) => Some(e),
+                Plain::NoForm(e) if mask.is_some() => return Err(*e),
+                Plain::NoForm(e) => Some(*e),
             }
         } else {
             None
@@ -1043,7 +1043,7 @@ impl Compiler<'_> {
         self.facts.clear();
         // Check now, so a bad instruction fails at this call and not at end_func.
         if let Err(e) = self.target.inst_facts(id, &shapes, &mut self.facts) {
-            return Ok(Plain::NoForm(error(e.to_string())));
+            return Ok(Plain::NoForm(Box::new(error(e.to_string()))));
         }
         // Only an instruction that reads an implicit register (in the facts
         // just computed) needs it bound; the rest is for the message.
@@ -1061,11 +1061,11 @@ impl Compiler<'_> {
                 .map(|imp| preg_name(self.target, imp.reg))
                 .collect();
             if !read.is_empty() {
-                return Ok(Plain::MissingImplicit(error(format!(
+                return Ok(Plain::MissingImplicit(Box::new(error(format!(
                     "it reads {} implicitly: pass a virtual register for each implicit register as an operand ({})",
                     read.join(", "),
                     self.target.binding_text(bound, form)
-                ))));
+                )))));
             }
         }
         Ok(Plain::Inst(id, ops))
@@ -1165,14 +1165,15 @@ impl Compiler<'_> {
     }
 }
 
-/// What [`Compiler::plain_inst`] found.
+/// What [`Compiler::plain_inst`] found (errors boxed: the common case
+/// stays small to return).
 enum Plain {
     /// The instruction, ready to add.
     Inst(jitforge_ir::TargetInst, Vec<IrOperand>),
     /// No form takes the operands.
-    NoForm(Error),
+    NoForm(Box<Error>),
     /// A form takes them but reads implicit registers.
-    MissingImplicit(Error),
+    MissingImplicit(Box<Error>),
 }
 
 /// The name of a physical register in its widest view.
