@@ -1,6 +1,8 @@
 //! The Compiler end to end: functions written on virtual registers are
 //! lowered, allocated, emitted, put in executable memory and run; every
-//! result is compared with the same computation in Rust.
+//! result is compared with the same computation in Rust. These are AsmJit's
+//! compiler scenarios written anew; each compiles twice, with and without a
+//! logger, and the bytes must be the same (`compile_twice`).
 
 use jitforge::compiler::{Compiler, Signature, ValType, X86Target};
 use jitforge::x86::*;

@@ -119,6 +119,8 @@ pub struct Compiler<'a> {
     convs: ExtendedTarget<'static, X86Target>,
     /// The conventions added, to rebuild `convs` on another base target.
     added_convs: Vec<jitforge_ir::abi::CallConv>,
+    /// Whether xmm16..31 are allocated ([`Compiler::set_avx512`]).
+    avx512: bool,
     /// Virtual register numbers are unique across the functions of a
     /// Compiler: the current function's vreg `i` is register `vreg_base + i`,
     /// so a register of an earlier function is recognised.
@@ -150,6 +152,7 @@ impl<'a> Compiler<'a> {
             pending_mask: None,
             convs: ExtendedTarget::new(X86Target::x64()),
             added_convs: Vec::new(),
+            avx512: false,
             global_constants: HashMap::new(),
             pending_globals: Vec::new(),
             vreg_base: 0,
@@ -177,6 +180,7 @@ impl<'a> Compiler<'a> {
     /// form may use them ([`X86Target::new_x64_avx512`]). Only for CPUs
     /// with AVX-512 (F and VL); off by default.
     pub fn set_avx512(&mut self, on: bool) {
+        self.avx512 = on;
         self.target = if on {
             X86Target::x64_avx512()
         } else {
@@ -762,8 +766,7 @@ impl<'a> Compiler<'a> {
         let conv = target
             .call_conv(f.sig.conv)
             .ok_or_else(|| invalid(&format!("unknown calling convention {:?}", f.sig.conv)))?;
-        let avx512 = std::ptr::eq(self.target, X86Target::x64_avx512());
-        let mut env = MachineEnv::x86_64_sysv(avx512);
+        let mut env = MachineEnv::x86_64_sysv(self.avx512);
         env.allocatable = env
             .allocatable
             .union(jitforge_regalloc::PRegSet::from_class_mask(
@@ -886,10 +889,10 @@ impl Emitter for Compiler<'_> {
                     st.f.inst(id, &ops).map_err(|e| invalid(&e.to_string()))?;
                     return Ok(());
                 }
-                Plain::MissingImplicit(e) => return Err(e),
+                Plain::MissingImplicit(e) => return Err(*e),
                 // No form with a write mask binds implicit registers.
-                Plain::NoForm(e) if mask.is_some() => return Err(e),
-                Plain::NoForm(e) => Some(e),
+                Plain::NoForm(e) if mask.is_some() => return Err(*e),
+                Plain::NoForm(e) => Some(*e),
             }
         } else {
             None
@@ -1040,10 +1043,13 @@ impl Compiler<'_> {
         self.facts.clear();
         // Check now, so a bad instruction fails at this call and not at end_func.
         if let Err(e) = self.target.inst_facts(id, &shapes, &mut self.facts) {
-            return Ok(Plain::NoForm(error(e.to_string())));
+            return Ok(Plain::NoForm(Box::new(error(e.to_string()))));
         }
+        // Only an instruction that reads an implicit register (in the facts
+        // just computed) needs it bound; the rest is for the message.
+        let reads_implicit = self.facts.implicit.iter().any(|i| i.access.reads());
         let bound = inst.with_bound_implicit();
-        if self.target.is_valid(bound.id()) {
+        if reads_implicit && self.target.is_valid(bound.id()) {
             let form = self
                 .target
                 .form_for(id, &shapes)
@@ -1055,11 +1061,11 @@ impl Compiler<'_> {
                 .map(|imp| preg_name(self.target, imp.reg))
                 .collect();
             if !read.is_empty() {
-                return Ok(Plain::MissingImplicit(error(format!(
+                return Ok(Plain::MissingImplicit(Box::new(error(format!(
                     "it reads {} implicitly: pass a virtual register for each implicit register as an operand ({})",
                     read.join(", "),
                     self.target.binding_text(bound, form)
-                ))));
+                )))));
             }
         }
         Ok(Plain::Inst(id, ops))
@@ -1159,14 +1165,15 @@ impl Compiler<'_> {
     }
 }
 
-/// What [`Compiler::plain_inst`] found.
+/// What [`Compiler::plain_inst`] found (errors boxed: the common case
+/// stays small to return).
 enum Plain {
     /// The instruction, ready to add.
     Inst(jitforge_ir::TargetInst, Vec<IrOperand>),
     /// No form takes the operands.
-    NoForm(Error),
+    NoForm(Box<Error>),
     /// A form takes them but reads implicit registers.
-    MissingImplicit(Error),
+    MissingImplicit(Box<Error>),
 }
 
 /// The name of a physical register in its widest view.
