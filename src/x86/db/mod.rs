@@ -54,6 +54,7 @@ mod generated_api;
 
 pub use generated::{CpuFeature, Mnemonic};
 
+use super::operand::Operand;
 use super::reg::{Reg, RegKind};
 pub(crate) use generated::{
     FEATURE_SETS, FORMS, IMPLICIT_SETS, MNEMONIC_FORMS, MNEMONIC_NAMES, MNEMONIC_SIGNATURES,
@@ -188,6 +189,118 @@ impl OperandKind {
                 | OperandKind::ImplicitRdi
                 | OperandKind::ImplicitXlat
         )
+    }
+
+    /// Whether the slot can take a memory operand.
+    pub const fn takes_memory(self) -> bool {
+        use OperandKind as K;
+        matches!(
+            self,
+            K::R8M
+                | K::R16M
+                | K::R32M
+                | K::R32MMpx
+                | K::R64M
+                | K::R64MMpx
+                | K::MmM
+                | K::XmmM
+                | K::YmmM
+                | K::ZmmM
+                | K::BndM
+                | K::KM
+                | K::Mem
+                | K::MemFar
+                | K::MemMpx
+                | K::MemMib
+                | K::MemSib
+                | K::Moffs
+                | K::Vm32x
+                | K::Vm64x
+                | K::Vm32y
+                | K::Vm64y
+                | K::Vm32z
+                | K::Vm64z
+        )
+    }
+
+    /// Whether the slot takes a label: a branch target or a displacement.
+    pub const fn takes_label(self) -> bool {
+        use OperandKind as K;
+        matches!(
+            self,
+            K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32
+        )
+    }
+
+    /// Whether the slot takes an immediate (of any value; which values
+    /// fit is the encoder's business): immediates, far pointers, and the
+    /// label slots, which also take an absolute target.
+    pub const fn takes_immediate(self) -> bool {
+        use OperandKind as K;
+        self.takes_label()
+            || matches!(
+                self,
+                K::Imm4
+                    | K::Imm8
+                    | K::Imm8Sx16
+                    | K::Imm8Sx32
+                    | K::Imm8Sx64
+                    | K::One
+                    | K::Imm16
+                    | K::Imm32
+                    | K::Imm32Sx64
+                    | K::Imm64
+                    | K::FarPtr16
+                    | K::FarPtr32
+            )
+    }
+
+    /// Whether a register of kind `rk` can go in the slot (ignoring which
+    /// register of the kind a fixed slot such as `al` wants).
+    pub const fn takes_register(self, rk: RegKind) -> bool {
+        use OperandKind as K;
+        use RegKind as R;
+        match self {
+            K::R8M | K::R8 | K::R8Op | K::R8V => matches!(rk, R::Gp8 | R::Gp8Hi),
+            K::Al | K::Cl => matches!(rk, R::Gp8),
+            K::R16M | K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::R16V | K::Ax | K::Dx => {
+                matches!(rk, R::Gp16)
+            }
+            K::R32M | K::R32MMpx | K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V | K::Eax => {
+                matches!(rk, R::Gp32)
+            }
+            K::R64M | K::R64MMpx | K::R64 | K::R64Addr | K::R64Rm | K::R64Op | K::R64V | K::Rax => {
+                matches!(rk, R::Gp64)
+            }
+            K::SReg | K::Es | K::Cs | K::Ss | K::Ds | K::Fs | K::Gs => matches!(rk, R::Seg),
+            K::K | K::KPair | K::KRm | K::KV | K::KM => matches!(rk, R::K),
+            K::Mm | K::MmRm | K::MmM => matches!(rk, R::Mm),
+            K::Xmm | K::XmmRm | K::XmmV | K::XmmV4 | K::XmmIs4 | K::XmmIs5 | K::XmmM => {
+                matches!(rk, R::Xmm)
+            }
+            K::Ymm | K::YmmRm | K::YmmV | K::YmmIs4 | K::YmmIs5 | K::YmmM => matches!(rk, R::Ymm),
+            K::Zmm | K::ZmmRm | K::ZmmV | K::ZmmV4 | K::ZmmM => matches!(rk, R::Zmm),
+            K::Cr => matches!(rk, R::Cr),
+            K::Dr => matches!(rk, R::Dr),
+            K::Bnd | K::BndM => matches!(rk, R::Bnd),
+            K::Tmm | K::TmmRm | K::TmmV => matches!(rk, R::Tmm),
+            K::St0 | K::StOp => matches!(rk, R::St),
+            _ => false,
+        }
+    }
+
+    /// Whether `op` could go in the slot: by its class only (register kind,
+    /// memory, immediate, label), a superset of what the encoder accepts.
+    /// The parser uses it to point at the operand no form takes, the
+    /// formatter to guess the form an instruction used.
+    pub const fn may_take(self, op: &Operand) -> bool {
+        match op {
+            Operand::Reg(r) => self.takes_register(r.kind()),
+            Operand::Mem(_) => self.takes_memory(),
+            Operand::Imm(_) => self.takes_immediate(),
+            Operand::Label(_) => self.takes_label(),
+            Operand::None => false,
+        }
     }
 }
 
@@ -441,6 +554,14 @@ pub mod modes {
     pub const M64: u8 = 1;
     /// Valid in 32-bit mode.
     pub const M32: u8 = 2;
+
+    /// The bit of the mode `arch` runs in.
+    pub const fn of(arch: crate::code::Arch) -> u8 {
+        match arch {
+            crate::code::Arch::X64 => M64,
+            crate::code::Arch::X86 => M32,
+        }
+    }
 }
 
 /// One encoding form: everything the encoder needs, from one database line.
