@@ -57,8 +57,8 @@ pub use generated::{CpuFeature, Mnemonic};
 use super::operand::Operand;
 use super::reg::{Reg, RegKind};
 pub(crate) use generated::{
-    FEATURE_SETS, FORMS, IMPLICIT_SETS, MNEMONIC_FORMS, MNEMONIC_NAMES, MNEMONIC_SIGNATURES,
-    SIGNATURE_FORMS, SIGNATURES,
+    FEATURE_SETS, FORMS, IMPLICIT_SETS, MNEMONIC_FORMS, MNEMONIC_NAME_ENDS, MNEMONIC_SIGNATURES,
+    MNEMONIC_TEXT, SIGNATURE_FORMS, SIGNATURES,
 };
 pub use generated_api::{Instructions, sig};
 
@@ -731,7 +731,13 @@ pub(crate) fn signature_of(operands: &[super::Operand]) -> u32 {
 impl Mnemonic {
     /// The lower-case Intel name.
     pub fn name(self) -> &'static str {
-        MNEMONIC_NAMES[self as usize]
+        let index = self as usize;
+        let start = match index {
+            0 => 0,
+            _ => MNEMONIC_NAME_ENDS[index - 1] as usize,
+        };
+        let end = MNEMONIC_NAME_ENDS[index] as usize;
+        MNEMONIC_TEXT.get(start..end).unwrap_or_default()
     }
 
     /// Every form of this mnemonic, in preference order.
@@ -753,9 +759,47 @@ impl Mnemonic {
 
     /// Looks a mnemonic up by its lower-case name.
     pub fn from_name(name: &str) -> Option<Mnemonic> {
-        MNEMONIC_NAMES
-            .binary_search(&name)
+        Mnemonic::ALL
+            .binary_search_by(|m| m.name().cmp(name))
             .ok()
-            .and_then(Mnemonic::from_index)
+            .map(|index| Mnemonic::ALL[index])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are stored packed (one string, end offsets): each must come
+    /// back whole, in name order, and find its mnemonic again.
+    #[test]
+    fn mnemonic_names_round_trip() {
+        assert_eq!(Mnemonic::Aaa.name(), "aaa");
+        assert_eq!(Mnemonic::ALL[Mnemonic::COUNT - 1].name(), "xtest");
+        for pair in Mnemonic::ALL.windows(2) {
+            assert!(pair[0].name() < pair[1].name(), "{:?}", pair);
+        }
+        for m in Mnemonic::ALL {
+            assert!(!m.name().is_empty());
+            assert_eq!(Mnemonic::from_name(m.name()), Some(m));
+        }
+        assert_eq!(Mnemonic::from_name("vaddps"), Some(Mnemonic::Vaddps));
+        assert_eq!(Mnemonic::from_name("not_an_instruction"), None);
+    }
+
+    /// The operand-kind predicates the parser and formatter share: `r/m`
+    /// slots take both, register slots no memory, label slots also an
+    /// absolute target (an immediate).
+    #[test]
+    fn operand_kind_predicates() {
+        use OperandKind as K;
+        assert!(K::R64M.may_take(&Operand::Reg(Reg::new_unchecked(RegKind::Gp64, 0))));
+        assert!(K::R64M.may_take(&Operand::Mem(crate::x86::qword_ptr(crate::x86::rax))));
+        assert!(!K::R64.may_take(&Operand::Mem(crate::x86::qword_ptr(crate::x86::rax))));
+        assert!(K::R8.takes_register(RegKind::Gp8Hi) && !K::Al.takes_register(RegKind::Gp8Hi));
+        assert!(K::Imm8.may_take(&Operand::Imm(-1)) && !K::Xmm.may_take(&Operand::Imm(0)));
+        assert!(K::Rel32.takes_label() && K::Rel32.takes_immediate());
+        assert!(!K::Imm32.takes_label() && !K::None.may_take(&Operand::None));
+        assert_eq!(modes::of(crate::code::Arch::X86), modes::M32);
     }
 }
