@@ -57,8 +57,9 @@ pub use generated::{CpuFeature, Mnemonic};
 use super::operand::Operand;
 use super::reg::{Reg, RegKind};
 pub(crate) use generated::{
-    FEATURE_SETS, FORMS, IMPLICIT_SETS, MNEMONIC_FORMS, MNEMONIC_NAME_ENDS, MNEMONIC_SIGNATURES,
-    MNEMONIC_TEXT, SIGNATURE_FORMS, SIGNATURES,
+    FEATURE_LIST, FEATURE_SET_ENDS, FORMS, IMPLICIT_LIST, IMPLICIT_SET_ENDS, MNEMONIC_FORM_ENDS,
+    MNEMONIC_NAME_ENDS, MNEMONIC_SIGNATURE_ENDS, MNEMONIC_TEXT, SIGNATURE_FORM_ENDS,
+    SIGNATURE_FORMS, SIGNATURE_KEYS,
 };
 pub use generated_api::{Instructions, sig};
 
@@ -632,7 +633,7 @@ pub struct Form {
 impl Form {
     /// The CPU features this form needs (all of them).
     pub fn cpu_features(&self) -> &'static [CpuFeature] {
-        FEATURE_SETS[self.features as usize]
+        packed(&FEATURE_LIST, &FEATURE_SET_ENDS, self.features as usize)
     }
 
     /// Number of explicit (written) operands.
@@ -656,13 +657,17 @@ impl Form {
 
     /// The registers the form uses without naming them.
     pub fn implicit(&self) -> &'static [ImplicitOperand] {
-        IMPLICIT_SETS[self.implicit as usize]
+        packed(&IMPLICIT_LIST, &IMPLICIT_SET_ENDS, self.implicit as usize)
     }
 
     /// The registers a `rep`/`repne` prefix adds to [`Form::implicit`]
     /// (rcx, read and written, for the string instructions); empty otherwise.
     pub fn implicit_with_rep(&self) -> &'static [ImplicitOperand] {
-        IMPLICIT_SETS[self.implicit_rep as usize]
+        packed(
+            &IMPLICIT_LIST,
+            &IMPLICIT_SET_ENDS,
+            self.implicit_rep as usize,
+        )
     }
 
     /// The status flags the form reads.
@@ -728,31 +733,44 @@ pub(crate) fn signature_of(operands: &[super::Operand]) -> u32 {
     signature
 }
 
+/// Where entry `index` of a packed table lies: the generated tables store
+/// variable-length entries one after another with the end of each in `ends`
+/// (no pointer per entry, so no load-time relocation per entry either).
+fn packed_range(ends: &[u16], index: usize) -> std::ops::Range<usize> {
+    let start = match index {
+        0 => 0,
+        _ => ends.get(index - 1).map_or(0, |&e| usize::from(e)),
+    };
+    let end = ends.get(index).map_or(start, |&e| usize::from(e));
+    start..end
+}
+
+/// Entry `index` of a packed table (see [`packed_range`]).
+fn packed<T>(items: &'static [T], ends: &[u16], index: usize) -> &'static [T] {
+    items.get(packed_range(ends, index)).unwrap_or_default()
+}
+
 impl Mnemonic {
     /// The lower-case Intel name.
     pub fn name(self) -> &'static str {
-        let index = self as usize;
-        let start = match index {
-            0 => 0,
-            _ => MNEMONIC_NAME_ENDS[index - 1] as usize,
-        };
-        let end = MNEMONIC_NAME_ENDS[index] as usize;
-        MNEMONIC_TEXT.get(start..end).unwrap_or_default()
+        MNEMONIC_TEXT
+            .get(packed_range(&MNEMONIC_NAME_ENDS, self as usize))
+            .unwrap_or_default()
     }
 
     /// Every form of this mnemonic, in preference order.
     pub fn forms(self) -> &'static [Form] {
-        let (start, end) = MNEMONIC_FORMS[self as usize];
-        &FORMS[start as usize..end as usize]
+        packed(&FORMS, &MNEMONIC_FORM_ENDS, self as usize)
     }
 
     /// The candidate forms (indices into the form table, in preference order)
     /// for operands of these classes (see [`signature_of`]); empty when none.
     pub(crate) fn candidates(self, signature: u32) -> &'static [u16] {
-        let (start, end) = MNEMONIC_SIGNATURES[self as usize];
-        let entries = &SIGNATURES[start as usize..end as usize];
-        match entries.binary_search_by_key(&signature, |e| e.0) {
-            Ok(i) => &SIGNATURE_FORMS[entries[i].1 as usize..entries[i].2 as usize],
+        let range = packed_range(&MNEMONIC_SIGNATURE_ENDS, self as usize);
+        let first = range.start;
+        let keys = SIGNATURE_KEYS.get(range).unwrap_or_default();
+        match keys.binary_search(&signature) {
+            Ok(i) => packed(&SIGNATURE_FORMS, &SIGNATURE_FORM_ENDS, first + i),
             Err(_) => &[],
         }
     }
