@@ -820,4 +820,20 @@ mod tests {
         assert!(!K::Imm32.takes_label() && !K::None.may_take(&Operand::None));
         assert_eq!(modes::of(crate::code::Arch::X86), modes::M32);
     }
+
+    /// `Form::explicit_kinds` is what Intel syntax writes: no empty or
+    /// implicit slot among them (the parser and formatter match operands
+    /// against it position by position).
+    #[test]
+    fn explicit_kinds_are_the_written_operands() {
+        for form in FORMS.iter() {
+            let written: Vec<OperandKind> = form
+                .operands
+                .iter()
+                .copied()
+                .filter(|k| *k != OperandKind::None && !k.is_implicit())
+                .collect();
+            assert_eq!(form.explicit_kinds(), written, "{form:?}");
+        }
+    }
 }
