@@ -243,6 +243,10 @@ impl Reg {
     }
 
     /// The name in Intel syntax (`rax`, `r9d`, `ah`, `xmm17`, `st(3)`...).
+    // Not inlined: rustc would otherwise copy this small function, with its
+    // tables of names (each entry a load-time relocation), into every
+    // codegen unit that prints a register (three copies in a release build).
+    #[inline(never)]
     pub fn name(self) -> &'static str {
         let id = self.id as usize;
         match self.kind {
@@ -347,31 +351,31 @@ impl fmt::Display for Reg {
     }
 }
 
-const GP8_NAMES: [&str; 32] = [
+static GP8_NAMES: [&str; 32] = [
     "al", "cl", "dl", "bl", "spl", "bpl", "sil", "dil", "r8b", "r9b", "r10b", "r11b", "r12b",
     "r13b", "r14b", "r15b", "r16b", "r17b", "r18b", "r19b", "r20b", "r21b", "r22b", "r23b", "r24b",
     "r25b", "r26b", "r27b", "r28b", "r29b", "r30b", "r31b",
 ];
-const GP16_NAMES: [&str; 32] = [
+static GP16_NAMES: [&str; 32] = [
     "ax", "cx", "dx", "bx", "sp", "bp", "si", "di", "r8w", "r9w", "r10w", "r11w", "r12w", "r13w",
     "r14w", "r15w", "r16w", "r17w", "r18w", "r19w", "r20w", "r21w", "r22w", "r23w", "r24w", "r25w",
     "r26w", "r27w", "r28w", "r29w", "r30w", "r31w",
 ];
-const GP32_NAMES: [&str; 32] = [
+static GP32_NAMES: [&str; 32] = [
     "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "r8d", "r9d", "r10d", "r11d", "r12d",
     "r13d", "r14d", "r15d", "r16d", "r17d", "r18d", "r19d", "r20d", "r21d", "r22d", "r23d", "r24d",
     "r25d", "r26d", "r27d", "r28d", "r29d", "r30d", "r31d",
 ];
-const GP64_NAMES: [&str; 32] = [
+static GP64_NAMES: [&str; 32] = [
     "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
     "r14", "r15", "r16", "r17", "r18", "r19", "r20", "r21", "r22", "r23", "r24", "r25", "r26",
     "r27", "r28", "r29", "r30", "r31",
 ];
-const CR_NAMES: [&str; 16] = [
+static CR_NAMES: [&str; 16] = [
     "cr0", "cr1", "cr2", "cr3", "cr4", "cr5", "cr6", "cr7", "cr8", "cr9", "cr10", "cr11", "cr12",
     "cr13", "cr14", "cr15",
 ];
-const DR_NAMES: [&str; 16] = [
+static DR_NAMES: [&str; 16] = [
     "dr0", "dr1", "dr2", "dr3", "dr4", "dr5", "dr6", "dr7", "dr8", "dr9", "dr10", "dr11", "dr12",
     "dr13", "dr14", "dr15",
 ];
@@ -413,9 +417,9 @@ macro_rules! vec_names {
         ]
     };
 }
-const XMM_NAMES: [&str; 32] = vec_names!("xmm");
-const YMM_NAMES: [&str; 32] = vec_names!("ymm");
-const ZMM_NAMES: [&str; 32] = vec_names!("zmm");
+static XMM_NAMES: [&str; 32] = vec_names!("xmm");
+static YMM_NAMES: [&str; 32] = vec_names!("ymm");
+static ZMM_NAMES: [&str; 32] = vec_names!("zmm");
 
 /// Defines a typed register struct that converts into [`Reg`].
 macro_rules! typed_reg {

@@ -54,10 +54,12 @@ mod generated_api;
 
 pub use generated::{CpuFeature, Mnemonic};
 
+use super::operand::Operand;
 use super::reg::{Reg, RegKind};
 pub(crate) use generated::{
-    FEATURE_SETS, FORMS, IMPLICIT_SETS, MNEMONIC_FORMS, MNEMONIC_NAMES, MNEMONIC_SIGNATURES,
-    SIGNATURE_FORMS, SIGNATURES,
+    FEATURE_LIST, FEATURE_SET_ENDS, FORMS, IMPLICIT_LIST, IMPLICIT_SET_ENDS, MNEMONIC_FORM_ENDS,
+    MNEMONIC_NAME_ENDS, MNEMONIC_SIGNATURE_ENDS, MNEMONIC_TEXT, SIGNATURE_FORM_ENDS,
+    SIGNATURE_FORMS, SIGNATURE_KEYS,
 };
 pub use generated_api::{Instructions, sig};
 
@@ -188,6 +190,118 @@ impl OperandKind {
                 | OperandKind::ImplicitRdi
                 | OperandKind::ImplicitXlat
         )
+    }
+
+    /// Whether the slot can take a memory operand.
+    pub const fn takes_memory(self) -> bool {
+        use OperandKind as K;
+        matches!(
+            self,
+            K::R8M
+                | K::R16M
+                | K::R32M
+                | K::R32MMpx
+                | K::R64M
+                | K::R64MMpx
+                | K::MmM
+                | K::XmmM
+                | K::YmmM
+                | K::ZmmM
+                | K::BndM
+                | K::KM
+                | K::Mem
+                | K::MemFar
+                | K::MemMpx
+                | K::MemMib
+                | K::MemSib
+                | K::Moffs
+                | K::Vm32x
+                | K::Vm64x
+                | K::Vm32y
+                | K::Vm64y
+                | K::Vm32z
+                | K::Vm64z
+        )
+    }
+
+    /// Whether the slot takes a label: a branch target or a displacement.
+    pub const fn takes_label(self) -> bool {
+        use OperandKind as K;
+        matches!(
+            self,
+            K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32
+        )
+    }
+
+    /// Whether the slot takes an immediate (of any value; which values
+    /// fit is the encoder's business): immediates, far pointers, and the
+    /// label slots, which also take an absolute target.
+    pub const fn takes_immediate(self) -> bool {
+        use OperandKind as K;
+        self.takes_label()
+            || matches!(
+                self,
+                K::Imm4
+                    | K::Imm8
+                    | K::Imm8Sx16
+                    | K::Imm8Sx32
+                    | K::Imm8Sx64
+                    | K::One
+                    | K::Imm16
+                    | K::Imm32
+                    | K::Imm32Sx64
+                    | K::Imm64
+                    | K::FarPtr16
+                    | K::FarPtr32
+            )
+    }
+
+    /// Whether a register of kind `rk` can go in the slot (ignoring which
+    /// register of the kind a fixed slot such as `al` wants).
+    pub const fn takes_register(self, rk: RegKind) -> bool {
+        use OperandKind as K;
+        use RegKind as R;
+        match self {
+            K::R8M | K::R8 | K::R8Op | K::R8V => matches!(rk, R::Gp8 | R::Gp8Hi),
+            K::Al | K::Cl => matches!(rk, R::Gp8),
+            K::R16M | K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::R16V | K::Ax | K::Dx => {
+                matches!(rk, R::Gp16)
+            }
+            K::R32M | K::R32MMpx | K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V | K::Eax => {
+                matches!(rk, R::Gp32)
+            }
+            K::R64M | K::R64MMpx | K::R64 | K::R64Addr | K::R64Rm | K::R64Op | K::R64V | K::Rax => {
+                matches!(rk, R::Gp64)
+            }
+            K::SReg | K::Es | K::Cs | K::Ss | K::Ds | K::Fs | K::Gs => matches!(rk, R::Seg),
+            K::K | K::KPair | K::KRm | K::KV | K::KM => matches!(rk, R::K),
+            K::Mm | K::MmRm | K::MmM => matches!(rk, R::Mm),
+            K::Xmm | K::XmmRm | K::XmmV | K::XmmV4 | K::XmmIs4 | K::XmmIs5 | K::XmmM => {
+                matches!(rk, R::Xmm)
+            }
+            K::Ymm | K::YmmRm | K::YmmV | K::YmmIs4 | K::YmmIs5 | K::YmmM => matches!(rk, R::Ymm),
+            K::Zmm | K::ZmmRm | K::ZmmV | K::ZmmV4 | K::ZmmM => matches!(rk, R::Zmm),
+            K::Cr => matches!(rk, R::Cr),
+            K::Dr => matches!(rk, R::Dr),
+            K::Bnd | K::BndM => matches!(rk, R::Bnd),
+            K::Tmm | K::TmmRm | K::TmmV => matches!(rk, R::Tmm),
+            K::St0 | K::StOp => matches!(rk, R::St),
+            _ => false,
+        }
+    }
+
+    /// Whether `op` could go in the slot: by its class only (register kind,
+    /// memory, immediate, label), a superset of what the encoder accepts.
+    /// The parser uses it to point at the operand no form takes, the
+    /// formatter to guess the form an instruction used.
+    pub const fn may_take(self, op: &Operand) -> bool {
+        match op {
+            Operand::Reg(r) => self.takes_register(r.kind()),
+            Operand::Mem(_) => self.takes_memory(),
+            Operand::Imm(_) => self.takes_immediate(),
+            Operand::Label(_) => self.takes_label(),
+            Operand::None => false,
+        }
     }
 }
 
@@ -441,6 +555,14 @@ pub mod modes {
     pub const M64: u8 = 1;
     /// Valid in 32-bit mode.
     pub const M32: u8 = 2;
+
+    /// The bit of the mode `arch` runs in.
+    pub const fn of(arch: crate::code::Arch) -> u8 {
+        match arch {
+            crate::code::Arch::X64 => M64,
+            crate::code::Arch::X86 => M32,
+        }
+    }
 }
 
 /// One encoding form: everything the encoder needs, from one database line.
@@ -511,7 +633,7 @@ pub struct Form {
 impl Form {
     /// The CPU features this form needs (all of them).
     pub fn cpu_features(&self) -> &'static [CpuFeature] {
-        FEATURE_SETS[self.features as usize]
+        packed(&FEATURE_LIST, &FEATURE_SET_ENDS, self.features as usize)
     }
 
     /// Number of explicit (written) operands.
@@ -535,13 +657,17 @@ impl Form {
 
     /// The registers the form uses without naming them.
     pub fn implicit(&self) -> &'static [ImplicitOperand] {
-        IMPLICIT_SETS[self.implicit as usize]
+        packed(&IMPLICIT_LIST, &IMPLICIT_SET_ENDS, self.implicit as usize)
     }
 
     /// The registers a `rep`/`repne` prefix adds to [`Form::implicit`]
     /// (rcx, read and written, for the string instructions); empty otherwise.
     pub fn implicit_with_rep(&self) -> &'static [ImplicitOperand] {
-        IMPLICIT_SETS[self.implicit_rep as usize]
+        packed(
+            &IMPLICIT_LIST,
+            &IMPLICIT_SET_ENDS,
+            self.implicit_rep as usize,
+        )
     }
 
     /// The status flags the form reads.
@@ -607,34 +733,107 @@ pub(crate) fn signature_of(operands: &[super::Operand]) -> u32 {
     signature
 }
 
+/// Where entry `index` of a packed table lies: the generated tables store
+/// variable-length entries one after another with the end of each in `ends`
+/// (no pointer per entry, so no load-time relocation per entry either).
+fn packed_range(ends: &[u16], index: usize) -> std::ops::Range<usize> {
+    let start = match index {
+        0 => 0,
+        _ => ends.get(index - 1).map_or(0, |&e| usize::from(e)),
+    };
+    let end = ends.get(index).map_or(start, |&e| usize::from(e));
+    start..end
+}
+
+/// Entry `index` of a packed table (see [`packed_range`]).
+fn packed<T>(items: &'static [T], ends: &[u16], index: usize) -> &'static [T] {
+    items.get(packed_range(ends, index)).unwrap_or_default()
+}
+
 impl Mnemonic {
     /// The lower-case Intel name.
     pub fn name(self) -> &'static str {
-        MNEMONIC_NAMES[self as usize]
+        MNEMONIC_TEXT
+            .get(packed_range(&MNEMONIC_NAME_ENDS, self as usize))
+            .unwrap_or_default()
     }
 
     /// Every form of this mnemonic, in preference order.
     pub fn forms(self) -> &'static [Form] {
-        let (start, end) = MNEMONIC_FORMS[self as usize];
-        &FORMS[start as usize..end as usize]
+        packed(&FORMS, &MNEMONIC_FORM_ENDS, self as usize)
     }
 
     /// The candidate forms (indices into the form table, in preference order)
     /// for operands of these classes (see [`signature_of`]); empty when none.
     pub(crate) fn candidates(self, signature: u32) -> &'static [u16] {
-        let (start, end) = MNEMONIC_SIGNATURES[self as usize];
-        let entries = &SIGNATURES[start as usize..end as usize];
-        match entries.binary_search_by_key(&signature, |e| e.0) {
-            Ok(i) => &SIGNATURE_FORMS[entries[i].1 as usize..entries[i].2 as usize],
+        let range = packed_range(&MNEMONIC_SIGNATURE_ENDS, self as usize);
+        let first = range.start;
+        let keys = SIGNATURE_KEYS.get(range).unwrap_or_default();
+        match keys.binary_search(&signature) {
+            Ok(i) => packed(&SIGNATURE_FORMS, &SIGNATURE_FORM_ENDS, first + i),
             Err(_) => &[],
         }
     }
 
     /// Looks a mnemonic up by its lower-case name.
     pub fn from_name(name: &str) -> Option<Mnemonic> {
-        MNEMONIC_NAMES
-            .binary_search(&name)
+        Mnemonic::ALL
+            .binary_search_by(|m| m.name().cmp(name))
             .ok()
-            .and_then(Mnemonic::from_index)
+            .map(|index| Mnemonic::ALL[index])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are stored packed (one string, end offsets): each must come
+    /// back whole, in name order, and find its mnemonic again.
+    #[test]
+    fn mnemonic_names_round_trip() {
+        assert_eq!(Mnemonic::Aaa.name(), "aaa");
+        assert_eq!(Mnemonic::ALL[Mnemonic::COUNT - 1].name(), "xtest");
+        for pair in Mnemonic::ALL.windows(2) {
+            assert!(pair[0].name() < pair[1].name(), "{:?}", pair);
+        }
+        for m in Mnemonic::ALL {
+            assert!(!m.name().is_empty());
+            assert_eq!(Mnemonic::from_name(m.name()), Some(m));
+        }
+        assert_eq!(Mnemonic::from_name("vaddps"), Some(Mnemonic::Vaddps));
+        assert_eq!(Mnemonic::from_name("not_an_instruction"), None);
+    }
+
+    /// The operand-kind predicates the parser and formatter share: `r/m`
+    /// slots take both, register slots no memory, label slots also an
+    /// absolute target (an immediate).
+    #[test]
+    fn operand_kind_predicates() {
+        use OperandKind as K;
+        assert!(K::R64M.may_take(&Operand::Reg(Reg::new_unchecked(RegKind::Gp64, 0))));
+        assert!(K::R64M.may_take(&Operand::Mem(crate::x86::qword_ptr(crate::x86::rax))));
+        assert!(!K::R64.may_take(&Operand::Mem(crate::x86::qword_ptr(crate::x86::rax))));
+        assert!(K::R8.takes_register(RegKind::Gp8Hi) && !K::Al.takes_register(RegKind::Gp8Hi));
+        assert!(K::Imm8.may_take(&Operand::Imm(-1)) && !K::Xmm.may_take(&Operand::Imm(0)));
+        assert!(K::Rel32.takes_label() && K::Rel32.takes_immediate());
+        assert!(!K::Imm32.takes_label() && !K::None.may_take(&Operand::None));
+        assert_eq!(modes::of(crate::code::Arch::X86), modes::M32);
+    }
+
+    /// `Form::explicit_kinds` is what Intel syntax writes: no empty or
+    /// implicit slot among them (the parser and formatter match operands
+    /// against it position by position).
+    #[test]
+    fn explicit_kinds_are_the_written_operands() {
+        for form in FORMS.iter() {
+            let written: Vec<OperandKind> = form
+                .operands
+                .iter()
+                .copied()
+                .filter(|k| *k != OperandKind::None && !k.is_implicit())
+                .collect();
+            assert_eq!(form.explicit_kinds(), written, "{form:?}");
+        }
     }
 }

@@ -1,12 +1,11 @@
 //! The Intel-syntax formatter: prints an instruction (mnemonic, operands,
-//! options) in the dialect llvm-mc and GNU as read and the [`parse`](super::parse)r
-//! reads back: `zmm1{k1}{z}`, `dword ptr [rax]{1to16}`, rounding as its own
+//! options) in the dialect llvm-mc and GNU as read and the parser (`text`
+//! feature) reads back: `zmm1{k1}{z}`, `dword ptr [rax]{1to16}`, rounding as its own
 //! operand after the last vector register, `movabs` for 64-bit absolute
 //! addresses, `lcall SEL, OFF` for far pointers, `st`/`st(i)` on x87.
 
-use super::parse::{ParsedOperand, coarse_fits, explicit_kinds, mode_bit};
 use crate::code::{Arch, Label};
-use crate::x86::db::{Encoding, Form, Mnemonic, OperandKind as K};
+use crate::x86::db::{Encoding, Form, Mnemonic, OperandKind as K, modes};
 use crate::x86::{InstOptions, Mem, MemBase, Operand, Reg, RegKind, Rounding};
 use std::fmt::Write;
 
@@ -135,15 +134,16 @@ pub fn plausible_form(
     operands: &[Operand],
     arch: Arch,
 ) -> Option<&'static Form> {
-    let bit = mode_bit(arch);
+    let bit = modes::of(arch);
     let candidates = mnemonic
         .forms()
         .iter()
         .filter(|f| f.modes & bit != 0 && f.explicit_count() == operands.len())
         .filter(|f| {
-            explicit_kinds(f)
+            f.explicit_kinds()
+                .iter()
                 .zip(operands)
-                .all(|(k, o)| coarse_fits(k, &ParsedOperand::Op(*o)))
+                .all(|(k, o)| k.may_take(o))
         });
     // What only EVEX can express: masks, xmm16+, broadcast.
     let evex_only = operands.iter().any(|o| match o {
@@ -223,9 +223,7 @@ pub fn format_instruction_with(
         text.insert_str(0, "{vex} ");
     }
     let mut name = mnemonic.name().to_string();
-    let kinds: Vec<K> = form
-        .map(|f| explicit_kinds(f).collect())
-        .unwrap_or_default();
+    let kinds: &[K] = form.map_or(&[], |f| f.explicit_kinds());
     let far_ptr = kinds.iter().any(|k| matches!(k, K::FarPtr16 | K::FarPtr32));
     let far_mem = kinds.contains(&K::MemFar);
     let abs64 = operands

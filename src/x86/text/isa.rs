@@ -371,7 +371,7 @@ pub fn operands_text(f: &Form) -> String {
             k,
             K::Vm32x | K::Vm64x | K::Vm32y | K::Vm64y | K::Vm32z | K::Vm64z
         );
-        if super::parse::takes_memory(k) && f.mem_size != 0 && !vsib {
+        if k.takes_memory() && f.mem_size != 0 && !vsib {
             let _ = write!(s, "{}", f.mem_size * 8);
             if f.bcst_size != 0 {
                 let _ = write!(s, "/b{}", f.bcst_size as u32 * 8);

@@ -2158,7 +2158,7 @@ fn drop_implicit_xmm0(inst: &mut ParsedInstruction, decor: &mut Vec<DecorCols>, 
     if n < 2 || !is_xmm0 {
         return;
     }
-    let bit = mode_bit(arch);
+    let bit = modes::of(arch);
     let counts = |c: usize| {
         inst.mnemonic
             .forms()
@@ -2174,54 +2174,12 @@ fn drop_implicit_xmm0(inst: &mut ParsedInstruction, decor: &mut Vec<DecorCols>, 
 
 // ---------------------------------------------------------------- validation against the database
 
-pub(crate) fn mode_bit(arch: Arch) -> u8 {
-    if arch == Arch::X64 {
-        modes::M64
-    } else {
-        modes::M32
-    }
-}
-
-pub(crate) fn explicit_kinds(form: &Form) -> impl Iterator<Item = K> + '_ {
-    form.operands
-        .iter()
-        .copied()
-        .filter(|k| *k != K::None && !k.is_implicit())
-}
-
-pub(crate) fn takes_memory(kind: K) -> bool {
-    matches!(
-        kind,
-        K::R8M
-            | K::R16M
-            | K::R32M
-            | K::R32MMpx
-            | K::R64M
-            | K::R64MMpx
-            | K::MmM
-            | K::XmmM
-            | K::YmmM
-            | K::ZmmM
-            | K::BndM
-            | K::KM
-            | K::Mem
-            | K::MemFar
-            | K::MemMpx
-            | K::MemMib
-            | K::MemSib
-            | K::Moffs
-            | K::Vm32x
-            | K::Vm64x
-            | K::Vm32y
-            | K::Vm64y
-            | K::Vm32z
-            | K::Vm64z
-    )
-}
-
 /// Whether an immediate kind can take `v` (the encoder's ranges); `None`
 /// when the kind takes no immediate.
 fn imm_accepts(kind: K, v: i64) -> Option<bool> {
+    if !kind.takes_immediate() {
+        return None;
+    }
     let sx8 = |x: i64| (-128..=127).contains(&x);
     Some(match kind {
         K::Imm4 => (0..=15).contains(&v),
@@ -2235,56 +2193,17 @@ fn imm_accepts(kind: K, v: i64) -> Option<bool> {
         K::Imm16 => (-32768..=65535).contains(&v),
         K::Imm32 => (i32::MIN as i64..=u32::MAX as i64).contains(&v),
         K::Imm32Sx64 => (i32::MIN as i64..=i32::MAX as i64).contains(&v),
-        K::Imm64 | K::FarPtr16 | K::FarPtr32 => true,
-        K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => true,
-        _ => return None,
+        // 64-bit immediates, far pointers, branch targets and displacements.
+        _ => true,
     })
 }
 
-/// Whether a register of kind `rk` can go in a slot of kind `kind` (ignoring
-/// which register of the kind a fixed slot wants).
-fn reg_fits(kind: K, rk: RegKind) -> bool {
-    use RegKind as R;
-    match kind {
-        K::R8M | K::R8 | K::R8Op | K::R8V => matches!(rk, R::Gp8 | R::Gp8Hi),
-        K::Al | K::Cl => rk == R::Gp8,
-        K::R16M | K::R16 | K::R16Addr | K::R16Rm | K::R16Op | K::R16V | K::Ax | K::Dx => {
-            rk == R::Gp16
-        }
-        K::R32M | K::R32MMpx | K::R32 | K::R32Addr | K::R32Rm | K::R32Op | K::R32V | K::Eax => {
-            rk == R::Gp32
-        }
-        K::R64M | K::R64MMpx | K::R64 | K::R64Addr | K::R64Rm | K::R64Op | K::R64V | K::Rax => {
-            rk == R::Gp64
-        }
-        K::SReg | K::Es | K::Cs | K::Ss | K::Ds | K::Fs | K::Gs => rk == R::Seg,
-        K::K | K::KPair | K::KRm | K::KV | K::KM => rk == R::K,
-        K::Mm | K::MmRm | K::MmM => rk == R::Mm,
-        K::Xmm | K::XmmRm | K::XmmV | K::XmmV4 | K::XmmIs4 | K::XmmIs5 | K::XmmM => rk == R::Xmm,
-        K::Ymm | K::YmmRm | K::YmmV | K::YmmIs4 | K::YmmIs5 | K::YmmM => rk == R::Ymm,
-        K::Zmm | K::ZmmRm | K::ZmmV | K::ZmmV4 | K::ZmmM => rk == R::Zmm,
-        K::Cr => rk == R::Cr,
-        K::Dr => rk == R::Dr,
-        K::Bnd | K::BndM => rk == R::Bnd,
-        K::Tmm | K::TmmRm | K::TmmV => rk == R::Tmm,
-        K::St0 | K::StOp => rk == R::St,
-        _ => false,
-    }
-}
-
 /// Whether `op` could go in a slot of kind `kind` (a superset of the encoder).
-pub(crate) fn coarse_fits(kind: K, op: &ParsedOperand) -> bool {
+fn coarse_fits(kind: K, op: &ParsedOperand) -> bool {
     match op {
-        ParsedOperand::Op(Operand::Reg(r)) => reg_fits(kind, r.kind()),
-        ParsedOperand::Op(Operand::Mem(_)) | ParsedOperand::LabelMem(_) => takes_memory(kind),
-        ParsedOperand::Op(Operand::Imm(_)) => imm_accepts(kind, 0).is_some(),
-        ParsedOperand::Op(Operand::Label(_)) | ParsedOperand::Label(_) => {
-            matches!(
-                kind,
-                K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32
-            )
-        }
-        ParsedOperand::Op(Operand::None) => false,
+        ParsedOperand::Op(o) => kind.may_take(o),
+        ParsedOperand::LabelMem(_) => kind.takes_memory(),
+        ParsedOperand::Label(_) => kind.takes_label(),
     }
 }
 
@@ -2307,7 +2226,7 @@ fn validate(
     arch: Arch,
 ) -> Result<(), ParseError> {
     let m = inst.mnemonic;
-    let bit = mode_bit(arch);
+    let bit = modes::of(arch);
     let forms: Vec<&Form> = m.forms().iter().filter(|f| f.modes & bit != 0).collect();
     if forms.is_empty() {
         return Err(ParseError::new(
@@ -2382,7 +2301,9 @@ fn validate(
         ));
     }
     let others_fit = |f: &Form, i: usize| {
-        explicit_kinds(f)
+        f.explicit_kinds()
+            .iter()
+            .copied()
             .zip(inst.operands.iter())
             .enumerate()
             .all(|(j, (k, o))| j == i || coarse_fits(k, o))
@@ -2397,15 +2318,15 @@ fn validate(
         if !rewritten && !same.is_empty() {
             let kinds: Vec<K> = same
                 .iter()
-                .filter_map(|f| explicit_kinds(f).nth(i))
+                .filter_map(|f| f.explicit_kinds().get(i).copied())
                 .collect();
             if !kinds.iter().any(|k| coarse_fits(*k, op)) {
                 let mut names: Vec<String> = same
                     .iter()
                     .filter_map(|f| {
-                        explicit_kinds(f)
-                            .nth(i)
-                            .map(|k| super::isa::kind_human(k, f))
+                        f.explicit_kinds()
+                            .get(i)
+                            .map(|&k| super::isa::kind_human(k, f))
                     })
                     .collect();
                 names.sort();
@@ -2433,7 +2354,7 @@ fn validate(
             ParsedOperand::Op(Operand::Imm(v)) => {
                 let kinds: Vec<K> = same
                     .iter()
-                    .filter_map(|f| explicit_kinds(f).nth(i))
+                    .filter_map(|f| f.explicit_kinds().get(i).copied())
                     .collect();
                 let imm_kinds: Vec<K> = kinds
                     .iter()
@@ -2468,7 +2389,12 @@ fn validate(
                 let mem_forms: Vec<&Form> = same
                     .iter()
                     .copied()
-                    .filter(|f| explicit_kinds(f).nth(i).is_some_and(takes_memory))
+                    .filter(|f| {
+                        f.explicit_kinds()
+                            .get(i)
+                            .copied()
+                            .is_some_and(K::takes_memory)
+                    })
                     .collect();
                 if mem_forms.is_empty() {
                     continue;
@@ -2586,7 +2512,7 @@ pub(crate) fn implicit_fills(
     operands: &[Operand],
     arch: Arch,
 ) -> Vec<Vec<Operand>> {
-    let bit = mode_bit(arch);
+    let bit = modes::of(arch);
     let mut out: Vec<Vec<Operand>> = Vec::new();
     match (mnemonic.name(), operands) {
         // `imul ecx, 5` is `imul ecx, ecx, 5`.
@@ -2613,7 +2539,7 @@ pub(crate) fn implicit_fills(
         _ => {}
     }
     for form in mnemonic.forms().iter().filter(|f| f.modes & bit != 0) {
-        let kinds: Vec<K> = explicit_kinds(form).collect();
+        let kinds: Vec<K> = form.explicit_kinds().to_vec();
         if kinds.len() <= operands.len() {
             continue;
         }

@@ -382,15 +382,25 @@ pub fn generate(rows: &[Row]) -> (String, String) {
         let _ = writeln!(out, "        Mnemonic::{},", camel(name));
     }
     out.push_str("    ];\n\n    /// The mnemonic with this index (its position in name order).\n    pub const fn from_index(index: usize) -> Option<Mnemonic> {\n        if index < Mnemonic::COUNT { Some(Mnemonic::ALL[index]) } else { None }\n    }\n}\n\n");
+    // The names as one string and where each ends, not as a table of `&str`:
+    // a program that links the names (every error message does) then pays
+    // 2 bytes per mnemonic instead of 16 plus a load-time relocation.
+    let all_names: String = mnemonics.keys().copied().collect();
+    out.push_str("/// Every mnemonic's name, in name order, one after another.\n");
     let _ = writeln!(
         out,
-        "pub(crate) static MNEMONIC_NAMES: [&str; {}] = [",
-        mnemonics.len()
+        "pub(crate) static MNEMONIC_TEXT: &str = \"{all_names}\";"
     );
-    for name in mnemonics.keys() {
-        let _ = writeln!(out, "    \"{name}\",");
-    }
-    out.push_str("];\n\n");
+    let mut end = 0;
+    write_ends(
+        &mut out,
+        "MNEMONIC_NAME_ENDS",
+        "the mnemonics' names in `MNEMONIC_TEXT`",
+        mnemonics.keys().map(|name| {
+            end += name.len();
+            end
+        }),
+    );
 
     // CPU features.
     let _ = writeln!(
@@ -563,44 +573,49 @@ pub fn generate(rows: &[Row]) -> (String, String) {
         }
         ranges.push((start, index));
     }
-    let _ = writeln!(
-        out,
-        "pub(crate) static FEATURE_SETS: [&[CpuFeature]; {}] = [",
-        feature_sets.len()
+    // Sets of items as one flat array and where each set ends, not as a
+    // table of slices: no pointer (and load-time relocation) per set.
+    let feature_items: Vec<Vec<String>> = feature_sets
+        .iter()
+        .map(|set| {
+            set.iter()
+                .map(|f| format!("CpuFeature::{}", camel(f)))
+                .collect()
+        })
+        .collect();
+    write_packed(
+        &mut out,
+        "FEATURE_LIST",
+        "CpuFeature",
+        "FEATURE_SET_ENDS",
+        "the CPU feature sets of `Form::features`",
+        &feature_items,
     );
-    for set in &feature_sets {
-        let items: Vec<String> = set
-            .iter()
-            .map(|f| format!("CpuFeature::{}", camel(f)))
-            .collect();
-        let _ = writeln!(out, "    &[{}],", items.join(", "));
-    }
-    out.push_str("];\n\n");
-    let _ = writeln!(
-        out,
-        "pub(crate) static IMPLICIT_SETS: [&[ImplicitOperand]; {}] = [",
-        implicit_sets.len()
+    let implicit_items: Vec<Vec<String>> = implicit_sets
+        .iter()
+        .map(|set| {
+            set.iter()
+                .map(|(reg, acc)| {
+                    let (kind, id) = register_parts(reg);
+                    format!("imp(RegKind::{kind}, {id}, A::{})", access_variant(acc))
+                })
+                .collect()
+        })
+        .collect();
+    write_packed(
+        &mut out,
+        "IMPLICIT_LIST",
+        "ImplicitOperand",
+        "IMPLICIT_SET_ENDS",
+        "the implicit-operand sets of `Form::implicit` and `Form::implicit_rep`",
+        &implicit_items,
     );
-    for set in &implicit_sets {
-        let items: Vec<String> = set
-            .iter()
-            .map(|(reg, acc)| {
-                let (kind, id) = register_parts(reg);
-                format!("imp(RegKind::{kind}, {id}, A::{})", access_variant(acc))
-            })
-            .collect();
-        let _ = writeln!(out, "    &[{}],", items.join(", "));
-    }
-    out.push_str("];\n\n");
-    let _ = writeln!(
-        out,
-        "pub(crate) static MNEMONIC_FORMS: [(u16, u16); {}] = [",
-        ranges.len()
+    write_ends(
+        &mut out,
+        "MNEMONIC_FORM_ENDS",
+        "each mnemonic's forms in `FORMS`",
+        ranges.iter().map(|&(_, end)| end),
     );
-    for (s, e) in &ranges {
-        let _ = writeln!(out, "    ({s}, {e}),");
-    }
-    out.push_str("];\n\n");
     out.push_str("use super::{flags, modes};\n\n");
     let _ = writeln!(out, "pub(crate) static FORMS: [Form; {index}] = [");
     out.push_str(&forms_text);
@@ -711,24 +726,28 @@ fn generate_signature_index(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
         let _ = writeln!(out, "    {},", items.join(", "));
     }
     out.push_str("];\n\n");
+    out.push_str("/// The operand signatures each mnemonic takes, sorted within a mnemonic.\n");
     let _ = writeln!(
         out,
-        "/// (signature, first, end) into `SIGNATURE_FORMS`, sorted by signature within a mnemonic.\npub(crate) static SIGNATURES: [(u32, u16, u16); {}] = [",
+        "pub(crate) static SIGNATURE_KEYS: [u32; {}] = [",
         entries.len()
     );
-    for (sig, a, b) in &entries {
-        let _ = writeln!(out, "    (0x{sig:x}, {a}, {b}),");
+    for (sig, _, _) in &entries {
+        let _ = writeln!(out, "    0x{sig:x},");
     }
     out.push_str("];\n\n");
-    let _ = writeln!(
-        out,
-        "/// Per mnemonic: its range of `SIGNATURES`.\npub(crate) static MNEMONIC_SIGNATURES: [(u16, u16); {}] = [",
-        ranges.len()
+    write_ends(
+        &mut out,
+        "SIGNATURE_FORM_ENDS",
+        "each signature's candidate forms in `SIGNATURE_FORMS`",
+        entries.iter().map(|&(_, _, end)| end),
     );
-    for (a, b) in &ranges {
-        let _ = writeln!(out, "    ({a}, {b}),");
-    }
-    out.push_str("];\n");
+    write_ends(
+        &mut out,
+        "MNEMONIC_SIGNATURE_ENDS",
+        "each mnemonic's signatures in `SIGNATURE_KEYS`",
+        ranges.iter().map(|&(_, end)| end),
+    );
     out
 }
 
@@ -817,4 +836,55 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
     out.push_str(&methods);
     out.push_str("}\n\nimpl<T: Emitter + ?Sized> Instructions for T {}\n");
     out
+}
+
+/// Writes `static {name}: [u16; N]`: where each entry of a packed table
+/// ends (an entry starts where the previous one ends; the first at 0).
+fn write_ends(out: &mut String, name: &str, what: &str, ends: impl Iterator<Item = usize>) {
+    let ends: Vec<usize> = ends.collect();
+    assert!(
+        ends.last().is_none_or(|&e| e <= usize::from(u16::MAX)),
+        "{name}: offsets no longer fit u16"
+    );
+    let _ = writeln!(
+        out,
+        "/// Where {what} end (each starts where the previous one ends).\npub(crate) static {name}: [u16; {}] = [",
+        ends.len()
+    );
+    for chunk in ends.chunks(16) {
+        let items: Vec<String> = chunk.iter().map(usize::to_string).collect();
+        let _ = writeln!(out, "    {},", items.join(", "));
+    }
+    out.push_str("];\n\n");
+}
+
+/// Writes sets of items as one flat array `{list}` and the end of each set
+/// in `{ends}`.
+fn write_packed(
+    out: &mut String,
+    list: &str,
+    item_type: &str,
+    ends: &str,
+    what: &str,
+    sets: &[Vec<String>],
+) {
+    let total: usize = sets.iter().map(Vec::len).sum();
+    let _ = writeln!(
+        out,
+        "/// The items of {what}, one set after another.\npub(crate) static {list}: [{item_type}; {total}] = ["
+    );
+    for set in sets.iter().filter(|set| !set.is_empty()) {
+        let _ = writeln!(out, "    {},", set.join(", "));
+    }
+    out.push_str("];\n\n");
+    let mut end = 0;
+    write_ends(
+        out,
+        ends,
+        &format!("the sets of {what}"),
+        sets.iter().map(|set| {
+            end += set.len();
+            end
+        }),
+    );
 }
