@@ -1,0 +1,63 @@
+//! Allocation quality on fixed inputs, for tuning: workload B at 1,000 and
+//! 10,000 operations and the totals over the generated functions the test
+//! sweep uses (seeds 0..400), every result checked.
+//!
+//! Run: `cargo run --release -p jitforge-regalloc --example quality`.
+
+use jitforge_regalloc::fuzzing::check_bytes;
+use jitforge_regalloc::testfn::workload_b;
+use jitforge_regalloc::{MachineEnv, Options, allocate};
+
+/// The sweep's inputs (as regalloc/tests/generated.rs builds them).
+fn lcg_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 33) as u8
+        })
+        .collect()
+}
+
+fn main() {
+    let env = MachineEnv::x86_64_sysv(false);
+    for ops in [1_000, 10_000] {
+        let s = allocate(&workload_b(ops), &env, &Options::checked())
+            .expect("workload B allocates")
+            .stats;
+        println!(
+            "workload B ops={ops}: stores={} reloads={} folded={} moves={} stack_touching={} slots={}",
+            s.stores,
+            s.reloads,
+            s.folded,
+            s.moves,
+            s.stack_touching(),
+            s.slots
+        );
+    }
+    let mut t = [0u64; 6];
+    for seed in 0..400u64 {
+        let len = 16 + (seed as usize * 37) % 2000;
+        let s = check_bytes(&lcg_bytes(seed, len))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"))
+            .stats;
+        for (k, x) in [s.stores, s.reloads, s.folded, s.moves, s.swaps, s.remats]
+            .into_iter()
+            .enumerate()
+        {
+            t[k] += x as u64;
+        }
+    }
+    println!(
+        "generated seeds 0..400: stores={} reloads={} folded={} moves={} swaps={} remats={} stack_touching={}",
+        t[0],
+        t[1],
+        t[2],
+        t[3],
+        t[4],
+        t[5],
+        t[0] + t[1] + t[2]
+    );
+}
