@@ -4,22 +4,9 @@
 //!
 //! Run: `cargo run --release -p jitforge-regalloc --example quality`.
 
-use jitforge_regalloc::fuzzing::check_bytes;
+use jitforge_regalloc::fuzzing::{check_bytes, sweep_input};
 use jitforge_regalloc::testfn::workload_b;
 use jitforge_regalloc::{MachineEnv, Options, allocate};
-
-/// The sweep's inputs (as regalloc/tests/generated.rs builds them).
-fn lcg_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 33) as u8
-        })
-        .collect()
-}
 
 fn main() {
     let env = MachineEnv::x86_64_sysv(false);
@@ -39,8 +26,7 @@ fn main() {
     }
     let mut t = [0u64; 6];
     for seed in 0..400u64 {
-        let len = 16 + (seed as usize * 37) % 2000;
-        let s = check_bytes(&lcg_bytes(seed, len))
+        let s = check_bytes(&sweep_input(seed))
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"))
             .stats;
         for (k, x) in [s.stores, s.reloads, s.folded, s.moves, s.swaps, s.remats]
