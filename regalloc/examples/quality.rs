@@ -3,13 +3,27 @@
 //! sweep uses (seeds 0..400), every result checked.
 //!
 //! Run: `cargo run --release -p jitforge-regalloc --example quality`.
+//! With `alloc N` it only allocates workload B with N operations twice in
+//! one context, unchecked (for counting machine instructions with
+//! `valgrind --tool=callgrind --toggle-collect='*Allocator*run*'`).
 
 use jitforge_regalloc::fuzzing::{check_bytes, sweep_input};
 use jitforge_regalloc::testfn::workload_b;
-use jitforge_regalloc::{MachineEnv, Options, allocate};
+use jitforge_regalloc::{Allocator, MachineEnv, Options, Output, allocate};
 
 fn main() {
     let env = MachineEnv::x86_64_sysv(false);
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 && args[1] == "alloc" {
+        let f = workload_b(args[2].parse().expect("alloc N: a number of operations"));
+        let (mut a, mut out) = (Allocator::new(), Output::default());
+        for _ in 0..2 {
+            a.run(&f, &env, &Options::default(), &mut out)
+                .expect("workload B allocates");
+        }
+        println!("{} instructions allocated twice", f.insts.len());
+        return;
+    }
     for ops in [1_000, 10_000] {
         let s = allocate(&workload_b(ops), &env, &Options::checked())
             .expect("workload B allocates")
