@@ -21,7 +21,7 @@ use crate::function::{
     Block, Constraint, MachineEnv, Operand, OperandKind, OperandPos, PReg, RegClass, VReg,
 };
 use crate::output::{Output, Stats};
-use crate::testfn::{Builder, InstKind, TestFunction};
+use crate::testfn::{Builder, InstKind, Lcg, TestFunction};
 use crate::{Allocator, Options};
 
 struct Bytes<'a> {
@@ -423,6 +423,21 @@ pub fn generate(data: &[u8]) -> (TestFunction, MachineEnv) {
     let r0 = g.gp[0];
     g.b.ret(r0);
     (g.b.finish(), env)
+}
+
+/// `len` pseudo-random bytes from `seed` (the generator of
+/// ../shared/bench/WORKLOAD.md, started from the seed spread by a
+/// multiplication plus `salt`): reproducible inputs for [`generate`].
+pub fn seeded_bytes(seed: u64, salt: u64, len: usize) -> Vec<u8> {
+    let mut g = Lcg(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(salt));
+    (0..len).map(|_| g.next() as u8).collect()
+}
+
+/// The input of the fixed sweep of generated functions (the tests check
+/// seeds 0 to 399; the quality example totals their counts): lengths vary
+/// from 16 to 2,015 bytes.
+pub fn sweep_input(seed: u64) -> Vec<u8> {
+    seeded_bytes(seed, 1, 16 + (seed as usize).wrapping_mul(37) % 2000)
 }
 
 /// What one checked allocation produced.

@@ -47,7 +47,11 @@
 //! `REGALLOC_SWEEP=N` and `REGALLOC_RAW_SWEEP=N` lengthen the sweeps.
 //! Fuzzing (nightly): `cd fuzz && cargo +nightly fuzz run regalloc --
 //! -max_total_time=1800 -len_control=0 -max_len=4096`. Bench:
-//! `cargo bench -p jitforge-regalloc --bench workload_b`.
+//! `cargo bench -p jitforge-regalloc --bench workload_b`. Quality:
+//! `cargo run --release -p jitforge-regalloc --example quality` (counts on
+//! workload B and the generated sweep) and `--example lower_bound` (the
+//! fewest stack-touching instructions any allocation of workload B can
+//! have: at least 12,110 at 10,000 operations, against 12,440 here).
 
 // Loops over the three register classes index several parallel arrays.
 #![allow(clippy::needless_range_loop)]

@@ -722,6 +722,10 @@ impl Scan {
                 let (mut first, mut writes, mut reads, mut foldable) = (k, false, false, true);
                 for (j, o) in ops.iter().enumerate() {
                     if o.vreg == v {
+                        // A vreg named twice is never served from its slot:
+                        // an instruction has one memory operand, so the
+                        // other would load it anyway.
+                        foldable &= j == k;
                         first = first.min(j);
                         writes |= o.is_def();
                         reads |= o.is_use();
@@ -1028,7 +1032,8 @@ impl Scan {
 
     /// The eviction victim among `cand` (all occupied): a value with
     /// another surviving copy if any, else the one whose eviction the plan
-    /// says costs least ([`drop_cost_base`]), the farthest next use among
+    /// says costs least ([`drop_cost_base`], plus one stack access for a value
+    /// read here), the farthest next use among
     /// equals. Also returns the farthest next-use distance among them and
     /// the victim's loss.
     fn victim(&self, i: Inst, class: usize, cand: u32, ops: &[OpInfo]) -> Victim {
@@ -1072,6 +1077,12 @@ impl Scan {
             let loss = (base as u64)
                 .saturating_sub(dist as u64 * HOLD_COST as u64)
                 .min(LOSS_MAX);
+            // A value this instruction reads counts one stack access more:
+            // evicted here it tends to come straight back (a base pointer
+            // read by a run of loads), and spilling it can cost a slot no
+            // other value shares (workload B: 65 slots without this).
+            let read_here = ws.next_use == here;
+            let loss = (loss + if read_here { MISS_COST as u64 } else { 0 }).min(LOSS_MAX);
             let key = (other_copy as u64) << 63
                 | (LOSS_MAX - loss) << 32
                 | (dist.min((1 << DIST_BITS) - 1) as u64) << 5

@@ -1,20 +1,8 @@
 //! Generated functions through the allocator and the checker: proptest over
 //! byte strings, plus a fixed sweep of pseudo-random inputs.
 
-use jitforge_regalloc::fuzzing::check_bytes;
+use jitforge_regalloc::fuzzing::{check_bytes, seeded_bytes, sweep_input};
 use proptest::prelude::*;
-
-fn lcg_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 33) as u8
-        })
-        .collect()
-}
 
 #[test]
 fn sweep_generated_functions() {
@@ -24,9 +12,7 @@ fn sweep_generated_functions() {
         .unwrap_or(400);
     let mut insts = 0;
     for seed in 0..n {
-        let len = 16 + (seed as usize * 37) % 2000;
-        let data = lcg_bytes(seed, len);
-        match check_bytes(&data) {
+        match check_bytes(&sweep_input(seed)) {
             Ok(s) => insts += s.insts,
             Err(e) => panic!("seed {seed}: {e}"),
         }
@@ -51,7 +37,7 @@ fn generator_covers_features() {
     let mut total = jitforge_regalloc::Stats::default();
     let mut max_blocks = 0;
     for seed in 0..300u64 {
-        let s = check_bytes(&lcg_bytes(seed, 3000)).unwrap();
+        let s = check_bytes(&seeded_bytes(seed, 1, 3000)).unwrap();
         total.stores += s.stats.stores;
         total.reloads += s.stats.reloads;
         total.folded += s.stats.folded;
@@ -75,7 +61,7 @@ fn sweep_raw_functions_never_panic() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000);
     for seed in 0..n {
-        let data = lcg_bytes(seed, 200);
+        let data = seeded_bytes(seed, 1, 200);
         if let Err(e) = jitforge_regalloc::fuzzing::check_raw_bytes(&data) {
             panic!("seed {seed}: {e}");
         }

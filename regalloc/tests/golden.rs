@@ -32,7 +32,7 @@ fn golden_workload_b_1000() {
     let out = run(&workload_b(1000));
     assert_eq!(
         counts(&out.stats),
-        [308, 506, 525, 1, 0, 64],
+        [310, 502, 522, 1, 0, 64],
         "{}",
         out.stats
     );
@@ -43,7 +43,7 @@ fn golden_workload_b_10000() {
     let out = run(&workload_b(10_000));
     assert_eq!(
         counts(&out.stats),
-        [2510, 4652, 5320, 1, 0, 64],
+        [2524, 4625, 5291, 1, 0, 64],
         "{}",
         out.stats
     );

@@ -3,7 +3,7 @@
 //! and the checker rejecting broken allocations.
 
 use jitforge_regalloc::cfg::{CfgInfo, analyze};
-use jitforge_regalloc::fuzzing::generate;
+use jitforge_regalloc::fuzzing::{generate, seeded_bytes};
 use jitforge_regalloc::interval::Intervals;
 use jitforge_regalloc::liveness::Liveness;
 use jitforge_regalloc::moves::{ParallelMove, Scratch, sequentialize};
@@ -125,21 +125,9 @@ proptest! {
     }
 }
 
-fn lcg_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(7);
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 33) as u8
-        })
-        .collect()
-}
-
 /// A generated function with its control-flow facts and liveness.
 fn analyzed(seed: u64) -> (jitforge_regalloc::testfn::TestFunction, CfgInfo, Liveness) {
-    let (f, env) = generate(&lcg_bytes(seed, 1500));
+    let (f, env) = generate(&seeded_bytes(seed, 7, 1500));
     let mut cfg = CfgInfo::default();
     analyze(&f, &env, &mut cfg).unwrap();
     let mut live = Liveness::default();
@@ -290,7 +278,7 @@ fn allocate_seed(
     jitforge_regalloc::MachineEnv,
     Output,
 ) {
-    let (f, env) = generate(&lcg_bytes(seed, 2500));
+    let (f, env) = generate(&seeded_bytes(seed, 7, 2500));
     let mut out = Output::default();
     Allocator::new()
         .run(&f, &env, &Options::checked(), &mut out)
@@ -389,7 +377,7 @@ fn checker_rejects_unreported_callee_saved() {
 fn checker_never_panics_on_corrupted_output() {
     for seed in 0..150u64 {
         let (f, env, out) = allocate_seed(seed);
-        let bytes = lcg_bytes(seed + 1000, 64);
+        let bytes = seeded_bytes(seed + 1000, 7, 64);
         for (n, &b) in bytes.iter().enumerate() {
             let mut bad = out.clone();
             let pick = |len: usize| (b as usize * 7919 + n * 104729) % len.max(1);

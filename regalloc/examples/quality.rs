@@ -1,0 +1,63 @@
+//! Allocation quality on fixed inputs, for tuning: workload B at 1,000 and
+//! 10,000 operations and the totals over the generated functions the test
+//! sweep uses (seeds 0..400), every result checked.
+//!
+//! Run: `cargo run --release -p jitforge-regalloc --example quality`.
+//! With `alloc N` it only allocates workload B with N operations twice in
+//! one context, unchecked (for counting machine instructions with
+//! `valgrind --tool=callgrind --toggle-collect='*Allocator*run*'`).
+
+use jitforge_regalloc::fuzzing::{check_bytes, sweep_input};
+use jitforge_regalloc::testfn::workload_b;
+use jitforge_regalloc::{Allocator, MachineEnv, Options, Output, allocate};
+
+fn main() {
+    let env = MachineEnv::x86_64_sysv(false);
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 && args[1] == "alloc" {
+        let f = workload_b(args[2].parse().expect("alloc N: a number of operations"));
+        let (mut a, mut out) = (Allocator::new(), Output::default());
+        for _ in 0..2 {
+            a.run(&f, &env, &Options::default(), &mut out)
+                .expect("workload B allocates");
+        }
+        println!("{} instructions allocated twice", f.insts.len());
+        return;
+    }
+    for ops in [1_000, 10_000] {
+        let s = allocate(&workload_b(ops), &env, &Options::checked())
+            .expect("workload B allocates")
+            .stats;
+        println!(
+            "workload B ops={ops}: stores={} reloads={} folded={} moves={} stack_touching={} slots={}",
+            s.stores,
+            s.reloads,
+            s.folded,
+            s.moves,
+            s.stack_touching(),
+            s.slots
+        );
+    }
+    let mut t = [0u64; 6];
+    for seed in 0..400u64 {
+        let s = check_bytes(&sweep_input(seed))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"))
+            .stats;
+        for (k, x) in [s.stores, s.reloads, s.folded, s.moves, s.swaps, s.remats]
+            .into_iter()
+            .enumerate()
+        {
+            t[k] += x as u64;
+        }
+    }
+    println!(
+        "generated seeds 0..400: stores={} reloads={} folded={} moves={} swaps={} remats={} stack_touching={}",
+        t[0],
+        t[1],
+        t[2],
+        t[3],
+        t[4],
+        t[5],
+        t[0] + t[1] + t[2]
+    );
+}
