@@ -1325,6 +1325,188 @@ fn encode_mem16(m: &Mem, mut e: MemEncoding) -> Result<MemEncoding, String> {
     Ok(e)
 }
 
+/// The common legacy shapes in 64-bit mode without options: general-purpose,
+/// MMX and XMM registers (ids below 16, no decorations), immediates and one
+/// plain memory operand, with a ModRM `/r`, `/digit` or `+r` opcode. Writes
+/// the same bytes as the general path in straight-line code; `None` for
+/// anything else (or anything invalid), which the general path then encodes
+/// or explains.
+#[inline]
+fn encode_legacy_common(form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
+    if form.encoding != Encoding::Legacy
+        || form.apx != 0
+        || form.fwait
+        || form.address_size != 0
+        || !matches!(
+            form.modrm,
+            ModRmSpec::Reg | ModRmSpec::Digit(_) | ModRmSpec::OpcodeReg
+        )
+        // `90+r` has the nop and `xchg eax, eax` rules of the general path.
+        || form.modrm == ModRmSpec::OpcodeReg && form.opcode == 0x90
+    {
+        return None;
+    }
+    // One pass over the operands: where each goes and the register facts
+    // (REX bits, whether spl..dil needs a REX byte).
+    let mut reg_id: u8 = 0;
+    let mut rm_id: u8 = 0;
+    let mut opcode_id: u8 = 0;
+    let mut rm_mem: Option<&Mem> = None;
+    let mut needs_rex_byte = false;
+    let mut imms: [(i64, u8); 2] = [(0, 0); 2];
+    let mut imm_count = 0;
+    for (op, &kind) in operands.iter().zip(form.explicit_kinds()) {
+        let slot = slot_of(kind);
+        match *op {
+            Operand::Reg(r) => {
+                if !r.decorators().is_empty() {
+                    return None;
+                }
+                if slot == Slot::Nothing {
+                    continue;
+                }
+                if r.id() >= 16
+                    || !matches!(
+                        r.kind(),
+                        RegKind::Gp8
+                            | RegKind::Gp16
+                            | RegKind::Gp32
+                            | RegKind::Gp64
+                            | RegKind::Mm
+                            | RegKind::Xmm
+                    )
+                {
+                    return None;
+                }
+                needs_rex_byte |= r.kind() == RegKind::Gp8 && r.id() >= 4;
+                match slot {
+                    Slot::ModRmReg => reg_id = r.id(),
+                    Slot::ModRmRm => rm_id = r.id(),
+                    Slot::OpcodeReg => opcode_id = r.id(),
+                    _ => return None,
+                }
+            }
+            Operand::Imm(v) => match slot {
+                Slot::Imm if imm_count < 2 => {
+                    imms[imm_count] = (v, imm_size(kind) as u8);
+                    imm_count += 1;
+                }
+                Slot::Nothing => {}
+                _ => return None,
+            },
+            Operand::Mem(ref m) if slot == Slot::ModRmRm => {
+                if m.is_vsib() || m.is_broadcast() || !m.decorators().is_empty() {
+                    return None;
+                }
+                rm_mem = Some(m);
+            }
+            _ => return None,
+        }
+    }
+    let mem = match rm_mem {
+        Some(m) => Some(encode_mem(m, Arch::X64, 1).ok()?),
+        None => None,
+    };
+    let (b_id, x_id) = match &mem {
+        Some(e) => (e.base_id, e.index_id),
+        None if form.modrm == ModRmSpec::OpcodeReg => (opcode_id, 0),
+        None => (rm_id, 0),
+    };
+    // r16-r31 in an address need REX2: the general path.
+    if (b_id | x_id) >= 16 {
+        return None;
+    }
+    let r_id = match form.modrm {
+        ModRmSpec::Digit(d) => d,
+        ModRmSpec::Reg => reg_id,
+        _ => 0,
+    };
+    let mut b = Bytes {
+        buf: [0; 32],
+        len: 0,
+    };
+    if let Some(e) = &mem {
+        if e.abs32_label.is_some() {
+            return None;
+        }
+        if let Some(s) = e.segment {
+            b.push([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65][s as usize & 7]);
+        }
+    }
+    if form.operand_size == 16 {
+        b.push(0x66);
+    }
+    if mem.as_ref().is_some_and(|e| e.address_size_override) {
+        b.push(0x67);
+    }
+    match form.prefix {
+        MandatoryPrefix::P66 => b.push(0x66),
+        MandatoryPrefix::PF3 => b.push(0xf3),
+        MandatoryPrefix::PF2 => b.push(0xf2),
+        _ => {}
+    }
+    let rex = (u8::from(form.rex_w) << 3)
+        | (((r_id >> 3) & 1) << 2)
+        | (((x_id >> 3) & 1) << 1)
+        | ((b_id >> 3) & 1);
+    if rex != 0 || needs_rex_byte {
+        b.push(0x40 | rex);
+    }
+    match form.map {
+        OpcodeMap::Primary => {}
+        OpcodeMap::M0F => b.push(0x0f),
+        OpcodeMap::M0F38 => {
+            b.push(0x0f);
+            b.push(0x38);
+        }
+        OpcodeMap::M0F3A => {
+            b.push(0x0f);
+            b.push(0x3a);
+        }
+        _ => return None,
+    }
+    let mut field_use = None;
+    if form.modrm == ModRmSpec::OpcodeReg {
+        b.push(form.opcode | (opcode_id & 7));
+    } else {
+        b.push(form.opcode);
+        let reg_bits = (r_id & 7) << 3;
+        match &mem {
+            Some(e) => {
+                b.push((e.modrm_mod << 6) | reg_bits | e.rm);
+                if let Some(sib) = e.sib {
+                    b.push(sib);
+                }
+                let disp_at = b.len;
+                b.push_le(e.disp, e.disp_size);
+                if let Some(label) = e.rip_label {
+                    field_use = Some(FieldUse {
+                        at: disp_at as u8,
+                        kind: FixupKind::Rel32,
+                        target: Target::Label(label),
+                        addend: e.disp,
+                    });
+                }
+            }
+            None => b.push(0xc0 | reg_bits | (rm_id & 7)),
+        }
+    }
+    for &(v, n) in &imms[..imm_count] {
+        b.push_le(v, n as usize);
+    }
+    if b.len > 15 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&b.buf[..16]);
+    Some(Encoded {
+        bytes,
+        len: b.len,
+        field_use,
+        form,
+    })
+}
+
 /// Encodes `operands` with `form`. `Ok(None)` means this form cannot reach
 /// the branch target (the caller tries the next, longer form).
 fn encode_form(
@@ -1335,6 +1517,12 @@ fn encode_form(
 ) -> Result<Option<Encoded>, String> {
     let arch = site.code.arch();
     let x64 = arch == Arch::X64;
+    if x64
+        && options.is_empty()
+        && let Some(encoded) = encode_legacy_common(form, operands)
+    {
+        return Ok(Some(encoded));
+    }
     let mut reg_field: Option<Reg> = None;
     let mut rm_reg: Option<Reg> = None;
     let mut rm_mem: Option<&Mem> = None;
