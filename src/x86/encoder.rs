@@ -55,13 +55,6 @@ pub(crate) struct Encoded {
     pub form: &'static Form,
 }
 
-impl Encoded {
-    /// The encoded bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
 /// Where the instruction goes: needed to resolve backward branches and to
 /// choose between rel8 and rel32.
 pub(crate) struct Site<'a> {
@@ -119,6 +112,14 @@ pub(crate) fn encode(
             continue;
         }
         for (op, &kind) in operands.iter().zip(form.explicit_kinds()) {
+            // One mask test rejects a wrong operand class and, for the
+            // register kinds where the class decides, accepts the register.
+            if kind_classes(kind) & operand_class(op) == 0 {
+                continue 'forms;
+            }
+            if matches!(op, Operand::Reg(_)) && class_decides_register(kind) {
+                continue;
+            }
             if accepts(kind, op, form, arch).is_err() {
                 continue 'forms;
             }
@@ -521,6 +522,71 @@ const fn kind_classes(kind: K) -> u32 {
         | K::Vm64z => MEM,
         K::None | K::Tr | K::ImplicitRsi | K::ImplicitEsRdi | K::ImplicitRdi | K::ImplicitXlat => 0,
     }
+}
+
+/// Whether [`accepts`] takes every register of the classes in
+/// [`kind_classes`] for this kind (no fixed register, no even or
+/// group-of-four rule), so the class test alone decides for a register.
+const fn class_decides_register(kind: K) -> bool {
+    matches!(
+        kind,
+        K::R8M
+            | K::R16M
+            | K::R32M
+            | K::R32MMpx
+            | K::R64M
+            | K::R64MMpx
+            | K::MmM
+            | K::XmmM
+            | K::YmmM
+            | K::ZmmM
+            | K::BndM
+            | K::KM
+            | K::R8
+            | K::R8Op
+            | K::R8V
+            | K::R16
+            | K::R16Addr
+            | K::R16Rm
+            | K::R16Op
+            | K::R16V
+            | K::R32
+            | K::R32Addr
+            | K::R32Rm
+            | K::R32Op
+            | K::R32V
+            | K::R64
+            | K::R64Addr
+            | K::R64Rm
+            | K::R64Op
+            | K::R64V
+            | K::SReg
+            | K::K
+            | K::KRm
+            | K::KV
+            | K::Mm
+            | K::MmRm
+            | K::Xmm
+            | K::XmmRm
+            | K::XmmV
+            | K::XmmIs4
+            | K::XmmIs5
+            | K::Ymm
+            | K::YmmRm
+            | K::YmmV
+            | K::YmmIs4
+            | K::YmmIs5
+            | K::Zmm
+            | K::ZmmRm
+            | K::ZmmV
+            | K::Cr
+            | K::Dr
+            | K::Bnd
+            | K::Tmm
+            | K::TmmRm
+            | K::TmmV
+            | K::StOp
+    )
 }
 
 fn reg_kind_ok(op: &Operand, kind: RegKind) -> Option<Reg> {
@@ -1325,15 +1391,17 @@ fn encode_mem16(m: &Mem, mut e: MemEncoding) -> Result<MemEncoding, String> {
     Ok(e)
 }
 
-/// The common legacy shapes in 64-bit mode without options: general-purpose,
-/// MMX and XMM registers (ids below 16, no decorations), immediates and one
-/// plain memory operand, with a ModRM `/r`, `/digit` or `+r` opcode. Writes
-/// the same bytes as the general path in straight-line code; `None` for
-/// anything else (or anything invalid), which the general path then encodes
-/// or explains.
+/// The common legacy and VEX shapes in 64-bit mode without options:
+/// general-purpose, MMX, XMM, YMM and mask registers (ids below 16, no
+/// decorations), immediates and one plain memory operand, with a ModRM `/r`,
+/// `/digit` or (legacy) `+r` opcode. Writes the same bytes as the general
+/// path in straight-line code; `None` for anything else (or anything
+/// invalid), which the general path then encodes or explains.
 #[inline]
-fn encode_legacy_common(form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
-    if form.encoding != Encoding::Legacy
+fn encode_common(form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
+    let vex = form.encoding == Encoding::Vex;
+    if !(vex || form.encoding == Encoding::Legacy)
+        || vex && form.modrm == ModRmSpec::OpcodeReg
         || form.apx != 0
         || form.fwait
         || form.address_size != 0
@@ -1351,6 +1419,7 @@ fn encode_legacy_common(form: &'static Form, operands: &[Operand]) -> Option<Enc
     let mut reg_id: u8 = 0;
     let mut rm_id: u8 = 0;
     let mut opcode_id: u8 = 0;
+    let mut vvvv_id: u8 = 0;
     let mut rm_mem: Option<&Mem> = None;
     let mut needs_rex_byte = false;
     let mut imms: [(i64, u8); 2] = [(0, 0); 2];
@@ -1374,6 +1443,8 @@ fn encode_legacy_common(form: &'static Form, operands: &[Operand]) -> Option<Enc
                             | RegKind::Gp64
                             | RegKind::Mm
                             | RegKind::Xmm
+                            | RegKind::Ymm
+                            | RegKind::K
                     )
                 {
                     return None;
@@ -1383,6 +1454,7 @@ fn encode_legacy_common(form: &'static Form, operands: &[Operand]) -> Option<Enc
                     Slot::ModRmReg => reg_id = r.id(),
                     Slot::ModRmRm => rm_id = r.id(),
                     Slot::OpcodeReg => opcode_id = r.id(),
+                    Slot::Vvvv => vvvv_id = r.id(),
                     _ => return None,
                 }
             }
@@ -1433,37 +1505,63 @@ fn encode_legacy_common(form: &'static Form, operands: &[Operand]) -> Option<Enc
             b.push([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65][s as usize & 7]);
         }
     }
-    if form.operand_size == 16 {
+    if form.operand_size == 16 && !vex {
         b.push(0x66);
     }
     if mem.as_ref().is_some_and(|e| e.address_size_override) {
         b.push(0x67);
     }
-    match form.prefix {
-        MandatoryPrefix::P66 => b.push(0x66),
-        MandatoryPrefix::PF3 => b.push(0xf3),
-        MandatoryPrefix::PF2 => b.push(0xf2),
-        _ => {}
-    }
-    let rex = (u8::from(form.rex_w) << 3)
-        | (((r_id >> 3) & 1) << 2)
-        | (((x_id >> 3) & 1) << 1)
-        | ((b_id >> 3) & 1);
-    if rex != 0 || needs_rex_byte {
-        b.push(0x40 | rex);
-    }
-    match form.map {
-        OpcodeMap::Primary => {}
-        OpcodeMap::M0F => b.push(0x0f),
-        OpcodeMap::M0F38 => {
-            b.push(0x0f);
-            b.push(0x38);
+    let r_bit = (r_id >> 3) & 1;
+    let x_bit = (x_id >> 3) & 1;
+    let b_bit = (b_id >> 3) & 1;
+    if vex {
+        let map_bits = match form.map {
+            OpcodeMap::M0F => 1,
+            OpcodeMap::M0F38 => 2,
+            OpcodeMap::M0F3A => 3,
+            _ => return None,
+        };
+        let pp = match form.prefix {
+            MandatoryPrefix::P66 => 1,
+            MandatoryPrefix::PF3 => 2,
+            MandatoryPrefix::PF2 => 3,
+            _ => 0,
+        };
+        let w_bit = u8::from(matches!(form.w, VexW::W1 | VexW::W1Wig32));
+        let l_bit = u8::from(form.l == VexL::L256);
+        let byte_last = (w_bit << 7) | ((!vvvv_id & 15) << 3) | (l_bit << 2) | pp;
+        if map_bits == 1 && x_bit == 0 && b_bit == 0 && w_bit == 0 {
+            b.push(0xc5);
+            b.push(((r_bit ^ 1) << 7) | (byte_last & 0x7f));
+        } else {
+            b.push(0xc4);
+            b.push(((r_bit ^ 1) << 7) | ((x_bit ^ 1) << 6) | ((b_bit ^ 1) << 5) | map_bits);
+            b.push(byte_last);
         }
-        OpcodeMap::M0F3A => {
-            b.push(0x0f);
-            b.push(0x3a);
+    } else {
+        match form.prefix {
+            MandatoryPrefix::P66 => b.push(0x66),
+            MandatoryPrefix::PF3 => b.push(0xf3),
+            MandatoryPrefix::PF2 => b.push(0xf2),
+            _ => {}
         }
-        _ => return None,
+        let rex = (u8::from(form.rex_w) << 3) | (r_bit << 2) | (x_bit << 1) | b_bit;
+        if rex != 0 || needs_rex_byte {
+            b.push(0x40 | rex);
+        }
+        match form.map {
+            OpcodeMap::Primary => {}
+            OpcodeMap::M0F => b.push(0x0f),
+            OpcodeMap::M0F38 => {
+                b.push(0x0f);
+                b.push(0x38);
+            }
+            OpcodeMap::M0F3A => {
+                b.push(0x0f);
+                b.push(0x3a);
+            }
+            _ => return None,
+        }
     }
     let mut field_use = None;
     if form.modrm == ModRmSpec::OpcodeReg {
@@ -1519,7 +1617,7 @@ fn encode_form(
     let x64 = arch == Arch::X64;
     if x64
         && options.is_empty()
-        && let Some(encoded) = encode_legacy_common(form, operands)
+        && let Some(encoded) = encode_common(form, operands)
     {
         return Ok(Some(encoded));
     }
