@@ -117,8 +117,19 @@ pub(crate) fn encode(
             if kind_classes(kind) & operand_class(op) == 0 {
                 continue 'forms;
             }
-            if matches!(op, Operand::Reg(_)) && class_decides_register(kind) {
-                continue;
+            match op {
+                Operand::Reg(_) if class_decides_register(kind) => continue,
+                // A sized memory operand of another size (`inc qword [rax]`
+                // meets the byte, word and dword forms first).
+                Operand::Mem(m)
+                    if m.size() != 0
+                        && form.mem_size != 0
+                        && m.size() != form.mem_size
+                        && !m.is_broadcast() =>
+                {
+                    continue 'forms;
+                }
+                _ => {}
             }
             if accepts(kind, op, form, arch).is_err() {
                 continue 'forms;
@@ -448,6 +459,7 @@ fn describe(op: &Operand) -> String {
 }
 
 /// The operand's class as one bit: its register kind, or memory, immediate, label.
+#[inline]
 fn operand_class(op: &Operand) -> u32 {
     match op {
         Operand::Reg(r) => 1 << (r.kind() as u32),
@@ -459,6 +471,7 @@ fn operand_class(op: &Operand) -> u32 {
 }
 
 /// The operand classes an operand kind may accept (a superset; [`accepts`] decides).
+#[inline]
 const fn kind_classes(kind: K) -> u32 {
     const fn reg(k: RegKind) -> u32 {
         1 << (k as u32)
@@ -1075,32 +1088,23 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
         4 => 2,
         _ => 3,
     };
-    // Address size from the registers.
-    let mut addr_kind: Option<RegKind> = None;
-    for r in [
-        if let MemBase::Reg(b) = m.base() {
-            Some(b)
-        } else {
-            None
-        },
-        m.index(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if r.kind().is_vec() {
-            continue;
+    // Address size from the registers (a vector index says nothing).
+    let base = match m.base() {
+        MemBase::Reg(b) => Some(b),
+        _ => None,
+    };
+    let index = m.index().filter(|r| !r.kind().is_vec());
+    let addr_kind = match (base, index) {
+        (Some(r), None) | (None, Some(r)) => Some(address_register_kind(r, arch)?),
+        (Some(b), Some(i)) => {
+            let kind = address_register_kind(b, arch)?;
+            if address_register_kind(i, arch)? != kind {
+                return Err("base and index must have the same size".into());
+            }
+            Some(kind)
         }
-        match r.kind() {
-            RegKind::Gp32 | RegKind::Gp64 => {}
-            RegKind::Gp16 if arch == Arch::X86 => {}
-            _ => return Err(format!("{} cannot address memory", r.name())),
-        }
-        if addr_kind.is_some_and(|k| k != r.kind()) {
-            return Err("base and index must have the same size".into());
-        }
-        addr_kind = Some(r.kind());
-    }
+        (None, None) => None,
+    };
     if addr_kind == Some(RegKind::Gp16) {
         return encode_mem16(m, e);
     }
@@ -1191,6 +1195,21 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
         }
     }
     Ok(e)
+}
+
+/// The kind of a general-purpose register that may address memory in `arch`.
+#[inline]
+fn address_register_kind(r: Reg, arch: Arch) -> Result<RegKind, String> {
+    match r.kind() {
+        RegKind::Gp32 | RegKind::Gp64 => Ok(r.kind()),
+        RegKind::Gp16 if arch == Arch::X86 => Ok(RegKind::Gp16),
+        _ => Err(address_register_error(r)),
+    }
+}
+
+#[cold]
+fn address_register_error(r: Reg) -> String {
+    format!("{} cannot address memory", r.name())
 }
 
 /// Writes a known branch displacement of `size` bytes at `at`. `Ok(false)`:
