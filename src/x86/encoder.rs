@@ -82,12 +82,7 @@ pub(crate) fn encode(
         .map_or(0, |i| i + 1);
     let operands = &operands[..explicit];
     if let Some(reg) = operands.iter().find_map(virtual_register) {
-        return Err(Error::InvalidInstruction {
-            instruction: instruction_text(mnemonic, operands, options),
-            reason: format!(
-                "{reg} is a virtual register: only the Compiler can take it (the Assembler needs physical registers)"
-            ),
-        });
+        return Err(virtual_register_error(mnemonic, operands, options, reg));
     }
     let arch = site.code.arch();
     let mode_bit = if arch == Arch::X64 {
@@ -152,6 +147,21 @@ pub(crate) fn encode(
         }
     }
     Err(diagnose(site, mnemonic, operands, options))
+}
+
+#[cold]
+fn virtual_register_error(
+    mnemonic: Mnemonic,
+    operands: &[Operand],
+    options: InstOptions,
+    reg: Reg,
+) -> Error {
+    Error::InvalidInstruction {
+        instruction: instruction_text(mnemonic, operands, options),
+        reason: format!(
+            "{reg} is a virtual register: only the Compiler can take it (the Assembler needs physical registers)"
+        ),
+    }
 }
 
 /// Whether the encoding hints in `options` allow `form`: `{vex}`/`{evex}`,
@@ -1175,7 +1185,9 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
             let low = base.id() & 7;
             let (modrm_mod, disp_size, disp) = if e.disp == 0 && low != 5 {
                 (0, 0, 0)
-            } else if e.disp % disp8_scale == 0 && i8::try_from(e.disp / disp8_scale).is_ok() {
+            } else if disp8_scale == 1 && i8::try_from(e.disp).is_ok()
+                || e.disp % disp8_scale == 0 && i8::try_from(e.disp / disp8_scale).is_ok()
+            {
                 (1, 1, e.disp / disp8_scale)
             } else {
                 (2, 4, e.disp)
