@@ -137,6 +137,14 @@ pub(crate) fn encode(
             }
             continue;
         }
+        // The common shapes take the straight-line path; the rest, and
+        // whatever it leaves, the general one.
+        if arch == Arch::X64
+            && options.is_empty()
+            && let Some(encoded) = encode_common(form, operands)
+        {
+            return Ok(encoded);
+        }
         if let Ok(Some(encoded)) = encode_form(site, form, operands, options) {
             return Ok(encoded);
         }
@@ -1646,12 +1654,6 @@ fn encode_form(
 ) -> Result<Option<Encoded>, String> {
     let arch = site.code.arch();
     let x64 = arch == Arch::X64;
-    if x64
-        && options.is_empty()
-        && let Some(encoded) = encode_common(form, operands)
-    {
-        return Ok(Some(encoded));
-    }
     let mut reg_field: Option<Reg> = None;
     let mut rm_reg: Option<Reg> = None;
     let mut rm_mem: Option<&Mem> = None;
