@@ -1446,7 +1446,11 @@ fn encode_common(form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
         || form.address_size != 0
         || !matches!(
             form.modrm,
-            ModRmSpec::Reg | ModRmSpec::Digit(_) | ModRmSpec::OpcodeReg
+            ModRmSpec::Reg
+                | ModRmSpec::Digit(_)
+                | ModRmSpec::OpcodeReg
+                | ModRmSpec::None
+                | ModRmSpec::Fixed(_)
         )
         // `90+r` has the nop and `xchg eax, eax` rules of the general path.
         || form.modrm == ModRmSpec::OpcodeReg && form.opcode == 0x90
@@ -1461,6 +1465,8 @@ fn encode_common(form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
     let mut vvvv_id: u8 = 0;
     let mut rm_mem: Option<&Mem> = None;
     let mut needs_rex_byte = false;
+    // Whether an operand goes to ModRM, vvvv or the opcode.
+    let mut slotted = false;
     let mut imms: [(i64, u8); 2] = [(0, 0); 2];
     let mut imm_count = 0;
     for (op, &kind) in operands.iter().zip(form.explicit_kinds()) {
@@ -1489,6 +1495,7 @@ fn encode_common(form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
                     return None;
                 }
                 needs_rex_byte |= r.kind() == RegKind::Gp8 && r.id() >= 4;
+                slotted = true;
                 match slot {
                     Slot::ModRmReg => reg_id = r.id(),
                     Slot::ModRmRm => rm_id = r.id(),
@@ -1510,9 +1517,14 @@ fn encode_common(form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
                     return None;
                 }
                 rm_mem = Some(m);
+                slotted = true;
             }
             _ => return None,
         }
+    }
+    // Without a ModRM byte only fixed registers and immediates fit (`test al, ib`).
+    if slotted && matches!(form.modrm, ModRmSpec::None | ModRmSpec::Fixed(_)) {
+        return None;
     }
     let mem = match rm_mem {
         Some(m) => Some(encode_mem(m, Arch::X64, 1).ok()?),
@@ -1605,6 +1617,11 @@ fn encode_common(form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
     let mut field_use = None;
     if form.modrm == ModRmSpec::OpcodeReg {
         b.push(form.opcode | (opcode_id & 7));
+    } else if form.modrm == ModRmSpec::None {
+        b.push(form.opcode);
+    } else if let ModRmSpec::Fixed(byte) = form.modrm {
+        b.push(form.opcode);
+        b.push(byte);
     } else {
         b.push(form.opcode);
         let reg_bits = (r_id & 7) << 3;
