@@ -141,7 +141,7 @@ pub(crate) fn encode(
         // whatever it leaves, the general one.
         if arch == Arch::X64
             && options.is_empty()
-            && let Some(encoded) = encode_common(form, operands)
+            && let Some(encoded) = encode_common(site, form, operands)
         {
             return Ok(encoded);
         }
@@ -1437,7 +1437,7 @@ fn encode_mem16(m: &Mem, mut e: MemEncoding) -> Result<MemEncoding, String> {
 /// path in straight-line code; `None` for anything else (or anything
 /// invalid), which the general path then encodes or explains.
 #[inline]
-fn encode_common(form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
+fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
     let vex = form.encoding == Encoding::Vex;
     if !(vex || form.encoding == Encoding::Legacy)
         || vex && form.modrm == ModRmSpec::OpcodeReg
@@ -1467,6 +1467,7 @@ fn encode_common(form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
     let mut needs_rex_byte = false;
     // Whether an operand goes to ModRM, vvvv or the opcode.
     let mut slotted = false;
+    let mut rel: Option<(Label, usize)> = None;
     let mut imms: [(i64, u8); 2] = [(0, 0); 2];
     let mut imm_count = 0;
     for (op, &kind) in operands.iter().zip(form.explicit_kinds()) {
@@ -1512,6 +1513,10 @@ fn encode_common(form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
                 Slot::Nothing => {}
                 _ => return None,
             },
+            // A branch to a label: rel8 or rel32.
+            Operand::Label(label) if matches!(kind, K::Rel8 | K::Rel32) => {
+                rel = Some((label, if kind == K::Rel8 { 1 } else { 4 }));
+            }
             Operand::Mem(ref m) if slot == Slot::ModRmRm => {
                 if m.is_vsib() || m.is_broadcast() || !m.decorators().is_empty() {
                     return None;
@@ -1647,6 +1652,38 @@ fn encode_common(form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
     }
     for &(v, n) in &imms[..imm_count] {
         b.push_le(v, n as usize);
+    }
+    if let Some((label, size)) = rel {
+        let at = b.len;
+        b.push_le(0, size);
+        let end = (site.offset + b.len) as i64;
+        match site.code.label_offset(label) {
+            Some((section, offset)) if section == site.section => {
+                let distance = offset as i64 - end;
+                let fits = if size == 1 {
+                    i8::try_from(distance).is_ok()
+                } else {
+                    i32::try_from(distance).is_ok()
+                };
+                if !fits {
+                    return None;
+                }
+                b.len = at;
+                b.push_le(distance, size);
+            }
+            // Unbound (or in another section): a rel32 field to fill in
+            // later; a rel8 form leaves it to the general path, which
+            // moves on to the near form.
+            None if size == 4 && (label.id() as usize) < site.code.label_count() => {
+                field_use = Some(FieldUse {
+                    at: at as u8,
+                    kind: FixupKind::Rel32,
+                    target: Target::Label(label),
+                    addend: 0,
+                });
+            }
+            _ => return None,
+        }
     }
     if b.len > 15 {
         return None;
