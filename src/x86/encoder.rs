@@ -1432,10 +1432,11 @@ fn encode_mem16(m: &Mem, mut e: MemEncoding) -> Result<MemEncoding, String> {
 
 /// The common legacy and VEX shapes in 64-bit mode without options:
 /// general-purpose, MMX, XMM, YMM and mask registers (ids below 16, no
-/// decorations), immediates and one plain memory operand, with a ModRM `/r`,
-/// `/digit` or (legacy) `+r` opcode. Writes the same bytes as the general
-/// path in straight-line code; `None` for anything else (or anything
-/// invalid), which the general path then encodes or explains.
+/// decorations), immediates, one plain memory operand and rel8/rel32
+/// branches to labels, with a ModRM `/r`, `/digit`, `+r`, fixed or no ModRM
+/// byte. Writes the same bytes as the general path in straight-line code;
+/// `None` for anything else (or anything invalid), which the general path
+/// then encodes or explains.
 #[inline]
 fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
     let vex = form.encoding == Encoding::Vex;
