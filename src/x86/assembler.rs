@@ -7,7 +7,7 @@
 
 use super::db::Mnemonic;
 use super::emitter::Emitter;
-use super::encoder::{Site, Target, encode};
+use super::encoder::{Encoded, Site, Target, encode};
 use super::operand::Operand;
 use super::options::{InstOptions, Rounding};
 use crate::code::{CodeHolder, FixupKind, Label, SectionId, SectionKind};
@@ -204,9 +204,7 @@ impl<'a> Assembler<'a> {
             match u.target {
                 Target::Label(label) => {
                     // Reserve the bytes first so a bound label can be patched in place.
-                    self.code
-                        .buffer_mut(self.section)
-                        .extend_from_slice(encoded.as_bytes());
+                    push_encoded(self.code.buffer_mut(self.section), &encoded);
                     if let Err(e) =
                         self.code
                             .add_label_use(self.section, at, u.kind, label, pc_delta, u.addend)
@@ -216,17 +214,13 @@ impl<'a> Assembler<'a> {
                     }
                 }
                 Target::Absolute(address) => {
-                    self.code
-                        .buffer_mut(self.section)
-                        .extend_from_slice(encoded.as_bytes());
+                    push_encoded(self.code.buffer_mut(self.section), &encoded);
                     self.code
                         .add_absolute_use(self.section, at, u.kind, pc_delta, address);
                 }
             }
         } else {
-            self.code
-                .buffer_mut(self.section)
-                .extend_from_slice(encoded.as_bytes());
+            push_encoded(self.code.buffer_mut(self.section), &encoded);
         }
         if let Some(logger) = self.logger.as_deref_mut() {
             let text =
@@ -328,6 +322,16 @@ impl Emitter for Assembler<'_> {
         let options = std::mem::take(&mut self.options);
         self.emit_candidates(mnemonic, Some(forms), operands, options)
     }
+}
+
+/// Appends an encoded instruction: all 16 bytes of its array (a fixed-size
+/// copy the compiler inlines, where a variable-length one calls `memcpy`),
+/// then cuts the buffer back to the instruction's length.
+#[inline]
+fn push_encoded(buf: &mut Vec<u8>, encoded: &Encoded) {
+    let end = buf.len() + encoded.len;
+    buf.extend_from_slice(&encoded.bytes);
+    buf.truncate(end);
 }
 
 /// The recommended multi-byte NOP sequences (1 to 9 bytes).

@@ -55,13 +55,6 @@ pub(crate) struct Encoded {
     pub form: &'static Form,
 }
 
-impl Encoded {
-    /// The encoded bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
 /// Where the instruction goes: needed to resolve backward branches and to
 /// choose between rel8 and rel32.
 pub(crate) struct Site<'a> {
@@ -89,12 +82,7 @@ pub(crate) fn encode(
         .map_or(0, |i| i + 1);
     let operands = &operands[..explicit];
     if let Some(reg) = operands.iter().find_map(virtual_register) {
-        return Err(Error::InvalidInstruction {
-            instruction: instruction_text(mnemonic, operands, options),
-            reason: format!(
-                "{reg} is a virtual register: only the Compiler can take it (the Assembler needs physical registers)"
-            ),
-        });
+        return Err(virtual_register_error(mnemonic, operands, options, reg));
     }
     let arch = site.code.arch();
     let mode_bit = if arch == Arch::X64 {
@@ -119,6 +107,25 @@ pub(crate) fn encode(
             continue;
         }
         for (op, &kind) in operands.iter().zip(form.explicit_kinds()) {
+            // One mask test rejects a wrong operand class and, for the
+            // register kinds where the class decides, accepts the register.
+            if kind_classes(kind) & operand_class(op) == 0 {
+                continue 'forms;
+            }
+            match op {
+                Operand::Reg(_) if class_decides_register(kind) => continue,
+                // A sized memory operand of another size (`inc qword [rax]`
+                // meets the byte, word and dword forms first).
+                Operand::Mem(m)
+                    if m.size() != 0
+                        && form.mem_size != 0
+                        && m.size() != form.mem_size
+                        && !m.is_broadcast() =>
+                {
+                    continue 'forms;
+                }
+                _ => {}
+            }
             if accepts(kind, op, form, arch).is_err() {
                 continue 'forms;
             }
@@ -130,6 +137,14 @@ pub(crate) fn encode(
             }
             continue;
         }
+        // The common shapes take the straight-line path; the rest, and
+        // whatever it leaves, the general one.
+        if arch == Arch::X64
+            && options.is_empty()
+            && let Some(encoded) = encode_common(site, form, operands)
+        {
+            return Ok(encoded);
+        }
         if let Ok(Some(encoded)) = encode_form(site, form, operands, options) {
             return Ok(encoded);
         }
@@ -140,6 +155,21 @@ pub(crate) fn encode(
         }
     }
     Err(diagnose(site, mnemonic, operands, options))
+}
+
+#[cold]
+fn virtual_register_error(
+    mnemonic: Mnemonic,
+    operands: &[Operand],
+    options: InstOptions,
+    reg: Reg,
+) -> Error {
+    Error::InvalidInstruction {
+        instruction: instruction_text(mnemonic, operands, options),
+        reason: format!(
+            "{reg} is a virtual register: only the Compiler can take it (the Assembler needs physical registers)"
+        ),
+    }
 }
 
 /// Whether the encoding hints in `options` allow `form`: `{vex}`/`{evex}`,
@@ -447,6 +477,7 @@ fn describe(op: &Operand) -> String {
 }
 
 /// The operand's class as one bit: its register kind, or memory, immediate, label.
+#[inline]
 fn operand_class(op: &Operand) -> u32 {
     match op {
         Operand::Reg(r) => 1 << (r.kind() as u32),
@@ -458,6 +489,7 @@ fn operand_class(op: &Operand) -> u32 {
 }
 
 /// The operand classes an operand kind may accept (a superset; [`accepts`] decides).
+#[inline]
 const fn kind_classes(kind: K) -> u32 {
     const fn reg(k: RegKind) -> u32 {
         1 << (k as u32)
@@ -521,6 +553,71 @@ const fn kind_classes(kind: K) -> u32 {
         | K::Vm64z => MEM,
         K::None | K::Tr | K::ImplicitRsi | K::ImplicitEsRdi | K::ImplicitRdi | K::ImplicitXlat => 0,
     }
+}
+
+/// Whether [`accepts`] takes every register of the classes in
+/// [`kind_classes`] for this kind (no fixed register, no even or
+/// group-of-four rule), so the class test alone decides for a register.
+const fn class_decides_register(kind: K) -> bool {
+    matches!(
+        kind,
+        K::R8M
+            | K::R16M
+            | K::R32M
+            | K::R32MMpx
+            | K::R64M
+            | K::R64MMpx
+            | K::MmM
+            | K::XmmM
+            | K::YmmM
+            | K::ZmmM
+            | K::BndM
+            | K::KM
+            | K::R8
+            | K::R8Op
+            | K::R8V
+            | K::R16
+            | K::R16Addr
+            | K::R16Rm
+            | K::R16Op
+            | K::R16V
+            | K::R32
+            | K::R32Addr
+            | K::R32Rm
+            | K::R32Op
+            | K::R32V
+            | K::R64
+            | K::R64Addr
+            | K::R64Rm
+            | K::R64Op
+            | K::R64V
+            | K::SReg
+            | K::K
+            | K::KRm
+            | K::KV
+            | K::Mm
+            | K::MmRm
+            | K::Xmm
+            | K::XmmRm
+            | K::XmmV
+            | K::XmmIs4
+            | K::XmmIs5
+            | K::Ymm
+            | K::YmmRm
+            | K::YmmV
+            | K::YmmIs4
+            | K::YmmIs5
+            | K::Zmm
+            | K::ZmmRm
+            | K::ZmmV
+            | K::Cr
+            | K::Dr
+            | K::Bnd
+            | K::Tmm
+            | K::TmmRm
+            | K::TmmV
+            | K::StOp
+    )
 }
 
 fn reg_kind_ok(op: &Operand, kind: RegKind) -> Option<Reg> {
@@ -1009,32 +1106,23 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
         4 => 2,
         _ => 3,
     };
-    // Address size from the registers.
-    let mut addr_kind: Option<RegKind> = None;
-    for r in [
-        if let MemBase::Reg(b) = m.base() {
-            Some(b)
-        } else {
-            None
-        },
-        m.index(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if r.kind().is_vec() {
-            continue;
+    // Address size from the registers (a vector index says nothing).
+    let base = match m.base() {
+        MemBase::Reg(b) => Some(b),
+        _ => None,
+    };
+    let index = m.index().filter(|r| !r.kind().is_vec());
+    let addr_kind = match (base, index) {
+        (Some(r), None) | (None, Some(r)) => Some(address_register_kind(r, arch)?),
+        (Some(b), Some(i)) => {
+            let kind = address_register_kind(b, arch)?;
+            if address_register_kind(i, arch)? != kind {
+                return Err("base and index must have the same size".into());
+            }
+            Some(kind)
         }
-        match r.kind() {
-            RegKind::Gp32 | RegKind::Gp64 => {}
-            RegKind::Gp16 if arch == Arch::X86 => {}
-            _ => return Err(format!("{} cannot address memory", r.name())),
-        }
-        if addr_kind.is_some_and(|k| k != r.kind()) {
-            return Err("base and index must have the same size".into());
-        }
-        addr_kind = Some(r.kind());
-    }
+        (None, None) => None,
+    };
     if addr_kind == Some(RegKind::Gp16) {
         return encode_mem16(m, e);
     }
@@ -1105,7 +1193,9 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
             let low = base.id() & 7;
             let (modrm_mod, disp_size, disp) = if e.disp == 0 && low != 5 {
                 (0, 0, 0)
-            } else if e.disp % disp8_scale == 0 && i8::try_from(e.disp / disp8_scale).is_ok() {
+            } else if disp8_scale == 1 && i8::try_from(e.disp).is_ok()
+                || e.disp % disp8_scale == 0 && i8::try_from(e.disp / disp8_scale).is_ok()
+            {
                 (1, 1, e.disp / disp8_scale)
             } else {
                 (2, 4, e.disp)
@@ -1125,6 +1215,21 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
         }
     }
     Ok(e)
+}
+
+/// The kind of a general-purpose register that may address memory in `arch`.
+#[inline]
+fn address_register_kind(r: Reg, arch: Arch) -> Result<RegKind, String> {
+    match r.kind() {
+        RegKind::Gp32 | RegKind::Gp64 => Ok(r.kind()),
+        RegKind::Gp16 if arch == Arch::X86 => Ok(RegKind::Gp16),
+        _ => Err(address_register_error(r)),
+    }
+}
+
+#[cold]
+fn address_register_error(r: Reg) -> String {
+    format!("{} cannot address memory", r.name())
 }
 
 /// Writes a known branch displacement of `size` bytes at `at`. `Ok(false)`:
@@ -1323,6 +1428,275 @@ fn encode_mem16(m: &Mem, mut e: MemEncoding) -> Result<MemEncoding, String> {
         (2, 2)
     };
     Ok(e)
+}
+
+/// The common legacy and VEX shapes in 64-bit mode without options:
+/// general-purpose, MMX, XMM, YMM and mask registers (ids below 16, no
+/// decorations), immediates, one plain memory operand and rel8/rel32
+/// branches to labels, with a ModRM `/r`, `/digit`, `+r`, fixed or no ModRM
+/// byte. Writes the same bytes as the general path in straight-line code;
+/// `None` for anything else (or anything invalid), which the general path
+/// then encodes or explains.
+#[inline]
+fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
+    let vex = form.encoding == Encoding::Vex;
+    if !(vex || form.encoding == Encoding::Legacy)
+        || vex && form.modrm == ModRmSpec::OpcodeReg
+        || form.apx != 0
+        || form.fwait
+        || form.address_size != 0
+        || !matches!(
+            form.modrm,
+            ModRmSpec::Reg
+                | ModRmSpec::Digit(_)
+                | ModRmSpec::OpcodeReg
+                | ModRmSpec::None
+                | ModRmSpec::Fixed(_)
+        )
+        // `90+r` has the nop and `xchg eax, eax` rules of the general path.
+        || form.modrm == ModRmSpec::OpcodeReg && form.opcode == 0x90
+    {
+        return None;
+    }
+    // One pass over the operands: where each goes and the register facts
+    // (REX bits, whether spl..dil needs a REX byte).
+    let mut reg_id: u8 = 0;
+    let mut rm_id: u8 = 0;
+    let mut opcode_id: u8 = 0;
+    let mut vvvv_id: u8 = 0;
+    let mut rm_mem: Option<&Mem> = None;
+    let mut needs_rex_byte = false;
+    // Whether an operand goes to ModRM, vvvv or the opcode.
+    let mut slotted = false;
+    let mut rel: Option<(Label, usize)> = None;
+    let mut imms: [(i64, u8); 2] = [(0, 0); 2];
+    let mut imm_count = 0;
+    for (op, &kind) in operands.iter().zip(form.explicit_kinds()) {
+        let slot = slot_of(kind);
+        match *op {
+            Operand::Reg(r) => {
+                if !r.decorators().is_empty() {
+                    return None;
+                }
+                if slot == Slot::Nothing {
+                    continue;
+                }
+                if r.id() >= 16
+                    || !matches!(
+                        r.kind(),
+                        RegKind::Gp8
+                            | RegKind::Gp16
+                            | RegKind::Gp32
+                            | RegKind::Gp64
+                            | RegKind::Mm
+                            | RegKind::Xmm
+                            | RegKind::Ymm
+                            | RegKind::K
+                    )
+                {
+                    return None;
+                }
+                needs_rex_byte |= r.kind() == RegKind::Gp8 && r.id() >= 4;
+                slotted = true;
+                match slot {
+                    Slot::ModRmReg => reg_id = r.id(),
+                    Slot::ModRmRm => rm_id = r.id(),
+                    Slot::OpcodeReg => opcode_id = r.id(),
+                    Slot::Vvvv => vvvv_id = r.id(),
+                    _ => return None,
+                }
+            }
+            Operand::Imm(v) => match slot {
+                Slot::Imm if imm_count < 2 => {
+                    imms[imm_count] = (v, imm_size(kind) as u8);
+                    imm_count += 1;
+                }
+                Slot::Nothing => {}
+                _ => return None,
+            },
+            // A branch to a label: rel8 or rel32.
+            Operand::Label(label) if matches!(kind, K::Rel8 | K::Rel32) => {
+                rel = Some((label, if kind == K::Rel8 { 1 } else { 4 }));
+            }
+            Operand::Mem(ref m) if slot == Slot::ModRmRm => {
+                if m.is_vsib() || m.is_broadcast() || !m.decorators().is_empty() {
+                    return None;
+                }
+                rm_mem = Some(m);
+                slotted = true;
+            }
+            _ => return None,
+        }
+    }
+    // Without a ModRM byte only fixed registers and immediates fit (`test al, ib`).
+    if slotted && matches!(form.modrm, ModRmSpec::None | ModRmSpec::Fixed(_)) {
+        return None;
+    }
+    let mem = match rm_mem {
+        Some(m) => Some(encode_mem(m, Arch::X64, 1).ok()?),
+        None => None,
+    };
+    let (b_id, x_id) = match &mem {
+        Some(e) => (e.base_id, e.index_id),
+        None if form.modrm == ModRmSpec::OpcodeReg => (opcode_id, 0),
+        None => (rm_id, 0),
+    };
+    // r16-r31 in an address need REX2: the general path.
+    if (b_id | x_id) >= 16 {
+        return None;
+    }
+    let r_id = match form.modrm {
+        ModRmSpec::Digit(d) => d,
+        ModRmSpec::Reg => reg_id,
+        _ => 0,
+    };
+    let mut b = Bytes {
+        buf: [0; 32],
+        len: 0,
+    };
+    if let Some(e) = &mem {
+        if e.abs32_label.is_some() {
+            return None;
+        }
+        if let Some(s) = e.segment {
+            b.push([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65][s as usize & 7]);
+        }
+    }
+    if form.operand_size == 16 && !vex {
+        b.push(0x66);
+    }
+    if mem.as_ref().is_some_and(|e| e.address_size_override) {
+        b.push(0x67);
+    }
+    let r_bit = (r_id >> 3) & 1;
+    let x_bit = (x_id >> 3) & 1;
+    let b_bit = (b_id >> 3) & 1;
+    if vex {
+        let map_bits = match form.map {
+            OpcodeMap::M0F => 1,
+            OpcodeMap::M0F38 => 2,
+            OpcodeMap::M0F3A => 3,
+            _ => return None,
+        };
+        let pp = match form.prefix {
+            MandatoryPrefix::P66 => 1,
+            MandatoryPrefix::PF3 => 2,
+            MandatoryPrefix::PF2 => 3,
+            _ => 0,
+        };
+        let w_bit = u8::from(matches!(form.w, VexW::W1 | VexW::W1Wig32));
+        let l_bit = u8::from(form.l == VexL::L256);
+        let byte_last = (w_bit << 7) | ((!vvvv_id & 15) << 3) | (l_bit << 2) | pp;
+        if map_bits == 1 && x_bit == 0 && b_bit == 0 && w_bit == 0 {
+            b.push(0xc5);
+            b.push(((r_bit ^ 1) << 7) | (byte_last & 0x7f));
+        } else {
+            b.push(0xc4);
+            b.push(((r_bit ^ 1) << 7) | ((x_bit ^ 1) << 6) | ((b_bit ^ 1) << 5) | map_bits);
+            b.push(byte_last);
+        }
+    } else {
+        match form.prefix {
+            MandatoryPrefix::P66 => b.push(0x66),
+            MandatoryPrefix::PF3 => b.push(0xf3),
+            MandatoryPrefix::PF2 => b.push(0xf2),
+            _ => {}
+        }
+        let rex = (u8::from(form.rex_w) << 3) | (r_bit << 2) | (x_bit << 1) | b_bit;
+        if rex != 0 || needs_rex_byte {
+            b.push(0x40 | rex);
+        }
+        match form.map {
+            OpcodeMap::Primary => {}
+            OpcodeMap::M0F => b.push(0x0f),
+            OpcodeMap::M0F38 => {
+                b.push(0x0f);
+                b.push(0x38);
+            }
+            OpcodeMap::M0F3A => {
+                b.push(0x0f);
+                b.push(0x3a);
+            }
+            _ => return None,
+        }
+    }
+    let mut field_use = None;
+    if form.modrm == ModRmSpec::OpcodeReg {
+        b.push(form.opcode | (opcode_id & 7));
+    } else if form.modrm == ModRmSpec::None {
+        b.push(form.opcode);
+    } else if let ModRmSpec::Fixed(byte) = form.modrm {
+        b.push(form.opcode);
+        b.push(byte);
+    } else {
+        b.push(form.opcode);
+        let reg_bits = (r_id & 7) << 3;
+        match &mem {
+            Some(e) => {
+                b.push((e.modrm_mod << 6) | reg_bits | e.rm);
+                if let Some(sib) = e.sib {
+                    b.push(sib);
+                }
+                let disp_at = b.len;
+                b.push_le(e.disp, e.disp_size);
+                if let Some(label) = e.rip_label {
+                    field_use = Some(FieldUse {
+                        at: disp_at as u8,
+                        kind: FixupKind::Rel32,
+                        target: Target::Label(label),
+                        addend: e.disp,
+                    });
+                }
+            }
+            None => b.push(0xc0 | reg_bits | (rm_id & 7)),
+        }
+    }
+    for &(v, n) in &imms[..imm_count] {
+        b.push_le(v, n as usize);
+    }
+    if let Some((label, size)) = rel {
+        let at = b.len;
+        b.push_le(0, size);
+        let end = (site.offset + b.len) as i64;
+        match site.code.label_offset(label) {
+            Some((section, offset)) if section == site.section => {
+                let distance = offset as i64 - end;
+                let fits = if size == 1 {
+                    i8::try_from(distance).is_ok()
+                } else {
+                    i32::try_from(distance).is_ok()
+                };
+                if !fits {
+                    return None;
+                }
+                b.len = at;
+                b.push_le(distance, size);
+            }
+            // Unbound (or in another section): a rel32 field to fill in
+            // later; a rel8 form leaves it to the general path, which
+            // moves on to the near form.
+            None if size == 4 && (label.id() as usize) < site.code.label_count() => {
+                field_use = Some(FieldUse {
+                    at: at as u8,
+                    kind: FixupKind::Rel32,
+                    target: Target::Label(label),
+                    addend: 0,
+                });
+            }
+            _ => return None,
+        }
+    }
+    if b.len > 15 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&b.buf[..16]);
+    Some(Encoded {
+        bytes,
+        len: b.len,
+        field_use,
+        form,
+    })
 }
 
 /// Encodes `operands` with `form`. `Ok(None)` means this form cannot reach
