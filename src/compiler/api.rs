@@ -96,11 +96,9 @@ pub struct Compiler<'a> {
     target: &'static X86Target,
     func: Option<FuncState>,
     pending: InstOptions,
-    cfg: Cfg,
-    view: RaView,
-    allocator: Allocator,
-    out: Output,
-    facts: InstFacts,
+    /// The per-function analyses and the allocator, their buffers reused
+    /// (and handed to the next Compiler of this thread when this one drops).
+    ws: Pooled,
     check: bool,
     /// Entry label of each function by name.
     functions: HashMap<String, Label>,
@@ -140,11 +138,7 @@ impl<'a> Compiler<'a> {
             target: X86Target::x64(),
             func: None,
             pending: InstOptions::NONE,
-            cfg: Cfg::new(),
-            view: RaView::default(),
-            allocator: Allocator::new(),
-            out: Output::default(),
-            facts: InstFacts::default(),
+            ws: Pooled::take(),
             check: cfg!(debug_assertions),
             functions: HashMap::new(),
             signatures: HashMap::new(),
@@ -748,16 +742,18 @@ impl<'a> Compiler<'a> {
             jitforge_ir::lower::lower(&mut f, target)
                 .map_err(|e| invalid(&format!("calling convention: {e}")))?;
         }
-        self.cfg.compute(&f, target);
-        remove_unreachable(&mut f, target, &mut self.cfg);
-        if let Some(b) = self.cfg.falls_off_end() {
+        self.ws.0.cfg.compute(&f, target);
+        remove_unreachable(&mut f, target, &mut self.ws.0.cfg);
+        if let Some(b) = self.ws.0.cfg.falls_off_end() {
             return Err(invalid(&format!(
                 "function {} falls off its end (block {b:?} has no ret or jump)",
                 f.name()
             )));
         }
-        self.view
-            .build(&f, &self.cfg, target)
+        self.ws
+            .0
+            .view
+            .build(&f, &self.ws.0.cfg, target)
             .map_err(|e| invalid(&e))?;
         // The registers the function's convention preserves (Windows x64
         // also rsi, rdi and xmm6..15; a light convention its own), mask
@@ -801,10 +797,12 @@ impl<'a> Compiler<'a> {
             // The decision log explains the inserted moves in the listing.
             log: self.logging,
         };
-        self.allocator
-            .run(&self.view, &env, &options, &mut self.out)
+        self.ws
+            .0
+            .allocator
+            .run(&self.ws.0.view, &env, &options, &mut self.ws.0.out)
             .map_err(|e| invalid(&format!("register allocation: {e}")))?;
-        let frame = Frame::layout(&f, &self.out, frame_pointer, red_zone);
+        let frame = Frame::layout(&f, &self.ws.0.out, frame_pointer, red_zone);
         // Labels the IR made itself get code labels too.
         while code_labels.len() < f.num_labels() {
             code_labels.push(self.asm.new_label());
@@ -813,19 +811,19 @@ impl<'a> Compiler<'a> {
         Rewriter {
             f: &f,
             target: self.target,
-            ra: &self.view,
-            out: &self.out,
+            ra: &self.ws.0.view,
+            out: &self.ws.0.out,
             frame: &frame,
             asm: &mut self.asm,
             logging: self.logging,
             labels: &code_labels,
-            cfg: &self.cfg,
+            cfg: &self.ws.0.cfg,
             split_labels: Vec::new(),
             table_labels: Vec::new(),
             wide_vectors: uses_wide_vectors(&f),
             vector_bytes: env.slot_size[1] as u16,
             decisions: if self.logging {
-                let mut d = self.out.log.entries.clone();
+                let mut d = self.ws.0.out.log.entries.clone();
                 d.sort_by_key(|d| d.inst.index());
                 d
             } else {
@@ -858,7 +856,7 @@ impl<'a> Compiler<'a> {
 
     /// Statistics of the last function's register allocation.
     pub fn last_stats(&self) -> jitforge_regalloc::Stats {
-        self.out.stats
+        self.ws.0.out.stats
     }
 }
 
@@ -1040,14 +1038,14 @@ impl Compiler<'_> {
             ),
             reason,
         };
-        self.facts.clear();
+        self.ws.0.facts.clear();
         // Check now, so a bad instruction fails at this call and not at end_func.
-        if let Err(e) = self.target.inst_facts(id, &shapes, &mut self.facts) {
+        if let Err(e) = self.target.inst_facts(id, &shapes, &mut self.ws.0.facts) {
             return Ok(Plain::NoForm(Box::new(error(e.to_string()))));
         }
         // Only an instruction that reads an implicit register (in the facts
         // just computed) needs it bound; the rest is for the message.
-        let reads_implicit = self.facts.implicit.iter().any(|i| i.access.reads());
+        let reads_implicit = self.ws.0.facts.implicit.iter().any(|i| i.access.reads());
         let bound = inst.with_bound_implicit();
         if reads_implicit && self.target.is_valid(bound.id()) {
             let form = self
@@ -1155,13 +1153,51 @@ impl Compiler<'_> {
             st.f.copy(IrOperand::v(to), IrOperand::v(from))
                 .map_err(|e| Some(e.to_string()))?;
         }
-        self.facts.clear();
+        self.ws.0.facts.clear();
         let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
         target
-            .inst_facts(id, &shapes, &mut self.facts)
+            .inst_facts(id, &shapes, &mut self.ws.0.facts)
             .map_err(|e| Some(e.to_string()))?;
         st.f.inst(id, &ops).map_err(|e| Some(e.to_string()))?;
         Ok(())
+    }
+}
+
+/// The buffers of the analyses the Compiler runs on every function: a
+/// Compiler keeps them between its functions, and when it drops they wait
+/// in [`SPARE_WORKSPACE`] for the next Compiler of the thread, so that
+/// compiling many small functions, each with its own Compiler and code
+/// holder (workload C), does not allocate them anew each time.
+#[derive(Default)]
+struct Workspace {
+    cfg: Cfg,
+    view: RaView,
+    allocator: Allocator,
+    out: Output,
+    facts: InstFacts,
+}
+
+thread_local! {
+    /// The workspace of the last Compiler dropped on this thread.
+    static SPARE_WORKSPACE: std::cell::Cell<Option<Workspace>> = const { std::cell::Cell::new(None) };
+}
+
+/// A [`Workspace`] that goes back to [`SPARE_WORKSPACE`] when dropped.
+struct Pooled(Workspace);
+
+impl Pooled {
+    /// The thread's spare workspace, or a new one.
+    fn take() -> Pooled {
+        let spare = SPARE_WORKSPACE.try_with(|s| s.take()).ok().flatten();
+        Pooled(spare.unwrap_or_default())
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let ws = std::mem::take(&mut self.0);
+        // During thread teardown the slot may be gone: the buffers are freed.
+        let _ = SPARE_WORKSPACE.try_with(|s| s.set(Some(ws)));
     }
 }
 
