@@ -60,6 +60,7 @@ use jitforge_ir::{
     Operand as IrOperand, Reg as IrReg, RegClass as IrClass, Signature, VReg as IrVReg, View,
 };
 use jitforge_regalloc::{Allocator, MachineEnv, Options, Output};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 
 /// The function being built.
@@ -981,7 +982,8 @@ impl Compiler<'_> {
         operands: &[Operand],
     ) -> Result<Plain> {
         let mut inst = X86Inst::new(mnemonic).with_prefix(prefix);
-        let mut ops: Vec<IrOperand> = Vec::with_capacity(operands.len() + 1);
+        // Inline: most instructions have few operands (no heap allocation).
+        let mut ops: SmallVec<[IrOperand; 4]> = SmallVec::new();
         let mut mask = None;
         if let Some((k, zeroing)) = pending_mask {
             inst = inst.with_mask(zeroing);
@@ -1028,7 +1030,7 @@ impl Compiler<'_> {
             .func
             .as_mut()
             .ok_or_else(|| invalid("no function: call add_func first"))?;
-        let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
+        let shapes: SmallVec<[OpShape; 4]> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
         let error = |reason: String| Error::InvalidInstruction {
             instruction: crate::x86::text::format_instruction(
                 mnemonic,
@@ -1205,7 +1207,7 @@ impl Drop for Pooled {
 /// stays small to return).
 enum Plain {
     /// The instruction, ready to add.
-    Inst(jitforge_ir::TargetInst, Vec<IrOperand>),
+    Inst(jitforge_ir::TargetInst, SmallVec<[IrOperand; 4]>),
     /// No form takes the operands.
     NoForm(Box<Error>),
     /// A form takes them but reads implicit registers.
