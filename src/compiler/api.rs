@@ -1030,7 +1030,10 @@ impl Compiler<'_> {
             .func
             .as_mut()
             .ok_or_else(|| invalid("no function: call add_func first"))?;
-        let shapes: SmallVec<[OpShape; 4]> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
+        let mut shapes: SmallVec<[OpShape; 4]> = SmallVec::new();
+        for o in &ops {
+            shapes.push(st.f.operand_shape(o));
+        }
         let error = |reason: String| Error::InvalidInstruction {
             instruction: crate::x86::text::format_instruction(
                 mnemonic,
