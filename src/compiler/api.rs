@@ -214,7 +214,13 @@ impl<'a> Compiler<'a> {
         self.signatures
             .insert(entry.id(), (name.to_string(), signature.clone()));
         self.func = Some(FuncState {
-            f: IrFunction::new(name, signature),
+            f: match self.ws.0.function.take() {
+                Some(mut f) => {
+                    f.clear(name, signature);
+                    f
+                }
+                None => IrFunction::new(name, signature),
+            },
             entry,
             args: vec![None; params],
             entered: false,
@@ -702,16 +708,30 @@ impl<'a> Compiler<'a> {
         Ok(entry)
     }
 
-    /// Lowers, allocates and emits `f` at `entry`.
+    /// Lowers, allocates and emits `f` at `entry`; keeps `f`'s buffers for
+    /// the next function.
     fn compile(
         &mut self,
         mut f: IrFunction,
+        entry: Label,
+        code_labels: Vec<Label>,
+        frame_pointer: bool,
+    ) -> Result<()> {
+        let result = self.compile_function(&mut f, entry, code_labels, frame_pointer);
+        self.ws.0.function = Some(f);
+        result
+    }
+
+    /// Lowers, allocates and emits `f` at `entry`.
+    fn compile_function(
+        &mut self,
+        f: &mut IrFunction,
         entry: Label,
         mut code_labels: Vec<Label>,
         frame_pointer: bool,
     ) -> Result<()> {
         let target: &dyn Target = &self.convs;
-        if let Some(l) = unbound_jump_target(&f) {
+        if let Some(l) = unbound_jump_target(f) {
             let to_function = code_labels
                 .get(l.as_u32() as usize)
                 .and_then(|code| self.signatures.get(&code.id()));
@@ -734,17 +754,17 @@ impl<'a> Compiler<'a> {
             // The function as written, virtual registers by name, before
             // the listing of what it became.
             self.asm.comment("before allocation:")?;
-            for line in jitforge_ir::text::print_function(&f, target).lines() {
+            for line in jitforge_ir::text::print_function(f, target).lines() {
                 self.asm.comment(&format!("| {line}"))?;
             }
             self.asm.comment("after allocation:")?;
         }
         if f.frame.is_none() {
-            jitforge_ir::lower::lower(&mut f, target)
+            jitforge_ir::lower::lower(f, target)
                 .map_err(|e| invalid(&format!("calling convention: {e}")))?;
         }
-        self.ws.0.cfg.compute(&f, target);
-        remove_unreachable(&mut f, target, &mut self.ws.0.cfg);
+        self.ws.0.cfg.compute(f, target);
+        remove_unreachable(f, target, &mut self.ws.0.cfg);
         if let Some(b) = self.ws.0.cfg.falls_off_end() {
             return Err(invalid(&format!(
                 "function {} falls off its end (block {b:?} has no ret or jump)",
@@ -754,7 +774,7 @@ impl<'a> Compiler<'a> {
         self.ws
             .0
             .view
-            .build(&f, &self.ws.0.cfg, target)
+            .build(f, &self.ws.0.cfg, target)
             .map_err(|e| invalid(&e))?;
         // The registers the function's convention preserves (Windows x64
         // also rsi, rdi and xmm6..15; a light convention its own), mask
@@ -803,14 +823,14 @@ impl<'a> Compiler<'a> {
             .allocator
             .run(&self.ws.0.view, &env, &options, &mut self.ws.0.out)
             .map_err(|e| invalid(&format!("register allocation: {e}")))?;
-        let frame = Frame::layout(&f, &self.ws.0.out, frame_pointer, red_zone);
+        let frame = Frame::layout(f, &self.ws.0.out, frame_pointer, red_zone);
         // Labels the IR made itself get code labels too.
         while code_labels.len() < f.num_labels() {
             code_labels.push(self.asm.new_label());
         }
         self.asm.bind(entry)?;
         Rewriter {
-            f: &f,
+            f,
             target: self.target,
             ra: &self.ws.0.view,
             out: &self.ws.0.out,
@@ -821,7 +841,7 @@ impl<'a> Compiler<'a> {
             cfg: &self.ws.0.cfg,
             split_labels: Vec::new(),
             table_labels: Vec::new(),
-            wide_vectors: uses_wide_vectors(&f),
+            wide_vectors: uses_wide_vectors(f),
             vector_bytes: env.slot_size[1] as u16,
             decisions: if self.logging {
                 let mut d = self.ws.0.out.log.entries.clone();
@@ -1180,6 +1200,8 @@ struct Workspace {
     allocator: Allocator,
     out: Output,
     facts: InstFacts,
+    /// The last function compiled, its buffers kept for the next one.
+    function: Option<IrFunction>,
 }
 
 thread_local! {
