@@ -1220,8 +1220,17 @@ impl Pooled {
     }
 }
 
+/// A workspace whose last function had more instructions than this is
+/// freed, not kept: a thread that compiled one large function should not
+/// hold its buffers for good.
+const SPARE_MAX_INSTS: usize = 4096;
+
 impl Drop for Pooled {
     fn drop(&mut self) {
+        let large = self.0.function.as_ref().map_or(0, |f| f.num_insts()) > SPARE_MAX_INSTS;
+        if large {
+            return;
+        }
         let ws = std::mem::take(&mut self.0);
         // During thread teardown the slot may be gone: the buffers are freed.
         let _ = SPARE_WORKSPACE.try_with(|s| s.set(Some(ws)));
