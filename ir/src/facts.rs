@@ -117,8 +117,11 @@ impl Function {
         let ops = self.operands(inst);
         let kind = self.kind(inst);
         if let InstKind::Target(id) = kind {
+            // Pushed one by one: cheaper than `extend` for a few operands.
             let mut shapes: SmallVec<[OpShape; 4]> = SmallVec::new();
-            shapes.extend(ops.iter().map(|o| self.operand_shape(o)));
+            for o in ops {
+                shapes.push(self.operand_shape(o));
+            }
             return target.inst_facts(id, &shapes, out);
         }
         let push = |out: &mut InstFacts, o: &Operand, access: Access| {

@@ -315,7 +315,7 @@ impl<'a> Builder<'a> {
     /// An empty Builder for `code`; labels are created in `code`, and
     /// [`finalize`](Self::finalize) writes the code there.
     pub fn new(code: &'a mut CodeHolder) -> Builder<'a> {
-        let scratch = Scratch::new(code);
+        let scratch = Scratch::new();
         // Room for a small function from the start, so that the typical
         // JIT function (tens of instructions) never regrows the pools.
         Builder {
@@ -1063,6 +1063,42 @@ mod tests {
         }
         assert!(b.scratch_uses() <= 2 * 4096 + 3000);
         b.finalize()?;
+        Ok(())
+    }
+
+    /// Instructions repeated through the scratch memo (more of them than
+    /// it has slots, so entries collide and are replaced), by a Builder and
+    /// then by a second one that inherits the memo, give the Assembler's
+    /// bytes.
+    #[test]
+    fn memoized_encodings_match_the_assembler() -> Result<()> {
+        use crate::x86::{Assembler, Gp64};
+        let regs: Vec<Gp64> = (0..16u8)
+            .map(|i| Gp64::from_id(i).expect("gp register"))
+            .collect();
+        fn body<E: Emitter>(e: &mut E, regs: &[Gp64]) -> Result<()> {
+            for round in 0..3i32 {
+                for (i, &d) in regs.iter().enumerate() {
+                    for &s in regs {
+                        e.add(d, s)?;
+                        e.imul_2(d, s)?;
+                        e.mov(d, i as i32 * 1000 + round)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        let mut reference = CodeHolder::new(Arch::X64);
+        body(&mut Assembler::new(&mut reference), &regs)?;
+        let reference = reference.finalize()?;
+        for _ in 0..2 {
+            let mut code = CodeHolder::new(Arch::X64);
+            let mut b = Builder::new(&mut code);
+            body(&mut b, &regs)?;
+            b.finalize()?;
+            drop(b);
+            assert_eq!(code.finalize()?, reference);
+        }
         Ok(())
     }
 

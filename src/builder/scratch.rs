@@ -9,6 +9,14 @@
 //! fixup. The scratch holder is reset once the uses it has accumulated
 //! outnumber its labels, which keeps both its memory and the cost of
 //! re-creating the mirrored labels linear in the number of instructions.
+//!
+//! Instructions whose bytes depend on nothing but their operands (no label,
+//! no address) are remembered in a small direct-mapped memo: a Compiler
+//! emits the same instruction on the same registers again and again, and a
+//! memo hit copies at most 15 bytes instead of encoding again. The scratch
+//! holder and its memo outlive their Builder: a dropped one waits for the
+//! next Builder of the thread, so that many small functions, each with its
+//! own Builder, share it.
 
 use crate::code::{CodeHolder, Label};
 use crate::error::{Error, Result};
@@ -17,10 +25,91 @@ use crate::x86::{Assembler, Emitter, InstOptions, MemBase, Mnemonic, Operand};
 /// Uses accumulated before the scratch holder may be reset.
 const RESET_AFTER: usize = 4096;
 
+/// Slots of the memo of encoded instructions (a power of two).
+const MEMO_SLOTS: usize = 256;
+
+/// Operands an instruction may have to be remembered in the memo.
+const MEMO_OPERANDS: usize = 4;
+
 /// A scratch code holder for encoding instructions once, out of place.
 pub(super) struct Scratch {
-    code: CodeHolder,
+    /// Made on first use (and again when the architecture changes).
+    code: Option<CodeHolder>,
     uses: usize,
+    /// Recently encoded instructions that refer to no label or address,
+    /// by hash of what they are (empty until the first one).
+    memo: Vec<Option<Encoded>>,
+}
+
+/// An instruction of the memo and its bytes.
+struct Encoded {
+    mnemonic: Mnemonic,
+    /// The candidate forms asked for (address and length of the list).
+    forms: (usize, usize),
+    options: InstOptions,
+    count: u8,
+    operands: [Operand; MEMO_OPERANDS],
+    len: u8,
+    bytes: [u8; 15],
+}
+
+impl Encoded {
+    fn is(
+        &self,
+        mnemonic: Mnemonic,
+        forms: (usize, usize),
+        operands: &[Operand],
+        options: InstOptions,
+    ) -> bool {
+        self.mnemonic == mnemonic
+            && self.forms == forms
+            && self.options == options
+            && &self.operands[..self.count as usize] == operands
+    }
+}
+
+/// The memo slot of an instruction: a multiply-rotate hash of a few words
+/// that tell instructions apart (a slot's entry is compared in full).
+fn memo_slot(mnemonic: Mnemonic, operands: &[Operand], options: InstOptions) -> usize {
+    let mut h = (mnemonic as u64) ^ u64::from(options.0) << 20;
+    for op in operands {
+        let word = match *op {
+            Operand::Reg(r) => 1 | u64::from(r.id()) << 8 | (r.kind() as u64) << 16,
+            Operand::Imm(v) => 2 ^ (v as u64) << 8,
+            _ => 3,
+        };
+        h = (h.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    (h >> 40) as usize & (MEMO_SLOTS - 1)
+}
+
+thread_local! {
+    /// The scratch holder of the last Builder dropped on this thread.
+    static SPARE_SCRATCH: std::cell::Cell<Option<(CodeHolder, Vec<Option<Encoded>>)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(code) = self.code.take() {
+            let memo = std::mem::take(&mut self.memo);
+            // During thread teardown the slot may be gone: the holder is freed.
+            let _ = SPARE_SCRATCH.try_with(|s| s.set(Some((code, memo))));
+        }
+    }
+}
+
+/// Whether an instruction goes into the memo: its bytes depend only on its
+/// operands (no label, no branch to an address), and it is the kind that
+/// repeats: registers and immediates only (memory operands, with their
+/// displacements, rarely repeat), few enough to remember.
+fn memoizable(refs: Refs, mnemonic: Mnemonic, operands: &[Operand]) -> bool {
+    refs.label.is_none()
+        && !(refs.imm && super::may_branch_to_address(mnemonic))
+        && operands.len() <= MEMO_OPERANDS
+        && operands
+            .iter()
+            .all(|op| matches!(op, Operand::Reg(_) | Operand::Imm(_)))
 }
 
 /// What an instruction's operands refer to: the highest label (as a branch
@@ -56,10 +145,13 @@ impl Refs {
 }
 
 impl Scratch {
-    pub(super) fn new(code: &CodeHolder) -> Scratch {
+    pub(super) fn new() -> Scratch {
+        let spare = SPARE_SCRATCH.try_with(|s| s.take()).ok().flatten();
+        let (code, memo) = spare.map_or((None, Vec::new()), |(c, m)| (Some(c), m));
         Scratch {
-            code: CodeHolder::new(code.arch()),
+            code,
             uses: 0,
+            memo,
         }
     }
 
@@ -81,33 +173,73 @@ impl Scratch {
         {
             return Err(Error::InvalidLabel { id: label.0 });
         }
-        if self.code.arch() != real.arch() {
-            self.code = CodeHolder::new(real.arch());
-            self.uses = 0;
+        let code = match &mut self.code {
+            Some(code) if code.arch() == real.arch() => code,
+            slot => {
+                self.uses = 0;
+                self.memo.clear();
+                slot.insert(CodeHolder::new(real.arch()))
+            }
+        };
+        let forms_key = forms.map_or((0, 0), |f| (f.as_ptr() as usize, f.len()));
+        let memo_slot =
+            memoizable(refs, mnemonic, operands).then(|| memo_slot(mnemonic, operands, options));
+        if let Some(slot) = memo_slot
+            && let Some(Some(e)) = self.memo.get(slot)
+            && e.is(mnemonic, forms_key, operands, options)
+        {
+            let text = code.buffer_mut(CodeHolder::TEXT);
+            text.clear();
+            text.extend_from_slice(&e.bytes[..e.len as usize]);
+            return Ok(e.len as usize);
         }
-        if self.code.base_address() != real.base_address() {
-            self.code.set_base_address(real.base_address());
+        if code.base_address() != real.base_address() {
+            code.set_base_address(real.base_address());
         }
         if label.is_some() || refs.imm {
-            if self.uses > RESET_AFTER.max(self.code.label_count()) {
-                self.code.reset();
+            if self.uses > RESET_AFTER.max(code.label_count()) {
+                code.reset();
                 self.uses = 0;
             }
             self.uses += 1;
         }
         if let Some(label) = label {
-            while self.code.label_count() <= label.0 as usize {
-                self.code.new_label();
+            while code.label_count() <= label.0 as usize {
+                code.new_label();
             }
         }
-        self.code.buffer_mut(CodeHolder::TEXT).clear();
-        let mut a = Assembler::new(&mut self.code);
+        code.buffer_mut(CodeHolder::TEXT).clear();
+        let mut a = Assembler::new(code);
         a.options(options);
         match forms {
             Some(forms) => a.emit_forms(mnemonic, forms, operands)?,
             None => a.emit(mnemonic, operands)?,
         }
-        Ok(self.code.text().len())
+        let text = code.text();
+        if let Some(slot) = memo_slot
+            && text.len() <= 15
+        {
+            if self.memo.is_empty() {
+                self.memo.resize_with(MEMO_SLOTS, || None);
+            }
+            let e = self.memo[slot].get_or_insert_with(|| Encoded {
+                mnemonic,
+                forms: forms_key,
+                options,
+                count: 0,
+                operands: [Operand::default(); MEMO_OPERANDS],
+                len: 0,
+                bytes: [0; 15],
+            });
+            e.mnemonic = mnemonic;
+            e.forms = forms_key;
+            e.options = options;
+            e.count = operands.len() as u8;
+            e.operands[..operands.len()].copy_from_slice(operands);
+            e.len = text.len() as u8;
+            e.bytes[..text.len()].copy_from_slice(text);
+        }
+        Ok(text.len())
     }
 
     /// Label and address uses recorded since the last reset.
@@ -118,6 +250,6 @@ impl Scratch {
 
     /// The bytes of the last instruction encoded.
     pub(super) fn bytes(&self) -> &[u8] {
-        self.code.text()
+        self.code.as_ref().map_or(&[], |c| c.text())
     }
 }

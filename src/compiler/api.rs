@@ -60,6 +60,7 @@ use jitforge_ir::{
     Operand as IrOperand, Reg as IrReg, RegClass as IrClass, Signature, VReg as IrVReg, View,
 };
 use jitforge_regalloc::{Allocator, MachineEnv, Options, Output};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 
 /// The function being built.
@@ -96,11 +97,9 @@ pub struct Compiler<'a> {
     target: &'static X86Target,
     func: Option<FuncState>,
     pending: InstOptions,
-    cfg: Cfg,
-    view: RaView,
-    allocator: Allocator,
-    out: Output,
-    facts: InstFacts,
+    /// The per-function analyses and the allocator, their buffers reused
+    /// (and handed to the next Compiler of this thread when this one drops).
+    ws: Pooled,
     check: bool,
     /// Entry label of each function by name.
     functions: HashMap<String, Label>,
@@ -140,11 +139,7 @@ impl<'a> Compiler<'a> {
             target: X86Target::x64(),
             func: None,
             pending: InstOptions::NONE,
-            cfg: Cfg::new(),
-            view: RaView::default(),
-            allocator: Allocator::new(),
-            out: Output::default(),
-            facts: InstFacts::default(),
+            ws: Pooled::take(),
             check: cfg!(debug_assertions),
             functions: HashMap::new(),
             signatures: HashMap::new(),
@@ -219,7 +214,13 @@ impl<'a> Compiler<'a> {
         self.signatures
             .insert(entry.id(), (name.to_string(), signature.clone()));
         self.func = Some(FuncState {
-            f: IrFunction::new(name, signature),
+            f: match self.ws.0.function.take() {
+                Some(mut f) => {
+                    f.clear(name, signature);
+                    f
+                }
+                None => IrFunction::new(name, signature),
+            },
             entry,
             args: vec![None; params],
             entered: false,
@@ -707,16 +708,30 @@ impl<'a> Compiler<'a> {
         Ok(entry)
     }
 
-    /// Lowers, allocates and emits `f` at `entry`.
+    /// Lowers, allocates and emits `f` at `entry`; keeps `f`'s buffers for
+    /// the next function.
     fn compile(
         &mut self,
         mut f: IrFunction,
+        entry: Label,
+        code_labels: Vec<Label>,
+        frame_pointer: bool,
+    ) -> Result<()> {
+        let result = self.compile_function(&mut f, entry, code_labels, frame_pointer);
+        self.ws.0.function = Some(f);
+        result
+    }
+
+    /// Lowers, allocates and emits `f` at `entry`.
+    fn compile_function(
+        &mut self,
+        f: &mut IrFunction,
         entry: Label,
         mut code_labels: Vec<Label>,
         frame_pointer: bool,
     ) -> Result<()> {
         let target: &dyn Target = &self.convs;
-        if let Some(l) = unbound_jump_target(&f) {
+        if let Some(l) = unbound_jump_target(f) {
             let to_function = code_labels
                 .get(l.as_u32() as usize)
                 .and_then(|code| self.signatures.get(&code.id()));
@@ -739,25 +754,27 @@ impl<'a> Compiler<'a> {
             // The function as written, virtual registers by name, before
             // the listing of what it became.
             self.asm.comment("before allocation:")?;
-            for line in jitforge_ir::text::print_function(&f, target).lines() {
+            for line in jitforge_ir::text::print_function(f, target).lines() {
                 self.asm.comment(&format!("| {line}"))?;
             }
             self.asm.comment("after allocation:")?;
         }
         if f.frame.is_none() {
-            jitforge_ir::lower::lower(&mut f, target)
+            jitforge_ir::lower::lower(f, target)
                 .map_err(|e| invalid(&format!("calling convention: {e}")))?;
         }
-        self.cfg.compute(&f, target);
-        remove_unreachable(&mut f, target, &mut self.cfg);
-        if let Some(b) = self.cfg.falls_off_end() {
+        self.ws.0.cfg.compute(f, target);
+        remove_unreachable(f, target, &mut self.ws.0.cfg);
+        if let Some(b) = self.ws.0.cfg.falls_off_end() {
             return Err(invalid(&format!(
                 "function {} falls off its end (block {b:?} has no ret or jump)",
                 f.name()
             )));
         }
-        self.view
-            .build(&f, &self.cfg, target)
+        self.ws
+            .0
+            .view
+            .build(f, &self.ws.0.cfg, target)
             .map_err(|e| invalid(&e))?;
         // The registers the function's convention preserves (Windows x64
         // also rsi, rdi and xmm6..15; a light convention its own), mask
@@ -801,31 +818,33 @@ impl<'a> Compiler<'a> {
             // The decision log explains the inserted moves in the listing.
             log: self.logging,
         };
-        self.allocator
-            .run(&self.view, &env, &options, &mut self.out)
+        self.ws
+            .0
+            .allocator
+            .run(&self.ws.0.view, &env, &options, &mut self.ws.0.out)
             .map_err(|e| invalid(&format!("register allocation: {e}")))?;
-        let frame = Frame::layout(&f, &self.out, frame_pointer, red_zone);
+        let frame = Frame::layout(f, &self.ws.0.out, frame_pointer, red_zone);
         // Labels the IR made itself get code labels too.
         while code_labels.len() < f.num_labels() {
             code_labels.push(self.asm.new_label());
         }
         self.asm.bind(entry)?;
         Rewriter {
-            f: &f,
+            f,
             target: self.target,
-            ra: &self.view,
-            out: &self.out,
+            ra: &self.ws.0.view,
+            out: &self.ws.0.out,
             frame: &frame,
             asm: &mut self.asm,
             logging: self.logging,
             labels: &code_labels,
-            cfg: &self.cfg,
+            cfg: &self.ws.0.cfg,
             split_labels: Vec::new(),
             table_labels: Vec::new(),
-            wide_vectors: uses_wide_vectors(&f),
+            wide_vectors: uses_wide_vectors(f),
             vector_bytes: env.slot_size[1] as u16,
             decisions: if self.logging {
-                let mut d = self.out.log.entries.clone();
+                let mut d = self.ws.0.out.log.entries.clone();
                 d.sort_by_key(|d| d.inst.index());
                 d
             } else {
@@ -858,7 +877,7 @@ impl<'a> Compiler<'a> {
 
     /// Statistics of the last function's register allocation.
     pub fn last_stats(&self) -> jitforge_regalloc::Stats {
-        self.out.stats
+        self.ws.0.out.stats
     }
 }
 
@@ -983,7 +1002,8 @@ impl Compiler<'_> {
         operands: &[Operand],
     ) -> Result<Plain> {
         let mut inst = X86Inst::new(mnemonic).with_prefix(prefix);
-        let mut ops: Vec<IrOperand> = Vec::with_capacity(operands.len() + 1);
+        // Inline: most instructions have few operands (no heap allocation).
+        let mut ops: SmallVec<[IrOperand; 4]> = SmallVec::new();
         let mut mask = None;
         if let Some((k, zeroing)) = pending_mask {
             inst = inst.with_mask(zeroing);
@@ -1030,7 +1050,10 @@ impl Compiler<'_> {
             .func
             .as_mut()
             .ok_or_else(|| invalid("no function: call add_func first"))?;
-        let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
+        let mut shapes: SmallVec<[OpShape; 4]> = SmallVec::new();
+        for o in &ops {
+            shapes.push(st.f.operand_shape(o));
+        }
         let error = |reason: String| Error::InvalidInstruction {
             instruction: crate::x86::text::format_instruction(
                 mnemonic,
@@ -1040,14 +1063,14 @@ impl Compiler<'_> {
             ),
             reason,
         };
-        self.facts.clear();
+        self.ws.0.facts.clear();
         // Check now, so a bad instruction fails at this call and not at end_func.
-        if let Err(e) = self.target.inst_facts(id, &shapes, &mut self.facts) {
+        if let Err(e) = self.target.inst_facts(id, &shapes, &mut self.ws.0.facts) {
             return Ok(Plain::NoForm(Box::new(error(e.to_string()))));
         }
         // Only an instruction that reads an implicit register (in the facts
         // just computed) needs it bound; the rest is for the message.
-        let reads_implicit = self.facts.implicit.iter().any(|i| i.access.reads());
+        let reads_implicit = self.ws.0.facts.implicit.iter().any(|i| i.access.reads());
         let bound = inst.with_bound_implicit();
         if reads_implicit && self.target.is_valid(bound.id()) {
             let form = self
@@ -1155,13 +1178,62 @@ impl Compiler<'_> {
             st.f.copy(IrOperand::v(to), IrOperand::v(from))
                 .map_err(|e| Some(e.to_string()))?;
         }
-        self.facts.clear();
+        self.ws.0.facts.clear();
         let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
         target
-            .inst_facts(id, &shapes, &mut self.facts)
+            .inst_facts(id, &shapes, &mut self.ws.0.facts)
             .map_err(|e| Some(e.to_string()))?;
         st.f.inst(id, &ops).map_err(|e| Some(e.to_string()))?;
         Ok(())
+    }
+}
+
+/// The buffers of the analyses the Compiler runs on every function: a
+/// Compiler keeps them between its functions, and when it drops they wait
+/// in [`SPARE_WORKSPACE`] for the next Compiler of the thread, so that
+/// compiling many small functions, each with its own Compiler and code
+/// holder (workload C), does not allocate them anew each time.
+#[derive(Default)]
+struct Workspace {
+    cfg: Cfg,
+    view: RaView,
+    allocator: Allocator,
+    out: Output,
+    facts: InstFacts,
+    /// The last function compiled, its buffers kept for the next one.
+    function: Option<IrFunction>,
+}
+
+thread_local! {
+    /// The workspace of the last Compiler dropped on this thread.
+    static SPARE_WORKSPACE: std::cell::Cell<Option<Workspace>> = const { std::cell::Cell::new(None) };
+}
+
+/// A [`Workspace`] that goes back to [`SPARE_WORKSPACE`] when dropped.
+struct Pooled(Workspace);
+
+impl Pooled {
+    /// The thread's spare workspace, or a new one.
+    fn take() -> Pooled {
+        let spare = SPARE_WORKSPACE.try_with(|s| s.take()).ok().flatten();
+        Pooled(spare.unwrap_or_default())
+    }
+}
+
+/// A workspace whose last function had more instructions than this is
+/// freed, not kept: a thread that compiled one large function should not
+/// hold its buffers for good.
+const SPARE_MAX_INSTS: usize = 4096;
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let large = self.0.function.as_ref().map_or(0, |f| f.num_insts()) > SPARE_MAX_INSTS;
+        if large {
+            return;
+        }
+        let ws = std::mem::take(&mut self.0);
+        // During thread teardown the slot may be gone: the buffers are freed.
+        let _ = SPARE_WORKSPACE.try_with(|s| s.set(Some(ws)));
     }
 }
 
@@ -1169,7 +1241,7 @@ impl Compiler<'_> {
 /// stays small to return).
 enum Plain {
     /// The instruction, ready to add.
-    Inst(jitforge_ir::TargetInst, Vec<IrOperand>),
+    Inst(jitforge_ir::TargetInst, SmallVec<[IrOperand; 4]>),
     /// No form takes the operands.
     NoForm(Box<Error>),
     /// A form takes them but reads implicit registers.

@@ -2226,10 +2226,16 @@ impl Target for X86Target {
             let Some(facts) = c.get(slot, &key) else {
                 return false;
             };
+            // Pushed one by one: a few inline elements copy faster so than
+            // through `extend_from_slice` (two variable-length memmoves).
             out.ops.clear();
-            out.ops.extend_from_slice(&facts.ops);
+            for &op in &facts.ops {
+                out.ops.push(op);
+            }
             out.implicit.clear();
-            out.implicit.extend_from_slice(&facts.implicit);
+            for &imp in &facts.implicit {
+                out.implicit.push(imp);
+            }
             out.clobbers = facts.clobbers;
             out.flow = facts.flow;
             true
