@@ -1463,3 +1463,28 @@ fn iced_text_reads_back() {
         );
     }
 }
+
+/// `xchg` with the accumulator written first takes the one-byte `90+r` form
+/// through the Assembler as through the text, as llvm-mc and GNU as do.
+#[test]
+fn xchg_accumulator_first_is_the_short_form() {
+    for (ops, bytes, text) in [
+        ([ax.into(), cx.into()], &[0x66, 0x91][..], "xchg ax, cx"),
+        (
+            [eax.into(), r10d.into()],
+            &[0x41, 0x92][..],
+            "xchg eax, r10d",
+        ),
+        ([rax.into(), rdi.into()], &[0x48, 0x97][..], "xchg rax, rdi"),
+    ] {
+        assert_eq!(
+            encode(Arch::X64, Mnemonic::Xchg, &ops, InstOptions::NONE).as_deref(),
+            Ok(bytes),
+            "{text}"
+        );
+        let parsed = LineAssembler::new(Arch::X64)
+            .assemble(text)
+            .map_err(|e| e.to_string());
+        assert_eq!(parsed.as_deref(), Ok(bytes), "{text}");
+    }
+}

@@ -81,6 +81,14 @@ pub(crate) fn encode(
         .rposition(|o| !o.is_none())
         .map_or(0, |i| i + 1);
     let operands = &operands[..explicit];
+    let swapped;
+    let operands = match accumulator_first_xchg(mnemonic, operands) {
+        Some(pair) => {
+            swapped = pair;
+            &swapped[..]
+        }
+        None => operands,
+    };
     if let Some(reg) = operands.iter().find_map(virtual_register) {
         return Err(virtual_register_error(mnemonic, operands, options, reg));
     }
@@ -155,6 +163,27 @@ pub(crate) fn encode(
         }
     }
     Err(diagnose(site, mnemonic, operands, options))
+}
+
+/// `xchg ax, cx` exchanges the same registers as `xchg cx, ax`, whose
+/// `90+r` form is one byte shorter than `87 /r`; the assemblers pick it for
+/// either order, and so does this encoder (the database has the `r, ax` order
+/// only, as the SDM writes it).
+fn accumulator_first_xchg(mnemonic: Mnemonic, operands: &[Operand]) -> Option<[Operand; 2]> {
+    if mnemonic != Mnemonic::Xchg {
+        return None;
+    }
+    match operands {
+        [Operand::Reg(a), Operand::Reg(b)]
+            if a.kind() == b.kind()
+                && matches!(a.kind(), RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64)
+                && a.id() == 0
+                && b.id() != 0 =>
+        {
+            Some([operands[1], operands[0]])
+        }
+        _ => None,
+    }
 }
 
 #[cold]

@@ -2103,27 +2103,11 @@ fn drop_string_memory(
     Ok(())
 }
 
-/// Operand orders the assemblers normalize to reach a shorter encoding:
-/// `xchg eax, edi` is `xchg edi, eax` (97, one byte); a memory operand
-/// written on a VSIB gather/scatter keeps no size (the register kinds choose
+/// What the assemblers normalize to reach the database's form (the encoder
+/// itself picks `xchg`'s short accumulator form for either order): a memory
+/// operand written on a VSIB gather/scatter keeps no size (the register kinds choose
 /// the form; llvm-mc writes the vector's size, the database the element's).
 fn prefer_short_forms(inst: &mut ParsedInstruction, decor: &mut [DecorCols]) {
-    if inst.mnemonic.name() == "xchg"
-        && let [
-            ParsedOperand::Op(Operand::Reg(a)),
-            ParsedOperand::Op(Operand::Reg(b)),
-        ] = inst.operands.as_slice()
-        && a.kind() == b.kind()
-        && matches!(a.kind(), RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64)
-        && a.id() == 0
-        && b.id() != 0
-    {
-        inst.operands.swap(0, 1);
-        inst.columns.swap(0, 1);
-        if decor.len() >= 2 {
-            decor.swap(0, 1);
-        }
-    }
     for op in &mut inst.operands {
         match op {
             ParsedOperand::Op(Operand::Mem(m)) if m.is_vsib() && !m.is_broadcast() => {
