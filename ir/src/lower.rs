@@ -72,6 +72,17 @@ fn conv_of<'t>(target: &'t dyn Target, sig: &Signature) -> Result<&'t CallConv, 
         .ok_or(AbiError::UnknownConv(sig.conv))
 }
 
+/// An immediate argument of type `ty` (`I8` or `I16`) as the 32-bit value
+/// passed: kept when it is written in the type's signed or unsigned range,
+/// else truncated to the type and sign-extended.
+fn narrow_immediate(v: i64, ty: ValType) -> i64 {
+    match ty {
+        ValType::I8 if !(-128..=255).contains(&v) => i64::from(v as i8),
+        ValType::I16 if !(-32_768..=65_535).contains(&v) => i64::from(v as i16),
+        _ => v,
+    }
+}
+
 fn mem(base: MemBase, off: u32, size: u16) -> Operand {
     Operand::Mem(Mem::new(base, off as i32, size))
 }
@@ -270,14 +281,24 @@ impl Lowerer<'_> {
             } else {
                 op
             };
+            // An 8- or 16-bit immediate is passed extended to 32 bits, as
+            // compilers pass `char` and `short` and as clang-built callees
+            // (Rust's included) assume: the written value decides the
+            // extension (-5 sign-, 251 zero-extends).
+            let (val, size) = match (val, ty) {
+                (Operand::Imm(v), ValType::I8 | ValType::I16) if !loc.by_ref => {
+                    (Operand::Imm(narrow_immediate(v, ty)), loc.size.max(4))
+                }
+                _ => (val, loc.size),
+            };
             match loc.place {
                 Place::Reg(p) => {
-                    let x = self.fix(f, val, p, loc.size, true);
+                    let x = self.fix(f, val, p, size, true);
                     self.fixed.push(x);
                 }
                 Place::Stack(off) => {
                     self.out
-                        .push(InstKind::Copy, &[mem(MemBase::OutArgs, off, loc.size), val]);
+                        .push(InstKind::Copy, &[mem(MemBase::OutArgs, off, size), val]);
                 }
             }
             if let Some(g) = loc.dup_gp {

@@ -693,3 +693,31 @@ fn copies_and_constants_for_the_allocator() {
     f.inst_facts(&t, i(3), &mut facts).unwrap();
     assert_eq!(facts.ops[0].access, Access::PartialWrite);
 }
+
+#[test]
+fn lower_narrow_immediate_arguments_extend_to_32_bits() {
+    let s = lowered(
+        "func f() -> () sysv64 {
+  sig sig0 = (i8, i16, i8, i16, i8, i8, i8) -> () sysv64
+  entry
+  invoke sig0, 0x1000, (-5, 65535, 200, 70000, 1, 2, -1) -> ()
+  ret
+}",
+    );
+    // 32-bit temporaries and a 32-bit stack store: the callee may read the
+    // whole 32 bits (-5 sign-, 200 and 0xffff zero-extended; 70000 is
+    // truncated to i16 first).
+    let want = "  gp32 %0, %1, %2, %3, %4, %5
+  sig sig0 = (i8, i16, i8, i16, i8, i8, i8) -> () sysv64
+  lowered out_args 8 call_align 16 ret_pop 0
+  entry
+  copy %0, -5
+  copy %1, 0xffff
+  copy %2, 200
+  copy %3, 0x1170
+  copy %4, 1
+  copy %5, 2
+  copy dword [outargs], -1
+";
+    assert!(s.contains(want), "{s}");
+}
