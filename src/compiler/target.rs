@@ -2321,21 +2321,8 @@ mod tests {
             | K::BndM => OpShape::Mem {
                 size: form.mem_size,
             },
-            K::Imm4
-            | K::Imm8
-            | K::One
-            | K::Imm8Sx16
-            | K::Imm8Sx32
-            | K::Imm8Sx64
-            | K::Imm16
-            | K::Imm32
-            | K::Imm32Sx64
-            | K::Imm64
-            | K::FarPtr16
-            | K::FarPtr32 => OpShape::Imm(1),
-            K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => {
-                OpShape::Label
-            }
+            k if k.takes_label() => OpShape::Label,
+            k if k.takes_immediate() => OpShape::Imm(1),
             K::Al => p(RegClass::GP, 0, View::B8),
             K::Cl => p(RegClass::GP, 1, View::B8),
             K::Ax => p(RegClass::GP, 0, View::W16),

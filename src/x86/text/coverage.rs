@@ -134,35 +134,16 @@ fn operands_for(form: &Form, arch: Arch) -> Option<(Vec<Operand>, InstOptions)> 
             K::Rax => reg(RegKind::Gp64, 0)?,
             K::St0 => reg(RegKind::St, 0)?,
             K::StOp => reg(RegKind::St, 3)?,
-            K::Imm4
-            | K::Imm8
-            | K::One
-            | K::Imm8Sx16
-            | K::Imm8Sx32
-            | K::Imm8Sx64
-            | K::Imm16
-            | K::Imm32
-            | K::Imm32Sx64
-            | K::Imm64 => Operand::Imm(1),
-            K::Rel8 | K::Rel16 | K::Rel32 | K::XRel16 | K::XRel32 | K::Disp16 | K::Disp32 => {
-                Operand::Imm(0x40)
-            }
             K::FarPtr16 | K::FarPtr32 => Operand::Imm((8 << 32) | 0x1000),
             K::Moffs => {
                 let m = Mem::absolute(0x1000).with_size(form.mem_size);
                 Operand::Mem(if x64 { m.abs64() } else { m })
             }
-            K::Mem
-            | K::MemFar
-            | K::MemMpx
-            | K::MemSib
-            | K::MemMib
-            | K::Vm32x
-            | K::Vm32y
-            | K::Vm32z
-            | K::Vm64x
-            | K::Vm64y
-            | K::Vm64z => mem(kind)?,
+            // The operand-kind classes the database defines (registers,
+            // matched above, take the memory kinds' register variant).
+            k if k.takes_label() => Operand::Imm(0x40),
+            k if k.takes_immediate() => Operand::Imm(1),
+            k if k.takes_memory() => mem(kind)?,
             _ => return None,
         };
         ops.push(op);
