@@ -16,7 +16,12 @@
 //! steps raise the prices where the paths want more than 15 registers.
 //! Relaxed further: an instruction may use two memory operands.
 //!
-//! Run: `cargo run --release -p jitforge-regalloc --example lower_bound [ops] [iterations]`.
+//! With `--input-memory`, an allocator may also fold or reload a value from
+//! the input array for free while it is unchanged since its load (and need
+//! not keep `p` in a register to do so): a weaker bound that holds for
+//! allocators that rematerialize loads too.
+//!
+//! Run: `cargo run --release -p jitforge-regalloc --example lower_bound [ops] [iterations] [--input-memory]`.
 
 use jitforge_regalloc::testfn::workload_b;
 use jitforge_regalloc::{Constraint, Function, Inst, MachineEnv, RegClass};
@@ -30,6 +35,12 @@ struct Access {
     reads: bool,
     writes: bool,
     foldable: bool,
+    /// With `--input-memory`: the value is still the one loaded from the
+    /// input array, so reading it from there touches no stack slot.
+    from_input: bool,
+    /// With `--input-memory`: the load from the input array that defines
+    /// the value; the register it leaves is clean.
+    input_load: bool,
 }
 
 /// The cheapest residency of one value with register prices `prefix`
@@ -52,7 +63,14 @@ fn cheapest(acc: &[Access], prefix: &[f64], occupancy: &mut [f64]) -> f64 {
         after[j] = a;
         let x = acc[j];
         let loaded = if x.writes { a[2] } else { a[1] };
-        before[j] = if !x.reads {
+        before[j] = if x.input_load {
+            [a[1]; 3]
+        } else if x.from_input {
+            // The input array still holds the value: folding or loading it
+            // costs no stack access (writing it back there is not allowed).
+            let miss = if x.writes { a[2] } else { a[1].min(a[0]) };
+            [miss, loaded, a[2]]
+        } else if !x.reads {
             let c = if x.foldable {
                 a[2].min(1.0 + a[0])
             } else {
@@ -68,7 +86,17 @@ fn cheapest(acc: &[Access], prefix: &[f64], occupancy: &mut [f64]) -> f64 {
     let mut state = 0;
     for j in 0..m.saturating_sub(1) {
         let (x, a) = (acc[j], after[j]);
-        let leaves = if !x.reads {
+        let leaves = if x.input_load {
+            1
+        } else if x.from_input && state == 0 {
+            if x.writes {
+                2
+            } else if a[0] <= a[1] {
+                0
+            } else {
+                1
+            }
+        } else if !x.reads {
             if x.foldable && 1.0 + a[0] < a[2] {
                 0
             } else {
@@ -108,6 +136,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let ops: usize = args.next().map_or(10_000, |s| s.parse().expect("ops"));
     let iterations: usize = args.next().map_or(300, |s| s.parse().expect("iterations"));
+    let input_memory = args.next().as_deref() == Some("--input-memory");
     let f = workload_b(ops);
     let k = MachineEnv::x86_64_sysv(false)
         .allocatable
@@ -127,7 +156,27 @@ fn main() {
                 reads: same.clone().any(|o| o.is_use()),
                 writes: same.clone().any(|o| o.is_def()),
                 foldable: same.clone().count() == 1 && op.constraint == Constraint::Any,
+                from_input: false,
+                input_load: false,
             });
+        }
+    }
+    if input_memory {
+        // The first definition of each of the 64 values is its load from
+        // the input array (it reads `p`); until the value is written again,
+        // the array holds it.
+        let is_load = |x: &Access| {
+            let ops = f.inst_operands(Inst::new(x.pos / 2));
+            x.writes && !x.reads && ops.iter().any(|o| o.is_use())
+        };
+        for a in acc.iter_mut().filter(|a| a.first().is_some_and(is_load)) {
+            a[0].input_load = true;
+            for x in a[1..].iter_mut() {
+                x.from_input = true;
+                if x.writes {
+                    break;
+                }
+            }
         }
     }
     let positions = 2 * f.num_insts() + 1;
@@ -151,7 +200,12 @@ fn main() {
         }
     }
     println!(
-        "workload B ops={ops}: any allocation touches the stack at least {} times (Lagrangian bound after {iterations} price updates)",
+        "workload B ops={ops}: any allocation{} touches the stack at least {} times (Lagrangian bound after {iterations} price updates)",
+        if input_memory {
+            " that may also reload unchanged values from the input array"
+        } else {
+            ""
+        },
         best.ceil()
     );
 }
