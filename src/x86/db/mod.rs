@@ -569,68 +569,174 @@ pub mod modes {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Form {
     /// The mnemonic.
-    pub mnemonic: Mnemonic,
+    mnemonic: Mnemonic,
     /// Operand kinds: the explicit ones in Intel order, then the implicit
     /// memory operands of string instructions; padded with `None`.
-    pub operands: [OperandKind; 5],
+    operands: [OperandKind; 5],
     /// Number of explicit (written) operands.
-    pub explicit: u8,
+    explicit: u8,
     /// Operand accesses, 4 bits per operand (see [`Form::access`]).
-    pub access: u32,
+    access: u32,
     /// Index of the implicit-operand set (see [`Form::implicit`]).
-    pub implicit: u16,
+    implicit: u16,
     /// Flags read, as [`Flags`] bits.
-    pub flags_read: u16,
+    flags_read: u16,
     /// Flags written (set, cleared or left undefined), as [`Flags`] bits.
-    pub flags_written: u16,
+    flags_written: u16,
     /// Encoding family.
-    pub encoding: Encoding,
+    encoding: Encoding,
     /// Mandatory prefix.
-    pub prefix: MandatoryPrefix,
+    prefix: MandatoryPrefix,
     /// Opcode map.
-    pub map: OpcodeMap,
+    map: OpcodeMap,
     /// Opcode byte (3DNow!: the suffix byte).
-    pub opcode: u8,
+    opcode: u8,
     /// ModRM usage.
-    pub modrm: ModRmSpec,
+    modrm: ModRmSpec,
     /// Operand size: 0, 16, 32, 64.
-    pub operand_size: u8,
+    operand_size: u8,
     /// Address size: 0, 16, 32, 64.
-    pub address_size: u8,
+    address_size: u8,
     /// Legacy REX.W required.
-    pub rex_w: bool,
+    rex_w: bool,
     /// VEX/EVEX/XOP W.
-    pub w: VexW,
+    w: VexW,
     /// VEX/EVEX/XOP L.
-    pub l: VexL,
+    l: VexL,
     /// Starts with FWAIT (9B).
-    pub fwait: bool,
+    fwait: bool,
     /// Memory operand size in bytes (0: any or none).
-    pub mem_size: u16,
+    mem_size: u16,
     /// Broadcast element size in bytes (0: no broadcast).
-    pub bcst_size: u8,
+    bcst_size: u8,
     /// EVEX disp8 scale without broadcast.
-    pub disp8_n: u8,
+    disp8_n: u8,
     /// EVEX disp8 scale with broadcast.
-    pub disp8_nb: u8,
+    disp8_nb: u8,
     /// [`flags`] bits.
-    pub flags: u16,
+    flags: u16,
     /// [`modes`] bits.
-    pub modes: u8,
+    modes: u8,
     /// Index into the feature-set pool.
-    pub features: u16,
+    features: u16,
     /// [`apx`] bits (0 for every non-APX form).
-    pub apx: u16,
+    apx: u16,
     /// Scalar merge of the destination (`merge=N` in the text): bits 0..6 the
     /// bytes written, bit 7 set when only a register source merges (from
     /// memory the rest is zeroed); 0 for none. See [`Form::merge`].
-    pub merge: u8,
+    merge: u8,
     /// Index of the implicit registers a `rep`/`repne` prefix adds (the count
     /// register of string instructions); see [`Form::implicit_with_rep`].
-    pub implicit_rep: u16,
+    implicit_rep: u16,
 }
 
 impl Form {
+    /// The mnemonic.
+    pub const fn mnemonic(&self) -> Mnemonic {
+        self.mnemonic
+    }
+
+    /// Operand kinds: the explicit ones in Intel order, then the implicit
+    /// memory operands of string instructions; padded with `None`.
+    pub const fn operands(&self) -> &[OperandKind; 5] {
+        &self.operands
+    }
+
+    /// Number of explicit (written) operands (see [`Form::explicit_count`]).
+    pub const fn explicit(&self) -> u8 {
+        self.explicit
+    }
+
+    /// Encoding family.
+    pub const fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// Mandatory prefix.
+    pub const fn prefix(&self) -> MandatoryPrefix {
+        self.prefix
+    }
+
+    /// Opcode map.
+    pub const fn map(&self) -> OpcodeMap {
+        self.map
+    }
+
+    /// Opcode byte (3DNow!: the suffix byte).
+    pub const fn opcode(&self) -> u8 {
+        self.opcode
+    }
+
+    /// ModRM usage.
+    pub const fn modrm(&self) -> ModRmSpec {
+        self.modrm
+    }
+
+    /// Operand size: 0, 16, 32, 64.
+    pub const fn operand_size(&self) -> u8 {
+        self.operand_size
+    }
+
+    /// Address size: 0, 16, 32, 64.
+    pub const fn address_size(&self) -> u8 {
+        self.address_size
+    }
+
+    /// Legacy REX.W required.
+    pub const fn rex_w(&self) -> bool {
+        self.rex_w
+    }
+
+    /// VEX/EVEX/XOP W.
+    pub const fn w(&self) -> VexW {
+        self.w
+    }
+
+    /// VEX/EVEX/XOP L.
+    pub const fn l(&self) -> VexL {
+        self.l
+    }
+
+    /// Starts with FWAIT (9B).
+    pub const fn fwait(&self) -> bool {
+        self.fwait
+    }
+
+    /// Memory operand size in bytes (0: any or none).
+    pub const fn mem_size(&self) -> u16 {
+        self.mem_size
+    }
+
+    /// Broadcast element size in bytes (0: no broadcast).
+    pub const fn bcst_size(&self) -> u8 {
+        self.bcst_size
+    }
+
+    /// EVEX disp8 scale without broadcast.
+    pub const fn disp8_n(&self) -> u8 {
+        self.disp8_n
+    }
+
+    /// EVEX disp8 scale with broadcast.
+    pub const fn disp8_nb(&self) -> u8 {
+        self.disp8_nb
+    }
+
+    /// [`flags`] bits (see also [`Form::has`]).
+    pub const fn flags(&self) -> u16 {
+        self.flags
+    }
+
+    /// [`modes`] bits.
+    pub const fn modes(&self) -> u8 {
+        self.modes
+    }
+
+    /// [`apx`] bits, 0 for every non-APX form (see also [`Form::has_apx`]).
+    pub const fn apx(&self) -> u16 {
+        self.apx
+    }
+
     /// The CPU features this form needs (all of them).
     pub fn cpu_features(&self) -> &'static [CpuFeature] {
         packed(&FEATURE_LIST, &FEATURE_SET_ENDS, self.features as usize)
