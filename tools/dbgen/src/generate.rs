@@ -360,9 +360,16 @@ pub fn generate(rows: &[Row]) -> (String, String) {
     let mut implicit_sets: Vec<Vec<(String, String)>> = vec![Vec::new()];
     let mut implicit_index: BTreeMap<Vec<(String, String)>, usize> = BTreeMap::new();
     implicit_index.insert(Vec::new(), 0);
+    // Operand-kind lists and Compiler-facing records, each stored once and
+    // referred to by index from the forms (see `Form` for why).
+    let mut operand_lists: Vec<String> = Vec::new();
+    let mut operand_list_index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut infos: Vec<String> = Vec::new();
+    let mut info_index: BTreeMap<String, usize> = BTreeMap::new();
+    let mem_sizes: BTreeSet<u16> = rows.iter().map(|r| r.mem_size).collect();
 
     let mut out = String::from(HEADER);
-    out.push_str("use super::{Access as A, Encoding as E, Form, ImplicitOperand, MandatoryPrefix as P, ModRmSpec as R, OpcodeMap as M, OperandKind as K, VexL as L, VexW as W, imp};\nuse crate::x86::RegKind;\n\n");
+    out.push_str("use super::{Access as A, Encoding as E, Form, FormInfo, FormSpec, ImplicitOperand, MandatoryPrefix as P, ModRmSpec as R, OpcodeMap as M, OperandKind as K, VexL as L, VexW as W, imp};\nuse crate::x86::RegKind;\n\n");
 
     // Mnemonic enum.
     let _ = writeln!(
@@ -545,15 +552,29 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 (true, false) => "modes::M64",
                 _ => "modes::M32",
             };
-            let _ = writeln!(
-                forms_text,
-                "    Form {{ mnemonic: Mnemonic::{}, operands: [{}], explicit: {}, access: 0x{:05x}, implicit: {implicit_id}, flags_read: 0x{:x}, flags_written: 0x{:x}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, features: {set_id}, apx: 0x{:x}, merge: 0x{:x}, implicit_rep: {rep_implicit_id} }}, // {}:{}",
-                camel(name),
-                ops.join(", "),
-                row.operands.iter().filter(|t| !is_implicit(t)).count(),
+            let list = format!("[{}]", ops.join(", "));
+            let next = operand_lists.len();
+            let operand_list = *operand_list_index.entry(list.clone()).or_insert_with(|| {
+                operand_lists.push(list);
+                next
+            });
+            let record = format!(
+                "FormInfo {{ access: 0x{:05x}, implicit: {implicit_id}, implicit_rep: {rep_implicit_id}, flags_read: 0x{:x}, flags_written: 0x{:x}, features: {set_id}, merge: 0x{:x} }}",
                 access_bits(&access),
                 flag_bits(&row.flags_read),
                 flag_bits(&row.flags_written),
+                row.merge,
+            );
+            let next = infos.len();
+            let info = *info_index.entry(record.clone()).or_insert_with(|| {
+                infos.push(record);
+                next
+            });
+            let _ = writeln!(
+                forms_text,
+                "    Form::new(FormSpec {{ mnemonic: Mnemonic::{}, operand_list: {operand_list}, explicit: {}, info: {info}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, apx: 0x{:x} }}), // {}:{}",
+                camel(name),
+                row.operands.iter().filter(|t| !is_implicit(t)).count(),
                 map_variant(&e.map, &e.kind),
                 e.opcode,
                 e.operand_size,
@@ -565,7 +586,6 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 row.disp8_n,
                 row.disp8_nb,
                 apx_bits(row),
-                row.merge,
                 row.file,
                 row.line
             );
@@ -615,6 +635,31 @@ pub fn generate(rows: &[Row]) -> (String, String) {
         "MNEMONIC_FORM_ENDS",
         "each mnemonic's forms in `FORMS`",
         ranges.iter().map(|&(_, end)| end),
+    );
+    let _ = writeln!(
+        out,
+        "/// The distinct operand-kind lists of the forms (`Form::operands`).\npub(crate) static OPERAND_LISTS: [[K; 5]; {}] = [",
+        operand_lists.len()
+    );
+    for list in &operand_lists {
+        let _ = writeln!(out, "    {list},");
+    }
+    out.push_str("];\n\n");
+    let _ = writeln!(
+        out,
+        "/// The distinct Compiler-facing records of the forms (`Form::access`, `Form::implicit`, ...).\npub(crate) static FORM_INFOS: [FormInfo; {}] = [",
+        infos.len()
+    );
+    for info in &infos {
+        let _ = writeln!(out, "    {info},");
+    }
+    out.push_str("];\n\n");
+    let sizes: Vec<String> = mem_sizes.iter().map(u16::to_string).collect();
+    let _ = writeln!(
+        out,
+        "/// The memory operand sizes the forms have (`Form::mem_size` is an index here).\npub(crate) const MEM_SIZES: [u16; {}] = [{}];\n",
+        sizes.len(),
+        sizes.join(", ")
     );
     out.push_str("use super::{flags, modes};\n\n");
     let _ = writeln!(out, "pub(crate) static FORMS: [Form; {index}] = [");
