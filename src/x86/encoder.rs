@@ -76,6 +76,26 @@ pub(crate) fn encode(
     operands: &[Operand],
     options: InstOptions,
 ) -> Result<Encoded, Error> {
+    let candidates = forms.unwrap_or_else(|| dynamic_candidates(mnemonic, operands));
+    encode_forms(site, mnemonic, candidates, operands, options)
+}
+
+/// The candidate forms of `mnemonic` for operands of these classes, from the
+/// signature index (the dynamic API's lookup; the typed API knows its
+/// candidates at compile time and does not link the index).
+pub(crate) fn dynamic_candidates(mnemonic: Mnemonic, operands: &[Operand]) -> &'static [u16] {
+    mnemonic.candidates(signature_of(operands))
+}
+
+/// [`encode`] with the candidate forms given (indices into the form table, in
+/// preference order).
+pub(crate) fn encode_forms(
+    site: &Site<'_>,
+    mnemonic: Mnemonic,
+    candidates: &'static [u16],
+    operands: &[Operand],
+    options: InstOptions,
+) -> Result<Encoded, Error> {
     let explicit = operands
         .iter()
         .rposition(|o| !o.is_none())
@@ -97,10 +117,6 @@ pub(crate) fn encode(
         modes::M64
     } else {
         modes::M32
-    };
-    let candidates = match forms {
-        Some(forms) => forms,
-        None => mnemonic.candidates(signature_of(operands)),
     };
     // Forms that fit but are not what an assembler picks first (a 16-bit form
     // for unsized memory, a short immediate under LONG) wait here.

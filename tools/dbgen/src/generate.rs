@@ -828,10 +828,15 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
                 .collect::<Vec<_>>()
                 .join(", ");
             if *arity == 0 {
+                // The candidates are known here too: the typed API never
+                // needs the signature index (so programs using only it do
+                // not link the index).
+                let list: Vec<String> = tuples.values().flatten().map(usize::to_string).collect();
                 let _ = writeln!(
                     methods,
-                    "    /// Emits `{name}` ({forms_doc}).\n    #[inline]\n    fn {method}(&mut self) -> Result<(), Error> {{\n        self.emit(Mnemonic::{}, &[])\n    }}\n",
-                    camel(name)
+                    "    /// Emits `{name}` ({forms_doc}).\n    #[inline]\n    fn {method}(&mut self) -> Result<(), Error> {{\n        self.emit_forms(Mnemonic::{}, &[{}], &[])\n    }}\n",
+                    camel(name),
+                    list.join(", ")
                 );
                 continue;
             }
