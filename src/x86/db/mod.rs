@@ -1005,22 +1005,24 @@ impl std::fmt::Debug for Form {
 }
 
 /// The part of a form only the Compiler (and the text tools) read, shared
-/// by the forms that agree on it (see [`Form`]).
+/// by the forms that agree on it (see [`Form`]); 12 bytes (the set indices
+/// are bytes: 126 implicit-operand sets and 187 feature sets today, and the
+/// generated table stops compiling when one outgrows its byte).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct FormInfo {
     /// Operand accesses, 4 bits per operand (see [`Form::access`]).
     access: u32,
     /// Index of the implicit-operand set (see [`Form::implicit`]).
-    implicit: u16,
+    implicit: u8,
     /// Index of the implicit registers a `rep`/`repne` prefix adds (the
     /// count register of string instructions); see [`Form::implicit_with_rep`].
-    implicit_rep: u16,
+    implicit_rep: u8,
     /// Flags read, as [`Flags`] bits.
     flags_read: u16,
     /// Flags written (set, cleared or left undefined), as [`Flags`] bits.
     flags_written: u16,
     /// Index into the feature-set pool.
-    features: u16,
+    features: u8,
     /// Scalar merge of the destination (`merge=N` in the text): bits 0..6 the
     /// bytes written, bit 7 set when only a register source merges (from
     /// memory the rest is zeroed); 0 for none. See [`Form::merge`].
@@ -1141,6 +1143,7 @@ mod tests {
     #[test]
     fn form_is_16_bytes_and_unpacks() {
         assert_eq!(std::mem::size_of::<Form>(), 16);
+        assert_eq!(std::mem::size_of::<FormInfo>(), 12);
         let add = Mnemonic::Add.forms();
         let r64_imm8 = add
             .iter()
