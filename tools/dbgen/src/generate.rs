@@ -552,12 +552,11 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 (true, false) => "modes::M64",
                 _ => "modes::M32",
             };
-            let list = format!("[{}]", ops.join(", "));
-            let next = operand_lists.len();
-            let operand_list = *operand_list_index.entry(list.clone()).or_insert_with(|| {
-                operand_lists.push(list);
-                next
-            });
+            let operand_list = intern(
+                &mut operand_lists,
+                &mut operand_list_index,
+                format!("[{}]", ops.join(", ")),
+            );
             let record = format!(
                 "FormInfo {{ access: 0x{:05x}, implicit: {implicit_id}, implicit_rep: {rep_implicit_id}, flags_read: 0x{:x}, flags_written: 0x{:x}, features: {set_id}, merge: 0x{:x} }}",
                 access_bits(&access),
@@ -565,11 +564,7 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 flag_bits(&row.flags_written),
                 row.merge,
             );
-            let next = infos.len();
-            let info = *info_index.entry(record.clone()).or_insert_with(|| {
-                infos.push(record);
-                next
-            });
+            let info = intern(&mut infos, &mut info_index, record);
             let _ = writeln!(
                 forms_text,
                 "    Form::new(FormSpec {{ mnemonic: Mnemonic::{}, operand_list: {operand_list}, explicit: {}, info: {info}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, apx: 0x{:x} }}), // {}:{}",
@@ -636,24 +631,20 @@ pub fn generate(rows: &[Row]) -> (String, String) {
         "each mnemonic's forms in `FORMS`",
         ranges.iter().map(|&(_, end)| end),
     );
-    let _ = writeln!(
-        out,
-        "/// The distinct operand-kind lists of the forms (`Form::operands`).\npub(crate) static OPERAND_LISTS: [[K; 5]; {}] = [",
-        operand_lists.len()
+    write_table(
+        &mut out,
+        "OPERAND_LISTS",
+        "[K; 5]",
+        "the distinct operand-kind lists of the forms (`Form::operands`)",
+        &operand_lists,
     );
-    for list in &operand_lists {
-        let _ = writeln!(out, "    {list},");
-    }
-    out.push_str("];\n\n");
-    let _ = writeln!(
-        out,
-        "/// The distinct Compiler-facing records of the forms (`Form::access`, `Form::implicit`, ...).\npub(crate) static FORM_INFOS: [FormInfo; {}] = [",
-        infos.len()
+    write_table(
+        &mut out,
+        "FORM_INFOS",
+        "FormInfo",
+        "the distinct Compiler-facing records of the forms (`Form::access`, `Form::implicit`, ...)",
+        &infos,
     );
-    for info in &infos {
-        let _ = writeln!(out, "    {info},");
-    }
-    out.push_str("];\n\n");
     let sizes: Vec<String> = mem_sizes.iter().map(u16::to_string).collect();
     let _ = writeln!(
         out,
@@ -886,6 +877,31 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
     out.push_str(&methods);
     out.push_str("}\n\nimpl<T: Emitter + ?Sized> Instructions for T {}\n");
     out
+}
+
+/// The index of `item` in `items`, appended (and indexed) when new: the
+/// generated tables store each distinct list or record once.
+fn intern(items: &mut Vec<String>, index: &mut BTreeMap<String, usize>, item: String) -> usize {
+    let next = items.len();
+    *index.entry(item).or_insert_with_key(|item| {
+        items.push(item.clone());
+        next
+    })
+}
+
+/// Writes `static {name}: [{item_type}; N]` with one item per line.
+fn write_table(out: &mut String, name: &str, item_type: &str, what: &str, items: &[String]) {
+    let _ = writeln!(
+        out,
+        "/// {}{}.\npub(crate) static {name}: [{item_type}; {}] = [",
+        what[..1].to_uppercase(),
+        &what[1..],
+        items.len()
+    );
+    for item in items {
+        let _ = writeln!(out, "    {item},");
+    }
+    out.push_str("];\n\n");
 }
 
 /// Writes `static {name}: [u16; N]`: where each entry of a packed table
