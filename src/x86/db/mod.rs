@@ -670,6 +670,12 @@ const fn size_code(size: u8) -> u64 {
     }
 }
 
+/// The size a [`size_code`] stands for: 8 << code is 16, 32, 64 for codes
+/// 1..3, and the mask clears code 0's 8 (no table load in the encoder).
+const fn size_of_code(code: u64) -> u8 {
+    ((8 << code) & 0x70) as u8
+}
+
 /// log2 of a power of two.
 const fn log2(value: u8) -> u64 {
     assert!(value.is_power_of_two(), "disp8 scales are powers of two");
@@ -804,12 +810,12 @@ impl Form {
 
     /// Operand size: 0, 16, 32, 64.
     pub const fn operand_size(&self) -> u8 {
-        [0, 16, 32, 64][self.get(form_bits::OPERAND_SIZE) as usize]
+        size_of_code(self.get(form_bits::OPERAND_SIZE))
     }
 
     /// Address size: 0, 16, 32, 64.
     pub const fn address_size(&self) -> u8 {
-        [0, 16, 32, 64][self.get(form_bits::ADDRESS_SIZE) as usize]
+        size_of_code(self.get(form_bits::ADDRESS_SIZE))
     }
 
     /// Legacy REX.W required.
