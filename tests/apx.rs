@@ -28,7 +28,7 @@ const GP_IDS: [[u8; 4]; 3] = [[16, 17, 18, 19], [31, 1, 24, 9], [20, 29, 13, 26]
 /// Memory for variant `v`: [r16 + r17*4 + 8], [r29 + r20*8 - 0x80] (r29 needs
 /// a displacement, r20 is not rsp as an index), [r21 + 0x12345].
 fn sample_mem(form: &Form, kind: OperandKind, v: usize, low: bool) -> Mem {
-    let addr = if form.address_size == 32 {
+    let addr = if form.address_size() == 32 {
         RegKind::Gp32
     } else {
         RegKind::Gp64
@@ -56,14 +56,14 @@ fn sample_mem(form: &Form, kind: OperandKind, v: usize, low: bool) -> Mem {
     } else if scale != 0 {
         m = m.with_index(Reg::new(addr, index).expect("index"), scale);
     }
-    m.with_size(form.mem_size)
+    m.with_size(form.mem_size())
 }
 
 /// Operands and options for `form`, variant `v`; `None` when the form has
 /// an operand this test does not generate (branches, far pointers, moffs).
 fn sample(form: &Form, v: usize, low: bool) -> Option<(Vec<Operand>, InstOptions)> {
     use OperandKind as K;
-    let evex = form.encoding == Encoding::Evex;
+    let evex = form.encoding() == Encoding::Evex;
     // APX forms: registers, then two memory variants; the others: memory, then registers.
     let use_mem = if form.is_apx() { v != 0 } else { v == 0 };
     let mut ops = Vec::new();
@@ -153,7 +153,7 @@ fn sample(form: &Form, v: usize, low: bool) -> Option<(Vec<Operand>, InstOptions
 /// operands or memory).
 fn covered(form: &Form) -> bool {
     use OperandKind as K;
-    if form.modes & modes::M64 == 0 || form.encoding == Encoding::Amd3dNow {
+    if form.modes() & modes::M64 == 0 || form.encoding() == Encoding::Amd3dNow {
         return false;
     }
     if form.is_apx() {
@@ -419,7 +419,7 @@ fn apx_forms_match_llvm_mc_22_and_decode_back() {
         let group = if case.form.is_apx() {
             "apx forms"
         } else {
-            match case.form.encoding {
+            match case.form.encoding() {
                 Encoding::Legacy => "legacy (REX2)",
                 Encoding::Evex => "evex (B4/X4/R4/V4)",
                 _ => "vex/xop (rejected)",
@@ -463,7 +463,7 @@ fn apx_forms_match_llvm_mc_22_and_decode_back() {
             (Err(e), Some((_, theirs))) => {
                 // llvm-mc-22 takes some VEX-only instructions with r16-r31 in
                 // AVX10.2's EVEX forms, which the database does not have.
-                let vex_form = matches!(case.form.encoding, Encoding::Vex | Encoding::Xop);
+                let vex_form = matches!(case.form.encoding(), Encoding::Vex | Encoding::Xop);
                 if vex_form && theirs.first() == Some(&0x62) {
                     avx10_only += 1;
                     entry.1 += 1;
@@ -507,7 +507,7 @@ fn apx_forms_match_llvm_mc_22_and_decode_back() {
                 .enumerate()
                 .any(|(i, c)| std::ptr::eq(c.form, *f) && (verified[i] || other_bytes.contains(&i)))
         })
-        .map(|f| format!("{} {:?}", f.mnemonic.name(), f.explicit_kinds()))
+        .map(|f| format!("{} {:?}", f.mnemonic().name(), f.explicit_kinds()))
         .collect();
     assert!(
         unverified.is_empty(),
@@ -666,7 +666,7 @@ fn apx_forms_are_64_bit_only_and_need_apx_f() {
     let mut apx_forms = 0;
     for m in Mnemonic::ALL {
         for f in m.forms() {
-            if f.apx != 0 || f.map == OpcodeMap::Map4 {
+            if f.apx() != 0 || f.map() == OpcodeMap::Map4 {
                 assert!(
                     f.is_apx(),
                     "{} {:?} has APX bits but not apx_f",
@@ -677,7 +677,7 @@ fn apx_forms_are_64_bit_only_and_need_apx_f() {
             if f.is_apx() {
                 apx_forms += 1;
                 assert_eq!(
-                    f.modes,
+                    f.modes(),
                     modes::M64,
                     "{} is APX but valid in 32-bit mode",
                     m.name()

@@ -12,14 +12,14 @@ fn coverage_totals_match_the_database() {
     for (arch, bit) in [(Arch::X64, modes::M64), (Arch::X86, modes::M32)] {
         let in_db: usize = Mnemonic::ALL
             .iter()
-            .map(|m| m.forms().iter().filter(|f| f.modes & bit != 0).count())
+            .map(|m| m.forms().iter().filter(|f| f.modes() & bit != 0).count())
             .sum();
         let apx_in_db: usize = Mnemonic::ALL
             .iter()
             .map(|m| {
                 m.forms()
                     .iter()
-                    .filter(|f| f.modes & bit != 0 && f.is_apx())
+                    .filter(|f| f.modes() & bit != 0 && f.is_apx())
                     .count()
             })
             .sum();

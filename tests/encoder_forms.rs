@@ -31,7 +31,11 @@ fn vec_id(v: usize, x64: bool, evex: bool, salt: u8) -> u8 {
 
 fn sample_mem(form: &Form, kind: OperandKind, v: usize, x64: bool, evex: bool) -> Mem {
     // A form with its own address size (enqcmd, movdir64b) takes registers of that size.
-    let x64 = if form.address_size == 32 { false } else { x64 };
+    let x64 = if form.address_size() == 32 {
+        false
+    } else {
+        x64
+    };
     // Variants: [base + index*4 + disp8], [r9/ebp base + index*8 - 0x80], [rsp/esp + disp32] without index.
     let (addr_kind, base_id, index_id) = if x64 {
         (RegKind::Gp64, [1u8, 9, 4][v], [2u8, 10, 13][v])
@@ -60,18 +64,18 @@ fn sample_mem(form: &Form, kind: OperandKind, v: usize, x64: bool, evex: bool) -
             [4u8, 8, 1][v],
         );
     }
-    m.with_size(form.mem_size)
+    m.with_size(form.mem_size())
 }
 
 /// Operands for `form`, variant `v`; `None` when the variant does not apply.
 fn sample(form: &Form, v: usize, x64: bool) -> Option<(Vec<Operand>, InstOptions)> {
     use OperandKind as K;
-    let evex = form.encoding == jitforge::x86::db::Encoding::Evex;
+    let evex = form.encoding() == jitforge::x86::db::Encoding::Evex;
     let mut ops = Vec::new();
     let mut salt = 0u8;
     let mut used_mem = false;
     for &kind in form
-        .operands
+        .operands()
         .iter()
         .filter(|k| **k != K::None && !k.is_implicit())
     {
@@ -100,8 +104,8 @@ fn sample(form: &Form, v: usize, x64: bool) -> Option<(Vec<Operand>, InstOptions
             {
                 used_mem = true;
                 let mut m = sample_mem(form, kind, v, x64, evex);
-                if v == 2 && form.bcst_size != 0 {
-                    m = m.with_size(form.bcst_size as u16).bcst();
+                if v == 2 && form.bcst_size() != 0 {
+                    m = m.with_size(form.bcst_size() as u16).bcst();
                 }
                 Operand::Mem(m)
             }
@@ -171,12 +175,12 @@ fn sample(form: &Form, v: usize, x64: bool) -> Option<(Vec<Operand>, InstOptions
                 Operand::Imm((0x10i64 << 32) | [0x1234i64, 0x7ffe, 0x100][v])
             }
             K::Moffs => {
-                let m =
-                    Mem::absolute([0x1000u64, 0x8000_0000_1000, 0x10][v]).with_size(form.mem_size);
+                let m = Mem::absolute([0x1000u64, 0x8000_0000_1000, 0x10][v])
+                    .with_size(form.mem_size());
                 Operand::Mem(if x64 {
                     m.abs64()
                 } else {
-                    Mem::absolute([0x1000u64, 0x7fff_0000, 0x10][v]).with_size(form.mem_size)
+                    Mem::absolute([0x1000u64, 0x7fff_0000, 0x10][v]).with_size(form.mem_size())
                 })
             }
             K::Mem
@@ -250,8 +254,8 @@ fn run(arch: Arch) -> (usize, usize, usize, Vec<String>, Vec<String>) {
                 continue;
             }
             // 16-bit addressing is not supported by the encoder.
-            if form.modes & mode == 0
-                || form.address_size == 16 && form.operands.contains(&OperandKind::Mem)
+            if form.modes() & mode == 0
+                || form.address_size() == 16 && form.operands().contains(&OperandKind::Mem)
             {
                 continue;
             }
@@ -287,7 +291,7 @@ fn run(arch: Arch) -> (usize, usize, usize, Vec<String>, Vec<String>) {
                 });
                 // `lsl r64, r32` (AsmJit's spelling, from extra.txt) has the same
                 // bytes as iced-x86's `lsl r64, r64`.
-                let alias = mnemonic == Mnemonic::Lsl && form.operands[1] == OperandKind::R32M;
+                let alias = mnemonic == Mnemonic::Lsl && form.operands()[1] == OperandKind::R32M;
                 if let Err(e) = result.or_else(|e| {
                     if alias && e.contains("decoded as r") {
                         Ok(())
@@ -352,7 +356,7 @@ fn forms_describe_access_implicit_registers_and_flags() {
     let div = Mnemonic::Div
         .forms()
         .iter()
-        .find(|f| f.operands[0] == OperandKind::R64M)
+        .find(|f| f.operands()[0] == OperandKind::R64M)
         .expect("div r/m64");
     let implicit: Vec<String> = div
         .implicit()
@@ -381,7 +385,7 @@ fn forms_describe_access_implicit_registers_and_flags() {
     let push = Mnemonic::Push
         .forms()
         .iter()
-        .find(|f| f.operands[0] == OperandKind::R64Op)
+        .find(|f| f.operands()[0] == OperandKind::R64Op)
         .expect("push r64");
     assert!(
         push.implicit()

@@ -465,7 +465,7 @@ fn text_representable(_form: &Form) -> bool {
 /// Operands for every explicit slot of `form`, or None if a slot cannot be generated.
 fn generate(form: &Form, arch: Arch, rng: &mut Rng) -> Option<(Vec<Operand>, InstOptions)> {
     let x64 = arch == Arch::X64;
-    let evex = form.encoding == Encoding::Evex;
+    let evex = form.encoding() == Encoding::Evex;
     let vec_limit: u8 = if !x64 {
         8
     } else if evex {
@@ -480,7 +480,7 @@ fn generate(form: &Form, arch: Arch, rng: &mut Rng) -> Option<(Vec<Operand>, Ins
         (true, true) => 32,
     };
     // Address registers follow the form's address size (`enqcmd r32.a, m` is a32).
-    let addr = match form.address_size {
+    let addr = match form.address_size() {
         32 => RegKind::Gp32,
         64 => RegKind::Gp64,
         16 => RegKind::Gp16,
@@ -491,7 +491,7 @@ fn generate(form: &Form, arch: Arch, rng: &mut Rng) -> Option<(Vec<Operand>, Ins
     let mut ops = Vec::new();
     let mut options = InstOptions::NONE;
     let kinds: Vec<K> = form
-        .operands
+        .operands()
         .iter()
         .copied()
         .filter(|k| *k != K::None && !k.is_implicit())
@@ -509,7 +509,7 @@ fn generate(form: &Form, arch: Arch, rng: &mut Rng) -> Option<(Vec<Operand>, Ins
                 let disp = [0x80i64, -0x10, 0, 0x1234][rng.pick(4) as usize];
                 return Mem::new(MemBase::Reg(b), disp)
                     .with_index(ix, 1)
-                    .with_size(form.mem_size);
+                    .with_size(form.mem_size());
             }
             let b = Reg::new(base, [1u8, 3, 5, 6][rng.pick(4) as usize]).unwrap();
             let ix = Reg::new(index, [2u8, 7][rng.pick(2) as usize]).unwrap();
@@ -519,7 +519,7 @@ fn generate(form: &Form, arch: Arch, rng: &mut Rng) -> Option<(Vec<Operand>, Ins
             if rng.pick(5) == 0 {
                 m = Mem::new(MemBase::Reg(b), disp);
             }
-            m.with_size(form.mem_size)
+            m.with_size(form.mem_size())
         };
         let op = match k {
             K::R8M
@@ -538,8 +538,8 @@ fn generate(form: &Form, arch: Arch, rng: &mut Rng) -> Option<(Vec<Operand>, Ins
             {
                 has_mem = true;
                 let mut m = mem(rng);
-                if form.bcst_size != 0 && rng.pick(2) == 0 {
-                    m = m.with_size(form.bcst_size as u16).bcst();
+                if form.bcst_size() != 0 && rng.pick(2) == 0 {
+                    m = m.with_size(form.bcst_size() as u16).bcst();
                 }
                 Operand::Mem(m)
             }
@@ -602,7 +602,7 @@ fn generate(form: &Form, arch: Arch, rng: &mut Rng) -> Option<(Vec<Operand>, Ins
             K::FarPtr32 => Operand::Imm((0x10 << 32) | 0x1234_5678),
             K::Moffs => {
                 has_mem = true;
-                let m = Mem::absolute(0x1122_3344).with_size(form.mem_size);
+                let m = Mem::absolute(0x1122_3344).with_size(form.mem_size());
                 Operand::Mem(if x64 { m.abs64() } else { m })
             }
             K::Mem | K::MemFar | K::MemMpx => {
@@ -616,7 +616,7 @@ fn generate(form: &Form, arch: Arch, rng: &mut Rng) -> Option<(Vec<Operand>, Ins
                 Operand::Mem(
                     Mem::new(MemBase::Reg(b), 0x40)
                         .with_index(ix, 1)
-                        .with_size(form.mem_size),
+                        .with_size(form.mem_size()),
                 )
             }
             K::Vm32x | K::Vm64x | K::Vm32y | K::Vm64y | K::Vm32z | K::Vm64z => {
@@ -663,7 +663,7 @@ fn generate(form: &Form, arch: Arch, rng: &mut Rng) -> Option<(Vec<Operand>, Ins
     }
     // push2/pop2 take neither rsp nor (pop2) one register twice.
     if matches!(
-        form.mnemonic,
+        form.mnemonic(),
         Mnemonic::Push2 | Mnemonic::Pop2 | Mnemonic::Push2p | Mnemonic::Pop2p
     ) {
         ops = vec![
@@ -721,7 +721,7 @@ fn round_trip(seed: u64) -> RoundTrip {
                 } else {
                     modes::M32
                 };
-                if form.modes & bit == 0 {
+                if form.modes() & bit == 0 {
                     continue;
                 }
                 r.forms += 1;
@@ -822,7 +822,7 @@ proptest! {
         for form in m.forms() {
             for arch in [Arch::X64, Arch::X86] {
                 let bit = if arch == Arch::X64 { modes::M64 } else { modes::M32 };
-                if form.modes & bit == 0 || !text_representable(form) {
+                if form.modes() & bit == 0 || !text_representable(form) {
                     continue;
                 }
                 let mut rng = Rng(seed | 1);
@@ -1348,7 +1348,7 @@ fn logged_text_assembles_back() {
                     modes::M32
                 };
                 // Relative branches to numeric targets depend on where they sit.
-                let relative = form.operands.iter().any(|k| {
+                let relative = form.operands().iter().any(|k| {
                     matches!(
                         k,
                         K::Rel8
@@ -1360,7 +1360,7 @@ fn logged_text_assembles_back() {
                             | K::Disp32
                     )
                 });
-                if form.modes & bit == 0 || relative {
+                if form.modes() & bit == 0 || relative {
                     continue;
                 }
                 let Some((ops, options)) = generate(form, arch, &mut rng) else {

@@ -1622,9 +1622,9 @@ fn avx512_target_opens_xmm16_to_31_where_evex_exists() {
         id: Reg::Phys(PReg::vec(17), View::X128),
     };
     let f = t().form_for(vaddps, &[x17, v(16), v(16)]).unwrap();
-    assert_eq!(f.encoding, jitforge::x86::db::Encoding::Evex);
+    assert_eq!(f.encoding(), jitforge::x86::db::Encoding::Evex);
     let f = t().form_for(vaddps, &[v(16), v(16), v(16)]).unwrap();
-    assert_eq!(f.encoding, jitforge::x86::db::Encoding::Vex);
+    assert_eq!(f.encoding(), jitforge::x86::db::Encoding::Vex);
 }
 
 #[test]

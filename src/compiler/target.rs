@@ -505,7 +505,7 @@ fn special_of(m: Mnemonic) -> Special {
 /// an NDD form such as `imul r64, r64, r/m64` would otherwise capture the
 /// bound-implicit `imul hi, lo, src` on CPUs without APX).
 fn in_target(form: &Form, mode_bit: u8) -> bool {
-    form.modes & mode_bit != 0 && !form.is_apx()
+    form.modes() & mode_bit != 0 && !form.is_apx()
 }
 
 fn mnemonic_flow(name: &str) -> Flow {
@@ -583,7 +583,7 @@ impl X86Target {
             let mut mem_at = 0u8;
             for f in m.forms().iter().filter(|f| in_target(f, bit)) {
                 valid = true;
-                fl |= f.flags;
+                fl |= f.flags();
                 for (j, (k, _)) in explicit_kinds(f).enumerate() {
                     if kind_set(k).contains(KindSet::MEM) {
                         mem_at |= 1 << j;
@@ -856,7 +856,7 @@ impl X86Target {
                     .find_map(|&v| self.reg_name(imp.reg, v))
             })
             .collect();
-        let explicit = format!("{} explicit operand(s)", form.explicit);
+        let explicit = format!("{} explicit operand(s)", form.explicit());
         if binding_of(x.mnemonic.name()).0 {
             format!("{explicit}, then {}", regs.join(", "))
         } else {
@@ -1066,14 +1066,14 @@ impl X86Target {
         let bit = self.mode_bit();
         for form in forms {
             if !in_target(form, bit)
-                || form.explicit as usize != shapes.len()
+                || form.explicit() as usize != shapes.len()
                 // ah..bh exist only without REX, REX2, VEX or EVEX.
-                || (high && (form.rex_w || form.encoding != Encoding::Legacy))
+                || (high && (form.rex_w() || form.encoding() != Encoding::Legacy))
                 || (x.masked && !form.has(flags::K))
                 || (x.zeroing && !form.has(flags::Z))
                 || (!x.masked && form.has(flags::K_REQUIRED))
                 || (x.prefix != Prefix::None && !form.has(x.prefix.form_flag()))
-                || (evex_only && form.encoding != Encoding::Evex)
+                || (evex_only && form.encoding() != Encoding::Evex)
             {
                 continue;
             }
@@ -1117,7 +1117,7 @@ impl X86Target {
             } => {
                 p.hw < self.reg_count(class)
                     && match class {
-                        RegClass::VEC => p.hw < 16 || form.encoding == Encoding::Evex,
+                        RegClass::VEC => p.hw < 16 || form.encoding() == Encoding::Evex,
                         RegClass::GP => {
                             h && p.hw < 4
                                 || !h
@@ -1158,7 +1158,7 @@ impl X86Target {
             OpShape::Mem { size } => {
                 kind != K::Moffs
                     && !(kind == K::MemFar && size == 0)
-                    && (size == 0 || form.mem_size == 0 || size == form.mem_size)
+                    && (size == 0 || form.mem_size() == 0 || size == form.mem_size())
             }
             _ => false,
         };
@@ -1289,15 +1289,15 @@ impl X86Target {
         let bit = self.mode_bit();
         let extra = x.masked as usize;
         let forms = || x.mnemonic.forms().iter().filter(|f| in_target(f, bit));
-        if !forms().any(|f| f.explicit as usize == ops.len()) {
+        if !forms().any(|f| f.explicit() as usize == ops.len()) {
             return FactsError::OperandCount {
-                expected: forms().map(|f| f.explicit as usize).min().unwrap_or(0) + extra,
+                expected: forms().map(|f| f.explicit() as usize).min().unwrap_or(0) + extra,
                 found: ops.len() + extra,
             };
         }
         let mut best = 0usize;
         let mut expected = KindSet(0);
-        for f in forms().filter(|f| f.explicit as usize == ops.len()) {
+        for f in forms().filter(|f| f.explicit() as usize == ops.len()) {
             for (j, (kind, _)) in explicit_kinds(f).enumerate() {
                 let Some(sh) = ops.get(j) else { break };
                 if self.accepts(kind, &self.norm(*sh), f, true).is_none() {
@@ -1365,7 +1365,7 @@ impl X86Target {
         });
         let vec_all = if !self.mode64 {
             0xFF
-        } else if form.encoding == Encoding::Evex
+        } else if form.encoding() == Encoding::Evex
             || (self.avx512
                 && has_vec
                 && (self
@@ -1470,7 +1470,7 @@ impl X86Target {
             if class == RegClass::GP && size < 4 && sub_view {
                 a = Access::PartialWrite;
             }
-            if class == RegClass::VEC && sub_view && form.encoding == Encoding::Legacy {
+            if class == RegClass::VEC && sub_view && form.encoding() == Encoding::Legacy {
                 a = Access::PartialWrite;
             }
             if x.masked && !x.zeroing {
@@ -1837,7 +1837,7 @@ impl Default for Matched {
 
 /// The explicit operand kinds of a form with their database indexes.
 fn explicit_kinds(form: &Form) -> impl Iterator<Item = (K, usize)> + '_ {
-    form.operands
+    form.operands()
         .iter()
         .copied()
         .enumerate()
@@ -2319,7 +2319,7 @@ mod tests {
             | K::Vm64z
             | K::MmM
             | K::BndM => OpShape::Mem {
-                size: form.mem_size,
+                size: form.mem_size(),
             },
             k if k.takes_label() => OpShape::Label,
             k if k.takes_immediate() => OpShape::Imm(1),
@@ -2347,7 +2347,7 @@ mod tests {
                         .map(|(k, _)| shape_for(k, form))
                         .collect();
                     let Some(shapes) = shapes else { continue };
-                    if form.mem_size == 0 && explicit_kinds(form).any(|(k, _)| k == K::MemFar) {
+                    if form.mem_size() == 0 && explicit_kinds(form).any(|(k, _)| k == K::MemFar) {
                         continue;
                     }
                     let mut x = X86Inst::new(m);
@@ -2358,8 +2358,8 @@ mod tests {
                     let all = t
                         .scan_in(x, &shapes, false, Candidates::All(m.forms().iter()), false)
                         .map(|r| r.0 as *const Form);
-                    assert_eq!(indexed, all, "{} {:?}", m.name(), form.operands);
-                    assert!(indexed.is_some(), "{} {:?}", m.name(), form.operands);
+                    assert_eq!(indexed, all, "{} {:?}", m.name(), form.operands());
+                    assert!(indexed.is_some(), "{} {:?}", m.name(), form.operands());
                     checked += 1;
                 }
             }

@@ -7,7 +7,7 @@
 
 use super::db::Mnemonic;
 use super::emitter::Emitter;
-use super::encoder::{Encoded, Site, Target, encode};
+use super::encoder::{Encoded, Site, Target, dynamic_candidates, encode_forms};
 use super::operand::Operand;
 use super::options::{InstOptions, Rounding};
 use crate::code::{CodeHolder, FixupKind, Label, SectionId, SectionKind};
@@ -179,13 +179,20 @@ impl<'a> Assembler<'a> {
         operands: &[Operand],
         options: InstOptions,
     ) -> Result<()> {
-        self.emit_candidates(mnemonic, None, operands, options)
+        self.emit_candidates(
+            mnemonic,
+            dynamic_candidates(mnemonic, operands),
+            operands,
+            options,
+        )
     }
 
+    /// Emits one instruction from its candidate forms (the typed API's, or
+    /// the signature index's for the dynamic API).
     fn emit_candidates(
         &mut self,
         mnemonic: Mnemonic,
-        forms: Option<&'static [u16]>,
+        forms: &'static [u16],
         operands: &[Operand],
         options: InstOptions,
     ) -> Result<()> {
@@ -196,7 +203,7 @@ impl<'a> Assembler<'a> {
                 section: self.section,
                 offset,
             };
-            encode(&site, mnemonic, forms, operands, options)?
+            encode_forms(&site, mnemonic, forms, operands, options)?
         };
         if let Some(u) = encoded.field_use {
             let pc_delta = (encoded.len - u.at as usize) as u8;
@@ -309,7 +316,12 @@ impl<'a> Assembler<'a> {
 impl Emitter for Assembler<'_> {
     fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
         let options = std::mem::take(&mut self.options);
-        self.emit_candidates(mnemonic, None, operands, options)
+        self.emit_candidates(
+            mnemonic,
+            dynamic_candidates(mnemonic, operands),
+            operands,
+            options,
+        )
     }
 
     #[inline]
@@ -320,7 +332,7 @@ impl Emitter for Assembler<'_> {
         operands: &[Operand],
     ) -> Result<()> {
         let options = std::mem::take(&mut self.options);
-        self.emit_candidates(mnemonic, Some(forms), operands, options)
+        self.emit_candidates(mnemonic, forms, operands, options)
     }
 }
 

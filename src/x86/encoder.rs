@@ -76,6 +76,26 @@ pub(crate) fn encode(
     operands: &[Operand],
     options: InstOptions,
 ) -> Result<Encoded, Error> {
+    let candidates = forms.unwrap_or_else(|| dynamic_candidates(mnemonic, operands));
+    encode_forms(site, mnemonic, candidates, operands, options)
+}
+
+/// The candidate forms of `mnemonic` for operands of these classes, from the
+/// signature index (the dynamic API's lookup; the typed API knows its
+/// candidates at compile time and does not link the index).
+pub(crate) fn dynamic_candidates(mnemonic: Mnemonic, operands: &[Operand]) -> &'static [u16] {
+    mnemonic.candidates(signature_of(operands))
+}
+
+/// [`encode`] with the candidate forms given (indices into the form table, in
+/// preference order).
+pub(crate) fn encode_forms(
+    site: &Site<'_>,
+    mnemonic: Mnemonic,
+    candidates: &'static [u16],
+    operands: &[Operand],
+    options: InstOptions,
+) -> Result<Encoded, Error> {
     let explicit = operands
         .iter()
         .rposition(|o| !o.is_none())
@@ -98,18 +118,14 @@ pub(crate) fn encode(
     } else {
         modes::M32
     };
-    let candidates = match forms {
-        Some(forms) => forms,
-        None => mnemonic.candidates(signature_of(operands)),
-    };
     // Forms that fit but are not what an assembler picks first (a 16-bit form
     // for unsized memory, a short immediate under LONG) wait here.
     let mut deferred = [0u16; 4];
     let mut deferred_count = 0;
     'forms: for &index in candidates {
         let form = db::form(index);
-        if form.modes & mode_bit == 0
-            || form.explicit as usize != operands.len()
+        if form.modes() & mode_bit == 0
+            || form.explicit() as usize != operands.len()
             || (options.intersects(InstOptions::HINTS) && !hint_allows(form, options, arch))
         {
             continue;
@@ -126,8 +142,8 @@ pub(crate) fn encode(
                 // meets the byte, word and dword forms first).
                 Operand::Mem(m)
                     if m.size() != 0
-                        && form.mem_size != 0
-                        && m.size() != form.mem_size
+                        && form.mem_size() != 0
+                        && m.size() != form.mem_size()
                         && !m.is_broadcast() =>
                 {
                     continue 'forms;
@@ -205,27 +221,27 @@ fn virtual_register_error(
 /// `data16`/`addr32` (which select the 16-bit / 32-bit-address form where
 /// there is one), and far branches.
 fn hint_allows(form: &Form, options: InstOptions, arch: Arch) -> bool {
-    if options.contains(InstOptions::VEX) && form.encoding != Encoding::Vex
-        || options.contains(InstOptions::EVEX) && form.encoding != Encoding::Evex
+    if options.contains(InstOptions::VEX) && form.encoding() != Encoding::Vex
+        || options.contains(InstOptions::EVEX) && form.encoding() != Encoding::Evex
     {
         return false;
     }
-    if options.contains(InstOptions::DATA16) && !matches!(form.operand_size, 0 | 16) {
+    if options.contains(InstOptions::DATA16) && !matches!(form.operand_size(), 0 | 16) {
         return false;
     }
     if options.contains(InstOptions::NF) && !form.has_apx(apx::NF)
         || options.contains(InstOptions::DFV) && !form.has_apx(apx::SCC)
-        || options.contains(InstOptions::REX2) && form.encoding != Encoding::Legacy
+        || options.contains(InstOptions::REX2) && form.encoding() != Encoding::Legacy
     {
         return false;
     }
-    if options.contains(InstOptions::ADDR32) && arch == Arch::X64 && form.address_size == 64 {
+    if options.contains(InstOptions::ADDR32) && arch == Arch::X64 && form.address_size() == 64 {
         return false;
     }
     // FAR asks for a far form; without it, a far memory form still matches a
     // sized m16:16/m16:32/m16:64 operand.
     let far = form
-        .operands
+        .operands()
         .iter()
         .any(|k| matches!(k, K::MemFar | K::FarPtr16 | K::FarPtr32));
     far || !options.contains(InstOptions::FAR)
@@ -236,7 +252,7 @@ fn hint_allows(form: &Form, options: InstOptions, arch: Arch) -> bool {
 /// `call [eax]`), or a sign-extended short immediate when LONG asks for the
 /// widest one (`movabs rcx, 1`).
 fn dispreferred(form: &Form, operands: &[Operand], options: InstOptions) -> bool {
-    if form.operand_size == 16 && !options.contains(InstOptions::DATA16) {
+    if form.operand_size() == 16 && !options.contains(InstOptions::DATA16) {
         let unsized_memory = operands
             .iter()
             .any(|o| matches!(o, Operand::Mem(m) if m.size() == 0));
@@ -249,7 +265,7 @@ fn dispreferred(form: &Form, operands: &[Operand], options: InstOptions) -> bool
     }
     options.contains(InstOptions::LONG)
         && form
-            .operands
+            .operands()
             .iter()
             .any(|k| matches!(k, K::Imm8Sx16 | K::Imm8Sx32 | K::Imm8Sx64 | K::Imm32Sx64))
 }
@@ -303,15 +319,15 @@ fn diagnose(
             continue;
         }
         arity_seen = true;
-        if form.modes & mode_bit == 0 {
+        if form.modes() & mode_bit == 0 {
             note(1, Reason::Mode);
             continue;
         }
-        if options.contains(InstOptions::VEX) && form.encoding != Encoding::Vex {
+        if options.contains(InstOptions::VEX) && form.encoding() != Encoding::Vex {
             note(1, Reason::NotVex);
             continue;
         }
-        if options.contains(InstOptions::EVEX) && form.encoding != Encoding::Evex {
+        if options.contains(InstOptions::EVEX) && form.encoding() != Encoding::Evex {
             note(1, Reason::NotEvex);
             continue;
         }
@@ -803,26 +819,26 @@ fn mem_ok(kind: K, m: &Mem, form: &Form, arch: Arch) -> Result<(), Mismatch> {
         return Err(Mismatch::MovabsOnly);
     }
     if m.is_broadcast() {
-        if form.bcst_size == 0 {
+        if form.bcst_size() == 0 {
             return Err(Mismatch::NoBroadcast);
         }
-        if m.size() != 0 && m.size() != form.bcst_size as u16 {
-            return Err(Mismatch::BroadcastSize(form.bcst_size));
+        if m.size() != 0 && m.size() != form.bcst_size() as u16 {
+            return Err(Mismatch::BroadcastSize(form.bcst_size()));
         }
         if let Some(count) = m.broadcast_count() {
             // N is the memory operand's size over the element size (for a
             // widening conversion the memory is narrower than the vector).
-            let memory_bytes = if form.mem_size != 0 {
-                u32::from(form.mem_size)
+            let memory_bytes = if form.mem_size() != 0 {
+                u32::from(form.mem_size())
             } else {
-                match form.l {
+                match form.l() {
                     VexL::L128 => 16,
                     VexL::L256 => 32,
                     VexL::L512 => 64,
                     VexL::Lig => 0,
                 }
             };
-            if memory_bytes / form.bcst_size as u32 != count as u32 {
+            if memory_bytes / form.bcst_size() as u32 != count as u32 {
                 return Err(Mismatch::BroadcastCount(count));
             }
         }
@@ -831,8 +847,8 @@ fn mem_ok(kind: K, m: &Mem, form: &Form, arch: Arch) -> Result<(), Mismatch> {
     if kind == K::MemFar && m.size() == 0 {
         return Err(Mismatch::FarNeedsSize);
     }
-    if m.size() != 0 && form.mem_size != 0 && m.size() != form.mem_size {
-        return Err(Mismatch::MemorySize(form.mem_size));
+    if m.size() != 0 && form.mem_size() != 0 && m.size() != form.mem_size() {
+        return Err(Mismatch::MemorySize(form.mem_size()));
     }
     if m.decorators().mask() != 0 && !form.has(flags::K) {
         return Err(Mismatch::MaskOnMemory);
@@ -1301,7 +1317,7 @@ fn check_prefixes(form: &Form, options: InstOptions, has_memory: bool) -> Result
         (InstOptions::BND, flags::BND, "bnd"),
         (InstOptions::NOTRACK, flags::NOTRACK, "notrack"),
     ] {
-        if options.contains(opt) && form.flags & flag == 0 {
+        if options.contains(opt) && form.flags() & flag == 0 {
             return Err(format!("{name} is not allowed here"));
         }
     }
@@ -1325,12 +1341,13 @@ fn rex2_prefix(
 ) -> Result<[u8; 3], String> {
     // llvm-objdump-22 reads D5 90+r as `nop` and 66 D5 50+r as a 64-bit
     // push: the 87 /r and FF /6 forms say the same unambiguously.
-    let ambiguous = form.modrm == ModRmSpec::OpcodeReg
-        && (form.opcode == 0x90 || matches!(form.opcode, 0x50 | 0x58) && form.operand_size == 16);
+    let ambiguous = form.modrm() == ModRmSpec::OpcodeReg
+        && (form.opcode() == 0x90
+            || matches!(form.opcode(), 0x50 | 0x58) && form.operand_size() == 16);
     if ambiguous {
         return Err("r16-r31 take the ModRM form of this instruction".into());
     }
-    if !rex2_allowed(form) || form.encoding == Encoding::Amd3dNow {
+    if !rex2_allowed(form) || form.encoding() == Encoding::Amd3dNow {
         return Err(
             "this opcode takes no REX2 prefix, so neither r16-r31 nor {rex2} (an EVEX form may take r16-r31)"
                 .into(),
@@ -1340,9 +1357,9 @@ fn rex2_prefix(
         return Err("ah, bh, ch and dh cannot be used with a REX2 prefix".into());
     }
     let [r, x, b] = ids;
-    let m0 = u8::from(form.map == OpcodeMap::M0F) << 7;
+    let m0 = u8::from(form.map() == OpcodeMap::M0F) << 7;
     let high = ((r >> 4) & 1) << 6 | ((x >> 4) & 1) << 5 | ((b >> 4) & 1) << 4;
-    Ok([0xd5, m0 | high | rex, form.opcode | low])
+    Ok([0xd5, m0 | high | rex, form.opcode() | low])
 }
 
 /// The rules the operand kinds do not express: `ah`..`bh` only in legacy
@@ -1356,17 +1373,17 @@ fn check_apx(
     uses_high8: bool,
 ) -> Result<(), String> {
     // In VEX and EVEX, register number 4 of an 8-bit operand is spl, never ah.
-    if uses_high8 && form.encoding != Encoding::Legacy {
+    if uses_high8 && form.encoding() != Encoding::Legacy {
         return Err(format!(
             "ah, bh, ch and dh cannot be used with {:?}",
-            form.encoding
+            form.encoding()
         ));
     }
     if options.contains(InstOptions::NF) && options.contains(InstOptions::LOCK) {
         return Err("lock cannot be combined with {nf}".into());
     }
     let stack_pair = matches!(
-        form.mnemonic,
+        form.mnemonic(),
         Mnemonic::Push2 | Mnemonic::Push2p | Mnemonic::Pop2 | Mnemonic::Pop2p
     );
     if stack_pair {
@@ -1378,15 +1395,15 @@ fn check_apx(
             })
             .collect();
         if regs.iter().any(|r| r.id() == 4) {
-            return Err(format!("{} cannot take rsp", form.mnemonic.name()));
+            return Err(format!("{} cannot take rsp", form.mnemonic().name()));
         }
-        if matches!(form.mnemonic, Mnemonic::Pop2 | Mnemonic::Pop2p)
+        if matches!(form.mnemonic(), Mnemonic::Pop2 | Mnemonic::Pop2p)
             && regs.len() == 2
             && regs[0].id() == regs[1].id()
         {
             return Err(format!(
                 "{} cannot pop into {} twice",
-                form.mnemonic.name(),
+                form.mnemonic().name(),
                 regs[0].name()
             ));
         }
@@ -1403,16 +1420,16 @@ fn rex2_allowed(form: &Form) -> bool {
     if form.has_apx(apx::REX2) {
         return true;
     }
-    let row = form.opcode >> 4;
+    let row = form.opcode() >> 4;
     // XSAVE*/XRSTOR* (0F AE /4../6, 0F C7 /3../5, no mandatory prefix) take no
     // extended register in their address.
-    let xsave = form.map == OpcodeMap::M0F
-        && matches!(form.prefix, MandatoryPrefix::None | MandatoryPrefix::Np)
+    let xsave = form.map() == OpcodeMap::M0F
+        && matches!(form.prefix(), MandatoryPrefix::None | MandatoryPrefix::Np)
         && matches!(
-            (form.opcode, form.modrm),
+            (form.opcode(), form.modrm()),
             (0xae, ModRmSpec::Digit(4..=6)) | (0xc7, ModRmSpec::Digit(3..=5))
         );
-    match form.map {
+    match form.map() {
         OpcodeMap::Primary => !matches!(row, 0x4 | 0x7 | 0xa | 0xe),
         OpcodeMap::M0F => !matches!(row, 0x3 | 0x8) && !xsave,
         _ => false,
@@ -1468,14 +1485,14 @@ fn encode_mem16(m: &Mem, mut e: MemEncoding) -> Result<MemEncoding, String> {
 /// then encodes or explains.
 #[inline]
 fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
-    let vex = form.encoding == Encoding::Vex;
-    if !(vex || form.encoding == Encoding::Legacy)
-        || vex && form.modrm == ModRmSpec::OpcodeReg
-        || form.apx != 0
-        || form.fwait
-        || form.address_size != 0
+    let vex = form.encoding() == Encoding::Vex;
+    if !(vex || form.encoding() == Encoding::Legacy)
+        || vex && form.modrm() == ModRmSpec::OpcodeReg
+        || form.apx() != 0
+        || form.fwait()
+        || form.address_size() != 0
         || !matches!(
-            form.modrm,
+            form.modrm(),
             ModRmSpec::Reg
                 | ModRmSpec::Digit(_)
                 | ModRmSpec::OpcodeReg
@@ -1483,7 +1500,7 @@ fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> 
                 | ModRmSpec::Fixed(_)
         )
         // `90+r` has the nop and `xchg eax, eax` rules of the general path.
-        || form.modrm == ModRmSpec::OpcodeReg && form.opcode == 0x90
+        || form.modrm() == ModRmSpec::OpcodeReg && form.opcode() == 0x90
     {
         return None;
     }
@@ -1558,7 +1575,7 @@ fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> 
         }
     }
     // Without a ModRM byte only fixed registers and immediates fit (`test al, ib`).
-    if slotted && matches!(form.modrm, ModRmSpec::None | ModRmSpec::Fixed(_)) {
+    if slotted && matches!(form.modrm(), ModRmSpec::None | ModRmSpec::Fixed(_)) {
         return None;
     }
     let mem = match rm_mem {
@@ -1567,14 +1584,14 @@ fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> 
     };
     let (b_id, x_id) = match &mem {
         Some(e) => (e.base_id, e.index_id),
-        None if form.modrm == ModRmSpec::OpcodeReg => (opcode_id, 0),
+        None if form.modrm() == ModRmSpec::OpcodeReg => (opcode_id, 0),
         None => (rm_id, 0),
     };
     // r16-r31 in an address need REX2: the general path.
     if (b_id | x_id) >= 16 {
         return None;
     }
-    let r_id = match form.modrm {
+    let r_id = match form.modrm() {
         ModRmSpec::Digit(d) => d,
         ModRmSpec::Reg => reg_id,
         _ => 0,
@@ -1591,7 +1608,7 @@ fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> 
             b.push([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65][s as usize & 7]);
         }
     }
-    if form.operand_size == 16 && !vex {
+    if form.operand_size() == 16 && !vex {
         b.push(0x66);
     }
     if mem.as_ref().is_some_and(|e| e.address_size_override) {
@@ -1601,20 +1618,20 @@ fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> 
     let x_bit = (x_id >> 3) & 1;
     let b_bit = (b_id >> 3) & 1;
     if vex {
-        let map_bits = match form.map {
+        let map_bits = match form.map() {
             OpcodeMap::M0F => 1,
             OpcodeMap::M0F38 => 2,
             OpcodeMap::M0F3A => 3,
             _ => return None,
         };
-        let pp = match form.prefix {
+        let pp = match form.prefix() {
             MandatoryPrefix::P66 => 1,
             MandatoryPrefix::PF3 => 2,
             MandatoryPrefix::PF2 => 3,
             _ => 0,
         };
-        let w_bit = u8::from(matches!(form.w, VexW::W1 | VexW::W1Wig32));
-        let l_bit = u8::from(form.l == VexL::L256);
+        let w_bit = u8::from(matches!(form.w(), VexW::W1 | VexW::W1Wig32));
+        let l_bit = u8::from(form.l() == VexL::L256);
         let byte_last = (w_bit << 7) | ((!vvvv_id & 15) << 3) | (l_bit << 2) | pp;
         if map_bits == 1 && x_bit == 0 && b_bit == 0 && w_bit == 0 {
             b.push(0xc5);
@@ -1625,17 +1642,17 @@ fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> 
             b.push(byte_last);
         }
     } else {
-        match form.prefix {
+        match form.prefix() {
             MandatoryPrefix::P66 => b.push(0x66),
             MandatoryPrefix::PF3 => b.push(0xf3),
             MandatoryPrefix::PF2 => b.push(0xf2),
             _ => {}
         }
-        let rex = (u8::from(form.rex_w) << 3) | (r_bit << 2) | (x_bit << 1) | b_bit;
+        let rex = (u8::from(form.rex_w()) << 3) | (r_bit << 2) | (x_bit << 1) | b_bit;
         if rex != 0 || needs_rex_byte {
             b.push(0x40 | rex);
         }
-        match form.map {
+        match form.map() {
             OpcodeMap::Primary => {}
             OpcodeMap::M0F => b.push(0x0f),
             OpcodeMap::M0F38 => {
@@ -1650,15 +1667,15 @@ fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> 
         }
     }
     let mut field_use = None;
-    if form.modrm == ModRmSpec::OpcodeReg {
-        b.push(form.opcode | (opcode_id & 7));
-    } else if form.modrm == ModRmSpec::None {
-        b.push(form.opcode);
-    } else if let ModRmSpec::Fixed(byte) = form.modrm {
-        b.push(form.opcode);
+    if form.modrm() == ModRmSpec::OpcodeReg {
+        b.push(form.opcode() | (opcode_id & 7));
+    } else if form.modrm() == ModRmSpec::None {
+        b.push(form.opcode());
+    } else if let ModRmSpec::Fixed(byte) = form.modrm() {
+        b.push(form.opcode());
         b.push(byte);
     } else {
-        b.push(form.opcode);
+        b.push(form.opcode());
         let reg_bits = (r_id & 7) << 3;
         match &mem {
             Some(e) => {
@@ -1797,9 +1814,9 @@ fn encode_form(
     }
     // In 64-bit mode 90 is `nop`, not `xchg eax, eax` (which zero-extends).
     if x64
-        && form.modrm == ModRmSpec::OpcodeReg
-        && form.opcode == 0x90
-        && form.operand_size == 32
+        && form.modrm() == ModRmSpec::OpcodeReg
+        && form.opcode() == 0x90
+        && form.operand_size() == 32
         && opcode_reg.is_some_and(|r| r.id() == 0)
     {
         return Err("xchg eax, eax needs the 87 form in 64-bit mode".into());
@@ -1808,7 +1825,7 @@ fn encode_form(
     let all_regs = [reg_field, rm_reg, vvvv, opcode_reg, is4];
     let mut uses_high8 = false;
     let mut needs_rex_byte = false;
-    let limit = match (x64, form.encoding) {
+    let limit = match (x64, form.encoding()) {
         (false, _) => 8,
         (true, Encoding::Evex) => 32,
         (true, _) => 16,
@@ -1832,13 +1849,13 @@ fn encode_form(
         };
         // r16-r31 reach legacy forms through REX2 (APX); whether the opcode
         // takes REX2 is checked with the prefix.
-        let rex2_gp = x64 && r.kind().is_gp() && form.encoding == Encoding::Legacy;
+        let rex2_gp = x64 && r.kind().is_gp() && form.encoding() == Encoding::Legacy;
         if r.id() >= id_limit && !rex2_gp {
             return Err(if x64 {
                 format!(
                     "{} is not encodable with {:?} (r16-r31 need a legacy or EVEX form)",
                     r.name(),
-                    form.encoding
+                    form.encoding()
                 )
             } else {
                 format!("{} is not available in 32-bit mode", r.name())
@@ -1854,7 +1871,7 @@ fn encode_form(
                 return Err(format!(
                     "{} is not encodable with {:?}",
                     index.name(),
-                    form.encoding
+                    form.encoding()
                 ));
             }
             if !x64 && index.id() >= 8 {
@@ -1869,14 +1886,14 @@ fn encode_form(
         }
     }
     // One test on the common path for the rare rules (APX forms, {nf}, ah..bh).
-    if (form.apx != 0) | uses_high8 | options.intersects(InstOptions::NF) {
+    if (form.apx() != 0) | uses_high8 | options.intersects(InstOptions::NF) {
         check_apx(form, operands, options, uses_high8)?;
     }
     // Decorations and EVEX-only features.
     let er = options.rounding_mode();
     let sae = options.contains(InstOptions::SAE);
     let broadcast = rm_mem.is_some_and(|m| m.is_broadcast());
-    if form.encoding != Encoding::Evex {
+    if form.encoding() != Encoding::Evex {
         if !decorators.is_empty() || broadcast || er.is_some() || sae {
             return Err("masking, broadcast, rounding and {sae} need an EVEX form".into());
         }
@@ -1912,11 +1929,11 @@ fn encode_form(
         buf: [0; 32],
         len: 0,
     };
-    let disp8_scale = if form.encoding == Encoding::Evex {
+    let disp8_scale = if form.encoding() == Encoding::Evex {
         (if broadcast {
-            form.disp8_nb
+            form.disp8_nb()
         } else {
-            form.disp8_n
+            form.disp8_n()
         })
         .max(1) as i64
     } else {
@@ -1929,7 +1946,7 @@ fn encode_form(
     if mem
         .as_ref()
         .is_some_and(|e| e.address_size_override && !x64)
-        && form.encoding == Encoding::Evex
+        && form.encoding() == Encoding::Evex
     {
         return Err("16-bit addressing is not supported with EVEX".into());
     }
@@ -1943,10 +1960,10 @@ fn encode_form(
             32
         };
         let has_regs = m.index().is_some() || matches!(m.base(), MemBase::Reg(_));
-        if form.address_size != 0 && has_regs && form.address_size != uses {
+        if form.address_size() != 0 && has_regs && form.address_size() != uses {
             return Err(format!(
                 "this form needs {}-bit address registers",
-                form.address_size
+                form.address_size()
             ));
         }
     }
@@ -1956,7 +1973,7 @@ fn encode_form(
         .or_else(|| moffs.and_then(|m| m.segment().map(|s| s.id())));
 
     // Bits of the register numbers.
-    let r_id = match form.modrm {
+    let r_id = match form.modrm() {
         ModRmSpec::Reg | ModRmSpec::RegFixedRm(_) => reg_field.map_or(0, |r| r.hw_id()),
         ModRmSpec::Digit(d) => d,
         _ => 0,
@@ -1969,7 +1986,7 @@ fn encode_form(
     };
 
     // Legacy prefixes.
-    if form.fwait {
+    if form.fwait() {
         b.push(0x9b);
     }
     if options.contains(InstOptions::LOCK) || lock_cr8 {
@@ -1987,27 +2004,27 @@ fn encode_form(
     if options.contains(InstOptions::NOTRACK) {
         b.push(0x3e);
     }
-    if matches!(form.encoding, Encoding::Legacy | Encoding::Amd3dNow) && form.operand_size == 16
-        || options.contains(InstOptions::DATA16) && form.operand_size != 16
+    if matches!(form.encoding(), Encoding::Legacy | Encoding::Amd3dNow) && form.operand_size() == 16
+        || options.contains(InstOptions::DATA16) && form.operand_size() != 16
     {
         b.push(0x66);
     }
     let default_asz = if x64 { 64 } else { 32 };
-    let asz_override = match (form.address_size, &mem) {
+    let asz_override = match (form.address_size(), &mem) {
         (0, Some(m)) => m.address_size_override,
         (0, None) => false,
         (size, _) => size != default_asz,
     };
-    if asz_override || options.contains(InstOptions::ADDR32) && x64 && form.address_size != 32 {
+    if asz_override || options.contains(InstOptions::ADDR32) && x64 && form.address_size() != 32 {
         b.push(0x67);
     }
-    let pp = match form.prefix {
+    let pp = match form.prefix() {
         MandatoryPrefix::P66 => 1,
         MandatoryPrefix::PF3 => 2,
         MandatoryPrefix::PF2 => 3,
         _ => 0,
     };
-    let w_bit = match form.w {
+    let w_bit = match form.w() {
         VexW::W1 => 1,
         VexW::W1Wig32 if x64 => 1,
         _ => 0,
@@ -2016,19 +2033,19 @@ fn encode_form(
     let rm_high_bit = rm_reg.map_or(0, |r| r.hw_id() >> 4);
     let vsib = rm_mem.is_some_and(|m| m.is_vsib());
     let vvvv_id = vvvv.map_or(0, |r| r.hw_id());
-    match form.encoding {
+    match form.encoding() {
         Encoding::Legacy | Encoding::Amd3dNow => {
-            match form.prefix {
+            match form.prefix() {
                 MandatoryPrefix::P66 => b.push(0x66),
                 MandatoryPrefix::PF3 => b.push(0xf3),
                 MandatoryPrefix::PF2 => b.push(0xf2),
                 _ => {}
             }
             // `xchg rax, rax` is the one-byte nop, as AsmJit writes it.
-            let swaps_rax_with_itself = form.modrm == ModRmSpec::OpcodeReg
-                && form.opcode == 0x90
+            let swaps_rax_with_itself = form.modrm() == ModRmSpec::OpcodeReg
+                && form.opcode() == 0x90
                 && opcode_reg.is_some_and(|r| r.id() == 0);
-            let rex_w = form.rex_w && !swaps_rax_with_itself;
+            let rex_w = form.rex_w() && !swaps_rax_with_itself;
             let rex = (u8::from(rex_w) << 3)
                 | (((r_id >> 3) & 1) << 2)
                 | (((x_id >> 3) & 1) << 1)
@@ -2037,7 +2054,7 @@ fn encode_form(
             // opcode without its 0F escape.
             let mut rex2 = (r_id | x_id | b_id) & 16 != 0 || form.has_apx(apx::REX2);
             let opcode_low = |opcode_reg: Option<Reg>| {
-                if form.modrm == ModRmSpec::OpcodeReg {
+                if form.modrm() == ModRmSpec::OpcodeReg {
                     opcode_reg.map_or(0, |r| r.hw_id() & 7)
                 } else {
                     0
@@ -2071,7 +2088,7 @@ fn encode_form(
             }
             // With REX2 the opcode is written (its map is in REX2.M0).
             if !rex2 {
-                match form.map {
+                match form.map() {
                     OpcodeMap::M0F | OpcodeMap::M0F0F => b.push(0x0f),
                     OpcodeMap::M0F38 => {
                         b.push(0x0f);
@@ -2083,20 +2100,20 @@ fn encode_form(
                     }
                     _ => {}
                 }
-                if form.encoding == Encoding::Amd3dNow {
+                if form.encoding() == Encoding::Amd3dNow {
                     b.push(0x0f);
                 } else {
-                    let low = if form.modrm == ModRmSpec::OpcodeReg {
+                    let low = if form.modrm() == ModRmSpec::OpcodeReg {
                         opcode_reg.map_or(0, |r| r.hw_id() & 7)
                     } else {
                         0
                     };
-                    b.push(form.opcode | low);
+                    b.push(form.opcode() | low);
                 }
             }
         }
         Encoding::Vex | Encoding::Xop => {
-            let map_bits = match form.map {
+            let map_bits = match form.map() {
                 OpcodeMap::M0F => 1,
                 OpcodeMap::M0F38 => 2,
                 OpcodeMap::M0F3A => 3,
@@ -2110,15 +2127,15 @@ fn encode_form(
             if (x_id | b_id) & 16 != 0 {
                 return Err(format!(
                     "r16-r31 in an address are not encodable with {:?} (they need a legacy or EVEX form)",
-                    form.encoding
+                    form.encoding()
                 ));
             }
-            let l_bit = u8::from(form.l == VexL::L256);
+            let l_bit = u8::from(form.l() == VexL::L256);
             let r_bit = (r_id >> 3) & 1;
             let x_bit = (x_id >> 3) & 1;
             let b_bit = (b_id >> 3) & 1;
             let byte_last = (w_bit << 7) | ((!vvvv_id & 15) << 3) | (l_bit << 2) | pp;
-            if form.encoding == Encoding::Vex
+            if form.encoding() == Encoding::Vex
                 && map_bits == 1
                 && x_bit == 0
                 && b_bit == 0
@@ -2127,7 +2144,7 @@ fn encode_form(
                 b.push(0xc5);
                 b.push(((r_bit ^ 1) << 7) | (byte_last & 0x7f));
             } else {
-                b.push(if form.encoding == Encoding::Xop {
+                b.push(if form.encoding() == Encoding::Xop {
                     0x8f
                 } else {
                     0xc4
@@ -2135,10 +2152,10 @@ fn encode_form(
                 b.push(((r_bit ^ 1) << 7) | ((x_bit ^ 1) << 6) | ((b_bit ^ 1) << 5) | map_bits);
                 b.push(byte_last);
             }
-            b.push(form.opcode);
+            b.push(form.opcode());
         }
         Encoding::Evex => {
-            let map_bits = match form.map {
+            let map_bits = match form.map() {
                 OpcodeMap::M0F => 1,
                 OpcodeMap::M0F38 => 2,
                 OpcodeMap::M0F3A => 3,
@@ -2197,7 +2214,7 @@ fn encode_form(
                 (0, 1)
             } else {
                 (
-                    match form.l {
+                    match form.l() {
                         VexL::L256 => 1,
                         VexL::L512 => 2,
                         _ => 0,
@@ -2212,7 +2229,7 @@ fn encode_form(
                     || options.contains(InstOptions::NF) && form.has_apx(apx::NF),
             );
             let p2 = if form.has_apx(apx::SCC) {
-                (nd_bit << 4) | ((form.apx >> apx::SCC_SHIFT) as u8 & 15)
+                (nd_bit << 4) | ((form.apx() >> apx::SCC_SHIFT) as u8 & 15)
             } else {
                 (u8::from(decorators.zeroing()) << 7)
                     | (ll << 5)
@@ -2225,14 +2242,14 @@ fn encode_form(
             b.push(p0);
             b.push(p1);
             b.push(p2);
-            b.push(form.opcode);
+            b.push(form.opcode());
         }
     }
 
     // ModRM, SIB, displacement.
     let mut field_use: Option<FieldUse> = None;
     let reg_bits = (r_id & 7) << 3;
-    match form.modrm {
+    match form.modrm() {
         ModRmSpec::Fixed(byte) => b.push(byte),
         ModRmSpec::RegFixedRm(rm) => b.push(0xc0 | reg_bits | rm),
         ModRmSpec::StPlus(base) => b.push(base + opcode_reg.map_or(0, |r| r.id())),
@@ -2266,8 +2283,8 @@ fn encode_form(
         }
         ModRmSpec::None | ModRmSpec::OpcodeReg => {}
     }
-    if form.encoding == Encoding::Amd3dNow {
-        b.push(form.opcode);
+    if form.encoding() == Encoding::Amd3dNow {
+        b.push(form.opcode());
     }
     // Moffs address.
     if let Some(m) = moffs {

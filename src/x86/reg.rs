@@ -248,30 +248,28 @@ impl Reg {
     // codegen unit that prints a register (three copies in a release build).
     #[inline(never)]
     pub fn name(self) -> &'static str {
-        let id = self.id as usize;
-        match self.kind {
-            RegKind::Gp8 => GP8_NAMES[id],
-            RegKind::Gp8Hi => ["ah", "ch", "dh", "bh"][id],
-            RegKind::Gp16 => GP16_NAMES[id],
-            RegKind::Gp32 => GP32_NAMES[id],
-            RegKind::Gp64 => GP64_NAMES[id],
-            RegKind::Seg => ["es", "cs", "ss", "ds", "fs", "gs"][id],
-            RegKind::Cr => CR_NAMES[id],
-            RegKind::Dr => DR_NAMES[id],
-            RegKind::St => [
-                "st(0)", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",
-            ][id],
-            RegKind::Mm => ["mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7"][id],
-            RegKind::Xmm => XMM_NAMES[id],
-            RegKind::Ymm => YMM_NAMES[id],
-            RegKind::Zmm => ZMM_NAMES[id],
-            RegKind::K => ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"][id],
-            RegKind::Tmm => [
-                "tmm0", "tmm1", "tmm2", "tmm3", "tmm4", "tmm5", "tmm6", "tmm7",
-            ][id],
-            RegKind::Bnd => ["bnd0", "bnd1", "bnd2", "bnd3"][id],
-            RegKind::Rip => "rip",
-        }
+        let slots: &'static [[u8; NAME_SLOT]] = match self.kind {
+            RegKind::Gp8 => &GP8_SLOTS,
+            RegKind::Gp8Hi => &GP8HI_SLOTS,
+            RegKind::Gp16 => &GP16_SLOTS,
+            RegKind::Gp32 => &GP32_SLOTS,
+            RegKind::Gp64 => &GP64_SLOTS,
+            RegKind::Seg => &SEG_SLOTS,
+            RegKind::Cr => &CR_SLOTS,
+            RegKind::Dr => &DR_SLOTS,
+            RegKind::St => &ST_SLOTS,
+            RegKind::Mm => &MM_SLOTS,
+            RegKind::Xmm => &XMM_SLOTS,
+            RegKind::Ymm => &YMM_SLOTS,
+            RegKind::Zmm => &ZMM_SLOTS,
+            RegKind::K => &K_SLOTS,
+            RegKind::Tmm => &TMM_SLOTS,
+            RegKind::Bnd => &BND_SLOTS,
+            RegKind::Rip => return "rip",
+        };
+        let slot = slots.get(usize::from(self.id)).unwrap_or(&[0; NAME_SLOT]);
+        let len = slot.iter().position(|&b| b == 0).unwrap_or(NAME_SLOT);
+        std::str::from_utf8(&slot[..len]).unwrap_or_default()
     }
 
     /// Looks a register up by its Intel name (case-insensitive; `st(3)` and `st3` both work).
@@ -288,48 +286,24 @@ impl Reg {
             .or_else(|| find(&GP32_NAMES, RegKind::Gp32))
             .or_else(|| find(&GP16_NAMES, RegKind::Gp16))
             .or_else(|| find(&GP8_NAMES, RegKind::Gp8))
-            .or_else(|| find(&["ah", "ch", "dh", "bh"], RegKind::Gp8Hi))
+            .or_else(|| find(&GP8HI_NAMES, RegKind::Gp8Hi))
             .or_else(|| find(&XMM_NAMES, RegKind::Xmm))
             .or_else(|| find(&YMM_NAMES, RegKind::Ymm))
             .or_else(|| find(&ZMM_NAMES, RegKind::Zmm))
-            .or_else(|| {
-                find(
-                    &["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"],
-                    RegKind::K,
-                )
-            })
-            .or_else(|| {
-                find(
-                    &["mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7"],
-                    RegKind::Mm,
-                )
-            })
-            .or_else(|| find(&["es", "cs", "ss", "ds", "fs", "gs"], RegKind::Seg))
+            .or_else(|| find(&K_NAMES, RegKind::K))
+            .or_else(|| find(&MM_NAMES, RegKind::Mm))
+            .or_else(|| find(&SEG_NAMES, RegKind::Seg))
             .or_else(|| find(&CR_NAMES, RegKind::Cr))
             .or_else(|| find(&DR_NAMES, RegKind::Dr))
-            .or_else(|| {
-                find(
-                    &[
-                        "tmm0", "tmm1", "tmm2", "tmm3", "tmm4", "tmm5", "tmm6", "tmm7",
-                    ],
-                    RegKind::Tmm,
-                )
-            })
-            .or_else(|| find(&["bnd0", "bnd1", "bnd2", "bnd3"], RegKind::Bnd))
+            .or_else(|| find(&TMM_NAMES, RegKind::Tmm))
+            .or_else(|| find(&BND_NAMES, RegKind::Bnd))
             .or_else(|| {
                 find(
                     &["st0", "st1", "st2", "st3", "st4", "st5", "st6", "st7"],
                     RegKind::St,
                 )
             })
-            .or_else(|| {
-                find(
-                    &[
-                        "st(0)", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",
-                    ],
-                    RegKind::St,
-                )
-            })
+            .or_else(|| find(&ST_NAMES, RegKind::St))
             .or_else(|| (n == "st").then_some(Reg::new_unchecked(RegKind::St, 0)))
             .or_else(|| (n == "rip").then_some(Reg::new_unchecked(RegKind::Rip, 0)))
     }
@@ -351,31 +325,31 @@ impl fmt::Display for Reg {
     }
 }
 
-static GP8_NAMES: [&str; 32] = [
+const GP8_NAMES: [&str; 32] = [
     "al", "cl", "dl", "bl", "spl", "bpl", "sil", "dil", "r8b", "r9b", "r10b", "r11b", "r12b",
     "r13b", "r14b", "r15b", "r16b", "r17b", "r18b", "r19b", "r20b", "r21b", "r22b", "r23b", "r24b",
     "r25b", "r26b", "r27b", "r28b", "r29b", "r30b", "r31b",
 ];
-static GP16_NAMES: [&str; 32] = [
+const GP16_NAMES: [&str; 32] = [
     "ax", "cx", "dx", "bx", "sp", "bp", "si", "di", "r8w", "r9w", "r10w", "r11w", "r12w", "r13w",
     "r14w", "r15w", "r16w", "r17w", "r18w", "r19w", "r20w", "r21w", "r22w", "r23w", "r24w", "r25w",
     "r26w", "r27w", "r28w", "r29w", "r30w", "r31w",
 ];
-static GP32_NAMES: [&str; 32] = [
+const GP32_NAMES: [&str; 32] = [
     "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "r8d", "r9d", "r10d", "r11d", "r12d",
     "r13d", "r14d", "r15d", "r16d", "r17d", "r18d", "r19d", "r20d", "r21d", "r22d", "r23d", "r24d",
     "r25d", "r26d", "r27d", "r28d", "r29d", "r30d", "r31d",
 ];
-static GP64_NAMES: [&str; 32] = [
+const GP64_NAMES: [&str; 32] = [
     "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
     "r14", "r15", "r16", "r17", "r18", "r19", "r20", "r21", "r22", "r23", "r24", "r25", "r26",
     "r27", "r28", "r29", "r30", "r31",
 ];
-static CR_NAMES: [&str; 16] = [
+const CR_NAMES: [&str; 16] = [
     "cr0", "cr1", "cr2", "cr3", "cr4", "cr5", "cr6", "cr7", "cr8", "cr9", "cr10", "cr11", "cr12",
     "cr13", "cr14", "cr15",
 ];
-static DR_NAMES: [&str; 16] = [
+const DR_NAMES: [&str; 16] = [
     "dr0", "dr1", "dr2", "dr3", "dr4", "dr5", "dr6", "dr7", "dr8", "dr9", "dr10", "dr11", "dr12",
     "dr13", "dr14", "dr15",
 ];
@@ -417,9 +391,64 @@ macro_rules! vec_names {
         ]
     };
 }
-static XMM_NAMES: [&str; 32] = vec_names!("xmm");
-static YMM_NAMES: [&str; 32] = vec_names!("ymm");
-static ZMM_NAMES: [&str; 32] = vec_names!("zmm");
+const XMM_NAMES: [&str; 32] = vec_names!("xmm");
+const YMM_NAMES: [&str; 32] = vec_names!("ymm");
+const ZMM_NAMES: [&str; 32] = vec_names!("zmm");
+
+const GP8HI_NAMES: [&str; 4] = ["ah", "ch", "dh", "bh"];
+const SEG_NAMES: [&str; 6] = ["es", "cs", "ss", "ds", "fs", "gs"];
+const ST_NAMES: [&str; 8] = [
+    "st(0)", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", "st(7)",
+];
+const MM_NAMES: [&str; 8] = ["mm0", "mm1", "mm2", "mm3", "mm4", "mm5", "mm6", "mm7"];
+const K_NAMES: [&str; 8] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
+const TMM_NAMES: [&str; 8] = [
+    "tmm0", "tmm1", "tmm2", "tmm3", "tmm4", "tmm5", "tmm6", "tmm7",
+];
+const BND_NAMES: [&str; 4] = ["bnd0", "bnd1", "bnd2", "bnd3"];
+
+/// The longest register name (`xmm31`, `st(7)`).
+const NAME_SLOT: usize = 5;
+
+/// Names in fixed NUL-padded slots, made at compile time from a name list:
+/// what `Reg::name` reads. A table of `&str` would cost 16 bytes and a
+/// load-time relocation per name (302 of them) in every program that prints
+/// a register (every error message can).
+const fn name_slots<const N: usize>(names: [&str; N]) -> [[u8; NAME_SLOT]; N] {
+    let mut slots = [[0; NAME_SLOT]; N];
+    let mut i = 0;
+    while i < N {
+        let name = names[i].as_bytes();
+        assert!(
+            name.len() <= NAME_SLOT,
+            "a register name is longer than NAME_SLOT"
+        );
+        let mut j = 0;
+        while j < name.len() {
+            slots[i][j] = name[j];
+            j += 1;
+        }
+        i += 1;
+    }
+    slots
+}
+
+static GP8_SLOTS: [[u8; NAME_SLOT]; 32] = name_slots(GP8_NAMES);
+static GP8HI_SLOTS: [[u8; NAME_SLOT]; 4] = name_slots(GP8HI_NAMES);
+static GP16_SLOTS: [[u8; NAME_SLOT]; 32] = name_slots(GP16_NAMES);
+static GP32_SLOTS: [[u8; NAME_SLOT]; 32] = name_slots(GP32_NAMES);
+static GP64_SLOTS: [[u8; NAME_SLOT]; 32] = name_slots(GP64_NAMES);
+static SEG_SLOTS: [[u8; NAME_SLOT]; 6] = name_slots(SEG_NAMES);
+static CR_SLOTS: [[u8; NAME_SLOT]; 16] = name_slots(CR_NAMES);
+static DR_SLOTS: [[u8; NAME_SLOT]; 16] = name_slots(DR_NAMES);
+static ST_SLOTS: [[u8; NAME_SLOT]; 8] = name_slots(ST_NAMES);
+static MM_SLOTS: [[u8; NAME_SLOT]; 8] = name_slots(MM_NAMES);
+static XMM_SLOTS: [[u8; NAME_SLOT]; 32] = name_slots(XMM_NAMES);
+static YMM_SLOTS: [[u8; NAME_SLOT]; 32] = name_slots(YMM_NAMES);
+static ZMM_SLOTS: [[u8; NAME_SLOT]; 32] = name_slots(ZMM_NAMES);
+static K_SLOTS: [[u8; NAME_SLOT]; 8] = name_slots(K_NAMES);
+static TMM_SLOTS: [[u8; NAME_SLOT]; 8] = name_slots(TMM_NAMES);
+static BND_SLOTS: [[u8; NAME_SLOT]; 4] = name_slots(BND_NAMES);
 
 /// Defines a typed register struct that converts into [`Reg`].
 macro_rules! typed_reg {
@@ -617,4 +646,49 @@ pub mod regs {
         zmm17 = 17, zmm18 = 18, zmm19 = 19, zmm20 = 20, zmm21 = 21, zmm22 = 22, zmm23 = 23, zmm24 = 24,
         zmm25 = 25, zmm26 = 26, zmm27 = 27, zmm28 = 28, zmm29 = 29, zmm30 = 30, zmm31 = 31);
     pub const rip: Rip = Rip;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every register's name (read from the fixed slots) is whole and
+    /// finds the register again.
+    #[test]
+    fn names_round_trip() {
+        use RegKind as R;
+        let kinds = [
+            R::Gp8,
+            R::Gp8Hi,
+            R::Gp16,
+            R::Gp32,
+            R::Gp64,
+            R::Seg,
+            R::Cr,
+            R::Dr,
+            R::St,
+            R::Mm,
+            R::Xmm,
+            R::Ymm,
+            R::Zmm,
+            R::K,
+            R::Tmm,
+            R::Bnd,
+            R::Rip,
+        ];
+        let mut count = 0;
+        for kind in kinds {
+            for id in 0..kind.count() {
+                let reg = Reg::new_unchecked(kind, id);
+                let name = reg.name();
+                assert!(!name.is_empty() && !name.contains('\0'), "{kind:?} {id}");
+                assert_eq!(Reg::from_name(name), Some(reg), "{name}");
+                count += 1;
+            }
+        }
+        assert_eq!(count, 303);
+        assert_eq!(Reg::new_unchecked(R::Xmm, 31).name(), "xmm31");
+        assert_eq!(Reg::new_unchecked(R::St, 7).name(), "st(7)");
+        assert_eq!(Reg::new_unchecked(R::Gp8, 4).name(), "spl");
+    }
 }

@@ -15370,7 +15370,7 @@ pub trait Instructions: Emitter {
     /// Emits `aaa` (`aaa`).
     #[inline]
     fn aaa(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Aaa, &[])
+        self.emit_forms(Mnemonic::Aaa, &[0], &[])
     }
 
     /// Emits `aad` with 1 operand(s): `aad ib`.
@@ -15412,7 +15412,7 @@ pub trait Instructions: Emitter {
     /// Emits `aas` (`aas`).
     #[inline]
     fn aas(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Aas, &[])
+        self.emit_forms(Mnemonic::Aas, &[11], &[])
     }
 
     /// Emits `adc` with 2 operand(s): `adc r16/m, ib.sx16`, `adc r32/m, ib.sx32`, `adc r64/m, ib.sx64`, `adc rax, id.sx64`, `adc r64/m, id.sx64`, `adc al, ib`, `adc ax, iw`, `adc eax, id`, `adc r8/m, r8`, `adc r16/m, r16`, `adc r32/m, r32`, `adc r64/m, r64`, `adc r8, r8/m`, `adc r16, r16/m`, `adc r32, r32/m`, `adc r64, r64/m`, `adc r8/m, ib`, `adc r16/m, iw`, `adc r32/m, id`, `adc r16/m, ib.sx16`, `adc r32/m, ib.sx32`, `adc r64/m, ib.sx64`, `adc r64/m, id.sx64`, `adc r8/m, r8`, `adc r16/m, r16`, `adc r32/m, r32`, `adc r64/m, r64`, `adc r8, r8/m`, `adc r16, r16/m`, `adc r32, r32/m`, `adc r64, r64/m`, `adc r8/m, ib`, `adc r16/m, iw`, `adc r32/m, id`.
@@ -16048,7 +16048,7 @@ pub trait Instructions: Emitter {
     /// Emits `cbw` (`cbw`).
     #[inline]
     fn cbw(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cbw, &[])
+        self.emit_forms(Mnemonic::Cbw, &[309], &[])
     }
 
     /// Emits `ccmpa` with 2 operand(s): `ccmpa r16/m, ib.sx16`, `ccmpa r32/m, ib.sx32`, `ccmpa r64/m, ib.sx64`, `ccmpa r64/m, id.sx64`, `ccmpa r8/m, r8`, `ccmpa r16/m, r16`, `ccmpa r32/m, r32`, `ccmpa r64/m, r64`, `ccmpa r8, r8/m`, `ccmpa r16, r16/m`, `ccmpa r32, r32/m`, `ccmpa r64, r64/m`, `ccmpa r8/m, ib`, `ccmpa r16/m, iw`, `ccmpa r32/m, id`.
@@ -16198,13 +16198,13 @@ pub trait Instructions: Emitter {
     /// Emits `cdq` (`cdq`).
     #[inline]
     fn cdq(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cdq, &[])
+        self.emit_forms(Mnemonic::Cdq, &[550], &[])
     }
 
     /// Emits `cdqe` (`cdqe`).
     #[inline]
     fn cdqe(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cdqe, &[])
+        self.emit_forms(Mnemonic::Cdqe, &[551], &[])
     }
 
     /// Emits `cfcmova` with 2 operand(s): `cfcmova r16/m, r16`, `cfcmova r16, m`, `cfcmova r32/m, r32`, `cfcmova r32, m`, `cfcmova r64/m, r64`, `cfcmova r64, m`.
@@ -16498,19 +16498,19 @@ pub trait Instructions: Emitter {
     /// Emits `clac` (`clac`).
     #[inline]
     fn clac(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Clac, &[])
+        self.emit_forms(Mnemonic::Clac, &[696], &[])
     }
 
     /// Emits `clc` (`clc`).
     #[inline]
     fn clc(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Clc, &[])
+        self.emit_forms(Mnemonic::Clc, &[697], &[])
     }
 
     /// Emits `cld` (`cld`).
     #[inline]
     fn cld(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cld, &[])
+        self.emit_forms(Mnemonic::Cld, &[698], &[])
     }
 
     /// Emits `cldemote` with 1 operand(s): `cldemote m`.
@@ -16543,13 +16543,13 @@ pub trait Instructions: Emitter {
     /// Emits `clgi` (`clgi`).
     #[inline]
     fn clgi(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Clgi, &[])
+        self.emit_forms(Mnemonic::Clgi, &[702], &[])
     }
 
     /// Emits `cli` (`cli`).
     #[inline]
     fn cli(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cli, &[])
+        self.emit_forms(Mnemonic::Cli, &[703], &[])
     }
 
     /// Emits `clrssbsy` with 1 operand(s): `clrssbsy m`.
@@ -16564,13 +16564,13 @@ pub trait Instructions: Emitter {
     /// Emits `clts` (`clts`).
     #[inline]
     fn clts(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Clts, &[])
+        self.emit_forms(Mnemonic::Clts, &[705], &[])
     }
 
     /// Emits `clui` (`clui`).
     #[inline]
     fn clui(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Clui, &[])
+        self.emit_forms(Mnemonic::Clui, &[706], &[])
     }
 
     /// Emits `clwb` with 1 operand(s): `clwb m`.
@@ -16585,13 +16585,13 @@ pub trait Instructions: Emitter {
     /// Emits `clzero` (`clzero`).
     #[inline]
     fn clzero(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Clzero, &[])
+        self.emit_forms(Mnemonic::Clzero, &[708, 709, 710], &[])
     }
 
     /// Emits `cmc` (`cmc`).
     #[inline]
     fn cmc(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cmc, &[])
+        self.emit_forms(Mnemonic::Cmc, &[711], &[])
     }
 
     /// Emits `cmova` with 2 operand(s): `cmova r16, r16/m`, `cmova r32, r32/m`, `cmova r64, r64/m`.
@@ -17038,13 +17038,13 @@ pub trait Instructions: Emitter {
     /// Emits `cmpsb` (`cmpsb`).
     #[inline]
     fn cmpsb(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cmpsb, &[])
+        self.emit_forms(Mnemonic::Cmpsb, &[885], &[])
     }
 
     /// Emits `cmpsd` (`cmpsd`).
     #[inline]
     fn cmpsd(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cmpsd, &[])
+        self.emit_forms(Mnemonic::Cmpsd, &[886], &[])
     }
 
     /// Emits `cmpsd` with 3 operand(s): `cmpsd xmm, xmm/m, ib`.
@@ -17059,7 +17059,7 @@ pub trait Instructions: Emitter {
     /// Emits `cmpsq` (`cmpsq`).
     #[inline]
     fn cmpsq(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cmpsq, &[])
+        self.emit_forms(Mnemonic::Cmpsq, &[888], &[])
     }
 
     /// Emits `cmpss` with 3 operand(s): `cmpss xmm, xmm/m, ib`.
@@ -17074,7 +17074,7 @@ pub trait Instructions: Emitter {
     /// Emits `cmpsw` (`cmpsw`).
     #[inline]
     fn cmpsw(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cmpsw, &[])
+        self.emit_forms(Mnemonic::Cmpsw, &[890], &[])
     }
 
     /// Emits `cmpsxadd` with 3 operand(s): `cmpsxadd m, r32, r32.v`, `cmpsxadd m, r64, r64.v`, `cmpsxadd m, r32, r32.v`, `cmpsxadd m, r64, r64.v`.
@@ -17143,13 +17143,13 @@ pub trait Instructions: Emitter {
     /// Emits `cpuid` (`cpuid`).
     #[inline]
     fn cpuid(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cpuid, &[])
+        self.emit_forms(Mnemonic::Cpuid, &[907], &[])
     }
 
     /// Emits `cqo` (`cqo`).
     #[inline]
     fn cqo(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cqo, &[])
+        self.emit_forms(Mnemonic::Cqo, &[908], &[])
     }
 
     /// Emits `crc32` with 2 operand(s): `crc32 r32, r8/m`, `crc32 r64, r8/m`, `crc32 r32, r16/m`, `crc32 r32, r32/m`, `crc32 r64, r64/m`, `crc32 r32, r8/m`, `crc32 r64, r8/m`, `crc32 r32, r16/m`, `crc32 r32, r32/m`, `crc32 r64, r64/m`.
@@ -17506,25 +17506,25 @@ pub trait Instructions: Emitter {
     /// Emits `cwd` (`cwd`).
     #[inline]
     fn cwd(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cwd, &[])
+        self.emit_forms(Mnemonic::Cwd, &[1075], &[])
     }
 
     /// Emits `cwde` (`cwde`).
     #[inline]
     fn cwde(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Cwde, &[])
+        self.emit_forms(Mnemonic::Cwde, &[1076], &[])
     }
 
     /// Emits `daa` (`daa`).
     #[inline]
     fn daa(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Daa, &[])
+        self.emit_forms(Mnemonic::Daa, &[1077], &[])
     }
 
     /// Emits `das` (`das`).
     #[inline]
     fn das(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Das, &[])
+        self.emit_forms(Mnemonic::Das, &[1078], &[])
     }
 
     /// Emits `dec` with 1 operand(s): `dec r16.o`, `dec r32.o`, `dec r8/m`, `dec r16/m`, `dec r32/m`, `dec r64/m`, `dec r8/m`, `dec r16/m`, `dec r32/m`, `dec r64/m`.
@@ -17611,25 +17611,25 @@ pub trait Instructions: Emitter {
     /// Emits `emms` (`emms`).
     #[inline]
     fn emms(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Emms, &[])
+        self.emit_forms(Mnemonic::Emms, &[1107], &[])
     }
 
     /// Emits `encls` (`encls`).
     #[inline]
     fn encls(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Encls, &[])
+        self.emit_forms(Mnemonic::Encls, &[1108], &[])
     }
 
     /// Emits `enclu` (`enclu`).
     #[inline]
     fn enclu(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Enclu, &[])
+        self.emit_forms(Mnemonic::Enclu, &[1109], &[])
     }
 
     /// Emits `enclv` (`enclv`).
     #[inline]
     fn enclv(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Enclv, &[])
+        self.emit_forms(Mnemonic::Enclv, &[1110], &[])
     }
 
     /// Emits `encodekey128` with 2 operand(s): `encodekey128 r32, r32.rm`.
@@ -17653,13 +17653,13 @@ pub trait Instructions: Emitter {
     /// Emits `endbr32` (`endbr32`).
     #[inline]
     fn endbr32(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Endbr32, &[])
+        self.emit_forms(Mnemonic::Endbr32, &[1113], &[])
     }
 
     /// Emits `endbr64` (`endbr64`).
     #[inline]
     fn endbr64(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Endbr64, &[])
+        self.emit_forms(Mnemonic::Endbr64, &[1114], &[])
     }
 
     /// Emits `enqcmd` with 2 operand(s): `enqcmd r64.a, m`, `enqcmd r32.a, m`, `enqcmd r16.a, m`, `enqcmd r64.a, m`, `enqcmd r32.a, m`.
@@ -17692,13 +17692,13 @@ pub trait Instructions: Emitter {
     /// Emits `erets` (`erets`).
     #[inline]
     fn erets(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Erets, &[])
+        self.emit_forms(Mnemonic::Erets, &[1128], &[])
     }
 
     /// Emits `eretu` (`eretu`).
     #[inline]
     fn eretu(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Eretu, &[])
+        self.emit_forms(Mnemonic::Eretu, &[1129], &[])
     }
 
     /// Emits `extractps` with 3 operand(s): `extractps r32/m, xmm, ib`, `extractps r64/m, xmm, ib`.
@@ -17731,13 +17731,13 @@ pub trait Instructions: Emitter {
     /// Emits `f2xm1` (`f2xm1`).
     #[inline]
     fn f2xm1(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::F2xm1, &[])
+        self.emit_forms(Mnemonic::F2xm1, &[1134], &[])
     }
 
     /// Emits `fabs` (`fabs`).
     #[inline]
     fn fabs(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fabs, &[])
+        self.emit_forms(Mnemonic::Fabs, &[1135], &[])
     }
 
     /// Emits `fadd` with 1 operand(s): `fadd m`.
@@ -17788,13 +17788,13 @@ pub trait Instructions: Emitter {
     /// Emits `fchs` (`fchs`).
     #[inline]
     fn fchs(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fchs, &[])
+        self.emit_forms(Mnemonic::Fchs, &[1143], &[])
     }
 
     /// Emits `fclex` (`fclex`).
     #[inline]
     fn fclex(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fclex, &[])
+        self.emit_forms(Mnemonic::Fclex, &[1144], &[])
     }
 
     /// Emits `fcmovb` with 2 operand(s): `fcmovb st0, st.o`.
@@ -17926,25 +17926,25 @@ pub trait Instructions: Emitter {
     /// Emits `fcompp` (`fcompp`).
     #[inline]
     fn fcompp(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fcompp, &[])
+        self.emit_forms(Mnemonic::Fcompp, &[1161], &[])
     }
 
     /// Emits `fcos` (`fcos`).
     #[inline]
     fn fcos(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fcos, &[])
+        self.emit_forms(Mnemonic::Fcos, &[1162], &[])
     }
 
     /// Emits `fdecstp` (`fdecstp`).
     #[inline]
     fn fdecstp(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fdecstp, &[])
+        self.emit_forms(Mnemonic::Fdecstp, &[1163], &[])
     }
 
     /// Emits `fdisi` (`fdisi`).
     #[inline]
     fn fdisi(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fdisi, &[])
+        self.emit_forms(Mnemonic::Fdisi, &[1164], &[])
     }
 
     /// Emits `fdiv` with 1 operand(s): `fdiv m`.
@@ -18004,13 +18004,13 @@ pub trait Instructions: Emitter {
     /// Emits `femms` (`femms`).
     #[inline]
     fn femms(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Femms, &[])
+        self.emit_forms(Mnemonic::Femms, &[1175], &[])
     }
 
     /// Emits `feni` (`feni`).
     #[inline]
     fn feni(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Feni, &[])
+        self.emit_forms(Mnemonic::Feni, &[1176], &[])
     }
 
     /// Emits `ffree` with 1 operand(s): `ffree st.o`.
@@ -18097,13 +18097,13 @@ pub trait Instructions: Emitter {
     /// Emits `fincstp` (`fincstp`).
     #[inline]
     fn fincstp(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fincstp, &[])
+        self.emit_forms(Mnemonic::Fincstp, &[1194], &[])
     }
 
     /// Emits `finit` (`finit`).
     #[inline]
     fn finit(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Finit, &[])
+        self.emit_forms(Mnemonic::Finit, &[1195], &[])
     }
 
     /// Emits `fist` with 1 operand(s): `fist m`.
@@ -18163,7 +18163,7 @@ pub trait Instructions: Emitter {
     /// Emits `fld1` (`fld1`).
     #[inline]
     fn fld1(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fld1, &[])
+        self.emit_forms(Mnemonic::Fld1, &[1212], &[])
     }
 
     /// Emits `fldcw` with 1 operand(s): `fldcw m`.
@@ -18187,37 +18187,37 @@ pub trait Instructions: Emitter {
     /// Emits `fldl2e` (`fldl2e`).
     #[inline]
     fn fldl2e(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fldl2e, &[])
+        self.emit_forms(Mnemonic::Fldl2e, &[1216], &[])
     }
 
     /// Emits `fldl2t` (`fldl2t`).
     #[inline]
     fn fldl2t(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fldl2t, &[])
+        self.emit_forms(Mnemonic::Fldl2t, &[1217], &[])
     }
 
     /// Emits `fldlg2` (`fldlg2`).
     #[inline]
     fn fldlg2(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fldlg2, &[])
+        self.emit_forms(Mnemonic::Fldlg2, &[1218], &[])
     }
 
     /// Emits `fldln2` (`fldln2`).
     #[inline]
     fn fldln2(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fldln2, &[])
+        self.emit_forms(Mnemonic::Fldln2, &[1219], &[])
     }
 
     /// Emits `fldpi` (`fldpi`).
     #[inline]
     fn fldpi(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fldpi, &[])
+        self.emit_forms(Mnemonic::Fldpi, &[1220], &[])
     }
 
     /// Emits `fldz` (`fldz`).
     #[inline]
     fn fldz(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fldz, &[])
+        self.emit_forms(Mnemonic::Fldz, &[1221], &[])
     }
 
     /// Emits `fmul` with 1 operand(s): `fmul m`.
@@ -18250,31 +18250,31 @@ pub trait Instructions: Emitter {
     /// Emits `fnclex` (`fnclex`).
     #[inline]
     fn fnclex(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fnclex, &[])
+        self.emit_forms(Mnemonic::Fnclex, &[1227], &[])
     }
 
     /// Emits `fndisi` (`fndisi`).
     #[inline]
     fn fndisi(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fndisi, &[])
+        self.emit_forms(Mnemonic::Fndisi, &[1228], &[])
     }
 
     /// Emits `fneni` (`fneni`).
     #[inline]
     fn fneni(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fneni, &[])
+        self.emit_forms(Mnemonic::Fneni, &[1229], &[])
     }
 
     /// Emits `fninit` (`fninit`).
     #[inline]
     fn fninit(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fninit, &[])
+        self.emit_forms(Mnemonic::Fninit, &[1230], &[])
     }
 
     /// Emits `fnop` (`fnop`).
     #[inline]
     fn fnop(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fnop, &[])
+        self.emit_forms(Mnemonic::Fnop, &[1231], &[])
     }
 
     /// Emits `fnsave` with 1 operand(s): `fnsave m`.
@@ -18289,7 +18289,7 @@ pub trait Instructions: Emitter {
     /// Emits `fnsetpm` (`fnsetpm`).
     #[inline]
     fn fnsetpm(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fnsetpm, &[])
+        self.emit_forms(Mnemonic::Fnsetpm, &[1234], &[])
     }
 
     /// Emits `fnstcw` with 1 operand(s): `fnstcw m`.
@@ -18322,31 +18322,31 @@ pub trait Instructions: Emitter {
     /// Emits `fpatan` (`fpatan`).
     #[inline]
     fn fpatan(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fpatan, &[])
+        self.emit_forms(Mnemonic::Fpatan, &[1240], &[])
     }
 
     /// Emits `fprem` (`fprem`).
     #[inline]
     fn fprem(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fprem, &[])
+        self.emit_forms(Mnemonic::Fprem, &[1241], &[])
     }
 
     /// Emits `fprem1` (`fprem1`).
     #[inline]
     fn fprem1(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fprem1, &[])
+        self.emit_forms(Mnemonic::Fprem1, &[1242], &[])
     }
 
     /// Emits `fptan` (`fptan`).
     #[inline]
     fn fptan(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fptan, &[])
+        self.emit_forms(Mnemonic::Fptan, &[1243], &[])
     }
 
     /// Emits `frndint` (`frndint`).
     #[inline]
     fn frndint(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Frndint, &[])
+        self.emit_forms(Mnemonic::Frndint, &[1244], &[])
     }
 
     /// Emits `frstor` with 1 operand(s): `frstor m`.
@@ -18370,31 +18370,31 @@ pub trait Instructions: Emitter {
     /// Emits `fscale` (`fscale`).
     #[inline]
     fn fscale(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fscale, &[])
+        self.emit_forms(Mnemonic::Fscale, &[1249], &[])
     }
 
     /// Emits `fsetpm` (`fsetpm`).
     #[inline]
     fn fsetpm(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fsetpm, &[])
+        self.emit_forms(Mnemonic::Fsetpm, &[1250], &[])
     }
 
     /// Emits `fsin` (`fsin`).
     #[inline]
     fn fsin(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fsin, &[])
+        self.emit_forms(Mnemonic::Fsin, &[1251], &[])
     }
 
     /// Emits `fsincos` (`fsincos`).
     #[inline]
     fn fsincos(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fsincos, &[])
+        self.emit_forms(Mnemonic::Fsincos, &[1252], &[])
     }
 
     /// Emits `fsqrt` (`fsqrt`).
     #[inline]
     fn fsqrt(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fsqrt, &[])
+        self.emit_forms(Mnemonic::Fsqrt, &[1253], &[])
     }
 
     /// Emits `fst` with 1 operand(s): `fst m`, `fst st.o`.
@@ -18508,7 +18508,7 @@ pub trait Instructions: Emitter {
     /// Emits `ftst` (`ftst`).
     #[inline]
     fn ftst(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Ftst, &[])
+        self.emit_forms(Mnemonic::Ftst, &[1277], &[])
     }
 
     /// Emits `fucom` with 2 operand(s): `fucom st0, st.o`.
@@ -18550,13 +18550,13 @@ pub trait Instructions: Emitter {
     /// Emits `fucompp` (`fucompp`).
     #[inline]
     fn fucompp(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fucompp, &[])
+        self.emit_forms(Mnemonic::Fucompp, &[1282], &[])
     }
 
     /// Emits `fxam` (`fxam`).
     #[inline]
     fn fxam(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fxam, &[])
+        self.emit_forms(Mnemonic::Fxam, &[1283], &[])
     }
 
     /// Emits `fxch` with 2 operand(s): `fxch st0, st.o`.
@@ -18607,31 +18607,31 @@ pub trait Instructions: Emitter {
     /// Emits `fxtract` (`fxtract`).
     #[inline]
     fn fxtract(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fxtract, &[])
+        self.emit_forms(Mnemonic::Fxtract, &[1289], &[])
     }
 
     /// Emits `fyl2x` (`fyl2x`).
     #[inline]
     fn fyl2x(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fyl2x, &[])
+        self.emit_forms(Mnemonic::Fyl2x, &[1290], &[])
     }
 
     /// Emits `fyl2xp1` (`fyl2xp1`).
     #[inline]
     fn fyl2xp1(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Fyl2xp1, &[])
+        self.emit_forms(Mnemonic::Fyl2xp1, &[1291], &[])
     }
 
     /// Emits `getsec` (`getsec`).
     #[inline]
     fn getsec(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Getsec, &[])
+        self.emit_forms(Mnemonic::Getsec, &[1292], &[])
     }
 
     /// Emits `getsecq` (`getsecq`).
     #[inline]
     fn getsecq(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Getsecq, &[])
+        self.emit_forms(Mnemonic::Getsecq, &[1293], &[])
     }
 
     /// Emits `gf2p8affineinvqb` with 3 operand(s): `gf2p8affineinvqb xmm, xmm/m, ib`.
@@ -18682,7 +18682,7 @@ pub trait Instructions: Emitter {
     /// Emits `hlt` (`hlt`).
     #[inline]
     fn hlt(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Hlt, &[])
+        self.emit_forms(Mnemonic::Hlt, &[1299], &[])
     }
 
     /// Emits `hreset` with 1 operand(s): `hreset ib`.
@@ -18868,25 +18868,25 @@ pub trait Instructions: Emitter {
     /// Emits `int1` (`int1`).
     #[inline]
     fn int1(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Int1, &[])
+        self.emit_forms(Mnemonic::Int1, &[1375], &[])
     }
 
     /// Emits `int3` (`int3`).
     #[inline]
     fn int3(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Int3, &[])
+        self.emit_forms(Mnemonic::Int3, &[1376], &[])
     }
 
     /// Emits `into` (`into`).
     #[inline]
     fn into(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Into, &[])
+        self.emit_forms(Mnemonic::Into, &[1377], &[])
     }
 
     /// Emits `invd` (`invd`).
     #[inline]
     fn invd(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Invd, &[])
+        self.emit_forms(Mnemonic::Invd, &[1378], &[])
     }
 
     /// Emits `invept` with 2 operand(s): `invept r32, m`, `invept r64, m`.
@@ -18910,13 +18910,13 @@ pub trait Instructions: Emitter {
     /// Emits `invlpga` (`invlpga`).
     #[inline]
     fn invlpga(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Invlpga, &[])
+        self.emit_forms(Mnemonic::Invlpga, &[1383, 1384, 1385], &[])
     }
 
     /// Emits `invlpgb` (`invlpgb`).
     #[inline]
     fn invlpgb(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Invlpgb, &[])
+        self.emit_forms(Mnemonic::Invlpgb, &[1386, 1387, 1388], &[])
     }
 
     /// Emits `invpcid` with 2 operand(s): `invpcid r32, m`, `invpcid r64, m`.
@@ -18940,19 +18940,19 @@ pub trait Instructions: Emitter {
     /// Emits `iretd` (`iretd`).
     #[inline]
     fn iretd(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Iretd, &[])
+        self.emit_forms(Mnemonic::Iretd, &[1395], &[])
     }
 
     /// Emits `iretq` (`iretq`).
     #[inline]
     fn iretq(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Iretq, &[])
+        self.emit_forms(Mnemonic::Iretq, &[1396], &[])
     }
 
     /// Emits `iretw` (`iretw`).
     #[inline]
     fn iretw(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Iretw, &[])
+        self.emit_forms(Mnemonic::Iretw, &[1397], &[])
     }
 
     /// Emits `ja` with 1 operand(s): `ja rel8`, `ja rel32`, `ja rel8`, `ja rel16`.
@@ -19606,7 +19606,7 @@ pub trait Instructions: Emitter {
     /// Emits `lahf` (`lahf`).
     #[inline]
     fn lahf(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Lahf, &[])
+        self.emit_forms(Mnemonic::Lahf, &[1594], &[])
     }
 
     /// Emits `lar` with 2 operand(s): `lar r16, r16/m`, `lar r32, r32/m`, `lar r64, r64/m`.
@@ -19666,7 +19666,7 @@ pub trait Instructions: Emitter {
     /// Emits `leave` (`leave`).
     #[inline]
     fn leave(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Leave, &[])
+        self.emit_forms(Mnemonic::Leave, &[1607, 1608, 1609], &[])
     }
 
     /// Emits `les` with 2 operand(s): `les r16, m`, `les r32, m`.
@@ -19681,7 +19681,7 @@ pub trait Instructions: Emitter {
     /// Emits `lfence` (`lfence`).
     #[inline]
     fn lfence(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Lfence, &[])
+        self.emit_forms(Mnemonic::Lfence, &[1612, 1613, 1614, 1615, 1616, 1617, 1618, 1619], &[])
     }
 
     /// Emits `lfs` with 2 operand(s): `lfs r16, m`, `lfs r32, m`, `lfs r64, m`.
@@ -19939,13 +19939,13 @@ pub trait Instructions: Emitter {
     /// Emits `mcommit` (`mcommit`).
     #[inline]
     fn mcommit(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Mcommit, &[])
+        self.emit_forms(Mnemonic::Mcommit, &[1692], &[])
     }
 
     /// Emits `mfence` (`mfence`).
     #[inline]
     fn mfence(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Mfence, &[])
+        self.emit_forms(Mnemonic::Mfence, &[1693, 1694, 1695, 1696, 1697, 1698, 1699, 1700], &[])
     }
 
     /// Emits `minpd` with 2 operand(s): `minpd xmm, xmm/m`.
@@ -19987,13 +19987,13 @@ pub trait Instructions: Emitter {
     /// Emits `monitor` (`monitor`).
     #[inline]
     fn monitor(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Monitor, &[])
+        self.emit_forms(Mnemonic::Monitor, &[1705, 1706, 1707], &[])
     }
 
     /// Emits `monitorx` (`monitorx`).
     #[inline]
     fn monitorx(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Monitorx, &[])
+        self.emit_forms(Mnemonic::Monitorx, &[1708, 1709, 1710], &[])
     }
 
     /// Emits `mov` with 2 operand(s): `mov r64/m, id.sx64`, `mov al, moffs`, `mov ax, moffs`, `mov eax, moffs`, `mov rax, moffs`, `mov moffs, al`, `mov moffs, ax`, `mov moffs, eax`, `mov moffs, rax`, `mov r8.o, ib`, `mov r16.o, iw`, `mov r32.o, id`, `mov r8/m, r8`, `mov r16/m, r16`, `mov r32/m, r32`, `mov r64/m, r64`, `mov r8, r8/m`, `mov r16, r16/m`, `mov r32, r32/m`, `mov r64, r64/m`, `mov r16/m, sreg`, `mov r32/m, sreg`, `mov r64/m, sreg`, `mov sreg, r16/m`, `mov sreg, r32/m`, `mov sreg, r64/m`, `mov r8/m, ib`, `mov r16/m, iw`, `mov r32/m, id`, `mov r32.rm, cr`, `mov r64.rm, cr`, `mov r32.rm, dr`, `mov r64.rm, dr`, `mov cr, r32.rm`, `mov cr, r64.rm`, `mov dr, r32.rm`, `mov dr, r64.rm`, `mov r64.o, iq`.
@@ -20260,13 +20260,13 @@ pub trait Instructions: Emitter {
     /// Emits `movsb` (`movsb`).
     #[inline]
     fn movsb(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Movsb, &[])
+        self.emit_forms(Mnemonic::Movsb, &[1816], &[])
     }
 
     /// Emits `movsd` (`movsd`).
     #[inline]
     fn movsd(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Movsd, &[])
+        self.emit_forms(Mnemonic::Movsd, &[1817], &[])
     }
 
     /// Emits `movsd` with 2 operand(s): `movsd xmm, xmm/m`, `movsd xmm/m, xmm`.
@@ -20299,7 +20299,7 @@ pub trait Instructions: Emitter {
     /// Emits `movsq` (`movsq`).
     #[inline]
     fn movsq(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Movsq, &[])
+        self.emit_forms(Mnemonic::Movsq, &[1822], &[])
     }
 
     /// Emits `movss` with 2 operand(s): `movss xmm, xmm/m`, `movss xmm/m, xmm`.
@@ -20314,7 +20314,7 @@ pub trait Instructions: Emitter {
     /// Emits `movsw` (`movsw`).
     #[inline]
     fn movsw(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Movsw, &[])
+        self.emit_forms(Mnemonic::Movsw, &[1825], &[])
     }
 
     /// Emits `movsx` with 2 operand(s): `movsx r16, r8/m`, `movsx r32, r8/m`, `movsx r64, r8/m`, `movsx r16, r16/m`, `movsx r32, r16/m`, `movsx r64, r16/m`.
@@ -20428,13 +20428,13 @@ pub trait Instructions: Emitter {
     /// Emits `mwait` (`mwait`).
     #[inline]
     fn mwait(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Mwait, &[])
+        self.emit_forms(Mnemonic::Mwait, &[1862], &[])
     }
 
     /// Emits `mwaitx` (`mwaitx`).
     #[inline]
     fn mwaitx(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Mwaitx, &[])
+        self.emit_forms(Mnemonic::Mwaitx, &[1863], &[])
     }
 
     /// Emits `neg` with 1 operand(s): `neg r8/m`, `neg r16/m`, `neg r32/m`, `neg r64/m`, `neg r8/m`, `neg r16/m`, `neg r32/m`, `neg r64/m`.
@@ -20458,7 +20458,7 @@ pub trait Instructions: Emitter {
     /// Emits `nop` (`nop`).
     #[inline]
     fn nop(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Nop, &[])
+        self.emit_forms(Mnemonic::Nop, &[1876, 1880], &[])
     }
 
     /// Emits `nop` with 1 operand(s): `nop r16/m`, `nop r32/m`, `nop r64/m`.
@@ -20725,7 +20725,7 @@ pub trait Instructions: Emitter {
     /// Emits `pause` (`pause`).
     #[inline]
     fn pause(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Pause, &[])
+        self.emit_forms(Mnemonic::Pause, &[1988], &[])
     }
 
     /// Emits `pavgb` with 2 operand(s): `pavgb mm, mm/m`, `pavgb xmm, xmm/m`.
@@ -20776,7 +20776,7 @@ pub trait Instructions: Emitter {
     /// Emits `pbndkb` (`pbndkb`).
     #[inline]
     fn pbndkb(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Pbndkb, &[])
+        self.emit_forms(Mnemonic::Pbndkb, &[1996], &[])
     }
 
     /// Emits `pclmulqdq` with 3 operand(s): `pclmulqdq xmm, xmm/m, ib`.
@@ -20917,7 +20917,7 @@ pub trait Instructions: Emitter {
     /// Emits `pconfig` (`pconfig`).
     #[inline]
     fn pconfig(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Pconfig, &[])
+        self.emit_forms(Mnemonic::Pconfig, &[2018], &[])
     }
 
     /// Emits `pdep` with 3 operand(s): `pdep r32, r32.v, r32/m`, `pdep r64, r64.v, r64/m`, `pdep r32, r32.v, r32/m`, `pdep r64, r64.v, r64/m`.
@@ -21607,13 +21607,13 @@ pub trait Instructions: Emitter {
     /// Emits `popad` (`popad`).
     #[inline]
     fn popad(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Popad, &[])
+        self.emit_forms(Mnemonic::Popad, &[2148], &[])
     }
 
     /// Emits `popaw` (`popaw`).
     #[inline]
     fn popaw(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Popaw, &[])
+        self.emit_forms(Mnemonic::Popaw, &[2149], &[])
     }
 
     /// Emits `popcnt` with 2 operand(s): `popcnt r16, r16/m`, `popcnt r32, r32/m`, `popcnt r64, r64/m`, `popcnt r16, r16/m`, `popcnt r32, r32/m`, `popcnt r64, r64/m`.
@@ -21628,19 +21628,19 @@ pub trait Instructions: Emitter {
     /// Emits `popfd` (`popfd`).
     #[inline]
     fn popfd(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Popfd, &[])
+        self.emit_forms(Mnemonic::Popfd, &[2156], &[])
     }
 
     /// Emits `popfq` (`popfq`).
     #[inline]
     fn popfq(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Popfq, &[])
+        self.emit_forms(Mnemonic::Popfq, &[2157], &[])
     }
 
     /// Emits `popfw` (`popfw`).
     #[inline]
     fn popfw(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Popfw, &[])
+        self.emit_forms(Mnemonic::Popfw, &[2158], &[])
     }
 
     /// Emits `popp` with 1 operand(s): `popp r64.o`.
@@ -21862,7 +21862,7 @@ pub trait Instructions: Emitter {
     /// Emits `psmash` (`psmash`).
     #[inline]
     fn psmash(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Psmash, &[])
+        self.emit_forms(Mnemonic::Psmash, &[2203], &[])
     }
 
     /// Emits `psrad` with 2 operand(s): `psrad mm.rm, ib`, `psrad xmm.rm, ib`, `psrad mm, mm/m`, `psrad xmm, xmm/m`.
@@ -22120,31 +22120,31 @@ pub trait Instructions: Emitter {
     /// Emits `pushad` (`pushad`).
     #[inline]
     fn pushad(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Pushad, &[])
+        self.emit_forms(Mnemonic::Pushad, &[2287], &[])
     }
 
     /// Emits `pushaw` (`pushaw`).
     #[inline]
     fn pushaw(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Pushaw, &[])
+        self.emit_forms(Mnemonic::Pushaw, &[2288], &[])
     }
 
     /// Emits `pushfd` (`pushfd`).
     #[inline]
     fn pushfd(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Pushfd, &[])
+        self.emit_forms(Mnemonic::Pushfd, &[2289], &[])
     }
 
     /// Emits `pushfq` (`pushfq`).
     #[inline]
     fn pushfq(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Pushfq, &[])
+        self.emit_forms(Mnemonic::Pushfq, &[2290], &[])
     }
 
     /// Emits `pushfw` (`pushfw`).
     #[inline]
     fn pushfw(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Pushfw, &[])
+        self.emit_forms(Mnemonic::Pushfw, &[2291], &[])
     }
 
     /// Emits `pushp` with 1 operand(s): `pushp r64.o`.
@@ -22159,7 +22159,7 @@ pub trait Instructions: Emitter {
     /// Emits `pvalidate` (`pvalidate`).
     #[inline]
     fn pvalidate(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Pvalidate, &[])
+        self.emit_forms(Mnemonic::Pvalidate, &[2293, 2294, 2295], &[])
     }
 
     /// Emits `pxor` with 2 operand(s): `pxor mm, mm/m`, `pxor xmm, xmm/m`.
@@ -22246,13 +22246,13 @@ pub trait Instructions: Emitter {
     /// Emits `rdmsr` (`rdmsr`).
     #[inline]
     fn rdmsr(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Rdmsr, &[])
+        self.emit_forms(Mnemonic::Rdmsr, &[2376], &[])
     }
 
     /// Emits `rdmsrlist` (`rdmsrlist`).
     #[inline]
     fn rdmsrlist(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Rdmsrlist, &[])
+        self.emit_forms(Mnemonic::Rdmsrlist, &[2377], &[])
     }
 
     /// Emits `rdpid` with 1 operand(s): `rdpid r32.rm`, `rdpid r64.rm`.
@@ -22267,19 +22267,19 @@ pub trait Instructions: Emitter {
     /// Emits `rdpkru` (`rdpkru`).
     #[inline]
     fn rdpkru(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Rdpkru, &[])
+        self.emit_forms(Mnemonic::Rdpkru, &[2380], &[])
     }
 
     /// Emits `rdpmc` (`rdpmc`).
     #[inline]
     fn rdpmc(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Rdpmc, &[])
+        self.emit_forms(Mnemonic::Rdpmc, &[2381], &[])
     }
 
     /// Emits `rdpru` (`rdpru`).
     #[inline]
     fn rdpru(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Rdpru, &[])
+        self.emit_forms(Mnemonic::Rdpru, &[2382], &[])
     }
 
     /// Emits `rdrand` with 1 operand(s): `rdrand r16.rm`, `rdrand r32.rm`, `rdrand r64.rm`.
@@ -22321,19 +22321,19 @@ pub trait Instructions: Emitter {
     /// Emits `rdtsc` (`rdtsc`).
     #[inline]
     fn rdtsc(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Rdtsc, &[])
+        self.emit_forms(Mnemonic::Rdtsc, &[2391], &[])
     }
 
     /// Emits `rdtscp` (`rdtscp`).
     #[inline]
     fn rdtscp(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Rdtscp, &[])
+        self.emit_forms(Mnemonic::Rdtscp, &[2392], &[])
     }
 
     /// Emits `ret` (`ret`).
     #[inline]
     fn ret(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Ret, &[])
+        self.emit_forms(Mnemonic::Ret, &[2395, 2396, 2398], &[])
     }
 
     /// Emits `ret` with 1 operand(s): `ret iw`.
@@ -22348,7 +22348,7 @@ pub trait Instructions: Emitter {
     /// Emits `retf` (`retf`).
     #[inline]
     fn retf(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Retf, &[])
+        self.emit_forms(Mnemonic::Retf, &[2401, 2402, 2404], &[])
     }
 
     /// Emits `retf` with 1 operand(s): `retf iw`.
@@ -22363,19 +22363,19 @@ pub trait Instructions: Emitter {
     /// Emits `rmpadjust` (`rmpadjust`).
     #[inline]
     fn rmpadjust(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Rmpadjust, &[])
+        self.emit_forms(Mnemonic::Rmpadjust, &[2405], &[])
     }
 
     /// Emits `rmpquery` (`rmpquery`).
     #[inline]
     fn rmpquery(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Rmpquery, &[])
+        self.emit_forms(Mnemonic::Rmpquery, &[2406], &[])
     }
 
     /// Emits `rmpupdate` (`rmpupdate`).
     #[inline]
     fn rmpupdate(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Rmpupdate, &[])
+        self.emit_forms(Mnemonic::Rmpupdate, &[2407], &[])
     }
 
     /// Emits `rol` with 2 operand(s): `rol r8/m, 1`, `rol r16/m, 1`, `rol r32/m, 1`, `rol r64/m, 1`, `rol r8/m, ib`, `rol r16/m, ib`, `rol r32/m, ib`, `rol r64/m, ib`, `rol r8/m, cl`, `rol r16/m, cl`, `rol r32/m, cl`, `rol r64/m, cl`, `rol r8/m, 1`, `rol r16/m, 1`, `rol r32/m, 1`, `rol r64/m, 1`, `rol r8/m, ib`, `rol r16/m, ib`, `rol r32/m, ib`, `rol r64/m, ib`, `rol r8/m, cl`, `rol r16/m, cl`, `rol r32/m, cl`, `rol r64/m, cl`.
@@ -22462,7 +22462,7 @@ pub trait Instructions: Emitter {
     /// Emits `rsm` (`rsm`).
     #[inline]
     fn rsm(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Rsm, &[])
+        self.emit_forms(Mnemonic::Rsm, &[2488], &[])
     }
 
     /// Emits `rsqrtps` with 2 operand(s): `rsqrtps xmm, xmm/m`.
@@ -22495,13 +22495,13 @@ pub trait Instructions: Emitter {
     /// Emits `sahf` (`sahf`).
     #[inline]
     fn sahf(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Sahf, &[])
+        self.emit_forms(Mnemonic::Sahf, &[2492], &[])
     }
 
     /// Emits `salc` (`salc`).
     #[inline]
     fn salc(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Salc, &[])
+        self.emit_forms(Mnemonic::Salc, &[2493], &[])
     }
 
     /// Emits `sar` with 2 operand(s): `sar r8/m, 1`, `sar r16/m, 1`, `sar r32/m, 1`, `sar r64/m, 1`, `sar r8/m, ib`, `sar r16/m, ib`, `sar r32/m, ib`, `sar r64/m, ib`, `sar r8/m, cl`, `sar r16/m, cl`, `sar r32/m, cl`, `sar r64/m, cl`, `sar r8/m, 1`, `sar r16/m, 1`, `sar r32/m, 1`, `sar r64/m, 1`, `sar r8/m, ib`, `sar r16/m, ib`, `sar r32/m, ib`, `sar r64/m, ib`, `sar r8/m, cl`, `sar r16/m, cl`, `sar r32/m, cl`, `sar r64/m, cl`.
@@ -22534,7 +22534,7 @@ pub trait Instructions: Emitter {
     /// Emits `saveprevssp` (`saveprevssp`).
     #[inline]
     fn saveprevssp(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Saveprevssp, &[])
+        self.emit_forms(Mnemonic::Saveprevssp, &[2534], &[])
     }
 
     /// Emits `sbb` with 2 operand(s): `sbb r16/m, ib.sx16`, `sbb r32/m, ib.sx32`, `sbb r64/m, ib.sx64`, `sbb rax, id.sx64`, `sbb r64/m, id.sx64`, `sbb al, ib`, `sbb ax, iw`, `sbb eax, id`, `sbb r8/m, r8`, `sbb r16/m, r16`, `sbb r32/m, r32`, `sbb r64/m, r64`, `sbb r8, r8/m`, `sbb r16, r16/m`, `sbb r32, r32/m`, `sbb r64, r64/m`, `sbb r8/m, ib`, `sbb r16/m, iw`, `sbb r32/m, id`, `sbb r16/m, ib.sx16`, `sbb r32/m, ib.sx32`, `sbb r64/m, ib.sx64`, `sbb r64/m, id.sx64`, `sbb r8/m, r8`, `sbb r16/m, r16`, `sbb r32/m, r32`, `sbb r64/m, r64`, `sbb r8, r8/m`, `sbb r16, r16/m`, `sbb r32, r32/m`, `sbb r64, r64/m`, `sbb r8/m, ib`, `sbb r16/m, iw`, `sbb r32/m, id`.
@@ -22594,19 +22594,19 @@ pub trait Instructions: Emitter {
     /// Emits `seamcall` (`seamcall`).
     #[inline]
     fn seamcall(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Seamcall, &[])
+        self.emit_forms(Mnemonic::Seamcall, &[2588], &[])
     }
 
     /// Emits `seamops` (`seamops`).
     #[inline]
     fn seamops(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Seamops, &[])
+        self.emit_forms(Mnemonic::Seamops, &[2589], &[])
     }
 
     /// Emits `seamret` (`seamret`).
     #[inline]
     fn seamret(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Seamret, &[])
+        self.emit_forms(Mnemonic::Seamret, &[2590], &[])
     }
 
     /// Emits `senduipi` with 1 operand(s): `senduipi r64.rm`.
@@ -22621,7 +22621,7 @@ pub trait Instructions: Emitter {
     /// Emits `serialize` (`serialize`).
     #[inline]
     fn serialize(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Serialize, &[])
+        self.emit_forms(Mnemonic::Serialize, &[2592], &[])
     }
 
     /// Emits `seta` with 1 operand(s): `seta r8/m`.
@@ -22771,7 +22771,7 @@ pub trait Instructions: Emitter {
     /// Emits `setssbsy` (`setssbsy`).
     #[inline]
     fn setssbsy(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Setssbsy, &[])
+        self.emit_forms(Mnemonic::Setssbsy, &[2625], &[])
     }
 
     /// Emits `setzua` with 1 operand(s): `setzua r8/m`.
@@ -22921,7 +22921,7 @@ pub trait Instructions: Emitter {
     /// Emits `sfence` (`sfence`).
     #[inline]
     fn sfence(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Sfence, &[])
+        self.emit_forms(Mnemonic::Sfence, &[2642, 2643, 2644, 2645, 2646, 2647, 2648, 2649], &[])
     }
 
     /// Emits `sgdt` with 1 operand(s): `sgdt m`.
@@ -23116,7 +23116,7 @@ pub trait Instructions: Emitter {
     /// Emits `skinit` (`skinit`).
     #[inline]
     fn skinit(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Skinit, &[])
+        self.emit_forms(Mnemonic::Skinit, &[2781], &[])
     }
 
     /// Emits `sldt` with 1 operand(s): `sldt r16/m`, `sldt r32/m`, `sldt r64/m`.
@@ -23185,31 +23185,31 @@ pub trait Instructions: Emitter {
     /// Emits `stac` (`stac`).
     #[inline]
     fn stac(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Stac, &[])
+        self.emit_forms(Mnemonic::Stac, &[2794], &[])
     }
 
     /// Emits `stc` (`stc`).
     #[inline]
     fn stc(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Stc, &[])
+        self.emit_forms(Mnemonic::Stc, &[2795], &[])
     }
 
     /// Emits `std` (`std`).
     #[inline]
     fn std(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Std, &[])
+        self.emit_forms(Mnemonic::Std, &[2796], &[])
     }
 
     /// Emits `stgi` (`stgi`).
     #[inline]
     fn stgi(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Stgi, &[])
+        self.emit_forms(Mnemonic::Stgi, &[2797], &[])
     }
 
     /// Emits `sti` (`sti`).
     #[inline]
     fn sti(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Sti, &[])
+        self.emit_forms(Mnemonic::Sti, &[2798], &[])
     }
 
     /// Emits `stmxcsr` with 1 operand(s): `stmxcsr m`.
@@ -23278,7 +23278,7 @@ pub trait Instructions: Emitter {
     /// Emits `stui` (`stui`).
     #[inline]
     fn stui(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Stui, &[])
+        self.emit_forms(Mnemonic::Stui, &[2809], &[])
     }
 
     /// Emits `sub` with 2 operand(s): `sub r16/m, ib.sx16`, `sub r32/m, ib.sx32`, `sub r64/m, ib.sx64`, `sub rax, id.sx64`, `sub r64/m, id.sx64`, `sub al, ib`, `sub ax, iw`, `sub eax, id`, `sub r8/m, r8`, `sub r16/m, r16`, `sub r32/m, r32`, `sub r64/m, r64`, `sub r8, r8/m`, `sub r16, r16/m`, `sub r32, r32/m`, `sub r64, r64/m`, `sub r8/m, ib`, `sub r16/m, iw`, `sub r32/m, id`, `sub r16/m, ib.sx16`, `sub r32/m, ib.sx32`, `sub r64/m, ib.sx64`, `sub r64/m, id.sx64`, `sub r8/m, r8`, `sub r16/m, r16`, `sub r32/m, r32`, `sub r64/m, r64`, `sub r8, r8/m`, `sub r16, r16/m`, `sub r32, r32/m`, `sub r64, r64/m`, `sub r8/m, ib`, `sub r16/m, iw`, `sub r32/m, id`.
@@ -23338,43 +23338,43 @@ pub trait Instructions: Emitter {
     /// Emits `swapgs` (`swapgs`).
     #[inline]
     fn swapgs(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Swapgs, &[])
+        self.emit_forms(Mnemonic::Swapgs, &[2863], &[])
     }
 
     /// Emits `syscall` (`syscall`).
     #[inline]
     fn syscall(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Syscall, &[])
+        self.emit_forms(Mnemonic::Syscall, &[2864], &[])
     }
 
     /// Emits `sysenter` (`sysenter`).
     #[inline]
     fn sysenter(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Sysenter, &[])
+        self.emit_forms(Mnemonic::Sysenter, &[2865], &[])
     }
 
     /// Emits `sysexit` (`sysexit`).
     #[inline]
     fn sysexit(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Sysexit, &[])
+        self.emit_forms(Mnemonic::Sysexit, &[2866], &[])
     }
 
     /// Emits `sysexitq` (`sysexitq`).
     #[inline]
     fn sysexitq(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Sysexitq, &[])
+        self.emit_forms(Mnemonic::Sysexitq, &[2867], &[])
     }
 
     /// Emits `sysret` (`sysret`).
     #[inline]
     fn sysret(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Sysret, &[])
+        self.emit_forms(Mnemonic::Sysret, &[2868], &[])
     }
 
     /// Emits `sysretq` (`sysretq`).
     #[inline]
     fn sysretq(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Sysretq, &[])
+        self.emit_forms(Mnemonic::Sysretq, &[2869], &[])
     }
 
     /// Emits `t1mskc` with 2 operand(s): `t1mskc r32.v, r32/m`, `t1mskc r64.v, r64/m`.
@@ -23407,7 +23407,7 @@ pub trait Instructions: Emitter {
     /// Emits `tdcall` (`tdcall`).
     #[inline]
     fn tdcall(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Tdcall, &[])
+        self.emit_forms(Mnemonic::Tdcall, &[2874], &[])
     }
 
     /// Emits `tdpbf16ps` with 3 operand(s): `tdpbf16ps tmm, tmm.rm, tmm.v`.
@@ -23476,7 +23476,7 @@ pub trait Instructions: Emitter {
     /// Emits `testui` (`testui`).
     #[inline]
     fn testui(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Testui, &[])
+        self.emit_forms(Mnemonic::Testui, &[2893], &[])
     }
 
     /// Emits `tileloadd` with 2 operand(s): `tileloadd tmm, m.sib`.
@@ -23500,7 +23500,7 @@ pub trait Instructions: Emitter {
     /// Emits `tilerelease` (`tilerelease`).
     #[inline]
     fn tilerelease(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Tilerelease, &[])
+        self.emit_forms(Mnemonic::Tilerelease, &[2898], &[])
     }
 
     /// Emits `tilestored` with 2 operand(s): `tilestored m.sib, tmm`.
@@ -23524,7 +23524,7 @@ pub trait Instructions: Emitter {
     /// Emits `tlbsync` (`tlbsync`).
     #[inline]
     fn tlbsync(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Tlbsync, &[])
+        self.emit_forms(Mnemonic::Tlbsync, &[2902], &[])
     }
 
     /// Emits `tpause` with 1 operand(s): `tpause r32.rm`, `tpause r64.rm`.
@@ -23593,13 +23593,13 @@ pub trait Instructions: Emitter {
     /// Emits `ud2` (`ud2`).
     #[inline]
     fn ud2(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Ud2, &[])
+        self.emit_forms(Mnemonic::Ud2, &[2921], &[])
     }
 
     /// Emits `uiret` (`uiret`).
     #[inline]
     fn uiret(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Uiret, &[])
+        self.emit_forms(Mnemonic::Uiret, &[2922], &[])
     }
 
     /// Emits `umonitor` with 1 operand(s): `umonitor r64.rm`, `umonitor r32.rm`, `umonitor r16.rm`.
@@ -26710,7 +26710,7 @@ pub trait Instructions: Emitter {
     /// Emits `vmcall` (`vmcall`).
     #[inline]
     fn vmcall(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Vmcall, &[])
+        self.emit_forms(Mnemonic::Vmcall, &[3891], &[])
     }
 
     /// Emits `vmclear` with 1 operand(s): `vmclear m`.
@@ -26725,13 +26725,13 @@ pub trait Instructions: Emitter {
     /// Emits `vmfunc` (`vmfunc`).
     #[inline]
     fn vmfunc(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Vmfunc, &[])
+        self.emit_forms(Mnemonic::Vmfunc, &[3893], &[])
     }
 
     /// Emits `vmgexit` (`vmgexit`).
     #[inline]
     fn vmgexit(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Vmgexit, &[])
+        self.emit_forms(Mnemonic::Vmgexit, &[3894, 3895], &[])
     }
 
     /// Emits `vminpd` with 3 operand(s): `vminpd xmm, xmm.v, xmm/m`, `vminpd ymm, ymm.v, ymm/m`, `vminpd xmm, xmm.v, xmm/m`, `vminpd ymm, ymm.v, ymm/m`, `vminpd zmm, zmm.v, zmm/m`.
@@ -26791,19 +26791,19 @@ pub trait Instructions: Emitter {
     /// Emits `vmlaunch` (`vmlaunch`).
     #[inline]
     fn vmlaunch(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Vmlaunch, &[])
+        self.emit_forms(Mnemonic::Vmlaunch, &[3914], &[])
     }
 
     /// Emits `vmload` (`vmload`).
     #[inline]
     fn vmload(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Vmload, &[])
+        self.emit_forms(Mnemonic::Vmload, &[3915, 3916, 3917], &[])
     }
 
     /// Emits `vmmcall` (`vmmcall`).
     #[inline]
     fn vmmcall(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Vmmcall, &[])
+        self.emit_forms(Mnemonic::Vmmcall, &[3918], &[])
     }
 
     /// Emits `vmovapd` with 2 operand(s): `vmovapd xmm, xmm/m`, `vmovapd ymm, ymm/m`, `vmovapd xmm/m, xmm`, `vmovapd ymm/m, ymm`, `vmovapd xmm, xmm/m`, `vmovapd ymm, ymm/m`, `vmovapd zmm, zmm/m`, `vmovapd xmm/m, xmm`, `vmovapd ymm/m, ymm`, `vmovapd zmm/m, zmm`.
@@ -27205,19 +27205,19 @@ pub trait Instructions: Emitter {
     /// Emits `vmresume` (`vmresume`).
     #[inline]
     fn vmresume(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Vmresume, &[])
+        self.emit_forms(Mnemonic::Vmresume, &[4104], &[])
     }
 
     /// Emits `vmrun` (`vmrun`).
     #[inline]
     fn vmrun(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Vmrun, &[])
+        self.emit_forms(Mnemonic::Vmrun, &[4105, 4106, 4107], &[])
     }
 
     /// Emits `vmsave` (`vmsave`).
     #[inline]
     fn vmsave(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Vmsave, &[])
+        self.emit_forms(Mnemonic::Vmsave, &[4108, 4109, 4110], &[])
     }
 
     /// Emits `vmulpd` with 3 operand(s): `vmulpd xmm, xmm.v, xmm/m`, `vmulpd ymm, ymm.v, ymm/m`, `vmulpd xmm, xmm.v, xmm/m`, `vmulpd ymm, ymm.v, ymm/m`, `vmulpd zmm, zmm.v, zmm/m`.
@@ -27286,7 +27286,7 @@ pub trait Instructions: Emitter {
     /// Emits `vmxoff` (`vmxoff`).
     #[inline]
     fn vmxoff(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Vmxoff, &[])
+        self.emit_forms(Mnemonic::Vmxoff, &[4131], &[])
     }
 
     /// Emits `vmxon` with 1 operand(s): `vmxon m`.
@@ -31198,31 +31198,31 @@ pub trait Instructions: Emitter {
     /// Emits `vzeroall` (`vzeroall`).
     #[inline]
     fn vzeroall(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Vzeroall, &[])
+        self.emit_forms(Mnemonic::Vzeroall, &[5545], &[])
     }
 
     /// Emits `vzeroupper` (`vzeroupper`).
     #[inline]
     fn vzeroupper(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Vzeroupper, &[])
+        self.emit_forms(Mnemonic::Vzeroupper, &[5546], &[])
     }
 
     /// Emits `wait` (`wait`).
     #[inline]
     fn wait(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Wait, &[])
+        self.emit_forms(Mnemonic::Wait, &[5547], &[])
     }
 
     /// Emits `wbinvd` (`wbinvd`).
     #[inline]
     fn wbinvd(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Wbinvd, &[])
+        self.emit_forms(Mnemonic::Wbinvd, &[5548], &[])
     }
 
     /// Emits `wbnoinvd` (`wbnoinvd`).
     #[inline]
     fn wbnoinvd(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Wbnoinvd, &[])
+        self.emit_forms(Mnemonic::Wbnoinvd, &[5549], &[])
     }
 
     /// Emits `wrfsbase` with 1 operand(s): `wrfsbase r32.rm`, `wrfsbase r64.rm`.
@@ -31246,25 +31246,25 @@ pub trait Instructions: Emitter {
     /// Emits `wrmsr` (`wrmsr`).
     #[inline]
     fn wrmsr(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Wrmsr, &[])
+        self.emit_forms(Mnemonic::Wrmsr, &[5554], &[])
     }
 
     /// Emits `wrmsrlist` (`wrmsrlist`).
     #[inline]
     fn wrmsrlist(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Wrmsrlist, &[])
+        self.emit_forms(Mnemonic::Wrmsrlist, &[5555], &[])
     }
 
     /// Emits `wrmsrns` (`wrmsrns`).
     #[inline]
     fn wrmsrns(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Wrmsrns, &[])
+        self.emit_forms(Mnemonic::Wrmsrns, &[5556], &[])
     }
 
     /// Emits `wrpkru` (`wrpkru`).
     #[inline]
     fn wrpkru(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Wrpkru, &[])
+        self.emit_forms(Mnemonic::Wrpkru, &[5557], &[])
     }
 
     /// Emits `wrssd` with 2 operand(s): `wrssd m, r32`.
@@ -31342,19 +31342,19 @@ pub trait Instructions: Emitter {
     /// Emits `xend` (`xend`).
     #[inline]
     fn xend(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Xend, &[])
+        self.emit_forms(Mnemonic::Xend, &[5580], &[])
     }
 
     /// Emits `xgetbv` (`xgetbv`).
     #[inline]
     fn xgetbv(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Xgetbv, &[])
+        self.emit_forms(Mnemonic::Xgetbv, &[5581], &[])
     }
 
     /// Emits `xlatb` (`xlatb`).
     #[inline]
     fn xlatb(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Xlatb, &[])
+        self.emit_forms(Mnemonic::Xlatb, &[5582], &[])
     }
 
     /// Emits `xor` with 2 operand(s): `xor r16/m, ib.sx16`, `xor r32/m, ib.sx32`, `xor r64/m, ib.sx64`, `xor rax, id.sx64`, `xor r64/m, id.sx64`, `xor al, ib`, `xor ax, iw`, `xor eax, id`, `xor r8/m, r8`, `xor r16/m, r16`, `xor r32/m, r32`, `xor r64/m, r64`, `xor r8, r8/m`, `xor r16, r16/m`, `xor r32, r32/m`, `xor r64, r64/m`, `xor r8/m, ib`, `xor r16/m, iw`, `xor r32/m, id`, `xor r16/m, ib.sx16`, `xor r32/m, ib.sx32`, `xor r64/m, ib.sx64`, `xor r64/m, id.sx64`, `xor r8/m, r8`, `xor r16/m, r16`, `xor r32/m, r32`, `xor r64/m, r64`, `xor r8, r8/m`, `xor r16, r16/m`, `xor r32, r32/m`, `xor r64, r64/m`, `xor r8/m, ib`, `xor r16/m, iw`, `xor r32/m, id`.
@@ -31396,7 +31396,7 @@ pub trait Instructions: Emitter {
     /// Emits `xresldtrk` (`xresldtrk`).
     #[inline]
     fn xresldtrk(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Xresldtrk, &[])
+        self.emit_forms(Mnemonic::Xresldtrk, &[5634], &[])
     }
 
     /// Emits `xrstor` with 1 operand(s): `xrstor m`.
@@ -31510,19 +31510,19 @@ pub trait Instructions: Emitter {
     /// Emits `xsetbv` (`xsetbv`).
     #[inline]
     fn xsetbv(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Xsetbv, &[])
+        self.emit_forms(Mnemonic::Xsetbv, &[5647], &[])
     }
 
     /// Emits `xsusldtrk` (`xsusldtrk`).
     #[inline]
     fn xsusldtrk(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Xsusldtrk, &[])
+        self.emit_forms(Mnemonic::Xsusldtrk, &[5648], &[])
     }
 
     /// Emits `xtest` (`xtest`).
     #[inline]
     fn xtest(&mut self) -> Result<(), Error> {
-        self.emit(Mnemonic::Xtest, &[])
+        self.emit_forms(Mnemonic::Xtest, &[5649], &[])
     }
 
 }

@@ -57,9 +57,9 @@ pub use generated::{CpuFeature, Mnemonic};
 use super::operand::Operand;
 use super::reg::{Reg, RegKind};
 pub(crate) use generated::{
-    FEATURE_LIST, FEATURE_SET_ENDS, FORMS, IMPLICIT_LIST, IMPLICIT_SET_ENDS, MNEMONIC_FORM_ENDS,
-    MNEMONIC_NAME_ENDS, MNEMONIC_SIGNATURE_ENDS, MNEMONIC_TEXT, SIGNATURE_FORM_ENDS,
-    SIGNATURE_FORMS, SIGNATURE_KEYS,
+    FEATURE_LIST, FEATURE_SET_ENDS, FORM_INFOS, FORMS, IMPLICIT_LIST, IMPLICIT_SET_ENDS, MEM_SIZES,
+    MNEMONIC_FORM_ENDS, MNEMONIC_NAME_ENDS, MNEMONIC_SIGNATURE_ENDS, MNEMONIC_TEXT, OPERAND_LISTS,
+    SIGNATURE_FORM_ENDS, SIGNATURE_FORMS, SIGNATURE_KEYS,
 };
 pub use generated_api::{Instructions, sig};
 
@@ -565,99 +565,367 @@ pub mod modes {
     }
 }
 
-/// One encoding form: everything the encoder needs, from one database line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// One encoding form, from one database line, in 16 bytes: the fields the
+/// encoder reads for every candidate are packed into one word and read
+/// through the accessor methods; the operand-kind list and the record the
+/// Compiler reads (accesses, implicit registers, flags, CPU features) are
+/// indices into shared tables (a few hundred distinct lists and records
+/// serve the 5,650 forms), so a program that only assembles does not link
+/// the Compiler's part at all.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Form {
+    /// The encoding fields, packed, and the index of the Compiler-facing
+    /// record in `FORM_INFOS` (see [`form_bits`]).
+    bits: u64,
     /// The mnemonic.
-    pub mnemonic: Mnemonic,
-    /// Operand kinds: the explicit ones in Intel order, then the implicit
-    /// memory operands of string instructions; padded with `None`.
-    pub operands: [OperandKind; 5],
-    /// Number of explicit (written) operands.
-    pub explicit: u8,
-    /// Operand accesses, 4 bits per operand (see [`Form::access`]).
-    pub access: u32,
-    /// Index of the implicit-operand set (see [`Form::implicit`]).
-    pub implicit: u16,
-    /// Flags read, as [`Flags`] bits.
-    pub flags_read: u16,
-    /// Flags written (set, cleared or left undefined), as [`Flags`] bits.
-    pub flags_written: u16,
-    /// Encoding family.
-    pub encoding: Encoding,
-    /// Mandatory prefix.
-    pub prefix: MandatoryPrefix,
-    /// Opcode map.
-    pub map: OpcodeMap,
-    /// Opcode byte (3DNow!: the suffix byte).
-    pub opcode: u8,
+    mnemonic: Mnemonic,
+    /// Index of the operand-kind list in `OPERAND_LISTS`.
+    operand_list: u16,
     /// ModRM usage.
-    pub modrm: ModRmSpec,
-    /// Operand size: 0, 16, 32, 64.
-    pub operand_size: u8,
-    /// Address size: 0, 16, 32, 64.
-    pub address_size: u8,
-    /// Legacy REX.W required.
-    pub rex_w: bool,
-    /// VEX/EVEX/XOP W.
-    pub w: VexW,
-    /// VEX/EVEX/XOP L.
-    pub l: VexL,
-    /// Starts with FWAIT (9B).
-    pub fwait: bool,
-    /// Memory operand size in bytes (0: any or none).
-    pub mem_size: u16,
-    /// Broadcast element size in bytes (0: no broadcast).
-    pub bcst_size: u8,
-    /// EVEX disp8 scale without broadcast.
-    pub disp8_n: u8,
-    /// EVEX disp8 scale with broadcast.
-    pub disp8_nb: u8,
-    /// [`flags`] bits.
-    pub flags: u16,
-    /// [`modes`] bits.
-    pub modes: u8,
-    /// Index into the feature-set pool.
-    pub features: u16,
-    /// [`apx`] bits (0 for every non-APX form).
-    pub apx: u16,
-    /// Scalar merge of the destination (`merge=N` in the text): bits 0..6 the
-    /// bytes written, bit 7 set when only a register source merges (from
-    /// memory the rest is zeroed); 0 for none. See [`Form::merge`].
-    pub merge: u8,
-    /// Index of the implicit registers a `rep`/`repne` prefix adds (the count
-    /// register of string instructions); see [`Form::implicit_with_rep`].
-    pub implicit_rep: u16,
+    modrm: ModRmSpec,
+    /// Opcode byte (3DNow!: the suffix byte).
+    opcode: u8,
+    /// The [`modes`] bits and the number of explicit operands, which the
+    /// encoder tests first for every candidate (see [`form_bits`]).
+    shape: u8,
+}
+
+/// Where each field of [`Form`]'s packed word (`bits`) and of its
+/// `shape` byte lies: (shift, width in bits).
+mod form_bits {
+    pub const ENCODING: (u32, u32) = (0, 3);
+    pub const PREFIX: (u32, u32) = (3, 3);
+    pub const MAP: (u32, u32) = (6, 4);
+    /// 0, 16, 32, 64 as 0..3.
+    pub const OPERAND_SIZE: (u32, u32) = (10, 2);
+    /// 0, 16, 32, 64 as 0..3.
+    pub const ADDRESS_SIZE: (u32, u32) = (12, 2);
+    pub const REX_W: (u32, u32) = (14, 1);
+    pub const FWAIT: (u32, u32) = (15, 1);
+    pub const W: (u32, u32) = (16, 3);
+    pub const L: (u32, u32) = (19, 2);
+    /// log2 of the broadcast element size, 0 for none.
+    pub const BCST: (u32, u32) = (21, 2);
+    /// log2 of the disp8 scale without broadcast.
+    pub const DISP8_N: (u32, u32) = (23, 3);
+    /// log2 of the disp8 scale with broadcast.
+    pub const DISP8_NB: (u32, u32) = (26, 2);
+    /// Index of the memory operand size in `MEM_SIZES`.
+    pub const MEM_SIZE: (u32, u32) = (28, 4);
+    pub const FLAGS: (u32, u32) = (32, 12);
+    /// The low [`super::apx`] bits (ND..REX2).
+    pub const APX: (u32, u32) = (44, 5);
+    /// The APX condition code (bits 8..11 of the `apx` value).
+    pub const APX_SCC: (u32, u32) = (49, 4);
+    /// Index of the Compiler-facing record in `FORM_INFOS`.
+    pub const INFO: (u32, u32) = (53, 11);
+
+    /// In `shape`: the [`super::modes`] bits.
+    pub const MODES: (u32, u32) = (0, 2);
+    /// In `shape`: the number of explicit operands.
+    pub const EXPLICIT: (u32, u32) = (2, 3);
+}
+
+/// The fields of a [`Form`] as the generated table writes them, unpacked.
+struct FormSpec {
+    mnemonic: Mnemonic,
+    operand_list: u16,
+    explicit: u8,
+    info: u16,
+    encoding: Encoding,
+    prefix: MandatoryPrefix,
+    map: OpcodeMap,
+    opcode: u8,
+    modrm: ModRmSpec,
+    operand_size: u8,
+    address_size: u8,
+    rex_w: bool,
+    w: VexW,
+    l: VexL,
+    fwait: bool,
+    mem_size: u16,
+    bcst_size: u8,
+    disp8_n: u8,
+    disp8_nb: u8,
+    flags: u16,
+    modes: u8,
+    apx: u16,
+}
+
+/// `value` placed at `field` of a packed word; fails the build (the tables
+/// are constants) when it does not fit.
+const fn put(field: (u32, u32), value: u64) -> u64 {
+    assert!(value < 1 << field.1, "a Form field does not fit its bits");
+    value << field.0
+}
+
+/// The code of an operand or address size (0, 16, 32, 64).
+const fn size_code(size: u8) -> u64 {
+    match size {
+        0 => 0,
+        16 => 1,
+        32 => 2,
+        64 => 3,
+        _ => panic!("operand and address sizes are 0, 16, 32 or 64"),
+    }
+}
+
+/// The size a [`size_code`] stands for: 8 << code is 16, 32, 64 for codes
+/// 1..3, and the mask clears code 0's 8 (no table load in the encoder).
+const fn size_of_code(code: u64) -> u8 {
+    ((8 << code) & 0x70) as u8
+}
+
+/// log2 of a power of two.
+const fn log2(value: u8) -> u64 {
+    assert!(value.is_power_of_two(), "disp8 scales are powers of two");
+    value.trailing_zeros() as u64
 }
 
 impl Form {
+    /// Packs a form (at compile time: the generated table is a constant).
+    const fn new(spec: FormSpec) -> Form {
+        let mut mem_index = 0;
+        while MEM_SIZES[mem_index] != spec.mem_size {
+            mem_index += 1; // out of bounds fails the build: add the size to MEM_SIZES
+        }
+        assert!(spec.apx & !0xf1f == 0, "unknown apx bits");
+        let bits = put(form_bits::ENCODING, spec.encoding as u64)
+            | put(form_bits::PREFIX, spec.prefix as u64)
+            | put(form_bits::MAP, spec.map as u64)
+            | put(form_bits::OPERAND_SIZE, size_code(spec.operand_size))
+            | put(form_bits::ADDRESS_SIZE, size_code(spec.address_size))
+            | put(form_bits::REX_W, spec.rex_w as u64)
+            | put(form_bits::FWAIT, spec.fwait as u64)
+            | put(form_bits::W, spec.w as u64)
+            | put(form_bits::L, spec.l as u64)
+            | put(
+                form_bits::BCST,
+                if spec.bcst_size == 0 {
+                    0
+                } else {
+                    log2(spec.bcst_size)
+                },
+            )
+            | put(form_bits::DISP8_N, log2(spec.disp8_n))
+            | put(form_bits::DISP8_NB, log2(spec.disp8_nb))
+            | put(form_bits::MEM_SIZE, mem_index as u64)
+            | put(form_bits::FLAGS, spec.flags as u64)
+            | put(form_bits::APX, (spec.apx & 0x1f) as u64)
+            | put(form_bits::APX_SCC, (spec.apx >> apx::SCC_SHIFT) as u64)
+            | put(form_bits::INFO, spec.info as u64);
+        let shape = put(form_bits::MODES, spec.modes as u64)
+            | put(form_bits::EXPLICIT, spec.explicit as u64);
+        Form {
+            bits,
+            mnemonic: spec.mnemonic,
+            operand_list: spec.operand_list,
+            modrm: spec.modrm,
+            opcode: spec.opcode,
+            shape: shape as u8,
+        }
+    }
+
+    /// The packed field at `field`.
+    #[inline(always)]
+    const fn get(&self, field: (u32, u32)) -> u64 {
+        (self.bits >> field.0) & ((1 << field.1) - 1)
+    }
+
+    /// The Compiler-facing record.
+    fn info(&self) -> &'static FormInfo {
+        FORM_INFOS
+            .get(self.get(form_bits::INFO) as usize)
+            .unwrap_or(&FormInfo::NONE)
+    }
+
+    /// The mnemonic.
+    pub const fn mnemonic(&self) -> Mnemonic {
+        self.mnemonic
+    }
+
+    /// Operand kinds: the explicit ones in Intel order, then the implicit
+    /// memory operands of string instructions; padded with `None`.
+    #[inline]
+    pub fn operands(&self) -> &'static [OperandKind; 5] {
+        OPERAND_LISTS
+            .get(usize::from(self.operand_list))
+            .unwrap_or(&[OperandKind::None; 5])
+    }
+
+    /// Number of explicit (written) operands (see [`Form::explicit_count`]).
+    #[inline]
+    pub const fn explicit(&self) -> u8 {
+        (self.shape >> form_bits::EXPLICIT.0) & ((1 << form_bits::EXPLICIT.1) - 1)
+    }
+
+    /// Encoding family.
+    pub const fn encoding(&self) -> Encoding {
+        match self.get(form_bits::ENCODING) {
+            0 => Encoding::Legacy,
+            1 => Encoding::Vex,
+            2 => Encoding::Evex,
+            3 => Encoding::Xop,
+            _ => Encoding::Amd3dNow,
+        }
+    }
+
+    /// Mandatory prefix.
+    pub const fn prefix(&self) -> MandatoryPrefix {
+        match self.get(form_bits::PREFIX) {
+            0 => MandatoryPrefix::None,
+            1 => MandatoryPrefix::Np,
+            2 => MandatoryPrefix::P66,
+            3 => MandatoryPrefix::PF3,
+            _ => MandatoryPrefix::PF2,
+        }
+    }
+
+    /// Opcode map.
+    pub const fn map(&self) -> OpcodeMap {
+        match self.get(form_bits::MAP) {
+            0 => OpcodeMap::Primary,
+            1 => OpcodeMap::M0F,
+            2 => OpcodeMap::M0F38,
+            3 => OpcodeMap::M0F3A,
+            4 => OpcodeMap::Map4,
+            5 => OpcodeMap::Map5,
+            6 => OpcodeMap::Map6,
+            7 => OpcodeMap::Xop8,
+            8 => OpcodeMap::Xop9,
+            9 => OpcodeMap::Xop10,
+            _ => OpcodeMap::M0F0F,
+        }
+    }
+
+    /// Opcode byte (3DNow!: the suffix byte).
+    pub const fn opcode(&self) -> u8 {
+        self.opcode
+    }
+
+    /// ModRM usage.
+    pub const fn modrm(&self) -> ModRmSpec {
+        self.modrm
+    }
+
+    /// Operand size: 0, 16, 32, 64.
+    pub const fn operand_size(&self) -> u8 {
+        size_of_code(self.get(form_bits::OPERAND_SIZE))
+    }
+
+    /// Address size: 0, 16, 32, 64.
+    pub const fn address_size(&self) -> u8 {
+        size_of_code(self.get(form_bits::ADDRESS_SIZE))
+    }
+
+    /// Legacy REX.W required.
+    pub const fn rex_w(&self) -> bool {
+        self.get(form_bits::REX_W) != 0
+    }
+
+    /// VEX/EVEX/XOP W.
+    pub const fn w(&self) -> VexW {
+        match self.get(form_bits::W) {
+            0 => VexW::W0,
+            1 => VexW::W1,
+            2 => VexW::Wig,
+            3 => VexW::W1Wig32,
+            _ => VexW::W0Wig32,
+        }
+    }
+
+    /// VEX/EVEX/XOP L.
+    pub const fn l(&self) -> VexL {
+        match self.get(form_bits::L) {
+            0 => VexL::L128,
+            1 => VexL::L256,
+            2 => VexL::L512,
+            _ => VexL::Lig,
+        }
+    }
+
+    /// Starts with FWAIT (9B).
+    pub const fn fwait(&self) -> bool {
+        self.get(form_bits::FWAIT) != 0
+    }
+
+    /// Memory operand size in bytes (0: any or none).
+    #[inline]
+    pub const fn mem_size(&self) -> u16 {
+        MEM_SIZES[self.get(form_bits::MEM_SIZE) as usize]
+    }
+
+    /// Broadcast element size in bytes (0: no broadcast).
+    pub const fn bcst_size(&self) -> u8 {
+        match self.get(form_bits::BCST) {
+            0 => 0,
+            log2 => 1 << log2,
+        }
+    }
+
+    /// EVEX disp8 scale without broadcast.
+    pub const fn disp8_n(&self) -> u8 {
+        1 << self.get(form_bits::DISP8_N)
+    }
+
+    /// EVEX disp8 scale with broadcast.
+    pub const fn disp8_nb(&self) -> u8 {
+        1 << self.get(form_bits::DISP8_NB)
+    }
+
+    /// [`flags`] bits (see also [`Form::has`]).
+    pub const fn flags(&self) -> u16 {
+        self.get(form_bits::FLAGS) as u16
+    }
+
+    /// [`modes`] bits.
+    #[inline]
+    pub const fn modes(&self) -> u8 {
+        (self.shape >> form_bits::MODES.0) & ((1 << form_bits::MODES.1) - 1)
+    }
+
+    /// [`apx`] bits, 0 for every non-APX form (see also [`Form::has_apx`]).
+    pub const fn apx(&self) -> u16 {
+        self.get(form_bits::APX) as u16 | (self.get(form_bits::APX_SCC) as u16) << apx::SCC_SHIFT
+    }
+
     /// The CPU features this form needs (all of them).
     pub fn cpu_features(&self) -> &'static [CpuFeature] {
-        packed(&FEATURE_LIST, &FEATURE_SET_ENDS, self.features as usize)
+        packed(
+            &FEATURE_LIST,
+            &FEATURE_SET_ENDS,
+            self.info().features as usize,
+        )
     }
 
     /// Number of explicit (written) operands.
-    pub fn explicit_count(&self) -> usize {
-        self.explicit as usize
+    pub const fn explicit_count(&self) -> usize {
+        self.explicit() as usize
     }
 
     /// The kinds of the explicit operands, in Intel order.
-    pub fn explicit_kinds(&self) -> &[OperandKind] {
-        &self.operands[..(self.explicit as usize).min(5)]
+    #[inline]
+    pub fn explicit_kinds(&self) -> &'static [OperandKind] {
+        let kinds: &'static [OperandKind; 5] = self.operands();
+        &kinds[..self.explicit_count().min(5)]
     }
 
     /// How operand `index` (in the order of [`Form::operands`]) is accessed.
-    pub const fn access(&self, index: usize) -> Access {
+    pub fn access(&self, index: usize) -> Access {
         if index >= 5 {
             Access::None
         } else {
-            Access::from_bits(self.access >> (4 * index))
+            Access::from_bits(self.info().access >> (4 * index))
         }
     }
 
     /// The registers the form uses without naming them.
     pub fn implicit(&self) -> &'static [ImplicitOperand] {
-        packed(&IMPLICIT_LIST, &IMPLICIT_SET_ENDS, self.implicit as usize)
+        packed(
+            &IMPLICIT_LIST,
+            &IMPLICIT_SET_ENDS,
+            self.info().implicit as usize,
+        )
     }
 
     /// The registers a `rep`/`repne` prefix adds to [`Form::implicit`]
@@ -666,18 +934,18 @@ impl Form {
         packed(
             &IMPLICIT_LIST,
             &IMPLICIT_SET_ENDS,
-            self.implicit_rep as usize,
+            self.info().implicit_rep as usize,
         )
     }
 
     /// The status flags the form reads.
-    pub const fn reads_flags(&self) -> Flags {
-        Flags(self.flags_read)
+    pub fn reads_flags(&self) -> Flags {
+        Flags(self.info().flags_read)
     }
 
     /// The status flags the form writes.
-    pub const fn writes_flags(&self) -> Flags {
-        Flags(self.flags_written)
+    pub fn writes_flags(&self) -> Flags {
+        Flags(self.info().flags_written)
     }
 
     /// For a scalar SSE instruction whose destination keeps everything above
@@ -686,9 +954,10 @@ impl Form {
     /// `from_memory` says whether the source operand is memory (`movss xmm,
     /// m32` zeroes the rest instead). `None` for every other form, including
     /// scalar arithmetic such as `addss`, which reads its destination.
-    pub const fn merge(&self, from_memory: bool) -> Option<u8> {
-        let size = self.merge & 0x7f;
-        if size == 0 || from_memory && self.merge & 0x80 != 0 {
+    pub fn merge(&self, from_memory: bool) -> Option<u8> {
+        let merge = self.info().merge;
+        let size = merge & 0x7f;
+        if size == 0 || from_memory && merge & 0x80 != 0 {
             None
         } else {
             Some(size)
@@ -697,7 +966,7 @@ impl Form {
 
     /// Whether the form has a bit from [`apx`].
     pub const fn has_apx(&self, bit: u16) -> bool {
-        self.apx & bit != 0
+        self.apx() & bit != 0
     }
 
     /// Whether the form is part of APX (needs the `apx_f` feature).
@@ -706,9 +975,78 @@ impl Form {
     }
 
     /// Whether the form has a flag from [`flags`].
+    #[inline]
     pub const fn has(&self, flag: u16) -> bool {
-        self.flags & flag != 0
+        self.flags() & flag != 0
     }
+}
+
+impl std::fmt::Debug for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Form")
+            .field("mnemonic", &self.mnemonic())
+            .field("operands", self.operands())
+            .field("explicit", &self.explicit())
+            .field("encoding", &self.encoding())
+            .field("prefix", &self.prefix())
+            .field("map", &self.map())
+            .field("opcode", &format_args!("{:#04x}", self.opcode()))
+            .field("modrm", &self.modrm())
+            .field("operand_size", &self.operand_size())
+            .field("address_size", &self.address_size())
+            .field("rex_w", &self.rex_w())
+            .field("w", &self.w())
+            .field("l", &self.l())
+            .field("fwait", &self.fwait())
+            .field("mem_size", &self.mem_size())
+            .field("bcst_size", &self.bcst_size())
+            .field("disp8_n", &self.disp8_n())
+            .field("disp8_nb", &self.disp8_nb())
+            .field("flags", &format_args!("{:#x}", self.flags()))
+            .field("modes", &self.modes())
+            .field("apx", &format_args!("{:#x}", self.apx()))
+            .field("info", self.info())
+            .finish()
+    }
+}
+
+/// The part of a form only the Compiler (and the text tools) read, shared
+/// by the forms that agree on it (see [`Form`]); 12 bytes (the set indices
+/// are bytes: 126 implicit-operand sets and 187 feature sets today, and the
+/// generated table stops compiling when one outgrows its byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct FormInfo {
+    /// Operand accesses, 4 bits per operand (see [`Form::access`]).
+    access: u32,
+    /// Index of the implicit-operand set (see [`Form::implicit`]).
+    implicit: u8,
+    /// Index of the implicit registers a `rep`/`repne` prefix adds (the
+    /// count register of string instructions); see [`Form::implicit_with_rep`].
+    implicit_rep: u8,
+    /// Flags read, as [`Flags`] bits.
+    flags_read: u16,
+    /// Flags written (set, cleared or left undefined), as [`Flags`] bits.
+    flags_written: u16,
+    /// Index into the feature-set pool.
+    features: u8,
+    /// Scalar merge of the destination (`merge=N` in the text): bits 0..6 the
+    /// bytes written, bit 7 set when only a register source merges (from
+    /// memory the rest is zeroed); 0 for none. See [`Form::merge`].
+    merge: u8,
+}
+
+impl FormInfo {
+    /// Nothing accessed, implicit or needed (what an index out of the table,
+    /// which the generator never writes, would read).
+    const NONE: FormInfo = FormInfo {
+        access: 0,
+        implicit: 0,
+        implicit_rep: 0,
+        flags_read: 0,
+        flags_written: 0,
+        features: 0,
+        merge: 0,
+    };
 }
 
 /// The form with this index in the form table.
@@ -805,6 +1143,47 @@ mod tests {
         assert_eq!(Mnemonic::from_name("not_an_instruction"), None);
     }
 
+    /// The form record stays at 16 bytes (the size goal of a program that
+    /// only assembles: 5,650 of them are linked), and the packed fields
+    /// come back as the table wrote them.
+    #[test]
+    fn form_is_16_bytes_and_unpacks() {
+        assert_eq!(std::mem::size_of::<Form>(), 16);
+        assert_eq!(std::mem::size_of::<FormInfo>(), 12);
+        let add = Mnemonic::Add.forms();
+        let r64_imm8 = add
+            .iter()
+            .find(|f| f.operands()[..2] == [OperandKind::R64M, OperandKind::Imm8Sx64])
+            .expect("add r64/m, ib.sx64");
+        assert_eq!(
+            (r64_imm8.opcode(), r64_imm8.modrm(), r64_imm8.operand_size()),
+            (0x83, ModRmSpec::Digit(0), 64)
+        );
+        assert!(r64_imm8.rex_w() && r64_imm8.has(flags::LOCK) && r64_imm8.mem_size() == 8);
+        assert_eq!(r64_imm8.modes(), modes::M64);
+        assert_eq!(r64_imm8.writes_flags().0, 0x3f);
+        let vaddps = Mnemonic::Vaddps.forms();
+        let zmm = vaddps
+            .iter()
+            .find(|f| f.l() == VexL::L512)
+            .expect("vaddps zmm");
+        assert_eq!(
+            (zmm.encoding(), zmm.w(), zmm.map()),
+            (Encoding::Evex, VexW::W0, OpcodeMap::M0F)
+        );
+        assert_eq!(
+            (
+                zmm.bcst_size(),
+                zmm.disp8_n(),
+                zmm.disp8_nb(),
+                zmm.mem_size()
+            ),
+            (4, 64, 4, 64)
+        );
+        assert!(zmm.has(flags::K) && zmm.has(flags::ER) && !zmm.has(flags::SAE));
+        assert_eq!(zmm.cpu_features(), [CpuFeature::Avx512f]);
+    }
+
     /// The operand-kind predicates the parser and formatter share: `r/m`
     /// slots take both, register slots no memory, label slots also an
     /// absolute target (an immediate).
@@ -828,7 +1207,7 @@ mod tests {
     fn explicit_kinds_are_the_written_operands() {
         for form in FORMS.iter() {
             let written: Vec<OperandKind> = form
-                .operands
+                .operands()
                 .iter()
                 .copied()
                 .filter(|k| *k != OperandKind::None && !k.is_implicit())

@@ -66,7 +66,7 @@ pub fn group_of(form: &Form) -> String {
 fn operands_for(form: &Form, arch: Arch) -> Option<(Vec<Operand>, InstOptions)> {
     let x64 = arch == Arch::X64;
     let gp64 = if x64 { RegKind::Gp64 } else { RegKind::Gp32 };
-    let addr = match form.address_size {
+    let addr = match form.address_size() {
         16 => RegKind::Gp16,
         32 => RegKind::Gp32,
         64 => RegKind::Gp64,
@@ -86,8 +86,8 @@ fn operands_for(form: &Form, arch: Arch) -> Option<(Vec<Operand>, InstOptions)> 
             };
             base.with_index(index, if kind == K::MemMib { 1 } else { 2 })
         };
-        let m = if form.mem_size != 0 {
-            m.with_size(form.mem_size)
+        let m = if form.mem_size() != 0 {
+            m.with_size(form.mem_size())
         } else {
             m
         };
@@ -136,7 +136,7 @@ fn operands_for(form: &Form, arch: Arch) -> Option<(Vec<Operand>, InstOptions)> 
             K::StOp => reg(RegKind::St, 3)?,
             K::FarPtr16 | K::FarPtr32 => Operand::Imm((8 << 32) | 0x1000),
             K::Moffs => {
-                let m = Mem::absolute(0x1000).with_size(form.mem_size);
+                let m = Mem::absolute(0x1000).with_size(form.mem_size());
                 Operand::Mem(if x64 { m.abs64() } else { m })
             }
             // The operand-kind classes the database defines (registers,
@@ -174,7 +174,7 @@ fn encodes(index: u16, form: &Form, arch: Arch) -> bool {
     // Only this form is a candidate, so a preferred sibling cannot take the operands.
     encode(
         &site,
-        form.mnemonic,
+        form.mnemonic(),
         Some(static_candidate(index)),
         &ops,
         options,
@@ -199,7 +199,7 @@ pub fn coverage(arch: Arch) -> Vec<CoverageRow> {
     };
     let mut groups: BTreeMap<String, CoverageRow> = BTreeMap::new();
     for (index, form) in db::FORMS.iter().enumerate() {
-        if form.modes & bit == 0 {
+        if form.modes() & bit == 0 {
             continue;
         }
         let group = group_of(form);
@@ -219,7 +219,7 @@ pub fn coverage(arch: Arch) -> Vec<CoverageRow> {
         } else {
             row.missing.push(format!(
                 "{} {}",
-                form.mnemonic.name(),
+                form.mnemonic().name(),
                 super::isa::operands_text(form)
             ));
         }

@@ -138,7 +138,7 @@ pub fn plausible_form(
     let candidates = mnemonic
         .forms()
         .iter()
-        .filter(|f| f.modes & bit != 0 && f.explicit_count() == operands.len())
+        .filter(|f| f.modes() & bit != 0 && f.explicit_count() == operands.len())
         .filter(|f| {
             f.explicit_kinds()
                 .iter()
@@ -155,15 +155,15 @@ pub fn plausible_form(
         }
         _ => false,
     });
-    let candidates =
-        candidates.filter(|f| !(evex_only && matches!(f.encoding, Encoding::Vex | Encoding::Xop)));
+    let candidates = candidates
+        .filter(|f| !(evex_only && matches!(f.encoding(), Encoding::Vex | Encoding::Xop)));
     let mut fallback = None;
     for f in candidates {
         let mem_ok = operands.iter().all(|o| match o {
             Operand::Mem(m) if m.is_broadcast() => {
-                f.bcst_size != 0 && (m.size() == 0 || m.size() == f.bcst_size as u16)
+                f.bcst_size() != 0 && (m.size() == 0 || m.size() == f.bcst_size() as u16)
             }
-            Operand::Mem(m) => m.size() == 0 || f.mem_size == 0 || f.mem_size == m.size(),
+            Operand::Mem(m) => m.size() == 0 || f.mem_size() == 0 || f.mem_size() == m.size(),
             _ => true,
         });
         if mem_ok {
@@ -214,7 +214,7 @@ pub fn format_instruction_with(
     // AVX-VNNI, AVX-IFMA and AVX-NE-CONVERT reuse the text of their AVX-512
     // forms, which llvm-mc and GNU as prefer: say `{vex}` so they read it back.
     let vex_twin = form.is_some_and(|f| {
-        f.encoding == Encoding::Vex
+        f.encoding() == Encoding::Vex
             && f.cpu_features()
                 .iter()
                 .any(|c| matches!(c.name(), "avx_vnni" | "avx_ifma" | "avx_ne_convert"))
@@ -240,7 +240,7 @@ pub fn format_instruction_with(
         .iter()
         .any(|o| matches!(o, Operand::Mem(m) if m.size() != 0 && size_keyword(m.size()).is_none()));
     if odd_size
-        && form.is_some_and(|f| f.operand_size == 16)
+        && form.is_some_and(|f| f.operand_size() == 16)
         && !options.contains(InstOptions::DATA16)
     {
         text.push_str("data16 ");
@@ -259,16 +259,16 @@ pub fn format_instruction_with(
             name = format!("l{name}");
         }
         let bcst_count = form.and_then(|f| {
-            if f.bcst_size == 0 || f.mem_size == 0 {
+            if f.bcst_size() == 0 || f.mem_size() == 0 {
                 None
             } else {
-                Some(f.mem_size as u32 / f.bcst_size as u32)
+                Some(f.mem_size() as u32 / f.bcst_size() as u32)
             }
         });
         // Operands Intel syntax leaves out: the fixed accumulator/port of a
         // string instruction (`lodsb`, not `lodsb al`), and `st` before the
         // register of an x87 compare or exchange (`fcom st(3)`).
-        let string_op = form.is_some_and(|f| f.operands.iter().any(|k| k.is_implicit()));
+        let string_op = form.is_some_and(|f| f.operands().iter().any(|k| k.is_implicit()));
         let x87_implicit_st0 = matches!(
             mnemonic.name(),
             "fcom" | "fcomp" | "fucom" | "fucomp" | "fxch"

@@ -171,56 +171,56 @@ fn modrm_text(m: ModRmSpec) -> String {
 /// `evex.512.0f.w0 58 /r`).
 pub fn encoding_text(f: &Form) -> String {
     let mut parts: Vec<String> = Vec::new();
-    match f.encoding {
+    match f.encoding() {
         Encoding::Legacy | Encoding::Amd3dNow => {
-            if f.fwait {
+            if f.fwait() {
                 parts.push("fwait".into());
             }
-            if f.operand_size != 0 {
-                parts.push(format!("o{}", f.operand_size));
+            if f.operand_size() != 0 {
+                parts.push(format!("o{}", f.operand_size()));
             }
-            if f.address_size != 0 {
-                parts.push(format!("a{}", f.address_size));
+            if f.address_size() != 0 {
+                parts.push(format!("a{}", f.address_size()));
             }
-            if f.prefix != MandatoryPrefix::None {
-                parts.push(prefix_text(f.prefix).into());
+            if f.prefix() != MandatoryPrefix::None {
+                parts.push(prefix_text(f.prefix()).into());
             }
             if f.has_apx(super::super::db::apx::REX2) {
                 parts.push("rex2".into());
             }
-            if f.rex_w {
+            if f.rex_w() {
                 parts.push("rex.w".into());
             }
-            if f.encoding == Encoding::Amd3dNow {
+            if f.encoding() == Encoding::Amd3dNow {
                 parts.push("3dnow".into());
-                parts.push(modrm_text(f.modrm));
-                parts.push(format!("{:02x}", f.opcode));
+                parts.push(modrm_text(f.modrm()));
+                parts.push(format!("{:02x}", f.opcode()));
                 return parts.join(" ");
             }
-            let map = map_text(f.map);
+            let map = map_text(f.map());
             if !map.is_empty() {
                 parts.push(map.into());
             }
         }
         Encoding::Vex | Encoding::Evex | Encoding::Xop => {
-            let mut v = String::from(match f.encoding {
+            let mut v = String::from(match f.encoding() {
                 Encoding::Vex => "vex",
                 Encoding::Evex => "evex",
                 _ => "xop",
             });
-            v.push_str(match f.l {
+            v.push_str(match f.l() {
                 VexL::L128 => ".128",
                 VexL::L256 => ".256",
                 VexL::L512 => ".512",
                 VexL::Lig => ".lig",
             });
-            if !matches!(f.prefix, MandatoryPrefix::None | MandatoryPrefix::Np) {
+            if !matches!(f.prefix(), MandatoryPrefix::None | MandatoryPrefix::Np) {
                 v.push('.');
-                v.push_str(prefix_text(f.prefix));
+                v.push_str(prefix_text(f.prefix()));
             }
             v.push('.');
-            v.push_str(map_text(f.map));
-            v.push_str(match f.w {
+            v.push_str(map_text(f.map()));
+            v.push_str(match f.w() {
                 VexW::W0 => ".w0",
                 VexW::W1 => ".w1",
                 VexW::Wig => ".wig",
@@ -236,11 +236,11 @@ pub fn encoding_text(f: &Form) -> String {
             parts.push(v);
         }
     }
-    let modrm = modrm_text(f.modrm);
-    if f.modrm == ModRmSpec::OpcodeReg {
-        parts.push(format!("{:02x}+r", f.opcode));
+    let modrm = modrm_text(f.modrm());
+    if f.modrm() == ModRmSpec::OpcodeReg {
+        parts.push(format!("{:02x}+r", f.opcode()));
     } else {
-        parts.push(format!("{:02x}", f.opcode));
+        parts.push(format!("{:02x}", f.opcode()));
         if !modrm.is_empty() {
             parts.push(modrm);
         }
@@ -273,10 +273,10 @@ fn flag_names(f: &Form) -> Vec<&'static str> {
 
 fn mode_list(f: &Form) -> Vec<u32> {
     let mut v = Vec::new();
-    if f.modes & crate::x86::db::modes::M64 != 0 {
+    if f.modes() & crate::x86::db::modes::M64 != 0 {
         v.push(64);
     }
-    if f.modes & crate::x86::db::modes::M32 != 0 {
+    if f.modes() & crate::x86::db::modes::M32 != 0 {
         v.push(32);
     }
     v
@@ -353,7 +353,7 @@ pub fn effects_text(f: &Form) -> String {
 pub fn operands_text(f: &Form) -> String {
     let mut ops = Vec::new();
     for (i, k) in f
-        .operands
+        .operands()
         .iter()
         .copied()
         .enumerate()
@@ -371,10 +371,10 @@ pub fn operands_text(f: &Form) -> String {
             k,
             K::Vm32x | K::Vm64x | K::Vm32y | K::Vm64y | K::Vm32z | K::Vm64z
         );
-        if k.takes_memory() && f.mem_size != 0 && !vsib {
-            let _ = write!(s, "{}", f.mem_size * 8);
-            if f.bcst_size != 0 {
-                let _ = write!(s, "/b{}", f.bcst_size as u32 * 8);
+        if k.takes_memory() && f.mem_size() != 0 && !vsib {
+            let _ = write!(s, "{}", f.mem_size() * 8);
+            if f.bcst_size() != 0 {
+                let _ = write!(s, "/b{}", f.bcst_size() as u32 * 8);
             }
         }
         if i == 0 && f.has(flags::K) {
@@ -404,7 +404,7 @@ pub fn describe_form(f: &Form) -> String {
     let modes: Vec<String> = mode_list(f).iter().map(u32::to_string).collect();
     let mut line = format!(
         "{:<12} {:<40} | {:<36} | {:<24} | {}",
-        f.mnemonic.name(),
+        f.mnemonic().name(),
         operands_text(f),
         encoding_text(f),
         features.join("+"),
@@ -454,7 +454,7 @@ fn json_str_list<'a>(out: &mut String, items: impl IntoIterator<Item = &'a str>)
 pub fn form_json(out: &mut String, f: &Form) {
     out.push_str("{\"operands\":");
     let kinds: Vec<String> = f
-        .operands
+        .operands()
         .iter()
         .copied()
         .filter(|k| *k != K::None)
@@ -463,7 +463,7 @@ pub fn form_json(out: &mut String, f: &Form) {
     json_str_list(out, kinds.iter().map(String::as_str));
     out.push_str(",\"implicit\":");
     let implicit: Vec<bool> = f
-        .operands
+        .operands()
         .iter()
         .filter(|k| **k != K::None)
         .map(|k| k.is_implicit())
@@ -478,7 +478,7 @@ pub fn form_json(out: &mut String, f: &Form) {
     out.push(']');
     out.push_str(",\"access\":");
     let access: Vec<&str> = f
-        .operands
+        .operands()
         .iter()
         .enumerate()
         .filter(|(_, k)| **k != K::None)
@@ -520,7 +520,7 @@ pub fn form_json(out: &mut String, f: &Form) {
         apx_bit(apx::NF),
         apx_bit(apx::REX2),
         if apx_bit(apx::SCC) {
-            ((f.apx >> apx::SCC_SHIFT) & 15).to_string()
+            ((f.apx() >> apx::SCC_SHIFT) & 15).to_string()
         } else {
             "null".into()
         }
@@ -531,7 +531,7 @@ pub fn form_json(out: &mut String, f: &Form) {
     json_str_list(out, f.writes_flags().names());
     out.push_str(",\"encoding\":");
     json_str(out, &encoding_text(f));
-    let family = match f.encoding {
+    let family = match f.encoding() {
         Encoding::Legacy => "legacy",
         Encoding::Vex => "vex",
         Encoding::Evex => "evex",
@@ -541,15 +541,15 @@ pub fn form_json(out: &mut String, f: &Form) {
     let _ = write!(
         out,
         ",\"family\":\"{family}\",\"opcode\":{},\"operand_size\":{},\"address_size\":{},\"rex_w\":{},\"fwait\":{},\"mem_size\":{},\"bcst_size\":{},\"disp8_n\":{},\"disp8_nb\":{}",
-        f.opcode,
-        f.operand_size,
-        f.address_size,
-        f.rex_w,
-        f.fwait,
-        f.mem_size,
-        f.bcst_size,
-        f.disp8_n,
-        f.disp8_nb
+        f.opcode(),
+        f.operand_size(),
+        f.address_size(),
+        f.rex_w(),
+        f.fwait(),
+        f.mem_size(),
+        f.bcst_size(),
+        f.disp8_n(),
+        f.disp8_nb()
     );
     out.push_str(",\"flags\":");
     json_str_list(out, flag_names(f));
@@ -593,7 +593,7 @@ pub fn database_json() -> String {
 /// An operand kind as the Intel manual writes it (`r/m32`, `imm8`,
 /// `xmm/m128`, `m16:32`), for messages; memory sizes come from `form`.
 pub fn kind_human(kind: K, form: &Form) -> String {
-    let bits = form.mem_size as u32 * 8;
+    let bits = form.mem_size() as u32 * 8;
     let sized = |base: &str| {
         if bits != 0 {
             format!("{base}{bits}")
@@ -638,7 +638,7 @@ pub fn kind_human(kind: K, form: &Form) -> String {
             "label or address".into()
         }
         K::Mem | K::MemMpx | K::MemMib | K::MemSib => sized("m"),
-        K::MemFar => match form.mem_size {
+        K::MemFar => match form.mem_size() {
             4 => "m16:16".into(),
             6 => "m16:32".into(),
             10 => "m16:64".into(),

@@ -2076,7 +2076,7 @@ fn drop_string_memory(
         .mnemonic
         .forms()
         .iter()
-        .any(|f| f.operands.iter().any(|k| k.is_implicit()));
+        .any(|f| f.operands().iter().any(|k| k.is_implicit()));
     let is_mem = |op: &ParsedOperand| matches!(op, ParsedOperand::Op(Operand::Mem(_)));
     let fixed_gp = |op: &ParsedOperand| matches!(op, ParsedOperand::Op(Operand::Reg(r)) if r.kind().is_gp() && (r.id() == 0 || (r.kind() == RegKind::Gp16 && r.id() == 2)));
     if !string_forms
@@ -2147,7 +2147,7 @@ fn drop_implicit_xmm0(inst: &mut ParsedInstruction, decor: &mut Vec<DecorCols>, 
         inst.mnemonic
             .forms()
             .iter()
-            .any(|f| f.modes & bit != 0 && f.explicit_count() == c)
+            .any(|f| f.modes() & bit != 0 && f.explicit_count() == c)
     };
     if !counts(n) && counts(n - 1) {
         inst.operands.pop();
@@ -2211,7 +2211,7 @@ fn validate(
 ) -> Result<(), ParseError> {
     let m = inst.mnemonic;
     let bit = modes::of(arch);
-    let forms: Vec<&Form> = m.forms().iter().filter(|f| f.modes & bit != 0).collect();
+    let forms: Vec<&Form> = m.forms().iter().filter(|f| f.modes() & bit != 0).collect();
     if forms.is_empty() {
         return Err(ParseError::new(
             inst.column,
@@ -2251,7 +2251,7 @@ fn validate(
             "notrack" => flags::NOTRACK,
             _ => continue,
         };
-        if !forms.iter().any(|f| f.flags & flag != 0) {
+        if !forms.iter().any(|f| f.flags() & flag != 0) {
             return Err(ParseError::new(
                 *col,
                 format!("{} cannot take a `{word}` prefix", m.name()),
@@ -2383,7 +2383,7 @@ fn validate(
                 if mem_forms.is_empty() {
                     continue;
                 }
-                if bcst && !mem_forms.iter().any(|f| f.bcst_size != 0) {
+                if bcst && !mem_forms.iter().any(|f| f.bcst_size() != 0) {
                     return Err(ParseError::new(
                         col,
                         format!("{} cannot broadcast ({{1toN}})", m.name()),
@@ -2394,15 +2394,21 @@ fn validate(
                 }
                 let ok = mem_forms.iter().any(|f| {
                     if bcst {
-                        f.bcst_size != 0 && f.bcst_size as u16 == size
+                        f.bcst_size() != 0 && f.bcst_size() as u16 == size
                     } else {
-                        f.mem_size == 0 || f.mem_size == size
+                        f.mem_size() == 0 || f.mem_size() == size
                     }
                 });
                 if !ok {
                     let mut sizes: Vec<u16> = mem_forms
                         .iter()
-                        .map(|f| if bcst { f.bcst_size as u16 } else { f.mem_size })
+                        .map(|f| {
+                            if bcst {
+                                f.bcst_size() as u16
+                            } else {
+                                f.mem_size()
+                            }
+                        })
                         .filter(|s| *s != 0)
                         .collect();
                     sizes.sort_unstable();
@@ -2522,7 +2528,7 @@ pub(crate) fn implicit_fills(
         }
         _ => {}
     }
-    for form in mnemonic.forms().iter().filter(|f| f.modes & bit != 0) {
+    for form in mnemonic.forms().iter().filter(|f| f.modes() & bit != 0) {
         let kinds: Vec<K> = form.explicit_kinds().to_vec();
         if kinds.len() <= operands.len() {
             continue;

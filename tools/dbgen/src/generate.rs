@@ -360,9 +360,16 @@ pub fn generate(rows: &[Row]) -> (String, String) {
     let mut implicit_sets: Vec<Vec<(String, String)>> = vec![Vec::new()];
     let mut implicit_index: BTreeMap<Vec<(String, String)>, usize> = BTreeMap::new();
     implicit_index.insert(Vec::new(), 0);
+    // Operand-kind lists and Compiler-facing records, each stored once and
+    // referred to by index from the forms (see `Form` for why).
+    let mut operand_lists: Vec<String> = Vec::new();
+    let mut operand_list_index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut infos: Vec<String> = Vec::new();
+    let mut info_index: BTreeMap<String, usize> = BTreeMap::new();
+    let mem_sizes: BTreeSet<u16> = rows.iter().map(|r| r.mem_size).collect();
 
     let mut out = String::from(HEADER);
-    out.push_str("use super::{Access as A, Encoding as E, Form, ImplicitOperand, MandatoryPrefix as P, ModRmSpec as R, OpcodeMap as M, OperandKind as K, VexL as L, VexW as W, imp};\nuse crate::x86::RegKind;\n\n");
+    out.push_str("use super::{Access as A, Encoding as E, Form, FormInfo, FormSpec, ImplicitOperand, MandatoryPrefix as P, ModRmSpec as R, OpcodeMap as M, OperandKind as K, VexL as L, VexW as W, imp};\nuse crate::x86::RegKind;\n\n");
 
     // Mnemonic enum.
     let _ = writeln!(
@@ -545,15 +552,24 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 (true, false) => "modes::M64",
                 _ => "modes::M32",
             };
-            let _ = writeln!(
-                forms_text,
-                "    Form {{ mnemonic: Mnemonic::{}, operands: [{}], explicit: {}, access: 0x{:05x}, implicit: {implicit_id}, flags_read: 0x{:x}, flags_written: 0x{:x}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, features: {set_id}, apx: 0x{:x}, merge: 0x{:x}, implicit_rep: {rep_implicit_id} }}, // {}:{}",
-                camel(name),
-                ops.join(", "),
-                row.operands.iter().filter(|t| !is_implicit(t)).count(),
+            let operand_list = intern(
+                &mut operand_lists,
+                &mut operand_list_index,
+                format!("[{}]", ops.join(", ")),
+            );
+            let record = format!(
+                "FormInfo {{ access: 0x{:05x}, implicit: {implicit_id}, implicit_rep: {rep_implicit_id}, flags_read: 0x{:x}, flags_written: 0x{:x}, features: {set_id}, merge: 0x{:x} }}",
                 access_bits(&access),
                 flag_bits(&row.flags_read),
                 flag_bits(&row.flags_written),
+                row.merge,
+            );
+            let info = intern(&mut infos, &mut info_index, record);
+            let _ = writeln!(
+                forms_text,
+                "    Form::new(FormSpec {{ mnemonic: Mnemonic::{}, operand_list: {operand_list}, explicit: {}, info: {info}, encoding: {encoding}, prefix: {prefix}, map: M::{}, opcode: 0x{:02x}, modrm: {modrm}, operand_size: {}, address_size: {}, rex_w: {}, w: {w}, l: {l}, fwait: {}, mem_size: {}, bcst_size: {}, disp8_n: {}, disp8_nb: {}, flags: {flags_expr}, modes: {modes}, apx: 0x{:x} }}), // {}:{}",
+                camel(name),
+                row.operands.iter().filter(|t| !is_implicit(t)).count(),
                 map_variant(&e.map, &e.kind),
                 e.opcode,
                 e.operand_size,
@@ -565,7 +581,6 @@ pub fn generate(rows: &[Row]) -> (String, String) {
                 row.disp8_n,
                 row.disp8_nb,
                 apx_bits(row),
-                row.merge,
                 row.file,
                 row.line
             );
@@ -615,6 +630,27 @@ pub fn generate(rows: &[Row]) -> (String, String) {
         "MNEMONIC_FORM_ENDS",
         "each mnemonic's forms in `FORMS`",
         ranges.iter().map(|&(_, end)| end),
+    );
+    write_table(
+        &mut out,
+        "OPERAND_LISTS",
+        "[K; 5]",
+        "the distinct operand-kind lists of the forms (`Form::operands`)",
+        &operand_lists,
+    );
+    write_table(
+        &mut out,
+        "FORM_INFOS",
+        "FormInfo",
+        "the distinct Compiler-facing records of the forms (`Form::access`, `Form::implicit`, ...)",
+        &infos,
+    );
+    let sizes: Vec<String> = mem_sizes.iter().map(u16::to_string).collect();
+    let _ = writeln!(
+        out,
+        "/// The memory operand sizes the forms have (`Form::mem_size` is an index here).\npub(crate) const MEM_SIZES: [u16; {}] = [{}];\n",
+        sizes.len(),
+        sizes.join(", ")
     );
     out.push_str("use super::{flags, modes};\n\n");
     let _ = writeln!(out, "pub(crate) static FORMS: [Form; {index}] = [");
@@ -783,10 +819,15 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
                 .collect::<Vec<_>>()
                 .join(", ");
             if *arity == 0 {
+                // The candidates are known here too: the typed API never
+                // needs the signature index (so programs using only it do
+                // not link the index).
+                let list: Vec<String> = tuples.values().flatten().map(usize::to_string).collect();
                 let _ = writeln!(
                     methods,
-                    "    /// Emits `{name}` ({forms_doc}).\n    #[inline]\n    fn {method}(&mut self) -> Result<(), Error> {{\n        self.emit(Mnemonic::{}, &[])\n    }}\n",
-                    camel(name)
+                    "    /// Emits `{name}` ({forms_doc}).\n    #[inline]\n    fn {method}(&mut self) -> Result<(), Error> {{\n        self.emit_forms(Mnemonic::{}, &[{}], &[])\n    }}\n",
+                    camel(name),
+                    list.join(", ")
                 );
                 continue;
             }
@@ -836,6 +877,31 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
     out.push_str(&methods);
     out.push_str("}\n\nimpl<T: Emitter + ?Sized> Instructions for T {}\n");
     out
+}
+
+/// The index of `item` in `items`, appended (and indexed) when new: the
+/// generated tables store each distinct list or record once.
+fn intern(items: &mut Vec<String>, index: &mut BTreeMap<String, usize>, item: String) -> usize {
+    let next = items.len();
+    *index.entry(item).or_insert_with_key(|item| {
+        items.push(item.clone());
+        next
+    })
+}
+
+/// Writes `static {name}: [{item_type}; N]` with one item per line.
+fn write_table(out: &mut String, name: &str, item_type: &str, what: &str, items: &[String]) {
+    let _ = writeln!(
+        out,
+        "/// {}{}.\npub(crate) static {name}: [{item_type}; {}] = [",
+        what[..1].to_uppercase(),
+        &what[1..],
+        items.len()
+    );
+    for item in items {
+        let _ = writeln!(out, "    {item},");
+    }
+    out.push_str("];\n\n");
 }
 
 /// Writes `static {name}: [u16; N]`: where each entry of a packed table
