@@ -645,7 +645,7 @@ pub fn remove_unreachable(func: &mut Function, target: &dyn Target, cfg: &mut Cf
     let mut out = func.take_spare();
     for (i, d) in insts.iter() {
         if keep.contains(i.index()) {
-            out.push(d.kind, &ops[d.ops_range()]);
+            out.push_tagged(d.kind, &ops[d.ops_range()], d.tag().unwrap_or(NO_TAG));
         }
     }
     func.set_insts(out.insts, out.ops);

@@ -371,7 +371,7 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
             InstKind::Ret => l.ret(func, o),
             InstKind::Call(c) | InstKind::TailJump(c) => l.call(func, d.kind, c, o),
             k => {
-                l.out.push(k, o);
+                l.out.push_tagged(k, o, d.tag().unwrap_or(NO_TAG));
                 Ok(())
             }
         };

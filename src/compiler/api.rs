@@ -45,7 +45,7 @@
 
 use super::ra::RaView;
 use super::rewrite::{Frame, Rewriter};
-use super::target::{Prefix, X86Inst, X86Target};
+use super::target::{FactsTable, Prefix, X86Inst, X86Target};
 use crate::builder::Builder;
 use crate::code::{CodeHolder, Label};
 use crate::error::{Error, Result};
@@ -210,6 +210,11 @@ impl<'a> Compiler<'a> {
             ));
         }
         let params = signature.params.len();
+        // Tags of earlier functions are no longer read: a table that grew
+        // large starts again (its indexes must fit the tags).
+        if self.ws.0.facts_table.len() > FACTS_TABLE_KEEP {
+            self.ws.0.facts_table.clear();
+        }
         let entry = self.function_label(name);
         self.signatures
             .insert(entry.id(), (name.to_string(), signature.clone()));
@@ -774,7 +779,7 @@ impl<'a> Compiler<'a> {
         self.ws
             .0
             .view
-            .build(f, &self.ws.0.cfg, target)
+            .build(f, &self.ws.0.cfg, target, &self.ws.0.facts_table)
             .map_err(|e| invalid(&e))?;
         // The registers the function's convention preserves (Windows x64
         // also rsi, rdi and xmm6..15; a light convention its own), mask
@@ -903,9 +908,10 @@ impl Emitter for Compiler<'_> {
             || crate::x86::text::format_instruction(mnemonic, operands, options, crate::Arch::X64);
         let plain = if count.is_none() {
             match self.plain_inst(mnemonic, prefix, options, mask, operands)? {
-                Plain::Inst(id, ops) => {
+                Plain::Inst(id, ops, tag) => {
                     let st = self.state()?;
-                    st.f.inst(id, &ops).map_err(|e| invalid(&e.to_string()))?;
+                    st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops, tag)
+                        .map_err(|e| invalid(&e.to_string()))?;
                     return Ok(());
                 }
                 Plain::MissingImplicit(e) => return Err(*e),
@@ -1063,11 +1069,16 @@ impl Compiler<'_> {
             ),
             reason,
         };
-        self.ws.0.facts.clear();
-        // Check now, so a bad instruction fails at this call and not at end_func.
-        if let Err(e) = self.target.inst_facts(id, &shapes, &mut self.ws.0.facts) {
-            return Ok(Plain::NoForm(Box::new(error(e.to_string()))));
-        }
+        // Check now, so a bad instruction fails at this call and not at
+        // end_func; the facts are kept for the allocator's view (the tag).
+        let ws = &mut self.ws.0;
+        let tag = match self
+            .target
+            .facts_index(&mut ws.facts_table, id, &shapes, &mut ws.facts)
+        {
+            Ok(index) => index.unwrap_or(jitforge_ir::NO_TAG),
+            Err(e) => return Ok(Plain::NoForm(Box::new(error(e.to_string())))),
+        };
         // Only an instruction that reads an implicit register (in the facts
         // just computed) needs it bound; the rest is for the message.
         let reads_implicit = self.ws.0.facts.implicit.iter().any(|i| i.access.reads());
@@ -1091,7 +1102,7 @@ impl Compiler<'_> {
                 )))));
             }
         }
-        Ok(Plain::Inst(id, ops))
+        Ok(Plain::Inst(id, ops, tag))
     }
 
     /// Adds an instruction whose operands include virtual registers bound
@@ -1178,12 +1189,14 @@ impl Compiler<'_> {
             st.f.copy(IrOperand::v(to), IrOperand::v(from))
                 .map_err(|e| Some(e.to_string()))?;
         }
-        self.ws.0.facts.clear();
         let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
-        target
-            .inst_facts(id, &shapes, &mut self.ws.0.facts)
+        let ws = &mut self.ws.0;
+        let tag = target
+            .facts_index(&mut ws.facts_table, id, &shapes, &mut ws.facts)
+            .map_err(|e| Some(e.to_string()))?
+            .unwrap_or(jitforge_ir::NO_TAG);
+        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops, tag)
             .map_err(|e| Some(e.to_string()))?;
-        st.f.inst(id, &ops).map_err(|e| Some(e.to_string()))?;
         Ok(())
     }
 }
@@ -1200,6 +1213,8 @@ struct Workspace {
     allocator: Allocator,
     out: Output,
     facts: InstFacts,
+    /// The facts of the instructions written, by their tags.
+    facts_table: FactsTable,
     /// The last function compiled, its buffers kept for the next one.
     function: Option<IrFunction>,
 }
@@ -1219,6 +1234,10 @@ impl Pooled {
         Pooled(spare.unwrap_or_default())
     }
 }
+
+/// Entries of the facts table kept from one function to the next (beyond,
+/// it starts again empty).
+const FACTS_TABLE_KEEP: usize = 4096;
 
 /// A workspace whose last function had more instructions than this is
 /// freed, not kept: a thread that compiled one large function should not
@@ -1240,8 +1259,9 @@ impl Drop for Pooled {
 /// What [`Compiler::plain_inst`] found (errors boxed: the common case
 /// stays small to return).
 enum Plain {
-    /// The instruction, ready to add.
-    Inst(jitforge_ir::TargetInst, SmallVec<[IrOperand; 4]>),
+    /// The instruction, ready to add, and the index of its facts in the
+    /// workspace's facts table (its tag).
+    Inst(jitforge_ir::TargetInst, SmallVec<[IrOperand; 4]>, u16),
     /// No form takes the operands.
     NoForm(Box<Error>),
     /// A form takes them but reads implicit registers.

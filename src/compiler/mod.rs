@@ -15,7 +15,7 @@
 
 pub mod target;
 
-pub use target::{BoundOperands, ImplicitBinding, Prefix, X86Inst, X86Target};
+pub use target::{BoundOperands, FactsTable, ImplicitBinding, Prefix, X86Inst, X86Target};
 
 mod api;
 mod ra;

@@ -3,6 +3,7 @@
 //! x86 target supplies, and remembers which IR operand each allocator
 //! operand stands for, so the rewrite can put the allocations back.
 
+use super::target::FactsTable;
 use jitforge_ir::cfg::Cfg;
 use jitforge_ir::target::{Access, InstFacts, Target};
 use jitforge_ir::{
@@ -61,7 +62,16 @@ fn preg_of(p: jitforge_ir::PReg) -> PReg {
 
 impl RaView {
     /// Builds the view of `f` (lowered, with unreachable blocks removed) from `cfg`.
-    pub fn build(&mut self, f: &IrFunction, cfg: &Cfg, target: &dyn Target) -> Result<(), String> {
+    /// Target instructions tagged with an index of `table` take their facts
+    /// from there; the others (pseudo-instructions, IR from text) are
+    /// asked of `target`.
+    pub fn build(
+        &mut self,
+        f: &IrFunction,
+        cfg: &Cfg,
+        target: &dyn Target,
+        table: &FactsTable,
+    ) -> Result<(), String> {
         self.block_ranges.clear();
         self.succs.clear();
         self.succ_offsets.clear();
@@ -109,16 +119,26 @@ impl RaView {
             self.classes.push(class_of(data.class));
             let _ = v;
         }
-        let mut facts = std::mem::take(&mut self.facts);
+        let mut scratch = std::mem::take(&mut self.facts);
         // Vregs written so far in layout order: a partial write (`cvtsi2sd`,
         // `mov v.r8, ..`) of a vreg nothing wrote before is a plain definition.
         let mut written = vec![false; f.num_vregs()];
         for i in 0..n {
             let inst = IrInst::from_u32(i as u32);
             self.op_offsets.push(self.operands.len() as u32);
-            facts.clear();
-            f.inst_facts(target, inst, &mut facts)
-                .map_err(|e| format!("instruction {i}: {e}"))?;
+            let tagged = match f.inst_data(inst) {
+                d if matches!(d.kind, InstKind::Target(_)) => d.tag().and_then(|t| table.get(t)),
+                _ => None,
+            };
+            let facts = match tagged {
+                Some(facts) => facts,
+                None => {
+                    scratch.clear();
+                    f.inst_facts(target, inst, &mut scratch)
+                        .map_err(|e| format!("instruction {i}: {e}"))?;
+                    &scratch
+                }
+            };
             let imm_def = f.copy_imm(inst);
             let mut clobbers = PRegSet::empty();
             for class in 0..3u8 {
@@ -134,7 +154,7 @@ impl RaView {
             let mut shared = false;
             let operands = &mut self.operands;
             let origins = &mut self.origins;
-            f.vreg_accesses(inst, &facts, |a| {
+            f.vreg_accesses(inst, facts, |a| {
                 if a.access == Access::None && !a.in_address {
                     shared = true;
                 }
@@ -212,7 +232,7 @@ impl RaView {
                 })
             }));
         }
-        self.facts = facts;
+        self.facts = scratch;
         self.op_offsets.push(self.operands.len() as u32);
         self.remat
             .extend(constant.iter().map(|c| matches!(c, Some(Some(_)))));

@@ -1454,6 +1454,68 @@ impl X86Target {
         Ok(())
     }
 
+    /// What the facts of `inst` on `ops` are computed from: the decoded
+    /// id, the normalized shapes, the number of explicit operands and the
+    /// facts cache key (or why no form can take them).
+    fn facts_input(
+        &self,
+        inst: TargetInst,
+        ops: &[OpShape],
+    ) -> Result<(X86Inst, [OpShape; 6], usize, FactsKey), FactsError> {
+        let x = self.decode(inst).ok_or(FactsError::UnknownInst(inst))?;
+        let explicit = split_mask(x, ops)?;
+        if x.bound && ops.len() > 6 {
+            return Err(FactsError::OperandCount {
+                expected: 6,
+                found: ops.len(),
+            });
+        }
+        if !x.bound && explicit.len() > 5 {
+            return Err(self.diagnose(x, explicit));
+        }
+        let mut shapes = [OpShape::Imm(0); 6];
+        for (d, s) in shapes.iter_mut().zip(ops) {
+            *d = self.norm(*s);
+        }
+        let key = self.facts_key(x, &shapes[..ops.len()]);
+        Ok((x, shapes, explicit.len(), key))
+    }
+
+    /// The facts of `inst` on `ops` (as [`Target::inst_facts`] gives them)
+    /// kept in `table`, and their index there: computed once per shape of
+    /// instruction for as long as the table lives. `None` when the table is
+    /// full (then the facts are in `out` only).
+    pub fn facts_index(
+        &self,
+        table: &mut FactsTable,
+        inst: TargetInst,
+        ops: &[OpShape],
+        out: &mut InstFacts,
+    ) -> Result<Option<u16>, FactsError> {
+        let (x, shapes, n, key) = self.facts_input(inst, ops)?;
+        let slot = key.slot();
+        if let Some(&index) = table.slots.get(slot)
+            && let Some(k) = table.keys.get(index as usize)
+            && *k == key
+        {
+            copy_facts(&table.facts[index as usize], out);
+            return Ok(Some(index));
+        }
+        out.clear();
+        self.facts_uncached(x, &shapes[..ops.len()], n, out)?;
+        if table.facts.len() >= FactsTable::CAPACITY {
+            return Ok(None);
+        }
+        if table.slots.is_empty() {
+            table.slots.resize(MEMO_SLOTS, u16::MAX);
+        }
+        let index = table.facts.len() as u16;
+        table.slots[slot] = index;
+        table.keys.push(key);
+        table.facts.push(out.clone());
+        Ok(Some(index))
+    }
+
     fn write_access(&self, base: Access, sh: &OpShape, form: &Form, x: X86Inst) -> Access {
         let OpShape::Reg {
             class, size, id, ..
@@ -1797,6 +1859,65 @@ impl FactsKey {
 
 thread_local! {
     static FACTS_CACHE: core::cell::RefCell<Memo<FactsKey, InstFacts>> = const { core::cell::RefCell::new(Memo::new()) };
+}
+
+/// Copies facts into `out` field by field, so that `out` keeps its buffers
+/// (a few inline elements copy faster one by one than through
+/// `extend_from_slice`'s two variable-length memmoves).
+fn copy_facts(facts: &InstFacts, out: &mut InstFacts) {
+    out.ops.clear();
+    for &op in &facts.ops {
+        out.ops.push(op);
+    }
+    out.implicit.clear();
+    for &imp in &facts.implicit {
+        out.implicit.push(imp);
+    }
+    out.clobbers = facts.clobbers;
+    out.flow = facts.flow;
+}
+
+/// Operand facts of instructions kept by their user, each computed once
+/// per shape of instruction ([`X86Target::facts_index`]) and then named by
+/// its index: the Compiler tags every instruction it writes with one
+/// (`jitforge_ir::InstData::tag`), and the allocator's view reads the facts
+/// back instead of matching the forms a second time. Unlike the target's
+/// own per-thread caches, it is owned (no thread-local lookup) and an index
+/// stays valid until [`FactsTable::clear`].
+#[derive(Default)]
+pub struct FactsTable {
+    /// Hash slot -> index of the newest entry with that slot.
+    slots: Vec<u16>,
+    keys: Vec<FactsKey>,
+    facts: Vec<InstFacts>,
+}
+
+impl FactsTable {
+    /// Entries a table holds at most (indexes are `u16`, one value stays
+    /// free for "no tag").
+    pub const CAPACITY: usize = u16::MAX as usize - 1;
+
+    /// The facts at `index`.
+    pub fn get(&self, index: u16) -> Option<&InstFacts> {
+        self.facts.get(index as usize)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.facts.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.facts.is_empty()
+    }
+
+    /// Forgets every entry (their indexes become invalid), keeping the buffers.
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.keys.clear();
+        self.facts.clear();
+    }
 }
 
 /// The immediate kinds, whose fit decides matching.
@@ -2201,24 +2322,8 @@ impl Target for X86Target {
         out: &mut InstFacts,
     ) -> Result<(), FactsError> {
         out.clear();
-        let x = self.decode(inst).ok_or(FactsError::UnknownInst(inst))?;
-        let explicit = split_mask(x, ops)?;
-        if x.bound && ops.len() > 6 {
-            return Err(FactsError::OperandCount {
-                expected: 6,
-                found: ops.len(),
-            });
-        }
-        if !x.bound && explicit.len() > 5 {
-            return Err(self.diagnose(x, explicit));
-        }
-        let mut shapes = [OpShape::Imm(0); 6];
-        for (d, s) in shapes.iter_mut().zip(ops) {
-            *d = self.norm(*s);
-        }
-        let n = explicit.len();
+        let (x, shapes, n, key) = self.facts_input(inst, ops)?;
         let all = &shapes[..ops.len()];
-        let key = self.facts_key(x, all);
         let slot = key.slot();
         let hit = FACTS_CACHE.with(|c| {
             // Copied field by field so that `out` keeps its buffers.
@@ -2226,18 +2331,7 @@ impl Target for X86Target {
             let Some(facts) = c.get(slot, &key) else {
                 return false;
             };
-            // Pushed one by one: a few inline elements copy faster so than
-            // through `extend_from_slice` (two variable-length memmoves).
-            out.ops.clear();
-            for &op in &facts.ops {
-                out.ops.push(op);
-            }
-            out.implicit.clear();
-            for &imp in &facts.implicit {
-                out.implicit.push(imp);
-            }
-            out.clobbers = facts.clobbers;
-            out.flow = facts.flow;
+            copy_facts(facts, out);
             true
         });
         if hit {
