@@ -75,9 +75,8 @@ impl Cfg {
     fn flow(&self, func: &Function, target: &dyn Target, i: Inst) -> Flow {
         match func.kind(i) {
             InstKind::Target(id) => {
-                let mut shapes: smallvec::SmallVec<[OpShape; 4]> = smallvec::SmallVec::new();
-                shapes.extend(func.operands(i).iter().map(|o| func.operand_shape(o)));
-                target.inst_flow(id, &shapes)
+                let first = func.operands(i).first().map(|o| func.operand_shape(o));
+                target.inst_flow(id, first.as_ref())
             }
             InstKind::Jump => Flow::Jump,
             InstKind::JumpIndirect(_) => Flow::IndirectJump,

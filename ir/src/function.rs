@@ -723,6 +723,11 @@ impl Function {
         let r = self.insts[i].ops_range();
         &mut self.operands[r]
     }
+    /// The operands of every instruction, in program order (the shared
+    /// pool: a scan over all operands needs no per-instruction lookup).
+    pub fn all_operands(&self) -> &[Operand] {
+        &self.operands
+    }
     /// All instructions in program order.
     pub fn insts(&self) -> impl ExactSizeIterator<Item = Inst> + use<> {
         (0..self.insts.len() as u32).map(Inst::from_u32)

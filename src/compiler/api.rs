@@ -212,14 +212,16 @@ impl<'a> Compiler<'a> {
         let params = signature.params.len();
         // Tags of earlier functions are no longer read: a table that grew
         // large starts again (its indexes must fit the tags).
-        if self.ws.0.facts_table.len() > FACTS_TABLE_KEEP {
-            self.ws.0.facts_table.clear();
+        let ws = self.ws.get();
+        if ws.facts_table.len() > FACTS_TABLE_KEEP {
+            ws.facts_table.clear();
         }
+        let spare_function = ws.function.take();
         let entry = self.function_label(name);
         self.signatures
             .insert(entry.id(), (name.to_string(), signature.clone()));
         self.func = Some(FuncState {
-            f: match self.ws.0.function.take() {
+            f: match spare_function {
                 Some(mut f) => {
                     f.clear(name, signature);
                     f
@@ -723,7 +725,7 @@ impl<'a> Compiler<'a> {
         frame_pointer: bool,
     ) -> Result<()> {
         let result = self.compile_function(&mut f, entry, code_labels, frame_pointer);
-        self.ws.0.function = Some(f);
+        self.ws.get().function = Some(f);
         result
     }
 
@@ -768,18 +770,17 @@ impl<'a> Compiler<'a> {
             jitforge_ir::lower::lower(f, target)
                 .map_err(|e| invalid(&format!("calling convention: {e}")))?;
         }
-        self.ws.0.cfg.compute(f, target);
-        remove_unreachable(f, target, &mut self.ws.0.cfg);
-        if let Some(b) = self.ws.0.cfg.falls_off_end() {
+        let ws = self.ws.get();
+        ws.cfg.compute(f, target);
+        remove_unreachable(f, target, &mut ws.cfg);
+        if let Some(b) = ws.cfg.falls_off_end() {
             return Err(invalid(&format!(
                 "function {} falls off its end (block {b:?} has no ret or jump)",
                 f.name()
             )));
         }
-        self.ws
-            .0
-            .view
-            .build(f, &self.ws.0.cfg, target, &self.ws.0.facts_table)
+        ws.view
+            .build(f, &ws.cfg, target, &ws.facts_table)
             .map_err(|e| invalid(&e))?;
         // The registers the function's convention preserves (Windows x64
         // also rsi, rdi and xmm6..15; a light convention its own), mask
@@ -823,12 +824,10 @@ impl<'a> Compiler<'a> {
             // The decision log explains the inserted moves in the listing.
             log: self.logging,
         };
-        self.ws
-            .0
-            .allocator
-            .run(&self.ws.0.view, &env, &options, &mut self.ws.0.out)
+        ws.allocator
+            .run(&ws.view, &env, &options, &mut ws.out)
             .map_err(|e| invalid(&format!("register allocation: {e}")))?;
-        let frame = Frame::layout(f, &self.ws.0.out, frame_pointer, red_zone);
+        let frame = Frame::layout(f, &ws.out, frame_pointer, red_zone);
         // Labels the IR made itself get code labels too.
         while code_labels.len() < f.num_labels() {
             code_labels.push(self.asm.new_label());
@@ -837,19 +836,19 @@ impl<'a> Compiler<'a> {
         Rewriter {
             f,
             target: self.target,
-            ra: &self.ws.0.view,
-            out: &self.ws.0.out,
+            ra: &ws.view,
+            out: &ws.out,
             frame: &frame,
             asm: &mut self.asm,
             logging: self.logging,
             labels: &code_labels,
-            cfg: &self.ws.0.cfg,
+            cfg: &ws.cfg,
             split_labels: Vec::new(),
             table_labels: Vec::new(),
             wide_vectors: uses_wide_vectors(f),
             vector_bytes: env.slot_size[1] as u16,
             decisions: if self.logging {
-                let mut d = self.ws.0.out.log.entries.clone();
+                let mut d = ws.out.log.entries.clone();
                 d.sort_by_key(|d| d.inst.index());
                 d
             } else {
@@ -882,7 +881,11 @@ impl<'a> Compiler<'a> {
 
     /// Statistics of the last function's register allocation.
     pub fn last_stats(&self) -> jitforge_regalloc::Stats {
-        self.ws.0.out.stats
+        self.ws
+            .0
+            .as_ref()
+            .map(|ws| ws.out.stats)
+            .unwrap_or_default()
     }
 }
 
@@ -1071,17 +1074,21 @@ impl Compiler<'_> {
         };
         // Check now, so a bad instruction fails at this call and not at
         // end_func; the facts are kept for the allocator's view (the tag).
-        let ws = &mut self.ws.0;
-        let tag = match self
+        let ws = self.ws.get();
+        let index = match self
             .target
             .facts_index(&mut ws.facts_table, id, &shapes, &mut ws.facts)
         {
-            Ok(index) => index.unwrap_or(jitforge_ir::NO_TAG),
+            Ok(index) => index,
             Err(e) => return Ok(Plain::NoForm(Box::new(error(e.to_string())))),
         };
+        let facts = index
+            .and_then(|i| ws.facts_table.get(i))
+            .unwrap_or(&ws.facts);
         // Only an instruction that reads an implicit register (in the facts
         // just computed) needs it bound; the rest is for the message.
-        let reads_implicit = self.ws.0.facts.implicit.iter().any(|i| i.access.reads());
+        let reads_implicit = facts.implicit.iter().any(|i| i.access.reads());
+        let tag = index.unwrap_or(jitforge_ir::NO_TAG);
         let bound = inst.with_bound_implicit();
         if reads_implicit && self.target.is_valid(bound.id()) {
             let form = self
@@ -1190,7 +1197,7 @@ impl Compiler<'_> {
                 .map_err(|e| Some(e.to_string()))?;
         }
         let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
-        let ws = &mut self.ws.0;
+        let ws = self.ws.get();
         let tag = target
             .facts_index(&mut ws.facts_table, id, &shapes, &mut ws.facts)
             .map_err(|e| Some(e.to_string()))?
@@ -1221,17 +1228,22 @@ struct Workspace {
 
 thread_local! {
     /// The workspace of the last Compiler dropped on this thread.
-    static SPARE_WORKSPACE: std::cell::Cell<Option<Workspace>> = const { std::cell::Cell::new(None) };
+    static SPARE_WORKSPACE: std::cell::Cell<Option<Box<Workspace>>> = const { std::cell::Cell::new(None) };
 }
 
-/// A [`Workspace`] that goes back to [`SPARE_WORKSPACE`] when dropped.
-struct Pooled(Workspace);
+/// A [`Workspace`] that goes back to [`SPARE_WORKSPACE`] when dropped
+/// (boxed: handing it over moves a pointer, not the workspace).
+struct Pooled(Option<Box<Workspace>>);
 
 impl Pooled {
-    /// The thread's spare workspace, or a new one.
+    /// The thread's spare workspace, or none yet (made on first use).
     fn take() -> Pooled {
-        let spare = SPARE_WORKSPACE.try_with(|s| s.take()).ok().flatten();
-        Pooled(spare.unwrap_or_default())
+        Pooled(SPARE_WORKSPACE.try_with(|s| s.take()).ok().flatten())
+    }
+
+    /// The workspace.
+    fn get(&mut self) -> &mut Workspace {
+        self.0.get_or_insert_with(Box::default)
     }
 }
 
@@ -1246,11 +1258,11 @@ const SPARE_MAX_INSTS: usize = 4096;
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let large = self.0.function.as_ref().map_or(0, |f| f.num_insts()) > SPARE_MAX_INSTS;
+        let Some(ws) = self.0.take() else { return };
+        let large = ws.function.as_ref().map_or(0, |f| f.num_insts()) > SPARE_MAX_INSTS;
         if large {
             return;
         }
-        let ws = std::mem::take(&mut self.0);
         // During thread teardown the slot may be gone: the buffers are freed.
         let _ = SPARE_WORKSPACE.try_with(|s| s.set(Some(ws)));
     }
@@ -1436,20 +1448,20 @@ fn unbound_jump_target(f: &IrFunction) -> Option<IrLabel> {
     })
 }
 
-/// Whether `f` names a 256- or 512-bit vector register anywhere.
+/// Whether `f` names a 256- or 512-bit vector register anywhere (one pass
+/// over the operand pool).
 fn uses_wide_vectors(f: &IrFunction) -> bool {
-    let wide = |r: &IrReg| match *r {
-        IrReg::Virt(v, view) => {
-            view.size().unwrap_or(f.vreg(v).size) >= 32 && f.vreg(v).class == IrClass::VEC
-        }
-        IrReg::Phys(p, view) => p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32,
+    let wide_vreg = |v: IrVReg, view: View| {
+        f.get_vreg(v)
+            .is_some_and(|d| d.class == IrClass::VEC && view.size().unwrap_or(d.size) >= 32)
     };
-    f.insts().any(|i| {
-        f.operands(i).iter().any(|op| match op {
-            IrOperand::Reg(r) => wide(r),
-            IrOperand::Fixed(v, _) => f.vreg(*v).class == IrClass::VEC && f.vreg(*v).size >= 32,
-            _ => false,
-        })
+    f.all_operands().iter().any(|op| match *op {
+        IrOperand::Reg(IrReg::Virt(v, view)) => wide_vreg(v, view),
+        IrOperand::Reg(IrReg::Phys(p, view)) => {
+            p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32
+        }
+        IrOperand::Fixed(v, _) => wide_vreg(v, View::FULL),
+        _ => false,
     })
 }
 

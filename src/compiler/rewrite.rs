@@ -85,12 +85,13 @@ impl Frame {
         let spill_base = out_args.next_multiple_of(16);
         let mut at = spill_base + out.spill_area_size;
         let mut saved_vec = Vec::new();
-        for hw in 0..32u8 {
-            if out.used_callee_saved.contains(PReg::vec(hw)) {
-                at = at.next_multiple_of(16);
-                saved_vec.push((hw, at));
-                at += 16;
-            }
+        let mut vec_saved = out.used_callee_saved.class_mask(RegClass::Vec);
+        while vec_saved != 0 {
+            let hw = vec_saved.trailing_zeros() as u8;
+            vec_saved &= vec_saved - 1;
+            at = at.next_multiple_of(16);
+            saved_vec.push((hw, at));
+            at += 16;
         }
         let mut slot_offsets = Vec::new();
         let mut max_align = 1;

@@ -1402,12 +1402,18 @@ impl X86Target {
         })
     }
 
-    /// The facts cache key of (normalized) shapes, the mask included.
-    fn facts_key(&self, x: X86Inst, all: &[OpShape]) -> FactsKey {
+    /// The facts cache key of the shapes of `inst` (normalized here; the
+    /// mask included). Computed from the id as given, without decoding it:
+    /// a key only finds facts stored under a valid id.
+    fn facts_key(&self, inst: TargetInst, all: &[OpShape]) -> FactsKey {
         let mut ops = [0u64; 6];
         let mut extra = 0u64;
+        let ternlog = self
+            .info
+            .get((inst.0 & 0xFFFF) as usize)
+            .is_some_and(|i| i.special == Special::Ternlog);
         for (j, sh) in all.iter().enumerate().take(6) {
-            ops[j] = op_code(sh);
+            ops[j] = op_code(&self.norm(*sh));
             if let OpShape::Reg { id, .. } = *sh {
                 let sub_view = matches!(id, Reg::Virt(_, v) if v != View::FULL) as u64;
                 let same = all[..j]
@@ -1417,13 +1423,13 @@ impl X86Target {
                 extra |= (sub_view | same << 1) << (4 * j);
             }
             if let OpShape::Imm(v) = *sh
-                && self.info[x.mnemonic as usize].special == Special::Ternlog
+                && ternlog
             {
                 extra |= (v as u8 as u64) << 32;
             }
         }
         FactsKey {
-            inst: x.id().0 | (self.mode64 as u32) << 31 | (self.avx512 as u32) << 30,
+            inst: inst.0 | (self.mode64 as u32) << 31 | (self.avx512 as u32) << 30,
             n: all.len() as u8,
             ops,
             extra,
@@ -1477,14 +1483,14 @@ impl X86Target {
         for (d, s) in shapes.iter_mut().zip(ops) {
             *d = self.norm(*s);
         }
-        let key = self.facts_key(x, &shapes[..ops.len()]);
+        let key = self.facts_key(inst, ops);
         Ok((x, shapes, explicit.len(), key))
     }
 
-    /// The facts of `inst` on `ops` (as [`Target::inst_facts`] gives them)
-    /// kept in `table`, and their index there: computed once per shape of
+    /// The index in `table` of the facts of `inst` on `ops` (as
+    /// [`Target::inst_facts`] gives them): computed once per shape of
     /// instruction for as long as the table lives. `None` when the table is
-    /// full (then the facts are in `out` only).
+    /// full: then the facts are in `out` (which is left alone otherwise).
     pub fn facts_index(
         &self,
         table: &mut FactsTable,
@@ -1492,15 +1498,19 @@ impl X86Target {
         ops: &[OpShape],
         out: &mut InstFacts,
     ) -> Result<Option<u16>, FactsError> {
+        // A hit needs only the key (no decoding, no normalized copy); an id
+        // with bits outside the packing could alias another's key.
+        if ops.len() <= 6 && inst.0 & !ID_BITS == 0 {
+            let key = self.facts_key(inst, ops);
+            if let Some(&index) = table.slots.get(key.slot())
+                && let Some(k) = table.keys.get(index as usize)
+                && *k == key
+            {
+                return Ok(Some(index));
+            }
+        }
         let (x, shapes, n, key) = self.facts_input(inst, ops)?;
         let slot = key.slot();
-        if let Some(&index) = table.slots.get(slot)
-            && let Some(k) = table.keys.get(index as usize)
-            && *k == key
-        {
-            copy_facts(&table.facts[index as usize], out);
-            return Ok(Some(index));
-        }
         out.clear();
         self.facts_uncached(x, &shapes[..ops.len()], n, out)?;
         if table.facts.len() >= FactsTable::CAPACITY {
@@ -1512,7 +1522,7 @@ impl X86Target {
         let index = table.facts.len() as u16;
         table.slots[slot] = index;
         table.keys.push(key);
-        table.facts.push(out.clone());
+        table.facts.push(std::mem::take(out));
         Ok(Some(index))
     }
 
@@ -2342,9 +2352,9 @@ impl Target for X86Target {
         Ok(())
     }
 
-    fn inst_flow(&self, inst: TargetInst, ops: &[OpShape]) -> Flow {
+    fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow {
         match self.info.get((inst.0 & 0xFFFF) as usize) {
-            Some(i) if inst.0 & !ID_BITS == 0 => self.flow_of(i.mnemonic, ops.first()),
+            Some(i) if inst.0 & !ID_BITS == 0 => self.flow_of(i.mnemonic, first),
             _ => Flow::Normal,
         }
     }
