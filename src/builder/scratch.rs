@@ -26,7 +26,7 @@ use crate::x86::{Assembler, Emitter, InstOptions, MemBase, Mnemonic, Operand};
 const RESET_AFTER: usize = 4096;
 
 /// Slots of the memo of encoded instructions (a power of two).
-const MEMO_SLOTS: usize = 256;
+const MEMO_SLOTS: usize = 1024;
 
 /// Operands an instruction may have to be remembered in the memo.
 const MEMO_OPERANDS: usize = 4;
@@ -76,7 +76,15 @@ fn memo_slot(mnemonic: Mnemonic, operands: &[Operand], options: InstOptions) -> 
         let word = match *op {
             Operand::Reg(r) => 1 | u64::from(r.id()) << 8 | (r.kind() as u64) << 16,
             Operand::Imm(v) => 2 ^ (v as u64) << 8,
-            _ => 3,
+            Operand::Mem(m) => {
+                let base = match m.base() {
+                    MemBase::Reg(r) => u64::from(r.id()) + 1,
+                    _ => 0,
+                };
+                let index = m.index().map_or(0, |r| u64::from(r.id()) + 1);
+                3 ^ (m.disp() as u64) << 8 ^ base << 40 ^ index << 48 ^ u64::from(m.size()) << 56
+            }
+            _ => 4,
         };
         h = (h.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
@@ -101,15 +109,15 @@ impl Drop for Scratch {
 
 /// Whether an instruction goes into the memo: its bytes depend only on its
 /// operands (no label, no branch to an address), and it is the kind that
-/// repeats: registers and immediates only (memory operands, with their
-/// displacements, rarely repeat), few enough to remember.
+/// repeats: registers, immediates and memory without a label (a Compiler's
+/// spill slots repeat as often as its registers), few enough to remember.
 fn memoizable(refs: Refs, mnemonic: Mnemonic, operands: &[Operand]) -> bool {
     refs.label.is_none()
         && !(refs.imm && super::may_branch_to_address(mnemonic))
         && operands.len() <= MEMO_OPERANDS
         && operands
             .iter()
-            .all(|op| matches!(op, Operand::Reg(_) | Operand::Imm(_)))
+            .all(|op| matches!(op, Operand::Reg(_) | Operand::Imm(_) | Operand::Mem(_)))
 }
 
 /// What an instruction's operands refer to: the highest label (as a branch
