@@ -201,6 +201,10 @@ pub struct InstData {
     tag: u16,
 }
 
+/// Instructions a list may have for its buffers to be kept for reuse
+/// when a pass replaces it.
+const SPARE_MAX_INSTS: usize = 4096;
+
 /// The tag of an instruction that has none (see [`InstData::tag`]).
 pub const NO_TAG: u16 = u16::MAX;
 
@@ -778,9 +782,15 @@ impl Function {
         b.ops.clear();
         b
     }
-    /// Gives buffers back for the next [`Function::take_spare`].
+    /// Gives buffers back for the next [`Function::take_spare`]; those of a
+    /// large list are freed instead (a second copy of a large list would
+    /// double the memory the function holds, for little gain).
     pub(crate) fn put_spare(&mut self, insts: PrimaryMap<Inst, InstData>, ops: Vec<Operand>) {
-        self.spare = InstBuf { insts, ops };
+        self.spare = if insts.len() <= SPARE_MAX_INSTS {
+            InstBuf { insts, ops }
+        } else {
+            InstBuf::default()
+        };
     }
     pub(crate) fn call_data_mut(&mut self, c: CallRef) -> &mut CallData {
         &mut self.calls[c]

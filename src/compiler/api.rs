@@ -650,6 +650,10 @@ impl<'a> Compiler<'a> {
 
     /// Relaxes the finished function's branches and writes it into the code holder.
     fn flush(&mut self) -> Result<()> {
+        if self.asm.is_empty() {
+            // Written straight into the code holder: nothing to relax.
+            return Ok(());
+        }
         let result = self.asm.finalize();
         self.asm.clear();
         result
@@ -832,30 +836,59 @@ impl<'a> Compiler<'a> {
         while code_labels.len() < f.num_labels() {
             code_labels.push(self.asm.new_label());
         }
-        self.asm.bind(entry)?;
-        Rewriter {
-            f,
-            target: self.target,
-            ra: &ws.view,
-            out: &ws.out,
-            frame: &frame,
-            asm: &mut self.asm,
-            logging: self.logging,
-            labels: &code_labels,
-            cfg: &ws.cfg,
-            split_labels: Vec::new(),
-            table_labels: Vec::new(),
-            wide_vectors: uses_wide_vectors(f),
-            vector_bytes: env.slot_size[1] as u16,
-            decisions: if self.logging {
-                let mut d = ws.out.log.entries.clone();
-                d.sort_by_key(|d| d.inst.index());
-                d
-            } else {
-                Vec::new()
-            },
+        let decisions = if self.logging {
+            let mut d = ws.out.log.entries.clone();
+            d.sort_by_key(|d| d.inst.index());
+            d
+        } else {
+            Vec::new()
+        };
+        macro_rules! rewrite_into {
+            ($sink:expr) => {
+                Rewriter {
+                    f,
+                    target: self.target,
+                    ra: &ws.view,
+                    out: &ws.out,
+                    frame: &frame,
+                    asm: $sink,
+                    logging: self.logging,
+                    labels: &code_labels,
+                    cfg: &ws.cfg,
+                    split_labels: Vec::new(),
+                    table_labels: Vec::new(),
+                    wide_vectors: uses_wide_vectors(f),
+                    vector_bytes: env.slot_size[1] as u16,
+                    decisions,
+                }
+                .run()
+            };
         }
-        .run()
+        // Code without branches to relax (no label anywhere, no split
+        // edge) goes straight into the code holder: the Builder's nodes
+        // would only be copied out again. With a logger, through the
+        // Builder, whose listing has the comments (same bytes either way).
+        if !self.logging
+            && self.asm.is_empty()
+            && !refers_to_labels(f)
+            && ws.out.edge_splits.is_empty()
+        {
+            let mut direct = self.asm.direct()?;
+            let start = direct.asm.offset();
+            direct.asm.bind(entry)?;
+            let result = rewrite_into!(&mut direct);
+            if result.is_err() {
+                // As with the Builder, a failed function leaves no code.
+                direct
+                    .asm
+                    .code_mut()
+                    .buffer_mut(CodeHolder::TEXT)
+                    .truncate(start);
+            }
+            return result;
+        }
+        self.asm.bind(entry)?;
+        rewrite_into!(&mut self.asm)
     }
 
     /// Finishes: fails if a function is still open, else writes the global
@@ -1446,6 +1479,25 @@ fn unbound_jump_target(f: &IrFunction) -> Option<IrLabel> {
             .find(|l| unbound(l))
             .copied()
     })
+}
+
+/// Whether an operand of `f` is a label or an address built on one (a
+/// label, stack slot or jump table: one pass over the operand pool), or
+/// `f` has jump tables.
+fn refers_to_labels(f: &IrFunction) -> bool {
+    f.num_jump_tables() != 0
+        || f.all_operands().iter().any(|op| match op {
+            IrOperand::Label(_) => true,
+            IrOperand::Mem(m) => !matches!(
+                m.base,
+                IrMemBase::None
+                    | IrMemBase::Reg(_)
+                    | IrMemBase::Slot(_)
+                    | IrMemBase::InArgs
+                    | IrMemBase::OutArgs
+            ),
+            _ => false,
+        })
 }
 
 /// Whether `f` names a 256- or 512-bit vector register anywhere (one pass

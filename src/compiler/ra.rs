@@ -37,9 +37,12 @@ pub(crate) struct RaView {
     operands: Vec<Operand>,
     origins: Vec<OperandOrigin>,
     op_offsets: Vec<u32>,
-    clobbers: Vec<PRegSet>,
+    /// Per instruction: `RET`, `BRANCH`, and whether it has clobbers or is
+    /// a move (then in `clobbers` or `moves`, by instruction: most
+    /// instructions have neither, so they cost one byte here).
     flags: Vec<u8>,
-    moves: Vec<Option<(VReg, VReg)>>,
+    clobbers: Vec<(u32, PRegSet)>,
+    moves: Vec<(u32, VReg, VReg)>,
     classes: Vec<RegClass>,
     remat: Vec<bool>,
     facts: InstFacts,
@@ -47,6 +50,8 @@ pub(crate) struct RaView {
 
 const RET: u8 = 1;
 const BRANCH: u8 = 2;
+const CLOBBERS: u8 = 4;
+const MOVE: u8 = 8;
 
 fn class_of(class: IrClass) -> RegClass {
     match class.0 {
@@ -88,6 +93,21 @@ impl RaView {
         self.remat.clear();
 
         let n = f.num_insts();
+        // Exact room (no doubling slack): at most one allocator operand per
+        // register an IR operand names.
+        self.flags.reserve_exact(n);
+        self.op_offsets.reserve_exact(n + 1);
+        let most: usize = f
+            .all_operands()
+            .iter()
+            .map(|op| match op {
+                jitforge_ir::Operand::Reg(_) | jitforge_ir::Operand::Fixed(..) => 1,
+                jitforge_ir::Operand::Mem(m) => m.regs().count(),
+                _ => 0,
+            })
+            .sum();
+        self.operands.reserve_exact(most);
+        self.origins.reserve_exact(most);
         let mut expected = 0usize;
         for b in cfg.blocks() {
             let range = cfg.insts(b, f);
@@ -220,17 +240,22 @@ impl RaView {
                     _ => 0,
                 },
             };
-            self.flags.push(flow_flags);
-            self.clobbers.push(clobbers);
-            self.moves.push(f.copy_vregs(inst).and_then(|(d, s)| {
-                let same_class = f.vreg(d).class == f.vreg(s).class;
-                same_class.then(|| {
-                    (
-                        VReg::new(d.as_u32() as usize),
-                        VReg::new(s.as_u32() as usize),
-                    )
-                })
-            }));
+            let mut flags = flow_flags;
+            if !clobbers.is_empty() {
+                flags |= CLOBBERS;
+                self.clobbers.push((i as u32, clobbers));
+            }
+            if let Some((d, s)) = f.copy_vregs(inst)
+                && f.vreg(d).class == f.vreg(s).class
+            {
+                flags |= MOVE;
+                self.moves.push((
+                    i as u32,
+                    VReg::new(d.as_u32() as usize),
+                    VReg::new(s.as_u32() as usize),
+                ));
+            }
+            self.flags.push(flags);
         }
         self.facts = scratch;
         self.op_offsets.push(self.operands.len() as u32);
@@ -283,10 +308,20 @@ impl RaFunction for RaView {
         &self.operands[self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize]
     }
     fn inst_clobbers(&self, inst: Inst) -> PRegSet {
-        self.clobbers[inst.index()]
+        if self.flags[inst.index()] & CLOBBERS == 0 {
+            return PRegSet::empty();
+        }
+        let i = inst.index() as u32;
+        let at = self.clobbers.partition_point(|&(j, _)| j < i);
+        self.clobbers.get(at).map_or(PRegSet::empty(), |&(_, c)| c)
     }
     fn is_move(&self, inst: Inst) -> Option<(VReg, VReg)> {
-        self.moves[inst.index()]
+        if self.flags[inst.index()] & MOVE == 0 {
+            return None;
+        }
+        let i = inst.index() as u32;
+        let at = self.moves.partition_point(|&(j, _, _)| j < i);
+        self.moves.get(at).map(|&(_, d, s)| (d, s))
     }
     fn vreg_class(&self, vreg: VReg) -> RegClass {
         self.classes[vreg.index()]

@@ -216,6 +216,39 @@ impl Sink for Assembler<'_> {
     }
 }
 
+impl Emitter for crate::builder::Direct<'_> {
+    fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
+        self.emit_with(mnemonic, operands, crate::x86::InstOptions::NONE)
+    }
+}
+
+impl Sink for crate::builder::Direct<'_> {
+    fn new_label(&mut self) -> Label {
+        self.asm.new_label()
+    }
+    fn bind(&mut self, label: Label) -> Result<()> {
+        self.asm.bind(label)
+    }
+    fn align(&mut self, alignment: usize) -> Result<()> {
+        self.asm.align(alignment)
+    }
+    fn embed_label(&mut self, label: Label) -> Result<()> {
+        self.asm.embed_label(label)
+    }
+    fn comment(&mut self, text: &str) -> Result<()> {
+        self.asm.comment(text);
+        Ok(())
+    }
+    fn emit_with(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: crate::x86::InstOptions,
+    ) -> Result<()> {
+        crate::builder::Direct::emit_with(self, mnemonic, operands, options)
+    }
+}
+
 impl Sink for crate::builder::Builder<'_> {
     fn new_label(&mut self) -> Label {
         crate::builder::Builder::new_label(self)
