@@ -628,6 +628,9 @@ impl Cfg {
 /// were removed.
 pub fn remove_unreachable(func: &mut Function, target: &dyn Target, cfg: &mut Cfg) -> usize {
     let n = func.num_insts();
+    if cfg.blocks().all(|b| cfg.is_reachable(b)) {
+        return 0;
+    }
     let mut keep = FixedBitSet::with_capacity(n);
     for b in cfg.blocks() {
         if cfg.is_reachable(b) {

@@ -337,7 +337,7 @@ impl<'a> Compiler<'a> {
             return Ok(());
         }
         st.entered = true;
-        let mut args = Vec::with_capacity(st.args.len());
+        let mut args: SmallVec<[IrOperand; 6]> = SmallVec::with_capacity(st.args.len());
         for (i, a) in st.args.iter().enumerate() {
             match a {
                 Some(op) => args.push(*op),
@@ -944,12 +944,7 @@ impl Emitter for Compiler<'_> {
             || crate::x86::text::format_instruction(mnemonic, operands, options, crate::Arch::X64);
         let plain = if count.is_none() {
             match self.plain_inst(mnemonic, prefix, options, mask, operands)? {
-                Plain::Inst(id, ops, tag) => {
-                    let st = self.state()?;
-                    st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops, tag)
-                        .map_err(|e| invalid(&e.to_string()))?;
-                    return Ok(());
-                }
+                Plain::Added => return Ok(()),
                 Plain::MissingImplicit(e) => return Err(*e),
                 // No form with a write mask binds implicit registers.
                 Plain::NoForm(e) if mask.is_some() => return Err(*e),
@@ -1031,8 +1026,8 @@ impl Compiler<'_> {
         self.options(InstOptions::REPNE)
     }
 
-    /// The IR form of an instruction written with explicit operands only,
-    /// or why not: no form takes the operands, or one does but reads
+    /// Adds the IR form of an instruction written with explicit operands
+    /// only, or says why not: no form takes the operands, or one does but reads
     /// implicit registers, which must then be bound (a physical rax read by
     /// `idiv` holds nothing the allocator knows of).
     fn plain_inst(
@@ -1142,7 +1137,13 @@ impl Compiler<'_> {
                 )))));
             }
         }
-        Ok(Plain::Inst(id, ops, tag))
+        let st = self
+            .func
+            .as_mut()
+            .ok_or_else(|| invalid("no function: call add_func first"))?;
+        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops, tag)
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(Plain::Added)
     }
 
     /// Adds an instruction whose operands include virtual registers bound
@@ -1304,9 +1305,9 @@ impl Drop for Pooled {
 /// What [`Compiler::plain_inst`] found (errors boxed: the common case
 /// stays small to return).
 enum Plain {
-    /// The instruction, ready to add, and the index of its facts in the
-    /// workspace's facts table (its tag).
-    Inst(jitforge_ir::TargetInst, SmallVec<[IrOperand; 4]>, u16),
+    /// The instruction is added (tagged with the index of its facts in the
+    /// workspace's facts table).
+    Added,
     /// No form takes the operands.
     NoForm(Box<Error>),
     /// A form takes them but reads implicit registers.

@@ -46,6 +46,10 @@ pub(crate) struct RaView {
     classes: Vec<RegClass>,
     remat: Vec<bool>,
     facts: InstFacts,
+    /// Per vreg while building: the constant every definition gives it
+    /// (`Some(None)`: defined otherwise), and whether it was written yet.
+    constant: Vec<Option<Option<i64>>>,
+    written: Vec<bool>,
 }
 
 const RET: u8 = 1;
@@ -134,7 +138,9 @@ impl RaView {
         self.pred_offsets.push(self.preds.len() as u32);
 
         // Constants: a vreg every definition of which is `copy v, imm` with one value.
-        let mut constant: Vec<Option<Option<i64>>> = vec![None; f.num_vregs()];
+        let mut constant = std::mem::take(&mut self.constant);
+        constant.clear();
+        constant.resize(f.num_vregs(), None);
         for (v, data) in f.vregs() {
             self.classes.push(class_of(data.class));
             let _ = v;
@@ -142,7 +148,9 @@ impl RaView {
         let mut scratch = std::mem::take(&mut self.facts);
         // Vregs written so far in layout order: a partial write (`cvtsi2sd`,
         // `mov v.r8, ..`) of a vreg nothing wrote before is a plain definition.
-        let mut written = vec![false; f.num_vregs()];
+        let mut written = std::mem::take(&mut self.written);
+        written.clear();
+        written.resize(f.num_vregs(), false);
         for i in 0..n {
             let inst = IrInst::from_u32(i as u32);
             self.op_offsets.push(self.operands.len() as u32);
@@ -261,6 +269,8 @@ impl RaView {
         self.op_offsets.push(self.operands.len() as u32);
         self.remat
             .extend(constant.iter().map(|c| matches!(c, Some(Some(_)))));
+        self.constant = constant;
+        self.written = written;
         Ok(())
     }
 

@@ -689,7 +689,7 @@ impl<S: Sink> Rewriter<'_, S> {
         self.prolog()?;
         let mut edits = self.out.edits.iter().peekable();
         let n = self.f.num_insts();
-        let mut ops: Vec<Operand> = Vec::with_capacity(6);
+        let mut ops: smallvec::SmallVec<[Operand; 6]> = smallvec::SmallVec::new();
         for i in 0..n {
             let inst = IrInst::from_u32(i as u32);
             let mut edit_vregs: Vec<jitforge_regalloc::VReg> = Vec::new();
