@@ -2471,8 +2471,9 @@ mod tests {
         }
     }
 
-    /// The cache never changes an answer: random shapes (few distinct keys,
-    /// so that entries are hit and collide) resolve as without it.
+    /// The caches never change an answer: random shapes (few distinct keys,
+    /// so that entries are hit and collide) resolve as without them, and
+    /// the facts table (`facts_index`) holds the same facts.
     #[test]
     fn cache_is_transparent() {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
@@ -2497,6 +2498,7 @@ mod tests {
             "xchg",
             "vpternlogd",
         ];
+        let mut table = FactsTable::default();
         for t in [X86Target::x64(), X86Target::x86(), X86Target::x64_avx512()] {
             for _ in 0..20_000 {
                 let m = Mnemonic::from_name(names[(next() % names.len() as u64) as usize])
@@ -2576,7 +2578,19 @@ mod tests {
                 if a.is_ok() {
                     assert_eq!(fa, fb, "{m:?} {shapes:?}");
                 }
+                // And the facts table the Compiler keeps (one for all
+                // targets, as its workspace is): the same facts by index.
+                let mut scratch = InstFacts::default();
+                match t.facts_index(&mut table, x.id(), &shapes, &mut scratch) {
+                    Ok(Some(index)) => {
+                        assert!(b.is_ok(), "{m:?} {shapes:?}");
+                        assert_eq!(table.get(index), Some(&fb), "{m:?} {shapes:?}");
+                    }
+                    Ok(None) => panic!("the table is far from full"),
+                    Err(e) => assert_eq!(Err(e), b, "{m:?} {shapes:?}"),
+                }
             }
         }
+        assert!(!table.is_empty());
     }
 }
