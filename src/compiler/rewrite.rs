@@ -189,23 +189,30 @@ pub(crate) trait Sink: Emitter {
     ) -> Result<()>;
 }
 
+/// The [`Sink`] methods of an Assembler reached as `$asm` from `self`.
+macro_rules! assembler_sink {
+    ($self:ident => $asm:expr) => {
+        fn new_label(&mut $self) -> Label {
+            Assembler::new_label($asm)
+        }
+        fn bind(&mut $self, label: Label) -> Result<()> {
+            Assembler::bind($asm, label)
+        }
+        fn align(&mut $self, alignment: usize) -> Result<()> {
+            Assembler::align($asm, alignment)
+        }
+        fn embed_label(&mut $self, label: Label) -> Result<()> {
+            Assembler::embed_label($asm, label)
+        }
+        fn comment(&mut $self, text: &str) -> Result<()> {
+            Assembler::comment($asm, text);
+            Ok(())
+        }
+    };
+}
+
 impl Sink for Assembler<'_> {
-    fn new_label(&mut self) -> Label {
-        Assembler::new_label(self)
-    }
-    fn bind(&mut self, label: Label) -> Result<()> {
-        Assembler::bind(self, label)
-    }
-    fn align(&mut self, alignment: usize) -> Result<()> {
-        Assembler::align(self, alignment)
-    }
-    fn embed_label(&mut self, label: Label) -> Result<()> {
-        Assembler::embed_label(self, label)
-    }
-    fn comment(&mut self, text: &str) -> Result<()> {
-        Assembler::comment(self, text);
-        Ok(())
-    }
+    assembler_sink!(self => self);
     fn emit_with(
         &mut self,
         mnemonic: Mnemonic,
@@ -222,23 +229,10 @@ impl Emitter for crate::builder::Direct<'_> {
     }
 }
 
+/// Straight into the code holder: labels, alignment and comments through
+/// its Assembler, instructions through the encoding memo.
 impl Sink for crate::builder::Direct<'_> {
-    fn new_label(&mut self) -> Label {
-        self.asm.new_label()
-    }
-    fn bind(&mut self, label: Label) -> Result<()> {
-        self.asm.bind(label)
-    }
-    fn align(&mut self, alignment: usize) -> Result<()> {
-        self.asm.align(alignment)
-    }
-    fn embed_label(&mut self, label: Label) -> Result<()> {
-        self.asm.embed_label(label)
-    }
-    fn comment(&mut self, text: &str) -> Result<()> {
-        self.asm.comment(text);
-        Ok(())
-    }
+    assembler_sink!(self => &mut self.asm);
     fn emit_with(
         &mut self,
         mnemonic: Mnemonic,
