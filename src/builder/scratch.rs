@@ -68,27 +68,42 @@ impl Encoded {
     }
 }
 
-/// The memo slot of an instruction: a multiply-rotate hash of a few words
+/// The memo slot of an instruction, if it goes into the memo: its bytes
+/// depend only on its operands (no label, no branch to an address), and it
+/// is the kind that repeats: registers, immediates and memory without a
+/// label (a Compiler's spill slots repeat as often as its registers), few
+/// enough to remember. The slot is a multiply-rotate hash of a few words
 /// that tell instructions apart (a slot's entry is compared in full).
-fn memo_slot(mnemonic: Mnemonic, operands: &[Operand], options: InstOptions) -> usize {
+fn memo_slot(mnemonic: Mnemonic, operands: &[Operand], options: InstOptions) -> Option<usize> {
+    if operands.len() > MEMO_OPERANDS {
+        return None;
+    }
     let mut h = (mnemonic as u64) ^ u64::from(options.0) << 20;
+    let mut imm = false;
     for op in operands {
         let word = match *op {
             Operand::Reg(r) => 1 | u64::from(r.id()) << 8 | (r.kind() as u64) << 16,
-            Operand::Imm(v) => 2 ^ (v as u64) << 8,
+            Operand::Imm(v) => {
+                imm = true;
+                2 ^ (v as u64) << 8
+            }
             Operand::Mem(m) => {
                 let base = match m.base() {
                     MemBase::Reg(r) => u64::from(r.id()) + 1,
+                    MemBase::Label(_) => return None,
                     _ => 0,
                 };
                 let index = m.index().map_or(0, |r| u64::from(r.id()) + 1);
                 3 ^ (m.disp() as u64) << 8 ^ base << 40 ^ index << 48 ^ u64::from(m.size()) << 56
             }
-            _ => 4,
+            _ => return None,
         };
         h = (h.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
-    (h >> 40) as usize & (MEMO_SLOTS - 1)
+    if imm && super::may_branch_to_address(mnemonic) {
+        return None;
+    }
+    Some((h >> 40) as usize & (MEMO_SLOTS - 1))
 }
 
 thread_local! {
@@ -142,19 +157,6 @@ fn remember(
     e.operands[..operands.len()].copy_from_slice(operands);
     e.len = bytes.len() as u8;
     e.bytes[..bytes.len()].copy_from_slice(bytes);
-}
-
-/// Whether an instruction goes into the memo: its bytes depend only on its
-/// operands (no label, no branch to an address), and it is the kind that
-/// repeats: registers, immediates and memory without a label (a Compiler's
-/// spill slots repeat as often as its registers), few enough to remember.
-fn memoizable(refs: Refs, mnemonic: Mnemonic, operands: &[Operand]) -> bool {
-    refs.label.is_none()
-        && !(refs.imm && super::may_branch_to_address(mnemonic))
-        && operands.len() <= MEMO_OPERANDS
-        && operands
-            .iter()
-            .all(|op| matches!(op, Operand::Reg(_) | Operand::Imm(_) | Operand::Mem(_)))
 }
 
 /// What an instruction's operands refer to: the highest label (as a branch
@@ -220,8 +222,7 @@ impl Scratch {
         }
         self.prepare(real.arch());
         let forms_key = forms.map_or((0, 0), |f| (f.as_ptr() as usize, f.len()));
-        let memo_slot =
-            memoizable(refs, mnemonic, operands).then(|| memo_slot(mnemonic, operands, options));
+        let memo_slot = memo_slot(mnemonic, operands, options);
         let Some(code) = self.code.as_mut() else {
             return Err(Error::InvalidArgument {
                 message: "scratch code holder missing".into(),
@@ -284,7 +285,7 @@ impl Scratch {
     }
 
     /// The memo slot of an instruction that goes into the memo (see
-    /// [`memoizable`]), for code of `arch`; `None` for the others.
+    /// [`memo_slot`]), for code of `arch`; `None` for the others.
     pub(super) fn memo_slot_of(
         &mut self,
         arch: crate::code::Arch,
@@ -293,8 +294,7 @@ impl Scratch {
         options: InstOptions,
     ) -> Option<usize> {
         self.prepare(arch);
-        memoizable(Refs::of(operands), mnemonic, operands)
-            .then(|| memo_slot(mnemonic, operands, options))
+        memo_slot(mnemonic, operands, options)
     }
 
     /// The bytes the memo holds at `slot` for this instruction, if any.
