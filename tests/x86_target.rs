@@ -296,10 +296,10 @@ fn control_flow() {
     assert_eq!(f.flow, Flow::CondBranch);
     assert_eq!(f.implicit.to_vec(), vec![imp(RCX, RW)]);
     assert_eq!(
-        t().inst_flow(t().inst(Mnemonic::Jmp), &[OpShape::Label]),
+        t().inst_flow(t().inst(Mnemonic::Jmp), Some(&OpShape::Label)),
         Flow::Jump
     );
-    assert_eq!(t().inst_flow(t().inst(Mnemonic::Add), &[]), Flow::Normal);
+    assert_eq!(t().inst_flow(t().inst(Mnemonic::Add), None), Flow::Normal);
 }
 
 #[test]
@@ -1055,7 +1055,7 @@ proptest! {
             let mut out = InstFacts::default();
             if t.inst_facts(id, &shapes, &mut out).is_ok() {
                 prop_assert_eq!(out.ops.len(), shapes.len());
-                prop_assert_eq!(t.inst_flow(id, &shapes), out.flow);
+                prop_assert_eq!(t.inst_flow(id, shapes.first()), out.flow);
                 for (f, s) in out.ops.iter().zip(&shapes) {
                     prop_assert!(f.kinds.contains(s.kind()));
                     if let Some(p) = f.fixed {

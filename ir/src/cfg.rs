@@ -75,9 +75,8 @@ impl Cfg {
     fn flow(&self, func: &Function, target: &dyn Target, i: Inst) -> Flow {
         match func.kind(i) {
             InstKind::Target(id) => {
-                let mut shapes: smallvec::SmallVec<[OpShape; 4]> = smallvec::SmallVec::new();
-                shapes.extend(func.operands(i).iter().map(|o| func.operand_shape(o)));
-                target.inst_flow(id, &shapes)
+                let first = func.operands(i).first().map(|o| func.operand_shape(o));
+                target.inst_flow(id, first.as_ref())
             }
             InstKind::Jump => Flow::Jump,
             InstKind::JumpIndirect(_) => Flow::IndirectJump,
@@ -629,6 +628,9 @@ impl Cfg {
 /// were removed.
 pub fn remove_unreachable(func: &mut Function, target: &dyn Target, cfg: &mut Cfg) -> usize {
     let n = func.num_insts();
+    if cfg.blocks().all(|b| cfg.is_reachable(b)) {
+        return 0;
+    }
     let mut keep = FixedBitSet::with_capacity(n);
     for b in cfg.blocks() {
         if cfg.is_reachable(b) {
@@ -645,7 +647,7 @@ pub fn remove_unreachable(func: &mut Function, target: &dyn Target, cfg: &mut Cf
     let mut out = func.take_spare();
     for (i, d) in insts.iter() {
         if keep.contains(i.index()) {
-            out.push(d.kind, &ops[d.ops_range()]);
+            out.push_tagged(d.kind, &ops[d.ops_range()], d.tag().unwrap_or(NO_TAG));
         }
     }
     func.set_insts(out.insts, out.ops);

@@ -190,14 +190,23 @@ pub enum InstKind {
     JumpIndirect(PackedOption<JumpTable>),
 }
 
-/// An instruction: its kind and its range in the operand pool.
+/// An instruction: its kind, its range in the operand pool and its tag.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
 pub struct InstData {
     /// What it is.
     pub kind: InstKind,
     ops_start: u32,
     ops_len: u16,
+    /// See [`InstData::tag`] (in the padding the other fields leave: free).
+    tag: u16,
 }
+
+/// Instructions a list may have for its buffers to be kept for reuse
+/// when a pass replaces it.
+const SPARE_MAX_INSTS: usize = 4096;
+
+/// The tag of an instruction that has none (see [`InstData::tag`]).
+pub const NO_TAG: u16 = u16::MAX;
 
 impl InstData {
     /// The operand range in the pool.
@@ -207,6 +216,15 @@ impl InstData {
     /// Number of operands.
     pub fn ops_len(&self) -> usize {
         self.ops_len as usize
+    }
+    /// The opaque number the IR's user attached to the instruction
+    /// ([`Function::push_tagged`]), if any. The IR never reads it; passes
+    /// that copy an instruction (lowering, unreachable-code removal) keep
+    /// it. The Compiler tags each target instruction with the index of the
+    /// operand facts it computed when the instruction was written, so that
+    /// later stages read them instead of matching the forms again.
+    pub fn tag(&self) -> Option<u16> {
+        (self.tag != NO_TAG).then_some(self.tag)
     }
 }
 
@@ -579,6 +597,16 @@ impl Function {
 
     /// Appends an instruction of `kind` with `ops`.
     pub fn push(&mut self, kind: InstKind, ops: &[Operand]) -> Result<Inst, BuildError> {
+        self.push_tagged(kind, ops, NO_TAG)
+    }
+    /// Appends an instruction of `kind` with `ops` and a tag (see
+    /// [`InstData::tag`]; [`NO_TAG`] for none).
+    pub fn push_tagged(
+        &mut self,
+        kind: InstKind,
+        ops: &[Operand],
+        tag: u16,
+    ) -> Result<Inst, BuildError> {
         if ops.len() > u16::MAX as usize || self.operands.len() + ops.len() > u32::MAX as usize {
             return Err(BuildError::TooLarge);
         }
@@ -588,6 +616,7 @@ impl Function {
             kind,
             ops_start,
             ops_len: ops.len() as u16,
+            tag,
         }))
     }
     /// Appends a target instruction.
@@ -673,6 +702,7 @@ impl Function {
             kind,
             ops_start,
             ops_len: n as u16,
+            tag: NO_TAG,
         }))
     }
 
@@ -696,6 +726,11 @@ impl Function {
     pub fn operands_mut(&mut self, i: Inst) -> &mut [Operand] {
         let r = self.insts[i].ops_range();
         &mut self.operands[r]
+    }
+    /// The operands of every instruction, in program order (the shared
+    /// pool: a scan over all operands needs no per-instruction lookup).
+    pub fn all_operands(&self) -> &[Operand] {
+        &self.operands
     }
     /// All instructions in program order.
     pub fn insts(&self) -> impl ExactSizeIterator<Item = Inst> + use<> {
@@ -747,9 +782,15 @@ impl Function {
         b.ops.clear();
         b
     }
-    /// Gives buffers back for the next [`Function::take_spare`].
+    /// Gives buffers back for the next [`Function::take_spare`]; those of a
+    /// large list are freed instead (a second copy of a large list would
+    /// double the memory the function holds, for little gain).
     pub(crate) fn put_spare(&mut self, insts: PrimaryMap<Inst, InstData>, ops: Vec<Operand>) {
-        self.spare = InstBuf { insts, ops };
+        self.spare = if insts.len() <= SPARE_MAX_INSTS {
+            InstBuf { insts, ops }
+        } else {
+            InstBuf::default()
+        };
     }
     pub(crate) fn call_data_mut(&mut self, c: CallRef) -> &mut CallData {
         &mut self.calls[c]
@@ -805,12 +846,17 @@ pub(crate) struct InstBuf {
 
 impl InstBuf {
     pub(crate) fn push(&mut self, kind: InstKind, ops: &[Operand]) -> Inst {
+        self.push_tagged(kind, ops, NO_TAG)
+    }
+    /// Appends a copy of an instruction, its tag kept.
+    pub(crate) fn push_tagged(&mut self, kind: InstKind, ops: &[Operand], tag: u16) -> Inst {
         let ops_start = self.ops.len() as u32;
         self.ops.extend_from_slice(ops);
         self.insts.push(InstData {
             kind,
             ops_start,
             ops_len: ops.len().min(u16::MAX as usize) as u16,
+            tag,
         })
     }
 }

@@ -360,6 +360,20 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         after: SmallVec::new(),
         nargs: Vec::new(),
     };
+    // Room for the lowered list at once (no doubling slack): each operand
+    // of an entry, return or call adds at most two copies.
+    let mut extra = (0usize, 0usize);
+    for d in insts.values() {
+        if matches!(
+            d.kind,
+            InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
+        ) {
+            extra.0 += 2 * d.ops_len() + 2;
+            extra.1 += 4 * d.ops_len() + 4;
+        }
+    }
+    l.out.insts.reserve_exact(insts.len() + extra.0);
+    l.out.ops.reserve_exact(ops.len() + extra.1);
     let mut result = Ok(());
     for (i, d) in insts.iter() {
         let o = &ops[d.ops_range()];
@@ -371,7 +385,7 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
             InstKind::Ret => l.ret(func, o),
             InstKind::Call(c) | InstKind::TailJump(c) => l.call(func, d.kind, c, o),
             k => {
-                l.out.push(k, o);
+                l.out.push_tagged(k, o, d.tag().unwrap_or(NO_TAG));
                 Ok(())
             }
         };

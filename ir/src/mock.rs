@@ -402,9 +402,9 @@ impl Target for MockX86 {
             found: ops.len(),
         }))
     }
-    fn inst_flow(&self, inst: TargetInst, ops: &[OpShape]) -> Flow {
+    fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow {
         match self.insts.get(inst.0 as usize) {
-            Some(d) if d.name == "jmp" && !matches!(ops.first(), Some(OpShape::Label)) => {
+            Some(d) if d.name == "jmp" && !matches!(first, Some(OpShape::Label)) => {
                 Flow::IndirectJump
             }
             Some(d) => d.flow,

@@ -324,16 +324,12 @@ pub trait Target {
         ops: &[OpShape],
         out: &mut InstFacts,
     ) -> Result<(), FactsError>;
-    /// Only the control-flow kind of `inst` with these operands (what
-    /// [`Target::inst_facts`] would put in [`InstFacts::flow`]); the CFG calls
-    /// this for every instruction, so targets should answer it cheaply.
-    fn inst_flow(&self, inst: TargetInst, ops: &[OpShape]) -> Flow {
-        let mut f = InstFacts::default();
-        match self.inst_facts(inst, ops, &mut f) {
-            Ok(()) => f.flow,
-            Err(_) => Flow::Normal,
-        }
-    }
+    /// Only the control-flow kind of `inst` (what [`Target::inst_facts`]
+    /// would put in [`InstFacts::flow`]), from the shape of its *first*
+    /// operand alone (`None` without operands): the CFG calls this for
+    /// every instruction and builds no other shape, so a target's control
+    /// flow may depend on nothing else (x86: `jmp label`, `jmp r/m`, `jmp imm`).
+    fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow;
     /// A calling convention's data.
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv>;
     /// The id of a calling convention by name (`sysv64`, `win64`, `stdcall`...).
@@ -406,8 +402,8 @@ impl<T: Target + ?Sized> Target for ExtendedTarget<'_, T> {
     ) -> Result<(), FactsError> {
         self.base.inst_facts(inst, ops, out)
     }
-    fn inst_flow(&self, inst: TargetInst, ops: &[OpShape]) -> Flow {
-        self.base.inst_flow(inst, ops)
+    fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow {
+        self.base.inst_flow(inst, first)
     }
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv> {
         if id.0 < self.first {

@@ -225,3 +225,48 @@ proptest! {
         }
     }
 }
+
+/// An instruction's tag stays with it through lowering (which inserts
+/// copies before and after) and unreachable-code removal (which drops
+/// instructions before it); new instructions have none.
+#[test]
+fn tags_survive_lowering_and_unreachable_code_removal() {
+    let t = MockX86::new();
+    let sig = Signature::new(t.conv("sysv64"), &[ValType::I64], &[ValType::I64]);
+    let mut f = Function::new("f", sig);
+    let x = f.new_gp(8, "x");
+    let skip = f.new_label(None);
+    let add = InstKind::Target(t.id("add"));
+    f.entry(&[Operand::v(x)]).unwrap();
+    f.jump(skip).unwrap();
+    // Unreachable: after a jump, without a label.
+    f.push_tagged(add, &[Operand::v(x), Operand::Imm(2)], 9)
+        .unwrap();
+    f.bind(skip).unwrap();
+    f.push_tagged(add, &[Operand::v(x), Operand::Imm(1)], 7)
+        .unwrap();
+    f.ret(&[Operand::v(x)]).unwrap();
+    let tags =
+        |f: &Function| -> Vec<Option<u16>> { f.insts().map(|i| f.inst_data(i).tag()).collect() };
+    lower::lower(&mut f, &t).unwrap();
+    let lowered = tags(&f);
+    assert_eq!(
+        lowered.iter().flatten().copied().collect::<Vec<_>>(),
+        [9, 7]
+    );
+    let seven = f
+        .insts()
+        .find(|&i| f.inst_data(i).tag() == Some(7))
+        .unwrap();
+    assert_eq!(f.operands(seven), &[Operand::v(x), Operand::Imm(1)]);
+    let mut c = Cfg::of(&f, &t);
+    assert_eq!(remove_unreachable(&mut f, &t, &mut c), 1);
+    let kept = tags(&f);
+    assert_eq!(kept.iter().flatten().copied().collect::<Vec<_>>(), [7]);
+    let seven = f
+        .insts()
+        .find(|&i| f.inst_data(i).tag() == Some(7))
+        .unwrap();
+    assert_eq!(f.operands(seven), &[Operand::v(x), Operand::Imm(1)]);
+    assert_eq!(f.kind(seven), add);
+}

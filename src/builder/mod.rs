@@ -279,6 +279,45 @@ pub struct Builder<'a> {
     stats: RelaxStats,
 }
 
+/// Writes instructions straight into a Builder's code holder ([`Builder::direct`]).
+pub(crate) struct Direct<'b> {
+    /// The Assembler on the Builder's code holder.
+    pub(crate) asm: crate::x86::Assembler<'b>,
+    scratch: &'b mut Scratch,
+    arch: crate::code::Arch,
+}
+
+impl Direct<'_> {
+    /// One instruction: its bytes from the memo when it was encoded before
+    /// (instructions that refer to no label or address), else encoded.
+    pub(crate) fn emit_with(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: InstOptions,
+    ) -> Result<()> {
+        let slot = self
+            .scratch
+            .memo_slot_of(self.arch, mnemonic, operands, options);
+        let Some(slot) = slot else {
+            return self.asm.emit_with(mnemonic, operands, options);
+        };
+        if let Some(bytes) = self.scratch.memo_get(slot, mnemonic, operands, options) {
+            self.asm
+                .code_mut()
+                .buffer_mut(CodeHolder::TEXT)
+                .extend_from_slice(bytes);
+            return Ok(());
+        }
+        let start = self.asm.code().text().len();
+        self.asm.emit_with(mnemonic, operands, options)?;
+        let bytes = self.asm.code().text().get(start..).unwrap_or(&[]);
+        self.scratch
+            .memo_put(slot, mnemonic, operands, options, bytes);
+        Ok(())
+    }
+}
+
 /// Whether `m` is `jmp` or a conditional jump with both rel8 and rel32 forms.
 fn is_relaxable(m: Mnemonic) -> bool {
     use Mnemonic as M;
@@ -316,14 +355,15 @@ impl<'a> Builder<'a> {
     /// [`finalize`](Self::finalize) writes the code there.
     pub fn new(code: &'a mut CodeHolder) -> Builder<'a> {
         let scratch = Scratch::new();
-        // Room for a small function from the start, so that the typical
-        // JIT function (tens of instructions) never regrows the pools.
+        // The pools get room for a small function with the first node (see
+        // `insert`): a Builder that records nothing (a Compiler writing
+        // straight into the code holder) allocates nothing.
         Builder {
             code,
             logger: None,
-            nodes: Vec::with_capacity(INITIAL_NODES),
-            operands: Vec::with_capacity(2 * INITIAL_NODES),
-            data: Vec::with_capacity(4 * INITIAL_NODES),
+            nodes: Vec::new(),
+            operands: Vec::new(),
+            data: Vec::new(),
             text: String::new(),
             first: NIL,
             last: NIL,
@@ -560,6 +600,26 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// A writer straight into this Builder's code holder, after what it
+    /// holds (no nodes, so no relaxation or editing), for code that has
+    /// nothing to relax: it encodes through an Assembler and copies the
+    /// bytes of repeated instructions from the Builder's encoding memo.
+    /// The node list must be empty (else what was recorded before would
+    /// land after this code).
+    pub(crate) fn direct(&mut self) -> Result<Direct<'_>> {
+        if self.count != 0 {
+            return Err(Error::InvalidArgument {
+                message: "the Builder holds nodes: serialize them first".into(),
+            });
+        }
+        let arch = self.code.arch();
+        Ok(Direct {
+            asm: crate::x86::Assembler::new(&mut *self.code),
+            scratch: &mut self.scratch,
+            arch,
+        })
+    }
+
     /// Validates an instruction by encoding it once and builds its node
     /// (operands already stored in the pool).
     fn make_inst(
@@ -673,6 +733,11 @@ impl<'a> Builder<'a> {
 
     /// Links `rec` after the cursor and moves the cursor to it.
     fn insert(&mut self, mut rec: Rec) -> NodeId {
+        if self.nodes.capacity() == 0 {
+            // Room for a small function at once, so that the typical JIT
+            // function (tens of instructions) never regrows the pools.
+            self.reserve(INITIAL_NODES);
+        }
         let id = self.nodes.len() as u32;
         let prev = self.cursor;
         let next = if prev == NIL {

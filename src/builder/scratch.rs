@@ -26,7 +26,7 @@ use crate::x86::{Assembler, Emitter, InstOptions, MemBase, Mnemonic, Operand};
 const RESET_AFTER: usize = 4096;
 
 /// Slots of the memo of encoded instructions (a power of two).
-const MEMO_SLOTS: usize = 256;
+const MEMO_SLOTS: usize = 1024;
 
 /// Operands an instruction may have to be remembered in the memo.
 const MEMO_OPERANDS: usize = 4;
@@ -68,19 +68,42 @@ impl Encoded {
     }
 }
 
-/// The memo slot of an instruction: a multiply-rotate hash of a few words
+/// The memo slot of an instruction, if it goes into the memo: its bytes
+/// depend only on its operands (no label, no branch to an address), and it
+/// is the kind that repeats: registers, immediates and memory without a
+/// label (a Compiler's spill slots repeat as often as its registers), few
+/// enough to remember. The slot is a multiply-rotate hash of a few words
 /// that tell instructions apart (a slot's entry is compared in full).
-fn memo_slot(mnemonic: Mnemonic, operands: &[Operand], options: InstOptions) -> usize {
+fn memo_slot(mnemonic: Mnemonic, operands: &[Operand], options: InstOptions) -> Option<usize> {
+    if operands.len() > MEMO_OPERANDS {
+        return None;
+    }
     let mut h = (mnemonic as u64) ^ u64::from(options.0) << 20;
+    let mut imm = false;
     for op in operands {
         let word = match *op {
             Operand::Reg(r) => 1 | u64::from(r.id()) << 8 | (r.kind() as u64) << 16,
-            Operand::Imm(v) => 2 ^ (v as u64) << 8,
-            _ => 3,
+            Operand::Imm(v) => {
+                imm = true;
+                2 ^ (v as u64) << 8
+            }
+            Operand::Mem(m) => {
+                let base = match m.base() {
+                    MemBase::Reg(r) => u64::from(r.id()) + 1,
+                    MemBase::Label(_) => return None,
+                    _ => 0,
+                };
+                let index = m.index().map_or(0, |r| u64::from(r.id()) + 1);
+                3 ^ (m.disp() as u64) << 8 ^ base << 40 ^ index << 48 ^ u64::from(m.size()) << 56
+            }
+            _ => return None,
         };
         h = (h.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
-    (h >> 40) as usize & (MEMO_SLOTS - 1)
+    if imm && super::may_branch_to_address(mnemonic) {
+        return None;
+    }
+    Some((h >> 40) as usize & (MEMO_SLOTS - 1))
 }
 
 thread_local! {
@@ -99,17 +122,41 @@ impl Drop for Scratch {
     }
 }
 
-/// Whether an instruction goes into the memo: its bytes depend only on its
-/// operands (no label, no branch to an address), and it is the kind that
-/// repeats: registers and immediates only (memory operands, with their
-/// displacements, rarely repeat), few enough to remember.
-fn memoizable(refs: Refs, mnemonic: Mnemonic, operands: &[Operand]) -> bool {
-    refs.label.is_none()
-        && !(refs.imm && super::may_branch_to_address(mnemonic))
-        && operands.len() <= MEMO_OPERANDS
-        && operands
-            .iter()
-            .all(|op| matches!(op, Operand::Reg(_) | Operand::Imm(_)))
+/// Stores an instruction's bytes (at most 15) in the memo at `slot`.
+fn remember(
+    memo: &mut Vec<Option<Encoded>>,
+    slot: usize,
+    mnemonic: Mnemonic,
+    forms: (usize, usize),
+    operands: &[Operand],
+    options: InstOptions,
+    bytes: &[u8],
+) {
+    if bytes.len() > 15 || operands.len() > MEMO_OPERANDS {
+        return;
+    }
+    if memo.is_empty() {
+        memo.resize_with(MEMO_SLOTS, || None);
+    }
+    let Some(entry) = memo.get_mut(slot) else {
+        return;
+    };
+    let e = entry.get_or_insert_with(|| Encoded {
+        mnemonic,
+        forms,
+        options,
+        count: 0,
+        operands: [Operand::default(); MEMO_OPERANDS],
+        len: 0,
+        bytes: [0; 15],
+    });
+    e.mnemonic = mnemonic;
+    e.forms = forms;
+    e.options = options;
+    e.count = operands.len() as u8;
+    e.operands[..operands.len()].copy_from_slice(operands);
+    e.len = bytes.len() as u8;
+    e.bytes[..bytes.len()].copy_from_slice(bytes);
 }
 
 /// What an instruction's operands refer to: the highest label (as a branch
@@ -173,17 +220,14 @@ impl Scratch {
         {
             return Err(Error::InvalidLabel { id: label.0 });
         }
-        let code = match &mut self.code {
-            Some(code) if code.arch() == real.arch() => code,
-            slot => {
-                self.uses = 0;
-                self.memo.clear();
-                slot.insert(CodeHolder::new(real.arch()))
-            }
-        };
+        self.prepare(real.arch());
         let forms_key = forms.map_or((0, 0), |f| (f.as_ptr() as usize, f.len()));
-        let memo_slot =
-            memoizable(refs, mnemonic, operands).then(|| memo_slot(mnemonic, operands, options));
+        let memo_slot = memo_slot(mnemonic, operands, options);
+        let Some(code) = self.code.as_mut() else {
+            return Err(Error::InvalidArgument {
+                message: "scratch code holder missing".into(),
+            });
+        };
         if let Some(slot) = memo_slot
             && let Some(Some(e)) = self.memo.get(slot)
             && e.is(mnemonic, forms_key, operands, options)
@@ -216,30 +260,77 @@ impl Scratch {
             None => a.emit(mnemonic, operands)?,
         }
         let text = code.text();
-        if let Some(slot) = memo_slot
-            && text.len() <= 15
-        {
-            if self.memo.is_empty() {
-                self.memo.resize_with(MEMO_SLOTS, || None);
-            }
-            let e = self.memo[slot].get_or_insert_with(|| Encoded {
+        if let Some(slot) = memo_slot {
+            remember(
+                &mut self.memo,
+                slot,
                 mnemonic,
-                forms: forms_key,
+                forms_key,
+                operands,
                 options,
-                count: 0,
-                operands: [Operand::default(); MEMO_OPERANDS],
-                len: 0,
-                bytes: [0; 15],
-            });
-            e.mnemonic = mnemonic;
-            e.forms = forms_key;
-            e.options = options;
-            e.count = operands.len() as u8;
-            e.operands[..operands.len()].copy_from_slice(operands);
-            e.len = text.len() as u8;
-            e.bytes[..text.len()].copy_from_slice(text);
+                text,
+            );
         }
         Ok(text.len())
+    }
+
+    /// Makes the scratch holder (and so the memo) one of `arch`: the memo
+    /// is emptied when the architecture changes.
+    fn prepare(&mut self, arch: crate::code::Arch) {
+        if self.code.as_ref().is_none_or(|c| c.arch() != arch) {
+            self.uses = 0;
+            self.memo.clear();
+            self.code = Some(CodeHolder::new(arch));
+        }
+    }
+
+    /// The memo slot of an instruction that goes into the memo (see
+    /// [`memo_slot`]), for code of `arch`; `None` for the others.
+    pub(super) fn memo_slot_of(
+        &mut self,
+        arch: crate::code::Arch,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: InstOptions,
+    ) -> Option<usize> {
+        self.prepare(arch);
+        memo_slot(mnemonic, operands, options)
+    }
+
+    /// The bytes the memo holds at `slot` for this instruction, if any.
+    pub(super) fn memo_get(
+        &self,
+        slot: usize,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: InstOptions,
+    ) -> Option<&[u8]> {
+        match self.memo.get(slot) {
+            Some(Some(e)) if e.is(mnemonic, (0, 0), operands, options) => {
+                Some(&e.bytes[..e.len as usize])
+            }
+            _ => None,
+        }
+    }
+
+    /// Remembers the bytes of an instruction at `slot` (from [`Scratch::memo_slot_of`]).
+    pub(super) fn memo_put(
+        &mut self,
+        slot: usize,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: InstOptions,
+        bytes: &[u8],
+    ) {
+        remember(
+            &mut self.memo,
+            slot,
+            mnemonic,
+            (0, 0),
+            operands,
+            options,
+            bytes,
+        );
     }
 
     /// Label and address uses recorded since the last reset.

@@ -45,7 +45,7 @@
 
 use super::ra::RaView;
 use super::rewrite::{Frame, Rewriter};
-use super::target::{Prefix, X86Inst, X86Target};
+use super::target::{FactsTable, Prefix, X86Inst, X86Target};
 use crate::builder::Builder;
 use crate::code::{CodeHolder, Label};
 use crate::error::{Error, Result};
@@ -210,11 +210,18 @@ impl<'a> Compiler<'a> {
             ));
         }
         let params = signature.params.len();
+        // Tags of earlier functions are no longer read: a table that grew
+        // large starts again (its indexes must fit the tags).
+        let ws = self.ws.get();
+        if ws.facts_table.len() > FACTS_TABLE_KEEP {
+            ws.facts_table.clear();
+        }
+        let spare_function = ws.function.take();
         let entry = self.function_label(name);
         self.signatures
             .insert(entry.id(), (name.to_string(), signature.clone()));
         self.func = Some(FuncState {
-            f: match self.ws.0.function.take() {
+            f: match spare_function {
                 Some(mut f) => {
                     f.clear(name, signature);
                     f
@@ -330,7 +337,7 @@ impl<'a> Compiler<'a> {
             return Ok(());
         }
         st.entered = true;
-        let mut args = Vec::with_capacity(st.args.len());
+        let mut args: SmallVec<[IrOperand; 6]> = SmallVec::with_capacity(st.args.len());
         for (i, a) in st.args.iter().enumerate() {
             match a {
                 Some(op) => args.push(*op),
@@ -643,6 +650,10 @@ impl<'a> Compiler<'a> {
 
     /// Relaxes the finished function's branches and writes it into the code holder.
     fn flush(&mut self) -> Result<()> {
+        if self.asm.is_empty() {
+            // Written straight into the code holder: nothing to relax.
+            return Ok(());
+        }
         let result = self.asm.finalize();
         self.asm.clear();
         result
@@ -718,7 +729,7 @@ impl<'a> Compiler<'a> {
         frame_pointer: bool,
     ) -> Result<()> {
         let result = self.compile_function(&mut f, entry, code_labels, frame_pointer);
-        self.ws.0.function = Some(f);
+        self.ws.get().function = Some(f);
         result
     }
 
@@ -763,18 +774,17 @@ impl<'a> Compiler<'a> {
             jitforge_ir::lower::lower(f, target)
                 .map_err(|e| invalid(&format!("calling convention: {e}")))?;
         }
-        self.ws.0.cfg.compute(f, target);
-        remove_unreachable(f, target, &mut self.ws.0.cfg);
-        if let Some(b) = self.ws.0.cfg.falls_off_end() {
+        let ws = self.ws.get();
+        ws.cfg.compute(f, target);
+        remove_unreachable(f, target, &mut ws.cfg);
+        if let Some(b) = ws.cfg.falls_off_end() {
             return Err(invalid(&format!(
                 "function {} falls off its end (block {b:?} has no ret or jump)",
                 f.name()
             )));
         }
-        self.ws
-            .0
-            .view
-            .build(f, &self.ws.0.cfg, target)
+        ws.view
+            .build(f, &ws.cfg, target, &ws.facts_table)
             .map_err(|e| invalid(&e))?;
         // The registers the function's convention preserves (Windows x64
         // also rsi, rdi and xmm6..15; a light convention its own), mask
@@ -818,40 +828,67 @@ impl<'a> Compiler<'a> {
             // The decision log explains the inserted moves in the listing.
             log: self.logging,
         };
-        self.ws
-            .0
-            .allocator
-            .run(&self.ws.0.view, &env, &options, &mut self.ws.0.out)
+        ws.allocator
+            .run(&ws.view, &env, &options, &mut ws.out)
             .map_err(|e| invalid(&format!("register allocation: {e}")))?;
-        let frame = Frame::layout(f, &self.ws.0.out, frame_pointer, red_zone);
+        let frame = Frame::layout(f, &ws.out, frame_pointer, red_zone);
         // Labels the IR made itself get code labels too.
         while code_labels.len() < f.num_labels() {
             code_labels.push(self.asm.new_label());
         }
-        self.asm.bind(entry)?;
-        Rewriter {
-            f,
-            target: self.target,
-            ra: &self.ws.0.view,
-            out: &self.ws.0.out,
-            frame: &frame,
-            asm: &mut self.asm,
-            logging: self.logging,
-            labels: &code_labels,
-            cfg: &self.ws.0.cfg,
-            split_labels: Vec::new(),
-            table_labels: Vec::new(),
-            wide_vectors: uses_wide_vectors(f),
-            vector_bytes: env.slot_size[1] as u16,
-            decisions: if self.logging {
-                let mut d = self.ws.0.out.log.entries.clone();
-                d.sort_by_key(|d| d.inst.index());
-                d
-            } else {
-                Vec::new()
-            },
+        let decisions = if self.logging {
+            let mut d = ws.out.log.entries.clone();
+            d.sort_by_key(|d| d.inst.index());
+            d
+        } else {
+            Vec::new()
+        };
+        macro_rules! rewrite_into {
+            ($sink:expr) => {
+                Rewriter {
+                    f,
+                    target: self.target,
+                    ra: &ws.view,
+                    out: &ws.out,
+                    frame: &frame,
+                    asm: $sink,
+                    logging: self.logging,
+                    labels: &code_labels,
+                    cfg: &ws.cfg,
+                    split_labels: Vec::new(),
+                    table_labels: Vec::new(),
+                    wide_vectors: uses_wide_vectors(f),
+                    vector_bytes: env.slot_size[1] as u16,
+                    decisions,
+                }
+                .run()
+            };
         }
-        .run()
+        // Code without branches to relax (no label anywhere, no split
+        // edge) goes straight into the code holder: the Builder's nodes
+        // would only be copied out again. With a logger, through the
+        // Builder, whose listing has the comments (same bytes either way).
+        if !self.logging
+            && self.asm.is_empty()
+            && !refers_to_labels(f)
+            && ws.out.edge_splits.is_empty()
+        {
+            let mut direct = self.asm.direct()?;
+            let start = direct.asm.offset();
+            direct.asm.bind(entry)?;
+            let result = rewrite_into!(&mut direct);
+            if result.is_err() {
+                // As with the Builder, a failed function leaves no code.
+                direct
+                    .asm
+                    .code_mut()
+                    .buffer_mut(CodeHolder::TEXT)
+                    .truncate(start);
+            }
+            return result;
+        }
+        self.asm.bind(entry)?;
+        rewrite_into!(&mut self.asm)
     }
 
     /// Finishes: fails if a function is still open, else writes the global
@@ -877,7 +914,11 @@ impl<'a> Compiler<'a> {
 
     /// Statistics of the last function's register allocation.
     pub fn last_stats(&self) -> jitforge_regalloc::Stats {
-        self.ws.0.out.stats
+        self.ws
+            .0
+            .as_ref()
+            .map(|ws| ws.out.stats)
+            .unwrap_or_default()
     }
 }
 
@@ -903,11 +944,7 @@ impl Emitter for Compiler<'_> {
             || crate::x86::text::format_instruction(mnemonic, operands, options, crate::Arch::X64);
         let plain = if count.is_none() {
             match self.plain_inst(mnemonic, prefix, options, mask, operands)? {
-                Plain::Inst(id, ops) => {
-                    let st = self.state()?;
-                    st.f.inst(id, &ops).map_err(|e| invalid(&e.to_string()))?;
-                    return Ok(());
-                }
+                Plain::Added => return Ok(()),
                 Plain::MissingImplicit(e) => return Err(*e),
                 // No form with a write mask binds implicit registers.
                 Plain::NoForm(e) if mask.is_some() => return Err(*e),
@@ -989,8 +1026,8 @@ impl Compiler<'_> {
         self.options(InstOptions::REPNE)
     }
 
-    /// The IR form of an instruction written with explicit operands only,
-    /// or why not: no form takes the operands, or one does but reads
+    /// Adds the IR form of an instruction written with explicit operands
+    /// only, or says why not: no form takes the operands, or one does but reads
     /// implicit registers, which must then be bound (a physical rax read by
     /// `idiv` holds nothing the allocator knows of).
     fn plain_inst(
@@ -1063,14 +1100,23 @@ impl Compiler<'_> {
             ),
             reason,
         };
-        self.ws.0.facts.clear();
-        // Check now, so a bad instruction fails at this call and not at end_func.
-        if let Err(e) = self.target.inst_facts(id, &shapes, &mut self.ws.0.facts) {
-            return Ok(Plain::NoForm(Box::new(error(e.to_string()))));
-        }
+        // Check now, so a bad instruction fails at this call and not at
+        // end_func; the facts are kept for the allocator's view (the tag).
+        let ws = self.ws.get();
+        let index = match self
+            .target
+            .facts_index(&mut ws.facts_table, id, &shapes, &mut ws.facts)
+        {
+            Ok(index) => index,
+            Err(e) => return Ok(Plain::NoForm(Box::new(error(e.to_string())))),
+        };
+        let facts = index
+            .and_then(|i| ws.facts_table.get(i))
+            .unwrap_or(&ws.facts);
         // Only an instruction that reads an implicit register (in the facts
         // just computed) needs it bound; the rest is for the message.
-        let reads_implicit = self.ws.0.facts.implicit.iter().any(|i| i.access.reads());
+        let reads_implicit = facts.implicit.iter().any(|i| i.access.reads());
+        let tag = index.unwrap_or(jitforge_ir::NO_TAG);
         let bound = inst.with_bound_implicit();
         if reads_implicit && self.target.is_valid(bound.id()) {
             let form = self
@@ -1091,7 +1137,13 @@ impl Compiler<'_> {
                 )))));
             }
         }
-        Ok(Plain::Inst(id, ops))
+        let st = self
+            .func
+            .as_mut()
+            .ok_or_else(|| invalid("no function: call add_func first"))?;
+        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops, tag)
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(Plain::Added)
     }
 
     /// Adds an instruction whose operands include virtual registers bound
@@ -1178,12 +1230,14 @@ impl Compiler<'_> {
             st.f.copy(IrOperand::v(to), IrOperand::v(from))
                 .map_err(|e| Some(e.to_string()))?;
         }
-        self.ws.0.facts.clear();
         let shapes: Vec<OpShape> = ops.iter().map(|o| st.f.operand_shape(o)).collect();
-        target
-            .inst_facts(id, &shapes, &mut self.ws.0.facts)
+        let ws = self.ws.get();
+        let tag = target
+            .facts_index(&mut ws.facts_table, id, &shapes, &mut ws.facts)
+            .map_err(|e| Some(e.to_string()))?
+            .unwrap_or(jitforge_ir::NO_TAG);
+        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops, tag)
             .map_err(|e| Some(e.to_string()))?;
-        st.f.inst(id, &ops).map_err(|e| Some(e.to_string()))?;
         Ok(())
     }
 }
@@ -1200,25 +1254,36 @@ struct Workspace {
     allocator: Allocator,
     out: Output,
     facts: InstFacts,
+    /// The facts of the instructions written, by their tags.
+    facts_table: FactsTable,
     /// The last function compiled, its buffers kept for the next one.
     function: Option<IrFunction>,
 }
 
 thread_local! {
     /// The workspace of the last Compiler dropped on this thread.
-    static SPARE_WORKSPACE: std::cell::Cell<Option<Workspace>> = const { std::cell::Cell::new(None) };
+    static SPARE_WORKSPACE: std::cell::Cell<Option<Box<Workspace>>> = const { std::cell::Cell::new(None) };
 }
 
-/// A [`Workspace`] that goes back to [`SPARE_WORKSPACE`] when dropped.
-struct Pooled(Workspace);
+/// A [`Workspace`] that goes back to [`SPARE_WORKSPACE`] when dropped
+/// (boxed: handing it over moves a pointer, not the workspace).
+struct Pooled(Option<Box<Workspace>>);
 
 impl Pooled {
-    /// The thread's spare workspace, or a new one.
+    /// The thread's spare workspace, or none yet (made on first use).
     fn take() -> Pooled {
-        let spare = SPARE_WORKSPACE.try_with(|s| s.take()).ok().flatten();
-        Pooled(spare.unwrap_or_default())
+        Pooled(SPARE_WORKSPACE.try_with(|s| s.take()).ok().flatten())
+    }
+
+    /// The workspace.
+    fn get(&mut self) -> &mut Workspace {
+        self.0.get_or_insert_with(Box::default)
     }
 }
+
+/// Entries of the facts table kept from one function to the next (beyond,
+/// it starts again empty).
+const FACTS_TABLE_KEEP: usize = 4096;
 
 /// A workspace whose last function had more instructions than this is
 /// freed, not kept: a thread that compiled one large function should not
@@ -1227,11 +1292,11 @@ const SPARE_MAX_INSTS: usize = 4096;
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let large = self.0.function.as_ref().map_or(0, |f| f.num_insts()) > SPARE_MAX_INSTS;
+        let Some(ws) = self.0.take() else { return };
+        let large = ws.function.as_ref().map_or(0, |f| f.num_insts()) > SPARE_MAX_INSTS;
         if large {
             return;
         }
-        let ws = std::mem::take(&mut self.0);
         // During thread teardown the slot may be gone: the buffers are freed.
         let _ = SPARE_WORKSPACE.try_with(|s| s.set(Some(ws)));
     }
@@ -1240,8 +1305,9 @@ impl Drop for Pooled {
 /// What [`Compiler::plain_inst`] found (errors boxed: the common case
 /// stays small to return).
 enum Plain {
-    /// The instruction, ready to add.
-    Inst(jitforge_ir::TargetInst, SmallVec<[IrOperand; 4]>),
+    /// The instruction is added (tagged with the index of its facts in the
+    /// workspace's facts table).
+    Added,
     /// No form takes the operands.
     NoForm(Box<Error>),
     /// A form takes them but reads implicit registers.
@@ -1416,20 +1482,39 @@ fn unbound_jump_target(f: &IrFunction) -> Option<IrLabel> {
     })
 }
 
-/// Whether `f` names a 256- or 512-bit vector register anywhere.
-fn uses_wide_vectors(f: &IrFunction) -> bool {
-    let wide = |r: &IrReg| match *r {
-        IrReg::Virt(v, view) => {
-            view.size().unwrap_or(f.vreg(v).size) >= 32 && f.vreg(v).class == IrClass::VEC
-        }
-        IrReg::Phys(p, view) => p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32,
-    };
-    f.insts().any(|i| {
-        f.operands(i).iter().any(|op| match op {
-            IrOperand::Reg(r) => wide(r),
-            IrOperand::Fixed(v, _) => f.vreg(*v).class == IrClass::VEC && f.vreg(*v).size >= 32,
+/// Whether an operand of `f` is a label or an address built on one (a
+/// label, stack slot or jump table: one pass over the operand pool), or
+/// `f` has jump tables.
+fn refers_to_labels(f: &IrFunction) -> bool {
+    f.num_jump_tables() != 0
+        || f.all_operands().iter().any(|op| match op {
+            IrOperand::Label(_) => true,
+            IrOperand::Mem(m) => !matches!(
+                m.base,
+                IrMemBase::None
+                    | IrMemBase::Reg(_)
+                    | IrMemBase::Slot(_)
+                    | IrMemBase::InArgs
+                    | IrMemBase::OutArgs
+            ),
             _ => false,
         })
+}
+
+/// Whether `f` names a 256- or 512-bit vector register anywhere (one pass
+/// over the operand pool).
+fn uses_wide_vectors(f: &IrFunction) -> bool {
+    let wide_vreg = |v: IrVReg, view: View| {
+        f.get_vreg(v)
+            .is_some_and(|d| d.class == IrClass::VEC && view.size().unwrap_or(d.size) >= 32)
+    };
+    f.all_operands().iter().any(|op| match *op {
+        IrOperand::Reg(IrReg::Virt(v, view)) => wide_vreg(v, view),
+        IrOperand::Reg(IrReg::Phys(p, view)) => {
+            p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32
+        }
+        IrOperand::Fixed(v, _) => wide_vreg(v, View::FULL),
+        _ => false,
     })
 }
 

@@ -7,15 +7,19 @@
 //! - [`target`]: the x86 target of the IR ([`X86Target`]), which gives the
 //!   IR's verifier, lowering and the register allocator every operand fact
 //!   from jitforge's instruction database.
-//! - `ra`: the allocator's view of a lowered function; `rewrite`: the
-//!   frame and the allocated function written into the Builder.
+//! - `ra`: the allocator's view of a lowered function (the operand facts
+//!   of each instruction are computed once, when it is written, and read
+//!   back through the instruction's tag from the workspace's
+//!   [`FactsTable`]); `rewrite`: the frame and the allocated function
+//!   written into the Builder, or straight into the code holder when
+//!   nothing in it needs relaxing (no label, no jump table, no split edge).
 //! - [`run`]: IR text compiled and run or listed (the `jitforge run` and
 //!   `jitforge compile` commands); [`fuzzing`]: the differential check of
 //!   random programs against an interpreter.
 
 pub mod target;
 
-pub use target::{BoundOperands, ImplicitBinding, Prefix, X86Inst, X86Target};
+pub use target::{BoundOperands, FactsTable, ImplicitBinding, Prefix, X86Inst, X86Target};
 
 mod api;
 mod ra;

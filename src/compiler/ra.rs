@@ -3,6 +3,7 @@
 //! x86 target supplies, and remembers which IR operand each allocator
 //! operand stands for, so the rewrite can put the allocations back.
 
+use super::target::FactsTable;
 use jitforge_ir::cfg::Cfg;
 use jitforge_ir::target::{Access, InstFacts, Target};
 use jitforge_ir::{
@@ -36,16 +37,25 @@ pub(crate) struct RaView {
     operands: Vec<Operand>,
     origins: Vec<OperandOrigin>,
     op_offsets: Vec<u32>,
-    clobbers: Vec<PRegSet>,
+    /// Per instruction: `RET`, `BRANCH`, and whether it has clobbers or is
+    /// a move (then in `clobbers` or `moves`, by instruction: most
+    /// instructions have neither, so they cost one byte here).
     flags: Vec<u8>,
-    moves: Vec<Option<(VReg, VReg)>>,
+    clobbers: Vec<(u32, PRegSet)>,
+    moves: Vec<(u32, VReg, VReg)>,
     classes: Vec<RegClass>,
     remat: Vec<bool>,
     facts: InstFacts,
+    /// Per vreg while building: the constant every definition gives it
+    /// (`Some(None)`: defined otherwise), and whether it was written yet.
+    constant: Vec<Option<Option<i64>>>,
+    written: Vec<bool>,
 }
 
 const RET: u8 = 1;
 const BRANCH: u8 = 2;
+const CLOBBERS: u8 = 4;
+const MOVE: u8 = 8;
 
 fn class_of(class: IrClass) -> RegClass {
     match class.0 {
@@ -61,7 +71,16 @@ fn preg_of(p: jitforge_ir::PReg) -> PReg {
 
 impl RaView {
     /// Builds the view of `f` (lowered, with unreachable blocks removed) from `cfg`.
-    pub fn build(&mut self, f: &IrFunction, cfg: &Cfg, target: &dyn Target) -> Result<(), String> {
+    /// Target instructions tagged with an index of `table` take their facts
+    /// from there; the others (pseudo-instructions, IR from text) are
+    /// asked of `target`.
+    pub fn build(
+        &mut self,
+        f: &IrFunction,
+        cfg: &Cfg,
+        target: &dyn Target,
+        table: &FactsTable,
+    ) -> Result<(), String> {
         self.block_ranges.clear();
         self.succs.clear();
         self.succ_offsets.clear();
@@ -78,6 +97,21 @@ impl RaView {
         self.remat.clear();
 
         let n = f.num_insts();
+        // Exact room (no doubling slack): at most one allocator operand per
+        // register an IR operand names.
+        self.flags.reserve_exact(n);
+        self.op_offsets.reserve_exact(n + 1);
+        let most: usize = f
+            .all_operands()
+            .iter()
+            .map(|op| match op {
+                jitforge_ir::Operand::Reg(_) | jitforge_ir::Operand::Fixed(..) => 1,
+                jitforge_ir::Operand::Mem(m) => m.regs().count(),
+                _ => 0,
+            })
+            .sum();
+        self.operands.reserve_exact(most);
+        self.origins.reserve_exact(most);
         let mut expected = 0usize;
         for b in cfg.blocks() {
             let range = cfg.insts(b, f);
@@ -104,21 +138,35 @@ impl RaView {
         self.pred_offsets.push(self.preds.len() as u32);
 
         // Constants: a vreg every definition of which is `copy v, imm` with one value.
-        let mut constant: Vec<Option<Option<i64>>> = vec![None; f.num_vregs()];
+        let mut constant = std::mem::take(&mut self.constant);
+        constant.clear();
+        constant.resize(f.num_vregs(), None);
         for (v, data) in f.vregs() {
             self.classes.push(class_of(data.class));
             let _ = v;
         }
-        let mut facts = std::mem::take(&mut self.facts);
+        let mut scratch = std::mem::take(&mut self.facts);
         // Vregs written so far in layout order: a partial write (`cvtsi2sd`,
         // `mov v.r8, ..`) of a vreg nothing wrote before is a plain definition.
-        let mut written = vec![false; f.num_vregs()];
+        let mut written = std::mem::take(&mut self.written);
+        written.clear();
+        written.resize(f.num_vregs(), false);
         for i in 0..n {
             let inst = IrInst::from_u32(i as u32);
             self.op_offsets.push(self.operands.len() as u32);
-            facts.clear();
-            f.inst_facts(target, inst, &mut facts)
-                .map_err(|e| format!("instruction {i}: {e}"))?;
+            let tagged = match f.inst_data(inst) {
+                d if matches!(d.kind, InstKind::Target(_)) => d.tag().and_then(|t| table.get(t)),
+                _ => None,
+            };
+            let facts = match tagged {
+                Some(facts) => facts,
+                None => {
+                    scratch.clear();
+                    f.inst_facts(target, inst, &mut scratch)
+                        .map_err(|e| format!("instruction {i}: {e}"))?;
+                    &scratch
+                }
+            };
             let imm_def = f.copy_imm(inst);
             let mut clobbers = PRegSet::empty();
             for class in 0..3u8 {
@@ -134,7 +182,7 @@ impl RaView {
             let mut shared = false;
             let operands = &mut self.operands;
             let origins = &mut self.origins;
-            f.vreg_accesses(inst, &facts, |a| {
+            f.vreg_accesses(inst, facts, |a| {
                 if a.access == Access::None && !a.in_address {
                     shared = true;
                 }
@@ -200,22 +248,29 @@ impl RaView {
                     _ => 0,
                 },
             };
-            self.flags.push(flow_flags);
-            self.clobbers.push(clobbers);
-            self.moves.push(f.copy_vregs(inst).and_then(|(d, s)| {
-                let same_class = f.vreg(d).class == f.vreg(s).class;
-                same_class.then(|| {
-                    (
-                        VReg::new(d.as_u32() as usize),
-                        VReg::new(s.as_u32() as usize),
-                    )
-                })
-            }));
+            let mut flags = flow_flags;
+            if !clobbers.is_empty() {
+                flags |= CLOBBERS;
+                self.clobbers.push((i as u32, clobbers));
+            }
+            if let Some((d, s)) = f.copy_vregs(inst)
+                && f.vreg(d).class == f.vreg(s).class
+            {
+                flags |= MOVE;
+                self.moves.push((
+                    i as u32,
+                    VReg::new(d.as_u32() as usize),
+                    VReg::new(s.as_u32() as usize),
+                ));
+            }
+            self.flags.push(flags);
         }
-        self.facts = facts;
+        self.facts = scratch;
         self.op_offsets.push(self.operands.len() as u32);
         self.remat
             .extend(constant.iter().map(|c| matches!(c, Some(Some(_)))));
+        self.constant = constant;
+        self.written = written;
         Ok(())
     }
 
@@ -263,10 +318,20 @@ impl RaFunction for RaView {
         &self.operands[self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize]
     }
     fn inst_clobbers(&self, inst: Inst) -> PRegSet {
-        self.clobbers[inst.index()]
+        if self.flags[inst.index()] & CLOBBERS == 0 {
+            return PRegSet::empty();
+        }
+        let i = inst.index() as u32;
+        let at = self.clobbers.partition_point(|&(j, _)| j < i);
+        self.clobbers.get(at).map_or(PRegSet::empty(), |&(_, c)| c)
     }
     fn is_move(&self, inst: Inst) -> Option<(VReg, VReg)> {
-        self.moves[inst.index()]
+        if self.flags[inst.index()] & MOVE == 0 {
+            return None;
+        }
+        let i = inst.index() as u32;
+        let at = self.moves.partition_point(|&(j, _, _)| j < i);
+        self.moves.get(at).map(|&(_, d, s)| (d, s))
     }
     fn vreg_class(&self, vreg: VReg) -> RegClass {
         self.classes[vreg.index()]

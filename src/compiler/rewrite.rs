@@ -85,12 +85,13 @@ impl Frame {
         let spill_base = out_args.next_multiple_of(16);
         let mut at = spill_base + out.spill_area_size;
         let mut saved_vec = Vec::new();
-        for hw in 0..32u8 {
-            if out.used_callee_saved.contains(PReg::vec(hw)) {
-                at = at.next_multiple_of(16);
-                saved_vec.push((hw, at));
-                at += 16;
-            }
+        let mut vec_saved = out.used_callee_saved.class_mask(RegClass::Vec);
+        while vec_saved != 0 {
+            let hw = vec_saved.trailing_zeros() as u8;
+            vec_saved &= vec_saved - 1;
+            at = at.next_multiple_of(16);
+            saved_vec.push((hw, at));
+            at += 16;
         }
         let mut slot_offsets = Vec::new();
         let mut max_align = 1;
@@ -188,23 +189,30 @@ pub(crate) trait Sink: Emitter {
     ) -> Result<()>;
 }
 
+/// The [`Sink`] methods of an Assembler reached as `$asm` from `self`.
+macro_rules! assembler_sink {
+    ($self:ident => $asm:expr) => {
+        fn new_label(&mut $self) -> Label {
+            Assembler::new_label($asm)
+        }
+        fn bind(&mut $self, label: Label) -> Result<()> {
+            Assembler::bind($asm, label)
+        }
+        fn align(&mut $self, alignment: usize) -> Result<()> {
+            Assembler::align($asm, alignment)
+        }
+        fn embed_label(&mut $self, label: Label) -> Result<()> {
+            Assembler::embed_label($asm, label)
+        }
+        fn comment(&mut $self, text: &str) -> Result<()> {
+            Assembler::comment($asm, text);
+            Ok(())
+        }
+    };
+}
+
 impl Sink for Assembler<'_> {
-    fn new_label(&mut self) -> Label {
-        Assembler::new_label(self)
-    }
-    fn bind(&mut self, label: Label) -> Result<()> {
-        Assembler::bind(self, label)
-    }
-    fn align(&mut self, alignment: usize) -> Result<()> {
-        Assembler::align(self, alignment)
-    }
-    fn embed_label(&mut self, label: Label) -> Result<()> {
-        Assembler::embed_label(self, label)
-    }
-    fn comment(&mut self, text: &str) -> Result<()> {
-        Assembler::comment(self, text);
-        Ok(())
-    }
+    assembler_sink!(self => self);
     fn emit_with(
         &mut self,
         mnemonic: Mnemonic,
@@ -212,6 +220,26 @@ impl Sink for Assembler<'_> {
         options: crate::x86::InstOptions,
     ) -> Result<()> {
         Assembler::emit_with(self, mnemonic, operands, options)
+    }
+}
+
+impl Emitter for crate::builder::Direct<'_> {
+    fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
+        self.emit_with(mnemonic, operands, crate::x86::InstOptions::NONE)
+    }
+}
+
+/// Straight into the code holder: labels, alignment and comments through
+/// its Assembler, instructions through the encoding memo.
+impl Sink for crate::builder::Direct<'_> {
+    assembler_sink!(self => &mut self.asm);
+    fn emit_with(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: crate::x86::InstOptions,
+    ) -> Result<()> {
+        crate::builder::Direct::emit_with(self, mnemonic, operands, options)
     }
 }
 
@@ -655,7 +683,7 @@ impl<S: Sink> Rewriter<'_, S> {
         self.prolog()?;
         let mut edits = self.out.edits.iter().peekable();
         let n = self.f.num_insts();
-        let mut ops: Vec<Operand> = Vec::with_capacity(6);
+        let mut ops: smallvec::SmallVec<[Operand; 6]> = smallvec::SmallVec::new();
         for i in 0..n {
             let inst = IrInst::from_u32(i as u32);
             let mut edit_vregs: Vec<jitforge_regalloc::VReg> = Vec::new();

@@ -1402,12 +1402,18 @@ impl X86Target {
         })
     }
 
-    /// The facts cache key of (normalized) shapes, the mask included.
-    fn facts_key(&self, x: X86Inst, all: &[OpShape]) -> FactsKey {
+    /// The facts cache key of the shapes of `inst` (normalized here; the
+    /// mask included). Computed from the id as given, without decoding it:
+    /// a key only finds facts stored under a valid id.
+    fn facts_key(&self, inst: TargetInst, all: &[OpShape]) -> FactsKey {
         let mut ops = [0u64; 6];
         let mut extra = 0u64;
+        let ternlog = self
+            .info
+            .get((inst.0 & 0xFFFF) as usize)
+            .is_some_and(|i| i.special == Special::Ternlog);
         for (j, sh) in all.iter().enumerate().take(6) {
-            ops[j] = op_code(sh);
+            ops[j] = op_code(&self.norm(*sh));
             if let OpShape::Reg { id, .. } = *sh {
                 let sub_view = matches!(id, Reg::Virt(_, v) if v != View::FULL) as u64;
                 let same = all[..j]
@@ -1417,13 +1423,13 @@ impl X86Target {
                 extra |= (sub_view | same << 1) << (4 * j);
             }
             if let OpShape::Imm(v) = *sh
-                && self.info[x.mnemonic as usize].special == Special::Ternlog
+                && ternlog
             {
                 extra |= (v as u8 as u64) << 32;
             }
         }
         FactsKey {
-            inst: x.id().0 | (self.mode64 as u32) << 31 | (self.avx512 as u32) << 30,
+            inst: inst.0 | (self.mode64 as u32) << 31 | (self.avx512 as u32) << 30,
             n: all.len() as u8,
             ops,
             extra,
@@ -1452,6 +1458,72 @@ impl X86Target {
             }
         }
         Ok(())
+    }
+
+    /// What the facts of `inst` on `ops` are computed from: the decoded
+    /// id, the normalized shapes, the number of explicit operands and the
+    /// facts cache key (or why no form can take them).
+    fn facts_input(
+        &self,
+        inst: TargetInst,
+        ops: &[OpShape],
+    ) -> Result<(X86Inst, [OpShape; 6], usize, FactsKey), FactsError> {
+        let x = self.decode(inst).ok_or(FactsError::UnknownInst(inst))?;
+        let explicit = split_mask(x, ops)?;
+        if x.bound && ops.len() > 6 {
+            return Err(FactsError::OperandCount {
+                expected: 6,
+                found: ops.len(),
+            });
+        }
+        if !x.bound && explicit.len() > 5 {
+            return Err(self.diagnose(x, explicit));
+        }
+        let mut shapes = [OpShape::Imm(0); 6];
+        for (d, s) in shapes.iter_mut().zip(ops) {
+            *d = self.norm(*s);
+        }
+        let key = self.facts_key(inst, ops);
+        Ok((x, shapes, explicit.len(), key))
+    }
+
+    /// The index in `table` of the facts of `inst` on `ops` (as
+    /// [`Target::inst_facts`] gives them): computed once per shape of
+    /// instruction for as long as the table lives. `None` when the table is
+    /// full: then the facts are in `out` (which is left alone otherwise).
+    pub fn facts_index(
+        &self,
+        table: &mut FactsTable,
+        inst: TargetInst,
+        ops: &[OpShape],
+        out: &mut InstFacts,
+    ) -> Result<Option<u16>, FactsError> {
+        // A hit needs only the key (no decoding, no normalized copy); an id
+        // with bits outside the packing could alias another's key.
+        if ops.len() <= 6 && inst.0 & !ID_BITS == 0 {
+            let key = self.facts_key(inst, ops);
+            if let Some(&index) = table.slots.get(key.slot())
+                && let Some(k) = table.keys.get(index as usize)
+                && *k == key
+            {
+                return Ok(Some(index));
+            }
+        }
+        let (x, shapes, n, key) = self.facts_input(inst, ops)?;
+        let slot = key.slot();
+        out.clear();
+        self.facts_uncached(x, &shapes[..ops.len()], n, out)?;
+        if table.facts.len() >= FactsTable::CAPACITY {
+            return Ok(None);
+        }
+        if table.slots.is_empty() {
+            table.slots.resize(MEMO_SLOTS, u16::MAX);
+        }
+        let index = table.facts.len() as u16;
+        table.slots[slot] = index;
+        table.keys.push(key);
+        table.facts.push(std::mem::take(out));
+        Ok(Some(index))
     }
 
     fn write_access(&self, base: Access, sh: &OpShape, form: &Form, x: X86Inst) -> Access {
@@ -1797,6 +1869,65 @@ impl FactsKey {
 
 thread_local! {
     static FACTS_CACHE: core::cell::RefCell<Memo<FactsKey, InstFacts>> = const { core::cell::RefCell::new(Memo::new()) };
+}
+
+/// Copies facts into `out` field by field, so that `out` keeps its buffers
+/// (a few inline elements copy faster one by one than through
+/// `extend_from_slice`'s two variable-length memmoves).
+fn copy_facts(facts: &InstFacts, out: &mut InstFacts) {
+    out.ops.clear();
+    for &op in &facts.ops {
+        out.ops.push(op);
+    }
+    out.implicit.clear();
+    for &imp in &facts.implicit {
+        out.implicit.push(imp);
+    }
+    out.clobbers = facts.clobbers;
+    out.flow = facts.flow;
+}
+
+/// Operand facts of instructions kept by their user, each computed once
+/// per shape of instruction ([`X86Target::facts_index`]) and then named by
+/// its index: the Compiler tags every instruction it writes with one
+/// (`jitforge_ir::InstData::tag`), and the allocator's view reads the facts
+/// back instead of matching the forms a second time. Unlike the target's
+/// own per-thread caches, it is owned (no thread-local lookup) and an index
+/// stays valid until [`FactsTable::clear`].
+#[derive(Default)]
+pub struct FactsTable {
+    /// Hash slot -> index of the newest entry with that slot.
+    slots: Vec<u16>,
+    keys: Vec<FactsKey>,
+    facts: Vec<InstFacts>,
+}
+
+impl FactsTable {
+    /// Entries a table holds at most (indexes are `u16`, one value stays
+    /// free for "no tag").
+    pub const CAPACITY: usize = u16::MAX as usize - 1;
+
+    /// The facts at `index`.
+    pub fn get(&self, index: u16) -> Option<&InstFacts> {
+        self.facts.get(index as usize)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.facts.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.facts.is_empty()
+    }
+
+    /// Forgets every entry (their indexes become invalid), keeping the buffers.
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.keys.clear();
+        self.facts.clear();
+    }
 }
 
 /// The immediate kinds, whose fit decides matching.
@@ -2201,24 +2332,8 @@ impl Target for X86Target {
         out: &mut InstFacts,
     ) -> Result<(), FactsError> {
         out.clear();
-        let x = self.decode(inst).ok_or(FactsError::UnknownInst(inst))?;
-        let explicit = split_mask(x, ops)?;
-        if x.bound && ops.len() > 6 {
-            return Err(FactsError::OperandCount {
-                expected: 6,
-                found: ops.len(),
-            });
-        }
-        if !x.bound && explicit.len() > 5 {
-            return Err(self.diagnose(x, explicit));
-        }
-        let mut shapes = [OpShape::Imm(0); 6];
-        for (d, s) in shapes.iter_mut().zip(ops) {
-            *d = self.norm(*s);
-        }
-        let n = explicit.len();
+        let (x, shapes, n, key) = self.facts_input(inst, ops)?;
         let all = &shapes[..ops.len()];
-        let key = self.facts_key(x, all);
         let slot = key.slot();
         let hit = FACTS_CACHE.with(|c| {
             // Copied field by field so that `out` keeps its buffers.
@@ -2226,18 +2341,7 @@ impl Target for X86Target {
             let Some(facts) = c.get(slot, &key) else {
                 return false;
             };
-            // Pushed one by one: a few inline elements copy faster so than
-            // through `extend_from_slice` (two variable-length memmoves).
-            out.ops.clear();
-            for &op in &facts.ops {
-                out.ops.push(op);
-            }
-            out.implicit.clear();
-            for &imp in &facts.implicit {
-                out.implicit.push(imp);
-            }
-            out.clobbers = facts.clobbers;
-            out.flow = facts.flow;
+            copy_facts(facts, out);
             true
         });
         if hit {
@@ -2248,9 +2352,9 @@ impl Target for X86Target {
         Ok(())
     }
 
-    fn inst_flow(&self, inst: TargetInst, ops: &[OpShape]) -> Flow {
+    fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow {
         match self.info.get((inst.0 & 0xFFFF) as usize) {
-            Some(i) if inst.0 & !ID_BITS == 0 => self.flow_of(i.mnemonic, ops.first()),
+            Some(i) if inst.0 & !ID_BITS == 0 => self.flow_of(i.mnemonic, first),
             _ => Flow::Normal,
         }
     }
@@ -2367,8 +2471,9 @@ mod tests {
         }
     }
 
-    /// The cache never changes an answer: random shapes (few distinct keys,
-    /// so that entries are hit and collide) resolve as without it.
+    /// The caches never change an answer: random shapes (few distinct keys,
+    /// so that entries are hit and collide) resolve as without them, and
+    /// the facts table (`facts_index`) holds the same facts.
     #[test]
     fn cache_is_transparent() {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
@@ -2393,6 +2498,7 @@ mod tests {
             "xchg",
             "vpternlogd",
         ];
+        let mut table = FactsTable::default();
         for t in [X86Target::x64(), X86Target::x86(), X86Target::x64_avx512()] {
             for _ in 0..20_000 {
                 let m = Mnemonic::from_name(names[(next() % names.len() as u64) as usize])
@@ -2472,7 +2578,19 @@ mod tests {
                 if a.is_ok() {
                     assert_eq!(fa, fb, "{m:?} {shapes:?}");
                 }
+                // And the facts table the Compiler keeps (one for all
+                // targets, as its workspace is): the same facts by index.
+                let mut scratch = InstFacts::default();
+                match t.facts_index(&mut table, x.id(), &shapes, &mut scratch) {
+                    Ok(Some(index)) => {
+                        assert!(b.is_ok(), "{m:?} {shapes:?}");
+                        assert_eq!(table.get(index), Some(&fb), "{m:?} {shapes:?}");
+                    }
+                    Ok(None) => panic!("the table is far from full"),
+                    Err(e) => assert_eq!(Err(e), b, "{m:?} {shapes:?}"),
+                }
             }
         }
+        assert!(!table.is_empty());
     }
 }
