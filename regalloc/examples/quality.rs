@@ -6,9 +6,12 @@
 //! With `alloc N` it only allocates workload B with N operations twice in
 //! one context, unchecked (for counting machine instructions with
 //! `valgrind --tool=callgrind --toggle-collect='*Allocator*run*'`).
+//! With `small N` it allocates N workload C shaped functions (seeds 1..=N)
+//! in one context, unchecked, after one warm-up function (for counting
+//! machine instructions and heap allocations per small function).
 
 use jitforge_regalloc::fuzzing::{check_bytes, sweep_input};
-use jitforge_regalloc::testfn::workload_b;
+use jitforge_regalloc::testfn::{workload_b, workload_c_shape};
 use jitforge_regalloc::{Allocator, MachineEnv, Options, Output, allocate};
 
 fn main() {
@@ -22,6 +25,17 @@ fn main() {
                 .expect("workload B allocates");
         }
         println!("{} instructions allocated twice", f.insts.len());
+        return;
+    }
+    if args.len() == 3 && args[1] == "small" {
+        let n: u64 = args[2].parse().expect("small N: a number of functions");
+        let funcs: Vec<_> = (0..=n).map(|k| workload_c_shape(k.max(1))).collect();
+        let (mut a, mut out) = (Allocator::new(), Output::default());
+        for f in &funcs {
+            a.run(f, &env, &Options::default(), &mut out)
+                .expect("small function allocates");
+        }
+        println!("{} small functions allocated (one warm-up)", funcs.len() - 1);
         return;
     }
     for ops in [1_000, 10_000] {

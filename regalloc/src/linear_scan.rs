@@ -141,6 +141,41 @@ pub struct LocRec {
     pub in_slot: bool,
 }
 
+/// A vreg's state during the backward scan of a block.
+#[derive(Clone, Copy, Debug)]
+struct BackState {
+    /// Position of its next use (`INF_POS`: none, or redefined first).
+    next_use: u32,
+    /// The fixed register of that use, or `0xff`.
+    hint: u8,
+    /// Position of its next access and the plan's cost to go from just
+    /// before it, for the value arriving in memory, clean in a register,
+    /// dirty in a register (`NONE`: no read ahead).
+    plan_pos: u32,
+    plan: PlanCost,
+}
+
+const BACK_NONE: BackState = BackState {
+    next_use: INF_POS,
+    hint: 0xff,
+    plan_pos: NONE,
+    plan: [0; 3],
+};
+
+/// What the backward scan found for one operand of the block.
+#[derive(Clone, Copy, Debug)]
+struct OpFact {
+    /// Position of the vreg's next use after this instruction.
+    next: u32,
+    /// The plan's gain of loading the value on a miss rather than using
+    /// its slot (see [`plan_step`]).
+    gain: u32,
+    /// [`drop_cost_base`] of the vreg's next access.
+    drop_base: [u32; 2],
+    /// The fixed register of the next use, or `0xff`.
+    hint: u8,
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct VState {
     regs: u32,
@@ -166,21 +201,11 @@ pub struct Scan {
     pub(crate) exit_recs: Vec<LocRec>,
     pub(crate) exit_start: Vec<u32>,
     // Backward-scan scratch.
-    nu: Vec<u32>,
-    nu_hint: Vec<u8>,
+    /// Per vreg during the backward scan (reset through `nu_touched`).
+    back: Vec<BackState>,
     nu_touched: Vec<u32>,
-    op_next: Vec<u32>,
-    op_hint: Vec<u8>,
-    /// Per operand of the block, [`drop_cost_base`] of the vreg's next
-    /// access.
-    op_drop_base: Vec<[u32; 2]>,
-    /// Per operand of the block, the plan's gain of loading the value on a
-    /// miss rather than using its slot (see [`plan_step`]).
-    op_plan_gain: Vec<u32>,
-    /// Per vreg during the backward scan: position of its next access in
-    /// the block and the plan's cost to go from just before it, for the
-    /// value arriving in memory, clean in a register, dirty in a register.
-    plan_next: Vec<(u32, PlanCost)>,
+    /// Per operand of the block, what the backward scan found.
+    op: Vec<OpFact>,
     /// Per vreg, the index of its first live range not yet passed.
     range_cursor: Vec<u32>,
     // Output being built.
@@ -202,6 +227,8 @@ pub struct Scan {
     /// Per register, the positions in the current block where a fixed
     /// operand or a clobber needs it, latest first (the next one is last).
     fixed_pos: Vec<Vec<u32>>,
+    /// Registers (by [`PReg::index`]) whose `fixed_pos` list is not empty.
+    fixed_touched: u128,
     /// Whether the current block has any fixed operand or clobber.
     block_has_fixed: bool,
 }
@@ -376,12 +403,8 @@ impl Scan {
         self.entry_start.clear();
         self.exit_recs.clear();
         self.exit_start.clear();
-        self.nu.clear();
-        self.nu.resize(nv, INF_POS);
-        self.nu_hint.clear();
-        self.nu_hint.resize(nv, 0xff);
-        self.plan_next.clear();
-        self.plan_next.resize(nv, (NONE, [0; 3]));
+        self.back.clear();
+        self.back.resize(nv, BACK_NONE);
         self.range_cursor.clear();
         self.range_cursor.resize(nv, 0);
         self.allocs.clear();
@@ -665,60 +688,57 @@ impl Scan {
         if self.fixed_pos.len() != 96 {
             self.fixed_pos = vec![Vec::new(); 96];
         }
-        if self.block_has_fixed {
-            for l in self.fixed_pos.iter_mut() {
-                l.clear();
-            }
+        let mut m = self.fixed_touched;
+        while m != 0 {
+            self.fixed_pos[m.trailing_zeros() as usize].clear();
+            m &= m - 1;
         }
-        self.block_has_fixed = false;
-        for i in r.iter().rev() {
-            for op in f.inst_operands(i) {
-                if let Constraint::Fixed(p) = op.constraint {
-                    self.fixed_pos[p.index()].push(2 * i.0);
-                    self.block_has_fixed = true;
-                }
-            }
-            for p in f.inst_clobbers(i).iter() {
-                self.fixed_pos[p.index()].push(2 * i.0);
-                self.block_has_fixed = true;
-            }
-        }
+        self.fixed_touched = 0;
         for (k, &v) in live.live_out(b).iter().enumerate() {
             let d = live.dist_out(b)[k];
-            self.nu[v as usize] = if d >= INF {
-                INF_POS
+            let back = &mut self.back[v as usize];
+            if d >= INF {
+                *back = BACK_NONE;
             } else {
-                end_pos.saturating_add(d.saturating_mul(2)).min(INF_POS - 1)
-            };
-            self.nu_hint[v as usize] = 0xff;
+                let pos = end_pos.saturating_add(d.saturating_mul(2)).min(INF_POS - 1);
+                *back = BackState {
+                    next_use: pos,
+                    hint: 0xff,
+                    plan_pos: pos,
+                    plan: [MISS_COST, 0, 0],
+                };
+            }
             self.nu_touched.push(v);
-            self.plan_next[v as usize] = if d >= INF {
-                (NONE, [0; 3])
-            } else {
-                (self.nu[v as usize], [MISS_COST, 0, 0])
-            };
         }
         let base = self.alloc_off[r.start.index()] as usize;
         let total = self.alloc_off[r.end.index()] as usize - base;
-        self.op_next.clear();
-        self.op_next.resize(total, INF_POS);
-        self.op_hint.clear();
-        self.op_hint.resize(total, 0xff);
-        self.op_drop_base.clear();
-        self.op_drop_base.resize(total, [0; 2]);
-        self.op_plan_gain.clear();
-        self.op_plan_gain.resize(total, 0);
+        self.op.clear();
+        self.op.resize(
+            total,
+            OpFact {
+                next: INF_POS,
+                gain: 0,
+                drop_base: [0; 2],
+                hint: 0xff,
+            },
+        );
         for i in r.iter().rev() {
             let ops = f.inst_operands(i);
+            let pos = 2 * i.0;
             let ob = self.alloc_off[i.index()] as usize - base;
+            let facts = &mut self.op[ob..ob + ops.len()];
             for (k, op) in ops.iter().enumerate() {
-                self.op_next[ob + k] = self.nu[op.vreg.index()];
-                self.op_hint[ob + k] = self.nu_hint[op.vreg.index()];
-            }
-            // Residency plan: one step per vreg accessed here (an operand
-            // naming an earlier operand's vreg shares its step).
-            for (k, op) in ops.iter().enumerate() {
+                if let Constraint::Fixed(p) = op.constraint {
+                    self.fixed_pos[p.index()].push(pos);
+                    self.fixed_touched |= 1 << p.index();
+                }
                 let v = op.vreg;
+                let back = self.back[v.index()];
+                let fact = &mut facts[k];
+                fact.next = back.next_use;
+                fact.hint = back.hint;
+                // Residency plan: one step per vreg accessed here (an operand
+                // naming an earlier operand's vreg shares its step).
                 let (mut first, mut writes, mut reads, mut foldable) = (k, false, false, true);
                 for (j, o) in ops.iter().enumerate() {
                     if o.vreg == v {
@@ -733,28 +753,43 @@ impl Scan {
                     }
                 }
                 if first < k {
-                    self.op_drop_base[ob + k] = self.op_drop_base[ob + first];
-                    self.op_plan_gain[ob + k] = self.op_plan_gain[ob + first];
+                    let shared = facts[first];
+                    let fact = &mut facts[k];
+                    fact.drop_base = shared.drop_base;
+                    fact.gain = shared.gain;
                     continue;
                 }
-                let next = self.plan_next[v.index()];
-                let (g, gain) = plan_step(next, 2 * i.0, writes, foldable);
-                self.op_plan_gain[ob + k] = gain;
-                self.op_drop_base[ob + k] = drop_cost_base(next.1);
+                let (g, gain) = plan_step((back.plan_pos, back.plan), pos, writes, foldable);
+                let fact = &mut facts[k];
+                fact.gain = gain;
+                fact.drop_base = drop_cost_base(back.plan);
                 // Reset through `nu_touched`: a read pushes the vreg below.
-                self.plan_next[v.index()] = if reads { (2 * i.0, g) } else { (NONE, [0; 3]) };
+                let back = &mut self.back[v.index()];
+                if reads {
+                    back.plan_pos = pos;
+                    back.plan = g;
+                } else {
+                    back.plan_pos = NONE;
+                    back.plan = [0; 3];
+                }
+            }
+            for p in f.inst_clobbers(i).iter() {
+                self.fixed_pos[p.index()].push(pos);
+                self.fixed_touched |= 1 << p.index();
             }
             for op in ops {
                 if op.kind == OperandKind::Def {
-                    self.nu[op.vreg.index()] = INF_POS;
-                    self.nu_hint[op.vreg.index()] = 0xff;
+                    let back = &mut self.back[op.vreg.index()];
+                    back.next_use = INF_POS;
+                    back.hint = 0xff;
                 }
             }
             for op in ops {
                 if op.is_use() {
                     let v = op.vreg.index();
-                    self.nu[v] = 2 * i.0;
-                    self.nu_hint[v] = match op.constraint {
+                    let back = &mut self.back[v];
+                    back.next_use = pos;
+                    back.hint = match op.constraint {
                         Constraint::Fixed(p) => p.hw,
                         _ => 0xff,
                     };
@@ -762,14 +797,12 @@ impl Scan {
                 }
             }
         }
+        self.block_has_fixed = self.fixed_touched != 0;
         for &v in live.live_in(b) {
-            self.v[v as usize].next_use = self.nu[v as usize];
+            self.v[v as usize].next_use = self.back[v as usize].next_use;
         }
-        for k in 0..self.nu_touched.len() {
-            let v = self.nu_touched[k] as usize;
-            self.nu[v] = INF_POS;
-            self.nu_hint[v] = 0xff;
-            self.plan_next[v] = (NONE, [0; 3]);
+        for &v in &self.nu_touched {
+            self.back[v as usize] = BACK_NONE;
         }
         self.nu_touched.clear();
     }
@@ -1143,7 +1176,7 @@ impl Scan {
         }
         for (k, op) in ops.iter().enumerate() {
             let v = op.vreg.0;
-            let next = self.op_next[nb + k];
+            let next = self.op[nb + k].next;
             if op.kind == OperandKind::Modify {
                 // The new value lives only in the modified register.
                 let c = self.vclass(v);
@@ -1171,7 +1204,7 @@ impl Scan {
     /// Records the plan's drop costs after an access of `v` by operand `k`
     /// (numbered within the block).
     fn note_access(&mut self, v: u32, k: usize) {
-        self.v[v as usize].drop_base = self.op_drop_base[k];
+        self.v[v as usize].drop_base = self.op[k].drop_base;
     }
 
     fn alloc_inst<F: Function>(
@@ -1224,8 +1257,8 @@ impl Scan {
             if !info.iter().any(|o| o.vreg == v) {
                 info.push(OpInfo {
                     vreg: v,
-                    drop_base: self.op_drop_base[nb + k],
-                    next_after: self.op_next[nb + k],
+                    drop_base: self.op[nb + k].drop_base,
+                    next_after: self.op[nb + k].next,
                     defined_here,
                 });
             }
@@ -1325,7 +1358,7 @@ impl Scan {
             if op.is_use() && alloc[k] == Allocation::None && !is_reuse_target(k) {
                 // Key: distance to the next use, scaled up for read-modify-write
                 // operands (folding those keeps the loaded value clean).
-                let d = self.op_next[nb + k].saturating_sub(2 * i.0);
+                let d = self.op[nb + k].next.saturating_sub(2 * i.0);
                 let key = if op.kind == OperandKind::Modify {
                     d.saturating_mul(16)
                 } else {
@@ -1364,7 +1397,7 @@ impl Scan {
                 // gains more than evicting the victim loses; else serve it
                 // from memory (a read-modify-write then stays clean in its
                 // slot). No gain needs no victim.
-                let gain = self.op_plan_gain[nb + k];
+                let gain = self.op[nb + k].gain;
                 let fold = free == 0
                     && cand != 0
                     && (gain == 0 || {
@@ -1521,8 +1554,8 @@ impl Scan {
                 }
             }
             let avoid = fixed_any[c] | res_late[c] | if early { res_early[c] } else { 0 };
-            let mut hint = if self.op_hint[nb + k] != 0xff {
-                self.op_hint[nb + k]
+            let mut hint = if self.op[nb + k].hint != 0xff {
+                self.op[nb + k].hint
             } else {
                 0xff
             };
@@ -1541,7 +1574,7 @@ impl Scan {
                 && !stack_used
                 && !self.remat[v as usize]
             {
-                let nxt = self.op_next[nb + k];
+                let nxt = self.op[nb + k].next;
                 let Victim { hw: vic, far, .. } = self.victim(i, c, cand, info);
                 pre = Some(vic);
                 if nxt == INF_POS || nxt.saturating_sub(2 * i.0) >= far {
@@ -1606,7 +1639,7 @@ impl Scan {
         }
         // Dead defs free their location at once.
         for (k, op) in ops.iter().enumerate() {
-            if op.is_def() && self.op_next[nb + k] == INF_POS {
+            if op.is_def() && self.op[nb + k].next == INF_POS {
                 self.clear_vreg_regs(op.vreg.0);
             }
         }
@@ -1620,7 +1653,7 @@ impl Scan {
                 let c = r.class.index();
                 if !op.is_def()
                     || self.allocatable[c] & (1 << r.hw) != 0
-                    || self.op_next[nb + k] == INF_POS
+                    || self.op[nb + k].next == INF_POS
                 {
                     continue;
                 }
@@ -1669,7 +1702,7 @@ impl Scan {
         }
         // Next uses.
         for (k, op) in ops.iter().enumerate() {
-            self.v[op.vreg.index()].next_use = self.op_next[nb + k];
+            self.v[op.vreg.index()].next_use = self.op[nb + k].next;
             self.note_access(op.vreg.0, nb + k);
         }
         for k in 0..n {

@@ -397,3 +397,41 @@ pub fn workload_b(ops: usize) -> TestFunction {
     b.ret(v[0]);
     b.finish()
 }
+
+/// One function of workload C (../shared/bench/WORKLOAD.md) as the
+/// allocator sees it, with generator seed `seed`: arguments in registers 7
+/// and 6, four values, 20 two-operand updates drawn as in workload B, the
+/// values combined into the first and returned. Small functions like this
+/// one measure the allocator's fixed cost per function.
+pub fn workload_c_shape(seed: u64) -> TestFunction {
+    let mut b = Builder::new();
+    let v: Vec<_> = (0..4).map(|_| b.vreg_gp()).collect();
+    b.block();
+    b.args(&[(v[0], 7), (v[1], 6)]);
+    b.inst(&[
+        Operand::def(v[2], Constraint::Reg),
+        Operand::use_(v[0], Constraint::Reg),
+    ]);
+    b.modify_any(v[2], v[1]);
+    b.inst(&[
+        Operand::def(v[3], Constraint::Reg),
+        Operand::use_(v[0], Constraint::Reg),
+    ]);
+    let mut g = Lcg(seed);
+    for _ in 0..20 {
+        let r = g.next();
+        let d = v[((r >> 2) % 4) as usize];
+        let s = v[((r >> 8) % 4) as usize];
+        let dc = if r % 4 == 3 {
+            Constraint::Reg
+        } else {
+            Constraint::Any
+        };
+        b.inst(&[Operand::modify(d, dc), Operand::use_(s, Constraint::Any)]);
+    }
+    for &x in &v[1..] {
+        b.modify_any(v[0], x);
+    }
+    b.ret(v[0]);
+    b.finish()
+}
