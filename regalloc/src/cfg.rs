@@ -19,6 +19,10 @@ pub struct CfgInfo {
     pub is_loop_header: Vec<bool>,
     /// Block of each instruction.
     pub inst_block: Vec<u32>,
+    // Loop-depth scratch: per header, its last back-edge source; per
+    // block, the change of depth where it starts.
+    loop_end: Vec<u32>,
+    depth_change: Vec<i64>,
 }
 
 /// Checks the requirements of [`Function`] and fills `info`.
@@ -244,7 +248,9 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
 /// (`p >= h`) makes blocks `h..=p` one level deeper.
 fn compute_loop_depth<F: Function>(f: &F, info: &mut CfgInfo) {
     let nb = f.num_blocks();
-    let mut end = vec![u32::MAX; nb];
+    let end = &mut info.loop_end;
+    end.clear();
+    end.resize(nb, u32::MAX);
     for (h, e) in end.iter_mut().enumerate() {
         for &p in f.block_preds(Block::new(h)) {
             if p.index() >= h && (*e == u32::MAX || p.0 > *e) {
@@ -252,7 +258,9 @@ fn compute_loop_depth<F: Function>(f: &F, info: &mut CfgInfo) {
             }
         }
     }
-    let mut diff = vec![0i64; nb + 1];
+    let diff = &mut info.depth_change;
+    diff.clear();
+    diff.resize(nb + 1, 0);
     for (h, &e) in end.iter().enumerate() {
         if e != u32::MAX {
             diff[h] += 1;

@@ -17,7 +17,7 @@
 //! follows the holes through liveness and next-use positions.
 
 use crate::cfg::CfgInfo;
-use crate::function::{Block, Function, VReg};
+use crate::function::{Block, Function, Inst, VReg};
 use crate::liveness::Liveness;
 use fixedbitset::FixedBitSet;
 
@@ -104,7 +104,24 @@ impl Intervals {
 
     /// Computes the facts from liveness.
     pub fn compute<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
+        self.compute_with(f, cfg, live, true);
+    }
+
+    /// [`Intervals::compute`] for the allocator: in a function without
+    /// clobbers no range crosses a call, and the scan asks the ranges
+    /// nothing else, so only the hulls and weights are computed (the
+    /// ranges are left empty).
+    pub(crate) fn compute_for_scan<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
+        let any_clobbers = (0..f.num_insts()).any(|i| !f.inst_clobbers(Inst::new(i)).is_empty());
+        self.compute_with(f, cfg, live, any_clobbers);
+    }
+
+    fn compute_with<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness, ranges: bool) {
         let nv = f.num_vregs();
+        if !ranges {
+            self.compute_hulls(f, cfg, live);
+            return;
+        }
         self.start.clear();
         self.start.resize(nv, u32::MAX);
         self.end.clear();
@@ -183,6 +200,45 @@ impl Intervals {
             self.pieces.extend(self.block_pieces.drain(..).rev());
         }
         self.build_ranges(nv);
+    }
+
+    /// The hulls, weights and call crossings (none) of a function without
+    /// clobbers; no live ranges.
+    fn compute_hulls<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
+        let nv = f.num_vregs();
+        self.start.clear();
+        self.start.resize(nv, u32::MAX);
+        self.end.clear();
+        self.end.resize(nv, 0);
+        self.weight.clear();
+        self.weight.resize(nv, 0);
+        self.crosses_call.clear();
+        self.crosses_call.grow(nv);
+        self.range_list.clear();
+        self.range_start.clear();
+        self.range_start.resize(nv + 1, 0);
+        for bi in 0..f.num_blocks() {
+            let b = Block::new(bi);
+            let r = f.block_insts(b);
+            let w = depth_weight(cfg.loop_depth[bi]);
+            for &v in live.live_in(b) {
+                let v = v as usize;
+                self.start[v] = self.start[v].min(2 * r.start.0);
+            }
+            for &v in live.live_out(b) {
+                let v = v as usize;
+                self.end[v] = self.end[v].max(2 * r.end.0 - 1);
+            }
+            for i in r.iter() {
+                let p = 2 * i.0;
+                for op in f.inst_operands(i) {
+                    let v = op.vreg.index();
+                    self.start[v] = self.start[v].min(p);
+                    self.end[v] = self.end[v].max(p + 1);
+                    self.weight[v] = self.weight[v].saturating_add(w);
+                }
+            }
+        }
     }
 
     /// Sorts the pieces by vreg (counting sort, stable, so each vreg's stay

@@ -133,7 +133,7 @@ impl Allocator {
         out.log.enabled = opts.log;
         cfg::analyze(f, env, &mut self.cfg)?;
         self.live.compute(f, &self.cfg)?;
-        self.ivs.compute(f, &self.cfg, &self.live);
+        self.ivs.compute_for_scan(f, &self.cfg, &self.live);
         self.scan
             .run(f, env, &self.cfg, &self.live, &self.ivs, &mut out.log)?;
         let nv = f.num_vregs();

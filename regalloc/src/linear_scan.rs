@@ -231,6 +231,8 @@ pub struct Scan {
     fixed_touched: u128,
     /// Whether the current block has any fixed operand or clobber.
     block_has_fixed: bool,
+    /// Index in `allocs` of the current block's first operand.
+    blk_base: usize,
 }
 
 /// Per-instruction scratch buffers.
@@ -434,8 +436,9 @@ impl Scan {
             self.setup_entry(f, cfg, live, ivs, b, log);
             self.backward_scan(f, live, b);
             let r = f.block_insts(b);
+            self.blk_base = self.alloc_off[r.start.index()] as usize;
             for i in r.iter() {
-                self.alloc_inst(f, ivs, b, i, log)?;
+                self.alloc_inst(f, ivs, i, log)?;
             }
             // Exit state.
             for &v in live.live_out(b) {
@@ -453,11 +456,16 @@ impl Scan {
                 });
             }
             // Clear state.
-            for idx in 0..96 {
-                let o = self.owner[idx];
-                if o != NONE {
-                    self.v[o as usize].regs = 0;
-                    self.owner[idx] = NONE;
+            for c in 0..3 {
+                let mut m = self.occupied[c];
+                while m != 0 {
+                    let idx = c * 32 + m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    let o = self.owner[idx];
+                    if o != NONE {
+                        self.v[o as usize].regs = 0;
+                        self.owner[idx] = NONE;
+                    }
                 }
             }
             self.occupied = [0; 3];
@@ -1146,17 +1154,18 @@ impl Scan {
     /// modify with a register (or register-or-memory) constraint whose value
     /// already sits in an allowed register; no fixed registers, clobbers,
     /// reuses or defs. Returns false to take the general path.
-    fn fast_inst<F: Function>(&mut self, f: &F, b: Block, i: Inst) -> bool {
+    fn fast_inst<F: Function>(&mut self, f: &F, i: Inst) -> bool {
         let ops = f.inst_operands(i);
         if ops.len() > 4 || !f.inst_clobbers(i).is_empty() {
             return false;
         }
-        let mut chosen = [0u8; 4];
+        // Per operand: its vreg's class and the register chosen.
+        let mut chosen = [(0usize, 0u8); 4];
         for (k, op) in ops.iter().enumerate() {
             if op.pos != OperandPos::Early || op.kind == OperandKind::Def {
                 return false;
             }
-            let c = self.vclass(op.vreg.0);
+            let c = self.class[op.vreg.index()] as usize;
             let allowed = match op.constraint {
                 Constraint::Reg | Constraint::Any => self.allocatable[c],
                 Constraint::Subset(m) => m & self.allocatable[c],
@@ -1166,28 +1175,27 @@ impl Scan {
             if have == 0 {
                 return false;
             }
-            chosen[k] = lowest(have);
+            chosen[k] = (c, lowest(have));
         }
         let base = self.alloc_off[i.index()] as usize;
-        let nb = base - self.alloc_off[f.block_insts(b).start.index()] as usize;
+        let nb = base - self.blk_base;
         for (k, op) in ops.iter().enumerate() {
-            let c = self.vclass(op.vreg.0);
-            self.allocs[base + k] = Allocation::Reg(self.preg(c, chosen[k]));
-        }
-        for (k, op) in ops.iter().enumerate() {
+            let (c, hw) = chosen[k];
+            let r = self.preg(c, hw);
+            self.allocs[base + k] = Allocation::Reg(r);
             let v = op.vreg.0;
-            let next = self.op[nb + k].next;
+            let fact = self.op[nb + k];
             if op.kind == OperandKind::Modify {
                 // The new value lives only in the modified register.
-                let c = self.vclass(v);
-                let r = self.preg(c, chosen[k]);
-                self.clear_vreg_regs(v);
-                self.v[v as usize].in_slot = false;
-                if next != INF_POS {
-                    self.set_owner(c, r.hw, v);
+                if self.v[v as usize].regs != 1 << hw || fact.next == INF_POS {
+                    self.clear_vreg_regs(v);
+                    if fact.next != INF_POS {
+                        self.set_owner(c, hw, v);
+                    }
                 }
+                self.v[v as usize].in_slot = false;
                 self.written |= bit(r);
-            } else if next == INF_POS
+            } else if fact.next == INF_POS
                 && !ops
                     .iter()
                     .any(|o| o.vreg == op.vreg && o.kind == OperandKind::Modify)
@@ -1195,8 +1203,9 @@ impl Scan {
                 // Last use.
                 self.clear_vreg_regs(v);
             }
-            self.v[v as usize].next_use = next;
-            self.note_access(v, nb + k);
+            let s = &mut self.v[v as usize];
+            s.next_use = fact.next;
+            s.drop_base = fact.drop_base;
         }
         true
     }
@@ -1211,11 +1220,10 @@ impl Scan {
         &mut self,
         f: &F,
         ivs: &Intervals,
-        b: Block,
         i: Inst,
         log: &mut DecisionLog,
     ) -> Result<(), Error> {
-        if self.fast_inst(f, b, i) {
+        if self.fast_inst(f, i) {
             return Ok(());
         }
         let mut bufs = core::mem::take(&mut self.bufs);
@@ -1226,7 +1234,7 @@ impl Scan {
             !self.allocatable[1],
             !self.allocatable[2],
         ];
-        let r = self.alloc_inst_inner(f, ivs, b, i, log, &mut bufs);
+        let r = self.alloc_inst_inner(f, ivs, i, log, &mut bufs);
         self.bufs = bufs;
         self.doomed = [0; 3];
         r
@@ -1237,7 +1245,6 @@ impl Scan {
         &mut self,
         f: &F,
         ivs: &Intervals,
-        b: Block,
         i: Inst,
         log: &mut DecisionLog,
         bufs: &mut InstBufs,
@@ -1245,8 +1252,7 @@ impl Scan {
         let ops = f.inst_operands(i);
         let n = ops.len();
         let base = self.alloc_off[i.index()] as usize;
-        let blk_base = self.alloc_off[f.block_insts(b).start.index()] as usize;
-        let nb = base - blk_base;
+        let nb = base - self.blk_base;
         let key = 6 * i.0 + 1;
         // Operand facts.
         let info = &mut bufs.info;

@@ -142,7 +142,6 @@ impl Liveness {
             }
         }
         // 2. Bucket by vreg (counting sort keeps block order).
-        bucket(&self.ue, |e| e.0, nv, &mut self.starts, &mut self.sorted_ue);
         bucket(
             &self.defs,
             |e| e.0,
@@ -150,6 +149,28 @@ impl Liveness {
             &mut self.dstarts,
             &mut self.sorted_defs,
         );
+        if nb == 1 && f.block_succs(Block::new(0)).is_empty() {
+            // One block without edges: nothing is live at its boundaries,
+            // and an upward-exposed use reads a value nothing defined.
+            if let Some(&(v, _, _)) = self.ue.iter().min() {
+                return Err(Error::LiveInAtEntry(VReg(v)));
+            }
+            for l in [
+                &mut self.live_in,
+                &mut self.first_use,
+                &mut self.dist_in,
+                &mut self.live_out,
+                &mut self.dist_out,
+            ] {
+                l.clear();
+            }
+            for s in [&mut self.live_in_start, &mut self.live_out_start] {
+                s.clear();
+                s.extend([0, 0]);
+            }
+            return Ok(());
+        }
+        bucket(&self.ue, |e| e.0, nv, &mut self.starts, &mut self.sorted_ue);
         // 3. Per-vreg backward propagation.
         self.in_set.clear();
         self.in_set.grow(nb);
