@@ -55,7 +55,8 @@
 use crate::cfg::CfgInfo;
 use crate::error::Error;
 use crate::function::{
-    Block, Constraint, Function, Inst, MachineEnv, OperandKind, OperandPos, PReg, RegClass, VReg,
+    Block, Constraint, Function, Inst, InstRange, MachineEnv, Operand, OperandKind, OperandPos,
+    PReg, RegClass, VReg,
 };
 use crate::interval::{Intervals, depth_weight};
 use crate::liveness::{INF, LOOP_EXIT_PENALTY, Liveness};
@@ -233,6 +234,18 @@ pub struct Scan {
     block_has_fixed: bool,
     /// Index in `allocs` of the current block's first operand.
     blk_base: usize,
+    /// The current block's instructions.
+    cur_range: InstRange,
+    /// Whether the current block's residency plan is computed (see
+    /// `Scan::ensure_plan`).
+    plan_ready: bool,
+    /// The current block's live-out values with a next use, and its
+    /// position (where the plan starts).
+    plan_init: Vec<(u32, u32)>,
+    /// Whether the plan is computed with the next uses for every block:
+    /// when a class has more values than registers less two, pressure is
+    /// likely and a separate pass would cost more.
+    plan_eager: bool,
 }
 
 /// Per-instruction scratch buffers.
@@ -394,8 +407,11 @@ impl Scan {
         );
         self.class.clear();
         self.remat.clear();
+        let mut per_class = [0usize; 3];
         for v in 0..nv {
-            self.class.push(f.vreg_class(VReg::new(v)).index() as u8);
+            let c = f.vreg_class(VReg::new(v)).index();
+            per_class[c] += 1;
+            self.class.push(c as u8);
             let r = f.is_remat(VReg::new(v));
             self.remat.push(r);
             self.v[v].remat = r;
@@ -419,6 +435,8 @@ impl Scan {
             self.allocatable[c] = env.allocatable.class_mask(class);
             self.callee_saved[c] = env.callee_saved.class_mask(class) & self.allocatable[c];
         }
+        self.plan_eager =
+            (0..3).any(|c| per_class[c] > 0 && per_class[c] + 2 > self.allocatable[c].count_ones() as usize);
         // Operand allocation offsets.
         let mut n = 0u32;
         for i in 0..ni {
@@ -692,6 +710,8 @@ impl Scan {
     fn backward_scan<F: Function>(&mut self, f: &F, live: &Liveness, b: Block) {
         let r = f.block_insts(b);
         let end_pos = 2 * r.end.0;
+        self.cur_range = r;
+        self.plan_ready = self.plan_eager;
         // Where each register is needed by a fixed operand or clobber.
         if self.fixed_pos.len() != 96 {
             self.fixed_pos = vec![Vec::new(); 96];
@@ -702,21 +722,18 @@ impl Scan {
             m &= m - 1;
         }
         self.fixed_touched = 0;
+        self.plan_init.clear();
         for (k, &v) in live.live_out(b).iter().enumerate() {
             let d = live.dist_out(b)[k];
-            let back = &mut self.back[v as usize];
-            if d >= INF {
-                *back = BACK_NONE;
-            } else {
+            if d < INF {
                 let pos = end_pos.saturating_add(d.saturating_mul(2)).min(INF_POS - 1);
-                *back = BackState {
-                    next_use: pos,
-                    hint: 0xff,
-                    plan_pos: pos,
-                    plan: [MISS_COST, 0, 0],
-                };
+                self.back[v as usize].next_use = pos;
+                self.plan_init.push((v, pos));
+                self.nu_touched.push(v);
             }
-            self.nu_touched.push(v);
+        }
+        if self.plan_eager {
+            self.init_plan(false);
         }
         let base = self.alloc_off[r.start.index()] as usize;
         let total = self.alloc_off[r.end.index()] as usize - base;
@@ -740,46 +757,12 @@ impl Scan {
                     self.fixed_pos[p.index()].push(pos);
                     self.fixed_touched |= 1 << p.index();
                 }
-                let v = op.vreg;
-                let back = self.back[v.index()];
-                let fact = &mut facts[k];
-                fact.next = back.next_use;
-                fact.hint = back.hint;
-                // Residency plan: one step per vreg accessed here (an operand
-                // naming an earlier operand's vreg shares its step).
-                let (mut first, mut writes, mut reads, mut foldable) = (k, false, false, true);
-                for (j, o) in ops.iter().enumerate() {
-                    if o.vreg == v {
-                        // A vreg named twice is never served from its slot:
-                        // an instruction has one memory operand, so the
-                        // other would load it anyway.
-                        foldable &= j == k;
-                        first = first.min(j);
-                        writes |= o.is_def();
-                        reads |= o.is_use();
-                        foldable &= o.constraint == Constraint::Any;
-                    }
-                }
-                if first < k {
-                    let shared = facts[first];
-                    let fact = &mut facts[k];
-                    fact.drop_base = shared.drop_base;
-                    fact.gain = shared.gain;
-                    continue;
-                }
-                let (g, gain) = plan_step((back.plan_pos, back.plan), pos, writes, foldable);
-                let fact = &mut facts[k];
-                fact.gain = gain;
-                fact.drop_base = drop_cost_base(back.plan);
-                // Reset through `nu_touched`: a read pushes the vreg below.
-                let back = &mut self.back[v.index()];
-                if reads {
-                    back.plan_pos = pos;
-                    back.plan = g;
-                } else {
-                    back.plan_pos = NONE;
-                    back.plan = [0; 3];
-                }
+                let back = self.back[op.vreg.index()];
+                facts[k].next = back.next_use;
+                facts[k].hint = back.hint;
+            }
+            if self.plan_eager {
+                self.plan_inst(ops, pos, ob, false);
             }
             for p in f.inst_clobbers(i).iter() {
                 self.fixed_pos[p.index()].push(pos);
@@ -813,6 +796,121 @@ impl Scan {
             self.back[v as usize] = BACK_NONE;
         }
         self.nu_touched.clear();
+    }
+
+    /// Whether instruction `i` may need the residency plan: it may have
+    /// to evict or serve an operand from memory. Each operand takes at most
+    /// two registers (its own and a saved copy), so a class with more free
+    /// registers than twice the operand count never runs out during the
+    /// instruction, unless a register subset or clobbers narrow the choice.
+    fn may_need_plan(&self, ops: &[Operand], clobbers: bool) -> bool {
+        if clobbers {
+            return true;
+        }
+        let mut classes = 0u32;
+        for op in ops {
+            if matches!(op.constraint, Constraint::Subset(_)) {
+                return true;
+            }
+            classes |= 1 << self.class[op.vreg.index()];
+        }
+        let limit = 2 * ops.len() as u32;
+        (0..3).any(|c| {
+            classes >> c & 1 != 0
+                && (self.allocatable[c] & !self.occupied[c]).count_ones() <= limit
+        })
+    }
+
+    /// Starts the plan of the current block from its live-out values
+    /// (`track`: record them for the reset; the next-use pass already
+    /// does when the two are fused).
+    fn init_plan(&mut self, track: bool) {
+        for k in 0..self.plan_init.len() {
+            let (v, pos) = self.plan_init[k];
+            let back = &mut self.back[v as usize];
+            back.plan_pos = pos;
+            back.plan = [MISS_COST, 0, 0];
+            if track {
+                self.nu_touched.push(v);
+            }
+        }
+    }
+
+    /// One backward step of the residency plan: the instruction with
+    /// operands `ops` at position `pos`, whose first operand is `ob` in
+    /// the block (`track` as for [`Scan::init_plan`]).
+    #[inline(always)]
+    fn plan_inst(&mut self, ops: &[Operand], pos: u32, ob: usize, track: bool) {
+        let facts = &mut self.op[ob..ob + ops.len()];
+        for (k, op) in ops.iter().enumerate() {
+            let v = op.vreg;
+            // One step per vreg accessed here (an operand naming an
+            // earlier operand's vreg shares its step).
+            let (mut first, mut writes, mut reads, mut foldable) = (k, false, false, true);
+            for (j, o) in ops.iter().enumerate() {
+                if o.vreg == v {
+                    // A vreg named twice is never served from its slot:
+                    // an instruction has one memory operand, so the
+                    // other would load it anyway.
+                    foldable &= j == k;
+                    first = first.min(j);
+                    writes |= o.is_def();
+                    reads |= o.is_use();
+                    foldable &= o.constraint == Constraint::Any;
+                }
+            }
+            if first < k {
+                let shared = facts[first];
+                facts[k].drop_base = shared.drop_base;
+                facts[k].gain = shared.gain;
+                continue;
+            }
+            let back = &mut self.back[v.index()];
+            let (g, gain) = plan_step((back.plan_pos, back.plan), pos, writes, foldable);
+            facts[k].gain = gain;
+            facts[k].drop_base = drop_cost_base(back.plan);
+            if reads {
+                back.plan_pos = pos;
+                back.plan = g;
+                if track {
+                    self.nu_touched.push(v.0);
+                }
+            } else {
+                back.plan_pos = NONE;
+                back.plan = [0; 3];
+            }
+        }
+    }
+
+    /// Computes the residency plan of the current block (the operands'
+    /// `gain` and `drop_base`), once per block and only when an
+    /// instruction may need it (most blocks of small functions never do),
+    /// then brings the drop costs of the values accessed before `i` up to
+    /// date.
+    fn ensure_plan<F: Function>(&mut self, f: &F, i: Inst) {
+        if self.plan_ready {
+            return;
+        }
+        self.plan_ready = true;
+        let r = self.cur_range;
+        let base = self.blk_base;
+        self.init_plan(true);
+        for j in r.iter().rev() {
+            let ob = self.alloc_off[j.index()] as usize - base;
+            self.plan_inst(f.inst_operands(j), 2 * j.0, ob, true);
+        }
+        for &v in &self.nu_touched {
+            self.back[v as usize] = BACK_NONE;
+        }
+        self.nu_touched.clear();
+        // The drop costs after the accesses already allocated.
+        for j in r.start.index()..i.index() {
+            let ops = f.inst_operands(Inst::new(j));
+            let ob = self.alloc_off[j] as usize - base;
+            for (k, op) in ops.iter().enumerate() {
+                self.v[op.vreg.index()].drop_base = self.op[ob + k].drop_base;
+            }
+        }
     }
 
     /// Whether the live range of `v` at or after position `pos` crosses a
@@ -1254,6 +1352,9 @@ impl Scan {
         let base = self.alloc_off[i.index()] as usize;
         let nb = base - self.blk_base;
         let key = 6 * i.0 + 1;
+        if !self.plan_ready && self.may_need_plan(ops, !f.inst_clobbers(i).is_empty()) {
+            self.ensure_plan(f, i);
+        }
         // Operand facts.
         let info = &mut bufs.info;
         info.clear();
