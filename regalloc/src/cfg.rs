@@ -6,7 +6,7 @@
 
 use crate::error::Error;
 use crate::function::{
-    Block, Constraint, Function, Inst, MachineEnv, Operand, OperandKind, OperandPos,
+    Block, Constraint, Function, Inst, MachineEnv, Operand, OperandKind, OperandPos, PRegSet,
 };
 
 /// Control-flow facts derived from a validated function.
@@ -19,6 +19,9 @@ pub struct CfgInfo {
     pub is_loop_header: Vec<bool>,
     /// Block of each instruction.
     pub inst_block: Vec<u32>,
+    /// The union of all instructions' clobbers (empty: no value can
+    /// cross a call).
+    pub clobbers: PRegSet,
     // Loop-depth scratch: per header, its last back-edge source; per
     // block, the change of depth where it starts.
     loop_end: Vec<u32>,
@@ -127,8 +130,11 @@ pub fn analyze<F: Function>(f: &F, env: &MachineEnv, info: &mut CfgInfo) -> Resu
     if next != ni {
         return Err(Error::invalid("instructions outside of any block"));
     }
+    info.clobbers = PRegSet::empty();
     for ii in 0..ni {
-        validate_inst(f, env, Inst::new(ii))?;
+        let i = Inst::new(ii);
+        validate_inst(f, env, i)?;
+        info.clobbers = info.clobbers.union(f.inst_clobbers(i));
     }
     if !explicit_depth {
         compute_loop_depth(f, info);

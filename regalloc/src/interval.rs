@@ -17,7 +17,7 @@
 //! follows the holes through liveness and next-use positions.
 
 use crate::cfg::CfgInfo;
-use crate::function::{Block, Function, Inst, VReg};
+use crate::function::{Block, Function, VReg};
 use crate::liveness::Liveness;
 use fixedbitset::FixedBitSet;
 
@@ -104,24 +104,7 @@ impl Intervals {
 
     /// Computes the facts from liveness.
     pub fn compute<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
-        self.compute_with(f, cfg, live, true);
-    }
-
-    /// [`Intervals::compute`] for the allocator: in a function without
-    /// clobbers no range crosses a call, and the scan asks the ranges
-    /// nothing else, so only the hulls and weights are computed (the
-    /// ranges are left empty).
-    pub(crate) fn compute_for_scan<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
-        let any_clobbers = (0..f.num_insts()).any(|i| !f.inst_clobbers(Inst::new(i)).is_empty());
-        self.compute_with(f, cfg, live, any_clobbers);
-    }
-
-    fn compute_with<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness, ranges: bool) {
         let nv = f.num_vregs();
-        if !ranges {
-            self.compute_hulls(f, cfg, live);
-            return;
-        }
         self.start.clear();
         self.start.resize(nv, u32::MAX);
         self.end.clear();
@@ -203,8 +186,9 @@ impl Intervals {
     }
 
     /// The hulls, weights and call crossings (none) of a function without
-    /// clobbers; no live ranges.
-    fn compute_hulls<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
+    /// clobbers, for spill-slot sharing; no live ranges (the allocator asks
+    /// them only whether a value crosses a call).
+    pub(crate) fn compute_hulls<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
         let nv = f.num_vregs();
         self.start.clear();
         self.start.resize(nv, u32::MAX);

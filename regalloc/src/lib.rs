@@ -133,7 +133,11 @@ impl Allocator {
         out.log.enabled = opts.log;
         cfg::analyze(f, env, &mut self.cfg)?;
         self.live.compute(f, &self.cfg)?;
-        self.ivs.compute_for_scan(f, &self.cfg, &self.live);
+        // The live ranges only tell the scan which values cross a call.
+        let calls = !self.cfg.clobbers.is_empty();
+        if calls {
+            self.ivs.compute(f, &self.cfg, &self.live);
+        }
         self.scan
             .run(f, env, &self.cfg, &self.live, &self.ivs, &mut out.log)?;
         let nv = f.num_vregs();
@@ -170,6 +174,10 @@ impl Allocator {
             for e in &sp.edits {
                 touch_edit(&mut self.slots, e, d);
             }
+        }
+        if !calls && self.slots.any_vreg_touched(nv) {
+            // Slot sharing needs the hulls.
+            self.ivs.compute_hulls(f, &self.cfg, &self.live);
         }
         out.spill_area_size = self
             .slots
@@ -239,10 +247,7 @@ impl Allocator {
         out.stats.edge_splits = out.edge_splits.len() as u32;
         // The frame saves every callee-saved register the code changes: the
         // allocation's writes and the clients' own clobbers.
-        let mut changed = self.scan.written;
-        for i in 0..f.num_insts() {
-            changed |= f.inst_clobbers(Inst::new(i)).0;
-        }
+        let changed = self.scan.written | self.cfg.clobbers.0;
         out.used_callee_saved = PRegSet(changed & env.callee_saved.0);
         if let Some(frame) = f.frame_layout() {
             out.spill_area_size = aligned_spill_area(f, &frame, out)?;

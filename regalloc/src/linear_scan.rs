@@ -209,6 +209,8 @@ pub struct Scan {
     op: Vec<OpFact>,
     /// Per vreg, the index of its first live range not yet passed.
     range_cursor: Vec<u32>,
+    /// Whether any instruction has clobbers (else no live ranges exist).
+    has_calls: bool,
     // Output being built.
     pub(crate) allocs: Vec<Allocation>,
     pub(crate) alloc_off: Vec<u32>,
@@ -423,8 +425,13 @@ impl Scan {
         self.exit_start.clear();
         self.back.clear();
         self.back.resize(nv, BACK_NONE);
+        // Without clobbers the live ranges are not computed (see
+        // `crosses_call_at`).
+        self.has_calls = !cfg.clobbers.is_empty();
         self.range_cursor.clear();
-        self.range_cursor.resize(nv, 0);
+        if self.has_calls {
+            self.range_cursor.resize(nv, 0);
+        }
         self.allocs.clear();
         self.alloc_off.clear();
         self.raw_edits.clear();
@@ -918,6 +925,9 @@ impl Scan {
     /// caller-saved register does). Positions only grow during the scan, so
     /// a cursor per vreg walks its ranges once.
     fn crosses_call_at(&mut self, ivs: &Intervals, v: u32, pos: u32) -> bool {
+        if !self.has_calls {
+            return false;
+        }
         let ranges = ivs.ranges(VReg(v));
         let cur = &mut self.range_cursor[v as usize];
         while (*cur as usize) < ranges.len() && ranges[*cur as usize].end < pos {
