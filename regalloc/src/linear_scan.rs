@@ -1258,42 +1258,124 @@ impl Scan {
         }
     }
 
-    /// The common case in one pass: every operand is an early use or
+    /// The common cases in one pass: every operand is an early use or
     /// modify with a register (or register-or-memory) constraint whose value
-    /// already sits in an allowed register; no fixed registers, clobbers,
-    /// reuses or defs. Returns false to take the general path.
-    fn fast_inst<F: Function>(&mut self, f: &F, i: Inst) -> bool {
+    /// already sits in an allowed register, or, without modifies, one late
+    /// def that gets a free register (a copy, a three-address form); no
+    /// fixed registers, clobbers or reuses. The choices are those the
+    /// general path makes. Returns false to take the general path.
+    fn fast_inst<F: Function>(
+        &mut self,
+        f: &F,
+        ivs: &Intervals,
+        i: Inst,
+        log: &mut DecisionLog,
+    ) -> bool {
         let ops = f.inst_operands(i);
         if ops.len() > 4 || !f.inst_clobbers(i).is_empty() {
             return false;
         }
         // Per operand: its vreg's class and the register chosen.
         let mut chosen = [(0usize, 0u8); 4];
+        let mut def = None;
+        let mut modifies = false;
+        // Registers read here, per class.
+        let mut read = [0u32; 3];
         for (k, op) in ops.iter().enumerate() {
-            if op.pos != OperandPos::Early || op.kind == OperandKind::Def {
-                return false;
-            }
             let c = self.class[op.vreg.index()] as usize;
             let allowed = match op.constraint {
                 Constraint::Reg | Constraint::Any => self.allocatable[c],
                 Constraint::Subset(m) => m & self.allocatable[c],
                 _ => return false,
             };
+            if op.kind == OperandKind::Def {
+                if op.pos != OperandPos::Late || def.is_some() {
+                    return false;
+                }
+                def = Some((k, allowed));
+                continue;
+            }
+            if op.pos != OperandPos::Early {
+                return false;
+            }
+            modifies |= op.kind == OperandKind::Modify;
             let have = self.v[op.vreg.index()].regs & allowed;
             if have == 0 {
                 return false;
             }
             chosen[k] = (c, lowest(have));
+            read[c] |= have & have.wrapping_neg();
         }
         let base = self.alloc_off[i.index()] as usize;
         let nb = base - self.blk_base;
+        if let Some((d, allowed)) = def {
+            if modifies {
+                return false;
+            }
+            let v = ops[d].vreg;
+            let c = self.class[v.index()] as usize;
+            // Registers whose value is read here for the last time.
+            let mut dying = 0u32;
+            let mut m = self.occupied[c] & read[c];
+            while m != 0 {
+                let hw = lowest(m);
+                m &= m - 1;
+                let w = self.owner[c * 32 + hw as usize];
+                if w != NONE && !self.survives_at(w, ops, nb) {
+                    dying |= 1 << hw;
+                }
+            }
+            let free = allowed & (!self.occupied[c] | dying);
+            if free == 0 {
+                return false;
+            }
+            let mut hint = self.op[nb + d].hint;
+            if let Some((_, src)) = f.is_move(i).filter(|m| m.0 == v) {
+                let sr = self.v[src.index()].regs & dying;
+                if sr != 0 {
+                    hint = lowest(sr);
+                }
+            }
+            let hw = if hint < 32 && free & (1 << hint) != 0 {
+                log.push(i, Some(v), Reason::Hint(self.preg(c, hint)));
+                hint
+            } else if free & dying != 0 {
+                lowest(free & dying)
+            } else {
+                let pref = if self.crosses_call_at(ivs, v.0, 2 * i.0) {
+                    free & self.callee_saved[c]
+                } else {
+                    free & !self.callee_saved[c]
+                };
+                self.free_longest(i, c, if pref != 0 { pref } else { free })
+            };
+            chosen[d] = (c, hw);
+            // Values read for the last time (and the def's old value)
+            // leave their registers, then the def takes its own.
+            for (k, op) in ops.iter().enumerate() {
+                let w = op.vreg;
+                if ops[..k].iter().all(|o| o.vreg != w) && !self.survives_at(w.0, ops, nb) {
+                    self.clear_vreg_regs(w.0);
+                }
+            }
+            self.clear_vreg_regs(v.0);
+            self.v[v.index()].in_slot = false;
+            let r = self.preg(c, hw);
+            self.written |= bit(r);
+            self.set_owner(c, hw, v.0);
+            if self.op[nb + d].next == INF_POS {
+                self.clear_vreg_regs(v.0);
+            }
+        }
         for (k, op) in ops.iter().enumerate() {
             let (c, hw) = chosen[k];
             let r = self.preg(c, hw);
             self.allocs[base + k] = Allocation::Reg(r);
             let v = op.vreg.0;
             let fact = self.op[nb + k];
-            if op.kind == OperandKind::Modify {
+            if def.is_some() {
+                // Committed above.
+            } else if op.kind == OperandKind::Modify {
                 // The new value lives only in the modified register.
                 if self.v[v as usize].regs != 1 << hw || fact.next == INF_POS {
                     self.clear_vreg_regs(v);
@@ -1318,6 +1400,18 @@ impl Scan {
         true
     }
 
+    /// `Scan::survives` for the instruction with operands `ops` (the first
+    /// at `nb` in the block), from the backward scan's facts.
+    fn survives_at(&self, w: u32, ops: &[Operand], nb: usize) -> bool {
+        match ops.iter().position(|o| o.vreg.0 == w) {
+            Some(k) => {
+                self.op[nb + k].next != INF_POS
+                    && !ops.iter().any(|o| o.vreg.0 == w && o.is_def())
+            }
+            None => self.v[w as usize].next_use != INF_POS,
+        }
+    }
+
     /// Records the plan's drop costs after an access of `v` by operand `k`
     /// (numbered within the block).
     fn note_access(&mut self, v: u32, k: usize) {
@@ -1331,7 +1425,7 @@ impl Scan {
         i: Inst,
         log: &mut DecisionLog,
     ) -> Result<(), Error> {
-        if self.fast_inst(f, i) {
+        if self.fast_inst(f, ivs, i, log) {
             return Ok(());
         }
         let mut bufs = core::mem::take(&mut self.bufs);
