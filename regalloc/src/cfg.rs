@@ -152,10 +152,13 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
     if ops.iter().any(|op| op.vreg.index() >= nv) {
         return bad("vreg out of range");
     }
+    // Whether any operand names a fixed register (directly or by reuse).
+    let mut fixed = false;
     for (k, op) in ops.iter().enumerate() {
         let class = f.vreg_class(op.vreg);
         match op.constraint {
             Constraint::Fixed(p) => {
+                fixed = true;
                 if p.class != class || p.hw >= 32 {
                     return bad("fixed register of another class or out of range");
                 }
@@ -166,6 +169,7 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
                 }
             }
             Constraint::Reuse(u) => {
+                fixed = true;
                 let u = u as usize;
                 if op.kind != OperandKind::Def || op.pos != OperandPos::Late || u >= ops.len() {
                     return bad("reuse must be a late def naming an operand");
@@ -204,6 +208,9 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
                 }
             }
         }
+    }
+    if !fixed {
+        return Ok(());
     }
     // Fixed-register conflicts: an operand occupies its register at the
     // early point (uses, modifies, early defs) and/or the late point (late

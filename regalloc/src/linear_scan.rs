@@ -771,9 +771,11 @@ impl Scan {
             if self.plan_eager {
                 self.plan_inst(ops, pos, ob, false);
             }
-            for p in f.inst_clobbers(i).iter() {
-                self.fixed_pos[p.index()].push(pos);
-                self.fixed_touched |= 1 << p.index();
+            if self.has_calls {
+                for p in f.inst_clobbers(i).iter() {
+                    self.fixed_pos[p.index()].push(pos);
+                    self.fixed_touched |= 1 << p.index();
+                }
             }
             for op in ops {
                 if op.kind == OperandKind::Def {
@@ -786,12 +788,16 @@ impl Scan {
                 if op.is_use() {
                     let v = op.vreg.index();
                     let back = &mut self.back[v];
+                    // Recorded for the reset when it becomes live (a vreg
+                    // not live has only its plan left, set by reads).
+                    if back.next_use == INF_POS {
+                        self.nu_touched.push(v as u32);
+                    }
                     back.next_use = pos;
                     back.hint = match op.constraint {
                         Constraint::Fixed(p) => p.hw,
                         _ => 0xff,
                     };
-                    self.nu_touched.push(v as u32);
                 }
             }
         }
