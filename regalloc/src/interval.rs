@@ -102,9 +102,8 @@ impl Intervals {
         ));
     }
 
-    /// Computes the facts from liveness.
-    pub fn compute<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
-        let nv = f.num_vregs();
+    /// Empty hulls, weights and call crossings for `nv` vregs.
+    fn reset_hulls(&mut self, nv: usize) {
         self.start.clear();
         self.start.resize(nv, u32::MAX);
         self.end.clear();
@@ -113,6 +112,12 @@ impl Intervals {
         self.weight.resize(nv, 0);
         self.crosses_call.clear();
         self.crosses_call.grow(nv);
+    }
+
+    /// Computes the facts from liveness.
+    pub fn compute<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
+        let nv = f.num_vregs();
+        self.reset_hulls(nv);
         self.live.clear();
         self.live.grow(nv);
         self.since.clear();
@@ -190,14 +195,7 @@ impl Intervals {
     /// them only whether a value crosses a call).
     pub(crate) fn compute_hulls<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
         let nv = f.num_vregs();
-        self.start.clear();
-        self.start.resize(nv, u32::MAX);
-        self.end.clear();
-        self.end.resize(nv, 0);
-        self.weight.clear();
-        self.weight.resize(nv, 0);
-        self.crosses_call.clear();
-        self.crosses_call.grow(nv);
+        self.reset_hulls(nv);
         self.range_list.clear();
         self.range_start.clear();
         self.range_start.resize(nv + 1, 0);

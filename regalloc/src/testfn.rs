@@ -360,6 +360,25 @@ impl Lcg {
     }
 }
 
+/// The operations of workloads B and C: `count` updates `d op= s` of
+/// values drawn by the generator from `seed` (`imul`, one in four, needs
+/// its destination in a register; the rest may use memory).
+fn random_updates(b: &mut Builder, v: &[VReg], seed: u64, count: usize) {
+    let mut g = Lcg(seed);
+    let n = v.len() as u64;
+    for _ in 0..count {
+        let r = g.next();
+        let d = v[((r >> 2) % n) as usize];
+        let s = v[((r >> 8) % n) as usize];
+        let dc = if r % 4 == 3 {
+            Constraint::Reg
+        } else {
+            Constraint::Any
+        };
+        b.inst(&[Operand::modify(d, dc), Operand::use_(s, Constraint::Any)]);
+    }
+}
+
 /// Workload B of ../shared/bench/WORKLOAD.md with `ops` operations, as the
 /// allocator sees it: 64 values defined from the argument in register 7, `ops`
 /// two-operand updates (`imul` needs its destination in a register, the rest
@@ -376,18 +395,7 @@ pub fn workload_b(ops: usize) -> TestFunction {
             Operand::use_(p, Constraint::Reg),
         ]);
     }
-    let mut g = Lcg(12345);
-    for _ in 0..ops {
-        let r = g.next();
-        let d = v[((r >> 2) % 64) as usize];
-        let s = v[((r >> 8) % 64) as usize];
-        let dc = if r % 4 == 3 {
-            Constraint::Reg
-        } else {
-            Constraint::Any
-        };
-        b.inst(&[Operand::modify(d, dc), Operand::use_(s, Constraint::Any)]);
-    }
+    random_updates(&mut b, &v, 12345, ops);
     for &x in &v[1..] {
         b.inst(&[
             Operand::modify(v[0], Constraint::Reg),
@@ -417,18 +425,7 @@ pub fn workload_c_shape(seed: u64) -> TestFunction {
         Operand::def(v[3], Constraint::Reg),
         Operand::use_(v[0], Constraint::Reg),
     ]);
-    let mut g = Lcg(seed);
-    for _ in 0..20 {
-        let r = g.next();
-        let d = v[((r >> 2) % 4) as usize];
-        let s = v[((r >> 8) % 4) as usize];
-        let dc = if r % 4 == 3 {
-            Constraint::Reg
-        } else {
-            Constraint::Any
-        };
-        b.inst(&[Operand::modify(d, dc), Operand::use_(s, Constraint::Any)]);
-    }
+    random_updates(&mut b, &v, seed, 20);
     for &x in &v[1..] {
         b.modify_any(v[0], x);
     }
