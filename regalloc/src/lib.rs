@@ -156,12 +156,16 @@ impl Allocator {
         // Spill slots: touch every virtual slot with its loop depth.
         self.slots.reset(nv + 3);
         let cfgi = &self.cfg;
-        for ii in 0..f.num_insts() {
-            let s = self.scan.alloc_off[ii] as usize;
-            let e = self.scan.alloc_off[ii + 1] as usize;
-            for a in &self.scan.allocs[s..e] {
-                if let Allocation::Stack(sl) = a {
-                    self.slots.touch(sl.0, spill::inst_depth(cfgi, ii as u32));
+        // Every operand in memory counts as folded.
+        let operands_in_memory = self.scan.stats.folded != 0;
+        if operands_in_memory {
+            for ii in 0..f.num_insts() {
+                let s = self.scan.alloc_off[ii] as usize;
+                let e = self.scan.alloc_off[ii + 1] as usize;
+                for a in &self.scan.allocs[s..e] {
+                    if let Allocation::Stack(sl) = a {
+                        self.slots.touch(sl.0, spill::inst_depth(cfgi, ii as u32));
+                    }
                 }
             }
         }
@@ -185,8 +189,12 @@ impl Allocator {
         // Allocations.
         out.inst_alloc_offsets
             .extend_from_slice(&self.scan.alloc_off);
-        out.allocs
-            .extend(self.scan.allocs.iter().map(|&a| self.slots.rewrite(a)));
+        if operands_in_memory {
+            out.allocs
+                .extend(self.scan.allocs.iter().map(|&a| self.slots.rewrite(a)));
+        } else {
+            out.allocs.extend_from_slice(&self.scan.allocs);
+        }
         // Edits in program order: counting sort by key.
         let nkeys = 6 * f.num_insts() + 6;
         let already_sorted = self.scan.raw_edits.windows(2).all(|w| w[0].0 <= w[1].0);

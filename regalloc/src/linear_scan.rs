@@ -1278,7 +1278,7 @@ impl Scan {
         log: &mut DecisionLog,
     ) -> bool {
         let ops = f.inst_operands(i);
-        if ops.len() > 4 || !f.inst_clobbers(i).is_empty() {
+        if ops.len() > 4 || self.has_calls && !f.inst_clobbers(i).is_empty() {
             return false;
         }
         // Per operand: its vreg's class and the register chosen.
