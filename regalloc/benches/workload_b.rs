@@ -7,7 +7,7 @@
 //!
 //! Run: `cargo bench -p jitforge-regalloc --bench workload_b`.
 
-use jitforge_regalloc::testfn::{Lcg, TestFunction, workload_b, workload_c_shape};
+use jitforge_regalloc::testfn::{TestFunction, workload_b, workload_c_shape};
 use jitforge_regalloc::{Allocator, MachineEnv, Options, Output};
 use std::time::Instant;
 

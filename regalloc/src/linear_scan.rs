@@ -442,8 +442,9 @@ impl Scan {
             self.allocatable[c] = env.allocatable.class_mask(class);
             self.callee_saved[c] = env.callee_saved.class_mask(class) & self.allocatable[c];
         }
-        self.plan_eager =
-            (0..3).any(|c| per_class[c] > 0 && per_class[c] + 2 > self.allocatable[c].count_ones() as usize);
+        self.plan_eager = (0..3).any(|c| {
+            per_class[c] > 0 && per_class[c] + 2 > self.allocatable[c].count_ones() as usize
+        });
         // Operand allocation offsets.
         let mut n = 0u32;
         for i in 0..ni {
@@ -829,8 +830,7 @@ impl Scan {
         }
         let limit = 2 * ops.len() as u32;
         (0..3).any(|c| {
-            classes >> c & 1 != 0
-                && (self.allocatable[c] & !self.occupied[c]).count_ones() <= limit
+            classes >> c & 1 != 0 && (self.allocatable[c] & !self.occupied[c]).count_ones() <= limit
         })
     }
 
@@ -1411,8 +1411,7 @@ impl Scan {
     fn survives_at(&self, w: u32, ops: &[Operand], nb: usize) -> bool {
         match ops.iter().position(|o| o.vreg.0 == w) {
             Some(k) => {
-                self.op[nb + k].next != INF_POS
-                    && !ops.iter().any(|o| o.vreg.0 == w && o.is_def())
+                self.op[nb + k].next != INF_POS && !ops.iter().any(|o| o.vreg.0 == w && o.is_def())
             }
             None => self.v[w as usize].next_use != INF_POS,
         }
