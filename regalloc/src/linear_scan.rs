@@ -1198,6 +1198,7 @@ impl Scan {
         // bits, saturated), the register (5 bits).
         const DIST_BITS: u32 = 27;
         const LOSS_MAX: u64 = (1 << 31) - 1;
+        debug_assert!(self.plan_ready, "{i}: eviction without the residency plan");
         let mut best_key = 0u64;
         let mut far = 0u32;
         let here = 2 * i.0;
@@ -1614,6 +1615,10 @@ impl Scan {
                 // from memory (a read-modify-write then stays clean in its
                 // slot). No gain needs no victim.
                 let gain = self.op[nb + k].gain;
+                debug_assert!(
+                    self.plan_ready || free != 0 || cand == 0,
+                    "{i}: fold without the plan"
+                );
                 let fold = free == 0
                     && cand != 0
                     && (gain == 0 || {
