@@ -7,8 +7,8 @@
 //!
 //! Run: `cargo bench -p jitforge-regalloc --bench workload_b`.
 
-use jitforge_regalloc::testfn::{Builder, Lcg, TestFunction, workload_b};
-use jitforge_regalloc::{Allocator, Constraint, MachineEnv, Operand, Options, Output};
+use jitforge_regalloc::testfn::{TestFunction, workload_b, workload_c_shape};
+use jitforge_regalloc::{Allocator, MachineEnv, Options, Output};
 use std::time::Instant;
 
 fn measure(ops: usize, env: &MachineEnv) -> (f64, Output) {
@@ -245,40 +245,7 @@ mod r2 {
 /// arguments, one result) through one reusable allocation context.
 fn workload_c() {
     let env = MachineEnv::x86_64_sysv(false);
-    let funcs: Vec<TestFunction> = (0..10_000u64)
-        .map(|k| {
-            let mut b = Builder::new();
-            let v: Vec<_> = (0..4).map(|_| b.vreg_gp()).collect();
-            b.block();
-            b.args(&[(v[0], 7), (v[1], 6)]);
-            b.inst(&[
-                Operand::def(v[2], Constraint::Reg),
-                Operand::use_(v[0], Constraint::Reg),
-            ]);
-            b.modify_any(v[2], v[1]);
-            b.inst(&[
-                Operand::def(v[3], Constraint::Reg),
-                Operand::use_(v[0], Constraint::Reg),
-            ]);
-            let mut g = Lcg(k + 1);
-            for _ in 0..20 {
-                let r = g.next();
-                let d = v[((r >> 2) % 4) as usize];
-                let s = v[((r >> 8) % 4) as usize];
-                let dc = if r % 4 == 3 {
-                    Constraint::Reg
-                } else {
-                    Constraint::Any
-                };
-                b.inst(&[Operand::modify(d, dc), Operand::use_(s, Constraint::Any)]);
-            }
-            for &x in &v[1..] {
-                b.modify_any(v[0], x);
-            }
-            b.ret(v[0]);
-            b.finish()
-        })
-        .collect();
+    let funcs: Vec<TestFunction> = (1..=10_000u64).map(workload_c_shape).collect();
     let mut a = Allocator::new();
     let mut out = Output::default();
     let opts = Options::default();

@@ -6,10 +6,43 @@
 //! With `alloc N` it only allocates workload B with N operations twice in
 //! one context, unchecked (for counting machine instructions with
 //! `valgrind --tool=callgrind --toggle-collect='*Allocator*run*'`).
+//! With `small N` it allocates N workload C shaped functions (seeds 1..=N)
+//! in one context, unchecked, after one warm-up function (for counting
+//! machine instructions per small function; it prints the heap
+//! allocations, counted by a wrapper around the system allocator).
 
 use jitforge_regalloc::fuzzing::{check_bytes, sweep_input};
-use jitforge_regalloc::testfn::workload_b;
+use jitforge_regalloc::testfn::{workload_b, workload_c_shape};
 use jitforge_regalloc::{Allocator, MachineEnv, Options, Output, allocate};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The system allocator, counting allocations (for `small N`).
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is passed unchanged to the system allocator; the
+// counter is the only addition.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's guarantees for `layout` are System's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above with this `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `dealloc`; `new_size` is the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 fn main() {
     let env = MachineEnv::x86_64_sysv(false);
@@ -22,6 +55,25 @@ fn main() {
                 .expect("workload B allocates");
         }
         println!("{} instructions allocated twice", f.insts.len());
+        return;
+    }
+    if args.len() == 3 && args[1] == "small" {
+        let n: u64 = args[2].parse().expect("small N: a number of functions");
+        let funcs: Vec<_> = (0..=n).map(|k| workload_c_shape(k.max(1))).collect();
+        let (mut a, mut out) = (Allocator::new(), Output::default());
+        let mut heap = 0;
+        for (k, f) in funcs.iter().enumerate() {
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            a.run(f, &env, &Options::default(), &mut out)
+                .expect("small function allocates");
+            if k > 0 {
+                heap += ALLOCATIONS.load(Ordering::Relaxed) - before;
+            }
+        }
+        println!(
+            "{} small functions allocated (one warm-up), {heap} heap allocations after the warm-up",
+            funcs.len() - 1
+        );
         return;
     }
     for ops in [1_000, 10_000] {

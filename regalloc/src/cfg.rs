@@ -6,7 +6,7 @@
 
 use crate::error::Error;
 use crate::function::{
-    Block, Constraint, Function, Inst, MachineEnv, Operand, OperandKind, OperandPos,
+    Block, Constraint, Function, Inst, MachineEnv, Operand, OperandKind, OperandPos, PRegSet,
 };
 
 /// Control-flow facts derived from a validated function.
@@ -19,6 +19,13 @@ pub struct CfgInfo {
     pub is_loop_header: Vec<bool>,
     /// Block of each instruction.
     pub inst_block: Vec<u32>,
+    /// The union of all instructions' clobbers (empty: no value can
+    /// cross a call).
+    pub clobbers: PRegSet,
+    // Loop-depth scratch: per header, its last back-edge source; per
+    // block, the change of depth where it starts.
+    loop_end: Vec<u32>,
+    depth_change: Vec<i64>,
 }
 
 /// Checks the requirements of [`Function`] and fills `info`.
@@ -123,8 +130,11 @@ pub fn analyze<F: Function>(f: &F, env: &MachineEnv, info: &mut CfgInfo) -> Resu
     if next != ni {
         return Err(Error::invalid("instructions outside of any block"));
     }
+    info.clobbers = PRegSet::empty();
     for ii in 0..ni {
-        validate_inst(f, env, Inst::new(ii))?;
+        let i = Inst::new(ii);
+        validate_inst(f, env, i)?;
+        info.clobbers = info.clobbers.union(f.inst_clobbers(i));
     }
     if !explicit_depth {
         compute_loop_depth(f, info);
@@ -142,10 +152,13 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
     if ops.iter().any(|op| op.vreg.index() >= nv) {
         return bad("vreg out of range");
     }
+    // Whether any operand names a fixed register (directly or by reuse).
+    let mut fixed = false;
     for (k, op) in ops.iter().enumerate() {
         let class = f.vreg_class(op.vreg);
         match op.constraint {
             Constraint::Fixed(p) => {
+                fixed = true;
                 if p.class != class || p.hw >= 32 {
                     return bad("fixed register of another class or out of range");
                 }
@@ -156,6 +169,7 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
                 }
             }
             Constraint::Reuse(u) => {
+                fixed = true;
                 let u = u as usize;
                 if op.kind != OperandKind::Def || op.pos != OperandPos::Late || u >= ops.len() {
                     return bad("reuse must be a late def naming an operand");
@@ -194,6 +208,9 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
                 }
             }
         }
+    }
+    if !fixed {
+        return Ok(());
     }
     // Fixed-register conflicts: an operand occupies its register at the
     // early point (uses, modifies, early defs) and/or the late point (late
@@ -244,7 +261,9 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
 /// (`p >= h`) makes blocks `h..=p` one level deeper.
 fn compute_loop_depth<F: Function>(f: &F, info: &mut CfgInfo) {
     let nb = f.num_blocks();
-    let mut end = vec![u32::MAX; nb];
+    let end = &mut info.loop_end;
+    end.clear();
+    end.resize(nb, u32::MAX);
     for (h, e) in end.iter_mut().enumerate() {
         for &p in f.block_preds(Block::new(h)) {
             if p.index() >= h && (*e == u32::MAX || p.0 > *e) {
@@ -252,7 +271,9 @@ fn compute_loop_depth<F: Function>(f: &F, info: &mut CfgInfo) {
             }
         }
     }
-    let mut diff = vec![0i64; nb + 1];
+    let diff = &mut info.depth_change;
+    diff.clear();
+    diff.resize(nb + 1, 0);
     for (h, &e) in end.iter().enumerate() {
         if e != u32::MAX {
             diff[h] += 1;

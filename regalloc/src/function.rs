@@ -240,7 +240,7 @@ index_type!(
 );
 
 /// A half-open range of instructions `[start, end)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InstRange {
     /// First instruction.
     pub start: Inst,

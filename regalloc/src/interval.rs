@@ -102,9 +102,8 @@ impl Intervals {
         ));
     }
 
-    /// Computes the facts from liveness.
-    pub fn compute<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
-        let nv = f.num_vregs();
+    /// Empty hulls, weights and call crossings for `nv` vregs.
+    fn reset_hulls(&mut self, nv: usize) {
         self.start.clear();
         self.start.resize(nv, u32::MAX);
         self.end.clear();
@@ -113,6 +112,12 @@ impl Intervals {
         self.weight.resize(nv, 0);
         self.crosses_call.clear();
         self.crosses_call.grow(nv);
+    }
+
+    /// Computes the facts from liveness.
+    pub fn compute<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
+        let nv = f.num_vregs();
+        self.reset_hulls(nv);
         self.live.clear();
         self.live.grow(nv);
         self.since.clear();
@@ -183,6 +188,39 @@ impl Intervals {
             self.pieces.extend(self.block_pieces.drain(..).rev());
         }
         self.build_ranges(nv);
+    }
+
+    /// The hulls, weights and call crossings (none) of a function without
+    /// clobbers, for spill-slot sharing; no live ranges (the allocator asks
+    /// them only whether a value crosses a call).
+    pub(crate) fn compute_hulls<F: Function>(&mut self, f: &F, cfg: &CfgInfo, live: &Liveness) {
+        let nv = f.num_vregs();
+        self.reset_hulls(nv);
+        self.range_list.clear();
+        self.range_start.clear();
+        self.range_start.resize(nv + 1, 0);
+        for bi in 0..f.num_blocks() {
+            let b = Block::new(bi);
+            let r = f.block_insts(b);
+            let w = depth_weight(cfg.loop_depth[bi]);
+            for &v in live.live_in(b) {
+                let v = v as usize;
+                self.start[v] = self.start[v].min(2 * r.start.0);
+            }
+            for &v in live.live_out(b) {
+                let v = v as usize;
+                self.end[v] = self.end[v].max(2 * r.end.0 - 1);
+            }
+            for i in r.iter() {
+                let p = 2 * i.0;
+                for op in f.inst_operands(i) {
+                    let v = op.vreg.index();
+                    self.start[v] = self.start[v].min(p);
+                    self.end[v] = self.end[v].max(p + 1);
+                    self.weight[v] = self.weight[v].saturating_add(w);
+                }
+            }
+        }
     }
 
     /// Sorts the pieces by vreg (counting sort, stable, so each vreg's stay

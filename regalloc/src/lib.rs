@@ -133,7 +133,11 @@ impl Allocator {
         out.log.enabled = opts.log;
         cfg::analyze(f, env, &mut self.cfg)?;
         self.live.compute(f, &self.cfg)?;
-        self.ivs.compute(f, &self.cfg, &self.live);
+        // The live ranges only tell the scan which values cross a call.
+        let calls = !self.cfg.clobbers.is_empty();
+        if calls {
+            self.ivs.compute(f, &self.cfg, &self.live);
+        }
         self.scan
             .run(f, env, &self.cfg, &self.live, &self.ivs, &mut out.log)?;
         let nv = f.num_vregs();
@@ -152,12 +156,16 @@ impl Allocator {
         // Spill slots: touch every virtual slot with its loop depth.
         self.slots.reset(nv + 3);
         let cfgi = &self.cfg;
-        for ii in 0..f.num_insts() {
-            let s = self.scan.alloc_off[ii] as usize;
-            let e = self.scan.alloc_off[ii + 1] as usize;
-            for a in &self.scan.allocs[s..e] {
-                if let Allocation::Stack(sl) = a {
-                    self.slots.touch(sl.0, spill::inst_depth(cfgi, ii as u32));
+        // Every operand in memory counts as folded.
+        let operands_in_memory = self.scan.stats.folded != 0;
+        if operands_in_memory {
+            for ii in 0..f.num_insts() {
+                let s = self.scan.alloc_off[ii] as usize;
+                let e = self.scan.alloc_off[ii + 1] as usize;
+                for a in &self.scan.allocs[s..e] {
+                    if let Allocation::Stack(sl) = a {
+                        self.slots.touch(sl.0, spill::inst_depth(cfgi, ii as u32));
+                    }
                 }
             }
         }
@@ -171,14 +179,22 @@ impl Allocator {
                 touch_edit(&mut self.slots, e, d);
             }
         }
+        if !calls && self.slots.any_vreg_touched(nv) {
+            // Slot sharing needs the hulls.
+            self.ivs.compute_hulls(f, &self.cfg, &self.live);
+        }
         out.spill_area_size = self
             .slots
             .assign(f, &self.ivs, env.slot_size, &mut out.slots);
         // Allocations.
         out.inst_alloc_offsets
             .extend_from_slice(&self.scan.alloc_off);
-        out.allocs
-            .extend(self.scan.allocs.iter().map(|&a| self.slots.rewrite(a)));
+        if operands_in_memory {
+            out.allocs
+                .extend(self.scan.allocs.iter().map(|&a| self.slots.rewrite(a)));
+        } else {
+            out.allocs.extend_from_slice(&self.scan.allocs);
+        }
         // Edits in program order: counting sort by key.
         let nkeys = 6 * f.num_insts() + 6;
         let already_sorted = self.scan.raw_edits.windows(2).all(|w| w[0].0 <= w[1].0);
@@ -239,10 +255,7 @@ impl Allocator {
         out.stats.edge_splits = out.edge_splits.len() as u32;
         // The frame saves every callee-saved register the code changes: the
         // allocation's writes and the clients' own clobbers.
-        let mut changed = self.scan.written;
-        for i in 0..f.num_insts() {
-            changed |= f.inst_clobbers(Inst::new(i)).0;
-        }
+        let changed = self.scan.written | self.cfg.clobbers.0;
         out.used_callee_saved = PRegSet(changed & env.callee_saved.0);
         if let Some(frame) = f.frame_layout() {
             out.spill_area_size = aligned_spill_area(f, &frame, out)?;

@@ -55,7 +55,8 @@
 use crate::cfg::CfgInfo;
 use crate::error::Error;
 use crate::function::{
-    Block, Constraint, Function, Inst, MachineEnv, OperandKind, OperandPos, PReg, RegClass, VReg,
+    Block, Constraint, Function, Inst, InstRange, MachineEnv, Operand, OperandKind, OperandPos,
+    PReg, RegClass, VReg,
 };
 use crate::interval::{Intervals, depth_weight};
 use crate::liveness::{INF, LOOP_EXIT_PENALTY, Liveness};
@@ -141,6 +142,41 @@ pub struct LocRec {
     pub in_slot: bool,
 }
 
+/// A vreg's state during the backward scan of a block.
+#[derive(Clone, Copy, Debug)]
+struct BackState {
+    /// Position of its next use (`INF_POS`: none, or redefined first).
+    next_use: u32,
+    /// The fixed register of that use, or `0xff`.
+    hint: u8,
+    /// Position of its next access and the plan's cost to go from just
+    /// before it, for the value arriving in memory, clean in a register,
+    /// dirty in a register (`NONE`: no read ahead).
+    plan_pos: u32,
+    plan: PlanCost,
+}
+
+const BACK_NONE: BackState = BackState {
+    next_use: INF_POS,
+    hint: 0xff,
+    plan_pos: NONE,
+    plan: [0; 3],
+};
+
+/// What the backward scan found for one operand of the block.
+#[derive(Clone, Copy, Debug)]
+struct OpFact {
+    /// Position of the vreg's next use after this instruction.
+    next: u32,
+    /// The plan's gain of loading the value on a miss rather than using
+    /// its slot (see [`plan_step`]).
+    gain: u32,
+    /// [`drop_cost_base`] of the vreg's next access.
+    drop_base: [u32; 2],
+    /// The fixed register of the next use, or `0xff`.
+    hint: u8,
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct VState {
     regs: u32,
@@ -166,23 +202,15 @@ pub struct Scan {
     pub(crate) exit_recs: Vec<LocRec>,
     pub(crate) exit_start: Vec<u32>,
     // Backward-scan scratch.
-    nu: Vec<u32>,
-    nu_hint: Vec<u8>,
+    /// Per vreg during the backward scan (reset through `nu_touched`).
+    back: Vec<BackState>,
     nu_touched: Vec<u32>,
-    op_next: Vec<u32>,
-    op_hint: Vec<u8>,
-    /// Per operand of the block, [`drop_cost_base`] of the vreg's next
-    /// access.
-    op_drop_base: Vec<[u32; 2]>,
-    /// Per operand of the block, the plan's gain of loading the value on a
-    /// miss rather than using its slot (see [`plan_step`]).
-    op_plan_gain: Vec<u32>,
-    /// Per vreg during the backward scan: position of its next access in
-    /// the block and the plan's cost to go from just before it, for the
-    /// value arriving in memory, clean in a register, dirty in a register.
-    plan_next: Vec<(u32, PlanCost)>,
+    /// Per operand of the block, what the backward scan found.
+    op: Vec<OpFact>,
     /// Per vreg, the index of its first live range not yet passed.
     range_cursor: Vec<u32>,
+    /// Whether any instruction has clobbers (else no live ranges exist).
+    has_calls: bool,
     // Output being built.
     pub(crate) allocs: Vec<Allocation>,
     pub(crate) alloc_off: Vec<u32>,
@@ -202,8 +230,24 @@ pub struct Scan {
     /// Per register, the positions in the current block where a fixed
     /// operand or a clobber needs it, latest first (the next one is last).
     fixed_pos: Vec<Vec<u32>>,
+    /// Registers (by [`PReg::index`]) whose `fixed_pos` list is not empty.
+    fixed_touched: u128,
     /// Whether the current block has any fixed operand or clobber.
     block_has_fixed: bool,
+    /// Index in `allocs` of the current block's first operand.
+    blk_base: usize,
+    /// The current block's instructions.
+    cur_range: InstRange,
+    /// Whether the current block's residency plan is computed (see
+    /// `Scan::ensure_plan`).
+    plan_ready: bool,
+    /// The current block's live-out values with a next use, and its
+    /// position (where the plan starts).
+    plan_init: Vec<(u32, u32)>,
+    /// Whether the plan is computed with the next uses for every block:
+    /// when a class has more values than registers less two, pressure is
+    /// likely and a separate pass would cost more.
+    plan_eager: bool,
 }
 
 /// Per-instruction scratch buffers.
@@ -365,8 +409,11 @@ impl Scan {
         );
         self.class.clear();
         self.remat.clear();
+        let mut per_class = [0usize; 3];
         for v in 0..nv {
-            self.class.push(f.vreg_class(VReg::new(v)).index() as u8);
+            let c = f.vreg_class(VReg::new(v)).index();
+            per_class[c] += 1;
+            self.class.push(c as u8);
             let r = f.is_remat(VReg::new(v));
             self.remat.push(r);
             self.v[v].remat = r;
@@ -376,14 +423,15 @@ impl Scan {
         self.entry_start.clear();
         self.exit_recs.clear();
         self.exit_start.clear();
-        self.nu.clear();
-        self.nu.resize(nv, INF_POS);
-        self.nu_hint.clear();
-        self.nu_hint.resize(nv, 0xff);
-        self.plan_next.clear();
-        self.plan_next.resize(nv, (NONE, [0; 3]));
+        self.back.clear();
+        self.back.resize(nv, BACK_NONE);
+        // Without clobbers the live ranges are not computed (see
+        // `crosses_call_at`).
+        self.has_calls = !cfg.clobbers.is_empty();
         self.range_cursor.clear();
-        self.range_cursor.resize(nv, 0);
+        if self.has_calls {
+            self.range_cursor.resize(nv, 0);
+        }
         self.allocs.clear();
         self.alloc_off.clear();
         self.raw_edits.clear();
@@ -394,6 +442,9 @@ impl Scan {
             self.allocatable[c] = env.allocatable.class_mask(class);
             self.callee_saved[c] = env.callee_saved.class_mask(class) & self.allocatable[c];
         }
+        self.plan_eager = (0..3).any(|c| {
+            per_class[c] > 0 && per_class[c] + 2 > self.allocatable[c].count_ones() as usize
+        });
         // Operand allocation offsets.
         let mut n = 0u32;
         for i in 0..ni {
@@ -411,8 +462,9 @@ impl Scan {
             self.setup_entry(f, cfg, live, ivs, b, log);
             self.backward_scan(f, live, b);
             let r = f.block_insts(b);
+            self.blk_base = self.alloc_off[r.start.index()] as usize;
             for i in r.iter() {
-                self.alloc_inst(f, ivs, b, i, log)?;
+                self.alloc_inst(f, ivs, i, log)?;
             }
             // Exit state.
             for &v in live.live_out(b) {
@@ -430,11 +482,16 @@ impl Scan {
                 });
             }
             // Clear state.
-            for idx in 0..96 {
-                let o = self.owner[idx];
-                if o != NONE {
-                    self.v[o as usize].regs = 0;
-                    self.owner[idx] = NONE;
+            for c in 0..3 {
+                let mut m = self.occupied[c];
+                while m != 0 {
+                    let idx = c * 32 + m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    let o = self.owner[idx];
+                    if o != NONE {
+                        self.v[o as usize].regs = 0;
+                        self.owner[idx] = NONE;
+                    }
                 }
             }
             self.occupied = [0; 3];
@@ -661,117 +718,212 @@ impl Scan {
     fn backward_scan<F: Function>(&mut self, f: &F, live: &Liveness, b: Block) {
         let r = f.block_insts(b);
         let end_pos = 2 * r.end.0;
+        self.cur_range = r;
+        self.plan_ready = self.plan_eager;
         // Where each register is needed by a fixed operand or clobber.
         if self.fixed_pos.len() != 96 {
             self.fixed_pos = vec![Vec::new(); 96];
         }
-        if self.block_has_fixed {
-            for l in self.fixed_pos.iter_mut() {
-                l.clear();
-            }
+        let mut m = self.fixed_touched;
+        while m != 0 {
+            self.fixed_pos[m.trailing_zeros() as usize].clear();
+            m &= m - 1;
         }
-        self.block_has_fixed = false;
-        for i in r.iter().rev() {
-            for op in f.inst_operands(i) {
-                if let Constraint::Fixed(p) = op.constraint {
-                    self.fixed_pos[p.index()].push(2 * i.0);
-                    self.block_has_fixed = true;
-                }
-            }
-            for p in f.inst_clobbers(i).iter() {
-                self.fixed_pos[p.index()].push(2 * i.0);
-                self.block_has_fixed = true;
-            }
-        }
+        self.fixed_touched = 0;
+        self.plan_init.clear();
         for (k, &v) in live.live_out(b).iter().enumerate() {
             let d = live.dist_out(b)[k];
-            self.nu[v as usize] = if d >= INF {
-                INF_POS
-            } else {
-                end_pos.saturating_add(d.saturating_mul(2)).min(INF_POS - 1)
-            };
-            self.nu_hint[v as usize] = 0xff;
-            self.nu_touched.push(v);
-            self.plan_next[v as usize] = if d >= INF {
-                (NONE, [0; 3])
-            } else {
-                (self.nu[v as usize], [MISS_COST, 0, 0])
-            };
+            if d < INF {
+                let pos = end_pos.saturating_add(d.saturating_mul(2)).min(INF_POS - 1);
+                self.back[v as usize].next_use = pos;
+                self.plan_init.push((v, pos));
+                self.nu_touched.push(v);
+            }
+        }
+        if self.plan_eager {
+            self.init_plan(false);
         }
         let base = self.alloc_off[r.start.index()] as usize;
         let total = self.alloc_off[r.end.index()] as usize - base;
-        self.op_next.clear();
-        self.op_next.resize(total, INF_POS);
-        self.op_hint.clear();
-        self.op_hint.resize(total, 0xff);
-        self.op_drop_base.clear();
-        self.op_drop_base.resize(total, [0; 2]);
-        self.op_plan_gain.clear();
-        self.op_plan_gain.resize(total, 0);
+        self.op.clear();
+        self.op.resize(
+            total,
+            OpFact {
+                next: INF_POS,
+                gain: 0,
+                drop_base: [0; 2],
+                hint: 0xff,
+            },
+        );
         for i in r.iter().rev() {
             let ops = f.inst_operands(i);
+            let pos = 2 * i.0;
             let ob = self.alloc_off[i.index()] as usize - base;
+            let facts = &mut self.op[ob..ob + ops.len()];
             for (k, op) in ops.iter().enumerate() {
-                self.op_next[ob + k] = self.nu[op.vreg.index()];
-                self.op_hint[ob + k] = self.nu_hint[op.vreg.index()];
+                if let Constraint::Fixed(p) = op.constraint {
+                    self.fixed_pos[p.index()].push(pos);
+                    self.fixed_touched |= 1 << p.index();
+                }
+                let back = self.back[op.vreg.index()];
+                facts[k].next = back.next_use;
+                facts[k].hint = back.hint;
             }
-            // Residency plan: one step per vreg accessed here (an operand
-            // naming an earlier operand's vreg shares its step).
-            for (k, op) in ops.iter().enumerate() {
-                let v = op.vreg;
-                let (mut first, mut writes, mut reads, mut foldable) = (k, false, false, true);
-                for (j, o) in ops.iter().enumerate() {
-                    if o.vreg == v {
-                        // A vreg named twice is never served from its slot:
-                        // an instruction has one memory operand, so the
-                        // other would load it anyway.
-                        foldable &= j == k;
-                        first = first.min(j);
-                        writes |= o.is_def();
-                        reads |= o.is_use();
-                        foldable &= o.constraint == Constraint::Any;
-                    }
+            if self.plan_eager {
+                self.plan_inst(ops, pos, ob, false);
+            }
+            if self.has_calls {
+                for p in f.inst_clobbers(i).iter() {
+                    self.fixed_pos[p.index()].push(pos);
+                    self.fixed_touched |= 1 << p.index();
                 }
-                if first < k {
-                    self.op_drop_base[ob + k] = self.op_drop_base[ob + first];
-                    self.op_plan_gain[ob + k] = self.op_plan_gain[ob + first];
-                    continue;
-                }
-                let next = self.plan_next[v.index()];
-                let (g, gain) = plan_step(next, 2 * i.0, writes, foldable);
-                self.op_plan_gain[ob + k] = gain;
-                self.op_drop_base[ob + k] = drop_cost_base(next.1);
-                // Reset through `nu_touched`: a read pushes the vreg below.
-                self.plan_next[v.index()] = if reads { (2 * i.0, g) } else { (NONE, [0; 3]) };
             }
             for op in ops {
                 if op.kind == OperandKind::Def {
-                    self.nu[op.vreg.index()] = INF_POS;
-                    self.nu_hint[op.vreg.index()] = 0xff;
+                    let back = &mut self.back[op.vreg.index()];
+                    back.next_use = INF_POS;
+                    back.hint = 0xff;
                 }
             }
             for op in ops {
                 if op.is_use() {
                     let v = op.vreg.index();
-                    self.nu[v] = 2 * i.0;
-                    self.nu_hint[v] = match op.constraint {
+                    let back = &mut self.back[v];
+                    // Recorded for the reset when it becomes live (a vreg
+                    // not live has only its plan left, set by reads).
+                    if back.next_use == INF_POS {
+                        self.nu_touched.push(v as u32);
+                    }
+                    back.next_use = pos;
+                    back.hint = match op.constraint {
                         Constraint::Fixed(p) => p.hw,
                         _ => 0xff,
                     };
-                    self.nu_touched.push(v as u32);
                 }
             }
         }
+        self.block_has_fixed = self.fixed_touched != 0;
         for &v in live.live_in(b) {
-            self.v[v as usize].next_use = self.nu[v as usize];
+            self.v[v as usize].next_use = self.back[v as usize].next_use;
         }
-        for k in 0..self.nu_touched.len() {
-            let v = self.nu_touched[k] as usize;
-            self.nu[v] = INF_POS;
-            self.nu_hint[v] = 0xff;
-            self.plan_next[v] = (NONE, [0; 3]);
+        for &v in &self.nu_touched {
+            self.back[v as usize] = BACK_NONE;
         }
         self.nu_touched.clear();
+    }
+
+    /// Whether instruction `i` may need the residency plan: it may have
+    /// to evict or serve an operand from memory. Each operand takes at most
+    /// two registers (its own and a saved copy), so a class with more free
+    /// registers than twice the operand count never runs out during the
+    /// instruction, unless a register subset or clobbers narrow the choice.
+    fn may_need_plan(&self, ops: &[Operand], clobbers: bool) -> bool {
+        if clobbers {
+            return true;
+        }
+        let mut classes = 0u32;
+        for op in ops {
+            if matches!(op.constraint, Constraint::Subset(_)) {
+                return true;
+            }
+            classes |= 1 << self.class[op.vreg.index()];
+        }
+        let limit = 2 * ops.len() as u32;
+        (0..3).any(|c| {
+            classes >> c & 1 != 0 && (self.allocatable[c] & !self.occupied[c]).count_ones() <= limit
+        })
+    }
+
+    /// Starts the plan of the current block from its live-out values
+    /// (`track`: record them for the reset; the next-use pass already
+    /// does when the two are fused).
+    fn init_plan(&mut self, track: bool) {
+        for k in 0..self.plan_init.len() {
+            let (v, pos) = self.plan_init[k];
+            let back = &mut self.back[v as usize];
+            back.plan_pos = pos;
+            back.plan = [MISS_COST, 0, 0];
+            if track {
+                self.nu_touched.push(v);
+            }
+        }
+    }
+
+    /// One backward step of the residency plan: the instruction with
+    /// operands `ops` at position `pos`, whose first operand is `ob` in
+    /// the block (`track` as for [`Scan::init_plan`]).
+    #[inline(always)]
+    fn plan_inst(&mut self, ops: &[Operand], pos: u32, ob: usize, track: bool) {
+        let facts = &mut self.op[ob..ob + ops.len()];
+        for (k, op) in ops.iter().enumerate() {
+            let v = op.vreg;
+            // One step per vreg accessed here (an operand naming an
+            // earlier operand's vreg shares its step).
+            let (mut first, mut writes, mut reads, mut foldable) = (k, false, false, true);
+            for (j, o) in ops.iter().enumerate() {
+                if o.vreg == v {
+                    // A vreg named twice is never served from its slot:
+                    // an instruction has one memory operand, so the
+                    // other would load it anyway.
+                    foldable &= j == k;
+                    first = first.min(j);
+                    writes |= o.is_def();
+                    reads |= o.is_use();
+                    foldable &= o.constraint == Constraint::Any;
+                }
+            }
+            if first < k {
+                let shared = facts[first];
+                facts[k].drop_base = shared.drop_base;
+                facts[k].gain = shared.gain;
+                continue;
+            }
+            let back = &mut self.back[v.index()];
+            let (g, gain) = plan_step((back.plan_pos, back.plan), pos, writes, foldable);
+            facts[k].gain = gain;
+            facts[k].drop_base = drop_cost_base(back.plan);
+            if reads {
+                back.plan_pos = pos;
+                back.plan = g;
+                if track {
+                    self.nu_touched.push(v.0);
+                }
+            } else {
+                back.plan_pos = NONE;
+                back.plan = [0; 3];
+            }
+        }
+    }
+
+    /// Computes the residency plan of the current block (the operands'
+    /// `gain` and `drop_base`), once per block and only when an
+    /// instruction may need it (most blocks of small functions never do),
+    /// then brings the drop costs of the values accessed before `i` up to
+    /// date.
+    fn ensure_plan<F: Function>(&mut self, f: &F, i: Inst) {
+        if self.plan_ready {
+            return;
+        }
+        self.plan_ready = true;
+        let r = self.cur_range;
+        let base = self.blk_base;
+        self.init_plan(true);
+        for j in r.iter().rev() {
+            let ob = self.alloc_off[j.index()] as usize - base;
+            self.plan_inst(f.inst_operands(j), 2 * j.0, ob, true);
+        }
+        for &v in &self.nu_touched {
+            self.back[v as usize] = BACK_NONE;
+        }
+        self.nu_touched.clear();
+        // The drop costs after the accesses already allocated.
+        for j in r.start.index()..i.index() {
+            let ops = f.inst_operands(Inst::new(j));
+            let ob = self.alloc_off[j] as usize - base;
+            for (k, op) in ops.iter().enumerate() {
+                self.v[op.vreg.index()].drop_base = self.op[ob + k].drop_base;
+            }
+        }
     }
 
     /// Whether the live range of `v` at or after position `pos` crosses a
@@ -779,6 +931,9 @@ impl Scan {
     /// caller-saved register does). Positions only grow during the scan, so
     /// a cursor per vreg walks its ranges once.
     fn crosses_call_at(&mut self, ivs: &Intervals, v: u32, pos: u32) -> bool {
+        if !self.has_calls {
+            return false;
+        }
         let ranges = ivs.ranges(VReg(v));
         let cur = &mut self.range_cursor[v as usize];
         while (*cur as usize) < ranges.len() && ranges[*cur as usize].end < pos {
@@ -1043,6 +1198,7 @@ impl Scan {
         // bits, saturated), the register (5 bits).
         const DIST_BITS: u32 = 27;
         const LOSS_MAX: u64 = (1 << 31) - 1;
+        debug_assert!(self.plan_ready, "{i}: eviction without the residency plan");
         let mut best_key = 0u64;
         let mut far = 0u32;
         let here = 2 * i.0;
@@ -1109,52 +1265,134 @@ impl Scan {
         }
     }
 
-    /// The common case in one pass: every operand is an early use or
+    /// The common cases in one pass: every operand is an early use or
     /// modify with a register (or register-or-memory) constraint whose value
-    /// already sits in an allowed register; no fixed registers, clobbers,
-    /// reuses or defs. Returns false to take the general path.
-    fn fast_inst<F: Function>(&mut self, f: &F, b: Block, i: Inst) -> bool {
+    /// already sits in an allowed register, or, without modifies, one late
+    /// def that gets a free register (a copy, a three-address form); no
+    /// fixed registers, clobbers or reuses. The choices are those the
+    /// general path makes. Returns false to take the general path.
+    fn fast_inst<F: Function>(
+        &mut self,
+        f: &F,
+        ivs: &Intervals,
+        i: Inst,
+        log: &mut DecisionLog,
+    ) -> bool {
         let ops = f.inst_operands(i);
-        if ops.len() > 4 || !f.inst_clobbers(i).is_empty() {
+        if ops.len() > 4 || self.has_calls && !f.inst_clobbers(i).is_empty() {
             return false;
         }
-        let mut chosen = [0u8; 4];
+        // Per operand: its vreg's class and the register chosen.
+        let mut chosen = [(0usize, 0u8); 4];
+        let mut def = None;
+        let mut modifies = false;
+        // Registers read here, per class.
+        let mut read = [0u32; 3];
         for (k, op) in ops.iter().enumerate() {
-            if op.pos != OperandPos::Early || op.kind == OperandKind::Def {
-                return false;
-            }
-            let c = self.vclass(op.vreg.0);
+            let c = self.class[op.vreg.index()] as usize;
             let allowed = match op.constraint {
                 Constraint::Reg | Constraint::Any => self.allocatable[c],
                 Constraint::Subset(m) => m & self.allocatable[c],
                 _ => return false,
             };
+            if op.kind == OperandKind::Def {
+                if op.pos != OperandPos::Late || def.is_some() {
+                    return false;
+                }
+                def = Some((k, allowed));
+                continue;
+            }
+            if op.pos != OperandPos::Early {
+                return false;
+            }
+            modifies |= op.kind == OperandKind::Modify;
             let have = self.v[op.vreg.index()].regs & allowed;
             if have == 0 {
                 return false;
             }
-            chosen[k] = lowest(have);
+            chosen[k] = (c, lowest(have));
+            read[c] |= have & have.wrapping_neg();
         }
         let base = self.alloc_off[i.index()] as usize;
-        let nb = base - self.alloc_off[f.block_insts(b).start.index()] as usize;
-        for (k, op) in ops.iter().enumerate() {
-            let c = self.vclass(op.vreg.0);
-            self.allocs[base + k] = Allocation::Reg(self.preg(c, chosen[k]));
+        let nb = base - self.blk_base;
+        if let Some((d, allowed)) = def {
+            if modifies {
+                return false;
+            }
+            let v = ops[d].vreg;
+            let c = self.class[v.index()] as usize;
+            // Registers whose value is read here for the last time.
+            let mut dying = 0u32;
+            let mut m = self.occupied[c] & read[c];
+            while m != 0 {
+                let hw = lowest(m);
+                m &= m - 1;
+                let w = self.owner[c * 32 + hw as usize];
+                if w != NONE && !self.survives_at(w, ops, nb) {
+                    dying |= 1 << hw;
+                }
+            }
+            let free = allowed & (!self.occupied[c] | dying);
+            if free == 0 {
+                return false;
+            }
+            let mut hint = self.op[nb + d].hint;
+            if let Some((_, src)) = f.is_move(i).filter(|m| m.0 == v) {
+                let sr = self.v[src.index()].regs & dying;
+                if sr != 0 {
+                    hint = lowest(sr);
+                }
+            }
+            let hw = if hint < 32 && free & (1 << hint) != 0 {
+                log.push(i, Some(v), Reason::Hint(self.preg(c, hint)));
+                hint
+            } else if free & dying != 0 {
+                lowest(free & dying)
+            } else {
+                let pref = if self.crosses_call_at(ivs, v.0, 2 * i.0) {
+                    free & self.callee_saved[c]
+                } else {
+                    free & !self.callee_saved[c]
+                };
+                self.free_longest(i, c, if pref != 0 { pref } else { free })
+            };
+            chosen[d] = (c, hw);
+            // Values read for the last time (and the def's old value)
+            // leave their registers, then the def takes its own.
+            for (k, op) in ops.iter().enumerate() {
+                let w = op.vreg;
+                if ops[..k].iter().all(|o| o.vreg != w) && !self.survives_at(w.0, ops, nb) {
+                    self.clear_vreg_regs(w.0);
+                }
+            }
+            self.clear_vreg_regs(v.0);
+            self.v[v.index()].in_slot = false;
+            let r = self.preg(c, hw);
+            self.written |= bit(r);
+            self.set_owner(c, hw, v.0);
+            if self.op[nb + d].next == INF_POS {
+                self.clear_vreg_regs(v.0);
+            }
         }
         for (k, op) in ops.iter().enumerate() {
+            let (c, hw) = chosen[k];
+            let r = self.preg(c, hw);
+            self.allocs[base + k] = Allocation::Reg(r);
             let v = op.vreg.0;
-            let next = self.op_next[nb + k];
-            if op.kind == OperandKind::Modify {
+            let fact = self.op[nb + k];
+            if def.is_some() {
+                // Committed above.
+            } else if op.kind == OperandKind::Modify {
                 // The new value lives only in the modified register.
-                let c = self.vclass(v);
-                let r = self.preg(c, chosen[k]);
-                self.clear_vreg_regs(v);
-                self.v[v as usize].in_slot = false;
-                if next != INF_POS {
-                    self.set_owner(c, r.hw, v);
+                if self.v[v as usize].regs != 1 << hw || fact.next == INF_POS {
+                    self.clear_vreg_regs(v);
+                    if fact.next != INF_POS {
+                        self.set_owner(c, hw, v);
+                    }
                 }
+                self.v[v as usize].in_slot = false;
                 self.written |= bit(r);
-            } else if next == INF_POS
+            } else if fact.next == INF_POS
                 && !ops
                     .iter()
                     .any(|o| o.vreg == op.vreg && o.kind == OperandKind::Modify)
@@ -1162,27 +1400,38 @@ impl Scan {
                 // Last use.
                 self.clear_vreg_regs(v);
             }
-            self.v[v as usize].next_use = next;
-            self.note_access(v, nb + k);
+            let s = &mut self.v[v as usize];
+            s.next_use = fact.next;
+            s.drop_base = fact.drop_base;
         }
         true
+    }
+
+    /// `Scan::survives` for the instruction with operands `ops` (the first
+    /// at `nb` in the block), from the backward scan's facts.
+    fn survives_at(&self, w: u32, ops: &[Operand], nb: usize) -> bool {
+        match ops.iter().position(|o| o.vreg.0 == w) {
+            Some(k) => {
+                self.op[nb + k].next != INF_POS && !ops.iter().any(|o| o.vreg.0 == w && o.is_def())
+            }
+            None => self.v[w as usize].next_use != INF_POS,
+        }
     }
 
     /// Records the plan's drop costs after an access of `v` by operand `k`
     /// (numbered within the block).
     fn note_access(&mut self, v: u32, k: usize) {
-        self.v[v as usize].drop_base = self.op_drop_base[k];
+        self.v[v as usize].drop_base = self.op[k].drop_base;
     }
 
     fn alloc_inst<F: Function>(
         &mut self,
         f: &F,
         ivs: &Intervals,
-        b: Block,
         i: Inst,
         log: &mut DecisionLog,
     ) -> Result<(), Error> {
-        if self.fast_inst(f, b, i) {
+        if self.fast_inst(f, ivs, i, log) {
             return Ok(());
         }
         let mut bufs = core::mem::take(&mut self.bufs);
@@ -1193,7 +1442,7 @@ impl Scan {
             !self.allocatable[1],
             !self.allocatable[2],
         ];
-        let r = self.alloc_inst_inner(f, ivs, b, i, log, &mut bufs);
+        let r = self.alloc_inst_inner(f, ivs, i, log, &mut bufs);
         self.bufs = bufs;
         self.doomed = [0; 3];
         r
@@ -1204,7 +1453,6 @@ impl Scan {
         &mut self,
         f: &F,
         ivs: &Intervals,
-        b: Block,
         i: Inst,
         log: &mut DecisionLog,
         bufs: &mut InstBufs,
@@ -1212,9 +1460,11 @@ impl Scan {
         let ops = f.inst_operands(i);
         let n = ops.len();
         let base = self.alloc_off[i.index()] as usize;
-        let blk_base = self.alloc_off[f.block_insts(b).start.index()] as usize;
-        let nb = base - blk_base;
+        let nb = base - self.blk_base;
         let key = 6 * i.0 + 1;
+        if !self.plan_ready && self.may_need_plan(ops, !f.inst_clobbers(i).is_empty()) {
+            self.ensure_plan(f, i);
+        }
         // Operand facts.
         let info = &mut bufs.info;
         info.clear();
@@ -1224,8 +1474,8 @@ impl Scan {
             if !info.iter().any(|o| o.vreg == v) {
                 info.push(OpInfo {
                     vreg: v,
-                    drop_base: self.op_drop_base[nb + k],
-                    next_after: self.op_next[nb + k],
+                    drop_base: self.op[nb + k].drop_base,
+                    next_after: self.op[nb + k].next,
                     defined_here,
                 });
             }
@@ -1325,7 +1575,7 @@ impl Scan {
             if op.is_use() && alloc[k] == Allocation::None && !is_reuse_target(k) {
                 // Key: distance to the next use, scaled up for read-modify-write
                 // operands (folding those keeps the loaded value clean).
-                let d = self.op_next[nb + k].saturating_sub(2 * i.0);
+                let d = self.op[nb + k].next.saturating_sub(2 * i.0);
                 let key = if op.kind == OperandKind::Modify {
                     d.saturating_mul(16)
                 } else {
@@ -1364,7 +1614,11 @@ impl Scan {
                 // gains more than evicting the victim loses; else serve it
                 // from memory (a read-modify-write then stays clean in its
                 // slot). No gain needs no victim.
-                let gain = self.op_plan_gain[nb + k];
+                let gain = self.op[nb + k].gain;
+                debug_assert!(
+                    self.plan_ready || free != 0 || cand == 0,
+                    "{i}: fold without the plan"
+                );
                 let fold = free == 0
                     && cand != 0
                     && (gain == 0 || {
@@ -1521,8 +1775,8 @@ impl Scan {
                 }
             }
             let avoid = fixed_any[c] | res_late[c] | if early { res_early[c] } else { 0 };
-            let mut hint = if self.op_hint[nb + k] != 0xff {
-                self.op_hint[nb + k]
+            let mut hint = if self.op[nb + k].hint != 0xff {
+                self.op[nb + k].hint
             } else {
                 0xff
             };
@@ -1541,7 +1795,7 @@ impl Scan {
                 && !stack_used
                 && !self.remat[v as usize]
             {
-                let nxt = self.op_next[nb + k];
+                let nxt = self.op[nb + k].next;
                 let Victim { hw: vic, far, .. } = self.victim(i, c, cand, info);
                 pre = Some(vic);
                 if nxt == INF_POS || nxt.saturating_sub(2 * i.0) >= far {
@@ -1606,7 +1860,7 @@ impl Scan {
         }
         // Dead defs free their location at once.
         for (k, op) in ops.iter().enumerate() {
-            if op.is_def() && self.op_next[nb + k] == INF_POS {
+            if op.is_def() && self.op[nb + k].next == INF_POS {
                 self.clear_vreg_regs(op.vreg.0);
             }
         }
@@ -1620,7 +1874,7 @@ impl Scan {
                 let c = r.class.index();
                 if !op.is_def()
                     || self.allocatable[c] & (1 << r.hw) != 0
-                    || self.op_next[nb + k] == INF_POS
+                    || self.op[nb + k].next == INF_POS
                 {
                     continue;
                 }
@@ -1669,7 +1923,7 @@ impl Scan {
         }
         // Next uses.
         for (k, op) in ops.iter().enumerate() {
-            self.v[op.vreg.index()].next_use = self.op_next[nb + k];
+            self.v[op.vreg.index()].next_use = self.op[nb + k].next;
             self.note_access(op.vreg.0, nb + k);
         }
         for k in 0..n {

@@ -59,6 +59,9 @@ pub struct Liveness {
     work: Vec<u32>,
     touched: Vec<u32>,
     out_pairs: Vec<(u32, u32)>,
+    /// Whether the function is one block without edges (then the def
+    /// lists are not bucketed: `stamp_def` says what the block defines).
+    single_block: bool,
 }
 
 impl Liveness {
@@ -89,6 +92,10 @@ impl Liveness {
     /// Whether `v` is defined in any block of `first..=last` (layout order).
     pub fn defined_in(&self, v: VReg, first: Block, last: Block) -> bool {
         let v = v.index();
+        if self.single_block {
+            // Block 0 stamped the vregs it defines.
+            return first.0 == 0 && self.stamp_def.get(v) == Some(&0);
+        }
         if v + 1 >= self.dstarts.len() {
             return false;
         }
@@ -141,8 +148,29 @@ impl Liveness {
                 }
             }
         }
+        self.single_block = nb == 1 && f.block_succs(Block::new(0)).is_empty();
+        if self.single_block {
+            // One block without edges: nothing is live at its boundaries,
+            // and an upward-exposed use reads a value nothing defined.
+            if let Some(&(v, _, _)) = self.ue.iter().min() {
+                return Err(Error::LiveInAtEntry(VReg(v)));
+            }
+            for l in [
+                &mut self.live_in,
+                &mut self.first_use,
+                &mut self.dist_in,
+                &mut self.live_out,
+                &mut self.dist_out,
+            ] {
+                l.clear();
+            }
+            for s in [&mut self.live_in_start, &mut self.live_out_start] {
+                s.clear();
+                s.extend([0, 0]);
+            }
+            return Ok(());
+        }
         // 2. Bucket by vreg (counting sort keeps block order).
-        bucket(&self.ue, |e| e.0, nv, &mut self.starts, &mut self.sorted_ue);
         bucket(
             &self.defs,
             |e| e.0,
@@ -150,6 +178,7 @@ impl Liveness {
             &mut self.dstarts,
             &mut self.sorted_defs,
         );
+        bucket(&self.ue, |e| e.0, nv, &mut self.starts, &mut self.sorted_ue);
         // 3. Per-vreg backward propagation.
         self.in_set.clear();
         self.in_set.grow(nb);

@@ -38,6 +38,13 @@ impl SlotAssigner {
         self.weight[id] = self.weight[id].saturating_add(depth_weight(depth) as u64) | 1 << 63;
     }
 
+    /// Whether any of the ids below `nv` (the vregs' own slots) was touched.
+    pub fn any_vreg_touched(&self, nv: usize) -> bool {
+        self.weight[..nv.min(self.weight.len())]
+            .iter()
+            .any(|&w| w != 0)
+    }
+
     /// Prepares for a function with `n` virtual slot ids.
     pub fn reset(&mut self, n: usize) {
         self.weight.clear();

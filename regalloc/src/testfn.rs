@@ -360,6 +360,25 @@ impl Lcg {
     }
 }
 
+/// The operations of workloads B and C: `count` updates `d op= s` of
+/// values drawn by the generator from `seed` (`imul`, one in four, needs
+/// its destination in a register; the rest may use memory).
+fn random_updates(b: &mut Builder, v: &[VReg], seed: u64, count: usize) {
+    let mut g = Lcg(seed);
+    let n = v.len() as u64;
+    for _ in 0..count {
+        let r = g.next();
+        let d = v[((r >> 2) % n) as usize];
+        let s = v[((r >> 8) % n) as usize];
+        let dc = if r % 4 == 3 {
+            Constraint::Reg
+        } else {
+            Constraint::Any
+        };
+        b.inst(&[Operand::modify(d, dc), Operand::use_(s, Constraint::Any)]);
+    }
+}
+
 /// Workload B of ../shared/bench/WORKLOAD.md with `ops` operations, as the
 /// allocator sees it: 64 values defined from the argument in register 7, `ops`
 /// two-operand updates (`imul` needs its destination in a register, the rest
@@ -376,23 +395,39 @@ pub fn workload_b(ops: usize) -> TestFunction {
             Operand::use_(p, Constraint::Reg),
         ]);
     }
-    let mut g = Lcg(12345);
-    for _ in 0..ops {
-        let r = g.next();
-        let d = v[((r >> 2) % 64) as usize];
-        let s = v[((r >> 8) % 64) as usize];
-        let dc = if r % 4 == 3 {
-            Constraint::Reg
-        } else {
-            Constraint::Any
-        };
-        b.inst(&[Operand::modify(d, dc), Operand::use_(s, Constraint::Any)]);
-    }
+    random_updates(&mut b, &v, 12345, ops);
     for &x in &v[1..] {
         b.inst(&[
             Operand::modify(v[0], Constraint::Reg),
             Operand::use_(x, Constraint::Any),
         ]);
+    }
+    b.ret(v[0]);
+    b.finish()
+}
+
+/// One function of workload C (../shared/bench/WORKLOAD.md) as the
+/// allocator sees it, with generator seed `seed`: arguments in registers 7
+/// and 6, four values, 20 two-operand updates drawn as in workload B, the
+/// values combined into the first and returned. Small functions like this
+/// one measure the allocator's fixed cost per function.
+pub fn workload_c_shape(seed: u64) -> TestFunction {
+    let mut b = Builder::new();
+    let v: Vec<_> = (0..4).map(|_| b.vreg_gp()).collect();
+    b.block();
+    b.args(&[(v[0], 7), (v[1], 6)]);
+    b.inst(&[
+        Operand::def(v[2], Constraint::Reg),
+        Operand::use_(v[0], Constraint::Reg),
+    ]);
+    b.modify_any(v[2], v[1]);
+    b.inst(&[
+        Operand::def(v[3], Constraint::Reg),
+        Operand::use_(v[0], Constraint::Reg),
+    ]);
+    random_updates(&mut b, &v, seed, 20);
+    for &x in &v[1..] {
+        b.modify_any(v[0], x);
     }
     b.ret(v[0]);
     b.finish()
