@@ -7,7 +7,7 @@
 
 use super::db::Mnemonic;
 use super::emitter::Emitter;
-use super::encoder::{Encoded, Site, Target, encode};
+use super::encoder::{Encoded, Site, Target, emit_fast, encode};
 use super::operand::Operand;
 use super::options::{InstOptions, Rounding};
 use crate::code::{CodeHolder, FixupKind, Label, SectionId, SectionKind};
@@ -183,6 +183,39 @@ impl<'a> Assembler<'a> {
     }
 
     fn emit_candidates(
+        &mut self,
+        mnemonic: Mnemonic,
+        forms: Option<&'static [u16]>,
+        operands: &[Operand],
+        options: InstOptions,
+    ) -> Result<()> {
+        // The common instructions of 64-bit code go straight into the
+        // buffer; the rest, and anything logged, through the general encoder.
+        if self.logger.is_none()
+            && self.code.arch() == crate::code::Arch::X64
+            && (options.is_empty() || options == InstOptions::SHORT)
+            // `xchg` with the accumulator first is swapped to the `90+r` form first.
+            && mnemonic != Mnemonic::Xchg
+        {
+            let candidates = match forms {
+                Some(forms) => forms,
+                None => mnemonic.candidates(super::db::signature_of(operands)),
+            };
+            if emit_fast(
+                self.code,
+                self.section,
+                candidates,
+                operands,
+                !options.is_empty(),
+            ) {
+                return Ok(());
+            }
+        }
+        self.emit_general(mnemonic, forms, operands, options)
+    }
+
+    /// Emits one instruction through the general encoder.
+    fn emit_general(
         &mut self,
         mnemonic: Mnemonic,
         forms: Option<&'static [u16]>,

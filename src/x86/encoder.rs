@@ -20,6 +20,9 @@ use super::reg::{Reg, RegKind};
 use crate::code::{Arch, CodeHolder, FixupKind, Label, SectionId};
 use crate::error::Error;
 
+mod fast;
+pub(crate) use fast::emit_fast;
+
 /// What a relative or absolute field refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Target {
