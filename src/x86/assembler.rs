@@ -7,7 +7,8 @@
 
 use super::db::Mnemonic;
 use super::emitter::Emitter;
-use super::encoder::{Encoded, Site, Target, emit_fast, encode};
+use super::encoder::{Encoded, FormPlans, Site, Target, emit_fast, emit_planned, encode};
+
 use super::operand::Operand;
 use super::options::{InstOptions, Rounding};
 use crate::code::{CodeHolder, FixupKind, Label, SectionId, SectionKind};
@@ -182,6 +183,8 @@ impl<'a> Assembler<'a> {
         self.emit_candidates(mnemonic, None, operands, options)
     }
 
+    /// Emits one instruction: `forms` are the candidates the typed API
+    /// knows, `None` for the dynamic API.
     fn emit_candidates(
         &mut self,
         mnemonic: Mnemonic,
@@ -189,29 +192,29 @@ impl<'a> Assembler<'a> {
         operands: &[Operand],
         options: InstOptions,
     ) -> Result<()> {
-        // The common instructions of 64-bit code go straight into the
-        // buffer; the rest, and anything logged, through the general encoder.
-        if self.logger.is_none()
-            && self.code.arch() == crate::code::Arch::X64
-            && (options.is_empty() || options == InstOptions::SHORT)
-            // `xchg` with the accumulator first is swapped to the `90+r` form first.
-            && mnemonic != Mnemonic::Xchg
-        {
+        if self.fast_path_allowed(mnemonic, options) {
             let candidates = match forms {
                 Some(forms) => forms,
                 None => mnemonic.candidates(super::db::signature_of(operands)),
             };
-            if emit_fast(
-                self.code,
-                self.section,
-                candidates,
-                operands,
-                !options.is_empty(),
-            ) {
+            let short = !options.is_empty();
+            if emit_fast(self.code, self.section, &[], candidates, operands, short) {
                 return Ok(());
             }
         }
         self.emit_general(mnemonic, forms, operands, options)
+    }
+
+    /// Whether the encoder's fast path may take the instruction: the common
+    /// instructions of 64-bit code go straight into the buffer; the rest,
+    /// and anything logged, through the general encoder.
+    #[inline(always)]
+    fn fast_path_allowed(&self, mnemonic: Mnemonic, options: InstOptions) -> bool {
+        self.logger.is_none()
+            && self.code.arch() == crate::code::Arch::X64
+            && (options.is_empty() || options == InstOptions::SHORT)
+            // `xchg` with the accumulator first is swapped to the `90+r` form first.
+            && mnemonic != Mnemonic::Xchg
     }
 
     /// Emits one instruction through the general encoder.
@@ -354,6 +357,25 @@ impl Emitter for Assembler<'_> {
     ) -> Result<()> {
         let options = std::mem::take(&mut self.options);
         self.emit_candidates(mnemonic, Some(forms), operands, options)
+    }
+
+    // Always inline: at each typed call site the plans are a constant, and
+    // the fast path folds down to the few steps its operands need.
+    #[inline(always)]
+    fn emit_planned(
+        &mut self,
+        mnemonic: Mnemonic,
+        plans: &'static FormPlans,
+        operands: &[Operand],
+    ) -> Result<()> {
+        let options = std::mem::take(&mut self.options);
+        if self.fast_path_allowed(mnemonic, options) {
+            let short = !options.is_empty();
+            if emit_planned(self.code, self.section, plans, operands, short) {
+                return Ok(());
+            }
+        }
+        self.emit_general(mnemonic, Some(plans.forms()), operands, options)
     }
 }
 

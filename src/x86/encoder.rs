@@ -21,7 +21,8 @@ use crate::code::{Arch, CodeHolder, FixupKind, Label, SectionId};
 use crate::error::Error;
 
 mod fast;
-pub(crate) use fast::emit_fast;
+pub use fast::FormPlans;
+pub(crate) use fast::{emit_fast, emit_planned};
 
 /// What a relative or absolute field refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -970,7 +971,7 @@ fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), Mismatc
 }
 
 /// Where an operand goes in the encoding.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
     ModRmReg,
     ModRmRm,
@@ -984,7 +985,7 @@ enum Slot {
     Nothing,
 }
 
-fn slot_of(kind: K) -> Slot {
+const fn slot_of(kind: K) -> Slot {
     match kind {
         K::R8
         | K::R16
@@ -1066,7 +1067,7 @@ fn slot_of(kind: K) -> Slot {
     }
 }
 
-fn imm_size(kind: K) -> usize {
+const fn imm_size(kind: K) -> usize {
     match kind {
         K::Imm4 | K::Imm8 | K::Imm8Sx16 | K::Imm8Sx32 | K::Imm8Sx64 => 1,
         K::Imm16 => 2,

@@ -20,81 +20,16 @@
 use super::{Bytes, Slot, class_decides_register, imm_fits, imm_size, kind_classes, slot_of};
 use crate::code::{CodeHolder, FixupKind, Label, SectionId};
 use crate::x86::db::{
-    self, Encoding, Form, MandatoryPrefix, ModRmSpec, OpcodeMap, OperandKind as K, VexL, VexW,
-    flags, modes,
+    self, Encoding, MandatoryPrefix, ModRmSpec, OpcodeMap, OperandKind as K, VexL, VexW, flags,
+    modes,
 };
 use crate::x86::mem::{Mem, MemBase};
 use crate::x86::operand::Operand;
 use crate::x86::reg::{Decorators, RegKind};
 
-// The form fields this module reads, one accessor each, so that a change of
-// the form record's layout touches these lines only.
-#[inline(always)]
-fn encoding(f: &Form) -> Encoding {
-    f.encoding
-}
-#[inline(always)]
-fn kinds(f: &Form) -> &[K] {
-    f.explicit_kinds()
-}
-#[inline(always)]
-fn valid_in_64(f: &Form) -> bool {
-    f.modes & modes::M64 != 0
-}
-#[inline(always)]
-fn modrm(f: &Form) -> ModRmSpec {
-    f.modrm
-}
-#[inline(always)]
-fn opcode(f: &Form) -> u8 {
-    f.opcode
-}
-#[inline(always)]
-fn map(f: &Form) -> OpcodeMap {
-    f.map
-}
-#[inline(always)]
-fn prefix(f: &Form) -> MandatoryPrefix {
-    f.prefix
-}
-#[inline(always)]
-fn operand_size(f: &Form) -> u8 {
-    f.operand_size
-}
-#[inline(always)]
-fn rex_w(f: &Form) -> bool {
-    f.rex_w
-}
-#[inline(always)]
-fn vex_w(f: &Form) -> VexW {
-    f.w
-}
-#[inline(always)]
-fn vex_l(f: &Form) -> VexL {
-    f.l
-}
-#[inline(always)]
-fn mem_size(f: &Form) -> u16 {
-    f.mem_size
-}
-#[inline(always)]
-fn bcst_size(f: &Form) -> u8 {
-    f.bcst_size
-}
-#[inline(always)]
-fn disp8_scale(f: &Form, broadcast: bool) -> u8 {
-    if broadcast { f.disp8_nb } else { f.disp8_n }
-}
-/// Whether the form is one of those this path encodes: no APX bits, no
-/// FWAIT, no address size of its own, a plain ModRM/opcode shape.
-#[inline(always)]
-fn plain(f: &Form) -> bool {
-    f.apx == 0 && !f.fwait && f.address_size == 0
-}
-
 /// What a form makes of the operands.
 enum Verdict {
-    /// The form takes them: encode it.
+    /// The form takes them: it is encoded.
     Takes,
     /// The general encoder would pass over this form too: try the next.
     Skip,
@@ -102,89 +37,138 @@ enum Verdict {
     Aside,
 }
 
-/// Whether `kind` is a ModRM.rm slot taking registers or plain memory.
-#[inline(always)]
-fn plain_rm(kind: K) -> bool {
-    matches!(
-        kind,
-        K::R8M
-            | K::R16M
-            | K::R32M
-            | K::R64M
-            | K::MmM
-            | K::XmmM
-            | K::YmmM
-            | K::ZmmM
-            | K::KM
-            | K::Mem
-    )
+/// How the fast path treats one operand slot of a form.
+#[derive(Clone, Copy, Debug)]
+struct SlotPlan {
+    /// The slot's operand kind.
+    kind: K,
+    /// Where the operand goes.
+    slot: Slot,
+    /// The register kind (as `RegKind as u8 + 1`) the slot takes, 0 for none.
+    reg: u8,
+    /// For a fixed register (`al`, `cl`, ...): its id + 1; 0 otherwise.
+    fixed: u8,
+    /// Memory: 0 none (a memory operand skips the form), 1 register or
+    /// plain memory (`r/m`, `m`), 2 a kind no general-register address fits
+    /// (`moffs`, VSIB: skips the form).
+    mem: u8,
+    /// Whether an immediate may fit (its range decides).
+    imm: bool,
+    /// Label: 0 none, 1 rel8, 2 rel32.
+    label: u8,
 }
 
-/// Whether operand `op` fits slot `kind` of `form`, as [`super::accepts`]
-/// decides for the operands this path lets through.
-#[inline(always)]
-fn verdict(kind: K, op: &Operand, form: &Form) -> Verdict {
-    match op {
-        Operand::Reg(r) => {
-            if kind_classes(kind) & (1 << r.kind() as u32) == 0 {
-                return Verdict::Skip;
-            }
-            if class_decides_register(kind) {
-                return Verdict::Takes;
-            }
+/// A form as the fast path needs it, computed from its database record
+/// (at compile time for the typed API's candidates): which operands fit
+/// where, and the bytes that do not depend on them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    /// [`LEGACY`], [`VEX`], [`EVEX`], or [`NOT_64`] (skipped in 64-bit mode)
+    /// or [`ASIDE`] (not for this path).
+    encoding: u8,
+    /// Number of explicit operands.
+    arity: u8,
+    slots: [SlotPlan; 4],
+    /// Legacy: the operand-size and mandatory prefixes, in order.
+    prefixes: [u8; 2],
+    prefix_count: u8,
+    /// Legacy: REX.W (8) or 0.
+    rex_w: u8,
+    /// Legacy: the opcode map escape bytes.
+    escape: [u8; 2],
+    escape_count: u8,
+    /// VEX/EVEX: the map field.
+    map_bits: u8,
+    /// VEX/EVEX: W.
+    w_bit: u8,
+    /// VEX/EVEX: pp.
+    pp: u8,
+    /// VEX: L; EVEX: L'L.
+    vector_length: u8,
+    opcode: u8,
+    /// How the ModRM byte is formed: one of the `MODRM_*` values.
+    modrm: u8,
+    /// `/digit`: the digit; a fixed second byte: the byte.
+    modrm_value: u8,
+    /// Memory operand size in bytes (0: any).
+    mem_size: u16,
+    /// Broadcast element size (0: none).
+    bcst_size: u8,
+    /// Elements of a `{1toN}` broadcast (0: none fits).
+    bcst_count: u8,
+    /// EVEX disp8 scale without and with broadcast.
+    disp8: [u8; 2],
+    /// [`flags`] bits K, K_REQUIRED and Z.
+    masking: u16,
+    /// A 16-bit operand-size form.
+    operand_size_16: bool,
+}
+
+const LEGACY: u8 = 0;
+const VEX: u8 = 1;
+const EVEX: u8 = 2;
+const NOT_64: u8 = 3;
+const ASIDE: u8 = 4;
+
+const MODRM_REG: u8 = 0;
+const MODRM_DIGIT: u8 = 1;
+const MODRM_OPCODE_REG: u8 = 2;
+const MODRM_NONE: u8 = 3;
+const MODRM_FIXED: u8 = 4;
+
+impl SlotPlan {
+    const NONE: SlotPlan = SlotPlan {
+        kind: K::None,
+        slot: Slot::Nothing,
+        reg: 0,
+        fixed: 0,
+        mem: 0,
+        imm: false,
+        label: 0,
+    };
+
+    /// The plan of a slot of kind `kind`; `None` when this path does not
+    /// handle the kind.
+    const fn of(kind: K) -> Option<SlotPlan> {
+        let classes = kind_classes(kind);
+        let mut plan = SlotPlan {
+            kind,
+            slot: slot_of(kind),
+            ..SlotPlan::NONE
+        };
+        // The register kind: the lowest class bit below memory (an 8-bit
+        // slot also takes ah..bh, which this path leaves aside).
+        let regs = classes & ((1 << 24) - 1);
+        if regs != 0 {
+            plan.reg = regs.trailing_zeros() as u8 + 1;
             let fixed = match kind {
-                K::Al | K::Cl | K::Ax | K::Dx | K::Eax | K::Rax => match kind {
-                    K::Cl => 1,
-                    K::Dx => 2,
-                    _ => 0,
-                },
-                _ => return Verdict::Aside,
+                K::Al | K::Ax | K::Eax | K::Rax => 1,
+                K::Cl => 2,
+                K::Dx => 3,
+                _ => 0,
             };
-            if r.id() == fixed {
-                Verdict::Takes
-            } else {
-                Verdict::Skip
+            if fixed == 0 && !class_decides_register(kind) {
+                return None;
             }
+            plan.fixed = fixed;
         }
-        Operand::Mem(m) => {
-            if kind_classes(kind) & (1 << 24) == 0 {
-                return Verdict::Skip;
-            }
-            match kind {
-                // A base register is no absolute address; no vector index here.
-                K::Moffs | K::Vm32x | K::Vm32y | K::Vm32z | K::Vm64x | K::Vm64y | K::Vm64z => {
-                    return Verdict::Skip;
-                }
-                _ if !plain_rm(kind) => return Verdict::Aside,
-                _ => {}
-            }
-            let bcst = bcst_size(form);
-            if m.is_broadcast() {
-                if bcst == 0 || m.size() != 0 && m.size() != u16::from(bcst) {
-                    return Verdict::Skip;
-                }
-                if let Some(count) = m.broadcast_count() {
-                    let memory_bytes = match (mem_size(form), vex_l(form)) {
-                        (0, VexL::L128) => 16,
-                        (0, VexL::L256) => 32,
-                        (0, VexL::L512) => 64,
-                        (0, VexL::Lig) => 0,
-                        (n, _) => u32::from(n),
-                    };
-                    if memory_bytes / u32::from(bcst) != u32::from(count) {
-                        return Verdict::Skip;
-                    }
-                }
-                return Verdict::Takes;
-            }
-            let size = mem_size(form);
-            if m.size() != 0 && size != 0 && m.size() != size {
-                Verdict::Skip
-            } else {
-                Verdict::Takes
-            }
+        if classes & (1 << 24) != 0 {
+            plan.mem = match kind {
+                K::R8M
+                | K::R16M
+                | K::R32M
+                | K::R64M
+                | K::MmM
+                | K::XmmM
+                | K::YmmM
+                | K::ZmmM
+                | K::KM
+                | K::Mem => 1,
+                K::Moffs | K::Vm32x | K::Vm32y | K::Vm32z | K::Vm64x | K::Vm64y | K::Vm64z => 2,
+                _ => return None,
+            };
         }
-        Operand::Imm(v) => match kind {
+        match kind {
             K::Imm8
             | K::One
             | K::Imm8Sx16
@@ -193,22 +177,217 @@ fn verdict(kind: K, op: &Operand, form: &Form) -> Verdict {
             | K::Imm16
             | K::Imm32
             | K::Imm32Sx64
-            | K::Imm64 => {
-                if imm_fits(kind, *v) {
-                    Verdict::Takes
-                } else {
-                    Verdict::Skip
+            | K::Imm64 => plan.imm = true,
+            K::Rel8 => plan.label = 1,
+            K::Rel32 => plan.label = 2,
+            _ if classes & (3 << 25) != 0 => return None,
+            _ => {}
+        }
+        match plan.slot {
+            Slot::Is4 | Slot::Far => None,
+            _ => Some(plan),
+        }
+    }
+}
+
+impl Plan {
+    /// A plan that sends the instruction to the general encoder.
+    const ASIDE: Plan = Plan {
+        encoding: ASIDE,
+        arity: 0,
+        slots: [SlotPlan::NONE; 4],
+        prefixes: [0; 2],
+        prefix_count: 0,
+        rex_w: 0,
+        escape: [0; 2],
+        escape_count: 0,
+        map_bits: 0,
+        w_bit: 0,
+        pp: 0,
+        vector_length: 0,
+        opcode: 0,
+        modrm: 0,
+        modrm_value: 0,
+        mem_size: 0,
+        bcst_size: 0,
+        bcst_count: 0,
+        disp8: [1; 2],
+        masking: 0,
+        operand_size_16: false,
+    };
+
+    /// The plan of the form with this index in the form table.
+    pub(crate) const fn of(index: u16) -> Plan {
+        let form = &db::FORMS[index as usize];
+        let mut plan = Plan::ASIDE;
+        if form.modes & modes::M64 == 0 {
+            plan.encoding = NOT_64;
+            return plan;
+        }
+        // No APX bits, no FWAIT, no address size of its own.
+        if form.apx != 0 || form.fwait || form.address_size != 0 || form.explicit > 4 {
+            return plan;
+        }
+        plan.arity = form.explicit;
+        let mut i = 0;
+        let mut registers_slotted = false;
+        while i < form.explicit as usize {
+            match SlotPlan::of(form.operands[i]) {
+                Some(slot) => {
+                    registers_slotted |= matches!(
+                        slot.slot,
+                        Slot::ModRmReg | Slot::ModRmRm | Slot::Vvvv | Slot::OpcodeReg
+                    );
+                    plan.slots[i] = slot;
                 }
+                None => return plan,
             }
-            _ if kind_classes(kind) & (1 << 25) == 0 => Verdict::Skip,
-            _ => Verdict::Aside,
-        },
-        Operand::Label(_) => match kind {
-            K::Rel8 | K::Rel32 => Verdict::Takes,
-            _ if kind_classes(kind) & (1 << 26) == 0 => Verdict::Skip,
-            _ => Verdict::Aside,
-        },
-        Operand::None => Verdict::Aside,
+            i += 1;
+        }
+        (plan.modrm, plan.modrm_value) = match form.modrm {
+            ModRmSpec::Reg => (MODRM_REG, 0),
+            ModRmSpec::Digit(d) => (MODRM_DIGIT, d),
+            // `90+r` has the nop and `xchg eax, eax` rules of the general path.
+            ModRmSpec::OpcodeReg if form.opcode == 0x90 => return plan,
+            ModRmSpec::OpcodeReg => (MODRM_OPCODE_REG, 0),
+            // Without a ModRM byte only fixed registers and immediates fit.
+            ModRmSpec::None if !registers_slotted => (MODRM_NONE, 0),
+            ModRmSpec::Fixed(byte) if !registers_slotted => (MODRM_FIXED, byte),
+            _ => return plan,
+        };
+        plan.opcode = form.opcode;
+        plan.pp = match form.prefix {
+            MandatoryPrefix::P66 => 1,
+            MandatoryPrefix::PF3 => 2,
+            MandatoryPrefix::PF2 => 3,
+            _ => 0,
+        };
+        plan.map_bits = match form.map {
+            OpcodeMap::M0F => 1,
+            OpcodeMap::M0F38 => 2,
+            OpcodeMap::M0F3A => 3,
+            OpcodeMap::Map5 => 5,
+            OpcodeMap::Map6 => 6,
+            _ => 0,
+        };
+        plan.w_bit = matches!(form.w, VexW::W1 | VexW::W1Wig32) as u8;
+        plan.operand_size_16 = form.operand_size == 16;
+        plan.mem_size = form.mem_size;
+        plan.bcst_size = form.bcst_size;
+        if form.bcst_size != 0 {
+            let memory_bytes = match (form.mem_size, form.l) {
+                (0, VexL::L128) => 16,
+                (0, VexL::L256) => 32,
+                (0, VexL::L512) => 64,
+                (0, VexL::Lig) => 0,
+                (n, _) => n as u32,
+            };
+            plan.bcst_count = (memory_bytes / form.bcst_size as u32) as u8;
+        }
+        plan.disp8 = [
+            if form.disp8_n == 0 { 1 } else { form.disp8_n },
+            if form.disp8_nb == 0 { 1 } else { form.disp8_nb },
+        ];
+        plan.masking = form.flags & (flags::K | flags::K_REQUIRED | flags::Z);
+        match form.encoding {
+            Encoding::Legacy => {
+                if form.operand_size == 16 {
+                    plan.prefixes[plan.prefix_count as usize] = 0x66;
+                    plan.prefix_count += 1;
+                }
+                if plan.pp != 0 {
+                    plan.prefixes[plan.prefix_count as usize] =
+                        [0, 0x66, 0xf3, 0xf2][plan.pp as usize];
+                    plan.prefix_count += 1;
+                }
+                plan.rex_w = if form.rex_w { 8 } else { 0 };
+                (plan.escape, plan.escape_count) = match form.map {
+                    OpcodeMap::Primary => ([0, 0], 0),
+                    OpcodeMap::M0F => ([0x0f, 0], 1),
+                    OpcodeMap::M0F38 => ([0x0f, 0x38], 2),
+                    OpcodeMap::M0F3A => ([0x0f, 0x3a], 2),
+                    _ => return plan,
+                };
+                plan.encoding = LEGACY;
+            }
+            Encoding::Vex if plan.modrm != MODRM_OPCODE_REG => {
+                if !matches!(plan.map_bits, 1..=3) {
+                    return plan;
+                }
+                plan.vector_length = (matches!(form.l, VexL::L256)) as u8;
+                plan.encoding = VEX;
+            }
+            Encoding::Evex if plan.modrm != MODRM_OPCODE_REG => {
+                if plan.map_bits == 0 {
+                    return plan;
+                }
+                plan.vector_length = match form.l {
+                    VexL::L256 => 1,
+                    VexL::L512 => 2,
+                    _ => 0,
+                };
+                plan.encoding = EVEX;
+            }
+            _ => {}
+        }
+        plan
+    }
+}
+
+/// The typed API's compile-time knowledge of one instruction: its candidate
+/// forms (indices into the database, in preference order) and the plans of
+/// the first few valid in 64-bit mode, computed when the program is compiled.
+#[derive(Debug)]
+pub struct FormPlans {
+    forms: &'static [u16],
+    plans: [Plan; FormPlans::PLANNED],
+    /// How many of `plans` are in use.
+    planned: u8,
+    /// Where the candidates without a plan start in `forms`.
+    rest: u8,
+}
+
+impl FormPlans {
+    /// How many candidates get a plan at compile time (the rest, rarely
+    /// reached, are planned when needed).
+    const PLANNED: usize = 4;
+
+    /// The plans of `forms` (the candidates of a class tuple, from the
+    /// generated signature traits).
+    pub const fn of(forms: &'static [u16]) -> FormPlans {
+        let mut plans = [Plan::ASIDE; FormPlans::PLANNED];
+        let mut planned = 0;
+        let mut i = 0;
+        while i < forms.len() && planned < FormPlans::PLANNED {
+            let plan = Plan::of(forms[i]);
+            // The fast path runs in 64-bit mode only: the other forms
+            // would be passed over there.
+            if plan.encoding != NOT_64 {
+                plans[planned] = plan;
+                planned += 1;
+            }
+            i += 1;
+        }
+        FormPlans {
+            forms,
+            plans,
+            planned: planned as u8,
+            rest: i as u8,
+        }
+    }
+
+    /// The candidate forms, in preference order.
+    pub fn forms(&self) -> &'static [u16] {
+        self.forms
+    }
+
+    /// The plans of the first candidates valid in 64-bit mode, and the
+    /// candidates after them.
+    #[inline(always)]
+    pub(crate) fn split(&self) -> (&[Plan], &'static [u16]) {
+        let plans = &self.plans[..usize::from(self.planned).min(FormPlans::PLANNED)];
+        let rest = self.forms.get(usize::from(self.rest)..).unwrap_or_default();
+        (plans, rest)
     }
 }
 
@@ -268,45 +447,39 @@ fn address_fits(m: &Mem) -> bool {
         && i32::try_from(m.disp()).is_ok()
 }
 
-/// Encodes the instruction with the first of `candidates` that takes
+/// Encodes the instruction with the first of the candidates that takes
 /// `operands` (64-bit mode, no options but `short`) and appends it to
-/// `section`. `false`: nothing written, the general encoder's turn.
+/// `section`: the forms of `planned`, then those of `rest`. `false`:
+/// nothing written, the general encoder's turn.
 pub(crate) fn emit_fast(
     code: &mut CodeHolder,
     section: SectionId,
-    candidates: &[u16],
+    planned: &[Plan],
+    rest: &[u16],
     operands: &[Operand],
     short: bool,
 ) -> bool {
-    if !operands_fit(code, operands) {
-        return false;
+    operands_fit(code, operands) && emit_from(code, section, planned, rest, operands, short)
+}
+
+/// [`emit_fast`] for operands already checked by [`operands_fit`].
+fn emit_from(
+    code: &mut CodeHolder,
+    section: SectionId,
+    planned: &[Plan],
+    rest: &[u16],
+    operands: &[Operand],
+    short: bool,
+) -> bool {
+    for plan in planned {
+        match encode(code, section, plan, operands, short) {
+            Verdict::Takes => return true,
+            Verdict::Skip => continue,
+            Verdict::Aside => return false,
+        }
     }
-    let offset = code.sections()[section.0 as usize].data.len();
-    'forms: for &index in candidates {
-        let form = db::form(index);
-        let slots = kinds(form);
-        if !valid_in_64(form) || slots.len() != operands.len() {
-            continue;
-        }
-        let mut has_gp16 = false;
-        let mut unsized_memory = false;
-        for (op, &kind) in operands.iter().zip(slots) {
-            match verdict(kind, op, form) {
-                Verdict::Takes => {}
-                Verdict::Skip => continue 'forms,
-                Verdict::Aside => return false,
-            }
-            match op {
-                Operand::Reg(r) => has_gp16 |= r.kind() == RegKind::Gp16,
-                Operand::Mem(m) => unsized_memory |= m.size() == 0,
-                _ => {}
-            }
-        }
-        // A 16-bit form for unsized memory waits behind the others there.
-        if operand_size(form) == 16 && unsized_memory && !has_gp16 {
-            return false;
-        }
-        match encode(code, section, offset, form, operands, short) {
+    for &index in rest {
+        match encode(code, section, &Plan::of(index), operands, short) {
             Verdict::Takes => return true,
             Verdict::Skip => continue,
             Verdict::Aside => return false,
@@ -315,38 +488,119 @@ pub(crate) fn emit_fast(
     false
 }
 
-/// Encodes `form` (which takes `operands`) at `offset` and appends it.
+/// [`emit_fast`] for the typed API: the first candidate valid in 64-bit
+/// mode inline, where its plan is a compile-time constant and the operands'
+/// kinds are known, so that most of the work folds away; the others out of line.
+#[inline(always)]
+pub(crate) fn emit_planned(
+    code: &mut CodeHolder,
+    section: SectionId,
+    plans: &FormPlans,
+    operands: &[Operand],
+    short: bool,
+) -> bool {
+    if !operands_fit(code, operands) {
+        return false;
+    }
+    let (planned, rest) = plans.split();
+    // The first plan only: inline, each more would add its whole encoder
+    // to every call site (and keep the plans from folding).
+    if let Some(plan) = planned.first() {
+        match encode(code, section, plan, operands, short) {
+            Verdict::Takes => return true,
+            Verdict::Skip => {}
+            Verdict::Aside => return false,
+        }
+    }
+    if let Some(plan) = planned.get(1) {
+        match encode(code, section, plan, operands, short) {
+            Verdict::Takes => return true,
+            Verdict::Skip => {}
+            Verdict::Aside => return false,
+        }
+    }
+    let planned = planned.get(2..).unwrap_or_default();
+    (!planned.is_empty() || !rest.is_empty())
+        && emit_from(code, section, planned, rest, operands, short)
+}
+
+/// Whether `op` fits slot `s` of a form, as [`super::accepts`] decides for
+/// the operands this path lets through.
+#[inline(always)]
+fn verdict(s: &SlotPlan, op: &Operand, plan: &Plan) -> Verdict {
+    match op {
+        Operand::Reg(r) => {
+            if r.kind() as u8 + 1 != s.reg {
+                Verdict::Skip
+            } else if s.fixed != 0 && r.id() + 1 != s.fixed {
+                Verdict::Skip
+            } else {
+                Verdict::Takes
+            }
+        }
+        Operand::Mem(m) => {
+            if s.mem != 1 {
+                return Verdict::Skip;
+            }
+            if m.is_broadcast() {
+                let size = m.size();
+                if plan.bcst_size == 0
+                    || size != 0 && size != u16::from(plan.bcst_size)
+                    || m.broadcast_count().is_some_and(|n| n != plan.bcst_count)
+                {
+                    return Verdict::Skip;
+                }
+                return Verdict::Takes;
+            }
+            if m.size() != 0 && plan.mem_size != 0 && m.size() != plan.mem_size {
+                Verdict::Skip
+            } else {
+                Verdict::Takes
+            }
+        }
+        Operand::Imm(v) => {
+            if !s.imm {
+                // An absolute branch target: the general encoder's.
+                if s.label != 0 {
+                    Verdict::Aside
+                } else {
+                    Verdict::Skip
+                }
+            } else if imm_fits(s.kind, *v) {
+                Verdict::Takes
+            } else {
+                Verdict::Skip
+            }
+        }
+        Operand::Label(_) => {
+            if s.label != 0 {
+                Verdict::Takes
+            } else {
+                Verdict::Skip
+            }
+        }
+        Operand::None => Verdict::Aside,
+    }
+}
+
+/// Encodes the form of `plan` at the end of `section` if it takes `operands`.
 #[inline(always)]
 fn encode(
     code: &mut CodeHolder,
     section: SectionId,
-    offset: usize,
-    form: &Form,
+    plan: &Plan,
     operands: &[Operand],
     short: bool,
 ) -> Verdict {
-    let enc = encoding(form);
-    if !plain(form) {
-        return Verdict::Aside;
+    match plan.encoding {
+        NOT_64 => return Verdict::Skip,
+        ASIDE => return Verdict::Aside,
+        _ => {}
     }
-    let spec = modrm(form);
-    let evex = enc == Encoding::Evex;
-    let vex = enc == Encoding::Vex;
-    if !(vex || evex || enc == Encoding::Legacy)
-        || !matches!(
-            spec,
-            ModRmSpec::Reg
-                | ModRmSpec::Digit(_)
-                | ModRmSpec::OpcodeReg
-                | ModRmSpec::None
-                | ModRmSpec::Fixed(_)
-        )
-        || (vex || evex) && spec == ModRmSpec::OpcodeReg
-        // `90+r` has the nop and `xchg eax, eax` rules of the general path.
-        || spec == ModRmSpec::OpcodeReg && opcode(form) == 0x90
-    {
-        return Verdict::Aside;
+    if plan.arity as usize != operands.len() {
+        return Verdict::Skip;
     }
+    let evex = plan.encoding == EVEX;
     let mut reg_id = 0u8;
     let mut rm_id = 0u8;
     let mut rm_gp = false;
@@ -354,29 +608,29 @@ fn encode(
     let mut opcode_id = 0u8;
     let mut mem: Option<&Mem> = None;
     let mut needs_rex_byte = false;
-    let mut slotted = false;
+    let mut has_gp16 = false;
     let mut imms = [(0i64, 0u8); 2];
     let mut imm_count = 0;
     let mut rel: Option<(Label, bool)> = None;
     let mut decorators = Decorators::NONE;
-    for (op, &kind) in operands.iter().zip(kinds(form)) {
-        let slot = slot_of(kind);
+    for (op, s) in operands.iter().zip(&plan.slots) {
+        match verdict(s, op, plan) {
+            Verdict::Takes => {}
+            other => return other,
+        }
         match *op {
             Operand::Reg(r) => {
                 if !r.decorators().is_empty() {
                     decorators = r.decorators();
                 }
-                if slot == Slot::Nothing {
-                    continue;
-                }
+                has_gp16 |= r.kind() == RegKind::Gp16;
                 // VEX and legacy forms name registers 0-15 only: the
                 // general encoder passes over them for 16-31.
                 if r.id() >= 16 && !evex {
                     return Verdict::Skip;
                 }
                 needs_rex_byte |= r.kind() == RegKind::Gp8 && r.id() >= 4;
-                slotted = true;
-                match slot {
+                match s.slot {
                     Slot::ModRmReg => reg_id = r.id(),
                     Slot::ModRmRm => {
                         rm_id = r.id();
@@ -384,50 +638,44 @@ fn encode(
                     }
                     Slot::Vvvv => vvvv_id = r.id(),
                     Slot::OpcodeReg => opcode_id = r.id(),
-                    _ => return Verdict::Aside,
+                    _ => {}
                 }
             }
-            Operand::Imm(v) => match slot {
-                Slot::Imm if imm_count < 2 => {
-                    imms[imm_count] = (v, imm_size(kind) as u8);
+            Operand::Imm(v) => {
+                if s.slot == Slot::Imm && imm_count < 2 {
+                    imms[imm_count] = (v, imm_size(s.kind) as u8);
                     imm_count += 1;
                 }
-                Slot::Nothing => {}
-                _ => return Verdict::Aside,
-            },
-            Operand::Label(label) => rel = Some((label, kind == K::Rel8)),
-            Operand::Mem(ref m) if slot == Slot::ModRmRm => {
-                mem = Some(m);
-                slotted = true;
             }
-            _ => return Verdict::Aside,
+            Operand::Label(label) => rel = Some((label, s.label == 1)),
+            Operand::Mem(ref m) => mem = Some(m),
+            Operand::None => return Verdict::Aside,
         }
     }
-    // Without a ModRM byte only fixed registers and immediates fit (`test al, ib`).
-    if slotted && matches!(spec, ModRmSpec::None | ModRmSpec::Fixed(_)) {
+    // A 16-bit form for unsized memory waits behind the others there.
+    if plan.operand_size_16 && !has_gp16 && mem.is_some_and(|m| m.size() == 0) {
         return Verdict::Aside;
     }
     // Masking and zeroing: EVEX forms that allow them.
     if !decorators.is_empty() {
-        let mask = decorators.mask();
         if !evex
-            || mask == 0
-            || !form.has(flags::K)
-            || decorators.zeroing() && !form.has(flags::Z)
+            || decorators.mask() == 0
+            || plan.masking & flags::K == 0
+            || decorators.zeroing() && plan.masking & flags::Z == 0
             || decorators.virtual_mask()
         {
             return Verdict::Aside;
         }
-    } else if evex && form.has(flags::K_REQUIRED) {
+    } else if evex && plan.masking & flags::K_REQUIRED != 0 {
         return Verdict::Aside;
     }
     let broadcast = mem.is_some_and(|m| m.is_broadcast());
     if broadcast && !evex {
         return Verdict::Aside;
     }
-    let r_id = match spec {
-        ModRmSpec::Digit(d) => d,
-        ModRmSpec::Reg => reg_id,
+    let r_id = match plan.modrm {
+        MODRM_DIGIT => plan.modrm_value,
+        MODRM_REG => reg_id,
         _ => 0,
     };
     // Base and index of the address, or the rm / opcode register.
@@ -439,7 +687,7 @@ fn encode(
             },
             m.index().map_or(0, |i| i.id()),
         ),
-        None if spec == ModRmSpec::OpcodeReg => (opcode_id, 0),
+        None if plan.modrm == MODRM_OPCODE_REG => (opcode_id, 0),
         None => (rm_id, 0),
     };
     let mut b = Bytes {
@@ -449,41 +697,41 @@ fn encode(
     if let Some(s) = mem.and_then(|m| m.segment()) {
         b.push([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65][s.id() as usize & 7]);
     }
-    let pp = match prefix(form) {
-        MandatoryPrefix::P66 => 1,
-        MandatoryPrefix::PF3 => 2,
-        MandatoryPrefix::PF2 => 3,
-        _ => 0,
-    };
     let r_bit = (r_id >> 3) & 1;
     let b_bit = (b_id >> 3) & 1;
-    if vex || evex {
-        let map_bits = match map(form) {
-            OpcodeMap::M0F => 1,
-            OpcodeMap::M0F38 => 2,
-            OpcodeMap::M0F3A => 3,
-            OpcodeMap::Map5 if evex => 5,
-            OpcodeMap::Map6 if evex => 6,
-            _ => return Verdict::Aside,
-        };
-        let w_bit = u8::from(matches!(vex_w(form), VexW::W1 | VexW::W1Wig32));
-        if vex {
-            let x_bit = (x_id >> 3) & 1;
-            let l_bit = u8::from(vex_l(form) == VexL::L256);
-            let byte_last = (w_bit << 7) | ((!vvvv_id & 15) << 3) | (l_bit << 2) | pp;
-            if map_bits == 1 && x_bit == 0 && b_bit == 0 && w_bit == 0 {
+    let x_bit = (x_id >> 3) & 1;
+    match plan.encoding {
+        LEGACY => {
+            for &p in &plan.prefixes[..plan.prefix_count as usize] {
+                b.push(p);
+            }
+            let rex = plan.rex_w | (r_bit << 2) | (x_bit << 1) | b_bit;
+            if rex != 0 || needs_rex_byte {
+                b.push(0x40 | rex);
+            }
+            for &e in &plan.escape[..plan.escape_count as usize] {
+                b.push(e);
+            }
+        }
+        VEX => {
+            let byte_last =
+                (plan.w_bit << 7) | ((!vvvv_id & 15) << 3) | (plan.vector_length << 2) | plan.pp;
+            if plan.map_bits == 1 && x_bit == 0 && b_bit == 0 && plan.w_bit == 0 {
                 b.push(0xc5);
                 b.push(((r_bit ^ 1) << 7) | (byte_last & 0x7f));
             } else {
                 b.push(0xc4);
-                b.push(((r_bit ^ 1) << 7) | ((x_bit ^ 1) << 6) | ((b_bit ^ 1) << 5) | map_bits);
+                b.push(
+                    ((r_bit ^ 1) << 7) | ((x_bit ^ 1) << 6) | ((b_bit ^ 1) << 5) | plan.map_bits,
+                );
                 b.push(byte_last);
             }
-        } else {
+        }
+        _ => {
             // A vector rm register keeps its bit 4 in EVEX.X; a
             // general-purpose one (r0-r15 here) and an address have none.
             let x_bit = match mem {
-                Some(_) => (x_id >> 3) & 1,
+                Some(_) => x_bit,
                 None if rm_gp => 0,
                 None => (rm_id >> 4) & 1,
             };
@@ -492,17 +740,12 @@ fn encode(
                 | ((x_bit ^ 1) << 6)
                 | ((b_bit ^ 1) << 5)
                 | ((r2_bit ^ 1) << 4)
-                | map_bits;
+                | plan.map_bits;
             // EVEX.X4 (P1 bit 2, inverted) is 0: no index r16-r31 here.
-            let p1 = (w_bit << 7) | ((!vvvv_id & 15) << 3) | (1 << 2) | pp;
-            let ll = match vex_l(form) {
-                VexL::L256 => 1,
-                VexL::L512 => 2,
-                _ => 0,
-            };
+            let p1 = (plan.w_bit << 7) | ((!vvvv_id & 15) << 3) | (1 << 2) | plan.pp;
             let v2_bit = (vvvv_id >> 4) & 1;
             let p2 = (u8::from(decorators.zeroing()) << 7)
-                | (ll << 5)
+                | (plan.vector_length << 5)
                 | (u8::from(broadcast) << 4)
                 | ((v2_bit ^ 1) << 3)
                 | decorators.mask();
@@ -511,49 +754,21 @@ fn encode(
             b.push(p1);
             b.push(p2);
         }
-    } else {
-        if operand_size(form) == 16 {
-            b.push(0x66);
-        }
-        match pp {
-            1 => b.push(0x66),
-            2 => b.push(0xf3),
-            3 => b.push(0xf2),
-            _ => {}
-        }
-        let x_bit = (x_id >> 3) & 1;
-        let rex = (u8::from(rex_w(form)) << 3) | (r_bit << 2) | (x_bit << 1) | b_bit;
-        if rex != 0 || needs_rex_byte {
-            b.push(0x40 | rex);
-        }
-        match map(form) {
-            OpcodeMap::Primary => {}
-            OpcodeMap::M0F => b.push(0x0f),
-            OpcodeMap::M0F38 => {
-                b.push(0x0f);
-                b.push(0x38);
-            }
-            OpcodeMap::M0F3A => {
-                b.push(0x0f);
-                b.push(0x3a);
-            }
-            _ => return Verdict::Aside,
-        }
     }
-    match spec {
-        ModRmSpec::OpcodeReg => b.push(opcode(form) | (opcode_id & 7)),
-        ModRmSpec::None => b.push(opcode(form)),
-        ModRmSpec::Fixed(byte) => {
-            b.push(opcode(form));
-            b.push(byte);
+    match plan.modrm {
+        MODRM_OPCODE_REG => b.push(plan.opcode | (opcode_id & 7)),
+        MODRM_NONE => b.push(plan.opcode),
+        MODRM_FIXED => {
+            b.push(plan.opcode);
+            b.push(plan.modrm_value);
         }
         _ => {
-            b.push(opcode(form));
+            b.push(plan.opcode);
             let reg_bits = (r_id & 7) << 3;
             match mem {
                 Some(m) => {
                     let scale = if evex {
-                        i64::from(disp8_scale(form, broadcast).max(1))
+                        i64::from(plan.disp8[usize::from(broadcast)])
                     } else {
                         1
                     };
@@ -566,6 +781,7 @@ fn encode(
     for &(v, n) in &imms[..imm_count] {
         b.push_le(v, n as usize);
     }
+    let offset = code.sections()[section.0 as usize].data.len();
     let mut fixup = None;
     if let Some((label, rel8)) = rel {
         // `short` on a near form: the general encoder says why not.
