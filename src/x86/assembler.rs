@@ -198,7 +198,7 @@ impl<'a> Assembler<'a> {
                 None => mnemonic.candidates(super::db::signature_of(operands)),
             };
             let short = !options.is_empty();
-            if emit_fast(self.code, self.section, &[], candidates, operands, short) {
+            if emit_fast(self.code, self.section, candidates, operands, short) {
                 return Ok(());
             }
         }

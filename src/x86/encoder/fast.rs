@@ -447,38 +447,29 @@ fn address_fits(m: &Mem) -> bool {
         && i32::try_from(m.disp()).is_ok()
 }
 
-/// Encodes the instruction with the first of the candidates that takes
+/// Encodes the instruction with the first of `candidates` that takes
 /// `operands` (64-bit mode, no options but `short`) and appends it to
-/// `section`: the forms of `planned`, then those of `rest`. `false`:
-/// nothing written, the general encoder's turn.
+/// `section`, planning each candidate as it goes. `false`: nothing
+/// written, the general encoder's turn.
 pub(crate) fn emit_fast(
     code: &mut CodeHolder,
     section: SectionId,
-    planned: &[Plan],
-    rest: &[u16],
+    candidates: &[u16],
     operands: &[Operand],
     short: bool,
 ) -> bool {
-    operands_fit(code, operands) && emit_from(code, section, planned, rest, operands, short)
+    operands_fit(code, operands) && emit_from(code, section, candidates, operands, short)
 }
 
 /// [`emit_fast`] for operands already checked by [`operands_fit`].
 fn emit_from(
     code: &mut CodeHolder,
     section: SectionId,
-    planned: &[Plan],
-    rest: &[u16],
+    candidates: &[u16],
     operands: &[Operand],
     short: bool,
 ) -> bool {
-    for plan in planned {
-        match encode(code, section, plan, operands, short) {
-            Verdict::Takes => return true,
-            Verdict::Skip => continue,
-            Verdict::Aside => return false,
-        }
-    }
-    for &index in rest {
+    for &index in candidates {
         match encode(code, section, &Plan::of(index), operands, short) {
             Verdict::Takes => return true,
             Verdict::Skip => continue,
@@ -488,9 +479,10 @@ fn emit_from(
     false
 }
 
-/// [`emit_fast`] for the typed API: the first candidate valid in 64-bit
-/// mode inline, where its plan is a compile-time constant and the operands'
-/// kinds are known, so that most of the work folds away; the others out of line.
+/// [`emit_fast`] for the typed API: the planned candidates inline, where
+/// their plans are compile-time constants and the operands' kinds are
+/// known, so that most of the work folds away (and the plans of forms that
+/// cannot be reached fold away with it); any others out of line.
 #[inline(always)]
 pub(crate) fn emit_planned(
     code: &mut CodeHolder,
@@ -503,25 +495,25 @@ pub(crate) fn emit_planned(
         return false;
     }
     let (planned, rest) = plans.split();
-    // The first plan only: inline, each more would add its whole encoder
-    // to every call site (and keep the plans from folding).
-    if let Some(plan) = planned.first() {
-        match encode(code, section, plan, operands, short) {
-            Verdict::Takes => return true,
-            Verdict::Skip => {}
-            Verdict::Aside => return false,
-        }
+    // Each plan written out rather than looped, so that it is a constant
+    // where it is used (a loop keeps the plans from folding).
+    macro_rules! try_plan {
+        ($i:literal) => {
+            if let Some(plan) = planned.get($i) {
+                match encode(code, section, plan, operands, short) {
+                    Verdict::Takes => return true,
+                    Verdict::Skip => {}
+                    Verdict::Aside => return false,
+                }
+            }
+        };
     }
-    if let Some(plan) = planned.get(1) {
-        match encode(code, section, plan, operands, short) {
-            Verdict::Takes => return true,
-            Verdict::Skip => {}
-            Verdict::Aside => return false,
-        }
-    }
-    let planned = planned.get(2..).unwrap_or_default();
-    (!planned.is_empty() || !rest.is_empty())
-        && emit_from(code, section, planned, rest, operands, short)
+    const _: () = assert!(FormPlans::PLANNED == 4);
+    try_plan!(0);
+    try_plan!(1);
+    try_plan!(2);
+    try_plan!(3);
+    !rest.is_empty() && emit_from(code, section, rest, operands, short)
 }
 
 /// Whether `op` fits slot `s` of a form, as [`super::accepts`] decides for
@@ -530,12 +522,11 @@ pub(crate) fn emit_planned(
 fn verdict(s: &SlotPlan, op: &Operand, plan: &Plan) -> Verdict {
     match op {
         Operand::Reg(r) => {
-            if r.kind() as u8 + 1 != s.reg {
-                Verdict::Skip
-            } else if s.fixed != 0 && r.id() + 1 != s.fixed {
-                Verdict::Skip
-            } else {
+            let kind_fits = r.kind() as u8 + 1 == s.reg;
+            if kind_fits && (s.fixed == 0 || r.id() + 1 == s.fixed) {
                 Verdict::Takes
+            } else {
+                Verdict::Skip
             }
         }
         Operand::Mem(m) => {
