@@ -666,6 +666,7 @@ fn is_gp8(op: &Operand) -> bool {
 
 /// Whether immediate `v` fits operand kind `kind` (sign-extended kinds
 /// included); shared with the Compiler's x86 target.
+#[inline]
 pub(crate) fn imm_fits(kind: K, v: i64) -> bool {
     match kind {
         K::Imm8 => (-128..=255).contains(&v),
@@ -1080,11 +1081,20 @@ const fn imm_size(kind: K) -> usize {
 /// A byte buffer for one instruction; roomier than the 15-byte limit, which
 /// is checked once at the end.
 struct Bytes {
-    buf: [u8; 32],
+    buf: [u8; 40],
     len: usize,
 }
 
 impl Bytes {
+    /// An empty buffer.
+    #[inline]
+    const fn new() -> Bytes {
+        Bytes {
+            buf: [0; 40],
+            len: 0,
+        }
+    }
+
     #[inline]
     fn push(&mut self, b: u8) {
         // The encoder pushes at most 31 bytes; the mask keeps the index in bounds.
@@ -1092,11 +1102,13 @@ impl Bytes {
         self.len += 1;
     }
 
+    /// Appends the low `n` bytes (at most 8) of `v`, little-endian: one
+    /// 8-byte store (the buffer has room past the 31 bytes) and a length.
     #[inline]
     fn push_le(&mut self, v: i64, n: usize) {
-        for i in 0..n {
-            self.push((v >> (8 * i)) as u8);
-        }
+        let at = self.len & 31;
+        self.buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        self.len += n.min(8);
     }
 }
 
@@ -1583,10 +1595,7 @@ fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> 
         ModRmSpec::Reg => reg_id,
         _ => 0,
     };
-    let mut b = Bytes {
-        buf: [0; 32],
-        len: 0,
-    };
+    let mut b = Bytes::new();
     if let Some(e) = &mem {
         if e.abs32_label.is_some() {
             return None;
@@ -1912,10 +1921,7 @@ fn encode_form(
         check_prefixes(form, options, rm_mem.is_some())?;
     }
 
-    let mut b = Bytes {
-        buf: [0; 32],
-        len: 0,
-    };
+    let mut b = Bytes::new();
     let disp8_scale = if form.encoding == Encoding::Evex {
         (if broadcast {
             form.disp8_nb

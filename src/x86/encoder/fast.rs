@@ -681,10 +681,7 @@ fn encode(
         None if plan.modrm == MODRM_OPCODE_REG => (opcode_id, 0),
         None => (rm_id, 0),
     };
-    let mut b = Bytes {
-        buf: [0; 32],
-        len: 0,
-    };
+    let mut b = Bytes::new();
     if let Some(s) = mem.and_then(|m| m.segment()) {
         b.push([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65][s.id() as usize & 7]);
     }
