@@ -10,6 +10,16 @@
 //! step aside: [`emit_fast`] returns `false` having written nothing, and the
 //! general encoder (which also explains invalid instructions) takes over.
 //!
+//! Each candidate form is first turned into a [`Plan`]: everything about it
+//! that does not depend on the operands (prefix bytes, REX.W, the VEX/EVEX
+//! fixed fields, opcode, ModRM extension, where each operand goes, what
+//! each slot takes). [`Plan::of`] is the one place that reads the form
+//! record. The typed API computes the plans of each class tuple's first
+//! candidates when the program is compiled ([`FormPlans`], in a `const`
+//! block of the generated method) and [`emit_planned`] encodes them inline,
+//! so that at a call site a plan folds to the few steps its operands need;
+//! the dynamic API plans each candidate as it tries it ([`emit_fast`]).
+//!
 //! It picks the form the general encoder picks: it walks the same candidate
 //! list in the same order and skips a form only where the general encoder
 //! would skip it too (a register or memory class, an immediate range, a
