@@ -7,7 +7,9 @@
 
 use super::db::Mnemonic;
 use super::emitter::Emitter;
-use super::encoder::{Encoded, Site, Target, dynamic_candidates, encode_forms};
+use super::encoder::{
+    Encoded, FormPlans, Site, Target, dynamic_candidates, emit_fast, emit_planned, encode_forms,
+};
 use super::operand::Operand;
 use super::options::{InstOptions, Rounding};
 use crate::code::{CodeHolder, FixupKind, Label, SectionId, SectionKind};
@@ -196,6 +198,35 @@ impl<'a> Assembler<'a> {
         operands: &[Operand],
         options: InstOptions,
     ) -> Result<()> {
+        if self.fast_path_allowed(mnemonic, options) {
+            let short = !options.is_empty();
+            if emit_fast(self.code, self.section, forms, operands, short) {
+                return Ok(());
+            }
+        }
+        self.emit_general(mnemonic, forms, operands, options)
+    }
+
+    /// Whether the encoder's fast path may take the instruction: the common
+    /// instructions of 64-bit code go straight into the buffer; the rest,
+    /// and anything logged, through the general encoder.
+    #[inline(always)]
+    fn fast_path_allowed(&self, mnemonic: Mnemonic, options: InstOptions) -> bool {
+        self.logger.is_none()
+            && self.code.arch() == crate::code::Arch::X64
+            && (options.is_empty() || options == InstOptions::SHORT)
+            // `xchg` with the accumulator first is swapped to the `90+r` form first.
+            && mnemonic != Mnemonic::Xchg
+    }
+
+    /// Emits one instruction through the general encoder.
+    fn emit_general(
+        &mut self,
+        mnemonic: Mnemonic,
+        forms: &'static [u16],
+        operands: &[Operand],
+        options: InstOptions,
+    ) -> Result<()> {
         let offset = self.offset();
         let encoded = {
             let site = Site {
@@ -333,6 +364,25 @@ impl Emitter for Assembler<'_> {
     ) -> Result<()> {
         let options = std::mem::take(&mut self.options);
         self.emit_candidates(mnemonic, forms, operands, options)
+    }
+
+    // Always inline: at each typed call site the plans are a constant, and
+    // the fast path folds down to the few steps its operands need.
+    #[inline(always)]
+    fn emit_planned(
+        &mut self,
+        mnemonic: Mnemonic,
+        plans: &'static FormPlans,
+        operands: &[Operand],
+    ) -> Result<()> {
+        let options = std::mem::take(&mut self.options);
+        if self.fast_path_allowed(mnemonic, options) {
+            let short = !options.is_empty();
+            if emit_planned(self.code, self.section, plans, operands, short) {
+                return Ok(());
+            }
+        }
+        self.emit_general(mnemonic, plans.forms(), operands, options)
     }
 }
 

@@ -3,6 +3,7 @@
 //! the Compiler).
 
 use super::db::Mnemonic;
+use super::encoder::FormPlans;
 use super::operand::Operand;
 use crate::error::Error;
 
@@ -25,5 +26,19 @@ pub trait Emitter {
     ) -> Result<(), Error> {
         let _ = forms;
         self.emit(mnemonic, operands)
+    }
+
+    /// Like [`emit_forms`](Self::emit_forms), with what the typed API
+    /// worked out about the candidate forms when the program was compiled
+    /// (how to encode the first ones). Emitters that do not encode pass
+    /// the candidates on.
+    #[inline]
+    fn emit_planned(
+        &mut self,
+        mnemonic: Mnemonic,
+        plans: &'static FormPlans,
+        operands: &[Operand],
+    ) -> Result<(), Error> {
+        self.emit_forms(mnemonic, plans.forms(), operands)
     }
 }

@@ -20,6 +20,10 @@ use super::reg::{Reg, RegKind};
 use crate::code::{Arch, CodeHolder, FixupKind, Label, SectionId};
 use crate::error::Error;
 
+mod fast;
+pub use fast::FormPlans;
+pub(crate) use fast::{emit_fast, emit_planned};
+
 /// What a relative or absolute field refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -160,14 +164,6 @@ pub(crate) fn encode_forms(
                 deferred_count += 1;
             }
             continue;
-        }
-        // The common shapes take the straight-line path; the rest, and
-        // whatever it leaves, the general one.
-        if arch == Arch::X64
-            && options.is_empty()
-            && let Some(encoded) = encode_common(site, form, operands)
-        {
-            return Ok(encoded);
         }
         if let Ok(Some(encoded)) = encode_form(site, form, operands, options) {
             return Ok(encoded);
@@ -678,6 +674,7 @@ fn is_gp8(op: &Operand) -> bool {
 
 /// Whether immediate `v` fits operand kind `kind` (sign-extended kinds
 /// included); shared with the Compiler's x86 target.
+#[inline]
 pub(crate) fn imm_fits(kind: K, v: i64) -> bool {
     match kind {
         K::Imm8 => (-128..=255).contains(&v),
@@ -983,7 +980,7 @@ fn accepts(kind: K, op: &Operand, form: &Form, arch: Arch) -> Result<(), Mismatc
 }
 
 /// Where an operand goes in the encoding.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
     ModRmReg,
     ModRmRm,
@@ -997,7 +994,7 @@ enum Slot {
     Nothing,
 }
 
-fn slot_of(kind: K) -> Slot {
+const fn slot_of(kind: K) -> Slot {
     match kind {
         K::R8
         | K::R16
@@ -1079,7 +1076,7 @@ fn slot_of(kind: K) -> Slot {
     }
 }
 
-fn imm_size(kind: K) -> usize {
+const fn imm_size(kind: K) -> usize {
     match kind {
         K::Imm4 | K::Imm8 | K::Imm8Sx16 | K::Imm8Sx32 | K::Imm8Sx64 => 1,
         K::Imm16 => 2,
@@ -1092,11 +1089,20 @@ fn imm_size(kind: K) -> usize {
 /// A byte buffer for one instruction; roomier than the 15-byte limit, which
 /// is checked once at the end.
 struct Bytes {
-    buf: [u8; 32],
+    buf: [u8; 40],
     len: usize,
 }
 
 impl Bytes {
+    /// An empty buffer.
+    #[inline]
+    const fn new() -> Bytes {
+        Bytes {
+            buf: [0; 40],
+            len: 0,
+        }
+    }
+
     #[inline]
     fn push(&mut self, b: u8) {
         // The encoder pushes at most 31 bytes; the mask keeps the index in bounds.
@@ -1104,11 +1110,13 @@ impl Bytes {
         self.len += 1;
     }
 
+    /// Appends the low `n` bytes (at most 8) of `v`, little-endian: one
+    /// 8-byte store (the buffer has room past the 31 bytes) and a length.
     #[inline]
     fn push_le(&mut self, v: i64, n: usize) {
-        for i in 0..n {
-            self.push((v >> (8 * i)) as u8);
-        }
+        let at = self.len & 31;
+        self.buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        self.len += n.min(8);
     }
 }
 
@@ -1476,275 +1484,6 @@ fn encode_mem16(m: &Mem, mut e: MemEncoding) -> Result<MemEncoding, String> {
     Ok(e)
 }
 
-/// The common legacy and VEX shapes in 64-bit mode without options:
-/// general-purpose, MMX, XMM, YMM and mask registers (ids below 16, no
-/// decorations), immediates, one plain memory operand and rel8/rel32
-/// branches to labels, with a ModRM `/r`, `/digit`, `+r`, fixed or no ModRM
-/// byte. Writes the same bytes as the general path in straight-line code;
-/// `None` for anything else (or anything invalid), which the general path
-/// then encodes or explains.
-#[inline]
-fn encode_common(site: &Site<'_>, form: &'static Form, operands: &[Operand]) -> Option<Encoded> {
-    let vex = form.encoding() == Encoding::Vex;
-    if !(vex || form.encoding() == Encoding::Legacy)
-        || vex && form.modrm() == ModRmSpec::OpcodeReg
-        || form.apx() != 0
-        || form.fwait()
-        || form.address_size() != 0
-        || !matches!(
-            form.modrm(),
-            ModRmSpec::Reg
-                | ModRmSpec::Digit(_)
-                | ModRmSpec::OpcodeReg
-                | ModRmSpec::None
-                | ModRmSpec::Fixed(_)
-        )
-        // `90+r` has the nop and `xchg eax, eax` rules of the general path.
-        || form.modrm() == ModRmSpec::OpcodeReg && form.opcode() == 0x90
-    {
-        return None;
-    }
-    // One pass over the operands: where each goes and the register facts
-    // (REX bits, whether spl..dil needs a REX byte).
-    let mut reg_id: u8 = 0;
-    let mut rm_id: u8 = 0;
-    let mut opcode_id: u8 = 0;
-    let mut vvvv_id: u8 = 0;
-    let mut rm_mem: Option<&Mem> = None;
-    let mut needs_rex_byte = false;
-    // Whether an operand goes to ModRM, vvvv or the opcode.
-    let mut slotted = false;
-    let mut rel: Option<(Label, usize)> = None;
-    let mut imms: [(i64, u8); 2] = [(0, 0); 2];
-    let mut imm_count = 0;
-    for (op, &kind) in operands.iter().zip(form.explicit_kinds()) {
-        let slot = slot_of(kind);
-        match *op {
-            Operand::Reg(r) => {
-                if !r.decorators().is_empty() {
-                    return None;
-                }
-                if slot == Slot::Nothing {
-                    continue;
-                }
-                if r.id() >= 16
-                    || !matches!(
-                        r.kind(),
-                        RegKind::Gp8
-                            | RegKind::Gp16
-                            | RegKind::Gp32
-                            | RegKind::Gp64
-                            | RegKind::Mm
-                            | RegKind::Xmm
-                            | RegKind::Ymm
-                            | RegKind::K
-                    )
-                {
-                    return None;
-                }
-                needs_rex_byte |= r.kind() == RegKind::Gp8 && r.id() >= 4;
-                slotted = true;
-                match slot {
-                    Slot::ModRmReg => reg_id = r.id(),
-                    Slot::ModRmRm => rm_id = r.id(),
-                    Slot::OpcodeReg => opcode_id = r.id(),
-                    Slot::Vvvv => vvvv_id = r.id(),
-                    _ => return None,
-                }
-            }
-            Operand::Imm(v) => match slot {
-                Slot::Imm if imm_count < 2 => {
-                    imms[imm_count] = (v, imm_size(kind) as u8);
-                    imm_count += 1;
-                }
-                Slot::Nothing => {}
-                _ => return None,
-            },
-            // A branch to a label: rel8 or rel32.
-            Operand::Label(label) if matches!(kind, K::Rel8 | K::Rel32) => {
-                rel = Some((label, if kind == K::Rel8 { 1 } else { 4 }));
-            }
-            Operand::Mem(ref m) if slot == Slot::ModRmRm => {
-                if m.is_vsib() || m.is_broadcast() || !m.decorators().is_empty() {
-                    return None;
-                }
-                rm_mem = Some(m);
-                slotted = true;
-            }
-            _ => return None,
-        }
-    }
-    // Without a ModRM byte only fixed registers and immediates fit (`test al, ib`).
-    if slotted && matches!(form.modrm(), ModRmSpec::None | ModRmSpec::Fixed(_)) {
-        return None;
-    }
-    let mem = match rm_mem {
-        Some(m) => Some(encode_mem(m, Arch::X64, 1).ok()?),
-        None => None,
-    };
-    let (b_id, x_id) = match &mem {
-        Some(e) => (e.base_id, e.index_id),
-        None if form.modrm() == ModRmSpec::OpcodeReg => (opcode_id, 0),
-        None => (rm_id, 0),
-    };
-    // r16-r31 in an address need REX2: the general path.
-    if (b_id | x_id) >= 16 {
-        return None;
-    }
-    let r_id = match form.modrm() {
-        ModRmSpec::Digit(d) => d,
-        ModRmSpec::Reg => reg_id,
-        _ => 0,
-    };
-    let mut b = Bytes {
-        buf: [0; 32],
-        len: 0,
-    };
-    if let Some(e) = &mem {
-        if e.abs32_label.is_some() {
-            return None;
-        }
-        if let Some(s) = e.segment {
-            b.push([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65][s as usize & 7]);
-        }
-    }
-    if form.operand_size() == 16 && !vex {
-        b.push(0x66);
-    }
-    if mem.as_ref().is_some_and(|e| e.address_size_override) {
-        b.push(0x67);
-    }
-    let r_bit = (r_id >> 3) & 1;
-    let x_bit = (x_id >> 3) & 1;
-    let b_bit = (b_id >> 3) & 1;
-    if vex {
-        let map_bits = match form.map() {
-            OpcodeMap::M0F => 1,
-            OpcodeMap::M0F38 => 2,
-            OpcodeMap::M0F3A => 3,
-            _ => return None,
-        };
-        let pp = match form.prefix() {
-            MandatoryPrefix::P66 => 1,
-            MandatoryPrefix::PF3 => 2,
-            MandatoryPrefix::PF2 => 3,
-            _ => 0,
-        };
-        let w_bit = u8::from(matches!(form.w(), VexW::W1 | VexW::W1Wig32));
-        let l_bit = u8::from(form.l() == VexL::L256);
-        let byte_last = (w_bit << 7) | ((!vvvv_id & 15) << 3) | (l_bit << 2) | pp;
-        if map_bits == 1 && x_bit == 0 && b_bit == 0 && w_bit == 0 {
-            b.push(0xc5);
-            b.push(((r_bit ^ 1) << 7) | (byte_last & 0x7f));
-        } else {
-            b.push(0xc4);
-            b.push(((r_bit ^ 1) << 7) | ((x_bit ^ 1) << 6) | ((b_bit ^ 1) << 5) | map_bits);
-            b.push(byte_last);
-        }
-    } else {
-        match form.prefix() {
-            MandatoryPrefix::P66 => b.push(0x66),
-            MandatoryPrefix::PF3 => b.push(0xf3),
-            MandatoryPrefix::PF2 => b.push(0xf2),
-            _ => {}
-        }
-        let rex = (u8::from(form.rex_w()) << 3) | (r_bit << 2) | (x_bit << 1) | b_bit;
-        if rex != 0 || needs_rex_byte {
-            b.push(0x40 | rex);
-        }
-        match form.map() {
-            OpcodeMap::Primary => {}
-            OpcodeMap::M0F => b.push(0x0f),
-            OpcodeMap::M0F38 => {
-                b.push(0x0f);
-                b.push(0x38);
-            }
-            OpcodeMap::M0F3A => {
-                b.push(0x0f);
-                b.push(0x3a);
-            }
-            _ => return None,
-        }
-    }
-    let mut field_use = None;
-    if form.modrm() == ModRmSpec::OpcodeReg {
-        b.push(form.opcode() | (opcode_id & 7));
-    } else if form.modrm() == ModRmSpec::None {
-        b.push(form.opcode());
-    } else if let ModRmSpec::Fixed(byte) = form.modrm() {
-        b.push(form.opcode());
-        b.push(byte);
-    } else {
-        b.push(form.opcode());
-        let reg_bits = (r_id & 7) << 3;
-        match &mem {
-            Some(e) => {
-                b.push((e.modrm_mod << 6) | reg_bits | e.rm);
-                if let Some(sib) = e.sib {
-                    b.push(sib);
-                }
-                let disp_at = b.len;
-                b.push_le(e.disp, e.disp_size);
-                if let Some(label) = e.rip_label {
-                    field_use = Some(FieldUse {
-                        at: disp_at as u8,
-                        kind: FixupKind::Rel32,
-                        target: Target::Label(label),
-                        addend: e.disp,
-                    });
-                }
-            }
-            None => b.push(0xc0 | reg_bits | (rm_id & 7)),
-        }
-    }
-    for &(v, n) in &imms[..imm_count] {
-        b.push_le(v, n as usize);
-    }
-    if let Some((label, size)) = rel {
-        let at = b.len;
-        b.push_le(0, size);
-        let end = (site.offset + b.len) as i64;
-        match site.code.label_offset(label) {
-            Some((section, offset)) if section == site.section => {
-                let distance = offset as i64 - end;
-                let fits = if size == 1 {
-                    i8::try_from(distance).is_ok()
-                } else {
-                    i32::try_from(distance).is_ok()
-                };
-                if !fits {
-                    return None;
-                }
-                b.len = at;
-                b.push_le(distance, size);
-            }
-            // Unbound (or in another section): a rel32 field to fill in
-            // later; a rel8 form leaves it to the general path, which
-            // moves on to the near form.
-            None if size == 4 && (label.id() as usize) < site.code.label_count() => {
-                field_use = Some(FieldUse {
-                    at: at as u8,
-                    kind: FixupKind::Rel32,
-                    target: Target::Label(label),
-                    addend: 0,
-                });
-            }
-            _ => return None,
-        }
-    }
-    if b.len > 15 {
-        return None;
-    }
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&b.buf[..16]);
-    Some(Encoded {
-        bytes,
-        len: b.len,
-        field_use,
-        form,
-    })
-}
-
 /// Encodes `operands` with `form`. `Ok(None)` means this form cannot reach
 /// the branch target (the caller tries the next, longer form).
 fn encode_form(
@@ -1925,10 +1664,7 @@ fn encode_form(
         check_prefixes(form, options, rm_mem.is_some())?;
     }
 
-    let mut b = Bytes {
-        buf: [0; 32],
-        len: 0,
-    };
+    let mut b = Bytes::new();
     let disp8_scale = if form.encoding() == Encoding::Evex {
         (if broadcast {
             form.disp8_nb()

@@ -44,6 +44,7 @@ mod validate;
 pub use assembler::{Assembler, Logger};
 pub use db::{CpuFeature, Form, Instructions, Mnemonic, OperandKind};
 pub use emitter::Emitter;
+pub use encoder::FormPlans;
 pub use mem::{
     IndexReg, IntoAddress, Mem, MemBase, ScaledIndex, byte_ptr, dword_ptr, fword_ptr, ptr,
     qword_ptr, tbyte_ptr, word_ptr, xmmword_ptr, ymmword_ptr, zmmword_ptr,

@@ -4,6 +4,7 @@
 use super::Mnemonic;
 use crate::Error;
 use crate::x86::emitter::Emitter;
+use crate::x86::encoder::FormPlans;
 use crate::x86::operand::Arg;
 
 /// Compile-time operand signatures of the typed API: `(A::Class, B::Class): sig::Add2`
@@ -15379,7 +15380,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Aad1,
     {
-        self.emit_forms(Mnemonic::Aad, <(A::Class,) as sig::Aad1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Aad, const { &FormPlans::of(<(A::Class,) as sig::Aad1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `aadd` with 2 operand(s): `aadd m, r32`, `aadd m, r64`, `aadd m, r32`, `aadd m, r64`.
@@ -15388,7 +15389,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Aadd2,
     {
-        self.emit_forms(Mnemonic::Aadd, <(A::Class, B::Class,) as sig::Aadd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Aadd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Aadd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `aam` with 1 operand(s): `aam ib`.
@@ -15397,7 +15398,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Aam1,
     {
-        self.emit_forms(Mnemonic::Aam, <(A::Class,) as sig::Aam1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Aam, const { &FormPlans::of(<(A::Class,) as sig::Aam1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `aand` with 2 operand(s): `aand m, r32`, `aand m, r64`, `aand m, r32`, `aand m, r64`.
@@ -15406,7 +15407,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Aand2,
     {
-        self.emit_forms(Mnemonic::Aand, <(A::Class, B::Class,) as sig::Aand2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Aand, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Aand2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `aas` (`aas`).
@@ -15421,7 +15422,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Adc2,
     {
-        self.emit_forms(Mnemonic::Adc, <(A::Class, B::Class,) as sig::Adc2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Adc, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Adc2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `adc` with 3 operand(s): `adc r16.v, r16/m, ib.sx16`, `adc r32.v, r32/m, ib.sx32`, `adc r64.v, r64/m, ib.sx64`, `adc r64.v, r64/m, id.sx64`, `adc r8.v, r8/m, r8`, `adc r16.v, r16/m, r16`, `adc r32.v, r32/m, r32`, `adc r64.v, r64/m, r64`, `adc r8.v, r8, r8/m`, `adc r16.v, r16, r16/m`, `adc r32.v, r32, r32/m`, `adc r64.v, r64, r64/m`, `adc r8.v, r8/m, ib`, `adc r16.v, r16/m, iw`, `adc r32.v, r32/m, id`.
@@ -15430,7 +15431,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Adc3,
     {
-        self.emit_forms(Mnemonic::Adc, <(A::Class, B::Class, C::Class,) as sig::Adc3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Adc, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Adc3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `adcx` with 2 operand(s): `adcx r32, r32/m`, `adcx r64, r64/m`, `adcx r32, r32/m`, `adcx r64, r64/m`.
@@ -15439,7 +15440,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Adcx2,
     {
-        self.emit_forms(Mnemonic::Adcx, <(A::Class, B::Class,) as sig::Adcx2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Adcx, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Adcx2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `adcx` with 3 operand(s): `adcx r32.v, r32, r32/m`, `adcx r64.v, r64, r64/m`.
@@ -15448,7 +15449,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Adcx3,
     {
-        self.emit_forms(Mnemonic::Adcx, <(A::Class, B::Class, C::Class,) as sig::Adcx3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Adcx, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Adcx3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `add` with 2 operand(s): `add r16/m, ib.sx16`, `add r32/m, ib.sx32`, `add r64/m, ib.sx64`, `add rax, id.sx64`, `add r64/m, id.sx64`, `add al, ib`, `add ax, iw`, `add eax, id`, `add r8/m, r8`, `add r16/m, r16`, `add r32/m, r32`, `add r64/m, r64`, `add r8, r8/m`, `add r16, r16/m`, `add r32, r32/m`, `add r64, r64/m`, `add r8/m, ib`, `add r16/m, iw`, `add r32/m, id`, `add r16/m, ib.sx16`, `add r32/m, ib.sx32`, `add r64/m, ib.sx64`, `add r64/m, id.sx64`, `add r8/m, r8`, `add r16/m, r16`, `add r32/m, r32`, `add r64/m, r64`, `add r8, r8/m`, `add r16, r16/m`, `add r32, r32/m`, `add r64, r64/m`, `add r8/m, ib`, `add r16/m, iw`, `add r32/m, id`.
@@ -15457,7 +15458,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Add2,
     {
-        self.emit_forms(Mnemonic::Add, <(A::Class, B::Class,) as sig::Add2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Add, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Add2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `add` with 3 operand(s): `add r16.v, r16/m, ib.sx16`, `add r32.v, r32/m, ib.sx32`, `add r64.v, r64/m, ib.sx64`, `add r64.v, r64/m, id.sx64`, `add r8.v, r8/m, r8`, `add r16.v, r16/m, r16`, `add r32.v, r32/m, r32`, `add r64.v, r64/m, r64`, `add r8.v, r8, r8/m`, `add r16.v, r16, r16/m`, `add r32.v, r32, r32/m`, `add r64.v, r64, r64/m`, `add r8.v, r8/m, ib`, `add r16.v, r16/m, iw`, `add r32.v, r32/m, id`.
@@ -15466,7 +15467,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Add3,
     {
-        self.emit_forms(Mnemonic::Add, <(A::Class, B::Class, C::Class,) as sig::Add3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Add, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Add3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `addpd` with 2 operand(s): `addpd xmm, xmm/m`.
@@ -15475,7 +15476,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Addpd2,
     {
-        self.emit_forms(Mnemonic::Addpd, <(A::Class, B::Class,) as sig::Addpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Addpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Addpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `addps` with 2 operand(s): `addps xmm, xmm/m`.
@@ -15484,7 +15485,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Addps2,
     {
-        self.emit_forms(Mnemonic::Addps, <(A::Class, B::Class,) as sig::Addps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Addps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Addps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `addsd` with 2 operand(s): `addsd xmm, xmm/m`.
@@ -15493,7 +15494,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Addsd2,
     {
-        self.emit_forms(Mnemonic::Addsd, <(A::Class, B::Class,) as sig::Addsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Addsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Addsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `addss` with 2 operand(s): `addss xmm, xmm/m`.
@@ -15502,7 +15503,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Addss2,
     {
-        self.emit_forms(Mnemonic::Addss, <(A::Class, B::Class,) as sig::Addss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Addss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Addss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `addsubpd` with 2 operand(s): `addsubpd xmm, xmm/m`.
@@ -15511,7 +15512,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Addsubpd2,
     {
-        self.emit_forms(Mnemonic::Addsubpd, <(A::Class, B::Class,) as sig::Addsubpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Addsubpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Addsubpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `addsubps` with 2 operand(s): `addsubps xmm, xmm/m`.
@@ -15520,7 +15521,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Addsubps2,
     {
-        self.emit_forms(Mnemonic::Addsubps, <(A::Class, B::Class,) as sig::Addsubps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Addsubps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Addsubps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `adox` with 2 operand(s): `adox r32, r32/m`, `adox r64, r64/m`, `adox r32, r32/m`, `adox r64, r64/m`.
@@ -15529,7 +15530,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Adox2,
     {
-        self.emit_forms(Mnemonic::Adox, <(A::Class, B::Class,) as sig::Adox2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Adox, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Adox2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `adox` with 3 operand(s): `adox r32.v, r32, r32/m`, `adox r64.v, r64, r64/m`.
@@ -15538,7 +15539,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Adox3,
     {
-        self.emit_forms(Mnemonic::Adox, <(A::Class, B::Class, C::Class,) as sig::Adox3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Adox, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Adox3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `aesdec` with 2 operand(s): `aesdec xmm, xmm/m`.
@@ -15547,7 +15548,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Aesdec2,
     {
-        self.emit_forms(Mnemonic::Aesdec, <(A::Class, B::Class,) as sig::Aesdec2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Aesdec, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Aesdec2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `aesdec128kl` with 2 operand(s): `aesdec128kl xmm, m`.
@@ -15556,7 +15557,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Aesdec128kl2,
     {
-        self.emit_forms(Mnemonic::Aesdec128kl, <(A::Class, B::Class,) as sig::Aesdec128kl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Aesdec128kl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Aesdec128kl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `aesdec256kl` with 2 operand(s): `aesdec256kl xmm, m`.
@@ -15565,7 +15566,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Aesdec256kl2,
     {
-        self.emit_forms(Mnemonic::Aesdec256kl, <(A::Class, B::Class,) as sig::Aesdec256kl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Aesdec256kl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Aesdec256kl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `aesdeclast` with 2 operand(s): `aesdeclast xmm, xmm/m`.
@@ -15574,7 +15575,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Aesdeclast2,
     {
-        self.emit_forms(Mnemonic::Aesdeclast, <(A::Class, B::Class,) as sig::Aesdeclast2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Aesdeclast, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Aesdeclast2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `aesdecwide128kl` with 1 operand(s): `aesdecwide128kl m`.
@@ -15583,7 +15584,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Aesdecwide128kl1,
     {
-        self.emit_forms(Mnemonic::Aesdecwide128kl, <(A::Class,) as sig::Aesdecwide128kl1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Aesdecwide128kl, const { &FormPlans::of(<(A::Class,) as sig::Aesdecwide128kl1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `aesdecwide256kl` with 1 operand(s): `aesdecwide256kl m`.
@@ -15592,7 +15593,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Aesdecwide256kl1,
     {
-        self.emit_forms(Mnemonic::Aesdecwide256kl, <(A::Class,) as sig::Aesdecwide256kl1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Aesdecwide256kl, const { &FormPlans::of(<(A::Class,) as sig::Aesdecwide256kl1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `aesenc` with 2 operand(s): `aesenc xmm, xmm/m`.
@@ -15601,7 +15602,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Aesenc2,
     {
-        self.emit_forms(Mnemonic::Aesenc, <(A::Class, B::Class,) as sig::Aesenc2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Aesenc, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Aesenc2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `aesenc128kl` with 2 operand(s): `aesenc128kl xmm, m`.
@@ -15610,7 +15611,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Aesenc128kl2,
     {
-        self.emit_forms(Mnemonic::Aesenc128kl, <(A::Class, B::Class,) as sig::Aesenc128kl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Aesenc128kl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Aesenc128kl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `aesenc256kl` with 2 operand(s): `aesenc256kl xmm, m`.
@@ -15619,7 +15620,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Aesenc256kl2,
     {
-        self.emit_forms(Mnemonic::Aesenc256kl, <(A::Class, B::Class,) as sig::Aesenc256kl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Aesenc256kl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Aesenc256kl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `aesenclast` with 2 operand(s): `aesenclast xmm, xmm/m`.
@@ -15628,7 +15629,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Aesenclast2,
     {
-        self.emit_forms(Mnemonic::Aesenclast, <(A::Class, B::Class,) as sig::Aesenclast2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Aesenclast, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Aesenclast2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `aesencwide128kl` with 1 operand(s): `aesencwide128kl m`.
@@ -15637,7 +15638,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Aesencwide128kl1,
     {
-        self.emit_forms(Mnemonic::Aesencwide128kl, <(A::Class,) as sig::Aesencwide128kl1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Aesencwide128kl, const { &FormPlans::of(<(A::Class,) as sig::Aesencwide128kl1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `aesencwide256kl` with 1 operand(s): `aesencwide256kl m`.
@@ -15646,7 +15647,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Aesencwide256kl1,
     {
-        self.emit_forms(Mnemonic::Aesencwide256kl, <(A::Class,) as sig::Aesencwide256kl1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Aesencwide256kl, const { &FormPlans::of(<(A::Class,) as sig::Aesencwide256kl1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `aesimc` with 2 operand(s): `aesimc xmm, xmm/m`.
@@ -15655,7 +15656,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Aesimc2,
     {
-        self.emit_forms(Mnemonic::Aesimc, <(A::Class, B::Class,) as sig::Aesimc2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Aesimc, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Aesimc2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `aeskeygenassist` with 3 operand(s): `aeskeygenassist xmm, xmm/m, ib`.
@@ -15664,7 +15665,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Aeskeygenassist3,
     {
-        self.emit_forms(Mnemonic::Aeskeygenassist, <(A::Class, B::Class, C::Class,) as sig::Aeskeygenassist3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Aeskeygenassist, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Aeskeygenassist3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `and` with 2 operand(s): `and r16/m, ib.sx16`, `and r32/m, ib.sx32`, `and r64/m, ib.sx64`, `and rax, id.sx64`, `and r64/m, id.sx64`, `and al, ib`, `and ax, iw`, `and eax, id`, `and r8/m, r8`, `and r16/m, r16`, `and r32/m, r32`, `and r64/m, r64`, `and r8, r8/m`, `and r16, r16/m`, `and r32, r32/m`, `and r64, r64/m`, `and r8/m, ib`, `and r16/m, iw`, `and r32/m, id`, `and r16/m, ib.sx16`, `and r32/m, ib.sx32`, `and r64/m, ib.sx64`, `and r64/m, id.sx64`, `and r8/m, r8`, `and r16/m, r16`, `and r32/m, r32`, `and r64/m, r64`, `and r8, r8/m`, `and r16, r16/m`, `and r32, r32/m`, `and r64, r64/m`, `and r8/m, ib`, `and r16/m, iw`, `and r32/m, id`.
@@ -15673,7 +15674,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::And2,
     {
-        self.emit_forms(Mnemonic::And, <(A::Class, B::Class,) as sig::And2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::And, const { &FormPlans::of(<(A::Class, B::Class,) as sig::And2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `and` with 3 operand(s): `and r16.v, r16/m, ib.sx16`, `and r32.v, r32/m, ib.sx32`, `and r64.v, r64/m, ib.sx64`, `and r64.v, r64/m, id.sx64`, `and r8.v, r8/m, r8`, `and r16.v, r16/m, r16`, `and r32.v, r32/m, r32`, `and r64.v, r64/m, r64`, `and r8.v, r8, r8/m`, `and r16.v, r16, r16/m`, `and r32.v, r32, r32/m`, `and r64.v, r64, r64/m`, `and r8.v, r8/m, ib`, `and r16.v, r16/m, iw`, `and r32.v, r32/m, id`.
@@ -15682,7 +15683,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::And3,
     {
-        self.emit_forms(Mnemonic::And, <(A::Class, B::Class, C::Class,) as sig::And3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::And, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::And3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `andn` with 3 operand(s): `andn r32, r32.v, r32/m`, `andn r64, r64.v, r64/m`, `andn r32, r32.v, r32/m`, `andn r64, r64.v, r64/m`.
@@ -15691,7 +15692,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Andn3,
     {
-        self.emit_forms(Mnemonic::Andn, <(A::Class, B::Class, C::Class,) as sig::Andn3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Andn, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Andn3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `andnpd` with 2 operand(s): `andnpd xmm, xmm/m`.
@@ -15700,7 +15701,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Andnpd2,
     {
-        self.emit_forms(Mnemonic::Andnpd, <(A::Class, B::Class,) as sig::Andnpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Andnpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Andnpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `andnps` with 2 operand(s): `andnps xmm, xmm/m`.
@@ -15709,7 +15710,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Andnps2,
     {
-        self.emit_forms(Mnemonic::Andnps, <(A::Class, B::Class,) as sig::Andnps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Andnps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Andnps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `andpd` with 2 operand(s): `andpd xmm, xmm/m`.
@@ -15718,7 +15719,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Andpd2,
     {
-        self.emit_forms(Mnemonic::Andpd, <(A::Class, B::Class,) as sig::Andpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Andpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Andpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `andps` with 2 operand(s): `andps xmm, xmm/m`.
@@ -15727,7 +15728,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Andps2,
     {
-        self.emit_forms(Mnemonic::Andps, <(A::Class, B::Class,) as sig::Andps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Andps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Andps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `aor` with 2 operand(s): `aor m, r32`, `aor m, r64`, `aor m, r32`, `aor m, r64`.
@@ -15736,7 +15737,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Aor2,
     {
-        self.emit_forms(Mnemonic::Aor, <(A::Class, B::Class,) as sig::Aor2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Aor, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Aor2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `arpl` with 2 operand(s): `arpl r16/m, r16`, `arpl r32/m, r32`.
@@ -15745,7 +15746,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Arpl2,
     {
-        self.emit_forms(Mnemonic::Arpl, <(A::Class, B::Class,) as sig::Arpl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Arpl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Arpl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `axor` with 2 operand(s): `axor m, r32`, `axor m, r64`, `axor m, r32`, `axor m, r64`.
@@ -15754,7 +15755,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Axor2,
     {
-        self.emit_forms(Mnemonic::Axor, <(A::Class, B::Class,) as sig::Axor2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Axor, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Axor2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bextr` with 3 operand(s): `bextr r32, r32/m, r32.v`, `bextr r64, r64/m, r64.v`, `bextr r32, r32/m, id`, `bextr r64, r64/m, id`, `bextr r32, r32/m, r32.v`, `bextr r64, r64/m, r64.v`.
@@ -15763,7 +15764,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Bextr3,
     {
-        self.emit_forms(Mnemonic::Bextr, <(A::Class, B::Class, C::Class,) as sig::Bextr3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Bextr, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Bextr3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `blcfill` with 2 operand(s): `blcfill r32.v, r32/m`, `blcfill r64.v, r64/m`.
@@ -15772,7 +15773,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Blcfill2,
     {
-        self.emit_forms(Mnemonic::Blcfill, <(A::Class, B::Class,) as sig::Blcfill2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Blcfill, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Blcfill2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `blci` with 2 operand(s): `blci r32.v, r32/m`, `blci r64.v, r64/m`.
@@ -15781,7 +15782,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Blci2,
     {
-        self.emit_forms(Mnemonic::Blci, <(A::Class, B::Class,) as sig::Blci2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Blci, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Blci2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `blcic` with 2 operand(s): `blcic r32.v, r32/m`, `blcic r64.v, r64/m`.
@@ -15790,7 +15791,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Blcic2,
     {
-        self.emit_forms(Mnemonic::Blcic, <(A::Class, B::Class,) as sig::Blcic2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Blcic, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Blcic2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `blcmsk` with 2 operand(s): `blcmsk r32.v, r32/m`, `blcmsk r64.v, r64/m`.
@@ -15799,7 +15800,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Blcmsk2,
     {
-        self.emit_forms(Mnemonic::Blcmsk, <(A::Class, B::Class,) as sig::Blcmsk2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Blcmsk, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Blcmsk2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `blcs` with 2 operand(s): `blcs r32.v, r32/m`, `blcs r64.v, r64/m`.
@@ -15808,7 +15809,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Blcs2,
     {
-        self.emit_forms(Mnemonic::Blcs, <(A::Class, B::Class,) as sig::Blcs2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Blcs, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Blcs2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `blendpd` with 3 operand(s): `blendpd xmm, xmm/m, ib`.
@@ -15817,7 +15818,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Blendpd3,
     {
-        self.emit_forms(Mnemonic::Blendpd, <(A::Class, B::Class, C::Class,) as sig::Blendpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Blendpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Blendpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `blendps` with 3 operand(s): `blendps xmm, xmm/m, ib`.
@@ -15826,7 +15827,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Blendps3,
     {
-        self.emit_forms(Mnemonic::Blendps, <(A::Class, B::Class, C::Class,) as sig::Blendps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Blendps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Blendps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `blendvpd` with 2 operand(s): `blendvpd xmm, xmm/m`.
@@ -15835,7 +15836,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Blendvpd2,
     {
-        self.emit_forms(Mnemonic::Blendvpd, <(A::Class, B::Class,) as sig::Blendvpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Blendvpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Blendvpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `blendvps` with 2 operand(s): `blendvps xmm, xmm/m`.
@@ -15844,7 +15845,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Blendvps2,
     {
-        self.emit_forms(Mnemonic::Blendvps, <(A::Class, B::Class,) as sig::Blendvps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Blendvps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Blendvps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `blsfill` with 2 operand(s): `blsfill r32.v, r32/m`, `blsfill r64.v, r64/m`.
@@ -15853,7 +15854,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Blsfill2,
     {
-        self.emit_forms(Mnemonic::Blsfill, <(A::Class, B::Class,) as sig::Blsfill2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Blsfill, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Blsfill2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `blsi` with 2 operand(s): `blsi r32.v, r32/m`, `blsi r64.v, r64/m`, `blsi r32.v, r32/m`, `blsi r64.v, r64/m`.
@@ -15862,7 +15863,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Blsi2,
     {
-        self.emit_forms(Mnemonic::Blsi, <(A::Class, B::Class,) as sig::Blsi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Blsi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Blsi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `blsic` with 2 operand(s): `blsic r32.v, r32/m`, `blsic r64.v, r64/m`.
@@ -15871,7 +15872,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Blsic2,
     {
-        self.emit_forms(Mnemonic::Blsic, <(A::Class, B::Class,) as sig::Blsic2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Blsic, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Blsic2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `blsmsk` with 2 operand(s): `blsmsk r32.v, r32/m`, `blsmsk r64.v, r64/m`, `blsmsk r32.v, r32/m`, `blsmsk r64.v, r64/m`.
@@ -15880,7 +15881,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Blsmsk2,
     {
-        self.emit_forms(Mnemonic::Blsmsk, <(A::Class, B::Class,) as sig::Blsmsk2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Blsmsk, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Blsmsk2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `blsr` with 2 operand(s): `blsr r32.v, r32/m`, `blsr r64.v, r64/m`, `blsr r32.v, r32/m`, `blsr r64.v, r64/m`.
@@ -15889,7 +15890,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Blsr2,
     {
-        self.emit_forms(Mnemonic::Blsr, <(A::Class, B::Class,) as sig::Blsr2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Blsr, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Blsr2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bndcl` with 2 operand(s): `bndcl bnd, r32/m.mpx`, `bndcl bnd, r64/m.mpx`.
@@ -15898,7 +15899,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Bndcl2,
     {
-        self.emit_forms(Mnemonic::Bndcl, <(A::Class, B::Class,) as sig::Bndcl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Bndcl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Bndcl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bndcn` with 2 operand(s): `bndcn bnd, r32/m.mpx`, `bndcn bnd, r64/m.mpx`.
@@ -15907,7 +15908,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Bndcn2,
     {
-        self.emit_forms(Mnemonic::Bndcn, <(A::Class, B::Class,) as sig::Bndcn2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Bndcn, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Bndcn2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bndcu` with 2 operand(s): `bndcu bnd, r32/m.mpx`, `bndcu bnd, r64/m.mpx`.
@@ -15916,7 +15917,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Bndcu2,
     {
-        self.emit_forms(Mnemonic::Bndcu, <(A::Class, B::Class,) as sig::Bndcu2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Bndcu, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Bndcu2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bndldx` with 2 operand(s): `bndldx bnd, m.mib`.
@@ -15925,7 +15926,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Bndldx2,
     {
-        self.emit_forms(Mnemonic::Bndldx, <(A::Class, B::Class,) as sig::Bndldx2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Bndldx, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Bndldx2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bndmk` with 2 operand(s): `bndmk bnd, m.mpx`.
@@ -15934,7 +15935,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Bndmk2,
     {
-        self.emit_forms(Mnemonic::Bndmk, <(A::Class, B::Class,) as sig::Bndmk2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Bndmk, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Bndmk2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bndmov` with 2 operand(s): `bndmov bnd, bnd/m.mpx`, `bndmov bnd/m.mpx, bnd`.
@@ -15943,7 +15944,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Bndmov2,
     {
-        self.emit_forms(Mnemonic::Bndmov, <(A::Class, B::Class,) as sig::Bndmov2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Bndmov, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Bndmov2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bndstx` with 2 operand(s): `bndstx m.mib, bnd`.
@@ -15952,7 +15953,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Bndstx2,
     {
-        self.emit_forms(Mnemonic::Bndstx, <(A::Class, B::Class,) as sig::Bndstx2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Bndstx, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Bndstx2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bound` with 2 operand(s): `bound r16, m`, `bound r32, m`.
@@ -15961,7 +15962,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Bound2,
     {
-        self.emit_forms(Mnemonic::Bound, <(A::Class, B::Class,) as sig::Bound2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Bound, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Bound2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bsf` with 2 operand(s): `bsf r16, r16/m`, `bsf r32, r32/m`, `bsf r64, r64/m`.
@@ -15970,7 +15971,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Bsf2,
     {
-        self.emit_forms(Mnemonic::Bsf, <(A::Class, B::Class,) as sig::Bsf2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Bsf, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Bsf2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bsr` with 2 operand(s): `bsr r16, r16/m`, `bsr r32, r32/m`, `bsr r64, r64/m`.
@@ -15979,7 +15980,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Bsr2,
     {
-        self.emit_forms(Mnemonic::Bsr, <(A::Class, B::Class,) as sig::Bsr2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Bsr, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Bsr2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bswap` with 1 operand(s): `bswap r16.o`, `bswap r32.o`, `bswap r64.o`.
@@ -15988,7 +15989,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Bswap1,
     {
-        self.emit_forms(Mnemonic::Bswap, <(A::Class,) as sig::Bswap1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Bswap, const { &FormPlans::of(<(A::Class,) as sig::Bswap1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `bt` with 2 operand(s): `bt r16/m, r16`, `bt r32/m, r32`, `bt r64/m, r64`, `bt r16/m, ib`, `bt r32/m, ib`, `bt r64/m, ib`.
@@ -15997,7 +15998,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Bt2,
     {
-        self.emit_forms(Mnemonic::Bt, <(A::Class, B::Class,) as sig::Bt2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Bt, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Bt2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `btc` with 2 operand(s): `btc r16/m, ib`, `btc r32/m, ib`, `btc r64/m, ib`, `btc r16/m, r16`, `btc r32/m, r32`, `btc r64/m, r64`.
@@ -16006,7 +16007,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Btc2,
     {
-        self.emit_forms(Mnemonic::Btc, <(A::Class, B::Class,) as sig::Btc2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Btc, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Btc2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `btr` with 2 operand(s): `btr r16/m, r16`, `btr r32/m, r32`, `btr r64/m, r64`, `btr r16/m, ib`, `btr r32/m, ib`, `btr r64/m, ib`.
@@ -16015,7 +16016,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Btr2,
     {
-        self.emit_forms(Mnemonic::Btr, <(A::Class, B::Class,) as sig::Btr2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Btr, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Btr2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bts` with 2 operand(s): `bts r16/m, r16`, `bts r32/m, r32`, `bts r64/m, r64`, `bts r16/m, ib`, `bts r32/m, ib`, `bts r64/m, ib`.
@@ -16024,7 +16025,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Bts2,
     {
-        self.emit_forms(Mnemonic::Bts, <(A::Class, B::Class,) as sig::Bts2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Bts, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Bts2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `bzhi` with 3 operand(s): `bzhi r32, r32/m, r32.v`, `bzhi r64, r64/m, r64.v`, `bzhi r32, r32/m, r32.v`, `bzhi r64, r64/m, r64.v`.
@@ -16033,7 +16034,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Bzhi3,
     {
-        self.emit_forms(Mnemonic::Bzhi, <(A::Class, B::Class, C::Class,) as sig::Bzhi3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Bzhi, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Bzhi3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `call` with 1 operand(s): `call ptr16:32`, `call rel32`, `call r16/m`, `call r32/m`, `call r64/m`, `call m.far`, `call ptr16:16`, `call rel16`, `call m.far`.
@@ -16042,7 +16043,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Call1,
     {
-        self.emit_forms(Mnemonic::Call, <(A::Class,) as sig::Call1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Call, const { &FormPlans::of(<(A::Class,) as sig::Call1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `cbw` (`cbw`).
@@ -16057,7 +16058,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpa2,
     {
-        self.emit_forms(Mnemonic::Ccmpa, <(A::Class, B::Class,) as sig::Ccmpa2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpa, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpa2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpae` with 2 operand(s): `ccmpae r16/m, ib.sx16`, `ccmpae r32/m, ib.sx32`, `ccmpae r64/m, ib.sx64`, `ccmpae r64/m, id.sx64`, `ccmpae r8/m, r8`, `ccmpae r16/m, r16`, `ccmpae r32/m, r32`, `ccmpae r64/m, r64`, `ccmpae r8, r8/m`, `ccmpae r16, r16/m`, `ccmpae r32, r32/m`, `ccmpae r64, r64/m`, `ccmpae r8/m, ib`, `ccmpae r16/m, iw`, `ccmpae r32/m, id`.
@@ -16066,7 +16067,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpae2,
     {
-        self.emit_forms(Mnemonic::Ccmpae, <(A::Class, B::Class,) as sig::Ccmpae2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpae, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpae2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpb` with 2 operand(s): `ccmpb r16/m, ib.sx16`, `ccmpb r32/m, ib.sx32`, `ccmpb r64/m, ib.sx64`, `ccmpb r64/m, id.sx64`, `ccmpb r8/m, r8`, `ccmpb r16/m, r16`, `ccmpb r32/m, r32`, `ccmpb r64/m, r64`, `ccmpb r8, r8/m`, `ccmpb r16, r16/m`, `ccmpb r32, r32/m`, `ccmpb r64, r64/m`, `ccmpb r8/m, ib`, `ccmpb r16/m, iw`, `ccmpb r32/m, id`.
@@ -16075,7 +16076,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpb2,
     {
-        self.emit_forms(Mnemonic::Ccmpb, <(A::Class, B::Class,) as sig::Ccmpb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpbe` with 2 operand(s): `ccmpbe r16/m, ib.sx16`, `ccmpbe r32/m, ib.sx32`, `ccmpbe r64/m, ib.sx64`, `ccmpbe r64/m, id.sx64`, `ccmpbe r8/m, r8`, `ccmpbe r16/m, r16`, `ccmpbe r32/m, r32`, `ccmpbe r64/m, r64`, `ccmpbe r8, r8/m`, `ccmpbe r16, r16/m`, `ccmpbe r32, r32/m`, `ccmpbe r64, r64/m`, `ccmpbe r8/m, ib`, `ccmpbe r16/m, iw`, `ccmpbe r32/m, id`.
@@ -16084,7 +16085,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpbe2,
     {
-        self.emit_forms(Mnemonic::Ccmpbe, <(A::Class, B::Class,) as sig::Ccmpbe2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpbe, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpbe2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpe` with 2 operand(s): `ccmpe r16/m, ib.sx16`, `ccmpe r32/m, ib.sx32`, `ccmpe r64/m, ib.sx64`, `ccmpe r64/m, id.sx64`, `ccmpe r8/m, r8`, `ccmpe r16/m, r16`, `ccmpe r32/m, r32`, `ccmpe r64/m, r64`, `ccmpe r8, r8/m`, `ccmpe r16, r16/m`, `ccmpe r32, r32/m`, `ccmpe r64, r64/m`, `ccmpe r8/m, ib`, `ccmpe r16/m, iw`, `ccmpe r32/m, id`.
@@ -16093,7 +16094,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpe2,
     {
-        self.emit_forms(Mnemonic::Ccmpe, <(A::Class, B::Class,) as sig::Ccmpe2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpe, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpe2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpf` with 2 operand(s): `ccmpf r16/m, ib.sx16`, `ccmpf r32/m, ib.sx32`, `ccmpf r64/m, ib.sx64`, `ccmpf r64/m, id.sx64`, `ccmpf r8/m, r8`, `ccmpf r16/m, r16`, `ccmpf r32/m, r32`, `ccmpf r64/m, r64`, `ccmpf r8, r8/m`, `ccmpf r16, r16/m`, `ccmpf r32, r32/m`, `ccmpf r64, r64/m`, `ccmpf r8/m, ib`, `ccmpf r16/m, iw`, `ccmpf r32/m, id`.
@@ -16102,7 +16103,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpf2,
     {
-        self.emit_forms(Mnemonic::Ccmpf, <(A::Class, B::Class,) as sig::Ccmpf2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpf, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpf2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpg` with 2 operand(s): `ccmpg r16/m, ib.sx16`, `ccmpg r32/m, ib.sx32`, `ccmpg r64/m, ib.sx64`, `ccmpg r64/m, id.sx64`, `ccmpg r8/m, r8`, `ccmpg r16/m, r16`, `ccmpg r32/m, r32`, `ccmpg r64/m, r64`, `ccmpg r8, r8/m`, `ccmpg r16, r16/m`, `ccmpg r32, r32/m`, `ccmpg r64, r64/m`, `ccmpg r8/m, ib`, `ccmpg r16/m, iw`, `ccmpg r32/m, id`.
@@ -16111,7 +16112,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpg2,
     {
-        self.emit_forms(Mnemonic::Ccmpg, <(A::Class, B::Class,) as sig::Ccmpg2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpg, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpg2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpge` with 2 operand(s): `ccmpge r16/m, ib.sx16`, `ccmpge r32/m, ib.sx32`, `ccmpge r64/m, ib.sx64`, `ccmpge r64/m, id.sx64`, `ccmpge r8/m, r8`, `ccmpge r16/m, r16`, `ccmpge r32/m, r32`, `ccmpge r64/m, r64`, `ccmpge r8, r8/m`, `ccmpge r16, r16/m`, `ccmpge r32, r32/m`, `ccmpge r64, r64/m`, `ccmpge r8/m, ib`, `ccmpge r16/m, iw`, `ccmpge r32/m, id`.
@@ -16120,7 +16121,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpge2,
     {
-        self.emit_forms(Mnemonic::Ccmpge, <(A::Class, B::Class,) as sig::Ccmpge2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpge, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpge2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpl` with 2 operand(s): `ccmpl r16/m, ib.sx16`, `ccmpl r32/m, ib.sx32`, `ccmpl r64/m, ib.sx64`, `ccmpl r64/m, id.sx64`, `ccmpl r8/m, r8`, `ccmpl r16/m, r16`, `ccmpl r32/m, r32`, `ccmpl r64/m, r64`, `ccmpl r8, r8/m`, `ccmpl r16, r16/m`, `ccmpl r32, r32/m`, `ccmpl r64, r64/m`, `ccmpl r8/m, ib`, `ccmpl r16/m, iw`, `ccmpl r32/m, id`.
@@ -16129,7 +16130,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpl2,
     {
-        self.emit_forms(Mnemonic::Ccmpl, <(A::Class, B::Class,) as sig::Ccmpl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmple` with 2 operand(s): `ccmple r16/m, ib.sx16`, `ccmple r32/m, ib.sx32`, `ccmple r64/m, ib.sx64`, `ccmple r64/m, id.sx64`, `ccmple r8/m, r8`, `ccmple r16/m, r16`, `ccmple r32/m, r32`, `ccmple r64/m, r64`, `ccmple r8, r8/m`, `ccmple r16, r16/m`, `ccmple r32, r32/m`, `ccmple r64, r64/m`, `ccmple r8/m, ib`, `ccmple r16/m, iw`, `ccmple r32/m, id`.
@@ -16138,7 +16139,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmple2,
     {
-        self.emit_forms(Mnemonic::Ccmple, <(A::Class, B::Class,) as sig::Ccmple2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmple, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmple2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpne` with 2 operand(s): `ccmpne r16/m, ib.sx16`, `ccmpne r32/m, ib.sx32`, `ccmpne r64/m, ib.sx64`, `ccmpne r64/m, id.sx64`, `ccmpne r8/m, r8`, `ccmpne r16/m, r16`, `ccmpne r32/m, r32`, `ccmpne r64/m, r64`, `ccmpne r8, r8/m`, `ccmpne r16, r16/m`, `ccmpne r32, r32/m`, `ccmpne r64, r64/m`, `ccmpne r8/m, ib`, `ccmpne r16/m, iw`, `ccmpne r32/m, id`.
@@ -16147,7 +16148,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpne2,
     {
-        self.emit_forms(Mnemonic::Ccmpne, <(A::Class, B::Class,) as sig::Ccmpne2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpne, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpne2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpno` with 2 operand(s): `ccmpno r16/m, ib.sx16`, `ccmpno r32/m, ib.sx32`, `ccmpno r64/m, ib.sx64`, `ccmpno r64/m, id.sx64`, `ccmpno r8/m, r8`, `ccmpno r16/m, r16`, `ccmpno r32/m, r32`, `ccmpno r64/m, r64`, `ccmpno r8, r8/m`, `ccmpno r16, r16/m`, `ccmpno r32, r32/m`, `ccmpno r64, r64/m`, `ccmpno r8/m, ib`, `ccmpno r16/m, iw`, `ccmpno r32/m, id`.
@@ -16156,7 +16157,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpno2,
     {
-        self.emit_forms(Mnemonic::Ccmpno, <(A::Class, B::Class,) as sig::Ccmpno2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpno, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpno2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpns` with 2 operand(s): `ccmpns r16/m, ib.sx16`, `ccmpns r32/m, ib.sx32`, `ccmpns r64/m, ib.sx64`, `ccmpns r64/m, id.sx64`, `ccmpns r8/m, r8`, `ccmpns r16/m, r16`, `ccmpns r32/m, r32`, `ccmpns r64/m, r64`, `ccmpns r8, r8/m`, `ccmpns r16, r16/m`, `ccmpns r32, r32/m`, `ccmpns r64, r64/m`, `ccmpns r8/m, ib`, `ccmpns r16/m, iw`, `ccmpns r32/m, id`.
@@ -16165,7 +16166,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpns2,
     {
-        self.emit_forms(Mnemonic::Ccmpns, <(A::Class, B::Class,) as sig::Ccmpns2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpns, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpns2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpo` with 2 operand(s): `ccmpo r16/m, ib.sx16`, `ccmpo r32/m, ib.sx32`, `ccmpo r64/m, ib.sx64`, `ccmpo r64/m, id.sx64`, `ccmpo r8/m, r8`, `ccmpo r16/m, r16`, `ccmpo r32/m, r32`, `ccmpo r64/m, r64`, `ccmpo r8, r8/m`, `ccmpo r16, r16/m`, `ccmpo r32, r32/m`, `ccmpo r64, r64/m`, `ccmpo r8/m, ib`, `ccmpo r16/m, iw`, `ccmpo r32/m, id`.
@@ -16174,7 +16175,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpo2,
     {
-        self.emit_forms(Mnemonic::Ccmpo, <(A::Class, B::Class,) as sig::Ccmpo2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpo, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpo2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmps` with 2 operand(s): `ccmps r16/m, ib.sx16`, `ccmps r32/m, ib.sx32`, `ccmps r64/m, ib.sx64`, `ccmps r64/m, id.sx64`, `ccmps r8/m, r8`, `ccmps r16/m, r16`, `ccmps r32/m, r32`, `ccmps r64/m, r64`, `ccmps r8, r8/m`, `ccmps r16, r16/m`, `ccmps r32, r32/m`, `ccmps r64, r64/m`, `ccmps r8/m, ib`, `ccmps r16/m, iw`, `ccmps r32/m, id`.
@@ -16183,7 +16184,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmps2,
     {
-        self.emit_forms(Mnemonic::Ccmps, <(A::Class, B::Class,) as sig::Ccmps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ccmpt` with 2 operand(s): `ccmpt r16/m, ib.sx16`, `ccmpt r32/m, ib.sx32`, `ccmpt r64/m, ib.sx64`, `ccmpt r64/m, id.sx64`, `ccmpt r8/m, r8`, `ccmpt r16/m, r16`, `ccmpt r32/m, r32`, `ccmpt r64/m, r64`, `ccmpt r8, r8/m`, `ccmpt r16, r16/m`, `ccmpt r32, r32/m`, `ccmpt r64, r64/m`, `ccmpt r8/m, ib`, `ccmpt r16/m, iw`, `ccmpt r32/m, id`.
@@ -16192,7 +16193,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ccmpt2,
     {
-        self.emit_forms(Mnemonic::Ccmpt, <(A::Class, B::Class,) as sig::Ccmpt2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ccmpt, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ccmpt2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cdq` (`cdq`).
@@ -16213,7 +16214,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmova2,
     {
-        self.emit_forms(Mnemonic::Cfcmova, <(A::Class, B::Class,) as sig::Cfcmova2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmova, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmova2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmova` with 3 operand(s): `cfcmova r16.v, r16, r16/m`, `cfcmova r32.v, r32, r32/m`, `cfcmova r64.v, r64, r64/m`.
@@ -16222,7 +16223,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmova3,
     {
-        self.emit_forms(Mnemonic::Cfcmova, <(A::Class, B::Class, C::Class,) as sig::Cfcmova3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmova, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmova3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovae` with 2 operand(s): `cfcmovae r16/m, r16`, `cfcmovae r16, m`, `cfcmovae r32/m, r32`, `cfcmovae r32, m`, `cfcmovae r64/m, r64`, `cfcmovae r64, m`.
@@ -16231,7 +16232,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovae2,
     {
-        self.emit_forms(Mnemonic::Cfcmovae, <(A::Class, B::Class,) as sig::Cfcmovae2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovae, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovae2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovae` with 3 operand(s): `cfcmovae r16.v, r16, r16/m`, `cfcmovae r32.v, r32, r32/m`, `cfcmovae r64.v, r64, r64/m`.
@@ -16240,7 +16241,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovae3,
     {
-        self.emit_forms(Mnemonic::Cfcmovae, <(A::Class, B::Class, C::Class,) as sig::Cfcmovae3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovae, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovae3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovb` with 2 operand(s): `cfcmovb r16/m, r16`, `cfcmovb r16, m`, `cfcmovb r32/m, r32`, `cfcmovb r32, m`, `cfcmovb r64/m, r64`, `cfcmovb r64, m`.
@@ -16249,7 +16250,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovb2,
     {
-        self.emit_forms(Mnemonic::Cfcmovb, <(A::Class, B::Class,) as sig::Cfcmovb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovb` with 3 operand(s): `cfcmovb r16.v, r16, r16/m`, `cfcmovb r32.v, r32, r32/m`, `cfcmovb r64.v, r64, r64/m`.
@@ -16258,7 +16259,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovb3,
     {
-        self.emit_forms(Mnemonic::Cfcmovb, <(A::Class, B::Class, C::Class,) as sig::Cfcmovb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovbe` with 2 operand(s): `cfcmovbe r16/m, r16`, `cfcmovbe r16, m`, `cfcmovbe r32/m, r32`, `cfcmovbe r32, m`, `cfcmovbe r64/m, r64`, `cfcmovbe r64, m`.
@@ -16267,7 +16268,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovbe2,
     {
-        self.emit_forms(Mnemonic::Cfcmovbe, <(A::Class, B::Class,) as sig::Cfcmovbe2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovbe, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovbe2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovbe` with 3 operand(s): `cfcmovbe r16.v, r16, r16/m`, `cfcmovbe r32.v, r32, r32/m`, `cfcmovbe r64.v, r64, r64/m`.
@@ -16276,7 +16277,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovbe3,
     {
-        self.emit_forms(Mnemonic::Cfcmovbe, <(A::Class, B::Class, C::Class,) as sig::Cfcmovbe3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovbe, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovbe3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmove` with 2 operand(s): `cfcmove r16/m, r16`, `cfcmove r16, m`, `cfcmove r32/m, r32`, `cfcmove r32, m`, `cfcmove r64/m, r64`, `cfcmove r64, m`.
@@ -16285,7 +16286,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmove2,
     {
-        self.emit_forms(Mnemonic::Cfcmove, <(A::Class, B::Class,) as sig::Cfcmove2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmove, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmove2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmove` with 3 operand(s): `cfcmove r16.v, r16, r16/m`, `cfcmove r32.v, r32, r32/m`, `cfcmove r64.v, r64, r64/m`.
@@ -16294,7 +16295,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmove3,
     {
-        self.emit_forms(Mnemonic::Cfcmove, <(A::Class, B::Class, C::Class,) as sig::Cfcmove3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmove, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmove3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovg` with 2 operand(s): `cfcmovg r16/m, r16`, `cfcmovg r16, m`, `cfcmovg r32/m, r32`, `cfcmovg r32, m`, `cfcmovg r64/m, r64`, `cfcmovg r64, m`.
@@ -16303,7 +16304,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovg2,
     {
-        self.emit_forms(Mnemonic::Cfcmovg, <(A::Class, B::Class,) as sig::Cfcmovg2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovg, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovg2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovg` with 3 operand(s): `cfcmovg r16.v, r16, r16/m`, `cfcmovg r32.v, r32, r32/m`, `cfcmovg r64.v, r64, r64/m`.
@@ -16312,7 +16313,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovg3,
     {
-        self.emit_forms(Mnemonic::Cfcmovg, <(A::Class, B::Class, C::Class,) as sig::Cfcmovg3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovg, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovg3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovge` with 2 operand(s): `cfcmovge r16/m, r16`, `cfcmovge r16, m`, `cfcmovge r32/m, r32`, `cfcmovge r32, m`, `cfcmovge r64/m, r64`, `cfcmovge r64, m`.
@@ -16321,7 +16322,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovge2,
     {
-        self.emit_forms(Mnemonic::Cfcmovge, <(A::Class, B::Class,) as sig::Cfcmovge2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovge, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovge2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovge` with 3 operand(s): `cfcmovge r16.v, r16, r16/m`, `cfcmovge r32.v, r32, r32/m`, `cfcmovge r64.v, r64, r64/m`.
@@ -16330,7 +16331,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovge3,
     {
-        self.emit_forms(Mnemonic::Cfcmovge, <(A::Class, B::Class, C::Class,) as sig::Cfcmovge3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovge, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovge3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovl` with 2 operand(s): `cfcmovl r16/m, r16`, `cfcmovl r16, m`, `cfcmovl r32/m, r32`, `cfcmovl r32, m`, `cfcmovl r64/m, r64`, `cfcmovl r64, m`.
@@ -16339,7 +16340,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovl2,
     {
-        self.emit_forms(Mnemonic::Cfcmovl, <(A::Class, B::Class,) as sig::Cfcmovl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovl` with 3 operand(s): `cfcmovl r16.v, r16, r16/m`, `cfcmovl r32.v, r32, r32/m`, `cfcmovl r64.v, r64, r64/m`.
@@ -16348,7 +16349,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovl3,
     {
-        self.emit_forms(Mnemonic::Cfcmovl, <(A::Class, B::Class, C::Class,) as sig::Cfcmovl3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovl, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovl3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovle` with 2 operand(s): `cfcmovle r16/m, r16`, `cfcmovle r16, m`, `cfcmovle r32/m, r32`, `cfcmovle r32, m`, `cfcmovle r64/m, r64`, `cfcmovle r64, m`.
@@ -16357,7 +16358,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovle2,
     {
-        self.emit_forms(Mnemonic::Cfcmovle, <(A::Class, B::Class,) as sig::Cfcmovle2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovle, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovle2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovle` with 3 operand(s): `cfcmovle r16.v, r16, r16/m`, `cfcmovle r32.v, r32, r32/m`, `cfcmovle r64.v, r64, r64/m`.
@@ -16366,7 +16367,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovle3,
     {
-        self.emit_forms(Mnemonic::Cfcmovle, <(A::Class, B::Class, C::Class,) as sig::Cfcmovle3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovle, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovle3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovne` with 2 operand(s): `cfcmovne r16/m, r16`, `cfcmovne r16, m`, `cfcmovne r32/m, r32`, `cfcmovne r32, m`, `cfcmovne r64/m, r64`, `cfcmovne r64, m`.
@@ -16375,7 +16376,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovne2,
     {
-        self.emit_forms(Mnemonic::Cfcmovne, <(A::Class, B::Class,) as sig::Cfcmovne2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovne, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovne2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovne` with 3 operand(s): `cfcmovne r16.v, r16, r16/m`, `cfcmovne r32.v, r32, r32/m`, `cfcmovne r64.v, r64, r64/m`.
@@ -16384,7 +16385,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovne3,
     {
-        self.emit_forms(Mnemonic::Cfcmovne, <(A::Class, B::Class, C::Class,) as sig::Cfcmovne3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovne, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovne3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovno` with 2 operand(s): `cfcmovno r16/m, r16`, `cfcmovno r16, m`, `cfcmovno r32/m, r32`, `cfcmovno r32, m`, `cfcmovno r64/m, r64`, `cfcmovno r64, m`.
@@ -16393,7 +16394,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovno2,
     {
-        self.emit_forms(Mnemonic::Cfcmovno, <(A::Class, B::Class,) as sig::Cfcmovno2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovno, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovno2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovno` with 3 operand(s): `cfcmovno r16.v, r16, r16/m`, `cfcmovno r32.v, r32, r32/m`, `cfcmovno r64.v, r64, r64/m`.
@@ -16402,7 +16403,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovno3,
     {
-        self.emit_forms(Mnemonic::Cfcmovno, <(A::Class, B::Class, C::Class,) as sig::Cfcmovno3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovno, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovno3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovnp` with 2 operand(s): `cfcmovnp r16/m, r16`, `cfcmovnp r16, m`, `cfcmovnp r32/m, r32`, `cfcmovnp r32, m`, `cfcmovnp r64/m, r64`, `cfcmovnp r64, m`.
@@ -16411,7 +16412,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovnp2,
     {
-        self.emit_forms(Mnemonic::Cfcmovnp, <(A::Class, B::Class,) as sig::Cfcmovnp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovnp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovnp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovnp` with 3 operand(s): `cfcmovnp r16.v, r16, r16/m`, `cfcmovnp r32.v, r32, r32/m`, `cfcmovnp r64.v, r64, r64/m`.
@@ -16420,7 +16421,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovnp3,
     {
-        self.emit_forms(Mnemonic::Cfcmovnp, <(A::Class, B::Class, C::Class,) as sig::Cfcmovnp3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovnp, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovnp3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovns` with 2 operand(s): `cfcmovns r16/m, r16`, `cfcmovns r16, m`, `cfcmovns r32/m, r32`, `cfcmovns r32, m`, `cfcmovns r64/m, r64`, `cfcmovns r64, m`.
@@ -16429,7 +16430,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovns2,
     {
-        self.emit_forms(Mnemonic::Cfcmovns, <(A::Class, B::Class,) as sig::Cfcmovns2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovns, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovns2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovns` with 3 operand(s): `cfcmovns r16.v, r16, r16/m`, `cfcmovns r32.v, r32, r32/m`, `cfcmovns r64.v, r64, r64/m`.
@@ -16438,7 +16439,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovns3,
     {
-        self.emit_forms(Mnemonic::Cfcmovns, <(A::Class, B::Class, C::Class,) as sig::Cfcmovns3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovns, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovns3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovo` with 2 operand(s): `cfcmovo r16/m, r16`, `cfcmovo r16, m`, `cfcmovo r32/m, r32`, `cfcmovo r32, m`, `cfcmovo r64/m, r64`, `cfcmovo r64, m`.
@@ -16447,7 +16448,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovo2,
     {
-        self.emit_forms(Mnemonic::Cfcmovo, <(A::Class, B::Class,) as sig::Cfcmovo2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovo, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovo2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovo` with 3 operand(s): `cfcmovo r16.v, r16, r16/m`, `cfcmovo r32.v, r32, r32/m`, `cfcmovo r64.v, r64, r64/m`.
@@ -16456,7 +16457,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovo3,
     {
-        self.emit_forms(Mnemonic::Cfcmovo, <(A::Class, B::Class, C::Class,) as sig::Cfcmovo3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovo, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovo3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovp` with 2 operand(s): `cfcmovp r16/m, r16`, `cfcmovp r16, m`, `cfcmovp r32/m, r32`, `cfcmovp r32, m`, `cfcmovp r64/m, r64`, `cfcmovp r64, m`.
@@ -16465,7 +16466,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovp2,
     {
-        self.emit_forms(Mnemonic::Cfcmovp, <(A::Class, B::Class,) as sig::Cfcmovp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovp` with 3 operand(s): `cfcmovp r16.v, r16, r16/m`, `cfcmovp r32.v, r32, r32/m`, `cfcmovp r64.v, r64, r64/m`.
@@ -16474,7 +16475,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovp3,
     {
-        self.emit_forms(Mnemonic::Cfcmovp, <(A::Class, B::Class, C::Class,) as sig::Cfcmovp3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovp, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovp3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cfcmovs` with 2 operand(s): `cfcmovs r16/m, r16`, `cfcmovs r16, m`, `cfcmovs r32/m, r32`, `cfcmovs r32, m`, `cfcmovs r64/m, r64`, `cfcmovs r64, m`.
@@ -16483,7 +16484,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cfcmovs2,
     {
-        self.emit_forms(Mnemonic::Cfcmovs, <(A::Class, B::Class,) as sig::Cfcmovs2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovs, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cfcmovs2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cfcmovs` with 3 operand(s): `cfcmovs r16.v, r16, r16/m`, `cfcmovs r32.v, r32, r32/m`, `cfcmovs r64.v, r64, r64/m`.
@@ -16492,7 +16493,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cfcmovs3,
     {
-        self.emit_forms(Mnemonic::Cfcmovs, <(A::Class, B::Class, C::Class,) as sig::Cfcmovs3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cfcmovs, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cfcmovs3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `clac` (`clac`).
@@ -16519,7 +16520,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Cldemote1,
     {
-        self.emit_forms(Mnemonic::Cldemote, <(A::Class,) as sig::Cldemote1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Cldemote, const { &FormPlans::of(<(A::Class,) as sig::Cldemote1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `clflush` with 1 operand(s): `clflush m`.
@@ -16528,7 +16529,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Clflush1,
     {
-        self.emit_forms(Mnemonic::Clflush, <(A::Class,) as sig::Clflush1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Clflush, const { &FormPlans::of(<(A::Class,) as sig::Clflush1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `clflushopt` with 1 operand(s): `clflushopt m`.
@@ -16537,7 +16538,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Clflushopt1,
     {
-        self.emit_forms(Mnemonic::Clflushopt, <(A::Class,) as sig::Clflushopt1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Clflushopt, const { &FormPlans::of(<(A::Class,) as sig::Clflushopt1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `clgi` (`clgi`).
@@ -16558,7 +16559,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Clrssbsy1,
     {
-        self.emit_forms(Mnemonic::Clrssbsy, <(A::Class,) as sig::Clrssbsy1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Clrssbsy, const { &FormPlans::of(<(A::Class,) as sig::Clrssbsy1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `clts` (`clts`).
@@ -16579,7 +16580,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Clwb1,
     {
-        self.emit_forms(Mnemonic::Clwb, <(A::Class,) as sig::Clwb1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Clwb, const { &FormPlans::of(<(A::Class,) as sig::Clwb1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `clzero` (`clzero`).
@@ -16600,7 +16601,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmova2,
     {
-        self.emit_forms(Mnemonic::Cmova, <(A::Class, B::Class,) as sig::Cmova2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmova, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmova2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmova` with 3 operand(s): `cmova r16.v, r16, r16/m`, `cmova r32.v, r32, r32/m`, `cmova r64.v, r64, r64/m`.
@@ -16609,7 +16610,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmova3,
     {
-        self.emit_forms(Mnemonic::Cmova, <(A::Class, B::Class, C::Class,) as sig::Cmova3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmova, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmova3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovae` with 2 operand(s): `cmovae r16, r16/m`, `cmovae r32, r32/m`, `cmovae r64, r64/m`.
@@ -16618,7 +16619,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovae2,
     {
-        self.emit_forms(Mnemonic::Cmovae, <(A::Class, B::Class,) as sig::Cmovae2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovae, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovae2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovae` with 3 operand(s): `cmovae r16.v, r16, r16/m`, `cmovae r32.v, r32, r32/m`, `cmovae r64.v, r64, r64/m`.
@@ -16627,7 +16628,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovae3,
     {
-        self.emit_forms(Mnemonic::Cmovae, <(A::Class, B::Class, C::Class,) as sig::Cmovae3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovae, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovae3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovb` with 2 operand(s): `cmovb r16, r16/m`, `cmovb r32, r32/m`, `cmovb r64, r64/m`.
@@ -16636,7 +16637,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovb2,
     {
-        self.emit_forms(Mnemonic::Cmovb, <(A::Class, B::Class,) as sig::Cmovb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovb` with 3 operand(s): `cmovb r16.v, r16, r16/m`, `cmovb r32.v, r32, r32/m`, `cmovb r64.v, r64, r64/m`.
@@ -16645,7 +16646,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovb3,
     {
-        self.emit_forms(Mnemonic::Cmovb, <(A::Class, B::Class, C::Class,) as sig::Cmovb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovbe` with 2 operand(s): `cmovbe r16, r16/m`, `cmovbe r32, r32/m`, `cmovbe r64, r64/m`.
@@ -16654,7 +16655,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovbe2,
     {
-        self.emit_forms(Mnemonic::Cmovbe, <(A::Class, B::Class,) as sig::Cmovbe2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovbe, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovbe2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovbe` with 3 operand(s): `cmovbe r16.v, r16, r16/m`, `cmovbe r32.v, r32, r32/m`, `cmovbe r64.v, r64, r64/m`.
@@ -16663,7 +16664,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovbe3,
     {
-        self.emit_forms(Mnemonic::Cmovbe, <(A::Class, B::Class, C::Class,) as sig::Cmovbe3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovbe, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovbe3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmove` with 2 operand(s): `cmove r16, r16/m`, `cmove r32, r32/m`, `cmove r64, r64/m`.
@@ -16672,7 +16673,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmove2,
     {
-        self.emit_forms(Mnemonic::Cmove, <(A::Class, B::Class,) as sig::Cmove2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmove, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmove2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmove` with 3 operand(s): `cmove r16.v, r16, r16/m`, `cmove r32.v, r32, r32/m`, `cmove r64.v, r64, r64/m`.
@@ -16681,7 +16682,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmove3,
     {
-        self.emit_forms(Mnemonic::Cmove, <(A::Class, B::Class, C::Class,) as sig::Cmove3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmove, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmove3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovg` with 2 operand(s): `cmovg r16, r16/m`, `cmovg r32, r32/m`, `cmovg r64, r64/m`.
@@ -16690,7 +16691,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovg2,
     {
-        self.emit_forms(Mnemonic::Cmovg, <(A::Class, B::Class,) as sig::Cmovg2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovg, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovg2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovg` with 3 operand(s): `cmovg r16.v, r16, r16/m`, `cmovg r32.v, r32, r32/m`, `cmovg r64.v, r64, r64/m`.
@@ -16699,7 +16700,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovg3,
     {
-        self.emit_forms(Mnemonic::Cmovg, <(A::Class, B::Class, C::Class,) as sig::Cmovg3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovg, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovg3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovge` with 2 operand(s): `cmovge r16, r16/m`, `cmovge r32, r32/m`, `cmovge r64, r64/m`.
@@ -16708,7 +16709,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovge2,
     {
-        self.emit_forms(Mnemonic::Cmovge, <(A::Class, B::Class,) as sig::Cmovge2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovge, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovge2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovge` with 3 operand(s): `cmovge r16.v, r16, r16/m`, `cmovge r32.v, r32, r32/m`, `cmovge r64.v, r64, r64/m`.
@@ -16717,7 +16718,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovge3,
     {
-        self.emit_forms(Mnemonic::Cmovge, <(A::Class, B::Class, C::Class,) as sig::Cmovge3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovge, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovge3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovl` with 2 operand(s): `cmovl r16, r16/m`, `cmovl r32, r32/m`, `cmovl r64, r64/m`.
@@ -16726,7 +16727,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovl2,
     {
-        self.emit_forms(Mnemonic::Cmovl, <(A::Class, B::Class,) as sig::Cmovl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovl` with 3 operand(s): `cmovl r16.v, r16, r16/m`, `cmovl r32.v, r32, r32/m`, `cmovl r64.v, r64, r64/m`.
@@ -16735,7 +16736,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovl3,
     {
-        self.emit_forms(Mnemonic::Cmovl, <(A::Class, B::Class, C::Class,) as sig::Cmovl3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovl, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovl3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovle` with 2 operand(s): `cmovle r16, r16/m`, `cmovle r32, r32/m`, `cmovle r64, r64/m`.
@@ -16744,7 +16745,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovle2,
     {
-        self.emit_forms(Mnemonic::Cmovle, <(A::Class, B::Class,) as sig::Cmovle2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovle, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovle2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovle` with 3 operand(s): `cmovle r16.v, r16, r16/m`, `cmovle r32.v, r32, r32/m`, `cmovle r64.v, r64, r64/m`.
@@ -16753,7 +16754,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovle3,
     {
-        self.emit_forms(Mnemonic::Cmovle, <(A::Class, B::Class, C::Class,) as sig::Cmovle3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovle, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovle3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovne` with 2 operand(s): `cmovne r16, r16/m`, `cmovne r32, r32/m`, `cmovne r64, r64/m`.
@@ -16762,7 +16763,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovne2,
     {
-        self.emit_forms(Mnemonic::Cmovne, <(A::Class, B::Class,) as sig::Cmovne2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovne, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovne2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovne` with 3 operand(s): `cmovne r16.v, r16, r16/m`, `cmovne r32.v, r32, r32/m`, `cmovne r64.v, r64, r64/m`.
@@ -16771,7 +16772,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovne3,
     {
-        self.emit_forms(Mnemonic::Cmovne, <(A::Class, B::Class, C::Class,) as sig::Cmovne3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovne, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovne3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovno` with 2 operand(s): `cmovno r16, r16/m`, `cmovno r32, r32/m`, `cmovno r64, r64/m`.
@@ -16780,7 +16781,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovno2,
     {
-        self.emit_forms(Mnemonic::Cmovno, <(A::Class, B::Class,) as sig::Cmovno2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovno, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovno2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovno` with 3 operand(s): `cmovno r16.v, r16, r16/m`, `cmovno r32.v, r32, r32/m`, `cmovno r64.v, r64, r64/m`.
@@ -16789,7 +16790,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovno3,
     {
-        self.emit_forms(Mnemonic::Cmovno, <(A::Class, B::Class, C::Class,) as sig::Cmovno3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovno, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovno3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovnp` with 2 operand(s): `cmovnp r16, r16/m`, `cmovnp r32, r32/m`, `cmovnp r64, r64/m`.
@@ -16798,7 +16799,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovnp2,
     {
-        self.emit_forms(Mnemonic::Cmovnp, <(A::Class, B::Class,) as sig::Cmovnp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovnp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovnp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovnp` with 3 operand(s): `cmovnp r16.v, r16, r16/m`, `cmovnp r32.v, r32, r32/m`, `cmovnp r64.v, r64, r64/m`.
@@ -16807,7 +16808,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovnp3,
     {
-        self.emit_forms(Mnemonic::Cmovnp, <(A::Class, B::Class, C::Class,) as sig::Cmovnp3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovnp, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovnp3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovns` with 2 operand(s): `cmovns r16, r16/m`, `cmovns r32, r32/m`, `cmovns r64, r64/m`.
@@ -16816,7 +16817,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovns2,
     {
-        self.emit_forms(Mnemonic::Cmovns, <(A::Class, B::Class,) as sig::Cmovns2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovns, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovns2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovns` with 3 operand(s): `cmovns r16.v, r16, r16/m`, `cmovns r32.v, r32, r32/m`, `cmovns r64.v, r64, r64/m`.
@@ -16825,7 +16826,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovns3,
     {
-        self.emit_forms(Mnemonic::Cmovns, <(A::Class, B::Class, C::Class,) as sig::Cmovns3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovns, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovns3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovo` with 2 operand(s): `cmovo r16, r16/m`, `cmovo r32, r32/m`, `cmovo r64, r64/m`.
@@ -16834,7 +16835,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovo2,
     {
-        self.emit_forms(Mnemonic::Cmovo, <(A::Class, B::Class,) as sig::Cmovo2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovo, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovo2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovo` with 3 operand(s): `cmovo r16.v, r16, r16/m`, `cmovo r32.v, r32, r32/m`, `cmovo r64.v, r64, r64/m`.
@@ -16843,7 +16844,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovo3,
     {
-        self.emit_forms(Mnemonic::Cmovo, <(A::Class, B::Class, C::Class,) as sig::Cmovo3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovo, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovo3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovp` with 2 operand(s): `cmovp r16, r16/m`, `cmovp r32, r32/m`, `cmovp r64, r64/m`.
@@ -16852,7 +16853,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovp2,
     {
-        self.emit_forms(Mnemonic::Cmovp, <(A::Class, B::Class,) as sig::Cmovp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovp` with 3 operand(s): `cmovp r16.v, r16, r16/m`, `cmovp r32.v, r32, r32/m`, `cmovp r64.v, r64, r64/m`.
@@ -16861,7 +16862,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovp3,
     {
-        self.emit_forms(Mnemonic::Cmovp, <(A::Class, B::Class, C::Class,) as sig::Cmovp3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovp, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovp3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmovs` with 2 operand(s): `cmovs r16, r16/m`, `cmovs r32, r32/m`, `cmovs r64, r64/m`.
@@ -16870,7 +16871,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmovs2,
     {
-        self.emit_forms(Mnemonic::Cmovs, <(A::Class, B::Class,) as sig::Cmovs2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmovs, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmovs2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmovs` with 3 operand(s): `cmovs r16.v, r16, r16/m`, `cmovs r32.v, r32, r32/m`, `cmovs r64.v, r64, r64/m`.
@@ -16879,7 +16880,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmovs3,
     {
-        self.emit_forms(Mnemonic::Cmovs, <(A::Class, B::Class, C::Class,) as sig::Cmovs3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmovs, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmovs3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmp` with 2 operand(s): `cmp r16/m, ib.sx16`, `cmp r32/m, ib.sx32`, `cmp r64/m, ib.sx64`, `cmp rax, id.sx64`, `cmp r64/m, id.sx64`, `cmp al, ib`, `cmp ax, iw`, `cmp eax, id`, `cmp r8/m, r8`, `cmp r16/m, r16`, `cmp r32/m, r32`, `cmp r64/m, r64`, `cmp r8, r8/m`, `cmp r16, r16/m`, `cmp r32, r32/m`, `cmp r64, r64/m`, `cmp r8/m, ib`, `cmp r16/m, iw`, `cmp r32/m, id`.
@@ -16888,7 +16889,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmp2,
     {
-        self.emit_forms(Mnemonic::Cmp, <(A::Class, B::Class,) as sig::Cmp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmpbexadd` with 3 operand(s): `cmpbexadd m, r32, r32.v`, `cmpbexadd m, r64, r64.v`, `cmpbexadd m, r32, r32.v`, `cmpbexadd m, r64, r64.v`.
@@ -16897,7 +16898,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpbexadd3,
     {
-        self.emit_forms(Mnemonic::Cmpbexadd, <(A::Class, B::Class, C::Class,) as sig::Cmpbexadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpbexadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpbexadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpbxadd` with 3 operand(s): `cmpbxadd m, r32, r32.v`, `cmpbxadd m, r64, r64.v`, `cmpbxadd m, r32, r32.v`, `cmpbxadd m, r64, r64.v`.
@@ -16906,7 +16907,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpbxadd3,
     {
-        self.emit_forms(Mnemonic::Cmpbxadd, <(A::Class, B::Class, C::Class,) as sig::Cmpbxadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpbxadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpbxadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmplexadd` with 3 operand(s): `cmplexadd m, r32, r32.v`, `cmplexadd m, r64, r64.v`, `cmplexadd m, r32, r32.v`, `cmplexadd m, r64, r64.v`.
@@ -16915,7 +16916,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmplexadd3,
     {
-        self.emit_forms(Mnemonic::Cmplexadd, <(A::Class, B::Class, C::Class,) as sig::Cmplexadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmplexadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmplexadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmplxadd` with 3 operand(s): `cmplxadd m, r32, r32.v`, `cmplxadd m, r64, r64.v`, `cmplxadd m, r32, r32.v`, `cmplxadd m, r64, r64.v`.
@@ -16924,7 +16925,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmplxadd3,
     {
-        self.emit_forms(Mnemonic::Cmplxadd, <(A::Class, B::Class, C::Class,) as sig::Cmplxadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmplxadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmplxadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpnbexadd` with 3 operand(s): `cmpnbexadd m, r32, r32.v`, `cmpnbexadd m, r64, r64.v`, `cmpnbexadd m, r32, r32.v`, `cmpnbexadd m, r64, r64.v`.
@@ -16933,7 +16934,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpnbexadd3,
     {
-        self.emit_forms(Mnemonic::Cmpnbexadd, <(A::Class, B::Class, C::Class,) as sig::Cmpnbexadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpnbexadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpnbexadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpnbxadd` with 3 operand(s): `cmpnbxadd m, r32, r32.v`, `cmpnbxadd m, r64, r64.v`, `cmpnbxadd m, r32, r32.v`, `cmpnbxadd m, r64, r64.v`.
@@ -16942,7 +16943,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpnbxadd3,
     {
-        self.emit_forms(Mnemonic::Cmpnbxadd, <(A::Class, B::Class, C::Class,) as sig::Cmpnbxadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpnbxadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpnbxadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpnlexadd` with 3 operand(s): `cmpnlexadd m, r32, r32.v`, `cmpnlexadd m, r64, r64.v`, `cmpnlexadd m, r32, r32.v`, `cmpnlexadd m, r64, r64.v`.
@@ -16951,7 +16952,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpnlexadd3,
     {
-        self.emit_forms(Mnemonic::Cmpnlexadd, <(A::Class, B::Class, C::Class,) as sig::Cmpnlexadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpnlexadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpnlexadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpnlxadd` with 3 operand(s): `cmpnlxadd m, r32, r32.v`, `cmpnlxadd m, r64, r64.v`, `cmpnlxadd m, r32, r32.v`, `cmpnlxadd m, r64, r64.v`.
@@ -16960,7 +16961,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpnlxadd3,
     {
-        self.emit_forms(Mnemonic::Cmpnlxadd, <(A::Class, B::Class, C::Class,) as sig::Cmpnlxadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpnlxadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpnlxadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpnoxadd` with 3 operand(s): `cmpnoxadd m, r32, r32.v`, `cmpnoxadd m, r64, r64.v`, `cmpnoxadd m, r32, r32.v`, `cmpnoxadd m, r64, r64.v`.
@@ -16969,7 +16970,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpnoxadd3,
     {
-        self.emit_forms(Mnemonic::Cmpnoxadd, <(A::Class, B::Class, C::Class,) as sig::Cmpnoxadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpnoxadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpnoxadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpnpxadd` with 3 operand(s): `cmpnpxadd m, r32, r32.v`, `cmpnpxadd m, r64, r64.v`, `cmpnpxadd m, r32, r32.v`, `cmpnpxadd m, r64, r64.v`.
@@ -16978,7 +16979,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpnpxadd3,
     {
-        self.emit_forms(Mnemonic::Cmpnpxadd, <(A::Class, B::Class, C::Class,) as sig::Cmpnpxadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpnpxadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpnpxadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpnsxadd` with 3 operand(s): `cmpnsxadd m, r32, r32.v`, `cmpnsxadd m, r64, r64.v`, `cmpnsxadd m, r32, r32.v`, `cmpnsxadd m, r64, r64.v`.
@@ -16987,7 +16988,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpnsxadd3,
     {
-        self.emit_forms(Mnemonic::Cmpnsxadd, <(A::Class, B::Class, C::Class,) as sig::Cmpnsxadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpnsxadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpnsxadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpnzxadd` with 3 operand(s): `cmpnzxadd m, r32, r32.v`, `cmpnzxadd m, r64, r64.v`, `cmpnzxadd m, r32, r32.v`, `cmpnzxadd m, r64, r64.v`.
@@ -16996,7 +16997,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpnzxadd3,
     {
-        self.emit_forms(Mnemonic::Cmpnzxadd, <(A::Class, B::Class, C::Class,) as sig::Cmpnzxadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpnzxadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpnzxadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpoxadd` with 3 operand(s): `cmpoxadd m, r32, r32.v`, `cmpoxadd m, r64, r64.v`, `cmpoxadd m, r32, r32.v`, `cmpoxadd m, r64, r64.v`.
@@ -17005,7 +17006,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpoxadd3,
     {
-        self.emit_forms(Mnemonic::Cmpoxadd, <(A::Class, B::Class, C::Class,) as sig::Cmpoxadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpoxadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpoxadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmppd` with 3 operand(s): `cmppd xmm, xmm/m, ib`.
@@ -17014,7 +17015,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmppd3,
     {
-        self.emit_forms(Mnemonic::Cmppd, <(A::Class, B::Class, C::Class,) as sig::Cmppd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmppd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmppd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpps` with 3 operand(s): `cmpps xmm, xmm/m, ib`.
@@ -17023,7 +17024,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpps3,
     {
-        self.emit_forms(Mnemonic::Cmpps, <(A::Class, B::Class, C::Class,) as sig::Cmpps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmppxadd` with 3 operand(s): `cmppxadd m, r32, r32.v`, `cmppxadd m, r64, r64.v`, `cmppxadd m, r32, r32.v`, `cmppxadd m, r64, r64.v`.
@@ -17032,7 +17033,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmppxadd3,
     {
-        self.emit_forms(Mnemonic::Cmppxadd, <(A::Class, B::Class, C::Class,) as sig::Cmppxadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmppxadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmppxadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpsb` (`cmpsb`).
@@ -17053,7 +17054,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpsd3,
     {
-        self.emit_forms(Mnemonic::Cmpsd, <(A::Class, B::Class, C::Class,) as sig::Cmpsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpsq` (`cmpsq`).
@@ -17068,7 +17069,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpss3,
     {
-        self.emit_forms(Mnemonic::Cmpss, <(A::Class, B::Class, C::Class,) as sig::Cmpss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpsw` (`cmpsw`).
@@ -17083,7 +17084,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpsxadd3,
     {
-        self.emit_forms(Mnemonic::Cmpsxadd, <(A::Class, B::Class, C::Class,) as sig::Cmpsxadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpsxadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpsxadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `cmpxchg` with 2 operand(s): `cmpxchg r8/m, r8`, `cmpxchg r16/m, r16`, `cmpxchg r32/m, r32`, `cmpxchg r64/m, r64`.
@@ -17092,7 +17093,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cmpxchg2,
     {
-        self.emit_forms(Mnemonic::Cmpxchg, <(A::Class, B::Class,) as sig::Cmpxchg2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cmpxchg, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cmpxchg2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cmpxchg16b` with 1 operand(s): `cmpxchg16b m`.
@@ -17101,7 +17102,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Cmpxchg16b1,
     {
-        self.emit_forms(Mnemonic::Cmpxchg16b, <(A::Class,) as sig::Cmpxchg16b1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Cmpxchg16b, const { &FormPlans::of(<(A::Class,) as sig::Cmpxchg16b1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `cmpxchg8b` with 1 operand(s): `cmpxchg8b m`.
@@ -17110,7 +17111,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Cmpxchg8b1,
     {
-        self.emit_forms(Mnemonic::Cmpxchg8b, <(A::Class,) as sig::Cmpxchg8b1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Cmpxchg8b, const { &FormPlans::of(<(A::Class,) as sig::Cmpxchg8b1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `cmpzxadd` with 3 operand(s): `cmpzxadd m, r32, r32.v`, `cmpzxadd m, r64, r64.v`, `cmpzxadd m, r32, r32.v`, `cmpzxadd m, r64, r64.v`.
@@ -17119,7 +17120,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Cmpzxadd3,
     {
-        self.emit_forms(Mnemonic::Cmpzxadd, <(A::Class, B::Class, C::Class,) as sig::Cmpzxadd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Cmpzxadd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Cmpzxadd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `comisd` with 2 operand(s): `comisd xmm, xmm/m`.
@@ -17128,7 +17129,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Comisd2,
     {
-        self.emit_forms(Mnemonic::Comisd, <(A::Class, B::Class,) as sig::Comisd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Comisd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Comisd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `comiss` with 2 operand(s): `comiss xmm, xmm/m`.
@@ -17137,7 +17138,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Comiss2,
     {
-        self.emit_forms(Mnemonic::Comiss, <(A::Class, B::Class,) as sig::Comiss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Comiss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Comiss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cpuid` (`cpuid`).
@@ -17158,7 +17159,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Crc322,
     {
-        self.emit_forms(Mnemonic::Crc32, <(A::Class, B::Class,) as sig::Crc322>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Crc32, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Crc322>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctesta` with 2 operand(s): `ctesta r64/m, id.sx64`, `ctesta r8/m, r8`, `ctesta r16/m, r16`, `ctesta r32/m, r32`, `ctesta r64/m, r64`, `ctesta r8/m, ib`, `ctesta r16/m, iw`, `ctesta r32/m, id`.
@@ -17167,7 +17168,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctesta2,
     {
-        self.emit_forms(Mnemonic::Ctesta, <(A::Class, B::Class,) as sig::Ctesta2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctesta, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctesta2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctestae` with 2 operand(s): `ctestae r64/m, id.sx64`, `ctestae r8/m, r8`, `ctestae r16/m, r16`, `ctestae r32/m, r32`, `ctestae r64/m, r64`, `ctestae r8/m, ib`, `ctestae r16/m, iw`, `ctestae r32/m, id`.
@@ -17176,7 +17177,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctestae2,
     {
-        self.emit_forms(Mnemonic::Ctestae, <(A::Class, B::Class,) as sig::Ctestae2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctestae, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctestae2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctestb` with 2 operand(s): `ctestb r64/m, id.sx64`, `ctestb r8/m, r8`, `ctestb r16/m, r16`, `ctestb r32/m, r32`, `ctestb r64/m, r64`, `ctestb r8/m, ib`, `ctestb r16/m, iw`, `ctestb r32/m, id`.
@@ -17185,7 +17186,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctestb2,
     {
-        self.emit_forms(Mnemonic::Ctestb, <(A::Class, B::Class,) as sig::Ctestb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctestb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctestb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctestbe` with 2 operand(s): `ctestbe r64/m, id.sx64`, `ctestbe r8/m, r8`, `ctestbe r16/m, r16`, `ctestbe r32/m, r32`, `ctestbe r64/m, r64`, `ctestbe r8/m, ib`, `ctestbe r16/m, iw`, `ctestbe r32/m, id`.
@@ -17194,7 +17195,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctestbe2,
     {
-        self.emit_forms(Mnemonic::Ctestbe, <(A::Class, B::Class,) as sig::Ctestbe2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctestbe, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctestbe2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cteste` with 2 operand(s): `cteste r64/m, id.sx64`, `cteste r8/m, r8`, `cteste r16/m, r16`, `cteste r32/m, r32`, `cteste r64/m, r64`, `cteste r8/m, ib`, `cteste r16/m, iw`, `cteste r32/m, id`.
@@ -17203,7 +17204,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cteste2,
     {
-        self.emit_forms(Mnemonic::Cteste, <(A::Class, B::Class,) as sig::Cteste2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cteste, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cteste2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctestf` with 2 operand(s): `ctestf r64/m, id.sx64`, `ctestf r8/m, r8`, `ctestf r16/m, r16`, `ctestf r32/m, r32`, `ctestf r64/m, r64`, `ctestf r8/m, ib`, `ctestf r16/m, iw`, `ctestf r32/m, id`.
@@ -17212,7 +17213,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctestf2,
     {
-        self.emit_forms(Mnemonic::Ctestf, <(A::Class, B::Class,) as sig::Ctestf2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctestf, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctestf2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctestg` with 2 operand(s): `ctestg r64/m, id.sx64`, `ctestg r8/m, r8`, `ctestg r16/m, r16`, `ctestg r32/m, r32`, `ctestg r64/m, r64`, `ctestg r8/m, ib`, `ctestg r16/m, iw`, `ctestg r32/m, id`.
@@ -17221,7 +17222,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctestg2,
     {
-        self.emit_forms(Mnemonic::Ctestg, <(A::Class, B::Class,) as sig::Ctestg2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctestg, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctestg2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctestge` with 2 operand(s): `ctestge r64/m, id.sx64`, `ctestge r8/m, r8`, `ctestge r16/m, r16`, `ctestge r32/m, r32`, `ctestge r64/m, r64`, `ctestge r8/m, ib`, `ctestge r16/m, iw`, `ctestge r32/m, id`.
@@ -17230,7 +17231,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctestge2,
     {
-        self.emit_forms(Mnemonic::Ctestge, <(A::Class, B::Class,) as sig::Ctestge2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctestge, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctestge2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctestl` with 2 operand(s): `ctestl r64/m, id.sx64`, `ctestl r8/m, r8`, `ctestl r16/m, r16`, `ctestl r32/m, r32`, `ctestl r64/m, r64`, `ctestl r8/m, ib`, `ctestl r16/m, iw`, `ctestl r32/m, id`.
@@ -17239,7 +17240,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctestl2,
     {
-        self.emit_forms(Mnemonic::Ctestl, <(A::Class, B::Class,) as sig::Ctestl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctestl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctestl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctestle` with 2 operand(s): `ctestle r64/m, id.sx64`, `ctestle r8/m, r8`, `ctestle r16/m, r16`, `ctestle r32/m, r32`, `ctestle r64/m, r64`, `ctestle r8/m, ib`, `ctestle r16/m, iw`, `ctestle r32/m, id`.
@@ -17248,7 +17249,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctestle2,
     {
-        self.emit_forms(Mnemonic::Ctestle, <(A::Class, B::Class,) as sig::Ctestle2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctestle, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctestle2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctestne` with 2 operand(s): `ctestne r64/m, id.sx64`, `ctestne r8/m, r8`, `ctestne r16/m, r16`, `ctestne r32/m, r32`, `ctestne r64/m, r64`, `ctestne r8/m, ib`, `ctestne r16/m, iw`, `ctestne r32/m, id`.
@@ -17257,7 +17258,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctestne2,
     {
-        self.emit_forms(Mnemonic::Ctestne, <(A::Class, B::Class,) as sig::Ctestne2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctestne, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctestne2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctestno` with 2 operand(s): `ctestno r64/m, id.sx64`, `ctestno r8/m, r8`, `ctestno r16/m, r16`, `ctestno r32/m, r32`, `ctestno r64/m, r64`, `ctestno r8/m, ib`, `ctestno r16/m, iw`, `ctestno r32/m, id`.
@@ -17266,7 +17267,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctestno2,
     {
-        self.emit_forms(Mnemonic::Ctestno, <(A::Class, B::Class,) as sig::Ctestno2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctestno, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctestno2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctestns` with 2 operand(s): `ctestns r64/m, id.sx64`, `ctestns r8/m, r8`, `ctestns r16/m, r16`, `ctestns r32/m, r32`, `ctestns r64/m, r64`, `ctestns r8/m, ib`, `ctestns r16/m, iw`, `ctestns r32/m, id`.
@@ -17275,7 +17276,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctestns2,
     {
-        self.emit_forms(Mnemonic::Ctestns, <(A::Class, B::Class,) as sig::Ctestns2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctestns, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctestns2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctesto` with 2 operand(s): `ctesto r64/m, id.sx64`, `ctesto r8/m, r8`, `ctesto r16/m, r16`, `ctesto r32/m, r32`, `ctesto r64/m, r64`, `ctesto r8/m, ib`, `ctesto r16/m, iw`, `ctesto r32/m, id`.
@@ -17284,7 +17285,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctesto2,
     {
-        self.emit_forms(Mnemonic::Ctesto, <(A::Class, B::Class,) as sig::Ctesto2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctesto, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctesto2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctests` with 2 operand(s): `ctests r64/m, id.sx64`, `ctests r8/m, r8`, `ctests r16/m, r16`, `ctests r32/m, r32`, `ctests r64/m, r64`, `ctests r8/m, ib`, `ctests r16/m, iw`, `ctests r32/m, id`.
@@ -17293,7 +17294,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctests2,
     {
-        self.emit_forms(Mnemonic::Ctests, <(A::Class, B::Class,) as sig::Ctests2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctests, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctests2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ctestt` with 2 operand(s): `ctestt r64/m, id.sx64`, `ctestt r8/m, r8`, `ctestt r16/m, r16`, `ctestt r32/m, r32`, `ctestt r64/m, r64`, `ctestt r8/m, ib`, `ctestt r16/m, iw`, `ctestt r32/m, id`.
@@ -17302,7 +17303,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ctestt2,
     {
-        self.emit_forms(Mnemonic::Ctestt, <(A::Class, B::Class,) as sig::Ctestt2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ctestt, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ctestt2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtdq2pd` with 2 operand(s): `cvtdq2pd xmm, xmm/m`.
@@ -17311,7 +17312,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtdq2pd2,
     {
-        self.emit_forms(Mnemonic::Cvtdq2pd, <(A::Class, B::Class,) as sig::Cvtdq2pd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtdq2pd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtdq2pd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtdq2ps` with 2 operand(s): `cvtdq2ps xmm, xmm/m`.
@@ -17320,7 +17321,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtdq2ps2,
     {
-        self.emit_forms(Mnemonic::Cvtdq2ps, <(A::Class, B::Class,) as sig::Cvtdq2ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtdq2ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtdq2ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtpd2dq` with 2 operand(s): `cvtpd2dq xmm, xmm/m`.
@@ -17329,7 +17330,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtpd2dq2,
     {
-        self.emit_forms(Mnemonic::Cvtpd2dq, <(A::Class, B::Class,) as sig::Cvtpd2dq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtpd2dq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtpd2dq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtpd2pi` with 2 operand(s): `cvtpd2pi mm, xmm/m`.
@@ -17338,7 +17339,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtpd2pi2,
     {
-        self.emit_forms(Mnemonic::Cvtpd2pi, <(A::Class, B::Class,) as sig::Cvtpd2pi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtpd2pi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtpd2pi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtpd2ps` with 2 operand(s): `cvtpd2ps xmm, xmm/m`.
@@ -17347,7 +17348,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtpd2ps2,
     {
-        self.emit_forms(Mnemonic::Cvtpd2ps, <(A::Class, B::Class,) as sig::Cvtpd2ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtpd2ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtpd2ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtpi2pd` with 2 operand(s): `cvtpi2pd xmm, mm/m`.
@@ -17356,7 +17357,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtpi2pd2,
     {
-        self.emit_forms(Mnemonic::Cvtpi2pd, <(A::Class, B::Class,) as sig::Cvtpi2pd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtpi2pd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtpi2pd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtpi2ps` with 2 operand(s): `cvtpi2ps xmm, mm/m`.
@@ -17365,7 +17366,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtpi2ps2,
     {
-        self.emit_forms(Mnemonic::Cvtpi2ps, <(A::Class, B::Class,) as sig::Cvtpi2ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtpi2ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtpi2ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtps2dq` with 2 operand(s): `cvtps2dq xmm, xmm/m`.
@@ -17374,7 +17375,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtps2dq2,
     {
-        self.emit_forms(Mnemonic::Cvtps2dq, <(A::Class, B::Class,) as sig::Cvtps2dq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtps2dq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtps2dq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtps2pd` with 2 operand(s): `cvtps2pd xmm, xmm/m`.
@@ -17383,7 +17384,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtps2pd2,
     {
-        self.emit_forms(Mnemonic::Cvtps2pd, <(A::Class, B::Class,) as sig::Cvtps2pd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtps2pd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtps2pd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtps2pi` with 2 operand(s): `cvtps2pi mm, xmm/m`.
@@ -17392,7 +17393,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtps2pi2,
     {
-        self.emit_forms(Mnemonic::Cvtps2pi, <(A::Class, B::Class,) as sig::Cvtps2pi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtps2pi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtps2pi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtsd2si` with 2 operand(s): `cvtsd2si r32, xmm/m`, `cvtsd2si r64, xmm/m`.
@@ -17401,7 +17402,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtsd2si2,
     {
-        self.emit_forms(Mnemonic::Cvtsd2si, <(A::Class, B::Class,) as sig::Cvtsd2si2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtsd2si, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtsd2si2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtsd2ss` with 2 operand(s): `cvtsd2ss xmm, xmm/m`.
@@ -17410,7 +17411,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtsd2ss2,
     {
-        self.emit_forms(Mnemonic::Cvtsd2ss, <(A::Class, B::Class,) as sig::Cvtsd2ss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtsd2ss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtsd2ss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtsi2sd` with 2 operand(s): `cvtsi2sd xmm, r32/m`, `cvtsi2sd xmm, r64/m`.
@@ -17419,7 +17420,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtsi2sd2,
     {
-        self.emit_forms(Mnemonic::Cvtsi2sd, <(A::Class, B::Class,) as sig::Cvtsi2sd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtsi2sd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtsi2sd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtsi2ss` with 2 operand(s): `cvtsi2ss xmm, r32/m`, `cvtsi2ss xmm, r64/m`.
@@ -17428,7 +17429,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtsi2ss2,
     {
-        self.emit_forms(Mnemonic::Cvtsi2ss, <(A::Class, B::Class,) as sig::Cvtsi2ss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtsi2ss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtsi2ss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtss2sd` with 2 operand(s): `cvtss2sd xmm, xmm/m`.
@@ -17437,7 +17438,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtss2sd2,
     {
-        self.emit_forms(Mnemonic::Cvtss2sd, <(A::Class, B::Class,) as sig::Cvtss2sd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtss2sd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtss2sd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvtss2si` with 2 operand(s): `cvtss2si r32, xmm/m`, `cvtss2si r64, xmm/m`.
@@ -17446,7 +17447,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvtss2si2,
     {
-        self.emit_forms(Mnemonic::Cvtss2si, <(A::Class, B::Class,) as sig::Cvtss2si2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvtss2si, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvtss2si2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvttpd2dq` with 2 operand(s): `cvttpd2dq xmm, xmm/m`.
@@ -17455,7 +17456,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvttpd2dq2,
     {
-        self.emit_forms(Mnemonic::Cvttpd2dq, <(A::Class, B::Class,) as sig::Cvttpd2dq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvttpd2dq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvttpd2dq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvttpd2pi` with 2 operand(s): `cvttpd2pi mm, xmm/m`.
@@ -17464,7 +17465,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvttpd2pi2,
     {
-        self.emit_forms(Mnemonic::Cvttpd2pi, <(A::Class, B::Class,) as sig::Cvttpd2pi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvttpd2pi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvttpd2pi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvttps2dq` with 2 operand(s): `cvttps2dq xmm, xmm/m`.
@@ -17473,7 +17474,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvttps2dq2,
     {
-        self.emit_forms(Mnemonic::Cvttps2dq, <(A::Class, B::Class,) as sig::Cvttps2dq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvttps2dq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvttps2dq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvttps2pi` with 2 operand(s): `cvttps2pi mm, xmm/m`.
@@ -17482,7 +17483,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvttps2pi2,
     {
-        self.emit_forms(Mnemonic::Cvttps2pi, <(A::Class, B::Class,) as sig::Cvttps2pi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvttps2pi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvttps2pi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvttsd2si` with 2 operand(s): `cvttsd2si r32, xmm/m`, `cvttsd2si r64, xmm/m`.
@@ -17491,7 +17492,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvttsd2si2,
     {
-        self.emit_forms(Mnemonic::Cvttsd2si, <(A::Class, B::Class,) as sig::Cvttsd2si2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvttsd2si, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvttsd2si2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cvttss2si` with 2 operand(s): `cvttss2si r32, xmm/m`, `cvttss2si r64, xmm/m`.
@@ -17500,7 +17501,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Cvttss2si2,
     {
-        self.emit_forms(Mnemonic::Cvttss2si, <(A::Class, B::Class,) as sig::Cvttss2si2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Cvttss2si, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Cvttss2si2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `cwd` (`cwd`).
@@ -17533,7 +17534,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Dec1,
     {
-        self.emit_forms(Mnemonic::Dec, <(A::Class,) as sig::Dec1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Dec, const { &FormPlans::of(<(A::Class,) as sig::Dec1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `dec` with 2 operand(s): `dec r8.v, r8/m`, `dec r16.v, r16/m`, `dec r32.v, r32/m`, `dec r64.v, r64/m`.
@@ -17542,7 +17543,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Dec2,
     {
-        self.emit_forms(Mnemonic::Dec, <(A::Class, B::Class,) as sig::Dec2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Dec, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Dec2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `div` with 1 operand(s): `div r8/m`, `div r16/m`, `div r32/m`, `div r64/m`, `div r8/m`, `div r16/m`, `div r32/m`, `div r64/m`.
@@ -17551,7 +17552,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Div1,
     {
-        self.emit_forms(Mnemonic::Div, <(A::Class,) as sig::Div1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Div, const { &FormPlans::of(<(A::Class,) as sig::Div1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `divpd` with 2 operand(s): `divpd xmm, xmm/m`.
@@ -17560,7 +17561,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Divpd2,
     {
-        self.emit_forms(Mnemonic::Divpd, <(A::Class, B::Class,) as sig::Divpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Divpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Divpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `divps` with 2 operand(s): `divps xmm, xmm/m`.
@@ -17569,7 +17570,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Divps2,
     {
-        self.emit_forms(Mnemonic::Divps, <(A::Class, B::Class,) as sig::Divps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Divps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Divps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `divsd` with 2 operand(s): `divsd xmm, xmm/m`.
@@ -17578,7 +17579,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Divsd2,
     {
-        self.emit_forms(Mnemonic::Divsd, <(A::Class, B::Class,) as sig::Divsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Divsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Divsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `divss` with 2 operand(s): `divss xmm, xmm/m`.
@@ -17587,7 +17588,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Divss2,
     {
-        self.emit_forms(Mnemonic::Divss, <(A::Class, B::Class,) as sig::Divss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Divss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Divss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `dppd` with 3 operand(s): `dppd xmm, xmm/m, ib`.
@@ -17596,7 +17597,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Dppd3,
     {
-        self.emit_forms(Mnemonic::Dppd, <(A::Class, B::Class, C::Class,) as sig::Dppd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Dppd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Dppd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `dpps` with 3 operand(s): `dpps xmm, xmm/m, ib`.
@@ -17605,7 +17606,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Dpps3,
     {
-        self.emit_forms(Mnemonic::Dpps, <(A::Class, B::Class, C::Class,) as sig::Dpps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Dpps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Dpps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `emms` (`emms`).
@@ -17638,7 +17639,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Encodekey1282,
     {
-        self.emit_forms(Mnemonic::Encodekey128, <(A::Class, B::Class,) as sig::Encodekey1282>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Encodekey128, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Encodekey1282>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `encodekey256` with 2 operand(s): `encodekey256 r32, r32.rm`.
@@ -17647,7 +17648,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Encodekey2562,
     {
-        self.emit_forms(Mnemonic::Encodekey256, <(A::Class, B::Class,) as sig::Encodekey2562>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Encodekey256, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Encodekey2562>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `endbr32` (`endbr32`).
@@ -17668,7 +17669,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Enqcmd2,
     {
-        self.emit_forms(Mnemonic::Enqcmd, <(A::Class, B::Class,) as sig::Enqcmd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Enqcmd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Enqcmd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `enqcmds` with 2 operand(s): `enqcmds r64.a, m`, `enqcmds r32.a, m`, `enqcmds r16.a, m`, `enqcmds r64.a, m`, `enqcmds r32.a, m`.
@@ -17677,7 +17678,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Enqcmds2,
     {
-        self.emit_forms(Mnemonic::Enqcmds, <(A::Class, B::Class,) as sig::Enqcmds2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Enqcmds, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Enqcmds2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `enter` with 2 operand(s): `enter iw, ib`.
@@ -17686,7 +17687,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Enter2,
     {
-        self.emit_forms(Mnemonic::Enter, <(A::Class, B::Class,) as sig::Enter2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Enter, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Enter2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `erets` (`erets`).
@@ -17707,7 +17708,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Extractps3,
     {
-        self.emit_forms(Mnemonic::Extractps, <(A::Class, B::Class, C::Class,) as sig::Extractps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Extractps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Extractps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `extrq` with 2 operand(s): `extrq xmm, xmm.rm`.
@@ -17716,7 +17717,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Extrq2,
     {
-        self.emit_forms(Mnemonic::Extrq, <(A::Class, B::Class,) as sig::Extrq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Extrq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Extrq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `extrq` with 3 operand(s): `extrq xmm.rm, ib, ib`.
@@ -17725,7 +17726,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Extrq3,
     {
-        self.emit_forms(Mnemonic::Extrq, <(A::Class, B::Class, C::Class,) as sig::Extrq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Extrq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Extrq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `f2xm1` (`f2xm1`).
@@ -17746,7 +17747,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fadd1,
     {
-        self.emit_forms(Mnemonic::Fadd, <(A::Class,) as sig::Fadd1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fadd, const { &FormPlans::of(<(A::Class,) as sig::Fadd1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fadd` with 2 operand(s): `fadd st0, st.o`, `fadd st.o, st0`.
@@ -17755,7 +17756,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fadd2,
     {
-        self.emit_forms(Mnemonic::Fadd, <(A::Class, B::Class,) as sig::Fadd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fadd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fadd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `faddp` with 2 operand(s): `faddp st.o, st0`.
@@ -17764,7 +17765,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Faddp2,
     {
-        self.emit_forms(Mnemonic::Faddp, <(A::Class, B::Class,) as sig::Faddp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Faddp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Faddp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fbld` with 1 operand(s): `fbld m`.
@@ -17773,7 +17774,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fbld1,
     {
-        self.emit_forms(Mnemonic::Fbld, <(A::Class,) as sig::Fbld1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fbld, const { &FormPlans::of(<(A::Class,) as sig::Fbld1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fbstp` with 1 operand(s): `fbstp m`.
@@ -17782,7 +17783,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fbstp1,
     {
-        self.emit_forms(Mnemonic::Fbstp, <(A::Class,) as sig::Fbstp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fbstp, const { &FormPlans::of(<(A::Class,) as sig::Fbstp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fchs` (`fchs`).
@@ -17803,7 +17804,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fcmovb2,
     {
-        self.emit_forms(Mnemonic::Fcmovb, <(A::Class, B::Class,) as sig::Fcmovb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fcmovb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fcmovb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fcmovbe` with 2 operand(s): `fcmovbe st0, st.o`.
@@ -17812,7 +17813,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fcmovbe2,
     {
-        self.emit_forms(Mnemonic::Fcmovbe, <(A::Class, B::Class,) as sig::Fcmovbe2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fcmovbe, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fcmovbe2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fcmove` with 2 operand(s): `fcmove st0, st.o`.
@@ -17821,7 +17822,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fcmove2,
     {
-        self.emit_forms(Mnemonic::Fcmove, <(A::Class, B::Class,) as sig::Fcmove2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fcmove, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fcmove2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fcmovnb` with 2 operand(s): `fcmovnb st0, st.o`.
@@ -17830,7 +17831,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fcmovnb2,
     {
-        self.emit_forms(Mnemonic::Fcmovnb, <(A::Class, B::Class,) as sig::Fcmovnb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fcmovnb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fcmovnb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fcmovnbe` with 2 operand(s): `fcmovnbe st0, st.o`.
@@ -17839,7 +17840,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fcmovnbe2,
     {
-        self.emit_forms(Mnemonic::Fcmovnbe, <(A::Class, B::Class,) as sig::Fcmovnbe2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fcmovnbe, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fcmovnbe2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fcmovne` with 2 operand(s): `fcmovne st0, st.o`.
@@ -17848,7 +17849,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fcmovne2,
     {
-        self.emit_forms(Mnemonic::Fcmovne, <(A::Class, B::Class,) as sig::Fcmovne2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fcmovne, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fcmovne2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fcmovnu` with 2 operand(s): `fcmovnu st0, st.o`.
@@ -17857,7 +17858,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fcmovnu2,
     {
-        self.emit_forms(Mnemonic::Fcmovnu, <(A::Class, B::Class,) as sig::Fcmovnu2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fcmovnu, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fcmovnu2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fcmovu` with 2 operand(s): `fcmovu st0, st.o`.
@@ -17866,7 +17867,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fcmovu2,
     {
-        self.emit_forms(Mnemonic::Fcmovu, <(A::Class, B::Class,) as sig::Fcmovu2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fcmovu, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fcmovu2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fcom` with 1 operand(s): `fcom m`.
@@ -17875,7 +17876,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fcom1,
     {
-        self.emit_forms(Mnemonic::Fcom, <(A::Class,) as sig::Fcom1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fcom, const { &FormPlans::of(<(A::Class,) as sig::Fcom1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fcom` with 2 operand(s): `fcom st0, st.o`.
@@ -17884,7 +17885,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fcom2,
     {
-        self.emit_forms(Mnemonic::Fcom, <(A::Class, B::Class,) as sig::Fcom2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fcom, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fcom2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fcomi` with 2 operand(s): `fcomi st0, st.o`.
@@ -17893,7 +17894,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fcomi2,
     {
-        self.emit_forms(Mnemonic::Fcomi, <(A::Class, B::Class,) as sig::Fcomi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fcomi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fcomi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fcomip` with 2 operand(s): `fcomip st0, st.o`.
@@ -17902,7 +17903,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fcomip2,
     {
-        self.emit_forms(Mnemonic::Fcomip, <(A::Class, B::Class,) as sig::Fcomip2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fcomip, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fcomip2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fcomp` with 1 operand(s): `fcomp m`.
@@ -17911,7 +17912,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fcomp1,
     {
-        self.emit_forms(Mnemonic::Fcomp, <(A::Class,) as sig::Fcomp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fcomp, const { &FormPlans::of(<(A::Class,) as sig::Fcomp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fcomp` with 2 operand(s): `fcomp st0, st.o`.
@@ -17920,7 +17921,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fcomp2,
     {
-        self.emit_forms(Mnemonic::Fcomp, <(A::Class, B::Class,) as sig::Fcomp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fcomp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fcomp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fcompp` (`fcompp`).
@@ -17953,7 +17954,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fdiv1,
     {
-        self.emit_forms(Mnemonic::Fdiv, <(A::Class,) as sig::Fdiv1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fdiv, const { &FormPlans::of(<(A::Class,) as sig::Fdiv1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fdiv` with 2 operand(s): `fdiv st0, st.o`, `fdiv st.o, st0`.
@@ -17962,7 +17963,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fdiv2,
     {
-        self.emit_forms(Mnemonic::Fdiv, <(A::Class, B::Class,) as sig::Fdiv2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fdiv, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fdiv2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fdivp` with 2 operand(s): `fdivp st.o, st0`.
@@ -17971,7 +17972,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fdivp2,
     {
-        self.emit_forms(Mnemonic::Fdivp, <(A::Class, B::Class,) as sig::Fdivp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fdivp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fdivp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fdivr` with 1 operand(s): `fdivr m`.
@@ -17980,7 +17981,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fdivr1,
     {
-        self.emit_forms(Mnemonic::Fdivr, <(A::Class,) as sig::Fdivr1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fdivr, const { &FormPlans::of(<(A::Class,) as sig::Fdivr1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fdivr` with 2 operand(s): `fdivr st0, st.o`, `fdivr st.o, st0`.
@@ -17989,7 +17990,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fdivr2,
     {
-        self.emit_forms(Mnemonic::Fdivr, <(A::Class, B::Class,) as sig::Fdivr2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fdivr, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fdivr2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fdivrp` with 2 operand(s): `fdivrp st.o, st0`.
@@ -17998,7 +17999,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fdivrp2,
     {
-        self.emit_forms(Mnemonic::Fdivrp, <(A::Class, B::Class,) as sig::Fdivrp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fdivrp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fdivrp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `femms` (`femms`).
@@ -18019,7 +18020,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Ffree1,
     {
-        self.emit_forms(Mnemonic::Ffree, <(A::Class,) as sig::Ffree1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Ffree, const { &FormPlans::of(<(A::Class,) as sig::Ffree1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `ffreep` with 1 operand(s): `ffreep st.o`.
@@ -18028,7 +18029,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Ffreep1,
     {
-        self.emit_forms(Mnemonic::Ffreep, <(A::Class,) as sig::Ffreep1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Ffreep, const { &FormPlans::of(<(A::Class,) as sig::Ffreep1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fiadd` with 1 operand(s): `fiadd m`.
@@ -18037,7 +18038,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fiadd1,
     {
-        self.emit_forms(Mnemonic::Fiadd, <(A::Class,) as sig::Fiadd1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fiadd, const { &FormPlans::of(<(A::Class,) as sig::Fiadd1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `ficom` with 1 operand(s): `ficom m`.
@@ -18046,7 +18047,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Ficom1,
     {
-        self.emit_forms(Mnemonic::Ficom, <(A::Class,) as sig::Ficom1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Ficom, const { &FormPlans::of(<(A::Class,) as sig::Ficom1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `ficomp` with 1 operand(s): `ficomp m`.
@@ -18055,7 +18056,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Ficomp1,
     {
-        self.emit_forms(Mnemonic::Ficomp, <(A::Class,) as sig::Ficomp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Ficomp, const { &FormPlans::of(<(A::Class,) as sig::Ficomp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fidiv` with 1 operand(s): `fidiv m`.
@@ -18064,7 +18065,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fidiv1,
     {
-        self.emit_forms(Mnemonic::Fidiv, <(A::Class,) as sig::Fidiv1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fidiv, const { &FormPlans::of(<(A::Class,) as sig::Fidiv1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fidivr` with 1 operand(s): `fidivr m`.
@@ -18073,7 +18074,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fidivr1,
     {
-        self.emit_forms(Mnemonic::Fidivr, <(A::Class,) as sig::Fidivr1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fidivr, const { &FormPlans::of(<(A::Class,) as sig::Fidivr1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fild` with 1 operand(s): `fild m`.
@@ -18082,7 +18083,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fild1,
     {
-        self.emit_forms(Mnemonic::Fild, <(A::Class,) as sig::Fild1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fild, const { &FormPlans::of(<(A::Class,) as sig::Fild1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fimul` with 1 operand(s): `fimul m`.
@@ -18091,7 +18092,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fimul1,
     {
-        self.emit_forms(Mnemonic::Fimul, <(A::Class,) as sig::Fimul1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fimul, const { &FormPlans::of(<(A::Class,) as sig::Fimul1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fincstp` (`fincstp`).
@@ -18112,7 +18113,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fist1,
     {
-        self.emit_forms(Mnemonic::Fist, <(A::Class,) as sig::Fist1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fist, const { &FormPlans::of(<(A::Class,) as sig::Fist1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fistp` with 1 operand(s): `fistp m`.
@@ -18121,7 +18122,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fistp1,
     {
-        self.emit_forms(Mnemonic::Fistp, <(A::Class,) as sig::Fistp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fistp, const { &FormPlans::of(<(A::Class,) as sig::Fistp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fisttp` with 1 operand(s): `fisttp m`.
@@ -18130,7 +18131,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fisttp1,
     {
-        self.emit_forms(Mnemonic::Fisttp, <(A::Class,) as sig::Fisttp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fisttp, const { &FormPlans::of(<(A::Class,) as sig::Fisttp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fisub` with 1 operand(s): `fisub m`.
@@ -18139,7 +18140,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fisub1,
     {
-        self.emit_forms(Mnemonic::Fisub, <(A::Class,) as sig::Fisub1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fisub, const { &FormPlans::of(<(A::Class,) as sig::Fisub1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fisubr` with 1 operand(s): `fisubr m`.
@@ -18148,7 +18149,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fisubr1,
     {
-        self.emit_forms(Mnemonic::Fisubr, <(A::Class,) as sig::Fisubr1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fisubr, const { &FormPlans::of(<(A::Class,) as sig::Fisubr1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fld` with 1 operand(s): `fld m`, `fld st.o`, `fld m`.
@@ -18157,7 +18158,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fld1,
     {
-        self.emit_forms(Mnemonic::Fld, <(A::Class,) as sig::Fld1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fld, const { &FormPlans::of(<(A::Class,) as sig::Fld1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fld1` (`fld1`).
@@ -18172,7 +18173,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fldcw1,
     {
-        self.emit_forms(Mnemonic::Fldcw, <(A::Class,) as sig::Fldcw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fldcw, const { &FormPlans::of(<(A::Class,) as sig::Fldcw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fldenv` with 1 operand(s): `fldenv m`.
@@ -18181,7 +18182,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fldenv1,
     {
-        self.emit_forms(Mnemonic::Fldenv, <(A::Class,) as sig::Fldenv1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fldenv, const { &FormPlans::of(<(A::Class,) as sig::Fldenv1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fldl2e` (`fldl2e`).
@@ -18226,7 +18227,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fmul1,
     {
-        self.emit_forms(Mnemonic::Fmul, <(A::Class,) as sig::Fmul1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fmul, const { &FormPlans::of(<(A::Class,) as sig::Fmul1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fmul` with 2 operand(s): `fmul st0, st.o`, `fmul st.o, st0`.
@@ -18235,7 +18236,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fmul2,
     {
-        self.emit_forms(Mnemonic::Fmul, <(A::Class, B::Class,) as sig::Fmul2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fmul, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fmul2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fmulp` with 2 operand(s): `fmulp st.o, st0`.
@@ -18244,7 +18245,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fmulp2,
     {
-        self.emit_forms(Mnemonic::Fmulp, <(A::Class, B::Class,) as sig::Fmulp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fmulp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fmulp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fnclex` (`fnclex`).
@@ -18283,7 +18284,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fnsave1,
     {
-        self.emit_forms(Mnemonic::Fnsave, <(A::Class,) as sig::Fnsave1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fnsave, const { &FormPlans::of(<(A::Class,) as sig::Fnsave1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fnsetpm` (`fnsetpm`).
@@ -18298,7 +18299,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fnstcw1,
     {
-        self.emit_forms(Mnemonic::Fnstcw, <(A::Class,) as sig::Fnstcw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fnstcw, const { &FormPlans::of(<(A::Class,) as sig::Fnstcw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fnstenv` with 1 operand(s): `fnstenv m`.
@@ -18307,7 +18308,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fnstenv1,
     {
-        self.emit_forms(Mnemonic::Fnstenv, <(A::Class,) as sig::Fnstenv1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fnstenv, const { &FormPlans::of(<(A::Class,) as sig::Fnstenv1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fnstsw` with 1 operand(s): `fnstsw ax`, `fnstsw m`.
@@ -18316,7 +18317,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fnstsw1,
     {
-        self.emit_forms(Mnemonic::Fnstsw, <(A::Class,) as sig::Fnstsw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fnstsw, const { &FormPlans::of(<(A::Class,) as sig::Fnstsw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fpatan` (`fpatan`).
@@ -18355,7 +18356,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Frstor1,
     {
-        self.emit_forms(Mnemonic::Frstor, <(A::Class,) as sig::Frstor1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Frstor, const { &FormPlans::of(<(A::Class,) as sig::Frstor1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fsave` with 1 operand(s): `fsave m`.
@@ -18364,7 +18365,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fsave1,
     {
-        self.emit_forms(Mnemonic::Fsave, <(A::Class,) as sig::Fsave1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fsave, const { &FormPlans::of(<(A::Class,) as sig::Fsave1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fscale` (`fscale`).
@@ -18403,7 +18404,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fst1,
     {
-        self.emit_forms(Mnemonic::Fst, <(A::Class,) as sig::Fst1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fst, const { &FormPlans::of(<(A::Class,) as sig::Fst1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fstcw` with 1 operand(s): `fstcw m`.
@@ -18412,7 +18413,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fstcw1,
     {
-        self.emit_forms(Mnemonic::Fstcw, <(A::Class,) as sig::Fstcw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fstcw, const { &FormPlans::of(<(A::Class,) as sig::Fstcw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fstenv` with 1 operand(s): `fstenv m`.
@@ -18421,7 +18422,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fstenv1,
     {
-        self.emit_forms(Mnemonic::Fstenv, <(A::Class,) as sig::Fstenv1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fstenv, const { &FormPlans::of(<(A::Class,) as sig::Fstenv1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fstp` with 1 operand(s): `fstp m`, `fstp st.o`.
@@ -18430,7 +18431,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fstp1,
     {
-        self.emit_forms(Mnemonic::Fstp, <(A::Class,) as sig::Fstp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fstp, const { &FormPlans::of(<(A::Class,) as sig::Fstp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fstpnce` with 1 operand(s): `fstpnce st.o`.
@@ -18439,7 +18440,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fstpnce1,
     {
-        self.emit_forms(Mnemonic::Fstpnce, <(A::Class,) as sig::Fstpnce1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fstpnce, const { &FormPlans::of(<(A::Class,) as sig::Fstpnce1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fstsw` with 1 operand(s): `fstsw ax`, `fstsw m`.
@@ -18448,7 +18449,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fstsw1,
     {
-        self.emit_forms(Mnemonic::Fstsw, <(A::Class,) as sig::Fstsw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fstsw, const { &FormPlans::of(<(A::Class,) as sig::Fstsw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fsub` with 1 operand(s): `fsub m`.
@@ -18457,7 +18458,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fsub1,
     {
-        self.emit_forms(Mnemonic::Fsub, <(A::Class,) as sig::Fsub1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fsub, const { &FormPlans::of(<(A::Class,) as sig::Fsub1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fsub` with 2 operand(s): `fsub st0, st.o`, `fsub st.o, st0`.
@@ -18466,7 +18467,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fsub2,
     {
-        self.emit_forms(Mnemonic::Fsub, <(A::Class, B::Class,) as sig::Fsub2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fsub, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fsub2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fsubp` with 2 operand(s): `fsubp st.o, st0`.
@@ -18475,7 +18476,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fsubp2,
     {
-        self.emit_forms(Mnemonic::Fsubp, <(A::Class, B::Class,) as sig::Fsubp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fsubp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fsubp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fsubr` with 1 operand(s): `fsubr m`.
@@ -18484,7 +18485,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fsubr1,
     {
-        self.emit_forms(Mnemonic::Fsubr, <(A::Class,) as sig::Fsubr1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fsubr, const { &FormPlans::of(<(A::Class,) as sig::Fsubr1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fsubr` with 2 operand(s): `fsubr st0, st.o`, `fsubr st.o, st0`.
@@ -18493,7 +18494,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fsubr2,
     {
-        self.emit_forms(Mnemonic::Fsubr, <(A::Class, B::Class,) as sig::Fsubr2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fsubr, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fsubr2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fsubrp` with 2 operand(s): `fsubrp st.o, st0`.
@@ -18502,7 +18503,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fsubrp2,
     {
-        self.emit_forms(Mnemonic::Fsubrp, <(A::Class, B::Class,) as sig::Fsubrp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fsubrp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fsubrp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ftst` (`ftst`).
@@ -18517,7 +18518,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fucom2,
     {
-        self.emit_forms(Mnemonic::Fucom, <(A::Class, B::Class,) as sig::Fucom2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fucom, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fucom2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fucomi` with 2 operand(s): `fucomi st0, st.o`.
@@ -18526,7 +18527,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fucomi2,
     {
-        self.emit_forms(Mnemonic::Fucomi, <(A::Class, B::Class,) as sig::Fucomi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fucomi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fucomi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fucomip` with 2 operand(s): `fucomip st0, st.o`.
@@ -18535,7 +18536,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fucomip2,
     {
-        self.emit_forms(Mnemonic::Fucomip, <(A::Class, B::Class,) as sig::Fucomip2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fucomip, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fucomip2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fucomp` with 2 operand(s): `fucomp st0, st.o`.
@@ -18544,7 +18545,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fucomp2,
     {
-        self.emit_forms(Mnemonic::Fucomp, <(A::Class, B::Class,) as sig::Fucomp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fucomp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fucomp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fucompp` (`fucompp`).
@@ -18565,7 +18566,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Fxch2,
     {
-        self.emit_forms(Mnemonic::Fxch, <(A::Class, B::Class,) as sig::Fxch2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Fxch, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Fxch2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `fxrstor` with 1 operand(s): `fxrstor m`.
@@ -18574,7 +18575,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fxrstor1,
     {
-        self.emit_forms(Mnemonic::Fxrstor, <(A::Class,) as sig::Fxrstor1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fxrstor, const { &FormPlans::of(<(A::Class,) as sig::Fxrstor1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fxrstor64` with 1 operand(s): `fxrstor64 m`.
@@ -18583,7 +18584,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fxrstor641,
     {
-        self.emit_forms(Mnemonic::Fxrstor64, <(A::Class,) as sig::Fxrstor641>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fxrstor64, const { &FormPlans::of(<(A::Class,) as sig::Fxrstor641>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fxsave` with 1 operand(s): `fxsave m`.
@@ -18592,7 +18593,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fxsave1,
     {
-        self.emit_forms(Mnemonic::Fxsave, <(A::Class,) as sig::Fxsave1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fxsave, const { &FormPlans::of(<(A::Class,) as sig::Fxsave1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fxsave64` with 1 operand(s): `fxsave64 m`.
@@ -18601,7 +18602,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Fxsave641,
     {
-        self.emit_forms(Mnemonic::Fxsave64, <(A::Class,) as sig::Fxsave641>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Fxsave64, const { &FormPlans::of(<(A::Class,) as sig::Fxsave641>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `fxtract` (`fxtract`).
@@ -18640,7 +18641,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Gf2p8affineinvqb3,
     {
-        self.emit_forms(Mnemonic::Gf2p8affineinvqb, <(A::Class, B::Class, C::Class,) as sig::Gf2p8affineinvqb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Gf2p8affineinvqb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Gf2p8affineinvqb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `gf2p8affineqb` with 3 operand(s): `gf2p8affineqb xmm, xmm/m, ib`.
@@ -18649,7 +18650,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Gf2p8affineqb3,
     {
-        self.emit_forms(Mnemonic::Gf2p8affineqb, <(A::Class, B::Class, C::Class,) as sig::Gf2p8affineqb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Gf2p8affineqb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Gf2p8affineqb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `gf2p8mulb` with 2 operand(s): `gf2p8mulb xmm, xmm/m`.
@@ -18658,7 +18659,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Gf2p8mulb2,
     {
-        self.emit_forms(Mnemonic::Gf2p8mulb, <(A::Class, B::Class,) as sig::Gf2p8mulb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Gf2p8mulb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Gf2p8mulb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `haddpd` with 2 operand(s): `haddpd xmm, xmm/m`.
@@ -18667,7 +18668,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Haddpd2,
     {
-        self.emit_forms(Mnemonic::Haddpd, <(A::Class, B::Class,) as sig::Haddpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Haddpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Haddpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `haddps` with 2 operand(s): `haddps xmm, xmm/m`.
@@ -18676,7 +18677,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Haddps2,
     {
-        self.emit_forms(Mnemonic::Haddps, <(A::Class, B::Class,) as sig::Haddps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Haddps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Haddps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `hlt` (`hlt`).
@@ -18691,7 +18692,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Hreset1,
     {
-        self.emit_forms(Mnemonic::Hreset, <(A::Class,) as sig::Hreset1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Hreset, const { &FormPlans::of(<(A::Class,) as sig::Hreset1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `hsubpd` with 2 operand(s): `hsubpd xmm, xmm/m`.
@@ -18700,7 +18701,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Hsubpd2,
     {
-        self.emit_forms(Mnemonic::Hsubpd, <(A::Class, B::Class,) as sig::Hsubpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Hsubpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Hsubpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `hsubps` with 2 operand(s): `hsubps xmm, xmm/m`.
@@ -18709,7 +18710,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Hsubps2,
     {
-        self.emit_forms(Mnemonic::Hsubps, <(A::Class, B::Class,) as sig::Hsubps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Hsubps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Hsubps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `idiv` with 1 operand(s): `idiv r8/m`, `idiv r16/m`, `idiv r32/m`, `idiv r64/m`, `idiv r8/m`, `idiv r16/m`, `idiv r32/m`, `idiv r64/m`.
@@ -18718,7 +18719,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Idiv1,
     {
-        self.emit_forms(Mnemonic::Idiv, <(A::Class,) as sig::Idiv1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Idiv, const { &FormPlans::of(<(A::Class,) as sig::Idiv1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `imul` with 1 operand(s): `imul r8/m`, `imul r16/m`, `imul r32/m`, `imul r64/m`, `imul r8/m`, `imul r16/m`, `imul r32/m`, `imul r64/m`.
@@ -18727,7 +18728,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Imul1,
     {
-        self.emit_forms(Mnemonic::Imul, <(A::Class,) as sig::Imul1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Imul, const { &FormPlans::of(<(A::Class,) as sig::Imul1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `imul` with 2 operand(s): `imul r16, r16/m`, `imul r32, r32/m`, `imul r64, r64/m`, `imul r16, r16/m`, `imul r32, r32/m`, `imul r64, r64/m`.
@@ -18736,7 +18737,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Imul2,
     {
-        self.emit_forms(Mnemonic::Imul, <(A::Class, B::Class,) as sig::Imul2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Imul, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Imul2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `imul` with 3 operand(s): `imul r16, r16/m, ib.sx16`, `imul r32, r32/m, ib.sx32`, `imul r64, r64/m, ib.sx64`, `imul r64, r64/m, id.sx64`, `imul r16, r16/m, iw`, `imul r32, r32/m, id`, `imul r16, r16/m, ib.sx16`, `imul r32, r32/m, ib.sx32`, `imul r64, r64/m, ib.sx64`, `imul r64, r64/m, id.sx64`, `imul r16, r16/m, iw`, `imul r32, r32/m, id`, `imul r16.v, r16, r16/m`, `imul r32.v, r32, r32/m`, `imul r64.v, r64, r64/m`.
@@ -18745,7 +18746,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Imul3,
     {
-        self.emit_forms(Mnemonic::Imul, <(A::Class, B::Class, C::Class,) as sig::Imul3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Imul, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Imul3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `imulzu` with 3 operand(s): `imulzu r16, r16/m, ib.sx16`, `imulzu r32, r32/m, ib.sx32`, `imulzu r64, r64/m, ib.sx64`, `imulzu r64, r64/m, id.sx64`, `imulzu r16, r16/m, iw`, `imulzu r32, r32/m, id`.
@@ -18754,7 +18755,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Imulzu3,
     {
-        self.emit_forms(Mnemonic::Imulzu, <(A::Class, B::Class, C::Class,) as sig::Imulzu3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Imulzu, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Imulzu3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `in` with 2 operand(s): `in al, ib`, `in ax, ib`, `in eax, ib`, `in al, dx`, `in ax, dx`, `in eax, dx`.
@@ -18763,7 +18764,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::In2,
     {
-        self.emit_forms(Mnemonic::In, <(A::Class, B::Class,) as sig::In2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::In, const { &FormPlans::of(<(A::Class, B::Class,) as sig::In2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `inc` with 1 operand(s): `inc r16.o`, `inc r32.o`, `inc r8/m`, `inc r16/m`, `inc r32/m`, `inc r64/m`, `inc r8/m`, `inc r16/m`, `inc r32/m`, `inc r64/m`.
@@ -18772,7 +18773,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Inc1,
     {
-        self.emit_forms(Mnemonic::Inc, <(A::Class,) as sig::Inc1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Inc, const { &FormPlans::of(<(A::Class,) as sig::Inc1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `inc` with 2 operand(s): `inc r8.v, r8/m`, `inc r16.v, r16/m`, `inc r32.v, r32/m`, `inc r64.v, r64/m`.
@@ -18781,7 +18782,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Inc2,
     {
-        self.emit_forms(Mnemonic::Inc, <(A::Class, B::Class,) as sig::Inc2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Inc, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Inc2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `incsspd` with 1 operand(s): `incsspd r32.rm`.
@@ -18790,7 +18791,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Incsspd1,
     {
-        self.emit_forms(Mnemonic::Incsspd, <(A::Class,) as sig::Incsspd1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Incsspd, const { &FormPlans::of(<(A::Class,) as sig::Incsspd1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `incsspq` with 1 operand(s): `incsspq r64.rm`.
@@ -18799,7 +18800,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Incsspq1,
     {
-        self.emit_forms(Mnemonic::Incsspq, <(A::Class,) as sig::Incsspq1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Incsspq, const { &FormPlans::of(<(A::Class,) as sig::Incsspq1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `insb` with 1 operand(s): `insb dx`.
@@ -18808,7 +18809,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Insb1,
     {
-        self.emit_forms(Mnemonic::Insb, <(A::Class,) as sig::Insb1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Insb, const { &FormPlans::of(<(A::Class,) as sig::Insb1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `insd` with 1 operand(s): `insd dx`.
@@ -18817,7 +18818,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Insd1,
     {
-        self.emit_forms(Mnemonic::Insd, <(A::Class,) as sig::Insd1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Insd, const { &FormPlans::of(<(A::Class,) as sig::Insd1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `insertps` with 3 operand(s): `insertps xmm, xmm/m, ib`.
@@ -18826,7 +18827,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Insertps3,
     {
-        self.emit_forms(Mnemonic::Insertps, <(A::Class, B::Class, C::Class,) as sig::Insertps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Insertps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Insertps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `insertq` with 2 operand(s): `insertq xmm, xmm.rm`.
@@ -18835,7 +18836,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Insertq2,
     {
-        self.emit_forms(Mnemonic::Insertq, <(A::Class, B::Class,) as sig::Insertq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Insertq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Insertq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `insertq` with 4 operand(s): `insertq xmm, xmm.rm, ib, ib`.
@@ -18844,7 +18845,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Insertq4,
     {
-        self.emit_forms(Mnemonic::Insertq, <(A::Class, B::Class, C::Class, D::Class,) as sig::Insertq4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Insertq, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Insertq4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `insw` with 1 operand(s): `insw dx`.
@@ -18853,7 +18854,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Insw1,
     {
-        self.emit_forms(Mnemonic::Insw, <(A::Class,) as sig::Insw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Insw, const { &FormPlans::of(<(A::Class,) as sig::Insw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `int` with 1 operand(s): `int ib`.
@@ -18862,7 +18863,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Int1,
     {
-        self.emit_forms(Mnemonic::Int, <(A::Class,) as sig::Int1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Int, const { &FormPlans::of(<(A::Class,) as sig::Int1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `int1` (`int1`).
@@ -18895,7 +18896,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Invept2,
     {
-        self.emit_forms(Mnemonic::Invept, <(A::Class, B::Class,) as sig::Invept2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Invept, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Invept2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `invlpg` with 1 operand(s): `invlpg m`.
@@ -18904,7 +18905,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Invlpg1,
     {
-        self.emit_forms(Mnemonic::Invlpg, <(A::Class,) as sig::Invlpg1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Invlpg, const { &FormPlans::of(<(A::Class,) as sig::Invlpg1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `invlpga` (`invlpga`).
@@ -18925,7 +18926,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Invpcid2,
     {
-        self.emit_forms(Mnemonic::Invpcid, <(A::Class, B::Class,) as sig::Invpcid2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Invpcid, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Invpcid2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `invvpid` with 2 operand(s): `invvpid r32, m`, `invvpid r64, m`.
@@ -18934,7 +18935,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Invvpid2,
     {
-        self.emit_forms(Mnemonic::Invvpid, <(A::Class, B::Class,) as sig::Invvpid2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Invvpid, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Invvpid2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `iretd` (`iretd`).
@@ -18961,7 +18962,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Ja1,
     {
-        self.emit_forms(Mnemonic::Ja, <(A::Class,) as sig::Ja1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Ja, const { &FormPlans::of(<(A::Class,) as sig::Ja1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jae` with 1 operand(s): `jae rel8`, `jae rel32`, `jae rel8`, `jae rel16`.
@@ -18970,7 +18971,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jae1,
     {
-        self.emit_forms(Mnemonic::Jae, <(A::Class,) as sig::Jae1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jae, const { &FormPlans::of(<(A::Class,) as sig::Jae1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jb` with 1 operand(s): `jb rel8`, `jb rel32`, `jb rel8`, `jb rel16`.
@@ -18979,7 +18980,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jb1,
     {
-        self.emit_forms(Mnemonic::Jb, <(A::Class,) as sig::Jb1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jb, const { &FormPlans::of(<(A::Class,) as sig::Jb1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jbe` with 1 operand(s): `jbe rel8`, `jbe rel32`, `jbe rel8`, `jbe rel16`.
@@ -18988,7 +18989,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jbe1,
     {
-        self.emit_forms(Mnemonic::Jbe, <(A::Class,) as sig::Jbe1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jbe, const { &FormPlans::of(<(A::Class,) as sig::Jbe1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jcxz` with 1 operand(s): `jcxz rel8`.
@@ -18997,7 +18998,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jcxz1,
     {
-        self.emit_forms(Mnemonic::Jcxz, <(A::Class,) as sig::Jcxz1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jcxz, const { &FormPlans::of(<(A::Class,) as sig::Jcxz1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `je` with 1 operand(s): `je rel8`, `je rel32`, `je rel8`, `je rel16`.
@@ -19006,7 +19007,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Je1,
     {
-        self.emit_forms(Mnemonic::Je, <(A::Class,) as sig::Je1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Je, const { &FormPlans::of(<(A::Class,) as sig::Je1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jecxz` with 1 operand(s): `jecxz rel8`.
@@ -19015,7 +19016,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jecxz1,
     {
-        self.emit_forms(Mnemonic::Jecxz, <(A::Class,) as sig::Jecxz1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jecxz, const { &FormPlans::of(<(A::Class,) as sig::Jecxz1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jg` with 1 operand(s): `jg rel8`, `jg rel32`, `jg rel8`, `jg rel16`.
@@ -19024,7 +19025,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jg1,
     {
-        self.emit_forms(Mnemonic::Jg, <(A::Class,) as sig::Jg1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jg, const { &FormPlans::of(<(A::Class,) as sig::Jg1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jge` with 1 operand(s): `jge rel8`, `jge rel32`, `jge rel8`, `jge rel16`.
@@ -19033,7 +19034,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jge1,
     {
-        self.emit_forms(Mnemonic::Jge, <(A::Class,) as sig::Jge1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jge, const { &FormPlans::of(<(A::Class,) as sig::Jge1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jl` with 1 operand(s): `jl rel8`, `jl rel32`, `jl rel8`, `jl rel16`.
@@ -19042,7 +19043,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jl1,
     {
-        self.emit_forms(Mnemonic::Jl, <(A::Class,) as sig::Jl1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jl, const { &FormPlans::of(<(A::Class,) as sig::Jl1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jle` with 1 operand(s): `jle rel8`, `jle rel32`, `jle rel8`, `jle rel16`.
@@ -19051,7 +19052,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jle1,
     {
-        self.emit_forms(Mnemonic::Jle, <(A::Class,) as sig::Jle1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jle, const { &FormPlans::of(<(A::Class,) as sig::Jle1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jmp` with 1 operand(s): `jmp rel8`, `jmp rel32`, `jmp ptr16:32`, `jmp r16/m`, `jmp r32/m`, `jmp r64/m`, `jmp m.far`, `jmp rel8`, `jmp rel16`, `jmp ptr16:16`, `jmp m.far`.
@@ -19060,7 +19061,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jmp1,
     {
-        self.emit_forms(Mnemonic::Jmp, <(A::Class,) as sig::Jmp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jmp, const { &FormPlans::of(<(A::Class,) as sig::Jmp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jmpabs` with 1 operand(s): `jmpabs iq`.
@@ -19069,7 +19070,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jmpabs1,
     {
-        self.emit_forms(Mnemonic::Jmpabs, <(A::Class,) as sig::Jmpabs1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jmpabs, const { &FormPlans::of(<(A::Class,) as sig::Jmpabs1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jne` with 1 operand(s): `jne rel8`, `jne rel32`, `jne rel8`, `jne rel16`.
@@ -19078,7 +19079,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jne1,
     {
-        self.emit_forms(Mnemonic::Jne, <(A::Class,) as sig::Jne1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jne, const { &FormPlans::of(<(A::Class,) as sig::Jne1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jno` with 1 operand(s): `jno rel8`, `jno rel32`, `jno rel8`, `jno rel16`.
@@ -19087,7 +19088,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jno1,
     {
-        self.emit_forms(Mnemonic::Jno, <(A::Class,) as sig::Jno1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jno, const { &FormPlans::of(<(A::Class,) as sig::Jno1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jnp` with 1 operand(s): `jnp rel8`, `jnp rel32`, `jnp rel8`, `jnp rel16`.
@@ -19096,7 +19097,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jnp1,
     {
-        self.emit_forms(Mnemonic::Jnp, <(A::Class,) as sig::Jnp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jnp, const { &FormPlans::of(<(A::Class,) as sig::Jnp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jns` with 1 operand(s): `jns rel8`, `jns rel32`, `jns rel8`, `jns rel16`.
@@ -19105,7 +19106,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jns1,
     {
-        self.emit_forms(Mnemonic::Jns, <(A::Class,) as sig::Jns1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jns, const { &FormPlans::of(<(A::Class,) as sig::Jns1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jo` with 1 operand(s): `jo rel8`, `jo rel32`, `jo rel8`, `jo rel16`.
@@ -19114,7 +19115,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jo1,
     {
-        self.emit_forms(Mnemonic::Jo, <(A::Class,) as sig::Jo1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jo, const { &FormPlans::of(<(A::Class,) as sig::Jo1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jp` with 1 operand(s): `jp rel8`, `jp rel32`, `jp rel8`, `jp rel16`.
@@ -19123,7 +19124,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jp1,
     {
-        self.emit_forms(Mnemonic::Jp, <(A::Class,) as sig::Jp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jp, const { &FormPlans::of(<(A::Class,) as sig::Jp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `jrcxz` with 1 operand(s): `jrcxz rel8`.
@@ -19132,7 +19133,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Jrcxz1,
     {
-        self.emit_forms(Mnemonic::Jrcxz, <(A::Class,) as sig::Jrcxz1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Jrcxz, const { &FormPlans::of(<(A::Class,) as sig::Jrcxz1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `js` with 1 operand(s): `js rel8`, `js rel32`, `js rel8`, `js rel16`.
@@ -19141,7 +19142,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Js1,
     {
-        self.emit_forms(Mnemonic::Js, <(A::Class,) as sig::Js1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Js, const { &FormPlans::of(<(A::Class,) as sig::Js1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `kaddb` with 3 operand(s): `kaddb k, k.v, k.rm`.
@@ -19150,7 +19151,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kaddb3,
     {
-        self.emit_forms(Mnemonic::Kaddb, <(A::Class, B::Class, C::Class,) as sig::Kaddb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kaddb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kaddb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kaddd` with 3 operand(s): `kaddd k, k.v, k.rm`.
@@ -19159,7 +19160,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kaddd3,
     {
-        self.emit_forms(Mnemonic::Kaddd, <(A::Class, B::Class, C::Class,) as sig::Kaddd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kaddd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kaddd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kaddq` with 3 operand(s): `kaddq k, k.v, k.rm`.
@@ -19168,7 +19169,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kaddq3,
     {
-        self.emit_forms(Mnemonic::Kaddq, <(A::Class, B::Class, C::Class,) as sig::Kaddq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kaddq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kaddq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kaddw` with 3 operand(s): `kaddw k, k.v, k.rm`.
@@ -19177,7 +19178,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kaddw3,
     {
-        self.emit_forms(Mnemonic::Kaddw, <(A::Class, B::Class, C::Class,) as sig::Kaddw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kaddw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kaddw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kandb` with 3 operand(s): `kandb k, k.v, k.rm`.
@@ -19186,7 +19187,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kandb3,
     {
-        self.emit_forms(Mnemonic::Kandb, <(A::Class, B::Class, C::Class,) as sig::Kandb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kandb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kandb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kandd` with 3 operand(s): `kandd k, k.v, k.rm`.
@@ -19195,7 +19196,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kandd3,
     {
-        self.emit_forms(Mnemonic::Kandd, <(A::Class, B::Class, C::Class,) as sig::Kandd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kandd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kandd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kandnb` with 3 operand(s): `kandnb k, k.v, k.rm`.
@@ -19204,7 +19205,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kandnb3,
     {
-        self.emit_forms(Mnemonic::Kandnb, <(A::Class, B::Class, C::Class,) as sig::Kandnb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kandnb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kandnb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kandnd` with 3 operand(s): `kandnd k, k.v, k.rm`.
@@ -19213,7 +19214,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kandnd3,
     {
-        self.emit_forms(Mnemonic::Kandnd, <(A::Class, B::Class, C::Class,) as sig::Kandnd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kandnd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kandnd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kandnq` with 3 operand(s): `kandnq k, k.v, k.rm`.
@@ -19222,7 +19223,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kandnq3,
     {
-        self.emit_forms(Mnemonic::Kandnq, <(A::Class, B::Class, C::Class,) as sig::Kandnq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kandnq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kandnq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kandnw` with 3 operand(s): `kandnw k, k.v, k.rm`.
@@ -19231,7 +19232,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kandnw3,
     {
-        self.emit_forms(Mnemonic::Kandnw, <(A::Class, B::Class, C::Class,) as sig::Kandnw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kandnw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kandnw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kandq` with 3 operand(s): `kandq k, k.v, k.rm`.
@@ -19240,7 +19241,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kandq3,
     {
-        self.emit_forms(Mnemonic::Kandq, <(A::Class, B::Class, C::Class,) as sig::Kandq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kandq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kandq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kandw` with 3 operand(s): `kandw k, k.v, k.rm`.
@@ -19249,7 +19250,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kandw3,
     {
-        self.emit_forms(Mnemonic::Kandw, <(A::Class, B::Class, C::Class,) as sig::Kandw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kandw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kandw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kmovb` with 2 operand(s): `kmovb k, k/m`, `kmovb m, k`, `kmovb k, r32.rm`, `kmovb r32, k.rm`, `kmovb k, k/m`, `kmovb m, k`, `kmovb k, r32.rm`, `kmovb r32, k.rm`.
@@ -19258,7 +19259,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Kmovb2,
     {
-        self.emit_forms(Mnemonic::Kmovb, <(A::Class, B::Class,) as sig::Kmovb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Kmovb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Kmovb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `kmovd` with 2 operand(s): `kmovd k, k/m`, `kmovd m, k`, `kmovd k, r32.rm`, `kmovd r32, k.rm`, `kmovd k, k/m`, `kmovd m, k`, `kmovd k, r32.rm`, `kmovd r32, k.rm`.
@@ -19267,7 +19268,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Kmovd2,
     {
-        self.emit_forms(Mnemonic::Kmovd, <(A::Class, B::Class,) as sig::Kmovd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Kmovd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Kmovd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `kmovq` with 2 operand(s): `kmovq k, k/m`, `kmovq m, k`, `kmovq k, r64.rm`, `kmovq r64, k.rm`, `kmovq k, k/m`, `kmovq m, k`, `kmovq k, r64.rm`, `kmovq r64, k.rm`.
@@ -19276,7 +19277,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Kmovq2,
     {
-        self.emit_forms(Mnemonic::Kmovq, <(A::Class, B::Class,) as sig::Kmovq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Kmovq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Kmovq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `kmovw` with 2 operand(s): `kmovw k, k/m`, `kmovw m, k`, `kmovw k, r32.rm`, `kmovw r32, k.rm`, `kmovw k, k/m`, `kmovw m, k`, `kmovw k, r32.rm`, `kmovw r32, k.rm`.
@@ -19285,7 +19286,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Kmovw2,
     {
-        self.emit_forms(Mnemonic::Kmovw, <(A::Class, B::Class,) as sig::Kmovw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Kmovw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Kmovw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `knotb` with 2 operand(s): `knotb k, k.rm`.
@@ -19294,7 +19295,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Knotb2,
     {
-        self.emit_forms(Mnemonic::Knotb, <(A::Class, B::Class,) as sig::Knotb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Knotb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Knotb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `knotd` with 2 operand(s): `knotd k, k.rm`.
@@ -19303,7 +19304,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Knotd2,
     {
-        self.emit_forms(Mnemonic::Knotd, <(A::Class, B::Class,) as sig::Knotd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Knotd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Knotd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `knotq` with 2 operand(s): `knotq k, k.rm`.
@@ -19312,7 +19313,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Knotq2,
     {
-        self.emit_forms(Mnemonic::Knotq, <(A::Class, B::Class,) as sig::Knotq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Knotq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Knotq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `knotw` with 2 operand(s): `knotw k, k.rm`.
@@ -19321,7 +19322,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Knotw2,
     {
-        self.emit_forms(Mnemonic::Knotw, <(A::Class, B::Class,) as sig::Knotw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Knotw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Knotw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `korb` with 3 operand(s): `korb k, k.v, k.rm`.
@@ -19330,7 +19331,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Korb3,
     {
-        self.emit_forms(Mnemonic::Korb, <(A::Class, B::Class, C::Class,) as sig::Korb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Korb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Korb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kord` with 3 operand(s): `kord k, k.v, k.rm`.
@@ -19339,7 +19340,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kord3,
     {
-        self.emit_forms(Mnemonic::Kord, <(A::Class, B::Class, C::Class,) as sig::Kord3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kord, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kord3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `korq` with 3 operand(s): `korq k, k.v, k.rm`.
@@ -19348,7 +19349,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Korq3,
     {
-        self.emit_forms(Mnemonic::Korq, <(A::Class, B::Class, C::Class,) as sig::Korq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Korq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Korq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kortestb` with 2 operand(s): `kortestb k, k.rm`.
@@ -19357,7 +19358,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Kortestb2,
     {
-        self.emit_forms(Mnemonic::Kortestb, <(A::Class, B::Class,) as sig::Kortestb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Kortestb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Kortestb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `kortestd` with 2 operand(s): `kortestd k, k.rm`.
@@ -19366,7 +19367,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Kortestd2,
     {
-        self.emit_forms(Mnemonic::Kortestd, <(A::Class, B::Class,) as sig::Kortestd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Kortestd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Kortestd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `kortestq` with 2 operand(s): `kortestq k, k.rm`.
@@ -19375,7 +19376,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Kortestq2,
     {
-        self.emit_forms(Mnemonic::Kortestq, <(A::Class, B::Class,) as sig::Kortestq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Kortestq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Kortestq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `kortestw` with 2 operand(s): `kortestw k, k.rm`.
@@ -19384,7 +19385,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Kortestw2,
     {
-        self.emit_forms(Mnemonic::Kortestw, <(A::Class, B::Class,) as sig::Kortestw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Kortestw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Kortestw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `korw` with 3 operand(s): `korw k, k.v, k.rm`.
@@ -19393,7 +19394,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Korw3,
     {
-        self.emit_forms(Mnemonic::Korw, <(A::Class, B::Class, C::Class,) as sig::Korw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Korw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Korw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kshiftlb` with 3 operand(s): `kshiftlb k, k.rm, ib`.
@@ -19402,7 +19403,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kshiftlb3,
     {
-        self.emit_forms(Mnemonic::Kshiftlb, <(A::Class, B::Class, C::Class,) as sig::Kshiftlb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kshiftlb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kshiftlb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kshiftld` with 3 operand(s): `kshiftld k, k.rm, ib`.
@@ -19411,7 +19412,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kshiftld3,
     {
-        self.emit_forms(Mnemonic::Kshiftld, <(A::Class, B::Class, C::Class,) as sig::Kshiftld3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kshiftld, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kshiftld3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kshiftlq` with 3 operand(s): `kshiftlq k, k.rm, ib`.
@@ -19420,7 +19421,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kshiftlq3,
     {
-        self.emit_forms(Mnemonic::Kshiftlq, <(A::Class, B::Class, C::Class,) as sig::Kshiftlq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kshiftlq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kshiftlq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kshiftlw` with 3 operand(s): `kshiftlw k, k.rm, ib`.
@@ -19429,7 +19430,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kshiftlw3,
     {
-        self.emit_forms(Mnemonic::Kshiftlw, <(A::Class, B::Class, C::Class,) as sig::Kshiftlw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kshiftlw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kshiftlw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kshiftrb` with 3 operand(s): `kshiftrb k, k.rm, ib`.
@@ -19438,7 +19439,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kshiftrb3,
     {
-        self.emit_forms(Mnemonic::Kshiftrb, <(A::Class, B::Class, C::Class,) as sig::Kshiftrb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kshiftrb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kshiftrb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kshiftrd` with 3 operand(s): `kshiftrd k, k.rm, ib`.
@@ -19447,7 +19448,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kshiftrd3,
     {
-        self.emit_forms(Mnemonic::Kshiftrd, <(A::Class, B::Class, C::Class,) as sig::Kshiftrd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kshiftrd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kshiftrd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kshiftrq` with 3 operand(s): `kshiftrq k, k.rm, ib`.
@@ -19456,7 +19457,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kshiftrq3,
     {
-        self.emit_forms(Mnemonic::Kshiftrq, <(A::Class, B::Class, C::Class,) as sig::Kshiftrq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kshiftrq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kshiftrq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kshiftrw` with 3 operand(s): `kshiftrw k, k.rm, ib`.
@@ -19465,7 +19466,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kshiftrw3,
     {
-        self.emit_forms(Mnemonic::Kshiftrw, <(A::Class, B::Class, C::Class,) as sig::Kshiftrw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kshiftrw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kshiftrw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `ktestb` with 2 operand(s): `ktestb k, k.rm`.
@@ -19474,7 +19475,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ktestb2,
     {
-        self.emit_forms(Mnemonic::Ktestb, <(A::Class, B::Class,) as sig::Ktestb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ktestb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ktestb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ktestd` with 2 operand(s): `ktestd k, k.rm`.
@@ -19483,7 +19484,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ktestd2,
     {
-        self.emit_forms(Mnemonic::Ktestd, <(A::Class, B::Class,) as sig::Ktestd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ktestd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ktestd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ktestq` with 2 operand(s): `ktestq k, k.rm`.
@@ -19492,7 +19493,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ktestq2,
     {
-        self.emit_forms(Mnemonic::Ktestq, <(A::Class, B::Class,) as sig::Ktestq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ktestq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ktestq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ktestw` with 2 operand(s): `ktestw k, k.rm`.
@@ -19501,7 +19502,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ktestw2,
     {
-        self.emit_forms(Mnemonic::Ktestw, <(A::Class, B::Class,) as sig::Ktestw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ktestw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ktestw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `kunpckbw` with 3 operand(s): `kunpckbw k, k.v, k.rm`.
@@ -19510,7 +19511,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kunpckbw3,
     {
-        self.emit_forms(Mnemonic::Kunpckbw, <(A::Class, B::Class, C::Class,) as sig::Kunpckbw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kunpckbw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kunpckbw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kunpckdq` with 3 operand(s): `kunpckdq k, k.v, k.rm`.
@@ -19519,7 +19520,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kunpckdq3,
     {
-        self.emit_forms(Mnemonic::Kunpckdq, <(A::Class, B::Class, C::Class,) as sig::Kunpckdq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kunpckdq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kunpckdq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kunpckwd` with 3 operand(s): `kunpckwd k, k.v, k.rm`.
@@ -19528,7 +19529,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kunpckwd3,
     {
-        self.emit_forms(Mnemonic::Kunpckwd, <(A::Class, B::Class, C::Class,) as sig::Kunpckwd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kunpckwd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kunpckwd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kxnorb` with 3 operand(s): `kxnorb k, k.v, k.rm`.
@@ -19537,7 +19538,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kxnorb3,
     {
-        self.emit_forms(Mnemonic::Kxnorb, <(A::Class, B::Class, C::Class,) as sig::Kxnorb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kxnorb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kxnorb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kxnord` with 3 operand(s): `kxnord k, k.v, k.rm`.
@@ -19546,7 +19547,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kxnord3,
     {
-        self.emit_forms(Mnemonic::Kxnord, <(A::Class, B::Class, C::Class,) as sig::Kxnord3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kxnord, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kxnord3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kxnorq` with 3 operand(s): `kxnorq k, k.v, k.rm`.
@@ -19555,7 +19556,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kxnorq3,
     {
-        self.emit_forms(Mnemonic::Kxnorq, <(A::Class, B::Class, C::Class,) as sig::Kxnorq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kxnorq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kxnorq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kxnorw` with 3 operand(s): `kxnorw k, k.v, k.rm`.
@@ -19564,7 +19565,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kxnorw3,
     {
-        self.emit_forms(Mnemonic::Kxnorw, <(A::Class, B::Class, C::Class,) as sig::Kxnorw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kxnorw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kxnorw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kxorb` with 3 operand(s): `kxorb k, k.v, k.rm`.
@@ -19573,7 +19574,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kxorb3,
     {
-        self.emit_forms(Mnemonic::Kxorb, <(A::Class, B::Class, C::Class,) as sig::Kxorb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kxorb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kxorb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kxord` with 3 operand(s): `kxord k, k.v, k.rm`.
@@ -19582,7 +19583,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kxord3,
     {
-        self.emit_forms(Mnemonic::Kxord, <(A::Class, B::Class, C::Class,) as sig::Kxord3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kxord, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kxord3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kxorq` with 3 operand(s): `kxorq k, k.v, k.rm`.
@@ -19591,7 +19592,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kxorq3,
     {
-        self.emit_forms(Mnemonic::Kxorq, <(A::Class, B::Class, C::Class,) as sig::Kxorq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kxorq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kxorq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `kxorw` with 3 operand(s): `kxorw k, k.v, k.rm`.
@@ -19600,7 +19601,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Kxorw3,
     {
-        self.emit_forms(Mnemonic::Kxorw, <(A::Class, B::Class, C::Class,) as sig::Kxorw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Kxorw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Kxorw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `lahf` (`lahf`).
@@ -19615,7 +19616,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Lar2,
     {
-        self.emit_forms(Mnemonic::Lar, <(A::Class, B::Class,) as sig::Lar2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Lar, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Lar2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `lddqu` with 2 operand(s): `lddqu xmm, m`.
@@ -19624,7 +19625,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Lddqu2,
     {
-        self.emit_forms(Mnemonic::Lddqu, <(A::Class, B::Class,) as sig::Lddqu2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Lddqu, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Lddqu2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ldmxcsr` with 1 operand(s): `ldmxcsr m`.
@@ -19633,7 +19634,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Ldmxcsr1,
     {
-        self.emit_forms(Mnemonic::Ldmxcsr, <(A::Class,) as sig::Ldmxcsr1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Ldmxcsr, const { &FormPlans::of(<(A::Class,) as sig::Ldmxcsr1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `lds` with 2 operand(s): `lds r16, m`, `lds r32, m`.
@@ -19642,7 +19643,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Lds2,
     {
-        self.emit_forms(Mnemonic::Lds, <(A::Class, B::Class,) as sig::Lds2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Lds, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Lds2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ldtilecfg` with 1 operand(s): `ldtilecfg m`.
@@ -19651,7 +19652,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Ldtilecfg1,
     {
-        self.emit_forms(Mnemonic::Ldtilecfg, <(A::Class,) as sig::Ldtilecfg1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Ldtilecfg, const { &FormPlans::of(<(A::Class,) as sig::Ldtilecfg1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `lea` with 2 operand(s): `lea r16, m`, `lea r32, m`, `lea r64, m`.
@@ -19660,7 +19661,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Lea2,
     {
-        self.emit_forms(Mnemonic::Lea, <(A::Class, B::Class,) as sig::Lea2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Lea, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Lea2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `leave` (`leave`).
@@ -19675,7 +19676,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Les2,
     {
-        self.emit_forms(Mnemonic::Les, <(A::Class, B::Class,) as sig::Les2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Les, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Les2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `lfence` (`lfence`).
@@ -19690,7 +19691,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Lfs2,
     {
-        self.emit_forms(Mnemonic::Lfs, <(A::Class, B::Class,) as sig::Lfs2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Lfs, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Lfs2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `lgdt` with 1 operand(s): `lgdt m`.
@@ -19699,7 +19700,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Lgdt1,
     {
-        self.emit_forms(Mnemonic::Lgdt, <(A::Class,) as sig::Lgdt1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Lgdt, const { &FormPlans::of(<(A::Class,) as sig::Lgdt1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `lgs` with 2 operand(s): `lgs r16, m`, `lgs r32, m`, `lgs r64, m`.
@@ -19708,7 +19709,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Lgs2,
     {
-        self.emit_forms(Mnemonic::Lgs, <(A::Class, B::Class,) as sig::Lgs2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Lgs, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Lgs2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `lidt` with 1 operand(s): `lidt m`.
@@ -19717,7 +19718,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Lidt1,
     {
-        self.emit_forms(Mnemonic::Lidt, <(A::Class,) as sig::Lidt1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Lidt, const { &FormPlans::of(<(A::Class,) as sig::Lidt1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `lkgs` with 1 operand(s): `lkgs r16/m`, `lkgs r32/m`, `lkgs r64/m`.
@@ -19726,7 +19727,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Lkgs1,
     {
-        self.emit_forms(Mnemonic::Lkgs, <(A::Class,) as sig::Lkgs1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Lkgs, const { &FormPlans::of(<(A::Class,) as sig::Lkgs1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `lldt` with 1 operand(s): `lldt r16/m`, `lldt r32/m`, `lldt r64/m`.
@@ -19735,7 +19736,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Lldt1,
     {
-        self.emit_forms(Mnemonic::Lldt, <(A::Class,) as sig::Lldt1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Lldt, const { &FormPlans::of(<(A::Class,) as sig::Lldt1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `llwpcb` with 1 operand(s): `llwpcb r32.rm`, `llwpcb r64.rm`.
@@ -19744,7 +19745,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Llwpcb1,
     {
-        self.emit_forms(Mnemonic::Llwpcb, <(A::Class,) as sig::Llwpcb1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Llwpcb, const { &FormPlans::of(<(A::Class,) as sig::Llwpcb1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `lmsw` with 1 operand(s): `lmsw r16/m`, `lmsw r32/m`, `lmsw r64/m`.
@@ -19753,7 +19754,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Lmsw1,
     {
-        self.emit_forms(Mnemonic::Lmsw, <(A::Class,) as sig::Lmsw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Lmsw, const { &FormPlans::of(<(A::Class,) as sig::Lmsw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `loadiwkey` with 2 operand(s): `loadiwkey xmm, xmm.rm`.
@@ -19762,7 +19763,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Loadiwkey2,
     {
-        self.emit_forms(Mnemonic::Loadiwkey, <(A::Class, B::Class,) as sig::Loadiwkey2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Loadiwkey, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Loadiwkey2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `lodsb` with 1 operand(s): `lodsb al`.
@@ -19771,7 +19772,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Lodsb1,
     {
-        self.emit_forms(Mnemonic::Lodsb, <(A::Class,) as sig::Lodsb1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Lodsb, const { &FormPlans::of(<(A::Class,) as sig::Lodsb1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `lodsd` with 1 operand(s): `lodsd eax`.
@@ -19780,7 +19781,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Lodsd1,
     {
-        self.emit_forms(Mnemonic::Lodsd, <(A::Class,) as sig::Lodsd1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Lodsd, const { &FormPlans::of(<(A::Class,) as sig::Lodsd1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `lodsq` with 1 operand(s): `lodsq rax`.
@@ -19789,7 +19790,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Lodsq1,
     {
-        self.emit_forms(Mnemonic::Lodsq, <(A::Class,) as sig::Lodsq1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Lodsq, const { &FormPlans::of(<(A::Class,) as sig::Lodsq1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `lodsw` with 1 operand(s): `lodsw ax`.
@@ -19798,7 +19799,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Lodsw1,
     {
-        self.emit_forms(Mnemonic::Lodsw, <(A::Class,) as sig::Lodsw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Lodsw, const { &FormPlans::of(<(A::Class,) as sig::Lodsw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `loop` with 1 operand(s): `loop rel8`.
@@ -19807,7 +19808,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Loop1,
     {
-        self.emit_forms(Mnemonic::Loop, <(A::Class,) as sig::Loop1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Loop, const { &FormPlans::of(<(A::Class,) as sig::Loop1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `loope` with 1 operand(s): `loope rel8`.
@@ -19816,7 +19817,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Loope1,
     {
-        self.emit_forms(Mnemonic::Loope, <(A::Class,) as sig::Loope1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Loope, const { &FormPlans::of(<(A::Class,) as sig::Loope1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `loopne` with 1 operand(s): `loopne rel8`.
@@ -19825,7 +19826,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Loopne1,
     {
-        self.emit_forms(Mnemonic::Loopne, <(A::Class,) as sig::Loopne1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Loopne, const { &FormPlans::of(<(A::Class,) as sig::Loopne1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `lsl` with 2 operand(s): `lsl r16, r16/m`, `lsl r32, r32/m`, `lsl r64, r64/m`, `lsl r64, r32/m`.
@@ -19834,7 +19835,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Lsl2,
     {
-        self.emit_forms(Mnemonic::Lsl, <(A::Class, B::Class,) as sig::Lsl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Lsl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Lsl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `lss` with 2 operand(s): `lss r16, m`, `lss r32, m`, `lss r64, m`.
@@ -19843,7 +19844,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Lss2,
     {
-        self.emit_forms(Mnemonic::Lss, <(A::Class, B::Class,) as sig::Lss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Lss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Lss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ltr` with 1 operand(s): `ltr r16/m`, `ltr r32/m`, `ltr r64/m`.
@@ -19852,7 +19853,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Ltr1,
     {
-        self.emit_forms(Mnemonic::Ltr, <(A::Class,) as sig::Ltr1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Ltr, const { &FormPlans::of(<(A::Class,) as sig::Ltr1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `lwpins` with 3 operand(s): `lwpins r32.v, r32/m, id`, `lwpins r64.v, r32/m, id`.
@@ -19861,7 +19862,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Lwpins3,
     {
-        self.emit_forms(Mnemonic::Lwpins, <(A::Class, B::Class, C::Class,) as sig::Lwpins3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Lwpins, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Lwpins3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `lwpval` with 3 operand(s): `lwpval r32.v, r32/m, id`, `lwpval r64.v, r32/m, id`.
@@ -19870,7 +19871,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Lwpval3,
     {
-        self.emit_forms(Mnemonic::Lwpval, <(A::Class, B::Class, C::Class,) as sig::Lwpval3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Lwpval, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Lwpval3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `lzcnt` with 2 operand(s): `lzcnt r16, r16/m`, `lzcnt r32, r32/m`, `lzcnt r64, r64/m`, `lzcnt r16, r16/m`, `lzcnt r32, r32/m`, `lzcnt r64, r64/m`.
@@ -19879,7 +19880,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Lzcnt2,
     {
-        self.emit_forms(Mnemonic::Lzcnt, <(A::Class, B::Class,) as sig::Lzcnt2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Lzcnt, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Lzcnt2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `maskmovdqu` with 2 operand(s): `maskmovdqu xmm, xmm.rm`.
@@ -19888,7 +19889,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Maskmovdqu2,
     {
-        self.emit_forms(Mnemonic::Maskmovdqu, <(A::Class, B::Class,) as sig::Maskmovdqu2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Maskmovdqu, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Maskmovdqu2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `maskmovq` with 2 operand(s): `maskmovq mm, mm.rm`.
@@ -19897,7 +19898,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Maskmovq2,
     {
-        self.emit_forms(Mnemonic::Maskmovq, <(A::Class, B::Class,) as sig::Maskmovq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Maskmovq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Maskmovq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `maxpd` with 2 operand(s): `maxpd xmm, xmm/m`.
@@ -19906,7 +19907,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Maxpd2,
     {
-        self.emit_forms(Mnemonic::Maxpd, <(A::Class, B::Class,) as sig::Maxpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Maxpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Maxpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `maxps` with 2 operand(s): `maxps xmm, xmm/m`.
@@ -19915,7 +19916,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Maxps2,
     {
-        self.emit_forms(Mnemonic::Maxps, <(A::Class, B::Class,) as sig::Maxps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Maxps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Maxps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `maxsd` with 2 operand(s): `maxsd xmm, xmm/m`.
@@ -19924,7 +19925,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Maxsd2,
     {
-        self.emit_forms(Mnemonic::Maxsd, <(A::Class, B::Class,) as sig::Maxsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Maxsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Maxsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `maxss` with 2 operand(s): `maxss xmm, xmm/m`.
@@ -19933,7 +19934,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Maxss2,
     {
-        self.emit_forms(Mnemonic::Maxss, <(A::Class, B::Class,) as sig::Maxss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Maxss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Maxss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `mcommit` (`mcommit`).
@@ -19954,7 +19955,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Minpd2,
     {
-        self.emit_forms(Mnemonic::Minpd, <(A::Class, B::Class,) as sig::Minpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Minpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Minpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `minps` with 2 operand(s): `minps xmm, xmm/m`.
@@ -19963,7 +19964,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Minps2,
     {
-        self.emit_forms(Mnemonic::Minps, <(A::Class, B::Class,) as sig::Minps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Minps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Minps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `minsd` with 2 operand(s): `minsd xmm, xmm/m`.
@@ -19972,7 +19973,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Minsd2,
     {
-        self.emit_forms(Mnemonic::Minsd, <(A::Class, B::Class,) as sig::Minsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Minsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Minsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `minss` with 2 operand(s): `minss xmm, xmm/m`.
@@ -19981,7 +19982,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Minss2,
     {
-        self.emit_forms(Mnemonic::Minss, <(A::Class, B::Class,) as sig::Minss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Minss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Minss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `monitor` (`monitor`).
@@ -20002,7 +20003,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Mov2,
     {
-        self.emit_forms(Mnemonic::Mov, <(A::Class, B::Class,) as sig::Mov2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Mov, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Mov2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movapd` with 2 operand(s): `movapd xmm, xmm/m`, `movapd xmm/m, xmm`.
@@ -20011,7 +20012,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movapd2,
     {
-        self.emit_forms(Mnemonic::Movapd, <(A::Class, B::Class,) as sig::Movapd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movapd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movapd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movaps` with 2 operand(s): `movaps xmm, xmm/m`, `movaps xmm/m, xmm`.
@@ -20020,7 +20021,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movaps2,
     {
-        self.emit_forms(Mnemonic::Movaps, <(A::Class, B::Class,) as sig::Movaps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movaps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movaps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movbe` with 2 operand(s): `movbe r16, m`, `movbe r32, m`, `movbe r64, m`, `movbe m, r16`, `movbe m, r32`, `movbe m, r64`, `movbe r16, m`, `movbe r32, m`, `movbe r64, m`, `movbe r16/m, r16`, `movbe r32/m, r32`, `movbe r64/m, r64`.
@@ -20029,7 +20030,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movbe2,
     {
-        self.emit_forms(Mnemonic::Movbe, <(A::Class, B::Class,) as sig::Movbe2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movbe, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movbe2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movd` with 2 operand(s): `movd mm, r32/m`, `movd xmm, r32/m`, `movd r32/m, mm`, `movd r32/m, xmm`.
@@ -20038,7 +20039,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movd2,
     {
-        self.emit_forms(Mnemonic::Movd, <(A::Class, B::Class,) as sig::Movd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movddup` with 2 operand(s): `movddup xmm, xmm/m`.
@@ -20047,7 +20048,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movddup2,
     {
-        self.emit_forms(Mnemonic::Movddup, <(A::Class, B::Class,) as sig::Movddup2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movddup, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movddup2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movdir64b` with 2 operand(s): `movdir64b r64.a, m`, `movdir64b r32.a, m`, `movdir64b r16.a, m`, `movdir64b r64.a, m`, `movdir64b r32.a, m`.
@@ -20056,7 +20057,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movdir64b2,
     {
-        self.emit_forms(Mnemonic::Movdir64b, <(A::Class, B::Class,) as sig::Movdir64b2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movdir64b, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movdir64b2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movdiri` with 2 operand(s): `movdiri m, r32`, `movdiri m, r64`, `movdiri m, r32`, `movdiri m, r64`.
@@ -20065,7 +20066,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movdiri2,
     {
-        self.emit_forms(Mnemonic::Movdiri, <(A::Class, B::Class,) as sig::Movdiri2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movdiri, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movdiri2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movdq2q` with 2 operand(s): `movdq2q mm, xmm.rm`.
@@ -20074,7 +20075,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movdq2q2,
     {
-        self.emit_forms(Mnemonic::Movdq2q, <(A::Class, B::Class,) as sig::Movdq2q2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movdq2q, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movdq2q2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movdqa` with 2 operand(s): `movdqa xmm, xmm/m`, `movdqa xmm/m, xmm`.
@@ -20083,7 +20084,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movdqa2,
     {
-        self.emit_forms(Mnemonic::Movdqa, <(A::Class, B::Class,) as sig::Movdqa2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movdqa, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movdqa2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movdqu` with 2 operand(s): `movdqu xmm, xmm/m`, `movdqu xmm/m, xmm`.
@@ -20092,7 +20093,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movdqu2,
     {
-        self.emit_forms(Mnemonic::Movdqu, <(A::Class, B::Class,) as sig::Movdqu2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movdqu, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movdqu2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movhlps` with 2 operand(s): `movhlps xmm, xmm.rm`.
@@ -20101,7 +20102,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movhlps2,
     {
-        self.emit_forms(Mnemonic::Movhlps, <(A::Class, B::Class,) as sig::Movhlps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movhlps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movhlps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movhpd` with 2 operand(s): `movhpd xmm, m`, `movhpd m, xmm`.
@@ -20110,7 +20111,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movhpd2,
     {
-        self.emit_forms(Mnemonic::Movhpd, <(A::Class, B::Class,) as sig::Movhpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movhpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movhpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movhps` with 2 operand(s): `movhps xmm, m`, `movhps m, xmm`.
@@ -20119,7 +20120,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movhps2,
     {
-        self.emit_forms(Mnemonic::Movhps, <(A::Class, B::Class,) as sig::Movhps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movhps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movhps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movlhps` with 2 operand(s): `movlhps xmm, xmm.rm`.
@@ -20128,7 +20129,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movlhps2,
     {
-        self.emit_forms(Mnemonic::Movlhps, <(A::Class, B::Class,) as sig::Movlhps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movlhps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movlhps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movlpd` with 2 operand(s): `movlpd xmm, m`, `movlpd m, xmm`.
@@ -20137,7 +20138,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movlpd2,
     {
-        self.emit_forms(Mnemonic::Movlpd, <(A::Class, B::Class,) as sig::Movlpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movlpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movlpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movlps` with 2 operand(s): `movlps xmm, m`, `movlps m, xmm`.
@@ -20146,7 +20147,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movlps2,
     {
-        self.emit_forms(Mnemonic::Movlps, <(A::Class, B::Class,) as sig::Movlps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movlps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movlps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movmskpd` with 2 operand(s): `movmskpd r32, xmm.rm`, `movmskpd r64, xmm.rm`.
@@ -20155,7 +20156,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movmskpd2,
     {
-        self.emit_forms(Mnemonic::Movmskpd, <(A::Class, B::Class,) as sig::Movmskpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movmskpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movmskpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movmskps` with 2 operand(s): `movmskps r32, xmm.rm`, `movmskps r64, xmm.rm`.
@@ -20164,7 +20165,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movmskps2,
     {
-        self.emit_forms(Mnemonic::Movmskps, <(A::Class, B::Class,) as sig::Movmskps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movmskps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movmskps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movntdq` with 2 operand(s): `movntdq m, xmm`.
@@ -20173,7 +20174,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movntdq2,
     {
-        self.emit_forms(Mnemonic::Movntdq, <(A::Class, B::Class,) as sig::Movntdq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movntdq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movntdq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movntdqa` with 2 operand(s): `movntdqa xmm, m`.
@@ -20182,7 +20183,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movntdqa2,
     {
-        self.emit_forms(Mnemonic::Movntdqa, <(A::Class, B::Class,) as sig::Movntdqa2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movntdqa, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movntdqa2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movnti` with 2 operand(s): `movnti m, r32`, `movnti m, r64`.
@@ -20191,7 +20192,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movnti2,
     {
-        self.emit_forms(Mnemonic::Movnti, <(A::Class, B::Class,) as sig::Movnti2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movnti, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movnti2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movntpd` with 2 operand(s): `movntpd m, xmm`.
@@ -20200,7 +20201,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movntpd2,
     {
-        self.emit_forms(Mnemonic::Movntpd, <(A::Class, B::Class,) as sig::Movntpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movntpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movntpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movntps` with 2 operand(s): `movntps m, xmm`.
@@ -20209,7 +20210,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movntps2,
     {
-        self.emit_forms(Mnemonic::Movntps, <(A::Class, B::Class,) as sig::Movntps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movntps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movntps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movntq` with 2 operand(s): `movntq m, mm`.
@@ -20218,7 +20219,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movntq2,
     {
-        self.emit_forms(Mnemonic::Movntq, <(A::Class, B::Class,) as sig::Movntq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movntq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movntq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movntsd` with 2 operand(s): `movntsd m, xmm`.
@@ -20227,7 +20228,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movntsd2,
     {
-        self.emit_forms(Mnemonic::Movntsd, <(A::Class, B::Class,) as sig::Movntsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movntsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movntsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movntss` with 2 operand(s): `movntss m, xmm`.
@@ -20236,7 +20237,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movntss2,
     {
-        self.emit_forms(Mnemonic::Movntss, <(A::Class, B::Class,) as sig::Movntss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movntss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movntss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movq` with 2 operand(s): `movq mm, r64/m`, `movq xmm, r64/m`, `movq mm, mm/m`, `movq r64/m, mm`, `movq r64/m, xmm`, `movq xmm, xmm/m`, `movq mm/m, mm`, `movq xmm/m, xmm`.
@@ -20245,7 +20246,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movq2,
     {
-        self.emit_forms(Mnemonic::Movq, <(A::Class, B::Class,) as sig::Movq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movq2dq` with 2 operand(s): `movq2dq xmm, mm.rm`.
@@ -20254,7 +20255,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movq2dq2,
     {
-        self.emit_forms(Mnemonic::Movq2dq, <(A::Class, B::Class,) as sig::Movq2dq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movq2dq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movq2dq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movsb` (`movsb`).
@@ -20275,7 +20276,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movsd2,
     {
-        self.emit_forms(Mnemonic::Movsd, <(A::Class, B::Class,) as sig::Movsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movshdup` with 2 operand(s): `movshdup xmm, xmm/m`.
@@ -20284,7 +20285,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movshdup2,
     {
-        self.emit_forms(Mnemonic::Movshdup, <(A::Class, B::Class,) as sig::Movshdup2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movshdup, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movshdup2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movsldup` with 2 operand(s): `movsldup xmm, xmm/m`.
@@ -20293,7 +20294,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movsldup2,
     {
-        self.emit_forms(Mnemonic::Movsldup, <(A::Class, B::Class,) as sig::Movsldup2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movsldup, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movsldup2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movsq` (`movsq`).
@@ -20308,7 +20309,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movss2,
     {
-        self.emit_forms(Mnemonic::Movss, <(A::Class, B::Class,) as sig::Movss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movsw` (`movsw`).
@@ -20323,7 +20324,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movsx2,
     {
-        self.emit_forms(Mnemonic::Movsx, <(A::Class, B::Class,) as sig::Movsx2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movsx, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movsx2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movsxd` with 2 operand(s): `movsxd r16, r16/m`, `movsxd r32, r32/m`, `movsxd r64, r32/m`.
@@ -20332,7 +20333,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movsxd2,
     {
-        self.emit_forms(Mnemonic::Movsxd, <(A::Class, B::Class,) as sig::Movsxd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movsxd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movsxd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movupd` with 2 operand(s): `movupd xmm, xmm/m`, `movupd xmm/m, xmm`.
@@ -20341,7 +20342,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movupd2,
     {
-        self.emit_forms(Mnemonic::Movupd, <(A::Class, B::Class,) as sig::Movupd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movupd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movupd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movups` with 2 operand(s): `movups xmm, xmm/m`, `movups xmm/m, xmm`.
@@ -20350,7 +20351,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movups2,
     {
-        self.emit_forms(Mnemonic::Movups, <(A::Class, B::Class,) as sig::Movups2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movups, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movups2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `movzx` with 2 operand(s): `movzx r16, r8/m`, `movzx r32, r8/m`, `movzx r64, r8/m`, `movzx r16, r16/m`, `movzx r32, r16/m`, `movzx r64, r16/m`.
@@ -20359,7 +20360,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Movzx2,
     {
-        self.emit_forms(Mnemonic::Movzx, <(A::Class, B::Class,) as sig::Movzx2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Movzx, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Movzx2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `mpsadbw` with 3 operand(s): `mpsadbw xmm, xmm/m, ib`.
@@ -20368,7 +20369,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Mpsadbw3,
     {
-        self.emit_forms(Mnemonic::Mpsadbw, <(A::Class, B::Class, C::Class,) as sig::Mpsadbw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Mpsadbw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Mpsadbw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `mul` with 1 operand(s): `mul r8/m`, `mul r16/m`, `mul r32/m`, `mul r64/m`, `mul r8/m`, `mul r16/m`, `mul r32/m`, `mul r64/m`.
@@ -20377,7 +20378,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Mul1,
     {
-        self.emit_forms(Mnemonic::Mul, <(A::Class,) as sig::Mul1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Mul, const { &FormPlans::of(<(A::Class,) as sig::Mul1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `mulpd` with 2 operand(s): `mulpd xmm, xmm/m`.
@@ -20386,7 +20387,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Mulpd2,
     {
-        self.emit_forms(Mnemonic::Mulpd, <(A::Class, B::Class,) as sig::Mulpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Mulpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Mulpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `mulps` with 2 operand(s): `mulps xmm, xmm/m`.
@@ -20395,7 +20396,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Mulps2,
     {
-        self.emit_forms(Mnemonic::Mulps, <(A::Class, B::Class,) as sig::Mulps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Mulps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Mulps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `mulsd` with 2 operand(s): `mulsd xmm, xmm/m`.
@@ -20404,7 +20405,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Mulsd2,
     {
-        self.emit_forms(Mnemonic::Mulsd, <(A::Class, B::Class,) as sig::Mulsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Mulsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Mulsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `mulss` with 2 operand(s): `mulss xmm, xmm/m`.
@@ -20413,7 +20414,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Mulss2,
     {
-        self.emit_forms(Mnemonic::Mulss, <(A::Class, B::Class,) as sig::Mulss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Mulss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Mulss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `mulx` with 3 operand(s): `mulx r32, r32.v, r32/m`, `mulx r64, r64.v, r64/m`, `mulx r32, r32.v, r32/m`, `mulx r64, r64.v, r64/m`.
@@ -20422,7 +20423,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Mulx3,
     {
-        self.emit_forms(Mnemonic::Mulx, <(A::Class, B::Class, C::Class,) as sig::Mulx3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Mulx, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Mulx3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `mwait` (`mwait`).
@@ -20443,7 +20444,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Neg1,
     {
-        self.emit_forms(Mnemonic::Neg, <(A::Class,) as sig::Neg1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Neg, const { &FormPlans::of(<(A::Class,) as sig::Neg1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `neg` with 2 operand(s): `neg r8.v, r8/m`, `neg r16.v, r16/m`, `neg r32.v, r32/m`, `neg r64.v, r64/m`.
@@ -20452,7 +20453,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Neg2,
     {
-        self.emit_forms(Mnemonic::Neg, <(A::Class, B::Class,) as sig::Neg2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Neg, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Neg2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `nop` (`nop`).
@@ -20467,7 +20468,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Nop1,
     {
-        self.emit_forms(Mnemonic::Nop, <(A::Class,) as sig::Nop1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Nop, const { &FormPlans::of(<(A::Class,) as sig::Nop1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `not` with 1 operand(s): `not r8/m`, `not r16/m`, `not r32/m`, `not r64/m`, `not r8/m`, `not r16/m`, `not r32/m`, `not r64/m`.
@@ -20476,7 +20477,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Not1,
     {
-        self.emit_forms(Mnemonic::Not, <(A::Class,) as sig::Not1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Not, const { &FormPlans::of(<(A::Class,) as sig::Not1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `not` with 2 operand(s): `not r8.v, r8/m`, `not r16.v, r16/m`, `not r32.v, r32/m`, `not r64.v, r64/m`.
@@ -20485,7 +20486,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Not2,
     {
-        self.emit_forms(Mnemonic::Not, <(A::Class, B::Class,) as sig::Not2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Not, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Not2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `or` with 2 operand(s): `or r16/m, ib.sx16`, `or r32/m, ib.sx32`, `or r64/m, ib.sx64`, `or rax, id.sx64`, `or r64/m, id.sx64`, `or al, ib`, `or ax, iw`, `or eax, id`, `or r8/m, r8`, `or r16/m, r16`, `or r32/m, r32`, `or r64/m, r64`, `or r8, r8/m`, `or r16, r16/m`, `or r32, r32/m`, `or r64, r64/m`, `or r8/m, ib`, `or r16/m, iw`, `or r32/m, id`, `or r16/m, ib.sx16`, `or r32/m, ib.sx32`, `or r64/m, ib.sx64`, `or r64/m, id.sx64`, `or r8/m, r8`, `or r16/m, r16`, `or r32/m, r32`, `or r64/m, r64`, `or r8, r8/m`, `or r16, r16/m`, `or r32, r32/m`, `or r64, r64/m`, `or r8/m, ib`, `or r16/m, iw`, `or r32/m, id`.
@@ -20494,7 +20495,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Or2,
     {
-        self.emit_forms(Mnemonic::Or, <(A::Class, B::Class,) as sig::Or2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Or, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Or2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `or` with 3 operand(s): `or r16.v, r16/m, ib.sx16`, `or r32.v, r32/m, ib.sx32`, `or r64.v, r64/m, ib.sx64`, `or r64.v, r64/m, id.sx64`, `or r8.v, r8/m, r8`, `or r16.v, r16/m, r16`, `or r32.v, r32/m, r32`, `or r64.v, r64/m, r64`, `or r8.v, r8, r8/m`, `or r16.v, r16, r16/m`, `or r32.v, r32, r32/m`, `or r64.v, r64, r64/m`, `or r8.v, r8/m, ib`, `or r16.v, r16/m, iw`, `or r32.v, r32/m, id`.
@@ -20503,7 +20504,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Or3,
     {
-        self.emit_forms(Mnemonic::Or, <(A::Class, B::Class, C::Class,) as sig::Or3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Or, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Or3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `orpd` with 2 operand(s): `orpd xmm, xmm/m`.
@@ -20512,7 +20513,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Orpd2,
     {
-        self.emit_forms(Mnemonic::Orpd, <(A::Class, B::Class,) as sig::Orpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Orpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Orpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `orps` with 2 operand(s): `orps xmm, xmm/m`.
@@ -20521,7 +20522,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Orps2,
     {
-        self.emit_forms(Mnemonic::Orps, <(A::Class, B::Class,) as sig::Orps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Orps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Orps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `out` with 2 operand(s): `out ib, al`, `out ib, ax`, `out ib, eax`, `out dx, al`, `out dx, ax`, `out dx, eax`.
@@ -20530,7 +20531,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Out2,
     {
-        self.emit_forms(Mnemonic::Out, <(A::Class, B::Class,) as sig::Out2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Out, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Out2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `outsb` with 1 operand(s): `outsb dx`.
@@ -20539,7 +20540,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Outsb1,
     {
-        self.emit_forms(Mnemonic::Outsb, <(A::Class,) as sig::Outsb1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Outsb, const { &FormPlans::of(<(A::Class,) as sig::Outsb1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `outsd` with 1 operand(s): `outsd dx`.
@@ -20548,7 +20549,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Outsd1,
     {
-        self.emit_forms(Mnemonic::Outsd, <(A::Class,) as sig::Outsd1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Outsd, const { &FormPlans::of(<(A::Class,) as sig::Outsd1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `outsw` with 1 operand(s): `outsw dx`.
@@ -20557,7 +20558,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Outsw1,
     {
-        self.emit_forms(Mnemonic::Outsw, <(A::Class,) as sig::Outsw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Outsw, const { &FormPlans::of(<(A::Class,) as sig::Outsw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `pabsb` with 2 operand(s): `pabsb mm, mm/m`, `pabsb xmm, xmm/m`.
@@ -20566,7 +20567,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pabsb2,
     {
-        self.emit_forms(Mnemonic::Pabsb, <(A::Class, B::Class,) as sig::Pabsb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pabsb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pabsb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pabsd` with 2 operand(s): `pabsd mm, mm/m`, `pabsd xmm, xmm/m`.
@@ -20575,7 +20576,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pabsd2,
     {
-        self.emit_forms(Mnemonic::Pabsd, <(A::Class, B::Class,) as sig::Pabsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pabsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pabsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pabsw` with 2 operand(s): `pabsw mm, mm/m`, `pabsw xmm, xmm/m`.
@@ -20584,7 +20585,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pabsw2,
     {
-        self.emit_forms(Mnemonic::Pabsw, <(A::Class, B::Class,) as sig::Pabsw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pabsw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pabsw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `packssdw` with 2 operand(s): `packssdw mm, mm/m`, `packssdw xmm, xmm/m`.
@@ -20593,7 +20594,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Packssdw2,
     {
-        self.emit_forms(Mnemonic::Packssdw, <(A::Class, B::Class,) as sig::Packssdw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Packssdw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Packssdw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `packsswb` with 2 operand(s): `packsswb mm, mm/m`, `packsswb xmm, xmm/m`.
@@ -20602,7 +20603,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Packsswb2,
     {
-        self.emit_forms(Mnemonic::Packsswb, <(A::Class, B::Class,) as sig::Packsswb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Packsswb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Packsswb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `packusdw` with 2 operand(s): `packusdw xmm, xmm/m`.
@@ -20611,7 +20612,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Packusdw2,
     {
-        self.emit_forms(Mnemonic::Packusdw, <(A::Class, B::Class,) as sig::Packusdw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Packusdw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Packusdw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `packuswb` with 2 operand(s): `packuswb mm, mm/m`, `packuswb xmm, xmm/m`.
@@ -20620,7 +20621,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Packuswb2,
     {
-        self.emit_forms(Mnemonic::Packuswb, <(A::Class, B::Class,) as sig::Packuswb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Packuswb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Packuswb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `paddb` with 2 operand(s): `paddb mm, mm/m`, `paddb xmm, xmm/m`.
@@ -20629,7 +20630,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Paddb2,
     {
-        self.emit_forms(Mnemonic::Paddb, <(A::Class, B::Class,) as sig::Paddb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Paddb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Paddb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `paddd` with 2 operand(s): `paddd mm, mm/m`, `paddd xmm, xmm/m`.
@@ -20638,7 +20639,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Paddd2,
     {
-        self.emit_forms(Mnemonic::Paddd, <(A::Class, B::Class,) as sig::Paddd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Paddd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Paddd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `paddq` with 2 operand(s): `paddq mm, mm/m`, `paddq xmm, xmm/m`.
@@ -20647,7 +20648,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Paddq2,
     {
-        self.emit_forms(Mnemonic::Paddq, <(A::Class, B::Class,) as sig::Paddq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Paddq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Paddq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `paddsb` with 2 operand(s): `paddsb mm, mm/m`, `paddsb xmm, xmm/m`.
@@ -20656,7 +20657,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Paddsb2,
     {
-        self.emit_forms(Mnemonic::Paddsb, <(A::Class, B::Class,) as sig::Paddsb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Paddsb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Paddsb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `paddsw` with 2 operand(s): `paddsw mm, mm/m`, `paddsw xmm, xmm/m`.
@@ -20665,7 +20666,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Paddsw2,
     {
-        self.emit_forms(Mnemonic::Paddsw, <(A::Class, B::Class,) as sig::Paddsw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Paddsw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Paddsw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `paddusb` with 2 operand(s): `paddusb mm, mm/m`, `paddusb xmm, xmm/m`.
@@ -20674,7 +20675,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Paddusb2,
     {
-        self.emit_forms(Mnemonic::Paddusb, <(A::Class, B::Class,) as sig::Paddusb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Paddusb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Paddusb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `paddusw` with 2 operand(s): `paddusw mm, mm/m`, `paddusw xmm, xmm/m`.
@@ -20683,7 +20684,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Paddusw2,
     {
-        self.emit_forms(Mnemonic::Paddusw, <(A::Class, B::Class,) as sig::Paddusw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Paddusw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Paddusw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `paddw` with 2 operand(s): `paddw mm, mm/m`, `paddw xmm, xmm/m`.
@@ -20692,7 +20693,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Paddw2,
     {
-        self.emit_forms(Mnemonic::Paddw, <(A::Class, B::Class,) as sig::Paddw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Paddw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Paddw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `palignr` with 3 operand(s): `palignr mm, mm/m, ib`, `palignr xmm, xmm/m, ib`.
@@ -20701,7 +20702,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Palignr3,
     {
-        self.emit_forms(Mnemonic::Palignr, <(A::Class, B::Class, C::Class,) as sig::Palignr3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Palignr, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Palignr3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pand` with 2 operand(s): `pand mm, mm/m`, `pand xmm, xmm/m`.
@@ -20710,7 +20711,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pand2,
     {
-        self.emit_forms(Mnemonic::Pand, <(A::Class, B::Class,) as sig::Pand2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pand, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pand2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pandn` with 2 operand(s): `pandn mm, mm/m`, `pandn xmm, xmm/m`.
@@ -20719,7 +20720,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pandn2,
     {
-        self.emit_forms(Mnemonic::Pandn, <(A::Class, B::Class,) as sig::Pandn2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pandn, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pandn2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pause` (`pause`).
@@ -20734,7 +20735,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pavgb2,
     {
-        self.emit_forms(Mnemonic::Pavgb, <(A::Class, B::Class,) as sig::Pavgb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pavgb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pavgb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pavgusb` with 2 operand(s): `pavgusb mm, mm/m`.
@@ -20743,7 +20744,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pavgusb2,
     {
-        self.emit_forms(Mnemonic::Pavgusb, <(A::Class, B::Class,) as sig::Pavgusb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pavgusb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pavgusb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pavgw` with 2 operand(s): `pavgw mm, mm/m`, `pavgw xmm, xmm/m`.
@@ -20752,7 +20753,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pavgw2,
     {
-        self.emit_forms(Mnemonic::Pavgw, <(A::Class, B::Class,) as sig::Pavgw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pavgw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pavgw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pblendvb` with 2 operand(s): `pblendvb xmm, xmm/m`.
@@ -20761,7 +20762,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pblendvb2,
     {
-        self.emit_forms(Mnemonic::Pblendvb, <(A::Class, B::Class,) as sig::Pblendvb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pblendvb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pblendvb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pblendw` with 3 operand(s): `pblendw xmm, xmm/m, ib`.
@@ -20770,7 +20771,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pblendw3,
     {
-        self.emit_forms(Mnemonic::Pblendw, <(A::Class, B::Class, C::Class,) as sig::Pblendw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pblendw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pblendw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pbndkb` (`pbndkb`).
@@ -20785,7 +20786,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pclmulqdq3,
     {
-        self.emit_forms(Mnemonic::Pclmulqdq, <(A::Class, B::Class, C::Class,) as sig::Pclmulqdq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pclmulqdq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pclmulqdq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pcmpeqb` with 2 operand(s): `pcmpeqb mm, mm/m`, `pcmpeqb xmm, xmm/m`.
@@ -20794,7 +20795,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pcmpeqb2,
     {
-        self.emit_forms(Mnemonic::Pcmpeqb, <(A::Class, B::Class,) as sig::Pcmpeqb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpeqb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pcmpeqb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pcmpeqd` with 2 operand(s): `pcmpeqd mm, mm/m`, `pcmpeqd xmm, xmm/m`.
@@ -20803,7 +20804,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pcmpeqd2,
     {
-        self.emit_forms(Mnemonic::Pcmpeqd, <(A::Class, B::Class,) as sig::Pcmpeqd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpeqd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pcmpeqd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pcmpeqq` with 2 operand(s): `pcmpeqq xmm, xmm/m`.
@@ -20812,7 +20813,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pcmpeqq2,
     {
-        self.emit_forms(Mnemonic::Pcmpeqq, <(A::Class, B::Class,) as sig::Pcmpeqq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpeqq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pcmpeqq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pcmpeqw` with 2 operand(s): `pcmpeqw mm, mm/m`, `pcmpeqw xmm, xmm/m`.
@@ -20821,7 +20822,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pcmpeqw2,
     {
-        self.emit_forms(Mnemonic::Pcmpeqw, <(A::Class, B::Class,) as sig::Pcmpeqw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpeqw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pcmpeqw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pcmpestri` with 3 operand(s): `pcmpestri xmm, xmm/m, ib`.
@@ -20830,7 +20831,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pcmpestri3,
     {
-        self.emit_forms(Mnemonic::Pcmpestri, <(A::Class, B::Class, C::Class,) as sig::Pcmpestri3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpestri, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pcmpestri3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pcmpestri64` with 3 operand(s): `pcmpestri64 xmm, xmm/m, ib`.
@@ -20839,7 +20840,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pcmpestri643,
     {
-        self.emit_forms(Mnemonic::Pcmpestri64, <(A::Class, B::Class, C::Class,) as sig::Pcmpestri643>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpestri64, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pcmpestri643>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pcmpestrm` with 3 operand(s): `pcmpestrm xmm, xmm/m, ib`.
@@ -20848,7 +20849,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pcmpestrm3,
     {
-        self.emit_forms(Mnemonic::Pcmpestrm, <(A::Class, B::Class, C::Class,) as sig::Pcmpestrm3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpestrm, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pcmpestrm3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pcmpestrm64` with 3 operand(s): `pcmpestrm64 xmm, xmm/m, ib`.
@@ -20857,7 +20858,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pcmpestrm643,
     {
-        self.emit_forms(Mnemonic::Pcmpestrm64, <(A::Class, B::Class, C::Class,) as sig::Pcmpestrm643>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpestrm64, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pcmpestrm643>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pcmpgtb` with 2 operand(s): `pcmpgtb mm, mm/m`, `pcmpgtb xmm, xmm/m`.
@@ -20866,7 +20867,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pcmpgtb2,
     {
-        self.emit_forms(Mnemonic::Pcmpgtb, <(A::Class, B::Class,) as sig::Pcmpgtb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpgtb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pcmpgtb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pcmpgtd` with 2 operand(s): `pcmpgtd mm, mm/m`, `pcmpgtd xmm, xmm/m`.
@@ -20875,7 +20876,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pcmpgtd2,
     {
-        self.emit_forms(Mnemonic::Pcmpgtd, <(A::Class, B::Class,) as sig::Pcmpgtd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpgtd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pcmpgtd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pcmpgtq` with 2 operand(s): `pcmpgtq xmm, xmm/m`.
@@ -20884,7 +20885,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pcmpgtq2,
     {
-        self.emit_forms(Mnemonic::Pcmpgtq, <(A::Class, B::Class,) as sig::Pcmpgtq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpgtq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pcmpgtq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pcmpgtw` with 2 operand(s): `pcmpgtw mm, mm/m`, `pcmpgtw xmm, xmm/m`.
@@ -20893,7 +20894,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pcmpgtw2,
     {
-        self.emit_forms(Mnemonic::Pcmpgtw, <(A::Class, B::Class,) as sig::Pcmpgtw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpgtw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pcmpgtw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pcmpistri` with 3 operand(s): `pcmpistri xmm, xmm/m, ib`.
@@ -20902,7 +20903,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pcmpistri3,
     {
-        self.emit_forms(Mnemonic::Pcmpistri, <(A::Class, B::Class, C::Class,) as sig::Pcmpistri3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpistri, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pcmpistri3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pcmpistrm` with 3 operand(s): `pcmpistrm xmm, xmm/m, ib`.
@@ -20911,7 +20912,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pcmpistrm3,
     {
-        self.emit_forms(Mnemonic::Pcmpistrm, <(A::Class, B::Class, C::Class,) as sig::Pcmpistrm3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pcmpistrm, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pcmpistrm3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pconfig` (`pconfig`).
@@ -20926,7 +20927,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pdep3,
     {
-        self.emit_forms(Mnemonic::Pdep, <(A::Class, B::Class, C::Class,) as sig::Pdep3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pdep, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pdep3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pext` with 3 operand(s): `pext r32, r32.v, r32/m`, `pext r64, r64.v, r64/m`, `pext r32, r32.v, r32/m`, `pext r64, r64.v, r64/m`.
@@ -20935,7 +20936,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pext3,
     {
-        self.emit_forms(Mnemonic::Pext, <(A::Class, B::Class, C::Class,) as sig::Pext3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pext, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pext3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pextrb` with 3 operand(s): `pextrb r32/m, xmm, ib`, `pextrb r64/m, xmm, ib`.
@@ -20944,7 +20945,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pextrb3,
     {
-        self.emit_forms(Mnemonic::Pextrb, <(A::Class, B::Class, C::Class,) as sig::Pextrb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pextrb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pextrb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pextrd` with 3 operand(s): `pextrd r32/m, xmm, ib`.
@@ -20953,7 +20954,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pextrd3,
     {
-        self.emit_forms(Mnemonic::Pextrd, <(A::Class, B::Class, C::Class,) as sig::Pextrd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pextrd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pextrd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pextrq` with 3 operand(s): `pextrq r64/m, xmm, ib`.
@@ -20962,7 +20963,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pextrq3,
     {
-        self.emit_forms(Mnemonic::Pextrq, <(A::Class, B::Class, C::Class,) as sig::Pextrq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pextrq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pextrq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pextrw` with 3 operand(s): `pextrw r32, mm.rm, ib`, `pextrw r64, mm.rm, ib`, `pextrw r32, xmm.rm, ib`, `pextrw r64, xmm.rm, ib`, `pextrw r32/m, xmm, ib`, `pextrw r64/m, xmm, ib`.
@@ -20971,7 +20972,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pextrw3,
     {
-        self.emit_forms(Mnemonic::Pextrw, <(A::Class, B::Class, C::Class,) as sig::Pextrw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pextrw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pextrw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pf2id` with 2 operand(s): `pf2id mm, mm/m`.
@@ -20980,7 +20981,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pf2id2,
     {
-        self.emit_forms(Mnemonic::Pf2id, <(A::Class, B::Class,) as sig::Pf2id2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pf2id, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pf2id2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pf2iw` with 2 operand(s): `pf2iw mm, mm/m`.
@@ -20989,7 +20990,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pf2iw2,
     {
-        self.emit_forms(Mnemonic::Pf2iw, <(A::Class, B::Class,) as sig::Pf2iw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pf2iw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pf2iw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfacc` with 2 operand(s): `pfacc mm, mm/m`.
@@ -20998,7 +20999,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfacc2,
     {
-        self.emit_forms(Mnemonic::Pfacc, <(A::Class, B::Class,) as sig::Pfacc2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfacc, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfacc2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfadd` with 2 operand(s): `pfadd mm, mm/m`.
@@ -21007,7 +21008,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfadd2,
     {
-        self.emit_forms(Mnemonic::Pfadd, <(A::Class, B::Class,) as sig::Pfadd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfadd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfadd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfcmpeq` with 2 operand(s): `pfcmpeq mm, mm/m`.
@@ -21016,7 +21017,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfcmpeq2,
     {
-        self.emit_forms(Mnemonic::Pfcmpeq, <(A::Class, B::Class,) as sig::Pfcmpeq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfcmpeq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfcmpeq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfcmpge` with 2 operand(s): `pfcmpge mm, mm/m`.
@@ -21025,7 +21026,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfcmpge2,
     {
-        self.emit_forms(Mnemonic::Pfcmpge, <(A::Class, B::Class,) as sig::Pfcmpge2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfcmpge, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfcmpge2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfcmpgt` with 2 operand(s): `pfcmpgt mm, mm/m`.
@@ -21034,7 +21035,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfcmpgt2,
     {
-        self.emit_forms(Mnemonic::Pfcmpgt, <(A::Class, B::Class,) as sig::Pfcmpgt2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfcmpgt, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfcmpgt2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfmax` with 2 operand(s): `pfmax mm, mm/m`.
@@ -21043,7 +21044,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfmax2,
     {
-        self.emit_forms(Mnemonic::Pfmax, <(A::Class, B::Class,) as sig::Pfmax2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfmax, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfmax2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfmin` with 2 operand(s): `pfmin mm, mm/m`.
@@ -21052,7 +21053,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfmin2,
     {
-        self.emit_forms(Mnemonic::Pfmin, <(A::Class, B::Class,) as sig::Pfmin2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfmin, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfmin2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfmul` with 2 operand(s): `pfmul mm, mm/m`.
@@ -21061,7 +21062,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfmul2,
     {
-        self.emit_forms(Mnemonic::Pfmul, <(A::Class, B::Class,) as sig::Pfmul2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfmul, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfmul2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfnacc` with 2 operand(s): `pfnacc mm, mm/m`.
@@ -21070,7 +21071,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfnacc2,
     {
-        self.emit_forms(Mnemonic::Pfnacc, <(A::Class, B::Class,) as sig::Pfnacc2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfnacc, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfnacc2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfpnacc` with 2 operand(s): `pfpnacc mm, mm/m`.
@@ -21079,7 +21080,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfpnacc2,
     {
-        self.emit_forms(Mnemonic::Pfpnacc, <(A::Class, B::Class,) as sig::Pfpnacc2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfpnacc, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfpnacc2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfrcp` with 2 operand(s): `pfrcp mm, mm/m`.
@@ -21088,7 +21089,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfrcp2,
     {
-        self.emit_forms(Mnemonic::Pfrcp, <(A::Class, B::Class,) as sig::Pfrcp2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfrcp, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfrcp2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfrcpit1` with 2 operand(s): `pfrcpit1 mm, mm/m`.
@@ -21097,7 +21098,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfrcpit12,
     {
-        self.emit_forms(Mnemonic::Pfrcpit1, <(A::Class, B::Class,) as sig::Pfrcpit12>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfrcpit1, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfrcpit12>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfrcpit2` with 2 operand(s): `pfrcpit2 mm, mm/m`.
@@ -21106,7 +21107,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfrcpit22,
     {
-        self.emit_forms(Mnemonic::Pfrcpit2, <(A::Class, B::Class,) as sig::Pfrcpit22>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfrcpit2, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfrcpit22>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfrsqit1` with 2 operand(s): `pfrsqit1 mm, mm/m`.
@@ -21115,7 +21116,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfrsqit12,
     {
-        self.emit_forms(Mnemonic::Pfrsqit1, <(A::Class, B::Class,) as sig::Pfrsqit12>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfrsqit1, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfrsqit12>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfrsqrt` with 2 operand(s): `pfrsqrt mm, mm/m`.
@@ -21124,7 +21125,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfrsqrt2,
     {
-        self.emit_forms(Mnemonic::Pfrsqrt, <(A::Class, B::Class,) as sig::Pfrsqrt2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfrsqrt, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfrsqrt2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfsub` with 2 operand(s): `pfsub mm, mm/m`.
@@ -21133,7 +21134,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfsub2,
     {
-        self.emit_forms(Mnemonic::Pfsub, <(A::Class, B::Class,) as sig::Pfsub2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfsub, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfsub2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pfsubr` with 2 operand(s): `pfsubr mm, mm/m`.
@@ -21142,7 +21143,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pfsubr2,
     {
-        self.emit_forms(Mnemonic::Pfsubr, <(A::Class, B::Class,) as sig::Pfsubr2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pfsubr, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pfsubr2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `phaddd` with 2 operand(s): `phaddd mm, mm/m`, `phaddd xmm, xmm/m`.
@@ -21151,7 +21152,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Phaddd2,
     {
-        self.emit_forms(Mnemonic::Phaddd, <(A::Class, B::Class,) as sig::Phaddd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Phaddd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Phaddd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `phaddsw` with 2 operand(s): `phaddsw mm, mm/m`, `phaddsw xmm, xmm/m`.
@@ -21160,7 +21161,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Phaddsw2,
     {
-        self.emit_forms(Mnemonic::Phaddsw, <(A::Class, B::Class,) as sig::Phaddsw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Phaddsw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Phaddsw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `phaddw` with 2 operand(s): `phaddw mm, mm/m`, `phaddw xmm, xmm/m`.
@@ -21169,7 +21170,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Phaddw2,
     {
-        self.emit_forms(Mnemonic::Phaddw, <(A::Class, B::Class,) as sig::Phaddw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Phaddw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Phaddw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `phminposuw` with 2 operand(s): `phminposuw xmm, xmm/m`.
@@ -21178,7 +21179,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Phminposuw2,
     {
-        self.emit_forms(Mnemonic::Phminposuw, <(A::Class, B::Class,) as sig::Phminposuw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Phminposuw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Phminposuw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `phsubd` with 2 operand(s): `phsubd mm, mm/m`, `phsubd xmm, xmm/m`.
@@ -21187,7 +21188,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Phsubd2,
     {
-        self.emit_forms(Mnemonic::Phsubd, <(A::Class, B::Class,) as sig::Phsubd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Phsubd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Phsubd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `phsubsw` with 2 operand(s): `phsubsw mm, mm/m`, `phsubsw xmm, xmm/m`.
@@ -21196,7 +21197,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Phsubsw2,
     {
-        self.emit_forms(Mnemonic::Phsubsw, <(A::Class, B::Class,) as sig::Phsubsw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Phsubsw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Phsubsw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `phsubw` with 2 operand(s): `phsubw mm, mm/m`, `phsubw xmm, xmm/m`.
@@ -21205,7 +21206,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Phsubw2,
     {
-        self.emit_forms(Mnemonic::Phsubw, <(A::Class, B::Class,) as sig::Phsubw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Phsubw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Phsubw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pi2fd` with 2 operand(s): `pi2fd mm, mm/m`.
@@ -21214,7 +21215,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pi2fd2,
     {
-        self.emit_forms(Mnemonic::Pi2fd, <(A::Class, B::Class,) as sig::Pi2fd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pi2fd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pi2fd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pi2fw` with 2 operand(s): `pi2fw mm, mm/m`.
@@ -21223,7 +21224,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pi2fw2,
     {
-        self.emit_forms(Mnemonic::Pi2fw, <(A::Class, B::Class,) as sig::Pi2fw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pi2fw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pi2fw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pinsrb` with 3 operand(s): `pinsrb xmm, r32/m, ib`, `pinsrb xmm, r64/m, ib`.
@@ -21232,7 +21233,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pinsrb3,
     {
-        self.emit_forms(Mnemonic::Pinsrb, <(A::Class, B::Class, C::Class,) as sig::Pinsrb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pinsrb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pinsrb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pinsrd` with 3 operand(s): `pinsrd xmm, r32/m, ib`.
@@ -21241,7 +21242,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pinsrd3,
     {
-        self.emit_forms(Mnemonic::Pinsrd, <(A::Class, B::Class, C::Class,) as sig::Pinsrd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pinsrd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pinsrd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pinsrq` with 3 operand(s): `pinsrq xmm, r64/m, ib`.
@@ -21250,7 +21251,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pinsrq3,
     {
-        self.emit_forms(Mnemonic::Pinsrq, <(A::Class, B::Class, C::Class,) as sig::Pinsrq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pinsrq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pinsrq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pinsrw` with 3 operand(s): `pinsrw mm, r32/m, ib`, `pinsrw mm, r64/m, ib`, `pinsrw xmm, r32/m, ib`, `pinsrw xmm, r64/m, ib`.
@@ -21259,7 +21260,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pinsrw3,
     {
-        self.emit_forms(Mnemonic::Pinsrw, <(A::Class, B::Class, C::Class,) as sig::Pinsrw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pinsrw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pinsrw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pmaddubsw` with 2 operand(s): `pmaddubsw mm, mm/m`, `pmaddubsw xmm, xmm/m`.
@@ -21268,7 +21269,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmaddubsw2,
     {
-        self.emit_forms(Mnemonic::Pmaddubsw, <(A::Class, B::Class,) as sig::Pmaddubsw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmaddubsw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmaddubsw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmaddwd` with 2 operand(s): `pmaddwd mm, mm/m`, `pmaddwd xmm, xmm/m`.
@@ -21277,7 +21278,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmaddwd2,
     {
-        self.emit_forms(Mnemonic::Pmaddwd, <(A::Class, B::Class,) as sig::Pmaddwd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmaddwd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmaddwd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmaxsb` with 2 operand(s): `pmaxsb xmm, xmm/m`.
@@ -21286,7 +21287,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmaxsb2,
     {
-        self.emit_forms(Mnemonic::Pmaxsb, <(A::Class, B::Class,) as sig::Pmaxsb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmaxsb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmaxsb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmaxsd` with 2 operand(s): `pmaxsd xmm, xmm/m`.
@@ -21295,7 +21296,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmaxsd2,
     {
-        self.emit_forms(Mnemonic::Pmaxsd, <(A::Class, B::Class,) as sig::Pmaxsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmaxsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmaxsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmaxsw` with 2 operand(s): `pmaxsw mm, mm/m`, `pmaxsw xmm, xmm/m`.
@@ -21304,7 +21305,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmaxsw2,
     {
-        self.emit_forms(Mnemonic::Pmaxsw, <(A::Class, B::Class,) as sig::Pmaxsw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmaxsw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmaxsw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmaxub` with 2 operand(s): `pmaxub mm, mm/m`, `pmaxub xmm, xmm/m`.
@@ -21313,7 +21314,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmaxub2,
     {
-        self.emit_forms(Mnemonic::Pmaxub, <(A::Class, B::Class,) as sig::Pmaxub2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmaxub, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmaxub2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmaxud` with 2 operand(s): `pmaxud xmm, xmm/m`.
@@ -21322,7 +21323,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmaxud2,
     {
-        self.emit_forms(Mnemonic::Pmaxud, <(A::Class, B::Class,) as sig::Pmaxud2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmaxud, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmaxud2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmaxuw` with 2 operand(s): `pmaxuw xmm, xmm/m`.
@@ -21331,7 +21332,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmaxuw2,
     {
-        self.emit_forms(Mnemonic::Pmaxuw, <(A::Class, B::Class,) as sig::Pmaxuw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmaxuw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmaxuw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pminsb` with 2 operand(s): `pminsb xmm, xmm/m`.
@@ -21340,7 +21341,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pminsb2,
     {
-        self.emit_forms(Mnemonic::Pminsb, <(A::Class, B::Class,) as sig::Pminsb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pminsb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pminsb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pminsd` with 2 operand(s): `pminsd xmm, xmm/m`.
@@ -21349,7 +21350,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pminsd2,
     {
-        self.emit_forms(Mnemonic::Pminsd, <(A::Class, B::Class,) as sig::Pminsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pminsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pminsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pminsw` with 2 operand(s): `pminsw mm, mm/m`, `pminsw xmm, xmm/m`.
@@ -21358,7 +21359,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pminsw2,
     {
-        self.emit_forms(Mnemonic::Pminsw, <(A::Class, B::Class,) as sig::Pminsw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pminsw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pminsw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pminub` with 2 operand(s): `pminub mm, mm/m`, `pminub xmm, xmm/m`.
@@ -21367,7 +21368,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pminub2,
     {
-        self.emit_forms(Mnemonic::Pminub, <(A::Class, B::Class,) as sig::Pminub2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pminub, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pminub2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pminud` with 2 operand(s): `pminud xmm, xmm/m`.
@@ -21376,7 +21377,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pminud2,
     {
-        self.emit_forms(Mnemonic::Pminud, <(A::Class, B::Class,) as sig::Pminud2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pminud, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pminud2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pminuw` with 2 operand(s): `pminuw xmm, xmm/m`.
@@ -21385,7 +21386,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pminuw2,
     {
-        self.emit_forms(Mnemonic::Pminuw, <(A::Class, B::Class,) as sig::Pminuw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pminuw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pminuw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovmskb` with 2 operand(s): `pmovmskb r32, mm.rm`, `pmovmskb r64, mm.rm`, `pmovmskb r32, xmm.rm`, `pmovmskb r64, xmm.rm`.
@@ -21394,7 +21395,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovmskb2,
     {
-        self.emit_forms(Mnemonic::Pmovmskb, <(A::Class, B::Class,) as sig::Pmovmskb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovmskb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovmskb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovsxbd` with 2 operand(s): `pmovsxbd xmm, xmm/m`.
@@ -21403,7 +21404,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovsxbd2,
     {
-        self.emit_forms(Mnemonic::Pmovsxbd, <(A::Class, B::Class,) as sig::Pmovsxbd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovsxbd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovsxbd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovsxbq` with 2 operand(s): `pmovsxbq xmm, xmm/m`.
@@ -21412,7 +21413,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovsxbq2,
     {
-        self.emit_forms(Mnemonic::Pmovsxbq, <(A::Class, B::Class,) as sig::Pmovsxbq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovsxbq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovsxbq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovsxbw` with 2 operand(s): `pmovsxbw xmm, xmm/m`.
@@ -21421,7 +21422,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovsxbw2,
     {
-        self.emit_forms(Mnemonic::Pmovsxbw, <(A::Class, B::Class,) as sig::Pmovsxbw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovsxbw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovsxbw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovsxdq` with 2 operand(s): `pmovsxdq xmm, xmm/m`.
@@ -21430,7 +21431,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovsxdq2,
     {
-        self.emit_forms(Mnemonic::Pmovsxdq, <(A::Class, B::Class,) as sig::Pmovsxdq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovsxdq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovsxdq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovsxwd` with 2 operand(s): `pmovsxwd xmm, xmm/m`.
@@ -21439,7 +21440,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovsxwd2,
     {
-        self.emit_forms(Mnemonic::Pmovsxwd, <(A::Class, B::Class,) as sig::Pmovsxwd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovsxwd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovsxwd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovsxwq` with 2 operand(s): `pmovsxwq xmm, xmm/m`.
@@ -21448,7 +21449,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovsxwq2,
     {
-        self.emit_forms(Mnemonic::Pmovsxwq, <(A::Class, B::Class,) as sig::Pmovsxwq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovsxwq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovsxwq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovzxbd` with 2 operand(s): `pmovzxbd xmm, xmm/m`.
@@ -21457,7 +21458,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovzxbd2,
     {
-        self.emit_forms(Mnemonic::Pmovzxbd, <(A::Class, B::Class,) as sig::Pmovzxbd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovzxbd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovzxbd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovzxbq` with 2 operand(s): `pmovzxbq xmm, xmm/m`.
@@ -21466,7 +21467,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovzxbq2,
     {
-        self.emit_forms(Mnemonic::Pmovzxbq, <(A::Class, B::Class,) as sig::Pmovzxbq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovzxbq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovzxbq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovzxbw` with 2 operand(s): `pmovzxbw xmm, xmm/m`.
@@ -21475,7 +21476,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovzxbw2,
     {
-        self.emit_forms(Mnemonic::Pmovzxbw, <(A::Class, B::Class,) as sig::Pmovzxbw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovzxbw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovzxbw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovzxdq` with 2 operand(s): `pmovzxdq xmm, xmm/m`.
@@ -21484,7 +21485,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovzxdq2,
     {
-        self.emit_forms(Mnemonic::Pmovzxdq, <(A::Class, B::Class,) as sig::Pmovzxdq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovzxdq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovzxdq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovzxwd` with 2 operand(s): `pmovzxwd xmm, xmm/m`.
@@ -21493,7 +21494,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovzxwd2,
     {
-        self.emit_forms(Mnemonic::Pmovzxwd, <(A::Class, B::Class,) as sig::Pmovzxwd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovzxwd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovzxwd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmovzxwq` with 2 operand(s): `pmovzxwq xmm, xmm/m`.
@@ -21502,7 +21503,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmovzxwq2,
     {
-        self.emit_forms(Mnemonic::Pmovzxwq, <(A::Class, B::Class,) as sig::Pmovzxwq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmovzxwq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmovzxwq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmuldq` with 2 operand(s): `pmuldq xmm, xmm/m`.
@@ -21511,7 +21512,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmuldq2,
     {
-        self.emit_forms(Mnemonic::Pmuldq, <(A::Class, B::Class,) as sig::Pmuldq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmuldq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmuldq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmulhrsw` with 2 operand(s): `pmulhrsw mm, mm/m`, `pmulhrsw xmm, xmm/m`.
@@ -21520,7 +21521,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmulhrsw2,
     {
-        self.emit_forms(Mnemonic::Pmulhrsw, <(A::Class, B::Class,) as sig::Pmulhrsw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmulhrsw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmulhrsw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmulhrw` with 2 operand(s): `pmulhrw mm, mm/m`.
@@ -21529,7 +21530,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmulhrw2,
     {
-        self.emit_forms(Mnemonic::Pmulhrw, <(A::Class, B::Class,) as sig::Pmulhrw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmulhrw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmulhrw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmulhuw` with 2 operand(s): `pmulhuw mm, mm/m`, `pmulhuw xmm, xmm/m`.
@@ -21538,7 +21539,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmulhuw2,
     {
-        self.emit_forms(Mnemonic::Pmulhuw, <(A::Class, B::Class,) as sig::Pmulhuw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmulhuw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmulhuw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmulhw` with 2 operand(s): `pmulhw mm, mm/m`, `pmulhw xmm, xmm/m`.
@@ -21547,7 +21548,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmulhw2,
     {
-        self.emit_forms(Mnemonic::Pmulhw, <(A::Class, B::Class,) as sig::Pmulhw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmulhw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmulhw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmulld` with 2 operand(s): `pmulld xmm, xmm/m`.
@@ -21556,7 +21557,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmulld2,
     {
-        self.emit_forms(Mnemonic::Pmulld, <(A::Class, B::Class,) as sig::Pmulld2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmulld, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmulld2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmullw` with 2 operand(s): `pmullw mm, mm/m`, `pmullw xmm, xmm/m`.
@@ -21565,7 +21566,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmullw2,
     {
-        self.emit_forms(Mnemonic::Pmullw, <(A::Class, B::Class,) as sig::Pmullw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmullw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmullw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pmuludq` with 2 operand(s): `pmuludq mm, mm/m`, `pmuludq xmm, xmm/m`.
@@ -21574,7 +21575,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pmuludq2,
     {
-        self.emit_forms(Mnemonic::Pmuludq, <(A::Class, B::Class,) as sig::Pmuludq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pmuludq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pmuludq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pop` with 1 operand(s): `pop r16.o`, `pop r32.o`, `pop r64.o`, `pop es`, `pop ss`, `pop ds`, `pop r16/m`, `pop r32/m`, `pop r64/m`, `pop fs`, `pop gs`, `pop es`, `pop ss`, `pop ds`, `pop fs`, `pop gs`.
@@ -21583,7 +21584,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Pop1,
     {
-        self.emit_forms(Mnemonic::Pop, <(A::Class,) as sig::Pop1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Pop, const { &FormPlans::of(<(A::Class,) as sig::Pop1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `pop2` with 2 operand(s): `pop2 r64.v, r64.rm`.
@@ -21592,7 +21593,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pop22,
     {
-        self.emit_forms(Mnemonic::Pop2, <(A::Class, B::Class,) as sig::Pop22>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pop2, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pop22>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pop2p` with 2 operand(s): `pop2p r64.v, r64.rm`.
@@ -21601,7 +21602,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pop2p2,
     {
-        self.emit_forms(Mnemonic::Pop2p, <(A::Class, B::Class,) as sig::Pop2p2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pop2p, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pop2p2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `popad` (`popad`).
@@ -21622,7 +21623,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Popcnt2,
     {
-        self.emit_forms(Mnemonic::Popcnt, <(A::Class, B::Class,) as sig::Popcnt2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Popcnt, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Popcnt2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `popfd` (`popfd`).
@@ -21649,7 +21650,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Popp1,
     {
-        self.emit_forms(Mnemonic::Popp, <(A::Class,) as sig::Popp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Popp, const { &FormPlans::of(<(A::Class,) as sig::Popp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `por` with 2 operand(s): `por mm, mm/m`, `por xmm, xmm/m`.
@@ -21658,7 +21659,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Por2,
     {
-        self.emit_forms(Mnemonic::Por, <(A::Class, B::Class,) as sig::Por2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Por, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Por2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `prefetch` with 1 operand(s): `prefetch m`.
@@ -21667,7 +21668,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Prefetch1,
     {
-        self.emit_forms(Mnemonic::Prefetch, <(A::Class,) as sig::Prefetch1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Prefetch, const { &FormPlans::of(<(A::Class,) as sig::Prefetch1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `prefetchit0` with 1 operand(s): `prefetchit0 m`.
@@ -21676,7 +21677,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Prefetchit01,
     {
-        self.emit_forms(Mnemonic::Prefetchit0, <(A::Class,) as sig::Prefetchit01>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Prefetchit0, const { &FormPlans::of(<(A::Class,) as sig::Prefetchit01>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `prefetchit1` with 1 operand(s): `prefetchit1 m`.
@@ -21685,7 +21686,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Prefetchit11,
     {
-        self.emit_forms(Mnemonic::Prefetchit1, <(A::Class,) as sig::Prefetchit11>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Prefetchit1, const { &FormPlans::of(<(A::Class,) as sig::Prefetchit11>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `prefetchnta` with 1 operand(s): `prefetchnta m`.
@@ -21694,7 +21695,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Prefetchnta1,
     {
-        self.emit_forms(Mnemonic::Prefetchnta, <(A::Class,) as sig::Prefetchnta1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Prefetchnta, const { &FormPlans::of(<(A::Class,) as sig::Prefetchnta1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `prefetcht0` with 1 operand(s): `prefetcht0 m`.
@@ -21703,7 +21704,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Prefetcht01,
     {
-        self.emit_forms(Mnemonic::Prefetcht0, <(A::Class,) as sig::Prefetcht01>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Prefetcht0, const { &FormPlans::of(<(A::Class,) as sig::Prefetcht01>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `prefetcht1` with 1 operand(s): `prefetcht1 m`.
@@ -21712,7 +21713,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Prefetcht11,
     {
-        self.emit_forms(Mnemonic::Prefetcht1, <(A::Class,) as sig::Prefetcht11>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Prefetcht1, const { &FormPlans::of(<(A::Class,) as sig::Prefetcht11>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `prefetcht2` with 1 operand(s): `prefetcht2 m`.
@@ -21721,7 +21722,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Prefetcht21,
     {
-        self.emit_forms(Mnemonic::Prefetcht2, <(A::Class,) as sig::Prefetcht21>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Prefetcht2, const { &FormPlans::of(<(A::Class,) as sig::Prefetcht21>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `prefetchw` with 1 operand(s): `prefetchw m`.
@@ -21730,7 +21731,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Prefetchw1,
     {
-        self.emit_forms(Mnemonic::Prefetchw, <(A::Class,) as sig::Prefetchw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Prefetchw, const { &FormPlans::of(<(A::Class,) as sig::Prefetchw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `prefetchwt1` with 1 operand(s): `prefetchwt1 m`.
@@ -21739,7 +21740,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Prefetchwt11,
     {
-        self.emit_forms(Mnemonic::Prefetchwt1, <(A::Class,) as sig::Prefetchwt11>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Prefetchwt1, const { &FormPlans::of(<(A::Class,) as sig::Prefetchwt11>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `psadbw` with 2 operand(s): `psadbw mm, mm/m`, `psadbw xmm, xmm/m`.
@@ -21748,7 +21749,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psadbw2,
     {
-        self.emit_forms(Mnemonic::Psadbw, <(A::Class, B::Class,) as sig::Psadbw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psadbw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psadbw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pshufb` with 2 operand(s): `pshufb mm, mm/m`, `pshufb xmm, xmm/m`.
@@ -21757,7 +21758,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pshufb2,
     {
-        self.emit_forms(Mnemonic::Pshufb, <(A::Class, B::Class,) as sig::Pshufb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pshufb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pshufb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pshufd` with 3 operand(s): `pshufd xmm, xmm/m, ib`.
@@ -21766,7 +21767,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pshufd3,
     {
-        self.emit_forms(Mnemonic::Pshufd, <(A::Class, B::Class, C::Class,) as sig::Pshufd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pshufd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pshufd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pshufhw` with 3 operand(s): `pshufhw xmm, xmm/m, ib`.
@@ -21775,7 +21776,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pshufhw3,
     {
-        self.emit_forms(Mnemonic::Pshufhw, <(A::Class, B::Class, C::Class,) as sig::Pshufhw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pshufhw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pshufhw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pshuflw` with 3 operand(s): `pshuflw xmm, xmm/m, ib`.
@@ -21784,7 +21785,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pshuflw3,
     {
-        self.emit_forms(Mnemonic::Pshuflw, <(A::Class, B::Class, C::Class,) as sig::Pshuflw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pshuflw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pshuflw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `pshufw` with 3 operand(s): `pshufw mm, mm/m, ib`.
@@ -21793,7 +21794,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Pshufw3,
     {
-        self.emit_forms(Mnemonic::Pshufw, <(A::Class, B::Class, C::Class,) as sig::Pshufw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Pshufw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Pshufw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `psignb` with 2 operand(s): `psignb mm, mm/m`, `psignb xmm, xmm/m`.
@@ -21802,7 +21803,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psignb2,
     {
-        self.emit_forms(Mnemonic::Psignb, <(A::Class, B::Class,) as sig::Psignb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psignb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psignb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psignd` with 2 operand(s): `psignd mm, mm/m`, `psignd xmm, xmm/m`.
@@ -21811,7 +21812,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psignd2,
     {
-        self.emit_forms(Mnemonic::Psignd, <(A::Class, B::Class,) as sig::Psignd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psignd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psignd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psignw` with 2 operand(s): `psignw mm, mm/m`, `psignw xmm, xmm/m`.
@@ -21820,7 +21821,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psignw2,
     {
-        self.emit_forms(Mnemonic::Psignw, <(A::Class, B::Class,) as sig::Psignw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psignw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psignw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pslld` with 2 operand(s): `pslld mm.rm, ib`, `pslld xmm.rm, ib`, `pslld mm, mm/m`, `pslld xmm, xmm/m`.
@@ -21829,7 +21830,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pslld2,
     {
-        self.emit_forms(Mnemonic::Pslld, <(A::Class, B::Class,) as sig::Pslld2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pslld, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pslld2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pslldq` with 2 operand(s): `pslldq xmm.rm, ib`.
@@ -21838,7 +21839,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pslldq2,
     {
-        self.emit_forms(Mnemonic::Pslldq, <(A::Class, B::Class,) as sig::Pslldq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pslldq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pslldq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psllq` with 2 operand(s): `psllq mm.rm, ib`, `psllq xmm.rm, ib`, `psllq mm, mm/m`, `psllq xmm, xmm/m`.
@@ -21847,7 +21848,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psllq2,
     {
-        self.emit_forms(Mnemonic::Psllq, <(A::Class, B::Class,) as sig::Psllq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psllq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psllq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psllw` with 2 operand(s): `psllw mm.rm, ib`, `psllw xmm.rm, ib`, `psllw mm, mm/m`, `psllw xmm, xmm/m`.
@@ -21856,7 +21857,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psllw2,
     {
-        self.emit_forms(Mnemonic::Psllw, <(A::Class, B::Class,) as sig::Psllw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psllw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psllw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psmash` (`psmash`).
@@ -21871,7 +21872,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psrad2,
     {
-        self.emit_forms(Mnemonic::Psrad, <(A::Class, B::Class,) as sig::Psrad2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psrad, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psrad2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psraw` with 2 operand(s): `psraw mm.rm, ib`, `psraw xmm.rm, ib`, `psraw mm, mm/m`, `psraw xmm, xmm/m`.
@@ -21880,7 +21881,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psraw2,
     {
-        self.emit_forms(Mnemonic::Psraw, <(A::Class, B::Class,) as sig::Psraw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psraw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psraw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psrld` with 2 operand(s): `psrld mm.rm, ib`, `psrld xmm.rm, ib`, `psrld mm, mm/m`, `psrld xmm, xmm/m`.
@@ -21889,7 +21890,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psrld2,
     {
-        self.emit_forms(Mnemonic::Psrld, <(A::Class, B::Class,) as sig::Psrld2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psrld, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psrld2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psrldq` with 2 operand(s): `psrldq xmm.rm, ib`.
@@ -21898,7 +21899,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psrldq2,
     {
-        self.emit_forms(Mnemonic::Psrldq, <(A::Class, B::Class,) as sig::Psrldq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psrldq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psrldq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psrlq` with 2 operand(s): `psrlq mm.rm, ib`, `psrlq xmm.rm, ib`, `psrlq mm, mm/m`, `psrlq xmm, xmm/m`.
@@ -21907,7 +21908,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psrlq2,
     {
-        self.emit_forms(Mnemonic::Psrlq, <(A::Class, B::Class,) as sig::Psrlq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psrlq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psrlq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psrlw` with 2 operand(s): `psrlw mm.rm, ib`, `psrlw xmm.rm, ib`, `psrlw mm, mm/m`, `psrlw xmm, xmm/m`.
@@ -21916,7 +21917,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psrlw2,
     {
-        self.emit_forms(Mnemonic::Psrlw, <(A::Class, B::Class,) as sig::Psrlw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psrlw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psrlw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psubb` with 2 operand(s): `psubb mm, mm/m`, `psubb xmm, xmm/m`.
@@ -21925,7 +21926,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psubb2,
     {
-        self.emit_forms(Mnemonic::Psubb, <(A::Class, B::Class,) as sig::Psubb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psubb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psubb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psubd` with 2 operand(s): `psubd mm, mm/m`, `psubd xmm, xmm/m`.
@@ -21934,7 +21935,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psubd2,
     {
-        self.emit_forms(Mnemonic::Psubd, <(A::Class, B::Class,) as sig::Psubd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psubd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psubd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psubq` with 2 operand(s): `psubq mm, mm/m`, `psubq xmm, xmm/m`.
@@ -21943,7 +21944,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psubq2,
     {
-        self.emit_forms(Mnemonic::Psubq, <(A::Class, B::Class,) as sig::Psubq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psubq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psubq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psubsb` with 2 operand(s): `psubsb mm, mm/m`, `psubsb xmm, xmm/m`.
@@ -21952,7 +21953,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psubsb2,
     {
-        self.emit_forms(Mnemonic::Psubsb, <(A::Class, B::Class,) as sig::Psubsb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psubsb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psubsb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psubsw` with 2 operand(s): `psubsw mm, mm/m`, `psubsw xmm, xmm/m`.
@@ -21961,7 +21962,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psubsw2,
     {
-        self.emit_forms(Mnemonic::Psubsw, <(A::Class, B::Class,) as sig::Psubsw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psubsw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psubsw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psubusb` with 2 operand(s): `psubusb mm, mm/m`, `psubusb xmm, xmm/m`.
@@ -21970,7 +21971,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psubusb2,
     {
-        self.emit_forms(Mnemonic::Psubusb, <(A::Class, B::Class,) as sig::Psubusb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psubusb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psubusb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psubusw` with 2 operand(s): `psubusw mm, mm/m`, `psubusw xmm, xmm/m`.
@@ -21979,7 +21980,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psubusw2,
     {
-        self.emit_forms(Mnemonic::Psubusw, <(A::Class, B::Class,) as sig::Psubusw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psubusw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psubusw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `psubw` with 2 operand(s): `psubw mm, mm/m`, `psubw xmm, xmm/m`.
@@ -21988,7 +21989,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Psubw2,
     {
-        self.emit_forms(Mnemonic::Psubw, <(A::Class, B::Class,) as sig::Psubw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Psubw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Psubw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pswapd` with 2 operand(s): `pswapd mm, mm/m`.
@@ -21997,7 +21998,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pswapd2,
     {
-        self.emit_forms(Mnemonic::Pswapd, <(A::Class, B::Class,) as sig::Pswapd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pswapd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pswapd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ptest` with 2 operand(s): `ptest xmm, xmm/m`.
@@ -22006,7 +22007,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ptest2,
     {
-        self.emit_forms(Mnemonic::Ptest, <(A::Class, B::Class,) as sig::Ptest2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ptest, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ptest2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ptwrite` with 1 operand(s): `ptwrite r32/m`, `ptwrite r64/m`.
@@ -22015,7 +22016,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Ptwrite1,
     {
-        self.emit_forms(Mnemonic::Ptwrite, <(A::Class,) as sig::Ptwrite1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Ptwrite, const { &FormPlans::of(<(A::Class,) as sig::Ptwrite1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `punpckhbw` with 2 operand(s): `punpckhbw mm, mm/m`, `punpckhbw xmm, xmm/m`.
@@ -22024,7 +22025,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Punpckhbw2,
     {
-        self.emit_forms(Mnemonic::Punpckhbw, <(A::Class, B::Class,) as sig::Punpckhbw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Punpckhbw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Punpckhbw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `punpckhdq` with 2 operand(s): `punpckhdq mm, mm/m`, `punpckhdq xmm, xmm/m`.
@@ -22033,7 +22034,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Punpckhdq2,
     {
-        self.emit_forms(Mnemonic::Punpckhdq, <(A::Class, B::Class,) as sig::Punpckhdq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Punpckhdq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Punpckhdq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `punpckhqdq` with 2 operand(s): `punpckhqdq xmm, xmm/m`.
@@ -22042,7 +22043,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Punpckhqdq2,
     {
-        self.emit_forms(Mnemonic::Punpckhqdq, <(A::Class, B::Class,) as sig::Punpckhqdq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Punpckhqdq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Punpckhqdq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `punpckhwd` with 2 operand(s): `punpckhwd mm, mm/m`, `punpckhwd xmm, xmm/m`.
@@ -22051,7 +22052,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Punpckhwd2,
     {
-        self.emit_forms(Mnemonic::Punpckhwd, <(A::Class, B::Class,) as sig::Punpckhwd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Punpckhwd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Punpckhwd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `punpcklbw` with 2 operand(s): `punpcklbw mm, mm/m`, `punpcklbw xmm, xmm/m`.
@@ -22060,7 +22061,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Punpcklbw2,
     {
-        self.emit_forms(Mnemonic::Punpcklbw, <(A::Class, B::Class,) as sig::Punpcklbw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Punpcklbw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Punpcklbw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `punpckldq` with 2 operand(s): `punpckldq mm, mm/m`, `punpckldq xmm, xmm/m`.
@@ -22069,7 +22070,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Punpckldq2,
     {
-        self.emit_forms(Mnemonic::Punpckldq, <(A::Class, B::Class,) as sig::Punpckldq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Punpckldq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Punpckldq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `punpcklqdq` with 2 operand(s): `punpcklqdq xmm, xmm/m`.
@@ -22078,7 +22079,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Punpcklqdq2,
     {
-        self.emit_forms(Mnemonic::Punpcklqdq, <(A::Class, B::Class,) as sig::Punpcklqdq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Punpcklqdq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Punpcklqdq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `punpcklwd` with 2 operand(s): `punpcklwd mm, mm/m`, `punpcklwd xmm, xmm/m`.
@@ -22087,7 +22088,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Punpcklwd2,
     {
-        self.emit_forms(Mnemonic::Punpcklwd, <(A::Class, B::Class,) as sig::Punpcklwd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Punpcklwd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Punpcklwd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `push` with 1 operand(s): `push ib.sx32`, `push ib.sx64`, `push id.sx64`, `push r16.o`, `push r32.o`, `push r64.o`, `push es`, `push cs`, `push ss`, `push ds`, `push id`, `push r16/m`, `push r32/m`, `push r64/m`, `push fs`, `push gs`, `push ib.sx16`, `push es`, `push cs`, `push ss`, `push ds`, `push iw`, `push fs`, `push gs`.
@@ -22096,7 +22097,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Push1,
     {
-        self.emit_forms(Mnemonic::Push, <(A::Class,) as sig::Push1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Push, const { &FormPlans::of(<(A::Class,) as sig::Push1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `push2` with 2 operand(s): `push2 r64.v, r64.rm`.
@@ -22105,7 +22106,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Push22,
     {
-        self.emit_forms(Mnemonic::Push2, <(A::Class, B::Class,) as sig::Push22>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Push2, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Push22>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `push2p` with 2 operand(s): `push2p r64.v, r64.rm`.
@@ -22114,7 +22115,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Push2p2,
     {
-        self.emit_forms(Mnemonic::Push2p, <(A::Class, B::Class,) as sig::Push2p2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Push2p, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Push2p2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `pushad` (`pushad`).
@@ -22153,7 +22154,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Pushp1,
     {
-        self.emit_forms(Mnemonic::Pushp, <(A::Class,) as sig::Pushp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Pushp, const { &FormPlans::of(<(A::Class,) as sig::Pushp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `pvalidate` (`pvalidate`).
@@ -22168,7 +22169,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Pxor2,
     {
-        self.emit_forms(Mnemonic::Pxor, <(A::Class, B::Class,) as sig::Pxor2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Pxor, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Pxor2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `rcl` with 2 operand(s): `rcl r8/m, 1`, `rcl r16/m, 1`, `rcl r32/m, 1`, `rcl r64/m, 1`, `rcl r8/m, ib`, `rcl r16/m, ib`, `rcl r32/m, ib`, `rcl r64/m, ib`, `rcl r8/m, cl`, `rcl r16/m, cl`, `rcl r32/m, cl`, `rcl r64/m, cl`, `rcl r8/m, 1`, `rcl r16/m, 1`, `rcl r32/m, 1`, `rcl r64/m, 1`, `rcl r8/m, ib`, `rcl r16/m, ib`, `rcl r32/m, ib`, `rcl r64/m, ib`, `rcl r8/m, cl`, `rcl r16/m, cl`, `rcl r32/m, cl`, `rcl r64/m, cl`.
@@ -22177,7 +22178,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Rcl2,
     {
-        self.emit_forms(Mnemonic::Rcl, <(A::Class, B::Class,) as sig::Rcl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Rcl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Rcl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `rcl` with 3 operand(s): `rcl r8.v, r8/m, 1`, `rcl r16.v, r16/m, 1`, `rcl r32.v, r32/m, 1`, `rcl r64.v, r64/m, 1`, `rcl r8.v, r8/m, ib`, `rcl r16.v, r16/m, ib`, `rcl r32.v, r32/m, ib`, `rcl r64.v, r64/m, ib`, `rcl r8.v, r8/m, cl`, `rcl r16.v, r16/m, cl`, `rcl r32.v, r32/m, cl`, `rcl r64.v, r64/m, cl`.
@@ -22186,7 +22187,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Rcl3,
     {
-        self.emit_forms(Mnemonic::Rcl, <(A::Class, B::Class, C::Class,) as sig::Rcl3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Rcl, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Rcl3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `rcpps` with 2 operand(s): `rcpps xmm, xmm/m`.
@@ -22195,7 +22196,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Rcpps2,
     {
-        self.emit_forms(Mnemonic::Rcpps, <(A::Class, B::Class,) as sig::Rcpps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Rcpps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Rcpps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `rcpss` with 2 operand(s): `rcpss xmm, xmm/m`.
@@ -22204,7 +22205,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Rcpss2,
     {
-        self.emit_forms(Mnemonic::Rcpss, <(A::Class, B::Class,) as sig::Rcpss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Rcpss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Rcpss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `rcr` with 2 operand(s): `rcr r8/m, 1`, `rcr r16/m, 1`, `rcr r32/m, 1`, `rcr r64/m, 1`, `rcr r8/m, ib`, `rcr r16/m, ib`, `rcr r32/m, ib`, `rcr r64/m, ib`, `rcr r8/m, cl`, `rcr r16/m, cl`, `rcr r32/m, cl`, `rcr r64/m, cl`, `rcr r8/m, 1`, `rcr r16/m, 1`, `rcr r32/m, 1`, `rcr r64/m, 1`, `rcr r8/m, ib`, `rcr r16/m, ib`, `rcr r32/m, ib`, `rcr r64/m, ib`, `rcr r8/m, cl`, `rcr r16/m, cl`, `rcr r32/m, cl`, `rcr r64/m, cl`.
@@ -22213,7 +22214,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Rcr2,
     {
-        self.emit_forms(Mnemonic::Rcr, <(A::Class, B::Class,) as sig::Rcr2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Rcr, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Rcr2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `rcr` with 3 operand(s): `rcr r8.v, r8/m, 1`, `rcr r16.v, r16/m, 1`, `rcr r32.v, r32/m, 1`, `rcr r64.v, r64/m, 1`, `rcr r8.v, r8/m, ib`, `rcr r16.v, r16/m, ib`, `rcr r32.v, r32/m, ib`, `rcr r64.v, r64/m, ib`, `rcr r8.v, r8/m, cl`, `rcr r16.v, r16/m, cl`, `rcr r32.v, r32/m, cl`, `rcr r64.v, r64/m, cl`.
@@ -22222,7 +22223,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Rcr3,
     {
-        self.emit_forms(Mnemonic::Rcr, <(A::Class, B::Class, C::Class,) as sig::Rcr3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Rcr, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Rcr3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `rdfsbase` with 1 operand(s): `rdfsbase r32.rm`, `rdfsbase r64.rm`.
@@ -22231,7 +22232,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Rdfsbase1,
     {
-        self.emit_forms(Mnemonic::Rdfsbase, <(A::Class,) as sig::Rdfsbase1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Rdfsbase, const { &FormPlans::of(<(A::Class,) as sig::Rdfsbase1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `rdgsbase` with 1 operand(s): `rdgsbase r32.rm`, `rdgsbase r64.rm`.
@@ -22240,7 +22241,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Rdgsbase1,
     {
-        self.emit_forms(Mnemonic::Rdgsbase, <(A::Class,) as sig::Rdgsbase1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Rdgsbase, const { &FormPlans::of(<(A::Class,) as sig::Rdgsbase1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `rdmsr` (`rdmsr`).
@@ -22261,7 +22262,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Rdpid1,
     {
-        self.emit_forms(Mnemonic::Rdpid, <(A::Class,) as sig::Rdpid1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Rdpid, const { &FormPlans::of(<(A::Class,) as sig::Rdpid1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `rdpkru` (`rdpkru`).
@@ -22288,7 +22289,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Rdrand1,
     {
-        self.emit_forms(Mnemonic::Rdrand, <(A::Class,) as sig::Rdrand1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Rdrand, const { &FormPlans::of(<(A::Class,) as sig::Rdrand1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `rdseed` with 1 operand(s): `rdseed r16.rm`, `rdseed r32.rm`, `rdseed r64.rm`.
@@ -22297,7 +22298,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Rdseed1,
     {
-        self.emit_forms(Mnemonic::Rdseed, <(A::Class,) as sig::Rdseed1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Rdseed, const { &FormPlans::of(<(A::Class,) as sig::Rdseed1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `rdsspd` with 1 operand(s): `rdsspd r32.rm`.
@@ -22306,7 +22307,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Rdsspd1,
     {
-        self.emit_forms(Mnemonic::Rdsspd, <(A::Class,) as sig::Rdsspd1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Rdsspd, const { &FormPlans::of(<(A::Class,) as sig::Rdsspd1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `rdsspq` with 1 operand(s): `rdsspq r64.rm`.
@@ -22315,7 +22316,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Rdsspq1,
     {
-        self.emit_forms(Mnemonic::Rdsspq, <(A::Class,) as sig::Rdsspq1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Rdsspq, const { &FormPlans::of(<(A::Class,) as sig::Rdsspq1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `rdtsc` (`rdtsc`).
@@ -22342,7 +22343,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Ret1,
     {
-        self.emit_forms(Mnemonic::Ret, <(A::Class,) as sig::Ret1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Ret, const { &FormPlans::of(<(A::Class,) as sig::Ret1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `retf` (`retf`).
@@ -22357,7 +22358,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Retf1,
     {
-        self.emit_forms(Mnemonic::Retf, <(A::Class,) as sig::Retf1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Retf, const { &FormPlans::of(<(A::Class,) as sig::Retf1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `rmpadjust` (`rmpadjust`).
@@ -22384,7 +22385,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Rol2,
     {
-        self.emit_forms(Mnemonic::Rol, <(A::Class, B::Class,) as sig::Rol2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Rol, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Rol2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `rol` with 3 operand(s): `rol r8.v, r8/m, 1`, `rol r16.v, r16/m, 1`, `rol r32.v, r32/m, 1`, `rol r64.v, r64/m, 1`, `rol r8.v, r8/m, ib`, `rol r16.v, r16/m, ib`, `rol r32.v, r32/m, ib`, `rol r64.v, r64/m, ib`, `rol r8.v, r8/m, cl`, `rol r16.v, r16/m, cl`, `rol r32.v, r32/m, cl`, `rol r64.v, r64/m, cl`.
@@ -22393,7 +22394,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Rol3,
     {
-        self.emit_forms(Mnemonic::Rol, <(A::Class, B::Class, C::Class,) as sig::Rol3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Rol, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Rol3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `ror` with 2 operand(s): `ror r8/m, 1`, `ror r16/m, 1`, `ror r32/m, 1`, `ror r64/m, 1`, `ror r8/m, ib`, `ror r16/m, ib`, `ror r32/m, ib`, `ror r64/m, ib`, `ror r8/m, cl`, `ror r16/m, cl`, `ror r32/m, cl`, `ror r64/m, cl`, `ror r8/m, 1`, `ror r16/m, 1`, `ror r32/m, 1`, `ror r64/m, 1`, `ror r8/m, ib`, `ror r16/m, ib`, `ror r32/m, ib`, `ror r64/m, ib`, `ror r8/m, cl`, `ror r16/m, cl`, `ror r32/m, cl`, `ror r64/m, cl`.
@@ -22402,7 +22403,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ror2,
     {
-        self.emit_forms(Mnemonic::Ror, <(A::Class, B::Class,) as sig::Ror2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ror, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ror2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ror` with 3 operand(s): `ror r8.v, r8/m, 1`, `ror r16.v, r16/m, 1`, `ror r32.v, r32/m, 1`, `ror r64.v, r64/m, 1`, `ror r8.v, r8/m, ib`, `ror r16.v, r16/m, ib`, `ror r32.v, r32/m, ib`, `ror r64.v, r64/m, ib`, `ror r8.v, r8/m, cl`, `ror r16.v, r16/m, cl`, `ror r32.v, r32/m, cl`, `ror r64.v, r64/m, cl`.
@@ -22411,7 +22412,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Ror3,
     {
-        self.emit_forms(Mnemonic::Ror, <(A::Class, B::Class, C::Class,) as sig::Ror3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Ror, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Ror3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `rorx` with 3 operand(s): `rorx r32, r32/m, ib`, `rorx r64, r64/m, ib`, `rorx r32, r32/m, ib`, `rorx r64, r64/m, ib`.
@@ -22420,7 +22421,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Rorx3,
     {
-        self.emit_forms(Mnemonic::Rorx, <(A::Class, B::Class, C::Class,) as sig::Rorx3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Rorx, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Rorx3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `roundpd` with 3 operand(s): `roundpd xmm, xmm/m, ib`.
@@ -22429,7 +22430,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Roundpd3,
     {
-        self.emit_forms(Mnemonic::Roundpd, <(A::Class, B::Class, C::Class,) as sig::Roundpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Roundpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Roundpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `roundps` with 3 operand(s): `roundps xmm, xmm/m, ib`.
@@ -22438,7 +22439,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Roundps3,
     {
-        self.emit_forms(Mnemonic::Roundps, <(A::Class, B::Class, C::Class,) as sig::Roundps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Roundps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Roundps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `roundsd` with 3 operand(s): `roundsd xmm, xmm/m, ib`.
@@ -22447,7 +22448,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Roundsd3,
     {
-        self.emit_forms(Mnemonic::Roundsd, <(A::Class, B::Class, C::Class,) as sig::Roundsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Roundsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Roundsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `roundss` with 3 operand(s): `roundss xmm, xmm/m, ib`.
@@ -22456,7 +22457,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Roundss3,
     {
-        self.emit_forms(Mnemonic::Roundss, <(A::Class, B::Class, C::Class,) as sig::Roundss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Roundss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Roundss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `rsm` (`rsm`).
@@ -22471,7 +22472,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Rsqrtps2,
     {
-        self.emit_forms(Mnemonic::Rsqrtps, <(A::Class, B::Class,) as sig::Rsqrtps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Rsqrtps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Rsqrtps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `rsqrtss` with 2 operand(s): `rsqrtss xmm, xmm/m`.
@@ -22480,7 +22481,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Rsqrtss2,
     {
-        self.emit_forms(Mnemonic::Rsqrtss, <(A::Class, B::Class,) as sig::Rsqrtss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Rsqrtss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Rsqrtss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `rstorssp` with 1 operand(s): `rstorssp m`.
@@ -22489,7 +22490,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Rstorssp1,
     {
-        self.emit_forms(Mnemonic::Rstorssp, <(A::Class,) as sig::Rstorssp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Rstorssp, const { &FormPlans::of(<(A::Class,) as sig::Rstorssp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `sahf` (`sahf`).
@@ -22510,7 +22511,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sar2,
     {
-        self.emit_forms(Mnemonic::Sar, <(A::Class, B::Class,) as sig::Sar2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sar, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sar2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `sar` with 3 operand(s): `sar r8.v, r8/m, 1`, `sar r16.v, r16/m, 1`, `sar r32.v, r32/m, 1`, `sar r64.v, r64/m, 1`, `sar r8.v, r8/m, ib`, `sar r16.v, r16/m, ib`, `sar r32.v, r32/m, ib`, `sar r64.v, r64/m, ib`, `sar r8.v, r8/m, cl`, `sar r16.v, r16/m, cl`, `sar r32.v, r32/m, cl`, `sar r64.v, r64/m, cl`.
@@ -22519,7 +22520,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Sar3,
     {
-        self.emit_forms(Mnemonic::Sar, <(A::Class, B::Class, C::Class,) as sig::Sar3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Sar, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Sar3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `sarx` with 3 operand(s): `sarx r32, r32/m, r32.v`, `sarx r64, r64/m, r64.v`, `sarx r32, r32/m, r32.v`, `sarx r64, r64/m, r64.v`.
@@ -22528,7 +22529,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Sarx3,
     {
-        self.emit_forms(Mnemonic::Sarx, <(A::Class, B::Class, C::Class,) as sig::Sarx3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Sarx, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Sarx3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `saveprevssp` (`saveprevssp`).
@@ -22543,7 +22544,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sbb2,
     {
-        self.emit_forms(Mnemonic::Sbb, <(A::Class, B::Class,) as sig::Sbb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sbb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sbb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `sbb` with 3 operand(s): `sbb r16.v, r16/m, ib.sx16`, `sbb r32.v, r32/m, ib.sx32`, `sbb r64.v, r64/m, ib.sx64`, `sbb r64.v, r64/m, id.sx64`, `sbb r8.v, r8/m, r8`, `sbb r16.v, r16/m, r16`, `sbb r32.v, r32/m, r32`, `sbb r64.v, r64/m, r64`, `sbb r8.v, r8, r8/m`, `sbb r16.v, r16, r16/m`, `sbb r32.v, r32, r32/m`, `sbb r64.v, r64, r64/m`, `sbb r8.v, r8/m, ib`, `sbb r16.v, r16/m, iw`, `sbb r32.v, r32/m, id`.
@@ -22552,7 +22553,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Sbb3,
     {
-        self.emit_forms(Mnemonic::Sbb, <(A::Class, B::Class, C::Class,) as sig::Sbb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Sbb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Sbb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `scasb` with 1 operand(s): `scasb al`.
@@ -22561,7 +22562,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Scasb1,
     {
-        self.emit_forms(Mnemonic::Scasb, <(A::Class,) as sig::Scasb1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Scasb, const { &FormPlans::of(<(A::Class,) as sig::Scasb1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `scasd` with 1 operand(s): `scasd eax`.
@@ -22570,7 +22571,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Scasd1,
     {
-        self.emit_forms(Mnemonic::Scasd, <(A::Class,) as sig::Scasd1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Scasd, const { &FormPlans::of(<(A::Class,) as sig::Scasd1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `scasq` with 1 operand(s): `scasq rax`.
@@ -22579,7 +22580,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Scasq1,
     {
-        self.emit_forms(Mnemonic::Scasq, <(A::Class,) as sig::Scasq1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Scasq, const { &FormPlans::of(<(A::Class,) as sig::Scasq1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `scasw` with 1 operand(s): `scasw ax`.
@@ -22588,7 +22589,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Scasw1,
     {
-        self.emit_forms(Mnemonic::Scasw, <(A::Class,) as sig::Scasw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Scasw, const { &FormPlans::of(<(A::Class,) as sig::Scasw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `seamcall` (`seamcall`).
@@ -22615,7 +22616,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Senduipi1,
     {
-        self.emit_forms(Mnemonic::Senduipi, <(A::Class,) as sig::Senduipi1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Senduipi, const { &FormPlans::of(<(A::Class,) as sig::Senduipi1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `serialize` (`serialize`).
@@ -22630,7 +22631,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Seta1,
     {
-        self.emit_forms(Mnemonic::Seta, <(A::Class,) as sig::Seta1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Seta, const { &FormPlans::of(<(A::Class,) as sig::Seta1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setae` with 1 operand(s): `setae r8/m`.
@@ -22639,7 +22640,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setae1,
     {
-        self.emit_forms(Mnemonic::Setae, <(A::Class,) as sig::Setae1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setae, const { &FormPlans::of(<(A::Class,) as sig::Setae1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setb` with 1 operand(s): `setb r8/m`.
@@ -22648,7 +22649,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setb1,
     {
-        self.emit_forms(Mnemonic::Setb, <(A::Class,) as sig::Setb1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setb, const { &FormPlans::of(<(A::Class,) as sig::Setb1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setbe` with 1 operand(s): `setbe r8/m`.
@@ -22657,7 +22658,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setbe1,
     {
-        self.emit_forms(Mnemonic::Setbe, <(A::Class,) as sig::Setbe1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setbe, const { &FormPlans::of(<(A::Class,) as sig::Setbe1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `sete` with 1 operand(s): `sete r8/m`.
@@ -22666,7 +22667,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Sete1,
     {
-        self.emit_forms(Mnemonic::Sete, <(A::Class,) as sig::Sete1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Sete, const { &FormPlans::of(<(A::Class,) as sig::Sete1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setg` with 1 operand(s): `setg r8/m`.
@@ -22675,7 +22676,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setg1,
     {
-        self.emit_forms(Mnemonic::Setg, <(A::Class,) as sig::Setg1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setg, const { &FormPlans::of(<(A::Class,) as sig::Setg1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setge` with 1 operand(s): `setge r8/m`.
@@ -22684,7 +22685,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setge1,
     {
-        self.emit_forms(Mnemonic::Setge, <(A::Class,) as sig::Setge1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setge, const { &FormPlans::of(<(A::Class,) as sig::Setge1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setl` with 1 operand(s): `setl r8/m`.
@@ -22693,7 +22694,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setl1,
     {
-        self.emit_forms(Mnemonic::Setl, <(A::Class,) as sig::Setl1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setl, const { &FormPlans::of(<(A::Class,) as sig::Setl1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setle` with 1 operand(s): `setle r8/m`.
@@ -22702,7 +22703,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setle1,
     {
-        self.emit_forms(Mnemonic::Setle, <(A::Class,) as sig::Setle1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setle, const { &FormPlans::of(<(A::Class,) as sig::Setle1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setne` with 1 operand(s): `setne r8/m`.
@@ -22711,7 +22712,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setne1,
     {
-        self.emit_forms(Mnemonic::Setne, <(A::Class,) as sig::Setne1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setne, const { &FormPlans::of(<(A::Class,) as sig::Setne1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setno` with 1 operand(s): `setno r8/m`.
@@ -22720,7 +22721,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setno1,
     {
-        self.emit_forms(Mnemonic::Setno, <(A::Class,) as sig::Setno1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setno, const { &FormPlans::of(<(A::Class,) as sig::Setno1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setnp` with 1 operand(s): `setnp r8/m`.
@@ -22729,7 +22730,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setnp1,
     {
-        self.emit_forms(Mnemonic::Setnp, <(A::Class,) as sig::Setnp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setnp, const { &FormPlans::of(<(A::Class,) as sig::Setnp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setns` with 1 operand(s): `setns r8/m`.
@@ -22738,7 +22739,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setns1,
     {
-        self.emit_forms(Mnemonic::Setns, <(A::Class,) as sig::Setns1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setns, const { &FormPlans::of(<(A::Class,) as sig::Setns1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `seto` with 1 operand(s): `seto r8/m`.
@@ -22747,7 +22748,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Seto1,
     {
-        self.emit_forms(Mnemonic::Seto, <(A::Class,) as sig::Seto1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Seto, const { &FormPlans::of(<(A::Class,) as sig::Seto1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setp` with 1 operand(s): `setp r8/m`.
@@ -22756,7 +22757,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setp1,
     {
-        self.emit_forms(Mnemonic::Setp, <(A::Class,) as sig::Setp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setp, const { &FormPlans::of(<(A::Class,) as sig::Setp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `sets` with 1 operand(s): `sets r8/m`.
@@ -22765,7 +22766,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Sets1,
     {
-        self.emit_forms(Mnemonic::Sets, <(A::Class,) as sig::Sets1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Sets, const { &FormPlans::of(<(A::Class,) as sig::Sets1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setssbsy` (`setssbsy`).
@@ -22780,7 +22781,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzua1,
     {
-        self.emit_forms(Mnemonic::Setzua, <(A::Class,) as sig::Setzua1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzua, const { &FormPlans::of(<(A::Class,) as sig::Setzua1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzuae` with 1 operand(s): `setzuae r8/m`.
@@ -22789,7 +22790,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzuae1,
     {
-        self.emit_forms(Mnemonic::Setzuae, <(A::Class,) as sig::Setzuae1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzuae, const { &FormPlans::of(<(A::Class,) as sig::Setzuae1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzub` with 1 operand(s): `setzub r8/m`.
@@ -22798,7 +22799,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzub1,
     {
-        self.emit_forms(Mnemonic::Setzub, <(A::Class,) as sig::Setzub1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzub, const { &FormPlans::of(<(A::Class,) as sig::Setzub1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzube` with 1 operand(s): `setzube r8/m`.
@@ -22807,7 +22808,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzube1,
     {
-        self.emit_forms(Mnemonic::Setzube, <(A::Class,) as sig::Setzube1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzube, const { &FormPlans::of(<(A::Class,) as sig::Setzube1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzue` with 1 operand(s): `setzue r8/m`.
@@ -22816,7 +22817,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzue1,
     {
-        self.emit_forms(Mnemonic::Setzue, <(A::Class,) as sig::Setzue1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzue, const { &FormPlans::of(<(A::Class,) as sig::Setzue1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzug` with 1 operand(s): `setzug r8/m`.
@@ -22825,7 +22826,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzug1,
     {
-        self.emit_forms(Mnemonic::Setzug, <(A::Class,) as sig::Setzug1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzug, const { &FormPlans::of(<(A::Class,) as sig::Setzug1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzuge` with 1 operand(s): `setzuge r8/m`.
@@ -22834,7 +22835,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzuge1,
     {
-        self.emit_forms(Mnemonic::Setzuge, <(A::Class,) as sig::Setzuge1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzuge, const { &FormPlans::of(<(A::Class,) as sig::Setzuge1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzul` with 1 operand(s): `setzul r8/m`.
@@ -22843,7 +22844,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzul1,
     {
-        self.emit_forms(Mnemonic::Setzul, <(A::Class,) as sig::Setzul1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzul, const { &FormPlans::of(<(A::Class,) as sig::Setzul1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzule` with 1 operand(s): `setzule r8/m`.
@@ -22852,7 +22853,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzule1,
     {
-        self.emit_forms(Mnemonic::Setzule, <(A::Class,) as sig::Setzule1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzule, const { &FormPlans::of(<(A::Class,) as sig::Setzule1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzune` with 1 operand(s): `setzune r8/m`.
@@ -22861,7 +22862,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzune1,
     {
-        self.emit_forms(Mnemonic::Setzune, <(A::Class,) as sig::Setzune1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzune, const { &FormPlans::of(<(A::Class,) as sig::Setzune1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzuno` with 1 operand(s): `setzuno r8/m`.
@@ -22870,7 +22871,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzuno1,
     {
-        self.emit_forms(Mnemonic::Setzuno, <(A::Class,) as sig::Setzuno1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzuno, const { &FormPlans::of(<(A::Class,) as sig::Setzuno1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzunp` with 1 operand(s): `setzunp r8/m`.
@@ -22879,7 +22880,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzunp1,
     {
-        self.emit_forms(Mnemonic::Setzunp, <(A::Class,) as sig::Setzunp1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzunp, const { &FormPlans::of(<(A::Class,) as sig::Setzunp1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzuns` with 1 operand(s): `setzuns r8/m`.
@@ -22888,7 +22889,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzuns1,
     {
-        self.emit_forms(Mnemonic::Setzuns, <(A::Class,) as sig::Setzuns1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzuns, const { &FormPlans::of(<(A::Class,) as sig::Setzuns1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzuo` with 1 operand(s): `setzuo r8/m`.
@@ -22897,7 +22898,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzuo1,
     {
-        self.emit_forms(Mnemonic::Setzuo, <(A::Class,) as sig::Setzuo1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzuo, const { &FormPlans::of(<(A::Class,) as sig::Setzuo1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzup` with 1 operand(s): `setzup r8/m`.
@@ -22906,7 +22907,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzup1,
     {
-        self.emit_forms(Mnemonic::Setzup, <(A::Class,) as sig::Setzup1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzup, const { &FormPlans::of(<(A::Class,) as sig::Setzup1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `setzus` with 1 operand(s): `setzus r8/m`.
@@ -22915,7 +22916,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Setzus1,
     {
-        self.emit_forms(Mnemonic::Setzus, <(A::Class,) as sig::Setzus1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Setzus, const { &FormPlans::of(<(A::Class,) as sig::Setzus1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `sfence` (`sfence`).
@@ -22930,7 +22931,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Sgdt1,
     {
-        self.emit_forms(Mnemonic::Sgdt, <(A::Class,) as sig::Sgdt1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Sgdt, const { &FormPlans::of(<(A::Class,) as sig::Sgdt1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `sha1msg1` with 2 operand(s): `sha1msg1 xmm, xmm/m`.
@@ -22939,7 +22940,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sha1msg12,
     {
-        self.emit_forms(Mnemonic::Sha1msg1, <(A::Class, B::Class,) as sig::Sha1msg12>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sha1msg1, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sha1msg12>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `sha1msg2` with 2 operand(s): `sha1msg2 xmm, xmm/m`.
@@ -22948,7 +22949,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sha1msg22,
     {
-        self.emit_forms(Mnemonic::Sha1msg2, <(A::Class, B::Class,) as sig::Sha1msg22>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sha1msg2, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sha1msg22>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `sha1nexte` with 2 operand(s): `sha1nexte xmm, xmm/m`.
@@ -22957,7 +22958,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sha1nexte2,
     {
-        self.emit_forms(Mnemonic::Sha1nexte, <(A::Class, B::Class,) as sig::Sha1nexte2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sha1nexte, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sha1nexte2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `sha1rnds4` with 3 operand(s): `sha1rnds4 xmm, xmm/m, ib`.
@@ -22966,7 +22967,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Sha1rnds43,
     {
-        self.emit_forms(Mnemonic::Sha1rnds4, <(A::Class, B::Class, C::Class,) as sig::Sha1rnds43>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Sha1rnds4, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Sha1rnds43>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `sha256msg1` with 2 operand(s): `sha256msg1 xmm, xmm/m`.
@@ -22975,7 +22976,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sha256msg12,
     {
-        self.emit_forms(Mnemonic::Sha256msg1, <(A::Class, B::Class,) as sig::Sha256msg12>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sha256msg1, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sha256msg12>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `sha256msg2` with 2 operand(s): `sha256msg2 xmm, xmm/m`.
@@ -22984,7 +22985,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sha256msg22,
     {
-        self.emit_forms(Mnemonic::Sha256msg2, <(A::Class, B::Class,) as sig::Sha256msg22>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sha256msg2, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sha256msg22>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `sha256rnds2` with 2 operand(s): `sha256rnds2 xmm, xmm/m`.
@@ -22993,7 +22994,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sha256rnds22,
     {
-        self.emit_forms(Mnemonic::Sha256rnds2, <(A::Class, B::Class,) as sig::Sha256rnds22>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sha256rnds2, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sha256rnds22>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `shl` with 2 operand(s): `shl r8/m, 1`, `shl r16/m, 1`, `shl r32/m, 1`, `shl r64/m, 1`, `shl r8/m, ib`, `shl r16/m, ib`, `shl r32/m, ib`, `shl r64/m, ib`, `shl r8/m, cl`, `shl r16/m, cl`, `shl r32/m, cl`, `shl r64/m, cl`, `shl r8/m, 1`, `shl r16/m, 1`, `shl r32/m, 1`, `shl r64/m, 1`, `shl r8/m, ib`, `shl r16/m, ib`, `shl r32/m, ib`, `shl r64/m, ib`, `shl r8/m, cl`, `shl r16/m, cl`, `shl r32/m, cl`, `shl r64/m, cl`.
@@ -23002,7 +23003,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Shl2,
     {
-        self.emit_forms(Mnemonic::Shl, <(A::Class, B::Class,) as sig::Shl2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Shl, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Shl2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `shl` with 3 operand(s): `shl r8.v, r8/m, 1`, `shl r16.v, r16/m, 1`, `shl r32.v, r32/m, 1`, `shl r64.v, r64/m, 1`, `shl r8.v, r8/m, ib`, `shl r16.v, r16/m, ib`, `shl r32.v, r32/m, ib`, `shl r64.v, r64/m, ib`, `shl r8.v, r8/m, cl`, `shl r16.v, r16/m, cl`, `shl r32.v, r32/m, cl`, `shl r64.v, r64/m, cl`.
@@ -23011,7 +23012,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Shl3,
     {
-        self.emit_forms(Mnemonic::Shl, <(A::Class, B::Class, C::Class,) as sig::Shl3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Shl, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Shl3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `shld` with 3 operand(s): `shld r16/m, r16, ib`, `shld r32/m, r32, ib`, `shld r64/m, r64, ib`, `shld r16/m, r16, cl`, `shld r32/m, r32, cl`, `shld r64/m, r64, cl`, `shld r16/m, r16, ib`, `shld r32/m, r32, ib`, `shld r64/m, r64, ib`, `shld r16/m, r16, cl`, `shld r32/m, r32, cl`, `shld r64/m, r64, cl`.
@@ -23020,7 +23021,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Shld3,
     {
-        self.emit_forms(Mnemonic::Shld, <(A::Class, B::Class, C::Class,) as sig::Shld3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Shld, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Shld3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `shld` with 4 operand(s): `shld r16.v, r16/m, r16, ib`, `shld r32.v, r32/m, r32, ib`, `shld r64.v, r64/m, r64, ib`, `shld r16.v, r16/m, r16, cl`, `shld r32.v, r32/m, r32, cl`, `shld r64.v, r64/m, r64, cl`.
@@ -23029,7 +23030,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Shld4,
     {
-        self.emit_forms(Mnemonic::Shld, <(A::Class, B::Class, C::Class, D::Class,) as sig::Shld4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Shld, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Shld4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `shlx` with 3 operand(s): `shlx r32, r32/m, r32.v`, `shlx r64, r64/m, r64.v`, `shlx r32, r32/m, r32.v`, `shlx r64, r64/m, r64.v`.
@@ -23038,7 +23039,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Shlx3,
     {
-        self.emit_forms(Mnemonic::Shlx, <(A::Class, B::Class, C::Class,) as sig::Shlx3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Shlx, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Shlx3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `shr` with 2 operand(s): `shr r8/m, 1`, `shr r16/m, 1`, `shr r32/m, 1`, `shr r64/m, 1`, `shr r8/m, ib`, `shr r16/m, ib`, `shr r32/m, ib`, `shr r64/m, ib`, `shr r8/m, cl`, `shr r16/m, cl`, `shr r32/m, cl`, `shr r64/m, cl`, `shr r8/m, 1`, `shr r16/m, 1`, `shr r32/m, 1`, `shr r64/m, 1`, `shr r8/m, ib`, `shr r16/m, ib`, `shr r32/m, ib`, `shr r64/m, ib`, `shr r8/m, cl`, `shr r16/m, cl`, `shr r32/m, cl`, `shr r64/m, cl`.
@@ -23047,7 +23048,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Shr2,
     {
-        self.emit_forms(Mnemonic::Shr, <(A::Class, B::Class,) as sig::Shr2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Shr, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Shr2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `shr` with 3 operand(s): `shr r8.v, r8/m, 1`, `shr r16.v, r16/m, 1`, `shr r32.v, r32/m, 1`, `shr r64.v, r64/m, 1`, `shr r8.v, r8/m, ib`, `shr r16.v, r16/m, ib`, `shr r32.v, r32/m, ib`, `shr r64.v, r64/m, ib`, `shr r8.v, r8/m, cl`, `shr r16.v, r16/m, cl`, `shr r32.v, r32/m, cl`, `shr r64.v, r64/m, cl`.
@@ -23056,7 +23057,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Shr3,
     {
-        self.emit_forms(Mnemonic::Shr, <(A::Class, B::Class, C::Class,) as sig::Shr3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Shr, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Shr3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `shrd` with 3 operand(s): `shrd r16/m, r16, ib`, `shrd r32/m, r32, ib`, `shrd r64/m, r64, ib`, `shrd r16/m, r16, cl`, `shrd r32/m, r32, cl`, `shrd r64/m, r64, cl`, `shrd r16/m, r16, ib`, `shrd r32/m, r32, ib`, `shrd r64/m, r64, ib`, `shrd r16/m, r16, cl`, `shrd r32/m, r32, cl`, `shrd r64/m, r64, cl`.
@@ -23065,7 +23066,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Shrd3,
     {
-        self.emit_forms(Mnemonic::Shrd, <(A::Class, B::Class, C::Class,) as sig::Shrd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Shrd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Shrd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `shrd` with 4 operand(s): `shrd r16.v, r16/m, r16, ib`, `shrd r32.v, r32/m, r32, ib`, `shrd r64.v, r64/m, r64, ib`, `shrd r16.v, r16/m, r16, cl`, `shrd r32.v, r32/m, r32, cl`, `shrd r64.v, r64/m, r64, cl`.
@@ -23074,7 +23075,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Shrd4,
     {
-        self.emit_forms(Mnemonic::Shrd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Shrd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Shrd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Shrd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `shrx` with 3 operand(s): `shrx r32, r32/m, r32.v`, `shrx r64, r64/m, r64.v`, `shrx r32, r32/m, r32.v`, `shrx r64, r64/m, r64.v`.
@@ -23083,7 +23084,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Shrx3,
     {
-        self.emit_forms(Mnemonic::Shrx, <(A::Class, B::Class, C::Class,) as sig::Shrx3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Shrx, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Shrx3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `shufpd` with 3 operand(s): `shufpd xmm, xmm/m, ib`.
@@ -23092,7 +23093,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Shufpd3,
     {
-        self.emit_forms(Mnemonic::Shufpd, <(A::Class, B::Class, C::Class,) as sig::Shufpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Shufpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Shufpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `shufps` with 3 operand(s): `shufps xmm, xmm/m, ib`.
@@ -23101,7 +23102,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Shufps3,
     {
-        self.emit_forms(Mnemonic::Shufps, <(A::Class, B::Class, C::Class,) as sig::Shufps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Shufps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Shufps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `sidt` with 1 operand(s): `sidt m`.
@@ -23110,7 +23111,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Sidt1,
     {
-        self.emit_forms(Mnemonic::Sidt, <(A::Class,) as sig::Sidt1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Sidt, const { &FormPlans::of(<(A::Class,) as sig::Sidt1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `skinit` (`skinit`).
@@ -23125,7 +23126,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Sldt1,
     {
-        self.emit_forms(Mnemonic::Sldt, <(A::Class,) as sig::Sldt1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Sldt, const { &FormPlans::of(<(A::Class,) as sig::Sldt1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `slwpcb` with 1 operand(s): `slwpcb r32.rm`, `slwpcb r64.rm`.
@@ -23134,7 +23135,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Slwpcb1,
     {
-        self.emit_forms(Mnemonic::Slwpcb, <(A::Class,) as sig::Slwpcb1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Slwpcb, const { &FormPlans::of(<(A::Class,) as sig::Slwpcb1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `smsw` with 1 operand(s): `smsw r16/m`, `smsw r32/m`, `smsw r64/m`.
@@ -23143,7 +23144,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Smsw1,
     {
-        self.emit_forms(Mnemonic::Smsw, <(A::Class,) as sig::Smsw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Smsw, const { &FormPlans::of(<(A::Class,) as sig::Smsw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `sqrtpd` with 2 operand(s): `sqrtpd xmm, xmm/m`.
@@ -23152,7 +23153,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sqrtpd2,
     {
-        self.emit_forms(Mnemonic::Sqrtpd, <(A::Class, B::Class,) as sig::Sqrtpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sqrtpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sqrtpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `sqrtps` with 2 operand(s): `sqrtps xmm, xmm/m`.
@@ -23161,7 +23162,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sqrtps2,
     {
-        self.emit_forms(Mnemonic::Sqrtps, <(A::Class, B::Class,) as sig::Sqrtps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sqrtps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sqrtps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `sqrtsd` with 2 operand(s): `sqrtsd xmm, xmm/m`.
@@ -23170,7 +23171,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sqrtsd2,
     {
-        self.emit_forms(Mnemonic::Sqrtsd, <(A::Class, B::Class,) as sig::Sqrtsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sqrtsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sqrtsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `sqrtss` with 2 operand(s): `sqrtss xmm, xmm/m`.
@@ -23179,7 +23180,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sqrtss2,
     {
-        self.emit_forms(Mnemonic::Sqrtss, <(A::Class, B::Class,) as sig::Sqrtss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sqrtss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sqrtss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `stac` (`stac`).
@@ -23218,7 +23219,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Stmxcsr1,
     {
-        self.emit_forms(Mnemonic::Stmxcsr, <(A::Class,) as sig::Stmxcsr1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Stmxcsr, const { &FormPlans::of(<(A::Class,) as sig::Stmxcsr1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `stosb` with 1 operand(s): `stosb al`.
@@ -23227,7 +23228,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Stosb1,
     {
-        self.emit_forms(Mnemonic::Stosb, <(A::Class,) as sig::Stosb1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Stosb, const { &FormPlans::of(<(A::Class,) as sig::Stosb1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `stosd` with 1 operand(s): `stosd eax`.
@@ -23236,7 +23237,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Stosd1,
     {
-        self.emit_forms(Mnemonic::Stosd, <(A::Class,) as sig::Stosd1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Stosd, const { &FormPlans::of(<(A::Class,) as sig::Stosd1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `stosq` with 1 operand(s): `stosq rax`.
@@ -23245,7 +23246,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Stosq1,
     {
-        self.emit_forms(Mnemonic::Stosq, <(A::Class,) as sig::Stosq1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Stosq, const { &FormPlans::of(<(A::Class,) as sig::Stosq1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `stosw` with 1 operand(s): `stosw ax`.
@@ -23254,7 +23255,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Stosw1,
     {
-        self.emit_forms(Mnemonic::Stosw, <(A::Class,) as sig::Stosw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Stosw, const { &FormPlans::of(<(A::Class,) as sig::Stosw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `str` with 1 operand(s): `str r16/m`, `str r32/m`, `str r64/m`.
@@ -23263,7 +23264,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Str1,
     {
-        self.emit_forms(Mnemonic::Str, <(A::Class,) as sig::Str1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Str, const { &FormPlans::of(<(A::Class,) as sig::Str1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `sttilecfg` with 1 operand(s): `sttilecfg m`.
@@ -23272,7 +23273,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Sttilecfg1,
     {
-        self.emit_forms(Mnemonic::Sttilecfg, <(A::Class,) as sig::Sttilecfg1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Sttilecfg, const { &FormPlans::of(<(A::Class,) as sig::Sttilecfg1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `stui` (`stui`).
@@ -23287,7 +23288,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Sub2,
     {
-        self.emit_forms(Mnemonic::Sub, <(A::Class, B::Class,) as sig::Sub2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Sub, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Sub2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `sub` with 3 operand(s): `sub r16.v, r16/m, ib.sx16`, `sub r32.v, r32/m, ib.sx32`, `sub r64.v, r64/m, ib.sx64`, `sub r64.v, r64/m, id.sx64`, `sub r8.v, r8/m, r8`, `sub r16.v, r16/m, r16`, `sub r32.v, r32/m, r32`, `sub r64.v, r64/m, r64`, `sub r8.v, r8, r8/m`, `sub r16.v, r16, r16/m`, `sub r32.v, r32, r32/m`, `sub r64.v, r64, r64/m`, `sub r8.v, r8/m, ib`, `sub r16.v, r16/m, iw`, `sub r32.v, r32/m, id`.
@@ -23296,7 +23297,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Sub3,
     {
-        self.emit_forms(Mnemonic::Sub, <(A::Class, B::Class, C::Class,) as sig::Sub3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Sub, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Sub3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `subpd` with 2 operand(s): `subpd xmm, xmm/m`.
@@ -23305,7 +23306,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Subpd2,
     {
-        self.emit_forms(Mnemonic::Subpd, <(A::Class, B::Class,) as sig::Subpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Subpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Subpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `subps` with 2 operand(s): `subps xmm, xmm/m`.
@@ -23314,7 +23315,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Subps2,
     {
-        self.emit_forms(Mnemonic::Subps, <(A::Class, B::Class,) as sig::Subps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Subps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Subps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `subsd` with 2 operand(s): `subsd xmm, xmm/m`.
@@ -23323,7 +23324,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Subsd2,
     {
-        self.emit_forms(Mnemonic::Subsd, <(A::Class, B::Class,) as sig::Subsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Subsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Subsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `subss` with 2 operand(s): `subss xmm, xmm/m`.
@@ -23332,7 +23333,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Subss2,
     {
-        self.emit_forms(Mnemonic::Subss, <(A::Class, B::Class,) as sig::Subss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Subss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Subss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `swapgs` (`swapgs`).
@@ -23383,7 +23384,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::T1mskc2,
     {
-        self.emit_forms(Mnemonic::T1mskc, <(A::Class, B::Class,) as sig::T1mskc2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::T1mskc, const { &FormPlans::of(<(A::Class, B::Class,) as sig::T1mskc2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `tcmmimfp16ps` with 3 operand(s): `tcmmimfp16ps tmm, tmm.rm, tmm.v`.
@@ -23392,7 +23393,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Tcmmimfp16ps3,
     {
-        self.emit_forms(Mnemonic::Tcmmimfp16ps, <(A::Class, B::Class, C::Class,) as sig::Tcmmimfp16ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Tcmmimfp16ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Tcmmimfp16ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `tcmmrlfp16ps` with 3 operand(s): `tcmmrlfp16ps tmm, tmm.rm, tmm.v`.
@@ -23401,7 +23402,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Tcmmrlfp16ps3,
     {
-        self.emit_forms(Mnemonic::Tcmmrlfp16ps, <(A::Class, B::Class, C::Class,) as sig::Tcmmrlfp16ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Tcmmrlfp16ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Tcmmrlfp16ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `tdcall` (`tdcall`).
@@ -23416,7 +23417,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Tdpbf16ps3,
     {
-        self.emit_forms(Mnemonic::Tdpbf16ps, <(A::Class, B::Class, C::Class,) as sig::Tdpbf16ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Tdpbf16ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Tdpbf16ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `tdpbssd` with 3 operand(s): `tdpbssd tmm, tmm.rm, tmm.v`.
@@ -23425,7 +23426,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Tdpbssd3,
     {
-        self.emit_forms(Mnemonic::Tdpbssd, <(A::Class, B::Class, C::Class,) as sig::Tdpbssd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Tdpbssd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Tdpbssd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `tdpbsud` with 3 operand(s): `tdpbsud tmm, tmm.rm, tmm.v`.
@@ -23434,7 +23435,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Tdpbsud3,
     {
-        self.emit_forms(Mnemonic::Tdpbsud, <(A::Class, B::Class, C::Class,) as sig::Tdpbsud3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Tdpbsud, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Tdpbsud3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `tdpbusd` with 3 operand(s): `tdpbusd tmm, tmm.rm, tmm.v`.
@@ -23443,7 +23444,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Tdpbusd3,
     {
-        self.emit_forms(Mnemonic::Tdpbusd, <(A::Class, B::Class, C::Class,) as sig::Tdpbusd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Tdpbusd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Tdpbusd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `tdpbuud` with 3 operand(s): `tdpbuud tmm, tmm.rm, tmm.v`.
@@ -23452,7 +23453,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Tdpbuud3,
     {
-        self.emit_forms(Mnemonic::Tdpbuud, <(A::Class, B::Class, C::Class,) as sig::Tdpbuud3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Tdpbuud, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Tdpbuud3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `tdpfp16ps` with 3 operand(s): `tdpfp16ps tmm, tmm.rm, tmm.v`.
@@ -23461,7 +23462,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Tdpfp16ps3,
     {
-        self.emit_forms(Mnemonic::Tdpfp16ps, <(A::Class, B::Class, C::Class,) as sig::Tdpfp16ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Tdpfp16ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Tdpfp16ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `test` with 2 operand(s): `test rax, id.sx64`, `test r64/m, id.sx64`, `test al, ib`, `test ax, iw`, `test eax, id`, `test r8/m, r8`, `test r16/m, r16`, `test r32/m, r32`, `test r64/m, r64`, `test r8/m, ib`, `test r16/m, iw`, `test r32/m, id`.
@@ -23470,7 +23471,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Test2,
     {
-        self.emit_forms(Mnemonic::Test, <(A::Class, B::Class,) as sig::Test2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Test, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Test2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `testui` (`testui`).
@@ -23485,7 +23486,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Tileloadd2,
     {
-        self.emit_forms(Mnemonic::Tileloadd, <(A::Class, B::Class,) as sig::Tileloadd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Tileloadd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Tileloadd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `tileloaddt1` with 2 operand(s): `tileloaddt1 tmm, m.sib`.
@@ -23494,7 +23495,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Tileloaddt12,
     {
-        self.emit_forms(Mnemonic::Tileloaddt1, <(A::Class, B::Class,) as sig::Tileloaddt12>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Tileloaddt1, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Tileloaddt12>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `tilerelease` (`tilerelease`).
@@ -23509,7 +23510,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Tilestored2,
     {
-        self.emit_forms(Mnemonic::Tilestored, <(A::Class, B::Class,) as sig::Tilestored2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Tilestored, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Tilestored2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `tilezero` with 1 operand(s): `tilezero tmm`.
@@ -23518,7 +23519,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Tilezero1,
     {
-        self.emit_forms(Mnemonic::Tilezero, <(A::Class,) as sig::Tilezero1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Tilezero, const { &FormPlans::of(<(A::Class,) as sig::Tilezero1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `tlbsync` (`tlbsync`).
@@ -23533,7 +23534,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Tpause1,
     {
-        self.emit_forms(Mnemonic::Tpause, <(A::Class,) as sig::Tpause1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Tpause, const { &FormPlans::of(<(A::Class,) as sig::Tpause1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `tzcnt` with 2 operand(s): `tzcnt r16, r16/m`, `tzcnt r32, r32/m`, `tzcnt r64, r64/m`, `tzcnt r16, r16/m`, `tzcnt r32, r32/m`, `tzcnt r64, r64/m`.
@@ -23542,7 +23543,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Tzcnt2,
     {
-        self.emit_forms(Mnemonic::Tzcnt, <(A::Class, B::Class,) as sig::Tzcnt2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Tzcnt, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Tzcnt2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `tzmsk` with 2 operand(s): `tzmsk r32.v, r32/m`, `tzmsk r64.v, r64/m`.
@@ -23551,7 +23552,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Tzmsk2,
     {
-        self.emit_forms(Mnemonic::Tzmsk, <(A::Class, B::Class,) as sig::Tzmsk2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Tzmsk, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Tzmsk2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ucomisd` with 2 operand(s): `ucomisd xmm, xmm/m`.
@@ -23560,7 +23561,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ucomisd2,
     {
-        self.emit_forms(Mnemonic::Ucomisd, <(A::Class, B::Class,) as sig::Ucomisd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ucomisd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ucomisd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ucomiss` with 2 operand(s): `ucomiss xmm, xmm/m`.
@@ -23569,7 +23570,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ucomiss2,
     {
-        self.emit_forms(Mnemonic::Ucomiss, <(A::Class, B::Class,) as sig::Ucomiss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ucomiss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ucomiss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ud0` with 2 operand(s): `ud0 r16, r16/m`, `ud0 r32, r32/m`, `ud0 r64, r64/m`.
@@ -23578,7 +23579,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ud02,
     {
-        self.emit_forms(Mnemonic::Ud0, <(A::Class, B::Class,) as sig::Ud02>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ud0, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ud02>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ud1` with 2 operand(s): `ud1 r16, r16/m`, `ud1 r32, r32/m`, `ud1 r64, r64/m`.
@@ -23587,7 +23588,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Ud12,
     {
-        self.emit_forms(Mnemonic::Ud1, <(A::Class, B::Class,) as sig::Ud12>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Ud1, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Ud12>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `ud2` (`ud2`).
@@ -23608,7 +23609,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Umonitor1,
     {
-        self.emit_forms(Mnemonic::Umonitor, <(A::Class,) as sig::Umonitor1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Umonitor, const { &FormPlans::of(<(A::Class,) as sig::Umonitor1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `umwait` with 1 operand(s): `umwait r32.rm`, `umwait r64.rm`.
@@ -23617,7 +23618,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Umwait1,
     {
-        self.emit_forms(Mnemonic::Umwait, <(A::Class,) as sig::Umwait1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Umwait, const { &FormPlans::of(<(A::Class,) as sig::Umwait1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `unpckhpd` with 2 operand(s): `unpckhpd xmm, xmm/m`.
@@ -23626,7 +23627,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Unpckhpd2,
     {
-        self.emit_forms(Mnemonic::Unpckhpd, <(A::Class, B::Class,) as sig::Unpckhpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Unpckhpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Unpckhpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `unpckhps` with 2 operand(s): `unpckhps xmm, xmm/m`.
@@ -23635,7 +23636,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Unpckhps2,
     {
-        self.emit_forms(Mnemonic::Unpckhps, <(A::Class, B::Class,) as sig::Unpckhps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Unpckhps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Unpckhps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `unpcklpd` with 2 operand(s): `unpcklpd xmm, xmm/m`.
@@ -23644,7 +23645,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Unpcklpd2,
     {
-        self.emit_forms(Mnemonic::Unpcklpd, <(A::Class, B::Class,) as sig::Unpcklpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Unpcklpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Unpcklpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `unpcklps` with 2 operand(s): `unpcklps xmm, xmm/m`.
@@ -23653,7 +23654,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Unpcklps2,
     {
-        self.emit_forms(Mnemonic::Unpcklps, <(A::Class, B::Class,) as sig::Unpcklps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Unpcklps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Unpcklps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vaddpd` with 3 operand(s): `vaddpd xmm, xmm.v, xmm/m`, `vaddpd ymm, ymm.v, ymm/m`, `vaddpd xmm, xmm.v, xmm/m`, `vaddpd ymm, ymm.v, ymm/m`, `vaddpd zmm, zmm.v, zmm/m`.
@@ -23662,7 +23663,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaddpd3,
     {
-        self.emit_forms(Mnemonic::Vaddpd, <(A::Class, B::Class, C::Class,) as sig::Vaddpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaddpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaddpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vaddph` with 3 operand(s): `vaddph xmm, xmm.v, xmm/m`, `vaddph ymm, ymm.v, ymm/m`, `vaddph zmm, zmm.v, zmm/m`.
@@ -23671,7 +23672,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaddph3,
     {
-        self.emit_forms(Mnemonic::Vaddph, <(A::Class, B::Class, C::Class,) as sig::Vaddph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaddph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaddph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vaddps` with 3 operand(s): `vaddps xmm, xmm.v, xmm/m`, `vaddps ymm, ymm.v, ymm/m`, `vaddps xmm, xmm.v, xmm/m`, `vaddps ymm, ymm.v, ymm/m`, `vaddps zmm, zmm.v, zmm/m`.
@@ -23680,7 +23681,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaddps3,
     {
-        self.emit_forms(Mnemonic::Vaddps, <(A::Class, B::Class, C::Class,) as sig::Vaddps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaddps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaddps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vaddsd` with 3 operand(s): `vaddsd xmm, xmm.v, xmm/m`.
@@ -23689,7 +23690,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaddsd3,
     {
-        self.emit_forms(Mnemonic::Vaddsd, <(A::Class, B::Class, C::Class,) as sig::Vaddsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaddsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaddsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vaddsh` with 3 operand(s): `vaddsh xmm, xmm.v, xmm/m`.
@@ -23698,7 +23699,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaddsh3,
     {
-        self.emit_forms(Mnemonic::Vaddsh, <(A::Class, B::Class, C::Class,) as sig::Vaddsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaddsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaddsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vaddss` with 3 operand(s): `vaddss xmm, xmm.v, xmm/m`.
@@ -23707,7 +23708,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaddss3,
     {
-        self.emit_forms(Mnemonic::Vaddss, <(A::Class, B::Class, C::Class,) as sig::Vaddss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaddss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaddss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vaddsubpd` with 3 operand(s): `vaddsubpd xmm, xmm.v, xmm/m`, `vaddsubpd ymm, ymm.v, ymm/m`.
@@ -23716,7 +23717,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaddsubpd3,
     {
-        self.emit_forms(Mnemonic::Vaddsubpd, <(A::Class, B::Class, C::Class,) as sig::Vaddsubpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaddsubpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaddsubpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vaddsubps` with 3 operand(s): `vaddsubps xmm, xmm.v, xmm/m`, `vaddsubps ymm, ymm.v, ymm/m`.
@@ -23725,7 +23726,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaddsubps3,
     {
-        self.emit_forms(Mnemonic::Vaddsubps, <(A::Class, B::Class, C::Class,) as sig::Vaddsubps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaddsubps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaddsubps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vaesdec` with 3 operand(s): `vaesdec xmm, xmm.v, xmm/m`, `vaesdec ymm, ymm.v, ymm/m`, `vaesdec xmm, xmm.v, xmm/m`, `vaesdec ymm, ymm.v, ymm/m`, `vaesdec zmm, zmm.v, zmm/m`.
@@ -23734,7 +23735,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaesdec3,
     {
-        self.emit_forms(Mnemonic::Vaesdec, <(A::Class, B::Class, C::Class,) as sig::Vaesdec3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaesdec, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaesdec3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vaesdeclast` with 3 operand(s): `vaesdeclast xmm, xmm.v, xmm/m`, `vaesdeclast ymm, ymm.v, ymm/m`, `vaesdeclast xmm, xmm.v, xmm/m`, `vaesdeclast ymm, ymm.v, ymm/m`, `vaesdeclast zmm, zmm.v, zmm/m`.
@@ -23743,7 +23744,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaesdeclast3,
     {
-        self.emit_forms(Mnemonic::Vaesdeclast, <(A::Class, B::Class, C::Class,) as sig::Vaesdeclast3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaesdeclast, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaesdeclast3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vaesenc` with 3 operand(s): `vaesenc xmm, xmm.v, xmm/m`, `vaesenc ymm, ymm.v, ymm/m`, `vaesenc xmm, xmm.v, xmm/m`, `vaesenc ymm, ymm.v, ymm/m`, `vaesenc zmm, zmm.v, zmm/m`.
@@ -23752,7 +23753,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaesenc3,
     {
-        self.emit_forms(Mnemonic::Vaesenc, <(A::Class, B::Class, C::Class,) as sig::Vaesenc3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaesenc, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaesenc3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vaesenclast` with 3 operand(s): `vaesenclast xmm, xmm.v, xmm/m`, `vaesenclast ymm, ymm.v, ymm/m`, `vaesenclast xmm, xmm.v, xmm/m`, `vaesenclast ymm, ymm.v, ymm/m`, `vaesenclast zmm, zmm.v, zmm/m`.
@@ -23761,7 +23762,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaesenclast3,
     {
-        self.emit_forms(Mnemonic::Vaesenclast, <(A::Class, B::Class, C::Class,) as sig::Vaesenclast3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaesenclast, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaesenclast3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vaesimc` with 2 operand(s): `vaesimc xmm, xmm/m`.
@@ -23770,7 +23771,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vaesimc2,
     {
-        self.emit_forms(Mnemonic::Vaesimc, <(A::Class, B::Class,) as sig::Vaesimc2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vaesimc, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vaesimc2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vaeskeygenassist` with 3 operand(s): `vaeskeygenassist xmm, xmm/m, ib`.
@@ -23779,7 +23780,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vaeskeygenassist3,
     {
-        self.emit_forms(Mnemonic::Vaeskeygenassist, <(A::Class, B::Class, C::Class,) as sig::Vaeskeygenassist3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vaeskeygenassist, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vaeskeygenassist3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `valignd` with 4 operand(s): `valignd xmm, xmm.v, xmm/m, ib`, `valignd ymm, ymm.v, ymm/m, ib`, `valignd zmm, zmm.v, zmm/m, ib`.
@@ -23788,7 +23789,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Valignd4,
     {
-        self.emit_forms(Mnemonic::Valignd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Valignd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Valignd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Valignd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `valignq` with 4 operand(s): `valignq xmm, xmm.v, xmm/m, ib`, `valignq ymm, ymm.v, ymm/m, ib`, `valignq zmm, zmm.v, zmm/m, ib`.
@@ -23797,7 +23798,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Valignq4,
     {
-        self.emit_forms(Mnemonic::Valignq, <(A::Class, B::Class, C::Class, D::Class,) as sig::Valignq4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Valignq, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Valignq4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vandnpd` with 3 operand(s): `vandnpd xmm, xmm.v, xmm/m`, `vandnpd ymm, ymm.v, ymm/m`, `vandnpd xmm, xmm.v, xmm/m`, `vandnpd ymm, ymm.v, ymm/m`, `vandnpd zmm, zmm.v, zmm/m`.
@@ -23806,7 +23807,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vandnpd3,
     {
-        self.emit_forms(Mnemonic::Vandnpd, <(A::Class, B::Class, C::Class,) as sig::Vandnpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vandnpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vandnpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vandnps` with 3 operand(s): `vandnps xmm, xmm.v, xmm/m`, `vandnps ymm, ymm.v, ymm/m`, `vandnps xmm, xmm.v, xmm/m`, `vandnps ymm, ymm.v, ymm/m`, `vandnps zmm, zmm.v, zmm/m`.
@@ -23815,7 +23816,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vandnps3,
     {
-        self.emit_forms(Mnemonic::Vandnps, <(A::Class, B::Class, C::Class,) as sig::Vandnps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vandnps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vandnps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vandpd` with 3 operand(s): `vandpd xmm, xmm.v, xmm/m`, `vandpd ymm, ymm.v, ymm/m`, `vandpd xmm, xmm.v, xmm/m`, `vandpd ymm, ymm.v, ymm/m`, `vandpd zmm, zmm.v, zmm/m`.
@@ -23824,7 +23825,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vandpd3,
     {
-        self.emit_forms(Mnemonic::Vandpd, <(A::Class, B::Class, C::Class,) as sig::Vandpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vandpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vandpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vandps` with 3 operand(s): `vandps xmm, xmm.v, xmm/m`, `vandps ymm, ymm.v, ymm/m`, `vandps xmm, xmm.v, xmm/m`, `vandps ymm, ymm.v, ymm/m`, `vandps zmm, zmm.v, zmm/m`.
@@ -23833,7 +23834,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vandps3,
     {
-        self.emit_forms(Mnemonic::Vandps, <(A::Class, B::Class, C::Class,) as sig::Vandps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vandps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vandps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vbcstnebf162ps` with 2 operand(s): `vbcstnebf162ps xmm, m`, `vbcstnebf162ps ymm, m`.
@@ -23842,7 +23843,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbcstnebf162ps2,
     {
-        self.emit_forms(Mnemonic::Vbcstnebf162ps, <(A::Class, B::Class,) as sig::Vbcstnebf162ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbcstnebf162ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbcstnebf162ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbcstnesh2ps` with 2 operand(s): `vbcstnesh2ps xmm, m`, `vbcstnesh2ps ymm, m`.
@@ -23851,7 +23852,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbcstnesh2ps2,
     {
-        self.emit_forms(Mnemonic::Vbcstnesh2ps, <(A::Class, B::Class,) as sig::Vbcstnesh2ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbcstnesh2ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbcstnesh2ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vblendmpd` with 3 operand(s): `vblendmpd xmm, xmm.v, xmm/m`, `vblendmpd ymm, ymm.v, ymm/m`, `vblendmpd zmm, zmm.v, zmm/m`.
@@ -23860,7 +23861,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vblendmpd3,
     {
-        self.emit_forms(Mnemonic::Vblendmpd, <(A::Class, B::Class, C::Class,) as sig::Vblendmpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vblendmpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vblendmpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vblendmps` with 3 operand(s): `vblendmps xmm, xmm.v, xmm/m`, `vblendmps ymm, ymm.v, ymm/m`, `vblendmps zmm, zmm.v, zmm/m`.
@@ -23869,7 +23870,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vblendmps3,
     {
-        self.emit_forms(Mnemonic::Vblendmps, <(A::Class, B::Class, C::Class,) as sig::Vblendmps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vblendmps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vblendmps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vblendpd` with 4 operand(s): `vblendpd xmm, xmm.v, xmm/m, ib`, `vblendpd ymm, ymm.v, ymm/m, ib`.
@@ -23878,7 +23879,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vblendpd4,
     {
-        self.emit_forms(Mnemonic::Vblendpd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vblendpd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vblendpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vblendpd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vblendps` with 4 operand(s): `vblendps xmm, xmm.v, xmm/m, ib`, `vblendps ymm, ymm.v, ymm/m, ib`.
@@ -23887,7 +23888,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vblendps4,
     {
-        self.emit_forms(Mnemonic::Vblendps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vblendps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vblendps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vblendps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vblendvpd` with 4 operand(s): `vblendvpd xmm, xmm.v, xmm/m, xmm.is4`, `vblendvpd ymm, ymm.v, ymm/m, ymm.is4`.
@@ -23896,7 +23897,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vblendvpd4,
     {
-        self.emit_forms(Mnemonic::Vblendvpd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vblendvpd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vblendvpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vblendvpd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vblendvps` with 4 operand(s): `vblendvps xmm, xmm.v, xmm/m, xmm.is4`, `vblendvps ymm, ymm.v, ymm/m, ymm.is4`.
@@ -23905,7 +23906,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vblendvps4,
     {
-        self.emit_forms(Mnemonic::Vblendvps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vblendvps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vblendvps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vblendvps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vbroadcastf128` with 2 operand(s): `vbroadcastf128 ymm, m`.
@@ -23914,7 +23915,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcastf1282,
     {
-        self.emit_forms(Mnemonic::Vbroadcastf128, <(A::Class, B::Class,) as sig::Vbroadcastf1282>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcastf128, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcastf1282>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcastf32x2` with 2 operand(s): `vbroadcastf32x2 ymm, xmm/m`, `vbroadcastf32x2 zmm, xmm/m`.
@@ -23923,7 +23924,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcastf32x22,
     {
-        self.emit_forms(Mnemonic::Vbroadcastf32x2, <(A::Class, B::Class,) as sig::Vbroadcastf32x22>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcastf32x2, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcastf32x22>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcastf32x4` with 2 operand(s): `vbroadcastf32x4 ymm, m`, `vbroadcastf32x4 zmm, m`.
@@ -23932,7 +23933,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcastf32x42,
     {
-        self.emit_forms(Mnemonic::Vbroadcastf32x4, <(A::Class, B::Class,) as sig::Vbroadcastf32x42>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcastf32x4, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcastf32x42>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcastf32x8` with 2 operand(s): `vbroadcastf32x8 zmm, m`.
@@ -23941,7 +23942,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcastf32x82,
     {
-        self.emit_forms(Mnemonic::Vbroadcastf32x8, <(A::Class, B::Class,) as sig::Vbroadcastf32x82>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcastf32x8, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcastf32x82>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcastf64x2` with 2 operand(s): `vbroadcastf64x2 ymm, m`, `vbroadcastf64x2 zmm, m`.
@@ -23950,7 +23951,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcastf64x22,
     {
-        self.emit_forms(Mnemonic::Vbroadcastf64x2, <(A::Class, B::Class,) as sig::Vbroadcastf64x22>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcastf64x2, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcastf64x22>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcastf64x4` with 2 operand(s): `vbroadcastf64x4 zmm, m`.
@@ -23959,7 +23960,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcastf64x42,
     {
-        self.emit_forms(Mnemonic::Vbroadcastf64x4, <(A::Class, B::Class,) as sig::Vbroadcastf64x42>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcastf64x4, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcastf64x42>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcasti128` with 2 operand(s): `vbroadcasti128 ymm, m`.
@@ -23968,7 +23969,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcasti1282,
     {
-        self.emit_forms(Mnemonic::Vbroadcasti128, <(A::Class, B::Class,) as sig::Vbroadcasti1282>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcasti128, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcasti1282>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcasti32x2` with 2 operand(s): `vbroadcasti32x2 xmm, xmm/m`, `vbroadcasti32x2 ymm, xmm/m`, `vbroadcasti32x2 zmm, xmm/m`.
@@ -23977,7 +23978,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcasti32x22,
     {
-        self.emit_forms(Mnemonic::Vbroadcasti32x2, <(A::Class, B::Class,) as sig::Vbroadcasti32x22>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcasti32x2, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcasti32x22>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcasti32x4` with 2 operand(s): `vbroadcasti32x4 ymm, m`, `vbroadcasti32x4 zmm, m`.
@@ -23986,7 +23987,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcasti32x42,
     {
-        self.emit_forms(Mnemonic::Vbroadcasti32x4, <(A::Class, B::Class,) as sig::Vbroadcasti32x42>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcasti32x4, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcasti32x42>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcasti32x8` with 2 operand(s): `vbroadcasti32x8 zmm, m`.
@@ -23995,7 +23996,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcasti32x82,
     {
-        self.emit_forms(Mnemonic::Vbroadcasti32x8, <(A::Class, B::Class,) as sig::Vbroadcasti32x82>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcasti32x8, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcasti32x82>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcasti64x2` with 2 operand(s): `vbroadcasti64x2 ymm, m`, `vbroadcasti64x2 zmm, m`.
@@ -24004,7 +24005,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcasti64x22,
     {
-        self.emit_forms(Mnemonic::Vbroadcasti64x2, <(A::Class, B::Class,) as sig::Vbroadcasti64x22>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcasti64x2, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcasti64x22>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcasti64x4` with 2 operand(s): `vbroadcasti64x4 zmm, m`.
@@ -24013,7 +24014,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcasti64x42,
     {
-        self.emit_forms(Mnemonic::Vbroadcasti64x4, <(A::Class, B::Class,) as sig::Vbroadcasti64x42>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcasti64x4, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcasti64x42>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcastsd` with 2 operand(s): `vbroadcastsd ymm, m`, `vbroadcastsd ymm, xmm.rm`, `vbroadcastsd ymm, xmm/m`, `vbroadcastsd zmm, xmm/m`.
@@ -24022,7 +24023,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcastsd2,
     {
-        self.emit_forms(Mnemonic::Vbroadcastsd, <(A::Class, B::Class,) as sig::Vbroadcastsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcastsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcastsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vbroadcastss` with 2 operand(s): `vbroadcastss xmm, m`, `vbroadcastss ymm, m`, `vbroadcastss xmm, xmm.rm`, `vbroadcastss ymm, xmm.rm`, `vbroadcastss xmm, xmm/m`, `vbroadcastss ymm, xmm/m`, `vbroadcastss zmm, xmm/m`.
@@ -24031,7 +24032,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vbroadcastss2,
     {
-        self.emit_forms(Mnemonic::Vbroadcastss, <(A::Class, B::Class,) as sig::Vbroadcastss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vbroadcastss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vbroadcastss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcmppd` with 4 operand(s): `vcmppd xmm, xmm.v, xmm/m, ib`, `vcmppd ymm, ymm.v, ymm/m, ib`, `vcmppd k, xmm.v, xmm/m, ib`, `vcmppd k, ymm.v, ymm/m, ib`, `vcmppd k, zmm.v, zmm/m, ib`.
@@ -24040,7 +24041,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vcmppd4,
     {
-        self.emit_forms(Mnemonic::Vcmppd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vcmppd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vcmppd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vcmppd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vcmpph` with 4 operand(s): `vcmpph k, xmm.v, xmm/m, ib`, `vcmpph k, ymm.v, ymm/m, ib`, `vcmpph k, zmm.v, zmm/m, ib`.
@@ -24049,7 +24050,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vcmpph4,
     {
-        self.emit_forms(Mnemonic::Vcmpph, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vcmpph4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vcmpph, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vcmpph4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vcmpps` with 4 operand(s): `vcmpps xmm, xmm.v, xmm/m, ib`, `vcmpps ymm, ymm.v, ymm/m, ib`, `vcmpps k, xmm.v, xmm/m, ib`, `vcmpps k, ymm.v, ymm/m, ib`, `vcmpps k, zmm.v, zmm/m, ib`.
@@ -24058,7 +24059,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vcmpps4,
     {
-        self.emit_forms(Mnemonic::Vcmpps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vcmpps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vcmpps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vcmpps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vcmpsd` with 4 operand(s): `vcmpsd xmm, xmm.v, xmm/m, ib`, `vcmpsd k, xmm.v, xmm/m, ib`.
@@ -24067,7 +24068,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vcmpsd4,
     {
-        self.emit_forms(Mnemonic::Vcmpsd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vcmpsd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vcmpsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vcmpsd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vcmpsh` with 4 operand(s): `vcmpsh k, xmm.v, xmm/m, ib`.
@@ -24076,7 +24077,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vcmpsh4,
     {
-        self.emit_forms(Mnemonic::Vcmpsh, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vcmpsh4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vcmpsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vcmpsh4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vcmpss` with 4 operand(s): `vcmpss xmm, xmm.v, xmm/m, ib`, `vcmpss k, xmm.v, xmm/m, ib`.
@@ -24085,7 +24086,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vcmpss4,
     {
-        self.emit_forms(Mnemonic::Vcmpss, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vcmpss4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vcmpss, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vcmpss4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vcomisd` with 2 operand(s): `vcomisd xmm, xmm/m`.
@@ -24094,7 +24095,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcomisd2,
     {
-        self.emit_forms(Mnemonic::Vcomisd, <(A::Class, B::Class,) as sig::Vcomisd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcomisd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcomisd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcomish` with 2 operand(s): `vcomish xmm, xmm/m`.
@@ -24103,7 +24104,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcomish2,
     {
-        self.emit_forms(Mnemonic::Vcomish, <(A::Class, B::Class,) as sig::Vcomish2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcomish, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcomish2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcomiss` with 2 operand(s): `vcomiss xmm, xmm/m`.
@@ -24112,7 +24113,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcomiss2,
     {
-        self.emit_forms(Mnemonic::Vcomiss, <(A::Class, B::Class,) as sig::Vcomiss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcomiss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcomiss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcompresspd` with 2 operand(s): `vcompresspd xmm/m, xmm`, `vcompresspd ymm/m, ymm`, `vcompresspd zmm/m, zmm`.
@@ -24121,7 +24122,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcompresspd2,
     {
-        self.emit_forms(Mnemonic::Vcompresspd, <(A::Class, B::Class,) as sig::Vcompresspd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcompresspd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcompresspd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcompressps` with 2 operand(s): `vcompressps xmm/m, xmm`, `vcompressps ymm/m, ymm`, `vcompressps zmm/m, zmm`.
@@ -24130,7 +24131,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcompressps2,
     {
-        self.emit_forms(Mnemonic::Vcompressps, <(A::Class, B::Class,) as sig::Vcompressps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcompressps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcompressps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtdq2pd` with 2 operand(s): `vcvtdq2pd xmm, xmm/m`, `vcvtdq2pd ymm, xmm/m`, `vcvtdq2pd xmm, xmm/m`, `vcvtdq2pd ymm, xmm/m`, `vcvtdq2pd zmm, ymm/m`.
@@ -24139,7 +24140,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtdq2pd2,
     {
-        self.emit_forms(Mnemonic::Vcvtdq2pd, <(A::Class, B::Class,) as sig::Vcvtdq2pd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtdq2pd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtdq2pd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtdq2ph` with 2 operand(s): `vcvtdq2ph xmm, xmm/m`, `vcvtdq2ph xmm, ymm/m`, `vcvtdq2ph ymm, zmm/m`.
@@ -24148,7 +24149,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtdq2ph2,
     {
-        self.emit_forms(Mnemonic::Vcvtdq2ph, <(A::Class, B::Class,) as sig::Vcvtdq2ph2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtdq2ph, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtdq2ph2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtdq2ps` with 2 operand(s): `vcvtdq2ps xmm, xmm/m`, `vcvtdq2ps ymm, ymm/m`, `vcvtdq2ps xmm, xmm/m`, `vcvtdq2ps ymm, ymm/m`, `vcvtdq2ps zmm, zmm/m`.
@@ -24157,7 +24158,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtdq2ps2,
     {
-        self.emit_forms(Mnemonic::Vcvtdq2ps, <(A::Class, B::Class,) as sig::Vcvtdq2ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtdq2ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtdq2ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtne2ps2bf16` with 3 operand(s): `vcvtne2ps2bf16 xmm, xmm.v, xmm/m`, `vcvtne2ps2bf16 ymm, ymm.v, ymm/m`, `vcvtne2ps2bf16 zmm, zmm.v, zmm/m`.
@@ -24166,7 +24167,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtne2ps2bf163,
     {
-        self.emit_forms(Mnemonic::Vcvtne2ps2bf16, <(A::Class, B::Class, C::Class,) as sig::Vcvtne2ps2bf163>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtne2ps2bf16, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtne2ps2bf163>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtneebf162ps` with 2 operand(s): `vcvtneebf162ps xmm, m`, `vcvtneebf162ps ymm, m`.
@@ -24175,7 +24176,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtneebf162ps2,
     {
-        self.emit_forms(Mnemonic::Vcvtneebf162ps, <(A::Class, B::Class,) as sig::Vcvtneebf162ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtneebf162ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtneebf162ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtneeph2ps` with 2 operand(s): `vcvtneeph2ps xmm, m`, `vcvtneeph2ps ymm, m`.
@@ -24184,7 +24185,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtneeph2ps2,
     {
-        self.emit_forms(Mnemonic::Vcvtneeph2ps, <(A::Class, B::Class,) as sig::Vcvtneeph2ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtneeph2ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtneeph2ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtneobf162ps` with 2 operand(s): `vcvtneobf162ps xmm, m`, `vcvtneobf162ps ymm, m`.
@@ -24193,7 +24194,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtneobf162ps2,
     {
-        self.emit_forms(Mnemonic::Vcvtneobf162ps, <(A::Class, B::Class,) as sig::Vcvtneobf162ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtneobf162ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtneobf162ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtneoph2ps` with 2 operand(s): `vcvtneoph2ps xmm, m`, `vcvtneoph2ps ymm, m`.
@@ -24202,7 +24203,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtneoph2ps2,
     {
-        self.emit_forms(Mnemonic::Vcvtneoph2ps, <(A::Class, B::Class,) as sig::Vcvtneoph2ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtneoph2ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtneoph2ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtneps2bf16` with 2 operand(s): `vcvtneps2bf16 xmm, xmm/m`, `vcvtneps2bf16 xmm, ymm/m`, `vcvtneps2bf16 xmm, xmm/m`, `vcvtneps2bf16 xmm, ymm/m`, `vcvtneps2bf16 ymm, zmm/m`.
@@ -24211,7 +24212,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtneps2bf162,
     {
-        self.emit_forms(Mnemonic::Vcvtneps2bf16, <(A::Class, B::Class,) as sig::Vcvtneps2bf162>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtneps2bf16, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtneps2bf162>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtpd2dq` with 2 operand(s): `vcvtpd2dq xmm, xmm/m`, `vcvtpd2dq xmm, ymm/m`, `vcvtpd2dq xmm, xmm/m`, `vcvtpd2dq xmm, ymm/m`, `vcvtpd2dq ymm, zmm/m`.
@@ -24220,7 +24221,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtpd2dq2,
     {
-        self.emit_forms(Mnemonic::Vcvtpd2dq, <(A::Class, B::Class,) as sig::Vcvtpd2dq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtpd2dq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtpd2dq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtpd2ph` with 2 operand(s): `vcvtpd2ph xmm, xmm/m`, `vcvtpd2ph xmm, ymm/m`, `vcvtpd2ph xmm, zmm/m`.
@@ -24229,7 +24230,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtpd2ph2,
     {
-        self.emit_forms(Mnemonic::Vcvtpd2ph, <(A::Class, B::Class,) as sig::Vcvtpd2ph2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtpd2ph, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtpd2ph2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtpd2ps` with 2 operand(s): `vcvtpd2ps xmm, xmm/m`, `vcvtpd2ps xmm, ymm/m`, `vcvtpd2ps xmm, xmm/m`, `vcvtpd2ps xmm, ymm/m`, `vcvtpd2ps ymm, zmm/m`.
@@ -24238,7 +24239,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtpd2ps2,
     {
-        self.emit_forms(Mnemonic::Vcvtpd2ps, <(A::Class, B::Class,) as sig::Vcvtpd2ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtpd2ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtpd2ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtpd2qq` with 2 operand(s): `vcvtpd2qq xmm, xmm/m`, `vcvtpd2qq ymm, ymm/m`, `vcvtpd2qq zmm, zmm/m`.
@@ -24247,7 +24248,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtpd2qq2,
     {
-        self.emit_forms(Mnemonic::Vcvtpd2qq, <(A::Class, B::Class,) as sig::Vcvtpd2qq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtpd2qq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtpd2qq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtpd2udq` with 2 operand(s): `vcvtpd2udq xmm, xmm/m`, `vcvtpd2udq xmm, ymm/m`, `vcvtpd2udq ymm, zmm/m`.
@@ -24256,7 +24257,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtpd2udq2,
     {
-        self.emit_forms(Mnemonic::Vcvtpd2udq, <(A::Class, B::Class,) as sig::Vcvtpd2udq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtpd2udq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtpd2udq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtpd2uqq` with 2 operand(s): `vcvtpd2uqq xmm, xmm/m`, `vcvtpd2uqq ymm, ymm/m`, `vcvtpd2uqq zmm, zmm/m`.
@@ -24265,7 +24266,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtpd2uqq2,
     {
-        self.emit_forms(Mnemonic::Vcvtpd2uqq, <(A::Class, B::Class,) as sig::Vcvtpd2uqq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtpd2uqq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtpd2uqq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtph2dq` with 2 operand(s): `vcvtph2dq xmm, xmm/m`, `vcvtph2dq ymm, xmm/m`, `vcvtph2dq zmm, ymm/m`.
@@ -24274,7 +24275,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtph2dq2,
     {
-        self.emit_forms(Mnemonic::Vcvtph2dq, <(A::Class, B::Class,) as sig::Vcvtph2dq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtph2dq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtph2dq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtph2pd` with 2 operand(s): `vcvtph2pd xmm, xmm/m`, `vcvtph2pd ymm, xmm/m`, `vcvtph2pd zmm, xmm/m`.
@@ -24283,7 +24284,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtph2pd2,
     {
-        self.emit_forms(Mnemonic::Vcvtph2pd, <(A::Class, B::Class,) as sig::Vcvtph2pd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtph2pd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtph2pd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtph2ps` with 2 operand(s): `vcvtph2ps xmm, xmm/m`, `vcvtph2ps ymm, xmm/m`, `vcvtph2ps xmm, xmm/m`, `vcvtph2ps ymm, xmm/m`, `vcvtph2ps zmm, ymm/m`.
@@ -24292,7 +24293,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtph2ps2,
     {
-        self.emit_forms(Mnemonic::Vcvtph2ps, <(A::Class, B::Class,) as sig::Vcvtph2ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtph2ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtph2ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtph2psx` with 2 operand(s): `vcvtph2psx xmm, xmm/m`, `vcvtph2psx ymm, xmm/m`, `vcvtph2psx zmm, ymm/m`.
@@ -24301,7 +24302,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtph2psx2,
     {
-        self.emit_forms(Mnemonic::Vcvtph2psx, <(A::Class, B::Class,) as sig::Vcvtph2psx2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtph2psx, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtph2psx2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtph2qq` with 2 operand(s): `vcvtph2qq xmm, xmm/m`, `vcvtph2qq ymm, xmm/m`, `vcvtph2qq zmm, xmm/m`.
@@ -24310,7 +24311,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtph2qq2,
     {
-        self.emit_forms(Mnemonic::Vcvtph2qq, <(A::Class, B::Class,) as sig::Vcvtph2qq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtph2qq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtph2qq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtph2udq` with 2 operand(s): `vcvtph2udq xmm, xmm/m`, `vcvtph2udq ymm, xmm/m`, `vcvtph2udq zmm, ymm/m`.
@@ -24319,7 +24320,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtph2udq2,
     {
-        self.emit_forms(Mnemonic::Vcvtph2udq, <(A::Class, B::Class,) as sig::Vcvtph2udq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtph2udq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtph2udq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtph2uqq` with 2 operand(s): `vcvtph2uqq xmm, xmm/m`, `vcvtph2uqq ymm, xmm/m`, `vcvtph2uqq zmm, xmm/m`.
@@ -24328,7 +24329,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtph2uqq2,
     {
-        self.emit_forms(Mnemonic::Vcvtph2uqq, <(A::Class, B::Class,) as sig::Vcvtph2uqq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtph2uqq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtph2uqq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtph2uw` with 2 operand(s): `vcvtph2uw xmm, xmm/m`, `vcvtph2uw ymm, ymm/m`, `vcvtph2uw zmm, zmm/m`.
@@ -24337,7 +24338,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtph2uw2,
     {
-        self.emit_forms(Mnemonic::Vcvtph2uw, <(A::Class, B::Class,) as sig::Vcvtph2uw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtph2uw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtph2uw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtph2w` with 2 operand(s): `vcvtph2w xmm, xmm/m`, `vcvtph2w ymm, ymm/m`, `vcvtph2w zmm, zmm/m`.
@@ -24346,7 +24347,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtph2w2,
     {
-        self.emit_forms(Mnemonic::Vcvtph2w, <(A::Class, B::Class,) as sig::Vcvtph2w2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtph2w, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtph2w2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtps2dq` with 2 operand(s): `vcvtps2dq xmm, xmm/m`, `vcvtps2dq ymm, ymm/m`, `vcvtps2dq xmm, xmm/m`, `vcvtps2dq ymm, ymm/m`, `vcvtps2dq zmm, zmm/m`.
@@ -24355,7 +24356,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtps2dq2,
     {
-        self.emit_forms(Mnemonic::Vcvtps2dq, <(A::Class, B::Class,) as sig::Vcvtps2dq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtps2dq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtps2dq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtps2pd` with 2 operand(s): `vcvtps2pd xmm, xmm/m`, `vcvtps2pd ymm, xmm/m`, `vcvtps2pd xmm, xmm/m`, `vcvtps2pd ymm, xmm/m`, `vcvtps2pd zmm, ymm/m`.
@@ -24364,7 +24365,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtps2pd2,
     {
-        self.emit_forms(Mnemonic::Vcvtps2pd, <(A::Class, B::Class,) as sig::Vcvtps2pd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtps2pd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtps2pd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtps2ph` with 3 operand(s): `vcvtps2ph xmm/m, xmm, ib`, `vcvtps2ph xmm/m, ymm, ib`, `vcvtps2ph xmm/m, xmm, ib`, `vcvtps2ph xmm/m, ymm, ib`, `vcvtps2ph ymm/m, zmm, ib`.
@@ -24373,7 +24374,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtps2ph3,
     {
-        self.emit_forms(Mnemonic::Vcvtps2ph, <(A::Class, B::Class, C::Class,) as sig::Vcvtps2ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtps2ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtps2ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtps2phx` with 2 operand(s): `vcvtps2phx xmm, xmm/m`, `vcvtps2phx xmm, ymm/m`, `vcvtps2phx ymm, zmm/m`.
@@ -24382,7 +24383,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtps2phx2,
     {
-        self.emit_forms(Mnemonic::Vcvtps2phx, <(A::Class, B::Class,) as sig::Vcvtps2phx2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtps2phx, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtps2phx2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtps2qq` with 2 operand(s): `vcvtps2qq xmm, xmm/m`, `vcvtps2qq ymm, xmm/m`, `vcvtps2qq zmm, ymm/m`.
@@ -24391,7 +24392,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtps2qq2,
     {
-        self.emit_forms(Mnemonic::Vcvtps2qq, <(A::Class, B::Class,) as sig::Vcvtps2qq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtps2qq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtps2qq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtps2udq` with 2 operand(s): `vcvtps2udq xmm, xmm/m`, `vcvtps2udq ymm, ymm/m`, `vcvtps2udq zmm, zmm/m`.
@@ -24400,7 +24401,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtps2udq2,
     {
-        self.emit_forms(Mnemonic::Vcvtps2udq, <(A::Class, B::Class,) as sig::Vcvtps2udq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtps2udq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtps2udq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtps2uqq` with 2 operand(s): `vcvtps2uqq xmm, xmm/m`, `vcvtps2uqq ymm, xmm/m`, `vcvtps2uqq zmm, ymm/m`.
@@ -24409,7 +24410,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtps2uqq2,
     {
-        self.emit_forms(Mnemonic::Vcvtps2uqq, <(A::Class, B::Class,) as sig::Vcvtps2uqq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtps2uqq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtps2uqq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtqq2pd` with 2 operand(s): `vcvtqq2pd xmm, xmm/m`, `vcvtqq2pd ymm, ymm/m`, `vcvtqq2pd zmm, zmm/m`.
@@ -24418,7 +24419,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtqq2pd2,
     {
-        self.emit_forms(Mnemonic::Vcvtqq2pd, <(A::Class, B::Class,) as sig::Vcvtqq2pd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtqq2pd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtqq2pd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtqq2ph` with 2 operand(s): `vcvtqq2ph xmm, xmm/m`, `vcvtqq2ph xmm, ymm/m`, `vcvtqq2ph xmm, zmm/m`.
@@ -24427,7 +24428,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtqq2ph2,
     {
-        self.emit_forms(Mnemonic::Vcvtqq2ph, <(A::Class, B::Class,) as sig::Vcvtqq2ph2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtqq2ph, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtqq2ph2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtqq2ps` with 2 operand(s): `vcvtqq2ps xmm, xmm/m`, `vcvtqq2ps xmm, ymm/m`, `vcvtqq2ps ymm, zmm/m`.
@@ -24436,7 +24437,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtqq2ps2,
     {
-        self.emit_forms(Mnemonic::Vcvtqq2ps, <(A::Class, B::Class,) as sig::Vcvtqq2ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtqq2ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtqq2ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtsd2sh` with 3 operand(s): `vcvtsd2sh xmm, xmm.v, xmm/m`.
@@ -24445,7 +24446,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtsd2sh3,
     {
-        self.emit_forms(Mnemonic::Vcvtsd2sh, <(A::Class, B::Class, C::Class,) as sig::Vcvtsd2sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtsd2sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtsd2sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtsd2si` with 2 operand(s): `vcvtsd2si r32, xmm/m`, `vcvtsd2si r64, xmm/m`, `vcvtsd2si r32, xmm/m`, `vcvtsd2si r64, xmm/m`.
@@ -24454,7 +24455,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtsd2si2,
     {
-        self.emit_forms(Mnemonic::Vcvtsd2si, <(A::Class, B::Class,) as sig::Vcvtsd2si2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtsd2si, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtsd2si2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtsd2ss` with 3 operand(s): `vcvtsd2ss xmm, xmm.v, xmm/m`.
@@ -24463,7 +24464,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtsd2ss3,
     {
-        self.emit_forms(Mnemonic::Vcvtsd2ss, <(A::Class, B::Class, C::Class,) as sig::Vcvtsd2ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtsd2ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtsd2ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtsd2usi` with 2 operand(s): `vcvtsd2usi r32, xmm/m`, `vcvtsd2usi r64, xmm/m`.
@@ -24472,7 +24473,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtsd2usi2,
     {
-        self.emit_forms(Mnemonic::Vcvtsd2usi, <(A::Class, B::Class,) as sig::Vcvtsd2usi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtsd2usi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtsd2usi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtsh2sd` with 3 operand(s): `vcvtsh2sd xmm, xmm.v, xmm/m`.
@@ -24481,7 +24482,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtsh2sd3,
     {
-        self.emit_forms(Mnemonic::Vcvtsh2sd, <(A::Class, B::Class, C::Class,) as sig::Vcvtsh2sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtsh2sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtsh2sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtsh2si` with 2 operand(s): `vcvtsh2si r32, xmm/m`, `vcvtsh2si r64, xmm/m`.
@@ -24490,7 +24491,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtsh2si2,
     {
-        self.emit_forms(Mnemonic::Vcvtsh2si, <(A::Class, B::Class,) as sig::Vcvtsh2si2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtsh2si, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtsh2si2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtsh2ss` with 3 operand(s): `vcvtsh2ss xmm, xmm.v, xmm/m`.
@@ -24499,7 +24500,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtsh2ss3,
     {
-        self.emit_forms(Mnemonic::Vcvtsh2ss, <(A::Class, B::Class, C::Class,) as sig::Vcvtsh2ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtsh2ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtsh2ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtsh2usi` with 2 operand(s): `vcvtsh2usi r32, xmm/m`, `vcvtsh2usi r64, xmm/m`.
@@ -24508,7 +24509,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtsh2usi2,
     {
-        self.emit_forms(Mnemonic::Vcvtsh2usi, <(A::Class, B::Class,) as sig::Vcvtsh2usi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtsh2usi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtsh2usi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtsi2sd` with 3 operand(s): `vcvtsi2sd xmm, xmm.v, r32/m`, `vcvtsi2sd xmm, xmm.v, r64/m`, `vcvtsi2sd xmm, xmm.v, r32/m`, `vcvtsi2sd xmm, xmm.v, r64/m`.
@@ -24517,7 +24518,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtsi2sd3,
     {
-        self.emit_forms(Mnemonic::Vcvtsi2sd, <(A::Class, B::Class, C::Class,) as sig::Vcvtsi2sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtsi2sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtsi2sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtsi2sh` with 3 operand(s): `vcvtsi2sh xmm, xmm.v, r32/m`, `vcvtsi2sh xmm, xmm.v, r64/m`.
@@ -24526,7 +24527,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtsi2sh3,
     {
-        self.emit_forms(Mnemonic::Vcvtsi2sh, <(A::Class, B::Class, C::Class,) as sig::Vcvtsi2sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtsi2sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtsi2sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtsi2ss` with 3 operand(s): `vcvtsi2ss xmm, xmm.v, r32/m`, `vcvtsi2ss xmm, xmm.v, r64/m`, `vcvtsi2ss xmm, xmm.v, r32/m`, `vcvtsi2ss xmm, xmm.v, r64/m`.
@@ -24535,7 +24536,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtsi2ss3,
     {
-        self.emit_forms(Mnemonic::Vcvtsi2ss, <(A::Class, B::Class, C::Class,) as sig::Vcvtsi2ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtsi2ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtsi2ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtss2sd` with 3 operand(s): `vcvtss2sd xmm, xmm.v, xmm/m`.
@@ -24544,7 +24545,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtss2sd3,
     {
-        self.emit_forms(Mnemonic::Vcvtss2sd, <(A::Class, B::Class, C::Class,) as sig::Vcvtss2sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtss2sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtss2sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtss2sh` with 3 operand(s): `vcvtss2sh xmm, xmm.v, xmm/m`.
@@ -24553,7 +24554,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtss2sh3,
     {
-        self.emit_forms(Mnemonic::Vcvtss2sh, <(A::Class, B::Class, C::Class,) as sig::Vcvtss2sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtss2sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtss2sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtss2si` with 2 operand(s): `vcvtss2si r32, xmm/m`, `vcvtss2si r64, xmm/m`, `vcvtss2si r32, xmm/m`, `vcvtss2si r64, xmm/m`.
@@ -24562,7 +24563,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtss2si2,
     {
-        self.emit_forms(Mnemonic::Vcvtss2si, <(A::Class, B::Class,) as sig::Vcvtss2si2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtss2si, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtss2si2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtss2usi` with 2 operand(s): `vcvtss2usi r32, xmm/m`, `vcvtss2usi r64, xmm/m`.
@@ -24571,7 +24572,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtss2usi2,
     {
-        self.emit_forms(Mnemonic::Vcvtss2usi, <(A::Class, B::Class,) as sig::Vcvtss2usi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtss2usi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtss2usi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttpd2dq` with 2 operand(s): `vcvttpd2dq xmm, xmm/m`, `vcvttpd2dq xmm, ymm/m`, `vcvttpd2dq xmm, xmm/m`, `vcvttpd2dq xmm, ymm/m`, `vcvttpd2dq ymm, zmm/m`.
@@ -24580,7 +24581,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttpd2dq2,
     {
-        self.emit_forms(Mnemonic::Vcvttpd2dq, <(A::Class, B::Class,) as sig::Vcvttpd2dq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttpd2dq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttpd2dq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttpd2qq` with 2 operand(s): `vcvttpd2qq xmm, xmm/m`, `vcvttpd2qq ymm, ymm/m`, `vcvttpd2qq zmm, zmm/m`.
@@ -24589,7 +24590,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttpd2qq2,
     {
-        self.emit_forms(Mnemonic::Vcvttpd2qq, <(A::Class, B::Class,) as sig::Vcvttpd2qq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttpd2qq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttpd2qq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttpd2udq` with 2 operand(s): `vcvttpd2udq xmm, xmm/m`, `vcvttpd2udq xmm, ymm/m`, `vcvttpd2udq ymm, zmm/m`.
@@ -24598,7 +24599,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttpd2udq2,
     {
-        self.emit_forms(Mnemonic::Vcvttpd2udq, <(A::Class, B::Class,) as sig::Vcvttpd2udq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttpd2udq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttpd2udq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttpd2uqq` with 2 operand(s): `vcvttpd2uqq xmm, xmm/m`, `vcvttpd2uqq ymm, ymm/m`, `vcvttpd2uqq zmm, zmm/m`.
@@ -24607,7 +24608,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttpd2uqq2,
     {
-        self.emit_forms(Mnemonic::Vcvttpd2uqq, <(A::Class, B::Class,) as sig::Vcvttpd2uqq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttpd2uqq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttpd2uqq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttph2dq` with 2 operand(s): `vcvttph2dq xmm, xmm/m`, `vcvttph2dq ymm, xmm/m`, `vcvttph2dq zmm, ymm/m`.
@@ -24616,7 +24617,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttph2dq2,
     {
-        self.emit_forms(Mnemonic::Vcvttph2dq, <(A::Class, B::Class,) as sig::Vcvttph2dq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttph2dq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttph2dq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttph2qq` with 2 operand(s): `vcvttph2qq xmm, xmm/m`, `vcvttph2qq ymm, xmm/m`, `vcvttph2qq zmm, xmm/m`.
@@ -24625,7 +24626,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttph2qq2,
     {
-        self.emit_forms(Mnemonic::Vcvttph2qq, <(A::Class, B::Class,) as sig::Vcvttph2qq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttph2qq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttph2qq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttph2udq` with 2 operand(s): `vcvttph2udq xmm, xmm/m`, `vcvttph2udq ymm, xmm/m`, `vcvttph2udq zmm, ymm/m`.
@@ -24634,7 +24635,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttph2udq2,
     {
-        self.emit_forms(Mnemonic::Vcvttph2udq, <(A::Class, B::Class,) as sig::Vcvttph2udq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttph2udq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttph2udq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttph2uqq` with 2 operand(s): `vcvttph2uqq xmm, xmm/m`, `vcvttph2uqq ymm, xmm/m`, `vcvttph2uqq zmm, xmm/m`.
@@ -24643,7 +24644,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttph2uqq2,
     {
-        self.emit_forms(Mnemonic::Vcvttph2uqq, <(A::Class, B::Class,) as sig::Vcvttph2uqq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttph2uqq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttph2uqq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttph2uw` with 2 operand(s): `vcvttph2uw xmm, xmm/m`, `vcvttph2uw ymm, ymm/m`, `vcvttph2uw zmm, zmm/m`.
@@ -24652,7 +24653,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttph2uw2,
     {
-        self.emit_forms(Mnemonic::Vcvttph2uw, <(A::Class, B::Class,) as sig::Vcvttph2uw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttph2uw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttph2uw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttph2w` with 2 operand(s): `vcvttph2w xmm, xmm/m`, `vcvttph2w ymm, ymm/m`, `vcvttph2w zmm, zmm/m`.
@@ -24661,7 +24662,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttph2w2,
     {
-        self.emit_forms(Mnemonic::Vcvttph2w, <(A::Class, B::Class,) as sig::Vcvttph2w2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttph2w, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttph2w2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttps2dq` with 2 operand(s): `vcvttps2dq xmm, xmm/m`, `vcvttps2dq ymm, ymm/m`, `vcvttps2dq xmm, xmm/m`, `vcvttps2dq ymm, ymm/m`, `vcvttps2dq zmm, zmm/m`.
@@ -24670,7 +24671,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttps2dq2,
     {
-        self.emit_forms(Mnemonic::Vcvttps2dq, <(A::Class, B::Class,) as sig::Vcvttps2dq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttps2dq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttps2dq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttps2qq` with 2 operand(s): `vcvttps2qq xmm, xmm/m`, `vcvttps2qq ymm, xmm/m`, `vcvttps2qq zmm, ymm/m`.
@@ -24679,7 +24680,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttps2qq2,
     {
-        self.emit_forms(Mnemonic::Vcvttps2qq, <(A::Class, B::Class,) as sig::Vcvttps2qq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttps2qq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttps2qq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttps2udq` with 2 operand(s): `vcvttps2udq xmm, xmm/m`, `vcvttps2udq ymm, ymm/m`, `vcvttps2udq zmm, zmm/m`.
@@ -24688,7 +24689,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttps2udq2,
     {
-        self.emit_forms(Mnemonic::Vcvttps2udq, <(A::Class, B::Class,) as sig::Vcvttps2udq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttps2udq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttps2udq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttps2uqq` with 2 operand(s): `vcvttps2uqq xmm, xmm/m`, `vcvttps2uqq ymm, xmm/m`, `vcvttps2uqq zmm, ymm/m`.
@@ -24697,7 +24698,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttps2uqq2,
     {
-        self.emit_forms(Mnemonic::Vcvttps2uqq, <(A::Class, B::Class,) as sig::Vcvttps2uqq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttps2uqq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttps2uqq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttsd2si` with 2 operand(s): `vcvttsd2si r32, xmm/m`, `vcvttsd2si r64, xmm/m`, `vcvttsd2si r32, xmm/m`, `vcvttsd2si r64, xmm/m`.
@@ -24706,7 +24707,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttsd2si2,
     {
-        self.emit_forms(Mnemonic::Vcvttsd2si, <(A::Class, B::Class,) as sig::Vcvttsd2si2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttsd2si, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttsd2si2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttsd2usi` with 2 operand(s): `vcvttsd2usi r32, xmm/m`, `vcvttsd2usi r64, xmm/m`.
@@ -24715,7 +24716,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttsd2usi2,
     {
-        self.emit_forms(Mnemonic::Vcvttsd2usi, <(A::Class, B::Class,) as sig::Vcvttsd2usi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttsd2usi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttsd2usi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttsh2si` with 2 operand(s): `vcvttsh2si r32, xmm/m`, `vcvttsh2si r64, xmm/m`.
@@ -24724,7 +24725,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttsh2si2,
     {
-        self.emit_forms(Mnemonic::Vcvttsh2si, <(A::Class, B::Class,) as sig::Vcvttsh2si2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttsh2si, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttsh2si2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttsh2usi` with 2 operand(s): `vcvttsh2usi r32, xmm/m`, `vcvttsh2usi r64, xmm/m`.
@@ -24733,7 +24734,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttsh2usi2,
     {
-        self.emit_forms(Mnemonic::Vcvttsh2usi, <(A::Class, B::Class,) as sig::Vcvttsh2usi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttsh2usi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttsh2usi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttss2si` with 2 operand(s): `vcvttss2si r32, xmm/m`, `vcvttss2si r64, xmm/m`, `vcvttss2si r32, xmm/m`, `vcvttss2si r64, xmm/m`.
@@ -24742,7 +24743,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttss2si2,
     {
-        self.emit_forms(Mnemonic::Vcvttss2si, <(A::Class, B::Class,) as sig::Vcvttss2si2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttss2si, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttss2si2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvttss2usi` with 2 operand(s): `vcvttss2usi r32, xmm/m`, `vcvttss2usi r64, xmm/m`.
@@ -24751,7 +24752,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvttss2usi2,
     {
-        self.emit_forms(Mnemonic::Vcvttss2usi, <(A::Class, B::Class,) as sig::Vcvttss2usi2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvttss2usi, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvttss2usi2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtudq2pd` with 2 operand(s): `vcvtudq2pd xmm, xmm/m`, `vcvtudq2pd ymm, xmm/m`, `vcvtudq2pd zmm, ymm/m`.
@@ -24760,7 +24761,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtudq2pd2,
     {
-        self.emit_forms(Mnemonic::Vcvtudq2pd, <(A::Class, B::Class,) as sig::Vcvtudq2pd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtudq2pd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtudq2pd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtudq2ph` with 2 operand(s): `vcvtudq2ph xmm, xmm/m`, `vcvtudq2ph xmm, ymm/m`, `vcvtudq2ph ymm, zmm/m`.
@@ -24769,7 +24770,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtudq2ph2,
     {
-        self.emit_forms(Mnemonic::Vcvtudq2ph, <(A::Class, B::Class,) as sig::Vcvtudq2ph2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtudq2ph, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtudq2ph2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtudq2ps` with 2 operand(s): `vcvtudq2ps xmm, xmm/m`, `vcvtudq2ps ymm, ymm/m`, `vcvtudq2ps zmm, zmm/m`.
@@ -24778,7 +24779,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtudq2ps2,
     {
-        self.emit_forms(Mnemonic::Vcvtudq2ps, <(A::Class, B::Class,) as sig::Vcvtudq2ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtudq2ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtudq2ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtuqq2pd` with 2 operand(s): `vcvtuqq2pd xmm, xmm/m`, `vcvtuqq2pd ymm, ymm/m`, `vcvtuqq2pd zmm, zmm/m`.
@@ -24787,7 +24788,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtuqq2pd2,
     {
-        self.emit_forms(Mnemonic::Vcvtuqq2pd, <(A::Class, B::Class,) as sig::Vcvtuqq2pd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtuqq2pd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtuqq2pd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtuqq2ph` with 2 operand(s): `vcvtuqq2ph xmm, xmm/m`, `vcvtuqq2ph xmm, ymm/m`, `vcvtuqq2ph xmm, zmm/m`.
@@ -24796,7 +24797,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtuqq2ph2,
     {
-        self.emit_forms(Mnemonic::Vcvtuqq2ph, <(A::Class, B::Class,) as sig::Vcvtuqq2ph2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtuqq2ph, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtuqq2ph2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtuqq2ps` with 2 operand(s): `vcvtuqq2ps xmm, xmm/m`, `vcvtuqq2ps xmm, ymm/m`, `vcvtuqq2ps ymm, zmm/m`.
@@ -24805,7 +24806,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtuqq2ps2,
     {
-        self.emit_forms(Mnemonic::Vcvtuqq2ps, <(A::Class, B::Class,) as sig::Vcvtuqq2ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtuqq2ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtuqq2ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtusi2sd` with 3 operand(s): `vcvtusi2sd xmm, xmm.v, r32/m`, `vcvtusi2sd xmm, xmm.v, r64/m`.
@@ -24814,7 +24815,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtusi2sd3,
     {
-        self.emit_forms(Mnemonic::Vcvtusi2sd, <(A::Class, B::Class, C::Class,) as sig::Vcvtusi2sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtusi2sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtusi2sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtusi2sh` with 3 operand(s): `vcvtusi2sh xmm, xmm.v, r32/m`, `vcvtusi2sh xmm, xmm.v, r64/m`.
@@ -24823,7 +24824,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtusi2sh3,
     {
-        self.emit_forms(Mnemonic::Vcvtusi2sh, <(A::Class, B::Class, C::Class,) as sig::Vcvtusi2sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtusi2sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtusi2sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtusi2ss` with 3 operand(s): `vcvtusi2ss xmm, xmm.v, r32/m`, `vcvtusi2ss xmm, xmm.v, r64/m`.
@@ -24832,7 +24833,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vcvtusi2ss3,
     {
-        self.emit_forms(Mnemonic::Vcvtusi2ss, <(A::Class, B::Class, C::Class,) as sig::Vcvtusi2ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtusi2ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vcvtusi2ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vcvtuw2ph` with 2 operand(s): `vcvtuw2ph xmm, xmm/m`, `vcvtuw2ph ymm, ymm/m`, `vcvtuw2ph zmm, zmm/m`.
@@ -24841,7 +24842,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtuw2ph2,
     {
-        self.emit_forms(Mnemonic::Vcvtuw2ph, <(A::Class, B::Class,) as sig::Vcvtuw2ph2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtuw2ph, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtuw2ph2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vcvtw2ph` with 2 operand(s): `vcvtw2ph xmm, xmm/m`, `vcvtw2ph ymm, ymm/m`, `vcvtw2ph zmm, zmm/m`.
@@ -24850,7 +24851,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vcvtw2ph2,
     {
-        self.emit_forms(Mnemonic::Vcvtw2ph, <(A::Class, B::Class,) as sig::Vcvtw2ph2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vcvtw2ph, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vcvtw2ph2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vdbpsadbw` with 4 operand(s): `vdbpsadbw xmm, xmm.v, xmm/m, ib`, `vdbpsadbw ymm, ymm.v, ymm/m, ib`, `vdbpsadbw zmm, zmm.v, zmm/m, ib`.
@@ -24859,7 +24860,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vdbpsadbw4,
     {
-        self.emit_forms(Mnemonic::Vdbpsadbw, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vdbpsadbw4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vdbpsadbw, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vdbpsadbw4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vdivpd` with 3 operand(s): `vdivpd xmm, xmm.v, xmm/m`, `vdivpd ymm, ymm.v, ymm/m`, `vdivpd xmm, xmm.v, xmm/m`, `vdivpd ymm, ymm.v, ymm/m`, `vdivpd zmm, zmm.v, zmm/m`.
@@ -24868,7 +24869,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vdivpd3,
     {
-        self.emit_forms(Mnemonic::Vdivpd, <(A::Class, B::Class, C::Class,) as sig::Vdivpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vdivpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vdivpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vdivph` with 3 operand(s): `vdivph xmm, xmm.v, xmm/m`, `vdivph ymm, ymm.v, ymm/m`, `vdivph zmm, zmm.v, zmm/m`.
@@ -24877,7 +24878,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vdivph3,
     {
-        self.emit_forms(Mnemonic::Vdivph, <(A::Class, B::Class, C::Class,) as sig::Vdivph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vdivph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vdivph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vdivps` with 3 operand(s): `vdivps xmm, xmm.v, xmm/m`, `vdivps ymm, ymm.v, ymm/m`, `vdivps xmm, xmm.v, xmm/m`, `vdivps ymm, ymm.v, ymm/m`, `vdivps zmm, zmm.v, zmm/m`.
@@ -24886,7 +24887,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vdivps3,
     {
-        self.emit_forms(Mnemonic::Vdivps, <(A::Class, B::Class, C::Class,) as sig::Vdivps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vdivps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vdivps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vdivsd` with 3 operand(s): `vdivsd xmm, xmm.v, xmm/m`.
@@ -24895,7 +24896,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vdivsd3,
     {
-        self.emit_forms(Mnemonic::Vdivsd, <(A::Class, B::Class, C::Class,) as sig::Vdivsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vdivsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vdivsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vdivsh` with 3 operand(s): `vdivsh xmm, xmm.v, xmm/m`.
@@ -24904,7 +24905,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vdivsh3,
     {
-        self.emit_forms(Mnemonic::Vdivsh, <(A::Class, B::Class, C::Class,) as sig::Vdivsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vdivsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vdivsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vdivss` with 3 operand(s): `vdivss xmm, xmm.v, xmm/m`.
@@ -24913,7 +24914,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vdivss3,
     {
-        self.emit_forms(Mnemonic::Vdivss, <(A::Class, B::Class, C::Class,) as sig::Vdivss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vdivss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vdivss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vdpbf16ps` with 3 operand(s): `vdpbf16ps xmm, xmm.v, xmm/m`, `vdpbf16ps ymm, ymm.v, ymm/m`, `vdpbf16ps zmm, zmm.v, zmm/m`.
@@ -24922,7 +24923,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vdpbf16ps3,
     {
-        self.emit_forms(Mnemonic::Vdpbf16ps, <(A::Class, B::Class, C::Class,) as sig::Vdpbf16ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vdpbf16ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vdpbf16ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vdppd` with 4 operand(s): `vdppd xmm, xmm.v, xmm/m, ib`.
@@ -24931,7 +24932,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vdppd4,
     {
-        self.emit_forms(Mnemonic::Vdppd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vdppd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vdppd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vdppd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vdpps` with 4 operand(s): `vdpps xmm, xmm.v, xmm/m, ib`, `vdpps ymm, ymm.v, ymm/m, ib`.
@@ -24940,7 +24941,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vdpps4,
     {
-        self.emit_forms(Mnemonic::Vdpps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vdpps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vdpps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vdpps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `verr` with 1 operand(s): `verr r16/m`, `verr r32/m`, `verr r64/m`.
@@ -24949,7 +24950,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Verr1,
     {
-        self.emit_forms(Mnemonic::Verr, <(A::Class,) as sig::Verr1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Verr, const { &FormPlans::of(<(A::Class,) as sig::Verr1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `verw` with 1 operand(s): `verw r16/m`, `verw r32/m`, `verw r64/m`.
@@ -24958,7 +24959,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Verw1,
     {
-        self.emit_forms(Mnemonic::Verw, <(A::Class,) as sig::Verw1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Verw, const { &FormPlans::of(<(A::Class,) as sig::Verw1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `vexpandpd` with 2 operand(s): `vexpandpd xmm, xmm/m`, `vexpandpd ymm, ymm/m`, `vexpandpd zmm, zmm/m`.
@@ -24967,7 +24968,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vexpandpd2,
     {
-        self.emit_forms(Mnemonic::Vexpandpd, <(A::Class, B::Class,) as sig::Vexpandpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vexpandpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vexpandpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vexpandps` with 2 operand(s): `vexpandps xmm, xmm/m`, `vexpandps ymm, ymm/m`, `vexpandps zmm, zmm/m`.
@@ -24976,7 +24977,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vexpandps2,
     {
-        self.emit_forms(Mnemonic::Vexpandps, <(A::Class, B::Class,) as sig::Vexpandps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vexpandps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vexpandps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vextractf128` with 3 operand(s): `vextractf128 xmm/m, ymm, ib`.
@@ -24985,7 +24986,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vextractf1283,
     {
-        self.emit_forms(Mnemonic::Vextractf128, <(A::Class, B::Class, C::Class,) as sig::Vextractf1283>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vextractf128, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vextractf1283>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vextractf32x4` with 3 operand(s): `vextractf32x4 xmm/m, ymm, ib`, `vextractf32x4 xmm/m, zmm, ib`.
@@ -24994,7 +24995,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vextractf32x43,
     {
-        self.emit_forms(Mnemonic::Vextractf32x4, <(A::Class, B::Class, C::Class,) as sig::Vextractf32x43>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vextractf32x4, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vextractf32x43>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vextractf32x8` with 3 operand(s): `vextractf32x8 ymm/m, zmm, ib`.
@@ -25003,7 +25004,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vextractf32x83,
     {
-        self.emit_forms(Mnemonic::Vextractf32x8, <(A::Class, B::Class, C::Class,) as sig::Vextractf32x83>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vextractf32x8, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vextractf32x83>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vextractf64x2` with 3 operand(s): `vextractf64x2 xmm/m, ymm, ib`, `vextractf64x2 xmm/m, zmm, ib`.
@@ -25012,7 +25013,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vextractf64x23,
     {
-        self.emit_forms(Mnemonic::Vextractf64x2, <(A::Class, B::Class, C::Class,) as sig::Vextractf64x23>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vextractf64x2, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vextractf64x23>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vextractf64x4` with 3 operand(s): `vextractf64x4 ymm/m, zmm, ib`.
@@ -25021,7 +25022,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vextractf64x43,
     {
-        self.emit_forms(Mnemonic::Vextractf64x4, <(A::Class, B::Class, C::Class,) as sig::Vextractf64x43>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vextractf64x4, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vextractf64x43>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vextracti128` with 3 operand(s): `vextracti128 xmm/m, ymm, ib`.
@@ -25030,7 +25031,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vextracti1283,
     {
-        self.emit_forms(Mnemonic::Vextracti128, <(A::Class, B::Class, C::Class,) as sig::Vextracti1283>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vextracti128, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vextracti1283>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vextracti32x4` with 3 operand(s): `vextracti32x4 xmm/m, ymm, ib`, `vextracti32x4 xmm/m, zmm, ib`.
@@ -25039,7 +25040,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vextracti32x43,
     {
-        self.emit_forms(Mnemonic::Vextracti32x4, <(A::Class, B::Class, C::Class,) as sig::Vextracti32x43>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vextracti32x4, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vextracti32x43>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vextracti32x8` with 3 operand(s): `vextracti32x8 ymm/m, zmm, ib`.
@@ -25048,7 +25049,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vextracti32x83,
     {
-        self.emit_forms(Mnemonic::Vextracti32x8, <(A::Class, B::Class, C::Class,) as sig::Vextracti32x83>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vextracti32x8, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vextracti32x83>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vextracti64x2` with 3 operand(s): `vextracti64x2 xmm/m, ymm, ib`, `vextracti64x2 xmm/m, zmm, ib`.
@@ -25057,7 +25058,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vextracti64x23,
     {
-        self.emit_forms(Mnemonic::Vextracti64x2, <(A::Class, B::Class, C::Class,) as sig::Vextracti64x23>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vextracti64x2, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vextracti64x23>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vextracti64x4` with 3 operand(s): `vextracti64x4 ymm/m, zmm, ib`.
@@ -25066,7 +25067,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vextracti64x43,
     {
-        self.emit_forms(Mnemonic::Vextracti64x4, <(A::Class, B::Class, C::Class,) as sig::Vextracti64x43>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vextracti64x4, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vextracti64x43>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vextractps` with 3 operand(s): `vextractps r32/m, xmm, ib`, `vextractps r64/m, xmm, ib`, `vextractps r32/m, xmm, ib`, `vextractps r64/m, xmm, ib`.
@@ -25075,7 +25076,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vextractps3,
     {
-        self.emit_forms(Mnemonic::Vextractps, <(A::Class, B::Class, C::Class,) as sig::Vextractps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vextractps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vextractps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfcmaddcph` with 3 operand(s): `vfcmaddcph xmm, xmm.v, xmm/m`, `vfcmaddcph ymm, ymm.v, ymm/m`, `vfcmaddcph zmm, zmm.v, zmm/m`.
@@ -25084,7 +25085,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfcmaddcph3,
     {
-        self.emit_forms(Mnemonic::Vfcmaddcph, <(A::Class, B::Class, C::Class,) as sig::Vfcmaddcph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfcmaddcph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfcmaddcph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfcmaddcsh` with 3 operand(s): `vfcmaddcsh xmm, xmm.v, xmm/m`.
@@ -25093,7 +25094,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfcmaddcsh3,
     {
-        self.emit_forms(Mnemonic::Vfcmaddcsh, <(A::Class, B::Class, C::Class,) as sig::Vfcmaddcsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfcmaddcsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfcmaddcsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfcmulcph` with 3 operand(s): `vfcmulcph xmm, xmm.v, xmm/m`, `vfcmulcph ymm, ymm.v, ymm/m`, `vfcmulcph zmm, zmm.v, zmm/m`.
@@ -25102,7 +25103,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfcmulcph3,
     {
-        self.emit_forms(Mnemonic::Vfcmulcph, <(A::Class, B::Class, C::Class,) as sig::Vfcmulcph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfcmulcph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfcmulcph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfcmulcsh` with 3 operand(s): `vfcmulcsh xmm, xmm.v, xmm/m`.
@@ -25111,7 +25112,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfcmulcsh3,
     {
-        self.emit_forms(Mnemonic::Vfcmulcsh, <(A::Class, B::Class, C::Class,) as sig::Vfcmulcsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfcmulcsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfcmulcsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfixupimmpd` with 4 operand(s): `vfixupimmpd xmm, xmm.v, xmm/m, ib`, `vfixupimmpd ymm, ymm.v, ymm/m, ib`, `vfixupimmpd zmm, zmm.v, zmm/m, ib`.
@@ -25120,7 +25121,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfixupimmpd4,
     {
-        self.emit_forms(Mnemonic::Vfixupimmpd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfixupimmpd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfixupimmpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfixupimmpd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfixupimmps` with 4 operand(s): `vfixupimmps xmm, xmm.v, xmm/m, ib`, `vfixupimmps ymm, ymm.v, ymm/m, ib`, `vfixupimmps zmm, zmm.v, zmm/m, ib`.
@@ -25129,7 +25130,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfixupimmps4,
     {
-        self.emit_forms(Mnemonic::Vfixupimmps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfixupimmps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfixupimmps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfixupimmps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfixupimmsd` with 4 operand(s): `vfixupimmsd xmm, xmm.v, xmm/m, ib`.
@@ -25138,7 +25139,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfixupimmsd4,
     {
-        self.emit_forms(Mnemonic::Vfixupimmsd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfixupimmsd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfixupimmsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfixupimmsd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfixupimmss` with 4 operand(s): `vfixupimmss xmm, xmm.v, xmm/m, ib`.
@@ -25147,7 +25148,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfixupimmss4,
     {
-        self.emit_forms(Mnemonic::Vfixupimmss, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfixupimmss4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfixupimmss, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfixupimmss4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmadd132pd` with 3 operand(s): `vfmadd132pd xmm, xmm.v, xmm/m`, `vfmadd132pd ymm, ymm.v, ymm/m`, `vfmadd132pd xmm, xmm.v, xmm/m`, `vfmadd132pd ymm, ymm.v, ymm/m`, `vfmadd132pd zmm, zmm.v, zmm/m`.
@@ -25156,7 +25157,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd132pd3,
     {
-        self.emit_forms(Mnemonic::Vfmadd132pd, <(A::Class, B::Class, C::Class,) as sig::Vfmadd132pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd132pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd132pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd132ph` with 3 operand(s): `vfmadd132ph xmm, xmm.v, xmm/m`, `vfmadd132ph ymm, ymm.v, ymm/m`, `vfmadd132ph zmm, zmm.v, zmm/m`.
@@ -25165,7 +25166,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd132ph3,
     {
-        self.emit_forms(Mnemonic::Vfmadd132ph, <(A::Class, B::Class, C::Class,) as sig::Vfmadd132ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd132ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd132ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd132ps` with 3 operand(s): `vfmadd132ps xmm, xmm.v, xmm/m`, `vfmadd132ps ymm, ymm.v, ymm/m`, `vfmadd132ps xmm, xmm.v, xmm/m`, `vfmadd132ps ymm, ymm.v, ymm/m`, `vfmadd132ps zmm, zmm.v, zmm/m`.
@@ -25174,7 +25175,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd132ps3,
     {
-        self.emit_forms(Mnemonic::Vfmadd132ps, <(A::Class, B::Class, C::Class,) as sig::Vfmadd132ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd132ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd132ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd132sd` with 3 operand(s): `vfmadd132sd xmm, xmm.v, xmm/m`.
@@ -25183,7 +25184,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd132sd3,
     {
-        self.emit_forms(Mnemonic::Vfmadd132sd, <(A::Class, B::Class, C::Class,) as sig::Vfmadd132sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd132sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd132sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd132sh` with 3 operand(s): `vfmadd132sh xmm, xmm.v, xmm/m`.
@@ -25192,7 +25193,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd132sh3,
     {
-        self.emit_forms(Mnemonic::Vfmadd132sh, <(A::Class, B::Class, C::Class,) as sig::Vfmadd132sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd132sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd132sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd132ss` with 3 operand(s): `vfmadd132ss xmm, xmm.v, xmm/m`.
@@ -25201,7 +25202,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd132ss3,
     {
-        self.emit_forms(Mnemonic::Vfmadd132ss, <(A::Class, B::Class, C::Class,) as sig::Vfmadd132ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd132ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd132ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd213pd` with 3 operand(s): `vfmadd213pd xmm, xmm.v, xmm/m`, `vfmadd213pd ymm, ymm.v, ymm/m`, `vfmadd213pd xmm, xmm.v, xmm/m`, `vfmadd213pd ymm, ymm.v, ymm/m`, `vfmadd213pd zmm, zmm.v, zmm/m`.
@@ -25210,7 +25211,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd213pd3,
     {
-        self.emit_forms(Mnemonic::Vfmadd213pd, <(A::Class, B::Class, C::Class,) as sig::Vfmadd213pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd213pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd213pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd213ph` with 3 operand(s): `vfmadd213ph xmm, xmm.v, xmm/m`, `vfmadd213ph ymm, ymm.v, ymm/m`, `vfmadd213ph zmm, zmm.v, zmm/m`.
@@ -25219,7 +25220,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd213ph3,
     {
-        self.emit_forms(Mnemonic::Vfmadd213ph, <(A::Class, B::Class, C::Class,) as sig::Vfmadd213ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd213ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd213ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd213ps` with 3 operand(s): `vfmadd213ps xmm, xmm.v, xmm/m`, `vfmadd213ps ymm, ymm.v, ymm/m`, `vfmadd213ps xmm, xmm.v, xmm/m`, `vfmadd213ps ymm, ymm.v, ymm/m`, `vfmadd213ps zmm, zmm.v, zmm/m`.
@@ -25228,7 +25229,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd213ps3,
     {
-        self.emit_forms(Mnemonic::Vfmadd213ps, <(A::Class, B::Class, C::Class,) as sig::Vfmadd213ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd213ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd213ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd213sd` with 3 operand(s): `vfmadd213sd xmm, xmm.v, xmm/m`.
@@ -25237,7 +25238,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd213sd3,
     {
-        self.emit_forms(Mnemonic::Vfmadd213sd, <(A::Class, B::Class, C::Class,) as sig::Vfmadd213sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd213sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd213sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd213sh` with 3 operand(s): `vfmadd213sh xmm, xmm.v, xmm/m`.
@@ -25246,7 +25247,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd213sh3,
     {
-        self.emit_forms(Mnemonic::Vfmadd213sh, <(A::Class, B::Class, C::Class,) as sig::Vfmadd213sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd213sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd213sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd213ss` with 3 operand(s): `vfmadd213ss xmm, xmm.v, xmm/m`.
@@ -25255,7 +25256,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd213ss3,
     {
-        self.emit_forms(Mnemonic::Vfmadd213ss, <(A::Class, B::Class, C::Class,) as sig::Vfmadd213ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd213ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd213ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd231pd` with 3 operand(s): `vfmadd231pd xmm, xmm.v, xmm/m`, `vfmadd231pd ymm, ymm.v, ymm/m`, `vfmadd231pd xmm, xmm.v, xmm/m`, `vfmadd231pd ymm, ymm.v, ymm/m`, `vfmadd231pd zmm, zmm.v, zmm/m`.
@@ -25264,7 +25265,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd231pd3,
     {
-        self.emit_forms(Mnemonic::Vfmadd231pd, <(A::Class, B::Class, C::Class,) as sig::Vfmadd231pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd231pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd231pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd231ph` with 3 operand(s): `vfmadd231ph xmm, xmm.v, xmm/m`, `vfmadd231ph ymm, ymm.v, ymm/m`, `vfmadd231ph zmm, zmm.v, zmm/m`.
@@ -25273,7 +25274,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd231ph3,
     {
-        self.emit_forms(Mnemonic::Vfmadd231ph, <(A::Class, B::Class, C::Class,) as sig::Vfmadd231ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd231ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd231ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd231ps` with 3 operand(s): `vfmadd231ps xmm, xmm.v, xmm/m`, `vfmadd231ps ymm, ymm.v, ymm/m`, `vfmadd231ps xmm, xmm.v, xmm/m`, `vfmadd231ps ymm, ymm.v, ymm/m`, `vfmadd231ps zmm, zmm.v, zmm/m`.
@@ -25282,7 +25283,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd231ps3,
     {
-        self.emit_forms(Mnemonic::Vfmadd231ps, <(A::Class, B::Class, C::Class,) as sig::Vfmadd231ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd231ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd231ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd231sd` with 3 operand(s): `vfmadd231sd xmm, xmm.v, xmm/m`.
@@ -25291,7 +25292,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd231sd3,
     {
-        self.emit_forms(Mnemonic::Vfmadd231sd, <(A::Class, B::Class, C::Class,) as sig::Vfmadd231sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd231sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd231sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd231sh` with 3 operand(s): `vfmadd231sh xmm, xmm.v, xmm/m`.
@@ -25300,7 +25301,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd231sh3,
     {
-        self.emit_forms(Mnemonic::Vfmadd231sh, <(A::Class, B::Class, C::Class,) as sig::Vfmadd231sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd231sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd231sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmadd231ss` with 3 operand(s): `vfmadd231ss xmm, xmm.v, xmm/m`.
@@ -25309,7 +25310,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmadd231ss3,
     {
-        self.emit_forms(Mnemonic::Vfmadd231ss, <(A::Class, B::Class, C::Class,) as sig::Vfmadd231ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmadd231ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmadd231ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmaddcph` with 3 operand(s): `vfmaddcph xmm, xmm.v, xmm/m`, `vfmaddcph ymm, ymm.v, ymm/m`, `vfmaddcph zmm, zmm.v, zmm/m`.
@@ -25318,7 +25319,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmaddcph3,
     {
-        self.emit_forms(Mnemonic::Vfmaddcph, <(A::Class, B::Class, C::Class,) as sig::Vfmaddcph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddcph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmaddcph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmaddcsh` with 3 operand(s): `vfmaddcsh xmm, xmm.v, xmm/m`.
@@ -25327,7 +25328,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmaddcsh3,
     {
-        self.emit_forms(Mnemonic::Vfmaddcsh, <(A::Class, B::Class, C::Class,) as sig::Vfmaddcsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddcsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmaddcsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmaddpd` with 4 operand(s): `vfmaddpd xmm, xmm.v, xmm/m, xmm.is4`, `vfmaddpd ymm, ymm.v, ymm/m, ymm.is4`, `vfmaddpd xmm, xmm.v, xmm.is4, xmm/m`, `vfmaddpd ymm, ymm.v, ymm.is4, ymm/m`.
@@ -25336,7 +25337,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfmaddpd4,
     {
-        self.emit_forms(Mnemonic::Vfmaddpd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmaddpd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmaddpd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmaddps` with 4 operand(s): `vfmaddps xmm, xmm.v, xmm/m, xmm.is4`, `vfmaddps ymm, ymm.v, ymm/m, ymm.is4`, `vfmaddps xmm, xmm.v, xmm.is4, xmm/m`, `vfmaddps ymm, ymm.v, ymm.is4, ymm/m`.
@@ -25345,7 +25346,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfmaddps4,
     {
-        self.emit_forms(Mnemonic::Vfmaddps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmaddps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmaddps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmaddsd` with 4 operand(s): `vfmaddsd xmm, xmm.v, xmm/m, xmm.is4`, `vfmaddsd xmm, xmm.v, xmm.is4, xmm/m`.
@@ -25354,7 +25355,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfmaddsd4,
     {
-        self.emit_forms(Mnemonic::Vfmaddsd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmaddsd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmaddsd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmaddss` with 4 operand(s): `vfmaddss xmm, xmm.v, xmm/m, xmm.is4`, `vfmaddss xmm, xmm.v, xmm.is4, xmm/m`.
@@ -25363,7 +25364,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfmaddss4,
     {
-        self.emit_forms(Mnemonic::Vfmaddss, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmaddss4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddss, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmaddss4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmaddsub132pd` with 3 operand(s): `vfmaddsub132pd xmm, xmm.v, xmm/m`, `vfmaddsub132pd ymm, ymm.v, ymm/m`, `vfmaddsub132pd xmm, xmm.v, xmm/m`, `vfmaddsub132pd ymm, ymm.v, ymm/m`, `vfmaddsub132pd zmm, zmm.v, zmm/m`.
@@ -25372,7 +25373,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmaddsub132pd3,
     {
-        self.emit_forms(Mnemonic::Vfmaddsub132pd, <(A::Class, B::Class, C::Class,) as sig::Vfmaddsub132pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddsub132pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmaddsub132pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmaddsub132ph` with 3 operand(s): `vfmaddsub132ph xmm, xmm.v, xmm/m`, `vfmaddsub132ph ymm, ymm.v, ymm/m`, `vfmaddsub132ph zmm, zmm.v, zmm/m`.
@@ -25381,7 +25382,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmaddsub132ph3,
     {
-        self.emit_forms(Mnemonic::Vfmaddsub132ph, <(A::Class, B::Class, C::Class,) as sig::Vfmaddsub132ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddsub132ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmaddsub132ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmaddsub132ps` with 3 operand(s): `vfmaddsub132ps xmm, xmm.v, xmm/m`, `vfmaddsub132ps ymm, ymm.v, ymm/m`, `vfmaddsub132ps xmm, xmm.v, xmm/m`, `vfmaddsub132ps ymm, ymm.v, ymm/m`, `vfmaddsub132ps zmm, zmm.v, zmm/m`.
@@ -25390,7 +25391,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmaddsub132ps3,
     {
-        self.emit_forms(Mnemonic::Vfmaddsub132ps, <(A::Class, B::Class, C::Class,) as sig::Vfmaddsub132ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddsub132ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmaddsub132ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmaddsub213pd` with 3 operand(s): `vfmaddsub213pd xmm, xmm.v, xmm/m`, `vfmaddsub213pd ymm, ymm.v, ymm/m`, `vfmaddsub213pd xmm, xmm.v, xmm/m`, `vfmaddsub213pd ymm, ymm.v, ymm/m`, `vfmaddsub213pd zmm, zmm.v, zmm/m`.
@@ -25399,7 +25400,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmaddsub213pd3,
     {
-        self.emit_forms(Mnemonic::Vfmaddsub213pd, <(A::Class, B::Class, C::Class,) as sig::Vfmaddsub213pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddsub213pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmaddsub213pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmaddsub213ph` with 3 operand(s): `vfmaddsub213ph xmm, xmm.v, xmm/m`, `vfmaddsub213ph ymm, ymm.v, ymm/m`, `vfmaddsub213ph zmm, zmm.v, zmm/m`.
@@ -25408,7 +25409,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmaddsub213ph3,
     {
-        self.emit_forms(Mnemonic::Vfmaddsub213ph, <(A::Class, B::Class, C::Class,) as sig::Vfmaddsub213ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddsub213ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmaddsub213ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmaddsub213ps` with 3 operand(s): `vfmaddsub213ps xmm, xmm.v, xmm/m`, `vfmaddsub213ps ymm, ymm.v, ymm/m`, `vfmaddsub213ps xmm, xmm.v, xmm/m`, `vfmaddsub213ps ymm, ymm.v, ymm/m`, `vfmaddsub213ps zmm, zmm.v, zmm/m`.
@@ -25417,7 +25418,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmaddsub213ps3,
     {
-        self.emit_forms(Mnemonic::Vfmaddsub213ps, <(A::Class, B::Class, C::Class,) as sig::Vfmaddsub213ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddsub213ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmaddsub213ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmaddsub231pd` with 3 operand(s): `vfmaddsub231pd xmm, xmm.v, xmm/m`, `vfmaddsub231pd ymm, ymm.v, ymm/m`, `vfmaddsub231pd xmm, xmm.v, xmm/m`, `vfmaddsub231pd ymm, ymm.v, ymm/m`, `vfmaddsub231pd zmm, zmm.v, zmm/m`.
@@ -25426,7 +25427,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmaddsub231pd3,
     {
-        self.emit_forms(Mnemonic::Vfmaddsub231pd, <(A::Class, B::Class, C::Class,) as sig::Vfmaddsub231pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddsub231pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmaddsub231pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmaddsub231ph` with 3 operand(s): `vfmaddsub231ph xmm, xmm.v, xmm/m`, `vfmaddsub231ph ymm, ymm.v, ymm/m`, `vfmaddsub231ph zmm, zmm.v, zmm/m`.
@@ -25435,7 +25436,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmaddsub231ph3,
     {
-        self.emit_forms(Mnemonic::Vfmaddsub231ph, <(A::Class, B::Class, C::Class,) as sig::Vfmaddsub231ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddsub231ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmaddsub231ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmaddsub231ps` with 3 operand(s): `vfmaddsub231ps xmm, xmm.v, xmm/m`, `vfmaddsub231ps ymm, ymm.v, ymm/m`, `vfmaddsub231ps xmm, xmm.v, xmm/m`, `vfmaddsub231ps ymm, ymm.v, ymm/m`, `vfmaddsub231ps zmm, zmm.v, zmm/m`.
@@ -25444,7 +25445,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmaddsub231ps3,
     {
-        self.emit_forms(Mnemonic::Vfmaddsub231ps, <(A::Class, B::Class, C::Class,) as sig::Vfmaddsub231ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddsub231ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmaddsub231ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmaddsubpd` with 4 operand(s): `vfmaddsubpd xmm, xmm.v, xmm/m, xmm.is4`, `vfmaddsubpd ymm, ymm.v, ymm/m, ymm.is4`, `vfmaddsubpd xmm, xmm.v, xmm.is4, xmm/m`, `vfmaddsubpd ymm, ymm.v, ymm.is4, ymm/m`.
@@ -25453,7 +25454,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfmaddsubpd4,
     {
-        self.emit_forms(Mnemonic::Vfmaddsubpd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmaddsubpd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddsubpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmaddsubpd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmaddsubps` with 4 operand(s): `vfmaddsubps xmm, xmm.v, xmm/m, xmm.is4`, `vfmaddsubps ymm, ymm.v, ymm/m, ymm.is4`, `vfmaddsubps xmm, xmm.v, xmm.is4, xmm/m`, `vfmaddsubps ymm, ymm.v, ymm.is4, ymm/m`.
@@ -25462,7 +25463,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfmaddsubps4,
     {
-        self.emit_forms(Mnemonic::Vfmaddsubps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmaddsubps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfmaddsubps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmaddsubps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmsub132pd` with 3 operand(s): `vfmsub132pd xmm, xmm.v, xmm/m`, `vfmsub132pd ymm, ymm.v, ymm/m`, `vfmsub132pd xmm, xmm.v, xmm/m`, `vfmsub132pd ymm, ymm.v, ymm/m`, `vfmsub132pd zmm, zmm.v, zmm/m`.
@@ -25471,7 +25472,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub132pd3,
     {
-        self.emit_forms(Mnemonic::Vfmsub132pd, <(A::Class, B::Class, C::Class,) as sig::Vfmsub132pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub132pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub132pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub132ph` with 3 operand(s): `vfmsub132ph xmm, xmm.v, xmm/m`, `vfmsub132ph ymm, ymm.v, ymm/m`, `vfmsub132ph zmm, zmm.v, zmm/m`.
@@ -25480,7 +25481,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub132ph3,
     {
-        self.emit_forms(Mnemonic::Vfmsub132ph, <(A::Class, B::Class, C::Class,) as sig::Vfmsub132ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub132ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub132ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub132ps` with 3 operand(s): `vfmsub132ps xmm, xmm.v, xmm/m`, `vfmsub132ps ymm, ymm.v, ymm/m`, `vfmsub132ps xmm, xmm.v, xmm/m`, `vfmsub132ps ymm, ymm.v, ymm/m`, `vfmsub132ps zmm, zmm.v, zmm/m`.
@@ -25489,7 +25490,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub132ps3,
     {
-        self.emit_forms(Mnemonic::Vfmsub132ps, <(A::Class, B::Class, C::Class,) as sig::Vfmsub132ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub132ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub132ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub132sd` with 3 operand(s): `vfmsub132sd xmm, xmm.v, xmm/m`.
@@ -25498,7 +25499,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub132sd3,
     {
-        self.emit_forms(Mnemonic::Vfmsub132sd, <(A::Class, B::Class, C::Class,) as sig::Vfmsub132sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub132sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub132sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub132sh` with 3 operand(s): `vfmsub132sh xmm, xmm.v, xmm/m`.
@@ -25507,7 +25508,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub132sh3,
     {
-        self.emit_forms(Mnemonic::Vfmsub132sh, <(A::Class, B::Class, C::Class,) as sig::Vfmsub132sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub132sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub132sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub132ss` with 3 operand(s): `vfmsub132ss xmm, xmm.v, xmm/m`.
@@ -25516,7 +25517,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub132ss3,
     {
-        self.emit_forms(Mnemonic::Vfmsub132ss, <(A::Class, B::Class, C::Class,) as sig::Vfmsub132ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub132ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub132ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub213pd` with 3 operand(s): `vfmsub213pd xmm, xmm.v, xmm/m`, `vfmsub213pd ymm, ymm.v, ymm/m`, `vfmsub213pd xmm, xmm.v, xmm/m`, `vfmsub213pd ymm, ymm.v, ymm/m`, `vfmsub213pd zmm, zmm.v, zmm/m`.
@@ -25525,7 +25526,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub213pd3,
     {
-        self.emit_forms(Mnemonic::Vfmsub213pd, <(A::Class, B::Class, C::Class,) as sig::Vfmsub213pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub213pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub213pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub213ph` with 3 operand(s): `vfmsub213ph xmm, xmm.v, xmm/m`, `vfmsub213ph ymm, ymm.v, ymm/m`, `vfmsub213ph zmm, zmm.v, zmm/m`.
@@ -25534,7 +25535,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub213ph3,
     {
-        self.emit_forms(Mnemonic::Vfmsub213ph, <(A::Class, B::Class, C::Class,) as sig::Vfmsub213ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub213ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub213ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub213ps` with 3 operand(s): `vfmsub213ps xmm, xmm.v, xmm/m`, `vfmsub213ps ymm, ymm.v, ymm/m`, `vfmsub213ps xmm, xmm.v, xmm/m`, `vfmsub213ps ymm, ymm.v, ymm/m`, `vfmsub213ps zmm, zmm.v, zmm/m`.
@@ -25543,7 +25544,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub213ps3,
     {
-        self.emit_forms(Mnemonic::Vfmsub213ps, <(A::Class, B::Class, C::Class,) as sig::Vfmsub213ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub213ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub213ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub213sd` with 3 operand(s): `vfmsub213sd xmm, xmm.v, xmm/m`.
@@ -25552,7 +25553,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub213sd3,
     {
-        self.emit_forms(Mnemonic::Vfmsub213sd, <(A::Class, B::Class, C::Class,) as sig::Vfmsub213sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub213sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub213sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub213sh` with 3 operand(s): `vfmsub213sh xmm, xmm.v, xmm/m`.
@@ -25561,7 +25562,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub213sh3,
     {
-        self.emit_forms(Mnemonic::Vfmsub213sh, <(A::Class, B::Class, C::Class,) as sig::Vfmsub213sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub213sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub213sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub213ss` with 3 operand(s): `vfmsub213ss xmm, xmm.v, xmm/m`.
@@ -25570,7 +25571,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub213ss3,
     {
-        self.emit_forms(Mnemonic::Vfmsub213ss, <(A::Class, B::Class, C::Class,) as sig::Vfmsub213ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub213ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub213ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub231pd` with 3 operand(s): `vfmsub231pd xmm, xmm.v, xmm/m`, `vfmsub231pd ymm, ymm.v, ymm/m`, `vfmsub231pd xmm, xmm.v, xmm/m`, `vfmsub231pd ymm, ymm.v, ymm/m`, `vfmsub231pd zmm, zmm.v, zmm/m`.
@@ -25579,7 +25580,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub231pd3,
     {
-        self.emit_forms(Mnemonic::Vfmsub231pd, <(A::Class, B::Class, C::Class,) as sig::Vfmsub231pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub231pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub231pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub231ph` with 3 operand(s): `vfmsub231ph xmm, xmm.v, xmm/m`, `vfmsub231ph ymm, ymm.v, ymm/m`, `vfmsub231ph zmm, zmm.v, zmm/m`.
@@ -25588,7 +25589,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub231ph3,
     {
-        self.emit_forms(Mnemonic::Vfmsub231ph, <(A::Class, B::Class, C::Class,) as sig::Vfmsub231ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub231ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub231ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub231ps` with 3 operand(s): `vfmsub231ps xmm, xmm.v, xmm/m`, `vfmsub231ps ymm, ymm.v, ymm/m`, `vfmsub231ps xmm, xmm.v, xmm/m`, `vfmsub231ps ymm, ymm.v, ymm/m`, `vfmsub231ps zmm, zmm.v, zmm/m`.
@@ -25597,7 +25598,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub231ps3,
     {
-        self.emit_forms(Mnemonic::Vfmsub231ps, <(A::Class, B::Class, C::Class,) as sig::Vfmsub231ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub231ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub231ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub231sd` with 3 operand(s): `vfmsub231sd xmm, xmm.v, xmm/m`.
@@ -25606,7 +25607,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub231sd3,
     {
-        self.emit_forms(Mnemonic::Vfmsub231sd, <(A::Class, B::Class, C::Class,) as sig::Vfmsub231sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub231sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub231sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub231sh` with 3 operand(s): `vfmsub231sh xmm, xmm.v, xmm/m`.
@@ -25615,7 +25616,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub231sh3,
     {
-        self.emit_forms(Mnemonic::Vfmsub231sh, <(A::Class, B::Class, C::Class,) as sig::Vfmsub231sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub231sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub231sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsub231ss` with 3 operand(s): `vfmsub231ss xmm, xmm.v, xmm/m`.
@@ -25624,7 +25625,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsub231ss3,
     {
-        self.emit_forms(Mnemonic::Vfmsub231ss, <(A::Class, B::Class, C::Class,) as sig::Vfmsub231ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsub231ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsub231ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsubadd132pd` with 3 operand(s): `vfmsubadd132pd xmm, xmm.v, xmm/m`, `vfmsubadd132pd ymm, ymm.v, ymm/m`, `vfmsubadd132pd xmm, xmm.v, xmm/m`, `vfmsubadd132pd ymm, ymm.v, ymm/m`, `vfmsubadd132pd zmm, zmm.v, zmm/m`.
@@ -25633,7 +25634,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsubadd132pd3,
     {
-        self.emit_forms(Mnemonic::Vfmsubadd132pd, <(A::Class, B::Class, C::Class,) as sig::Vfmsubadd132pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubadd132pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsubadd132pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsubadd132ph` with 3 operand(s): `vfmsubadd132ph xmm, xmm.v, xmm/m`, `vfmsubadd132ph ymm, ymm.v, ymm/m`, `vfmsubadd132ph zmm, zmm.v, zmm/m`.
@@ -25642,7 +25643,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsubadd132ph3,
     {
-        self.emit_forms(Mnemonic::Vfmsubadd132ph, <(A::Class, B::Class, C::Class,) as sig::Vfmsubadd132ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubadd132ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsubadd132ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsubadd132ps` with 3 operand(s): `vfmsubadd132ps xmm, xmm.v, xmm/m`, `vfmsubadd132ps ymm, ymm.v, ymm/m`, `vfmsubadd132ps xmm, xmm.v, xmm/m`, `vfmsubadd132ps ymm, ymm.v, ymm/m`, `vfmsubadd132ps zmm, zmm.v, zmm/m`.
@@ -25651,7 +25652,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsubadd132ps3,
     {
-        self.emit_forms(Mnemonic::Vfmsubadd132ps, <(A::Class, B::Class, C::Class,) as sig::Vfmsubadd132ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubadd132ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsubadd132ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsubadd213pd` with 3 operand(s): `vfmsubadd213pd xmm, xmm.v, xmm/m`, `vfmsubadd213pd ymm, ymm.v, ymm/m`, `vfmsubadd213pd xmm, xmm.v, xmm/m`, `vfmsubadd213pd ymm, ymm.v, ymm/m`, `vfmsubadd213pd zmm, zmm.v, zmm/m`.
@@ -25660,7 +25661,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsubadd213pd3,
     {
-        self.emit_forms(Mnemonic::Vfmsubadd213pd, <(A::Class, B::Class, C::Class,) as sig::Vfmsubadd213pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubadd213pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsubadd213pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsubadd213ph` with 3 operand(s): `vfmsubadd213ph xmm, xmm.v, xmm/m`, `vfmsubadd213ph ymm, ymm.v, ymm/m`, `vfmsubadd213ph zmm, zmm.v, zmm/m`.
@@ -25669,7 +25670,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsubadd213ph3,
     {
-        self.emit_forms(Mnemonic::Vfmsubadd213ph, <(A::Class, B::Class, C::Class,) as sig::Vfmsubadd213ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubadd213ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsubadd213ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsubadd213ps` with 3 operand(s): `vfmsubadd213ps xmm, xmm.v, xmm/m`, `vfmsubadd213ps ymm, ymm.v, ymm/m`, `vfmsubadd213ps xmm, xmm.v, xmm/m`, `vfmsubadd213ps ymm, ymm.v, ymm/m`, `vfmsubadd213ps zmm, zmm.v, zmm/m`.
@@ -25678,7 +25679,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsubadd213ps3,
     {
-        self.emit_forms(Mnemonic::Vfmsubadd213ps, <(A::Class, B::Class, C::Class,) as sig::Vfmsubadd213ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubadd213ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsubadd213ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsubadd231pd` with 3 operand(s): `vfmsubadd231pd xmm, xmm.v, xmm/m`, `vfmsubadd231pd ymm, ymm.v, ymm/m`, `vfmsubadd231pd xmm, xmm.v, xmm/m`, `vfmsubadd231pd ymm, ymm.v, ymm/m`, `vfmsubadd231pd zmm, zmm.v, zmm/m`.
@@ -25687,7 +25688,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsubadd231pd3,
     {
-        self.emit_forms(Mnemonic::Vfmsubadd231pd, <(A::Class, B::Class, C::Class,) as sig::Vfmsubadd231pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubadd231pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsubadd231pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsubadd231ph` with 3 operand(s): `vfmsubadd231ph xmm, xmm.v, xmm/m`, `vfmsubadd231ph ymm, ymm.v, ymm/m`, `vfmsubadd231ph zmm, zmm.v, zmm/m`.
@@ -25696,7 +25697,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsubadd231ph3,
     {
-        self.emit_forms(Mnemonic::Vfmsubadd231ph, <(A::Class, B::Class, C::Class,) as sig::Vfmsubadd231ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubadd231ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsubadd231ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsubadd231ps` with 3 operand(s): `vfmsubadd231ps xmm, xmm.v, xmm/m`, `vfmsubadd231ps ymm, ymm.v, ymm/m`, `vfmsubadd231ps xmm, xmm.v, xmm/m`, `vfmsubadd231ps ymm, ymm.v, ymm/m`, `vfmsubadd231ps zmm, zmm.v, zmm/m`.
@@ -25705,7 +25706,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmsubadd231ps3,
     {
-        self.emit_forms(Mnemonic::Vfmsubadd231ps, <(A::Class, B::Class, C::Class,) as sig::Vfmsubadd231ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubadd231ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmsubadd231ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmsubaddpd` with 4 operand(s): `vfmsubaddpd xmm, xmm.v, xmm/m, xmm.is4`, `vfmsubaddpd ymm, ymm.v, ymm/m, ymm.is4`, `vfmsubaddpd xmm, xmm.v, xmm.is4, xmm/m`, `vfmsubaddpd ymm, ymm.v, ymm.is4, ymm/m`.
@@ -25714,7 +25715,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfmsubaddpd4,
     {
-        self.emit_forms(Mnemonic::Vfmsubaddpd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmsubaddpd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubaddpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmsubaddpd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmsubaddps` with 4 operand(s): `vfmsubaddps xmm, xmm.v, xmm/m, xmm.is4`, `vfmsubaddps ymm, ymm.v, ymm/m, ymm.is4`, `vfmsubaddps xmm, xmm.v, xmm.is4, xmm/m`, `vfmsubaddps ymm, ymm.v, ymm.is4, ymm/m`.
@@ -25723,7 +25724,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfmsubaddps4,
     {
-        self.emit_forms(Mnemonic::Vfmsubaddps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmsubaddps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubaddps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmsubaddps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmsubpd` with 4 operand(s): `vfmsubpd xmm, xmm.v, xmm/m, xmm.is4`, `vfmsubpd ymm, ymm.v, ymm/m, ymm.is4`, `vfmsubpd xmm, xmm.v, xmm.is4, xmm/m`, `vfmsubpd ymm, ymm.v, ymm.is4, ymm/m`.
@@ -25732,7 +25733,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfmsubpd4,
     {
-        self.emit_forms(Mnemonic::Vfmsubpd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmsubpd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmsubpd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmsubps` with 4 operand(s): `vfmsubps xmm, xmm.v, xmm/m, xmm.is4`, `vfmsubps ymm, ymm.v, ymm/m, ymm.is4`, `vfmsubps xmm, xmm.v, xmm.is4, xmm/m`, `vfmsubps ymm, ymm.v, ymm.is4, ymm/m`.
@@ -25741,7 +25742,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfmsubps4,
     {
-        self.emit_forms(Mnemonic::Vfmsubps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmsubps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmsubps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmsubsd` with 4 operand(s): `vfmsubsd xmm, xmm.v, xmm/m, xmm.is4`, `vfmsubsd xmm, xmm.v, xmm.is4, xmm/m`.
@@ -25750,7 +25751,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfmsubsd4,
     {
-        self.emit_forms(Mnemonic::Vfmsubsd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmsubsd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmsubsd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmsubss` with 4 operand(s): `vfmsubss xmm, xmm.v, xmm/m, xmm.is4`, `vfmsubss xmm, xmm.v, xmm.is4, xmm/m`.
@@ -25759,7 +25760,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfmsubss4,
     {
-        self.emit_forms(Mnemonic::Vfmsubss, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmsubss4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfmsubss, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfmsubss4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfmulcph` with 3 operand(s): `vfmulcph xmm, xmm.v, xmm/m`, `vfmulcph ymm, ymm.v, ymm/m`, `vfmulcph zmm, zmm.v, zmm/m`.
@@ -25768,7 +25769,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmulcph3,
     {
-        self.emit_forms(Mnemonic::Vfmulcph, <(A::Class, B::Class, C::Class,) as sig::Vfmulcph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmulcph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmulcph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfmulcsh` with 3 operand(s): `vfmulcsh xmm, xmm.v, xmm/m`.
@@ -25777,7 +25778,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfmulcsh3,
     {
-        self.emit_forms(Mnemonic::Vfmulcsh, <(A::Class, B::Class, C::Class,) as sig::Vfmulcsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfmulcsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfmulcsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd132pd` with 3 operand(s): `vfnmadd132pd xmm, xmm.v, xmm/m`, `vfnmadd132pd ymm, ymm.v, ymm/m`, `vfnmadd132pd xmm, xmm.v, xmm/m`, `vfnmadd132pd ymm, ymm.v, ymm/m`, `vfnmadd132pd zmm, zmm.v, zmm/m`.
@@ -25786,7 +25787,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd132pd3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd132pd, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd132pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd132pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd132pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd132ph` with 3 operand(s): `vfnmadd132ph xmm, xmm.v, xmm/m`, `vfnmadd132ph ymm, ymm.v, ymm/m`, `vfnmadd132ph zmm, zmm.v, zmm/m`.
@@ -25795,7 +25796,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd132ph3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd132ph, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd132ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd132ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd132ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd132ps` with 3 operand(s): `vfnmadd132ps xmm, xmm.v, xmm/m`, `vfnmadd132ps ymm, ymm.v, ymm/m`, `vfnmadd132ps xmm, xmm.v, xmm/m`, `vfnmadd132ps ymm, ymm.v, ymm/m`, `vfnmadd132ps zmm, zmm.v, zmm/m`.
@@ -25804,7 +25805,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd132ps3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd132ps, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd132ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd132ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd132ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd132sd` with 3 operand(s): `vfnmadd132sd xmm, xmm.v, xmm/m`.
@@ -25813,7 +25814,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd132sd3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd132sd, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd132sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd132sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd132sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd132sh` with 3 operand(s): `vfnmadd132sh xmm, xmm.v, xmm/m`.
@@ -25822,7 +25823,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd132sh3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd132sh, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd132sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd132sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd132sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd132ss` with 3 operand(s): `vfnmadd132ss xmm, xmm.v, xmm/m`.
@@ -25831,7 +25832,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd132ss3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd132ss, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd132ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd132ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd132ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd213pd` with 3 operand(s): `vfnmadd213pd xmm, xmm.v, xmm/m`, `vfnmadd213pd ymm, ymm.v, ymm/m`, `vfnmadd213pd xmm, xmm.v, xmm/m`, `vfnmadd213pd ymm, ymm.v, ymm/m`, `vfnmadd213pd zmm, zmm.v, zmm/m`.
@@ -25840,7 +25841,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd213pd3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd213pd, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd213pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd213pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd213pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd213ph` with 3 operand(s): `vfnmadd213ph xmm, xmm.v, xmm/m`, `vfnmadd213ph ymm, ymm.v, ymm/m`, `vfnmadd213ph zmm, zmm.v, zmm/m`.
@@ -25849,7 +25850,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd213ph3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd213ph, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd213ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd213ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd213ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd213ps` with 3 operand(s): `vfnmadd213ps xmm, xmm.v, xmm/m`, `vfnmadd213ps ymm, ymm.v, ymm/m`, `vfnmadd213ps xmm, xmm.v, xmm/m`, `vfnmadd213ps ymm, ymm.v, ymm/m`, `vfnmadd213ps zmm, zmm.v, zmm/m`.
@@ -25858,7 +25859,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd213ps3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd213ps, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd213ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd213ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd213ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd213sd` with 3 operand(s): `vfnmadd213sd xmm, xmm.v, xmm/m`.
@@ -25867,7 +25868,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd213sd3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd213sd, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd213sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd213sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd213sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd213sh` with 3 operand(s): `vfnmadd213sh xmm, xmm.v, xmm/m`.
@@ -25876,7 +25877,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd213sh3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd213sh, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd213sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd213sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd213sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd213ss` with 3 operand(s): `vfnmadd213ss xmm, xmm.v, xmm/m`.
@@ -25885,7 +25886,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd213ss3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd213ss, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd213ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd213ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd213ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd231pd` with 3 operand(s): `vfnmadd231pd xmm, xmm.v, xmm/m`, `vfnmadd231pd ymm, ymm.v, ymm/m`, `vfnmadd231pd xmm, xmm.v, xmm/m`, `vfnmadd231pd ymm, ymm.v, ymm/m`, `vfnmadd231pd zmm, zmm.v, zmm/m`.
@@ -25894,7 +25895,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd231pd3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd231pd, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd231pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd231pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd231pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd231ph` with 3 operand(s): `vfnmadd231ph xmm, xmm.v, xmm/m`, `vfnmadd231ph ymm, ymm.v, ymm/m`, `vfnmadd231ph zmm, zmm.v, zmm/m`.
@@ -25903,7 +25904,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd231ph3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd231ph, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd231ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd231ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd231ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd231ps` with 3 operand(s): `vfnmadd231ps xmm, xmm.v, xmm/m`, `vfnmadd231ps ymm, ymm.v, ymm/m`, `vfnmadd231ps xmm, xmm.v, xmm/m`, `vfnmadd231ps ymm, ymm.v, ymm/m`, `vfnmadd231ps zmm, zmm.v, zmm/m`.
@@ -25912,7 +25913,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd231ps3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd231ps, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd231ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd231ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd231ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd231sd` with 3 operand(s): `vfnmadd231sd xmm, xmm.v, xmm/m`.
@@ -25921,7 +25922,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd231sd3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd231sd, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd231sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd231sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd231sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd231sh` with 3 operand(s): `vfnmadd231sh xmm, xmm.v, xmm/m`.
@@ -25930,7 +25931,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd231sh3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd231sh, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd231sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd231sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd231sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmadd231ss` with 3 operand(s): `vfnmadd231ss xmm, xmm.v, xmm/m`.
@@ -25939,7 +25940,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmadd231ss3,
     {
-        self.emit_forms(Mnemonic::Vfnmadd231ss, <(A::Class, B::Class, C::Class,) as sig::Vfnmadd231ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmadd231ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmadd231ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmaddpd` with 4 operand(s): `vfnmaddpd xmm, xmm.v, xmm/m, xmm.is4`, `vfnmaddpd ymm, ymm.v, ymm/m, ymm.is4`, `vfnmaddpd xmm, xmm.v, xmm.is4, xmm/m`, `vfnmaddpd ymm, ymm.v, ymm.is4, ymm/m`.
@@ -25948,7 +25949,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfnmaddpd4,
     {
-        self.emit_forms(Mnemonic::Vfnmaddpd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmaddpd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmaddpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmaddpd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfnmaddps` with 4 operand(s): `vfnmaddps xmm, xmm.v, xmm/m, xmm.is4`, `vfnmaddps ymm, ymm.v, ymm/m, ymm.is4`, `vfnmaddps xmm, xmm.v, xmm.is4, xmm/m`, `vfnmaddps ymm, ymm.v, ymm.is4, ymm/m`.
@@ -25957,7 +25958,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfnmaddps4,
     {
-        self.emit_forms(Mnemonic::Vfnmaddps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmaddps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmaddps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmaddps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfnmaddsd` with 4 operand(s): `vfnmaddsd xmm, xmm.v, xmm/m, xmm.is4`, `vfnmaddsd xmm, xmm.v, xmm.is4, xmm/m`.
@@ -25966,7 +25967,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfnmaddsd4,
     {
-        self.emit_forms(Mnemonic::Vfnmaddsd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmaddsd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmaddsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmaddsd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfnmaddss` with 4 operand(s): `vfnmaddss xmm, xmm.v, xmm/m, xmm.is4`, `vfnmaddss xmm, xmm.v, xmm.is4, xmm/m`.
@@ -25975,7 +25976,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfnmaddss4,
     {
-        self.emit_forms(Mnemonic::Vfnmaddss, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmaddss4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmaddss, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmaddss4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfnmsub132pd` with 3 operand(s): `vfnmsub132pd xmm, xmm.v, xmm/m`, `vfnmsub132pd ymm, ymm.v, ymm/m`, `vfnmsub132pd xmm, xmm.v, xmm/m`, `vfnmsub132pd ymm, ymm.v, ymm/m`, `vfnmsub132pd zmm, zmm.v, zmm/m`.
@@ -25984,7 +25985,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub132pd3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub132pd, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub132pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub132pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub132pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub132ph` with 3 operand(s): `vfnmsub132ph xmm, xmm.v, xmm/m`, `vfnmsub132ph ymm, ymm.v, ymm/m`, `vfnmsub132ph zmm, zmm.v, zmm/m`.
@@ -25993,7 +25994,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub132ph3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub132ph, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub132ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub132ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub132ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub132ps` with 3 operand(s): `vfnmsub132ps xmm, xmm.v, xmm/m`, `vfnmsub132ps ymm, ymm.v, ymm/m`, `vfnmsub132ps xmm, xmm.v, xmm/m`, `vfnmsub132ps ymm, ymm.v, ymm/m`, `vfnmsub132ps zmm, zmm.v, zmm/m`.
@@ -26002,7 +26003,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub132ps3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub132ps, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub132ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub132ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub132ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub132sd` with 3 operand(s): `vfnmsub132sd xmm, xmm.v, xmm/m`.
@@ -26011,7 +26012,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub132sd3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub132sd, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub132sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub132sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub132sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub132sh` with 3 operand(s): `vfnmsub132sh xmm, xmm.v, xmm/m`.
@@ -26020,7 +26021,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub132sh3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub132sh, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub132sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub132sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub132sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub132ss` with 3 operand(s): `vfnmsub132ss xmm, xmm.v, xmm/m`.
@@ -26029,7 +26030,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub132ss3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub132ss, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub132ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub132ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub132ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub213pd` with 3 operand(s): `vfnmsub213pd xmm, xmm.v, xmm/m`, `vfnmsub213pd ymm, ymm.v, ymm/m`, `vfnmsub213pd xmm, xmm.v, xmm/m`, `vfnmsub213pd ymm, ymm.v, ymm/m`, `vfnmsub213pd zmm, zmm.v, zmm/m`.
@@ -26038,7 +26039,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub213pd3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub213pd, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub213pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub213pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub213pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub213ph` with 3 operand(s): `vfnmsub213ph xmm, xmm.v, xmm/m`, `vfnmsub213ph ymm, ymm.v, ymm/m`, `vfnmsub213ph zmm, zmm.v, zmm/m`.
@@ -26047,7 +26048,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub213ph3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub213ph, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub213ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub213ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub213ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub213ps` with 3 operand(s): `vfnmsub213ps xmm, xmm.v, xmm/m`, `vfnmsub213ps ymm, ymm.v, ymm/m`, `vfnmsub213ps xmm, xmm.v, xmm/m`, `vfnmsub213ps ymm, ymm.v, ymm/m`, `vfnmsub213ps zmm, zmm.v, zmm/m`.
@@ -26056,7 +26057,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub213ps3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub213ps, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub213ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub213ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub213ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub213sd` with 3 operand(s): `vfnmsub213sd xmm, xmm.v, xmm/m`.
@@ -26065,7 +26066,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub213sd3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub213sd, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub213sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub213sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub213sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub213sh` with 3 operand(s): `vfnmsub213sh xmm, xmm.v, xmm/m`.
@@ -26074,7 +26075,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub213sh3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub213sh, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub213sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub213sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub213sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub213ss` with 3 operand(s): `vfnmsub213ss xmm, xmm.v, xmm/m`.
@@ -26083,7 +26084,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub213ss3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub213ss, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub213ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub213ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub213ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub231pd` with 3 operand(s): `vfnmsub231pd xmm, xmm.v, xmm/m`, `vfnmsub231pd ymm, ymm.v, ymm/m`, `vfnmsub231pd xmm, xmm.v, xmm/m`, `vfnmsub231pd ymm, ymm.v, ymm/m`, `vfnmsub231pd zmm, zmm.v, zmm/m`.
@@ -26092,7 +26093,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub231pd3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub231pd, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub231pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub231pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub231pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub231ph` with 3 operand(s): `vfnmsub231ph xmm, xmm.v, xmm/m`, `vfnmsub231ph ymm, ymm.v, ymm/m`, `vfnmsub231ph zmm, zmm.v, zmm/m`.
@@ -26101,7 +26102,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub231ph3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub231ph, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub231ph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub231ph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub231ph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub231ps` with 3 operand(s): `vfnmsub231ps xmm, xmm.v, xmm/m`, `vfnmsub231ps ymm, ymm.v, ymm/m`, `vfnmsub231ps xmm, xmm.v, xmm/m`, `vfnmsub231ps ymm, ymm.v, ymm/m`, `vfnmsub231ps zmm, zmm.v, zmm/m`.
@@ -26110,7 +26111,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub231ps3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub231ps, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub231ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub231ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub231ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub231sd` with 3 operand(s): `vfnmsub231sd xmm, xmm.v, xmm/m`.
@@ -26119,7 +26120,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub231sd3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub231sd, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub231sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub231sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub231sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub231sh` with 3 operand(s): `vfnmsub231sh xmm, xmm.v, xmm/m`.
@@ -26128,7 +26129,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub231sh3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub231sh, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub231sh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub231sh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub231sh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsub231ss` with 3 operand(s): `vfnmsub231ss xmm, xmm.v, xmm/m`.
@@ -26137,7 +26138,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfnmsub231ss3,
     {
-        self.emit_forms(Mnemonic::Vfnmsub231ss, <(A::Class, B::Class, C::Class,) as sig::Vfnmsub231ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsub231ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfnmsub231ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfnmsubpd` with 4 operand(s): `vfnmsubpd xmm, xmm.v, xmm/m, xmm.is4`, `vfnmsubpd ymm, ymm.v, ymm/m, ymm.is4`, `vfnmsubpd xmm, xmm.v, xmm.is4, xmm/m`, `vfnmsubpd ymm, ymm.v, ymm.is4, ymm/m`.
@@ -26146,7 +26147,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfnmsubpd4,
     {
-        self.emit_forms(Mnemonic::Vfnmsubpd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmsubpd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsubpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmsubpd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfnmsubps` with 4 operand(s): `vfnmsubps xmm, xmm.v, xmm/m, xmm.is4`, `vfnmsubps ymm, ymm.v, ymm/m, ymm.is4`, `vfnmsubps xmm, xmm.v, xmm.is4, xmm/m`, `vfnmsubps ymm, ymm.v, ymm.is4, ymm/m`.
@@ -26155,7 +26156,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfnmsubps4,
     {
-        self.emit_forms(Mnemonic::Vfnmsubps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmsubps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsubps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmsubps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfnmsubsd` with 4 operand(s): `vfnmsubsd xmm, xmm.v, xmm/m, xmm.is4`, `vfnmsubsd xmm, xmm.v, xmm.is4, xmm/m`.
@@ -26164,7 +26165,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfnmsubsd4,
     {
-        self.emit_forms(Mnemonic::Vfnmsubsd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmsubsd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsubsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmsubsd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfnmsubss` with 4 operand(s): `vfnmsubss xmm, xmm.v, xmm/m, xmm.is4`, `vfnmsubss xmm, xmm.v, xmm.is4, xmm/m`.
@@ -26173,7 +26174,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vfnmsubss4,
     {
-        self.emit_forms(Mnemonic::Vfnmsubss, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmsubss4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vfnmsubss, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vfnmsubss4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vfpclasspd` with 3 operand(s): `vfpclasspd k, xmm/m, ib`, `vfpclasspd k, ymm/m, ib`, `vfpclasspd k, zmm/m, ib`.
@@ -26182,7 +26183,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfpclasspd3,
     {
-        self.emit_forms(Mnemonic::Vfpclasspd, <(A::Class, B::Class, C::Class,) as sig::Vfpclasspd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfpclasspd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfpclasspd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfpclassph` with 3 operand(s): `vfpclassph k, xmm/m, ib`, `vfpclassph k, ymm/m, ib`, `vfpclassph k, zmm/m, ib`.
@@ -26191,7 +26192,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfpclassph3,
     {
-        self.emit_forms(Mnemonic::Vfpclassph, <(A::Class, B::Class, C::Class,) as sig::Vfpclassph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfpclassph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfpclassph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfpclassps` with 3 operand(s): `vfpclassps k, xmm/m, ib`, `vfpclassps k, ymm/m, ib`, `vfpclassps k, zmm/m, ib`.
@@ -26200,7 +26201,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfpclassps3,
     {
-        self.emit_forms(Mnemonic::Vfpclassps, <(A::Class, B::Class, C::Class,) as sig::Vfpclassps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfpclassps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfpclassps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfpclasssd` with 3 operand(s): `vfpclasssd k, xmm/m, ib`.
@@ -26209,7 +26210,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfpclasssd3,
     {
-        self.emit_forms(Mnemonic::Vfpclasssd, <(A::Class, B::Class, C::Class,) as sig::Vfpclasssd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfpclasssd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfpclasssd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfpclasssh` with 3 operand(s): `vfpclasssh k, xmm/m, ib`.
@@ -26218,7 +26219,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfpclasssh3,
     {
-        self.emit_forms(Mnemonic::Vfpclasssh, <(A::Class, B::Class, C::Class,) as sig::Vfpclasssh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfpclasssh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfpclasssh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfpclassss` with 3 operand(s): `vfpclassss k, xmm/m, ib`.
@@ -26227,7 +26228,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vfpclassss3,
     {
-        self.emit_forms(Mnemonic::Vfpclassss, <(A::Class, B::Class, C::Class,) as sig::Vfpclassss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vfpclassss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vfpclassss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vfrczpd` with 2 operand(s): `vfrczpd xmm, xmm/m`, `vfrczpd ymm, ymm/m`.
@@ -26236,7 +26237,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vfrczpd2,
     {
-        self.emit_forms(Mnemonic::Vfrczpd, <(A::Class, B::Class,) as sig::Vfrczpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vfrczpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vfrczpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vfrczps` with 2 operand(s): `vfrczps xmm, xmm/m`, `vfrczps ymm, ymm/m`.
@@ -26245,7 +26246,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vfrczps2,
     {
-        self.emit_forms(Mnemonic::Vfrczps, <(A::Class, B::Class,) as sig::Vfrczps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vfrczps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vfrczps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vfrczsd` with 2 operand(s): `vfrczsd xmm, xmm/m`.
@@ -26254,7 +26255,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vfrczsd2,
     {
-        self.emit_forms(Mnemonic::Vfrczsd, <(A::Class, B::Class,) as sig::Vfrczsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vfrczsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vfrczsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vfrczss` with 2 operand(s): `vfrczss xmm, xmm/m`.
@@ -26263,7 +26264,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vfrczss2,
     {
-        self.emit_forms(Mnemonic::Vfrczss, <(A::Class, B::Class,) as sig::Vfrczss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vfrczss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vfrczss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vgatherdpd` with 2 operand(s): `vgatherdpd xmm, vm32x`, `vgatherdpd ymm, vm32x`, `vgatherdpd zmm, vm32y`.
@@ -26272,7 +26273,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vgatherdpd2,
     {
-        self.emit_forms(Mnemonic::Vgatherdpd, <(A::Class, B::Class,) as sig::Vgatherdpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vgatherdpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vgatherdpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vgatherdpd` with 3 operand(s): `vgatherdpd xmm, vm32x, xmm.v`, `vgatherdpd ymm, vm32x, ymm.v`.
@@ -26281,7 +26282,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vgatherdpd3,
     {
-        self.emit_forms(Mnemonic::Vgatherdpd, <(A::Class, B::Class, C::Class,) as sig::Vgatherdpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vgatherdpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vgatherdpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vgatherdps` with 2 operand(s): `vgatherdps xmm, vm32x`, `vgatherdps ymm, vm32y`, `vgatherdps zmm, vm32z`.
@@ -26290,7 +26291,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vgatherdps2,
     {
-        self.emit_forms(Mnemonic::Vgatherdps, <(A::Class, B::Class,) as sig::Vgatherdps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vgatherdps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vgatherdps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vgatherdps` with 3 operand(s): `vgatherdps xmm, vm32x, xmm.v`, `vgatherdps ymm, vm32y, ymm.v`.
@@ -26299,7 +26300,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vgatherdps3,
     {
-        self.emit_forms(Mnemonic::Vgatherdps, <(A::Class, B::Class, C::Class,) as sig::Vgatherdps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vgatherdps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vgatherdps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vgatherqpd` with 2 operand(s): `vgatherqpd xmm, vm64x`, `vgatherqpd ymm, vm64y`, `vgatherqpd zmm, vm64z`.
@@ -26308,7 +26309,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vgatherqpd2,
     {
-        self.emit_forms(Mnemonic::Vgatherqpd, <(A::Class, B::Class,) as sig::Vgatherqpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vgatherqpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vgatherqpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vgatherqpd` with 3 operand(s): `vgatherqpd xmm, vm64x, xmm.v`, `vgatherqpd ymm, vm64y, ymm.v`.
@@ -26317,7 +26318,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vgatherqpd3,
     {
-        self.emit_forms(Mnemonic::Vgatherqpd, <(A::Class, B::Class, C::Class,) as sig::Vgatherqpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vgatherqpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vgatherqpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vgatherqps` with 2 operand(s): `vgatherqps xmm, vm64x`, `vgatherqps xmm, vm64y`, `vgatherqps ymm, vm64z`.
@@ -26326,7 +26327,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vgatherqps2,
     {
-        self.emit_forms(Mnemonic::Vgatherqps, <(A::Class, B::Class,) as sig::Vgatherqps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vgatherqps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vgatherqps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vgatherqps` with 3 operand(s): `vgatherqps xmm, vm64x, xmm.v`, `vgatherqps xmm, vm64y, xmm.v`.
@@ -26335,7 +26336,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vgatherqps3,
     {
-        self.emit_forms(Mnemonic::Vgatherqps, <(A::Class, B::Class, C::Class,) as sig::Vgatherqps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vgatherqps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vgatherqps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vgetexppd` with 2 operand(s): `vgetexppd xmm, xmm/m`, `vgetexppd ymm, ymm/m`, `vgetexppd zmm, zmm/m`.
@@ -26344,7 +26345,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vgetexppd2,
     {
-        self.emit_forms(Mnemonic::Vgetexppd, <(A::Class, B::Class,) as sig::Vgetexppd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vgetexppd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vgetexppd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vgetexpph` with 2 operand(s): `vgetexpph xmm, xmm/m`, `vgetexpph ymm, ymm/m`, `vgetexpph zmm, zmm/m`.
@@ -26353,7 +26354,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vgetexpph2,
     {
-        self.emit_forms(Mnemonic::Vgetexpph, <(A::Class, B::Class,) as sig::Vgetexpph2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vgetexpph, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vgetexpph2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vgetexpps` with 2 operand(s): `vgetexpps xmm, xmm/m`, `vgetexpps ymm, ymm/m`, `vgetexpps zmm, zmm/m`.
@@ -26362,7 +26363,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vgetexpps2,
     {
-        self.emit_forms(Mnemonic::Vgetexpps, <(A::Class, B::Class,) as sig::Vgetexpps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vgetexpps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vgetexpps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vgetexpsd` with 3 operand(s): `vgetexpsd xmm, xmm.v, xmm/m`.
@@ -26371,7 +26372,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vgetexpsd3,
     {
-        self.emit_forms(Mnemonic::Vgetexpsd, <(A::Class, B::Class, C::Class,) as sig::Vgetexpsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vgetexpsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vgetexpsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vgetexpsh` with 3 operand(s): `vgetexpsh xmm, xmm.v, xmm/m`.
@@ -26380,7 +26381,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vgetexpsh3,
     {
-        self.emit_forms(Mnemonic::Vgetexpsh, <(A::Class, B::Class, C::Class,) as sig::Vgetexpsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vgetexpsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vgetexpsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vgetexpss` with 3 operand(s): `vgetexpss xmm, xmm.v, xmm/m`.
@@ -26389,7 +26390,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vgetexpss3,
     {
-        self.emit_forms(Mnemonic::Vgetexpss, <(A::Class, B::Class, C::Class,) as sig::Vgetexpss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vgetexpss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vgetexpss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vgetmantpd` with 3 operand(s): `vgetmantpd xmm, xmm/m, ib`, `vgetmantpd ymm, ymm/m, ib`, `vgetmantpd zmm, zmm/m, ib`.
@@ -26398,7 +26399,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vgetmantpd3,
     {
-        self.emit_forms(Mnemonic::Vgetmantpd, <(A::Class, B::Class, C::Class,) as sig::Vgetmantpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vgetmantpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vgetmantpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vgetmantph` with 3 operand(s): `vgetmantph xmm, xmm/m, ib`, `vgetmantph ymm, ymm/m, ib`, `vgetmantph zmm, zmm/m, ib`.
@@ -26407,7 +26408,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vgetmantph3,
     {
-        self.emit_forms(Mnemonic::Vgetmantph, <(A::Class, B::Class, C::Class,) as sig::Vgetmantph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vgetmantph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vgetmantph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vgetmantps` with 3 operand(s): `vgetmantps xmm, xmm/m, ib`, `vgetmantps ymm, ymm/m, ib`, `vgetmantps zmm, zmm/m, ib`.
@@ -26416,7 +26417,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vgetmantps3,
     {
-        self.emit_forms(Mnemonic::Vgetmantps, <(A::Class, B::Class, C::Class,) as sig::Vgetmantps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vgetmantps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vgetmantps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vgetmantsd` with 4 operand(s): `vgetmantsd xmm, xmm.v, xmm/m, ib`.
@@ -26425,7 +26426,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vgetmantsd4,
     {
-        self.emit_forms(Mnemonic::Vgetmantsd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vgetmantsd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vgetmantsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vgetmantsd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vgetmantsh` with 4 operand(s): `vgetmantsh xmm, xmm.v, xmm/m, ib`.
@@ -26434,7 +26435,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vgetmantsh4,
     {
-        self.emit_forms(Mnemonic::Vgetmantsh, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vgetmantsh4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vgetmantsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vgetmantsh4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vgetmantss` with 4 operand(s): `vgetmantss xmm, xmm.v, xmm/m, ib`.
@@ -26443,7 +26444,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vgetmantss4,
     {
-        self.emit_forms(Mnemonic::Vgetmantss, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vgetmantss4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vgetmantss, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vgetmantss4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vgf2p8affineinvqb` with 4 operand(s): `vgf2p8affineinvqb xmm, xmm.v, xmm/m, ib`, `vgf2p8affineinvqb ymm, ymm.v, ymm/m, ib`, `vgf2p8affineinvqb xmm, xmm.v, xmm/m, ib`, `vgf2p8affineinvqb ymm, ymm.v, ymm/m, ib`, `vgf2p8affineinvqb zmm, zmm.v, zmm/m, ib`.
@@ -26452,7 +26453,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vgf2p8affineinvqb4,
     {
-        self.emit_forms(Mnemonic::Vgf2p8affineinvqb, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vgf2p8affineinvqb4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vgf2p8affineinvqb, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vgf2p8affineinvqb4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vgf2p8affineqb` with 4 operand(s): `vgf2p8affineqb xmm, xmm.v, xmm/m, ib`, `vgf2p8affineqb ymm, ymm.v, ymm/m, ib`, `vgf2p8affineqb xmm, xmm.v, xmm/m, ib`, `vgf2p8affineqb ymm, ymm.v, ymm/m, ib`, `vgf2p8affineqb zmm, zmm.v, zmm/m, ib`.
@@ -26461,7 +26462,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vgf2p8affineqb4,
     {
-        self.emit_forms(Mnemonic::Vgf2p8affineqb, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vgf2p8affineqb4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vgf2p8affineqb, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vgf2p8affineqb4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vgf2p8mulb` with 3 operand(s): `vgf2p8mulb xmm, xmm.v, xmm/m`, `vgf2p8mulb ymm, ymm.v, ymm/m`, `vgf2p8mulb xmm, xmm.v, xmm/m`, `vgf2p8mulb ymm, ymm.v, ymm/m`, `vgf2p8mulb zmm, zmm.v, zmm/m`.
@@ -26470,7 +26471,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vgf2p8mulb3,
     {
-        self.emit_forms(Mnemonic::Vgf2p8mulb, <(A::Class, B::Class, C::Class,) as sig::Vgf2p8mulb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vgf2p8mulb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vgf2p8mulb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vhaddpd` with 3 operand(s): `vhaddpd xmm, xmm.v, xmm/m`, `vhaddpd ymm, ymm.v, ymm/m`.
@@ -26479,7 +26480,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vhaddpd3,
     {
-        self.emit_forms(Mnemonic::Vhaddpd, <(A::Class, B::Class, C::Class,) as sig::Vhaddpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vhaddpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vhaddpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vhaddps` with 3 operand(s): `vhaddps xmm, xmm.v, xmm/m`, `vhaddps ymm, ymm.v, ymm/m`.
@@ -26488,7 +26489,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vhaddps3,
     {
-        self.emit_forms(Mnemonic::Vhaddps, <(A::Class, B::Class, C::Class,) as sig::Vhaddps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vhaddps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vhaddps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vhsubpd` with 3 operand(s): `vhsubpd xmm, xmm.v, xmm/m`, `vhsubpd ymm, ymm.v, ymm/m`.
@@ -26497,7 +26498,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vhsubpd3,
     {
-        self.emit_forms(Mnemonic::Vhsubpd, <(A::Class, B::Class, C::Class,) as sig::Vhsubpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vhsubpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vhsubpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vhsubps` with 3 operand(s): `vhsubps xmm, xmm.v, xmm/m`, `vhsubps ymm, ymm.v, ymm/m`.
@@ -26506,7 +26507,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vhsubps3,
     {
-        self.emit_forms(Mnemonic::Vhsubps, <(A::Class, B::Class, C::Class,) as sig::Vhsubps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vhsubps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vhsubps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vinsertf128` with 4 operand(s): `vinsertf128 ymm, ymm.v, xmm/m, ib`.
@@ -26515,7 +26516,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vinsertf1284,
     {
-        self.emit_forms(Mnemonic::Vinsertf128, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vinsertf1284>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vinsertf128, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vinsertf1284>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vinsertf32x4` with 4 operand(s): `vinsertf32x4 ymm, ymm.v, xmm/m, ib`, `vinsertf32x4 zmm, zmm.v, xmm/m, ib`.
@@ -26524,7 +26525,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vinsertf32x44,
     {
-        self.emit_forms(Mnemonic::Vinsertf32x4, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vinsertf32x44>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vinsertf32x4, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vinsertf32x44>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vinsertf32x8` with 4 operand(s): `vinsertf32x8 zmm, zmm.v, ymm/m, ib`.
@@ -26533,7 +26534,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vinsertf32x84,
     {
-        self.emit_forms(Mnemonic::Vinsertf32x8, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vinsertf32x84>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vinsertf32x8, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vinsertf32x84>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vinsertf64x2` with 4 operand(s): `vinsertf64x2 ymm, ymm.v, xmm/m, ib`, `vinsertf64x2 zmm, zmm.v, xmm/m, ib`.
@@ -26542,7 +26543,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vinsertf64x24,
     {
-        self.emit_forms(Mnemonic::Vinsertf64x2, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vinsertf64x24>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vinsertf64x2, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vinsertf64x24>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vinsertf64x4` with 4 operand(s): `vinsertf64x4 zmm, zmm.v, ymm/m, ib`.
@@ -26551,7 +26552,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vinsertf64x44,
     {
-        self.emit_forms(Mnemonic::Vinsertf64x4, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vinsertf64x44>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vinsertf64x4, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vinsertf64x44>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vinserti128` with 4 operand(s): `vinserti128 ymm, ymm.v, xmm/m, ib`.
@@ -26560,7 +26561,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vinserti1284,
     {
-        self.emit_forms(Mnemonic::Vinserti128, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vinserti1284>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vinserti128, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vinserti1284>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vinserti32x4` with 4 operand(s): `vinserti32x4 ymm, ymm.v, xmm/m, ib`, `vinserti32x4 zmm, zmm.v, xmm/m, ib`.
@@ -26569,7 +26570,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vinserti32x44,
     {
-        self.emit_forms(Mnemonic::Vinserti32x4, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vinserti32x44>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vinserti32x4, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vinserti32x44>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vinserti32x8` with 4 operand(s): `vinserti32x8 zmm, zmm.v, ymm/m, ib`.
@@ -26578,7 +26579,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vinserti32x84,
     {
-        self.emit_forms(Mnemonic::Vinserti32x8, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vinserti32x84>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vinserti32x8, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vinserti32x84>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vinserti64x2` with 4 operand(s): `vinserti64x2 ymm, ymm.v, xmm/m, ib`, `vinserti64x2 zmm, zmm.v, xmm/m, ib`.
@@ -26587,7 +26588,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vinserti64x24,
     {
-        self.emit_forms(Mnemonic::Vinserti64x2, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vinserti64x24>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vinserti64x2, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vinserti64x24>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vinserti64x4` with 4 operand(s): `vinserti64x4 zmm, zmm.v, ymm/m, ib`.
@@ -26596,7 +26597,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vinserti64x44,
     {
-        self.emit_forms(Mnemonic::Vinserti64x4, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vinserti64x44>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vinserti64x4, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vinserti64x44>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vinsertps` with 4 operand(s): `vinsertps xmm, xmm.v, xmm/m, ib`.
@@ -26605,7 +26606,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vinsertps4,
     {
-        self.emit_forms(Mnemonic::Vinsertps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vinsertps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vinsertps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vinsertps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vlddqu` with 2 operand(s): `vlddqu xmm, m`, `vlddqu ymm, m`.
@@ -26614,7 +26615,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vlddqu2,
     {
-        self.emit_forms(Mnemonic::Vlddqu, <(A::Class, B::Class,) as sig::Vlddqu2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vlddqu, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vlddqu2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vldmxcsr` with 1 operand(s): `vldmxcsr m`.
@@ -26623,7 +26624,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Vldmxcsr1,
     {
-        self.emit_forms(Mnemonic::Vldmxcsr, <(A::Class,) as sig::Vldmxcsr1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Vldmxcsr, const { &FormPlans::of(<(A::Class,) as sig::Vldmxcsr1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `vmaskmovdqu` with 2 operand(s): `vmaskmovdqu xmm, xmm.rm`.
@@ -26632,7 +26633,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmaskmovdqu2,
     {
-        self.emit_forms(Mnemonic::Vmaskmovdqu, <(A::Class, B::Class,) as sig::Vmaskmovdqu2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmaskmovdqu, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmaskmovdqu2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmaskmovpd` with 3 operand(s): `vmaskmovpd xmm, xmm.v, m`, `vmaskmovpd ymm, ymm.v, m`, `vmaskmovpd m, xmm.v, xmm`, `vmaskmovpd m, ymm.v, ymm`.
@@ -26641,7 +26642,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmaskmovpd3,
     {
-        self.emit_forms(Mnemonic::Vmaskmovpd, <(A::Class, B::Class, C::Class,) as sig::Vmaskmovpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmaskmovpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmaskmovpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmaskmovps` with 3 operand(s): `vmaskmovps xmm, xmm.v, m`, `vmaskmovps ymm, ymm.v, m`, `vmaskmovps m, xmm.v, xmm`, `vmaskmovps m, ymm.v, ymm`.
@@ -26650,7 +26651,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmaskmovps3,
     {
-        self.emit_forms(Mnemonic::Vmaskmovps, <(A::Class, B::Class, C::Class,) as sig::Vmaskmovps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmaskmovps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmaskmovps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmaxpd` with 3 operand(s): `vmaxpd xmm, xmm.v, xmm/m`, `vmaxpd ymm, ymm.v, ymm/m`, `vmaxpd xmm, xmm.v, xmm/m`, `vmaxpd ymm, ymm.v, ymm/m`, `vmaxpd zmm, zmm.v, zmm/m`.
@@ -26659,7 +26660,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmaxpd3,
     {
-        self.emit_forms(Mnemonic::Vmaxpd, <(A::Class, B::Class, C::Class,) as sig::Vmaxpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmaxpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmaxpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmaxph` with 3 operand(s): `vmaxph xmm, xmm.v, xmm/m`, `vmaxph ymm, ymm.v, ymm/m`, `vmaxph zmm, zmm.v, zmm/m`.
@@ -26668,7 +26669,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmaxph3,
     {
-        self.emit_forms(Mnemonic::Vmaxph, <(A::Class, B::Class, C::Class,) as sig::Vmaxph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmaxph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmaxph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmaxps` with 3 operand(s): `vmaxps xmm, xmm.v, xmm/m`, `vmaxps ymm, ymm.v, ymm/m`, `vmaxps xmm, xmm.v, xmm/m`, `vmaxps ymm, ymm.v, ymm/m`, `vmaxps zmm, zmm.v, zmm/m`.
@@ -26677,7 +26678,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmaxps3,
     {
-        self.emit_forms(Mnemonic::Vmaxps, <(A::Class, B::Class, C::Class,) as sig::Vmaxps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmaxps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmaxps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmaxsd` with 3 operand(s): `vmaxsd xmm, xmm.v, xmm/m`.
@@ -26686,7 +26687,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmaxsd3,
     {
-        self.emit_forms(Mnemonic::Vmaxsd, <(A::Class, B::Class, C::Class,) as sig::Vmaxsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmaxsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmaxsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmaxsh` with 3 operand(s): `vmaxsh xmm, xmm.v, xmm/m`.
@@ -26695,7 +26696,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmaxsh3,
     {
-        self.emit_forms(Mnemonic::Vmaxsh, <(A::Class, B::Class, C::Class,) as sig::Vmaxsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmaxsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmaxsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmaxss` with 3 operand(s): `vmaxss xmm, xmm.v, xmm/m`.
@@ -26704,7 +26705,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmaxss3,
     {
-        self.emit_forms(Mnemonic::Vmaxss, <(A::Class, B::Class, C::Class,) as sig::Vmaxss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmaxss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmaxss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmcall` (`vmcall`).
@@ -26719,7 +26720,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Vmclear1,
     {
-        self.emit_forms(Mnemonic::Vmclear, <(A::Class,) as sig::Vmclear1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Vmclear, const { &FormPlans::of(<(A::Class,) as sig::Vmclear1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `vmfunc` (`vmfunc`).
@@ -26740,7 +26741,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vminpd3,
     {
-        self.emit_forms(Mnemonic::Vminpd, <(A::Class, B::Class, C::Class,) as sig::Vminpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vminpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vminpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vminph` with 3 operand(s): `vminph xmm, xmm.v, xmm/m`, `vminph ymm, ymm.v, ymm/m`, `vminph zmm, zmm.v, zmm/m`.
@@ -26749,7 +26750,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vminph3,
     {
-        self.emit_forms(Mnemonic::Vminph, <(A::Class, B::Class, C::Class,) as sig::Vminph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vminph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vminph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vminps` with 3 operand(s): `vminps xmm, xmm.v, xmm/m`, `vminps ymm, ymm.v, ymm/m`, `vminps xmm, xmm.v, xmm/m`, `vminps ymm, ymm.v, ymm/m`, `vminps zmm, zmm.v, zmm/m`.
@@ -26758,7 +26759,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vminps3,
     {
-        self.emit_forms(Mnemonic::Vminps, <(A::Class, B::Class, C::Class,) as sig::Vminps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vminps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vminps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vminsd` with 3 operand(s): `vminsd xmm, xmm.v, xmm/m`.
@@ -26767,7 +26768,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vminsd3,
     {
-        self.emit_forms(Mnemonic::Vminsd, <(A::Class, B::Class, C::Class,) as sig::Vminsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vminsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vminsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vminsh` with 3 operand(s): `vminsh xmm, xmm.v, xmm/m`.
@@ -26776,7 +26777,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vminsh3,
     {
-        self.emit_forms(Mnemonic::Vminsh, <(A::Class, B::Class, C::Class,) as sig::Vminsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vminsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vminsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vminss` with 3 operand(s): `vminss xmm, xmm.v, xmm/m`.
@@ -26785,7 +26786,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vminss3,
     {
-        self.emit_forms(Mnemonic::Vminss, <(A::Class, B::Class, C::Class,) as sig::Vminss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vminss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vminss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmlaunch` (`vmlaunch`).
@@ -26812,7 +26813,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovapd2,
     {
-        self.emit_forms(Mnemonic::Vmovapd, <(A::Class, B::Class,) as sig::Vmovapd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovapd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovapd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovaps` with 2 operand(s): `vmovaps xmm, xmm/m`, `vmovaps ymm, ymm/m`, `vmovaps xmm/m, xmm`, `vmovaps ymm/m, ymm`, `vmovaps xmm, xmm/m`, `vmovaps ymm, ymm/m`, `vmovaps zmm, zmm/m`, `vmovaps xmm/m, xmm`, `vmovaps ymm/m, ymm`, `vmovaps zmm/m, zmm`.
@@ -26821,7 +26822,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovaps2,
     {
-        self.emit_forms(Mnemonic::Vmovaps, <(A::Class, B::Class,) as sig::Vmovaps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovaps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovaps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovd` with 2 operand(s): `vmovd xmm, r32/m`, `vmovd r32/m, xmm`, `vmovd xmm, r32/m`, `vmovd r32/m, xmm`.
@@ -26830,7 +26831,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovd2,
     {
-        self.emit_forms(Mnemonic::Vmovd, <(A::Class, B::Class,) as sig::Vmovd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovddup` with 2 operand(s): `vmovddup xmm, xmm/m`, `vmovddup ymm, ymm/m`, `vmovddup xmm, xmm/m`, `vmovddup ymm, ymm/m`, `vmovddup zmm, zmm/m`.
@@ -26839,7 +26840,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovddup2,
     {
-        self.emit_forms(Mnemonic::Vmovddup, <(A::Class, B::Class,) as sig::Vmovddup2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovddup, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovddup2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovdqa` with 2 operand(s): `vmovdqa xmm, xmm/m`, `vmovdqa ymm, ymm/m`, `vmovdqa xmm/m, xmm`, `vmovdqa ymm/m, ymm`.
@@ -26848,7 +26849,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovdqa2,
     {
-        self.emit_forms(Mnemonic::Vmovdqa, <(A::Class, B::Class,) as sig::Vmovdqa2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovdqa, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovdqa2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovdqa32` with 2 operand(s): `vmovdqa32 xmm, xmm/m`, `vmovdqa32 ymm, ymm/m`, `vmovdqa32 zmm, zmm/m`, `vmovdqa32 xmm/m, xmm`, `vmovdqa32 ymm/m, ymm`, `vmovdqa32 zmm/m, zmm`.
@@ -26857,7 +26858,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovdqa322,
     {
-        self.emit_forms(Mnemonic::Vmovdqa32, <(A::Class, B::Class,) as sig::Vmovdqa322>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovdqa32, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovdqa322>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovdqa64` with 2 operand(s): `vmovdqa64 xmm, xmm/m`, `vmovdqa64 ymm, ymm/m`, `vmovdqa64 zmm, zmm/m`, `vmovdqa64 xmm/m, xmm`, `vmovdqa64 ymm/m, ymm`, `vmovdqa64 zmm/m, zmm`.
@@ -26866,7 +26867,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovdqa642,
     {
-        self.emit_forms(Mnemonic::Vmovdqa64, <(A::Class, B::Class,) as sig::Vmovdqa642>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovdqa64, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovdqa642>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovdqu` with 2 operand(s): `vmovdqu xmm, xmm/m`, `vmovdqu ymm, ymm/m`, `vmovdqu xmm/m, xmm`, `vmovdqu ymm/m, ymm`.
@@ -26875,7 +26876,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovdqu2,
     {
-        self.emit_forms(Mnemonic::Vmovdqu, <(A::Class, B::Class,) as sig::Vmovdqu2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovdqu, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovdqu2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovdqu16` with 2 operand(s): `vmovdqu16 xmm, xmm/m`, `vmovdqu16 ymm, ymm/m`, `vmovdqu16 zmm, zmm/m`, `vmovdqu16 xmm/m, xmm`, `vmovdqu16 ymm/m, ymm`, `vmovdqu16 zmm/m, zmm`.
@@ -26884,7 +26885,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovdqu162,
     {
-        self.emit_forms(Mnemonic::Vmovdqu16, <(A::Class, B::Class,) as sig::Vmovdqu162>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovdqu16, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovdqu162>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovdqu32` with 2 operand(s): `vmovdqu32 xmm, xmm/m`, `vmovdqu32 ymm, ymm/m`, `vmovdqu32 zmm, zmm/m`, `vmovdqu32 xmm/m, xmm`, `vmovdqu32 ymm/m, ymm`, `vmovdqu32 zmm/m, zmm`.
@@ -26893,7 +26894,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovdqu322,
     {
-        self.emit_forms(Mnemonic::Vmovdqu32, <(A::Class, B::Class,) as sig::Vmovdqu322>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovdqu32, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovdqu322>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovdqu64` with 2 operand(s): `vmovdqu64 xmm, xmm/m`, `vmovdqu64 ymm, ymm/m`, `vmovdqu64 zmm, zmm/m`, `vmovdqu64 xmm/m, xmm`, `vmovdqu64 ymm/m, ymm`, `vmovdqu64 zmm/m, zmm`.
@@ -26902,7 +26903,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovdqu642,
     {
-        self.emit_forms(Mnemonic::Vmovdqu64, <(A::Class, B::Class,) as sig::Vmovdqu642>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovdqu64, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovdqu642>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovdqu8` with 2 operand(s): `vmovdqu8 xmm, xmm/m`, `vmovdqu8 ymm, ymm/m`, `vmovdqu8 zmm, zmm/m`, `vmovdqu8 xmm/m, xmm`, `vmovdqu8 ymm/m, ymm`, `vmovdqu8 zmm/m, zmm`.
@@ -26911,7 +26912,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovdqu82,
     {
-        self.emit_forms(Mnemonic::Vmovdqu8, <(A::Class, B::Class,) as sig::Vmovdqu82>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovdqu8, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovdqu82>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovhlps` with 3 operand(s): `vmovhlps xmm, xmm.v, xmm.rm`.
@@ -26920,7 +26921,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmovhlps3,
     {
-        self.emit_forms(Mnemonic::Vmovhlps, <(A::Class, B::Class, C::Class,) as sig::Vmovhlps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmovhlps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmovhlps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmovhpd` with 2 operand(s): `vmovhpd m, xmm`.
@@ -26929,7 +26930,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovhpd2,
     {
-        self.emit_forms(Mnemonic::Vmovhpd, <(A::Class, B::Class,) as sig::Vmovhpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovhpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovhpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovhpd` with 3 operand(s): `vmovhpd xmm, xmm.v, m`.
@@ -26938,7 +26939,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmovhpd3,
     {
-        self.emit_forms(Mnemonic::Vmovhpd, <(A::Class, B::Class, C::Class,) as sig::Vmovhpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmovhpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmovhpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmovhps` with 2 operand(s): `vmovhps m, xmm`.
@@ -26947,7 +26948,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovhps2,
     {
-        self.emit_forms(Mnemonic::Vmovhps, <(A::Class, B::Class,) as sig::Vmovhps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovhps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovhps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovhps` with 3 operand(s): `vmovhps xmm, xmm.v, m`.
@@ -26956,7 +26957,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmovhps3,
     {
-        self.emit_forms(Mnemonic::Vmovhps, <(A::Class, B::Class, C::Class,) as sig::Vmovhps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmovhps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmovhps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmovlhps` with 3 operand(s): `vmovlhps xmm, xmm.v, xmm.rm`.
@@ -26965,7 +26966,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmovlhps3,
     {
-        self.emit_forms(Mnemonic::Vmovlhps, <(A::Class, B::Class, C::Class,) as sig::Vmovlhps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmovlhps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmovlhps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmovlpd` with 2 operand(s): `vmovlpd m, xmm`.
@@ -26974,7 +26975,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovlpd2,
     {
-        self.emit_forms(Mnemonic::Vmovlpd, <(A::Class, B::Class,) as sig::Vmovlpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovlpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovlpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovlpd` with 3 operand(s): `vmovlpd xmm, xmm.v, m`.
@@ -26983,7 +26984,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmovlpd3,
     {
-        self.emit_forms(Mnemonic::Vmovlpd, <(A::Class, B::Class, C::Class,) as sig::Vmovlpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmovlpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmovlpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmovlps` with 2 operand(s): `vmovlps m, xmm`.
@@ -26992,7 +26993,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovlps2,
     {
-        self.emit_forms(Mnemonic::Vmovlps, <(A::Class, B::Class,) as sig::Vmovlps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovlps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovlps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovlps` with 3 operand(s): `vmovlps xmm, xmm.v, m`.
@@ -27001,7 +27002,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmovlps3,
     {
-        self.emit_forms(Mnemonic::Vmovlps, <(A::Class, B::Class, C::Class,) as sig::Vmovlps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmovlps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmovlps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmovmskpd` with 2 operand(s): `vmovmskpd r32, xmm.rm`, `vmovmskpd r64, xmm.rm`, `vmovmskpd r32, ymm.rm`, `vmovmskpd r64, ymm.rm`.
@@ -27010,7 +27011,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovmskpd2,
     {
-        self.emit_forms(Mnemonic::Vmovmskpd, <(A::Class, B::Class,) as sig::Vmovmskpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovmskpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovmskpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovmskps` with 2 operand(s): `vmovmskps r32, xmm.rm`, `vmovmskps r64, xmm.rm`, `vmovmskps r32, ymm.rm`, `vmovmskps r64, ymm.rm`.
@@ -27019,7 +27020,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovmskps2,
     {
-        self.emit_forms(Mnemonic::Vmovmskps, <(A::Class, B::Class,) as sig::Vmovmskps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovmskps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovmskps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovntdq` with 2 operand(s): `vmovntdq m, xmm`, `vmovntdq m, ymm`, `vmovntdq m, xmm`, `vmovntdq m, ymm`, `vmovntdq m, zmm`.
@@ -27028,7 +27029,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovntdq2,
     {
-        self.emit_forms(Mnemonic::Vmovntdq, <(A::Class, B::Class,) as sig::Vmovntdq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovntdq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovntdq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovntdqa` with 2 operand(s): `vmovntdqa xmm, m`, `vmovntdqa ymm, m`, `vmovntdqa xmm, m`, `vmovntdqa ymm, m`, `vmovntdqa zmm, m`.
@@ -27037,7 +27038,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovntdqa2,
     {
-        self.emit_forms(Mnemonic::Vmovntdqa, <(A::Class, B::Class,) as sig::Vmovntdqa2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovntdqa, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovntdqa2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovntpd` with 2 operand(s): `vmovntpd m, xmm`, `vmovntpd m, ymm`, `vmovntpd m, xmm`, `vmovntpd m, ymm`, `vmovntpd m, zmm`.
@@ -27046,7 +27047,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovntpd2,
     {
-        self.emit_forms(Mnemonic::Vmovntpd, <(A::Class, B::Class,) as sig::Vmovntpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovntpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovntpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovntps` with 2 operand(s): `vmovntps m, xmm`, `vmovntps m, ymm`, `vmovntps m, xmm`, `vmovntps m, ymm`, `vmovntps m, zmm`.
@@ -27055,7 +27056,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovntps2,
     {
-        self.emit_forms(Mnemonic::Vmovntps, <(A::Class, B::Class,) as sig::Vmovntps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovntps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovntps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovq` with 2 operand(s): `vmovq xmm, r64/m`, `vmovq r64/m, xmm`, `vmovq xmm, xmm/m`, `vmovq xmm/m, xmm`, `vmovq xmm, r64/m`, `vmovq r64/m, xmm`, `vmovq xmm, xmm/m`, `vmovq xmm/m, xmm`.
@@ -27064,7 +27065,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovq2,
     {
-        self.emit_forms(Mnemonic::Vmovq, <(A::Class, B::Class,) as sig::Vmovq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovsd` with 2 operand(s): `vmovsd xmm, m`, `vmovsd m, xmm`, `vmovsd xmm, m`, `vmovsd m, xmm`.
@@ -27073,7 +27074,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovsd2,
     {
-        self.emit_forms(Mnemonic::Vmovsd, <(A::Class, B::Class,) as sig::Vmovsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovsd` with 3 operand(s): `vmovsd xmm, xmm.v, xmm.rm`.
@@ -27082,7 +27083,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmovsd3,
     {
-        self.emit_forms(Mnemonic::Vmovsd, <(A::Class, B::Class, C::Class,) as sig::Vmovsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmovsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmovsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmovsh` with 2 operand(s): `vmovsh xmm, m`, `vmovsh m, xmm`.
@@ -27091,7 +27092,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovsh2,
     {
-        self.emit_forms(Mnemonic::Vmovsh, <(A::Class, B::Class,) as sig::Vmovsh2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovsh, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovsh2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovsh` with 3 operand(s): `vmovsh xmm, xmm.v, xmm.rm`, `vmovsh xmm.rm, xmm.v, xmm`.
@@ -27100,7 +27101,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmovsh3,
     {
-        self.emit_forms(Mnemonic::Vmovsh, <(A::Class, B::Class, C::Class,) as sig::Vmovsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmovsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmovsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmovshdup` with 2 operand(s): `vmovshdup xmm, xmm/m`, `vmovshdup ymm, ymm/m`, `vmovshdup xmm, xmm/m`, `vmovshdup ymm, ymm/m`, `vmovshdup zmm, zmm/m`.
@@ -27109,7 +27110,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovshdup2,
     {
-        self.emit_forms(Mnemonic::Vmovshdup, <(A::Class, B::Class,) as sig::Vmovshdup2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovshdup, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovshdup2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovsldup` with 2 operand(s): `vmovsldup xmm, xmm/m`, `vmovsldup ymm, ymm/m`, `vmovsldup xmm, xmm/m`, `vmovsldup ymm, ymm/m`, `vmovsldup zmm, zmm/m`.
@@ -27118,7 +27119,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovsldup2,
     {
-        self.emit_forms(Mnemonic::Vmovsldup, <(A::Class, B::Class,) as sig::Vmovsldup2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovsldup, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovsldup2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovss` with 2 operand(s): `vmovss xmm, m`, `vmovss m, xmm`, `vmovss xmm, m`, `vmovss m, xmm`.
@@ -27127,7 +27128,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovss2,
     {
-        self.emit_forms(Mnemonic::Vmovss, <(A::Class, B::Class,) as sig::Vmovss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovss` with 3 operand(s): `vmovss xmm, xmm.v, xmm.rm`.
@@ -27136,7 +27137,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmovss3,
     {
-        self.emit_forms(Mnemonic::Vmovss, <(A::Class, B::Class, C::Class,) as sig::Vmovss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmovss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmovss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmovupd` with 2 operand(s): `vmovupd xmm, xmm/m`, `vmovupd ymm, ymm/m`, `vmovupd xmm/m, xmm`, `vmovupd ymm/m, ymm`, `vmovupd xmm, xmm/m`, `vmovupd ymm, ymm/m`, `vmovupd zmm, zmm/m`, `vmovupd xmm/m, xmm`, `vmovupd ymm/m, ymm`, `vmovupd zmm/m, zmm`.
@@ -27145,7 +27146,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovupd2,
     {
-        self.emit_forms(Mnemonic::Vmovupd, <(A::Class, B::Class,) as sig::Vmovupd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovupd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovupd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovups` with 2 operand(s): `vmovups xmm, xmm/m`, `vmovups ymm, ymm/m`, `vmovups xmm/m, xmm`, `vmovups ymm/m, ymm`, `vmovups xmm, xmm/m`, `vmovups ymm, ymm/m`, `vmovups zmm, zmm/m`, `vmovups xmm/m, xmm`, `vmovups ymm/m, ymm`, `vmovups zmm/m, zmm`.
@@ -27154,7 +27155,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovups2,
     {
-        self.emit_forms(Mnemonic::Vmovups, <(A::Class, B::Class,) as sig::Vmovups2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovups, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovups2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmovw` with 2 operand(s): `vmovw xmm, r32/m`, `vmovw xmm, r64/m`, `vmovw r32/m, xmm`, `vmovw r64/m, xmm`.
@@ -27163,7 +27164,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmovw2,
     {
-        self.emit_forms(Mnemonic::Vmovw, <(A::Class, B::Class,) as sig::Vmovw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmovw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmovw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmpsadbw` with 4 operand(s): `vmpsadbw xmm, xmm.v, xmm/m, ib`, `vmpsadbw ymm, ymm.v, ymm/m, ib`.
@@ -27172,7 +27173,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vmpsadbw4,
     {
-        self.emit_forms(Mnemonic::Vmpsadbw, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vmpsadbw4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vmpsadbw, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vmpsadbw4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vmptrld` with 1 operand(s): `vmptrld m`.
@@ -27181,7 +27182,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Vmptrld1,
     {
-        self.emit_forms(Mnemonic::Vmptrld, <(A::Class,) as sig::Vmptrld1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Vmptrld, const { &FormPlans::of(<(A::Class,) as sig::Vmptrld1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `vmptrst` with 1 operand(s): `vmptrst m`.
@@ -27190,7 +27191,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Vmptrst1,
     {
-        self.emit_forms(Mnemonic::Vmptrst, <(A::Class,) as sig::Vmptrst1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Vmptrst, const { &FormPlans::of(<(A::Class,) as sig::Vmptrst1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `vmread` with 2 operand(s): `vmread r32/m, r32`, `vmread r64/m, r64`.
@@ -27199,7 +27200,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmread2,
     {
-        self.emit_forms(Mnemonic::Vmread, <(A::Class, B::Class,) as sig::Vmread2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmread, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmread2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmresume` (`vmresume`).
@@ -27226,7 +27227,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmulpd3,
     {
-        self.emit_forms(Mnemonic::Vmulpd, <(A::Class, B::Class, C::Class,) as sig::Vmulpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmulpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmulpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmulph` with 3 operand(s): `vmulph xmm, xmm.v, xmm/m`, `vmulph ymm, ymm.v, ymm/m`, `vmulph zmm, zmm.v, zmm/m`.
@@ -27235,7 +27236,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmulph3,
     {
-        self.emit_forms(Mnemonic::Vmulph, <(A::Class, B::Class, C::Class,) as sig::Vmulph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmulph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmulph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmulps` with 3 operand(s): `vmulps xmm, xmm.v, xmm/m`, `vmulps ymm, ymm.v, ymm/m`, `vmulps xmm, xmm.v, xmm/m`, `vmulps ymm, ymm.v, ymm/m`, `vmulps zmm, zmm.v, zmm/m`.
@@ -27244,7 +27245,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmulps3,
     {
-        self.emit_forms(Mnemonic::Vmulps, <(A::Class, B::Class, C::Class,) as sig::Vmulps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmulps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmulps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmulsd` with 3 operand(s): `vmulsd xmm, xmm.v, xmm/m`.
@@ -27253,7 +27254,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmulsd3,
     {
-        self.emit_forms(Mnemonic::Vmulsd, <(A::Class, B::Class, C::Class,) as sig::Vmulsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmulsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmulsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmulsh` with 3 operand(s): `vmulsh xmm, xmm.v, xmm/m`.
@@ -27262,7 +27263,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmulsh3,
     {
-        self.emit_forms(Mnemonic::Vmulsh, <(A::Class, B::Class, C::Class,) as sig::Vmulsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmulsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmulsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmulss` with 3 operand(s): `vmulss xmm, xmm.v, xmm/m`.
@@ -27271,7 +27272,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vmulss3,
     {
-        self.emit_forms(Mnemonic::Vmulss, <(A::Class, B::Class, C::Class,) as sig::Vmulss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vmulss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vmulss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vmwrite` with 2 operand(s): `vmwrite r32, r32/m`, `vmwrite r64, r64/m`.
@@ -27280,7 +27281,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vmwrite2,
     {
-        self.emit_forms(Mnemonic::Vmwrite, <(A::Class, B::Class,) as sig::Vmwrite2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vmwrite, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vmwrite2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vmxoff` (`vmxoff`).
@@ -27295,7 +27296,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Vmxon1,
     {
-        self.emit_forms(Mnemonic::Vmxon, <(A::Class,) as sig::Vmxon1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Vmxon, const { &FormPlans::of(<(A::Class,) as sig::Vmxon1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `vorpd` with 3 operand(s): `vorpd xmm, xmm.v, xmm/m`, `vorpd ymm, ymm.v, ymm/m`, `vorpd xmm, xmm.v, xmm/m`, `vorpd ymm, ymm.v, ymm/m`, `vorpd zmm, zmm.v, zmm/m`.
@@ -27304,7 +27305,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vorpd3,
     {
-        self.emit_forms(Mnemonic::Vorpd, <(A::Class, B::Class, C::Class,) as sig::Vorpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vorpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vorpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vorps` with 3 operand(s): `vorps xmm, xmm.v, xmm/m`, `vorps ymm, ymm.v, ymm/m`, `vorps xmm, xmm.v, xmm/m`, `vorps ymm, ymm.v, ymm/m`, `vorps zmm, zmm.v, zmm/m`.
@@ -27313,7 +27314,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vorps3,
     {
-        self.emit_forms(Mnemonic::Vorps, <(A::Class, B::Class, C::Class,) as sig::Vorps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vorps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vorps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vp2intersectd` with 3 operand(s): `vp2intersectd k.pair, xmm.v, xmm/m`, `vp2intersectd k.pair, ymm.v, ymm/m`, `vp2intersectd k.pair, zmm.v, zmm/m`.
@@ -27322,7 +27323,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vp2intersectd3,
     {
-        self.emit_forms(Mnemonic::Vp2intersectd, <(A::Class, B::Class, C::Class,) as sig::Vp2intersectd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vp2intersectd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vp2intersectd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vp2intersectq` with 3 operand(s): `vp2intersectq k.pair, xmm.v, xmm/m`, `vp2intersectq k.pair, ymm.v, ymm/m`, `vp2intersectq k.pair, zmm.v, zmm/m`.
@@ -27331,7 +27332,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vp2intersectq3,
     {
-        self.emit_forms(Mnemonic::Vp2intersectq, <(A::Class, B::Class, C::Class,) as sig::Vp2intersectq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vp2intersectq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vp2intersectq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpabsb` with 2 operand(s): `vpabsb xmm, xmm/m`, `vpabsb ymm, ymm/m`, `vpabsb xmm, xmm/m`, `vpabsb ymm, ymm/m`, `vpabsb zmm, zmm/m`.
@@ -27340,7 +27341,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpabsb2,
     {
-        self.emit_forms(Mnemonic::Vpabsb, <(A::Class, B::Class,) as sig::Vpabsb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpabsb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpabsb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpabsd` with 2 operand(s): `vpabsd xmm, xmm/m`, `vpabsd ymm, ymm/m`, `vpabsd xmm, xmm/m`, `vpabsd ymm, ymm/m`, `vpabsd zmm, zmm/m`.
@@ -27349,7 +27350,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpabsd2,
     {
-        self.emit_forms(Mnemonic::Vpabsd, <(A::Class, B::Class,) as sig::Vpabsd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpabsd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpabsd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpabsq` with 2 operand(s): `vpabsq xmm, xmm/m`, `vpabsq ymm, ymm/m`, `vpabsq zmm, zmm/m`.
@@ -27358,7 +27359,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpabsq2,
     {
-        self.emit_forms(Mnemonic::Vpabsq, <(A::Class, B::Class,) as sig::Vpabsq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpabsq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpabsq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpabsw` with 2 operand(s): `vpabsw xmm, xmm/m`, `vpabsw ymm, ymm/m`, `vpabsw xmm, xmm/m`, `vpabsw ymm, ymm/m`, `vpabsw zmm, zmm/m`.
@@ -27367,7 +27368,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpabsw2,
     {
-        self.emit_forms(Mnemonic::Vpabsw, <(A::Class, B::Class,) as sig::Vpabsw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpabsw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpabsw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpackssdw` with 3 operand(s): `vpackssdw xmm, xmm.v, xmm/m`, `vpackssdw ymm, ymm.v, ymm/m`, `vpackssdw xmm, xmm.v, xmm/m`, `vpackssdw ymm, ymm.v, ymm/m`, `vpackssdw zmm, zmm.v, zmm/m`.
@@ -27376,7 +27377,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpackssdw3,
     {
-        self.emit_forms(Mnemonic::Vpackssdw, <(A::Class, B::Class, C::Class,) as sig::Vpackssdw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpackssdw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpackssdw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpacksswb` with 3 operand(s): `vpacksswb xmm, xmm.v, xmm/m`, `vpacksswb ymm, ymm.v, ymm/m`, `vpacksswb xmm, xmm.v, xmm/m`, `vpacksswb ymm, ymm.v, ymm/m`, `vpacksswb zmm, zmm.v, zmm/m`.
@@ -27385,7 +27386,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpacksswb3,
     {
-        self.emit_forms(Mnemonic::Vpacksswb, <(A::Class, B::Class, C::Class,) as sig::Vpacksswb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpacksswb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpacksswb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpackusdw` with 3 operand(s): `vpackusdw xmm, xmm.v, xmm/m`, `vpackusdw ymm, ymm.v, ymm/m`, `vpackusdw xmm, xmm.v, xmm/m`, `vpackusdw ymm, ymm.v, ymm/m`, `vpackusdw zmm, zmm.v, zmm/m`.
@@ -27394,7 +27395,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpackusdw3,
     {
-        self.emit_forms(Mnemonic::Vpackusdw, <(A::Class, B::Class, C::Class,) as sig::Vpackusdw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpackusdw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpackusdw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpackuswb` with 3 operand(s): `vpackuswb xmm, xmm.v, xmm/m`, `vpackuswb ymm, ymm.v, ymm/m`, `vpackuswb xmm, xmm.v, xmm/m`, `vpackuswb ymm, ymm.v, ymm/m`, `vpackuswb zmm, zmm.v, zmm/m`.
@@ -27403,7 +27404,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpackuswb3,
     {
-        self.emit_forms(Mnemonic::Vpackuswb, <(A::Class, B::Class, C::Class,) as sig::Vpackuswb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpackuswb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpackuswb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpaddb` with 3 operand(s): `vpaddb xmm, xmm.v, xmm/m`, `vpaddb ymm, ymm.v, ymm/m`, `vpaddb xmm, xmm.v, xmm/m`, `vpaddb ymm, ymm.v, ymm/m`, `vpaddb zmm, zmm.v, zmm/m`.
@@ -27412,7 +27413,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpaddb3,
     {
-        self.emit_forms(Mnemonic::Vpaddb, <(A::Class, B::Class, C::Class,) as sig::Vpaddb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpaddb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpaddb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpaddd` with 3 operand(s): `vpaddd xmm, xmm.v, xmm/m`, `vpaddd ymm, ymm.v, ymm/m`, `vpaddd xmm, xmm.v, xmm/m`, `vpaddd ymm, ymm.v, ymm/m`, `vpaddd zmm, zmm.v, zmm/m`.
@@ -27421,7 +27422,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpaddd3,
     {
-        self.emit_forms(Mnemonic::Vpaddd, <(A::Class, B::Class, C::Class,) as sig::Vpaddd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpaddd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpaddd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpaddq` with 3 operand(s): `vpaddq xmm, xmm.v, xmm/m`, `vpaddq ymm, ymm.v, ymm/m`, `vpaddq xmm, xmm.v, xmm/m`, `vpaddq ymm, ymm.v, ymm/m`, `vpaddq zmm, zmm.v, zmm/m`.
@@ -27430,7 +27431,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpaddq3,
     {
-        self.emit_forms(Mnemonic::Vpaddq, <(A::Class, B::Class, C::Class,) as sig::Vpaddq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpaddq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpaddq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpaddsb` with 3 operand(s): `vpaddsb xmm, xmm.v, xmm/m`, `vpaddsb ymm, ymm.v, ymm/m`, `vpaddsb xmm, xmm.v, xmm/m`, `vpaddsb ymm, ymm.v, ymm/m`, `vpaddsb zmm, zmm.v, zmm/m`.
@@ -27439,7 +27440,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpaddsb3,
     {
-        self.emit_forms(Mnemonic::Vpaddsb, <(A::Class, B::Class, C::Class,) as sig::Vpaddsb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpaddsb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpaddsb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpaddsw` with 3 operand(s): `vpaddsw xmm, xmm.v, xmm/m`, `vpaddsw ymm, ymm.v, ymm/m`, `vpaddsw xmm, xmm.v, xmm/m`, `vpaddsw ymm, ymm.v, ymm/m`, `vpaddsw zmm, zmm.v, zmm/m`.
@@ -27448,7 +27449,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpaddsw3,
     {
-        self.emit_forms(Mnemonic::Vpaddsw, <(A::Class, B::Class, C::Class,) as sig::Vpaddsw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpaddsw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpaddsw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpaddusb` with 3 operand(s): `vpaddusb xmm, xmm.v, xmm/m`, `vpaddusb ymm, ymm.v, ymm/m`, `vpaddusb xmm, xmm.v, xmm/m`, `vpaddusb ymm, ymm.v, ymm/m`, `vpaddusb zmm, zmm.v, zmm/m`.
@@ -27457,7 +27458,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpaddusb3,
     {
-        self.emit_forms(Mnemonic::Vpaddusb, <(A::Class, B::Class, C::Class,) as sig::Vpaddusb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpaddusb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpaddusb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpaddusw` with 3 operand(s): `vpaddusw xmm, xmm.v, xmm/m`, `vpaddusw ymm, ymm.v, ymm/m`, `vpaddusw xmm, xmm.v, xmm/m`, `vpaddusw ymm, ymm.v, ymm/m`, `vpaddusw zmm, zmm.v, zmm/m`.
@@ -27466,7 +27467,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpaddusw3,
     {
-        self.emit_forms(Mnemonic::Vpaddusw, <(A::Class, B::Class, C::Class,) as sig::Vpaddusw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpaddusw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpaddusw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpaddw` with 3 operand(s): `vpaddw xmm, xmm.v, xmm/m`, `vpaddw ymm, ymm.v, ymm/m`, `vpaddw xmm, xmm.v, xmm/m`, `vpaddw ymm, ymm.v, ymm/m`, `vpaddw zmm, zmm.v, zmm/m`.
@@ -27475,7 +27476,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpaddw3,
     {
-        self.emit_forms(Mnemonic::Vpaddw, <(A::Class, B::Class, C::Class,) as sig::Vpaddw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpaddw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpaddw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpalignr` with 4 operand(s): `vpalignr xmm, xmm.v, xmm/m, ib`, `vpalignr ymm, ymm.v, ymm/m, ib`, `vpalignr xmm, xmm.v, xmm/m, ib`, `vpalignr ymm, ymm.v, ymm/m, ib`, `vpalignr zmm, zmm.v, zmm/m, ib`.
@@ -27484,7 +27485,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpalignr4,
     {
-        self.emit_forms(Mnemonic::Vpalignr, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpalignr4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpalignr, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpalignr4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpand` with 3 operand(s): `vpand xmm, xmm.v, xmm/m`, `vpand ymm, ymm.v, ymm/m`.
@@ -27493,7 +27494,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpand3,
     {
-        self.emit_forms(Mnemonic::Vpand, <(A::Class, B::Class, C::Class,) as sig::Vpand3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpand, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpand3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpandd` with 3 operand(s): `vpandd xmm, xmm.v, xmm/m`, `vpandd ymm, ymm.v, ymm/m`, `vpandd zmm, zmm.v, zmm/m`.
@@ -27502,7 +27503,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpandd3,
     {
-        self.emit_forms(Mnemonic::Vpandd, <(A::Class, B::Class, C::Class,) as sig::Vpandd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpandd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpandd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpandn` with 3 operand(s): `vpandn xmm, xmm.v, xmm/m`, `vpandn ymm, ymm.v, ymm/m`.
@@ -27511,7 +27512,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpandn3,
     {
-        self.emit_forms(Mnemonic::Vpandn, <(A::Class, B::Class, C::Class,) as sig::Vpandn3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpandn, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpandn3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpandnd` with 3 operand(s): `vpandnd xmm, xmm.v, xmm/m`, `vpandnd ymm, ymm.v, ymm/m`, `vpandnd zmm, zmm.v, zmm/m`.
@@ -27520,7 +27521,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpandnd3,
     {
-        self.emit_forms(Mnemonic::Vpandnd, <(A::Class, B::Class, C::Class,) as sig::Vpandnd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpandnd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpandnd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpandnq` with 3 operand(s): `vpandnq xmm, xmm.v, xmm/m`, `vpandnq ymm, ymm.v, ymm/m`, `vpandnq zmm, zmm.v, zmm/m`.
@@ -27529,7 +27530,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpandnq3,
     {
-        self.emit_forms(Mnemonic::Vpandnq, <(A::Class, B::Class, C::Class,) as sig::Vpandnq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpandnq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpandnq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpandq` with 3 operand(s): `vpandq xmm, xmm.v, xmm/m`, `vpandq ymm, ymm.v, ymm/m`, `vpandq zmm, zmm.v, zmm/m`.
@@ -27538,7 +27539,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpandq3,
     {
-        self.emit_forms(Mnemonic::Vpandq, <(A::Class, B::Class, C::Class,) as sig::Vpandq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpandq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpandq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpavgb` with 3 operand(s): `vpavgb xmm, xmm.v, xmm/m`, `vpavgb ymm, ymm.v, ymm/m`, `vpavgb xmm, xmm.v, xmm/m`, `vpavgb ymm, ymm.v, ymm/m`, `vpavgb zmm, zmm.v, zmm/m`.
@@ -27547,7 +27548,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpavgb3,
     {
-        self.emit_forms(Mnemonic::Vpavgb, <(A::Class, B::Class, C::Class,) as sig::Vpavgb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpavgb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpavgb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpavgw` with 3 operand(s): `vpavgw xmm, xmm.v, xmm/m`, `vpavgw ymm, ymm.v, ymm/m`, `vpavgw xmm, xmm.v, xmm/m`, `vpavgw ymm, ymm.v, ymm/m`, `vpavgw zmm, zmm.v, zmm/m`.
@@ -27556,7 +27557,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpavgw3,
     {
-        self.emit_forms(Mnemonic::Vpavgw, <(A::Class, B::Class, C::Class,) as sig::Vpavgw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpavgw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpavgw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpblendd` with 4 operand(s): `vpblendd xmm, xmm.v, xmm/m, ib`, `vpblendd ymm, ymm.v, ymm/m, ib`.
@@ -27565,7 +27566,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpblendd4,
     {
-        self.emit_forms(Mnemonic::Vpblendd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpblendd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpblendd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpblendd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpblendmb` with 3 operand(s): `vpblendmb xmm, xmm.v, xmm/m`, `vpblendmb ymm, ymm.v, ymm/m`, `vpblendmb zmm, zmm.v, zmm/m`.
@@ -27574,7 +27575,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpblendmb3,
     {
-        self.emit_forms(Mnemonic::Vpblendmb, <(A::Class, B::Class, C::Class,) as sig::Vpblendmb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpblendmb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpblendmb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpblendmd` with 3 operand(s): `vpblendmd xmm, xmm.v, xmm/m`, `vpblendmd ymm, ymm.v, ymm/m`, `vpblendmd zmm, zmm.v, zmm/m`.
@@ -27583,7 +27584,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpblendmd3,
     {
-        self.emit_forms(Mnemonic::Vpblendmd, <(A::Class, B::Class, C::Class,) as sig::Vpblendmd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpblendmd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpblendmd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpblendmq` with 3 operand(s): `vpblendmq xmm, xmm.v, xmm/m`, `vpblendmq ymm, ymm.v, ymm/m`, `vpblendmq zmm, zmm.v, zmm/m`.
@@ -27592,7 +27593,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpblendmq3,
     {
-        self.emit_forms(Mnemonic::Vpblendmq, <(A::Class, B::Class, C::Class,) as sig::Vpblendmq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpblendmq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpblendmq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpblendmw` with 3 operand(s): `vpblendmw xmm, xmm.v, xmm/m`, `vpblendmw ymm, ymm.v, ymm/m`, `vpblendmw zmm, zmm.v, zmm/m`.
@@ -27601,7 +27602,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpblendmw3,
     {
-        self.emit_forms(Mnemonic::Vpblendmw, <(A::Class, B::Class, C::Class,) as sig::Vpblendmw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpblendmw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpblendmw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpblendvb` with 4 operand(s): `vpblendvb xmm, xmm.v, xmm/m, xmm.is4`, `vpblendvb ymm, ymm.v, ymm/m, ymm.is4`.
@@ -27610,7 +27611,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpblendvb4,
     {
-        self.emit_forms(Mnemonic::Vpblendvb, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpblendvb4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpblendvb, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpblendvb4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpblendw` with 4 operand(s): `vpblendw xmm, xmm.v, xmm/m, ib`, `vpblendw ymm, ymm.v, ymm/m, ib`.
@@ -27619,7 +27620,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpblendw4,
     {
-        self.emit_forms(Mnemonic::Vpblendw, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpblendw4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpblendw, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpblendw4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpbroadcastb` with 2 operand(s): `vpbroadcastb xmm, xmm/m`, `vpbroadcastb ymm, xmm/m`, `vpbroadcastb xmm, xmm/m`, `vpbroadcastb ymm, xmm/m`, `vpbroadcastb zmm, xmm/m`, `vpbroadcastb xmm, r32.rm`, `vpbroadcastb ymm, r32.rm`, `vpbroadcastb zmm, r32.rm`.
@@ -27628,7 +27629,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpbroadcastb2,
     {
-        self.emit_forms(Mnemonic::Vpbroadcastb, <(A::Class, B::Class,) as sig::Vpbroadcastb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpbroadcastb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpbroadcastb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpbroadcastd` with 2 operand(s): `vpbroadcastd xmm, xmm/m`, `vpbroadcastd ymm, xmm/m`, `vpbroadcastd xmm, xmm/m`, `vpbroadcastd ymm, xmm/m`, `vpbroadcastd zmm, xmm/m`, `vpbroadcastd xmm, r32.rm`, `vpbroadcastd ymm, r32.rm`, `vpbroadcastd zmm, r32.rm`.
@@ -27637,7 +27638,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpbroadcastd2,
     {
-        self.emit_forms(Mnemonic::Vpbroadcastd, <(A::Class, B::Class,) as sig::Vpbroadcastd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpbroadcastd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpbroadcastd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpbroadcastmb2q` with 2 operand(s): `vpbroadcastmb2q xmm, k.rm`, `vpbroadcastmb2q ymm, k.rm`, `vpbroadcastmb2q zmm, k.rm`.
@@ -27646,7 +27647,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpbroadcastmb2q2,
     {
-        self.emit_forms(Mnemonic::Vpbroadcastmb2q, <(A::Class, B::Class,) as sig::Vpbroadcastmb2q2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpbroadcastmb2q, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpbroadcastmb2q2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpbroadcastmw2d` with 2 operand(s): `vpbroadcastmw2d xmm, k.rm`, `vpbroadcastmw2d ymm, k.rm`, `vpbroadcastmw2d zmm, k.rm`.
@@ -27655,7 +27656,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpbroadcastmw2d2,
     {
-        self.emit_forms(Mnemonic::Vpbroadcastmw2d, <(A::Class, B::Class,) as sig::Vpbroadcastmw2d2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpbroadcastmw2d, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpbroadcastmw2d2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpbroadcastq` with 2 operand(s): `vpbroadcastq xmm, xmm/m`, `vpbroadcastq ymm, xmm/m`, `vpbroadcastq xmm, xmm/m`, `vpbroadcastq ymm, xmm/m`, `vpbroadcastq zmm, xmm/m`, `vpbroadcastq xmm, r64.rm`, `vpbroadcastq ymm, r64.rm`, `vpbroadcastq zmm, r64.rm`.
@@ -27664,7 +27665,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpbroadcastq2,
     {
-        self.emit_forms(Mnemonic::Vpbroadcastq, <(A::Class, B::Class,) as sig::Vpbroadcastq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpbroadcastq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpbroadcastq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpbroadcastw` with 2 operand(s): `vpbroadcastw xmm, xmm/m`, `vpbroadcastw ymm, xmm/m`, `vpbroadcastw xmm, xmm/m`, `vpbroadcastw ymm, xmm/m`, `vpbroadcastw zmm, xmm/m`, `vpbroadcastw xmm, r32.rm`, `vpbroadcastw ymm, r32.rm`, `vpbroadcastw zmm, r32.rm`.
@@ -27673,7 +27674,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpbroadcastw2,
     {
-        self.emit_forms(Mnemonic::Vpbroadcastw, <(A::Class, B::Class,) as sig::Vpbroadcastw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpbroadcastw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpbroadcastw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpclmulqdq` with 4 operand(s): `vpclmulqdq xmm, xmm.v, xmm/m, ib`, `vpclmulqdq ymm, ymm.v, ymm/m, ib`, `vpclmulqdq xmm, xmm.v, xmm/m, ib`, `vpclmulqdq ymm, ymm.v, ymm/m, ib`, `vpclmulqdq zmm, zmm.v, zmm/m, ib`.
@@ -27682,7 +27683,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpclmulqdq4,
     {
-        self.emit_forms(Mnemonic::Vpclmulqdq, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpclmulqdq4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpclmulqdq, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpclmulqdq4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcmov` with 4 operand(s): `vpcmov xmm, xmm.v, xmm/m, xmm.is4`, `vpcmov ymm, ymm.v, ymm/m, ymm.is4`, `vpcmov xmm, xmm.v, xmm.is4, xmm/m`, `vpcmov ymm, ymm.v, ymm.is4, ymm/m`.
@@ -27691,7 +27692,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcmov4,
     {
-        self.emit_forms(Mnemonic::Vpcmov, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmov4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmov, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmov4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcmpb` with 4 operand(s): `vpcmpb k, xmm.v, xmm/m, ib`, `vpcmpb k, ymm.v, ymm/m, ib`, `vpcmpb k, zmm.v, zmm/m, ib`.
@@ -27700,7 +27701,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcmpb4,
     {
-        self.emit_forms(Mnemonic::Vpcmpb, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpb4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpb, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpb4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcmpd` with 4 operand(s): `vpcmpd k, xmm.v, xmm/m, ib`, `vpcmpd k, ymm.v, ymm/m, ib`, `vpcmpd k, zmm.v, zmm/m, ib`.
@@ -27709,7 +27710,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcmpd4,
     {
-        self.emit_forms(Mnemonic::Vpcmpd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcmpeqb` with 3 operand(s): `vpcmpeqb xmm, xmm.v, xmm/m`, `vpcmpeqb ymm, ymm.v, ymm/m`, `vpcmpeqb k, xmm.v, xmm/m`, `vpcmpeqb k, ymm.v, ymm/m`, `vpcmpeqb k, zmm.v, zmm/m`.
@@ -27718,7 +27719,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpeqb3,
     {
-        self.emit_forms(Mnemonic::Vpcmpeqb, <(A::Class, B::Class, C::Class,) as sig::Vpcmpeqb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpeqb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpeqb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpeqd` with 3 operand(s): `vpcmpeqd xmm, xmm.v, xmm/m`, `vpcmpeqd ymm, ymm.v, ymm/m`, `vpcmpeqd k, xmm.v, xmm/m`, `vpcmpeqd k, ymm.v, ymm/m`, `vpcmpeqd k, zmm.v, zmm/m`.
@@ -27727,7 +27728,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpeqd3,
     {
-        self.emit_forms(Mnemonic::Vpcmpeqd, <(A::Class, B::Class, C::Class,) as sig::Vpcmpeqd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpeqd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpeqd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpeqq` with 3 operand(s): `vpcmpeqq xmm, xmm.v, xmm/m`, `vpcmpeqq ymm, ymm.v, ymm/m`, `vpcmpeqq k, xmm.v, xmm/m`, `vpcmpeqq k, ymm.v, ymm/m`, `vpcmpeqq k, zmm.v, zmm/m`.
@@ -27736,7 +27737,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpeqq3,
     {
-        self.emit_forms(Mnemonic::Vpcmpeqq, <(A::Class, B::Class, C::Class,) as sig::Vpcmpeqq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpeqq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpeqq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpeqw` with 3 operand(s): `vpcmpeqw xmm, xmm.v, xmm/m`, `vpcmpeqw ymm, ymm.v, ymm/m`, `vpcmpeqw k, xmm.v, xmm/m`, `vpcmpeqw k, ymm.v, ymm/m`, `vpcmpeqw k, zmm.v, zmm/m`.
@@ -27745,7 +27746,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpeqw3,
     {
-        self.emit_forms(Mnemonic::Vpcmpeqw, <(A::Class, B::Class, C::Class,) as sig::Vpcmpeqw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpeqw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpeqw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpestri` with 3 operand(s): `vpcmpestri xmm, xmm/m, ib`.
@@ -27754,7 +27755,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpestri3,
     {
-        self.emit_forms(Mnemonic::Vpcmpestri, <(A::Class, B::Class, C::Class,) as sig::Vpcmpestri3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpestri, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpestri3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpestri64` with 3 operand(s): `vpcmpestri64 xmm, xmm/m, ib`.
@@ -27763,7 +27764,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpestri643,
     {
-        self.emit_forms(Mnemonic::Vpcmpestri64, <(A::Class, B::Class, C::Class,) as sig::Vpcmpestri643>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpestri64, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpestri643>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpestrm` with 3 operand(s): `vpcmpestrm xmm, xmm/m, ib`.
@@ -27772,7 +27773,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpestrm3,
     {
-        self.emit_forms(Mnemonic::Vpcmpestrm, <(A::Class, B::Class, C::Class,) as sig::Vpcmpestrm3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpestrm, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpestrm3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpestrm64` with 3 operand(s): `vpcmpestrm64 xmm, xmm/m, ib`.
@@ -27781,7 +27782,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpestrm643,
     {
-        self.emit_forms(Mnemonic::Vpcmpestrm64, <(A::Class, B::Class, C::Class,) as sig::Vpcmpestrm643>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpestrm64, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpestrm643>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpgtb` with 3 operand(s): `vpcmpgtb xmm, xmm.v, xmm/m`, `vpcmpgtb ymm, ymm.v, ymm/m`, `vpcmpgtb k, xmm.v, xmm/m`, `vpcmpgtb k, ymm.v, ymm/m`, `vpcmpgtb k, zmm.v, zmm/m`.
@@ -27790,7 +27791,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpgtb3,
     {
-        self.emit_forms(Mnemonic::Vpcmpgtb, <(A::Class, B::Class, C::Class,) as sig::Vpcmpgtb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpgtb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpgtb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpgtd` with 3 operand(s): `vpcmpgtd xmm, xmm.v, xmm/m`, `vpcmpgtd ymm, ymm.v, ymm/m`, `vpcmpgtd k, xmm.v, xmm/m`, `vpcmpgtd k, ymm.v, ymm/m`, `vpcmpgtd k, zmm.v, zmm/m`.
@@ -27799,7 +27800,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpgtd3,
     {
-        self.emit_forms(Mnemonic::Vpcmpgtd, <(A::Class, B::Class, C::Class,) as sig::Vpcmpgtd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpgtd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpgtd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpgtq` with 3 operand(s): `vpcmpgtq xmm, xmm.v, xmm/m`, `vpcmpgtq ymm, ymm.v, ymm/m`, `vpcmpgtq k, xmm.v, xmm/m`, `vpcmpgtq k, ymm.v, ymm/m`, `vpcmpgtq k, zmm.v, zmm/m`.
@@ -27808,7 +27809,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpgtq3,
     {
-        self.emit_forms(Mnemonic::Vpcmpgtq, <(A::Class, B::Class, C::Class,) as sig::Vpcmpgtq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpgtq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpgtq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpgtw` with 3 operand(s): `vpcmpgtw xmm, xmm.v, xmm/m`, `vpcmpgtw ymm, ymm.v, ymm/m`, `vpcmpgtw k, xmm.v, xmm/m`, `vpcmpgtw k, ymm.v, ymm/m`, `vpcmpgtw k, zmm.v, zmm/m`.
@@ -27817,7 +27818,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpgtw3,
     {
-        self.emit_forms(Mnemonic::Vpcmpgtw, <(A::Class, B::Class, C::Class,) as sig::Vpcmpgtw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpgtw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpgtw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpistri` with 3 operand(s): `vpcmpistri xmm, xmm/m, ib`.
@@ -27826,7 +27827,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpistri3,
     {
-        self.emit_forms(Mnemonic::Vpcmpistri, <(A::Class, B::Class, C::Class,) as sig::Vpcmpistri3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpistri, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpistri3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpistrm` with 3 operand(s): `vpcmpistrm xmm, xmm/m, ib`.
@@ -27835,7 +27836,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpcmpistrm3,
     {
-        self.emit_forms(Mnemonic::Vpcmpistrm, <(A::Class, B::Class, C::Class,) as sig::Vpcmpistrm3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpistrm, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpcmpistrm3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpcmpq` with 4 operand(s): `vpcmpq k, xmm.v, xmm/m, ib`, `vpcmpq k, ymm.v, ymm/m, ib`, `vpcmpq k, zmm.v, zmm/m, ib`.
@@ -27844,7 +27845,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcmpq4,
     {
-        self.emit_forms(Mnemonic::Vpcmpq, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpq4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpq, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpq4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcmpub` with 4 operand(s): `vpcmpub k, xmm.v, xmm/m, ib`, `vpcmpub k, ymm.v, ymm/m, ib`, `vpcmpub k, zmm.v, zmm/m, ib`.
@@ -27853,7 +27854,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcmpub4,
     {
-        self.emit_forms(Mnemonic::Vpcmpub, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpub4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpub, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpub4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcmpud` with 4 operand(s): `vpcmpud k, xmm.v, xmm/m, ib`, `vpcmpud k, ymm.v, ymm/m, ib`, `vpcmpud k, zmm.v, zmm/m, ib`.
@@ -27862,7 +27863,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcmpud4,
     {
-        self.emit_forms(Mnemonic::Vpcmpud, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpud4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpud, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpud4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcmpuq` with 4 operand(s): `vpcmpuq k, xmm.v, xmm/m, ib`, `vpcmpuq k, ymm.v, ymm/m, ib`, `vpcmpuq k, zmm.v, zmm/m, ib`.
@@ -27871,7 +27872,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcmpuq4,
     {
-        self.emit_forms(Mnemonic::Vpcmpuq, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpuq4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpuq, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpuq4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcmpuw` with 4 operand(s): `vpcmpuw k, xmm.v, xmm/m, ib`, `vpcmpuw k, ymm.v, ymm/m, ib`, `vpcmpuw k, zmm.v, zmm/m, ib`.
@@ -27880,7 +27881,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcmpuw4,
     {
-        self.emit_forms(Mnemonic::Vpcmpuw, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpuw4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpuw, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpuw4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcmpw` with 4 operand(s): `vpcmpw k, xmm.v, xmm/m, ib`, `vpcmpw k, ymm.v, ymm/m, ib`, `vpcmpw k, zmm.v, zmm/m, ib`.
@@ -27889,7 +27890,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcmpw4,
     {
-        self.emit_forms(Mnemonic::Vpcmpw, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpw4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcmpw, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcmpw4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcomb` with 4 operand(s): `vpcomb xmm, xmm.v, xmm/m, ib`.
@@ -27898,7 +27899,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcomb4,
     {
-        self.emit_forms(Mnemonic::Vpcomb, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomb4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcomb, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomb4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcomd` with 4 operand(s): `vpcomd xmm, xmm.v, xmm/m, ib`.
@@ -27907,7 +27908,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcomd4,
     {
-        self.emit_forms(Mnemonic::Vpcomd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcomd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcompressb` with 2 operand(s): `vpcompressb xmm/m, xmm`, `vpcompressb ymm/m, ymm`, `vpcompressb zmm/m, zmm`.
@@ -27916,7 +27917,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpcompressb2,
     {
-        self.emit_forms(Mnemonic::Vpcompressb, <(A::Class, B::Class,) as sig::Vpcompressb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpcompressb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpcompressb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpcompressd` with 2 operand(s): `vpcompressd xmm/m, xmm`, `vpcompressd ymm/m, ymm`, `vpcompressd zmm/m, zmm`.
@@ -27925,7 +27926,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpcompressd2,
     {
-        self.emit_forms(Mnemonic::Vpcompressd, <(A::Class, B::Class,) as sig::Vpcompressd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpcompressd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpcompressd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpcompressq` with 2 operand(s): `vpcompressq xmm/m, xmm`, `vpcompressq ymm/m, ymm`, `vpcompressq zmm/m, zmm`.
@@ -27934,7 +27935,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpcompressq2,
     {
-        self.emit_forms(Mnemonic::Vpcompressq, <(A::Class, B::Class,) as sig::Vpcompressq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpcompressq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpcompressq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpcompressw` with 2 operand(s): `vpcompressw xmm/m, xmm`, `vpcompressw ymm/m, ymm`, `vpcompressw zmm/m, zmm`.
@@ -27943,7 +27944,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpcompressw2,
     {
-        self.emit_forms(Mnemonic::Vpcompressw, <(A::Class, B::Class,) as sig::Vpcompressw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpcompressw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpcompressw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpcomq` with 4 operand(s): `vpcomq xmm, xmm.v, xmm/m, ib`.
@@ -27952,7 +27953,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcomq4,
     {
-        self.emit_forms(Mnemonic::Vpcomq, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomq4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcomq, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomq4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcomub` with 4 operand(s): `vpcomub xmm, xmm.v, xmm/m, ib`.
@@ -27961,7 +27962,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcomub4,
     {
-        self.emit_forms(Mnemonic::Vpcomub, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomub4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcomub, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomub4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcomud` with 4 operand(s): `vpcomud xmm, xmm.v, xmm/m, ib`.
@@ -27970,7 +27971,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcomud4,
     {
-        self.emit_forms(Mnemonic::Vpcomud, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomud4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcomud, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomud4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcomuq` with 4 operand(s): `vpcomuq xmm, xmm.v, xmm/m, ib`.
@@ -27979,7 +27980,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcomuq4,
     {
-        self.emit_forms(Mnemonic::Vpcomuq, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomuq4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcomuq, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomuq4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcomuw` with 4 operand(s): `vpcomuw xmm, xmm.v, xmm/m, ib`.
@@ -27988,7 +27989,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcomuw4,
     {
-        self.emit_forms(Mnemonic::Vpcomuw, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomuw4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcomuw, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomuw4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpcomw` with 4 operand(s): `vpcomw xmm, xmm.v, xmm/m, ib`.
@@ -27997,7 +27998,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpcomw4,
     {
-        self.emit_forms(Mnemonic::Vpcomw, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomw4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpcomw, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpcomw4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpconflictd` with 2 operand(s): `vpconflictd xmm, xmm/m`, `vpconflictd ymm, ymm/m`, `vpconflictd zmm, zmm/m`.
@@ -28006,7 +28007,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpconflictd2,
     {
-        self.emit_forms(Mnemonic::Vpconflictd, <(A::Class, B::Class,) as sig::Vpconflictd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpconflictd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpconflictd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpconflictq` with 2 operand(s): `vpconflictq xmm, xmm/m`, `vpconflictq ymm, ymm/m`, `vpconflictq zmm, zmm/m`.
@@ -28015,7 +28016,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpconflictq2,
     {
-        self.emit_forms(Mnemonic::Vpconflictq, <(A::Class, B::Class,) as sig::Vpconflictq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpconflictq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpconflictq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpdpbssd` with 3 operand(s): `vpdpbssd xmm, xmm.v, xmm/m`, `vpdpbssd ymm, ymm.v, ymm/m`.
@@ -28024,7 +28025,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpbssd3,
     {
-        self.emit_forms(Mnemonic::Vpdpbssd, <(A::Class, B::Class, C::Class,) as sig::Vpdpbssd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpbssd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpbssd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpbssds` with 3 operand(s): `vpdpbssds xmm, xmm.v, xmm/m`, `vpdpbssds ymm, ymm.v, ymm/m`.
@@ -28033,7 +28034,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpbssds3,
     {
-        self.emit_forms(Mnemonic::Vpdpbssds, <(A::Class, B::Class, C::Class,) as sig::Vpdpbssds3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpbssds, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpbssds3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpbsud` with 3 operand(s): `vpdpbsud xmm, xmm.v, xmm/m`, `vpdpbsud ymm, ymm.v, ymm/m`.
@@ -28042,7 +28043,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpbsud3,
     {
-        self.emit_forms(Mnemonic::Vpdpbsud, <(A::Class, B::Class, C::Class,) as sig::Vpdpbsud3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpbsud, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpbsud3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpbsuds` with 3 operand(s): `vpdpbsuds xmm, xmm.v, xmm/m`, `vpdpbsuds ymm, ymm.v, ymm/m`.
@@ -28051,7 +28052,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpbsuds3,
     {
-        self.emit_forms(Mnemonic::Vpdpbsuds, <(A::Class, B::Class, C::Class,) as sig::Vpdpbsuds3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpbsuds, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpbsuds3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpbusd` with 3 operand(s): `vpdpbusd xmm, xmm.v, xmm/m`, `vpdpbusd ymm, ymm.v, ymm/m`, `vpdpbusd xmm, xmm.v, xmm/m`, `vpdpbusd ymm, ymm.v, ymm/m`, `vpdpbusd zmm, zmm.v, zmm/m`.
@@ -28060,7 +28061,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpbusd3,
     {
-        self.emit_forms(Mnemonic::Vpdpbusd, <(A::Class, B::Class, C::Class,) as sig::Vpdpbusd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpbusd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpbusd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpbusds` with 3 operand(s): `vpdpbusds xmm, xmm.v, xmm/m`, `vpdpbusds ymm, ymm.v, ymm/m`, `vpdpbusds xmm, xmm.v, xmm/m`, `vpdpbusds ymm, ymm.v, ymm/m`, `vpdpbusds zmm, zmm.v, zmm/m`.
@@ -28069,7 +28070,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpbusds3,
     {
-        self.emit_forms(Mnemonic::Vpdpbusds, <(A::Class, B::Class, C::Class,) as sig::Vpdpbusds3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpbusds, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpbusds3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpbuud` with 3 operand(s): `vpdpbuud xmm, xmm.v, xmm/m`, `vpdpbuud ymm, ymm.v, ymm/m`.
@@ -28078,7 +28079,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpbuud3,
     {
-        self.emit_forms(Mnemonic::Vpdpbuud, <(A::Class, B::Class, C::Class,) as sig::Vpdpbuud3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpbuud, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpbuud3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpbuuds` with 3 operand(s): `vpdpbuuds xmm, xmm.v, xmm/m`, `vpdpbuuds ymm, ymm.v, ymm/m`.
@@ -28087,7 +28088,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpbuuds3,
     {
-        self.emit_forms(Mnemonic::Vpdpbuuds, <(A::Class, B::Class, C::Class,) as sig::Vpdpbuuds3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpbuuds, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpbuuds3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpwssd` with 3 operand(s): `vpdpwssd xmm, xmm.v, xmm/m`, `vpdpwssd ymm, ymm.v, ymm/m`, `vpdpwssd xmm, xmm.v, xmm/m`, `vpdpwssd ymm, ymm.v, ymm/m`, `vpdpwssd zmm, zmm.v, zmm/m`.
@@ -28096,7 +28097,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpwssd3,
     {
-        self.emit_forms(Mnemonic::Vpdpwssd, <(A::Class, B::Class, C::Class,) as sig::Vpdpwssd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpwssd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpwssd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpwssds` with 3 operand(s): `vpdpwssds xmm, xmm.v, xmm/m`, `vpdpwssds ymm, ymm.v, ymm/m`, `vpdpwssds xmm, xmm.v, xmm/m`, `vpdpwssds ymm, ymm.v, ymm/m`, `vpdpwssds zmm, zmm.v, zmm/m`.
@@ -28105,7 +28106,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpwssds3,
     {
-        self.emit_forms(Mnemonic::Vpdpwssds, <(A::Class, B::Class, C::Class,) as sig::Vpdpwssds3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpwssds, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpwssds3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpwsud` with 3 operand(s): `vpdpwsud xmm, xmm.v, xmm/m`, `vpdpwsud ymm, ymm.v, ymm/m`.
@@ -28114,7 +28115,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpwsud3,
     {
-        self.emit_forms(Mnemonic::Vpdpwsud, <(A::Class, B::Class, C::Class,) as sig::Vpdpwsud3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpwsud, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpwsud3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpwsuds` with 3 operand(s): `vpdpwsuds xmm, xmm.v, xmm/m`, `vpdpwsuds ymm, ymm.v, ymm/m`.
@@ -28123,7 +28124,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpwsuds3,
     {
-        self.emit_forms(Mnemonic::Vpdpwsuds, <(A::Class, B::Class, C::Class,) as sig::Vpdpwsuds3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpwsuds, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpwsuds3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpwusd` with 3 operand(s): `vpdpwusd xmm, xmm.v, xmm/m`, `vpdpwusd ymm, ymm.v, ymm/m`.
@@ -28132,7 +28133,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpwusd3,
     {
-        self.emit_forms(Mnemonic::Vpdpwusd, <(A::Class, B::Class, C::Class,) as sig::Vpdpwusd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpwusd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpwusd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpwusds` with 3 operand(s): `vpdpwusds xmm, xmm.v, xmm/m`, `vpdpwusds ymm, ymm.v, ymm/m`.
@@ -28141,7 +28142,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpwusds3,
     {
-        self.emit_forms(Mnemonic::Vpdpwusds, <(A::Class, B::Class, C::Class,) as sig::Vpdpwusds3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpwusds, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpwusds3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpwuud` with 3 operand(s): `vpdpwuud xmm, xmm.v, xmm/m`, `vpdpwuud ymm, ymm.v, ymm/m`.
@@ -28150,7 +28151,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpwuud3,
     {
-        self.emit_forms(Mnemonic::Vpdpwuud, <(A::Class, B::Class, C::Class,) as sig::Vpdpwuud3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpwuud, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpwuud3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpdpwuuds` with 3 operand(s): `vpdpwuuds xmm, xmm.v, xmm/m`, `vpdpwuuds ymm, ymm.v, ymm/m`.
@@ -28159,7 +28160,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpdpwuuds3,
     {
-        self.emit_forms(Mnemonic::Vpdpwuuds, <(A::Class, B::Class, C::Class,) as sig::Vpdpwuuds3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpdpwuuds, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpdpwuuds3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vperm2f128` with 4 operand(s): `vperm2f128 ymm, ymm.v, ymm/m, ib`.
@@ -28168,7 +28169,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vperm2f1284,
     {
-        self.emit_forms(Mnemonic::Vperm2f128, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vperm2f1284>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vperm2f128, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vperm2f1284>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vperm2i128` with 4 operand(s): `vperm2i128 ymm, ymm.v, ymm/m, ib`.
@@ -28177,7 +28178,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vperm2i1284,
     {
-        self.emit_forms(Mnemonic::Vperm2i128, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vperm2i1284>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vperm2i128, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vperm2i1284>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpermb` with 3 operand(s): `vpermb xmm, xmm.v, xmm/m`, `vpermb ymm, ymm.v, ymm/m`, `vpermb zmm, zmm.v, zmm/m`.
@@ -28186,7 +28187,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermb3,
     {
-        self.emit_forms(Mnemonic::Vpermb, <(A::Class, B::Class, C::Class,) as sig::Vpermb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermd` with 3 operand(s): `vpermd ymm, ymm.v, ymm/m`, `vpermd zmm, zmm.v, zmm/m`.
@@ -28195,7 +28196,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermd3,
     {
-        self.emit_forms(Mnemonic::Vpermd, <(A::Class, B::Class, C::Class,) as sig::Vpermd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermi2b` with 3 operand(s): `vpermi2b xmm, xmm.v, xmm/m`, `vpermi2b ymm, ymm.v, ymm/m`, `vpermi2b zmm, zmm.v, zmm/m`.
@@ -28204,7 +28205,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermi2b3,
     {
-        self.emit_forms(Mnemonic::Vpermi2b, <(A::Class, B::Class, C::Class,) as sig::Vpermi2b3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermi2b, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermi2b3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermi2d` with 3 operand(s): `vpermi2d xmm, xmm.v, xmm/m`, `vpermi2d ymm, ymm.v, ymm/m`, `vpermi2d zmm, zmm.v, zmm/m`.
@@ -28213,7 +28214,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermi2d3,
     {
-        self.emit_forms(Mnemonic::Vpermi2d, <(A::Class, B::Class, C::Class,) as sig::Vpermi2d3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermi2d, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermi2d3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermi2pd` with 3 operand(s): `vpermi2pd xmm, xmm.v, xmm/m`, `vpermi2pd ymm, ymm.v, ymm/m`, `vpermi2pd zmm, zmm.v, zmm/m`.
@@ -28222,7 +28223,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermi2pd3,
     {
-        self.emit_forms(Mnemonic::Vpermi2pd, <(A::Class, B::Class, C::Class,) as sig::Vpermi2pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermi2pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermi2pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermi2ps` with 3 operand(s): `vpermi2ps xmm, xmm.v, xmm/m`, `vpermi2ps ymm, ymm.v, ymm/m`, `vpermi2ps zmm, zmm.v, zmm/m`.
@@ -28231,7 +28232,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermi2ps3,
     {
-        self.emit_forms(Mnemonic::Vpermi2ps, <(A::Class, B::Class, C::Class,) as sig::Vpermi2ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermi2ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermi2ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermi2q` with 3 operand(s): `vpermi2q xmm, xmm.v, xmm/m`, `vpermi2q ymm, ymm.v, ymm/m`, `vpermi2q zmm, zmm.v, zmm/m`.
@@ -28240,7 +28241,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermi2q3,
     {
-        self.emit_forms(Mnemonic::Vpermi2q, <(A::Class, B::Class, C::Class,) as sig::Vpermi2q3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermi2q, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermi2q3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermi2w` with 3 operand(s): `vpermi2w xmm, xmm.v, xmm/m`, `vpermi2w ymm, ymm.v, ymm/m`, `vpermi2w zmm, zmm.v, zmm/m`.
@@ -28249,7 +28250,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermi2w3,
     {
-        self.emit_forms(Mnemonic::Vpermi2w, <(A::Class, B::Class, C::Class,) as sig::Vpermi2w3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermi2w, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermi2w3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermil2pd` with 5 operand(s): `vpermil2pd xmm, xmm.v, xmm/m, xmm.is5, i4`, `vpermil2pd ymm, ymm.v, ymm/m, ymm.is5, i4`, `vpermil2pd xmm, xmm.v, xmm.is5, xmm/m, i4`, `vpermil2pd ymm, ymm.v, ymm.is5, ymm/m, i4`.
@@ -28258,7 +28259,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class, E::Class,): sig::Vpermil2pd5,
     {
-        self.emit_forms(Mnemonic::Vpermil2pd, <(A::Class, B::Class, C::Class, D::Class, E::Class,) as sig::Vpermil2pd5>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand(), o4.to_operand()])
+        self.emit_planned(Mnemonic::Vpermil2pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class, E::Class,) as sig::Vpermil2pd5>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand(), o4.to_operand()])
     }
 
     /// Emits `vpermil2ps` with 5 operand(s): `vpermil2ps xmm, xmm.v, xmm/m, xmm.is5, i4`, `vpermil2ps ymm, ymm.v, ymm/m, ymm.is5, i4`, `vpermil2ps xmm, xmm.v, xmm.is5, xmm/m, i4`, `vpermil2ps ymm, ymm.v, ymm.is5, ymm/m, i4`.
@@ -28267,7 +28268,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class, E::Class,): sig::Vpermil2ps5,
     {
-        self.emit_forms(Mnemonic::Vpermil2ps, <(A::Class, B::Class, C::Class, D::Class, E::Class,) as sig::Vpermil2ps5>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand(), o4.to_operand()])
+        self.emit_planned(Mnemonic::Vpermil2ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class, E::Class,) as sig::Vpermil2ps5>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand(), o4.to_operand()])
     }
 
     /// Emits `vpermilpd` with 3 operand(s): `vpermilpd xmm, xmm.v, xmm/m`, `vpermilpd ymm, ymm.v, ymm/m`, `vpermilpd xmm, xmm/m, ib`, `vpermilpd ymm, ymm/m, ib`, `vpermilpd xmm, xmm.v, xmm/m`, `vpermilpd ymm, ymm.v, ymm/m`, `vpermilpd zmm, zmm.v, zmm/m`, `vpermilpd xmm, xmm/m, ib`, `vpermilpd ymm, ymm/m, ib`, `vpermilpd zmm, zmm/m, ib`.
@@ -28276,7 +28277,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermilpd3,
     {
-        self.emit_forms(Mnemonic::Vpermilpd, <(A::Class, B::Class, C::Class,) as sig::Vpermilpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermilpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermilpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermilps` with 3 operand(s): `vpermilps xmm, xmm.v, xmm/m`, `vpermilps ymm, ymm.v, ymm/m`, `vpermilps xmm, xmm/m, ib`, `vpermilps ymm, ymm/m, ib`, `vpermilps xmm, xmm.v, xmm/m`, `vpermilps ymm, ymm.v, ymm/m`, `vpermilps zmm, zmm.v, zmm/m`, `vpermilps xmm, xmm/m, ib`, `vpermilps ymm, ymm/m, ib`, `vpermilps zmm, zmm/m, ib`.
@@ -28285,7 +28286,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermilps3,
     {
-        self.emit_forms(Mnemonic::Vpermilps, <(A::Class, B::Class, C::Class,) as sig::Vpermilps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermilps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermilps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermpd` with 3 operand(s): `vpermpd ymm, ymm/m, ib`, `vpermpd ymm, ymm.v, ymm/m`, `vpermpd zmm, zmm.v, zmm/m`, `vpermpd ymm, ymm/m, ib`, `vpermpd zmm, zmm/m, ib`.
@@ -28294,7 +28295,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermpd3,
     {
-        self.emit_forms(Mnemonic::Vpermpd, <(A::Class, B::Class, C::Class,) as sig::Vpermpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermps` with 3 operand(s): `vpermps ymm, ymm.v, ymm/m`, `vpermps zmm, zmm.v, zmm/m`.
@@ -28303,7 +28304,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermps3,
     {
-        self.emit_forms(Mnemonic::Vpermps, <(A::Class, B::Class, C::Class,) as sig::Vpermps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermq` with 3 operand(s): `vpermq ymm, ymm/m, ib`, `vpermq ymm, ymm.v, ymm/m`, `vpermq zmm, zmm.v, zmm/m`, `vpermq ymm, ymm/m, ib`, `vpermq zmm, zmm/m, ib`.
@@ -28312,7 +28313,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermq3,
     {
-        self.emit_forms(Mnemonic::Vpermq, <(A::Class, B::Class, C::Class,) as sig::Vpermq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermt2b` with 3 operand(s): `vpermt2b xmm, xmm.v, xmm/m`, `vpermt2b ymm, ymm.v, ymm/m`, `vpermt2b zmm, zmm.v, zmm/m`.
@@ -28321,7 +28322,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermt2b3,
     {
-        self.emit_forms(Mnemonic::Vpermt2b, <(A::Class, B::Class, C::Class,) as sig::Vpermt2b3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermt2b, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermt2b3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermt2d` with 3 operand(s): `vpermt2d xmm, xmm.v, xmm/m`, `vpermt2d ymm, ymm.v, ymm/m`, `vpermt2d zmm, zmm.v, zmm/m`.
@@ -28330,7 +28331,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermt2d3,
     {
-        self.emit_forms(Mnemonic::Vpermt2d, <(A::Class, B::Class, C::Class,) as sig::Vpermt2d3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermt2d, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermt2d3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermt2pd` with 3 operand(s): `vpermt2pd xmm, xmm.v, xmm/m`, `vpermt2pd ymm, ymm.v, ymm/m`, `vpermt2pd zmm, zmm.v, zmm/m`.
@@ -28339,7 +28340,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermt2pd3,
     {
-        self.emit_forms(Mnemonic::Vpermt2pd, <(A::Class, B::Class, C::Class,) as sig::Vpermt2pd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermt2pd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermt2pd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermt2ps` with 3 operand(s): `vpermt2ps xmm, xmm.v, xmm/m`, `vpermt2ps ymm, ymm.v, ymm/m`, `vpermt2ps zmm, zmm.v, zmm/m`.
@@ -28348,7 +28349,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermt2ps3,
     {
-        self.emit_forms(Mnemonic::Vpermt2ps, <(A::Class, B::Class, C::Class,) as sig::Vpermt2ps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermt2ps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermt2ps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermt2q` with 3 operand(s): `vpermt2q xmm, xmm.v, xmm/m`, `vpermt2q ymm, ymm.v, ymm/m`, `vpermt2q zmm, zmm.v, zmm/m`.
@@ -28357,7 +28358,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermt2q3,
     {
-        self.emit_forms(Mnemonic::Vpermt2q, <(A::Class, B::Class, C::Class,) as sig::Vpermt2q3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermt2q, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermt2q3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermt2w` with 3 operand(s): `vpermt2w xmm, xmm.v, xmm/m`, `vpermt2w ymm, ymm.v, ymm/m`, `vpermt2w zmm, zmm.v, zmm/m`.
@@ -28366,7 +28367,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermt2w3,
     {
-        self.emit_forms(Mnemonic::Vpermt2w, <(A::Class, B::Class, C::Class,) as sig::Vpermt2w3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermt2w, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermt2w3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpermw` with 3 operand(s): `vpermw xmm, xmm.v, xmm/m`, `vpermw ymm, ymm.v, ymm/m`, `vpermw zmm, zmm.v, zmm/m`.
@@ -28375,7 +28376,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpermw3,
     {
-        self.emit_forms(Mnemonic::Vpermw, <(A::Class, B::Class, C::Class,) as sig::Vpermw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpermw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpermw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpexpandb` with 2 operand(s): `vpexpandb xmm, xmm/m`, `vpexpandb ymm, ymm/m`, `vpexpandb zmm, zmm/m`.
@@ -28384,7 +28385,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpexpandb2,
     {
-        self.emit_forms(Mnemonic::Vpexpandb, <(A::Class, B::Class,) as sig::Vpexpandb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpexpandb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpexpandb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpexpandd` with 2 operand(s): `vpexpandd xmm, xmm/m`, `vpexpandd ymm, ymm/m`, `vpexpandd zmm, zmm/m`.
@@ -28393,7 +28394,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpexpandd2,
     {
-        self.emit_forms(Mnemonic::Vpexpandd, <(A::Class, B::Class,) as sig::Vpexpandd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpexpandd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpexpandd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpexpandq` with 2 operand(s): `vpexpandq xmm, xmm/m`, `vpexpandq ymm, ymm/m`, `vpexpandq zmm, zmm/m`.
@@ -28402,7 +28403,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpexpandq2,
     {
-        self.emit_forms(Mnemonic::Vpexpandq, <(A::Class, B::Class,) as sig::Vpexpandq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpexpandq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpexpandq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpexpandw` with 2 operand(s): `vpexpandw xmm, xmm/m`, `vpexpandw ymm, ymm/m`, `vpexpandw zmm, zmm/m`.
@@ -28411,7 +28412,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpexpandw2,
     {
-        self.emit_forms(Mnemonic::Vpexpandw, <(A::Class, B::Class,) as sig::Vpexpandw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpexpandw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpexpandw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpextrb` with 3 operand(s): `vpextrb r32/m, xmm, ib`, `vpextrb r64/m, xmm, ib`, `vpextrb r32/m, xmm, ib`, `vpextrb r64/m, xmm, ib`.
@@ -28420,7 +28421,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpextrb3,
     {
-        self.emit_forms(Mnemonic::Vpextrb, <(A::Class, B::Class, C::Class,) as sig::Vpextrb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpextrb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpextrb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpextrd` with 3 operand(s): `vpextrd r32/m, xmm, ib`.
@@ -28429,7 +28430,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpextrd3,
     {
-        self.emit_forms(Mnemonic::Vpextrd, <(A::Class, B::Class, C::Class,) as sig::Vpextrd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpextrd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpextrd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpextrq` with 3 operand(s): `vpextrq r64/m, xmm, ib`.
@@ -28438,7 +28439,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpextrq3,
     {
-        self.emit_forms(Mnemonic::Vpextrq, <(A::Class, B::Class, C::Class,) as sig::Vpextrq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpextrq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpextrq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpextrw` with 3 operand(s): `vpextrw r32, xmm.rm, ib`, `vpextrw r64, xmm.rm, ib`, `vpextrw r32/m, xmm, ib`, `vpextrw r64/m, xmm, ib`, `vpextrw r32, xmm.rm, ib`, `vpextrw r64, xmm.rm, ib`, `vpextrw r32/m, xmm, ib`, `vpextrw r64/m, xmm, ib`.
@@ -28447,7 +28448,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpextrw3,
     {
-        self.emit_forms(Mnemonic::Vpextrw, <(A::Class, B::Class, C::Class,) as sig::Vpextrw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpextrw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpextrw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpgatherdd` with 2 operand(s): `vpgatherdd xmm, vm32x`, `vpgatherdd ymm, vm32y`, `vpgatherdd zmm, vm32z`.
@@ -28456,7 +28457,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpgatherdd2,
     {
-        self.emit_forms(Mnemonic::Vpgatherdd, <(A::Class, B::Class,) as sig::Vpgatherdd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpgatherdd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpgatherdd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpgatherdd` with 3 operand(s): `vpgatherdd xmm, vm32x, xmm.v`, `vpgatherdd ymm, vm32y, ymm.v`.
@@ -28465,7 +28466,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpgatherdd3,
     {
-        self.emit_forms(Mnemonic::Vpgatherdd, <(A::Class, B::Class, C::Class,) as sig::Vpgatherdd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpgatherdd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpgatherdd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpgatherdq` with 2 operand(s): `vpgatherdq xmm, vm32x`, `vpgatherdq ymm, vm32x`, `vpgatherdq zmm, vm32y`.
@@ -28474,7 +28475,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpgatherdq2,
     {
-        self.emit_forms(Mnemonic::Vpgatherdq, <(A::Class, B::Class,) as sig::Vpgatherdq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpgatherdq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpgatherdq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpgatherdq` with 3 operand(s): `vpgatherdq xmm, vm32x, xmm.v`, `vpgatherdq ymm, vm32x, ymm.v`.
@@ -28483,7 +28484,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpgatherdq3,
     {
-        self.emit_forms(Mnemonic::Vpgatherdq, <(A::Class, B::Class, C::Class,) as sig::Vpgatherdq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpgatherdq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpgatherdq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpgatherqd` with 2 operand(s): `vpgatherqd xmm, vm64x`, `vpgatherqd xmm, vm64y`, `vpgatherqd ymm, vm64z`.
@@ -28492,7 +28493,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpgatherqd2,
     {
-        self.emit_forms(Mnemonic::Vpgatherqd, <(A::Class, B::Class,) as sig::Vpgatherqd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpgatherqd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpgatherqd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpgatherqd` with 3 operand(s): `vpgatherqd xmm, vm64x, xmm.v`, `vpgatherqd xmm, vm64y, xmm.v`.
@@ -28501,7 +28502,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpgatherqd3,
     {
-        self.emit_forms(Mnemonic::Vpgatherqd, <(A::Class, B::Class, C::Class,) as sig::Vpgatherqd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpgatherqd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpgatherqd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpgatherqq` with 2 operand(s): `vpgatherqq xmm, vm64x`, `vpgatherqq ymm, vm64y`, `vpgatherqq zmm, vm64z`.
@@ -28510,7 +28511,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpgatherqq2,
     {
-        self.emit_forms(Mnemonic::Vpgatherqq, <(A::Class, B::Class,) as sig::Vpgatherqq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpgatherqq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpgatherqq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpgatherqq` with 3 operand(s): `vpgatherqq xmm, vm64x, xmm.v`, `vpgatherqq ymm, vm64y, ymm.v`.
@@ -28519,7 +28520,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpgatherqq3,
     {
-        self.emit_forms(Mnemonic::Vpgatherqq, <(A::Class, B::Class, C::Class,) as sig::Vpgatherqq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpgatherqq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpgatherqq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vphaddbd` with 2 operand(s): `vphaddbd xmm, xmm/m`.
@@ -28528,7 +28529,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphaddbd2,
     {
-        self.emit_forms(Mnemonic::Vphaddbd, <(A::Class, B::Class,) as sig::Vphaddbd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphaddbd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphaddbd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphaddbq` with 2 operand(s): `vphaddbq xmm, xmm/m`.
@@ -28537,7 +28538,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphaddbq2,
     {
-        self.emit_forms(Mnemonic::Vphaddbq, <(A::Class, B::Class,) as sig::Vphaddbq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphaddbq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphaddbq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphaddbw` with 2 operand(s): `vphaddbw xmm, xmm/m`.
@@ -28546,7 +28547,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphaddbw2,
     {
-        self.emit_forms(Mnemonic::Vphaddbw, <(A::Class, B::Class,) as sig::Vphaddbw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphaddbw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphaddbw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphaddd` with 3 operand(s): `vphaddd xmm, xmm.v, xmm/m`, `vphaddd ymm, ymm.v, ymm/m`.
@@ -28555,7 +28556,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vphaddd3,
     {
-        self.emit_forms(Mnemonic::Vphaddd, <(A::Class, B::Class, C::Class,) as sig::Vphaddd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vphaddd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vphaddd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vphadddq` with 2 operand(s): `vphadddq xmm, xmm/m`.
@@ -28564,7 +28565,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphadddq2,
     {
-        self.emit_forms(Mnemonic::Vphadddq, <(A::Class, B::Class,) as sig::Vphadddq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphadddq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphadddq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphaddsw` with 3 operand(s): `vphaddsw xmm, xmm.v, xmm/m`, `vphaddsw ymm, ymm.v, ymm/m`.
@@ -28573,7 +28574,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vphaddsw3,
     {
-        self.emit_forms(Mnemonic::Vphaddsw, <(A::Class, B::Class, C::Class,) as sig::Vphaddsw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vphaddsw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vphaddsw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vphaddubd` with 2 operand(s): `vphaddubd xmm, xmm/m`.
@@ -28582,7 +28583,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphaddubd2,
     {
-        self.emit_forms(Mnemonic::Vphaddubd, <(A::Class, B::Class,) as sig::Vphaddubd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphaddubd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphaddubd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphaddubq` with 2 operand(s): `vphaddubq xmm, xmm/m`.
@@ -28591,7 +28592,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphaddubq2,
     {
-        self.emit_forms(Mnemonic::Vphaddubq, <(A::Class, B::Class,) as sig::Vphaddubq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphaddubq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphaddubq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphaddubw` with 2 operand(s): `vphaddubw xmm, xmm/m`.
@@ -28600,7 +28601,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphaddubw2,
     {
-        self.emit_forms(Mnemonic::Vphaddubw, <(A::Class, B::Class,) as sig::Vphaddubw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphaddubw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphaddubw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphaddudq` with 2 operand(s): `vphaddudq xmm, xmm/m`.
@@ -28609,7 +28610,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphaddudq2,
     {
-        self.emit_forms(Mnemonic::Vphaddudq, <(A::Class, B::Class,) as sig::Vphaddudq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphaddudq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphaddudq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphadduwd` with 2 operand(s): `vphadduwd xmm, xmm/m`.
@@ -28618,7 +28619,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphadduwd2,
     {
-        self.emit_forms(Mnemonic::Vphadduwd, <(A::Class, B::Class,) as sig::Vphadduwd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphadduwd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphadduwd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphadduwq` with 2 operand(s): `vphadduwq xmm, xmm/m`.
@@ -28627,7 +28628,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphadduwq2,
     {
-        self.emit_forms(Mnemonic::Vphadduwq, <(A::Class, B::Class,) as sig::Vphadduwq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphadduwq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphadduwq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphaddw` with 3 operand(s): `vphaddw xmm, xmm.v, xmm/m`, `vphaddw ymm, ymm.v, ymm/m`.
@@ -28636,7 +28637,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vphaddw3,
     {
-        self.emit_forms(Mnemonic::Vphaddw, <(A::Class, B::Class, C::Class,) as sig::Vphaddw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vphaddw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vphaddw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vphaddwd` with 2 operand(s): `vphaddwd xmm, xmm/m`.
@@ -28645,7 +28646,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphaddwd2,
     {
-        self.emit_forms(Mnemonic::Vphaddwd, <(A::Class, B::Class,) as sig::Vphaddwd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphaddwd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphaddwd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphaddwq` with 2 operand(s): `vphaddwq xmm, xmm/m`.
@@ -28654,7 +28655,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphaddwq2,
     {
-        self.emit_forms(Mnemonic::Vphaddwq, <(A::Class, B::Class,) as sig::Vphaddwq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphaddwq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphaddwq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphminposuw` with 2 operand(s): `vphminposuw xmm, xmm/m`.
@@ -28663,7 +28664,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphminposuw2,
     {
-        self.emit_forms(Mnemonic::Vphminposuw, <(A::Class, B::Class,) as sig::Vphminposuw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphminposuw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphminposuw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphsubbw` with 2 operand(s): `vphsubbw xmm, xmm/m`.
@@ -28672,7 +28673,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphsubbw2,
     {
-        self.emit_forms(Mnemonic::Vphsubbw, <(A::Class, B::Class,) as sig::Vphsubbw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphsubbw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphsubbw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphsubd` with 3 operand(s): `vphsubd xmm, xmm.v, xmm/m`, `vphsubd ymm, ymm.v, ymm/m`.
@@ -28681,7 +28682,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vphsubd3,
     {
-        self.emit_forms(Mnemonic::Vphsubd, <(A::Class, B::Class, C::Class,) as sig::Vphsubd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vphsubd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vphsubd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vphsubdq` with 2 operand(s): `vphsubdq xmm, xmm/m`.
@@ -28690,7 +28691,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphsubdq2,
     {
-        self.emit_forms(Mnemonic::Vphsubdq, <(A::Class, B::Class,) as sig::Vphsubdq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphsubdq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphsubdq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vphsubsw` with 3 operand(s): `vphsubsw xmm, xmm.v, xmm/m`, `vphsubsw ymm, ymm.v, ymm/m`.
@@ -28699,7 +28700,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vphsubsw3,
     {
-        self.emit_forms(Mnemonic::Vphsubsw, <(A::Class, B::Class, C::Class,) as sig::Vphsubsw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vphsubsw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vphsubsw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vphsubw` with 3 operand(s): `vphsubw xmm, xmm.v, xmm/m`, `vphsubw ymm, ymm.v, ymm/m`.
@@ -28708,7 +28709,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vphsubw3,
     {
-        self.emit_forms(Mnemonic::Vphsubw, <(A::Class, B::Class, C::Class,) as sig::Vphsubw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vphsubw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vphsubw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vphsubwd` with 2 operand(s): `vphsubwd xmm, xmm/m`.
@@ -28717,7 +28718,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vphsubwd2,
     {
-        self.emit_forms(Mnemonic::Vphsubwd, <(A::Class, B::Class,) as sig::Vphsubwd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vphsubwd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vphsubwd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpinsrb` with 4 operand(s): `vpinsrb xmm, xmm.v, r32/m, ib`, `vpinsrb xmm, xmm.v, r64/m, ib`, `vpinsrb xmm, xmm.v, r32/m, ib`, `vpinsrb xmm, xmm.v, r64/m, ib`.
@@ -28726,7 +28727,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpinsrb4,
     {
-        self.emit_forms(Mnemonic::Vpinsrb, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpinsrb4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpinsrb, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpinsrb4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpinsrd` with 4 operand(s): `vpinsrd xmm, xmm.v, r32/m, ib`.
@@ -28735,7 +28736,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpinsrd4,
     {
-        self.emit_forms(Mnemonic::Vpinsrd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpinsrd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpinsrd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpinsrd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpinsrq` with 4 operand(s): `vpinsrq xmm, xmm.v, r64/m, ib`.
@@ -28744,7 +28745,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpinsrq4,
     {
-        self.emit_forms(Mnemonic::Vpinsrq, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpinsrq4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpinsrq, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpinsrq4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpinsrw` with 4 operand(s): `vpinsrw xmm, xmm.v, r32/m, ib`, `vpinsrw xmm, xmm.v, r64/m, ib`, `vpinsrw xmm, xmm.v, r32/m, ib`, `vpinsrw xmm, xmm.v, r64/m, ib`.
@@ -28753,7 +28754,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpinsrw4,
     {
-        self.emit_forms(Mnemonic::Vpinsrw, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpinsrw4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpinsrw, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpinsrw4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vplzcntd` with 2 operand(s): `vplzcntd xmm, xmm/m`, `vplzcntd ymm, ymm/m`, `vplzcntd zmm, zmm/m`.
@@ -28762,7 +28763,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vplzcntd2,
     {
-        self.emit_forms(Mnemonic::Vplzcntd, <(A::Class, B::Class,) as sig::Vplzcntd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vplzcntd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vplzcntd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vplzcntq` with 2 operand(s): `vplzcntq xmm, xmm/m`, `vplzcntq ymm, ymm/m`, `vplzcntq zmm, zmm/m`.
@@ -28771,7 +28772,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vplzcntq2,
     {
-        self.emit_forms(Mnemonic::Vplzcntq, <(A::Class, B::Class,) as sig::Vplzcntq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vplzcntq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vplzcntq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmacsdd` with 4 operand(s): `vpmacsdd xmm, xmm.v, xmm/m, xmm.is4`.
@@ -28780,7 +28781,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpmacsdd4,
     {
-        self.emit_forms(Mnemonic::Vpmacsdd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacsdd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpmacsdd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacsdd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpmacsdqh` with 4 operand(s): `vpmacsdqh xmm, xmm.v, xmm/m, xmm.is4`.
@@ -28789,7 +28790,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpmacsdqh4,
     {
-        self.emit_forms(Mnemonic::Vpmacsdqh, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacsdqh4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpmacsdqh, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacsdqh4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpmacsdql` with 4 operand(s): `vpmacsdql xmm, xmm.v, xmm/m, xmm.is4`.
@@ -28798,7 +28799,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpmacsdql4,
     {
-        self.emit_forms(Mnemonic::Vpmacsdql, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacsdql4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpmacsdql, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacsdql4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpmacssdd` with 4 operand(s): `vpmacssdd xmm, xmm.v, xmm/m, xmm.is4`.
@@ -28807,7 +28808,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpmacssdd4,
     {
-        self.emit_forms(Mnemonic::Vpmacssdd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacssdd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpmacssdd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacssdd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpmacssdqh` with 4 operand(s): `vpmacssdqh xmm, xmm.v, xmm/m, xmm.is4`.
@@ -28816,7 +28817,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpmacssdqh4,
     {
-        self.emit_forms(Mnemonic::Vpmacssdqh, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacssdqh4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpmacssdqh, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacssdqh4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpmacssdql` with 4 operand(s): `vpmacssdql xmm, xmm.v, xmm/m, xmm.is4`.
@@ -28825,7 +28826,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpmacssdql4,
     {
-        self.emit_forms(Mnemonic::Vpmacssdql, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacssdql4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpmacssdql, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacssdql4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpmacsswd` with 4 operand(s): `vpmacsswd xmm, xmm.v, xmm/m, xmm.is4`.
@@ -28834,7 +28835,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpmacsswd4,
     {
-        self.emit_forms(Mnemonic::Vpmacsswd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacsswd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpmacsswd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacsswd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpmacssww` with 4 operand(s): `vpmacssww xmm, xmm.v, xmm/m, xmm.is4`.
@@ -28843,7 +28844,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpmacssww4,
     {
-        self.emit_forms(Mnemonic::Vpmacssww, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacssww4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpmacssww, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacssww4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpmacswd` with 4 operand(s): `vpmacswd xmm, xmm.v, xmm/m, xmm.is4`.
@@ -28852,7 +28853,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpmacswd4,
     {
-        self.emit_forms(Mnemonic::Vpmacswd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacswd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpmacswd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacswd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpmacsww` with 4 operand(s): `vpmacsww xmm, xmm.v, xmm/m, xmm.is4`.
@@ -28861,7 +28862,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpmacsww4,
     {
-        self.emit_forms(Mnemonic::Vpmacsww, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacsww4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpmacsww, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmacsww4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpmadcsswd` with 4 operand(s): `vpmadcsswd xmm, xmm.v, xmm/m, xmm.is4`.
@@ -28870,7 +28871,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpmadcsswd4,
     {
-        self.emit_forms(Mnemonic::Vpmadcsswd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmadcsswd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpmadcsswd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmadcsswd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpmadcswd` with 4 operand(s): `vpmadcswd xmm, xmm.v, xmm/m, xmm.is4`.
@@ -28879,7 +28880,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpmadcswd4,
     {
-        self.emit_forms(Mnemonic::Vpmadcswd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmadcswd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpmadcswd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpmadcswd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpmadd52huq` with 3 operand(s): `vpmadd52huq xmm, xmm.v, xmm/m`, `vpmadd52huq ymm, ymm.v, ymm/m`, `vpmadd52huq xmm, xmm.v, xmm/m`, `vpmadd52huq ymm, ymm.v, ymm/m`, `vpmadd52huq zmm, zmm.v, zmm/m`.
@@ -28888,7 +28889,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmadd52huq3,
     {
-        self.emit_forms(Mnemonic::Vpmadd52huq, <(A::Class, B::Class, C::Class,) as sig::Vpmadd52huq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmadd52huq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmadd52huq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmadd52luq` with 3 operand(s): `vpmadd52luq xmm, xmm.v, xmm/m`, `vpmadd52luq ymm, ymm.v, ymm/m`, `vpmadd52luq xmm, xmm.v, xmm/m`, `vpmadd52luq ymm, ymm.v, ymm/m`, `vpmadd52luq zmm, zmm.v, zmm/m`.
@@ -28897,7 +28898,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmadd52luq3,
     {
-        self.emit_forms(Mnemonic::Vpmadd52luq, <(A::Class, B::Class, C::Class,) as sig::Vpmadd52luq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmadd52luq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmadd52luq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmaddubsw` with 3 operand(s): `vpmaddubsw xmm, xmm.v, xmm/m`, `vpmaddubsw ymm, ymm.v, ymm/m`, `vpmaddubsw xmm, xmm.v, xmm/m`, `vpmaddubsw ymm, ymm.v, ymm/m`, `vpmaddubsw zmm, zmm.v, zmm/m`.
@@ -28906,7 +28907,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmaddubsw3,
     {
-        self.emit_forms(Mnemonic::Vpmaddubsw, <(A::Class, B::Class, C::Class,) as sig::Vpmaddubsw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmaddubsw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmaddubsw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmaddwd` with 3 operand(s): `vpmaddwd xmm, xmm.v, xmm/m`, `vpmaddwd ymm, ymm.v, ymm/m`, `vpmaddwd xmm, xmm.v, xmm/m`, `vpmaddwd ymm, ymm.v, ymm/m`, `vpmaddwd zmm, zmm.v, zmm/m`.
@@ -28915,7 +28916,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmaddwd3,
     {
-        self.emit_forms(Mnemonic::Vpmaddwd, <(A::Class, B::Class, C::Class,) as sig::Vpmaddwd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmaddwd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmaddwd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmaskmovd` with 3 operand(s): `vpmaskmovd xmm, xmm.v, m`, `vpmaskmovd ymm, ymm.v, m`, `vpmaskmovd m, xmm.v, xmm`, `vpmaskmovd m, ymm.v, ymm`.
@@ -28924,7 +28925,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmaskmovd3,
     {
-        self.emit_forms(Mnemonic::Vpmaskmovd, <(A::Class, B::Class, C::Class,) as sig::Vpmaskmovd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmaskmovd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmaskmovd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmaskmovq` with 3 operand(s): `vpmaskmovq xmm, xmm.v, m`, `vpmaskmovq ymm, ymm.v, m`, `vpmaskmovq m, xmm.v, xmm`, `vpmaskmovq m, ymm.v, ymm`.
@@ -28933,7 +28934,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmaskmovq3,
     {
-        self.emit_forms(Mnemonic::Vpmaskmovq, <(A::Class, B::Class, C::Class,) as sig::Vpmaskmovq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmaskmovq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmaskmovq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmaxsb` with 3 operand(s): `vpmaxsb xmm, xmm.v, xmm/m`, `vpmaxsb ymm, ymm.v, ymm/m`, `vpmaxsb xmm, xmm.v, xmm/m`, `vpmaxsb ymm, ymm.v, ymm/m`, `vpmaxsb zmm, zmm.v, zmm/m`.
@@ -28942,7 +28943,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmaxsb3,
     {
-        self.emit_forms(Mnemonic::Vpmaxsb, <(A::Class, B::Class, C::Class,) as sig::Vpmaxsb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmaxsb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmaxsb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmaxsd` with 3 operand(s): `vpmaxsd xmm, xmm.v, xmm/m`, `vpmaxsd ymm, ymm.v, ymm/m`, `vpmaxsd xmm, xmm.v, xmm/m`, `vpmaxsd ymm, ymm.v, ymm/m`, `vpmaxsd zmm, zmm.v, zmm/m`.
@@ -28951,7 +28952,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmaxsd3,
     {
-        self.emit_forms(Mnemonic::Vpmaxsd, <(A::Class, B::Class, C::Class,) as sig::Vpmaxsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmaxsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmaxsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmaxsq` with 3 operand(s): `vpmaxsq xmm, xmm.v, xmm/m`, `vpmaxsq ymm, ymm.v, ymm/m`, `vpmaxsq zmm, zmm.v, zmm/m`.
@@ -28960,7 +28961,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmaxsq3,
     {
-        self.emit_forms(Mnemonic::Vpmaxsq, <(A::Class, B::Class, C::Class,) as sig::Vpmaxsq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmaxsq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmaxsq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmaxsw` with 3 operand(s): `vpmaxsw xmm, xmm.v, xmm/m`, `vpmaxsw ymm, ymm.v, ymm/m`, `vpmaxsw xmm, xmm.v, xmm/m`, `vpmaxsw ymm, ymm.v, ymm/m`, `vpmaxsw zmm, zmm.v, zmm/m`.
@@ -28969,7 +28970,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmaxsw3,
     {
-        self.emit_forms(Mnemonic::Vpmaxsw, <(A::Class, B::Class, C::Class,) as sig::Vpmaxsw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmaxsw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmaxsw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmaxub` with 3 operand(s): `vpmaxub xmm, xmm.v, xmm/m`, `vpmaxub ymm, ymm.v, ymm/m`, `vpmaxub xmm, xmm.v, xmm/m`, `vpmaxub ymm, ymm.v, ymm/m`, `vpmaxub zmm, zmm.v, zmm/m`.
@@ -28978,7 +28979,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmaxub3,
     {
-        self.emit_forms(Mnemonic::Vpmaxub, <(A::Class, B::Class, C::Class,) as sig::Vpmaxub3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmaxub, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmaxub3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmaxud` with 3 operand(s): `vpmaxud xmm, xmm.v, xmm/m`, `vpmaxud ymm, ymm.v, ymm/m`, `vpmaxud xmm, xmm.v, xmm/m`, `vpmaxud ymm, ymm.v, ymm/m`, `vpmaxud zmm, zmm.v, zmm/m`.
@@ -28987,7 +28988,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmaxud3,
     {
-        self.emit_forms(Mnemonic::Vpmaxud, <(A::Class, B::Class, C::Class,) as sig::Vpmaxud3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmaxud, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmaxud3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmaxuq` with 3 operand(s): `vpmaxuq xmm, xmm.v, xmm/m`, `vpmaxuq ymm, ymm.v, ymm/m`, `vpmaxuq zmm, zmm.v, zmm/m`.
@@ -28996,7 +28997,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmaxuq3,
     {
-        self.emit_forms(Mnemonic::Vpmaxuq, <(A::Class, B::Class, C::Class,) as sig::Vpmaxuq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmaxuq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmaxuq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmaxuw` with 3 operand(s): `vpmaxuw xmm, xmm.v, xmm/m`, `vpmaxuw ymm, ymm.v, ymm/m`, `vpmaxuw xmm, xmm.v, xmm/m`, `vpmaxuw ymm, ymm.v, ymm/m`, `vpmaxuw zmm, zmm.v, zmm/m`.
@@ -29005,7 +29006,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmaxuw3,
     {
-        self.emit_forms(Mnemonic::Vpmaxuw, <(A::Class, B::Class, C::Class,) as sig::Vpmaxuw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmaxuw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmaxuw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpminsb` with 3 operand(s): `vpminsb xmm, xmm.v, xmm/m`, `vpminsb ymm, ymm.v, ymm/m`, `vpminsb xmm, xmm.v, xmm/m`, `vpminsb ymm, ymm.v, ymm/m`, `vpminsb zmm, zmm.v, zmm/m`.
@@ -29014,7 +29015,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpminsb3,
     {
-        self.emit_forms(Mnemonic::Vpminsb, <(A::Class, B::Class, C::Class,) as sig::Vpminsb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpminsb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpminsb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpminsd` with 3 operand(s): `vpminsd xmm, xmm.v, xmm/m`, `vpminsd ymm, ymm.v, ymm/m`, `vpminsd xmm, xmm.v, xmm/m`, `vpminsd ymm, ymm.v, ymm/m`, `vpminsd zmm, zmm.v, zmm/m`.
@@ -29023,7 +29024,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpminsd3,
     {
-        self.emit_forms(Mnemonic::Vpminsd, <(A::Class, B::Class, C::Class,) as sig::Vpminsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpminsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpminsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpminsq` with 3 operand(s): `vpminsq xmm, xmm.v, xmm/m`, `vpminsq ymm, ymm.v, ymm/m`, `vpminsq zmm, zmm.v, zmm/m`.
@@ -29032,7 +29033,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpminsq3,
     {
-        self.emit_forms(Mnemonic::Vpminsq, <(A::Class, B::Class, C::Class,) as sig::Vpminsq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpminsq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpminsq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpminsw` with 3 operand(s): `vpminsw xmm, xmm.v, xmm/m`, `vpminsw ymm, ymm.v, ymm/m`, `vpminsw xmm, xmm.v, xmm/m`, `vpminsw ymm, ymm.v, ymm/m`, `vpminsw zmm, zmm.v, zmm/m`.
@@ -29041,7 +29042,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpminsw3,
     {
-        self.emit_forms(Mnemonic::Vpminsw, <(A::Class, B::Class, C::Class,) as sig::Vpminsw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpminsw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpminsw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpminub` with 3 operand(s): `vpminub xmm, xmm.v, xmm/m`, `vpminub ymm, ymm.v, ymm/m`, `vpminub xmm, xmm.v, xmm/m`, `vpminub ymm, ymm.v, ymm/m`, `vpminub zmm, zmm.v, zmm/m`.
@@ -29050,7 +29051,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpminub3,
     {
-        self.emit_forms(Mnemonic::Vpminub, <(A::Class, B::Class, C::Class,) as sig::Vpminub3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpminub, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpminub3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpminud` with 3 operand(s): `vpminud xmm, xmm.v, xmm/m`, `vpminud ymm, ymm.v, ymm/m`, `vpminud xmm, xmm.v, xmm/m`, `vpminud ymm, ymm.v, ymm/m`, `vpminud zmm, zmm.v, zmm/m`.
@@ -29059,7 +29060,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpminud3,
     {
-        self.emit_forms(Mnemonic::Vpminud, <(A::Class, B::Class, C::Class,) as sig::Vpminud3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpminud, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpminud3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpminuq` with 3 operand(s): `vpminuq xmm, xmm.v, xmm/m`, `vpminuq ymm, ymm.v, ymm/m`, `vpminuq zmm, zmm.v, zmm/m`.
@@ -29068,7 +29069,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpminuq3,
     {
-        self.emit_forms(Mnemonic::Vpminuq, <(A::Class, B::Class, C::Class,) as sig::Vpminuq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpminuq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpminuq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpminuw` with 3 operand(s): `vpminuw xmm, xmm.v, xmm/m`, `vpminuw ymm, ymm.v, ymm/m`, `vpminuw xmm, xmm.v, xmm/m`, `vpminuw ymm, ymm.v, ymm/m`, `vpminuw zmm, zmm.v, zmm/m`.
@@ -29077,7 +29078,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpminuw3,
     {
-        self.emit_forms(Mnemonic::Vpminuw, <(A::Class, B::Class, C::Class,) as sig::Vpminuw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpminuw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpminuw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmovb2m` with 2 operand(s): `vpmovb2m k, xmm.rm`, `vpmovb2m k, ymm.rm`, `vpmovb2m k, zmm.rm`.
@@ -29086,7 +29087,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovb2m2,
     {
-        self.emit_forms(Mnemonic::Vpmovb2m, <(A::Class, B::Class,) as sig::Vpmovb2m2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovb2m, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovb2m2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovd2m` with 2 operand(s): `vpmovd2m k, xmm.rm`, `vpmovd2m k, ymm.rm`, `vpmovd2m k, zmm.rm`.
@@ -29095,7 +29096,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovd2m2,
     {
-        self.emit_forms(Mnemonic::Vpmovd2m, <(A::Class, B::Class,) as sig::Vpmovd2m2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovd2m, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovd2m2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovdb` with 2 operand(s): `vpmovdb xmm/m, xmm`, `vpmovdb xmm/m, ymm`, `vpmovdb xmm/m, zmm`.
@@ -29104,7 +29105,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovdb2,
     {
-        self.emit_forms(Mnemonic::Vpmovdb, <(A::Class, B::Class,) as sig::Vpmovdb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovdb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovdb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovdw` with 2 operand(s): `vpmovdw xmm/m, xmm`, `vpmovdw xmm/m, ymm`, `vpmovdw ymm/m, zmm`.
@@ -29113,7 +29114,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovdw2,
     {
-        self.emit_forms(Mnemonic::Vpmovdw, <(A::Class, B::Class,) as sig::Vpmovdw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovdw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovdw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovm2b` with 2 operand(s): `vpmovm2b xmm, k.rm`, `vpmovm2b ymm, k.rm`, `vpmovm2b zmm, k.rm`.
@@ -29122,7 +29123,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovm2b2,
     {
-        self.emit_forms(Mnemonic::Vpmovm2b, <(A::Class, B::Class,) as sig::Vpmovm2b2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovm2b, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovm2b2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovm2d` with 2 operand(s): `vpmovm2d xmm, k.rm`, `vpmovm2d ymm, k.rm`, `vpmovm2d zmm, k.rm`.
@@ -29131,7 +29132,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovm2d2,
     {
-        self.emit_forms(Mnemonic::Vpmovm2d, <(A::Class, B::Class,) as sig::Vpmovm2d2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovm2d, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovm2d2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovm2q` with 2 operand(s): `vpmovm2q xmm, k.rm`, `vpmovm2q ymm, k.rm`, `vpmovm2q zmm, k.rm`.
@@ -29140,7 +29141,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovm2q2,
     {
-        self.emit_forms(Mnemonic::Vpmovm2q, <(A::Class, B::Class,) as sig::Vpmovm2q2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovm2q, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovm2q2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovm2w` with 2 operand(s): `vpmovm2w xmm, k.rm`, `vpmovm2w ymm, k.rm`, `vpmovm2w zmm, k.rm`.
@@ -29149,7 +29150,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovm2w2,
     {
-        self.emit_forms(Mnemonic::Vpmovm2w, <(A::Class, B::Class,) as sig::Vpmovm2w2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovm2w, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovm2w2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovmskb` with 2 operand(s): `vpmovmskb r32, xmm.rm`, `vpmovmskb r64, xmm.rm`, `vpmovmskb r32, ymm.rm`, `vpmovmskb r64, ymm.rm`.
@@ -29158,7 +29159,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovmskb2,
     {
-        self.emit_forms(Mnemonic::Vpmovmskb, <(A::Class, B::Class,) as sig::Vpmovmskb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovmskb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovmskb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovq2m` with 2 operand(s): `vpmovq2m k, xmm.rm`, `vpmovq2m k, ymm.rm`, `vpmovq2m k, zmm.rm`.
@@ -29167,7 +29168,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovq2m2,
     {
-        self.emit_forms(Mnemonic::Vpmovq2m, <(A::Class, B::Class,) as sig::Vpmovq2m2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovq2m, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovq2m2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovqb` with 2 operand(s): `vpmovqb xmm/m, xmm`, `vpmovqb xmm/m, ymm`, `vpmovqb xmm/m, zmm`.
@@ -29176,7 +29177,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovqb2,
     {
-        self.emit_forms(Mnemonic::Vpmovqb, <(A::Class, B::Class,) as sig::Vpmovqb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovqb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovqb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovqd` with 2 operand(s): `vpmovqd xmm/m, xmm`, `vpmovqd xmm/m, ymm`, `vpmovqd ymm/m, zmm`.
@@ -29185,7 +29186,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovqd2,
     {
-        self.emit_forms(Mnemonic::Vpmovqd, <(A::Class, B::Class,) as sig::Vpmovqd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovqd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovqd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovqw` with 2 operand(s): `vpmovqw xmm/m, xmm`, `vpmovqw xmm/m, ymm`, `vpmovqw xmm/m, zmm`.
@@ -29194,7 +29195,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovqw2,
     {
-        self.emit_forms(Mnemonic::Vpmovqw, <(A::Class, B::Class,) as sig::Vpmovqw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovqw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovqw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovsdb` with 2 operand(s): `vpmovsdb xmm/m, xmm`, `vpmovsdb xmm/m, ymm`, `vpmovsdb xmm/m, zmm`.
@@ -29203,7 +29204,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovsdb2,
     {
-        self.emit_forms(Mnemonic::Vpmovsdb, <(A::Class, B::Class,) as sig::Vpmovsdb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovsdb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovsdb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovsdw` with 2 operand(s): `vpmovsdw xmm/m, xmm`, `vpmovsdw xmm/m, ymm`, `vpmovsdw ymm/m, zmm`.
@@ -29212,7 +29213,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovsdw2,
     {
-        self.emit_forms(Mnemonic::Vpmovsdw, <(A::Class, B::Class,) as sig::Vpmovsdw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovsdw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovsdw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovsqb` with 2 operand(s): `vpmovsqb xmm/m, xmm`, `vpmovsqb xmm/m, ymm`, `vpmovsqb xmm/m, zmm`.
@@ -29221,7 +29222,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovsqb2,
     {
-        self.emit_forms(Mnemonic::Vpmovsqb, <(A::Class, B::Class,) as sig::Vpmovsqb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovsqb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovsqb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovsqd` with 2 operand(s): `vpmovsqd xmm/m, xmm`, `vpmovsqd xmm/m, ymm`, `vpmovsqd ymm/m, zmm`.
@@ -29230,7 +29231,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovsqd2,
     {
-        self.emit_forms(Mnemonic::Vpmovsqd, <(A::Class, B::Class,) as sig::Vpmovsqd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovsqd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovsqd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovsqw` with 2 operand(s): `vpmovsqw xmm/m, xmm`, `vpmovsqw xmm/m, ymm`, `vpmovsqw xmm/m, zmm`.
@@ -29239,7 +29240,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovsqw2,
     {
-        self.emit_forms(Mnemonic::Vpmovsqw, <(A::Class, B::Class,) as sig::Vpmovsqw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovsqw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovsqw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovswb` with 2 operand(s): `vpmovswb xmm/m, xmm`, `vpmovswb xmm/m, ymm`, `vpmovswb ymm/m, zmm`.
@@ -29248,7 +29249,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovswb2,
     {
-        self.emit_forms(Mnemonic::Vpmovswb, <(A::Class, B::Class,) as sig::Vpmovswb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovswb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovswb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovsxbd` with 2 operand(s): `vpmovsxbd xmm, xmm/m`, `vpmovsxbd ymm, xmm/m`, `vpmovsxbd xmm, xmm/m`, `vpmovsxbd ymm, xmm/m`, `vpmovsxbd zmm, xmm/m`.
@@ -29257,7 +29258,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovsxbd2,
     {
-        self.emit_forms(Mnemonic::Vpmovsxbd, <(A::Class, B::Class,) as sig::Vpmovsxbd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovsxbd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovsxbd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovsxbq` with 2 operand(s): `vpmovsxbq xmm, xmm/m`, `vpmovsxbq ymm, xmm/m`, `vpmovsxbq xmm, xmm/m`, `vpmovsxbq ymm, xmm/m`, `vpmovsxbq zmm, xmm/m`.
@@ -29266,7 +29267,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovsxbq2,
     {
-        self.emit_forms(Mnemonic::Vpmovsxbq, <(A::Class, B::Class,) as sig::Vpmovsxbq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovsxbq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovsxbq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovsxbw` with 2 operand(s): `vpmovsxbw xmm, xmm/m`, `vpmovsxbw ymm, xmm/m`, `vpmovsxbw xmm, xmm/m`, `vpmovsxbw ymm, xmm/m`, `vpmovsxbw zmm, ymm/m`.
@@ -29275,7 +29276,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovsxbw2,
     {
-        self.emit_forms(Mnemonic::Vpmovsxbw, <(A::Class, B::Class,) as sig::Vpmovsxbw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovsxbw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovsxbw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovsxdq` with 2 operand(s): `vpmovsxdq xmm, xmm/m`, `vpmovsxdq ymm, xmm/m`, `vpmovsxdq xmm, xmm/m`, `vpmovsxdq ymm, xmm/m`, `vpmovsxdq zmm, ymm/m`.
@@ -29284,7 +29285,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovsxdq2,
     {
-        self.emit_forms(Mnemonic::Vpmovsxdq, <(A::Class, B::Class,) as sig::Vpmovsxdq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovsxdq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovsxdq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovsxwd` with 2 operand(s): `vpmovsxwd xmm, xmm/m`, `vpmovsxwd ymm, xmm/m`, `vpmovsxwd xmm, xmm/m`, `vpmovsxwd ymm, xmm/m`, `vpmovsxwd zmm, ymm/m`.
@@ -29293,7 +29294,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovsxwd2,
     {
-        self.emit_forms(Mnemonic::Vpmovsxwd, <(A::Class, B::Class,) as sig::Vpmovsxwd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovsxwd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovsxwd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovsxwq` with 2 operand(s): `vpmovsxwq xmm, xmm/m`, `vpmovsxwq ymm, xmm/m`, `vpmovsxwq xmm, xmm/m`, `vpmovsxwq ymm, xmm/m`, `vpmovsxwq zmm, xmm/m`.
@@ -29302,7 +29303,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovsxwq2,
     {
-        self.emit_forms(Mnemonic::Vpmovsxwq, <(A::Class, B::Class,) as sig::Vpmovsxwq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovsxwq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovsxwq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovusdb` with 2 operand(s): `vpmovusdb xmm/m, xmm`, `vpmovusdb xmm/m, ymm`, `vpmovusdb xmm/m, zmm`.
@@ -29311,7 +29312,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovusdb2,
     {
-        self.emit_forms(Mnemonic::Vpmovusdb, <(A::Class, B::Class,) as sig::Vpmovusdb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovusdb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovusdb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovusdw` with 2 operand(s): `vpmovusdw xmm/m, xmm`, `vpmovusdw xmm/m, ymm`, `vpmovusdw ymm/m, zmm`.
@@ -29320,7 +29321,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovusdw2,
     {
-        self.emit_forms(Mnemonic::Vpmovusdw, <(A::Class, B::Class,) as sig::Vpmovusdw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovusdw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovusdw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovusqb` with 2 operand(s): `vpmovusqb xmm/m, xmm`, `vpmovusqb xmm/m, ymm`, `vpmovusqb xmm/m, zmm`.
@@ -29329,7 +29330,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovusqb2,
     {
-        self.emit_forms(Mnemonic::Vpmovusqb, <(A::Class, B::Class,) as sig::Vpmovusqb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovusqb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovusqb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovusqd` with 2 operand(s): `vpmovusqd xmm/m, xmm`, `vpmovusqd xmm/m, ymm`, `vpmovusqd ymm/m, zmm`.
@@ -29338,7 +29339,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovusqd2,
     {
-        self.emit_forms(Mnemonic::Vpmovusqd, <(A::Class, B::Class,) as sig::Vpmovusqd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovusqd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovusqd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovusqw` with 2 operand(s): `vpmovusqw xmm/m, xmm`, `vpmovusqw xmm/m, ymm`, `vpmovusqw xmm/m, zmm`.
@@ -29347,7 +29348,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovusqw2,
     {
-        self.emit_forms(Mnemonic::Vpmovusqw, <(A::Class, B::Class,) as sig::Vpmovusqw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovusqw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovusqw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovuswb` with 2 operand(s): `vpmovuswb xmm/m, xmm`, `vpmovuswb xmm/m, ymm`, `vpmovuswb ymm/m, zmm`.
@@ -29356,7 +29357,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovuswb2,
     {
-        self.emit_forms(Mnemonic::Vpmovuswb, <(A::Class, B::Class,) as sig::Vpmovuswb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovuswb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovuswb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovw2m` with 2 operand(s): `vpmovw2m k, xmm.rm`, `vpmovw2m k, ymm.rm`, `vpmovw2m k, zmm.rm`.
@@ -29365,7 +29366,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovw2m2,
     {
-        self.emit_forms(Mnemonic::Vpmovw2m, <(A::Class, B::Class,) as sig::Vpmovw2m2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovw2m, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovw2m2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovwb` with 2 operand(s): `vpmovwb xmm/m, xmm`, `vpmovwb xmm/m, ymm`, `vpmovwb ymm/m, zmm`.
@@ -29374,7 +29375,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovwb2,
     {
-        self.emit_forms(Mnemonic::Vpmovwb, <(A::Class, B::Class,) as sig::Vpmovwb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovwb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovwb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovzxbd` with 2 operand(s): `vpmovzxbd xmm, xmm/m`, `vpmovzxbd ymm, xmm/m`, `vpmovzxbd xmm, xmm/m`, `vpmovzxbd ymm, xmm/m`, `vpmovzxbd zmm, xmm/m`.
@@ -29383,7 +29384,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovzxbd2,
     {
-        self.emit_forms(Mnemonic::Vpmovzxbd, <(A::Class, B::Class,) as sig::Vpmovzxbd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovzxbd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovzxbd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovzxbq` with 2 operand(s): `vpmovzxbq xmm, xmm/m`, `vpmovzxbq ymm, xmm/m`, `vpmovzxbq xmm, xmm/m`, `vpmovzxbq ymm, xmm/m`, `vpmovzxbq zmm, xmm/m`.
@@ -29392,7 +29393,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovzxbq2,
     {
-        self.emit_forms(Mnemonic::Vpmovzxbq, <(A::Class, B::Class,) as sig::Vpmovzxbq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovzxbq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovzxbq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovzxbw` with 2 operand(s): `vpmovzxbw xmm, xmm/m`, `vpmovzxbw ymm, xmm/m`, `vpmovzxbw xmm, xmm/m`, `vpmovzxbw ymm, xmm/m`, `vpmovzxbw zmm, ymm/m`.
@@ -29401,7 +29402,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovzxbw2,
     {
-        self.emit_forms(Mnemonic::Vpmovzxbw, <(A::Class, B::Class,) as sig::Vpmovzxbw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovzxbw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovzxbw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovzxdq` with 2 operand(s): `vpmovzxdq xmm, xmm/m`, `vpmovzxdq ymm, xmm/m`, `vpmovzxdq xmm, xmm/m`, `vpmovzxdq ymm, xmm/m`, `vpmovzxdq zmm, ymm/m`.
@@ -29410,7 +29411,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovzxdq2,
     {
-        self.emit_forms(Mnemonic::Vpmovzxdq, <(A::Class, B::Class,) as sig::Vpmovzxdq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovzxdq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovzxdq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovzxwd` with 2 operand(s): `vpmovzxwd xmm, xmm/m`, `vpmovzxwd ymm, xmm/m`, `vpmovzxwd xmm, xmm/m`, `vpmovzxwd ymm, xmm/m`, `vpmovzxwd zmm, ymm/m`.
@@ -29419,7 +29420,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovzxwd2,
     {
-        self.emit_forms(Mnemonic::Vpmovzxwd, <(A::Class, B::Class,) as sig::Vpmovzxwd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovzxwd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovzxwd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmovzxwq` with 2 operand(s): `vpmovzxwq xmm, xmm/m`, `vpmovzxwq ymm, xmm/m`, `vpmovzxwq xmm, xmm/m`, `vpmovzxwq ymm, xmm/m`, `vpmovzxwq zmm, xmm/m`.
@@ -29428,7 +29429,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpmovzxwq2,
     {
-        self.emit_forms(Mnemonic::Vpmovzxwq, <(A::Class, B::Class,) as sig::Vpmovzxwq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpmovzxwq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpmovzxwq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpmuldq` with 3 operand(s): `vpmuldq xmm, xmm.v, xmm/m`, `vpmuldq ymm, ymm.v, ymm/m`, `vpmuldq xmm, xmm.v, xmm/m`, `vpmuldq ymm, ymm.v, ymm/m`, `vpmuldq zmm, zmm.v, zmm/m`.
@@ -29437,7 +29438,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmuldq3,
     {
-        self.emit_forms(Mnemonic::Vpmuldq, <(A::Class, B::Class, C::Class,) as sig::Vpmuldq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmuldq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmuldq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmulhrsw` with 3 operand(s): `vpmulhrsw xmm, xmm.v, xmm/m`, `vpmulhrsw ymm, ymm.v, ymm/m`, `vpmulhrsw xmm, xmm.v, xmm/m`, `vpmulhrsw ymm, ymm.v, ymm/m`, `vpmulhrsw zmm, zmm.v, zmm/m`.
@@ -29446,7 +29447,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmulhrsw3,
     {
-        self.emit_forms(Mnemonic::Vpmulhrsw, <(A::Class, B::Class, C::Class,) as sig::Vpmulhrsw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmulhrsw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmulhrsw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmulhuw` with 3 operand(s): `vpmulhuw xmm, xmm.v, xmm/m`, `vpmulhuw ymm, ymm.v, ymm/m`, `vpmulhuw xmm, xmm.v, xmm/m`, `vpmulhuw ymm, ymm.v, ymm/m`, `vpmulhuw zmm, zmm.v, zmm/m`.
@@ -29455,7 +29456,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmulhuw3,
     {
-        self.emit_forms(Mnemonic::Vpmulhuw, <(A::Class, B::Class, C::Class,) as sig::Vpmulhuw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmulhuw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmulhuw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmulhw` with 3 operand(s): `vpmulhw xmm, xmm.v, xmm/m`, `vpmulhw ymm, ymm.v, ymm/m`, `vpmulhw xmm, xmm.v, xmm/m`, `vpmulhw ymm, ymm.v, ymm/m`, `vpmulhw zmm, zmm.v, zmm/m`.
@@ -29464,7 +29465,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmulhw3,
     {
-        self.emit_forms(Mnemonic::Vpmulhw, <(A::Class, B::Class, C::Class,) as sig::Vpmulhw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmulhw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmulhw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmulld` with 3 operand(s): `vpmulld xmm, xmm.v, xmm/m`, `vpmulld ymm, ymm.v, ymm/m`, `vpmulld xmm, xmm.v, xmm/m`, `vpmulld ymm, ymm.v, ymm/m`, `vpmulld zmm, zmm.v, zmm/m`.
@@ -29473,7 +29474,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmulld3,
     {
-        self.emit_forms(Mnemonic::Vpmulld, <(A::Class, B::Class, C::Class,) as sig::Vpmulld3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmulld, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmulld3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmullq` with 3 operand(s): `vpmullq xmm, xmm.v, xmm/m`, `vpmullq ymm, ymm.v, ymm/m`, `vpmullq zmm, zmm.v, zmm/m`.
@@ -29482,7 +29483,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmullq3,
     {
-        self.emit_forms(Mnemonic::Vpmullq, <(A::Class, B::Class, C::Class,) as sig::Vpmullq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmullq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmullq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmullw` with 3 operand(s): `vpmullw xmm, xmm.v, xmm/m`, `vpmullw ymm, ymm.v, ymm/m`, `vpmullw xmm, xmm.v, xmm/m`, `vpmullw ymm, ymm.v, ymm/m`, `vpmullw zmm, zmm.v, zmm/m`.
@@ -29491,7 +29492,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmullw3,
     {
-        self.emit_forms(Mnemonic::Vpmullw, <(A::Class, B::Class, C::Class,) as sig::Vpmullw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmullw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmullw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmultishiftqb` with 3 operand(s): `vpmultishiftqb xmm, xmm.v, xmm/m`, `vpmultishiftqb ymm, ymm.v, ymm/m`, `vpmultishiftqb zmm, zmm.v, zmm/m`.
@@ -29500,7 +29501,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmultishiftqb3,
     {
-        self.emit_forms(Mnemonic::Vpmultishiftqb, <(A::Class, B::Class, C::Class,) as sig::Vpmultishiftqb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmultishiftqb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmultishiftqb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpmuludq` with 3 operand(s): `vpmuludq xmm, xmm.v, xmm/m`, `vpmuludq ymm, ymm.v, ymm/m`, `vpmuludq xmm, xmm.v, xmm/m`, `vpmuludq ymm, ymm.v, ymm/m`, `vpmuludq zmm, zmm.v, zmm/m`.
@@ -29509,7 +29510,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpmuludq3,
     {
-        self.emit_forms(Mnemonic::Vpmuludq, <(A::Class, B::Class, C::Class,) as sig::Vpmuludq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpmuludq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpmuludq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpopcntb` with 2 operand(s): `vpopcntb xmm, xmm/m`, `vpopcntb ymm, ymm/m`, `vpopcntb zmm, zmm/m`.
@@ -29518,7 +29519,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpopcntb2,
     {
-        self.emit_forms(Mnemonic::Vpopcntb, <(A::Class, B::Class,) as sig::Vpopcntb2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpopcntb, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpopcntb2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpopcntd` with 2 operand(s): `vpopcntd xmm, xmm/m`, `vpopcntd ymm, ymm/m`, `vpopcntd zmm, zmm/m`.
@@ -29527,7 +29528,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpopcntd2,
     {
-        self.emit_forms(Mnemonic::Vpopcntd, <(A::Class, B::Class,) as sig::Vpopcntd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpopcntd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpopcntd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpopcntq` with 2 operand(s): `vpopcntq xmm, xmm/m`, `vpopcntq ymm, ymm/m`, `vpopcntq zmm, zmm/m`.
@@ -29536,7 +29537,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpopcntq2,
     {
-        self.emit_forms(Mnemonic::Vpopcntq, <(A::Class, B::Class,) as sig::Vpopcntq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpopcntq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpopcntq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpopcntw` with 2 operand(s): `vpopcntw xmm, xmm/m`, `vpopcntw ymm, ymm/m`, `vpopcntw zmm, zmm/m`.
@@ -29545,7 +29546,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpopcntw2,
     {
-        self.emit_forms(Mnemonic::Vpopcntw, <(A::Class, B::Class,) as sig::Vpopcntw2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpopcntw, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpopcntw2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpor` with 3 operand(s): `vpor xmm, xmm.v, xmm/m`, `vpor ymm, ymm.v, ymm/m`.
@@ -29554,7 +29555,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpor3,
     {
-        self.emit_forms(Mnemonic::Vpor, <(A::Class, B::Class, C::Class,) as sig::Vpor3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpor, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpor3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpord` with 3 operand(s): `vpord xmm, xmm.v, xmm/m`, `vpord ymm, ymm.v, ymm/m`, `vpord zmm, zmm.v, zmm/m`.
@@ -29563,7 +29564,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpord3,
     {
-        self.emit_forms(Mnemonic::Vpord, <(A::Class, B::Class, C::Class,) as sig::Vpord3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpord, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpord3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vporq` with 3 operand(s): `vporq xmm, xmm.v, xmm/m`, `vporq ymm, ymm.v, ymm/m`, `vporq zmm, zmm.v, zmm/m`.
@@ -29572,7 +29573,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vporq3,
     {
-        self.emit_forms(Mnemonic::Vporq, <(A::Class, B::Class, C::Class,) as sig::Vporq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vporq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vporq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpperm` with 4 operand(s): `vpperm xmm, xmm.v, xmm/m, xmm.is4`, `vpperm xmm, xmm.v, xmm.is4, xmm/m`.
@@ -29581,7 +29582,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpperm4,
     {
-        self.emit_forms(Mnemonic::Vpperm, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpperm4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpperm, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpperm4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vprold` with 3 operand(s): `vprold xmm.v, xmm/m, ib`, `vprold ymm.v, ymm/m, ib`, `vprold zmm.v, zmm/m, ib`.
@@ -29590,7 +29591,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vprold3,
     {
-        self.emit_forms(Mnemonic::Vprold, <(A::Class, B::Class, C::Class,) as sig::Vprold3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vprold, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vprold3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vprolq` with 3 operand(s): `vprolq xmm.v, xmm/m, ib`, `vprolq ymm.v, ymm/m, ib`, `vprolq zmm.v, zmm/m, ib`.
@@ -29599,7 +29600,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vprolq3,
     {
-        self.emit_forms(Mnemonic::Vprolq, <(A::Class, B::Class, C::Class,) as sig::Vprolq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vprolq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vprolq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vprolvd` with 3 operand(s): `vprolvd xmm, xmm.v, xmm/m`, `vprolvd ymm, ymm.v, ymm/m`, `vprolvd zmm, zmm.v, zmm/m`.
@@ -29608,7 +29609,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vprolvd3,
     {
-        self.emit_forms(Mnemonic::Vprolvd, <(A::Class, B::Class, C::Class,) as sig::Vprolvd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vprolvd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vprolvd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vprolvq` with 3 operand(s): `vprolvq xmm, xmm.v, xmm/m`, `vprolvq ymm, ymm.v, ymm/m`, `vprolvq zmm, zmm.v, zmm/m`.
@@ -29617,7 +29618,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vprolvq3,
     {
-        self.emit_forms(Mnemonic::Vprolvq, <(A::Class, B::Class, C::Class,) as sig::Vprolvq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vprolvq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vprolvq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vprord` with 3 operand(s): `vprord xmm.v, xmm/m, ib`, `vprord ymm.v, ymm/m, ib`, `vprord zmm.v, zmm/m, ib`.
@@ -29626,7 +29627,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vprord3,
     {
-        self.emit_forms(Mnemonic::Vprord, <(A::Class, B::Class, C::Class,) as sig::Vprord3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vprord, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vprord3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vprorq` with 3 operand(s): `vprorq xmm.v, xmm/m, ib`, `vprorq ymm.v, ymm/m, ib`, `vprorq zmm.v, zmm/m, ib`.
@@ -29635,7 +29636,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vprorq3,
     {
-        self.emit_forms(Mnemonic::Vprorq, <(A::Class, B::Class, C::Class,) as sig::Vprorq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vprorq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vprorq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vprorvd` with 3 operand(s): `vprorvd xmm, xmm.v, xmm/m`, `vprorvd ymm, ymm.v, ymm/m`, `vprorvd zmm, zmm.v, zmm/m`.
@@ -29644,7 +29645,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vprorvd3,
     {
-        self.emit_forms(Mnemonic::Vprorvd, <(A::Class, B::Class, C::Class,) as sig::Vprorvd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vprorvd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vprorvd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vprorvq` with 3 operand(s): `vprorvq xmm, xmm.v, xmm/m`, `vprorvq ymm, ymm.v, ymm/m`, `vprorvq zmm, zmm.v, zmm/m`.
@@ -29653,7 +29654,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vprorvq3,
     {
-        self.emit_forms(Mnemonic::Vprorvq, <(A::Class, B::Class, C::Class,) as sig::Vprorvq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vprorvq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vprorvq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vprotb` with 3 operand(s): `vprotb xmm, xmm/m, ib`, `vprotb xmm, xmm/m, xmm.v`, `vprotb xmm, xmm.v, xmm/m`.
@@ -29662,7 +29663,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vprotb3,
     {
-        self.emit_forms(Mnemonic::Vprotb, <(A::Class, B::Class, C::Class,) as sig::Vprotb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vprotb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vprotb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vprotd` with 3 operand(s): `vprotd xmm, xmm/m, ib`, `vprotd xmm, xmm/m, xmm.v`, `vprotd xmm, xmm.v, xmm/m`.
@@ -29671,7 +29672,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vprotd3,
     {
-        self.emit_forms(Mnemonic::Vprotd, <(A::Class, B::Class, C::Class,) as sig::Vprotd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vprotd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vprotd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vprotq` with 3 operand(s): `vprotq xmm, xmm/m, ib`, `vprotq xmm, xmm/m, xmm.v`, `vprotq xmm, xmm.v, xmm/m`.
@@ -29680,7 +29681,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vprotq3,
     {
-        self.emit_forms(Mnemonic::Vprotq, <(A::Class, B::Class, C::Class,) as sig::Vprotq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vprotq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vprotq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vprotw` with 3 operand(s): `vprotw xmm, xmm/m, ib`, `vprotw xmm, xmm/m, xmm.v`, `vprotw xmm, xmm.v, xmm/m`.
@@ -29689,7 +29690,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vprotw3,
     {
-        self.emit_forms(Mnemonic::Vprotw, <(A::Class, B::Class, C::Class,) as sig::Vprotw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vprotw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vprotw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsadbw` with 3 operand(s): `vpsadbw xmm, xmm.v, xmm/m`, `vpsadbw ymm, ymm.v, ymm/m`, `vpsadbw xmm, xmm.v, xmm/m`, `vpsadbw ymm, ymm.v, ymm/m`, `vpsadbw zmm, zmm.v, zmm/m`.
@@ -29698,7 +29699,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsadbw3,
     {
-        self.emit_forms(Mnemonic::Vpsadbw, <(A::Class, B::Class, C::Class,) as sig::Vpsadbw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsadbw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsadbw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpscatterdd` with 2 operand(s): `vpscatterdd vm32x, xmm`, `vpscatterdd vm32y, ymm`, `vpscatterdd vm32z, zmm`.
@@ -29707,7 +29708,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpscatterdd2,
     {
-        self.emit_forms(Mnemonic::Vpscatterdd, <(A::Class, B::Class,) as sig::Vpscatterdd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpscatterdd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpscatterdd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpscatterdq` with 2 operand(s): `vpscatterdq vm32x, xmm`, `vpscatterdq vm32x, ymm`, `vpscatterdq vm32y, zmm`.
@@ -29716,7 +29717,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpscatterdq2,
     {
-        self.emit_forms(Mnemonic::Vpscatterdq, <(A::Class, B::Class,) as sig::Vpscatterdq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpscatterdq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpscatterdq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpscatterqd` with 2 operand(s): `vpscatterqd vm64x, xmm`, `vpscatterqd vm64y, xmm`, `vpscatterqd vm64z, ymm`.
@@ -29725,7 +29726,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpscatterqd2,
     {
-        self.emit_forms(Mnemonic::Vpscatterqd, <(A::Class, B::Class,) as sig::Vpscatterqd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpscatterqd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpscatterqd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpscatterqq` with 2 operand(s): `vpscatterqq vm64x, xmm`, `vpscatterqq vm64y, ymm`, `vpscatterqq vm64z, zmm`.
@@ -29734,7 +29735,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vpscatterqq2,
     {
-        self.emit_forms(Mnemonic::Vpscatterqq, <(A::Class, B::Class,) as sig::Vpscatterqq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vpscatterqq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vpscatterqq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vpshab` with 3 operand(s): `vpshab xmm, xmm/m, xmm.v`, `vpshab xmm, xmm.v, xmm/m`.
@@ -29743,7 +29744,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshab3,
     {
-        self.emit_forms(Mnemonic::Vpshab, <(A::Class, B::Class, C::Class,) as sig::Vpshab3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshab, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshab3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshad` with 3 operand(s): `vpshad xmm, xmm/m, xmm.v`, `vpshad xmm, xmm.v, xmm/m`.
@@ -29752,7 +29753,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshad3,
     {
-        self.emit_forms(Mnemonic::Vpshad, <(A::Class, B::Class, C::Class,) as sig::Vpshad3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshad, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshad3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshaq` with 3 operand(s): `vpshaq xmm, xmm/m, xmm.v`, `vpshaq xmm, xmm.v, xmm/m`.
@@ -29761,7 +29762,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshaq3,
     {
-        self.emit_forms(Mnemonic::Vpshaq, <(A::Class, B::Class, C::Class,) as sig::Vpshaq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshaq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshaq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshaw` with 3 operand(s): `vpshaw xmm, xmm/m, xmm.v`, `vpshaw xmm, xmm.v, xmm/m`.
@@ -29770,7 +29771,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshaw3,
     {
-        self.emit_forms(Mnemonic::Vpshaw, <(A::Class, B::Class, C::Class,) as sig::Vpshaw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshaw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshaw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshlb` with 3 operand(s): `vpshlb xmm, xmm/m, xmm.v`, `vpshlb xmm, xmm.v, xmm/m`.
@@ -29779,7 +29780,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshlb3,
     {
-        self.emit_forms(Mnemonic::Vpshlb, <(A::Class, B::Class, C::Class,) as sig::Vpshlb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshlb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshlb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshld` with 3 operand(s): `vpshld xmm, xmm/m, xmm.v`, `vpshld xmm, xmm.v, xmm/m`.
@@ -29788,7 +29789,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshld3,
     {
-        self.emit_forms(Mnemonic::Vpshld, <(A::Class, B::Class, C::Class,) as sig::Vpshld3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshld, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshld3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshldd` with 4 operand(s): `vpshldd xmm, xmm.v, xmm/m, ib`, `vpshldd ymm, ymm.v, ymm/m, ib`, `vpshldd zmm, zmm.v, zmm/m, ib`.
@@ -29797,7 +29798,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpshldd4,
     {
-        self.emit_forms(Mnemonic::Vpshldd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpshldd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpshldd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpshldd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpshldq` with 4 operand(s): `vpshldq xmm, xmm.v, xmm/m, ib`, `vpshldq ymm, ymm.v, ymm/m, ib`, `vpshldq zmm, zmm.v, zmm/m, ib`.
@@ -29806,7 +29807,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpshldq4,
     {
-        self.emit_forms(Mnemonic::Vpshldq, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpshldq4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpshldq, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpshldq4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpshldvd` with 3 operand(s): `vpshldvd xmm, xmm.v, xmm/m`, `vpshldvd ymm, ymm.v, ymm/m`, `vpshldvd zmm, zmm.v, zmm/m`.
@@ -29815,7 +29816,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshldvd3,
     {
-        self.emit_forms(Mnemonic::Vpshldvd, <(A::Class, B::Class, C::Class,) as sig::Vpshldvd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshldvd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshldvd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshldvq` with 3 operand(s): `vpshldvq xmm, xmm.v, xmm/m`, `vpshldvq ymm, ymm.v, ymm/m`, `vpshldvq zmm, zmm.v, zmm/m`.
@@ -29824,7 +29825,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshldvq3,
     {
-        self.emit_forms(Mnemonic::Vpshldvq, <(A::Class, B::Class, C::Class,) as sig::Vpshldvq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshldvq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshldvq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshldvw` with 3 operand(s): `vpshldvw xmm, xmm.v, xmm/m`, `vpshldvw ymm, ymm.v, ymm/m`, `vpshldvw zmm, zmm.v, zmm/m`.
@@ -29833,7 +29834,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshldvw3,
     {
-        self.emit_forms(Mnemonic::Vpshldvw, <(A::Class, B::Class, C::Class,) as sig::Vpshldvw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshldvw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshldvw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshldw` with 4 operand(s): `vpshldw xmm, xmm.v, xmm/m, ib`, `vpshldw ymm, ymm.v, ymm/m, ib`, `vpshldw zmm, zmm.v, zmm/m, ib`.
@@ -29842,7 +29843,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpshldw4,
     {
-        self.emit_forms(Mnemonic::Vpshldw, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpshldw4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpshldw, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpshldw4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpshlq` with 3 operand(s): `vpshlq xmm, xmm/m, xmm.v`, `vpshlq xmm, xmm.v, xmm/m`.
@@ -29851,7 +29852,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshlq3,
     {
-        self.emit_forms(Mnemonic::Vpshlq, <(A::Class, B::Class, C::Class,) as sig::Vpshlq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshlq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshlq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshlw` with 3 operand(s): `vpshlw xmm, xmm/m, xmm.v`, `vpshlw xmm, xmm.v, xmm/m`.
@@ -29860,7 +29861,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshlw3,
     {
-        self.emit_forms(Mnemonic::Vpshlw, <(A::Class, B::Class, C::Class,) as sig::Vpshlw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshlw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshlw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshrdd` with 4 operand(s): `vpshrdd xmm, xmm.v, xmm/m, ib`, `vpshrdd ymm, ymm.v, ymm/m, ib`, `vpshrdd zmm, zmm.v, zmm/m, ib`.
@@ -29869,7 +29870,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpshrdd4,
     {
-        self.emit_forms(Mnemonic::Vpshrdd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpshrdd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpshrdd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpshrdd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpshrdq` with 4 operand(s): `vpshrdq xmm, xmm.v, xmm/m, ib`, `vpshrdq ymm, ymm.v, ymm/m, ib`, `vpshrdq zmm, zmm.v, zmm/m, ib`.
@@ -29878,7 +29879,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpshrdq4,
     {
-        self.emit_forms(Mnemonic::Vpshrdq, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpshrdq4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpshrdq, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpshrdq4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpshrdvd` with 3 operand(s): `vpshrdvd xmm, xmm.v, xmm/m`, `vpshrdvd ymm, ymm.v, ymm/m`, `vpshrdvd zmm, zmm.v, zmm/m`.
@@ -29887,7 +29888,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshrdvd3,
     {
-        self.emit_forms(Mnemonic::Vpshrdvd, <(A::Class, B::Class, C::Class,) as sig::Vpshrdvd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshrdvd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshrdvd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshrdvq` with 3 operand(s): `vpshrdvq xmm, xmm.v, xmm/m`, `vpshrdvq ymm, ymm.v, ymm/m`, `vpshrdvq zmm, zmm.v, zmm/m`.
@@ -29896,7 +29897,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshrdvq3,
     {
-        self.emit_forms(Mnemonic::Vpshrdvq, <(A::Class, B::Class, C::Class,) as sig::Vpshrdvq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshrdvq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshrdvq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshrdvw` with 3 operand(s): `vpshrdvw xmm, xmm.v, xmm/m`, `vpshrdvw ymm, ymm.v, ymm/m`, `vpshrdvw zmm, zmm.v, zmm/m`.
@@ -29905,7 +29906,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshrdvw3,
     {
-        self.emit_forms(Mnemonic::Vpshrdvw, <(A::Class, B::Class, C::Class,) as sig::Vpshrdvw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshrdvw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshrdvw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshrdw` with 4 operand(s): `vpshrdw xmm, xmm.v, xmm/m, ib`, `vpshrdw ymm, ymm.v, ymm/m, ib`, `vpshrdw zmm, zmm.v, zmm/m, ib`.
@@ -29914,7 +29915,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpshrdw4,
     {
-        self.emit_forms(Mnemonic::Vpshrdw, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpshrdw4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpshrdw, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpshrdw4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpshufb` with 3 operand(s): `vpshufb xmm, xmm.v, xmm/m`, `vpshufb ymm, ymm.v, ymm/m`, `vpshufb xmm, xmm.v, xmm/m`, `vpshufb ymm, ymm.v, ymm/m`, `vpshufb zmm, zmm.v, zmm/m`.
@@ -29923,7 +29924,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshufb3,
     {
-        self.emit_forms(Mnemonic::Vpshufb, <(A::Class, B::Class, C::Class,) as sig::Vpshufb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshufb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshufb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshufbitqmb` with 3 operand(s): `vpshufbitqmb k, xmm.v, xmm/m`, `vpshufbitqmb k, ymm.v, ymm/m`, `vpshufbitqmb k, zmm.v, zmm/m`.
@@ -29932,7 +29933,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshufbitqmb3,
     {
-        self.emit_forms(Mnemonic::Vpshufbitqmb, <(A::Class, B::Class, C::Class,) as sig::Vpshufbitqmb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshufbitqmb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshufbitqmb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshufd` with 3 operand(s): `vpshufd xmm, xmm/m, ib`, `vpshufd ymm, ymm/m, ib`, `vpshufd xmm, xmm/m, ib`, `vpshufd ymm, ymm/m, ib`, `vpshufd zmm, zmm/m, ib`.
@@ -29941,7 +29942,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshufd3,
     {
-        self.emit_forms(Mnemonic::Vpshufd, <(A::Class, B::Class, C::Class,) as sig::Vpshufd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshufd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshufd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshufhw` with 3 operand(s): `vpshufhw xmm, xmm/m, ib`, `vpshufhw ymm, ymm/m, ib`, `vpshufhw xmm, xmm/m, ib`, `vpshufhw ymm, ymm/m, ib`, `vpshufhw zmm, zmm/m, ib`.
@@ -29950,7 +29951,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshufhw3,
     {
-        self.emit_forms(Mnemonic::Vpshufhw, <(A::Class, B::Class, C::Class,) as sig::Vpshufhw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshufhw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshufhw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpshuflw` with 3 operand(s): `vpshuflw xmm, xmm/m, ib`, `vpshuflw ymm, ymm/m, ib`, `vpshuflw xmm, xmm/m, ib`, `vpshuflw ymm, ymm/m, ib`, `vpshuflw zmm, zmm/m, ib`.
@@ -29959,7 +29960,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpshuflw3,
     {
-        self.emit_forms(Mnemonic::Vpshuflw, <(A::Class, B::Class, C::Class,) as sig::Vpshuflw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpshuflw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpshuflw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsignb` with 3 operand(s): `vpsignb xmm, xmm.v, xmm/m`, `vpsignb ymm, ymm.v, ymm/m`.
@@ -29968,7 +29969,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsignb3,
     {
-        self.emit_forms(Mnemonic::Vpsignb, <(A::Class, B::Class, C::Class,) as sig::Vpsignb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsignb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsignb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsignd` with 3 operand(s): `vpsignd xmm, xmm.v, xmm/m`, `vpsignd ymm, ymm.v, ymm/m`.
@@ -29977,7 +29978,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsignd3,
     {
-        self.emit_forms(Mnemonic::Vpsignd, <(A::Class, B::Class, C::Class,) as sig::Vpsignd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsignd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsignd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsignw` with 3 operand(s): `vpsignw xmm, xmm.v, xmm/m`, `vpsignw ymm, ymm.v, ymm/m`.
@@ -29986,7 +29987,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsignw3,
     {
-        self.emit_forms(Mnemonic::Vpsignw, <(A::Class, B::Class, C::Class,) as sig::Vpsignw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsignw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsignw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpslld` with 3 operand(s): `vpslld xmm.v, xmm.rm, ib`, `vpslld ymm.v, ymm.rm, ib`, `vpslld xmm, xmm.v, xmm/m`, `vpslld ymm, ymm.v, xmm/m`, `vpslld xmm.v, xmm/m, ib`, `vpslld ymm.v, ymm/m, ib`, `vpslld zmm.v, zmm/m, ib`, `vpslld xmm, xmm.v, xmm/m`, `vpslld ymm, ymm.v, xmm/m`, `vpslld zmm, zmm.v, xmm/m`.
@@ -29995,7 +29996,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpslld3,
     {
-        self.emit_forms(Mnemonic::Vpslld, <(A::Class, B::Class, C::Class,) as sig::Vpslld3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpslld, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpslld3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpslldq` with 3 operand(s): `vpslldq xmm.v, xmm.rm, ib`, `vpslldq ymm.v, ymm.rm, ib`, `vpslldq xmm.v, xmm/m, ib`, `vpslldq ymm.v, ymm/m, ib`, `vpslldq zmm.v, zmm/m, ib`.
@@ -30004,7 +30005,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpslldq3,
     {
-        self.emit_forms(Mnemonic::Vpslldq, <(A::Class, B::Class, C::Class,) as sig::Vpslldq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpslldq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpslldq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsllq` with 3 operand(s): `vpsllq xmm.v, xmm.rm, ib`, `vpsllq ymm.v, ymm.rm, ib`, `vpsllq xmm, xmm.v, xmm/m`, `vpsllq ymm, ymm.v, xmm/m`, `vpsllq xmm.v, xmm/m, ib`, `vpsllq ymm.v, ymm/m, ib`, `vpsllq zmm.v, zmm/m, ib`, `vpsllq xmm, xmm.v, xmm/m`, `vpsllq ymm, ymm.v, xmm/m`, `vpsllq zmm, zmm.v, xmm/m`.
@@ -30013,7 +30014,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsllq3,
     {
-        self.emit_forms(Mnemonic::Vpsllq, <(A::Class, B::Class, C::Class,) as sig::Vpsllq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsllq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsllq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsllvd` with 3 operand(s): `vpsllvd xmm, xmm.v, xmm/m`, `vpsllvd ymm, ymm.v, ymm/m`, `vpsllvd xmm, xmm.v, xmm/m`, `vpsllvd ymm, ymm.v, ymm/m`, `vpsllvd zmm, zmm.v, zmm/m`.
@@ -30022,7 +30023,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsllvd3,
     {
-        self.emit_forms(Mnemonic::Vpsllvd, <(A::Class, B::Class, C::Class,) as sig::Vpsllvd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsllvd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsllvd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsllvq` with 3 operand(s): `vpsllvq xmm, xmm.v, xmm/m`, `vpsllvq ymm, ymm.v, ymm/m`, `vpsllvq xmm, xmm.v, xmm/m`, `vpsllvq ymm, ymm.v, ymm/m`, `vpsllvq zmm, zmm.v, zmm/m`.
@@ -30031,7 +30032,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsllvq3,
     {
-        self.emit_forms(Mnemonic::Vpsllvq, <(A::Class, B::Class, C::Class,) as sig::Vpsllvq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsllvq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsllvq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsllvw` with 3 operand(s): `vpsllvw xmm, xmm.v, xmm/m`, `vpsllvw ymm, ymm.v, ymm/m`, `vpsllvw zmm, zmm.v, zmm/m`.
@@ -30040,7 +30041,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsllvw3,
     {
-        self.emit_forms(Mnemonic::Vpsllvw, <(A::Class, B::Class, C::Class,) as sig::Vpsllvw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsllvw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsllvw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsllw` with 3 operand(s): `vpsllw xmm.v, xmm.rm, ib`, `vpsllw ymm.v, ymm.rm, ib`, `vpsllw xmm, xmm.v, xmm/m`, `vpsllw ymm, ymm.v, xmm/m`, `vpsllw xmm.v, xmm/m, ib`, `vpsllw ymm.v, ymm/m, ib`, `vpsllw zmm.v, zmm/m, ib`, `vpsllw xmm, xmm.v, xmm/m`, `vpsllw ymm, ymm.v, xmm/m`, `vpsllw zmm, zmm.v, xmm/m`.
@@ -30049,7 +30050,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsllw3,
     {
-        self.emit_forms(Mnemonic::Vpsllw, <(A::Class, B::Class, C::Class,) as sig::Vpsllw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsllw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsllw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsrad` with 3 operand(s): `vpsrad xmm.v, xmm.rm, ib`, `vpsrad ymm.v, ymm.rm, ib`, `vpsrad xmm, xmm.v, xmm/m`, `vpsrad ymm, ymm.v, xmm/m`, `vpsrad xmm.v, xmm/m, ib`, `vpsrad ymm.v, ymm/m, ib`, `vpsrad zmm.v, zmm/m, ib`, `vpsrad xmm, xmm.v, xmm/m`, `vpsrad ymm, ymm.v, xmm/m`, `vpsrad zmm, zmm.v, xmm/m`.
@@ -30058,7 +30059,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsrad3,
     {
-        self.emit_forms(Mnemonic::Vpsrad, <(A::Class, B::Class, C::Class,) as sig::Vpsrad3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsrad, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsrad3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsraq` with 3 operand(s): `vpsraq xmm.v, xmm/m, ib`, `vpsraq ymm.v, ymm/m, ib`, `vpsraq zmm.v, zmm/m, ib`, `vpsraq xmm, xmm.v, xmm/m`, `vpsraq ymm, ymm.v, xmm/m`, `vpsraq zmm, zmm.v, xmm/m`.
@@ -30067,7 +30068,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsraq3,
     {
-        self.emit_forms(Mnemonic::Vpsraq, <(A::Class, B::Class, C::Class,) as sig::Vpsraq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsraq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsraq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsravd` with 3 operand(s): `vpsravd xmm, xmm.v, xmm/m`, `vpsravd ymm, ymm.v, ymm/m`, `vpsravd xmm, xmm.v, xmm/m`, `vpsravd ymm, ymm.v, ymm/m`, `vpsravd zmm, zmm.v, zmm/m`.
@@ -30076,7 +30077,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsravd3,
     {
-        self.emit_forms(Mnemonic::Vpsravd, <(A::Class, B::Class, C::Class,) as sig::Vpsravd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsravd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsravd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsravq` with 3 operand(s): `vpsravq xmm, xmm.v, xmm/m`, `vpsravq ymm, ymm.v, ymm/m`, `vpsravq zmm, zmm.v, zmm/m`.
@@ -30085,7 +30086,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsravq3,
     {
-        self.emit_forms(Mnemonic::Vpsravq, <(A::Class, B::Class, C::Class,) as sig::Vpsravq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsravq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsravq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsravw` with 3 operand(s): `vpsravw xmm, xmm.v, xmm/m`, `vpsravw ymm, ymm.v, ymm/m`, `vpsravw zmm, zmm.v, zmm/m`.
@@ -30094,7 +30095,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsravw3,
     {
-        self.emit_forms(Mnemonic::Vpsravw, <(A::Class, B::Class, C::Class,) as sig::Vpsravw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsravw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsravw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsraw` with 3 operand(s): `vpsraw xmm.v, xmm.rm, ib`, `vpsraw ymm.v, ymm.rm, ib`, `vpsraw xmm, xmm.v, xmm/m`, `vpsraw ymm, ymm.v, xmm/m`, `vpsraw xmm.v, xmm/m, ib`, `vpsraw ymm.v, ymm/m, ib`, `vpsraw zmm.v, zmm/m, ib`, `vpsraw xmm, xmm.v, xmm/m`, `vpsraw ymm, ymm.v, xmm/m`, `vpsraw zmm, zmm.v, xmm/m`.
@@ -30103,7 +30104,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsraw3,
     {
-        self.emit_forms(Mnemonic::Vpsraw, <(A::Class, B::Class, C::Class,) as sig::Vpsraw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsraw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsraw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsrld` with 3 operand(s): `vpsrld xmm.v, xmm.rm, ib`, `vpsrld ymm.v, ymm.rm, ib`, `vpsrld xmm, xmm.v, xmm/m`, `vpsrld ymm, ymm.v, xmm/m`, `vpsrld xmm.v, xmm/m, ib`, `vpsrld ymm.v, ymm/m, ib`, `vpsrld zmm.v, zmm/m, ib`, `vpsrld xmm, xmm.v, xmm/m`, `vpsrld ymm, ymm.v, xmm/m`, `vpsrld zmm, zmm.v, xmm/m`.
@@ -30112,7 +30113,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsrld3,
     {
-        self.emit_forms(Mnemonic::Vpsrld, <(A::Class, B::Class, C::Class,) as sig::Vpsrld3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsrld, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsrld3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsrldq` with 3 operand(s): `vpsrldq xmm.v, xmm.rm, ib`, `vpsrldq ymm.v, ymm.rm, ib`, `vpsrldq xmm.v, xmm/m, ib`, `vpsrldq ymm.v, ymm/m, ib`, `vpsrldq zmm.v, zmm/m, ib`.
@@ -30121,7 +30122,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsrldq3,
     {
-        self.emit_forms(Mnemonic::Vpsrldq, <(A::Class, B::Class, C::Class,) as sig::Vpsrldq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsrldq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsrldq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsrlq` with 3 operand(s): `vpsrlq xmm.v, xmm.rm, ib`, `vpsrlq ymm.v, ymm.rm, ib`, `vpsrlq xmm, xmm.v, xmm/m`, `vpsrlq ymm, ymm.v, xmm/m`, `vpsrlq xmm.v, xmm/m, ib`, `vpsrlq ymm.v, ymm/m, ib`, `vpsrlq zmm.v, zmm/m, ib`, `vpsrlq xmm, xmm.v, xmm/m`, `vpsrlq ymm, ymm.v, xmm/m`, `vpsrlq zmm, zmm.v, xmm/m`.
@@ -30130,7 +30131,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsrlq3,
     {
-        self.emit_forms(Mnemonic::Vpsrlq, <(A::Class, B::Class, C::Class,) as sig::Vpsrlq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsrlq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsrlq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsrlvd` with 3 operand(s): `vpsrlvd xmm, xmm.v, xmm/m`, `vpsrlvd ymm, ymm.v, ymm/m`, `vpsrlvd xmm, xmm.v, xmm/m`, `vpsrlvd ymm, ymm.v, ymm/m`, `vpsrlvd zmm, zmm.v, zmm/m`.
@@ -30139,7 +30140,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsrlvd3,
     {
-        self.emit_forms(Mnemonic::Vpsrlvd, <(A::Class, B::Class, C::Class,) as sig::Vpsrlvd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsrlvd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsrlvd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsrlvq` with 3 operand(s): `vpsrlvq xmm, xmm.v, xmm/m`, `vpsrlvq ymm, ymm.v, ymm/m`, `vpsrlvq xmm, xmm.v, xmm/m`, `vpsrlvq ymm, ymm.v, ymm/m`, `vpsrlvq zmm, zmm.v, zmm/m`.
@@ -30148,7 +30149,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsrlvq3,
     {
-        self.emit_forms(Mnemonic::Vpsrlvq, <(A::Class, B::Class, C::Class,) as sig::Vpsrlvq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsrlvq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsrlvq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsrlvw` with 3 operand(s): `vpsrlvw xmm, xmm.v, xmm/m`, `vpsrlvw ymm, ymm.v, ymm/m`, `vpsrlvw zmm, zmm.v, zmm/m`.
@@ -30157,7 +30158,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsrlvw3,
     {
-        self.emit_forms(Mnemonic::Vpsrlvw, <(A::Class, B::Class, C::Class,) as sig::Vpsrlvw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsrlvw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsrlvw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsrlw` with 3 operand(s): `vpsrlw xmm.v, xmm.rm, ib`, `vpsrlw ymm.v, ymm.rm, ib`, `vpsrlw xmm, xmm.v, xmm/m`, `vpsrlw ymm, ymm.v, xmm/m`, `vpsrlw xmm.v, xmm/m, ib`, `vpsrlw ymm.v, ymm/m, ib`, `vpsrlw zmm.v, zmm/m, ib`, `vpsrlw xmm, xmm.v, xmm/m`, `vpsrlw ymm, ymm.v, xmm/m`, `vpsrlw zmm, zmm.v, xmm/m`.
@@ -30166,7 +30167,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsrlw3,
     {
-        self.emit_forms(Mnemonic::Vpsrlw, <(A::Class, B::Class, C::Class,) as sig::Vpsrlw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsrlw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsrlw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsubb` with 3 operand(s): `vpsubb xmm, xmm.v, xmm/m`, `vpsubb ymm, ymm.v, ymm/m`, `vpsubb xmm, xmm.v, xmm/m`, `vpsubb ymm, ymm.v, ymm/m`, `vpsubb zmm, zmm.v, zmm/m`.
@@ -30175,7 +30176,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsubb3,
     {
-        self.emit_forms(Mnemonic::Vpsubb, <(A::Class, B::Class, C::Class,) as sig::Vpsubb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsubb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsubb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsubd` with 3 operand(s): `vpsubd xmm, xmm.v, xmm/m`, `vpsubd ymm, ymm.v, ymm/m`, `vpsubd xmm, xmm.v, xmm/m`, `vpsubd ymm, ymm.v, ymm/m`, `vpsubd zmm, zmm.v, zmm/m`.
@@ -30184,7 +30185,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsubd3,
     {
-        self.emit_forms(Mnemonic::Vpsubd, <(A::Class, B::Class, C::Class,) as sig::Vpsubd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsubd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsubd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsubq` with 3 operand(s): `vpsubq xmm, xmm.v, xmm/m`, `vpsubq ymm, ymm.v, ymm/m`, `vpsubq xmm, xmm.v, xmm/m`, `vpsubq ymm, ymm.v, ymm/m`, `vpsubq zmm, zmm.v, zmm/m`.
@@ -30193,7 +30194,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsubq3,
     {
-        self.emit_forms(Mnemonic::Vpsubq, <(A::Class, B::Class, C::Class,) as sig::Vpsubq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsubq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsubq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsubsb` with 3 operand(s): `vpsubsb xmm, xmm.v, xmm/m`, `vpsubsb ymm, ymm.v, ymm/m`, `vpsubsb xmm, xmm.v, xmm/m`, `vpsubsb ymm, ymm.v, ymm/m`, `vpsubsb zmm, zmm.v, zmm/m`.
@@ -30202,7 +30203,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsubsb3,
     {
-        self.emit_forms(Mnemonic::Vpsubsb, <(A::Class, B::Class, C::Class,) as sig::Vpsubsb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsubsb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsubsb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsubsw` with 3 operand(s): `vpsubsw xmm, xmm.v, xmm/m`, `vpsubsw ymm, ymm.v, ymm/m`, `vpsubsw xmm, xmm.v, xmm/m`, `vpsubsw ymm, ymm.v, ymm/m`, `vpsubsw zmm, zmm.v, zmm/m`.
@@ -30211,7 +30212,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsubsw3,
     {
-        self.emit_forms(Mnemonic::Vpsubsw, <(A::Class, B::Class, C::Class,) as sig::Vpsubsw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsubsw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsubsw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsubusb` with 3 operand(s): `vpsubusb xmm, xmm.v, xmm/m`, `vpsubusb ymm, ymm.v, ymm/m`, `vpsubusb xmm, xmm.v, xmm/m`, `vpsubusb ymm, ymm.v, ymm/m`, `vpsubusb zmm, zmm.v, zmm/m`.
@@ -30220,7 +30221,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsubusb3,
     {
-        self.emit_forms(Mnemonic::Vpsubusb, <(A::Class, B::Class, C::Class,) as sig::Vpsubusb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsubusb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsubusb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsubusw` with 3 operand(s): `vpsubusw xmm, xmm.v, xmm/m`, `vpsubusw ymm, ymm.v, ymm/m`, `vpsubusw xmm, xmm.v, xmm/m`, `vpsubusw ymm, ymm.v, ymm/m`, `vpsubusw zmm, zmm.v, zmm/m`.
@@ -30229,7 +30230,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsubusw3,
     {
-        self.emit_forms(Mnemonic::Vpsubusw, <(A::Class, B::Class, C::Class,) as sig::Vpsubusw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsubusw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsubusw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpsubw` with 3 operand(s): `vpsubw xmm, xmm.v, xmm/m`, `vpsubw ymm, ymm.v, ymm/m`, `vpsubw xmm, xmm.v, xmm/m`, `vpsubw ymm, ymm.v, ymm/m`, `vpsubw zmm, zmm.v, zmm/m`.
@@ -30238,7 +30239,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpsubw3,
     {
-        self.emit_forms(Mnemonic::Vpsubw, <(A::Class, B::Class, C::Class,) as sig::Vpsubw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpsubw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpsubw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpternlogd` with 4 operand(s): `vpternlogd xmm, xmm.v, xmm/m, ib`, `vpternlogd ymm, ymm.v, ymm/m, ib`, `vpternlogd zmm, zmm.v, zmm/m, ib`.
@@ -30247,7 +30248,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpternlogd4,
     {
-        self.emit_forms(Mnemonic::Vpternlogd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpternlogd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpternlogd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpternlogd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vpternlogq` with 4 operand(s): `vpternlogq xmm, xmm.v, xmm/m, ib`, `vpternlogq ymm, ymm.v, ymm/m, ib`, `vpternlogq zmm, zmm.v, zmm/m, ib`.
@@ -30256,7 +30257,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vpternlogq4,
     {
-        self.emit_forms(Mnemonic::Vpternlogq, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vpternlogq4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vpternlogq, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vpternlogq4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vptest` with 2 operand(s): `vptest xmm, xmm/m`, `vptest ymm, ymm/m`.
@@ -30265,7 +30266,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vptest2,
     {
-        self.emit_forms(Mnemonic::Vptest, <(A::Class, B::Class,) as sig::Vptest2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vptest, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vptest2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vptestmb` with 3 operand(s): `vptestmb k, xmm.v, xmm/m`, `vptestmb k, ymm.v, ymm/m`, `vptestmb k, zmm.v, zmm/m`.
@@ -30274,7 +30275,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vptestmb3,
     {
-        self.emit_forms(Mnemonic::Vptestmb, <(A::Class, B::Class, C::Class,) as sig::Vptestmb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vptestmb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vptestmb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vptestmd` with 3 operand(s): `vptestmd k, xmm.v, xmm/m`, `vptestmd k, ymm.v, ymm/m`, `vptestmd k, zmm.v, zmm/m`.
@@ -30283,7 +30284,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vptestmd3,
     {
-        self.emit_forms(Mnemonic::Vptestmd, <(A::Class, B::Class, C::Class,) as sig::Vptestmd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vptestmd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vptestmd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vptestmq` with 3 operand(s): `vptestmq k, xmm.v, xmm/m`, `vptestmq k, ymm.v, ymm/m`, `vptestmq k, zmm.v, zmm/m`.
@@ -30292,7 +30293,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vptestmq3,
     {
-        self.emit_forms(Mnemonic::Vptestmq, <(A::Class, B::Class, C::Class,) as sig::Vptestmq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vptestmq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vptestmq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vptestmw` with 3 operand(s): `vptestmw k, xmm.v, xmm/m`, `vptestmw k, ymm.v, ymm/m`, `vptestmw k, zmm.v, zmm/m`.
@@ -30301,7 +30302,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vptestmw3,
     {
-        self.emit_forms(Mnemonic::Vptestmw, <(A::Class, B::Class, C::Class,) as sig::Vptestmw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vptestmw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vptestmw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vptestnmb` with 3 operand(s): `vptestnmb k, xmm.v, xmm/m`, `vptestnmb k, ymm.v, ymm/m`, `vptestnmb k, zmm.v, zmm/m`.
@@ -30310,7 +30311,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vptestnmb3,
     {
-        self.emit_forms(Mnemonic::Vptestnmb, <(A::Class, B::Class, C::Class,) as sig::Vptestnmb3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vptestnmb, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vptestnmb3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vptestnmd` with 3 operand(s): `vptestnmd k, xmm.v, xmm/m`, `vptestnmd k, ymm.v, ymm/m`, `vptestnmd k, zmm.v, zmm/m`.
@@ -30319,7 +30320,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vptestnmd3,
     {
-        self.emit_forms(Mnemonic::Vptestnmd, <(A::Class, B::Class, C::Class,) as sig::Vptestnmd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vptestnmd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vptestnmd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vptestnmq` with 3 operand(s): `vptestnmq k, xmm.v, xmm/m`, `vptestnmq k, ymm.v, ymm/m`, `vptestnmq k, zmm.v, zmm/m`.
@@ -30328,7 +30329,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vptestnmq3,
     {
-        self.emit_forms(Mnemonic::Vptestnmq, <(A::Class, B::Class, C::Class,) as sig::Vptestnmq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vptestnmq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vptestnmq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vptestnmw` with 3 operand(s): `vptestnmw k, xmm.v, xmm/m`, `vptestnmw k, ymm.v, ymm/m`, `vptestnmw k, zmm.v, zmm/m`.
@@ -30337,7 +30338,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vptestnmw3,
     {
-        self.emit_forms(Mnemonic::Vptestnmw, <(A::Class, B::Class, C::Class,) as sig::Vptestnmw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vptestnmw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vptestnmw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpunpckhbw` with 3 operand(s): `vpunpckhbw xmm, xmm.v, xmm/m`, `vpunpckhbw ymm, ymm.v, ymm/m`, `vpunpckhbw xmm, xmm.v, xmm/m`, `vpunpckhbw ymm, ymm.v, ymm/m`, `vpunpckhbw zmm, zmm.v, zmm/m`.
@@ -30346,7 +30347,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpunpckhbw3,
     {
-        self.emit_forms(Mnemonic::Vpunpckhbw, <(A::Class, B::Class, C::Class,) as sig::Vpunpckhbw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpunpckhbw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpunpckhbw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpunpckhdq` with 3 operand(s): `vpunpckhdq xmm, xmm.v, xmm/m`, `vpunpckhdq ymm, ymm.v, ymm/m`, `vpunpckhdq xmm, xmm.v, xmm/m`, `vpunpckhdq ymm, ymm.v, ymm/m`, `vpunpckhdq zmm, zmm.v, zmm/m`.
@@ -30355,7 +30356,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpunpckhdq3,
     {
-        self.emit_forms(Mnemonic::Vpunpckhdq, <(A::Class, B::Class, C::Class,) as sig::Vpunpckhdq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpunpckhdq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpunpckhdq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpunpckhqdq` with 3 operand(s): `vpunpckhqdq xmm, xmm.v, xmm/m`, `vpunpckhqdq ymm, ymm.v, ymm/m`, `vpunpckhqdq xmm, xmm.v, xmm/m`, `vpunpckhqdq ymm, ymm.v, ymm/m`, `vpunpckhqdq zmm, zmm.v, zmm/m`.
@@ -30364,7 +30365,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpunpckhqdq3,
     {
-        self.emit_forms(Mnemonic::Vpunpckhqdq, <(A::Class, B::Class, C::Class,) as sig::Vpunpckhqdq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpunpckhqdq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpunpckhqdq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpunpckhwd` with 3 operand(s): `vpunpckhwd xmm, xmm.v, xmm/m`, `vpunpckhwd ymm, ymm.v, ymm/m`, `vpunpckhwd xmm, xmm.v, xmm/m`, `vpunpckhwd ymm, ymm.v, ymm/m`, `vpunpckhwd zmm, zmm.v, zmm/m`.
@@ -30373,7 +30374,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpunpckhwd3,
     {
-        self.emit_forms(Mnemonic::Vpunpckhwd, <(A::Class, B::Class, C::Class,) as sig::Vpunpckhwd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpunpckhwd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpunpckhwd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpunpcklbw` with 3 operand(s): `vpunpcklbw xmm, xmm.v, xmm/m`, `vpunpcklbw ymm, ymm.v, ymm/m`, `vpunpcklbw xmm, xmm.v, xmm/m`, `vpunpcklbw ymm, ymm.v, ymm/m`, `vpunpcklbw zmm, zmm.v, zmm/m`.
@@ -30382,7 +30383,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpunpcklbw3,
     {
-        self.emit_forms(Mnemonic::Vpunpcklbw, <(A::Class, B::Class, C::Class,) as sig::Vpunpcklbw3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpunpcklbw, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpunpcklbw3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpunpckldq` with 3 operand(s): `vpunpckldq xmm, xmm.v, xmm/m`, `vpunpckldq ymm, ymm.v, ymm/m`, `vpunpckldq xmm, xmm.v, xmm/m`, `vpunpckldq ymm, ymm.v, ymm/m`, `vpunpckldq zmm, zmm.v, zmm/m`.
@@ -30391,7 +30392,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpunpckldq3,
     {
-        self.emit_forms(Mnemonic::Vpunpckldq, <(A::Class, B::Class, C::Class,) as sig::Vpunpckldq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpunpckldq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpunpckldq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpunpcklqdq` with 3 operand(s): `vpunpcklqdq xmm, xmm.v, xmm/m`, `vpunpcklqdq ymm, ymm.v, ymm/m`, `vpunpcklqdq xmm, xmm.v, xmm/m`, `vpunpcklqdq ymm, ymm.v, ymm/m`, `vpunpcklqdq zmm, zmm.v, zmm/m`.
@@ -30400,7 +30401,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpunpcklqdq3,
     {
-        self.emit_forms(Mnemonic::Vpunpcklqdq, <(A::Class, B::Class, C::Class,) as sig::Vpunpcklqdq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpunpcklqdq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpunpcklqdq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpunpcklwd` with 3 operand(s): `vpunpcklwd xmm, xmm.v, xmm/m`, `vpunpcklwd ymm, ymm.v, ymm/m`, `vpunpcklwd xmm, xmm.v, xmm/m`, `vpunpcklwd ymm, ymm.v, ymm/m`, `vpunpcklwd zmm, zmm.v, zmm/m`.
@@ -30409,7 +30410,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpunpcklwd3,
     {
-        self.emit_forms(Mnemonic::Vpunpcklwd, <(A::Class, B::Class, C::Class,) as sig::Vpunpcklwd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpunpcklwd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpunpcklwd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpxor` with 3 operand(s): `vpxor xmm, xmm.v, xmm/m`, `vpxor ymm, ymm.v, ymm/m`.
@@ -30418,7 +30419,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpxor3,
     {
-        self.emit_forms(Mnemonic::Vpxor, <(A::Class, B::Class, C::Class,) as sig::Vpxor3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpxor, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpxor3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpxord` with 3 operand(s): `vpxord xmm, xmm.v, xmm/m`, `vpxord ymm, ymm.v, ymm/m`, `vpxord zmm, zmm.v, zmm/m`.
@@ -30427,7 +30428,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpxord3,
     {
-        self.emit_forms(Mnemonic::Vpxord, <(A::Class, B::Class, C::Class,) as sig::Vpxord3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpxord, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpxord3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vpxorq` with 3 operand(s): `vpxorq xmm, xmm.v, xmm/m`, `vpxorq ymm, ymm.v, ymm/m`, `vpxorq zmm, zmm.v, zmm/m`.
@@ -30436,7 +30437,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vpxorq3,
     {
-        self.emit_forms(Mnemonic::Vpxorq, <(A::Class, B::Class, C::Class,) as sig::Vpxorq3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vpxorq, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vpxorq3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vrangepd` with 4 operand(s): `vrangepd xmm, xmm.v, xmm/m, ib`, `vrangepd ymm, ymm.v, ymm/m, ib`, `vrangepd zmm, zmm.v, zmm/m, ib`.
@@ -30445,7 +30446,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vrangepd4,
     {
-        self.emit_forms(Mnemonic::Vrangepd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vrangepd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vrangepd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vrangepd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vrangeps` with 4 operand(s): `vrangeps xmm, xmm.v, xmm/m, ib`, `vrangeps ymm, ymm.v, ymm/m, ib`, `vrangeps zmm, zmm.v, zmm/m, ib`.
@@ -30454,7 +30455,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vrangeps4,
     {
-        self.emit_forms(Mnemonic::Vrangeps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vrangeps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vrangeps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vrangeps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vrangesd` with 4 operand(s): `vrangesd xmm, xmm.v, xmm/m, ib`.
@@ -30463,7 +30464,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vrangesd4,
     {
-        self.emit_forms(Mnemonic::Vrangesd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vrangesd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vrangesd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vrangesd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vrangess` with 4 operand(s): `vrangess xmm, xmm.v, xmm/m, ib`.
@@ -30472,7 +30473,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vrangess4,
     {
-        self.emit_forms(Mnemonic::Vrangess, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vrangess4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vrangess, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vrangess4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vrcp14pd` with 2 operand(s): `vrcp14pd xmm, xmm/m`, `vrcp14pd ymm, ymm/m`, `vrcp14pd zmm, zmm/m`.
@@ -30481,7 +30482,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vrcp14pd2,
     {
-        self.emit_forms(Mnemonic::Vrcp14pd, <(A::Class, B::Class,) as sig::Vrcp14pd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vrcp14pd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vrcp14pd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vrcp14ps` with 2 operand(s): `vrcp14ps xmm, xmm/m`, `vrcp14ps ymm, ymm/m`, `vrcp14ps zmm, zmm/m`.
@@ -30490,7 +30491,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vrcp14ps2,
     {
-        self.emit_forms(Mnemonic::Vrcp14ps, <(A::Class, B::Class,) as sig::Vrcp14ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vrcp14ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vrcp14ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vrcp14sd` with 3 operand(s): `vrcp14sd xmm, xmm.v, xmm/m`.
@@ -30499,7 +30500,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vrcp14sd3,
     {
-        self.emit_forms(Mnemonic::Vrcp14sd, <(A::Class, B::Class, C::Class,) as sig::Vrcp14sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vrcp14sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vrcp14sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vrcp14ss` with 3 operand(s): `vrcp14ss xmm, xmm.v, xmm/m`.
@@ -30508,7 +30509,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vrcp14ss3,
     {
-        self.emit_forms(Mnemonic::Vrcp14ss, <(A::Class, B::Class, C::Class,) as sig::Vrcp14ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vrcp14ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vrcp14ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vrcpph` with 2 operand(s): `vrcpph xmm, xmm/m`, `vrcpph ymm, ymm/m`, `vrcpph zmm, zmm/m`.
@@ -30517,7 +30518,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vrcpph2,
     {
-        self.emit_forms(Mnemonic::Vrcpph, <(A::Class, B::Class,) as sig::Vrcpph2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vrcpph, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vrcpph2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vrcpps` with 2 operand(s): `vrcpps xmm, xmm/m`, `vrcpps ymm, ymm/m`.
@@ -30526,7 +30527,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vrcpps2,
     {
-        self.emit_forms(Mnemonic::Vrcpps, <(A::Class, B::Class,) as sig::Vrcpps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vrcpps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vrcpps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vrcpsh` with 3 operand(s): `vrcpsh xmm, xmm.v, xmm/m`.
@@ -30535,7 +30536,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vrcpsh3,
     {
-        self.emit_forms(Mnemonic::Vrcpsh, <(A::Class, B::Class, C::Class,) as sig::Vrcpsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vrcpsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vrcpsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vrcpss` with 3 operand(s): `vrcpss xmm, xmm.v, xmm/m`.
@@ -30544,7 +30545,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vrcpss3,
     {
-        self.emit_forms(Mnemonic::Vrcpss, <(A::Class, B::Class, C::Class,) as sig::Vrcpss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vrcpss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vrcpss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vreducepd` with 3 operand(s): `vreducepd xmm, xmm/m, ib`, `vreducepd ymm, ymm/m, ib`, `vreducepd zmm, zmm/m, ib`.
@@ -30553,7 +30554,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vreducepd3,
     {
-        self.emit_forms(Mnemonic::Vreducepd, <(A::Class, B::Class, C::Class,) as sig::Vreducepd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vreducepd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vreducepd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vreduceph` with 3 operand(s): `vreduceph xmm, xmm/m, ib`, `vreduceph ymm, ymm/m, ib`, `vreduceph zmm, zmm/m, ib`.
@@ -30562,7 +30563,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vreduceph3,
     {
-        self.emit_forms(Mnemonic::Vreduceph, <(A::Class, B::Class, C::Class,) as sig::Vreduceph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vreduceph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vreduceph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vreduceps` with 3 operand(s): `vreduceps xmm, xmm/m, ib`, `vreduceps ymm, ymm/m, ib`, `vreduceps zmm, zmm/m, ib`.
@@ -30571,7 +30572,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vreduceps3,
     {
-        self.emit_forms(Mnemonic::Vreduceps, <(A::Class, B::Class, C::Class,) as sig::Vreduceps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vreduceps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vreduceps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vreducesd` with 4 operand(s): `vreducesd xmm, xmm.v, xmm/m, ib`.
@@ -30580,7 +30581,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vreducesd4,
     {
-        self.emit_forms(Mnemonic::Vreducesd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vreducesd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vreducesd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vreducesd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vreducesh` with 4 operand(s): `vreducesh xmm, xmm.v, xmm/m, ib`.
@@ -30589,7 +30590,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vreducesh4,
     {
-        self.emit_forms(Mnemonic::Vreducesh, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vreducesh4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vreducesh, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vreducesh4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vreducess` with 4 operand(s): `vreducess xmm, xmm.v, xmm/m, ib`.
@@ -30598,7 +30599,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vreducess4,
     {
-        self.emit_forms(Mnemonic::Vreducess, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vreducess4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vreducess, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vreducess4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vrndscalepd` with 3 operand(s): `vrndscalepd xmm, xmm/m, ib`, `vrndscalepd ymm, ymm/m, ib`, `vrndscalepd zmm, zmm/m, ib`.
@@ -30607,7 +30608,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vrndscalepd3,
     {
-        self.emit_forms(Mnemonic::Vrndscalepd, <(A::Class, B::Class, C::Class,) as sig::Vrndscalepd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vrndscalepd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vrndscalepd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vrndscaleph` with 3 operand(s): `vrndscaleph xmm, xmm/m, ib`, `vrndscaleph ymm, ymm/m, ib`, `vrndscaleph zmm, zmm/m, ib`.
@@ -30616,7 +30617,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vrndscaleph3,
     {
-        self.emit_forms(Mnemonic::Vrndscaleph, <(A::Class, B::Class, C::Class,) as sig::Vrndscaleph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vrndscaleph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vrndscaleph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vrndscaleps` with 3 operand(s): `vrndscaleps xmm, xmm/m, ib`, `vrndscaleps ymm, ymm/m, ib`, `vrndscaleps zmm, zmm/m, ib`.
@@ -30625,7 +30626,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vrndscaleps3,
     {
-        self.emit_forms(Mnemonic::Vrndscaleps, <(A::Class, B::Class, C::Class,) as sig::Vrndscaleps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vrndscaleps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vrndscaleps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vrndscalesd` with 4 operand(s): `vrndscalesd xmm, xmm.v, xmm/m, ib`.
@@ -30634,7 +30635,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vrndscalesd4,
     {
-        self.emit_forms(Mnemonic::Vrndscalesd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vrndscalesd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vrndscalesd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vrndscalesd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vrndscalesh` with 4 operand(s): `vrndscalesh xmm, xmm.v, xmm/m, ib`.
@@ -30643,7 +30644,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vrndscalesh4,
     {
-        self.emit_forms(Mnemonic::Vrndscalesh, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vrndscalesh4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vrndscalesh, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vrndscalesh4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vrndscaless` with 4 operand(s): `vrndscaless xmm, xmm.v, xmm/m, ib`.
@@ -30652,7 +30653,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vrndscaless4,
     {
-        self.emit_forms(Mnemonic::Vrndscaless, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vrndscaless4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vrndscaless, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vrndscaless4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vroundpd` with 3 operand(s): `vroundpd xmm, xmm/m, ib`, `vroundpd ymm, ymm/m, ib`.
@@ -30661,7 +30662,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vroundpd3,
     {
-        self.emit_forms(Mnemonic::Vroundpd, <(A::Class, B::Class, C::Class,) as sig::Vroundpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vroundpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vroundpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vroundps` with 3 operand(s): `vroundps xmm, xmm/m, ib`, `vroundps ymm, ymm/m, ib`.
@@ -30670,7 +30671,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vroundps3,
     {
-        self.emit_forms(Mnemonic::Vroundps, <(A::Class, B::Class, C::Class,) as sig::Vroundps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vroundps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vroundps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vroundsd` with 4 operand(s): `vroundsd xmm, xmm.v, xmm/m, ib`.
@@ -30679,7 +30680,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vroundsd4,
     {
-        self.emit_forms(Mnemonic::Vroundsd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vroundsd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vroundsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vroundsd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vroundss` with 4 operand(s): `vroundss xmm, xmm.v, xmm/m, ib`.
@@ -30688,7 +30689,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vroundss4,
     {
-        self.emit_forms(Mnemonic::Vroundss, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vroundss4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vroundss, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vroundss4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vrsqrt14pd` with 2 operand(s): `vrsqrt14pd xmm, xmm/m`, `vrsqrt14pd ymm, ymm/m`, `vrsqrt14pd zmm, zmm/m`.
@@ -30697,7 +30698,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vrsqrt14pd2,
     {
-        self.emit_forms(Mnemonic::Vrsqrt14pd, <(A::Class, B::Class,) as sig::Vrsqrt14pd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vrsqrt14pd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vrsqrt14pd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vrsqrt14ps` with 2 operand(s): `vrsqrt14ps xmm, xmm/m`, `vrsqrt14ps ymm, ymm/m`, `vrsqrt14ps zmm, zmm/m`.
@@ -30706,7 +30707,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vrsqrt14ps2,
     {
-        self.emit_forms(Mnemonic::Vrsqrt14ps, <(A::Class, B::Class,) as sig::Vrsqrt14ps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vrsqrt14ps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vrsqrt14ps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vrsqrt14sd` with 3 operand(s): `vrsqrt14sd xmm, xmm.v, xmm/m`.
@@ -30715,7 +30716,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vrsqrt14sd3,
     {
-        self.emit_forms(Mnemonic::Vrsqrt14sd, <(A::Class, B::Class, C::Class,) as sig::Vrsqrt14sd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vrsqrt14sd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vrsqrt14sd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vrsqrt14ss` with 3 operand(s): `vrsqrt14ss xmm, xmm.v, xmm/m`.
@@ -30724,7 +30725,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vrsqrt14ss3,
     {
-        self.emit_forms(Mnemonic::Vrsqrt14ss, <(A::Class, B::Class, C::Class,) as sig::Vrsqrt14ss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vrsqrt14ss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vrsqrt14ss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vrsqrtph` with 2 operand(s): `vrsqrtph xmm, xmm/m`, `vrsqrtph ymm, ymm/m`, `vrsqrtph zmm, zmm/m`.
@@ -30733,7 +30734,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vrsqrtph2,
     {
-        self.emit_forms(Mnemonic::Vrsqrtph, <(A::Class, B::Class,) as sig::Vrsqrtph2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vrsqrtph, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vrsqrtph2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vrsqrtps` with 2 operand(s): `vrsqrtps xmm, xmm/m`, `vrsqrtps ymm, ymm/m`.
@@ -30742,7 +30743,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vrsqrtps2,
     {
-        self.emit_forms(Mnemonic::Vrsqrtps, <(A::Class, B::Class,) as sig::Vrsqrtps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vrsqrtps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vrsqrtps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vrsqrtsh` with 3 operand(s): `vrsqrtsh xmm, xmm.v, xmm/m`.
@@ -30751,7 +30752,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vrsqrtsh3,
     {
-        self.emit_forms(Mnemonic::Vrsqrtsh, <(A::Class, B::Class, C::Class,) as sig::Vrsqrtsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vrsqrtsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vrsqrtsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vrsqrtss` with 3 operand(s): `vrsqrtss xmm, xmm.v, xmm/m`.
@@ -30760,7 +30761,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vrsqrtss3,
     {
-        self.emit_forms(Mnemonic::Vrsqrtss, <(A::Class, B::Class, C::Class,) as sig::Vrsqrtss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vrsqrtss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vrsqrtss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vscalefpd` with 3 operand(s): `vscalefpd xmm, xmm.v, xmm/m`, `vscalefpd ymm, ymm.v, ymm/m`, `vscalefpd zmm, zmm.v, zmm/m`.
@@ -30769,7 +30770,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vscalefpd3,
     {
-        self.emit_forms(Mnemonic::Vscalefpd, <(A::Class, B::Class, C::Class,) as sig::Vscalefpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vscalefpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vscalefpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vscalefph` with 3 operand(s): `vscalefph xmm, xmm.v, xmm/m`, `vscalefph ymm, ymm.v, ymm/m`, `vscalefph zmm, zmm.v, zmm/m`.
@@ -30778,7 +30779,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vscalefph3,
     {
-        self.emit_forms(Mnemonic::Vscalefph, <(A::Class, B::Class, C::Class,) as sig::Vscalefph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vscalefph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vscalefph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vscalefps` with 3 operand(s): `vscalefps xmm, xmm.v, xmm/m`, `vscalefps ymm, ymm.v, ymm/m`, `vscalefps zmm, zmm.v, zmm/m`.
@@ -30787,7 +30788,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vscalefps3,
     {
-        self.emit_forms(Mnemonic::Vscalefps, <(A::Class, B::Class, C::Class,) as sig::Vscalefps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vscalefps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vscalefps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vscalefsd` with 3 operand(s): `vscalefsd xmm, xmm.v, xmm/m`.
@@ -30796,7 +30797,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vscalefsd3,
     {
-        self.emit_forms(Mnemonic::Vscalefsd, <(A::Class, B::Class, C::Class,) as sig::Vscalefsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vscalefsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vscalefsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vscalefsh` with 3 operand(s): `vscalefsh xmm, xmm.v, xmm/m`.
@@ -30805,7 +30806,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vscalefsh3,
     {
-        self.emit_forms(Mnemonic::Vscalefsh, <(A::Class, B::Class, C::Class,) as sig::Vscalefsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vscalefsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vscalefsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vscalefss` with 3 operand(s): `vscalefss xmm, xmm.v, xmm/m`.
@@ -30814,7 +30815,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vscalefss3,
     {
-        self.emit_forms(Mnemonic::Vscalefss, <(A::Class, B::Class, C::Class,) as sig::Vscalefss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vscalefss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vscalefss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vscatterdpd` with 2 operand(s): `vscatterdpd vm32x, xmm`, `vscatterdpd vm32x, ymm`, `vscatterdpd vm32y, zmm`.
@@ -30823,7 +30824,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vscatterdpd2,
     {
-        self.emit_forms(Mnemonic::Vscatterdpd, <(A::Class, B::Class,) as sig::Vscatterdpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vscatterdpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vscatterdpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vscatterdps` with 2 operand(s): `vscatterdps vm32x, xmm`, `vscatterdps vm32y, ymm`, `vscatterdps vm32z, zmm`.
@@ -30832,7 +30833,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vscatterdps2,
     {
-        self.emit_forms(Mnemonic::Vscatterdps, <(A::Class, B::Class,) as sig::Vscatterdps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vscatterdps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vscatterdps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vscatterqpd` with 2 operand(s): `vscatterqpd vm64x, xmm`, `vscatterqpd vm64y, ymm`, `vscatterqpd vm64z, zmm`.
@@ -30841,7 +30842,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vscatterqpd2,
     {
-        self.emit_forms(Mnemonic::Vscatterqpd, <(A::Class, B::Class,) as sig::Vscatterqpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vscatterqpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vscatterqpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vscatterqps` with 2 operand(s): `vscatterqps vm64x, xmm`, `vscatterqps vm64y, xmm`, `vscatterqps vm64z, ymm`.
@@ -30850,7 +30851,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vscatterqps2,
     {
-        self.emit_forms(Mnemonic::Vscatterqps, <(A::Class, B::Class,) as sig::Vscatterqps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vscatterqps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vscatterqps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vsha512msg1` with 2 operand(s): `vsha512msg1 ymm, xmm.rm`.
@@ -30859,7 +30860,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vsha512msg12,
     {
-        self.emit_forms(Mnemonic::Vsha512msg1, <(A::Class, B::Class,) as sig::Vsha512msg12>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vsha512msg1, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vsha512msg12>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vsha512msg2` with 2 operand(s): `vsha512msg2 ymm, ymm.rm`.
@@ -30868,7 +30869,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vsha512msg22,
     {
-        self.emit_forms(Mnemonic::Vsha512msg2, <(A::Class, B::Class,) as sig::Vsha512msg22>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vsha512msg2, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vsha512msg22>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vsha512rnds2` with 3 operand(s): `vsha512rnds2 ymm, ymm.v, xmm.rm`.
@@ -30877,7 +30878,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsha512rnds23,
     {
-        self.emit_forms(Mnemonic::Vsha512rnds2, <(A::Class, B::Class, C::Class,) as sig::Vsha512rnds23>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsha512rnds2, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsha512rnds23>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vshuff32x4` with 4 operand(s): `vshuff32x4 ymm, ymm.v, ymm/m, ib`, `vshuff32x4 zmm, zmm.v, zmm/m, ib`.
@@ -30886,7 +30887,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vshuff32x44,
     {
-        self.emit_forms(Mnemonic::Vshuff32x4, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vshuff32x44>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vshuff32x4, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vshuff32x44>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vshuff64x2` with 4 operand(s): `vshuff64x2 ymm, ymm.v, ymm/m, ib`, `vshuff64x2 zmm, zmm.v, zmm/m, ib`.
@@ -30895,7 +30896,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vshuff64x24,
     {
-        self.emit_forms(Mnemonic::Vshuff64x2, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vshuff64x24>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vshuff64x2, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vshuff64x24>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vshufi32x4` with 4 operand(s): `vshufi32x4 ymm, ymm.v, ymm/m, ib`, `vshufi32x4 zmm, zmm.v, zmm/m, ib`.
@@ -30904,7 +30905,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vshufi32x44,
     {
-        self.emit_forms(Mnemonic::Vshufi32x4, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vshufi32x44>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vshufi32x4, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vshufi32x44>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vshufi64x2` with 4 operand(s): `vshufi64x2 ymm, ymm.v, ymm/m, ib`, `vshufi64x2 zmm, zmm.v, zmm/m, ib`.
@@ -30913,7 +30914,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vshufi64x24,
     {
-        self.emit_forms(Mnemonic::Vshufi64x2, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vshufi64x24>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vshufi64x2, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vshufi64x24>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vshufpd` with 4 operand(s): `vshufpd xmm, xmm.v, xmm/m, ib`, `vshufpd ymm, ymm.v, ymm/m, ib`, `vshufpd xmm, xmm.v, xmm/m, ib`, `vshufpd ymm, ymm.v, ymm/m, ib`, `vshufpd zmm, zmm.v, zmm/m, ib`.
@@ -30922,7 +30923,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vshufpd4,
     {
-        self.emit_forms(Mnemonic::Vshufpd, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vshufpd4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vshufpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vshufpd4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vshufps` with 4 operand(s): `vshufps xmm, xmm.v, xmm/m, ib`, `vshufps ymm, ymm.v, ymm/m, ib`, `vshufps xmm, xmm.v, xmm/m, ib`, `vshufps ymm, ymm.v, ymm/m, ib`, `vshufps zmm, zmm.v, zmm/m, ib`.
@@ -30931,7 +30932,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vshufps4,
     {
-        self.emit_forms(Mnemonic::Vshufps, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vshufps4>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vshufps, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vshufps4>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vsm3msg1` with 3 operand(s): `vsm3msg1 xmm, xmm.v, xmm/m`.
@@ -30940,7 +30941,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsm3msg13,
     {
-        self.emit_forms(Mnemonic::Vsm3msg1, <(A::Class, B::Class, C::Class,) as sig::Vsm3msg13>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsm3msg1, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsm3msg13>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vsm3msg2` with 3 operand(s): `vsm3msg2 xmm, xmm.v, xmm/m`.
@@ -30949,7 +30950,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsm3msg23,
     {
-        self.emit_forms(Mnemonic::Vsm3msg2, <(A::Class, B::Class, C::Class,) as sig::Vsm3msg23>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsm3msg2, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsm3msg23>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vsm3rnds2` with 4 operand(s): `vsm3rnds2 xmm, xmm.v, xmm/m, ib`.
@@ -30958,7 +30959,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class, D::Class,): sig::Vsm3rnds24,
     {
-        self.emit_forms(Mnemonic::Vsm3rnds2, <(A::Class, B::Class, C::Class, D::Class,) as sig::Vsm3rnds24>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
+        self.emit_planned(Mnemonic::Vsm3rnds2, const { &FormPlans::of(<(A::Class, B::Class, C::Class, D::Class,) as sig::Vsm3rnds24>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand(), o3.to_operand()])
     }
 
     /// Emits `vsm4key4` with 3 operand(s): `vsm4key4 xmm, xmm.v, xmm/m`, `vsm4key4 ymm, ymm.v, ymm/m`.
@@ -30967,7 +30968,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsm4key43,
     {
-        self.emit_forms(Mnemonic::Vsm4key4, <(A::Class, B::Class, C::Class,) as sig::Vsm4key43>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsm4key4, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsm4key43>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vsm4rnds4` with 3 operand(s): `vsm4rnds4 xmm, xmm.v, xmm/m`, `vsm4rnds4 ymm, ymm.v, ymm/m`.
@@ -30976,7 +30977,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsm4rnds43,
     {
-        self.emit_forms(Mnemonic::Vsm4rnds4, <(A::Class, B::Class, C::Class,) as sig::Vsm4rnds43>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsm4rnds4, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsm4rnds43>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vsqrtpd` with 2 operand(s): `vsqrtpd xmm, xmm/m`, `vsqrtpd ymm, ymm/m`, `vsqrtpd xmm, xmm/m`, `vsqrtpd ymm, ymm/m`, `vsqrtpd zmm, zmm/m`.
@@ -30985,7 +30986,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vsqrtpd2,
     {
-        self.emit_forms(Mnemonic::Vsqrtpd, <(A::Class, B::Class,) as sig::Vsqrtpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vsqrtpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vsqrtpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vsqrtph` with 2 operand(s): `vsqrtph xmm, xmm/m`, `vsqrtph ymm, ymm/m`, `vsqrtph zmm, zmm/m`.
@@ -30994,7 +30995,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vsqrtph2,
     {
-        self.emit_forms(Mnemonic::Vsqrtph, <(A::Class, B::Class,) as sig::Vsqrtph2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vsqrtph, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vsqrtph2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vsqrtps` with 2 operand(s): `vsqrtps xmm, xmm/m`, `vsqrtps ymm, ymm/m`, `vsqrtps xmm, xmm/m`, `vsqrtps ymm, ymm/m`, `vsqrtps zmm, zmm/m`.
@@ -31003,7 +31004,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vsqrtps2,
     {
-        self.emit_forms(Mnemonic::Vsqrtps, <(A::Class, B::Class,) as sig::Vsqrtps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vsqrtps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vsqrtps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vsqrtsd` with 3 operand(s): `vsqrtsd xmm, xmm.v, xmm/m`.
@@ -31012,7 +31013,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsqrtsd3,
     {
-        self.emit_forms(Mnemonic::Vsqrtsd, <(A::Class, B::Class, C::Class,) as sig::Vsqrtsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsqrtsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsqrtsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vsqrtsh` with 3 operand(s): `vsqrtsh xmm, xmm.v, xmm/m`.
@@ -31021,7 +31022,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsqrtsh3,
     {
-        self.emit_forms(Mnemonic::Vsqrtsh, <(A::Class, B::Class, C::Class,) as sig::Vsqrtsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsqrtsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsqrtsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vsqrtss` with 3 operand(s): `vsqrtss xmm, xmm.v, xmm/m`.
@@ -31030,7 +31031,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsqrtss3,
     {
-        self.emit_forms(Mnemonic::Vsqrtss, <(A::Class, B::Class, C::Class,) as sig::Vsqrtss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsqrtss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsqrtss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vstmxcsr` with 1 operand(s): `vstmxcsr m`.
@@ -31039,7 +31040,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Vstmxcsr1,
     {
-        self.emit_forms(Mnemonic::Vstmxcsr, <(A::Class,) as sig::Vstmxcsr1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Vstmxcsr, const { &FormPlans::of(<(A::Class,) as sig::Vstmxcsr1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `vsubpd` with 3 operand(s): `vsubpd xmm, xmm.v, xmm/m`, `vsubpd ymm, ymm.v, ymm/m`, `vsubpd xmm, xmm.v, xmm/m`, `vsubpd ymm, ymm.v, ymm/m`, `vsubpd zmm, zmm.v, zmm/m`.
@@ -31048,7 +31049,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsubpd3,
     {
-        self.emit_forms(Mnemonic::Vsubpd, <(A::Class, B::Class, C::Class,) as sig::Vsubpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsubpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsubpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vsubph` with 3 operand(s): `vsubph xmm, xmm.v, xmm/m`, `vsubph ymm, ymm.v, ymm/m`, `vsubph zmm, zmm.v, zmm/m`.
@@ -31057,7 +31058,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsubph3,
     {
-        self.emit_forms(Mnemonic::Vsubph, <(A::Class, B::Class, C::Class,) as sig::Vsubph3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsubph, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsubph3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vsubps` with 3 operand(s): `vsubps xmm, xmm.v, xmm/m`, `vsubps ymm, ymm.v, ymm/m`, `vsubps xmm, xmm.v, xmm/m`, `vsubps ymm, ymm.v, ymm/m`, `vsubps zmm, zmm.v, zmm/m`.
@@ -31066,7 +31067,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsubps3,
     {
-        self.emit_forms(Mnemonic::Vsubps, <(A::Class, B::Class, C::Class,) as sig::Vsubps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsubps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsubps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vsubsd` with 3 operand(s): `vsubsd xmm, xmm.v, xmm/m`.
@@ -31075,7 +31076,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsubsd3,
     {
-        self.emit_forms(Mnemonic::Vsubsd, <(A::Class, B::Class, C::Class,) as sig::Vsubsd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsubsd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsubsd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vsubsh` with 3 operand(s): `vsubsh xmm, xmm.v, xmm/m`.
@@ -31084,7 +31085,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsubsh3,
     {
-        self.emit_forms(Mnemonic::Vsubsh, <(A::Class, B::Class, C::Class,) as sig::Vsubsh3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsubsh, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsubsh3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vsubss` with 3 operand(s): `vsubss xmm, xmm.v, xmm/m`.
@@ -31093,7 +31094,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vsubss3,
     {
-        self.emit_forms(Mnemonic::Vsubss, <(A::Class, B::Class, C::Class,) as sig::Vsubss3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vsubss, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vsubss3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vtestpd` with 2 operand(s): `vtestpd xmm, xmm/m`, `vtestpd ymm, ymm/m`.
@@ -31102,7 +31103,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vtestpd2,
     {
-        self.emit_forms(Mnemonic::Vtestpd, <(A::Class, B::Class,) as sig::Vtestpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vtestpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vtestpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vtestps` with 2 operand(s): `vtestps xmm, xmm/m`, `vtestps ymm, ymm/m`.
@@ -31111,7 +31112,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vtestps2,
     {
-        self.emit_forms(Mnemonic::Vtestps, <(A::Class, B::Class,) as sig::Vtestps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vtestps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vtestps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vucomisd` with 2 operand(s): `vucomisd xmm, xmm/m`.
@@ -31120,7 +31121,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vucomisd2,
     {
-        self.emit_forms(Mnemonic::Vucomisd, <(A::Class, B::Class,) as sig::Vucomisd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vucomisd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vucomisd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vucomish` with 2 operand(s): `vucomish xmm, xmm/m`.
@@ -31129,7 +31130,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vucomish2,
     {
-        self.emit_forms(Mnemonic::Vucomish, <(A::Class, B::Class,) as sig::Vucomish2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vucomish, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vucomish2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vucomiss` with 2 operand(s): `vucomiss xmm, xmm/m`.
@@ -31138,7 +31139,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Vucomiss2,
     {
-        self.emit_forms(Mnemonic::Vucomiss, <(A::Class, B::Class,) as sig::Vucomiss2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Vucomiss, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Vucomiss2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `vunpckhpd` with 3 operand(s): `vunpckhpd xmm, xmm.v, xmm/m`, `vunpckhpd ymm, ymm.v, ymm/m`, `vunpckhpd xmm, xmm.v, xmm/m`, `vunpckhpd ymm, ymm.v, ymm/m`, `vunpckhpd zmm, zmm.v, zmm/m`.
@@ -31147,7 +31148,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vunpckhpd3,
     {
-        self.emit_forms(Mnemonic::Vunpckhpd, <(A::Class, B::Class, C::Class,) as sig::Vunpckhpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vunpckhpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vunpckhpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vunpckhps` with 3 operand(s): `vunpckhps xmm, xmm.v, xmm/m`, `vunpckhps ymm, ymm.v, ymm/m`, `vunpckhps xmm, xmm.v, xmm/m`, `vunpckhps ymm, ymm.v, ymm/m`, `vunpckhps zmm, zmm.v, zmm/m`.
@@ -31156,7 +31157,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vunpckhps3,
     {
-        self.emit_forms(Mnemonic::Vunpckhps, <(A::Class, B::Class, C::Class,) as sig::Vunpckhps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vunpckhps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vunpckhps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vunpcklpd` with 3 operand(s): `vunpcklpd xmm, xmm.v, xmm/m`, `vunpcklpd ymm, ymm.v, ymm/m`, `vunpcklpd xmm, xmm.v, xmm/m`, `vunpcklpd ymm, ymm.v, ymm/m`, `vunpcklpd zmm, zmm.v, zmm/m`.
@@ -31165,7 +31166,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vunpcklpd3,
     {
-        self.emit_forms(Mnemonic::Vunpcklpd, <(A::Class, B::Class, C::Class,) as sig::Vunpcklpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vunpcklpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vunpcklpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vunpcklps` with 3 operand(s): `vunpcklps xmm, xmm.v, xmm/m`, `vunpcklps ymm, ymm.v, ymm/m`, `vunpcklps xmm, xmm.v, xmm/m`, `vunpcklps ymm, ymm.v, ymm/m`, `vunpcklps zmm, zmm.v, zmm/m`.
@@ -31174,7 +31175,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vunpcklps3,
     {
-        self.emit_forms(Mnemonic::Vunpcklps, <(A::Class, B::Class, C::Class,) as sig::Vunpcklps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vunpcklps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vunpcklps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vxorpd` with 3 operand(s): `vxorpd xmm, xmm.v, xmm/m`, `vxorpd ymm, ymm.v, ymm/m`, `vxorpd xmm, xmm.v, xmm/m`, `vxorpd ymm, ymm.v, ymm/m`, `vxorpd zmm, zmm.v, zmm/m`.
@@ -31183,7 +31184,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vxorpd3,
     {
-        self.emit_forms(Mnemonic::Vxorpd, <(A::Class, B::Class, C::Class,) as sig::Vxorpd3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vxorpd, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vxorpd3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vxorps` with 3 operand(s): `vxorps xmm, xmm.v, xmm/m`, `vxorps ymm, ymm.v, ymm/m`, `vxorps xmm, xmm.v, xmm/m`, `vxorps ymm, ymm.v, ymm/m`, `vxorps zmm, zmm.v, zmm/m`.
@@ -31192,7 +31193,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Vxorps3,
     {
-        self.emit_forms(Mnemonic::Vxorps, <(A::Class, B::Class, C::Class,) as sig::Vxorps3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Vxorps, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Vxorps3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `vzeroall` (`vzeroall`).
@@ -31231,7 +31232,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Wrfsbase1,
     {
-        self.emit_forms(Mnemonic::Wrfsbase, <(A::Class,) as sig::Wrfsbase1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Wrfsbase, const { &FormPlans::of(<(A::Class,) as sig::Wrfsbase1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `wrgsbase` with 1 operand(s): `wrgsbase r32.rm`, `wrgsbase r64.rm`.
@@ -31240,7 +31241,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Wrgsbase1,
     {
-        self.emit_forms(Mnemonic::Wrgsbase, <(A::Class,) as sig::Wrgsbase1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Wrgsbase, const { &FormPlans::of(<(A::Class,) as sig::Wrgsbase1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `wrmsr` (`wrmsr`).
@@ -31273,7 +31274,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Wrssd2,
     {
-        self.emit_forms(Mnemonic::Wrssd, <(A::Class, B::Class,) as sig::Wrssd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Wrssd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Wrssd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `wrssq` with 2 operand(s): `wrssq m, r64`.
@@ -31282,7 +31283,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Wrssq2,
     {
-        self.emit_forms(Mnemonic::Wrssq, <(A::Class, B::Class,) as sig::Wrssq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Wrssq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Wrssq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `wrussd` with 2 operand(s): `wrussd m, r32`.
@@ -31291,7 +31292,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Wrussd2,
     {
-        self.emit_forms(Mnemonic::Wrussd, <(A::Class, B::Class,) as sig::Wrussd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Wrussd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Wrussd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `wrussq` with 2 operand(s): `wrussq m, r64`.
@@ -31300,7 +31301,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Wrussq2,
     {
-        self.emit_forms(Mnemonic::Wrussq, <(A::Class, B::Class,) as sig::Wrussq2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Wrussq, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Wrussq2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `xabort` with 1 operand(s): `xabort ib`.
@@ -31309,7 +31310,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xabort1,
     {
-        self.emit_forms(Mnemonic::Xabort, <(A::Class,) as sig::Xabort1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xabort, const { &FormPlans::of(<(A::Class,) as sig::Xabort1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xadd` with 2 operand(s): `xadd r8/m, r8`, `xadd r16/m, r16`, `xadd r32/m, r32`, `xadd r64/m, r64`.
@@ -31318,7 +31319,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Xadd2,
     {
-        self.emit_forms(Mnemonic::Xadd, <(A::Class, B::Class,) as sig::Xadd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Xadd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Xadd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `xbegin` with 1 operand(s): `xbegin xrel32`, `xbegin xrel16`.
@@ -31327,7 +31328,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xbegin1,
     {
-        self.emit_forms(Mnemonic::Xbegin, <(A::Class,) as sig::Xbegin1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xbegin, const { &FormPlans::of(<(A::Class,) as sig::Xbegin1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xchg` with 2 operand(s): `xchg r16.o, ax`, `xchg r32.o, eax`, `xchg r64.o, rax`, `xchg r8/m, r8`, `xchg r16/m, r16`, `xchg r32/m, r32`, `xchg r64/m, r64`.
@@ -31336,7 +31337,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Xchg2,
     {
-        self.emit_forms(Mnemonic::Xchg, <(A::Class, B::Class,) as sig::Xchg2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Xchg, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Xchg2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `xend` (`xend`).
@@ -31363,7 +31364,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Xor2,
     {
-        self.emit_forms(Mnemonic::Xor, <(A::Class, B::Class,) as sig::Xor2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Xor, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Xor2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `xor` with 3 operand(s): `xor r16.v, r16/m, ib.sx16`, `xor r32.v, r32/m, ib.sx32`, `xor r64.v, r64/m, ib.sx64`, `xor r64.v, r64/m, id.sx64`, `xor r8.v, r8/m, r8`, `xor r16.v, r16/m, r16`, `xor r32.v, r32/m, r32`, `xor r64.v, r64/m, r64`, `xor r8.v, r8, r8/m`, `xor r16.v, r16, r16/m`, `xor r32.v, r32, r32/m`, `xor r64.v, r64, r64/m`, `xor r8.v, r8/m, ib`, `xor r16.v, r16/m, iw`, `xor r32.v, r32/m, id`.
@@ -31372,7 +31373,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class, C::Class,): sig::Xor3,
     {
-        self.emit_forms(Mnemonic::Xor, <(A::Class, B::Class, C::Class,) as sig::Xor3>::FORMS, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
+        self.emit_planned(Mnemonic::Xor, const { &FormPlans::of(<(A::Class, B::Class, C::Class,) as sig::Xor3>::FORMS) }, &[o0.to_operand(), o1.to_operand(), o2.to_operand()])
     }
 
     /// Emits `xorpd` with 2 operand(s): `xorpd xmm, xmm/m`.
@@ -31381,7 +31382,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Xorpd2,
     {
-        self.emit_forms(Mnemonic::Xorpd, <(A::Class, B::Class,) as sig::Xorpd2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Xorpd, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Xorpd2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `xorps` with 2 operand(s): `xorps xmm, xmm/m`.
@@ -31390,7 +31391,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class, B::Class,): sig::Xorps2,
     {
-        self.emit_forms(Mnemonic::Xorps, <(A::Class, B::Class,) as sig::Xorps2>::FORMS, &[o0.to_operand(), o1.to_operand()])
+        self.emit_planned(Mnemonic::Xorps, const { &FormPlans::of(<(A::Class, B::Class,) as sig::Xorps2>::FORMS) }, &[o0.to_operand(), o1.to_operand()])
     }
 
     /// Emits `xresldtrk` (`xresldtrk`).
@@ -31405,7 +31406,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xrstor1,
     {
-        self.emit_forms(Mnemonic::Xrstor, <(A::Class,) as sig::Xrstor1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xrstor, const { &FormPlans::of(<(A::Class,) as sig::Xrstor1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xrstor64` with 1 operand(s): `xrstor64 m`.
@@ -31414,7 +31415,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xrstor641,
     {
-        self.emit_forms(Mnemonic::Xrstor64, <(A::Class,) as sig::Xrstor641>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xrstor64, const { &FormPlans::of(<(A::Class,) as sig::Xrstor641>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xrstors` with 1 operand(s): `xrstors m`.
@@ -31423,7 +31424,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xrstors1,
     {
-        self.emit_forms(Mnemonic::Xrstors, <(A::Class,) as sig::Xrstors1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xrstors, const { &FormPlans::of(<(A::Class,) as sig::Xrstors1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xrstors64` with 1 operand(s): `xrstors64 m`.
@@ -31432,7 +31433,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xrstors641,
     {
-        self.emit_forms(Mnemonic::Xrstors64, <(A::Class,) as sig::Xrstors641>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xrstors64, const { &FormPlans::of(<(A::Class,) as sig::Xrstors641>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xsave` with 1 operand(s): `xsave m`.
@@ -31441,7 +31442,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xsave1,
     {
-        self.emit_forms(Mnemonic::Xsave, <(A::Class,) as sig::Xsave1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xsave, const { &FormPlans::of(<(A::Class,) as sig::Xsave1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xsave64` with 1 operand(s): `xsave64 m`.
@@ -31450,7 +31451,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xsave641,
     {
-        self.emit_forms(Mnemonic::Xsave64, <(A::Class,) as sig::Xsave641>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xsave64, const { &FormPlans::of(<(A::Class,) as sig::Xsave641>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xsavec` with 1 operand(s): `xsavec m`.
@@ -31459,7 +31460,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xsavec1,
     {
-        self.emit_forms(Mnemonic::Xsavec, <(A::Class,) as sig::Xsavec1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xsavec, const { &FormPlans::of(<(A::Class,) as sig::Xsavec1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xsavec64` with 1 operand(s): `xsavec64 m`.
@@ -31468,7 +31469,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xsavec641,
     {
-        self.emit_forms(Mnemonic::Xsavec64, <(A::Class,) as sig::Xsavec641>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xsavec64, const { &FormPlans::of(<(A::Class,) as sig::Xsavec641>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xsaveopt` with 1 operand(s): `xsaveopt m`.
@@ -31477,7 +31478,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xsaveopt1,
     {
-        self.emit_forms(Mnemonic::Xsaveopt, <(A::Class,) as sig::Xsaveopt1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xsaveopt, const { &FormPlans::of(<(A::Class,) as sig::Xsaveopt1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xsaveopt64` with 1 operand(s): `xsaveopt64 m`.
@@ -31486,7 +31487,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xsaveopt641,
     {
-        self.emit_forms(Mnemonic::Xsaveopt64, <(A::Class,) as sig::Xsaveopt641>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xsaveopt64, const { &FormPlans::of(<(A::Class,) as sig::Xsaveopt641>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xsaves` with 1 operand(s): `xsaves m`.
@@ -31495,7 +31496,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xsaves1,
     {
-        self.emit_forms(Mnemonic::Xsaves, <(A::Class,) as sig::Xsaves1>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xsaves, const { &FormPlans::of(<(A::Class,) as sig::Xsaves1>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xsaves64` with 1 operand(s): `xsaves64 m`.
@@ -31504,7 +31505,7 @@ pub trait Instructions: Emitter {
     where
         (A::Class,): sig::Xsaves641,
     {
-        self.emit_forms(Mnemonic::Xsaves64, <(A::Class,) as sig::Xsaves641>::FORMS, &[o0.to_operand()])
+        self.emit_planned(Mnemonic::Xsaves64, const { &FormPlans::of(<(A::Class,) as sig::Xsaves641>::FORMS) }, &[o0.to_operand()])
     }
 
     /// Emits `xsetbv` (`xsetbv`).

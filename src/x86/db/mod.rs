@@ -747,10 +747,15 @@ impl Form {
     /// Operand kinds: the explicit ones in Intel order, then the implicit
     /// memory operands of string instructions; padded with `None`.
     #[inline]
-    pub fn operands(&self) -> &'static [OperandKind; 5] {
-        OPERAND_LISTS
-            .get(usize::from(self.operand_list))
-            .unwrap_or(&[OperandKind::None; 5])
+    pub const fn operands(&self) -> &'static [OperandKind; 5] {
+        // `const` (the encoder's per-form plans are built at compile time),
+        // so a plain bounds check instead of `get`.
+        let index = self.operand_list as usize;
+        if index < OPERAND_LISTS.len() {
+            &OPERAND_LISTS[index]
+        } else {
+            &[OperandKind::None; 5]
+        }
     }
 
     /// Number of explicit (written) operands (see [`Form::explicit_count`]).

@@ -858,7 +858,7 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
                 .collect();
             let _ = writeln!(
                 methods,
-                "    /// Emits `{name}` with {arity} operand(s): {forms_doc}.\n    #[inline]\n    fn {method}<{}>(&mut self, {}) -> Result<(), Error>\n    where\n        ({},): sig::{trait_name},\n    {{\n        self.emit_forms(Mnemonic::{}, <({},) as sig::{trait_name}>::FORMS, &[{}])\n    }}\n",
+                "    /// Emits `{name}` with {arity} operand(s): {forms_doc}.\n    #[inline]\n    fn {method}<{}>(&mut self, {}) -> Result<(), Error>\n    where\n        ({},): sig::{trait_name},\n    {{\n        self.emit_planned(Mnemonic::{}, const {{ &FormPlans::of(<({},) as sig::{trait_name}>::FORMS) }}, &[{}])\n    }}\n",
                 generics.join(", "),
                 params.join(", "),
                 classes.join(", "),
@@ -869,7 +869,7 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
         }
     }
     let mut out = String::from(HEADER);
-    out.push_str("use super::Mnemonic;\nuse crate::Error;\nuse crate::x86::emitter::Emitter;\nuse crate::x86::operand::Arg;\n\n");
+    out.push_str("use super::Mnemonic;\nuse crate::Error;\nuse crate::x86::emitter::Emitter;\nuse crate::x86::encoder::FormPlans;\nuse crate::x86::operand::Arg;\n\n");
     out.push_str("/// Compile-time operand signatures of the typed API: `(A::Class, B::Class): sig::Add2`\n/// holds only for operand kinds some form of `add` accepts.\n#[allow(missing_docs)]\npub mod sig {\n    use crate::x86::operand::class;\n    use crate::x86::reg::*;\n\n");
     out.push_str(&sig);
     out.push_str("}\n\n");
