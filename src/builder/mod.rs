@@ -280,6 +280,8 @@ pub struct Builder<'a> {
 }
 
 /// Writes instructions straight into a Builder's code holder ([`Builder::direct`]).
+/// Only the Compiler writes this way.
+#[cfg(feature = "compiler")]
 pub(crate) struct Direct<'b> {
     /// The Assembler on the Builder's code holder.
     pub(crate) asm: crate::x86::Assembler<'b>,
@@ -287,6 +289,7 @@ pub(crate) struct Direct<'b> {
     arch: crate::code::Arch,
 }
 
+#[cfg(feature = "compiler")]
 impl Direct<'_> {
     /// One instruction: its bytes from the memo when it was encoded before
     /// (instructions that refer to no label or address), else encoded.
@@ -606,6 +609,7 @@ impl<'a> Builder<'a> {
     /// bytes of repeated instructions from the Builder's encoding memo.
     /// The node list must be empty (else what was recorded before would
     /// land after this code).
+    #[cfg(feature = "compiler")]
     pub(crate) fn direct(&mut self) -> Result<Direct<'_>> {
         if self.count != 0 {
             return Err(Error::InvalidArgument {

@@ -286,6 +286,7 @@ impl Scratch {
 
     /// The memo slot of an instruction that goes into the memo (see
     /// [`memo_slot`]), for code of `arch`; `None` for the others.
+    #[cfg(feature = "compiler")] // used by the Compiler's direct writer only
     pub(super) fn memo_slot_of(
         &mut self,
         arch: crate::code::Arch,
@@ -298,6 +299,7 @@ impl Scratch {
     }
 
     /// The bytes the memo holds at `slot` for this instruction, if any.
+    #[cfg(feature = "compiler")] // used by the Compiler's direct writer only
     pub(super) fn memo_get(
         &self,
         slot: usize,
@@ -314,6 +316,7 @@ impl Scratch {
     }
 
     /// Remembers the bytes of an instruction at `slot` (from [`Scratch::memo_slot_of`]).
+    #[cfg(feature = "compiler")] // used by the Compiler's direct writer only
     pub(super) fn memo_put(
         &mut self,
         slot: usize,
