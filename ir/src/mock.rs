@@ -207,6 +207,7 @@ impl MockX86 {
             );
         }
         self.def("movzx", vec![vec![s(GP, W), s(GM, R)]]);
+        self.def("movsx", vec![vec![s(GP, W), s(GM, R)]]);
         for n in ["je", "jne", "jl", "jg", "jb", "jae"] {
             let d = self.def(n, vec![vec![s(KindSet::LABEL, R)]]);
             d.flow = Flow::CondBranch;
@@ -410,6 +411,13 @@ impl Target for MockX86 {
             Some(d) => d.flow,
             None => Flow::Normal,
         }
+    }
+    fn extend_inst(&self, ext: Extension) -> Option<TargetInst> {
+        let name = match ext {
+            Extension::Sign => "movsx",
+            Extension::Zero => "movzx",
+        };
+        self.inst_by_name(name)
     }
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv> {
         self.convs.get(id.0 as usize)
