@@ -1,9 +1,9 @@
 //! Differential testing of the whole Compiler pipeline: a byte string is
 //! turned into a random program (straight code, diamonds, counted loops,
 //! 1 to 48 simultaneously live values, shifts, multiplies, vector
-//! operations, calls into host functions (some taking `u8`, `i8`, `u16`,
-//! `i16` arguments passed as views or whole registers whose upper bits are
-//! the value's: the callee must see them widened by their types), loads and stores in a memory
+//! operations, calls into host functions (some with `u8`, `i8`, `u16`,
+//! `i16` arguments written as views or whole 64-bit values: the callee
+//! must get the 32 bits of each widened by its type), loads and stores in a memory
 //! buffer, instructions with implicit registers bound to values: widening
 //! `mul` and `div` on rdx:rax, shifts by cl, `rep stosq`), which is compiled, put in executable memory and run, and also
 //! interpreted in Rust: the results, the buffer's contents and the trace of
@@ -51,9 +51,10 @@ enum Stmt {
     Shift(bool, usize, u8),
     /// `v[d] = host[k](v[a], v[b])`, a System V call recorded in the trace.
     Call(u8, usize, usize, usize),
-    /// `v[d] = narrow_host[k](v[a], v[b])`: the arguments are of the 8- or
-    /// 16-bit types of [`NARROW_TYPES`]`[k]`, passed as the whole value
-    /// (bit 0 of the mask for `a`, bit 1 for `b`) or its low byte/word view.
+    /// `v[d] = host_narrow(v[a], v[b])` with the arguments typed as the
+    /// 8- or 16-bit pair [`NARROW_TYPES`]`[k]` and written as the whole
+    /// value (bit 0 of the mask for `a`, bit 1 for `b`) or its low
+    /// byte/word view.
     NarrowCall(u8, u8, usize, usize, usize),
     /// `v[d] = buffer[v[i] % 16]`.
     Load(usize, usize),
@@ -160,7 +161,7 @@ extern "C" fn host_rotate(a: u64, b: u64) -> u64 {
     host_result(1, a, b)
 }
 
-/// The argument types of the narrow hosts, one pair per host.
+/// The argument types of the narrow calls (all to [`host_narrow`]).
 const NARROW_TYPES: [[ValType; 2]; 4] = [
     [ValType::U8, ValType::I16],
     [ValType::I8, ValType::U16],
@@ -168,49 +169,26 @@ const NARROW_TYPES: [[ValType; 2]; 4] = [
     [ValType::I16, ValType::I8],
 ];
 
-/// A narrow host's call, as seen by the callee (its arguments widened to
-/// 64 bits by their Rust types), recorded as host `HOSTS.len() + k`.
-fn narrow_host(k: u8, a: i64, b: i64) -> u64 {
-    let (a, b) = (a as u64, b as u64);
-    TRACE.with(|t| t.borrow_mut().push((HOSTS.len() as u8 + k, a, b)));
+/// The host the narrow calls go to. It takes the 32 bits of each
+/// argument's register as they are (the convention gives an 8- or 16-bit
+/// argument widened to 32 bits by its type's signedness), so any bit of
+/// garbage above the value shows in the trace, whatever the build (a
+/// callee taking `u8` reads the whole register only when optimized, and
+/// not always). Recorded as host `HOSTS.len()`.
+extern "C" fn host_narrow(a: u32, b: u32) -> u64 {
+    let (a, b) = (u64::from(a), u64::from(b));
+    TRACE.with(|t| t.borrow_mut().push((HOSTS.len() as u8, a, b)));
     host_result(0, a, b)
 }
 
-extern "C" fn host_u8_i16(a: u8, b: i16) -> u64 {
-    narrow_host(0, a.into(), b.into())
-}
-
-extern "C" fn host_i8_u16(a: i8, b: u16) -> u64 {
-    narrow_host(1, a.into(), b.into())
-}
-
-extern "C" fn host_u16_u8(a: u16, b: u8) -> u64 {
-    narrow_host(2, a.into(), b.into())
-}
-
-extern "C" fn host_i16_i8(a: i16, b: i8) -> u64 {
-    narrow_host(3, a.into(), b.into())
-}
-
-/// The address of narrow host `k` (the order of [`NARROW_TYPES`]).
-fn narrow_host_address(k: u8) -> i64 {
-    (match k {
-        0 => host_u8_i16 as extern "C" fn(u8, i16) -> u64 as usize,
-        1 => host_i8_u16 as extern "C" fn(i8, u16) -> u64 as usize,
-        2 => host_u16_u8 as extern "C" fn(u16, u8) -> u64 as usize,
-        _ => host_i16_i8 as extern "C" fn(i16, i8) -> u64 as usize,
-    }) as i64
-}
-
-/// `v` as a value of the integer type `t` sees it, widened back to 64 bits.
-fn as_narrow(v: u64, t: ValType) -> u64 {
-    match t {
-        ValType::I8 => v as i8 as u64,
-        ValType::U8 => u64::from(v as u8),
-        ValType::I16 => v as i16 as u64,
-        ValType::U16 => u64::from(v as u16),
-        _ => v,
-    }
+/// The 32 bits an argument `v` of the 8- or 16-bit type `t` is passed as.
+fn passed_narrow(v: u64, t: ValType) -> u64 {
+    u64::from(match t {
+        ValType::I8 => v as i8 as u32,
+        ValType::U8 => u32::from(v as u8),
+        ValType::I16 => v as i16 as u32,
+        _ => u32::from(v as u16),
+    })
 }
 
 /// What a program touches besides its values: the buffer and the call trace.
@@ -228,8 +206,8 @@ fn interpret(stmts: &[Stmt], v: &mut [u64], x: &mut [[u64; 2]], w: &mut World) {
             }
             Stmt::NarrowCall(k, _, d, a, b) => {
                 let [ta, tb] = NARROW_TYPES[*k as usize];
-                let (a, b) = (as_narrow(v[*a], ta), as_narrow(v[*b], tb));
-                w.trace.push((HOSTS.len() as u8 + k, a, b));
+                let (a, b) = (passed_narrow(v[*a], ta), passed_narrow(v[*b], tb));
+                w.trace.push((HOSTS.len() as u8, a, b));
                 v[*d] = host_result(0, a, b);
             }
             Stmt::Load(d, i) => v[*d] = w.buffer[(v[*i] % 16) as usize],
@@ -323,7 +301,9 @@ fn compile(
                     }
                 };
                 cc.invoke(
-                    crate::x86::Operand::Imm(narrow_host_address(*k)),
+                    crate::x86::Operand::Imm(
+                        host_narrow as extern "C" fn(u32, u32) -> u64 as usize as i64,
+                    ),
                     sig,
                     &[
                         arg(v[*a], types[0], whole & 1 != 0),
