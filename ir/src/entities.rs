@@ -351,12 +351,7 @@ impl ValType {
     pub fn is_int(self) -> bool {
         matches!(
             self,
-            ValType::I8
-                | ValType::U8
-                | ValType::I16
-                | ValType::U16
-                | ValType::I32
-                | ValType::I64
+            ValType::I8 | ValType::U8 | ValType::I16 | ValType::U16 | ValType::I32 | ValType::I64
         )
     }
     /// How a value of an 8- or 16-bit integer type is widened to 32 bits

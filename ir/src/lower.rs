@@ -313,9 +313,7 @@ impl Lowerer<'_> {
                 Operand::Reg(r) => {
                     let sh = f.operand_shape(&Operand::Reg(r));
                     match sh {
-                        OpShape::Reg { class, size, .. } => {
-                            ValType::for_vararg(class, size)
-                        }
+                        OpShape::Reg { class, size, .. } => ValType::for_vararg(class, size),
                         _ => ValType::I64,
                     }
                 }

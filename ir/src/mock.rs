@@ -54,6 +54,8 @@ pub struct MockX86 {
     reg_names: HashMap<(PReg, View), String>,
     regs_by_name: HashMap<String, (PReg, View)>,
     convs: Vec<CallConv>,
+    /// Whether [`Target::extend_inst`] answers (see [`MockX86::without_extend_inst`]).
+    extends: bool,
 }
 
 impl Default for MockX86 {
@@ -88,6 +90,7 @@ impl MockX86 {
                 CallConv::fastcall(),
                 CallConv::vectorcall32(),
             ],
+            extends: true,
         };
         t.add_regs();
         t.add_insts();
@@ -252,6 +255,15 @@ impl MockX86 {
         self.def("nop", vec![vec![]]);
     }
 
+    /// The same target as a target without an extension instruction would
+    /// be ([`Target::extend_inst`] answers `None`), for tests of lowering.
+    pub fn without_extend_inst(self) -> MockX86 {
+        MockX86 {
+            extends: false,
+            ..self
+        }
+    }
+
     /// The id of a mnemonic (panics if unknown: for tests and docs only).
     pub fn id(&self, name: &str) -> TargetInst {
         TargetInst(self.by_name[name])
@@ -413,6 +425,9 @@ impl Target for MockX86 {
         }
     }
     fn extend_inst(&self, ext: Extension) -> Option<TargetInst> {
+        if !self.extends {
+            return None;
+        }
         let name = match ext {
             Extension::Sign => "movsx",
             Extension::Zero => "movzx",

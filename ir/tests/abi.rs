@@ -813,50 +813,9 @@ fn lower_variadic_and_wide_arguments_are_not_widened() {
     assert!(!s.contains("movzx") && !s.contains("movsx"), "{s}");
 }
 
-/// The mock target without an extension instruction.
-struct NoExtension(MockX86);
-
-impl Target for NoExtension {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn pointer_size(&self) -> u8 {
-        self.0.pointer_size()
-    }
-    fn reg_count(&self, class: RegClass) -> u8 {
-        self.0.reg_count(class)
-    }
-    fn reg_name(&self, reg: PReg, view: View) -> Option<&str> {
-        self.0.reg_name(reg, view)
-    }
-    fn reg_by_name(&self, name: &str) -> Option<(PReg, View)> {
-        self.0.reg_by_name(name)
-    }
-    fn inst_name(&self, inst: TargetInst) -> Option<&str> {
-        self.0.inst_name(inst)
-    }
-    fn inst_by_name(&self, name: &str) -> Option<TargetInst> {
-        self.0.inst_by_name(name)
-    }
-    fn inst_facts(
-        &self,
-        inst: TargetInst,
-        ops: &[OpShape],
-        out: &mut InstFacts,
-    ) -> Result<(), FactsError> {
-        self.0.inst_facts(inst, ops, out)
-    }
-    fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow {
-        self.0.inst_flow(inst, first)
-    }
-    fn call_conv(&self, id: CallConvId) -> Option<&CallConv> {
-        self.0.call_conv(id)
-    }
-}
-
 #[test]
 fn lower_narrow_register_argument_needs_the_targets_extension() {
-    let t = NoExtension(MockX86::new());
+    let t = MockX86::new().without_extend_inst();
     let src = |arg: &str| {
         format!(
             "func f(i64) -> () sysv64 {{\n  gp64 %a\n  sig sig0 = (u8) -> () sysv64\n  entry %a\n  invoke sig0, 0x10, ({arg}) -> ()\n  ret\n}}"
