@@ -38,16 +38,17 @@
 //!   a fresh 32-bit virtual register, which is then passed like any other
 //!   register (`Fixed`, or stored as a dword to the stack slot).
 //!
-//! The rule is the same for every convention. Windows x64 (MSVC) does not
-//! need it (callees extend what they read), 32-bit conventions pass the
+//! The rule is the same for every convention. Windows x64 does not
+//! require it (MSVC callees extend what they read), 32-bit conventions pass the
 //! value in a 4-byte slot, and the widening costs one instruction and never
 //! changes what the callee sees of the value's own bits, so one rule keeps
 //! the lowering target-agnostic and a JIT function safe to call from, and
 //! to call, code built by any of those compilers. Variadic arguments are
 //! typed from their registers (`i64` for general-purpose ones) and are not
 //! widened: C promotes narrow variadic arguments to `int` at the call, so
-//! the caller passes them already widened. Return values are not widened
-//! either (callers built by clang or GCC re-extend a narrow result).
+//! the caller passes them already widened. Return values are left as the
+//! function computed them: nothing is added at `ret`, so a function
+//! returning `u8` leaves bits 8..63 of its result register as they are.
 //!
 //! On error the instruction list is left as it was (new virtual registers and
 //! stack slots made before the error stay, unused).
