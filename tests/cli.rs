@@ -309,6 +309,54 @@ func twice(f64) -> (f64) sysv64 {
 }
 ";
 
+/// The same byte and word arithmetic with signed and unsigned types.
+const NARROW_IR: &str = "
+func ubyte(u8) -> (u8) sysv64 {
+  gp8 %a
+  entry %a
+  add %a, 127
+  ret %a
+}
+func sbyte(i8) -> (i8) sysv64 {
+  gp8 %a
+  entry %a
+  add %a, 127
+  ret %a
+}
+func uword(u16) -> (u16) sysv64 {
+  gp16 %a
+  entry %a
+  add %a, 0x7fff
+  ret %a
+}
+func sword(i16) -> (i16) sysv64 {
+  gp16 %a
+  entry %a
+  add %a, 0x7fff
+  ret %a
+}
+";
+
+#[test]
+fn run_prints_narrow_results_by_signedness() {
+    for (entry, arg, want) in [
+        ("ubyte", "1", "128"),
+        ("sbyte", "1", "-128"),
+        ("ubyte", "300", "171"),
+        ("sbyte", "-1", "126"),
+        ("uword", "1", "32768"),
+        ("sword", "1", "-32768"),
+        ("uword", "0x18001", "0"),
+    ] {
+        let o = jitforge(&["run", "-", "--entry", entry, arg], NARROW_IR);
+        assert_eq!(
+            (status(&o), stdout(&o)),
+            (0, format!("{want}\n")),
+            "{entry}({arg})"
+        );
+    }
+}
+
 #[test]
 fn run_compile_and_bench() {
     let o = jitforge(&["run", "-", "0", "10"], SUM_IR);

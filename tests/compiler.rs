@@ -771,6 +771,96 @@ fn windows_x64_convention_both_ways() -> Result<(), Error> {
     Ok(())
 }
 
+thread_local! {
+    /// The arguments the last narrow-argument host saw.
+    static NARROW_SEEN: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A callee built by rustc taking narrow integers: in a release build it
+/// reads the whole 32-bit register (or stack dword) of each, trusting the
+/// caller to have extended it.
+#[allow(clippy::too_many_arguments)]
+extern "C" fn host_narrow(a: u8, b: i8, c: u16, d: i16, e: u8, f: i8, g: u16, h: i16) -> i64 {
+    let seen = [
+        i64::from(a),
+        i64::from(b),
+        i64::from(c),
+        i64::from(d),
+        i64::from(e),
+        i64::from(f),
+        i64::from(g),
+        i64::from(h),
+    ];
+    NARROW_SEEN.with(|s| *s.borrow_mut() = seen.to_vec());
+    seen.iter().sum()
+}
+
+/// The same arguments read as the raw 32 bits passed, in any build.
+#[allow(clippy::too_many_arguments)]
+extern "C" fn host_raw(a: u32, b: u32, c: u32, d: u32, e: u32, f: u32, g: u32, h: u32) -> i64 {
+    let seen = [a, b, c, d, e, f, g, h].map(i64::from);
+    NARROW_SEEN.with(|s| *s.borrow_mut() = seen.to_vec());
+    seen.iter().sum()
+}
+
+/// 8- and 16-bit arguments held in registers whose upper bits are garbage
+/// (views of a 64-bit value, a whole 8-bit register, memory; the last two
+/// on the stack) reach the callee widened to 32 bits by their types'
+/// signedness.
+#[test]
+fn narrow_arguments_are_widened_by_their_signedness() -> Result<(), Error> {
+    use ValType::{I8, I16, U8, U16};
+    let narrow = Signature::new(
+        X86Target::SYSV64,
+        &[U8, I8, U16, I16, U8, I8, U16, I16],
+        &[ValType::I64],
+    );
+    let code = build(|cc| {
+        cc.add_func("caller", sig(3))?;
+        let (x, p, callee) = (cc.new_gp64("x"), cc.new_gp64("p"), cc.new_gp64("callee"));
+        cc.set_arg(0, x)?;
+        cc.set_arg(1, p)?;
+        cc.set_arg(2, callee)?;
+        // An 8-bit register written over a register full of ones.
+        let ones = cc.new_gp64("ones");
+        cc.mov(ones, -1)?;
+        let byte = cc.new_gp8("byte");
+        cc.mov(byte, ones.r8())?;
+        cc.mov(byte, 0x9c)?;
+        let r = cc.new_gp64("r");
+        let args: [Operand; 8] = [
+            x.r8().into(),
+            x.r8().into(),
+            x.r16().into(),
+            x.r16().into(),
+            byte.into(),
+            byte_ptr(p).into(),
+            word_ptr(p).into(),
+            x.into(),
+        ];
+        cc.invoke(callee.into(), narrow.clone(), &args, &[r.into()])?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    // SAFETY: System V function of three integers (value, pointer to two
+    // readable bytes, address of a callee taking eight 32-bit-or-narrower
+    // integers).
+    let f: extern "C" fn(u64, *const u8, usize) -> i64 = unsafe { code.function() };
+    let x = 0x7777_6666_5555_f0e1u64;
+    let memory = [0x80u8, 0xff];
+    type Narrow = extern "C" fn(u8, i8, u16, i16, u8, i8, u16, i16) -> i64;
+    type Raw = extern "C" fn(u32, u32, u32, u32, u32, u32, u32, u32) -> i64;
+    let want: [i64; 8] = [0xe1, -0x1f, 0xf0e1, -0x0f1f, 0x9c, -0x80, 0xff80, -0x0f1f];
+    let r = f(x, memory.as_ptr(), host_narrow as Narrow as usize);
+    assert_eq!(NARROW_SEEN.with(|s| s.borrow().clone()), want);
+    assert_eq!(r, want.iter().sum::<i64>());
+    // Each 32-bit register or stack dword holds the value extended.
+    f(x, memory.as_ptr(), host_raw as Raw as usize);
+    let raw: Vec<i64> = want.iter().map(|&v| i64::from(v as u32)).collect();
+    assert_eq!(NARROW_SEEN.with(|s| s.borrow().clone()), raw);
+    Ok(())
+}
+
 extern "C" fn host_touch(x: u64) -> u64 {
     x.rotate_left(7)
 }
@@ -1358,7 +1448,7 @@ fn narrow_arguments_with_movsx_movzx() -> Result<(), Error> {
         cc.add_func(
             "narrow",
             sig_of(
-                &[ValType::I8, ValType::I16, ValType::I8, ValType::I32],
+                &[ValType::I8, ValType::U16, ValType::U8, ValType::I32],
                 &[ValType::I64],
             ),
         )?;

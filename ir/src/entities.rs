@@ -277,13 +277,33 @@ impl View {
     }
 }
 
+/// How an 8- or 16-bit integer is widened to 32 bits: its sign bit or
+/// zeros copied into the upper bits.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Extension {
+    /// Sign extension (x86 `movsx`): the type is signed.
+    Sign,
+    /// Zero extension (x86 `movzx`): the type is unsigned.
+    Zero,
+}
+
 /// A value type of a signature: what the calling convention classifies.
+///
+/// The 8- and 16-bit integers carry a signedness, as AsmJit's `TypeId`
+/// tells `Int8` from `UInt8`: an argument of such a type is passed widened
+/// to 32 bits by the type's [`Extension`] (see [`crate::lower`]). The wider
+/// integers need none: 32-bit values fill their register's low half and
+/// 64-bit values all of it.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
 pub enum ValType {
-    /// 8-bit integer.
+    /// Signed 8-bit integer (C `signed char`, Rust `i8`).
     I8,
-    /// 16-bit integer.
+    /// Unsigned 8-bit integer (C `unsigned char` and `bool`, Rust `u8` and `bool`).
+    U8,
+    /// Signed 16-bit integer (C `short`, Rust `i16`).
     I16,
+    /// Unsigned 16-bit integer (C `unsigned short`, Rust `u16`).
+    U16,
     /// 32-bit integer.
     I32,
     /// 64-bit integer (or a pointer on a 64-bit target).
@@ -302,9 +322,11 @@ pub enum ValType {
 
 impl ValType {
     /// All types, in text order.
-    pub const ALL: [ValType; 9] = [
+    pub const ALL: [ValType; 11] = [
         ValType::I8,
+        ValType::U8,
         ValType::I16,
+        ValType::U16,
         ValType::I32,
         ValType::I64,
         ValType::F32,
@@ -316,8 +338,8 @@ impl ValType {
     /// Size in bytes.
     pub fn size(self) -> u16 {
         match self {
-            ValType::I8 => 1,
-            ValType::I16 => 2,
+            ValType::I8 | ValType::U8 => 1,
+            ValType::I16 | ValType::U16 => 2,
             ValType::I32 | ValType::F32 => 4,
             ValType::I64 | ValType::F64 => 8,
             ValType::V128 => 16,
@@ -329,8 +351,18 @@ impl ValType {
     pub fn is_int(self) -> bool {
         matches!(
             self,
-            ValType::I8 | ValType::I16 | ValType::I32 | ValType::I64
+            ValType::I8 | ValType::U8 | ValType::I16 | ValType::U16 | ValType::I32 | ValType::I64
         )
+    }
+    /// How a value of an 8- or 16-bit integer type is widened to 32 bits
+    /// when passed (sign for `i8`/`i16`, zero for `u8`/`u16`); `None` for
+    /// the other types, which are passed as they are.
+    pub fn narrow_extension(self) -> Option<Extension> {
+        match self {
+            ValType::I8 | ValType::I16 => Some(Extension::Sign),
+            ValType::U8 | ValType::U16 => Some(Extension::Zero),
+            _ => None,
+        }
     }
     /// Whether it is a scalar float.
     pub fn is_float(self) -> bool {
@@ -348,11 +380,13 @@ impl ValType {
             RegClass::VEC
         }
     }
-    /// The text-format name (`i64`, `f64`, `v128`...).
+    /// The text-format name (`i64`, `u8`, `f64`, `v128`...).
     pub fn name(self) -> &'static str {
         match self {
             ValType::I8 => "i8",
+            ValType::U8 => "u8",
             ValType::I16 => "i16",
+            ValType::U16 => "u16",
             ValType::I32 => "i32",
             ValType::I64 => "i64",
             ValType::F32 => "f32",

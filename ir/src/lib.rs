@@ -63,7 +63,7 @@
 //! function  = "func" name signature "{" NL { line NL } "}" ;
 //! name      = IDENT | STRING ;
 //! signature = "(" [ types ] ")" "->" "(" [ types ] ")" CONV ;   (types may end with "...")
-//! type      = "i8" | "i16" | "i32" | "i64" | "f32" | "f64" | "v128" | "v256" | "v512" ;
+//! type      = "i8" | "u8" | "i16" | "u16" | "i32" | "i64" | "f32" | "f64" | "v128" | "v256" | "v512" ;
 //! line      = decl | LABEL ":" | inst ;
 //! decl      = CLASS BITS vreg [STRING] { "," vreg [STRING] }        e.g. gp64 %a, %b / vec128 %x
 //!           | "labels" LABEL [STRING] { "," LABEL [STRING] }
@@ -93,7 +93,10 @@
 //! address), `outargs` the outgoing one (the stack pointer at a call); both
 //! appear after lowering. Calling conventions are named by the target
 //! (`sysv64`, `win64`, `vectorcall64`, `cdecl`, `stdcall`, `fastcall`,
-//! `vectorcall` for the mock and x86 targets).
+//! `vectorcall` for the mock and x86 targets). The 8- and 16-bit integer
+//! types are signed (`i8`, `i16`) or unsigned (`u8`, `u16`): lowering
+//! passes such an argument widened to 32 bits by sign or zero extension
+//! ([`lower`] module docs).
 //!
 //! ## A loop summing an array
 //!

@@ -11,7 +11,8 @@
 //! - `call` has `[callee, fixed args..., fixed results...]`: arguments in
 //!   registers are `Fixed` (an argument passed twice, an immediate or a view
 //!   is first copied to a fresh virtual register), stack arguments become
-//!   `copy size [outargs + off], value` before the call, vectors passed by
+//!   `copy size [outargs + off], value` before the call, 8- and 16-bit
+//!   integer arguments are widened to 32 bits first (below), vectors passed by
 //!   reference are copied to a new stack slot whose address is passed,
 //!   System V variadic calls get `%n@rax` with the number of vector
 //!   registers, Windows x64 variadic floats are duplicated into their
@@ -20,13 +21,42 @@
 //! - the function's [`FrameInfo`] records the outgoing area size, the call
 //!   alignment and the bytes the function pops on return (stdcall).
 //!
+//! # 8- and 16-bit integer arguments
+//!
+//! A call argument of type `i8`, `u8`, `i16` or `u16` is passed widened to
+//! 32 bits, in its register or its stack slot, by the type's
+//! [`Extension`]: sign for `i8`/`i16`, zero for `u8`/`u16`. The psABI
+//! leaves bits 8/16..31 undefined, but clang and rustc callees read the
+//! whole 32-bit register for `char`, `short`, `bool`, `u8`, `i16`... (the
+//! de facto x86-64 System V rule, which GCC callers follow too), so a
+//! register whose upper bits hold garbage would pass a wrong value.
+//! - An immediate is truncated to the type and extended by its signedness
+//!   (`-5` and `251` as `i8` are both passed as -5, as `u8` both as 251).
+//! - A register, a view (`%v.b`) or memory is read at the type's size (the
+//!   low byte or word of a wider operand) by the target's extension
+//!   instruction ([`Target::extend_inst`]: `movsx` / `movzx` on x86) into
+//!   a fresh 32-bit virtual register, which is then passed like any other
+//!   register (`Fixed`, or stored as a dword to the stack slot).
+//!
+//! The rule is the same for every convention. Windows x64 does not
+//! require it (MSVC callees extend what they read), 32-bit conventions pass the
+//! value in a 4-byte slot, and the widening costs one instruction and never
+//! changes what the callee sees of the value's own bits, so one rule keeps
+//! the lowering target-agnostic and a JIT function safe to call from, and
+//! to call, code built by any of those compilers. Variadic arguments are
+//! typed from their registers (`i64` for general-purpose ones) and are not
+//! widened: C promotes narrow variadic arguments to `int` at the call, so
+//! the caller passes them already widened. Return values are left as the
+//! function computed them: nothing is added at `ret`, so a function
+//! returning `u8` leaves bits 8..63 of its result register as they are.
+//!
 //! On error the instruction list is left as it was (new virtual registers and
 //! stack slots made before the error stay, unused).
 
 use crate::abi::*;
 use crate::entities::*;
 use crate::function::*;
-use crate::target::Target;
+use crate::target::{OpShape, Target};
 use core::fmt;
 use cranelift_entity::EntityRef;
 use smallvec::SmallVec;
@@ -72,13 +102,15 @@ fn conv_of<'t>(target: &'t dyn Target, sig: &Signature) -> Result<&'t CallConv, 
         .ok_or(AbiError::UnknownConv(sig.conv))
 }
 
-/// An immediate argument of type `ty` (`I8` or `I16`) as the 32-bit value
-/// passed: kept when it is written in the type's signed or unsigned range,
-/// else truncated to the type and sign-extended.
+/// An immediate argument of type `ty` as the 32-bit value passed: for an
+/// 8- or 16-bit integer type truncated to it and extended by its
+/// signedness, else unchanged.
 fn narrow_immediate(v: i64, ty: ValType) -> i64 {
     match ty {
-        ValType::I8 if !(-128..=255).contains(&v) => i64::from(v as i8),
-        ValType::I16 if !(-32_768..=65_535).contains(&v) => i64::from(v as i16),
+        ValType::I8 => i64::from(v as i8),
+        ValType::U8 => i64::from(v as u8),
+        ValType::I16 => i64::from(v as i16),
+        ValType::U16 => i64::from(v as u16),
         _ => v,
     }
 }
@@ -108,6 +140,58 @@ impl Lowerer<'_> {
             self.after.push((op, Operand::v(t)));
         }
         Operand::Fixed(t, p)
+    }
+
+    /// `op`, an argument of the 8- or 16-bit integer type `ty`, widened to
+    /// 32 bits by `ext` (see the module docs): an immediate is extended in
+    /// place; a register, view or memory operand is read at the type's
+    /// size by the target's extension instruction into a fresh 32-bit
+    /// virtual register.
+    fn widen(
+        &mut self,
+        f: &mut Function,
+        op: Operand,
+        ty: ValType,
+        ext: Extension,
+    ) -> Result<Operand, AbiError> {
+        let bytes = ty.size();
+        let src = match op {
+            Operand::Imm(v) => return Ok(Operand::Imm(narrow_immediate(v, ty))),
+            Operand::Mem(m) => Operand::Mem(Mem { size: bytes, ..m }),
+            Operand::Reg(r) => match f.operand_shape(&op) {
+                OpShape::Reg {
+                    class: RegClass::GP,
+                    size,
+                    high,
+                    ..
+                } => {
+                    if high || (size != 0 && size <= bytes) {
+                        op
+                    } else {
+                        // The low byte or word of a wider register.
+                        let low = View::low(bytes).unwrap_or(View::FULL);
+                        Operand::Reg(match r {
+                            Reg::Virt(v, _) => Reg::Virt(v, low),
+                            Reg::Phys(p, _) => Reg::Phys(p, low),
+                        })
+                    }
+                }
+                _ => {
+                    return Err(AbiError::BadOperand(
+                        "an 8- or 16-bit integer argument must be a general-purpose register",
+                    ));
+                }
+            },
+            Operand::Label(_) | Operand::Fixed(..) => {
+                return Err(AbiError::BadOperand("call argument"));
+            }
+        };
+        let inst = self.target.extend_inst(ext).ok_or(AbiError::Unsupported(
+            "an 8- or 16-bit integer argument: the target has no extension instruction",
+        ))?;
+        let t = f.new_vreg(RegClass::GP, 4, None);
+        self.out.push(InstKind::Target(inst), &[Operand::v(t), src]);
+        Ok(Operand::v(t))
     }
 
     fn flush_after(&mut self) {
@@ -230,9 +314,7 @@ impl Lowerer<'_> {
                 Operand::Reg(r) => {
                     let sh = f.operand_shape(&Operand::Reg(r));
                     match sh {
-                        crate::target::OpShape::Reg { class, size, .. } => {
-                            ValType::for_vararg(class, size)
-                        }
+                        OpShape::Reg { class, size, .. } => ValType::for_vararg(class, size),
                         _ => ValType::I64,
                     }
                 }
@@ -250,6 +332,11 @@ impl Lowerer<'_> {
             if matches!(op, Operand::Label(_) | Operand::Fixed(..)) {
                 return Err(AbiError::BadOperand("call argument"));
             }
+            // An 8- or 16-bit integer is passed widened to 32 bits (module docs).
+            let (op, size) = match ty.narrow_extension() {
+                Some(ext) if !loc.by_ref => (self.widen(f, op, ty, ext)?, loc.size.max(4)),
+                _ => (op, loc.size),
+            };
             // Memory cannot be copied to memory: go through a register.
             let op = if matches!(op, Operand::Mem(_))
                 && (loc.by_ref || matches!(loc.place, Place::Stack(_)))
@@ -280,16 +367,6 @@ impl Lowerer<'_> {
                 Operand::v(t)
             } else {
                 op
-            };
-            // An 8- or 16-bit immediate is passed extended to 32 bits, as
-            // compilers pass `char` and `short` and as clang-built callees
-            // (Rust's included) assume: the written value decides the
-            // extension (-5 sign-, 251 zero-extends).
-            let (val, size) = match (val, ty) {
-                (Operand::Imm(v), ValType::I8 | ValType::I16) if !loc.by_ref => {
-                    (Operand::Imm(narrow_immediate(v, ty)), loc.size.max(4))
-                }
-                _ => (val, loc.size),
             };
             match loc.place {
                 Place::Reg(p) => {

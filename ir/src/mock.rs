@@ -54,6 +54,8 @@ pub struct MockX86 {
     reg_names: HashMap<(PReg, View), String>,
     regs_by_name: HashMap<String, (PReg, View)>,
     convs: Vec<CallConv>,
+    /// Whether [`Target::extend_inst`] answers (see [`MockX86::without_extend_inst`]).
+    extends: bool,
 }
 
 impl Default for MockX86 {
@@ -88,6 +90,7 @@ impl MockX86 {
                 CallConv::fastcall(),
                 CallConv::vectorcall32(),
             ],
+            extends: true,
         };
         t.add_regs();
         t.add_insts();
@@ -207,6 +210,7 @@ impl MockX86 {
             );
         }
         self.def("movzx", vec![vec![s(GP, W), s(GM, R)]]);
+        self.def("movsx", vec![vec![s(GP, W), s(GM, R)]]);
         for n in ["je", "jne", "jl", "jg", "jb", "jae"] {
             let d = self.def(n, vec![vec![s(KindSet::LABEL, R)]]);
             d.flow = Flow::CondBranch;
@@ -249,6 +253,15 @@ impl MockX86 {
         let d = self.def("ud2", vec![vec![]]);
         d.flow = Flow::Return;
         self.def("nop", vec![vec![]]);
+    }
+
+    /// The same target as a target without an extension instruction would
+    /// be ([`Target::extend_inst`] answers `None`), for tests of lowering.
+    pub fn without_extend_inst(self) -> MockX86 {
+        MockX86 {
+            extends: false,
+            ..self
+        }
     }
 
     /// The id of a mnemonic (panics if unknown: for tests and docs only).
@@ -410,6 +423,16 @@ impl Target for MockX86 {
             Some(d) => d.flow,
             None => Flow::Normal,
         }
+    }
+    fn extend_inst(&self, ext: Extension) -> Option<TargetInst> {
+        if !self.extends {
+            return None;
+        }
+        let name = match ext {
+            Extension::Sign => "movsx",
+            Extension::Zero => "movzx",
+        };
+        self.inst_by_name(name)
     }
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv> {
         self.convs.get(id.0 as usize)

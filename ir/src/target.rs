@@ -343,6 +343,17 @@ pub trait Target {
     fn stack_pointer(&self) -> PReg {
         PReg::gp(4)
     }
+    /// The instruction `[dst, src]` that writes a 32-bit general-purpose
+    /// register with an 8- or 16-bit source (register, view or memory)
+    /// widened by `ext` (x86: `movsx` / `movzx`). Lowering emits it to pass
+    /// 8- and 16-bit integer arguments widened to 32 bits (see
+    /// [`crate::lower`]). The default, `None`, says the target has no such
+    /// instruction: lowering then rejects calls that pass such an argument
+    /// in a register or memory (immediates are widened without it).
+    fn extend_inst(&self, ext: Extension) -> Option<TargetInst> {
+        let _ = ext;
+        None
+    }
 }
 
 /// A target with extra, user-defined calling conventions (light conventions
@@ -414,5 +425,8 @@ impl<T: Target + ?Sized> Target for ExtendedTarget<'_, T> {
     }
     fn stack_pointer(&self) -> PReg {
         self.base.stack_pointer()
+    }
+    fn extend_inst(&self, ext: Extension) -> Option<TargetInst> {
+        self.base.extend_inst(ext)
     }
 }

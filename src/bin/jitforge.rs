@@ -103,8 +103,10 @@ USAGE:
 
 Every function of FILE (`-` for standard input) is compiled; NAME (default:
 the first) is called with ARGS parsed by its signature (integers: decimal,
-0x hex, negative; floats: f32/f64), at most 6 integers and 8 floats
-(System V), and its result is printed.
+0x hex, negative, truncated to the parameter's type as a C cast does;
+floats: f32/f64), at most 6 integers and 8 floats (System V), and its
+result is printed (i8, i16, i32 signed: -128..127 for i8; u8 and u16
+unsigned: 0..255 for u8).
 
 Exit status: 0 on success, 1 if the module does not compile or run, 2 on bad usage.
 ";

@@ -1,7 +1,9 @@
 //! Differential testing of the whole Compiler pipeline: a byte string is
 //! turned into a random program (straight code, diamonds, counted loops,
 //! 1 to 48 simultaneously live values, shifts, multiplies, vector
-//! operations, calls into host functions, loads and stores in a memory
+//! operations, calls into host functions (some with `u8`, `i8`, `u16`,
+//! `i16` arguments written as views or whole 64-bit values: the callee
+//! must get the 32 bits of each widened by its type), loads and stores in a memory
 //! buffer, instructions with implicit registers bound to values: widening
 //! `mul` and `div` on rdx:rax, shifts by cl, `rep stosq`), which is compiled, put in executable memory and run, and also
 //! interpreted in Rust: the results, the buffer's contents and the trace of
@@ -49,6 +51,11 @@ enum Stmt {
     Shift(bool, usize, u8),
     /// `v[d] = host[k](v[a], v[b])`, a System V call recorded in the trace.
     Call(u8, usize, usize, usize),
+    /// `v[d] = host_narrow(v[a], v[b])` with the arguments typed as the
+    /// 8- or 16-bit pair [`NARROW_TYPES`]`[k]` and written as the whole
+    /// value (bit 0 of the mask for `a`, bit 1 for `b`) or its low
+    /// byte/word view.
+    NarrowCall(u8, u8, usize, usize, usize),
     /// `v[d] = buffer[v[i] % 16]`.
     Load(usize, usize),
     /// `buffer[v[i] % 16] = v[s]`.
@@ -98,12 +105,14 @@ fn gen_block(
                 0 => Stmt::ToVec(c.below(vectors), c.below(values)),
                 _ => Stmt::FromVec(c.below(values), c.below(vectors)),
             },
-            10 => Stmt::Call(
-                c.byte() % HOSTS.len() as u8,
-                c.below(values),
-                c.below(values),
-                c.below(values),
-            ),
+            10 => {
+                let k = c.byte() % (HOSTS.len() + NARROW_TYPES.len()) as u8;
+                let (d, a, b) = (c.below(values), c.below(values), c.below(values));
+                match k.checked_sub(HOSTS.len() as u8) {
+                    Some(n) => Stmt::NarrowCall(n, c.byte() & 3, d, a, b),
+                    None => Stmt::Call(k, d, a, b),
+                }
+            }
             11 => Stmt::Load(c.below(values), c.below(values)),
             12 => Stmt::Store(c.below(values), c.below(values)),
             13 => Stmt::WideMul(
@@ -152,6 +161,36 @@ extern "C" fn host_rotate(a: u64, b: u64) -> u64 {
     host_result(1, a, b)
 }
 
+/// The argument types of the narrow calls (all to [`host_narrow`]).
+const NARROW_TYPES: [[ValType; 2]; 4] = [
+    [ValType::U8, ValType::I16],
+    [ValType::I8, ValType::U16],
+    [ValType::U16, ValType::U8],
+    [ValType::I16, ValType::I8],
+];
+
+/// The host the narrow calls go to. It takes the 32 bits of each
+/// argument's register as they are (the convention gives an 8- or 16-bit
+/// argument widened to 32 bits by its type's signedness), so any bit of
+/// garbage above the value shows in the trace, whatever the build (a
+/// callee taking `u8` reads the whole register only when optimized, and
+/// not always). Recorded as host `HOSTS.len()`.
+extern "C" fn host_narrow(a: u32, b: u32) -> u64 {
+    let (a, b) = (u64::from(a), u64::from(b));
+    TRACE.with(|t| t.borrow_mut().push((HOSTS.len() as u8, a, b)));
+    host_result(0, a, b)
+}
+
+/// The 32 bits an argument `v` of the 8- or 16-bit type `t` is passed as.
+fn passed_narrow(v: u64, t: ValType) -> u64 {
+    u64::from(match t {
+        ValType::I8 => v as i8 as u32,
+        ValType::U8 => u32::from(v as u8),
+        ValType::I16 => v as i16 as u32,
+        _ => u32::from(v as u16),
+    })
+}
+
 /// What a program touches besides its values: the buffer and the call trace.
 struct World {
     buffer: [u64; 16],
@@ -164,6 +203,12 @@ fn interpret(stmts: &[Stmt], v: &mut [u64], x: &mut [[u64; 2]], w: &mut World) {
             Stmt::Call(k, d, a, b) => {
                 w.trace.push((*k, v[*a], v[*b]));
                 v[*d] = host_result(*k, v[*a], v[*b]);
+            }
+            Stmt::NarrowCall(k, _, d, a, b) => {
+                let [ta, tb] = NARROW_TYPES[*k as usize];
+                let (a, b) = (passed_narrow(v[*a], ta), passed_narrow(v[*b], tb));
+                w.trace.push((HOSTS.len() as u8, a, b));
+                v[*d] = host_result(0, a, b);
             }
             Stmt::Load(d, i) => v[*d] = w.buffer[(v[*i] % 16) as usize],
             Stmt::Store(i, s) => w.buffer[(v[*i] % 16) as usize] = v[*s],
@@ -241,6 +286,29 @@ fn compile(
                     crate::x86::Operand::Imm(address),
                     sig,
                     &[v[*a].into(), v[*b].into()],
+                    &[v[*d].into()],
+                )?;
+            }
+            Stmt::NarrowCall(k, whole, d, a, b) => {
+                let types = NARROW_TYPES[*k as usize];
+                let sig = Signature::new(X86Target::SYSV64, &types, &[ValType::I64]);
+                // The whole register (lowering reads its low part) or a view.
+                let arg = |r: Gp64, t: ValType, whole: bool| -> crate::x86::Operand {
+                    match (whole, t.size()) {
+                        (true, _) => r.into(),
+                        (false, 1) => r.r8().into(),
+                        (false, _) => r.r16().into(),
+                    }
+                };
+                cc.invoke(
+                    crate::x86::Operand::Imm(
+                        host_narrow as extern "C" fn(u32, u32) -> u64 as usize as i64,
+                    ),
+                    sig,
+                    &[
+                        arg(v[*a], types[0], whole & 1 != 0),
+                        arg(v[*b], types[1], whole & 2 != 0),
+                    ],
                     &[v[*d].into()],
                 )?;
             }

@@ -78,13 +78,20 @@ pub fn run(text: &str, entry: Option<&str>, args: &[String]) -> Result<String> {
                 };
                 nf += 1;
             }
-            ValType::I8 | ValType::I16 | ValType::I32 | ValType::I64 => {
+            ValType::I8
+            | ValType::U8
+            | ValType::I16
+            | ValType::U16
+            | ValType::I32
+            | ValType::I64 => {
                 let v = parse_int(text)
                     .ok_or_else(|| invalid(format!("argument {text:?} is not an integer")))?;
                 if ni == ints.len() {
                     return Err(invalid("more than 6 integer arguments".into()));
                 }
-                ints[ni] = v;
+                // Passed as a compiled caller would: truncated to the type,
+                // and an 8- or 16-bit value widened by its signedness.
+                ints[ni] = as_type(v, *ty);
                 ni += 1;
             }
             other => {
@@ -140,14 +147,27 @@ pub fn run(text: &str, entry: Option<&str>, args: &[String]) -> Result<String> {
             // SAFETY: as above, returning in rax (or nothing).
             let f: IntFn = unsafe { std::mem::transmute::<usize, IntFn>(address) };
             let r = f(i0, i1, i2, i3, i4, i5, f0, f1, f2, f3, f4, f5, f6, f7);
+            // Only the result type's bits are the result: a `u8` prints as
+            // 0..255, an `i8` as -128..127.
             let r = match sig.rets.first() {
-                Some(ValType::I8) => r as i8 as i64,
-                Some(ValType::I16) => r as i16 as i64,
-                Some(ValType::I32) => r as i32 as i64,
-                _ => r as i64,
+                Some(&ty) => as_type(r, ty) as i64,
+                None => r as i64,
             };
             Ok(format!("{r}"))
         }
+    }
+}
+
+/// `v` truncated to the integer type `ty` and extended back to 64 bits by
+/// its signedness (`i32` sign-extends; `i64` and non-integers are unchanged).
+fn as_type(v: u64, ty: ValType) -> u64 {
+    match ty {
+        ValType::I8 => v as i8 as u64,
+        ValType::U8 => u64::from(v as u8),
+        ValType::I16 => v as i16 as u64,
+        ValType::U16 => u64::from(v as u16),
+        ValType::I32 => v as i32 as u64,
+        _ => v,
     }
 }
 

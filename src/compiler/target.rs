@@ -174,7 +174,7 @@ use jitforge_ir::abi::CallConv;
 use jitforge_ir::target::{
     Access, FactsError, Flow, ImplicitReg, InstFacts, KindSet, OpShape, OperandFact, Target,
 };
-use jitforge_ir::{CallConvId, PReg, Reg, RegClass, RegSet, TargetInst, View};
+use jitforge_ir::{CallConvId, Extension, PReg, Reg, RegClass, RegSet, TargetInst, View};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -2361,6 +2361,15 @@ impl Target for X86Target {
 
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv> {
         self.convs.get(id.0 as usize)
+    }
+
+    fn extend_inst(&self, ext: Extension) -> Option<TargetInst> {
+        // `movsx r32, r/m8` and `r32, r/m16` (and `movzx`) exist in both modes.
+        let mnemonic = match ext {
+            Extension::Sign => Mnemonic::Movsx,
+            Extension::Zero => Mnemonic::Movzx,
+        };
+        Some(X86Inst::new(mnemonic).id())
     }
 }
 
