@@ -215,6 +215,7 @@ impl<'a> Compiler<'a> {
         let ws = self.ws.get();
         if ws.facts_table.len() > FACTS_TABLE_KEEP {
             ws.facts_table.clear();
+            ws.shape_memo.clear();
         }
         let spare_function = ws.function.take();
         let entry = self.function_label(name);
@@ -928,6 +929,16 @@ impl Emitter for Compiler<'_> {
         let count = self.pending_count.take();
         let mask = self.pending_mask.take();
         self.enter()?;
+        // An instruction on virtual registers and memory whose shape was
+        // seen before: its facts are known, only its operands are built.
+        let mut memo_key = None;
+        if options == InstOptions::NONE && count.is_none() && mask.is_none() {
+            match self.memo_inst(mnemonic, operands)? {
+                Memo::Added => return Ok(()),
+                Memo::Miss(key) => memo_key = Some(key),
+                Memo::NotMemoized => {}
+            }
+        }
         if count.is_some() && mask.is_some() {
             return Err(invalid("a rep count and a write mask on one instruction"));
         }
@@ -944,7 +955,14 @@ impl Emitter for Compiler<'_> {
             || crate::x86::text::format_instruction(mnemonic, operands, options, crate::Arch::X64);
         let plain = if count.is_none() {
             match self.plain_inst(mnemonic, prefix, options, mask, operands)? {
-                Plain::Added => return Ok(()),
+                Plain::Added(tag) => {
+                    if let Some(key) = memo_key
+                        && tag != jitforge_ir::NO_TAG
+                    {
+                        self.ws.get().shape_memo.insert(key, tag);
+                    }
+                    return Ok(());
+                }
                 Plain::MissingImplicit(e) => return Err(*e),
                 // No form with a write mask binds implicit registers.
                 Plain::NoForm(e) if mask.is_some() => return Err(*e),
@@ -1143,7 +1161,77 @@ impl Compiler<'_> {
             .ok_or_else(|| invalid("no function: call add_func first"))?;
         st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops, tag)
             .map_err(|e| invalid(&e.to_string()))?;
-        Ok(Plain::Added)
+        Ok(Plain::Added(tag))
+    }
+
+    /// Adds an instruction without prefixes or mask whose operands are
+    /// virtual registers (no decorations) and register-based memory, when
+    /// an instruction of the same shape was added before: it gets that
+    /// one's facts tag, without building operand shapes or looking the
+    /// facts up. Anything else, and errors, are left to
+    /// [`plain_inst`](Self::plain_inst), which reports them.
+    fn memo_inst(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<Memo> {
+        if operands.len() > ShapeKey::MAX_OPERANDS {
+            return Ok(Memo::NotMemoized);
+        }
+        let id = X86Inst::new(mnemonic).id();
+        let mut key = ShapeKey {
+            inst: id.0 | u32::from(self.avx512) << 31,
+            ops: [0; ShapeKey::MAX_OPERANDS],
+        };
+        let mut ops: SmallVec<[IrOperand; 4]> = SmallVec::new();
+        for (j, op) in operands.iter().enumerate() {
+            let (operand, code) = match op {
+                Operand::Reg(r) if r.decorators().is_empty() && r.virtual_index().is_some() => {
+                    let Some(st) = self.func.as_ref() else {
+                        return Ok(Memo::NotMemoized);
+                    };
+                    let Ok(reg @ IrReg::Virt(v, view)) = ir_reg(&st.f, self.vreg_base, *r) else {
+                        return Ok(Memo::NotMemoized);
+                    };
+                    let Some(data) = st.f.get_vreg(v) else {
+                        return Ok(Memo::NotMemoized);
+                    };
+                    // What the facts key takes from a register's shape:
+                    // class, size, high byte, sub-view, the first earlier
+                    // operand that is the same register.
+                    let size = view.size().unwrap_or(data.size);
+                    let same = ops
+                        .iter()
+                        .position(|o| *o == IrOperand::Reg(reg))
+                        .unwrap_or(7) as u32;
+                    let code = u32::from(data.class.0 & 0xF)
+                        | u32::from(size) << 4
+                        | u32::from(view.is_high()) << 20
+                        | u32::from(view != View::FULL) << 21
+                        | same << 22;
+                    (IrOperand::Reg(reg), code)
+                }
+                // Memory's shape is its size (the address registers are no operands of it).
+                Operand::Mem(m)
+                    if m.decorators().is_empty()
+                        && matches!(m.base(), MemBase::Reg(_) | MemBase::None) =>
+                {
+                    let Ok(mem) = self.ir_mem(m) else {
+                        return Ok(Memo::NotMemoized);
+                    };
+                    (IrOperand::Mem(mem), ShapeKey::MEM | u32::from(mem.size))
+                }
+                _ => return Ok(Memo::NotMemoized),
+            };
+            ops.push(operand);
+            key.ops[j] = ShapeKey::PRESENT | code;
+        }
+        let Some(tag) = self.ws.get().shape_memo.get(&key) else {
+            return Ok(Memo::Miss(key));
+        };
+        let st = self
+            .func
+            .as_mut()
+            .ok_or_else(|| invalid("no function: call add_func first"))?;
+        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops, tag)
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(Memo::Added)
     }
 
     /// Adds an instruction whose operands include virtual registers bound
@@ -1256,6 +1344,8 @@ struct Workspace {
     facts: InstFacts,
     /// The facts of the instructions written, by their tags.
     facts_table: FactsTable,
+    /// Tags of `facts_table` by the shape of the instruction (cleared with it).
+    shape_memo: ShapeMemo,
     /// The last function compiled, its buffers kept for the next one.
     function: Option<IrFunction>,
 }
@@ -1305,13 +1395,80 @@ impl Drop for Pooled {
 /// What [`Compiler::plain_inst`] found (errors boxed: the common case
 /// stays small to return).
 enum Plain {
-    /// The instruction is added (tagged with the index of its facts in the
-    /// workspace's facts table).
-    Added,
+    /// The instruction is added, tagged with the index of its facts in the
+    /// workspace's facts table (or `NO_TAG`).
+    Added(u16),
     /// No form takes the operands.
     NoForm(Box<Error>),
     /// A form takes them but reads implicit registers.
     MissingImplicit(Box<Error>),
+}
+
+/// What [`Compiler::memo_inst`] did.
+enum Memo {
+    /// The instruction is added.
+    Added,
+    /// It can be memoized but its shape is not known yet: the key to
+    /// remember its tag under once it is added.
+    Miss(ShapeKey),
+    /// Not an instruction the memo takes.
+    NotMemoized,
+}
+
+/// The shape of an instruction as far as its facts depend on it, for
+/// instructions on virtual registers and register-based memory (see
+/// [`Compiler::memo_inst`]): the instruction id (the AVX-512 setting in
+/// the top bit) and one code per operand (0: no operand).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+struct ShapeKey {
+    inst: u32,
+    ops: [u32; ShapeKey::MAX_OPERANDS],
+}
+
+impl ShapeKey {
+    const MAX_OPERANDS: usize = 4;
+    /// Set in the code of every operand present.
+    const PRESENT: u32 = 1 << 31;
+    /// Set in the code of a memory operand.
+    const MEM: u32 = 1 << 30;
+
+    fn slot(&self) -> usize {
+        let mut h = u64::from(self.inst);
+        for &o in &self.ops {
+            h = (h ^ u64::from(o)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+        (h >> (64 - ShapeMemo::SLOTS.trailing_zeros())) as usize
+    }
+}
+
+/// Facts tags by instruction shape: direct-mapped, the newest shape of a
+/// slot wins. Tags index the workspace's facts table, so it is cleared
+/// with it.
+#[derive(Default)]
+struct ShapeMemo {
+    slots: Vec<(ShapeKey, u16)>,
+}
+
+impl ShapeMemo {
+    const SLOTS: usize = 256;
+
+    fn get(&self, key: &ShapeKey) -> Option<u16> {
+        let (k, tag) = self.slots.get(key.slot())?;
+        (k == key && *tag != jitforge_ir::NO_TAG).then_some(*tag)
+    }
+
+    fn insert(&mut self, key: ShapeKey, tag: u16) {
+        if self.slots.is_empty() {
+            self.slots
+                .resize(Self::SLOTS, (ShapeKey::default(), jitforge_ir::NO_TAG));
+        }
+        let slot = key.slot();
+        self.slots[slot] = (key, tag);
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+    }
 }
 
 /// The name of a physical register in its widest view.
