@@ -844,6 +844,7 @@ impl<'a> Compiler<'a> {
         } else {
             Vec::new()
         };
+        let summary = OperandSummary::of(f);
         macro_rules! rewrite_into {
             ($sink:expr) => {
                 Rewriter {
@@ -858,7 +859,7 @@ impl<'a> Compiler<'a> {
                     cfg: &ws.cfg,
                     split_labels: Vec::new(),
                     table_labels: Vec::new(),
-                    wide_vectors: uses_wide_vectors(f),
+                    wide_vectors: summary.wide_vectors,
                     vector_bytes: env.slot_size[1] as u16,
                     decisions,
                 }
@@ -871,7 +872,7 @@ impl<'a> Compiler<'a> {
         // Builder, whose listing has the comments (same bytes either way).
         if !self.logging
             && self.asm.is_empty()
-            && !refers_to_labels(f)
+            && !summary.refers_to_labels
             && ws.out.edge_splits.is_empty()
         {
             let mut direct = self.asm.direct()?;
@@ -1182,14 +1183,16 @@ impl Compiler<'_> {
         let mut ops: SmallVec<[IrOperand; 4]> = SmallVec::new();
         for (j, op) in operands.iter().enumerate() {
             let (operand, code) = match op {
-                Operand::Reg(r) if r.decorators().is_empty() && r.virtual_index().is_some() => {
-                    let Some(st) = self.func.as_ref() else {
+                Operand::Reg(r) if r.decorators().is_empty() => {
+                    let (Some(index), Some(view), Some(st)) =
+                        (r.virtual_index(), reg_view(r.kind()), self.func.as_ref())
+                    else {
                         return Ok(Memo::NotMemoized);
                     };
-                    let Ok(reg @ IrReg::Virt(v, view)) = ir_reg(&st.f, self.vreg_base, *r) else {
+                    let Some((reg, data)) = virtual_reg(&st.f, self.vreg_base, index, view) else {
                         return Ok(Memo::NotMemoized);
                     };
-                    let Some(data) = st.f.get_vreg(v) else {
+                    let IrReg::Virt(_, view) = reg else {
                         return Ok(Memo::NotMemoized);
                     };
                     // What the facts key takes from a register's shape:
@@ -1507,46 +1510,29 @@ const OUTSIDE: u32 = u32::MAX - 1;
 /// The IR register for an x86 register (virtual or physical) used in `f`,
 /// whose virtual registers are numbered from `base`.
 fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
-    let view = match r.kind() {
-        RegKind::Gp8 => View::B8,
-        RegKind::Gp8Hi => View::H8,
-        RegKind::Gp16 => View::W16,
-        RegKind::Gp32 => View::D32,
-        RegKind::Gp64 => View::Q64,
-        RegKind::Xmm => View::X128,
-        RegKind::Ymm => View::Y256,
-        RegKind::Zmm => View::Z512,
-        RegKind::K => View::FULL,
-        _ => return Err(invalid(&format!("{r} cannot be used by the Compiler"))),
-    };
+    let view =
+        reg_view(r.kind()).ok_or_else(|| invalid(&format!("{r} cannot be used by the Compiler")))?;
     match r.virtual_index() {
         Some(index) => {
-            if index == OUTSIDE {
-                return Err(invalid(&format!(
+            if let Some((reg, _)) = virtual_reg(f, base, index, view) {
+                return Ok(reg);
+            }
+            Err(invalid(&if index == OUTSIDE {
+                format!(
                     "virtual register {r} was made outside a function (call add_func first); it does not belong to function {}",
                     f.name()
-                )));
-            }
-            if index < base {
-                return Err(invalid(&format!(
+                )
+            } else if index < base {
+                format!(
                     "virtual register %{index} belongs to an earlier function of this Compiler, not to function {}",
                     f.name()
-                )));
-            }
-            let v = IrVReg::from_u32(index - base);
-            let data = f.get_vreg(v).ok_or_else(|| {
-                invalid(&format!(
+                )
+            } else {
+                format!(
                     "virtual register %{index} does not belong to function {} (it was not made by this Compiler)",
                     f.name()
-                ))
-            })?;
-            // The register's own size is its full view (so copies are recognised).
-            let view = if view.size() == Some(data.size) || view == View::FULL {
-                View::FULL
-            } else {
-                view
-            };
-            Ok(IrReg::Virt(v, view))
+                )
+            }))
         }
         None => {
             let class = match r.kind() {
@@ -1557,6 +1543,44 @@ fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
             Ok(IrReg::Phys(jitforge_ir::PReg::new(class, r.hw_id()), view))
         }
     }
+}
+
+/// The IR view of an x86 register kind (`None`: not one the Compiler takes).
+fn reg_view(kind: RegKind) -> Option<View> {
+    Some(match kind {
+        RegKind::Gp8 => View::B8,
+        RegKind::Gp8Hi => View::H8,
+        RegKind::Gp16 => View::W16,
+        RegKind::Gp32 => View::D32,
+        RegKind::Gp64 => View::Q64,
+        RegKind::Xmm => View::X128,
+        RegKind::Ymm => View::Y256,
+        RegKind::Zmm => View::Z512,
+        RegKind::K => View::FULL,
+        _ => return None,
+    })
+}
+
+/// Virtual register `index` (numbered from `base`) of `f` seen through
+/// `view`, and its data; `None` when it is not one of `f`'s.
+fn virtual_reg(
+    f: &IrFunction,
+    base: u32,
+    index: u32,
+    view: View,
+) -> Option<(IrReg, &jitforge_ir::VRegData)> {
+    if index == OUTSIDE {
+        return None;
+    }
+    let v = IrVReg::from_u32(index.checked_sub(base)?);
+    let data = f.get_vreg(v)?;
+    // The register's own size is its full view (so copies are recognised).
+    let view = if view.size() == Some(data.size) || view == View::FULL {
+        View::FULL
+    } else {
+        view
+    };
+    Some((IrReg::Virt(v, view), data))
 }
 
 /// A signature as text: `(i64, f64) -> (i64) sysv64`.
@@ -1639,40 +1663,54 @@ fn unbound_jump_target(f: &IrFunction) -> Option<IrLabel> {
     })
 }
 
-/// Whether an operand of `f` is a label or an address built on one (a
-/// label, stack slot or jump table: one pass over the operand pool), or
-/// `f` has jump tables.
-fn refers_to_labels(f: &IrFunction) -> bool {
-    f.num_jump_tables() != 0
-        || f.all_operands().iter().any(|op| match op {
-            IrOperand::Label(_) => true,
-            IrOperand::Mem(m) => !matches!(
-                m.base,
-                IrMemBase::None
-                    | IrMemBase::Reg(_)
-                    | IrMemBase::Slot(_)
-                    | IrMemBase::InArgs
-                    | IrMemBase::OutArgs
-            ),
-            _ => false,
-        })
+/// What the emission needs to know of a function's operands (one pass
+/// over the operand pool).
+struct OperandSummary {
+    /// Whether an operand is a label or an address built on one (a label,
+    /// stack slot or jump table), or the function has jump tables.
+    refers_to_labels: bool,
+    /// Whether it names a 256- or 512-bit vector register anywhere.
+    wide_vectors: bool,
 }
 
-/// Whether `f` names a 256- or 512-bit vector register anywhere (one pass
-/// over the operand pool).
-fn uses_wide_vectors(f: &IrFunction) -> bool {
-    let wide_vreg = |v: IrVReg, view: View| {
-        f.get_vreg(v)
-            .is_some_and(|d| d.class == IrClass::VEC && view.size().unwrap_or(d.size) >= 32)
-    };
-    f.all_operands().iter().any(|op| match *op {
-        IrOperand::Reg(IrReg::Virt(v, view)) => wide_vreg(v, view),
-        IrOperand::Reg(IrReg::Phys(p, view)) => {
-            p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32
+impl OperandSummary {
+    fn of(f: &IrFunction) -> OperandSummary {
+        // Without a vector vreg only a physical register can be wide.
+        let vector_vregs = f.vregs().any(|(_, d)| d.class == IrClass::VEC);
+        let wide_vreg = |v: IrVReg, view: View| {
+            vector_vregs
+                && f.get_vreg(v).is_some_and(|d| {
+                    d.class == IrClass::VEC && view.size().unwrap_or(d.size) >= 32
+                })
+        };
+        let mut summary = OperandSummary {
+            refers_to_labels: f.num_jump_tables() != 0,
+            wide_vectors: false,
+        };
+        for op in f.all_operands() {
+            match *op {
+                IrOperand::Label(_) => summary.refers_to_labels = true,
+                IrOperand::Mem(m) => {
+                    summary.refers_to_labels |= !matches!(
+                        m.base,
+                        IrMemBase::None
+                            | IrMemBase::Reg(_)
+                            | IrMemBase::Slot(_)
+                            | IrMemBase::InArgs
+                            | IrMemBase::OutArgs
+                    )
+                }
+                IrOperand::Reg(IrReg::Virt(v, view)) => summary.wide_vectors |= wide_vreg(v, view),
+                IrOperand::Reg(IrReg::Phys(p, view)) => {
+                    summary.wide_vectors |=
+                        p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32
+                }
+                IrOperand::Fixed(v, _) => summary.wide_vectors |= wide_vreg(v, View::FULL),
+                IrOperand::Imm(_) => {}
+            }
         }
-        IrOperand::Fixed(v, _) => wide_vreg(v, View::FULL),
-        _ => false,
-    })
+        summary
+    }
 }
 
 fn invalid(message: &str) -> Error {
