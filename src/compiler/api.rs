@@ -332,7 +332,16 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
+    #[inline]
     fn enter(&mut self) -> Result<()> {
+        match &self.func {
+            Some(st) if st.entered => Ok(()),
+            _ => self.enter_first(),
+        }
+    }
+
+    /// [`enter`](Self::enter) at the first instruction (or without a function).
+    fn enter_first(&mut self) -> Result<()> {
         let st = self.state()?;
         if st.entered {
             return Ok(());
@@ -1633,6 +1642,16 @@ fn check_call_arity(
 /// A label that a jump or jump table of `f` targets but `f` never binds
 /// (calls may name other functions' labels).
 fn unbound_jump_target(f: &IrFunction) -> Option<IrLabel> {
+    // Most functions have no label operand at all: one pass over the
+    // operand pool, without looking at instructions.
+    if f.num_jump_tables() == 0
+        && !f
+            .all_operands()
+            .iter()
+            .any(|op| matches!(op, IrOperand::Label(_)))
+    {
+        return None;
+    }
     let mut bound = vec![false; f.num_labels()];
     for i in f.insts() {
         if let jitforge_ir::InstKind::Bind(l) = f.kind(i) {
