@@ -1519,8 +1519,8 @@ const OUTSIDE: u32 = u32::MAX - 1;
 /// The IR register for an x86 register (virtual or physical) used in `f`,
 /// whose virtual registers are numbered from `base`.
 fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
-    let view =
-        reg_view(r.kind()).ok_or_else(|| invalid(&format!("{r} cannot be used by the Compiler")))?;
+    let view = reg_view(r.kind())
+        .ok_or_else(|| invalid(&format!("{r} cannot be used by the Compiler")))?;
     match r.virtual_index() {
         Some(index) => {
             if let Some((reg, _)) = virtual_reg(f, base, index, view) {
@@ -1698,9 +1698,8 @@ impl OperandSummary {
         let vector_vregs = f.vregs().any(|(_, d)| d.class == IrClass::VEC);
         let wide_vreg = |v: IrVReg, view: View| {
             vector_vregs
-                && f.get_vreg(v).is_some_and(|d| {
-                    d.class == IrClass::VEC && view.size().unwrap_or(d.size) >= 32
-                })
+                && f.get_vreg(v)
+                    .is_some_and(|d| d.class == IrClass::VEC && view.size().unwrap_or(d.size) >= 32)
         };
         let mut summary = OperandSummary {
             refers_to_labels: f.num_jump_tables() != 0,
