@@ -1165,12 +1165,7 @@ impl Compiler<'_> {
                 )))));
             }
         }
-        let st = self
-            .func
-            .as_mut()
-            .ok_or_else(|| invalid("no function: call add_func first"))?;
-        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops, tag)
-            .map_err(|e| invalid(&e.to_string()))?;
+        self.push_target(id, &ops, tag)?;
         Ok(Plain::Added(tag))
     }
 
@@ -1237,13 +1232,27 @@ impl Compiler<'_> {
         let Some(tag) = self.ws.get().shape_memo.get(&key) else {
             return Ok(Memo::Miss(key));
         };
+        self.push_target(id, &ops, tag)?;
+        Ok(Memo::Added)
+    }
+
+    /// Appends target instruction `id` on `ops` with facts tag `tag`
+    /// (forced inline: on the path of every instruction, where a call
+    /// costs a tenth of the append).
+    #[inline(always)]
+    fn push_target(
+        &mut self,
+        id: jitforge_ir::TargetInst,
+        ops: &[IrOperand],
+        tag: u16,
+    ) -> Result<()> {
         let st = self
             .func
             .as_mut()
             .ok_or_else(|| invalid("no function: call add_func first"))?;
-        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops, tag)
+        st.f.push_tagged(jitforge_ir::InstKind::Target(id), ops, tag)
             .map_err(|e| invalid(&e.to_string()))?;
-        Ok(Memo::Added)
+        Ok(())
     }
 
     /// Adds an instruction whose operands include virtual registers bound
