@@ -1462,8 +1462,8 @@ impl ShapeKey {
     }
 }
 
-/// Facts tags by instruction shape: direct-mapped, the newest shape of a
-/// slot wins. Tags index the workspace's facts table, so it is cleared
+/// Facts tags by instruction shape: two-way, the newest shape of a full
+/// pair of slots wins. Tags index the workspace's facts table, so it is cleared
 /// with it.
 #[derive(Default)]
 struct ShapeMemo {
@@ -1471,11 +1471,22 @@ struct ShapeMemo {
 }
 
 impl ShapeMemo {
-    const SLOTS: usize = 256;
+    /// Few: a function has a handful of instruction shapes, and the memo
+    /// is part of the first function's heap.
+    const SLOTS: usize = 64;
+
+    /// The two slots a key may be in (two-way, so that two frequent
+    /// shapes with one hash slot do not take turns).
+    fn slots_of(key: &ShapeKey) -> [usize; 2] {
+        let slot = key.slot();
+        [slot, slot ^ 1]
+    }
 
     fn get(&self, key: &ShapeKey) -> Option<u16> {
-        let (k, tag) = self.slots.get(key.slot())?;
-        (k == key && *tag != jitforge_ir::NO_TAG).then_some(*tag)
+        Self::slots_of(key).into_iter().find_map(|slot| {
+            let (k, tag) = self.slots.get(slot)?;
+            (k == key && *tag != jitforge_ir::NO_TAG).then_some(*tag)
+        })
     }
 
     fn insert(&mut self, key: ShapeKey, tag: u16) {
@@ -1483,7 +1494,15 @@ impl ShapeMemo {
             self.slots
                 .resize(Self::SLOTS, (ShapeKey::default(), jitforge_ir::NO_TAG));
         }
-        let slot = key.slot();
+        let [first, second] = Self::slots_of(&key);
+        // The first slot unless it is taken and the second is free.
+        let slot = if self.slots[first].1 != jitforge_ir::NO_TAG
+            && self.slots[second].1 == jitforge_ir::NO_TAG
+        {
+            second
+        } else {
+            first
+        };
         self.slots[slot] = (key, tag);
     }
 
