@@ -908,6 +908,10 @@ impl<S: Sink> Rewriter<'_, S> {
     /// After the last instruction of a block that falls through into a split
     /// edge's successor: the split's edits run inline (only that path gets here).
     fn fallthrough_edits(&mut self, i: usize) -> Result<()> {
+        // Without split edges (most functions) nothing runs here.
+        if self.out.edge_splits.is_empty() {
+            return Ok(());
+        }
         let inst = IrInst::from_u32(i as u32);
         let Some(block) = self.cfg.block_of(inst) else {
             return Ok(());
