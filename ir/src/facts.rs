@@ -48,14 +48,15 @@ pub struct VRegAccess {
 impl Function {
     /// If `inst` is `copy %dst, %src` between whole virtual registers: `(dst, src)`.
     pub fn copy_vregs(&self, inst: Inst) -> Option<(VReg, VReg)> {
-        match (self.kind(inst), self.operands(inst)) {
-            (
-                InstKind::Copy,
-                &[
-                    Operand::Reg(Reg::Virt(d, View::FULL)),
-                    Operand::Reg(Reg::Virt(s, View::FULL)),
-                ],
-            ) => Some((d, s)),
+        // The kind first: most instructions are no copies (no operand slice made).
+        if self.kind(inst) != InstKind::Copy {
+            return None;
+        }
+        match *self.operands(inst) {
+            [
+                Operand::Reg(Reg::Virt(d, View::FULL)),
+                Operand::Reg(Reg::Virt(s, View::FULL)),
+            ] => Some((d, s)),
             _ => None,
         }
     }
@@ -63,10 +64,11 @@ impl Function {
     /// If `inst` is `copy %dst, imm` into a whole virtual register: `(dst, imm)`
     /// (a definition the allocator can recompute instead of spilling).
     pub fn copy_imm(&self, inst: Inst) -> Option<(VReg, i64)> {
-        match (self.kind(inst), self.operands(inst)) {
-            (InstKind::Copy, &[Operand::Reg(Reg::Virt(d, View::FULL)), Operand::Imm(v)]) => {
-                Some((d, v))
-            }
+        if self.kind(inst) != InstKind::Copy {
+            return None;
+        }
+        match *self.operands(inst) {
+            [Operand::Reg(Reg::Virt(d, View::FULL)), Operand::Imm(v)] => Some((d, v)),
             _ => None,
         }
     }

@@ -215,6 +215,7 @@ impl<'a> Compiler<'a> {
         let ws = self.ws.get();
         if ws.facts_table.len() > FACTS_TABLE_KEEP {
             ws.facts_table.clear();
+            ws.shape_memo.clear();
         }
         let spare_function = ws.function.take();
         let entry = self.function_label(name);
@@ -331,7 +332,16 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
+    #[inline]
     fn enter(&mut self) -> Result<()> {
+        match &self.func {
+            Some(st) if st.entered => Ok(()),
+            _ => self.enter_first(),
+        }
+    }
+
+    /// [`enter`](Self::enter) at the first instruction (or without a function).
+    fn enter_first(&mut self) -> Result<()> {
         let st = self.state()?;
         if st.entered {
             return Ok(());
@@ -843,6 +853,7 @@ impl<'a> Compiler<'a> {
         } else {
             Vec::new()
         };
+        let summary = OperandSummary::of(f);
         macro_rules! rewrite_into {
             ($sink:expr) => {
                 Rewriter {
@@ -857,7 +868,7 @@ impl<'a> Compiler<'a> {
                     cfg: &ws.cfg,
                     split_labels: Vec::new(),
                     table_labels: Vec::new(),
-                    wide_vectors: uses_wide_vectors(f),
+                    wide_vectors: summary.wide_vectors,
                     vector_bytes: env.slot_size[1] as u16,
                     decisions,
                 }
@@ -870,7 +881,7 @@ impl<'a> Compiler<'a> {
         // Builder, whose listing has the comments (same bytes either way).
         if !self.logging
             && self.asm.is_empty()
-            && !refers_to_labels(f)
+            && !summary.refers_to_labels
             && ws.out.edge_splits.is_empty()
         {
             let mut direct = self.asm.direct()?;
@@ -928,6 +939,16 @@ impl Emitter for Compiler<'_> {
         let count = self.pending_count.take();
         let mask = self.pending_mask.take();
         self.enter()?;
+        // An instruction on virtual registers and memory whose shape was
+        // seen before: its facts are known, only its operands are built.
+        let mut memo_key = None;
+        if options == InstOptions::NONE && count.is_none() && mask.is_none() {
+            match self.memo_inst(mnemonic, operands)? {
+                Memo::Added => return Ok(()),
+                Memo::Miss(key) => memo_key = Some(key),
+                Memo::NotMemoized => {}
+            }
+        }
         if count.is_some() && mask.is_some() {
             return Err(invalid("a rep count and a write mask on one instruction"));
         }
@@ -944,7 +965,14 @@ impl Emitter for Compiler<'_> {
             || crate::x86::text::format_instruction(mnemonic, operands, options, crate::Arch::X64);
         let plain = if count.is_none() {
             match self.plain_inst(mnemonic, prefix, options, mask, operands)? {
-                Plain::Added => return Ok(()),
+                Plain::Added(tag) => {
+                    if let Some(key) = memo_key
+                        && tag != jitforge_ir::NO_TAG
+                    {
+                        self.ws.get().shape_memo.insert(key, tag);
+                    }
+                    return Ok(());
+                }
                 Plain::MissingImplicit(e) => return Err(*e),
                 // No form with a write mask binds implicit registers.
                 Plain::NoForm(e) if mask.is_some() => return Err(*e),
@@ -1137,13 +1165,94 @@ impl Compiler<'_> {
                 )))));
             }
         }
+        self.push_target(id, &ops, tag)?;
+        Ok(Plain::Added(tag))
+    }
+
+    /// Adds an instruction without prefixes or mask whose operands are
+    /// virtual registers (no decorations) and register-based memory, when
+    /// an instruction of the same shape was added before: it gets that
+    /// one's facts tag, without building operand shapes or looking the
+    /// facts up. Anything else, and errors, are left to
+    /// [`plain_inst`](Self::plain_inst), which reports them.
+    fn memo_inst(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<Memo> {
+        if operands.len() > ShapeKey::MAX_OPERANDS {
+            return Ok(Memo::NotMemoized);
+        }
+        let id = X86Inst::new(mnemonic).id();
+        let mut key = ShapeKey {
+            inst: id.0 | u32::from(self.avx512) << 31,
+            ops: [0; ShapeKey::MAX_OPERANDS],
+        };
+        let mut ops: SmallVec<[IrOperand; 4]> = SmallVec::new();
+        for (j, op) in operands.iter().enumerate() {
+            let (operand, code) = match op {
+                Operand::Reg(r) if r.decorators().is_empty() => {
+                    let (Some(index), Some(view), Some(st)) =
+                        (r.virtual_index(), reg_view(r.kind()), self.func.as_ref())
+                    else {
+                        return Ok(Memo::NotMemoized);
+                    };
+                    let Some((reg, data)) = virtual_reg(&st.f, self.vreg_base, index, view) else {
+                        return Ok(Memo::NotMemoized);
+                    };
+                    let IrReg::Virt(_, view) = reg else {
+                        return Ok(Memo::NotMemoized);
+                    };
+                    // What the facts key takes from a register's shape:
+                    // class, size, high byte, sub-view, the first earlier
+                    // operand that is the same register.
+                    let size = view.size().unwrap_or(data.size);
+                    let same = ops
+                        .iter()
+                        .position(|o| *o == IrOperand::Reg(reg))
+                        .unwrap_or(7) as u32;
+                    let code = u32::from(data.class.0 & 0xF)
+                        | u32::from(size) << 4
+                        | u32::from(view.is_high()) << 20
+                        | u32::from(view != View::FULL) << 21
+                        | same << 22;
+                    (IrOperand::Reg(reg), code)
+                }
+                // Memory's shape is its size (the address registers are no operands of it).
+                Operand::Mem(m)
+                    if m.decorators().is_empty()
+                        && matches!(m.base(), MemBase::Reg(_) | MemBase::None) =>
+                {
+                    let Ok(mem) = self.ir_mem(m) else {
+                        return Ok(Memo::NotMemoized);
+                    };
+                    (IrOperand::Mem(mem), ShapeKey::MEM | u32::from(mem.size))
+                }
+                _ => return Ok(Memo::NotMemoized),
+            };
+            ops.push(operand);
+            key.ops[j] = ShapeKey::PRESENT | code;
+        }
+        let Some(tag) = self.ws.get().shape_memo.get(&key) else {
+            return Ok(Memo::Miss(key));
+        };
+        self.push_target(id, &ops, tag)?;
+        Ok(Memo::Added)
+    }
+
+    /// Appends target instruction `id` on `ops` with facts tag `tag`
+    /// (forced inline: on the path of every instruction, where a call
+    /// costs a tenth of the append).
+    #[inline(always)]
+    fn push_target(
+        &mut self,
+        id: jitforge_ir::TargetInst,
+        ops: &[IrOperand],
+        tag: u16,
+    ) -> Result<()> {
         let st = self
             .func
             .as_mut()
             .ok_or_else(|| invalid("no function: call add_func first"))?;
-        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops, tag)
+        st.f.push_tagged(jitforge_ir::InstKind::Target(id), ops, tag)
             .map_err(|e| invalid(&e.to_string()))?;
-        Ok(Plain::Added)
+        Ok(())
     }
 
     /// Adds an instruction whose operands include virtual registers bound
@@ -1256,6 +1365,8 @@ struct Workspace {
     facts: InstFacts,
     /// The facts of the instructions written, by their tags.
     facts_table: FactsTable,
+    /// Tags of `facts_table` by the shape of the instruction (cleared with it).
+    shape_memo: ShapeMemo,
     /// The last function compiled, its buffers kept for the next one.
     function: Option<IrFunction>,
 }
@@ -1305,13 +1416,99 @@ impl Drop for Pooled {
 /// What [`Compiler::plain_inst`] found (errors boxed: the common case
 /// stays small to return).
 enum Plain {
-    /// The instruction is added (tagged with the index of its facts in the
-    /// workspace's facts table).
-    Added,
+    /// The instruction is added, tagged with the index of its facts in the
+    /// workspace's facts table (or `NO_TAG`).
+    Added(u16),
     /// No form takes the operands.
     NoForm(Box<Error>),
     /// A form takes them but reads implicit registers.
     MissingImplicit(Box<Error>),
+}
+
+/// What [`Compiler::memo_inst`] did.
+enum Memo {
+    /// The instruction is added.
+    Added,
+    /// It can be memoized but its shape is not known yet: the key to
+    /// remember its tag under once it is added.
+    Miss(ShapeKey),
+    /// Not an instruction the memo takes.
+    NotMemoized,
+}
+
+/// The shape of an instruction as far as its facts depend on it, for
+/// instructions on virtual registers and register-based memory (see
+/// [`Compiler::memo_inst`]): the instruction id (the AVX-512 setting in
+/// the top bit) and one code per operand (0: no operand).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+struct ShapeKey {
+    inst: u32,
+    ops: [u32; ShapeKey::MAX_OPERANDS],
+}
+
+impl ShapeKey {
+    const MAX_OPERANDS: usize = 4;
+    /// Set in the code of every operand present.
+    const PRESENT: u32 = 1 << 31;
+    /// Set in the code of a memory operand.
+    const MEM: u32 = 1 << 30;
+
+    fn slot(&self) -> usize {
+        let mut h = u64::from(self.inst);
+        for &o in &self.ops {
+            h = (h ^ u64::from(o)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+        (h >> (64 - ShapeMemo::SLOTS.trailing_zeros())) as usize
+    }
+}
+
+/// Facts tags by instruction shape: two-way, the newest shape of a full
+/// pair of slots wins. Tags index the workspace's facts table, so it is cleared
+/// with it.
+#[derive(Default)]
+struct ShapeMemo {
+    slots: Vec<(ShapeKey, u16)>,
+}
+
+impl ShapeMemo {
+    /// Few: a function has a handful of instruction shapes, and the memo
+    /// is part of the first function's heap.
+    const SLOTS: usize = 64;
+
+    /// The two slots a key may be in (two-way, so that two frequent
+    /// shapes with one hash slot do not take turns).
+    fn slots_of(key: &ShapeKey) -> [usize; 2] {
+        let slot = key.slot();
+        [slot, slot ^ 1]
+    }
+
+    fn get(&self, key: &ShapeKey) -> Option<u16> {
+        Self::slots_of(key).into_iter().find_map(|slot| {
+            let (k, tag) = self.slots.get(slot)?;
+            (k == key && *tag != jitforge_ir::NO_TAG).then_some(*tag)
+        })
+    }
+
+    fn insert(&mut self, key: ShapeKey, tag: u16) {
+        if self.slots.is_empty() {
+            self.slots
+                .resize(Self::SLOTS, (ShapeKey::default(), jitforge_ir::NO_TAG));
+        }
+        let [first, second] = Self::slots_of(&key);
+        // The first slot unless it is taken and the second is free.
+        let slot = if self.slots[first].1 != jitforge_ir::NO_TAG
+            && self.slots[second].1 == jitforge_ir::NO_TAG
+        {
+            second
+        } else {
+            first
+        };
+        self.slots[slot] = (key, tag);
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+    }
 }
 
 /// The name of a physical register in its widest view.
@@ -1350,46 +1547,29 @@ const OUTSIDE: u32 = u32::MAX - 1;
 /// The IR register for an x86 register (virtual or physical) used in `f`,
 /// whose virtual registers are numbered from `base`.
 fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
-    let view = match r.kind() {
-        RegKind::Gp8 => View::B8,
-        RegKind::Gp8Hi => View::H8,
-        RegKind::Gp16 => View::W16,
-        RegKind::Gp32 => View::D32,
-        RegKind::Gp64 => View::Q64,
-        RegKind::Xmm => View::X128,
-        RegKind::Ymm => View::Y256,
-        RegKind::Zmm => View::Z512,
-        RegKind::K => View::FULL,
-        _ => return Err(invalid(&format!("{r} cannot be used by the Compiler"))),
-    };
+    let view = reg_view(r.kind())
+        .ok_or_else(|| invalid(&format!("{r} cannot be used by the Compiler")))?;
     match r.virtual_index() {
         Some(index) => {
-            if index == OUTSIDE {
-                return Err(invalid(&format!(
+            if let Some((reg, _)) = virtual_reg(f, base, index, view) {
+                return Ok(reg);
+            }
+            Err(invalid(&if index == OUTSIDE {
+                format!(
                     "virtual register {r} was made outside a function (call add_func first); it does not belong to function {}",
                     f.name()
-                )));
-            }
-            if index < base {
-                return Err(invalid(&format!(
+                )
+            } else if index < base {
+                format!(
                     "virtual register %{index} belongs to an earlier function of this Compiler, not to function {}",
                     f.name()
-                )));
-            }
-            let v = IrVReg::from_u32(index - base);
-            let data = f.get_vreg(v).ok_or_else(|| {
-                invalid(&format!(
+                )
+            } else {
+                format!(
                     "virtual register %{index} does not belong to function {} (it was not made by this Compiler)",
                     f.name()
-                ))
-            })?;
-            // The register's own size is its full view (so copies are recognised).
-            let view = if view.size() == Some(data.size) || view == View::FULL {
-                View::FULL
-            } else {
-                view
-            };
-            Ok(IrReg::Virt(v, view))
+                )
+            }))
         }
         None => {
             let class = match r.kind() {
@@ -1400,6 +1580,44 @@ fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
             Ok(IrReg::Phys(jitforge_ir::PReg::new(class, r.hw_id()), view))
         }
     }
+}
+
+/// The IR view of an x86 register kind (`None`: not one the Compiler takes).
+fn reg_view(kind: RegKind) -> Option<View> {
+    Some(match kind {
+        RegKind::Gp8 => View::B8,
+        RegKind::Gp8Hi => View::H8,
+        RegKind::Gp16 => View::W16,
+        RegKind::Gp32 => View::D32,
+        RegKind::Gp64 => View::Q64,
+        RegKind::Xmm => View::X128,
+        RegKind::Ymm => View::Y256,
+        RegKind::Zmm => View::Z512,
+        RegKind::K => View::FULL,
+        _ => return None,
+    })
+}
+
+/// Virtual register `index` (numbered from `base`) of `f` seen through
+/// `view`, and its data; `None` when it is not one of `f`'s.
+fn virtual_reg(
+    f: &IrFunction,
+    base: u32,
+    index: u32,
+    view: View,
+) -> Option<(IrReg, &jitforge_ir::VRegData)> {
+    if index == OUTSIDE {
+        return None;
+    }
+    let v = IrVReg::from_u32(index.checked_sub(base)?);
+    let data = f.get_vreg(v)?;
+    // The register's own size is its full view (so copies are recognised).
+    let view = if view.size() == Some(data.size) || view == View::FULL {
+        View::FULL
+    } else {
+        view
+    };
+    Some((IrReg::Virt(v, view), data))
 }
 
 /// A signature as text: `(i64, f64) -> (i64) sysv64`.
@@ -1452,6 +1670,16 @@ fn check_call_arity(
 /// A label that a jump or jump table of `f` targets but `f` never binds
 /// (calls may name other functions' labels).
 fn unbound_jump_target(f: &IrFunction) -> Option<IrLabel> {
+    // Most functions have no label operand at all: one pass over the
+    // operand pool, without looking at instructions.
+    if f.num_jump_tables() == 0
+        && !f
+            .all_operands()
+            .iter()
+            .any(|op| matches!(op, IrOperand::Label(_)))
+    {
+        return None;
+    }
     let mut bound = vec![false; f.num_labels()];
     for i in f.insts() {
         if let jitforge_ir::InstKind::Bind(l) = f.kind(i) {
@@ -1482,40 +1710,53 @@ fn unbound_jump_target(f: &IrFunction) -> Option<IrLabel> {
     })
 }
 
-/// Whether an operand of `f` is a label or an address built on one (a
-/// label, stack slot or jump table: one pass over the operand pool), or
-/// `f` has jump tables.
-fn refers_to_labels(f: &IrFunction) -> bool {
-    f.num_jump_tables() != 0
-        || f.all_operands().iter().any(|op| match op {
-            IrOperand::Label(_) => true,
-            IrOperand::Mem(m) => !matches!(
-                m.base,
-                IrMemBase::None
-                    | IrMemBase::Reg(_)
-                    | IrMemBase::Slot(_)
-                    | IrMemBase::InArgs
-                    | IrMemBase::OutArgs
-            ),
-            _ => false,
-        })
+/// What the emission needs to know of a function's operands (one pass
+/// over the operand pool).
+struct OperandSummary {
+    /// Whether an operand is a label or an address built on one (a label,
+    /// stack slot or jump table), or the function has jump tables.
+    refers_to_labels: bool,
+    /// Whether it names a 256- or 512-bit vector register anywhere.
+    wide_vectors: bool,
 }
 
-/// Whether `f` names a 256- or 512-bit vector register anywhere (one pass
-/// over the operand pool).
-fn uses_wide_vectors(f: &IrFunction) -> bool {
-    let wide_vreg = |v: IrVReg, view: View| {
-        f.get_vreg(v)
-            .is_some_and(|d| d.class == IrClass::VEC && view.size().unwrap_or(d.size) >= 32)
-    };
-    f.all_operands().iter().any(|op| match *op {
-        IrOperand::Reg(IrReg::Virt(v, view)) => wide_vreg(v, view),
-        IrOperand::Reg(IrReg::Phys(p, view)) => {
-            p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32
+impl OperandSummary {
+    fn of(f: &IrFunction) -> OperandSummary {
+        // Without a vector vreg only a physical register can be wide.
+        let vector_vregs = f.vregs().any(|(_, d)| d.class == IrClass::VEC);
+        let wide_vreg = |v: IrVReg, view: View| {
+            vector_vregs
+                && f.get_vreg(v)
+                    .is_some_and(|d| d.class == IrClass::VEC && view.size().unwrap_or(d.size) >= 32)
+        };
+        let mut summary = OperandSummary {
+            refers_to_labels: f.num_jump_tables() != 0,
+            wide_vectors: false,
+        };
+        for op in f.all_operands() {
+            match *op {
+                IrOperand::Label(_) => summary.refers_to_labels = true,
+                IrOperand::Mem(m) => {
+                    summary.refers_to_labels |= !matches!(
+                        m.base,
+                        IrMemBase::None
+                            | IrMemBase::Reg(_)
+                            | IrMemBase::Slot(_)
+                            | IrMemBase::InArgs
+                            | IrMemBase::OutArgs
+                    )
+                }
+                IrOperand::Reg(IrReg::Virt(v, view)) => summary.wide_vectors |= wide_vreg(v, view),
+                IrOperand::Reg(IrReg::Phys(p, view)) => {
+                    summary.wide_vectors |=
+                        p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32
+                }
+                IrOperand::Fixed(v, _) => summary.wide_vectors |= wide_vreg(v, View::FULL),
+                IrOperand::Imm(_) => {}
+            }
         }
-        IrOperand::Fixed(v, _) => wide_vreg(v, View::FULL),
-        _ => false,
-    })
+        summary
+    }
 }
 
 fn invalid(message: &str) -> Error {

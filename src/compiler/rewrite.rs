@@ -5,7 +5,7 @@
 //! and each instruction with its virtual registers replaced by the
 //! registers or stack slots they were given.
 
-use super::ra::RaView;
+use super::ra::{OperandOrigin, RaView};
 use super::target::{X86Inst, X86Target};
 use crate::code::Label;
 use crate::error::{Error, Result};
@@ -165,6 +165,31 @@ fn x86_reg(p: PReg, bytes: u16, high: bool) -> Result<Reg> {
     reg.ok_or_else(|| Error::InvalidArgument {
         message: format!("register {p} has no {bytes}-byte view"),
     })
+}
+
+/// The allocator's operands of one instruction: `allocs[k]` is where the
+/// register of `origins[k]` went.
+struct InstAllocations<'a> {
+    allocs: &'a [Allocation],
+    origins: &'a [OperandOrigin],
+}
+
+impl InstAllocations<'_> {
+    /// The allocation of `v` in IR operand `index` (in its address or
+    /// not); an operand the allocator did not see (`xor x, x`) shares the
+    /// register of the same vreg elsewhere in the instruction.
+    fn find(&self, index: usize, v: jitforge_ir::VReg, in_address: bool) -> Option<Allocation> {
+        let mut same_vreg = None;
+        for (o, a) in self.origins.iter().zip(self.allocs) {
+            if o.vreg == v {
+                if o.operand as usize == index && o.in_address == in_address {
+                    return Some(*a);
+                }
+                same_vreg = same_vreg.or(Some(*a));
+            }
+        }
+        same_vreg
+    }
 }
 
 /// What the rewrite writes into: the Builder (which relaxes branches) or
@@ -558,22 +583,39 @@ impl<S: Sink> Rewriter<'_, S> {
 
     /// The x86 operand for IR operand `index` of instruction `i`.
     fn operand(&self, i: usize, index: usize, op: &IrOperand) -> Result<Operand> {
-        let allocs = self.out.inst_allocs(jitforge_regalloc::Inst::new(i));
-        let origins = self.ra.origins(i);
+        self.operand_of(i, index, op, &self.inst_allocations(i))
+    }
+
+    /// The allocator's operands of instruction `i`: where each went and
+    /// which IR operand it came from (looked up once per instruction).
+    fn inst_allocations(&self, i: usize) -> InstAllocations<'_> {
+        InstAllocations {
+            allocs: self.out.inst_allocs(jitforge_regalloc::Inst::new(i)),
+            origins: self.ra.origins(i),
+        }
+    }
+
+    /// [`operand`](Self::operand) with the instruction's allocations at hand.
+    fn operand_of(
+        &self,
+        i: usize,
+        index: usize,
+        op: &IrOperand,
+        at: &InstAllocations<'_>,
+    ) -> Result<Operand> {
         let alloc_of = |v: jitforge_ir::VReg, in_address: bool| -> Result<Allocation> {
-            let pairs = || origins.iter().zip(allocs);
-            pairs()
-                .find(|(o, _)| {
-                    o.operand as usize == index && o.vreg == v && o.in_address == in_address
-                })
-                // An operand the allocator did not see (`xor x, x`) shares the
-                // register of the same vreg elsewhere in the instruction.
-                .or_else(|| pairs().find(|(o, _)| o.vreg == v))
-                .map(|(_, a)| *a)
+            at.find(index, v, in_address)
                 .ok_or_else(|| Error::InvalidArgument {
                     message: format!("no allocation for {v} in instruction {i}"),
                 })
         };
+        // The common case first: a virtual register in a register.
+        if let IrOperand::Reg(IrReg::Virt(v, view)) = *op
+            && let Some(Allocation::Reg(p)) = at.find(index, v, false)
+        {
+            let bytes = view.size().unwrap_or_else(|| self.vreg_bytes(v));
+            return Ok(Operand::Reg(x86_reg(p, bytes, view.is_high())?));
+        }
         let reg = |r: &IrReg, in_address: bool| -> Result<Operand> {
             match *r {
                 IrReg::Virt(v, view) => {
@@ -753,9 +795,10 @@ impl<S: Sink> Rewriter<'_, S> {
                         0..ir_ops.len()
                     };
                     ops.clear();
+                    let at = self.inst_allocations(i);
                     for (index, op) in ir_ops.iter().enumerate() {
                         if explicit.contains(&index) {
-                            ops.push(self.operand(i, index, op)?);
+                            ops.push(self.operand_of(i, index, op, &at)?);
                         }
                     }
                     if x86.masked {
@@ -865,6 +908,10 @@ impl<S: Sink> Rewriter<'_, S> {
     /// After the last instruction of a block that falls through into a split
     /// edge's successor: the split's edits run inline (only that path gets here).
     fn fallthrough_edits(&mut self, i: usize) -> Result<()> {
+        // Without split edges (most functions) nothing runs here.
+        if self.out.edge_splits.is_empty() {
+            return Ok(());
+        }
         let inst = IrInst::from_u32(i as u32);
         let Some(block) = self.cfg.block_of(inst) else {
             return Ok(());
