@@ -62,7 +62,11 @@ impl Section {
     /// What fills the gap before this section: `int3` before code, zeros
     /// before data.
     fn padding_byte(&self) -> u8 {
-        if self.kind == SectionKind::Text { 0xcc } else { 0 }
+        if self.kind == SectionKind::Text {
+            0xcc
+        } else {
+            0
+        }
     }
 
     /// The name (`.text`, `.data`, ...).

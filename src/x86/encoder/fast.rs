@@ -295,8 +295,16 @@ impl Plan {
             plan.bcst_count = (memory_bytes / form.bcst_size() as u32) as u8;
         }
         plan.disp8 = [
-            if form.disp8_n() == 0 { 1 } else { form.disp8_n() },
-            if form.disp8_nb() == 0 { 1 } else { form.disp8_nb() },
+            if form.disp8_n() == 0 {
+                1
+            } else {
+                form.disp8_n()
+            },
+            if form.disp8_nb() == 0 {
+                1
+            } else {
+                form.disp8_nb()
+            },
         ];
         plan.masking = form.flags() & (flags::K | flags::K_REQUIRED | flags::Z);
         match form.encoding() {
