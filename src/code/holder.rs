@@ -173,6 +173,11 @@ pub struct CodeHolder {
     /// The names of named labels, by label id.
     label_names: HashMap<u32, String>,
     fixups: Vec<Fixup>,
+    /// The first of the `fixups` entries free for reuse (chained through
+    /// `next`; resolved uses are freed when their label is bound, so that a
+    /// long program with a few forward jumps open at a time keeps a short
+    /// table), or `NO_FIXUP`.
+    free_fixup: u32,
     pending: usize,
     relocations: Vec<Relocation>,
 }
@@ -196,6 +201,7 @@ impl CodeHolder {
             names: HashMap::new(),
             label_names: HashMap::new(),
             fixups: Vec::new(),
+            free_fixup: NO_FIXUP,
             pending: 0,
             relocations: Vec::new(),
         }
@@ -209,6 +215,7 @@ impl CodeHolder {
         self.names.clear();
         self.label_names.clear();
         self.fixups.clear();
+        self.free_fixup = NO_FIXUP;
         self.pending = 0;
         self.relocations.clear();
     }
@@ -352,9 +359,15 @@ impl CodeHolder {
             }
             at = f.next;
         }
-        let mut at = self.labels[label.0 as usize].first_fixup;
+        let first = self.labels[label.0 as usize].first_fixup;
+        let mut at = first;
         while at != NO_FIXUP {
             let f = self.fixups[at as usize];
+            if f.next == NO_FIXUP {
+                // The last use: the whole chain joins the free list.
+                self.fixups[at as usize].next = self.free_fixup;
+                self.free_fixup = first;
+            }
             self.pending -= 1;
             if f.section == section.0 && matches!(f.kind, FixupKind::Rel8 | FixupKind::Rel32) {
                 let value = relative(target, f.offset, f.pc_delta, f.addend);
@@ -432,16 +445,24 @@ impl CodeHolder {
             }
             return Ok(());
         }
-        let next = entry.first_fixup;
-        self.fixups.push(Fixup {
+        let fixup = Fixup {
             section: section.0,
             offset,
             kind,
             pc_delta,
             addend,
-            next,
-        });
-        self.labels[label.0 as usize].first_fixup = self.fixups.len() as u32 - 1;
+            next: entry.first_fixup,
+        };
+        let at = if self.free_fixup != NO_FIXUP {
+            let at = self.free_fixup;
+            self.free_fixup = self.fixups[at as usize].next;
+            self.fixups[at as usize] = fixup;
+            at
+        } else {
+            self.fixups.push(fixup);
+            self.fixups.len() as u32 - 1
+        };
+        self.labels[label.0 as usize].first_fixup = at;
         self.pending += 1;
         Ok(())
     }
