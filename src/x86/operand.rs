@@ -9,13 +9,7 @@ use crate::code::Label;
 use std::fmt;
 
 /// One instruction operand. Small and `Copy`.
-// An explicit tag byte rather than a niche inside `Mem`: the typed API
-// builds each operand from an argument of known class, and with a tag of
-// its own the variant is a constant where the encoder matches on it (a
-// niche tag is a byte of the runtime `Mem` value, so every match on a
-// memory operand stayed a runtime branch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-#[repr(u8)]
 pub enum Operand {
     /// No operand (unused slot).
     #[default]
