@@ -28,24 +28,33 @@ pub enum MemBase {
     Label(Label),
 }
 
-/// A memory operand. Small and `Copy`.
+/// A memory operand. Small and `Copy`: 32 bytes, so that an [`Operand`]
+/// with its own tag byte is 40.
+///
+/// [`Operand`]: super::operand::Operand
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Mem {
     base: MemBase,
     index: Option<Reg>,
     scale: u8,
-    segment: Option<Reg>,
+    /// The segment override as its kind and id (what encoding and display
+    /// use of it).
+    segment: Option<(RegKind, u8)>,
     size: u16,
     /// 0: no broadcast; 1: broadcast of unspecified count; N > 1: `{1toN}`.
     broadcast: u8,
-    abs64: bool,
+    /// [`ABS64`] and [`PLAIN64`] bits.
+    flags: u8,
     decorators: Decorators,
     disp: i64,
-    /// Whether the address is a plain one (see [`Mem::is_plain64`]), kept
-    /// up to date by every method that changes the address, so that the
-    /// encoder's fast path reads one byte where it would check six fields.
-    plain64: bool,
 }
+
+/// `Mem::flags`: a 64-bit absolute address for `movabs`.
+const ABS64: u8 = 1;
+/// `Mem::flags`: a plain address (see [`Mem::is_plain64`]), kept up to date
+/// by every method that changes the address, so that the encoder's fast
+/// path reads one bit where it would check six fields.
+const PLAIN64: u8 = 2;
 
 impl Mem {
     /// A memory operand with a base register and a displacement, no size.
@@ -58,10 +67,9 @@ impl Mem {
             segment: None,
             size: 0,
             broadcast: 0,
-            abs64: false,
+            flags: 0,
             decorators: Decorators::NONE,
             disp,
-            plain64: false,
         }
         .with_plain64()
     }
@@ -80,13 +88,18 @@ impl Mem {
             // rsp cannot be an index (its SIB code means "none").
             Some(i) => is_low_physical_gp64(i) && i.id() != 4,
         };
-        self.plain64 = base_ok
+        let plain = base_ok
             && index_ok
             && matches!(self.scale, 1 | 2 | 4 | 8)
-            && !self.abs64
+            && self.flags & ABS64 == 0
             && self.decorators.is_empty()
             && self.disp >= i32::MIN as i64
             && self.disp <= i32::MAX as i64;
+        self.flags = if plain {
+            self.flags | PLAIN64
+        } else {
+            self.flags & !PLAIN64
+        };
         self
     }
 
@@ -96,7 +109,7 @@ impl Mem {
     /// (segment, size and broadcast aside).
     #[inline]
     pub(crate) const fn is_plain64(&self) -> bool {
-        self.plain64
+        self.flags & PLAIN64 != 0
     }
 
     /// An absolute address `[addr]` (encoded as disp32 when it fits, else with `movabs`).
@@ -127,7 +140,10 @@ impl Mem {
 
     /// The segment override, if any.
     pub const fn segment(&self) -> Option<Reg> {
-        self.segment
+        match self.segment {
+            Some((kind, id)) => Some(Reg::new_unchecked(kind, id)),
+            None => None,
+        }
     }
 
     /// The size in bytes (0: unspecified).
@@ -152,7 +168,7 @@ impl Mem {
 
     /// Whether this is a 64-bit absolute address for `movabs`.
     pub const fn is_abs64(&self) -> bool {
-        self.abs64
+        self.flags & ABS64 != 0
     }
 
     /// The write mask of a memory destination (`[rax]{k1}`).
@@ -170,7 +186,8 @@ impl Mem {
     /// With a segment override (`fs:[rax]`).
     #[inline]
     pub fn with_segment(mut self, segment: impl Into<Reg>) -> Mem {
-        self.segment = Some(segment.into());
+        let segment = segment.into();
+        self.segment = Some((segment.kind(), segment.id()));
         self
     }
 
@@ -209,7 +226,7 @@ impl Mem {
     /// As a 64-bit absolute address (`movabs`).
     #[inline]
     pub const fn abs64(mut self) -> Mem {
-        self.abs64 = true;
+        self.flags |= ABS64;
         self.with_plain64()
     }
 
@@ -252,7 +269,7 @@ impl fmt::Display for Mem {
         if let Some(k) = size_keyword(self.size) {
             write!(f, "{k} ptr ")?;
         }
-        if let Some(seg) = self.segment {
+        if let Some(seg) = self.segment() {
             write!(f, "{}:", seg.name())?;
         }
         f.write_str("[")?;
