@@ -8,7 +8,8 @@
 //! Memory: the peak heap growth of one extra, untimed run per implementation
 //! (its finished bytes included), per instruction.
 //!
-//! `cargo bench --bench workload_a` (`RUNS=N` repetitions, median; `PEERS=0` for jitforge alone)
+//! `cargo bench --bench workload_a` (`RUNS=N` repetitions, median; `PEERS=0` for jitforge alone;
+//! `BUILDER=0` without the Builder rows, to profile or count page faults of the Assembler alone)
 
 #[path = "common/peak_heap.rs"]
 mod peak_heap;
@@ -250,20 +251,22 @@ fn main() {
                 .len()
         });
         let mut rows = vec![("jitforge Assembler", ours, our_bytes, our_heap)];
-        let (built, built_bytes, built_heap) = measure(runs, || {
-            builder_run(gp_only, blocks)
-                .expect("workload A through the Builder")
-                .len()
-        });
-        rows.push(("jitforge Builder", built, built_bytes, built_heap));
-        let mut code = CodeHolder::new(Arch::X64);
-        let mut reused = Builder::new(&mut code);
-        let (again, again_bytes, again_heap) = measure(runs, || {
-            builder_rerun(&mut reused, gp_only, blocks)
-                .expect("workload A through a reused Builder")
-                .len()
-        });
-        rows.push(("jitforge Builder reused", again, again_bytes, again_heap));
+        if std::env::var("BUILDER").as_deref() != Ok("0") {
+            let (built, built_bytes, built_heap) = measure(runs, || {
+                builder_run(gp_only, blocks)
+                    .expect("workload A through the Builder")
+                    .len()
+            });
+            rows.push(("jitforge Builder", built, built_bytes, built_heap));
+            let mut code = CodeHolder::new(Arch::X64);
+            let mut reused = Builder::new(&mut code);
+            let (again, again_bytes, again_heap) = measure(runs, || {
+                builder_rerun(&mut reused, gp_only, blocks)
+                    .expect("workload A through a reused Builder")
+                    .len()
+            });
+            rows.push(("jitforge Builder reused", again, again_bytes, again_heap));
+        }
         // PEERS=0 measures jitforge alone (for callgrind runs).
         if std::env::var("PEERS").as_deref() != Ok("0") {
             let (iced, iced_bytes, iced_heap) =

@@ -138,3 +138,36 @@ fn x86_code_uses_absolute_label_addresses() -> Result<(), Error> {
     assert_eq!(&out[7..], &[7, 0, 0, 0]);
     Ok(())
 }
+
+#[test]
+fn forward_uses_of_labels_bound_earlier_free_their_slots_for_later_labels() -> Result<(), Error> {
+    // Three forward jumps to `first`, one to `second` in between; after
+    // `first` is bound its three slots are reused by the uses of `third`,
+    // whose chain must not pick up `second`'s (still open) use.
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut a = Assembler::new(&mut code);
+    let first = a.new_label();
+    let second = a.new_label();
+    let third = a.new_label();
+    a.jmp(first)?; // 0: e9 rel32, ends at 5
+    a.jmp(second)?; // 5, ends at 10
+    a.jmp(first)?; // 10, ends at 15
+    a.jne(first)?; // 15: 0f 85 rel32, ends at 21
+    a.bind(first)?; // 21
+    a.jmp(third)?; // 21, ends at 26
+    a.jmp(third)?; // 26, ends at 31
+    a.bind(second)?; // 31
+    a.nop()?; // 31
+    a.bind(third)?; // 32
+    let bytes = code.finalize()?;
+    let rel32 = |at: usize| i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!(bytes.len(), 32);
+    assert_eq!(rel32(1), 21 - 5);
+    assert_eq!(rel32(6), 31 - 10);
+    assert_eq!(rel32(11), 21 - 15);
+    assert_eq!(rel32(17), 21 - 21);
+    assert_eq!(rel32(22), 32 - 26);
+    assert_eq!(rel32(27), 32 - 31);
+    assert_eq!(code.unresolved_count(), 0);
+    Ok(())
+}

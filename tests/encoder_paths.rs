@@ -97,6 +97,8 @@ fn pool(labels: &Labels) -> Vec<Operand> {
         ptr(eax + ecx * 2),
         ptr(rsp + 0x10).with_segment(fs),
         ptr(labels.near),
+        ptr(labels.far + 0x10),
+        ptr(labels.unbound + -8),
         ptr(rip + 0x20),
         Mem::absolute(0x1000),
         ptr(r16 + 8),
@@ -153,7 +155,9 @@ impl Lcg {
     }
 }
 
-/// What one emission left: its result, the bytes and the waiting label uses.
+/// What one emission left: its result, the bytes once the unbound label is
+/// bound after it (so that the uses it waited for are resolved) and the
+/// number of waiting label uses before that.
 fn emit(
     general: bool,
     mnemonic: Mnemonic,
@@ -162,17 +166,21 @@ fn emit(
 ) -> (Result<(), String>, Vec<u8>, usize) {
     let mut code = CodeHolder::new(Arch::X64);
     let mut discard = Discard;
-    let result = {
+    let (result, unbound) = {
         let mut a = Assembler::new(&mut code);
-        prepared(&mut a);
+        let labels = prepared(&mut a);
         if general {
             a.set_logger(Some(&mut discard));
         }
-        a.emit_with(mnemonic, ops, options)
-            .map_err(|e| e.to_string())
+        let result = a
+            .emit_with(mnemonic, ops, options)
+            .map_err(|e| e.to_string());
+        (result, labels.unbound)
     };
+    let waiting = code.unresolved_count();
+    Assembler::new(&mut code).bind(unbound).unwrap();
     // The instruction's bytes: what `prepared` wrote is the same for both.
-    (result, code.text()[300..].to_vec(), code.unresolved_count())
+    (result, code.text()[300..].to_vec(), waiting)
 }
 
 #[test]
@@ -286,6 +294,10 @@ fn typed_run(
     a.vpternlogd(z, z, zmm31, imm)?;
     a.vmovups(m(64), z)?;
     a.kmovw(k1, r32)?;
+    a.mov(r64, qword_ptr(labels.near + disp))?;
+    a.add(dword_ptr(labels.unbound), imm)?;
+    a.vaddps(y, y, ymmword_ptr(labels.far))?;
+    a.cmp(byte_ptr(rip + disp), imm)?;
     a.vpxor(x, x, xmm2)?;
     a.vpaddd(x, x, m(16))?;
     Ok(())
@@ -314,15 +326,20 @@ fn typed_api_takes_the_same_bytes_on_both_paths() {
                     for general in [false, true] {
                         let mut code = CodeHolder::new(Arch::X64);
                         let mut discard = Discard;
-                        let result = {
+                        let (result, unbound) = {
                             let mut a = Assembler::new(&mut code);
                             let labels = prepared(&mut a);
                             if general {
                                 a.set_logger(Some(&mut discard));
                             }
-                            typed_run(&mut a, &labels, g, v, imm, disp).map_err(|e| e.to_string())
+                            let result = typed_run(&mut a, &labels, g, v, imm, disp)
+                                .map_err(|e| e.to_string());
+                            (result, labels.unbound)
                         };
-                        results.push((result, code.text().to_vec(), code.unresolved_count()));
+                        let waiting = code.unresolved_count();
+                        // Bound afterwards: the uses it waited for resolve alike.
+                        Assembler::new(&mut code).bind(unbound).unwrap();
+                        results.push((result, code.text().to_vec(), waiting));
                     }
                     assert_eq!(
                         results[0], results[1],

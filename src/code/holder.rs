@@ -59,6 +59,16 @@ pub struct Section {
 }
 
 impl Section {
+    /// What fills the gap before this section: `int3` before code, zeros
+    /// before data.
+    fn padding_byte(&self) -> u8 {
+        if self.kind == SectionKind::Text {
+            0xcc
+        } else {
+            0
+        }
+    }
+
     /// The name (`.text`, `.data`, ...).
     pub fn name(&self) -> &str {
         &self.name
@@ -103,9 +113,10 @@ impl FixupKind {
 const UNBOUND: u32 = u32::MAX;
 const NO_FIXUP: u32 = u32::MAX;
 
-#[derive(Clone, Debug)]
+/// A label's place: 12 bytes, so that the table of a program with many
+/// labels stays small and cheap to grow (names live in `label_names`).
+#[derive(Clone, Copy, Debug)]
 struct LabelEntry {
-    name: Option<String>,
     section: u32,
     offset: u32,
     first_fixup: u32,
@@ -159,7 +170,14 @@ pub struct CodeHolder {
     sections: Vec<Section>,
     labels: Vec<LabelEntry>,
     names: HashMap<String, u32>,
+    /// The names of named labels, by label id.
+    label_names: HashMap<u32, String>,
     fixups: Vec<Fixup>,
+    /// The first of the `fixups` entries free for reuse (chained through
+    /// `next`; resolved uses are freed when their label is bound, so that a
+    /// long program with a few forward jumps open at a time keeps a short
+    /// table), or `NO_FIXUP`.
+    free_fixup: u32,
     pending: usize,
     relocations: Vec<Relocation>,
 }
@@ -181,7 +199,9 @@ impl CodeHolder {
             }],
             labels: Vec::new(),
             names: HashMap::new(),
+            label_names: HashMap::new(),
             fixups: Vec::new(),
+            free_fixup: NO_FIXUP,
             pending: 0,
             relocations: Vec::new(),
         }
@@ -193,7 +213,9 @@ impl CodeHolder {
         self.sections[0].data.clear();
         self.labels.clear();
         self.names.clear();
+        self.label_names.clear();
         self.fixups.clear();
+        self.free_fixup = NO_FIXUP;
         self.pending = 0;
         self.relocations.clear();
     }
@@ -261,7 +283,6 @@ impl CodeHolder {
     /// A new anonymous label.
     pub fn new_label(&mut self) -> Label {
         self.labels.push(LabelEntry {
-            name: None,
             section: 0,
             offset: UNBOUND,
             first_fixup: NO_FIXUP,
@@ -275,7 +296,7 @@ impl CodeHolder {
             return Err(Error::DuplicateLabelName { name: name.into() });
         }
         let label = self.new_label();
-        self.labels[label.0 as usize].name = Some(name.into());
+        self.label_names.insert(label.0, name.into());
         self.names.insert(name.into(), label.0);
         Ok(label)
     }
@@ -292,12 +313,8 @@ impl CodeHolder {
 
     /// The label's name, or `L<id>`.
     pub fn label_name(&self, label: Label) -> String {
-        match self
-            .labels
-            .get(label.0 as usize)
-            .and_then(|e| e.name.clone())
-        {
-            Some(name) => name,
+        match self.label_names.get(&label.0) {
+            Some(name) => name.clone(),
             None => format!("L{}", label.0),
         }
     }
@@ -342,9 +359,15 @@ impl CodeHolder {
             }
             at = f.next;
         }
-        let mut at = self.labels[label.0 as usize].first_fixup;
+        let first = self.labels[label.0 as usize].first_fixup;
+        let mut at = first;
         while at != NO_FIXUP {
             let f = self.fixups[at as usize];
+            if f.next == NO_FIXUP {
+                // The last use: the whole chain joins the free list.
+                self.fixups[at as usize].next = self.free_fixup;
+                self.free_fixup = first;
+            }
             self.pending -= 1;
             if f.section == section.0 && matches!(f.kind, FixupKind::Rel8 | FixupKind::Rel32) {
                 let value = relative(target, f.offset, f.pc_delta, f.addend);
@@ -422,16 +445,24 @@ impl CodeHolder {
             }
             return Ok(());
         }
-        let next = entry.first_fixup;
-        self.fixups.push(Fixup {
+        let fixup = Fixup {
             section: section.0,
             offset,
             kind,
             pc_delta,
             addend,
-            next,
-        });
-        self.labels[label.0 as usize].first_fixup = self.fixups.len() as u32 - 1;
+            next: entry.first_fixup,
+        };
+        let at = if self.free_fixup != NO_FIXUP {
+            let at = self.free_fixup;
+            self.free_fixup = self.fixups[at as usize].next;
+            self.fixups[at as usize] = fixup;
+            at
+        } else {
+            self.fixups.push(fixup);
+            self.fixups.len() as u32 - 1
+        };
+        self.labels[label.0 as usize].first_fixup = at;
         self.pending += 1;
         Ok(())
     }
@@ -495,6 +526,20 @@ impl CodeHolder {
                 ),
             });
         }
+        self.check_all_bound()?;
+        let offsets = self.section_offsets();
+        let mut end = 0usize;
+        for (s, &o) in self.sections.iter().zip(&offsets) {
+            let o = o as usize;
+            dst[end..o].fill(s.padding_byte());
+            dst[o..o + s.data.len()].copy_from_slice(&s.data);
+            end = o + s.data.len();
+        }
+        self.apply_relocations(base, &offsets, dst)
+    }
+
+    /// An error naming the first label still used but unbound, if any.
+    fn check_all_bound(&self) -> Result<()> {
         if self.pending > 0 {
             let label = self
                 .labels
@@ -505,14 +550,12 @@ impl CodeHolder {
                 label: self.label_name(Label(label as u32)),
             });
         }
-        let offsets = self.section_offsets();
-        let mut end = 0usize;
-        for (s, &o) in self.sections.iter().zip(&offsets) {
-            let o = o as usize;
-            dst[end..o].fill(if s.kind == SectionKind::Text { 0xcc } else { 0 });
-            dst[o..o + s.data.len()].copy_from_slice(&s.data);
-            end = o + s.data.len();
-        }
+        Ok(())
+    }
+
+    /// Writes every relocation into `dst`, the code laid out at `offsets`
+    /// for `base`.
+    fn apply_relocations(&self, base: u64, offsets: &[u64], dst: &mut [u8]) -> Result<()> {
         for r in &self.relocations {
             let field = offsets[r.section as usize] + r.offset as u64;
             let target = match r.target {
@@ -551,8 +594,16 @@ impl CodeHolder {
 
     /// The laid-out, relocated code for its base address (0 when unset).
     pub fn finalize(&self) -> Result<Vec<u8>> {
-        let mut out = vec![0u8; self.code_size()];
-        self.relocate_to(self.base_address.unwrap_or(0), &mut out)?;
+        self.check_all_bound()?;
+        // Appended rather than zero-filled and then overwritten: one pass
+        // over the (possibly megabytes of) code instead of two.
+        let offsets = self.section_offsets();
+        let mut out = Vec::with_capacity(self.code_size());
+        for (s, &o) in self.sections.iter().zip(&offsets) {
+            out.resize(o as usize, s.padding_byte());
+            out.extend_from_slice(&s.data);
+        }
+        self.apply_relocations(self.base_address.unwrap_or(0), &offsets, &mut out)?;
         Ok(out)
     }
 }

@@ -674,7 +674,9 @@ fn is_gp8(op: &Operand) -> bool {
 
 /// Whether immediate `v` fits operand kind `kind` (sign-extended kinds
 /// included); shared with the Compiler's x86 target.
-#[inline]
+// Always inline: on the fast path `kind` is a compile-time constant and the
+// match folds to one range check.
+#[inline(always)]
 pub(crate) fn imm_fits(kind: K, v: i64) -> bool {
     match kind {
         K::Imm8 => (-128..=255).contains(&v),

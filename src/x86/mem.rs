@@ -10,7 +10,7 @@
 //! assert_eq!(b.to_string(), "dword ptr [rbx]{1toN}");
 //! ```
 
-use super::reg::{Decorators, Gp32, Gp64, KReg, Reg, Rip, Xmm, Ymm, Zmm};
+use super::reg::{Decorators, Gp32, Gp64, KReg, Reg, RegKind, Rip, Xmm, Ymm, Zmm};
 use crate::code::Label;
 use std::fmt;
 use std::ops::{Add, Mul, Sub};
@@ -28,23 +28,37 @@ pub enum MemBase {
     Label(Label),
 }
 
-/// A memory operand. Small and `Copy`.
+/// A memory operand. Small and `Copy`: 32 bytes, so that an [`Operand`]
+/// with its own tag byte is 40.
+///
+/// [`Operand`]: super::operand::Operand
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Mem {
     base: MemBase,
     index: Option<Reg>,
     scale: u8,
-    segment: Option<Reg>,
+    /// The segment override as its kind and id (what encoding and display
+    /// use of it).
+    segment: Option<(RegKind, u8)>,
     size: u16,
     /// 0: no broadcast; 1: broadcast of unspecified count; N > 1: `{1toN}`.
     broadcast: u8,
-    abs64: bool,
+    /// [`ABS64`] and [`PLAIN64`] bits.
+    flags: u8,
     decorators: Decorators,
     disp: i64,
 }
 
+/// `Mem::flags`: a 64-bit absolute address for `movabs`.
+const ABS64: u8 = 1;
+/// `Mem::flags`: a plain address (see [`Mem::is_plain64`]), kept up to date
+/// by every method that changes the address, so that the encoder's fast
+/// path reads one bit where it would check six fields.
+const PLAIN64: u8 = 2;
+
 impl Mem {
     /// A memory operand with a base register and a displacement, no size.
+    #[inline]
     pub fn new(base: MemBase, disp: i64) -> Mem {
         Mem {
             base,
@@ -53,13 +67,53 @@ impl Mem {
             segment: None,
             size: 0,
             broadcast: 0,
-            abs64: false,
+            flags: 0,
             decorators: Decorators::NONE,
             disp,
         }
+        .with_plain64()
+    }
+
+    /// With `plain64` recomputed after a change to the address.
+    // Always inline: where the address is built from constant registers
+    // (the usual case), this folds to a constant.
+    #[inline(always)]
+    const fn with_plain64(mut self) -> Mem {
+        let base_ok = match self.base {
+            MemBase::Reg(b) => is_low_physical_gp64(b),
+            _ => false,
+        };
+        let index_ok = match self.index {
+            None => true,
+            // rsp cannot be an index (its SIB code means "none").
+            Some(i) => is_low_physical_gp64(i) && i.id() != 4,
+        };
+        let plain = base_ok
+            && index_ok
+            && matches!(self.scale, 1 | 2 | 4 | 8)
+            && self.flags & ABS64 == 0
+            && self.decorators.is_empty()
+            && self.disp >= i32::MIN as i64
+            && self.disp <= i32::MAX as i64;
+        self.flags = if plain {
+            self.flags | PLAIN64
+        } else {
+            self.flags & !PLAIN64
+        };
+        self
+    }
+
+    /// Whether the address is `[base + index*scale + disp32]` through
+    /// physical 64-bit registers r0-r15 (no `rsp` index), with no `movabs`
+    /// form and no write mask: the shape the encoder's fast path encodes
+    /// (segment, size and broadcast aside).
+    #[inline]
+    pub(crate) const fn is_plain64(&self) -> bool {
+        self.flags & PLAIN64 != 0
     }
 
     /// An absolute address `[addr]` (encoded as disp32 when it fits, else with `movabs`).
+    #[inline]
     pub fn absolute(addr: u64) -> Mem {
         Mem::new(MemBase::None, addr as i64)
     }
@@ -86,7 +140,10 @@ impl Mem {
 
     /// The segment override, if any.
     pub const fn segment(&self) -> Option<Reg> {
-        self.segment
+        match self.segment {
+            Some((kind, id)) => Some(Reg::new_unchecked(kind, id)),
+            None => None,
+        }
     }
 
     /// The size in bytes (0: unspecified).
@@ -111,7 +168,7 @@ impl Mem {
 
     /// Whether this is a 64-bit absolute address for `movabs`.
     pub const fn is_abs64(&self) -> bool {
-        self.abs64
+        self.flags & ABS64 != 0
     }
 
     /// The write mask of a memory destination (`[rax]{k1}`).
@@ -120,32 +177,38 @@ impl Mem {
     }
 
     /// With another size in bytes.
+    #[inline]
     pub const fn with_size(mut self, size: u16) -> Mem {
         self.size = size;
         self
     }
 
     /// With a segment override (`fs:[rax]`).
+    #[inline]
     pub fn with_segment(mut self, segment: impl Into<Reg>) -> Mem {
-        self.segment = Some(segment.into());
+        let segment = segment.into();
+        self.segment = Some((segment.kind(), segment.id()));
         self
     }
 
     /// With another displacement.
+    #[inline]
     pub const fn with_disp(mut self, disp: i64) -> Mem {
         self.disp = disp;
-        self
+        self.with_plain64()
     }
 
     /// With an index register and scale. Scale must be 1, 2, 4 or 8 (checked at encoding).
+    #[inline]
     pub fn with_index(mut self, index: impl Into<Reg>, scale: u8) -> Mem {
         self.index = Some(index.into());
         self.scale = scale;
-        self
+        self.with_plain64()
     }
 
     /// As an AVX-512 broadcast `{1toN}` of the element size (the size is the
     /// element's); the instruction's vector length decides N.
+    #[inline]
     pub const fn bcst(mut self) -> Mem {
         self.broadcast = 1;
         self
@@ -154,27 +217,36 @@ impl Mem {
     /// As an AVX-512 broadcast `{1toN}` with an explicit element count, which
     /// selects the vector length where the other operands do not
     /// (`vcvtpd2ps xmm0, qword ptr [rax]{1to8}` is the 512-bit form).
+    #[inline]
     pub const fn bcst_n(mut self, count: u8) -> Mem {
         self.broadcast = if count > 1 { count } else { 1 };
         self
     }
 
     /// As a 64-bit absolute address (`movabs`).
+    #[inline]
     pub const fn abs64(mut self) -> Mem {
-        self.abs64 = true;
-        self
+        self.flags |= ABS64;
+        self.with_plain64()
     }
 
     /// With a write mask (memory destination of a masked store).
+    #[inline]
     pub const fn k(mut self, mask: KReg) -> Mem {
         self.decorators = self.decorators.with_mask(mask);
-        self
+        self.with_plain64()
     }
 
     /// Whether the index is a vector register (VSIB).
     pub fn is_vsib(&self) -> bool {
         self.index.is_some_and(|r| r.kind().is_vec())
     }
+}
+
+/// A physical 64-bit general-purpose register r0-r15 with no decorations.
+#[inline(always)]
+const fn is_low_physical_gp64(r: Reg) -> bool {
+    matches!(r.kind(), RegKind::Gp64) && r.id() < 16 && !r.is_virtual() && r.decorators().is_empty()
 }
 
 fn size_keyword(size: u16) -> Option<&'static str> {
@@ -197,7 +269,7 @@ impl fmt::Display for Mem {
         if let Some(k) = size_keyword(self.size) {
             write!(f, "{k} ptr ")?;
         }
-        if let Some(seg) = self.segment {
+        if let Some(seg) = self.segment() {
             write!(f, "{}:", seg.name())?;
         }
         f.write_str("[")?;
@@ -259,42 +331,49 @@ pub trait IntoAddress {
 }
 
 impl IntoAddress for Mem {
+    #[inline]
     fn into_address(self) -> Mem {
         self
     }
 }
 
 impl IntoAddress for Label {
+    #[inline]
     fn into_address(self) -> Mem {
         Mem::new(MemBase::Label(self), 0)
     }
 }
 
 impl IntoAddress for Rip {
+    #[inline]
     fn into_address(self) -> Mem {
         Mem::new(MemBase::Rip, 0)
     }
 }
 
 impl IntoAddress for u64 {
+    #[inline]
     fn into_address(self) -> Mem {
         Mem::absolute(self)
     }
 }
 
 impl IntoAddress for i64 {
+    #[inline]
     fn into_address(self) -> Mem {
         Mem::absolute(self as u64)
     }
 }
 
 impl IntoAddress for i32 {
+    #[inline]
     fn into_address(self) -> Mem {
         Mem::absolute(self as i64 as u64)
     }
 }
 
 impl IntoAddress for ScaledIndex {
+    #[inline]
     fn into_address(self) -> Mem {
         Mem::new(MemBase::None, 0).with_index(self.index, self.scale)
     }
@@ -303,30 +382,35 @@ impl IntoAddress for ScaledIndex {
 macro_rules! base_reg {
     ($($ty:ident),*) => {$(
         impl IntoAddress for $ty {
+            #[inline]
             fn into_address(self) -> Mem {
                 Mem::new(MemBase::Reg(self.reg()), 0)
             }
         }
         impl Add<i32> for $ty {
             type Output = Mem;
+            #[inline]
             fn add(self, disp: i32) -> Mem {
                 self.into_address().with_disp(disp as i64)
             }
         }
         impl Sub<i32> for $ty {
             type Output = Mem;
+            #[inline]
             fn sub(self, disp: i32) -> Mem {
                 self.into_address().with_disp(-(disp as i64))
             }
         }
         impl Add<ScaledIndex> for $ty {
             type Output = Mem;
+            #[inline]
             fn add(self, index: ScaledIndex) -> Mem {
                 self.into_address().with_index(index.index, index.scale)
             }
         }
         impl<R: IndexReg> Add<R> for $ty {
             type Output = Mem;
+            #[inline]
             fn add(self, index: R) -> Mem {
                 self.into_address().with_index(index.index_reg(), 1)
             }
@@ -344,12 +428,14 @@ pub trait IndexReg: Copy {
 macro_rules! index_reg {
     ($($ty:ident),*) => {$(
         impl IndexReg for $ty {
+            #[inline]
             fn index_reg(self) -> Reg {
                 self.reg()
             }
         }
         impl Mul<u8> for $ty {
             type Output = ScaledIndex;
+            #[inline]
             fn mul(self, scale: u8) -> ScaledIndex {
                 ScaledIndex { index: self.reg(), scale }
             }
@@ -360,6 +446,7 @@ index_reg!(Gp64, Gp32, Xmm, Ymm, Zmm);
 
 impl Add<i32> for Rip {
     type Output = Mem;
+    #[inline]
     fn add(self, disp: i32) -> Mem {
         Mem::new(MemBase::Rip, disp as i64)
     }
@@ -367,6 +454,7 @@ impl Add<i32> for Rip {
 
 impl Add<i32> for Label {
     type Output = Mem;
+    #[inline]
     fn add(self, disp: i32) -> Mem {
         Mem::new(MemBase::Label(self), disp as i64)
     }
@@ -374,6 +462,7 @@ impl Add<i32> for Label {
 
 impl Add<i32> for Mem {
     type Output = Mem;
+    #[inline]
     fn add(self, disp: i32) -> Mem {
         self.with_disp(self.disp.wrapping_add(disp as i64))
     }
@@ -381,6 +470,7 @@ impl Add<i32> for Mem {
 
 impl Sub<i32> for Mem {
     type Output = Mem;
+    #[inline]
     fn sub(self, disp: i32) -> Mem {
         self.with_disp(self.disp.wrapping_sub(disp as i64))
     }
@@ -388,6 +478,7 @@ impl Sub<i32> for Mem {
 
 impl Add<ScaledIndex> for Mem {
     type Output = Mem;
+    #[inline]
     fn add(self, index: ScaledIndex) -> Mem {
         self.with_index(index.index, index.scale)
     }
@@ -395,6 +486,7 @@ impl Add<ScaledIndex> for Mem {
 
 impl Add<i32> for ScaledIndex {
     type Output = Mem;
+    #[inline]
     fn add(self, disp: i32) -> Mem {
         self.into_address().with_disp(disp as i64)
     }
@@ -403,6 +495,7 @@ impl Add<i32> for ScaledIndex {
 macro_rules! ptr_fn {
     ($($(#[$doc:meta])* $name:ident = $size:expr;)*) => {$(
         $(#[$doc])*
+        #[inline]
         pub fn $name(address: impl IntoAddress) -> Mem {
             address.into_address().with_size($size)
         }

@@ -446,23 +446,11 @@ fn operands_fit(code: &CodeHolder, operands: &[Operand]) -> bool {
 }
 
 /// `[base + index*scale + disp32]` with physical 64-bit registers r0-r15,
-/// no decorations and no `movabs` address.
+/// no decorations and no `movabs` address (computed when the address was
+/// built: see [`Mem::is_plain64`]).
 #[inline(always)]
 fn address_fits(m: &Mem) -> bool {
-    let base_ok = match m.base() {
-        MemBase::Reg(b) => b.kind() == RegKind::Gp64 && b.id() < 16 && !b.is_virtual(),
-        _ => false,
-    };
-    let index_ok = match m.index() {
-        None => true,
-        Some(i) => i.kind() == RegKind::Gp64 && i.id() < 16 && i.id() != 4 && !i.is_virtual(),
-    };
-    base_ok
-        && index_ok
-        && matches!(m.scale(), 1 | 2 | 4 | 8)
-        && !m.is_abs64()
-        && m.decorators().is_empty()
-        && i32::try_from(m.disp()).is_ok()
+    m.is_plain64()
 }
 
 /// Encodes the instruction with the first of `candidates` that takes
