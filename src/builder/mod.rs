@@ -20,6 +20,10 @@
 //! Assembler, and the Builder learns its size. Instructions that refer to no
 //! label and no absolute branch target keep their bytes, which serialization
 //! copies without encoding them again (unless a logger wants to see them).
+//! The typed API's instructions of that kind are encoded by the encoder's
+//! fast path with the plans the typed method computed at compile time, as
+//! the Assembler encodes them; the others (and the dynamic API) go through
+//! the general encoder with the candidate forms.
 //!
 //! # Branch relaxation
 //!
@@ -35,7 +39,8 @@ mod scratch;
 
 use crate::code::{CodeHolder, Label, SectionId};
 use crate::error::{Error, Result};
-use crate::x86::{Emitter, InstOptions, Logger, Mnemonic, Operand, Rounding};
+use crate::x86::encoder::emit_planned;
+use crate::x86::{Emitter, FormPlans, InstOptions, Logger, Mnemonic, Operand, Rounding};
 pub use relax::{MAX_PASSES, RelaxStats};
 use scratch::{Refs, Scratch};
 
@@ -1003,6 +1008,29 @@ impl<'a> Builder<'a> {
         self.scratch.uses()
     }
 
+    /// Adds an instruction the fast encoder has just encoded into the
+    /// scratch holder (see `emit_planned`): its bytes are final.
+    fn add_plain(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
+        let (Ok(start), Ok(count)) = (
+            u32::try_from(self.operands.len()),
+            u32::try_from(operands.len()),
+        ) else {
+            return Err(Error::InvalidArgument {
+                message: "the Builder's operand pool is full".into(),
+            });
+        };
+        let mut rec = Rec::new(Kind::Inst, start, count);
+        rec.mnemonic = mnemonic;
+        rec.data = self.data_start()?;
+        let bytes = self.scratch.bytes();
+        rec.size = bytes.len() as u8;
+        rec.flags = flag::PLAIN;
+        self.data.extend_from_slice(bytes);
+        self.operands.extend_from_slice(operands);
+        self.insert(rec);
+        Ok(())
+    }
+
     fn add_typed(
         &mut self,
         mnemonic: Mnemonic,
@@ -1030,6 +1058,38 @@ impl Emitter for Builder<'_> {
     ) -> Result<()> {
         self.add_typed(mnemonic, Some(forms), operands)
     }
+
+    // Always inline, as the Assembler's: at each typed call site the plans
+    // are a constant, and the fast encoder folds down to the few steps its
+    // operands need. An instruction whose bytes do not depend on where it
+    // lands is encoded that way into the scratch holder; the rest (labels,
+    // branches to addresses, options, what the fast path steps aside for)
+    // is validated through the general path with the candidate forms.
+    #[inline(always)]
+    fn emit_planned(
+        &mut self,
+        mnemonic: Mnemonic,
+        plans: &'static FormPlans,
+        operands: &[Operand],
+    ) -> Result<()> {
+        if self.options.is_empty()
+            && mnemonic != Mnemonic::Xchg
+            && position_free(mnemonic, operands)
+            && let Some(scratch) = self.scratch.fast_holder(self.code)
+            && emit_planned(scratch, CodeHolder::TEXT, plans, operands, false)
+        {
+            return self.add_plain(mnemonic, operands);
+        }
+        self.add_typed(mnemonic, Some(plans.forms()), operands)
+    }
+}
+
+/// Whether the bytes of an instruction depend on its operands alone (no
+/// label, no immediate branch target), so that the Builder can keep them.
+#[inline(always)]
+fn position_free(mnemonic: Mnemonic, operands: &[Operand]) -> bool {
+    let refs = Refs::of(operands);
+    refs.label.is_none() && !(refs.imm && may_branch_to_address(mnemonic))
 }
 
 /// Iterator over a Builder's nodes in list order (from [`Builder::iter`]).
