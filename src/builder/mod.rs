@@ -643,16 +643,7 @@ impl<'a> Builder<'a> {
             .rposition(|o| !o.is_none())
             .map_or(0, |i| i + 1);
         let operands = &operands[..explicit];
-        let (Ok(start), Ok(count)) = (
-            u32::try_from(self.operands.len()),
-            u32::try_from(operands.len()),
-        ) else {
-            return Err(Error::InvalidArgument {
-                message: "the Builder's operand pool is full".into(),
-            });
-        };
-        let mut rec = Rec::new(Kind::Inst, start, count);
-        rec.mnemonic = mnemonic;
+        let mut rec = self.inst_rec(mnemonic, operands)?;
         let refs = Refs::of(operands);
         let target = match operands {
             [Operand::Label(l)] => Some(*l),
@@ -1008,9 +999,9 @@ impl<'a> Builder<'a> {
         self.scratch.uses()
     }
 
-    /// Adds an instruction the fast encoder has just encoded into the
-    /// scratch holder (see `emit_planned`): its bytes are final.
-    fn add_plain(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
+    /// A new instruction node for `operands`, which go to the end of the
+    /// operand pool.
+    fn inst_rec(&self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<Rec> {
         let (Ok(start), Ok(count)) = (
             u32::try_from(self.operands.len()),
             u32::try_from(operands.len()),
@@ -1021,6 +1012,13 @@ impl<'a> Builder<'a> {
         };
         let mut rec = Rec::new(Kind::Inst, start, count);
         rec.mnemonic = mnemonic;
+        Ok(rec)
+    }
+
+    /// Adds an instruction the fast encoder has just encoded into the
+    /// scratch holder (see `emit_planned`): its bytes are final.
+    fn add_plain(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
+        let mut rec = self.inst_rec(mnemonic, operands)?;
         rec.data = self.data_start()?;
         let bytes = self.scratch.bytes();
         rec.size = bytes.len() as u8;
