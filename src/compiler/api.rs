@@ -1625,7 +1625,7 @@ fn describe_signature(target: &dyn Target, s: &Signature) -> String {
     let list = |types: &[jitforge_ir::ValType]| {
         types
             .iter()
-            .map(|t| format!("{t:?}").to_lowercase())
+            .map(|t| t.name())
             .collect::<Vec<_>>()
             .join(", ")
     };
