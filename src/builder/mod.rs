@@ -1071,7 +1071,6 @@ impl Emitter for Builder<'_> {
         operands: &[Operand],
     ) -> Result<()> {
         if self.options.is_empty()
-            && mnemonic != Mnemonic::Xchg
             && position_free(mnemonic, operands)
             && let Some(scratch) = self.scratch.fast_holder(self.code)
             && emit_planned(scratch, CodeHolder::TEXT, plans, operands, false)

@@ -198,7 +198,7 @@ impl<'a> Assembler<'a> {
         operands: &[Operand],
         options: InstOptions,
     ) -> Result<()> {
-        if self.fast_path_allowed(mnemonic, options) {
+        if self.fast_path_allowed(options) {
             let short = !options.is_empty();
             if emit_fast(self.code, self.section, forms, operands, short) {
                 return Ok(());
@@ -211,12 +211,10 @@ impl<'a> Assembler<'a> {
     /// instructions of 64-bit code go straight into the buffer; the rest,
     /// and anything logged, through the general encoder.
     #[inline(always)]
-    fn fast_path_allowed(&self, mnemonic: Mnemonic, options: InstOptions) -> bool {
+    fn fast_path_allowed(&self, options: InstOptions) -> bool {
         self.logger.is_none()
             && self.code.arch() == crate::code::Arch::X64
             && (options.is_empty() || options == InstOptions::SHORT)
-            // `xchg` with the accumulator first is swapped to the `90+r` form first.
-            && mnemonic != Mnemonic::Xchg
     }
 
     /// Emits one instruction through the general encoder.
@@ -376,7 +374,7 @@ impl Emitter for Assembler<'_> {
         operands: &[Operand],
     ) -> Result<()> {
         let options = std::mem::take(&mut self.options);
-        if self.fast_path_allowed(mnemonic, options) {
+        if self.fast_path_allowed(options) {
             let short = !options.is_empty();
             if emit_planned(self.code, self.section, plans, operands, short) {
                 return Ok(());

@@ -234,6 +234,11 @@ impl Plan {
             plan.encoding = NOT_64;
             return plan;
         }
+        // `xchg` with the accumulator first takes the general path's `90+r`
+        // swap, which no single form's plan can see.
+        if matches!(form.mnemonic(), db::Mnemonic::Xchg) {
+            return plan;
+        }
         // No APX bits, no FWAIT, no address size of its own.
         if form.apx() != 0 || form.fwait() || form.address_size() != 0 || form.explicit() > 4 {
             return plan;
