@@ -1198,18 +1198,26 @@ fn encode_mem(m: &Mem, arch: Arch, disp8_scale: i64) -> Result<MemEncoding, Stri
         |d: i64| i32::try_from(d).is_ok() || (arch == Arch::X86 && u32::try_from(d).is_ok());
     match m.base() {
         MemBase::Rip | MemBase::Label(_) => {
-            if m.index().is_some() {
-                return Err("rip-relative addresses cannot have an index".into());
-            }
             if arch == Arch::X86 {
+                // 32-bit mode has no RIP-relative form: a label's address is
+                // an absolute disp32 (relocated when the code is placed),
+                // which may be indexed (`jmp [table + eax*4]`).
                 if let MemBase::Label(l) = m.base() {
                     e.abs32_label = Some(l);
                     e.modrm_mod = 0;
-                    e.rm = 5;
                     e.disp_size = 4;
+                    if let Some(index) = m.index() {
+                        e.rm = 4;
+                        e.sib = Some((scale_bits << 6) | ((index.id() & 7) << 3) | 5);
+                    } else {
+                        e.rm = 5;
+                    }
                     return Ok(e);
                 }
                 return Err("rip-relative addressing needs 64-bit mode".into());
+            }
+            if m.index().is_some() {
+                return Err("rip-relative addresses cannot have an index".into());
             }
             if !fits_disp32(e.disp) {
                 return Err(format!("displacement {:#x} does not fit 32 bits", e.disp));

@@ -1,0 +1,671 @@
+//! 32-bit code built by the Assembler, run natively: this 64-bit test
+//! process switches the CPU to compatibility mode (Linux's flat 32-bit code
+//! segment, selector 0x23) with a far call, runs the function there, and
+//! comes back with a far return. The decoders already check every 32-bit
+//! encoding byte by byte; running the code checks what they cannot: that a
+//! function built for `Arch::X86` (its calling conventions, relocations,
+//! jump tables, x87 and SSE results, the opcodes that exist only in 32-bit
+//! mode, `inc`/`dec` in their one-byte forms) does what it says on a real CPU.
+//!
+//! A differential test runs random instruction sequences on 32-bit registers
+//! assembled for both modes: the same instructions mean the same thing in
+//! both, so the registers and flags they leave must be equal.
+
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
+use jitforge::x86::*;
+use jitforge::{Arch, CodeHolder, Error};
+
+/// The harness: memory below 4 GB (code, stack and data must be reachable
+/// with 32-bit addresses), the 64-bit thunk and the 32-bit trampolines.
+mod compat32 {
+    use jitforge::CodeHolder;
+
+    const PAGE: usize = 0x1000;
+    /// Thunks (read-execute after set-up).
+    const THUNKS: usize = 0;
+    const THUNK64: usize = THUNKS;
+    const TRAMPOLINE_INT: usize = THUNKS + 0x80;
+    const TRAMPOLINE_F64: usize = THUNKS + 0xC0;
+    /// The control block the thunks read and write (read-write).
+    const CONTROL: usize = PAGE;
+    const CTL_FAR_POINTER: usize = 0; // offset32, selector16
+    const CTL_SAVED_RSP: usize = 8;
+    const CTL_TARGET: usize = 16;
+    const CTL_ECX: usize = 20;
+    const CTL_EDX: usize = 24;
+    const CTL_STACK: usize = 28;
+    const CTL_F64: usize = 32;
+    /// The 32-bit stack: 32 KiB below `STACK_TOP`.
+    const STACK_TOP: usize = 10 * PAGE;
+    /// Data for the tests: 16 KiB.
+    const DATA: usize = 10 * PAGE;
+    const DATA_SIZE: usize = 4 * PAGE;
+    /// Code: the rest.
+    const CODE: usize = 14 * PAGE;
+    const SIZE: usize = 64 * PAGE;
+    /// Linux's flat 32-bit user code and data segments (`__USER32_CS`, `__USER_DS`).
+    const USER32_CS: u16 = 0x23;
+    const USER_DS: u8 = 0x2B;
+
+    /// How the 32-bit function takes its arguments.
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    pub enum Conv {
+        /// All on the stack (cdecl and stdcall look the same to the caller
+        /// here: the trampoline restores esp itself).
+        Stack,
+        /// The first two in ecx and edx, the rest on the stack (fastcall).
+        Fastcall,
+    }
+
+    /// One low mapping with its own stack: not shared between threads
+    /// (calls take `&mut self`).
+    pub struct Compat32 {
+        base: *mut u8,
+    }
+
+    impl Compat32 {
+        pub fn new() -> Compat32 {
+            // SAFETY: an anonymous private mapping; MAP_32BIT puts it in the
+            // low 2 GB, so every address in it fits a 32-bit register.
+            let base = unsafe {
+                libc::mmap(
+                    core::ptr::null_mut(),
+                    SIZE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(base, libc::MAP_FAILED, "mmap MAP_32BIT");
+            assert!((base as usize + SIZE) < 0x8000_0000, "mapping below 2 GB");
+            let mut m = Compat32 {
+                base: base as *mut u8,
+            };
+            m.write_thunks();
+            m
+        }
+
+        fn addr(&self, offset: usize) -> u32 {
+            self.base as u32 + offset as u32
+        }
+
+        fn bytes_mut(&mut self, offset: usize, len: usize) -> &mut [u8] {
+            assert!(offset + len <= SIZE);
+            // SAFETY: inside the mapping; callers only write the pages
+            // that are read-write at that moment.
+            unsafe { core::slice::from_raw_parts_mut(self.base.add(offset), len) }
+        }
+
+        fn protect(&self, offset: usize, len: usize, prot: libc::c_int) {
+            // SAFETY: page-aligned range inside the mapping.
+            let rc = unsafe { libc::mprotect(self.base.add(offset) as *mut _, len, prot) };
+            assert_eq!(rc, 0, "mprotect");
+        }
+
+        fn write_thunks(&mut self) {
+            let ctl = self.addr(CONTROL);
+            let d = |off: usize| (ctl + off as u32).to_le_bytes();
+            let mut t64 = vec![
+                0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41,
+                0x57, // push rbx, rbp, r12-r15
+            ];
+            // The upper halves of registers are undefined after a round
+            // trip through compatibility mode: rsp is kept in memory.
+            t64.extend([0x48, 0x89, 0x24, 0x25]); // mov [ctl.saved_rsp], rsp
+            t64.extend(d(CTL_SAVED_RSP));
+            t64.extend([0x8B, 0x24, 0x25]); // mov esp, [ctl.stack]
+            t64.extend(d(CTL_STACK));
+            t64.extend([0xFF, 0x1C, 0x25]); // call far [ctl.far_pointer] (m16:32)
+            t64.extend(d(CTL_FAR_POINTER));
+            t64.extend([0x48, 0x8B, 0x24, 0x25]); // mov rsp, [ctl.saved_rsp]
+            t64.extend(d(CTL_SAVED_RSP));
+            t64.extend([
+                0x89, 0xC0, // mov eax, eax
+                0x89, 0xD2, // mov edx, edx
+                0x48, 0xC1, 0xE2, 0x20, // shl rdx, 32
+                0x48, 0x09, 0xD0, // or rax, rdx
+                0x41, 0x5F, 0x41, 0x5E, 0x41, 0x5D, 0x41, 0x5C, 0x5D, 0x5B, // pop r15..rbx
+                0xC3, // ret
+            ]);
+            let trampoline = |store_st0: bool| {
+                let mut t = vec![
+                    0x6A, USER_DS, 0x1F, // push ds selector; pop ds
+                    0x6A, USER_DS, 0x07, // pop es
+                    0x5E, // pop esi: the far return's eip
+                    0x5F, // pop edi: the far return's cs
+                    0x89,
+                    0xE3, // mov ebx, esp: the arguments (esi, edi, ebx are callee-saved)
+                    0x8B, 0x0D,
+                ];
+                t.extend(d(CTL_ECX)); // mov ecx, [ctl.ecx]
+                t.extend([0x8B, 0x15]);
+                t.extend(d(CTL_EDX)); // mov edx, [ctl.edx]
+                t.extend([0xFF, 0x15]);
+                t.extend(d(CTL_TARGET)); // call [ctl.target]
+                if store_st0 {
+                    t.extend([0xDD, 0x1D]);
+                    t.extend(d(CTL_F64)); // fstp qword [ctl.f64]
+                }
+                t.extend([
+                    0x89, 0xDC, // mov esp, ebx (cdecl or stdcall: the same afterwards)
+                    0x57, 0x56, // push edi; push esi
+                    0xCB, // retf
+                ]);
+                t
+            };
+            let (ti, tf) = (trampoline(false), trampoline(true));
+            assert!(t64.len() <= TRAMPOLINE_INT && ti.len() <= 0x40 && tf.len() <= 0x40);
+            self.bytes_mut(THUNK64, t64.len()).copy_from_slice(&t64);
+            self.bytes_mut(TRAMPOLINE_INT, ti.len())
+                .copy_from_slice(&ti);
+            self.bytes_mut(TRAMPOLINE_F64, tf.len())
+                .copy_from_slice(&tf);
+            self.protect(THUNKS, PAGE, libc::PROT_READ | libc::PROT_EXEC);
+        }
+
+        /// The data area's address (16 KiB, read-write, below 2 GB).
+        pub fn data_address(&self) -> u32 {
+            self.addr(DATA)
+        }
+
+        /// The data area.
+        pub fn data(&mut self) -> &mut [u8] {
+            self.bytes_mut(DATA, DATA_SIZE)
+        }
+
+        /// The address the next [`load`](Self::load) places code at.
+        pub fn code_address(&self) -> u32 {
+            self.addr(CODE)
+        }
+
+        /// Lays `code` out at [`code_address`](Self::code_address),
+        /// relocated, and makes it executable (never writable at once).
+        pub fn load(&mut self, code: &CodeHolder) -> Result<(), jitforge::Error> {
+            let len = code.code_size();
+            let pages = len.div_ceil(PAGE).max(1) * PAGE;
+            assert!(CODE + pages <= SIZE, "code too large for the test mapping");
+            self.protect(CODE, SIZE - CODE, libc::PROT_READ | libc::PROT_WRITE);
+            let base = self.code_address() as u64;
+            code.relocate_to(base, self.bytes_mut(CODE, len))?;
+            self.protect(CODE, SIZE - CODE, libc::PROT_READ | libc::PROT_EXEC);
+            Ok(())
+        }
+
+        fn prepare(&mut self, target: u32, conv: Conv, args: &[u32], trampoline: usize) {
+            let (regs, stack): (&[u32], &[u32]) = match conv {
+                Conv::Stack => (&[], args),
+                Conv::Fastcall => args.split_at(args.len().min(2)),
+            };
+            // The i386 psABI: the arguments start 16-byte aligned at the call.
+            let sp = (STACK_TOP - 4 * stack.len()) & !15;
+            for (i, a) in stack.iter().enumerate() {
+                self.bytes_mut(sp + 4 * i, 4)
+                    .copy_from_slice(&a.to_le_bytes());
+            }
+            let tramp = self.addr(trampoline);
+            let sp_addr = self.addr(sp);
+            let ctl = self.bytes_mut(CONTROL, 64);
+            ctl[CTL_FAR_POINTER..CTL_FAR_POINTER + 4].copy_from_slice(&tramp.to_le_bytes());
+            ctl[CTL_FAR_POINTER + 4..CTL_FAR_POINTER + 6].copy_from_slice(&USER32_CS.to_le_bytes());
+            ctl[CTL_TARGET..CTL_TARGET + 4].copy_from_slice(&target.to_le_bytes());
+            let reg = |i: usize| regs.get(i).copied().unwrap_or(0).to_le_bytes();
+            ctl[CTL_ECX..CTL_ECX + 4].copy_from_slice(&reg(0));
+            ctl[CTL_EDX..CTL_EDX + 4].copy_from_slice(&reg(1));
+            ctl[CTL_STACK..CTL_STACK + 4].copy_from_slice(&sp_addr.to_le_bytes());
+        }
+
+        fn enter(&mut self) -> u64 {
+            // SAFETY: the thunk is the System V function written above; it
+            // saves the callee-saved registers and rsp, and returns edx:eax.
+            // The 32-bit code it runs is the test's; a wrong one faults.
+            let thunk: extern "sysv64" fn() -> u64 =
+                unsafe { core::mem::transmute(self.base.add(THUNK64)) };
+            thunk()
+        }
+
+        /// Calls the 32-bit function at `target`; returns edx:eax.
+        pub fn call(&mut self, target: u32, conv: Conv, args: &[u32]) -> u64 {
+            self.prepare(target, conv, args, TRAMPOLINE_INT);
+            self.enter()
+        }
+
+        /// Calls a 32-bit function returning a double in st0.
+        pub fn call_f64(&mut self, target: u32, args: &[u32]) -> f64 {
+            self.prepare(target, Conv::Stack, args, TRAMPOLINE_F64);
+            self.enter();
+            let b = self.bytes_mut(CONTROL + CTL_F64, 8);
+            f64::from_le_bytes(b.try_into().unwrap())
+        }
+
+        /// Calls 64-bit code at `target` (in the same low mapping) directly.
+        pub fn call64(&mut self, target: u32) {
+            // SAFETY: the caller's code is a complete System V function
+            // without arguments.
+            let f: extern "sysv64" fn() = unsafe { core::mem::transmute(target as usize) };
+            f()
+        }
+    }
+
+    impl Drop for Compat32 {
+        fn drop(&mut self) {
+            // SAFETY: the mapping made in `new`.
+            unsafe { libc::munmap(self.base as *mut _, SIZE) };
+        }
+    }
+}
+
+use compat32::{Compat32, Conv};
+
+/// Assembles `body` for 32-bit mode and loads it; returns the entry address.
+fn load32(
+    m: &mut Compat32,
+    body: impl FnOnce(&mut Assembler<'_>) -> Result<(), Error>,
+) -> Result<u32, Error> {
+    let mut code = CodeHolder::new(Arch::X86);
+    let mut a = Assembler::new(&mut code);
+    body(&mut a)?;
+    m.load(&code)?;
+    Ok(m.code_address())
+}
+
+#[test]
+fn cdecl_stdcall_and_fastcall_arguments() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let f = load32(&mut m, |a| {
+        a.mov(eax, dword_ptr(esp + 4))?;
+        a.sub(eax, dword_ptr(esp + 8))?;
+        a.imul_2(eax, dword_ptr(esp + 12))?;
+        a.ret()
+    })?;
+    assert_eq!(m.call(f, Conv::Stack, &[50, 8, 3]) as u32, 126);
+    // stdcall: the callee pops its arguments; the caller's esp still holds.
+    let f = load32(&mut m, |a| {
+        a.mov(eax, dword_ptr(esp + 4))?;
+        a.xor_(eax, dword_ptr(esp + 8))?;
+        a.ret_1(8)
+    })?;
+    assert_eq!(m.call(f, Conv::Stack, &[0xF0F0, 0x0FF0]) as u32, 0xFF00);
+    let f = load32(&mut m, |a| {
+        a.lea(eax, dword_ptr(ecx + edx * 2))?;
+        a.add(eax, dword_ptr(esp + 4))?;
+        a.ret_1(4)
+    })?;
+    assert_eq!(m.call(f, Conv::Fastcall, &[1000, 20, 3]) as u32, 1043);
+    Ok(())
+}
+
+#[test]
+fn sixty_four_bit_results_in_edx_eax() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let f = load32(&mut m, |a| {
+        a.mov(eax, dword_ptr(esp + 4))?;
+        a.mul(dword_ptr(esp + 8))?;
+        a.ret()
+    })?;
+    let (x, y) = (0xDEAD_BEEFu32, 0x1234_5678u32);
+    assert_eq!(m.call(f, Conv::Stack, &[x, y]), x as u64 * y as u64);
+    // A 64-bit add with carry, the way 32-bit code does 64-bit arithmetic.
+    let f = load32(&mut m, |a| {
+        a.mov(eax, dword_ptr(esp + 4))?;
+        a.mov(edx, dword_ptr(esp + 8))?;
+        a.add(eax, dword_ptr(esp + 12))?;
+        a.adc(edx, dword_ptr(esp + 16))?;
+        a.ret()
+    })?;
+    let (p, q) = (0x0000_0001_FFFF_FFFFu64, 0x0000_0002_0000_0001u64);
+    let args = [p as u32, (p >> 32) as u32, q as u32, (q >> 32) as u32];
+    assert_eq!(m.call(f, Conv::Stack, &args), p + q);
+    Ok(())
+}
+
+/// Callee-saved registers, a loop over memory with short and near jumps,
+/// and `pushad`/`popad`, which exist only in 32-bit mode.
+#[test]
+fn loop_over_memory_with_callee_saved_registers() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let data = m.data_address();
+    for (i, w) in m.data().chunks_mut(4).take(100).enumerate() {
+        w.copy_from_slice(&((i as u32) * 3 + 1).to_le_bytes());
+    }
+    for near in [false, true] {
+        let f = load32(&mut m, |a| {
+            a.pushad()?;
+            a.mov(esi, dword_ptr(esp + 36))?; // pointer (8 saved registers above it)
+            a.mov(ecx, dword_ptr(esp + 40))?; // count
+            a.xor_(ebx, ebx)?;
+            a.xor_(edi, edi)?;
+            let (top, done) = (a.new_label(), a.new_label());
+            a.test(ecx, ecx)?;
+            if near {
+                a.long().je(done)?;
+            } else {
+                a.je(done)?;
+            }
+            a.bind(top)?;
+            a.add(ebx, dword_ptr(esi + edi * 4))?;
+            a.inc(edi)?;
+            a.cmp(edi, ecx)?;
+            if near {
+                a.long().jb(top)?;
+            } else {
+                a.jb(top)?;
+            }
+            a.bind(done)?;
+            // popad restores eax too: pass the sum through the saved eax slot.
+            a.mov(dword_ptr(esp + 28), ebx)?;
+            a.popad()?;
+            a.ret()
+        })?;
+        let expected: u32 = (0..100u32).map(|i| i * 3 + 1).sum();
+        assert_eq!(m.call(f, Conv::Stack, &[data, 100]) as u32, expected);
+        assert_eq!(m.call(f, Conv::Stack, &[data, 0]) as u32, 0);
+    }
+    Ok(())
+}
+
+/// A jump table of absolute 32-bit label addresses (relocations applied for
+/// the load address), a call to a label, and recursion.
+#[test]
+fn jump_table_calls_and_recursion() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let f = load32(&mut m, |a| {
+        let (table, fib, cases) = (a.new_label(), a.new_label(), [0; 4].map(|_| a.new_label()));
+        let end = a.new_label();
+        // entry(k, n): case k of { fib(n), n*2, n+100, -n }
+        a.mov(eax, dword_ptr(esp + 4))?;
+        a.and_(eax, 3)?;
+        a.mov(ecx, dword_ptr(esp + 8))?;
+        a.jmp(dword_ptr((table + 0) + eax * 4))?;
+        a.bind(cases[0])?;
+        a.push(ecx)?;
+        a.call(fib)?;
+        a.add(esp, 4)?;
+        a.jmp(end)?;
+        a.bind(cases[1])?;
+        a.lea(eax, dword_ptr(ecx + ecx))?;
+        a.jmp(end)?;
+        a.bind(cases[2])?;
+        a.lea(eax, dword_ptr(ecx + 100))?;
+        a.jmp(end)?;
+        a.bind(cases[3])?;
+        a.mov(eax, ecx)?;
+        a.neg(eax)?;
+        a.bind(end)?;
+        a.ret()?;
+        // fib(n) = n < 2 ? n : fib(n-1) + fib(n-2), cdecl, recursive.
+        a.bind(fib)?;
+        a.push(ebx)?;
+        a.push(esi)?;
+        a.mov(ebx, dword_ptr(esp + 12))?;
+        a.mov(eax, ebx)?;
+        a.cmp(ebx, 2)?;
+        let base = a.new_label();
+        a.jb(base)?;
+        a.lea(eax, dword_ptr(ebx - 1))?;
+        a.push(eax)?;
+        a.call(fib)?;
+        a.add(esp, 4)?;
+        a.mov(esi, eax)?;
+        a.lea(eax, dword_ptr(ebx - 2))?;
+        a.push(eax)?;
+        a.call(fib)?;
+        a.add(esp, 4)?;
+        a.add(eax, esi)?;
+        a.bind(base)?;
+        a.pop(esi)?;
+        a.pop(ebx)?;
+        a.ret()?;
+        a.align(4)?;
+        a.bind(table)?;
+        for c in cases {
+            a.embed_label(c)?;
+        }
+        Ok(())
+    })?;
+    let fib = |n: u32| (0..n).fold((0u32, 1u32), |(x, y), _| (y, x + y)).0;
+    for n in [0u32, 1, 2, 10, 20] {
+        assert_eq!(m.call(f, Conv::Stack, &[0, n]) as u32, fib(n), "fib({n})");
+    }
+    assert_eq!(m.call(f, Conv::Stack, &[1, 21]) as u32, 42);
+    assert_eq!(m.call(f, Conv::Stack, &[2, 21]) as u32, 121);
+    assert_eq!(
+        m.call(f, Conv::Stack, &[3, 21]) as u32,
+        21u32.wrapping_neg()
+    );
+    Ok(())
+}
+
+/// x87 results in st0 (the 32-bit conventions' float return), SSE2 on
+/// 32-bit mode's eight xmm registers, and BCD adjustment (32-bit only).
+#[test]
+fn x87_sse_and_bcd() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let f = load32(&mut m, |a| {
+        a.fld(qword_ptr(esp + 4))?;
+        a.fld(qword_ptr(esp + 12))?;
+        a.fmulp(st1, st0)?;
+        a.ret()
+    })?;
+    let (x, y) = (1.5f64, -2.25f64);
+    let (xb, yb) = (x.to_bits(), y.to_bits());
+    let args = [xb as u32, (xb >> 32) as u32, yb as u32, (yb >> 32) as u32];
+    assert_eq!(m.call_f64(f, &args), x * y);
+    let f = load32(&mut m, |a| {
+        a.movd(xmm0, dword_ptr(esp + 4))?;
+        a.movd(xmm7, dword_ptr(esp + 8))?;
+        a.pshufd(xmm0, xmm0, 0)?;
+        a.pshufd(xmm7, xmm7, 0)?;
+        a.pmulld(xmm0, xmm7)?;
+        a.paddd(xmm0, xmm0)?;
+        a.movd(eax, xmm0)?;
+        a.ret()
+    })?;
+    assert_eq!(m.call(f, Conv::Stack, &[7, 6]) as u32, 84);
+    let f = load32(&mut m, |a| {
+        a.mov(eax, dword_ptr(esp + 4))?;
+        a.add(al, byte_ptr(esp + 8))?;
+        a.daa()?;
+        a.movzx(eax, al)?;
+        a.ret()
+    })?;
+    assert_eq!(m.call(f, Conv::Stack, &[0x19, 0x28]) as u32, 0x47);
+    assert_eq!(m.call(f, Conv::Stack, &[0x55, 0x27]) as u32, 0x82);
+    Ok(())
+}
+
+// ---- differential: the same instructions in 32-bit and 64-bit mode ----
+
+/// The registers a random program uses (not esp).
+const REGS: [Gp32; 7] = [eax, ecx, edx, ebx, esi, edi, ebp];
+/// The eight 8-bit registers both modes share (ah..bh need no REX).
+fn reg8(r: &mut Rng) -> Operand {
+    let low = [al, cl, dl, bl];
+    let high = [ah, ch, dh, bh];
+    let i = r.below(8);
+    if i < 4 {
+        low[i].into()
+    } else {
+        high[i - 4].into()
+    }
+}
+
+/// A small deterministic generator (no shared test dependency needed).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn reg(&mut self) -> Gp32 {
+        REGS[self.below(REGS.len())]
+    }
+}
+
+/// One random instruction whose meaning is the same in both modes:
+/// 8/16/32-bit ALU, shifts, multiplies, moves with extension, conditional
+/// moves and sets, bit tests, `inc`/`dec` (one byte in 32-bit mode, FF /0
+/// in 64-bit mode), and loads and stores to the scratch area.
+fn random_instruction(r: &mut Rng, scratch: u32) -> (Mnemonic, Vec<Operand>) {
+    use Mnemonic::*;
+    let (x, y) = (r.reg(), r.reg());
+    let imm = (r.next() as u32 as i32) >> r.below(32);
+    let slot = dword_ptr((scratch + 4 * r.below(16) as u32) as i32);
+    let alu = [Add, Sub, And, Or, Xor, Adc, Sbb, Cmp, Test];
+    let o = |v: Gp32| Operand::from(v);
+    match r.below(16) {
+        0 => (alu[r.below(alu.len())], vec![o(x), o(y)]),
+        1 => (
+            alu[r.below(alu.len())],
+            vec![o(x), Operand::Imm(imm as i64)],
+        ),
+        2 => ([Inc, Dec, Neg, Not, Bswap][r.below(5)], vec![o(x)]),
+        3 => (
+            [Shl, Shr, Sar, Rol, Ror, Rcl, Rcr][r.below(7)],
+            vec![o(x), Operand::Imm(r.below(32) as i64)],
+        ),
+        4 => (
+            [Shl, Shr, Sar, Rol, Ror][r.below(5)],
+            vec![o(x), Operand::from(cl)],
+        ),
+        5 => (Imul, vec![o(x), o(y), Operand::Imm(imm as i64)]),
+        6 => (Imul, vec![o(x), o(y)]),
+        7 => ([Movzx, Movsx][r.below(2)], vec![o(x), reg8(r)]),
+        8 => (
+            [Cmove, Cmovb, Cmovl, Cmovs, Cmovo, Cmovp][r.below(6)],
+            vec![o(x), o(y)],
+        ),
+        9 => ([Sete, Setb, Setle, Seto][r.below(4)], vec![reg8(r)]),
+        10 => ([Add, Sub, Xor, Adc][r.below(4)], vec![reg8(r), reg8(r)]),
+        11 => (
+            [Add, Xor, Rol][r.below(3)],
+            vec![Operand::from(x.r16()), Operand::Imm(r.below(16) as i64)],
+        ),
+        12 => ([Bt, Bts, Btr, Btc][r.below(4)], vec![o(x), o(y)]),
+        13 => (Mov, vec![o(x), Operand::Mem(slot)]),
+        14 => ([Mov, Add, Xor][r.below(3)], vec![Operand::Mem(slot), o(x)]),
+        _ => (
+            Lea,
+            vec![
+                o(x),
+                Operand::Mem(dword_ptr(y + REGS[r.below(7)] * (1 << r.below(4)) + imm)),
+            ],
+        ),
+    }
+}
+
+/// Loads the registers from `input`, runs `program`, stores the registers
+/// and the arithmetic flags to `output`, in either mode.
+fn differential_function(
+    arch: Arch,
+    program: &[(Mnemonic, Vec<Operand>)],
+    input: u32,
+    output: u32,
+) -> Result<CodeHolder, Error> {
+    let mut code = CodeHolder::new(arch);
+    let mut a = Assembler::new(&mut code);
+    let saved: &[Gp32] = match arch {
+        Arch::X86 => &[ebx, esi, edi, ebp],
+        Arch::X64 => &[],
+    };
+    match arch {
+        Arch::X86 => saved.iter().try_for_each(|&g| a.push(g))?,
+        Arch::X64 => {
+            a.push(rbx)?;
+            a.push(rbp)?;
+        }
+    }
+    for (i, &g) in REGS.iter().enumerate() {
+        a.mov(g, dword_ptr((input + 4 * i as u32) as i32))?;
+    }
+    for (m, ops) in program {
+        a.emit(*m, ops).map_err(|e| Error::InvalidArgument {
+            message: format!("{m:?} {ops:?}: {e}"),
+        })?;
+    }
+    for (i, &g) in REGS.iter().enumerate() {
+        a.mov(dword_ptr((output + 4 * i as u32) as i32), g)?;
+    }
+    match arch {
+        Arch::X86 => {
+            a.pushfd()?;
+            a.pop(eax)?;
+        }
+        Arch::X64 => {
+            a.pushfq()?;
+            a.pop(rax)?;
+        }
+    }
+    a.mov(dword_ptr((output + 28) as i32), eax)?;
+    match arch {
+        Arch::X86 => saved.iter().rev().try_for_each(|&g| a.pop(g))?,
+        Arch::X64 => {
+            a.pop(rbp)?;
+            a.pop(rbx)?;
+        }
+    }
+    a.ret()?;
+    Ok(code)
+}
+
+#[test]
+fn random_programs_mean_the_same_in_both_modes() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let data = m.data_address();
+    let (input, scratch, output) = (data, data + 0x100, data + 0x200);
+    let mut rng = Rng(0x5EED_0032);
+    let cases = std::env::var("COMPAT32_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3000);
+    // Arithmetic flags: CF, PF, AF, ZF, SF, OF.
+    const FLAGS: u32 = 0x8D5;
+    for case in 0..cases {
+        let len = 1 + rng.below(40);
+        let program: Vec<_> = (0..len)
+            .map(|_| random_instruction(&mut rng, scratch))
+            .collect();
+        let start: Vec<u32> = (0..7 + 16)
+            .map(|_| rng.next() as u32 ^ (rng.next() << 31) as u32)
+            .collect();
+        let mut results = Vec::new();
+        for arch in [Arch::X86, Arch::X64] {
+            let d = m.data();
+            for (i, v) in start.iter().enumerate() {
+                // Registers at `input`, the scratch slots at `scratch`.
+                let at = if i < 7 { 4 * i } else { 0x100 + 4 * (i - 7) };
+                d[at..at + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            let code = differential_function(arch, &program, input, output)?;
+            m.load(&code)?;
+            let entry = m.code_address();
+            match arch {
+                Arch::X86 => {
+                    m.call(entry, Conv::Stack, &[]);
+                }
+                Arch::X64 => m.call64(entry),
+            }
+            let d = m.data();
+            let words = |at: usize, n: usize| -> Vec<u32> {
+                (0..n)
+                    .map(|i| u32::from_le_bytes(d[at + 4 * i..at + 4 * i + 4].try_into().unwrap()))
+                    .collect()
+            };
+            let mut regs = words(0x200, 8);
+            regs[7] &= FLAGS;
+            results.push((regs, words(0x100, 16)));
+        }
+        assert_eq!(
+            results[0], results[1],
+            "case {case}: 32-bit vs 64-bit mode differ for\n{program:?}"
+        );
+    }
+    Ok(())
+}
