@@ -2008,6 +2008,51 @@ fn immediate_arguments_from_8_bit_to_pointer() -> Result<(), Error> {
     Ok(())
 }
 
+/// Call results of 8- and 16-bit types are extended into a wider result
+/// register: the callee (here code that leaves garbage above the type, as
+/// the ABI allows) defines only the type's bits.
+#[test]
+fn narrow_call_results_are_extended_into_wider_registers() -> Result<(), Error> {
+    use ValType::{I8, I16, U8, U16};
+    // The callee: `mov rax, imm64; ret`, returning 0xDEAD_BEEF_CAFE_8485.
+    let runtime = JitRuntime::new()?;
+    let mut callee = CodeHolder::new(Arch::X64);
+    let mut a = Assembler::new(&mut callee);
+    a.mov(rax, 0xDEAD_BEEF_CAFE_8485u64 as i64)?;
+    a.ret()?;
+    let callee = runtime.add(&callee)?;
+    let address = callee.address() as i64;
+    for (ty, expect) in [
+        (U8, 0x85u64),
+        (I8, 0x85u8 as i8 as i64 as u64),
+        (U16, 0x8485),
+        (I16, 0x8485u16 as i16 as i64 as u64),
+    ] {
+        let code = build(|cc| {
+            cc.add_func("narrow", sig(0))?;
+            let r = cc.new_gp64("r");
+            cc.invoke(Operand::Imm(address), sig_of(&[], &[ty]), &[], &[r.into()])?;
+            cc.ret(&[r.into()])?;
+            cc.end_func()
+        })?;
+        // SAFETY: System V function () -> u64.
+        let f: extern "C" fn() -> u64 = unsafe { code.function() };
+        assert_eq!(f(), expect, "{ty:?} into a 64-bit register");
+        // Into a 32-bit register: extended to 32 bits, zero above.
+        let code = build(|cc| {
+            cc.add_func("narrow32", sig(0))?;
+            let r = cc.new_gp32("r");
+            cc.invoke(Operand::Imm(address), sig_of(&[], &[ty]), &[], &[r.into()])?;
+            cc.ret(&[r.r64().into()])?;
+            cc.end_func()
+        })?;
+        // SAFETY: System V function () -> u64.
+        let f: extern "C" fn() -> u64 = unsafe { code.function() };
+        assert_eq!(f(), expect & 0xFFFF_FFFF, "{ty:?} into a 32-bit register");
+    }
+    Ok(())
+}
+
 extern "C" fn host_twice(x: u64) -> u64 {
     x * 2
 }

@@ -48,7 +48,11 @@
 //! widened: C promotes narrow variadic arguments to `int` at the call, so
 //! the caller passes them already widened. Return values are left as the
 //! function computed them: nothing is added at `ret`, so a function
-//! returning `u8` leaves bits 8..63 of its result register as they are.
+//! returning `u8` leaves bits 8..63 of its result register as they are
+//! (callers may not rely on them, in either psABI). For the same reason a
+//! call result of one of these types is received in a register of the
+//! type's size and, when the result operand is wider, extended into it by
+//! the type's signedness after the call (`movzx r64, r8` for `u8`).
 //!
 //! On error the instruction list is left as it was (new virtual registers and
 //! stack slots made before the error stay, unused).
@@ -93,6 +97,8 @@ struct Lowerer<'a> {
     used: SmallVec<[VReg; 8]>,
     fixed: SmallVec<[Operand; 8]>,
     after: SmallVec<[(Operand, Operand); 4]>,
+    /// Extensions after a call: `inst dst, src` (narrow results).
+    after_extend: SmallVec<[(TargetInst, Operand, Operand); 2]>,
     nargs: Vec<(CallRef, u16)>,
 }
 
@@ -194,9 +200,41 @@ impl Lowerer<'_> {
         Ok(Operand::v(t))
     }
 
+    /// Whether `op` is a general-purpose register (or view) wider than `bytes`.
+    fn wider_than(&self, f: &Function, op: Operand, bytes: u16) -> bool {
+        matches!(
+            f.operand_shape(&op),
+            OpShape::Reg { class: RegClass::GP, size, high: false, .. } if size > bytes
+        )
+    }
+
+    /// A call result of the 8- or 16-bit integer type `ty` into `op`, a
+    /// wider register: the callee leaves the bits above the type undefined
+    /// (System V and Windows x64 alike), so the result register is read at
+    /// the type's size and extended into `op` after the call.
+    fn extended_result(
+        &mut self,
+        f: &mut Function,
+        op: Operand,
+        p: PReg,
+        ty: ValType,
+        ext: Extension,
+    ) -> Result<Operand, AbiError> {
+        let inst = self.target.extend_inst(ext).ok_or(AbiError::Unsupported(
+            "an 8- or 16-bit integer result: the target has no extension instruction",
+        ))?;
+        let t = f.new_vreg(RegClass::GP, ty.size(), None);
+        self.used.push(t);
+        self.after_extend.push((inst, op, Operand::v(t)));
+        Ok(Operand::Fixed(t, p))
+    }
+
     fn flush_after(&mut self) {
         for (d, s) in core::mem::take(&mut self.after) {
             self.out.push(InstKind::Copy, &[d, s]);
+        }
+        for (inst, d, s) in core::mem::take(&mut self.after_extend) {
+            self.out.push(InstKind::Target(inst), &[d, s]);
         }
     }
 
@@ -404,7 +442,12 @@ impl Lowerer<'_> {
                 if !matches!(op, Operand::Reg(_)) {
                     return Err(AbiError::BadOperand("call result"));
                 }
-                let x = self.fix(f, op, p, ty.size(), false);
+                let x = match ty.narrow_extension() {
+                    Some(ext) if self.wider_than(f, op, ty.size()) => {
+                        self.extended_result(f, op, p, ty, ext)?
+                    }
+                    _ => self.fix(f, op, p, ty.size(), false),
+                };
                 self.fixed.push(x);
             }
         }
@@ -435,6 +478,7 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         used: SmallVec::new(),
         fixed: SmallVec::new(),
         after: SmallVec::new(),
+        after_extend: SmallVec::new(),
         nargs: Vec::new(),
     };
     // Room for the lowered list at once (no doubling slack): each operand
@@ -457,6 +501,7 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         l.used.clear();
         l.fixed.clear();
         l.after.clear();
+        l.after_extend.clear();
         let r = match d.kind {
             InstKind::Entry => l.entry(func, o),
             InstKind::Ret => l.ret(func, o),

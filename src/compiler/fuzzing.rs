@@ -52,7 +52,8 @@ enum Stmt {
     /// `v[d] = host[k](v[a], v[b])`, a System V call recorded in the trace.
     Call(u8, usize, usize, usize),
     /// `v[d] = host_narrow(v[a], v[b])` with the arguments typed as the
-    /// 8- or 16-bit pair [`NARROW_TYPES`]`[k]` and written as the whole
+    /// 8- or 16-bit pair [`NARROW_TYPES`]`[k]` (and the result as its third
+    /// type, extended into `v[d]` when narrow) and written as the whole
     /// value (bit 0 of the mask for `a`, bit 1 for `b`) or its low
     /// byte/word view.
     NarrowCall(u8, u8, usize, usize, usize),
@@ -161,13 +162,27 @@ extern "C" fn host_rotate(a: u64, b: u64) -> u64 {
     host_result(1, a, b)
 }
 
-/// The argument types of the narrow calls (all to [`host_narrow`]).
-const NARROW_TYPES: [[ValType; 2]; 4] = [
-    [ValType::U8, ValType::I16],
-    [ValType::I8, ValType::U16],
-    [ValType::U16, ValType::U8],
-    [ValType::I16, ValType::I8],
+/// The argument types and the result type of the narrow calls (all to
+/// [`host_narrow`], which returns 64 bits: a narrow result type leaves the
+/// bits above it undefined, so the caller must extend them away).
+const NARROW_TYPES: [[ValType; 3]; 4] = [
+    [ValType::U8, ValType::I16, ValType::I8],
+    [ValType::I8, ValType::U16, ValType::U16],
+    [ValType::U16, ValType::U8, ValType::I64],
+    [ValType::I16, ValType::I8, ValType::U8],
 ];
+
+/// A call result of type `t` as the caller sees it in a 64-bit register:
+/// the type's bits, extended by its signedness.
+fn received_narrow(v: u64, t: ValType) -> u64 {
+    match t {
+        ValType::I8 => v as i8 as u64,
+        ValType::U8 => u64::from(v as u8),
+        ValType::I16 => v as i16 as u64,
+        ValType::U16 => u64::from(v as u16),
+        _ => v,
+    }
+}
 
 /// The host the narrow calls go to. It takes the 32 bits of each
 /// argument's register as they are (the convention gives an 8- or 16-bit
@@ -205,10 +220,10 @@ fn interpret(stmts: &[Stmt], v: &mut [u64], x: &mut [[u64; 2]], w: &mut World) {
                 v[*d] = host_result(*k, v[*a], v[*b]);
             }
             Stmt::NarrowCall(k, _, d, a, b) => {
-                let [ta, tb] = NARROW_TYPES[*k as usize];
+                let [ta, tb, tr] = NARROW_TYPES[*k as usize];
                 let (a, b) = (passed_narrow(v[*a], ta), passed_narrow(v[*b], tb));
                 w.trace.push((HOSTS.len() as u8, a, b));
-                v[*d] = host_result(0, a, b);
+                v[*d] = received_narrow(host_result(0, a, b), tr);
             }
             Stmt::Load(d, i) => v[*d] = w.buffer[(v[*i] % 16) as usize],
             Stmt::Store(i, s) => w.buffer[(v[*i] % 16) as usize] = v[*s],
@@ -291,7 +306,7 @@ fn compile(
             }
             Stmt::NarrowCall(k, whole, d, a, b) => {
                 let types = NARROW_TYPES[*k as usize];
-                let sig = Signature::new(X86Target::SYSV64, &types, &[ValType::I64]);
+                let sig = Signature::new(X86Target::SYSV64, &types[..2], &types[2..]);
                 // The whole register (lowering reads its low part) or a view.
                 let arg = |r: Gp64, t: ValType, whole: bool| -> crate::x86::Operand {
                     match (whole, t.size()) {
