@@ -284,30 +284,17 @@ fn program_modes_agree_with_the_library_on_conformance_rows() {
     }
 }
 
-const SUM_IR: &str = "
-func sum(i64, i64) -> (i64) sysv64 {
-  gp64 %p, %n, %s, %i
-  labels .loop, .done
-  entry %p, %n
-  xor %s, %s
-  xor %i, %i
-  test %n, %n
-  je .done
-.loop:
-  add %s, %i
-  inc %i
-  cmp %i, %n
-  jne .loop
-.done:
-  ret %s
-}
-func twice(f64) -> (f64) sysv64 {
+/// `sum` (tests/data/sum.ir, also run by tests/compiler.rs) and a float function.
+const SUM_IR: &str = concat!(
+    include_str!("data/sum.ir"),
+    "func twice(f64) -> (f64) sysv64 {
   vec128 %x
   entry %x
   addsd %x, %x
   ret %x
 }
-";
+"
+);
 
 /// The same byte and word arithmetic with signed and unsigned types.
 const NARROW_IR: &str = "

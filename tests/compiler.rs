@@ -676,24 +676,8 @@ fn local_constant_pool() -> Result<(), Error> {
     Ok(())
 }
 
-const SUM_ARRAY: &str = "
-func sum(i64, i64) -> (i64) sysv64 {
-  gp64 %p, %n, %s, %i
-  labels .loop, .done
-  entry %p, %n
-  xor %s, %s
-  xor %i, %i
-  test %n, %n
-  je .done
-.loop:
-  add %s, %i
-  inc %i
-  cmp %i, %n
-  jne .loop
-.done:
-  ret %s
-}
-";
+/// The sum of 0..n in IR text (shared with tests/cli.rs).
+const SUM_ARRAY: &str = include_str!("data/sum.ir");
 
 #[test]
 fn ir_text_runs_and_lists() -> Result<(), Error> {
