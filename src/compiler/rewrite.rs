@@ -47,24 +47,31 @@ pub(crate) struct Frame {
     pub bias: i64,
 }
 
+/// The mnemonics that store below rsp (or leave the function's frame to
+/// code that may): a function using one is no leaf.
+const STORES_BELOW_RSP: [Mnemonic; 7] = [
+    Mnemonic::Call,
+    Mnemonic::Push,
+    Mnemonic::Pushfw,
+    Mnemonic::Pushfd,
+    Mnemonic::Pushfq,
+    Mnemonic::Enter,
+    Mnemonic::Syscall,
+];
+
 /// Whether `f` leaves rsp untouched apart from its frame: no call, tail
 /// jump, push or other instruction that stores below rsp (so a leaf may
 /// keep its frame in the red zone).
 fn is_leaf(f: &IrFunction) -> bool {
-    f.insts().all(|i| match f.kind(i) {
+    f.all_insts().iter().all(|d| match d.kind {
         InstKind::Call(_) | InstKind::TailJump(_) => false,
-        InstKind::Target(id) => X86Inst::from_id(id).is_none_or(|x| {
-            !matches!(
-                x.mnemonic,
-                Mnemonic::Call
-                    | Mnemonic::Push
-                    | Mnemonic::Pushfw
-                    | Mnemonic::Pushfd
-                    | Mnemonic::Pushfq
-                    | Mnemonic::Enter
-                    | Mnemonic::Syscall
-            )
-        }),
+        // The mnemonic's index (the id's low 16 bits) rules out most
+        // instructions before the id is decoded (which costs more than the scan).
+        InstKind::Target(id) => {
+            let index = id.0 & 0xFFFF;
+            !STORES_BELOW_RSP.iter().any(|&m| m as u32 == index)
+                || X86Inst::from_id(id).is_none_or(|x| !STORES_BELOW_RSP.contains(&x.mnemonic))
+        }
         _ => true,
     })
 }
@@ -155,6 +162,7 @@ fn vec_kind(bytes: u16) -> RegKind {
 }
 
 /// The x86 register for physical register `p` seen through `bytes` (and the high-byte view).
+#[inline]
 fn x86_reg(p: PReg, bytes: u16, high: bool) -> Result<Reg> {
     let reg = match p.class {
         RegClass::Gp if high => Reg::new(RegKind::Gp8Hi, p.hw),
@@ -178,6 +186,7 @@ impl InstAllocations<'_> {
     /// The allocation of `v` in IR operand `index` (in its address or
     /// not); an operand the allocator did not see (`xor x, x`) shares the
     /// register of the same vreg elsewhere in the instruction.
+    #[inline]
     fn find(&self, index: usize, v: jitforge_ir::VReg, in_address: bool) -> Option<Allocation> {
         let mut same_vreg = None;
         for (o, a) in self.origins.iter().zip(self.allocs) {
@@ -595,8 +604,33 @@ impl<S: Sink> Rewriter<'_, S> {
         }
     }
 
-    /// [`operand`](Self::operand) with the instruction's allocations at hand.
+    /// [`operand`](Self::operand) with the instruction's allocations at
+    /// hand. The common cases (a virtual register in a register, an
+    /// immediate) inline; the others out of line.
+    #[inline]
     fn operand_of(
+        &self,
+        i: usize,
+        index: usize,
+        op: &IrOperand,
+        at: &InstAllocations<'_>,
+    ) -> Result<Operand> {
+        match *op {
+            IrOperand::Reg(IrReg::Virt(v, view)) => {
+                if let Some(Allocation::Reg(p)) = at.find(index, v, false) {
+                    let bytes = view.size().unwrap_or_else(|| self.vreg_bytes(v));
+                    return Ok(Operand::Reg(x86_reg(p, bytes, view.is_high())?));
+                }
+            }
+            IrOperand::Imm(v) => return Ok(Operand::Imm(v)),
+            _ => {}
+        }
+        self.operand_slow(i, index, op, at)
+    }
+
+    /// [`operand_of`](Self::operand_of) for every operand shape.
+    #[inline(never)]
+    fn operand_slow(
         &self,
         i: usize,
         index: usize,
@@ -609,13 +643,6 @@ impl<S: Sink> Rewriter<'_, S> {
                     message: format!("no allocation for {v} in instruction {i}"),
                 })
         };
-        // The common case first: a virtual register in a register.
-        if let IrOperand::Reg(IrReg::Virt(v, view)) = *op
-            && let Some(Allocation::Reg(p)) = at.find(index, v, false)
-        {
-            let bytes = view.size().unwrap_or_else(|| self.vreg_bytes(v));
-            return Ok(Operand::Reg(x86_reg(p, bytes, view.is_high())?));
-        }
         let reg = |r: &IrReg, in_address: bool| -> Result<Operand> {
             match *r {
                 IrReg::Virt(v, view) => {
@@ -1048,5 +1075,20 @@ fn shorter_form(mnemonic: Mnemonic, ops: &mut [Operand]) -> Mnemonic {
             Mnemonic::Mov
         }
         _ => mnemonic,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_check_reads_mnemonics_by_index() {
+        // `is_leaf` compares an id's mnemonic index with these before decoding it.
+        for m in STORES_BELOW_RSP {
+            assert_eq!(Mnemonic::from_index(m as usize), Some(m));
+            let id = X86Inst::new(m).id();
+            assert_eq!(id.0 & 0xFFFF, m as u32);
+        }
     }
 }
