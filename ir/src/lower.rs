@@ -119,6 +119,17 @@ fn mem(base: MemBase, off: u32, size: u16) -> Operand {
     Operand::Mem(Mem::new(base, off as i32, size))
 }
 
+/// Runs `body` with the function's own signature taken out of it for the
+/// time (lowering adds virtual registers to `f` while it reads the
+/// signature: no clone of it needed).
+fn with_own_sig<R>(f: &mut Function, body: impl FnOnce(&mut Function, &Signature) -> R) -> R {
+    let placeholder = Signature::new(f.sig.conv, &[], &[]);
+    let sig = core::mem::replace(&mut f.sig, placeholder);
+    let result = body(f, &sig);
+    f.sig = sig;
+    result
+}
+
 impl Lowerer<'_> {
     /// A `Fixed(v, p)` for `op` if it is a whole vreg of p's class not yet
     /// fixed in this instruction; otherwise a fresh vreg and a copy (`before`
@@ -201,8 +212,16 @@ impl Lowerer<'_> {
     }
 
     fn entry(&mut self, f: &mut Function, ops: &[Operand]) -> Result<(), AbiError> {
-        let sig = f.sig.clone();
-        let conv = conv_of(self.target, &sig)?;
+        with_own_sig(f, |f, sig| self.entry_of(f, ops, sig))
+    }
+
+    fn entry_of(
+        &mut self,
+        f: &mut Function,
+        ops: &[Operand],
+        sig: &Signature,
+    ) -> Result<(), AbiError> {
+        let conv = conv_of(self.target, sig)?;
         if ops.len() != sig.params.len() {
             return Err(AbiError::Count {
                 expected: sig.params.len(),
@@ -248,8 +267,16 @@ impl Lowerer<'_> {
     }
 
     fn ret(&mut self, f: &mut Function, ops: &[Operand]) -> Result<(), AbiError> {
-        let sig = f.sig.clone();
-        let conv = conv_of(self.target, &sig)?;
+        with_own_sig(f, |f, sig| self.ret_of(f, ops, sig))
+    }
+
+    fn ret_of(
+        &mut self,
+        f: &mut Function,
+        ops: &[Operand],
+        sig: &Signature,
+    ) -> Result<(), AbiError> {
+        let conv = conv_of(self.target, sig)?;
         if ops.len() != sig.rets.len() {
             return Err(AbiError::Count {
                 expected: sig.rets.len(),
@@ -446,16 +473,17 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
     let mut undo: SmallVec<[(usize, Operand); 8]> = SmallVec::new();
     let mut result = Ok(());
     for (i, d) in insts.iter() {
-        let o = &ops[d.ops_range()];
         if !matches!(
             d.kind,
             InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
         ) {
             if rebuilding {
-                l.out.push_tagged(d.kind, o, d.tag().unwrap_or(NO_TAG));
+                l.out
+                    .push_tagged(d.kind, &ops[d.ops_range()], d.tag().unwrap_or(NO_TAG));
             }
             continue;
         }
+        let o = &ops[d.ops_range()];
         l.used.clear();
         l.fixed.clear();
         l.after.clear();

@@ -287,6 +287,7 @@ impl RaView {
     }
 
     /// The IR origins of instruction `i`'s allocator operands, in order.
+    #[inline]
     pub fn origins(&self, i: usize) -> &[OperandOrigin] {
         &self.origins[self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize]
     }

@@ -597,9 +597,13 @@ impl<S: Sink> Rewriter<'_, S> {
 
     /// The allocator's operands of instruction `i`: where each went and
     /// which IR operand it came from (looked up once per instruction).
+    #[inline]
     fn inst_allocations(&self, i: usize) -> InstAllocations<'_> {
+        // The output's offsets read here rather than through
+        // `Output::inst_allocs`: a call per instruction otherwise.
+        let offsets = &self.out.inst_alloc_offsets;
         InstAllocations {
-            allocs: self.out.inst_allocs(jitforge_regalloc::Inst::new(i)),
+            allocs: &self.out.allocs[offsets[i] as usize..offsets[i + 1] as usize],
             origins: self.ra.origins(i),
         }
     }
@@ -607,7 +611,7 @@ impl<S: Sink> Rewriter<'_, S> {
     /// [`operand`](Self::operand) with the instruction's allocations at
     /// hand. The common cases (a virtual register in a register, an
     /// immediate) inline; the others out of line.
-    #[inline]
+    #[inline(always)]
     fn operand_of(
         &self,
         i: usize,
@@ -778,8 +782,9 @@ impl<S: Sink> Rewriter<'_, S> {
                 self.emit_edit(edit, Some(i))?;
                 edits.next();
             }
-            let ir_ops = self.f.operands(inst);
-            match self.f.kind(inst) {
+            let d = &self.f.all_insts()[i];
+            let ir_ops = &self.f.all_operands()[d.ops_range()];
+            match d.kind {
                 InstKind::Bind(l) => self.asm.bind(self.labels[l.as_u32() as usize])?,
                 InstKind::Entry => {}
                 InstKind::Ret => {
