@@ -597,7 +597,7 @@ impl<S: Sink> Rewriter<'_, S> {
 
     /// The allocator's operands of instruction `i`: where each went and
     /// which IR operand it came from (looked up once per instruction).
-    #[inline]
+    #[inline(always)]
     fn inst_allocations(&self, i: usize) -> InstAllocations<'_> {
         // The output's offsets read here rather than through
         // `Output::inst_allocs`: a call per instruction otherwise.
@@ -756,7 +756,9 @@ impl<S: Sink> Rewriter<'_, S> {
         self.prolog()?;
         let mut edits = self.out.edits.iter().peekable();
         let n = self.f.num_insts();
-        let mut ops: smallvec::SmallVec<[Operand; 6]> = smallvec::SmallVec::new();
+        // One buffer for every instruction's operands (a Vec: cheaper to
+        // push to than a SmallVec, allocated once per function).
+        let mut ops: Vec<Operand> = Vec::with_capacity(6);
         for i in 0..n {
             let inst = IrInst::from_u32(i as u32);
             let mut edit_vregs: Vec<jitforge_regalloc::VReg> = Vec::new();
