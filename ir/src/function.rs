@@ -812,6 +812,17 @@ impl Function {
             InstBuf::default()
         };
     }
+    /// Frees the growth slack of a large instruction list (a list a pass
+    /// rebuilds is sized exactly): for a pass that changed the list in
+    /// place, so that a large function holds no more through register
+    /// allocation than a rebuilt list would. Small lists keep their room
+    /// for the next function built in them.
+    pub(crate) fn shrink_large_insts(&mut self) {
+        if self.insts.len() > SPARE_MAX_INSTS {
+            self.insts.shrink_to_fit();
+            self.operands.shrink_to_fit();
+        }
+    }
     pub(crate) fn call_data_mut(&mut self, c: CallRef) -> &mut CallData {
         &mut self.calls[c]
     }

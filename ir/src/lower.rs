@@ -570,6 +570,7 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
             } else {
                 func.set_insts(insts, ops);
                 func.put_spare(l.out.insts, l.out.ops);
+                func.shrink_large_insts();
             }
             func.frame = Some(l.frame);
             Ok(())
