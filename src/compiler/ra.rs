@@ -51,6 +51,10 @@ pub(crate) struct RaView {
     constant: Vec<Option<Option<i64>>>,
 }
 
+/// Operands of a function small enough that the view reserves room for
+/// the most allocator operands it could have without counting them.
+const SMALL_FUNCTION_OPERANDS: usize = 1024;
+
 const RET: u8 = 1;
 const BRANCH: u8 = 2;
 const CLOBBERS: u8 = 4;
@@ -96,13 +100,17 @@ impl RaView {
         self.remat.clear();
 
         let n = f.num_insts();
-        // Exact room (no doubling slack): at most one allocator operand per
-        // register an IR operand names. Counted only when the buffers kept
-        // from earlier functions might be too small.
+        // At most two allocator operands per IR operand (a memory operand's
+        // base and index). A small function takes that bound (the buffers
+        // stay for the next function: no counting pass each time); a large
+        // one gets exact room, counted (no doubling slack at its peak).
         self.flags.reserve_exact(n);
         self.op_offsets.reserve_exact(n + 1);
         let all_ops = f.all_operands();
-        if self.operands.capacity() < 2 * all_ops.len() {
+        if all_ops.len() <= SMALL_FUNCTION_OPERANDS {
+            self.operands.reserve(2 * all_ops.len());
+            self.origins.reserve(2 * all_ops.len());
+        } else {
             let most: usize = all_ops
                 .iter()
                 .map(|op| match op {

@@ -1063,7 +1063,11 @@ fn is_upper_vec(o: &Operand) -> bool {
 /// Same-effect shorter encodings an assembler user would write by hand:
 /// `xor r64, r64` (same register) as `xor r32, r32`, and `mov r64, imm` with
 /// an immediate that zero-extends from 32 bits as `mov r32, imm`.
+#[inline]
 fn shorter_form(mnemonic: Mnemonic, ops: &mut [Operand]) -> Mnemonic {
+    if !matches!(mnemonic, Mnemonic::Xor | Mnemonic::Sub | Mnemonic::Mov) {
+        return mnemonic;
+    }
     let to_32 = |r: &Reg| r.with_kind(RegKind::Gp32).unwrap_or(*r);
     match (mnemonic, &mut *ops) {
         (Mnemonic::Xor | Mnemonic::Sub, [Operand::Reg(a), Operand::Reg(b)])
