@@ -211,11 +211,8 @@ impl Lowerer<'_> {
         }
     }
 
-    fn entry(&mut self, f: &mut Function, ops: &[Operand]) -> Result<(), AbiError> {
-        with_own_sig(f, |f, sig| self.entry_of(f, ops, sig))
-    }
-
-    fn entry_of(
+    /// The function's entry; `sig` is its signature (see [`with_own_sig`]).
+    fn entry(
         &mut self,
         f: &mut Function,
         ops: &[Operand],
@@ -266,16 +263,8 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    fn ret(&mut self, f: &mut Function, ops: &[Operand]) -> Result<(), AbiError> {
-        with_own_sig(f, |f, sig| self.ret_of(f, ops, sig))
-    }
-
-    fn ret_of(
-        &mut self,
-        f: &mut Function,
-        ops: &[Operand],
-        sig: &Signature,
-    ) -> Result<(), AbiError> {
+    /// A return; `sig` is the function's signature (see [`with_own_sig`]).
+    fn ret(&mut self, f: &mut Function, ops: &[Operand], sig: &Signature) -> Result<(), AbiError> {
         let conv = conv_of(self.target, sig)?;
         if ops.len() != sig.rets.len() {
             return Err(AbiError::Count {
@@ -488,8 +477,8 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         l.fixed.clear();
         l.after.clear();
         let r = match d.kind {
-            InstKind::Entry => l.entry(func, o),
-            InstKind::Ret => l.ret(func, o),
+            InstKind::Entry => with_own_sig(func, |f, sig| l.entry(f, o, sig)),
+            InstKind::Ret => with_own_sig(func, |f, sig| l.ret(f, o, sig)),
             InstKind::Call(c) | InstKind::TailJump(c) => l.call(func, d.kind, c, o),
             // Not reached (the kinds above are the ones lowered).
             _ => Ok(()),
