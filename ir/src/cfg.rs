@@ -72,10 +72,19 @@ impl Cfg {
         c
     }
 
-    fn flow(&self, func: &Function, target: &dyn Target, i: Inst) -> Flow {
-        match func.kind(i) {
+    fn flow(func: &Function, target: &dyn Target, d: &InstData) -> Flow {
+        match d.kind {
             InstKind::Target(id) => {
-                let first = func.operands(i).first().map(|o| func.operand_shape(o));
+                // Asked without the operand first: building its shape costs
+                // more than the question, and only a transfer of control
+                // depends on it (see [`Target::inst_flow`]).
+                let flow = target.inst_flow(id, None);
+                if !flow.is_terminator() {
+                    return flow;
+                }
+                let first = func.all_operands()[d.ops_range()]
+                    .first()
+                    .map(|o| func.operand_shape(o));
                 target.inst_flow(id, first.as_ref())
             }
             InstKind::Jump => Flow::Jump,
@@ -100,11 +109,14 @@ impl Cfg {
         let mut flows = core::mem::take(&mut self.flows);
         flows.clear();
         let mut block_open = false;
-        for i in func.insts() {
-            let kind = func.kind(i);
-            if !block_open || matches!(kind, InstKind::Bind(_)) && !self.block_empty_so_far(func, i)
+        // Without labels no operand can take one.
+        let has_labels = func.num_labels() != 0;
+        for (i, d) in func.all_insts().iter().enumerate() {
+            let kind = d.kind;
+            if !block_open
+                || matches!(kind, InstKind::Bind(_)) && !self.block_empty_so_far(func, Inst::new(i))
             {
-                self.starts.push(i.index() as u32);
+                self.starts.push(i as u32);
                 block_open = true;
             }
             if let InstKind::Bind(l) = kind
@@ -113,18 +125,20 @@ impl Cfg {
             {
                 *slot = self.starts.len() as u32 - 1;
             }
-            let flow = self.flow(func, target, i);
+            let flow = Self::flow(func, target, d);
             flows.push(flow);
             let branch = matches!(flow, Flow::Jump | Flow::CondBranch)
                 && !matches!(kind, InstKind::Call(_) | InstKind::TailJump(_));
-            for op in func.operands(i) {
-                match *op {
-                    Operand::Label(l) if !branch => self.take(l),
-                    Operand::Mem(Mem {
-                        base: MemBase::Label(l),
-                        ..
-                    }) => self.take(l),
-                    _ => {}
+            if has_labels {
+                for op in &func.all_operands()[d.ops_range()] {
+                    match *op {
+                        Operand::Label(l) if !branch => self.take(l),
+                        Operand::Mem(Mem {
+                            base: MemBase::Label(l),
+                            ..
+                        }) => self.take(l),
+                        _ => {}
+                    }
                 }
             }
             if flow.is_terminator() {
@@ -197,11 +211,39 @@ impl Cfg {
         }
         self.succ_off.push(self.succs.len() as u32);
         self.flows = flows;
+        if nb == 1 && self.succs.is_empty() {
+            self.one_block();
+            return;
+        }
         self.compute_preds(nb);
         self.compute_order(nb);
         self.compute_dominators(nb);
         self.number_dominator_tree(nb);
         self.compute_loops(nb);
+    }
+
+    /// The rest of [`Cfg::compute`] for a function of one block without
+    /// successors (straight-line code ending in a return): the entry alone,
+    /// its own dominator tree, outside every loop.
+    fn one_block(&mut self) {
+        self.pred_off.clear();
+        self.pred_off.extend_from_slice(&[0, 0]);
+        self.preds.clear();
+        self.reachable.clear();
+        self.reachable.grow(1);
+        self.reachable.insert(0);
+        self.rpo.clear();
+        self.rpo.push(Block::new(0));
+        self.rpo_pos.clear();
+        self.rpo_pos.push(0);
+        self.idom.clear();
+        self.idom.push(NONE);
+        self.dom_pre.clear();
+        self.dom_pre.push(0);
+        self.dom_post.clear();
+        self.dom_post.push(0);
+        self.depth.clear();
+        self.depth.push(0);
     }
 
     fn block_empty_so_far(&self, func: &Function, i: Inst) -> bool {

@@ -249,6 +249,7 @@ impl View {
         }
     }
     /// The viewed size in bytes, or `None` for [`View::FULL`].
+    #[inline]
     pub fn size(self) -> Option<u16> {
         match self.0 {
             0 => None,
@@ -257,6 +258,7 @@ impl View {
         }
     }
     /// Whether this is the high-byte view.
+    #[inline]
     pub fn is_high(self) -> bool {
         self.0 == 0x81
     }

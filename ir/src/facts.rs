@@ -271,6 +271,7 @@ impl Function {
     /// are `facts` (from [`Function::inst_facts`]): direct operands with
     /// their access, fixed register and allowed set, then base and index
     /// registers of memory operands as reads.
+    #[inline]
     pub fn vreg_accesses(&self, inst: Inst, facts: &InstFacts, mut f: impl FnMut(VRegAccess)) {
         for (i, (op, fact)) in self.operands(inst).iter().zip(facts.ops.iter()).enumerate() {
             let i = i as u16;

@@ -28,6 +28,7 @@ impl Reg {
         Reg::Virt(v, View::FULL)
     }
     /// The virtual register if this is one.
+    #[inline]
     pub fn vreg(self) -> Option<VReg> {
         match self {
             Reg::Virt(v, _) => Some(v),
@@ -210,10 +211,12 @@ pub const NO_TAG: u16 = u16::MAX;
 
 impl InstData {
     /// The operand range in the pool.
+    #[inline]
     pub fn ops_range(&self) -> Range<usize> {
         self.ops_start as usize..self.ops_start as usize + self.ops_len as usize
     }
     /// Number of operands.
+    #[inline]
     pub fn ops_len(&self) -> usize {
         self.ops_len as usize
     }
@@ -223,6 +226,7 @@ impl InstData {
     /// it. The Compiler tags each target instruction with the index of the
     /// operand facts it computed when the instruction was written, so that
     /// later stages read them instead of matching the forms again.
+    #[inline]
     pub fn tag(&self) -> Option<u16> {
         (self.tag != NO_TAG).then_some(self.tag)
     }
@@ -466,10 +470,12 @@ impl Function {
         self.new_vreg(RegClass::VEC, size, Some(name))
     }
     /// The data of a virtual register.
+    #[inline]
     pub fn vreg(&self, v: VReg) -> &VRegData {
         &self.vregs[v]
     }
     /// The data of a virtual register, or `None` if it is not of this function.
+    #[inline]
     pub fn get_vreg(&self, v: VReg) -> Option<&VRegData> {
         self.vregs.get(v)
     }
@@ -478,6 +484,7 @@ impl Function {
         self.vregs.get(v).and_then(|d| self.name_of(d.name))
     }
     /// Number of virtual registers.
+    #[inline]
     pub fn num_vregs(&self) -> usize {
         self.vregs.len()
     }
@@ -496,6 +503,7 @@ impl Function {
         self.labels.get(l).and_then(|d| self.name_of(d.name))
     }
     /// Number of labels.
+    #[inline]
     pub fn num_labels(&self) -> usize {
         self.labels.len()
     }
@@ -578,6 +586,7 @@ impl Function {
         &self.jt_labels[s as usize..(s + n) as usize]
     }
     /// Number of jump tables.
+    #[inline]
     pub fn num_jump_tables(&self) -> usize {
         self.jump_tables.len()
     }
@@ -707,18 +716,22 @@ impl Function {
     }
 
     /// Number of instructions.
+    #[inline]
     pub fn num_insts(&self) -> usize {
         self.insts.len()
     }
     /// An instruction's data.
+    #[inline]
     pub fn inst_data(&self, i: Inst) -> &InstData {
         &self.insts[i]
     }
     /// An instruction's kind.
+    #[inline]
     pub fn kind(&self, i: Inst) -> InstKind {
         self.insts[i].kind
     }
     /// An instruction's operands.
+    #[inline]
     pub fn operands(&self, i: Inst) -> &[Operand] {
         &self.operands[self.insts[i].ops_range()]
     }
@@ -729,8 +742,15 @@ impl Function {
     }
     /// The operands of every instruction, in program order (the shared
     /// pool: a scan over all operands needs no per-instruction lookup).
+    #[inline]
     pub fn all_operands(&self) -> &[Operand] {
         &self.operands
+    }
+    /// The data of every instruction, in program order (a scan over all
+    /// instructions needs no per-instruction lookup).
+    #[inline]
+    pub fn all_insts(&self) -> &[InstData] {
+        self.insts.as_values_slice()
     }
     /// All instructions in program order.
     pub fn insts(&self) -> impl ExactSizeIterator<Item = Inst> + use<> {
@@ -791,6 +811,17 @@ impl Function {
         } else {
             InstBuf::default()
         };
+    }
+    /// Frees the growth slack of a large instruction list (a list a pass
+    /// rebuilds is sized exactly): for a pass that changed the list in
+    /// place, so that a large function holds no more through register
+    /// allocation than a rebuilt list would. Small lists keep their room
+    /// for the next function built in them.
+    pub(crate) fn shrink_large_insts(&mut self) {
+        if self.insts.len() > SPARE_MAX_INSTS {
+            self.insts.shrink_to_fit();
+            self.operands.shrink_to_fit();
+        }
     }
     pub(crate) fn call_data_mut(&mut self, c: CallRef) -> &mut CallData {
         &mut self.calls[c]

@@ -125,6 +125,17 @@ fn mem(base: MemBase, off: u32, size: u16) -> Operand {
     Operand::Mem(Mem::new(base, off as i32, size))
 }
 
+/// Runs `body` with the function's own signature taken out of it for the
+/// time (lowering adds virtual registers to `f` while it reads the
+/// signature: no clone of it needed).
+fn with_own_sig<R>(f: &mut Function, body: impl FnOnce(&mut Function, &Signature) -> R) -> R {
+    let placeholder = Signature::new(f.sig.conv, &[], &[]);
+    let sig = core::mem::replace(&mut f.sig, placeholder);
+    let result = body(f, &sig);
+    f.sig = sig;
+    result
+}
+
 impl Lowerer<'_> {
     /// A `Fixed(v, p)` for `op` if it is a whole vreg of p's class not yet
     /// fixed in this instruction; otherwise a fresh vreg and a copy (`before`
@@ -238,9 +249,14 @@ impl Lowerer<'_> {
         }
     }
 
-    fn entry(&mut self, f: &mut Function, ops: &[Operand]) -> Result<(), AbiError> {
-        let sig = f.sig.clone();
-        let conv = conv_of(self.target, &sig)?;
+    /// The function's entry; `sig` is its signature (see [`with_own_sig`]).
+    fn entry(
+        &mut self,
+        f: &mut Function,
+        ops: &[Operand],
+        sig: &Signature,
+    ) -> Result<(), AbiError> {
+        let conv = conv_of(self.target, sig)?;
         if ops.len() != sig.params.len() {
             return Err(AbiError::Count {
                 expected: sig.params.len(),
@@ -285,9 +301,9 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    fn ret(&mut self, f: &mut Function, ops: &[Operand]) -> Result<(), AbiError> {
-        let sig = f.sig.clone();
-        let conv = conv_of(self.target, &sig)?;
+    /// A return; `sig` is the function's signature (see [`with_own_sig`]).
+    fn ret(&mut self, f: &mut Function, ops: &[Operand], sig: &Signature) -> Result<(), AbiError> {
+        let conv = conv_of(self.target, sig)?;
         if ops.len() != sig.rets.len() {
             return Err(AbiError::Count {
                 expected: sig.rets.len(),
@@ -467,7 +483,7 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
     if func.frame.is_some() {
         return Err(LowerError::AlreadyLowered);
     }
-    let (insts, ops) = func.take_insts();
+    let (insts, mut ops) = func.take_insts();
     let mut l = Lowerer {
         target,
         out: func.take_spare(),
@@ -481,39 +497,97 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         after_extend: SmallVec::new(),
         nargs: Vec::new(),
     };
-    // Room for the lowered list at once (no doubling slack): each operand
-    // of an entry, return or call adds at most two copies.
-    let mut extra = (0usize, 0usize);
-    for d in insts.values() {
-        if matches!(
+    // In place while every entry, return and call lowers to one
+    // instruction of its kind with as many operands (the common case: its
+    // registers become fixed ones): only those operands are rewritten, and
+    // `undo` keeps what they were in case a later instruction fails. At
+    // the first that does not, the list is rebuilt from there on in `l.out`.
+    let mut rebuilding = false;
+    let mut undo: SmallVec<[(usize, Operand); 8]> = SmallVec::new();
+    let mut result = Ok(());
+    for (i, d) in insts.iter() {
+        if !matches!(
             d.kind,
             InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
         ) {
-            extra.0 += 2 * d.ops_len() + 2;
-            extra.1 += 4 * d.ops_len() + 4;
+            if rebuilding {
+                l.out
+                    .push_tagged(d.kind, &ops[d.ops_range()], d.tag().unwrap_or(NO_TAG));
+            }
+            continue;
         }
-    }
-    l.out.insts.reserve_exact(insts.len() + extra.0);
-    l.out.ops.reserve_exact(ops.len() + extra.1);
-    let mut result = Ok(());
-    for (i, d) in insts.iter() {
         let o = &ops[d.ops_range()];
         l.used.clear();
         l.fixed.clear();
         l.after.clear();
         l.after_extend.clear();
         let r = match d.kind {
-            InstKind::Entry => l.entry(func, o),
-            InstKind::Ret => l.ret(func, o),
+            InstKind::Entry => with_own_sig(func, |f, sig| l.entry(f, o, sig)),
+            InstKind::Ret => with_own_sig(func, |f, sig| l.ret(f, o, sig)),
             InstKind::Call(c) | InstKind::TailJump(c) => l.call(func, d.kind, c, o),
-            k => {
-                l.out.push_tagged(k, o, d.tag().unwrap_or(NO_TAG));
-                Ok(())
-            }
+            // Not reached (the kinds above are the ones lowered).
+            _ => Ok(()),
         };
         if let Err(error) = r {
             result = Err(LowerError::Abi { inst: i, error });
             break;
+        }
+        if rebuilding {
+            continue;
+        }
+        let in_place = l.out.insts.len() == 1
+            && l.out.insts.values().all(|n| n.kind == d.kind)
+            && l.out.ops.len() == d.ops_len()
+            && d.tag().is_none();
+        if in_place {
+            for (at, new) in d.ops_range().zip(l.out.ops.drain(..)) {
+                if ops[at] != new {
+                    undo.push((at, ops[at]));
+                    ops[at] = new;
+                }
+            }
+            l.out.insts.clear();
+            continue;
+        }
+        // From here on a new list: the instructions before this one (those
+        // lowered in place as they are now), then what this one became.
+        rebuilding = true;
+        let lowered: Vec<(InstKind, SmallVec<[Operand; 8]>)> = l
+            .out
+            .insts
+            .values()
+            .map(|n| (n.kind, l.out.ops[n.ops_range()].iter().copied().collect()))
+            .collect();
+        l.out.insts.clear();
+        l.out.ops.clear();
+        // Room for the lowered list at once (no doubling slack): each
+        // operand of an entry, return or call adds at most two copies.
+        let mut extra = (0usize, 0usize);
+        for d in insts.values() {
+            if matches!(
+                d.kind,
+                InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
+            ) {
+                extra.0 += 2 * d.ops_len() + 2;
+                extra.1 += 4 * d.ops_len() + 4;
+            }
+        }
+        l.out.insts.reserve_exact(insts.len() + extra.0);
+        l.out.ops.reserve_exact(ops.len() + extra.1);
+        for before in insts.values().take(i.index()) {
+            l.out.push_tagged(
+                before.kind,
+                &ops[before.ops_range()],
+                before.tag().unwrap_or(NO_TAG),
+            );
+        }
+        for (kind, lowered_ops) in &lowered {
+            l.out.push(*kind, lowered_ops);
+        }
+    }
+    if result.is_err() {
+        for &(at, old) in undo.iter().rev() {
+            ops[at] = old;
         }
     }
     match result {
@@ -524,8 +598,14 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
             for &(c, n) in &l.nargs {
                 func.call_data_mut(c).nargs = n;
             }
-            func.set_insts(l.out.insts, l.out.ops);
-            func.put_spare(insts, ops);
+            if rebuilding {
+                func.set_insts(l.out.insts, l.out.ops);
+                func.put_spare(insts, ops);
+            } else {
+                func.set_insts(insts, ops);
+                func.put_spare(l.out.insts, l.out.ops);
+                func.shrink_large_insts();
+            }
             func.frame = Some(l.frame);
             Ok(())
         }

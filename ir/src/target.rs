@@ -329,6 +329,10 @@ pub trait Target {
     /// operand alone (`None` without operands): the CFG calls this for
     /// every instruction and builds no other shape, so a target's control
     /// flow may depend on nothing else (x86: `jmp label`, `jmp r/m`, `jmp imm`).
+    /// The CFG asks with `None` first and only asks again with the shape
+    /// when that answer transfers control (not [`Flow::Normal`] or
+    /// [`Flow::Call`]): the operand may only refine how an instruction
+    /// transfers control, never decide whether it does.
     fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow;
     /// A calling convention's data.
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv>;

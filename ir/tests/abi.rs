@@ -454,6 +454,44 @@ fn lower_errors() {
 }
 
 #[test]
+fn lowering_in_place_is_undone_on_error() {
+    // The entry and the first return lower in place (their registers
+    // become fixed ones); the tail jump after them fails: every operand is
+    // as it was.
+    let t = MockX86::new();
+    let mut f = parse_function(
+        "func f(i64, i64) -> (i64) sysv64 {
+  gp64 %a
+  gp64 %b
+  sig sig0 = (i64, i64, i64, i64, i64, i64, i64) -> () sysv64
+  entry %a, %b
+  ret %a
+  tailjump sig0, 0x1000, (%a, %a, %a, %a, %a, %a, %a)
+}",
+        &t,
+    )
+    .unwrap();
+    let before = f.clone();
+    assert!(lower(&mut f, &t).is_err());
+    assert!(f.frame.is_none());
+    assert_eq!(print_function(&f, &t), print_function(&before, &t));
+    // Without the tail jump the same function lowers in place.
+    let mut g = parse_function(
+        "func g(i64, i64) -> (i64) sysv64 {
+  gp64 %a
+  gp64 %b
+  entry %a, %b
+  ret %a
+}",
+        &t,
+    )
+    .unwrap();
+    lower(&mut g, &t).unwrap();
+    let s = print_function(&g, &t);
+    assert!(s.contains("  entry %a@rdi, %b@rsi\n  ret %a@rax\n"), "{s}");
+}
+
+#[test]
 fn lowered_call_clobbers_come_from_the_convention() {
     let t = MockX86::new();
     let mut f = parse_function(

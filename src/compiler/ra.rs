@@ -46,11 +46,14 @@ pub(crate) struct RaView {
     classes: Vec<RegClass>,
     remat: Vec<bool>,
     facts: InstFacts,
-    /// Per vreg while building: the constant every definition gives it
-    /// (`Some(None)`: defined otherwise), and whether it was written yet.
+    /// Per vreg while building: whether it was written yet and the
+    /// constant every definition gives it (see [`RaView::build`]).
     constant: Vec<Option<Option<i64>>>,
-    written: Vec<bool>,
 }
+
+/// Operands of a function small enough that the view reserves room for
+/// the most allocator operands it could have without counting them.
+const SMALL_FUNCTION_OPERANDS: usize = 1024;
 
 const RET: u8 = 1;
 const BRANCH: u8 = 2;
@@ -97,21 +100,28 @@ impl RaView {
         self.remat.clear();
 
         let n = f.num_insts();
-        // Exact room (no doubling slack): at most one allocator operand per
-        // register an IR operand names.
+        // At most two allocator operands per IR operand (a memory operand's
+        // base and index). A small function takes that bound (the buffers
+        // stay for the next function: no counting pass each time); a large
+        // one gets exact room, counted (no doubling slack at its peak).
         self.flags.reserve_exact(n);
         self.op_offsets.reserve_exact(n + 1);
-        let most: usize = f
-            .all_operands()
-            .iter()
-            .map(|op| match op {
-                jitforge_ir::Operand::Reg(_) | jitforge_ir::Operand::Fixed(..) => 1,
-                jitforge_ir::Operand::Mem(m) => m.regs().count(),
-                _ => 0,
-            })
-            .sum();
-        self.operands.reserve_exact(most);
-        self.origins.reserve_exact(most);
+        let all_ops = f.all_operands();
+        if all_ops.len() <= SMALL_FUNCTION_OPERANDS {
+            self.operands.reserve(2 * all_ops.len());
+            self.origins.reserve(2 * all_ops.len());
+        } else {
+            let most: usize = all_ops
+                .iter()
+                .map(|op| match op {
+                    jitforge_ir::Operand::Reg(_) | jitforge_ir::Operand::Fixed(..) => 1,
+                    jitforge_ir::Operand::Mem(m) => m.regs().count(),
+                    _ => 0,
+                })
+                .sum();
+            self.operands.reserve_exact(most);
+            self.origins.reserve_exact(most);
+        }
         let mut expected = 0usize;
         for b in cfg.blocks() {
             let range = cfg.insts(b, f);
@@ -137,41 +147,46 @@ impl RaView {
         self.succ_offsets.push(self.succs.len() as u32);
         self.pred_offsets.push(self.preds.len() as u32);
 
-        // Constants: a vreg every definition of which is `copy v, imm` with one value.
+        // Constants: a vreg every definition of which is `copy v, imm` with
+        // one value. Per vreg: `None` while nothing wrote it yet (in layout
+        // order: a partial write (`cvtsi2sd`, `mov v.r8, ..`) of such a vreg
+        // is a plain definition), `Some(Some(value))` while every write was
+        // `copy v, value`, `Some(None)` once another write was seen.
         let mut constant = std::mem::take(&mut self.constant);
         constant.clear();
         constant.resize(f.num_vregs(), None);
-        for (v, data) in f.vregs() {
-            self.classes.push(class_of(data.class));
-            let _ = v;
-        }
+        self.classes
+            .extend(f.vregs().map(|(_, data)| class_of(data.class)));
         let mut scratch = std::mem::take(&mut self.facts);
-        // Vregs written so far in layout order: a partial write (`cvtsi2sd`,
-        // `mov v.r8, ..`) of a vreg nothing wrote before is a plain definition.
-        let mut written = std::mem::take(&mut self.written);
-        written.clear();
-        written.resize(f.num_vregs(), false);
-        for i in 0..n {
-            let inst = IrInst::from_u32(i as u32);
+        for (i, d) in f.all_insts().iter().enumerate() {
             self.op_offsets.push(self.operands.len() as u32);
-            let tagged = match f.inst_data(inst) {
-                d if matches!(d.kind, InstKind::Target(_)) => d.tag().and_then(|t| table.get(t)),
+            let tagged = match d.kind {
+                InstKind::Target(_) => d.tag().and_then(|t| table.get(t)),
                 _ => None,
             };
             let facts = match tagged {
                 Some(facts) => facts,
                 None => {
                     scratch.clear();
-                    f.inst_facts(target, inst, &mut scratch)
+                    f.inst_facts(target, IrInst::from_u32(i as u32), &mut scratch)
                         .map_err(|e| format!("instruction {i}: {e}"))?;
                     &scratch
                 }
             };
-            let imm_def = f.copy_imm(inst);
+            // Copies are rare: only they are looked at for a constant or a move.
+            let (imm_def, copy) = if d.kind == InstKind::Copy {
+                let inst = IrInst::from_u32(i as u32);
+                (f.copy_imm(inst), f.copy_vregs(inst))
+            } else {
+                (None, None)
+            };
             let mut clobbers = PRegSet::empty();
-            for class in 0..3u8 {
-                let mask = facts.clobbers.0[class as usize];
-                clobbers = clobbers.union(PRegSet::from_class_mask(class_of(IrClass(class)), mask));
+            if facts.clobbers != jitforge_ir::RegSet::EMPTY {
+                for class in 0..3u8 {
+                    let mask = facts.clobbers.0[class as usize];
+                    clobbers =
+                        clobbers.union(PRegSet::from_class_mask(class_of(IrClass(class)), mask));
+                }
             }
             for imp in &facts.implicit {
                 if imp.access.writes() {
@@ -182,53 +197,59 @@ impl RaView {
             let mut shared = false;
             let operands = &mut self.operands;
             let origins = &mut self.origins;
-            f.vreg_accesses(inst, facts, |a| {
-                if a.access == Access::None && !a.in_address {
-                    shared = true;
-                }
-                let v = VReg::new(a.vreg.as_u32() as usize);
-                let (kind, pos) = match a.access {
-                    Access::Read => (OperandKind::Use, OperandPos::Early),
-                    Access::Write => (OperandKind::Def, OperandPos::Late),
-                    Access::PartialWrite if !written[a.vreg.as_u32() as usize] => {
-                        (OperandKind::Def, OperandPos::Late)
-                    }
-                    Access::ReadWrite | Access::PartialWrite => {
-                        (OperandKind::Modify, OperandPos::Early)
-                    }
-                    // Not read and not written (the second `x` of `xor x, x`):
-                    // it takes the register of the same vreg's other operand.
-                    Access::None => return,
-                };
-                let constraint = if let Some(p) = a.fixed {
-                    Constraint::Fixed(preg_of(p))
-                } else if a.allowed != u32::MAX {
-                    Constraint::Subset(a.allowed)
-                } else if a.mem_ok && !a.in_address {
-                    Constraint::Any
-                } else {
-                    Constraint::Reg
-                };
-                if kind != OperandKind::Use {
-                    written[a.vreg.as_u32() as usize] = true;
-                }
-                operands.push(Operand::new(v, kind, pos, constraint));
-                origins.push(OperandOrigin {
-                    operand: a.operand,
-                    vreg: a.vreg,
-                    in_address: a.in_address,
-                });
-                if kind != OperandKind::Use {
+            f.vreg_accesses(
+                IrInst::from_u32(i as u32),
+                facts,
+                #[inline(always)]
+                |a| {
                     let slot = &mut constant[a.vreg.as_u32() as usize];
-                    *slot = match (imm_def, *slot) {
-                        (Some((d, value)), None) if d == a.vreg => Some(Some(value)),
-                        (Some((d, value)), Some(Some(old))) if d == a.vreg && old == value => {
-                            Some(Some(value))
+                    let (kind, pos) = match a.access {
+                        Access::Read => (OperandKind::Use, OperandPos::Early),
+                        Access::Write => (OperandKind::Def, OperandPos::Late),
+                        Access::PartialWrite if slot.is_none() => {
+                            (OperandKind::Def, OperandPos::Late)
                         }
-                        _ => Some(None),
+                        Access::ReadWrite | Access::PartialWrite => {
+                            (OperandKind::Modify, OperandPos::Early)
+                        }
+                        // Not read and not written (the second `x` of `xor x, x`):
+                        // it takes the register of the same vreg's other operand.
+                        Access::None => {
+                            shared |= !a.in_address;
+                            return;
+                        }
                     };
-                }
-            });
+                    let constraint = if let Some(p) = a.fixed {
+                        Constraint::Fixed(preg_of(p))
+                    } else if a.allowed != u32::MAX {
+                        Constraint::Subset(a.allowed)
+                    } else if a.mem_ok && !a.in_address {
+                        Constraint::Any
+                    } else {
+                        Constraint::Reg
+                    };
+                    operands.push(Operand::new(
+                        VReg::new(a.vreg.as_u32() as usize),
+                        kind,
+                        pos,
+                        constraint,
+                    ));
+                    origins.push(OperandOrigin {
+                        operand: a.operand,
+                        vreg: a.vreg,
+                        in_address: a.in_address,
+                    });
+                    if kind != OperandKind::Use {
+                        *slot = match (imm_def, *slot) {
+                            (Some((d, value)), None) if d == a.vreg => Some(Some(value)),
+                            (Some((d, value)), Some(Some(old))) if d == a.vreg && old == value => {
+                                Some(Some(value))
+                            }
+                            _ => Some(None),
+                        };
+                    }
+                },
+            );
             if shared {
                 // `xor x, x`: the unseen operand shares the other's location,
                 // and x86 takes at most one memory operand.
@@ -238,7 +259,7 @@ impl RaView {
                     }
                 }
             }
-            let flow_flags = match f.kind(inst) {
+            let flow_flags = match d.kind {
                 InstKind::Ret | InstKind::TailJump(_) => RET,
                 _ => match facts.flow {
                     jitforge_ir::Flow::Jump
@@ -253,7 +274,7 @@ impl RaView {
                 flags |= CLOBBERS;
                 self.clobbers.push((i as u32, clobbers));
             }
-            if let Some((d, s)) = f.copy_vregs(inst)
+            if let Some((d, s)) = copy
                 && f.vreg(d).class == f.vreg(s).class
             {
                 flags |= MOVE;
@@ -270,11 +291,11 @@ impl RaView {
         self.remat
             .extend(constant.iter().map(|c| matches!(c, Some(Some(_)))));
         self.constant = constant;
-        self.written = written;
         Ok(())
     }
 
     /// The IR origins of instruction `i`'s allocator operands, in order.
+    #[inline]
     pub fn origins(&self, i: usize) -> &[OperandOrigin] {
         &self.origins[self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize]
     }

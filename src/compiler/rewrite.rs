@@ -47,24 +47,31 @@ pub(crate) struct Frame {
     pub bias: i64,
 }
 
+/// The mnemonics that store below rsp (or leave the function's frame to
+/// code that may): a function using one is no leaf.
+const STORES_BELOW_RSP: [Mnemonic; 7] = [
+    Mnemonic::Call,
+    Mnemonic::Push,
+    Mnemonic::Pushfw,
+    Mnemonic::Pushfd,
+    Mnemonic::Pushfq,
+    Mnemonic::Enter,
+    Mnemonic::Syscall,
+];
+
 /// Whether `f` leaves rsp untouched apart from its frame: no call, tail
 /// jump, push or other instruction that stores below rsp (so a leaf may
 /// keep its frame in the red zone).
 fn is_leaf(f: &IrFunction) -> bool {
-    f.insts().all(|i| match f.kind(i) {
+    f.all_insts().iter().all(|d| match d.kind {
         InstKind::Call(_) | InstKind::TailJump(_) => false,
-        InstKind::Target(id) => X86Inst::from_id(id).is_none_or(|x| {
-            !matches!(
-                x.mnemonic,
-                Mnemonic::Call
-                    | Mnemonic::Push
-                    | Mnemonic::Pushfw
-                    | Mnemonic::Pushfd
-                    | Mnemonic::Pushfq
-                    | Mnemonic::Enter
-                    | Mnemonic::Syscall
-            )
-        }),
+        // The mnemonic's index (the id's low 16 bits) rules out most
+        // instructions before the id is decoded (which costs more than the scan).
+        InstKind::Target(id) => {
+            let index = id.0 & 0xFFFF;
+            !STORES_BELOW_RSP.iter().any(|&m| m as u32 == index)
+                || X86Inst::from_id(id).is_none_or(|x| !STORES_BELOW_RSP.contains(&x.mnemonic))
+        }
         _ => true,
     })
 }
@@ -155,6 +162,7 @@ fn vec_kind(bytes: u16) -> RegKind {
 }
 
 /// The x86 register for physical register `p` seen through `bytes` (and the high-byte view).
+#[inline]
 fn x86_reg(p: PReg, bytes: u16, high: bool) -> Result<Reg> {
     let reg = match p.class {
         RegClass::Gp if high => Reg::new(RegKind::Gp8Hi, p.hw),
@@ -178,6 +186,7 @@ impl InstAllocations<'_> {
     /// The allocation of `v` in IR operand `index` (in its address or
     /// not); an operand the allocator did not see (`xor x, x`) shares the
     /// register of the same vreg elsewhere in the instruction.
+    #[inline]
     fn find(&self, index: usize, v: jitforge_ir::VReg, in_address: bool) -> Option<Allocation> {
         let mut same_vreg = None;
         for (o, a) in self.origins.iter().zip(self.allocs) {
@@ -588,15 +597,44 @@ impl<S: Sink> Rewriter<'_, S> {
 
     /// The allocator's operands of instruction `i`: where each went and
     /// which IR operand it came from (looked up once per instruction).
+    #[inline(always)]
     fn inst_allocations(&self, i: usize) -> InstAllocations<'_> {
+        // The output's offsets read here rather than through
+        // `Output::inst_allocs`: a call per instruction otherwise.
+        let offsets = &self.out.inst_alloc_offsets;
         InstAllocations {
-            allocs: self.out.inst_allocs(jitforge_regalloc::Inst::new(i)),
+            allocs: &self.out.allocs[offsets[i] as usize..offsets[i + 1] as usize],
             origins: self.ra.origins(i),
         }
     }
 
-    /// [`operand`](Self::operand) with the instruction's allocations at hand.
+    /// [`operand`](Self::operand) with the instruction's allocations at
+    /// hand. The common cases (a virtual register in a register, an
+    /// immediate) inline; the others out of line.
+    #[inline(always)]
     fn operand_of(
+        &self,
+        i: usize,
+        index: usize,
+        op: &IrOperand,
+        at: &InstAllocations<'_>,
+    ) -> Result<Operand> {
+        match *op {
+            IrOperand::Reg(IrReg::Virt(v, view)) => {
+                if let Some(Allocation::Reg(p)) = at.find(index, v, false) {
+                    let bytes = view.size().unwrap_or_else(|| self.vreg_bytes(v));
+                    return Ok(Operand::Reg(x86_reg(p, bytes, view.is_high())?));
+                }
+            }
+            IrOperand::Imm(v) => return Ok(Operand::Imm(v)),
+            _ => {}
+        }
+        self.operand_slow(i, index, op, at)
+    }
+
+    /// [`operand_of`](Self::operand_of) for every operand shape.
+    #[inline(never)]
+    fn operand_slow(
         &self,
         i: usize,
         index: usize,
@@ -609,13 +647,6 @@ impl<S: Sink> Rewriter<'_, S> {
                     message: format!("no allocation for {v} in instruction {i}"),
                 })
         };
-        // The common case first: a virtual register in a register.
-        if let IrOperand::Reg(IrReg::Virt(v, view)) = *op
-            && let Some(Allocation::Reg(p)) = at.find(index, v, false)
-        {
-            let bytes = view.size().unwrap_or_else(|| self.vreg_bytes(v));
-            return Ok(Operand::Reg(x86_reg(p, bytes, view.is_high())?));
-        }
         let reg = |r: &IrReg, in_address: bool| -> Result<Operand> {
             match *r {
                 IrReg::Virt(v, view) => {
@@ -725,7 +756,9 @@ impl<S: Sink> Rewriter<'_, S> {
         self.prolog()?;
         let mut edits = self.out.edits.iter().peekable();
         let n = self.f.num_insts();
-        let mut ops: smallvec::SmallVec<[Operand; 6]> = smallvec::SmallVec::new();
+        // One buffer for every instruction's operands (a Vec: cheaper to
+        // push to than a SmallVec, allocated once per function).
+        let mut ops: Vec<Operand> = Vec::with_capacity(6);
         for i in 0..n {
             let inst = IrInst::from_u32(i as u32);
             let mut edit_vregs: Vec<jitforge_regalloc::VReg> = Vec::new();
@@ -751,8 +784,9 @@ impl<S: Sink> Rewriter<'_, S> {
                 self.emit_edit(edit, Some(i))?;
                 edits.next();
             }
-            let ir_ops = self.f.operands(inst);
-            match self.f.kind(inst) {
+            let d = &self.f.all_insts()[i];
+            let ir_ops = &self.f.all_operands()[d.ops_range()];
+            match d.kind {
                 InstKind::Bind(l) => self.asm.bind(self.labels[l.as_u32() as usize])?,
                 InstKind::Entry => {}
                 InstKind::Ret => {
@@ -1029,7 +1063,11 @@ fn is_upper_vec(o: &Operand) -> bool {
 /// Same-effect shorter encodings an assembler user would write by hand:
 /// `xor r64, r64` (same register) as `xor r32, r32`, and `mov r64, imm` with
 /// an immediate that zero-extends from 32 bits as `mov r32, imm`.
+#[inline]
 fn shorter_form(mnemonic: Mnemonic, ops: &mut [Operand]) -> Mnemonic {
+    if !matches!(mnemonic, Mnemonic::Xor | Mnemonic::Sub | Mnemonic::Mov) {
+        return mnemonic;
+    }
     let to_32 = |r: &Reg| r.with_kind(RegKind::Gp32).unwrap_or(*r);
     match (mnemonic, &mut *ops) {
         (Mnemonic::Xor | Mnemonic::Sub, [Operand::Reg(a), Operand::Reg(b)])
@@ -1048,5 +1086,20 @@ fn shorter_form(mnemonic: Mnemonic, ops: &mut [Operand]) -> Mnemonic {
             Mnemonic::Mov
         }
         _ => mnemonic,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_check_reads_mnemonics_by_index() {
+        // `is_leaf` compares an id's mnemonic index with these before decoding it.
+        for m in STORES_BELOW_RSP {
+            assert_eq!(Mnemonic::from_index(m as usize), Some(m));
+            let id = X86Inst::new(m).id();
+            assert_eq!(id.0 & 0xFFFF, m as u32);
+        }
     }
 }
