@@ -7,6 +7,7 @@
 use crate::error::Error;
 use crate::function::{
     Block, Constraint, Function, Inst, MachineEnv, Operand, OperandKind, OperandPos, PRegSet,
+    RegClass,
 };
 
 /// Control-flow facts derived from a validated function.
@@ -131,9 +132,11 @@ pub fn analyze<F: Function>(f: &F, env: &MachineEnv, info: &mut CfgInfo) -> Resu
         return Err(Error::invalid("instructions outside of any block"));
     }
     info.clobbers = PRegSet::empty();
+    // The allocatable registers per class, unpacked once.
+    let class_regs = RegClass::ALL.map(|c| env.allocatable.class_mask(c));
     for ii in 0..ni {
         let i = Inst::new(ii);
-        validate_inst(f, env, i)?;
+        validate_inst(f, &class_regs, i)?;
         info.clobbers = info.clobbers.union(f.inst_clobbers(i));
     }
     if !explicit_depth {
@@ -142,7 +145,9 @@ pub fn analyze<F: Function>(f: &F, env: &MachineEnv, info: &mut CfgInfo) -> Resu
     Ok(())
 }
 
-fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Error> {
+/// Checks the operands of `i`; `class_regs` holds the allocatable
+/// registers of each class.
+fn validate_inst<F: Function>(f: &F, class_regs: &[u32; 3], i: Inst) -> Result<(), Error> {
     let ops = f.inst_operands(i);
     let nv = f.num_vregs();
     if ops.len() > 64 {
@@ -156,6 +161,7 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
     let mut fixed = false;
     for (k, op) in ops.iter().enumerate() {
         let class = f.vreg_class(op.vreg);
+        let regs = class_regs[class.index()];
         match op.constraint {
             Constraint::Fixed(p) => {
                 fixed = true;
@@ -164,7 +170,7 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
                 }
             }
             Constraint::Subset(m) => {
-                if m & env.allocatable.class_mask(class) == 0 {
+                if m & regs == 0 {
                     return Err(Error::OutOfRegisters { inst: i, class });
                 }
             }
@@ -194,8 +200,7 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
             }
             Constraint::Reg | Constraint::Any => {}
         }
-        if !matches!(op.constraint, Constraint::Fixed(_)) && env.allocatable.class_mask(class) == 0
-        {
+        if regs == 0 && !matches!(op.constraint, Constraint::Fixed(_)) {
             return Err(Error::OutOfRegisters { inst: i, class });
         }
         if op.kind == OperandKind::Modify && op.pos == OperandPos::Late {

@@ -446,6 +446,7 @@ impl Scan {
             per_class[c] > 0 && per_class[c] + 2 > self.allocatable[c].count_ones() as usize
         });
         // Operand allocation offsets.
+        self.alloc_off.reserve_exact(ni + 1);
         let mut n = 0u32;
         for i in 0..ni {
             self.alloc_off.push(n);
@@ -460,7 +461,7 @@ impl Scan {
             self.exit_start.push(self.exit_recs.len() as u32);
             self.cur_weight = depth_weight(cfg.loop_depth[bi]);
             self.setup_entry(f, cfg, live, ivs, b, log);
-            self.backward_scan(f, live, b);
+            self.backward_scan(f, live, b)?;
             let r = f.block_insts(b);
             self.blk_base = self.alloc_off[r.start.index()] as usize;
             for i in r.iter() {
@@ -503,7 +504,17 @@ impl Scan {
         }
         self.entry_start.push(self.entry_recs.len() as u32);
         self.exit_start.push(self.exit_recs.len() as u32);
+        // The operand facts are not needed after the scan.
+        crate::shed_if_large(&mut self.op);
         Ok(())
+    }
+
+    /// Frees the per-operand and per-edit scratch of a large function
+    /// (see [`crate::shed_if_large`]).
+    pub(crate) fn shed_large_scratch(&mut self) {
+        crate::shed_if_large(&mut self.raw_edits);
+        crate::shed_if_large(&mut self.allocs);
+        crate::shed_if_large(&mut self.alloc_off);
     }
 
     /// The exit state of a processed block.
@@ -715,7 +726,16 @@ impl Scan {
 
     /// Computes, for every operand of the block, the next use of its vreg
     /// after the instruction, and the next use of each live-in value.
-    fn backward_scan<F: Function>(&mut self, f: &F, live: &Liveness, b: Block) {
+    /// In the entry block, a value read before any write is live into the
+    /// function: [`Error::LiveInAtEntry`] (the smallest such vreg, as
+    /// [`Liveness::compute`] reports it; a function of one block skips
+    /// that computation and relies on this check).
+    fn backward_scan<F: Function>(
+        &mut self,
+        f: &F,
+        live: &Liveness,
+        b: Block,
+    ) -> Result<(), Error> {
         let r = f.block_insts(b);
         let end_pos = 2 * r.end.0;
         self.cur_range = r;
@@ -806,10 +826,19 @@ impl Scan {
         for &v in live.live_in(b) {
             self.v[v as usize].next_use = self.back[v as usize].next_use;
         }
+        let mut live_at_entry = NONE;
+        let entry = b == f.entry_block();
         for &v in &self.nu_touched {
+            if entry && self.back[v as usize].next_use != INF_POS {
+                live_at_entry = live_at_entry.min(v);
+            }
             self.back[v as usize] = BACK_NONE;
         }
         self.nu_touched.clear();
+        if live_at_entry != NONE {
+            return Err(Error::LiveInAtEntry(VReg(live_at_entry)));
+        }
+        Ok(())
     }
 
     /// Whether instruction `i` may need the residency plan: it may have
