@@ -20,6 +20,10 @@ pub struct CfgInfo {
     pub is_loop_header: Vec<bool>,
     /// Block of each instruction.
     pub inst_block: Vec<u32>,
+    /// Start of each instruction's operands when they are numbered across
+    /// the function (one more entry than instructions), so that later
+    /// passes need not ask the client again.
+    pub op_offsets: Vec<u32>,
     /// The union of all instructions' clobbers (empty: no value can
     /// cross a call).
     pub clobbers: PRegSet,
@@ -131,24 +135,36 @@ pub fn analyze<F: Function>(f: &F, env: &MachineEnv, info: &mut CfgInfo) -> Resu
     if next != ni {
         return Err(Error::invalid("instructions outside of any block"));
     }
-    info.clobbers = PRegSet::empty();
     // The allocatable registers per class, unpacked once.
     let class_regs = RegClass::ALL.map(|c| env.allocatable.class_mask(c));
-    for ii in 0..ni {
+    info.op_offsets.clear();
+    info.op_offsets.resize(ni + 1, 0);
+    let mut nops = 0u32;
+    let mut clobbers = PRegSet::empty();
+    for (ii, offset) in info.op_offsets[1..].iter_mut().enumerate() {
         let i = Inst::new(ii);
-        validate_inst(f, &class_regs, i)?;
-        info.clobbers = info.clobbers.union(f.inst_clobbers(i));
+        let ops = f.inst_operands(i);
+        validate_inst(f, &class_regs, i, ops)?;
+        // At most 64 operands each, fewer than 2^29 instructions.
+        nops += ops.len() as u32;
+        *offset = nops;
+        clobbers = clobbers.union(f.inst_clobbers(i));
     }
+    info.clobbers = clobbers;
     if !explicit_depth {
         compute_loop_depth(f, info);
     }
     Ok(())
 }
 
-/// Checks the operands of `i`; `class_regs` holds the allocatable
+/// Checks the operands `ops` of `i`; `class_regs` holds the allocatable
 /// registers of each class.
-fn validate_inst<F: Function>(f: &F, class_regs: &[u32; 3], i: Inst) -> Result<(), Error> {
-    let ops = f.inst_operands(i);
+fn validate_inst<F: Function>(
+    f: &F,
+    class_regs: &[u32; 3],
+    i: Inst,
+    ops: &[Operand],
+) -> Result<(), Error> {
     let nv = f.num_vregs();
     if ops.len() > 64 {
         return Err(Error::invalid(format!("{i}: more than 64 operands")));

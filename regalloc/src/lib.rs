@@ -232,6 +232,7 @@ impl Allocator {
         shed_if_large(&mut self.sorted);
         shed_if_large(&mut self.counts);
         shed_if_large(&mut self.cfg.inst_block);
+        shed_if_large(&mut self.cfg.op_offsets);
         self.scan.shed_large_scratch();
     }
 

@@ -392,7 +392,6 @@ impl Scan {
         log: &mut DecisionLog,
     ) -> Result<(), Error> {
         let nv = f.num_vregs();
-        let ni = f.num_insts();
         self.owner.clear();
         self.owner.resize(96, NONE);
         self.occupied = [0; 3];
@@ -445,14 +444,10 @@ impl Scan {
         self.plan_eager = (0..3).any(|c| {
             per_class[c] > 0 && per_class[c] + 2 > self.allocatable[c].count_ones() as usize
         });
-        // Operand allocation offsets.
-        self.alloc_off.reserve_exact(ni + 1);
-        let mut n = 0u32;
-        for i in 0..ni {
-            self.alloc_off.push(n);
-            n += f.inst_operands(Inst::new(i)).len() as u32;
-        }
-        self.alloc_off.push(n);
+        // Operand allocation offsets: those `cfg` numbered the operands by.
+        self.alloc_off.clear();
+        self.alloc_off.extend_from_slice(&cfg.op_offsets);
+        let n = cfg.op_offsets.last().copied().unwrap_or(0);
         self.allocs.resize(n as usize, Allocation::None);
 
         for bi in 0..f.num_blocks() {
