@@ -170,12 +170,13 @@ fn validate_inst<F: Function>(
         return Err(Error::invalid(format!("{i}: more than 64 operands")));
     }
     let bad = |m: &str| Err(Error::invalid(format!("{i}: {m}")));
-    if ops.iter().any(|op| op.vreg.index() >= nv) {
-        return bad("vreg out of range");
-    }
     // Whether any operand names a fixed register (directly or by reuse).
     let mut fixed = false;
     for (k, op) in ops.iter().enumerate() {
+        // Checked before the client is asked anything about the vreg.
+        if op.vreg.index() >= nv {
+            return bad("vreg out of range");
+        }
         let class = f.vreg_class(op.vreg);
         let regs = class_regs[class.index()];
         match op.constraint {
@@ -197,6 +198,9 @@ fn validate_inst<F: Function>(
                     return bad("reuse must be a late def naming an operand");
                 }
                 let t = ops[u];
+                if t.vreg.index() >= nv {
+                    return bad("vreg out of range");
+                }
                 if t.kind != OperandKind::Use || t.pos != OperandPos::Early {
                     return bad("reuse must name an early use");
                 }

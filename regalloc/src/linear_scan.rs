@@ -292,7 +292,10 @@ impl Scan {
     }
 
     fn preg(&self, class: usize, hw: u8) -> PReg {
-        PReg::new(RegClass::ALL[class], hw)
+        // Class indices are below 3; the padded table needs no bounds check.
+        const CLASS_OF: [RegClass; 4] =
+            [RegClass::Gp, RegClass::Vec, RegClass::Mask, RegClass::Mask];
+        PReg::new(CLASS_OF[class & 3], hw)
     }
 
     fn set_owner(&mut self, class: usize, hw: u8, v: u32) {
