@@ -311,7 +311,7 @@ fn aligned_spill_area<F: Function>(f: &F, frame: &FrameLayout, out: &Output) -> 
 /// not hold the scratch of a large function at its peak, while the many
 /// small functions the buffers are kept for never reach the limit (one
 /// allocation more per large function is nothing next to its work).
-const KEEP_SCRATCH_BYTES: usize = 64 * 1024;
+const KEEP_SCRATCH_BYTES: usize = 16 * 1024;
 
 /// Frees `v` if its capacity exceeds [`KEEP_SCRATCH_BYTES`].
 pub(crate) fn shed_if_large<T>(v: &mut Vec<T>) {

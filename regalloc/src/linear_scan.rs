@@ -124,11 +124,38 @@ fn plan_step(next: (u32, PlanCost), pos: u32, writes: bool, foldable: bool) -> (
 /// of that next access. Evicting it `dist` positions before that access
 /// then loses `base - dist * HOLD_COST` (never negative): computed once
 /// per access, so that choosing a victim stays cheap.
-fn drop_cost_base(g: PlanCost) -> [u32; 2] {
-    [
+///
+/// Both fit 16 bits: every plan [`plan_step`] makes (and the two it starts
+/// from) has `g[0] - MISS_COST <= g[1] <= g[2]`, so the first is at most
+/// `MISS_COST` and the second at most `2 * MISS_COST`.
+fn drop_cost_base(g: PlanCost) -> [u16; 2] {
+    let base = [
         g[0].saturating_sub(g[1]),
         g[0].saturating_add(MISS_COST).saturating_sub(g[2]),
-    ]
+    ];
+    debug_assert!(base[0] <= MISS_COST && base[1] <= 2 * MISS_COST, "{g:?}");
+    base.map(|b| b.min(u16::MAX as u32) as u16)
+}
+
+/// [`plan_step`]'s gain in 16 bits: at most `MISS_COST` (by the bounds of
+/// [`drop_cost_base`], loading saves at most one stack access), or
+/// `u32::MAX` ("needs a register"), kept as `u16::MAX`.
+fn pack_gain(gain: u32) -> u16 {
+    debug_assert!(gain <= MISS_COST || gain == u32::MAX, "{gain}");
+    if gain == u32::MAX {
+        u16::MAX
+    } else {
+        gain.min(u16::MAX as u32 - 1) as u16
+    }
+}
+
+/// The gain [`pack_gain`] packed.
+fn unpack_gain(gain: u16) -> u32 {
+    if gain == u16::MAX {
+        u32::MAX
+    } else {
+        gain as u32
+    }
 }
 
 /// Where a value is at a block boundary.
@@ -163,16 +190,17 @@ const BACK_NONE: BackState = BackState {
     plan: [0; 3],
 };
 
-/// What the backward scan found for one operand of the block.
+/// What the backward scan found for one operand of the block (12 bytes:
+/// one per operand of the largest block is the scan's biggest buffer).
 #[derive(Clone, Copy, Debug)]
 struct OpFact {
     /// Position of the vreg's next use after this instruction.
     next: u32,
     /// The plan's gain of loading the value on a miss rather than using
-    /// its slot (see [`plan_step`]).
-    gain: u32,
+    /// its slot (see [`plan_step`]), packed by [`pack_gain`].
+    gain: u16,
     /// [`drop_cost_base`] of the vreg's next access.
-    drop_base: [u32; 2],
+    drop_base: [u16; 2],
     /// The fixed register of the next use, or `0xff`.
     hint: u8,
 }
@@ -184,7 +212,7 @@ struct VState {
     in_slot: bool,
     remat: bool,
     /// [`drop_cost_base`] of the next access.
-    drop_base: [u32; 2],
+    drop_base: [u16; 2],
 }
 
 /// The scan's state and buffers (kept between functions).
@@ -273,7 +301,7 @@ struct Victim {
 #[derive(Clone, Copy)]
 struct OpInfo {
     vreg: u32,
-    drop_base: [u32; 2],
+    drop_base: [u16; 2],
     next_after: u32,
     defined_here: bool,
 }
@@ -907,7 +935,7 @@ impl Scan {
             }
             let back = &mut self.back[v.index()];
             let (g, gain) = plan_step((back.plan_pos, back.plan), pos, writes, foldable);
-            facts[k].gain = gain;
+            facts[k].gain = pack_gain(gain);
             facts[k].drop_base = drop_cost_base(back.plan);
             if reads {
                 back.plan_pos = pos;
@@ -1641,7 +1669,7 @@ impl Scan {
                 // gains more than evicting the victim loses; else serve it
                 // from memory (a read-modify-write then stays clean in its
                 // slot). No gain needs no victim.
-                let gain = self.op[nb + k].gain;
+                let gain = unpack_gain(self.op[nb + k].gain);
                 debug_assert!(
                     self.plan_ready || free != 0 || cand == 0,
                     "{i}: fold without the plan"
