@@ -7,6 +7,7 @@
 use crate::error::Error;
 use crate::function::{
     Block, Constraint, Function, Inst, MachineEnv, Operand, OperandKind, OperandPos, PRegSet,
+    RegClass,
 };
 
 /// Control-flow facts derived from a validated function.
@@ -19,6 +20,10 @@ pub struct CfgInfo {
     pub is_loop_header: Vec<bool>,
     /// Block of each instruction.
     pub inst_block: Vec<u32>,
+    /// Start of each instruction's operands when they are numbered across
+    /// the function (one more entry than instructions), so that later
+    /// passes need not ask the client again.
+    pub op_offsets: Vec<u32>,
     /// The union of all instructions' clobbers (empty: no value can
     /// cross a call).
     pub clobbers: PRegSet,
@@ -130,32 +135,50 @@ pub fn analyze<F: Function>(f: &F, env: &MachineEnv, info: &mut CfgInfo) -> Resu
     if next != ni {
         return Err(Error::invalid("instructions outside of any block"));
     }
-    info.clobbers = PRegSet::empty();
-    for ii in 0..ni {
+    // The allocatable registers per class, unpacked once.
+    let class_regs = RegClass::ALL.map(|c| env.allocatable.class_mask(c));
+    info.op_offsets.clear();
+    info.op_offsets.resize(ni + 1, 0);
+    let mut nops = 0u32;
+    let mut clobbers = PRegSet::empty();
+    for (ii, offset) in info.op_offsets[1..].iter_mut().enumerate() {
         let i = Inst::new(ii);
-        validate_inst(f, env, i)?;
-        info.clobbers = info.clobbers.union(f.inst_clobbers(i));
+        let ops = f.inst_operands(i);
+        validate_inst(f, &class_regs, i, ops)?;
+        // At most 64 operands each, fewer than 2^29 instructions.
+        nops += ops.len() as u32;
+        *offset = nops;
+        clobbers = clobbers.union(f.inst_clobbers(i));
     }
+    info.clobbers = clobbers;
     if !explicit_depth {
         compute_loop_depth(f, info);
     }
     Ok(())
 }
 
-fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Error> {
-    let ops = f.inst_operands(i);
+/// Checks the operands `ops` of `i`; `class_regs` holds the allocatable
+/// registers of each class.
+fn validate_inst<F: Function>(
+    f: &F,
+    class_regs: &[u32; 3],
+    i: Inst,
+    ops: &[Operand],
+) -> Result<(), Error> {
     let nv = f.num_vregs();
     if ops.len() > 64 {
         return Err(Error::invalid(format!("{i}: more than 64 operands")));
     }
     let bad = |m: &str| Err(Error::invalid(format!("{i}: {m}")));
-    if ops.iter().any(|op| op.vreg.index() >= nv) {
-        return bad("vreg out of range");
-    }
     // Whether any operand names a fixed register (directly or by reuse).
     let mut fixed = false;
     for (k, op) in ops.iter().enumerate() {
+        // Checked before the client is asked anything about the vreg.
+        if op.vreg.index() >= nv {
+            return bad("vreg out of range");
+        }
         let class = f.vreg_class(op.vreg);
+        let regs = class_regs[class.index()];
         match op.constraint {
             Constraint::Fixed(p) => {
                 fixed = true;
@@ -164,7 +187,7 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
                 }
             }
             Constraint::Subset(m) => {
-                if m & env.allocatable.class_mask(class) == 0 {
+                if m & regs == 0 {
                     return Err(Error::OutOfRegisters { inst: i, class });
                 }
             }
@@ -175,6 +198,9 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
                     return bad("reuse must be a late def naming an operand");
                 }
                 let t = ops[u];
+                if t.vreg.index() >= nv {
+                    return bad("vreg out of range");
+                }
                 if t.kind != OperandKind::Use || t.pos != OperandPos::Early {
                     return bad("reuse must name an early use");
                 }
@@ -194,8 +220,7 @@ fn validate_inst<F: Function>(f: &F, env: &MachineEnv, i: Inst) -> Result<(), Er
             }
             Constraint::Reg | Constraint::Any => {}
         }
-        if !matches!(op.constraint, Constraint::Fixed(_)) && env.allocatable.class_mask(class) == 0
-        {
+        if regs == 0 && !matches!(op.constraint, Constraint::Fixed(_)) {
             return Err(Error::OutOfRegisters { inst: i, class });
         }
         if op.kind == OperandKind::Modify && op.pos == OperandPos::Late {

@@ -132,9 +132,15 @@ impl Allocator {
         out.clear();
         out.log.enabled = opts.log;
         cfg::analyze(f, env, &mut self.cfg)?;
-        self.live.compute(f, &self.cfg)?;
         // The live ranges only tell the scan which values cross a call.
         let calls = !self.cfg.clobbers.is_empty();
+        if !calls && f.num_blocks() == 1 && f.block_succs(f.entry_block()).is_empty() {
+            // Nothing is live at the boundaries of a lone block; a value
+            // read before it is written is found by the scan.
+            self.live.set_lone_block();
+        } else {
+            self.live.compute(f, &self.cfg)?;
+        }
         if calls {
             self.ivs.compute(f, &self.cfg, &self.live);
         }
@@ -186,15 +192,15 @@ impl Allocator {
         out.spill_area_size = self
             .slots
             .assign(f, &self.ivs, env.slot_size, &mut out.slots);
-        // Allocations.
-        out.inst_alloc_offsets
-            .extend_from_slice(&self.scan.alloc_off);
+        // Allocations: the scan's buffers become the output's (and the
+        // output's emptied ones the scan's), so they are never copied.
         if operands_in_memory {
-            out.allocs
-                .extend(self.scan.allocs.iter().map(|&a| self.slots.rewrite(a)));
-        } else {
-            out.allocs.extend_from_slice(&self.scan.allocs);
+            for a in self.scan.allocs.iter_mut() {
+                *a = self.slots.rewrite(*a);
+            }
         }
+        core::mem::swap(&mut out.allocs, &mut self.scan.allocs);
+        core::mem::swap(&mut out.inst_alloc_offsets, &mut self.scan.alloc_off);
         // Edits in program order: counting sort by key.
         let nkeys = 6 * f.num_insts() + 6;
         let already_sorted = self.scan.raw_edits.windows(2).all(|w| w[0].0 <= w[1].0);
@@ -203,6 +209,7 @@ impl Allocator {
         } else {
             self.counting_sort(nkeys);
         }
+        out.edits.reserve_exact(self.sorted.len());
         for &(k, e) in &self.sorted {
             let inst = Inst(k / 6);
             let p = if k % 6 < 3 {
@@ -215,7 +222,18 @@ impl Allocator {
         if already_sorted {
             core::mem::swap(&mut self.sorted, &mut self.scan.raw_edits);
         }
+        self.shed_large_scratch();
         self.finish(f, env, opts, out)
+    }
+
+    /// Frees the scratch buffers a large function grew (see
+    /// [`shed_if_large`]); the output and small buffers stay.
+    fn shed_large_scratch(&mut self) {
+        shed_if_large(&mut self.sorted);
+        shed_if_large(&mut self.counts);
+        shed_if_large(&mut self.cfg.inst_block);
+        shed_if_large(&mut self.cfg.op_offsets);
+        self.scan.shed_large_scratch();
     }
 
     fn counting_sort(&mut self, nkeys: usize) {
@@ -285,6 +303,21 @@ fn aligned_spill_area<F: Function>(f: &F, frame: &FrameLayout, out: &Output) -> 
         .ok_or_else(overflow)?;
     let pad = depth.wrapping_neg() & (align - 1);
     out.spill_area_size.checked_add(pad).ok_or_else(overflow)
+}
+
+/// Scratch buffers larger than this are freed at the end of a run instead
+/// of being kept for the next function: a client that keeps its
+/// [`Allocator`] while it rewrites the code (the Compiler does) then does
+/// not hold the scratch of a large function at its peak, while the many
+/// small functions the buffers are kept for never reach the limit (one
+/// allocation more per large function is nothing next to its work).
+const KEEP_SCRATCH_BYTES: usize = 16 * 1024;
+
+/// Frees `v` if its capacity exceeds [`KEEP_SCRATCH_BYTES`].
+pub(crate) fn shed_if_large<T>(v: &mut Vec<T>) {
+    if v.capacity() * core::mem::size_of::<T>() > KEEP_SCRATCH_BYTES {
+        *v = Vec::new();
+    }
 }
 
 fn touch_edit(slots: &mut spill::SlotAssigner, e: &Edit, depth: u32) {

@@ -124,11 +124,38 @@ fn plan_step(next: (u32, PlanCost), pos: u32, writes: bool, foldable: bool) -> (
 /// of that next access. Evicting it `dist` positions before that access
 /// then loses `base - dist * HOLD_COST` (never negative): computed once
 /// per access, so that choosing a victim stays cheap.
-fn drop_cost_base(g: PlanCost) -> [u32; 2] {
-    [
+///
+/// Both fit 16 bits: every plan [`plan_step`] makes (and the two it starts
+/// from) has `g[0] - MISS_COST <= g[1] <= g[2]`, so the first is at most
+/// `MISS_COST` and the second at most `2 * MISS_COST`.
+fn drop_cost_base(g: PlanCost) -> [u16; 2] {
+    let base = [
         g[0].saturating_sub(g[1]),
         g[0].saturating_add(MISS_COST).saturating_sub(g[2]),
-    ]
+    ];
+    debug_assert!(base[0] <= MISS_COST && base[1] <= 2 * MISS_COST, "{g:?}");
+    base.map(|b| b.min(u16::MAX as u32) as u16)
+}
+
+/// [`plan_step`]'s gain in 16 bits: at most `MISS_COST` (by the bounds of
+/// [`drop_cost_base`], loading saves at most one stack access), or
+/// `u32::MAX` ("needs a register"), kept as `u16::MAX`.
+fn pack_gain(gain: u32) -> u16 {
+    debug_assert!(gain <= MISS_COST || gain == u32::MAX, "{gain}");
+    if gain == u32::MAX {
+        u16::MAX
+    } else {
+        gain.min(u16::MAX as u32 - 1) as u16
+    }
+}
+
+/// The gain [`pack_gain`] packed.
+fn unpack_gain(gain: u16) -> u32 {
+    if gain == u16::MAX {
+        u32::MAX
+    } else {
+        gain as u32
+    }
 }
 
 /// Where a value is at a block boundary.
@@ -163,16 +190,17 @@ const BACK_NONE: BackState = BackState {
     plan: [0; 3],
 };
 
-/// What the backward scan found for one operand of the block.
+/// What the backward scan found for one operand of the block (12 bytes:
+/// one per operand of the largest block is the scan's biggest buffer).
 #[derive(Clone, Copy, Debug)]
 struct OpFact {
     /// Position of the vreg's next use after this instruction.
     next: u32,
     /// The plan's gain of loading the value on a miss rather than using
-    /// its slot (see [`plan_step`]).
-    gain: u32,
+    /// its slot (see [`plan_step`]), packed by [`pack_gain`].
+    gain: u16,
     /// [`drop_cost_base`] of the vreg's next access.
-    drop_base: [u32; 2],
+    drop_base: [u16; 2],
     /// The fixed register of the next use, or `0xff`.
     hint: u8,
 }
@@ -184,7 +212,7 @@ struct VState {
     in_slot: bool,
     remat: bool,
     /// [`drop_cost_base`] of the next access.
-    drop_base: [u32; 2],
+    drop_base: [u16; 2],
 }
 
 /// The scan's state and buffers (kept between functions).
@@ -273,7 +301,7 @@ struct Victim {
 #[derive(Clone, Copy)]
 struct OpInfo {
     vreg: u32,
-    drop_base: [u32; 2],
+    drop_base: [u16; 2],
     next_after: u32,
     defined_here: bool,
 }
@@ -292,7 +320,10 @@ impl Scan {
     }
 
     fn preg(&self, class: usize, hw: u8) -> PReg {
-        PReg::new(RegClass::ALL[class], hw)
+        // Class indices are below 3; the padded table needs no bounds check.
+        const CLASS_OF: [RegClass; 4] =
+            [RegClass::Gp, RegClass::Vec, RegClass::Mask, RegClass::Mask];
+        PReg::new(CLASS_OF[class & 3], hw)
     }
 
     fn set_owner(&mut self, class: usize, hw: u8, v: u32) {
@@ -392,7 +423,6 @@ impl Scan {
         log: &mut DecisionLog,
     ) -> Result<(), Error> {
         let nv = f.num_vregs();
-        let ni = f.num_insts();
         self.owner.clear();
         self.owner.resize(96, NONE);
         self.occupied = [0; 3];
@@ -445,13 +475,10 @@ impl Scan {
         self.plan_eager = (0..3).any(|c| {
             per_class[c] > 0 && per_class[c] + 2 > self.allocatable[c].count_ones() as usize
         });
-        // Operand allocation offsets.
-        let mut n = 0u32;
-        for i in 0..ni {
-            self.alloc_off.push(n);
-            n += f.inst_operands(Inst::new(i)).len() as u32;
-        }
-        self.alloc_off.push(n);
+        // Operand allocation offsets: those `cfg` numbered the operands by.
+        self.alloc_off.clear();
+        self.alloc_off.extend_from_slice(&cfg.op_offsets);
+        let n = cfg.op_offsets.last().copied().unwrap_or(0);
         self.allocs.resize(n as usize, Allocation::None);
 
         for bi in 0..f.num_blocks() {
@@ -460,7 +487,7 @@ impl Scan {
             self.exit_start.push(self.exit_recs.len() as u32);
             self.cur_weight = depth_weight(cfg.loop_depth[bi]);
             self.setup_entry(f, cfg, live, ivs, b, log);
-            self.backward_scan(f, live, b);
+            self.backward_scan(f, live, b)?;
             let r = f.block_insts(b);
             self.blk_base = self.alloc_off[r.start.index()] as usize;
             for i in r.iter() {
@@ -503,7 +530,17 @@ impl Scan {
         }
         self.entry_start.push(self.entry_recs.len() as u32);
         self.exit_start.push(self.exit_recs.len() as u32);
+        // The operand facts are not needed after the scan.
+        crate::shed_if_large(&mut self.op);
         Ok(())
+    }
+
+    /// Frees the per-operand and per-edit scratch of a large function
+    /// (see [`crate::shed_if_large`]).
+    pub(crate) fn shed_large_scratch(&mut self) {
+        crate::shed_if_large(&mut self.raw_edits);
+        crate::shed_if_large(&mut self.allocs);
+        crate::shed_if_large(&mut self.alloc_off);
     }
 
     /// The exit state of a processed block.
@@ -715,7 +752,16 @@ impl Scan {
 
     /// Computes, for every operand of the block, the next use of its vreg
     /// after the instruction, and the next use of each live-in value.
-    fn backward_scan<F: Function>(&mut self, f: &F, live: &Liveness, b: Block) {
+    /// In the entry block, a value read before any write is live into the
+    /// function: [`Error::LiveInAtEntry`] (the smallest such vreg, as
+    /// [`Liveness::compute`] reports it; a function of one block skips
+    /// that computation and relies on this check).
+    fn backward_scan<F: Function>(
+        &mut self,
+        f: &F,
+        live: &Liveness,
+        b: Block,
+    ) -> Result<(), Error> {
         let r = f.block_insts(b);
         let end_pos = 2 * r.end.0;
         self.cur_range = r;
@@ -806,10 +852,19 @@ impl Scan {
         for &v in live.live_in(b) {
             self.v[v as usize].next_use = self.back[v as usize].next_use;
         }
+        let mut live_at_entry = NONE;
+        let entry = b == f.entry_block();
         for &v in &self.nu_touched {
+            if entry && self.back[v as usize].next_use != INF_POS {
+                live_at_entry = live_at_entry.min(v);
+            }
             self.back[v as usize] = BACK_NONE;
         }
         self.nu_touched.clear();
+        if live_at_entry != NONE {
+            return Err(Error::LiveInAtEntry(VReg(live_at_entry)));
+        }
+        Ok(())
     }
 
     /// Whether instruction `i` may need the residency plan: it may have
@@ -880,7 +935,7 @@ impl Scan {
             }
             let back = &mut self.back[v.index()];
             let (g, gain) = plan_step((back.plan_pos, back.plan), pos, writes, foldable);
-            facts[k].gain = gain;
+            facts[k].gain = pack_gain(gain);
             facts[k].drop_base = drop_cost_base(back.plan);
             if reads {
                 back.plan_pos = pos;
@@ -1614,7 +1669,7 @@ impl Scan {
                 // gains more than evicting the victim loses; else serve it
                 // from memory (a read-modify-write then stays clean in its
                 // slot). No gain needs no victim.
-                let gain = self.op[nb + k].gain;
+                let gain = unpack_gain(self.op[nb + k].gain);
                 debug_assert!(
                     self.plan_ready || free != 0 || cand == 0,
                     "{i}: fold without the plan"

@@ -110,6 +110,34 @@ impl Liveness {
         self.live_in(b).binary_search(&v.0).is_ok()
     }
 
+    /// The liveness of a function of one block without edges, without
+    /// looking at it: nothing is live at the block's boundaries. Unlike
+    /// [`Liveness::compute`] this does not reject a value read before it
+    /// is written (the scan does) and records no defs
+    /// ([`Liveness::defined_in`] then answers false).
+    pub(crate) fn set_lone_block(&mut self) {
+        self.single_block = true;
+        self.stamp_def.clear();
+        self.empty_boundaries();
+    }
+
+    /// Empty live sets for one block.
+    fn empty_boundaries(&mut self) {
+        for l in [
+            &mut self.live_in,
+            &mut self.first_use,
+            &mut self.dist_in,
+            &mut self.live_out,
+            &mut self.dist_out,
+        ] {
+            l.clear();
+        }
+        for s in [&mut self.live_in_start, &mut self.live_out_start] {
+            s.clear();
+            s.extend([0, 0]);
+        }
+    }
+
     /// Computes liveness and distances.
     pub fn compute<F: Function>(&mut self, f: &F, cfg: &CfgInfo) -> Result<(), Error> {
         let nb = f.num_blocks();
@@ -155,19 +183,7 @@ impl Liveness {
             if let Some(&(v, _, _)) = self.ue.iter().min() {
                 return Err(Error::LiveInAtEntry(VReg(v)));
             }
-            for l in [
-                &mut self.live_in,
-                &mut self.first_use,
-                &mut self.dist_in,
-                &mut self.live_out,
-                &mut self.dist_out,
-            ] {
-                l.clear();
-            }
-            for s in [&mut self.live_in_start, &mut self.live_out_start] {
-                s.clear();
-                s.extend([0, 0]);
-            }
+            self.empty_boundaries();
             return Ok(());
         }
         // 2. Bucket by vreg (counting sort keeps block order).

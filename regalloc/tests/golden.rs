@@ -3,8 +3,8 @@
 
 use jitforge_regalloc::testfn::{Builder, TestFunction, workload_b};
 use jitforge_regalloc::{
-    Allocation, Allocator, Constraint, Edit, Error, Function, MachineEnv, Operand, OperandKind,
-    OperandPos, Options, Output, PReg, ProgPoint, Reason, Stats, VReg, allocate,
+    Allocation, Allocator, Block, Constraint, Edit, Error, Function, MachineEnv, Operand,
+    OperandKind, OperandPos, Options, Output, PReg, ProgPoint, Reason, Stats, VReg, allocate,
 };
 
 fn env() -> MachineEnv {
@@ -269,6 +269,28 @@ fn errors_are_typed() {
         allocate(&b.finish(), &env(), &Options::checked()).unwrap_err(),
         Error::LiveInAtEntry(x)
     );
+    // Several values read before any write (one read by a modify): the
+    // smallest is named, whether the function is one block (the scan finds
+    // them) or has edges (liveness does).
+    for edges in [false, true] {
+        let mut b = Builder::new();
+        let (x, y, z) = (b.vreg_gp(), b.vreg_gp(), b.vreg_gp());
+        let first = b.block();
+        b.args(&[(z, 7)]);
+        b.modify_any(z, y);
+        b.modify_any(x, z);
+        if edges {
+            let next = Block::new(first.index() + 1);
+            b.jump(next);
+            b.block();
+        }
+        b.ret(z);
+        assert_eq!(
+            allocate(&b.finish(), &env(), &Options::checked()).unwrap_err(),
+            Error::LiveInAtEntry(x),
+            "edges: {edges}"
+        );
+    }
     // An empty block.
     let mut b = Builder::new();
     let x = b.vreg_gp();
