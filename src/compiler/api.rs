@@ -884,7 +884,9 @@ impl<'a> Compiler<'a> {
             && !summary.refers_to_labels
             && ws.out.edge_splits.is_empty()
         {
-            let mut direct = self.asm.direct()?;
+            // Instructions average under 5 bytes; the prologue and epilogue
+            // are a few more.
+            let mut direct = self.asm.direct(f.num_insts() * 5 + 32)?;
             let start = direct.asm.offset();
             direct.asm.bind(entry)?;
             let result = rewrite_into!(&mut direct);
