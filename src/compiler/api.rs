@@ -1184,7 +1184,10 @@ impl Compiler<'_> {
             inst: id.0 | u32::from(self.avx512) << 31,
             ops: [0; ShapeKey::MAX_OPERANDS],
         };
-        let mut ops: SmallVec<[IrOperand; 4]> = SmallVec::new();
+        // Fixed arrays: no vector to grow or drop on the path of every
+        // instruction. `regs` has each operand's register, to find repeats.
+        let mut ops = [IrOperand::Imm(0); ShapeKey::MAX_OPERANDS];
+        let mut regs: [Option<IrReg>; ShapeKey::MAX_OPERANDS] = [None; ShapeKey::MAX_OPERANDS];
         for (j, op) in operands.iter().enumerate() {
             let (operand, code) = match op {
                 Operand::Reg(r) if r.decorators().is_empty() => {
@@ -1203,10 +1206,8 @@ impl Compiler<'_> {
                     // class, size, high byte, sub-view, the first earlier
                     // operand that is the same register.
                     let size = view.size().unwrap_or(data.size);
-                    let same = ops
-                        .iter()
-                        .position(|o| *o == IrOperand::Reg(reg))
-                        .unwrap_or(7) as u32;
+                    let same = regs[..j].iter().position(|r| *r == Some(reg)).unwrap_or(7) as u32;
+                    regs[j] = Some(reg);
                     let code = u32::from(data.class.0 & 0xF)
                         | u32::from(size) << 4
                         | u32::from(view.is_high()) << 20
@@ -1226,13 +1227,13 @@ impl Compiler<'_> {
                 }
                 _ => return Ok(Memo::NotMemoized),
             };
-            ops.push(operand);
+            ops[j] = operand;
             key.ops[j] = ShapeKey::PRESENT | code;
         }
         let Some(tag) = self.ws.get().shape_memo.get(&key) else {
             return Ok(Memo::Miss(key));
         };
-        self.push_target(id, &ops, tag)?;
+        self.push_target(id, &ops[..operands.len()], tag)?;
         Ok(Memo::Added)
     }
 
