@@ -194,8 +194,8 @@ impl Drop for Scratch {
 /// Stores an instruction's bytes (at most 15) in the memo under `key`,
 /// at `slot` (its key's [`MemoKey::slot`]). The memo is two-way: a key
 /// lives in its slot or the other of the pair, so that two frequent
-/// instructions of one slot do not take turns; the newest goes first, the
-/// one it displaces second.
+/// instructions of one slot do not take turns: the first slot unless it is
+/// taken and the second is free (moving entries would cost every miss).
 fn remember(memo: &mut Vec<Encoded>, slot: usize, key: &MemoKey, bytes: &[u8]) {
     if bytes.len() > 15 {
         return;
@@ -203,10 +203,13 @@ fn remember(memo: &mut Vec<Encoded>, slot: usize, key: &MemoKey, bytes: &[u8]) {
     if memo.is_empty() {
         memo.resize(MEMO_SLOTS, Encoded::default());
     }
-    // The entry displaced, if any, moves to the other slot of the pair.
-    if memo.get(slot).is_some_and(|e| e.key.head != 0) && slot ^ 1 < memo.len() {
-        memo.swap(slot, slot ^ 1);
-    }
+    // The first slot unless it is taken and the second is free.
+    let taken = |slot: usize| memo.get(slot).is_some_and(|e| e.key.head != 0);
+    let slot = if taken(slot) && !taken(slot ^ 1) {
+        slot ^ 1
+    } else {
+        slot
+    };
     if let Some(e) = memo.get_mut(slot) {
         e.key = *key;
         e.len = bytes.len() as u8;

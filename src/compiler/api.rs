@@ -1394,9 +1394,19 @@ impl Pooled {
         Pooled(SPARE_WORKSPACE.try_with(|s| s.take()).ok().flatten())
     }
 
-    /// The workspace.
+    /// The workspace (inline: on the path of every instruction; making
+    /// one, once per thread, is not).
+    #[inline]
     fn get(&mut self) -> &mut Workspace {
+        if self.0.is_none() {
+            self.make();
+        }
         self.0.get_or_insert_with(Box::default)
+    }
+
+    #[cold]
+    fn make(&mut self) {
+        self.0 = Some(Box::default());
     }
 }
 
