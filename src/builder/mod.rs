@@ -304,13 +304,14 @@ impl Direct<'_> {
         operands: &[Operand],
         options: InstOptions,
     ) -> Result<()> {
-        let slot = self
+        let mut key = scratch::MemoKey::default();
+        let memo = self
             .scratch
-            .memo_slot_of(self.arch, mnemonic, operands, options);
-        let Some(slot) = slot else {
+            .memo_key_of(self.arch, &mut key, mnemonic, operands, options);
+        let Some(slot) = memo else {
             return self.asm.emit_with(mnemonic, operands, options);
         };
-        if let Some(bytes) = self.scratch.memo_get(slot, mnemonic, operands, options) {
+        if let Some(bytes) = self.scratch.memo_get(slot, &key) {
             self.asm
                 .code_mut()
                 .buffer_mut(CodeHolder::TEXT)
@@ -320,8 +321,7 @@ impl Direct<'_> {
         let start = self.asm.code().text().len();
         self.asm.emit_with(mnemonic, operands, options)?;
         let bytes = self.asm.code().text().get(start..).unwrap_or(&[]);
-        self.scratch
-            .memo_put(slot, mnemonic, operands, options, bytes);
+        self.scratch.memo_put(slot, &key, bytes);
         Ok(())
     }
 }
@@ -613,15 +613,20 @@ impl<'a> Builder<'a> {
     /// nothing to relax: it encodes through an Assembler and copies the
     /// bytes of repeated instructions from the Builder's encoding memo.
     /// The node list must be empty (else what was recorded before would
-    /// land after this code).
+    /// land after this code). Room for `expected_bytes` more is reserved at
+    /// once (a new code holder's buffer would otherwise grow several times
+    /// for one small function).
     #[cfg(feature = "compiler")]
-    pub(crate) fn direct(&mut self) -> Result<Direct<'_>> {
+    pub(crate) fn direct(&mut self, expected_bytes: usize) -> Result<Direct<'_>> {
         if self.count != 0 {
             return Err(Error::InvalidArgument {
                 message: "the Builder holds nodes: serialize them first".into(),
             });
         }
         let arch = self.code.arch();
+        self.code
+            .buffer_mut(CodeHolder::TEXT)
+            .reserve(expected_bytes);
         Ok(Direct {
             asm: crate::x86::Assembler::new(&mut *self.code),
             scratch: &mut self.scratch,

@@ -20,7 +20,7 @@
 
 use crate::code::{CodeHolder, Label};
 use crate::error::{Error, Result};
-use crate::x86::{Assembler, Emitter, InstOptions, MemBase, Mnemonic, Operand};
+use crate::x86::{Assembler, Emitter, InstOptions, MemBase, Mnemonic, Operand, Reg};
 
 /// Uses accumulated before the scratch holder may be reset.
 const RESET_AFTER: usize = 4096;
@@ -38,77 +38,146 @@ pub(super) struct Scratch {
     uses: usize,
     /// Recently encoded instructions that refer to no label or address,
     /// by hash of what they are (empty until the first one).
-    memo: Vec<Option<Encoded>>,
+    memo: Vec<Encoded>,
 }
 
 /// An instruction of the memo and its bytes.
+#[derive(Clone, Copy, Default)]
 struct Encoded {
-    mnemonic: Mnemonic,
-    /// The candidate forms asked for (address and length of the list).
-    forms: (usize, usize),
-    options: InstOptions,
-    count: u8,
-    operands: [Operand; MEMO_OPERANDS],
+    key: MemoKey,
     len: u8,
     bytes: [u8; 15],
 }
 
-impl Encoded {
-    fn is(
-        &self,
+/// An instruction of the memo packed into words: equal keys encode to the
+/// same bytes (every field the encoding reads is in them), and comparing
+/// or hashing a key is a few word operations, where comparing operand
+/// slices matches on each operand's variant and fields.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct MemoKey {
+    /// Mnemonic (bits 0..16), options (16..48), operand count (48..56),
+    /// and [`MemoKey::FILLED`] (so that an empty slot matches no key).
+    head: u64,
+    /// The candidate forms asked for (address and length of the list; 0
+    /// for the Assembler's own choice).
+    forms: (usize, usize),
+    /// Two words per operand (see [`MemoKey::operand_words`]), unused ones 0.
+    words: [u64; 2 * MEMO_OPERANDS],
+}
+
+impl MemoKey {
+    const FILLED: u64 = 1 << 63;
+
+    /// Makes this the key of an instruction that goes into the memo and
+    /// says whether it does: its bytes depend only on its operands (no
+    /// label, no branch to an address), and it is the kind that repeats:
+    /// physical registers, immediates and memory without a label (a
+    /// Compiler's spill slots repeat as often as its registers), few
+    /// enough to remember. (Filled in place: the key is a dozen words.)
+    #[inline(always)]
+    fn set(
+        &mut self,
         mnemonic: Mnemonic,
         forms: (usize, usize),
         operands: &[Operand],
         options: InstOptions,
     ) -> bool {
-        self.mnemonic == mnemonic
-            && self.forms == forms
-            && self.options == options
-            && &self.operands[..self.count as usize] == operands
+        if operands.len() > MEMO_OPERANDS {
+            return false;
+        }
+        self.head = Self::FILLED
+            | mnemonic as u64
+            | u64::from(options.0) << 16
+            | (operands.len() as u64) << 48;
+        self.forms = forms;
+        self.words = [0; 2 * MEMO_OPERANDS];
+        let mut imm = false;
+        for (i, op) in operands.iter().enumerate() {
+            imm |= matches!(op, Operand::Imm(_));
+            let Some([first, second]) = Self::operand_words(op) else {
+                return false;
+            };
+            self.words[2 * i] = first;
+            self.words[2 * i + 1] = second;
+        }
+        !(imm && super::may_branch_to_address(mnemonic))
     }
-}
 
-/// The memo slot of an instruction, if it goes into the memo: its bytes
-/// depend only on its operands (no label, no branch to an address), and it
-/// is the kind that repeats: registers, immediates and memory without a
-/// label (a Compiler's spill slots repeat as often as its registers), few
-/// enough to remember. The slot is a multiply-rotate hash of a few words
-/// that tell instructions apart (a slot's entry is compared in full).
-fn memo_slot(mnemonic: Mnemonic, operands: &[Operand], options: InstOptions) -> Option<usize> {
-    if operands.len() > MEMO_OPERANDS {
-        return None;
-    }
-    let mut h = (mnemonic as u64) ^ u64::from(options.0) << 20;
-    let mut imm = false;
-    for op in operands {
-        let word = match *op {
-            Operand::Reg(r) => 1 | u64::from(r.id()) << 8 | (r.kind() as u64) << 16,
-            Operand::Imm(v) => {
-                imm = true;
-                2 ^ (v as u64) << 8
+    /// One operand as two words that tell apart any two operands that
+    /// encode differently; `None` for what the memo does not take (labels,
+    /// virtual registers, memory on a label or with a segment, broadcast,
+    /// decorations or a 64-bit absolute address).
+    #[inline]
+    fn operand_words(op: &Operand) -> Option<[u64; 2]> {
+        // Kind, id and decorations of a physical register in 24 bits.
+        fn reg_bits(r: Reg) -> Option<u64> {
+            if r.is_virtual() {
+                return None;
             }
+            let d = r.decorators();
+            let decorators = u64::from(d.mask())
+                | u64::from(d.zeroing()) << 3
+                | u64::from(d.virtual_mask()) << 4;
+            Some(r.kind() as u64 | u64::from(r.id()) << 8 | decorators << 16)
+        }
+        // An address register in 16 bits (it has no decorations).
+        fn address_reg_bits(r: Reg) -> Option<u64> {
+            reg_bits(r).filter(|&bits| bits <= 0xFFFF)
+        }
+        Some(match *op {
+            Operand::Reg(r) => [1 | reg_bits(r)? << 8, 0],
+            Operand::Imm(v) => [2, v as u64],
             Operand::Mem(m) => {
+                if m.segment().is_some()
+                    || m.is_broadcast()
+                    || m.is_abs64()
+                    || !m.decorators().is_empty()
+                {
+                    return None;
+                }
+                // Base: 0 none, 1 register, 2 rip (bits 2..4), the register's
+                // kind and id (4..20; no decorations on address registers);
+                // index present (20), its kind and id (21..37); scale
+                // (37..45); size (45..61).
                 let base = match m.base() {
-                    MemBase::Reg(r) => u64::from(r.id()) + 1,
+                    MemBase::None => 0,
+                    MemBase::Reg(r) => 1 | address_reg_bits(r)? << 2,
+                    MemBase::Rip => 2,
                     MemBase::Label(_) => return None,
-                    _ => 0,
                 };
-                let index = m.index().map_or(0, |r| u64::from(r.id()) + 1);
-                3 ^ (m.disp() as u64) << 8 ^ base << 40 ^ index << 48 ^ u64::from(m.size()) << 56
+                let index = match m.index() {
+                    Some(r) => 1 | address_reg_bits(r)? << 1,
+                    None => 0,
+                };
+                [
+                    3 | base << 2
+                        | index << 20
+                        | u64::from(m.scale()) << 37
+                        | u64::from(m.size()) << 45,
+                    m.disp() as u64,
+                ]
             }
-            _ => return None,
-        };
-        h = (h.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+            Operand::None | Operand::Label(_) => return None,
+        })
     }
-    if imm && super::may_branch_to_address(mnemonic) {
-        return None;
+
+    /// The memo slot of the key: a multiply-rotate hash of its words (all
+    /// of them: unused ones are 0, and a fixed count unrolls).
+    #[inline]
+    fn slot(&self) -> usize {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = (self.head ^ (self.forms.0 as u64) ^ (self.forms.1 as u64).rotate_left(32))
+            .wrapping_mul(K);
+        for pair in self.words.chunks_exact(2) {
+            h = (h.rotate_left(5) ^ pair[0] ^ pair[1].rotate_left(29)).wrapping_mul(K);
+        }
+        (h >> 40) as usize & (MEMO_SLOTS - 1)
     }
-    Some((h >> 40) as usize & (MEMO_SLOTS - 1))
 }
 
 thread_local! {
     /// The scratch holder of the last Builder dropped on this thread.
-    static SPARE_SCRATCH: std::cell::Cell<Option<(CodeHolder, Vec<Option<Encoded>>)>> =
+    static SPARE_SCRATCH: std::cell::Cell<Option<(CodeHolder, Vec<Encoded>)>> =
         const { std::cell::Cell::new(None) };
 }
 
@@ -122,41 +191,41 @@ impl Drop for Scratch {
     }
 }
 
-/// Stores an instruction's bytes (at most 15) in the memo at `slot`.
-fn remember(
-    memo: &mut Vec<Option<Encoded>>,
-    slot: usize,
-    mnemonic: Mnemonic,
-    forms: (usize, usize),
-    operands: &[Operand],
-    options: InstOptions,
-    bytes: &[u8],
-) {
-    if bytes.len() > 15 || operands.len() > MEMO_OPERANDS {
+/// Stores an instruction's bytes (at most 15) in the memo under `key`,
+/// at `slot` (its key's [`MemoKey::slot`]). The memo is two-way: a key
+/// lives in its slot or the other of the pair, so that two frequent
+/// instructions of one slot do not take turns: the first slot unless it is
+/// taken and the second is free (moving entries would cost every miss).
+fn remember(memo: &mut Vec<Encoded>, slot: usize, key: &MemoKey, bytes: &[u8]) {
+    if bytes.len() > 15 {
         return;
     }
     if memo.is_empty() {
-        memo.resize_with(MEMO_SLOTS, || None);
+        memo.resize(MEMO_SLOTS, Encoded::default());
     }
-    let Some(entry) = memo.get_mut(slot) else {
-        return;
+    // The first slot unless it is taken and the second is free.
+    let taken = |slot: usize| memo.get(slot).is_some_and(|e| e.key.head != 0);
+    let slot = if taken(slot) && !taken(slot ^ 1) {
+        slot ^ 1
+    } else {
+        slot
     };
-    let e = entry.get_or_insert_with(|| Encoded {
-        mnemonic,
-        forms,
-        options,
-        count: 0,
-        operands: [Operand::default(); MEMO_OPERANDS],
-        len: 0,
-        bytes: [0; 15],
-    });
-    e.mnemonic = mnemonic;
-    e.forms = forms;
-    e.options = options;
-    e.count = operands.len() as u8;
-    e.operands[..operands.len()].copy_from_slice(operands);
-    e.len = bytes.len() as u8;
-    e.bytes[..bytes.len()].copy_from_slice(bytes);
+    if let Some(e) = memo.get_mut(slot) {
+        e.key = *key;
+        e.len = bytes.len() as u8;
+        e.bytes[..bytes.len()].copy_from_slice(bytes);
+    }
+}
+
+/// The bytes the memo holds for `key` (at `slot`, its key's
+/// [`MemoKey::slot`], or the other of the pair), if any.
+#[inline]
+fn recall<'m>(memo: &'m [Encoded], slot: usize, key: &MemoKey) -> Option<&'m [u8]> {
+    let e = match memo.get(slot) {
+        Some(e) if e.key == *key => e,
+        _ => memo.get(slot ^ 1).filter(|e| e.key == *key)?,
+    };
+    e.bytes.get(..e.len as usize)
 }
 
 /// What an instruction's operands refer to: the highest label (as a branch
@@ -222,20 +291,22 @@ impl Scratch {
         }
         self.prepare(real.arch());
         let forms_key = forms.map_or((0, 0), |f| (f.as_ptr() as usize, f.len()));
-        let memo_slot = memo_slot(mnemonic, operands, options);
+        let mut key = MemoKey::default();
+        let memo = key
+            .set(mnemonic, forms_key, operands, options)
+            .then(|| (key.slot(), key));
         let Some(code) = self.code.as_mut() else {
             return Err(Error::InvalidArgument {
                 message: "scratch code holder missing".into(),
             });
         };
-        if let Some(slot) = memo_slot
-            && let Some(Some(e)) = self.memo.get(slot)
-            && e.is(mnemonic, forms_key, operands, options)
+        if let Some((slot, key)) = &memo
+            && let Some(bytes) = recall(&self.memo, *slot, key)
         {
             let text = code.buffer_mut(CodeHolder::TEXT);
             text.clear();
-            text.extend_from_slice(&e.bytes[..e.len as usize]);
-            return Ok(e.len as usize);
+            text.extend_from_slice(bytes);
+            return Ok(bytes.len());
         }
         if code.base_address() != real.base_address() {
             code.set_base_address(real.base_address());
@@ -260,16 +331,8 @@ impl Scratch {
             None => a.emit(mnemonic, operands)?,
         }
         let text = code.text();
-        if let Some(slot) = memo_slot {
-            remember(
-                &mut self.memo,
-                slot,
-                mnemonic,
-                forms_key,
-                operands,
-                options,
-                text,
-            );
+        if let Some((slot, key)) = &memo {
+            remember(&mut self.memo, *slot, key, text);
         }
         Ok(text.len())
     }
@@ -298,56 +361,36 @@ impl Scratch {
         }
     }
 
-    /// The memo slot of an instruction that goes into the memo (see
-    /// [`memo_slot`]), for code of `arch`; `None` for the others.
+    /// Makes `key` the memo key of an instruction (see [`MemoKey::set`])
+    /// of code of `arch` and returns its slot; `None` when the instruction
+    /// does not go into the memo.
     #[cfg(feature = "compiler")] // used by the Compiler's direct writer only
-    pub(super) fn memo_slot_of(
+    #[inline]
+    pub(super) fn memo_key_of(
         &mut self,
         arch: crate::code::Arch,
+        key: &mut MemoKey,
         mnemonic: Mnemonic,
         operands: &[Operand],
         options: InstOptions,
     ) -> Option<usize> {
         self.prepare(arch);
-        memo_slot(mnemonic, operands, options)
+        key.set(mnemonic, (0, 0), operands, options)
+            .then(|| key.slot())
     }
 
-    /// The bytes the memo holds at `slot` for this instruction, if any.
+    /// The bytes the memo holds at `slot` for `key`, if any.
     #[cfg(feature = "compiler")] // used by the Compiler's direct writer only
-    pub(super) fn memo_get(
-        &self,
-        slot: usize,
-        mnemonic: Mnemonic,
-        operands: &[Operand],
-        options: InstOptions,
-    ) -> Option<&[u8]> {
-        match self.memo.get(slot) {
-            Some(Some(e)) if e.is(mnemonic, (0, 0), operands, options) => {
-                Some(&e.bytes[..e.len as usize])
-            }
-            _ => None,
-        }
+    #[inline]
+    pub(super) fn memo_get(&self, slot: usize, key: &MemoKey) -> Option<&[u8]> {
+        recall(&self.memo, slot, key)
     }
 
-    /// Remembers the bytes of an instruction at `slot` (from [`Scratch::memo_slot_of`]).
+    /// Remembers the bytes of an instruction at `slot` under `key` (from
+    /// [`Scratch::memo_key_of`]).
     #[cfg(feature = "compiler")] // used by the Compiler's direct writer only
-    pub(super) fn memo_put(
-        &mut self,
-        slot: usize,
-        mnemonic: Mnemonic,
-        operands: &[Operand],
-        options: InstOptions,
-        bytes: &[u8],
-    ) {
-        remember(
-            &mut self.memo,
-            slot,
-            mnemonic,
-            (0, 0),
-            operands,
-            options,
-            bytes,
-        );
+    pub(super) fn memo_put(&mut self, slot: usize, key: &MemoKey, bytes: &[u8]) {
+        remember(&mut self.memo, slot, key, bytes);
     }
 
     /// Label and address uses recorded since the last reset.
@@ -359,5 +402,89 @@ impl Scratch {
     /// The bytes of the last instruction encoded.
     pub(super) fn bytes(&self) -> &[u8] {
         self.code.as_ref().map_or(&[], |c| c.text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x86::{
+        Mem, Operand, byte_ptr, dword_ptr, eax, k1, ptr, qword_ptr, r8, rax, rbx, zmm0,
+    };
+
+    fn key(mnemonic: Mnemonic, operands: &[Operand]) -> Option<MemoKey> {
+        let mut key = MemoKey::default();
+        key.set(mnemonic, (0, 0), operands, InstOptions::NONE)
+            .then_some(key)
+    }
+
+    /// Operands that encode differently have different keys (each field
+    /// the encoding reads is in the key).
+    #[test]
+    fn keys_tell_operands_apart() {
+        let mems: [Mem; 9] = [
+            qword_ptr(rax + 8),
+            dword_ptr(rax + 8),
+            byte_ptr(rax + 8),
+            qword_ptr(rax + 9),
+            qword_ptr(Mem::new(MemBase::Reg(rax.into()), 8 + (1i64 << 32))),
+            qword_ptr(rbx + 8),
+            qword_ptr(rax + rbx * 2 + 8),
+            qword_ptr(rax + rbx * 4 + 8),
+            qword_ptr(rax + r8 * 4 + 8),
+        ];
+        let mut operands: Vec<Operand> = mems.iter().map(|&m| Operand::Mem(m)).collect();
+        operands.extend([
+            Operand::Reg(rax.into()),
+            Operand::Reg(eax.into()),
+            Operand::Reg(rbx.into()),
+            Operand::Reg(zmm0.into()),
+            Operand::Reg(zmm0.k(k1).into()),
+            Operand::Reg(zmm0.k(k1).z().into()),
+            Operand::Imm(8),
+            Operand::Imm(9),
+            Operand::Imm(-8),
+        ]);
+        let keys: Vec<MemoKey> = operands
+            .iter()
+            .map(|&op| key(Mnemonic::Mov, &[op]).expect("memoized"))
+            .collect();
+        for (i, a) in keys.iter().enumerate() {
+            for (j, b) in keys.iter().enumerate() {
+                assert_eq!(a == b, i == j, "{:?} vs {:?}", operands[i], operands[j]);
+            }
+        }
+        // The mnemonic, the operand order and count count too.
+        let (a, b) = (Operand::Reg(rax.into()), Operand::Reg(rbx.into()));
+        assert!(key(Mnemonic::Mov, &[a, b]) != key(Mnemonic::Add, &[a, b]));
+        assert!(key(Mnemonic::Mov, &[a, b]) != key(Mnemonic::Mov, &[b, a]));
+        assert!(key(Mnemonic::Push, &[a]) != key(Mnemonic::Push, &[a, Operand::Imm(0)]));
+    }
+
+    /// Labels, virtual registers, segment overrides and branches to an
+    /// address stay out of the memo.
+    #[test]
+    fn what_the_memo_leaves_out() {
+        let label = crate::code::Label(0);
+        let virt = Operand::Reg(crate::x86::Reg::new_virtual(crate::x86::RegKind::Gp64, 0));
+        assert!(key(Mnemonic::Jmp, &[Operand::Label(label)]).is_none());
+        assert!(
+            key(
+                Mnemonic::Lea,
+                &[Operand::Reg(rax.into()), Operand::Mem(ptr(label))]
+            )
+            .is_none()
+        );
+        assert!(key(Mnemonic::Mov, &[virt, Operand::Imm(1)]).is_none());
+        assert!(key(Mnemonic::Call, &[Operand::Imm(0x1000)]).is_none());
+        let fs = qword_ptr(rax).with_segment(crate::x86::fs);
+        assert!(key(Mnemonic::Mov, &[Operand::Reg(rax.into()), Operand::Mem(fs)]).is_none());
+        assert!(
+            key(
+                Mnemonic::Mov,
+                &[Operand::Reg(rax.into()), Operand::Mem(qword_ptr(rax))]
+            )
+            .is_some()
+        );
     }
 }

@@ -101,11 +101,6 @@ pub struct Compiler<'a> {
     /// (and handed to the next Compiler of this thread when this one drops).
     ws: Pooled,
     check: bool,
-    /// Entry label of each function by name.
-    functions: HashMap<String, Label>,
-    /// The name and signature of each function added, by entry label id
-    /// (a call to one must use that signature).
-    signatures: HashMap<u32, (String, Signature)>,
     /// The counter register of the next instruction (`cc.rep(count)`).
     pending_count: Option<Operand>,
     /// The write mask of the next instruction (`cc.k(mask)`), and `{z}`.
@@ -141,8 +136,6 @@ impl<'a> Compiler<'a> {
             pending: InstOptions::NONE,
             ws: Pooled::take(),
             check: cfg!(debug_assertions),
-            functions: HashMap::new(),
-            signatures: HashMap::new(),
             pending_count: None,
             pending_mask: None,
             convs: ExtendedTarget::new(X86Target::x64()),
@@ -219,7 +212,9 @@ impl<'a> Compiler<'a> {
         }
         let spare_function = ws.function.take();
         let entry = self.function_label(name);
-        self.signatures
+        self.ws
+            .get()
+            .signatures
             .insert(entry.id(), (name.to_string(), signature.clone()));
         self.func = Some(FuncState {
             f: match spare_function {
@@ -576,7 +571,8 @@ impl<'a> Compiler<'a> {
         let Operand::Label(l) = callee else {
             return Ok(());
         };
-        match self.signatures.get(&l.id()) {
+        let signatures = self.ws.0.as_ref().map(|ws| &ws.signatures);
+        match signatures.and_then(|s| s.get(&l.id())) {
             Some((name, own)) if own != signature => Err(invalid(&format!(
                 "{what}: function {name} has the signature {}, the call passes {}",
                 describe_signature(&self.convs, own),
@@ -672,7 +668,7 @@ impl<'a> Compiler<'a> {
     /// The entry label of the function named `name` (made on first use, so
     /// functions may call ones defined later).
     pub fn function_label(&mut self, name: &str) -> Label {
-        if let Some(&l) = self.functions.get(name) {
+        if let Some(&l) = self.ws.get().functions.get(name) {
             return l;
         }
         // Named in the code holder (listings, `label_by_name`) unless the
@@ -681,7 +677,7 @@ impl<'a> Compiler<'a> {
             .asm
             .new_named_label(name)
             .unwrap_or_else(|_| self.asm.new_label());
-        self.functions.insert(name.to_string(), l);
+        self.ws.get().functions.insert(name.to_string(), l);
         l
     }
 
@@ -704,7 +700,9 @@ impl<'a> Compiler<'a> {
             )));
         }
         let entry = self.function_label(f.name());
-        self.signatures
+        self.ws
+            .get()
+            .signatures
             .insert(entry.id(), (f.name().to_string(), f.sig.clone()));
         let mut bound = vec![false; f.num_labels()];
         for i in f.insts() {
@@ -755,7 +753,7 @@ impl<'a> Compiler<'a> {
         if let Some(l) = unbound_jump_target(f) {
             let to_function = code_labels
                 .get(l.as_u32() as usize)
-                .and_then(|code| self.signatures.get(&code.id()));
+                .and_then(|code| self.ws.get().signatures.get(&code.id()));
             return Err(Error::InvalidArgument {
                 message: match to_function {
                     Some((name, _)) => format!(
@@ -884,7 +882,9 @@ impl<'a> Compiler<'a> {
             && !summary.refers_to_labels
             && ws.out.edge_splits.is_empty()
         {
-            let mut direct = self.asm.direct()?;
+            // Instructions average under 5 bytes; the prologue and epilogue
+            // are a few more.
+            let mut direct = self.asm.direct(f.num_insts() * 5 + 32)?;
             let start = direct.asm.offset();
             direct.asm.bind(entry)?;
             let result = rewrite_into!(&mut direct);
@@ -1184,7 +1184,10 @@ impl Compiler<'_> {
             inst: id.0 | u32::from(self.avx512) << 31,
             ops: [0; ShapeKey::MAX_OPERANDS],
         };
-        let mut ops: SmallVec<[IrOperand; 4]> = SmallVec::new();
+        // Fixed arrays: no vector to grow or drop on the path of every
+        // instruction. `regs` has each operand's register, to find repeats.
+        let mut ops = [IrOperand::Imm(0); ShapeKey::MAX_OPERANDS];
+        let mut regs: [Option<IrReg>; ShapeKey::MAX_OPERANDS] = [None; ShapeKey::MAX_OPERANDS];
         for (j, op) in operands.iter().enumerate() {
             let (operand, code) = match op {
                 Operand::Reg(r) if r.decorators().is_empty() => {
@@ -1203,10 +1206,8 @@ impl Compiler<'_> {
                     // class, size, high byte, sub-view, the first earlier
                     // operand that is the same register.
                     let size = view.size().unwrap_or(data.size);
-                    let same = ops
-                        .iter()
-                        .position(|o| *o == IrOperand::Reg(reg))
-                        .unwrap_or(7) as u32;
+                    let same = regs[..j].iter().position(|r| *r == Some(reg)).unwrap_or(7) as u32;
+                    regs[j] = Some(reg);
                     let code = u32::from(data.class.0 & 0xF)
                         | u32::from(size) << 4
                         | u32::from(view.is_high()) << 20
@@ -1226,13 +1227,13 @@ impl Compiler<'_> {
                 }
                 _ => return Ok(Memo::NotMemoized),
             };
-            ops.push(operand);
+            ops[j] = operand;
             key.ops[j] = ShapeKey::PRESENT | code;
         }
         let Some(tag) = self.ws.get().shape_memo.get(&key) else {
             return Ok(Memo::Miss(key));
         };
-        self.push_target(id, &ops, tag)?;
+        self.push_target(id, &ops[..operands.len()], tag)?;
         Ok(Memo::Added)
     }
 
@@ -1369,6 +1370,13 @@ struct Workspace {
     shape_memo: ShapeMemo,
     /// The last function compiled, its buffers kept for the next one.
     function: Option<IrFunction>,
+    /// The Compiler's entry label of each function by name (emptied, not
+    /// freed, when the workspace goes back to the pool: a Compiler per
+    /// function then allocates no table).
+    functions: HashMap<String, Label>,
+    /// The name and signature of each function added, by entry label id
+    /// (a call to one must use that signature); emptied like `functions`.
+    signatures: HashMap<u32, (String, Signature)>,
 }
 
 thread_local! {
@@ -1386,9 +1394,19 @@ impl Pooled {
         Pooled(SPARE_WORKSPACE.try_with(|s| s.take()).ok().flatten())
     }
 
-    /// The workspace.
+    /// The workspace (inline: on the path of every instruction; making
+    /// one, once per thread, is not).
+    #[inline]
     fn get(&mut self) -> &mut Workspace {
+        if self.0.is_none() {
+            self.make();
+        }
         self.0.get_or_insert_with(Box::default)
+    }
+
+    #[cold]
+    fn make(&mut self) {
+        self.0 = Some(Box::default());
     }
 }
 
@@ -1403,7 +1421,10 @@ const SPARE_MAX_INSTS: usize = 4096;
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let Some(ws) = self.0.take() else { return };
+        let Some(mut ws) = self.0.take() else { return };
+        // The tables of functions belong to the Compiler that drops.
+        ws.functions.clear();
+        ws.signatures.clear();
         let large = ws.function.as_ref().map_or(0, |f| f.num_insts()) > SPARE_MAX_INSTS;
         if large {
             return;
