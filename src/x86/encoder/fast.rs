@@ -36,6 +36,7 @@ use crate::x86::db::{
 use crate::x86::mem::{Mem, MemBase};
 use crate::x86::operand::Operand;
 use crate::x86::reg::{Decorators, RegKind};
+use std::cell::Cell;
 
 /// What a form makes of the operands.
 enum Verdict {
@@ -481,13 +482,45 @@ fn emit_from(
     short: bool,
 ) -> bool {
     for &index in candidates {
-        match encode(code, section, &Plan::of(index), operands, short) {
+        match encode(code, section, &remembered_plan(index), operands, short) {
             Verdict::Takes => return true,
             Verdict::Skip => continue,
             Verdict::Aside => return false,
         }
     }
     false
+}
+
+/// How many plans each thread remembers for the dynamic API (a power of
+/// two: a form's index picks its entry).
+const REMEMBERED_PLANS: usize = 128;
+
+thread_local! {
+    /// The plans of the forms the dynamic API tried last on this thread,
+    /// each in the entry its form index picks (with the index + 1; 0 is an
+    /// empty entry). Planning a form reads a dozen fields of its record,
+    /// several hundred instructions, where the typed API's plans are
+    /// constants; a program that emits at run time tries the same few
+    /// forms over and over. Per thread, so that no lock is needed; the
+    /// entries are plain values, so the thread-local needs no destructor.
+    static PLANS: [Cell<(u16, Plan)>; REMEMBERED_PLANS] =
+        const { [const { Cell::new((0, Plan::ASIDE)) }; REMEMBERED_PLANS] };
+}
+
+/// [`Plan::of`] for the dynamic API, from this thread's remembered plans
+/// when the form was planned before.
+#[inline]
+fn remembered_plan(index: u16) -> Plan {
+    PLANS.with(|plans| {
+        let entry = &plans[usize::from(index) % REMEMBERED_PLANS];
+        let (key, plan) = entry.get();
+        if key == index.wrapping_add(1) {
+            return plan;
+        }
+        let plan = Plan::of(index);
+        entry.set((index.wrapping_add(1), plan));
+        plan
+    })
 }
 
 /// [`emit_fast`] for the typed API: the planned candidates inline, where
