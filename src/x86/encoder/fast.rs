@@ -877,10 +877,19 @@ fn encode(
 fn push_address(b: &mut Bytes, m: &Mem, reg_bits: u8, base_id: u8, scale: i64) {
     let low = base_id & 7;
     let disp = m.disp();
+    // Unscaled (all but EVEX) without a division: a run-time plan does not
+    // fold the scale away.
+    let disp8 = if scale == 1 {
+        Some(disp)
+    } else if disp % scale == 0 {
+        Some(disp / scale)
+    } else {
+        None
+    };
     let (modrm_mod, disp, disp_size) = if disp == 0 && low != 5 {
         (0, 0, 0)
-    } else if disp % scale == 0 && i8::try_from(disp / scale).is_ok() {
-        (1, disp / scale, 1)
+    } else if let Some(disp8) = disp8.filter(|&d| i8::try_from(d).is_ok()) {
+        (1, disp8, 1)
     } else {
         (2, disp, 4)
     };
