@@ -504,8 +504,21 @@ thread_local! {
     /// forms over and over. Per thread, so that no lock is needed; the
     /// entries are plain values, so the thread-local needs no destructor.
     static PLANS: [Cell<(u16, Plan)>; REMEMBERED_PLANS] =
-        const { [const { Cell::new((0, Plan::ASIDE)) }; REMEMBERED_PLANS] };
+        const { [const { Cell::new((0, UNUSED_PLAN)) }; REMEMBERED_PLANS] };
 }
+
+/// What an empty entry of [`PLANS`] holds: never read (its key is 0), and
+/// all zero bytes, so that the thread-local's initial value takes no room
+/// in the program file (a nonzero one is stored there, 7 kB).
+const UNUSED_PLAN: Plan = Plan {
+    encoding: 0,
+    slots: [SlotPlan {
+        slot: Slot::ModRmReg,
+        ..SlotPlan::NONE
+    }; 4],
+    disp8: [0; 2],
+    ..Plan::ASIDE
+};
 
 /// [`Plan::of`] for the dynamic API, from this thread's remembered plans
 /// when the form was planned before.
