@@ -186,6 +186,12 @@ impl CodeHolder {
     /// The `.text` section every code holder starts with.
     pub const TEXT: SectionId = SectionId(0);
 
+    /// The room `.text` starts with: a small function's code, so that it
+    /// is one allocation rather than the five or six a buffer growing from
+    /// nothing takes to get there (the Compiler makes a code holder per
+    /// function).
+    const TEXT_CAPACITY: usize = 512;
+
     /// An empty code holder with a `.text` section (16-byte aligned).
     pub fn new(arch: Arch) -> CodeHolder {
         CodeHolder {
@@ -195,7 +201,7 @@ impl CodeHolder {
                 name: ".text".into(),
                 kind: SectionKind::Text,
                 alignment: 16,
-                data: Vec::new(),
+                data: Vec::with_capacity(CodeHolder::TEXT_CAPACITY),
             }],
             labels: Vec::new(),
             names: HashMap::new(),

@@ -101,6 +101,16 @@ impl<'a> Assembler<'a> {
     /// Binds `label` here.
     pub fn bind(&mut self, label: Label) -> Result<()> {
         self.code.bind(label, self.section)?;
+        if self.logger.is_some() {
+            self.log_bind(label);
+        }
+        Ok(())
+    }
+
+    /// Logs the binding of `label` (out of line: binding is frequent,
+    /// logging rare).
+    #[cold]
+    fn log_bind(&mut self, label: Label) {
         if let Some(logger) = self.logger.as_deref_mut() {
             let text = format!("{}:", self.code.label_name(label));
             logger.log(
@@ -109,7 +119,6 @@ impl<'a> Assembler<'a> {
                 &text,
             );
         }
-        Ok(())
     }
 
     /// Sets options (prefixes, branch size, encoding hints) for the next instruction only.

@@ -19,6 +19,7 @@ use super::options::InstOptions;
 use super::reg::{Reg, RegKind};
 use crate::code::{Arch, CodeHolder, FixupKind, Label, SectionId};
 use crate::error::Error;
+use std::cell::Cell;
 
 mod fast;
 pub use fast::FormPlans;
@@ -88,7 +89,36 @@ pub(crate) fn encode(
 /// signature index (the dynamic API's lookup; the typed API knows its
 /// candidates at compile time and does not link the index).
 pub(crate) fn dynamic_candidates(mnemonic: Mnemonic, operands: &[Operand]) -> &'static [u16] {
-    mnemonic.candidates(signature_of(operands))
+    let signature = signature_of(operands);
+    let key = (mnemonic as u16).wrapping_add(1);
+    let slot = (usize::from(key) ^ signature as usize ^ (signature as usize >> 10))
+        % REMEMBERED_CANDIDATES;
+    CANDIDATES.with(|remembered| {
+        let entry = &remembered[slot];
+        if let (k, s, Some(forms)) = entry.get()
+            && k == key
+            && s == signature
+        {
+            return forms;
+        }
+        let forms = mnemonic.candidates(signature);
+        entry.set((key, signature, Some(forms)));
+        forms
+    })
+}
+
+/// How many candidate lists each thread remembers for the dynamic API.
+const REMEMBERED_CANDIDATES: usize = 64;
+
+thread_local! {
+    /// The candidate lists the dynamic API looked up last on this thread,
+    /// keyed by mnemonic (+ 1; 0 is an empty entry) and operand signature:
+    /// the lookup is a binary search among the mnemonic's signatures, and
+    /// a program that emits at run time asks for the same few over and
+    /// over. All zero to start with, so that it takes no room in the
+    /// program file.
+    static CANDIDATES: [Cell<(u16, u32, Option<&'static [u16]>)>; REMEMBERED_CANDIDATES] =
+        const { [const { Cell::new((0, 0, None)) }; REMEMBERED_CANDIDATES] };
 }
 
 /// [`encode`] with the candidate forms given (indices into the form table, in

@@ -9,14 +9,17 @@ use crate::code::Label;
 use std::fmt;
 
 /// One instruction operand. Small and `Copy` (40 bytes).
-// An explicit tag byte rather than a niche inside `Mem`: the typed API
-// builds each operand from an argument of known class, and with a tag of
-// its own the variant is a constant where the encoder matches on it (a
-// niche tag is a byte of the runtime `Mem` value, so every match on a
-// memory operand stayed a runtime branch). `Mem` is 32 bytes so that the
-// tag costs no size.
+// An explicit tag rather than a niche inside `Mem`: the typed API builds
+// each operand from an argument of known class, and with a tag of its own
+// the variant is a constant where the encoder matches on it (a niche tag
+// is a byte of the runtime `Mem` value, so every match on a memory operand
+// stayed a runtime branch). `Mem` is 32 bytes so that the tag costs no
+// size. The tag is as wide as the padding before `Mem` anyway: with a
+// one-byte tag, rustc and LLVM copied a `Mem` argument into the operand
+// array through a temporary (its bytes after the tag, padding included,
+// which the copy from the argument does not cover).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-#[repr(u8)]
+#[repr(u64)]
 pub enum Operand {
     /// No operand (unused slot).
     #[default]

@@ -36,6 +36,7 @@ use crate::x86::db::{
 use crate::x86::mem::{Mem, MemBase};
 use crate::x86::operand::Operand;
 use crate::x86::reg::{Decorators, RegKind};
+use std::cell::Cell;
 
 /// What a form makes of the operands.
 enum Verdict {
@@ -481,13 +482,58 @@ fn emit_from(
     short: bool,
 ) -> bool {
     for &index in candidates {
-        match encode(code, section, &Plan::of(index), operands, short) {
+        match encode(code, section, &remembered_plan(index), operands, short) {
             Verdict::Takes => return true,
             Verdict::Skip => continue,
             Verdict::Aside => return false,
         }
     }
     false
+}
+
+/// How many plans each thread remembers for the dynamic API (a power of
+/// two: a form's index picks its entry).
+const REMEMBERED_PLANS: usize = 128;
+
+thread_local! {
+    /// The plans of the forms the dynamic API tried last on this thread,
+    /// each in the entry its form index picks (with the index + 1; 0 is an
+    /// empty entry). Planning a form reads a dozen fields of its record,
+    /// several hundred instructions, where the typed API's plans are
+    /// constants; a program that emits at run time tries the same few
+    /// forms over and over. Per thread, so that no lock is needed; the
+    /// entries are plain values, so the thread-local needs no destructor.
+    static PLANS: [Cell<(u16, Plan)>; REMEMBERED_PLANS] =
+        const { [const { Cell::new((0, UNUSED_PLAN)) }; REMEMBERED_PLANS] };
+}
+
+/// What an empty entry of [`PLANS`] holds: never read (its key is 0), and
+/// all zero bytes, so that the thread-local's initial value takes no room
+/// in the program file (a nonzero one is stored there, 7 kB).
+const UNUSED_PLAN: Plan = Plan {
+    encoding: 0,
+    slots: [SlotPlan {
+        slot: Slot::ModRmReg,
+        ..SlotPlan::NONE
+    }; 4],
+    disp8: [0; 2],
+    ..Plan::ASIDE
+};
+
+/// [`Plan::of`] for the dynamic API, from this thread's remembered plans
+/// when the form was planned before.
+#[inline]
+fn remembered_plan(index: u16) -> Plan {
+    PLANS.with(|plans| {
+        let entry = &plans[usize::from(index) % REMEMBERED_PLANS];
+        let (key, plan) = entry.get();
+        if key == index.wrapping_add(1) {
+            return plan;
+        }
+        let plan = Plan::of(index);
+        entry.set((index.wrapping_add(1), plan));
+        plan
+    })
 }
 
 /// [`emit_fast`] for the typed API: the planned candidates inline, where
@@ -844,10 +890,19 @@ fn encode(
 fn push_address(b: &mut Bytes, m: &Mem, reg_bits: u8, base_id: u8, scale: i64) {
     let low = base_id & 7;
     let disp = m.disp();
+    // Unscaled (all but EVEX) without a division: a run-time plan does not
+    // fold the scale away.
+    let disp8 = if scale == 1 {
+        Some(disp)
+    } else if disp % scale == 0 {
+        Some(disp / scale)
+    } else {
+        None
+    };
     let (modrm_mod, disp, disp_size) = if disp == 0 && low != 5 {
         (0, 0, 0)
-    } else if disp % scale == 0 && i8::try_from(disp / scale).is_ok() {
-        (1, disp / scale, 1)
+    } else if let Some(disp8) = disp8.filter(|&d| i8::try_from(d).is_ok()) {
+        (1, disp8, 1)
     } else {
         (2, disp, 4)
     };
