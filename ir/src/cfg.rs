@@ -59,6 +59,12 @@ pub struct Cfg {
 
 const NONE: u32 = u32::MAX;
 
+/// Slots of the per-computation memo of target instructions' flows.
+const FLOW_MEMO_SLOTS: usize = 16;
+
+/// A target instruction's flow without operands, by its id modulo the slots.
+type FlowMemo = [Option<(TargetInst, Flow)>; FLOW_MEMO_SLOTS];
+
 impl Cfg {
     /// An empty CFG (fill it with [`Cfg::compute`]).
     pub fn new() -> Cfg {
@@ -72,13 +78,22 @@ impl Cfg {
         c
     }
 
-    fn flow(func: &Function, target: &dyn Target, d: &InstData) -> Flow {
+    fn flow(func: &Function, target: &dyn Target, d: &InstData, memo: &mut FlowMemo) -> Flow {
         match d.kind {
             InstKind::Target(id) => {
                 // Asked without the operand first: building its shape costs
                 // more than the question, and only a transfer of control
-                // depends on it (see [`Target::inst_flow`]).
-                let flow = target.inst_flow(id, None);
+                // depends on it (see [`Target::inst_flow`]). A function
+                // repeats a few instructions: each is asked once.
+                let slot = &mut memo[id.0 as usize % FLOW_MEMO_SLOTS];
+                let flow = match *slot {
+                    Some((known, flow)) if known == id => flow,
+                    _ => {
+                        let flow = target.inst_flow(id, None);
+                        *slot = Some((id, flow));
+                        flow
+                    }
+                };
                 if !flow.is_terminator() {
                     return flow;
                 }
@@ -111,6 +126,7 @@ impl Cfg {
         let mut block_open = false;
         // Without labels no operand can take one.
         let has_labels = func.num_labels() != 0;
+        let mut memo: FlowMemo = [None; FLOW_MEMO_SLOTS];
         for (i, d) in func.all_insts().iter().enumerate() {
             let kind = d.kind;
             if !block_open
@@ -125,7 +141,7 @@ impl Cfg {
             {
                 *slot = self.starts.len() as u32 - 1;
             }
-            let flow = Self::flow(func, target, d);
+            let flow = Self::flow(func, target, d, &mut memo);
             flows.push(flow);
             let branch = matches!(flow, Flow::Jump | Flow::CondBranch)
                 && !matches!(kind, InstKind::Call(_) | InstKind::TailJump(_));

@@ -129,7 +129,12 @@ fn mem(base: MemBase, off: u32, size: u16) -> Operand {
 /// time (lowering adds virtual registers to `f` while it reads the
 /// signature: no clone of it needed).
 fn with_own_sig<R>(f: &mut Function, body: impl FnOnce(&mut Function, &Signature) -> R) -> R {
-    let placeholder = Signature::new(f.sig.conv, &[], &[]);
+    let placeholder = Signature {
+        params: SmallVec::new(),
+        rets: SmallVec::new(),
+        conv: f.sig.conv,
+        varargs: false,
+    };
     let sig = core::mem::replace(&mut f.sig, placeholder);
     let result = body(f, &sig);
     f.sig = sig;

@@ -107,6 +107,45 @@ fn tail_jump_and_ret_have_no_successors() {
 }
 
 #[test]
+fn straight_line_function_is_one_block() {
+    // Computed into a CFG that held a larger function before (its buffers
+    // reused): the one-block answer leaves nothing of the old one.
+    let t = MockX86::new();
+    let (_, mut c) = cfg("func f(i64) -> () sysv64 {
+  gp64 %n
+  entry %n
+.top:
+  sub %n, 1
+  cmp %n, 0
+  jne .top
+  ret
+}");
+    assert_eq!(c.loop_depth(b(1)), 1);
+    let f = parse_function(
+        "func g(i64) -> (i64) sysv64 {
+  gp64 %a
+  entry %a
+  add %a, 1
+  ret %a
+}",
+        &t,
+    )
+    .unwrap();
+    c.compute(&f, &t);
+    assert_eq!(c.num_blocks(), 1);
+    assert_eq!(c.insts(b(0), &f), 0..3);
+    assert_eq!(c.succs(b(0)), &[]);
+    assert_eq!(c.preds(b(0)), &[]);
+    assert_eq!(c.rpo(), &[b(0)]);
+    assert!(c.is_reachable(b(0)));
+    assert_eq!(c.idom(b(0)), None);
+    assert!(c.dominates(b(0), b(0)));
+    assert_eq!(c.loop_depth(b(0)), 0);
+    assert_eq!(c.falls_off_end(), None);
+    assert_eq!(c.block_of(Inst::from_u32(2)), Some(b(0)));
+}
+
+#[test]
 fn irreducible_loop_gets_depth() {
     let (_, c) = cfg("func f(i64) -> () sysv64 {
   gp64 %a

@@ -6,21 +6,19 @@
 use super::target::FactsTable;
 use jitforge_ir::cfg::Cfg;
 use jitforge_ir::target::{Access, InstFacts, Target};
-use jitforge_ir::{
-    Function as IrFunction, Inst as IrInst, InstKind, RegClass as IrClass, VReg as IrVReg,
-};
+use jitforge_ir::{Function as IrFunction, Inst as IrInst, InstKind, RegClass as IrClass};
 use jitforge_regalloc::{
     Block, Constraint, Function as RaFunction, Inst, InstRange, Operand, OperandKind, OperandPos,
     PReg, PRegSet, RegClass, VReg,
 };
 
-/// Where an allocator operand comes from in the IR instruction.
+/// Where an allocator operand comes from in the IR instruction (its
+/// virtual register is the allocator operand's: 4 bytes here, not 8, for
+/// every operand of a function through its allocation and rewrite).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct OperandOrigin {
     /// The IR operand index.
     pub operand: u16,
-    /// The virtual register.
-    pub vreg: IrVReg,
     /// Whether it is a base or index register inside a memory operand.
     pub in_address: bool,
 }
@@ -236,7 +234,6 @@ impl RaView {
                     ));
                     origins.push(OperandOrigin {
                         operand: a.operand,
-                        vreg: a.vreg,
                         in_address: a.in_address,
                     });
                     if kind != OperandKind::Use {
@@ -294,10 +291,11 @@ impl RaView {
         Ok(())
     }
 
-    /// The IR origins of instruction `i`'s allocator operands, in order.
+    /// Instruction `i`'s allocator operands and the IR origin of each.
     #[inline]
-    pub fn origins(&self, i: usize) -> &[OperandOrigin] {
-        &self.origins[self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize]
+    pub fn operands_and_origins(&self, i: usize) -> (&[Operand], &[OperandOrigin]) {
+        let range = self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize;
+        (&self.operands[range.clone()], &self.origins[range])
     }
 }
 

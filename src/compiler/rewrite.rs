@@ -176,9 +176,10 @@ fn x86_reg(p: PReg, bytes: u16, high: bool) -> Result<Reg> {
 }
 
 /// The allocator's operands of one instruction: `allocs[k]` is where the
-/// register of `origins[k]` went.
+/// register of `operands[k]` (from IR operand `origins[k]`) went.
 struct InstAllocations<'a> {
     allocs: &'a [Allocation],
+    operands: &'a [jitforge_regalloc::Operand],
     origins: &'a [OperandOrigin],
 }
 
@@ -189,8 +190,8 @@ impl InstAllocations<'_> {
     #[inline]
     fn find(&self, index: usize, v: jitforge_ir::VReg, in_address: bool) -> Option<Allocation> {
         let mut same_vreg = None;
-        for (o, a) in self.origins.iter().zip(self.allocs) {
-            if o.vreg == v {
+        for ((op, o), a) in self.operands.iter().zip(self.origins).zip(self.allocs) {
+            if op.vreg.index() == v.as_u32() as usize {
                 if o.operand as usize == index && o.in_address == in_address {
                     return Some(*a);
                 }
@@ -602,9 +603,11 @@ impl<S: Sink> Rewriter<'_, S> {
         // The output's offsets read here rather than through
         // `Output::inst_allocs`: a call per instruction otherwise.
         let offsets = &self.out.inst_alloc_offsets;
+        let (operands, origins) = self.ra.operands_and_origins(i);
         InstAllocations {
             allocs: &self.out.allocs[offsets[i] as usize..offsets[i + 1] as usize],
-            origins: self.ra.origins(i),
+            operands,
+            origins,
         }
     }
 
