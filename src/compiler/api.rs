@@ -67,7 +67,8 @@ use std::collections::HashMap;
 struct FuncState {
     f: IrFunction,
     entry: Label,
-    args: Vec<Option<IrOperand>>,
+    /// The argument register of each parameter (inline for up to six).
+    args: SmallVec<[Option<IrOperand>; 6]>,
     entered: bool,
     /// Code label id -> IR label.
     labels: HashMap<u32, IrLabel>,
@@ -225,7 +226,7 @@ impl<'a> Compiler<'a> {
                 None => IrFunction::new(name, signature),
             },
             entry,
-            args: vec![None; params],
+            args: smallvec::smallvec![None; params],
             entered: false,
             labels: HashMap::new(),
             code_labels: Vec::new(),
@@ -582,7 +583,8 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn ir_operands(&mut self, ops: &[Operand]) -> Result<Vec<IrOperand>> {
+    /// The IR operands of `ops` (inline for the few of a call or return).
+    fn ir_operands(&mut self, ops: &[Operand]) -> Result<SmallVec<[IrOperand; 6]>> {
         ops.iter().map(|o| self.ir_operand(o)).collect()
     }
 
