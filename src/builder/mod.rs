@@ -311,11 +311,8 @@ impl Direct<'_> {
         let Some(slot) = memo else {
             return self.asm.emit_with(mnemonic, operands, options);
         };
-        if let Some(bytes) = self.scratch.memo_get(slot, &key) {
-            self.asm
-                .code_mut()
-                .buffer_mut(CodeHolder::TEXT)
-                .extend_from_slice(bytes);
+        let text = self.asm.code_mut().buffer_mut(CodeHolder::TEXT);
+        if self.scratch.memo_append(slot, &key, text) {
             return Ok(());
         }
         let start = self.asm.code().text().len();

@@ -30,6 +30,8 @@ const MEMO_SLOTS: usize = 1024;
 
 /// Operands an instruction may have to be remembered in the memo.
 const MEMO_OPERANDS: usize = 4;
+// `MemoKey::eq` compares the eight words of four operands one by one.
+const _: () = assert!(2 * MEMO_OPERANDS == 8);
 
 /// A scratch code holder for encoding instructions once, out of place.
 pub(super) struct Scratch {
@@ -53,7 +55,7 @@ struct Encoded {
 /// same bytes (every field the encoding reads is in them), and comparing
 /// or hashing a key is a few word operations, where comparing operand
 /// slices matches on each operand's variant and fields.
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Eq, Default)]
 pub(super) struct MemoKey {
     /// Mnemonic (bits 0..16), options (16..48), operand count (48..56),
     /// and [`MemoKey::FILLED`] (so that an empty slot matches no key).
@@ -63,6 +65,24 @@ pub(super) struct MemoKey {
     forms: (usize, usize),
     /// Two words per operand (see [`MemoKey::operand_words`]), unused ones 0.
     words: [u64; 2 * MEMO_OPERANDS],
+}
+
+impl PartialEq for MemoKey {
+    /// Word by word, without branches in the words (the derived compare
+    /// calls `bcmp` for the array, which costs more than the dozen words).
+    #[inline]
+    fn eq(&self, other: &MemoKey) -> bool {
+        let (a, b) = (&self.words, &other.words);
+        let differ = (a[0] ^ b[0])
+            | (a[1] ^ b[1])
+            | (a[2] ^ b[2])
+            | (a[3] ^ b[3])
+            | (a[4] ^ b[4])
+            | (a[5] ^ b[5])
+            | (a[6] ^ b[6])
+            | (a[7] ^ b[7]);
+        self.head == other.head && self.forms == other.forms && differ == 0
+    }
 }
 
 impl MemoKey {
@@ -379,11 +399,24 @@ impl Scratch {
             .then(|| key.slot())
     }
 
-    /// The bytes the memo holds at `slot` for `key`, if any.
+    /// Appends the bytes the memo holds at `slot` for `key` to `text`;
+    /// false when it holds none. (All 15 are copied and the excess cut
+    /// off: a copy of a fixed size is a few moves, one of a variable
+    /// size a call of `memcpy`.)
     #[cfg(feature = "compiler")] // used by the Compiler's direct writer only
     #[inline]
-    pub(super) fn memo_get(&self, slot: usize, key: &MemoKey) -> Option<&[u8]> {
-        recall(&self.memo, slot, key)
+    pub(super) fn memo_append(&self, slot: usize, key: &MemoKey, text: &mut Vec<u8>) -> bool {
+        let e = match self.memo.get(slot) {
+            Some(e) if e.key == *key => e,
+            _ => match self.memo.get(slot ^ 1) {
+                Some(e) if e.key == *key => e,
+                _ => return false,
+            },
+        };
+        let end = text.len() + e.len as usize;
+        text.extend_from_slice(&e.bytes);
+        text.truncate(end);
+        true
     }
 
     /// Remembers the bytes of an instruction at `slot` under `key` (from

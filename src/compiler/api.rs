@@ -67,7 +67,8 @@ use std::collections::HashMap;
 struct FuncState {
     f: IrFunction,
     entry: Label,
-    args: Vec<Option<IrOperand>>,
+    /// The argument register of each parameter (inline for up to six).
+    args: SmallVec<[Option<IrOperand>; 6]>,
     entered: bool,
     /// Code label id -> IR label.
     labels: HashMap<u32, IrLabel>,
@@ -225,7 +226,7 @@ impl<'a> Compiler<'a> {
                 None => IrFunction::new(name, signature),
             },
             entry,
-            args: vec![None; params],
+            args: smallvec::smallvec![None; params],
             entered: false,
             labels: HashMap::new(),
             code_labels: Vec::new(),
@@ -582,7 +583,8 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn ir_operands(&mut self, ops: &[Operand]) -> Result<Vec<IrOperand>> {
+    /// The IR operands of `ops` (inline for the few of a call or return).
+    fn ir_operands(&mut self, ops: &[Operand]) -> Result<SmallVec<[IrOperand; 6]>> {
         ops.iter().map(|o| self.ir_operand(o)).collect()
     }
 
@@ -1189,7 +1191,9 @@ impl Compiler<'_> {
         let mut ops = [IrOperand::Imm(0); ShapeKey::MAX_OPERANDS];
         let mut regs: [Option<IrReg>; ShapeKey::MAX_OPERANDS] = [None; ShapeKey::MAX_OPERANDS];
         for (j, op) in operands.iter().enumerate() {
-            let (operand, code) = match op {
+            // Each arm writes its operand in place (a returned operand
+            // would be moved once more).
+            let code = match op {
                 Operand::Reg(r) if r.decorators().is_empty() => {
                     let (Some(index), Some(view), Some(st)) =
                         (r.virtual_index(), reg_view(r.kind()), self.func.as_ref())
@@ -1208,12 +1212,12 @@ impl Compiler<'_> {
                     let size = view.size().unwrap_or(data.size);
                     let same = regs[..j].iter().position(|r| *r == Some(reg)).unwrap_or(7) as u32;
                     regs[j] = Some(reg);
-                    let code = u32::from(data.class.0 & 0xF)
+                    ops[j] = IrOperand::Reg(reg);
+                    u32::from(data.class.0 & 0xF)
                         | u32::from(size) << 4
                         | u32::from(view.is_high()) << 20
                         | u32::from(view != View::FULL) << 21
-                        | same << 22;
-                    (IrOperand::Reg(reg), code)
+                        | same << 22
                 }
                 // Memory's shape is its size (the address registers are no operands of it).
                 Operand::Mem(m)
@@ -1223,11 +1227,11 @@ impl Compiler<'_> {
                     let Ok(mem) = self.ir_mem(m) else {
                         return Ok(Memo::NotMemoized);
                     };
-                    (IrOperand::Mem(mem), ShapeKey::MEM | u32::from(mem.size))
+                    ops[j] = IrOperand::Mem(mem);
+                    ShapeKey::MEM | u32::from(mem.size)
                 }
                 _ => return Ok(Memo::NotMemoized),
             };
-            ops[j] = operand;
             key.ops[j] = ShapeKey::PRESENT | code;
         }
         let Some(tag) = self.ws.get().shape_memo.get(&key) else {
