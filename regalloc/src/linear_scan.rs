@@ -411,7 +411,10 @@ impl Scan {
         self.raw_edits.push((key, e));
     }
 
-    /// Runs the scan over the whole function.
+    /// Runs the scan over the whole function. `cfg` and `live` must have
+    /// been computed for `f` (the operand numbering comes from `cfg`); a
+    /// value read in the entry block before any write is
+    /// [`Error::LiveInAtEntry`].
     #[allow(clippy::too_many_arguments)]
     pub fn run<F: Function>(
         &mut self,
