@@ -110,6 +110,10 @@ pub(crate) fn dynamic_candidates(mnemonic: Mnemonic, operands: &[Operand]) -> &'
 /// How many candidate lists each thread remembers for the dynamic API.
 const REMEMBERED_CANDIDATES: usize = 64;
 
+/// One remembered candidate list: mnemonic + 1 (0: empty), operand
+/// signature, the list.
+type RememberedCandidates = (u16, u32, Option<&'static [u16]>);
+
 thread_local! {
     /// The candidate lists the dynamic API looked up last on this thread,
     /// keyed by mnemonic (+ 1; 0 is an empty entry) and operand signature:
@@ -117,7 +121,7 @@ thread_local! {
     /// a program that emits at run time asks for the same few over and
     /// over. All zero to start with, so that it takes no room in the
     /// program file.
-    static CANDIDATES: [Cell<(u16, u32, Option<&'static [u16]>)>; REMEMBERED_CANDIDATES] =
+    static CANDIDATES: [Cell<RememberedCandidates>; REMEMBERED_CANDIDATES] =
         const { [const { Cell::new((0, 0, None)) }; REMEMBERED_CANDIDATES] };
 }
 
