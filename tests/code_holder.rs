@@ -118,6 +118,19 @@ fn named_labels_are_found_by_name() -> Result<(), Error> {
     assert_eq!(code.label_by_name("entry"), Some(l));
     assert_eq!(code.label_by_name("missing"), None);
     assert_eq!(code.label_name(l), "entry");
+    // Names among anonymous labels; a refused duplicate takes no label.
+    let anonymous = code.new_label();
+    let exit = code.new_named_label("exit")?;
+    assert!(code.new_named_label("entry").is_err());
+    let later = code.new_label();
+    let last = code.new_named_label("last")?;
+    assert_eq!(code.label_count(), 5);
+    assert_eq!(code.label_name(l), "entry");
+    assert_eq!(code.label_name(anonymous), format!("L{}", anonymous.id()));
+    assert_eq!(code.label_name(exit), "exit");
+    assert_eq!(code.label_name(later), format!("L{}", later.id()));
+    assert_eq!(code.label_name(last), "last");
+    assert_eq!(code.label_by_name("last"), Some(last));
     Ok(())
 }
 

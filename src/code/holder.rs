@@ -3,6 +3,7 @@
 use super::Label;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 /// The target architecture of a code holder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -170,8 +171,10 @@ pub struct CodeHolder {
     sections: Vec<Section>,
     labels: Vec<LabelEntry>,
     names: HashMap<String, u32>,
-    /// The names of named labels, by label id.
-    label_names: HashMap<u32, String>,
+    /// The names of named labels, by label id, in creation order (so
+    /// sorted): a vector rather than a second hash map, since only error
+    /// messages and listings read it.
+    label_names: Vec<(u32, String)>,
     fixups: Vec<Fixup>,
     /// The first of the `fixups` entries free for reuse (chained through
     /// `next`; resolved uses are freed when their label is bound, so that a
@@ -205,7 +208,7 @@ impl CodeHolder {
             }],
             labels: Vec::new(),
             names: HashMap::new(),
-            label_names: HashMap::new(),
+            label_names: Vec::new(),
             fixups: Vec::new(),
             free_fixup: NO_FIXUP,
             pending: 0,
@@ -298,12 +301,17 @@ impl CodeHolder {
 
     /// A new label with a name (for listings, errors and lookup).
     pub fn new_named_label(&mut self, name: &str) -> Result<Label> {
-        if self.names.contains_key(name) {
-            return Err(Error::DuplicateLabelName { name: name.into() });
+        // One lookup for the check and the insertion.
+        let id = self.labels.len() as u32;
+        match self.names.entry(name.into()) {
+            Entry::Occupied(_) => return Err(Error::DuplicateLabelName { name: name.into() }),
+            Entry::Vacant(slot) => {
+                slot.insert(id);
+            }
         }
         let label = self.new_label();
-        self.label_names.insert(label.0, name.into());
-        self.names.insert(name.into(), label.0);
+        debug_assert_eq!(label.0, id);
+        self.label_names.push((label.0, name.into()));
         Ok(label)
     }
 
@@ -319,9 +327,12 @@ impl CodeHolder {
 
     /// The label's name, or `L<id>`.
     pub fn label_name(&self, label: Label) -> String {
-        match self.label_names.get(&label.0) {
-            Some(name) => name.clone(),
-            None => format!("L{}", label.0),
+        match self
+            .label_names
+            .binary_search_by_key(&label.0, |&(id, _)| id)
+        {
+            Ok(at) => self.label_names[at].1.clone(),
+            Err(_) => format!("L{}", label.0),
         }
     }
 

@@ -110,6 +110,10 @@ pub(crate) fn dynamic_candidates(mnemonic: Mnemonic, operands: &[Operand]) -> &'
 /// How many candidate lists each thread remembers for the dynamic API.
 const REMEMBERED_CANDIDATES: usize = 64;
 
+/// One remembered candidate list: mnemonic + 1 (0: empty), operand
+/// signature, the list.
+type RememberedCandidates = (u16, u32, Option<&'static [u16]>);
+
 thread_local! {
     /// The candidate lists the dynamic API looked up last on this thread,
     /// keyed by mnemonic (+ 1; 0 is an empty entry) and operand signature:
@@ -117,7 +121,7 @@ thread_local! {
     /// a program that emits at run time asks for the same few over and
     /// over. All zero to start with, so that it takes no room in the
     /// program file.
-    static CANDIDATES: [Cell<(u16, u32, Option<&'static [u16]>)>; REMEMBERED_CANDIDATES] =
+    static CANDIDATES: [Cell<RememberedCandidates>; REMEMBERED_CANDIDATES] =
         const { [const { Cell::new((0, 0, None)) }; REMEMBERED_CANDIDATES] };
 }
 
@@ -1119,34 +1123,43 @@ const fn imm_size(kind: K) -> usize {
 }
 
 /// A byte buffer for one instruction; roomier than the 15-byte limit, which
-/// is checked once at the end.
-struct Bytes {
-    buf: [u8; 40],
+/// is checked once at the end. `N` less 8 (room for the 8-byte store of
+/// [`push_le`](Self::push_le) at the last index) is a power of two: the
+/// general encoder's 40 takes the up to 31 bytes it may push; the fast
+/// path's 24 (16 bytes and one less store to clear) wraps after 16, which
+/// its length check then refuses.
+struct Bytes<const N: usize = 40> {
+    buf: [u8; N],
     len: usize,
 }
 
-impl Bytes {
+impl<const N: usize> Bytes<N> {
+    /// The mask that keeps every index in bounds.
+    const MASK: usize = {
+        assert!((N - 8).is_power_of_two());
+        N - 8 - 1
+    };
+
     /// An empty buffer.
     #[inline]
-    const fn new() -> Bytes {
+    const fn new() -> Bytes<N> {
         Bytes {
-            buf: [0; 40],
+            buf: [0; N],
             len: 0,
         }
     }
 
     #[inline]
     fn push(&mut self, b: u8) {
-        // The encoder pushes at most 31 bytes; the mask keeps the index in bounds.
-        self.buf[self.len & 31] = b;
+        self.buf[self.len & Self::MASK] = b;
         self.len += 1;
     }
 
     /// Appends the low `n` bytes (at most 8) of `v`, little-endian: one
-    /// 8-byte store (the buffer has room past the 31 bytes) and a length.
+    /// 8-byte store (the buffer has room past the masked index) and a length.
     #[inline]
     fn push_le(&mut self, v: i64, n: usize) {
-        let at = self.len & 31;
+        let at = self.len & Self::MASK;
         self.buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
         self.len += n.min(8);
     }

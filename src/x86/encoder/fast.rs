@@ -738,7 +738,7 @@ fn encode(
         None if plan.modrm == MODRM_OPCODE_REG => (opcode_id, 0),
         None => (rm_id, 0),
     };
-    let mut b = Bytes::new();
+    let mut b = Bytes::<24>::new();
     if let Some(s) = mem.and_then(|m| m.segment()) {
         b.push([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65][s.id() as usize & 7]);
     }
@@ -887,7 +887,7 @@ fn encode(
 /// an address through 64-bit registers (checked by [`address_fits`]), with
 /// the EVEX disp8 scale `scale` (1 otherwise).
 #[inline(always)]
-fn push_address(b: &mut Bytes, m: &Mem, reg_bits: u8, base_id: u8, scale: i64) {
+fn push_address(b: &mut Bytes<24>, m: &Mem, reg_bits: u8, base_id: u8, scale: i64) {
     let low = base_id & 7;
     let disp = m.disp();
     // Unscaled (all but EVEX) without a division: a run-time plan does not
