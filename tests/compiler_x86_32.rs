@@ -1,0 +1,466 @@
+//! The Compiler in 32-bit mode (`CodeHolder::new(Arch::X86)`): functions in
+//! the cdecl, stdcall and fastcall conventions, compiled with and without a
+//! logger (equal bytes) and RUN natively through the compatibility-mode
+//! harness, their results compared with the same computation in Rust. The
+//! harness's trampoline keeps its state in ebx, esi and edi and the 32-bit
+//! stack pointer, so a frame that does not restore them crashes the test.
+
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
+use jitforge::compiler::{Compiler, Signature, ValType, X86Target};
+use jitforge::x86::*;
+use jitforge::{Arch, CodeHolder, Error};
+
+/// The harness: see its file.
+#[path = "support/compat32.rs"]
+mod compat32;
+
+use compat32::{Compat32, Conv};
+
+/// Compiles `body` for 32-bit mode twice, with and without a logger, checks
+/// the bytes are equal and returns the code holder (and the listing).
+fn compile32(
+    body: impl Fn(&mut Compiler<'_>) -> Result<(), Error>,
+) -> Result<(CodeHolder, String), Error> {
+    let compile = |log: bool| -> Result<(CodeHolder, String), Error> {
+        let mut code = CodeHolder::new(Arch::X86);
+        let mut listing = jitforge::x86::text::listing::Listing::new();
+        {
+            let mut cc = Compiler::new(&mut code);
+            cc.set_checked(true);
+            if log {
+                cc.set_logger(Some(&mut listing));
+            }
+            body(&mut cc)?;
+            cc.finalize()?;
+        }
+        Ok((code, listing.to_string()))
+    };
+    let (code, _) = compile(false)?;
+    let (logged, text) = compile(true)?;
+    assert_eq!(
+        code.finalize()?,
+        logged.finalize()?,
+        "the logger changed the bytes:\n{text}"
+    );
+    Ok((code, text))
+}
+
+/// Loads `code` into the harness; returns the address of the function `name`.
+fn load(m: &mut Compat32, code: &CodeHolder, name: &str) -> Result<u32, Error> {
+    m.load(code)?;
+    let label = code.label_by_name(name).expect("function label");
+    let (_, offset) = code.label_offset(label).expect("bound function");
+    Ok(m.code_address() + offset)
+}
+
+/// Calls the 32-bit function and returns eax.
+fn call(m: &mut Compat32, entry: u32, conv: Conv, args: &[u32]) -> u32 {
+    m.call(entry, conv, args) as u32
+}
+
+fn sig32(conv: jitforge_ir::CallConvId, params: &[ValType]) -> Signature {
+    Signature::new(conv, params, &[ValType::I32])
+}
+
+/// The harness's way of passing arguments for a convention.
+fn harness_conv(conv: jitforge_ir::CallConvId) -> Conv {
+    if conv == X86Target::FASTCALL {
+        Conv::Fastcall
+    } else {
+        Conv::Stack
+    }
+}
+
+const CONVS: [jitforge_ir::CallConvId; 3] =
+    [X86Target::CDECL, X86Target::STDCALL, X86Target::FASTCALL];
+
+fn mix(a: u32, b: u32, c: u32, d: u32) -> u32 {
+    a.wrapping_mul(3).wrapping_sub(b) ^ c.wrapping_add(0x55).rotate_left(3) ^ d
+}
+
+/// `mix` in the Compiler: four i32 arguments (two in registers for fastcall).
+fn build_mix(cc: &mut Compiler<'_>, conv: jitforge_ir::CallConvId) -> Result<(), Error> {
+    cc.add_func("mix", sig32(conv, &[ValType::I32; 4]))?;
+    let (a, b, c, d) = (
+        cc.new_gp32("a"),
+        cc.new_gp32("b"),
+        cc.new_gp32("c"),
+        cc.new_gp32("d"),
+    );
+    for (i, r) in [a, b, c, d].into_iter().enumerate() {
+        cc.set_arg(i, r)?;
+    }
+    cc.imul_3(a, a, 3)?;
+    cc.sub(a, b)?;
+    cc.add(c, 0x55)?;
+    cc.rol(c, 3)?;
+    cc.xor_(a, c)?;
+    cc.xor_(a, d)?;
+    cc.ret(&[a.into()])?;
+    cc.end_func()
+}
+
+#[test]
+fn cdecl_stdcall_and_fastcall_arguments() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let args = [7u32, 0xFFFF_FFF0, 0x1234_5678, 0x8000_0001];
+    for conv in CONVS {
+        let (code, listing) = compile32(|cc| build_mix(cc, conv))?;
+        // The callee pops its 16 (stdcall) or 8 (fastcall) bytes of stack arguments.
+        let bytes = code.finalize()?;
+        let ret_tail: &[u8] = match conv {
+            X86Target::STDCALL => &[0xC2, 16, 0],
+            X86Target::FASTCALL => &[0xC2, 8, 0],
+            _ => &[0xC3],
+        };
+        assert!(bytes.ends_with(ret_tail), "{listing}");
+        let entry = load(&mut m, &code, "mix")?;
+        let got = call(&mut m, entry, harness_conv(conv), &args);
+        assert_eq!(got, mix(args[0], args[1], args[2], args[3]), "{listing}");
+    }
+    Ok(())
+}
+
+#[test]
+fn loop_sums_an_array_through_a_pointer_argument() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let values: Vec<u32> = (0..100u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+    for (i, v) in values.iter().enumerate() {
+        m.data()[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    let (code, listing) = compile32(|cc| {
+        cc.add_func("sum", sig32(X86Target::CDECL, &[ValType::I32; 2]))?;
+        let (p, n, i, s) = (
+            cc.new_gp32("p"),
+            cc.new_gp32("n"),
+            cc.new_gp32("i"),
+            cc.new_gp32("s"),
+        );
+        cc.set_arg(0, p)?;
+        cc.set_arg(1, n)?;
+        cc.xor_(i, i)?;
+        cc.xor_(s, s)?;
+        let top = cc.new_label();
+        let done = cc.new_label();
+        cc.test(n, n)?;
+        cc.je(done)?;
+        cc.bind(top)?;
+        cc.add(s, dword_ptr(p + i * 4))?;
+        cc.inc(i)?;
+        cc.cmp(i, n)?;
+        cc.jb(top)?;
+        cc.bind(done)?;
+        cc.ret(&[s.into()])?;
+        cc.end_func()
+    })?;
+    let entry = load(&mut m, &code, "sum")?;
+    let data = m.data_address();
+    for n in [0usize, 1, 37, 100] {
+        let want = values[..n].iter().fold(0u32, |a, &v| a.wrapping_add(v));
+        let got = call(&mut m, entry, Conv::Stack, &[data, n as u32]);
+        assert_eq!(got, want, "n = {n}\n{listing}");
+    }
+    Ok(())
+}
+
+/// Twelve values live around a loop: more than the seven allocatable
+/// registers, so some are spilled and reloaded across the back edge.
+#[test]
+fn more_live_values_than_registers_spill_over_a_loop() -> Result<(), Error> {
+    const K: usize = 12;
+    let mut m = Compat32::new();
+    for conv in CONVS {
+        let (code, listing) = compile32(|cc| {
+            cc.add_func("many", sig32(conv, &[ValType::I32; 2]))?;
+            let (x, n) = (cc.new_gp32("x"), cc.new_gp32("n"));
+            cc.set_arg(0, x)?;
+            cc.set_arg(1, n)?;
+            let vals: Vec<Gp32> = (0..K).map(|k| cc.new_gp32(&format!("v{k}"))).collect();
+            for (k, &v) in vals.iter().enumerate() {
+                cc.lea(v, dword_ptr(x + (k as i32 * 7 + 1)))?;
+            }
+            let top = cc.new_label();
+            cc.bind(top)?;
+            for k in 0..K {
+                let next = vals[(k + 1) % K];
+                cc.add(vals[k], next)?;
+                cc.xor_(vals[k], k as i64 * 0x101)?;
+            }
+            cc.dec(n)?;
+            cc.jne(top)?;
+            let s = cc.new_gp32("s");
+            cc.mov(s, vals[0])?;
+            for (k, &v) in vals.iter().enumerate().skip(1) {
+                cc.imul_3(v, v, k as i64 + 1)?;
+                cc.add(s, v)?;
+            }
+            cc.ret(&[s.into()])?;
+            cc.end_func()
+        })?;
+        assert!(listing.contains("ra:"), "no allocator edits:\n{listing}");
+        let entry = load(&mut m, &code, "many")?;
+        for (x, n) in [(5u32, 1u32), (0xDEAD_BEEF, 17), (123, 300)] {
+            let mut vals: Vec<u32> = (0..K as u32).map(|k| x.wrapping_add(k * 7 + 1)).collect();
+            for _ in 0..n {
+                for k in 0..K {
+                    vals[k] = vals[k].wrapping_add(vals[(k + 1) % K]) ^ (k as u32 * 0x101);
+                }
+            }
+            let want = vals
+                .iter()
+                .enumerate()
+                .fold(0u32, |s, (k, &v)| s.wrapping_add(v.wrapping_mul(k as u32 + 1)));
+            let got = call(&mut m, entry, harness_conv(conv), &[x, n]);
+            assert_eq!(got, want, "x = {x}, n = {n}\n{listing}");
+        }
+    }
+    Ok(())
+}
+
+/// 8- and 16-bit arguments arrive with garbage above them (the caller
+/// need not extend them): the function widens each by its type.
+#[test]
+fn narrow_arguments_are_widened_by_their_type() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let params = [ValType::I8, ValType::U8, ValType::I16, ValType::U16];
+    for conv in CONVS {
+        let (code, listing) = compile32(|cc| {
+            cc.add_func("narrow", sig32(conv, &params))?;
+            let regs: Vec<Gp32> = (0..4).map(|k| cc.new_gp32(&format!("a{k}"))).collect();
+            for (i, &r) in regs.iter().enumerate() {
+                cc.set_arg(i, r)?;
+            }
+            let s = cc.new_gp32("s");
+            cc.mov(s, regs[0])?;
+            for (k, &r) in regs.iter().enumerate().skip(1) {
+                cc.imul_3(r, r, [1i64, 3, 5, 7][k])?;
+                cc.add(s, r)?;
+            }
+            cc.ret(&[s.into()])?;
+            cc.end_func()
+        })?;
+        let entry = load(&mut m, &code, "narrow")?;
+        for (a, b, c, d) in [
+            (-128i8, 255u8, -32768i16, 65535u16),
+            (5, 6, 7, 8),
+            (-1, 0, -2, 1),
+        ] {
+            let garbage = 0xA5C3_0000u32;
+            let args = [
+                garbage | (a as u8 as u32),
+                garbage | b as u32,
+                garbage | (c as u16 as u32),
+                garbage | d as u32,
+            ];
+            let want = (a as i32)
+                .wrapping_add(b as i32 * 3)
+                .wrapping_add(c as i32 * 5)
+                .wrapping_add(d as i32 * 7) as u32;
+            let got = call(&mut m, entry, harness_conv(conv), &args);
+            assert_eq!(got, want, "{a} {b} {c} {d}\n{listing}");
+        }
+    }
+    Ok(())
+}
+
+/// A cdecl caller calls `mix` (in each convention) in a loop, with values
+/// live across the calls: the callee-saved registers and the stack pointer
+/// (a stdcall or fastcall callee pops its arguments) must survive.
+#[test]
+fn calls_between_functions_in_each_convention() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    for conv in CONVS {
+        let (code, listing) = compile32(|cc| {
+            build_mix(cc, conv)?;
+            let mix_entry = cc.function_label("mix");
+            cc.add_func("caller", sig32(X86Target::CDECL, &[ValType::I32; 3]))?;
+            let (x, y, n) = (cc.new_gp32("x"), cc.new_gp32("y"), cc.new_gp32("n"));
+            cc.set_arg(0, x)?;
+            cc.set_arg(1, y)?;
+            cc.set_arg(2, n)?;
+            let (acc, k, r) = (cc.new_gp32("acc"), cc.new_gp32("k"), cc.new_gp32("r"));
+            cc.xor_(acc, acc)?;
+            cc.xor_(k, k)?;
+            let top = cc.new_label();
+            cc.bind(top)?;
+            cc.invoke(
+                mix_entry.into(),
+                sig32(conv, &[ValType::I32; 4]),
+                &[x.into(), y.into(), k.into(), acc.into()],
+                &[r.into()],
+            )?;
+            cc.add(acc, r)?;
+            cc.add(x, y)?;
+            cc.inc(k)?;
+            cc.cmp(k, n)?;
+            cc.jb(top)?;
+            cc.xor_(acc, x)?;
+            cc.ret(&[acc.into()])?;
+            cc.end_func()
+        })?;
+        let entry = load(&mut m, &code, "caller")?;
+        for (x, y, n) in [(1u32, 2u32, 1u32), (0x1234_5678, 0x9ABC_DEF1, 25)] {
+            let (mut acc, mut xx) = (0u32, x);
+            for k in 0..n {
+                acc = acc.wrapping_add(mix(xx, y, k, acc));
+                xx = xx.wrapping_add(y);
+            }
+            let got = call(&mut m, entry, Conv::Stack, &[x, y, n]);
+            assert_eq!(got, acc ^ xx, "{conv:?} x = {x}\n{listing}");
+        }
+    }
+    Ok(())
+}
+
+/// Stack memory filled and read back in loops; the stack slot's address is
+/// 16-byte aligned (entry esp = 16n + 12), also with a frame pointer and
+/// with memory aligned to 32 (esp aligned down, arguments through ebp).
+#[test]
+fn stack_memory_indexed_in_a_loop() -> Result<(), Error> {
+    const N: u32 = 40;
+    let mut m = Compat32::new();
+    for (align, frame_pointer) in [(16u32, false), (16, true), (32, false)] {
+        let (code, listing) = compile32(|cc| {
+            cc.add_func("table", sig32(X86Target::STDCALL, &[ValType::I32; 2]))?;
+            cc.set_frame_pointer(frame_pointer)?;
+            let (x, y) = (cc.new_gp32("x"), cc.new_gp32("y"));
+            cc.set_arg(0, x)?;
+            cc.set_arg(1, y)?;
+            let stack = cc.new_stack(4 * N, align)?;
+            let (i, t, s, p) = (
+                cc.new_gp32("i"),
+                cc.new_gp32("t"),
+                cc.new_gp32("s"),
+                cc.new_gp32("p"),
+            );
+            cc.xor_(i, i)?;
+            let fill = cc.new_label();
+            cc.bind(fill)?;
+            cc.mov(t, i)?;
+            cc.imul_2(t, t)?;
+            cc.add(t, x)?;
+            cc.mov(stack.with_index(i, 4).with_size(4), t)?;
+            cc.inc(i)?;
+            cc.cmp(i, N as i64)?;
+            cc.jb(fill)?;
+            cc.xor_(s, s)?;
+            let sum = cc.new_label();
+            cc.bind(sum)?;
+            cc.dec(i)?;
+            cc.mov(t, stack.with_index(i, 4).with_size(4))?;
+            cc.lea(p, dword_ptr(i + 1))?;
+            cc.imul_2(t, p)?;
+            cc.add(s, t)?;
+            cc.test(i, i)?;
+            cc.jne(sum)?;
+            // The slot's misalignment (0 expected) times y, added in.
+            cc.lea(p, stack)?;
+            cc.and_(p, (align - 1) as i64)?;
+            cc.imul_2(p, y)?;
+            cc.add(s, p)?;
+            cc.ret(&[s.into()])?;
+            cc.end_func()
+        })?;
+        let entry = load(&mut m, &code, "table")?;
+        for x in [0u32, 77, 0xFFFF_0000] {
+            let want = (0..N).fold(0u32, |s, i| {
+                s.wrapping_add((i * i).wrapping_add(x).wrapping_mul(i + 1))
+            });
+            let got = call(&mut m, entry, Conv::Stack, &[x, 1000]);
+            assert_eq!(got, want, "align {align}, fp {frame_pointer}\n{listing}");
+        }
+    }
+    Ok(())
+}
+
+/// The callee-saved registers a function uses are saved and restored with
+/// 4-byte pushes; the rest of the frame follows the i386 layout.
+#[test]
+fn callee_saved_registers_are_pushed_as_32_bit_registers() -> Result<(), Error> {
+    let (_, listing) = compile32(|cc| {
+        cc.add_func("pressure", sig32(X86Target::CDECL, &[ValType::I32]))?;
+        let x = cc.new_gp32("x");
+        cc.set_arg(0, x)?;
+        let vals: Vec<Gp32> = (0..6).map(|k| cc.new_gp32(&format!("v{k}"))).collect();
+        for (k, &v) in vals.iter().enumerate() {
+            cc.lea(v, dword_ptr(x + k as i32))?;
+        }
+        for w in vals.windows(2) {
+            cc.imul_2(w[0], w[1])?;
+        }
+        for &v in &vals[1..] {
+            cc.add(vals[0], v)?;
+        }
+        cc.ret(&[vals[0].into()])?;
+        cc.end_func()
+    })?;
+    for reg in ["ebx", "esi", "edi"] {
+        assert!(listing.contains(&format!("push {reg}")), "{listing}");
+        assert!(listing.contains(&format!("pop {reg}")), "{listing}");
+    }
+    assert!(!listing.contains("rsp") && !listing.contains("rbx"), "{listing}");
+    Ok(())
+}
+
+/// What 32-bit mode cannot do is an error that names it, not wrong bytes.
+#[test]
+fn sixty_four_bit_things_are_errors_in_32_bit_mode() {
+    let message = |body: &dyn Fn(&mut Compiler<'_>) -> Result<(), Error>| -> String {
+        let mut code = CodeHolder::new(Arch::X86);
+        let mut cc = Compiler::new(&mut code);
+        match body(&mut cc).and_then(|_| cc.finalize()) {
+            Ok(()) => panic!("compiled"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let gp64 = message(&|cc| {
+        cc.add_func("f", sig32(X86Target::CDECL, &[ValType::I32]))?;
+        let (x, wide) = (cc.new_gp32("x"), cc.new_gp64("wide"));
+        cc.set_arg(0, x)?;
+        cc.mov(wide, 5)?;
+        cc.ret(&[x.into()])?;
+        cc.end_func()
+    });
+    assert!(gp64.contains("%wide") && gp64.contains("64-bit"), "{gp64}");
+    let high = message(&|cc| {
+        cc.add_func("f", sig32(X86Target::CDECL, &[ValType::I32]))?;
+        let x = cc.new_gp32("x");
+        cc.set_arg(0, x)?;
+        cc.mov(r8d, x)?;
+        cc.ret(&[x.into()])?;
+        cc.end_func()
+    });
+    assert!(high.contains("r8") && high.contains("32-bit mode"), "{high}");
+    let sysv = message(&|cc| {
+        cc.add_func("f", sig32(X86Target::SYSV64, &[ValType::I32]))?;
+        let x = cc.new_gp32("x");
+        cc.set_arg(0, x)?;
+        cc.ret(&[x.into()])?;
+        cc.end_func()
+    });
+    assert!(sysv.contains("64-bit calling convention"), "{sysv}");
+    let x87 = message(&|cc| {
+        cc.add_func(
+            "f",
+            Signature::new(X86Target::CDECL, &[ValType::I32], &[ValType::F64]),
+        )?;
+        let (x, r) = (cc.new_gp32("x"), cc.new_xmm("r"));
+        cc.set_arg(0, x)?;
+        cc.cvtsi2sd(r, x)?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    });
+    assert!(x87.contains("x87 st0"), "{x87}");
+    let i64_ret = message(&|cc| {
+        cc.add_func(
+            "f",
+            Signature::new(X86Target::CDECL, &[ValType::I32], &[ValType::I64]),
+        )?;
+        let x = cc.new_gp32("x");
+        cc.set_arg(0, x)?;
+        cc.ret(&[x.into()])?;
+        cc.end_func()
+    });
+    assert!(i64_ret.contains("wider than a register"), "{i64_ret}");
+}
