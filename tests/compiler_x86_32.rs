@@ -218,15 +218,17 @@ fn more_live_values_than_registers_spill_over_a_loop() -> Result<(), Error> {
     Ok(())
 }
 
-/// 8- and 16-bit arguments arrive with garbage above them (the caller
-/// need not extend them): the function widens each by its type.
+/// 8- and 16-bit arguments: a caller widens them by their type (movsx,
+/// movzx) from registers with garbage above; a callee reads those on the
+/// stack at their size and extends them (those in registers, fastcall's
+/// first two, it takes as the caller widened them).
 #[test]
 fn narrow_arguments_are_widened_by_their_type() -> Result<(), Error> {
     let mut m = Compat32::new();
     let params = [ValType::I8, ValType::U8, ValType::I16, ValType::U16];
     for conv in CONVS {
         let (code, listing) = compile32(|cc| {
-            cc.add_func("narrow", sig32(conv, &params))?;
+            let narrow = cc.add_func("narrow", sig32(conv, &params))?;
             let regs: Vec<Gp32> = (0..4).map(|k| cc.new_gp32(&format!("a{k}"))).collect();
             for (i, &r) in regs.iter().enumerate() {
                 cc.set_arg(i, r)?;
@@ -238,27 +240,54 @@ fn narrow_arguments_are_widened_by_their_type() -> Result<(), Error> {
                 cc.add(s, r)?;
             }
             cc.ret(&[s.into()])?;
+            cc.end_func()?;
+            // The caller passes 32-bit registers holding garbage above the type.
+            cc.add_func("caller", sig32(X86Target::CDECL, &[ValType::I32; 4]))?;
+            let wide: Vec<Gp32> = (0..4).map(|k| cc.new_gp32(&format!("w{k}"))).collect();
+            for (i, &r) in wide.iter().enumerate() {
+                cc.set_arg(i, r)?;
+            }
+            let r = cc.new_gp32("r");
+            let args: Vec<Operand> = wide.iter().map(|&w| w.into()).collect();
+            cc.invoke(narrow.into(), sig32(conv, &params), &args, &[r.into()])?;
+            cc.ret(&[r.into()])?;
             cc.end_func()
         })?;
-        let entry = load(&mut m, &code, "narrow")?;
+        for ext in ["movsx", "movzx"] {
+            assert!(listing.contains(ext), "{listing}");
+        }
+        let narrow = load(&mut m, &code, "narrow")?;
+        let caller = {
+            let label = code.label_by_name("caller").expect("caller");
+            m.code_address() + code.label_offset(label).expect("bound").1
+        };
         for (a, b, c, d) in [
             (-128i8, 255u8, -32768i16, 65535u16),
             (5, 6, 7, 8),
             (-1, 0, -2, 1),
         ] {
+            let want = (a as i32)
+                .wrapping_add(b as i32 * 3)
+                .wrapping_add(c as i32 * 5)
+                .wrapping_add(d as i32 * 7) as u32;
+            let widened = [a as i32 as u32, b as u32, c as i32 as u32, d as u32];
             let garbage = 0xA5C3_0000u32;
-            let args = [
+            let dirty = [
                 garbage | (a as u8 as u32),
                 garbage | b as u32,
                 garbage | (c as u16 as u32),
                 garbage | d as u32,
             ];
-            let want = (a as i32)
-                .wrapping_add(b as i32 * 3)
-                .wrapping_add(c as i32 * 5)
-                .wrapping_add(d as i32 * 7) as u32;
-            let got = call(&mut m, entry, harness_conv(conv), &args);
-            assert_eq!(got, want, "{a} {b} {c} {d}\n{listing}");
+            let got = call(&mut m, caller, Conv::Stack, &dirty);
+            assert_eq!(got, want, "caller: {a} {b} {c} {d}\n{listing}");
+            // Called directly: stack arguments with garbage above them,
+            // register arguments widened (as a caller passes them).
+            let mut direct = dirty;
+            if conv == X86Target::FASTCALL {
+                direct[..2].copy_from_slice(&widened[..2]);
+            }
+            let got = call(&mut m, narrow, harness_conv(conv), &direct);
+            assert_eq!(got, want, "direct: {a} {b} {c} {d}\n{listing}");
         }
     }
     Ok(())
@@ -374,15 +403,18 @@ fn stack_memory_indexed_in_a_loop() -> Result<(), Error> {
     Ok(())
 }
 
-/// The callee-saved registers a function uses are saved and restored with
-/// 4-byte pushes; the rest of the frame follows the i386 layout.
+/// Seven values live at once take every allocatable register: the
+/// callee-saved ebx, esi, edi and ebp are pushed and popped as 32-bit
+/// registers (the harness's trampoline relies on ebx, esi and edi).
 #[test]
 fn callee_saved_registers_are_pushed_as_32_bit_registers() -> Result<(), Error> {
-    let (_, listing) = compile32(|cc| {
+    const K: u32 = 7;
+    let mut m = Compat32::new();
+    let (code, listing) = compile32(|cc| {
         cc.add_func("pressure", sig32(X86Target::CDECL, &[ValType::I32]))?;
         let x = cc.new_gp32("x");
         cc.set_arg(0, x)?;
-        let vals: Vec<Gp32> = (0..6).map(|k| cc.new_gp32(&format!("v{k}"))).collect();
+        let vals: Vec<Gp32> = (0..K).map(|k| cc.new_gp32(&format!("v{k}"))).collect();
         for (k, &v) in vals.iter().enumerate() {
             cc.lea(v, dword_ptr(x + k as i32))?;
         }
@@ -395,11 +427,18 @@ fn callee_saved_registers_are_pushed_as_32_bit_registers() -> Result<(), Error> 
         cc.ret(&[vals[0].into()])?;
         cc.end_func()
     })?;
-    for reg in ["ebx", "esi", "edi"] {
+    for reg in ["ebx", "esi", "edi", "ebp"] {
         assert!(listing.contains(&format!("push {reg}")), "{listing}");
         assert!(listing.contains(&format!("pop {reg}")), "{listing}");
     }
-    assert!(!listing.contains("rsp") && !listing.contains("rbx"), "{listing}");
+    let entry = load(&mut m, &code, "pressure")?;
+    for x in [0u32, 3, 0x7FFF_FFFF] {
+        let v: Vec<u32> = (0..K).map(|k| x.wrapping_add(k)).collect();
+        let want = (0..K as usize - 1)
+            .map(|k| v[k].wrapping_mul(v[k + 1]))
+            .fold(v[K as usize - 1], u32::wrapping_add);
+        assert_eq!(call(&mut m, entry, Conv::Stack, &[x]), want, "{listing}");
+    }
     Ok(())
 }
 

@@ -289,7 +289,19 @@ impl Lowerer<'_> {
                         .push((op, Operand::Mem(Mem::vreg(t, 0, ty.size()))));
                 }
                 (Place::Stack(off), false) => {
-                    self.after.push((op, mem(MemBase::InArgs, off, ty.size())));
+                    let slot = mem(MemBase::InArgs, off, ty.size());
+                    match ty.narrow_extension() {
+                        // An 8- or 16-bit argument into a wider register: read
+                        // at its size and extended by its type (a copy cannot
+                        // change the size).
+                        Some(ext) if self.wider_than(f, op, ty.size()) => {
+                            let inst = self.target.extend_inst(ext).ok_or(AbiError::Unsupported(
+                                "an 8- or 16-bit integer argument: the target has no extension instruction",
+                            ))?;
+                            self.after_extend.push((inst, op, slot));
+                        }
+                        _ => self.after.push((op, slot)),
+                    }
                 }
                 (Place::Stack(off), true) => {
                     let t = f.new_vreg(RegClass::GP, ptr, None);

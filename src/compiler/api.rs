@@ -193,6 +193,47 @@ impl<'a> Compiler<'a> {
         self.convs = convs;
     }
 
+    /// Why an instruction has no form in 32-bit mode when an operand is
+    /// what only 64-bit mode has: a 64-bit general-purpose register (virtual
+    /// ones too), r8..r15 or a vector register above 7. `None` in 64-bit mode.
+    fn mode_error(&self, operands: &[Operand]) -> Option<Error> {
+        if self.target.is_64bit() {
+            return None;
+        }
+        let regs = operands.iter().flat_map(|op| match op {
+            Operand::Reg(r) => [Some(*r), None],
+            Operand::Mem(m) => [
+                match m.base() {
+                    MemBase::Reg(r) => Some(r),
+                    _ => None,
+                },
+                m.index(),
+            ],
+            _ => [None, None],
+        });
+        for r in regs.flatten() {
+            let what = if r.kind() == RegKind::Gp64 {
+                "a 64-bit general-purpose register"
+            } else if (r.kind().is_gp() || r.kind().is_vec()) && r.id() >= 8 && !r.is_virtual() {
+                "a register numbered 8 or above"
+            } else {
+                continue;
+            };
+            let name = match self.ir_reg(r) {
+                Ok(IrReg::Virt(v, _)) => self
+                    .func
+                    .as_ref()
+                    .and_then(|st| st.f.vreg_name(v))
+                    .map_or_else(|| format!("{v}"), |n| format!("%{n}")),
+                _ => format!("{r}"),
+            };
+            return Some(invalid(&format!(
+                "{name} is {what}, which 32-bit mode (Arch::X86) does not have"
+            )));
+        }
+        None
+    }
+
     /// Keeps rbp as the frame pointer of the current function (`push rbp;
     /// mov rbp, rsp`), for debuggers and profilers that walk frames. A
     /// function with stack memory aligned to more than 16 bytes gets one
@@ -994,7 +1035,7 @@ impl Emitter for Compiler<'_> {
                 Plain::MissingImplicit(e) => return Err(*e),
                 // No form with a write mask binds implicit registers.
                 Plain::NoForm(e) if mask.is_some() => return Err(*e),
-                Plain::NoForm(e) => Some(*e),
+                Plain::NoForm(e) => Some(self.mode_error(operands).unwrap_or(*e)),
             }
         } else {
             None
