@@ -198,7 +198,10 @@ fn more_live_values_than_registers_spill_over_a_loop() -> Result<(), Error> {
             cc.ret(&[s.into()])?;
             cc.end_func()
         })?;
-        assert!(listing.contains("ra:"), "no allocator edits:\n{listing}");
+        assert!(
+            listing.contains("store [slot") && listing.contains("reload"),
+            "no spill:\n{listing}"
+        );
         let entry = load(&mut m, &code, "many")?;
         for (x, n) in [(5u32, 1u32), (0xDEAD_BEEF, 17), (123, 300)] {
             let mut vals: Vec<u32> = (0..K as u32).map(|k| x.wrapping_add(k * 7 + 1)).collect();
