@@ -506,3 +506,152 @@ fn sixty_four_bit_things_are_errors_in_32_bit_mode() {
     });
     assert!(i64_ret.contains("wider than a register"), "{i64_ret}");
 }
+
+/// Constants (`copy %c, imm` in the IR) live under register pressure come
+/// back as `mov r32, imm32` (rematerialized) rather than from a spill slot.
+#[test]
+fn constants_are_rematerialized_as_32_bit_moves() -> Result<(), Error> {
+    const K: usize = 9;
+    let consts: Vec<u32> = (1..=K as u32).map(|k| k.wrapping_mul(0x9E37_79B9)).collect();
+    let names: Vec<String> = (0..K).map(|k| format!("%c{k}")).collect();
+    let mut text = format!(
+        "func consts(i32, i32) -> (i32) cdecl {{\n  gp32 %x, %n, {}\n  entry %x, %n\n",
+        names.join(", ")
+    );
+    for (name, &c) in names.iter().zip(&consts) {
+        text += &format!("  copy {name}, {}\n", c as i32);
+    }
+    for name in &names {
+        text += &format!("  xor %x, {name}\n  rol %x, 5\n  add %x, %n\n");
+    }
+    text += "  ret %x\n}\n";
+    let mut m = Compat32::new();
+    let (code, listing) = compile32(|cc| {
+        let f = jitforge_ir::text::parse_function(&text, X86Target::x86())
+            .map_err(|e| Error::InvalidArgument { message: format!("{e}") })?;
+        cc.add_ir_function(f)?;
+        Ok(())
+    })?;
+    assert!(listing.contains("remat"), "{listing}");
+    let entry = load(&mut m, &code, "consts")?;
+    for (x, n) in [(1u32, 1u32), (0xCAFE_F00D, 50)] {
+        let mut want = x;
+        for &c in &consts {
+            want = (want ^ c).rotate_left(5).wrapping_add(n);
+        }
+        assert_eq!(call(&mut m, entry, Conv::Stack, &[x, n]), want, "{listing}");
+    }
+    Ok(())
+}
+
+/// A call through an absolute address goes through eax (`mov eax, imm32;
+/// call eax`); a tail call from a cdecl function to a fastcall one with
+/// register arguments only jumps after the epilog.
+#[test]
+fn calls_through_an_address_and_tail_calls() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let base = m.code_address();
+    let fast = sig32(X86Target::FASTCALL, &[ValType::I32; 2]);
+    let (code, listing) = compile32(|cc| {
+        cc.add_func("sub2", fast.clone())?;
+        let (a, b) = (cc.new_gp32("a"), cc.new_gp32("b"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.sub(a, b)?;
+        cc.imul_3(a, a, 3)?;
+        cc.ret(&[a.into()])?;
+        cc.end_func()?;
+        // The address the harness loads `sub2` at (the code's start).
+        cc.add_func("by_address", sig32(X86Target::CDECL, &[ValType::I32; 2]))?;
+        let (x, y, r) = (cc.new_gp32("x"), cc.new_gp32("y"), cc.new_gp32("r"));
+        cc.set_arg(0, x)?;
+        cc.set_arg(1, y)?;
+        cc.invoke(
+            Operand::Imm(base as i64),
+            fast.clone(),
+            &[x.into(), y.into()],
+            &[r.into()],
+        )?;
+        cc.add(r, x)?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()?;
+        let sub2 = cc.function_label("sub2");
+        cc.add_func("tail", sig32(X86Target::CDECL, &[ValType::I32; 2]))?;
+        let (x, y) = (cc.new_gp32("x"), cc.new_gp32("y"));
+        cc.set_arg(0, x)?;
+        cc.set_arg(1, y)?;
+        cc.add(x, 10)?;
+        cc.tail_call(sub2.into(), fast.clone(), &[x.into(), y.into()])?;
+        cc.end_func()
+    })?;
+    assert!(listing.contains("call eax"), "{listing}");
+    let sub2 = load(&mut m, &code, "sub2")?;
+    assert_eq!(sub2, base, "sub2 is first");
+    let by_address = load(&mut m, &code, "by_address")?;
+    let tail = load(&mut m, &code, "tail")?;
+    for (x, y) in [(10u32, 3u32), (0, 0xFFFF_FFFF)] {
+        let sub2 = |a: u32, b: u32| a.wrapping_sub(b).wrapping_mul(3);
+        let got = call(&mut m, by_address, Conv::Stack, &[x, y]);
+        assert_eq!(got, sub2(x, y).wrapping_add(x), "{listing}");
+        let got = call(&mut m, tail, Conv::Stack, &[x, y]);
+        assert_eq!(got, sub2(x.wrapping_add(10), y), "{listing}");
+    }
+    Ok(())
+}
+
+/// Doubles in xmm registers: a vectorcall function takes two in xmm0 and
+/// xmm1 and returns one in xmm0; a cdecl caller converts the integers it
+/// gets, keeps nine doubles live over the call (spilled to 16-byte slots:
+/// every xmm register is clobbered by calls) and returns the truncation.
+#[test]
+fn doubles_through_vectorcall_and_vector_spills() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let vsig = Signature::new(
+        X86Target::VECTORCALL32,
+        &[ValType::F64, ValType::F64],
+        &[ValType::F64],
+    );
+    let (code, listing) = compile32(|cc| {
+        cc.add_func("hyp", vsig.clone())?;
+        let (a, b) = (cc.new_xmm("a"), cc.new_xmm("b"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.mulsd(a, a)?;
+        cc.mulsd(b, b)?;
+        cc.addsd(a, b)?;
+        cc.sqrtsd(a, a)?;
+        cc.ret(&[a.into()])?;
+        cc.end_func()?;
+        let hyp = cc.function_label("hyp");
+        cc.add_func("caller", sig32(X86Target::CDECL, &[ValType::I32; 2]))?;
+        let (x, y, r) = (cc.new_gp32("x"), cc.new_gp32("y"), cc.new_gp32("r"));
+        cc.set_arg(0, x)?;
+        cc.set_arg(1, y)?;
+        let (fx, fy, h) = (cc.new_xmm("fx"), cc.new_xmm("fy"), cc.new_xmm("h"));
+        cc.cvtsi2sd(fx, x)?;
+        cc.cvtsi2sd(fy, y)?;
+        let keep: Vec<Xmm> = (0..9).map(|k| cc.new_xmm(&format!("k{k}"))).collect();
+        for (k, &v) in keep.iter().enumerate() {
+            cc.movapd(v, fx)?;
+            cc.addsd(v, if k % 2 == 0 { fy } else { fx })?;
+        }
+        cc.invoke(hyp.into(), vsig.clone(), &[fx.into(), fy.into()], &[h.into()])?;
+        for &v in &keep {
+            cc.addsd(h, v)?;
+        }
+        cc.cvttsd2si(r, h)?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    let caller = load(&mut m, &code, "caller")?;
+    for (x, y) in [(3i32, 4i32), (-120, 50), (1000, -1)] {
+        let (fx, fy) = (x as f64, y as f64);
+        let mut h = (fx * fx + fy * fy).sqrt();
+        for k in 0..9 {
+            h += fx + if k % 2 == 0 { fy } else { fx };
+        }
+        let got = call(&mut m, caller, Conv::Stack, &[x as u32, y as u32]) as i32;
+        assert_eq!(got, h as i32, "{listing}");
+    }
+    Ok(())
+}
