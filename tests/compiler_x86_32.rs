@@ -210,10 +210,9 @@ fn more_live_values_than_registers_spill_over_a_loop() -> Result<(), Error> {
                     vals[k] = vals[k].wrapping_add(vals[(k + 1) % K]) ^ (k as u32 * 0x101);
                 }
             }
-            let want = vals
-                .iter()
-                .enumerate()
-                .fold(0u32, |s, (k, &v)| s.wrapping_add(v.wrapping_mul(k as u32 + 1)));
+            let want = vals.iter().enumerate().fold(0u32, |s, (k, &v)| {
+                s.wrapping_add(v.wrapping_mul(k as u32 + 1))
+            });
             let got = call(&mut m, entry, harness_conv(conv), &[x, n]);
             assert_eq!(got, want, "x = {x}, n = {n}\n{listing}");
         }
@@ -473,7 +472,10 @@ fn sixty_four_bit_things_are_errors_in_32_bit_mode() {
         cc.ret(&[x.into()])?;
         cc.end_func()
     });
-    assert!(high.contains("r8") && high.contains("32-bit mode"), "{high}");
+    assert!(
+        high.contains("r8") && high.contains("32-bit mode"),
+        "{high}"
+    );
     let sysv = message(&|cc| {
         cc.add_func("f", sig32(X86Target::SYSV64, &[ValType::I32]))?;
         let x = cc.new_gp32("x");
@@ -505,6 +507,67 @@ fn sixty_four_bit_things_are_errors_in_32_bit_mode() {
         cc.end_func()
     });
     assert!(i64_ret.contains("wider than a register"), "{i64_ret}");
+    let stdcall_tail = message(&|cc| {
+        let target = cc.function_label("target");
+        cc.add_func("f", sig32(X86Target::STDCALL, &[ValType::I32]))?;
+        let x = cc.new_gp32("x");
+        cc.set_arg(0, x)?;
+        cc.tail_call(target.into(), sig32(X86Target::CDECL, &[]), &[])?;
+        cc.end_func()
+    });
+    assert!(stdcall_tail.contains("tail call"), "{stdcall_tail}");
+    // set_avx512 keeps the 32-bit target: xmm8 still does not exist.
+    let upper_vec = message(&|cc| {
+        cc.set_avx512(true);
+        cc.add_func("f", sig32(X86Target::CDECL, &[ValType::I32]))?;
+        let x = cc.new_gp32("x");
+        cc.set_arg(0, x)?;
+        cc.movd(xmm8, x)?;
+        cc.ret(&[x.into()])?;
+        cc.end_func()
+    });
+    assert!(
+        upper_vec.contains("xmm8") && upper_vec.contains("32-bit mode"),
+        "{upper_vec}"
+    );
+}
+
+/// A double passed on the stack (cdecl) is read from above the return
+/// address into an xmm register.
+#[test]
+fn double_argument_on_the_stack() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let (code, listing) = compile32(|cc| {
+        cc.add_func(
+            "scale",
+            Signature::new(
+                X86Target::CDECL,
+                &[ValType::I32, ValType::F64],
+                &[ValType::I32],
+            ),
+        )?;
+        let (k, d, t, r) = (
+            cc.new_gp32("k"),
+            cc.new_xmm("d"),
+            cc.new_xmm("t"),
+            cc.new_gp32("r"),
+        );
+        cc.set_arg(0, k)?;
+        cc.set_arg(1, d)?;
+        cc.cvtsi2sd(t, k)?;
+        cc.mulsd(t, d)?;
+        cc.cvttsd2si(r, t)?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    let entry = load(&mut m, &code, "scale")?;
+    for (k, d) in [(3i32, 2.5f64), (-7, 1e3), (100, -0.125)] {
+        let bits = d.to_bits();
+        let args = [k as u32, bits as u32, (bits >> 32) as u32];
+        let got = call(&mut m, entry, Conv::Stack, &args) as i32;
+        assert_eq!(got, (k as f64 * d) as i32, "{listing}");
+    }
+    Ok(())
 }
 
 /// Constants (`copy %c, imm` in the IR) live under register pressure come
@@ -512,7 +575,9 @@ fn sixty_four_bit_things_are_errors_in_32_bit_mode() {
 #[test]
 fn constants_are_rematerialized_as_32_bit_moves() -> Result<(), Error> {
     const K: usize = 9;
-    let consts: Vec<u32> = (1..=K as u32).map(|k| k.wrapping_mul(0x9E37_79B9)).collect();
+    let consts: Vec<u32> = (1..=K as u32)
+        .map(|k| k.wrapping_mul(0x9E37_79B9))
+        .collect();
     let names: Vec<String> = (0..K).map(|k| format!("%c{k}")).collect();
     let mut text = format!(
         "func consts(i32, i32) -> (i32) cdecl {{\n  gp32 %x, %n, {}\n  entry %x, %n\n",
@@ -527,8 +592,11 @@ fn constants_are_rematerialized_as_32_bit_moves() -> Result<(), Error> {
     text += "  ret %x\n}\n";
     let mut m = Compat32::new();
     let (code, listing) = compile32(|cc| {
-        let f = jitforge_ir::text::parse_function(&text, X86Target::x86())
-            .map_err(|e| Error::InvalidArgument { message: format!("{e}") })?;
+        let f = jitforge_ir::text::parse_function(&text, X86Target::x86()).map_err(|e| {
+            Error::InvalidArgument {
+                message: format!("{e}"),
+            }
+        })?;
         cc.add_ir_function(f)?;
         Ok(())
     })?;
@@ -635,7 +703,12 @@ fn doubles_through_vectorcall_and_vector_spills() -> Result<(), Error> {
             cc.movapd(v, fx)?;
             cc.addsd(v, if k % 2 == 0 { fy } else { fx })?;
         }
-        cc.invoke(hyp.into(), vsig.clone(), &[fx.into(), fy.into()], &[h.into()])?;
+        cc.invoke(
+            hyp.into(),
+            vsig.clone(),
+            &[fx.into(), fy.into()],
+            &[h.into()],
+        )?;
         for &v in &keep {
             cc.addsd(h, v)?;
         }

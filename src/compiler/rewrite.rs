@@ -214,7 +214,9 @@ pub(crate) fn check_32bit(f: &IrFunction, target: &dyn jitforge_ir::target::Targ
     }
     for (v, data) in f.vregs() {
         if data.class == IrClass::GP && data.size > 4 {
-            let name = f.vreg_name(v).map_or_else(|| v.to_string(), |n| format!("%{n}"));
+            let name = f
+                .vreg_name(v)
+                .map_or_else(|| v.to_string(), |n| format!("%{n}"));
             return fail(format!(
                 "virtual register {name} is {}-bit; 32-bit mode has no 64-bit general-purpose registers",
                 data.size * 8
@@ -441,8 +443,7 @@ pub(crate) struct Rewriter<'r, S: Sink> {
 impl<S: Sink> Rewriter<'_, S> {
     fn spill_mem(&self, slot: jitforge_regalloc::SpillSlot, bytes: u16) -> Mem {
         let offset = self.frame.spill_base + self.out.slots[slot.index()].offset;
-        Mem::new(MemBase::Reg(self.frame.sp), offset as i64 + self.frame.bias)
-        .with_size(bytes)
+        Mem::new(MemBase::Reg(self.frame.sp), offset as i64 + self.frame.bias).with_size(bytes)
     }
 
     fn vreg_bytes(&self, v: jitforge_ir::VReg) -> u16 {
@@ -792,13 +793,12 @@ impl<S: Sink> Rewriter<'_, S> {
             IrOperand::Mem(m) => {
                 let address_reg = |r: &IrReg| -> Result<Reg> {
                     match reg(r, true)? {
-                        Operand::Reg(x) => {
-                            x.with_kind(gp_kind(self.frame.ptr))
-                                .ok_or_else(|| Error::InvalidArgument {
-                                    message: "address register is not a general-purpose register"
-                                        .into(),
-                                })
-                        }
+                        Operand::Reg(x) => x.with_kind(gp_kind(self.frame.ptr)).ok_or_else(|| {
+                            Error::InvalidArgument {
+                                message: "address register is not a general-purpose register"
+                                    .into(),
+                            }
+                        }),
                         _ => Err(Error::InvalidArgument {
                             message: "an address register was spilled (needs a register)".into(),
                         }),

@@ -121,8 +121,7 @@ impl Compat32 {
                 0x6A, USER_DS, 0x07, // pop es
                 0x5E, // pop esi: the far return's eip
                 0x5F, // pop edi: the far return's cs
-                0x89,
-                0xE3, // mov ebx, esp: the arguments (esi, edi, ebx are callee-saved)
+                0x89, 0xE3, // mov ebx, esp: the arguments (esi, edi, ebx are callee-saved)
                 0x8B, 0x0D,
             ];
             t.extend(d(CTL_ECX)); // mov ecx, [ctl.ecx]
