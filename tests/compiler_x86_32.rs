@@ -728,3 +728,174 @@ fn doubles_through_vectorcall_and_vector_spills() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// A random statement of [`random_programs_agree_with_rust`]: `op v[d], v[s]`,
+/// or a call of `mix` (values live across it), or a counted loop.
+#[derive(Clone, Debug)]
+enum Stmt {
+    Op(u8, usize, usize),
+    Call(usize, usize),
+    Loop(u32, Vec<Stmt>),
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+fn random_block(r: &mut Rng, values: usize, depth: u32, len: usize) -> Vec<Stmt> {
+    (0..len)
+        .map(|_| match r.below(10) {
+            0 if depth < 2 => {
+                Stmt::Loop(1 + r.below(4) as u32, random_block(r, values, depth + 1, 4))
+            }
+            1 => Stmt::Call(r.below(values), r.below(values)),
+            _ => Stmt::Op(r.below(8) as u8, r.below(values), r.below(values)),
+        })
+        .collect()
+}
+
+fn interpret(block: &[Stmt], v: &mut [u32]) {
+    for s in block {
+        match *s {
+            Stmt::Op(op, d, s) => {
+                let b = v[s];
+                v[d] = match op {
+                    0 => v[d].wrapping_add(b),
+                    1 => v[d].wrapping_sub(b),
+                    2 => v[d] ^ b,
+                    3 => v[d] & (b | 0x0F0F_0F0F),
+                    4 => v[d] | (b & 0x1111_1111),
+                    5 => v[d].wrapping_mul(b | 1),
+                    6 => v[d].rotate_right(d as u32 + 1),
+                    _ => v[d] << (s as u32 % 31 + 1) | 1,
+                };
+            }
+            Stmt::Call(d, s) => v[d] = mix(v[d], v[s], d as u32, s as u32),
+            Stmt::Loop(n, ref body) => {
+                for _ in 0..n {
+                    interpret(body, v);
+                }
+            }
+        }
+    }
+}
+
+fn emit_block(
+    cc: &mut Compiler<'_>,
+    block: &[Stmt],
+    v: &[Gp32],
+    conv: jitforge_ir::CallConvId,
+) -> Result<(), Error> {
+    for s in block {
+        match *s {
+            Stmt::Op(op, d, s) => {
+                let t = cc.new_gp32("t");
+                match op {
+                    0 => cc.add(v[d], v[s])?,
+                    1 => cc.sub(v[d], v[s])?,
+                    2 => cc.xor_(v[d], v[s])?,
+                    3 => {
+                        cc.mov(t, v[s])?;
+                        cc.or_(t, 0x0F0F_0F0F)?;
+                        cc.and_(v[d], t)?;
+                    }
+                    4 => {
+                        cc.mov(t, v[s])?;
+                        cc.and_(t, 0x1111_1111)?;
+                        cc.or_(v[d], t)?;
+                    }
+                    5 => {
+                        cc.mov(t, v[s])?;
+                        cc.or_(t, 1)?;
+                        cc.imul_2(v[d], t)?;
+                    }
+                    6 => cc.ror(v[d], d as i64 + 1)?,
+                    _ => {
+                        cc.shl(v[d], s as i64 % 31 + 1)?;
+                        cc.or_(v[d], 1)?;
+                    }
+                }
+            }
+            Stmt::Call(d, s) => {
+                let mix_entry = cc.function_label("mix");
+                let (k, l) = (cc.new_gp32("k"), cc.new_gp32("l"));
+                cc.mov(k, d as i64)?;
+                cc.mov(l, s as i64)?;
+                cc.invoke(
+                    mix_entry.into(),
+                    sig32(conv, &[ValType::I32; 4]),
+                    &[v[d].into(), v[s].into(), k.into(), l.into()],
+                    &[v[d].into()],
+                )?;
+            }
+            Stmt::Loop(n, ref body) => {
+                let i = cc.new_gp32("i");
+                cc.mov(i, n as i64)?;
+                let top = cc.new_label();
+                cc.bind(top)?;
+                emit_block(cc, body, v, conv)?;
+                cc.dec(i)?;
+                cc.jne(top)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Random programs on 2 to 14 values (more than the seven registers from
+/// 8 on), with loops and calls in each convention, compiled for 32-bit
+/// mode, run, and compared with the same program interpreted in Rust.
+#[test]
+fn random_programs_agree_with_rust() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let mut r = Rng(0x2545_F491_4F6C_DD1D);
+    for round in 0..150 {
+        let values = 2 + r.below(13);
+        let conv = CONVS[r.below(3)];
+        let len = 3 + r.below(12);
+        let block = random_block(&mut r, values, 0, len);
+        let mut code = CodeHolder::new(Arch::X86);
+        {
+            let mut cc = Compiler::new(&mut code);
+            cc.set_checked(true);
+            build_mix(&mut cc, conv)?;
+            cc.add_func("program", sig32(X86Target::CDECL, &[ValType::I32; 2]))?;
+            let (x, y) = (cc.new_gp32("x"), cc.new_gp32("y"));
+            cc.set_arg(0, x)?;
+            cc.set_arg(1, y)?;
+            let v: Vec<Gp32> = (0..values).map(|k| cc.new_gp32(&format!("v{k}"))).collect();
+            for (k, &vk) in v.iter().enumerate() {
+                cc.imul_3(vk, x, k as i64 * 2 + 1)?;
+                cc.xor_(vk, y)?;
+            }
+            emit_block(&mut cc, &block, &v, conv)?;
+            for &vk in &v[1..] {
+                cc.add(v[0], vk)?;
+            }
+            cc.ret(&[v[0].into()])?;
+            cc.end_func()?;
+            cc.finalize()?;
+        }
+        let entry = load(&mut m, &code, "program")?;
+        for (x, y) in [(1u32, 2u32), (0x8765_4321, 0xFFFF_FFFF)] {
+            let mut v: Vec<u32> = (0..values as u32)
+                .map(|k| x.wrapping_mul(2 * k + 1) ^ y)
+                .collect();
+            interpret(&block, &mut v);
+            let want = v[1..].iter().fold(v[0], |a, &b| a.wrapping_add(b));
+            let got = call(&mut m, entry, Conv::Stack, &[x, y]);
+            assert_eq!(
+                got, want,
+                "round {round}: {values} values, {conv:?}, {block:?}"
+            );
+        }
+    }
+    Ok(())
+}
