@@ -202,6 +202,12 @@ fn more_live_values_than_registers_spill_over_a_loop() -> Result<(), Error> {
             listing.contains("store [slot") && listing.contains("reload"),
             "no spill:\n{listing}"
         );
+        // The edits name the registers as the 32-bit code uses them.
+        for name in ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi"] {
+            let named =
+                listing.contains(&format!(" {name} <-")) || listing.contains(&format!("<- {name}"));
+            assert!(!named, "{name}:\n{listing}");
+        }
         let entry = load(&mut m, &code, "many")?;
         for (x, n) in [(5u32, 1u32), (0xDEAD_BEEF, 17), (123, 300)] {
             let mut vals: Vec<u32> = (0..K as u32).map(|k| x.wrapping_add(k * 7 + 1)).collect();

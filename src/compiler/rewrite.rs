@@ -284,6 +284,35 @@ fn x86_reg(p: PReg, bytes: u16, high: bool) -> Result<Reg> {
     })
 }
 
+/// The listing's text of an edit: the allocator's own, but in 32-bit mode
+/// (`ptr` 4) with general-purpose registers named as the code uses them (`eax`).
+fn edit_text(edit: &Edit, ptr: u16) -> String {
+    if ptr == 8 {
+        return edit.to_string();
+    }
+    let reg = |p: PReg| match x86_reg(p, ptr, false) {
+        Ok(r) if p.class == RegClass::Gp => r.to_string(),
+        _ => p.to_string(),
+    };
+    let at = |a: Allocation| match a {
+        Allocation::Reg(p) => reg(p),
+        other => other.to_string(),
+    };
+    match *edit {
+        Edit::Move { from, to, vreg, .. } => {
+            let what = match (from, to) {
+                (Allocation::Reg(_), Allocation::Stack(_)) => "store",
+                (Allocation::Stack(_), Allocation::Reg(_)) => "reload",
+                _ => "move",
+            };
+            let vreg = vreg.map_or_else(String::new, |v| format!(" ({v})"));
+            format!("{what} {} <- {}{vreg}", at(to), at(from))
+        }
+        Edit::Swap { a, b } => format!("xchg {}, {}", reg(a), reg(b)),
+        Edit::Remat { vreg, to } => format!("remat {} <- {vreg}", reg(to)),
+    }
+}
+
 /// The allocator's operands of one instruction: `allocs[k]` is where the
 /// register of `operands[k]` (from IR operand `origins[k]`) went.
 struct InstAllocations<'a> {
@@ -555,7 +584,7 @@ impl<S: Sink> Rewriter<'_, S> {
                 Edit::Remat { vreg, .. } => Some(vreg),
                 Edit::Swap { .. } => None,
             };
-            let mut text = edit.to_string();
+            let mut text = edit_text(edit, self.frame.ptr);
             if let Some(v) = vreg
                 && let Some(name) = self.f.vreg_name(jitforge_ir::VReg::from_u32(v.0))
             {
