@@ -905,3 +905,43 @@ fn random_programs_agree_with_rust() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// An indirect jump through a table of 4-byte label addresses
+/// (`new_label_table`), relocated to where the harness loads the code.
+#[test]
+fn label_table_of_32_bit_addresses() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let (code, listing) = compile32(|cc| {
+        cc.add_func("select", sig32(X86Target::CDECL, &[ValType::I32; 2]))?;
+        let (i, k, r, base) = (
+            cc.new_gp32("i"),
+            cc.new_gp32("k"),
+            cc.new_gp32("r"),
+            cc.new_gp32("base"),
+        );
+        cc.set_arg(0, i)?;
+        cc.set_arg(1, k)?;
+        let cases: Vec<jitforge::Label> = (0..4).map(|_| cc.new_label()).collect();
+        let end = cc.new_label();
+        let table = cc.new_label_table(&cases)?;
+        cc.and_(i, 3)?;
+        cc.lea(base, table)?;
+        cc.jmp(dword_ptr(base + i * 4))?;
+        for (n, case) in cases.iter().enumerate() {
+            cc.bind(*case)?;
+            cc.imul_3(r, k, n as i64 + 2)?;
+            cc.jmp(end)?;
+        }
+        cc.bind(end)?;
+        cc.add(r, k)?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    let entry = load(&mut m, &code, "select")?;
+    for i in 0..8u32 {
+        let k = 1000 + i;
+        let want = k * ((i & 3) + 2) + k;
+        assert_eq!(call(&mut m, entry, Conv::Stack, &[i, k]), want, "{listing}");
+    }
+    Ok(())
+}
