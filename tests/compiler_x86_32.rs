@@ -945,3 +945,38 @@ fn label_table_of_32_bit_addresses() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Constants in the function's pool and the global pool are reached by
+/// absolute 32-bit addresses (no rip-relative addressing in 32-bit mode),
+/// relocated to where the code is loaded.
+#[test]
+fn constant_pools_by_absolute_address() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let (code, listing) = compile32(|cc| {
+        for name in ["first", "second"] {
+            cc.add_func(name, sig32(X86Target::CDECL, &[ValType::I32]))?;
+            let (x, r) = (cc.new_gp32("x"), cc.new_gp32("r"));
+            let (d, c) = (cc.new_xmm("d"), cc.new_xmm("c"));
+            cc.set_arg(0, x)?;
+            cc.cvtsi2sd(d, x)?;
+            let local = cc.new_const(&2.5f64.to_le_bytes(), 8)?;
+            cc.movsd_2(c, local.with_size(8))?;
+            cc.mulsd(d, c)?;
+            let global = cc.new_global_const(&0.25f64.to_le_bytes(), 8)?;
+            cc.addsd(d, global.with_size(8))?;
+            cc.cvttsd2si(r, d)?;
+            cc.ret(&[r.into()])?;
+            cc.end_func()?;
+        }
+        Ok(())
+    })?;
+    for name in ["first", "second"] {
+        let entry = load(&mut m, &code, name)?;
+        for x in [4i32, -10, 1001] {
+            let want = (x as f64 * 2.5 + 0.25) as i32;
+            let got = call(&mut m, entry, Conv::Stack, &[x as u32]) as i32;
+            assert_eq!(got, want, "{name}\n{listing}");
+        }
+    }
+    Ok(())
+}
