@@ -980,3 +980,65 @@ fn constant_pools_by_absolute_address() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// ymm values live across a call are spilled to 32-byte slots, stack memory
+/// aligned to 32 aligns esp through ebp, and `vzeroupper` precedes the call
+/// and the return (only where the CPU has AVX2).
+#[test]
+fn ymm_values_across_a_call() -> Result<(), Error> {
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        return Ok(());
+    }
+    const K: u32 = 9;
+    let mut m = Compat32::new();
+    let (code, listing) = compile32(|cc| {
+        build_mix(cc, X86Target::CDECL)?;
+        let mix_entry = cc.function_label("mix");
+        cc.add_func("wide", sig32(X86Target::CDECL, &[ValType::I32; 2]))?;
+        let (x, y, r, s) = (
+            cc.new_gp32("x"),
+            cc.new_gp32("y"),
+            cc.new_gp32("r"),
+            cc.new_gp32("s"),
+        );
+        cc.set_arg(0, x)?;
+        cc.set_arg(1, y)?;
+        let stack = cc.new_stack(32, 32)?;
+        let t = cc.new_xmm("t");
+        let v: Vec<Ymm> = (0..K).map(|k| cc.new_ymm(&format!("y{k}"))).collect();
+        for (k, &vk) in v.iter().enumerate() {
+            cc.imul_3(s, y, k as i64)?;
+            cc.add(s, x)?;
+            cc.vmovd(t, s)?;
+            cc.vpbroadcastd(vk, t)?;
+        }
+        let zero = cc.new_gp32("zero");
+        cc.xor_(zero, zero)?;
+        cc.invoke(
+            mix_entry.into(),
+            sig32(X86Target::CDECL, &[ValType::I32; 4]),
+            &[x.into(), y.into(), zero.into(), zero.into()],
+            &[r.into()],
+        )?;
+        for &vk in &v[1..] {
+            cc.vpaddd(v[0], v[0], vk)?;
+        }
+        cc.vmovdqu(stack.with_size(32), v[0])?;
+        for lane in 0..8 {
+            cc.add(r, stack.with_disp(lane * 4).with_size(4))?;
+        }
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    assert!(listing.contains("vzeroupper"), "{listing}");
+    assert!(listing.contains("store [slot"), "no ymm spill:\n{listing}");
+    let entry = load(&mut m, &code, "wide")?;
+    for (x, y) in [(1u32, 2u32), (0x1000_0001, 0xFFFF_FFF0)] {
+        let lane = (0..K).fold(0u32, |a, k| {
+            a.wrapping_add(x.wrapping_add(y.wrapping_mul(k)))
+        });
+        let want = mix(x, y, 0, 0).wrapping_add(lane.wrapping_mul(8));
+        assert_eq!(call(&mut m, entry, Conv::Stack, &[x, y]), want, "{listing}");
+    }
+    Ok(())
+}
