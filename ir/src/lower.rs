@@ -18,6 +18,9 @@
 //!   registers, Windows x64 variadic floats are duplicated into their
 //!   integer register. The call's clobbers are the convention's
 //!   (see [`crate::function::Function::inst_facts`]);
+//! - `ret` of a float the convention returns in x87 st0 has the value in
+//!   memory as its operand (a `copy` to a new stack slot before it): the
+//!   target loads it onto the x87 stack as it returns;
 //! - the function's [`FrameInfo`] records the outgoing area size, the call
 //!   alignment and the bytes the function pops on return (stdcall).
 //!
@@ -331,6 +334,27 @@ impl Lowerer<'_> {
         for ((&op, &p), &ty) in ops.iter().zip(regs.iter()).zip(sig.rets.iter()) {
             if matches!(op, Operand::Label(_) | Operand::Fixed(..)) {
                 return Err(AbiError::BadOperand("return value"));
+            }
+            if p.class == RegClass::X87 {
+                // A float returned on the x87 register stack (32-bit
+                // cdecl, stdcall, fastcall): `ret` reads it from memory (a
+                // new stack slot, or the memory operand given), from where
+                // the target loads it (`fld`) before it returns.
+                let value = match op {
+                    Operand::Mem(m) => Operand::Mem(Mem {
+                        size: ty.size(),
+                        ..m
+                    }),
+                    Operand::Reg(_) => {
+                        let slot = f.new_stack_slot(ty.size() as u32, ty.size() as u32);
+                        let value = Operand::Mem(Mem::new(MemBase::Slot(slot), 0, ty.size()));
+                        self.out.push(InstKind::Copy, &[value, op]);
+                        value
+                    }
+                    _ => return Err(AbiError::BadOperand("x87 return value")),
+                };
+                self.fixed.push(value);
+                continue;
             }
             let x = self.fix(f, op, p, ty.size(), true);
             self.fixed.push(x);

@@ -185,17 +185,17 @@ pub(crate) fn restrict_to_32bit(env: &mut jitforge_regalloc::MachineEnv) {
 
 /// Checks that `f` is a function 32-bit mode can run, before it is lowered:
 /// a 32-bit convention for it and every call, no 64-bit general-purpose
-/// virtual register, no r8..r15 or xmm8..15, no float result in x87 st0
-/// (which the Compiler does not allocate). The error names what is wrong.
+/// virtual register, no r8..r15 or xmm8..15, no call whose float result
+/// comes in x87 st0. The error names what is wrong.
 pub(crate) fn check_32bit(f: &IrFunction, target: &dyn jitforge_ir::target::Target) -> Result<()> {
     let fail = |what: String| {
         Err(Error::InvalidArgument {
             message: format!("function {} (32-bit): {what}", f.name()),
         })
     };
-    let sigs = std::iter::once(("its signature", &f.sig))
-        .chain(f.sig_refs().map(|(_, sig)| ("a call", sig)));
-    for (place, sig) in sigs {
+    let sigs = std::iter::once(("its signature", &f.sig, true))
+        .chain(f.sig_refs().map(|(_, sig)| ("a call", sig, false)));
+    for (place, sig, own) in sigs {
         let Some(conv) = target.call_conv(sig.conv) else {
             return fail(format!("{place} has an unknown calling convention"));
         };
@@ -205,9 +205,11 @@ pub(crate) fn check_32bit(f: &IrFunction, target: &dyn jitforge_ir::target::Targ
                 conv.name
             ));
         }
-        if conv.float_ret_x87 && sig.rets.iter().any(|t| t.is_float()) {
+        // The function's own x87 result is stored and loaded with `fld` at
+        // `ret`; a callee's would need `fstp` after the call, not written yet.
+        if !own && conv.float_ret_x87 && sig.rets.iter().any(|t| t.is_float()) {
             return fail(format!(
-                "{place} returns a float in x87 st0 ({}), which the Compiler does not support (use vectorcall: xmm0)",
+                "{place} returns a float in x87 st0 ({}), which the Compiler does not receive yet (use vectorcall: xmm0)",
                 conv.name
             ));
         }
@@ -929,6 +931,14 @@ impl<S: Sink> Rewriter<'_, S> {
                 InstKind::Bind(l) => self.asm.bind(self.labels[l.as_u32() as usize])?,
                 InstKind::Entry => {}
                 InstKind::Ret => {
+                    // A float returned in x87 st0 is in memory (see the
+                    // lowering): loaded while the frame still holds it.
+                    for (index, op) in ir_ops.iter().enumerate() {
+                        if let IrOperand::Mem(_) = op {
+                            let value = self.operand(i, index, op)?;
+                            self.asm.emit(Mnemonic::Fld, &[value])?;
+                        }
+                    }
                     self.zero_upper()?;
                     self.epilog()?
                 }
