@@ -411,7 +411,24 @@ fn lower_cdecl_float_return_on_x87() {
   ret %x
 }",
     );
-    assert!(s.contains("  copy %1, %x\n  ret %1@st0\n"), "{s}");
+    // Through memory: the target loads the slot onto the x87 stack at `ret`.
+    assert!(
+        s.contains("  copy qword [$0], %x\n  ret qword [$0]\n"),
+        "{s}"
+    );
+}
+
+#[test]
+fn lower_x87_return_of_memory_reads_it_in_place() {
+    let s = lowered(
+        "func f(i32) -> (f32) stdcall {
+  gp32 %p
+  entry %p
+  ret dword [%p + 4]
+}",
+    );
+    assert!(s.contains("  ret dword [%p + 4]\n"), "{s}");
+    assert!(s.contains("ret_pop 4"), "{s}");
 }
 
 #[test]
