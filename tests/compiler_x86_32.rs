@@ -490,18 +490,6 @@ fn sixty_four_bit_things_are_errors_in_32_bit_mode() {
         cc.end_func()
     });
     assert!(sysv.contains("64-bit calling convention"), "{sysv}");
-    // Receiving a float a callee returns in st0 is not written yet.
-    let x87 = message(&|cc| {
-        let callee = cc.function_label("callee");
-        cc.add_func("f", sig32(X86Target::CDECL, &[ValType::I32]))?;
-        let (x, r) = (cc.new_gp32("x"), cc.new_xmm("r"));
-        cc.set_arg(0, x)?;
-        let double = Signature::new(X86Target::CDECL, &[], &[ValType::F64]);
-        cc.invoke(callee.into(), double, &[], &[r.into()])?;
-        cc.ret(&[x.into()])?;
-        cc.end_func()
-    });
-    assert!(x87.contains("x87 st0") && x87.contains("a call"), "{x87}");
     let i64_ret = message(&|cc| {
         cc.add_func(
             "f",
@@ -1045,7 +1033,8 @@ fn ymm_values_across_a_call() -> Result<(), Error> {
 
 /// A float result in x87 st0 (cdecl, stdcall): stored from its xmm
 /// register and loaded with `fld` as the function returns; the harness
-/// takes it off the x87 stack (`fstp`). A memory operand is loaded directly.
+/// takes it off the x87 stack (`fstp`), and so does a JIT caller (into a
+/// slot, then an xmm register). A memory operand is loaded directly.
 #[test]
 fn float_results_in_st0() -> Result<(), Error> {
     let mut m = Compat32::new();
@@ -1072,9 +1061,43 @@ fn float_results_in_st0() -> Result<(), Error> {
                 } else {
                     cc.ret(&[k.into()])?;
                 }
+                cc.end_func()?;
+                // A caller receives it: `fstp` to a slot, then into xmm.
+                let scale = cc.function_label("scale");
+                cc.add_func(
+                    "caller",
+                    Signature::new(
+                        X86Target::CDECL,
+                        &[ValType::I32, ValType::F64],
+                        &[ValType::I32],
+                    ),
+                )?;
+                let (k, d, r, i) = (
+                    cc.new_gp32("k"),
+                    cc.new_xmm("d"),
+                    cc.new_xmm("r"),
+                    cc.new_gp32("i"),
+                );
+                cc.set_arg(0, k)?;
+                cc.set_arg(1, d)?;
+                cc.invoke(
+                    scale.into(),
+                    Signature::new(conv, &[ValType::I32, ValType::F64], &[ret]),
+                    &[k.into(), d.into()],
+                    &[r.into()],
+                )?;
+                if ret == ValType::F32 {
+                    cc.cvtss2sd(r, r)?;
+                }
+                cc.addsd(r, r)?;
+                cc.cvttsd2si(i, r)?;
+                cc.ret(&[i.into()])?;
                 cc.end_func()
             })?;
-            assert!(listing.contains("fld"), "{listing}");
+            assert!(
+                listing.contains("fld") && listing.contains("fstp"),
+                "{listing}"
+            );
             let entry = load(&mut m, &code, "scale")?;
             for (k, d) in [(3i32, 2.5f64), (-7, 1e3), (100, -0.125)] {
                 let bits = d.to_bits();
@@ -1085,6 +1108,17 @@ fn float_results_in_st0() -> Result<(), Error> {
                     k as f64 * d
                 };
                 assert_eq!(got, want, "{conv:?} {ret:?}\n{listing}");
+                let caller = {
+                    let label = code.label_by_name("caller").expect("caller");
+                    m.code_address() + code.label_offset(label).expect("bound").1
+                };
+                let args = [k as u32, bits as u32, (bits >> 32) as u32];
+                let got = call(&mut m, caller, Conv::Stack, &args) as i32;
+                assert_eq!(
+                    got,
+                    (want * 2.0) as i32,
+                    "caller {conv:?} {ret:?}\n{listing}"
+                );
             }
         }
     }

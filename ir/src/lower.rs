@@ -20,7 +20,10 @@
 //!   (see [`crate::function::Function::inst_facts`]);
 //! - `ret` of a float the convention returns in x87 st0 has the value in
 //!   memory as its operand (a `copy` to a new stack slot before it): the
-//!   target loads it onto the x87 stack as it returns;
+//!   target loads it onto the x87 stack as it returns; a call of such a
+//!   function has a new stack slot as its last argument (the only memory
+//!   operand of a lowered call), where the target stores st0 after the
+//!   call, and a `copy result, slot` after it;
 //! - the function's [`FrameInfo`] records the outgoing area size, the call
 //!   alignment and the bytes the function pops on return (stdcall).
 //!
@@ -491,13 +494,24 @@ impl Lowerer<'_> {
             self.used.push(t);
             self.fixed.push(Operand::Fixed(t, r));
         }
-        let n_fixed_args = self.fixed.len();
+        let mut n_fixed_args = self.fixed.len();
         if !tail {
             let regs = assign_rets(conv, &sig.rets)?;
             self.used.clear();
             for ((&op, &p), &ty) in rets.iter().zip(regs.iter()).zip(sig.rets.iter()) {
                 if !matches!(op, Operand::Reg(_)) {
                     return Err(AbiError::BadOperand("call result"));
+                }
+                if p.class == RegClass::X87 {
+                    // A float result on the x87 register stack: the target
+                    // stores it (`fstp`) to the slot given as the call's last
+                    // argument, from where it is copied to the result.
+                    let slot = f.new_stack_slot(ty.size() as u32, ty.size() as u32);
+                    let value = Operand::Mem(Mem::new(MemBase::Slot(slot), 0, ty.size()));
+                    self.fixed.insert(n_fixed_args, value);
+                    n_fixed_args += 1;
+                    self.after.push((op, value));
+                    continue;
                 }
                 let x = match ty.narrow_extension() {
                     Some(ext) if self.wider_than(f, op, ty.size()) => {

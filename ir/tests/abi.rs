@@ -419,6 +419,25 @@ fn lower_cdecl_float_return_on_x87() {
 }
 
 #[test]
+fn lower_call_with_x87_result_passes_a_slot_for_it() {
+    let s = lowered(
+        "func f(i32) -> (i32) cdecl {
+  gp32 %a
+  vec64 %r
+  sig sig0 = (i32) -> (f64) cdecl
+  entry %a
+  invoke sig0, 0x401000, (%a) -> (%r)
+  ret %a
+}",
+    );
+    // The slot is the call's last argument; the result is copied from it after.
+    assert!(
+        s.contains("invoke sig0, 0x401000, (qword [$0]) -> ()\n  copy %r, qword [$0]\n"),
+        "{s}"
+    );
+}
+
+#[test]
 fn lower_x87_return_of_memory_reads_it_in_place() {
     let s = lowered(
         "func f(i32) -> (f32) stdcall {

@@ -185,31 +185,22 @@ pub(crate) fn restrict_to_32bit(env: &mut jitforge_regalloc::MachineEnv) {
 
 /// Checks that `f` is a function 32-bit mode can run, before it is lowered:
 /// a 32-bit convention for it and every call, no 64-bit general-purpose
-/// virtual register, no r8..r15 or xmm8..15, no call whose float result
-/// comes in x87 st0. The error names what is wrong.
+/// virtual register, no r8..r15 or xmm8..15. The error names what is wrong.
 pub(crate) fn check_32bit(f: &IrFunction, target: &dyn jitforge_ir::target::Target) -> Result<()> {
     let fail = |what: String| {
         Err(Error::InvalidArgument {
             message: format!("function {} (32-bit): {what}", f.name()),
         })
     };
-    let sigs = std::iter::once(("its signature", &f.sig, true))
-        .chain(f.sig_refs().map(|(_, sig)| ("a call", sig, false)));
-    for (place, sig, own) in sigs {
+    let sigs = std::iter::once(("its signature", &f.sig))
+        .chain(f.sig_refs().map(|(_, sig)| ("a call", sig)));
+    for (place, sig) in sigs {
         let Some(conv) = target.call_conv(sig.conv) else {
             return fail(format!("{place} has an unknown calling convention"));
         };
         if conv.ptr_size != 4 {
             return fail(format!(
                 "{place} uses the 64-bit calling convention {}; 32-bit functions take cdecl, stdcall, fastcall or vectorcall",
-                conv.name
-            ));
-        }
-        // The function's own x87 result is stored and loaded with `fld` at
-        // `ret`; a callee's would need `fstp` after the call, not written yet.
-        if !own && conv.float_ret_x87 && sig.rets.iter().any(|t| t.is_float()) {
-            return fail(format!(
-                "{place} returns a float in x87 st0 ({}), which the Compiler does not receive yet (use vectorcall: xmm0)",
                 conv.name
             ));
         }
@@ -1030,6 +1021,14 @@ impl<S: Sink> Rewriter<'_, S> {
                             Mnemonic::Sub,
                             &[self.frame.sp.into(), Operand::Imm(popped as i64)],
                         )?;
+                    }
+                    // A float result in x87 st0 goes to the slot the
+                    // lowering gave as the call's memory operand.
+                    for (index, op) in ir_ops.iter().enumerate().skip(1) {
+                        if let IrOperand::Mem(_) = op {
+                            let slot = self.operand(i, index, op)?;
+                            self.asm.emit(Mnemonic::Fstp, &[slot])?;
+                        }
                     }
                 }
                 InstKind::TailJump(_) => {
