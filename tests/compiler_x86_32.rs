@@ -844,8 +844,9 @@ fn emit_block(
 }
 
 /// Random programs on 2 to 14 values (more than the seven registers from
-/// 8 on), with loops and calls in each convention, compiled for 32-bit
-/// mode, run, and compared with the same program interpreted in Rust.
+/// 8 on), with loops and calls in each convention, with and without a frame
+/// pointer and esp aligned to 64, compiled for 32-bit mode, run, and
+/// compared with the same program interpreted in Rust.
 #[test]
 fn random_programs_agree_with_rust() -> Result<(), Error> {
     let mut m = Compat32::new();
@@ -869,7 +870,14 @@ fn random_programs_agree_with_rust() -> Result<(), Error> {
                 cc.imul_3(vk, x, k as i64 * 2 + 1)?;
                 cc.xor_(vk, y)?;
             }
+            // Some programs keep ebp as frame pointer, some align esp for
+            // stack memory (which then holds v[0] over the program).
+            cc.set_frame_pointer(round % 3 == 0)?;
+            let stack = cc.new_stack(8, [4, 16, 64][round % 3])?;
+            cc.mov(stack.with_size(4), v[0])?;
             emit_block(&mut cc, &block, &v, conv)?;
+            cc.add(v[0], stack.with_size(4))?;
+            cc.mov(stack.with_disp(4).with_size(4), v[0])?;
             for &vk in &v[1..] {
                 cc.add(v[0], vk)?;
             }
@@ -882,7 +890,9 @@ fn random_programs_agree_with_rust() -> Result<(), Error> {
             let mut v: Vec<u32> = (0..values as u32)
                 .map(|k| x.wrapping_mul(2 * k + 1) ^ y)
                 .collect();
+            let first = v[0];
             interpret(&block, &mut v);
+            v[0] = v[0].wrapping_add(first);
             let want = v[1..].iter().fold(v[0], |a, &b| a.wrapping_add(b));
             let got = call(&mut m, entry, Conv::Stack, &[x, y]);
             assert_eq!(
