@@ -49,9 +49,14 @@ fn compile32(
 /// Loads `code` into the harness; returns the address of the function `name`.
 fn load(m: &mut Compat32, code: &CodeHolder, name: &str) -> Result<u32, Error> {
     m.load(code)?;
+    Ok(address(m, code, name))
+}
+
+/// The address of the function `name` of `code` as loaded into the harness.
+fn address(m: &Compat32, code: &CodeHolder, name: &str) -> u32 {
     let label = code.label_by_name(name).expect("function label");
     let (_, offset) = code.label_offset(label).expect("bound function");
-    Ok(m.code_address() + offset)
+    m.code_address() + offset
 }
 
 /// Calls the 32-bit function and returns eax.
@@ -265,10 +270,7 @@ fn narrow_arguments_are_widened_by_their_type() -> Result<(), Error> {
             assert!(listing.contains(ext), "{listing}");
         }
         let narrow = load(&mut m, &code, "narrow")?;
-        let caller = {
-            let label = code.label_by_name("caller").expect("caller");
-            m.code_address() + code.label_offset(label).expect("bound").1
-        };
+        let caller = address(&m, &code, "caller");
         for (a, b, c, d) in [
             (-128i8, 255u8, -32768i16, 65535u16),
             (5, 6, 7, 8),
@@ -524,44 +526,6 @@ fn sixty_four_bit_things_are_errors_in_32_bit_mode() {
         upper_vec.contains("xmm8") && upper_vec.contains("32-bit mode"),
         "{upper_vec}"
     );
-}
-
-/// A double passed on the stack (cdecl) is read from above the return
-/// address into an xmm register.
-#[test]
-fn double_argument_on_the_stack() -> Result<(), Error> {
-    let mut m = Compat32::new();
-    let (code, listing) = compile32(|cc| {
-        cc.add_func(
-            "scale",
-            Signature::new(
-                X86Target::CDECL,
-                &[ValType::I32, ValType::F64],
-                &[ValType::I32],
-            ),
-        )?;
-        let (k, d, t, r) = (
-            cc.new_gp32("k"),
-            cc.new_xmm("d"),
-            cc.new_xmm("t"),
-            cc.new_gp32("r"),
-        );
-        cc.set_arg(0, k)?;
-        cc.set_arg(1, d)?;
-        cc.cvtsi2sd(t, k)?;
-        cc.mulsd(t, d)?;
-        cc.cvttsd2si(r, t)?;
-        cc.ret(&[r.into()])?;
-        cc.end_func()
-    })?;
-    let entry = load(&mut m, &code, "scale")?;
-    for (k, d) in [(3i32, 2.5f64), (-7, 1e3), (100, -0.125)] {
-        let bits = d.to_bits();
-        let args = [k as u32, bits as u32, (bits >> 32) as u32];
-        let got = call(&mut m, entry, Conv::Stack, &args) as i32;
-        assert_eq!(got, (k as f64 * d) as i32, "{listing}");
-    }
-    Ok(())
 }
 
 /// Constants (`copy %c, imm` in the IR) live under register pressure come
@@ -1118,10 +1082,7 @@ fn float_results_in_st0() -> Result<(), Error> {
                     k as f64 * d
                 };
                 assert_eq!(got, want, "{conv:?} {ret:?}\n{listing}");
-                let caller = {
-                    let label = code.label_by_name("caller").expect("caller");
-                    m.code_address() + code.label_offset(label).expect("bound").1
-                };
+                let caller = address(&m, &code, "caller");
                 let args = [k as u32, bits as u32, (bits >> 32) as u32];
                 let got = call(&mut m, caller, Conv::Stack, &args) as i32;
                 assert_eq!(
