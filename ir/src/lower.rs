@@ -18,6 +18,12 @@
 //!   registers, Windows x64 variadic floats are duplicated into their
 //!   integer register. The call's clobbers are the convention's
 //!   (see [`crate::function::Function::inst_facts`]);
+//! - `ret` of a float the convention returns in x87 st0 has the value in
+//!   memory as its operand (a `copy` to a new stack slot before it): the
+//!   target loads it onto the x87 stack as it returns; a call of such a
+//!   function has a new stack slot as its last argument (the only memory
+//!   operand of a lowered call), where the target stores st0 after the
+//!   call, and a `copy result, slot` after it;
 //! - the function's [`FrameInfo`] records the outgoing area size, the call
 //!   alignment and the bytes the function pops on return (stdcall).
 //!
@@ -289,7 +295,19 @@ impl Lowerer<'_> {
                         .push((op, Operand::Mem(Mem::vreg(t, 0, ty.size()))));
                 }
                 (Place::Stack(off), false) => {
-                    self.after.push((op, mem(MemBase::InArgs, off, ty.size())));
+                    let slot = mem(MemBase::InArgs, off, ty.size());
+                    match ty.narrow_extension() {
+                        // An 8- or 16-bit argument into a wider register: read
+                        // at its size and extended by its type (a copy cannot
+                        // change the size).
+                        Some(ext) if self.wider_than(f, op, ty.size()) => {
+                            let inst = self.target.extend_inst(ext).ok_or(AbiError::Unsupported(
+                                "an 8- or 16-bit integer argument: the target has no extension instruction",
+                            ))?;
+                            self.after_extend.push((inst, op, slot));
+                        }
+                        _ => self.after.push((op, slot)),
+                    }
                 }
                 (Place::Stack(off), true) => {
                     let t = f.new_vreg(RegClass::GP, ptr, None);
@@ -319,6 +337,27 @@ impl Lowerer<'_> {
         for ((&op, &p), &ty) in ops.iter().zip(regs.iter()).zip(sig.rets.iter()) {
             if matches!(op, Operand::Label(_) | Operand::Fixed(..)) {
                 return Err(AbiError::BadOperand("return value"));
+            }
+            if p.class == RegClass::X87 {
+                // A float returned on the x87 register stack (32-bit
+                // cdecl, stdcall, fastcall): `ret` reads it from memory (a
+                // new stack slot, or the memory operand given), from where
+                // the target loads it (`fld`) before it returns.
+                let value = match op {
+                    Operand::Mem(m) => Operand::Mem(Mem {
+                        size: ty.size(),
+                        ..m
+                    }),
+                    Operand::Reg(_) => {
+                        let slot = f.new_stack_slot(ty.size() as u32, ty.size() as u32);
+                        let value = Operand::Mem(Mem::new(MemBase::Slot(slot), 0, ty.size()));
+                        self.out.push(InstKind::Copy, &[value, op]);
+                        value
+                    }
+                    _ => return Err(AbiError::BadOperand("x87 return value")),
+                };
+                self.fixed.push(value);
+                continue;
             }
             let x = self.fix(f, op, p, ty.size(), true);
             self.fixed.push(x);
@@ -455,13 +494,24 @@ impl Lowerer<'_> {
             self.used.push(t);
             self.fixed.push(Operand::Fixed(t, r));
         }
-        let n_fixed_args = self.fixed.len();
+        let mut n_fixed_args = self.fixed.len();
         if !tail {
             let regs = assign_rets(conv, &sig.rets)?;
             self.used.clear();
             for ((&op, &p), &ty) in rets.iter().zip(regs.iter()).zip(sig.rets.iter()) {
                 if !matches!(op, Operand::Reg(_)) {
                     return Err(AbiError::BadOperand("call result"));
+                }
+                if p.class == RegClass::X87 {
+                    // A float result on the x87 register stack: the target
+                    // stores it (`fstp`) to the slot given as the call's last
+                    // argument, from where it is copied to the result.
+                    let slot = f.new_stack_slot(ty.size() as u32, ty.size() as u32);
+                    let value = Operand::Mem(Mem::new(MemBase::Slot(slot), 0, ty.size()));
+                    self.fixed.insert(n_fixed_args, value);
+                    n_fixed_args += 1;
+                    self.after.push((op, value));
+                    continue;
                 }
                 let x = match ty.narrow_extension() {
                     Some(ext) if self.wider_than(f, op, ty.size()) => {

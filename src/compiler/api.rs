@@ -123,8 +123,16 @@ pub struct Compiler<'a> {
 }
 
 impl<'a> Compiler<'a> {
-    /// A Compiler writing into `code` (64-bit System V or Windows x64 functions).
+    /// A Compiler writing into `code`: 64-bit System V or Windows x64
+    /// functions for [`crate::Arch::X64`], 32-bit cdecl, stdcall, fastcall
+    /// or vectorcall functions for [`crate::Arch::X86`] (the target follows
+    /// the code holder's architecture).
     pub fn new(code: &'a mut CodeHolder) -> Compiler<'a> {
+        let target = if code.arch() == crate::Arch::X86 {
+            X86Target::x86()
+        } else {
+            X86Target::x64()
+        };
         let mut asm = Builder::new(code);
         // Functions may call functions compiled later and use the global
         // constant pool written at the end.
@@ -132,14 +140,14 @@ impl<'a> Compiler<'a> {
         Compiler {
             asm,
             logging: false,
-            target: X86Target::x64(),
+            target,
             func: None,
             pending: InstOptions::NONE,
             ws: Pooled::take(),
             check: cfg!(debug_assertions),
             pending_count: None,
             pending_mask: None,
-            convs: ExtendedTarget::new(X86Target::x64()),
+            convs: ExtendedTarget::new(target),
             added_convs: Vec::new(),
             avx512: false,
             global_constants: HashMap::new(),
@@ -167,8 +175,12 @@ impl<'a> Compiler<'a> {
     /// Allocates vector registers xmm16..31 (ymm, zmm) too, for the
     /// functions added from now on: their instructions that have an EVEX
     /// form may use them ([`X86Target::new_x64_avx512`]). Only for CPUs
-    /// with AVX-512 (F and VL); off by default.
+    /// with AVX-512 (F and VL); off by default. A 32-bit Compiler keeps its
+    /// target (32-bit mode has no xmm16..31): there it changes nothing.
     pub fn set_avx512(&mut self, on: bool) {
+        if !self.target.is_64bit() {
+            return;
+        }
         self.avx512 = on;
         self.target = if on {
             X86Target::x64_avx512()
@@ -180,6 +192,47 @@ impl<'a> Compiler<'a> {
             convs.add_call_conv(conv.clone());
         }
         self.convs = convs;
+    }
+
+    /// Why an instruction has no form in 32-bit mode when an operand is
+    /// what only 64-bit mode has: a 64-bit general-purpose register (virtual
+    /// ones too), r8..r15 or a vector register above 7. `None` in 64-bit mode.
+    fn mode_error(&self, operands: &[Operand]) -> Option<Error> {
+        if self.target.is_64bit() {
+            return None;
+        }
+        let regs = operands.iter().flat_map(|op| match op {
+            Operand::Reg(r) => [Some(*r), None],
+            Operand::Mem(m) => [
+                match m.base() {
+                    MemBase::Reg(r) => Some(r),
+                    _ => None,
+                },
+                m.index(),
+            ],
+            _ => [None, None],
+        });
+        for r in regs.flatten() {
+            let what = if r.kind() == RegKind::Gp64 {
+                "a 64-bit general-purpose register"
+            } else if (r.kind().is_gp() || r.kind().is_vec()) && r.id() >= 8 && !r.is_virtual() {
+                "a register numbered 8 or above"
+            } else {
+                continue;
+            };
+            let name = match self.ir_reg(r) {
+                Ok(IrReg::Virt(v, _)) => self
+                    .func
+                    .as_ref()
+                    .and_then(|st| st.f.vreg_name(v))
+                    .map_or_else(|| format!("{v}"), |n| format!("%{n}")),
+                _ => format!("{r}"),
+            };
+            return Some(invalid(&format!(
+                "{name} is {what}, which 32-bit mode (Arch::X86) does not have"
+            )));
+        }
+        None
     }
 
     /// Keeps rbp as the frame pointer of the current function (`push rbp;
@@ -771,6 +824,9 @@ impl<'a> Compiler<'a> {
                 },
             });
         }
+        if !self.target.is_64bit() {
+            super::rewrite::check_32bit(f, target)?;
+        }
         if self.logging {
             // The function as written, virtual registers by name, before
             // the listing of what it became.
@@ -804,6 +860,9 @@ impl<'a> Compiler<'a> {
             .call_conv(f.sig.conv)
             .ok_or_else(|| invalid(&format!("unknown calling convention {:?}", f.sig.conv)))?;
         let mut env = MachineEnv::x86_64_sysv(self.avx512);
+        if !self.target.is_64bit() {
+            super::rewrite::restrict_to_32bit(&mut env);
+        }
         env.allocatable = env
             .allocatable
             .union(jitforge_regalloc::PRegSet::from_class_mask(
@@ -841,7 +900,7 @@ impl<'a> Compiler<'a> {
         ws.allocator
             .run(&ws.view, &env, &options, &mut ws.out)
             .map_err(|e| invalid(&format!("register allocation: {e}")))?;
-        let frame = Frame::layout(f, &ws.out, frame_pointer, red_zone);
+        let frame = Frame::layout(f, &ws.out, frame_pointer, red_zone, self.target.is_64bit());
         // Labels the IR made itself get code labels too.
         while code_labels.len() < f.num_labels() {
             code_labels.push(self.asm.new_label());
@@ -978,7 +1037,7 @@ impl Emitter for Compiler<'_> {
                 Plain::MissingImplicit(e) => return Err(*e),
                 // No form with a write mask binds implicit registers.
                 Plain::NoForm(e) if mask.is_some() => return Err(*e),
-                Plain::NoForm(e) => Some(*e),
+                Plain::NoForm(e) => Some(self.mode_error(operands).unwrap_or(*e)),
             }
         } else {
             None

@@ -4,6 +4,11 @@
 //! (moves, spill stores, reloads, rematerializations, swaps, split edges),
 //! and each instruction with its virtual registers replaced by the
 //! registers or stack slots they were given.
+//!
+//! Both modes: in 64-bit mode the frame is rsp/rbp based with 8-byte pushes
+//! and a System V red zone; in 32-bit mode (`Arch::X86`) it is esp/ebp based
+//! with 4-byte pushes and slots, no red zone, entry esp = 16n + 12 and 16-byte
+//! alignment at calls (the i386 System V psABI as gcc and clang use it).
 
 use super::ra::{OperandOrigin, RaView};
 use super::target::{X86Inst, X86Target};
@@ -45,6 +50,13 @@ pub(crate) struct Frame {
     /// Added to every rsp-relative frame offset: minus the frame size when
     /// the frame lies in the red zone, else 0.
     pub bias: i64,
+    /// Bytes of a pointer, a push and a general-purpose register move: 8 in
+    /// 64-bit mode, 4 in 32-bit mode.
+    pub ptr: u16,
+    /// The stack pointer (rsp or esp).
+    pub sp: Reg,
+    /// The frame pointer (rbp or ebp).
+    pub fp: Reg,
 }
 
 /// The mnemonics that store below rsp (or leave the function's frame to
@@ -79,8 +91,16 @@ fn is_leaf(f: &IrFunction) -> bool {
 impl Frame {
     /// Lays out the frame of `f` allocated as `out`: with rbp as frame
     /// pointer if `frame_pointer`, in the red zone if `red_zone` bytes
-    /// below rsp are the function's (System V leaf functions).
-    pub fn layout(f: &IrFunction, out: &Output, frame_pointer: bool, red_zone: u32) -> Frame {
+    /// below rsp are the function's (System V leaf functions); for 64-bit
+    /// mode if `mode64`, else for 32-bit mode.
+    pub fn layout(
+        f: &IrFunction,
+        out: &Output,
+        frame_pointer: bool,
+        red_zone: u32,
+        mode64: bool,
+    ) -> Frame {
+        let ptr: u32 = if mode64 { 8 } else { 4 };
         // Every register a convention may preserve, in a fixed order; the
         // allocation only reports those its environment says are callee-saved.
         let saved: Vec<u8> = [3u8, 5, 6, 7, 12, 13, 14, 15, 0, 1, 2, 8, 9, 10, 11]
@@ -109,10 +129,11 @@ impl Frame {
             slot_offsets.push(at);
             at += slot.size;
         }
-        // At entry rsp = 16n + 8; after the pushes and `size` it must be
-        // 16-aligned where the function calls out or keeps aligned stack
-        // memory. A leaf without stack needs no adjustment at all.
-        let pushed = 8 + 8 * (saved.len() as u32 + frame_pointer as u32);
+        // At entry rsp = 16n + 8 (esp = 16n + 12: the return address is a
+        // pointer); after the pushes and `size` it must be 16-aligned where
+        // the function calls out or keeps aligned stack memory. A leaf
+        // without stack needs no adjustment at all.
+        let pushed = ptr + ptr * (saved.len() as u32 + frame_pointer as u32);
         let leaf = is_leaf(f);
         let size = if at == 0 && leaf {
             0
@@ -122,11 +143,14 @@ impl Frame {
         let realign = if max_align > 16 { max_align } else { 0 };
         let in_red_zone =
             leaf && realign == 0 && size != 0 && size <= red_zone && saved_vec.is_empty();
-        let rbp = crate::x86::rbp.reg();
-        let rsp = crate::x86::rsp.reg();
+        let (rsp, rbp) = if mode64 {
+            (crate::x86::rsp.reg(), crate::x86::rbp.reg())
+        } else {
+            (crate::x86::esp.reg(), crate::x86::ebp.reg())
+        };
         Frame {
             in_args: if frame_pointer {
-                (rbp, 16)
+                (rbp, 2 * ptr)
             } else if in_red_zone {
                 (rsp, pushed)
             } else {
@@ -140,8 +164,86 @@ impl Frame {
             frame_pointer,
             realign,
             bias: if in_red_zone { -(size as i64) } else { 0 },
+            ptr: ptr as u16,
+            sp: rsp,
+            fp: rbp,
         }
     }
+}
+
+/// The allocator's machine for 32-bit mode: the eight registers of each
+/// class (esp never), 4-byte general-purpose spill slots.
+pub(crate) fn restrict_to_32bit(env: &mut jitforge_regalloc::MachineEnv) {
+    use jitforge_regalloc::PRegSet;
+    let mask = PRegSet::from_class_mask(RegClass::Mask, env.allocatable.class_mask(RegClass::Mask));
+    env.allocatable = PRegSet::from_class_mask(RegClass::Gp, 0xFF & !(1 << 4))
+        .union(PRegSet::from_class_mask(RegClass::Vec, 0xFF))
+        .union(mask);
+    env.callee_saved = PRegSet(env.callee_saved.0 & env.allocatable.0);
+    env.slot_size[0] = 4;
+}
+
+/// Checks that `f` is a function 32-bit mode can run, before it is lowered:
+/// a 32-bit convention for it and every call, no 64-bit general-purpose
+/// virtual register, no r8..r15 or xmm8..15. The error names what is wrong.
+pub(crate) fn check_32bit(f: &IrFunction, target: &dyn jitforge_ir::target::Target) -> Result<()> {
+    let fail = |what: String| {
+        Err(Error::InvalidArgument {
+            message: format!("function {} (32-bit): {what}", f.name()),
+        })
+    };
+    let sigs = std::iter::once(("its signature", &f.sig))
+        .chain(f.sig_refs().map(|(_, sig)| ("a call", sig)));
+    for (place, sig) in sigs {
+        let Some(conv) = target.call_conv(sig.conv) else {
+            return fail(format!("{place} has an unknown calling convention"));
+        };
+        if conv.ptr_size != 4 {
+            return fail(format!(
+                "{place} uses the 64-bit calling convention {}; 32-bit functions take cdecl, stdcall, fastcall or vectorcall",
+                conv.name
+            ));
+        }
+    }
+    for (v, data) in f.vregs() {
+        if data.class == IrClass::GP && data.size > 4 {
+            let name = f
+                .vreg_name(v)
+                .map_or_else(|| v.to_string(), |n| format!("%{n}"));
+            return fail(format!(
+                "virtual register {name} is {}-bit; 32-bit mode has no 64-bit general-purpose registers",
+                data.size * 8
+            ));
+        }
+    }
+    let check = |r: &IrReg| match *r {
+        IrReg::Phys(p, view)
+            if (p.class == IrClass::GP || p.class == IrClass::VEC) && p.hw >= 8 =>
+        {
+            // Named as the 64-bit target names it (the 32-bit one has no name for it).
+            let name = jitforge_ir::target::Target::reg_name(X86Target::x64(), p, view)
+                .map_or_else(|| format!("{p:?}"), str::to_string);
+            fail(format!(
+                "physical register {name} does not exist in 32-bit mode (only the first eight of each class)"
+            ))
+        }
+        _ => Ok(()),
+    };
+    for op in f.all_operands() {
+        match op {
+            IrOperand::Reg(r) => check(r)?,
+            IrOperand::Mem(m) => {
+                if let IrMemBase::Reg(r) = &m.base {
+                    check(r)?;
+                }
+                if let Some(r) = &m.index {
+                    check(r)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn gp_kind(bytes: u16) -> RegKind {
@@ -173,6 +275,35 @@ fn x86_reg(p: PReg, bytes: u16, high: bool) -> Result<Reg> {
     reg.ok_or_else(|| Error::InvalidArgument {
         message: format!("register {p} has no {bytes}-byte view"),
     })
+}
+
+/// The listing's text of an edit: the allocator's own, but in 32-bit mode
+/// (`ptr` 4) with general-purpose registers named as the code uses them (`eax`).
+fn edit_text(edit: &Edit, ptr: u16) -> String {
+    if ptr == 8 {
+        return edit.to_string();
+    }
+    let reg = |p: PReg| match x86_reg(p, ptr, false) {
+        Ok(r) if p.class == RegClass::Gp => r.to_string(),
+        _ => p.to_string(),
+    };
+    let at = |a: Allocation| match a {
+        Allocation::Reg(p) => reg(p),
+        other => other.to_string(),
+    };
+    match *edit {
+        Edit::Move { from, to, vreg, .. } => {
+            let what = match (from, to) {
+                (Allocation::Reg(_), Allocation::Stack(_)) => "store",
+                (Allocation::Stack(_), Allocation::Reg(_)) => "reload",
+                _ => "move",
+            };
+            let vreg = vreg.map_or_else(String::new, |v| format!(" ({v})"));
+            format!("{what} {} <- {}{vreg}", at(to), at(from))
+        }
+        Edit::Swap { a, b } => format!("xchg {}, {}", reg(a), reg(b)),
+        Edit::Remat { vreg, to } => format!("remat {} <- {vreg}", reg(to)),
+    }
 }
 
 /// The allocator's operands of one instruction: `allocs[k]` is where the
@@ -334,11 +465,7 @@ pub(crate) struct Rewriter<'r, S: Sink> {
 impl<S: Sink> Rewriter<'_, S> {
     fn spill_mem(&self, slot: jitforge_regalloc::SpillSlot, bytes: u16) -> Mem {
         let offset = self.frame.spill_base + self.out.slots[slot.index()].offset;
-        Mem::new(
-            MemBase::Reg(crate::x86::rsp.reg()),
-            offset as i64 + self.frame.bias,
-        )
-        .with_size(bytes)
+        Mem::new(MemBase::Reg(self.frame.sp), offset as i64 + self.frame.bias).with_size(bytes)
     }
 
     fn vreg_bytes(&self, v: jitforge_ir::VReg) -> u16 {
@@ -379,10 +506,10 @@ impl<S: Sink> Rewriter<'_, S> {
                 .vreg(jitforge_ir::VReg::from_u32(v.0))
                 .size
                 .max(match class {
-                    RegClass::Gp => 8,
+                    RegClass::Gp => self.frame.ptr,
                     _ => 1,
                 }),
-            (RegClass::Gp, None) => 8,
+            (RegClass::Gp, None) => self.frame.ptr,
             // A value the allocator does not name: as wide as the function's
             // vector slots (the widest vector it uses), never wider.
             (RegClass::Vec, None) => self.vector_bytes,
@@ -450,7 +577,7 @@ impl<S: Sink> Rewriter<'_, S> {
                 Edit::Remat { vreg, .. } => Some(vreg),
                 Edit::Swap { .. } => None,
             };
-            let mut text = edit.to_string();
+            let mut text = edit_text(edit, self.frame.ptr);
             if let Some(v) = vreg
                 && let Some(name) = self.f.vreg_name(jitforge_ir::VReg::from_u32(v.0))
             {
@@ -467,8 +594,8 @@ impl<S: Sink> Rewriter<'_, S> {
                 vreg,
             } => {
                 let bytes = match class {
-                    // Whole registers: a GP value moves as 64 bits.
-                    RegClass::Gp => 8,
+                    // Whole registers: a GP value moves as 64 bits (32 in 32-bit mode).
+                    RegClass::Gp => self.frame.ptr,
                     RegClass::Vec => self.class_bytes(class, vreg).clamp(16, 64),
                     RegClass::Mask => 8,
                 };
@@ -477,8 +604,8 @@ impl<S: Sink> Rewriter<'_, S> {
                 self.emit_move(from, to, class, bytes)
             }
             Edit::Swap { a, b } => {
-                let a = x86_reg(a, 8, false)?;
-                let b = x86_reg(b, 8, false)?;
+                let a = x86_reg(a, self.frame.ptr, false)?;
+                let b = x86_reg(b, self.frame.ptr, false)?;
                 self.asm.emit(Mnemonic::Xchg, &[a.into(), b.into()])
             }
             Edit::Remat { vreg, to } => {
@@ -487,7 +614,7 @@ impl<S: Sink> Rewriter<'_, S> {
                     .ok_or_else(|| Error::InvalidArgument {
                         message: format!("rematerialized {vreg} has no constant definition"),
                     })?;
-                let reg = x86_reg(to, 8, false)?;
+                let reg = x86_reg(to, self.frame.ptr, false)?;
                 self.asm
                     .emit(Mnemonic::Mov, &[reg.into(), Operand::Imm(value)])
             }
@@ -504,15 +631,16 @@ impl<S: Sink> Rewriter<'_, S> {
     }
 
     fn prolog(&mut self) -> Result<()> {
-        let rsp = crate::x86::rsp.reg();
+        let rsp = self.frame.sp;
+        let ptr = self.frame.ptr;
         if self.frame.frame_pointer {
-            let rbp = crate::x86::rbp.reg();
+            let rbp = self.frame.fp;
             self.asm.emit(Mnemonic::Push, &[rbp.into()])?;
             self.asm.emit(Mnemonic::Mov, &[rbp.into(), rsp.into()])?;
         }
         for &hw in &self.frame.saved {
             self.asm
-                .emit(Mnemonic::Push, &[x86_reg(PReg::gp(hw), 8, false)?.into()])?;
+                .emit(Mnemonic::Push, &[x86_reg(PReg::gp(hw), ptr, false)?.into()])?;
         }
         if self.frame.size != 0 {
             self.asm.emit(
@@ -559,7 +687,8 @@ impl<S: Sink> Rewriter<'_, S> {
     /// The epilog without its `ret`: restores the saved registers and the
     /// stack pointer (before a return or a tail jump).
     fn tear_down(&mut self) -> Result<()> {
-        let rsp = crate::x86::rsp.reg();
+        let rsp = self.frame.sp;
+        let ptr = self.frame.ptr;
         for &(hw, offset) in &self.frame.saved_vec {
             let slot = Mem::new(MemBase::Reg(rsp), offset as i64).with_size(16);
             self.asm.emit(
@@ -567,10 +696,10 @@ impl<S: Sink> Rewriter<'_, S> {
                 &[x86_reg(PReg::vec(hw), 16, false)?.into(), slot.into()],
             )?;
         }
-        let rbp = crate::x86::rbp.reg();
+        let rbp = self.frame.fp;
         if self.frame.realign != 0 {
             // rsp moved by an unknown amount: back to just below the pushes.
-            let below = -8 * self.frame.saved.len() as i64;
+            let below = -i64::from(ptr) * self.frame.saved.len() as i64;
             self.asm.emit(
                 Mnemonic::Lea,
                 &[rsp.into(), Mem::new(MemBase::Reg(rbp), below).into()],
@@ -583,7 +712,7 @@ impl<S: Sink> Rewriter<'_, S> {
         }
         for &hw in self.frame.saved.iter().rev() {
             self.asm
-                .emit(Mnemonic::Pop, &[x86_reg(PReg::gp(hw), 8, false)?.into()])?;
+                .emit(Mnemonic::Pop, &[x86_reg(PReg::gp(hw), ptr, false)?.into()])?;
         }
         if self.frame.frame_pointer {
             self.asm.emit(Mnemonic::Pop, &[rbp.into()])?;
@@ -663,7 +792,8 @@ impl<S: Sink> Rewriter<'_, S> {
                         _ => RegClass::Gp,
                     };
                     let bytes = view.size().unwrap_or(match class {
-                        RegClass::Gp | RegClass::Mask => 8,
+                        RegClass::Gp => self.frame.ptr,
+                        RegClass::Mask => 8,
                         RegClass::Vec => 16,
                     });
                     Ok(Operand::Reg(x86_reg(
@@ -685,19 +815,18 @@ impl<S: Sink> Rewriter<'_, S> {
             IrOperand::Mem(m) => {
                 let address_reg = |r: &IrReg| -> Result<Reg> {
                     match reg(r, true)? {
-                        Operand::Reg(x) => {
-                            x.with_kind(RegKind::Gp64)
-                                .ok_or_else(|| Error::InvalidArgument {
-                                    message: "address register is not a general-purpose register"
-                                        .into(),
-                                })
-                        }
+                        Operand::Reg(x) => x.with_kind(gp_kind(self.frame.ptr)).ok_or_else(|| {
+                            Error::InvalidArgument {
+                                message: "address register is not a general-purpose register"
+                                    .into(),
+                            }
+                        }),
                         _ => Err(Error::InvalidArgument {
                             message: "an address register was spilled (needs a register)".into(),
                         }),
                     }
                 };
-                let rsp = crate::x86::rsp.reg();
+                let rsp = self.frame.sp;
                 let (base, disp) = match m.base {
                     IrMemBase::None => (MemBase::None, 0i64),
                     IrMemBase::Reg(r) => (MemBase::Reg(address_reg(&r)?), 0),
@@ -793,6 +922,14 @@ impl<S: Sink> Rewriter<'_, S> {
                 InstKind::Bind(l) => self.asm.bind(self.labels[l.as_u32() as usize])?,
                 InstKind::Entry => {}
                 InstKind::Ret => {
+                    // A float returned in x87 st0 is in memory (see the
+                    // lowering): loaded while the frame still holds it.
+                    for (index, op) in ir_ops.iter().enumerate() {
+                        if let IrOperand::Mem(_) = op {
+                            let value = self.operand(i, index, op)?;
+                            self.asm.emit(Mnemonic::Fld, &[value])?;
+                        }
+                    }
                     self.zero_upper()?;
                     self.epilog()?
                 }
@@ -860,7 +997,7 @@ impl<S: Sink> Rewriter<'_, S> {
                     let mnemonic = shorter_form(x86.mnemonic, &mut ops);
                     self.asm.emit_with(mnemonic, &ops, x86.options())?;
                 }
-                InstKind::Call(_) => {
+                InstKind::Call(c) => {
                     // After lowering the arguments and results sit in their
                     // fixed registers (or the outgoing area); only the callee matters.
                     let callee = self.operand(i, 0, &ir_ops[0])?;
@@ -868,22 +1005,47 @@ impl<S: Sink> Rewriter<'_, S> {
                     match callee {
                         Operand::Imm(address) => {
                             // The target may be more than 2 GiB away: call through
-                            // r11, which no convention passes arguments in.
-                            let r11 = crate::x86::r11.reg();
+                            // the scratch register, which no convention passes arguments in.
+                            let scratch = self.scratch();
                             self.asm
-                                .emit(Mnemonic::Mov, &[r11.into(), Operand::Imm(address)])?;
-                            self.asm.emit(Mnemonic::Call, &[r11.into()])?;
+                                .emit(Mnemonic::Mov, &[scratch.into(), Operand::Imm(address)])?;
+                            self.asm.emit(Mnemonic::Call, &[scratch.into()])?;
                         }
                         other => self.asm.emit(Mnemonic::Call, &[other])?,
+                    }
+                    // A callee that popped its stack arguments (stdcall,
+                    // fastcall) took the outgoing area with it: back to the frame.
+                    let popped = self.callee_popped(c)?;
+                    if popped != 0 {
+                        self.asm.emit(
+                            Mnemonic::Sub,
+                            &[self.frame.sp.into(), Operand::Imm(popped as i64)],
+                        )?;
+                    }
+                    // A float result in x87 st0 goes to the slot the
+                    // lowering gave as the call's memory operand.
+                    for (index, op) in ir_ops.iter().enumerate().skip(1) {
+                        if let IrOperand::Mem(_) = op {
+                            let slot = self.operand(i, index, op)?;
+                            self.asm.emit(Mnemonic::Fstp, &[slot])?;
+                        }
                     }
                 }
                 InstKind::TailJump(_) => {
                     // The arguments sit in their registers; the callee goes to
-                    // r11 (no convention passes arguments there) before the
-                    // epilog restores the registers it might be in.
+                    // the scratch register (no convention passes arguments
+                    // there) before the epilog restores the registers it might be in.
+                    if self.f.frame.is_some_and(|fr| fr.ret_pop != 0) {
+                        return Err(Error::InvalidArgument {
+                            message: format!(
+                                "function {}: a tail call from a function that pops its stack arguments (stdcall, fastcall) is not supported",
+                                self.f.name()
+                            ),
+                        });
+                    }
                     let callee = self.operand(i, 0, &ir_ops[0])?;
                     self.zero_upper()?;
-                    let r11 = crate::x86::r11.reg();
+                    let r11 = self.scratch();
                     let target = match callee {
                         Operand::Label(_) => callee,
                         other => {
@@ -1005,6 +1167,33 @@ impl<S: Sink> Rewriter<'_, S> {
                 message: "a split edge leads to a block without a label".into(),
             }),
         }
+    }
+
+    /// The register a call or tail jump through an address goes through:
+    /// r11 in 64-bit mode, eax in 32-bit mode (no convention passes
+    /// arguments in either, and both are clobbered by every call).
+    fn scratch(&self) -> Reg {
+        if self.frame.ptr == 8 {
+            crate::x86::r11.reg()
+        } else {
+            crate::x86::eax.reg()
+        }
+    }
+
+    /// The bytes of stack arguments the callee of call `c` pops itself
+    /// (stdcall and fastcall callees; 0 for every other convention).
+    fn callee_popped(&self, c: jitforge_ir::CallRef) -> Result<u32> {
+        let sig = self.f.sig_ref(self.f.call_data(c).sig);
+        let conv = jitforge_ir::target::Target::call_conv(self.target, sig.conv);
+        let Some(conv) = conv.filter(|conv| conv.callee_pops && !sig.varargs) else {
+            return Ok(0);
+        };
+        let assignment = jitforge_ir::abi::assign_args(conv, &sig.params, false).map_err(|e| {
+            Error::InvalidArgument {
+                message: format!("call arguments: {e}"),
+            }
+        })?;
+        Ok(assignment.stack_size - conv.shadow_space.min(assignment.stack_size))
     }
 
     /// `copy dst, src`: a move chosen by the locations' kinds.
