@@ -172,18 +172,6 @@ const NARROW_TYPES: [[ValType; 3]; 4] = [
     [ValType::I16, ValType::I8, ValType::U8],
 ];
 
-/// A call result of type `t` as the caller sees it in a 64-bit register:
-/// the type's bits, extended by its signedness.
-fn received_narrow(v: u64, t: ValType) -> u64 {
-    match t {
-        ValType::I8 => v as i8 as u64,
-        ValType::U8 => u64::from(v as u8),
-        ValType::I16 => v as i16 as u64,
-        ValType::U16 => u64::from(v as u16),
-        _ => v,
-    }
-}
-
 /// The host the narrow calls go to. It takes the 32 bits of each
 /// argument's register as they are (the convention gives an 8- or 16-bit
 /// argument widened to 32 bits by its type's signedness), so any bit of
@@ -223,7 +211,8 @@ fn interpret(stmts: &[Stmt], v: &mut [u64], x: &mut [[u64; 2]], w: &mut World) {
                 let [ta, tb, tr] = NARROW_TYPES[*k as usize];
                 let (a, b) = (passed_narrow(v[*a], ta), passed_narrow(v[*b], tb));
                 w.trace.push((HOSTS.len() as u8, a, b));
-                v[*d] = received_narrow(host_result(0, a, b), tr);
+                // The caller sees the result's type's bits, extended by its signedness.
+                v[*d] = super::run::as_type(host_result(0, a, b), tr);
             }
             Stmt::Load(d, i) => v[*d] = w.buffer[(v[*i] % 16) as usize],
             Stmt::Store(i, s) => w.buffer[(v[*i] % 16) as usize] = v[*s],

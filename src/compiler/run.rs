@@ -160,7 +160,7 @@ pub fn run(text: &str, entry: Option<&str>, args: &[String]) -> Result<String> {
 
 /// `v` truncated to the integer type `ty` and extended back to 64 bits by
 /// its signedness (`i32` sign-extends; `i64` and non-integers are unchanged).
-fn as_type(v: u64, ty: ValType) -> u64 {
+pub(crate) fn as_type(v: u64, ty: ValType) -> u64 {
     match ty {
         ValType::I8 => v as i8 as u64,
         ValType::U8 => u64::from(v as u8),
