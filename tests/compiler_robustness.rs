@@ -11,20 +11,9 @@ const SEEDS: &[&str] = &[
     "func pick(i64) -> (i64) win64 {\n  gp64 %i, %r\n  labels .a, .b, .end\n  jumptable jt0 = [.a, .b]\n  entry %i\n  jumpind %i, jt0\n.a:\n  mov %r, 1\n  jump .end\n.b:\n  mov %r, 2\n.end:\n  ret %r\n}\n",
 ];
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 fn mutate(rng: &mut Rng, text: &str, pool: &[&str]) -> String {
     let mut tokens: Vec<String> = text

@@ -696,16 +696,9 @@ enum Stmt {
     Loop(u32, Vec<Stmt>),
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 fn random_block(r: &mut Rng, values: usize, depth: u32, len: usize) -> Vec<Stmt> {
     (0..len)

@@ -142,18 +142,9 @@ fn pool(labels: &Labels) -> Vec<Operand> {
     ops
 }
 
-/// The workloads' generator.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) as usize) % n
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng as Lcg;
 
 /// What one emission left: its result, the bytes once the unbound label is
 /// bound after it (so that the uses it waited for are resolved) and the

@@ -255,22 +255,13 @@ fn reg8(r: &mut Rng) -> Operand {
     }
 }
 
-/// A small deterministic generator (no shared test dependency needed).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn reg(&mut self) -> Gp32 {
-        REGS[self.below(REGS.len())]
-    }
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
+/// A random register of [`REGS`].
+fn random_reg(r: &mut Rng) -> Gp32 {
+    REGS[r.below(REGS.len())]
 }
 
 /// One random instruction whose meaning is the same in both modes:
@@ -279,7 +270,7 @@ impl Rng {
 /// in 64-bit mode), and loads and stores to the scratch area.
 fn random_instruction(r: &mut Rng, scratch: u32) -> (Mnemonic, Vec<Operand>) {
     use Mnemonic::*;
-    let (x, y) = (r.reg(), r.reg());
+    let (x, y) = (random_reg(r), random_reg(r));
     let imm = (r.next() as u32 as i32) >> r.below(32);
     let slot = dword_ptr((scratch + 4 * r.below(16) as u32) as i32);
     let alu = [Add, Sub, And, Or, Xor, Adc, Sbb, Cmp, Test];
