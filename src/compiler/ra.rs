@@ -6,10 +6,12 @@
 use super::target::FactsTable;
 use jitforge_ir::cfg::Cfg;
 use jitforge_ir::target::{Access, InstFacts, Target};
-use jitforge_ir::{Function as IrFunction, Inst as IrInst, InstKind, RegClass as IrClass};
+use jitforge_ir::{
+    Function as IrFunction, Inst as IrInst, InstKind, Operand, Reg, RegClass as IrClass,
+};
 use jitforge_regalloc::{
-    Block, Constraint, Function as RaFunction, Inst, InstRange, Operand, OperandKind, OperandPos,
-    PReg, PRegSet, RegClass, VReg,
+    Block, Constraint, Function as RaFunction, Inst, InstRange, Operand as RaOperand, OperandKind,
+    OperandPos, PReg, PRegSet, RegClass, VReg,
 };
 
 /// Where an allocator operand comes from in the IR instruction (its
@@ -32,7 +34,7 @@ pub(crate) struct RaView {
     preds: Vec<Block>,
     pred_offsets: Vec<u32>,
     loop_depth: Vec<u32>,
-    operands: Vec<Operand>,
+    operands: Vec<RaOperand>,
     origins: Vec<OperandOrigin>,
     op_offsets: Vec<u32>,
     /// Per instruction: `RET`, `BRANCH`, and whether it has clobbers or is
@@ -44,6 +46,14 @@ pub(crate) struct RaView {
     classes: Vec<RegClass>,
     remat: Vec<bool>,
     facts: InstFacts,
+    /// Templates of an untagged instruction (derived each time).
+    own_templates: Vec<OperandTemplate>,
+    /// By tag: the record derived from the facts table's entry, once.
+    shapes: Vec<Option<ShapeRecord>>,
+    /// The operand templates of `shapes`.
+    templates: Vec<OperandTemplate>,
+    /// The facts table epoch `shapes` was derived from.
+    shapes_epoch: u64,
     /// Per vreg while building: whether it was written yet and the
     /// constant every definition gives it (see [`RaView::build`]).
     constant: Vec<Option<Option<i64>>>,
@@ -57,6 +67,93 @@ const RET: u8 = 1;
 const BRANCH: u8 = 2;
 const CLOBBERS: u8 = 4;
 const MOVE: u8 = 8;
+
+/// What the view takes from one instruction's facts, the same for every
+/// instruction of its shape (so derived once per tag): flow flags,
+/// clobbers and one template per explicit operand.
+#[derive(Clone, Copy)]
+struct ShapeRecord {
+    /// `RET` or `BRANCH` from its flow.
+    flags: u8,
+    /// Clobbered registers and implicitly written ones.
+    clobbers: PRegSet,
+    /// Its templates' start in the template buffer.
+    start: u32,
+    /// The number of templates (one per operand fact).
+    len: u32,
+}
+
+/// The allocator operand an explicit operand gives, its virtual register
+/// left to fill in. Two cases depend on more than the shape: a partial
+/// write is a plain definition of a vreg not written before, and an
+/// operand fixed by the IR (`Operand::Fixed`) takes that register.
+#[derive(Clone, Copy)]
+struct OperandTemplate {
+    /// Kind, position and constraint (a partial write's as if the vreg
+    /// was written before).
+    operand: RaOperand,
+    /// The operand's access: for `PartialWrite` and `None`, which the
+    /// instruction decides.
+    access: Access,
+}
+
+impl ShapeRecord {
+    /// Derives the record of `facts`, appending its templates to `templates`.
+    fn derive(facts: &InstFacts, templates: &mut Vec<OperandTemplate>) -> ShapeRecord {
+        let mut clobbers = PRegSet::empty();
+        if facts.clobbers != jitforge_ir::RegSet::EMPTY {
+            for class in 0..3u8 {
+                let mask = facts.clobbers.0[class as usize];
+                clobbers = clobbers.union(PRegSet::from_class_mask(class_of(IrClass(class)), mask));
+            }
+        }
+        for imp in &facts.implicit {
+            if imp.access.writes() {
+                clobbers.insert(preg_of(imp.reg));
+            }
+        }
+        let start = templates.len() as u32;
+        templates.extend(facts.ops.iter().map(|fact| {
+            let (kind, pos) = match fact.access {
+                Access::Read | Access::None => (OperandKind::Use, OperandPos::Early),
+                Access::Write => (OperandKind::Def, OperandPos::Late),
+                Access::ReadWrite | Access::PartialWrite => {
+                    (OperandKind::Modify, OperandPos::Early)
+                }
+            };
+            let constraint = if let Some(p) = fact.fixed {
+                Constraint::Fixed(preg_of(p))
+            } else if fact.allowed != u32::MAX {
+                Constraint::Subset(fact.allowed)
+            } else if fact.mem_ok() {
+                Constraint::Any
+            } else {
+                Constraint::Reg
+            };
+            OperandTemplate {
+                operand: RaOperand::new(VReg::new(0), kind, pos, constraint),
+                access: fact.access,
+            }
+        }));
+        let flags = match facts.flow {
+            jitforge_ir::Flow::Jump
+            | jitforge_ir::Flow::CondBranch
+            | jitforge_ir::Flow::IndirectJump => BRANCH,
+            jitforge_ir::Flow::Return => RET,
+            _ => 0,
+        };
+        ShapeRecord {
+            flags,
+            clobbers,
+            start,
+            len: facts.ops.len() as u32,
+        }
+    }
+
+    fn templates(&self) -> std::ops::Range<usize> {
+        self.start as usize..(self.start + self.len) as usize
+    }
+}
 
 fn class_of(class: IrClass) -> RegClass {
     match class.0 {
@@ -112,8 +209,8 @@ impl RaView {
             let most: usize = all_ops
                 .iter()
                 .map(|op| match op {
-                    jitforge_ir::Operand::Reg(_) | jitforge_ir::Operand::Fixed(..) => 1,
-                    jitforge_ir::Operand::Mem(m) => m.regs().count(),
+                    Operand::Reg(_) | Operand::Fixed(..) => 1,
+                    Operand::Mem(m) => m.regs().count(),
                     _ => 0,
                 })
                 .sum();
@@ -155,98 +252,115 @@ impl RaView {
         constant.resize(f.num_vregs(), None);
         self.classes
             .extend(f.vregs().map(|(_, data)| class_of(data.class)));
+        // Each tagged shape's record is derived once per table epoch (its
+        // entries are only appended, see `FactsTable::epoch`).
+        if self.shapes_epoch != table.epoch() {
+            self.shapes_epoch = table.epoch();
+            self.shapes.clear();
+            self.templates.clear();
+        }
+        if self.shapes.len() < table.len() {
+            self.shapes.resize(table.len(), None);
+        }
         let mut scratch = std::mem::take(&mut self.facts);
+        let mut own = std::mem::take(&mut self.own_templates);
         for (i, d) in f.all_insts().iter().enumerate() {
             self.op_offsets.push(self.operands.len() as u32);
-            let tagged = match d.kind {
-                InstKind::Target(_) => d.tag().and_then(|t| table.get(t)),
+            let inst = IrInst::from_u32(i as u32);
+            let tag = match d.kind {
+                InstKind::Target(_) => d.tag().filter(|&t| (t as usize) < table.len()),
                 _ => None,
             };
-            let facts = match tagged {
-                Some(facts) => facts,
+            let (shape, templates) = match tag {
+                Some(t) => {
+                    let shape = match self.shapes[t as usize] {
+                        Some(shape) => shape,
+                        None => {
+                            let facts = table.get(t).ok_or("tag outside the facts table")?;
+                            let shape = ShapeRecord::derive(facts, &mut self.templates);
+                            self.shapes[t as usize] = Some(shape);
+                            shape
+                        }
+                    };
+                    (shape, &self.templates[shape.templates()])
+                }
                 None => {
                     scratch.clear();
-                    f.inst_facts(target, IrInst::from_u32(i as u32), &mut scratch)
+                    f.inst_facts(target, inst, &mut scratch)
                         .map_err(|e| format!("instruction {i}: {e}"))?;
-                    &scratch
+                    own.clear();
+                    let shape = ShapeRecord::derive(&scratch, &mut own);
+                    (shape, &own[..])
                 }
             };
             // Copies are rare: only they are looked at for a constant or a move.
             let (imm_def, copy) = if d.kind == InstKind::Copy {
-                let inst = IrInst::from_u32(i as u32);
                 (f.copy_imm(inst), f.copy_vregs(inst))
             } else {
                 (None, None)
             };
-            let mut clobbers = PRegSet::empty();
-            if facts.clobbers != jitforge_ir::RegSet::EMPTY {
-                for class in 0..3u8 {
-                    let mask = facts.clobbers.0[class as usize];
-                    clobbers =
-                        clobbers.union(PRegSet::from_class_mask(class_of(IrClass(class)), mask));
-                }
-            }
-            for imp in &facts.implicit {
-                if imp.access.writes() {
-                    clobbers.insert(preg_of(imp.reg));
-                }
-            }
             let first = self.operands.len();
             let mut shared = false;
-            let operands = &mut self.operands;
-            let origins = &mut self.origins;
-            f.vreg_accesses(
-                IrInst::from_u32(i as u32),
-                facts,
-                #[inline(always)]
-                |a| {
-                    let slot = &mut constant[a.vreg.as_u32() as usize];
-                    let (kind, pos) = match a.access {
-                        Access::Read => (OperandKind::Use, OperandPos::Early),
-                        Access::Write => (OperandKind::Def, OperandPos::Late),
-                        Access::PartialWrite if slot.is_none() => {
-                            (OperandKind::Def, OperandPos::Late)
-                        }
-                        Access::ReadWrite | Access::PartialWrite => {
-                            (OperandKind::Modify, OperandPos::Early)
-                        }
-                        // Not read and not written (the second `x` of `xor x, x`):
-                        // it takes the register of the same vreg's other operand.
-                        Access::None => {
-                            shared |= !a.in_address;
-                            return;
-                        }
-                    };
-                    let constraint = if let Some(p) = a.fixed {
-                        Constraint::Fixed(preg_of(p))
-                    } else if a.allowed != u32::MAX {
-                        Constraint::Subset(a.allowed)
-                    } else if a.mem_ok && !a.in_address {
-                        Constraint::Any
-                    } else {
-                        Constraint::Reg
-                    };
-                    operands.push(Operand::new(
-                        VReg::new(a.vreg.as_u32() as usize),
-                        kind,
-                        pos,
-                        constraint,
-                    ));
-                    origins.push(OperandOrigin {
-                        operand: a.operand,
-                        in_address: a.in_address,
-                    });
-                    if kind != OperandKind::Use {
-                        *slot = match (imm_def, *slot) {
-                            (Some((d, value)), None) if d == a.vreg => Some(Some(value)),
-                            (Some((d, value)), Some(Some(old))) if d == a.vreg && old == value => {
-                                Some(Some(value))
-                            }
-                            _ => Some(None),
-                        };
+            // The virtual-register accesses as `Function::vreg_accesses`
+            // lists them (direct operands, then address registers as
+            // reads), from the shape's templates.
+            for (j, (op, t)) in f.operands(inst).iter().zip(templates).enumerate() {
+                let mut operand = t.operand;
+                let v = match *op {
+                    Operand::Reg(Reg::Virt(v, _)) => v,
+                    Operand::Fixed(v, p) => {
+                        operand.constraint = Constraint::Fixed(preg_of(p));
+                        v
                     }
-                },
-            );
+                    Operand::Mem(m) => {
+                        for r in m.regs() {
+                            if let Reg::Virt(v, _) = r {
+                                self.operands.push(RaOperand::new(
+                                    VReg::new(v.as_u32() as usize),
+                                    OperandKind::Use,
+                                    OperandPos::Early,
+                                    Constraint::Reg,
+                                ));
+                                self.origins.push(OperandOrigin {
+                                    operand: j as u16,
+                                    in_address: true,
+                                });
+                            }
+                        }
+                        continue;
+                    }
+                    _ => continue,
+                };
+                operand.vreg = VReg::new(v.as_u32() as usize);
+                match t.access {
+                    Access::PartialWrite if constant[v.as_u32() as usize].is_none() => {
+                        operand.kind = OperandKind::Def;
+                        operand.pos = OperandPos::Late;
+                    }
+                    // Not read and not written (the second `x` of `xor x, x`):
+                    // it takes the register of the same vreg's other operand.
+                    Access::None => {
+                        shared = true;
+                        continue;
+                    }
+                    _ => {}
+                }
+                self.operands.push(operand);
+                self.origins.push(OperandOrigin {
+                    operand: j as u16,
+                    in_address: false,
+                });
+                if operand.kind != OperandKind::Use {
+                    let slot = &mut constant[v.as_u32() as usize];
+                    *slot = match (imm_def, *slot) {
+                        (Some((d, value)), None) if d == v => Some(Some(value)),
+                        (Some((d, value)), Some(Some(old))) if d == v && old == value => {
+                            Some(Some(value))
+                        }
+                        _ => Some(None),
+                    };
+                }
+            }
             if shared {
                 // `xor x, x`: the unseen operand shares the other's location,
                 // and x86 takes at most one memory operand.
@@ -256,20 +370,13 @@ impl RaView {
                     }
                 }
             }
-            let flow_flags = match d.kind {
+            let mut flags = match d.kind {
                 InstKind::Ret | InstKind::TailJump(_) => RET,
-                _ => match facts.flow {
-                    jitforge_ir::Flow::Jump
-                    | jitforge_ir::Flow::CondBranch
-                    | jitforge_ir::Flow::IndirectJump => BRANCH,
-                    jitforge_ir::Flow::Return => RET,
-                    _ => 0,
-                },
+                _ => shape.flags,
             };
-            let mut flags = flow_flags;
-            if !clobbers.is_empty() {
+            if !shape.clobbers.is_empty() {
                 flags |= CLOBBERS;
-                self.clobbers.push((i as u32, clobbers));
+                self.clobbers.push((i as u32, shape.clobbers));
             }
             if let Some((d, s)) = copy
                 && f.vreg(d).class == f.vreg(s).class
@@ -283,6 +390,7 @@ impl RaView {
             }
             self.flags.push(flags);
         }
+        self.own_templates = own;
         self.facts = scratch;
         self.op_offsets.push(self.operands.len() as u32);
         self.remat
@@ -293,7 +401,7 @@ impl RaView {
 
     /// Instruction `i`'s allocator operands and the IR origin of each.
     #[inline]
-    pub fn operands_and_origins(&self, i: usize) -> (&[Operand], &[OperandOrigin]) {
+    pub fn operands_and_origins(&self, i: usize) -> (&[RaOperand], &[OperandOrigin]) {
         let range = self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize;
         (&self.operands[range.clone()], &self.origins[range])
     }
@@ -332,7 +440,7 @@ impl RaFunction for RaView {
     fn is_branch(&self, inst: Inst) -> bool {
         self.flags[inst.index()] & BRANCH != 0
     }
-    fn inst_operands(&self, inst: Inst) -> &[Operand] {
+    fn inst_operands(&self, inst: Inst) -> &[RaOperand] {
         let i = inst.index();
         &self.operands[self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize]
     }
