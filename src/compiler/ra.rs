@@ -52,6 +52,10 @@ pub(crate) struct RaView {
     shapes: Vec<Option<ShapeRecord>>,
     /// The operand templates of `shapes`.
     templates: Vec<OperandTemplate>,
+    /// The clobber sets of `shapes`.
+    shape_clobbers: Vec<PRegSet>,
+    /// The clobber set of an untagged instruction (derived each time).
+    own_clobbers: Vec<PRegSet>,
     /// The facts table epoch `shapes` was derived from.
     shapes_epoch: u64,
     /// Per vreg while building: whether it was written yet and the
@@ -73,14 +77,16 @@ const MOVE: u8 = 8;
 /// clobbers and one template per explicit operand.
 #[derive(Clone, Copy)]
 struct ShapeRecord {
-    /// `RET` or `BRANCH` from its flow.
+    /// `RET` or `BRANCH` from its flow, `CLOBBERS` if it has clobbers.
     flags: u8,
-    /// Clobbered registers and implicitly written ones.
-    clobbers: PRegSet,
+    /// The number of templates (one per operand fact).
+    len: u16,
     /// Its templates' start in the template buffer.
     start: u32,
-    /// The number of templates (one per operand fact).
-    len: u32,
+    /// Where its clobbers (registers clobbered and written implicitly)
+    /// are in the clobber buffer, if `flags` has `CLOBBERS` (a shape
+    /// record stays small: it is read for every instruction).
+    clobbers: u32,
 }
 
 /// The allocator operand an explicit operand gives, its virtual register
@@ -99,7 +105,11 @@ struct OperandTemplate {
 
 impl ShapeRecord {
     /// Derives the record of `facts`, appending its templates to `templates`.
-    fn derive(facts: &InstFacts, templates: &mut Vec<OperandTemplate>) -> ShapeRecord {
+    fn derive(
+        facts: &InstFacts,
+        templates: &mut Vec<OperandTemplate>,
+        clobber_sets: &mut Vec<PRegSet>,
+    ) -> ShapeRecord {
         let mut clobbers = PRegSet::empty();
         if facts.clobbers != jitforge_ir::RegSet::EMPTY {
             for class in 0..3u8 {
@@ -135,23 +145,28 @@ impl ShapeRecord {
                 access: fact.access,
             }
         }));
-        let flags = match facts.flow {
+        let mut flags = match facts.flow {
             jitforge_ir::Flow::Jump
             | jitforge_ir::Flow::CondBranch
             | jitforge_ir::Flow::IndirectJump => BRANCH,
             jitforge_ir::Flow::Return => RET,
             _ => 0,
         };
+        let at = clobber_sets.len() as u32;
+        if !clobbers.is_empty() {
+            flags |= CLOBBERS;
+            clobber_sets.push(clobbers);
+        }
         ShapeRecord {
             flags,
-            clobbers,
+            len: facts.ops.len() as u16,
             start,
-            len: facts.ops.len() as u32,
+            clobbers: at,
         }
     }
 
     fn templates(&self) -> std::ops::Range<usize> {
-        self.start as usize..(self.start + self.len) as usize
+        self.start as usize..self.start as usize + self.len as usize
     }
 }
 
@@ -258,12 +273,14 @@ impl RaView {
             self.shapes_epoch = table.epoch();
             self.shapes.clear();
             self.templates.clear();
+            self.shape_clobbers.clear();
         }
         if self.shapes.len() < table.len() {
             self.shapes.resize(table.len(), None);
         }
         let mut scratch = std::mem::take(&mut self.facts);
         let mut own = std::mem::take(&mut self.own_templates);
+        let mut own_clobbers = std::mem::take(&mut self.own_clobbers);
         for (i, d) in f.all_insts().iter().enumerate() {
             self.op_offsets.push(self.operands.len() as u32);
             let inst = IrInst::from_u32(i as u32);
@@ -271,26 +288,35 @@ impl RaView {
                 InstKind::Target(_) => d.tag().filter(|&t| (t as usize) < table.len()),
                 _ => None,
             };
-            let (shape, templates) = match tag {
+            let (shape, templates, clobber_sets) = match tag {
                 Some(t) => {
                     let shape = match self.shapes[t as usize] {
                         Some(shape) => shape,
                         None => {
                             let facts = table.get(t).ok_or("tag outside the facts table")?;
-                            let shape = ShapeRecord::derive(facts, &mut self.templates);
+                            let shape = ShapeRecord::derive(
+                                facts,
+                                &mut self.templates,
+                                &mut self.shape_clobbers,
+                            );
                             self.shapes[t as usize] = Some(shape);
                             shape
                         }
                     };
-                    (shape, &self.templates[shape.templates()])
+                    (
+                        shape,
+                        &self.templates[shape.templates()],
+                        &self.shape_clobbers[..],
+                    )
                 }
                 None => {
                     scratch.clear();
                     f.inst_facts(target, inst, &mut scratch)
                         .map_err(|e| format!("instruction {i}: {e}"))?;
                     own.clear();
-                    let shape = ShapeRecord::derive(&scratch, &mut own);
-                    (shape, &own[..])
+                    own_clobbers.clear();
+                    let shape = ShapeRecord::derive(&scratch, &mut own, &mut own_clobbers);
+                    (shape, &own[..], &own_clobbers[..])
                 }
             };
             // Copies are rare: only they are looked at for a constant or a move.
@@ -304,7 +330,8 @@ impl RaView {
             // The virtual-register accesses as `Function::vreg_accesses`
             // lists them (direct operands, then address registers as
             // reads), from the shape's templates.
-            for (j, (op, t)) in f.operands(inst).iter().zip(templates).enumerate() {
+            let ops = &all_ops[d.ops_range()];
+            for (j, (op, t)) in ops.iter().zip(templates).enumerate() {
                 let mut operand = t.operand;
                 let v = match *op {
                     Operand::Reg(Reg::Virt(v, _)) => v,
@@ -370,13 +397,13 @@ impl RaView {
                     }
                 }
             }
-            let mut flags = match d.kind {
-                InstKind::Ret | InstKind::TailJump(_) => RET,
-                _ => shape.flags,
-            };
-            if !shape.clobbers.is_empty() {
-                flags |= CLOBBERS;
-                self.clobbers.push((i as u32, shape.clobbers));
+            let mut flags = shape.flags;
+            if matches!(d.kind, InstKind::Ret | InstKind::TailJump(_)) {
+                flags = flags & CLOBBERS | RET;
+            }
+            if flags & CLOBBERS != 0 {
+                self.clobbers
+                    .push((i as u32, clobber_sets[shape.clobbers as usize]));
             }
             if let Some((d, s)) = copy
                 && f.vreg(d).class == f.vreg(s).class
@@ -391,6 +418,7 @@ impl RaView {
             self.flags.push(flags);
         }
         self.own_templates = own;
+        self.own_clobbers = own_clobbers;
         self.facts = scratch;
         self.op_offsets.push(self.operands.len() as u32);
         self.remat
