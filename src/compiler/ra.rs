@@ -182,6 +182,89 @@ fn preg_of(p: jitforge_ir::PReg) -> PReg {
     PReg::new(class_of(p.class), p.hw)
 }
 
+/// Pushes the allocator operands of an instruction with operands `ops`
+/// and templates `templates`, with their origins, in the order of
+/// `Function::vreg_accesses` (direct operands, then the address registers
+/// of a memory operand as reads), and notes definitions in `constant`
+/// (see [`RaView::build`]; `imm_def` is the instruction's if it is
+/// `copy v, imm`).
+#[inline(always)]
+fn push_operands(
+    operands: &mut Vec<RaOperand>,
+    origins: &mut Vec<OperandOrigin>,
+    constant: &mut [Option<Option<i64>>],
+    ops: &[Operand],
+    templates: &[OperandTemplate],
+    imm_def: Option<(jitforge_ir::VReg, i64)>,
+) {
+    let first = operands.len();
+    let mut shared = false;
+    for (j, (op, t)) in ops.iter().zip(templates).enumerate() {
+        let mut operand = t.operand;
+        let v = match *op {
+            Operand::Reg(Reg::Virt(v, _)) => v,
+            Operand::Fixed(v, p) => {
+                operand.constraint = Constraint::Fixed(preg_of(p));
+                v
+            }
+            Operand::Mem(m) => {
+                for r in m.regs() {
+                    if let Reg::Virt(v, _) = r {
+                        operands.push(RaOperand::new(
+                            VReg::new(v.as_u32() as usize),
+                            OperandKind::Use,
+                            OperandPos::Early,
+                            Constraint::Reg,
+                        ));
+                        origins.push(OperandOrigin {
+                            operand: j as u16,
+                            in_address: true,
+                        });
+                    }
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        operand.vreg = VReg::new(v.as_u32() as usize);
+        match t.access {
+            Access::PartialWrite if constant[v.as_u32() as usize].is_none() => {
+                operand.kind = OperandKind::Def;
+                operand.pos = OperandPos::Late;
+            }
+            // Not read and not written (the second `x` of `xor x, x`):
+            // it takes the register of the same vreg's other operand.
+            Access::None => {
+                shared = true;
+                continue;
+            }
+            _ => {}
+        }
+        operands.push(operand);
+        origins.push(OperandOrigin {
+            operand: j as u16,
+            in_address: false,
+        });
+        if operand.kind != OperandKind::Use {
+            let slot = &mut constant[v.as_u32() as usize];
+            *slot = match (imm_def, *slot) {
+                (Some((d, value)), None) if d == v => Some(Some(value)),
+                (Some((d, value)), Some(Some(old))) if d == v && old == value => Some(Some(value)),
+                _ => Some(None),
+            };
+        }
+    }
+    if shared {
+        // `xor x, x`: the unseen operand shares the other's location,
+        // and x86 takes at most one memory operand.
+        for op in &mut operands[first..] {
+            if op.constraint == Constraint::Any {
+                op.constraint = Constraint::Reg;
+            }
+        }
+    }
+}
+
 impl RaView {
     /// Builds the view of `f` (lowered, with unreachable blocks removed) from `cfg`.
     /// Target instructions tagged with an index of `table` take their facts
@@ -283,127 +366,69 @@ impl RaView {
         let mut own_clobbers = std::mem::take(&mut self.own_clobbers);
         for (i, d) in f.all_insts().iter().enumerate() {
             self.op_offsets.push(self.operands.len() as u32);
-            let inst = IrInst::from_u32(i as u32);
             let tag = match d.kind {
                 InstKind::Target(_) => d.tag().filter(|&t| (t as usize) < table.len()),
                 _ => None,
             };
-            let (shape, templates, clobber_sets) = match tag {
-                Some(t) => {
-                    let shape = match self.shapes[t as usize] {
-                        Some(shape) => shape,
-                        None => {
-                            let facts = table.get(t).ok_or("tag outside the facts table")?;
-                            let shape = ShapeRecord::derive(
-                                facts,
-                                &mut self.templates,
-                                &mut self.shape_clobbers,
-                            );
-                            self.shapes[t as usize] = Some(shape);
-                            shape
-                        }
-                    };
-                    (
-                        shape,
-                        &self.templates[shape.templates()],
-                        &self.shape_clobbers[..],
-                    )
+            let ops = &all_ops[d.ops_range()];
+            if let Some(t) = tag {
+                // Most instructions: a target instruction of a known shape,
+                // no copy and no return (their own loop, without those checks).
+                let shape = match self.shapes[t as usize] {
+                    Some(shape) => shape,
+                    None => {
+                        let facts = table.get(t).ok_or("tag outside the facts table")?;
+                        let shape = ShapeRecord::derive(
+                            facts,
+                            &mut self.templates,
+                            &mut self.shape_clobbers,
+                        );
+                        self.shapes[t as usize] = Some(shape);
+                        shape
+                    }
+                };
+                push_operands(
+                    &mut self.operands,
+                    &mut self.origins,
+                    &mut constant,
+                    ops,
+                    &self.templates[shape.templates()],
+                    None,
+                );
+                if shape.flags & CLOBBERS != 0 {
+                    self.clobbers
+                        .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
                 }
-                None => {
-                    scratch.clear();
-                    f.inst_facts(target, inst, &mut scratch)
-                        .map_err(|e| format!("instruction {i}: {e}"))?;
-                    own.clear();
-                    own_clobbers.clear();
-                    let shape = ShapeRecord::derive(&scratch, &mut own, &mut own_clobbers);
-                    (shape, &own[..], &own_clobbers[..])
-                }
-            };
+                self.flags.push(shape.flags);
+                continue;
+            }
+            let inst = IrInst::from_u32(i as u32);
+            scratch.clear();
+            f.inst_facts(target, inst, &mut scratch)
+                .map_err(|e| format!("instruction {i}: {e}"))?;
+            own.clear();
+            own_clobbers.clear();
+            let shape = ShapeRecord::derive(&scratch, &mut own, &mut own_clobbers);
             // Copies are rare: only they are looked at for a constant or a move.
             let (imm_def, copy) = if d.kind == InstKind::Copy {
                 (f.copy_imm(inst), f.copy_vregs(inst))
             } else {
                 (None, None)
             };
-            let first = self.operands.len();
-            let mut shared = false;
-            // The virtual-register accesses as `Function::vreg_accesses`
-            // lists them (direct operands, then address registers as
-            // reads), from the shape's templates.
-            let ops = &all_ops[d.ops_range()];
-            for (j, (op, t)) in ops.iter().zip(templates).enumerate() {
-                let mut operand = t.operand;
-                let v = match *op {
-                    Operand::Reg(Reg::Virt(v, _)) => v,
-                    Operand::Fixed(v, p) => {
-                        operand.constraint = Constraint::Fixed(preg_of(p));
-                        v
-                    }
-                    Operand::Mem(m) => {
-                        for r in m.regs() {
-                            if let Reg::Virt(v, _) = r {
-                                self.operands.push(RaOperand::new(
-                                    VReg::new(v.as_u32() as usize),
-                                    OperandKind::Use,
-                                    OperandPos::Early,
-                                    Constraint::Reg,
-                                ));
-                                self.origins.push(OperandOrigin {
-                                    operand: j as u16,
-                                    in_address: true,
-                                });
-                            }
-                        }
-                        continue;
-                    }
-                    _ => continue,
-                };
-                operand.vreg = VReg::new(v.as_u32() as usize);
-                match t.access {
-                    Access::PartialWrite if constant[v.as_u32() as usize].is_none() => {
-                        operand.kind = OperandKind::Def;
-                        operand.pos = OperandPos::Late;
-                    }
-                    // Not read and not written (the second `x` of `xor x, x`):
-                    // it takes the register of the same vreg's other operand.
-                    Access::None => {
-                        shared = true;
-                        continue;
-                    }
-                    _ => {}
-                }
-                self.operands.push(operand);
-                self.origins.push(OperandOrigin {
-                    operand: j as u16,
-                    in_address: false,
-                });
-                if operand.kind != OperandKind::Use {
-                    let slot = &mut constant[v.as_u32() as usize];
-                    *slot = match (imm_def, *slot) {
-                        (Some((d, value)), None) if d == v => Some(Some(value)),
-                        (Some((d, value)), Some(Some(old))) if d == v && old == value => {
-                            Some(Some(value))
-                        }
-                        _ => Some(None),
-                    };
-                }
-            }
-            if shared {
-                // `xor x, x`: the unseen operand shares the other's location,
-                // and x86 takes at most one memory operand.
-                for op in &mut self.operands[first..] {
-                    if op.constraint == Constraint::Any {
-                        op.constraint = Constraint::Reg;
-                    }
-                }
-            }
+            push_operands(
+                &mut self.operands,
+                &mut self.origins,
+                &mut constant,
+                ops,
+                &own,
+                imm_def,
+            );
             let mut flags = shape.flags;
             if matches!(d.kind, InstKind::Ret | InstKind::TailJump(_)) {
                 flags = flags & CLOBBERS | RET;
             }
             if flags & CLOBBERS != 0 {
-                self.clobbers
-                    .push((i as u32, clobber_sets[shape.clobbers as usize]));
+                self.clobbers.push((i as u32, own_clobbers[0]));
             }
             if let Some((d, s)) = copy
                 && f.vreg(d).class == f.vreg(s).class
