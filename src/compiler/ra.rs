@@ -364,8 +364,15 @@ impl RaView {
         let mut scratch = std::mem::take(&mut self.facts);
         let mut own = std::mem::take(&mut self.own_templates);
         let mut own_clobbers = std::mem::take(&mut self.own_clobbers);
+        // The buffers written for every instruction, as locals while the
+        // loop runs (their lengths stay in registers, not reloaded through
+        // `self` after every store).
+        let mut operands = std::mem::take(&mut self.operands);
+        let mut origins = std::mem::take(&mut self.origins);
+        let mut op_offsets = std::mem::take(&mut self.op_offsets);
+        let mut flags_of = std::mem::take(&mut self.flags);
         for (i, d) in f.all_insts().iter().enumerate() {
-            self.op_offsets.push(self.operands.len() as u32);
+            op_offsets.push(operands.len() as u32);
             let tag = match d.kind {
                 InstKind::Target(_) => d.tag().filter(|&t| (t as usize) < table.len()),
                 _ => None,
@@ -388,8 +395,8 @@ impl RaView {
                     }
                 };
                 push_operands(
-                    &mut self.operands,
-                    &mut self.origins,
+                    &mut operands,
+                    &mut origins,
                     &mut constant,
                     ops,
                     &self.templates[shape.templates()],
@@ -399,7 +406,7 @@ impl RaView {
                     self.clobbers
                         .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
                 }
-                self.flags.push(shape.flags);
+                flags_of.push(shape.flags);
                 continue;
             }
             let inst = IrInst::from_u32(i as u32);
@@ -416,8 +423,8 @@ impl RaView {
                 (None, None)
             };
             push_operands(
-                &mut self.operands,
-                &mut self.origins,
+                &mut operands,
+                &mut origins,
                 &mut constant,
                 ops,
                 &own,
@@ -440,8 +447,12 @@ impl RaView {
                     VReg::new(s.as_u32() as usize),
                 ));
             }
-            self.flags.push(flags);
+            flags_of.push(flags);
         }
+        self.operands = operands;
+        self.origins = origins;
+        self.op_offsets = op_offsets;
+        self.flags = flags_of;
         self.own_templates = own;
         self.own_clobbers = own_clobbers;
         self.facts = scratch;
