@@ -101,6 +101,8 @@ struct OperandTemplate {
     /// The operand's access: for `PartialWrite` and `None`, which the
     /// instruction decides.
     access: Access,
+    /// The operand's index (the origin of its allocator operands).
+    index: u16,
 }
 
 impl ShapeRecord {
@@ -123,7 +125,7 @@ impl ShapeRecord {
             }
         }
         let start = templates.len() as u32;
-        templates.extend(facts.ops.iter().map(|fact| {
+        templates.extend(facts.ops.iter().enumerate().map(|(index, fact)| {
             let (kind, pos) = match fact.access {
                 Access::Read | Access::None => (OperandKind::Use, OperandPos::Early),
                 Access::Write => (OperandKind::Def, OperandPos::Late),
@@ -143,6 +145,7 @@ impl ShapeRecord {
             OperandTemplate {
                 operand: RaOperand::new(VReg::new(0), kind, pos, constraint),
                 access: fact.access,
+                index: index as u16,
             }
         }));
         let mut flags = match facts.flow {
@@ -199,7 +202,7 @@ fn push_operands(
 ) {
     let first = operands.len();
     let mut shared = false;
-    for (j, (op, t)) in ops.iter().zip(templates).enumerate() {
+    for (op, t) in ops.iter().zip(templates) {
         let mut operand = t.operand;
         let v = match *op {
             Operand::Reg(Reg::Virt(v, _)) => v,
@@ -217,7 +220,7 @@ fn push_operands(
                             Constraint::Reg,
                         ));
                         origins.push(OperandOrigin {
-                            operand: j as u16,
+                            operand: t.index,
                             in_address: true,
                         });
                     }
@@ -242,7 +245,7 @@ fn push_operands(
         }
         operands.push(operand);
         origins.push(OperandOrigin {
-            operand: j as u16,
+            operand: t.index,
             in_address: false,
         });
         if operand.kind != OperandKind::Use {
