@@ -534,3 +534,87 @@ impl RaFunction for RaView {
         self.remat[vreg.index()]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compiler::target::{X86Inst, X86Target};
+    use crate::x86::Mnemonic;
+    use jitforge_ir::{CallConvId, Signature, TargetInst};
+
+    /// `mov v0, 7; add v0, v1; ret v0`, its two target instructions tagged
+    /// with their entries in `table` (added to it in `order`).
+    fn tagged_function(t: &X86Target, table: &mut FactsTable, order: [usize; 2]) -> IrFunction {
+        let mut f = IrFunction::new("f", Signature::new(CallConvId(0), &[], &[]));
+        let v0 = f.new_vreg(IrClass::GP, 8, None);
+        let v1 = f.new_vreg(IrClass::GP, 8, None);
+        let insts: [(TargetInst, [Operand; 2]); 2] = [
+            (
+                X86Inst::new(Mnemonic::Mov).id(),
+                [Operand::Reg(Reg::v(v0)), Operand::Imm(7)],
+            ),
+            (
+                X86Inst::new(Mnemonic::Add).id(),
+                [Operand::Reg(Reg::v(v0)), Operand::Reg(Reg::v(v1))],
+            ),
+        ];
+        let mut tags = [0u16; 2];
+        let mut scratch = InstFacts::default();
+        for k in order {
+            let (id, ops) = insts[k];
+            let shapes: Vec<_> = ops.iter().map(|o| f.operand_shape(o)).collect();
+            tags[k] = t
+                .facts_index(table, id, &shapes, &mut scratch)
+                .expect("valid instruction")
+                .expect("room in the table");
+        }
+        for (k, (id, ops)) in insts.iter().enumerate() {
+            f.push_tagged(InstKind::Target(*id), ops, tags[k])
+                .expect("small function");
+        }
+        f.ret(&[Operand::Reg(Reg::v(v0))]).expect("small function");
+        f
+    }
+
+    fn view_operands(view: &RaView) -> Vec<Vec<RaOperand>> {
+        (0..view.num_insts())
+            .map(|i| view.inst_operands(Inst::new(i)).to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn shape_records_follow_the_table_through_clear() {
+        let t = X86Target::x64();
+        let mut table = FactsTable::default();
+        assert_eq!(table.epoch(), 0);
+        let f = tagged_function(t, &mut table, [0, 1]);
+        let first_epoch = table.epoch();
+        assert_ne!(first_epoch, 0);
+        let mut cfg = Cfg::default();
+        cfg.compute(&f, t);
+        let mut view = RaView::default();
+        view.build(&f, &cfg, t, &table).expect("view");
+        let before = view_operands(&view);
+        // `mov v0, 7` defines v0 (a late def), `add v0, v1` modifies v0 and reads v1.
+        assert_eq!(before[0].len(), 1);
+        assert_eq!(before[0][0].kind, OperandKind::Def);
+        assert_eq!(before[1].len(), 2);
+        assert_eq!(before[1][0].kind, OperandKind::Modify);
+        assert_eq!(before[1][1].kind, OperandKind::Use);
+
+        // The same instructions, their entries added the other way round
+        // after a clear: tag 0 is now `add`'s. The view reused must not
+        // apply the records it derived for the old tags.
+        table.clear();
+        assert_eq!(table.epoch(), 0);
+        let g = tagged_function(t, &mut table, [1, 0]);
+        assert_ne!(table.epoch(), first_epoch);
+        assert_ne!(table.epoch(), 0);
+        cfg.compute(&g, t);
+        view.build(&g, &cfg, t, &table).expect("view");
+        assert_eq!(view_operands(&view), before);
+        let mut fresh = RaView::default();
+        fresh.build(&g, &cfg, t, &table).expect("view");
+        assert_eq!(view_operands(&fresh), before);
+    }
+}
