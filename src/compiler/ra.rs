@@ -474,43 +474,57 @@ impl RaView {
     }
 }
 
+// Inlined where the allocator asks (it is generic over its function): most
+// of these are an index or two, less than a call.
 impl RaFunction for RaView {
+    #[inline]
     fn num_insts(&self) -> usize {
         self.flags.len()
     }
+    #[inline]
     fn num_blocks(&self) -> usize {
         self.block_ranges.len()
     }
+    #[inline]
     fn num_vregs(&self) -> usize {
         self.classes.len()
     }
+    #[inline]
     fn entry_block(&self) -> Block {
         Block::new(0)
     }
+    #[inline]
     fn block_insts(&self, block: Block) -> InstRange {
         self.block_ranges[block.index()]
     }
+    #[inline]
     fn block_succs(&self, block: Block) -> &[Block] {
         let b = block.index();
         &self.succs[self.succ_offsets[b] as usize..self.succ_offsets[b + 1] as usize]
     }
+    #[inline]
     fn block_preds(&self, block: Block) -> &[Block] {
         let b = block.index();
         &self.preds[self.pred_offsets[b] as usize..self.pred_offsets[b + 1] as usize]
     }
+    #[inline]
     fn block_loop_depth(&self, block: Block) -> Option<u32> {
         Some(self.loop_depth[block.index()])
     }
+    #[inline]
     fn is_ret(&self, inst: Inst) -> bool {
         self.flags[inst.index()] & RET != 0
     }
+    #[inline]
     fn is_branch(&self, inst: Inst) -> bool {
         self.flags[inst.index()] & BRANCH != 0
     }
+    #[inline]
     fn inst_operands(&self, inst: Inst) -> &[RaOperand] {
         let i = inst.index();
         &self.operands[self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize]
     }
+    #[inline]
     fn inst_clobbers(&self, inst: Inst) -> PRegSet {
         if self.flags[inst.index()] & CLOBBERS == 0 {
             return PRegSet::empty();
@@ -519,6 +533,7 @@ impl RaFunction for RaView {
         let at = self.clobbers.partition_point(|&(j, _)| j < i);
         self.clobbers.get(at).map_or(PRegSet::empty(), |&(_, c)| c)
     }
+    #[inline]
     fn is_move(&self, inst: Inst) -> Option<(VReg, VReg)> {
         if self.flags[inst.index()] & MOVE == 0 {
             return None;
@@ -527,9 +542,11 @@ impl RaFunction for RaView {
         let at = self.moves.partition_point(|&(j, _, _)| j < i);
         self.moves.get(at).map(|&(_, d, s)| (d, s))
     }
+    #[inline]
     fn vreg_class(&self, vreg: VReg) -> RegClass {
         self.classes[vreg.index()]
     }
+    #[inline]
     fn is_remat(&self, vreg: VReg) -> bool {
         self.remat[vreg.index()]
     }
