@@ -361,9 +361,8 @@ impl RaView {
             self.templates.clear();
             self.shape_clobbers.clear();
         }
-        if self.shapes.len() < table.len() {
-            self.shapes.resize(table.len(), None);
-        }
+        // Entries are only appended within an epoch: `shapes` grows with them.
+        self.shapes.resize(table.len(), None);
         let mut scratch = std::mem::take(&mut self.facts);
         let mut own = std::mem::take(&mut self.own_templates);
         let mut own_clobbers = std::mem::take(&mut self.own_clobbers);
@@ -377,14 +376,18 @@ impl RaView {
         for (i, d) in f.all_insts().iter().enumerate() {
             op_offsets.push(operands.len() as u32);
             let tag = match d.kind {
-                InstKind::Target(_) => d.tag().filter(|&t| (t as usize) < table.len()),
+                InstKind::Target(_) => d.tag(),
                 _ => None,
             };
             let ops = &all_ops[d.ops_range()];
-            if let Some(t) = tag {
+            // `shapes` has one entry per table entry: a tag past it is not
+            // the table's.
+            if let Some(t) = tag
+                && let Some(&known) = self.shapes.get(t as usize)
+            {
                 // Most instructions: a target instruction of a known shape,
                 // no copy and no return (their own loop, without those checks).
-                let shape = match self.shapes[t as usize] {
+                let shape = match known {
                     Some(shape) => shape,
                     None => {
                         let facts = table.get(t).ok_or("tag outside the facts table")?;
