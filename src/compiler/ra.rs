@@ -271,8 +271,10 @@ fn push_operands(
 impl RaView {
     /// Builds the view of `f` (lowered, with unreachable blocks removed) from `cfg`.
     /// Target instructions tagged with an index of `table` take their facts
-    /// from there; the others (pseudo-instructions, IR from text) are
-    /// asked of `target`.
+    /// from there, and what the view derives from them (a `ShapeRecord`)
+    /// is kept per tag for later functions while the table's epoch stays;
+    /// the others (pseudo-instructions, IR from text) are asked of
+    /// `target`, each time.
     pub fn build(
         &mut self,
         f: &IrFunction,
