@@ -6,10 +6,12 @@
 use super::target::FactsTable;
 use jitforge_ir::cfg::Cfg;
 use jitforge_ir::target::{Access, InstFacts, Target};
-use jitforge_ir::{Function as IrFunction, Inst as IrInst, InstKind, RegClass as IrClass};
+use jitforge_ir::{
+    Function as IrFunction, Inst as IrInst, InstKind, Operand, Reg, RegClass as IrClass,
+};
 use jitforge_regalloc::{
-    Block, Constraint, Function as RaFunction, Inst, InstRange, Operand, OperandKind, OperandPos,
-    PReg, PRegSet, RegClass, VReg,
+    Block, Constraint, Function as RaFunction, Inst, InstRange, Operand as RaOperand, OperandKind,
+    OperandPos, PReg, PRegSet, RegClass, VReg,
 };
 
 /// Where an allocator operand comes from in the IR instruction (its
@@ -32,7 +34,7 @@ pub(crate) struct RaView {
     preds: Vec<Block>,
     pred_offsets: Vec<u32>,
     loop_depth: Vec<u32>,
-    operands: Vec<Operand>,
+    operands: Vec<RaOperand>,
     origins: Vec<OperandOrigin>,
     op_offsets: Vec<u32>,
     /// Per instruction: `RET`, `BRANCH`, and whether it has clobbers or is
@@ -44,6 +46,18 @@ pub(crate) struct RaView {
     classes: Vec<RegClass>,
     remat: Vec<bool>,
     facts: InstFacts,
+    /// Templates of an untagged instruction (derived each time).
+    own_templates: Vec<OperandTemplate>,
+    /// By tag: the record derived from the facts table's entry, once.
+    shapes: Vec<Option<ShapeRecord>>,
+    /// The operand templates of `shapes`.
+    templates: Vec<OperandTemplate>,
+    /// The clobber sets of `shapes`.
+    shape_clobbers: Vec<PRegSet>,
+    /// The clobber set of an untagged instruction (derived each time).
+    own_clobbers: Vec<PRegSet>,
+    /// The facts table epoch `shapes` was derived from.
+    shapes_epoch: u64,
     /// Per vreg while building: whether it was written yet and the
     /// constant every definition gives it (see [`RaView::build`]).
     constant: Vec<Option<Option<i64>>>,
@@ -58,6 +72,107 @@ const BRANCH: u8 = 2;
 const CLOBBERS: u8 = 4;
 const MOVE: u8 = 8;
 
+/// What the view takes from one instruction's facts, the same for every
+/// instruction of its shape (so derived once per tag): flow flags,
+/// clobbers and one template per explicit operand.
+#[derive(Clone, Copy)]
+struct ShapeRecord {
+    /// `RET` or `BRANCH` from its flow, `CLOBBERS` if it has clobbers.
+    flags: u8,
+    /// The number of templates (one per operand fact).
+    len: u16,
+    /// Its templates' start in the template buffer.
+    start: u32,
+    /// Where its clobbers (registers clobbered and written implicitly)
+    /// are in the clobber buffer, if `flags` has `CLOBBERS` (a shape
+    /// record stays small: it is read for every instruction).
+    clobbers: u32,
+}
+
+/// The allocator operand an explicit operand gives, its virtual register
+/// left to fill in. Two cases depend on more than the shape: a partial
+/// write is a plain definition of a vreg not written before, and an
+/// operand fixed by the IR (`Operand::Fixed`) takes that register.
+#[derive(Clone, Copy)]
+struct OperandTemplate {
+    /// Kind, position and constraint (a partial write's as if the vreg
+    /// was written before).
+    operand: RaOperand,
+    /// The operand's access: for `PartialWrite` and `None`, which the
+    /// instruction decides.
+    access: Access,
+    /// The operand's index (the origin of its allocator operands).
+    index: u16,
+}
+
+impl ShapeRecord {
+    /// Derives the record of `facts`, appending its templates to `templates`.
+    fn derive(
+        facts: &InstFacts,
+        templates: &mut Vec<OperandTemplate>,
+        clobber_sets: &mut Vec<PRegSet>,
+    ) -> ShapeRecord {
+        let mut clobbers = PRegSet::empty();
+        if facts.clobbers != jitforge_ir::RegSet::EMPTY {
+            for class in 0..3u8 {
+                let mask = facts.clobbers.0[class as usize];
+                clobbers = clobbers.union(PRegSet::from_class_mask(class_of(IrClass(class)), mask));
+            }
+        }
+        for imp in &facts.implicit {
+            if imp.access.writes() {
+                clobbers.insert(preg_of(imp.reg));
+            }
+        }
+        let start = templates.len() as u32;
+        templates.extend(facts.ops.iter().enumerate().map(|(index, fact)| {
+            let (kind, pos) = match fact.access {
+                Access::Read | Access::None => (OperandKind::Use, OperandPos::Early),
+                Access::Write => (OperandKind::Def, OperandPos::Late),
+                Access::ReadWrite | Access::PartialWrite => {
+                    (OperandKind::Modify, OperandPos::Early)
+                }
+            };
+            let constraint = if let Some(p) = fact.fixed {
+                Constraint::Fixed(preg_of(p))
+            } else if fact.allowed != u32::MAX {
+                Constraint::Subset(fact.allowed)
+            } else if fact.mem_ok() {
+                Constraint::Any
+            } else {
+                Constraint::Reg
+            };
+            OperandTemplate {
+                operand: RaOperand::new(VReg::new(0), kind, pos, constraint),
+                access: fact.access,
+                index: index as u16,
+            }
+        }));
+        let mut flags = match facts.flow {
+            jitforge_ir::Flow::Jump
+            | jitforge_ir::Flow::CondBranch
+            | jitforge_ir::Flow::IndirectJump => BRANCH,
+            jitforge_ir::Flow::Return => RET,
+            _ => 0,
+        };
+        let at = clobber_sets.len() as u32;
+        if !clobbers.is_empty() {
+            flags |= CLOBBERS;
+            clobber_sets.push(clobbers);
+        }
+        ShapeRecord {
+            flags,
+            len: facts.ops.len() as u16,
+            start,
+            clobbers: at,
+        }
+    }
+
+    fn templates(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
+}
+
 fn class_of(class: IrClass) -> RegClass {
     match class.0 {
         1 => RegClass::Vec,
@@ -70,11 +185,96 @@ fn preg_of(p: jitforge_ir::PReg) -> PReg {
     PReg::new(class_of(p.class), p.hw)
 }
 
+/// Pushes the allocator operands of an instruction with operands `ops`
+/// and templates `templates`, with their origins, in the order of
+/// `Function::vreg_accesses` (direct operands, then the address registers
+/// of a memory operand as reads), and notes definitions in `constant`
+/// (see [`RaView::build`]; `imm_def` is the instruction's if it is
+/// `copy v, imm`).
+#[inline(always)]
+fn push_operands(
+    operands: &mut Vec<RaOperand>,
+    origins: &mut Vec<OperandOrigin>,
+    constant: &mut [Option<Option<i64>>],
+    ops: &[Operand],
+    templates: &[OperandTemplate],
+    imm_def: Option<(jitforge_ir::VReg, i64)>,
+) {
+    let first = operands.len();
+    let mut shared = false;
+    for (op, t) in ops.iter().zip(templates) {
+        let mut operand = t.operand;
+        let v = match *op {
+            Operand::Reg(Reg::Virt(v, _)) => v,
+            Operand::Fixed(v, p) => {
+                operand.constraint = Constraint::Fixed(preg_of(p));
+                v
+            }
+            Operand::Mem(m) => {
+                for r in m.regs() {
+                    if let Reg::Virt(v, _) = r {
+                        operands.push(RaOperand::new(
+                            VReg::new(v.as_u32() as usize),
+                            OperandKind::Use,
+                            OperandPos::Early,
+                            Constraint::Reg,
+                        ));
+                        origins.push(OperandOrigin {
+                            operand: t.index,
+                            in_address: true,
+                        });
+                    }
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        operand.vreg = VReg::new(v.as_u32() as usize);
+        match t.access {
+            Access::PartialWrite if constant[v.as_u32() as usize].is_none() => {
+                operand.kind = OperandKind::Def;
+                operand.pos = OperandPos::Late;
+            }
+            // Not read and not written (the second `x` of `xor x, x`):
+            // it takes the register of the same vreg's other operand.
+            Access::None => {
+                shared = true;
+                continue;
+            }
+            _ => {}
+        }
+        operands.push(operand);
+        origins.push(OperandOrigin {
+            operand: t.index,
+            in_address: false,
+        });
+        if operand.kind != OperandKind::Use {
+            let slot = &mut constant[v.as_u32() as usize];
+            *slot = match (imm_def, *slot) {
+                (Some((d, value)), None) if d == v => Some(Some(value)),
+                (Some((d, value)), Some(Some(old))) if d == v && old == value => Some(Some(value)),
+                _ => Some(None),
+            };
+        }
+    }
+    if shared {
+        // `xor x, x`: the unseen operand shares the other's location,
+        // and x86 takes at most one memory operand.
+        for op in &mut operands[first..] {
+            if op.constraint == Constraint::Any {
+                op.constraint = Constraint::Reg;
+            }
+        }
+    }
+}
+
 impl RaView {
     /// Builds the view of `f` (lowered, with unreachable blocks removed) from `cfg`.
     /// Target instructions tagged with an index of `table` take their facts
-    /// from there; the others (pseudo-instructions, IR from text) are
-    /// asked of `target`.
+    /// from there, and what the view derives from them (a `ShapeRecord`)
+    /// is kept per tag for later functions while the table's epoch stays;
+    /// the others (pseudo-instructions, IR from text) are asked of
+    /// `target`, each time.
     pub fn build(
         &mut self,
         f: &IrFunction,
@@ -112,8 +312,8 @@ impl RaView {
             let most: usize = all_ops
                 .iter()
                 .map(|op| match op {
-                    jitforge_ir::Operand::Reg(_) | jitforge_ir::Operand::Fixed(..) => 1,
-                    jitforge_ir::Operand::Mem(m) => m.regs().count(),
+                    Operand::Reg(_) | Operand::Fixed(..) => 1,
+                    Operand::Mem(m) => m.regs().count(),
                     _ => 0,
                 })
                 .sum();
@@ -155,121 +355,95 @@ impl RaView {
         constant.resize(f.num_vregs(), None);
         self.classes
             .extend(f.vregs().map(|(_, data)| class_of(data.class)));
+        // Each tagged shape's record is derived once per table epoch (its
+        // entries are only appended, see `FactsTable::epoch`).
+        if self.shapes_epoch != table.epoch() {
+            self.shapes_epoch = table.epoch();
+            self.shapes.clear();
+            self.templates.clear();
+            self.shape_clobbers.clear();
+        }
+        // Entries are only appended within an epoch: `shapes` grows with them.
+        self.shapes.resize(table.len(), None);
         let mut scratch = std::mem::take(&mut self.facts);
+        let mut own = std::mem::take(&mut self.own_templates);
+        let mut own_clobbers = std::mem::take(&mut self.own_clobbers);
+        // The buffers written for every instruction, as locals while the
+        // loop runs (their lengths stay in registers, not reloaded through
+        // `self` after every store).
+        let mut operands = std::mem::take(&mut self.operands);
+        let mut origins = std::mem::take(&mut self.origins);
+        let mut op_offsets = std::mem::take(&mut self.op_offsets);
+        let mut flags_of = std::mem::take(&mut self.flags);
         for (i, d) in f.all_insts().iter().enumerate() {
-            self.op_offsets.push(self.operands.len() as u32);
-            let tagged = match d.kind {
-                InstKind::Target(_) => d.tag().and_then(|t| table.get(t)),
+            op_offsets.push(operands.len() as u32);
+            let tag = match d.kind {
+                InstKind::Target(_) => d.tag(),
                 _ => None,
             };
-            let facts = match tagged {
-                Some(facts) => facts,
-                None => {
-                    scratch.clear();
-                    f.inst_facts(target, IrInst::from_u32(i as u32), &mut scratch)
-                        .map_err(|e| format!("instruction {i}: {e}"))?;
-                    &scratch
+            let ops = &all_ops[d.ops_range()];
+            // `shapes` has one entry per table entry: a tag past it is not
+            // the table's.
+            if let Some(t) = tag
+                && let Some(&known) = self.shapes.get(t as usize)
+            {
+                // Most instructions: a target instruction of a known shape,
+                // no copy and no return (their own loop, without those checks).
+                let shape = match known {
+                    Some(shape) => shape,
+                    None => {
+                        let facts = table.get(t).ok_or("tag outside the facts table")?;
+                        let shape = ShapeRecord::derive(
+                            facts,
+                            &mut self.templates,
+                            &mut self.shape_clobbers,
+                        );
+                        self.shapes[t as usize] = Some(shape);
+                        shape
+                    }
+                };
+                push_operands(
+                    &mut operands,
+                    &mut origins,
+                    &mut constant,
+                    ops,
+                    &self.templates[shape.templates()],
+                    None,
+                );
+                if shape.flags & CLOBBERS != 0 {
+                    self.clobbers
+                        .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
                 }
-            };
+                flags_of.push(shape.flags);
+                continue;
+            }
+            let inst = IrInst::from_u32(i as u32);
+            scratch.clear();
+            f.inst_facts(target, inst, &mut scratch)
+                .map_err(|e| format!("instruction {i}: {e}"))?;
+            own.clear();
+            own_clobbers.clear();
+            let shape = ShapeRecord::derive(&scratch, &mut own, &mut own_clobbers);
             // Copies are rare: only they are looked at for a constant or a move.
             let (imm_def, copy) = if d.kind == InstKind::Copy {
-                let inst = IrInst::from_u32(i as u32);
                 (f.copy_imm(inst), f.copy_vregs(inst))
             } else {
                 (None, None)
             };
-            let mut clobbers = PRegSet::empty();
-            if facts.clobbers != jitforge_ir::RegSet::EMPTY {
-                for class in 0..3u8 {
-                    let mask = facts.clobbers.0[class as usize];
-                    clobbers =
-                        clobbers.union(PRegSet::from_class_mask(class_of(IrClass(class)), mask));
-                }
-            }
-            for imp in &facts.implicit {
-                if imp.access.writes() {
-                    clobbers.insert(preg_of(imp.reg));
-                }
-            }
-            let first = self.operands.len();
-            let mut shared = false;
-            let operands = &mut self.operands;
-            let origins = &mut self.origins;
-            f.vreg_accesses(
-                IrInst::from_u32(i as u32),
-                facts,
-                #[inline(always)]
-                |a| {
-                    let slot = &mut constant[a.vreg.as_u32() as usize];
-                    let (kind, pos) = match a.access {
-                        Access::Read => (OperandKind::Use, OperandPos::Early),
-                        Access::Write => (OperandKind::Def, OperandPos::Late),
-                        Access::PartialWrite if slot.is_none() => {
-                            (OperandKind::Def, OperandPos::Late)
-                        }
-                        Access::ReadWrite | Access::PartialWrite => {
-                            (OperandKind::Modify, OperandPos::Early)
-                        }
-                        // Not read and not written (the second `x` of `xor x, x`):
-                        // it takes the register of the same vreg's other operand.
-                        Access::None => {
-                            shared |= !a.in_address;
-                            return;
-                        }
-                    };
-                    let constraint = if let Some(p) = a.fixed {
-                        Constraint::Fixed(preg_of(p))
-                    } else if a.allowed != u32::MAX {
-                        Constraint::Subset(a.allowed)
-                    } else if a.mem_ok && !a.in_address {
-                        Constraint::Any
-                    } else {
-                        Constraint::Reg
-                    };
-                    operands.push(Operand::new(
-                        VReg::new(a.vreg.as_u32() as usize),
-                        kind,
-                        pos,
-                        constraint,
-                    ));
-                    origins.push(OperandOrigin {
-                        operand: a.operand,
-                        in_address: a.in_address,
-                    });
-                    if kind != OperandKind::Use {
-                        *slot = match (imm_def, *slot) {
-                            (Some((d, value)), None) if d == a.vreg => Some(Some(value)),
-                            (Some((d, value)), Some(Some(old))) if d == a.vreg && old == value => {
-                                Some(Some(value))
-                            }
-                            _ => Some(None),
-                        };
-                    }
-                },
+            push_operands(
+                &mut operands,
+                &mut origins,
+                &mut constant,
+                ops,
+                &own,
+                imm_def,
             );
-            if shared {
-                // `xor x, x`: the unseen operand shares the other's location,
-                // and x86 takes at most one memory operand.
-                for op in &mut self.operands[first..] {
-                    if op.constraint == Constraint::Any {
-                        op.constraint = Constraint::Reg;
-                    }
-                }
+            let mut flags = shape.flags;
+            if matches!(d.kind, InstKind::Ret | InstKind::TailJump(_)) {
+                flags = flags & CLOBBERS | RET;
             }
-            let flow_flags = match d.kind {
-                InstKind::Ret | InstKind::TailJump(_) => RET,
-                _ => match facts.flow {
-                    jitforge_ir::Flow::Jump
-                    | jitforge_ir::Flow::CondBranch
-                    | jitforge_ir::Flow::IndirectJump => BRANCH,
-                    jitforge_ir::Flow::Return => RET,
-                    _ => 0,
-                },
-            };
-            let mut flags = flow_flags;
-            if !clobbers.is_empty() {
-                flags |= CLOBBERS;
-                self.clobbers.push((i as u32, clobbers));
+            if flags & CLOBBERS != 0 {
+                self.clobbers.push((i as u32, own_clobbers[0]));
             }
             if let Some((d, s)) = copy
                 && f.vreg(d).class == f.vreg(s).class
@@ -281,8 +455,14 @@ impl RaView {
                     VReg::new(s.as_u32() as usize),
                 ));
             }
-            self.flags.push(flags);
+            flags_of.push(flags);
         }
+        self.operands = operands;
+        self.origins = origins;
+        self.op_offsets = op_offsets;
+        self.flags = flags_of;
+        self.own_templates = own;
+        self.own_clobbers = own_clobbers;
         self.facts = scratch;
         self.op_offsets.push(self.operands.len() as u32);
         self.remat
@@ -293,49 +473,63 @@ impl RaView {
 
     /// Instruction `i`'s allocator operands and the IR origin of each.
     #[inline]
-    pub fn operands_and_origins(&self, i: usize) -> (&[Operand], &[OperandOrigin]) {
+    pub fn operands_and_origins(&self, i: usize) -> (&[RaOperand], &[OperandOrigin]) {
         let range = self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize;
         (&self.operands[range.clone()], &self.origins[range])
     }
 }
 
+// Inlined where the allocator asks (it is generic over its function): most
+// of these are an index or two, less than a call.
 impl RaFunction for RaView {
+    #[inline]
     fn num_insts(&self) -> usize {
         self.flags.len()
     }
+    #[inline]
     fn num_blocks(&self) -> usize {
         self.block_ranges.len()
     }
+    #[inline]
     fn num_vregs(&self) -> usize {
         self.classes.len()
     }
+    #[inline]
     fn entry_block(&self) -> Block {
         Block::new(0)
     }
+    #[inline]
     fn block_insts(&self, block: Block) -> InstRange {
         self.block_ranges[block.index()]
     }
+    #[inline]
     fn block_succs(&self, block: Block) -> &[Block] {
         let b = block.index();
         &self.succs[self.succ_offsets[b] as usize..self.succ_offsets[b + 1] as usize]
     }
+    #[inline]
     fn block_preds(&self, block: Block) -> &[Block] {
         let b = block.index();
         &self.preds[self.pred_offsets[b] as usize..self.pred_offsets[b + 1] as usize]
     }
+    #[inline]
     fn block_loop_depth(&self, block: Block) -> Option<u32> {
         Some(self.loop_depth[block.index()])
     }
+    #[inline]
     fn is_ret(&self, inst: Inst) -> bool {
         self.flags[inst.index()] & RET != 0
     }
+    #[inline]
     fn is_branch(&self, inst: Inst) -> bool {
         self.flags[inst.index()] & BRANCH != 0
     }
-    fn inst_operands(&self, inst: Inst) -> &[Operand] {
+    #[inline]
+    fn inst_operands(&self, inst: Inst) -> &[RaOperand] {
         let i = inst.index();
         &self.operands[self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize]
     }
+    #[inline]
     fn inst_clobbers(&self, inst: Inst) -> PRegSet {
         if self.flags[inst.index()] & CLOBBERS == 0 {
             return PRegSet::empty();
@@ -344,6 +538,7 @@ impl RaFunction for RaView {
         let at = self.clobbers.partition_point(|&(j, _)| j < i);
         self.clobbers.get(at).map_or(PRegSet::empty(), |&(_, c)| c)
     }
+    #[inline]
     fn is_move(&self, inst: Inst) -> Option<(VReg, VReg)> {
         if self.flags[inst.index()] & MOVE == 0 {
             return None;
@@ -352,10 +547,96 @@ impl RaFunction for RaView {
         let at = self.moves.partition_point(|&(j, _, _)| j < i);
         self.moves.get(at).map(|&(_, d, s)| (d, s))
     }
+    #[inline]
     fn vreg_class(&self, vreg: VReg) -> RegClass {
         self.classes[vreg.index()]
     }
+    #[inline]
     fn is_remat(&self, vreg: VReg) -> bool {
         self.remat[vreg.index()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compiler::target::{X86Inst, X86Target};
+    use crate::x86::Mnemonic;
+    use jitforge_ir::{CallConvId, Signature, TargetInst};
+
+    /// `mov v0, 7; add v0, v1; ret v0`, its two target instructions tagged
+    /// with their entries in `table` (added to it in `order`).
+    fn tagged_function(t: &X86Target, table: &mut FactsTable, order: [usize; 2]) -> IrFunction {
+        let mut f = IrFunction::new("f", Signature::new(CallConvId(0), &[], &[]));
+        let v0 = f.new_vreg(IrClass::GP, 8, None);
+        let v1 = f.new_vreg(IrClass::GP, 8, None);
+        let insts: [(TargetInst, [Operand; 2]); 2] = [
+            (
+                X86Inst::new(Mnemonic::Mov).id(),
+                [Operand::Reg(Reg::v(v0)), Operand::Imm(7)],
+            ),
+            (
+                X86Inst::new(Mnemonic::Add).id(),
+                [Operand::Reg(Reg::v(v0)), Operand::Reg(Reg::v(v1))],
+            ),
+        ];
+        let mut tags = [0u16; 2];
+        let mut scratch = InstFacts::default();
+        for k in order {
+            let (id, ops) = insts[k];
+            let shapes: Vec<_> = ops.iter().map(|o| f.operand_shape(o)).collect();
+            tags[k] = t
+                .facts_index(table, id, &shapes, &mut scratch)
+                .expect("valid instruction")
+                .expect("room in the table");
+        }
+        for (k, (id, ops)) in insts.iter().enumerate() {
+            f.push_tagged(InstKind::Target(*id), ops, tags[k])
+                .expect("small function");
+        }
+        f.ret(&[Operand::Reg(Reg::v(v0))]).expect("small function");
+        f
+    }
+
+    fn view_operands(view: &RaView) -> Vec<Vec<RaOperand>> {
+        (0..view.num_insts())
+            .map(|i| view.inst_operands(Inst::new(i)).to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn shape_records_follow_the_table_through_clear() {
+        let t = X86Target::x64();
+        let mut table = FactsTable::default();
+        assert_eq!(table.epoch(), 0);
+        let f = tagged_function(t, &mut table, [0, 1]);
+        let first_epoch = table.epoch();
+        assert_ne!(first_epoch, 0);
+        let mut cfg = Cfg::default();
+        cfg.compute(&f, t);
+        let mut view = RaView::default();
+        view.build(&f, &cfg, t, &table).expect("view");
+        let before = view_operands(&view);
+        // `mov v0, 7` defines v0 (a late def), `add v0, v1` modifies v0 and reads v1.
+        assert_eq!(before[0].len(), 1);
+        assert_eq!(before[0][0].kind, OperandKind::Def);
+        assert_eq!(before[1].len(), 2);
+        assert_eq!(before[1][0].kind, OperandKind::Modify);
+        assert_eq!(before[1][1].kind, OperandKind::Use);
+
+        // The same instructions, their entries added the other way round
+        // after a clear: tag 0 is now `add`'s. The view reused must not
+        // apply the records it derived for the old tags.
+        table.clear();
+        assert_eq!(table.epoch(), 0);
+        let g = tagged_function(t, &mut table, [1, 0]);
+        assert_ne!(table.epoch(), first_epoch);
+        assert_ne!(table.epoch(), 0);
+        cfg.compute(&g, t);
+        view.build(&g, &cfg, t, &table).expect("view");
+        assert_eq!(view_operands(&view), before);
+        let mut fresh = RaView::default();
+        fresh.build(&g, &cfg, t, &table).expect("view");
+        assert_eq!(view_operands(&fresh), before);
     }
 }

@@ -1519,6 +1519,11 @@ impl X86Target {
         if table.slots.is_empty() {
             table.slots.resize(MEMO_SLOTS, u16::MAX);
         }
+        if table.facts.is_empty() {
+            // A new run of indexes: whatever was derived from the old ones
+            // (by another table or before `clear`) is not about these.
+            table.epoch = NEXT_FACTS_EPOCH.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
         let index = table.facts.len() as u16;
         table.slots[slot] = index;
         table.keys.push(key);
@@ -1900,7 +1905,13 @@ pub struct FactsTable {
     slots: Vec<u16>,
     keys: Vec<FactsKey>,
     facts: Vec<InstFacts>,
+    /// Names this table's current run of entries (see [`FactsTable::epoch`]).
+    epoch: u64,
 }
+
+/// The next [`FactsTable::epoch`] given out (0 is never one: an empty
+/// table's, which has no entries to derive anything from).
+static NEXT_FACTS_EPOCH: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
 impl FactsTable {
     /// Entries a table holds at most (indexes are `u16`, one value stays
@@ -1910,6 +1921,14 @@ impl FactsTable {
     /// The facts at `index`.
     pub fn get(&self, index: u16) -> Option<&InstFacts> {
         self.facts.get(index as usize)
+    }
+
+    /// A number that names the entries' run: entries are only ever
+    /// appended, and the indexes of two tables, or of one before and after
+    /// [`FactsTable::clear`], never share an epoch. So data derived from the
+    /// entry at an index stays right while the epoch is the same.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// Number of entries.
@@ -1927,6 +1946,7 @@ impl FactsTable {
         self.slots.clear();
         self.keys.clear();
         self.facts.clear();
+        self.epoch = 0;
     }
 }
 
