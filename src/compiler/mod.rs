@@ -25,7 +25,7 @@ mod api;
 mod ra;
 mod rewrite;
 
-pub use api::Compiler;
+pub use api::{Compiler, release_thread_workspace};
 pub use jitforge_ir::{Signature, ValType};
 pub mod fuzzing;
 pub mod run;
