@@ -72,6 +72,9 @@ fn jitforge_b(runs: usize) -> Row {
     let runtime = JitRuntime::new().expect("JIT runtime");
     let input = workload_b_input();
     let (mut compile, mut run) = (Vec::new(), Vec::new());
+    // The peak heap of a compile from nothing (no workspace kept from
+    // an earlier Compiler of this thread).
+    jitforge::compiler::release_thread_workspace();
     let (heap, first) = PeakHeap::measure(|| workload_b(&runtime, B_OPS, false));
     let first = first.expect("workload B compiles");
     // SAFETY: workload B's function takes a pointer to 64 u64.
@@ -100,6 +103,7 @@ fn jitforge_b(runs: usize) -> Row {
 
 fn jitforge_c(runs: usize) -> Row {
     let runtime = JitRuntime::new().expect("JIT runtime");
+    jitforge::compiler::release_thread_workspace();
     let (heap, first) = PeakHeap::measure(|| workload_c(&runtime, 0, false));
     let first = first.expect("workload C compiles");
     let mut ok = call_c(first.as_ptr()) == workload_c_host(0);
