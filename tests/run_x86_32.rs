@@ -316,12 +316,17 @@ fn random_instruction(r: &mut Rng, scratch: u32) -> (Mnemonic, Vec<Operand>) {
     }
 }
 
-/// Loads the registers from `input`, runs `program`, stores the registers
-/// and the arithmetic flags to `output`, in either mode.
+/// The arithmetic flags: CF, PF, AF, ZF, SF, OF.
+const FLAGS: u32 = 0x8D5;
+
+/// Loads the registers from `input` and the arithmetic flags from `flags`,
+/// runs `program`, stores the registers and the arithmetic flags to
+/// `output`, in either mode.
 fn differential_function(
     arch: Arch,
     program: &[(Mnemonic, Vec<Operand>)],
     input: u32,
+    flags: u32,
     output: u32,
 ) -> Result<CodeHolder, Error> {
     let mut code = CodeHolder::new(arch);
@@ -339,6 +344,17 @@ fn differential_function(
     }
     for (i, &g) in REGS.iter().enumerate() {
         a.mov(g, dword_ptr((input + 4 * i as u32) as i32))?;
+    }
+    // The flags a program starts with are the test's, not whatever the
+    // caller left (a `cmove` first reads them): bit 1 is always set, IF
+    // stays as it is (popf at CPL 3 keeps it), DF and TF clear.
+    a.emit(
+        Mnemonic::Push,
+        &[Operand::Imm(i64::from(0x202 | (flags & FLAGS)))],
+    )?;
+    match arch {
+        Arch::X86 => a.popfd()?,
+        Arch::X64 => a.popfq()?,
     }
     for (m, ops) in program {
         a.emit(*m, ops).map_err(|e| Error::InvalidArgument {
@@ -380,8 +396,6 @@ fn random_programs_mean_the_same_in_both_modes() -> Result<(), Error> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3000);
-    // Arithmetic flags: CF, PF, AF, ZF, SF, OF.
-    const FLAGS: u32 = 0x8D5;
     for case in 0..cases {
         let len = 1 + rng.below(40);
         let program: Vec<_> = (0..len)
@@ -398,7 +412,7 @@ fn random_programs_mean_the_same_in_both_modes() -> Result<(), Error> {
                 let at = if i < 7 { 4 * i } else { 0x100 + 4 * (i - 7) };
                 d[at..at + 4].copy_from_slice(&v.to_le_bytes());
             }
-            let code = differential_function(arch, &program, input, output)?;
+            let code = differential_function(arch, &program, input, start[0], output)?;
             m.load(&code)?;
             let entry = m.code_address();
             match arch {
