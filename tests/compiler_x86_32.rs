@@ -906,6 +906,49 @@ fn label_table_of_32_bit_addresses() -> Result<(), Error> {
     Ok(())
 }
 
+/// The annotated jump table (`jump_table`) with a 32-bit index: 4-byte
+/// entries relocated to where the code is loaded, values live across the
+/// indirect jump; a 64-bit index is an error in 32-bit mode.
+#[test]
+fn jump_table_with_a_32_bit_index() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let (code, listing) = compile32(|cc| {
+        cc.add_func("switch", sig32(X86Target::CDECL, &[ValType::I32; 2]))?;
+        let (i, k, r) = (cc.new_gp32("i"), cc.new_gp32("k"), cc.new_gp32("r"));
+        cc.set_arg(0, i)?;
+        cc.set_arg(1, k)?;
+        let cases: Vec<jitforge::Label> = (0..4).map(|_| cc.new_label()).collect();
+        let end = cc.new_label();
+        cc.and_(i, 3)?;
+        cc.jump_table(i, &cases)?;
+        for (n, case) in cases.iter().enumerate() {
+            cc.bind(*case)?;
+            cc.imul_3(r, k, n as i64 + 3)?;
+            cc.jmp(end)?;
+        }
+        cc.bind(end)?;
+        cc.sub(r, k)?;
+        cc.ret(&[r.into()])?;
+        cc.end_func()
+    })?;
+    let entry = load(&mut m, &code, "switch")?;
+    for i in 0..8u32 {
+        let k = 77 + i;
+        assert_eq!(
+            call(&mut m, entry, Conv::Stack, &[i, k]),
+            k * ((i & 3) + 3) - k,
+            "{listing}"
+        );
+    }
+    let mut code = CodeHolder::new(Arch::X86);
+    let mut cc = Compiler::new(&mut code);
+    cc.add_func("wide", sig32(X86Target::CDECL, &[]))?;
+    let (wide, case) = (cc.new_gp64("wide"), cc.new_label());
+    let err = cc.jump_table(wide, &[case]).expect_err("a 64-bit index");
+    assert!(err.to_string().contains("32-bit general-purpose"), "{err}");
+    Ok(())
+}
+
 /// Constants in the function's pool and the global pool are reached by
 /// absolute 32-bit addresses (no rip-relative addressing in 32-bit mode),
 /// relocated to where the code is loaded.

@@ -529,25 +529,39 @@ impl<'a> Compiler<'a> {
     }
 
     /// An indirect jump through a table of `targets` indexed by `index`
-    /// (a virtual register holding 0..targets.len()); the targets are the
-    /// annotation the CFG uses.
-    pub fn jump_table(&mut self, index: Gp64, targets: &[Label]) -> Result<()> {
+    /// (a virtual register holding 0..targets.len(): a [`Gp64`] in 64-bit
+    /// mode, a [`Gp32`] in 32-bit mode, as wide as the table's addresses);
+    /// the targets are the annotation the CFG uses.
+    pub fn jump_table(&mut self, index: impl Into<Reg>, targets: &[Label]) -> Result<()> {
         self.enter()?;
+        let index: Reg = index.into();
+        let (word, kind) = if self.target.is_64bit() {
+            (8u16, RegKind::Gp64)
+        } else {
+            (4, RegKind::Gp32)
+        };
+        if index.kind() != kind {
+            return Err(invalid(&format!(
+                "jump_table: the index must be a {}-bit general-purpose register in this mode, not {}",
+                word * 8,
+                index.name()
+            )));
+        }
         let targets: Vec<IrLabel> = targets
             .iter()
             .map(|l| self.ir_label(*l))
             .collect::<Result<_>>()?;
-        let index = self.ir_reg(index.into())?;
+        let index = self.ir_reg(index)?;
         let st = self.state()?;
         let table = st.f.new_jump_table(&targets);
-        let base = st.f.new_gp(8, "jump_table");
+        let base = st.f.new_gp(word, "jump_table");
         st.f.addr(
             IrOperand::v(base),
             IrMem::new(IrMemBase::JumpTable(table), 0, 0),
         )
         .map_err(|e| invalid(&e.to_string()))?;
-        let slot =
-            IrMem::new(IrMemBase::Reg(IrReg::Virt(base, View::FULL)), 0, 8).with_index(index, 8);
+        let slot = IrMem::new(IrMemBase::Reg(IrReg::Virt(base, View::FULL)), 0, word)
+            .with_index(index, word as u8);
         st.f.jump_indirect(IrOperand::Mem(slot), Some(table))
             .map_err(|e| invalid(&e.to_string()))?;
         Ok(())
