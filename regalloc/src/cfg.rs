@@ -187,7 +187,7 @@ fn validate_inst<F: Function>(
                 }
             }
             Constraint::Subset(m) => {
-                if m & regs == 0 {
+                if m.bits() & regs == 0 {
                     return Err(Error::OutOfRegisters { inst: i, class });
                 }
             }

@@ -180,7 +180,7 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
                     let ok = match op.constraint {
                         Constraint::Fixed(p) => r == p,
                         Constraint::Subset(m) => {
-                            m & (1 << r.hw) != 0 && env.allocatable.contains(r)
+                            m.bits() & (1 << r.hw) != 0 && env.allocatable.contains(r)
                         }
                         Constraint::Reuse(u) => al.get(u as usize) == Some(&a),
                         Constraint::Reg | Constraint::Any => env.allocatable.contains(r),

@@ -75,7 +75,7 @@ pub use checker::CheckError;
 pub use error::Error;
 pub use function::{
     Block, Constraint, FrameLayout, Function, Inst, InstRange, MachineEnv, Operand, OperandKind,
-    OperandPos, PReg, PRegSet, RegClass, VReg,
+    OperandPos, PReg, PRegSet, RegClass, RegMask, VReg,
 };
 pub use log::{Decision, DecisionLog, Reason};
 pub use output::{
@@ -131,6 +131,15 @@ impl Allocator {
     ) -> Result<(), Error> {
         out.clear();
         out.log.enabled = opts.log;
+        // Spill slots are numbered by vreg (plus one scratch slot per class)
+        // until they are packed, and a slot number has 24 bits.
+        if f.num_vregs() as u64 + 3 >= SpillSlot::LIMIT as u64 {
+            return Err(Error::invalid(format!(
+                "{} virtual registers: the allocator takes fewer than {}",
+                f.num_vregs(),
+                SpillSlot::LIMIT - 3
+            )));
+        }
         cfg::analyze(f, env, &mut self.cfg)?;
         // The live ranges only tell the scan which values cross a call.
         let calls = !self.cfg.clobbers.is_empty();
@@ -154,7 +163,7 @@ impl Allocator {
                 env,
                 scan,
                 |v| f.is_remat(VReg(v)),
-                |c| SpillSlot((nv + c) as u32),
+                |c| SpillSlot::new((nv + c) as u32),
                 &mut out.edge_splits,
                 &mut out.log,
             )?;
@@ -170,7 +179,7 @@ impl Allocator {
                 let e = self.scan.alloc_off[ii + 1] as usize;
                 for a in &self.scan.allocs[s..e] {
                     if let Allocation::Stack(sl) = a {
-                        self.slots.touch(sl.0, spill::inst_depth(cfgi, ii as u32));
+                        self.slots.touch(sl.number(), spill::inst_depth(cfgi, ii as u32));
                     }
                 }
             }
@@ -324,7 +333,7 @@ fn touch_edit(slots: &mut spill::SlotAssigner, e: &Edit, depth: u32) {
     if let Edit::Move { from, to, .. } = e {
         for a in [from, to] {
             if let Allocation::Stack(s) = a {
-                slots.touch(s.0, depth);
+                slots.touch(s.number(), depth);
             }
         }
     }

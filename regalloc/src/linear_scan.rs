@@ -367,7 +367,7 @@ impl Scan {
             key,
             Edit::Move {
                 from,
-                to: Allocation::Stack(SpillSlot(v)),
+                to: Allocation::Stack(SpillSlot::new(v)),
                 class,
                 vreg: Some(VReg(v)),
             },
@@ -1143,7 +1143,7 @@ impl Scan {
             self.edit(
                 key,
                 Edit::Move {
-                    from: Allocation::Stack(SpillSlot(v)),
+                    from: Allocation::Stack(SpillSlot::new(v)),
                     to: Allocation::Reg(to),
                     class: RegClass::ALL[class],
                     vreg: Some(VReg(v)),
@@ -1317,7 +1317,7 @@ impl Scan {
 
     fn allowed_mask(&self, class: usize, c: Constraint) -> u32 {
         match c {
-            Constraint::Subset(m) => m & self.allocatable[class],
+            Constraint::Subset(m) => m.bits() & self.allocatable[class],
             Constraint::Fixed(p) => 1 << p.hw,
             _ => self.allocatable[class],
         }
@@ -1350,7 +1350,7 @@ impl Scan {
             let c = self.class[op.vreg.index()] as usize;
             let allowed = match op.constraint {
                 Constraint::Reg | Constraint::Any => self.allocatable[c],
-                Constraint::Subset(m) => m & self.allocatable[c],
+                Constraint::Subset(m) => m.bits() & self.allocatable[c],
                 _ => return false,
             };
             if op.kind == OperandKind::Def {
@@ -1685,7 +1685,7 @@ impl Scan {
                         gain <= vic.loss
                     });
                 if fold {
-                    alloc[k] = Allocation::Stack(SpillSlot(v));
+                    alloc[k] = Allocation::Stack(SpillSlot::new(v));
                     stack_used = true;
                     self.stats.folded += 1;
                     log.push(i, Some(op.vreg), Reason::Folded);
@@ -1857,7 +1857,7 @@ impl Scan {
                 let Victim { hw: vic, far, .. } = self.victim(i, c, cand, info);
                 pre = Some(vic);
                 if nxt == INF_POS || nxt.saturating_sub(2 * i.0) >= far {
-                    alloc[k] = Allocation::Stack(SpillSlot(v));
+                    alloc[k] = Allocation::Stack(SpillSlot::new(v));
                     stack_used = true;
                     self.stats.folded += 1;
                     log.push(i, Some(op.vreg), Reason::DefToSlot);

@@ -6,27 +6,67 @@ use core::fmt;
 
 /// A spill slot, numbered `0..Output::slots.len()`; slot 0 is the hottest and
 /// lies nearest the stack pointer.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SpillSlot(pub u32);
+///
+/// The number is kept in 24 bits (three little-endian bytes, alignment 1) so
+/// that an [`Allocation`] is 4 bytes: the allocator keeps one per operand and
+/// two per inserted move, and their size is a good part of a compile's peak
+/// heap. During allocation a slot is numbered by its virtual register, so the
+/// allocator rejects functions with [`SpillSlot::LIMIT`] or more vregs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpillSlot([u8; 3]);
 
 impl SpillSlot {
+    /// Slot numbers are below this (2^24).
+    pub const LIMIT: u32 = 1 << 24;
+
+    /// The slot numbered `index`, which must be below [`SpillSlot::LIMIT`]
+    /// (higher bits are dropped; the allocator checks its inputs so that its
+    /// own slots never reach the limit).
+    pub const fn new(index: u32) -> SpillSlot {
+        let b = index.to_le_bytes();
+        SpillSlot([b[0], b[1], b[2]])
+    }
+
+    /// The slot number.
+    #[inline]
+    pub const fn number(self) -> u32 {
+        u32::from_le_bytes([self.0[0], self.0[1], self.0[2], 0])
+    }
+
     /// The slot index as `usize`.
+    #[inline]
     pub fn index(self) -> usize {
-        self.0 as usize
+        self.number() as usize
+    }
+}
+
+impl PartialOrd for SpillSlot {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SpillSlot {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.number().cmp(&other.number())
     }
 }
 
 impl fmt::Debug for SpillSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "slot{}", self.0)
+        write!(f, "slot{}", self.number())
     }
 }
 
 impl fmt::Display for SpillSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "slot{}", self.0)
+        write!(f, "slot{}", self.number())
     }
 }
+
+// The sizes the peak-heap budget counts on (issue 8).
+const _: () = assert!(core::mem::size_of::<SpillSlot>() == 3);
+const _: () = assert!(core::mem::size_of::<Allocation>() == 4);
 
 /// Where a value lives.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
