@@ -153,6 +153,11 @@ impl Allocator {
         if calls {
             self.ivs.compute(f, &self.cfg, &self.live);
         }
+        // The scan numbers its allocations by the operand offsets `cfg`
+        // computed: it takes that buffer (the output's, in the end) rather
+        // than a copy, one buffer fewer at the compile's peak; `cfg` gets
+        // the scan's emptied one back.
+        core::mem::swap(&mut self.scan.alloc_off, &mut self.cfg.op_offsets);
         self.scan
             .run(f, env, &self.cfg, &self.live, &self.ivs, &mut out.log)?;
         let nv = f.num_vregs();
@@ -213,24 +218,25 @@ impl Allocator {
         // Edits in program order: counting sort by key.
         let nkeys = 6 * f.num_insts() + 6;
         let already_sorted = self.scan.raw_edits.windows(2).all(|w| w[0].0 <= w[1].0);
-        if already_sorted {
-            core::mem::swap(&mut self.sorted, &mut self.scan.raw_edits);
-        } else {
+        if !already_sorted {
             self.counting_sort(nkeys);
         }
-        out.edits.reserve_exact(self.sorted.len());
-        for &(k, e) in &self.sorted {
-            let inst = Inst(k / 6);
-            let p = if k % 6 < 3 {
-                ProgPoint::Before(inst)
-            } else {
-                ProgPoint::After(inst)
-            };
-            out.edits.push((p, self.slots.rewrite_edit(e)));
-        }
-        if already_sorted {
-            core::mem::swap(&mut self.sorted, &mut self.scan.raw_edits);
-        }
+        let sorted = if already_sorted {
+            &mut self.scan.raw_edits
+        } else {
+            &mut self.sorted
+        };
+        // The sorted buffer becomes the output's, converted in place (the
+        // element sizes match, so `collect` reuses the allocation): a copy
+        // here would be the peak of the whole compile. The output's emptied
+        // buffer goes back the same way, so no buffer is lost.
+        let slots = &self.slots;
+        let edits = core::mem::take(sorted)
+            .into_iter()
+            .map(|(k, e)| (ProgPoint::from_sort_key(k), slots.rewrite_edit(e)))
+            .collect();
+        let emptied = core::mem::replace(&mut out.edits, edits);
+        *sorted = emptied.into_iter().map(|(p, e)| (p.inst().0, e)).collect();
         self.shed_large_scratch();
         self.finish(f, env, opts, out)
     }

@@ -466,7 +466,6 @@ impl Scan {
             self.range_cursor.resize(nv, 0);
         }
         self.allocs.clear();
-        self.alloc_off.clear();
         self.raw_edits.clear();
         self.stats = Stats::default();
         self.written = 0;
@@ -478,10 +477,9 @@ impl Scan {
         self.plan_eager = (0..3).any(|c| {
             per_class[c] > 0 && per_class[c] + 2 > self.allocatable[c].count_ones() as usize
         });
-        // Operand allocation offsets: those `cfg` numbered the operands by.
-        self.alloc_off.clear();
-        self.alloc_off.extend_from_slice(&cfg.op_offsets);
-        let n = cfg.op_offsets.last().copied().unwrap_or(0);
+        // Operand allocation offsets: those `cfg` numbered the operands by,
+        // which the caller moved into `alloc_off` (see `Allocator::run`).
+        let n = self.alloc_off.last().copied().unwrap_or(0);
         self.allocs.resize(n as usize, Allocation::None);
 
         for bi in 0..f.num_blocks() {

@@ -113,43 +113,57 @@ impl fmt::Display for Allocation {
     }
 }
 
-/// Where an edit is inserted. Ordered by program order: `Before(i)` <
-/// `After(i)` < `Before(i + 1)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProgPoint {
-    /// Before the instruction (after the edits of the previous one).
-    Before(Inst),
-    /// After the instruction (never after a branch or return).
-    After(Inst),
-}
-
-impl PartialOrd for ProgPoint {
-    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for ProgPoint {
-    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        self.key().cmp(&other.key())
-    }
-}
+/// Where an edit is inserted: before or after an instruction. Ordered by
+/// program order: `before(i)` < `after(i)` < `before(i + 1)`.
+///
+/// One `u32` (`2 * inst + after`), the same size as the key the allocator
+/// sorts its edits by, so the sorted edits become [`Output::edits`] in place
+/// instead of being copied at the moment of a compile's peak heap.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(transparent)]
+pub struct ProgPoint(u32);
 
 impl ProgPoint {
-    fn key(self) -> u64 {
-        match self {
-            ProgPoint::Before(i) => 2 * i.0 as u64,
-            ProgPoint::After(i) => 2 * i.0 as u64 + 1,
-        }
+    /// Before the instruction (after the edits of the previous one).
+    pub const fn before(i: Inst) -> ProgPoint {
+        ProgPoint(2 * i.0)
+    }
+
+    /// After the instruction (never after a branch or return).
+    pub const fn after(i: Inst) -> ProgPoint {
+        ProgPoint(2 * i.0 + 1)
+    }
+
+    /// The point of an allocator sort key (`6 * inst + phase`, phases 0..3
+    /// before the instruction, 3..6 after it).
+    #[inline]
+    pub(crate) const fn from_sort_key(key: u32) -> ProgPoint {
+        ProgPoint(2 * (key / 6) + (key % 6 >= 3) as u32)
     }
 
     /// The instruction the point refers to.
-    pub fn inst(self) -> Inst {
-        match self {
-            ProgPoint::Before(i) | ProgPoint::After(i) => i,
-        }
+    pub const fn inst(self) -> Inst {
+        Inst(self.0 / 2)
+    }
+
+    /// Whether the point is after its instruction.
+    pub const fn is_after(self) -> bool {
+        self.0 & 1 != 0
     }
 }
+
+impl fmt::Debug for ProgPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let side = if self.is_after() { "after" } else { "before" };
+        write!(f, "{side} {}", self.inst())
+    }
+}
+
+// The size the in-place conversion of the sorted edits relies on.
+const _: () = assert!(
+    core::mem::size_of::<(ProgPoint, Edit)>() == core::mem::size_of::<(u32, Edit)>()
+        && core::mem::align_of::<(ProgPoint, Edit)>() == core::mem::align_of::<(u32, Edit)>()
+);
 
 /// An inserted instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -342,7 +356,7 @@ pub fn listing<F: crate::Function>(f: &F, out: &Output) -> String {
             f.block_succs(b)
         );
         for i in f.block_insts(b).iter() {
-            while k < out.edits.len() && out.edits[k].0 == ProgPoint::Before(i) {
+            while k < out.edits.len() && out.edits[k].0 == ProgPoint::before(i) {
                 let _ = writeln!(s, "      {}", out.edits[k].1);
                 k += 1;
             }
@@ -374,7 +388,7 @@ pub fn listing<F: crate::Function>(f: &F, out: &Output) -> String {
             for d in out.log.at(i) {
                 let _ = writeln!(s, "        ; {d}");
             }
-            while k < out.edits.len() && out.edits[k].0 == ProgPoint::After(i) {
+            while k < out.edits.len() && out.edits[k].0 == ProgPoint::after(i) {
                 let _ = writeln!(s, "      after: {}", out.edits[k].1);
                 k += 1;
             }

@@ -349,10 +349,9 @@ fn edits_ordered_and_slots_hottest_first() {
     for w in out.edits.windows(2) {
         assert!(w[0].0 <= w[1].0);
     }
-    assert!(matches!(
-        out.edits[0].0,
-        ProgPoint::Before(_) | ProgPoint::After(_)
-    ));
+    // Every point names an instruction of the function.
+    let last = out.edits.last().expect("workload B spills").0;
+    assert!(last.inst().index() + 1 < out.inst_alloc_offsets.len());
     for w in out.slots.windows(2) {
         assert!(w[0].weight >= w[1].weight && w[0].offset < w[1].offset);
     }

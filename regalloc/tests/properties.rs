@@ -47,7 +47,7 @@ proptest! {
         let get = |st: &HashMap<Allocation, u32>, a: Allocation| -> u32 {
             *st.get(&a).unwrap_or(&match a {
                 Allocation::Reg(r) => r.hw as u32,
-                Allocation::Stack(s) => 1000 + s.0,
+                Allocation::Stack(s) => 1000 + s.number(),
                 Allocation::None => u32::MAX,
             })
         };
@@ -401,7 +401,7 @@ fn checker_never_panics_on_corrupted_output() {
                 }
                 3 => {
                     bad.edits.push((
-                        jitforge_regalloc::ProgPoint::After(Inst::new(b as usize * 13)),
+                        jitforge_regalloc::ProgPoint::after(Inst::new(b as usize * 13)),
                         Edit::Remat {
                             vreg: jitforge_regalloc::VReg(b as u32),
                             to: PReg::gp(b % 33),

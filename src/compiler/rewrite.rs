@@ -897,7 +897,7 @@ impl<S: Sink> Rewriter<'_, S> {
             if self.logging {
                 let here = jitforge_regalloc::Inst::new(i);
                 for (point, edit) in edits.clone() {
-                    if *point != ProgPoint::Before(here) && *point != ProgPoint::After(here) {
+                    if *point != ProgPoint::before(here) && *point != ProgPoint::after(here) {
                         break;
                     }
                     match *edit {
@@ -910,7 +910,7 @@ impl<S: Sink> Rewriter<'_, S> {
                 self.log_decisions(i, &edit_vregs)?;
             }
             while let Some((point, edit)) = edits.peek() {
-                if *point != ProgPoint::Before(jitforge_regalloc::Inst::new(i)) {
+                if *point != ProgPoint::before(jitforge_regalloc::Inst::new(i)) {
                     break;
                 }
                 self.emit_edit(edit, Some(i))?;
@@ -1058,7 +1058,7 @@ impl<S: Sink> Rewriter<'_, S> {
                 }
             }
             while let Some((point, edit)) = edits.peek() {
-                if *point != ProgPoint::After(jitforge_regalloc::Inst::new(i)) {
+                if *point != ProgPoint::after(jitforge_regalloc::Inst::new(i)) {
                     break;
                 }
                 self.emit_edit(edit, Some(i))?;
