@@ -79,7 +79,7 @@ pub use function::{
 };
 pub use log::{Decision, DecisionLog, Reason};
 pub use output::{
-    Allocation, EdgeSplit, Edit, Output, ProgPoint, SlotInfo, SpillSlot, Stats, listing,
+    Allocation, EdgeSplit, Edit, OptVReg, Output, ProgPoint, SlotInfo, SpillSlot, Stats, listing,
 };
 
 /// Switches for one allocation.

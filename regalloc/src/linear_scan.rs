@@ -61,7 +61,7 @@ use crate::function::{
 use crate::interval::{Intervals, depth_weight};
 use crate::liveness::{INF, LOOP_EXIT_PENALTY, Liveness};
 use crate::log::{DecisionLog, Reason};
-use crate::output::{Allocation, Edit, SpillSlot, Stats};
+use crate::output::{Allocation, Edit, OptVReg, SpillSlot, Stats};
 use smallvec::SmallVec;
 
 /// No vreg / no position.
@@ -369,7 +369,7 @@ impl Scan {
                 from,
                 to: Allocation::Stack(SpillSlot::new(v)),
                 class,
-                vreg: Some(VReg(v)),
+                vreg: OptVReg::some(VReg(v)),
             },
         );
         self.mark_in_slot(v);
@@ -1061,7 +1061,7 @@ impl Scan {
                         from,
                         to: Allocation::Reg(to_r),
                         class: RegClass::ALL[class],
-                        vreg: Some(VReg(w)),
+                        vreg: OptVReg::some(VReg(w)),
                     },
                 );
                 self.set_owner(class, to, w);
@@ -1134,7 +1134,7 @@ impl Scan {
                     from: Allocation::Reg(from),
                     to: Allocation::Reg(to),
                     class: RegClass::ALL[class],
-                    vreg: Some(VReg(v)),
+                    vreg: OptVReg::some(VReg(v)),
                 },
             );
         } else if s.in_slot {
@@ -1144,7 +1144,7 @@ impl Scan {
                     from: Allocation::Stack(SpillSlot::new(v)),
                     to: Allocation::Reg(to),
                     class: RegClass::ALL[class],
-                    vreg: Some(VReg(v)),
+                    vreg: OptVReg::some(VReg(v)),
                 },
             );
             log.push(i, Some(VReg(v)), Reason::Reload);
@@ -1778,7 +1778,7 @@ impl Scan {
                                 from,
                                 to: Allocation::Reg(self.preg(c, to)),
                                 class: RegClass::ALL[c],
-                                vreg: Some(VReg(w)),
+                                vreg: OptVReg::some(VReg(w)),
                             },
                         );
                         self.set_owner(c, to, w);
@@ -1954,7 +1954,7 @@ impl Scan {
                             from: Allocation::Reg(r),
                             to: Allocation::Reg(self.preg(c, to)),
                             class: r.class,
-                            vreg: Some(VReg(v)),
+                            vreg: OptVReg::some(VReg(v)),
                         },
                     );
                     self.set_owner(c, to, v);

@@ -165,6 +165,47 @@ const _: () = assert!(
         && core::mem::align_of::<(ProgPoint, Edit)>() == core::mem::align_of::<(u32, Edit)>()
 );
 
+/// A virtual register or none, in 4 bytes rather than `Option<VReg>`'s 8
+/// (`u32::MAX` stands for none: the allocator takes fewer than
+/// [`SpillSlot::LIMIT`] vregs), so that an [`Edit`] is 16 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OptVReg(u32);
+
+impl OptVReg {
+    /// No virtual register.
+    pub const NONE: OptVReg = OptVReg(u32::MAX);
+
+    /// The virtual register `v`.
+    pub const fn some(v: VReg) -> OptVReg {
+        OptVReg(v.0)
+    }
+
+    /// The virtual register, if any.
+    #[inline]
+    pub const fn get(self) -> Option<VReg> {
+        if self.0 == u32::MAX {
+            None
+        } else {
+            Some(VReg(self.0))
+        }
+    }
+}
+
+impl From<Option<VReg>> for OptVReg {
+    fn from(v: Option<VReg>) -> OptVReg {
+        v.map_or(OptVReg::NONE, OptVReg::some)
+    }
+}
+
+impl fmt::Debug for OptVReg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
+// The size the peak-heap budget counts on (issue 8).
+const _: () = assert!(core::mem::size_of::<Edit>() == 16);
+
 /// An inserted instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Edit {
@@ -180,7 +221,7 @@ pub enum Edit {
         /// Class of the value.
         class: RegClass,
         /// The value moved, if known.
-        vreg: Option<VReg>,
+        vreg: OptVReg,
     },
     /// Exchange two registers of a class with a swap instruction (`xchg`).
     Swap {
@@ -209,7 +250,7 @@ impl fmt::Display for Edit {
                     _ => "move",
                 };
                 write!(f, "{what} {to} <- {from}")?;
-                if let Some(v) = vreg {
+                if let Some(v) = vreg.get() {
                     write!(f, " ({v})")?;
                 }
                 Ok(())

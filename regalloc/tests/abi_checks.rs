@@ -3,7 +3,7 @@
 //! (callee-saved registers intact at every return, stack aligned at calls).
 
 use jitforge_regalloc::testfn::{Builder, TestFunction};
-use jitforge_regalloc::{
+use jitforge_regalloc::{OptVReg, 
     Allocation, Constraint, Edit, FrameLayout, Function, Inst, MachineEnv, Operand, Options, PReg,
     PRegSet, ProgPoint, RegClass, VReg, allocate, checker,
 };
@@ -84,7 +84,7 @@ fn callee_saved_overwritten_before_return_is_caught() {
             from: Allocation::Reg(PReg::gp(7)),
             to: Allocation::Reg(PReg::gp(3)),
             class: RegClass::Gp,
-            vreg: None,
+            vreg: OptVReg::NONE,
         },
     ));
     let e = checker::check(&f, &env(), &bad).unwrap_err();

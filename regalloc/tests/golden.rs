@@ -2,7 +2,7 @@
 //! the issue asks for, typed errors, the decision log and context reuse.
 
 use jitforge_regalloc::testfn::{Builder, TestFunction, workload_b};
-use jitforge_regalloc::{
+use jitforge_regalloc::{OptVReg, 
     Allocation, Allocator, Block, Constraint, Edit, Error, Function, MachineEnv, Operand,
     OperandKind, OperandPos, Options, Output, PReg, ProgPoint, Reason, Stats, VReg, allocate,
 };
@@ -200,7 +200,7 @@ fn constants_are_rematerialized() {
             ..
         } = e
         {
-            assert_ne!(*vreg, Some(k), "constant stored");
+            assert_ne!(vreg.get(), Some(k), "constant stored");
         }
     }
 }
@@ -402,7 +402,7 @@ fn stores_of_loop_invariants_are_hoisted() {
         let i = p.inst();
         if let Edit::Move {
             to: Allocation::Stack(_),
-            vreg: Some(v),
+            vreg: OptVReg::some(v),
             ..
         } = e
             && body.start <= i
@@ -419,7 +419,7 @@ fn stores_of_loop_invariants_are_hoisted() {
         for e in &s.edits {
             if let Edit::Move {
                 to: Allocation::Stack(_),
-                vreg: Some(v),
+                vreg: OptVReg::some(v),
                 ..
             } = e
             {

@@ -396,7 +396,7 @@ fn checker_never_panics_on_corrupted_output() {
                         from: Allocation::Reg(PReg::new(RegClass::ALL[b as usize % 3], b % 40)),
                         to: Allocation::Stack(SpillSlot::new(b as u32 % 70)),
                         class: RegClass::Gp,
-                        vreg: None,
+                        vreg: jitforge_regalloc::OptVReg::NONE,
                     };
                 }
                 3 => {
