@@ -184,7 +184,8 @@ impl Allocator {
                 let e = self.scan.alloc_off[ii + 1] as usize;
                 for a in &self.scan.allocs[s..e] {
                     if let Allocation::Stack(sl) = a {
-                        self.slots.touch(sl.number(), spill::inst_depth(cfgi, ii as u32));
+                        self.slots
+                            .touch(sl.number(), spill::inst_depth(cfgi, ii as u32));
                     }
                 }
             }

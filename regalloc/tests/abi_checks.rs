@@ -3,9 +3,9 @@
 //! (callee-saved registers intact at every return, stack aligned at calls).
 
 use jitforge_regalloc::testfn::{Builder, TestFunction};
-use jitforge_regalloc::{OptVReg, 
-    Allocation, Constraint, Edit, FrameLayout, Function, Inst, MachineEnv, Operand, Options, PReg,
-    PRegSet, ProgPoint, RegClass, VReg, allocate, checker,
+use jitforge_regalloc::{
+    Allocation, Constraint, Edit, FrameLayout, Function, Inst, MachineEnv, Operand, OptVReg,
+    Options, PReg, PRegSet, ProgPoint, RegClass, VReg, allocate, checker,
 };
 
 fn env() -> MachineEnv {

@@ -2,9 +2,9 @@
 //! the issue asks for, typed errors, the decision log and context reuse.
 
 use jitforge_regalloc::testfn::{Builder, TestFunction, workload_b};
-use jitforge_regalloc::{OptVReg, 
+use jitforge_regalloc::{
     Allocation, Allocator, Block, Constraint, Edit, Error, Function, MachineEnv, Operand,
-    OperandKind, OperandPos, Options, Output, PReg, ProgPoint, Reason, Stats, VReg, allocate,
+    OperandKind, OperandPos, Options, Output, PReg, Reason, Stats, VReg, allocate,
 };
 
 fn env() -> MachineEnv {
@@ -402,9 +402,10 @@ fn stores_of_loop_invariants_are_hoisted() {
         let i = p.inst();
         if let Edit::Move {
             to: Allocation::Stack(_),
-            vreg: OptVReg::some(v),
+            vreg,
             ..
         } = e
+            && let Some(v) = &vreg.get()
             && body.start <= i
             && i < body.end
         {
@@ -419,9 +420,10 @@ fn stores_of_loop_invariants_are_hoisted() {
         for e in &s.edits {
             if let Edit::Move {
                 to: Allocation::Stack(_),
-                vreg: OptVReg::some(v),
+                vreg,
                 ..
             } = e
+                && let Some(v) = &vreg.get()
             {
                 assert!(
                     vals[..8].contains(v),
