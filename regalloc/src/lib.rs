@@ -237,7 +237,8 @@ impl Allocator {
             .map(|(k, e)| (ProgPoint::from_sort_key(k), slots.rewrite_edit(e)))
             .collect();
         let emptied = core::mem::replace(&mut out.edits, edits);
-        *sorted = emptied.into_iter().map(|(p, e)| (p.inst().0, e)).collect();
+        // (`emptied` was cleared with the output: the map never runs.)
+        *sorted = emptied.into_iter().map(|(_, e)| (0, e)).collect();
         self.shed_large_scratch();
         self.finish(f, env, opts, out)
     }

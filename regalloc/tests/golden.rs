@@ -547,3 +547,25 @@ fn lifetime_holes_leave_callee_saved_registers_to_values_crossing_calls() {
         jitforge_regalloc::listing(&f, &out)
     );
 }
+
+/// Spill slots are numbered by vreg during allocation in 24 bits: a function
+/// with 2^24 vregs is rejected with an error that says so, not truncated.
+#[test]
+fn too_many_vregs_for_slot_numbers() {
+    let mut b = Builder::new();
+    let x = b.vreg_gp();
+    b.block();
+    b.args(&[(x, 7)]);
+    b.ret(x);
+    let mut f = b.finish();
+    f.vclass.resize(1 << 24, f.vclass[0]);
+    f.remat.resize(1 << 24, false);
+    match allocate(&f, &env(), &Options::checked()) {
+        Err(Error::InvalidInput(msg)) => assert!(msg.contains("virtual registers"), "{msg}"),
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+    // The most the allocator takes (three slots follow the vregs) pass.
+    f.vclass.truncate((1 << 24) - 4);
+    f.remat.truncate((1 << 24) - 4);
+    allocate(&f, &env(), &Options::default()).expect("just below the limit");
+}
