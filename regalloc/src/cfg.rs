@@ -22,7 +22,8 @@ pub struct CfgInfo {
     pub inst_block: Vec<u32>,
     /// Start of each instruction's operands when they are numbered across
     /// the function (one more entry than instructions), so that later
-    /// passes need not ask the client again.
+    /// passes need not ask the client again. The allocator moves the
+    /// buffer to the scan (and then to the output) after the analysis.
     pub op_offsets: Vec<u32>,
     /// The union of all instructions' clobbers (empty: no value can
     /// cross a call).
@@ -187,7 +188,7 @@ fn validate_inst<F: Function>(
                 }
             }
             Constraint::Subset(m) => {
-                if m & regs == 0 {
+                if m.bits() & regs == 0 {
                     return Err(Error::OutOfRegisters { inst: i, class });
                 }
             }

@@ -180,7 +180,7 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
                     let ok = match op.constraint {
                         Constraint::Fixed(p) => r == p,
                         Constraint::Subset(m) => {
-                            m & (1 << r.hw) != 0 && env.allocatable.contains(r)
+                            m.bits() & (1 << r.hw) != 0 && env.allocatable.contains(r)
                         }
                         Constraint::Reuse(u) => al.get(u as usize) == Some(&a),
                         Constraint::Reg | Constraint::Any => env.allocatable.contains(r),
@@ -241,7 +241,7 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
         if i.index() >= ni {
             return Err(err(None, "edit at an instruction out of range"));
         }
-        if matches!(p, ProgPoint::After(_)) && (f.is_branch(i) || f.is_ret(i)) {
+        if p.is_after() && (f.is_branch(i) || f.is_ret(i)) {
             return Err(err(Some(i), "edit after a branch or return"));
         }
         first_edit[i.index()] = k as u32;
@@ -279,7 +279,7 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
         for i in r.iter() {
             // Edits are sorted, so those of `i` are contiguous from first_edit[i].
             let mut k = first_edit[i.index()] as usize;
-            while k < out.edits.len() && out.edits[k].0 == ProgPoint::Before(i) {
+            while k < out.edits.len() && out.edits[k].0 == ProgPoint::before(i) {
                 ctx.apply_edit(f, &mut st, &out.edits[k].1, Some(i))?;
                 k += 1;
             }
@@ -333,7 +333,7 @@ pub fn check<F: Function>(f: &F, env: &MachineEnv, out: &Output) -> Result<(), C
                     st[l] = op.vreg.0;
                 }
             }
-            while k < out.edits.len() && out.edits[k].0 == ProgPoint::After(i) {
+            while k < out.edits.len() && out.edits[k].0 == ProgPoint::after(i) {
                 ctx.apply_edit(f, &mut st, &out.edits[k].1, Some(i))?;
                 k += 1;
             }

@@ -309,7 +309,7 @@ pub enum Constraint {
     /// An allocatable register whose hardware number is set in the mask
     /// (`0xffff` for VEX-encodable xmm0..15, `0b1111` for registers that
     /// can be used together with AH..BH).
-    Subset(u32),
+    Subset(RegMask),
     /// Exactly this register (implicit operands, calling conventions).
     Fixed(PReg),
     /// For a def: the same register as the use operand at this index (two
@@ -317,6 +317,39 @@ pub enum Constraint {
     /// stays live). The use operand must be a `Use` of the same class.
     Reuse(u8),
 }
+
+/// A set of hardware register numbers (bit `n` for number `n`), for
+/// [`Constraint::Subset`].
+///
+/// Stored with alignment 1 so that a [`Constraint`] is 5 bytes and an
+/// [`Operand`] 12 rather than 16: an allocation keeps one operand per IR
+/// operand, and their size is part of a compile's peak heap.
+#[repr(C, packed)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegMask(u32);
+
+impl RegMask {
+    /// The set whose bits are `bits`.
+    pub const fn new(bits: u32) -> RegMask {
+        RegMask(bits)
+    }
+
+    /// The bits of the set.
+    #[inline]
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Debug for RegMask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.bits())
+    }
+}
+
+// The sizes the peak-heap budget counts on (issue 8).
+const _: () = assert!(core::mem::size_of::<Constraint>() == 5);
+const _: () = assert!(core::mem::size_of::<Operand>() == 12);
 
 /// One operand of an instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -18,7 +18,7 @@
 
 use crate::function::Constraint::{Any, Reg};
 use crate::function::{
-    Block, Constraint, MachineEnv, Operand, OperandKind, OperandPos, PReg, RegClass, VReg,
+    Block, Constraint, MachineEnv, Operand, OperandKind, OperandPos, PReg, RegClass, RegMask, VReg,
 };
 use crate::output::{Output, Stats};
 use crate::testfn::{Builder, InstKind, Lcg, TestFunction};
@@ -128,7 +128,8 @@ impl Gen<'_> {
                 ]);
             }
             7 => {
-                self.b.inst(&[Operand::modify(d, Subset(0b1111))]);
+                self.b
+                    .inst(&[Operand::modify(d, Subset(RegMask::new(0b1111)))]);
             }
             8 => {
                 self.b.inst(&[
@@ -170,8 +171,10 @@ impl Gen<'_> {
                     }
                     _ if !self.vecs.is_empty() => {
                         let x = self.vecs[self.r.below(self.vecs.len() as u32) as usize];
-                        self.b
-                            .inst(&[Operand::modify(x, Reg), Operand::use_(k1, Subset(0xfe))]);
+                        self.b.inst(&[
+                            Operand::modify(x, Reg),
+                            Operand::use_(k1, Subset(RegMask::new(0xfe))),
+                        ]);
                     }
                     _ => {
                         self.b.inst(&[Operand::use_(k1, Reg)]);
@@ -183,8 +186,10 @@ impl Gen<'_> {
                 let x = self.vecs[self.r.below(n) as usize];
                 let y = self.vecs[self.r.below(n) as usize];
                 if self.r.flag() {
-                    self.b
-                        .inst(&[Operand::modify(x, Subset(0xffff)), Operand::use_(y, Any)]);
+                    self.b.inst(&[
+                        Operand::modify(x, Subset(RegMask::new(0xffff))),
+                        Operand::use_(y, Any),
+                    ]);
                 } else {
                     // vmovq-like crossing: gp <- vec.
                     self.b
@@ -203,8 +208,10 @@ impl Gen<'_> {
                 self.b.inst(&[Operand::def(d, Any), Operand::use_(s, Reg)]);
             }
             15 => {
-                self.b
-                    .inst(&[Operand::use_(d, Subset(0b1111)), Operand::use_(s, Any)]);
+                self.b.inst(&[
+                    Operand::use_(d, Subset(RegMask::new(0b1111))),
+                    Operand::use_(s, Any),
+                ]);
             }
             16 => {
                 // Same value in two fixed registers.
@@ -510,7 +517,7 @@ pub fn generate_raw(data: &[u8]) -> (TestFunction, MachineEnv) {
             let c = match r.below(6) {
                 0 => Constraint::Reg,
                 1 => Constraint::Any,
-                2 => Constraint::Subset(r.byte() as u32 * 0x0101_0101),
+                2 => Constraint::Subset(RegMask::new(r.byte() as u32 * 0x0101_0101)),
                 3 => Constraint::Fixed(PReg::new(
                     RegClass::ALL[r.below(3) as usize],
                     r.below(34) as u8,
@@ -603,7 +610,7 @@ fn mutate_valid(data: &[u8]) -> (TestFunction, MachineEnv) {
                 inst.ops[k].constraint = match r.below(5) {
                     0 => Constraint::Reg,
                     1 => Constraint::Any,
-                    2 => Constraint::Subset(r.byte() as u32),
+                    2 => Constraint::Subset(RegMask::new(r.byte() as u32)),
                     3 => Constraint::Fixed(PReg::new(
                         RegClass::ALL[r.below(3) as usize],
                         r.below(34) as u8,

@@ -75,11 +75,11 @@ pub use checker::CheckError;
 pub use error::Error;
 pub use function::{
     Block, Constraint, FrameLayout, Function, Inst, InstRange, MachineEnv, Operand, OperandKind,
-    OperandPos, PReg, PRegSet, RegClass, VReg,
+    OperandPos, PReg, PRegSet, RegClass, RegMask, VReg,
 };
 pub use log::{Decision, DecisionLog, Reason};
 pub use output::{
-    Allocation, EdgeSplit, Edit, Output, ProgPoint, SlotInfo, SpillSlot, Stats, listing,
+    Allocation, EdgeSplit, Edit, OptVReg, Output, ProgPoint, SlotInfo, SpillSlot, Stats, listing,
 };
 
 /// Switches for one allocation.
@@ -131,6 +131,15 @@ impl Allocator {
     ) -> Result<(), Error> {
         out.clear();
         out.log.enabled = opts.log;
+        // Spill slots are numbered by vreg (plus one scratch slot per class)
+        // until they are packed, and a slot number has 24 bits.
+        if f.num_vregs() as u64 + 3 >= SpillSlot::LIMIT as u64 {
+            return Err(Error::invalid(format!(
+                "{} virtual registers: the allocator takes fewer than {}",
+                f.num_vregs(),
+                SpillSlot::LIMIT - 3
+            )));
+        }
         cfg::analyze(f, env, &mut self.cfg)?;
         // The live ranges only tell the scan which values cross a call.
         let calls = !self.cfg.clobbers.is_empty();
@@ -144,6 +153,11 @@ impl Allocator {
         if calls {
             self.ivs.compute(f, &self.cfg, &self.live);
         }
+        // The scan numbers its allocations by the operand offsets `cfg`
+        // computed: it takes that buffer (the output's, in the end) rather
+        // than a copy, one buffer fewer at the compile's peak; `cfg` gets
+        // the scan's emptied one back.
+        core::mem::swap(&mut self.scan.alloc_off, &mut self.cfg.op_offsets);
         self.scan
             .run(f, env, &self.cfg, &self.live, &self.ivs, &mut out.log)?;
         let nv = f.num_vregs();
@@ -154,7 +168,7 @@ impl Allocator {
                 env,
                 scan,
                 |v| f.is_remat(VReg(v)),
-                |c| SpillSlot((nv + c) as u32),
+                |c| SpillSlot::new((nv + c) as u32),
                 &mut out.edge_splits,
                 &mut out.log,
             )?;
@@ -170,7 +184,8 @@ impl Allocator {
                 let e = self.scan.alloc_off[ii + 1] as usize;
                 for a in &self.scan.allocs[s..e] {
                     if let Allocation::Stack(sl) = a {
-                        self.slots.touch(sl.0, spill::inst_depth(cfgi, ii as u32));
+                        self.slots
+                            .touch(sl.number(), spill::inst_depth(cfgi, ii as u32));
                     }
                 }
             }
@@ -204,24 +219,26 @@ impl Allocator {
         // Edits in program order: counting sort by key.
         let nkeys = 6 * f.num_insts() + 6;
         let already_sorted = self.scan.raw_edits.windows(2).all(|w| w[0].0 <= w[1].0);
-        if already_sorted {
-            core::mem::swap(&mut self.sorted, &mut self.scan.raw_edits);
-        } else {
+        if !already_sorted {
             self.counting_sort(nkeys);
         }
-        out.edits.reserve_exact(self.sorted.len());
-        for &(k, e) in &self.sorted {
-            let inst = Inst(k / 6);
-            let p = if k % 6 < 3 {
-                ProgPoint::Before(inst)
-            } else {
-                ProgPoint::After(inst)
-            };
-            out.edits.push((p, self.slots.rewrite_edit(e)));
-        }
-        if already_sorted {
-            core::mem::swap(&mut self.sorted, &mut self.scan.raw_edits);
-        }
+        let sorted = if already_sorted {
+            &mut self.scan.raw_edits
+        } else {
+            &mut self.sorted
+        };
+        // The sorted buffer becomes the output's, converted in place (the
+        // element sizes match, so `collect` reuses the allocation): a copy
+        // here would be the peak of the whole compile. The output's emptied
+        // buffer goes back the same way, so no buffer is lost.
+        let slots = &self.slots;
+        let edits = core::mem::take(sorted)
+            .into_iter()
+            .map(|(k, e)| (ProgPoint::from_sort_key(k), slots.rewrite_edit(e)))
+            .collect();
+        let emptied = core::mem::replace(&mut out.edits, edits);
+        // (`emptied` was cleared with the output: the map never runs.)
+        *sorted = emptied.into_iter().map(|(_, e)| (0, e)).collect();
         self.shed_large_scratch();
         self.finish(f, env, opts, out)
     }
@@ -324,7 +341,7 @@ fn touch_edit(slots: &mut spill::SlotAssigner, e: &Edit, depth: u32) {
     if let Edit::Move { from, to, .. } = e {
         for a in [from, to] {
             if let Allocation::Stack(s) = a {
-                slots.touch(s.0, depth);
+                slots.touch(s.number(), depth);
             }
         }
     }

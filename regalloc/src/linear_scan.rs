@@ -61,7 +61,7 @@ use crate::function::{
 use crate::interval::{Intervals, depth_weight};
 use crate::liveness::{INF, LOOP_EXIT_PENALTY, Liveness};
 use crate::log::{DecisionLog, Reason};
-use crate::output::{Allocation, Edit, SpillSlot, Stats};
+use crate::output::{Allocation, Edit, OptVReg, SpillSlot, Stats};
 use smallvec::SmallVec;
 
 /// No vreg / no position.
@@ -367,9 +367,9 @@ impl Scan {
             key,
             Edit::Move {
                 from,
-                to: Allocation::Stack(SpillSlot(v)),
+                to: Allocation::Stack(SpillSlot::new(v)),
                 class,
-                vreg: Some(VReg(v)),
+                vreg: OptVReg::some(VReg(v)),
             },
         );
         self.mark_in_slot(v);
@@ -466,7 +466,6 @@ impl Scan {
             self.range_cursor.resize(nv, 0);
         }
         self.allocs.clear();
-        self.alloc_off.clear();
         self.raw_edits.clear();
         self.stats = Stats::default();
         self.written = 0;
@@ -478,10 +477,9 @@ impl Scan {
         self.plan_eager = (0..3).any(|c| {
             per_class[c] > 0 && per_class[c] + 2 > self.allocatable[c].count_ones() as usize
         });
-        // Operand allocation offsets: those `cfg` numbered the operands by.
-        self.alloc_off.clear();
-        self.alloc_off.extend_from_slice(&cfg.op_offsets);
-        let n = cfg.op_offsets.last().copied().unwrap_or(0);
+        // Operand allocation offsets: those `cfg` numbered the operands by,
+        // which the caller moved into `alloc_off` (see `Allocator::run`).
+        let n = self.alloc_off.last().copied().unwrap_or(0);
         self.allocs.resize(n as usize, Allocation::None);
 
         for bi in 0..f.num_blocks() {
@@ -1063,7 +1061,7 @@ impl Scan {
                         from,
                         to: Allocation::Reg(to_r),
                         class: RegClass::ALL[class],
-                        vreg: Some(VReg(w)),
+                        vreg: OptVReg::some(VReg(w)),
                     },
                 );
                 self.set_owner(class, to, w);
@@ -1136,17 +1134,17 @@ impl Scan {
                     from: Allocation::Reg(from),
                     to: Allocation::Reg(to),
                     class: RegClass::ALL[class],
-                    vreg: Some(VReg(v)),
+                    vreg: OptVReg::some(VReg(v)),
                 },
             );
         } else if s.in_slot {
             self.edit(
                 key,
                 Edit::Move {
-                    from: Allocation::Stack(SpillSlot(v)),
+                    from: Allocation::Stack(SpillSlot::new(v)),
                     to: Allocation::Reg(to),
                     class: RegClass::ALL[class],
-                    vreg: Some(VReg(v)),
+                    vreg: OptVReg::some(VReg(v)),
                 },
             );
             log.push(i, Some(VReg(v)), Reason::Reload);
@@ -1317,7 +1315,7 @@ impl Scan {
 
     fn allowed_mask(&self, class: usize, c: Constraint) -> u32 {
         match c {
-            Constraint::Subset(m) => m & self.allocatable[class],
+            Constraint::Subset(m) => m.bits() & self.allocatable[class],
             Constraint::Fixed(p) => 1 << p.hw,
             _ => self.allocatable[class],
         }
@@ -1350,7 +1348,7 @@ impl Scan {
             let c = self.class[op.vreg.index()] as usize;
             let allowed = match op.constraint {
                 Constraint::Reg | Constraint::Any => self.allocatable[c],
-                Constraint::Subset(m) => m & self.allocatable[c],
+                Constraint::Subset(m) => m.bits() & self.allocatable[c],
                 _ => return false,
             };
             if op.kind == OperandKind::Def {
@@ -1685,7 +1683,7 @@ impl Scan {
                         gain <= vic.loss
                     });
                 if fold {
-                    alloc[k] = Allocation::Stack(SpillSlot(v));
+                    alloc[k] = Allocation::Stack(SpillSlot::new(v));
                     stack_used = true;
                     self.stats.folded += 1;
                     log.push(i, Some(op.vreg), Reason::Folded);
@@ -1780,7 +1778,7 @@ impl Scan {
                                 from,
                                 to: Allocation::Reg(self.preg(c, to)),
                                 class: RegClass::ALL[c],
-                                vreg: Some(VReg(w)),
+                                vreg: OptVReg::some(VReg(w)),
                             },
                         );
                         self.set_owner(c, to, w);
@@ -1857,7 +1855,7 @@ impl Scan {
                 let Victim { hw: vic, far, .. } = self.victim(i, c, cand, info);
                 pre = Some(vic);
                 if nxt == INF_POS || nxt.saturating_sub(2 * i.0) >= far {
-                    alloc[k] = Allocation::Stack(SpillSlot(v));
+                    alloc[k] = Allocation::Stack(SpillSlot::new(v));
                     stack_used = true;
                     self.stats.folded += 1;
                     log.push(i, Some(op.vreg), Reason::DefToSlot);
@@ -1956,7 +1954,7 @@ impl Scan {
                             from: Allocation::Reg(r),
                             to: Allocation::Reg(self.preg(c, to)),
                             class: r.class,
-                            vreg: Some(VReg(v)),
+                            vreg: OptVReg::some(VReg(v)),
                         },
                     );
                     self.set_owner(c, to, v);

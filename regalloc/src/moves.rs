@@ -62,7 +62,7 @@ pub fn sequentialize(
         from,
         to,
         class,
-        vreg,
+        vreg: vreg.into(),
     };
     while !pending.is_empty() {
         // A move whose destination no other pending move reads.

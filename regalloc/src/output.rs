@@ -6,27 +6,67 @@ use core::fmt;
 
 /// A spill slot, numbered `0..Output::slots.len()`; slot 0 is the hottest and
 /// lies nearest the stack pointer.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SpillSlot(pub u32);
+///
+/// The number is kept in 24 bits (three little-endian bytes, alignment 1) so
+/// that an [`Allocation`] is 4 bytes: the allocator keeps one per operand and
+/// two per inserted move, and their size is a good part of a compile's peak
+/// heap. During allocation a slot is numbered by its virtual register, so the
+/// allocator rejects functions with [`SpillSlot::LIMIT`] or more vregs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpillSlot([u8; 3]);
 
 impl SpillSlot {
+    /// Slot numbers are below this (2^24).
+    pub const LIMIT: u32 = 1 << 24;
+
+    /// The slot numbered `index`, which must be below [`SpillSlot::LIMIT`]
+    /// (higher bits are dropped; the allocator checks its inputs so that its
+    /// own slots never reach the limit).
+    pub const fn new(index: u32) -> SpillSlot {
+        let b = index.to_le_bytes();
+        SpillSlot([b[0], b[1], b[2]])
+    }
+
+    /// The slot number.
+    #[inline]
+    pub const fn number(self) -> u32 {
+        u32::from_le_bytes([self.0[0], self.0[1], self.0[2], 0])
+    }
+
     /// The slot index as `usize`.
+    #[inline]
     pub fn index(self) -> usize {
-        self.0 as usize
+        self.number() as usize
+    }
+}
+
+impl PartialOrd for SpillSlot {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SpillSlot {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.number().cmp(&other.number())
     }
 }
 
 impl fmt::Debug for SpillSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "slot{}", self.0)
+        write!(f, "slot{}", self.number())
     }
 }
 
 impl fmt::Display for SpillSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "slot{}", self.0)
+        write!(f, "slot{}", self.number())
     }
 }
+
+// The sizes the peak-heap budget counts on (issue 8).
+const _: () = assert!(core::mem::size_of::<SpillSlot>() == 3);
+const _: () = assert!(core::mem::size_of::<Allocation>() == 4);
 
 /// Where a value lives.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,43 +113,98 @@ impl fmt::Display for Allocation {
     }
 }
 
-/// Where an edit is inserted. Ordered by program order: `Before(i)` <
-/// `After(i)` < `Before(i + 1)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProgPoint {
-    /// Before the instruction (after the edits of the previous one).
-    Before(Inst),
-    /// After the instruction (never after a branch or return).
-    After(Inst),
-}
-
-impl PartialOrd for ProgPoint {
-    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for ProgPoint {
-    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        self.key().cmp(&other.key())
-    }
-}
+/// Where an edit is inserted: before or after an instruction. Ordered by
+/// program order: `before(i)` < `after(i)` < `before(i + 1)`.
+///
+/// One `u32` (`2 * inst + after`), the same size as the key the allocator
+/// sorts its edits by, so the sorted edits become [`Output::edits`] in place
+/// instead of being copied at the moment of a compile's peak heap.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(transparent)]
+pub struct ProgPoint(u32);
 
 impl ProgPoint {
-    fn key(self) -> u64 {
-        match self {
-            ProgPoint::Before(i) => 2 * i.0 as u64,
-            ProgPoint::After(i) => 2 * i.0 as u64 + 1,
-        }
+    /// Before the instruction (after the edits of the previous one).
+    pub const fn before(i: Inst) -> ProgPoint {
+        ProgPoint(2 * i.0)
+    }
+
+    /// After the instruction (never after a branch or return).
+    pub const fn after(i: Inst) -> ProgPoint {
+        ProgPoint(2 * i.0 + 1)
+    }
+
+    /// The point of an allocator sort key (`6 * inst + phase`, phases 0..3
+    /// before the instruction, 3..6 after it).
+    #[inline]
+    pub(crate) const fn from_sort_key(key: u32) -> ProgPoint {
+        ProgPoint(2 * (key / 6) + (key % 6 >= 3) as u32)
     }
 
     /// The instruction the point refers to.
-    pub fn inst(self) -> Inst {
-        match self {
-            ProgPoint::Before(i) | ProgPoint::After(i) => i,
+    pub const fn inst(self) -> Inst {
+        Inst(self.0 / 2)
+    }
+
+    /// Whether the point is after its instruction.
+    pub const fn is_after(self) -> bool {
+        self.0 & 1 != 0
+    }
+}
+
+impl fmt::Debug for ProgPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let side = if self.is_after() { "after" } else { "before" };
+        write!(f, "{side} {}", self.inst())
+    }
+}
+
+// The size the in-place conversion of the sorted edits relies on.
+const _: () = assert!(
+    core::mem::size_of::<(ProgPoint, Edit)>() == core::mem::size_of::<(u32, Edit)>()
+        && core::mem::align_of::<(ProgPoint, Edit)>() == core::mem::align_of::<(u32, Edit)>()
+);
+
+/// A virtual register or none, in 4 bytes rather than `Option<VReg>`'s 8
+/// (`u32::MAX` stands for none: the allocator takes fewer than
+/// [`SpillSlot::LIMIT`] vregs), so that an [`Edit`] is 16 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OptVReg(u32);
+
+impl OptVReg {
+    /// No virtual register.
+    pub const NONE: OptVReg = OptVReg(u32::MAX);
+
+    /// The virtual register `v`.
+    pub const fn some(v: VReg) -> OptVReg {
+        OptVReg(v.0)
+    }
+
+    /// The virtual register, if any.
+    #[inline]
+    pub const fn get(self) -> Option<VReg> {
+        if self.0 == u32::MAX {
+            None
+        } else {
+            Some(VReg(self.0))
         }
     }
 }
+
+impl From<Option<VReg>> for OptVReg {
+    fn from(v: Option<VReg>) -> OptVReg {
+        v.map_or(OptVReg::NONE, OptVReg::some)
+    }
+}
+
+impl fmt::Debug for OptVReg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
+// The size the peak-heap budget counts on (issue 8).
+const _: () = assert!(core::mem::size_of::<Edit>() == 16);
 
 /// An inserted instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,7 +221,7 @@ pub enum Edit {
         /// Class of the value.
         class: RegClass,
         /// The value moved, if known.
-        vreg: Option<VReg>,
+        vreg: OptVReg,
     },
     /// Exchange two registers of a class with a swap instruction (`xchg`).
     Swap {
@@ -155,7 +250,7 @@ impl fmt::Display for Edit {
                     _ => "move",
                 };
                 write!(f, "{what} {to} <- {from}")?;
-                if let Some(v) = vreg {
+                if let Some(v) = vreg.get() {
                     write!(f, " ({v})")?;
                 }
                 Ok(())
@@ -302,7 +397,7 @@ pub fn listing<F: crate::Function>(f: &F, out: &Output) -> String {
             f.block_succs(b)
         );
         for i in f.block_insts(b).iter() {
-            while k < out.edits.len() && out.edits[k].0 == ProgPoint::Before(i) {
+            while k < out.edits.len() && out.edits[k].0 == ProgPoint::before(i) {
                 let _ = writeln!(s, "      {}", out.edits[k].1);
                 k += 1;
             }
@@ -334,7 +429,7 @@ pub fn listing<F: crate::Function>(f: &F, out: &Output) -> String {
             for d in out.log.at(i) {
                 let _ = writeln!(s, "        ; {d}");
             }
-            while k < out.edits.len() && out.edits[k].0 == ProgPoint::After(i) {
+            while k < out.edits.len() && out.edits[k].0 == ProgPoint::after(i) {
                 let _ = writeln!(s, "      after: {}", out.edits[k].1);
                 k += 1;
             }

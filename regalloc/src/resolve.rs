@@ -67,7 +67,7 @@ impl Resolver {
                     let src = if x.regs != 0 {
                         Allocation::Reg(PReg::new(class, x.regs.trailing_zeros() as u8))
                     } else if x.in_slot {
-                        Allocation::Stack(SpillSlot(e.vreg))
+                        Allocation::Stack(SpillSlot::new(e.vreg))
                     } else if remat(e.vreg) {
                         Allocation::None
                     } else {
@@ -100,7 +100,7 @@ impl Resolver {
                         }
                         self.pm[c].push(ParallelMove {
                             src,
-                            dst: Allocation::Stack(SpillSlot(e.vreg)),
+                            dst: Allocation::Stack(SpillSlot::new(e.vreg)),
                             vreg: Some(VReg(e.vreg)),
                         });
                     }

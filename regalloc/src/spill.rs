@@ -157,7 +157,7 @@ impl SlotAssigner {
     /// The final slot of a virtual slot.
     pub fn rewrite(&self, a: Allocation) -> Allocation {
         match a {
-            Allocation::Stack(s) => Allocation::Stack(SpillSlot(self.map[s.index()])),
+            Allocation::Stack(s) => Allocation::Stack(SpillSlot::new(self.map[s.index()])),
             other => other,
         }
     }

@@ -4,8 +4,8 @@
 
 use jitforge_regalloc::testfn::{Builder, TestFunction};
 use jitforge_regalloc::{
-    Allocation, Constraint, Edit, FrameLayout, Function, Inst, MachineEnv, Operand, Options, PReg,
-    PRegSet, ProgPoint, RegClass, VReg, allocate, checker,
+    Allocation, Constraint, Edit, FrameLayout, Function, Inst, MachineEnv, Operand, OptVReg,
+    Options, PReg, PRegSet, ProgPoint, RegClass, VReg, allocate, checker,
 };
 
 fn env() -> MachineEnv {
@@ -79,12 +79,12 @@ fn callee_saved_overwritten_before_return_is_caught() {
     assert!(out.used_callee_saved.is_empty());
     let mut bad = out.clone();
     bad.edits.push((
-        ProgPoint::Before(ret_inst(&f)),
+        ProgPoint::before(ret_inst(&f)),
         Edit::Move {
             from: Allocation::Reg(PReg::gp(7)),
             to: Allocation::Reg(PReg::gp(3)),
             class: RegClass::Gp,
-            vreg: None,
+            vreg: OptVReg::NONE,
         },
     ));
     let e = checker::check(&f, &env(), &bad).unwrap_err();
@@ -94,7 +94,7 @@ fn callee_saved_overwritten_before_return_is_caught() {
     let mut swapped = out.clone();
     for _ in 0..2 {
         swapped.edits.push((
-            ProgPoint::Before(ret_inst(&f)),
+            ProgPoint::before(ret_inst(&f)),
             Edit::Swap {
                 a: PReg::gp(3),
                 b: PReg::gp(11),

@@ -20,7 +20,7 @@ fn loc(k: u8) -> Allocation {
     if k < 8 {
         Allocation::Reg(PReg::gp(k))
     } else {
-        Allocation::Stack(SpillSlot((k - 8) as u32))
+        Allocation::Stack(SpillSlot::new((k - 8) as u32))
     }
 }
 
@@ -40,14 +40,14 @@ proptest! {
             .filter(|(_, d)| seen.insert(*d))
             .map(|&(s, d)| ParallelMove { src: loc(s), dst: loc(d), vreg: None })
             .collect();
-        let scratch = Scratch { reg: Some(PReg::gp(15)), slot: Some(SpillSlot(100)) };
+        let scratch = Scratch { reg: Some(PReg::gp(15)), slot: Some(SpillSlot::new(100)) };
         let mut out = Vec::new();
         sequentialize(&moves, RegClass::Gp, has_swap, scratch, &mut out).unwrap();
         let mut st: HashMap<Allocation, u32> = HashMap::new();
         let get = |st: &HashMap<Allocation, u32>, a: Allocation| -> u32 {
             *st.get(&a).unwrap_or(&match a {
                 Allocation::Reg(r) => r.hw as u32,
-                Allocation::Stack(s) => 1000 + s.0,
+                Allocation::Stack(s) => 1000 + s.number(),
                 Allocation::None => u32::MAX,
             })
         };
@@ -384,7 +384,7 @@ fn checker_never_panics_on_corrupted_output() {
             match b % 6 {
                 0 if !bad.allocs.is_empty() => {
                     let k = pick(bad.allocs.len());
-                    bad.allocs[k] = Allocation::Stack(SpillSlot(b as u32));
+                    bad.allocs[k] = Allocation::Stack(SpillSlot::new(b as u32));
                 }
                 1 if !bad.inst_alloc_offsets.is_empty() => {
                     let k = pick(bad.inst_alloc_offsets.len());
@@ -394,14 +394,14 @@ fn checker_never_panics_on_corrupted_output() {
                     let k = pick(bad.edits.len());
                     bad.edits[k].1 = Edit::Move {
                         from: Allocation::Reg(PReg::new(RegClass::ALL[b as usize % 3], b % 40)),
-                        to: Allocation::Stack(SpillSlot(b as u32 % 70)),
+                        to: Allocation::Stack(SpillSlot::new(b as u32 % 70)),
                         class: RegClass::Gp,
-                        vreg: None,
+                        vreg: jitforge_regalloc::OptVReg::NONE,
                     };
                 }
                 3 => {
                     bad.edits.push((
-                        jitforge_regalloc::ProgPoint::After(Inst::new(b as usize * 13)),
+                        jitforge_regalloc::ProgPoint::after(Inst::new(b as usize * 13)),
                         Edit::Remat {
                             vreg: jitforge_regalloc::VReg(b as u32),
                             to: PReg::gp(b % 33),

@@ -11,7 +11,7 @@ use jitforge_ir::{
 };
 use jitforge_regalloc::{
     Block, Constraint, Function as RaFunction, Inst, InstRange, Operand as RaOperand, OperandKind,
-    OperandPos, PReg, PRegSet, RegClass, VReg,
+    OperandPos, PReg, PRegSet, RegClass, RegMask, VReg,
 };
 
 /// Where an allocator operand comes from in the IR instruction (its
@@ -136,7 +136,7 @@ impl ShapeRecord {
             let constraint = if let Some(p) = fact.fixed {
                 Constraint::Fixed(preg_of(p))
             } else if fact.allowed != u32::MAX {
-                Constraint::Subset(fact.allowed)
+                Constraint::Subset(RegMask::new(fact.allowed))
             } else if fact.mem_ok() {
                 Constraint::Any
             } else {

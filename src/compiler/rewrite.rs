@@ -298,7 +298,7 @@ fn edit_text(edit: &Edit, ptr: u16) -> String {
                 (Allocation::Stack(_), Allocation::Reg(_)) => "reload",
                 _ => "move",
             };
-            let vreg = vreg.map_or_else(String::new, |v| format!(" ({v})"));
+            let vreg = vreg.get().map_or_else(String::new, |v| format!(" ({v})"));
             format!("{what} {} <- {}{vreg}", at(to), at(from))
         }
         Edit::Swap { a, b } => format!("xchg {}, {}", reg(a), reg(b)),
@@ -573,7 +573,7 @@ impl<S: Sink> Rewriter<'_, S> {
     fn emit_edit(&mut self, edit: &Edit, at: Option<usize>) -> Result<()> {
         if self.logging {
             let vreg = match *edit {
-                Edit::Move { vreg, .. } => vreg,
+                Edit::Move { vreg, .. } => vreg.get(),
                 Edit::Remat { vreg, .. } => Some(vreg),
                 Edit::Swap { .. } => None,
             };
@@ -596,7 +596,7 @@ impl<S: Sink> Rewriter<'_, S> {
                 let bytes = match class {
                     // Whole registers: a GP value moves as 64 bits (32 in 32-bit mode).
                     RegClass::Gp => self.frame.ptr,
-                    RegClass::Vec => self.class_bytes(class, vreg).clamp(16, 64),
+                    RegClass::Vec => self.class_bytes(class, vreg.get()).clamp(16, 64),
                     RegClass::Mask => 8,
                 };
                 let from = self.location(from, bytes, false)?;
@@ -897,20 +897,19 @@ impl<S: Sink> Rewriter<'_, S> {
             if self.logging {
                 let here = jitforge_regalloc::Inst::new(i);
                 for (point, edit) in edits.clone() {
-                    if *point != ProgPoint::Before(here) && *point != ProgPoint::After(here) {
+                    if *point != ProgPoint::before(here) && *point != ProgPoint::after(here) {
                         break;
                     }
                     match *edit {
-                        Edit::Move { vreg: Some(v), .. } | Edit::Remat { vreg: v, .. } => {
-                            edit_vregs.push(v)
-                        }
-                        _ => {}
+                        Edit::Move { vreg, .. } => edit_vregs.extend(vreg.get()),
+                        Edit::Remat { vreg, .. } => edit_vregs.push(vreg),
+                        Edit::Swap { .. } => {}
                     }
                 }
                 self.log_decisions(i, &edit_vregs)?;
             }
             while let Some((point, edit)) = edits.peek() {
-                if *point != ProgPoint::Before(jitforge_regalloc::Inst::new(i)) {
+                if *point != ProgPoint::before(jitforge_regalloc::Inst::new(i)) {
                     break;
                 }
                 self.emit_edit(edit, Some(i))?;
@@ -1058,7 +1057,7 @@ impl<S: Sink> Rewriter<'_, S> {
                 }
             }
             while let Some((point, edit)) = edits.peek() {
-                if *point != ProgPoint::After(jitforge_regalloc::Inst::new(i)) {
+                if *point != ProgPoint::after(jitforge_regalloc::Inst::new(i)) {
                     break;
                 }
                 self.emit_edit(edit, Some(i))?;
