@@ -49,10 +49,7 @@ fn mutated_ir_never_panics_the_compiler() {
         .iter()
         .flat_map(|s| s.split_inclusive([' ', '\n', ',']))
         .collect();
-    let cases: usize = std::env::var("COMPILER_ROBUSTNESS_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(400);
+    let cases = rng::cases("COMPILER_ROBUSTNESS_CASES", 400);
     let mut rng = Rng(7);
     let (mut compiled, mut rejected) = (0, 0);
     for case in 0..cases {
@@ -105,10 +102,7 @@ fn implicit_register_operands_never_panic() {
         Mnemonic::Shl,
         Mnemonic::Lahf,
     ];
-    let cases: usize = std::env::var("COMPILER_ROBUSTNESS_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(400);
+    let cases = rng::cases("COMPILER_ROBUSTNESS_CASES", 400);
     let mut rng = Rng(11);
     let (mut accepted, mut compiled) = (0, 0);
     for case in 0..cases {

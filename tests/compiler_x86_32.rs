@@ -809,10 +809,7 @@ fn random_programs_agree_with_rust() -> Result<(), Error> {
     let mut m = Compat32::new();
     let mut r = Rng(0x2545_F491_4F6C_DD1D);
     // More for a longer run: COMPILER32_CASES=N.
-    let cases = std::env::var("COMPILER32_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(150);
+    let cases = rng::cases("COMPILER32_CASES", 150);
     for round in 0..cases {
         let values = 2 + r.below(13);
         let conv = CONVS[r.below(3)];

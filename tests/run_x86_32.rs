@@ -392,10 +392,7 @@ fn random_programs_mean_the_same_in_both_modes() -> Result<(), Error> {
     let data = m.data_address();
     let (input, scratch, output) = (data, data + 0x100, data + 0x200);
     let mut rng = Rng(0x5EED_0032);
-    let cases = std::env::var("COMPAT32_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3000);
+    let cases = rng::cases("COMPAT32_CASES", 3000);
     for case in 0..cases {
         let len = 1 + rng.below(40);
         let program: Vec<_> = (0..len)

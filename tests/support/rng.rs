@@ -1,6 +1,6 @@
 //! The tests' deterministic generator (the workloads' 64-bit LCG, upper
 //! bits): the same seed gives the same cases on every machine, with no
-//! random-number crate.
+//! random-number crate; and the number of cases a random test runs.
 
 /// A linear congruential generator.
 pub struct Rng(pub u64);
@@ -19,4 +19,14 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
+}
+
+/// How many cases a random test runs: the environment variable `name` (a
+/// longer run, e.g. `COMPAT32_CASES=1000000`) or `default`.
+#[allow(dead_code)] // not every test that draws numbers takes a count
+pub fn cases(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
