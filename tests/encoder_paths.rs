@@ -155,6 +155,20 @@ fn emit(
     ops: &[Operand],
     options: InstOptions,
 ) -> (Result<(), String>, Vec<u8>, usize) {
+    let (result, text, waiting) = on_path(general, |a, _| a.emit_with(mnemonic, ops, options));
+    // The instruction's bytes: what `prepared` wrote is the same for both.
+    (result, text[300..].to_vec(), waiting)
+}
+
+/// Runs `body` on an Assembler over a `prepared` code holder, through the
+/// general path (a logger attached) or the fast one; returns its result,
+/// the whole text once the unbound label is bound after it (so that the
+/// uses it waited for are resolved alike) and the number of label uses
+/// waiting before that.
+fn on_path(
+    general: bool,
+    body: impl FnOnce(&mut Assembler<'_>, &Labels) -> Result<(), jitforge::Error>,
+) -> (Result<(), String>, Vec<u8>, usize) {
     let mut code = CodeHolder::new(Arch::X64);
     let mut discard = Discard;
     let (result, unbound) = {
@@ -163,15 +177,12 @@ fn emit(
         if general {
             a.set_logger(Some(&mut discard));
         }
-        let result = a
-            .emit_with(mnemonic, ops, options)
-            .map_err(|e| e.to_string());
+        let result = body(&mut a, &labels).map_err(|e| e.to_string());
         (result, labels.unbound)
     };
     let waiting = code.unresolved_count();
     Assembler::new(&mut code).bind(unbound).unwrap();
-    // The instruction's bytes: what `prepared` wrote is the same for both.
-    (result, code.text()[300..].to_vec(), waiting)
+    (result, code.text().to_vec(), waiting)
 }
 
 #[test]
@@ -315,22 +326,9 @@ fn typed_api_takes_the_same_bytes_on_both_paths() {
                 for disp in [0, 8, -8, 64, 0x40 * 3, 0x1000] {
                     let mut results = Vec::new();
                     for general in [false, true] {
-                        let mut code = CodeHolder::new(Arch::X64);
-                        let mut discard = Discard;
-                        let (result, unbound) = {
-                            let mut a = Assembler::new(&mut code);
-                            let labels = prepared(&mut a);
-                            if general {
-                                a.set_logger(Some(&mut discard));
-                            }
-                            let result = typed_run(&mut a, &labels, g, v, imm, disp)
-                                .map_err(|e| e.to_string());
-                            (result, labels.unbound)
-                        };
-                        let waiting = code.unresolved_count();
-                        // Bound afterwards: the uses it waited for resolve alike.
-                        Assembler::new(&mut code).bind(unbound).unwrap();
-                        results.push((result, code.text().to_vec(), waiting));
+                        results.push(on_path(general, |a, labels| {
+                            typed_run(a, labels, g, v, imm, disp)
+                        }));
                     }
                     assert_eq!(
                         results[0], results[1],

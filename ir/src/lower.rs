@@ -102,9 +102,9 @@ struct Lowerer<'a> {
     frame: FrameInfo,
     used: SmallVec<[VReg; 8]>,
     fixed: SmallVec<[Operand; 8]>,
-    after: SmallVec<[(Operand, Operand); 4]>,
-    /// Extensions after a call: `inst dst, src` (narrow results).
-    after_extend: SmallVec<[(TargetInst, Operand, Operand); 2]>,
+    /// Instructions after the one being lowered, `kind dst, src`: copies
+    /// out of fixed registers and slots, and extensions of narrow values.
+    after: SmallVec<[(InstKind, Operand, Operand); 4]>,
     nargs: Vec<(CallRef, u16)>,
 }
 
@@ -165,7 +165,7 @@ impl Lowerer<'_> {
         if before {
             self.out.push(InstKind::Copy, &[Operand::v(t), op]);
         } else {
-            self.after.push((op, Operand::v(t)));
+            self.after.push((InstKind::Copy, op, Operand::v(t)));
         }
         Operand::Fixed(t, p)
     }
@@ -214,49 +214,47 @@ impl Lowerer<'_> {
                 return Err(AbiError::BadOperand("call argument"));
             }
         };
-        let inst = self.target.extend_inst(ext).ok_or(AbiError::Unsupported(
-            "an 8- or 16-bit integer argument: the target has no extension instruction",
-        ))?;
+        let inst = self.extend_inst(ext)?;
         let t = f.new_vreg(RegClass::GP, 4, None);
         self.out.push(InstKind::Target(inst), &[Operand::v(t), src]);
         Ok(Operand::v(t))
     }
 
-    /// Whether `op` is a general-purpose register (or view) wider than `bytes`.
-    fn wider_than(&self, f: &Function, op: Operand, bytes: u16) -> bool {
-        matches!(
-            f.operand_shape(&op),
-            OpShape::Reg { class: RegClass::GP, size, high: false, .. } if size > bytes
-        )
+    /// The target's extension instruction for `ext` (`movsx` / `movzx`).
+    fn extend_inst(&self, ext: Extension) -> Result<TargetInst, AbiError> {
+        self.target.extend_inst(ext).ok_or(AbiError::Unsupported(
+            "an 8- or 16-bit integer: the target has no extension instruction",
+        ))
     }
 
-    /// A call result of the 8- or 16-bit integer type `ty` into `op`, a
-    /// wider register: the callee leaves the bits above the type undefined
-    /// (System V and Windows x64 alike), so the result register is read at
-    /// the type's size and extended into `op` after the call.
-    fn extended_result(
-        &mut self,
-        f: &mut Function,
+    /// How a value of type `ty` arriving in a register or slot of its own
+    /// size gets into `op`: `Some(extension)` when `ty` is an 8- or 16-bit
+    /// integer and `op` a wider general-purpose register (a copy cannot
+    /// change the size, and the bits above the type are undefined), `None`
+    /// when a copy does.
+    fn narrow_into(
+        &self,
+        f: &Function,
         op: Operand,
-        p: PReg,
         ty: ValType,
-        ext: Extension,
-    ) -> Result<Operand, AbiError> {
-        let inst = self.target.extend_inst(ext).ok_or(AbiError::Unsupported(
-            "an 8- or 16-bit integer result: the target has no extension instruction",
-        ))?;
-        let t = f.new_vreg(RegClass::GP, ty.size(), None);
-        self.used.push(t);
-        self.after_extend.push((inst, op, Operand::v(t)));
-        Ok(Operand::Fixed(t, p))
+    ) -> Result<Option<TargetInst>, AbiError> {
+        let Some(ext) = ty.narrow_extension() else {
+            return Ok(None);
+        };
+        let wider = matches!(
+            f.operand_shape(&op),
+            OpShape::Reg { class: RegClass::GP, size, high: false, .. } if size > ty.size()
+        );
+        if wider {
+            self.extend_inst(ext).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     fn flush_after(&mut self) {
-        for (d, s) in core::mem::take(&mut self.after) {
-            self.out.push(InstKind::Copy, &[d, s]);
-        }
-        for (inst, d, s) in core::mem::take(&mut self.after_extend) {
-            self.out.push(InstKind::Target(inst), &[d, s]);
+        for (kind, d, s) in core::mem::take(&mut self.after) {
+            self.out.push(kind, &[d, s]);
         }
     }
 
@@ -292,29 +290,25 @@ impl Lowerer<'_> {
                     let t = f.new_vreg(RegClass::GP, ptr, None);
                     self.fixed.push(Operand::Fixed(t, p));
                     self.after
-                        .push((op, Operand::Mem(Mem::vreg(t, 0, ty.size()))));
+                        .push((InstKind::Copy, op, Operand::Mem(Mem::vreg(t, 0, ty.size()))));
                 }
                 (Place::Stack(off), false) => {
                     let slot = mem(MemBase::InArgs, off, ty.size());
-                    match ty.narrow_extension() {
-                        // An 8- or 16-bit argument into a wider register: read
-                        // at its size and extended by its type (a copy cannot
-                        // change the size).
-                        Some(ext) if self.wider_than(f, op, ty.size()) => {
-                            let inst = self.target.extend_inst(ext).ok_or(AbiError::Unsupported(
-                                "an 8- or 16-bit integer argument: the target has no extension instruction",
-                            ))?;
-                            self.after_extend.push((inst, op, slot));
-                        }
-                        _ => self.after.push((op, slot)),
-                    }
+                    let kind = match self.narrow_into(f, op, ty)? {
+                        Some(extension) => InstKind::Target(extension),
+                        None => InstKind::Copy,
+                    };
+                    self.after.push((kind, op, slot));
                 }
                 (Place::Stack(off), true) => {
                     let t = f.new_vreg(RegClass::GP, ptr, None);
+                    self.after.push((
+                        InstKind::Copy,
+                        Operand::v(t),
+                        mem(MemBase::InArgs, off, ptr),
+                    ));
                     self.after
-                        .push((Operand::v(t), mem(MemBase::InArgs, off, ptr)));
-                    self.after
-                        .push((op, Operand::Mem(Mem::vreg(t, 0, ty.size()))));
+                        .push((InstKind::Copy, op, Operand::Mem(Mem::vreg(t, 0, ty.size()))));
                 }
             }
         }
@@ -510,14 +504,21 @@ impl Lowerer<'_> {
                     let value = Operand::Mem(Mem::new(MemBase::Slot(slot), 0, ty.size()));
                     self.fixed.insert(n_fixed_args, value);
                     n_fixed_args += 1;
-                    self.after.push((op, value));
+                    self.after.push((InstKind::Copy, op, value));
                     continue;
                 }
-                let x = match ty.narrow_extension() {
-                    Some(ext) if self.wider_than(f, op, ty.size()) => {
-                        self.extended_result(f, op, p, ty, ext)?
+                // A narrow result into a wider register: received at the
+                // type's size and extended after the call (the callee leaves
+                // the bits above the type undefined, in either psABI).
+                let x = match self.narrow_into(f, op, ty)? {
+                    Some(extension) => {
+                        let t = f.new_vreg(RegClass::GP, ty.size(), None);
+                        self.used.push(t);
+                        self.after
+                            .push((InstKind::Target(extension), op, Operand::v(t)));
+                        Operand::Fixed(t, p)
                     }
-                    _ => self.fix(f, op, p, ty.size(), false),
+                    None => self.fix(f, op, p, ty.size(), false),
                 };
                 self.fixed.push(x);
             }
@@ -549,7 +550,6 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         used: SmallVec::new(),
         fixed: SmallVec::new(),
         after: SmallVec::new(),
-        after_extend: SmallVec::new(),
         nargs: Vec::new(),
     };
     // In place while every entry, return and call lowers to one
@@ -575,7 +575,6 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         l.used.clear();
         l.fixed.clear();
         l.after.clear();
-        l.after_extend.clear();
         let r = match d.kind {
             InstKind::Entry => with_own_sig(func, |f, sig| l.entry(f, o, sig)),
             InstKind::Ret => with_own_sig(func, |f, sig| l.ret(f, o, sig)),
