@@ -160,7 +160,7 @@ pub fn analyze<F: Function>(f: &F, env: &MachineEnv, info: &mut CfgInfo) -> Resu
 
 /// Checks the operands `ops` of `i`; `class_regs` holds the allocatable
 /// registers of each class.
-fn validate_inst<F: Function>(
+pub(crate) fn validate_inst<F: Function>(
     f: &F,
     class_regs: &[u32; 3],
     i: Inst,

@@ -64,6 +64,7 @@ pub mod fuzzing;
 pub mod interval;
 pub mod linear_scan;
 pub mod liveness;
+pub mod local;
 pub mod log;
 pub mod moves;
 pub mod output;
@@ -113,6 +114,10 @@ pub struct Allocator {
     slots: spill::SlotAssigner,
     counts: Vec<u32>,
     sorted: Vec<(u32, Edit)>,
+    local: local::Local,
+    /// Whether every function takes the general path (see
+    /// [`Allocator::set_general_only`]).
+    general_only: bool,
 }
 
 impl Allocator {
@@ -121,7 +126,17 @@ impl Allocator {
         Allocator::default()
     }
 
+    /// Makes every function take the general path (liveness, linear
+    /// scan, resolution), even one the local allocator of
+    /// [`local`](mod@local) would take: for comparing the two.
+    pub fn set_general_only(&mut self, on: bool) {
+        self.general_only = on;
+    }
+
     /// Allocates `f` on `env` into `out` (cleared first, buffers kept).
+    /// A function of one block without calls goes to the local allocator
+    /// ([`local`](mod@local)), any other (or one it declines) to the
+    /// general path.
     pub fn run<F: Function>(
         &mut self,
         f: &F,
@@ -139,6 +154,9 @@ impl Allocator {
                 f.num_vregs(),
                 SpillSlot::LIMIT - 3
             )));
+        }
+        if !self.general_only && self.local.run(f, env, &mut out.log) {
+            return self.finish_local(f, env, opts, out);
         }
         cfg::analyze(f, env, &mut self.cfg)?;
         // The live ranges only tell the scan which values cross a call.
@@ -240,7 +258,61 @@ impl Allocator {
         // (`emptied` was cleared with the output: the map never runs.)
         *sorted = emptied.into_iter().map(|(_, e)| (0, e)).collect();
         self.shed_large_scratch();
-        self.finish(f, env, opts, out)
+        let (stats, written) = (self.scan.stats, self.scan.written | self.cfg.clobbers.0);
+        self.finish(f, env, opts, stats, written, out)
+    }
+
+    /// The rest of [`Allocator::run`] after the local allocator: spill
+    /// slots (shared by hull, hottest first), then the common finish.
+    fn finish_local<F: Function>(
+        &mut self,
+        f: &F,
+        env: &MachineEnv,
+        opts: &Options,
+        out: &mut Output,
+    ) -> Result<(), Error> {
+        let nv = f.num_vregs();
+        let loc = &mut self.local;
+        self.slots.reset(nv + 3);
+        let s = loc.stats;
+        if s.stores + s.reloads + s.folded != 0 {
+            let d = loc.depth;
+            if s.folded != 0 {
+                for a in &loc.allocs {
+                    if let Allocation::Stack(sl) = a {
+                        self.slots.touch(sl.number(), d);
+                    }
+                }
+            }
+            for (_, e) in &loc.edits {
+                touch_edit(&mut self.slots, e, d);
+            }
+            // Slot sharing needs the hulls: one block at depth `d`, nothing
+            // live at its boundaries.
+            self.cfg.loop_depth.clear();
+            self.cfg.loop_depth.push(d);
+            self.live.set_lone_block();
+            self.ivs.compute_hulls(f, &self.cfg, &self.live);
+        }
+        out.spill_area_size = self
+            .slots
+            .assign(f, &self.ivs, env.slot_size, &mut out.slots);
+        if s.folded != 0 {
+            for a in loc.allocs.iter_mut() {
+                *a = self.slots.rewrite(*a);
+            }
+        }
+        if s.stores + s.reloads != 0 {
+            for (_, e) in loc.edits.iter_mut() {
+                *e = self.slots.rewrite_edit(*e);
+            }
+        }
+        core::mem::swap(&mut out.allocs, &mut loc.allocs);
+        core::mem::swap(&mut out.inst_alloc_offsets, &mut loc.alloc_off);
+        core::mem::swap(&mut out.edits, &mut loc.edits);
+        loc.shed_large_scratch();
+        let (stats, written) = (loc.stats, loc.written);
+        self.finish(f, env, opts, stats, written, out)
     }
 
     /// Frees the scratch buffers a large function grew (see
@@ -273,11 +345,16 @@ impl Allocator {
         }
     }
 
+    /// Edge splits' slots, statistics, callee-saved registers (`written`:
+    /// every register the allocation or the clients' clobbers change),
+    /// frame padding and the checker.
     fn finish<F: Function>(
         &mut self,
         f: &F,
         env: &MachineEnv,
         opts: &Options,
+        stats: Stats,
+        written: u128,
         out: &mut Output,
     ) -> Result<(), Error> {
         for sp in out.edge_splits.iter_mut() {
@@ -285,13 +362,12 @@ impl Allocator {
                 *e = self.slots.rewrite_edit(*e);
             }
         }
-        out.stats = self.scan.stats;
+        out.stats = stats;
         out.stats.slots = out.slots.len() as u32;
         out.stats.edge_splits = out.edge_splits.len() as u32;
         // The frame saves every callee-saved register the code changes: the
         // allocation's writes and the clients' own clobbers.
-        let changed = self.scan.written | self.cfg.clobbers.0;
-        out.used_callee_saved = PRegSet(changed & env.callee_saved.0);
+        out.used_callee_saved = PRegSet(written & env.callee_saved.0);
         if let Some(frame) = f.frame_layout() {
             out.spill_area_size = aligned_spill_area(f, &frame, out)?;
         }

@@ -68,20 +68,20 @@ use smallvec::SmallVec;
 pub(crate) const NONE: u32 = u32::MAX;
 /// Plan cost of one instruction that touches the stack (a reload, a
 /// store or a memory operand).
-const MISS_COST: u32 = 1024;
+pub(crate) const MISS_COST: u32 = 1024;
 /// Plan price of holding a register for one position (two per
 /// instruction), in [`MISS_COST`] units: holding one for about 25
 /// instructions costs as much as one stack access. Tuned on workload B;
 /// it only matters under pressure, where the plan picks victims and memory
 /// operands.
-const HOLD_COST: u32 = 20;
+pub(crate) const HOLD_COST: u32 = 20;
 /// "Never used again" as an absolute position.
 pub(crate) const INF_POS: u32 = u32::MAX;
 
 /// A value's plan costs from just before an access: for the value arriving
 /// in memory, clean in a register (its slot up to date), dirty in a
 /// register (only the register holds it).
-type PlanCost = [u32; 3];
+pub(crate) type PlanCost = [u32; 3];
 
 /// One step of the residency plan, backwards. Given the position of the
 /// value's next access and the plan costs from just before it (`next`),
@@ -94,7 +94,7 @@ type PlanCost = [u32; 3];
 /// the stack [`MISS_COST`]; then every value is independent and its best
 /// residency is a shortest path over its accesses through three states,
 /// solved here in one backward pass (linear time).
-fn plan_step(next: (u32, PlanCost), pos: u32, writes: bool, foldable: bool) -> (PlanCost, u32) {
+pub(crate) fn plan_step(next: (u32, PlanCost), pos: u32, writes: bool, foldable: bool) -> (PlanCost, u32) {
     let (npos, g) = next;
     let hold = npos.saturating_sub(pos).saturating_mul(HOLD_COST);
     // After this access: in memory, or in a register (kept until the next
@@ -128,7 +128,7 @@ fn plan_step(next: (u32, PlanCost), pos: u32, writes: bool, foldable: bool) -> (
 /// Both fit 16 bits: every plan [`plan_step`] makes (and the two it starts
 /// from) has `g[0] - MISS_COST <= g[1] <= g[2]`, so the first is at most
 /// `MISS_COST` and the second at most `2 * MISS_COST`.
-fn drop_cost_base(g: PlanCost) -> [u16; 2] {
+pub(crate) fn drop_cost_base(g: PlanCost) -> [u16; 2] {
     let base = [
         g[0].saturating_sub(g[1]),
         g[0].saturating_add(MISS_COST).saturating_sub(g[2]),
@@ -140,7 +140,7 @@ fn drop_cost_base(g: PlanCost) -> [u16; 2] {
 /// [`plan_step`]'s gain in 16 bits: at most `MISS_COST` (by the bounds of
 /// [`drop_cost_base`], loading saves at most one stack access), or
 /// `u32::MAX` ("needs a register"), kept as `u16::MAX`.
-fn pack_gain(gain: u32) -> u16 {
+pub(crate) fn pack_gain(gain: u32) -> u16 {
     debug_assert!(gain <= MISS_COST || gain == u32::MAX, "{gain}");
     if gain == u32::MAX {
         u16::MAX
@@ -150,7 +150,7 @@ fn pack_gain(gain: u32) -> u16 {
 }
 
 /// The gain [`pack_gain`] packed.
-fn unpack_gain(gain: u16) -> u32 {
+pub(crate) fn unpack_gain(gain: u16) -> u32 {
     if gain == u16::MAX {
         u32::MAX
     } else {

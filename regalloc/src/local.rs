@@ -1,0 +1,979 @@
+//! The allocator for a function of one block without calls: two passes over
+//! flat arrays instead of the general scan's machinery.
+//!
+//! Most functions a JIT compiles (expression evaluators, small helpers) are
+//! one block. For them there are no edges to resolve, no loop headers and
+//! no live sets, and the general scan's per-instruction bookkeeping (copies
+//! in several registers, per-block boundary states, lazily computed plans)
+//! is most of the allocation's cost. This module does the same job with
+//! less:
+//!
+//! - one **backward pass** validates each instruction, records each
+//!   operand's next use (and the fixed register of that use, as a hint)
+//!   into a flat array in reverse order, and, when a class has more values
+//!   than registers, the residency plan of [`crate::linear_scan`] (the
+//!   same [`plan_step`], so eviction and memory-operand choices weigh the
+//!   same costs);
+//! - one **forward pass** over a register file (register → value) and a
+//!   location per value (one register or none, and whether its slot is up
+//!   to date): fixed operands first, then values already in a register,
+//!   then the others farthest next use first, then defs. Under pressure it
+//!   evicts the value whose eviction the plan says costs least (a value
+//!   whose slot is current needs no store: Belady's rule weighted by cost),
+//!   serves a spilled operand from its slot where the operand accepts
+//!   memory and loading gains less than the eviction loses, stores a value
+//!   once per definition, and recomputes constants instead of storing them.
+//!
+//! Anything it does not handle (several blocks, clobbers, late uses, early
+//! defs, reuse constraints, fixed non-allocatable registers, a value named
+//! twice with a fixed register, invalid input) makes [`Local::run`] return
+//! false before any output is written, and [`crate::Allocator::run`] takes
+//! the general path, which also reports the errors.
+
+use crate::cfg;
+use crate::function::{
+    Constraint, Function, Inst, MachineEnv, Operand, OperandKind, OperandPos, PReg, RegClass,
+    VReg,
+};
+use crate::interval::depth_weight;
+use crate::linear_scan::{
+    HOLD_COST, INF_POS, MISS_COST, NONE, PlanCost, drop_cost_base, pack_gain, plan_step,
+    unpack_gain,
+};
+use crate::log::{DecisionLog, Reason};
+use crate::output::{Allocation, Edit, OptVReg, ProgPoint, SpillSlot, Stats};
+
+/// Operands per instruction the local allocator handles (more: general path).
+const MAX_OPS: usize = 8;
+/// No register.
+const NO_REG: u8 = 0xff;
+
+/// What the backward pass found for one operand.
+#[derive(Clone, Copy, Debug)]
+struct OpFact {
+    /// Position of the vreg's next use after this instruction.
+    next: u32,
+    /// The plan's gain of loading on a miss (see [`plan_step`]), packed.
+    gain: u16,
+    /// The plan's drop costs of the vreg's next access.
+    drop_base: [u16; 2],
+    /// The fixed register of the next use, or [`NO_REG`].
+    hint: u8,
+}
+
+/// A value during the backward pass.
+#[derive(Clone, Copy, Debug)]
+struct Back {
+    next_use: u32,
+    hint: u8,
+    plan_pos: u32,
+    plan: PlanCost,
+}
+
+const BACK_NONE: Back = Back {
+    next_use: INF_POS,
+    hint: NO_REG,
+    plan_pos: NONE,
+    plan: [0; 3],
+};
+
+/// A value during the forward pass.
+#[derive(Clone, Copy, Debug)]
+struct Value {
+    /// Its register (hardware number in its class), or [`NO_REG`].
+    reg: u8,
+    class: u8,
+    /// Whether its spill slot holds its current value.
+    in_slot: bool,
+    remat: bool,
+    /// Position of its next use.
+    next_use: u32,
+    /// The plan's drop costs of its next access.
+    drop_base: [u16; 2],
+}
+
+/// The local allocator's buffers (kept between functions).
+#[derive(Default)]
+pub struct Local {
+    back: Vec<Back>,
+    values: Vec<Value>,
+    /// Per operand, in reverse instruction order (see [`Local::run`]).
+    facts: Vec<OpFact>,
+    /// Register (class * 32 + hw) → value, or [`NONE`].
+    owner: Vec<u32>,
+    occupied: [u32; 3],
+    allocatable: [u32; 3],
+    callee_saved: [u32; 3],
+    /// Registers some operand of the function is fixed to, per class.
+    fixed_anywhere: [u32; 3],
+    /// Loop weight of the block (for the log).
+    weight: u32,
+    /// Loop depth of the block (for the slot weights).
+    pub(crate) depth: u32,
+    pub(crate) allocs: Vec<Allocation>,
+    pub(crate) alloc_off: Vec<u32>,
+    /// Edits with slots numbered by vreg.
+    pub(crate) edits: Vec<(ProgPoint, Edit)>,
+    pub(crate) stats: Stats,
+    pub(crate) written: u128,
+}
+
+/// One instruction's state in the forward pass.
+struct InstState {
+    i: Inst,
+    pos: u32,
+    /// First fact of the instruction.
+    fb: usize,
+    /// Registers read at the early point, per class.
+    pinned: [u32; 3],
+    /// Registers written at the late point, per class.
+    late: [u32; 3],
+    /// Registers fixed by an operand, per class.
+    fixed: [u32; 3],
+    stack_used: bool,
+    /// Whether some vreg is named by two operands.
+    dup: bool,
+    /// Per operand: its vreg, and the next use of that vreg's current
+    /// value after the instruction ([`INF_POS`] also when redefined here).
+    vregs: [u32; MAX_OPS],
+    after: [u32; MAX_OPS],
+    n: usize,
+}
+
+/// An eviction candidate.
+#[derive(Clone, Copy)]
+struct Victim {
+    hw: u8,
+    /// The farthest next-use distance among the candidates.
+    far: u32,
+    /// What evicting it costs by the plan.
+    loss: u32,
+}
+
+/// Why the local allocator declines a function (the general path takes it).
+struct Decline;
+
+fn lowest(mask: u32) -> u8 {
+    mask.trailing_zeros() as u8
+}
+
+fn preg(class: u8, hw: u8) -> PReg {
+    PReg::new(RegClass::ALL[class as usize % 3], hw)
+}
+
+impl Local {
+    /// Allocates `f`, a function of one block that ends in a return and
+    /// has no clobbers, into the local buffers (`allocs`, `alloc_off`,
+    /// `edits` with slots numbered by vreg, `stats`, `written`). Returns
+    /// false, with no result, for anything it does not handle (see the
+    /// module documentation), including invalid input.
+    pub(crate) fn run<F: Function>(
+        &mut self,
+        f: &F,
+        env: &MachineEnv,
+        log: &mut DecisionLog,
+    ) -> bool {
+        let logged = log.entries.len();
+        let done = self.try_run(f, env, log).is_ok();
+        if !done {
+            log.entries.truncate(logged);
+        }
+        done
+    }
+
+    /// Frees the buffers a large function grew (see
+    /// [`crate::shed_if_large`]).
+    pub(crate) fn shed_large_scratch(&mut self) {
+        crate::shed_if_large(&mut self.facts);
+        crate::shed_if_large(&mut self.back);
+        crate::shed_if_large(&mut self.values);
+        crate::shed_if_large(&mut self.allocs);
+        crate::shed_if_large(&mut self.alloc_off);
+        crate::shed_if_large(&mut self.edits);
+    }
+
+    fn try_run<F: Function>(
+        &mut self,
+        f: &F,
+        env: &MachineEnv,
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
+        let ni = f.num_insts();
+        let nv = f.num_vregs();
+        if f.num_blocks() != 1 || f.entry_block().index() != 0 || ni == 0 {
+            return Err(Decline);
+        }
+        let b = f.entry_block();
+        let r = f.block_insts(b);
+        if r.start.index() != 0
+            || r.end.index() != ni
+            || ni >= u32::MAX as usize / 8
+            || !f.block_succs(b).is_empty()
+            || !f.block_preds(b).is_empty()
+            || !f.is_ret(Inst::new(ni - 1))
+        {
+            return Err(Decline);
+        }
+        self.depth = f.block_loop_depth(b).unwrap_or(0).min(64);
+        self.weight = depth_weight(self.depth);
+        let mut per_class = [0usize; 3];
+        self.values.clear();
+        for v in 0..nv {
+            let c = f.vreg_class(VReg::new(v)).index();
+            per_class[c] += 1;
+            self.values.push(Value {
+                reg: NO_REG,
+                class: c as u8,
+                in_slot: false,
+                remat: f.is_remat(VReg::new(v)),
+                next_use: INF_POS,
+                drop_base: [0; 2],
+            });
+        }
+        for c in 0..3 {
+            let class = RegClass::ALL[c];
+            self.allocatable[c] = env.allocatable.class_mask(class);
+            self.callee_saved[c] = env.callee_saved.class_mask(class) & self.allocatable[c];
+        }
+        // The plan only matters when a class may run out of registers.
+        let plan = (0..3).any(|c| {
+            per_class[c] > 0 && per_class[c] + 2 > self.allocatable[c].count_ones() as usize
+        });
+        self.backward(f, plan)?;
+        self.forward(f, log)
+    }
+
+    /// The backward pass: validation, next uses, hints and the plan, into
+    /// `facts` (instruction `ni - 1` first, each one's operands in order).
+    fn backward<F: Function>(&mut self, f: &F, plan: bool) -> Result<(), Decline> {
+        let ni = f.num_insts();
+        let class_regs = self.allocatable;
+        self.back.clear();
+        self.back.resize(f.num_vregs(), BACK_NONE);
+        self.facts.clear();
+        self.fixed_anywhere = [0; 3];
+        for ii in (0..ni).rev() {
+            let i = Inst::new(ii);
+            let ops = f.inst_operands(i);
+            if ops.len() > MAX_OPS
+                || (ii + 1 < ni && (f.is_ret(i) || f.is_branch(i)))
+                || !f.inst_clobbers(i).is_empty()
+            {
+                return Err(Decline);
+            }
+            cfg::validate_inst(f, &class_regs, i, ops).map_err(|_| Decline)?;
+            for (k, op) in ops.iter().enumerate() {
+                let supported = match op.kind {
+                    OperandKind::Def => op.pos == OperandPos::Late,
+                    _ => op.pos == OperandPos::Early,
+                };
+                if !supported {
+                    return Err(Decline);
+                }
+                match op.constraint {
+                    Constraint::Reuse(_) => return Err(Decline),
+                    Constraint::Fixed(p) => {
+                        let c = p.class.index();
+                        if self.allocatable[c] & (1 << p.hw) == 0
+                            || ops
+                                .iter()
+                                .enumerate()
+                                .any(|(j, o)| j != k && o.vreg == op.vreg)
+                        {
+                            return Err(Decline);
+                        }
+                        self.fixed_anywhere[c] |= 1 << p.hw;
+                    }
+                    _ => {}
+                }
+            }
+            let pos = 2 * i.0;
+            let fb = self.facts.len();
+            for op in ops {
+                let back = self.back[op.vreg.index()];
+                self.facts.push(OpFact {
+                    next: back.next_use,
+                    gain: 0,
+                    drop_base: [0; 2],
+                    hint: back.hint,
+                });
+            }
+            if plan {
+                self.plan_inst(ops, pos, fb);
+            }
+            for op in ops {
+                if op.kind == OperandKind::Def {
+                    let back = &mut self.back[op.vreg.index()];
+                    back.next_use = INF_POS;
+                    back.hint = NO_REG;
+                }
+            }
+            for op in ops {
+                if op.is_use() {
+                    let back = &mut self.back[op.vreg.index()];
+                    back.next_use = pos;
+                    back.hint = match op.constraint {
+                        Constraint::Fixed(p) => p.hw,
+                        _ => NO_REG,
+                    };
+                }
+            }
+        }
+        // A value read before it is written: the general path reports it.
+        if self.back.iter().any(|b| b.next_use != INF_POS) {
+            return Err(Decline);
+        }
+        Ok(())
+    }
+
+    /// One backward step of the residency plan (as the general scan's).
+    fn plan_inst(&mut self, ops: &[Operand], pos: u32, fb: usize) {
+        for (k, op) in ops.iter().enumerate() {
+            let v = op.vreg;
+            let (mut first, mut writes, mut reads, mut foldable) = (k, false, false, true);
+            for (j, o) in ops.iter().enumerate() {
+                if o.vreg == v {
+                    foldable &= j == k;
+                    first = first.min(j);
+                    writes |= o.is_def();
+                    reads |= o.is_use();
+                    foldable &= o.constraint == Constraint::Any;
+                }
+            }
+            if first < k {
+                let shared = self.facts[fb + first];
+                self.facts[fb + k].drop_base = shared.drop_base;
+                self.facts[fb + k].gain = shared.gain;
+                continue;
+            }
+            let back = &mut self.back[v.index()];
+            let (g, gain) = plan_step((back.plan_pos, back.plan), pos, writes, foldable);
+            self.facts[fb + k].gain = pack_gain(gain);
+            self.facts[fb + k].drop_base = drop_cost_base(back.plan);
+            if reads {
+                back.plan_pos = pos;
+                back.plan = g;
+            } else {
+                back.plan_pos = NONE;
+                back.plan = [0; 3];
+            }
+        }
+    }
+
+    /// The forward pass: a location for every operand, and the edits.
+    fn forward<F: Function>(&mut self, f: &F, log: &mut DecisionLog) -> Result<(), Decline> {
+        let ni = f.num_insts();
+        self.owner.clear();
+        self.owner.resize(96, NONE);
+        self.occupied = [0; 3];
+        self.allocs.clear();
+        self.alloc_off.clear();
+        self.alloc_off.push(0);
+        self.edits.clear();
+        self.stats = Stats::default();
+        self.written = 0;
+        let mut top = self.facts.len();
+        for ii in 0..ni {
+            let i = Inst::new(ii);
+            let ops = f.inst_operands(i);
+            top -= ops.len();
+            let mut st = InstState {
+                i,
+                pos: 2 * i.0,
+                fb: top,
+                pinned: [0; 3],
+                late: [0; 3],
+                fixed: [0; 3],
+                stack_used: false,
+                dup: false,
+                vregs: [NONE; MAX_OPS],
+                after: [INF_POS; MAX_OPS],
+                n: ops.len(),
+            };
+            let mut defined = [false; MAX_OPS];
+            for (k, op) in ops.iter().enumerate() {
+                st.vregs[k] = op.vreg.0;
+                st.after[k] = self.facts[top + k].next;
+                defined[k] = op.is_def();
+                if let Constraint::Fixed(p) = op.constraint {
+                    st.fixed[p.class.index()] |= 1 << p.hw;
+                }
+            }
+            for k in 1..ops.len() {
+                for j in 0..k {
+                    if st.vregs[j] == st.vregs[k] {
+                        st.dup = true;
+                        // One value, one answer: redefined here, or the
+                        // first operand's next use.
+                        let redefined = defined[j] || defined[k];
+                        defined[j] = redefined;
+                        defined[k] = redefined;
+                        st.after[k] = st.after[j];
+                    }
+                }
+            }
+            if st.dup {
+                for k in 0..ops.len() {
+                    for j in 0..ops.len() {
+                        if st.vregs[j] == st.vregs[k] && defined[j] {
+                            st.after[k] = INF_POS;
+                        }
+                    }
+                }
+            } else {
+                for k in 0..ops.len() {
+                    if defined[k] {
+                        st.after[k] = INF_POS;
+                    }
+                }
+            }
+            let mut alloc = [Allocation::None; MAX_OPS];
+            self.alloc_inst(f, ops, &mut st, &mut alloc[..ops.len()], log)?;
+            self.allocs.extend_from_slice(&alloc[..ops.len()]);
+            self.alloc_off.push(self.allocs.len() as u32);
+        }
+        Ok(())
+    }
+
+    fn alloc_inst<F: Function>(
+        &mut self,
+        f: &F,
+        ops: &[Operand],
+        st: &mut InstState,
+        alloc: &mut [Allocation],
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
+        // Fixed uses: the value moves into its register.
+        if st.fixed != [0; 3] {
+            for (k, op) in ops.iter().enumerate() {
+                let Constraint::Fixed(p) = op.constraint else {
+                    continue;
+                };
+                if !op.is_use() {
+                    continue;
+                }
+                let (c, v) = (p.class.index(), op.vreg.0);
+                if self.owner[p.index()] != v {
+                    let avoid = st.fixed[c] | st.pinned[c];
+                    self.displace(st, c, p.hw, avoid, log)?;
+                    self.load(st, v, p.hw, log)?;
+                    log.push(st.i, Some(op.vreg), Reason::FixedCopy(p));
+                }
+                alloc[k] = Allocation::Reg(p);
+                st.pinned[c] |= 1 << p.hw;
+                if op.kind == OperandKind::Modify {
+                    st.late[c] |= 1 << p.hw;
+                }
+            }
+        }
+        // Uses already in a suitable register.
+        let mut rest = [(0u32, 0usize); MAX_OPS];
+        let mut nrest = 0;
+        for (k, op) in ops.iter().enumerate() {
+            if !op.is_use() || alloc[k] != Allocation::None {
+                continue;
+            }
+            let s = self.values[op.vreg.index()];
+            let c = s.class as usize;
+            let allowed = self.allowed(c, op.constraint) & !st.fixed[c];
+            if s.reg != NO_REG && allowed & (1 << s.reg) != 0 {
+                alloc[k] = Allocation::Reg(preg(s.class, s.reg));
+                st.pinned[c] |= 1 << s.reg;
+                if op.kind == OperandKind::Modify {
+                    st.late[c] |= 1 << s.reg;
+                }
+            } else {
+                // Farthest next use first (it is the memory-operand
+                // candidate), read-modify-write operands more so.
+                let d = self.facts[st.fb + k].next.saturating_sub(st.pos);
+                let key = if op.kind == OperandKind::Modify {
+                    d.saturating_mul(16)
+                } else {
+                    d
+                };
+                rest[nrest] = (key, k);
+                nrest += 1;
+            }
+        }
+        rest[..nrest].sort_unstable_by(|a, b| b.cmp(a));
+        for &(_, k) in &rest[..nrest] {
+            self.alloc_use(ops, st, alloc, k, log)?;
+        }
+        // Defs: fixed ones first, so that the others avoid their registers.
+        for pass in 0..2 {
+            for (k, op) in ops.iter().enumerate() {
+                if op.kind != OperandKind::Def
+                    || matches!(op.constraint, Constraint::Fixed(_)) != (pass == 0)
+                {
+                    continue;
+                }
+                self.alloc_def(f, ops, st, alloc, k, log)?;
+            }
+        }
+        self.commit(ops, st, alloc)
+    }
+
+    fn allowed(&self, c: usize, con: Constraint) -> u32 {
+        match con {
+            Constraint::Subset(m) => m.bits() & self.allocatable[c],
+            Constraint::Fixed(p) => 1 << p.hw,
+            _ => self.allocatable[c],
+        }
+    }
+
+    /// Whether `w`'s current value is still needed after the instruction.
+    fn survives(&self, w: u32, st: &InstState) -> bool {
+        self.next_after(w, st) != INF_POS
+    }
+
+    /// The next use of `w`'s current value after the instruction
+    /// ([`INF_POS`]: none, or the instruction redefines it).
+    fn next_after(&self, w: u32, st: &InstState) -> u32 {
+        for k in 0..st.n {
+            if st.vregs[k] == w {
+                return st.after[k];
+            }
+        }
+        self.values[w as usize].next_use
+    }
+
+    /// Whether `w` is named by an operand of the instruction.
+    fn named(&self, w: u32, st: &InstState) -> bool {
+        st.vregs[..st.n].contains(&w)
+    }
+
+    fn set_reg(&mut self, v: u32, hw: u8) {
+        let c = self.values[v as usize].class as usize;
+        self.owner[c * 32 + hw as usize] = v;
+        self.occupied[c] |= 1 << hw;
+        self.values[v as usize].reg = hw;
+    }
+
+    fn clear_reg(&mut self, v: u32) {
+        let s = &mut self.values[v as usize];
+        if s.reg != NO_REG {
+            let (c, hw) = (s.class as usize, s.reg);
+            s.reg = NO_REG;
+            self.owner[c * 32 + hw as usize] = NONE;
+            self.occupied[c] &= !(1 << hw);
+        }
+    }
+
+    fn edit(&mut self, i: Inst, e: Edit) {
+        match e {
+            Edit::Move { from, to, .. } => {
+                match (from, to) {
+                    (Allocation::Reg(_), Allocation::Stack(_)) => self.stats.stores += 1,
+                    (Allocation::Stack(_), Allocation::Reg(_)) => self.stats.reloads += 1,
+                    _ => self.stats.moves += 1,
+                }
+                if let Allocation::Reg(r) = to {
+                    self.written |= 1u128 << r.index();
+                }
+            }
+            Edit::Remat { to, .. } => {
+                self.stats.remats += 1;
+                self.written |= 1u128 << to.index();
+            }
+            Edit::Swap { .. } => {}
+        }
+        self.edits.push((ProgPoint::before(i), e));
+    }
+
+    fn move_edit(&mut self, i: Inst, v: u32, from: Allocation, to: Allocation) {
+        let class = RegClass::ALL[self.values[v as usize].class as usize % 3];
+        self.edit(
+            i,
+            Edit::Move {
+                from,
+                to,
+                class,
+                vreg: OptVReg::some(VReg(v)),
+            },
+        );
+    }
+
+    /// Stores `v` (in register `hw`) into its slot before the instruction.
+    fn store(&mut self, i: Inst, v: u32, hw: u8) {
+        let c = self.values[v as usize].class;
+        self.move_edit(
+            i,
+            v,
+            Allocation::Reg(preg(c, hw)),
+            Allocation::Stack(SpillSlot::new(v)),
+        );
+        self.values[v as usize].in_slot = true;
+    }
+
+    /// Puts `v` into free register `hw` before the instruction (moving it
+    /// from its register, reloading or recomputing it).
+    fn load(&mut self, st: &InstState, v: u32, hw: u8, log: &mut DecisionLog) -> Result<(), Decline> {
+        let s = self.values[v as usize];
+        let to = preg(s.class, hw);
+        if s.reg == hw {
+            return Ok(());
+        }
+        if s.reg != NO_REG {
+            self.move_edit(
+                st.i,
+                v,
+                Allocation::Reg(preg(s.class, s.reg)),
+                Allocation::Reg(to),
+            );
+            self.clear_reg(v);
+        } else if s.in_slot {
+            self.move_edit(
+                st.i,
+                v,
+                Allocation::Stack(SpillSlot::new(v)),
+                Allocation::Reg(to),
+            );
+            log.push(st.i, Some(VReg(v)), Reason::Reload);
+        } else if s.remat {
+            self.edit(st.i, Edit::Remat { vreg: VReg(v), to });
+            log.push(st.i, Some(VReg(v)), Reason::Remat);
+        } else {
+            return Err(Decline);
+        }
+        self.set_reg(v, hw);
+        Ok(())
+    }
+
+    /// Empties register `hw` of class `c` before a fixed operand takes it:
+    /// its value, if still needed, moves to a free register outside
+    /// `avoid` or (when its slot is not current) is stored.
+    fn displace(
+        &mut self,
+        st: &InstState,
+        c: usize,
+        hw: u8,
+        avoid: u32,
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
+        let w = self.owner[c * 32 + hw as usize];
+        if w == NONE {
+            return Ok(());
+        }
+        let ws = self.values[w as usize];
+        let needed = self.survives(w, st) || self.named(w, st);
+        if needed {
+            let free = self.allocatable[c] & !self.occupied[c] & !avoid & !(1 << hw);
+            let pref = free & !self.callee_saved[c];
+            let p = preg(c as u8, hw);
+            if free != 0 {
+                let to = lowest(if pref != 0 { pref } else { free });
+                self.move_edit(st.i, w, Allocation::Reg(p), Allocation::Reg(preg(c as u8, to)));
+                self.clear_reg(w);
+                self.set_reg(w, to);
+                log.push(st.i, Some(VReg(w)), Reason::SaveAcrossClobber(p));
+                return Ok(());
+            }
+            if !ws.in_slot && !ws.remat {
+                self.store(st.i, w, hw);
+                log.push(st.i, Some(VReg(w)), Reason::SaveAcrossClobber(p));
+            }
+        }
+        self.clear_reg(w);
+        Ok(())
+    }
+
+    /// The eviction victim among the occupied registers of `cand`: the
+    /// value whose eviction the plan says costs least (one stack access
+    /// more for a value read here), the farthest next use among equals.
+    fn victim(&self, ops: &[Operand], st: &InstState, c: usize, cand: u32) -> Option<Victim> {
+        // Each candidate gets one key, largest wins: the complement of the
+        // loss, the next-use distance (saturated), the register.
+        const DIST_MAX: u32 = (1 << 27) - 1;
+        const LOSS_MAX: u32 = u32::MAX;
+        let mut m = cand & self.occupied[c];
+        if m == 0 {
+            return None;
+        }
+        let owners: &[u32; 32] = self.owner[c * 32..c * 32 + 32]
+            .try_into()
+            .expect("32 registers per class");
+        let here = st.pos;
+        let mut best = 0u64;
+        let mut far = 0u32;
+        while m != 0 {
+            let hw = m.trailing_zeros();
+            m &= m - 1;
+            let w = owners[hw as usize & 31];
+            let ws = &self.values[w as usize];
+            // A value read here: what follows counts, and one stack access
+            // more (evicted here it tends to come straight back).
+            let (n, base, extra) = if ws.next_use == here {
+                let base = ops
+                    .iter()
+                    .position(|o| o.vreg.0 == w)
+                    .map_or(ws.drop_base, |k| self.facts[st.fb + k].drop_base);
+                (self.next_after(w, st), base, MISS_COST)
+            } else {
+                (ws.next_use, ws.drop_base, 0)
+            };
+            let dist = n.saturating_sub(here);
+            far = far.max(dist);
+            let base = base[!(ws.in_slot | ws.remat) as usize] as u32;
+            let loss = base.saturating_sub(dist.saturating_mul(HOLD_COST)) + extra;
+            let key = ((LOSS_MAX - loss) as u64) << 32 | (dist.min(DIST_MAX) as u64) << 5 | hw as u64;
+            best = best.max(key);
+        }
+        Some(Victim {
+            hw: (best & 31) as u8,
+            far,
+            loss: LOSS_MAX - (best >> 32) as u32,
+        })
+    }
+
+    /// Evicts the value in register `hw` before the instruction, storing it
+    /// if it is needed later and its slot is not current.
+    fn evict(&mut self, ops: &[Operand], st: &InstState, c: usize, hw: u8, log: &mut DecisionLog) {
+        let w = self.owner[c * 32 + hw as usize];
+        if w == NONE {
+            return;
+        }
+        let ws = self.values[w as usize];
+        let n = self.next_after(w, st);
+        let needed = n != INF_POS || ops.iter().any(|o| o.vreg.0 == w && o.is_use());
+        let stored = needed && !ws.in_slot && !ws.remat;
+        if stored {
+            self.store(st.i, w, hw);
+        }
+        if log.enabled {
+            let next_use = if n == INF_POS {
+                u32::MAX
+            } else {
+                n.saturating_sub(st.pos) / 2
+            };
+            log.push(
+                st.i,
+                Some(VReg(w)),
+                Reason::Evict {
+                    next_use,
+                    weight: self.weight,
+                    stored,
+                },
+            );
+        }
+        self.clear_reg(w);
+    }
+
+    /// A free register of `free` for `v`: caller-saved first (nothing here
+    /// crosses a call), and one no operand is fixed to if possible.
+    fn pick_free(&self, c: usize, free: u32) -> u8 {
+        let pref = free & !self.callee_saved[c];
+        let pref = if pref != 0 { pref } else { free };
+        let unfixed = pref & !self.fixed_anywhere[c];
+        lowest(if unfixed != 0 { unfixed } else { pref })
+    }
+
+    /// A use not yet in a suitable register: its slot as a memory operand,
+    /// or a register (free, or evicted), loaded.
+    fn alloc_use(
+        &mut self,
+        ops: &[Operand],
+        st: &mut InstState,
+        alloc: &mut [Allocation],
+        k: usize,
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
+        let op = ops[k];
+        let v = op.vreg.0;
+        let s = self.values[v as usize];
+        let c = s.class as usize;
+        let write = op.kind == OperandKind::Modify;
+        let allowed = self.allowed(c, op.constraint);
+        let avoid = st.fixed[c] | st.pinned[c] | if write { st.late[c] } else { 0 };
+        // Another operand of the same value may have loaded it meanwhile.
+        if s.reg != NO_REG && allowed & !st.fixed[c] & (1 << s.reg) != 0 {
+            alloc[k] = Allocation::Reg(preg(s.class, s.reg));
+            st.pinned[c] |= 1 << s.reg;
+            return Ok(());
+        }
+        let cand = allowed & !avoid;
+        if cand == 0 {
+            return Err(Decline);
+        }
+        let free = cand & !self.occupied[c];
+        let mut pre = None;
+        let named_once = !st.dup || ops.iter().filter(|o| o.vreg == op.vreg).count() == 1;
+        if op.constraint == Constraint::Any
+            && !st.stack_used
+            && s.in_slot
+            && s.reg == NO_REG
+            && named_once
+            && free == 0
+        {
+            // Under pressure the plan decides: load only if that gains more
+            // than evicting the victim loses.
+            let gain = unpack_gain(self.facts[st.fb + k].gain);
+            let fold = gain == 0 || {
+                let vic = self.victim(ops, st, c, cand);
+                pre = vic.map(|x| x.hw);
+                vic.is_some_and(|x| gain <= x.loss)
+            };
+            if fold {
+                alloc[k] = Allocation::Stack(SpillSlot::new(v));
+                st.stack_used = true;
+                self.stats.folded += 1;
+                log.push(st.i, Some(op.vreg), Reason::Folded);
+                return Ok(());
+            }
+        }
+        let hw = if free != 0 {
+            self.pick_free(c, free)
+        } else {
+            let hw = match pre {
+                Some(hw) => hw,
+                None => self.victim(ops, st, c, cand).ok_or(Decline)?.hw,
+            };
+            self.evict(ops, st, c, hw, log);
+            hw
+        };
+        self.load(st, v, hw, log)?;
+        alloc[k] = Allocation::Reg(preg(s.class, hw));
+        st.pinned[c] |= 1 << hw;
+        if write {
+            st.late[c] |= 1 << hw;
+        }
+        Ok(())
+    }
+
+    /// A late def: its fixed register (the value there moves away if still
+    /// needed), a free register or one whose value dies here (with hints),
+    /// its slot when its next use is farther than any other value's, or an
+    /// evicted register.
+    fn alloc_def<F: Function>(
+        &mut self,
+        f: &F,
+        ops: &[Operand],
+        st: &mut InstState,
+        alloc: &mut [Allocation],
+        k: usize,
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
+        let op = ops[k];
+        let v = op.vreg.0;
+        let s = self.values[v as usize];
+        let c = s.class as usize;
+        let fact = self.facts[st.fb + k];
+        if let Constraint::Fixed(p) = op.constraint {
+            let w = self.owner[p.index()];
+            if w != NONE && w != v && self.survives(w, st) {
+                let avoid = st.fixed[c] | st.pinned[c] | st.late[c];
+                self.displace(st, c, p.hw, avoid, log)?;
+            }
+            alloc[k] = Allocation::Reg(p);
+            st.late[c] |= 1 << p.hw;
+            return Ok(());
+        }
+        let allowed = self.allowed(c, op.constraint);
+        // Registers whose value is read here for the last time.
+        let mut dying = 0u32;
+        let mut m = self.occupied[c] & st.pinned[c] & !st.late[c];
+        while m != 0 {
+            let hw = lowest(m);
+            m &= m - 1;
+            let w = self.owner[c * 32 + hw as usize];
+            if w != NONE && !self.survives(w, st) {
+                dying |= 1 << hw;
+            }
+        }
+        let avoid = st.fixed[c] | st.late[c];
+        let cand = allowed & !avoid;
+        if cand == 0 {
+            return Err(Decline);
+        }
+        let free = cand & (!self.occupied[c] | dying);
+        let mut hint = fact.hint;
+        if let Some((_, src)) = f.is_move(st.i).filter(|m| m.0.0 == v) {
+            let sr = self.values.get(src.index()).map_or(NO_REG, |x| x.reg);
+            if sr != NO_REG && dying & (1 << sr) != 0 {
+                hint = sr;
+            }
+        }
+        let hw = if free != 0 {
+            if hint < 32 && free & (1 << hint) != 0 {
+                log.push(st.i, Some(op.vreg), Reason::Hint(preg(s.class, hint)));
+                hint
+            } else if free & dying != 0 {
+                lowest(free & dying)
+            } else {
+                self.pick_free(c, free)
+            }
+        } else {
+            let vic = self.victim(ops, st, c, cand).ok_or(Decline)?;
+            if op.constraint == Constraint::Any && !st.stack_used && !s.remat {
+                let nxt = fact.next;
+                if nxt == INF_POS || nxt.saturating_sub(st.pos) >= vic.far {
+                    alloc[k] = Allocation::Stack(SpillSlot::new(v));
+                    st.stack_used = true;
+                    self.stats.folded += 1;
+                    log.push(st.i, Some(op.vreg), Reason::DefToSlot);
+                    return Ok(());
+                }
+            }
+            self.evict(ops, st, c, vic.hw, log);
+            vic.hw
+        };
+        alloc[k] = Allocation::Reg(preg(s.class, hw));
+        st.late[c] |= 1 << hw;
+        Ok(())
+    }
+
+    /// After the instruction: values read for the last time leave their
+    /// registers, defs take theirs (or their slot), next uses advance.
+    fn commit(
+        &mut self,
+        ops: &[Operand],
+        st: &InstState,
+        alloc: &[Allocation],
+    ) -> Result<(), Decline> {
+        for k in 0..st.n {
+            if ops[k].kind == OperandKind::Use && st.after[k] == INF_POS {
+                self.clear_reg(st.vregs[k]);
+            }
+        }
+        for (k, op) in ops.iter().enumerate() {
+            if !op.is_def() {
+                continue;
+            }
+            let v = op.vreg.0;
+            match alloc[k] {
+                Allocation::Reg(r) => {
+                    self.written |= 1u128 << r.index();
+                    if op.kind == OperandKind::Def || self.values[v as usize].reg != r.hw {
+                        let w = self.owner[r.index()];
+                        if w != NONE && w != v {
+                            if self.survives(w, st) {
+                                return Err(Decline);
+                            }
+                            self.clear_reg(w);
+                        }
+                        self.clear_reg(v);
+                        self.set_reg(v, r.hw);
+                    }
+                    self.values[v as usize].in_slot = false;
+                }
+                Allocation::Stack(_) => {
+                    self.clear_reg(v);
+                    self.values[v as usize].in_slot = true;
+                }
+                Allocation::None => return Err(Decline),
+            }
+        }
+        for (k, op) in ops.iter().enumerate() {
+            let fact = self.facts[st.fb + k];
+            if op.is_def() && fact.next == INF_POS {
+                self.clear_reg(op.vreg.0);
+            }
+            let s = &mut self.values[op.vreg.index()];
+            s.next_use = fact.next;
+            s.drop_base = fact.drop_base;
+        }
+        if alloc.contains(&Allocation::None) {
+            return Err(Decline);
+        }
+        Ok(())
+    }
+}
