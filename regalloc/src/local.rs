@@ -59,6 +59,26 @@ struct OpFact {
     drop_base: [u16; 2],
     /// The fixed register of the next use, or [`NO_REG`].
     hint: u8,
+    /// [`REDEFINED`], [`DUP`].
+    flags: u8,
+}
+
+/// [`OpFact::flags`]: the instruction defines the operand's vreg (its
+/// current value dies here whatever `next` says).
+const REDEFINED: u8 = 1;
+/// [`OpFact::flags`]: the instruction names some vreg twice.
+const DUP: u8 = 2;
+
+impl OpFact {
+    /// The next use of the operand's current value after the instruction
+    /// ([`INF_POS`] when the instruction redefines it).
+    fn after(&self) -> u32 {
+        if self.flags & REDEFINED != 0 {
+            INF_POS
+        } else {
+            self.next
+        }
+    }
 }
 
 /// A value during the backward pass.
@@ -133,11 +153,6 @@ struct InstState {
     stack_used: bool,
     /// Whether some vreg is named by two operands.
     dup: bool,
-    /// Per operand: its vreg, and the next use of that vreg's current
-    /// value after the instruction ([`INF_POS`] also when redefined here).
-    vregs: [u32; MAX_OPS],
-    after: [u32; MAX_OPS],
-    n: usize,
 }
 
 /// An eviction candidate.
@@ -247,6 +262,7 @@ impl Local {
     /// `facts` (instruction `ni - 1` first, each one's operands in order).
     fn backward<F: Function>(&mut self, f: &F, plan: bool) -> Result<(), Decline> {
         let ni = f.num_insts();
+        let nv = f.num_vregs();
         let class_regs = self.allocatable;
         self.back.clear();
         self.back.resize(f.num_vregs(), BACK_NONE);
@@ -261,67 +277,118 @@ impl Local {
             {
                 return Err(Decline);
             }
-            cfg::validate_inst(f, &class_regs, i, ops).map_err(|_| Decline)?;
-            for (k, op) in ops.iter().enumerate() {
+            let pos = 2 * i.0;
+            let fb = self.facts.len();
+            let mut dup = false;
+            for k in 1..ops.len() {
+                for o in &ops[..k] {
+                    dup |= o.vreg == ops[k].vreg;
+                }
+            }
+            let mut fixed = false;
+            for op in ops {
+                // The checks of `cfg::validate_inst` that every operand
+                // needs; those of fixed registers are left to it.
+                let v = op.vreg.index();
+                if v >= nv {
+                    return Err(Decline);
+                }
+                let c = self.values[v].class as usize;
                 let supported = match op.kind {
                     OperandKind::Def => op.pos == OperandPos::Late,
                     _ => op.pos == OperandPos::Early,
                 };
-                if !supported {
+                let (regs_ok, hint) = match op.constraint {
+                    Constraint::Reg | Constraint::Any => (class_regs[c] != 0, NO_REG),
+                    Constraint::Subset(m) => (m.bits() & class_regs[c] != 0, NO_REG),
+                    Constraint::Fixed(p) => {
+                        fixed = true;
+                        self.fixed_anywhere[c] |= 1 << (p.hw & 31);
+                        let ok = p.class.index() == c && class_regs[c] & (1 << (p.hw & 31)) != 0;
+                        (ok, p.hw)
+                    }
+                    Constraint::Reuse(_) => (false, NO_REG),
+                };
+                if !supported || !regs_ok {
                     return Err(Decline);
                 }
-                match op.constraint {
-                    Constraint::Reuse(_) => return Err(Decline),
-                    Constraint::Fixed(p) => {
-                        let c = p.class.index();
-                        if self.allocatable[c] & (1 << p.hw) == 0
-                            || ops
-                                .iter()
-                                .enumerate()
-                                .any(|(j, o)| j != k && o.vreg == op.vreg)
-                        {
-                            return Err(Decline);
-                        }
-                        self.fixed_anywhere[c] |= 1 << p.hw;
-                    }
-                    _ => {}
-                }
-            }
-            let pos = 2 * i.0;
-            let fb = self.facts.len();
-            for op in ops {
-                let back = self.back[op.vreg.index()];
+                let back = &mut self.back[v];
                 self.facts.push(OpFact {
                     next: back.next_use,
                     gain: 0,
                     drop_base: [0; 2],
                     hint: back.hint,
+                    flags: if op.is_def() { REDEFINED } else { 0 },
                 });
+                // One operand per vreg: its step of the next uses now.
+                if !dup {
+                    if op.is_use() {
+                        back.next_use = pos;
+                        back.hint = hint;
+                    } else {
+                        back.next_use = INF_POS;
+                        back.hint = NO_REG;
+                    }
+                }
+            }
+            if dup {
+                self.dup_step(ops, pos, fb)?;
+            }
+            if fixed {
+                cfg::validate_inst(f, &class_regs, i, ops).map_err(|_| Decline)?;
+                // One location per value: a fixed operand's value is named once.
+                if dup
+                    && ops.iter().enumerate().any(|(k, op)| {
+                        matches!(op.constraint, Constraint::Fixed(_))
+                            && ops.iter().enumerate().any(|(j, o)| j != k && o.vreg == op.vreg)
+                    })
+                {
+                    return Err(Decline);
+                }
             }
             if plan {
                 self.plan_inst(ops, pos, fb);
-            }
-            for op in ops {
-                if op.kind == OperandKind::Def {
-                    let back = &mut self.back[op.vreg.index()];
-                    back.next_use = INF_POS;
-                    back.hint = NO_REG;
-                }
-            }
-            for op in ops {
-                if op.is_use() {
-                    let back = &mut self.back[op.vreg.index()];
-                    back.next_use = pos;
-                    back.hint = match op.constraint {
-                        Constraint::Fixed(p) => p.hw,
-                        _ => NO_REG,
-                    };
-                }
             }
         }
         // A value read before it is written: the general path reports it.
         if self.back.iter().any(|b| b.next_use != INF_POS) {
             return Err(Decline);
+        }
+        Ok(())
+    }
+
+    /// The next-use step of an instruction that names a vreg twice: its
+    /// facts get [`DUP`] and, for a redefined vreg, [`REDEFINED`] on every
+    /// operand; a vreg defined twice declines (`cfg` rejects it).
+    fn dup_step(&mut self, ops: &[Operand], pos: u32, fb: usize) -> Result<(), Decline> {
+        for (k, op) in ops.iter().enumerate() {
+            let mut flags = DUP;
+            for (j, o) in ops.iter().enumerate() {
+                if o.vreg == op.vreg && o.is_def() {
+                    if op.is_def() && j != k {
+                        return Err(Decline);
+                    }
+                    flags |= REDEFINED;
+                }
+            }
+            self.facts[fb + k].flags = flags;
+        }
+        for op in ops {
+            if op.kind == OperandKind::Def {
+                let back = &mut self.back[op.vreg.index()];
+                back.next_use = INF_POS;
+                back.hint = NO_REG;
+            }
+        }
+        for op in ops {
+            if op.is_use() {
+                let back = &mut self.back[op.vreg.index()];
+                back.next_use = pos;
+                back.hint = match op.constraint {
+                    Constraint::Fixed(p) => p.hw,
+                    _ => NO_REG,
+                };
+            }
         }
         Ok(())
     }
@@ -377,6 +444,10 @@ impl Local {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
             top -= ops.len();
+            if self.fast_inst(f, i, ops, top, log) {
+                self.alloc_off.push(self.allocs.len() as u32);
+                continue;
+            }
             let mut st = InstState {
                 i,
                 pos: 2 * i.0,
@@ -385,46 +456,11 @@ impl Local {
                 late: [0; 3],
                 fixed: [0; 3],
                 stack_used: false,
-                dup: false,
-                vregs: [NONE; MAX_OPS],
-                after: [INF_POS; MAX_OPS],
-                n: ops.len(),
+                dup: ops.first().is_some_and(|_| self.facts[top].flags & DUP != 0),
             };
-            let mut defined = [false; MAX_OPS];
-            for (k, op) in ops.iter().enumerate() {
-                st.vregs[k] = op.vreg.0;
-                st.after[k] = self.facts[top + k].next;
-                defined[k] = op.is_def();
+            for op in ops {
                 if let Constraint::Fixed(p) = op.constraint {
                     st.fixed[p.class.index()] |= 1 << p.hw;
-                }
-            }
-            for k in 1..ops.len() {
-                for j in 0..k {
-                    if st.vregs[j] == st.vregs[k] {
-                        st.dup = true;
-                        // One value, one answer: redefined here, or the
-                        // first operand's next use.
-                        let redefined = defined[j] || defined[k];
-                        defined[j] = redefined;
-                        defined[k] = redefined;
-                        st.after[k] = st.after[j];
-                    }
-                }
-            }
-            if st.dup {
-                for k in 0..ops.len() {
-                    for j in 0..ops.len() {
-                        if st.vregs[j] == st.vregs[k] && defined[j] {
-                            st.after[k] = INF_POS;
-                        }
-                    }
-                }
-            } else {
-                for k in 0..ops.len() {
-                    if defined[k] {
-                        st.after[k] = INF_POS;
-                    }
                 }
             }
             let mut alloc = [Allocation::None; MAX_OPS];
@@ -433,6 +469,131 @@ impl Local {
             self.alloc_off.push(self.allocs.len() as u32);
         }
         Ok(())
+    }
+
+    /// The common case in one pass: no fixed registers, no vreg named
+    /// twice, every use already in an allowed register, at most one def,
+    /// which gets a free register or one whose value dies here. Makes the
+    /// choices the general steps would; returns false (having changed
+    /// nothing) to take them.
+    fn fast_inst<F: Function>(
+        &mut self,
+        f: &F,
+        i: Inst,
+        ops: &[Operand],
+        fb: usize,
+        log: &mut DecisionLog,
+    ) -> bool {
+        let facts = &self.facts[fb..fb + ops.len()];
+        if facts.first().is_some_and(|x| x.flags & DUP != 0) {
+            return false;
+        }
+        let mut regs = [0u8; MAX_OPS];
+        let mut def = usize::MAX;
+        // Per class: registers read here whose value dies, and registers
+        // a modify writes.
+        let mut dying = [0u32; 3];
+        let mut modified = [0u32; 3];
+        for (k, op) in ops.iter().enumerate() {
+            let s = self.values[op.vreg.index()];
+            let c = s.class as usize;
+            let allowed = match op.constraint {
+                Constraint::Reg | Constraint::Any => self.allocatable[c],
+                Constraint::Subset(m) => m.bits() & self.allocatable[c],
+                _ => return false,
+            };
+            if op.kind == OperandKind::Def {
+                if def != usize::MAX {
+                    return false;
+                }
+                def = k;
+                continue;
+            }
+            if s.reg == NO_REG || allowed & (1 << s.reg) == 0 {
+                return false;
+            }
+            regs[k] = s.reg;
+            if op.kind == OperandKind::Modify {
+                modified[c] |= 1 << s.reg;
+            } else if facts[k].next == INF_POS {
+                dying[c] |= 1 << s.reg;
+            }
+        }
+        if def != usize::MAX {
+            let op = ops[def];
+            let v = op.vreg.0;
+            let s = self.values[v as usize];
+            let c = s.class as usize;
+            let allowed = match op.constraint {
+                Constraint::Subset(m) => m.bits() & self.allocatable[c],
+                _ => self.allocatable[c],
+            };
+            let dying = dying[c] & !modified[c];
+            let free = allowed & !modified[c] & (!self.occupied[c] | dying);
+            if free == 0 {
+                return false;
+            }
+            let mut hint = facts[def].hint;
+            if let Some((_, src)) = f.is_move(i).filter(|m| m.0.0 == v) {
+                let sr = self.values.get(src.index()).map_or(NO_REG, |x| x.reg);
+                if sr != NO_REG && dying & (1 << sr) != 0 {
+                    hint = sr;
+                }
+            }
+            let hw = if hint < 32 && free & (1 << hint) != 0 {
+                log.push(i, Some(op.vreg), Reason::Hint(preg(s.class, hint)));
+                hint
+            } else if free & dying != 0 {
+                lowest(free & dying)
+            } else {
+                self.pick_free(c, free)
+            };
+            regs[def] = hw;
+        }
+        // Commit: values read for the last time leave their registers,
+        // modified values lose their slot copy, the def takes its register.
+        for (k, op) in ops.iter().enumerate() {
+            let v = op.vreg.0;
+            let fact = self.facts[fb + k];
+            let class = self.values[v as usize].class;
+            let r = preg(class, regs[k]);
+            self.allocs.push(Allocation::Reg(r));
+            match op.kind {
+                OperandKind::Use => {
+                    if fact.next == INF_POS {
+                        self.clear_reg(v);
+                    }
+                }
+                OperandKind::Modify => {
+                    self.written |= 1u128 << r.index();
+                    self.values[v as usize].in_slot = false;
+                    if fact.next == INF_POS {
+                        self.clear_reg(v);
+                    }
+                }
+                OperandKind::Def => {}
+            }
+            let s = &mut self.values[v as usize];
+            s.next_use = fact.next;
+            s.drop_base = fact.drop_base;
+        }
+        if def != usize::MAX {
+            let v = ops[def].vreg.0;
+            let hw = regs[def];
+            let c = self.values[v as usize].class;
+            self.written |= 1u128 << preg(c, hw).index();
+            self.clear_reg(v);
+            self.values[v as usize].in_slot = false;
+            if self.facts[fb + def].next != INF_POS {
+                // Whatever was in the register died here.
+                let w = self.owner[c as usize * 32 + hw as usize];
+                if w != NONE {
+                    self.clear_reg(w);
+                }
+                self.set_reg(v, hw);
+            }
+        }
+        true
     }
 
     fn alloc_inst<F: Function>(
@@ -455,7 +616,7 @@ impl Local {
                 let (c, v) = (p.class.index(), op.vreg.0);
                 if self.owner[p.index()] != v {
                     let avoid = st.fixed[c] | st.pinned[c];
-                    self.displace(st, c, p.hw, avoid, log)?;
+                    self.displace(ops, st, c, p.hw, avoid, log)?;
                     self.load(st, v, p.hw, log)?;
                     log.push(st.i, Some(op.vreg), Reason::FixedCopy(p));
                 }
@@ -522,24 +683,19 @@ impl Local {
     }
 
     /// Whether `w`'s current value is still needed after the instruction.
-    fn survives(&self, w: u32, st: &InstState) -> bool {
-        self.next_after(w, st) != INF_POS
+    fn survives(&self, w: u32, ops: &[Operand], st: &InstState) -> bool {
+        self.next_after(w, ops, st) != INF_POS
     }
 
     /// The next use of `w`'s current value after the instruction
     /// ([`INF_POS`]: none, or the instruction redefines it).
-    fn next_after(&self, w: u32, st: &InstState) -> u32 {
-        for k in 0..st.n {
-            if st.vregs[k] == w {
-                return st.after[k];
+    fn next_after(&self, w: u32, ops: &[Operand], st: &InstState) -> u32 {
+        for (k, o) in ops.iter().enumerate() {
+            if o.vreg.0 == w {
+                return self.facts[st.fb + k].after();
             }
         }
         self.values[w as usize].next_use
-    }
-
-    /// Whether `w` is named by an operand of the instruction.
-    fn named(&self, w: u32, st: &InstState) -> bool {
-        st.vregs[..st.n].contains(&w)
     }
 
     fn set_reg(&mut self, v: u32, hw: u8) {
@@ -644,6 +800,7 @@ impl Local {
     /// `avoid` or (when its slot is not current) is stored.
     fn displace(
         &mut self,
+        ops: &[Operand],
         st: &InstState,
         c: usize,
         hw: u8,
@@ -655,7 +812,7 @@ impl Local {
             return Ok(());
         }
         let ws = self.values[w as usize];
-        let needed = self.survives(w, st) || self.named(w, st);
+        let needed = self.survives(w, ops, st) || ops.iter().any(|o| o.vreg.0 == w);
         if needed {
             let free = self.allocatable[c] & !self.occupied[c] & !avoid & !(1 << hw);
             let pref = free & !self.callee_saved[c];
@@ -707,7 +864,7 @@ impl Local {
                     .iter()
                     .position(|o| o.vreg.0 == w)
                     .map_or(ws.drop_base, |k| self.facts[st.fb + k].drop_base);
-                (self.next_after(w, st), base, MISS_COST)
+                (self.next_after(w, ops, st), base, MISS_COST)
             } else {
                 (ws.next_use, ws.drop_base, 0)
             };
@@ -733,7 +890,7 @@ impl Local {
             return;
         }
         let ws = self.values[w as usize];
-        let n = self.next_after(w, st);
+        let n = self.next_after(w, ops, st);
         let needed = n != INF_POS || ops.iter().any(|o| o.vreg.0 == w && o.is_use());
         let stored = needed && !ws.in_slot && !ws.remat;
         if stored {
@@ -859,9 +1016,9 @@ impl Local {
         let fact = self.facts[st.fb + k];
         if let Constraint::Fixed(p) = op.constraint {
             let w = self.owner[p.index()];
-            if w != NONE && w != v && self.survives(w, st) {
+            if w != NONE && w != v && self.survives(w, ops, st) {
                 let avoid = st.fixed[c] | st.pinned[c] | st.late[c];
-                self.displace(st, c, p.hw, avoid, log)?;
+                self.displace(ops, st, c, p.hw, avoid, log)?;
             }
             alloc[k] = Allocation::Reg(p);
             st.late[c] |= 1 << p.hw;
@@ -875,7 +1032,7 @@ impl Local {
             let hw = lowest(m);
             m &= m - 1;
             let w = self.owner[c * 32 + hw as usize];
-            if w != NONE && !self.survives(w, st) {
+            if w != NONE && !self.survives(w, ops, st) {
                 dying |= 1 << hw;
             }
         }
@@ -929,9 +1086,9 @@ impl Local {
         st: &InstState,
         alloc: &[Allocation],
     ) -> Result<(), Decline> {
-        for k in 0..st.n {
-            if ops[k].kind == OperandKind::Use && st.after[k] == INF_POS {
-                self.clear_reg(st.vregs[k]);
+        for (k, op) in ops.iter().enumerate() {
+            if op.kind == OperandKind::Use && self.facts[st.fb + k].after() == INF_POS {
+                self.clear_reg(op.vreg.0);
             }
         }
         for (k, op) in ops.iter().enumerate() {
@@ -945,7 +1102,7 @@ impl Local {
                     if op.kind == OperandKind::Def || self.values[v as usize].reg != r.hw {
                         let w = self.owner[r.index()];
                         if w != NONE && w != v {
-                            if self.survives(w, st) {
+                            if self.survives(w, ops, st) {
                                 return Err(Decline);
                             }
                             self.clear_reg(w);
