@@ -62,6 +62,8 @@ struct Gen<'a> {
     max_blocks: usize,
     env: MachineEnv,
     nblocks: usize,
+    /// Only instructions the local allocator takes (see [`generate_local`]).
+    local_only: bool,
 }
 
 impl Gen<'_> {
@@ -84,7 +86,12 @@ impl Gen<'_> {
     }
 
     fn inst(&mut self) {
-        let k = self.r.below(18);
+        let mut k = self.r.below(18);
+        if self.local_only && matches!(k, 3 | 6 | 8 | 9 | 13 | 16) {
+            // Reuse, implicit-pair, early-def, late-use, call and
+            // two-fixed-copies forms: the general path's.
+            k = 0;
+        }
         let d = self.gp();
         let s = self.gp();
         use Constraint::{Fixed, Reuse, Subset};
@@ -372,11 +379,29 @@ impl Builder {
 
 /// Builds a valid function (and its machine) from bytes.
 pub fn generate(data: &[u8]) -> (TestFunction, MachineEnv) {
+    generate_with(data, false)
+}
+
+/// Builds a valid function of one block from bytes, as [`generate`] does
+/// without control flow: the input of the local allocator
+/// ([`crate::local`]). Seven in eight use only the instruction forms it
+/// takes (no calls, reuses, early defs, late uses, or value in two fixed
+/// registers); the others may use any and then take the general path.
+pub fn generate_local(data: &[u8]) -> (TestFunction, MachineEnv) {
+    generate_with(data, true)
+}
+
+fn generate_with(data: &[u8], one_block: bool) -> (TestFunction, MachineEnv) {
     let mut r = Bytes { data, pos: 0 };
     let ngp = 1 + r.below(64) as usize;
     let nvec = r.below(6) as usize;
     let nconst = r.below(4) as usize;
-    let max_blocks = 1 + r.below(100) as usize;
+    let max_blocks = if one_block {
+        1
+    } else {
+        1 + r.below(100) as usize
+    };
+    let local_only = one_block && r.below(8) != 0;
     let avx512 = r.flag();
     let env = MachineEnv::x86_64_sysv(avx512);
     let mut b = Builder::new();
@@ -415,6 +440,7 @@ pub fn generate(data: &[u8]) -> (TestFunction, MachineEnv) {
         max_blocks,
         env: env.clone(),
         nblocks: 1,
+        local_only,
     };
     g.region(0);
     // Keep values live to the end: sink them (register or memory uses).
@@ -486,6 +512,42 @@ pub fn check_bytes(data: &[u8]) -> Result<Summary, String> {
         }
         Err(e) => Err(format!("{e}\n{f}")),
     }
+}
+
+/// Generates a function of one block from `data` ([`generate_local`]),
+/// allocates it with the checker and the decision log on, then again on
+/// the general path only (checked too); returns the first's summary and
+/// whether the local allocator took it, or the failure.
+pub fn check_bytes_local(data: &[u8]) -> Result<(Summary, bool), String> {
+    let (f, env) = generate_local(data);
+    let opts = Options {
+        check: true,
+        log: true,
+    };
+    let mut out = Output::default();
+    let mut a = Allocator::new();
+    let run = |a: &mut Allocator, out: &mut Output, what: &str| match a.run(&f, &env, &opts, out) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let mut raw = Output::default();
+            let unchecked = Options {
+                check: false,
+                log: true,
+            };
+            let _ = a.run(&f, &env, &unchecked, &mut raw);
+            Err(format!("{what}: {e}\n{}", crate::listing(&f, &raw)))
+        }
+    };
+    run(&mut a, &mut out, "local")?;
+    let local = a.took_local_path();
+    let summary = Summary {
+        insts: f.insts.len(),
+        blocks: f.blocks.len(),
+        stats: out.stats,
+    };
+    a.set_general_only(true);
+    run(&mut a, &mut out, "general")?;
+    Ok((summary, local))
 }
 
 /// Builds an arbitrary, usually invalid, function from bytes: random block

@@ -118,6 +118,8 @@ pub struct Allocator {
     /// Whether every function takes the general path (see
     /// [`Allocator::set_general_only`]).
     general_only: bool,
+    /// Whether the last run took the local allocator.
+    took_local: bool,
 }
 
 impl Allocator {
@@ -131,6 +133,12 @@ impl Allocator {
     /// [`local`](mod@local) would take: for comparing the two.
     pub fn set_general_only(&mut self, on: bool) {
         self.general_only = on;
+    }
+
+    /// Whether the last [`Allocator::run`] took the local allocator (for
+    /// tests that must reach it).
+    pub fn took_local_path(&self) -> bool {
+        self.took_local
     }
 
     /// Allocates `f` on `env` into `out` (cleared first, buffers kept).
@@ -155,7 +163,8 @@ impl Allocator {
                 SpillSlot::LIMIT - 3
             )));
         }
-        if !self.general_only && self.local.run(f, env, &mut out.log) {
+        self.took_local = !self.general_only && self.local.run(f, env, &mut out.log);
+        if self.took_local {
             return self.finish_local(f, env, opts, out);
         }
         cfg::analyze(f, env, &mut self.cfg)?;

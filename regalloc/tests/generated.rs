@@ -1,7 +1,7 @@
 //! Generated functions through the allocator and the checker: proptest over
 //! byte strings, plus a fixed sweep of pseudo-random inputs.
 
-use jitforge_regalloc::fuzzing::{check_bytes, seeded_bytes, sweep_input};
+use jitforge_regalloc::fuzzing::{check_bytes, check_bytes_local, seeded_bytes, sweep_input};
 use proptest::prelude::*;
 
 #[test]
@@ -20,8 +20,41 @@ fn sweep_generated_functions() {
     assert!(insts > 0);
 }
 
+/// Functions of one block, through the local allocator (checked) and the
+/// general path (checked); most must take the local one.
+#[test]
+fn sweep_one_block_functions() {
+    let n: u64 = std::env::var("REGALLOC_SWEEP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400);
+    let (mut local, mut stats) = (0, jitforge_regalloc::Stats::default());
+    for seed in 0..n {
+        match check_bytes_local(&sweep_input(seed)) {
+            Ok((s, took)) => {
+                local += took as u64;
+                stats.stores += s.stats.stores;
+                stats.folded += s.stats.folded;
+                stats.remats += s.stats.remats;
+                stats.moves += s.stats.moves;
+            }
+            Err(e) => panic!("seed {seed}: {e}"),
+        }
+    }
+    println!("{local} of {n} local: {stats}");
+    assert!(local * 2 > n, "only {local} of {n} took the local allocator");
+    assert!(stats.stores > 0 && stats.folded > 0 && stats.remats > 0 && stats.moves > 0);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #[test]
+    fn proptest_one_block_functions(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
+        if let Err(e) = check_bytes_local(&data) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+
     #[test]
     fn proptest_generated_functions(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
         if let Err(e) = check_bytes(&data) {

@@ -1,12 +1,14 @@
 //! A time-bounded fuzz run on stable Rust, for when cargo-fuzz (nightly) is
 //! not at hand: generated functions from pseudo-random bytes through
-//! `fuzzing::check_bytes` (valid functions, checker on) and
+//! `fuzzing::check_bytes` (valid functions, checker on),
+//! `fuzzing::check_bytes_local` (valid functions of one block, local
+//! allocator and general path, checker on) and
 //! `fuzzing::check_raw_bytes` (arbitrary input, errors never panics), for
 //! `REGALLOC_FUZZ_SECS` seconds. Ignored by default:
 //!
 //! `REGALLOC_FUZZ_SECS=1800 cargo test --release -p jitforge-regalloc --test long_run -- --ignored --nocapture`
 
-use jitforge_regalloc::fuzzing::{check_bytes, check_raw_bytes};
+use jitforge_regalloc::fuzzing::{check_bytes, check_bytes_local, check_raw_bytes};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -36,6 +38,9 @@ fn fuzz_for_a_while() {
             Err(e) => panic!("after {checked} functions: {e}\ninput: {data:?}"),
         }
         checked += 1;
+        if let Err(e) = check_bytes_local(&data) {
+            panic!("one block, after {checked} functions: {e}\ninput: {data:?}");
+        }
         if let Err(e) = check_raw_bytes(&data) {
             panic!("raw input after {raw} runs: {e}\ninput: {data:?}");
         }
