@@ -110,6 +110,10 @@ struct Value {
     next_use: u32,
     /// The plan's drop costs of its next access.
     drop_base: [u16; 2],
+    /// Roomy functions: the register of its first fixed use, or [`NO_REG`].
+    pref: u8,
+    /// Roomy functions: the last instruction naming it.
+    last: u32,
 }
 
 /// The local allocator's buffers (kept between functions).
@@ -167,6 +171,23 @@ struct Victim {
 
 /// Why the local allocator declines a function (the general path takes it).
 struct Decline;
+
+/// The instruction-level checks: few enough operands, a return or branch
+/// only last, no clobbers. Returns whether some vreg is named twice.
+fn check_inst<F: Function>(f: &F, ii: usize, ops: &[Operand]) -> Result<bool, Decline> {
+    let i = Inst::new(ii);
+    if ops.len() > MAX_OPS
+        || (ii + 1 < f.num_insts() && (f.is_ret(i) || f.is_branch(i)))
+        || !f.inst_clobbers(i).is_empty()
+    {
+        return Err(Decline);
+    }
+    Ok(match ops {
+        [] | [_] => false,
+        [a, b] => a.vreg == b.vreg,
+        _ => (1..ops.len()).any(|k| ops[..k].iter().any(|o| o.vreg == ops[k].vreg)),
+    })
+}
 
 fn lowest(mask: u32) -> u8 {
     mask.trailing_zeros() as u8
@@ -243,12 +264,20 @@ impl Local {
                 remat: f.is_remat(VReg::new(v)),
                 next_use: INF_POS,
                 drop_base: [0; 2],
+                pref: NO_REG,
+                last: 0,
             });
         }
         for c in 0..3 {
             let class = RegClass::ALL[c];
             self.allocatable[c] = env.allocatable.class_mask(class);
             self.callee_saved[c] = env.callee_saved.class_mask(class) & self.allocatable[c];
+        }
+        // With a register for every value, no next uses are needed.
+        let fits = (0..3)
+            .all(|c| per_class[c] == 0 || per_class[c] < self.allocatable[c].count_ones() as usize);
+        if fits && self.roomy(f, &per_class, log)? {
+            return Ok(());
         }
         // The plan only matters when a class may run out of registers.
         let plan = (0..3).any(|c| {
@@ -258,12 +287,325 @@ impl Local {
         self.forward(f, log)
     }
 
+    /// Roomy functions: when every value of a class can have its own
+    /// register besides the fixed ones, each value keeps the register it is
+    /// defined into (its first fixed use's if free) until its last mention,
+    /// and nothing is ever spilled, so neither next uses nor the plan are
+    /// needed: one forward pass validates and notes each value's first
+    /// fixed use and last mention, one allocates. Fixed operands move
+    /// values (and the value they displace) as in the general case.
+    /// Returns false when the registers do not suffice after all (the
+    /// caller takes the full local path).
+    fn roomy<F: Function>(
+        &mut self,
+        f: &F,
+        per_class: &[usize; 3],
+        log: &mut DecisionLog,
+    ) -> Result<bool, Decline> {
+        let (ni, nv) = (f.num_insts(), f.num_vregs());
+        self.fixed_anywhere = [0; 3];
+        for ii in 0..ni {
+            let i = Inst::new(ii);
+            let ops = f.inst_operands(i);
+            let dup = check_inst(f, ii, ops)?;
+            let mut fixed = false;
+            for op in ops {
+                let (v, hw) = self.check_operand(op, nv)?;
+                let s = &mut self.values[v];
+                if hw != NO_REG {
+                    fixed = true;
+                    if op.is_use() && s.pref == NO_REG {
+                        s.pref = hw;
+                    }
+                }
+                s.last = ii as u32;
+            }
+            if dup {
+                for (k, op) in ops.iter().enumerate() {
+                    if op.is_def() && ops[..k].iter().any(|o| o.vreg == op.vreg && o.is_def()) {
+                        return Err(Decline);
+                    }
+                }
+            }
+            if fixed {
+                self.check_fixed(f, i, ops, dup)?;
+            }
+        }
+        // One register more than values and fixed registers: a displaced
+        // value always finds a free one.
+        for c in 0..3 {
+            let need = per_class[c] + self.fixed_anywhere[c].count_ones() as usize;
+            if per_class[c] > 0 && need >= self.allocatable[c].count_ones() as usize {
+                return Ok(false);
+            }
+        }
+        self.start_forward();
+        for ii in 0..ni {
+            let i = Inst::new(ii);
+            let ops = f.inst_operands(i);
+            if !self.roomy_fast(i, ops, log) {
+                let mut alloc = [Allocation::None; MAX_OPS];
+                self.roomy_inst(i, ops, &mut alloc[..ops.len()], log)?;
+                self.allocs.extend_from_slice(&alloc[..ops.len()]);
+            }
+            self.alloc_off.push(self.allocs.len() as u32);
+        }
+        Ok(true)
+    }
+
+    /// [`Local::roomy_inst`] for the common case in one pass: no fixed
+    /// register, every use in an allowed register, at most one def.
+    /// Returns false, having changed nothing, otherwise.
+    fn roomy_fast(&mut self, i: Inst, ops: &[Operand], log: &mut DecisionLog) -> bool {
+        let mut regs = [0u8; MAX_OPS];
+        let mut def = usize::MAX;
+        let mut def_allowed = 0;
+        // Registers modified here, per class (the def avoids them).
+        let mut late = [0u32; 3];
+        for (k, op) in ops.iter().enumerate() {
+            let s = self.values[op.vreg.index()];
+            let c = s.class as usize;
+            let allowed = match op.constraint {
+                Constraint::Reg | Constraint::Any => self.allocatable[c],
+                Constraint::Subset(m) => m.bits() & self.allocatable[c],
+                _ => return false,
+            };
+            if op.kind == OperandKind::Def {
+                if def != usize::MAX {
+                    return false;
+                }
+                def = k;
+                def_allowed = allowed;
+                continue;
+            }
+            if s.reg == NO_REG || allowed & (1 << s.reg) == 0 {
+                return false;
+            }
+            regs[k] = s.reg;
+            if op.kind == OperandKind::Modify {
+                late[c] |= 1 << s.reg;
+            }
+        }
+        if def != usize::MAX {
+            let op = ops[def];
+            let s = self.values[op.vreg.index()];
+            let c = s.class as usize;
+            let allowed = def_allowed & !late[c];
+            regs[def] = if s.reg != NO_REG && allowed & (1 << s.reg) != 0 {
+                s.reg
+            } else {
+                let free = allowed & !self.occupied[c];
+                if free == 0 {
+                    return false;
+                }
+                if s.pref < 32 && free & (1 << s.pref) != 0 {
+                    log.push(i, Some(op.vreg), Reason::Hint(preg(s.class, s.pref)));
+                    s.pref
+                } else {
+                    self.pick_free(c, free)
+                }
+            };
+        }
+        for (k, op) in ops.iter().enumerate() {
+            let v = op.vreg.0;
+            let s = self.values[v as usize];
+            let r = preg(s.class, regs[k]);
+            self.allocs.push(Allocation::Reg(r));
+            if op.is_def() {
+                self.written |= 1u128 << r.index();
+                if op.kind == OperandKind::Def && s.reg != regs[k] {
+                    self.clear_reg(v);
+                    self.set_reg(v, regs[k]);
+                }
+            }
+        }
+        for op in ops {
+            if self.values[op.vreg.index()].last == i.0 {
+                self.clear_reg(op.vreg.0);
+            }
+        }
+        true
+    }
+
+    /// One instruction of a roomy function: fixed uses, other uses, defs,
+    /// then values mentioned for the last time leave their registers.
+    fn roomy_inst(
+        &mut self,
+        i: Inst,
+        ops: &[Operand],
+        alloc: &mut [Allocation],
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
+        let mut fixed = [0u32; 3];
+        for op in ops {
+            if let Constraint::Fixed(p) = op.constraint {
+                fixed[p.class.index()] |= 1 << p.hw;
+            }
+        }
+        // Registers read here, and written at the late point, per class.
+        let mut pinned = [0u32; 3];
+        let mut late = [0u32; 3];
+        if fixed != [0; 3] {
+            for (k, op) in ops.iter().enumerate() {
+                let Constraint::Fixed(p) = op.constraint else {
+                    continue;
+                };
+                if !op.is_use() {
+                    continue;
+                }
+                let (c, v) = (p.class.index(), op.vreg.0);
+                let r = self.values[v as usize].reg;
+                if r == NO_REG {
+                    return Err(Decline);
+                }
+                if r != p.hw {
+                    self.relocate(i, c, p.hw, fixed[c] | pinned[c], Some(ops), log)?;
+                    self.move_edit(
+                        i,
+                        v,
+                        Allocation::Reg(preg(c as u8, r)),
+                        Allocation::Reg(p),
+                    );
+                    self.clear_reg(v);
+                    self.set_reg(v, p.hw);
+                    log.push(i, Some(op.vreg), Reason::FixedCopy(p));
+                }
+                alloc[k] = Allocation::Reg(p);
+                pinned[c] |= 1 << p.hw;
+            }
+        }
+        for (k, op) in ops.iter().enumerate() {
+            if !op.is_use() || alloc[k] != Allocation::None {
+                continue;
+            }
+            let v = op.vreg.0;
+            let s = self.values[v as usize];
+            let c = s.class as usize;
+            if s.reg == NO_REG {
+                return Err(Decline);
+            }
+            let allowed = self.allowed(c, op.constraint) & !fixed[c];
+            let mut r = s.reg;
+            if allowed & (1 << r) == 0 {
+                // A register subset: the value moves into it.
+                let free = allowed & !self.occupied[c] & !pinned[c];
+                if free == 0 {
+                    return Err(Decline);
+                }
+                r = self.pick_free(c, free);
+                self.move_edit(
+                    i,
+                    v,
+                    Allocation::Reg(preg(s.class, s.reg)),
+                    Allocation::Reg(preg(s.class, r)),
+                );
+                self.clear_reg(v);
+                self.set_reg(v, r);
+            }
+            alloc[k] = Allocation::Reg(preg(s.class, r));
+            pinned[c] |= 1 << r;
+            if op.kind == OperandKind::Modify {
+                late[c] |= 1 << r;
+                self.written |= 1u128 << preg(s.class, r).index();
+            }
+        }
+        for (k, op) in ops.iter().enumerate() {
+            if op.kind != OperandKind::Def {
+                continue;
+            }
+            let v = op.vreg.0;
+            let s = self.values[v as usize];
+            let c = s.class as usize;
+            let r = if let Constraint::Fixed(p) = op.constraint {
+                let w = self.owner[p.index()];
+                if w != NONE && w != v {
+                    self.relocate(i, c, p.hw, fixed[c] | pinned[c] | late[c], None, log)?;
+                }
+                p.hw
+            } else {
+                let allowed = self.allowed(c, op.constraint) & !fixed[c] & !late[c];
+                if s.reg != NO_REG && allowed & (1 << s.reg) != 0 {
+                    s.reg
+                } else {
+                    let free = allowed & !self.occupied[c];
+                    if free == 0 {
+                        return Err(Decline);
+                    }
+                    if s.pref < 32 && free & (1 << s.pref) != 0 {
+                        log.push(i, Some(op.vreg), Reason::Hint(preg(s.class, s.pref)));
+                        s.pref
+                    } else {
+                        self.pick_free(c, free)
+                    }
+                }
+            };
+            alloc[k] = Allocation::Reg(preg(s.class, r));
+            late[c] |= 1 << r;
+        }
+        for (k, op) in ops.iter().enumerate() {
+            if op.kind != OperandKind::Def {
+                continue;
+            }
+            let Allocation::Reg(r) = alloc[k] else {
+                return Err(Decline);
+            };
+            let v = op.vreg.0;
+            let w = self.owner[r.index()];
+            if w != NONE && w != v {
+                return Err(Decline);
+            }
+            self.clear_reg(v);
+            self.set_reg(v, r.hw);
+            self.written |= 1u128 << r.index();
+        }
+        for op in ops {
+            if self.values[op.vreg.index()].last == i.0 {
+                self.clear_reg(op.vreg.0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the value in register `hw` of class `c`, if any and still
+    /// mentioned later (or, with `early_ops`, read by one of them), to a
+    /// free register outside `avoid`.
+    fn relocate(
+        &mut self,
+        i: Inst,
+        c: usize,
+        hw: u8,
+        avoid: u32,
+        early_ops: Option<&[Operand]>,
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
+        let w = self.owner[c * 32 + hw as usize];
+        if w == NONE {
+            return Ok(());
+        }
+        let read_here =
+            early_ops.is_some_and(|ops| ops.iter().any(|o| o.vreg.0 == w && o.is_use()));
+        if self.values[w as usize].last <= i.0 && !read_here {
+            self.clear_reg(w);
+            return Ok(());
+        }
+        let free = self.allocatable[c] & !self.occupied[c] & !avoid & !(1 << hw);
+        if free == 0 {
+            return Err(Decline);
+        }
+        let to = self.pick_free(c, free);
+        let p = preg(c as u8, hw);
+        self.move_edit(i, w, Allocation::Reg(p), Allocation::Reg(preg(c as u8, to)));
+        self.clear_reg(w);
+        self.set_reg(w, to);
+        log.push(i, Some(VReg(w)), Reason::SaveAcrossClobber(p));
+        Ok(())
+    }
+
     /// The backward pass: validation, next uses, hints and the plan, into
     /// `facts` (instruction `ni - 1` first, each one's operands in order).
     fn backward<F: Function>(&mut self, f: &F, plan: bool) -> Result<(), Decline> {
         let ni = f.num_insts();
         let nv = f.num_vregs();
-        let class_regs = self.allocatable;
         self.back.clear();
         self.back.resize(f.num_vregs(), BACK_NONE);
         self.facts.clear();
@@ -271,47 +613,13 @@ impl Local {
         for ii in (0..ni).rev() {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
-            if ops.len() > MAX_OPS
-                || (ii + 1 < ni && (f.is_ret(i) || f.is_branch(i)))
-                || !f.inst_clobbers(i).is_empty()
-            {
-                return Err(Decline);
-            }
+            let dup = check_inst(f, ii, ops)?;
             let pos = 2 * i.0;
             let fb = self.facts.len();
-            let mut dup = false;
-            for k in 1..ops.len() {
-                for o in &ops[..k] {
-                    dup |= o.vreg == ops[k].vreg;
-                }
-            }
             let mut fixed = false;
             for op in ops {
-                // The checks of `cfg::validate_inst` that every operand
-                // needs; those of fixed registers are left to it.
-                let v = op.vreg.index();
-                if v >= nv {
-                    return Err(Decline);
-                }
-                let c = self.values[v].class as usize;
-                let supported = match op.kind {
-                    OperandKind::Def => op.pos == OperandPos::Late,
-                    _ => op.pos == OperandPos::Early,
-                };
-                let (regs_ok, hint) = match op.constraint {
-                    Constraint::Reg | Constraint::Any => (class_regs[c] != 0, NO_REG),
-                    Constraint::Subset(m) => (m.bits() & class_regs[c] != 0, NO_REG),
-                    Constraint::Fixed(p) => {
-                        fixed = true;
-                        self.fixed_anywhere[c] |= 1 << (p.hw & 31);
-                        let ok = p.class.index() == c && class_regs[c] & (1 << (p.hw & 31)) != 0;
-                        (ok, p.hw)
-                    }
-                    Constraint::Reuse(_) => (false, NO_REG),
-                };
-                if !supported || !regs_ok {
-                    return Err(Decline);
-                }
+                let (v, hint) = self.check_operand(op, nv)?;
+                fixed |= hint != NO_REG;
                 let back = &mut self.back[v];
                 self.facts.push(OpFact {
                     next: back.next_use,
@@ -335,16 +643,7 @@ impl Local {
                 self.dup_step(ops, pos, fb)?;
             }
             if fixed {
-                cfg::validate_inst(f, &class_regs, i, ops).map_err(|_| Decline)?;
-                // One location per value: a fixed operand's value is named once.
-                if dup
-                    && ops.iter().enumerate().any(|(k, op)| {
-                        matches!(op.constraint, Constraint::Fixed(_))
-                            && ops.iter().enumerate().any(|(j, o)| j != k && o.vreg == op.vreg)
-                    })
-                {
-                    return Err(Decline);
-                }
+                self.check_fixed(f, i, ops, dup)?;
             }
             if plan {
                 self.plan_inst(ops, pos, fb);
@@ -352,6 +651,62 @@ impl Local {
         }
         // A value read before it is written: the general path reports it.
         if self.back.iter().any(|b| b.next_use != INF_POS) {
+            return Err(Decline);
+        }
+        Ok(())
+    }
+
+    /// The checks of `cfg::validate_inst` that every operand needs (those
+    /// of fixed registers are left to it, see [`Local::check_fixed`]) and
+    /// the shapes this allocator takes. Returns the vreg's index and the
+    /// fixed register, or [`NO_REG`]; notes the fixed register.
+    #[inline(always)]
+    fn check_operand(&mut self, op: &Operand, nv: usize) -> Result<(usize, u8), Decline> {
+        let v = op.vreg.index();
+        if v >= nv {
+            return Err(Decline);
+        }
+        let c = self.values[v].class as usize;
+        let regs = self.allocatable[c];
+        let supported = match op.kind {
+            OperandKind::Def => op.pos == OperandPos::Late,
+            _ => op.pos == OperandPos::Early,
+        };
+        let (regs_ok, fixed) = match op.constraint {
+            Constraint::Reg | Constraint::Any => (regs != 0, NO_REG),
+            Constraint::Subset(m) => (m.bits() & regs != 0, NO_REG),
+            Constraint::Fixed(p) => {
+                // An allocatable register of the value's class (a wrong
+                // class or number fails `check_fixed`).
+                let hw = p.hw & 31;
+                self.fixed_anywhere[c] |= 1 << hw;
+                (p.class.index() == c && regs & (1 << hw) != 0, hw)
+            }
+            Constraint::Reuse(_) => (false, NO_REG),
+        };
+        if !supported || !regs_ok {
+            return Err(Decline);
+        }
+        Ok((v, fixed))
+    }
+
+    /// The checks of an instruction with fixed registers: all of
+    /// `cfg::validate_inst`, and one location per value (a fixed operand's
+    /// value is named once).
+    fn check_fixed<F: Function>(
+        &self,
+        f: &F,
+        i: Inst,
+        ops: &[Operand],
+        dup: bool,
+    ) -> Result<(), Decline> {
+        cfg::validate_inst(f, &self.allocatable, i, ops).map_err(|_| Decline)?;
+        if dup
+            && ops.iter().enumerate().any(|(k, op)| {
+                matches!(op.constraint, Constraint::Fixed(_))
+                    && ops.iter().enumerate().any(|(j, o)| j != k && o.vreg == op.vreg)
+            })
+        {
             return Err(Decline);
         }
         Ok(())
@@ -430,15 +785,7 @@ impl Local {
     /// The forward pass: a location for every operand, and the edits.
     fn forward<F: Function>(&mut self, f: &F, log: &mut DecisionLog) -> Result<(), Decline> {
         let ni = f.num_insts();
-        self.owner.clear();
-        self.owner.resize(96, NONE);
-        self.occupied = [0; 3];
-        self.allocs.clear();
-        self.alloc_off.clear();
-        self.alloc_off.push(0);
-        self.edits.clear();
-        self.stats = Stats::default();
-        self.written = 0;
+        self.start_forward();
         let mut top = self.facts.len();
         for ii in 0..ni {
             let i = Inst::new(ii);
@@ -594,6 +941,19 @@ impl Local {
             }
         }
         true
+    }
+
+    /// Empties the register file and the output buffers.
+    fn start_forward(&mut self) {
+        self.owner.clear();
+        self.owner.resize(96, NONE);
+        self.occupied = [0; 3];
+        self.allocs.clear();
+        self.alloc_off.clear();
+        self.alloc_off.push(0);
+        self.edits.clear();
+        self.stats = Stats::default();
+        self.written = 0;
     }
 
     fn alloc_inst<F: Function>(
