@@ -94,7 +94,12 @@ pub(crate) type PlanCost = [u32; 3];
 /// the stack [`MISS_COST`]; then every value is independent and its best
 /// residency is a shortest path over its accesses through three states,
 /// solved here in one backward pass (linear time).
-pub(crate) fn plan_step(next: (u32, PlanCost), pos: u32, writes: bool, foldable: bool) -> (PlanCost, u32) {
+pub(crate) fn plan_step(
+    next: (u32, PlanCost),
+    pos: u32,
+    writes: bool,
+    foldable: bool,
+) -> (PlanCost, u32) {
     let (npos, g) = next;
     let hold = npos.saturating_sub(pos).saturating_mul(HOLD_COST);
     // After this access: in memory, or in a register (kept until the next

@@ -32,8 +32,7 @@
 
 use crate::cfg;
 use crate::function::{
-    Constraint, Function, Inst, MachineEnv, Operand, OperandKind, OperandPos, PReg, RegClass,
-    VReg,
+    Constraint, Function, Inst, MachineEnv, Operand, OperandKind, OperandPos, PReg, RegClass, VReg,
 };
 use crate::interval::depth_weight;
 use crate::linear_scan::{
@@ -174,6 +173,7 @@ struct Decline;
 
 /// The instruction-level checks: few enough operands, a return or branch
 /// only last, no clobbers. Returns whether some vreg is named twice.
+#[inline(always)]
 fn check_inst<F: Function>(f: &F, ii: usize, ops: &[Operand]) -> Result<bool, Decline> {
     let i = Inst::new(ii);
     if ops.len() > MAX_OPS
@@ -194,7 +194,9 @@ fn lowest(mask: u32) -> u8 {
 }
 
 fn preg(class: u8, hw: u8) -> PReg {
-    PReg::new(RegClass::ALL[class as usize % 3], hw)
+    // Class indices are below 3; the padded table needs no bounds check.
+    const CLASS_OF: [RegClass; 4] = [RegClass::Gp, RegClass::Vec, RegClass::Mask, RegClass::Mask];
+    PReg::new(CLASS_OF[class as usize & 3], hw)
 }
 
 impl Local {
@@ -304,9 +306,11 @@ impl Local {
     ) -> Result<bool, Decline> {
         let (ni, nv) = (f.num_insts(), f.num_vregs());
         self.fixed_anywhere = [0; 3];
+        let mut nops = 0;
         for ii in 0..ni {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
+            nops += ops.len();
             let dup = check_inst(f, ii, ops)?;
             let mut fixed = false;
             for op in ops {
@@ -340,6 +344,8 @@ impl Local {
             }
         }
         self.start_forward();
+        self.allocs.reserve(nops);
+        self.alloc_off.reserve(ni);
         for ii in 0..ni {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
@@ -460,12 +466,7 @@ impl Local {
                 }
                 if r != p.hw {
                     self.relocate(i, c, p.hw, fixed[c] | pinned[c], Some(ops), log)?;
-                    self.move_edit(
-                        i,
-                        v,
-                        Allocation::Reg(preg(c as u8, r)),
-                        Allocation::Reg(p),
-                    );
+                    self.move_edit(i, v, Allocation::Reg(preg(c as u8, r)), Allocation::Reg(p));
                     self.clear_reg(v);
                     self.set_reg(v, p.hw);
                     log.push(i, Some(op.vreg), Reason::FixedCopy(p));
@@ -646,7 +647,7 @@ impl Local {
                 self.check_fixed(f, i, ops, dup)?;
             }
             if plan {
-                self.plan_inst(ops, pos, fb);
+                self.plan_inst(ops, pos, fb, dup);
             }
         }
         // A value read before it is written: the general path reports it.
@@ -704,7 +705,10 @@ impl Local {
         if dup
             && ops.iter().enumerate().any(|(k, op)| {
                 matches!(op.constraint, Constraint::Fixed(_))
-                    && ops.iter().enumerate().any(|(j, o)| j != k && o.vreg == op.vreg)
+                    && ops
+                        .iter()
+                        .enumerate()
+                        .any(|(j, o)| j != k && o.vreg == op.vreg)
             })
         {
             return Err(Decline);
@@ -749,17 +753,28 @@ impl Local {
     }
 
     /// One backward step of the residency plan (as the general scan's).
-    fn plan_inst(&mut self, ops: &[Operand], pos: u32, fb: usize) {
+    /// (`dup`: some vreg is named twice; each vreg takes one step, from
+    /// all its operands.)
+    fn plan_inst(&mut self, ops: &[Operand], pos: u32, fb: usize, dup: bool) {
         for (k, op) in ops.iter().enumerate() {
             let v = op.vreg;
-            let (mut first, mut writes, mut reads, mut foldable) = (k, false, false, true);
-            for (j, o) in ops.iter().enumerate() {
-                if o.vreg == v {
-                    foldable &= j == k;
-                    first = first.min(j);
-                    writes |= o.is_def();
-                    reads |= o.is_use();
-                    foldable &= o.constraint == Constraint::Any;
+            let (mut first, mut writes, mut reads, mut foldable) = (
+                k,
+                op.is_def(),
+                op.is_use(),
+                op.constraint == Constraint::Any,
+            );
+            if dup {
+                for (j, o) in ops.iter().enumerate() {
+                    if o.vreg == v && j != k {
+                        // A vreg named twice is never served from its slot:
+                        // an instruction has one memory operand, so the
+                        // other would load it anyway.
+                        foldable = false;
+                        first = first.min(j);
+                        writes |= o.is_def();
+                        reads |= o.is_use();
+                    }
                 }
             }
             if first < k {
@@ -803,7 +818,9 @@ impl Local {
                 late: [0; 3],
                 fixed: [0; 3],
                 stack_used: false,
-                dup: ops.first().is_some_and(|_| self.facts[top].flags & DUP != 0),
+                dup: ops
+                    .first()
+                    .is_some_and(|_| self.facts[top].flags & DUP != 0),
             };
             for op in ops {
                 if let Constraint::Fixed(p) = op.constraint {
@@ -1123,7 +1140,13 @@ impl Local {
 
     /// Puts `v` into free register `hw` before the instruction (moving it
     /// from its register, reloading or recomputing it).
-    fn load(&mut self, st: &InstState, v: u32, hw: u8, log: &mut DecisionLog) -> Result<(), Decline> {
+    fn load(
+        &mut self,
+        st: &InstState,
+        v: u32,
+        hw: u8,
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
         let s = self.values[v as usize];
         let to = preg(s.class, hw);
         if s.reg == hw {
@@ -1179,7 +1202,12 @@ impl Local {
             let p = preg(c as u8, hw);
             if free != 0 {
                 let to = lowest(if pref != 0 { pref } else { free });
-                self.move_edit(st.i, w, Allocation::Reg(p), Allocation::Reg(preg(c as u8, to)));
+                self.move_edit(
+                    st.i,
+                    w,
+                    Allocation::Reg(p),
+                    Allocation::Reg(preg(c as u8, to)),
+                );
                 self.clear_reg(w);
                 self.set_reg(w, to);
                 log.push(st.i, Some(VReg(w)), Reason::SaveAcrossClobber(p));
@@ -1232,7 +1260,8 @@ impl Local {
             far = far.max(dist);
             let base = base[!(ws.in_slot | ws.remat) as usize] as u32;
             let loss = base.saturating_sub(dist.saturating_mul(HOLD_COST)) + extra;
-            let key = ((LOSS_MAX - loss) as u64) << 32 | (dist.min(DIST_MAX) as u64) << 5 | hw as u64;
+            let key =
+                ((LOSS_MAX - loss) as u64) << 32 | (dist.min(DIST_MAX) as u64) << 5 | hw as u64;
             best = best.max(key);
         }
         Some(Victim {

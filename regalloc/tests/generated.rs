@@ -42,7 +42,10 @@ fn sweep_one_block_functions() {
         }
     }
     println!("{local} of {n} local: {stats}");
-    assert!(local * 2 > n, "only {local} of {n} took the local allocator");
+    assert!(
+        local * 2 > n,
+        "only {local} of {n} took the local allocator"
+    );
     assert!(stats.stores > 0 && stats.folded > 0 && stats.remats > 0 && stats.moves > 0);
 }
 
