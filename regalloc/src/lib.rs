@@ -13,6 +13,9 @@
 //! [`liveness`] (live sets, next-use distances) → [`interval`] (hulls, call
 //! crossing) → [`linear_scan`] (the allocation) → [`resolve`] (edges, with
 //! [`moves`] for parallel moves) → [`spill`] (slots) → [`checker`].
+//! A function of one block without calls takes [`local`] instead of the
+//! first five (the same decisions from flat arrays, in two passes, or one
+//! when every value can keep a register), then [`spill`] and [`checker`].
 //!
 //! ```
 //! use jitforge_regalloc::{Allocator, MachineEnv, Options, Output};

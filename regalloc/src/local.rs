@@ -24,6 +24,12 @@
 //!   memory and loading gains less than the eviction loses, stores a value
 //!   once per definition, and recomputes constants instead of storing them.
 //!
+//! When every value of a class can have its own register besides the
+//! fixed ones (a typical small function), even that is more than needed:
+//! the **roomy** path skips next uses and the plan, keeps each value in the
+//! register it is defined into (its first fixed use's, if free) until its
+//! last mention, and allocates in one forward pass after a validating one.
+//!
 //! Anything it does not handle (several blocks, clobbers, late uses, early
 //! defs, reuse constraints, fixed non-allocatable registers, a value named
 //! twice with a fixed register, invalid input) makes [`Local::run`] return
@@ -170,6 +176,20 @@ struct Victim {
 
 /// Why the local allocator declines a function (the general path takes it).
 struct Decline;
+
+/// What [`Local::shape`] found.
+struct Shape {
+    /// Per operand, its register (the def's is chosen later).
+    regs: [u8; MAX_OPS],
+    /// The def's operand index, or `usize::MAX`.
+    def: usize,
+    /// The def's allowed registers.
+    def_allowed: u32,
+    /// Per class, the registers of modify operands.
+    modified: [u32; 3],
+    /// Per class, the registers whose value is read here for the last time.
+    dying: [u32; 3],
+}
 
 /// The instruction-level checks: few enough operands, a return or branch
 /// only last, no clobbers. Returns whether some vreg is named twice.
@@ -359,44 +379,67 @@ impl Local {
         Ok(true)
     }
 
-    /// [`Local::roomy_inst`] for the common case in one pass: no fixed
-    /// register, every use in an allowed register, at most one def.
-    /// Returns false, having changed nothing, otherwise.
-    fn roomy_fast(&mut self, i: Inst, ops: &[Operand], log: &mut DecisionLog) -> bool {
-        let mut regs = [0u8; MAX_OPS];
-        let mut def = usize::MAX;
-        let mut def_allowed = 0;
-        // Registers modified here, per class (the def avoids them).
-        let mut late = [0u32; 3];
+    /// The operand scan both fast cases start with: no fixed register,
+    /// every use and modify already in an allowed register, at most one
+    /// def (`None` otherwise). With the instruction's first fact `fb`, also
+    /// the registers whose value is read here for the last time.
+    #[inline(always)]
+    fn shape(&self, ops: &[Operand], fb: Option<usize>) -> Option<Shape> {
+        let mut sh = Shape {
+            regs: [0; MAX_OPS],
+            def: usize::MAX,
+            def_allowed: 0,
+            modified: [0; 3],
+            dying: [0; 3],
+        };
         for (k, op) in ops.iter().enumerate() {
             let s = self.values[op.vreg.index()];
             let c = s.class as usize;
             let allowed = match op.constraint {
                 Constraint::Reg | Constraint::Any => self.allocatable[c],
                 Constraint::Subset(m) => m.bits() & self.allocatable[c],
-                _ => return false,
+                _ => return None,
             };
             if op.kind == OperandKind::Def {
-                if def != usize::MAX {
-                    return false;
+                if sh.def != usize::MAX {
+                    return None;
                 }
-                def = k;
-                def_allowed = allowed;
+                sh.def = k;
+                sh.def_allowed = allowed;
                 continue;
             }
             if s.reg == NO_REG || allowed & (1 << s.reg) == 0 {
-                return false;
+                return None;
             }
-            regs[k] = s.reg;
+            sh.regs[k] = s.reg;
             if op.kind == OperandKind::Modify {
-                late[c] |= 1 << s.reg;
+                sh.modified[c] |= 1 << s.reg;
+            } else if fb.is_some_and(|fb| self.facts[fb + k].next == INF_POS) {
+                sh.dying[c] |= 1 << s.reg;
             }
         }
+        Some(sh)
+    }
+
+    /// [`Local::roomy_inst`] for the common case in one pass: no fixed
+    /// register, every use in an allowed register, at most one def.
+    /// Returns false, having changed nothing, otherwise.
+    fn roomy_fast(&mut self, i: Inst, ops: &[Operand], log: &mut DecisionLog) -> bool {
+        let Some(Shape {
+            mut regs,
+            def,
+            def_allowed,
+            modified,
+            ..
+        }) = self.shape(ops, None)
+        else {
+            return false;
+        };
         if def != usize::MAX {
             let op = ops[def];
             let s = self.values[op.vreg.index()];
             let c = s.class as usize;
-            let allowed = def_allowed & !late[c];
+            let allowed = def_allowed & !modified[c];
             regs[def] = if s.reg != NO_REG && allowed & (1 << s.reg) != 0 {
                 s.reg
             } else {
@@ -848,50 +891,25 @@ impl Local {
         fb: usize,
         log: &mut DecisionLog,
     ) -> bool {
-        let facts = &self.facts[fb..fb + ops.len()];
-        if facts.first().is_some_and(|x| x.flags & DUP != 0) {
+        if ops.first().is_some() && self.facts[fb].flags & DUP != 0 {
             return false;
         }
-        let mut regs = [0u8; MAX_OPS];
-        let mut def = usize::MAX;
-        // Per class: registers read here whose value dies, and registers
-        // a modify writes.
-        let mut dying = [0u32; 3];
-        let mut modified = [0u32; 3];
-        for (k, op) in ops.iter().enumerate() {
-            let s = self.values[op.vreg.index()];
-            let c = s.class as usize;
-            let allowed = match op.constraint {
-                Constraint::Reg | Constraint::Any => self.allocatable[c],
-                Constraint::Subset(m) => m.bits() & self.allocatable[c],
-                _ => return false,
-            };
-            if op.kind == OperandKind::Def {
-                if def != usize::MAX {
-                    return false;
-                }
-                def = k;
-                continue;
-            }
-            if s.reg == NO_REG || allowed & (1 << s.reg) == 0 {
-                return false;
-            }
-            regs[k] = s.reg;
-            if op.kind == OperandKind::Modify {
-                modified[c] |= 1 << s.reg;
-            } else if facts[k].next == INF_POS {
-                dying[c] |= 1 << s.reg;
-            }
-        }
+        let Some(Shape {
+            mut regs,
+            def,
+            def_allowed: allowed,
+            modified,
+            dying,
+        }) = self.shape(ops, Some(fb))
+        else {
+            return false;
+        };
+        let facts = &self.facts[fb..fb + ops.len()];
         if def != usize::MAX {
             let op = ops[def];
             let v = op.vreg.0;
             let s = self.values[v as usize];
             let c = s.class as usize;
-            let allowed = match op.constraint {
-                Constraint::Subset(m) => m.bits() & self.allocatable[c],
-                _ => self.allocatable[c],
-            };
             let dying = dying[c] & !modified[c];
             let free = allowed & !modified[c] & (!self.occupied[c] | dying);
             if free == 0 {
