@@ -891,7 +891,7 @@ impl Local {
         fb: usize,
         log: &mut DecisionLog,
     ) -> bool {
-        if ops.first().is_some() && self.facts[fb].flags & DUP != 0 {
+        if !ops.is_empty() && self.facts[fb].flags & DUP != 0 {
             return false;
         }
         let Some(Shape {
