@@ -87,6 +87,16 @@ impl Gen<'_> {
 
     fn inst(&mut self) {
         let mut k = self.r.below(18);
+        if self.local_only && k == 16 {
+            // One value read-modify-written and read through a subset
+            // (a copy where the subset excludes its register).
+            let d = self.gp();
+            self.b.inst(&[
+                Operand::modify(d, Any),
+                Operand::use_(d, Constraint::Subset(RegMask::new(0x27))),
+            ]);
+            return;
+        }
         if self.local_only && matches!(k, 3 | 6 | 8 | 9 | 13 | 16) {
             // Reuse, implicit-pair, early-def, late-use, call and
             // two-fixed-copies forms: the general path's.

@@ -531,7 +531,9 @@ impl Local {
             let allowed = self.allowed(c, op.constraint) & !fixed[c];
             let mut r = s.reg;
             if allowed & (1 << r) == 0 {
-                // A register subset: the value moves into it.
+                // A register subset: the value moves into it, or, when
+                // another operand reads it where it is and this one does
+                // not write it, a copy does.
                 let free = allowed & !self.occupied[c] & !pinned[c];
                 if free == 0 {
                     return Err(Decline);
@@ -543,8 +545,10 @@ impl Local {
                     Allocation::Reg(preg(s.class, s.reg)),
                     Allocation::Reg(preg(s.class, r)),
                 );
-                self.clear_reg(v);
-                self.set_reg(v, r);
+                if pinned[c] & (1 << s.reg) == 0 || op.kind == OperandKind::Modify {
+                    self.clear_reg(v);
+                    self.set_reg(v, r);
+                }
             }
             alloc[k] = Allocation::Reg(preg(s.class, r));
             pinned[c] |= 1 << r;
@@ -1394,7 +1398,18 @@ impl Local {
             self.evict(ops, st, c, hw, log);
             hw
         };
-        self.load(st, v, hw, log)?;
+        if s.reg != NO_REG && st.pinned[c] & (1 << s.reg) != 0 && !write {
+            // Another operand reads the value where it is, which stays its
+            // place: this one reads a copy.
+            self.move_edit(
+                st.i,
+                v,
+                Allocation::Reg(preg(s.class, s.reg)),
+                Allocation::Reg(preg(s.class, hw)),
+            );
+        } else {
+            self.load(st, v, hw, log)?;
+        }
         alloc[k] = Allocation::Reg(preg(s.class, hw));
         st.pinned[c] |= 1 << hw;
         if write {

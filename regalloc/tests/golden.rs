@@ -569,3 +569,40 @@ fn too_many_vregs_for_slot_numbers() {
     f.remat.truncate((1 << 24) - 4);
     allocate(&f, &env(), &Options::default()).expect("just below the limit");
 }
+
+/// A value named twice, read-modify-written in its register and read
+/// through a register subset that excludes it, with few values (the
+/// local allocator's roomy path) and with many (its full path): the
+/// subset operand reads a copy, and the value stays where it is modified.
+#[test]
+fn modified_value_read_through_a_subset_keeps_its_register() {
+    for extra in [0, 20] {
+        let mut b = Builder::new();
+        let v: Vec<VReg> = (0..4 + extra).map(|_| b.vreg_gp()).collect();
+        b.block();
+        b.args(&[(v[0], 7), (v[1], 6)]);
+        for &x in &v[2..] {
+            b.inst(&[
+                Operand::def(x, Constraint::Reg),
+                Operand::use_(v[0], Constraint::Reg),
+            ]);
+        }
+        b.inst(&[
+            Operand::modify(v[1], Constraint::Any),
+            Operand::use_(
+                v[1],
+                Constraint::Subset(jitforge_regalloc::RegMask::new(0x27)),
+            ),
+        ]);
+        for &x in &v {
+            b.inst(&[Operand::use_(x, Constraint::Any)]);
+        }
+        b.ret(v[0]);
+        let f = b.finish();
+        let mut a = Allocator::new();
+        let mut out = Output::default();
+        a.run(&f, &env(), &Options::checked(), &mut out)
+            .unwrap_or_else(|e| panic!("{extra} extra values: {e}"));
+        assert!(a.took_local_path(), "{extra} extra values");
+    }
+}
