@@ -471,6 +471,12 @@ impl RaView {
         Ok(())
     }
 
+    /// The facts-table epoch the view's tags belong to (see
+    /// [`FactsTable::epoch`]).
+    pub fn facts_epoch(&self) -> u64 {
+        self.shapes_epoch
+    }
+
     /// Instruction `i`'s allocator operands and the IR origin of each.
     #[inline]
     pub fn operands_and_origins(&self, i: usize) -> (&[RaOperand], &[OperandOrigin]) {

@@ -10,6 +10,11 @@
 //! with 4-byte pushes and slots, no red zone, entry esp = 16n + 12 and 16-byte
 //! alignment at calls (the i386 System V psABI as gcc and clang use it).
 
+mod memo;
+
+pub(crate) use memo::EncodingMemo;
+use memo::Key;
+
 use super::ra::{OperandOrigin, RaView};
 use super::target::{X86Inst, X86Target};
 use crate::code::Label;
@@ -353,6 +358,23 @@ pub(crate) trait Sink: Emitter {
         operands: &[Operand],
         options: crate::x86::InstOptions,
     ) -> Result<()>;
+    /// [`emit_with`](Sink::emit_with) for an instruction the rewrite's own
+    /// [`EncodingMemo`] looks after (the direct writer skips the encoding
+    /// memo of its Builder then: looking there too would only cost).
+    fn emit_plain(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: crate::x86::InstOptions,
+    ) -> Result<()> {
+        self.emit_with(mnemonic, operands, options)
+    }
+    /// The code buffer instructions go to as plain bytes, where they may
+    /// be copied in from the [`EncodingMemo`]; `None` where instructions
+    /// are more than bytes (the Builder's nodes, an Assembler that may log).
+    fn text_mut(&mut self) -> Option<&mut Vec<u8>> {
+        None
+    }
 }
 
 /// The [`Sink`] methods of an Assembler reached as `$asm` from `self`.
@@ -407,6 +429,22 @@ impl Sink for crate::builder::Direct<'_> {
     ) -> Result<()> {
         crate::builder::Direct::emit_with(self, mnemonic, operands, options)
     }
+    fn emit_plain(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: crate::x86::InstOptions,
+    ) -> Result<()> {
+        self.asm.emit_with(mnemonic, operands, options)
+    }
+    #[inline]
+    fn text_mut(&mut self) -> Option<&mut Vec<u8>> {
+        Some(
+            self.asm
+                .code_mut()
+                .buffer_mut(crate::code::CodeHolder::TEXT),
+        )
+    }
 }
 
 impl Sink for crate::builder::Builder<'_> {
@@ -460,12 +498,177 @@ pub(crate) struct Rewriter<'r, S: Sink> {
     pub vector_bytes: u16,
     /// With a logger: the allocator's decisions sorted by instruction.
     pub decisions: Vec<jitforge_regalloc::Decision>,
+    /// Instructions encoded before, by what decides their bytes (used
+    /// where the sink takes plain bytes; begun for the view's facts epoch).
+    pub memo: &'r mut EncodingMemo,
+}
+
+/// A register allocation in 7 bits for a memo key: class << 5 | hw for a
+/// register, [`STACK_CODE`] for a spill slot (whose displacement the key
+/// holds apart), `None` for no allocation.
+#[inline(always)]
+fn alloc_code(a: Allocation) -> Option<u64> {
+    match a {
+        Allocation::Reg(p) => Some((p.class as u64) << 5 | u64::from(p.hw & 31)),
+        Allocation::Stack(_) => Some(STACK_CODE),
+        Allocation::None => None,
+    }
+}
+
+/// [`alloc_code`] of a spill slot (above every register's: classes are 0..2).
+const STACK_CODE: u64 = 0x7F;
+
+/// Set in the first word of an edit's memo key (a target instruction's
+/// holds its tag there instead).
+const EDIT_KEY: u64 = 1 << 62;
+
+/// Set in the first word of a rematerialization's memo key.
+const REMAT_KEY: u64 = 1 << 61;
+
+/// A value as the 32 bits a memo key holds of it, if it fits in them
+/// (sign-extended back it is the same).
+#[inline(always)]
+fn key_i32(v: i64) -> Option<u64> {
+    i32::try_from(v).ok().map(|v| u64::from(v as u32))
 }
 
 impl<S: Sink> Rewriter<'_, S> {
-    fn spill_mem(&self, slot: jitforge_regalloc::SpillSlot, bytes: u16) -> Mem {
+    /// The displacement of a spill slot from the stack pointer.
+    #[inline]
+    fn spill_disp(&self, slot: jitforge_regalloc::SpillSlot) -> i64 {
         let offset = self.frame.spill_base + self.out.slots[slot.index()].offset;
-        Mem::new(MemBase::Reg(self.frame.sp), offset as i64 + self.frame.bias).with_size(bytes)
+        offset as i64 + self.frame.bias
+    }
+
+    fn spill_mem(&self, slot: jitforge_regalloc::SpillSlot, bytes: u16) -> Mem {
+        Mem::new(MemBase::Reg(self.frame.sp), self.spill_disp(slot)).with_size(bytes)
+    }
+
+    /// The memo key of target instruction `i` with facts-table tag `tag`
+    /// and IR operands `ir_ops`: the tag fixes the instruction and each
+    /// operand's kind, class, size and view, so its bytes are decided by
+    /// where its virtual registers went (in the allocator's operand order,
+    /// which the tag fixes too), a spill slot's displacement and the
+    /// immediate. `None` when they depend on more: IR memory operands and
+    /// labels, two immediates, more than four allocations, two on the stack.
+    #[inline(always)]
+    fn target_key(&self, i: usize, tag: u16, ir_ops: &[IrOperand]) -> Option<Key> {
+        if ir_ops.len() > 6 {
+            return None;
+        }
+        // The kind of each IR operand too (2 bits each): cheap insurance
+        // that the operands are the ones the tag was made for.
+        let mut kinds = 0u64;
+        let mut imm = None;
+        for (k, op) in ir_ops.iter().enumerate() {
+            let code = match *op {
+                IrOperand::Reg(_) => 1,
+                IrOperand::Fixed(..) => 2,
+                IrOperand::Imm(v) if imm.is_none() => {
+                    imm = Some(v);
+                    3
+                }
+                _ => return None,
+            };
+            kinds |= code << (2 * k);
+        }
+        let offsets = &self.out.inst_alloc_offsets;
+        let allocs = &self.out.allocs[offsets[i] as usize..offsets[i + 1] as usize];
+        if allocs.len() > 4 {
+            return None;
+        }
+        let mut codes = 0u64;
+        let mut disp = None;
+        for (k, &a) in allocs.iter().enumerate() {
+            if let Allocation::Stack(slot) = a {
+                if disp.is_some() {
+                    return None;
+                }
+                disp = Some(key_i32(self.spill_disp(slot))?);
+            }
+            codes |= alloc_code(a)? << (7 * k);
+        }
+        let imm = match imm {
+            Some(v) => key_i32(v)?,
+            None => 0,
+        };
+        // Tag (16 bits), allocations (3), operand kinds (12), allocation
+        // codes (4 x 7), below the edit and filled bits.
+        Some([
+            memo::FILLED | u64::from(tag) | (allocs.len() as u64) << 16 | kinds << 19 | codes << 31,
+            disp.unwrap_or(0) | imm << 32,
+        ])
+    }
+
+    /// The memo key of an edit: a move, store or reload of one class and
+    /// width, or a rematerialization; `None` for the others (a swap, a
+    /// move between two slots) and where the sink takes no bytes.
+    #[inline]
+    fn edit_key(&self, edit: &Edit) -> Option<Key> {
+        let ptr = u64::from(self.frame.ptr);
+        match *edit {
+            Edit::Move {
+                from,
+                to,
+                class,
+                vreg,
+            } => {
+                let disp = match (from, to) {
+                    (Allocation::Stack(_), Allocation::Stack(_)) => return None,
+                    (Allocation::Stack(s), _) | (_, Allocation::Stack(s)) => {
+                        key_i32(self.spill_disp(s))?
+                    }
+                    _ => 0,
+                };
+                let bytes = u64::from(self.move_bytes(class, vreg.get()));
+                Some([
+                    memo::FILLED
+                        | EDIT_KEY
+                        | (class as u64)
+                        | ptr << 8
+                        | bytes << 16
+                        | alloc_code(from)? << 32
+                        | alloc_code(to)? << 40,
+                    disp,
+                ])
+            }
+            Edit::Remat { vreg, to } => {
+                let value = self.constant_of(jitforge_ir::VReg::from_u32(vreg.0))?;
+                Some([
+                    memo::FILLED
+                        | EDIT_KEY
+                        | REMAT_KEY
+                        | ptr << 8
+                        | alloc_code(Allocation::Reg(to))? << 40,
+                    key_i32(value)? << 32,
+                ])
+            }
+            Edit::Swap { .. } => None,
+        }
+    }
+
+    /// Appends the memo's bytes for `key` (at `slot`) to the sink's code;
+    /// false when the memo has none or the sink takes no bytes.
+    #[inline(always)]
+    fn memo_append(&mut self, slot: usize, key: &Key) -> bool {
+        match self.asm.text_mut() {
+            Some(text) => self.memo.append(slot, key, text),
+            None => false,
+        }
+    }
+
+    /// The length of the sink's code (0 where it takes no bytes).
+    #[inline(always)]
+    fn text_len(&mut self) -> usize {
+        self.asm.text_mut().map_or(0, |t| t.len())
+    }
+
+    /// Remembers the bytes written since `start` under `key` (at `slot`).
+    fn memo_put(&mut self, slot: usize, key: &Key, start: usize) {
+        if let Some(text) = self.asm.text_mut() {
+            let bytes = text.get(start..).unwrap_or(&[]);
+            self.memo.put(slot, key, bytes);
+        }
     }
 
     fn vreg_bytes(&self, v: jitforge_ir::VReg) -> u16 {
@@ -496,7 +699,8 @@ impl<S: Sink> Rewriter<'_, S> {
             RegClass::Vec => Mnemonic::Movups,
             RegClass::Mask => Mnemonic::Kmovq,
         };
-        self.asm.emit(mnemonic, &[to, from])
+        self.asm
+            .emit_plain(mnemonic, &[to, from], crate::x86::InstOptions::NONE)
     }
 
     fn class_bytes(&self, class: RegClass, vreg: Option<jitforge_regalloc::VReg>) -> u16 {
@@ -586,6 +790,38 @@ impl<S: Sink> Rewriter<'_, S> {
             text.push_str(&self.reasons(at, vreg));
             self.asm.comment(&text)?;
         }
+        // Where the sink takes bytes, an edit seen before is copied.
+        let key = if self.logging || self.asm.text_mut().is_none() {
+            None
+        } else {
+            self.edit_key(edit)
+        };
+        let Some(key) = key else {
+            return self.encode_edit(edit);
+        };
+        let slot = EncodingMemo::slot(&key);
+        if self.memo_append(slot, &key) {
+            return Ok(());
+        }
+        let start = self.text_len();
+        self.encode_edit(edit)?;
+        self.memo_put(slot, &key, start);
+        Ok(())
+    }
+
+    /// The width an edit moves a value of `class` (and `vreg`) at.
+    #[inline]
+    fn move_bytes(&self, class: RegClass, vreg: Option<jitforge_regalloc::VReg>) -> u16 {
+        match class {
+            // Whole registers: a GP value moves as 64 bits (32 in 32-bit mode).
+            RegClass::Gp => self.frame.ptr,
+            RegClass::Vec => self.class_bytes(class, vreg).clamp(16, 64),
+            RegClass::Mask => 8,
+        }
+    }
+
+    /// Encodes an edit's instruction.
+    fn encode_edit(&mut self, edit: &Edit) -> Result<()> {
         match *edit {
             Edit::Move {
                 from,
@@ -593,12 +829,7 @@ impl<S: Sink> Rewriter<'_, S> {
                 class,
                 vreg,
             } => {
-                let bytes = match class {
-                    // Whole registers: a GP value moves as 64 bits (32 in 32-bit mode).
-                    RegClass::Gp => self.frame.ptr,
-                    RegClass::Vec => self.class_bytes(class, vreg.get()).clamp(16, 64),
-                    RegClass::Mask => 8,
-                };
+                let bytes = self.move_bytes(class, vreg.get());
                 let from = self.location(from, bytes, false)?;
                 let to = self.location(to, bytes, false)?;
                 self.emit_move(from, to, class, bytes)
@@ -606,7 +837,11 @@ impl<S: Sink> Rewriter<'_, S> {
             Edit::Swap { a, b } => {
                 let a = x86_reg(a, self.frame.ptr, false)?;
                 let b = x86_reg(b, self.frame.ptr, false)?;
-                self.asm.emit(Mnemonic::Xchg, &[a.into(), b.into()])
+                self.asm.emit_plain(
+                    Mnemonic::Xchg,
+                    &[a.into(), b.into()],
+                    crate::x86::InstOptions::NONE,
+                )
             }
             Edit::Remat { vreg, to } => {
                 let value = self
@@ -615,8 +850,11 @@ impl<S: Sink> Rewriter<'_, S> {
                         message: format!("rematerialized {vreg} has no constant definition"),
                     })?;
                 let reg = x86_reg(to, self.frame.ptr, false)?;
-                self.asm
-                    .emit(Mnemonic::Mov, &[reg.into(), Operand::Imm(value)])
+                self.asm.emit_plain(
+                    Mnemonic::Mov,
+                    &[reg.into(), Operand::Imm(value)],
+                    crate::x86::InstOptions::NONE,
+                )
             }
         }
     }
@@ -950,51 +1188,23 @@ impl<S: Sink> Rewriter<'_, S> {
                     }
                 }
                 InstKind::Target(id) => {
-                    let x86 = X86Inst::from_id(id).ok_or_else(|| Error::InvalidArgument {
-                        message: format!("unknown target instruction {}", id.0),
-                    })?;
-                    // Operands bound to implicit registers are in those
-                    // registers now (fixed constraints): only the explicit ones are written.
-                    let explicit = if x86.bound {
-                        let shapes: Vec<jitforge_ir::target::OpShape> =
-                            ir_ops.iter().map(|o| self.f.operand_shape(o)).collect();
-                        self.target
-                            .implicit_layout(id, &shapes)
-                            .map_err(|e| Error::InvalidArgument {
-                                message: format!("bound instruction: {e}"),
-                            })?
-                            .explicit
-                    } else {
-                        0..ir_ops.len()
+                    // Where the sink takes bytes, an instruction seen
+                    // before (same shape, same registers) is copied.
+                    let key = match d.tag() {
+                        Some(tag) if !self.logging => self.target_key(i, tag, ir_ops),
+                        _ => None,
                     };
-                    ops.clear();
-                    let at = self.inst_allocations(i);
-                    for (index, op) in ir_ops.iter().enumerate() {
-                        if explicit.contains(&index) {
-                            ops.push(self.operand_of(i, index, op, &at)?);
+                    match key {
+                        Some(key) => {
+                            let slot = EncodingMemo::slot(&key);
+                            if !self.memo_append(slot, &key) {
+                                let start = self.text_len();
+                                self.emit_target(i, id, ir_ops, &mut ops)?;
+                                self.memo_put(slot, &key, start);
+                            }
                         }
+                        None => self.emit_target(i, id, ir_ops, &mut ops)?,
                     }
-                    if x86.masked {
-                        // The mask is the last operand: it decorates the destination.
-                        let mask = match ops.pop() {
-                            Some(Operand::Reg(k)) => crate::x86::KReg::from_id(k.id()),
-                            _ => None,
-                        }
-                        .ok_or_else(|| Error::InvalidArgument {
-                            message: "masked instruction without a mask".into(),
-                        })?;
-                        let mut decorators = crate::x86::Decorators::NONE.with_mask(mask);
-                        if x86.zeroing {
-                            decorators = decorators.with_zeroing();
-                        }
-                        match ops.first_mut() {
-                            Some(Operand::Reg(r)) => *r = r.with_decorators(decorators),
-                            Some(Operand::Mem(m)) => *m = m.k(mask),
-                            _ => {}
-                        }
-                    }
-                    let mnemonic = shorter_form(x86.mnemonic, &mut ops);
-                    self.asm.emit_with(mnemonic, &ops, x86.options())?;
                 }
                 InstKind::Call(c) => {
                     // After lowering the arguments and results sit in their
@@ -1101,6 +1311,62 @@ impl<S: Sink> Rewriter<'_, S> {
             self.asm.emit(Mnemonic::Jmp, &[Operand::Label(target)])?;
         }
         Ok(())
+    }
+
+    /// Target instruction `i` (id `id`, IR operands `ir_ops`) with its
+    /// virtual registers replaced by their allocations (`ops`: a buffer).
+    fn emit_target(
+        &mut self,
+        i: usize,
+        id: jitforge_ir::TargetInst,
+        ir_ops: &[IrOperand],
+        ops: &mut Vec<Operand>,
+    ) -> Result<()> {
+        let x86 = X86Inst::from_id(id).ok_or_else(|| Error::InvalidArgument {
+            message: format!("unknown target instruction {}", id.0),
+        })?;
+        // Operands bound to implicit registers are in those
+        // registers now (fixed constraints): only the explicit ones are written.
+        let explicit = if x86.bound {
+            let shapes: Vec<jitforge_ir::target::OpShape> =
+                ir_ops.iter().map(|o| self.f.operand_shape(o)).collect();
+            self.target
+                .implicit_layout(id, &shapes)
+                .map_err(|e| Error::InvalidArgument {
+                    message: format!("bound instruction: {e}"),
+                })?
+                .explicit
+        } else {
+            0..ir_ops.len()
+        };
+        ops.clear();
+        let at = self.inst_allocations(i);
+        for (index, op) in ir_ops.iter().enumerate() {
+            if explicit.contains(&index) {
+                ops.push(self.operand_of(i, index, op, &at)?);
+            }
+        }
+        if x86.masked {
+            // The mask is the last operand: it decorates the destination.
+            let mask = match ops.pop() {
+                Some(Operand::Reg(k)) => crate::x86::KReg::from_id(k.id()),
+                _ => None,
+            }
+            .ok_or_else(|| Error::InvalidArgument {
+                message: "masked instruction without a mask".into(),
+            })?;
+            let mut decorators = crate::x86::Decorators::NONE.with_mask(mask);
+            if x86.zeroing {
+                decorators = decorators.with_zeroing();
+            }
+            match ops.first_mut() {
+                Some(Operand::Reg(r)) => *r = r.with_decorators(decorators),
+                Some(Operand::Mem(m)) => *m = m.k(mask),
+                _ => {}
+            }
+        }
+        let mnemonic = shorter_form(x86.mnemonic, ops);
+        self.asm.emit_plain(mnemonic, ops, x86.options())
     }
 
     /// After the last instruction of a block that falls through into a split
