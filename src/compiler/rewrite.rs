@@ -504,18 +504,18 @@ pub(crate) struct Rewriter<'r, S: Sink> {
 }
 
 /// A register allocation in 7 bits for a memo key: class << 5 | hw for a
-/// register, [`STACK_CODE`] for a spill slot (whose displacement the key
-/// holds apart), `None` for no allocation.
+/// register (classes 0..2, hw below 32), [`STACK_CODE`] for a spill slot
+/// (whose displacement the key holds apart), `None` for no allocation.
 #[inline(always)]
 fn alloc_code(a: Allocation) -> Option<u64> {
     match a {
-        Allocation::Reg(p) => Some((p.class as u64) << 5 | u64::from(p.hw & 31)),
+        Allocation::Reg(p) if p.hw < 32 => Some((p.class as u64) << 5 | u64::from(p.hw)),
         Allocation::Stack(_) => Some(STACK_CODE),
-        Allocation::None => None,
+        _ => None,
     }
 }
 
-/// [`alloc_code`] of a spill slot (above every register's: classes are 0..2).
+/// [`alloc_code`] of a spill slot (above every register's).
 const STACK_CODE: u64 = 0x7F;
 
 /// Set in the first word of an edit's memo key (a target instruction's
@@ -532,7 +532,7 @@ fn key_i32(v: i64) -> Option<u64> {
     i32::try_from(v).ok().map(|v| u64::from(v as u32))
 }
 
-impl<S: Sink> Rewriter<'_, S> {
+impl<'r, S: Sink> Rewriter<'r, S> {
     /// The displacement of a spill slot from the stack pointer.
     #[inline]
     fn spill_disp(&self, slot: jitforge_regalloc::SpillSlot) -> i64 {
@@ -548,29 +548,33 @@ impl<S: Sink> Rewriter<'_, S> {
     /// and IR operands `ir_ops`: the tag fixes the instruction and each
     /// operand's kind, class, size and view, so its bytes are decided by
     /// where its virtual registers went (in the allocator's operand order,
-    /// which the tag fixes too), a spill slot's displacement and the
-    /// immediate. `None` when they depend on more: IR memory operands and
-    /// labels, two immediates, more than four allocations, two on the stack.
+    /// which the tag fixes too), the address of a memory operand (its base
+    /// kind, scale and final displacement) or a spill slot's displacement,
+    /// and the immediate. `None` when they depend on more (labels, constants,
+    /// physical address registers), or do not fit: two immediates or
+    /// displacements, more than four allocations, values beyond 32 bits.
     #[inline(always)]
-    fn target_key(&self, i: usize, tag: u16, ir_ops: &[IrOperand]) -> Option<Key> {
-        if ir_ops.len() > 6 {
-            return None;
-        }
-        // The kind of each IR operand too (2 bits each): cheap insurance
-        // that the operands are the ones the tag was made for.
-        let mut kinds = 0u64;
-        let mut imm = None;
-        for (k, op) in ir_ops.iter().enumerate() {
-            let code = match *op {
-                IrOperand::Reg(_) => 1,
-                IrOperand::Fixed(..) => 2,
-                IrOperand::Imm(v) if imm.is_none() => {
-                    imm = Some(v);
-                    3
+    fn target_key(&mut self, i: usize, tag: u16, ir_ops: &[IrOperand]) -> Option<Key> {
+        // Most tags have register operands only (the tag says so: it is
+        // looked at once): nothing but the allocations to read then.
+        let (mut imm, mut disp, mut mem) = (None, None, 0u64);
+        if !self.memo.registers_only(tag, || {
+            ir_ops
+                .iter()
+                .all(|op| matches!(op, IrOperand::Reg(_) | IrOperand::Fixed(..)))
+        }) {
+            for op in ir_ops {
+                match *op {
+                    IrOperand::Reg(_) | IrOperand::Fixed(..) => {}
+                    IrOperand::Imm(v) if imm.is_none() => imm = Some(key_i32(v)?),
+                    IrOperand::Mem(ref m) if disp.is_none() => {
+                        let (base, at) = self.address_key(m)?;
+                        disp = Some(key_i32(at + i64::from(m.disp))?);
+                        mem = base | u64::from(m.scale.trailing_zeros() & 3) << 3;
+                    }
+                    _ => return None,
                 }
-                _ => return None,
-            };
-            kinds |= code << (2 * k);
+            }
         }
         let offsets = &self.out.inst_alloc_offsets;
         let allocs = &self.out.allocs[offsets[i] as usize..offsets[i + 1] as usize];
@@ -578,7 +582,6 @@ impl<S: Sink> Rewriter<'_, S> {
             return None;
         }
         let mut codes = 0u64;
-        let mut disp = None;
         for (k, &a) in allocs.iter().enumerate() {
             if let Allocation::Stack(slot) = a {
                 if disp.is_some() {
@@ -588,16 +591,40 @@ impl<S: Sink> Rewriter<'_, S> {
             }
             codes |= alloc_code(a)? << (7 * k);
         }
-        let imm = match imm {
-            Some(v) => key_i32(v)?,
-            None => 0,
-        };
-        // Tag (16 bits), allocations (3), operand kinds (12), allocation
-        // codes (4 x 7), below the edit and filled bits.
+        // Tag (16 bits), allocations (3), allocation codes (4 x 7), memory
+        // base and scale (5), below the edit and filled bits.
         Some([
-            memo::FILLED | u64::from(tag) | (allocs.len() as u64) << 16 | kinds << 19 | codes << 31,
-            disp.unwrap_or(0) | imm << 32,
+            memo::FILLED | u64::from(tag) | (allocs.len() as u64) << 16 | codes << 19 | mem << 47,
+            disp.unwrap_or(0) | imm.unwrap_or(0) << 32,
         ])
+    }
+
+    /// Of a memory operand for a memo key: a code for its base (1 a
+    /// virtual register, then in the allocations, 2 the stack pointer,
+    /// 3 where the incoming arguments are; 4 added with an index register,
+    /// also in the allocations) and what its base adds to its displacement.
+    /// `None` for other bases and physical address registers.
+    #[inline(always)]
+    fn address_key(&self, m: &jitforge_ir::Mem) -> Option<(u64, i64)> {
+        let (base, at) = match m.base {
+            IrMemBase::Reg(IrReg::Virt(..)) => (1, 0),
+            IrMemBase::Slot(s) => (
+                2,
+                i64::from(*self.frame.slot_offsets.get(s.as_u32() as usize)?) + self.frame.bias,
+            ),
+            IrMemBase::OutArgs => (2, 0),
+            IrMemBase::InArgs if self.frame.in_args.0 == self.frame.sp => {
+                (2, i64::from(self.frame.in_args.1))
+            }
+            IrMemBase::InArgs => (3, i64::from(self.frame.in_args.1)),
+            _ => return None,
+        };
+        let index = match m.index {
+            None => 0,
+            Some(IrReg::Virt(..)) => 4,
+            Some(IrReg::Phys(..)) => return None,
+        };
+        Some((base | index, at))
     }
 
     /// The memo key of an edit: a move, store or reload of one class and
@@ -1124,17 +1151,26 @@ impl<S: Sink> Rewriter<'_, S> {
             self.table_labels.push(label);
         }
         self.prolog()?;
-        let mut edits = self.out.edits.iter().peekable();
-        let n = self.f.num_insts();
+        // Locals, not reached through `self` for every instruction (the
+        // emitting methods borrow `self` mutably).
+        let f: &'r IrFunction = self.f;
+        let out: &'r Output = self.out;
+        let all_ops = f.all_operands();
+        let edits = &out.edits;
+        let mut next_edit = 0;
+        // The instruction of edit `k` (before or after it; none past the
+        // last): most instructions have no edit and skip both edit loops.
+        let edit_inst = |k: usize| edits.get(k).map_or(usize::MAX, |(p, _)| p.inst().index());
+        let mut edit_at = edit_inst(0);
+        let has_splits = !out.edge_splits.is_empty();
         // One buffer for every instruction's operands (a Vec: cheaper to
         // push to than a SmallVec, allocated once per function).
-        let mut ops: Vec<Operand> = Vec::with_capacity(6);
-        for i in 0..n {
-            let inst = IrInst::from_u32(i as u32);
-            let mut edit_vregs: Vec<jitforge_regalloc::VReg> = Vec::new();
+        let mut ops: Vec<Operand> = Vec::new();
+        for (i, d) in f.all_insts().iter().enumerate() {
             if self.logging {
                 let here = jitforge_regalloc::Inst::new(i);
-                for (point, edit) in edits.clone() {
+                let mut edit_vregs: Vec<jitforge_regalloc::VReg> = Vec::new();
+                for (point, edit) in &edits[next_edit..] {
                     if *point != ProgPoint::before(here) && *point != ProgPoint::after(here) {
                         break;
                     }
@@ -1146,15 +1182,17 @@ impl<S: Sink> Rewriter<'_, S> {
                 }
                 self.log_decisions(i, &edit_vregs)?;
             }
-            while let Some((point, edit)) = edits.peek() {
-                if *point != ProgPoint::before(jitforge_regalloc::Inst::new(i)) {
-                    break;
+            if edit_at == i {
+                let before = ProgPoint::before(jitforge_regalloc::Inst::new(i));
+                while let Some((point, edit)) = edits.get(next_edit)
+                    && *point == before
+                {
+                    self.emit_edit(edit, Some(i))?;
+                    next_edit += 1;
                 }
-                self.emit_edit(edit, Some(i))?;
-                edits.next();
+                edit_at = edit_inst(next_edit);
             }
-            let d = &self.f.all_insts()[i];
-            let ir_ops = &self.f.all_operands()[d.ops_range()];
+            let ir_ops = &all_ops[d.ops_range()];
             match d.kind {
                 InstKind::Bind(l) => self.asm.bind(self.labels[l.as_u32() as usize])?,
                 InstKind::Entry => {}
@@ -1181,7 +1219,7 @@ impl<S: Sink> Rewriter<'_, S> {
                 InstKind::Copy | InstKind::Addr => {
                     let dst = self.operand(i, 0, &ir_ops[0])?;
                     let src = self.operand(i, 1, &ir_ops[1])?;
-                    if self.f.kind(inst) == InstKind::Addr {
+                    if d.kind == InstKind::Addr {
                         self.asm.emit(Mnemonic::Lea, &[dst, src])?;
                     } else {
                         self.emit_copy(dst, src)?;
@@ -1266,14 +1304,19 @@ impl<S: Sink> Rewriter<'_, S> {
                     self.asm.emit(Mnemonic::Jmp, &[target])?;
                 }
             }
-            while let Some((point, edit)) = edits.peek() {
-                if *point != ProgPoint::after(jitforge_regalloc::Inst::new(i)) {
-                    break;
+            if edit_at == i {
+                let after = ProgPoint::after(jitforge_regalloc::Inst::new(i));
+                while let Some((point, edit)) = edits.get(next_edit)
+                    && *point == after
+                {
+                    self.emit_edit(edit, Some(i))?;
+                    next_edit += 1;
                 }
-                self.emit_edit(edit, Some(i))?;
-                edits.next();
+                edit_at = edit_inst(next_edit);
             }
-            self.fallthrough_edits(i)?;
+            if has_splits {
+                self.fallthrough_edits(i)?;
+            }
         }
         // Jump tables: one absolute address per target, relocated at placement.
         for t in 0..self.f.num_jump_tables() {
@@ -1549,6 +1592,107 @@ fn shorter_form(mnemonic: Mnemonic, ops: &mut [Operand]) -> Mnemonic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::code::{Arch, CodeHolder};
+    use crate::compiler::{Compiler, Signature, ValType};
+
+    /// A logger that keeps nothing (with one the rewrite goes through the
+    /// Builder, which does not use the encoding memo).
+    struct Quiet;
+    impl crate::x86::Logger for Quiet {
+        fn log(&mut self, _: usize, _: &[u8], _: &str) {}
+    }
+
+    /// A straight-line function under pressure (`values` live at once, so
+    /// that some are spilled): loads, register and immediate operands, a
+    /// spilled operand folded into memory, `lea`, stores and reloads; for
+    /// 64-bit code if `wide`, else 32-bit code.
+    fn pressure(cc: &mut Compiler<'_>, wide: bool, seed: u64, values: usize) -> Result<()> {
+        let (conv, ty, bytes) = if wide {
+            (X86Target::SYSV64, ValType::I64, 8)
+        } else {
+            (X86Target::CDECL, ValType::I32, 4)
+        };
+        cc.add_func("f", Signature::new(conv, &[ty], &[ty]))?;
+        let new = |cc: &mut Compiler<'_>, name: &str| -> Reg {
+            if wide {
+                cc.new_gp64(name).reg()
+            } else {
+                cc.new_gp32(name).reg()
+            }
+        };
+        let p = new(cc, "p");
+        cc.set_arg(0, p)?;
+        let v: Vec<Reg> = (0..values).map(|i| new(cc, &format!("v{i}"))).collect();
+        for (i, r) in v.iter().enumerate() {
+            let at = Mem::new(MemBase::Reg(p), (bytes * i) as i64).with_size(bytes as u16);
+            cc.emit(Mnemonic::Mov, &[(*r).into(), at.into()])?;
+        }
+        let mut state = seed;
+        for _ in 0..200 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = state >> 33;
+            let (d, s) = (
+                v[(r >> 4) as usize % values],
+                v[(r >> 12) as usize % values],
+            );
+            let (m, src) = match r % 7 {
+                0 => (Mnemonic::Add, s.into()),
+                1 => (Mnemonic::Sub, s.into()),
+                2 => (Mnemonic::Xor, s.into()),
+                3 => (Mnemonic::Imul, s.into()),
+                4 => (Mnemonic::Add, Operand::Imm((r >> 20) as i64 & 0xFFF)),
+                5 => (
+                    Mnemonic::Lea,
+                    Mem::new(MemBase::Reg(s), 16).with_index(d, 2).into(),
+                ),
+                _ => (Mnemonic::Mov, Operand::Imm((r >> 20) as i64)),
+            };
+            cc.emit(m, &[d.into(), src])?;
+        }
+        for r in &v[1..] {
+            cc.emit(Mnemonic::Add, &[v[0].into(), (*r).into()])?;
+        }
+        cc.ret(&[v[0].into()])?;
+        cc.end_func()
+    }
+
+    /// The bytes of [`pressure`] compiled for `arch`, with a logger or not.
+    fn pressure_bytes(arch: Arch, seed: u64, values: usize, logged: bool) -> Vec<u8> {
+        let mut code = CodeHolder::new(arch);
+        let mut quiet = Quiet;
+        {
+            let mut cc = Compiler::new(&mut code);
+            if logged {
+                cc.set_logger(Some(&mut quiet));
+            }
+            pressure(&mut cc, arch == Arch::X64, seed, values).expect("compiles");
+            cc.finalize().expect("finalizes");
+        }
+        code.finalize().expect("resolved")
+    }
+
+    /// The encoding memo gives the bytes encoding gives: functions compiled
+    /// from a cold memo, again from a warm one (their instructions copied),
+    /// and through the Builder (no memo), in both modes, in a thread of
+    /// their own (so the memo starts empty).
+    #[test]
+    fn memo_gives_the_encoded_bytes() {
+        std::thread::spawn(|| {
+            for (arch, values) in [(Arch::X64, 24), (Arch::X86, 9), (Arch::X64, 5)] {
+                for seed in 0..6 {
+                    let cold = pressure_bytes(arch, seed, values, false);
+                    let warm = pressure_bytes(arch, seed, values, false);
+                    let logged = pressure_bytes(arch, seed, values, true);
+                    assert_eq!(cold, logged, "{arch:?} seed {seed}: memo (cold) vs encoder");
+                    assert_eq!(warm, logged, "{arch:?} seed {seed}: memo (warm) vs encoder");
+                }
+            }
+        })
+        .join()
+        .expect("no failure");
+    }
 
     #[test]
     fn leaf_check_reads_mnemonics_by_index() {

@@ -45,6 +45,9 @@ pub(crate) struct EncodingMemo {
     entries: Vec<Entry>,
     /// The facts-table epoch the tags in the keys belong to.
     epoch: u64,
+    /// By tag: 0 not seen yet, 1 an instruction with register operands
+    /// only, 2 one with others (see [`EncodingMemo::registers_only`]).
+    operands: Vec<u8>,
 }
 
 impl EncodingMemo {
@@ -53,7 +56,27 @@ impl EncodingMemo {
     pub(crate) fn begin(&mut self, epoch: u64) {
         if self.epoch != epoch {
             self.entries.fill(Entry::default());
+            self.operands.clear();
             self.epoch = epoch;
+        }
+    }
+
+    /// Whether the instructions of tag `tag` have register operands only
+    /// (a tag fixes each operand's kind): `of_this` (of an instruction
+    /// of the tag) decides the first time.
+    #[inline(always)]
+    pub(crate) fn registers_only(&mut self, tag: u16, of_this: impl FnOnce() -> bool) -> bool {
+        match self.operands.get(usize::from(tag)) {
+            Some(1) => true,
+            Some(2) => false,
+            _ => {
+                let only = of_this();
+                if self.operands.len() <= usize::from(tag) {
+                    self.operands.resize(usize::from(tag) + 1, 0);
+                }
+                self.operands[usize::from(tag)] = if only { 1 } else { 2 };
+                only
+            }
         }
     }
 
