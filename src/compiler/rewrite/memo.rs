@@ -93,12 +93,13 @@ impl EncodingMemo {
     /// fixed-size copy is a few moves, a variable one a call of `memcpy`.
     #[inline(always)]
     pub(crate) fn append(&self, slot: usize, key: &Key, text: &mut Vec<u8>) -> bool {
-        let Some(e) = self.entries.get(slot) else {
-            return false;
+        let e = match self.entries.get(slot) {
+            Some(e) if e.key == *key => e,
+            _ => match self.entries.get(slot ^ 1) {
+                Some(e) if e.key == *key => e,
+                _ => return false,
+            },
         };
-        if e.key != *key {
-            return false;
-        }
         let end = text.len() + e.len as usize;
         text.extend_from_slice(&e.bytes);
         text.truncate(end);
@@ -114,6 +115,15 @@ impl EncodingMemo {
         if self.entries.is_empty() {
             self.entries.resize(SLOTS, Entry::default());
         }
+        // Two-way: a key lives in its slot or the other of the pair, so
+        // that two frequent instructions of one slot do not take turns.
+        // The first unless it is taken and the second is free.
+        let taken = |e: Option<&Entry>| e.is_some_and(|e| e.key[0] != 0);
+        let slot = if taken(self.entries.get(slot)) && !taken(self.entries.get(slot ^ 1)) {
+            slot ^ 1
+        } else {
+            slot
+        };
         if let Some(e) = self.entries.get_mut(slot) {
             e.key = *key;
             e.len = bytes.len() as u8;
