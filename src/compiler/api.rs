@@ -927,7 +927,7 @@ impl<'a> Compiler<'a> {
             Vec::new()
         };
         let summary = OperandSummary::of(f);
-        ws.memo.begin(ws.view.facts_epoch());
+        ws.memo.begin(ws.view.facts_epoch(), f.num_insts());
         macro_rules! rewrite_into {
             ($sink:expr) => {
                 Rewriter {

@@ -826,7 +826,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         let Some(key) = key else {
             return self.encode_edit(edit);
         };
-        let slot = EncodingMemo::slot(&key);
+        let slot = self.memo.slot(&key);
         if self.memo_append(slot, &key) {
             return Ok(());
         }
@@ -1234,7 +1234,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
                     };
                     match key {
                         Some(key) => {
-                            let slot = EncodingMemo::slot(&key);
+                            let slot = self.memo.slot(&key);
                             if !self.memo_append(slot, &key) {
                                 let start = self.text_len();
                                 self.emit_target(i, id, ir_ops, &mut ops)?;

@@ -1,5 +1,5 @@
 //! The rewrite's memo of encoded instructions: the bytes of an allocated
-//! instruction by what decides them, packed into three words, so that an
+//! instruction by what decides them, packed into two words, so that an
 //! instruction the rewrite wrote before (the same shape on the same
 //! registers, spill slot displacement and immediate) is copied instead of
 //! being turned into x86 operands and encoded again.
@@ -17,9 +17,13 @@
 //! straight into the code holder): there an instruction is plain bytes
 //! with no label or address to fix up.
 
-/// Entries of the memo (a power of two, 32 bytes each): workload B's
-/// register and spill-slot pairs (several thousand) mostly stay.
-const SLOTS: usize = 4096;
+/// Entries of the memo at most (a power of two, 32 bytes each): workload
+/// B's register and spill-slot pairs (several thousand) mostly stay.
+const MAX_SLOTS: usize = 4096;
+
+/// Entries of the memo at least: what small functions (workload C) use
+/// again from one to the next.
+const MIN_SLOTS: usize = 512;
 
 /// The key of one instruction; [`FILLED`] in the first word, so that an
 /// empty entry (all zero) matches no key.
@@ -41,10 +45,14 @@ struct Entry {
 /// functions in the Compiler's workspace.
 #[derive(Default)]
 pub(crate) struct EncodingMemo {
-    /// Direct-mapped by [`EncodingMemo::slot`]; empty until first used.
+    /// Two-way by [`EncodingMemo::slot`] (a key in its slot or the other
+    /// of the pair); empty until first used.
     entries: Vec<Entry>,
     /// The facts-table epoch the tags in the keys belong to.
     epoch: u64,
+    /// The number of entries (a power of two; `entries` has that many
+    /// once anything is remembered).
+    slots: usize,
     /// By tag: 0 not seen yet, 1 an instruction with register operands
     /// only, 2 one with others (see [`EncodingMemo::registers_only`]).
     operands: Vec<u8>,
@@ -52,12 +60,24 @@ pub(crate) struct EncodingMemo {
 
 impl EncodingMemo {
     /// Makes the memo one of facts-table epoch `epoch` (emptied when it
-    /// held the instructions of another).
-    pub(crate) fn begin(&mut self, epoch: u64) {
+    /// held the instructions of another), for a function of `insts` IR
+    /// instructions: two entries per instruction, so that a small function
+    /// does not pay for the memory a large one needs, between
+    /// [`MIN_SLOTS`] and [`MAX_SLOTS`] (it grows, emptied, and stays).
+    pub(crate) fn begin(&mut self, epoch: u64, insts: usize) {
         if self.epoch != epoch {
             self.entries.fill(Entry::default());
             self.operands.clear();
             self.epoch = epoch;
+        }
+        self.slots = (2 * insts)
+            .next_power_of_two()
+            .clamp(MIN_SLOTS, MAX_SLOTS)
+            .max(self.entries.len());
+        if !self.entries.is_empty() && self.entries.len() < self.slots {
+            // The slots of the keys change with the size: start again.
+            self.entries.clear();
+            self.entries.resize(self.slots, Entry::default());
         }
     }
 
@@ -82,10 +102,10 @@ impl EncodingMemo {
 
     /// The entry of `key`: a multiply-rotate hash of its words.
     #[inline(always)]
-    pub(crate) fn slot(key: &Key) -> usize {
+    pub(crate) fn slot(&self, key: &Key) -> usize {
         const K: u64 = 0x517c_c1b7_2722_0a95;
         let h = (key[0].wrapping_mul(K).rotate_left(23) ^ key[1]).wrapping_mul(K);
-        (h >> 40) as usize & (SLOTS - 1)
+        (h >> 40) as usize & (self.slots.max(1) - 1)
     }
 
     /// Appends the bytes remembered for `key` (at `slot`) to `text`; false
@@ -113,7 +133,8 @@ impl EncodingMemo {
             return;
         }
         if self.entries.is_empty() {
-            self.entries.resize(SLOTS, Entry::default());
+            self.entries
+                .resize(self.slots.max(MIN_SLOTS), Entry::default());
         }
         // Two-way: a key lives in its slot or the other of the pair, so
         // that two frequent instructions of one slot do not take turns.
