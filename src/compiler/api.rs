@@ -927,6 +927,7 @@ impl<'a> Compiler<'a> {
             Vec::new()
         };
         let summary = OperandSummary::of(f);
+        ws.memo.begin(ws.view.facts_epoch(), f.num_insts());
         macro_rules! rewrite_into {
             ($sink:expr) => {
                 Rewriter {
@@ -944,6 +945,7 @@ impl<'a> Compiler<'a> {
                     wide_vectors: summary.wide_vectors,
                     vector_bytes: env.slot_size[1] as u16,
                     decisions,
+                    memo: &mut ws.memo,
                 }
                 .run()
             };
@@ -1445,6 +1447,8 @@ struct Workspace {
     facts_table: FactsTable,
     /// Tags of `facts_table` by the shape of the instruction (cleared with it).
     shape_memo: ShapeMemo,
+    /// The rewrite's encoded instructions (by tags of `facts_table`).
+    memo: super::rewrite::EncodingMemo,
     /// The last function compiled, its buffers kept for the next one.
     function: Option<IrFunction>,
     /// The Compiler's entry label of each function by name (emptied, not

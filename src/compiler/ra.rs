@@ -87,6 +87,9 @@ struct ShapeRecord {
     /// are in the clobber buffer, if `flags` has `CLOBBERS` (a shape
     /// record stays small: it is read for every instruction).
     clobbers: u32,
+    /// Whether every operand is read, written or both as a whole (no
+    /// partial write, none unseen): [`push_plain`] takes it.
+    plain: bool,
 }
 
 /// The allocator operand an explicit operand gives, its virtual register
@@ -160,11 +163,18 @@ impl ShapeRecord {
             flags |= CLOBBERS;
             clobber_sets.push(clobbers);
         }
+        let plain = facts.ops.iter().all(|fact| {
+            matches!(
+                fact.access,
+                Access::Read | Access::Write | Access::ReadWrite
+            )
+        });
         ShapeRecord {
             flags,
             len: facts.ops.len() as u16,
             start,
             clobbers: at,
+            plain,
         }
     }
 
@@ -264,6 +274,53 @@ fn push_operands(
             if op.constraint == Constraint::Any {
                 op.constraint = Constraint::Reg;
             }
+        }
+    }
+}
+
+/// [`push_operands`] for a tagged instruction of a plain shape (see
+/// [`ShapeRecord::plain`]), the common case: no access to decide per
+/// operand and no constant to follow (a target instruction defines none),
+/// so each register operand is its template with its vreg.
+#[inline(always)]
+fn push_plain(
+    operands: &mut Vec<RaOperand>,
+    origins: &mut Vec<OperandOrigin>,
+    constant: &mut [Option<Option<i64>>],
+    ops: &[Operand],
+    templates: &[OperandTemplate],
+) {
+    for (op, t) in ops.iter().zip(templates) {
+        let mut operand = t.operand;
+        let v = match *op {
+            Operand::Reg(Reg::Virt(v, _)) => v,
+            Operand::Fixed(v, p) => {
+                operand.constraint = Constraint::Fixed(preg_of(p));
+                v
+            }
+            Operand::Mem(_) => {
+                // Address registers: as the general path pushes them.
+                push_operands(
+                    operands,
+                    origins,
+                    constant,
+                    core::slice::from_ref(op),
+                    core::slice::from_ref(t),
+                    None,
+                );
+                continue;
+            }
+            _ => continue,
+        };
+        operand.vreg = VReg::new(v.as_u32() as usize);
+        operands.push(operand);
+        origins.push(OperandOrigin {
+            operand: t.index,
+            in_address: false,
+        });
+        if operand.kind != OperandKind::Use {
+            // Written by something else than `copy v, imm`: no constant.
+            constant[v.as_u32() as usize] = Some(None);
         }
     }
 }
@@ -402,14 +459,19 @@ impl RaView {
                         shape
                     }
                 };
-                push_operands(
-                    &mut operands,
-                    &mut origins,
-                    &mut constant,
-                    ops,
-                    &self.templates[shape.templates()],
-                    None,
-                );
+                let templates = &self.templates[shape.templates()];
+                if shape.plain {
+                    push_plain(&mut operands, &mut origins, &mut constant, ops, templates);
+                } else {
+                    push_operands(
+                        &mut operands,
+                        &mut origins,
+                        &mut constant,
+                        ops,
+                        templates,
+                        None,
+                    );
+                }
                 if shape.flags & CLOBBERS != 0 {
                     self.clobbers
                         .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
@@ -469,6 +531,12 @@ impl RaView {
             .extend(constant.iter().map(|c| matches!(c, Some(Some(_)))));
         self.constant = constant;
         Ok(())
+    }
+
+    /// The facts-table epoch the view's tags belong to (see
+    /// [`FactsTable::epoch`]).
+    pub fn facts_epoch(&self) -> u64 {
+        self.shapes_epoch
     }
 
     /// Instruction `i`'s allocator operands and the IR origin of each.

@@ -10,6 +10,11 @@
 //! with 4-byte pushes and slots, no red zone, entry esp = 16n + 12 and 16-byte
 //! alignment at calls (the i386 System V psABI as gcc and clang use it).
 
+mod memo;
+
+pub(crate) use memo::EncodingMemo;
+use memo::Key;
+
 use super::ra::{OperandOrigin, RaView};
 use super::target::{X86Inst, X86Target};
 use crate::code::Label;
@@ -353,6 +358,23 @@ pub(crate) trait Sink: Emitter {
         operands: &[Operand],
         options: crate::x86::InstOptions,
     ) -> Result<()>;
+    /// [`emit_with`](Sink::emit_with) for an instruction the rewrite's own
+    /// [`EncodingMemo`] looks after (the direct writer skips the encoding
+    /// memo of its Builder then: looking there too would only cost).
+    fn emit_plain(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: crate::x86::InstOptions,
+    ) -> Result<()> {
+        self.emit_with(mnemonic, operands, options)
+    }
+    /// The code buffer instructions go to as plain bytes, where they may
+    /// be copied in from the [`EncodingMemo`]; `None` where instructions
+    /// are more than bytes (the Builder's nodes, an Assembler that may log).
+    fn text_mut(&mut self) -> Option<&mut Vec<u8>> {
+        None
+    }
 }
 
 /// The [`Sink`] methods of an Assembler reached as `$asm` from `self`.
@@ -407,6 +429,22 @@ impl Sink for crate::builder::Direct<'_> {
     ) -> Result<()> {
         crate::builder::Direct::emit_with(self, mnemonic, operands, options)
     }
+    fn emit_plain(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        options: crate::x86::InstOptions,
+    ) -> Result<()> {
+        self.asm.emit_with(mnemonic, operands, options)
+    }
+    #[inline]
+    fn text_mut(&mut self) -> Option<&mut Vec<u8>> {
+        Some(
+            self.asm
+                .code_mut()
+                .buffer_mut(crate::code::CodeHolder::TEXT),
+        )
+    }
 }
 
 impl Sink for crate::builder::Builder<'_> {
@@ -460,12 +498,204 @@ pub(crate) struct Rewriter<'r, S: Sink> {
     pub vector_bytes: u16,
     /// With a logger: the allocator's decisions sorted by instruction.
     pub decisions: Vec<jitforge_regalloc::Decision>,
+    /// Instructions encoded before, by what decides their bytes (used
+    /// where the sink takes plain bytes; begun for the view's facts epoch).
+    pub memo: &'r mut EncodingMemo,
 }
 
-impl<S: Sink> Rewriter<'_, S> {
-    fn spill_mem(&self, slot: jitforge_regalloc::SpillSlot, bytes: u16) -> Mem {
+/// A register allocation in 7 bits for a memo key: class << 5 | hw for a
+/// register (classes 0..2, hw below 32), [`STACK_CODE`] for a spill slot
+/// (whose displacement the key holds apart), `None` for no allocation.
+#[inline(always)]
+fn alloc_code(a: Allocation) -> Option<u64> {
+    match a {
+        Allocation::Reg(p) if p.hw < 32 => Some((p.class as u64) << 5 | u64::from(p.hw)),
+        Allocation::Stack(_) => Some(STACK_CODE),
+        _ => None,
+    }
+}
+
+/// [`alloc_code`] of a spill slot (above every register's).
+const STACK_CODE: u64 = 0x7F;
+
+/// Set in the first word of an edit's memo key (a target instruction's
+/// holds its tag there instead).
+const EDIT_KEY: u64 = 1 << 62;
+
+/// Set in the first word of a rematerialization's memo key.
+const REMAT_KEY: u64 = 1 << 61;
+
+/// A value as the 32 bits a memo key holds of it, if it fits in them
+/// (sign-extended back it is the same).
+#[inline(always)]
+fn key_i32(v: i64) -> Option<u64> {
+    i32::try_from(v).ok().map(|v| u64::from(v as u32))
+}
+
+impl<'r, S: Sink> Rewriter<'r, S> {
+    /// The displacement of a spill slot from the stack pointer.
+    #[inline]
+    fn spill_disp(&self, slot: jitforge_regalloc::SpillSlot) -> i64 {
         let offset = self.frame.spill_base + self.out.slots[slot.index()].offset;
-        Mem::new(MemBase::Reg(self.frame.sp), offset as i64 + self.frame.bias).with_size(bytes)
+        offset as i64 + self.frame.bias
+    }
+
+    fn spill_mem(&self, slot: jitforge_regalloc::SpillSlot, bytes: u16) -> Mem {
+        Mem::new(MemBase::Reg(self.frame.sp), self.spill_disp(slot)).with_size(bytes)
+    }
+
+    /// The memo key of target instruction `i` with facts-table tag `tag`
+    /// and IR operands `ir_ops`: the tag fixes the instruction and each
+    /// operand's kind, class, size and view, so its bytes are decided by
+    /// where its virtual registers went (in the allocator's operand order,
+    /// which the tag fixes too), the address of a memory operand (its base
+    /// kind, scale and final displacement) or a spill slot's displacement,
+    /// and the immediate. `None` when they depend on more (labels, constants,
+    /// physical address registers), or do not fit: two immediates or
+    /// displacements, more than four allocations, values beyond 32 bits.
+    #[inline(always)]
+    fn target_key(&mut self, i: usize, tag: u16, ir_ops: &[IrOperand]) -> Option<Key> {
+        // Most tags have register operands only (the tag says so: it is
+        // looked at once): nothing but the allocations to read then.
+        let (mut imm, mut disp, mut mem) = (None, None, 0u64);
+        if !self.memo.registers_only(tag, || {
+            ir_ops
+                .iter()
+                .all(|op| matches!(op, IrOperand::Reg(_) | IrOperand::Fixed(..)))
+        }) {
+            for op in ir_ops {
+                match *op {
+                    IrOperand::Reg(_) | IrOperand::Fixed(..) => {}
+                    IrOperand::Imm(v) if imm.is_none() => imm = Some(key_i32(v)?),
+                    IrOperand::Mem(ref m) if disp.is_none() => {
+                        let (base, at) = self.address_key(m)?;
+                        disp = Some(key_i32(at + i64::from(m.disp))?);
+                        mem = base | u64::from(m.scale.trailing_zeros() & 3) << 3;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        let offsets = &self.out.inst_alloc_offsets;
+        let allocs = &self.out.allocs[offsets[i] as usize..offsets[i + 1] as usize];
+        if allocs.len() > 4 {
+            return None;
+        }
+        let mut codes = 0u64;
+        for (k, &a) in allocs.iter().enumerate() {
+            if let Allocation::Stack(slot) = a {
+                if disp.is_some() {
+                    return None;
+                }
+                disp = Some(key_i32(self.spill_disp(slot))?);
+            }
+            codes |= alloc_code(a)? << (7 * k);
+        }
+        // Tag (16 bits), allocations (3), allocation codes (4 x 7), memory
+        // base and scale (5), below the edit and filled bits.
+        Some([
+            memo::FILLED | u64::from(tag) | (allocs.len() as u64) << 16 | codes << 19 | mem << 47,
+            disp.unwrap_or(0) | imm.unwrap_or(0) << 32,
+        ])
+    }
+
+    /// Of a memory operand for a memo key: a code for its base (1 a
+    /// virtual register, then in the allocations, 2 the stack pointer,
+    /// 3 where the incoming arguments are; 4 added with an index register,
+    /// also in the allocations) and what its base adds to its displacement.
+    /// `None` for other bases and physical address registers.
+    #[inline(always)]
+    fn address_key(&self, m: &jitforge_ir::Mem) -> Option<(u64, i64)> {
+        let (base, at) = match m.base {
+            IrMemBase::Reg(IrReg::Virt(..)) => (1, 0),
+            IrMemBase::Slot(s) => (
+                2,
+                i64::from(*self.frame.slot_offsets.get(s.as_u32() as usize)?) + self.frame.bias,
+            ),
+            IrMemBase::OutArgs => (2, 0),
+            IrMemBase::InArgs if self.frame.in_args.0 == self.frame.sp => {
+                (2, i64::from(self.frame.in_args.1))
+            }
+            IrMemBase::InArgs => (3, i64::from(self.frame.in_args.1)),
+            _ => return None,
+        };
+        let index = match m.index {
+            None => 0,
+            Some(IrReg::Virt(..)) => 4,
+            Some(IrReg::Phys(..)) => return None,
+        };
+        Some((base | index, at))
+    }
+
+    /// The memo key of an edit: a move, store or reload of one class and
+    /// width, or a rematerialization; `None` for the others (a swap, a
+    /// move between two slots) and where the sink takes no bytes.
+    #[inline]
+    fn edit_key(&self, edit: &Edit) -> Option<Key> {
+        let ptr = u64::from(self.frame.ptr);
+        match *edit {
+            Edit::Move {
+                from,
+                to,
+                class,
+                vreg,
+            } => {
+                let disp = match (from, to) {
+                    (Allocation::Stack(_), Allocation::Stack(_)) => return None,
+                    (Allocation::Stack(s), _) | (_, Allocation::Stack(s)) => {
+                        key_i32(self.spill_disp(s))?
+                    }
+                    _ => 0,
+                };
+                let bytes = u64::from(self.move_bytes(class, vreg.get()));
+                Some([
+                    memo::FILLED
+                        | EDIT_KEY
+                        | (class as u64)
+                        | ptr << 8
+                        | bytes << 16
+                        | alloc_code(from)? << 32
+                        | alloc_code(to)? << 40,
+                    disp,
+                ])
+            }
+            Edit::Remat { vreg, to } => {
+                let value = self.constant_of(jitforge_ir::VReg::from_u32(vreg.0))?;
+                Some([
+                    memo::FILLED
+                        | EDIT_KEY
+                        | REMAT_KEY
+                        | ptr << 8
+                        | alloc_code(Allocation::Reg(to))? << 40,
+                    key_i32(value)? << 32,
+                ])
+            }
+            Edit::Swap { .. } => None,
+        }
+    }
+
+    /// Appends the memo's bytes for `key` (at `slot`) to the sink's code;
+    /// false when the memo has none or the sink takes no bytes.
+    #[inline(always)]
+    fn memo_append(&mut self, slot: usize, key: &Key) -> bool {
+        match self.asm.text_mut() {
+            Some(text) => self.memo.append(slot, key, text),
+            None => false,
+        }
+    }
+
+    /// The length of the sink's code (0 where it takes no bytes).
+    #[inline(always)]
+    fn text_len(&mut self) -> usize {
+        self.asm.text_mut().map_or(0, |t| t.len())
+    }
+
+    /// Remembers the bytes written since `start` under `key` (at `slot`).
+    fn memo_put(&mut self, slot: usize, key: &Key, start: usize) {
+        if let Some(text) = self.asm.text_mut() {
+            let bytes = text.get(start..).unwrap_or(&[]);
+            self.memo.put(slot, key, bytes);
+        }
     }
 
     fn vreg_bytes(&self, v: jitforge_ir::VReg) -> u16 {
@@ -496,7 +726,8 @@ impl<S: Sink> Rewriter<'_, S> {
             RegClass::Vec => Mnemonic::Movups,
             RegClass::Mask => Mnemonic::Kmovq,
         };
-        self.asm.emit(mnemonic, &[to, from])
+        self.asm
+            .emit_plain(mnemonic, &[to, from], crate::x86::InstOptions::NONE)
     }
 
     fn class_bytes(&self, class: RegClass, vreg: Option<jitforge_regalloc::VReg>) -> u16 {
@@ -586,6 +817,38 @@ impl<S: Sink> Rewriter<'_, S> {
             text.push_str(&self.reasons(at, vreg));
             self.asm.comment(&text)?;
         }
+        // Where the sink takes bytes, an edit seen before is copied.
+        let key = if self.logging || self.asm.text_mut().is_none() {
+            None
+        } else {
+            self.edit_key(edit)
+        };
+        let Some(key) = key else {
+            return self.encode_edit(edit);
+        };
+        let slot = self.memo.slot(&key);
+        if self.memo_append(slot, &key) {
+            return Ok(());
+        }
+        let start = self.text_len();
+        self.encode_edit(edit)?;
+        self.memo_put(slot, &key, start);
+        Ok(())
+    }
+
+    /// The width an edit moves a value of `class` (and `vreg`) at.
+    #[inline]
+    fn move_bytes(&self, class: RegClass, vreg: Option<jitforge_regalloc::VReg>) -> u16 {
+        match class {
+            // Whole registers: a GP value moves as 64 bits (32 in 32-bit mode).
+            RegClass::Gp => self.frame.ptr,
+            RegClass::Vec => self.class_bytes(class, vreg).clamp(16, 64),
+            RegClass::Mask => 8,
+        }
+    }
+
+    /// Encodes an edit's instruction.
+    fn encode_edit(&mut self, edit: &Edit) -> Result<()> {
         match *edit {
             Edit::Move {
                 from,
@@ -593,12 +856,7 @@ impl<S: Sink> Rewriter<'_, S> {
                 class,
                 vreg,
             } => {
-                let bytes = match class {
-                    // Whole registers: a GP value moves as 64 bits (32 in 32-bit mode).
-                    RegClass::Gp => self.frame.ptr,
-                    RegClass::Vec => self.class_bytes(class, vreg.get()).clamp(16, 64),
-                    RegClass::Mask => 8,
-                };
+                let bytes = self.move_bytes(class, vreg.get());
                 let from = self.location(from, bytes, false)?;
                 let to = self.location(to, bytes, false)?;
                 self.emit_move(from, to, class, bytes)
@@ -606,7 +864,11 @@ impl<S: Sink> Rewriter<'_, S> {
             Edit::Swap { a, b } => {
                 let a = x86_reg(a, self.frame.ptr, false)?;
                 let b = x86_reg(b, self.frame.ptr, false)?;
-                self.asm.emit(Mnemonic::Xchg, &[a.into(), b.into()])
+                self.asm.emit_plain(
+                    Mnemonic::Xchg,
+                    &[a.into(), b.into()],
+                    crate::x86::InstOptions::NONE,
+                )
             }
             Edit::Remat { vreg, to } => {
                 let value = self
@@ -615,8 +877,11 @@ impl<S: Sink> Rewriter<'_, S> {
                         message: format!("rematerialized {vreg} has no constant definition"),
                     })?;
                 let reg = x86_reg(to, self.frame.ptr, false)?;
-                self.asm
-                    .emit(Mnemonic::Mov, &[reg.into(), Operand::Imm(value)])
+                self.asm.emit_plain(
+                    Mnemonic::Mov,
+                    &[reg.into(), Operand::Imm(value)],
+                    crate::x86::InstOptions::NONE,
+                )
             }
         }
     }
@@ -886,17 +1151,26 @@ impl<S: Sink> Rewriter<'_, S> {
             self.table_labels.push(label);
         }
         self.prolog()?;
-        let mut edits = self.out.edits.iter().peekable();
-        let n = self.f.num_insts();
+        // Locals, not reached through `self` for every instruction (the
+        // emitting methods borrow `self` mutably).
+        let f: &'r IrFunction = self.f;
+        let out: &'r Output = self.out;
+        let all_ops = f.all_operands();
+        let edits = &out.edits;
+        let mut next_edit = 0;
+        // The instruction of edit `k` (before or after it; none past the
+        // last): most instructions have no edit and skip both edit loops.
+        let edit_inst = |k: usize| edits.get(k).map_or(usize::MAX, |(p, _)| p.inst().index());
+        let mut edit_at = edit_inst(0);
+        let has_splits = !out.edge_splits.is_empty();
         // One buffer for every instruction's operands (a Vec: cheaper to
         // push to than a SmallVec, allocated once per function).
-        let mut ops: Vec<Operand> = Vec::with_capacity(6);
-        for i in 0..n {
-            let inst = IrInst::from_u32(i as u32);
-            let mut edit_vregs: Vec<jitforge_regalloc::VReg> = Vec::new();
+        let mut ops: Vec<Operand> = Vec::new();
+        for (i, d) in f.all_insts().iter().enumerate() {
             if self.logging {
                 let here = jitforge_regalloc::Inst::new(i);
-                for (point, edit) in edits.clone() {
+                let mut edit_vregs: Vec<jitforge_regalloc::VReg> = Vec::new();
+                for (point, edit) in &edits[next_edit..] {
                     if *point != ProgPoint::before(here) && *point != ProgPoint::after(here) {
                         break;
                     }
@@ -908,15 +1182,17 @@ impl<S: Sink> Rewriter<'_, S> {
                 }
                 self.log_decisions(i, &edit_vregs)?;
             }
-            while let Some((point, edit)) = edits.peek() {
-                if *point != ProgPoint::before(jitforge_regalloc::Inst::new(i)) {
-                    break;
+            if edit_at == i {
+                let before = ProgPoint::before(jitforge_regalloc::Inst::new(i));
+                while let Some((point, edit)) = edits.get(next_edit)
+                    && *point == before
+                {
+                    self.emit_edit(edit, Some(i))?;
+                    next_edit += 1;
                 }
-                self.emit_edit(edit, Some(i))?;
-                edits.next();
+                edit_at = edit_inst(next_edit);
             }
-            let d = &self.f.all_insts()[i];
-            let ir_ops = &self.f.all_operands()[d.ops_range()];
+            let ir_ops = &all_ops[d.ops_range()];
             match d.kind {
                 InstKind::Bind(l) => self.asm.bind(self.labels[l.as_u32() as usize])?,
                 InstKind::Entry => {}
@@ -943,58 +1219,30 @@ impl<S: Sink> Rewriter<'_, S> {
                 InstKind::Copy | InstKind::Addr => {
                     let dst = self.operand(i, 0, &ir_ops[0])?;
                     let src = self.operand(i, 1, &ir_ops[1])?;
-                    if self.f.kind(inst) == InstKind::Addr {
+                    if d.kind == InstKind::Addr {
                         self.asm.emit(Mnemonic::Lea, &[dst, src])?;
                     } else {
                         self.emit_copy(dst, src)?;
                     }
                 }
                 InstKind::Target(id) => {
-                    let x86 = X86Inst::from_id(id).ok_or_else(|| Error::InvalidArgument {
-                        message: format!("unknown target instruction {}", id.0),
-                    })?;
-                    // Operands bound to implicit registers are in those
-                    // registers now (fixed constraints): only the explicit ones are written.
-                    let explicit = if x86.bound {
-                        let shapes: Vec<jitforge_ir::target::OpShape> =
-                            ir_ops.iter().map(|o| self.f.operand_shape(o)).collect();
-                        self.target
-                            .implicit_layout(id, &shapes)
-                            .map_err(|e| Error::InvalidArgument {
-                                message: format!("bound instruction: {e}"),
-                            })?
-                            .explicit
-                    } else {
-                        0..ir_ops.len()
+                    // Where the sink takes bytes, an instruction seen
+                    // before (same shape, same registers) is copied.
+                    let key = match d.tag() {
+                        Some(tag) if !self.logging => self.target_key(i, tag, ir_ops),
+                        _ => None,
                     };
-                    ops.clear();
-                    let at = self.inst_allocations(i);
-                    for (index, op) in ir_ops.iter().enumerate() {
-                        if explicit.contains(&index) {
-                            ops.push(self.operand_of(i, index, op, &at)?);
+                    match key {
+                        Some(key) => {
+                            let slot = self.memo.slot(&key);
+                            if !self.memo_append(slot, &key) {
+                                let start = self.text_len();
+                                self.emit_target(i, id, ir_ops, &mut ops)?;
+                                self.memo_put(slot, &key, start);
+                            }
                         }
+                        None => self.emit_target(i, id, ir_ops, &mut ops)?,
                     }
-                    if x86.masked {
-                        // The mask is the last operand: it decorates the destination.
-                        let mask = match ops.pop() {
-                            Some(Operand::Reg(k)) => crate::x86::KReg::from_id(k.id()),
-                            _ => None,
-                        }
-                        .ok_or_else(|| Error::InvalidArgument {
-                            message: "masked instruction without a mask".into(),
-                        })?;
-                        let mut decorators = crate::x86::Decorators::NONE.with_mask(mask);
-                        if x86.zeroing {
-                            decorators = decorators.with_zeroing();
-                        }
-                        match ops.first_mut() {
-                            Some(Operand::Reg(r)) => *r = r.with_decorators(decorators),
-                            Some(Operand::Mem(m)) => *m = m.k(mask),
-                            _ => {}
-                        }
-                    }
-                    let mnemonic = shorter_form(x86.mnemonic, &mut ops);
-                    self.asm.emit_with(mnemonic, &ops, x86.options())?;
                 }
                 InstKind::Call(c) => {
                     // After lowering the arguments and results sit in their
@@ -1056,14 +1304,19 @@ impl<S: Sink> Rewriter<'_, S> {
                     self.asm.emit(Mnemonic::Jmp, &[target])?;
                 }
             }
-            while let Some((point, edit)) = edits.peek() {
-                if *point != ProgPoint::after(jitforge_regalloc::Inst::new(i)) {
-                    break;
+            if edit_at == i {
+                let after = ProgPoint::after(jitforge_regalloc::Inst::new(i));
+                while let Some((point, edit)) = edits.get(next_edit)
+                    && *point == after
+                {
+                    self.emit_edit(edit, Some(i))?;
+                    next_edit += 1;
                 }
-                self.emit_edit(edit, Some(i))?;
-                edits.next();
+                edit_at = edit_inst(next_edit);
             }
-            self.fallthrough_edits(i)?;
+            if has_splits {
+                self.fallthrough_edits(i)?;
+            }
         }
         // Jump tables: one absolute address per target, relocated at placement.
         for t in 0..self.f.num_jump_tables() {
@@ -1101,6 +1354,62 @@ impl<S: Sink> Rewriter<'_, S> {
             self.asm.emit(Mnemonic::Jmp, &[Operand::Label(target)])?;
         }
         Ok(())
+    }
+
+    /// Target instruction `i` (id `id`, IR operands `ir_ops`) with its
+    /// virtual registers replaced by their allocations (`ops`: a buffer).
+    fn emit_target(
+        &mut self,
+        i: usize,
+        id: jitforge_ir::TargetInst,
+        ir_ops: &[IrOperand],
+        ops: &mut Vec<Operand>,
+    ) -> Result<()> {
+        let x86 = X86Inst::from_id(id).ok_or_else(|| Error::InvalidArgument {
+            message: format!("unknown target instruction {}", id.0),
+        })?;
+        // Operands bound to implicit registers are in those
+        // registers now (fixed constraints): only the explicit ones are written.
+        let explicit = if x86.bound {
+            let shapes: Vec<jitforge_ir::target::OpShape> =
+                ir_ops.iter().map(|o| self.f.operand_shape(o)).collect();
+            self.target
+                .implicit_layout(id, &shapes)
+                .map_err(|e| Error::InvalidArgument {
+                    message: format!("bound instruction: {e}"),
+                })?
+                .explicit
+        } else {
+            0..ir_ops.len()
+        };
+        ops.clear();
+        let at = self.inst_allocations(i);
+        for (index, op) in ir_ops.iter().enumerate() {
+            if explicit.contains(&index) {
+                ops.push(self.operand_of(i, index, op, &at)?);
+            }
+        }
+        if x86.masked {
+            // The mask is the last operand: it decorates the destination.
+            let mask = match ops.pop() {
+                Some(Operand::Reg(k)) => crate::x86::KReg::from_id(k.id()),
+                _ => None,
+            }
+            .ok_or_else(|| Error::InvalidArgument {
+                message: "masked instruction without a mask".into(),
+            })?;
+            let mut decorators = crate::x86::Decorators::NONE.with_mask(mask);
+            if x86.zeroing {
+                decorators = decorators.with_zeroing();
+            }
+            match ops.first_mut() {
+                Some(Operand::Reg(r)) => *r = r.with_decorators(decorators),
+                Some(Operand::Mem(m)) => *m = m.k(mask),
+                _ => {}
+            }
+        }
+        let mnemonic = shorter_form(x86.mnemonic, ops);
+        self.asm.emit_plain(mnemonic, ops, x86.options())
     }
 
     /// After the last instruction of a block that falls through into a split
@@ -1283,6 +1592,107 @@ fn shorter_form(mnemonic: Mnemonic, ops: &mut [Operand]) -> Mnemonic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::code::{Arch, CodeHolder};
+    use crate::compiler::{Compiler, Signature, ValType};
+
+    /// A logger that keeps nothing (with one the rewrite goes through the
+    /// Builder, which does not use the encoding memo).
+    struct Quiet;
+    impl crate::x86::Logger for Quiet {
+        fn log(&mut self, _: usize, _: &[u8], _: &str) {}
+    }
+
+    /// A straight-line function under pressure (`values` live at once, so
+    /// that some are spilled): loads, register and immediate operands, a
+    /// spilled operand folded into memory, `lea`, stores and reloads; for
+    /// 64-bit code if `wide`, else 32-bit code.
+    fn pressure(cc: &mut Compiler<'_>, wide: bool, seed: u64, values: usize) -> Result<()> {
+        let (conv, ty, bytes) = if wide {
+            (X86Target::SYSV64, ValType::I64, 8)
+        } else {
+            (X86Target::CDECL, ValType::I32, 4)
+        };
+        cc.add_func("f", Signature::new(conv, &[ty], &[ty]))?;
+        let new = |cc: &mut Compiler<'_>, name: &str| -> Reg {
+            if wide {
+                cc.new_gp64(name).reg()
+            } else {
+                cc.new_gp32(name).reg()
+            }
+        };
+        let p = new(cc, "p");
+        cc.set_arg(0, p)?;
+        let v: Vec<Reg> = (0..values).map(|i| new(cc, &format!("v{i}"))).collect();
+        for (i, r) in v.iter().enumerate() {
+            let at = Mem::new(MemBase::Reg(p), (bytes * i) as i64).with_size(bytes as u16);
+            cc.emit(Mnemonic::Mov, &[(*r).into(), at.into()])?;
+        }
+        let mut state = seed;
+        for _ in 0..200 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = state >> 33;
+            let (d, s) = (
+                v[(r >> 4) as usize % values],
+                v[(r >> 12) as usize % values],
+            );
+            let (m, src) = match r % 7 {
+                0 => (Mnemonic::Add, s.into()),
+                1 => (Mnemonic::Sub, s.into()),
+                2 => (Mnemonic::Xor, s.into()),
+                3 => (Mnemonic::Imul, s.into()),
+                4 => (Mnemonic::Add, Operand::Imm((r >> 20) as i64 & 0xFFF)),
+                5 => (
+                    Mnemonic::Lea,
+                    Mem::new(MemBase::Reg(s), 16).with_index(d, 2).into(),
+                ),
+                _ => (Mnemonic::Mov, Operand::Imm((r >> 20) as i64)),
+            };
+            cc.emit(m, &[d.into(), src])?;
+        }
+        for r in &v[1..] {
+            cc.emit(Mnemonic::Add, &[v[0].into(), (*r).into()])?;
+        }
+        cc.ret(&[v[0].into()])?;
+        cc.end_func()
+    }
+
+    /// The bytes of [`pressure`] compiled for `arch`, with a logger or not.
+    fn pressure_bytes(arch: Arch, seed: u64, values: usize, logged: bool) -> Vec<u8> {
+        let mut code = CodeHolder::new(arch);
+        let mut quiet = Quiet;
+        {
+            let mut cc = Compiler::new(&mut code);
+            if logged {
+                cc.set_logger(Some(&mut quiet));
+            }
+            pressure(&mut cc, arch == Arch::X64, seed, values).expect("compiles");
+            cc.finalize().expect("finalizes");
+        }
+        code.finalize().expect("resolved")
+    }
+
+    /// The encoding memo gives the bytes encoding gives: functions compiled
+    /// from a cold memo, again from a warm one (their instructions copied),
+    /// and through the Builder (no memo), in both modes, in a thread of
+    /// their own (so the memo starts empty).
+    #[test]
+    fn memo_gives_the_encoded_bytes() {
+        std::thread::spawn(|| {
+            for (arch, values) in [(Arch::X64, 24), (Arch::X86, 9), (Arch::X64, 5)] {
+                for seed in 0..6 {
+                    let cold = pressure_bytes(arch, seed, values, false);
+                    let warm = pressure_bytes(arch, seed, values, false);
+                    let logged = pressure_bytes(arch, seed, values, true);
+                    assert_eq!(cold, logged, "{arch:?} seed {seed}: memo (cold) vs encoder");
+                    assert_eq!(warm, logged, "{arch:?} seed {seed}: memo (warm) vs encoder");
+                }
+            }
+        })
+        .join()
+        .expect("no failure");
+    }
 
     #[test]
     fn leaf_check_reads_mnemonics_by_index() {

@@ -1,0 +1,155 @@
+//! The rewrite's memo of encoded instructions: the bytes of an allocated
+//! instruction by what decides them, packed into two words, so that an
+//! instruction the rewrite wrote before (the same shape on the same
+//! registers, spill slot displacement and immediate) is copied instead of
+//! being turned into x86 operands and encoded again.
+//!
+//! What decides the bytes of a target instruction is its facts-table tag
+//! (the instruction id and every operand's kind, class, size and view, see
+//! `X86Target::facts_index`) and where its virtual registers went; of an
+//! edit, its kind, register class, width and locations. Both fit in two
+//! words with a 32-bit displacement and immediate (what does not is not
+//! remembered), so that an entry is 32 bytes. Keys by tag are
+//! only valid within one epoch of the facts table (its indexes are reused
+//! after it is cleared): the memo is emptied when the epoch changes.
+//!
+//! It serves the direct writer only (code with nothing to relax, written
+//! straight into the code holder): there an instruction is plain bytes
+//! with no label or address to fix up.
+
+/// Entries of the memo at most (a power of two, 32 bytes each): workload
+/// B's register and spill-slot pairs (several thousand) mostly stay.
+const MAX_SLOTS: usize = 4096;
+
+/// Entries of the memo at least: what small functions (workload C) use
+/// again from one to the next.
+const MIN_SLOTS: usize = 512;
+
+/// The key of one instruction; [`FILLED`] in the first word, so that an
+/// empty entry (all zero) matches no key.
+pub(crate) type Key = [u64; 2];
+
+/// Set in the first word of every key.
+pub(crate) const FILLED: u64 = 1 << 63;
+
+/// An instruction of the memo and its bytes.
+#[derive(Clone, Copy, Default)]
+#[repr(align(32))]
+struct Entry {
+    key: Key,
+    len: u8,
+    bytes: [u8; 15],
+}
+
+/// Encoded instructions by key (see the module docs); kept between
+/// functions in the Compiler's workspace.
+#[derive(Default)]
+pub(crate) struct EncodingMemo {
+    /// Two-way by [`EncodingMemo::slot`] (a key in its slot or the other
+    /// of the pair); empty until first used.
+    entries: Vec<Entry>,
+    /// The facts-table epoch the tags in the keys belong to.
+    epoch: u64,
+    /// The number of entries (a power of two; `entries` has that many
+    /// once anything is remembered).
+    slots: usize,
+    /// By tag: 0 not seen yet, 1 an instruction with register operands
+    /// only, 2 one with others (see [`EncodingMemo::registers_only`]).
+    operands: Vec<u8>,
+}
+
+impl EncodingMemo {
+    /// Makes the memo one of facts-table epoch `epoch` (emptied when it
+    /// held the instructions of another), for a function of `insts` IR
+    /// instructions: two entries per instruction, so that a small function
+    /// does not pay for the memory a large one needs, between
+    /// [`MIN_SLOTS`] and [`MAX_SLOTS`] (it grows, emptied, and stays).
+    pub(crate) fn begin(&mut self, epoch: u64, insts: usize) {
+        if self.epoch != epoch {
+            self.entries.fill(Entry::default());
+            self.operands.clear();
+            self.epoch = epoch;
+        }
+        self.slots = (2 * insts)
+            .next_power_of_two()
+            .clamp(MIN_SLOTS, MAX_SLOTS)
+            .max(self.entries.len());
+        if !self.entries.is_empty() && self.entries.len() < self.slots {
+            // The slots of the keys change with the size: start again.
+            self.entries.clear();
+            self.entries.resize(self.slots, Entry::default());
+        }
+    }
+
+    /// Whether the instructions of tag `tag` have register operands only
+    /// (a tag fixes each operand's kind): `of_this` (of an instruction
+    /// of the tag) decides the first time.
+    #[inline(always)]
+    pub(crate) fn registers_only(&mut self, tag: u16, of_this: impl FnOnce() -> bool) -> bool {
+        match self.operands.get(usize::from(tag)) {
+            Some(1) => true,
+            Some(2) => false,
+            _ => {
+                let only = of_this();
+                if self.operands.len() <= usize::from(tag) {
+                    self.operands.resize(usize::from(tag) + 1, 0);
+                }
+                self.operands[usize::from(tag)] = if only { 1 } else { 2 };
+                only
+            }
+        }
+    }
+
+    /// The entry of `key`: a multiply-rotate hash of its words.
+    #[inline(always)]
+    pub(crate) fn slot(&self, key: &Key) -> usize {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let h = (key[0].wrapping_mul(K).rotate_left(23) ^ key[1]).wrapping_mul(K);
+        (h >> 40) as usize & (self.slots.max(1) - 1)
+    }
+
+    /// Appends the bytes remembered for `key` (at `slot`) to `text`; false
+    /// when there are none. All 15 are copied and the excess cut off: a
+    /// fixed-size copy is a few moves, a variable one a call of `memcpy`.
+    #[inline(always)]
+    pub(crate) fn append(&self, slot: usize, key: &Key, text: &mut Vec<u8>) -> bool {
+        let e = match self.entries.get(slot) {
+            Some(e) if e.key == *key => e,
+            _ => match self.entries.get(slot ^ 1) {
+                Some(e) if e.key == *key => e,
+                _ => return false,
+            },
+        };
+        let end = text.len() + e.len as usize;
+        text.extend_from_slice(&e.bytes);
+        text.truncate(end);
+        true
+    }
+
+    /// Remembers the bytes of `key` (at most 15; an instruction is never
+    /// longer, an edit that wrote nothing has none).
+    pub(crate) fn put(&mut self, slot: usize, key: &Key, bytes: &[u8]) {
+        if bytes.len() > 15 {
+            return;
+        }
+        if self.entries.is_empty() {
+            self.entries
+                .resize(self.slots.max(MIN_SLOTS), Entry::default());
+        }
+        // Two-way: a key lives in its slot or the other of the pair, so
+        // that two frequent instructions of one slot do not take turns.
+        // The first unless it is taken and the second is free.
+        let taken = |e: Option<&Entry>| e.is_some_and(|e| e.key[0] != 0);
+        let slot = if taken(self.entries.get(slot)) && !taken(self.entries.get(slot ^ 1)) {
+            slot ^ 1
+        } else {
+            slot
+        };
+        if let Some(e) = self.entries.get_mut(slot) {
+            e.key = *key;
+            e.len = bytes.len() as u8;
+            e.bytes = [0; 15];
+            e.bytes[..bytes.len()].copy_from_slice(bytes);
+        }
+    }
+}
