@@ -62,6 +62,7 @@ use jitforge_ir::{
 use jitforge_regalloc::{Allocator, MachineEnv, Options, Output};
 use smallvec::SmallVec;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// The function being built.
 struct FuncState {
@@ -71,15 +72,15 @@ struct FuncState {
     args: SmallVec<[Option<IrOperand>; 6]>,
     entered: bool,
     /// Code label id -> IR label.
-    labels: HashMap<u32, IrLabel>,
+    labels: IdMap<IrLabel>,
     /// IR label index -> code label.
     code_labels: Vec<Label>,
     /// The function's constant pool: label, bytes, alignment.
     constants: Vec<(Label, Vec<u8>, u32)>,
     /// Labels that stand for stack memory of this function.
-    stack_labels: HashMap<u32, jitforge_ir::StackSlot>,
+    stack_labels: IdMap<jitforge_ir::StackSlot>,
     /// Labels that stand for tables of label addresses of this function.
-    table_labels: HashMap<u32, jitforge_ir::JumpTable>,
+    table_labels: IdMap<jitforge_ir::JumpTable>,
     /// Whether rbp is kept as a frame pointer (asked for; it also is when
     /// stack memory is aligned to more than 16 bytes).
     frame_pointer: bool,
@@ -269,7 +270,7 @@ impl<'a> Compiler<'a> {
         self.ws
             .get()
             .signatures
-            .insert(entry.id(), (name.to_string(), signature.clone()));
+            .insert(entry.id(), signature.clone());
         self.func = Some(FuncState {
             f: match spare_function {
                 Some(mut f) => {
@@ -281,11 +282,11 @@ impl<'a> Compiler<'a> {
             entry,
             args: smallvec::smallvec![None; params],
             entered: false,
-            labels: HashMap::new(),
+            labels: IdMap::default(),
             code_labels: Vec::new(),
             constants: Vec::new(),
-            stack_labels: HashMap::new(),
-            table_labels: HashMap::new(),
+            stack_labels: IdMap::default(),
+            table_labels: IdMap::default(),
             frame_pointer: false,
         });
         Ok(entry)
@@ -639,10 +640,13 @@ impl<'a> Compiler<'a> {
         let Operand::Label(l) = callee else {
             return Ok(());
         };
-        let signatures = self.ws.0.as_ref().map(|ws| &ws.signatures);
-        match signatures.and_then(|s| s.get(&l.id())) {
-            Some((name, own)) if own != signature => Err(invalid(&format!(
-                "{what}: function {name} has the signature {}, the call passes {}",
+        let Some(ws) = self.ws.0.as_ref() else {
+            return Ok(());
+        };
+        match ws.signatures.get(&l.id()) {
+            Some(own) if own != signature => Err(invalid(&format!(
+                "{what}: function {} has the signature {}, the call passes {}",
+                ws.functions.name_of(l.id()).unwrap_or("?"),
                 describe_signature(&self.convs, own),
                 describe_signature(&self.convs, signature)
             ))),
@@ -737,8 +741,8 @@ impl<'a> Compiler<'a> {
     /// The entry label of the function named `name` (made on first use, so
     /// functions may call ones defined later).
     pub fn function_label(&mut self, name: &str) -> Label {
-        if let Some(&l) = self.ws.get().functions.get(name) {
-            return l;
+        if let Some(id) = self.ws.get().functions.get(name) {
+            return Label(id);
         }
         // Named in the code holder (listings, `label_by_name`) unless the
         // name is taken there already.
@@ -746,7 +750,7 @@ impl<'a> Compiler<'a> {
             .asm
             .new_named_label(name)
             .unwrap_or_else(|_| self.asm.new_label());
-        self.ws.get().functions.insert(name.to_string(), l);
+        self.ws.get().functions.insert(name, l.id());
         l
     }
 
@@ -772,7 +776,7 @@ impl<'a> Compiler<'a> {
         self.ws
             .get()
             .signatures
-            .insert(entry.id(), (f.name().to_string(), f.sig.clone()));
+            .insert(entry.id(), f.sig.clone());
         let mut bound = vec![false; f.num_labels()];
         for i in f.insts() {
             if let jitforge_ir::InstKind::Bind(l) = f.kind(i) {
@@ -820,12 +824,14 @@ impl<'a> Compiler<'a> {
     ) -> Result<()> {
         let target: &dyn Target = &self.convs;
         if let Some(l) = unbound_jump_target(f) {
+            let ws = self.ws.get();
             let to_function = code_labels
                 .get(l.as_u32() as usize)
-                .and_then(|code| self.ws.get().signatures.get(&code.id()));
+                .filter(|code| ws.signatures.contains_key(&code.id()))
+                .and_then(|code| ws.functions.name_of(code.id()));
             return Err(Error::InvalidArgument {
                 message: match to_function {
-                    Some((name, _)) => format!(
+                    Some(name) => format!(
                         "function {}: a jump goes to function {name} (use Compiler::tail_call, which tears the frame down first)",
                         f.name()
                     ),
@@ -1010,20 +1016,41 @@ impl<'a> Compiler<'a> {
 
 impl Emitter for Compiler<'_> {
     fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
-        let options = std::mem::take(&mut self.pending);
-        let count = self.pending_count.take();
-        let mask = self.pending_mask.take();
-        self.enter()?;
-        // An instruction on virtual registers and memory whose shape was
-        // seen before: its facts are known, only its operands are built.
+        // Most instructions have no prefix, count or mask pending, and
+        // virtual registers and register-based memory of a shape seen
+        // before as operands: their facts are known, only their operands
+        // are built, here. The rest (and the first of each shape) take the
+        // general path, kept out of line so that this one stays short.
         let mut memo_key = None;
-        if options == InstOptions::NONE && count.is_none() && mask.is_none() {
+        if self.pending == InstOptions::NONE
+            && self.pending_count.is_none()
+            && self.pending_mask.is_none()
+        {
             match self.memo_inst(mnemonic, operands)? {
                 Memo::Added => return Ok(()),
                 Memo::Miss(key) => memo_key = Some(key),
                 Memo::NotMemoized => {}
             }
         }
+        self.emit_general(mnemonic, operands, memo_key)
+    }
+}
+
+impl Compiler<'_> {
+    /// [`Emitter::emit`] for what [`memo_inst`](Self::memo_inst) did not
+    /// add: `memo_key` is the shape to remember the instruction's facts
+    /// under once it is added.
+    #[inline(never)]
+    fn emit_general(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        memo_key: Option<ShapeKey>,
+    ) -> Result<()> {
+        let options = std::mem::take(&mut self.pending);
+        let count = self.pending_count.take();
+        let mask = self.pending_mask.take();
+        self.enter()?;
         if count.is_some() && mask.is_some() {
             return Err(invalid("a rep count and a write mask on one instruction"));
         }
@@ -1250,10 +1277,19 @@ impl Compiler<'_> {
     /// one's facts tag, without building operand shapes or looking the
     /// facts up. Anything else, and errors, are left to
     /// [`plain_inst`](Self::plain_inst), which reports them.
+    #[inline(always)]
     fn memo_inst(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<Memo> {
         if operands.len() > ShapeKey::MAX_OPERANDS {
             return Ok(Memo::NotMemoized);
         }
+        if !matches!(&self.func, Some(st) if st.entered) {
+            // The first instruction enters the function (or fails without one).
+            self.enter_first()?;
+        }
+        let base = self.vreg_base;
+        let Some(st) = self.func.as_mut() else {
+            return Ok(Memo::NotMemoized);
+        };
         let id = X86Inst::new(mnemonic).id();
         let mut key = ShapeKey {
             inst: id.0 | u32::from(self.avx512) << 31,
@@ -1268,12 +1304,10 @@ impl Compiler<'_> {
             // would be moved once more).
             let code = match op {
                 Operand::Reg(r) if r.decorators().is_empty() => {
-                    let (Some(index), Some(view), Some(st)) =
-                        (r.virtual_index(), reg_view(r.kind()), self.func.as_ref())
-                    else {
+                    let (Some(index), Some(view)) = (r.virtual_index(), reg_view(r.kind())) else {
                         return Ok(Memo::NotMemoized);
                     };
-                    let Some((reg, data)) = virtual_reg(&st.f, self.vreg_base, index, view) else {
+                    let Some((reg, data)) = virtual_reg(&st.f, base, index, view) else {
                         return Ok(Memo::NotMemoized);
                     };
                     let IrReg::Virt(_, view) = reg else {
@@ -1293,11 +1327,8 @@ impl Compiler<'_> {
                         | same << 22
                 }
                 // Memory's shape is its size (the address registers are no operands of it).
-                Operand::Mem(m)
-                    if m.decorators().is_empty()
-                        && matches!(m.base(), MemBase::Reg(_) | MemBase::None) =>
-                {
-                    let Ok(mem) = self.ir_mem(m) else {
+                Operand::Mem(m) => {
+                    let Some(mem) = register_mem(&st.f, base, m) else {
                         return Ok(Memo::NotMemoized);
                     };
                     ops[j] = IrOperand::Mem(mem);
@@ -1307,17 +1338,19 @@ impl Compiler<'_> {
             };
             key.ops[j] = ShapeKey::PRESENT | code;
         }
-        let Some(tag) = self.ws.get().shape_memo.get(&key) else {
+        let tag = match self.ws.0.as_deref() {
+            Some(ws) => ws.shape_memo.get(&key),
+            None => None,
+        };
+        let Some(tag) = tag else {
             return Ok(Memo::Miss(key));
         };
-        self.push_target(id, &ops[..operands.len()], tag)?;
+        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops[..operands.len()], tag)
+            .map_err(|e| invalid(&e.to_string()))?;
         Ok(Memo::Added)
     }
 
-    /// Appends target instruction `id` on `ops` with facts tag `tag`
-    /// (forced inline: on the path of every instruction, where a call
-    /// costs a tenth of the append).
-    #[inline(always)]
+    /// Appends target instruction `id` on `ops` with facts tag `tag`.
     fn push_target(
         &mut self,
         id: jitforge_ir::TargetInst,
@@ -1450,10 +1483,10 @@ struct Workspace {
     /// The Compiler's entry label of each function by name (emptied, not
     /// freed, when the workspace goes back to the pool: a Compiler per
     /// function then allocates no table).
-    functions: HashMap<String, Label>,
+    functions: crate::code::NameTable,
     /// The name and signature of each function added, by entry label id
     /// (a call to one must use that signature); emptied like `functions`.
-    signatures: HashMap<u32, (String, Signature)>,
+    signatures: IdMap<Signature>,
 }
 
 thread_local! {
@@ -1654,6 +1687,30 @@ fn rename_vregs(op: &mut IrOperand, mut rename: impl FnMut(IrVReg) -> IrVReg) {
     }
 }
 
+/// A map keyed by code label id.
+type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+
+/// Hashes label ids (small distinct numbers, not chosen by an adversary) by
+/// one multiplication: SipHash's protection costs more than the lookup.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.0 = (self.0 ^ u64::from(id)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// The register number of virtual registers made outside a function (or
 /// past the end of the numbering): never valid.
 const OUTSIDE: u32 = u32::MAX - 1;
@@ -1732,6 +1789,27 @@ fn virtual_reg(
         view
     };
     Some((IrReg::Virt(v, view), data))
+}
+
+/// The IR form of memory `m` addressed by registers of `f` (numbered
+/// from `base`) only, without segment, broadcast or decorations; `None`
+/// for anything else (which [`Compiler::ir_mem`] converts or reports).
+#[inline(always)]
+fn register_mem(f: &IrFunction, base: u32, m: &Mem) -> Option<IrMem> {
+    if m.segment().is_some() || m.is_broadcast() || m.is_abs64() || !m.decorators().is_empty() {
+        return None;
+    }
+    let disp = i32::try_from(m.disp()).ok()?;
+    let address = match m.base() {
+        MemBase::None => IrMemBase::None,
+        MemBase::Reg(r) => IrMemBase::Reg(ir_reg(f, base, r).ok()?),
+        _ => return None,
+    };
+    let mut mem = IrMem::new(address, disp, m.size());
+    if let Some(index) = m.index() {
+        mem = mem.with_index(ir_reg(f, base, index).ok()?, m.scale());
+    }
+    Some(mem)
 }
 
 /// A signature as text: `(i64, f64) -> (i64) sysv64`.
