@@ -66,7 +66,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// The function being built.
 struct FuncState {
-    f: IrFunction,
+    /// Boxed: it moves between the workspace, this state and the
+    /// compilation once per function, a pointer rather than its fields.
+    f: Box<IrFunction>,
     entry: Label,
     /// The argument register of each parameter (inline for up to six).
     args: SmallVec<[Option<IrOperand>; 6]>,
@@ -134,12 +136,17 @@ impl<'a> Compiler<'a> {
         } else {
             X86Target::x64()
         };
-        let mut asm = Builder::new(code);
-        // Functions may call functions compiled later and use the global
-        // constant pool written at the end.
-        asm.set_deferred_labels(true);
+        // Built in place (the Builder is most of a Compiler's size: a copy
+        // of it per Compiler is measurable when each compiles one small
+        // function).
         Compiler {
-            asm,
+            asm: {
+                let mut asm = Builder::new(code);
+                // Functions may call functions compiled later and use the
+                // global constant pool written at the end.
+                asm.set_deferred_labels(true);
+                asm
+            },
             logging: false,
             target,
             func: None,
@@ -277,7 +284,7 @@ impl<'a> Compiler<'a> {
                     f.clear(name, signature);
                     f
                 }
-                None => IrFunction::new(name, signature),
+                None => Box::new(IrFunction::new(name, signature)),
             },
             entry,
             args: smallvec::smallvec![None; params],
@@ -795,7 +802,7 @@ impl<'a> Compiler<'a> {
                 None => self.asm.new_label(),
             });
         }
-        self.compile(f, entry, code_labels, false)?;
+        self.compile(Box::new(f), entry, code_labels, false)?;
         self.flush()?;
         Ok(entry)
     }
@@ -804,7 +811,7 @@ impl<'a> Compiler<'a> {
     /// the next function.
     fn compile(
         &mut self,
-        mut f: IrFunction,
+        mut f: Box<IrFunction>,
         entry: Label,
         code_labels: Vec<Label>,
         frame_pointer: bool,
@@ -1303,28 +1310,15 @@ impl Compiler<'_> {
             // Each arm writes its operand in place (a returned operand
             // would be moved once more).
             let code = match op {
-                Operand::Reg(r) if r.decorators().is_empty() => {
-                    let (Some(index), Some(view)) = (r.virtual_index(), reg_view(r.kind())) else {
+                Operand::Reg(r) => {
+                    let Some((reg, code)) = memo_reg(&st.f, base, *r) else {
                         return Ok(Memo::NotMemoized);
                     };
-                    let Some((reg, data)) = virtual_reg(&st.f, base, index, view) else {
-                        return Ok(Memo::NotMemoized);
-                    };
-                    let IrReg::Virt(_, view) = reg else {
-                        return Ok(Memo::NotMemoized);
-                    };
-                    // What the facts key takes from a register's shape:
-                    // class, size, high byte, sub-view, the first earlier
-                    // operand that is the same register.
-                    let size = view.size().unwrap_or(data.size);
+                    // The first earlier operand that is the same register.
                     let same = regs[..j].iter().position(|r| *r == Some(reg)).unwrap_or(7) as u32;
                     regs[j] = Some(reg);
                     ops[j] = IrOperand::Reg(reg);
-                    u32::from(data.class.0 & 0xF)
-                        | u32::from(size) << 4
-                        | u32::from(view.is_high()) << 20
-                        | u32::from(view != View::FULL) << 21
-                        | same << 22
+                    code | same << 22
                 }
                 // Memory's shape is its size (the address registers are no operands of it).
                 Operand::Mem(m) => {
@@ -1479,7 +1473,7 @@ struct Workspace {
     /// Tags of `facts_table` by the shape of the instruction (cleared with it).
     shape_memo: ShapeMemo,
     /// The last function compiled, its buffers kept for the next one.
-    function: Option<IrFunction>,
+    function: Option<Box<IrFunction>>,
     /// The Compiler's entry label of each function by name (emptied, not
     /// freed, when the workspace goes back to the pool: a Compiler per
     /// function then allocates no table).
@@ -1789,6 +1783,31 @@ fn virtual_reg(
         view
     };
     Some((IrReg::Virt(v, view), data))
+}
+
+/// The IR register of `r`, an undecorated virtual register of `f`
+/// (numbered from `base`), and the part of an operand's code in a
+/// [`ShapeKey`] that the facts take from a register's shape: class, size,
+/// high byte, sub-view (the repeat of an earlier operand is the caller's).
+/// `None` for any other register.
+#[inline(always)]
+fn memo_reg(f: &IrFunction, base: u32, r: Reg) -> Option<(IrReg, u32)> {
+    if !r.decorators().is_empty() {
+        return None;
+    }
+    let view = reg_view(r.kind())?;
+    let v = IrVReg::from_u32(r.virtual_index()?.checked_sub(base)?);
+    let data = f.get_vreg(v)?;
+    // The register's own size is its full view (so copies are recognised).
+    let (view, size) = match view.size() {
+        Some(size) if size != data.size => (view, size),
+        _ => (View::FULL, data.size),
+    };
+    let code = u32::from(data.class.0 & 0xF)
+        | u32::from(size) << 4
+        | u32::from(view.is_high()) << 20
+        | u32::from(view != View::FULL) << 21;
+    Some((IrReg::Virt(v, view), code))
 }
 
 /// The IR form of memory `m` addressed by registers of `f` (numbered
