@@ -271,6 +271,7 @@ impl<'a> Compiler<'a> {
         if ws.facts_table.len() > FACTS_TABLE_KEEP {
             ws.facts_table.clear();
             ws.shape_memo.clear();
+            ws.planned.clear();
         }
         let spare_function = ws.function.take();
         let entry = self.function_label(name);
@@ -780,10 +781,7 @@ impl<'a> Compiler<'a> {
             )));
         }
         let entry = self.function_label(f.name());
-        self.ws
-            .get()
-            .signatures
-            .insert(entry.id(), f.sig.clone());
+        self.ws.get().signatures.insert(entry.id(), f.sig.clone());
         let mut bound = vec![false; f.num_labels()];
         for i in f.insts() {
             if let jitforge_ir::InstKind::Bind(l) = f.kind(i) {
@@ -1041,6 +1039,27 @@ impl Emitter for Compiler<'_> {
         }
         self.emit_general(mnemonic, operands, memo_key)
     }
+
+    // The typed methods come here: `plans` is a constant of the typed
+    // method and its operand classes, so an instruction of a shape seen
+    // before from the same method is found by that pointer and checked
+    // operand by operand against what the earlier one had (see
+    // [`PlannedShape`]), without building a shape key.
+    fn emit_planned(
+        &mut self,
+        mnemonic: Mnemonic,
+        plans: &'static crate::x86::FormPlans,
+        operands: &[Operand],
+    ) -> Result<()> {
+        let site = plans as *const crate::x86::FormPlans as usize;
+        if self.add_planned(site, mnemonic, operands)? {
+            return Ok(());
+        }
+        let before = self.func.as_ref().map(|st| st.f.num_insts());
+        self.emit(mnemonic, operands)?;
+        self.learn_planned(site, mnemonic, operands, before);
+        Ok(())
+    }
 }
 
 impl Compiler<'_> {
@@ -1278,6 +1297,151 @@ impl Compiler<'_> {
         Ok(Plain::Added(tag))
     }
 
+    /// Adds an instruction written by a typed method (`site`: its plans'
+    /// address) when the last instruction of that method with the same
+    /// repeated-register pattern had operands of the same kinds on virtual
+    /// registers of the same classes and sizes: it has the same facts tag.
+    /// `false`: not found (nothing added).
+    #[inline(always)]
+    fn add_planned(
+        &mut self,
+        site: usize,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+    ) -> Result<bool> {
+        let n = operands.len();
+        if n > ShapeKey::MAX_OPERANDS
+            || self.pending != InstOptions::NONE
+            || self.pending_count.is_some()
+            || self.pending_mask.is_some()
+        {
+            return Ok(false);
+        }
+        if !matches!(&self.func, Some(st) if st.entered) {
+            // The first instruction enters the function (or fails without one).
+            self.enter_first()?;
+        }
+        let (Some(st), Some(ws)) = (self.func.as_mut(), self.ws.0.as_deref()) else {
+            return Ok(false);
+        };
+        // The virtual register numbers (0: not a plain virtual register).
+        let mut virt = [0u32; ShapeKey::MAX_OPERANDS];
+        for (j, op) in operands.iter().enumerate() {
+            if let Operand::Reg(r) = op
+                && r.decorators().is_empty()
+                && let Some(index) = r.virtual_index()
+            {
+                virt[j] = index.wrapping_add(1);
+            } else {
+                return Ok(false);
+            }
+        }
+        let same = PlannedShape::same_pattern(&virt);
+        let slot = PlannedShape::slot(site, same);
+        let Some(entry) = ws.planned.get(slot).and_then(|first| {
+            let found = |e: &&PlannedShape| e.site == site && e.same == same;
+            Some(first)
+                .filter(found)
+                .or_else(|| ws.planned.get(slot ^ 1).filter(found))
+        }) else {
+            return Ok(false);
+        };
+        let id = X86Inst::new(mnemonic).id();
+        let inst = id.0 | u32::from(self.avx512) << 31;
+        if entry.site != site
+            || entry.inst != inst
+            || entry.same != same
+            || usize::from(entry.len) != n
+        {
+            return Ok(false);
+        }
+        let mut ops = [IrOperand::Imm(0); ShapeKey::MAX_OPERANDS];
+        for (j, op) in operands.iter().enumerate() {
+            let Operand::Reg(r) = op else {
+                return Ok(false);
+            };
+            let Some(v) = (virt[j] - 1).checked_sub(self.vreg_base) else {
+                return Ok(false);
+            };
+            let v = IrVReg::from_u32(v);
+            let Some(data) = st.f.get_vreg(v) else {
+                return Ok(false);
+            };
+            if r.kind() as u8 != entry.kinds[j] || PlannedShape::vreg_code(data) != entry.vregs[j] {
+                return Ok(false);
+            }
+            ops[j] = IrOperand::Reg(IrReg::Virt(v, entry.views[j]));
+        }
+        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops[..n], entry.tag)
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(true)
+    }
+
+    /// After a typed method's instruction was added by [`Emitter::emit`]
+    /// (the function had `before` instructions): when it became one tagged
+    /// instruction on plain virtual registers, remembers its shape for
+    /// [`add_planned`](Self::add_planned).
+    #[cold]
+    fn learn_planned(
+        &mut self,
+        site: usize,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        before: Option<usize>,
+    ) {
+        let n = operands.len();
+        let (Some(st), Some(before)) = (self.func.as_ref(), before) else {
+            return;
+        };
+        if n > ShapeKey::MAX_OPERANDS || st.f.num_insts() != before + 1 {
+            return;
+        }
+        let last = &st.f.all_insts()[before];
+        let id = X86Inst::new(mnemonic).id();
+        let (Some(tag), jitforge_ir::InstKind::Target(added)) = (last.tag(), last.kind) else {
+            return;
+        };
+        let ir_ops = st.f.operands(jitforge_ir::Inst::from_u32(before as u32));
+        if added != id || ir_ops.len() != n {
+            return;
+        }
+        let mut entry = PlannedShape {
+            site,
+            inst: id.0 | u32::from(self.avx512) << 31,
+            len: n as u8,
+            tag,
+            ..PlannedShape::default()
+        };
+        let mut virt = [0u32; ShapeKey::MAX_OPERANDS];
+        for (j, (op, ir)) in operands.iter().zip(ir_ops).enumerate() {
+            let (Operand::Reg(r), IrOperand::Reg(IrReg::Virt(v, view))) = (op, ir) else {
+                return;
+            };
+            let (Some(index), true) = (r.virtual_index(), r.decorators().is_empty()) else {
+                return;
+            };
+            virt[j] = index.wrapping_add(1);
+            entry.kinds[j] = r.kind() as u8;
+            entry.vregs[j] = PlannedShape::vreg_code(st.f.vreg(*v));
+            entry.views[j] = *view;
+        }
+        entry.same = PlannedShape::same_pattern(&virt);
+        let slot = PlannedShape::slot(site, entry.same);
+        let planned = &mut self.ws.get().planned;
+        if planned.is_empty() {
+            planned.resize(PlannedShape::SLOTS, PlannedShape::default());
+        }
+        // Two-way: the first slot unless another shape holds it (so that
+        // two frequent shapes with one slot do not take turns).
+        let taken = |e: &PlannedShape| e.site != 0 && (e.site, e.same) != (site, entry.same);
+        let slot = if taken(&planned[slot]) {
+            slot ^ 1
+        } else {
+            slot
+        };
+        planned[slot] = entry;
+    }
+
     /// Adds an instruction without prefixes or mask whose operands are
     /// virtual registers (no decorations) and register-based memory, when
     /// an instruction of the same shape was added before: it gets that
@@ -1339,8 +1503,12 @@ impl Compiler<'_> {
         let Some(tag) = tag else {
             return Ok(Memo::Miss(key));
         };
-        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops[..operands.len()], tag)
-            .map_err(|e| invalid(&e.to_string()))?;
+        st.f.push_tagged(
+            jitforge_ir::InstKind::Target(id),
+            &ops[..operands.len()],
+            tag,
+        )
+        .map_err(|e| invalid(&e.to_string()))?;
         Ok(Memo::Added)
     }
 
@@ -1472,6 +1640,8 @@ struct Workspace {
     facts_table: FactsTable,
     /// Tags of `facts_table` by the shape of the instruction (cleared with it).
     shape_memo: ShapeMemo,
+    /// Tags of `facts_table` by typed method (cleared with it).
+    planned: Vec<PlannedShape>,
     /// The last function compiled, its buffers kept for the next one.
     function: Option<Box<IrFunction>>,
     /// The Compiler's entry label of each function by name (emptied, not
@@ -1600,6 +1770,71 @@ impl ShapeKey {
             h = (h ^ u64::from(o)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
         (h >> (64 - ShapeMemo::SLOTS.trailing_zeros())) as usize
+    }
+}
+
+/// What [`Compiler::add_planned`] checks an instruction of a typed method
+/// against: the last instruction of that method (`site`) with the same
+/// pattern of repeated registers, its operands' register kinds and their
+/// virtual registers' classes and sizes, which decide its shape and so its
+/// facts tag, and the IR view each operand became.
+#[derive(Clone, Copy)]
+struct PlannedShape {
+    /// The address of the typed method's plans (0: empty slot).
+    site: usize,
+    /// The instruction id, the AVX-512 setting in the top bit (as [`ShapeKey::inst`]).
+    inst: u32,
+    len: u8,
+    /// Which operands name the same virtual register ([`PlannedShape::same_pattern`]).
+    same: u8,
+    tag: u16,
+    kinds: [u8; ShapeKey::MAX_OPERANDS],
+    vregs: [u32; ShapeKey::MAX_OPERANDS],
+    views: [View; ShapeKey::MAX_OPERANDS],
+}
+
+impl Default for PlannedShape {
+    fn default() -> PlannedShape {
+        PlannedShape {
+            site: 0,
+            inst: 0,
+            len: 0,
+            same: 0,
+            tag: jitforge_ir::NO_TAG,
+            kinds: [0; ShapeKey::MAX_OPERANDS],
+            vregs: [0; ShapeKey::MAX_OPERANDS],
+            views: [View::FULL; ShapeKey::MAX_OPERANDS],
+        }
+    }
+}
+
+impl PlannedShape {
+    /// Slots, two per key (a function has a handful of typed calls).
+    const SLOTS: usize = 128;
+
+    fn slot(site: usize, same: u8) -> usize {
+        let h = (site as u64 ^ u64::from(same)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> (64 - Self::SLOTS.trailing_zeros())) as usize
+    }
+
+    /// A bit per pair of operands ((0,1), (0,2), (1,2), (0,3), (1,3),
+    /// (2,3)) naming the same virtual register (`virt`: their numbers
+    /// from 1, 0 past the operands; written out: a loop over the pairs
+    /// cost more than the lookup it keys).
+    #[inline(always)]
+    fn same_pattern(virt: &[u32; ShapeKey::MAX_OPERANDS]) -> u8 {
+        let [a, b, c, d] = *virt;
+        u8::from(b == a)
+            | u8::from(c == a) << 1
+            | u8::from(c == b) << 2
+            | u8::from(d == a) << 3
+            | u8::from(d == b) << 4
+            | u8::from(d == c) << 5
+    }
+
+    /// A virtual register's class and size in one word.
+    fn vreg_code(data: &jitforge_ir::VRegData) -> u32 {
+        u32::from(data.class.0) | u32::from(data.size) << 8
     }
 }
 
