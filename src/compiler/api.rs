@@ -1810,7 +1810,7 @@ impl Default for PlannedShape {
 
 impl PlannedShape {
     /// Slots, two per key (a function has a handful of typed calls).
-    const SLOTS: usize = 128;
+    const SLOTS: usize = 64;
 
     fn slot(site: usize, same: u8) -> usize {
         let h = (site as u64 ^ u64::from(same)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -2284,4 +2284,70 @@ bound_insts! {
     scasb => Scasb(dst, value);
     /// `cmpsb`: compares `[src]` (rsi) with `[dst]` (rdi) and advances both; with `rep(count)`, a `memcmp`.
     cmpsb => Cmpsb(src, dst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x86::Instructions;
+
+    type Recorded = Vec<(jitforge_ir::InstKind, Option<u16>, Vec<IrOperand>)>;
+
+    /// Writes a function through `write` (given its registers), twice over,
+    /// so that the second time the typed methods find their shapes;
+    /// returns the IR instructions recorded: kind, tag and operands.
+    fn program(write: impl Fn(&mut Compiler<'_>, Gp64, Gp64, Gp32, Xmm) -> Result<()>) -> Recorded {
+        let mut code = CodeHolder::new(crate::Arch::X64);
+        let mut cc = Compiler::new(&mut code);
+        let sig = Signature::new(X86Target::SYSV64, &[], &[]);
+        cc.add_func("shapes", sig).expect("add_func");
+        let (a, b) = (cc.new_gp64("a"), cc.new_gp64("b"));
+        let (w, x) = (cc.new_gp32("w"), cc.new_xmm("x"));
+        for _ in 0..2 {
+            write(&mut cc, a, b, w, x).expect("instructions");
+        }
+        let f = &cc.func.as_ref().expect("a function is open").f;
+        (0..f.num_insts())
+            .map(|i| {
+                let d = &f.all_insts()[i];
+                let ops = f.operands(jitforge_ir::Inst::from_u32(i as u32));
+                (d.kind, d.tag(), ops.to_vec())
+            })
+            .collect()
+    }
+
+    /// The typed methods' shortcut ([`Compiler::add_planned`]) records
+    /// what the general path records for the same instructions: registers
+    /// repeated or not, sub-register views, registers of other sizes.
+    #[test]
+    fn typed_methods_record_what_the_dynamic_path_records() {
+        let dynamic = program(|cc, a, b, w, x| {
+            cc.emit(Mnemonic::Xor, &[a.into(), a.into()])?;
+            cc.emit(Mnemonic::Xor, &[a.into(), b.into()])?;
+            cc.emit(Mnemonic::Xor, &[b.into(), a.into()])?;
+            cc.emit(Mnemonic::Add, &[a.r32().into(), w.into()])?;
+            cc.emit(Mnemonic::Add, &[w.into(), a.r32().into()])?;
+            cc.emit(Mnemonic::Add, &[w.into(), w.into()])?;
+            cc.emit(Mnemonic::Add, &[a.r8().into(), b.r8().into()])?;
+            cc.emit(Mnemonic::Add, &[w.r64().into(), b.into()])?;
+            cc.emit(Mnemonic::Imul, &[a.into(), b.into()])?;
+            cc.emit(Mnemonic::Pxor, &[x.into(), x.into()])
+        });
+        let typed = program(|cc, a, b, w, x| {
+            cc.xor_(a, a)?;
+            cc.xor_(a, b)?;
+            cc.xor_(b, a)?;
+            cc.add(a.r32(), w)?;
+            cc.add(w, a.r32())?;
+            cc.add(w, w)?;
+            cc.add(a.r8(), b.r8())?;
+            cc.add(w.r64(), b)?;
+            cc.imul_2(a, b)?;
+            cc.pxor(x, x)
+        });
+        assert_eq!(typed.len(), dynamic.len());
+        for (i, (t, d)) in typed.iter().zip(&dynamic).enumerate() {
+            assert_eq!(t, d, "instruction {i}");
+        }
+    }
 }
