@@ -611,10 +611,8 @@ impl Function {
     /// Appends an instruction of `kind` with `ops` and a tag (see
     /// [`InstData::tag`]; [`NO_TAG`] for none).
     // Inlined across crates: the Compiler pushes every instruction through
-    // here, and a call costs more than the push (the operands' copy stays
-    // a `memcpy`: copying a few 24-byte enums one by one or in fixed-size
-    // groups measured slower).
-    #[inline]
+    // here, and a call costs more than the push.
+    #[inline(always)]
     pub fn push_tagged(
         &mut self,
         kind: InstKind,
@@ -625,7 +623,16 @@ impl Function {
             return Err(BuildError::TooLarge);
         }
         let ops_start = self.operands.len() as u32;
-        self.operands.extend_from_slice(ops);
+        if ops.len() <= 4 {
+            // The few operands of most instructions one by one: a
+            // `memcpy` call costs more than their copy.
+            self.operands.reserve(4);
+            for op in ops {
+                self.operands.push(*op);
+            }
+        } else {
+            self.operands.extend_from_slice(ops);
+        }
         Ok(self.insts.push(InstData {
             kind,
             ops_start,

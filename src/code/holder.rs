@@ -1,9 +1,9 @@
 //! [`CodeHolder`]: sections of bytes, labels, pending fixups and relocations.
 
-use super::Label;
+use super::{Label, NameTable};
 use crate::error::{Error, Result};
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use smallvec::SmallVec;
+use std::borrow::Cow;
 
 /// The target architecture of a code holder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,7 +53,8 @@ pub struct SectionId(pub(crate) u32);
 /// A named run of bytes with an alignment.
 #[derive(Clone, Debug)]
 pub struct Section {
-    name: String,
+    /// Borrowed for `.text` (no allocation per code holder).
+    name: Cow<'static, str>,
     kind: SectionKind,
     alignment: u32,
     pub(crate) data: Vec<u8>,
@@ -115,7 +116,7 @@ const UNBOUND: u32 = u32::MAX;
 const NO_FIXUP: u32 = u32::MAX;
 
 /// A label's place: 12 bytes, so that the table of a program with many
-/// labels stays small and cheap to grow (names live in `label_names`).
+/// labels stays small and cheap to grow (names live in `names`).
 #[derive(Clone, Copy, Debug)]
 struct LabelEntry {
     section: u32,
@@ -170,11 +171,9 @@ pub struct CodeHolder {
     base_address: Option<u64>,
     sections: Vec<Section>,
     labels: Vec<LabelEntry>,
-    names: HashMap<String, u32>,
-    /// The names of named labels, by label id, in creation order (so
-    /// sorted): a vector rather than a second hash map, since only error
-    /// messages and listings read it.
-    label_names: Vec<(u32, String)>,
+    /// Named labels: name -> label id, in creation order (so sorted by id,
+    /// for [`CodeHolder::label_name`]).
+    names: NameTable,
     fixups: Vec<Fixup>,
     /// The first of the `fixups` entries free for reuse (chained through
     /// `next`; resolved uses are freed when their label is bound, so that a
@@ -201,14 +200,13 @@ impl CodeHolder {
             arch,
             base_address: None,
             sections: vec![Section {
-                name: ".text".into(),
+                name: Cow::Borrowed(".text"),
                 kind: SectionKind::Text,
                 alignment: 16,
                 data: Vec::with_capacity(CodeHolder::TEXT_CAPACITY),
             }],
             labels: Vec::new(),
-            names: HashMap::new(),
-            label_names: Vec::new(),
+            names: NameTable::default(),
             fixups: Vec::new(),
             free_fixup: NO_FIXUP,
             pending: 0,
@@ -222,7 +220,6 @@ impl CodeHolder {
         self.sections[0].data.clear();
         self.labels.clear();
         self.names.clear();
-        self.label_names.clear();
         self.fixups.clear();
         self.free_fixup = NO_FIXUP;
         self.pending = 0;
@@ -258,7 +255,7 @@ impl CodeHolder {
             });
         }
         self.sections.push(Section {
-            name: name.into(),
+            name: Cow::Owned(name.into()),
             kind,
             alignment,
             data: Vec::new(),
@@ -301,23 +298,18 @@ impl CodeHolder {
 
     /// A new label with a name (for listings, errors and lookup).
     pub fn new_named_label(&mut self, name: &str) -> Result<Label> {
-        // One lookup for the check and the insertion.
         let id = self.labels.len() as u32;
-        match self.names.entry(name.into()) {
-            Entry::Occupied(_) => return Err(Error::DuplicateLabelName { name: name.into() }),
-            Entry::Vacant(slot) => {
-                slot.insert(id);
-            }
+        if !self.names.insert(name, id) {
+            return Err(Error::DuplicateLabelName { name: name.into() });
         }
         let label = self.new_label();
         debug_assert_eq!(label.0, id);
-        self.label_names.push((label.0, name.into()));
         Ok(label)
     }
 
     /// The label with this name.
     pub fn label_by_name(&self, name: &str) -> Option<Label> {
-        self.names.get(name).map(|&id| Label(id))
+        self.names.get(name).map(Label)
     }
 
     /// Number of labels created.
@@ -327,12 +319,9 @@ impl CodeHolder {
 
     /// The label's name, or `L<id>`.
     pub fn label_name(&self, label: Label) -> String {
-        match self
-            .label_names
-            .binary_search_by_key(&label.0, |&(id, _)| id)
-        {
-            Ok(at) => self.label_names[at].1.clone(),
-            Err(_) => format!("L{}", label.0),
+        match self.names.name_of_sorted(label.0) {
+            Some(name) => name.to_string(),
+            None => format!("L{}", label.0),
         }
     }
 
@@ -510,23 +499,32 @@ impl CodeHolder {
 
     /// Start offset of each section in the laid-out code.
     pub fn section_offsets(&self) -> Vec<u64> {
-        let mut offsets = Vec::with_capacity(self.sections.len());
+        self.offsets().into_vec()
+    }
+
+    /// [`section_offsets`](Self::section_offsets) inline for the few
+    /// sections code holders have (laying out a function's code allocates
+    /// nothing but the code).
+    fn offsets(&self) -> SmallVec<[u64; 4]> {
         let mut at = 0u64;
-        for s in &self.sections {
-            at = at.next_multiple_of(s.alignment as u64);
-            offsets.push(at);
-            at += s.data.len() as u64;
-        }
-        offsets
+        self.sections
+            .iter()
+            .map(|s| {
+                at = at.next_multiple_of(s.alignment as u64);
+                let start = at;
+                at += s.data.len() as u64;
+                start
+            })
+            .collect()
     }
 
     /// Size of the laid-out code: every section, aligned, one after another.
     pub fn code_size(&self) -> usize {
-        let offsets = self.section_offsets();
-        match (offsets.last(), self.sections.last()) {
-            (Some(o), Some(s)) => *o as usize + s.data.len(),
-            _ => 0,
+        let mut at = 0usize;
+        for s in &self.sections {
+            at = at.next_multiple_of(s.alignment as usize) + s.data.len();
         }
+        at
     }
 
     /// Lays the sections out into `dst` (which must be [`code_size`](Self::code_size)
@@ -544,7 +542,7 @@ impl CodeHolder {
             });
         }
         self.check_all_bound()?;
-        let offsets = self.section_offsets();
+        let offsets = self.offsets();
         let mut end = 0usize;
         for (s, &o) in self.sections.iter().zip(&offsets) {
             let o = o as usize;
@@ -614,7 +612,7 @@ impl CodeHolder {
         self.check_all_bound()?;
         // Appended rather than zero-filled and then overwritten: one pass
         // over the (possibly megabytes of) code instead of two.
-        let offsets = self.section_offsets();
+        let offsets = self.offsets();
         let mut out = Vec::with_capacity(self.code_size());
         for (s, &o) in self.sections.iter().zip(&offsets) {
             out.resize(o as usize, s.padding_byte());

@@ -9,6 +9,8 @@
 
 mod holder;
 mod label;
+mod names;
 
 pub use holder::{Arch, CodeHolder, FixupKind, Section, SectionId, SectionKind};
 pub use label::Label;
+pub(crate) use names::NameTable;

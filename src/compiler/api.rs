@@ -62,24 +62,27 @@ use jitforge_ir::{
 use jitforge_regalloc::{Allocator, MachineEnv, Options, Output};
 use smallvec::SmallVec;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// The function being built.
 struct FuncState {
-    f: IrFunction,
+    /// Boxed: it moves between the workspace, this state and the
+    /// compilation once per function, a pointer rather than its fields.
+    f: Box<IrFunction>,
     entry: Label,
     /// The argument register of each parameter (inline for up to six).
     args: SmallVec<[Option<IrOperand>; 6]>,
     entered: bool,
     /// Code label id -> IR label.
-    labels: HashMap<u32, IrLabel>,
+    labels: IdMap<IrLabel>,
     /// IR label index -> code label.
     code_labels: Vec<Label>,
     /// The function's constant pool: label, bytes, alignment.
     constants: Vec<(Label, Vec<u8>, u32)>,
     /// Labels that stand for stack memory of this function.
-    stack_labels: HashMap<u32, jitforge_ir::StackSlot>,
+    stack_labels: IdMap<jitforge_ir::StackSlot>,
     /// Labels that stand for tables of label addresses of this function.
-    table_labels: HashMap<u32, jitforge_ir::JumpTable>,
+    table_labels: IdMap<jitforge_ir::JumpTable>,
     /// Whether rbp is kept as a frame pointer (asked for; it also is when
     /// stack memory is aligned to more than 16 bytes).
     frame_pointer: bool,
@@ -133,12 +136,17 @@ impl<'a> Compiler<'a> {
         } else {
             X86Target::x64()
         };
-        let mut asm = Builder::new(code);
-        // Functions may call functions compiled later and use the global
-        // constant pool written at the end.
-        asm.set_deferred_labels(true);
+        // Built in place (the Builder is most of a Compiler's size: a copy
+        // of it per Compiler is measurable when each compiles one small
+        // function).
         Compiler {
-            asm,
+            asm: {
+                let mut asm = Builder::new(code);
+                // Functions may call functions compiled later and use the
+                // global constant pool written at the end.
+                asm.set_deferred_labels(true);
+                asm
+            },
             logging: false,
             target,
             func: None,
@@ -263,29 +271,30 @@ impl<'a> Compiler<'a> {
         if ws.facts_table.len() > FACTS_TABLE_KEEP {
             ws.facts_table.clear();
             ws.shape_memo.clear();
+            ws.planned.clear();
         }
         let spare_function = ws.function.take();
         let entry = self.function_label(name);
         self.ws
             .get()
             .signatures
-            .insert(entry.id(), (name.to_string(), signature.clone()));
+            .insert(entry.id(), signature.clone());
         self.func = Some(FuncState {
             f: match spare_function {
                 Some(mut f) => {
                     f.clear(name, signature);
                     f
                 }
-                None => IrFunction::new(name, signature),
+                None => Box::new(IrFunction::new(name, signature)),
             },
             entry,
             args: smallvec::smallvec![None; params],
             entered: false,
-            labels: HashMap::new(),
+            labels: IdMap::default(),
             code_labels: Vec::new(),
             constants: Vec::new(),
-            stack_labels: HashMap::new(),
-            table_labels: HashMap::new(),
+            stack_labels: IdMap::default(),
+            table_labels: IdMap::default(),
             frame_pointer: false,
         });
         Ok(entry)
@@ -639,10 +648,13 @@ impl<'a> Compiler<'a> {
         let Operand::Label(l) = callee else {
             return Ok(());
         };
-        let signatures = self.ws.0.as_ref().map(|ws| &ws.signatures);
-        match signatures.and_then(|s| s.get(&l.id())) {
-            Some((name, own)) if own != signature => Err(invalid(&format!(
-                "{what}: function {name} has the signature {}, the call passes {}",
+        let Some(ws) = self.ws.0.as_ref() else {
+            return Ok(());
+        };
+        match ws.signatures.get(&l.id()) {
+            Some(own) if own != signature => Err(invalid(&format!(
+                "{what}: function {} has the signature {}, the call passes {}",
+                ws.functions.name_of(l.id()).unwrap_or("?"),
                 describe_signature(&self.convs, own),
                 describe_signature(&self.convs, signature)
             ))),
@@ -737,8 +749,8 @@ impl<'a> Compiler<'a> {
     /// The entry label of the function named `name` (made on first use, so
     /// functions may call ones defined later).
     pub fn function_label(&mut self, name: &str) -> Label {
-        if let Some(&l) = self.ws.get().functions.get(name) {
-            return l;
+        if let Some(id) = self.ws.get().functions.get(name) {
+            return Label(id);
         }
         // Named in the code holder (listings, `label_by_name`) unless the
         // name is taken there already.
@@ -746,7 +758,7 @@ impl<'a> Compiler<'a> {
             .asm
             .new_named_label(name)
             .unwrap_or_else(|_| self.asm.new_label());
-        self.ws.get().functions.insert(name.to_string(), l);
+        self.ws.get().functions.insert(name, l.id());
         l
     }
 
@@ -769,10 +781,7 @@ impl<'a> Compiler<'a> {
             )));
         }
         let entry = self.function_label(f.name());
-        self.ws
-            .get()
-            .signatures
-            .insert(entry.id(), (f.name().to_string(), f.sig.clone()));
+        self.ws.get().signatures.insert(entry.id(), f.sig.clone());
         let mut bound = vec![false; f.num_labels()];
         for i in f.insts() {
             if let jitforge_ir::InstKind::Bind(l) = f.kind(i) {
@@ -791,7 +800,7 @@ impl<'a> Compiler<'a> {
                 None => self.asm.new_label(),
             });
         }
-        self.compile(f, entry, code_labels, false)?;
+        self.compile(Box::new(f), entry, code_labels, false)?;
         self.flush()?;
         Ok(entry)
     }
@@ -800,7 +809,7 @@ impl<'a> Compiler<'a> {
     /// the next function.
     fn compile(
         &mut self,
-        mut f: IrFunction,
+        mut f: Box<IrFunction>,
         entry: Label,
         code_labels: Vec<Label>,
         frame_pointer: bool,
@@ -820,12 +829,14 @@ impl<'a> Compiler<'a> {
     ) -> Result<()> {
         let target: &dyn Target = &self.convs;
         if let Some(l) = unbound_jump_target(f) {
+            let ws = self.ws.get();
             let to_function = code_labels
                 .get(l.as_u32() as usize)
-                .and_then(|code| self.ws.get().signatures.get(&code.id()));
+                .filter(|code| ws.signatures.contains_key(&code.id()))
+                .and_then(|code| ws.functions.name_of(code.id()));
             return Err(Error::InvalidArgument {
                 message: match to_function {
-                    Some((name, _)) => format!(
+                    Some(name) => format!(
                         "function {}: a jump goes to function {name} (use Compiler::tail_call, which tears the frame down first)",
                         f.name()
                     ),
@@ -1012,20 +1023,62 @@ impl<'a> Compiler<'a> {
 
 impl Emitter for Compiler<'_> {
     fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
-        let options = std::mem::take(&mut self.pending);
-        let count = self.pending_count.take();
-        let mask = self.pending_mask.take();
-        self.enter()?;
-        // An instruction on virtual registers and memory whose shape was
-        // seen before: its facts are known, only its operands are built.
+        // Most instructions have no prefix, count or mask pending, and
+        // virtual registers and register-based memory of a shape seen
+        // before as operands: their facts are known, only their operands
+        // are built, here. The rest (and the first of each shape) take the
+        // general path, kept out of line so that this one stays short.
         let mut memo_key = None;
-        if options == InstOptions::NONE && count.is_none() && mask.is_none() {
+        if self.pending == InstOptions::NONE
+            && self.pending_count.is_none()
+            && self.pending_mask.is_none()
+        {
             match self.memo_inst(mnemonic, operands)? {
                 Memo::Added => return Ok(()),
                 Memo::Miss(key) => memo_key = Some(key),
                 Memo::NotMemoized => {}
             }
         }
+        self.emit_general(mnemonic, operands, memo_key)
+    }
+
+    // The typed methods come here: `plans` is a constant of the typed
+    // method and its operand classes, so an instruction of a shape seen
+    // before from the same method is found by that pointer and checked
+    // operand by operand against what the earlier one had (see
+    // [`PlannedShape`]), without building a shape key.
+    fn emit_planned(
+        &mut self,
+        mnemonic: Mnemonic,
+        plans: &'static crate::x86::FormPlans,
+        operands: &[Operand],
+    ) -> Result<()> {
+        let site = plans as *const crate::x86::FormPlans as usize;
+        if self.add_planned(site, mnemonic, operands)? {
+            return Ok(());
+        }
+        let before = self.func.as_ref().map(|st| st.f.num_insts());
+        self.emit(mnemonic, operands)?;
+        self.learn_planned(site, mnemonic, operands, before);
+        Ok(())
+    }
+}
+
+impl Compiler<'_> {
+    /// [`Emitter::emit`] for what [`memo_inst`](Self::memo_inst) did not
+    /// add: `memo_key` is the shape to remember the instruction's facts
+    /// under once it is added.
+    #[inline(never)]
+    fn emit_general(
+        &mut self,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        memo_key: Option<ShapeKey>,
+    ) -> Result<()> {
+        let options = std::mem::take(&mut self.pending);
+        let count = self.pending_count.take();
+        let mask = self.pending_mask.take();
+        self.enter()?;
         if count.is_some() && mask.is_some() {
             return Err(invalid("a rep count and a write mask on one instruction"));
         }
@@ -1246,16 +1299,170 @@ impl Compiler<'_> {
         Ok(Plain::Added(tag))
     }
 
+    /// Adds an instruction written by a typed method (`site`: its plans'
+    /// address) when the last instruction of that method with the same
+    /// repeated-register pattern had operands of the same kinds on virtual
+    /// registers of the same classes and sizes: it has the same facts tag.
+    /// `false`: not found (nothing added).
+    #[inline(always)]
+    fn add_planned(
+        &mut self,
+        site: usize,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+    ) -> Result<bool> {
+        let n = operands.len();
+        if n > ShapeKey::MAX_OPERANDS
+            || self.pending != InstOptions::NONE
+            || self.pending_count.is_some()
+            || self.pending_mask.is_some()
+        {
+            return Ok(false);
+        }
+        if !matches!(&self.func, Some(st) if st.entered) {
+            // The first instruction enters the function (or fails without one).
+            self.enter_first()?;
+        }
+        let (Some(st), Some(ws)) = (self.func.as_mut(), self.ws.0.as_deref()) else {
+            return Ok(false);
+        };
+        // The virtual register numbers (0: not a plain virtual register).
+        let mut virt = [0u32; ShapeKey::MAX_OPERANDS];
+        for (j, op) in operands.iter().enumerate() {
+            if let Operand::Reg(r) = op
+                && r.decorators().is_empty()
+                && let Some(index) = r.virtual_index()
+            {
+                virt[j] = index.wrapping_add(1);
+            } else {
+                return Ok(false);
+            }
+        }
+        let same = PlannedShape::same_pattern(&virt);
+        let slot = PlannedShape::slot(site, same);
+        let Some(entry) = ws.planned.get(slot).and_then(|first| {
+            let found = |e: &&PlannedShape| e.site == site && e.same == same;
+            Some(first)
+                .filter(found)
+                .or_else(|| ws.planned.get(slot ^ 1).filter(found))
+        }) else {
+            return Ok(false);
+        };
+        let id = X86Inst::new(mnemonic).id();
+        let inst = id.0 | u32::from(self.avx512) << 31;
+        if entry.site != site
+            || entry.inst != inst
+            || entry.same != same
+            || usize::from(entry.len) != n
+        {
+            return Ok(false);
+        }
+        let mut ops = [IrOperand::Imm(0); ShapeKey::MAX_OPERANDS];
+        for (j, op) in operands.iter().enumerate() {
+            let Operand::Reg(r) = op else {
+                return Ok(false);
+            };
+            let Some(v) = (virt[j] - 1).checked_sub(self.vreg_base) else {
+                return Ok(false);
+            };
+            let v = IrVReg::from_u32(v);
+            let Some(data) = st.f.get_vreg(v) else {
+                return Ok(false);
+            };
+            if r.kind() as u8 != entry.kinds[j] || PlannedShape::vreg_code(data) != entry.vregs[j] {
+                return Ok(false);
+            }
+            ops[j] = IrOperand::Reg(IrReg::Virt(v, entry.views[j]));
+        }
+        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops[..n], entry.tag)
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(true)
+    }
+
+    /// After a typed method's instruction was added by [`Emitter::emit`]
+    /// (the function had `before` instructions): when it became one tagged
+    /// instruction on plain virtual registers, remembers its shape for
+    /// [`add_planned`](Self::add_planned).
+    #[cold]
+    fn learn_planned(
+        &mut self,
+        site: usize,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+        before: Option<usize>,
+    ) {
+        let n = operands.len();
+        let (Some(st), Some(before)) = (self.func.as_ref(), before) else {
+            return;
+        };
+        if n > ShapeKey::MAX_OPERANDS || st.f.num_insts() != before + 1 {
+            return;
+        }
+        let last = &st.f.all_insts()[before];
+        let id = X86Inst::new(mnemonic).id();
+        let (Some(tag), jitforge_ir::InstKind::Target(added)) = (last.tag(), last.kind) else {
+            return;
+        };
+        let ir_ops = st.f.operands(jitforge_ir::Inst::from_u32(before as u32));
+        if added != id || ir_ops.len() != n {
+            return;
+        }
+        let mut entry = PlannedShape {
+            site,
+            inst: id.0 | u32::from(self.avx512) << 31,
+            len: n as u8,
+            tag,
+            ..PlannedShape::default()
+        };
+        let mut virt = [0u32; ShapeKey::MAX_OPERANDS];
+        for (j, (op, ir)) in operands.iter().zip(ir_ops).enumerate() {
+            let (Operand::Reg(r), IrOperand::Reg(IrReg::Virt(v, view))) = (op, ir) else {
+                return;
+            };
+            let (Some(index), true) = (r.virtual_index(), r.decorators().is_empty()) else {
+                return;
+            };
+            virt[j] = index.wrapping_add(1);
+            entry.kinds[j] = r.kind() as u8;
+            entry.vregs[j] = PlannedShape::vreg_code(st.f.vreg(*v));
+            entry.views[j] = *view;
+        }
+        entry.same = PlannedShape::same_pattern(&virt);
+        let slot = PlannedShape::slot(site, entry.same);
+        let planned = &mut self.ws.get().planned;
+        if planned.is_empty() {
+            planned.resize(PlannedShape::SLOTS, PlannedShape::default());
+        }
+        // Two-way: the first slot unless another shape holds it (so that
+        // two frequent shapes with one slot do not take turns).
+        let taken = |e: &PlannedShape| e.site != 0 && (e.site, e.same) != (site, entry.same);
+        let slot = if taken(&planned[slot]) {
+            slot ^ 1
+        } else {
+            slot
+        };
+        planned[slot] = entry;
+    }
+
     /// Adds an instruction without prefixes or mask whose operands are
     /// virtual registers (no decorations) and register-based memory, when
     /// an instruction of the same shape was added before: it gets that
     /// one's facts tag, without building operand shapes or looking the
     /// facts up. Anything else, and errors, are left to
     /// [`plain_inst`](Self::plain_inst), which reports them.
+    #[inline(always)]
     fn memo_inst(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<Memo> {
         if operands.len() > ShapeKey::MAX_OPERANDS {
             return Ok(Memo::NotMemoized);
         }
+        if !matches!(&self.func, Some(st) if st.entered) {
+            // The first instruction enters the function (or fails without one).
+            self.enter_first()?;
+        }
+        let base = self.vreg_base;
+        let Some(st) = self.func.as_mut() else {
+            return Ok(Memo::NotMemoized);
+        };
         let id = X86Inst::new(mnemonic).id();
         let mut key = ShapeKey {
             inst: id.0 | u32::from(self.avx512) << 31,
@@ -1269,37 +1476,19 @@ impl Compiler<'_> {
             // Each arm writes its operand in place (a returned operand
             // would be moved once more).
             let code = match op {
-                Operand::Reg(r) if r.decorators().is_empty() => {
-                    let (Some(index), Some(view), Some(st)) =
-                        (r.virtual_index(), reg_view(r.kind()), self.func.as_ref())
-                    else {
+                Operand::Reg(r) => {
+                    let Some((reg, code)) = memo_reg(&st.f, base, *r) else {
                         return Ok(Memo::NotMemoized);
                     };
-                    let Some((reg, data)) = virtual_reg(&st.f, self.vreg_base, index, view) else {
-                        return Ok(Memo::NotMemoized);
-                    };
-                    let IrReg::Virt(_, view) = reg else {
-                        return Ok(Memo::NotMemoized);
-                    };
-                    // What the facts key takes from a register's shape:
-                    // class, size, high byte, sub-view, the first earlier
-                    // operand that is the same register.
-                    let size = view.size().unwrap_or(data.size);
+                    // The first earlier operand that is the same register.
                     let same = regs[..j].iter().position(|r| *r == Some(reg)).unwrap_or(7) as u32;
                     regs[j] = Some(reg);
                     ops[j] = IrOperand::Reg(reg);
-                    u32::from(data.class.0 & 0xF)
-                        | u32::from(size) << 4
-                        | u32::from(view.is_high()) << 20
-                        | u32::from(view != View::FULL) << 21
-                        | same << 22
+                    code | same << 22
                 }
                 // Memory's shape is its size (the address registers are no operands of it).
-                Operand::Mem(m)
-                    if m.decorators().is_empty()
-                        && matches!(m.base(), MemBase::Reg(_) | MemBase::None) =>
-                {
-                    let Ok(mem) = self.ir_mem(m) else {
+                Operand::Mem(m) => {
+                    let Some(mem) = register_mem(&st.f, base, m) else {
                         return Ok(Memo::NotMemoized);
                     };
                     ops[j] = IrOperand::Mem(mem);
@@ -1309,17 +1498,23 @@ impl Compiler<'_> {
             };
             key.ops[j] = ShapeKey::PRESENT | code;
         }
-        let Some(tag) = self.ws.get().shape_memo.get(&key) else {
+        let tag = match self.ws.0.as_deref() {
+            Some(ws) => ws.shape_memo.get(&key),
+            None => None,
+        };
+        let Some(tag) = tag else {
             return Ok(Memo::Miss(key));
         };
-        self.push_target(id, &ops[..operands.len()], tag)?;
+        st.f.push_tagged(
+            jitforge_ir::InstKind::Target(id),
+            &ops[..operands.len()],
+            tag,
+        )
+        .map_err(|e| invalid(&e.to_string()))?;
         Ok(Memo::Added)
     }
 
-    /// Appends target instruction `id` on `ops` with facts tag `tag`
-    /// (forced inline: on the path of every instruction, where a call
-    /// costs a tenth of the append).
-    #[inline(always)]
+    /// Appends target instruction `id` on `ops` with facts tag `tag`.
     fn push_target(
         &mut self,
         id: jitforge_ir::TargetInst,
@@ -1449,15 +1644,17 @@ struct Workspace {
     shape_memo: ShapeMemo,
     /// The rewrite's encoded instructions (by tags of `facts_table`).
     memo: super::rewrite::EncodingMemo,
+    /// Tags of `facts_table` by typed method (cleared with it).
+    planned: Vec<PlannedShape>,
     /// The last function compiled, its buffers kept for the next one.
-    function: Option<IrFunction>,
+    function: Option<Box<IrFunction>>,
     /// The Compiler's entry label of each function by name (emptied, not
     /// freed, when the workspace goes back to the pool: a Compiler per
     /// function then allocates no table).
-    functions: HashMap<String, Label>,
+    functions: crate::code::NameTable,
     /// The name and signature of each function added, by entry label id
     /// (a call to one must use that signature); emptied like `functions`.
-    signatures: HashMap<u32, (String, Signature)>,
+    signatures: IdMap<Signature>,
 }
 
 thread_local! {
@@ -1580,6 +1777,71 @@ impl ShapeKey {
     }
 }
 
+/// What [`Compiler::add_planned`] checks an instruction of a typed method
+/// against: the last instruction of that method (`site`) with the same
+/// pattern of repeated registers, its operands' register kinds and their
+/// virtual registers' classes and sizes, which decide its shape and so its
+/// facts tag, and the IR view each operand became.
+#[derive(Clone, Copy)]
+struct PlannedShape {
+    /// The address of the typed method's plans (0: empty slot).
+    site: usize,
+    /// The instruction id, the AVX-512 setting in the top bit (as [`ShapeKey::inst`]).
+    inst: u32,
+    len: u8,
+    /// Which operands name the same virtual register ([`PlannedShape::same_pattern`]).
+    same: u8,
+    tag: u16,
+    kinds: [u8; ShapeKey::MAX_OPERANDS],
+    vregs: [u32; ShapeKey::MAX_OPERANDS],
+    views: [View; ShapeKey::MAX_OPERANDS],
+}
+
+impl Default for PlannedShape {
+    fn default() -> PlannedShape {
+        PlannedShape {
+            site: 0,
+            inst: 0,
+            len: 0,
+            same: 0,
+            tag: jitforge_ir::NO_TAG,
+            kinds: [0; ShapeKey::MAX_OPERANDS],
+            vregs: [0; ShapeKey::MAX_OPERANDS],
+            views: [View::FULL; ShapeKey::MAX_OPERANDS],
+        }
+    }
+}
+
+impl PlannedShape {
+    /// Slots, two per key (a function has a handful of typed calls).
+    const SLOTS: usize = 64;
+
+    fn slot(site: usize, same: u8) -> usize {
+        let h = (site as u64 ^ u64::from(same)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> (64 - Self::SLOTS.trailing_zeros())) as usize
+    }
+
+    /// A bit per pair of operands ((0,1), (0,2), (1,2), (0,3), (1,3),
+    /// (2,3)) naming the same virtual register (`virt`: their numbers
+    /// from 1, 0 past the operands; written out: a loop over the pairs
+    /// cost more than the lookup it keys).
+    #[inline(always)]
+    fn same_pattern(virt: &[u32; ShapeKey::MAX_OPERANDS]) -> u8 {
+        let [a, b, c, d] = *virt;
+        u8::from(b == a)
+            | u8::from(c == a) << 1
+            | u8::from(c == b) << 2
+            | u8::from(d == a) << 3
+            | u8::from(d == b) << 4
+            | u8::from(d == c) << 5
+    }
+
+    /// A virtual register's class and size in one word.
+    fn vreg_code(data: &jitforge_ir::VRegData) -> u32 {
+        u32::from(data.class.0) | u32::from(data.size) << 8
+    }
+}
+
 /// Facts tags by instruction shape: two-way, the newest shape of a full
 /// pair of slots wins. Tags index the workspace's facts table, so it is cleared
 /// with it.
@@ -1655,6 +1917,30 @@ fn rename_vregs(op: &mut IrOperand, mut rename: impl FnMut(IrVReg) -> IrVReg) {
             }
         }
         _ => {}
+    }
+}
+
+/// A map keyed by code label id.
+type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+
+/// Hashes label ids (small distinct numbers, not chosen by an adversary) by
+/// one multiplication: SipHash's protection costs more than the lookup.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.0 = (self.0 ^ u64::from(id)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -1736,6 +2022,52 @@ fn virtual_reg(
         view
     };
     Some((IrReg::Virt(v, view), data))
+}
+
+/// The IR register of `r`, an undecorated virtual register of `f`
+/// (numbered from `base`), and the part of an operand's code in a
+/// [`ShapeKey`] that the facts take from a register's shape: class, size,
+/// high byte, sub-view (the repeat of an earlier operand is the caller's).
+/// `None` for any other register.
+#[inline(always)]
+fn memo_reg(f: &IrFunction, base: u32, r: Reg) -> Option<(IrReg, u32)> {
+    if !r.decorators().is_empty() {
+        return None;
+    }
+    let view = reg_view(r.kind())?;
+    let v = IrVReg::from_u32(r.virtual_index()?.checked_sub(base)?);
+    let data = f.get_vreg(v)?;
+    // The register's own size is its full view (so copies are recognised).
+    let (view, size) = match view.size() {
+        Some(size) if size != data.size => (view, size),
+        _ => (View::FULL, data.size),
+    };
+    let code = u32::from(data.class.0 & 0xF)
+        | u32::from(size) << 4
+        | u32::from(view.is_high()) << 20
+        | u32::from(view != View::FULL) << 21;
+    Some((IrReg::Virt(v, view), code))
+}
+
+/// The IR form of memory `m` addressed by registers of `f` (numbered
+/// from `base`) only, without segment, broadcast or decorations; `None`
+/// for anything else (which [`Compiler::ir_mem`] converts or reports).
+#[inline(always)]
+fn register_mem(f: &IrFunction, base: u32, m: &Mem) -> Option<IrMem> {
+    if m.segment().is_some() || m.is_broadcast() || m.is_abs64() || !m.decorators().is_empty() {
+        return None;
+    }
+    let disp = i32::try_from(m.disp()).ok()?;
+    let address = match m.base() {
+        MemBase::None => IrMemBase::None,
+        MemBase::Reg(r) => IrMemBase::Reg(ir_reg(f, base, r).ok()?),
+        _ => return None,
+    };
+    let mut mem = IrMem::new(address, disp, m.size());
+    if let Some(index) = m.index() {
+        mem = mem.with_index(ir_reg(f, base, index).ok()?, m.scale());
+    }
+    Some(mem)
 }
 
 /// A signature as text: `(i64, f64) -> (i64) sysv64`.
@@ -1956,4 +2288,70 @@ bound_insts! {
     scasb => Scasb(dst, value);
     /// `cmpsb`: compares `[src]` (rsi) with `[dst]` (rdi) and advances both; with `rep(count)`, a `memcmp`.
     cmpsb => Cmpsb(src, dst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x86::Instructions;
+
+    type Recorded = Vec<(jitforge_ir::InstKind, Option<u16>, Vec<IrOperand>)>;
+
+    /// Writes a function through `write` (given its registers), twice over,
+    /// so that the second time the typed methods find their shapes;
+    /// returns the IR instructions recorded: kind, tag and operands.
+    fn program(write: impl Fn(&mut Compiler<'_>, Gp64, Gp64, Gp32, Xmm) -> Result<()>) -> Recorded {
+        let mut code = CodeHolder::new(crate::Arch::X64);
+        let mut cc = Compiler::new(&mut code);
+        let sig = Signature::new(X86Target::SYSV64, &[], &[]);
+        cc.add_func("shapes", sig).expect("add_func");
+        let (a, b) = (cc.new_gp64("a"), cc.new_gp64("b"));
+        let (w, x) = (cc.new_gp32("w"), cc.new_xmm("x"));
+        for _ in 0..2 {
+            write(&mut cc, a, b, w, x).expect("instructions");
+        }
+        let f = &cc.func.as_ref().expect("a function is open").f;
+        (0..f.num_insts())
+            .map(|i| {
+                let d = &f.all_insts()[i];
+                let ops = f.operands(jitforge_ir::Inst::from_u32(i as u32));
+                (d.kind, d.tag(), ops.to_vec())
+            })
+            .collect()
+    }
+
+    /// The typed methods' shortcut ([`Compiler::add_planned`]) records
+    /// what the general path records for the same instructions: registers
+    /// repeated or not, sub-register views, registers of other sizes.
+    #[test]
+    fn typed_methods_record_what_the_dynamic_path_records() {
+        let dynamic = program(|cc, a, b, w, x| {
+            cc.emit(Mnemonic::Xor, &[a.into(), a.into()])?;
+            cc.emit(Mnemonic::Xor, &[a.into(), b.into()])?;
+            cc.emit(Mnemonic::Xor, &[b.into(), a.into()])?;
+            cc.emit(Mnemonic::Add, &[a.r32().into(), w.into()])?;
+            cc.emit(Mnemonic::Add, &[w.into(), a.r32().into()])?;
+            cc.emit(Mnemonic::Add, &[w.into(), w.into()])?;
+            cc.emit(Mnemonic::Add, &[a.r8().into(), b.r8().into()])?;
+            cc.emit(Mnemonic::Add, &[w.r64().into(), b.into()])?;
+            cc.emit(Mnemonic::Imul, &[a.into(), b.into()])?;
+            cc.emit(Mnemonic::Pxor, &[x.into(), x.into()])
+        });
+        let typed = program(|cc, a, b, w, x| {
+            cc.xor_(a, a)?;
+            cc.xor_(a, b)?;
+            cc.xor_(b, a)?;
+            cc.add(a.r32(), w)?;
+            cc.add(w, a.r32())?;
+            cc.add(w, w)?;
+            cc.add(a.r8(), b.r8())?;
+            cc.add(w.r64(), b)?;
+            cc.imul_2(a, b)?;
+            cc.pxor(x, x)
+        });
+        assert_eq!(typed.len(), dynamic.len());
+        for (i, (t, d)) in typed.iter().zip(&dynamic).enumerate() {
+            assert_eq!(t, d, "instruction {i}");
+        }
+    }
 }
