@@ -410,13 +410,16 @@ impl Emitter for Assembler<'_> {
         plans: &'static FormPlans,
         operands: [Operand; N],
     ) -> Result<()> {
-        // Options are rare: clearing them only when set keeps a store off
-        // the common path.
+        // Options are rare: with none set, one test of them and one of the
+        // fast flag lead to the fast path, and nothing is stored.
         let options = self.options;
-        if !options.is_empty() {
+        let fast = if options.is_empty() {
+            self.fast
+        } else {
             self.options = InstOptions::NONE;
-        }
-        if self.fast_path_allowed(options) {
+            self.fast_path_allowed(options)
+        };
+        if fast {
             let short = !options.is_empty();
             if emit_planned(self.code, self.section, plans, &operands, short) {
                 return Ok(());
