@@ -9,7 +9,8 @@
 //! (its finished bytes included), per instruction.
 //!
 //! `cargo bench --bench workload_a` (`RUNS=N` repetitions, median; `PEERS=0` for jitforge alone;
-//! `BUILDER=0` without the Builder rows, to profile or count page faults of the Assembler alone)
+//! `BUILDER=0` without the Builder rows, to profile or count page faults of the Assembler alone;
+//! `WORKLOAD=A.gp` or `WORKLOAD=A.full` runs that one alone, to count it alone)
 
 #[path = "common/peak_heap.rs"]
 mod peak_heap;
@@ -244,6 +245,9 @@ fn main() {
         ("A.full", false, 25_000usize, 40usize),
         ("A.gp", true, 40_000, 25),
     ] {
+        if std::env::var("WORKLOAD").is_ok_and(|only| only != name) {
+            continue;
+        }
         let instructions = (blocks * per_block) as f64;
         let (ours, our_bytes, our_heap) = measure(runs, || {
             jitforge_run(gp_only, blocks)

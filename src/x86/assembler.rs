@@ -39,22 +39,29 @@ pub struct Assembler<'a> {
     section: SectionId,
     options: InstOptions,
     logger: Option<&'a mut dyn Logger>,
+    /// Whether the encoder's fast path may be used at all: 64-bit code
+    /// (a code holder's architecture never changes) and no logger. Kept
+    /// here so that each instruction tests one flag.
+    fast: bool,
 }
 
 impl<'a> Assembler<'a> {
     /// An assembler writing at the end of the `.text` section of `code`.
     pub fn new(code: &'a mut CodeHolder) -> Assembler<'a> {
+        let fast = code.arch() == crate::code::Arch::X64;
         Assembler {
             code,
             section: CodeHolder::TEXT,
             options: InstOptions::NONE,
             logger: None,
+            fast,
         }
     }
 
     /// Attaches a logger that sees every emitted instruction; it never changes the bytes.
     pub fn set_logger(&mut self, logger: Option<&'a mut dyn Logger>) {
         self.logger = logger;
+        self.fast = self.logger.is_none() && self.code.arch() == crate::code::Arch::X64;
     }
 
     /// The code holder.
@@ -89,6 +96,7 @@ impl<'a> Assembler<'a> {
     }
 
     /// A new anonymous label.
+    #[inline]
     pub fn new_label(&mut self) -> Label {
         self.code.new_label()
     }
@@ -99,6 +107,7 @@ impl<'a> Assembler<'a> {
     }
 
     /// Binds `label` here.
+    #[inline]
     pub fn bind(&mut self, label: Label) -> Result<()> {
         self.code.bind(label, self.section)?;
         if self.logger.is_some() {
@@ -221,9 +230,7 @@ impl<'a> Assembler<'a> {
     /// and anything logged, through the general encoder.
     #[inline(always)]
     fn fast_path_allowed(&self, options: InstOptions) -> bool {
-        self.logger.is_none()
-            && self.code.arch() == crate::code::Arch::X64
-            && (options.is_empty() || options == InstOptions::SHORT)
+        self.fast && (options.is_empty() || options == InstOptions::SHORT)
     }
 
     /// Emits one instruction through the general encoder.
@@ -390,6 +397,36 @@ impl Emitter for Assembler<'_> {
             }
         }
         self.emit_general(mnemonic, plans.forms(), operands, options)
+    }
+
+    // The typed API's entry: the operands stay values (constants at the
+    // call site) on the fast path; only the way to the general encoder
+    // copies them to memory, so a call site that the fast path takes
+    // stores nothing.
+    #[inline(always)]
+    fn emit_typed<const N: usize>(
+        &mut self,
+        mnemonic: Mnemonic,
+        plans: &'static FormPlans,
+        operands: [Operand; N],
+    ) -> Result<()> {
+        // Options are rare: with none set, one test of them and one of the
+        // fast flag lead to the fast path, and nothing is stored.
+        let options = self.options;
+        let fast = if options.is_empty() {
+            self.fast
+        } else {
+            self.options = InstOptions::NONE;
+            self.fast_path_allowed(options)
+        };
+        if fast {
+            let short = !options.is_empty();
+            if emit_planned(self.code, self.section, plans, &operands, short) {
+                return Ok(());
+            }
+        }
+        let copy = operands;
+        self.emit_general(mnemonic, plans.forms(), &copy, options)
     }
 }
 

@@ -41,4 +41,18 @@ pub trait Emitter {
     ) -> Result<(), Error> {
         self.emit_forms(mnemonic, plans.forms(), operands)
     }
+
+    /// What the typed API calls: [`emit_planned`](Self::emit_planned) with
+    /// the operands by value, so that an emitter that encodes them at once
+    /// can keep them in registers (as constants, at a typed call site) and
+    /// write them to memory only on the way to its general path.
+    #[inline(always)]
+    fn emit_typed<const N: usize>(
+        &mut self,
+        mnemonic: Mnemonic,
+        plans: &'static FormPlans,
+        operands: [Operand; N],
+    ) -> Result<(), Error> {
+        self.emit_planned(mnemonic, plans, &operands)
+    }
 }

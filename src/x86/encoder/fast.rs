@@ -421,33 +421,49 @@ impl FormPlans {
 /// base (and index) registers, immediates, labels of this code holder.
 #[inline(always)]
 fn operands_fit(code: &CodeHolder, operands: &[Operand]) -> bool {
-    for (i, op) in operands.iter().enumerate() {
-        match op {
-            Operand::Reg(r) => {
-                let ok = match r.kind() {
-                    RegKind::Gp8 | RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64 => r.id() < 16,
-                    RegKind::Mm | RegKind::K => true,
-                    RegKind::Xmm | RegKind::Ymm | RegKind::Zmm => true,
-                    _ => false,
-                };
-                if !ok || r.is_virtual() || i != 0 && !r.decorators().is_empty() {
-                    return false;
-                }
-            }
-            Operand::Mem(m) => {
-                if !address_fits(m) {
-                    return false;
-                }
-            }
-            Operand::Imm(_) => {}
-            Operand::Label(l) => {
-                if l.id() as usize >= code.label_count() {
-                    return false;
-                }
-            }
-            Operand::None => return false,
-        }
+    // No form of this path has more than four operands. Each operand's
+    // check is written out (not looped) so that it folds at a typed call
+    // site, as in `encode`.
+    if operands.len() > 4 {
+        return false;
     }
+    macro_rules! check_operand {
+        ($i:literal) => {
+            if let Some(op) = operands.get($i) {
+                match op {
+                    Operand::Reg(r) => {
+                        let ok = match r.kind() {
+                            RegKind::Gp8 | RegKind::Gp16 | RegKind::Gp32 | RegKind::Gp64 => {
+                                r.id() < 16
+                            }
+                            RegKind::Mm | RegKind::K => true,
+                            RegKind::Xmm | RegKind::Ymm | RegKind::Zmm => true,
+                            _ => false,
+                        };
+                        if !ok || r.is_virtual() || $i != 0 && !r.decorators().is_empty() {
+                            return false;
+                        }
+                    }
+                    Operand::Mem(m) => {
+                        if !address_fits(m) {
+                            return false;
+                        }
+                    }
+                    Operand::Imm(_) => {}
+                    Operand::Label(l) => {
+                        if l.id() as usize >= code.label_count() {
+                            return false;
+                        }
+                    }
+                    Operand::None => return false,
+                }
+            }
+        };
+    }
+    check_operand!(0);
+    check_operand!(1);
+    check_operand!(2);
+    check_operand!(3);
     true
 }
 
@@ -654,52 +670,67 @@ fn encode(
     let mut rm_gp = false;
     let mut vvvv_id = 0u8;
     let mut opcode_id = 0u8;
-    let mut mem: Option<&Mem> = None;
+    let mut mem: Option<Mem> = None;
     let mut needs_rex_byte = false;
     let mut has_gp16 = false;
     let mut imms = [(0i64, 0u8); 2];
     let mut imm_count = 0;
     let mut rel: Option<(Label, bool)> = None;
     let mut decorators = Decorators::NONE;
-    for (op, s) in operands.iter().zip(&plan.slots) {
-        match verdict(s, op, plan) {
-            Verdict::Takes => {}
-            other => return other,
-        }
-        match *op {
-            Operand::Reg(r) => {
-                if !r.decorators().is_empty() {
-                    decorators = r.decorators();
+    // Each operand's step written out for slots 0 to 3 (the arity is at
+    // most 4) rather than looped: at a typed call site the operands are
+    // constants, and straight-line steps fold without waiting for the
+    // optimizer to unroll a loop (which it does not, for a body this big).
+    macro_rules! take_operand {
+        ($i:literal) => {
+            if let Some(op) = operands.get($i) {
+                let s = &plan.slots[$i];
+                match verdict(s, op, plan) {
+                    Verdict::Takes => {}
+                    other => return other,
                 }
-                has_gp16 |= r.kind() == RegKind::Gp16;
-                // VEX and legacy forms name registers 0-15 only: the
-                // general encoder passes over them for 16-31.
-                if r.id() >= 16 && !evex {
-                    return Verdict::Skip;
-                }
-                needs_rex_byte |= r.kind() == RegKind::Gp8 && r.id() >= 4;
-                match s.slot {
-                    Slot::ModRmReg => reg_id = r.id(),
-                    Slot::ModRmRm => {
-                        rm_id = r.id();
-                        rm_gp = r.kind().is_gp();
+                match *op {
+                    Operand::Reg(r) => {
+                        if !r.decorators().is_empty() {
+                            decorators = r.decorators();
+                        }
+                        has_gp16 |= r.kind() == RegKind::Gp16;
+                        // VEX and legacy forms name registers 0-15 only: the
+                        // general encoder passes over them for 16-31.
+                        if r.id() >= 16 && !evex {
+                            return Verdict::Skip;
+                        }
+                        needs_rex_byte |= r.kind() == RegKind::Gp8 && r.id() >= 4;
+                        match s.slot {
+                            Slot::ModRmReg => reg_id = r.id(),
+                            Slot::ModRmRm => {
+                                rm_id = r.id();
+                                rm_gp = r.kind().is_gp();
+                            }
+                            Slot::Vvvv => vvvv_id = r.id(),
+                            Slot::OpcodeReg => opcode_id = r.id(),
+                            _ => {}
+                        }
                     }
-                    Slot::Vvvv => vvvv_id = r.id(),
-                    Slot::OpcodeReg => opcode_id = r.id(),
-                    _ => {}
+                    Operand::Imm(v) => {
+                        if s.slot == Slot::Imm && imm_count < 2 {
+                            imms[imm_count] = (v, imm_size(s.kind) as u8);
+                            imm_count += 1;
+                        }
+                    }
+                    Operand::Label(label) => rel = Some((label, s.label == 1)),
+                    // A copy, not a reference: the operands can then stay
+                    // values rather than memory.
+                    Operand::Mem(m) => mem = Some(m),
+                    Operand::None => return Verdict::Aside,
                 }
             }
-            Operand::Imm(v) => {
-                if s.slot == Slot::Imm && imm_count < 2 {
-                    imms[imm_count] = (v, imm_size(s.kind) as u8);
-                    imm_count += 1;
-                }
-            }
-            Operand::Label(label) => rel = Some((label, s.label == 1)),
-            Operand::Mem(ref m) => mem = Some(m),
-            Operand::None => return Verdict::Aside,
-        }
+        };
     }
+    take_operand!(0);
+    take_operand!(1);
+    take_operand!(2);
+    take_operand!(3);
     // A 16-bit form for unsized memory waits behind the others there.
     if plan.operand_size_16 && !has_gp16 && mem.is_some_and(|m| m.size() == 0) {
         return Verdict::Aside;
@@ -817,7 +848,7 @@ fn encode(
                     } else {
                         1
                     };
-                    push_address(&mut b, m, reg_bits, b_id, scale);
+                    push_address(&mut b, &m, reg_bits, b_id, scale);
                 }
                 None => b.push(0xc0 | reg_bits | (rm_id & 7)),
             }
@@ -872,8 +903,17 @@ fn encode(
     }
     let len = b.len;
     let buf = code.buffer_mut(section);
-    buf.extend_from_slice(&b.buf[..16]);
-    buf.truncate(offset + len);
+    // One reservation and one fixed-size 16-byte copy per instruction
+    // (the compiler turns it into two stores), then the length.
+    let start = buf.len();
+    buf.reserve(16);
+    // SAFETY: `reserve` left room for 16 bytes after `start` (the
+    // length), `b.buf` holds at least 16, and the first `len <= 15` of
+    // them, now written, become the buffer's new bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(b.buf.as_ptr(), buf.as_mut_ptr().add(start), 16);
+        buf.set_len(start + len);
+    }
     if let Some((at, kind, label)) = fixup {
         // The label belongs to this code holder (checked above), so this
         // only records the use.

@@ -856,9 +856,14 @@ fn generate_api(mnemonics: &BTreeMap<&str, Vec<&Row>>) -> String {
             let ops: Vec<String> = (0..*arity)
                 .map(|i| format!("{}.to_operand()", ARGS[i]))
                 .collect();
+            // Always inline: at the call site the operands are usually
+            // constants and the plans are, so the Assembler's fast path
+            // folds to the instruction's bytes; left to the inliner, a
+            // caller with many instructions gets calls to out-of-line
+            // copies that encode at run time.
             let _ = writeln!(
                 methods,
-                "    /// Emits `{name}` with {arity} operand(s): {forms_doc}.\n    #[inline]\n    fn {method}<{}>(&mut self, {}) -> Result<(), Error>\n    where\n        ({},): sig::{trait_name},\n    {{\n        self.emit_planned(Mnemonic::{}, const {{ &FormPlans::of(<({},) as sig::{trait_name}>::FORMS) }}, &[{}])\n    }}\n",
+                "    /// Emits `{name}` with {arity} operand(s): {forms_doc}.\n    #[inline(always)]\n    fn {method}<{}>(&mut self, {}) -> Result<(), Error>\n    where\n        ({},): sig::{trait_name},\n    {{\n        self.emit_typed(Mnemonic::{}, const {{ &FormPlans::of(<({},) as sig::{trait_name}>::FORMS) }}, [{}])\n    }}\n",
                 generics.join(", "),
                 params.join(", "),
                 classes.join(", "),
