@@ -1275,6 +1275,13 @@ fn i64_results_in_edx_eax_across_conventions() -> Result<(), Error> {
                 cc.ret(&[hi.into(), lo.into()])?;
                 cc.end_func()
             })?;
+            // The allocator's reasons name the registers of the mode.
+            assert!(
+                listing.contains("[copy to fixed eax]")
+                    && !listing.contains("rax")
+                    && !listing.contains("rdx"),
+                "{listing}"
+            );
             let callee = load(&mut m, &code, "wide")?;
             let caller = address(&m, &code, "caller");
             for (a, b, c) in [
