@@ -1304,3 +1304,25 @@ fn i64_results_in_edx_eax_across_conventions() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// The differential check of random 32-bit programs
+/// (`jitforge::compiler::fuzzing::check_program32`, also the cargo-fuzz
+/// target `compile_run32`) on pseudo-random byte strings: each program is
+/// compiled with its callees, run natively and interpreted; results, the
+/// buffer and the trace of calls must agree. COMPILER32_FUZZ_CASES=N for more.
+#[test]
+fn random_byte_strings_agree_with_the_interpreter() {
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let cases = rng::cases("COMPILER32_FUZZ_CASES", 150);
+    let mut spills = 0u64;
+    for case in 0..cases {
+        let len = 16 + (case % 7) * 40;
+        let data: Vec<u8> = (0..len).map(|_| r.below(256) as u8).collect();
+        match jitforge::compiler::fuzzing::check_program32(&data) {
+            Ok(stats) => spills += stats.stores as u64,
+            Err(e) => panic!("case {case} ({data:?}): {e}"),
+        }
+    }
+    // Seven registers for up to 24 values: the programs spill.
+    assert!(spills > 0, "no program spilled");
+}

@@ -11,6 +11,13 @@
 //! cargo-fuzz target `compile_run` and the test suite both call
 //! [`check_program`].
 
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub mod compat32;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod program32;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub use program32::check_program32;
+
 use super::{Compiler, Signature, ValType, X86Target};
 use crate::code::{Arch, CodeHolder};
 use crate::jit::JitRuntime;
