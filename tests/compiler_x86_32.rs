@@ -1326,3 +1326,58 @@ fn random_byte_strings_agree_with_the_interpreter() {
     // Seven registers for up to 24 values: the programs spill.
     assert!(spills > 0, "no program spilled");
 }
+
+/// The byte forms of `mul`, `imul`, `div` and `idiv` (one implicit
+/// register, ax) through their typed methods (`mul8`...): ax is a 16-bit
+/// view of a 32-bit value whose upper half is kept, the source a byte view.
+#[test]
+fn byte_multiplies_and_divisions_on_ax() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let (code, listing) = compile32(|cc| {
+        cc.add_func("bytes", sig32(X86Target::CDECL, &[ValType::I32; 3]))?;
+        let (a, b, kind) = (cc.new_gp32("a"), cc.new_gp32("b"), cc.new_gp32("kind"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.set_arg(2, kind)?;
+        let (mul, imul, div, done) = (
+            cc.new_label(),
+            cc.new_label(),
+            cc.new_label(),
+            cc.new_label(),
+        );
+        cc.cmp(kind, 0)?;
+        cc.je(mul)?;
+        cc.cmp(kind, 1)?;
+        cc.je(imul)?;
+        cc.cmp(kind, 2)?;
+        cc.je(div)?;
+        cc.idiv8(a.r16(), b.r8())?;
+        cc.jmp(done)?;
+        cc.bind(mul)?;
+        cc.mul8(a.r16(), b.r8())?;
+        cc.jmp(done)?;
+        cc.bind(imul)?;
+        cc.imul8(a.r16(), b.r8())?;
+        cc.jmp(done)?;
+        cc.bind(div)?;
+        cc.div8(a.r16(), b.r8())?;
+        cc.bind(done)?;
+        cc.ret(&[a.into()])?;
+        cc.end_func()
+    })?;
+    let entry = load(&mut m, &code, "bytes")?;
+    let cases = [
+        // 0xF0 * 0x11 = 0x0FF0 (unsigned); -16 * 17 = -272 = 0xFEF0 (signed).
+        (0xABCD_12F0u32, 0x11u32, 0, 0xABCD_0FF0u32),
+        (0xABCD_12F0, 0x11, 1, 0xABCD_FEF0),
+        // 0x0123 / 0x10: quotient 0x12 in al, remainder 3 in ah.
+        (0xABCD_0123, 0x10, 2, 0xABCD_0312),
+        // -100 (ax 0xFF9C) / 7: quotient -14 (0xF2), remainder -2 (0xFE).
+        (0x5555_FF9C, 7, 3, 0x5555_FEF2),
+    ];
+    for (a, b, kind, want) in cases {
+        let got = call(&mut m, entry, Conv::Stack, &[a, b, kind]);
+        assert_eq!(got, want, "kind {kind}: {a:#x}, {b:#x}\n{listing}");
+    }
+    Ok(())
+}

@@ -1931,6 +1931,17 @@ bound_insts! {
     /// `imul` with one explicit operand: `hi:lo` (rdx:rax) = `lo * src`
     /// (signed, widening). The two- and three-operand forms are `imul_2`, `imul_3`.
     imul => Imul(hi, lo, src);
+    /// `mul` of bytes: `ax` (a 16-bit register or view) = its low byte
+    /// (al) * `src` (8-bit, unsigned, widening). The three-operand methods
+    /// above have no byte form: it has one implicit register, not two.
+    mul8 => Mul(ax, src);
+    /// `imul` of bytes: as [`mul8`](Compiler::mul8), signed.
+    imul8 => Imul(ax, src);
+    /// `div` of bytes: `ax` divided by `src` (8-bit, unsigned); the
+    /// quotient goes to al, the remainder to ah (`ax.r8()`, and bits 8..15).
+    div8 => Div(ax, src);
+    /// `idiv` of bytes: as [`div8`](Compiler::div8), signed.
+    idiv8 => Idiv(ax, src);
     /// `cwd`: `hi` (dx) = the sign of `lo` (ax).
     cwd => Cwd(hi, lo);
     /// `cdq`: `hi` (edx) = the sign of `lo` (eax).

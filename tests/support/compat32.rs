@@ -6,8 +6,8 @@
 // Each test file uses part of the harness.
 #![allow(dead_code)]
 use jitforge::CodeHolder;
-pub use jitforge::compiler::fuzzing::compat32::Conv;
 use jitforge::compiler::fuzzing::compat32::Compat32 as Harness;
+pub use jitforge::compiler::fuzzing::compat32::Conv;
 
 /// The harness, its calls safe for the tests.
 pub struct Compat32(Harness);

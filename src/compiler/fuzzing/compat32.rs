@@ -215,13 +215,7 @@ impl Compat32 {
 
     /// Sets up a call of `target` through `trampoline`. Fails if the
     /// stack arguments do not fit the control block's view of the stack.
-    fn prepare(
-        &mut self,
-        target: u32,
-        conv: Conv,
-        args: &[u32],
-        trampoline: usize,
-    ) -> Result<()> {
+    fn prepare(&mut self, target: u32, conv: Conv, args: &[u32], trampoline: usize) -> Result<()> {
         let (regs, stack): (&[u32], &[u32]) = match conv {
             Conv::Stack => (&[], args),
             Conv::Fastcall => args.split_at(args.len().min(2)),

@@ -2,7 +2,8 @@
 //! a byte string becomes a random program on 32-bit values (straight code,
 //! diamonds, counted loops, 1 to 24 values for seven registers, shifts by
 //! an immediate and by cl, multiplies, widening `mul` and `div` on
-//! edx:eax, loads and stores of dwords in a buffer, `rep stosd`, calls of
+//! edx:eax and their byte forms on ax, loads and stores of dwords in a
+//! buffer, `rep stosd`, calls of
 //! JIT functions in cdecl, stdcall and fastcall, some returning an `i64`
 //! in edx:eax), in a cdecl, stdcall or fastcall function that returns an
 //! `i64` itself. It is compiled, run natively in compatibility mode
@@ -52,6 +53,12 @@ enum Stmt {
     ShiftCl(usize, usize),
     /// `buffer[v[i] % 8 ..][.. v[n] % 8] = v[s]` (`rep stosd`: ecx, edi, eax).
     RepStore(usize, usize, usize),
+    /// `v[d]` = `v[a]` with ax replaced by a byte `mul`, `imul`, `div`
+    /// or `idiv` (kind 0..3) of its low byte (al, extended to ax for the
+    /// divisions) and `v[b]`'s (`| 1`, and `& 0x7f` for `idiv`: no
+    /// divide error); `div`/`idiv` leave the quotient in al and the
+    /// remainder in ah.
+    ByteOp(u8, usize, usize, usize),
     If(usize, Vec<Stmt>, Vec<Stmt>),
     Loop(u8, Vec<Stmt>),
 }
@@ -62,7 +69,7 @@ fn gen_block(c: &mut Choices<'_>, values: usize, depth: u32, len: usize) -> Vec<
         if c.done() {
             break;
         }
-        let stmt = match c.below(14) {
+        let stmt = match c.below(15) {
             0 if depth < 3 => {
                 let cond = c.below(values);
                 let n1 = 1 + c.below(6);
@@ -106,6 +113,12 @@ fn gen_block(c: &mut Choices<'_>, values: usize, depth: u32, len: usize) -> Vec<
             ),
             9 => Stmt::ShiftCl(c.below(values), c.below(values)),
             10 => Stmt::RepStore(c.below(values), c.below(values), c.below(values)),
+            11 => Stmt::ByteOp(
+                c.byte() % 4,
+                c.below(values),
+                c.below(values),
+                c.below(values),
+            ),
             _ => Stmt::Op(c.byte() % 6, c.below(values), c.below(values)),
         };
         out.push(stmt);
@@ -125,6 +138,31 @@ fn host_result(k: u8, a: u32, b: u32) -> u32 {
 /// What the wide callees return (the same in every convention).
 fn wide_result(a: u32, b: u32) -> u64 {
     (u64::from(a) * u64::from(b | 1)).wrapping_add(u64::from(b))
+}
+
+/// What [`Stmt::ByteOp`] of `kind` makes of `a` and `b`.
+fn byte_op(kind: u8, a: u32, b: u32) -> u32 {
+    let ax = |upper: u32, ax: u16| upper & 0xFFFF_0000 | u32::from(ax);
+    match kind {
+        0 => ax(a, u16::from(a as u8) * u16::from(b as u8)),
+        1 => ax(
+            a,
+            (i16::from(a as u8 as i8) * i16::from(b as u8 as i8)) as u16,
+        ),
+        2 => {
+            let (n, d) = (u16::from(a as u8), u16::from((b | 1) as u8));
+            ax(0, (n % d) << 8 | n / d)
+        }
+        _ => {
+            let (n, d) = (a as u8 as i8, ((b | 1) & 0x7F) as i8);
+            let (q, r) = (n / d, n % d);
+            // movsx: bits 16..31 are the sign of the byte.
+            ax(
+                i32::from(n) as u32,
+                u16::from(r as u8) << 8 | u16::from(q as u8),
+            )
+        }
+    }
 }
 
 /// What a program touches besides its values: the buffer and the calls.
@@ -177,6 +215,7 @@ fn interpret(stmts: &[Stmt], v: &mut [u32], w: &mut World) {
                 let count = (v[n] % 8) as usize;
                 w.buffer[start..start + count].fill(v[s]);
             }
+            Stmt::ByteOp(kind, d, a, b) => v[d] = byte_op(kind, v[a], v[b]),
             Stmt::If(cond, ref a, ref b) => {
                 if v[cond] & 1 != 0 {
                     interpret(a, v, w)
@@ -336,6 +375,28 @@ fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp32], buffer: Gp32) -> c
                 cc.mov(value, v[s])?;
                 cc.rep(count).stosd(dst, value)?;
             }
+            Stmt::ByteOp(kind, d, a, b) => {
+                let (t, src) = (cc.new_gp32("ax"), cc.new_gp32("byte"));
+                cc.mov(src, v[b])?;
+                match kind {
+                    0 | 1 => cc.mov(t, v[a])?,
+                    2 => cc.movzx(t, v[a].r8())?,
+                    _ => cc.movsx(t, v[a].r8())?,
+                }
+                if kind >= 2 {
+                    cc.or_(src, 1)?;
+                }
+                if kind == 3 {
+                    cc.and_(src, 0x7F)?;
+                }
+                match kind {
+                    0 => cc.mul8(t.r16(), src.r8())?,
+                    1 => cc.imul8(t.r16(), src.r8())?,
+                    2 => cc.div8(t.r16(), src.r8())?,
+                    _ => cc.idiv8(t.r16(), src.r8())?,
+                }
+                cc.mov(v[d], t)?;
+            }
             Stmt::If(cond, ref a, ref b) => {
                 let else_ = cc.new_label();
                 let end = cc.new_label();
@@ -365,11 +426,13 @@ fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp32], buffer: Gp32) -> c
 /// xors them in turn, the high half rotates and xors.
 fn fold_result(v: &[u32]) -> u64 {
     let lo = v.iter().enumerate().skip(1).fold(v[0], |a, (i, x)| {
-        if i % 2 == 0 { a.wrapping_add(*x) } else { a ^ x }
+        if i % 2 == 0 {
+            a.wrapping_add(*x)
+        } else {
+            a ^ x
+        }
     });
-    let hi = v
-        .iter()
-        .fold(0x1234_5678u32, |h, x| h.rotate_left(5) ^ x);
+    let hi = v.iter().fold(0x1234_5678u32, |h, x| h.rotate_left(5) ^ x);
     u64::from(hi) << 32 | u64::from(lo)
 }
 
