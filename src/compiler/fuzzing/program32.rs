@@ -151,7 +151,7 @@ fn byte_op(kind: u8, a: u32, b: u32) -> u32 {
         ),
         2 => {
             let (n, d) = (u16::from(a as u8), u16::from((b | 1) as u8));
-            ax(0, (n % d) << 8 | n / d)
+            ax(0, ((n % d) << 8) | (n / d))
         }
         _ => {
             let (n, d) = (a as u8 as i8, ((b | 1) & 0x7F) as i8);
