@@ -484,66 +484,48 @@ fn sixty_four_bit_things_are_errors_in_32_bit_mode() {
         high.contains("r8") && high.contains("32-bit mode"),
         "{high}"
     );
-    let sysv = message(&|cc| {
-        cc.add_func("f", sig32(X86Target::SYSV64, &[ValType::I32]))?;
-        let x = cc.new_gp32("x");
-        cc.set_arg(0, x)?;
-        cc.ret(&[x.into()])?;
-        cc.end_func()
-    });
+    // A function of `signature` that returns its one argument `x`, calling
+    // `call` (a signature, its arguments and results as `x` n times) first.
+    let returns_x = |signature: Signature, call: Option<(Signature, usize, usize)>| {
+        message(&|cc| {
+            let target = cc.function_label("target");
+            cc.add_func("f", signature.clone())?;
+            let x = cc.new_gp32("x");
+            cc.set_arg(0, x)?;
+            if let Some((sig, args, rets)) = &call {
+                let (args, rets) = (vec![x.into(); *args], vec![x.into(); *rets]);
+                cc.invoke(target.into(), sig.clone(), &args, &rets)?;
+            }
+            cc.ret(&[x.into()])?;
+            cc.end_func()
+        })
+    };
+    let sysv = returns_x(sig32(X86Target::SYSV64, &[ValType::I32]), None);
     assert!(sysv.contains("64-bit calling convention"), "{sysv}");
-    let i64_ret = message(&|cc| {
-        cc.add_func(
-            "f",
-            Signature::new(X86Target::CDECL, &[ValType::I32], &[ValType::I64]),
-        )?;
-        let x = cc.new_gp32("x");
-        cc.set_arg(0, x)?;
-        cc.ret(&[x.into()])?;
-        cc.end_func()
-    });
+    let cdecl_i64 = Signature::new(X86Target::CDECL, &[ValType::I32], &[ValType::I64]);
+    let i64_ret = returns_x(cdecl_i64.clone(), None);
     assert!(
         i64_ret.contains("i64 result in 32-bit mode is two 32-bit values"),
         "{i64_ret}"
     );
-    let i64_invoke = message(&|cc| {
-        let target = cc.function_label("target");
-        cc.add_func("f", sig32(X86Target::CDECL, &[ValType::I32]))?;
-        let x = cc.new_gp32("x");
-        cc.set_arg(0, x)?;
-        let sig = Signature::new(X86Target::CDECL, &[], &[ValType::I64]);
-        cc.invoke(target.into(), sig, &[], &[x.into()])?;
-        cc.ret(&[x.into()])?;
-        cc.end_func()
-    });
+    let i64_invoke = returns_x(
+        sig32(X86Target::CDECL, &[ValType::I32]),
+        Some((cdecl_i64, 1, 1)),
+    );
     assert!(
         i64_invoke.contains("2 result(s)") && i64_invoke.contains("low then high"),
         "{i64_invoke}"
     );
-    let i64_param = message(&|cc| {
-        cc.add_func(
-            "f",
-            Signature::new(X86Target::FASTCALL, &[ValType::I64], &[ValType::I32]),
-        )?;
-        let x = cc.new_gp32("x");
-        cc.set_arg(0, x)?;
-        cc.ret(&[x.into()])?;
-        cc.end_func()
-    });
+    let fastcall_i64_param = Signature::new(X86Target::FASTCALL, &[ValType::I64], &[ValType::I32]);
+    let i64_param = returns_x(fastcall_i64_param.clone(), None);
     assert!(
         i64_param.contains("i64 argument in 32-bit mode"),
         "{i64_param}"
     );
-    let i64_arg = message(&|cc| {
-        let target = cc.function_label("target");
-        cc.add_func("f", sig32(X86Target::CDECL, &[ValType::I32]))?;
-        let x = cc.new_gp32("x");
-        cc.set_arg(0, x)?;
-        let sig = Signature::new(X86Target::CDECL, &[ValType::I64], &[]);
-        cc.invoke(target.into(), sig, &[x.into()], &[])?;
-        cc.ret(&[x.into()])?;
-        cc.end_func()
-    });
+    let i64_arg = returns_x(
+        sig32(X86Target::CDECL, &[ValType::I32]),
+        Some((fastcall_i64_param, 1, 1)),
+    );
     assert!(i64_arg.contains("i64 argument in 32-bit mode"), "{i64_arg}");
     let stdcall_tail = message(&|cc| {
         let target = cc.function_label("target");
