@@ -484,25 +484,49 @@ fn sixty_four_bit_things_are_errors_in_32_bit_mode() {
         high.contains("r8") && high.contains("32-bit mode"),
         "{high}"
     );
-    let sysv = message(&|cc| {
-        cc.add_func("f", sig32(X86Target::SYSV64, &[ValType::I32]))?;
-        let x = cc.new_gp32("x");
-        cc.set_arg(0, x)?;
-        cc.ret(&[x.into()])?;
-        cc.end_func()
-    });
+    // A function of `signature` that returns its one argument `x`, calling
+    // `call` (a signature, its arguments and results as `x` n times) first.
+    let returns_x = |signature: Signature, call: Option<(Signature, usize, usize)>| {
+        message(&|cc| {
+            let target = cc.function_label("target");
+            cc.add_func("f", signature.clone())?;
+            let x = cc.new_gp32("x");
+            cc.set_arg(0, x)?;
+            if let Some((sig, args, rets)) = &call {
+                let (args, rets) = (vec![x.into(); *args], vec![x.into(); *rets]);
+                cc.invoke(target.into(), sig.clone(), &args, &rets)?;
+            }
+            cc.ret(&[x.into()])?;
+            cc.end_func()
+        })
+    };
+    let sysv = returns_x(sig32(X86Target::SYSV64, &[ValType::I32]), None);
     assert!(sysv.contains("64-bit calling convention"), "{sysv}");
-    let i64_ret = message(&|cc| {
-        cc.add_func(
-            "f",
-            Signature::new(X86Target::CDECL, &[ValType::I32], &[ValType::I64]),
-        )?;
-        let x = cc.new_gp32("x");
-        cc.set_arg(0, x)?;
-        cc.ret(&[x.into()])?;
-        cc.end_func()
-    });
-    assert!(i64_ret.contains("wider than a register"), "{i64_ret}");
+    let cdecl_i64 = Signature::new(X86Target::CDECL, &[ValType::I32], &[ValType::I64]);
+    let i64_ret = returns_x(cdecl_i64.clone(), None);
+    assert!(
+        i64_ret.contains("i64 result in 32-bit mode is two 32-bit values"),
+        "{i64_ret}"
+    );
+    let i64_invoke = returns_x(
+        sig32(X86Target::CDECL, &[ValType::I32]),
+        Some((cdecl_i64, 1, 1)),
+    );
+    assert!(
+        i64_invoke.contains("2 result(s)") && i64_invoke.contains("low then high"),
+        "{i64_invoke}"
+    );
+    let fastcall_i64_param = Signature::new(X86Target::FASTCALL, &[ValType::I64], &[ValType::I32]);
+    let i64_param = returns_x(fastcall_i64_param.clone(), None);
+    assert!(
+        i64_param.contains("i64 argument in 32-bit mode"),
+        "{i64_param}"
+    );
+    let i64_arg = returns_x(
+        sig32(X86Target::CDECL, &[ValType::I32]),
+        Some((fastcall_i64_param, 1, 1)),
+    );
+    assert!(i64_arg.contains("i64 argument in 32-bit mode"), "{i64_arg}");
     let stdcall_tail = message(&|cc| {
         let target = cc.function_label("target");
         cc.add_func("f", sig32(X86Target::STDCALL, &[ValType::I32]))?;
@@ -688,11 +712,14 @@ fn doubles_through_vectorcall_and_vector_spills() -> Result<(), Error> {
 }
 
 /// A random statement of [`random_programs_agree_with_rust`]: `op v[d], v[s]`,
-/// or a call of `mix` (values live across it), or a counted loop.
+/// or a call of `mix` (values live across it), or a call of `wide` whose
+/// `I64` result's halves go to `v[d]` (low) and `v[s]` (high; the one
+/// value gets the high half when `d == s`), or a counted loop.
 #[derive(Clone, Debug)]
 enum Stmt {
     Op(u8, usize, usize),
     Call(usize, usize),
+    Wide(usize, usize),
     Loop(u32, Vec<Stmt>),
 }
 
@@ -707,6 +734,7 @@ fn random_block(r: &mut Rng, values: usize, depth: u32, len: usize) -> Vec<Stmt>
                 Stmt::Loop(1 + r.below(4) as u32, random_block(r, values, depth + 1, 4))
             }
             1 => Stmt::Call(r.below(values), r.below(values)),
+            2 => Stmt::Wide(r.below(values), r.below(values)),
             _ => Stmt::Op(r.below(8) as u8, r.below(values), r.below(values)),
         })
         .collect()
@@ -729,6 +757,11 @@ fn interpret(block: &[Stmt], v: &mut [u32]) {
                 };
             }
             Stmt::Call(d, s) => v[d] = mix(v[d], v[s], d as u32, s as u32),
+            Stmt::Wide(d, s) => {
+                let w = wide(v[d], v[s], d as u32);
+                v[d] = w as u32;
+                v[s] = (w >> 32) as u32;
+            }
             Stmt::Loop(n, ref body) => {
                 for _ in 0..n {
                     interpret(body, v);
@@ -786,6 +819,17 @@ fn emit_block(
                     &[v[d].into()],
                 )?;
             }
+            Stmt::Wide(d, s) => {
+                let wide_entry = cc.function_label("wide");
+                let k = cc.new_gp32("k");
+                cc.mov(k, d as i64)?;
+                cc.invoke(
+                    wide_entry.into(),
+                    Signature::new(conv, &[ValType::I32; 3], &[ValType::I64]),
+                    &[v[d].into(), v[s].into(), k.into()],
+                    &[v[d].into(), v[s].into()],
+                )?;
+            }
             Stmt::Loop(n, ref body) => {
                 let i = cc.new_gp32("i");
                 cc.mov(i, n as i64)?;
@@ -801,9 +845,11 @@ fn emit_block(
 }
 
 /// Random programs on 2 to 14 values (more than the seven registers from
-/// 8 on), with loops and calls in each convention, with and without a frame
-/// pointer and esp aligned to 64, compiled for 32-bit mode, run, and
-/// compared with the same program interpreted in Rust.
+/// 8 on), with loops and calls in each convention (of `mix`, and of `wide`,
+/// which returns an `I64`), with and without a frame pointer and esp
+/// aligned to 64, returning an `I32` or (every other round) an `I64`,
+/// compiled for 32-bit mode, run, and compared with the same program
+/// interpreted in Rust.
 #[test]
 fn random_programs_agree_with_rust() -> Result<(), Error> {
     let mut m = Compat32::new();
@@ -820,7 +866,16 @@ fn random_programs_agree_with_rust() -> Result<(), Error> {
             let mut cc = Compiler::new(&mut code);
             cc.set_checked(true);
             build_mix(&mut cc, conv)?;
-            cc.add_func("program", sig32(X86Target::CDECL, &[ValType::I32; 2]))?;
+            build_wide(&mut cc, conv)?;
+            let result = if round % 2 == 1 {
+                ValType::I64
+            } else {
+                ValType::I32
+            };
+            cc.add_func(
+                "program",
+                Signature::new(X86Target::CDECL, &[ValType::I32; 2], &[result]),
+            )?;
             let (x, y) = (cc.new_gp32("x"), cc.new_gp32("y"));
             cc.set_arg(0, x)?;
             cc.set_arg(1, y)?;
@@ -840,7 +895,11 @@ fn random_programs_agree_with_rust() -> Result<(), Error> {
             for &vk in &v[1..] {
                 cc.add(v[0], vk)?;
             }
-            cc.ret(&[v[0].into()])?;
+            if result == ValType::I64 {
+                cc.ret(&[v[0].into(), v[1].into()])?;
+            } else {
+                cc.ret(&[v[0].into()])?;
+            }
             cc.end_func()?;
             cc.finalize()?;
         }
@@ -852,8 +911,14 @@ fn random_programs_agree_with_rust() -> Result<(), Error> {
             let first = v[0];
             interpret(&block, &mut v);
             v[0] = v[0].wrapping_add(first);
-            let want = v[1..].iter().fold(v[0], |a, &b| a.wrapping_add(b));
-            let got = call(&mut m, entry, Conv::Stack, &[x, y]);
+            let sum = v[1..].iter().fold(v[0], |a, &b| a.wrapping_add(b));
+            // edx is undefined after a function returning an I32.
+            let (want, mask) = if round % 2 == 1 {
+                (u64::from(v[1]) << 32 | u64::from(sum), u64::MAX)
+            } else {
+                (u64::from(sum), u64::from(u32::MAX))
+            };
+            let got = m.call(entry, Conv::Stack, &[x, y]) & mask;
             assert_eq!(
                 got, want,
                 "round {round}: {values} values, {conv:?}, {block:?}"
@@ -1130,6 +1195,171 @@ fn float_results_in_st0() -> Result<(), Error> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// `wide(a, b, c) = a * b + c` as a u64, computed from 32-bit halves
+/// (`mul` on edx:eax, then `add`/`adc`) and returned in edx:eax.
+fn wide(a: u32, b: u32, c: u32) -> u64 {
+    u64::from(a) * u64::from(b) + u64::from(c)
+}
+
+/// `wide` in the Compiler, with the signature `(i32, i32, i32) -> i64` in `conv`.
+fn build_wide(cc: &mut Compiler<'_>, conv: jitforge_ir::CallConvId) -> Result<(), Error> {
+    cc.add_func(
+        "wide",
+        Signature::new(conv, &[ValType::I32; 3], &[ValType::I64]),
+    )?;
+    let (a, b, c) = (cc.new_gp32("a"), cc.new_gp32("b"), cc.new_gp32("c"));
+    cc.set_arg(0, a)?;
+    cc.set_arg(1, b)?;
+    cc.set_arg(2, c)?;
+    let (hi, lo) = (cc.new_gp32("hi"), cc.new_gp32("lo"));
+    cc.mov(lo, a)?;
+    cc.mul(hi, lo, b)?;
+    cc.add(lo, c)?;
+    cc.adc(hi, 0)?;
+    cc.ret(&[lo.into(), hi.into()])?;
+    cc.end_func()
+}
+
+/// `I64` results in edx:eax (AsmJit's `ret(lo, hi)` and two invoke
+/// results): `wide` in each convention is called from the test and from a
+/// JIT caller in each convention, which receives the two halves, keeps
+/// values live across the call and returns an `I64` of its own.
+#[test]
+fn i64_results_in_edx_eax_across_conventions() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    for callee_conv in CONVS {
+        for caller_conv in CONVS {
+            let (code, listing) = compile32(|cc| {
+                build_wide(cc, callee_conv)?;
+                let wide_entry = cc.function_label("wide");
+                cc.add_func(
+                    "caller",
+                    Signature::new(caller_conv, &[ValType::I32; 3], &[ValType::I64]),
+                )?;
+                let (a, b, c) = (cc.new_gp32("a"), cc.new_gp32("b"), cc.new_gp32("c"));
+                cc.set_arg(0, a)?;
+                cc.set_arg(1, b)?;
+                cc.set_arg(2, c)?;
+                let (lo, hi) = (cc.new_gp32("lo"), cc.new_gp32("hi"));
+                cc.invoke(
+                    wide_entry.into(),
+                    Signature::new(callee_conv, &[ValType::I32; 3], &[ValType::I64]),
+                    &[a.into(), b.into(), c.into()],
+                    &[lo.into(), hi.into()],
+                )?;
+                // The halves swapped, each mixed with an argument live across the call.
+                cc.xor_(lo, a)?;
+                cc.add(hi, c)?;
+                cc.ret(&[hi.into(), lo.into()])?;
+                cc.end_func()
+            })?;
+            // The allocator's reasons name the registers of the mode.
+            assert!(
+                listing.contains("[copy to fixed eax]")
+                    && !listing.contains("rax")
+                    && !listing.contains("rdx"),
+                "{listing}"
+            );
+            let callee = load(&mut m, &code, "wide")?;
+            let caller = address(&m, &code, "caller");
+            for (a, b, c) in [
+                (3u32, 5u32, 7u32),
+                (0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF),
+                (0x1234_5678, 0x9ABC_DEF0, 0x8000_0001),
+            ] {
+                let want = wide(a, b, c);
+                let got = m.call(callee, harness_conv(callee_conv), &[a, b, c]);
+                assert_eq!(got, want, "{callee_conv:?} wide({a}, {b}, {c})\n{listing}");
+                let (lo, hi) = (want as u32 ^ a, ((want >> 32) as u32).wrapping_add(c));
+                let want = u64::from(lo) << 32 | u64::from(hi);
+                let got = m.call(caller, harness_conv(caller_conv), &[a, b, c]);
+                assert_eq!(
+                    got, want,
+                    "{caller_conv:?} caller of {callee_conv:?} ({a}, {b}, {c})\n{listing}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The differential check of random 32-bit programs
+/// (`jitforge::compiler::fuzzing::check_program32`, also the cargo-fuzz
+/// target `compile_run32`) on pseudo-random byte strings: each program is
+/// compiled with its callees, run natively and interpreted; results, the
+/// buffer and the trace of calls must agree. COMPILER32_FUZZ_CASES=N for more.
+#[test]
+fn random_byte_strings_agree_with_the_interpreter() {
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let cases = rng::cases("COMPILER32_FUZZ_CASES", 150);
+    let mut spills = 0u64;
+    for case in 0..cases {
+        let len = 16 + (case % 7) * 40;
+        let data: Vec<u8> = (0..len).map(|_| r.below(256) as u8).collect();
+        match jitforge::compiler::fuzzing::check_program32(&data) {
+            Ok(stats) => spills += stats.stores as u64,
+            Err(e) => panic!("case {case} ({data:?}): {e}"),
+        }
+    }
+    // Seven registers for up to 24 values: the programs spill.
+    assert!(spills > 0, "no program spilled");
+}
+
+/// The byte forms of `mul`, `imul`, `div` and `idiv` (one implicit
+/// register, ax) through their typed methods (`mul8`...): ax is a 16-bit
+/// view of a 32-bit value whose upper half is kept, the source a byte view.
+#[test]
+fn byte_multiplies_and_divisions_on_ax() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let (code, listing) = compile32(|cc| {
+        cc.add_func("bytes", sig32(X86Target::CDECL, &[ValType::I32; 3]))?;
+        let (a, b, kind) = (cc.new_gp32("a"), cc.new_gp32("b"), cc.new_gp32("kind"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.set_arg(2, kind)?;
+        let (mul, imul, div, done) = (
+            cc.new_label(),
+            cc.new_label(),
+            cc.new_label(),
+            cc.new_label(),
+        );
+        cc.cmp(kind, 0)?;
+        cc.je(mul)?;
+        cc.cmp(kind, 1)?;
+        cc.je(imul)?;
+        cc.cmp(kind, 2)?;
+        cc.je(div)?;
+        cc.idiv8(a.r16(), b.r8())?;
+        cc.jmp(done)?;
+        cc.bind(mul)?;
+        cc.mul8(a.r16(), b.r8())?;
+        cc.jmp(done)?;
+        cc.bind(imul)?;
+        cc.imul8(a.r16(), b.r8())?;
+        cc.jmp(done)?;
+        cc.bind(div)?;
+        cc.div8(a.r16(), b.r8())?;
+        cc.bind(done)?;
+        cc.ret(&[a.into()])?;
+        cc.end_func()
+    })?;
+    let entry = load(&mut m, &code, "bytes")?;
+    let cases = [
+        // 0xF0 * 0x11 = 0x0FF0 (unsigned); -16 * 17 = -272 = 0xFEF0 (signed).
+        (0xABCD_12F0u32, 0x11u32, 0, 0xABCD_0FF0u32),
+        (0xABCD_12F0, 0x11, 1, 0xABCD_FEF0),
+        // 0x0123 / 0x10: quotient 0x12 in al, remainder 3 in ah.
+        (0xABCD_0123, 0x10, 2, 0xABCD_0312),
+        // -100 (ax 0xFF9C) / 7: quotient -14 (0xF2), remainder -2 (0xFE).
+        (0x5555_FF9C, 7, 3, 0x5555_FEF2),
+    ];
+    for (a, b, kind, want) in cases {
+        let got = call(&mut m, entry, Conv::Stack, &[a, b, kind]);
+        assert_eq!(got, want, "kind {kind}: {a:#x}, {b:#x}\n{listing}");
     }
     Ok(())
 }

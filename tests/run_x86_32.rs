@@ -11,7 +11,7 @@
 //! assembled for both modes: the same instructions mean the same thing in
 //! both, so the registers and flags they leave must be equal.
 
-#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#![cfg(all(target_arch = "x86_64", target_os = "linux", feature = "compiler"))]
 
 use jitforge::x86::*;
 use jitforge::{Arch, CodeHolder, Error};

@@ -210,7 +210,8 @@ impl CallConv {
             gp_arg_max_size: 4,
             float_in_vec: false,
             vec_by_ref_from: 0,
-            gp_rets: gp(&[0]).into_iter().collect(),
+            // edx holds the high half of an `i64` result (edx:eax).
+            gp_rets: gp(&[0, 2]).into_iter().collect(),
             vec_rets: vecs(0..1),
             float_ret_x87: true,
             max_vec_ret: 16,
@@ -504,14 +505,38 @@ pub fn callee_pop_bytes(
     Ok(a.stack_size - conv.shadow_space.min(a.stack_size))
 }
 
-/// Assigns registers to return values of `types`.
+/// Whether an integer of type `t` is returned in two registers by `conv`:
+/// an `i64` with 4-byte registers (32-bit mode), in edx:eax as the i386
+/// conventions return it.
+fn split_in_two(conv: &CallConv, t: ValType) -> bool {
+    t == ValType::I64 && conv.ptr_size == 4
+}
+
+/// The type of each value a return or a call's results carry for the
+/// result types `types`: one per type, but two `i32` halves, low then high,
+/// for an `i64` in 32-bit mode (AsmJit's `ret(lo, hi)`), which
+/// [`assign_rets`] puts in eax and edx.
+pub fn ret_operand_types(conv: &CallConv, types: &[ValType]) -> SmallVec<[ValType; 2]> {
+    let mut out = SmallVec::new();
+    for &t in types {
+        if split_in_two(conv, t) {
+            out.extend([ValType::I32, ValType::I32]);
+        } else {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// Assigns registers to return values of `types`: one per value of
+/// [`ret_operand_types`] (an `i64` in 32-bit mode takes eax, then edx).
 pub fn assign_rets(conv: &CallConv, types: &[ValType]) -> Result<SmallVec<[PReg; 2]>, AbiError> {
     if conv.single_ret && types.len() > 1 {
         return Err(AbiError::Unsupported("more than one return value"));
     }
     let (mut gi, mut vi) = (0, 0);
     let mut out = SmallVec::new();
-    for &t in types {
+    for &t in &ret_operand_types(conv, types) {
         let r = if t.is_int() {
             if t.size() > conv.ptr_size as u16 {
                 return Err(AbiError::Unsupported(

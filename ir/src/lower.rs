@@ -24,6 +24,10 @@
 //!   function has a new stack slot as its last argument (the only memory
 //!   operand of a lowered call), where the target stores st0 after the
 //!   call, and a `copy result, slot` after it;
+//! - an `i64` result in 32-bit mode is two 32-bit values in the return and
+//!   in the call's results, the low half then the high half, fixed to eax
+//!   and edx ([`ret_operand_types`]): AsmJit's `ret(lo, hi)` and two
+//!   invoke results;
 //! - the function's [`FrameInfo`] records the outgoing area size, the call
 //!   alignment and the bytes the function pops on return (stdcall).
 //!
@@ -125,6 +129,41 @@ fn narrow_immediate(v: i64, ty: ValType) -> i64 {
         ValType::U16 => i64::from(v as u16),
         _ => v,
     }
+}
+
+/// The type of each of the `found` values a return or call result list
+/// has for the result types `rets` ([`ret_operand_types`]), or the error
+/// that says how many it needs.
+fn result_types(
+    conv: &CallConv,
+    rets: &[ValType],
+    found: usize,
+) -> Result<SmallVec<[ValType; 2]>, AbiError> {
+    let types = ret_operand_types(conv, rets);
+    if types.len() == found {
+        Ok(types)
+    } else if types.len() != rets.len() {
+        Err(AbiError::BadOperand(
+            "an i64 result in 32-bit mode is two 32-bit values, the low half then the high half (eax, edx)",
+        ))
+    } else {
+        Err(AbiError::Count {
+            expected: rets.len(),
+            found,
+        })
+    }
+}
+
+/// An integer argument wider than the target's registers (`i64` in
+/// 32-bit mode) is refused: it would need two 32-bit values, as results
+/// have ([`ret_operand_types`]), which arguments do not have yet.
+fn refuse_split_argument(target: &dyn Target, ty: ValType) -> Result<(), AbiError> {
+    if ty.is_int() && ty.size() > u16::from(target.pointer_size()) {
+        return Err(AbiError::Unsupported(
+            "an i64 argument in 32-bit mode (only results may be i64 there, as two 32-bit halves)",
+        ));
+    }
+    Ok(())
 }
 
 fn mem(base: MemBase, off: u32, size: u16) -> Operand {
@@ -278,6 +317,7 @@ impl Lowerer<'_> {
         }
         let ptr = conv.ptr_size as u16;
         for ((&op, loc), &ty) in ops.iter().zip(asg.args.iter()).zip(sig.params.iter()) {
+            refuse_split_argument(self.target, ty)?;
             if !matches!(op, Operand::Reg(_)) {
                 return Err(AbiError::BadOperand("entry operands must be registers"));
             }
@@ -321,14 +361,9 @@ impl Lowerer<'_> {
     /// A return; `sig` is the function's signature (see [`with_own_sig`]).
     fn ret(&mut self, f: &mut Function, ops: &[Operand], sig: &Signature) -> Result<(), AbiError> {
         let conv = conv_of(self.target, sig)?;
-        if ops.len() != sig.rets.len() {
-            return Err(AbiError::Count {
-                expected: sig.rets.len(),
-                found: ops.len(),
-            });
-        }
+        let types = result_types(conv, &sig.rets, ops.len())?;
         let regs = assign_rets(conv, &sig.rets)?;
-        for ((&op, &p), &ty) in ops.iter().zip(regs.iter()).zip(sig.rets.iter()) {
+        for ((&op, &p), &ty) in ops.iter().zip(regs.iter()).zip(types.iter()) {
             if matches!(op, Operand::Label(_) | Operand::Fixed(..)) {
                 return Err(AbiError::BadOperand("return value"));
             }
@@ -394,12 +429,11 @@ impl Lowerer<'_> {
             });
         }
         let tail = matches!(kind, InstKind::TailJump(_));
-        if !tail && rets.len() != sig.rets.len() {
-            return Err(AbiError::Count {
-                expected: sig.rets.len(),
-                found: rets.len(),
-            });
-        }
+        let ret_types = if tail {
+            SmallVec::new()
+        } else {
+            result_types(conv, &sig.rets, rets.len())?
+        };
         let mut types: SmallVec<[ValType; 8]> = sig.params.iter().copied().collect();
         for a in &args[sig.params.len()..] {
             types.push(match *a {
@@ -421,6 +455,7 @@ impl Lowerer<'_> {
         self.frame.call_align = self.frame.call_align.max(asg.stack_align);
         let ptr = conv.ptr_size as u16;
         for ((&op, loc), &ty) in args.iter().zip(asg.args.iter()).zip(types.iter()) {
+            refuse_split_argument(self.target, ty)?;
             if matches!(op, Operand::Label(_) | Operand::Fixed(..)) {
                 return Err(AbiError::BadOperand("call argument"));
             }
@@ -492,7 +527,7 @@ impl Lowerer<'_> {
         if !tail {
             let regs = assign_rets(conv, &sig.rets)?;
             self.used.clear();
-            for ((&op, &p), &ty) in rets.iter().zip(regs.iter()).zip(sig.rets.iter()) {
+            for ((&op, &p), &ty) in rets.iter().zip(regs.iter()).zip(ret_types.iter()) {
                 if !matches!(op, Operand::Reg(_)) {
                     return Err(AbiError::BadOperand("call result"));
                 }

@@ -320,7 +320,7 @@ pub fn verify_with_cfg(
                 );
             }
         }
-        check_signature(func, i, &mut errs);
+        check_signature(func, target, i, &mut errs);
     }
     for (l, use_at) in needs_bind.iter().enumerate() {
         if let (Some(at), None) = (use_at, bound[l]) {
@@ -392,10 +392,15 @@ fn class_fits(func: &Function, op: &Operand, t: ValType) -> bool {
     class == t.class()
 }
 
-fn check_signature(func: &Function, i: Inst, errs: &mut Vec<VerifyError>) {
+fn check_signature(func: &Function, target: &dyn Target, i: Inst, errs: &mut Vec<VerifyError>) {
     if func.frame.is_some() {
         return; // lowered: operands are ABI locations, not signature values
     }
+    // The values results carry: an i64 in 32-bit mode is two i32 halves.
+    let results = |sig: &Signature| match target.call_conv(sig.conv) {
+        Some(conv) => crate::abi::ret_operand_types(conv, &sig.rets),
+        None => sig.rets.clone(),
+    };
     let mut check = |vals: &[Operand], types: &[ValType], varargs: bool, first: usize| {
         let count_ok = if varargs {
             vals.len() >= types.len()
@@ -426,13 +431,13 @@ fn check_signature(func: &Function, i: Inst, errs: &mut Vec<VerifyError>) {
     };
     match func.kind(i) {
         InstKind::Entry => check(func.operands(i), &func.sig.params, false, 0),
-        InstKind::Ret => check(func.operands(i), &func.sig.rets, false, 0),
+        InstKind::Ret => check(func.operands(i), &results(&func.sig), false, 0),
         InstKind::Call(_) | InstKind::TailJump(_) => {
             if let Some((c, _, args, rets)) = func.call_parts(i) {
                 let sig = func.sig_ref(func.call_data(c).sig);
                 check(args, &sig.params, sig.varargs, 1);
                 if matches!(func.kind(i), InstKind::Call(_)) {
-                    check(rets, &sig.rets, false, 1 + args.len());
+                    check(rets, &results(sig), false, 1 + args.len());
                 }
             }
         }

@@ -219,7 +219,14 @@ fn cdecl32_all_on_stack() {
         vec![PReg::new(RegClass::X87, 0)]
     );
     assert_eq!(assign_rets(&c, &[I32]).unwrap().to_vec(), vec![RAX]);
-    assert!(assign_rets(&c, &[I64]).is_err());
+    // An i64 result is two i32 halves, in eax then edx (edx:eax).
+    assert_eq!(assign_rets(&c, &[I64]).unwrap().to_vec(), vec![RAX, RDX]);
+    assert_eq!(ret_operand_types(&c, &[I64]).to_vec(), vec![I32, I32]);
+    assert_eq!(
+        ret_operand_types(&CallConv::sysv64(), &[I64]).to_vec(),
+        vec![I64]
+    );
+    assert!(assign_rets(&c, &[I32, I32]).is_err());
     assert!(c.callee_saved.contains(PReg::gp(3)) && c.callee_saved.contains(RSI));
 }
 
@@ -907,4 +914,33 @@ fn lower_narrow_register_argument_needs_the_targets_extension() {
     let mut f = parse_function(&src("300"), &t).unwrap();
     lower(&mut f, &t).unwrap();
     assert!(print_function(&f, &t).contains("copy %1, 44\n"));
+}
+
+/// An `i64` result in 32-bit mode is two 32-bit values, low then high, in
+/// the return and in a call's results, fixed to eax and edx (the mock
+/// names registers as in 64-bit mode); one value instead of two is an error
+/// that says so, in the verifier and in lowering.
+#[test]
+fn lower_i64_result_in_32_bit_mode_as_two_halves() {
+    let s = lowered(
+        "func f(i32) -> (i64) cdecl {
+  gp32 %a, %l, %h
+  sig sig0 = (i32) -> (i64) stdcall
+  entry %a
+  invoke sig0, 0x401000, (%a) -> (%l, %h)
+  ret %h, %l
+}",
+    );
+    assert!(s.contains("-> (%l@rax, %h@rdx)"), "{s}");
+    assert!(s.contains("ret %h@rax, %l@rdx"), "{s}");
+    let t = MockX86::new();
+    let one = "func f(i32) -> (i64) cdecl {\n  gp32 %a\n  entry %a\n  ret %a\n}";
+    let mut f = parse_function(one, &t).unwrap();
+    let errors = verify(&f, &t).unwrap_err();
+    assert!(
+        errors[0].to_string().contains("expects 2 values, found 1"),
+        "{errors:?}"
+    );
+    let e = lower(&mut f, &t).unwrap_err().to_string();
+    assert!(e.contains("two 32-bit values"), "{e}");
 }

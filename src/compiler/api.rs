@@ -582,7 +582,9 @@ impl<'a> Compiler<'a> {
     /// and receiving `rets`. A variadic signature (`Signature::variadic`)
     /// accepts more arguments than its fixed parameters; each extra one is
     /// passed by its register's class and size, and System V's `al` receives
-    /// the number of vector registers used.
+    /// the number of vector registers used. An `I64` result in 32-bit mode
+    /// is received in two 32-bit registers, low half then high half
+    /// (from eax and edx).
     pub fn invoke(
         &mut self,
         callee: Operand,
@@ -591,7 +593,13 @@ impl<'a> Compiler<'a> {
         rets: &[Operand],
     ) -> Result<()> {
         self.enter()?;
-        check_call_arity("invoke", &signature, args.len(), Some(rets.len()))?;
+        let results = self.result_operand_count(&signature);
+        check_call_arity(
+            "invoke",
+            &signature,
+            args.len(),
+            Some((rets.len(), results)),
+        )?;
         self.check_callee_signature("invoke", &callee, &signature)?;
         let callee = self.ir_operand(&callee)?;
         let args = self.ir_operands(args)?;
@@ -627,7 +635,9 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
-    /// Returns `values` (in the signature's return registers).
+    /// Returns `values` (in the signature's return registers). An `I64`
+    /// result in 32-bit mode is two 32-bit registers, low half then high
+    /// half (`cc.ret(&[lo.into(), hi.into()])`, returned in edx:eax).
     pub fn ret(&mut self, values: &[Operand]) -> Result<()> {
         self.enter()?;
         let ops = self.ir_operands(values)?;
@@ -636,6 +646,15 @@ impl<'a> Compiler<'a> {
             .ret(&ops)
             .map_err(|e| invalid(&e.to_string()))?;
         Ok(())
+    }
+
+    /// How many result operands a call with `signature` takes: one per
+    /// result, but two (low half, high half) for an `I64` in 32-bit mode.
+    fn result_operand_count(&self, signature: &Signature) -> usize {
+        match self.convs.call_conv(signature.conv) {
+            Some(conv) => jitforge_ir::abi::ret_operand_types(conv, &signature.rets).len(),
+            None => signature.rets.len(),
+        }
     }
 
     /// A call of a function of this Compiler must use its signature.
@@ -2097,23 +2116,31 @@ fn check_call_arity(
     what: &str,
     signature: &Signature,
     args: usize,
-    rets: Option<usize>,
+    rets: Option<(usize, usize)>,
 ) -> Result<()> {
     let args_fit = if signature.varargs {
         args >= signature.params.len()
     } else {
         args == signature.params.len()
     };
-    if args_fit && rets.is_none_or(|r| r == signature.rets.len()) {
+    if args_fit && rets.is_none_or(|(found, wanted)| found == wanted) {
         return Ok(());
     }
     Err(invalid(&format!(
-        "{what}: the signature takes {}{} argument(s) and {} result(s), the call passes {} and {}",
+        "{what}: the signature takes {}{} argument(s) and {} result(s){}, the call passes {} and {}",
         if signature.varargs { "at least " } else { "" },
         signature.params.len(),
-        signature.rets.len(),
+        rets.map_or(signature.rets.len(), |(_, wanted)| wanted),
+        if rets.is_some_and(|(_, wanted)| wanted != signature.rets.len()) {
+            " (an I64 result in 32-bit mode is two 32-bit registers, low then high)"
+        } else {
+            ""
+        },
         args,
-        rets.map_or_else(|| "returns the callee's".to_string(), |r| r.to_string())
+        rets.map_or_else(
+            || "returns the callee's".to_string(),
+            |(found, _)| found.to_string()
+        )
     )))
 }
 
@@ -2240,6 +2267,17 @@ bound_insts! {
     /// `imul` with one explicit operand: `hi:lo` (rdx:rax) = `lo * src`
     /// (signed, widening). The two- and three-operand forms are `imul_2`, `imul_3`.
     imul => Imul(hi, lo, src);
+    /// `mul` of bytes: `ax` (a 16-bit register or view) = its low byte
+    /// (al) * `src` (8-bit, unsigned, widening). The three-operand methods
+    /// above have no byte form: it has one implicit register, not two.
+    mul8 => Mul(ax, src);
+    /// `imul` of bytes: as [`mul8`](Compiler::mul8), signed.
+    imul8 => Imul(ax, src);
+    /// `div` of bytes: `ax` divided by `src` (8-bit, unsigned); the
+    /// quotient goes to al, the remainder to ah (`ax.r8()`, and bits 8..15).
+    div8 => Div(ax, src);
+    /// `idiv` of bytes: as [`div8`](Compiler::div8), signed.
+    idiv8 => Idiv(ax, src);
     /// `cwd`: `hi` (dx) = the sign of `lo` (ax).
     cwd => Cwd(hi, lo);
     /// `cdq`: `hi` (edx) = the sign of `lo` (eax).

@@ -9,7 +9,16 @@
 //! interpreted in Rust: the results, the buffer's contents and the trace of
 //! host calls (function and arguments, in order) must agree. The
 //! cargo-fuzz target `compile_run` and the test suite both call
-//! [`check_program`].
+//! [`check_program`]. On Linux x86-64, `check_program32` does the same
+//! for 32-bit code (cargo-fuzz target `compile_run32`), which it runs in
+//! compatibility mode through `compat32`, the harness the 32-bit tests use too.
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub mod compat32;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod program32;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub use program32::check_program32;
 
 use super::{Compiler, Signature, ValType, X86Target};
 use crate::code::{Arch, CodeHolder};

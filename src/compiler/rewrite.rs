@@ -311,6 +311,24 @@ fn edit_text(edit: &Edit, ptr: u16) -> String {
     }
 }
 
+/// The allocator's reason for the listing: the general-purpose register
+/// it names (a hint, a fixed copy, a clobber) named as the mode names it,
+/// `eax` in 32-bit code (the allocator's own text says `rax`).
+fn reason_text(reason: jitforge_regalloc::Reason, ptr: u16) -> String {
+    use jitforge_regalloc::Reason;
+    let text = reason.to_string();
+    let (Reason::Hint(p) | Reason::FixedCopy(p) | Reason::SaveAcrossClobber(p)) = reason else {
+        return text;
+    };
+    match (ptr, p.class, x86_reg(p, ptr, false)) {
+        (4, RegClass::Gp, Ok(r)) => match text.strip_suffix(&p.to_string()) {
+            Some(head) => format!("{head}{r}"),
+            None => text,
+        },
+        _ => text,
+    }
+}
+
 /// The allocator's operands of one instruction: `allocs[k]` is where the
 /// register of `operands[k]` (from IR operand `origins[k]`) went.
 struct InstAllocations<'a> {
@@ -763,7 +781,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             .decisions_at(i)
             .iter()
             .filter(|d| vreg.is_some() && d.vreg == vreg)
-            .map(|d| d.reason.to_string())
+            .map(|d| reason_text(d.reason, self.frame.ptr))
             .collect();
         if reasons.is_empty() {
             String::new()
@@ -790,9 +808,12 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             .decisions_at(i)
             .iter()
             .filter(|d| d.vreg.is_none_or(|v| !edit_vregs.contains(&v)))
-            .map(|d| match d.vreg {
-                Some(v) => format!("ra: {}: {}", self.vreg_label(v), d.reason),
-                None => format!("ra: {}", d.reason),
+            .map(|d| {
+                let reason = reason_text(d.reason, self.frame.ptr);
+                match d.vreg {
+                    Some(v) => format!("ra: {}: {reason}", self.vreg_label(v)),
+                    None => format!("ra: {reason}"),
+                }
             })
             .collect();
         for line in lines {

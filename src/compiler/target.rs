@@ -747,6 +747,13 @@ impl X86Target {
             let Some((p, size)) = bindable_reg(imp.reg, self.gp_count()) else {
                 continue;
             };
+            // The database names the 64-bit pointer registers (`rdi` of
+            // `stosd`); in 32-bit mode they are 32 bits wide.
+            let size = if p.class == RegClass::GP {
+                size.min(self.ptr())
+            } else {
+                size
+            };
             let Some((r, w)) = reads_writes(imp.access) else {
                 continue;
             };
