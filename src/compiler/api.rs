@@ -1358,13 +1358,11 @@ impl Compiler<'_> {
             }
         }
         let same = PlannedShape::same_pattern(&virt);
-        let slot = PlannedShape::slot(site, same);
-        let Some(entry) = ws.planned.get(slot).and_then(|first| {
-            let found = |e: &&PlannedShape| e.site == site && e.same == same;
-            Some(first)
-                .filter(found)
-                .or_else(|| ws.planned.get(slot ^ 1).filter(found))
-        }) else {
+        let Some(entry) = ws
+            .planned
+            .get(PlannedShape::set(site, same))
+            .and_then(|set| set.iter().find(|e| e.site == site && e.same == same))
+        else {
             return Ok(false);
         };
         let id = X86Inst::new(mnemonic).id();
@@ -1447,20 +1445,21 @@ impl Compiler<'_> {
             entry.views[j] = *view;
         }
         entry.same = PlannedShape::same_pattern(&virt);
-        let slot = PlannedShape::slot(site, entry.same);
+        let range = PlannedShape::set(site, entry.same);
         let planned = &mut self.ws.get().planned;
         if planned.is_empty() {
             planned.resize(PlannedShape::SLOTS, PlannedShape::default());
         }
-        // Two-way: the first slot unless another shape holds it (so that
-        // two frequent shapes with one slot do not take turns).
-        let taken = |e: &PlannedShape| e.site != 0 && (e.site, e.same) != (site, entry.same);
-        let slot = if taken(&planned[slot]) {
-            slot ^ 1
-        } else {
-            slot
-        };
-        planned[slot] = entry;
+        // The key's own slot, else a free one, else the first of the set
+        // (four ways: frequent shapes whose sites share a set keep their
+        // slots unless five do).
+        let set = &mut planned[range];
+        let at = set
+            .iter()
+            .position(|e| e.site == site && e.same == entry.same)
+            .or_else(|| set.iter().position(|e| e.site == 0))
+            .unwrap_or(0);
+        set[at] = entry;
     }
 
     /// Adds an instruction without prefixes or mask whose operands are
@@ -1832,12 +1831,17 @@ impl Default for PlannedShape {
 }
 
 impl PlannedShape {
-    /// Slots, two per key (a function has a handful of typed calls).
+    /// Slots (a function has a handful of typed calls), in sets of
+    /// [`PlannedShape::WAYS`] that a key may use.
     const SLOTS: usize = 64;
+    const WAYS: usize = 4;
 
-    fn slot(site: usize, same: u8) -> usize {
+    /// The slots of a key: one set of [`PlannedShape::WAYS`].
+    fn set(site: usize, same: u8) -> std::ops::Range<usize> {
+        let sets = Self::SLOTS / Self::WAYS;
         let h = (site as u64 ^ u64::from(same)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (h >> (64 - Self::SLOTS.trailing_zeros())) as usize
+        let first = (h >> (64 - sets.trailing_zeros())) as usize * Self::WAYS;
+        first..first + Self::WAYS
     }
 
     /// A bit per pair of operands ((0,1), (0,2), (1,2), (0,3), (1,3),
