@@ -1184,12 +1184,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             }
             if edit_at == i {
                 let before = ProgPoint::before(jitforge_regalloc::Inst::new(i));
-                while let Some((point, edit)) = edits.get(next_edit)
-                    && *point == before
-                {
-                    self.emit_edit(edit, Some(i))?;
-                    next_edit += 1;
-                }
+                self.emit_edits_at(edits, &mut next_edit, before)?;
                 edit_at = edit_inst(next_edit);
             }
             let ir_ops = &all_ops[d.ops_range()];
@@ -1306,12 +1301,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             }
             if edit_at == i {
                 let after = ProgPoint::after(jitforge_regalloc::Inst::new(i));
-                while let Some((point, edit)) = edits.get(next_edit)
-                    && *point == after
-                {
-                    self.emit_edit(edit, Some(i))?;
-                    next_edit += 1;
-                }
+                self.emit_edits_at(edits, &mut next_edit, after)?;
                 edit_at = edit_inst(next_edit);
             }
             if has_splits {
@@ -1352,6 +1342,23 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             }
             let target = self.block_label(jitforge_ir::Block::from_u32(split.to.0))?;
             self.asm.emit(Mnemonic::Jmp, &[Operand::Label(target)])?;
+        }
+        Ok(())
+    }
+
+    /// Emits the edits at `point` from `edits[*next..]` (in program
+    /// order), moving `*next` past them.
+    fn emit_edits_at(
+        &mut self,
+        edits: &[(ProgPoint, Edit)],
+        next: &mut usize,
+        point: ProgPoint,
+    ) -> Result<()> {
+        while let Some((at, edit)) = edits.get(*next)
+            && *at == point
+        {
+            self.emit_edit(edit, Some(point.inst().index()))?;
+            *next += 1;
         }
         Ok(())
     }

@@ -17,6 +17,8 @@
 //! straight into the code holder): there an instruction is plain bytes
 //! with no label or address to fix up.
 
+use crate::builder::{append_cut, two_way_find, two_way_place};
+
 /// Entries of the memo at most (a power of two, 32 bytes each): workload
 /// B's register and spill-slot pairs (several thousand) mostly stay.
 const MAX_SLOTS: usize = 4096;
@@ -109,21 +111,16 @@ impl EncodingMemo {
     }
 
     /// Appends the bytes remembered for `key` (at `slot`) to `text`; false
-    /// when there are none. All 15 are copied and the excess cut off: a
-    /// fixed-size copy is a few moves, a variable one a call of `memcpy`.
+    /// when there are none.
     #[inline(always)]
     pub(crate) fn append(&self, slot: usize, key: &Key, text: &mut Vec<u8>) -> bool {
-        let e = match self.entries.get(slot) {
-            Some(e) if e.key == *key => e,
-            _ => match self.entries.get(slot ^ 1) {
-                Some(e) if e.key == *key => e,
-                _ => return false,
-            },
-        };
-        let end = text.len() + e.len as usize;
-        text.extend_from_slice(&e.bytes);
-        text.truncate(end);
-        true
+        match two_way_find(&self.entries, slot, |e| e.key == *key) {
+            Some(e) => {
+                append_cut(text, &e.bytes, e.len);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Remembers the bytes of `key` (at most 15; an instruction is never
@@ -136,15 +133,7 @@ impl EncodingMemo {
             self.entries
                 .resize(self.slots.max(MIN_SLOTS), Entry::default());
         }
-        // Two-way: a key lives in its slot or the other of the pair, so
-        // that two frequent instructions of one slot do not take turns.
-        // The first unless it is taken and the second is free.
-        let taken = |e: Option<&Entry>| e.is_some_and(|e| e.key[0] != 0);
-        let slot = if taken(self.entries.get(slot)) && !taken(self.entries.get(slot ^ 1)) {
-            slot ^ 1
-        } else {
-            slot
-        };
+        let slot = two_way_place(&self.entries, slot, |e| e.key[0] != 0);
         if let Some(e) = self.entries.get_mut(slot) {
             e.key = *key;
             e.len = bytes.len() as u8;
