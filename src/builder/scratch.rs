@@ -237,6 +237,7 @@ pub(crate) fn two_way_place<E>(entries: &[E], slot: usize, taken: impl Fn(&E) ->
 /// Appends the first `len` of an instruction's 15 `bytes` to `text`: all
 /// 15 are copied and the excess cut off (a copy of a fixed size is a few
 /// moves, one of a variable size a call of `memcpy`).
+#[cfg(feature = "compiler")] // the Compiler's direct writer and rewrite only
 #[inline(always)]
 pub(crate) fn append_cut(text: &mut Vec<u8>, bytes: &[u8; 15], len: u8) {
     let end = text.len() + usize::from(len);
