@@ -353,7 +353,7 @@ fn is_relaxable(m: Mnemonic) -> bool {
 
 /// Whether an immediate operand of `m` may be a branch target (encoded
 /// relative to the instruction's address).
-fn may_branch_to_address(m: Mnemonic) -> bool {
+pub(crate) fn may_branch_to_address(m: Mnemonic) -> bool {
     let name = m.name();
     name.starts_with('j') || name.starts_with("loop") || name == "call" || name == "xbegin"
 }

@@ -13,7 +13,7 @@
 mod memo;
 
 pub(crate) use memo::EncodingMemo;
-use memo::Key;
+use memo::{Key, TagKind};
 
 use super::ra::{OperandOrigin, RaView};
 use super::target::{X86Inst, X86Target};
@@ -554,15 +554,36 @@ impl<'r, S: Sink> Rewriter<'r, S> {
     /// physical address registers), or do not fit: two immediates or
     /// displacements, more than four allocations, values beyond 32 bits.
     #[inline(always)]
-    fn target_key(&mut self, i: usize, tag: u16, ir_ops: &[IrOperand]) -> Option<Key> {
+    fn target_key(
+        &mut self,
+        i: usize,
+        id: jitforge_ir::TargetInst,
+        tag: u16,
+        ir_ops: &[IrOperand],
+    ) -> Option<Key> {
         // Most tags have register operands only (the tag says so: it is
         // looked at once): nothing but the allocations to read then.
         let (mut imm, mut disp, mut mem) = (None, None, 0u64);
-        if !self.memo.registers_only(tag, || {
-            ir_ops
+        let kind = self.memo.tag_kind(tag, || {
+            let imm = ir_ops.iter().any(|op| matches!(op, IrOperand::Imm(_)));
+            if imm
+                && X86Inst::from_id(id)
+                    .is_none_or(|x| crate::builder::may_branch_to_address(x.mnemonic))
+            {
+                TagKind::Never
+            } else if ir_ops
                 .iter()
                 .all(|op| matches!(op, IrOperand::Reg(_) | IrOperand::Fixed(..)))
-        }) {
+            {
+                TagKind::Registers
+            } else {
+                TagKind::Other
+            }
+        });
+        if kind == TagKind::Never {
+            return None;
+        }
+        if kind == TagKind::Other {
             for op in ir_ops {
                 match *op {
                     IrOperand::Reg(_) | IrOperand::Fixed(..) => {}
@@ -1224,7 +1245,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
                     // Where the sink takes bytes, an instruction seen
                     // before (same shape, same registers) is copied.
                     let key = match d.tag() {
-                        Some(tag) if !self.logging => self.target_key(i, tag, ir_ops),
+                        Some(tag) if !self.logging => self.target_key(i, id, tag, ir_ops),
                         _ => None,
                     };
                     match key {
@@ -1696,6 +1717,41 @@ mod tests {
                     assert_eq!(warm, logged, "{arch:?} seed {seed}: memo (warm) vs encoder");
                 }
             }
+        })
+        .join()
+        .expect("no failure");
+    }
+
+    /// An immediate branch target is encoded relative to where the
+    /// instruction lands: two `call imm` of one shape and address have
+    /// other bytes at other offsets, so the memo must not copy the first.
+    #[test]
+    fn branches_to_an_address_are_not_copied() {
+        let compile = |logged: bool| -> Vec<u8> {
+            let mut code = CodeHolder::new(Arch::X64);
+            code.set_base_address(Some(0x1000_0000));
+            let mut quiet = Quiet;
+            {
+                let mut cc = Compiler::new(&mut code);
+                if logged {
+                    cc.set_logger(Some(&mut quiet));
+                }
+                cc.add_func("f", Signature::new(X86Target::SYSV64, &[], &[]))
+                    .expect("function");
+                for _ in 0..3 {
+                    cc.emit(Mnemonic::Call, &[Operand::Imm(0x1000_4000)])
+                        .expect("call");
+                }
+                cc.ret(&[]).expect("ret");
+                cc.end_func().expect("compiles");
+                cc.finalize().expect("finalizes");
+            }
+            code.finalize().expect("resolved")
+        };
+        std::thread::spawn(move || {
+            let direct = compile(false);
+            assert_eq!(direct, compile(true));
+            assert_eq!(direct, compile(false));
         })
         .join()
         .expect("no failure");

@@ -55,9 +55,20 @@ pub(crate) struct EncodingMemo {
     /// The number of entries (a power of two; `entries` has that many
     /// once anything is remembered).
     slots: usize,
-    /// By tag: 0 not seen yet, 1 an instruction with register operands
-    /// only, 2 one with others (see [`EncodingMemo::registers_only`]).
+    /// By tag: its [`TagKind`] as a number, 0 while not seen yet.
     operands: Vec<u8>,
+}
+
+/// What the instructions of one tag are to the memo.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TagKind {
+    /// Register operands only: their allocations decide the bytes.
+    Registers = 1,
+    /// Also immediates or memory: those are read too.
+    Other = 2,
+    /// Not remembered: an immediate that may be a branch target (`call
+    /// imm`, `jmp imm`), encoded relative to where the instruction lands.
+    Never = 3,
 }
 
 impl EncodingMemo {
@@ -83,21 +94,22 @@ impl EncodingMemo {
         }
     }
 
-    /// Whether the instructions of tag `tag` have register operands only
-    /// (a tag fixes each operand's kind): `of_this` (of an instruction
-    /// of the tag) decides the first time.
+    /// What the instructions of tag `tag` are to the memo (a tag fixes
+    /// the instruction and each operand's kind): `of_this` (of an
+    /// instruction of the tag) decides the first time.
     #[inline(always)]
-    pub(crate) fn registers_only(&mut self, tag: u16, of_this: impl FnOnce() -> bool) -> bool {
+    pub(crate) fn tag_kind(&mut self, tag: u16, of_this: impl FnOnce() -> TagKind) -> TagKind {
         match self.operands.get(usize::from(tag)) {
-            Some(1) => true,
-            Some(2) => false,
+            Some(1) => TagKind::Registers,
+            Some(2) => TagKind::Other,
+            Some(3) => TagKind::Never,
             _ => {
-                let only = of_this();
+                let kind = of_this();
                 if self.operands.len() <= usize::from(tag) {
                     self.operands.resize(usize::from(tag) + 1, 0);
                 }
-                self.operands[usize::from(tag)] = if only { 1 } else { 2 };
-                only
+                self.operands[usize::from(tag)] = kind as u8;
+                kind
             }
         }
     }
