@@ -43,6 +43,9 @@ use crate::x86::encoder::emit_planned;
 use crate::x86::{Emitter, FormPlans, InstOptions, Logger, Mnemonic, Operand, Rounding};
 pub use relax::{MAX_PASSES, RelaxStats};
 use scratch::{Refs, Scratch};
+/// The two-way memo helpers, for the Compiler rewrite's own memo.
+#[cfg(feature = "compiler")]
+pub(crate) use scratch::{append_cut, two_way_find, two_way_place};
 
 /// Index of no node.
 const NIL: u32 = u32::MAX;
@@ -350,7 +353,7 @@ fn is_relaxable(m: Mnemonic) -> bool {
 
 /// Whether an immediate operand of `m` may be a branch target (encoded
 /// relative to the instruction's address).
-fn may_branch_to_address(m: Mnemonic) -> bool {
+pub(crate) fn may_branch_to_address(m: Mnemonic) -> bool {
     let name = m.name();
     name.starts_with('j') || name.starts_with("loop") || name == "call" || name == "xbegin"
 }

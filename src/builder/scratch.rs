@@ -211,6 +211,40 @@ impl Drop for Scratch {
     }
 }
 
+/// Of a two-way memo (a key lives in its slot or the other of the pair):
+/// the entry at `slot` or the other of its pair for which `hit` holds.
+#[inline(always)]
+pub(crate) fn two_way_find<E>(entries: &[E], slot: usize, hit: impl Fn(&E) -> bool) -> Option<&E> {
+    match entries.get(slot) {
+        Some(e) if hit(e) => Some(e),
+        _ => entries.get(slot ^ 1).filter(|e| hit(e)),
+    }
+}
+
+/// Of a two-way memo: where a new entry of `slot` goes, so that two
+/// frequent keys of one slot do not take turns: that slot unless it is
+/// `taken` and the other of the pair is free (moving entries would cost
+/// every miss).
+pub(crate) fn two_way_place<E>(entries: &[E], slot: usize, taken: impl Fn(&E) -> bool) -> usize {
+    let taken = |s: usize| entries.get(s).is_some_and(&taken);
+    if taken(slot) && !taken(slot ^ 1) {
+        slot ^ 1
+    } else {
+        slot
+    }
+}
+
+/// Appends the first `len` of an instruction's 15 `bytes` to `text`: all
+/// 15 are copied and the excess cut off (a copy of a fixed size is a few
+/// moves, one of a variable size a call of `memcpy`).
+#[cfg(feature = "compiler")] // the Compiler's direct writer and rewrite only
+#[inline(always)]
+pub(crate) fn append_cut(text: &mut Vec<u8>, bytes: &[u8; 15], len: u8) {
+    let end = text.len() + usize::from(len);
+    text.extend_from_slice(bytes);
+    text.truncate(end);
+}
+
 /// Stores an instruction's bytes (at most 15) in the memo under `key`,
 /// at `slot` (its key's [`MemoKey::slot`]). The memo is two-way: a key
 /// lives in its slot or the other of the pair, so that two frequent
@@ -223,13 +257,7 @@ fn remember(memo: &mut Vec<Encoded>, slot: usize, key: &MemoKey, bytes: &[u8]) {
     if memo.is_empty() {
         memo.resize(MEMO_SLOTS, Encoded::default());
     }
-    // The first slot unless it is taken and the second is free.
-    let taken = |slot: usize| memo.get(slot).is_some_and(|e| e.key.head != 0);
-    let slot = if taken(slot) && !taken(slot ^ 1) {
-        slot ^ 1
-    } else {
-        slot
-    };
+    let slot = two_way_place(memo, slot, |e| e.key.head != 0);
     if let Some(e) = memo.get_mut(slot) {
         e.key = *key;
         e.len = bytes.len() as u8;
@@ -241,10 +269,7 @@ fn remember(memo: &mut Vec<Encoded>, slot: usize, key: &MemoKey, bytes: &[u8]) {
 /// [`MemoKey::slot`], or the other of the pair), if any.
 #[inline]
 fn recall<'m>(memo: &'m [Encoded], slot: usize, key: &MemoKey) -> Option<&'m [u8]> {
-    let e = match memo.get(slot) {
-        Some(e) if e.key == *key => e,
-        _ => memo.get(slot ^ 1).filter(|e| e.key == *key)?,
-    };
+    let e = two_way_find(memo, slot, |e| e.key == *key)?;
     e.bytes.get(..e.len as usize)
 }
 
@@ -400,23 +425,17 @@ impl Scratch {
     }
 
     /// Appends the bytes the memo holds at `slot` for `key` to `text`;
-    /// false when it holds none. (All 15 are copied and the excess cut
-    /// off: a copy of a fixed size is a few moves, one of a variable
-    /// size a call of `memcpy`.)
+    /// false when it holds none.
     #[cfg(feature = "compiler")] // used by the Compiler's direct writer only
     #[inline]
     pub(super) fn memo_append(&self, slot: usize, key: &MemoKey, text: &mut Vec<u8>) -> bool {
-        let e = match self.memo.get(slot) {
-            Some(e) if e.key == *key => e,
-            _ => match self.memo.get(slot ^ 1) {
-                Some(e) if e.key == *key => e,
-                _ => return false,
-            },
-        };
-        let end = text.len() + e.len as usize;
-        text.extend_from_slice(&e.bytes);
-        text.truncate(end);
-        true
+        match two_way_find(&self.memo, slot, |e| e.key == *key) {
+            Some(e) => {
+                append_cut(text, &e.bytes, e.len);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Remembers the bytes of an instruction at `slot` under `key` (from

@@ -88,7 +88,8 @@ struct ShapeRecord {
     /// record stays small: it is read for every instruction).
     clobbers: u32,
     /// Whether every operand is read, written or both as a whole (no
-    /// partial write, none unseen): [`push_plain`] takes it.
+    /// partial write, none unseen): [`push_operands`] needs no access
+    /// decision.
     plain: bool,
 }
 
@@ -195,14 +196,43 @@ fn preg_of(p: jitforge_ir::PReg) -> PReg {
     PReg::new(class_of(p.class), p.hw)
 }
 
+/// Pushes the virtual address registers of memory operand `m` (IR operand
+/// `index`) as register uses.
+#[inline(always)]
+fn push_address(
+    operands: &mut Vec<RaOperand>,
+    origins: &mut Vec<OperandOrigin>,
+    m: &jitforge_ir::Mem,
+    index: u16,
+) {
+    for r in m.regs() {
+        if let Reg::Virt(v, _) = r {
+            operands.push(RaOperand::new(
+                VReg::new(v.as_u32() as usize),
+                OperandKind::Use,
+                OperandPos::Early,
+                Constraint::Reg,
+            ));
+            origins.push(OperandOrigin {
+                operand: index,
+                in_address: true,
+            });
+        }
+    }
+}
+
 /// Pushes the allocator operands of an instruction with operands `ops`
 /// and templates `templates`, with their origins, in the order of
 /// `Function::vreg_accesses` (direct operands, then the address registers
 /// of a memory operand as reads), and notes definitions in `constant`
 /// (see [`RaView::build`]; `imm_def` is the instruction's if it is
 /// `copy v, imm`).
+///
+/// `PLAIN`: the shape is plain (see [`ShapeRecord::plain`]), the common
+/// case, whose loop leaves out the per-operand access decision (each
+/// register operand is its template with its vreg).
 #[inline(always)]
-fn push_operands(
+fn push_operands<const PLAIN: bool>(
     operands: &mut Vec<RaOperand>,
     origins: &mut Vec<OperandOrigin>,
     constant: &mut [Option<Option<i64>>],
@@ -221,26 +251,14 @@ fn push_operands(
                 v
             }
             Operand::Mem(m) => {
-                for r in m.regs() {
-                    if let Reg::Virt(v, _) = r {
-                        operands.push(RaOperand::new(
-                            VReg::new(v.as_u32() as usize),
-                            OperandKind::Use,
-                            OperandPos::Early,
-                            Constraint::Reg,
-                        ));
-                        origins.push(OperandOrigin {
-                            operand: t.index,
-                            in_address: true,
-                        });
-                    }
-                }
+                push_address(operands, origins, &m, t.index);
                 continue;
             }
             _ => continue,
         };
         operand.vreg = VReg::new(v.as_u32() as usize);
         match t.access {
+            _ if PLAIN => {}
             Access::PartialWrite if constant[v.as_u32() as usize].is_none() => {
                 operand.kind = OperandKind::Def;
                 operand.pos = OperandPos::Late;
@@ -267,60 +285,13 @@ fn push_operands(
             };
         }
     }
-    if shared {
+    if !PLAIN && shared {
         // `xor x, x`: the unseen operand shares the other's location,
         // and x86 takes at most one memory operand.
         for op in &mut operands[first..] {
             if op.constraint == Constraint::Any {
                 op.constraint = Constraint::Reg;
             }
-        }
-    }
-}
-
-/// [`push_operands`] for a tagged instruction of a plain shape (see
-/// [`ShapeRecord::plain`]), the common case: no access to decide per
-/// operand and no constant to follow (a target instruction defines none),
-/// so each register operand is its template with its vreg.
-#[inline(always)]
-fn push_plain(
-    operands: &mut Vec<RaOperand>,
-    origins: &mut Vec<OperandOrigin>,
-    constant: &mut [Option<Option<i64>>],
-    ops: &[Operand],
-    templates: &[OperandTemplate],
-) {
-    for (op, t) in ops.iter().zip(templates) {
-        let mut operand = t.operand;
-        let v = match *op {
-            Operand::Reg(Reg::Virt(v, _)) => v,
-            Operand::Fixed(v, p) => {
-                operand.constraint = Constraint::Fixed(preg_of(p));
-                v
-            }
-            Operand::Mem(_) => {
-                // Address registers: as the general path pushes them.
-                push_operands(
-                    operands,
-                    origins,
-                    constant,
-                    core::slice::from_ref(op),
-                    core::slice::from_ref(t),
-                    None,
-                );
-                continue;
-            }
-            _ => continue,
-        };
-        operand.vreg = VReg::new(v.as_u32() as usize);
-        operands.push(operand);
-        origins.push(OperandOrigin {
-            operand: t.index,
-            in_address: false,
-        });
-        if operand.kind != OperandKind::Use {
-            // Written by something else than `copy v, imm`: no constant.
-            constant[v.as_u32() as usize] = Some(None);
         }
     }
 }
@@ -461,9 +432,16 @@ impl RaView {
                 };
                 let templates = &self.templates[shape.templates()];
                 if shape.plain {
-                    push_plain(&mut operands, &mut origins, &mut constant, ops, templates);
+                    push_operands::<true>(
+                        &mut operands,
+                        &mut origins,
+                        &mut constant,
+                        ops,
+                        templates,
+                        None,
+                    );
                 } else {
-                    push_operands(
+                    push_operands::<false>(
                         &mut operands,
                         &mut origins,
                         &mut constant,
@@ -492,7 +470,7 @@ impl RaView {
             } else {
                 (None, None)
             };
-            push_operands(
+            push_operands::<false>(
                 &mut operands,
                 &mut origins,
                 &mut constant,

@@ -13,7 +13,7 @@
 mod memo;
 
 pub(crate) use memo::EncodingMemo;
-use memo::Key;
+use memo::{Key, TagKind};
 
 use super::ra::{OperandOrigin, RaView};
 use super::target::{X86Inst, X86Target};
@@ -572,15 +572,36 @@ impl<'r, S: Sink> Rewriter<'r, S> {
     /// physical address registers), or do not fit: two immediates or
     /// displacements, more than four allocations, values beyond 32 bits.
     #[inline(always)]
-    fn target_key(&mut self, i: usize, tag: u16, ir_ops: &[IrOperand]) -> Option<Key> {
+    fn target_key(
+        &mut self,
+        i: usize,
+        id: jitforge_ir::TargetInst,
+        tag: u16,
+        ir_ops: &[IrOperand],
+    ) -> Option<Key> {
         // Most tags have register operands only (the tag says so: it is
         // looked at once): nothing but the allocations to read then.
         let (mut imm, mut disp, mut mem) = (None, None, 0u64);
-        if !self.memo.registers_only(tag, || {
-            ir_ops
+        let kind = self.memo.tag_kind(tag, || {
+            let imm = ir_ops.iter().any(|op| matches!(op, IrOperand::Imm(_)));
+            if imm
+                && X86Inst::from_id(id)
+                    .is_none_or(|x| crate::builder::may_branch_to_address(x.mnemonic))
+            {
+                TagKind::Never
+            } else if ir_ops
                 .iter()
                 .all(|op| matches!(op, IrOperand::Reg(_) | IrOperand::Fixed(..)))
-        }) {
+            {
+                TagKind::Registers
+            } else {
+                TagKind::Other
+            }
+        });
+        if kind == TagKind::Never {
+            return None;
+        }
+        if kind == TagKind::Other {
             for op in ir_ops {
                 match *op {
                     IrOperand::Reg(_) | IrOperand::Fixed(..) => {}
@@ -1205,12 +1226,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             }
             if edit_at == i {
                 let before = ProgPoint::before(jitforge_regalloc::Inst::new(i));
-                while let Some((point, edit)) = edits.get(next_edit)
-                    && *point == before
-                {
-                    self.emit_edit(edit, Some(i))?;
-                    next_edit += 1;
-                }
+                self.emit_edits_at(edits, &mut next_edit, before)?;
                 edit_at = edit_inst(next_edit);
             }
             let ir_ops = &all_ops[d.ops_range()];
@@ -1250,7 +1266,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
                     // Where the sink takes bytes, an instruction seen
                     // before (same shape, same registers) is copied.
                     let key = match d.tag() {
-                        Some(tag) if !self.logging => self.target_key(i, tag, ir_ops),
+                        Some(tag) if !self.logging => self.target_key(i, id, tag, ir_ops),
                         _ => None,
                     };
                     match key {
@@ -1327,12 +1343,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             }
             if edit_at == i {
                 let after = ProgPoint::after(jitforge_regalloc::Inst::new(i));
-                while let Some((point, edit)) = edits.get(next_edit)
-                    && *point == after
-                {
-                    self.emit_edit(edit, Some(i))?;
-                    next_edit += 1;
-                }
+                self.emit_edits_at(edits, &mut next_edit, after)?;
                 edit_at = edit_inst(next_edit);
             }
             if has_splits {
@@ -1373,6 +1384,23 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             }
             let target = self.block_label(jitforge_ir::Block::from_u32(split.to.0))?;
             self.asm.emit(Mnemonic::Jmp, &[Operand::Label(target)])?;
+        }
+        Ok(())
+    }
+
+    /// Emits the edits at `point` from `edits[*next..]` (in program
+    /// order), moving `*next` past them.
+    fn emit_edits_at(
+        &mut self,
+        edits: &[(ProgPoint, Edit)],
+        next: &mut usize,
+        point: ProgPoint,
+    ) -> Result<()> {
+        while let Some((at, edit)) = edits.get(*next)
+            && *at == point
+        {
+            self.emit_edit(edit, Some(point.inst().index()))?;
+            *next += 1;
         }
         Ok(())
     }
@@ -1710,6 +1738,41 @@ mod tests {
                     assert_eq!(warm, logged, "{arch:?} seed {seed}: memo (warm) vs encoder");
                 }
             }
+        })
+        .join()
+        .expect("no failure");
+    }
+
+    /// An immediate branch target is encoded relative to where the
+    /// instruction lands: two `call imm` of one shape and address have
+    /// other bytes at other offsets, so the memo must not copy the first.
+    #[test]
+    fn branches_to_an_address_are_not_copied() {
+        let compile = |logged: bool| -> Vec<u8> {
+            let mut code = CodeHolder::new(Arch::X64);
+            code.set_base_address(Some(0x1000_0000));
+            let mut quiet = Quiet;
+            {
+                let mut cc = Compiler::new(&mut code);
+                if logged {
+                    cc.set_logger(Some(&mut quiet));
+                }
+                cc.add_func("f", Signature::new(X86Target::SYSV64, &[], &[]))
+                    .expect("function");
+                for _ in 0..3 {
+                    cc.emit(Mnemonic::Call, &[Operand::Imm(0x1000_4000)])
+                        .expect("call");
+                }
+                cc.ret(&[]).expect("ret");
+                cc.end_func().expect("compiles");
+                cc.finalize().expect("finalizes");
+            }
+            code.finalize().expect("resolved")
+        };
+        std::thread::spawn(move || {
+            let direct = compile(false);
+            assert_eq!(direct, compile(true));
+            assert_eq!(direct, compile(false));
         })
         .join()
         .expect("no failure");

@@ -17,6 +17,8 @@
 //! straight into the code holder): there an instruction is plain bytes
 //! with no label or address to fix up.
 
+use crate::builder::{append_cut, two_way_find, two_way_place};
+
 /// Entries of the memo at most (a power of two, 32 bytes each): workload
 /// B's register and spill-slot pairs (several thousand) mostly stay.
 const MAX_SLOTS: usize = 4096;
@@ -53,9 +55,20 @@ pub(crate) struct EncodingMemo {
     /// The number of entries (a power of two; `entries` has that many
     /// once anything is remembered).
     slots: usize,
-    /// By tag: 0 not seen yet, 1 an instruction with register operands
-    /// only, 2 one with others (see [`EncodingMemo::registers_only`]).
+    /// By tag: its [`TagKind`] as a number, 0 while not seen yet.
     operands: Vec<u8>,
+}
+
+/// What the instructions of one tag are to the memo.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TagKind {
+    /// Register operands only: their allocations decide the bytes.
+    Registers = 1,
+    /// Also immediates or memory: those are read too.
+    Other = 2,
+    /// Not remembered: an immediate that may be a branch target (`call
+    /// imm`, `jmp imm`), encoded relative to where the instruction lands.
+    Never = 3,
 }
 
 impl EncodingMemo {
@@ -81,21 +94,22 @@ impl EncodingMemo {
         }
     }
 
-    /// Whether the instructions of tag `tag` have register operands only
-    /// (a tag fixes each operand's kind): `of_this` (of an instruction
-    /// of the tag) decides the first time.
+    /// What the instructions of tag `tag` are to the memo (a tag fixes
+    /// the instruction and each operand's kind): `of_this` (of an
+    /// instruction of the tag) decides the first time.
     #[inline(always)]
-    pub(crate) fn registers_only(&mut self, tag: u16, of_this: impl FnOnce() -> bool) -> bool {
+    pub(crate) fn tag_kind(&mut self, tag: u16, of_this: impl FnOnce() -> TagKind) -> TagKind {
         match self.operands.get(usize::from(tag)) {
-            Some(1) => true,
-            Some(2) => false,
+            Some(1) => TagKind::Registers,
+            Some(2) => TagKind::Other,
+            Some(3) => TagKind::Never,
             _ => {
-                let only = of_this();
+                let kind = of_this();
                 if self.operands.len() <= usize::from(tag) {
                     self.operands.resize(usize::from(tag) + 1, 0);
                 }
-                self.operands[usize::from(tag)] = if only { 1 } else { 2 };
-                only
+                self.operands[usize::from(tag)] = kind as u8;
+                kind
             }
         }
     }
@@ -109,21 +123,16 @@ impl EncodingMemo {
     }
 
     /// Appends the bytes remembered for `key` (at `slot`) to `text`; false
-    /// when there are none. All 15 are copied and the excess cut off: a
-    /// fixed-size copy is a few moves, a variable one a call of `memcpy`.
+    /// when there are none.
     #[inline(always)]
     pub(crate) fn append(&self, slot: usize, key: &Key, text: &mut Vec<u8>) -> bool {
-        let e = match self.entries.get(slot) {
-            Some(e) if e.key == *key => e,
-            _ => match self.entries.get(slot ^ 1) {
-                Some(e) if e.key == *key => e,
-                _ => return false,
-            },
-        };
-        let end = text.len() + e.len as usize;
-        text.extend_from_slice(&e.bytes);
-        text.truncate(end);
-        true
+        match two_way_find(&self.entries, slot, |e| e.key == *key) {
+            Some(e) => {
+                append_cut(text, &e.bytes, e.len);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Remembers the bytes of `key` (at most 15; an instruction is never
@@ -136,15 +145,7 @@ impl EncodingMemo {
             self.entries
                 .resize(self.slots.max(MIN_SLOTS), Entry::default());
         }
-        // Two-way: a key lives in its slot or the other of the pair, so
-        // that two frequent instructions of one slot do not take turns.
-        // The first unless it is taken and the second is free.
-        let taken = |e: Option<&Entry>| e.is_some_and(|e| e.key[0] != 0);
-        let slot = if taken(self.entries.get(slot)) && !taken(self.entries.get(slot ^ 1)) {
-            slot ^ 1
-        } else {
-            slot
-        };
+        let slot = two_way_place(&self.entries, slot, |e| e.key[0] != 0);
         if let Some(e) = self.entries.get_mut(slot) {
             e.key = *key;
             e.len = bytes.len() as u8;
