@@ -36,6 +36,8 @@
 
 mod relax;
 mod scratch;
+#[cfg(feature = "compiler")]
+pub(crate) use scratch::release_spare_scratch;
 
 use crate::code::{CodeHolder, Label, SectionId};
 use crate::error::{Error, Result};

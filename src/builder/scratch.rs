@@ -201,6 +201,13 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
+/// Frees the scratch holder and memo kept on this thread for the next
+/// Builder (see [`crate::compiler::release_thread_workspace`]).
+#[cfg(feature = "compiler")]
+pub(crate) fn release_spare_scratch() {
+    let _ = SPARE_SCRATCH.try_with(|s| s.take());
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         if let Some(code) = self.code.take() {

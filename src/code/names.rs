@@ -105,6 +105,8 @@ impl NameTable {
     }
 
     /// The name whose value is `value` (a scan).
+    // Only the Compiler's listings and errors ask (and this module's tests).
+    #[cfg_attr(not(feature = "compiler"), allow(dead_code))]
     pub(crate) fn name_of(&self, value: u32) -> Option<&str> {
         let i = self.entries.iter().position(|&(_, v)| v == value)?;
         Some(self.name(i))

@@ -1729,6 +1729,11 @@ const SPARE_MAX_INSTS: usize = 65_536;
 /// ```
 pub fn release_thread_workspace() {
     let _ = SPARE_WORKSPACE.try_with(|s| s.take());
+    // The Builder's spare scratch and the target's memos are kept per
+    // thread too: all of it goes, so that a heap measurement made after
+    // this call counts everything a compile from nothing allocates.
+    crate::builder::release_spare_scratch();
+    super::target::release_thread_memos();
 }
 
 impl Drop for Pooled {

@@ -1826,6 +1826,13 @@ thread_local! {
     static CACHE: core::cell::RefCell<Memo<CacheKey, Resolved>> = const { core::cell::RefCell::new(Memo::new()) };
 }
 
+/// Frees this thread's memos of resolved operand shapes and of
+/// instruction facts (see [`crate::compiler::release_thread_workspace`]).
+pub(crate) fn release_thread_memos() {
+    let _ = CACHE.try_with(|c| c.replace(Memo::new()));
+    let _ = FACTS_CACHE.try_with(|c| c.replace(Memo::new()));
+}
+
 /// What matching depends on in one operand shape: kind, class, size, high
 /// byte, physical number, and for immediates which immediate kinds the
 /// value fits.
