@@ -3,9 +3,10 @@
 //! diamonds, counted loops, 1 to 24 values for seven registers, shifts by
 //! an immediate and by cl, multiplies, widening `mul` and `div` on
 //! edx:eax and their byte forms on ax, loads and stores of dwords in a
-//! buffer, `rep stosd`, calls of
-//! JIT functions in cdecl, stdcall and fastcall, some returning an `i64`
-//! in edx:eax), in a cdecl, stdcall or fastcall function that returns an
+//! buffer, `rep stosd`, calls of JIT functions in cdecl, stdcall and
+//! fastcall, some returning an `i64` in edx:eax; 0 to 11 vectors for eight
+//! xmm registers, with dword-lane operations and `movd` to and from the
+//! values), in a cdecl, stdcall or fastcall function that returns an
 //! `i64` itself. It is compiled, run natively in compatibility mode
 //! ([`super::compat32`]) and interpreted in Rust: the result, the buffer
 //! and the trace of calls the callees record in memory must agree. The
@@ -16,7 +17,7 @@ use super::Choices;
 use super::compat32::{Compat32, Conv};
 use crate::code::{Arch, CodeHolder};
 use crate::compiler::{Compiler, Signature, ValType, X86Target};
-use crate::x86::{Gp32, Instructions, dword_ptr, ptr};
+use crate::x86::{Gp32, Instructions, Xmm, dword_ptr, ptr, xmmword_ptr};
 use jitforge_ir::CallConvId;
 
 /// The conventions of the callees and of the program.
@@ -24,8 +25,8 @@ const CONVS: [CallConvId; 3] = [X86Target::CDECL, X86Target::STDCALL, X86Target:
 
 /// Where things are in the harness's data area (byte offsets).
 const INPUTS: u32 = 0;
-const BUFFER: u32 = 256;
-const TRACE: u32 = 512;
+const BUFFER: u32 = 512;
+const TRACE: u32 = 768;
 /// The trace is a ring of this many entries (after its count).
 const TRACE_RING: u32 = 256;
 
@@ -59,29 +60,42 @@ enum Stmt {
     /// divide error); `div`/`idiv` leave the quotient in al and the
     /// remainder in ah.
     ByteOp(u8, usize, usize, usize),
+    /// `x[d] = x[d] op x[s]` on four dword lanes: paddd, psubd, pxor,
+    /// pand, por, punpckldq.
+    VecOp(u8, usize, usize),
+    /// `x[d] = [v[g], 0, 0, 0]` (`movd`).
+    ToVec(usize, usize),
+    /// `v[g] = x[d]`'s lane 0 (`movd`).
+    FromVec(usize, usize),
     If(usize, Vec<Stmt>, Vec<Stmt>),
     Loop(u8, Vec<Stmt>),
 }
 
-fn gen_block(c: &mut Choices<'_>, values: usize, depth: u32, len: usize) -> Vec<Stmt> {
+fn gen_block(
+    c: &mut Choices<'_>,
+    values: usize,
+    vectors: usize,
+    depth: u32,
+    len: usize,
+) -> Vec<Stmt> {
     let mut out = Vec::new();
     for _ in 0..len {
         if c.done() {
             break;
         }
-        let stmt = match c.below(15) {
+        let stmt = match c.below(17) {
             0 if depth < 3 => {
                 let cond = c.below(values);
                 let n1 = 1 + c.below(6);
-                let a = gen_block(c, values, depth + 1, n1);
+                let a = gen_block(c, values, vectors, depth + 1, n1);
                 let n2 = c.below(6);
-                let b = gen_block(c, values, depth + 1, n2);
+                let b = gen_block(c, values, vectors, depth + 1, n2);
                 Stmt::If(cond, a, b)
             }
             1 if depth < 2 => {
                 let count = 1 + c.below(4) as u8;
                 let n = 1 + c.below(8);
-                Stmt::Loop(count, gen_block(c, values, depth + 1, n))
+                Stmt::Loop(count, gen_block(c, values, vectors, depth + 1, n))
             }
             2 => Stmt::Shift(c.byte() & 1 == 0, c.below(values), c.byte() % 32),
             3 => Stmt::Call(
@@ -119,6 +133,11 @@ fn gen_block(c: &mut Choices<'_>, values: usize, depth: u32, len: usize) -> Vec<
                 c.below(values),
                 c.below(values),
             ),
+            12 if vectors > 0 => Stmt::VecOp(c.byte() % 6, c.below(vectors), c.below(vectors)),
+            13 if vectors > 0 => match c.byte() & 1 {
+                0 => Stmt::ToVec(c.below(vectors), c.below(values)),
+                _ => Stmt::FromVec(c.below(values), c.below(vectors)),
+            },
             _ => Stmt::Op(c.byte() % 6, c.below(values), c.below(values)),
         };
         out.push(stmt);
@@ -172,7 +191,7 @@ struct World {
     trace: Vec<[u32; 3]>,
 }
 
-fn interpret(stmts: &[Stmt], v: &mut [u32], w: &mut World) {
+fn interpret(stmts: &[Stmt], v: &mut [u32], x: &mut [[u32; 4]], w: &mut World) {
     for s in stmts {
         match *s {
             Stmt::Op(op, d, src) => {
@@ -216,16 +235,29 @@ fn interpret(stmts: &[Stmt], v: &mut [u32], w: &mut World) {
                 w.buffer[start..start + count].fill(v[s]);
             }
             Stmt::ByteOp(kind, d, a, b) => v[d] = byte_op(kind, v[a], v[b]),
+            Stmt::VecOp(op, d, src) => {
+                let (a, b) = (x[d], x[src]);
+                x[d] = match op {
+                    0 => core::array::from_fn(|i| a[i].wrapping_add(b[i])),
+                    1 => core::array::from_fn(|i| a[i].wrapping_sub(b[i])),
+                    2 => core::array::from_fn(|i| a[i] ^ b[i]),
+                    3 => core::array::from_fn(|i| a[i] & b[i]),
+                    4 => core::array::from_fn(|i| a[i] | b[i]),
+                    _ => [a[0], b[0], a[1], b[1]],
+                };
+            }
+            Stmt::ToVec(d, g) => x[d] = [v[g], 0, 0, 0],
+            Stmt::FromVec(g, d) => v[g] = x[d][0],
             Stmt::If(cond, ref a, ref b) => {
                 if v[cond] & 1 != 0 {
-                    interpret(a, v, w)
+                    interpret(a, v, x, w)
                 } else {
-                    interpret(b, v, w)
+                    interpret(b, v, x, w)
                 }
             }
             Stmt::Loop(count, ref body) => {
                 for _ in 0..count {
-                    interpret(body, v, w);
+                    interpret(body, v, x, w);
                 }
             }
         }
@@ -292,7 +324,13 @@ fn build_callee(cc: &mut Compiler<'_>, k: u8, wide: bool, trace: u32) -> crate::
     cc.end_func()
 }
 
-fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp32], buffer: Gp32) -> crate::Result<()> {
+fn compile(
+    cc: &mut Compiler<'_>,
+    stmts: &[Stmt],
+    v: &[Gp32],
+    x: &[Xmm],
+    buffer: Gp32,
+) -> crate::Result<()> {
     for s in stmts {
         match *s {
             Stmt::Op(op, d, src) => {
@@ -397,15 +435,28 @@ fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp32], buffer: Gp32) -> c
                 }
                 cc.mov(v[d], t)?;
             }
+            Stmt::VecOp(op, d, src) => {
+                let (d, s) = (x[d], x[src]);
+                match op {
+                    0 => cc.paddd(d, s)?,
+                    1 => cc.psubd(d, s)?,
+                    2 => cc.pxor(d, s)?,
+                    3 => cc.pand(d, s)?,
+                    4 => cc.por(d, s)?,
+                    _ => cc.punpckldq(d, s)?,
+                }
+            }
+            Stmt::ToVec(d, g) => cc.movd(x[d], v[g])?,
+            Stmt::FromVec(g, d) => cc.movd(v[g], x[d])?,
             Stmt::If(cond, ref a, ref b) => {
                 let else_ = cc.new_label();
                 let end = cc.new_label();
                 cc.test(v[cond], 1)?;
                 cc.je(else_)?;
-                compile(cc, a, v, buffer)?;
+                compile(cc, a, v, x, buffer)?;
                 cc.jmp(end)?;
                 cc.bind(else_)?;
-                compile(cc, b, v, buffer)?;
+                compile(cc, b, v, x, buffer)?;
                 cc.bind(end)?;
             }
             Stmt::Loop(count, ref body) => {
@@ -413,7 +464,7 @@ fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp32], buffer: Gp32) -> c
                 cc.mov(counter, i32::from(count))?;
                 let top = cc.new_label();
                 cc.bind(top)?;
-                compile(cc, body, v, buffer)?;
+                compile(cc, body, v, x, buffer)?;
                 cc.dec(counter)?;
                 cc.jne(top)?;
             }
@@ -423,16 +474,21 @@ fn compile(cc: &mut Compiler<'_>, stmts: &[Stmt], v: &[Gp32], buffer: Gp32) -> c
 }
 
 /// The program's `i64` result from its values: the low half adds and
-/// xors them in turn, the high half rotates and xors.
-fn fold_result(v: &[u32]) -> u64 {
-    let lo = v.iter().enumerate().skip(1).fold(v[0], |a, (i, x)| {
+/// xors them in turn, the high half rotates and xors; then every lane of
+/// every vector is added to the low half and rotated into the high half.
+fn fold_result(v: &[u32], x: &[[u32; 4]]) -> u64 {
+    let mut lo = v.iter().enumerate().skip(1).fold(v[0], |a, (i, x)| {
         if i % 2 == 0 {
             a.wrapping_add(*x)
         } else {
             a ^ x
         }
     });
-    let hi = v.iter().fold(0x1234_5678u32, |h, x| h.rotate_left(5) ^ x);
+    let mut hi = v.iter().fold(0x1234_5678u32, |h, x| h.rotate_left(5) ^ x);
+    for lane in x.iter().flatten() {
+        lo = lo.wrapping_add(*lane);
+        hi = hi.rotate_left(3) ^ lane;
+    }
     u64::from(hi) << 32 | u64::from(lo)
 }
 
@@ -445,11 +501,13 @@ pub fn check_program32(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> 
     // The program's convention, and whether it keeps a frame pointer.
     let options = c.byte();
     let values = 1 + c.below(24);
+    let vectors = c.below(12);
     let len = 1 + c.below(64);
-    let program = gen_block(&mut c, values, 0, len);
+    let program = gen_block(&mut c, values, vectors, 0, len);
     let conv = CONVS[(options % 3) as usize];
     let frame_pointer = options & 4 != 0;
-    let inputs: Vec<u32> = (0..values as u32)
+    // The general-purpose values, then four lanes per vector.
+    let inputs: Vec<u32> = (0..(values + 4 * vectors) as u32)
         .map(|i| i.wrapping_mul(0x9E37_79B9) ^ 0x5555)
         .collect();
 
@@ -473,7 +531,11 @@ pub fn check_program32(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> 
             for (i, r) in v.iter().enumerate() {
                 cc.mov(*r, dword_ptr(p + 4 * i as i32))?;
             }
-            compile(cc, &program, &v, buffer)?;
+            let x: Vec<Xmm> = (0..vectors).map(|i| cc.new_xmm(&format!("x{i}"))).collect();
+            for (i, r) in x.iter().enumerate() {
+                cc.movdqu(*r, xmmword_ptr(p + (4 * values + 16 * i) as i32))?;
+            }
+            compile(cc, &program, &v, &x, buffer)?;
             let (lo, hi) = (cc.new_gp32("lo"), cc.new_gp32("hi"));
             cc.mov(lo, v[0])?;
             for (i, r) in v.iter().enumerate().skip(1) {
@@ -487,6 +549,17 @@ pub fn check_program32(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> 
             for r in &v {
                 cc.rol(hi, 5)?;
                 cc.xor_(hi, *r)?;
+            }
+            let lane = cc.new_gp32("lane");
+            for r in &x {
+                for _ in 0..4 {
+                    cc.movd(lane, *r)?;
+                    cc.add(lo, lane)?;
+                    cc.rol(hi, 3)?;
+                    cc.xor_(hi, lane)?;
+                    // The next lane down to lane 0.
+                    cc.pshufd(*r, *r, 0x39)?;
+                }
             }
             cc.ret(&[lo.into(), hi.into()])?;
             cc.end_func()
@@ -549,13 +622,17 @@ pub fn check_program32(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> 
         .map(|i| core::array::from_fn(|j| word(memory, TRACE + 4 + 12 * i + 4 * j as u32)))
         .collect();
 
-    let mut v = inputs.clone();
+    let mut v = inputs[..values].to_vec();
+    let mut x: Vec<[u32; 4]> = inputs[values..]
+        .chunks(4)
+        .map(|l| [l[0], l[1], l[2], l[3]])
+        .collect();
     let mut world = World {
         buffer: initial,
         trace: Vec::new(),
     };
-    interpret(&program, &mut v, &mut world);
-    let want = fold_result(&v);
+    interpret(&program, &mut v, &mut x, &mut world);
+    let want = fold_result(&v, &x);
     if got != want {
         return Err(format!(
             "compiled {got:#x}, interpreted {want:#x} ({conv:?}, frame pointer {frame_pointer})\nprogram: {program:?}"
