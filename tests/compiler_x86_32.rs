@@ -1363,3 +1363,52 @@ fn byte_multiplies_and_divisions_on_ax() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Compiles a function on 32-bit values (`inc` and `dec` have a one-byte
+/// form in 32-bit mode only) for `arch`; returns its bytes.
+fn compile_narrow_ops(arch: Arch) -> Result<Vec<u8>, Error> {
+    let conv = if arch == Arch::X86 {
+        X86Target::CDECL
+    } else {
+        X86Target::SYSV64
+    };
+    let mut code = CodeHolder::new(arch);
+    {
+        let mut cc = Compiler::new(&mut code);
+        cc.set_checked(true);
+        cc.add_func(
+            "f",
+            Signature::new(conv, &[ValType::I32; 2], &[ValType::I32]),
+        )?;
+        let (a, b, v) = (cc.new_gp32("a"), cc.new_gp32("b"), cc.new_gp32("v"));
+        cc.set_arg(0, a)?;
+        cc.set_arg(1, b)?;
+        cc.mov(v, 7)?;
+        cc.inc(v)?;
+        cc.dec(a)?;
+        cc.add(v, a)?;
+        cc.add(v, b)?;
+        cc.ret(&[v.into()])?;
+        cc.end_func()?;
+        cc.finalize()?;
+    }
+    code.finalize()
+}
+
+#[test]
+fn a_thread_that_compiled_64_bit_code_compiles_32_bit_code_alike() -> Result<(), Error> {
+    // The Compiler keeps tables per thread between functions; what it
+    // learned in 64-bit mode must not leak into 32-bit mode.
+    let fresh = std::thread::spawn(|| compile_narrow_ops(Arch::X86))
+        .join()
+        .expect("thread")?;
+    let after = std::thread::spawn(|| {
+        let wide = compile_narrow_ops(Arch::X64)?;
+        Ok::<_, Error>((wide, compile_narrow_ops(Arch::X86)?))
+    })
+    .join()
+    .expect("thread")?;
+    assert_ne!(after.0, fresh, "the two modes encode inc/dec differently");
+    assert_eq!(after.1, fresh);
+    Ok(())
+}

@@ -268,10 +268,15 @@ impl<'a> Compiler<'a> {
         // Tags of earlier functions are no longer read: a table that grew
         // large starts again (its indexes must fit the tags).
         let ws = self.ws.get();
-        if ws.facts_table.len() > FACTS_TABLE_KEEP {
+        // Facts depend on the mode (implicit registers are capped at the
+        // pointer size): a workspace last used by a Compiler of the other
+        // mode starts its tables again.
+        let mode64 = Some(self.target.is_64bit());
+        if ws.facts_table.len() > FACTS_TABLE_KEEP || ws.mode64 != mode64 {
             ws.facts_table.clear();
             ws.shape_memo.clear();
             ws.planned.clear();
+            ws.mode64 = mode64;
         }
         let spare_function = ws.function.take();
         let entry = self.function_label(name);
@@ -1664,6 +1669,8 @@ struct Workspace {
     memo: super::rewrite::EncodingMemo,
     /// Tags of `facts_table` by typed method (cleared with it).
     planned: Vec<PlannedShape>,
+    /// The mode (64-bit or not) `facts_table` was filled for.
+    mode64: Option<bool>,
     /// The last function compiled, its buffers kept for the next one.
     function: Option<Box<IrFunction>>,
     /// The Compiler's entry label of each function by name (emptied, not
