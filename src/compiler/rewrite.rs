@@ -1192,6 +1192,16 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             let label = self.asm.new_label();
             self.table_labels.push(label);
         }
+        // Room for the function's code at once, close to its size: growing
+        // by doubling would leave up to half the buffer unused at the peak
+        // (about 8 bytes per instruction and edit; beyond, it still grows).
+        let estimate = 8 * (self.f.num_insts() + self.out.edits.len()) + 64;
+        if let Some(text) = self.asm.text_mut() {
+            let room = text.capacity() - text.len();
+            if room < estimate {
+                text.reserve_exact(estimate);
+            }
+        }
         self.prolog()?;
         // Locals, not reached through `self` for every instruction (the
         // emitting methods borrow `self` mutably).
