@@ -285,9 +285,10 @@ impl Allocator {
     ) -> Result<(), Error> {
         let nv = f.num_vregs();
         let loc = &mut self.local;
-        self.slots.reset(nv + 3);
         let s = loc.stats;
+        // Without stack accesses there are no slots (`out` was cleared).
         if s.stores + s.reloads + s.folded != 0 {
+            self.slots.reset(nv + 3);
             let d = loc.depth;
             if s.folded != 0 {
                 for a in &loc.allocs {
@@ -305,10 +306,10 @@ impl Allocator {
             self.cfg.loop_depth.push(d);
             self.live.set_lone_block();
             self.ivs.compute_hulls(f, &self.cfg, &self.live);
+            out.spill_area_size = self
+                .slots
+                .assign(f, &self.ivs, env.slot_size, &mut out.slots);
         }
-        out.spill_area_size = self
-            .slots
-            .assign(f, &self.ivs, env.slot_size, &mut out.slots);
         if s.folded != 0 {
             for a in loc.allocs.iter_mut() {
                 *a = self.slots.rewrite(*a);

@@ -455,6 +455,8 @@ impl Local {
                 }
             };
         }
+        // The def's register was free (or its own), so a value leaving its
+        // register here never frees one an operand takes.
         for (k, op) in ops.iter().enumerate() {
             let v = op.vreg.0;
             let s = self.values[v as usize];
@@ -467,10 +469,8 @@ impl Local {
                     self.set_reg(v, regs[k]);
                 }
             }
-        }
-        for op in ops {
-            if self.values[op.vreg.index()].last == i.0 {
-                self.clear_reg(op.vreg.0);
+            if s.last == i.0 {
+                self.clear_reg(v);
             }
         }
         true
@@ -984,8 +984,8 @@ impl Local {
 
     /// Empties the register file and the output buffers.
     fn start_forward(&mut self) {
-        self.owner.clear();
         self.owner.resize(96, NONE);
+        self.owner.fill(NONE);
         self.occupied = [0; 3];
         self.allocs.clear();
         self.alloc_off.clear();
