@@ -300,12 +300,16 @@ impl Allocator {
             for (_, e) in &loc.edits {
                 touch_edit(&mut self.slots, e, d);
             }
-            // Slot sharing needs the hulls: one block at depth `d`, nothing
-            // live at its boundaries.
-            self.cfg.loop_depth.clear();
-            self.cfg.loop_depth.push(d);
-            self.live.set_lone_block();
-            self.ivs.compute_hulls(f, &self.cfg, &self.live);
+            // Slot sharing needs the hulls: the backward pass's, or those of
+            // one block at depth `d` with nothing live at its boundaries.
+            if loc.hulls {
+                loc.take_hulls(&mut self.ivs.start, &mut self.ivs.end);
+            } else {
+                self.cfg.loop_depth.clear();
+                self.cfg.loop_depth.push(d);
+                self.live.set_lone_block();
+                self.ivs.compute_hulls(f, &self.cfg, &self.live);
+            }
             out.spill_area_size = self
                 .slots
                 .assign(f, &self.ivs, env.slot_size, &mut out.slots);
