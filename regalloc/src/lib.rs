@@ -285,9 +285,10 @@ impl Allocator {
     ) -> Result<(), Error> {
         let nv = f.num_vregs();
         let loc = &mut self.local;
-        self.slots.reset(nv + 3);
         let s = loc.stats;
+        // Without stack accesses there are no slots (`out` was cleared).
         if s.stores + s.reloads + s.folded != 0 {
+            self.slots.reset(nv + 3);
             let d = loc.depth;
             if s.folded != 0 {
                 for a in &loc.allocs {
@@ -299,16 +300,20 @@ impl Allocator {
             for (_, e) in &loc.edits {
                 touch_edit(&mut self.slots, e, d);
             }
-            // Slot sharing needs the hulls: one block at depth `d`, nothing
-            // live at its boundaries.
-            self.cfg.loop_depth.clear();
-            self.cfg.loop_depth.push(d);
-            self.live.set_lone_block();
-            self.ivs.compute_hulls(f, &self.cfg, &self.live);
+            // Slot sharing needs the hulls: the backward pass's, or those of
+            // one block at depth `d` with nothing live at its boundaries.
+            if loc.hulls {
+                loc.take_hulls(&mut self.ivs.start, &mut self.ivs.end);
+            } else {
+                self.cfg.loop_depth.clear();
+                self.cfg.loop_depth.push(d);
+                self.live.set_lone_block();
+                self.ivs.compute_hulls(f, &self.cfg, &self.live);
+            }
+            out.spill_area_size = self
+                .slots
+                .assign(f, &self.ivs, env.slot_size, &mut out.slots);
         }
-        out.spill_area_size = self
-            .slots
-            .assign(f, &self.ivs, env.slot_size, &mut out.slots);
         if s.folded != 0 {
             for a in loc.allocs.iter_mut() {
                 *a = self.slots.rewrite(*a);

@@ -93,6 +93,10 @@ struct Back {
     hint: u8,
     plan_pos: u32,
     plan: PlanCost,
+    /// The first position naming it, and one past the last (its hull, as
+    /// `Intervals::compute_hulls` finds it).
+    hull_start: u32,
+    hull_end: u32,
 }
 
 const BACK_NONE: Back = Back {
@@ -100,6 +104,8 @@ const BACK_NONE: Back = Back {
     hint: NO_REG,
     plan_pos: NONE,
     plan: [0; 3],
+    hull_start: u32::MAX,
+    hull_end: 0,
 };
 
 /// A value during the forward pass.
@@ -128,6 +134,9 @@ pub struct Local {
     values: Vec<Value>,
     /// Per operand, in reverse instruction order (see [`Local::run`]).
     facts: Vec<OpFact>,
+    /// Whether the backward pass of this function noted each vreg's hull
+    /// (see [`Local::take_hulls`]).
+    pub(crate) hulls: bool,
     /// Register (class * 32 + hw) → value, or [`NONE`].
     owner: Vec<u32>,
     occupied: [u32; 3],
@@ -239,6 +248,16 @@ impl Local {
         done
     }
 
+    /// Each vreg's hull from the backward pass (valid when
+    /// [`Local::hulls`]), into `start` and `end` as
+    /// `Intervals::compute_hulls` would compute them for this function.
+    pub(crate) fn take_hulls(&self, start: &mut Vec<u32>, end: &mut Vec<u32>) {
+        start.clear();
+        start.extend(self.back.iter().map(|b| b.hull_start));
+        end.clear();
+        end.extend(self.back.iter().map(|b| b.hull_end));
+    }
+
     /// Frees the buffers a large function grew (see
     /// [`crate::shed_if_large`]).
     pub(crate) fn shed_large_scratch(&mut self) {
@@ -258,6 +277,7 @@ impl Local {
     ) -> Result<(), Decline> {
         let ni = f.num_insts();
         let nv = f.num_vregs();
+        self.hulls = false;
         if f.num_blocks() != 1 || f.entry_block().index() != 0 || ni == 0 {
             return Err(Decline);
         }
@@ -455,6 +475,8 @@ impl Local {
                 }
             };
         }
+        // The def's register was free (or its own), so a value leaving its
+        // register here never frees one an operand takes.
         for (k, op) in ops.iter().enumerate() {
             let v = op.vreg.0;
             let s = self.values[v as usize];
@@ -467,10 +489,8 @@ impl Local {
                     self.set_reg(v, regs[k]);
                 }
             }
-        }
-        for op in ops {
-            if self.values[op.vreg.index()].last == i.0 {
-                self.clear_reg(op.vreg.0);
+            if s.last == i.0 {
+                self.clear_reg(v);
             }
         }
         true
@@ -650,7 +670,8 @@ impl Local {
     }
 
     /// The backward pass: validation, next uses, hints and the plan, into
-    /// `facts` (instruction `ni - 1` first, each one's operands in order).
+    /// `facts` (instruction `ni - 1` first, each one's operands in order),
+    /// and each vreg's hull.
     fn backward<F: Function>(&mut self, f: &F, plan: bool) -> Result<(), Decline> {
         let ni = f.num_insts();
         let nv = f.num_vregs();
@@ -669,6 +690,9 @@ impl Local {
                 let (v, hint) = self.check_operand(op, nv)?;
                 fixed |= hint != NO_REG;
                 let back = &mut self.back[v];
+                // Backward: the last write is the first position.
+                back.hull_start = pos;
+                back.hull_end = back.hull_end.max(pos + 1);
                 self.facts.push(OpFact {
                     next: back.next_use,
                     gain: 0,
@@ -701,6 +725,7 @@ impl Local {
         if self.back.iter().any(|b| b.next_use != INF_POS) {
             return Err(Decline);
         }
+        self.hulls = true;
         Ok(())
     }
 
@@ -984,8 +1009,8 @@ impl Local {
 
     /// Empties the register file and the output buffers.
     fn start_forward(&mut self) {
-        self.owner.clear();
         self.owner.resize(96, NONE);
+        self.owner.fill(NONE);
         self.occupied = [0; 3];
         self.allocs.clear();
         self.alloc_off.clear();

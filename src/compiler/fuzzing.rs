@@ -82,12 +82,16 @@ enum Stmt {
     Loop(u8, Vec<Stmt>),
 }
 
+/// Generates `len` statements. A `straight` block has no branches, loops
+/// or calls (those choices become operations), so the whole program is one
+/// block without calls: the register allocator's local path.
 fn gen_block(
     c: &mut Choices<'_>,
     values: usize,
     vectors: usize,
     depth: u32,
     len: usize,
+    straight: bool,
 ) -> Vec<Stmt> {
     let mut out = Vec::new();
     for _ in 0..len {
@@ -96,18 +100,18 @@ fn gen_block(
         }
         let kind = c.below(17);
         let stmt = match kind {
-            0 if depth < 3 => {
+            0 if depth < 3 && !straight => {
                 let cond = c.below(values);
                 let n1 = 1 + c.below(6);
-                let a = gen_block(c, values, vectors, depth + 1, n1);
+                let a = gen_block(c, values, vectors, depth + 1, n1, false);
                 let n2 = c.below(6);
-                let b = gen_block(c, values, vectors, depth + 1, n2);
+                let b = gen_block(c, values, vectors, depth + 1, n2, false);
                 Stmt::If(cond, a, b)
             }
-            1 if depth < 2 => {
+            1 if depth < 2 && !straight => {
                 let count = 1 + c.below(4) as u8;
                 let n = 1 + c.below(8);
-                Stmt::Loop(count, gen_block(c, values, vectors, depth + 1, n))
+                Stmt::Loop(count, gen_block(c, values, vectors, depth + 1, n, false))
             }
             2 => Stmt::Shift(c.byte() & 1 == 0, c.below(values), c.byte() % 64),
             3 if vectors > 0 => Stmt::VecOp(c.byte() % 6, c.below(vectors), c.below(vectors)),
@@ -115,7 +119,7 @@ fn gen_block(
                 0 => Stmt::ToVec(c.below(vectors), c.below(values)),
                 _ => Stmt::FromVec(c.below(values), c.below(vectors)),
             },
-            10 => {
+            10 if !straight => {
                 let k = c.byte() % (HOSTS.len() + NARROW_TYPES.len()) as u8;
                 let (d, a, b) = (c.below(values), c.below(values), c.below(values));
                 match k.checked_sub(HOSTS.len() as u8) {
@@ -463,12 +467,18 @@ fn callee_saved_probe(runtime: &JitRuntime) -> crate::Result<crate::jit::JitCode
 /// disagreement (or compile failure).
 pub fn check_program(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> {
     let mut c = Choices { data, at: 0 };
-    // Frame options: a frame pointer, and xmm16..31 where the host has AVX-512.
+    // Frame options: a frame pointer, and xmm16..31 where the host has AVX-512;
+    // the shape: a quarter of the programs are straight code with few values
+    // (a register for each: the allocator's roomy local path), a quarter
+    // straight code with many (its local path under pressure), the others
+    // any code with 1 to 48 values.
     let options = c.byte();
-    let values = 1 + c.below(48);
-    let vectors = c.below(24);
-    let len = 1 + c.below(64);
-    let program = gen_block(&mut c, values, vectors, 0, len);
+    let (values, vectors, len) = match (options >> 2) & 3 {
+        0 => (1 + c.below(4), c.below(6), 1 + c.below(6)),
+        1 => (16 + c.below(33), c.below(24), 16 + c.below(49)),
+        _ => (1 + c.below(48), c.below(24), 1 + c.below(64)),
+    };
+    let program = gen_block(&mut c, values, vectors, 0, len, (options >> 2) & 3 < 2);
     let frame_pointer = options & 1 != 0;
     let avx512 = options & 2 != 0
         && std::arch::is_x86_feature_detected!("avx512f")
