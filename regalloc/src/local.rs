@@ -678,6 +678,13 @@ impl Local {
         self.back.clear();
         self.back.resize(f.num_vregs(), BACK_NONE);
         self.facts.clear();
+        // One fact per operand: room for exactly that many when the kept
+        // buffer may be short (growing by doubling would leave up to half
+        // of it unused at the Compiler's peak of memory).
+        if self.facts.capacity() < 4 * ni {
+            let operands = (0..ni).map(|i| f.inst_operands(Inst::new(i)).len()).sum();
+            self.facts.reserve_exact(operands);
+        }
         self.fixed_anywhere = [0; 3];
         for ii in (0..ni).rev() {
             let i = Inst::new(ii);
