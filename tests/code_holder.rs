@@ -184,3 +184,64 @@ fn forward_uses_of_labels_bound_earlier_free_their_slots_for_later_labels() -> R
     assert_eq!(code.unresolved_count(), 0);
     Ok(())
 }
+
+#[test]
+fn take_code_hands_over_the_same_bytes_as_finalize() -> Result<(), Error> {
+    // Two sections, a relocated jump table (absolute label addresses) and a
+    // RIP-relative reference across sections, at a set base address.
+    let mut code = CodeHolder::new(Arch::X64);
+    code.set_base_address(Some(0x7000_0000));
+    let data = code.add_section(".data", SectionKind::Data, 64)?;
+    let mut a = Assembler::new(&mut code);
+    let table = a.new_label();
+    let case = a.new_label();
+    a.lea(rax, ptr(table))?;
+    a.bind(case)?;
+    a.ret()?;
+    a.switch_section(data)?;
+    a.bind(table)?;
+    a.embed_label(case)?;
+    a.embed_int(9, 4)?;
+    let copied = code.finalize()?;
+    let taken = code.take_code()?;
+    assert_eq!(taken, copied);
+    assert_eq!(taken.len(), 64 + 12);
+    assert_eq!(&taken[64..72], &0x7000_0007u64.to_le_bytes());
+    // The code holder is left empty and usable.
+    assert_eq!(code.code_size(), 0);
+    assert_eq!(code.label_count(), 0);
+    let mut a = Assembler::new(&mut code);
+    a.ret()?;
+    assert_eq!(code.take_code()?, [0xc3]);
+    Ok(())
+}
+
+#[test]
+fn take_code_that_fails_changes_nothing() -> Result<(), Error> {
+    // An unbound label.
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut a = Assembler::new(&mut code);
+    let missing = a.new_label();
+    a.jmp(missing)?;
+    assert!(matches!(code.take_code(), Err(Error::UnboundLabel { .. })));
+    assert_eq!(code.text(), [0xe9, 0, 0, 0, 0]);
+    Assembler::new(&mut code).bind(missing)?;
+    assert_eq!(code.take_code()?, [0xe9, 0, 0, 0, 0]);
+
+    // A 32-bit absolute address that does not fit: checked before the
+    // buffer is touched.
+    let mut code = CodeHolder::new(Arch::X86);
+    code.set_base_address(Some(0x1_0000_0000));
+    let mut a = Assembler::new(&mut code);
+    let value = a.new_label();
+    a.mov(eax, dword_ptr(value))?;
+    a.bind(value)?;
+    let before = code.text().to_vec();
+    assert!(matches!(
+        code.take_code(),
+        Err(Error::DisplacementOutOfRange { .. })
+    ));
+    assert_eq!(code.text(), before);
+    assert_eq!(code.code_size(), before.len());
+    Ok(())
+}

@@ -190,3 +190,27 @@ fn short_forward_jumps_reach_the_spec_size() -> Result<(), Error> {
     assert_eq!(code.finalize()?.len(), 167);
     Ok(())
 }
+
+/// A megabyte of code through many buffer growths: every block's bytes in
+/// place, and handing them over gives what the copying `finalize` gives.
+#[test]
+fn a_large_buffer_keeps_its_bytes_and_hands_them_over() -> Result<(), Error> {
+    let (blocks, per_block) = (8_000, 167 + 3); // 1,360,000 bytes
+    let mut code = CodeHolder::new(Arch::X64);
+    let mut a = Assembler::new(&mut code);
+    let l_fn = a.new_label();
+    a.bind(l_fn)?;
+    for _ in 0..blocks {
+        block_typed(&mut a, l_fn, false)?;
+    }
+    let copied = code.finalize()?;
+    assert_eq!(copied.len(), blocks * per_block);
+    // Every block is the same bytes but for the call back to `l_fn`.
+    let first = &copied[..per_block - 4];
+    let last = &copied[(blocks - 1) * per_block..blocks * per_block - 4];
+    assert_eq!(first, last);
+    let call = i32::from_le_bytes(copied[blocks * per_block - 4..].try_into().unwrap());
+    assert_eq!(call, -((blocks * per_block) as i32));
+    assert_eq!(code.take_code()?, copied);
+    Ok(())
+}

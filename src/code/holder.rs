@@ -102,26 +102,30 @@ pub enum FixupKind {
     Abs64,
 }
 
-impl FixupKind {
-    const fn size(self) -> usize {
-        match self {
-            FixupKind::Rel8 => 1,
-            FixupKind::Rel32 | FixupKind::Abs32 => 4,
-            FixupKind::Abs64 => 8,
-        }
-    }
-}
-
 const UNBOUND: u32 = u32::MAX;
 const NO_FIXUP: u32 = u32::MAX;
 
-/// A label's place: 12 bytes, so that the table of a program with many
-/// labels stays small and cheap to grow (names live in `names`).
+/// A label's place: 8 bytes, so that the table of a program with many
+/// labels (workload A makes 80,000) stays small and cheap to grow (names
+/// live in `names`).
 #[derive(Clone, Copy, Debug)]
 struct LabelEntry {
-    section: u32,
+    /// Offset in its section, or `UNBOUND`.
     offset: u32,
-    first_fixup: u32,
+    /// Bound: the section. Unbound: the first waiting use in `fixups`, or
+    /// `NO_FIXUP` (so a label nobody jumped to yet binds in two stores).
+    link: u32,
+}
+
+impl LabelEntry {
+    /// The first waiting use, for an unbound label.
+    fn first_fixup(&self) -> u32 {
+        if self.offset == UNBOUND {
+            self.link
+        } else {
+            NO_FIXUP
+        }
+    }
 }
 
 /// A use of a label that is not bound yet; chained per label.
@@ -287,11 +291,11 @@ impl CodeHolder {
     }
 
     /// A new anonymous label.
+    #[inline]
     pub fn new_label(&mut self) -> Label {
         self.labels.push(LabelEntry {
-            section: 0,
             offset: UNBOUND,
-            first_fixup: NO_FIXUP,
+            link: NO_FIXUP,
         });
         Label(self.labels.len() as u32 - 1)
     }
@@ -341,22 +345,81 @@ impl CodeHolder {
     /// Where the label is bound: its section and offset in it.
     pub fn label_offset(&self, label: Label) -> Option<(SectionId, u32)> {
         let e = self.labels.get(label.0 as usize)?;
-        (e.offset != UNBOUND).then_some((SectionId(e.section), e.offset))
+        (e.offset != UNBOUND).then_some((SectionId(e.link), e.offset))
     }
 
     /// Binds `label` to the current end of `section` and patches every
     /// waiting use in that section. A short jump that does not reach is an
     /// error, and then nothing is changed.
+    #[inline]
     pub fn bind(&mut self, label: Label, section: SectionId) -> Result<()> {
+        let target = self.sections[section.0 as usize].data.len() as u32;
+        if let Some(entry) = self.labels.get_mut(label.0 as usize)
+            && entry.offset == UNBOUND
+            && entry.link == NO_FIXUP
+        {
+            // Nothing jumped here yet (every backward target): two stores.
+            *entry = LabelEntry {
+                offset: target,
+                link: section.0,
+            };
+            return Ok(());
+        }
+        self.bind_with_uses(label, section, target)
+    }
+
+    /// [`bind`](Self::bind) for a label with waiting uses (or an error),
+    /// out of line so that the common case stays a few instructions.
+    #[inline(never)]
+    fn bind_with_uses(&mut self, label: Label, section: SectionId, target: u32) -> Result<()> {
         let entry = self.entry(label)?;
         if entry.offset != UNBOUND {
             return Err(Error::LabelAlreadyBound {
                 label: self.label_name(label),
             });
         }
-        let target = self.sections[section.0 as usize].data.len() as u32;
-        // Check every same-section use first, so a failure changes nothing.
-        let mut at = entry.first_fixup;
+        let first = entry.link;
+        let f = self.fixups[first as usize];
+        if f.next == NO_FIXUP
+            && f.section == section.0
+            && matches!(f.kind, FixupKind::Rel8 | FixupKind::Rel32)
+        {
+            // One waiting branch from this section (a forward jump): check,
+            // patch and free its slot without walking a chain.
+            let value = relative(target, f.offset, f.pc_delta, f.addend);
+            check_fits(f.kind, value).map_err(|_| self.range_error(label, f.kind, value))?;
+            write_value(
+                &mut self.sections[section.0 as usize].data,
+                f.offset as usize,
+                f.kind,
+                value,
+            );
+            self.fixups[first as usize].next = self.free_fixup;
+            self.free_fixup = first;
+            self.pending -= 1;
+        } else {
+            self.resolve_uses(label, first, section, target)?;
+        }
+        self.labels[label.0 as usize] = LabelEntry {
+            offset: target,
+            link: section.0,
+        };
+        Ok(())
+    }
+
+    /// Patches (same section) or turns into relocations (other sections,
+    /// absolute kinds) the chain of uses from `first` of `label`, now bound
+    /// at `target` of `section`, and frees their slots. Every same-section
+    /// use is checked before anything is written, so a failure changes
+    /// nothing.
+    fn resolve_uses(
+        &mut self,
+        label: Label,
+        first: u32,
+        section: SectionId,
+        target: u32,
+    ) -> Result<()> {
+        let mut at = first;
         while at != NO_FIXUP {
             let f = self.fixups[at as usize];
             if f.section == section.0 {
@@ -365,7 +428,6 @@ impl CodeHolder {
             }
             at = f.next;
         }
-        let first = self.labels[label.0 as usize].first_fixup;
         let mut at = first;
         while at != NO_FIXUP {
             let f = self.fixups[at as usize];
@@ -395,13 +457,11 @@ impl CodeHolder {
             }
             at = f.next;
         }
-        let entry = &mut self.labels[label.0 as usize];
-        entry.section = section.0;
-        entry.offset = target;
-        entry.first_fixup = NO_FIXUP;
         Ok(())
     }
 
+    #[cold]
+    #[inline(never)]
     fn range_error(&self, label: Label, kind: FixupKind, value: i64) -> Error {
         match kind {
             FixupKind::Rel8 => Error::ShortJumpOutOfRange {
@@ -430,7 +490,7 @@ impl CodeHolder {
         let entry = self.entry(label)?;
         let offset = offset as u32;
         if entry.offset != UNBOUND {
-            if entry.section == section.0 && matches!(kind, FixupKind::Rel8 | FixupKind::Rel32) {
+            if entry.link == section.0 && matches!(kind, FixupKind::Rel8 | FixupKind::Rel32) {
                 let value = relative(entry.offset, offset, pc_delta, addend);
                 check_fits(kind, value).map_err(|_| self.range_error(label, kind, value))?;
                 write_value(
@@ -457,7 +517,7 @@ impl CodeHolder {
             kind,
             pc_delta,
             addend,
-            next: entry.first_fixup,
+            next: entry.link,
         };
         let at = if self.free_fixup != NO_FIXUP {
             let at = self.free_fixup;
@@ -468,7 +528,7 @@ impl CodeHolder {
             self.fixups.push(fixup);
             self.fixups.len() as u32 - 1
         };
-        self.labels[label.0 as usize].first_fixup = at;
+        self.labels[label.0 as usize].link = at;
         self.pending += 1;
         Ok(())
     }
@@ -559,7 +619,7 @@ impl CodeHolder {
             let label = self
                 .labels
                 .iter()
-                .position(|l| l.first_fixup != NO_FIXUP)
+                .position(|l| l.first_fixup() != NO_FIXUP)
                 .unwrap_or(0);
             return Err(Error::UnboundLabel {
                 label: self.label_name(Label(label as u32)),
@@ -572,42 +632,54 @@ impl CodeHolder {
     /// for `base`.
     fn apply_relocations(&self, base: u64, offsets: &[u64], dst: &mut [u8]) -> Result<()> {
         for r in &self.relocations {
-            let field = offsets[r.section as usize] + r.offset as u64;
-            let target = match r.target {
-                Target::Absolute(a) => a,
-                Target::Label(l) => {
-                    let e = &self.labels[l as usize];
-                    base.wrapping_add(offsets[e.section as usize])
-                        .wrapping_add(e.offset as u64)
-                }
-            };
-            let target = target.wrapping_add(r.addend as u64);
-            let value = match r.kind {
-                FixupKind::Rel8 | FixupKind::Rel32 => {
-                    let pc = base.wrapping_add(field).wrapping_add(r.pc_delta as u64);
-                    target.wrapping_sub(pc) as i64
-                }
-                FixupKind::Abs32 | FixupKind::Abs64 => target as i64,
-            };
-            let ok = match r.kind {
-                FixupKind::Abs32 => target <= u32::MAX as u64 || (target as i64) >= i32::MIN as i64,
-                kind => check_fits(kind, value).is_ok(),
-            };
-            if !ok {
-                return Err(Error::DisplacementOutOfRange {
-                    what: format!(
-                        "{:?} relocation at offset {field:#x} to {target:#x}",
-                        r.kind
-                    ),
-                    value,
-                });
-            }
-            write_value(dst, field as usize, r.kind, value);
+            let (field, value) = self.relocated(r, base, offsets)?;
+            write_value(dst, field, r.kind, value);
         }
         Ok(())
     }
 
+    /// Where relocation `r` writes in the code laid out at `offsets` for
+    /// `base`, and what; an error if the value does not fit its field.
+    fn relocated(&self, r: &Relocation, base: u64, offsets: &[u64]) -> Result<(usize, i64)> {
+        let field = offsets[r.section as usize] + r.offset as u64;
+        let target = match r.target {
+            Target::Absolute(a) => a,
+            Target::Label(l) => {
+                let e = &self.labels[l as usize];
+                base.wrapping_add(offsets[e.link as usize])
+                    .wrapping_add(e.offset as u64)
+            }
+        };
+        let target = target.wrapping_add(r.addend as u64);
+        let value = match r.kind {
+            FixupKind::Rel8 | FixupKind::Rel32 => {
+                let pc = base.wrapping_add(field).wrapping_add(r.pc_delta as u64);
+                target.wrapping_sub(pc) as i64
+            }
+            FixupKind::Abs32 | FixupKind::Abs64 => target as i64,
+        };
+        let ok = match r.kind {
+            // A 32-bit address, or a sign-extended one (the top 2 GB of a
+            // 64-bit space).
+            FixupKind::Abs32 => {
+                u32::try_from(target).is_ok() || i32::try_from(target as i64).is_ok()
+            }
+            kind => check_fits(kind, value).is_ok(),
+        };
+        if !ok {
+            return Err(Error::DisplacementOutOfRange {
+                what: format!(
+                    "{:?} relocation at offset {field:#x} to {target:#x}",
+                    r.kind
+                ),
+                value,
+            });
+        }
+        Ok((field as usize, value))
+    }
+
     /// The laid-out, relocated code for its base address (0 when unset).
+    /// Copies the code; [`take_code`](Self::take_code) hands it over instead.
     pub fn finalize(&self) -> Result<Vec<u8>> {
         self.check_all_bound()?;
         // Appended rather than zero-filled and then overwritten: one pass
@@ -619,6 +691,35 @@ impl CodeHolder {
             out.extend_from_slice(&s.data);
         }
         self.apply_relocations(self.base_address.unwrap_or(0), &offsets, &mut out)?;
+        Ok(out)
+    }
+
+    /// The same bytes as [`finalize`](Self::finalize), without copying the
+    /// code: `.text`'s buffer becomes the result (the other sections, if
+    /// any, are appended to it, and relocations are written in place), and
+    /// the code holder is left as after [`reset`](Self::reset), but without
+    /// `.text`'s allocation. For a caller that wants the bytes in a `Vec`
+    /// and is done with the code holder (megabytes of code are not copied
+    /// into fresh memory). On error nothing is changed.
+    pub fn take_code(&mut self) -> Result<Vec<u8>> {
+        self.check_all_bound()?;
+        let offsets = self.offsets();
+        let base = self.base_address.unwrap_or(0);
+        // Every relocation is checked before the buffer is touched.
+        for r in &self.relocations {
+            self.relocated(r, base, &offsets)?;
+        }
+        let size = self.code_size();
+        let mut out = std::mem::take(&mut self.sections[0].data);
+        if out.capacity() < size {
+            out.reserve_exact(size - out.len());
+        }
+        for (s, &o) in self.sections.iter().zip(&offsets).skip(1) {
+            out.resize(o as usize, s.padding_byte());
+            out.extend_from_slice(&s.data);
+        }
+        self.apply_relocations(base, &offsets, &mut out)?;
+        self.reset();
         Ok(out)
     }
 }
@@ -636,8 +737,14 @@ fn check_fits(kind: FixupKind, value: i64) -> std::result::Result<(), ()> {
     if ok { Ok(()) } else { Err(()) }
 }
 
+/// Writes the low bytes of `value` for `kind` at `at`: one fixed-size store
+/// per kind (a copy of a run-time length would call `memcpy`).
 fn write_value(buf: &mut [u8], at: usize, kind: FixupKind, value: i64) {
-    let bytes = value.to_le_bytes();
-    let n = kind.size();
-    buf[at..at + n].copy_from_slice(&bytes[..n]);
+    match kind {
+        FixupKind::Rel8 => buf[at] = value as u8,
+        FixupKind::Rel32 | FixupKind::Abs32 => {
+            buf[at..at + 4].copy_from_slice(&(value as u32).to_le_bytes())
+        }
+        FixupKind::Abs64 => buf[at..at + 8].copy_from_slice(&value.to_le_bytes()),
+    }
 }
