@@ -2873,3 +2873,61 @@ func divmod(i64, i64) -> (i64) sysv64 {
     assert!(listing.lines().any(|l| l.ends_with("cqo")), "{listing}");
     Ok(())
 }
+
+#[test]
+fn copies_into_the_same_register_are_left_out() -> Result<(), Error> {
+    // `a = x; b = y` before a loop (several blocks: the general allocator)
+    // gives a and b the argument registers: the copies then do nothing
+    // and must not be emitted. A 32-bit copy in 64-bit mode is kept (it
+    // clears the upper half).
+    let body = |cc: &mut Compiler<'_>| -> Result<(), Error> {
+        cc.add_func("f", sig(2))?;
+        let (x, y) = (cc.new_gp64("x"), cc.new_gp64("y"));
+        cc.set_arg(0, x)?;
+        cc.set_arg(1, y)?;
+        let (a, b, n) = (cc.new_gp64("a"), cc.new_gp64("b"), cc.new_gp32("n"));
+        cc.mov(a, x)?;
+        cc.mov(b, y)?;
+        cc.mov(n, b.r32())?;
+        cc.mov(n, n)?;
+        let top = cc.new_label();
+        cc.bind(top)?;
+        cc.xor_(a, b)?;
+        cc.dec(b)?;
+        cc.jne(top)?;
+        cc.add(a, n.r64())?;
+        cc.ret(&[a.into()])?;
+        cc.end_func()
+    };
+    let (code, _, listing) = compile_twice(body)?;
+    let bytes = code.finalize()?;
+    let mut decoder = iced_x86::Decoder::new(64, &bytes, iced_x86::DecoderOptions::NONE);
+    let mut zero_extensions = 0;
+    for inst in &mut decoder {
+        if inst.mnemonic() == iced_x86::Mnemonic::Mov
+            && inst.op_count() == 2
+            && inst.op0_kind() == iced_x86::OpKind::Register
+            && inst.op1_kind() == iced_x86::OpKind::Register
+            && inst.op0_register() == inst.op1_register()
+        {
+            assert!(
+                inst.op0_register().is_gpr32(),
+                "identity copy {inst} emitted:\n{listing}"
+            );
+            zero_extensions += 1;
+        }
+    }
+    assert_eq!(
+        zero_extensions, 1,
+        "the 32-bit self-copy is kept:\n{listing}"
+    );
+    let f = JitRuntime::new()?.add(&code)?;
+    // SAFETY: the function takes two integers.
+    let f: extern "C" fn(u64, u64) -> u64 = unsafe { f.function() };
+    let mut expect = 5u64;
+    for b in (1..=3u64).rev() {
+        expect ^= b;
+    }
+    assert_eq!(f(5, 3), expect + 3);
+    Ok(())
+}

@@ -1468,6 +1468,10 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             }
         }
         let mnemonic = shorter_form(x86.mnemonic, ops);
+        if is_identity_move(mnemonic, ops, self.target.is_64bit()) {
+            // The allocator gave both sides one register: nothing to do.
+            return Ok(());
+        }
         self.asm.emit_plain(mnemonic, ops, x86.options())
     }
 
@@ -1617,6 +1621,31 @@ impl<'r, S: Sink> Rewriter<'r, S> {
 /// Whether an operand is one of the vector registers 16..31.
 fn is_upper_vec(o: &Operand) -> bool {
     matches!(o, Operand::Reg(r) if r.kind().is_vec() && r.id() >= 16)
+}
+
+/// Whether `mnemonic ops` copies a register into itself and has no other
+/// effect: `mov` of a general-purpose register (but not of a 32-bit one in
+/// 64-bit mode, which clears the upper half) or a legacy SSE full-register
+/// move (the VEX forms clear the bits above 128 and are kept).
+fn is_identity_move(mnemonic: Mnemonic, ops: &[Operand], mode64: bool) -> bool {
+    use Mnemonic as M;
+    let [Operand::Reg(a), Operand::Reg(b)] = ops else {
+        return false;
+    };
+    if a != b || !a.decorators().is_empty() {
+        return false;
+    }
+    match mnemonic {
+        M::Mov => match a.kind() {
+            RegKind::Gp64 | RegKind::Gp16 | RegKind::Gp8 | RegKind::Gp8Hi => true,
+            RegKind::Gp32 => !mode64,
+            _ => false,
+        },
+        M::Movaps | M::Movapd | M::Movups | M::Movupd | M::Movdqa | M::Movdqu => {
+            a.kind() == RegKind::Xmm
+        }
+        _ => false,
+    }
 }
 
 /// Same-effect shorter encodings an assembler user would write by hand:
