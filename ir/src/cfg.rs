@@ -120,9 +120,12 @@ impl Cfg {
         self.taken.clear();
         self.taken.grow(func.num_labels());
         self.falls_off = None;
-        // Pass 1: block starts, label binds, flows, taken labels.
+        // Pass 1: block starts, label binds, each block's last flow, taken
+        // labels. Only a block's last instruction's flow is kept (pass 2
+        // reads no other): one store per block, not per instruction.
         let mut flows = core::mem::take(&mut self.flows);
         flows.clear();
+        let mut last_flow = Flow::Normal;
         let mut block_open = false;
         // Without labels no operand can take one.
         let has_labels = func.num_labels() != 0;
@@ -132,6 +135,9 @@ impl Cfg {
             if !block_open
                 || matches!(kind, InstKind::Bind(_)) && !self.block_empty_so_far(func, Inst::new(i))
             {
+                if !self.starts.is_empty() {
+                    flows.push(last_flow);
+                }
                 self.starts.push(i as u32);
                 block_open = true;
             }
@@ -142,10 +148,10 @@ impl Cfg {
                 *slot = self.starts.len() as u32 - 1;
             }
             let flow = Self::flow(func, target, d, &mut memo);
-            flows.push(flow);
-            let branch = matches!(flow, Flow::Jump | Flow::CondBranch)
-                && !matches!(kind, InstKind::Call(_) | InstKind::TailJump(_));
+            last_flow = flow;
             if has_labels {
+                let branch = matches!(flow, Flow::Jump | Flow::CondBranch)
+                    && !matches!(kind, InstKind::Call(_) | InstKind::TailJump(_));
                 for op in &func.all_operands()[d.ops_range()] {
                     match *op {
                         Operand::Label(l) if !branch => self.take(l),
@@ -167,6 +173,9 @@ impl Cfg {
             }
         }
         let nb = self.starts.len();
+        if nb != 0 {
+            flows.push(last_flow);
+        }
         // Pass 2: successors.
         self.succ_off.clear();
         self.succs.clear();
@@ -181,7 +190,7 @@ impl Cfg {
                 })
             };
             let next = if b + 1 < nb { Some(b as u32 + 1) } else { None };
-            match flows[end - 1] {
+            match flows[b] {
                 Flow::Jump => {
                     if let Some(t) = lbl(self) {
                         self.add_succ(t);
