@@ -1863,6 +1863,11 @@ impl PlannedShape {
     #[inline(always)]
     fn same_pattern(virt: &[u32; ShapeKey::MAX_OPERANDS]) -> u8 {
         let [a, b, c, d] = *virt;
+        if c == 0 && a != 0 && b != 0 {
+            // Two operands (the common case): only the first pair can
+            // match, and the absent two always do (the same value as below).
+            return u8::from(b == a) | 1 << 5;
+        }
         u8::from(b == a)
             | u8::from(c == a) << 1
             | u8::from(c == b) << 2
