@@ -1379,7 +1379,7 @@ impl Compiler<'_> {
         {
             return Ok(false);
         }
-        let mut ops = [IrOperand::Imm(0); ShapeKey::MAX_OPERANDS];
+        let mut vregs = [IrVReg::from_u32(0); ShapeKey::MAX_OPERANDS];
         for (j, op) in operands.iter().enumerate() {
             let Operand::Reg(r) = op else {
                 return Ok(false);
@@ -1394,10 +1394,13 @@ impl Compiler<'_> {
             if r.kind() as u8 != entry.kinds[j] || PlannedShape::vreg_code(data) != entry.vregs[j] {
                 return Ok(false);
             }
-            ops[j] = IrOperand::Reg(IrReg::Virt(v, entry.views[j]));
+            vregs[j] = v;
         }
-        st.f.push_tagged(jitforge_ir::InstKind::Target(id), &ops[..n], entry.tag)
-            .map_err(|e| invalid(&e.to_string()))?;
+        let views = entry.views;
+        st.f.push_tagged_with(jitforge_ir::InstKind::Target(id), n, entry.tag, |j| {
+            IrOperand::Reg(IrReg::Virt(vregs[j], views[j]))
+        })
+        .map_err(|e| invalid(&e.to_string()))?;
         Ok(true)
     }
 
