@@ -179,7 +179,7 @@ impl Cfg {
         // Pass 2: successors.
         self.succ_off.clear();
         self.succs.clear();
-        for b in 0..nb {
+        for (b, &block_flow) in flows.iter().enumerate() {
             self.succ_off.push(self.succs.len() as u32);
             let end = self.block_end(b, n);
             let last = Inst::new(end - 1);
@@ -190,7 +190,7 @@ impl Cfg {
                 })
             };
             let next = if b + 1 < nb { Some(b as u32 + 1) } else { None };
-            match flows[b] {
+            match block_flow {
                 Flow::Jump => {
                     if let Some(t) = lbl(self) {
                         self.add_succ(t);
