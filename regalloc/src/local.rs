@@ -211,11 +211,17 @@ fn check_inst<F: Function>(f: &F, ii: usize, ops: &[Operand]) -> Result<bool, De
     {
         return Err(Decline);
     }
-    Ok(match ops {
+    Ok(has_dup(ops))
+}
+
+/// Whether some vreg is named by two of `ops`.
+#[inline(always)]
+fn has_dup(ops: &[Operand]) -> bool {
+    match ops {
         [] | [_] => false,
         [a, b] => a.vreg == b.vreg,
         _ => (1..ops.len()).any(|k| ops[..k].iter().any(|o| o.vreg == ops[k].vreg)),
-    })
+    }
 }
 
 fn lowest(mask: u32) -> u8 {
@@ -346,15 +352,34 @@ impl Local {
     ) -> Result<bool, Decline> {
         let (ni, nv) = (f.num_insts(), f.num_vregs());
         self.fixed_anywhere = [0; 3];
+        // With the client's word for flow, clobbers and operand shapes,
+        // only fixed operands (and the bounds) are checked here.
+        let vouched = f.vouched().is_some_and(|v| v.all())
+            && (0..3).all(|c| per_class[c] == 0 || self.allocatable[c] != 0);
         let mut nops = 0;
         for ii in 0..ni {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
             nops += ops.len();
-            let dup = check_inst(f, ii, ops)?;
+            let dup = if vouched {
+                if ops.len() > MAX_OPS {
+                    return Err(Decline);
+                }
+                has_dup(ops)
+            } else {
+                check_inst(f, ii, ops)?
+            };
             let mut fixed = false;
             for op in ops {
-                let (v, hw) = self.check_operand(op, nv)?;
+                let (v, hw) = if vouched && !matches!(op.constraint, Constraint::Fixed(_)) {
+                    let v = op.vreg.index();
+                    if v >= nv {
+                        return Err(Decline);
+                    }
+                    (v, NO_REG)
+                } else {
+                    self.check_operand(op, nv)?
+                };
                 let s = &mut self.values[v];
                 if hw != NO_REG {
                     fixed = true;
