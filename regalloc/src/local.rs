@@ -365,6 +365,11 @@ impl Local {
                 if ops.len() > MAX_OPS {
                     return Err(Decline);
                 }
+                // Debug builds hold the client to its word.
+                debug_assert!(
+                    check_inst(f, ii, ops).is_ok(),
+                    "instruction {ii}: flow or clobbers not as vouched"
+                );
                 has_dup(ops)
             } else {
                 check_inst(f, ii, ops)?
@@ -376,6 +381,10 @@ impl Local {
                     if v >= nv {
                         return Err(Decline);
                     }
+                    debug_assert!(
+                        self.check_operand(op, nv).is_ok(),
+                        "instruction {ii}: operand {op:?} not as vouched"
+                    );
                     (v, NO_REG)
                 } else {
                     self.check_operand(op, nv)?

@@ -688,6 +688,9 @@ mod tests {
         let mut view = RaView::default();
         view.build(&f, &cfg, t, &table).expect("view");
         let before = view_operands(&view);
+        // One return, last; no call; no register subset.
+        let vouched = view.vouched().expect("the view vouches");
+        assert!(vouched.all(), "{vouched:?}");
         // `mov v0, 7` defines v0 (a late def), `add v0, v1` modifies v0 and reads v1.
         assert_eq!(before[0].len(), 1);
         assert_eq!(before[0][0].kind, OperandKind::Def);
