@@ -478,6 +478,7 @@ impl Local {
     /// [`Local::roomy_inst`] for the common case in one pass: no fixed
     /// register, every use in an allowed register, at most one def.
     /// Returns false, having changed nothing, otherwise.
+    #[inline(always)]
     fn roomy_fast(&mut self, i: Inst, ops: &[Operand], log: &mut DecisionLog) -> bool {
         let Some(Shape {
             mut regs,
