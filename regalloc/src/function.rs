@@ -596,4 +596,34 @@ pub trait Function {
     fn is_remat(&self, _vreg: VReg) -> bool {
         false
     }
+    /// What the client established about the whole function while
+    /// building it, so that the allocator can leave out the same checks
+    /// per instruction and operand. `None` (the default): it checks
+    /// everything itself. A client that claims more than holds may get a
+    /// wrong allocation (the checks it claims are not repeated).
+    fn vouched(&self) -> Option<Vouched> {
+        None
+    }
+}
+
+/// Facts about a whole function its client vouches for (see
+/// [`Function::vouched`]); each `false` field leaves that check to the
+/// allocator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Vouched {
+    /// No instruction but the last returns or branches.
+    pub flow_only_last: bool,
+    /// No instruction has clobbers.
+    pub no_clobbers: bool,
+    /// Every operand is a use or modify at the early point or a def at
+    /// the late point, and its constraint is `Reg`, `Any` or `Fixed` (no
+    /// `Subset`, no `Reuse`).
+    pub plain_operands: bool,
+}
+
+impl Vouched {
+    /// Whether every fact holds.
+    pub fn all(&self) -> bool {
+        self.flow_only_last && self.no_clobbers && self.plain_operands
+    }
 }

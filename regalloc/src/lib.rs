@@ -79,7 +79,7 @@ pub use checker::CheckError;
 pub use error::Error;
 pub use function::{
     Block, Constraint, FrameLayout, Function, Inst, InstRange, MachineEnv, Operand, OperandKind,
-    OperandPos, PReg, PRegSet, RegClass, RegMask, VReg,
+    OperandPos, PReg, PRegSet, RegClass, RegMask, VReg, Vouched,
 };
 pub use log::{Decision, DecisionLog, Reason};
 pub use output::{

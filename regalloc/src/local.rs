@@ -201,21 +201,44 @@ struct Shape {
 }
 
 /// The instruction-level checks: few enough operands, a return or branch
-/// only last, no clobbers. Returns whether some vreg is named twice.
+/// only last, no clobbers (only the first when the client `vouched` for
+/// the others, see [`Function::vouched`]). Returns whether some vreg is
+/// named twice.
 #[inline(always)]
-fn check_inst<F: Function>(f: &F, ii: usize, ops: &[Operand]) -> Result<bool, Decline> {
+fn check_inst<F: Function>(
+    f: &F,
+    ii: usize,
+    ops: &[Operand],
+    vouched: bool,
+) -> Result<bool, Decline> {
     let i = Inst::new(ii);
-    if ops.len() > MAX_OPS
-        || (ii + 1 < f.num_insts() && (f.is_ret(i) || f.is_branch(i)))
-        || !f.inst_clobbers(i).is_empty()
-    {
+    if ops.len() > MAX_OPS {
         return Err(Decline);
     }
-    Ok(match ops {
+    let flow_or_clobbers = || {
+        (ii + 1 < f.num_insts() && (f.is_ret(i) || f.is_branch(i)))
+            || !f.inst_clobbers(i).is_empty()
+    };
+    if vouched {
+        // Debug builds hold the client to its word.
+        debug_assert!(
+            !flow_or_clobbers(),
+            "instruction {ii}: flow or clobbers not as vouched"
+        );
+    } else if flow_or_clobbers() {
+        return Err(Decline);
+    }
+    Ok(has_dup(ops))
+}
+
+/// Whether some vreg is named by two of `ops`.
+#[inline(always)]
+fn has_dup(ops: &[Operand]) -> bool {
+    match ops {
         [] | [_] => false,
         [a, b] => a.vreg == b.vreg,
         _ => (1..ops.len()).any(|k| ops[..k].iter().any(|o| o.vreg == ops[k].vreg)),
-    })
+    }
 }
 
 fn lowest(mask: u32) -> u8 {
@@ -325,7 +348,7 @@ impl Local {
         let plan = (0..3).any(|c| {
             per_class[c] > 0 && per_class[c] + 2 > self.allocatable[c].count_ones() as usize
         });
-        self.backward(f, plan)?;
+        self.backward(f, plan, self.vouched(f, &per_class))?;
         self.forward(f, log)
     }
 
@@ -333,8 +356,10 @@ impl Local {
     /// register besides the fixed ones, each value keeps the register it is
     /// defined into (its first fixed use's if free) until its last mention,
     /// and nothing is ever spilled, so neither next uses nor the plan are
-    /// needed: one forward pass validates and notes each value's first
-    /// fixed use and last mention, one allocates. Fixed operands move
+    /// needed: one forward pass validates (only fixed operands and bounds
+    /// when the client vouches for the rest, see [`Function::vouched`])
+    /// and notes each value's first fixed use and last mention, one
+    /// allocates. Fixed operands move
     /// values (and the value they displace) as in the general case.
     /// Returns false when the registers do not suffice after all (the
     /// caller takes the full local path).
@@ -346,15 +371,16 @@ impl Local {
     ) -> Result<bool, Decline> {
         let (ni, nv) = (f.num_insts(), f.num_vregs());
         self.fixed_anywhere = [0; 3];
+        let vouched = self.vouched(f, per_class);
         let mut nops = 0;
         for ii in 0..ni {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
             nops += ops.len();
-            let dup = check_inst(f, ii, ops)?;
+            let dup = check_inst(f, ii, ops, vouched)?;
             let mut fixed = false;
             for op in ops {
-                let (v, hw) = self.check_operand(op, nv)?;
+                let (v, hw) = self.check_operand(op, nv, vouched)?;
                 let s = &mut self.values[v];
                 if hw != NO_REG {
                     fixed = true;
@@ -444,6 +470,7 @@ impl Local {
     /// [`Local::roomy_inst`] for the common case in one pass: no fixed
     /// register, every use in an allowed register, at most one def.
     /// Returns false, having changed nothing, otherwise.
+    #[inline(always)]
     fn roomy_fast(&mut self, i: Inst, ops: &[Operand], log: &mut DecisionLog) -> bool {
         let Some(Shape {
             mut regs,
@@ -669,10 +696,18 @@ impl Local {
         Ok(())
     }
 
+    /// Whether the client vouched for flow, clobbers and operand shapes
+    /// (then only fixed operands and the bounds are checked) and every
+    /// class with values has registers.
+    fn vouched<F: Function>(&self, f: &F, per_class: &[usize; 3]) -> bool {
+        f.vouched().is_some_and(|v| v.all())
+            && (0..3).all(|c| per_class[c] == 0 || self.allocatable[c] != 0)
+    }
+
     /// The backward pass: validation, next uses, hints and the plan, into
     /// `facts` (instruction `ni - 1` first, each one's operands in order),
     /// and each vreg's hull.
-    fn backward<F: Function>(&mut self, f: &F, plan: bool) -> Result<(), Decline> {
+    fn backward<F: Function>(&mut self, f: &F, plan: bool, vouched: bool) -> Result<(), Decline> {
         let ni = f.num_insts();
         let nv = f.num_vregs();
         self.back.clear();
@@ -689,12 +724,12 @@ impl Local {
         for ii in (0..ni).rev() {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
-            let dup = check_inst(f, ii, ops)?;
+            let dup = check_inst(f, ii, ops, vouched)?;
             let pos = 2 * i.0;
             let fb = self.facts.len();
             let mut fixed = false;
             for op in ops {
-                let (v, hint) = self.check_operand(op, nv)?;
+                let (v, hint) = self.check_operand(op, nv, vouched)?;
                 fixed |= hint != NO_REG;
                 let back = &mut self.back[v];
                 // Backward: the last write is the first position.
@@ -739,9 +774,31 @@ impl Local {
     /// The checks of `cfg::validate_inst` that every operand needs (those
     /// of fixed registers are left to it, see [`Local::check_fixed`]) and
     /// the shapes this allocator takes. Returns the vreg's index and the
-    /// fixed register, or [`NO_REG`]; notes the fixed register.
+    /// fixed register, or [`NO_REG`]; notes the fixed register. When the
+    /// client `vouched` for its operands, only a fixed one is checked past
+    /// the bounds.
     #[inline(always)]
-    fn check_operand(&mut self, op: &Operand, nv: usize) -> Result<(usize, u8), Decline> {
+    fn check_operand(
+        &mut self,
+        op: &Operand,
+        nv: usize,
+        vouched: bool,
+    ) -> Result<(usize, u8), Decline> {
+        let v = op.vreg.index();
+        if vouched && v < nv && !matches!(op.constraint, Constraint::Fixed(_)) {
+            // Debug builds hold the client to its word.
+            debug_assert!(
+                self.check_any_operand(op, nv).is_ok(),
+                "operand {op:?} not as vouched"
+            );
+            return Ok((v, NO_REG));
+        }
+        self.check_any_operand(op, nv)
+    }
+
+    /// [`Local::check_operand`] without the client's word.
+    #[inline(always)]
+    fn check_any_operand(&mut self, op: &Operand, nv: usize) -> Result<(usize, u8), Decline> {
         let v = op.vreg.index();
         if v >= nv {
             return Err(Decline);

@@ -61,6 +61,8 @@ pub(crate) struct RaView {
     /// Per vreg while building: whether it was written yet and the
     /// constant every definition gives it (see [`RaView::build`]).
     constant: Vec<Option<Option<i64>>>,
+    /// What [`RaFunction::vouched`] reports, found by `build`.
+    vouched: jitforge_regalloc::Vouched,
 }
 
 /// Operands of a function small enough that the view reserves room for
@@ -71,13 +73,16 @@ const RET: u8 = 1;
 const BRANCH: u8 = 2;
 const CLOBBERS: u8 = 4;
 const MOVE: u8 = 8;
+/// Some operand has a `Subset` constraint (the allocator checks those).
+const SUBSET: u8 = 16;
 
 /// What the view takes from one instruction's facts, the same for every
 /// instruction of its shape (so derived once per tag): flow flags,
 /// clobbers and one template per explicit operand.
 #[derive(Clone, Copy)]
 struct ShapeRecord {
-    /// `RET` or `BRANCH` from its flow, `CLOBBERS` if it has clobbers.
+    /// `RET` or `BRANCH` from its flow, `CLOBBERS` if it has clobbers,
+    /// `SUBSET` if an operand has a register subset.
     flags: u8,
     /// The number of templates (one per operand fact).
     len: u16,
@@ -163,6 +168,12 @@ impl ShapeRecord {
         if !clobbers.is_empty() {
             flags |= CLOBBERS;
             clobber_sets.push(clobbers);
+        }
+        if templates[start as usize..]
+            .iter()
+            .any(|t| matches!(t.operand.constraint, Constraint::Subset(_)))
+        {
+            flags |= SUBSET;
         }
         let plain = facts.ops.iter().all(|fact| {
             matches!(
@@ -480,7 +491,7 @@ impl RaView {
             );
             let mut flags = shape.flags;
             if matches!(d.kind, InstKind::Ret | InstKind::TailJump(_)) {
-                flags = flags & CLOBBERS | RET;
+                flags = flags & (CLOBBERS | SUBSET) | RET;
             }
             if flags & CLOBBERS != 0 {
                 self.clobbers.push((i as u32, own_clobbers[0]));
@@ -500,6 +511,16 @@ impl RaView {
         self.operands = operands;
         self.origins = origins;
         self.op_offsets = op_offsets;
+        // Every operand's kind and point come from `ShapeRecord::derive`
+        // and `push_address` (uses and modifies early, defs late) and no
+        // constraint is `Reuse`: only subsets, clobbers and flow vary.
+        let (last, inner) = flags_of.split_last().map_or((0, &[][..]), |(l, r)| (*l, r));
+        let inner = inner.iter().fold(0, |a, &b| a | b);
+        self.vouched = jitforge_regalloc::Vouched {
+            flow_only_last: inner & (RET | BRANCH) == 0,
+            no_clobbers: (inner | last) & CLOBBERS == 0,
+            plain_operands: (inner | last) & SUBSET == 0,
+        };
         self.flags = flags_of;
         self.own_templates = own;
         self.own_clobbers = own_clobbers;
@@ -601,6 +622,10 @@ impl RaFunction for RaView {
     fn is_remat(&self, vreg: VReg) -> bool {
         self.remat[vreg.index()]
     }
+    #[inline]
+    fn vouched(&self) -> Option<jitforge_regalloc::Vouched> {
+        Some(self.vouched)
+    }
 }
 
 #[cfg(test)]
@@ -663,6 +688,9 @@ mod tests {
         let mut view = RaView::default();
         view.build(&f, &cfg, t, &table).expect("view");
         let before = view_operands(&view);
+        // One return, last; no call; no register subset.
+        let vouched = view.vouched().expect("the view vouches");
+        assert!(vouched.all(), "{vouched:?}");
         // `mov v0, 7` defines v0 (a late def), `add v0, v1` modifies v0 and reads v1.
         assert_eq!(before[0].len(), 1);
         assert_eq!(before[0][0].kind, OperandKind::Def);
