@@ -2702,14 +2702,16 @@ fn more_implicit_register_instructions() -> Result<(), Error> {
         cc.cwde(w)?;
         cc.mov(dword_ptr(out + 8), w)?;
         // ax = al * b.r8(), into the low 16 bits of a value whose upper
-        // bits are kept (through the dynamic path: the typed `mul` is `hi,
-        // lo, src`); then cwd writes only dx, into a 16-bit view of another
-        // value whose upper bits are kept too.
+        // bits are kept (once through the dynamic path, once through the
+        // typed byte form `mul8`); then cwd writes only dx, into a 16-bit
+        // view of another value whose upper bits are kept too.
         let (keep, sign) = (cc.new_gp64("keep"), cc.new_gp64("sign"));
         cc.mov(keep, b)?;
         cc.shl(keep, 16)?;
         cc.mov(keep.r8(), a.r8())?;
         cc.emit(Mnemonic::Mul, &[keep.r16().into(), b.r8().into()])?;
+        cc.mov(keep.r8(), a.r8())?;
+        cc.mul8(keep.r16(), b.r8())?;
         cc.mov(sign, b)?;
         cc.cwd(sign.r16(), a.r16())?;
         cc.xor_(keep, sign)?;
