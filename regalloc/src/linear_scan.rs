@@ -196,19 +196,43 @@ const BACK_NONE: BackState = BackState {
 };
 
 /// What the backward scan found for one operand of the block (12 bytes:
-/// one per operand of the largest block is the scan's biggest buffer).
+/// one per operand of the largest block is the scan's biggest buffer),
+/// here and in the local allocator ([`crate::local`]).
 #[derive(Clone, Copy, Debug)]
-struct OpFact {
+pub(crate) struct OpFact {
     /// Position of the vreg's next use after this instruction.
-    next: u32,
+    pub(crate) next: u32,
     /// The plan's gain of loading the value on a miss rather than using
     /// its slot (see [`plan_step`]), packed by [`pack_gain`].
-    gain: u16,
+    pub(crate) gain: u16,
     /// [`drop_cost_base`] of the vreg's next access.
-    drop_base: [u16; 2],
+    pub(crate) drop_base: [u16; 2],
     /// The fixed register of the next use, or `0xff`.
-    hint: u8,
+    pub(crate) hint: u8,
+    /// The local allocator's [`REDEFINED`] and [`DUP`] (0 in the scan; the
+    /// byte fills what would be padding).
+    pub(crate) flags: u8,
 }
+
+/// [`OpFact::flags`]: the instruction defines the operand's vreg (its
+/// current value dies here whatever `next` says).
+pub(crate) const REDEFINED: u8 = 1;
+/// [`OpFact::flags`]: the instruction names some vreg twice.
+pub(crate) const DUP: u8 = 2;
+
+impl OpFact {
+    /// The next use of the operand's current value after the instruction
+    /// ([`INF_POS`] when the instruction redefines it).
+    pub(crate) fn after(&self) -> u32 {
+        if self.flags & REDEFINED != 0 {
+            INF_POS
+        } else {
+            self.next
+        }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<OpFact>() == 12);
 
 #[derive(Clone, Copy, Debug, Default)]
 struct VState {
@@ -805,6 +829,7 @@ impl Scan {
                 gain: 0,
                 drop_base: [0; 2],
                 hint: 0xff,
+                flags: 0,
             },
         );
         for i in r.iter().rev() {

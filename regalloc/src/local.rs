@@ -42,8 +42,8 @@ use crate::function::{
 };
 use crate::interval::depth_weight;
 use crate::linear_scan::{
-    HOLD_COST, INF_POS, MISS_COST, NONE, PlanCost, drop_cost_base, pack_gain, plan_step,
-    unpack_gain,
+    DUP, HOLD_COST, INF_POS, MISS_COST, NONE, OpFact, PlanCost, REDEFINED, drop_cost_base,
+    pack_gain, plan_step, unpack_gain,
 };
 use crate::log::{DecisionLog, Reason};
 use crate::output::{Allocation, Edit, OptVReg, ProgPoint, SpillSlot, Stats};
@@ -52,39 +52,6 @@ use crate::output::{Allocation, Edit, OptVReg, ProgPoint, SpillSlot, Stats};
 const MAX_OPS: usize = 8;
 /// No register.
 const NO_REG: u8 = 0xff;
-
-/// What the backward pass found for one operand.
-#[derive(Clone, Copy, Debug)]
-struct OpFact {
-    /// Position of the vreg's next use after this instruction.
-    next: u32,
-    /// The plan's gain of loading on a miss (see [`plan_step`]), packed.
-    gain: u16,
-    /// The plan's drop costs of the vreg's next access.
-    drop_base: [u16; 2],
-    /// The fixed register of the next use, or [`NO_REG`].
-    hint: u8,
-    /// [`REDEFINED`], [`DUP`].
-    flags: u8,
-}
-
-/// [`OpFact::flags`]: the instruction defines the operand's vreg (its
-/// current value dies here whatever `next` says).
-const REDEFINED: u8 = 1;
-/// [`OpFact::flags`]: the instruction names some vreg twice.
-const DUP: u8 = 2;
-
-impl OpFact {
-    /// The next use of the operand's current value after the instruction
-    /// ([`INF_POS`] when the instruction redefines it).
-    fn after(&self) -> u32 {
-        if self.flags & REDEFINED != 0 {
-            INF_POS
-        } else {
-            self.next
-        }
-    }
-}
 
 /// A value during the backward pass.
 #[derive(Clone, Copy, Debug)]
