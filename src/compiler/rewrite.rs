@@ -10,6 +10,7 @@
 //! with 4-byte pushes and slots, no red zone, entry esp = 16n + 12 and 16-byte
 //! alignment at calls (the i386 System V psABI as gcc and clang use it).
 
+mod direct;
 mod memo;
 
 pub(crate) use memo::EncodingMemo;
@@ -859,7 +860,11 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             text.push_str(&self.reasons(at, vreg));
             self.asm.comment(&text)?;
         }
-        // Where the sink takes bytes, an edit seen before is copied.
+        // Where the sink takes bytes, a general-purpose or xmm move is
+        // written directly, and another edit seen before is copied.
+        if !self.logging && self.emit_move_directly(edit) {
+            return Ok(());
+        }
         let key = if self.logging || self.asm.text_mut().is_none() {
             None
         } else {
@@ -876,6 +881,44 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         self.encode_edit(edit)?;
         self.memo_put(slot, &key, start);
         Ok(())
+    }
+
+    /// Writes a general-purpose or xmm move, store or reload straight
+    /// into the sink's code (see [`direct`]); false having written nothing
+    /// for any other edit, or where the sink takes no bytes.
+    #[inline]
+    fn emit_move_directly(&mut self, edit: &Edit) -> bool {
+        let Edit::Move {
+            from,
+            to,
+            class,
+            vreg,
+        } = *edit
+        else {
+            return false;
+        };
+        let kind = match class {
+            RegClass::Gp => direct::MoveKind::Gp,
+            RegClass::Vec if self.move_bytes(class, vreg.get()) == 16 => direct::MoveKind::Xmm,
+            _ => return false,
+        };
+        let place = |a: Allocation| match a {
+            Allocation::Reg(p) => Some(direct::Place::Reg(p.hw)),
+            Allocation::Stack(s) => i32::try_from(self.spill_disp(s))
+                .ok()
+                .map(direct::Place::Stack),
+            Allocation::None => None,
+        };
+        let (Some(from_place), Some(to_place)) = (place(from), place(to)) else {
+            return false;
+        };
+        let mode64 = self.frame.ptr == 8;
+        match self.asm.text_mut() {
+            // A value that stays where it is needs nothing.
+            Some(_) if from == to => true,
+            Some(text) => direct::encode_move(kind, mode64, from_place, to_place, text),
+            None => false,
+        }
     }
 
     /// The width an edit moves a value of `class` (and `vreg`) at.
