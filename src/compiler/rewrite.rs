@@ -544,6 +544,56 @@ const EDIT_KEY: u64 = 1 << 62;
 /// Set in the first word of a rematerialization's memo key.
 const REMAT_KEY: u64 = 1 << 61;
 
+/// Set in the first word of a target instruction's memo key when its
+/// displacement is from the stack pointer with no index register (a spill
+/// slot, stack memory): then its bytes end in `ModRM, SIB 0x24, disp`
+/// unless the instruction has more after them (see [`template_key`]).
+const SP_DISP_KEY: u64 = 1 << 52;
+
+/// Set in the first word of a target instruction's memo key when it has
+/// an immediate (which the second word holds, 0 too).
+const IMM_KEY: u64 = 1 << 53;
+
+/// Set in the first word of a template's memo key: the bytes of an
+/// instruction whose stack-pointer displacement is patched in, the second
+/// word holding only the displacement's width (1 or 4 bytes).
+const TEMPLATE_KEY: u64 = 1 << 60;
+
+/// Of a target instruction's memo key: the key of its template (its bytes
+/// for any nonzero stack-pointer displacement of the same width), the
+/// displacement and its width in bytes. `None` without one, or with an
+/// immediate (which would follow the displacement).
+#[inline(always)]
+fn template_key(key: &Key) -> Option<(Key, i32, usize)> {
+    if key[0] & (SP_DISP_KEY | IMM_KEY) != SP_DISP_KEY || key[1] == 0 {
+        return None;
+    }
+    let disp = key[1] as u32 as i32;
+    let width = if i8::try_from(disp).is_ok() { 1 } else { 4 };
+    Some(([key[0] | TEMPLATE_KEY, width as u64], disp, width))
+}
+
+/// Whether `bytes`, an instruction written with stack-pointer displacement
+/// `disp` of `width` bytes, end in it as a template needs: `ModRM` of
+/// that displacement size with rm 100, SIB 0x24 (base sp, no index), the
+/// displacement; and are no EVEX instruction (whose 8-bit displacement is
+/// scaled: another displacement of the same width may take another size).
+/// Patching the last `width` bytes then gives the bytes of any other
+/// displacement of that width.
+fn is_template(bytes: &[u8], disp: i32, width: usize) -> bool {
+    const PREFIXES: [u8; 11] = [
+        0x66, 0x67, 0xF2, 0xF3, 0xF0, 0x2E, 0x36, 0x3E, 0x26, 0x64, 0x65,
+    ];
+    let lead = bytes.iter().find(|b| !PREFIXES.contains(b));
+    let n = bytes.len();
+    let modrm = if width == 1 { 0x44 } else { 0x84 };
+    lead.is_some_and(|&b| b != 0x62)
+        && n >= width + 3
+        && bytes[n - width..] == disp.to_le_bytes()[..width]
+        && bytes[n - width - 1] == 0x24
+        && bytes[n - width - 2] & 0xC7 == modrm
+}
+
 /// A value as the 32 bits a memo key holds of it, if it fits in them
 /// (sign-extended back it is the same).
 #[inline(always)]
@@ -583,6 +633,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         // Most tags have register operands only (the tag says so: it is
         // looked at once): nothing but the allocations to read then.
         let (mut imm, mut disp, mut mem) = (None, None, 0u64);
+        let mut sp_disp = 0;
         let kind = self.memo.tag_kind(tag, || {
             let imm = ir_ops.iter().any(|op| matches!(op, IrOperand::Imm(_)));
             if imm
@@ -611,6 +662,9 @@ impl<'r, S: Sink> Rewriter<'r, S> {
                         let (base, at) = self.address_key(m)?;
                         disp = Some(key_i32(at + i64::from(m.disp))?);
                         mem = base | u64::from(m.scale.trailing_zeros() & 3) << 3;
+                        if base == 2 {
+                            sp_disp = SP_DISP_KEY;
+                        }
                     }
                     _ => return None,
                 }
@@ -628,13 +682,22 @@ impl<'r, S: Sink> Rewriter<'r, S> {
                     return None;
                 }
                 disp = Some(key_i32(self.spill_disp(slot))?);
+                sp_disp = SP_DISP_KEY;
             }
             codes |= alloc_code(a)? << (7 * k);
         }
         // Tag (16 bits), allocations (3), allocation codes (4 x 7), memory
-        // base and scale (5), below the edit and filled bits.
+        // base and scale (5), whether the displacement is from the stack
+        // pointer and whether there is an immediate, below the template,
+        // edit and filled bits.
         Some([
-            memo::FILLED | u64::from(tag) | (allocs.len() as u64) << 16 | codes << 19 | mem << 47,
+            memo::FILLED
+                | u64::from(tag)
+                | (allocs.len() as u64) << 16
+                | codes << 19
+                | mem << 47
+                | sp_disp
+                | if imm.is_some() { IMM_KEY } else { 0 },
             disp.unwrap_or(0) | imm.unwrap_or(0) << 32,
         ])
     }
@@ -1323,14 +1386,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
                         _ => None,
                     };
                     match key {
-                        Some(key) => {
-                            let slot = self.memo.slot(&key);
-                            if !self.memo_append(slot, &key) {
-                                let start = self.text_len();
-                                self.emit_target(i, id, ir_ops, &mut ops)?;
-                                self.memo_put(slot, &key, start);
-                            }
-                        }
+                        Some(key) => self.emit_target_memo(i, id, ir_ops, &mut ops, &key)?,
                         None => self.emit_target(i, id, ir_ops, &mut ops)?,
                     }
                 }
@@ -1454,6 +1510,49 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         {
             self.emit_edit(edit, Some(point.inst().index()))?;
             *next += 1;
+        }
+        Ok(())
+    }
+
+    /// [`emit_target`](Self::emit_target) through the memo by `key`: with
+    /// a stack-pointer displacement, from the template of its width (the
+    /// one for every spill slot, patched), else from the bytes of this very
+    /// key; encoded and remembered (as a template where it is one) when
+    /// neither is there.
+    #[inline(always)]
+    fn emit_target_memo(
+        &mut self,
+        i: usize,
+        id: jitforge_ir::TargetInst,
+        ir_ops: &[IrOperand],
+        ops: &mut Vec<Operand>,
+        key: &Key,
+    ) -> Result<()> {
+        let template = template_key(key);
+        if let Some((template, disp, width)) = template {
+            let slot = self.memo.slot(&template);
+            if let Some(text) = self.asm.text_mut()
+                && self.memo.append(slot, &template, text)
+            {
+                let end = text.len();
+                text[end - width..].copy_from_slice(&disp.to_le_bytes()[..width]);
+                return Ok(());
+            }
+        }
+        let slot = self.memo.slot(key);
+        if self.memo_append(slot, key) {
+            return Ok(());
+        }
+        let start = self.text_len();
+        self.emit_target(i, id, ir_ops, ops)?;
+        if let Some((template, disp, width)) = template
+            && let Some(text) = self.asm.text_mut()
+            && is_template(text.get(start..).unwrap_or(&[]), disp, width)
+        {
+            let slot = self.memo.slot(&template);
+            self.memo_put(slot, &template, start);
+        } else {
+            self.memo_put(slot, key, start);
         }
         Ok(())
     }
@@ -1858,6 +1957,47 @@ mod tests {
         })
         .join()
         .expect("no failure");
+    }
+
+    /// Only instructions that end in `ModRM, SIB 0x24, disp` are templates
+    /// (checked on what the general encoder writes): not an EVEX one (its
+    /// 8-bit displacement is scaled), not one with a byte after the
+    /// displacement (a 3DNow! opcode suffix), not one of another address.
+    #[test]
+    fn templates_end_in_their_displacement() {
+        use crate::x86::{Emitter, RegKind};
+        let bytes = |arch: Arch, m: Mnemonic, ops: &[Operand]| -> Vec<u8> {
+            let mut code = CodeHolder::new(arch);
+            let mut asm = Assembler::new(&mut code);
+            asm.emit(m, ops).expect("encodes");
+            drop(asm);
+            code.buffer_mut(CodeHolder::TEXT).clone()
+        };
+        let reg = |kind: RegKind, hw: u8| Operand::Reg(Reg::new(kind, hw).expect("register"));
+        let at = |arch: Arch, base: u8, disp: i32, size: u16| {
+            let kind = if arch == Arch::X64 { RegKind::Gp64 } else { RegKind::Gp32 };
+            let base = Reg::new(kind, base).expect("register");
+            Operand::Mem(Mem::new(MemBase::Reg(base), i64::from(disp)).with_size(size))
+        };
+        for disp in [8, -8, 0x40, 0x7F, 0x80, -0x81, 0x1234, -0x10_0000] {
+            let width = if i8::try_from(disp).is_ok() { 1 } else { 4 };
+            for arch in [Arch::X64, Arch::X86] {
+                let gp = if arch == Arch::X64 { RegKind::Gp64 } else { RegKind::Gp32 };
+                let size = if arch == Arch::X64 { 8 } else { 4 };
+                let sp = at(arch, 4, disp, size);
+                let add = bytes(arch, Mnemonic::Add, &[reg(gp, 1), sp]);
+                assert!(is_template(&add, disp, width), "add {disp}");
+                let load = at(arch, 4, disp, 16);
+                let vaddps = bytes(arch, Mnemonic::Vaddps, &[reg(RegKind::Xmm, 1), reg(RegKind::Xmm, 2), load]);
+                assert!(is_template(&vaddps, disp, width), "vaddps {disp}");
+                let evex = bytes(arch, Mnemonic::Vaddps, &[reg(RegKind::Zmm, 1), reg(RegKind::Zmm, 2), at(arch, 4, disp, 64)]);
+                assert!(!is_template(&evex, disp, width), "EVEX {disp}");
+                let pfadd = bytes(arch, Mnemonic::Pfadd, &[reg(RegKind::Mm, 1), at(arch, 4, disp, 8)]);
+                assert!(!is_template(&pfadd, disp, width), "pfadd {disp}");
+                let other_base = bytes(arch, Mnemonic::Add, &[reg(gp, 1), at(arch, 5, disp, size)]);
+                assert!(!is_template(&other_base, disp, width), "[bp] {disp}");
+            }
+        }
     }
 
     #[test]
