@@ -77,6 +77,18 @@ const STORES_BELOW_RSP: [Mnemonic; 7] = [
     Mnemonic::Syscall,
 ];
 
+/// [`STORES_BELOW_RSP`] as a set of mnemonic indexes, a bit each.
+static STORES_BELOW_RSP_SET: [u64; Mnemonic::COUNT.div_ceil(64)] = {
+    let mut set = [0u64; Mnemonic::COUNT.div_ceil(64)];
+    let mut k = 0;
+    while k < STORES_BELOW_RSP.len() {
+        let index = STORES_BELOW_RSP[k] as usize;
+        set[index / 64] |= 1 << (index % 64);
+        k += 1;
+    }
+    set
+};
+
 /// Whether `f` leaves rsp untouched apart from its frame: no call, tail
 /// jump, push or other instruction that stores below rsp (so a leaf may
 /// keep its frame in the red zone).
@@ -86,8 +98,10 @@ fn is_leaf(f: &IrFunction) -> bool {
         // The mnemonic's index (the id's low 16 bits) rules out most
         // instructions before the id is decoded (which costs more than the scan).
         InstKind::Target(id) => {
-            let index = id.0 & 0xFFFF;
-            !STORES_BELOW_RSP.iter().any(|&m| m as u32 == index)
+            let index = (id.0 & 0xFFFF) as usize;
+            STORES_BELOW_RSP_SET
+                .get(index / 64)
+                .is_none_or(|bits| bits >> (index % 64) & 1 == 0)
                 || X86Inst::from_id(id).is_none_or(|x| !STORES_BELOW_RSP.contains(&x.mnemonic))
         }
         _ => true,
@@ -109,11 +123,19 @@ impl Frame {
         let ptr: u32 = if mode64 { 8 } else { 4 };
         // Every register a convention may preserve, in a fixed order; the
         // allocation only reports those its environment says are callee-saved.
-        let saved: Vec<u8> = [3u8, 5, 6, 7, 12, 13, 14, 15, 0, 1, 2, 8, 9, 10, 11]
-            .into_iter()
-            .filter(|&hw| !(frame_pointer && hw == 5))
-            .filter(|&hw| out.used_callee_saved.contains(PReg::gp(hw)))
-            .collect();
+        let mut used = out.used_callee_saved.class_mask(RegClass::Gp);
+        if frame_pointer {
+            used &= !(1 << 5);
+        }
+        // Most small functions save none: no walk over the order then.
+        let saved: Vec<u8> = if used == 0 {
+            Vec::new()
+        } else {
+            [3u8, 5, 6, 7, 12, 13, 14, 15, 0, 1, 2, 8, 9, 10, 11]
+                .into_iter()
+                .filter(|&hw| used >> hw & 1 != 0)
+                .collect()
+        };
         let out_args = f.frame.map_or(0, |fr| fr.out_args);
         let spill_base = out_args.next_multiple_of(16);
         let mut at = spill_base + out.spill_area_size;
@@ -632,8 +654,9 @@ impl<'r, S: Sink> Rewriter<'r, S> {
     ) -> Option<Key> {
         // Most tags have register operands only (the tag says so: it is
         // looked at once): nothing but the allocations to read then.
+        // `mem` also holds the flags of SP_DISP_KEY and IMM_KEY (shifted
+        // into place with it).
         let (mut imm, mut disp, mut mem) = (None, None, 0u64);
-        let mut sp_disp = 0;
         let kind = self.memo.tag_kind(tag, || {
             let imm = ir_ops.iter().any(|op| matches!(op, IrOperand::Imm(_)));
             if imm
@@ -657,13 +680,16 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             for op in ir_ops {
                 match *op {
                     IrOperand::Reg(_) | IrOperand::Fixed(..) => {}
-                    IrOperand::Imm(v) if imm.is_none() => imm = Some(key_i32(v)?),
+                    IrOperand::Imm(v) if imm.is_none() => {
+                        imm = Some(key_i32(v)?);
+                        mem |= IMM_KEY >> 47;
+                    }
                     IrOperand::Mem(ref m) if disp.is_none() => {
                         let (base, at) = self.address_key(m)?;
                         disp = Some(key_i32(at + i64::from(m.disp))?);
-                        mem = base | u64::from(m.scale.trailing_zeros() & 3) << 3;
+                        mem |= base | u64::from(m.scale.trailing_zeros() & 3) << 3;
                         if base == 2 {
-                            sp_disp = SP_DISP_KEY;
+                            mem |= SP_DISP_KEY >> 47;
                         }
                     }
                     _ => return None,
@@ -682,7 +708,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
                     return None;
                 }
                 disp = Some(key_i32(self.spill_disp(slot))?);
-                sp_disp = SP_DISP_KEY;
+                mem |= SP_DISP_KEY >> 47;
             }
             codes |= alloc_code(a)? << (7 * k);
         }
@@ -691,13 +717,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         // pointer and whether there is an immediate, below the template,
         // edit and filled bits.
         Some([
-            memo::FILLED
-                | u64::from(tag)
-                | (allocs.len() as u64) << 16
-                | codes << 19
-                | mem << 47
-                | sp_disp
-                | if imm.is_some() { IMM_KEY } else { 0 },
+            memo::FILLED | u64::from(tag) | (allocs.len() as u64) << 16 | codes << 19 | mem << 47,
             disp.unwrap_or(0) | imm.unwrap_or(0) << 32,
         ])
     }
@@ -1386,6 +1406,16 @@ impl<'r, S: Sink> Rewriter<'r, S> {
                         _ => None,
                     };
                     match key {
+                        // Most instructions have no stack-pointer
+                        // displacement: their bytes by their own key.
+                        Some(key) if key[0] & SP_DISP_KEY == 0 => {
+                            let slot = self.memo.slot(&key);
+                            if !self.memo_append(slot, &key) {
+                                let start = self.text_len();
+                                self.emit_target(i, id, ir_ops, &mut ops)?;
+                                self.memo_put(slot, &key, start);
+                            }
+                        }
                         Some(key) => self.emit_target_memo(i, id, ir_ops, &mut ops, &key)?,
                         None => self.emit_target(i, id, ir_ops, &mut ops)?,
                     }
@@ -1514,12 +1544,13 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         Ok(())
     }
 
-    /// [`emit_target`](Self::emit_target) through the memo by `key`: with
-    /// a stack-pointer displacement, from the template of its width (the
-    /// one for every spill slot, patched), else from the bytes of this very
-    /// key; encoded and remembered (as a template where it is one) when
-    /// neither is there.
-    #[inline(always)]
+    /// [`emit_target`](Self::emit_target) through the memo by `key`, for
+    /// an instruction with a stack-pointer displacement: from the template
+    /// of its width (the one for every spill slot, patched), else from the
+    /// bytes of this very key; encoded and remembered (as a template where
+    /// it is one) when neither is there. Out of line: the loop over the
+    /// instructions stays small for the others.
+    #[inline(never)]
     fn emit_target_memo(
         &mut self,
         i: usize,
