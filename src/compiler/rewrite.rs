@@ -1996,34 +1996,52 @@ mod tests {
     /// displacement (a 3DNow! opcode suffix), not one of another address.
     #[test]
     fn templates_end_in_their_displacement() {
-        use crate::x86::{Emitter, RegKind};
-        let bytes = |arch: Arch, m: Mnemonic, ops: &[Operand]| -> Vec<u8> {
-            let mut code = CodeHolder::new(arch);
-            let mut asm = Assembler::new(&mut code);
-            asm.emit(m, ops).expect("encodes");
-            drop(asm);
-            code.buffer_mut(CodeHolder::TEXT).clone()
-        };
+        use crate::x86::RegKind;
+        let bytes = super::direct::tests::general;
         let reg = |kind: RegKind, hw: u8| Operand::Reg(Reg::new(kind, hw).expect("register"));
         let at = |arch: Arch, base: u8, disp: i32, size: u16| {
-            let kind = if arch == Arch::X64 { RegKind::Gp64 } else { RegKind::Gp32 };
+            let kind = if arch == Arch::X64 {
+                RegKind::Gp64
+            } else {
+                RegKind::Gp32
+            };
             let base = Reg::new(kind, base).expect("register");
             Operand::Mem(Mem::new(MemBase::Reg(base), i64::from(disp)).with_size(size))
         };
         for disp in [8, -8, 0x40, 0x7F, 0x80, -0x81, 0x1234, -0x10_0000] {
             let width = if i8::try_from(disp).is_ok() { 1 } else { 4 };
             for arch in [Arch::X64, Arch::X86] {
-                let gp = if arch == Arch::X64 { RegKind::Gp64 } else { RegKind::Gp32 };
+                let gp = if arch == Arch::X64 {
+                    RegKind::Gp64
+                } else {
+                    RegKind::Gp32
+                };
                 let size = if arch == Arch::X64 { 8 } else { 4 };
                 let sp = at(arch, 4, disp, size);
                 let add = bytes(arch, Mnemonic::Add, &[reg(gp, 1), sp]);
                 assert!(is_template(&add, disp, width), "add {disp}");
                 let load = at(arch, 4, disp, 16);
-                let vaddps = bytes(arch, Mnemonic::Vaddps, &[reg(RegKind::Xmm, 1), reg(RegKind::Xmm, 2), load]);
+                let vaddps = bytes(
+                    arch,
+                    Mnemonic::Vaddps,
+                    &[reg(RegKind::Xmm, 1), reg(RegKind::Xmm, 2), load],
+                );
                 assert!(is_template(&vaddps, disp, width), "vaddps {disp}");
-                let evex = bytes(arch, Mnemonic::Vaddps, &[reg(RegKind::Zmm, 1), reg(RegKind::Zmm, 2), at(arch, 4, disp, 64)]);
+                let evex = bytes(
+                    arch,
+                    Mnemonic::Vaddps,
+                    &[
+                        reg(RegKind::Zmm, 1),
+                        reg(RegKind::Zmm, 2),
+                        at(arch, 4, disp, 64),
+                    ],
+                );
                 assert!(!is_template(&evex, disp, width), "EVEX {disp}");
-                let pfadd = bytes(arch, Mnemonic::Pfadd, &[reg(RegKind::Mm, 1), at(arch, 4, disp, 8)]);
+                let pfadd = bytes(
+                    arch,
+                    Mnemonic::Pfadd,
+                    &[reg(RegKind::Mm, 1), at(arch, 4, disp, 8)],
+                );
                 assert!(!is_template(&pfadd, disp, width), "pfadd {disp}");
                 let other_base = bytes(arch, Mnemonic::Add, &[reg(gp, 1), at(arch, 5, disp, size)]);
                 assert!(!is_template(&other_base, disp, width), "[bp] {disp}");

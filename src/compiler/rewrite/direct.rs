@@ -109,18 +109,22 @@ pub(super) fn encode_move(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use crate::Arch;
     use crate::code::CodeHolder;
     use crate::x86::{Assembler, Emitter, Mem, MemBase, Mnemonic, Operand, Reg, RegKind};
-    use crate::Arch;
 
-    /// The general encoder's bytes of `mnemonic to, from` in `arch`.
-    fn general(arch: Arch, mnemonic: Mnemonic, to: Operand, from: Operand) -> Vec<u8> {
+    /// The general encoder's bytes of `mnemonic operands` in `arch`.
+    pub(in crate::compiler::rewrite) fn general(
+        arch: Arch,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+    ) -> Vec<u8> {
         let mut code = CodeHolder::new(arch);
-        let mut asm = Assembler::new(&mut code);
-        asm.emit(mnemonic, &[to, from]).expect("encodes");
-        drop(asm);
+        Assembler::new(&mut code)
+            .emit(mnemonic, operands)
+            .expect("encodes");
         code.buffer_mut(CodeHolder::TEXT).clone()
     }
 
@@ -153,31 +157,49 @@ mod tests {
                 (MoveKind::Xmm, RegKind::Xmm, Mnemonic::Movups, 16),
             ] {
                 let reg = |hw: u8| Operand::Reg(Reg::new(reg_kind, hw).unwrap());
-                let slot = |d: i32| {
-                    Operand::Mem(Mem::new(MemBase::Reg(sp), i64::from(d)).with_size(size))
+                let slot =
+                    |d: i32| Operand::Mem(Mem::new(MemBase::Reg(sp), i64::from(d)).with_size(size));
+                // `to <- from` here and by the general encoder: the same bytes.
+                let check = |from: Place, to: Place, from_op: Operand, to_op: Operand| {
+                    let mut text = Vec::new();
+                    assert!(encode_move(kind, mode64, from, to, &mut text));
+                    let expected = general(arch, mnemonic, &[to_op, from_op]);
+                    assert_eq!(text, expected, "{kind:?} {to:?} <- {from:?} {arch:?}");
                 };
                 for a in 0..regs {
                     for b in 0..regs {
-                        let mut text = Vec::new();
-                        assert!(encode_move(kind, mode64, Place::Reg(a), Place::Reg(b), &mut text));
-                        assert_eq!(text, general(arch, mnemonic, reg(b), reg(a)), "{kind:?} {b} <- {a} {arch:?}");
+                        check(Place::Reg(a), Place::Reg(b), reg(a), reg(b));
                         checked += 1;
                     }
                     for d in disps {
-                        let mut text = Vec::new();
-                        assert!(encode_move(kind, mode64, Place::Reg(a), Place::Stack(d), &mut text));
-                        assert_eq!(text, general(arch, mnemonic, slot(d), reg(a)), "{kind:?} [sp{d:+}] <- {a} {arch:?}");
-                        text.clear();
-                        assert!(encode_move(kind, mode64, Place::Stack(d), Place::Reg(a), &mut text));
-                        assert_eq!(text, general(arch, mnemonic, reg(a), slot(d)), "{kind:?} {a} <- [sp{d:+}] {arch:?}");
+                        check(Place::Reg(a), Place::Stack(d), reg(a), slot(d));
+                        check(Place::Stack(d), Place::Reg(a), slot(d), reg(a));
                         checked += 2;
                     }
                 }
                 // What it does not write, it leaves alone.
                 let mut text = Vec::new();
-                assert!(!encode_move(kind, mode64, Place::Stack(8), Place::Stack(16), &mut text));
-                assert!(!encode_move(kind, mode64, Place::Reg(regs), Place::Reg(0), &mut text));
-                assert!(!encode_move(kind, mode64, Place::Stack(0), Place::Reg(regs), &mut text));
+                assert!(!encode_move(
+                    kind,
+                    mode64,
+                    Place::Stack(8),
+                    Place::Stack(16),
+                    &mut text
+                ));
+                assert!(!encode_move(
+                    kind,
+                    mode64,
+                    Place::Reg(regs),
+                    Place::Reg(0),
+                    &mut text
+                ));
+                assert!(!encode_move(
+                    kind,
+                    mode64,
+                    Place::Stack(0),
+                    Place::Reg(regs),
+                    &mut text
+                ));
                 assert!(text.is_empty());
             }
         }
