@@ -1066,20 +1066,76 @@ impl Emitter for Compiler<'_> {
         self.emit_general(mnemonic, operands, memo_key)
     }
 
-    // The typed methods come here: `plans` is a constant of the typed
-    // method and its operand classes, so an instruction of a shape seen
-    // before from the same method is found by that pointer and checked
-    // operand by operand against what the earlier one had (see
-    // [`PlannedShape`]), without building a shape key.
+    // The typed methods come here (through `emit_typed`, which knows the
+    // operand count): `plans` is a constant of the typed method and its
+    // operand classes, so an instruction of a shape seen before from the
+    // same method is found by that pointer and checked operand by operand
+    // against what the earlier one had (see [`PlannedShape`]), without
+    // building a shape key.
     fn emit_planned(
         &mut self,
         mnemonic: Mnemonic,
         plans: &'static crate::x86::FormPlans,
         operands: &[Operand],
     ) -> Result<()> {
+        match *operands {
+            [a] => self.typed(mnemonic, plans, &[a]),
+            [a, b] => self.typed(mnemonic, plans, &[a, b]),
+            [a, b, c] => self.typed(mnemonic, plans, &[a, b, c]),
+            [a, b, c, d] => self.typed(mnemonic, plans, &[a, b, c, d]),
+            _ => self.typed_general(plans as *const _ as usize, mnemonic, operands),
+        }
+    }
+
+    #[inline(always)]
+    fn emit_typed<const N: usize>(
+        &mut self,
+        mnemonic: Mnemonic,
+        plans: &'static crate::x86::FormPlans,
+        operands: [Operand; N],
+    ) -> Result<()> {
+        self.typed(mnemonic, plans, &operands)
+    }
+}
+
+impl Compiler<'_> {
+    /// Whether the next instruction has no options, count or mask pending.
+    #[inline(always)]
+    fn nothing_pending(&self) -> bool {
+        self.pending == InstOptions::NONE
+            && self.pending_count.is_none()
+            && self.pending_mask.is_none()
+    }
+
+    /// A typed method's instruction of `N` operands: one instance per
+    /// operand count (its loops unrolled), out of line so that each typed
+    /// call stays a call.
+    #[inline(never)]
+    fn typed<const N: usize>(
+        &mut self,
+        mnemonic: Mnemonic,
+        plans: &'static crate::x86::FormPlans,
+        operands: &[Operand; N],
+    ) -> Result<()> {
         let site = plans as *const crate::x86::FormPlans as usize;
-        if self.add_planned(site, mnemonic, operands)? {
+        if !matches!(&self.func, Some(st) if st.entered) && self.nothing_pending() {
+            // The first instruction enters the function (or fails without one).
+            self.enter_first()?;
+        }
+        if self.add_planned(site, mnemonic, operands) {
             return Ok(());
+        }
+        self.typed_general(site, mnemonic, operands)
+    }
+
+    /// A typed method's instruction that [`add_planned`](Self::add_planned)
+    /// did not add: [`Emitter::emit`], then its shape is remembered.
+    #[inline(never)]
+    fn typed_general(&mut self, site: usize, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
+        if self.nothing_pending() {
+            // Entered first, so that the instruction alone is counted (and
+            // learned) below; the general path enters after taking what is pending.
+            self.enter()?;
         }
         let before = self.func.as_ref().map(|st| st.f.num_insts());
         self.emit(mnemonic, operands)?;
@@ -1327,39 +1383,36 @@ impl Compiler<'_> {
     /// address) when the last instruction of that method with the same
     /// repeated-register pattern had operands of the same kinds on virtual
     /// registers of the same classes and sizes: it has the same facts tag.
-    /// `false`: not found (nothing added).
+    /// `false`: not found, or the function is not entered yet, or the
+    /// instruction cannot be added (nothing added: the general path adds
+    /// it or reports the error).
     #[inline(always)]
-    fn add_planned(
+    fn add_planned<const N: usize>(
         &mut self,
         site: usize,
         mnemonic: Mnemonic,
-        operands: &[Operand],
-    ) -> Result<bool> {
-        let n = operands.len();
-        if n > ShapeKey::MAX_OPERANDS
-            || self.pending != InstOptions::NONE
-            || self.pending_count.is_some()
-            || self.pending_mask.is_some()
-        {
-            return Ok(false);
-        }
-        if !matches!(&self.func, Some(st) if st.entered) {
-            // The first instruction enters the function (or fails without one).
-            self.enter_first()?;
+        operands: &[Operand; N],
+    ) -> bool {
+        if N > ShapeKey::MAX_OPERANDS || !self.nothing_pending() {
+            return false;
         }
         let (Some(st), Some(ws)) = (self.func.as_mut(), self.ws.0.as_deref()) else {
-            return Ok(false);
+            return false;
         };
+        // The first instruction enters the function (the general path).
+        if !st.entered {
+            return false;
+        }
         // The virtual register numbers (0: not a plain virtual register).
         let mut virt = [0u32; ShapeKey::MAX_OPERANDS];
-        for (j, op) in operands.iter().enumerate() {
-            if let Operand::Reg(r) = op
+        for j in 0..N {
+            if let Operand::Reg(r) = &operands[j]
                 && r.decorators().is_empty()
                 && let Some(index) = r.virtual_index()
             {
                 virt[j] = index.wrapping_add(1);
             } else {
-                return Ok(false);
+                return false;
             }
         }
         let same = PlannedShape::same_pattern(&virt);
@@ -1368,40 +1421,35 @@ impl Compiler<'_> {
             .get(PlannedShape::set(site, same))
             .and_then(|set| set.iter().find(|e| e.site == site && e.same == same))
         else {
-            return Ok(false);
+            return false;
         };
         let id = X86Inst::new(mnemonic).id();
         let inst = id.0 | u32::from(self.avx512) << 31;
-        if entry.site != site
-            || entry.inst != inst
-            || entry.same != same
-            || usize::from(entry.len) != n
-        {
-            return Ok(false);
+        if entry.inst != inst || usize::from(entry.len) != N {
+            return false;
         }
         let mut vregs = [IrVReg::from_u32(0); ShapeKey::MAX_OPERANDS];
-        for (j, op) in operands.iter().enumerate() {
-            let Operand::Reg(r) = op else {
-                return Ok(false);
+        for j in 0..N {
+            let Operand::Reg(r) = &operands[j] else {
+                return false;
             };
             let Some(v) = (virt[j] - 1).checked_sub(self.vreg_base) else {
-                return Ok(false);
+                return false;
             };
             let v = IrVReg::from_u32(v);
             let Some(data) = st.f.get_vreg(v) else {
-                return Ok(false);
+                return false;
             };
             if r.kind() as u8 != entry.kinds[j] || PlannedShape::vreg_code(data) != entry.vregs[j] {
-                return Ok(false);
+                return false;
             }
             vregs[j] = v;
         }
         let views = entry.views;
-        st.f.push_tagged_with(jitforge_ir::InstKind::Target(id), n, entry.tag, |j| {
+        st.f.push_tagged_with(jitforge_ir::InstKind::Target(id), N, entry.tag, |j| {
             IrOperand::Reg(IrReg::Virt(vregs[j], views[j]))
         })
-        .map_err(|e| invalid(&e.to_string()))?;
-        Ok(true)
+        .is_ok()
     }
 
     /// After a typed method's instruction was added by [`Emitter::emit`]
@@ -1743,6 +1791,7 @@ pub fn release_thread_workspace() {
     // thread too: all of it goes, so that a heap measurement made after
     // this call counts everything a compile from nothing allocates.
     crate::builder::release_spare_scratch();
+    crate::code::release_spare_buffers();
     super::target::release_thread_memos();
 }
 
