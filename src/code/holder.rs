@@ -685,6 +685,11 @@ impl CodeHolder {
             });
         }
         self.check_all_bound()?;
+        if let ([text], true) = (&self.sections[..], self.relocations.is_empty()) {
+            // The common case (a function's code alone): one copy.
+            dst.copy_from_slice(&text.data);
+            return Ok(());
+        }
         let offsets = self.offsets();
         let mut end = 0usize;
         for (s, &o) in self.sections.iter().zip(&offsets) {

@@ -280,10 +280,8 @@ impl<'a> Compiler<'a> {
         }
         let spare_function = ws.function.take();
         let entry = self.function_label(name);
-        self.ws
-            .get()
-            .signatures
-            .insert(entry.id(), signature.clone());
+        // The signature goes to `signatures` when the function is compiled
+        // (moved out of it then, not cloned now).
         self.func = Some(FuncState {
             f: match spare_function {
                 Some(mut f) => {
@@ -675,7 +673,13 @@ impl<'a> Compiler<'a> {
         let Some(ws) = self.ws.0.as_ref() else {
             return Ok(());
         };
-        match ws.signatures.get(&l.id()) {
+        // The open function's own signature is still its IR's.
+        let open = self
+            .func
+            .as_ref()
+            .filter(|st| st.entry == *l)
+            .map(|st| &st.f.sig);
+        match open.or_else(|| ws.signatures.get(&l.id())) {
             Some(own) if own != signature => Err(invalid(&format!(
                 "{what}: function {} has the signature {}, the call passes {}",
                 ws.functions.name_of(l.id()).unwrap_or("?"),
@@ -839,7 +843,13 @@ impl<'a> Compiler<'a> {
         frame_pointer: bool,
     ) -> Result<()> {
         let result = self.compile_function(&mut f, entry, code_labels, frame_pointer);
-        self.ws.get().function = Some(f);
+        // Calls to the function must use its signature: moved into the
+        // table (an empty one left, replaced when the buffers are reused).
+        let empty = Signature::new(f.sig.conv, &[], &[]);
+        let ws = self.ws.get();
+        ws.signatures
+            .insert(entry.id(), std::mem::replace(&mut f.sig, empty));
+        ws.function = Some(f);
         result
     }
 
@@ -856,7 +866,7 @@ impl<'a> Compiler<'a> {
             let ws = self.ws.get();
             let to_function = code_labels
                 .get(l.as_u32() as usize)
-                .filter(|code| ws.signatures.contains_key(&code.id()))
+                .filter(|code| **code == entry || ws.signatures.contains_key(&code.id()))
                 .and_then(|code| ws.functions.name_of(code.id()));
             return Err(Error::InvalidArgument {
                 message: match to_function {
@@ -2283,6 +2293,15 @@ impl OperandSummary {
             refers_to_labels: f.num_jump_tables() != 0,
             wide_vectors: false,
         };
+        if !vector_vregs && f.num_labels() == 0 && f.num_constants() == 0 {
+            // Nothing to refer to (no label, jump table or constant), and
+            // only a physical register can be wide: one test per operand.
+            summary.wide_vectors = f.all_operands().iter().any(|op| {
+                matches!(*op, IrOperand::Reg(IrReg::Phys(p, view))
+                    if p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32)
+            });
+            return summary;
+        }
         for op in f.all_operands() {
             match *op {
                 IrOperand::Label(_) => summary.refers_to_labels = true,
