@@ -431,6 +431,7 @@ impl Function {
         &self.name
     }
 
+    #[inline]
     fn intern(&mut self, name: Option<&str>) -> NameRef {
         match name {
             None => NameRef::NONE,
@@ -457,6 +458,7 @@ impl Function {
     // ----- entities -----
 
     /// A new virtual register of `class` and `size` bytes, optionally named.
+    #[inline]
     pub fn new_vreg(&mut self, class: RegClass, size: u16, name: Option<&str>) -> VReg {
         let name = self.intern(name);
         self.vregs.push(VRegData { class, size, name })
