@@ -642,31 +642,25 @@ impl Function {
             tag,
         }))
     }
-    /// [`push_tagged`](Self::push_tagged) with the `len` operands made by
-    /// `op` (from index 0) straight into the list: no slice of them built
-    /// first (the Compiler's typed calls, one copy less per operand).
+    /// [`push_tagged`](Self::push_tagged) of a fixed number of operands
+    /// (the Compiler's typed calls): one capacity check and a copy of known
+    /// length.
     #[inline(always)]
-    pub fn push_tagged_with(
+    pub fn push_tagged_array<const N: usize>(
         &mut self,
         kind: InstKind,
-        len: usize,
+        ops: [Operand; N],
         tag: u16,
-        mut op: impl FnMut(usize) -> Operand,
     ) -> Result<Inst, BuildError> {
-        if len > u16::MAX as usize || self.operands.len() + len > u32::MAX as usize {
+        if N > u16::MAX as usize || self.operands.len() + N > u32::MAX as usize {
             return Err(BuildError::TooLarge);
         }
         let ops_start = self.operands.len() as u32;
-        // Pushed one by one after one reservation: `extend` on a mapped
-        // range was a call per instruction that cost more than the pushes.
-        self.operands.reserve(len);
-        for j in 0..len {
-            self.operands.push(op(j));
-        }
+        self.operands.extend_from_slice(&ops);
         Ok(self.insts.push(InstData {
             kind,
             ops_start,
-            ops_len: len as u16,
+            ops_len: N as u16,
             tag,
         }))
     }

@@ -1128,12 +1128,14 @@ impl Compiler<'_> {
         operands: &[Operand; N],
     ) -> Result<()> {
         let site = plans as *const crate::x86::FormPlans as usize;
-        if !matches!(&self.func, Some(st) if st.entered) && self.nothing_pending() {
-            // The first instruction enters the function (or fails without one).
-            self.enter_first()?;
-        }
-        if self.add_planned(site, mnemonic, operands) {
-            return Ok(());
+        if self.nothing_pending() {
+            if !matches!(&self.func, Some(st) if st.entered) {
+                // The first instruction enters the function (or fails without one).
+                self.enter_first()?;
+            }
+            if self.add_planned(site, mnemonic, operands) {
+                return Ok(());
+            }
         }
         self.typed_general(site, mnemonic, operands)
     }
@@ -1393,9 +1395,10 @@ impl Compiler<'_> {
     /// address) when the last instruction of that method with the same
     /// repeated-register pattern had operands of the same kinds on virtual
     /// registers of the same classes and sizes: it has the same facts tag.
-    /// `false`: not found, or the function is not entered yet, or the
-    /// instruction cannot be added (nothing added: the general path adds
-    /// it or reports the error).
+    /// Only for an instruction without anything pending (options, count,
+    /// mask) in an entered function. `false`: not found, or the
+    /// instruction cannot be added (nothing added: the general path adds it
+    /// or reports the error).
     #[inline(always)]
     fn add_planned<const N: usize>(
         &mut self,
@@ -1403,16 +1406,12 @@ impl Compiler<'_> {
         mnemonic: Mnemonic,
         operands: &[Operand; N],
     ) -> bool {
-        if N > ShapeKey::MAX_OPERANDS || !self.nothing_pending() {
+        if N > ShapeKey::MAX_OPERANDS {
             return false;
         }
         let (Some(st), Some(ws)) = (self.func.as_mut(), self.ws.0.as_deref()) else {
             return false;
         };
-        // The first instruction enters the function (the general path).
-        if !st.entered {
-            return false;
-        }
         // The virtual register numbers (0: not a plain virtual register).
         let mut virt = [0u32; ShapeKey::MAX_OPERANDS];
         for j in 0..N {
@@ -1438,7 +1437,7 @@ impl Compiler<'_> {
         if entry.inst != inst || usize::from(entry.len) != N {
             return false;
         }
-        let mut vregs = [IrVReg::from_u32(0); ShapeKey::MAX_OPERANDS];
+        let mut ops = [IrOperand::Imm(0); N];
         for j in 0..N {
             let Operand::Reg(r) = &operands[j] else {
                 return false;
@@ -1453,13 +1452,10 @@ impl Compiler<'_> {
             if r.kind() as u8 != entry.kinds[j] || PlannedShape::vreg_code(data) != entry.vregs[j] {
                 return false;
             }
-            vregs[j] = v;
+            ops[j] = IrOperand::Reg(IrReg::Virt(v, entry.views[j]));
         }
-        let views = entry.views;
-        st.f.push_tagged_with(jitforge_ir::InstKind::Target(id), N, entry.tag, |j| {
-            IrOperand::Reg(IrReg::Virt(vregs[j], views[j]))
-        })
-        .is_ok()
+        st.f.push_tagged_array(jitforge_ir::InstKind::Target(id), ops, entry.tag)
+            .is_ok()
     }
 
     /// After a typed method's instruction was added by [`Emitter::emit`]
