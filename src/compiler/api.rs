@@ -1149,6 +1149,10 @@ impl Compiler<'_> {
             // learned) below; the general path enters after taking what is pending.
             self.enter()?;
         }
+        // Only instructions on registers alone are planned (`lea r, [m]` is not).
+        if !operands.iter().all(|op| matches!(op, Operand::Reg(_))) {
+            return self.emit(mnemonic, operands);
+        }
         let before = self.func.as_ref().map(|st| st.f.num_insts());
         self.emit(mnemonic, operands)?;
         self.learn_planned(site, mnemonic, operands, before);
