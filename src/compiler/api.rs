@@ -1143,7 +1143,12 @@ impl Compiler<'_> {
     /// A typed method's instruction that [`add_planned`](Self::add_planned)
     /// did not add: [`Emitter::emit`], then its shape is remembered.
     #[inline(never)]
-    fn typed_general(&mut self, site: usize, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
+    fn typed_general(
+        &mut self,
+        site: usize,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+    ) -> Result<()> {
         if self.nothing_pending() {
             // Entered first, so that the instruction alone is counted (and
             // learned) below; the general path enters after taking what is pending.
