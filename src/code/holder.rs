@@ -270,7 +270,9 @@ impl CodeHolder {
         // The buffers of the last code holder dropped on this thread, when
         // there is one: a program that makes a code holder per small
         // function then allocates none (see [`SpareBuffers`]).
-        if let Some(spare) = SPARE_BUFFERS.try_with(Cell::take).ok().flatten() {
+        if let Some(mut spare) = SPARE_BUFFERS.try_with(Cell::take).ok().flatten() {
+            // (`take_code` may have taken `.text`'s buffer.)
+            spare.sections[0].data.reserve(CodeHolder::TEXT_CAPACITY);
             return CodeHolder {
                 arch,
                 base_address: None,
