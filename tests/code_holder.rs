@@ -245,3 +245,40 @@ fn take_code_that_fails_changes_nothing() -> Result<(), Error> {
     assert_eq!(code.code_size(), before.len());
     Ok(())
 }
+
+/// A code holder made after another was dropped on the same thread reuses
+/// its buffers (see `CodeHolder::new`): it must start empty all the same,
+/// whatever the dropped one held (sections, named labels, a pending fixup,
+/// relocations).
+#[test]
+fn a_code_holder_made_after_a_drop_starts_empty() -> Result<(), Error> {
+    let runtime = JitRuntime::new()?;
+    {
+        let mut code = CodeHolder::new(Arch::X64);
+        code.add_section(".data", SectionKind::Data, 64)?;
+        let mut a = Assembler::new(&mut code);
+        let named = a.new_named_label("entry")?;
+        let never_bound = a.new_label();
+        a.bind(named)?;
+        a.jmp(never_bound)?;
+        a.mov(rax, 0x1234_5678_9abc_i64)?;
+        a.embed_label(named)?;
+    }
+    let mut code = CodeHolder::new(Arch::X64);
+    assert_eq!(code.sections().len(), 1);
+    assert_eq!(code.code_size(), 0);
+    assert_eq!(code.label_count(), 0);
+    assert_eq!(code.label_by_name("entry"), None);
+    let mut a = Assembler::new(&mut code);
+    // The name is free again.
+    let entry = a.new_named_label("entry")?;
+    a.bind(entry)?;
+    a.mov(eax, 42)?;
+    a.ret()?;
+    assert_eq!(code.text(), [0xb8, 42, 0, 0, 0, 0xc3]);
+    let function = runtime.add(&code)?;
+    // SAFETY: a complete C-ABI function without arguments returning a u32.
+    let f: extern "C" fn() -> u32 = unsafe { function.function() };
+    assert_eq!(f(), 42);
+    Ok(())
+}

@@ -431,6 +431,7 @@ impl Function {
         &self.name
     }
 
+    #[inline]
     fn intern(&mut self, name: Option<&str>) -> NameRef {
         match name {
             None => NameRef::NONE,
@@ -457,6 +458,7 @@ impl Function {
     // ----- entities -----
 
     /// A new virtual register of `class` and `size` bytes, optionally named.
+    #[inline]
     pub fn new_vreg(&mut self, class: RegClass, size: u16, name: Option<&str>) -> VReg {
         let name = self.intern(name);
         self.vregs.push(VRegData { class, size, name })
@@ -640,26 +642,25 @@ impl Function {
             tag,
         }))
     }
-    /// [`push_tagged`](Self::push_tagged) with the `len` operands made by
-    /// `op` (from index 0) straight into the list: no slice of them built
-    /// first (the Compiler's typed calls, one copy less per operand).
+    /// [`push_tagged`](Self::push_tagged) of a fixed number of operands
+    /// (the Compiler's typed calls): one capacity check and a copy of known
+    /// length.
     #[inline(always)]
-    pub fn push_tagged_with(
+    pub fn push_tagged_array<const N: usize>(
         &mut self,
         kind: InstKind,
-        len: usize,
+        ops: [Operand; N],
         tag: u16,
-        op: impl FnMut(usize) -> Operand,
     ) -> Result<Inst, BuildError> {
-        if len > u16::MAX as usize || self.operands.len() + len > u32::MAX as usize {
+        if N > u16::MAX as usize || self.operands.len() + N > u32::MAX as usize {
             return Err(BuildError::TooLarge);
         }
         let ops_start = self.operands.len() as u32;
-        self.operands.extend((0..len).map(op));
+        self.operands.extend_from_slice(&ops);
         Ok(self.insts.push(InstData {
             kind,
             ops_start,
-            ops_len: len as u16,
+            ops_len: N as u16,
             tag,
         }))
     }

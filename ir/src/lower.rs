@@ -595,11 +595,26 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
     let mut rebuilding = false;
     let mut undo: SmallVec<[(usize, Operand); 8]> = SmallVec::new();
     let mut result = Ok(());
-    for (i, d) in insts.iter() {
-        if !matches!(
+    let is_abi = |d: &InstData| {
+        matches!(
             d.kind,
             InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
-        ) {
+        )
+    };
+    let all = insts.as_values_slice();
+    let mut at = 0;
+    while at < all.len() {
+        if !rebuilding {
+            // In place only entries, returns and calls change: straight to
+            // the next (one test per instruction between them).
+            match all[at..].iter().position(is_abi) {
+                Some(skip) => at += skip,
+                None => break,
+            }
+        }
+        let (i, d) = (Inst::new(at), &all[at]);
+        at += 1;
+        if !is_abi(d) {
             if rebuilding {
                 l.out
                     .push_tagged(d.kind, &ops[d.ops_range()], d.tag().unwrap_or(NO_TAG));

@@ -282,9 +282,9 @@ fn tags_survive_lowering_and_unreachable_code_removal() {
     f.push_tagged(add, &[Operand::v(x), Operand::Imm(2)], 9)
         .unwrap();
     f.bind(skip).unwrap();
-    // The operands made one by one (as the Compiler's typed calls do).
-    let seven_ops = [Operand::v(x), Operand::Imm(1)];
-    f.push_tagged_with(add, 2, 7, |j| seven_ops[j]).unwrap();
+    // A fixed number of operands (as the Compiler's typed calls push them).
+    f.push_tagged_array(add, [Operand::v(x), Operand::Imm(1)], 7)
+        .unwrap();
     f.ret(&[Operand::v(x)]).unwrap();
     let tags =
         |f: &Function| -> Vec<Option<u16>> { f.insts().map(|i| f.inst_data(i).tag()).collect() };

@@ -4,6 +4,7 @@ use super::{Label, NameTable};
 use crate::error::{Error, Result};
 use smallvec::SmallVec;
 use std::borrow::Cow;
+use std::cell::Cell;
 
 /// The target architecture of a code holder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -188,6 +189,72 @@ pub struct CodeHolder {
     relocations: Vec<Relocation>,
 }
 
+/// The emptied buffers of a dropped [`CodeHolder`], kept on its thread for
+/// the next one: `.text` (the only section kept), the label table, the
+/// names, fixups and relocations. Five allocations and frees per code
+/// holder otherwise, a measurable part of compiling one small function
+/// with its own code holder (workload C).
+struct SpareBuffers {
+    sections: Vec<Section>,
+    labels: Vec<LabelEntry>,
+    names: NameTable,
+    fixups: Vec<Fixup>,
+    relocations: Vec<Relocation>,
+}
+
+impl SpareBuffers {
+    /// Code holders with more code than this give their buffers back to
+    /// the allocator: a thread that built one large program should not
+    /// hold its memory for good.
+    const MAX_TEXT: usize = 64 * 1024;
+    /// As [`SpareBuffers::MAX_TEXT`], for the label and fixup tables (entries).
+    const MAX_ENTRIES: usize = 4096;
+}
+
+thread_local! {
+    /// The buffers of the last code holder dropped on this thread.
+    static SPARE_BUFFERS: Cell<Option<SpareBuffers>> = const { Cell::new(None) };
+}
+
+/// Frees the buffers this thread keeps for its next [`CodeHolder`].
+#[cfg_attr(not(feature = "compiler"), allow(dead_code))]
+pub(crate) fn release_spare_buffers() {
+    let _ = SPARE_BUFFERS.try_with(Cell::take);
+}
+
+impl Drop for CodeHolder {
+    fn drop(&mut self) {
+        let Some(text) = self.sections.first() else {
+            return;
+        };
+        if text.data.capacity() > SpareBuffers::MAX_TEXT
+            || self.labels.capacity() > SpareBuffers::MAX_ENTRIES
+            || self.fixups.capacity() > SpareBuffers::MAX_ENTRIES
+            || self.relocations.capacity() > SpareBuffers::MAX_ENTRIES
+        {
+            return;
+        }
+        let mut sections = std::mem::take(&mut self.sections);
+        // `.text` stays (the first section of every code holder), emptied.
+        sections.truncate(1);
+        sections[0].data.clear();
+        let mut names = std::mem::take(&mut self.names);
+        names.clear();
+        let mut spare = SpareBuffers {
+            sections,
+            labels: std::mem::take(&mut self.labels),
+            names,
+            fixups: std::mem::take(&mut self.fixups),
+            relocations: std::mem::take(&mut self.relocations),
+        };
+        spare.labels.clear();
+        spare.fixups.clear();
+        spare.relocations.clear();
+        // During thread teardown the slot may be gone: the buffers are freed.
+        let _ = SPARE_BUFFERS.try_with(|s| s.set(Some(spare)));
+    }
+}
+
 impl CodeHolder {
     /// The `.text` section every code holder starts with.
     pub const TEXT: SectionId = SectionId(0);
@@ -200,6 +267,24 @@ impl CodeHolder {
 
     /// An empty code holder with a `.text` section (16-byte aligned).
     pub fn new(arch: Arch) -> CodeHolder {
+        // The buffers of the last code holder dropped on this thread, when
+        // there is one: a program that makes a code holder per small
+        // function then allocates none (see [`SpareBuffers`]).
+        if let Some(mut spare) = SPARE_BUFFERS.try_with(Cell::take).ok().flatten() {
+            // (`take_code` may have taken `.text`'s buffer.)
+            spare.sections[0].data.reserve(CodeHolder::TEXT_CAPACITY);
+            return CodeHolder {
+                arch,
+                base_address: None,
+                sections: spare.sections,
+                labels: spare.labels,
+                names: spare.names,
+                fixups: spare.fixups,
+                free_fixup: NO_FIXUP,
+                pending: 0,
+                relocations: spare.relocations,
+            };
+        }
         CodeHolder {
             arch,
             base_address: None,
@@ -602,6 +687,11 @@ impl CodeHolder {
             });
         }
         self.check_all_bound()?;
+        if let ([text], true) = (&self.sections[..], self.relocations.is_empty()) {
+            // The common case (a function's code alone): one copy.
+            dst.copy_from_slice(&text.data);
+            return Ok(());
+        }
         let offsets = self.offsets();
         let mut end = 0usize;
         for (s, &o) in self.sections.iter().zip(&offsets) {

@@ -280,10 +280,8 @@ impl<'a> Compiler<'a> {
         }
         let spare_function = ws.function.take();
         let entry = self.function_label(name);
-        self.ws
-            .get()
-            .signatures
-            .insert(entry.id(), signature.clone());
+        // The signature goes to `signatures` when the function is compiled
+        // (moved out of it then, not cloned now).
         self.func = Some(FuncState {
             f: match spare_function {
                 Some(mut f) => {
@@ -675,7 +673,13 @@ impl<'a> Compiler<'a> {
         let Some(ws) = self.ws.0.as_ref() else {
             return Ok(());
         };
-        match ws.signatures.get(&l.id()) {
+        // The open function's own signature is still its IR's.
+        let open = self
+            .func
+            .as_ref()
+            .filter(|st| st.entry == *l)
+            .map(|st| &st.f.sig);
+        match open.or_else(|| ws.signatures.get(&l.id())) {
             Some(own) if own != signature => Err(invalid(&format!(
                 "{what}: function {} has the signature {}, the call passes {}",
                 ws.functions.name_of(l.id()).unwrap_or("?"),
@@ -839,7 +843,13 @@ impl<'a> Compiler<'a> {
         frame_pointer: bool,
     ) -> Result<()> {
         let result = self.compile_function(&mut f, entry, code_labels, frame_pointer);
-        self.ws.get().function = Some(f);
+        // Calls to the function must use its signature: moved into the
+        // table (an empty one left, replaced when the buffers are reused).
+        let empty = Signature::new(f.sig.conv, &[], &[]);
+        let ws = self.ws.get();
+        ws.signatures
+            .insert(entry.id(), std::mem::replace(&mut f.sig, empty));
+        ws.function = Some(f);
         result
     }
 
@@ -856,7 +866,7 @@ impl<'a> Compiler<'a> {
             let ws = self.ws.get();
             let to_function = code_labels
                 .get(l.as_u32() as usize)
-                .filter(|code| ws.signatures.contains_key(&code.id()))
+                .filter(|code| **code == entry || ws.signatures.contains_key(&code.id()))
                 .and_then(|code| ws.functions.name_of(code.id()));
             return Err(Error::InvalidArgument {
                 message: match to_function {
@@ -1066,20 +1076,87 @@ impl Emitter for Compiler<'_> {
         self.emit_general(mnemonic, operands, memo_key)
     }
 
-    // The typed methods come here: `plans` is a constant of the typed
-    // method and its operand classes, so an instruction of a shape seen
-    // before from the same method is found by that pointer and checked
-    // operand by operand against what the earlier one had (see
-    // [`PlannedShape`]), without building a shape key.
+    // The typed methods come here (through `emit_typed`, which knows the
+    // operand count): `plans` is a constant of the typed method and its
+    // operand classes, so an instruction of a shape seen before from the
+    // same method is found by that pointer and checked operand by operand
+    // against what the earlier one had (see [`PlannedShape`]), without
+    // building a shape key.
     fn emit_planned(
         &mut self,
         mnemonic: Mnemonic,
         plans: &'static crate::x86::FormPlans,
         operands: &[Operand],
     ) -> Result<()> {
+        match *operands {
+            [a] => self.typed(mnemonic, plans, &[a]),
+            [a, b] => self.typed(mnemonic, plans, &[a, b]),
+            [a, b, c] => self.typed(mnemonic, plans, &[a, b, c]),
+            [a, b, c, d] => self.typed(mnemonic, plans, &[a, b, c, d]),
+            _ => self.typed_general(plans as *const _ as usize, mnemonic, operands),
+        }
+    }
+
+    #[inline(always)]
+    fn emit_typed<const N: usize>(
+        &mut self,
+        mnemonic: Mnemonic,
+        plans: &'static crate::x86::FormPlans,
+        operands: [Operand; N],
+    ) -> Result<()> {
+        self.typed(mnemonic, plans, &operands)
+    }
+}
+
+impl Compiler<'_> {
+    /// Whether the next instruction has no options, count or mask pending.
+    #[inline(always)]
+    fn nothing_pending(&self) -> bool {
+        self.pending == InstOptions::NONE
+            && self.pending_count.is_none()
+            && self.pending_mask.is_none()
+    }
+
+    /// A typed method's instruction of `N` operands: one instance per
+    /// operand count (its loops unrolled), out of line so that each typed
+    /// call stays a call.
+    #[inline(never)]
+    fn typed<const N: usize>(
+        &mut self,
+        mnemonic: Mnemonic,
+        plans: &'static crate::x86::FormPlans,
+        operands: &[Operand; N],
+    ) -> Result<()> {
         let site = plans as *const crate::x86::FormPlans as usize;
-        if self.add_planned(site, mnemonic, operands)? {
-            return Ok(());
+        if self.nothing_pending() {
+            if !matches!(&self.func, Some(st) if st.entered) {
+                // The first instruction enters the function (or fails without one).
+                self.enter_first()?;
+            }
+            if self.add_planned(site, mnemonic, operands) {
+                return Ok(());
+            }
+        }
+        self.typed_general(site, mnemonic, operands)
+    }
+
+    /// A typed method's instruction that [`add_planned`](Self::add_planned)
+    /// did not add: [`Emitter::emit`], then its shape is remembered.
+    #[inline(never)]
+    fn typed_general(
+        &mut self,
+        site: usize,
+        mnemonic: Mnemonic,
+        operands: &[Operand],
+    ) -> Result<()> {
+        if self.nothing_pending() {
+            // Entered first, so that the instruction alone is counted (and
+            // learned) below; the general path enters after taking what is pending.
+            self.enter()?;
+        }
+        // Only instructions on registers alone are planned (`lea r, [m]` is not).
+        if !operands.iter().all(|op| matches!(op, Operand::Reg(_))) {
+            return self.emit(mnemonic, operands);
         }
         let before = self.func.as_ref().map(|st| st.f.num_insts());
         self.emit(mnemonic, operands)?;
@@ -1327,39 +1404,33 @@ impl Compiler<'_> {
     /// address) when the last instruction of that method with the same
     /// repeated-register pattern had operands of the same kinds on virtual
     /// registers of the same classes and sizes: it has the same facts tag.
-    /// `false`: not found (nothing added).
+    /// Only for an instruction without anything pending (options, count,
+    /// mask) in an entered function. `false`: not found, or the
+    /// instruction cannot be added (nothing added: the general path adds it
+    /// or reports the error).
     #[inline(always)]
-    fn add_planned(
+    fn add_planned<const N: usize>(
         &mut self,
         site: usize,
         mnemonic: Mnemonic,
-        operands: &[Operand],
-    ) -> Result<bool> {
-        let n = operands.len();
-        if n > ShapeKey::MAX_OPERANDS
-            || self.pending != InstOptions::NONE
-            || self.pending_count.is_some()
-            || self.pending_mask.is_some()
-        {
-            return Ok(false);
-        }
-        if !matches!(&self.func, Some(st) if st.entered) {
-            // The first instruction enters the function (or fails without one).
-            self.enter_first()?;
+        operands: &[Operand; N],
+    ) -> bool {
+        if N > ShapeKey::MAX_OPERANDS {
+            return false;
         }
         let (Some(st), Some(ws)) = (self.func.as_mut(), self.ws.0.as_deref()) else {
-            return Ok(false);
+            return false;
         };
         // The virtual register numbers (0: not a plain virtual register).
         let mut virt = [0u32; ShapeKey::MAX_OPERANDS];
-        for (j, op) in operands.iter().enumerate() {
-            if let Operand::Reg(r) = op
+        for j in 0..N {
+            if let Operand::Reg(r) = &operands[j]
                 && r.decorators().is_empty()
                 && let Some(index) = r.virtual_index()
             {
                 virt[j] = index.wrapping_add(1);
             } else {
-                return Ok(false);
+                return false;
             }
         }
         let same = PlannedShape::same_pattern(&virt);
@@ -1368,40 +1439,32 @@ impl Compiler<'_> {
             .get(PlannedShape::set(site, same))
             .and_then(|set| set.iter().find(|e| e.site == site && e.same == same))
         else {
-            return Ok(false);
+            return false;
         };
         let id = X86Inst::new(mnemonic).id();
         let inst = id.0 | u32::from(self.avx512) << 31;
-        if entry.site != site
-            || entry.inst != inst
-            || entry.same != same
-            || usize::from(entry.len) != n
-        {
-            return Ok(false);
+        if entry.inst != inst || usize::from(entry.len) != N {
+            return false;
         }
-        let mut vregs = [IrVReg::from_u32(0); ShapeKey::MAX_OPERANDS];
-        for (j, op) in operands.iter().enumerate() {
-            let Operand::Reg(r) = op else {
-                return Ok(false);
+        let mut ops = [IrOperand::Imm(0); N];
+        for j in 0..N {
+            let Operand::Reg(r) = &operands[j] else {
+                return false;
             };
             let Some(v) = (virt[j] - 1).checked_sub(self.vreg_base) else {
-                return Ok(false);
+                return false;
             };
             let v = IrVReg::from_u32(v);
             let Some(data) = st.f.get_vreg(v) else {
-                return Ok(false);
+                return false;
             };
             if r.kind() as u8 != entry.kinds[j] || PlannedShape::vreg_code(data) != entry.vregs[j] {
-                return Ok(false);
+                return false;
             }
-            vregs[j] = v;
+            ops[j] = IrOperand::Reg(IrReg::Virt(v, entry.views[j]));
         }
-        let views = entry.views;
-        st.f.push_tagged_with(jitforge_ir::InstKind::Target(id), n, entry.tag, |j| {
-            IrOperand::Reg(IrReg::Virt(vregs[j], views[j]))
-        })
-        .map_err(|e| invalid(&e.to_string()))?;
-        Ok(true)
+        st.f.push_tagged_array(jitforge_ir::InstKind::Target(id), ops, entry.tag)
+            .is_ok()
     }
 
     /// After a typed method's instruction was added by [`Emitter::emit`]
@@ -1743,6 +1806,7 @@ pub fn release_thread_workspace() {
     // thread too: all of it goes, so that a heap measurement made after
     // this call counts everything a compile from nothing allocates.
     crate::builder::release_spare_scratch();
+    crate::code::release_spare_buffers();
     super::target::release_thread_memos();
 }
 
@@ -2234,6 +2298,15 @@ impl OperandSummary {
             refers_to_labels: f.num_jump_tables() != 0,
             wide_vectors: false,
         };
+        if !vector_vregs && f.num_labels() == 0 && f.num_constants() == 0 {
+            // Nothing to refer to (no label, jump table or constant), and
+            // only a physical register can be wide: one test per operand.
+            summary.wide_vectors = f.all_operands().iter().any(|op| {
+                matches!(*op, IrOperand::Reg(IrReg::Phys(p, view))
+                    if p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32)
+            });
+            return summary;
+        }
         for op in f.all_operands() {
             match *op {
                 IrOperand::Label(_) => summary.refers_to_labels = true,

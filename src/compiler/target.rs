@@ -614,13 +614,19 @@ impl X86Target {
                 continue;
             }
             let mut add = |x: X86Inst| {
-                let mut s = String::from(x.prefix.name_prefix());
-                s.push_str(name);
-                if x.masked {
-                    s.push_str(if x.zeroing { "_kz" } else { "_k" });
-                }
-                if x.bound {
-                    s.push_str("_regs");
+                let mask = match (x.masked, x.zeroing) {
+                    (false, _) => "",
+                    (true, false) => "_k",
+                    (true, true) => "_kz",
+                };
+                let regs = if x.bound { "_regs" } else { "" };
+                let prefix = x.prefix.name_prefix();
+                // Exactly the room needed: no growth while it is written,
+                // no shrinking when it becomes a `Box<str>` (thousands of names).
+                let mut s =
+                    String::with_capacity(prefix.len() + name.len() + mask.len() + regs.len());
+                for part in [prefix, name, mask, regs] {
+                    s.push_str(part);
                 }
                 let s: Box<str> = s.into();
                 by_name.insert(s.clone(), x.id().0);
