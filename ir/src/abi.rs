@@ -505,11 +505,68 @@ pub fn callee_pop_bytes(
     Ok(a.stack_size - conv.shadow_space.min(a.stack_size))
 }
 
-/// Whether an integer of type `t` is returned in two registers by `conv`:
-/// an `i64` with 4-byte registers (32-bit mode), in edx:eax as the i386
-/// conventions return it.
-fn split_in_two(conv: &CallConv, t: ValType) -> bool {
+/// Whether a value of type `t` is two 32-bit values for `conv`: an `i64`
+/// with 4-byte registers (32-bit mode), returned in edx:eax and passed as
+/// two dwords, as the i386 conventions do.
+pub fn split_in_two(conv: &CallConv, t: ValType) -> bool {
     t == ValType::I64 && conv.ptr_size == 4
+}
+
+/// The type of each value an `entry` or a call's arguments carry for the
+/// parameter types `types`: one per type, but two `i32` halves, low then
+/// high, for an `i64` in 32-bit mode (as [`ret_operand_types`] does for
+/// results), which [`arg_operand_locs`] places in the parameter's 8 bytes.
+pub fn arg_operand_types(conv: &CallConv, types: &[ValType]) -> SmallVec<[ValType; 8]> {
+    let mut out = SmallVec::new();
+    for &t in types {
+        if split_in_two(conv, t) {
+            out.extend([ValType::I32, ValType::I32]);
+        } else {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// The location and type of each value of [`arg_operand_types`], from the
+/// per-parameter locations `asg` that [`assign_args`] gave `types`: an
+/// `i64` in 32-bit mode, which every i386 convention passes in 8 bytes of
+/// the stack (never in ecx or edx: fastcall and vectorcall take only
+/// integers of up to 32 bits there, and a later `i32` still takes them),
+/// is its low dword at the slot's offset and its high dword 4 bytes above.
+/// An `i64` a convention would put in a register or pass by reference is
+/// unsupported.
+pub fn arg_operand_locs(
+    conv: &CallConv,
+    types: &[ValType],
+    asg: &ArgAssignment,
+) -> Result<SmallVec<[(ArgLoc, ValType); 8]>, AbiError> {
+    let mut out = SmallVec::with_capacity(types.len());
+    for (&loc, &t) in asg.args.iter().zip(types) {
+        if !split_in_two(conv, t) {
+            out.push((loc, t));
+            continue;
+        }
+        let Place::Stack(off) = loc.place else {
+            return Err(AbiError::Unsupported(
+                "an i64 argument in a register in 32-bit mode",
+            ));
+        };
+        if loc.by_ref {
+            return Err(AbiError::Unsupported(
+                "an i64 argument by reference in 32-bit mode",
+            ));
+        }
+        let half = |off| ArgLoc {
+            place: Place::Stack(off),
+            by_ref: false,
+            size: 4,
+            dup_gp: None,
+        };
+        out.push((half(off), ValType::I32));
+        out.push((half(off + 4), ValType::I32));
+    }
+    Ok(out)
 }
 
 /// The type of each value a return or a call's results carry for the
