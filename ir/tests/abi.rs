@@ -944,3 +944,70 @@ fn lower_i64_result_in_32_bit_mode_as_two_halves() {
     let e = lower(&mut f, &t).unwrap_err().to_string();
     assert!(e.contains("two 32-bit values"), "{e}");
 }
+
+/// An `i64` argument in 32-bit mode is two 32-bit values, low then high,
+/// in `entry` and in a call's arguments: the two dwords of its 8-byte stack
+/// slot (low at the lower address) in every i386 convention; fastcall's
+/// later `i32` still takes ecx. One value instead of two is an error that
+/// says so, in the verifier and in lowering.
+#[test]
+fn lower_i64_argument_in_32_bit_mode_as_two_halves() {
+    let s = lowered(
+        "func f(i64, i32) -> (i64) stdcall {
+  gp32 %l, %h, %a
+  sig sig0 = (i64, i32, i64) -> () fastcall
+  entry %l, %h, %a
+  invoke sig0, 0x401000, (%l, %h, %a, 7, %a) -> ()
+  ret %l, %h
+}",
+    );
+    assert!(s.contains("ret_pop 12"), "{s}");
+    assert!(
+        s.contains(
+            "  entry\n  copy %l, dword [inargs]\n  copy %h, dword [inargs + 4]\n  copy %a, dword [inargs + 8]\n"
+        ),
+        "{s}"
+    );
+    assert!(
+        s.contains("copy dword [outargs], %l\n  copy dword [outargs + 4], %h\n")
+            && s.contains("copy dword [outargs + 8], 7\n  copy dword [outargs + 12], %a\n")
+            && s.contains("@rcx"),
+        "{s}"
+    );
+    let c = CallConv::fastcall();
+    let a = assign_args(&c, &[I64, I32, I64], false).unwrap();
+    let locs = arg_operand_locs(&c, &[I64, I32, I64], &a).unwrap();
+    let places: Vec<Place> = locs.iter().map(|(l, _)| l.place).collect();
+    assert_eq!(
+        places,
+        [
+            Place::Stack(0),
+            Place::Stack(4),
+            Place::Reg(PReg::gp(1)),
+            Place::Stack(8),
+            Place::Stack(12)
+        ]
+    );
+    assert_eq!(a.stack_size, 16);
+    assert_eq!(
+        arg_operand_types(&c, &[I64, I32]).to_vec(),
+        vec![I32, I32, I32]
+    );
+    assert_eq!(
+        arg_operand_types(&CallConv::sysv64(), &[I64]).to_vec(),
+        vec![I64]
+    );
+    let t = MockX86::new();
+    let one = "func f(i64) -> () cdecl {\n  gp32 %a\n  entry %a\n  ret\n}";
+    let mut f = parse_function(one, &t).unwrap();
+    let errors = verify(&f, &t).unwrap_err();
+    assert!(
+        errors[0].to_string().contains("expects 2 values, found 1"),
+        "{errors:?}"
+    );
+    let e = lower(&mut f, &t).unwrap_err().to_string();
+    assert!(
+        e.contains("i64 argument in 32-bit mode is two 32-bit values"),
+        "{e}"
+    );
+}

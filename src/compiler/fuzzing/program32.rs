@@ -702,12 +702,6 @@ pub fn check_program32(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> 
     } else {
         Conv::Stack
     };
-    // SAFETY: `program` is a complete 32-bit function in `conv` taking two
-    // pointers into the harness's data (its inputs and its buffer; and the seed
-    // between them when `seeded`), laid out as `args`; it and
-    // its callees touch only their stack, the buffer and the trace there
-    // (indexes are masked), as the compiled code says if the Compiler is
-    // right: finding out whether it is, is this check's purpose.
     let (p, buffer) = (data_address + INPUTS, data_address + BUFFER);
     let (seed_lo, seed_hi) = (seed as u32, (seed >> 32) as u32);
     let args: &[u32] = match (seeded, harness_conv) {
@@ -715,6 +709,12 @@ pub fn check_program32(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> 
         (true, Conv::Stack) => &[p, seed_lo, seed_hi, buffer],
         (true, Conv::Fastcall) => &[p, buffer, seed_lo, seed_hi],
     };
+    // SAFETY: `program` is a complete 32-bit function in `conv` taking two
+    // pointers into the harness's data (its inputs and its buffer; and the seed
+    // between them when `seeded`), laid out as `args`; it and
+    // its callees touch only their stack, the buffer and the trace there
+    // (indexes are masked), as the compiled code says if the Compiler is
+    // right: finding out whether it is, is this check's purpose.
     let got = unsafe { m.call(entry, harness_conv, args) }.map_err(|e| e.to_string())?;
     let word = |memory: &[u8], at: u32| {
         let at = at as usize;
