@@ -517,6 +517,14 @@ pub fn split_in_two(conv: &CallConv, t: ValType) -> bool {
 /// high, for an `i64` in 32-bit mode (as [`ret_operand_types`] does for
 /// results), which [`arg_operand_locs`] places in the parameter's 8 bytes.
 pub fn arg_operand_types(conv: &CallConv, types: &[ValType]) -> SmallVec<[ValType; 8]> {
+    operand_types(conv, types)
+}
+
+/// `types` with each one [`split_in_two`] replaced by two `i32`.
+fn operand_types<A: smallvec::Array<Item = ValType>>(
+    conv: &CallConv,
+    types: &[ValType],
+) -> SmallVec<A> {
     let mut out = SmallVec::new();
     for &t in types {
         if split_in_two(conv, t) {
@@ -574,15 +582,7 @@ pub fn arg_operand_locs(
 /// for an `i64` in 32-bit mode (AsmJit's `ret(lo, hi)`), which
 /// [`assign_rets`] puts in eax and edx.
 pub fn ret_operand_types(conv: &CallConv, types: &[ValType]) -> SmallVec<[ValType; 2]> {
-    let mut out = SmallVec::new();
-    for &t in types {
-        if split_in_two(conv, t) {
-            out.extend([ValType::I32, ValType::I32]);
-        } else {
-            out.push(t);
-        }
-    }
-    out
+    operand_types(conv, types)
 }
 
 /// Assigns registers to return values of `types`: one per value of

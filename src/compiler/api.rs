@@ -663,7 +663,9 @@ impl<'a> Compiler<'a> {
     /// passed by its register's class and size, and System V's `al` receives
     /// the number of vector registers used. An `I64` result in 32-bit mode
     /// is received in two 32-bit registers, low half then high half
-    /// (from eax and edx).
+    /// (from eax and edx), and an `I64` argument there is two operands,
+    /// low half then high half (stored to its 8 bytes of the stack; see
+    /// [`set_arg_pair`](Compiler::set_arg_pair)).
     pub fn invoke(
         &mut self,
         callee: Operand,

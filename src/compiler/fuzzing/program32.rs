@@ -305,13 +305,9 @@ fn callee_name(k: u8, wide: bool) -> String {
     format!("{}{k}", if wide { "wide" } else { "host" })
 }
 
-/// Host k (or wide k) in the Compiler: records `(id, a, b)` in the trace
-/// ring at `trace` (a count, then the entries), then returns its result.
-fn build_callee(cc: &mut Compiler<'_>, k: u8, wide: bool, trace: u32) -> crate::Result<()> {
-    cc.add_func(&callee_name(k, wide), callee_signature(k, wide))?;
-    let (a, b) = (cc.new_gp32("a"), cc.new_gp32("b"));
-    cc.set_arg(0, a)?;
-    cc.set_arg(1, b)?;
+/// Records the call `(id, a, b)` in the trace ring at `trace` (a count,
+/// then the entries of three dwords).
+fn record_call(cc: &mut Compiler<'_>, trace: u32, id: u8, a: Gp32, b: Gp32) -> crate::Result<()> {
     let (base, n, next) = (cc.new_gp32("trace"), cc.new_gp32("n"), cc.new_gp32("next"));
     cc.mov(base, i64::from(trace))?;
     cc.mov(n, dword_ptr(base))?;
@@ -319,10 +315,20 @@ fn build_callee(cc: &mut Compiler<'_>, k: u8, wide: bool, trace: u32) -> crate::
     cc.mov(dword_ptr(base), next)?;
     cc.and_(n, (TRACE_RING - 1) as i32)?;
     cc.lea(n, ptr(n + n * 2))?;
-    let id = if wide { 3 + k } else { k };
     cc.mov(dword_ptr(base + n * 4 + 4), i32::from(id))?;
     cc.mov(dword_ptr(base + n * 4 + 8), a)?;
     cc.mov(dword_ptr(base + n * 4 + 12), b)?;
+    Ok(())
+}
+
+/// Host k (or wide k) in the Compiler: records `(id, a, b)` in the trace
+/// ring at `trace` (a count, then the entries), then returns its result.
+fn build_callee(cc: &mut Compiler<'_>, k: u8, wide: bool, trace: u32) -> crate::Result<()> {
+    cc.add_func(&callee_name(k, wide), callee_signature(k, wide))?;
+    let (a, b) = (cc.new_gp32("a"), cc.new_gp32("b"));
+    cc.set_arg(0, a)?;
+    cc.set_arg(1, b)?;
+    record_call(cc, trace, if wide { 3 + k } else { k }, a, b)?;
     let r = cc.new_gp32("r");
     if wide {
         let (hi, odd) = (cc.new_gp32("hi"), cc.new_gp32("odd"));
@@ -374,19 +380,10 @@ fn build_long_callee(cc: &mut Compiler<'_>, k: u8, trace: u32) -> crate::Result<
     cc.set_arg_pair(0, x_lo, x_hi)?;
     cc.set_arg(1, a)?;
     cc.set_arg_pair(2, y_lo, y_hi)?;
-    let (base, n, next) = (cc.new_gp32("trace"), cc.new_gp32("n"), cc.new_gp32("next"));
-    cc.mov(base, i64::from(trace))?;
-    cc.mov(n, dword_ptr(base))?;
-    cc.lea(next, ptr(n + 1))?;
-    cc.mov(dword_ptr(base), next)?;
-    cc.and_(n, (TRACE_RING - 1) as i32)?;
-    cc.lea(n, ptr(n + n * 2))?;
-    cc.mov(dword_ptr(base + n * 4 + 4), i32::from(6 + k))?;
-    cc.mov(dword_ptr(base + n * 4 + 8), a)?;
     let mix = cc.new_gp32("mix");
     cc.mov(mix, x_lo)?;
     cc.xor_(mix, y_hi)?;
-    cc.mov(dword_ptr(base + n * 4 + 12), mix)?;
+    record_call(cc, trace, 6 + k, a, mix)?;
     cc.add(x_lo, y_lo)?;
     cc.adc(x_hi, y_hi)?;
     cc.xor_(x_lo, a)?;
