@@ -536,6 +536,16 @@ fn operand_types<A: smallvec::Array<Item = ValType>>(
     out
 }
 
+/// How many values an `entry` or a call's arguments carry for the
+/// parameter types `types`: [`arg_operand_types`]'s length, counted
+/// without building it.
+pub fn arg_operand_count(conv: &CallConv, types: &[ValType]) -> usize {
+    if conv.ptr_size != 4 {
+        return types.len();
+    }
+    types.len() + types.iter().filter(|&&t| split_in_two(conv, t)).count()
+}
+
 /// The location and type of each value of [`arg_operand_types`], from the
 /// per-parameter locations `asg` that [`assign_args`] gave `types`: an
 /// `i64` in 32-bit mode, which every i386 convention passes in 8 bytes of
@@ -543,38 +553,37 @@ fn operand_types<A: smallvec::Array<Item = ValType>>(
 /// integers of up to 32 bits there, and a later `i32` still takes them),
 /// is its low dword at the slot's offset and its high dword 4 bytes above.
 /// An `i64` a convention would put in a register or pass by reference is
-/// unsupported.
-pub fn arg_operand_locs(
-    conv: &CallConv,
-    types: &[ValType],
-    asg: &ArgAssignment,
-) -> Result<SmallVec<[(ArgLoc, ValType); 8]>, AbiError> {
-    let mut out = SmallVec::with_capacity(types.len());
-    for (&loc, &t) in asg.args.iter().zip(types) {
-        if !split_in_two(conv, t) {
-            out.push((loc, t));
-            continue;
+/// unsupported (checked before anything is yielded).
+pub fn arg_operand_locs<'a>(
+    conv: &'a CallConv,
+    types: &'a [ValType],
+    asg: &'a ArgAssignment,
+) -> Result<impl Iterator<Item = (ArgLoc, ValType)> + 'a, AbiError> {
+    if conv.ptr_size == 4 {
+        for (loc, &t) in asg.args.iter().zip(types) {
+            if split_in_two(conv, t) && (loc.by_ref || !matches!(loc.place, Place::Stack(_))) {
+                return Err(AbiError::Unsupported(
+                    "an i64 argument in 32-bit mode outside the stack",
+                ));
+            }
         }
-        let Place::Stack(off) = loc.place else {
-            return Err(AbiError::Unsupported(
-                "an i64 argument in a register in 32-bit mode",
-            ));
-        };
-        if loc.by_ref {
-            return Err(AbiError::Unsupported(
-                "an i64 argument by reference in 32-bit mode",
-            ));
-        }
-        let half = |off| ArgLoc {
-            place: Place::Stack(off),
-            by_ref: false,
-            size: 4,
-            dup_gp: None,
-        };
-        out.push((half(off), ValType::I32));
-        out.push((half(off + 4), ValType::I32));
     }
-    Ok(out)
+    Ok(asg.args.iter().zip(types).flat_map(move |(&loc, &t)| {
+        let half = |off| {
+            let loc = ArgLoc {
+                place: Place::Stack(off),
+                by_ref: false,
+                size: 4,
+                dup_gp: None,
+            };
+            (loc, ValType::I32)
+        };
+        let (first, second) = match loc.place {
+            Place::Stack(off) if split_in_two(conv, t) => (half(off), Some(half(off + 4))),
+            _ => ((loc, t), None),
+        };
+        core::iter::once(first).chain(second)
+    }))
 }
 
 /// The type of each value a return or a call's results carry for the

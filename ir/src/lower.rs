@@ -158,7 +158,7 @@ fn result_types(
 }
 
 /// The error for an argument list of `found` values where the parameter
-/// types `params` need `expected` ([`arg_operand_types`]): one that says an
+/// types `params` need `expected` ([`arg_operand_count`]): one that says an
 /// `i64` in 32-bit mode is two values when the signature has one.
 fn arg_count_error(params: &[ValType], expected: usize, found: usize) -> AbiError {
     if expected != params.len() {
@@ -311,15 +311,16 @@ impl Lowerer<'_> {
         let conv = conv_of(self.target, sig)?;
         let asg = assign_args(conv, &sig.params, sig.varargs)?;
         // One value per parameter, two (low, high) for an i64 in 32-bit mode.
-        let locs = arg_operand_locs(conv, &sig.params, &asg)?;
-        if ops.len() != locs.len() {
-            return Err(arg_count_error(&sig.params, locs.len(), ops.len()));
+        let values = arg_operand_count(conv, &sig.params);
+        if ops.len() != values {
+            return Err(arg_count_error(&sig.params, values, ops.len()));
         }
+        let locs = arg_operand_locs(conv, &sig.params, &asg)?;
         if conv.callee_pops {
             self.frame.ret_pop = asg.stack_size - conv.shadow_space.min(asg.stack_size);
         }
         let ptr = conv.ptr_size as u16;
-        for (&op, &(loc, ty)) in ops.iter().zip(locs.iter()) {
+        for (&op, (loc, ty)) in ops.iter().zip(locs) {
             if !matches!(op, Operand::Reg(_)) {
                 return Err(AbiError::BadOperand("entry operands must be registers"));
             }
@@ -420,7 +421,7 @@ impl Lowerer<'_> {
         let callee = ops[0];
         let (args, rets) = ops[1..].split_at(nargs);
         // The values of the fixed parameters: two for an i64 in 32-bit mode.
-        let fixed = arg_operand_types(conv, &sig.params).len();
+        let fixed = arg_operand_count(conv, &sig.params);
         let count_ok = if sig.varargs {
             args.len() >= fixed
         } else {
@@ -456,7 +457,7 @@ impl Lowerer<'_> {
         self.frame.out_args = self.frame.out_args.max(asg.stack_size);
         self.frame.call_align = self.frame.call_align.max(asg.stack_align);
         let ptr = conv.ptr_size as u16;
-        for (&op, &(loc, ty)) in args.iter().zip(locs.iter()) {
+        for (&op, (loc, ty)) in args.iter().zip(locs) {
             if matches!(op, Operand::Label(_) | Operand::Fixed(..)) {
                 return Err(AbiError::BadOperand("call argument"));
             }

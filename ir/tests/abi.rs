@@ -985,7 +985,7 @@ fn lower_i64_argument_in_32_bit_mode_as_two_halves() {
     let c = CallConv::fastcall();
     let a = assign_args(&c, &[I64, I32, I64], false).unwrap();
     let locs = arg_operand_locs(&c, &[I64, I32, I64], &a).unwrap();
-    let places: Vec<Place> = locs.iter().map(|(l, _)| l.place).collect();
+    let places: Vec<Place> = locs.map(|(l, _)| l.place).collect();
     assert_eq!(
         places,
         [
@@ -997,6 +997,14 @@ fn lower_i64_argument_in_32_bit_mode_as_two_halves() {
         ]
     );
     assert_eq!(a.stack_size, 16);
+    assert_eq!(arg_operand_count(&c, &[I64, I32, I64]), 5);
+    // A 32-bit convention that would put an i64 in a register: unsupported.
+    let wide_regs = CallConv {
+        gp_arg_max_size: 8,
+        ..CallConv::fastcall()
+    };
+    let a = assign_args(&wide_regs, &[I64], false).unwrap();
+    assert!(arg_operand_locs(&wide_regs, &[I64], &a).is_err());
     assert_eq!(
         arg_operand_types(&c, &[I64, I32]).to_vec(),
         vec![I32, I32, I32]

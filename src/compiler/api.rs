@@ -735,7 +735,7 @@ impl<'a> Compiler<'a> {
     /// in 32-bit mode.
     fn arg_operand_count(&self, signature: &Signature) -> usize {
         match self.convs.call_conv(signature.conv) {
-            Some(conv) => jitforge_ir::abi::arg_operand_types(conv, &signature.params).len(),
+            Some(conv) => jitforge_ir::abi::arg_operand_count(conv, &signature.params),
             None => signature.params.len(),
         }
     }
