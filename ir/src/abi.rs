@@ -568,22 +568,47 @@ pub fn arg_operand_locs<'a>(
             }
         }
     }
-    Ok(asg.args.iter().zip(types).flat_map(move |(&loc, &t)| {
-        let half = |off| {
-            let loc = ArgLoc {
-                place: Place::Stack(off),
-                by_ref: false,
-                size: 4,
-                dup_gp: None,
-            };
-            (loc, ValType::I32)
-        };
-        let (first, second) = match loc.place {
-            Place::Stack(off) if split_in_two(conv, t) => (half(off), Some(half(off + 4))),
-            _ => ((loc, t), None),
-        };
-        core::iter::once(first).chain(second)
-    }))
+    Ok(ArgOperandLocs {
+        split: conv.ptr_size == 4,
+        args: asg.args.iter().zip(types.iter()),
+        high: None,
+    })
+}
+
+/// The iterator of [`arg_operand_locs`]: a parameter's location, or the
+/// low half's then the high half's (kept in `high` meanwhile).
+struct ArgOperandLocs<'a> {
+    /// Whether an `i64` is two values (32-bit mode).
+    split: bool,
+    args: core::iter::Zip<core::slice::Iter<'a, ArgLoc>, core::slice::Iter<'a, ValType>>,
+    high: Option<(ArgLoc, ValType)>,
+}
+
+impl Iterator for ArgOperandLocs<'_> {
+    type Item = (ArgLoc, ValType);
+
+    fn next(&mut self) -> Option<(ArgLoc, ValType)> {
+        if let Some(high) = self.high.take() {
+            return Some(high);
+        }
+        let (&loc, &t) = self.args.next()?;
+        match loc.place {
+            Place::Stack(off) if self.split && t == ValType::I64 => {
+                let half = |off| {
+                    let loc = ArgLoc {
+                        place: Place::Stack(off),
+                        by_ref: false,
+                        size: 4,
+                        dup_gp: None,
+                    };
+                    (loc, ValType::I32)
+                };
+                self.high = Some(half(off + 4));
+                Some(half(off))
+            }
+            _ => Some((loc, t)),
+        }
+    }
 }
 
 /// The type of each value a return or a call's results carry for the
