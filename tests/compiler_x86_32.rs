@@ -516,17 +516,71 @@ fn sixty_four_bit_things_are_errors_in_32_bit_mode() {
         i64_invoke.contains("2 result(s)") && i64_invoke.contains("low then high"),
         "{i64_invoke}"
     );
+    // An I64 argument in 32-bit mode is two values: set_arg (one) and an
+    // invoke passing one are errors that say so.
     let fastcall_i64_param = Signature::new(X86Target::FASTCALL, &[ValType::I64], &[ValType::I32]);
     let i64_param = returns_x(fastcall_i64_param.clone(), None);
     assert!(
-        i64_param.contains("i64 argument in 32-bit mode"),
+        i64_param.contains("argument 0 is an I64")
+            && i64_param.contains("two 32-bit values")
+            && i64_param.contains("set_arg_pair"),
         "{i64_param}"
     );
     let i64_arg = returns_x(
         sig32(X86Target::CDECL, &[ValType::I32]),
-        Some((fastcall_i64_param, 1, 1)),
+        Some((fastcall_i64_param.clone(), 1, 1)),
     );
-    assert!(i64_arg.contains("i64 argument in 32-bit mode"), "{i64_arg}");
+    assert!(
+        i64_arg.contains("takes 2 argument(s)")
+            && i64_arg.contains("I64 argument in 32-bit mode is two 32-bit values"),
+        "{i64_arg}"
+    );
+    let three_halves = returns_x(
+        sig32(X86Target::CDECL, &[ValType::I32]),
+        Some((fastcall_i64_param.clone(), 3, 1)),
+    );
+    assert!(
+        three_halves.contains("passes 3") && three_halves.contains("two 32-bit values"),
+        "{three_halves}"
+    );
+    // set_arg_pair binds an I64 of 32-bit mode only.
+    let pair_of_i32 = message(&|cc| {
+        cc.add_func("f", sig32(X86Target::CDECL, &[ValType::I32]))?;
+        let (lo, hi) = (cc.new_gp32("lo"), cc.new_gp32("hi"));
+        cc.set_arg_pair(0, lo, hi)?;
+        cc.ret(&[lo.into()])?;
+        cc.end_func()
+    });
+    assert!(
+        pair_of_i32.contains("argument 0 is i32") && pair_of_i32.contains("bind it with set_arg"),
+        "{pair_of_i32}"
+    );
+    let pair_out_of_range = message(&|cc| {
+        cc.add_func("f", fastcall_i64_param.clone())?;
+        let (lo, hi) = (cc.new_gp32("lo"), cc.new_gp32("hi"));
+        cc.set_arg_pair(1, lo, hi)?;
+        cc.ret(&[lo.into()])?;
+        cc.end_func()
+    });
+    assert!(
+        pair_out_of_range.contains("index 1 is out of range"),
+        "{pair_out_of_range}"
+    );
+    // An I64 travels on the stack in every 32-bit convention: a tail call
+    // passing one is refused like any stack argument.
+    let i64_tail = message(&|cc| {
+        let target = cc.function_label("target");
+        cc.add_func("f", sig32(X86Target::FASTCALL, &[ValType::I32]))?;
+        let x = cc.new_gp32("x");
+        cc.set_arg(0, x)?;
+        cc.tail_call(
+            target.into(),
+            Signature::new(X86Target::FASTCALL, &[ValType::I64], &[ValType::I32]),
+            &[x.into(), x.into()],
+        )?;
+        cc.end_func()
+    });
+    assert!(i64_tail.contains("tail"), "{i64_tail}");
     let stdcall_tail = message(&|cc| {
         let target = cc.function_label("target");
         cc.add_func("f", sig32(X86Target::STDCALL, &[ValType::I32]))?;
@@ -1410,5 +1464,265 @@ fn a_thread_that_compiled_64_bit_code_compiles_32_bit_code_alike() -> Result<(),
     .expect("thread")?;
     assert_ne!(after.0, fresh, "the two modes encode inc/dec differently");
     assert_eq!(after.1, fresh);
+    Ok(())
+}
+
+const CONVS4: [jitforge_ir::CallConvId; 4] = [
+    X86Target::CDECL,
+    X86Target::STDCALL,
+    X86Target::FASTCALL,
+    X86Target::VECTORCALL32,
+];
+
+/// `pairs(a, x, b, y) = (x + y) ^ (b:a)`: two i64 and two i32 arguments.
+fn pairs(a: u32, x: u64, b: u32, y: u64) -> u64 {
+    x.wrapping_add(y) ^ (u64::from(b) << 32 | u64::from(a))
+}
+
+/// `pairs` in the Compiler: `(i32 a, i64 x, i32 b, i64 y) -> i64` in `conv`,
+/// the i64 arguments bound to their halves with `set_arg_pair`.
+fn build_pairs(cc: &mut Compiler<'_>, conv: jitforge_ir::CallConvId) -> Result<(), Error> {
+    let params = [ValType::I32, ValType::I64, ValType::I32, ValType::I64];
+    cc.add_func("pairs", Signature::new(conv, &params, &[ValType::I64]))?;
+    let (a, b) = (cc.new_gp32("a"), cc.new_gp32("b"));
+    let (x_lo, x_hi) = (cc.new_gp32("x_lo"), cc.new_gp32("x_hi"));
+    let (y_lo, y_hi) = (cc.new_gp32("y_lo"), cc.new_gp32("y_hi"));
+    cc.set_arg(0, a)?;
+    cc.set_arg_pair(1, x_lo, x_hi)?;
+    cc.set_arg(2, b)?;
+    cc.set_arg_pair(3, y_lo, y_hi)?;
+    cc.add(x_lo, y_lo)?;
+    cc.adc(x_hi, y_hi)?;
+    cc.xor_(x_lo, a)?;
+    cc.xor_(x_hi, b)?;
+    cc.ret(&[x_lo.into(), x_hi.into()])?;
+    cc.end_func()
+}
+
+/// `first(x, a) = x * 3 - a` for `(i64 x, i32 a) -> i64`: in fastcall and
+/// vectorcall the i64 goes on the stack and `a`, the first integer of up
+/// to 32 bits, still takes ecx (Microsoft's rule; GCC's fastcall would put
+/// `a` on the stack too).
+fn build_first(cc: &mut Compiler<'_>, conv: jitforge_ir::CallConvId) -> Result<(), Error> {
+    cc.add_func(
+        "first",
+        Signature::new(conv, &[ValType::I64, ValType::I32], &[ValType::I64]),
+    )?;
+    let (lo, hi, a) = (cc.new_gp32("lo"), cc.new_gp32("hi"), cc.new_gp32("a"));
+    let (lo3, hi3) = (cc.new_gp32("lo3"), cc.new_gp32("hi3"));
+    cc.set_arg_pair(0, lo, hi)?;
+    cc.set_arg(1, a)?;
+    cc.mov(lo3, lo)?;
+    cc.mov(hi3, hi)?;
+    for _ in 0..2 {
+        cc.add(lo3, lo)?;
+        cc.adc(hi3, hi)?;
+    }
+    cc.sub(lo3, a)?;
+    cc.sbb(hi3, 0)?;
+    cc.ret(&[lo3.into(), hi3.into()])?;
+    cc.end_func()
+}
+
+fn first(x: u64, a: u32) -> u64 {
+    x.wrapping_mul(3).wrapping_sub(u64::from(a))
+}
+
+const WIDE_VALUES: [u64; 4] = [
+    0,
+    0x0000_0001_FFFF_FFFF,
+    0x8000_0000_0000_0001,
+    0xFEDC_BA98_7654_3210,
+];
+
+/// `I64` arguments in 32-bit mode (two dwords on the stack, low at the
+/// lower address) called from the test in each convention: the stack
+/// layout the harness builds is the C compilers' (`pairs`: cdecl/stdcall
+/// a, x, b, y on the stack; fastcall/vectorcall a in ecx, b in edx, x and y
+/// on the stack), and stdcall, fastcall and vectorcall callees pop the 8
+/// bytes of each i64.
+#[test]
+fn i64_arguments_on_the_stack_in_each_convention() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    let halves = |v: u64| [v as u32, (v >> 32) as u32];
+    for conv in CONVS4 {
+        let stack_only = conv == X86Target::CDECL || conv == X86Target::STDCALL;
+        let (code, listing) = compile32(|cc| build_pairs(cc, conv))?;
+        let bytes = code.finalize()?;
+        let ret_tail: &[u8] = match conv {
+            X86Target::CDECL => &[0xC3],
+            X86Target::STDCALL => &[0xC2, 24, 0],
+            _ => &[0xC2, 16, 0],
+        };
+        assert!(bytes.ends_with(ret_tail), "{conv:?} {bytes:x?}\n{listing}");
+        let entry = load(&mut m, &code, "pairs")?;
+        for (k, &x) in WIDE_VALUES.iter().enumerate() {
+            let y = WIDE_VALUES[(k + 1) % 4] ^ 0x1111_2222_3333_4444;
+            let (a, b) = (0x0BAD_F00D ^ k as u32, 0x7000_0000 + k as u32);
+            let [xl, xh] = halves(x);
+            let [yl, yh] = halves(y);
+            let args = if stack_only {
+                [a, xl, xh, b, yl, yh]
+            } else {
+                [a, b, xl, xh, yl, yh]
+            };
+            let got = m.call(entry, int_conv(conv), &args);
+            assert_eq!(got, pairs(a, x, b, y), "{conv:?} {args:x?}\n{listing}");
+        }
+        let (code, listing) = compile32(|cc| build_first(cc, conv))?;
+        let bytes = code.finalize()?;
+        let ret_tail: &[u8] = match conv {
+            X86Target::CDECL => &[0xC3],
+            X86Target::STDCALL => &[0xC2, 12, 0],
+            _ => &[0xC2, 8, 0],
+        };
+        assert!(bytes.ends_with(ret_tail), "{conv:?} {bytes:x?}\n{listing}");
+        let entry = load(&mut m, &code, "first")?;
+        for &x in &WIDE_VALUES {
+            let a = (x as u32).rotate_left(7) ^ 0x55;
+            let [xl, xh] = halves(x);
+            let args: Vec<u32> = if stack_only {
+                vec![xl, xh, a]
+            } else {
+                // ecx = a; edx is not an argument (0xDEAD is ignored).
+                vec![a, 0xDEAD, xl, xh]
+            };
+            let got = m.call(entry, int_conv(conv), &args);
+            assert_eq!(got, first(x, a), "{conv:?} {args:x?}\n{listing}");
+        }
+    }
+    Ok(())
+}
+
+/// The harness's way of passing integer arguments, vectorcall's too
+/// (fastcall's: the first two in ecx and edx).
+fn int_conv(conv: jitforge_ir::CallConvId) -> Conv {
+    if conv == X86Target::VECTORCALL32 {
+        Conv::Fastcall
+    } else {
+        harness_conv(conv)
+    }
+}
+
+/// `I64` arguments from JIT callers (`invoke` with two operands, low then
+/// high, for each): a caller in each convention takes an i64 itself
+/// (`set_arg_pair`) and calls `pairs` and `scaled` (which mixes in an f64:
+/// on the stack for cdecl, stdcall and fastcall, in xmm0 for vectorcall) in
+/// each convention, with one i64 as registers and one as immediates, values
+/// live across the calls; the callees pop their arguments (stdcall,
+/// fastcall, vectorcall), so a wrong count moves the caller's stack.
+#[test]
+fn i64_arguments_from_jit_callers() -> Result<(), Error> {
+    let mut m = Compat32::new();
+    const Y: u64 = 0x89AB_CDEF_0123_4567;
+    for callee_conv in CONVS4 {
+        for caller_conv in CONVS {
+            let scaled_sig = Signature::new(
+                callee_conv,
+                &[ValType::F64, ValType::I64, ValType::I32],
+                &[ValType::I64],
+            );
+            let (code, listing) = compile32(|cc| {
+                build_pairs(cc, callee_conv)?;
+                // scaled(d, x, a) = x + (d as i32) - a, the sum's high half
+                // carrying the sign of d.
+                cc.add_func("scaled", scaled_sig.clone())?;
+                let d = cc.new_xmm("d");
+                let (lo, hi, a, t) = (
+                    cc.new_gp32("lo"),
+                    cc.new_gp32("hi"),
+                    cc.new_gp32("a"),
+                    cc.new_gp32("t"),
+                );
+                cc.set_arg(0, d)?;
+                cc.set_arg_pair(1, lo, hi)?;
+                cc.set_arg(2, a)?;
+                cc.cvttsd2si(t, d)?;
+                cc.sub(lo, a)?;
+                cc.sbb(hi, 0)?;
+                let sign = cc.new_gp32("sign");
+                cc.mov(sign, t)?;
+                cc.sar(sign, 31)?;
+                cc.add(lo, t)?;
+                cc.adc(hi, sign)?;
+                cc.ret(&[lo.into(), hi.into()])?;
+                cc.end_func()?;
+                let pairs_entry = cc.function_label("pairs");
+                let scaled_entry = cc.function_label("scaled");
+                cc.add_func(
+                    "caller",
+                    Signature::new(
+                        caller_conv,
+                        &[ValType::I64, ValType::I32, ValType::I32],
+                        &[ValType::I64],
+                    ),
+                )?;
+                let (x_lo, x_hi, a, b) = (
+                    cc.new_gp32("x_lo"),
+                    cc.new_gp32("x_hi"),
+                    cc.new_gp32("a"),
+                    cc.new_gp32("b"),
+                );
+                cc.set_arg_pair(0, x_lo, x_hi)?;
+                cc.set_arg(1, a)?;
+                cc.set_arg(2, b)?;
+                let (lo, hi) = (cc.new_gp32("lo"), cc.new_gp32("hi"));
+                cc.invoke(
+                    pairs_entry.into(),
+                    Signature::new(
+                        callee_conv,
+                        &[ValType::I32, ValType::I64, ValType::I32, ValType::I64],
+                        &[ValType::I64],
+                    ),
+                    &[
+                        a.into(),
+                        x_lo.into(),
+                        x_hi.into(),
+                        b.into(),
+                        Operand::Imm(i64::from(Y as u32 as i32)),
+                        Operand::Imm(i64::from((Y >> 32) as u32 as i32)),
+                    ],
+                    &[lo.into(), hi.into()],
+                )?;
+                let (d, lo2, hi2) = (cc.new_xmm("d"), cc.new_gp32("lo2"), cc.new_gp32("hi2"));
+                cc.cvtsi2sd(d, b)?;
+                cc.invoke(
+                    scaled_entry.into(),
+                    scaled_sig.clone(),
+                    &[d.into(), lo.into(), hi.into(), a.into()],
+                    &[lo2.into(), hi2.into()],
+                )?;
+                // x, a and b live across both calls.
+                cc.xor_(lo2, x_hi)?;
+                cc.add(hi2, x_lo)?;
+                cc.xor_(lo2, a)?;
+                cc.sub(hi2, b)?;
+                cc.ret(&[lo2.into(), hi2.into()])?;
+                cc.end_func()
+            })?;
+            let caller = load(&mut m, &code, "caller")?;
+            for (k, &x) in WIDE_VALUES.iter().enumerate() {
+                let (a, b) = (0x1357_9BDF ^ k as u32, (k as u32).wrapping_mul(0x9E37_79B9));
+                let (xl, xh) = (x as u32, (x >> 32) as u32);
+                let r = pairs(a, x, b, Y);
+                let r = r
+                    .wrapping_add(i64::from(b as i32) as u64)
+                    .wrapping_sub(u64::from(a));
+                let want_lo = (r as u32) ^ xh ^ a;
+                let want_hi = ((r >> 32) as u32).wrapping_add(xl).wrapping_sub(b);
+                let want = u64::from(want_hi) << 32 | u64::from(want_lo);
+                let args = if caller_conv == X86Target::FASTCALL {
+                    [a, b, xl, xh]
+                } else {
+                    [xl, xh, a, b]
+                };
+                let got = m.call(caller, harness_conv(caller_conv), &args);
+                assert_eq!(
+                    got, want,
+                    "{caller_conv:?} caller of {callee_conv:?} {args:x?}\n{listing}"
+                );
+            }
+        }
+    }
     Ok(())
 }

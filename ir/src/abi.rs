@@ -505,18 +505,26 @@ pub fn callee_pop_bytes(
     Ok(a.stack_size - conv.shadow_space.min(a.stack_size))
 }
 
-/// Whether an integer of type `t` is returned in two registers by `conv`:
-/// an `i64` with 4-byte registers (32-bit mode), in edx:eax as the i386
-/// conventions return it.
-fn split_in_two(conv: &CallConv, t: ValType) -> bool {
+/// Whether a value of type `t` is two 32-bit values for `conv`: an `i64`
+/// with 4-byte registers (32-bit mode), returned in edx:eax and passed as
+/// two dwords, as the i386 conventions do.
+pub fn split_in_two(conv: &CallConv, t: ValType) -> bool {
     t == ValType::I64 && conv.ptr_size == 4
 }
 
-/// The type of each value a return or a call's results carry for the
-/// result types `types`: one per type, but two `i32` halves, low then high,
-/// for an `i64` in 32-bit mode (AsmJit's `ret(lo, hi)`), which
-/// [`assign_rets`] puts in eax and edx.
-pub fn ret_operand_types(conv: &CallConv, types: &[ValType]) -> SmallVec<[ValType; 2]> {
+/// The type of each value an `entry` or a call's arguments carry for the
+/// parameter types `types`: one per type, but two `i32` halves, low then
+/// high, for an `i64` in 32-bit mode (as [`ret_operand_types`] does for
+/// results), which [`arg_operand_locs`] places in the parameter's 8 bytes.
+pub fn arg_operand_types(conv: &CallConv, types: &[ValType]) -> SmallVec<[ValType; 8]> {
+    operand_types(conv, types)
+}
+
+/// `types` with each one [`split_in_two`] replaced by two `i32`.
+fn operand_types<A: smallvec::Array<Item = ValType>>(
+    conv: &CallConv,
+    types: &[ValType],
+) -> SmallVec<A> {
     let mut out = SmallVec::new();
     for &t in types {
         if split_in_two(conv, t) {
@@ -526,6 +534,89 @@ pub fn ret_operand_types(conv: &CallConv, types: &[ValType]) -> SmallVec<[ValTyp
         }
     }
     out
+}
+
+/// How many values an `entry` or a call's arguments carry for the
+/// parameter types `types`: [`arg_operand_types`]'s length, counted
+/// without building it.
+pub fn arg_operand_count(conv: &CallConv, types: &[ValType]) -> usize {
+    if conv.ptr_size != 4 {
+        return types.len();
+    }
+    types.len() + types.iter().filter(|&&t| split_in_two(conv, t)).count()
+}
+
+/// The location and type of each value of [`arg_operand_types`], from the
+/// per-parameter locations `asg` that [`assign_args`] gave `types`: an
+/// `i64` in 32-bit mode, which every i386 convention passes in 8 bytes of
+/// the stack (never in ecx or edx: fastcall and vectorcall take only
+/// integers of up to 32 bits there, and a later `i32` still takes them),
+/// is its low dword at the slot's offset and its high dword 4 bytes above.
+/// An `i64` a convention would put in a register or pass by reference is
+/// unsupported (checked before anything is yielded).
+pub fn arg_operand_locs<'a>(
+    conv: &'a CallConv,
+    types: &'a [ValType],
+    asg: &'a ArgAssignment,
+) -> Result<impl Iterator<Item = (ArgLoc, ValType)> + 'a, AbiError> {
+    if conv.ptr_size == 4 {
+        for (loc, &t) in asg.args.iter().zip(types) {
+            if split_in_two(conv, t) && (loc.by_ref || !matches!(loc.place, Place::Stack(_))) {
+                return Err(AbiError::Unsupported(
+                    "an i64 argument in 32-bit mode outside the stack",
+                ));
+            }
+        }
+    }
+    Ok(ArgOperandLocs {
+        split: conv.ptr_size == 4,
+        args: asg.args.iter().zip(types.iter()),
+        high: None,
+    })
+}
+
+/// The iterator of [`arg_operand_locs`]: a parameter's location, or the
+/// low half's then the high half's (kept in `high` meanwhile).
+struct ArgOperandLocs<'a> {
+    /// Whether an `i64` is two values (32-bit mode).
+    split: bool,
+    args: core::iter::Zip<core::slice::Iter<'a, ArgLoc>, core::slice::Iter<'a, ValType>>,
+    high: Option<(ArgLoc, ValType)>,
+}
+
+impl Iterator for ArgOperandLocs<'_> {
+    type Item = (ArgLoc, ValType);
+
+    fn next(&mut self) -> Option<(ArgLoc, ValType)> {
+        if let Some(high) = self.high.take() {
+            return Some(high);
+        }
+        let (&loc, &t) = self.args.next()?;
+        match loc.place {
+            Place::Stack(off) if self.split && t == ValType::I64 => {
+                let half = |off| {
+                    let loc = ArgLoc {
+                        place: Place::Stack(off),
+                        by_ref: false,
+                        size: 4,
+                        dup_gp: None,
+                    };
+                    (loc, ValType::I32)
+                };
+                self.high = Some(half(off + 4));
+                Some(half(off))
+            }
+            _ => Some((loc, t)),
+        }
+    }
+}
+
+/// The type of each value a return or a call's results carry for the
+/// result types `types`: one per type, but two `i32` halves, low then high,
+/// for an `i64` in 32-bit mode (AsmJit's `ret(lo, hi)`), which
+/// [`assign_rets`] puts in eax and edx.
+pub fn ret_operand_types(conv: &CallConv, types: &[ValType]) -> SmallVec<[ValType; 2]> {
+    operand_types(conv, types)
 }
 
 /// Assigns registers to return values of `types`: one per value of

@@ -96,7 +96,10 @@
 //! `vectorcall` for the mock and x86 targets). The 8- and 16-bit integer
 //! types are signed (`i8`, `i16`) or unsigned (`u8`, `u16`): lowering
 //! passes such an argument widened to 32 bits by sign or zero extension
-//! ([`lower`] module docs).
+//! ([`lower`] module docs). In a 32-bit convention an `i64` parameter or
+//! result is two 32-bit values, low half then high half, wherever values
+//! are listed (`entry %lo, %hi`, `invoke sig0, f, (%lo, %hi) -> (%l, %h)`,
+//! `ret %lo, %hi`; [`abi::arg_operand_types`], [`abi::ret_operand_types`]).
 //!
 //! ## A loop summing an array
 //!

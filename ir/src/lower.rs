@@ -27,7 +27,10 @@
 //! - an `i64` result in 32-bit mode is two 32-bit values in the return and
 //!   in the call's results, the low half then the high half, fixed to eax
 //!   and edx ([`ret_operand_types`]): AsmJit's `ret(lo, hi)` and two
-//!   invoke results;
+//!   invoke results; an `i64` argument in 32-bit mode is likewise two
+//!   32-bit values in `entry` and in the call's arguments, low then high,
+//!   loaded from or stored to the two dwords of its 8-byte stack slot (low
+//!   at the lower address; [`arg_operand_locs`]);
 //! - the function's [`FrameInfo`] records the outgoing area size, the call
 //!   alignment and the bytes the function pops on return (stdcall).
 //!
@@ -154,16 +157,17 @@ fn result_types(
     }
 }
 
-/// An integer argument wider than the target's registers (`i64` in
-/// 32-bit mode) is refused: it would need two 32-bit values, as results
-/// have ([`ret_operand_types`]), which arguments do not have yet.
-fn refuse_split_argument(target: &dyn Target, ty: ValType) -> Result<(), AbiError> {
-    if ty.is_int() && ty.size() > u16::from(target.pointer_size()) {
-        return Err(AbiError::Unsupported(
-            "an i64 argument in 32-bit mode (only results may be i64 there, as two 32-bit halves)",
-        ));
+/// The error for an argument list of `found` values where the parameter
+/// types `params` need `expected` ([`arg_operand_count`]): one that says an
+/// `i64` in 32-bit mode is two values when the signature has one.
+fn arg_count_error(params: &[ValType], expected: usize, found: usize) -> AbiError {
+    if expected != params.len() {
+        AbiError::BadOperand(
+            "an i64 argument in 32-bit mode is two 32-bit values, the low half then the high half",
+        )
+    } else {
+        AbiError::Count { expected, found }
     }
-    Ok(())
 }
 
 fn mem(base: MemBase, off: u32, size: u16) -> Operand {
@@ -305,19 +309,18 @@ impl Lowerer<'_> {
         sig: &Signature,
     ) -> Result<(), AbiError> {
         let conv = conv_of(self.target, sig)?;
-        if ops.len() != sig.params.len() {
-            return Err(AbiError::Count {
-                expected: sig.params.len(),
-                found: ops.len(),
-            });
-        }
         let asg = assign_args(conv, &sig.params, sig.varargs)?;
+        // One value per parameter, two (low, high) for an i64 in 32-bit mode.
+        let values = arg_operand_count(conv, &sig.params);
+        if ops.len() != values {
+            return Err(arg_count_error(&sig.params, values, ops.len()));
+        }
+        let locs = arg_operand_locs(conv, &sig.params, &asg)?;
         if conv.callee_pops {
             self.frame.ret_pop = asg.stack_size - conv.shadow_space.min(asg.stack_size);
         }
         let ptr = conv.ptr_size as u16;
-        for ((&op, loc), &ty) in ops.iter().zip(asg.args.iter()).zip(sig.params.iter()) {
-            refuse_split_argument(self.target, ty)?;
+        for (&op, (loc, ty)) in ops.iter().zip(locs) {
             if !matches!(op, Operand::Reg(_)) {
                 return Err(AbiError::BadOperand("entry operands must be registers"));
             }
@@ -417,16 +420,15 @@ impl Lowerer<'_> {
         }
         let callee = ops[0];
         let (args, rets) = ops[1..].split_at(nargs);
+        // The values of the fixed parameters: two for an i64 in 32-bit mode.
+        let fixed = arg_operand_count(conv, &sig.params);
         let count_ok = if sig.varargs {
-            args.len() >= sig.params.len()
+            args.len() >= fixed
         } else {
-            args.len() == sig.params.len()
+            args.len() == fixed
         };
         if !count_ok {
-            return Err(AbiError::Count {
-                expected: sig.params.len(),
-                found: args.len(),
-            });
+            return Err(arg_count_error(&sig.params, fixed, args.len()));
         }
         let tail = matches!(kind, InstKind::TailJump(_));
         let ret_types = if tail {
@@ -435,7 +437,7 @@ impl Lowerer<'_> {
             result_types(conv, &sig.rets, rets.len())?
         };
         let mut types: SmallVec<[ValType; 8]> = sig.params.iter().copied().collect();
-        for a in &args[sig.params.len()..] {
+        for a in &args[fixed..] {
             types.push(match *a {
                 Operand::Reg(r) => {
                     let sh = f.operand_shape(&Operand::Reg(r));
@@ -448,14 +450,14 @@ impl Lowerer<'_> {
             });
         }
         let asg = assign_args(conv, &types, sig.varargs)?;
+        let locs = arg_operand_locs(conv, &types, &asg)?;
         if tail && asg.stack_size > conv.shadow_space {
             return Err(AbiError::Unsupported("tail jump with stack arguments"));
         }
         self.frame.out_args = self.frame.out_args.max(asg.stack_size);
         self.frame.call_align = self.frame.call_align.max(asg.stack_align);
         let ptr = conv.ptr_size as u16;
-        for ((&op, loc), &ty) in args.iter().zip(asg.args.iter()).zip(types.iter()) {
-            refuse_split_argument(self.target, ty)?;
+        for (&op, (loc, ty)) in args.iter().zip(locs) {
             if matches!(op, Operand::Label(_) | Operand::Fixed(..)) {
                 return Err(AbiError::BadOperand("call argument"));
             }

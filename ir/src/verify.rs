@@ -396,10 +396,15 @@ fn check_signature(func: &Function, target: &dyn Target, i: Inst, errs: &mut Vec
     if func.frame.is_some() {
         return; // lowered: operands are ABI locations, not signature values
     }
-    // The values results carry: an i64 in 32-bit mode is two i32 halves.
+    // The values results and arguments carry: an i64 in 32-bit mode is
+    // two i32 halves.
     let results = |sig: &Signature| match target.call_conv(sig.conv) {
         Some(conv) => crate::abi::ret_operand_types(conv, &sig.rets),
         None => sig.rets.clone(),
+    };
+    let params = |sig: &Signature| match target.call_conv(sig.conv) {
+        Some(conv) => crate::abi::arg_operand_types(conv, &sig.params),
+        None => sig.params.iter().copied().collect(),
     };
     let mut check = |vals: &[Operand], types: &[ValType], varargs: bool, first: usize| {
         let count_ok = if varargs {
@@ -430,12 +435,12 @@ fn check_signature(func: &Function, target: &dyn Target, i: Inst, errs: &mut Vec
         }
     };
     match func.kind(i) {
-        InstKind::Entry => check(func.operands(i), &func.sig.params, false, 0),
+        InstKind::Entry => check(func.operands(i), &params(&func.sig), false, 0),
         InstKind::Ret => check(func.operands(i), &results(&func.sig), false, 0),
         InstKind::Call(_) | InstKind::TailJump(_) => {
             if let Some((c, _, args, rets)) = func.call_parts(i) {
                 let sig = func.sig_ref(func.call_data(c).sig);
-                check(args, &sig.params, sig.varargs, 1);
+                check(args, &params(sig), sig.varargs, 1);
                 if matches!(func.kind(i), InstKind::Call(_)) {
                     check(rets, &results(sig), false, 1 + args.len());
                 }

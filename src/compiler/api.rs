@@ -70,7 +70,9 @@ struct FuncState {
     /// compilation once per function, a pointer rather than its fields.
     f: Box<IrFunction>,
     entry: Label,
-    /// The argument register of each parameter (inline for up to six).
+    /// The argument register of each value of the parameters (inline for
+    /// up to six): one per parameter, two (low, high) for an `I64` in
+    /// 32-bit mode ([`jitforge_ir::abi::arg_operand_types`]).
     args: SmallVec<[Option<IrOperand>; 6]>,
     entered: bool,
     /// Code label id -> IR label.
@@ -264,7 +266,7 @@ impl<'a> Compiler<'a> {
                 "add_func: the previous function was not ended (call end_func)",
             ));
         }
-        let params = signature.params.len();
+        let params = self.arg_operand_count(&signature);
         // Tags of earlier functions are no longer read: a table that grew
         // large starts again (its indexes must fit the tags).
         let ws = self.ws.get();
@@ -369,27 +371,86 @@ impl<'a> Compiler<'a> {
         KReg::new_virtual(self.new_vreg(IrClass::MASK, 8, name))
     }
 
-    /// Binds parameter `index` to `reg` (a virtual register of a matching class).
+    /// Binds parameter `index` to `reg` (a virtual register of a matching
+    /// class). An `I64` parameter in 32-bit mode is two 32-bit values: bind
+    /// it with [`set_arg_pair`](Compiler::set_arg_pair).
     pub fn set_arg(&mut self, index: usize, reg: impl Into<Reg>) -> Result<()> {
-        let reg = reg.into();
+        self.bind_arg("set_arg", index, &[reg.into()])
+    }
+
+    /// Binds parameter `index`, an `I64` of a 32-bit function
+    /// (`CodeHolder::new(Arch::X86)`), to two 32-bit registers: `lo`
+    /// receives its low half and `hi` its high half. The i386 conventions
+    /// pass an `i64` in 8 bytes of the stack, the low dword at the lower
+    /// address (fastcall and vectorcall too: only integers of up to 32
+    /// bits go in ecx and edx). It is the argument side of
+    /// `ret(&[lo, hi])`; [`invoke`](Compiler::invoke) likewise passes an
+    /// `I64` argument as two operands, low then high.
+    ///
+    /// ```
+    /// use jitforge::compiler::{Compiler, Signature, ValType, X86Target};
+    /// use jitforge::x86::Instructions;
+    /// use jitforge::{Arch, CodeHolder};
+    /// # fn main() -> jitforge::Result<()> {
+    /// let mut code = CodeHolder::new(Arch::X86);
+    /// let mut cc = Compiler::new(&mut code);
+    /// // i64 add_small(i64 x, i32 y): x + y, returned in edx:eax.
+    /// let sig = Signature::new(X86Target::CDECL, &[ValType::I64, ValType::I32], &[ValType::I64]);
+    /// cc.add_func("add_small", sig)?;
+    /// let (lo, hi, y) = (cc.new_gp32("lo"), cc.new_gp32("hi"), cc.new_gp32("y"));
+    /// cc.set_arg_pair(0, lo, hi)?;
+    /// cc.set_arg(1, y)?;
+    /// cc.add(lo, y)?;
+    /// cc.adc(hi, 0)?;
+    /// cc.ret(&[lo.into(), hi.into()])?;
+    /// cc.end_func()?;
+    /// cc.finalize()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_arg_pair(&mut self, index: usize, lo: Gp32, hi: Gp32) -> Result<()> {
+        self.bind_arg("set_arg_pair", index, &[lo.into(), hi.into()])
+    }
+
+    /// Binds the value(s) of parameter `index` to `regs`: one register, or
+    /// two for an `I64` in 32-bit mode.
+    fn bind_arg(&mut self, what: &str, index: usize, regs: &[Reg]) -> Result<()> {
         let base = self.vreg_base;
         let st = self
             .func
             .as_mut()
             .ok_or_else(|| invalid("no function: call add_func first"))?;
         if st.entered {
-            return Err(invalid(
-                "set_arg after the first instruction of the function",
-            ));
+            return Err(invalid(&format!(
+                "{what} after the first instruction of the function"
+            )));
         }
-        let count = st.args.len();
-        let operand = IrOperand::Reg(ir_reg(&st.f, base, reg)?);
-        let slot = st.args.get_mut(index).ok_or_else(|| {
+        let sig = &st.f.sig;
+        let count = sig.params.len();
+        let ty = *sig.params.get(index).ok_or_else(|| {
             invalid(&format!(
                 "argument index {index} is out of range (the signature has {count})"
             ))
         })?;
-        *slot = Some(operand);
+        let conv = self.convs.call_conv(sig.conv);
+        let split = |t| conv.is_some_and(|c| jitforge_ir::abi::split_in_two(c, t));
+        if split(ty) != (regs.len() == 2) {
+            return Err(invalid(&if split(ty) {
+                format!(
+                    "{what}: argument {index} is an I64, which 32-bit mode passes as two 32-bit values: bind it with set_arg_pair(index, lo, hi)"
+                )
+            } else {
+                format!(
+                    "{what}: argument {index} is {}, one value: bind it with set_arg (only an I64 in 32-bit mode is two 32-bit values)",
+                    ty.name()
+                )
+            }));
+        }
+        // The values before this parameter's: two per earlier split one.
+        let position = index + sig.params[..index].iter().filter(|&&t| split(t)).count();
+        for (k, &reg) in regs.iter().enumerate() {
+            st.args[position + k] = Some(IrOperand::Reg(ir_reg(&st.f, base, reg)?));
+        }
         Ok(())
     }
 
@@ -403,18 +464,31 @@ impl<'a> Compiler<'a> {
 
     /// [`enter`](Self::enter) at the first instruction (or without a function).
     fn enter_first(&mut self) -> Result<()> {
-        let st = self.state()?;
+        // Not `state()`: the conventions are read while it is borrowed.
+        let st = self
+            .func
+            .as_mut()
+            .ok_or_else(|| invalid("no function: call add_func first"))?;
         if st.entered {
             return Ok(());
         }
         st.entered = true;
+        // The type of each argument value, for those left unbound.
+        let types: SmallVec<[jitforge_ir::ValType; 8]> = if st.args.iter().any(Option::is_none) {
+            match self.convs.call_conv(st.f.sig.conv) {
+                Some(conv) => jitforge_ir::abi::arg_operand_types(conv, &st.f.sig.params),
+                None => st.f.sig.params.iter().copied().collect(),
+            }
+        } else {
+            SmallVec::new()
+        };
         let mut args: SmallVec<[IrOperand; 6]> = SmallVec::with_capacity(st.args.len());
         for (i, a) in st.args.iter().enumerate() {
             match a {
                 Some(op) => args.push(*op),
                 None => {
                     // An unused parameter still arrives somewhere: give it a register nobody reads.
-                    let class = match st.f.sig.params[i] {
+                    let class = match types[i] {
                         jitforge_ir::ValType::F32
                         | jitforge_ir::ValType::F64
                         | jitforge_ir::ValType::V128
@@ -422,7 +496,7 @@ impl<'a> Compiler<'a> {
                         | jitforge_ir::ValType::V512 => IrClass::VEC,
                         _ => IrClass::GP,
                     };
-                    let size = st.f.sig.params[i].size();
+                    let size = types[i].size();
                     let v = st.f.new_vreg(class, size, None);
                     args.push(IrOperand::v(v));
                 }
@@ -587,7 +661,9 @@ impl<'a> Compiler<'a> {
     /// passed by its register's class and size, and System V's `al` receives
     /// the number of vector registers used. An `I64` result in 32-bit mode
     /// is received in two 32-bit registers, low half then high half
-    /// (from eax and edx).
+    /// (from eax and edx), and an `I64` argument there is two operands,
+    /// low half then high half (stored to its 8 bytes of the stack; see
+    /// [`set_arg_pair`](Compiler::set_arg_pair)).
     pub fn invoke(
         &mut self,
         callee: Operand,
@@ -600,7 +676,7 @@ impl<'a> Compiler<'a> {
         check_call_arity(
             "invoke",
             &signature,
-            args.len(),
+            (args.len(), self.arg_operand_count(&signature)),
             Some((rets.len(), results)),
         )?;
         self.check_callee_signature("invoke", &callee, &signature)?;
@@ -627,7 +703,8 @@ impl<'a> Compiler<'a> {
         args: &[Operand],
     ) -> Result<()> {
         self.enter()?;
-        check_call_arity("tail_call", &signature, args.len(), None)?;
+        let fixed = self.arg_operand_count(&signature);
+        check_call_arity("tail_call", &signature, (args.len(), fixed), None)?;
         self.check_callee_signature("tail_call", &callee, &signature)?;
         let callee = self.ir_operand(&callee)?;
         let args = self.ir_operands(args)?;
@@ -649,6 +726,16 @@ impl<'a> Compiler<'a> {
             .ret(&ops)
             .map_err(|e| invalid(&e.to_string()))?;
         Ok(())
+    }
+
+    /// How many argument operands the fixed parameters of `signature`
+    /// take: one per parameter, but two (low half, high half) for an `I64`
+    /// in 32-bit mode.
+    fn arg_operand_count(&self, signature: &Signature) -> usize {
+        match self.convs.call_conv(signature.conv) {
+            Some(conv) => jitforge_ir::abi::arg_operand_count(conv, &signature.params),
+            None => signature.params.len(),
+        }
     }
 
     /// How many result operands a call with `signature` takes: one per
@@ -2198,31 +2285,39 @@ fn describe_signature(target: &dyn Target, s: &Signature) -> String {
 }
 
 /// Whether a call passes as many arguments (and results, unless `rets` is
-/// `None`) as `signature` takes; a variadic callee takes its fixed
+/// `None`) as `signature` takes; `args` and `rets` are (found, wanted)
+/// operand counts, which differ from the signature's types where an `I64`
+/// in 32-bit mode is two 32-bit values. A variadic callee takes its fixed
 /// parameters and any number more, typed by the registers passed.
 fn check_call_arity(
     what: &str,
     signature: &Signature,
-    args: usize,
+    (args, wanted_args): (usize, usize),
     rets: Option<(usize, usize)>,
 ) -> Result<()> {
     let args_fit = if signature.varargs {
-        args >= signature.params.len()
+        args >= wanted_args
     } else {
-        args == signature.params.len()
+        args == wanted_args
     };
     if args_fit && rets.is_none_or(|(found, wanted)| found == wanted) {
         return Ok(());
     }
+    let split_args = wanted_args != signature.params.len();
+    let split_rets = rets.is_some_and(|(_, wanted)| wanted != signature.rets.len());
     Err(invalid(&format!(
         "{what}: the signature takes {}{} argument(s) and {} result(s){}, the call passes {} and {}",
         if signature.varargs { "at least " } else { "" },
-        signature.params.len(),
+        wanted_args,
         rets.map_or(signature.rets.len(), |(_, wanted)| wanted),
-        if rets.is_some_and(|(_, wanted)| wanted != signature.rets.len()) {
-            " (an I64 result in 32-bit mode is two 32-bit registers, low then high)"
-        } else {
-            ""
+        match (split_args, split_rets) {
+            (false, false) => "",
+            (true, false) =>
+                " (an I64 argument in 32-bit mode is two 32-bit values, low then high)",
+            (false, true) =>
+                " (an I64 result in 32-bit mode is two 32-bit registers, low then high)",
+            (true, true) =>
+                " (an I64 argument or result in 32-bit mode is two 32-bit values, low then high)",
         },
         args,
         rets.map_or_else(

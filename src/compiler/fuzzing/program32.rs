@@ -4,10 +4,12 @@
 //! an immediate and by cl, multiplies, widening `mul` and `div` on
 //! edx:eax and their byte forms on ax, loads and stores of dwords in a
 //! buffer, `rep stosd`, calls of JIT functions in cdecl, stdcall and
-//! fastcall, some returning an `i64` in edx:eax; 0 to 11 vectors for eight
-//! xmm registers, with dword-lane operations and `movd` to and from the
-//! values), in a cdecl, stdcall or fastcall function that returns an
-//! `i64` itself. It is compiled, run natively in compatibility mode
+//! fastcall, some returning an `i64` in edx:eax, some taking two `i64`
+//! arguments as two values each (on the stack, around an `i32` that
+//! fastcall passes in ecx); 0 to 11 vectors for eight xmm registers, with
+//! dword-lane operations and `movd` to and from the values), in a cdecl,
+//! stdcall or fastcall function that returns an `i64` itself and may take
+//! an `i64` seed between its two pointer arguments. It is compiled, run natively in compatibility mode
 //! ([`super::compat32`]) and interpreted in Rust: the result, the buffer
 //! and the trace of calls the callees record in memory must agree. The
 //! cargo-fuzz target `compile_run32` and the test suite both call
@@ -42,6 +44,10 @@ enum Stmt {
     /// `v[lo], v[hi] = wide k(v[a], v[b])`, an `i64` in edx:eax from
     /// convention `CONVS[k]` (the high half wins when `lo == hi`).
     WideCall(u8, usize, usize, usize, usize),
+    /// `v[lo], v[hi] = long k(v[xh]:v[xl], v[a], v[xl]:v[y])`: two `i64`
+    /// arguments (each two values, low then high) around an `i32`, an
+    /// `i64` result, convention `CONVS[k]`.
+    LongCall(u8, usize, usize, usize, usize, usize, usize),
     /// `v[d] = buffer[v[i] % 16]`.
     Load(usize, usize),
     /// `buffer[v[i] % 16] = v[s]`.
@@ -111,6 +117,15 @@ fn gen_block(
                 c.below(values),
                 c.below(values),
             ),
+            14 => Stmt::LongCall(
+                c.below(3) as u8,
+                c.below(values),
+                c.below(values),
+                c.below(values),
+                c.below(values),
+                c.below(values),
+                c.below(values),
+            ),
             5 => Stmt::Load(c.below(values), c.below(values)),
             6 => Stmt::Store(c.below(values), c.below(values)),
             7 => Stmt::WideMul(
@@ -159,6 +174,12 @@ fn wide_result(a: u32, b: u32) -> u64 {
     (u64::from(a) * u64::from(b | 1)).wrapping_add(u64::from(b))
 }
 
+/// What the long callees return (the same in every convention):
+/// `(x + y) ^ (rol(a, 16):a)`.
+fn long_result(x: u64, a: u32, y: u64) -> u64 {
+    x.wrapping_add(y) ^ (u64::from(a.rotate_left(16)) << 32 | u64::from(a))
+}
+
 /// What [`Stmt::ByteOp`] of `kind` makes of `a` and `b`.
 fn byte_op(kind: u8, a: u32, b: u32) -> u32 {
     let ax = |upper: u32, ax: u16| upper & 0xFFFF_0000 | u32::from(ax);
@@ -187,7 +208,8 @@ fn byte_op(kind: u8, a: u32, b: u32) -> u32 {
 /// What a program touches besides its values: the buffer and the calls.
 struct World {
     buffer: [u32; 16],
-    /// (callee, a, b): host k is k, wide k is 3 + k.
+    /// (callee, a, b): host k is k, wide k is 3 + k; long k is 6 + k
+    /// with (a, low half of x ^ high half of y).
     trace: Vec<[u32; 3]>,
 }
 
@@ -213,6 +235,15 @@ fn interpret(stmts: &[Stmt], v: &mut [u32], x: &mut [[u32; 4]], w: &mut World) {
             Stmt::WideCall(k, lo, hi, a, b) => {
                 w.trace.push([3 + u32::from(k), v[a], v[b]]);
                 let r = wide_result(v[a], v[b]);
+                v[lo] = r as u32;
+                v[hi] = (r >> 32) as u32;
+            }
+            Stmt::LongCall(k, lo, hi, xl, xh, a, y) => {
+                let x = u64::from(v[xh]) << 32 | u64::from(v[xl]);
+                let y = u64::from(v[xl]) << 32 | u64::from(v[y]);
+                w.trace
+                    .push([6 + u32::from(k), v[a], x as u32 ^ (y >> 32) as u32]);
+                let r = long_result(x, v[a], y);
                 v[lo] = r as u32;
                 v[hi] = (r >> 32) as u32;
             }
@@ -274,13 +305,9 @@ fn callee_name(k: u8, wide: bool) -> String {
     format!("{}{k}", if wide { "wide" } else { "host" })
 }
 
-/// Host k (or wide k) in the Compiler: records `(id, a, b)` in the trace
-/// ring at `trace` (a count, then the entries), then returns its result.
-fn build_callee(cc: &mut Compiler<'_>, k: u8, wide: bool, trace: u32) -> crate::Result<()> {
-    cc.add_func(&callee_name(k, wide), callee_signature(k, wide))?;
-    let (a, b) = (cc.new_gp32("a"), cc.new_gp32("b"));
-    cc.set_arg(0, a)?;
-    cc.set_arg(1, b)?;
+/// Records the call `(id, a, b)` in the trace ring at `trace` (a count,
+/// then the entries of three dwords).
+fn record_call(cc: &mut Compiler<'_>, trace: u32, id: u8, a: Gp32, b: Gp32) -> crate::Result<()> {
     let (base, n, next) = (cc.new_gp32("trace"), cc.new_gp32("n"), cc.new_gp32("next"));
     cc.mov(base, i64::from(trace))?;
     cc.mov(n, dword_ptr(base))?;
@@ -288,10 +315,20 @@ fn build_callee(cc: &mut Compiler<'_>, k: u8, wide: bool, trace: u32) -> crate::
     cc.mov(dword_ptr(base), next)?;
     cc.and_(n, (TRACE_RING - 1) as i32)?;
     cc.lea(n, ptr(n + n * 2))?;
-    let id = if wide { 3 + k } else { k };
     cc.mov(dword_ptr(base + n * 4 + 4), i32::from(id))?;
     cc.mov(dword_ptr(base + n * 4 + 8), a)?;
     cc.mov(dword_ptr(base + n * 4 + 12), b)?;
+    Ok(())
+}
+
+/// Host k (or wide k) in the Compiler: records `(id, a, b)` in the trace
+/// ring at `trace` (a count, then the entries), then returns its result.
+fn build_callee(cc: &mut Compiler<'_>, k: u8, wide: bool, trace: u32) -> crate::Result<()> {
+    cc.add_func(&callee_name(k, wide), callee_signature(k, wide))?;
+    let (a, b) = (cc.new_gp32("a"), cc.new_gp32("b"));
+    cc.set_arg(0, a)?;
+    cc.set_arg(1, b)?;
+    record_call(cc, trace, if wide { 3 + k } else { k }, a, b)?;
     let r = cc.new_gp32("r");
     if wide {
         let (hi, odd) = (cc.new_gp32("hi"), cc.new_gp32("odd"));
@@ -321,6 +358,38 @@ fn build_callee(cc: &mut Compiler<'_>, k: u8, wide: bool, trace: u32) -> crate::
         }
     }
     cc.ret(&[r.into()])?;
+    cc.end_func()
+}
+
+/// The long callees' signature: `(i64 x, i32 a, i64 y) -> i64`.
+fn long_signature(k: u8) -> Signature {
+    Signature::new(
+        CONVS[k as usize],
+        &[ValType::I64, ValType::I32, ValType::I64],
+        &[ValType::I64],
+    )
+}
+
+/// Long k in the Compiler: records `(6 + k, a, x_lo ^ y_hi)` in the trace
+/// ring, then returns [`long_result`]; its `i64` arguments are bound to
+/// their halves with `set_arg_pair`.
+fn build_long_callee(cc: &mut Compiler<'_>, k: u8, trace: u32) -> crate::Result<()> {
+    cc.add_func(&format!("long{k}"), long_signature(k))?;
+    let (x_lo, x_hi, a) = (cc.new_gp32("x_lo"), cc.new_gp32("x_hi"), cc.new_gp32("a"));
+    let (y_lo, y_hi) = (cc.new_gp32("y_lo"), cc.new_gp32("y_hi"));
+    cc.set_arg_pair(0, x_lo, x_hi)?;
+    cc.set_arg(1, a)?;
+    cc.set_arg_pair(2, y_lo, y_hi)?;
+    let mix = cc.new_gp32("mix");
+    cc.mov(mix, x_lo)?;
+    cc.xor_(mix, y_hi)?;
+    record_call(cc, trace, 6 + k, a, mix)?;
+    cc.add(x_lo, y_lo)?;
+    cc.adc(x_hi, y_hi)?;
+    cc.xor_(x_lo, a)?;
+    cc.rol(a, 16)?;
+    cc.xor_(x_hi, a)?;
+    cc.ret(&[x_lo.into(), x_hi.into()])?;
     cc.end_func()
 }
 
@@ -366,6 +435,21 @@ fn compile(
                     callee.into(),
                     callee_signature(k, true),
                     &[v[a].into(), v[b].into()],
+                    &[v[lo].into(), v[hi].into()],
+                )?;
+            }
+            Stmt::LongCall(k, lo, hi, xl, xh, a, y) => {
+                let callee = cc.function_label(&format!("long{k}"));
+                cc.invoke(
+                    callee.into(),
+                    long_signature(k),
+                    &[
+                        v[xl].into(),
+                        v[xh].into(),
+                        v[a].into(),
+                        v[y].into(),
+                        v[xl].into(),
+                    ],
                     &[v[lo].into(), v[hi].into()],
                 )?;
             }
@@ -506,6 +590,10 @@ pub fn check_program32(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> 
     let program = gen_block(&mut c, values, vectors, 0, len);
     let conv = CONVS[(options % 3) as usize];
     let frame_pointer = options & 4 != 0;
+    // An i64 seed argument between the two pointers (on the stack in
+    // every convention; fastcall's pointers in ecx and edx).
+    let seeded = options & 8 != 0;
+    let seed: u64 = 0xC0FF_EE00_8BAD_F00D ^ u64::from(options);
     // The general-purpose values, then four lanes per vector.
     let inputs: Vec<u32> = (0..(values + 4 * vectors) as u32)
         .map(|i| i.wrapping_mul(0x9E37_79B9) ^ 0x5555)
@@ -519,17 +607,29 @@ pub fn check_program32(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> 
         let mut cc = Compiler::new(&mut code);
         cc.set_checked(true);
         let build = |cc: &mut Compiler<'_>| -> crate::Result<()> {
-            cc.add_func(
-                "program",
-                Signature::new(conv, &[ValType::I32; 2], &[ValType::I64]),
-            )?;
+            let params: &[ValType] = if seeded {
+                &[ValType::I32, ValType::I64, ValType::I32]
+            } else {
+                &[ValType::I32; 2]
+            };
+            cc.add_func("program", Signature::new(conv, params, &[ValType::I64]))?;
             let (p, buffer) = (cc.new_gp32("p"), cc.new_gp32("buffer"));
+            let (seed_lo, seed_hi) = (cc.new_gp32("seed_lo"), cc.new_gp32("seed_hi"));
             cc.set_arg(0, p)?;
-            cc.set_arg(1, buffer)?;
+            if seeded {
+                cc.set_arg_pair(1, seed_lo, seed_hi)?;
+                cc.set_arg(2, buffer)?;
+            } else {
+                cc.set_arg(1, buffer)?;
+            }
             cc.set_frame_pointer(frame_pointer)?;
             let v: Vec<Gp32> = (0..values).map(|i| cc.new_gp32(&format!("v{i}"))).collect();
             for (i, r) in v.iter().enumerate() {
                 cc.mov(*r, dword_ptr(p + 4 * i as i32))?;
+            }
+            if seeded {
+                cc.xor_(v[0], seed_lo)?;
+                cc.add(v[values - 1], seed_hi)?;
             }
             let x: Vec<Xmm> = (0..vectors).map(|i| cc.new_xmm(&format!("x{i}"))).collect();
             for (i, r) in x.iter().enumerate() {
@@ -571,6 +671,7 @@ pub fn check_program32(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> 
                 for wide in [false, true] {
                     build_callee(cc, k, wide, data_address + TRACE)?;
                 }
+                build_long_callee(cc, k, data_address + TRACE)?;
             }
             cc.finalize()
         };
@@ -598,19 +699,20 @@ pub fn check_program32(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> 
     } else {
         Conv::Stack
     };
+    let (p, buffer) = (data_address + INPUTS, data_address + BUFFER);
+    let (seed_lo, seed_hi) = (seed as u32, (seed >> 32) as u32);
+    let args: &[u32] = match (seeded, harness_conv) {
+        (false, _) => &[p, buffer],
+        (true, Conv::Stack) => &[p, seed_lo, seed_hi, buffer],
+        (true, Conv::Fastcall) => &[p, buffer, seed_lo, seed_hi],
+    };
     // SAFETY: `program` is a complete 32-bit function in `conv` taking two
-    // pointers into the harness's data (its inputs and its buffer); it and
+    // pointers into the harness's data (its inputs and its buffer; and the seed
+    // between them when `seeded`), laid out as `args`; it and
     // its callees touch only their stack, the buffer and the trace there
     // (indexes are masked), as the compiled code says if the Compiler is
     // right: finding out whether it is, is this check's purpose.
-    let got = unsafe {
-        m.call(
-            entry,
-            harness_conv,
-            &[data_address + INPUTS, data_address + BUFFER],
-        )
-    }
-    .map_err(|e| e.to_string())?;
+    let got = unsafe { m.call(entry, harness_conv, args) }.map_err(|e| e.to_string())?;
     let word = |memory: &[u8], at: u32| {
         let at = at as usize;
         u32::from_le_bytes([memory[at], memory[at + 1], memory[at + 2], memory[at + 3]])
@@ -623,6 +725,10 @@ pub fn check_program32(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> 
         .collect();
 
     let mut v = inputs[..values].to_vec();
+    if seeded {
+        v[0] ^= seed_lo;
+        v[values - 1] = v[values - 1].wrapping_add(seed_hi);
+    }
     let mut x: Vec<[u32; 4]> = inputs[values..]
         .chunks(4)
         .map(|l| [l[0], l[1], l[2], l[3]])
@@ -635,7 +741,7 @@ pub fn check_program32(data: &[u8]) -> Result<jitforge_regalloc::Stats, String> 
     let want = fold_result(&v, &x);
     if got != want {
         return Err(format!(
-            "compiled {got:#x}, interpreted {want:#x} ({conv:?}, frame pointer {frame_pointer})\nprogram: {program:?}"
+            "compiled {got:#x}, interpreted {want:#x} ({conv:?}, frame pointer {frame_pointer}, seeded {seeded})\nprogram: {program:?}"
         ));
     }
     if buffer != world.buffer {
