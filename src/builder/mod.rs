@@ -747,6 +747,20 @@ impl<'a> Builder<'a> {
         }
         let id = self.nodes.len() as u32;
         let prev = self.cursor;
+        if prev == self.last {
+            // Appending, the common case: no node after it to relink.
+            rec.prev = prev;
+            rec.next = NIL;
+            self.nodes.push(rec);
+            match self.nodes.get_mut(prev as usize) {
+                Some(p) => p.next = id,
+                None => self.first = id,
+            }
+            self.last = id;
+            self.cursor = id;
+            self.count += 1;
+            return NodeId(id);
+        }
         let next = if prev == NIL {
             self.first
         } else {
@@ -1022,15 +1036,15 @@ impl<'a> Builder<'a> {
         Ok(rec)
     }
 
-    /// Adds an instruction the fast encoder has just encoded into the
-    /// scratch holder (see `emit_planned`): its bytes are final.
-    fn add_plain(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
+    /// Adds an instruction the fast encoder has just appended to the byte
+    /// pool at `start` (see `emit_planned`): its bytes are final.
+    fn add_plain(&mut self, mnemonic: Mnemonic, operands: &[Operand], start: usize) -> Result<()> {
         let mut rec = self.inst_rec(mnemonic, operands)?;
-        rec.data = self.data_start()?;
-        let bytes = self.scratch.bytes();
-        rec.size = bytes.len() as u8;
+        rec.data = u32::try_from(start).map_err(|_| Error::InvalidArgument {
+            message: "the Builder's byte pool exceeds 4 GiB".into(),
+        })?;
+        rec.size = (self.data.len() - start) as u8;
         rec.flags = flag::PLAIN;
-        self.data.extend_from_slice(bytes);
         self.operands.extend_from_slice(operands);
         self.insert(rec);
         Ok(())
@@ -1080,9 +1094,20 @@ impl Emitter for Builder<'_> {
         if self.options.is_empty()
             && position_free(mnemonic, operands)
             && let Some(scratch) = self.scratch.fast_holder(self.code)
-            && emit_planned(scratch, CodeHolder::TEXT, plans, operands, false)
         {
-            return self.add_plain(mnemonic, operands);
+            // The byte pool is lent to the scratch holder as its `.text`, so
+            // that the encoder appends the bytes where they are kept (no
+            // copy; the bytes of a position-free instruction do not depend
+            // on the offset it is written at).
+            let text = scratch.buffer_mut(CodeHolder::TEXT);
+            std::mem::swap(text, &mut self.data);
+            let start = text.len();
+            let done = emit_planned(scratch, CodeHolder::TEXT, plans, operands, false);
+            std::mem::swap(scratch.buffer_mut(CodeHolder::TEXT), &mut self.data);
+            if done {
+                return self.add_plain(mnemonic, operands, start);
+            }
+            self.data.truncate(start);
         }
         self.add_typed(mnemonic, Some(plans.forms()), operands)
     }

@@ -509,9 +509,37 @@ fn emit(
         a.set_logger(Some(shared));
     }
     let mut section = CodeHolder::TEXT;
+    // Cached bytes of consecutive plain instructions lie one after the
+    // other in the byte pool (when they were added in order): such a run is
+    // copied at once, when a node of another kind (or the end) is reached.
+    let mut run = 0..0usize;
+    let flush = |a: &mut Assembler<'_>, run: &mut std::ops::Range<usize>, section| {
+        if run.start < run.end {
+            let bytes = lists
+                .data
+                .get(run.clone())
+                .ok_or_else(|| internal("cached bytes missing".into()))?;
+            a.code_mut().buffer_mut(section).extend_from_slice(bytes);
+            *run = 0..0;
+        }
+        Ok::<(), Error>(())
+    };
     let mut at = lists.first;
     while at != NIL {
         let r = &lists.nodes[at as usize];
+        if r.kind == Kind::Inst && r.flags & flag::PLAIN != 0 && !logging {
+            // Its offset is checked with the next node of another kind.
+            let d = r.data as usize;
+            if run.end == d && run.start < run.end {
+                run.end += r.size as usize;
+            } else {
+                flush(&mut a, &mut run, section)?;
+                run = d..d + r.size as usize;
+            }
+            at = r.next;
+            continue;
+        }
+        flush(&mut a, &mut run, section)?;
         let start = a.offset();
         if start as u64 != r.offset as u64 {
             return Err(internal(format!(
@@ -532,14 +560,7 @@ fn emit(
                         Some(d as u64)
                     })
                     .flatten();
-                if r.flags & flag::PLAIN != 0 && !logging {
-                    let d = r.data as usize;
-                    let bytes = lists
-                        .data
-                        .get(d..d + r.size as usize)
-                        .ok_or_else(|| internal("cached bytes missing".into()))?;
-                    a.code_mut().buffer_mut(section).extend_from_slice(bytes);
-                } else if let Some(target) = direct {
+                if let Some(target) = direct {
                     let bytes = branch_bytes(r, start as u64, target, &mut branch);
                     a.code_mut().buffer_mut(section).extend_from_slice(bytes);
                     // Logged with its final bytes (an Assembler logs a forward
@@ -597,6 +618,14 @@ fn emit(
             }
         }
         at = r.next;
+    }
+    flush(&mut a, &mut run, section)?;
+    let end = layout.section_off.get(section.0 as usize).copied();
+    if end != Some(a.offset() as u64) {
+        return Err(internal(format!(
+            "the code ends at {}, the layout said {end:?}",
+            a.offset()
+        )));
     }
     Ok(())
 }
