@@ -34,6 +34,7 @@
 //! bytes where they reach, where the Assembler, which does not know yet
 //! where a forward label lands, takes 5 or 6.
 
+mod pool;
 mod relax;
 mod scratch;
 #[cfg(feature = "compiler")]
@@ -44,6 +45,7 @@ use crate::error::{Error, Result};
 use crate::x86::encoder::emit_planned;
 use crate::x86::{Emitter, FormPlans, InstOptions, Logger, Mnemonic, Operand, Rounding};
 pub use relax::{MAX_PASSES, RelaxStats};
+use pool::{Chunked, Operands};
 use scratch::{Refs, Scratch};
 /// The two-way memo helpers, for the Compiler rewrite's own memo.
 #[cfg(feature = "compiler")]
@@ -271,8 +273,8 @@ impl<F: FnMut(&mut Builder<'_>) -> Result<()>> Pass for F {
 pub struct Builder<'a> {
     code: &'a mut CodeHolder,
     logger: Option<&'a mut dyn Logger>,
-    nodes: Vec<Rec>,
-    operands: Vec<Operand>,
+    nodes: Chunked<Rec>,
+    operands: Operands,
     data: Vec<u8>,
     text: String,
     first: u32,
@@ -371,8 +373,8 @@ impl<'a> Builder<'a> {
         Builder {
             code,
             logger: None,
-            nodes: Vec::new(),
-            operands: Vec::new(),
+            nodes: Chunked::new(),
+            operands: Operands::new(),
             data: Vec::new(),
             text: String::new(),
             first: NIL,
@@ -650,7 +652,7 @@ impl<'a> Builder<'a> {
             .rposition(|o| !o.is_none())
             .map_or(0, |i| i + 1);
         let operands = &operands[..explicit];
-        let mut rec = self.inst_rec(mnemonic, operands)?;
+        let mut rec = Self::inst_rec(mnemonic, operands);
         let refs = Refs::of(operands);
         let target = match operands {
             [Operand::Label(l)] => Some(*l),
@@ -732,7 +734,7 @@ impl<'a> Builder<'a> {
             }
         }
         rec.options = options;
-        self.operands.extend_from_slice(operands);
+        rec.arg = self.operands.push_all(operands)?;
         Ok(rec)
     }
 
@@ -740,7 +742,7 @@ impl<'a> Builder<'a> {
 
     /// Links `rec` after the cursor and moves the cursor to it.
     fn insert(&mut self, mut rec: Rec) -> NodeId {
-        if self.nodes.capacity() == 0 {
+        if self.nodes.is_unallocated() {
             // Room for a small function at once, so that the typical JIT
             // function (tens of instructions) never regrows the pools.
             self.reserve(INITIAL_NODES);
@@ -910,7 +912,7 @@ impl<'a> Builder<'a> {
         Some(match r.kind {
             Kind::Inst => Node::Inst(Inst {
                 mnemonic: r.mnemonic,
-                operands: self.operands.get(a..a + n)?,
+                operands: self.operands.view().get(a..a + n)?,
                 options: r.options,
             }),
             Kind::Label => Node::Label(Label(r.arg)),
@@ -1020,32 +1022,24 @@ impl<'a> Builder<'a> {
         self.scratch.uses()
     }
 
-    /// A new instruction node for `operands`, which go to the end of the
-    /// operand pool.
-    fn inst_rec(&self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<Rec> {
-        let (Ok(start), Ok(count)) = (
-            u32::try_from(self.operands.len()),
-            u32::try_from(operands.len()),
-        ) else {
-            return Err(Error::InvalidArgument {
-                message: "the Builder's operand pool is full".into(),
-            });
-        };
-        let mut rec = Rec::new(Kind::Inst, start, count);
+    /// A new instruction node for `operands` (stored in the pool, which
+    /// gives the node its `arg`, by `push_all`).
+    fn inst_rec(mnemonic: Mnemonic, operands: &[Operand]) -> Rec {
+        let mut rec = Rec::new(Kind::Inst, 0, operands.len() as u32);
         rec.mnemonic = mnemonic;
-        Ok(rec)
+        rec
     }
 
     /// Adds an instruction the fast encoder has just appended to the byte
     /// pool at `start` (see `emit_planned`): its bytes are final.
     fn add_plain(&mut self, mnemonic: Mnemonic, operands: &[Operand], start: usize) -> Result<()> {
-        let mut rec = self.inst_rec(mnemonic, operands)?;
+        let mut rec = Self::inst_rec(mnemonic, operands);
         rec.data = u32::try_from(start).map_err(|_| Error::InvalidArgument {
             message: "the Builder's byte pool exceeds 4 GiB".into(),
         })?;
         rec.size = (self.data.len() - start) as u8;
         rec.flags = flag::PLAIN;
-        self.operands.extend_from_slice(operands);
+        rec.arg = self.operands.push_all(operands)?;
         self.insert(rec);
         Ok(())
     }

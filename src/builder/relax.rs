@@ -50,6 +50,7 @@
 //! the result could be short. Alignment padding can shrink when code before
 //! it grows, so with alignment a branch may stay near that would now reach.
 
+use super::pool::{Chunked, MAX_OPERANDS, Operands};
 use super::{Kind, NIL, Rec, flag};
 use crate::code::{Arch, CodeHolder, Label, SectionId};
 use crate::error::{Error, Result};
@@ -104,9 +105,9 @@ pub(super) struct Layout {
 
 /// The Builder's lists, borrowed for serialization.
 pub(super) struct Lists<'b> {
-    pub nodes: &'b mut [Rec],
+    pub nodes: &'b mut Chunked<Rec>,
     pub first: u32,
-    pub operands: &'b [Operand],
+    pub operands: &'b Operands,
     pub data: &'b [u8],
     pub text: &'b str,
 }
@@ -124,9 +125,13 @@ fn reaches(pos: u64, section: u32, end: u64) -> bool {
     displacement(pos, section, end).is_some_and(|d| (-128..=127).contains(&d))
 }
 
-fn operands_of<'o>(operands: &'o [Operand], r: &Rec) -> &'o [Operand] {
-    let start = r.arg as usize;
-    operands.get(start..start + r.len as usize).unwrap_or(&[])
+/// The operands of instruction node `r`, unpacked into `buf`.
+fn operands_of<'o>(
+    operands: &Operands,
+    r: &Rec,
+    buf: &'o mut [Operand; MAX_OPERANDS],
+) -> &'o [Operand] {
+    operands.unpack(r.arg, r.len, buf)
 }
 
 fn internal(message: String) -> Error {
@@ -135,9 +140,9 @@ fn internal(message: String) -> Error {
     }
 }
 
-fn branch_label(operands: &[Operand], r: &Rec) -> Result<u32> {
-    match operands_of(operands, r) {
-        [Operand::Label(l)] => Ok(l.0),
+fn branch_label(operands: &Operands, r: &Rec) -> Result<u32> {
+    match (r.len, operands.get(r.arg as usize)) {
+        (1, Operand::Label(l)) => Ok(l.0),
         _ => Err(internal("relaxable branch without a label".into())),
     }
 }
@@ -318,7 +323,8 @@ impl Layout {
                 }
                 continue;
             }
-            for op in operands_of(lists.operands, r) {
+            let mut buf = [Operand::None; MAX_OPERANDS];
+            for op in operands_of(lists.operands, r, &mut buf) {
                 let (label, target) = match op {
                     Operand::Label(l) => (l.0, true),
                     Operand::Mem(m) => match m.base() {
@@ -501,6 +507,7 @@ fn emit(
         }
     }
     let mut branch = [0u8; 6];
+    let mut operands = [Operand::None; MAX_OPERANDS];
     let cell = logger.map(RefCell::new);
     let mut shared = cell.as_ref().map(SharedLogger);
     let logging = cell.is_some();
@@ -570,7 +577,7 @@ fn emit(
                     {
                         let text = crate::x86::text::format_instruction(
                             r.mnemonic,
-                            operands_of(lists.operands, r),
+                            operands_of(lists.operands, r, &mut operands),
                             branch_options(r),
                             a.code_mut().arch(),
                         );
@@ -578,8 +585,7 @@ fn emit(
                     }
                 } else {
                     a.options(branch_options(r));
-                    let operands = operands_of(lists.operands, r);
-                    a.emit(r.mnemonic, operands)?;
+                    a.emit(r.mnemonic, operands_of(lists.operands, r, &mut operands))?;
                 }
             }
             Kind::Label => a.bind(Label(r.arg))?,
