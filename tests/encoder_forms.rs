@@ -501,7 +501,11 @@ fn builder_matches_the_assembler_on_random_streams() {
                     let (m, extra, opts): (Mnemonic, Vec<Operand>, InstOptions) = match next(3) {
                         0 => (Mnemonic::Jmp, vec![Operand::Label(l)], InstOptions::LONG),
                         1 => (Mnemonic::Jne, vec![Operand::Label(l)], InstOptions::LONG),
-                        _ => (Mnemonic::Lea, vec![reg, Operand::Mem(ptr(l))], InstOptions::NONE),
+                        _ => (
+                            Mnemonic::Lea,
+                            vec![reg, Operand::Mem(ptr(l))],
+                            InstOptions::NONE,
+                        ),
                     };
                     b.emit_with(m, &extra, opts).expect("builder");
                     a.emit_with(m, &extra, opts).expect("assembler");
@@ -509,8 +513,10 @@ fn builder_matches_the_assembler_on_random_streams() {
                 }
                 given.push((*mnemonic, ops.clone(), *options));
                 let start = a.offset();
-                b.emit_with(*mnemonic, ops, *options).expect("builder accepts");
-                a.emit_with(*mnemonic, ops, *options).expect("assembler accepts");
+                b.emit_with(*mnemonic, ops, *options)
+                    .expect("builder accepts");
+                a.emit_with(*mnemonic, ops, *options)
+                    .expect("assembler accepts");
                 spans.push((*mnemonic, start, a.offset()));
             }
             for &l in &labels[bound..] {

@@ -89,7 +89,9 @@ impl<T: Copy> Chunked<T> {
 
     #[inline]
     pub(super) fn get_mut(&mut self, i: usize) -> Option<&mut T> {
-        self.chunks.get_mut(i >> CHUNK_BITS)?.get_mut(i & (CHUNK - 1))
+        self.chunks
+            .get_mut(i >> CHUNK_BITS)?
+            .get_mut(i & (CHUNK - 1))
     }
 
     /// Empties the array, keeping its chunks for reuse.
@@ -122,6 +124,34 @@ impl<T: Copy> std::ops::IndexMut<usize> for Chunked<T> {
     fn index_mut(&mut self, i: usize) -> &mut T {
         &mut self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
     }
+}
+
+/// `op` in its packed form.
+#[inline(always)]
+fn pack(whole: &mut Vec<Operand>, op: &Operand) -> Packed {
+    match op {
+        Operand::Reg(r) => Packed::Reg(*r),
+        Operand::Imm(v) => Packed::Imm([*v as u32, (*v as u64 >> 32) as u32]),
+        Operand::Label(l) => Packed::Label(*l),
+        Operand::Mem(m) => match SmallMem::of(m) {
+            Some(m) => Packed::Mem {
+                disp: m.disp,
+                size: m.size,
+                base: m.base,
+                index: m.index,
+                scale: m.scale,
+            },
+            None => keep_whole(whole, *op),
+        },
+        Operand::None => keep_whole(whole, *op),
+    }
+}
+
+/// Keeps `op` whole (its index fits in 32 bits: `push_all` checks).
+fn keep_whole(whole: &mut Vec<Operand>, op: Operand) -> Packed {
+    let index = whole.len() as u32;
+    whole.push(op);
+    Packed::Whole(index)
 }
 
 /// The most operands one instruction node holds.
@@ -265,35 +295,18 @@ impl Operands {
             });
         }
         let start = u32::try_from(self.packed.len()).map_err(|_| full())?;
+        // Checked once here, so that packing cannot fail below.
+        if u32::try_from(self.whole.len() + MAX_OPERANDS).is_err() {
+            return Err(full());
+        }
         for op in operands {
-            let packed = match op {
-                Operand::Reg(r) => Packed::Reg(*r),
-                Operand::Imm(v) => Packed::Imm([*v as u32, (*v as u64 >> 32) as u32]),
-                Operand::Label(l) => Packed::Label(*l),
-                Operand::Mem(m) => match SmallMem::of(m) {
-                    Some(m) => Packed::Mem {
-                        disp: m.disp,
-                        size: m.size,
-                        base: m.base,
-                        index: m.index,
-                        scale: m.scale,
-                    },
-                    None => self.keep_whole(*op).ok_or_else(full)?,
-                },
-                Operand::None => self.keep_whole(*op).ok_or_else(full)?,
-            };
+            let packed = pack(&mut self.whole, op);
             self.packed.push(packed);
         }
         if let Some(view) = self.view.get_mut() {
             view.extend_from_slice(operands);
         }
         Ok(start)
-    }
-
-    fn keep_whole(&mut self, op: Operand) -> Option<Packed> {
-        let index = u32::try_from(self.whole.len()).ok()?;
-        self.whole.push(op);
-        Some(Packed::Whole(index))
     }
 
     /// Operand `i` (`Operand::None` past the end).
@@ -403,12 +416,22 @@ mod tests {
     #[test]
     fn small_memory_covers_every_field() {
         use crate::x86::{byte_ptr, dword_ptr, ymmword_ptr};
-        let bases = [MemBase::None, MemBase::Rip, MemBase::Reg(rax.into()), MemBase::Reg(r8.into())];
+        let bases = [
+            MemBase::None,
+            MemBase::Rip,
+            MemBase::Reg(rax.into()),
+            MemBase::Reg(r8.into()),
+        ];
         let mut accepted = 0;
         for base in bases {
             for disp in [0i64, -8, 0x7fff_ffff, -0x8000_0000, 1 << 33] {
                 let m = Mem::new(base, disp);
-                for m in [m, m.with_index(rbx, 4), m.with_index(r8, 1), m.with_index(rsp, 8)] {
+                for m in [
+                    m,
+                    m.with_index(rbx, 4),
+                    m.with_index(r8, 1),
+                    m.with_index(rsp, 8),
+                ] {
                     for m in [m, byte_ptr(m), dword_ptr(m), ymmword_ptr(m), m.with_size(3)] {
                         if let Some(small) = SmallMem::of(&m) {
                             assert_eq!(small.unpack(), Some(m), "{m:?}");

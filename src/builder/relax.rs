@@ -39,10 +39,12 @@
 //! relaxable branches with the size relaxation chose (`InstOptions::SHORT` or
 //! `LONG`). When no logger is attached, two kinds of instructions skip the
 //! encoder: those whose bytes were cached when they were added (no label, no
-//! absolute target) are copied, and prefix-free `jmp`/`jcc`/`call rel32` to a
+//! absolute target) are copied (a run of them added in order lies in one
+//! piece of the byte pool and is copied at once), and prefix-free `jmp`/`jcc`/`call rel32` to a
 //! label of the same section are written from the layout's label positions.
-//! Each node's offset and size are compared with the layout's, so a
-//! disagreement is an error, never wrong code.
+//! Each node's offset and size are compared with the layout's (a run of
+//! cached bytes at the next node of another kind, and the end of the code
+//! with the layout's), so a disagreement is an error, never wrong code.
 //!
 //! Without alignment nodes the relaxation finds the least set of near
 //! branches (a branch becomes near only when it cannot reach even with every
