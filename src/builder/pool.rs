@@ -101,14 +101,6 @@ impl<T: Copy> Chunked<T> {
         }
         self.len = 0;
     }
-
-    pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flatten()
-    }
-
-    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.chunks.iter_mut().flatten()
-    }
 }
 
 impl<T: Copy> std::ops::Index<usize> for Chunked<T> {
@@ -453,7 +445,7 @@ mod tests {
         }
         assert_eq!(a.get(CHUNK + 1), Some(&(CHUNK as u32 + 1)));
         a[2 * CHUNK] = 0;
-        assert_eq!(a.iter().filter(|&&v| v == 0).count(), 2);
+        assert_eq!((0..a.len()).filter(|&i| a[i] == 0).count(), 2);
         assert!(a.get(3 * CHUNK + 5).is_none());
         a.clear();
         assert_eq!((a.len(), a.push(9)), (0, 0));

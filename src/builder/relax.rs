@@ -168,13 +168,16 @@ impl Layout {
             .ok_or(Error::InvalidLabel { id: label })
     }
 
-    /// One layout pass; returns whether some branch became near.
+    /// One layout pass (`first`: the first of this serialization, which
+    /// forgets the sizes an earlier one chose); returns whether some branch
+    /// became near.
     fn pass(
         &mut self,
         code: &CodeHolder,
         lists: &mut Lists<'_>,
         ptr: u64,
         force: bool,
+        first: bool,
     ) -> Result<bool> {
         self.label_pos.clone_from(&self.holder_pos);
         self.section_off.clone_from(&self.section_start);
@@ -191,6 +194,11 @@ impl Layout {
                 u32::try_from(off).map_err(|_| internal("a section exceeds 4 GiB".into()))?;
             match r.kind {
                 Kind::Inst if r.flags & flag::RELAX != 0 => {
+                    if first {
+                        // Relaxation starts over from short (a serialized
+                        // list may be serialized again).
+                        r.flags &= !flag::LONG;
+                    }
                     if r.flags & flag::LONG != 0 {
                         off += r.long_size as u64;
                     } else {
@@ -459,15 +467,12 @@ pub(super) fn serialize(
         Arch::X64 => 8,
         Arch::X86 => 4,
     };
-    for r in lists.nodes.iter_mut() {
-        r.flags &= !flag::LONG;
-    }
     layout.init(code);
     let mut stats = RelaxStats::default();
     let mut force = false;
     loop {
         stats.passes += 1;
-        if !layout.pass(code, &mut lists, ptr, force)? {
+        if !layout.pass(code, &mut lists, ptr, force, stats.passes == 1)? {
             break;
         }
         if stats.passes >= MAX_PASSES {
@@ -479,16 +484,7 @@ pub(super) fn serialize(
         }
     }
     layout.check(code, &lists)?;
-    for r in lists.nodes.iter() {
-        if r.kind == Kind::Inst && r.flags & flag::RELAX != 0 {
-            if r.flags & flag::LONG != 0 {
-                stats.near_branches += 1;
-            } else {
-                stats.short_branches += 1;
-            }
-        }
-    }
-    emit(code, logger, &lists, layout, ptr)?;
+    emit(code, logger, &lists, layout, ptr, &mut stats)?;
     Ok(stats)
 }
 
@@ -498,6 +494,7 @@ fn emit(
     lists: &Lists<'_>,
     layout: &Layout,
     ptr: u64,
+    stats: &mut RelaxStats,
 ) -> Result<()> {
     // The layout knows where each section ends: reserving that once keeps
     // the copies below from regrowing (and recopying) the code buffers.
@@ -558,6 +555,13 @@ fn emit(
         }
         match r.kind {
             Kind::Inst => {
+                if r.flags & flag::RELAX != 0 {
+                    if r.flags & flag::LONG != 0 {
+                        stats.near_branches += 1;
+                    } else {
+                        stats.short_branches += 1;
+                    }
+                }
                 // A prefix-free relaxable branch (or `call rel32`) to a label
                 // of this section: its displacement is known from the layout.
                 let call = r.mnemonic == Mnemonic::Call && r.size == 5;
