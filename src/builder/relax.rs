@@ -39,10 +39,12 @@
 //! relaxable branches with the size relaxation chose (`InstOptions::SHORT` or
 //! `LONG`). When no logger is attached, two kinds of instructions skip the
 //! encoder: those whose bytes were cached when they were added (no label, no
-//! absolute target) are copied, and prefix-free `jmp`/`jcc`/`call rel32` to a
+//! absolute target) are copied (a run of them added in order lies in one
+//! piece of the byte pool and is copied at once), and prefix-free `jmp`/`jcc`/`call rel32` to a
 //! label of the same section are written from the layout's label positions.
-//! Each node's offset and size are compared with the layout's, so a
-//! disagreement is an error, never wrong code.
+//! Each node's offset and size are compared with the layout's (a run of
+//! cached bytes at the next node of another kind, and the end of the code
+//! with the layout's), so a disagreement is an error, never wrong code.
 //!
 //! Without alignment nodes the relaxation finds the least set of near
 //! branches (a branch becomes near only when it cannot reach even with every
@@ -50,6 +52,7 @@
 //! the result could be short. Alignment padding can shrink when code before
 //! it grows, so with alignment a branch may stay near that would now reach.
 
+use super::pool::{Chunked, MAX_OPERANDS, Operands};
 use super::{Kind, NIL, Rec, flag};
 use crate::code::{Arch, CodeHolder, Label, SectionId};
 use crate::error::{Error, Result};
@@ -104,9 +107,9 @@ pub(super) struct Layout {
 
 /// The Builder's lists, borrowed for serialization.
 pub(super) struct Lists<'b> {
-    pub nodes: &'b mut [Rec],
+    pub nodes: &'b mut Chunked<Rec>,
     pub first: u32,
-    pub operands: &'b [Operand],
+    pub operands: &'b Operands,
     pub data: &'b [u8],
     pub text: &'b str,
 }
@@ -124,9 +127,13 @@ fn reaches(pos: u64, section: u32, end: u64) -> bool {
     displacement(pos, section, end).is_some_and(|d| (-128..=127).contains(&d))
 }
 
-fn operands_of<'o>(operands: &'o [Operand], r: &Rec) -> &'o [Operand] {
-    let start = r.arg as usize;
-    operands.get(start..start + r.len as usize).unwrap_or(&[])
+/// The operands of instruction node `r`, unpacked into `buf`.
+fn operands_of<'o>(
+    operands: &Operands,
+    r: &Rec,
+    buf: &'o mut [Operand; MAX_OPERANDS],
+) -> &'o [Operand] {
+    operands.unpack(r.arg, r.len, buf)
 }
 
 fn internal(message: String) -> Error {
@@ -135,9 +142,9 @@ fn internal(message: String) -> Error {
     }
 }
 
-fn branch_label(operands: &[Operand], r: &Rec) -> Result<u32> {
-    match operands_of(operands, r) {
-        [Operand::Label(l)] => Ok(l.0),
+fn branch_label(operands: &Operands, r: &Rec) -> Result<u32> {
+    match (r.len, operands.get(r.arg as usize)) {
+        (1, Operand::Label(l)) => Ok(l.0),
         _ => Err(internal("relaxable branch without a label".into())),
     }
 }
@@ -161,13 +168,16 @@ impl Layout {
             .ok_or(Error::InvalidLabel { id: label })
     }
 
-    /// One layout pass; returns whether some branch became near.
+    /// One layout pass (`first`: the first of this serialization, which
+    /// forgets the sizes an earlier one chose); returns whether some branch
+    /// became near.
     fn pass(
         &mut self,
         code: &CodeHolder,
         lists: &mut Lists<'_>,
         ptr: u64,
         force: bool,
+        first: bool,
     ) -> Result<bool> {
         self.label_pos.clone_from(&self.holder_pos);
         self.section_off.clone_from(&self.section_start);
@@ -184,6 +194,11 @@ impl Layout {
                 u32::try_from(off).map_err(|_| internal("a section exceeds 4 GiB".into()))?;
             match r.kind {
                 Kind::Inst if r.flags & flag::RELAX != 0 => {
+                    if first {
+                        // Relaxation starts over from short (a serialized
+                        // list may be serialized again).
+                        r.flags &= !flag::LONG;
+                    }
                     if r.flags & flag::LONG != 0 {
                         off += r.long_size as u64;
                     } else {
@@ -318,7 +333,8 @@ impl Layout {
                 }
                 continue;
             }
-            for op in operands_of(lists.operands, r) {
+            let mut buf = [Operand::None; MAX_OPERANDS];
+            for op in operands_of(lists.operands, r, &mut buf) {
                 let (label, target) = match op {
                     Operand::Label(l) => (l.0, true),
                     Operand::Mem(m) => match m.base() {
@@ -451,15 +467,12 @@ pub(super) fn serialize(
         Arch::X64 => 8,
         Arch::X86 => 4,
     };
-    for r in lists.nodes.iter_mut() {
-        r.flags &= !flag::LONG;
-    }
     layout.init(code);
     let mut stats = RelaxStats::default();
     let mut force = false;
     loop {
         stats.passes += 1;
-        if !layout.pass(code, &mut lists, ptr, force)? {
+        if !layout.pass(code, &mut lists, ptr, force, stats.passes == 1)? {
             break;
         }
         if stats.passes >= MAX_PASSES {
@@ -471,16 +484,7 @@ pub(super) fn serialize(
         }
     }
     layout.check(code, &lists)?;
-    for r in lists.nodes.iter() {
-        if r.kind == Kind::Inst && r.flags & flag::RELAX != 0 {
-            if r.flags & flag::LONG != 0 {
-                stats.near_branches += 1;
-            } else {
-                stats.short_branches += 1;
-            }
-        }
-    }
-    emit(code, logger, &lists, layout, ptr)?;
+    emit(code, logger, &lists, layout, ptr, &mut stats)?;
     Ok(stats)
 }
 
@@ -490,6 +494,7 @@ fn emit(
     lists: &Lists<'_>,
     layout: &Layout,
     ptr: u64,
+    stats: &mut RelaxStats,
 ) -> Result<()> {
     // The layout knows where each section ends: reserving that once keeps
     // the copies below from regrowing (and recopying) the code buffers.
@@ -501,6 +506,7 @@ fn emit(
         }
     }
     let mut branch = [0u8; 6];
+    let mut operands = [Operand::None; MAX_OPERANDS];
     let cell = logger.map(RefCell::new);
     let mut shared = cell.as_ref().map(SharedLogger);
     let logging = cell.is_some();
@@ -509,9 +515,37 @@ fn emit(
         a.set_logger(Some(shared));
     }
     let mut section = CodeHolder::TEXT;
+    // Cached bytes of consecutive plain instructions lie one after the
+    // other in the byte pool (when they were added in order): such a run is
+    // copied at once, when a node of another kind (or the end) is reached.
+    let mut run = 0..0usize;
+    let flush = |a: &mut Assembler<'_>, run: &mut std::ops::Range<usize>, section| {
+        if run.start < run.end {
+            let bytes = lists
+                .data
+                .get(run.clone())
+                .ok_or_else(|| internal("cached bytes missing".into()))?;
+            a.code_mut().buffer_mut(section).extend_from_slice(bytes);
+            *run = 0..0;
+        }
+        Ok::<(), Error>(())
+    };
     let mut at = lists.first;
     while at != NIL {
         let r = &lists.nodes[at as usize];
+        if r.kind == Kind::Inst && r.flags & flag::PLAIN != 0 && !logging {
+            // Its offset is checked with the next node of another kind.
+            let d = r.data as usize;
+            if run.end == d && run.start < run.end {
+                run.end += r.size as usize;
+            } else {
+                flush(&mut a, &mut run, section)?;
+                run = d..d + r.size as usize;
+            }
+            at = r.next;
+            continue;
+        }
+        flush(&mut a, &mut run, section)?;
         let start = a.offset();
         if start as u64 != r.offset as u64 {
             return Err(internal(format!(
@@ -521,6 +555,13 @@ fn emit(
         }
         match r.kind {
             Kind::Inst => {
+                if r.flags & flag::RELAX != 0 {
+                    if r.flags & flag::LONG != 0 {
+                        stats.near_branches += 1;
+                    } else {
+                        stats.short_branches += 1;
+                    }
+                }
                 // A prefix-free relaxable branch (or `call rel32`) to a label
                 // of this section: its displacement is known from the layout.
                 let call = r.mnemonic == Mnemonic::Call && r.size == 5;
@@ -532,14 +573,7 @@ fn emit(
                         Some(d as u64)
                     })
                     .flatten();
-                if r.flags & flag::PLAIN != 0 && !logging {
-                    let d = r.data as usize;
-                    let bytes = lists
-                        .data
-                        .get(d..d + r.size as usize)
-                        .ok_or_else(|| internal("cached bytes missing".into()))?;
-                    a.code_mut().buffer_mut(section).extend_from_slice(bytes);
-                } else if let Some(target) = direct {
+                if let Some(target) = direct {
                     let bytes = branch_bytes(r, start as u64, target, &mut branch);
                     a.code_mut().buffer_mut(section).extend_from_slice(bytes);
                     // Logged with its final bytes (an Assembler logs a forward
@@ -549,7 +583,7 @@ fn emit(
                     {
                         let text = crate::x86::text::format_instruction(
                             r.mnemonic,
-                            operands_of(lists.operands, r),
+                            operands_of(lists.operands, r, &mut operands),
                             branch_options(r),
                             a.code_mut().arch(),
                         );
@@ -557,8 +591,7 @@ fn emit(
                     }
                 } else {
                     a.options(branch_options(r));
-                    let operands = operands_of(lists.operands, r);
-                    a.emit(r.mnemonic, operands)?;
+                    a.emit(r.mnemonic, operands_of(lists.operands, r, &mut operands))?;
                 }
             }
             Kind::Label => a.bind(Label(r.arg))?,
@@ -597,6 +630,14 @@ fn emit(
             }
         }
         at = r.next;
+    }
+    flush(&mut a, &mut run, section)?;
+    let end = layout.section_off.get(section.0 as usize).copied();
+    if end != Some(a.offset() as u64) {
+        return Err(internal(format!(
+            "the code ends at {}, the layout said {end:?}",
+            a.offset()
+        )));
     }
     Ok(())
 }

@@ -389,18 +389,16 @@ impl Scratch {
         Ok(text.len())
     }
 
-    /// The scratch holder, emptied, for the fast encoder to write one
-    /// instruction of `real`'s 64-bit code into; `None` for 32-bit code
-    /// (which the fast encoder does not cover).
+    /// The scratch holder, for the fast encoder to write instructions of
+    /// `real`'s 64-bit code with (into a buffer the caller lends it as its
+    /// `.text`); `None` for 32-bit code (which the fast encoder does not cover).
     #[inline]
     pub(super) fn fast_holder(&mut self, real: &CodeHolder) -> Option<&mut CodeHolder> {
         if real.arch() != crate::code::Arch::X64 {
             return None;
         }
         self.prepare(real.arch());
-        let code = self.code.as_mut()?;
-        code.buffer_mut(CodeHolder::TEXT).clear();
-        Some(code)
+        self.code.as_mut()
     }
 
     /// Makes the scratch holder (and so the memo) one of `arch`: the memo
