@@ -229,7 +229,9 @@ fn push_address(
 ) {
     for r in m.regs() {
         if let Reg::Virt(v, _) = r {
-            mentions[v.as_u32() as usize].last = at;
+            if let Some(m) = mentions.get_mut(v.as_u32() as usize) {
+                m.last = at;
+            }
             operands.push(RaOperand::new(
                 VReg::new(v.as_u32() as usize),
                 OperandKind::Use,
@@ -300,7 +302,9 @@ fn push_operands<const PLAIN: bool>(
             }
             _ => {}
         }
-        mentions[v.as_u32() as usize].last = at;
+        if let Some(m) = mentions.get_mut(v.as_u32() as usize) {
+            m.last = at;
+        }
         operands.push(operand);
         origins.push(OperandOrigin {
             operand: t.index,
