@@ -237,6 +237,7 @@ fn preg(class: u8, hw: u8) -> PReg {
 struct RoomyFast {
     values: Vec<Value>,
     allocs: Vec<Allocation>,
+    alloc_off: Vec<u32>,
     owner: Vec<u32>,
     occupied: [u32; 3],
     written: u128,
@@ -250,6 +251,7 @@ impl RoomyFast {
         RoomyFast {
             values: core::mem::take(&mut l.values),
             allocs: core::mem::take(&mut l.allocs),
+            alloc_off: core::mem::take(&mut l.alloc_off),
             owner: core::mem::take(&mut l.owner),
             occupied: l.occupied,
             written: l.written,
@@ -262,6 +264,7 @@ impl RoomyFast {
     fn put_back(&mut self, l: &mut Local) {
         core::mem::swap(&mut l.values, &mut self.values);
         core::mem::swap(&mut l.allocs, &mut self.allocs);
+        core::mem::swap(&mut l.alloc_off, &mut self.alloc_off);
         core::mem::swap(&mut l.owner, &mut self.owner);
         l.occupied = self.occupied;
         l.written = self.written;
@@ -558,18 +561,21 @@ impl Local {
                 return Ok(false);
             }
         }
-        self.roomy_forward(f, given.is_some(), vouched, log)
+        if given.is_some() {
+            self.roomy_forward::<F, true>(f, vouched, log)
+        } else {
+            self.roomy_forward::<F, false>(f, vouched, log)
+        }
     }
 
     /// The allocating pass of [`Local::roomy`] (its own function, kept out
     /// of line: inlined into the mention pass, its loop lost its registers
-    /// to the stack). `check`: each instruction is checked here (the
+    /// to the stack). `CHECK`: each instruction is checked here (the
     /// client's mentions spared the mention pass).
     #[inline(never)]
-    fn roomy_forward<F: Function>(
+    fn roomy_forward<F: Function, const CHECK: bool>(
         &mut self,
         f: &F,
-        check: bool,
         vouched: bool,
         log: &mut DecisionLog,
     ) -> Result<bool, Decline> {
@@ -583,20 +589,20 @@ impl Local {
             let ops = f.inst_operands(i);
             // With the client's mentions, what the fast case relies on is
             // checked here (it checks the bounds itself).
-            if check && (ops.len() > MAX_OPS || has_dup(ops) && check_dup_defs(ops).is_err()) {
+            if CHECK && (ops.len() > MAX_OPS || has_dup(ops) && check_dup_defs(ops).is_err()) {
                 done = Err(Decline);
                 break;
             }
             if !fast.inst(i, ops, log) {
                 fast.put_back(self);
-                let slow = self.roomy_slow(f, ii, ops, check, vouched, log);
+                let slow = self.roomy_slow(f, ii, ops, CHECK, vouched, log);
                 fast = RoomyFast::take(self);
                 if slow.is_err() {
                     done = Err(Decline);
                     break;
                 }
             }
-            self.alloc_off.push(fast.allocs.len() as u32);
+            fast.alloc_off.push(fast.allocs.len() as u32);
         }
         fast.put_back(self);
         done

@@ -258,6 +258,9 @@ fn push_address(
 /// `PLAIN`: the shape is plain (see [`ShapeRecord::plain`]), the common
 /// case, whose loop leaves out the per-operand access decision (each
 /// register operand is its template with its vreg).
+// The buffers of the view's loop are passed apart (not as a struct of
+// references) so that each stays in registers.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn push_operands<const PLAIN: bool>(
     operands: &mut Vec<RaOperand>,
