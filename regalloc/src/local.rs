@@ -383,13 +383,20 @@ impl RoomyFast {
     }
 
     fn clear_reg(&mut self, v: u32) {
-        let s = &mut self.values[v as usize];
-        if s.reg != NO_REG {
-            let (c, hw) = (s.class as usize, s.reg);
-            s.reg = NO_REG;
-            self.owner[c * 32 + hw as usize] = NONE;
-            self.occupied[c] &= !(1 << hw);
-        }
+        vacate(&mut self.values, &mut self.owner, &mut self.occupied, v);
+    }
+}
+
+/// Takes value `v` out of its register, if it has one (`owner`: register
+/// `class * 32 + hw` to value; `occupied`: per class, the registers with
+/// a value).
+fn vacate(values: &mut [Value], owner: &mut [u32], occupied: &mut [u32; 3], v: u32) {
+    let s = &mut values[v as usize];
+    if s.reg != NO_REG {
+        let (c, hw) = (s.class as usize, s.reg);
+        s.reg = NO_REG;
+        owner[c * 32 + hw as usize] = NONE;
+        occupied[c] &= !(1 << hw);
     }
 }
 
@@ -1392,13 +1399,7 @@ impl Local {
     }
 
     fn clear_reg(&mut self, v: u32) {
-        let s = &mut self.values[v as usize];
-        if s.reg != NO_REG {
-            let (c, hw) = (s.class as usize, s.reg);
-            s.reg = NO_REG;
-            self.owner[c * 32 + hw as usize] = NONE;
-            self.occupied[c] &= !(1 << hw);
-        }
+        vacate(&mut self.values, &mut self.owner, &mut self.occupied, v);
     }
 
     fn edit(&mut self, i: Inst, e: Edit) {
