@@ -604,6 +604,48 @@ pub trait Function {
     fn vouched(&self) -> Option<Vouched> {
         None
     }
+    /// Where each vreg is named, as the client noted it while building
+    /// the function (see [`Mentions`]): with [`Function::vouched`] all
+    /// true, the allocator of a one-block function with room for every
+    /// value then needs no pass of its own to find them. `None` (the
+    /// default): it finds them itself. Like `vouched`, a client that
+    /// reports wrong mentions may get a wrong allocation.
+    fn mentions(&self) -> Option<Mentions<'_>> {
+        None
+    }
+}
+
+/// Where a function's vregs are named (see [`Function::mentions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mentions<'a> {
+    /// Per vreg (all [`Function::num_vregs`] of them), what its operands
+    /// show.
+    pub vregs: &'a [VRegMentions],
+    /// Per class (by [`RegClass::index`]), the hardware numbers of every
+    /// register a `Fixed` operand names (bit `hw`).
+    pub fixed: [u32; 3],
+}
+
+/// Where one vreg is named (see [`Mentions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VRegMentions {
+    /// The index of the last instruction with an operand of it (0 when
+    /// none has).
+    pub last: u32,
+    /// The hardware number of the register of its first `Fixed` operand
+    /// that reads it (a use or modify), or [`VRegMentions::NO_REG`].
+    pub first_fixed_use: u8,
+}
+
+impl VRegMentions {
+    /// No register (in [`VRegMentions::first_fixed_use`]).
+    pub const NO_REG: u8 = 0xff;
+
+    /// A vreg not named yet.
+    pub const UNNAMED: VRegMentions = VRegMentions {
+        last: 0,
+        first_fixed_use: VRegMentions::NO_REG,
+    };
 }
 
 /// Facts about a whole function its client vouches for (see

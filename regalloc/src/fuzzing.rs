@@ -555,9 +555,131 @@ pub fn check_bytes_local(data: &[u8]) -> Result<(Summary, bool), String> {
         blocks: f.blocks.len(),
         stats: out.stats,
     };
+    // What a client that vouches and gives the mentions gets must be the
+    // same allocation.
+    let mentioned = Mentioned::new(&f);
+    let mut given = Output::default();
+    a.run(&mentioned, &env, &opts, &mut given)
+        .map_err(|e| format!("with the mentions: {e}\n{f}"))?;
+    if format!("{given:?}") != format!("{out:?}") {
+        return Err(format!(
+            "with the mentions, another allocation:\n{}\nwithout:\n{}",
+            crate::listing(&f, &given),
+            crate::listing(&f, &out)
+        ));
+    }
     a.set_general_only(true);
     run(&mut a, &mut out, "general")?;
     Ok((summary, local))
+}
+
+/// A function with what a client such as the Compiler adds to it: its
+/// word ([`Function::vouched`]) for what holds, and the mentions
+/// ([`Function::mentions`]) when it vouches for everything, both found
+/// honestly from the function.
+struct Mentioned<'a> {
+    f: &'a TestFunction,
+    vouched: crate::Vouched,
+    mentions: Vec<crate::VRegMentions>,
+    fixed: [u32; 3],
+}
+
+impl<'a> Mentioned<'a> {
+    fn new(f: &'a TestFunction) -> Mentioned<'a> {
+        use crate::function::{OperandKind as K, OperandPos as P};
+        let n = f.insts.len();
+        let inner = &f.insts[..n.saturating_sub(1)];
+        let plain = |op: &Operand| {
+            let pos = if op.kind == K::Def { P::Late } else { P::Early };
+            op.pos == pos
+                && matches!(op.constraint, Reg | Any | Constraint::Fixed(_))
+                && op.vreg.index() < f.vclass.len()
+        };
+        let vouched = crate::Vouched {
+            flow_only_last: inner.iter().all(|i| i.kind == InstKind::Plain),
+            no_clobbers: f.insts.iter().all(|i| i.clobbers.is_empty()),
+            plain_operands: f.insts.iter().all(|i| i.ops.iter().all(plain)),
+        };
+        let mut mentions = vec![crate::VRegMentions::UNNAMED; f.vclass.len()];
+        let mut fixed = [0u32; 3];
+        if vouched.all() {
+            for (ii, inst) in f.insts.iter().enumerate() {
+                for op in &inst.ops {
+                    let m = &mut mentions[op.vreg.index()];
+                    m.last = ii as u32;
+                    if let Constraint::Fixed(p) = op.constraint {
+                        fixed[p.class.index()] |= 1 << (p.hw & 31);
+                        if op.is_use() && m.first_fixed_use == crate::VRegMentions::NO_REG {
+                            m.first_fixed_use = p.hw;
+                        }
+                    }
+                }
+            }
+        }
+        Mentioned {
+            f,
+            vouched,
+            mentions,
+            fixed,
+        }
+    }
+}
+
+impl crate::Function for Mentioned<'_> {
+    fn num_insts(&self) -> usize {
+        self.f.num_insts()
+    }
+    fn num_blocks(&self) -> usize {
+        self.f.num_blocks()
+    }
+    fn num_vregs(&self) -> usize {
+        self.f.num_vregs()
+    }
+    fn entry_block(&self) -> crate::Block {
+        self.f.entry_block()
+    }
+    fn block_insts(&self, b: crate::Block) -> crate::InstRange {
+        self.f.block_insts(b)
+    }
+    fn block_succs(&self, b: crate::Block) -> &[crate::Block] {
+        self.f.block_succs(b)
+    }
+    fn block_preds(&self, b: crate::Block) -> &[crate::Block] {
+        self.f.block_preds(b)
+    }
+    fn is_ret(&self, i: crate::Inst) -> bool {
+        self.f.is_ret(i)
+    }
+    fn is_branch(&self, i: crate::Inst) -> bool {
+        self.f.is_branch(i)
+    }
+    fn inst_operands(&self, i: crate::Inst) -> &[Operand] {
+        self.f.inst_operands(i)
+    }
+    fn inst_clobbers(&self, i: crate::Inst) -> crate::PRegSet {
+        self.f.inst_clobbers(i)
+    }
+    fn is_move(&self, i: crate::Inst) -> Option<(VReg, VReg)> {
+        self.f.is_move(i)
+    }
+    fn vreg_class(&self, v: VReg) -> RegClass {
+        self.f.vreg_class(v)
+    }
+    fn is_remat(&self, v: VReg) -> bool {
+        self.f.is_remat(v)
+    }
+    fn frame_layout(&self) -> Option<crate::FrameLayout> {
+        self.f.frame_layout()
+    }
+    fn vouched(&self) -> Option<crate::Vouched> {
+        Some(self.vouched)
+    }
+    fn mentions(&self) -> Option<crate::Mentions<'_>> {
+        self.vouched.all().then_some(crate::Mentions {
+            vregs: &self.mentions,
+            fixed: self.fixed,
+        })
+    }
 }
 
 /// Builds an arbitrary, usually invalid, function from bytes: random block

@@ -78,8 +78,8 @@ pub mod testfn;
 pub use checker::CheckError;
 pub use error::Error;
 pub use function::{
-    Block, Constraint, FrameLayout, Function, Inst, InstRange, MachineEnv, Operand, OperandKind,
-    OperandPos, PReg, PRegSet, RegClass, RegMask, VReg, Vouched,
+    Block, Constraint, FrameLayout, Function, Inst, InstRange, MachineEnv, Mentions, Operand,
+    OperandKind, OperandPos, PReg, PRegSet, RegClass, RegMask, VReg, VRegMentions, Vouched,
 };
 pub use log::{Decision, DecisionLog, Reason};
 pub use output::{

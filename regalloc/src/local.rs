@@ -28,7 +28,9 @@
 //! fixed ones (a typical small function), even that is more than needed:
 //! the **roomy** path skips next uses and the plan, keeps each value in the
 //! register it is defined into (its first fixed use's, if free) until its
-//! last mention, and allocates in one forward pass after a validating one.
+//! last mention, and allocates in one forward pass after a validating one
+//! (which a client that gives the last mentions, see
+//! [`Function::mentions`], spares).
 //!
 //! Anything it does not handle (several blocks, clobbers, late uses, early
 //! defs, reuse constraints, fixed non-allocatable registers, a value named
@@ -198,6 +200,16 @@ fn check_inst<F: Function>(
     Ok(has_dup(ops))
 }
 
+/// Declines an instruction that defines a vreg twice (`cfg` rejects it).
+fn check_dup_defs(ops: &[Operand]) -> Result<(), Decline> {
+    for (k, op) in ops.iter().enumerate() {
+        if op.is_def() && ops[..k].iter().any(|o| o.vreg == op.vreg && o.is_def()) {
+            return Err(Decline);
+        }
+    }
+    Ok(())
+}
+
 /// Whether some vreg is named by two of `ops`.
 #[inline(always)]
 fn has_dup(ops: &[Operand]) -> bool {
@@ -216,6 +228,186 @@ fn preg(class: u8, hw: u8) -> PReg {
     // Class indices are below 3; the padded table needs no bounds check.
     const CLASS_OF: [RegClass; 4] = [RegClass::Gp, RegClass::Vec, RegClass::Mask, RegClass::Mask];
     PReg::new(CLASS_OF[class as usize & 3], hw)
+}
+
+/// The state the fast case of a roomy function changes, taken out of
+/// [`Local`] while the forward pass runs (so that the loop keeps lengths
+/// and pointers in registers rather than reloading them through `self`),
+/// and put back for the other instructions.
+struct RoomyFast {
+    values: Vec<Value>,
+    allocs: Vec<Allocation>,
+    alloc_off: Vec<u32>,
+    owner: Vec<u32>,
+    occupied: [u32; 3],
+    written: u128,
+    allocatable: [u32; 3],
+    callee_saved: [u32; 3],
+    fixed_anywhere: [u32; 3],
+}
+
+impl RoomyFast {
+    fn take(l: &mut Local) -> RoomyFast {
+        RoomyFast {
+            values: core::mem::take(&mut l.values),
+            allocs: core::mem::take(&mut l.allocs),
+            alloc_off: core::mem::take(&mut l.alloc_off),
+            owner: core::mem::take(&mut l.owner),
+            occupied: l.occupied,
+            written: l.written,
+            allocatable: l.allocatable,
+            callee_saved: l.callee_saved,
+            fixed_anywhere: l.fixed_anywhere,
+        }
+    }
+
+    fn put_back(&mut self, l: &mut Local) {
+        core::mem::swap(&mut l.values, &mut self.values);
+        core::mem::swap(&mut l.allocs, &mut self.allocs);
+        core::mem::swap(&mut l.alloc_off, &mut self.alloc_off);
+        core::mem::swap(&mut l.owner, &mut self.owner);
+        l.occupied = self.occupied;
+        l.written = self.written;
+    }
+
+    /// [`Local::roomy_inst`] for the common case: no fixed register, every
+    /// use in an allowed register, at most one def. Returns false, having
+    /// changed nothing, otherwise. (One pass over the operands writes the
+    /// uses' allocations, which are taken back if the case does not hold.)
+    #[inline(always)]
+    fn inst(&mut self, i: Inst, ops: &[Operand], log: &mut DecisionLog) -> bool {
+        let base = self.allocs.len();
+        let mut def = usize::MAX;
+        // Operands whose value is mentioned here for the last time.
+        let mut leaving = 0u32;
+        for (k, op) in ops.iter().enumerate() {
+            let Some(&s) = self.values.get(op.vreg.index()) else {
+                self.allocs.truncate(base);
+                return false;
+            };
+            // A value's register is always allocatable: only a subset can
+            // exclude it.
+            let allowed = match op.constraint {
+                Constraint::Reg | Constraint::Any => u32::MAX,
+                Constraint::Subset(m) => m.bits(),
+                _ => {
+                    self.allocs.truncate(base);
+                    return false;
+                }
+            };
+            leaving |= u32::from(s.last == i.0) << k;
+            if op.kind == OperandKind::Def {
+                if def != usize::MAX {
+                    self.allocs.truncate(base);
+                    return false;
+                }
+                def = k;
+                self.allocs.push(Allocation::None);
+                continue;
+            }
+            if s.reg == NO_REG || allowed & (1 << s.reg) == 0 {
+                self.allocs.truncate(base);
+                return false;
+            }
+            // (A modify writes the value's register, which its def or the
+            // move that put it there wrote already: `written` has it.)
+            self.allocs.push(Allocation::Reg(preg(s.class, s.reg)));
+        }
+        if def != usize::MAX && !self.def(i, ops, def, base, log) {
+            self.allocs.truncate(base);
+            return false;
+        }
+        while leaving != 0 {
+            let k = leaving.trailing_zeros() as usize;
+            leaving &= leaving - 1;
+            self.clear_reg(ops[k].vreg.0);
+        }
+        true
+    }
+
+    /// The register of the def `ops[def]` in the fast case: its value's
+    /// own (if allowed), its first fixed use's (if free), or a free one
+    /// outside the instruction's modified registers; false when none is
+    /// free.
+    #[inline(always)]
+    fn def(
+        &mut self,
+        i: Inst,
+        ops: &[Operand],
+        def: usize,
+        base: usize,
+        log: &mut DecisionLog,
+    ) -> bool {
+        let op = ops[def];
+        let v = op.vreg.0;
+        let s = self.values[v as usize];
+        let c = s.class as usize;
+        let mut allowed = match op.constraint {
+            Constraint::Subset(m) => m.bits() & self.allocatable[c],
+            _ => self.allocatable[c],
+        };
+        for o in ops {
+            if o.kind == OperandKind::Modify {
+                let w = self.values[o.vreg.index()];
+                if w.class == s.class {
+                    allowed &= !(1 << w.reg);
+                }
+            }
+        }
+        let hw = if s.reg != NO_REG && allowed & (1 << s.reg) != 0 {
+            s.reg
+        } else {
+            let free = allowed & !self.occupied[c];
+            if free == 0 {
+                return false;
+            }
+            if s.pref < 32 && free & (1 << s.pref) != 0 {
+                log.push(i, Some(op.vreg), Reason::Hint(preg(s.class, s.pref)));
+                s.pref
+            } else {
+                pick_free(free, self.callee_saved[c], self.fixed_anywhere[c])
+            }
+        };
+        let r = preg(s.class, hw);
+        self.allocs[base + def] = Allocation::Reg(r);
+        // The register was free (or the value's own), so a value leaving
+        // its register here never frees one an operand takes.
+        if s.reg != hw {
+            self.written |= 1u128 << r.index();
+            self.clear_reg(v);
+            self.owner[c * 32 + hw as usize] = v;
+            self.occupied[c] |= 1 << hw;
+            self.values[v as usize].reg = hw;
+        }
+        true
+    }
+
+    fn clear_reg(&mut self, v: u32) {
+        vacate(&mut self.values, &mut self.owner, &mut self.occupied, v);
+    }
+}
+
+/// Takes value `v` out of its register, if it has one (`owner`: register
+/// `class * 32 + hw` to value; `occupied`: per class, the registers with
+/// a value).
+fn vacate(values: &mut [Value], owner: &mut [u32], occupied: &mut [u32; 3], v: u32) {
+    let s = &mut values[v as usize];
+    if s.reg != NO_REG {
+        let (c, hw) = (s.class as usize, s.reg);
+        s.reg = NO_REG;
+        owner[c * 32 + hw as usize] = NONE;
+        occupied[c] &= !(1 << hw);
+    }
+}
+
+/// A free register of `free`: caller-saved (outside `callee_saved`) first
+/// (nothing in a function of one block without calls crosses one), and
+/// one no operand is fixed to (outside `fixed`) if possible.
+fn pick_free(free: u32, callee_saved: u32, fixed: u32) -> u8 {
+    let pref = free & !callee_saved;
+    let pref = if pref != 0 { pref } else { free };
+    let unfixed = pref & !fixed;
+    lowest(if unfixed != 0 { unfixed } else { pref })
 }
 
 impl Local {
@@ -326,8 +518,10 @@ impl Local {
     /// needed: one forward pass validates (only fixed operands and bounds
     /// when the client vouches for the rest, see [`Function::vouched`])
     /// and notes each value's first fixed use and last mention, one
-    /// allocates. Fixed operands move
-    /// values (and the value they displace) as in the general case.
+    /// allocates. A client that vouches and gives the mentions
+    /// ([`Function::mentions`]) spares the first: the second checks each
+    /// instruction as it reaches it. Fixed operands move values (and the
+    /// value they displace) as in the general case.
     /// Returns false when the registers do not suffice after all (the
     /// caller takes the full local path).
     fn roomy<F: Function>(
@@ -336,36 +530,34 @@ impl Local {
         per_class: &[usize; 3],
         log: &mut DecisionLog,
     ) -> Result<bool, Decline> {
-        let (ni, nv) = (f.num_insts(), f.num_vregs());
-        self.fixed_anywhere = [0; 3];
+        let nv = f.num_vregs();
         let vouched = self.vouched(f, per_class);
-        let mut nops = 0;
-        for ii in 0..ni {
-            let i = Inst::new(ii);
-            let ops = f.inst_operands(i);
-            nops += ops.len();
-            let dup = check_inst(f, ii, ops, vouched)?;
-            let mut fixed = false;
-            for op in ops {
-                let (v, hw) = self.check_operand(op, nv, vouched)?;
-                let s = &mut self.values[v];
-                if hw != NO_REG {
-                    fixed = true;
-                    if op.is_use() && s.pref == NO_REG {
-                        s.pref = hw;
-                    }
-                }
-                s.last = ii as u32;
-            }
-            if dup {
-                for (k, op) in ops.iter().enumerate() {
-                    if op.is_def() && ops[..k].iter().any(|o| o.vreg == op.vreg && o.is_def()) {
-                        return Err(Decline);
-                    }
+        // The client's mentions (with its word for the rest) spare the
+        // mention pass: each instruction is then checked as the forward
+        // pass reaches it. Debug builds make the pass anyway and hold the
+        // client to its mentions.
+        let given = f.mentions().filter(|m| vouched && m.vregs.len() == nv);
+        match given {
+            Some(m) if !cfg!(debug_assertions) => {
+                self.fixed_anywhere = m.fixed;
+                for (s, g) in self.values.iter_mut().zip(m.vregs) {
+                    s.last = g.last;
+                    s.pref = g.first_fixed_use;
                 }
             }
-            if fixed {
-                self.check_fixed(f, i, ops, dup)?;
+            _ => {
+                self.mention_pass(f, vouched)?;
+                if let Some(m) = given {
+                    debug_assert_eq!(m.fixed, self.fixed_anywhere, "fixed registers");
+                    for (v, (s, g)) in self.values.iter().zip(m.vregs).enumerate() {
+                        debug_assert!(
+                            s.last == g.last && s.pref == g.first_fixed_use,
+                            "v{v}: mentions {g:?}, last {} first fixed use {}",
+                            s.last,
+                            s.pref
+                        );
+                    }
+                }
             }
         }
         // One register more than values and fixed registers: a displaced
@@ -376,28 +568,130 @@ impl Local {
                 return Ok(false);
             }
         }
+        if given.is_some() {
+            self.roomy_forward::<F, true>(f, vouched, log)
+        } else {
+            self.roomy_forward::<F, false>(f, vouched, log)
+        }
+    }
+
+    /// The allocating pass of [`Local::roomy`] (its own function, kept out
+    /// of line: inlined into the mention pass, its loop lost its registers
+    /// to the stack). `CHECK`: each instruction is checked here (the
+    /// client's mentions spared the mention pass).
+    #[inline(never)]
+    fn roomy_forward<F: Function, const CHECK: bool>(
+        &mut self,
+        f: &F,
+        vouched: bool,
+        log: &mut DecisionLog,
+    ) -> Result<bool, Decline> {
+        let ni = f.num_insts();
         self.start_forward();
-        self.allocs.reserve(nops);
         self.alloc_off.reserve(ni);
+        let mut fast = RoomyFast::take(self);
+        let mut done = Ok(true);
         for ii in 0..ni {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
-            if !self.roomy_fast(i, ops, log) {
-                let mut alloc = [Allocation::None; MAX_OPS];
-                self.roomy_inst(i, ops, &mut alloc[..ops.len()], log)?;
-                self.allocs.extend_from_slice(&alloc[..ops.len()]);
+            // With the client's mentions, what the fast case relies on is
+            // checked here (it checks the bounds itself).
+            if CHECK && (ops.len() > MAX_OPS || has_dup(ops) && check_dup_defs(ops).is_err()) {
+                done = Err(Decline);
+                break;
             }
-            self.alloc_off.push(self.allocs.len() as u32);
+            if !fast.inst(i, ops, log) {
+                fast.put_back(self);
+                let slow = self.roomy_slow(f, ii, ops, CHECK, vouched, log);
+                fast = RoomyFast::take(self);
+                if slow.is_err() {
+                    done = Err(Decline);
+                    break;
+                }
+            }
+            fast.alloc_off.push(fast.allocs.len() as u32);
         }
-        Ok(true)
+        fast.put_back(self);
+        done
     }
 
-    /// The operand scan both fast cases start with: no fixed register,
-    /// every use and modify already in an allowed register, at most one
-    /// def (`None` otherwise). With the instruction's first fact `fb`, also
-    /// the registers whose value is read here for the last time.
+    /// An instruction of a roomy function the fast case does not take:
+    /// checked first unless the mention pass did (`check`).
+    #[inline(never)]
+    fn roomy_slow<F: Function>(
+        &mut self,
+        f: &F,
+        ii: usize,
+        ops: &[Operand],
+        check: bool,
+        vouched: bool,
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
+        if check {
+            self.check_roomy_inst(f, ii, ops, vouched)?;
+        }
+        let mut alloc = [Allocation::None; MAX_OPS];
+        self.roomy_inst(Inst::new(ii), ops, &mut alloc[..ops.len()], log)?;
+        self.allocs.extend_from_slice(&alloc[..ops.len()]);
+        Ok(())
+    }
+
+    /// The checks of a roomy function (see [`Local::check_roomy_inst`])
+    /// and, per value, its last mention and first fixed use, and the
+    /// registers fixed operands name (what [`Function::mentions`] gives).
+    fn mention_pass<F: Function>(&mut self, f: &F, vouched: bool) -> Result<(), Decline> {
+        self.fixed_anywhere = [0; 3];
+        for ii in 0..f.num_insts() {
+            let ops = f.inst_operands(Inst::new(ii));
+            self.check_roomy_inst(f, ii, ops, vouched)?;
+            for op in ops {
+                // In bounds: checked.
+                let s = &mut self.values[op.vreg.index()];
+                if let Constraint::Fixed(p) = op.constraint
+                    && op.is_use()
+                    && s.pref == NO_REG
+                {
+                    s.pref = p.hw;
+                }
+                s.last = ii as u32;
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks of instruction `ii` of a roomy function: those of
+    /// [`check_inst`], [`Local::check_operand`] (noting fixed registers in
+    /// `fixed_anywhere`) and [`Local::check_fixed`], and no vreg defined
+    /// twice.
+    fn check_roomy_inst<F: Function>(
+        &mut self,
+        f: &F,
+        ii: usize,
+        ops: &[Operand],
+        vouched: bool,
+    ) -> Result<(), Decline> {
+        let nv = f.num_vregs();
+        let dup = check_inst(f, ii, ops, vouched)?;
+        let mut fixed = false;
+        for op in ops {
+            let (_, hw) = self.check_operand(op, nv, vouched)?;
+            fixed |= hw != NO_REG;
+        }
+        if dup {
+            check_dup_defs(ops)?;
+        }
+        if fixed {
+            self.check_fixed(f, Inst::new(ii), ops, dup)?;
+        }
+        Ok(())
+    }
+
+    /// The operand scan [`Local::fast_inst`] starts with: no fixed
+    /// register, every use and modify already in an allowed register, at
+    /// most one def (`None` otherwise); with the instruction's first fact
+    /// `fb`, also the registers whose value is read here for the last time.
     #[inline(always)]
-    fn shape(&self, ops: &[Operand], fb: Option<usize>) -> Option<Shape> {
+    fn shape(&self, ops: &[Operand], fb: usize) -> Option<Shape> {
         let mut sh = Shape {
             regs: [0; MAX_OPS],
             def: usize::MAX,
@@ -427,67 +721,11 @@ impl Local {
             sh.regs[k] = s.reg;
             if op.kind == OperandKind::Modify {
                 sh.modified[c] |= 1 << s.reg;
-            } else if fb.is_some_and(|fb| self.facts[fb + k].next == INF_POS) {
+            } else if self.facts[fb + k].next == INF_POS {
                 sh.dying[c] |= 1 << s.reg;
             }
         }
         Some(sh)
-    }
-
-    /// [`Local::roomy_inst`] for the common case in one pass: no fixed
-    /// register, every use in an allowed register, at most one def.
-    /// Returns false, having changed nothing, otherwise.
-    #[inline(always)]
-    fn roomy_fast(&mut self, i: Inst, ops: &[Operand], log: &mut DecisionLog) -> bool {
-        let Some(Shape {
-            mut regs,
-            def,
-            def_allowed,
-            modified,
-            ..
-        }) = self.shape(ops, None)
-        else {
-            return false;
-        };
-        if def != usize::MAX {
-            let op = ops[def];
-            let s = self.values[op.vreg.index()];
-            let c = s.class as usize;
-            let allowed = def_allowed & !modified[c];
-            regs[def] = if s.reg != NO_REG && allowed & (1 << s.reg) != 0 {
-                s.reg
-            } else {
-                let free = allowed & !self.occupied[c];
-                if free == 0 {
-                    return false;
-                }
-                if s.pref < 32 && free & (1 << s.pref) != 0 {
-                    log.push(i, Some(op.vreg), Reason::Hint(preg(s.class, s.pref)));
-                    s.pref
-                } else {
-                    self.pick_free(c, free)
-                }
-            };
-        }
-        // The def's register was free (or its own), so a value leaving its
-        // register here never frees one an operand takes.
-        for (k, op) in ops.iter().enumerate() {
-            let v = op.vreg.0;
-            let s = self.values[v as usize];
-            let r = preg(s.class, regs[k]);
-            self.allocs.push(Allocation::Reg(r));
-            if op.is_def() {
-                self.written |= 1u128 << r.index();
-                if op.kind == OperandKind::Def && s.reg != regs[k] {
-                    self.clear_reg(v);
-                    self.set_reg(v, regs[k]);
-                }
-            }
-            if s.last == i.0 {
-                self.clear_reg(v);
-            }
-        }
-        true
     }
 
     /// One instruction of a roomy function: fixed uses, other uses, defs,
@@ -960,7 +1198,7 @@ impl Local {
             def_allowed: allowed,
             modified,
             dying,
-        }) = self.shape(ops, Some(fb))
+        }) = self.shape(ops, fb)
         else {
             return false;
         };
@@ -1161,13 +1399,7 @@ impl Local {
     }
 
     fn clear_reg(&mut self, v: u32) {
-        let s = &mut self.values[v as usize];
-        if s.reg != NO_REG {
-            let (c, hw) = (s.class as usize, s.reg);
-            s.reg = NO_REG;
-            self.owner[c * 32 + hw as usize] = NONE;
-            self.occupied[c] &= !(1 << hw);
-        }
+        vacate(&mut self.values, &mut self.owner, &mut self.occupied, v);
     }
 
     fn edit(&mut self, i: Inst, e: Edit) {
@@ -1385,10 +1617,7 @@ impl Local {
     /// A free register of `free` for `v`: caller-saved first (nothing here
     /// crosses a call), and one no operand is fixed to if possible.
     fn pick_free(&self, c: usize, free: u32) -> u8 {
-        let pref = free & !self.callee_saved[c];
-        let pref = if pref != 0 { pref } else { free };
-        let unfixed = pref & !self.fixed_anywhere[c];
-        lowest(if unfixed != 0 { unfixed } else { pref })
+        pick_free(free, self.callee_saved[c], self.fixed_anywhere[c])
     }
 
     /// A use not yet in a suitable register: its slot as a memory operand,

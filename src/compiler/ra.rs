@@ -11,7 +11,7 @@ use jitforge_ir::{
 };
 use jitforge_regalloc::{
     Block, Constraint, Function as RaFunction, Inst, InstRange, Operand as RaOperand, OperandKind,
-    OperandPos, PReg, PRegSet, RegClass, RegMask, VReg,
+    OperandPos, PReg, PRegSet, RegClass, RegMask, VReg, VRegMentions,
 };
 
 /// Where an allocator operand comes from in the IR instruction (its
@@ -63,6 +63,11 @@ pub(crate) struct RaView {
     constant: Vec<Option<Option<i64>>>,
     /// What [`RaFunction::vouched`] reports, found by `build`.
     vouched: jitforge_regalloc::Vouched,
+    /// What [`RaFunction::mentions`] reports, noted by `build`: per vreg,
+    /// its last instruction and first fixed use...
+    mentions: Vec<VRegMentions>,
+    /// ... and per class, the registers fixed operands name.
+    fixed_regs: [u32; 3],
 }
 
 /// Operands of a function small enough that the view reserves room for
@@ -75,6 +80,8 @@ const CLOBBERS: u8 = 4;
 const MOVE: u8 = 8;
 /// Some operand has a `Subset` constraint (the allocator checks those).
 const SUBSET: u8 = 16;
+/// Some operand has a `Fixed` constraint (noted in the mentions).
+const FIXED: u8 = 32;
 
 /// What the view takes from one instruction's facts, the same for every
 /// instruction of its shape (so derived once per tag): flow flags,
@@ -82,7 +89,8 @@ const SUBSET: u8 = 16;
 #[derive(Clone, Copy)]
 struct ShapeRecord {
     /// `RET` or `BRANCH` from its flow, `CLOBBERS` if it has clobbers,
-    /// `SUBSET` if an operand has a register subset.
+    /// `SUBSET` if an operand has a register subset, `FIXED` if one has
+    /// a fixed register.
     flags: u8,
     /// The number of templates (one per operand fact).
     len: u16,
@@ -169,11 +177,12 @@ impl ShapeRecord {
             flags |= CLOBBERS;
             clobber_sets.push(clobbers);
         }
-        if templates[start as usize..]
-            .iter()
-            .any(|t| matches!(t.operand.constraint, Constraint::Subset(_)))
-        {
-            flags |= SUBSET;
+        for t in &templates[start as usize..] {
+            match t.operand.constraint {
+                Constraint::Subset(_) => flags |= SUBSET,
+                Constraint::Fixed(_) => flags |= FIXED,
+                _ => {}
+            }
         }
         let plain = facts.ops.iter().all(|fact| {
             matches!(
@@ -213,11 +222,16 @@ fn preg_of(p: jitforge_ir::PReg) -> PReg {
 fn push_address(
     operands: &mut Vec<RaOperand>,
     origins: &mut Vec<OperandOrigin>,
+    mentions: &mut [VRegMentions],
+    at: u32,
     m: &jitforge_ir::Mem,
     index: u16,
 ) {
     for r in m.regs() {
         if let Reg::Virt(v, _) = r {
+            if let Some(m) = mentions.get_mut(v.as_u32() as usize) {
+                m.last = at;
+            }
             operands.push(RaOperand::new(
                 VReg::new(v.as_u32() as usize),
                 OperandKind::Use,
@@ -237,32 +251,41 @@ fn push_address(
 /// `Function::vreg_accesses` (direct operands, then the address registers
 /// of a memory operand as reads), and notes definitions in `constant`
 /// (see [`RaView::build`]; `imm_def` is the instruction's if it is
-/// `copy v, imm`).
+/// `copy v, imm`), and notes instruction `at` as each vreg's last in
+/// `mentions`. Returns whether an operand is fixed by the IR
+/// (`Operand::Fixed`).
 ///
 /// `PLAIN`: the shape is plain (see [`ShapeRecord::plain`]), the common
 /// case, whose loop leaves out the per-operand access decision (each
 /// register operand is its template with its vreg).
+// The buffers of the view's loop are passed apart (not as a struct of
+// references) so that each stays in registers.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn push_operands<const PLAIN: bool>(
     operands: &mut Vec<RaOperand>,
     origins: &mut Vec<OperandOrigin>,
     constant: &mut [Option<Option<i64>>],
+    mentions: &mut [VRegMentions],
+    at: u32,
     ops: &[Operand],
     templates: &[OperandTemplate],
     imm_def: Option<(jitforge_ir::VReg, i64)>,
-) {
+) -> bool {
     let first = operands.len();
     let mut shared = false;
+    let mut fixed_by_ir = false;
     for (op, t) in ops.iter().zip(templates) {
         let mut operand = t.operand;
         let v = match *op {
             Operand::Reg(Reg::Virt(v, _)) => v,
             Operand::Fixed(v, p) => {
                 operand.constraint = Constraint::Fixed(preg_of(p));
+                fixed_by_ir = true;
                 v
             }
             Operand::Mem(m) => {
-                push_address(operands, origins, &m, t.index);
+                push_address(operands, origins, mentions, at, &m, t.index);
                 continue;
             }
             _ => continue,
@@ -281,6 +304,9 @@ fn push_operands<const PLAIN: bool>(
                 continue;
             }
             _ => {}
+        }
+        if let Some(m) = mentions.get_mut(v.as_u32() as usize) {
+            m.last = at;
         }
         operands.push(operand);
         origins.push(OperandOrigin {
@@ -302,6 +328,21 @@ fn push_operands<const PLAIN: bool>(
         for op in &mut operands[first..] {
             if op.constraint == Constraint::Any {
                 op.constraint = Constraint::Reg;
+            }
+        }
+    }
+    fixed_by_ir
+}
+
+/// Notes the fixed operands among `operands` (one instruction's) in
+/// `mentions` and `fixed_regs` (see [`RaFunction::mentions`]).
+fn note_fixed(operands: &[RaOperand], mentions: &mut [VRegMentions], fixed_regs: &mut [u32; 3]) {
+    for op in operands {
+        if let Constraint::Fixed(p) = op.constraint {
+            fixed_regs[p.class.index()] |= 1 << (p.hw & 31);
+            let m = &mut mentions[op.vreg.index()];
+            if op.is_use() && m.first_fixed_use == VRegMentions::NO_REG {
+                m.first_fixed_use = p.hw;
             }
         }
     }
@@ -392,6 +433,10 @@ impl RaView {
         let mut constant = std::mem::take(&mut self.constant);
         constant.clear();
         constant.resize(f.num_vregs(), None);
+        let mut mentions = std::mem::take(&mut self.mentions);
+        mentions.clear();
+        mentions.resize(f.num_vregs(), VRegMentions::UNNAMED);
+        let mut fixed_regs = [0u32; 3];
         self.classes
             .extend(f.vregs().map(|(_, data)| class_of(data.class)));
         // Each tagged shape's record is derived once per table epoch (its
@@ -415,7 +460,8 @@ impl RaView {
         let mut op_offsets = std::mem::take(&mut self.op_offsets);
         let mut flags_of = std::mem::take(&mut self.flags);
         for (i, d) in f.all_insts().iter().enumerate() {
-            op_offsets.push(operands.len() as u32);
+            let first = operands.len();
+            op_offsets.push(first as u32);
             let tag = match d.kind {
                 InstKind::Target(_) => d.tag(),
                 _ => None,
@@ -442,30 +488,37 @@ impl RaView {
                     }
                 };
                 let templates = &self.templates[shape.templates()];
-                if shape.plain {
+                let fixed_by_ir = if shape.plain {
                     push_operands::<true>(
                         &mut operands,
                         &mut origins,
                         &mut constant,
+                        &mut mentions,
+                        i as u32,
                         ops,
                         templates,
                         None,
-                    );
+                    )
                 } else {
                     push_operands::<false>(
                         &mut operands,
                         &mut origins,
                         &mut constant,
+                        &mut mentions,
+                        i as u32,
                         ops,
                         templates,
                         None,
-                    );
+                    )
+                };
+                if fixed_by_ir || shape.flags & FIXED != 0 {
+                    note_fixed(&operands[first..], &mut mentions, &mut fixed_regs);
                 }
                 if shape.flags & CLOBBERS != 0 {
                     self.clobbers
                         .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
                 }
-                flags_of.push(shape.flags);
+                flags_of.push(shape.flags & !FIXED);
                 continue;
             }
             let inst = IrInst::from_u32(i as u32);
@@ -481,15 +534,20 @@ impl RaView {
             } else {
                 (None, None)
             };
-            push_operands::<false>(
+            let fixed_by_ir = push_operands::<false>(
                 &mut operands,
                 &mut origins,
                 &mut constant,
+                &mut mentions,
+                i as u32,
                 ops,
                 &own,
                 imm_def,
             );
-            let mut flags = shape.flags;
+            if fixed_by_ir || shape.flags & FIXED != 0 {
+                note_fixed(&operands[first..], &mut mentions, &mut fixed_regs);
+            }
+            let mut flags = shape.flags & !FIXED;
             if matches!(d.kind, InstKind::Ret | InstKind::TailJump(_)) {
                 flags = flags & (CLOBBERS | SUBSET) | RET;
             }
@@ -529,6 +587,8 @@ impl RaView {
         self.remat
             .extend(constant.iter().map(|c| matches!(c, Some(Some(_)))));
         self.constant = constant;
+        self.mentions = mentions;
+        self.fixed_regs = fixed_regs;
         Ok(())
     }
 
@@ -625,6 +685,13 @@ impl RaFunction for RaView {
     #[inline]
     fn vouched(&self) -> Option<jitforge_regalloc::Vouched> {
         Some(self.vouched)
+    }
+    #[inline]
+    fn mentions(&self) -> Option<jitforge_regalloc::Mentions<'_>> {
+        Some(jitforge_regalloc::Mentions {
+            vregs: &self.mentions,
+            fixed: self.fixed_regs,
+        })
     }
 }
 
