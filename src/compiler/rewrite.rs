@@ -1344,7 +1344,29 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         // One buffer for every instruction's operands (a Vec: cheaper to
         // push to than a SmallVec, allocated once per function).
         let mut ops: Vec<Operand> = Vec::new();
-        for (i, d) in f.all_insts().iter().enumerate() {
+        let insts = f.all_insts();
+        // Runs of remembered register-only instructions up to the next
+        // edit are copied by the memo in a small loop of their own; the
+        // loop below writes the instruction each run stops at (split edges
+        // and logging take it for every instruction).
+        let copy_runs = !self.logging && !has_splits;
+        let mut i = 0;
+        while i < insts.len() {
+            if copy_runs && let Some(text) = self.asm.text_mut() {
+                let until = edit_at.min(insts.len());
+                i = self.memo.copy_registers_only(
+                    insts,
+                    &out.inst_alloc_offsets,
+                    &out.allocs,
+                    i,
+                    until,
+                    text,
+                );
+                if i == insts.len() {
+                    break;
+                }
+            }
+            let Some(d) = insts.get(i) else { break };
             if self.logging {
                 let here = jitforge_regalloc::Inst::new(i);
                 let mut edit_vregs: Vec<jitforge_regalloc::VReg> = Vec::new();
@@ -1488,6 +1510,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             if has_splits {
                 self.fallthrough_edits(i)?;
             }
+            i += 1;
         }
         // Jump tables: one absolute address per target, relocated at placement.
         for t in 0..self.f.num_jump_tables() {

@@ -18,6 +18,8 @@
 //! with no label or address to fix up.
 
 use crate::builder::{append_cut, two_way_find, two_way_place};
+use jitforge_ir::{InstData, InstKind};
+use jitforge_regalloc::Allocation;
 
 /// Entries of the memo at most (a power of two, 32 bytes each, 64 KB in
 /// all): workload B has some 6,000 register and spill-slot pairs, so a
@@ -119,9 +121,16 @@ impl EncodingMemo {
     /// The entry of `key`: a multiply-rotate hash of its words.
     #[inline(always)]
     pub(crate) fn slot(&self, key: &Key) -> usize {
+        Self::hash(key) & (self.slots.max(1) - 1)
+    }
+
+    /// A multiply-rotate hash of `key`'s words (its high bits: the low
+    /// ones of a product mix little).
+    #[inline(always)]
+    fn hash(key: &Key) -> usize {
         const K: u64 = 0x517c_c1b7_2722_0a95;
         let h = (key[0].wrapping_mul(K).rotate_left(23) ^ key[1]).wrapping_mul(K);
-        (h >> 40) as usize & (self.slots.max(1) - 1)
+        (h >> 40) as usize
     }
 
     /// Appends the bytes remembered for `key` (at `slot`) to `text`; false
@@ -154,5 +163,64 @@ impl EncodingMemo {
             e.bytes = [0; 15];
             e.bytes[..bytes.len()].copy_from_slice(bytes);
         }
+    }
+}
+
+impl EncodingMemo {
+    /// Copies the bytes of instructions `from..until` of `insts` (whose
+    /// allocations are `allocs[offsets[i]..offsets[i + 1]]`) to `text`
+    /// while each is a target instruction of a tag with register operands
+    /// only ([`TagKind::Registers`]), at most four allocations, all in
+    /// registers, and remembered: the common instruction of a function
+    /// whose values all fit, which then costs a key, a hash and a copy.
+    /// Returns the first instruction not copied (`until` when all were),
+    /// which the caller writes the general way (the memo key it builds for
+    /// it there is the one built here, see `Rewriter::target_key`).
+    pub(crate) fn copy_registers_only(
+        &self,
+        insts: &[InstData],
+        offsets: &[u32],
+        allocs: &[Allocation],
+        from: usize,
+        until: usize,
+        text: &mut Vec<u8>,
+    ) -> usize {
+        let (Some(insts), Some(bounds)) = (insts.get(from..until), offsets.get(from..)) else {
+            return from;
+        };
+        let mask = self.slots.max(1) - 1;
+        let mut lo = bounds.first().map_or(0, |&o| o as usize);
+        for ((k, d), &hi) in insts.iter().enumerate().zip(&bounds[1..]) {
+            let hi = hi as usize;
+            let (InstKind::Target(_), Some(tag)) = (d.kind, d.tag()) else {
+                return from + k;
+            };
+            if self.operands.get(usize::from(tag)) != Some(&(TagKind::Registers as u8)) {
+                return from + k;
+            }
+            let Some(these) = allocs.get(lo..hi).filter(|a| a.len() <= 4) else {
+                return from + k;
+            };
+            let mut codes = 0u64;
+            for (n, a) in these.iter().enumerate() {
+                match a {
+                    Allocation::Reg(p) if p.hw < 32 => {
+                        codes |= ((p.class as u64) << 5 | u64::from(p.hw)) << (7 * n)
+                    }
+                    _ => return from + k,
+                }
+            }
+            let key = [
+                FILLED | u64::from(tag) | (these.len() as u64) << 16 | codes << 19,
+                0,
+            ];
+            let slot = Self::hash(&key) & mask;
+            match two_way_find(&self.entries, slot, |e| e.key == key) {
+                Some(e) => append_cut(text, &e.bytes, e.len),
+                None => return from + k,
+            }
+            lo = hi;
+        }
+        from + insts.len()
     }
 }
