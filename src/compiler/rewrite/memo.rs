@@ -138,13 +138,12 @@ impl EncodingMemo {
         Self::hash(key) & (self.slots.max(1) - 1)
     }
 
-    /// A multiply-rotate hash of `key`'s words (its high bits: the low
-    /// ones of a product mix little).
+    /// A multiplicative hash of `key`'s words (the product's high bits,
+    /// which every bit of the key reaches; the low ones mix little).
     #[inline(always)]
     fn hash(key: &Key) -> usize {
         const K: u64 = 0x517c_c1b7_2722_0a95;
-        let h = (key[0].wrapping_mul(K).rotate_left(23) ^ key[1]).wrapping_mul(K);
-        (h >> 40) as usize
+        ((key[0] ^ key[1].rotate_left(23)).wrapping_mul(K) >> 40) as usize
     }
 
     /// Appends the bytes remembered for `key` (at `slot`) to `text`; false
@@ -203,39 +202,63 @@ impl EncodingMemo {
         let (Some(insts), Some(bounds)) = (insts.get(from..until), offsets.get(from..)) else {
             return from;
         };
-        let mask = self.slots.max(1) - 1;
+        // Once anything is remembered there are `slots` entries, a power
+        // of two: the mask of a slot is the length's.
+        let entries = &self.entries[..];
+        let Some(mask) = entries.len().checked_sub(1) else {
+            return from;
+        };
+        // The code in a local (not written back through `text` for every
+        // instruction).
+        let mut code = core::mem::take(text);
         let mut lo = bounds.first().map_or(0, |&o| o as usize);
+        let mut copied = insts.len();
         for ((k, d), &hi) in insts.iter().enumerate().zip(&bounds[1..]) {
             let hi = hi as usize;
-            let (InstKind::Target(_), Some(tag)) = (d.kind, d.tag()) else {
-                return from + k;
-            };
-            if self.operands.get(usize::from(tag)) != Some(&(TagKind::Registers as u8)) {
-                return from + k;
-            }
-            let Some(these) = allocs.get(lo..hi).filter(|a| a.len() <= 4) else {
-                return from + k;
-            };
-            let mut codes = 0u64;
-            for (n, a) in these.iter().enumerate() {
-                match a {
-                    Allocation::Reg(p) if p.hw < 32 => {
-                        codes |= ((p.class as u64) << 5 | u64::from(p.hw)) << (7 * n)
-                    }
-                    _ => return from + k,
+            let key = match (d.kind, d.tag()) {
+                (InstKind::Target(_), Some(tag))
+                    if self.operands.get(usize::from(tag))
+                        == Some(&(TagKind::Registers as u8)) =>
+                {
+                    Self::registers_key(tag, allocs.get(lo..hi))
                 }
-            }
-            let key = [
-                FILLED | u64::from(tag) | (these.len() as u64) << 16 | codes << 19,
-                0,
-            ];
-            let slot = Self::hash(&key) & mask;
-            match two_way_find(&self.entries, slot, |e| e.key == key) {
-                Some(e) => append_cut(text, &e.bytes, e.len),
-                None => return from + k,
+                _ => None,
+            };
+            let Some(key) = key else {
+                copied = k;
+                break;
+            };
+            match two_way_find(entries, Self::hash(&key) & mask, |e| e.key == key) {
+                Some(e) => append_cut(&mut code, &e.bytes, e.len),
+                None => {
+                    copied = k;
+                    break;
+                }
             }
             lo = hi;
         }
-        from + insts.len()
+        *text = code;
+        from + copied
+    }
+
+    /// The memo key of an instruction of tag `tag` with register operands
+    /// only ([`TagKind::Registers`]) allocated `allocs`: `None` with more
+    /// than four or one not in a register (the general key then has more).
+    #[inline(always)]
+    fn registers_key(tag: u16, allocs: Option<&[Allocation]>) -> Option<Key> {
+        let allocs = allocs.filter(|a| a.len() <= 4)?;
+        let mut codes = 0u64;
+        for (n, a) in allocs.iter().enumerate() {
+            match a {
+                Allocation::Reg(p) if p.hw < 32 => {
+                    codes |= ((p.class as u64) << 5 | u64::from(p.hw)) << (7 * n)
+                }
+                _ => return None,
+            }
+        }
+        Some([
+            FILLED | u64::from(tag) | (allocs.len() as u64) << 16 | codes << 19,
+            0,
+        ])
     }
 }
