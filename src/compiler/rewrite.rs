@@ -1352,7 +1352,11 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         let copy_runs = !self.logging && !has_splits;
         let mut i = 0;
         while i < insts.len() {
-            if copy_runs && let Some(text) = self.asm.text_mut() {
+            // (None to copy where the next instruction has edits.)
+            if copy_runs
+                && edit_at > i
+                && let Some(text) = self.asm.text_mut()
+            {
                 let until = edit_at.min(insts.len());
                 i = self.memo.copy_registers_only(
                     insts,
