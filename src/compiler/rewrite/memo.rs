@@ -217,8 +217,7 @@ impl EncodingMemo {
             let hi = hi as usize;
             let key = match (d.kind, d.tag()) {
                 (InstKind::Target(_), Some(tag))
-                    if self.operands.get(usize::from(tag))
-                        == Some(&(TagKind::Registers as u8)) =>
+                    if self.operands.get(usize::from(tag)) == Some(&(TagKind::Registers as u8)) =>
                 {
                     Self::registers_key(tag, allocs.get(lo..hi))
                 }
@@ -260,5 +259,37 @@ impl EncodingMemo {
             FILLED | u64::from(tag) | (allocs.len() as u64) << 16 | codes << 19,
             0,
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A memo that evicts many entries grows at the next function (up to
+    /// [`MAX_SLOTS`]), emptied, and then gives the bytes put in it.
+    #[test]
+    fn crowded_memo_grows() {
+        let mut memo = EncodingMemo::default();
+        memo.begin(1, 10);
+        let key = |n: u64| -> Key { [FILLED | n, 0] };
+        for n in 0..4 * MIN_SLOTS as u64 {
+            memo.put(memo.slot(&key(n)), &key(n), &[n as u8, 0x90]);
+        }
+        assert_eq!(memo.entries.len(), MIN_SLOTS);
+        memo.begin(1, 10);
+        assert_eq!(memo.entries.len(), 2 * MIN_SLOTS);
+        let mut text = Vec::new();
+        assert!(!memo.append(memo.slot(&key(7)), &key(7), &mut text));
+        memo.put(memo.slot(&key(7)), &key(7), &[7, 0x90]);
+        assert!(memo.append(memo.slot(&key(7)), &key(7), &mut text));
+        assert_eq!(text, [7, 0x90]);
+        for _ in 0..8 {
+            for n in 0..4 * MAX_SLOTS as u64 {
+                memo.put(memo.slot(&key(n)), &key(n), &[0x90]);
+            }
+            memo.begin(1, 10);
+        }
+        assert_eq!(memo.entries.len(), MAX_SLOTS);
     }
 }
