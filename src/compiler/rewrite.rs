@@ -77,9 +77,11 @@ const STORES_BELOW_RSP: [Mnemonic; 7] = [
     Mnemonic::Syscall,
 ];
 
-/// [`STORES_BELOW_RSP`] as a set of mnemonic indexes, a bit each.
-static STORES_BELOW_RSP_SET: [u64; Mnemonic::COUNT.div_ceil(64)] = {
-    let mut set = [0u64; Mnemonic::COUNT.div_ceil(64)];
+/// [`STORES_BELOW_RSP`] as a set of mnemonic indexes, a bit each, over
+/// every 16-bit index (8 KB, of which a scan reads the first few words):
+/// the word of an id's low 16 bits needs no bounds check.
+static STORES_BELOW_RSP_SET: [u64; 1 << 10] = {
+    let mut set = [0u64; 1 << 10];
     let mut k = 0;
     while k < STORES_BELOW_RSP.len() {
         let index = STORES_BELOW_RSP[k] as usize;
@@ -99,9 +101,7 @@ fn is_leaf(f: &IrFunction) -> bool {
         // instructions before the id is decoded (which costs more than the scan).
         InstKind::Target(id) => {
             let index = (id.0 & 0xFFFF) as usize;
-            STORES_BELOW_RSP_SET
-                .get(index / 64)
-                .is_none_or(|bits| bits >> (index % 64) & 1 == 0)
+            STORES_BELOW_RSP_SET[index >> 6] >> (index & 63) & 1 == 0
                 || X86Inst::from_id(id).is_none_or(|x| !STORES_BELOW_RSP.contains(&x.mnemonic))
         }
         _ => true,
