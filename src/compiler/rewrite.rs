@@ -77,9 +77,11 @@ const STORES_BELOW_RSP: [Mnemonic; 7] = [
     Mnemonic::Syscall,
 ];
 
-/// [`STORES_BELOW_RSP`] as a set of mnemonic indexes, a bit each.
-static STORES_BELOW_RSP_SET: [u64; Mnemonic::COUNT.div_ceil(64)] = {
-    let mut set = [0u64; Mnemonic::COUNT.div_ceil(64)];
+/// [`STORES_BELOW_RSP`] as a set of mnemonic indexes, a bit each, over
+/// every 16-bit index (8 KB, of which a scan reads the first few words):
+/// the word of an id's low 16 bits needs no bounds check.
+static STORES_BELOW_RSP_SET: [u64; 1 << 10] = {
+    let mut set = [0u64; 1 << 10];
     let mut k = 0;
     while k < STORES_BELOW_RSP.len() {
         let index = STORES_BELOW_RSP[k] as usize;
@@ -99,9 +101,7 @@ fn is_leaf(f: &IrFunction) -> bool {
         // instructions before the id is decoded (which costs more than the scan).
         InstKind::Target(id) => {
             let index = (id.0 & 0xFFFF) as usize;
-            STORES_BELOW_RSP_SET
-                .get(index / 64)
-                .is_none_or(|bits| bits >> (index % 64) & 1 == 0)
+            STORES_BELOW_RSP_SET[index >> 6] >> (index & 63) & 1 == 0
                 || X86Inst::from_id(id).is_none_or(|x| !STORES_BELOW_RSP.contains(&x.mnemonic))
         }
         _ => true,
@@ -1344,7 +1344,33 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         // One buffer for every instruction's operands (a Vec: cheaper to
         // push to than a SmallVec, allocated once per function).
         let mut ops: Vec<Operand> = Vec::new();
-        for (i, d) in f.all_insts().iter().enumerate() {
+        let insts = f.all_insts();
+        // Runs of remembered register-only instructions up to the next
+        // edit are copied by the memo in a small loop of their own; the
+        // loop below writes the instruction each run stops at (split edges
+        // and logging take it for every instruction).
+        let copy_runs = !self.logging && !has_splits;
+        let mut i = 0;
+        while i < insts.len() {
+            // (None to copy where the next instruction has edits.)
+            if copy_runs
+                && edit_at > i
+                && let Some(text) = self.asm.text_mut()
+            {
+                let until = edit_at.min(insts.len());
+                i = self.memo.copy_registers_only(
+                    insts,
+                    &out.inst_alloc_offsets,
+                    &out.allocs,
+                    i,
+                    until,
+                    text,
+                );
+                if i == insts.len() {
+                    break;
+                }
+            }
+            let Some(d) = insts.get(i) else { break };
             if self.logging {
                 let here = jitforge_regalloc::Inst::new(i);
                 let mut edit_vregs: Vec<jitforge_regalloc::VReg> = Vec::new();
@@ -1488,6 +1514,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             if has_splits {
                 self.fallthrough_edits(i)?;
             }
+            i += 1;
         }
         // Jump tables: one absolute address per target, relocated at placement.
         for t in 0..self.f.num_jump_tables() {
