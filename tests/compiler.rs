@@ -282,6 +282,37 @@ fn errors_are_specific() {
     cc.jmp(h).expect("jmp");
     let err = cc.end_func().unwrap_err();
     assert!(err.to_string().contains("use Compiler::tail_call"), "{err}");
+    // A 32-bit convention in 64-bit code, for the function and for a call.
+    let sig32 = Signature::new(X86Target::CDECL, &[ValType::I32], &[ValType::I32]);
+    cc.add_func("n", sig32).expect("add_func");
+    let e = cc.new_gp32("e");
+    cc.set_arg(0, e).expect("set_arg");
+    cc.ret(&[e.into()]).expect("ret");
+    let err = cc.end_func().unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "function n (64-bit): its signature uses the 32-bit calling convention cdecl"
+        ),
+        "{err}"
+    );
+    cc.add_func("p", sig(1)).expect("add_func");
+    let q = cc.new_gp64("q");
+    cc.set_arg(0, q).expect("set_arg");
+    let stdcall = Signature::new(X86Target::STDCALL, &[ValType::I32], &[ValType::I32]);
+    cc.invoke(
+        Operand::Imm(0x1000),
+        stdcall,
+        &[q.r32().into()],
+        &[q.r32().into()],
+    )
+    .expect("invoke");
+    cc.ret(&[q.into()]).expect("ret");
+    let err = cc.end_func().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a call uses the 32-bit calling convention stdcall"),
+        "{err}"
+    );
 }
 
 extern "C" fn host_mix(a: u64, b: u64, c: u64) -> u64 {

@@ -970,7 +970,9 @@ impl<'a> Compiler<'a> {
                 },
             });
         }
-        if !self.target.is_64bit() {
+        if self.target.is_64bit() {
+            super::rewrite::check_conventions(f, target, 8)?;
+        } else {
             super::rewrite::check_32bit(f, target)?;
         }
         if self.logging {

@@ -211,28 +211,51 @@ pub(crate) fn restrict_to_32bit(env: &mut jitforge_regalloc::MachineEnv) {
     env.slot_size[0] = 4;
 }
 
+/// Checks that `f` and every call in it use a convention of the Compiler's
+/// mode (`ptr_size` 8 or 4): a 32-bit convention (cdecl, stdcall, fastcall,
+/// vectorcall32) has no meaning in 64-bit code, nor a 64-bit one in 32-bit
+/// code. The error names the function, the place and the convention.
+pub(crate) fn check_conventions(
+    f: &IrFunction,
+    target: &dyn jitforge_ir::target::Target,
+    ptr_size: u8,
+) -> Result<()> {
+    let bits = u32::from(ptr_size) * 8;
+    let sigs = std::iter::once(("its signature", &f.sig))
+        .chain(f.sig_refs().map(|(_, sig)| ("a call", sig)));
+    for (place, sig) in sigs {
+        let what = match target.call_conv(sig.conv) {
+            None => format!("{place} has an unknown calling convention"),
+            Some(conv) if conv.ptr_size != ptr_size => {
+                let (other, valid) = if ptr_size == 4 {
+                    (64, "cdecl, stdcall, fastcall or vectorcall")
+                } else {
+                    (32, "sysv64, win64, vectorcall64 or a light convention")
+                };
+                format!(
+                    "{place} uses the {other}-bit calling convention {}; {bits}-bit functions take {valid}",
+                    conv.name
+                )
+            }
+            Some(_) => continue,
+        };
+        return Err(Error::InvalidArgument {
+            message: format!("function {} ({bits}-bit): {what}", f.name()),
+        });
+    }
+    Ok(())
+}
+
 /// Checks that `f` is a function 32-bit mode can run, before it is lowered:
 /// a 32-bit convention for it and every call, no 64-bit general-purpose
 /// virtual register, no r8..r15 or xmm8..15. The error names what is wrong.
 pub(crate) fn check_32bit(f: &IrFunction, target: &dyn jitforge_ir::target::Target) -> Result<()> {
+    check_conventions(f, target, 4)?;
     let fail = |what: String| {
         Err(Error::InvalidArgument {
             message: format!("function {} (32-bit): {what}", f.name()),
         })
     };
-    let sigs = std::iter::once(("its signature", &f.sig))
-        .chain(f.sig_refs().map(|(_, sig)| ("a call", sig)));
-    for (place, sig) in sigs {
-        let Some(conv) = target.call_conv(sig.conv) else {
-            return fail(format!("{place} has an unknown calling convention"));
-        };
-        if conv.ptr_size != 4 {
-            return fail(format!(
-                "{place} uses the 64-bit calling convention {}; 32-bit functions take cdecl, stdcall, fastcall or vectorcall",
-                conv.name
-            ));
-        }
-    }
     for (v, data) in f.vregs() {
         if data.class == IrClass::GP && data.size > 4 {
             let name = f
