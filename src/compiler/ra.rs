@@ -34,9 +34,15 @@ pub(crate) struct RaView {
     preds: Vec<Block>,
     pred_offsets: Vec<u32>,
     loop_depth: Vec<u32>,
+    /// The allocator operands, instruction after instruction (from
+    /// `op_offsets`). This buffer and the next three only grow: past
+    /// this function's part they hold an earlier one's (see `build`).
     operands: Vec<RaOperand>,
     origins: Vec<OperandOrigin>,
+    /// Per instruction and one more: where its operands start.
     op_offsets: Vec<u32>,
+    /// The number of instructions (of `flags`, `op_offsets`).
+    num_insts: usize,
     /// Per instruction: `RET`, `BRANCH`, and whether it has clobbers or is
     /// a move (then in `clobbers` or `moves`, by instruction: most
     /// instructions have neither, so they cost one byte here).
@@ -46,7 +52,12 @@ pub(crate) struct RaView {
     classes: Vec<RegClass>,
     remat: Vec<bool>,
     facts: InstFacts,
-    /// Templates of an untagged instruction (derived each time).
+    /// Entry and return shapes by key (see [`untagged_key`]): derived
+    /// once, their templates in `own_templates`, their clobbers in
+    /// `own_clobbers`.
+    own_shapes: Vec<(u64, ShapeRecord)>,
+    /// Templates of `own_shapes`, then while an other untagged
+    /// instruction is looked at, its own (derived each time).
     own_templates: Vec<OperandTemplate>,
     /// By tag: the record derived from the facts table's entry, once.
     shapes: Vec<Option<ShapeRecord>>,
@@ -54,7 +65,8 @@ pub(crate) struct RaView {
     templates: Vec<OperandTemplate>,
     /// The clobber sets of `shapes`.
     shape_clobbers: Vec<PRegSet>,
-    /// The clobber set of an untagged instruction (derived each time).
+    /// The clobber sets of `own_shapes`, then of the untagged
+    /// instruction looked at.
     own_clobbers: Vec<PRegSet>,
     /// The facts table epoch `shapes` was derived from.
     shapes_epoch: u64,
@@ -73,6 +85,25 @@ pub(crate) struct RaView {
 /// Operands of a function small enough that the view reserves room for
 /// the most allocator operands it could have without counting them.
 const SMALL_FUNCTION_OPERANDS: usize = 1024;
+
+/// What the grown operand buffer holds past the operands written (never read).
+fn placeholder_operand() -> RaOperand {
+    RaOperand::new(
+        VReg::new(0),
+        OperandKind::Use,
+        OperandPos::Early,
+        Constraint::Reg,
+    )
+}
+
+/// Lengthens `buffer` to `len` with `fill` if it is shorter (exactly:
+/// no doubling slack for a large function), never shortens it.
+fn grow_to<T: Copy>(buffer: &mut Vec<T>, len: usize, fill: T) {
+    if buffer.len() < len {
+        buffer.reserve_exact(len - buffer.len());
+        buffer.resize(len, fill);
+    }
+}
 
 const RET: u8 = 1;
 const BRANCH: u8 = 2;
@@ -216,12 +247,30 @@ fn preg_of(p: jitforge_ir::PReg) -> PReg {
     PReg::new(class_of(p.class), p.hw)
 }
 
+/// Where `build` writes one instruction's allocator operands: the view's
+/// buffers, long enough for every operand of the function (see
+/// [`RaView::build`]), and the number written so far. Writing by index
+/// into them leaves out a `Vec`'s capacity check per operand.
+struct OperandSink<'a> {
+    operands: &'a mut [RaOperand],
+    origins: &'a mut [OperandOrigin],
+    len: usize,
+}
+
+impl OperandSink<'_> {
+    #[inline(always)]
+    fn push(&mut self, operand: RaOperand, origin: OperandOrigin) {
+        self.operands[self.len] = operand;
+        self.origins[self.len] = origin;
+        self.len += 1;
+    }
+}
+
 /// Pushes the virtual address registers of memory operand `m` (IR operand
 /// `index`) as register uses.
 #[inline(always)]
 fn push_address(
-    operands: &mut Vec<RaOperand>,
-    origins: &mut Vec<OperandOrigin>,
+    sink: &mut OperandSink<'_>,
     mentions: &mut [VRegMentions],
     at: u32,
     m: &jitforge_ir::Mem,
@@ -232,16 +281,18 @@ fn push_address(
             if let Some(m) = mentions.get_mut(v.as_u32() as usize) {
                 m.last = at;
             }
-            operands.push(RaOperand::new(
-                VReg::new(v.as_u32() as usize),
-                OperandKind::Use,
-                OperandPos::Early,
-                Constraint::Reg,
-            ));
-            origins.push(OperandOrigin {
-                operand: index,
-                in_address: true,
-            });
+            sink.push(
+                RaOperand::new(
+                    VReg::new(v.as_u32() as usize),
+                    OperandKind::Use,
+                    OperandPos::Early,
+                    Constraint::Reg,
+                ),
+                OperandOrigin {
+                    operand: index,
+                    in_address: true,
+                },
+            );
         }
     }
 }
@@ -258,13 +309,10 @@ fn push_address(
 /// `PLAIN`: the shape is plain (see [`ShapeRecord::plain`]), the common
 /// case, whose loop leaves out the per-operand access decision (each
 /// register operand is its template with its vreg).
-// The buffers of the view's loop are passed apart (not as a struct of
-// references) so that each stays in registers.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn push_operands<const PLAIN: bool>(
-    operands: &mut Vec<RaOperand>,
-    origins: &mut Vec<OperandOrigin>,
+    sink: &mut OperandSink<'_>,
     constant: &mut [Option<Option<i64>>],
     mentions: &mut [VRegMentions],
     at: u32,
@@ -272,20 +320,25 @@ fn push_operands<const PLAIN: bool>(
     templates: &[OperandTemplate],
     imm_def: Option<(jitforge_ir::VReg, i64)>,
 ) -> bool {
-    let first = operands.len();
+    let first = sink.len;
     let mut shared = false;
     let mut fixed_by_ir = false;
-    for (op, t) in ops.iter().zip(templates) {
+    // One template per operand (the shape was derived from these
+    // operands); indexing both below `count` needs no bounds checks.
+    let count = ops.len().min(templates.len());
+    let (ops, templates) = (&ops[..count], &templates[..count]);
+    for j in 0..count {
+        let t = &templates[j];
         let mut operand = t.operand;
-        let v = match *op {
+        let v = match ops[j] {
             Operand::Reg(Reg::Virt(v, _)) => v,
             Operand::Fixed(v, p) => {
                 operand.constraint = Constraint::Fixed(preg_of(p));
                 fixed_by_ir = true;
                 v
             }
-            Operand::Mem(m) => {
-                push_address(operands, origins, mentions, at, &m, t.index);
+            Operand::Mem(ref m) => {
+                push_address(sink, mentions, at, m, t.index);
                 continue;
             }
             _ => continue,
@@ -308,11 +361,13 @@ fn push_operands<const PLAIN: bool>(
         if let Some(m) = mentions.get_mut(v.as_u32() as usize) {
             m.last = at;
         }
-        operands.push(operand);
-        origins.push(OperandOrigin {
-            operand: t.index,
-            in_address: false,
-        });
+        sink.push(
+            operand,
+            OperandOrigin {
+                operand: t.index,
+                in_address: false,
+            },
+        );
         if operand.kind != OperandKind::Use {
             let slot = &mut constant[v.as_u32() as usize];
             *slot = match (imm_def, *slot) {
@@ -325,7 +380,7 @@ fn push_operands<const PLAIN: bool>(
     if !PLAIN && shared {
         // `xor x, x`: the unseen operand shares the other's location,
         // and x86 takes at most one memory operand.
-        for op in &mut operands[first..] {
+        for op in &mut sink.operands[first..sink.len] {
             if op.constraint == Constraint::Any {
                 op.constraint = Constraint::Reg;
             }
@@ -348,13 +403,53 @@ fn note_fixed(operands: &[RaOperand], mentions: &mut [VRegMentions], fixed_regs:
     }
 }
 
+/// The most operands of an untagged instruction whose shape record is
+/// kept (see [`untagged_key`]).
+const KEYED_OPERANDS: usize = 19;
+
+/// Untagged shape records kept at most; past that the cache starts over.
+const KEYED_SHAPES: usize = 64;
+
+/// The key of an entry or return instruction with operands `ops`, whose
+/// facts (so its shape record) depend on nothing else than its kind and
+/// the variant of each operand: entry operands are written registers,
+/// return operands read values, each fixed if the IR fixes it and
+/// memory-capable if memory (`Function::inst_facts`; a fixed operand's
+/// register is taken from the operand by [`push_operands`], and whether
+/// the facts are an error depends on the variants too). `None` for
+/// other instructions and more than [`KEYED_OPERANDS`] operands.
+fn untagged_key(kind: InstKind, ops: &[Operand]) -> Option<u64> {
+    let base = match kind {
+        InstKind::Entry => 1u64,
+        InstKind::Ret => 2,
+        _ => return None,
+    };
+    if ops.len() > KEYED_OPERANDS {
+        return None;
+    }
+    // Bits 0..2 the kind, 2..7 the count, then 3 bits per operand.
+    let mut key = base | (ops.len() as u64) << 2;
+    for (j, op) in ops.iter().enumerate() {
+        let variant = match op {
+            Operand::Reg(_) => 0u64,
+            Operand::Fixed(..) => 1,
+            Operand::Mem(_) => 2,
+            Operand::Imm(_) => 3,
+            Operand::Label(_) => 4,
+        };
+        key |= variant << (7 + 3 * j);
+    }
+    Some(key)
+}
+
 impl RaView {
     /// Builds the view of `f` (lowered, with unreachable blocks removed) from `cfg`.
     /// Target instructions tagged with an index of `table` take their facts
     /// from there, and what the view derives from them (a `ShapeRecord`)
     /// is kept per tag for later functions while the table's epoch stays;
-    /// the others (pseudo-instructions, IR from text) are asked of
-    /// `target`, each time.
+    /// entries and returns keep theirs by operand variants (see
+    /// [`untagged_key`]); the others (pseudo-instructions, IR from text)
+    /// are asked of `target`, each time.
     pub fn build(
         &mut self,
         f: &IrFunction,
@@ -368,38 +463,46 @@ impl RaView {
         self.preds.clear();
         self.pred_offsets.clear();
         self.loop_depth.clear();
-        self.operands.clear();
-        self.origins.clear();
-        self.op_offsets.clear();
         self.clobbers.clear();
-        self.flags.clear();
         self.moves.clear();
         self.classes.clear();
         self.remat.clear();
 
-        let n = f.num_insts();
+        let insts = f.all_insts();
+        let n = insts.len();
         // At most two allocator operands per IR operand (a memory operand's
-        // base and index). A small function takes that bound (the buffers
-        // stay for the next function: no counting pass each time); a large
-        // one gets exact room, counted (no doubling slack at its peak).
-        self.flags.reserve_exact(n);
-        self.op_offsets.reserve_exact(n + 1);
+        // base and index). A small function takes that bound (no counting
+        // pass each time); a large one gets exact room, counted. The
+        // operand, origin, offset and flag buffers only grow (to the most
+        // a function needed): `build` writes them by index, and
+        // `num_insts` and `op_offsets` say how much of them is this
+        // function's.
         let all_ops = f.all_operands();
-        if all_ops.len() <= SMALL_FUNCTION_OPERANDS {
-            self.operands.reserve(2 * all_ops.len());
-            self.origins.reserve(2 * all_ops.len());
+        let most = if all_ops.len() <= SMALL_FUNCTION_OPERANDS {
+            2 * all_ops.len()
         } else {
-            let most: usize = all_ops
+            all_ops
                 .iter()
                 .map(|op| match op {
                     Operand::Reg(_) | Operand::Fixed(..) => 1,
                     Operand::Mem(m) => m.regs().count(),
                     _ => 0,
                 })
-                .sum();
-            self.operands.reserve_exact(most);
-            self.origins.reserve_exact(most);
-        }
+                .sum()
+        };
+        grow_to(&mut self.operands, most, placeholder_operand());
+        grow_to(
+            &mut self.origins,
+            most,
+            OperandOrigin {
+                operand: 0,
+                in_address: false,
+            },
+        );
+        grow_to(&mut self.op_offsets, n + 1, 0);
+        grow_to(&mut self.flags, n, 0);
+        self.num_insts = n;
+
         let mut expected = 0usize;
         for b in cfg.blocks() {
             let range = cfg.insts(b, f);
@@ -449,19 +552,17 @@ impl RaView {
         }
         // Entries are only appended within an epoch: `shapes` grows with them.
         self.shapes.resize(table.len(), None);
-        let mut scratch = std::mem::take(&mut self.facts);
-        let mut own = std::mem::take(&mut self.own_templates);
-        let mut own_clobbers = std::mem::take(&mut self.own_clobbers);
-        // The buffers written for every instruction, as locals while the
-        // loop runs (their lengths stay in registers, not reloaded through
-        // `self` after every store).
-        let mut operands = std::mem::take(&mut self.operands);
-        let mut origins = std::mem::take(&mut self.origins);
-        let mut op_offsets = std::mem::take(&mut self.op_offsets);
-        let mut flags_of = std::mem::take(&mut self.flags);
-        for (i, d) in f.all_insts().iter().enumerate() {
-            let first = operands.len();
-            op_offsets.push(first as u32);
+        let mut sink = OperandSink {
+            operands: &mut self.operands,
+            origins: &mut self.origins,
+            len: 0,
+        };
+        let op_offsets = &mut self.op_offsets[..n + 1];
+        let flags_of = &mut self.flags[..n];
+        for i in 0..n {
+            let d = &insts[i];
+            let first = sink.len;
+            op_offsets[i] = first as u32;
             let tag = match d.kind {
                 InstKind::Target(_) => d.tag(),
                 _ => None,
@@ -490,8 +591,7 @@ impl RaView {
                 let templates = &self.templates[shape.templates()];
                 let fixed_by_ir = if shape.plain {
                     push_operands::<true>(
-                        &mut operands,
-                        &mut origins,
+                        &mut sink,
                         &mut constant,
                         &mut mentions,
                         i as u32,
@@ -501,8 +601,7 @@ impl RaView {
                     )
                 } else {
                     push_operands::<false>(
-                        &mut operands,
-                        &mut origins,
+                        &mut sink,
                         &mut constant,
                         &mut mentions,
                         i as u32,
@@ -512,22 +611,49 @@ impl RaView {
                     )
                 };
                 if fixed_by_ir || shape.flags & FIXED != 0 {
-                    note_fixed(&operands[first..], &mut mentions, &mut fixed_regs);
+                    note_fixed(
+                        &sink.operands[first..sink.len],
+                        &mut mentions,
+                        &mut fixed_regs,
+                    );
                 }
                 if shape.flags & CLOBBERS != 0 {
                     self.clobbers
                         .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
                 }
-                flags_of.push(shape.flags & !FIXED);
+                flags_of[i] = shape.flags & !FIXED;
                 continue;
             }
             let inst = IrInst::from_u32(i as u32);
-            scratch.clear();
-            f.inst_facts(target, inst, &mut scratch)
-                .map_err(|e| format!("instruction {i}: {e}"))?;
-            own.clear();
-            own_clobbers.clear();
-            let shape = ShapeRecord::derive(&scratch, &mut own, &mut own_clobbers);
+            // Entries and returns: their record kept by key. Others: derived
+            // past the kept records' templates, dropped after.
+            let key = untagged_key(d.kind, ops);
+            let kept = self.own_templates.len();
+            let kept_clobbers = self.own_clobbers.len();
+            let found = key.and_then(|key| {
+                self.own_shapes
+                    .iter()
+                    .find(|&&(k, _)| k == key)
+                    .map(|&(_, shape)| shape)
+            });
+            let shape = match found {
+                Some(shape) => shape,
+                None => {
+                    self.facts.clear();
+                    f.inst_facts(target, inst, &mut self.facts)
+                        .map_err(|e| format!("instruction {i}: {e}"))?;
+                    if key.is_some() && self.own_shapes.len() == KEYED_SHAPES {
+                        self.own_shapes.clear();
+                        self.own_templates.clear();
+                        self.own_clobbers.clear();
+                    }
+                    ShapeRecord::derive(
+                        &self.facts,
+                        &mut self.own_templates,
+                        &mut self.own_clobbers,
+                    )
+                }
+            };
             // Copies are rare: only they are looked at for a constant or a move.
             let (imm_def, copy) = if d.kind == InstKind::Copy {
                 (f.copy_imm(inst), f.copy_vregs(inst))
@@ -535,24 +661,28 @@ impl RaView {
                 (None, None)
             };
             let fixed_by_ir = push_operands::<false>(
-                &mut operands,
-                &mut origins,
+                &mut sink,
                 &mut constant,
                 &mut mentions,
                 i as u32,
                 ops,
-                &own,
+                &self.own_templates[shape.templates()],
                 imm_def,
             );
             if fixed_by_ir || shape.flags & FIXED != 0 {
-                note_fixed(&operands[first..], &mut mentions, &mut fixed_regs);
+                note_fixed(
+                    &sink.operands[first..sink.len],
+                    &mut mentions,
+                    &mut fixed_regs,
+                );
             }
             let mut flags = shape.flags & !FIXED;
             if matches!(d.kind, InstKind::Ret | InstKind::TailJump(_)) {
                 flags = flags & (CLOBBERS | SUBSET) | RET;
             }
             if flags & CLOBBERS != 0 {
-                self.clobbers.push((i as u32, own_clobbers[0]));
+                self.clobbers
+                    .push((i as u32, self.own_clobbers[shape.clobbers as usize]));
             }
             if let Some((d, s)) = copy
                 && f.vreg(d).class == f.vreg(s).class
@@ -564,11 +694,17 @@ impl RaView {
                     VReg::new(s.as_u32() as usize),
                 ));
             }
-            flags_of.push(flags);
+            flags_of[i] = flags;
+            match key {
+                Some(key) if found.is_none() => self.own_shapes.push((key, shape)),
+                Some(_) => {}
+                None => {
+                    self.own_templates.truncate(kept);
+                    self.own_clobbers.truncate(kept_clobbers);
+                }
+            }
         }
-        self.operands = operands;
-        self.origins = origins;
-        self.op_offsets = op_offsets;
+        op_offsets[n] = sink.len as u32;
         // Every operand's kind and point come from `ShapeRecord::derive`
         // and `push_address` (uses and modifies early, defs late) and no
         // constraint is `Reuse`: only subsets, clobbers and flow vary.
@@ -579,11 +715,6 @@ impl RaView {
             no_clobbers: (inner | last) & CLOBBERS == 0,
             plain_operands: (inner | last) & SUBSET == 0,
         };
-        self.flags = flags_of;
-        self.own_templates = own;
-        self.own_clobbers = own_clobbers;
-        self.facts = scratch;
-        self.op_offsets.push(self.operands.len() as u32);
         self.remat
             .extend(constant.iter().map(|c| matches!(c, Some(Some(_)))));
         self.constant = constant;
@@ -611,7 +742,7 @@ impl RaView {
 impl RaFunction for RaView {
     #[inline]
     fn num_insts(&self) -> usize {
-        self.flags.len()
+        self.num_insts
     }
     #[inline]
     fn num_blocks(&self) -> usize {
