@@ -151,6 +151,10 @@ struct OperandTemplate {
     access: Access,
     /// The operand's index (the origin of its allocator operands).
     index: u16,
+    /// The origin of its direct allocator operand (from `index`).
+    origin: OperandOrigin,
+    /// Whether its operand is no use (so it writes its vreg).
+    defines: bool,
 }
 
 impl ShapeRecord {
@@ -194,6 +198,11 @@ impl ShapeRecord {
                 operand: RaOperand::new(VReg::new(0), kind, pos, constraint),
                 access: fact.access,
                 index: index as u16,
+                origin: OperandOrigin {
+                    operand: index as u16,
+                    in_address: false,
+                },
+                defines: kind != OperandKind::Use,
             }
         }));
         let mut flags = match facts.flow {
@@ -260,8 +269,12 @@ struct OperandSink<'a> {
 impl OperandSink<'_> {
     #[inline(always)]
     fn push(&mut self, operand: RaOperand, origin: OperandOrigin) {
-        self.operands[self.len] = operand;
-        self.origins[self.len] = origin;
+        // Both buffers are cut to one length (`build` makes them long
+        // enough): one bounds check.
+        if self.len < self.operands.len() && self.len < self.origins.len() {
+            self.operands[self.len] = operand;
+            self.origins[self.len] = origin;
+        }
         self.len += 1;
     }
 }
@@ -276,7 +289,13 @@ fn push_address(
     m: &jitforge_ir::Mem,
     index: u16,
 ) {
-    for r in m.regs() {
+    // `Mem::regs` (base, then index), matched here: the loop around
+    // stays free of calls.
+    let base = match m.base {
+        jitforge_ir::MemBase::Reg(r) => Some(r),
+        _ => None,
+    };
+    for r in [base, m.index].into_iter().flatten() {
         if let Reg::Virt(v, _) = r {
             if let Some(m) = mentions.get_mut(v.as_u32() as usize) {
                 m.last = at;
@@ -329,6 +348,29 @@ fn push_operands<const PLAIN: bool>(
     let (ops, templates) = (&ops[..count], &templates[..count]);
     for j in 0..count {
         let t = &templates[j];
+        if PLAIN
+            && imm_def.is_none()
+            && let Operand::Reg(Reg::Virt(v, _)) = ops[j]
+        {
+            // Most operands: the template copied whole with its vreg
+            // stored over it (no field-by-field rebuild), and a definition
+            // makes the vreg no constant.
+            let at_vreg = v.as_u32() as usize;
+            let k = sink.len;
+            if k < sink.operands.len() && k < sink.origins.len() {
+                sink.operands[k] = t.operand;
+                sink.operands[k].vreg = VReg(v.as_u32());
+                sink.origins[k] = t.origin;
+            }
+            sink.len = k + 1;
+            if at_vreg < mentions.len() && at_vreg < constant.len() {
+                mentions[at_vreg].last = at;
+                if t.defines {
+                    constant[at_vreg] = Some(None);
+                }
+            }
+            continue;
+        }
         let mut operand = t.operand;
         let v = match ops[j] {
             Operand::Reg(Reg::Virt(v, _)) => v,
@@ -346,7 +388,7 @@ fn push_operands<const PLAIN: bool>(
         operand.vreg = VReg::new(v.as_u32() as usize);
         match t.access {
             _ if PLAIN => {}
-            Access::PartialWrite if constant[v.as_u32() as usize].is_none() => {
+            Access::PartialWrite if matches!(constant.get(v.as_u32() as usize), Some(None)) => {
                 operand.kind = OperandKind::Def;
                 operand.pos = OperandPos::Late;
             }
@@ -358,18 +400,15 @@ fn push_operands<const PLAIN: bool>(
             }
             _ => {}
         }
-        if let Some(m) = mentions.get_mut(v.as_u32() as usize) {
-            m.last = at;
+        sink.push(operand, t.origin);
+        // `mentions` and `constant` are cut to one length: one check.
+        let at_vreg = v.as_u32() as usize;
+        if at_vreg >= mentions.len() || at_vreg >= constant.len() {
+            continue;
         }
-        sink.push(
-            operand,
-            OperandOrigin {
-                operand: t.index,
-                in_address: false,
-            },
-        );
+        mentions[at_vreg].last = at;
         if operand.kind != OperandKind::Use {
-            let slot = &mut constant[v.as_u32() as usize];
+            let slot = &mut constant[at_vreg];
             *slot = match (imm_def, *slot) {
                 (Some((d, value)), None) if d == v => Some(Some(value)),
                 (Some((d, value)), Some(Some(old))) if d == v && old == value => Some(Some(value)),
@@ -553,10 +592,12 @@ impl RaView {
         // Entries are only appended within an epoch: `shapes` grows with them.
         self.shapes.resize(table.len(), None);
         let mut sink = OperandSink {
-            operands: &mut self.operands,
-            origins: &mut self.origins,
+            operands: &mut self.operands[..most],
+            origins: &mut self.origins[..most],
             len: 0,
         };
+        let num_vregs = f.num_vregs();
+        let (constant_of, mentions_of) = (&mut constant[..num_vregs], &mut mentions[..num_vregs]);
         let op_offsets = &mut self.op_offsets[..n + 1];
         let flags_of = &mut self.flags[..n];
         for i in 0..n {
@@ -592,8 +633,8 @@ impl RaView {
                 let fixed_by_ir = if shape.plain {
                     push_operands::<true>(
                         &mut sink,
-                        &mut constant,
-                        &mut mentions,
+                        constant_of,
+                        mentions_of,
                         i as u32,
                         ops,
                         templates,
@@ -602,8 +643,8 @@ impl RaView {
                 } else {
                     push_operands::<false>(
                         &mut sink,
-                        &mut constant,
-                        &mut mentions,
+                        constant_of,
+                        mentions_of,
                         i as u32,
                         ops,
                         templates,
@@ -613,7 +654,7 @@ impl RaView {
                 if fixed_by_ir || shape.flags & FIXED != 0 {
                     note_fixed(
                         &sink.operands[first..sink.len],
-                        &mut mentions,
+                        mentions_of,
                         &mut fixed_regs,
                     );
                 }
@@ -662,8 +703,8 @@ impl RaView {
             };
             let fixed_by_ir = push_operands::<false>(
                 &mut sink,
-                &mut constant,
-                &mut mentions,
+                constant_of,
+                mentions_of,
                 i as u32,
                 ops,
                 &self.own_templates[shape.templates()],
@@ -672,7 +713,7 @@ impl RaView {
             if fixed_by_ir || shape.flags & FIXED != 0 {
                 note_fixed(
                     &sink.operands[first..sink.len],
-                    &mut mentions,
+                    mentions_of,
                     &mut fixed_regs,
                 );
             }
