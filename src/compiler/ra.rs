@@ -701,15 +701,28 @@ impl RaView {
             } else {
                 (None, None)
             };
-            let fixed_by_ir = push_operands::<false>(
-                &mut sink,
-                constant_of,
-                mentions_of,
-                i as u32,
-                ops,
-                &self.own_templates[shape.templates()],
-                imm_def,
-            );
+            let own = &self.own_templates[shape.templates()];
+            let fixed_by_ir = if shape.plain {
+                push_operands::<true>(
+                    &mut sink,
+                    constant_of,
+                    mentions_of,
+                    i as u32,
+                    ops,
+                    own,
+                    imm_def,
+                )
+            } else {
+                push_operands::<false>(
+                    &mut sink,
+                    constant_of,
+                    mentions_of,
+                    i as u32,
+                    ops,
+                    own,
+                    imm_def,
+                )
+            };
             if fixed_by_ir || shape.flags & FIXED != 0 {
                 note_fixed(
                     &sink.operands[first..sink.len],
