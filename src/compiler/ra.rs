@@ -572,12 +572,10 @@ impl RaView {
         // order: a partial write (`cvtsi2sd`, `mov v.r8, ..`) of such a vreg
         // is a plain definition), `Some(Some(value))` while every write was
         // `copy v, value`, `Some(None)` once another write was seen.
-        let mut constant = std::mem::take(&mut self.constant);
-        constant.clear();
-        constant.resize(f.num_vregs(), None);
-        let mut mentions = std::mem::take(&mut self.mentions);
-        mentions.clear();
-        mentions.resize(f.num_vregs(), VRegMentions::UNNAMED);
+        self.constant.clear();
+        self.constant.resize(f.num_vregs(), None);
+        self.mentions.clear();
+        self.mentions.resize(f.num_vregs(), VRegMentions::UNNAMED);
         let mut fixed_regs = [0u32; 3];
         self.classes
             .extend(f.vregs().map(|(_, data)| class_of(data.class)));
@@ -597,7 +595,10 @@ impl RaView {
             len: 0,
         };
         let num_vregs = f.num_vregs();
-        let (constant_of, mentions_of) = (&mut constant[..num_vregs], &mut mentions[..num_vregs]);
+        let (constant_of, mentions_of) = (
+            &mut self.constant[..num_vregs],
+            &mut self.mentions[..num_vregs],
+        );
         let op_offsets = &mut self.op_offsets[..n + 1];
         let flags_of = &mut self.flags[..n];
         for i in 0..n {
@@ -651,16 +652,19 @@ impl RaView {
                         None,
                     )
                 };
-                if fixed_by_ir || shape.flags & FIXED != 0 {
-                    note_fixed(
-                        &sink.operands[first..sink.len],
-                        mentions_of,
-                        &mut fixed_regs,
-                    );
-                }
-                if shape.flags & CLOBBERS != 0 {
-                    self.clobbers
-                        .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
+                // Fixed operands and clobbers are rare: one test for both.
+                if fixed_by_ir || shape.flags & (FIXED | CLOBBERS) != 0 {
+                    if fixed_by_ir || shape.flags & FIXED != 0 {
+                        note_fixed(
+                            &sink.operands[first..sink.len],
+                            mentions_of,
+                            &mut fixed_regs,
+                        );
+                    }
+                    if shape.flags & CLOBBERS != 0 {
+                        self.clobbers
+                            .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
+                    }
                 }
                 flags_of[i] = shape.flags & !FIXED;
                 continue;
@@ -770,9 +774,7 @@ impl RaView {
             plain_operands: (inner | last) & SUBSET == 0,
         };
         self.remat
-            .extend(constant.iter().map(|c| matches!(c, Some(Some(_)))));
-        self.constant = constant;
-        self.mentions = mentions;
+            .extend(self.constant.iter().map(|c| matches!(c, Some(Some(_)))));
         self.fixed_regs = fixed_regs;
         Ok(())
     }
