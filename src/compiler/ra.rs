@@ -34,9 +34,15 @@ pub(crate) struct RaView {
     preds: Vec<Block>,
     pred_offsets: Vec<u32>,
     loop_depth: Vec<u32>,
+    /// The allocator operands, instruction after instruction (from
+    /// `op_offsets`). This buffer and the next three only grow: past
+    /// this function's part they hold an earlier one's (see `build`).
     operands: Vec<RaOperand>,
     origins: Vec<OperandOrigin>,
+    /// Per instruction and one more: where its operands start.
     op_offsets: Vec<u32>,
+    /// The number of instructions (of `flags`, `op_offsets`).
+    num_insts: usize,
     /// Per instruction: `RET`, `BRANCH`, and whether it has clobbers or is
     /// a move (then in `clobbers` or `moves`, by instruction: most
     /// instructions have neither, so they cost one byte here).
@@ -46,7 +52,12 @@ pub(crate) struct RaView {
     classes: Vec<RegClass>,
     remat: Vec<bool>,
     facts: InstFacts,
-    /// Templates of an untagged instruction (derived each time).
+    /// Entry and return shapes by key (see [`untagged_key`]): derived
+    /// once, their templates in `own_templates`, their clobbers in
+    /// `own_clobbers`.
+    own_shapes: Vec<(u64, ShapeRecord)>,
+    /// Templates of `own_shapes`, then while an other untagged
+    /// instruction is looked at, its own (derived each time).
     own_templates: Vec<OperandTemplate>,
     /// By tag: the record derived from the facts table's entry, once.
     shapes: Vec<Option<ShapeRecord>>,
@@ -54,7 +65,8 @@ pub(crate) struct RaView {
     templates: Vec<OperandTemplate>,
     /// The clobber sets of `shapes`.
     shape_clobbers: Vec<PRegSet>,
-    /// The clobber set of an untagged instruction (derived each time).
+    /// The clobber sets of `own_shapes`, then of the untagged
+    /// instruction looked at.
     own_clobbers: Vec<PRegSet>,
     /// The facts table epoch `shapes` was derived from.
     shapes_epoch: u64,
@@ -73,6 +85,25 @@ pub(crate) struct RaView {
 /// Operands of a function small enough that the view reserves room for
 /// the most allocator operands it could have without counting them.
 const SMALL_FUNCTION_OPERANDS: usize = 1024;
+
+/// What the grown operand buffer holds past the operands written (never read).
+fn placeholder_operand() -> RaOperand {
+    RaOperand::new(
+        VReg::new(0),
+        OperandKind::Use,
+        OperandPos::Early,
+        Constraint::Reg,
+    )
+}
+
+/// Lengthens `buffer` to `len` with `fill` if it is shorter (exactly:
+/// no doubling slack for a large function), never shortens it.
+fn grow_to<T: Copy>(buffer: &mut Vec<T>, len: usize, fill: T) {
+    if buffer.len() < len {
+        buffer.reserve_exact(len - buffer.len());
+        buffer.resize(len, fill);
+    }
+}
 
 const RET: u8 = 1;
 const BRANCH: u8 = 2;
@@ -120,6 +151,10 @@ struct OperandTemplate {
     access: Access,
     /// The operand's index (the origin of its allocator operands).
     index: u16,
+    /// The origin of its direct allocator operand (from `index`).
+    origin: OperandOrigin,
+    /// Whether its operand is no use (so it writes its vreg).
+    defines: bool,
 }
 
 impl ShapeRecord {
@@ -163,6 +198,11 @@ impl ShapeRecord {
                 operand: RaOperand::new(VReg::new(0), kind, pos, constraint),
                 access: fact.access,
                 index: index as u16,
+                origin: OperandOrigin {
+                    operand: index as u16,
+                    in_address: false,
+                },
+                defines: kind != OperandKind::Use,
             }
         }));
         let mut flags = match facts.flow {
@@ -216,32 +256,62 @@ fn preg_of(p: jitforge_ir::PReg) -> PReg {
     PReg::new(class_of(p.class), p.hw)
 }
 
+/// Where `build` writes one instruction's allocator operands: the view's
+/// buffers, long enough for every operand of the function (see
+/// [`RaView::build`]), and the number written so far. Writing by index
+/// into them leaves out a `Vec`'s capacity check per operand.
+struct OperandSink<'a> {
+    operands: &'a mut [RaOperand],
+    origins: &'a mut [OperandOrigin],
+    len: usize,
+}
+
+impl OperandSink<'_> {
+    #[inline(always)]
+    fn push(&mut self, operand: RaOperand, origin: OperandOrigin) {
+        // Both buffers are cut to one length (`build` makes them long
+        // enough): one bounds check.
+        if self.len < self.operands.len() && self.len < self.origins.len() {
+            self.operands[self.len] = operand;
+            self.origins[self.len] = origin;
+        }
+        self.len += 1;
+    }
+}
+
 /// Pushes the virtual address registers of memory operand `m` (IR operand
 /// `index`) as register uses.
 #[inline(always)]
 fn push_address(
-    operands: &mut Vec<RaOperand>,
-    origins: &mut Vec<OperandOrigin>,
+    sink: &mut OperandSink<'_>,
     mentions: &mut [VRegMentions],
     at: u32,
     m: &jitforge_ir::Mem,
     index: u16,
 ) {
-    for r in m.regs() {
+    // `Mem::regs` (base, then index), matched here: the loop around
+    // stays free of calls.
+    let base = match m.base {
+        jitforge_ir::MemBase::Reg(r) => Some(r),
+        _ => None,
+    };
+    for r in [base, m.index].into_iter().flatten() {
         if let Reg::Virt(v, _) = r {
             if let Some(m) = mentions.get_mut(v.as_u32() as usize) {
                 m.last = at;
             }
-            operands.push(RaOperand::new(
-                VReg::new(v.as_u32() as usize),
-                OperandKind::Use,
-                OperandPos::Early,
-                Constraint::Reg,
-            ));
-            origins.push(OperandOrigin {
-                operand: index,
-                in_address: true,
-            });
+            sink.push(
+                RaOperand::new(
+                    VReg::new(v.as_u32() as usize),
+                    OperandKind::Use,
+                    OperandPos::Early,
+                    Constraint::Reg,
+                ),
+                OperandOrigin {
+                    operand: index,
+                    in_address: true,
+                },
+            );
         }
     }
 }
@@ -258,13 +328,10 @@ fn push_address(
 /// `PLAIN`: the shape is plain (see [`ShapeRecord::plain`]), the common
 /// case, whose loop leaves out the per-operand access decision (each
 /// register operand is its template with its vreg).
-// The buffers of the view's loop are passed apart (not as a struct of
-// references) so that each stays in registers.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn push_operands<const PLAIN: bool>(
-    operands: &mut Vec<RaOperand>,
-    origins: &mut Vec<OperandOrigin>,
+    sink: &mut OperandSink<'_>,
     constant: &mut [Option<Option<i64>>],
     mentions: &mut [VRegMentions],
     at: u32,
@@ -272,20 +339,48 @@ fn push_operands<const PLAIN: bool>(
     templates: &[OperandTemplate],
     imm_def: Option<(jitforge_ir::VReg, i64)>,
 ) -> bool {
-    let first = operands.len();
+    let first = sink.len;
     let mut shared = false;
     let mut fixed_by_ir = false;
-    for (op, t) in ops.iter().zip(templates) {
+    // One template per operand (the shape was derived from these
+    // operands); indexing both below `count` needs no bounds checks.
+    let count = ops.len().min(templates.len());
+    let (ops, templates) = (&ops[..count], &templates[..count]);
+    for j in 0..count {
+        let t = &templates[j];
+        if PLAIN
+            && imm_def.is_none()
+            && let Operand::Reg(Reg::Virt(v, _)) = ops[j]
+        {
+            // Most operands: the template copied whole with its vreg
+            // stored over it (no field-by-field rebuild), and a definition
+            // makes the vreg no constant.
+            let at_vreg = v.as_u32() as usize;
+            let k = sink.len;
+            if k < sink.operands.len() && k < sink.origins.len() {
+                sink.operands[k] = t.operand;
+                sink.operands[k].vreg = VReg(v.as_u32());
+                sink.origins[k] = t.origin;
+            }
+            sink.len = k + 1;
+            if at_vreg < mentions.len() && at_vreg < constant.len() {
+                mentions[at_vreg].last = at;
+                if t.defines {
+                    constant[at_vreg] = Some(None);
+                }
+            }
+            continue;
+        }
         let mut operand = t.operand;
-        let v = match *op {
+        let v = match ops[j] {
             Operand::Reg(Reg::Virt(v, _)) => v,
             Operand::Fixed(v, p) => {
                 operand.constraint = Constraint::Fixed(preg_of(p));
                 fixed_by_ir = true;
                 v
             }
-            Operand::Mem(m) => {
-                push_address(operands, origins, mentions, at, &m, t.index);
+            Operand::Mem(ref m) => {
+                push_address(sink, mentions, at, m, t.index);
                 continue;
             }
             _ => continue,
@@ -293,7 +388,7 @@ fn push_operands<const PLAIN: bool>(
         operand.vreg = VReg::new(v.as_u32() as usize);
         match t.access {
             _ if PLAIN => {}
-            Access::PartialWrite if constant[v.as_u32() as usize].is_none() => {
+            Access::PartialWrite if matches!(constant.get(v.as_u32() as usize), Some(None)) => {
                 operand.kind = OperandKind::Def;
                 operand.pos = OperandPos::Late;
             }
@@ -305,16 +400,15 @@ fn push_operands<const PLAIN: bool>(
             }
             _ => {}
         }
-        if let Some(m) = mentions.get_mut(v.as_u32() as usize) {
-            m.last = at;
+        sink.push(operand, t.origin);
+        // `mentions` and `constant` are cut to one length: one check.
+        let at_vreg = v.as_u32() as usize;
+        if at_vreg >= mentions.len() || at_vreg >= constant.len() {
+            continue;
         }
-        operands.push(operand);
-        origins.push(OperandOrigin {
-            operand: t.index,
-            in_address: false,
-        });
+        mentions[at_vreg].last = at;
         if operand.kind != OperandKind::Use {
-            let slot = &mut constant[v.as_u32() as usize];
+            let slot = &mut constant[at_vreg];
             *slot = match (imm_def, *slot) {
                 (Some((d, value)), None) if d == v => Some(Some(value)),
                 (Some((d, value)), Some(Some(old))) if d == v && old == value => Some(Some(value)),
@@ -325,7 +419,7 @@ fn push_operands<const PLAIN: bool>(
     if !PLAIN && shared {
         // `xor x, x`: the unseen operand shares the other's location,
         // and x86 takes at most one memory operand.
-        for op in &mut operands[first..] {
+        for op in &mut sink.operands[first..sink.len] {
             if op.constraint == Constraint::Any {
                 op.constraint = Constraint::Reg;
             }
@@ -348,13 +442,53 @@ fn note_fixed(operands: &[RaOperand], mentions: &mut [VRegMentions], fixed_regs:
     }
 }
 
+/// The most operands of an untagged instruction whose shape record is
+/// kept (see [`untagged_key`]).
+const KEYED_OPERANDS: usize = 19;
+
+/// Untagged shape records kept at most; past that the cache starts over.
+const KEYED_SHAPES: usize = 64;
+
+/// The key of an entry or return instruction with operands `ops`, whose
+/// facts (so its shape record) depend on nothing else than its kind and
+/// the variant of each operand: entry operands are written registers,
+/// return operands read values, each fixed if the IR fixes it and
+/// memory-capable if memory (`Function::inst_facts`; a fixed operand's
+/// register is taken from the operand by [`push_operands`], and whether
+/// the facts are an error depends on the variants too). `None` for
+/// other instructions and more than [`KEYED_OPERANDS`] operands.
+fn untagged_key(kind: InstKind, ops: &[Operand]) -> Option<u64> {
+    let base = match kind {
+        InstKind::Entry => 1u64,
+        InstKind::Ret => 2,
+        _ => return None,
+    };
+    if ops.len() > KEYED_OPERANDS {
+        return None;
+    }
+    // Bits 0..2 the kind, 2..7 the count, then 3 bits per operand.
+    let mut key = base | (ops.len() as u64) << 2;
+    for (j, op) in ops.iter().enumerate() {
+        let variant = match op {
+            Operand::Reg(_) => 0u64,
+            Operand::Fixed(..) => 1,
+            Operand::Mem(_) => 2,
+            Operand::Imm(_) => 3,
+            Operand::Label(_) => 4,
+        };
+        key |= variant << (7 + 3 * j);
+    }
+    Some(key)
+}
+
 impl RaView {
     /// Builds the view of `f` (lowered, with unreachable blocks removed) from `cfg`.
     /// Target instructions tagged with an index of `table` take their facts
     /// from there, and what the view derives from them (a `ShapeRecord`)
     /// is kept per tag for later functions while the table's epoch stays;
-    /// the others (pseudo-instructions, IR from text) are asked of
-    /// `target`, each time.
+    /// entries and returns keep theirs by operand variants (see
+    /// [`untagged_key`]); the others (pseudo-instructions, IR from text)
+    /// are asked of `target`, each time.
     pub fn build(
         &mut self,
         f: &IrFunction,
@@ -368,38 +502,46 @@ impl RaView {
         self.preds.clear();
         self.pred_offsets.clear();
         self.loop_depth.clear();
-        self.operands.clear();
-        self.origins.clear();
-        self.op_offsets.clear();
         self.clobbers.clear();
-        self.flags.clear();
         self.moves.clear();
         self.classes.clear();
         self.remat.clear();
 
-        let n = f.num_insts();
+        let insts = f.all_insts();
+        let n = insts.len();
         // At most two allocator operands per IR operand (a memory operand's
-        // base and index). A small function takes that bound (the buffers
-        // stay for the next function: no counting pass each time); a large
-        // one gets exact room, counted (no doubling slack at its peak).
-        self.flags.reserve_exact(n);
-        self.op_offsets.reserve_exact(n + 1);
+        // base and index). A small function takes that bound (no counting
+        // pass each time); a large one gets exact room, counted. The
+        // operand, origin, offset and flag buffers only grow (to the most
+        // a function needed): `build` writes them by index, and
+        // `num_insts` and `op_offsets` say how much of them is this
+        // function's.
         let all_ops = f.all_operands();
-        if all_ops.len() <= SMALL_FUNCTION_OPERANDS {
-            self.operands.reserve(2 * all_ops.len());
-            self.origins.reserve(2 * all_ops.len());
+        let most = if all_ops.len() <= SMALL_FUNCTION_OPERANDS {
+            2 * all_ops.len()
         } else {
-            let most: usize = all_ops
+            all_ops
                 .iter()
                 .map(|op| match op {
                     Operand::Reg(_) | Operand::Fixed(..) => 1,
                     Operand::Mem(m) => m.regs().count(),
                     _ => 0,
                 })
-                .sum();
-            self.operands.reserve_exact(most);
-            self.origins.reserve_exact(most);
-        }
+                .sum()
+        };
+        grow_to(&mut self.operands, most, placeholder_operand());
+        grow_to(
+            &mut self.origins,
+            most,
+            OperandOrigin {
+                operand: 0,
+                in_address: false,
+            },
+        );
+        grow_to(&mut self.op_offsets, n + 1, 0);
+        grow_to(&mut self.flags, n, 0);
+        self.num_insts = n;
+
         let mut expected = 0usize;
         for b in cfg.blocks() {
             let range = cfg.insts(b, f);
@@ -430,12 +572,10 @@ impl RaView {
         // order: a partial write (`cvtsi2sd`, `mov v.r8, ..`) of such a vreg
         // is a plain definition), `Some(Some(value))` while every write was
         // `copy v, value`, `Some(None)` once another write was seen.
-        let mut constant = std::mem::take(&mut self.constant);
-        constant.clear();
-        constant.resize(f.num_vregs(), None);
-        let mut mentions = std::mem::take(&mut self.mentions);
-        mentions.clear();
-        mentions.resize(f.num_vregs(), VRegMentions::UNNAMED);
+        self.constant.clear();
+        self.constant.resize(f.num_vregs(), None);
+        self.mentions.clear();
+        self.mentions.resize(f.num_vregs(), VRegMentions::UNNAMED);
         let mut fixed_regs = [0u32; 3];
         self.classes
             .extend(f.vregs().map(|(_, data)| class_of(data.class)));
@@ -449,19 +589,22 @@ impl RaView {
         }
         // Entries are only appended within an epoch: `shapes` grows with them.
         self.shapes.resize(table.len(), None);
-        let mut scratch = std::mem::take(&mut self.facts);
-        let mut own = std::mem::take(&mut self.own_templates);
-        let mut own_clobbers = std::mem::take(&mut self.own_clobbers);
-        // The buffers written for every instruction, as locals while the
-        // loop runs (their lengths stay in registers, not reloaded through
-        // `self` after every store).
-        let mut operands = std::mem::take(&mut self.operands);
-        let mut origins = std::mem::take(&mut self.origins);
-        let mut op_offsets = std::mem::take(&mut self.op_offsets);
-        let mut flags_of = std::mem::take(&mut self.flags);
-        for (i, d) in f.all_insts().iter().enumerate() {
-            let first = operands.len();
-            op_offsets.push(first as u32);
+        let mut sink = OperandSink {
+            operands: &mut self.operands[..most],
+            origins: &mut self.origins[..most],
+            len: 0,
+        };
+        let num_vregs = f.num_vregs();
+        let (constant_of, mentions_of) = (
+            &mut self.constant[..num_vregs],
+            &mut self.mentions[..num_vregs],
+        );
+        let op_offsets = &mut self.op_offsets[..n + 1];
+        let flags_of = &mut self.flags[..n];
+        for i in 0..n {
+            let d = &insts[i];
+            let first = sink.len;
+            op_offsets[i] = first as u32;
             let tag = match d.kind {
                 InstKind::Target(_) => d.tag(),
                 _ => None,
@@ -490,10 +633,9 @@ impl RaView {
                 let templates = &self.templates[shape.templates()];
                 let fixed_by_ir = if shape.plain {
                     push_operands::<true>(
-                        &mut operands,
-                        &mut origins,
-                        &mut constant,
-                        &mut mentions,
+                        &mut sink,
+                        constant_of,
+                        mentions_of,
                         i as u32,
                         ops,
                         templates,
@@ -501,58 +643,104 @@ impl RaView {
                     )
                 } else {
                     push_operands::<false>(
-                        &mut operands,
-                        &mut origins,
-                        &mut constant,
-                        &mut mentions,
+                        &mut sink,
+                        constant_of,
+                        mentions_of,
                         i as u32,
                         ops,
                         templates,
                         None,
                     )
                 };
-                if fixed_by_ir || shape.flags & FIXED != 0 {
-                    note_fixed(&operands[first..], &mut mentions, &mut fixed_regs);
+                // Fixed operands and clobbers are rare: one test for both.
+                if fixed_by_ir || shape.flags & (FIXED | CLOBBERS) != 0 {
+                    if fixed_by_ir || shape.flags & FIXED != 0 {
+                        note_fixed(
+                            &sink.operands[first..sink.len],
+                            mentions_of,
+                            &mut fixed_regs,
+                        );
+                    }
+                    if shape.flags & CLOBBERS != 0 {
+                        self.clobbers
+                            .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
+                    }
                 }
-                if shape.flags & CLOBBERS != 0 {
-                    self.clobbers
-                        .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
-                }
-                flags_of.push(shape.flags & !FIXED);
+                flags_of[i] = shape.flags & !FIXED;
                 continue;
             }
             let inst = IrInst::from_u32(i as u32);
-            scratch.clear();
-            f.inst_facts(target, inst, &mut scratch)
-                .map_err(|e| format!("instruction {i}: {e}"))?;
-            own.clear();
-            own_clobbers.clear();
-            let shape = ShapeRecord::derive(&scratch, &mut own, &mut own_clobbers);
+            // Entries and returns: their record kept by key. Others: derived
+            // past the kept records' templates, dropped after.
+            let key = untagged_key(d.kind, ops);
+            let kept = self.own_templates.len();
+            let kept_clobbers = self.own_clobbers.len();
+            let found = key.and_then(|key| {
+                self.own_shapes
+                    .iter()
+                    .find(|&&(k, _)| k == key)
+                    .map(|&(_, shape)| shape)
+            });
+            let shape = match found {
+                Some(shape) => shape,
+                None => {
+                    self.facts.clear();
+                    f.inst_facts(target, inst, &mut self.facts)
+                        .map_err(|e| format!("instruction {i}: {e}"))?;
+                    if key.is_some() && self.own_shapes.len() == KEYED_SHAPES {
+                        self.own_shapes.clear();
+                        self.own_templates.clear();
+                        self.own_clobbers.clear();
+                    }
+                    ShapeRecord::derive(
+                        &self.facts,
+                        &mut self.own_templates,
+                        &mut self.own_clobbers,
+                    )
+                }
+            };
             // Copies are rare: only they are looked at for a constant or a move.
             let (imm_def, copy) = if d.kind == InstKind::Copy {
                 (f.copy_imm(inst), f.copy_vregs(inst))
             } else {
                 (None, None)
             };
-            let fixed_by_ir = push_operands::<false>(
-                &mut operands,
-                &mut origins,
-                &mut constant,
-                &mut mentions,
-                i as u32,
-                ops,
-                &own,
-                imm_def,
-            );
+            let own = &self.own_templates[shape.templates()];
+            let fixed_by_ir = if shape.plain {
+                push_operands::<true>(
+                    &mut sink,
+                    constant_of,
+                    mentions_of,
+                    i as u32,
+                    ops,
+                    own,
+                    imm_def,
+                )
+            } else {
+                push_operands::<false>(
+                    &mut sink,
+                    constant_of,
+                    mentions_of,
+                    i as u32,
+                    ops,
+                    own,
+                    imm_def,
+                )
+            };
             if fixed_by_ir || shape.flags & FIXED != 0 {
-                note_fixed(&operands[first..], &mut mentions, &mut fixed_regs);
+                note_fixed(
+                    &sink.operands[first..sink.len],
+                    mentions_of,
+                    &mut fixed_regs,
+                );
             }
             let mut flags = shape.flags & !FIXED;
             if matches!(d.kind, InstKind::Ret | InstKind::TailJump(_)) {
                 flags = flags & (CLOBBERS | SUBSET) | RET;
             }
             if flags & CLOBBERS != 0 {
-                self.clobbers.push((i as u32, own_clobbers[0]));
+                self.clobbers
+                    .push((i as u32, self.own_clobbers[shape.clobbers as usize]));
             }
             if let Some((d, s)) = copy
                 && f.vreg(d).class == f.vreg(s).class
@@ -564,11 +752,17 @@ impl RaView {
                     VReg::new(s.as_u32() as usize),
                 ));
             }
-            flags_of.push(flags);
+            flags_of[i] = flags;
+            match key {
+                Some(key) if found.is_none() => self.own_shapes.push((key, shape)),
+                Some(_) => {}
+                None => {
+                    self.own_templates.truncate(kept);
+                    self.own_clobbers.truncate(kept_clobbers);
+                }
+            }
         }
-        self.operands = operands;
-        self.origins = origins;
-        self.op_offsets = op_offsets;
+        op_offsets[n] = sink.len as u32;
         // Every operand's kind and point come from `ShapeRecord::derive`
         // and `push_address` (uses and modifies early, defs late) and no
         // constraint is `Reuse`: only subsets, clobbers and flow vary.
@@ -579,15 +773,8 @@ impl RaView {
             no_clobbers: (inner | last) & CLOBBERS == 0,
             plain_operands: (inner | last) & SUBSET == 0,
         };
-        self.flags = flags_of;
-        self.own_templates = own;
-        self.own_clobbers = own_clobbers;
-        self.facts = scratch;
-        self.op_offsets.push(self.operands.len() as u32);
         self.remat
-            .extend(constant.iter().map(|c| matches!(c, Some(Some(_)))));
-        self.constant = constant;
-        self.mentions = mentions;
+            .extend(self.constant.iter().map(|c| matches!(c, Some(Some(_)))));
         self.fixed_regs = fixed_regs;
         Ok(())
     }
@@ -611,7 +798,7 @@ impl RaView {
 impl RaFunction for RaView {
     #[inline]
     fn num_insts(&self) -> usize {
-        self.flags.len()
+        self.num_insts
     }
     #[inline]
     fn num_blocks(&self) -> usize {
