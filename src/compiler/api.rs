@@ -138,17 +138,11 @@ impl<'a> Compiler<'a> {
         } else {
             X86Target::x64()
         };
-        // Built in place (the Builder is most of a Compiler's size: a copy
-        // of it per Compiler is measurable when each compiles one small
-        // function).
-        Compiler {
-            asm: {
-                let mut asm = Builder::new(code);
-                // Functions may call functions compiled later and use the
-                // global constant pool written at the end.
-                asm.set_deferred_labels(true);
-                asm
-            },
+        // The Builder is most of a Compiler's size: it is made in its
+        // field and set there (a block that returns it set is one more copy
+        // of it, measurable when each Compiler compiles one small function).
+        let mut compiler = Compiler {
+            asm: Builder::new(code),
             logging: false,
             target,
             func: None,
@@ -163,7 +157,11 @@ impl<'a> Compiler<'a> {
             global_constants: HashMap::new(),
             pending_globals: Vec::new(),
             vreg_base: 0,
-        }
+        };
+        // Functions may call functions compiled later and use the global
+        // constant pool written at the end.
+        compiler.asm.set_deferred_labels(true);
+        compiler
     }
 
     /// Attaches a logger: it sees every emitted instruction and, as comment
