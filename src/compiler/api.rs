@@ -777,7 +777,13 @@ impl<'a> Compiler<'a> {
 
     /// The IR operands of `ops` (inline for the few of a call or return).
     fn ir_operands(&mut self, ops: &[Operand]) -> Result<SmallVec<[IrOperand; 6]>> {
-        ops.iter().map(|o| self.ir_operand(o)).collect()
+        // A loop, not `collect` into a `Result`: that builds the list aside
+        // and copies it out.
+        let mut out = SmallVec::new();
+        for op in ops {
+            out.push(self.ir_operand(op)?);
+        }
+        Ok(out)
     }
 
     fn ir_operand(&mut self, op: &Operand) -> Result<IrOperand> {
@@ -930,7 +936,12 @@ impl<'a> Compiler<'a> {
         let result = self.compile_function(&mut f, entry, code_labels, frame_pointer);
         // Calls to the function must use its signature: moved into the
         // table (an empty one left, replaced when the buffers are reused).
-        let empty = Signature::new(f.sig.conv, &[], &[]);
+        let empty = Signature {
+            params: SmallVec::new(),
+            rets: SmallVec::new(),
+            conv: f.sig.conv,
+            varargs: false,
+        };
         let ws = self.ws.get();
         ws.signatures
             .insert(entry.id(), std::mem::replace(&mut f.sig, empty));
