@@ -849,6 +849,35 @@ extern "C" fn host_touch(x: u64) -> u64 {
     x.rotate_left(7)
 }
 
+/// A function whose only vector operand is a physical ymm register (no
+/// vector vreg, no label): `vzeroupper` still precedes its return (the
+/// front end notes the register as it converts it; nothing searches for it).
+#[test]
+fn physical_ymm_alone_gets_vzeroupper() -> Result<(), Error> {
+    let (_, _, text) = compile_twice(|cc| {
+        cc.add_func("phys_ymm", sig(1))?;
+        let x = cc.new_gp64("x");
+        cc.set_arg(0, x)?;
+        cc.vpxor(ymm1, ymm1, ymm1)?;
+        cc.add(x, x)?;
+        cc.ret(&[x.into()])?;
+        cc.end_func()
+    })?;
+    assert_eq!(text.matches("vzeroupper").count(), 1, "{text}");
+    // Without it, none.
+    let (_, _, text) = compile_twice(|cc| {
+        cc.add_func("no_ymm", sig(1))?;
+        let x = cc.new_gp64("x");
+        cc.set_arg(0, x)?;
+        cc.vpxor(xmm1, xmm1, xmm1)?;
+        cc.add(x, x)?;
+        cc.ret(&[x.into()])?;
+        cc.end_func()
+    })?;
+    assert_eq!(text.matches("vzeroupper").count(), 0, "{text}");
+    Ok(())
+}
+
 /// Eight ymm values live across a call: caller-saved vector registers are
 /// spilled around it, and `vzeroupper` precedes the call and the return.
 #[test]

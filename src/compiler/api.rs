@@ -88,6 +88,11 @@ struct FuncState {
     /// Whether rbp is kept as a frame pointer (asked for; it also is when
     /// stack memory is aligned to more than 16 bytes).
     frame_pointer: bool,
+    /// Whether an operand names a physical ymm or zmm register: set where
+    /// they become IR registers (the [`ir_reg`] function), so that a
+    /// function without one and without vector vregs is not searched for
+    /// one ([`OperandSummary::of`]).
+    wide_phys: std::cell::Cell<bool>,
 }
 
 /// Compiles functions written on virtual registers into a [`CodeHolder`].
@@ -299,6 +304,7 @@ impl<'a> Compiler<'a> {
             stack_labels: IdMap::default(),
             table_labels: IdMap::default(),
             frame_pointer: false,
+            wide_phys: std::cell::Cell::new(false),
         });
         Ok(entry)
     }
@@ -326,7 +332,7 @@ impl<'a> Compiler<'a> {
             .func
             .as_ref()
             .ok_or_else(|| invalid("no function: call add_func first"))?;
-        ir_reg(&st.f, self.vreg_base, r)
+        ir_reg(&st.f, self.vreg_base, r, &st.wide_phys)
     }
 
     /// A new 64-bit general-purpose virtual register.
@@ -447,7 +453,7 @@ impl<'a> Compiler<'a> {
         // The values before this parameter's: two per earlier split one.
         let position = index + sig.params[..index].iter().filter(|&&t| split(t)).count();
         for (k, &reg) in regs.iter().enumerate() {
-            st.args[position + k] = Some(IrOperand::Reg(ir_reg(&st.f, base, reg)?));
+            st.args[position + k] = Some(IrOperand::Reg(ir_reg(&st.f, base, reg, &st.wide_phys)?));
         }
         Ok(())
     }
@@ -841,10 +847,11 @@ impl<'a> Compiler<'a> {
             code_labels,
             constants,
             frame_pointer,
+            wide_phys,
             ..
         } = st;
         self.vreg_base = self.vreg_base.saturating_add(f.num_vregs() as u32);
-        self.compile(f, entry, code_labels, frame_pointer)?;
+        self.compile(f, entry, code_labels, frame_pointer, wide_phys.get())?;
         // The constant pool follows the function's code.
         for (label, bytes, align) in constants {
             self.asm.align(align as usize)?;
@@ -919,7 +926,8 @@ impl<'a> Compiler<'a> {
                 None => self.asm.new_label(),
             });
         }
-        self.compile(Box::new(f), entry, code_labels, false)?;
+        // Its operands were not converted here: any may be a ymm or zmm register.
+        self.compile(Box::new(f), entry, code_labels, false, true)?;
         self.flush()?;
         Ok(entry)
     }
@@ -932,8 +940,9 @@ impl<'a> Compiler<'a> {
         entry: Label,
         code_labels: Vec<Label>,
         frame_pointer: bool,
+        wide_phys: bool,
     ) -> Result<()> {
-        let result = self.compile_function(&mut f, entry, code_labels, frame_pointer);
+        let result = self.compile_function(&mut f, entry, code_labels, frame_pointer, wide_phys);
         // Calls to the function must use its signature: moved into the
         // table (an empty one left, replaced when the buffers are reused).
         let empty = Signature {
@@ -956,6 +965,7 @@ impl<'a> Compiler<'a> {
         entry: Label,
         mut code_labels: Vec<Label>,
         frame_pointer: bool,
+        wide_phys: bool,
     ) -> Result<()> {
         let target: &dyn Target = &self.convs;
         if let Some(l) = unbound_jump_target(f) {
@@ -1067,7 +1077,7 @@ impl<'a> Compiler<'a> {
         } else {
             Vec::new()
         };
-        let summary = OperandSummary::of(f);
+        let summary = OperandSummary::of(f, wide_phys);
         ws.memo.begin(ws.view.facts_epoch(), f.num_insts());
         macro_rules! rewrite_into {
             ($sink:expr) => {
@@ -1673,7 +1683,7 @@ impl Compiler<'_> {
                 }
                 // Memory's shape is its size (the address registers are no operands of it).
                 Operand::Mem(m) => {
-                    let Some(mem) = register_mem(&st.f, base, m) else {
+                    let Some(mem) = register_mem(&st.f, base, m, &st.wide_phys) else {
                         return Ok(Memo::NotMemoized);
                     };
                     ops[j] = IrOperand::Mem(mem);
@@ -2152,8 +2162,9 @@ impl Hasher for IdHasher {
 const OUTSIDE: u32 = u32::MAX - 1;
 
 /// The IR register for an x86 register (virtual or physical) used in `f`,
-/// whose virtual registers are numbered from `base`.
-fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
+/// whose virtual registers are numbered from `base`; a physical ymm or zmm
+/// register sets `wide_phys` ([`FuncState::wide_phys`]).
+fn ir_reg(f: &IrFunction, base: u32, r: Reg, wide_phys: &std::cell::Cell<bool>) -> Result<IrReg> {
     let view = reg_view(r.kind())
         .ok_or_else(|| invalid(&format!("{r} cannot be used by the Compiler")))?;
     match r.virtual_index() {
@@ -2179,6 +2190,9 @@ fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
             }))
         }
         None => {
+            if matches!(r.kind(), RegKind::Ymm | RegKind::Zmm) {
+                wide_phys.set(true);
+            }
             let class = match r.kind() {
                 RegKind::Xmm | RegKind::Ymm | RegKind::Zmm => IrClass::VEC,
                 RegKind::K => IrClass::MASK,
@@ -2256,19 +2270,24 @@ fn memo_reg(f: &IrFunction, base: u32, r: Reg) -> Option<(IrReg, u32)> {
 /// from `base`) only, without segment, broadcast or decorations; `None`
 /// for anything else (which [`Compiler::ir_mem`] converts or reports).
 #[inline(always)]
-fn register_mem(f: &IrFunction, base: u32, m: &Mem) -> Option<IrMem> {
+fn register_mem(
+    f: &IrFunction,
+    base: u32,
+    m: &Mem,
+    wide_phys: &std::cell::Cell<bool>,
+) -> Option<IrMem> {
     if m.segment().is_some() || m.is_broadcast() || m.is_abs64() || !m.decorators().is_empty() {
         return None;
     }
     let disp = i32::try_from(m.disp()).ok()?;
     let address = match m.base() {
         MemBase::None => IrMemBase::None,
-        MemBase::Reg(r) => IrMemBase::Reg(ir_reg(f, base, r).ok()?),
+        MemBase::Reg(r) => IrMemBase::Reg(ir_reg(f, base, r, wide_phys).ok()?),
         _ => return None,
     };
     let mut mem = IrMem::new(address, disp, m.size());
     if let Some(index) = m.index() {
-        mem = mem.with_index(ir_reg(f, base, index).ok()?, m.scale());
+        mem = mem.with_index(ir_reg(f, base, index, wide_phys).ok()?, m.scale());
     }
     Some(mem)
 }
@@ -2390,7 +2409,9 @@ struct OperandSummary {
 }
 
 impl OperandSummary {
-    fn of(f: &IrFunction) -> OperandSummary {
+    /// The summary of `f`'s operands; `wide_phys`: whether one may be a
+    /// physical ymm or zmm register ([`FuncState::wide_phys`]).
+    fn of(f: &IrFunction, wide_phys: bool) -> OperandSummary {
         // Without a vector vreg only a physical register can be wide.
         let vector_vregs = f.vregs().any(|(_, d)| d.class == IrClass::VEC);
         let wide_vreg = |v: IrVReg, view: View| {
@@ -2404,11 +2425,13 @@ impl OperandSummary {
         };
         if !vector_vregs && f.num_labels() == 0 && f.num_constants() == 0 {
             // Nothing to refer to (no label, jump table or constant), and
-            // only a physical register can be wide: one test per operand.
-            summary.wide_vectors = f.all_operands().iter().any(|op| {
-                matches!(*op, IrOperand::Reg(IrReg::Phys(p, view))
+            // only a physical register can be wide: one test per operand,
+            // when there may be one.
+            summary.wide_vectors = wide_phys
+                && f.all_operands().iter().any(|op| {
+                    matches!(*op, IrOperand::Reg(IrReg::Phys(p, view))
                     if p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32)
-            });
+                });
             return summary;
         }
         for op in f.all_operands() {
