@@ -64,6 +64,14 @@ use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+/// What the front end knows of a function it recorded (a function given
+/// as IR, [`Compiler::add_ir_function`], has none).
+#[derive(Clone, Copy)]
+struct Recorded {
+    /// [`FuncState::wide_phys`].
+    wide_phys: bool,
+}
+
 /// The function being built.
 struct FuncState {
     /// Boxed: it moves between the workspace, this state and the
@@ -851,7 +859,10 @@ impl<'a> Compiler<'a> {
             ..
         } = st;
         self.vreg_base = self.vreg_base.saturating_add(f.num_vregs() as u32);
-        self.compile(f, entry, code_labels, frame_pointer, wide_phys.get())?;
+        let recorded = Recorded {
+            wide_phys: wide_phys.get(),
+        };
+        self.compile(f, entry, code_labels, frame_pointer, Some(recorded))?;
         // The constant pool follows the function's code.
         for (label, bytes, align) in constants {
             self.asm.align(align as usize)?;
@@ -926,8 +937,8 @@ impl<'a> Compiler<'a> {
                 None => self.asm.new_label(),
             });
         }
-        // Its operands were not converted here: any may be a ymm or zmm register.
-        self.compile(Box::new(f), entry, code_labels, false, true)?;
+        // Not recorded here: nothing is known of its operands.
+        self.compile(Box::new(f), entry, code_labels, false, None)?;
         self.flush()?;
         Ok(entry)
     }
@@ -940,9 +951,9 @@ impl<'a> Compiler<'a> {
         entry: Label,
         code_labels: Vec<Label>,
         frame_pointer: bool,
-        wide_phys: bool,
+        recorded: Option<Recorded>,
     ) -> Result<()> {
-        let result = self.compile_function(&mut f, entry, code_labels, frame_pointer, wide_phys);
+        let result = self.compile_function(&mut f, entry, code_labels, frame_pointer, recorded);
         // Calls to the function must use its signature: moved into the
         // table (an empty one left, replaced when the buffers are reused).
         let empty = Signature {
@@ -965,10 +976,14 @@ impl<'a> Compiler<'a> {
         entry: Label,
         mut code_labels: Vec<Label>,
         frame_pointer: bool,
-        wide_phys: bool,
+        recorded: Option<Recorded>,
     ) -> Result<()> {
         let target: &dyn Target = &self.convs;
-        if let Some(l) = unbound_jump_target(f) {
+        // A recorded function's label operands are labels it made
+        // (`ir_label`): without one, no jump can go to an unbound label.
+        let may_refer_to_labels =
+            recorded.is_none() || f.num_labels() != 0 || f.num_jump_tables() != 0;
+        if may_refer_to_labels && let Some(l) = unbound_jump_target(f) {
             let ws = self.ws.get();
             let to_function = code_labels
                 .get(l.as_u32() as usize)
@@ -1077,7 +1092,7 @@ impl<'a> Compiler<'a> {
         } else {
             Vec::new()
         };
-        let summary = OperandSummary::of(f, wide_phys);
+        let summary = OperandSummary::of(f, recorded.is_none_or(|r| r.wide_phys));
         ws.memo.begin(ws.view.facts_epoch(), f.num_insts());
         macro_rules! rewrite_into {
             ($sink:expr) => {
