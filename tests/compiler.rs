@@ -880,6 +880,31 @@ extern "C" fn host_touch(x: u64) -> u64 {
     x.rotate_left(7)
 }
 
+/// A function whose only vector operand is a physical ymm register (no
+/// vector vreg, no label): `vzeroupper` still precedes its return (the
+/// front end notes the register as it converts it; nothing searches for it).
+#[test]
+fn physical_ymm_alone_gets_vzeroupper() -> Result<(), Error> {
+    // With ymm1 one `vzeroupper`; with xmm1 instead, none.
+    for (wide, expected) in [(true, 1), (false, 0)] {
+        let (_, _, text) = compile_twice(|cc| {
+            cc.add_func("phys_vector", sig(1))?;
+            let x = cc.new_gp64("x");
+            cc.set_arg(0, x)?;
+            if wide {
+                cc.vpxor(ymm1, ymm1, ymm1)?;
+            } else {
+                cc.vpxor(xmm1, xmm1, xmm1)?;
+            }
+            cc.add(x, x)?;
+            cc.ret(&[x.into()])?;
+            cc.end_func()
+        })?;
+        assert_eq!(text.matches("vzeroupper").count(), expected, "{text}");
+    }
+    Ok(())
+}
+
 /// Eight ymm values live across a call: caller-saved vector registers are
 /// spilled around it, and `vzeroupper` precedes the call and the return.
 #[test]

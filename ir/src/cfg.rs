@@ -130,7 +130,10 @@ impl Cfg {
         // Without labels no operand can take one.
         let has_labels = func.num_labels() != 0;
         let mut memo: FlowMemo = [None; FLOW_MEMO_SLOTS];
-        for (i, d) in func.all_insts().iter().enumerate() {
+        let insts = func.all_insts();
+        let mut i = 0;
+        while i < insts.len() {
+            let d = &insts[i];
             let kind = d.kind;
             if !block_open
                 || matches!(kind, InstKind::Bind(_)) && !self.block_empty_so_far(func, Inst::new(i))
@@ -165,6 +168,21 @@ impl Cfg {
             }
             if flow.is_terminator() {
                 block_open = false;
+            }
+            i += 1;
+            if block_open && !has_labels {
+                // The run of target instructions that follows, already
+                // asked and ordinary (most of a function): each changes
+                // nothing above but the last flow, so they are skipped
+                // with one memo test each.
+                while let Some(d) = insts.get(i)
+                    && let InstKind::Target(id) = d.kind
+                    && let Some((known, Flow::Normal)) = memo[id.0 as usize % FLOW_MEMO_SLOTS]
+                    && known == id
+                {
+                    last_flow = Flow::Normal;
+                    i += 1;
+                }
             }
         }
         for j in 0..func.num_jump_tables() {

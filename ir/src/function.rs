@@ -248,9 +248,11 @@ pub struct Signature {
 impl Signature {
     /// A signature.
     pub fn new(conv: CallConvId, params: &[ValType], rets: &[ValType]) -> Signature {
+        // `from_slice` copies the types at once (`collect` pushes them
+        // one by one, checking for room each time).
         Signature {
-            params: params.iter().copied().collect(),
-            rets: rets.iter().copied().collect(),
+            params: SmallVec::from_slice(params),
+            rets: SmallVec::from_slice(rets),
             conv,
             varargs: false,
         }

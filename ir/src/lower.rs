@@ -296,6 +296,10 @@ impl Lowerer<'_> {
     }
 
     fn flush_after(&mut self) {
+        if self.after.is_empty() {
+            // Nothing to move out (the list is inline: moving it copies it).
+            return;
+        }
         for (kind, d, s) in core::mem::take(&mut self.after) {
             self.out.push(kind, &[d, s]);
         }

@@ -336,6 +336,15 @@ pub trait Target {
     fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow;
     /// A calling convention's data.
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv>;
+    /// How many calling conventions there are: their ids are `0..count`.
+    /// The default asks [`Target::call_conv`] id by id; a target that
+    /// knows the number says it (a Compiler wraps its target per function
+    /// built, see [`ExtendedTarget::new`]).
+    fn call_conv_count(&self) -> u16 {
+        (0..=u16::MAX)
+            .take_while(|&i| self.call_conv(CallConvId(i)).is_some())
+            .count() as u16
+    }
     /// The id of a calling convention by name (`sysv64`, `win64`, `stdcall`...).
     fn call_conv_by_name(&self, name: &str) -> Option<CallConvId> {
         (0..=u16::MAX)
@@ -371,12 +380,9 @@ pub struct ExtendedTarget<'a, T: Target + ?Sized> {
 impl<'a, T: Target + ?Sized> ExtendedTarget<'a, T> {
     /// Wraps `base`.
     pub fn new(base: &'a T) -> Self {
-        let first = (0..=u16::MAX)
-            .take_while(|&i| base.call_conv(CallConvId(i)).is_some())
-            .count() as u16;
         ExtendedTarget {
             base,
-            first,
+            first: base.call_conv_count(),
             extra: Vec::new(),
         }
     }
@@ -419,6 +425,9 @@ impl<T: Target + ?Sized> Target for ExtendedTarget<'_, T> {
     }
     fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow {
         self.base.inst_flow(inst, first)
+    }
+    fn call_conv_count(&self) -> u16 {
+        self.first + self.extra.len() as u16
     }
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv> {
         if id.0 < self.first {

@@ -36,7 +36,9 @@ const _: () = assert!(2 * MEMO_OPERANDS == 8);
 /// A scratch code holder for encoding instructions once, out of place.
 pub(super) struct Scratch {
     /// Made on first use (and again when the architecture changes).
-    code: Option<CodeHolder>,
+    /// Boxed: it goes to the next Builder of the thread and back (see
+    /// [`Scratch::new`]) as a pointer, not a copy of the holder.
+    code: Option<Box<CodeHolder>>,
     uses: usize,
     /// Recently encoded instructions that refer to no label or address,
     /// by hash of what they are (empty until the first one).
@@ -197,7 +199,7 @@ impl MemoKey {
 
 thread_local! {
     /// The scratch holder of the last Builder dropped on this thread.
-    static SPARE_SCRATCH: std::cell::Cell<Option<(CodeHolder, Vec<Encoded>)>> =
+    static SPARE_SCRATCH: std::cell::Cell<Option<(Box<CodeHolder>, Vec<Encoded>)>> =
         const { std::cell::Cell::new(None) };
 }
 
@@ -347,7 +349,7 @@ impl Scratch {
         let memo = key
             .set(mnemonic, forms_key, operands, options)
             .then(|| (key.slot(), key));
-        let Some(code) = self.code.as_mut() else {
+        let Some(code) = self.code.as_deref_mut() else {
             return Err(Error::InvalidArgument {
                 message: "scratch code holder missing".into(),
             });
@@ -398,7 +400,7 @@ impl Scratch {
             return None;
         }
         self.prepare(real.arch());
-        self.code.as_mut()
+        self.code.as_deref_mut()
     }
 
     /// Makes the scratch holder (and so the memo) one of `arch`: the memo
@@ -407,7 +409,7 @@ impl Scratch {
         if self.code.as_ref().is_none_or(|c| c.arch() != arch) {
             self.uses = 0;
             self.memo.clear();
-            self.code = Some(CodeHolder::new(arch));
+            self.code = Some(Box::new(CodeHolder::new(arch)));
         }
     }
 

@@ -64,6 +64,14 @@ use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+/// What the front end knows of a function it recorded (a function given
+/// as IR, [`Compiler::add_ir_function`], has none).
+#[derive(Clone, Copy)]
+struct Recorded {
+    /// [`FuncState::wide_phys`].
+    wide_phys: bool,
+}
+
 /// The function being built.
 struct FuncState {
     /// Boxed: it moves between the workspace, this state and the
@@ -88,6 +96,11 @@ struct FuncState {
     /// Whether rbp is kept as a frame pointer (asked for; it also is when
     /// stack memory is aligned to more than 16 bytes).
     frame_pointer: bool,
+    /// Whether an operand names a physical ymm or zmm register: set where
+    /// they become IR registers (the [`ir_reg`] function), so that a
+    /// function without one and without vector vregs is not searched for
+    /// one ([`OperandSummary::of`]).
+    wide_phys: std::cell::Cell<bool>,
 }
 
 /// Compiles functions written on virtual registers into a [`CodeHolder`].
@@ -138,17 +151,11 @@ impl<'a> Compiler<'a> {
         } else {
             X86Target::x64()
         };
-        // Built in place (the Builder is most of a Compiler's size: a copy
-        // of it per Compiler is measurable when each compiles one small
-        // function).
-        Compiler {
-            asm: {
-                let mut asm = Builder::new(code);
-                // Functions may call functions compiled later and use the
-                // global constant pool written at the end.
-                asm.set_deferred_labels(true);
-                asm
-            },
+        // The Builder is most of a Compiler's size: it is made in its
+        // field and set there (a block that returns it set is one more copy
+        // of it, measurable when each Compiler compiles one small function).
+        let mut compiler = Compiler {
+            asm: Builder::new(code),
             logging: false,
             target,
             func: None,
@@ -163,7 +170,11 @@ impl<'a> Compiler<'a> {
             global_constants: HashMap::new(),
             pending_globals: Vec::new(),
             vreg_base: 0,
-        }
+        };
+        // Functions may call functions compiled later and use the global
+        // constant pool written at the end.
+        compiler.asm.set_deferred_labels(true);
+        compiler
     }
 
     /// Attaches a logger: it sees every emitted instruction and, as comment
@@ -301,6 +312,7 @@ impl<'a> Compiler<'a> {
             stack_labels: IdMap::default(),
             table_labels: IdMap::default(),
             frame_pointer: false,
+            wide_phys: std::cell::Cell::new(false),
         });
         Ok(entry)
     }
@@ -328,7 +340,7 @@ impl<'a> Compiler<'a> {
             .func
             .as_ref()
             .ok_or_else(|| invalid("no function: call add_func first"))?;
-        ir_reg(&st.f, self.vreg_base, r)
+        ir_reg(&st.f, self.vreg_base, r, &st.wide_phys)
     }
 
     /// A new 64-bit general-purpose virtual register.
@@ -449,7 +461,7 @@ impl<'a> Compiler<'a> {
         // The values before this parameter's: two per earlier split one.
         let position = index + sig.params[..index].iter().filter(|&&t| split(t)).count();
         for (k, &reg) in regs.iter().enumerate() {
-            st.args[position + k] = Some(IrOperand::Reg(ir_reg(&st.f, base, reg)?));
+            st.args[position + k] = Some(IrOperand::Reg(ir_reg(&st.f, base, reg, &st.wide_phys)?));
         }
         Ok(())
     }
@@ -779,7 +791,13 @@ impl<'a> Compiler<'a> {
 
     /// The IR operands of `ops` (inline for the few of a call or return).
     fn ir_operands(&mut self, ops: &[Operand]) -> Result<SmallVec<[IrOperand; 6]>> {
-        ops.iter().map(|o| self.ir_operand(o)).collect()
+        // A loop, not `collect` into a `Result`: that builds the list aside
+        // and copies it out.
+        let mut out = SmallVec::new();
+        for op in ops {
+            out.push(self.ir_operand(op)?);
+        }
+        Ok(out)
     }
 
     fn ir_operand(&mut self, op: &Operand) -> Result<IrOperand> {
@@ -837,10 +855,14 @@ impl<'a> Compiler<'a> {
             code_labels,
             constants,
             frame_pointer,
+            wide_phys,
             ..
         } = st;
         self.vreg_base = self.vreg_base.saturating_add(f.num_vregs() as u32);
-        self.compile(f, entry, code_labels, frame_pointer)?;
+        let recorded = Recorded {
+            wide_phys: wide_phys.get(),
+        };
+        self.compile(f, entry, code_labels, frame_pointer, Some(recorded))?;
         // The constant pool follows the function's code.
         for (label, bytes, align) in constants {
             self.asm.align(align as usize)?;
@@ -915,7 +937,8 @@ impl<'a> Compiler<'a> {
                 None => self.asm.new_label(),
             });
         }
-        self.compile(Box::new(f), entry, code_labels, false)?;
+        // Not recorded here: nothing is known of its operands.
+        self.compile(Box::new(f), entry, code_labels, false, None)?;
         self.flush()?;
         Ok(entry)
     }
@@ -928,11 +951,17 @@ impl<'a> Compiler<'a> {
         entry: Label,
         code_labels: Vec<Label>,
         frame_pointer: bool,
+        recorded: Option<Recorded>,
     ) -> Result<()> {
-        let result = self.compile_function(&mut f, entry, code_labels, frame_pointer);
+        let result = self.compile_function(&mut f, entry, code_labels, frame_pointer, recorded);
         // Calls to the function must use its signature: moved into the
         // table (an empty one left, replaced when the buffers are reused).
-        let empty = Signature::new(f.sig.conv, &[], &[]);
+        let empty = Signature {
+            params: SmallVec::new(),
+            rets: SmallVec::new(),
+            conv: f.sig.conv,
+            varargs: false,
+        };
         let ws = self.ws.get();
         ws.signatures
             .insert(entry.id(), std::mem::replace(&mut f.sig, empty));
@@ -947,9 +976,14 @@ impl<'a> Compiler<'a> {
         entry: Label,
         mut code_labels: Vec<Label>,
         frame_pointer: bool,
+        recorded: Option<Recorded>,
     ) -> Result<()> {
         let target: &dyn Target = &self.convs;
-        if let Some(l) = unbound_jump_target(f) {
+        // A recorded function's label operands are labels it made
+        // (`ir_label`): without one, no jump can go to an unbound label.
+        let may_refer_to_labels =
+            recorded.is_none() || f.num_labels() != 0 || f.num_jump_tables() != 0;
+        if may_refer_to_labels && let Some(l) = unbound_jump_target(f) {
             let ws = self.ws.get();
             let to_function = code_labels
                 .get(l.as_u32() as usize)
@@ -1060,7 +1094,7 @@ impl<'a> Compiler<'a> {
         } else {
             Vec::new()
         };
-        let summary = OperandSummary::of(f);
+        let summary = OperandSummary::of(f, recorded.is_none_or(|r| r.wide_phys));
         ws.memo.begin(ws.view.facts_epoch(), f.num_insts());
         macro_rules! rewrite_into {
             ($sink:expr) => {
@@ -1666,7 +1700,7 @@ impl Compiler<'_> {
                 }
                 // Memory's shape is its size (the address registers are no operands of it).
                 Operand::Mem(m) => {
-                    let Some(mem) = register_mem(&st.f, base, m) else {
+                    let Some(mem) = register_mem(&st.f, base, m, &st.wide_phys) else {
                         return Ok(Memo::NotMemoized);
                     };
                     ops[j] = IrOperand::Mem(mem);
@@ -2145,8 +2179,9 @@ impl Hasher for IdHasher {
 const OUTSIDE: u32 = u32::MAX - 1;
 
 /// The IR register for an x86 register (virtual or physical) used in `f`,
-/// whose virtual registers are numbered from `base`.
-fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
+/// whose virtual registers are numbered from `base`; a physical ymm or zmm
+/// register sets `wide_phys` ([`FuncState::wide_phys`]).
+fn ir_reg(f: &IrFunction, base: u32, r: Reg, wide_phys: &std::cell::Cell<bool>) -> Result<IrReg> {
     let view = reg_view(r.kind())
         .ok_or_else(|| invalid(&format!("{r} cannot be used by the Compiler")))?;
     match r.virtual_index() {
@@ -2172,6 +2207,9 @@ fn ir_reg(f: &IrFunction, base: u32, r: Reg) -> Result<IrReg> {
             }))
         }
         None => {
+            if matches!(r.kind(), RegKind::Ymm | RegKind::Zmm) {
+                wide_phys.set(true);
+            }
             let class = match r.kind() {
                 RegKind::Xmm | RegKind::Ymm | RegKind::Zmm => IrClass::VEC,
                 RegKind::K => IrClass::MASK,
@@ -2249,19 +2287,24 @@ fn memo_reg(f: &IrFunction, base: u32, r: Reg) -> Option<(IrReg, u32)> {
 /// from `base`) only, without segment, broadcast or decorations; `None`
 /// for anything else (which [`Compiler::ir_mem`] converts or reports).
 #[inline(always)]
-fn register_mem(f: &IrFunction, base: u32, m: &Mem) -> Option<IrMem> {
+fn register_mem(
+    f: &IrFunction,
+    base: u32,
+    m: &Mem,
+    wide_phys: &std::cell::Cell<bool>,
+) -> Option<IrMem> {
     if m.segment().is_some() || m.is_broadcast() || m.is_abs64() || !m.decorators().is_empty() {
         return None;
     }
     let disp = i32::try_from(m.disp()).ok()?;
     let address = match m.base() {
         MemBase::None => IrMemBase::None,
-        MemBase::Reg(r) => IrMemBase::Reg(ir_reg(f, base, r).ok()?),
+        MemBase::Reg(r) => IrMemBase::Reg(ir_reg(f, base, r, wide_phys).ok()?),
         _ => return None,
     };
     let mut mem = IrMem::new(address, disp, m.size());
     if let Some(index) = m.index() {
-        mem = mem.with_index(ir_reg(f, base, index).ok()?, m.scale());
+        mem = mem.with_index(ir_reg(f, base, index, wide_phys).ok()?, m.scale());
     }
     Some(mem)
 }
@@ -2383,7 +2426,9 @@ struct OperandSummary {
 }
 
 impl OperandSummary {
-    fn of(f: &IrFunction) -> OperandSummary {
+    /// The summary of `f`'s operands; `wide_phys`: whether one may be a
+    /// physical ymm or zmm register ([`FuncState::wide_phys`]).
+    fn of(f: &IrFunction, wide_phys: bool) -> OperandSummary {
         // Without a vector vreg only a physical register can be wide.
         let vector_vregs = f.vregs().any(|(_, d)| d.class == IrClass::VEC);
         let wide_vreg = |v: IrVReg, view: View| {
@@ -2397,11 +2442,13 @@ impl OperandSummary {
         };
         if !vector_vregs && f.num_labels() == 0 && f.num_constants() == 0 {
             // Nothing to refer to (no label, jump table or constant), and
-            // only a physical register can be wide: one test per operand.
-            summary.wide_vectors = f.all_operands().iter().any(|op| {
-                matches!(*op, IrOperand::Reg(IrReg::Phys(p, view))
+            // only a physical register can be wide: one test per operand,
+            // when there may be one.
+            summary.wide_vectors = wide_phys
+                && f.all_operands().iter().any(|op| {
+                    matches!(*op, IrOperand::Reg(IrReg::Phys(p, view))
                     if p.class == IrClass::VEC && view.size().unwrap_or(0) >= 32)
-            });
+                });
             return summary;
         }
         for op in f.all_operands() {

@@ -2403,6 +2403,11 @@ impl Target for X86Target {
         self.convs.get(id.0 as usize)
     }
 
+    fn call_conv_count(&self) -> u16 {
+        // Ids are u16: a target has far fewer conventions.
+        self.convs.len().min(usize::from(u16::MAX)) as u16
+    }
+
     fn extend_inst(&self, ext: Extension) -> Option<TargetInst> {
         // `movsx r32, r/m8` and `r32, r/m16` (and `movzx`) exist in both modes.
         let mnemonic = match ext {
