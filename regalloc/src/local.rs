@@ -108,6 +108,9 @@ pub struct Local {
     pub(crate) hulls: bool,
     /// Register (class * 32 + hw) → value, or [`NONE`].
     owner: Vec<u32>,
+    /// Register (class * 32 + hw) → what choosing a victim needs of its
+    /// value (valid while occupied; see [`Local::sync_key`]).
+    reg_keys: Vec<RegKey>,
     occupied: [u32; 3],
     allocatable: [u32; 3],
     callee_saved: [u32; 3],
@@ -141,6 +144,24 @@ struct InstState {
     /// Whether some vreg is named by two operands.
     dup: bool,
 }
+
+/// What [`Local::victim`] needs of the value in an occupied register,
+/// kept per register (so that choosing a victim reads one small array
+/// rather than each candidate's value): its [`Value::next_use`] and its
+/// eviction loss before the clamp at 0, without the position's part:
+/// evicted at position `p`, it loses `max(0, base - (next_use - p) *
+/// HOLD_COST)` = `max(0, loss_at_0 + p * HOLD_COST)`, where `base` is the
+/// drop cost base that applies to it (dirty or not).
+#[derive(Clone, Copy, Default)]
+struct RegKey {
+    next_use: u32,
+    loss_at_0: i64,
+}
+
+/// Functions at least this long take the general path: in shorter ones
+/// every finite next-use distance fits the general scan's 27-bit field of
+/// the victim key, so [`Local::victim`] can order by next use unclamped.
+const MAX_LOCAL_INSTS: usize = 1 << 25;
 
 /// An eviction candidate.
 #[derive(Clone, Copy)]
@@ -467,7 +488,7 @@ impl Local {
         let r = f.block_insts(b);
         if r.start.index() != 0
             || r.end.index() != ni
-            || ni >= u32::MAX as usize / 8
+            || ni >= MAX_LOCAL_INSTS
             || !f.block_succs(b).is_empty()
             || !f.block_preds(b).is_empty()
             || !f.is_ret(Inst::new(ni - 1))
@@ -1256,6 +1277,7 @@ impl Local {
             let s = &mut self.values[v as usize];
             s.next_use = fact.next;
             s.drop_base = fact.drop_base;
+            self.sync_key(v);
         }
         if def != usize::MAX {
             let v = ops[def].vreg.0;
@@ -1280,6 +1302,7 @@ impl Local {
     fn start_forward(&mut self) {
         self.owner.resize(96, NONE);
         self.owner.fill(NONE);
+        self.reg_keys.resize(96, RegKey::default());
         self.occupied = [0; 3];
         self.allocs.clear();
         self.alloc_off.clear();
@@ -1396,6 +1419,21 @@ impl Local {
         self.owner[c * 32 + hw as usize] = v;
         self.occupied[c] |= 1 << hw;
         self.values[v as usize].reg = hw;
+        self.sync_key(v);
+    }
+
+    /// Refreshes the [`RegKey`] of `v`'s register, if it has one (after
+    /// its register, next use, drop costs or slot state changed).
+    #[inline(always)]
+    fn sync_key(&mut self, v: u32) {
+        let s = &self.values[v as usize];
+        if s.reg != NO_REG {
+            let base = s.drop_base[!(s.in_slot | s.remat) as usize];
+            self.reg_keys[s.class as usize * 32 + s.reg as usize] = RegKey {
+                next_use: s.next_use,
+                loss_at_0: base as i64 - s.next_use as i64 * HOLD_COST as i64,
+            };
+        }
     }
 
     fn clear_reg(&mut self, v: u32) {
@@ -1446,6 +1484,7 @@ impl Local {
             Allocation::Stack(SpillSlot::new(v)),
         );
         self.values[v as usize].in_slot = true;
+        self.sync_key(v);
     }
 
     /// Puts `v` into free register `hw` before the instruction (moving it
@@ -1537,47 +1576,63 @@ impl Local {
     /// more for a value read here), the farthest next use among equals.
     fn victim(&self, ops: &[Operand], st: &InstState, c: usize, cand: u32) -> Option<Victim> {
         // Each candidate gets one key, largest wins: the complement of the
-        // loss, the next-use distance (saturated), the register.
-        const DIST_MAX: u32 = (1 << 27) - 1;
-        const LOSS_MAX: u32 = u32::MAX;
+        // loss, the next use (ordered as the general scan's clamped
+        // distance: see [`MAX_LOCAL_INSTS`]), the register.
+        const LOSS_CAP: u64 = (1 << 27) - 1;
         let mut m = cand & self.occupied[c];
         if m == 0 {
             return None;
         }
-        let owners: &[u32; 32] = self.owner[c * 32..c * 32 + 32]
+        let keys: &[RegKey; 32] = self.reg_keys[c * 32..c * 32 + 32]
             .try_into()
             .expect("32 registers per class");
         let here = st.pos;
+        let held = here as i64 * HOLD_COST as i64;
         let mut best = 0u64;
-        let mut far = 0u32;
+        // The farthest next use (its distance is the farthest distance).
+        let mut farthest = 0u32;
         while m != 0 {
             let hw = m.trailing_zeros();
             m &= m - 1;
-            let w = owners[hw as usize & 31];
-            let ws = &self.values[w as usize];
-            // A value read here: what follows counts, and one stack access
-            // more (evicted here it tends to come straight back).
-            let (n, base, extra) = if ws.next_use == here {
+            let key = keys[hw as usize & 31];
+            #[cfg(debug_assertions)]
+            {
+                let ws = &self.values[self.owner[c * 32 + hw as usize] as usize];
+                let base = ws.drop_base[!(ws.in_slot | ws.remat) as usize] as i64;
+                debug_assert!(
+                    key.next_use == ws.next_use
+                        && key.loss_at_0 == base - ws.next_use as i64 * HOLD_COST as i64
+                        && ws.next_use >= here,
+                    "stale register key"
+                );
+            }
+            let (n, loss) = if key.next_use == here {
+                // A value read here: what follows counts, and one stack
+                // access more (evicted here it tends to come straight back).
+                let w = self.owner[c * 32 + hw as usize];
+                let ws = &self.values[w as usize];
                 let base = ops
                     .iter()
                     .position(|o| o.vreg.0 == w)
                     .map_or(ws.drop_base, |k| self.facts[st.fb + k].drop_base);
-                (self.next_after(w, ops, st), base, MISS_COST)
+                let base = base[!(ws.in_slot | ws.remat) as usize] as u64;
+                let n = self.next_after(w, ops, st);
+                let dist = n.saturating_sub(here) as u64;
+                (
+                    n,
+                    base.saturating_sub(dist * HOLD_COST as u64) + MISS_COST as u64,
+                )
             } else {
-                (ws.next_use, ws.drop_base, 0)
+                (key.next_use, (key.loss_at_0 + held).max(0) as u64)
             };
-            let dist = n.saturating_sub(here);
-            far = far.max(dist);
-            let base = base[!(ws.in_slot | ws.remat) as usize] as u32;
-            let loss = base.saturating_sub(dist.saturating_mul(HOLD_COST)) + extra;
-            let key =
-                ((LOSS_MAX - loss) as u64) << 32 | (dist.min(DIST_MAX) as u64) << 5 | hw as u64;
+            farthest = farthest.max(n);
+            let key = (LOSS_CAP - loss) << 37 | (n as u64) << 5 | hw as u64;
             best = best.max(key);
         }
         Some(Victim {
             hw: (best & 31) as u8,
-            far,
-            loss: LOSS_MAX - (best >> 32) as u32,
+            far: farthest.saturating_sub(here),
+            loss: (LOSS_CAP - (best >> 37)) as u32,
         })
     }
 
@@ -1834,6 +1889,7 @@ impl Local {
             let s = &mut self.values[op.vreg.index()];
             s.next_use = fact.next;
             s.drop_base = fact.drop_base;
+            self.sync_key(op.vreg.0);
         }
         if alloc.contains(&Allocation::None) {
             return Err(Decline);
