@@ -94,6 +94,7 @@ pub(crate) type PlanCost = [u32; 3];
 /// the stack [`MISS_COST`]; then every value is independent and its best
 /// residency is a shortest path over its accesses through three states,
 /// solved here in one backward pass (linear time).
+#[inline(always)]
 pub(crate) fn plan_step(
     next: (u32, PlanCost),
     pos: u32,

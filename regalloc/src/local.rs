@@ -961,15 +961,30 @@ impl Local {
                 // Backward: the last write is the first position.
                 back.hull_start = pos;
                 back.hull_end = back.hull_end.max(pos + 1);
-                self.facts.push(OpFact {
+                let mut fact = OpFact {
                     next: back.next_use,
                     gain: 0,
                     drop_base: [0; 2],
                     hint: back.hint,
                     flags: if op.is_def() { REDEFINED } else { 0 },
-                });
-                // One operand per vreg: its step of the next uses now.
+                };
+                // One operand per vreg: its steps of the next uses and the
+                // plan now (as [`Local::plan_inst`] would make them).
                 if !dup {
+                    if plan {
+                        let foldable = op.constraint == Constraint::Any;
+                        let next = (back.plan_pos, back.plan);
+                        let (g, gain) = plan_step(next, pos, op.is_def(), foldable);
+                        fact.gain = pack_gain(gain);
+                        fact.drop_base = drop_cost_base(back.plan);
+                        if op.is_use() {
+                            back.plan_pos = pos;
+                            back.plan = g;
+                        } else {
+                            back.plan_pos = NONE;
+                            back.plan = [0; 3];
+                        }
+                    }
                     if op.is_use() {
                         back.next_use = pos;
                         back.hint = hint;
@@ -978,15 +993,16 @@ impl Local {
                         back.hint = NO_REG;
                     }
                 }
+                self.facts.push(fact);
             }
             if dup {
                 self.dup_step(ops, pos, fb)?;
+                if plan {
+                    self.plan_inst(ops, pos, fb);
+                }
             }
             if fixed {
                 self.check_fixed(f, i, ops, dup)?;
-            }
-            if plan {
-                self.plan_inst(ops, pos, fb, dup);
             }
         }
         // A value read before it is written: the general path reports it.
@@ -1114,10 +1130,11 @@ impl Local {
         Ok(())
     }
 
-    /// One backward step of the residency plan (as the general scan's).
-    /// (`dup`: some vreg is named twice; each vreg takes one step, from
-    /// all its operands.)
-    fn plan_inst(&mut self, ops: &[Operand], pos: u32, fb: usize, dup: bool) {
+    /// One backward step of the residency plan (as the general scan's) for
+    /// an instruction that names some vreg twice: each vreg takes one
+    /// step, from all its operands. (The backward pass makes the steps of
+    /// the other instructions itself.)
+    fn plan_inst(&mut self, ops: &[Operand], pos: u32, fb: usize) {
         for (k, op) in ops.iter().enumerate() {
             let v = op.vreg;
             let (mut first, mut writes, mut reads, mut foldable) = (
@@ -1126,7 +1143,7 @@ impl Local {
                 op.is_use(),
                 op.constraint == Constraint::Any,
             );
-            if dup {
+            {
                 for (j, o) in ops.iter().enumerate() {
                     if o.vreg == v && j != k {
                         // A vreg named twice is never served from its slot:
