@@ -1363,8 +1363,14 @@ impl Local {
         // Uses already in a suitable register.
         let mut rest = [(0u32, 0usize); MAX_OPS];
         let mut nrest = 0;
+        // The def operands.
+        let mut defs = 0u32;
         for (k, op) in ops.iter().enumerate() {
-            if !op.is_use() || alloc[k] != Allocation::None {
+            if !op.is_use() {
+                defs |= 1 << k;
+                continue;
+            }
+            if alloc[k] != Allocation::None {
                 continue;
             }
             let s = self.values[op.vreg.index()];
@@ -1389,19 +1395,29 @@ impl Local {
                 nrest += 1;
             }
         }
-        rest[..nrest].sort_unstable_by(|a, b| b.cmp(a));
+        match nrest {
+            0 | 1 => {}
+            2 => {
+                if rest[0] < rest[1] {
+                    rest.swap(0, 1);
+                }
+            }
+            _ => rest[..nrest].sort_unstable_by(|a, b| b.cmp(a)),
+        }
         for &(_, k) in &rest[..nrest] {
             self.alloc_use(ops, st, alloc, k, log)?;
         }
         // Defs: fixed ones first, so that the others avoid their registers.
-        for pass in 0..2 {
-            for (k, op) in ops.iter().enumerate() {
-                if op.kind != OperandKind::Def
-                    || matches!(op.constraint, Constraint::Fixed(_)) != (pass == 0)
-                {
-                    continue;
+        if defs != 0 {
+            for pass in 0..2 {
+                let mut m = defs;
+                while m != 0 {
+                    let k = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    if matches!(ops[k].constraint, Constraint::Fixed(_)) == (pass == 0) {
+                        self.alloc_def(f, ops, st, alloc, k, log)?;
+                    }
                 }
-                self.alloc_def(f, ops, st, alloc, k, log)?;
             }
         }
         self.commit(ops, st, alloc)
@@ -1865,9 +1881,20 @@ impl Local {
         st: &InstState,
         alloc: &[Allocation],
     ) -> Result<(), Decline> {
+        // Read-only operands: their value leaves its register if read
+        // here for the last time, and its next use advances. (The defs'
+        // steps below look at operands' facts, not at these.)
         for (k, op) in ops.iter().enumerate() {
-            if op.kind == OperandKind::Use && self.facts[st.fb + k].after() == INF_POS {
-                self.clear_reg(op.vreg.0);
+            if op.kind == OperandKind::Use {
+                let fact = self.facts[st.fb + k];
+                let v = op.vreg.0;
+                if fact.after() == INF_POS {
+                    self.clear_reg(v);
+                }
+                let s = &mut self.values[v as usize];
+                s.next_use = fact.next;
+                s.drop_base = fact.drop_base;
+                self.sync_key(v);
             }
         }
         for (k, op) in ops.iter().enumerate() {
@@ -1899,8 +1926,11 @@ impl Local {
             }
         }
         for (k, op) in ops.iter().enumerate() {
+            if !op.is_def() {
+                continue;
+            }
             let fact = self.facts[st.fb + k];
-            if op.is_def() && fact.next == INF_POS {
+            if fact.next == INF_POS {
                 self.clear_reg(op.vreg.0);
             }
             let s = &mut self.values[op.vreg.index()];
