@@ -1875,6 +1875,7 @@ impl Local {
 
     /// After the instruction: values read for the last time leave their
     /// registers, defs take theirs (or their slot), next uses advance.
+    #[inline(always)]
     fn commit(
         &mut self,
         ops: &[Operand],
