@@ -1522,6 +1522,7 @@ impl Local {
 
     /// Puts `v` into free register `hw` before the instruction (moving it
     /// from its register, reloading or recomputing it).
+    #[inline(always)]
     fn load(
         &mut self,
         st: &InstState,
@@ -1671,6 +1672,7 @@ impl Local {
 
     /// Evicts the value in register `hw` before the instruction, storing it
     /// if it is needed later and its slot is not current.
+    #[inline(always)]
     fn evict(&mut self, ops: &[Operand], st: &InstState, c: usize, hw: u8, log: &mut DecisionLog) {
         let w = self.owner[c * 32 + hw as usize];
         if w == NONE {
@@ -1710,6 +1712,7 @@ impl Local {
 
     /// A use not yet in a suitable register: its slot as a memory operand,
     /// or a register (free, or evicted), loaded.
+    #[inline(always)]
     fn alloc_use(
         &mut self,
         ops: &[Operand],
