@@ -1608,6 +1608,7 @@ impl Local {
     /// The eviction victim among the occupied registers of `cand`: the
     /// value whose eviction the plan says costs least (one stack access
     /// more for a value read here), the farthest next use among equals.
+    #[inline(always)]
     fn victim(&self, ops: &[Operand], st: &InstState, c: usize, cand: u32) -> Option<Victim> {
         // Each candidate gets one key, largest wins: the complement of the
         // loss, the next use (ordered as the general scan's clamped
