@@ -403,6 +403,7 @@ impl RoomyFast {
         true
     }
 
+    #[inline(always)]
     fn clear_reg(&mut self, v: u32) {
         vacate(&mut self.values, &mut self.owner, &mut self.occupied, v);
     }
@@ -411,6 +412,7 @@ impl RoomyFast {
 /// Takes value `v` out of its register, if it has one (`owner`: register
 /// `class * 32 + hw` to value; `occupied`: per class, the registers with
 /// a value).
+#[inline(always)]
 fn vacate(values: &mut [Value], owner: &mut [u32], occupied: &mut [u32; 3], v: u32) {
     let s = &mut values[v as usize];
     if s.reg != NO_REG {
@@ -1432,12 +1434,14 @@ impl Local {
     }
 
     /// Whether `w`'s current value is still needed after the instruction.
+    #[inline(always)]
     fn survives(&self, w: u32, ops: &[Operand], st: &InstState) -> bool {
         self.next_after(w, ops, st) != INF_POS
     }
 
     /// The next use of `w`'s current value after the instruction
     /// ([`INF_POS`]: none, or the instruction redefines it).
+    #[inline(always)]
     fn next_after(&self, w: u32, ops: &[Operand], st: &InstState) -> u32 {
         for (k, o) in ops.iter().enumerate() {
             if o.vreg.0 == w {
@@ -1447,6 +1451,7 @@ impl Local {
         self.values[w as usize].next_use
     }
 
+    #[inline(always)]
     fn set_reg(&mut self, v: u32, hw: u8) {
         let c = self.values[v as usize].class as usize;
         self.owner[c * 32 + hw as usize] = v;
@@ -1469,10 +1474,12 @@ impl Local {
         }
     }
 
+    #[inline(always)]
     fn clear_reg(&mut self, v: u32) {
         vacate(&mut self.values, &mut self.owner, &mut self.occupied, v);
     }
 
+    #[inline(always)]
     fn edit(&mut self, i: Inst, e: Edit) {
         match e {
             Edit::Move { from, to, .. } => {
@@ -1494,6 +1501,7 @@ impl Local {
         self.edits.push((ProgPoint::before(i), e));
     }
 
+    #[inline(always)]
     fn move_edit(&mut self, i: Inst, v: u32, from: Allocation, to: Allocation) {
         let class = RegClass::ALL[self.values[v as usize].class as usize % 3];
         self.edit(
@@ -1508,6 +1516,7 @@ impl Local {
     }
 
     /// Stores `v` (in register `hw`) into its slot before the instruction.
+    #[inline(always)]
     fn store(&mut self, i: Inst, v: u32, hw: u8) {
         let c = self.values[v as usize].class;
         self.move_edit(
