@@ -1331,6 +1331,7 @@ impl Local {
         self.written = 0;
     }
 
+    #[inline(always)]
     fn alloc_inst<F: Function>(
         &mut self,
         f: &F,
