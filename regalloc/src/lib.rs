@@ -430,6 +430,7 @@ pub(crate) fn shed_if_large<T>(v: &mut Vec<T>) {
     }
 }
 
+#[inline(always)]
 fn touch_edit(slots: &mut spill::SlotAssigner, e: &Edit, depth: u32) {
     if let Edit::Move { from, to, .. } = e {
         for a in [from, to] {

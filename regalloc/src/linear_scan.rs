@@ -94,6 +94,7 @@ pub(crate) type PlanCost = [u32; 3];
 /// the stack [`MISS_COST`]; then every value is independent and its best
 /// residency is a shortest path over its accesses through three states,
 /// solved here in one backward pass (linear time).
+#[inline(always)]
 pub(crate) fn plan_step(
     next: (u32, PlanCost),
     pos: u32,
@@ -133,6 +134,7 @@ pub(crate) fn plan_step(
 /// Both fit 16 bits: every plan [`plan_step`] makes (and the two it starts
 /// from) has `g[0] - MISS_COST <= g[1] <= g[2]`, so the first is at most
 /// `MISS_COST` and the second at most `2 * MISS_COST`.
+#[inline(always)]
 pub(crate) fn drop_cost_base(g: PlanCost) -> [u16; 2] {
     let base = [
         g[0].saturating_sub(g[1]),
@@ -145,6 +147,7 @@ pub(crate) fn drop_cost_base(g: PlanCost) -> [u16; 2] {
 /// [`plan_step`]'s gain in 16 bits: at most `MISS_COST` (by the bounds of
 /// [`drop_cost_base`], loading saves at most one stack access), or
 /// `u32::MAX` ("needs a register"), kept as `u16::MAX`.
+#[inline(always)]
 pub(crate) fn pack_gain(gain: u32) -> u16 {
     debug_assert!(gain <= MISS_COST || gain == u32::MAX, "{gain}");
     if gain == u32::MAX {
@@ -155,6 +158,7 @@ pub(crate) fn pack_gain(gain: u32) -> u16 {
 }
 
 /// The gain [`pack_gain`] packed.
+#[inline(always)]
 pub(crate) fn unpack_gain(gain: u16) -> u32 {
     if gain == u16::MAX {
         u32::MAX

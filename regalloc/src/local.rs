@@ -108,6 +108,9 @@ pub struct Local {
     pub(crate) hulls: bool,
     /// Register (class * 32 + hw) → value, or [`NONE`].
     owner: Vec<u32>,
+    /// Register (class * 32 + hw) → what choosing a victim needs of its
+    /// value (valid while occupied; see [`Local::sync_key`]).
+    reg_keys: Vec<RegKey>,
     occupied: [u32; 3],
     allocatable: [u32; 3],
     callee_saved: [u32; 3],
@@ -141,6 +144,24 @@ struct InstState {
     /// Whether some vreg is named by two operands.
     dup: bool,
 }
+
+/// What [`Local::victim`] needs of the value in an occupied register,
+/// kept per register (so that choosing a victim reads one small array
+/// rather than each candidate's value): its [`Value::next_use`] and its
+/// eviction loss before the clamp at 0, without the position's part:
+/// evicted at position `p`, it loses `max(0, base - (next_use - p) *
+/// HOLD_COST)` = `max(0, loss_at_0 + p * HOLD_COST)`, where `base` is the
+/// drop cost base that applies to it (dirty or not).
+#[derive(Clone, Copy, Default)]
+struct RegKey {
+    next_use: u32,
+    loss_at_0: i64,
+}
+
+/// Functions at least this long take the general path: in shorter ones
+/// every finite next-use distance fits the general scan's 27-bit field of
+/// the victim key, so [`Local::victim`] can order by next use unclamped.
+const MAX_LOCAL_INSTS: usize = 1 << 25;
 
 /// An eviction candidate.
 #[derive(Clone, Copy)]
@@ -382,6 +403,7 @@ impl RoomyFast {
         true
     }
 
+    #[inline(always)]
     fn clear_reg(&mut self, v: u32) {
         vacate(&mut self.values, &mut self.owner, &mut self.occupied, v);
     }
@@ -390,6 +412,7 @@ impl RoomyFast {
 /// Takes value `v` out of its register, if it has one (`owner`: register
 /// `class * 32 + hw` to value; `occupied`: per class, the registers with
 /// a value).
+#[inline(always)]
 fn vacate(values: &mut [Value], owner: &mut [u32], occupied: &mut [u32; 3], v: u32) {
     let s = &mut values[v as usize];
     if s.reg != NO_REG {
@@ -467,7 +490,7 @@ impl Local {
         let r = f.block_insts(b);
         if r.start.index() != 0
             || r.end.index() != ni
-            || ni >= u32::MAX as usize / 8
+            || ni >= MAX_LOCAL_INSTS
             || !f.block_succs(b).is_empty()
             || !f.block_preds(b).is_empty()
             || !f.is_ret(Inst::new(ni - 1))
@@ -940,15 +963,30 @@ impl Local {
                 // Backward: the last write is the first position.
                 back.hull_start = pos;
                 back.hull_end = back.hull_end.max(pos + 1);
-                self.facts.push(OpFact {
+                let mut fact = OpFact {
                     next: back.next_use,
                     gain: 0,
                     drop_base: [0; 2],
                     hint: back.hint,
                     flags: if op.is_def() { REDEFINED } else { 0 },
-                });
-                // One operand per vreg: its step of the next uses now.
+                };
+                // One operand per vreg: its steps of the next uses and the
+                // plan now (as [`Local::plan_inst`] would make them).
                 if !dup {
+                    if plan {
+                        let foldable = op.constraint == Constraint::Any;
+                        let next = (back.plan_pos, back.plan);
+                        let (g, gain) = plan_step(next, pos, op.is_def(), foldable);
+                        fact.gain = pack_gain(gain);
+                        fact.drop_base = drop_cost_base(back.plan);
+                        if op.is_use() {
+                            back.plan_pos = pos;
+                            back.plan = g;
+                        } else {
+                            back.plan_pos = NONE;
+                            back.plan = [0; 3];
+                        }
+                    }
                     if op.is_use() {
                         back.next_use = pos;
                         back.hint = hint;
@@ -957,15 +995,16 @@ impl Local {
                         back.hint = NO_REG;
                     }
                 }
+                self.facts.push(fact);
             }
             if dup {
                 self.dup_step(ops, pos, fb)?;
+                if plan {
+                    self.plan_inst(ops, pos, fb);
+                }
             }
             if fixed {
                 self.check_fixed(f, i, ops, dup)?;
-            }
-            if plan {
-                self.plan_inst(ops, pos, fb, dup);
             }
         }
         // A value read before it is written: the general path reports it.
@@ -1093,10 +1132,11 @@ impl Local {
         Ok(())
     }
 
-    /// One backward step of the residency plan (as the general scan's).
-    /// (`dup`: some vreg is named twice; each vreg takes one step, from
-    /// all its operands.)
-    fn plan_inst(&mut self, ops: &[Operand], pos: u32, fb: usize, dup: bool) {
+    /// One backward step of the residency plan (as the general scan's) for
+    /// an instruction that names some vreg twice: each vreg takes one
+    /// step, from all its operands. (The backward pass makes the steps of
+    /// the other instructions itself.)
+    fn plan_inst(&mut self, ops: &[Operand], pos: u32, fb: usize) {
         for (k, op) in ops.iter().enumerate() {
             let v = op.vreg;
             let (mut first, mut writes, mut reads, mut foldable) = (
@@ -1105,7 +1145,7 @@ impl Local {
                 op.is_use(),
                 op.constraint == Constraint::Any,
             );
-            if dup {
+            {
                 for (j, o) in ops.iter().enumerate() {
                     if o.vreg == v && j != k {
                         // A vreg named twice is never served from its slot:
@@ -1256,6 +1296,7 @@ impl Local {
             let s = &mut self.values[v as usize];
             s.next_use = fact.next;
             s.drop_base = fact.drop_base;
+            self.sync_key(v);
         }
         if def != usize::MAX {
             let v = ops[def].vreg.0;
@@ -1280,6 +1321,7 @@ impl Local {
     fn start_forward(&mut self) {
         self.owner.resize(96, NONE);
         self.owner.fill(NONE);
+        self.reg_keys.resize(96, RegKey::default());
         self.occupied = [0; 3];
         self.allocs.clear();
         self.alloc_off.clear();
@@ -1289,6 +1331,7 @@ impl Local {
         self.written = 0;
     }
 
+    #[inline(always)]
     fn alloc_inst<F: Function>(
         &mut self,
         f: &F,
@@ -1323,8 +1366,14 @@ impl Local {
         // Uses already in a suitable register.
         let mut rest = [(0u32, 0usize); MAX_OPS];
         let mut nrest = 0;
+        // The def operands.
+        let mut defs = 0u32;
         for (k, op) in ops.iter().enumerate() {
-            if !op.is_use() || alloc[k] != Allocation::None {
+            if !op.is_use() {
+                defs |= 1 << k;
+                continue;
+            }
+            if alloc[k] != Allocation::None {
                 continue;
             }
             let s = self.values[op.vreg.index()];
@@ -1349,19 +1398,29 @@ impl Local {
                 nrest += 1;
             }
         }
-        rest[..nrest].sort_unstable_by(|a, b| b.cmp(a));
+        match nrest {
+            0 | 1 => {}
+            2 => {
+                if rest[0] < rest[1] {
+                    rest.swap(0, 1);
+                }
+            }
+            _ => rest[..nrest].sort_unstable_by(|a, b| b.cmp(a)),
+        }
         for &(_, k) in &rest[..nrest] {
             self.alloc_use(ops, st, alloc, k, log)?;
         }
         // Defs: fixed ones first, so that the others avoid their registers.
-        for pass in 0..2 {
-            for (k, op) in ops.iter().enumerate() {
-                if op.kind != OperandKind::Def
-                    || matches!(op.constraint, Constraint::Fixed(_)) != (pass == 0)
-                {
-                    continue;
+        if defs != 0 {
+            for pass in 0..2 {
+                let mut m = defs;
+                while m != 0 {
+                    let k = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    if matches!(ops[k].constraint, Constraint::Fixed(_)) == (pass == 0) {
+                        self.alloc_def(f, ops, st, alloc, k, log)?;
+                    }
                 }
-                self.alloc_def(f, ops, st, alloc, k, log)?;
             }
         }
         self.commit(ops, st, alloc)
@@ -1376,12 +1435,14 @@ impl Local {
     }
 
     /// Whether `w`'s current value is still needed after the instruction.
+    #[inline(always)]
     fn survives(&self, w: u32, ops: &[Operand], st: &InstState) -> bool {
         self.next_after(w, ops, st) != INF_POS
     }
 
     /// The next use of `w`'s current value after the instruction
     /// ([`INF_POS`]: none, or the instruction redefines it).
+    #[inline(always)]
     fn next_after(&self, w: u32, ops: &[Operand], st: &InstState) -> u32 {
         for (k, o) in ops.iter().enumerate() {
             if o.vreg.0 == w {
@@ -1391,17 +1452,35 @@ impl Local {
         self.values[w as usize].next_use
     }
 
+    #[inline(always)]
     fn set_reg(&mut self, v: u32, hw: u8) {
         let c = self.values[v as usize].class as usize;
         self.owner[c * 32 + hw as usize] = v;
         self.occupied[c] |= 1 << hw;
         self.values[v as usize].reg = hw;
+        self.sync_key(v);
     }
 
+    /// Refreshes the [`RegKey`] of `v`'s register, if it has one (after
+    /// its register, next use, drop costs or slot state changed).
+    #[inline(always)]
+    fn sync_key(&mut self, v: u32) {
+        let s = &self.values[v as usize];
+        if s.reg != NO_REG {
+            let base = s.drop_base[!(s.in_slot | s.remat) as usize];
+            self.reg_keys[s.class as usize * 32 + s.reg as usize] = RegKey {
+                next_use: s.next_use,
+                loss_at_0: base as i64 - s.next_use as i64 * HOLD_COST as i64,
+            };
+        }
+    }
+
+    #[inline(always)]
     fn clear_reg(&mut self, v: u32) {
         vacate(&mut self.values, &mut self.owner, &mut self.occupied, v);
     }
 
+    #[inline(always)]
     fn edit(&mut self, i: Inst, e: Edit) {
         match e {
             Edit::Move { from, to, .. } => {
@@ -1423,6 +1502,7 @@ impl Local {
         self.edits.push((ProgPoint::before(i), e));
     }
 
+    #[inline(always)]
     fn move_edit(&mut self, i: Inst, v: u32, from: Allocation, to: Allocation) {
         let class = RegClass::ALL[self.values[v as usize].class as usize % 3];
         self.edit(
@@ -1437,6 +1517,7 @@ impl Local {
     }
 
     /// Stores `v` (in register `hw`) into its slot before the instruction.
+    #[inline(always)]
     fn store(&mut self, i: Inst, v: u32, hw: u8) {
         let c = self.values[v as usize].class;
         self.move_edit(
@@ -1446,10 +1527,12 @@ impl Local {
             Allocation::Stack(SpillSlot::new(v)),
         );
         self.values[v as usize].in_slot = true;
+        self.sync_key(v);
     }
 
     /// Puts `v` into free register `hw` before the instruction (moving it
     /// from its register, reloading or recomputing it).
+    #[inline(always)]
     fn load(
         &mut self,
         st: &InstState,
@@ -1535,54 +1618,72 @@ impl Local {
     /// The eviction victim among the occupied registers of `cand`: the
     /// value whose eviction the plan says costs least (one stack access
     /// more for a value read here), the farthest next use among equals.
+    #[inline(always)]
     fn victim(&self, ops: &[Operand], st: &InstState, c: usize, cand: u32) -> Option<Victim> {
         // Each candidate gets one key, largest wins: the complement of the
-        // loss, the next-use distance (saturated), the register.
-        const DIST_MAX: u32 = (1 << 27) - 1;
-        const LOSS_MAX: u32 = u32::MAX;
+        // loss, the next use (ordered as the general scan's clamped
+        // distance: see [`MAX_LOCAL_INSTS`]), the register.
+        const LOSS_CAP: u64 = (1 << 27) - 1;
         let mut m = cand & self.occupied[c];
         if m == 0 {
             return None;
         }
-        let owners: &[u32; 32] = self.owner[c * 32..c * 32 + 32]
+        let keys: &[RegKey; 32] = self.reg_keys[c * 32..c * 32 + 32]
             .try_into()
             .expect("32 registers per class");
         let here = st.pos;
+        let held = here as i64 * HOLD_COST as i64;
         let mut best = 0u64;
-        let mut far = 0u32;
+        // The farthest next use (its distance is the farthest distance).
+        let mut farthest = 0u32;
         while m != 0 {
             let hw = m.trailing_zeros();
             m &= m - 1;
-            let w = owners[hw as usize & 31];
-            let ws = &self.values[w as usize];
-            // A value read here: what follows counts, and one stack access
-            // more (evicted here it tends to come straight back).
-            let (n, base, extra) = if ws.next_use == here {
+            let key = keys[hw as usize & 31];
+            #[cfg(debug_assertions)]
+            {
+                let ws = &self.values[self.owner[c * 32 + hw as usize] as usize];
+                let base = ws.drop_base[!(ws.in_slot | ws.remat) as usize] as i64;
+                debug_assert!(
+                    key.next_use == ws.next_use
+                        && key.loss_at_0 == base - ws.next_use as i64 * HOLD_COST as i64
+                        && ws.next_use >= here,
+                    "stale register key"
+                );
+            }
+            let (n, loss) = if key.next_use == here {
+                // A value read here: what follows counts, and one stack
+                // access more (evicted here it tends to come straight back).
+                let w = self.owner[c * 32 + hw as usize];
+                let ws = &self.values[w as usize];
                 let base = ops
                     .iter()
                     .position(|o| o.vreg.0 == w)
                     .map_or(ws.drop_base, |k| self.facts[st.fb + k].drop_base);
-                (self.next_after(w, ops, st), base, MISS_COST)
+                let base = base[!(ws.in_slot | ws.remat) as usize] as u64;
+                let n = self.next_after(w, ops, st);
+                let dist = n.saturating_sub(here) as u64;
+                (
+                    n,
+                    base.saturating_sub(dist * HOLD_COST as u64) + MISS_COST as u64,
+                )
             } else {
-                (ws.next_use, ws.drop_base, 0)
+                (key.next_use, (key.loss_at_0 + held).max(0) as u64)
             };
-            let dist = n.saturating_sub(here);
-            far = far.max(dist);
-            let base = base[!(ws.in_slot | ws.remat) as usize] as u32;
-            let loss = base.saturating_sub(dist.saturating_mul(HOLD_COST)) + extra;
-            let key =
-                ((LOSS_MAX - loss) as u64) << 32 | (dist.min(DIST_MAX) as u64) << 5 | hw as u64;
+            farthest = farthest.max(n);
+            let key = (LOSS_CAP - loss) << 37 | (n as u64) << 5 | hw as u64;
             best = best.max(key);
         }
         Some(Victim {
             hw: (best & 31) as u8,
-            far,
-            loss: LOSS_MAX - (best >> 32) as u32,
+            far: farthest.saturating_sub(here),
+            loss: (LOSS_CAP - (best >> 37)) as u32,
         })
     }
 
     /// Evicts the value in register `hw` before the instruction, storing it
     /// if it is needed later and its slot is not current.
+    #[inline(always)]
     fn evict(&mut self, ops: &[Operand], st: &InstState, c: usize, hw: u8, log: &mut DecisionLog) {
         let w = self.owner[c * 32 + hw as usize];
         if w == NONE {
@@ -1622,6 +1723,7 @@ impl Local {
 
     /// A use not yet in a suitable register: its slot as a memory operand,
     /// or a register (free, or evicted), loaded.
+    #[inline(always)]
     fn alloc_use(
         &mut self,
         ops: &[Operand],
@@ -1787,15 +1889,27 @@ impl Local {
 
     /// After the instruction: values read for the last time leave their
     /// registers, defs take theirs (or their slot), next uses advance.
+    #[inline(always)]
     fn commit(
         &mut self,
         ops: &[Operand],
         st: &InstState,
         alloc: &[Allocation],
     ) -> Result<(), Decline> {
+        // Read-only operands: their value leaves its register if read
+        // here for the last time, and its next use advances. (The defs'
+        // steps below look at operands' facts, not at these.)
         for (k, op) in ops.iter().enumerate() {
-            if op.kind == OperandKind::Use && self.facts[st.fb + k].after() == INF_POS {
-                self.clear_reg(op.vreg.0);
+            if op.kind == OperandKind::Use {
+                let fact = self.facts[st.fb + k];
+                let v = op.vreg.0;
+                if fact.after() == INF_POS {
+                    self.clear_reg(v);
+                }
+                let s = &mut self.values[v as usize];
+                s.next_use = fact.next;
+                s.drop_base = fact.drop_base;
+                self.sync_key(v);
             }
         }
         for (k, op) in ops.iter().enumerate() {
@@ -1827,13 +1941,17 @@ impl Local {
             }
         }
         for (k, op) in ops.iter().enumerate() {
+            if !op.is_def() {
+                continue;
+            }
             let fact = self.facts[st.fb + k];
-            if op.is_def() && fact.next == INF_POS {
+            if fact.next == INF_POS {
                 self.clear_reg(op.vreg.0);
             }
             let s = &mut self.values[op.vreg.index()];
             s.next_use = fact.next;
             s.drop_base = fact.drop_base;
+            self.sync_key(op.vreg.0);
         }
         if alloc.contains(&Allocation::None) {
             return Err(Decline);

@@ -30,6 +30,7 @@ pub struct SlotAssigner {
 
 impl SlotAssigner {
     /// Records an access to virtual slot `id` at loop depth `depth`.
+    #[inline(always)]
     pub fn touch(&mut self, id: u32, depth: u32) {
         let id = id as usize;
         if id >= self.weight.len() {
@@ -163,6 +164,7 @@ impl SlotAssigner {
     }
 
     /// Rewrites an edit's slots.
+    #[inline(always)]
     pub fn rewrite_edit(&self, e: Edit) -> Edit {
         match e {
             Edit::Move {
