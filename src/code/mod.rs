@@ -11,6 +11,7 @@ mod holder;
 mod label;
 mod names;
 
+#[cfg(feature = "compiler")]
 pub(crate) use holder::release_spare_buffers;
 pub use holder::{Arch, CodeHolder, FixupKind, Section, SectionId, SectionKind};
 pub use label::Label;
