@@ -49,6 +49,7 @@ use crate::linear_scan::{
 };
 use crate::log::{DecisionLog, Reason};
 use crate::output::{Allocation, Edit, OptVReg, ProgPoint, SpillSlot, Stats};
+use core::mem::MaybeUninit;
 
 /// Operands per instruction the local allocator handles (more: general path).
 const MAX_OPS: usize = 8;
@@ -251,15 +252,13 @@ fn preg(class: u8, hw: u8) -> PReg {
     PReg::new(CLASS_OF[class as usize & 3], hw)
 }
 
-/// The state the fast case of a roomy function changes, taken out of
-/// [`Local`] while the forward pass runs (so that the loop keeps lengths
-/// and pointers in registers rather than reloading them through `self`),
-/// and put back for the other instructions.
-struct RoomyFast {
-    values: Vec<Value>,
-    allocs: Vec<Allocation>,
-    alloc_off: Vec<u32>,
-    owner: Vec<u32>,
+/// The state the fast case of a roomy function reads and changes, as
+/// locals of [`Local::roomy_run`] (borrowed from [`Local`] once per run
+/// of fast instructions, so that the loop keeps lengths, pointers and the
+/// register masks in registers rather than reloading them through `self`).
+struct RoomyFast<'a> {
+    values: &'a mut [Value],
+    owner: &'a mut [u32],
     occupied: [u32; 3],
     written: u128,
     allocatable: [u32; 3],
@@ -267,98 +266,131 @@ struct RoomyFast {
     fixed_anywhere: [u32; 3],
 }
 
-impl RoomyFast {
-    fn take(l: &mut Local) -> RoomyFast {
-        RoomyFast {
-            values: core::mem::take(&mut l.values),
-            allocs: core::mem::take(&mut l.allocs),
-            alloc_off: core::mem::take(&mut l.alloc_off),
-            owner: core::mem::take(&mut l.owner),
-            occupied: l.occupied,
-            written: l.written,
-            allocatable: l.allocatable,
-            callee_saved: l.callee_saved,
-            fixed_anywhere: l.fixed_anywhere,
-        }
-    }
-
-    fn put_back(&mut self, l: &mut Local) {
-        core::mem::swap(&mut l.values, &mut self.values);
-        core::mem::swap(&mut l.allocs, &mut self.allocs);
-        core::mem::swap(&mut l.alloc_off, &mut self.alloc_off);
-        core::mem::swap(&mut l.owner, &mut self.owner);
-        l.occupied = self.occupied;
-        l.written = self.written;
-    }
-
-    /// [`Local::roomy_inst`] for the common case: no fixed register, every
-    /// use in an allowed register, at most one def. Returns false, having
-    /// changed nothing, otherwise. (One pass over the operands writes the
-    /// uses' allocations, which are taken back if the case does not hold.)
+impl RoomyFast<'_> {
+    /// [`Local::roomy_inst`] for the common cases: no fixed register, every
+    /// use in an allowed register, at most one def; or every operand fixed
+    /// (an entry's arguments, a return's values) with nothing to move (see
+    /// [`RoomyFast::all_fixed`]). The allocations go to `out` (one per
+    /// operand). Returns false, having changed nothing but `out`,
+    /// otherwise. `dup`: some vreg may be named twice (a fixed operand's
+    /// value is then left to the slow case, which checks it).
     #[inline(always)]
-    fn inst(&mut self, i: Inst, ops: &[Operand], log: &mut DecisionLog) -> bool {
-        let base = self.allocs.len();
+    fn inst(
+        &mut self,
+        i: u32,
+        ops: &[Operand],
+        out: &mut [MaybeUninit<Allocation>],
+        dup: bool,
+        log: &mut DecisionLog,
+    ) -> bool {
+        let n = ops.len().min(out.len());
         let mut def = usize::MAX;
         // Operands whose value is mentioned here for the last time.
         let mut leaving = 0u32;
-        for (k, op) in ops.iter().enumerate() {
-            let Some(&s) = self.values.get(op.vreg.index()) else {
-                self.allocs.truncate(base);
+        // Operands with a fixed register.
+        let mut fixed = 0u32;
+        for k in 0..n {
+            let op = &ops[k];
+            let Some(s) = self.values.get(op.vreg.index()) else {
                 return false;
             };
+            leaving |= u32::from(s.last == i) << k;
             // A value's register is always allocatable: only a subset can
             // exclude it.
             let allowed = match op.constraint {
                 Constraint::Reg | Constraint::Any => u32::MAX,
                 Constraint::Subset(m) => m.bits(),
-                _ => {
-                    self.allocs.truncate(base);
-                    return false;
+                Constraint::Fixed(_) => {
+                    fixed |= 1 << k;
+                    continue;
                 }
+                Constraint::Reuse(_) => return false,
             };
-            leaving |= u32::from(s.last == i.0) << k;
             if op.kind == OperandKind::Def {
                 if def != usize::MAX {
-                    self.allocs.truncate(base);
                     return false;
                 }
                 def = k;
-                self.allocs.push(Allocation::None);
                 continue;
             }
             if s.reg == NO_REG || allowed & (1 << s.reg) == 0 {
-                self.allocs.truncate(base);
                 return false;
             }
             // (A modify writes the value's register, which its def or the
             // move that put it there wrote already: `written` has it.)
-            self.allocs.push(Allocation::Reg(preg(s.class, s.reg)));
+            out[k].write(Allocation::Reg(preg(s.class, s.reg)));
         }
-        if def != usize::MAX && !self.def(i, ops, def, base, log) {
-            self.allocs.truncate(base);
-            return false;
+        if fixed != 0 {
+            if dup || fixed != (1u32 << n) - 1 || !self.all_fixed(&ops[..n], &mut out[..n]) {
+                return false;
+            }
+        } else if def != usize::MAX {
+            match self.def(i, ops, def, log) {
+                Some(r) => {
+                    out[def].write(Allocation::Reg(r));
+                }
+                None => return false,
+            }
         }
         while leaving != 0 {
             let k = leaving.trailing_zeros() as usize;
             leaving &= leaving - 1;
-            self.clear_reg(ops[k].vreg.0);
+            vacate(self.values, self.owner, &mut self.occupied, ops[k].vreg.0);
+        }
+        true
+    }
+
+    /// An instruction whose operands (in bounds, each named once) all have
+    /// a fixed register, when [`Local::roomy_inst`] would move nothing:
+    /// each use's value is in its register, each def's register is free
+    /// (or its value's) and named by no other def, and every register is an
+    /// allocatable one of the value's class (what [`Local::check_fixed`]
+    /// checks of such an instruction, given plain operands). No modify.
+    /// Returns false, having changed nothing but `out`, otherwise.
+    #[inline(never)]
+    fn all_fixed(&mut self, ops: &[Operand], out: &mut [MaybeUninit<Allocation>]) -> bool {
+        let mut late = [0u32; 3];
+        for (op, a) in ops.iter().zip(out.iter_mut()) {
+            let (Constraint::Fixed(p), Some(s)) = (op.constraint, self.values.get(op.vreg.index()))
+            else {
+                return false;
+            };
+            let c = s.class as usize;
+            if p.class.index() != c || p.hw >= 32 || self.allocatable[c] & (1 << p.hw) == 0 {
+                return false;
+            }
+            match op.kind {
+                OperandKind::Use if s.reg == p.hw => {}
+                OperandKind::Def => {
+                    let w = self.owner[p.index()];
+                    if w != NONE && w != op.vreg.0 || late[c] & (1 << p.hw) != 0 {
+                        return false;
+                    }
+                    late[c] |= 1 << p.hw;
+                }
+                _ => return false,
+            }
+            a.write(Allocation::Reg(p));
+        }
+        for op in ops {
+            if let (OperandKind::Def, Constraint::Fixed(p)) = (op.kind, op.constraint) {
+                let v = op.vreg.0;
+                vacate(self.values, self.owner, &mut self.occupied, v);
+                self.owner[p.index()] = v;
+                self.occupied[p.class.index()] |= 1 << p.hw;
+                self.values[v as usize].reg = p.hw;
+                self.written |= 1u128 << p.index();
+            }
         }
         true
     }
 
     /// The register of the def `ops[def]` in the fast case: its value's
     /// own (if allowed), its first fixed use's (if free), or a free one
-    /// outside the instruction's modified registers; false when none is
+    /// outside the instruction's modified registers; `None` when none is
     /// free.
     #[inline(always)]
-    fn def(
-        &mut self,
-        i: Inst,
-        ops: &[Operand],
-        def: usize,
-        base: usize,
-        log: &mut DecisionLog,
-    ) -> bool {
+    fn def(&mut self, i: u32, ops: &[Operand], def: usize, log: &mut DecisionLog) -> Option<PReg> {
         let op = ops[def];
         let v = op.vreg.0;
         let s = self.values[v as usize];
@@ -380,32 +412,26 @@ impl RoomyFast {
         } else {
             let free = allowed & !self.occupied[c];
             if free == 0 {
-                return false;
+                return None;
             }
             if s.pref < 32 && free & (1 << s.pref) != 0 {
-                log.push(i, Some(op.vreg), Reason::Hint(preg(s.class, s.pref)));
+                log.push(Inst(i), Some(op.vreg), Reason::Hint(preg(s.class, s.pref)));
                 s.pref
             } else {
                 pick_free(free, self.callee_saved[c], self.fixed_anywhere[c])
             }
         };
         let r = preg(s.class, hw);
-        self.allocs[base + def] = Allocation::Reg(r);
         // The register was free (or the value's own), so a value leaving
         // its register here never frees one an operand takes.
         if s.reg != hw {
             self.written |= 1u128 << r.index();
-            self.clear_reg(v);
+            vacate(self.values, self.owner, &mut self.occupied, v);
             self.owner[c * 32 + hw as usize] = v;
             self.occupied[c] |= 1 << hw;
             self.values[v as usize].reg = hw;
         }
-        true
-    }
-
-    #[inline(always)]
-    fn clear_reg(&mut self, v: u32) {
-        vacate(&mut self.values, &mut self.owner, &mut self.occupied, v);
+        Some(r)
     }
 }
 
@@ -600,8 +626,12 @@ impl Local {
 
     /// The allocating pass of [`Local::roomy`] (its own function, kept out
     /// of line: inlined into the mention pass, its loop lost its registers
-    /// to the stack). `CHECK`: each instruction is checked here (the
-    /// client's mentions spared the mention pass).
+    /// to the stack): runs of instructions the fast case takes
+    /// ([`Local::roomy_run`]), and [`Local::roomy_slow`] for each other
+    /// one. The allocations are written by index into the spare capacity
+    /// of `allocs`, sized for `MAX_OPS` per instruction. `CHECK`: each
+    /// instruction is checked here (the client's mentions spared the
+    /// mention pass).
     #[inline(never)]
     fn roomy_forward<F: Function, const CHECK: bool>(
         &mut self,
@@ -611,36 +641,81 @@ impl Local {
     ) -> Result<bool, Decline> {
         let ni = f.num_insts();
         self.start_forward();
-        self.alloc_off.reserve(ni);
-        let mut fast = RoomyFast::take(self);
-        let mut done = Ok(true);
-        for ii in 0..ni {
-            let i = Inst::new(ii);
-            let ops = f.inst_operands(i);
+        self.alloc_off.resize(ni + 1, 0);
+        self.allocs.reserve(ni * MAX_OPS);
+        let mut n = 0;
+        let mut ii = self.roomy_run::<F, CHECK>(f, 0, &mut n, log)?;
+        while ii < ni {
+            let ops = f.inst_operands(Inst::new(ii));
+            self.roomy_slow(f, ii, ops, CHECK, vouched, &mut n, log)?;
+            ii = self.roomy_run::<F, CHECK>(f, ii + 1, &mut n, log)?;
+        }
+        // SAFETY: the allocations of every instruction were written, in
+        // order, to the first `n` elements of the spare capacity (each
+        // instruction's `ops.len() <= MAX_OPS` of them, within the
+        // `ni * MAX_OPS` reserved above).
+        unsafe { self.allocs.set_len(n) };
+        Ok(true)
+    }
+
+    /// From instruction `from`, the instructions the fast case takes
+    /// ([`RoomyFast::inst`]), their allocations from index `*n` of the
+    /// spare capacity of `allocs` on (`*n` advanced past them). Returns
+    /// the first instruction it does not take, or the count.
+    #[inline(always)]
+    fn roomy_run<F: Function, const CHECK: bool>(
+        &mut self,
+        f: &F,
+        from: usize,
+        n: &mut usize,
+        log: &mut DecisionLog,
+    ) -> Result<usize, Decline> {
+        let ni = f.num_insts();
+        let out = self.allocs.spare_capacity_mut();
+        let off = &mut self.alloc_off[..ni + 1];
+        let mut fast = RoomyFast {
+            values: &mut self.values,
+            owner: &mut self.owner,
+            occupied: self.occupied,
+            written: self.written,
+            allocatable: self.allocatable,
+            callee_saved: self.callee_saved,
+            fixed_anywhere: self.fixed_anywhere,
+        };
+        let mut at = *n;
+        let mut ii = from;
+        while ii < ni {
+            let ops = f.inst_operands(Inst::new(ii));
             // With the client's mentions, what the fast case relies on is
             // checked here (it checks the bounds itself).
-            if CHECK && (ops.len() > MAX_OPS || has_dup(ops) && check_dup_defs(ops).is_err()) {
-                done = Err(Decline);
+            if CHECK && ops.len() > MAX_OPS {
+                return Err(Decline);
+            }
+            let dup = CHECK && has_dup(ops);
+            if dup && check_dup_defs(ops).is_err() {
+                return Err(Decline);
+            }
+            let Some(dst) = out.get_mut(at..at + ops.len()) else {
+                return Err(Decline);
+            };
+            if !fast.inst(ii as u32, ops, dst, dup, log) {
                 break;
             }
-            if !fast.inst(i, ops, log) {
-                fast.put_back(self);
-                let slow = self.roomy_slow(f, ii, ops, CHECK, vouched, log);
-                fast = RoomyFast::take(self);
-                if slow.is_err() {
-                    done = Err(Decline);
-                    break;
-                }
-            }
-            fast.alloc_off.push(fast.allocs.len() as u32);
+            at += ops.len();
+            ii += 1;
+            off[ii] = at as u32;
         }
-        fast.put_back(self);
-        done
+        self.occupied = fast.occupied;
+        self.written = fast.written;
+        *n = at;
+        Ok(ii)
     }
 
     /// An instruction of a roomy function the fast case does not take:
-    /// checked first unless the mention pass did (`check`).
+    /// checked first unless the mention pass did (`check`); its
+    /// allocations go to index `*n` of the spare capacity of `allocs`.
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn roomy_slow<F: Function>(
         &mut self,
         f: &F,
@@ -648,14 +723,25 @@ impl Local {
         ops: &[Operand],
         check: bool,
         vouched: bool,
+        n: &mut usize,
         log: &mut DecisionLog,
     ) -> Result<(), Decline> {
         if check {
             self.check_roomy_inst(f, ii, ops, vouched)?;
         }
         let mut alloc = [Allocation::None; MAX_OPS];
-        self.roomy_inst(Inst::new(ii), ops, &mut alloc[..ops.len()], log)?;
-        self.allocs.extend_from_slice(&alloc[..ops.len()]);
+        let alloc = alloc.get_mut(..ops.len()).ok_or(Decline)?;
+        self.roomy_inst(Inst::new(ii), ops, alloc, log)?;
+        let dst = self
+            .allocs
+            .spare_capacity_mut()
+            .get_mut(*n..*n + ops.len())
+            .ok_or(Decline)?;
+        for (d, a) in dst.iter_mut().zip(alloc.iter()) {
+            d.write(*a);
+        }
+        *n += ops.len();
+        self.alloc_off[ii + 1] = *n as u32;
         Ok(())
     }
 
