@@ -49,7 +49,6 @@ use crate::linear_scan::{
 };
 use crate::log::{DecisionLog, Reason};
 use crate::output::{Allocation, Edit, OptVReg, ProgPoint, SpillSlot, Stats};
-use core::mem::MaybeUninit;
 
 /// Operands per instruction the local allocator handles (more: general path).
 const MAX_OPS: usize = 8;
@@ -279,7 +278,7 @@ impl RoomyFast<'_> {
         &mut self,
         i: u32,
         ops: &[Operand],
-        out: &mut [MaybeUninit<Allocation>],
+        out: &mut [Allocation],
         dup: bool,
         log: &mut DecisionLog,
     ) -> bool {
@@ -318,7 +317,7 @@ impl RoomyFast<'_> {
             }
             // (A modify writes the value's register, which its def or the
             // move that put it there wrote already: `written` has it.)
-            out[k].write(Allocation::Reg(preg(s.class, s.reg)));
+            out[k] = Allocation::Reg(preg(s.class, s.reg));
         }
         if fixed != 0 {
             if dup || fixed != (1u32 << n) - 1 || !self.all_fixed(&ops[..n], &mut out[..n]) {
@@ -327,7 +326,7 @@ impl RoomyFast<'_> {
         } else if def != usize::MAX {
             match self.def(i, ops, def, log) {
                 Some(r) => {
-                    out[def].write(Allocation::Reg(r));
+                    out[def] = Allocation::Reg(r);
                 }
                 None => return false,
             }
@@ -348,7 +347,7 @@ impl RoomyFast<'_> {
     /// checks of such an instruction, given plain operands). No modify.
     /// Returns false, having changed nothing but `out`, otherwise.
     #[inline(never)]
-    fn all_fixed(&mut self, ops: &[Operand], out: &mut [MaybeUninit<Allocation>]) -> bool {
+    fn all_fixed(&mut self, ops: &[Operand], out: &mut [Allocation]) -> bool {
         let mut late = [0u32; 3];
         for (op, a) in ops.iter().zip(out.iter_mut()) {
             let (Constraint::Fixed(p), Some(s)) = (op.constraint, self.values.get(op.vreg.index()))
@@ -370,7 +369,7 @@ impl RoomyFast<'_> {
                 }
                 _ => return false,
             }
-            a.write(Allocation::Reg(p));
+            *a = Allocation::Reg(p);
         }
         for op in ops {
             if let (OperandKind::Def, Constraint::Fixed(p)) = (op.kind, op.constraint) {
@@ -628,8 +627,8 @@ impl Local {
     /// of line: inlined into the mention pass, its loop lost its registers
     /// to the stack): runs of instructions the fast case takes
     /// ([`Local::roomy_run`]), and [`Local::roomy_slow`] for each other
-    /// one. The allocations are written by index into the spare capacity
-    /// of `allocs`, sized for `MAX_OPS` per instruction. `CHECK`: each
+    /// one. The allocations are written by index into `allocs`, sized for
+    /// `MAX_OPS` per instruction and cut to what was written. `CHECK`: each
     /// instruction is checked here (the client's mentions spared the
     /// mention pass).
     #[inline(never)]
@@ -642,7 +641,10 @@ impl Local {
         let ni = f.num_insts();
         self.start_forward();
         self.alloc_off.resize(ni + 1, 0);
-        self.allocs.reserve(ni * MAX_OPS);
+        // Room for every instruction's allocations, written by index and
+        // cut to what was written at the end (no push and its capacity
+        // check per operand).
+        self.allocs.resize(ni * MAX_OPS, Allocation::None);
         let mut n = 0;
         let mut ii = self.roomy_run::<F, CHECK>(f, 0, &mut n, log)?;
         while ii < ni {
@@ -650,17 +652,13 @@ impl Local {
             self.roomy_slow(f, ii, ops, CHECK, vouched, &mut n, log)?;
             ii = self.roomy_run::<F, CHECK>(f, ii + 1, &mut n, log)?;
         }
-        // SAFETY: the allocations of every instruction were written, in
-        // order, to the first `n` elements of the spare capacity (each
-        // instruction's `ops.len() <= MAX_OPS` of them, within the
-        // `ni * MAX_OPS` reserved above).
-        unsafe { self.allocs.set_len(n) };
+        self.allocs.truncate(n);
         Ok(true)
     }
 
     /// From instruction `from`, the instructions the fast case takes
     /// ([`RoomyFast::inst`]), their allocations from index `*n` of the
-    /// spare capacity of `allocs` on (`*n` advanced past them). Returns
+    /// room of `allocs` on (`*n` advanced past them). Returns
     /// the first instruction it does not take, or the count.
     #[inline(always)]
     fn roomy_run<F: Function, const CHECK: bool>(
@@ -671,7 +669,7 @@ impl Local {
         log: &mut DecisionLog,
     ) -> Result<usize, Decline> {
         let ni = f.num_insts();
-        let out = self.allocs.spare_capacity_mut();
+        let out = &mut self.allocs[..];
         let off = &mut self.alloc_off[..ni + 1];
         let mut fast = RoomyFast {
             values: &mut self.values,
@@ -713,7 +711,7 @@ impl Local {
 
     /// An instruction of a roomy function the fast case does not take:
     /// checked first unless the mention pass did (`check`); its
-    /// allocations go to index `*n` of the spare capacity of `allocs`.
+    /// allocations go to index `*n` of the room of `allocs`.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn roomy_slow<F: Function>(
@@ -732,14 +730,8 @@ impl Local {
         let mut alloc = [Allocation::None; MAX_OPS];
         let alloc = alloc.get_mut(..ops.len()).ok_or(Decline)?;
         self.roomy_inst(Inst::new(ii), ops, alloc, log)?;
-        let dst = self
-            .allocs
-            .spare_capacity_mut()
-            .get_mut(*n..*n + ops.len())
-            .ok_or(Decline)?;
-        for (d, a) in dst.iter_mut().zip(alloc.iter()) {
-            d.write(*a);
-        }
+        let dst = self.allocs.get_mut(*n..*n + ops.len()).ok_or(Decline)?;
+        dst.copy_from_slice(alloc);
         *n += ops.len();
         self.alloc_off[ii + 1] = *n as u32;
         Ok(())
