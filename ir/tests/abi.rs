@@ -1018,3 +1018,44 @@ fn lower_i64_argument_in_32_bit_mode_as_two_halves() {
         "i64 argument in 32-bit mode is two 32-bit values",
     );
 }
+
+/// Whether `f`'s kind summary covers every instruction it has.
+fn summary_covers(f: &Function) -> bool {
+    let kinds = f.kind_summary();
+    f.all_insts().iter().all(|d| match d.kind {
+        InstKind::Target(id) => kinds.may_have_target(KindSummary::target_mask(&[id.0])),
+        InstKind::Call(_) | InstKind::TailJump(_) => kinds.may_call(),
+        _ => true,
+    })
+}
+
+#[test]
+fn kind_summary_follows_pushes_lowering_and_clear() {
+    let t = MockX86::new();
+    // Lowering this call rebuilds the list (copies are added before it).
+    let src = "func f(i64, f64) -> (f64) sysv64 {
+  gp64 %a
+  vec64 %d, %r
+  sig sig0 = (i64, i64, f64, i32, i64, i64, i64, i64) -> (f64) sysv64
+  entry %a, %d
+  invoke sig0, 0x401000, (%a, %a, %d, 7, %a, %a, %a, %a) -> (%r)
+  ret %r
+}";
+    let mut f = parse_function(src, &t).unwrap();
+    assert!(f.kind_summary().may_call() && summary_covers(&f));
+    let before = f.num_insts();
+    lower(&mut f, &t).unwrap();
+    assert!(f.num_insts() > before, "the list was rebuilt");
+    assert!(f.kind_summary().may_call() && summary_covers(&f));
+
+    // A function without calls says so; target ids land on their bits only.
+    let sig = f.sig.clone();
+    f.clear("g", sig);
+    assert_eq!(f.kind_summary(), KindSummary::default());
+    f.inst(TargetInst(0x1_0003), &[]).unwrap();
+    f.inst(TargetInst(64 + 9), &[]).unwrap();
+    let kinds = f.kind_summary();
+    assert!(!kinds.may_call() && summary_covers(&f));
+    assert!(kinds.may_have_target(KindSummary::target_mask(&[3])));
+    assert!(!kinds.may_have_target(KindSummary::target_mask(&[4, 10, 63])));
+}
