@@ -311,18 +311,20 @@ fn lowered(src: &str) -> String {
     s
 }
 
-#[test]
-fn lower_sysv_call_mixed_and_duplicates() {
-    let s = lowered(
-        "func f(i64, f64) -> (f64) sysv64 {
+/// A System V call with mixed classes, an immediate and one register
+/// passed several times (lowering adds copies: the list is rebuilt).
+const SYSV_CALL_MIXED: &str = "func f(i64, f64) -> (f64) sysv64 {
   gp64 %a
   vec64 %d, %r
   sig sig0 = (i64, i64, f64, i32, i64, i64, i64, i64) -> (f64) sysv64
   entry %a, %d
   invoke sig0, 0x401000, (%a, %a, %d, 7, %a, %a, %a, %a) -> (%r)
   ret %r
-}",
-    );
+}";
+
+#[test]
+fn lower_sysv_call_mixed_and_duplicates() {
+    let s = lowered(SYSV_CALL_MIXED);
     let want = "  lowered out_args 8 call_align 16 ret_pop 0
   entry %a@rdi, %d@xmm0
   copy %3, %a
@@ -1032,16 +1034,7 @@ fn summary_covers(f: &Function) -> bool {
 #[test]
 fn kind_summary_follows_pushes_lowering_and_clear() {
     let t = MockX86::new();
-    // Lowering this call rebuilds the list (copies are added before it).
-    let src = "func f(i64, f64) -> (f64) sysv64 {
-  gp64 %a
-  vec64 %d, %r
-  sig sig0 = (i64, i64, f64, i32, i64, i64, i64, i64) -> (f64) sysv64
-  entry %a, %d
-  invoke sig0, 0x401000, (%a, %a, %d, 7, %a, %a, %a, %a) -> (%r)
-  ret %r
-}";
-    let mut f = parse_function(src, &t).unwrap();
+    let mut f = parse_function(SYSV_CALL_MIXED, &t).unwrap();
     assert!(f.kind_summary().may_call() && summary_covers(&f));
     let before = f.num_insts();
     lower(&mut f, &t).unwrap();
