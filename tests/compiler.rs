@@ -2989,3 +2989,66 @@ fn copies_into_the_same_register_are_left_out() -> Result<(), Error> {
     assert_eq!(f(5, 3), expect + 3);
     Ok(())
 }
+
+/// A mask or option given before a typed instruction of a shape added
+/// before is applied (the typed fast path is only for an instruction with
+/// nothing pending), also before a function's first instruction and in the
+/// next function; once used, the next instruction has none.
+#[test]
+fn pending_mask_and_options_reach_repeated_typed_instructions() -> Result<(), Error> {
+    let (_, _, listing) = compile_twice(|cc| {
+        cc.set_avx512(true);
+        for name in ["first", "second"] {
+            cc.add_func(name, sig(1))?;
+            let a = cc.new_gp64("a");
+            cc.set_arg(0, a)?;
+            let r = cc.new_gp64("r");
+            cc.mov(r, a)?;
+            cc.add(r, a)?;
+            let (g, m, x) = (cc.new_gp32("g"), cc.new_k("m"), cc.new_zmm("x"));
+            cc.mov(g, a.r32())?;
+            cc.kmovw(m, g)?;
+            cc.vmovdqu32(x, zmmword_ptr(a))?;
+            cc.vpaddd(x, x, x)?;
+            cc.k(m).vpaddd(x, x, x)?;
+            cc.k(m).z().vpaddd(x, x, x)?;
+            cc.vpaddd(x, x, x)?;
+            cc.vmovdqu32(zmmword_ptr(a), x)?;
+            cc.ret(&[r.into()])?;
+            cc.end_func()?;
+        }
+        Ok(())
+    })?;
+    let lines = |what: &str| {
+        listing
+            .lines()
+            // Encoded lines, not the IR listed before allocation.
+            .filter(|l| !l.contains(';') && l.contains("vpaddd") && l.contains(what))
+            .count()
+    };
+    assert_eq!(lines(""), 8, "{listing}");
+    assert_eq!(lines("{k"), 4, "{listing}");
+    assert_eq!(lines("{z}"), 2, "{listing}");
+    // `lock` on a register destination is refused when the function is
+    // compiled: it must reach the instruction, the function's first or a
+    // repeated one.
+    for repeat in [false, true] {
+        let mut code = CodeHolder::new(Arch::X64);
+        let mut cc = Compiler::new(&mut code);
+        cc.add_func("locked", sig(1))?;
+        let a = cc.new_gp64("a");
+        cc.set_arg(0, a)?;
+        if repeat {
+            cc.add(a, a)?;
+        }
+        cc.lock().add(a, a)?;
+        cc.add(a, a)?;
+        cc.ret(&[a.into()])?;
+        let e = cc.end_func().unwrap_err();
+        assert!(
+            e.to_string().contains("lock needs a memory destination"),
+            "{e}"
+        );
+    }
+    Ok(())
+}

@@ -735,7 +735,7 @@ pub fn remove_unreachable(func: &mut Function, target: &dyn Target, cfg: &mut Cf
             out.push_tagged(d.kind, &ops[d.ops_range()], d.tag().unwrap_or(NO_TAG));
         }
     }
-    func.set_insts(out.insts, out.ops);
+    func.set_insts(out.insts, out.ops, out.kinds);
     func.put_spare(insts, ops);
     cfg.compute(func, target);
     removed

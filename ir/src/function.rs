@@ -351,8 +351,60 @@ pub struct Function {
     const_bytes: Vec<u8>,
     jt_labels: Vec<Label>,
     spare: InstBuf,
+    /// The kinds pushed since [`Function::clear`] (a superset of those in
+    /// `insts`).
+    kinds: KindSummary,
     /// `Some` once calling-convention lowering ran.
     pub frame: Option<FrameInfo>,
+}
+
+/// A conservative summary of the kinds of a function's instructions, kept
+/// up to date as they are pushed ([`Function::kind_summary`]): a pass that
+/// looks for a rare kind skips its walk over the list when the summary
+/// rules the kind out. It may only err towards "may have".
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct KindSummary {
+    calls: bool,
+    /// Bit `k`: a target instruction whose id's low six bits are `k`.
+    target_bits: u64,
+}
+
+impl KindSummary {
+    /// Records an instruction of `kind`.
+    #[inline(always)]
+    fn add(&mut self, kind: InstKind) {
+        match kind {
+            InstKind::Target(id) => self.target_bits |= 1 << (id.0 & 63),
+            InstKind::Call(_) | InstKind::TailJump(_) => self.calls = true,
+            _ => {}
+        }
+    }
+    fn union(self, o: KindSummary) -> KindSummary {
+        KindSummary {
+            calls: self.calls | o.calls,
+            target_bits: self.target_bits | o.target_bits,
+        }
+    }
+    /// The [`may_have_target`](Self::may_have_target) mask of target
+    /// instruction ids `ids`.
+    pub const fn target_mask(ids: &[u32]) -> u64 {
+        let mut mask = 0u64;
+        let mut k = 0;
+        while k < ids.len() {
+            mask |= 1 << (ids[k] & 63);
+            k += 1;
+        }
+        mask
+    }
+    /// Whether the function may have a call or tail jump (`false`: it has none).
+    pub fn may_call(&self) -> bool {
+        self.calls
+    }
+    /// Whether the function may have a target instruction of one of the
+    /// ids of `mask` ([`target_mask`](Self::target_mask)); `false`: it has none.
+    pub fn may_have_target(&self, mask: u64) -> bool {
+        self.target_bits & mask != 0
+    }
 }
 
 /// An error of the building API (also used by the parser).
@@ -395,6 +447,7 @@ impl Function {
             const_bytes: Vec::new(),
             jt_labels: Vec::new(),
             spare: InstBuf::default(),
+            kinds: KindSummary::default(),
             frame: None,
         }
     }
@@ -417,6 +470,7 @@ impl Function {
         self.names.clear();
         self.const_bytes.clear();
         self.jt_labels.clear();
+        self.kinds = KindSummary::default();
         self.frame = None;
     }
 
@@ -626,6 +680,7 @@ impl Function {
         if ops.len() > u16::MAX as usize || self.operands.len() + ops.len() > u32::MAX as usize {
             return Err(BuildError::TooLarge);
         }
+        self.kinds.add(kind);
         let ops_start = self.operands.len() as u32;
         if ops.len() <= 4 {
             // The few operands of most instructions one by one: a
@@ -657,6 +712,7 @@ impl Function {
         if N > u16::MAX as usize || self.operands.len() + N > u32::MAX as usize {
             return Err(BuildError::TooLarge);
         }
+        self.kinds.add(kind);
         let ops_start = self.operands.len() as u32;
         self.operands.extend_from_slice(&ops);
         Ok(self.insts.push(InstData {
@@ -741,6 +797,7 @@ impl Function {
         if n > u16::MAX as usize {
             return Err(BuildError::TooLarge);
         }
+        self.kinds.add(kind);
         let ops_start = self.operands.len() as u32;
         self.operands.push(callee);
         self.operands.extend_from_slice(args);
@@ -751,6 +808,13 @@ impl Function {
             ops_len: n as u16,
             tag: NO_TAG,
         }))
+    }
+
+    /// What kinds of instruction the function may have (a superset of
+    /// those it has: kinds pushed since it was made or cleared).
+    #[inline]
+    pub fn kind_summary(&self) -> KindSummary {
+        self.kinds
     }
 
     /// Number of instructions.
@@ -827,9 +891,17 @@ impl Function {
             core::mem::take(&mut self.operands),
         )
     }
-    pub(crate) fn set_insts(&mut self, insts: PrimaryMap<Inst, InstData>, ops: Vec<Operand>) {
+    /// Puts a list taken with [`Function::take_insts`] back (changed in
+    /// place: its kinds kept), or one rebuilt in `kinds` ([`InstBuf`]).
+    pub(crate) fn set_insts(
+        &mut self,
+        insts: PrimaryMap<Inst, InstData>,
+        ops: Vec<Operand>,
+        kinds: KindSummary,
+    ) {
         self.insts = insts;
         self.operands = ops;
+        self.kinds = self.kinds.union(kinds);
     }
     /// An empty instruction buffer for a pass that rebuilds the list (the
     /// buffers of the list replaced last time, so rebuilding allocates nothing
@@ -838,6 +910,7 @@ impl Function {
         let mut b = core::mem::take(&mut self.spare);
         b.insts.clear();
         b.ops.clear();
+        b.kinds = KindSummary::default();
         b
     }
     /// Gives buffers back for the next [`Function::take_spare`]; those of a
@@ -845,7 +918,11 @@ impl Function {
     /// double the memory the function holds, for little gain).
     pub(crate) fn put_spare(&mut self, insts: PrimaryMap<Inst, InstData>, ops: Vec<Operand>) {
         self.spare = if insts.len() <= SPARE_MAX_INSTS {
-            InstBuf { insts, ops }
+            InstBuf {
+                insts,
+                ops,
+                kinds: KindSummary::default(),
+            }
         } else {
             InstBuf::default()
         };
@@ -911,6 +988,8 @@ impl Eq for Function {}
 pub(crate) struct InstBuf {
     pub(crate) insts: PrimaryMap<Inst, InstData>,
     pub(crate) ops: Vec<Operand>,
+    /// The kinds pushed into it.
+    pub(crate) kinds: KindSummary,
 }
 
 impl InstBuf {
@@ -919,6 +998,7 @@ impl InstBuf {
     }
     /// Appends a copy of an instruction, its tag kept.
     pub(crate) fn push_tagged(&mut self, kind: InstKind, ops: &[Operand], tag: u16) -> Inst {
+        self.kinds.add(kind);
         let ops_start = self.ops.len() as u32;
         self.ops.extend_from_slice(ops);
         self.insts.push(InstData {

@@ -709,10 +709,10 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
                 func.call_data_mut(c).nargs = n;
             }
             if rebuilding {
-                func.set_insts(l.out.insts, l.out.ops);
+                func.set_insts(l.out.insts, l.out.ops, l.out.kinds);
                 func.put_spare(insts, ops);
             } else {
-                func.set_insts(insts, ops);
+                func.set_insts(insts, ops, KindSummary::default());
                 func.put_spare(l.out.insts, l.out.ops);
                 func.shrink_large_insts();
             }
@@ -720,7 +720,7 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
             Ok(())
         }
         Err(e) => {
-            func.set_insts(insts, ops);
+            func.set_insts(insts, ops, KindSummary::default());
             func.put_spare(l.out.insts, l.out.ops);
             Err(e)
         }

@@ -311,18 +311,20 @@ fn lowered(src: &str) -> String {
     s
 }
 
-#[test]
-fn lower_sysv_call_mixed_and_duplicates() {
-    let s = lowered(
-        "func f(i64, f64) -> (f64) sysv64 {
+/// A System V call with mixed classes, an immediate and one register
+/// passed several times (lowering adds copies: the list is rebuilt).
+const SYSV_CALL_MIXED: &str = "func f(i64, f64) -> (f64) sysv64 {
   gp64 %a
   vec64 %d, %r
   sig sig0 = (i64, i64, f64, i32, i64, i64, i64, i64) -> (f64) sysv64
   entry %a, %d
   invoke sig0, 0x401000, (%a, %a, %d, 7, %a, %a, %a, %a) -> (%r)
   ret %r
-}",
-    );
+}";
+
+#[test]
+fn lower_sysv_call_mixed_and_duplicates() {
+    let s = lowered(SYSV_CALL_MIXED);
     let want = "  lowered out_args 8 call_align 16 ret_pop 0
   entry %a@rdi, %d@xmm0
   copy %3, %a
@@ -1017,4 +1019,36 @@ fn lower_i64_argument_in_32_bit_mode_as_two_halves() {
         "func f(i64) -> () cdecl {\n  gp32 %a\n  entry %a\n  ret\n}",
         "i64 argument in 32-bit mode is two 32-bit values",
     );
+}
+
+/// Whether `f`'s kind summary covers every instruction it has.
+fn summary_covers(f: &Function) -> bool {
+    let kinds = f.kind_summary();
+    f.all_insts().iter().all(|d| match d.kind {
+        InstKind::Target(id) => kinds.may_have_target(KindSummary::target_mask(&[id.0])),
+        InstKind::Call(_) | InstKind::TailJump(_) => kinds.may_call(),
+        _ => true,
+    })
+}
+
+#[test]
+fn kind_summary_follows_pushes_lowering_and_clear() {
+    let t = MockX86::new();
+    let mut f = parse_function(SYSV_CALL_MIXED, &t).unwrap();
+    assert!(f.kind_summary().may_call() && summary_covers(&f));
+    let before = f.num_insts();
+    lower(&mut f, &t).unwrap();
+    assert!(f.num_insts() > before, "the list was rebuilt");
+    assert!(f.kind_summary().may_call() && summary_covers(&f));
+
+    // A function without calls says so; target ids land on their bits only.
+    let sig = f.sig.clone();
+    f.clear("g", sig);
+    assert_eq!(f.kind_summary(), KindSummary::default());
+    f.inst(TargetInst(0x1_0003), &[]).unwrap();
+    f.inst(TargetInst(64 + 9), &[]).unwrap();
+    let kinds = f.kind_summary();
+    assert!(!kinds.may_call() && summary_covers(&f));
+    assert!(kinds.may_have_target(KindSummary::target_mask(&[3])));
+    assert!(!kinds.may_have_target(KindSummary::target_mask(&[4, 10, 63])));
 }

@@ -124,6 +124,10 @@ pub struct Compiler<'a> {
     pending_count: Option<Operand>,
     /// The write mask of the next instruction (`cc.k(mask)`), and `{z}`.
     pending_mask: Option<(KReg, bool)>,
+    /// [`Compiler::compute_ready`], kept by every change of what it reads
+    /// ([`Compiler::refresh_ready`]): one test on the path of every typed
+    /// instruction rather than four.
+    ready: bool,
     /// The global constant pool: bytes and alignment -> label, and the
     /// entries not yet written (by [`Compiler::finalize`]).
     global_constants: HashMap<(Vec<u8>, u32), Label>,
@@ -164,6 +168,7 @@ impl<'a> Compiler<'a> {
             check: cfg!(debug_assertions),
             pending_count: None,
             pending_mask: None,
+            ready: false,
             convs: ExtendedTarget::new(target),
             added_convs: Vec::new(),
             avx512: false,
@@ -314,6 +319,7 @@ impl<'a> Compiler<'a> {
             frame_pointer: false,
             wide_phys: std::cell::Cell::new(false),
         });
+        self.refresh_ready();
         Ok(entry)
     }
 
@@ -476,6 +482,7 @@ impl<'a> Compiler<'a> {
 
     /// [`enter`](Self::enter) at the first instruction (or without a function).
     fn enter_first(&mut self) -> Result<()> {
+        let nothing_pending = self.nothing_pending();
         // Not `state()`: the conventions are read while it is borrowed.
         let st = self
             .func
@@ -485,6 +492,8 @@ impl<'a> Compiler<'a> {
             return Ok(());
         }
         st.entered = true;
+        // `refresh_ready`, while the state is borrowed.
+        self.ready = nothing_pending;
         // The type of each argument value, for those left unbound.
         let types: SmallVec<[jitforge_ir::ValType; 8]> = if st.args.iter().any(Option::is_none) {
             match self.convs.call_conv(st.f.sig.conv) {
@@ -845,10 +854,9 @@ impl<'a> Compiler<'a> {
     /// Compiles the current function into the code holder.
     pub fn end_func(&mut self) -> Result<()> {
         self.enter()?;
-        let st = self
-            .func
-            .take()
-            .ok_or_else(|| invalid("end_func without add_func"))?;
+        let st = self.func.take();
+        self.refresh_ready();
+        let st = st.ok_or_else(|| invalid("end_func without add_func"))?;
         let FuncState {
             f,
             entry,
@@ -1232,6 +1240,20 @@ impl Emitter for Compiler<'_> {
 }
 
 impl Compiler<'_> {
+    /// Whether the next instruction may take the typed fast path: nothing
+    /// pending, in a function already entered.
+    fn compute_ready(&self) -> bool {
+        self.nothing_pending() && matches!(&self.func, Some(st) if st.entered)
+    }
+
+    /// Brings [`ready`](Compiler::ready) up to date: called by every change
+    /// of the pending options, count or mask, of the function or of its
+    /// entered state.
+    #[inline(always)]
+    fn refresh_ready(&mut self) {
+        self.ready = self.compute_ready();
+    }
+
     /// Whether the next instruction has no options, count or mask pending.
     #[inline(always)]
     fn nothing_pending(&self) -> bool {
@@ -1251,8 +1273,9 @@ impl Compiler<'_> {
         operands: &[Operand; N],
     ) -> Result<()> {
         let site = plans as *const crate::x86::FormPlans as usize;
-        if self.nothing_pending() {
-            if !matches!(&self.func, Some(st) if st.entered) {
+        debug_assert_eq!(self.ready, self.compute_ready());
+        if self.ready || self.nothing_pending() {
+            if !self.ready {
                 // The first instruction enters the function (or fails without one).
                 self.enter_first()?;
             }
@@ -1302,6 +1325,7 @@ impl Compiler<'_> {
         let options = std::mem::take(&mut self.pending);
         let count = self.pending_count.take();
         let mask = self.pending_mask.take();
+        self.refresh_ready();
         self.enter()?;
         if count.is_some() && mask.is_some() {
             return Err(invalid("a rep count and a write mask on one instruction"));
@@ -1369,6 +1393,7 @@ impl Compiler<'_> {
     /// Options (prefixes) for the next instruction.
     pub fn options(&mut self, options: InstOptions) -> &mut Self {
         self.pending |= options;
+        self.refresh_ready();
         self
     }
 
@@ -1378,6 +1403,7 @@ impl Compiler<'_> {
     pub fn k(&mut self, mask: KReg) -> &mut Self {
         let zeroing = self.pending_mask.is_some_and(|(_, z)| z);
         self.pending_mask = Some((mask, zeroing));
+        self.refresh_ready();
         self
     }
 

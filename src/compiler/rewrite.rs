@@ -77,6 +77,18 @@ const STORES_BELOW_RSP: [Mnemonic; 7] = [
     Mnemonic::Syscall,
 ];
 
+/// [`STORES_BELOW_RSP`] as a [`jitforge_ir::KindSummary::target_mask`] (an
+/// id's low 16 bits are its mnemonic's index).
+const STORES_BELOW_RSP_IDS: u64 = {
+    let mut ids = [0u32; STORES_BELOW_RSP.len()];
+    let mut k = 0;
+    while k < ids.len() {
+        ids[k] = STORES_BELOW_RSP[k] as u32;
+        k += 1;
+    }
+    jitforge_ir::KindSummary::target_mask(&ids)
+};
+
 /// [`STORES_BELOW_RSP`] as a set of mnemonic indexes, a bit each, over
 /// every 16-bit index (8 KB, of which a scan reads the first few words):
 /// the word of an id's low 16 bits needs no bounds check.
@@ -95,6 +107,12 @@ static STORES_BELOW_RSP_SET: [u64; 1 << 10] = {
 /// jump, push or other instruction that stores below rsp (so a leaf may
 /// keep its frame in the red zone).
 fn is_leaf(f: &IrFunction) -> bool {
+    // The summary kept as the function was built rules out most functions
+    // without a walk over their instructions.
+    let kinds = f.kind_summary();
+    if !kinds.may_call() && !kinds.may_have_target(STORES_BELOW_RSP_IDS) {
+        return true;
+    }
     f.all_insts().iter().all(|d| match d.kind {
         InstKind::Call(_) | InstKind::TailJump(_) => false,
         // The mnemonic's index (the id's low 16 bits) rules out most
