@@ -292,6 +292,19 @@ pub struct Builder<'a> {
     options: InstOptions,
     /// Label id -> its bind node (`NIL` when not bound in this Builder).
     bound: Vec<u32>,
+    /// Whether the runs of plain instructions are intact: nodes have only
+    /// been appended since the last [`Builder::clear`]. A run is a stretch
+    /// of appended `PLAIN` instruction nodes whose cached bytes lie one
+    /// after the other in the byte pool; its first node's `offset` names
+    /// its last node (the layout does not place plain nodes one by one:
+    /// it skips a run whole, and serialization copies its bytes at once).
+    runs: bool,
+    /// The first node of the open run, which the last node ends (`NIL`:
+    /// the last node is not plain). Its `offset` is set when the run is
+    /// closed: by a node that does not join it, or for serialization.
+    run_head: u32,
+    /// Where the open run's bytes end in the byte pool.
+    run_end: u32,
     scratch: Scratch,
     passes: Vec<Box<dyn Pass + 'a>>,
     layout: relax::Layout,
@@ -390,6 +403,9 @@ impl<'a> Builder<'a> {
             count: 0,
             options: InstOptions::NONE,
             bound: Vec::new(),
+            runs: true,
+            run_head: NIL,
+            run_end: 0,
             scratch,
             passes: Vec::new(),
             layout: relax::Layout::default(),
@@ -426,6 +442,8 @@ impl<'a> Builder<'a> {
         self.count = 0;
         self.options = InstOptions::NONE;
         self.bound.clear();
+        self.runs = true;
+        self.run_head = NIL;
     }
 
     /// Reserves room for at least `instructions` more instruction nodes (and
@@ -760,6 +778,18 @@ impl<'a> Builder<'a> {
             // Appending, the common case: no node after it to relink.
             rec.prev = prev;
             rec.next = NIL;
+            if rec.flags & flag::PLAIN != 0 {
+                // Joins the open run when its bytes follow the run's in the
+                // byte pool, else starts one.
+                if self.run_head == NIL || rec.data != self.run_end {
+                    self.close_run();
+                    self.run_head = id;
+                }
+                self.run_end = rec.data.wrapping_add(u32::from(rec.size));
+            } else if self.run_head != NIL {
+                self.close_run();
+                self.run_head = NIL;
+            }
             self.nodes.push(rec);
             match self.nodes.get_mut(prev as usize) {
                 Some(p) => p.next = id,
@@ -770,6 +800,9 @@ impl<'a> Builder<'a> {
             self.count += 1;
             return NodeId(id);
         }
+        // Inserted between two nodes: it may split a run.
+        self.runs = false;
+        self.run_head = NIL;
         let next = if prev == NIL {
             self.first
         } else {
@@ -791,6 +824,14 @@ impl<'a> Builder<'a> {
         self.cursor = id;
         self.count += 1;
         NodeId(id)
+    }
+
+    /// Ends the open run of plain instructions at the last node: its first
+    /// node names the last (see `runs`).
+    fn close_run(&mut self) {
+        if let Some(head) = self.nodes.get_mut(self.run_head as usize) {
+            head.offset = self.last;
+        }
     }
 
     fn live(&self, id: NodeId) -> Result<&Rec> {
@@ -864,6 +905,8 @@ impl<'a> Builder<'a> {
     /// Removes a node. A cursor on it moves to the node before.
     pub fn remove(&mut self, id: NodeId) -> Result<()> {
         let r = *self.live(id)?;
+        self.runs = false;
+        self.run_head = NIL;
         if r.prev == NIL {
             self.first = r.next;
         } else {
@@ -905,6 +948,8 @@ impl<'a> Builder<'a> {
     ) -> Result<()> {
         let old = *self.live(id)?;
         let mut rec = self.make_inst(mnemonic, None, operands, options)?;
+        self.runs = false;
+        self.run_head = NIL;
         rec.prev = old.prev;
         rec.next = old.next;
         self.unbind_node(&old);
@@ -994,10 +1039,12 @@ impl<'a> Builder<'a> {
     /// it binds labels (they are bound by then); [`clear`](Self::clear) it
     /// to build the next piece of code.
     pub fn serialize(&mut self) -> Result<()> {
+        self.close_run();
         let logger = self.logger.as_deref_mut();
         let lists = relax::Lists {
             nodes: &mut self.nodes,
             first: self.first,
+            runs: self.runs,
             operands: &self.operands,
             data: &self.data,
             text: &self.text,
@@ -1008,9 +1055,11 @@ impl<'a> Builder<'a> {
 
     /// [`serialize`](Self::serialize) with this logger instead of the attached one.
     pub fn serialize_with_logger(&mut self, logger: &mut dyn Logger) -> Result<()> {
+        self.close_run();
         let lists = relax::Lists {
             nodes: &mut self.nodes,
             first: self.first,
+            runs: self.runs,
             operands: &self.operands,
             data: &self.data,
             text: &self.text,
