@@ -1254,6 +1254,63 @@ mod tests {
 
     /// The scratch holder is reset as label uses pile up, and labels are
     /// mirrored again on demand: many uses of many labels stay valid.
+    /// Runs of plain instructions (laid out and copied whole) give the
+    /// Assembler's bytes, also after edits inside a run (which turn runs
+    /// off) and after `clear` (which turns them on again).
+    #[test]
+    fn runs_of_plain_instructions_survive_edits() -> Result<()> {
+        use crate::x86::{Assembler, rbx, rcx};
+        let plain = |e: &mut dyn FnMut(u8) -> Result<()>| -> Result<()> { (0..6).try_for_each(e) };
+        let mut expected = CodeHolder::new(Arch::X64);
+        let mut a = Assembler::new(&mut expected);
+        let done = a.new_label();
+        plain(&mut |k| a.add(rax, i32::from(k)))?;
+        a.mov(rbx, rcx)?;
+        a.short().jmp(done)?;
+        plain(&mut |k| a.sub(rcx, i32::from(k)))?;
+        a.bind(done)?;
+        drop(a);
+        let expected = expected.finalize()?;
+
+        let mut code = CodeHolder::new(Arch::X64);
+        let mut b = Builder::new(&mut code);
+        for round in 0..2 {
+            b.clear();
+            b.code_mut().reset();
+            let done = b.new_label();
+            let mut middle = None;
+            plain(&mut |k| {
+                b.add(rax, i32::from(k))?;
+                if k == 2 {
+                    middle = b.cursor();
+                }
+                Ok(())
+            })?;
+            if round == 0 {
+                b.mov(rbx, rcx)?;
+            }
+            b.jmp(done)?;
+            let end = b.cursor();
+            plain(&mut |k| b.sub(rcx, i32::from(k)))?;
+            b.bind(done)?;
+            assert!(b.runs);
+            if round == 1 {
+                // An edit inside the first run (an extra node, then the
+                // `mov` moved after the last `add`) turns runs off.
+                b.set_cursor(middle)?;
+                b.push(rbx)?;
+                let pushed = b.cursor().expect("the push");
+                b.remove(pushed)?;
+                b.set_cursor_before(end.expect("the jmp"))?;
+                b.mov(rbx, rcx)?;
+                assert!(!b.runs);
+            }
+            b.finalize()?;
+            assert_eq!(b.code().finalize()?, expected, "round {round}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn scratch_resets_keep_labels_valid() -> Result<()> {
         let mut code = CodeHolder::new(Arch::X64);
