@@ -1269,7 +1269,6 @@ mod tests {
         a.short().jmp(done)?;
         plain(&mut |k| a.sub(rcx, i32::from(k)))?;
         a.bind(done)?;
-        drop(a);
         let expected = expected.finalize()?;
 
         let mut code = CodeHolder::new(Arch::X64);
