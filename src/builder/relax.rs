@@ -40,7 +40,9 @@
 //! `LONG`). When no logger is attached, two kinds of instructions skip the
 //! encoder: those whose bytes were cached when they were added (no label, no
 //! absolute target) are copied (a run of them added in order lies in one
-//! piece of the byte pool and is copied at once), and prefix-free `jmp`/`jcc`/`call rel32` to a
+//! piece of the byte pool and is copied at once; while the list has only
+//! been appended to, each layout pass also places such a run whole, from
+//! the sizes of its first and last node's bytes), and prefix-free `jmp`/`jcc`/`call rel32` to a
 //! label of the same section are written from the layout's label positions.
 //! Each node's offset and size are compared with the layout's (a run of
 //! cached bytes at the next node of another kind, and the end of the code
