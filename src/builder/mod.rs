@@ -377,10 +377,47 @@ fn is_relaxable(m: Mnemonic) -> bool {
 
 /// Whether an immediate operand of `m` may be a branch target (encoded
 /// relative to the instruction's address).
+/// (A table made at compile time: a constant mnemonic folds to a constant,
+/// where comparing its name cost a few dozen instructions per instruction
+/// with an immediate.)
+#[inline]
 pub(crate) fn may_branch_to_address(m: Mnemonic) -> bool {
-    let name = m.name();
-    name.starts_with('j') || name.starts_with("loop") || name == "call" || name == "xbegin"
+    BRANCH_TO_ADDRESS.get(m as usize).copied().unwrap_or(false)
 }
+
+/// [`may_branch_to_address`] of each mnemonic, by its number: `j*`,
+/// `loop*`, `call` and `xbegin`.
+const BRANCH_TO_ADDRESS: [bool; Mnemonic::COUNT] = {
+    const fn equal(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    // The names as `Mnemonic::name` finds them (it is not a `const fn`).
+    use crate::x86::db::{MNEMONIC_NAME_ENDS as ENDS, MNEMONIC_TEXT as TEXT};
+    let mut table = [false; Mnemonic::COUNT];
+    let mut i = 0;
+    while i < Mnemonic::COUNT {
+        let start = if i == 0 { 0 } else { ENDS[i - 1] as usize };
+        let (_, rest) = TEXT.as_bytes().split_at(start);
+        let (name, _) = rest.split_at(ENDS[i] as usize - start);
+        let (head, _) = name.split_at(if name.len() < 4 { name.len() } else { 4 });
+        table[i] = (!name.is_empty() && name[0] == b'j')
+            || equal(head, b"loop")
+            || equal(name, b"call")
+            || equal(name, b"xbegin");
+        i += 1;
+    }
+    table
+};
 
 impl<'a> Builder<'a> {
     /// An empty Builder for `code`; labels are created in `code`, and
@@ -1254,6 +1291,22 @@ mod tests {
 
     /// The scratch holder is reset as label uses pile up, and labels are
     /// mirrored again on demand: many uses of many labels stay valid.
+    /// The table of mnemonics that may branch to an address is what their
+    /// names say.
+    #[test]
+    fn branch_to_address_table_matches_the_names() {
+        for m in Mnemonic::ALL {
+            let name = m.name();
+            let by_name = name.starts_with('j')
+                || name.starts_with("loop")
+                || name == "call"
+                || name == "xbegin";
+            assert_eq!(may_branch_to_address(m), by_name, "{name}");
+        }
+        assert!(may_branch_to_address(Mnemonic::Loopne));
+        assert!(!may_branch_to_address(Mnemonic::Mov));
+    }
+
     /// Runs of plain instructions (laid out and copied whole) give the
     /// Assembler's bytes, also after edits inside a run (which turn runs
     /// off) and after `clear` (which turns them on again).
