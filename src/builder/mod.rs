@@ -292,6 +292,19 @@ pub struct Builder<'a> {
     options: InstOptions,
     /// Label id -> its bind node (`NIL` when not bound in this Builder).
     bound: Vec<u32>,
+    /// Whether the runs of plain instructions are intact: nodes have only
+    /// been appended since the last [`Builder::clear`]. A run is a stretch
+    /// of appended `PLAIN` instruction nodes whose cached bytes lie one
+    /// after the other in the byte pool; its first node's `offset` names
+    /// its last node (the layout does not place plain nodes one by one:
+    /// it skips a run whole, and serialization copies its bytes at once).
+    runs: bool,
+    /// The first node of the open run, which the last node ends (`NIL`:
+    /// the last node is not plain). Its `offset` is set when the run is
+    /// closed: by a node that does not join it, or for serialization.
+    run_head: u32,
+    /// Where the open run's bytes end in the byte pool.
+    run_end: u32,
     scratch: Scratch,
     passes: Vec<Box<dyn Pass + 'a>>,
     layout: relax::Layout,
@@ -364,10 +377,47 @@ fn is_relaxable(m: Mnemonic) -> bool {
 
 /// Whether an immediate operand of `m` may be a branch target (encoded
 /// relative to the instruction's address).
+/// (A table made at compile time: a constant mnemonic folds to a constant,
+/// where comparing its name cost a few dozen instructions per instruction
+/// with an immediate.)
+#[inline]
 pub(crate) fn may_branch_to_address(m: Mnemonic) -> bool {
-    let name = m.name();
-    name.starts_with('j') || name.starts_with("loop") || name == "call" || name == "xbegin"
+    BRANCH_TO_ADDRESS.get(m as usize).copied().unwrap_or(false)
 }
+
+/// [`may_branch_to_address`] of each mnemonic, by its number: `j*`,
+/// `loop*`, `call` and `xbegin`.
+const BRANCH_TO_ADDRESS: [bool; Mnemonic::COUNT] = {
+    const fn equal(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    // The names as `Mnemonic::name` finds them (it is not a `const fn`).
+    use crate::x86::db::{MNEMONIC_NAME_ENDS as ENDS, MNEMONIC_TEXT as TEXT};
+    let mut table = [false; Mnemonic::COUNT];
+    let mut i = 0;
+    while i < Mnemonic::COUNT {
+        let start = if i == 0 { 0 } else { ENDS[i - 1] as usize };
+        let (_, rest) = TEXT.as_bytes().split_at(start);
+        let (name, _) = rest.split_at(ENDS[i] as usize - start);
+        let (head, _) = name.split_at(if name.len() < 4 { name.len() } else { 4 });
+        table[i] = (!name.is_empty() && name[0] == b'j')
+            || equal(head, b"loop")
+            || equal(name, b"call")
+            || equal(name, b"xbegin");
+        i += 1;
+    }
+    table
+};
 
 impl<'a> Builder<'a> {
     /// An empty Builder for `code`; labels are created in `code`, and
@@ -390,6 +440,9 @@ impl<'a> Builder<'a> {
             count: 0,
             options: InstOptions::NONE,
             bound: Vec::new(),
+            runs: true,
+            run_head: NIL,
+            run_end: 0,
             scratch,
             passes: Vec::new(),
             layout: relax::Layout::default(),
@@ -426,6 +479,8 @@ impl<'a> Builder<'a> {
         self.count = 0;
         self.options = InstOptions::NONE;
         self.bound.clear();
+        self.runs = true;
+        self.run_head = NIL;
     }
 
     /// Reserves room for at least `instructions` more instruction nodes (and
@@ -760,6 +815,18 @@ impl<'a> Builder<'a> {
             // Appending, the common case: no node after it to relink.
             rec.prev = prev;
             rec.next = NIL;
+            if rec.flags & flag::PLAIN != 0 {
+                // Joins the open run when its bytes follow the run's in the
+                // byte pool, else starts one.
+                if self.run_head == NIL || rec.data != self.run_end {
+                    self.close_run();
+                    self.run_head = id;
+                }
+                self.run_end = rec.data.wrapping_add(u32::from(rec.size));
+            } else if self.run_head != NIL {
+                self.close_run();
+                self.run_head = NIL;
+            }
             self.nodes.push(rec);
             match self.nodes.get_mut(prev as usize) {
                 Some(p) => p.next = id,
@@ -770,6 +837,9 @@ impl<'a> Builder<'a> {
             self.count += 1;
             return NodeId(id);
         }
+        // Inserted between two nodes: it may split a run.
+        self.runs = false;
+        self.run_head = NIL;
         let next = if prev == NIL {
             self.first
         } else {
@@ -791,6 +861,14 @@ impl<'a> Builder<'a> {
         self.cursor = id;
         self.count += 1;
         NodeId(id)
+    }
+
+    /// Ends the open run of plain instructions at the last node: its first
+    /// node names the last (see `runs`).
+    fn close_run(&mut self) {
+        if let Some(head) = self.nodes.get_mut(self.run_head as usize) {
+            head.offset = self.last;
+        }
     }
 
     fn live(&self, id: NodeId) -> Result<&Rec> {
@@ -864,6 +942,8 @@ impl<'a> Builder<'a> {
     /// Removes a node. A cursor on it moves to the node before.
     pub fn remove(&mut self, id: NodeId) -> Result<()> {
         let r = *self.live(id)?;
+        self.runs = false;
+        self.run_head = NIL;
         if r.prev == NIL {
             self.first = r.next;
         } else {
@@ -905,6 +985,8 @@ impl<'a> Builder<'a> {
     ) -> Result<()> {
         let old = *self.live(id)?;
         let mut rec = self.make_inst(mnemonic, None, operands, options)?;
+        self.runs = false;
+        self.run_head = NIL;
         rec.prev = old.prev;
         rec.next = old.next;
         self.unbind_node(&old);
@@ -994,10 +1076,12 @@ impl<'a> Builder<'a> {
     /// it binds labels (they are bound by then); [`clear`](Self::clear) it
     /// to build the next piece of code.
     pub fn serialize(&mut self) -> Result<()> {
+        self.close_run();
         let logger = self.logger.as_deref_mut();
         let lists = relax::Lists {
             nodes: &mut self.nodes,
             first: self.first,
+            runs: self.runs,
             operands: &self.operands,
             data: &self.data,
             text: &self.text,
@@ -1008,9 +1092,11 @@ impl<'a> Builder<'a> {
 
     /// [`serialize`](Self::serialize) with this logger instead of the attached one.
     pub fn serialize_with_logger(&mut self, logger: &mut dyn Logger) -> Result<()> {
+        self.close_run();
         let lists = relax::Lists {
             nodes: &mut self.nodes,
             first: self.first,
+            runs: self.runs,
             operands: &self.operands,
             data: &self.data,
             text: &self.text,
@@ -1205,6 +1291,78 @@ mod tests {
 
     /// The scratch holder is reset as label uses pile up, and labels are
     /// mirrored again on demand: many uses of many labels stay valid.
+    /// The table of mnemonics that may branch to an address is what their
+    /// names say.
+    #[test]
+    fn branch_to_address_table_matches_the_names() {
+        for m in Mnemonic::ALL {
+            let name = m.name();
+            let by_name = name.starts_with('j')
+                || name.starts_with("loop")
+                || name == "call"
+                || name == "xbegin";
+            assert_eq!(may_branch_to_address(m), by_name, "{name}");
+        }
+        assert!(may_branch_to_address(Mnemonic::Loopne));
+        assert!(!may_branch_to_address(Mnemonic::Mov));
+    }
+
+    /// Runs of plain instructions (laid out and copied whole) give the
+    /// Assembler's bytes, also after edits inside a run (which turn runs
+    /// off) and after `clear` (which turns them on again).
+    #[test]
+    fn runs_of_plain_instructions_survive_edits() -> Result<()> {
+        use crate::x86::{Assembler, rbx, rcx};
+        let plain = |e: &mut dyn FnMut(u8) -> Result<()>| -> Result<()> { (0..6).try_for_each(e) };
+        let mut expected = CodeHolder::new(Arch::X64);
+        let mut a = Assembler::new(&mut expected);
+        let done = a.new_label();
+        plain(&mut |k| a.add(rax, i32::from(k)))?;
+        a.mov(rbx, rcx)?;
+        a.short().jmp(done)?;
+        plain(&mut |k| a.sub(rcx, i32::from(k)))?;
+        a.bind(done)?;
+        let expected = expected.finalize()?;
+
+        let mut code = CodeHolder::new(Arch::X64);
+        let mut b = Builder::new(&mut code);
+        for round in 0..2 {
+            b.clear();
+            b.code_mut().reset();
+            let done = b.new_label();
+            let mut middle = None;
+            plain(&mut |k| {
+                b.add(rax, i32::from(k))?;
+                if k == 2 {
+                    middle = b.cursor();
+                }
+                Ok(())
+            })?;
+            if round == 0 {
+                b.mov(rbx, rcx)?;
+            }
+            b.jmp(done)?;
+            let end = b.cursor();
+            plain(&mut |k| b.sub(rcx, i32::from(k)))?;
+            b.bind(done)?;
+            assert!(b.runs);
+            if round == 1 {
+                // An edit inside the first run (an extra node, then the
+                // `mov` moved after the last `add`) turns runs off.
+                b.set_cursor(middle)?;
+                b.push(rbx)?;
+                let pushed = b.cursor().expect("the push");
+                b.remove(pushed)?;
+                b.set_cursor_before(end.expect("the jmp"))?;
+                b.mov(rbx, rcx)?;
+                assert!(!b.runs);
+            }
+            b.finalize()?;
+            assert_eq!(b.code().finalize()?, expected, "round {round}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn scratch_resets_keep_labels_valid() -> Result<()> {
         let mut code = CodeHolder::new(Arch::X64);

@@ -40,7 +40,9 @@
 //! `LONG`). When no logger is attached, two kinds of instructions skip the
 //! encoder: those whose bytes were cached when they were added (no label, no
 //! absolute target) are copied (a run of them added in order lies in one
-//! piece of the byte pool and is copied at once), and prefix-free `jmp`/`jcc`/`call rel32` to a
+//! piece of the byte pool and is copied at once; while the list has only
+//! been appended to, each layout pass also places such a run whole, from
+//! the sizes of its first and last node's bytes), and prefix-free `jmp`/`jcc`/`call rel32` to a
 //! label of the same section are written from the layout's label positions.
 //! Each node's offset and size are compared with the layout's (a run of
 //! cached bytes at the next node of another kind, and the end of the code
@@ -109,6 +111,9 @@ pub(super) struct Layout {
 pub(super) struct Lists<'b> {
     pub nodes: &'b mut Chunked<Rec>,
     pub first: u32,
+    /// Whether the runs of plain instructions are intact (see the
+    /// Builder's `runs`): each run's first node names its last in `offset`.
+    pub runs: bool,
     pub operands: &'b Operands,
     pub data: &'b [u8],
     pub text: &'b str,
@@ -188,8 +193,18 @@ impl Layout {
         let mut section = 0u32;
         let mut off = self.section_off.first().copied().unwrap_or(0);
         let mut at = lists.first;
+        let runs = lists.runs;
         while at != NIL {
             let r = &mut lists.nodes[at as usize];
+            if runs && r.flags & flag::PLAIN != 0 {
+                // A run of plain instructions: its bytes lie in one piece of
+                // the byte pool, so its size is where its last node's end.
+                let (start, last) = (r.data, r.offset);
+                let l = &lists.nodes[last as usize];
+                off += u64::from(l.data.wrapping_add(u32::from(l.size)).wrapping_sub(start));
+                at = l.next;
+                continue;
+            }
             r.offset =
                 u32::try_from(off).map_err(|_| internal("a section exceeds 4 GiB".into()))?;
             match r.kind {
@@ -262,6 +277,7 @@ impl Layout {
             }
             at = r.next;
         }
+        u32::try_from(off).map_err(|_| internal("a section exceeds 4 GiB".into()))?;
         if let Some(s) = self.section_off.get_mut(section as usize) {
             *s = off;
         }
@@ -533,21 +549,30 @@ fn emit(
     let mut at = lists.first;
     while at != NIL {
         let r = &lists.nodes[at as usize];
-        if r.kind == Kind::Inst && r.flags & flag::PLAIN != 0 && !logging {
+        let plain = r.kind == Kind::Inst && r.flags & flag::PLAIN != 0;
+        if plain && !logging {
             // Its offset is checked with the next node of another kind.
-            let d = r.data as usize;
+            let (d, end, next) = if lists.runs {
+                // The whole run at once (see `Lists::runs`).
+                let l = &lists.nodes[r.offset as usize];
+                (r.data, l.data.wrapping_add(u32::from(l.size)), l.next)
+            } else {
+                (r.data, r.data.wrapping_add(u32::from(r.size)), r.next)
+            };
+            let (d, end) = (d as usize, end as usize);
             if run.end == d && run.start < run.end {
-                run.end += r.size as usize;
+                run.end = end;
             } else {
                 flush(&mut a, &mut run, section)?;
-                run = d..d + r.size as usize;
+                run = d..end;
             }
-            at = r.next;
+            at = next;
             continue;
         }
         flush(&mut a, &mut run, section)?;
         let start = a.offset();
-        if start as u64 != r.offset as u64 {
+        // (The layout places a run of plain nodes whole, not each node.)
+        if !(plain && lists.runs) && start as u64 != r.offset as u64 {
             return Err(internal(format!(
                 "node {at} is at offset {start}, the layout said {}",
                 r.offset

@@ -405,12 +405,19 @@ impl Scratch {
 
     /// Makes the scratch holder (and so the memo) one of `arch`: the memo
     /// is emptied when the architecture changes.
+    #[inline]
     fn prepare(&mut self, arch: crate::code::Arch) {
         if self.code.as_ref().is_none_or(|c| c.arch() != arch) {
-            self.uses = 0;
-            self.memo.clear();
-            self.code = Some(Box::new(CodeHolder::new(arch)));
+            self.remake(arch);
         }
+    }
+
+    /// A new scratch holder (and an empty memo) for `arch`.
+    #[cold]
+    fn remake(&mut self, arch: crate::code::Arch) {
+        self.uses = 0;
+        self.memo.clear();
+        self.code = Some(Box::new(CodeHolder::new(arch)));
     }
 
     /// Makes `key` the memo key of an instruction (see [`MemoKey::set`])
