@@ -1288,7 +1288,11 @@ impl Local {
             }
             let mut alloc = [Allocation::None; MAX_OPS];
             self.alloc_inst(f, ops, &mut st, &mut alloc[..ops.len()], log)?;
-            self.allocs.extend_from_slice(&alloc[..ops.len()]);
+            // The whole array (a fixed-size copy, inlined) and then the
+            // tail cut off: `alloc[..ops.len()]` would call `memcpy`.
+            let kept = self.allocs.len() + ops.len();
+            self.allocs.extend_from_slice(&alloc);
+            self.allocs.truncate(kept);
             self.alloc_off.push(self.allocs.len() as u32);
         }
         Ok(())

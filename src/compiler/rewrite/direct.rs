@@ -64,7 +64,8 @@ pub(super) fn encode_move(
         _ => 0x40,
     } | (reg >> 3) << 2
         | rm_high;
-    let mut bytes = [0u8; 12];
+    // Room for the longest (12 bytes) in the memo's size (see `append_cut`).
+    let mut bytes = [0u8; 15];
     let mut n = 0;
     let mut put = |b: u8| {
         bytes[n] = b;
@@ -104,7 +105,9 @@ pub(super) fn encode_move(
             }
         },
     }
-    text.extend_from_slice(&bytes[..n]);
+    // A fixed-size copy and the tail cut off: `bytes[..n]` would call
+    // `memcpy` for a handful of bytes.
+    crate::builder::append_cut(text, &bytes, n as u8);
     true
 }
 
