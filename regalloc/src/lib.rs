@@ -287,7 +287,7 @@ impl Allocator {
         let loc = &mut self.local;
         let s = loc.stats;
         // Without stack accesses there are no slots (`out` was cleared).
-        if s.stores + s.reloads + s.folded != 0 {
+        if s.stack_touching() != 0 {
             self.slots.reset(nv + 3);
             let d = loc.depth;
             if s.folded != 0 {

@@ -421,26 +421,7 @@ impl Scan {
     }
 
     fn edit(&mut self, key: u32, e: Edit) {
-        match e {
-            Edit::Move { from, to, .. } => {
-                match (from, to) {
-                    (Allocation::Reg(_), Allocation::Stack(_)) => self.stats.stores += 1,
-                    (Allocation::Stack(_), Allocation::Reg(_)) => self.stats.reloads += 1,
-                    _ => self.stats.moves += 1,
-                }
-                if let Allocation::Reg(r) = to {
-                    self.written |= bit(r);
-                }
-            }
-            Edit::Swap { a, b } => {
-                self.stats.swaps += 1;
-                self.written |= bit(a) | bit(b);
-            }
-            Edit::Remat { to, .. } => {
-                self.stats.remats += 1;
-                self.written |= bit(to);
-            }
-        }
+        self.written |= self.stats.count(&e);
         self.raw_edits.push((key, e));
     }
 

@@ -1564,23 +1564,7 @@ impl Local {
 
     #[inline(always)]
     fn edit(&mut self, i: Inst, e: Edit) {
-        match e {
-            Edit::Move { from, to, .. } => {
-                match (from, to) {
-                    (Allocation::Reg(_), Allocation::Stack(_)) => self.stats.stores += 1,
-                    (Allocation::Stack(_), Allocation::Reg(_)) => self.stats.reloads += 1,
-                    _ => self.stats.moves += 1,
-                }
-                if let Allocation::Reg(r) = to {
-                    self.written |= 1u128 << r.index();
-                }
-            }
-            Edit::Remat { to, .. } => {
-                self.stats.remats += 1;
-                self.written |= 1u128 << to.index();
-            }
-            Edit::Swap { .. } => {}
-        }
+        self.written |= self.stats.count(&e);
         self.edits.push((ProgPoint::before(i), e));
     }
 

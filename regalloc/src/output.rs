@@ -310,6 +310,35 @@ impl Stats {
     pub fn stack_touching(&self) -> u32 {
         self.stores + self.reloads + self.folded
     }
+
+    /// Counts edit `e` (a move by what it moves between) and returns the
+    /// registers it writes, as a mask by [`PReg::index`]: one place for
+    /// the linear scan and the local allocator.
+    #[inline(always)]
+    pub(crate) fn count(&mut self, e: &Edit) -> u128 {
+        let bit = |r: PReg| 1u128 << r.index();
+        match *e {
+            Edit::Move { from, to, .. } => {
+                match (from, to) {
+                    (Allocation::Reg(_), Allocation::Stack(_)) => self.stores += 1,
+                    (Allocation::Stack(_), Allocation::Reg(_)) => self.reloads += 1,
+                    _ => self.moves += 1,
+                }
+                match to {
+                    Allocation::Reg(r) => bit(r),
+                    _ => 0,
+                }
+            }
+            Edit::Swap { a, b } => {
+                self.swaps += 1;
+                bit(a) | bit(b)
+            }
+            Edit::Remat { to, .. } => {
+                self.remats += 1;
+                bit(to)
+            }
+        }
+    }
 }
 
 impl fmt::Display for Stats {

@@ -233,6 +233,19 @@ impl<'a> Assembler<'a> {
         self.fast && (options.is_empty() || options == InstOptions::SHORT)
     }
 
+    /// Takes the options waiting for this instruction and says whether the
+    /// fast path may encode it. Options are rare: with none set, one test
+    /// of them and one of the fast flag, and nothing is stored.
+    #[inline(always)]
+    fn take_options_for_fast_path(&mut self) -> (bool, InstOptions) {
+        let options = self.options;
+        if options.is_empty() {
+            return (self.fast, options);
+        }
+        self.options = InstOptions::NONE;
+        (self.fast_path_allowed(options), options)
+    }
+
     /// Emits one instruction through the general encoder.
     fn emit_general(
         &mut self,
@@ -389,8 +402,8 @@ impl Emitter for Assembler<'_> {
         plans: &'static FormPlans,
         operands: &[Operand],
     ) -> Result<()> {
-        let options = std::mem::take(&mut self.options);
-        if self.fast_path_allowed(options) {
+        let (fast, options) = self.take_options_for_fast_path();
+        if fast {
             let short = !options.is_empty();
             if emit_planned(self.code, self.section, plans, operands, short) {
                 return Ok(());
@@ -410,15 +423,7 @@ impl Emitter for Assembler<'_> {
         plans: &'static FormPlans,
         operands: [Operand; N],
     ) -> Result<()> {
-        // Options are rare: with none set, one test of them and one of the
-        // fast flag lead to the fast path, and nothing is stored.
-        let options = self.options;
-        let fast = if options.is_empty() {
-            self.fast
-        } else {
-            self.options = InstOptions::NONE;
-            self.fast_path_allowed(options)
-        };
+        let (fast, options) = self.take_options_for_fast_path();
         if fast {
             let short = !options.is_empty();
             if emit_planned(self.code, self.section, plans, &operands, short) {
