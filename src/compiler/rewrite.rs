@@ -968,7 +968,23 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         Ok(())
     }
 
+    /// Writes edit `edit` (made at instruction `at`, if any): a
+    /// general-purpose or xmm move straight into the sink's code where it
+    /// takes bytes (inline: most edits are these), anything else and
+    /// whatever is logged the general way.
+    #[inline(always)]
     fn emit_edit(&mut self, edit: &Edit, at: Option<usize>) -> Result<()> {
+        if !self.logging && self.emit_move_directly(edit) {
+            return Ok(());
+        }
+        self.emit_edit_general(edit, at)
+    }
+
+    /// [`emit_edit`](Self::emit_edit) for the edits it does not write
+    /// inline: announced as a comment with a logger, copied from the memo
+    /// or encoded.
+    #[inline(never)]
+    fn emit_edit_general(&mut self, edit: &Edit, at: Option<usize>) -> Result<()> {
         if self.logging {
             let vreg = match *edit {
                 Edit::Move { vreg, .. } => vreg.get(),
@@ -984,11 +1000,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             text.push_str(&self.reasons(at, vreg));
             self.asm.comment(&text)?;
         }
-        // Where the sink takes bytes, a general-purpose or xmm move is
-        // written directly, and another edit seen before is copied.
-        if !self.logging && self.emit_move_directly(edit) {
-            return Ok(());
-        }
+        // Where the sink takes bytes, another edit seen before is copied.
         let key = if self.logging || self.asm.text_mut().is_none() {
             None
         } else {
@@ -1010,7 +1022,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
     /// Writes a general-purpose or xmm move, store or reload straight
     /// into the sink's code (see [`direct`]); false having written nothing
     /// for any other edit, or where the sink takes no bytes.
-    #[inline]
+    #[inline(always)]
     fn emit_move_directly(&mut self, edit: &Edit) -> bool {
         let Edit::Move {
             from,
@@ -1633,8 +1645,14 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             if let Some(text) = self.asm.text_mut()
                 && self.memo.append(slot, &template, text)
             {
+                // The displacement in place (fixed sizes: a copy of
+                // `width` bytes would call `memcpy`).
                 let end = text.len();
-                text[end - width..].copy_from_slice(&disp.to_le_bytes()[..width]);
+                if width == 1 {
+                    text[end - 1] = disp as u8;
+                } else {
+                    text[end - 4..].copy_from_slice(&disp.to_le_bytes());
+                }
                 return Ok(());
             }
         }

@@ -64,46 +64,46 @@ pub(super) fn encode_move(
         _ => 0x40,
     } | (reg >> 3) << 2
         | rm_high;
-    // Room for the longest (12 bytes) in the memo's size (see `append_cut`).
+    // Room for the longest (9 bytes) in the memo's size (see
+    // `append_cut`). Each byte goes to a place at most a few bytes past a
+    // count known to be small (no bounds check, no closure over an index).
     let mut bytes = [0u8; 15];
-    let mut n = 0;
-    let mut put = |b: u8| {
-        bytes[n] = b;
-        n += 1;
-    };
-    if rex != 0x40 {
-        put(rex);
-    }
+    bytes[0] = rex;
+    let mut n = usize::from(rex != 0x40);
     match kind {
-        MoveKind::Gp => put(if store { 0x89 } else { 0x8B }),
+        MoveKind::Gp => {
+            bytes[n] = if store { 0x89 } else { 0x8B };
+            n += 1;
+        }
         MoveKind::Xmm => {
-            put(0x0F);
-            put(if store { 0x11 } else { 0x10 });
+            bytes[n] = 0x0F;
+            bytes[n + 1] = if store { 0x11 } else { 0x10 };
+            n += 2;
         }
     }
     let reg_bits = (reg & 7) << 3;
     match rm {
-        Place::Reg(r) => put(0xC0 | reg_bits | (r & 7)),
+        Place::Reg(r) => {
+            bytes[n] = 0xC0 | reg_bits | (r & 7);
+            n += 1;
+        }
         // [sp + disp]: rm 100 with a SIB byte of base sp and no index;
         // no displacement when it is 0, else 8 bits where they reach.
-        Place::Stack(0) => {
-            put(reg_bits | 4);
-            put(0x24);
+        Place::Stack(d) => {
+            bytes[n + 1] = 0x24;
+            if d == 0 {
+                bytes[n] = reg_bits | 4;
+                n += 2;
+            } else if let Ok(d8) = i8::try_from(d) {
+                bytes[n] = 0x40 | reg_bits | 4;
+                bytes[n + 2] = d8 as u8;
+                n += 3;
+            } else {
+                bytes[n] = 0x80 | reg_bits | 4;
+                bytes[n + 2..n + 6].copy_from_slice(&d.to_le_bytes());
+                n += 6;
+            }
         }
-        Place::Stack(d) => match i8::try_from(d) {
-            Ok(d8) => {
-                put(0x40 | reg_bits | 4);
-                put(0x24);
-                put(d8 as u8);
-            }
-            Err(_) => {
-                put(0x80 | reg_bits | 4);
-                put(0x24);
-                for b in d.to_le_bytes() {
-                    put(b);
-                }
-            }
-        },
     }
     // A fixed-size copy and the tail cut off: `bytes[..n]` would call
     // `memcpy` for a handful of bytes.
