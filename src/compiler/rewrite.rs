@@ -1731,7 +1731,50 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             // The allocator gave both sides one register: nothing to do.
             return Ok(());
         }
+        if x86.options().is_empty() && self.emit_integer_op_directly(mnemonic, ops) {
+            return Ok(());
+        }
         self.asm.emit_plain(mnemonic, ops, x86.options())
+    }
+
+    /// Writes `mnemonic ops`, an integer operation on two general-purpose
+    /// registers or spill slots (see [`direct::encode_integer_op`]),
+    /// straight into the sink's code; false having written nothing for any
+    /// other instruction, or where the sink takes no bytes.
+    fn emit_integer_op_directly(&mut self, mnemonic: Mnemonic, ops: &[Operand]) -> bool {
+        let sp = self.frame.sp;
+        // Where an operand is, and its width in bytes.
+        let place = |op: &Operand| match *op {
+            Operand::Reg(r) if r.decorators().is_empty() => match r.kind() {
+                RegKind::Gp64 => Some((direct::Place::Reg(r.id()), 8)),
+                RegKind::Gp32 => Some((direct::Place::Reg(r.id()), 4)),
+                _ => None,
+            },
+            Operand::Mem(m)
+                if m.base() == MemBase::Reg(sp)
+                    && m.index().is_none()
+                    && m.segment().is_none()
+                    && !m.is_broadcast()
+                    && !m.is_abs64()
+                    && m.decorators().is_empty() =>
+            {
+                let disp = i32::try_from(m.disp()).ok()?;
+                Some((direct::Place::Stack(disp), m.size()))
+            }
+            _ => None,
+        };
+        let [dst, src] = ops else { return false };
+        let (Some((dst, width)), Some((src, src_width))) = (place(dst), place(src)) else {
+            return false;
+        };
+        if width != src_width || !(width == 4 || width == 8) {
+            return false;
+        }
+        let mode64 = self.frame.ptr == 8;
+        match self.asm.text_mut() {
+            Some(text) => direct::encode_integer_op(mnemonic, width == 8, mode64, dst, src, text),
+            None => false,
+        }
     }
 
     /// After the last instruction of a block that falls through into a split
