@@ -657,6 +657,15 @@ fn is_template(bytes: &[u8], disp: i32, width: usize) -> bool {
         && bytes[n - width - 2] & 0xC7 == modrm
 }
 
+/// The displacement of spill slot `slot` of allocation `out` from the
+/// stack pointer in `frame`, if it fits in 32 bits (what a memo key holds;
+/// [`Rewriter::spill_disp`] without the whole rewriter).
+#[inline(always)]
+fn spill_disp(frame: &Frame, out: &Output, slot: jitforge_regalloc::SpillSlot) -> Option<i32> {
+    let offset = frame.spill_base + out.slots.get(slot.index())?.offset;
+    i32::try_from(offset as i64 + frame.bias).ok()
+}
+
 /// A value as the 32 bits a memo key holds of it, if it fits in them
 /// (sign-extended back it is the same).
 #[inline(always)]
@@ -1411,12 +1420,13 @@ impl<'r, S: Sink> Rewriter<'r, S> {
                 && let Some(text) = self.asm.text_mut()
             {
                 let until = edit_at.min(insts.len());
+                let frame = self.frame;
                 i = self.memo.copy_registers_only(
                     insts,
                     &out.inst_alloc_offsets,
                     &out.allocs,
-                    i,
-                    until,
+                    (i, until),
+                    |s| spill_disp(frame, out, s),
                     text,
                 );
                 if i == insts.len() {

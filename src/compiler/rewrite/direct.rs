@@ -341,14 +341,23 @@ pub(super) mod tests {
                         (Place::Reg(regs), Place::Reg(0)),
                         (Place::Reg(0), Place::Reg(regs)),
                     ] {
-                        assert!(!encode_integer_op(mnemonic, wide, mode64, dst, src, &mut text));
+                        assert!(!encode_integer_op(
+                            mnemonic, wide, mode64, dst, src, &mut text
+                        ));
                     }
                     assert!(text.is_empty());
                 }
             }
             let mut text = Vec::new();
             let (a, b) = (Place::Reg(0), Place::Reg(1));
-            assert!(!encode_integer_op(Mnemonic::Test, false, mode64, a, b, &mut text));
+            assert!(!encode_integer_op(
+                Mnemonic::Test,
+                false,
+                mode64,
+                a,
+                b,
+                &mut text
+            ));
             assert_eq!(
                 encode_integer_op(Mnemonic::Add, true, mode64, a, b, &mut text),
                 mode64
@@ -365,14 +374,33 @@ pub(super) mod tests {
         use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
         let cases = [
             (Mnemonic::Add, Place::Reg(0), Place::Reg(11), "add rax,r11"),
-            (Mnemonic::Sub, Place::Reg(12), Place::Stack(0x40), "sub r12,[rsp+40h]"),
-            (Mnemonic::Xor, Place::Stack(-8), Place::Reg(13), "xor [rsp-8],r13"),
-            (Mnemonic::Imul, Place::Reg(5), Place::Stack(0x1000), "imul rbp,[rsp+1000h]"),
+            (
+                Mnemonic::Sub,
+                Place::Reg(12),
+                Place::Stack(0x40),
+                "sub r12,[rsp+40h]",
+            ),
+            (
+                Mnemonic::Xor,
+                Place::Stack(-8),
+                Place::Reg(13),
+                "xor [rsp-8],r13",
+            ),
+            (
+                Mnemonic::Imul,
+                Place::Reg(5),
+                Place::Stack(0x1000),
+                "imul rbp,[rsp+1000h]",
+            ),
             (Mnemonic::Imul, Place::Reg(9), Place::Reg(4), "imul r9,rsp"),
         ];
         let mut formatter = IntelFormatter::new();
-        formatter.options_mut().set_space_after_operand_separator(false);
-        formatter.options_mut().set_memory_size_options(iced_x86::MemorySizeOptions::Never);
+        formatter
+            .options_mut()
+            .set_space_after_operand_separator(false);
+        formatter
+            .options_mut()
+            .set_memory_size_options(iced_x86::MemorySizeOptions::Never);
         for (mnemonic, dst, src, expected) in cases {
             let mut text = Vec::new();
             assert!(encode_integer_op(mnemonic, true, true, dst, src, &mut text));

@@ -19,7 +19,7 @@
 
 use crate::builder::{append_cut, two_way_find, two_way_place};
 use jitforge_ir::{InstData, InstKind};
-use jitforge_regalloc::Allocation;
+use jitforge_regalloc::{Allocation, SpillSlot};
 
 /// Entries of the memo at most (a power of two, 32 bytes each, 64 KB in
 /// all): workload B has some 6,000 register and spill-slot pairs, so a
@@ -185,8 +185,12 @@ impl EncodingMemo {
     /// allocations are `allocs[offsets[i]..offsets[i + 1]]`) to `text`
     /// while each is a target instruction of a tag with register operands
     /// only ([`TagKind::Registers`]), at most four allocations, all in
-    /// registers, and remembered: the common instruction of a function
-    /// whose values all fit, which then costs a key, a hash and a copy.
+    /// registers but for at most one spill slot (at the displacement
+    /// `spill_disp` gives it), and remembered: by its own key in
+    /// registers, by the template of its displacement's width with a slot
+    /// (see `template_key` in the rewrite; the displacement patched in).
+    /// The common instruction of a function, whose values fit or whose
+    /// spilled operand is folded, which then costs a key, a hash and a copy.
     /// Returns the first instruction not copied (`until` when all were),
     /// which the caller writes the general way (the memo key it builds for
     /// it there is the one built here, see `Rewriter::target_key`).
@@ -195,8 +199,8 @@ impl EncodingMemo {
         insts: &[InstData],
         offsets: &[u32],
         allocs: &[Allocation],
-        from: usize,
-        until: usize,
+        (from, until): (usize, usize),
+        spill_disp: impl Fn(SpillSlot) -> Option<i32>,
         text: &mut Vec<u8>,
     ) -> usize {
         let (Some(insts), Some(bounds)) = (insts.get(from..until), offsets.get(from..)) else {
@@ -208,6 +212,7 @@ impl EncodingMemo {
         let Some(mask) = entries.len().checked_sub(1) else {
             return from;
         };
+        let kinds = &self.operands[..];
         // The code in a local (not written back through `text` for every
         // instruction).
         let mut code = core::mem::take(text);
@@ -215,24 +220,33 @@ impl EncodingMemo {
         let mut copied = insts.len();
         for ((k, d), &hi) in insts.iter().enumerate().zip(&bounds[1..]) {
             let hi = hi as usize;
-            let key = match (d.kind, d.tag()) {
+            let (tag, allocs) = match (d.kind, d.tag()) {
                 (InstKind::Target(_), Some(tag))
-                    if self.operands.get(usize::from(tag)) == Some(&(TagKind::Registers as u8)) =>
+                    if kinds.get(usize::from(tag)) == Some(&(TagKind::Registers as u8)) =>
                 {
-                    Self::registers_key(tag, allocs.get(lo..hi))
+                    (tag, allocs.get(lo..hi).filter(|a| a.len() <= 4))
                 }
-                _ => None,
+                _ => (0, None),
             };
-            let Some(key) = key else {
+            let Some(allocs) = allocs else {
                 copied = k;
                 break;
             };
-            match two_way_find(entries, Self::hash(&key) & mask, |e| e.key == key) {
-                Some(e) => append_cut(&mut code, &e.bytes, e.len),
-                None => {
-                    copied = k;
-                    break;
-                }
+            let copied_here = match Self::registers_key(tag, allocs) {
+                Some(key) => match two_way_find(entries, Self::hash(&key) & mask, |e| e.key == key)
+                {
+                    Some(e) => {
+                        append_cut(&mut code, &e.bytes, e.len);
+                        true
+                    }
+                    None => false,
+                },
+                // One not in a register: a folded spill slot, perhaps.
+                None => self.copy_template(tag, allocs, &spill_disp, &mut code),
+            };
+            if !copied_here {
+                copied = k;
+                break;
             }
             lo = hi;
         }
@@ -241,11 +255,10 @@ impl EncodingMemo {
     }
 
     /// The memo key of an instruction of tag `tag` with register operands
-    /// only ([`TagKind::Registers`]) allocated `allocs`: `None` with more
-    /// than four or one not in a register (the general key then has more).
+    /// only ([`TagKind::Registers`]) allocated `allocs` (at most four):
+    /// `None` with one not in a register (the general key has more).
     #[inline(always)]
-    fn registers_key(tag: u16, allocs: Option<&[Allocation]>) -> Option<Key> {
-        let allocs = allocs.filter(|a| a.len() <= 4)?;
+    fn registers_key(tag: u16, allocs: &[Allocation]) -> Option<Key> {
         let mut codes = 0u64;
         for (n, a) in allocs.iter().enumerate() {
             match a {
@@ -259,6 +272,67 @@ impl EncodingMemo {
             FILLED | u64::from(tag) | (allocs.len() as u64) << 16 | codes << 19,
             0,
         ])
+    }
+
+    /// [`copy_registers_only`](Self::copy_registers_only) for an
+    /// instruction of tag `tag` allocated `allocs` (at most four) all in
+    /// registers but one spill slot at a nonzero displacement
+    /// (`spill_disp`): its template (see `template_key` in the rewrite)
+    /// appended to `code` and the displacement patched in. False having
+    /// written nothing for any other, or without the template. Out of
+    /// line: the copy loop keeps less in registers for the others.
+    #[inline(never)]
+    fn copy_template(
+        &self,
+        tag: u16,
+        allocs: &[Allocation],
+        spill_disp: &impl Fn(SpillSlot) -> Option<i32>,
+        code: &mut Vec<u8>,
+    ) -> bool {
+        let mut codes = 0u64;
+        let mut disp = None;
+        for (n, a) in allocs.iter().enumerate() {
+            let code = match *a {
+                Allocation::Reg(p) if p.hw < 32 => (p.class as u64) << 5 | u64::from(p.hw),
+                Allocation::Stack(s) if disp.is_none() => {
+                    match spill_disp(s) {
+                        Some(d) if d != 0 => disp = Some(d),
+                        _ => return false,
+                    }
+                    super::STACK_CODE
+                }
+                _ => return false,
+            };
+            codes |= code << (7 * n);
+        }
+        let Some(disp) = disp else { return false };
+        let width = if i8::try_from(disp).is_ok() { 1 } else { 4 };
+        let key = [
+            FILLED
+                | u64::from(tag)
+                | (allocs.len() as u64) << 16
+                | codes << 19
+                | super::SP_DISP_KEY
+                | super::TEMPLATE_KEY,
+            width,
+        ];
+        let Some(e) = two_way_find(
+            &self.entries,
+            Self::hash(&key) & self.entries.len().wrapping_sub(1),
+            |e| e.key == key,
+        ) else {
+            return false;
+        };
+        append_cut(code, &e.bytes, e.len);
+        // The displacement (fixed sizes: a copy of a variable one would
+        // call `memcpy`).
+        let end = code.len();
+        if width == 1 {
+            code[end - 1] = disp as u8;
+        } else {
+            code[end - 4..].copy_from_slice(&disp.to_le_bytes());
+        }
+        true
     }
 }
 
