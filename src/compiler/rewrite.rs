@@ -1625,6 +1625,53 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         next: &mut usize,
         point: ProgPoint,
     ) -> Result<()> {
+        // General-purpose moves, stores and reloads (most edits) straight
+        // into the sink's code, in a loop that looks up the code buffer
+        // and the mode once for all of them.
+        if !self.logging {
+            let (frame, out) = (self.frame, self.out);
+            if let Some(text) = self.asm.text_mut() {
+                let mode64 = frame.ptr == 8;
+                let place = |a: Allocation| match a {
+                    Allocation::Reg(p) => Some(direct::Place::Reg(p.hw)),
+                    Allocation::Stack(s) => spill_disp(frame, out, s).map(direct::Place::Stack),
+                    Allocation::None => None,
+                };
+                while let Some((at, edit)) = edits.get(*next)
+                    && *at == point
+                {
+                    let Edit::Move {
+                        from,
+                        to,
+                        class: RegClass::Gp,
+                        ..
+                    } = *edit
+                    else {
+                        break;
+                    };
+                    let (Some(from_place), Some(to_place)) = (place(from), place(to)) else {
+                        break;
+                    };
+                    // A value that stays where it is needs nothing.
+                    if from != to
+                        && !direct::encode_move(
+                            direct::MoveKind::Gp,
+                            mode64,
+                            from_place,
+                            to_place,
+                            text,
+                        )
+                    {
+                        break;
+                    }
+                    *next += 1;
+                }
+            }
+        }
+        if edits.get(*next).is_none_or(|(at, _)| *at != point) {
+            return Ok(());
+        }
+        // The others (and the rest from the first of them) one by one.
         while let Some((at, edit)) = edits.get(*next)
             && *at == point
         {

@@ -36,7 +36,9 @@ pub(super) enum MoveKind {
 /// when it is not one this encoder writes (two slots, a register the mode
 /// or the legacy encoding does not name). A move of a register to itself
 /// is no business of this encoder (the caller writes nothing for it).
-#[inline]
+/// Inline: the rewrite's edit loop writes thousands, most of its fields
+/// known there (the kind, the mode) and folded in.
+#[inline(always)]
 pub(super) fn encode_move(
     kind: MoveKind,
     mode64: bool,
