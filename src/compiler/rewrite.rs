@@ -1743,6 +1743,13 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         let x86 = X86Inst::from_id(id).ok_or_else(|| Error::InvalidArgument {
             message: format!("unknown target instruction {}", id.0),
         })?;
+        if !x86.bound
+            && !x86.masked
+            && x86.options().is_empty()
+            && self.emit_integer_op_from_ir(i, x86.mnemonic, ir_ops)
+        {
+            return Ok(());
+        }
         // Operands bound to implicit registers are in those
         // registers now (fixed constraints): only the explicit ones are written.
         let explicit = if x86.bound {
@@ -1792,6 +1799,60 @@ impl<'r, S: Sink> Rewriter<'r, S> {
             return Ok(());
         }
         self.asm.emit_plain(mnemonic, ops, x86.options())
+    }
+
+    /// [`emit_integer_op_directly`](Self::emit_integer_op_directly) from
+    /// instruction `i`'s IR operands `ir_ops`, without the x86 operands:
+    /// two virtual registers (no high-byte view) of one width, 4 or 8
+    /// bytes, each in a general-purpose register or a spill slot, and not
+    /// both in one register (whose `xor` and `sub` [`shorter_form`] writes
+    /// at 32 bits). False having written nothing for any other.
+    #[inline(always)]
+    fn emit_integer_op_from_ir(
+        &mut self,
+        i: usize,
+        mnemonic: Mnemonic,
+        ir_ops: &[IrOperand],
+    ) -> bool {
+        if !direct::is_integer_op(mnemonic) {
+            return false;
+        }
+        let [
+            IrOperand::Reg(IrReg::Virt(a, a_view)),
+            IrOperand::Reg(IrReg::Virt(b, b_view)),
+        ] = *ir_ops
+        else {
+            return false;
+        };
+        if a_view.is_high() || b_view.is_high() {
+            return false;
+        }
+        let width = a_view.size().unwrap_or_else(|| self.vreg_bytes(a));
+        if width != b_view.size().unwrap_or_else(|| self.vreg_bytes(b))
+            || !(width == 4 || width == 8)
+        {
+            return false;
+        }
+        let at = self.inst_allocations(i);
+        let (frame, out) = (self.frame, self.out);
+        let place = |index: usize, v: jitforge_ir::VReg| match at.find(index, v, false)? {
+            Allocation::Reg(p) if p.class == RegClass::Gp => Some(direct::Place::Reg(p.hw)),
+            Allocation::Stack(s) => spill_disp(frame, out, s).map(direct::Place::Stack),
+            _ => None,
+        };
+        let (Some(dst), Some(src)) = (place(0, a), place(1, b)) else {
+            return false;
+        };
+        if let (direct::Place::Reg(x), direct::Place::Reg(y)) = (dst, src)
+            && x == y
+        {
+            return false;
+        }
+        let mode64 = frame.ptr == 8;
+        match self.asm.text_mut() {
+            Some(text) => direct::encode_integer_op(mnemonic, width == 8, mode64, dst, src, text),
+            None => false,
+        }
     }
 
     /// Writes `mnemonic ops`, an integer operation on two general-purpose

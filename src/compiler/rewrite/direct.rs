@@ -70,6 +70,23 @@ pub(super) fn encode_move(
     }
 }
 
+/// Whether [`encode_integer_op`] writes instructions of `mnemonic`.
+#[inline]
+pub(super) fn is_integer_op(mnemonic: Mnemonic) -> bool {
+    matches!(
+        mnemonic,
+        Mnemonic::Add
+            | Mnemonic::Or
+            | Mnemonic::Adc
+            | Mnemonic::Sbb
+            | Mnemonic::And
+            | Mnemonic::Sub
+            | Mnemonic::Xor
+            | Mnemonic::Cmp
+            | Mnemonic::Imul
+    )
+}
+
 /// Appends the bytes of the integer operation `mnemonic dst, src` on
 /// general-purpose registers or spill slots, 64-bit if `wide` (64-bit
 /// mode only) else 32-bit, and returns true; false having written nothing
