@@ -259,15 +259,20 @@ impl EncodingMemo {
     /// `None` with one not in a register (the general key has more).
     #[inline(always)]
     fn registers_key(tag: u16, allocs: &[Allocation]) -> Option<Key> {
-        let mut codes = 0u64;
-        for (n, a) in allocs.iter().enumerate() {
-            match a {
-                Allocation::Reg(p) if p.hw < 32 => {
-                    codes |= ((p.class as u64) << 5 | u64::from(p.hw)) << (7 * n)
-                }
-                _ => return None,
-            }
-        }
+        // Spelled out by count (at most four; most instructions have two):
+        // no loop, no shift by a variable amount.
+        let code = |a: &Allocation| match *a {
+            Allocation::Reg(p) if p.hw < 32 => Some((p.class as u64) << 5 | u64::from(p.hw)),
+            _ => None,
+        };
+        let codes = match allocs {
+            [] => 0,
+            [a] => code(a)?,
+            [a, b] => code(a)? | code(b)? << 7,
+            [a, b, c] => code(a)? | code(b)? << 7 | code(c)? << 14,
+            [a, b, c, d] => code(a)? | code(b)? << 7 | code(c)? << 14 | code(d)? << 21,
+            _ => return None,
+        };
         Some([
             FILLED | u64::from(tag) | (allocs.len() as u64) << 16 | codes << 19,
             0,
