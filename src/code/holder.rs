@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::ptr::NonNull;
 
 /// The target architecture of a code holder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -369,6 +370,25 @@ impl CodeHolder {
 
     pub(crate) fn buffer_mut(&mut self, id: SectionId) -> &mut Vec<u8> {
         &mut self.sections[id.0 as usize].data
+    }
+
+    /// A pointer to the buffer of section `id` (`None`: no such section),
+    /// for an emitter that writes instruction after instruction into it
+    /// (the Assembler's fast path) without looking the section up each
+    /// time. Taken from [`Vec::as_mut_ptr`] with no reference in between,
+    /// it survives the other accesses to the sections and stays valid until
+    /// the section table itself changes (`add_section`, `reset`,
+    /// `take_code`, drop), which needs `&mut CodeHolder`.
+    pub(crate) fn buffer_ptr(&mut self, id: SectionId) -> Option<NonNull<Vec<u8>>> {
+        let index = id.0 as usize;
+        if index >= self.sections.len() {
+            return None;
+        }
+        let section = self.sections.as_mut_ptr().wrapping_add(index);
+        // SAFETY: `section` points at a live element (index checked above).
+        // `&raw mut` makes no reference, so the pointer keeps the
+        // provenance of `as_mut_ptr`.
+        NonNull::new(unsafe { &raw mut (*section).data })
     }
 
     pub(crate) fn has_section(&self, id: SectionId) -> bool {

@@ -482,23 +482,25 @@ fn address_fits(m: &Mem) -> bool {
 pub(crate) fn emit_fast(
     code: &mut CodeHolder,
     section: SectionId,
+    out: &mut Vec<u8>,
     candidates: &[u16],
     operands: &[Operand],
     short: bool,
 ) -> bool {
-    operands_fit(code, operands) && emit_from(code, section, candidates, operands, short)
+    operands_fit(code, operands) && emit_from(code, section, out, candidates, operands, short)
 }
 
 /// [`emit_fast`] for operands already checked by [`operands_fit`].
 fn emit_from(
     code: &mut CodeHolder,
     section: SectionId,
+    out: &mut Vec<u8>,
     candidates: &[u16],
     operands: &[Operand],
     short: bool,
 ) -> bool {
     for &index in candidates {
-        match encode(code, section, &remembered_plan(index), operands, short) {
+        match encode(code, section, out, &remembered_plan(index), operands, short) {
             Verdict::Takes => return true,
             Verdict::Skip => continue,
             Verdict::Aside => return false,
@@ -564,6 +566,26 @@ pub(crate) fn emit_planned(
     operands: &[Operand],
     short: bool,
 ) -> bool {
+    // The section's buffer is lent out for the call, so that the encoder
+    // holds it next to the code holder (whose labels it reads).
+    let mut out = std::mem::take(code.buffer_mut(section));
+    let done = emit_planned_to(code, section, &mut out, plans, operands, short);
+    *code.buffer_mut(section) = out;
+    done
+}
+
+/// [`emit_planned`] writing into `out`, the buffer of `section` of `code`,
+/// which the caller keeps at hand (the Assembler: no look-up of the
+/// section per instruction).
+#[inline(always)]
+pub(crate) fn emit_planned_to(
+    code: &mut CodeHolder,
+    section: SectionId,
+    out: &mut Vec<u8>,
+    plans: &FormPlans,
+    operands: &[Operand],
+    short: bool,
+) -> bool {
     if !operands_fit(code, operands) {
         return false;
     }
@@ -573,7 +595,7 @@ pub(crate) fn emit_planned(
     macro_rules! try_plan {
         ($i:literal) => {
             if let Some(plan) = planned.get($i) {
-                match encode(code, section, plan, operands, short) {
+                match encode(code, section, out, plan, operands, short) {
                     Verdict::Takes => return true,
                     Verdict::Skip => {}
                     Verdict::Aside => return false,
@@ -586,7 +608,7 @@ pub(crate) fn emit_planned(
     try_plan!(1);
     try_plan!(2);
     try_plan!(3);
-    !rest.is_empty() && emit_from(code, section, rest, operands, short)
+    !rest.is_empty() && emit_from(code, section, out, rest, operands, short)
 }
 
 /// Whether `op` fits slot `s` of a form, as [`super::accepts`] decides for
@@ -647,11 +669,14 @@ fn verdict(s: &SlotPlan, op: &Operand, plan: &Plan) -> Verdict {
     }
 }
 
-/// Encodes the form of `plan` at the end of `section` if it takes `operands`.
+/// Encodes the form of `plan` at the end of `out`, the buffer of `section`
+/// of `code`, if it takes `operands`. `code` serves for the labels only
+/// (the caller keeps `out` at hand, so that writing needs no look-up).
 #[inline(always)]
 fn encode(
     code: &mut CodeHolder,
     section: SectionId,
+    out: &mut Vec<u8>,
     plan: &Plan,
     operands: &[Operand],
     short: bool,
@@ -857,7 +882,7 @@ fn encode(
     for &(v, n) in &imms[..imm_count] {
         b.push_le(v, n as usize);
     }
-    let offset = code.sections()[section.0 as usize].data.len();
+    let offset = out.len();
     let mut fixup = None;
     if let Some((label, rel8)) = rel {
         // `short` on a near form: the general encoder says why not.
@@ -902,7 +927,7 @@ fn encode(
         return Verdict::Aside;
     }
     let len = b.len;
-    let buf = code.buffer_mut(section);
+    let buf = out;
     // One reservation and one fixed-size 16-byte copy per instruction
     // (the compiler turns it into two stores), then the length.
     let start = buf.len();
@@ -915,8 +940,9 @@ fn encode(
         buf.set_len(start + len);
     }
     if let Some((at, kind, label)) = fixup {
-        // The label belongs to this code holder (checked above), so this
-        // only records the use.
+        // The label belongs to this code holder (checked above) and is not
+        // bound, so this only records the use: it touches the label and
+        // fixup tables, never the section buffer `out` is.
         let recorded = code.add_label_use(section, offset + at, kind, label, (len - at) as u8, 0);
         debug_assert!(recorded.is_ok());
     }
