@@ -8,7 +8,8 @@
 use super::db::Mnemonic;
 use super::emitter::Emitter;
 use super::encoder::{
-    Encoded, FormPlans, Site, Target, dynamic_candidates, emit_fast, emit_planned_to, encode_forms,
+    Encoded, FormPlans, Out, Site, Target, dynamic_candidates, emit_fast, emit_planned_to,
+    encode_forms,
 };
 use super::operand::Operand;
 use super::options::{InstOptions, Rounding};
@@ -51,6 +52,12 @@ pub struct Assembler<'a> {
     /// of the section ([`Assembler::switch_section`]) makes it stale, and
     /// both clear `ready`.
     buffer: NonNull<Vec<u8>>,
+    /// The length of `buffer` (while `ready`), kept here as well: the next
+    /// instruction reads it where the last one wrote it, through the
+    /// assembler's own unchanged address, which the processor forwards at
+    /// once, where a read from the buffer, through the pointer fetched
+    /// again each time, waits for the write before it.
+    at: usize,
     /// The typed API's one test per instruction: `fast`, no options
     /// pending and `buffer` valid. Setting options clears it; the next
     /// instruction then takes them and sets it again ([`Assembler::prepare`]).
@@ -68,6 +75,7 @@ impl<'a> Assembler<'a> {
             logger: None,
             fast,
             buffer: NonNull::dangling(),
+            at: 0,
             ready: false,
         }
     }
@@ -242,9 +250,12 @@ impl<'a> Assembler<'a> {
     ) -> Result<()> {
         if fast {
             let short = !options.is_empty();
-            // SAFETY: `fast` says `buffer` is valid (see its field).
-            let out = unsafe { self.buffer.as_mut() };
-            if emit_fast(self.code, self.section, out, forms, operands, short) {
+            let mut out = Out {
+                // SAFETY: `fast` says `buffer` is valid (see its field).
+                buf: unsafe { self.buffer.as_mut() },
+                len: &mut self.at,
+            };
+            if emit_fast(self.code, self.section, &mut out, forms, operands, short) {
                 return Ok(());
             }
         }
@@ -260,6 +271,8 @@ impl<'a> Assembler<'a> {
             return false;
         };
         self.buffer = buffer;
+        // SAFETY: just taken from the code holder.
+        self.at = unsafe { buffer.as_ref() }.len();
         self.ready = self.fast && self.options.is_empty();
         self.fast
     }
@@ -269,6 +282,7 @@ impl<'a> Assembler<'a> {
     /// takes the options and makes `buffer` valid; whether the fast path
     /// may encode the instruction. Out of line: the typed API inlines its
     /// caller at every call site.
+    #[cold]
     #[inline(never)]
     fn prepare(&mut self) -> (bool, InstOptions) {
         let options = std::mem::take(&mut self.options);
@@ -328,6 +342,8 @@ impl<'a> Assembler<'a> {
         } else {
             push_encoded(self.code.buffer_mut(self.section), &encoded);
         }
+        // The fast path's copy of the length (see `at`).
+        self.at = offset + encoded.len;
         if let Some(logger) = self.logger.as_deref_mut() {
             let text =
                 super::text::format_instruction(mnemonic, operands, options, self.code.arch());
@@ -368,6 +384,8 @@ impl<'a> Assembler<'a> {
         } else {
             buf.resize(buf.len() + padding, 0);
         }
+        // The buffer grew behind the fast path's back (see `at`).
+        self.ready = false;
         Ok(())
     }
 
@@ -375,6 +393,8 @@ impl<'a> Assembler<'a> {
     pub fn embed(&mut self, bytes: &[u8]) {
         let offset = self.offset();
         self.code.buffer_mut(self.section).extend_from_slice(bytes);
+        // The buffer grew behind the fast path's back (see `at`).
+        self.ready = false;
         if let Some(logger) = self.logger.as_deref_mut() {
             logger.log(offset, bytes, &format!(".byte {} bytes", bytes.len()));
         }
@@ -401,6 +421,8 @@ impl<'a> Assembler<'a> {
         };
         let offset = self.offset();
         self.code.buffer_mut(self.section).resize(offset + size, 0);
+        // The buffer grew behind the fast path's back (see `at`).
+        self.ready = false;
         if let Err(e) = self
             .code
             .add_label_use(self.section, offset, kind, label, 0, 0)
@@ -447,9 +469,12 @@ impl Emitter for Assembler<'_> {
         let (fast, options) = self.take_options_for_fast_path();
         if fast {
             let short = !options.is_empty();
-            // SAFETY: `fast` says `buffer` is valid (see its field).
-            let out = unsafe { self.buffer.as_mut() };
-            if emit_planned_to(self.code, self.section, out, plans, operands, short) {
+            let mut out = Out {
+                // SAFETY: `fast` says `buffer` is valid (see its field).
+                buf: unsafe { self.buffer.as_mut() },
+                len: &mut self.at,
+            };
+            if emit_planned_to(self.code, self.section, &mut out, plans, operands, short) {
                 return Ok(());
             }
         }
@@ -470,9 +495,12 @@ impl Emitter for Assembler<'_> {
         let (fast, options) = self.take_options_for_fast_path();
         if fast {
             let short = !options.is_empty();
-            // SAFETY: `fast` says `buffer` is valid (see its field).
-            let out = unsafe { self.buffer.as_mut() };
-            if emit_planned_to(self.code, self.section, out, plans, &operands, short) {
+            let mut out = Out {
+                // SAFETY: `fast` says `buffer` is valid (see its field).
+                buf: unsafe { self.buffer.as_mut() },
+                len: &mut self.at,
+            };
+            if emit_planned_to(self.code, self.section, &mut out, plans, &operands, short) {
                 return Ok(());
             }
         }

@@ -475,6 +475,19 @@ fn address_fits(m: &Mem) -> bool {
     m.is_plain64()
 }
 
+/// Where the fast path writes: a section's buffer and its length as the
+/// caller keeps it. The Assembler keeps the length in a field of its own,
+/// so that from one instruction to the next it is read where it was just
+/// written (through the same, unchanged pointer: a forwarding the processor
+/// does at once), not out of the buffer, which it still updates. A length
+/// that is not the buffer's sends the instruction to the general encoder.
+pub(crate) struct Out<'b> {
+    /// The section's bytes.
+    pub(crate) buf: &'b mut Vec<u8>,
+    /// `buf.len()`, as the caller keeps it.
+    pub(crate) len: &'b mut usize,
+}
+
 /// Encodes the instruction with the first of `candidates` that takes
 /// `operands` (64-bit mode, no options but `short`) and appends it to
 /// `section`, planning each candidate as it goes. `false`: nothing
@@ -482,19 +495,21 @@ fn address_fits(m: &Mem) -> bool {
 pub(crate) fn emit_fast(
     code: &mut CodeHolder,
     section: SectionId,
-    out: &mut Vec<u8>,
+    out: &mut Out<'_>,
     candidates: &[u16],
     operands: &[Operand],
     short: bool,
 ) -> bool {
-    operands_fit(code, operands) && emit_from(code, section, out, candidates, operands, short)
+    *out.len == out.buf.len()
+        && operands_fit(code, operands)
+        && emit_from(code, section, out, candidates, operands, short)
 }
 
 /// [`emit_fast`] for operands already checked by [`operands_fit`].
 fn emit_from(
     code: &mut CodeHolder,
     section: SectionId,
-    out: &mut Vec<u8>,
+    out: &mut Out<'_>,
     candidates: &[u16],
     operands: &[Operand],
     short: bool,
@@ -568,9 +583,14 @@ pub(crate) fn emit_planned(
 ) -> bool {
     // The section's buffer is lent out for the call, so that the encoder
     // holds it next to the code holder (whose labels it reads).
-    let mut out = std::mem::take(code.buffer_mut(section));
+    let mut buf = std::mem::take(code.buffer_mut(section));
+    let mut len = buf.len();
+    let mut out = Out {
+        buf: &mut buf,
+        len: &mut len,
+    };
     let done = emit_planned_to(code, section, &mut out, plans, operands, short);
-    *code.buffer_mut(section) = out;
+    *code.buffer_mut(section) = buf;
     done
 }
 
@@ -581,12 +601,12 @@ pub(crate) fn emit_planned(
 pub(crate) fn emit_planned_to(
     code: &mut CodeHolder,
     section: SectionId,
-    out: &mut Vec<u8>,
+    out: &mut Out<'_>,
     plans: &FormPlans,
     operands: &[Operand],
     short: bool,
 ) -> bool {
-    if !operands_fit(code, operands) {
+    if *out.len != out.buf.len() || !operands_fit(code, operands) {
         return false;
     }
     let (planned, rest) = plans.split();
@@ -676,7 +696,7 @@ fn verdict(s: &SlotPlan, op: &Operand, plan: &Plan) -> Verdict {
 fn encode(
     code: &mut CodeHolder,
     section: SectionId,
-    out: &mut Vec<u8>,
+    out: &mut Out<'_>,
     plan: &Plan,
     operands: &[Operand],
     short: bool,
@@ -882,7 +902,7 @@ fn encode(
     for &(v, n) in &imms[..imm_count] {
         b.push_le(v, n as usize);
     }
-    let offset = out.len();
+    let offset = *out.len;
     let mut fixup = None;
     if let Some((label, rel8)) = rel {
         // `short` on a near form: the general encoder says why not.
@@ -927,18 +947,22 @@ fn encode(
         return Verdict::Aside;
     }
     let len = b.len;
-    let buf = out;
-    // One reservation and one fixed-size 16-byte copy per instruction
-    // (the compiler turns it into two stores), then the length.
-    let start = buf.len();
-    buf.reserve(16);
-    // SAFETY: `reserve` left room for 16 bytes after `start` (the
-    // length), `b.buf` holds at least 16, and the first `len <= 15` of
-    // them, now written, become the buffer's new bytes.
-    unsafe {
-        std::ptr::copy_nonoverlapping(b.buf.as_ptr(), buf.as_mut_ptr().add(start), 16);
-        buf.set_len(start + len);
+    let buf = &mut *out.buf;
+    // Room for 16 bytes, one fixed-size 16-byte copy per instruction (the
+    // compiler turns it into a few stores), then the length, in the buffer
+    // and where the caller keeps it.
+    if buf.capacity() - offset < 16 {
+        buf.reserve(16);
     }
+    // SAFETY: `offset` is the buffer's length (the callers check `out`),
+    // and the buffer has room for 16 bytes after it (just ensured);
+    // `b.buf` holds at least 16, and the first `len <= 15` of them, now
+    // written, become the buffer's new bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(b.buf.as_ptr(), buf.as_mut_ptr().add(offset), 16);
+        buf.set_len(offset + len);
+    }
+    *out.len = offset + len;
     if let Some((at, kind, label)) = fixup {
         // The label belongs to this code holder (checked above) and is not
         // bound, so this only records the use: it touches the label and
