@@ -581,17 +581,15 @@ pub(crate) fn emit_planned(
     operands: &[Operand],
     short: bool,
 ) -> bool {
-    // The section's buffer is lent out for the call, so that the encoder
-    // holds it next to the code holder (whose labels it reads).
-    let mut buf = std::mem::take(code.buffer_mut(section));
-    let mut len = buf.len();
-    let mut out = Out {
-        buf: &mut buf,
-        len: &mut len,
+    let Some(mut buffer) = code.buffer_ptr(section) else {
+        return false;
     };
-    let done = emit_planned_to(code, section, &mut out, plans, operands, short);
-    *code.buffer_mut(section) = buf;
-    done
+    // SAFETY: the pointer is the buffer of an existing section, just taken;
+    // the encoder reaches only the labels through `code`, never this buffer.
+    let buf = unsafe { buffer.as_mut() };
+    let mut len = buf.len();
+    let mut out = Out { buf, len: &mut len };
+    emit_planned_to(code, section, &mut out, plans, operands, short)
 }
 
 /// [`emit_planned`] writing into `out`, the buffer of `section` of `code`,
