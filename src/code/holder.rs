@@ -474,37 +474,53 @@ impl CodeHolder {
     }
 
     /// [`bind`](Self::bind) for a label with waiting uses (or an error),
-    /// out of line so that the common case stays a few instructions.
+    /// out of line so that the common case stays a few instructions. The
+    /// usual one, a single forward branch from this section that reaches,
+    /// is patched here; the rest (chains, other sections, errors) in
+    /// [`bind_chain`](Self::bind_chain), so that this one stays small.
     #[inline(never)]
     fn bind_with_uses(&mut self, label: Label, section: SectionId, target: u32) -> Result<()> {
+        if let Some(entry) = self.labels.get(label.0 as usize)
+            && entry.offset == UNBOUND
+            && let Some(&f) = self.fixups.get(entry.link as usize)
+            && f.next == NO_FIXUP
+            && f.section == section.0
+            && matches!(f.kind, FixupKind::Rel8 | FixupKind::Rel32)
+        {
+            let first = entry.link;
+            let value = relative(target, f.offset, f.pc_delta, f.addend);
+            if check_fits(f.kind, value).is_ok() {
+                write_value(
+                    &mut self.sections[section.0 as usize].data,
+                    f.offset as usize,
+                    f.kind,
+                    value,
+                );
+                self.fixups[first as usize].next = self.free_fixup;
+                self.free_fixup = first;
+                self.pending -= 1;
+                self.labels[label.0 as usize] = LabelEntry {
+                    offset: target,
+                    link: section.0,
+                };
+                return Ok(());
+            }
+        }
+        self.bind_chain(label, section, target)
+    }
+
+    /// The rest of [`bind_with_uses`](Self::bind_with_uses): a label with
+    /// several waiting uses or uses from other sections, or an error.
+    #[cold]
+    #[inline(never)]
+    fn bind_chain(&mut self, label: Label, section: SectionId, target: u32) -> Result<()> {
         let entry = self.entry(label)?;
         if entry.offset != UNBOUND {
             return Err(Error::LabelAlreadyBound {
                 label: self.label_name(label),
             });
         }
-        let first = entry.link;
-        let f = self.fixups[first as usize];
-        if f.next == NO_FIXUP
-            && f.section == section.0
-            && matches!(f.kind, FixupKind::Rel8 | FixupKind::Rel32)
-        {
-            // One waiting branch from this section (a forward jump): check,
-            // patch and free its slot without walking a chain.
-            let value = relative(target, f.offset, f.pc_delta, f.addend);
-            check_fits(f.kind, value).map_err(|_| self.range_error(label, f.kind, value))?;
-            write_value(
-                &mut self.sections[section.0 as usize].data,
-                f.offset as usize,
-                f.kind,
-                value,
-            );
-            self.fixups[first as usize].next = self.free_fixup;
-            self.free_fixup = first;
-            self.pending -= 1;
-        } else {
-            self.resolve_uses(label, first, section, target)?;
-        }
+        self.resolve_uses(label, entry.link, section, target)?;
         self.labels[label.0 as usize] = LabelEntry {
             offset: target,
             link: section.0,
