@@ -301,6 +301,22 @@ impl<'a> Assembler<'a> {
         self.prepare()
     }
 
+    /// [`emit_general`](Self::emit_general) for the typed API, whose call
+    /// sites the fast path mostly takes: cold, so that each site's way
+    /// there (the operands copied to memory, the call) is laid out of the
+    /// fast path's way.
+    #[cold]
+    #[inline(never)]
+    fn emit_typed_general<const N: usize>(
+        &mut self,
+        mnemonic: Mnemonic,
+        forms: &'static [u16],
+        operands: [Operand; N],
+        options: InstOptions,
+    ) -> Result<()> {
+        self.emit_general(mnemonic, forms, &operands, options)
+    }
+
     /// Emits one instruction through the general encoder.
     fn emit_general(
         &mut self,
@@ -504,8 +520,7 @@ impl Emitter for Assembler<'_> {
                 return Ok(());
             }
         }
-        let copy = operands;
-        self.emit_general(mnemonic, plans.forms(), &copy, options)
+        self.emit_typed_general(mnemonic, plans.forms(), operands, options)
     }
 }
 
