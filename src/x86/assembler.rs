@@ -45,21 +45,25 @@ pub struct Assembler<'a> {
     /// (a code holder's architecture never changes) and no logger. Kept
     /// here so that each instruction tests one flag.
     fast: bool,
-    /// The current section's buffer, valid while `ready` (or just after
-    /// [`Assembler::refresh_buffer`] said so): the fast path writes there
-    /// without looking the section up in the code holder each time. Only
-    /// a change of the section table (through [`Assembler::code_mut`]) or
-    /// of the section ([`Assembler::switch_section`]) makes it stale, and
-    /// both clear `ready`.
+    /// The current section's buffer, valid unless `stale`: the fast path
+    /// writes there without looking the section up in the code holder
+    /// each time. Only a change of the section table (through
+    /// [`Assembler::code_mut`]) or of the section
+    /// ([`Assembler::switch_section`]) makes it invalid, and both set
+    /// `stale`.
     buffer: NonNull<Vec<u8>>,
-    /// The length of `buffer` (while `ready`), kept here as well: the next
+    /// The length of `buffer` (unless `stale`), kept here as well: the next
     /// instruction reads it where the last one wrote it, through the
     /// assembler's own unchanged address, which the processor forwards at
     /// once, where a read from the buffer, through the pointer fetched
     /// again each time, waits for the write before it.
     at: usize,
+    /// Whether `buffer` and `at` must be looked up again before the fast
+    /// path writes: at first, after [`Assembler::code_mut`], a section
+    /// switch, or bytes written other than by an instruction.
+    stale: bool,
     /// The typed API's one test per instruction: `fast`, no options
-    /// pending and `buffer` valid. Setting options clears it; the next
+    /// pending and `buffer` valid (not `stale`). Setting options clears it; the next
     /// instruction then takes them and sets it again ([`Assembler::prepare`]).
     ready: bool,
 }
@@ -76,6 +80,7 @@ impl<'a> Assembler<'a> {
             fast,
             buffer: NonNull::dangling(),
             at: 0,
+            stale: true,
             ready: false,
         }
     }
@@ -96,6 +101,7 @@ impl<'a> Assembler<'a> {
     pub fn code_mut(&mut self) -> &mut CodeHolder {
         // The caller may change the section table: `buffer` is looked up
         // again before the next instruction.
+        self.stale = true;
         self.ready = false;
         self.code
     }
@@ -108,6 +114,7 @@ impl<'a> Assembler<'a> {
             });
         }
         self.section = section;
+        self.stale = true;
         self.ready = false;
         Ok(())
     }
@@ -227,7 +234,7 @@ impl<'a> Assembler<'a> {
         operands: &[Operand],
         options: InstOptions,
     ) -> Result<()> {
-        let fast = (self.ready || self.refresh_buffer()) && fast_path_takes(options);
+        let fast = self.fast && (!self.stale || self.refresh_buffer()) && fast_path_takes(options);
         self.emit_candidates(
             mnemonic,
             dynamic_candidates(mnemonic, operands),
@@ -262,19 +269,17 @@ impl<'a> Assembler<'a> {
         self.emit_general(mnemonic, forms, operands, options)
     }
 
-    /// Looks the current section's buffer up again; whether the fast path
-    /// may write there (64-bit code, no logger, the section exists). Sets
-    /// `ready` when, besides, no options are pending.
+    /// Looks the current section's buffer and length up again; whether
+    /// the section exists (then `buffer` and `at` are no longer `stale`).
     fn refresh_buffer(&mut self) -> bool {
         let Some(buffer) = self.code.buffer_ptr(self.section) else {
-            self.ready = false;
             return false;
         };
         self.buffer = buffer;
         // SAFETY: just taken from the code holder.
         self.at = unsafe { buffer.as_ref() }.len();
-        self.ready = self.fast && self.options.is_empty();
-        self.fast
+        self.stale = false;
+        true
     }
 
     /// The way to the fast path when `ready` is not set (options pending,
@@ -286,8 +291,10 @@ impl<'a> Assembler<'a> {
     #[inline(never)]
     fn prepare(&mut self) -> (bool, InstOptions) {
         let options = std::mem::take(&mut self.options);
-        let fast = self.refresh_buffer() && fast_path_takes(options);
-        (fast, options)
+        // No options are pending now: `ready` again, unless the buffer
+        // cannot be known (no such section) or the fast path is off.
+        self.ready = self.fast && (!self.stale || self.refresh_buffer());
+        (self.ready && fast_path_takes(options), options)
     }
 
     /// Takes the options waiting for this instruction and says whether the
@@ -401,6 +408,7 @@ impl<'a> Assembler<'a> {
             buf.resize(buf.len() + padding, 0);
         }
         // The buffer grew behind the fast path's back (see `at`).
+        self.stale = true;
         self.ready = false;
         Ok(())
     }
@@ -410,6 +418,7 @@ impl<'a> Assembler<'a> {
         let offset = self.offset();
         self.code.buffer_mut(self.section).extend_from_slice(bytes);
         // The buffer grew behind the fast path's back (see `at`).
+        self.stale = true;
         self.ready = false;
         if let Some(logger) = self.logger.as_deref_mut() {
             logger.log(offset, bytes, &format!(".byte {} bytes", bytes.len()));
@@ -438,6 +447,7 @@ impl<'a> Assembler<'a> {
         let offset = self.offset();
         self.code.buffer_mut(self.section).resize(offset + size, 0);
         // The buffer grew behind the fast path's back (see `at`).
+        self.stale = true;
         self.ready = false;
         if let Err(e) = self
             .code
