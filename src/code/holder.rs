@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::ptr::NonNull;
 
 /// The target architecture of a code holder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -371,6 +372,25 @@ impl CodeHolder {
         &mut self.sections[id.0 as usize].data
     }
 
+    /// A pointer to the buffer of section `id` (`None`: no such section),
+    /// for an emitter that writes instruction after instruction into it
+    /// (the Assembler's fast path) without looking the section up each
+    /// time. Taken from [`Vec::as_mut_ptr`] with no reference in between,
+    /// it survives the other accesses to the sections and stays valid until
+    /// the section table itself changes (`add_section`, `reset`,
+    /// `take_code`, drop), which needs `&mut CodeHolder`.
+    pub(crate) fn buffer_ptr(&mut self, id: SectionId) -> Option<NonNull<Vec<u8>>> {
+        let index = id.0 as usize;
+        if index >= self.sections.len() {
+            return None;
+        }
+        let section = self.sections.as_mut_ptr().wrapping_add(index);
+        // SAFETY: `section` points at a live element (index checked above).
+        // `&raw mut` makes no reference, so the pointer keeps the
+        // provenance of `as_mut_ptr`.
+        NonNull::new(unsafe { &raw mut (*section).data })
+    }
+
     pub(crate) fn has_section(&self, id: SectionId) -> bool {
         (id.0 as usize) < self.sections.len()
     }
@@ -454,37 +474,53 @@ impl CodeHolder {
     }
 
     /// [`bind`](Self::bind) for a label with waiting uses (or an error),
-    /// out of line so that the common case stays a few instructions.
+    /// out of line so that the common case stays a few instructions. The
+    /// usual one, a single forward branch from this section that reaches,
+    /// is patched here; the rest (chains, other sections, errors) in
+    /// [`bind_chain`](Self::bind_chain), so that this one stays small.
     #[inline(never)]
     fn bind_with_uses(&mut self, label: Label, section: SectionId, target: u32) -> Result<()> {
+        if let Some(entry) = self.labels.get(label.0 as usize)
+            && entry.offset == UNBOUND
+            && let Some(&f) = self.fixups.get(entry.link as usize)
+            && f.next == NO_FIXUP
+            && f.section == section.0
+            && matches!(f.kind, FixupKind::Rel8 | FixupKind::Rel32)
+        {
+            let first = entry.link;
+            let value = relative(target, f.offset, f.pc_delta, f.addend);
+            if check_fits(f.kind, value).is_ok() {
+                write_value(
+                    &mut self.sections[section.0 as usize].data,
+                    f.offset as usize,
+                    f.kind,
+                    value,
+                );
+                self.fixups[first as usize].next = self.free_fixup;
+                self.free_fixup = first;
+                self.pending -= 1;
+                self.labels[label.0 as usize] = LabelEntry {
+                    offset: target,
+                    link: section.0,
+                };
+                return Ok(());
+            }
+        }
+        self.bind_chain(label, section, target)
+    }
+
+    /// The rest of [`bind_with_uses`](Self::bind_with_uses): a label with
+    /// several waiting uses or uses from other sections, or an error.
+    #[cold]
+    #[inline(never)]
+    fn bind_chain(&mut self, label: Label, section: SectionId, target: u32) -> Result<()> {
         let entry = self.entry(label)?;
         if entry.offset != UNBOUND {
             return Err(Error::LabelAlreadyBound {
                 label: self.label_name(label),
             });
         }
-        let first = entry.link;
-        let f = self.fixups[first as usize];
-        if f.next == NO_FIXUP
-            && f.section == section.0
-            && matches!(f.kind, FixupKind::Rel8 | FixupKind::Rel32)
-        {
-            // One waiting branch from this section (a forward jump): check,
-            // patch and free its slot without walking a chain.
-            let value = relative(target, f.offset, f.pc_delta, f.addend);
-            check_fits(f.kind, value).map_err(|_| self.range_error(label, f.kind, value))?;
-            write_value(
-                &mut self.sections[section.0 as usize].data,
-                f.offset as usize,
-                f.kind,
-                value,
-            );
-            self.fixups[first as usize].next = self.free_fixup;
-            self.free_fixup = first;
-            self.pending -= 1;
-        } else {
-            self.resolve_uses(label, first, section, target)?;
-        }
+        self.resolve_uses(label, entry.link, section, target)?;
         self.labels[label.0 as usize] = LabelEntry {
             offset: target,
             link: section.0,

@@ -8,12 +8,14 @@
 use super::db::Mnemonic;
 use super::emitter::Emitter;
 use super::encoder::{
-    Encoded, FormPlans, Site, Target, dynamic_candidates, emit_fast, emit_planned, encode_forms,
+    Encoded, FormPlans, Out, Site, Target, dynamic_candidates, emit_fast, emit_planned_to,
+    encode_forms,
 };
 use super::operand::Operand;
 use super::options::{InstOptions, Rounding};
 use crate::code::{CodeHolder, FixupKind, Label, SectionId, SectionKind};
 use crate::error::{Error, Result};
+use std::ptr::NonNull;
 
 /// Receives every instruction and data item an emitter writes, for listings.
 pub trait Logger {
@@ -43,6 +45,27 @@ pub struct Assembler<'a> {
     /// (a code holder's architecture never changes) and no logger. Kept
     /// here so that each instruction tests one flag.
     fast: bool,
+    /// The current section's buffer, valid unless `stale`: the fast path
+    /// writes there without looking the section up in the code holder
+    /// each time. Only a change of the section table (through
+    /// [`Assembler::code_mut`]) or of the section
+    /// ([`Assembler::switch_section`]) makes it invalid, and both set
+    /// `stale`.
+    buffer: NonNull<Vec<u8>>,
+    /// The length of `buffer` (unless `stale`), kept here as well: the next
+    /// instruction reads it where the last one wrote it, through the
+    /// assembler's own unchanged address, which the processor forwards at
+    /// once, where a read from the buffer, through the pointer fetched
+    /// again each time, waits for the write before it.
+    at: usize,
+    /// Whether `buffer` and `at` must be looked up again before the fast
+    /// path writes: at first, after [`Assembler::code_mut`], a section
+    /// switch, or bytes written other than by an instruction.
+    stale: bool,
+    /// The typed API's one test per instruction: `fast`, no options
+    /// pending and `buffer` valid (not `stale`). Setting options clears it; the next
+    /// instruction then takes them and sets it again ([`Assembler::prepare`]).
+    ready: bool,
 }
 
 impl<'a> Assembler<'a> {
@@ -55,6 +78,10 @@ impl<'a> Assembler<'a> {
             options: InstOptions::NONE,
             logger: None,
             fast,
+            buffer: NonNull::dangling(),
+            at: 0,
+            stale: true,
+            ready: false,
         }
     }
 
@@ -62,6 +89,7 @@ impl<'a> Assembler<'a> {
     pub fn set_logger(&mut self, logger: Option<&'a mut dyn Logger>) {
         self.logger = logger;
         self.fast = self.logger.is_none() && self.code.arch() == crate::code::Arch::X64;
+        self.ready = false;
     }
 
     /// The code holder.
@@ -71,6 +99,10 @@ impl<'a> Assembler<'a> {
 
     /// The code holder, mutably (to add sections or labels).
     pub fn code_mut(&mut self) -> &mut CodeHolder {
+        // The caller may change the section table: `buffer` is looked up
+        // again before the next instruction.
+        self.stale = true;
+        self.ready = false;
         self.code
     }
 
@@ -82,6 +114,8 @@ impl<'a> Assembler<'a> {
             });
         }
         self.section = section;
+        self.stale = true;
+        self.ready = false;
         Ok(())
     }
 
@@ -133,6 +167,7 @@ impl<'a> Assembler<'a> {
     /// Sets options (prefixes, branch size, encoding hints) for the next instruction only.
     pub fn options(&mut self, options: InstOptions) -> &mut Self {
         self.options |= options;
+        self.ready = false;
         self
     }
 
@@ -199,51 +234,94 @@ impl<'a> Assembler<'a> {
         operands: &[Operand],
         options: InstOptions,
     ) -> Result<()> {
+        let fast = self.fast && (!self.stale || self.refresh_buffer()) && fast_path_takes(options);
         self.emit_candidates(
             mnemonic,
             dynamic_candidates(mnemonic, operands),
             operands,
             options,
+            fast,
         )
     }
 
     /// Emits one instruction from its candidate forms (the typed API's, or
-    /// the signature index's for the dynamic API).
+    /// the signature index's for the dynamic API); `fast`: the fast path
+    /// may try it (`buffer` is valid).
     fn emit_candidates(
         &mut self,
         mnemonic: Mnemonic,
         forms: &'static [u16],
         operands: &[Operand],
         options: InstOptions,
+        fast: bool,
     ) -> Result<()> {
-        if self.fast_path_allowed(options) {
+        if fast {
             let short = !options.is_empty();
-            if emit_fast(self.code, self.section, forms, operands, short) {
+            let mut out = Out {
+                // SAFETY: `fast` says `buffer` is valid (see its field).
+                buf: unsafe { self.buffer.as_mut() },
+                len: &mut self.at,
+            };
+            if emit_fast(self.code, self.section, &mut out, forms, operands, short) {
                 return Ok(());
             }
         }
         self.emit_general(mnemonic, forms, operands, options)
     }
 
-    /// Whether the encoder's fast path may take the instruction: the common
-    /// instructions of 64-bit code go straight into the buffer; the rest,
-    /// and anything logged, through the general encoder.
-    #[inline(always)]
-    fn fast_path_allowed(&self, options: InstOptions) -> bool {
-        self.fast && (options.is_empty() || options == InstOptions::SHORT)
+    /// Looks the current section's buffer and length up again; whether
+    /// the section exists (then `buffer` and `at` are no longer `stale`).
+    fn refresh_buffer(&mut self) -> bool {
+        let Some(buffer) = self.code.buffer_ptr(self.section) else {
+            return false;
+        };
+        self.buffer = buffer;
+        // SAFETY: just taken from the code holder.
+        self.at = unsafe { buffer.as_ref() }.len();
+        self.stale = false;
+        true
+    }
+
+    /// The way to the fast path when `ready` is not set (options pending,
+    /// or the first instruction after `code_mut` or a section switch):
+    /// takes the options and makes `buffer` valid; whether the fast path
+    /// may encode the instruction. Out of line: the typed API inlines its
+    /// caller at every call site.
+    #[cold]
+    #[inline(never)]
+    fn prepare(&mut self) -> (bool, InstOptions) {
+        let options = std::mem::take(&mut self.options);
+        // No options are pending now: `ready` again, unless the buffer
+        // cannot be known (no such section) or the fast path is off.
+        self.ready = self.fast && (!self.stale || self.refresh_buffer());
+        (self.ready && fast_path_takes(options), options)
     }
 
     /// Takes the options waiting for this instruction and says whether the
-    /// fast path may encode it. Options are rare: with none set, one test
-    /// of them and one of the fast flag, and nothing is stored.
+    /// fast path may encode it. Options are rare: with none set (and the
+    /// buffer known), one test of `ready`, and nothing is stored.
     #[inline(always)]
     fn take_options_for_fast_path(&mut self) -> (bool, InstOptions) {
-        let options = self.options;
-        if options.is_empty() {
-            return (self.fast, options);
+        if self.ready {
+            return (true, InstOptions::NONE);
         }
-        self.options = InstOptions::NONE;
-        (self.fast_path_allowed(options), options)
+        self.prepare()
+    }
+
+    /// [`emit_general`](Self::emit_general) for the typed API, whose call
+    /// sites the fast path mostly takes: cold, so that each site's way
+    /// there (the operands copied to memory, the call) is laid out of the
+    /// fast path's way.
+    #[cold]
+    #[inline(never)]
+    fn emit_typed_general<const N: usize>(
+        &mut self,
+        mnemonic: Mnemonic,
+        forms: &'static [u16],
+        operands: [Operand; N],
+        options: InstOptions,
+    ) -> Result<()> {
+        self.emit_general(mnemonic, forms, &operands, options)
     }
 
     /// Emits one instruction through the general encoder.
@@ -287,6 +365,8 @@ impl<'a> Assembler<'a> {
         } else {
             push_encoded(self.code.buffer_mut(self.section), &encoded);
         }
+        // The fast path's copy of the length (see `at`).
+        self.at = offset + encoded.len;
         if let Some(logger) = self.logger.as_deref_mut() {
             let text =
                 super::text::format_instruction(mnemonic, operands, options, self.code.arch());
@@ -327,6 +407,9 @@ impl<'a> Assembler<'a> {
         } else {
             buf.resize(buf.len() + padding, 0);
         }
+        // The buffer grew behind the fast path's back (see `at`).
+        self.stale = true;
+        self.ready = false;
         Ok(())
     }
 
@@ -334,6 +417,9 @@ impl<'a> Assembler<'a> {
     pub fn embed(&mut self, bytes: &[u8]) {
         let offset = self.offset();
         self.code.buffer_mut(self.section).extend_from_slice(bytes);
+        // The buffer grew behind the fast path's back (see `at`).
+        self.stale = true;
+        self.ready = false;
         if let Some(logger) = self.logger.as_deref_mut() {
             logger.log(offset, bytes, &format!(".byte {} bytes", bytes.len()));
         }
@@ -360,6 +446,9 @@ impl<'a> Assembler<'a> {
         };
         let offset = self.offset();
         self.code.buffer_mut(self.section).resize(offset + size, 0);
+        // The buffer grew behind the fast path's back (see `at`).
+        self.stale = true;
+        self.ready = false;
         if let Err(e) = self
             .code
             .add_label_use(self.section, offset, kind, label, 0, 0)
@@ -373,12 +462,13 @@ impl<'a> Assembler<'a> {
 
 impl Emitter for Assembler<'_> {
     fn emit(&mut self, mnemonic: Mnemonic, operands: &[Operand]) -> Result<()> {
-        let options = std::mem::take(&mut self.options);
+        let (fast, options) = self.take_options_for_fast_path();
         self.emit_candidates(
             mnemonic,
             dynamic_candidates(mnemonic, operands),
             operands,
             options,
+            fast,
         )
     }
 
@@ -389,8 +479,8 @@ impl Emitter for Assembler<'_> {
         forms: &'static [u16],
         operands: &[Operand],
     ) -> Result<()> {
-        let options = std::mem::take(&mut self.options);
-        self.emit_candidates(mnemonic, forms, operands, options)
+        let (fast, options) = self.take_options_for_fast_path();
+        self.emit_candidates(mnemonic, forms, operands, options, fast)
     }
 
     // Always inline: at each typed call site the plans are a constant, and
@@ -405,7 +495,12 @@ impl Emitter for Assembler<'_> {
         let (fast, options) = self.take_options_for_fast_path();
         if fast {
             let short = !options.is_empty();
-            if emit_planned(self.code, self.section, plans, operands, short) {
+            let mut out = Out {
+                // SAFETY: `fast` says `buffer` is valid (see its field).
+                buf: unsafe { self.buffer.as_mut() },
+                len: &mut self.at,
+            };
+            if emit_planned_to(self.code, self.section, &mut out, plans, operands, short) {
                 return Ok(());
             }
         }
@@ -426,13 +521,24 @@ impl Emitter for Assembler<'_> {
         let (fast, options) = self.take_options_for_fast_path();
         if fast {
             let short = !options.is_empty();
-            if emit_planned(self.code, self.section, plans, &operands, short) {
+            let mut out = Out {
+                // SAFETY: `fast` says `buffer` is valid (see its field).
+                buf: unsafe { self.buffer.as_mut() },
+                len: &mut self.at,
+            };
+            if emit_planned_to(self.code, self.section, &mut out, plans, &operands, short) {
                 return Ok(());
             }
         }
-        let copy = operands;
-        self.emit_general(mnemonic, plans.forms(), &copy, options)
+        self.emit_typed_general(mnemonic, plans.forms(), operands, options)
     }
+}
+
+/// Whether the fast path may encode an instruction with these options: it
+/// knows no option but `short`.
+#[inline(always)]
+fn fast_path_takes(options: InstOptions) -> bool {
+    options.is_empty() || options == InstOptions::SHORT
 }
 
 /// Appends an encoded instruction: all 16 bytes of its array (a fixed-size

@@ -23,7 +23,7 @@ use std::cell::Cell;
 
 mod fast;
 pub use fast::FormPlans;
-pub(crate) use fast::{emit_fast, emit_planned};
+pub(crate) use fast::{Out, emit_fast, emit_planned, emit_planned_to};
 
 /// What a relative or absolute field refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

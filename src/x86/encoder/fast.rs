@@ -475,6 +475,19 @@ fn address_fits(m: &Mem) -> bool {
     m.is_plain64()
 }
 
+/// Where the fast path writes: a section's buffer and its length as the
+/// caller keeps it. The Assembler keeps the length in a field of its own,
+/// so that from one instruction to the next it is read where it was just
+/// written (through the same, unchanged pointer: a forwarding the processor
+/// does at once), not out of the buffer, which it still updates. A length
+/// that is not the buffer's sends the instruction to the general encoder.
+pub(crate) struct Out<'b> {
+    /// The section's bytes.
+    pub(crate) buf: &'b mut Vec<u8>,
+    /// `buf.len()`, as the caller keeps it.
+    pub(crate) len: &'b mut usize,
+}
+
 /// Encodes the instruction with the first of `candidates` that takes
 /// `operands` (64-bit mode, no options but `short`) and appends it to
 /// `section`, planning each candidate as it goes. `false`: nothing
@@ -482,23 +495,27 @@ fn address_fits(m: &Mem) -> bool {
 pub(crate) fn emit_fast(
     code: &mut CodeHolder,
     section: SectionId,
+    out: &mut Out<'_>,
     candidates: &[u16],
     operands: &[Operand],
     short: bool,
 ) -> bool {
-    operands_fit(code, operands) && emit_from(code, section, candidates, operands, short)
+    *out.len == out.buf.len()
+        && operands_fit(code, operands)
+        && emit_from(code, section, out, candidates, operands, short)
 }
 
 /// [`emit_fast`] for operands already checked by [`operands_fit`].
 fn emit_from(
     code: &mut CodeHolder,
     section: SectionId,
+    out: &mut Out<'_>,
     candidates: &[u16],
     operands: &[Operand],
     short: bool,
 ) -> bool {
     for &index in candidates {
-        match encode(code, section, &remembered_plan(index), operands, short) {
+        match encode(code, section, out, &remembered_plan(index), operands, short) {
             Verdict::Takes => return true,
             Verdict::Skip => continue,
             Verdict::Aside => return false,
@@ -564,7 +581,30 @@ pub(crate) fn emit_planned(
     operands: &[Operand],
     short: bool,
 ) -> bool {
-    if !operands_fit(code, operands) {
+    let Some(mut buffer) = code.buffer_ptr(section) else {
+        return false;
+    };
+    // SAFETY: the pointer is the buffer of an existing section, just taken;
+    // the encoder reaches only the labels through `code`, never this buffer.
+    let buf = unsafe { buffer.as_mut() };
+    let mut len = buf.len();
+    let mut out = Out { buf, len: &mut len };
+    emit_planned_to(code, section, &mut out, plans, operands, short)
+}
+
+/// [`emit_planned`] writing into `out`, the buffer of `section` of `code`,
+/// which the caller keeps at hand (the Assembler: no look-up of the
+/// section per instruction).
+#[inline(always)]
+pub(crate) fn emit_planned_to(
+    code: &mut CodeHolder,
+    section: SectionId,
+    out: &mut Out<'_>,
+    plans: &FormPlans,
+    operands: &[Operand],
+    short: bool,
+) -> bool {
+    if *out.len != out.buf.len() || !operands_fit(code, operands) {
         return false;
     }
     let (planned, rest) = plans.split();
@@ -573,7 +613,7 @@ pub(crate) fn emit_planned(
     macro_rules! try_plan {
         ($i:literal) => {
             if let Some(plan) = planned.get($i) {
-                match encode(code, section, plan, operands, short) {
+                match encode(code, section, out, plan, operands, short) {
                     Verdict::Takes => return true,
                     Verdict::Skip => {}
                     Verdict::Aside => return false,
@@ -586,7 +626,7 @@ pub(crate) fn emit_planned(
     try_plan!(1);
     try_plan!(2);
     try_plan!(3);
-    !rest.is_empty() && emit_from(code, section, rest, operands, short)
+    !rest.is_empty() && emit_from(code, section, out, rest, operands, short)
 }
 
 /// Whether `op` fits slot `s` of a form, as [`super::accepts`] decides for
@@ -647,11 +687,14 @@ fn verdict(s: &SlotPlan, op: &Operand, plan: &Plan) -> Verdict {
     }
 }
 
-/// Encodes the form of `plan` at the end of `section` if it takes `operands`.
+/// Encodes the form of `plan` at the end of `out`, the buffer of `section`
+/// of `code`, if it takes `operands`. `code` serves for the labels only
+/// (the caller keeps `out` at hand, so that writing needs no look-up).
 #[inline(always)]
 fn encode(
     code: &mut CodeHolder,
     section: SectionId,
+    out: &mut Out<'_>,
     plan: &Plan,
     operands: &[Operand],
     short: bool,
@@ -857,7 +900,7 @@ fn encode(
     for &(v, n) in &imms[..imm_count] {
         b.push_le(v, n as usize);
     }
-    let offset = code.sections()[section.0 as usize].data.len();
+    let offset = *out.len;
     let mut fixup = None;
     if let Some((label, rel8)) = rel {
         // `short` on a near form: the general encoder says why not.
@@ -902,21 +945,26 @@ fn encode(
         return Verdict::Aside;
     }
     let len = b.len;
-    let buf = code.buffer_mut(section);
-    // One reservation and one fixed-size 16-byte copy per instruction
-    // (the compiler turns it into two stores), then the length.
-    let start = buf.len();
-    buf.reserve(16);
-    // SAFETY: `reserve` left room for 16 bytes after `start` (the
-    // length), `b.buf` holds at least 16, and the first `len <= 15` of
-    // them, now written, become the buffer's new bytes.
-    unsafe {
-        std::ptr::copy_nonoverlapping(b.buf.as_ptr(), buf.as_mut_ptr().add(start), 16);
-        buf.set_len(start + len);
+    let buf = &mut *out.buf;
+    // Room for 16 bytes, one fixed-size 16-byte copy per instruction (the
+    // compiler turns it into a few stores), then the length, in the buffer
+    // and where the caller keeps it.
+    if buf.capacity() - offset < 16 {
+        buf.reserve(16);
     }
+    // SAFETY: `offset` is the buffer's length (the callers check `out`),
+    // and the buffer has room for 16 bytes after it (just ensured);
+    // `b.buf` holds at least 16, and the first `len <= 15` of them, now
+    // written, become the buffer's new bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(b.buf.as_ptr(), buf.as_mut_ptr().add(offset), 16);
+        buf.set_len(offset + len);
+    }
+    *out.len = offset + len;
     if let Some((at, kind, label)) = fixup {
-        // The label belongs to this code holder (checked above), so this
-        // only records the use.
+        // The label belongs to this code holder (checked above) and is not
+        // bound, so this only records the use: it touches the label and
+        // fixup tables, never the section buffer `out` is.
         let recorded = code.add_label_use(section, offset + at, kind, label, (len - at) as u8, 0);
         debug_assert!(recorded.is_ok());
     }
