@@ -122,6 +122,10 @@ pub struct Local {
     pub(crate) depth: u32,
     pub(crate) allocs: Vec<Allocation>,
     pub(crate) alloc_off: Vec<u32>,
+    /// The indices in `allocs` of the operands given a stack slot (one per
+    /// folded operand), so that slots are touched and renumbered without a
+    /// pass over every allocation.
+    pub(crate) stack_allocs: Vec<u32>,
     /// Edits with slots numbered by vreg.
     pub(crate) edits: Vec<(ProgPoint, Edit)>,
     pub(crate) stats: Stats,
@@ -496,6 +500,7 @@ impl Local {
         crate::shed_if_large(&mut self.values);
         crate::shed_if_large(&mut self.allocs);
         crate::shed_if_large(&mut self.alloc_off);
+        crate::shed_if_large(&mut self.stack_allocs);
         crate::shed_if_large(&mut self.edits);
     }
 
@@ -1288,6 +1293,11 @@ impl Local {
             }
             let mut alloc = [Allocation::None; MAX_OPS];
             self.alloc_inst(f, ops, &mut st, &mut alloc[..ops.len()], log)?;
+            if st.stack_used {
+                let k = alloc.iter().position(|a| matches!(a, Allocation::Stack(_)));
+                let k = self.allocs.len() + k.unwrap_or(0);
+                self.stack_allocs.push(k as u32);
+            }
             // The whole array (a fixed-size copy, inlined) and then the
             // tail cut off: `alloc[..ops.len()]` would call `memcpy`.
             let kept = self.allocs.len() + ops.len();
@@ -1408,6 +1418,7 @@ impl Local {
         self.allocs.clear();
         self.alloc_off.clear();
         self.alloc_off.push(0);
+        self.stack_allocs.clear();
         self.edits.clear();
         self.stats = Stats::default();
         self.written = 0;
@@ -1940,7 +1951,7 @@ impl Local {
                 if nxt == INF_POS || nxt.saturating_sub(st.pos) >= vic.far {
                     alloc[k] = Allocation::Stack(SpillSlot::new(v));
                     st.stack_used = true;
-                    self.stats.folded += 1;
+                        self.stats.folded += 1;
                     log.push(st.i, Some(op.vreg), Reason::DefToSlot);
                     return Ok(());
                 }
@@ -2019,9 +2030,9 @@ impl Local {
             s.drop_base = fact.drop_base;
             self.sync_key(op.vreg.0);
         }
-        if alloc.contains(&Allocation::None) {
-            return Err(Decline);
-        }
+        // Every operand has its place: each step above gives one or
+        // declines.
+        debug_assert!(!alloc.contains(&Allocation::None), "operand not allocated");
         Ok(())
     }
 }
