@@ -82,7 +82,7 @@ const BACK_NONE: Back = Back {
 struct Value {
     /// Its register (hardware number in its class), or [`NO_REG`].
     reg: u8,
-    class: u8,
+    class: RegClass,
     /// Whether its spill slot holds its current value.
     in_slot: bool,
     remat: bool,
@@ -241,6 +241,7 @@ fn has_dup(ops: &[Operand]) -> bool {
     match ops {
         [] | [_] => false,
         [a, b] => a.vreg == b.vreg,
+        [a, b, c] => a.vreg == b.vreg || a.vreg == c.vreg || b.vreg == c.vreg,
         _ => (1..ops.len()).any(|k| ops[..k].iter().any(|o| o.vreg == ops[k].vreg)),
     }
 }
@@ -299,15 +300,19 @@ impl RoomyFast<'_> {
             };
             leaving |= u32::from(s.last == i) << k;
             // A value's register is always allocatable: only a subset can
-            // exclude it.
-            let allowed = match op.constraint {
-                Constraint::Reg | Constraint::Any => u32::MAX,
-                Constraint::Subset(m) => m.bits(),
-                Constraint::Fixed(_) => {
-                    fixed |= 1 << k;
-                    continue;
+            // exclude it. (The common constraints first, by one test of the
+            // tag rather than a jump through a table.)
+            let allowed = if matches!(op.constraint, Constraint::Reg | Constraint::Any) {
+                u32::MAX
+            } else {
+                match op.constraint {
+                    Constraint::Subset(m) => m.bits(),
+                    Constraint::Fixed(_) => {
+                        fixed |= 1 << k;
+                        continue;
+                    }
+                    _ => return false,
                 }
-                Constraint::Reuse(_) => return false,
             };
             if op.kind == OperandKind::Def {
                 if def != usize::MAX {
@@ -321,7 +326,7 @@ impl RoomyFast<'_> {
             }
             // (A modify writes the value's register, which its def or the
             // move that put it there wrote already: `written` has it.)
-            out[k] = Allocation::Reg(preg(s.class, s.reg));
+            out[k] = Allocation::Reg(PReg::new(s.class, s.reg));
         }
         if fixed != 0 {
             if dup || fixed != (1u32 << n) - 1 || !self.all_fixed(&ops[..n], &mut out[..n]) {
@@ -358,7 +363,7 @@ impl RoomyFast<'_> {
             else {
                 return false;
             };
-            let c = s.class as usize;
+            let c = s.class.index();
             if p.class.index() != c || p.hw >= 32 || self.allocatable[c] & (1 << p.hw) == 0 {
                 return false;
             }
@@ -397,7 +402,7 @@ impl RoomyFast<'_> {
         let op = ops[def];
         let v = op.vreg.0;
         let s = self.values[v as usize];
-        let c = s.class as usize;
+        let c = s.class.index();
         let mut allowed = match op.constraint {
             Constraint::Subset(m) => m.bits() & self.allocatable[c],
             _ => self.allocatable[c],
@@ -418,13 +423,13 @@ impl RoomyFast<'_> {
                 return None;
             }
             if s.pref < 32 && free & (1 << s.pref) != 0 {
-                log.push(Inst(i), Some(op.vreg), Reason::Hint(preg(s.class, s.pref)));
+                log.push(Inst(i), Some(op.vreg), Reason::Hint(PReg::new(s.class, s.pref)));
                 s.pref
             } else {
                 pick_free(free, self.callee_saved[c], self.fixed_anywhere[c])
             }
         };
-        let r = preg(s.class, hw);
+        let r = PReg::new(s.class, hw);
         // The register was free (or the value's own), so a value leaving
         // its register here never frees one an operand takes.
         if s.reg != hw {
@@ -445,7 +450,7 @@ impl RoomyFast<'_> {
 fn vacate(values: &mut [Value], owner: &mut [u32], occupied: &mut [u32; 3], v: u32) {
     let s = &mut values[v as usize];
     if s.reg != NO_REG {
-        let (c, hw) = (s.class as usize, s.reg);
+        let (c, hw) = (s.class.index(), s.reg);
         s.reg = NO_REG;
         owner[c * 32 + hw as usize] = NONE;
         occupied[c] &= !(1 << hw);
@@ -532,11 +537,11 @@ impl Local {
         let mut per_class = [0usize; 3];
         self.values.clear();
         for v in 0..nv {
-            let c = f.vreg_class(VReg::new(v)).index();
-            per_class[c] += 1;
+            let class = f.vreg_class(VReg::new(v));
+            per_class[class.index()] += 1;
             self.values.push(Value {
                 reg: NO_REG,
-                class: c as u8,
+                class,
                 in_slot: false,
                 remat: f.is_remat(VReg::new(v)),
                 next_use: INF_POS,
@@ -807,7 +812,7 @@ impl Local {
         };
         for (k, op) in ops.iter().enumerate() {
             let s = self.values[op.vreg.index()];
-            let c = s.class as usize;
+            let c = s.class.index();
             let allowed = match op.constraint {
                 Constraint::Reg | Constraint::Any => self.allocatable[c],
                 Constraint::Subset(m) => m.bits() & self.allocatable[c],
@@ -882,7 +887,7 @@ impl Local {
             }
             let v = op.vreg.0;
             let s = self.values[v as usize];
-            let c = s.class as usize;
+            let c = s.class.index();
             if s.reg == NO_REG {
                 return Err(Decline);
             }
@@ -900,19 +905,19 @@ impl Local {
                 self.move_edit(
                     i,
                     v,
-                    Allocation::Reg(preg(s.class, s.reg)),
-                    Allocation::Reg(preg(s.class, r)),
+                    Allocation::Reg(PReg::new(s.class, s.reg)),
+                    Allocation::Reg(PReg::new(s.class, r)),
                 );
                 if pinned[c] & (1 << s.reg) == 0 || op.kind == OperandKind::Modify {
                     self.clear_reg(v);
                     self.set_reg(v, r);
                 }
             }
-            alloc[k] = Allocation::Reg(preg(s.class, r));
+            alloc[k] = Allocation::Reg(PReg::new(s.class, r));
             pinned[c] |= 1 << r;
             if op.kind == OperandKind::Modify {
                 late[c] |= 1 << r;
-                self.written |= 1u128 << preg(s.class, r).index();
+                self.written |= 1u128 << PReg::new(s.class, r).index();
             }
         }
         for (k, op) in ops.iter().enumerate() {
@@ -921,7 +926,7 @@ impl Local {
             }
             let v = op.vreg.0;
             let s = self.values[v as usize];
-            let c = s.class as usize;
+            let c = s.class.index();
             let r = if let Constraint::Fixed(p) = op.constraint {
                 let w = self.owner[p.index()];
                 if w != NONE && w != v {
@@ -938,14 +943,14 @@ impl Local {
                         return Err(Decline);
                     }
                     if s.pref < 32 && free & (1 << s.pref) != 0 {
-                        log.push(i, Some(op.vreg), Reason::Hint(preg(s.class, s.pref)));
+                        log.push(i, Some(op.vreg), Reason::Hint(PReg::new(s.class, s.pref)));
                         s.pref
                     } else {
                         self.pick_free(c, free)
                     }
                 }
             };
-            alloc[k] = Allocation::Reg(preg(s.class, r));
+            alloc[k] = Allocation::Reg(PReg::new(s.class, r));
             late[c] |= 1 << r;
         }
         for (k, op) in ops.iter().enumerate() {
@@ -1130,7 +1135,7 @@ impl Local {
         if v >= nv {
             return Err(Decline);
         }
-        let c = self.values[v].class as usize;
+        let c = self.values[v].class.index();
         let regs = self.allocatable[c];
         let supported = match op.kind {
             OperandKind::Def => op.pos == OperandPos::Late,
@@ -1339,7 +1344,7 @@ impl Local {
             let op = ops[def];
             let v = op.vreg.0;
             let s = self.values[v as usize];
-            let c = s.class as usize;
+            let c = s.class.index();
             let dying = dying[c] & !modified[c];
             let free = allowed & !modified[c] & (!self.occupied[c] | dying);
             if free == 0 {
@@ -1353,7 +1358,7 @@ impl Local {
                 }
             }
             let hw = if hint < 32 && free & (1 << hint) != 0 {
-                log.push(i, Some(op.vreg), Reason::Hint(preg(s.class, hint)));
+                log.push(i, Some(op.vreg), Reason::Hint(PReg::new(s.class, hint)));
                 hint
             } else if free & dying != 0 {
                 lowest(free & dying)
@@ -1368,7 +1373,7 @@ impl Local {
             let v = op.vreg.0;
             let fact = self.facts[fb + k];
             let class = self.values[v as usize].class;
-            let r = preg(class, regs[k]);
+            let r = PReg::new(class, regs[k]);
             self.allocs.push(Allocation::Reg(r));
             match op.kind {
                 OperandKind::Use => {
@@ -1394,12 +1399,12 @@ impl Local {
             let v = ops[def].vreg.0;
             let hw = regs[def];
             let c = self.values[v as usize].class;
-            self.written |= 1u128 << preg(c, hw).index();
+            self.written |= 1u128 << PReg::new(c, hw).index();
             self.clear_reg(v);
             self.values[v as usize].in_slot = false;
             if self.facts[fb + def].next != INF_POS {
                 // Whatever was in the register died here.
-                let w = self.owner[c as usize * 32 + hw as usize];
+                let w = self.owner[c.index() * 32 + hw as usize];
                 if w != NONE {
                     self.clear_reg(w);
                 }
@@ -1470,10 +1475,10 @@ impl Local {
                 continue;
             }
             let s = self.values[op.vreg.index()];
-            let c = s.class as usize;
+            let c = s.class.index();
             let allowed = self.allowed(c, op.constraint) & !st.fixed[c];
             if s.reg != NO_REG && allowed & (1 << s.reg) != 0 {
-                alloc[k] = Allocation::Reg(preg(s.class, s.reg));
+                alloc[k] = Allocation::Reg(PReg::new(s.class, s.reg));
                 st.pinned[c] |= 1 << s.reg;
                 if op.kind == OperandKind::Modify {
                     st.late[c] |= 1 << s.reg;
@@ -1547,7 +1552,7 @@ impl Local {
 
     #[inline(always)]
     fn set_reg(&mut self, v: u32, hw: u8) {
-        let c = self.values[v as usize].class as usize;
+        let c = self.values[v as usize].class.index();
         self.owner[c * 32 + hw as usize] = v;
         self.occupied[c] |= 1 << hw;
         self.values[v as usize].reg = hw;
@@ -1561,7 +1566,7 @@ impl Local {
         let s = &self.values[v as usize];
         if s.reg != NO_REG {
             let base = s.drop_base[!(s.in_slot | s.remat) as usize];
-            self.reg_keys[s.class as usize * 32 + s.reg as usize] = RegKey {
+            self.reg_keys[s.class.index() * 32 + s.reg as usize] = RegKey {
                 next_use: s.next_use,
                 loss_at_0: base as i64 - s.next_use as i64 * HOLD_COST as i64,
             };
@@ -1581,7 +1586,7 @@ impl Local {
 
     #[inline(always)]
     fn move_edit(&mut self, i: Inst, v: u32, from: Allocation, to: Allocation) {
-        let class = RegClass::ALL[self.values[v as usize].class as usize % 3];
+        let class = self.values[v as usize].class;
         self.edit(
             i,
             Edit::Move {
@@ -1600,7 +1605,7 @@ impl Local {
         self.move_edit(
             i,
             v,
-            Allocation::Reg(preg(c, hw)),
+            Allocation::Reg(PReg::new(c, hw)),
             Allocation::Stack(SpillSlot::new(v)),
         );
         self.values[v as usize].in_slot = true;
@@ -1618,7 +1623,7 @@ impl Local {
         log: &mut DecisionLog,
     ) -> Result<(), Decline> {
         let s = self.values[v as usize];
-        let to = preg(s.class, hw);
+        let to = PReg::new(s.class, hw);
         if s.reg == hw {
             return Ok(());
         }
@@ -1626,7 +1631,7 @@ impl Local {
             self.move_edit(
                 st.i,
                 v,
-                Allocation::Reg(preg(s.class, s.reg)),
+                Allocation::Reg(PReg::new(s.class, s.reg)),
                 Allocation::Reg(to),
             );
             self.clear_reg(v);
@@ -1812,13 +1817,13 @@ impl Local {
         let op = ops[k];
         let v = op.vreg.0;
         let s = self.values[v as usize];
-        let c = s.class as usize;
+        let c = s.class.index();
         let write = op.kind == OperandKind::Modify;
         let allowed = self.allowed(c, op.constraint);
         let avoid = st.fixed[c] | st.pinned[c] | if write { st.late[c] } else { 0 };
         // Another operand of the same value may have loaded it meanwhile.
         if s.reg != NO_REG && allowed & !st.fixed[c] & (1 << s.reg) != 0 {
-            alloc[k] = Allocation::Reg(preg(s.class, s.reg));
+            alloc[k] = Allocation::Reg(PReg::new(s.class, s.reg));
             st.pinned[c] |= 1 << s.reg;
             return Ok(());
         }
@@ -1868,13 +1873,13 @@ impl Local {
             self.move_edit(
                 st.i,
                 v,
-                Allocation::Reg(preg(s.class, s.reg)),
-                Allocation::Reg(preg(s.class, hw)),
+                Allocation::Reg(PReg::new(s.class, s.reg)),
+                Allocation::Reg(PReg::new(s.class, hw)),
             );
         } else {
             self.load(st, v, hw, log)?;
         }
-        alloc[k] = Allocation::Reg(preg(s.class, hw));
+        alloc[k] = Allocation::Reg(PReg::new(s.class, hw));
         st.pinned[c] |= 1 << hw;
         if write {
             st.late[c] |= 1 << hw;
@@ -1898,7 +1903,7 @@ impl Local {
         let op = ops[k];
         let v = op.vreg.0;
         let s = self.values[v as usize];
-        let c = s.class as usize;
+        let c = s.class.index();
         let fact = self.facts[st.fb + k];
         if let Constraint::Fixed(p) = op.constraint {
             let w = self.owner[p.index()];
@@ -1937,7 +1942,7 @@ impl Local {
         }
         let hw = if free != 0 {
             if hint < 32 && free & (1 << hint) != 0 {
-                log.push(st.i, Some(op.vreg), Reason::Hint(preg(s.class, hint)));
+                log.push(st.i, Some(op.vreg), Reason::Hint(PReg::new(s.class, hint)));
                 hint
             } else if free & dying != 0 {
                 lowest(free & dying)
@@ -1959,7 +1964,7 @@ impl Local {
             self.evict(ops, st, c, vic.hw, log);
             vic.hw
         };
-        alloc[k] = Allocation::Reg(preg(s.class, hw));
+        alloc[k] = Allocation::Reg(PReg::new(s.class, hw));
         st.late[c] |= 1 << hw;
         Ok(())
     }
