@@ -54,6 +54,10 @@ use crate::output::{Allocation, Edit, OptVReg, ProgPoint, SpillSlot, Stats};
 const MAX_OPS: usize = 8;
 /// No register.
 const NO_REG: u8 = 0xff;
+/// [`OpFact::flags`] of an instruction's first operand: some operand of
+/// the instruction has a fixed register (so that the forward pass looks
+/// for them only there).
+const FIXED_HERE: u8 = 4;
 
 /// A value during the backward pass.
 #[derive(Clone, Copy, Debug)]
@@ -1093,6 +1097,7 @@ impl Local {
             }
             if fixed {
                 self.check_fixed(f, i, ops, dup)?;
+                self.facts[fb].flags |= FIXED_HERE;
             }
         }
         // A value read before it is written: the general path reports it.
@@ -1279,6 +1284,7 @@ impl Local {
                 self.alloc_off.push(self.allocs.len() as u32);
                 continue;
             }
+            let flags = ops.first().map_or(0, |_| self.facts[top].flags);
             let mut st = InstState {
                 i,
                 pos: 2 * i.0,
@@ -1287,13 +1293,13 @@ impl Local {
                 late: [0; 3],
                 fixed: [0; 3],
                 stack_used: false,
-                dup: ops
-                    .first()
-                    .is_some_and(|_| self.facts[top].flags & DUP != 0),
+                dup: flags & DUP != 0,
             };
-            for op in ops {
-                if let Constraint::Fixed(p) = op.constraint {
-                    st.fixed[p.class.index()] |= 1 << p.hw;
+            if flags & FIXED_HERE != 0 {
+                for op in ops {
+                    if let Constraint::Fixed(p) = op.constraint {
+                        st.fixed[p.class.index()] |= 1 << p.hw;
+                    }
                 }
             }
             let mut alloc = [Allocation::None; MAX_OPS];
@@ -1326,7 +1332,7 @@ impl Local {
         fb: usize,
         log: &mut DecisionLog,
     ) -> bool {
-        if !ops.is_empty() && self.facts[fb].flags & DUP != 0 {
+        if !ops.is_empty() && self.facts[fb].flags & (DUP | FIXED_HERE) != 0 {
             return false;
         }
         let Some(Shape {
@@ -1552,11 +1558,18 @@ impl Local {
 
     #[inline(always)]
     fn set_reg(&mut self, v: u32, hw: u8) {
+        self.place(v, hw);
+        self.sync_key(v);
+    }
+
+    /// [`Local::set_reg`] without the register's key, for a caller that
+    /// refreshes it before any victim is chosen.
+    #[inline(always)]
+    fn place(&mut self, v: u32, hw: u8) {
         let c = self.values[v as usize].class.index();
         self.owner[c * 32 + hw as usize] = v;
         self.occupied[c] |= 1 << hw;
         self.values[v as usize].reg = hw;
-        self.sync_key(v);
     }
 
     /// Refreshes the [`RegKey`] of `v`'s register, if it has one (after
@@ -1978,6 +1991,9 @@ impl Local {
         st: &InstState,
         alloc: &[Allocation],
     ) -> Result<(), Decline> {
+        if !st.dup {
+            return self.commit_distinct(ops, st, alloc);
+        }
         // Read-only operands: their value leaves its register if read
         // here for the last time, and its next use advances. (The defs'
         // steps below look at operands' facts, not at these.)
@@ -2011,7 +2027,8 @@ impl Local {
                             self.clear_reg(w);
                         }
                         self.clear_reg(v);
-                        self.set_reg(v, r.hw);
+                        // (Its key follows with its next use, below.)
+                        self.place(v, r.hw);
                     }
                     self.values[v as usize].in_slot = false;
                 }
@@ -2037,6 +2054,62 @@ impl Local {
         }
         // Every operand has its place: each step above gives one or
         // declines.
+        debug_assert!(!alloc.contains(&Allocation::None), "operand not allocated");
+        Ok(())
+    }
+
+    /// [`Local::commit`] of an instruction that names each vreg once, in
+    /// one pass: each operand's steps touch only its own value, and what a
+    /// def looks at of another operand (whether a value in its register
+    /// survives) comes from the facts, so the order of the operands does
+    /// not matter (a use read for the last time that a def's register
+    /// displaced is out of its register either way).
+    #[inline(always)]
+    fn commit_distinct(
+        &mut self,
+        ops: &[Operand],
+        st: &InstState,
+        alloc: &[Allocation],
+    ) -> Result<(), Decline> {
+        for (k, op) in ops.iter().enumerate() {
+            let fact = self.facts[st.fb + k];
+            let v = op.vreg.0;
+            if op.kind == OperandKind::Use {
+                if fact.after() == INF_POS {
+                    self.clear_reg(v);
+                }
+            } else {
+                match alloc[k] {
+                    Allocation::Reg(r) => {
+                        self.written |= 1u128 << r.index();
+                        if op.kind == OperandKind::Def || self.values[v as usize].reg != r.hw {
+                            let w = self.owner[r.index()];
+                            if w != NONE && w != v {
+                                if self.survives(w, ops, st) {
+                                    return Err(Decline);
+                                }
+                                self.clear_reg(w);
+                            }
+                            self.clear_reg(v);
+                            self.place(v, r.hw);
+                        }
+                        self.values[v as usize].in_slot = false;
+                    }
+                    Allocation::Stack(_) => {
+                        self.clear_reg(v);
+                        self.values[v as usize].in_slot = true;
+                    }
+                    Allocation::None => return Err(Decline),
+                }
+                if fact.next == INF_POS {
+                    self.clear_reg(v);
+                }
+            }
+            let s = &mut self.values[v as usize];
+            s.next_use = fact.next;
+            s.drop_base = fact.drop_base;
+            self.sync_key(v);
+        }
         debug_assert!(!alloc.contains(&Allocation::None), "operand not allocated");
         Ok(())
     }
