@@ -184,20 +184,6 @@ struct Victim {
 /// Why the local allocator declines a function (the general path takes it).
 struct Decline;
 
-/// What [`Local::shape`] found.
-struct Shape {
-    /// Per operand, its register (the def's is chosen later).
-    regs: [u8; MAX_OPS],
-    /// The def's operand index, or `usize::MAX`.
-    def: usize,
-    /// The def's allowed registers.
-    def_allowed: u32,
-    /// Per class, the registers of modify operands.
-    modified: [u32; 3],
-    /// Per class, the registers whose value is read here for the last time.
-    dying: [u32; 3],
-}
-
 /// The instruction-level checks: few enough operands, a return or branch
 /// only last, no clobbers (only the first when the client `vouched` for
 /// the others, see [`Function::vouched`]). Returns whether some vreg is
@@ -801,48 +787,6 @@ impl Local {
         Ok(())
     }
 
-    /// The operand scan [`Local::fast_inst`] starts with: no fixed
-    /// register, every use and modify already in an allowed register, at
-    /// most one def (`None` otherwise); with the instruction's first fact
-    /// `fb`, also the registers whose value is read here for the last time.
-    #[inline(always)]
-    fn shape(&self, ops: &[Operand], fb: usize) -> Option<Shape> {
-        let mut sh = Shape {
-            regs: [0; MAX_OPS],
-            def: usize::MAX,
-            def_allowed: 0,
-            modified: [0; 3],
-            dying: [0; 3],
-        };
-        for (k, op) in ops.iter().enumerate() {
-            let s = self.values[op.vreg.index()];
-            let c = s.class.index();
-            let allowed = match op.constraint {
-                Constraint::Reg | Constraint::Any => self.allocatable[c],
-                Constraint::Subset(m) => m.bits() & self.allocatable[c],
-                _ => return None,
-            };
-            if op.kind == OperandKind::Def {
-                if sh.def != usize::MAX {
-                    return None;
-                }
-                sh.def = k;
-                sh.def_allowed = allowed;
-                continue;
-            }
-            if s.reg == NO_REG || allowed & (1 << s.reg) == 0 {
-                return None;
-            }
-            sh.regs[k] = s.reg;
-            if op.kind == OperandKind::Modify {
-                sh.modified[c] |= 1 << s.reg;
-            } else if self.facts[fb + k].next == INF_POS {
-                sh.dying[c] |= 1 << s.reg;
-            }
-        }
-        Some(sh)
-    }
-
     /// One instruction of a roomy function: fixed uses, other uses, defs,
     /// then values mentioned for the last time leave their registers.
     fn roomy_inst(
@@ -1280,10 +1224,6 @@ impl Local {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
             top -= ops.len();
-            if self.fast_inst(f, i, ops, top, log) {
-                self.alloc_off.push(self.allocs.len() as u32);
-                continue;
-            }
             let flags = ops.first().map_or(0, |_| self.facts[top].flags);
             let mut st = InstState {
                 i,
@@ -1317,107 +1257,6 @@ impl Local {
             self.alloc_off.push(self.allocs.len() as u32);
         }
         Ok(())
-    }
-
-    /// The common case in one pass: no fixed registers, no vreg named
-    /// twice, every use already in an allowed register, at most one def,
-    /// which gets a free register or one whose value dies here. Makes the
-    /// choices the general steps would; returns false (having changed
-    /// nothing) to take them.
-    fn fast_inst<F: Function>(
-        &mut self,
-        f: &F,
-        i: Inst,
-        ops: &[Operand],
-        fb: usize,
-        log: &mut DecisionLog,
-    ) -> bool {
-        if !ops.is_empty() && self.facts[fb].flags & (DUP | FIXED_HERE) != 0 {
-            return false;
-        }
-        let Some(Shape {
-            mut regs,
-            def,
-            def_allowed: allowed,
-            modified,
-            dying,
-        }) = self.shape(ops, fb)
-        else {
-            return false;
-        };
-        let facts = &self.facts[fb..fb + ops.len()];
-        if def != usize::MAX {
-            let op = ops[def];
-            let v = op.vreg.0;
-            let s = self.values[v as usize];
-            let c = s.class.index();
-            let dying = dying[c] & !modified[c];
-            let free = allowed & !modified[c] & (!self.occupied[c] | dying);
-            if free == 0 {
-                return false;
-            }
-            let mut hint = facts[def].hint;
-            if let Some((_, src)) = f.is_move(i).filter(|m| m.0.0 == v) {
-                let sr = self.values.get(src.index()).map_or(NO_REG, |x| x.reg);
-                if sr != NO_REG && dying & (1 << sr) != 0 {
-                    hint = sr;
-                }
-            }
-            let hw = if hint < 32 && free & (1 << hint) != 0 {
-                log.push(i, Some(op.vreg), Reason::Hint(PReg::new(s.class, hint)));
-                hint
-            } else if free & dying != 0 {
-                lowest(free & dying)
-            } else {
-                self.pick_free(c, free)
-            };
-            regs[def] = hw;
-        }
-        // Commit: values read for the last time leave their registers,
-        // modified values lose their slot copy, the def takes its register.
-        for (k, op) in ops.iter().enumerate() {
-            let v = op.vreg.0;
-            let fact = self.facts[fb + k];
-            let class = self.values[v as usize].class;
-            let r = PReg::new(class, regs[k]);
-            self.allocs.push(Allocation::Reg(r));
-            match op.kind {
-                OperandKind::Use => {
-                    if fact.next == INF_POS {
-                        self.clear_reg(v);
-                    }
-                }
-                OperandKind::Modify => {
-                    self.written |= 1u128 << r.index();
-                    self.values[v as usize].in_slot = false;
-                    if fact.next == INF_POS {
-                        self.clear_reg(v);
-                    }
-                }
-                OperandKind::Def => {}
-            }
-            let s = &mut self.values[v as usize];
-            s.next_use = fact.next;
-            s.drop_base = fact.drop_base;
-            self.sync_key(v);
-        }
-        if def != usize::MAX {
-            let v = ops[def].vreg.0;
-            let hw = regs[def];
-            let c = self.values[v as usize].class;
-            self.written |= 1u128 << PReg::new(c, hw).index();
-            self.clear_reg(v);
-            self.values[v as usize].in_slot = false;
-            if self.facts[fb + def].next != INF_POS {
-                // Whatever was in the register died here.
-                let w = self.owner[c.index() * 32 + hw as usize];
-                if w != NONE {
-                    self.clear_reg(w);
-                }
-                self.set_reg(v, hw);
-            }
-        }
-        true
     }
 
     /// Empties the register file and the output buffers.
