@@ -155,14 +155,15 @@ struct InstState {
 
 /// What [`Local::victim`] needs of the value in an occupied register,
 /// kept per register (so that choosing a victim reads one small array
-/// rather than each candidate's value): its [`Value::next_use`] and its
-/// eviction loss before the clamp at 0, without the position's part:
-/// evicted at position `p`, it loses `max(0, base - (next_use - p) *
+/// rather than each candidate's value): its [`Value::next_use`] with the
+/// register (`next_use << 5 | hw`, the low bits of the candidate's key)
+/// and its eviction loss before the clamp at 0, without the position's
+/// part: evicted at position `p`, it loses `max(0, base - (next_use - p) *
 /// HOLD_COST)` = `max(0, loss_at_0 + p * HOLD_COST)`, where `base` is the
 /// drop cost base that applies to it (dirty or not).
 #[derive(Clone, Copy, Default)]
 struct RegKey {
-    next_use: u32,
+    use_reg: u64,
     loss_at_0: i64,
 }
 
@@ -1369,7 +1370,12 @@ impl Local {
         self.commit(ops, st, alloc)
     }
 
+    #[inline(always)]
     fn allowed(&self, c: usize, con: Constraint) -> u32 {
+        // The common constraints by one test of the tag.
+        if matches!(con, Constraint::Reg | Constraint::Any) {
+            return self.allocatable[c];
+        }
         match con {
             Constraint::Subset(m) => m.bits() & self.allocatable[c],
             Constraint::Fixed(p) => 1 << p.hw,
@@ -1419,7 +1425,7 @@ impl Local {
         if s.reg != NO_REG {
             let base = s.drop_base[!(s.in_slot | s.remat) as usize];
             self.reg_keys[s.class.index() * 32 + s.reg as usize] = RegKey {
-                next_use: s.next_use,
+                use_reg: (s.next_use as u64) << 5 | s.reg as u64,
                 loss_at_0: base as i64 - s.next_use as i64 * HOLD_COST as i64,
             };
         }
@@ -1568,8 +1574,9 @@ impl Local {
         let here = st.pos;
         let held = here as i64 * HOLD_COST as i64;
         let mut best = 0u64;
-        // The farthest next use (its distance is the farthest distance).
-        let mut farthest = 0u32;
+        // The farthest next use with its register (its distance is the
+        // farthest distance).
+        let mut farthest = 0u64;
         while m != 0 {
             let hw = m.trailing_zeros();
             m &= m - 1;
@@ -1579,13 +1586,13 @@ impl Local {
                 let ws = &self.values[self.owner[c * 32 + hw as usize] as usize];
                 let base = ws.drop_base[!(ws.in_slot | ws.remat) as usize] as i64;
                 debug_assert!(
-                    key.next_use == ws.next_use
+                    key.use_reg == (ws.next_use as u64) << 5 | hw as u64
                         && key.loss_at_0 == base - ws.next_use as i64 * HOLD_COST as i64
                         && ws.next_use >= here,
                     "stale register key"
                 );
             }
-            let (n, loss) = if key.next_use == here {
+            let (use_reg, loss) = if key.use_reg >> 5 == here as u64 {
                 // A value read here: what follows counts, and one stack
                 // access more (evicted here it tends to come straight back).
                 let w = self.owner[c * 32 + hw as usize];
@@ -1598,19 +1605,18 @@ impl Local {
                 let n = self.next_after(w, ops, st);
                 let dist = n.saturating_sub(here) as u64;
                 (
-                    n,
+                    (n as u64) << 5 | hw as u64,
                     base.saturating_sub(dist * HOLD_COST as u64) + MISS_COST as u64,
                 )
             } else {
-                (key.next_use, (key.loss_at_0 + held).max(0) as u64)
+                (key.use_reg, (key.loss_at_0 + held).max(0) as u64)
             };
-            farthest = farthest.max(n);
-            let key = (LOSS_CAP - loss) << 37 | (n as u64) << 5 | hw as u64;
-            best = best.max(key);
+            farthest = farthest.max(use_reg);
+            best = best.max((LOSS_CAP - loss) << 37 | use_reg);
         }
         Some(Victim {
             hw: (best & 31) as u8,
-            far: farthest.saturating_sub(here),
+            far: ((farthest >> 5) as u32).saturating_sub(here),
             loss: (LOSS_CAP - (best >> 37)) as u32,
         })
     }
