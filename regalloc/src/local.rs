@@ -414,7 +414,11 @@ impl RoomyFast<'_> {
                 return None;
             }
             if s.pref < 32 && free & (1 << s.pref) != 0 {
-                log.push(Inst(i), Some(op.vreg), Reason::Hint(PReg::new(s.class, s.pref)));
+                log.push(
+                    Inst(i),
+                    Some(op.vreg),
+                    Reason::Hint(PReg::new(s.class, s.pref)),
+                );
                 s.pref
             } else {
                 pick_free(free, self.callee_saved[c], self.fixed_anywhere[c])
@@ -1814,7 +1818,7 @@ impl Local {
                 if nxt == INF_POS || nxt.saturating_sub(st.pos) >= vic.far {
                     alloc[k] = Allocation::Stack(SpillSlot::new(v));
                     st.stack_used = true;
-                        self.stats.folded += 1;
+                    self.stats.folded += 1;
                     log.push(st.i, Some(op.vreg), Reason::DefToSlot);
                     return Ok(());
                 }
