@@ -1860,32 +1860,8 @@ impl Local {
             }
         }
         for (k, op) in ops.iter().enumerate() {
-            if !op.is_def() {
-                continue;
-            }
-            let v = op.vreg.0;
-            match alloc[k] {
-                Allocation::Reg(r) => {
-                    self.written |= 1u128 << r.index();
-                    if op.kind == OperandKind::Def || self.values[v as usize].reg != r.hw {
-                        let w = self.owner[r.index()];
-                        if w != NONE && w != v {
-                            if self.survives(w, ops, st) {
-                                return Err(Decline);
-                            }
-                            self.clear_reg(w);
-                        }
-                        self.clear_reg(v);
-                        // (Its key follows with its next use, below.)
-                        self.place(v, r.hw);
-                    }
-                    self.values[v as usize].in_slot = false;
-                }
-                Allocation::Stack(_) => {
-                    self.clear_reg(v);
-                    self.values[v as usize].in_slot = true;
-                }
-                Allocation::None => return Err(Decline),
+            if op.is_def() {
+                self.commit_def(ops, st, op, alloc[k])?;
             }
         }
         for (k, op) in ops.iter().enumerate() {
@@ -1904,6 +1880,44 @@ impl Local {
         // Every operand has its place: each step above gives one or
         // declines.
         debug_assert!(!alloc.contains(&Allocation::None), "operand not allocated");
+        Ok(())
+    }
+
+    /// The step of [`Local::commit`] for def operand `op` allocated to `a`:
+    /// its value takes the register (which a value still needed must not
+    /// hold) or its slot. The register's key is left to the caller, which
+    /// refreshes it with the value's next use.
+    #[inline(always)]
+    fn commit_def(
+        &mut self,
+        ops: &[Operand],
+        st: &InstState,
+        op: &Operand,
+        a: Allocation,
+    ) -> Result<(), Decline> {
+        let v = op.vreg.0;
+        match a {
+            Allocation::Reg(r) => {
+                self.written |= 1u128 << r.index();
+                if op.kind == OperandKind::Def || self.values[v as usize].reg != r.hw {
+                    let w = self.owner[r.index()];
+                    if w != NONE && w != v {
+                        if self.survives(w, ops, st) {
+                            return Err(Decline);
+                        }
+                        self.clear_reg(w);
+                    }
+                    self.clear_reg(v);
+                    self.place(v, r.hw);
+                }
+                self.values[v as usize].in_slot = false;
+            }
+            Allocation::Stack(_) => {
+                self.clear_reg(v);
+                self.values[v as usize].in_slot = true;
+            }
+            Allocation::None => return Err(Decline),
+        }
         Ok(())
     }
 
@@ -1928,28 +1942,7 @@ impl Local {
                     self.clear_reg(v);
                 }
             } else {
-                match alloc[k] {
-                    Allocation::Reg(r) => {
-                        self.written |= 1u128 << r.index();
-                        if op.kind == OperandKind::Def || self.values[v as usize].reg != r.hw {
-                            let w = self.owner[r.index()];
-                            if w != NONE && w != v {
-                                if self.survives(w, ops, st) {
-                                    return Err(Decline);
-                                }
-                                self.clear_reg(w);
-                            }
-                            self.clear_reg(v);
-                            self.place(v, r.hw);
-                        }
-                        self.values[v as usize].in_slot = false;
-                    }
-                    Allocation::Stack(_) => {
-                        self.clear_reg(v);
-                        self.values[v as usize].in_slot = true;
-                    }
-                    Allocation::None => return Err(Decline),
-                }
+                self.commit_def(ops, st, op, alloc[k])?;
                 if fact.next == INF_POS {
                     self.clear_reg(v);
                 }
