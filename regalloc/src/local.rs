@@ -1568,8 +1568,8 @@ impl Local {
         // loss, the next use (ordered as the general scan's clamped
         // distance: see [`MAX_LOCAL_INSTS`]), the register.
         const LOSS_CAP: u64 = (1 << 27) - 1;
-        let mut m = cand & self.occupied[c];
-        if m == 0 {
+        let occupied = cand & self.occupied[c];
+        if occupied == 0 {
             return None;
         }
         let keys: &[RegKey; 32] = self.reg_keys[c * 32..c * 32 + 32]
@@ -1577,44 +1577,50 @@ impl Local {
             .expect("32 registers per class");
         let here = st.pos;
         let held = here as i64 * HOLD_COST as i64;
+        // The registers of the values read here (whose next use is here):
+        // found from the operands, so that the other candidates are
+        // weighed without a test each.
+        let mut read_here = 0u32;
+        for o in ops {
+            let s = &self.values[o.vreg.index()];
+            if o.is_use() && s.reg != NO_REG && s.class.index() == c {
+                read_here |= 1 << s.reg;
+            }
+        }
         let mut best = 0u64;
         // The farthest next use with its register (its distance is the
         // farthest distance).
         let mut farthest = 0u64;
+        let mut m = occupied & !read_here;
         while m != 0 {
             let hw = m.trailing_zeros();
             m &= m - 1;
             let key = keys[hw as usize & 31];
             #[cfg(debug_assertions)]
-            {
-                let ws = &self.values[self.owner[c * 32 + hw as usize] as usize];
-                let base = ws.drop_base[!(ws.in_slot | ws.remat) as usize] as i64;
-                debug_assert!(
-                    key.use_reg == (ws.next_use as u64) << 5 | hw as u64
-                        && key.loss_at_0 == base - ws.next_use as i64 * HOLD_COST as i64
-                        && ws.next_use >= here,
-                    "stale register key"
-                );
-            }
-            let (use_reg, loss) = if key.use_reg >> 5 == here as u64 {
-                // A value read here: what follows counts, and one stack
-                // access more (evicted here it tends to come straight back).
-                let w = self.owner[c * 32 + hw as usize];
-                let ws = &self.values[w as usize];
-                let base = ops
-                    .iter()
-                    .position(|o| o.vreg.0 == w)
-                    .map_or(ws.drop_base, |k| self.facts[st.fb + k].drop_base);
-                let base = base[!(ws.in_slot | ws.remat) as usize] as u64;
-                let n = self.next_after(w, ops, st);
-                let dist = n.saturating_sub(here) as u64;
-                (
-                    (n as u64) << 5 | hw as u64,
-                    base.saturating_sub(dist * HOLD_COST as u64) + MISS_COST as u64,
-                )
-            } else {
-                (key.use_reg, (key.loss_at_0 + held).max(0) as u64)
-            };
+            self.debug_check_key(c, hw as u8, here, false);
+            let loss = (key.loss_at_0 + held).max(0) as u64;
+            farthest = farthest.max(key.use_reg);
+            best = best.max((LOSS_CAP - loss) << 37 | key.use_reg);
+        }
+        let mut m = occupied & read_here;
+        while m != 0 {
+            let hw = m.trailing_zeros();
+            m &= m - 1;
+            #[cfg(debug_assertions)]
+            self.debug_check_key(c, hw as u8, here, true);
+            // A value read here: what follows counts, and one stack access
+            // more (evicted here it tends to come straight back).
+            let w = self.owner[c * 32 + hw as usize];
+            let ws = &self.values[w as usize];
+            let base = ops
+                .iter()
+                .position(|o| o.vreg.0 == w)
+                .map_or(ws.drop_base, |k| self.facts[st.fb + k].drop_base);
+            let base = base[!(ws.in_slot | ws.remat) as usize] as u64;
+            let n = self.next_after(w, ops, st);
+            let dist = n.saturating_sub(here) as u64;
+            let loss = base.saturating_sub(dist * HOLD_COST as u64) + MISS_COST as u64;
+            let use_reg = (n as u64) << 5 | hw as u64;
             farthest = farthest.max(use_reg);
             best = best.max((LOSS_CAP - loss) << 37 | use_reg);
         }
@@ -1623,6 +1629,23 @@ impl Local {
             far: ((farthest >> 5) as u32).saturating_sub(here),
             loss: (LOSS_CAP - (best >> 37)) as u32,
         })
+    }
+
+    /// Debug builds: the key of occupied register `hw` of class `c` is
+    /// current, and its value is read at position `here` exactly when
+    /// [`Local::victim`] found it among the operands read here (`read`).
+    #[cfg(debug_assertions)]
+    fn debug_check_key(&self, c: usize, hw: u8, here: u32, read: bool) {
+        let key = self.reg_keys[c * 32 + hw as usize];
+        let ws = &self.values[self.owner[c * 32 + hw as usize] as usize];
+        let base = ws.drop_base[!(ws.in_slot | ws.remat) as usize] as i64;
+        debug_assert!(
+            key.use_reg == (ws.next_use as u64) << 5 | hw as u64
+                && key.loss_at_0 == base - ws.next_use as i64 * HOLD_COST as i64
+                && ws.next_use >= here
+                && (ws.next_use == here) == read,
+            "stale register key"
+        );
     }
 
     /// Evicts the value in register `hw` before the instruction, storing it
