@@ -167,6 +167,16 @@ struct RegKey {
     loss_at_0: i64,
 }
 
+/// The [`RegKey`] of value `s`, in its register.
+#[inline(always)]
+fn reg_key(s: &Value) -> RegKey {
+    let base = s.drop_base[!(s.in_slot | s.remat) as usize];
+    RegKey {
+        use_reg: (s.next_use as u64) << 5 | s.reg as u64,
+        loss_at_0: base as i64 - s.next_use as i64 * HOLD_COST as i64,
+    }
+}
+
 /// Functions at least this long take the general path: in shorter ones
 /// every finite next-use distance fits the general scan's 27-bit field of
 /// the victim key, so [`Local::victim`] can order by next use unclamped.
@@ -1427,11 +1437,7 @@ impl Local {
     fn sync_key(&mut self, v: u32) {
         let s = &self.values[v as usize];
         if s.reg != NO_REG {
-            let base = s.drop_base[!(s.in_slot | s.remat) as usize];
-            self.reg_keys[s.class.index() * 32 + s.reg as usize] = RegKey {
-                use_reg: (s.next_use as u64) << 5 | s.reg as u64,
-                loss_at_0: base as i64 - s.next_use as i64 * HOLD_COST as i64,
-            };
+            self.reg_keys[s.class.index() * 32 + s.reg as usize] = reg_key(s);
         }
     }
 
@@ -1959,21 +1965,28 @@ impl Local {
     ) -> Result<(), Decline> {
         for (k, op) in ops.iter().enumerate() {
             let fact = self.facts[st.fb + k];
-            let v = op.vreg.0;
-            if op.kind == OperandKind::Use {
-                if fact.after() == INF_POS {
-                    self.clear_reg(v);
-                }
+            let dies = if op.kind == OperandKind::Use {
+                fact.after() == INF_POS
             } else {
                 self.commit_def(ops, st, op, alloc[k])?;
-                if fact.next == INF_POS {
-                    self.clear_reg(v);
-                }
-            }
-            let s = &mut self.values[v as usize];
+                fact.next == INF_POS
+            };
+            // The value leaves its register if not needed any more, or its
+            // register's key follows its next use: `clear_reg`, then
+            // `sync_key`, through one look-up of the value.
+            let s = &mut self.values[op.vreg.index()];
             s.next_use = fact.next;
             s.drop_base = fact.drop_base;
-            self.sync_key(v);
+            if s.reg != NO_REG {
+                let (c, hw) = (s.class.index(), s.reg);
+                if dies {
+                    s.reg = NO_REG;
+                    self.owner[c * 32 + hw as usize] = NONE;
+                    self.occupied[c] &= !(1 << hw);
+                } else {
+                    self.reg_keys[c * 32 + hw as usize] = reg_key(s);
+                }
+            }
         }
         debug_assert!(!alloc.contains(&Allocation::None), "operand not allocated");
         Ok(())
