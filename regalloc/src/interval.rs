@@ -60,6 +60,7 @@ pub struct Intervals {
 }
 
 /// Weight of one access at a loop depth.
+#[inline]
 pub fn depth_weight(depth: u32) -> u32 {
     1u32 << (3 * depth.min(9))
 }

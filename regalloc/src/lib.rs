@@ -222,12 +222,12 @@ impl Allocator {
         }
         for &(key, e) in &self.scan.raw_edits {
             let d = spill::inst_depth(cfgi, key / 6);
-            touch_edit(&mut self.slots, &e, d);
+            touch_edit(&mut self.slots, &e, interval::depth_weight(d));
         }
         for sp in &out.edge_splits {
             let d = cfgi.loop_depth[sp.from.index()].min(cfgi.loop_depth[sp.to.index()]);
             for e in &sp.edits {
-                touch_edit(&mut self.slots, e, d);
+                touch_edit(&mut self.slots, e, interval::depth_weight(d));
             }
         }
         if !calls && self.slots.any_vreg_touched(nv) {
@@ -290,15 +290,17 @@ impl Allocator {
         if s.stack_touching() != 0 {
             self.slots.reset(nv + 3);
             let d = loc.depth;
-            if s.folded != 0 {
-                for a in &loc.allocs {
-                    if let Allocation::Stack(sl) = a {
-                        self.slots.touch(sl.number(), d);
-                    }
+            // One block: every access weighs the same.
+            let w = interval::depth_weight(d);
+            // The operands in memory are listed (one per folded operand):
+            // no pass over every allocation.
+            for &k in &loc.stack_allocs {
+                if let Allocation::Stack(sl) = loc.allocs[k as usize] {
+                    self.slots.touch_weighted(sl.number(), w);
                 }
             }
             for (_, e) in &loc.edits {
-                touch_edit(&mut self.slots, e, d);
+                touch_edit(&mut self.slots, e, w);
             }
             // Slot sharing needs the hulls: the backward pass's, or those of
             // one block at depth `d` with nothing live at its boundaries.
@@ -314,10 +316,9 @@ impl Allocator {
                 .slots
                 .assign(f, &self.ivs, env.slot_size, &mut out.slots);
         }
-        if s.folded != 0 {
-            for a in loc.allocs.iter_mut() {
-                *a = self.slots.rewrite(*a);
-            }
+        for &k in &loc.stack_allocs {
+            let a = &mut loc.allocs[k as usize];
+            *a = self.slots.rewrite(*a);
         }
         if s.stores + s.reloads != 0 {
             for (_, e) in loc.edits.iter_mut() {
@@ -430,12 +431,14 @@ pub(crate) fn shed_if_large<T>(v: &mut Vec<T>) {
     }
 }
 
+/// Touches the slots an edit moves from or to, with `weight` (see
+/// [`spill::SlotAssigner::touch_weighted`]).
 #[inline(always)]
-fn touch_edit(slots: &mut spill::SlotAssigner, e: &Edit, depth: u32) {
+fn touch_edit(slots: &mut spill::SlotAssigner, e: &Edit, weight: u32) {
     if let Edit::Move { from, to, .. } = e {
         for a in [from, to] {
             if let Allocation::Stack(s) = a {
-                slots.touch(s.number(), depth);
+                slots.touch_weighted(s.number(), weight);
             }
         }
     }

@@ -213,8 +213,9 @@ pub(crate) struct OpFact {
     pub(crate) drop_base: [u16; 2],
     /// The fixed register of the next use, or `0xff`.
     pub(crate) hint: u8,
-    /// The local allocator's [`REDEFINED`] and [`DUP`] (0 in the scan; the
-    /// byte fills what would be padding).
+    /// The local allocator's [`REDEFINED`] and [`DUP`], and its mark of an
+    /// instruction with a fixed operand (0 in the scan; the byte fills what
+    /// would be padding).
     pub(crate) flags: u8,
 }
 

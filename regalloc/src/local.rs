@@ -54,6 +54,10 @@ use crate::output::{Allocation, Edit, OptVReg, ProgPoint, SpillSlot, Stats};
 const MAX_OPS: usize = 8;
 /// No register.
 const NO_REG: u8 = 0xff;
+/// [`OpFact::flags`] of an instruction's first operand: some operand of
+/// the instruction has a fixed register (so that the forward pass looks
+/// for them only there).
+const FIXED_HERE: u8 = 4;
 
 /// A value during the backward pass.
 #[derive(Clone, Copy, Debug)]
@@ -82,7 +86,7 @@ const BACK_NONE: Back = Back {
 struct Value {
     /// Its register (hardware number in its class), or [`NO_REG`].
     reg: u8,
-    class: u8,
+    class: RegClass,
     /// Whether its spill slot holds its current value.
     in_slot: bool,
     remat: bool,
@@ -122,6 +126,10 @@ pub struct Local {
     pub(crate) depth: u32,
     pub(crate) allocs: Vec<Allocation>,
     pub(crate) alloc_off: Vec<u32>,
+    /// The indices in `allocs` of the operands given a stack slot (one per
+    /// folded operand), so that slots are touched and renumbered without a
+    /// pass over every allocation.
+    pub(crate) stack_allocs: Vec<u32>,
     /// Edits with slots numbered by vreg.
     pub(crate) edits: Vec<(ProgPoint, Edit)>,
     pub(crate) stats: Stats,
@@ -147,15 +155,26 @@ struct InstState {
 
 /// What [`Local::victim`] needs of the value in an occupied register,
 /// kept per register (so that choosing a victim reads one small array
-/// rather than each candidate's value): its [`Value::next_use`] and its
-/// eviction loss before the clamp at 0, without the position's part:
-/// evicted at position `p`, it loses `max(0, base - (next_use - p) *
+/// rather than each candidate's value): its [`Value::next_use`] with the
+/// register (`next_use << 5 | hw`, the low bits of the candidate's key)
+/// and its eviction loss before the clamp at 0, without the position's
+/// part: evicted at position `p`, it loses `max(0, base - (next_use - p) *
 /// HOLD_COST)` = `max(0, loss_at_0 + p * HOLD_COST)`, where `base` is the
 /// drop cost base that applies to it (dirty or not).
 #[derive(Clone, Copy, Default)]
 struct RegKey {
-    next_use: u32,
+    use_reg: u64,
     loss_at_0: i64,
+}
+
+/// The [`RegKey`] of value `s`, in its register.
+#[inline(always)]
+fn reg_key(s: &Value) -> RegKey {
+    let base = s.drop_base[!(s.in_slot | s.remat) as usize];
+    RegKey {
+        use_reg: (s.next_use as u64) << 5 | s.reg as u64,
+        loss_at_0: base as i64 - s.next_use as i64 * HOLD_COST as i64,
+    }
 }
 
 /// Functions at least this long take the general path: in shorter ones
@@ -175,20 +194,6 @@ struct Victim {
 
 /// Why the local allocator declines a function (the general path takes it).
 struct Decline;
-
-/// What [`Local::shape`] found.
-struct Shape {
-    /// Per operand, its register (the def's is chosen later).
-    regs: [u8; MAX_OPS],
-    /// The def's operand index, or `usize::MAX`.
-    def: usize,
-    /// The def's allowed registers.
-    def_allowed: u32,
-    /// Per class, the registers of modify operands.
-    modified: [u32; 3],
-    /// Per class, the registers whose value is read here for the last time.
-    dying: [u32; 3],
-}
 
 /// The instruction-level checks: few enough operands, a return or branch
 /// only last, no clobbers (only the first when the client `vouched` for
@@ -237,6 +242,7 @@ fn has_dup(ops: &[Operand]) -> bool {
     match ops {
         [] | [_] => false,
         [a, b] => a.vreg == b.vreg,
+        [a, b, c] => a.vreg == b.vreg || a.vreg == c.vreg || b.vreg == c.vreg,
         _ => (1..ops.len()).any(|k| ops[..k].iter().any(|o| o.vreg == ops[k].vreg)),
     }
 }
@@ -295,15 +301,19 @@ impl RoomyFast<'_> {
             };
             leaving |= u32::from(s.last == i) << k;
             // A value's register is always allocatable: only a subset can
-            // exclude it.
-            let allowed = match op.constraint {
-                Constraint::Reg | Constraint::Any => u32::MAX,
-                Constraint::Subset(m) => m.bits(),
-                Constraint::Fixed(_) => {
-                    fixed |= 1 << k;
-                    continue;
+            // exclude it. (The common constraints first, by one test of the
+            // tag rather than a jump through a table.)
+            let allowed = if matches!(op.constraint, Constraint::Reg | Constraint::Any) {
+                u32::MAX
+            } else {
+                match op.constraint {
+                    Constraint::Subset(m) => m.bits(),
+                    Constraint::Fixed(_) => {
+                        fixed |= 1 << k;
+                        continue;
+                    }
+                    _ => return false,
                 }
-                Constraint::Reuse(_) => return false,
             };
             if op.kind == OperandKind::Def {
                 if def != usize::MAX {
@@ -317,7 +327,7 @@ impl RoomyFast<'_> {
             }
             // (A modify writes the value's register, which its def or the
             // move that put it there wrote already: `written` has it.)
-            out[k] = Allocation::Reg(preg(s.class, s.reg));
+            out[k] = Allocation::Reg(PReg::new(s.class, s.reg));
         }
         if fixed != 0 {
             if dup || fixed != (1u32 << n) - 1 || !self.all_fixed(&ops[..n], &mut out[..n]) {
@@ -354,7 +364,7 @@ impl RoomyFast<'_> {
             else {
                 return false;
             };
-            let c = s.class as usize;
+            let c = s.class.index();
             if p.class.index() != c || p.hw >= 32 || self.allocatable[c] & (1 << p.hw) == 0 {
                 return false;
             }
@@ -393,7 +403,7 @@ impl RoomyFast<'_> {
         let op = ops[def];
         let v = op.vreg.0;
         let s = self.values[v as usize];
-        let c = s.class as usize;
+        let c = s.class.index();
         let mut allowed = match op.constraint {
             Constraint::Subset(m) => m.bits() & self.allocatable[c],
             _ => self.allocatable[c],
@@ -414,13 +424,17 @@ impl RoomyFast<'_> {
                 return None;
             }
             if s.pref < 32 && free & (1 << s.pref) != 0 {
-                log.push(Inst(i), Some(op.vreg), Reason::Hint(preg(s.class, s.pref)));
+                log.push(
+                    Inst(i),
+                    Some(op.vreg),
+                    Reason::Hint(PReg::new(s.class, s.pref)),
+                );
                 s.pref
             } else {
                 pick_free(free, self.callee_saved[c], self.fixed_anywhere[c])
             }
         };
-        let r = preg(s.class, hw);
+        let r = PReg::new(s.class, hw);
         // The register was free (or the value's own), so a value leaving
         // its register here never frees one an operand takes.
         if s.reg != hw {
@@ -441,7 +455,7 @@ impl RoomyFast<'_> {
 fn vacate(values: &mut [Value], owner: &mut [u32], occupied: &mut [u32; 3], v: u32) {
     let s = &mut values[v as usize];
     if s.reg != NO_REG {
-        let (c, hw) = (s.class as usize, s.reg);
+        let (c, hw) = (s.class.index(), s.reg);
         s.reg = NO_REG;
         owner[c * 32 + hw as usize] = NONE;
         occupied[c] &= !(1 << hw);
@@ -496,6 +510,7 @@ impl Local {
         crate::shed_if_large(&mut self.values);
         crate::shed_if_large(&mut self.allocs);
         crate::shed_if_large(&mut self.alloc_off);
+        crate::shed_if_large(&mut self.stack_allocs);
         crate::shed_if_large(&mut self.edits);
     }
 
@@ -527,11 +542,11 @@ impl Local {
         let mut per_class = [0usize; 3];
         self.values.clear();
         for v in 0..nv {
-            let c = f.vreg_class(VReg::new(v)).index();
-            per_class[c] += 1;
+            let class = f.vreg_class(VReg::new(v));
+            per_class[class.index()] += 1;
             self.values.push(Value {
                 reg: NO_REG,
-                class: c as u8,
+                class,
                 in_slot: false,
                 remat: f.is_remat(VReg::new(v)),
                 next_use: INF_POS,
@@ -787,48 +802,6 @@ impl Local {
         Ok(())
     }
 
-    /// The operand scan [`Local::fast_inst`] starts with: no fixed
-    /// register, every use and modify already in an allowed register, at
-    /// most one def (`None` otherwise); with the instruction's first fact
-    /// `fb`, also the registers whose value is read here for the last time.
-    #[inline(always)]
-    fn shape(&self, ops: &[Operand], fb: usize) -> Option<Shape> {
-        let mut sh = Shape {
-            regs: [0; MAX_OPS],
-            def: usize::MAX,
-            def_allowed: 0,
-            modified: [0; 3],
-            dying: [0; 3],
-        };
-        for (k, op) in ops.iter().enumerate() {
-            let s = self.values[op.vreg.index()];
-            let c = s.class as usize;
-            let allowed = match op.constraint {
-                Constraint::Reg | Constraint::Any => self.allocatable[c],
-                Constraint::Subset(m) => m.bits() & self.allocatable[c],
-                _ => return None,
-            };
-            if op.kind == OperandKind::Def {
-                if sh.def != usize::MAX {
-                    return None;
-                }
-                sh.def = k;
-                sh.def_allowed = allowed;
-                continue;
-            }
-            if s.reg == NO_REG || allowed & (1 << s.reg) == 0 {
-                return None;
-            }
-            sh.regs[k] = s.reg;
-            if op.kind == OperandKind::Modify {
-                sh.modified[c] |= 1 << s.reg;
-            } else if self.facts[fb + k].next == INF_POS {
-                sh.dying[c] |= 1 << s.reg;
-            }
-        }
-        Some(sh)
-    }
-
     /// One instruction of a roomy function: fixed uses, other uses, defs,
     /// then values mentioned for the last time leave their registers.
     fn roomy_inst(
@@ -877,7 +850,7 @@ impl Local {
             }
             let v = op.vreg.0;
             let s = self.values[v as usize];
-            let c = s.class as usize;
+            let c = s.class.index();
             if s.reg == NO_REG {
                 return Err(Decline);
             }
@@ -895,19 +868,19 @@ impl Local {
                 self.move_edit(
                     i,
                     v,
-                    Allocation::Reg(preg(s.class, s.reg)),
-                    Allocation::Reg(preg(s.class, r)),
+                    Allocation::Reg(PReg::new(s.class, s.reg)),
+                    Allocation::Reg(PReg::new(s.class, r)),
                 );
                 if pinned[c] & (1 << s.reg) == 0 || op.kind == OperandKind::Modify {
                     self.clear_reg(v);
                     self.set_reg(v, r);
                 }
             }
-            alloc[k] = Allocation::Reg(preg(s.class, r));
+            alloc[k] = Allocation::Reg(PReg::new(s.class, r));
             pinned[c] |= 1 << r;
             if op.kind == OperandKind::Modify {
                 late[c] |= 1 << r;
-                self.written |= 1u128 << preg(s.class, r).index();
+                self.written |= 1u128 << PReg::new(s.class, r).index();
             }
         }
         for (k, op) in ops.iter().enumerate() {
@@ -916,7 +889,7 @@ impl Local {
             }
             let v = op.vreg.0;
             let s = self.values[v as usize];
-            let c = s.class as usize;
+            let c = s.class.index();
             let r = if let Constraint::Fixed(p) = op.constraint {
                 let w = self.owner[p.index()];
                 if w != NONE && w != v {
@@ -933,14 +906,14 @@ impl Local {
                         return Err(Decline);
                     }
                     if s.pref < 32 && free & (1 << s.pref) != 0 {
-                        log.push(i, Some(op.vreg), Reason::Hint(preg(s.class, s.pref)));
+                        log.push(i, Some(op.vreg), Reason::Hint(PReg::new(s.class, s.pref)));
                         s.pref
                     } else {
                         self.pick_free(c, free)
                     }
                 }
             };
-            alloc[k] = Allocation::Reg(preg(s.class, r));
+            alloc[k] = Allocation::Reg(PReg::new(s.class, r));
             late[c] |= 1 << r;
         }
         for (k, op) in ops.iter().enumerate() {
@@ -1083,6 +1056,7 @@ impl Local {
             }
             if fixed {
                 self.check_fixed(f, i, ops, dup)?;
+                self.facts[fb].flags |= FIXED_HERE;
             }
         }
         // A value read before it is written: the general path reports it.
@@ -1125,7 +1099,7 @@ impl Local {
         if v >= nv {
             return Err(Decline);
         }
-        let c = self.values[v].class as usize;
+        let c = self.values[v].class.index();
         let regs = self.allocatable[c];
         let supported = match op.kind {
             OperandKind::Def => op.pos == OperandPos::Late,
@@ -1265,10 +1239,7 @@ impl Local {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
             top -= ops.len();
-            if self.fast_inst(f, i, ops, top, log) {
-                self.alloc_off.push(self.allocs.len() as u32);
-                continue;
-            }
+            let flags = ops.first().map_or(0, |_| self.facts[top].flags);
             let mut st = InstState {
                 i,
                 pos: 2 * i.0,
@@ -1277,17 +1248,22 @@ impl Local {
                 late: [0; 3],
                 fixed: [0; 3],
                 stack_used: false,
-                dup: ops
-                    .first()
-                    .is_some_and(|_| self.facts[top].flags & DUP != 0),
+                dup: flags & DUP != 0,
             };
-            for op in ops {
-                if let Constraint::Fixed(p) = op.constraint {
-                    st.fixed[p.class.index()] |= 1 << p.hw;
+            if flags & FIXED_HERE != 0 {
+                for op in ops {
+                    if let Constraint::Fixed(p) = op.constraint {
+                        st.fixed[p.class.index()] |= 1 << p.hw;
+                    }
                 }
             }
             let mut alloc = [Allocation::None; MAX_OPS];
             self.alloc_inst(f, ops, &mut st, &mut alloc[..ops.len()], log)?;
+            if st.stack_used {
+                let k = alloc.iter().position(|a| matches!(a, Allocation::Stack(_)));
+                let k = self.allocs.len() + k.unwrap_or(0);
+                self.stack_allocs.push(k as u32);
+            }
             // The whole array (a fixed-size copy, inlined) and then the
             // tail cut off: `alloc[..ops.len()]` would call `memcpy`.
             let kept = self.allocs.len() + ops.len();
@@ -1296,107 +1272,6 @@ impl Local {
             self.alloc_off.push(self.allocs.len() as u32);
         }
         Ok(())
-    }
-
-    /// The common case in one pass: no fixed registers, no vreg named
-    /// twice, every use already in an allowed register, at most one def,
-    /// which gets a free register or one whose value dies here. Makes the
-    /// choices the general steps would; returns false (having changed
-    /// nothing) to take them.
-    fn fast_inst<F: Function>(
-        &mut self,
-        f: &F,
-        i: Inst,
-        ops: &[Operand],
-        fb: usize,
-        log: &mut DecisionLog,
-    ) -> bool {
-        if !ops.is_empty() && self.facts[fb].flags & DUP != 0 {
-            return false;
-        }
-        let Some(Shape {
-            mut regs,
-            def,
-            def_allowed: allowed,
-            modified,
-            dying,
-        }) = self.shape(ops, fb)
-        else {
-            return false;
-        };
-        let facts = &self.facts[fb..fb + ops.len()];
-        if def != usize::MAX {
-            let op = ops[def];
-            let v = op.vreg.0;
-            let s = self.values[v as usize];
-            let c = s.class as usize;
-            let dying = dying[c] & !modified[c];
-            let free = allowed & !modified[c] & (!self.occupied[c] | dying);
-            if free == 0 {
-                return false;
-            }
-            let mut hint = facts[def].hint;
-            if let Some((_, src)) = f.is_move(i).filter(|m| m.0.0 == v) {
-                let sr = self.values.get(src.index()).map_or(NO_REG, |x| x.reg);
-                if sr != NO_REG && dying & (1 << sr) != 0 {
-                    hint = sr;
-                }
-            }
-            let hw = if hint < 32 && free & (1 << hint) != 0 {
-                log.push(i, Some(op.vreg), Reason::Hint(preg(s.class, hint)));
-                hint
-            } else if free & dying != 0 {
-                lowest(free & dying)
-            } else {
-                self.pick_free(c, free)
-            };
-            regs[def] = hw;
-        }
-        // Commit: values read for the last time leave their registers,
-        // modified values lose their slot copy, the def takes its register.
-        for (k, op) in ops.iter().enumerate() {
-            let v = op.vreg.0;
-            let fact = self.facts[fb + k];
-            let class = self.values[v as usize].class;
-            let r = preg(class, regs[k]);
-            self.allocs.push(Allocation::Reg(r));
-            match op.kind {
-                OperandKind::Use => {
-                    if fact.next == INF_POS {
-                        self.clear_reg(v);
-                    }
-                }
-                OperandKind::Modify => {
-                    self.written |= 1u128 << r.index();
-                    self.values[v as usize].in_slot = false;
-                    if fact.next == INF_POS {
-                        self.clear_reg(v);
-                    }
-                }
-                OperandKind::Def => {}
-            }
-            let s = &mut self.values[v as usize];
-            s.next_use = fact.next;
-            s.drop_base = fact.drop_base;
-            self.sync_key(v);
-        }
-        if def != usize::MAX {
-            let v = ops[def].vreg.0;
-            let hw = regs[def];
-            let c = self.values[v as usize].class;
-            self.written |= 1u128 << preg(c, hw).index();
-            self.clear_reg(v);
-            self.values[v as usize].in_slot = false;
-            if self.facts[fb + def].next != INF_POS {
-                // Whatever was in the register died here.
-                let w = self.owner[c as usize * 32 + hw as usize];
-                if w != NONE {
-                    self.clear_reg(w);
-                }
-                self.set_reg(v, hw);
-            }
-        }
-        true
     }
 
     /// Empties the register file and the output buffers.
@@ -1408,6 +1283,7 @@ impl Local {
         self.allocs.clear();
         self.alloc_off.clear();
         self.alloc_off.push(0);
+        self.stack_allocs.clear();
         self.edits.clear();
         self.stats = Stats::default();
         self.written = 0;
@@ -1459,10 +1335,10 @@ impl Local {
                 continue;
             }
             let s = self.values[op.vreg.index()];
-            let c = s.class as usize;
+            let c = s.class.index();
             let allowed = self.allowed(c, op.constraint) & !st.fixed[c];
             if s.reg != NO_REG && allowed & (1 << s.reg) != 0 {
-                alloc[k] = Allocation::Reg(preg(s.class, s.reg));
+                alloc[k] = Allocation::Reg(PReg::new(s.class, s.reg));
                 st.pinned[c] |= 1 << s.reg;
                 if op.kind == OperandKind::Modify {
                     st.late[c] |= 1 << s.reg;
@@ -1508,7 +1384,12 @@ impl Local {
         self.commit(ops, st, alloc)
     }
 
+    #[inline(always)]
     fn allowed(&self, c: usize, con: Constraint) -> u32 {
+        // The common constraints by one test of the tag.
+        if matches!(con, Constraint::Reg | Constraint::Any) {
+            return self.allocatable[c];
+        }
         match con {
             Constraint::Subset(m) => m.bits() & self.allocatable[c],
             Constraint::Fixed(p) => 1 << p.hw,
@@ -1536,11 +1417,18 @@ impl Local {
 
     #[inline(always)]
     fn set_reg(&mut self, v: u32, hw: u8) {
-        let c = self.values[v as usize].class as usize;
+        self.place(v, hw);
+        self.sync_key(v);
+    }
+
+    /// [`Local::set_reg`] without the register's key, for a caller that
+    /// refreshes it before any victim is chosen.
+    #[inline(always)]
+    fn place(&mut self, v: u32, hw: u8) {
+        let c = self.values[v as usize].class.index();
         self.owner[c * 32 + hw as usize] = v;
         self.occupied[c] |= 1 << hw;
         self.values[v as usize].reg = hw;
-        self.sync_key(v);
     }
 
     /// Refreshes the [`RegKey`] of `v`'s register, if it has one (after
@@ -1549,11 +1437,7 @@ impl Local {
     fn sync_key(&mut self, v: u32) {
         let s = &self.values[v as usize];
         if s.reg != NO_REG {
-            let base = s.drop_base[!(s.in_slot | s.remat) as usize];
-            self.reg_keys[s.class as usize * 32 + s.reg as usize] = RegKey {
-                next_use: s.next_use,
-                loss_at_0: base as i64 - s.next_use as i64 * HOLD_COST as i64,
-            };
+            self.reg_keys[s.class.index() * 32 + s.reg as usize] = reg_key(s);
         }
     }
 
@@ -1570,7 +1454,7 @@ impl Local {
 
     #[inline(always)]
     fn move_edit(&mut self, i: Inst, v: u32, from: Allocation, to: Allocation) {
-        let class = RegClass::ALL[self.values[v as usize].class as usize % 3];
+        let class = self.values[v as usize].class;
         self.edit(
             i,
             Edit::Move {
@@ -1589,7 +1473,7 @@ impl Local {
         self.move_edit(
             i,
             v,
-            Allocation::Reg(preg(c, hw)),
+            Allocation::Reg(PReg::new(c, hw)),
             Allocation::Stack(SpillSlot::new(v)),
         );
         self.values[v as usize].in_slot = true;
@@ -1607,7 +1491,7 @@ impl Local {
         log: &mut DecisionLog,
     ) -> Result<(), Decline> {
         let s = self.values[v as usize];
-        let to = preg(s.class, hw);
+        let to = PReg::new(s.class, hw);
         if s.reg == hw {
             return Ok(());
         }
@@ -1615,7 +1499,7 @@ impl Local {
             self.move_edit(
                 st.i,
                 v,
-                Allocation::Reg(preg(s.class, s.reg)),
+                Allocation::Reg(PReg::new(s.class, s.reg)),
                 Allocation::Reg(to),
             );
             self.clear_reg(v);
@@ -1690,8 +1574,8 @@ impl Local {
         // loss, the next use (ordered as the general scan's clamped
         // distance: see [`MAX_LOCAL_INSTS`]), the register.
         const LOSS_CAP: u64 = (1 << 27) - 1;
-        let mut m = cand & self.occupied[c];
-        if m == 0 {
+        let occupied = cand & self.occupied[c];
+        if occupied == 0 {
             return None;
         }
         let keys: &[RegKey; 32] = self.reg_keys[c * 32..c * 32 + 32]
@@ -1699,52 +1583,75 @@ impl Local {
             .expect("32 registers per class");
         let here = st.pos;
         let held = here as i64 * HOLD_COST as i64;
+        // The registers of the values read here (whose next use is here):
+        // found from the operands, so that the other candidates are
+        // weighed without a test each.
+        let mut read_here = 0u32;
+        for o in ops {
+            let s = &self.values[o.vreg.index()];
+            if o.is_use() && s.reg != NO_REG && s.class.index() == c {
+                read_here |= 1 << s.reg;
+            }
+        }
         let mut best = 0u64;
-        // The farthest next use (its distance is the farthest distance).
-        let mut farthest = 0u32;
+        // The farthest next use with its register (its distance is the
+        // farthest distance).
+        let mut farthest = 0u64;
+        let mut m = occupied & !read_here;
         while m != 0 {
             let hw = m.trailing_zeros();
             m &= m - 1;
             let key = keys[hw as usize & 31];
             #[cfg(debug_assertions)]
-            {
-                let ws = &self.values[self.owner[c * 32 + hw as usize] as usize];
-                let base = ws.drop_base[!(ws.in_slot | ws.remat) as usize] as i64;
-                debug_assert!(
-                    key.next_use == ws.next_use
-                        && key.loss_at_0 == base - ws.next_use as i64 * HOLD_COST as i64
-                        && ws.next_use >= here,
-                    "stale register key"
-                );
-            }
-            let (n, loss) = if key.next_use == here {
-                // A value read here: what follows counts, and one stack
-                // access more (evicted here it tends to come straight back).
-                let w = self.owner[c * 32 + hw as usize];
-                let ws = &self.values[w as usize];
-                let base = ops
-                    .iter()
-                    .position(|o| o.vreg.0 == w)
-                    .map_or(ws.drop_base, |k| self.facts[st.fb + k].drop_base);
-                let base = base[!(ws.in_slot | ws.remat) as usize] as u64;
-                let n = self.next_after(w, ops, st);
-                let dist = n.saturating_sub(here) as u64;
-                (
-                    n,
-                    base.saturating_sub(dist * HOLD_COST as u64) + MISS_COST as u64,
-                )
-            } else {
-                (key.next_use, (key.loss_at_0 + held).max(0) as u64)
-            };
-            farthest = farthest.max(n);
-            let key = (LOSS_CAP - loss) << 37 | (n as u64) << 5 | hw as u64;
-            best = best.max(key);
+            self.debug_check_key(c, hw as u8, here, false);
+            let loss = (key.loss_at_0 + held).max(0) as u64;
+            farthest = farthest.max(key.use_reg);
+            best = best.max((LOSS_CAP - loss) << 37 | key.use_reg);
+        }
+        let mut m = occupied & read_here;
+        while m != 0 {
+            let hw = m.trailing_zeros();
+            m &= m - 1;
+            #[cfg(debug_assertions)]
+            self.debug_check_key(c, hw as u8, here, true);
+            // A value read here: what follows counts, and one stack access
+            // more (evicted here it tends to come straight back).
+            let w = self.owner[c * 32 + hw as usize];
+            let ws = &self.values[w as usize];
+            let base = ops
+                .iter()
+                .position(|o| o.vreg.0 == w)
+                .map_or(ws.drop_base, |k| self.facts[st.fb + k].drop_base);
+            let base = base[!(ws.in_slot | ws.remat) as usize] as u64;
+            let n = self.next_after(w, ops, st);
+            let dist = n.saturating_sub(here) as u64;
+            let loss = base.saturating_sub(dist * HOLD_COST as u64) + MISS_COST as u64;
+            let use_reg = (n as u64) << 5 | hw as u64;
+            farthest = farthest.max(use_reg);
+            best = best.max((LOSS_CAP - loss) << 37 | use_reg);
         }
         Some(Victim {
             hw: (best & 31) as u8,
-            far: farthest.saturating_sub(here),
+            far: ((farthest >> 5) as u32).saturating_sub(here),
             loss: (LOSS_CAP - (best >> 37)) as u32,
         })
+    }
+
+    /// Debug builds: the key of occupied register `hw` of class `c` is
+    /// current, and its value is read at position `here` exactly when
+    /// [`Local::victim`] found it among the operands read here (`read`).
+    #[cfg(debug_assertions)]
+    fn debug_check_key(&self, c: usize, hw: u8, here: u32, read: bool) {
+        let key = self.reg_keys[c * 32 + hw as usize];
+        let ws = &self.values[self.owner[c * 32 + hw as usize] as usize];
+        let base = ws.drop_base[!(ws.in_slot | ws.remat) as usize] as i64;
+        debug_assert!(
+            key.use_reg == (ws.next_use as u64) << 5 | hw as u64
+                && key.loss_at_0 == base - ws.next_use as i64 * HOLD_COST as i64
+                && ws.next_use >= here
+                && (ws.next_use == here) == read,
+            "stale register key"
+        );
     }
 
     /// Evicts the value in register `hw` before the instruction, storing it
@@ -1801,13 +1708,13 @@ impl Local {
         let op = ops[k];
         let v = op.vreg.0;
         let s = self.values[v as usize];
-        let c = s.class as usize;
+        let c = s.class.index();
         let write = op.kind == OperandKind::Modify;
         let allowed = self.allowed(c, op.constraint);
         let avoid = st.fixed[c] | st.pinned[c] | if write { st.late[c] } else { 0 };
         // Another operand of the same value may have loaded it meanwhile.
         if s.reg != NO_REG && allowed & !st.fixed[c] & (1 << s.reg) != 0 {
-            alloc[k] = Allocation::Reg(preg(s.class, s.reg));
+            alloc[k] = Allocation::Reg(PReg::new(s.class, s.reg));
             st.pinned[c] |= 1 << s.reg;
             return Ok(());
         }
@@ -1857,13 +1764,13 @@ impl Local {
             self.move_edit(
                 st.i,
                 v,
-                Allocation::Reg(preg(s.class, s.reg)),
-                Allocation::Reg(preg(s.class, hw)),
+                Allocation::Reg(PReg::new(s.class, s.reg)),
+                Allocation::Reg(PReg::new(s.class, hw)),
             );
         } else {
             self.load(st, v, hw, log)?;
         }
-        alloc[k] = Allocation::Reg(preg(s.class, hw));
+        alloc[k] = Allocation::Reg(PReg::new(s.class, hw));
         st.pinned[c] |= 1 << hw;
         if write {
             st.late[c] |= 1 << hw;
@@ -1887,7 +1794,7 @@ impl Local {
         let op = ops[k];
         let v = op.vreg.0;
         let s = self.values[v as usize];
-        let c = s.class as usize;
+        let c = s.class.index();
         let fact = self.facts[st.fb + k];
         if let Constraint::Fixed(p) = op.constraint {
             let w = self.owner[p.index()];
@@ -1926,7 +1833,7 @@ impl Local {
         }
         let hw = if free != 0 {
             if hint < 32 && free & (1 << hint) != 0 {
-                log.push(st.i, Some(op.vreg), Reason::Hint(preg(s.class, hint)));
+                log.push(st.i, Some(op.vreg), Reason::Hint(PReg::new(s.class, hint)));
                 hint
             } else if free & dying != 0 {
                 lowest(free & dying)
@@ -1948,7 +1855,7 @@ impl Local {
             self.evict(ops, st, c, vic.hw, log);
             vic.hw
         };
-        alloc[k] = Allocation::Reg(preg(s.class, hw));
+        alloc[k] = Allocation::Reg(PReg::new(s.class, hw));
         st.late[c] |= 1 << hw;
         Ok(())
     }
@@ -1962,6 +1869,9 @@ impl Local {
         st: &InstState,
         alloc: &[Allocation],
     ) -> Result<(), Decline> {
+        if !st.dup {
+            return self.commit_distinct(ops, st, alloc);
+        }
         // Read-only operands: their value leaves its register if read
         // here for the last time, and its next use advances. (The defs'
         // steps below look at operands' facts, not at these.)
@@ -1979,31 +1889,8 @@ impl Local {
             }
         }
         for (k, op) in ops.iter().enumerate() {
-            if !op.is_def() {
-                continue;
-            }
-            let v = op.vreg.0;
-            match alloc[k] {
-                Allocation::Reg(r) => {
-                    self.written |= 1u128 << r.index();
-                    if op.kind == OperandKind::Def || self.values[v as usize].reg != r.hw {
-                        let w = self.owner[r.index()];
-                        if w != NONE && w != v {
-                            if self.survives(w, ops, st) {
-                                return Err(Decline);
-                            }
-                            self.clear_reg(w);
-                        }
-                        self.clear_reg(v);
-                        self.set_reg(v, r.hw);
-                    }
-                    self.values[v as usize].in_slot = false;
-                }
-                Allocation::Stack(_) => {
-                    self.clear_reg(v);
-                    self.values[v as usize].in_slot = true;
-                }
-                Allocation::None => return Err(Decline),
+            if op.is_def() {
+                self.commit_def(ops, st, op, alloc[k])?;
             }
         }
         for (k, op) in ops.iter().enumerate() {
@@ -2019,9 +1906,89 @@ impl Local {
             s.drop_base = fact.drop_base;
             self.sync_key(op.vreg.0);
         }
-        if alloc.contains(&Allocation::None) {
-            return Err(Decline);
+        // Every operand has its place: each step above gives one or
+        // declines.
+        debug_assert!(!alloc.contains(&Allocation::None), "operand not allocated");
+        Ok(())
+    }
+
+    /// The step of [`Local::commit`] for def operand `op` allocated to `a`:
+    /// its value takes the register (which a value still needed must not
+    /// hold) or its slot. The register's key is left to the caller, which
+    /// refreshes it with the value's next use.
+    #[inline(always)]
+    fn commit_def(
+        &mut self,
+        ops: &[Operand],
+        st: &InstState,
+        op: &Operand,
+        a: Allocation,
+    ) -> Result<(), Decline> {
+        let v = op.vreg.0;
+        match a {
+            Allocation::Reg(r) => {
+                self.written |= 1u128 << r.index();
+                if op.kind == OperandKind::Def || self.values[v as usize].reg != r.hw {
+                    let w = self.owner[r.index()];
+                    if w != NONE && w != v {
+                        if self.survives(w, ops, st) {
+                            return Err(Decline);
+                        }
+                        self.clear_reg(w);
+                    }
+                    self.clear_reg(v);
+                    self.place(v, r.hw);
+                }
+                self.values[v as usize].in_slot = false;
+            }
+            Allocation::Stack(_) => {
+                self.clear_reg(v);
+                self.values[v as usize].in_slot = true;
+            }
+            Allocation::None => return Err(Decline),
         }
+        Ok(())
+    }
+
+    /// [`Local::commit`] of an instruction that names each vreg once, in
+    /// one pass: each operand's steps touch only its own value, and what a
+    /// def looks at of another operand (whether a value in its register
+    /// survives) comes from the facts, so the order of the operands does
+    /// not matter (a use read for the last time that a def's register
+    /// displaced is out of its register either way).
+    #[inline(always)]
+    fn commit_distinct(
+        &mut self,
+        ops: &[Operand],
+        st: &InstState,
+        alloc: &[Allocation],
+    ) -> Result<(), Decline> {
+        for (k, op) in ops.iter().enumerate() {
+            let fact = self.facts[st.fb + k];
+            let dies = if op.kind == OperandKind::Use {
+                fact.after() == INF_POS
+            } else {
+                self.commit_def(ops, st, op, alloc[k])?;
+                fact.next == INF_POS
+            };
+            // The value leaves its register if not needed any more, or its
+            // register's key follows its next use: `clear_reg`, then
+            // `sync_key`, through one look-up of the value.
+            let s = &mut self.values[op.vreg.index()];
+            s.next_use = fact.next;
+            s.drop_base = fact.drop_base;
+            if s.reg != NO_REG {
+                let (c, hw) = (s.class.index(), s.reg);
+                if dies {
+                    s.reg = NO_REG;
+                    self.owner[c * 32 + hw as usize] = NONE;
+                    self.occupied[c] &= !(1 << hw);
+                } else {
+                    self.reg_keys[c * 32 + hw as usize] = reg_key(s);
+                }
+            }
+        }
+        debug_assert!(!alloc.contains(&Allocation::None), "operand not allocated");
         Ok(())
     }
 }

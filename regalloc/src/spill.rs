@@ -32,11 +32,19 @@ impl SlotAssigner {
     /// Records an access to virtual slot `id` at loop depth `depth`.
     #[inline(always)]
     pub fn touch(&mut self, id: u32, depth: u32) {
+        self.touch_weighted(id, depth_weight(depth));
+    }
+
+    /// [`SlotAssigner::touch`] with the depth's weight already computed
+    /// (`depth_weight(depth)`): for callers that touch many slots at one
+    /// depth.
+    #[inline(always)]
+    pub fn touch_weighted(&mut self, id: u32, weight: u32) {
         let id = id as usize;
         if id >= self.weight.len() {
             self.weight.resize(id + 1, 0);
         }
-        self.weight[id] = self.weight[id].saturating_add(depth_weight(depth) as u64) | 1 << 63;
+        self.weight[id] = self.weight[id].saturating_add(weight as u64) | 1 << 63;
     }
 
     /// Whether any of the ids below `nv` (the vregs' own slots) was touched.
