@@ -282,3 +282,49 @@ fn a_code_holder_made_after_a_drop_starts_empty() -> Result<(), Error> {
     assert_eq!(f(), 42);
     Ok(())
 }
+
+#[test]
+fn an_assembler_whose_section_was_reset_away_goes_on_in_text() -> Result<(), Error> {
+    for arch in [Arch::X64, Arch::X86] {
+        let mut code = CodeHolder::new(arch);
+        let data = code.add_section(".data", SectionKind::Data, 8)?;
+        let mut a = Assembler::new(&mut code);
+        a.switch_section(data)?;
+        a.embed_int(7, 4)?;
+        // The reset removes `.data`: every later step lands in `.text`.
+        a.code_mut().reset();
+        assert_eq!(a.current_section(), CodeHolder::TEXT);
+        assert_eq!(a.offset(), 0);
+        let label = a.new_label();
+        // Binding first names the missing section; the next instruction
+        // moves the assembler to `.text`, where binding works.
+        let error = a.bind(label).unwrap_err();
+        assert!(error.to_string().contains("no section 1"), "{error}");
+        a.nop()?;
+        a.bind(label)?;
+        a.align(4)?;
+        a.embed(&[0xcc]);
+        a.jmp(label)?;
+        a.ret()?;
+        assert_eq!(a.code().sections().len(), 1);
+        let text = code.finalize()?;
+        // nop, 3 bytes of padding, int3, jmp back to 1 (short), ret.
+        assert_eq!(text[0], 0x90);
+        assert_eq!(text.len(), 4 + 1 + 2 + 1);
+        assert_eq!(&text[5..], &[0xeb, 0xfa, 0xc3]);
+    }
+    Ok(())
+}
+
+#[test]
+fn binding_in_a_section_the_holder_lacks_is_an_error() -> Result<(), Error> {
+    let mut other = CodeHolder::new(Arch::X64);
+    let foreign = other.add_section(".data", SectionKind::Data, 8)?;
+    let mut code = CodeHolder::new(Arch::X64);
+    let label = code.new_label();
+    let error = code.bind(label, foreign).unwrap_err();
+    assert!(error.to_string().contains("no section 1"), "{error}");
+    // Nothing was bound: the label still binds in `.text`.
+    code.bind(label, CodeHolder::TEXT)?;
+    Ok(())
+}

@@ -458,7 +458,12 @@ impl CodeHolder {
     /// error, and then nothing is changed.
     #[inline]
     pub fn bind(&mut self, label: Label, section: SectionId) -> Result<()> {
-        let target = self.sections[section.0 as usize].data.len() as u32;
+        // A section id from another holder, or from before a `reset`, is an
+        // error, not an index out of bounds.
+        let Some(bound_section) = self.sections.get(section.0 as usize) else {
+            return no_such_section(section);
+        };
+        let target = bound_section.data.len() as u32;
         if let Some(entry) = self.labels.get_mut(label.0 as usize)
             && entry.offset == UNBOUND
             && entry.link == NO_FIXUP
@@ -873,4 +878,15 @@ fn write_value(buf: &mut [u8], at: usize, kind: FixupKind, value: i64) {
         }
         FixupKind::Abs64 => buf[at..at + 8].copy_from_slice(&value.to_le_bytes()),
     }
+}
+
+/// The error for a section id this code holder does not have. Out of line
+/// and returning the whole result, so that the test on every bind costs a
+/// compare and a tail call, and binding stays small enough to inline.
+#[cold]
+#[inline(never)]
+fn no_such_section(section: SectionId) -> Result<()> {
+    Err(Error::InvalidArgument {
+        message: format!("no section {} in this code holder", section.0),
+    })
 }

@@ -97,7 +97,13 @@ impl<'a> Assembler<'a> {
         self.code
     }
 
-    /// The code holder, mutably (to add sections or labels).
+    /// The code holder, mutably (to add sections or labels). If the
+    /// caller resets it, and the assembler's section went with the reset
+    /// (a reset keeps only `.text`), the assembler's next instruction,
+    /// data or alignment goes to the end of `.text`, as a new assembler's
+    /// would. Binding a label before that fails with an error that names
+    /// the missing section (binding stays a few instructions, which the
+    /// fast path inlines).
     pub fn code_mut(&mut self) -> &mut CodeHolder {
         // The caller may change the section table: `buffer` is looked up
         // again before the next instruction.
@@ -121,12 +127,28 @@ impl<'a> Assembler<'a> {
 
     /// The current section.
     pub fn current_section(&self) -> SectionId {
-        self.section
+        if self.code.has_section(self.section) {
+            self.section
+        } else {
+            CodeHolder::TEXT
+        }
     }
 
     /// The current offset in the current section.
     pub fn offset(&self) -> usize {
-        self.code.sections()[self.section.0 as usize].data.len()
+        self.code.sections()[self.current_section().0 as usize]
+            .data
+            .len()
+    }
+
+    /// Goes back to `.text` if the current section is gone: only a reset
+    /// of the code holder through [`Assembler::code_mut`] removes sections,
+    /// and that marks the buffer `stale`, so the common case tests one flag.
+    #[inline]
+    fn follow_reset(&mut self) {
+        if self.stale && !self.code.has_section(self.section) {
+            self.section = CodeHolder::TEXT;
+        }
     }
 
     /// A new anonymous label.
@@ -272,6 +294,7 @@ impl<'a> Assembler<'a> {
     /// Looks the current section's buffer and length up again; whether
     /// the section exists (then `buffer` and `at` are no longer `stale`).
     fn refresh_buffer(&mut self) -> bool {
+        self.follow_reset();
         let Some(buffer) = self.code.buffer_ptr(self.section) else {
             return false;
         };
@@ -332,6 +355,7 @@ impl<'a> Assembler<'a> {
         operands: &[Operand],
         options: InstOptions,
     ) -> Result<()> {
+        self.follow_reset();
         let offset = self.offset();
         let encoded = {
             let site = Site {
@@ -398,6 +422,7 @@ impl<'a> Assembler<'a> {
                 message: format!("alignment {alignment} is not a power of two up to 4096"),
             });
         }
+        self.follow_reset();
         let offset = self.offset();
         let padding = offset.next_multiple_of(alignment) - offset;
         let is_code = self.code.sections()[self.section.0 as usize].kind() == SectionKind::Text;
@@ -415,6 +440,7 @@ impl<'a> Assembler<'a> {
 
     /// Embeds raw bytes.
     pub fn embed(&mut self, bytes: &[u8]) {
+        self.follow_reset();
         let offset = self.offset();
         self.code.buffer_mut(self.section).extend_from_slice(bytes);
         // The buffer grew behind the fast path's back (see `at`).
@@ -444,6 +470,7 @@ impl<'a> Assembler<'a> {
             crate::code::Arch::X64 => (FixupKind::Abs64, 8),
             crate::code::Arch::X86 => (FixupKind::Abs32, 4),
         };
+        self.follow_reset();
         let offset = self.offset();
         self.code.buffer_mut(self.section).resize(offset + size, 0);
         // The buffer grew behind the fast path's back (see `at`).
