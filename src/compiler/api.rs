@@ -72,17 +72,37 @@ struct Recorded {
     wide_phys: bool,
 }
 
-/// The function being built.
+/// The function being built (small: its tables are in the workspace,
+/// [`FuncTables`], so that starting and ending a function moves a few
+/// words, not the tables).
 struct FuncState {
     /// Boxed: it moves between the workspace, this state and the
     /// compilation once per function, a pointer rather than its fields.
     f: Box<IrFunction>,
     entry: Label,
-    /// The argument register of each value of the parameters (inline for
-    /// up to six): one per parameter, two (low, high) for an `I64` in
-    /// 32-bit mode ([`jitforge_ir::abi::arg_operand_types`]).
-    args: SmallVec<[Option<IrOperand>; 6]>,
     entered: bool,
+    /// Whether rbp is kept as a frame pointer (asked for; it also is when
+    /// stack memory is aligned to more than 16 bytes).
+    frame_pointer: bool,
+    /// Whether an operand names a physical ymm or zmm register: set where
+    /// they become IR registers (the [`ir_reg`] function), so that a
+    /// function without one and without vector vregs is not searched for
+    /// one ([`OperandSummary::of`]).
+    wide_phys: std::cell::Cell<bool>,
+}
+
+/// The tables of the function being built, kept in the [`Workspace`]
+/// (emptied by [`Compiler::add_func`], their buffers reused).
+#[derive(Default)]
+struct FuncTables {
+    /// The argument register of each value of the parameters: one per
+    /// parameter, two (low, high) for an `I64` in 32-bit mode
+    /// ([`jitforge_ir::abi::arg_operand_types`]).
+    args: Vec<Option<IrOperand>>,
+    /// Scratch for the operands of the entry and return instructions
+    /// ([`Compiler::enter_first`], [`Compiler::ret`]): a list returned by
+    /// value would be copied once more.
+    operands: Vec<IrOperand>,
     /// Code label id -> IR label.
     labels: IdMap<IrLabel>,
     /// IR label index -> code label.
@@ -93,14 +113,19 @@ struct FuncState {
     stack_labels: IdMap<jitforge_ir::StackSlot>,
     /// Labels that stand for tables of label addresses of this function.
     table_labels: IdMap<jitforge_ir::JumpTable>,
-    /// Whether rbp is kept as a frame pointer (asked for; it also is when
-    /// stack memory is aligned to more than 16 bytes).
-    frame_pointer: bool,
-    /// Whether an operand names a physical ymm or zmm register: set where
-    /// they become IR registers (the [`ir_reg`] function), so that a
-    /// function without one and without vector vregs is not searched for
-    /// one ([`OperandSummary::of`]).
-    wide_phys: std::cell::Cell<bool>,
+}
+
+impl FuncTables {
+    /// Empties the tables for a function of `params` argument values.
+    fn reset(&mut self, params: usize) {
+        self.args.clear();
+        self.args.resize(params, None);
+        self.labels.clear();
+        self.code_labels.clear();
+        self.constants.clear();
+        self.stack_labels.clear();
+        self.table_labels.clear();
+    }
 }
 
 /// Compiles functions written on virtual registers into a [`CodeHolder`].
@@ -296,6 +321,7 @@ impl<'a> Compiler<'a> {
             ws.planned.clear();
             ws.mode64 = mode64;
         }
+        ws.tables.reset(params);
         let spare_function = ws.function.take();
         let entry = self.function_label(name);
         // The signature goes to `signatures` when the function is compiled
@@ -309,13 +335,7 @@ impl<'a> Compiler<'a> {
                 None => Box::new(IrFunction::new(name, signature)),
             },
             entry,
-            args: smallvec::smallvec![None; params],
             entered: false,
-            labels: IdMap::default(),
-            code_labels: Vec::new(),
-            constants: Vec::new(),
-            stack_labels: IdMap::default(),
-            table_labels: IdMap::default(),
             frame_pointer: false,
             wide_phys: std::cell::Cell::new(false),
         });
@@ -466,8 +486,9 @@ impl<'a> Compiler<'a> {
         }
         // The values before this parameter's: two per earlier split one.
         let position = index + sig.params[..index].iter().filter(|&&t| split(t)).count();
+        let args = &mut self.ws.get().tables.args;
         for (k, &reg) in regs.iter().enumerate() {
-            st.args[position + k] = Some(IrOperand::Reg(ir_reg(&st.f, base, reg, &st.wide_phys)?));
+            args[position + k] = Some(IrOperand::Reg(ir_reg(&st.f, base, reg, &st.wide_phys)?));
         }
         Ok(())
     }
@@ -494,8 +515,13 @@ impl<'a> Compiler<'a> {
         st.entered = true;
         // `refresh_ready`, while the state is borrowed.
         self.ready = nothing_pending;
+        let FuncTables {
+            args: bound,
+            operands: args,
+            ..
+        } = &mut self.ws.get().tables;
         // The type of each argument value, for those left unbound.
-        let types: SmallVec<[jitforge_ir::ValType; 8]> = if st.args.iter().any(Option::is_none) {
+        let types: SmallVec<[jitforge_ir::ValType; 8]> = if bound.iter().any(Option::is_none) {
             match self.convs.call_conv(st.f.sig.conv) {
                 Some(conv) => jitforge_ir::abi::arg_operand_types(conv, &st.f.sig.params),
                 None => st.f.sig.params.iter().copied().collect(),
@@ -503,8 +529,8 @@ impl<'a> Compiler<'a> {
         } else {
             SmallVec::new()
         };
-        let mut args: SmallVec<[IrOperand; 6]> = SmallVec::with_capacity(st.args.len());
-        for (i, a) in st.args.iter().enumerate() {
+        args.clear();
+        for (i, a) in bound.iter().enumerate() {
             match a {
                 Some(op) => args.push(*op),
                 None => {
@@ -523,7 +549,7 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
-        st.f.entry(&args).map_err(|e| invalid(&e.to_string()))?;
+        st.f.entry(args).map_err(|e| invalid(&e.to_string()))?;
         Ok(())
     }
 
@@ -533,13 +559,17 @@ impl<'a> Compiler<'a> {
     }
 
     fn ir_label(&mut self, label: Label) -> Result<IrLabel> {
-        let st = self.state()?;
-        if let Some(&l) = st.labels.get(&label.id()) {
+        let st = self
+            .func
+            .as_mut()
+            .ok_or_else(|| invalid("no function: call add_func first"))?;
+        let tables = &mut self.ws.get().tables;
+        if let Some(&l) = tables.labels.get(&label.id()) {
             return Ok(l);
         }
         let l = st.f.new_label(None);
-        st.labels.insert(label.id(), l);
-        st.code_labels.push(label);
+        tables.labels.insert(label.id(), l);
+        tables.code_labels.push(label);
         Ok(l)
     }
 
@@ -565,9 +595,8 @@ impl<'a> Compiler<'a> {
             )));
         }
         let label = self.asm.new_label();
-        let st = self.state()?;
-        let slot = st.f.new_stack_slot(size, align);
-        st.stack_labels.insert(label.id(), slot);
+        let slot = self.state()?.f.new_stack_slot(size, align);
+        self.ws.get().tables.stack_labels.insert(label.id(), slot);
         Ok(Mem::new(MemBase::Label(label), 0))
     }
 
@@ -579,9 +608,12 @@ impl<'a> Compiler<'a> {
                 "constant alignment {align} is not a power of two up to 4096"
             )));
         }
-        let st = self.state()?;
+        self.state()?;
         // The same constant twice in one function is stored once.
-        if let Some((label, _, _)) = st
+        if let Some((label, _, _)) = self
+            .ws
+            .get()
+            .tables
             .constants
             .iter()
             .find(|(_, b, a)| b == bytes && *a == align)
@@ -589,7 +621,8 @@ impl<'a> Compiler<'a> {
             return Ok(Mem::new(MemBase::Label(*label), 0));
         }
         let label = self.asm.new_label();
-        self.state()?.constants.push((label, bytes.to_vec(), align));
+        let constant = (label, bytes.to_vec(), align);
+        self.ws.get().tables.constants.push(constant);
         Ok(Mem::new(MemBase::Label(label), 0))
     }
 
@@ -629,9 +662,8 @@ impl<'a> Compiler<'a> {
             .map(|l| self.ir_label(*l))
             .collect::<Result<_>>()?;
         let label = self.asm.new_label();
-        let st = self.state()?;
-        let table = st.f.new_jump_table(&targets);
-        st.table_labels.insert(label.id(), table);
+        let table = self.state()?.f.new_jump_table(&targets);
+        self.ws.get().tables.table_labels.insert(label.id(), table);
         Ok(Mem::new(MemBase::Label(label), 0))
     }
 
@@ -741,11 +773,14 @@ impl<'a> Compiler<'a> {
     /// half (`cc.ret(&[lo.into(), hi.into()])`, returned in edx:eax).
     pub fn ret(&mut self, values: &[Operand]) -> Result<()> {
         self.enter()?;
-        let ops = self.ir_operands(values)?;
-        self.state()?
-            .f
-            .ret(&ops)
-            .map_err(|e| invalid(&e.to_string()))?;
+        let mut ops = std::mem::take(&mut self.ws.get().tables.operands);
+        ops.clear();
+        for op in values {
+            ops.push(self.ir_operand(op)?);
+        }
+        let added = self.state()?.f.ret(&ops);
+        self.ws.get().tables.operands = ops;
+        added.map_err(|e| invalid(&e.to_string()))?;
         Ok(())
     }
 
@@ -831,8 +866,12 @@ impl<'a> Compiler<'a> {
             MemBase::None => IrMemBase::None,
             MemBase::Reg(r) => IrMemBase::Reg(self.ir_reg(r)?),
             MemBase::Label(l) => {
-                let st = self.state()?;
-                match (st.stack_labels.get(&l.id()), st.table_labels.get(&l.id())) {
+                self.state()?;
+                let tables = &self.ws.get().tables;
+                match (
+                    tables.stack_labels.get(&l.id()),
+                    tables.table_labels.get(&l.id()),
+                ) {
                     (Some(&slot), _) => IrMemBase::Slot(slot),
                     (_, Some(&table)) => IrMemBase::JumpTable(table),
                     _ => IrMemBase::Label(self.ir_label(l)?),
@@ -860,12 +899,13 @@ impl<'a> Compiler<'a> {
         let FuncState {
             f,
             entry,
-            code_labels,
-            constants,
             frame_pointer,
             wide_phys,
             ..
         } = st;
+        let tables = &mut self.ws.get().tables;
+        let code_labels = std::mem::take(&mut tables.code_labels);
+        let constants = std::mem::take(&mut tables.constants);
         self.vreg_base = self.vreg_base.saturating_add(f.num_vregs() as u32);
         let recorded = Recorded {
             wide_phys: wide_phys.get(),
@@ -1888,6 +1928,8 @@ struct Workspace {
     mode64: Option<bool>,
     /// The last function compiled, its buffers kept for the next one.
     function: Option<Box<IrFunction>>,
+    /// The open function's tables.
+    tables: FuncTables,
     /// The Compiler's entry label of each function by name (emptied, not
     /// freed, when the workspace goes back to the pool: a Compiler per
     /// function then allocates no table).
