@@ -155,7 +155,7 @@ pub struct Compiler<'a> {
     ready: bool,
     /// The global constant pool: bytes and alignment -> label, and the
     /// entries not yet written (by [`Compiler::finalize`]).
-    global_constants: HashMap<(Vec<u8>, u32), Label>,
+    global_constants: ConstantMap,
     pending_globals: Vec<(Label, Vec<u8>, u32)>,
     /// The target with the calling conventions added by [`Compiler::add_call_conv`].
     convs: ExtendedTarget<'static, X86Target>,
@@ -183,23 +183,27 @@ impl<'a> Compiler<'a> {
         // The Builder is most of a Compiler's size: it is made in its
         // field and set there (a block that returns it set is one more copy
         // of it, measurable when each Compiler compiles one small function).
+        // It is made last: were it followed by a call that may unwind (and
+        // then drop it), it would be made aside and copied in.
+        let ws = Pooled::take();
+        let convs = ExtendedTarget::new(target);
         let mut compiler = Compiler {
-            asm: Builder::new(code),
             logging: false,
             target,
             func: None,
             pending: InstOptions::NONE,
-            ws: Pooled::take(),
+            ws,
             check: cfg!(debug_assertions),
             pending_count: None,
             pending_mask: None,
             ready: false,
-            convs: ExtendedTarget::new(target),
+            convs,
             added_convs: Vec::new(),
             avx512: false,
-            global_constants: HashMap::new(),
+            global_constants: ConstantMap::default(),
             pending_globals: Vec::new(),
             vreg_base: 0,
+            asm: Builder::new(code),
         };
         // Functions may call functions compiled later and use the global
         // constant pool written at the end.
@@ -2217,6 +2221,11 @@ fn rename_vregs(op: &mut IrOperand, mut rename: impl FnMut(IrVReg) -> IrVReg) {
         _ => {}
     }
 }
+
+/// The global constant pool's labels by bytes and alignment: SipHash with
+/// fixed keys (the constants are the program's own; a random seed would be
+/// read from thread-local state by every Compiler made).
+type ConstantMap = HashMap<(Vec<u8>, u32), Label, BuildHasherDefault<std::hash::DefaultHasher>>;
 
 /// A map keyed by code label id.
 type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
