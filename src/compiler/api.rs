@@ -2258,7 +2258,28 @@ const OUTSIDE: u32 = u32::MAX - 1;
 /// The IR register for an x86 register (virtual or physical) used in `f`,
 /// whose virtual registers are numbered from `base`; a physical ymm or zmm
 /// register sets `wide_phys` ([`FuncState::wide_phys`]).
+#[inline]
 fn ir_reg(f: &IrFunction, base: u32, r: Reg, wide_phys: &std::cell::Cell<bool>) -> Result<IrReg> {
+    // A virtual register of `f` (the common case) inline; the rest, and
+    // the errors with their messages, out of line.
+    if let Some(index) = r.virtual_index()
+        && let Some(view) = reg_view(r.kind())
+        && let Some((reg, _)) = virtual_reg(f, base, index, view)
+    {
+        return Ok(reg);
+    }
+    other_ir_reg(f, base, r, wide_phys)
+}
+
+/// [`ir_reg`] of a physical register, or the error for one the Compiler
+/// does not take.
+#[inline(never)]
+fn other_ir_reg(
+    f: &IrFunction,
+    base: u32,
+    r: Reg,
+    wide_phys: &std::cell::Cell<bool>,
+) -> Result<IrReg> {
     let view = reg_view(r.kind())
         .ok_or_else(|| invalid(&format!("{r} cannot be used by the Compiler")))?;
     match r.virtual_index() {
