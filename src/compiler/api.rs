@@ -1323,7 +1323,7 @@ impl Compiler<'_> {
                 // The first instruction enters the function (or fails without one).
                 self.enter_first()?;
             }
-            if self.add_planned(site, mnemonic, operands) {
+            if self.add_planned::<N, false>(site, mnemonic, operands) {
                 return Ok(());
             }
         }
@@ -1344,9 +1344,23 @@ impl Compiler<'_> {
             // learned) below; the general path enters after taking what is pending.
             self.enter()?;
         }
-        // Only instructions on registers alone are planned (`lea r, [m]` is not).
-        if !operands.iter().all(|op| matches!(op, Operand::Reg(_))) {
+        // Only instructions on registers and memory are planned; those
+        // with memory are looked up here (kept off the registers' path).
+        if !operands
+            .iter()
+            .all(|op| matches!(op, Operand::Reg(_) | Operand::Mem(_)))
+        {
             return self.emit(mnemonic, operands);
+        }
+        if self.ready && operands.iter().any(|op| matches!(op, Operand::Mem(_))) {
+            let added = match *operands {
+                [a, b] => self.add_planned::<2, true>(site, mnemonic, &[a, b]),
+                [a, b, c] => self.add_planned::<3, true>(site, mnemonic, &[a, b, c]),
+                _ => false,
+            };
+            if added {
+                return Ok(());
+            }
         }
         let before = self.func.as_ref().map(|st| st.f.num_insts());
         self.emit(mnemonic, operands)?;
@@ -1600,9 +1614,11 @@ impl Compiler<'_> {
     /// Only for an instruction without anything pending (options, count,
     /// mask) in an entered function. `false`: not found, or the
     /// instruction cannot be added (nothing added: the general path adds it
-    /// or reports the error).
+    /// or reports the error). With `MEMORY`, an operand may also be memory
+    /// of the form [`planned_mem`] takes (the typed path of registers alone
+    /// is kept free of it: its operands copy as registers only).
     #[inline(always)]
-    fn add_planned<const N: usize>(
+    fn add_planned<const N: usize, const MEMORY: bool>(
         &mut self,
         site: usize,
         mnemonic: Mnemonic,
@@ -1614,16 +1630,16 @@ impl Compiler<'_> {
         let (Some(st), Some(ws)) = (self.func.as_mut(), self.ws.0.as_deref()) else {
             return false;
         };
-        // The virtual register numbers (0: not a plain virtual register).
+        // The virtual register numbers (0: memory, checked below).
         let mut virt = [0u32; ShapeKey::MAX_OPERANDS];
         for j in 0..N {
-            if let Operand::Reg(r) = &operands[j]
-                && r.decorators().is_empty()
-                && let Some(index) = r.virtual_index()
-            {
-                virt[j] = index.wrapping_add(1);
-            } else {
-                return false;
+            match &operands[j] {
+                Operand::Reg(r) => match r.virtual_index() {
+                    Some(index) if r.decorators().is_empty() => virt[j] = index.wrapping_add(1),
+                    _ => return false,
+                },
+                Operand::Mem(_) if MEMORY => {}
+                _ => return false,
             }
         }
         let same = PlannedShape::same_pattern(&virt);
@@ -1641,8 +1657,21 @@ impl Compiler<'_> {
         }
         let mut ops = [IrOperand::Imm(0); N];
         for j in 0..N {
-            let Operand::Reg(r) = &operands[j] else {
-                return false;
+            let r = match &operands[j] {
+                Operand::Reg(r) => r,
+                Operand::Mem(m) if MEMORY => {
+                    // Its shape is its size (its address registers are no
+                    // operands of the shape).
+                    let Some((mem, code)) = planned_mem(&st.f, self.vreg_base, m) else {
+                        return false;
+                    };
+                    if entry.kinds[j] != PlannedShape::MEM || code != entry.vregs[j] {
+                        return false;
+                    }
+                    ops[j] = IrOperand::Mem(mem);
+                    continue;
+                }
+                _ => return false,
             };
             let Some(v) = (virt[j] - 1).checked_sub(self.vreg_base) else {
                 return false;
@@ -1697,6 +1726,18 @@ impl Compiler<'_> {
         };
         let mut virt = [0u32; ShapeKey::MAX_OPERANDS];
         for (j, (op, ir)) in operands.iter().zip(ir_ops).enumerate() {
+            if let (Operand::Mem(m), IrOperand::Mem(mem)) = (op, ir) {
+                // Memory that `add_planned` converts the same way.
+                let Some((planned, code)) = planned_mem(&st.f, self.vreg_base, m) else {
+                    return;
+                };
+                if planned != *mem {
+                    return;
+                }
+                entry.kinds[j] = PlannedShape::MEM;
+                entry.vregs[j] = code;
+                continue;
+            }
             let (Operand::Reg(r), IrOperand::Reg(IrReg::Virt(v, view))) = (op, ir) else {
                 return;
             };
@@ -2105,6 +2146,10 @@ impl Default for PlannedShape {
 }
 
 impl PlannedShape {
+    /// The kind code of a memory operand (no register kind has it); its
+    /// `vregs` code is [`planned_mem`]'s.
+    const MEM: u8 = u8::MAX;
+
     /// Slots (a function has a handful of typed calls), in sets of
     /// [`PlannedShape::WAYS`] that a key may use.
     const SLOTS: usize = 64;
@@ -2405,6 +2450,34 @@ fn register_mem(
         mem = mem.with_index(ir_reg(f, base, index, wide_phys).ok()?, m.scale());
     }
     Some(mem)
+}
+
+/// The IR form of memory `m` that [`Compiler::add_planned`] takes: a
+/// virtual register of `f` (numbered from `base`) plus a displacement, no
+/// index, segment, broadcast or decorations (`None` for anything else);
+/// and its code for [`PlannedShape::vregs`]: the memory's size, the base
+/// register's kind and its virtual register's class and size (so that a
+/// base of another width or class takes the general path, which checks it).
+#[inline(always)]
+fn planned_mem(f: &IrFunction, base: u32, m: &Mem) -> Option<(IrMem, u32)> {
+    if m.segment().is_some()
+        || m.is_broadcast()
+        || m.is_abs64()
+        || !m.decorators().is_empty()
+        || m.index().is_some()
+    {
+        return None;
+    }
+    let MemBase::Reg(r) = m.base() else {
+        return None;
+    };
+    let (reg, data) = virtual_reg(f, base, r.virtual_index()?, reg_view(r.kind())?)?;
+    let disp = i32::try_from(m.disp()).ok()?;
+    let code = u32::from(m.size())
+        | u32::from(r.kind() as u8) << 16
+        | u32::from(data.class.0 & 0xF) << 24
+        | (data.size.trailing_zeros() & 0xF) << 28;
+    Some((IrMem::new(IrMemBase::Reg(reg), disp, m.size()), code))
 }
 
 /// A signature as text: `(i64, f64) -> (i64) sysv64`.
