@@ -829,7 +829,7 @@ impl<'a> Compiler<'a> {
         match open.or_else(|| ws.signatures.get(&l.id())) {
             Some(own) if own != signature => Err(invalid(&format!(
                 "{what}: function {} has the signature {}, the call passes {}",
-                ws.functions.name_of(l.id()).unwrap_or("?"),
+                self.function_name(l.id()).as_deref().unwrap_or("?"),
                 describe_signature(&self.convs, own),
                 describe_signature(&self.convs, signature)
             ))),
@@ -938,17 +938,39 @@ impl<'a> Compiler<'a> {
     /// The entry label of the function named `name` (made on first use, so
     /// functions may call ones defined later).
     pub fn function_label(&mut self, name: &str) -> Label {
-        if let Some(id) = self.ws.get().functions.get(name) {
+        let ws = self.ws.get();
+        if let Some(id) = ws.functions.get(name) {
             return Label(id);
         }
+        if !ws.named_functions.is_empty()
+            && let Some(l) = self.asm.code().label_by_name(name)
+            && has_bit(&ws.named_functions, l.id())
+        {
+            return l;
+        }
         // Named in the code holder (listings, `label_by_name`) unless the
-        // name is taken there already.
-        let l = self
-            .asm
-            .new_named_label(name)
-            .unwrap_or_else(|_| self.asm.new_label());
-        self.ws.get().functions.insert(name, l.id());
-        l
+        // name is taken there already; only then is the name kept here too.
+        match self.asm.new_named_label(name) {
+            Ok(l) => {
+                set_bit(&mut self.ws.get().named_functions, l.id());
+                l
+            }
+            Err(_) => {
+                let l = self.asm.new_label();
+                self.ws.get().functions.insert(name, l.id());
+                l
+            }
+        }
+    }
+
+    /// The name of the function whose entry label is `id` (`None`: not a
+    /// function of this Compiler).
+    fn function_name(&self, id: u32) -> Option<String> {
+        let ws = self.ws.0.as_deref()?;
+        if let Some(name) = ws.functions.name_of(id) {
+            return Some(name.to_string());
+        }
+        has_bit(&ws.named_functions, id).then(|| self.asm.code().label_name(Label(id)))
     }
 
     /// Compiles an IR function (for example one parsed from the IR text
@@ -1040,7 +1062,7 @@ impl<'a> Compiler<'a> {
             let to_function = code_labels
                 .get(l.as_u32() as usize)
                 .filter(|code| **code == entry || ws.signatures.contains_key(&code.id()))
-                .and_then(|code| ws.functions.name_of(code.id()));
+                .and_then(|code| self.function_name(code.id()));
             return Err(Error::InvalidArgument {
                 message: match to_function {
                     Some(name) => format!(
@@ -1975,10 +1997,14 @@ struct Workspace {
     function: Option<Box<IrFunction>>,
     /// The open function's tables.
     tables: FuncTables,
-    /// The Compiler's entry label of each function by name (emptied, not
-    /// freed, when the workspace goes back to the pool: a Compiler per
-    /// function then allocates no table).
+    /// The entry label of each function of the Compiler whose name was
+    /// taken in the code holder, by name (emptied, not freed, when the
+    /// workspace goes back to the pool).
     functions: crate::code::NameTable,
+    /// The other functions' entry labels, named in the code holder: a bit
+    /// per label id (emptied with `functions`). They are found by their
+    /// name there: a Compiler per function copies no name into a table.
+    named_functions: Vec<u64>,
     /// The name and signature of each function added, by entry label id
     /// (a call to one must use that signature); emptied like `functions`.
     signatures: IdMap<Signature>,
@@ -2051,6 +2077,7 @@ impl Drop for Pooled {
         let Some(mut ws) = self.0.take() else { return };
         // The tables of functions belong to the Compiler that drops.
         ws.functions.clear();
+        ws.named_functions.clear();
         ws.signatures.clear();
         let large = ws.function.as_ref().map_or(0, |f| f.num_insts()) > SPARE_MAX_INSTS;
         if large {
@@ -2236,6 +2263,21 @@ impl ShapeMemo {
     fn clear(&mut self) {
         self.slots.clear();
     }
+}
+
+/// Whether bit `id` of `bits` is set.
+fn has_bit(bits: &[u64], id: u32) -> bool {
+    bits.get(id as usize / 64)
+        .is_some_and(|w| w & 1 << (id % 64) != 0)
+}
+
+/// Sets bit `id` of `bits` (growing it).
+fn set_bit(bits: &mut Vec<u64>, id: u32) {
+    let word = id as usize / 64;
+    if bits.len() <= word {
+        bits.resize(word + 1, 0);
+    }
+    bits[word] |= 1 << (id % 64);
 }
 
 /// The name of a physical register in its widest view.
