@@ -488,8 +488,13 @@ impl<'a> Compiler<'a> {
                 )
             }));
         }
-        // The values before this parameter's: two per earlier split one.
-        let position = index + sig.params[..index].iter().filter(|&&t| split(t)).count();
+        // The values before this parameter's: two per earlier split one
+        // (only an `I64` can be, so a convention that keeps it whole splits none).
+        let position = if split(jitforge_ir::ValType::I64) {
+            index + sig.params[..index].iter().filter(|&&t| split(t)).count()
+        } else {
+            index
+        };
         let args = &mut self.ws.get().tables.args;
         for (k, &reg) in regs.iter().enumerate() {
             args[position + k] = Some(IrOperand::Reg(ir_reg(&st.f, base, reg, &st.wide_phys)?));
