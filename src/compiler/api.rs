@@ -1333,10 +1333,10 @@ impl Compiler<'_> {
             && self.pending_mask.is_none()
     }
 
-    /// A typed method's instruction of `N` operands: one instance per
-    /// operand count (its loops unrolled), out of line so that each typed
-    /// call stays a call.
-    #[inline(never)]
+    /// A typed method's instruction of `N` operands: the planned path,
+    /// whose answer comes back in a register (a `Result` is returned
+    /// through memory), else the general one.
+    #[inline(always)]
     fn typed<const N: usize>(
         &mut self,
         mnemonic: Mnemonic,
@@ -1344,17 +1344,26 @@ impl Compiler<'_> {
         operands: &[Operand; N],
     ) -> Result<()> {
         let site = plans as *const crate::x86::FormPlans as usize;
-        debug_assert_eq!(self.ready, self.compute_ready());
-        if self.ready || self.nothing_pending() {
-            if !self.ready {
-                // The first instruction enters the function (or fails without one).
-                self.enter_first()?;
-            }
-            if self.add_planned::<N, false>(site, mnemonic, operands) {
-                return Ok(());
-            }
+        if self.typed_planned(site, mnemonic, operands) {
+            return Ok(());
         }
         self.typed_general(site, mnemonic, operands)
+    }
+
+    /// [`add_planned`](Self::add_planned) of a typed method's instruction
+    /// on registers in a ready function: one instance per operand count
+    /// (its loops unrolled), out of line so that each typed call stays a
+    /// call. `false`: not added (the function's first instruction comes
+    /// here before it is entered).
+    #[inline(never)]
+    fn typed_planned<const N: usize>(
+        &mut self,
+        site: usize,
+        mnemonic: Mnemonic,
+        operands: &[Operand; N],
+    ) -> bool {
+        debug_assert_eq!(self.ready, self.compute_ready());
+        self.ready && self.add_planned::<N, false>(site, mnemonic, operands)
     }
 
     /// A typed method's instruction that [`add_planned`](Self::add_planned)
@@ -1366,6 +1375,8 @@ impl Compiler<'_> {
         mnemonic: Mnemonic,
         operands: &[Operand],
     ) -> Result<()> {
+        // The function's first instruction is looked up once entered.
+        let entering = !self.ready;
         if self.nothing_pending() {
             // Entered first, so that the instruction alone is counted (and
             // learned) below; the general path enters after taking what is pending.
@@ -1379,10 +1390,12 @@ impl Compiler<'_> {
         {
             return self.emit(mnemonic, operands);
         }
-        if self.ready && operands.iter().any(|op| matches!(op, Operand::Mem(_))) {
+        if self.ready && (entering || operands.iter().any(|op| matches!(op, Operand::Mem(_)))) {
             let added = match *operands {
+                [a] => self.add_planned::<1, true>(site, mnemonic, &[a]),
                 [a, b] => self.add_planned::<2, true>(site, mnemonic, &[a, b]),
                 [a, b, c] => self.add_planned::<3, true>(site, mnemonic, &[a, b, c]),
+                [a, b, c, d] => self.add_planned::<4, true>(site, mnemonic, &[a, b, c, d]),
                 _ => false,
             };
             if added {
