@@ -521,9 +521,6 @@ impl<'a> Compiler<'a> {
         if st.entered {
             return Ok(());
         }
-        st.entered = true;
-        // `refresh_ready`, while the state is borrowed.
-        self.ready = nothing_pending;
         let FuncTables {
             args: bound,
             operands: args,
@@ -559,6 +556,11 @@ impl<'a> Compiler<'a> {
             }
         }
         st.f.entry(args).map_err(|e| invalid(&e.to_string()))?;
+        // Entered only once the entry is added (a failure leaves the
+        // function as it was, and says so again at the next instruction).
+        st.entered = true;
+        // `refresh_ready`, while the state is borrowed.
+        self.ready = nothing_pending;
         Ok(())
     }
 
@@ -1353,8 +1355,8 @@ impl Compiler<'_> {
     /// [`add_planned`](Self::add_planned) of a typed method's instruction
     /// on registers in a ready function: one instance per operand count
     /// (its loops unrolled), out of line so that each typed call stays a
-    /// call. `false`: not added (the function's first instruction comes
-    /// here before it is entered).
+    /// call; it enters the function at its first instruction. `false`: not
+    /// added.
     #[inline(never)]
     fn typed_planned<const N: usize>(
         &mut self,
@@ -1363,7 +1365,21 @@ impl Compiler<'_> {
         operands: &[Operand; N],
     ) -> bool {
         debug_assert_eq!(self.ready, self.compute_ready());
-        self.ready && self.add_planned::<N, false>(site, mnemonic, operands)
+        if !self.ready && !self.enter_planned() {
+            return false;
+        }
+        self.add_planned::<N, false>(site, mnemonic, operands)
+    }
+
+    /// Enters the function at its first instruction for
+    /// [`typed_planned`](Self::typed_planned): `true` when the instruction
+    /// may then be planned. `false` with something pending, without a
+    /// function, or when entering fails (nothing changed: the general path
+    /// enters again and reports the error).
+    #[cold]
+    #[inline(never)]
+    fn enter_planned(&mut self) -> bool {
+        self.nothing_pending() && self.enter_first().is_ok() && self.ready
     }
 
     /// A typed method's instruction that [`add_planned`](Self::add_planned)
@@ -1375,8 +1391,6 @@ impl Compiler<'_> {
         mnemonic: Mnemonic,
         operands: &[Operand],
     ) -> Result<()> {
-        // The function's first instruction is looked up once entered.
-        let entering = !self.ready;
         if self.nothing_pending() {
             // Entered first, so that the instruction alone is counted (and
             // learned) below; the general path enters after taking what is pending.
@@ -1390,12 +1404,10 @@ impl Compiler<'_> {
         {
             return self.emit(mnemonic, operands);
         }
-        if self.ready && (entering || operands.iter().any(|op| matches!(op, Operand::Mem(_)))) {
+        if self.ready && operands.iter().any(|op| matches!(op, Operand::Mem(_))) {
             let added = match *operands {
-                [a] => self.add_planned::<1, true>(site, mnemonic, &[a]),
                 [a, b] => self.add_planned::<2, true>(site, mnemonic, &[a, b]),
                 [a, b, c] => self.add_planned::<3, true>(site, mnemonic, &[a, b, c]),
-                [a, b, c, d] => self.add_planned::<4, true>(site, mnemonic, &[a, b, c, d]),
                 _ => false,
             };
             if added {
