@@ -1346,7 +1346,14 @@ impl Compiler<'_> {
         operands: &[Operand; N],
     ) -> Result<()> {
         let site = plans as *const crate::x86::FormPlans as usize;
-        if self.typed_planned(site, mnemonic, operands) {
+        // The operand kinds are constants of a typed method's call: one
+        // branch remains.
+        let planned = if operands.iter().any(|op| matches!(op, Operand::Mem(_))) {
+            self.typed_planned_memory(site, mnemonic, operands)
+        } else {
+            self.typed_planned(site, mnemonic, operands)
+        };
+        if planned {
             return Ok(());
         }
         self.typed_general(site, mnemonic, operands)
@@ -1369,6 +1376,21 @@ impl Compiler<'_> {
             return false;
         }
         self.add_planned::<N, false>(site, mnemonic, operands)
+    }
+
+    /// [`typed_planned`](Self::typed_planned) of an instruction with a
+    /// memory operand (apart: the registers' path copies registers only).
+    #[inline(never)]
+    fn typed_planned_memory<const N: usize>(
+        &mut self,
+        site: usize,
+        mnemonic: Mnemonic,
+        operands: &[Operand; N],
+    ) -> bool {
+        if !self.ready && !self.enter_planned() {
+            return false;
+        }
+        self.add_planned::<N, true>(site, mnemonic, operands)
     }
 
     /// Enters the function at its first instruction for
@@ -1396,23 +1418,12 @@ impl Compiler<'_> {
             // learned) below; the general path enters after taking what is pending.
             self.enter()?;
         }
-        // Only instructions on registers and memory are planned; those
-        // with memory are looked up here (kept off the registers' path).
+        // Only instructions on registers and memory are planned.
         if !operands
             .iter()
             .all(|op| matches!(op, Operand::Reg(_) | Operand::Mem(_)))
         {
             return self.emit(mnemonic, operands);
-        }
-        if self.ready && operands.iter().any(|op| matches!(op, Operand::Mem(_))) {
-            let added = match *operands {
-                [a, b] => self.add_planned::<2, true>(site, mnemonic, &[a, b]),
-                [a, b, c] => self.add_planned::<3, true>(site, mnemonic, &[a, b, c]),
-                _ => false,
-            };
-            if added {
-                return Ok(());
-            }
         }
         let before = self.func.as_ref().map(|st| st.f.num_insts());
         self.emit(mnemonic, operands)?;
