@@ -365,6 +365,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// The IR register for `r` in the current function.
+    #[inline]
     fn ir_reg(&self, r: Reg) -> Result<IrReg> {
         let st = self
             .func
