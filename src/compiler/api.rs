@@ -1350,9 +1350,9 @@ impl Compiler<'_> {
         // The operand kinds are constants of a typed method's call: one
         // branch remains.
         let planned = if operands.iter().any(|op| matches!(op, Operand::Mem(_))) {
-            self.typed_planned_memory(site, mnemonic, operands)
+            self.typed_planned::<N, true>(site, mnemonic, operands)
         } else {
-            self.typed_planned(site, mnemonic, operands)
+            self.typed_planned::<N, false>(site, mnemonic, operands)
         };
         if planned {
             return Ok(());
@@ -1361,12 +1361,13 @@ impl Compiler<'_> {
     }
 
     /// [`add_planned`](Self::add_planned) of a typed method's instruction
-    /// on registers in a ready function: one instance per operand count
-    /// (its loops unrolled), out of line so that each typed call stays a
-    /// call; it enters the function at its first instruction. `false`: not
-    /// added.
+    /// in a ready function: one instance per operand count (its loops
+    /// unrolled) and per `MEMORY` (instructions with a memory operand
+    /// apart: the registers' path copies registers only), out of line so
+    /// that each typed call stays a call; it enters the function at its
+    /// first instruction. `false`: not added.
     #[inline(never)]
-    fn typed_planned<const N: usize>(
+    fn typed_planned<const N: usize, const MEMORY: bool>(
         &mut self,
         site: usize,
         mnemonic: Mnemonic,
@@ -1376,22 +1377,7 @@ impl Compiler<'_> {
         if !self.ready && !self.enter_planned() {
             return false;
         }
-        self.add_planned::<N, false>(site, mnemonic, operands)
-    }
-
-    /// [`typed_planned`](Self::typed_planned) of an instruction with a
-    /// memory operand (apart: the registers' path copies registers only).
-    #[inline(never)]
-    fn typed_planned_memory<const N: usize>(
-        &mut self,
-        site: usize,
-        mnemonic: Mnemonic,
-        operands: &[Operand; N],
-    ) -> bool {
-        if !self.ready && !self.enter_planned() {
-            return false;
-        }
-        self.add_planned::<N, true>(site, mnemonic, operands)
+        self.add_planned::<N, MEMORY>(site, mnemonic, operands)
     }
 
     /// Enters the function at its first instruction for
