@@ -174,6 +174,7 @@ impl<'a> Compiler<'a> {
     /// functions for [`crate::Arch::X64`], 32-bit cdecl, stdcall, fastcall
     /// or vectorcall functions for [`crate::Arch::X86`] (the target follows
     /// the code holder's architecture).
+    #[inline]
     pub fn new(code: &'a mut CodeHolder) -> Compiler<'a> {
         let target = if code.arch() == crate::Arch::X86 {
             X86Target::x86()
