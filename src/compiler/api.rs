@@ -72,17 +72,37 @@ struct Recorded {
     wide_phys: bool,
 }
 
-/// The function being built.
+/// The function being built (small: its tables are in the workspace,
+/// [`FuncTables`], so that starting and ending a function moves a few
+/// words, not the tables).
 struct FuncState {
     /// Boxed: it moves between the workspace, this state and the
     /// compilation once per function, a pointer rather than its fields.
     f: Box<IrFunction>,
     entry: Label,
-    /// The argument register of each value of the parameters (inline for
-    /// up to six): one per parameter, two (low, high) for an `I64` in
-    /// 32-bit mode ([`jitforge_ir::abi::arg_operand_types`]).
-    args: SmallVec<[Option<IrOperand>; 6]>,
     entered: bool,
+    /// Whether rbp is kept as a frame pointer (asked for; it also is when
+    /// stack memory is aligned to more than 16 bytes).
+    frame_pointer: bool,
+    /// Whether an operand names a physical ymm or zmm register: set where
+    /// they become IR registers (the [`ir_reg`] function), so that a
+    /// function without one and without vector vregs is not searched for
+    /// one ([`OperandSummary::of`]).
+    wide_phys: std::cell::Cell<bool>,
+}
+
+/// The tables of the function being built, kept in the [`Workspace`]
+/// (emptied by [`Compiler::add_func`], their buffers reused).
+#[derive(Default)]
+struct FuncTables {
+    /// The argument register of each value of the parameters: one per
+    /// parameter, two (low, high) for an `I64` in 32-bit mode
+    /// ([`jitforge_ir::abi::arg_operand_types`]).
+    args: Vec<Option<IrOperand>>,
+    /// Scratch for the operands of the entry and return instructions
+    /// ([`Compiler::enter_first`], [`Compiler::ret`]): a list returned by
+    /// value would be copied once more.
+    operands: Vec<IrOperand>,
     /// Code label id -> IR label.
     labels: IdMap<IrLabel>,
     /// IR label index -> code label.
@@ -93,14 +113,19 @@ struct FuncState {
     stack_labels: IdMap<jitforge_ir::StackSlot>,
     /// Labels that stand for tables of label addresses of this function.
     table_labels: IdMap<jitforge_ir::JumpTable>,
-    /// Whether rbp is kept as a frame pointer (asked for; it also is when
-    /// stack memory is aligned to more than 16 bytes).
-    frame_pointer: bool,
-    /// Whether an operand names a physical ymm or zmm register: set where
-    /// they become IR registers (the [`ir_reg`] function), so that a
-    /// function without one and without vector vregs is not searched for
-    /// one ([`OperandSummary::of`]).
-    wide_phys: std::cell::Cell<bool>,
+}
+
+impl FuncTables {
+    /// Empties the tables for a function of `params` argument values.
+    fn reset(&mut self, params: usize) {
+        self.args.clear();
+        self.args.resize(params, None);
+        self.labels.clear();
+        self.code_labels.clear();
+        self.constants.clear();
+        self.stack_labels.clear();
+        self.table_labels.clear();
+    }
 }
 
 /// Compiles functions written on virtual registers into a [`CodeHolder`].
@@ -130,7 +155,7 @@ pub struct Compiler<'a> {
     ready: bool,
     /// The global constant pool: bytes and alignment -> label, and the
     /// entries not yet written (by [`Compiler::finalize`]).
-    global_constants: HashMap<(Vec<u8>, u32), Label>,
+    global_constants: ConstantMap,
     pending_globals: Vec<(Label, Vec<u8>, u32)>,
     /// The target with the calling conventions added by [`Compiler::add_call_conv`].
     convs: ExtendedTarget<'static, X86Target>,
@@ -149,6 +174,7 @@ impl<'a> Compiler<'a> {
     /// functions for [`crate::Arch::X64`], 32-bit cdecl, stdcall, fastcall
     /// or vectorcall functions for [`crate::Arch::X86`] (the target follows
     /// the code holder's architecture).
+    #[inline]
     pub fn new(code: &'a mut CodeHolder) -> Compiler<'a> {
         let target = if code.arch() == crate::Arch::X86 {
             X86Target::x86()
@@ -158,23 +184,27 @@ impl<'a> Compiler<'a> {
         // The Builder is most of a Compiler's size: it is made in its
         // field and set there (a block that returns it set is one more copy
         // of it, measurable when each Compiler compiles one small function).
+        // It is made last: were it followed by a call that may unwind (and
+        // then drop it), it would be made aside and copied in.
+        let ws = Pooled::take();
+        let convs = ExtendedTarget::new(target);
         let mut compiler = Compiler {
-            asm: Builder::new(code),
             logging: false,
             target,
             func: None,
             pending: InstOptions::NONE,
-            ws: Pooled::take(),
+            ws,
             check: cfg!(debug_assertions),
             pending_count: None,
             pending_mask: None,
             ready: false,
-            convs: ExtendedTarget::new(target),
+            convs,
             added_convs: Vec::new(),
             avx512: false,
-            global_constants: HashMap::new(),
+            global_constants: ConstantMap::default(),
             pending_globals: Vec::new(),
             vreg_base: 0,
+            asm: Builder::new(code),
         };
         // Functions may call functions compiled later and use the global
         // constant pool written at the end.
@@ -296,6 +326,7 @@ impl<'a> Compiler<'a> {
             ws.planned.clear();
             ws.mode64 = mode64;
         }
+        ws.tables.reset(params);
         let spare_function = ws.function.take();
         let entry = self.function_label(name);
         // The signature goes to `signatures` when the function is compiled
@@ -309,13 +340,7 @@ impl<'a> Compiler<'a> {
                 None => Box::new(IrFunction::new(name, signature)),
             },
             entry,
-            args: smallvec::smallvec![None; params],
             entered: false,
-            labels: IdMap::default(),
-            code_labels: Vec::new(),
-            constants: Vec::new(),
-            stack_labels: IdMap::default(),
-            table_labels: IdMap::default(),
             frame_pointer: false,
             wide_phys: std::cell::Cell::new(false),
         });
@@ -341,6 +366,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// The IR register for `r` in the current function.
+    #[inline]
     fn ir_reg(&self, r: Reg) -> Result<IrReg> {
         let st = self
             .func
@@ -464,10 +490,16 @@ impl<'a> Compiler<'a> {
                 )
             }));
         }
-        // The values before this parameter's: two per earlier split one.
-        let position = index + sig.params[..index].iter().filter(|&&t| split(t)).count();
+        // The values before this parameter's: two per earlier split one
+        // (only an `I64` can be, so a convention that keeps it whole splits none).
+        let position = if split(jitforge_ir::ValType::I64) {
+            index + sig.params[..index].iter().filter(|&&t| split(t)).count()
+        } else {
+            index
+        };
+        let args = &mut self.ws.get().tables.args;
         for (k, &reg) in regs.iter().enumerate() {
-            st.args[position + k] = Some(IrOperand::Reg(ir_reg(&st.f, base, reg, &st.wide_phys)?));
+            args[position + k] = Some(IrOperand::Reg(ir_reg(&st.f, base, reg, &st.wide_phys)?));
         }
         Ok(())
     }
@@ -491,11 +523,13 @@ impl<'a> Compiler<'a> {
         if st.entered {
             return Ok(());
         }
-        st.entered = true;
-        // `refresh_ready`, while the state is borrowed.
-        self.ready = nothing_pending;
+        let FuncTables {
+            args: bound,
+            operands: args,
+            ..
+        } = &mut self.ws.get().tables;
         // The type of each argument value, for those left unbound.
-        let types: SmallVec<[jitforge_ir::ValType; 8]> = if st.args.iter().any(Option::is_none) {
+        let types: SmallVec<[jitforge_ir::ValType; 8]> = if bound.iter().any(Option::is_none) {
             match self.convs.call_conv(st.f.sig.conv) {
                 Some(conv) => jitforge_ir::abi::arg_operand_types(conv, &st.f.sig.params),
                 None => st.f.sig.params.iter().copied().collect(),
@@ -503,8 +537,8 @@ impl<'a> Compiler<'a> {
         } else {
             SmallVec::new()
         };
-        let mut args: SmallVec<[IrOperand; 6]> = SmallVec::with_capacity(st.args.len());
-        for (i, a) in st.args.iter().enumerate() {
+        args.clear();
+        for (i, a) in bound.iter().enumerate() {
             match a {
                 Some(op) => args.push(*op),
                 None => {
@@ -523,7 +557,12 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
-        st.f.entry(&args).map_err(|e| invalid(&e.to_string()))?;
+        st.f.entry(args).map_err(|e| invalid(&e.to_string()))?;
+        // Entered only once the entry is added (a failure leaves the
+        // function as it was, and says so again at the next instruction).
+        st.entered = true;
+        // `refresh_ready`, while the state is borrowed.
+        self.ready = nothing_pending;
         Ok(())
     }
 
@@ -533,13 +572,17 @@ impl<'a> Compiler<'a> {
     }
 
     fn ir_label(&mut self, label: Label) -> Result<IrLabel> {
-        let st = self.state()?;
-        if let Some(&l) = st.labels.get(&label.id()) {
+        let st = self
+            .func
+            .as_mut()
+            .ok_or_else(|| invalid("no function: call add_func first"))?;
+        let tables = &mut self.ws.get().tables;
+        if let Some(&l) = tables.labels.get(&label.id()) {
             return Ok(l);
         }
         let l = st.f.new_label(None);
-        st.labels.insert(label.id(), l);
-        st.code_labels.push(label);
+        tables.labels.insert(label.id(), l);
+        tables.code_labels.push(label);
         Ok(l)
     }
 
@@ -565,9 +608,8 @@ impl<'a> Compiler<'a> {
             )));
         }
         let label = self.asm.new_label();
-        let st = self.state()?;
-        let slot = st.f.new_stack_slot(size, align);
-        st.stack_labels.insert(label.id(), slot);
+        let slot = self.state()?.f.new_stack_slot(size, align);
+        self.ws.get().tables.stack_labels.insert(label.id(), slot);
         Ok(Mem::new(MemBase::Label(label), 0))
     }
 
@@ -579,9 +621,12 @@ impl<'a> Compiler<'a> {
                 "constant alignment {align} is not a power of two up to 4096"
             )));
         }
-        let st = self.state()?;
+        self.state()?;
         // The same constant twice in one function is stored once.
-        if let Some((label, _, _)) = st
+        if let Some((label, _, _)) = self
+            .ws
+            .get()
+            .tables
             .constants
             .iter()
             .find(|(_, b, a)| b == bytes && *a == align)
@@ -589,7 +634,8 @@ impl<'a> Compiler<'a> {
             return Ok(Mem::new(MemBase::Label(*label), 0));
         }
         let label = self.asm.new_label();
-        self.state()?.constants.push((label, bytes.to_vec(), align));
+        let constant = (label, bytes.to_vec(), align);
+        self.ws.get().tables.constants.push(constant);
         Ok(Mem::new(MemBase::Label(label), 0))
     }
 
@@ -629,9 +675,8 @@ impl<'a> Compiler<'a> {
             .map(|l| self.ir_label(*l))
             .collect::<Result<_>>()?;
         let label = self.asm.new_label();
-        let st = self.state()?;
-        let table = st.f.new_jump_table(&targets);
-        st.table_labels.insert(label.id(), table);
+        let table = self.state()?.f.new_jump_table(&targets);
+        self.ws.get().tables.table_labels.insert(label.id(), table);
         Ok(Mem::new(MemBase::Label(label), 0))
     }
 
@@ -741,11 +786,14 @@ impl<'a> Compiler<'a> {
     /// half (`cc.ret(&[lo.into(), hi.into()])`, returned in edx:eax).
     pub fn ret(&mut self, values: &[Operand]) -> Result<()> {
         self.enter()?;
-        let ops = self.ir_operands(values)?;
-        self.state()?
-            .f
-            .ret(&ops)
-            .map_err(|e| invalid(&e.to_string()))?;
+        let mut ops = std::mem::take(&mut self.ws.get().tables.operands);
+        ops.clear();
+        for op in values {
+            ops.push(self.ir_operand(op)?);
+        }
+        let added = self.state()?.f.ret(&ops);
+        self.ws.get().tables.operands = ops;
+        added.map_err(|e| invalid(&e.to_string()))?;
         Ok(())
     }
 
@@ -790,7 +838,7 @@ impl<'a> Compiler<'a> {
         match open.or_else(|| ws.signatures.get(&l.id())) {
             Some(own) if own != signature => Err(invalid(&format!(
                 "{what}: function {} has the signature {}, the call passes {}",
-                ws.functions.name_of(l.id()).unwrap_or("?"),
+                self.function_name(l.id()).as_deref().unwrap_or("?"),
                 describe_signature(&self.convs, own),
                 describe_signature(&self.convs, signature)
             ))),
@@ -831,8 +879,12 @@ impl<'a> Compiler<'a> {
             MemBase::None => IrMemBase::None,
             MemBase::Reg(r) => IrMemBase::Reg(self.ir_reg(r)?),
             MemBase::Label(l) => {
-                let st = self.state()?;
-                match (st.stack_labels.get(&l.id()), st.table_labels.get(&l.id())) {
+                self.state()?;
+                let tables = &self.ws.get().tables;
+                match (
+                    tables.stack_labels.get(&l.id()),
+                    tables.table_labels.get(&l.id()),
+                ) {
                     (Some(&slot), _) => IrMemBase::Slot(slot),
                     (_, Some(&table)) => IrMemBase::JumpTable(table),
                     _ => IrMemBase::Label(self.ir_label(l)?),
@@ -860,12 +912,13 @@ impl<'a> Compiler<'a> {
         let FuncState {
             f,
             entry,
-            code_labels,
-            constants,
             frame_pointer,
             wide_phys,
             ..
         } = st;
+        let tables = &mut self.ws.get().tables;
+        let code_labels = std::mem::take(&mut tables.code_labels);
+        let constants = std::mem::take(&mut tables.constants);
         self.vreg_base = self.vreg_base.saturating_add(f.num_vregs() as u32);
         let recorded = Recorded {
             wide_phys: wide_phys.get(),
@@ -894,17 +947,39 @@ impl<'a> Compiler<'a> {
     /// The entry label of the function named `name` (made on first use, so
     /// functions may call ones defined later).
     pub fn function_label(&mut self, name: &str) -> Label {
-        if let Some(id) = self.ws.get().functions.get(name) {
+        let ws = self.ws.get();
+        if let Some(id) = ws.functions.get(name) {
             return Label(id);
         }
+        if !ws.named_functions.is_empty()
+            && let Some(l) = self.asm.code().label_by_name(name)
+            && has_bit(&ws.named_functions, l.id())
+        {
+            return l;
+        }
         // Named in the code holder (listings, `label_by_name`) unless the
-        // name is taken there already.
-        let l = self
-            .asm
-            .new_named_label(name)
-            .unwrap_or_else(|_| self.asm.new_label());
-        self.ws.get().functions.insert(name, l.id());
-        l
+        // name is taken there already; only then is the name kept here too.
+        match self.asm.new_named_label(name) {
+            Ok(l) => {
+                set_bit(&mut self.ws.get().named_functions, l.id());
+                l
+            }
+            Err(_) => {
+                let l = self.asm.new_label();
+                self.ws.get().functions.insert(name, l.id());
+                l
+            }
+        }
+    }
+
+    /// The name of the function whose entry label is `id` (`None`: not a
+    /// function of this Compiler).
+    fn function_name(&self, id: u32) -> Option<String> {
+        let ws = self.ws.0.as_deref()?;
+        if let Some(name) = ws.functions.name_of(id) {
+            return Some(name.to_string());
+        }
+        has_bit(&ws.named_functions, id).then(|| self.asm.code().label_name(Label(id)))
     }
 
     /// Compiles an IR function (for example one parsed from the IR text
@@ -996,7 +1071,7 @@ impl<'a> Compiler<'a> {
             let to_function = code_labels
                 .get(l.as_u32() as usize)
                 .filter(|code| **code == entry || ws.signatures.contains_key(&code.id()))
-                .and_then(|code| ws.functions.name_of(code.id()));
+                .and_then(|code| self.function_name(code.id()));
             return Err(Error::InvalidArgument {
                 message: match to_function {
                     Some(name) => format!(
@@ -1262,10 +1337,10 @@ impl Compiler<'_> {
             && self.pending_mask.is_none()
     }
 
-    /// A typed method's instruction of `N` operands: one instance per
-    /// operand count (its loops unrolled), out of line so that each typed
-    /// call stays a call.
-    #[inline(never)]
+    /// A typed method's instruction of `N` operands: the planned path,
+    /// whose answer comes back in a register (a `Result` is returned
+    /// through memory), else the general one.
+    #[inline(always)]
     fn typed<const N: usize>(
         &mut self,
         mnemonic: Mnemonic,
@@ -1273,17 +1348,48 @@ impl Compiler<'_> {
         operands: &[Operand; N],
     ) -> Result<()> {
         let site = plans as *const crate::x86::FormPlans as usize;
-        debug_assert_eq!(self.ready, self.compute_ready());
-        if self.ready || self.nothing_pending() {
-            if !self.ready {
-                // The first instruction enters the function (or fails without one).
-                self.enter_first()?;
-            }
-            if self.add_planned(site, mnemonic, operands) {
-                return Ok(());
-            }
+        // The operand kinds are constants of a typed method's call: one
+        // branch remains.
+        let planned = if operands.iter().any(|op| matches!(op, Operand::Mem(_))) {
+            self.typed_planned::<N, true>(site, mnemonic, operands)
+        } else {
+            self.typed_planned::<N, false>(site, mnemonic, operands)
+        };
+        if planned {
+            return Ok(());
         }
         self.typed_general(site, mnemonic, operands)
+    }
+
+    /// [`add_planned`](Self::add_planned) of a typed method's instruction
+    /// in a ready function: one instance per operand count (its loops
+    /// unrolled) and per `MEMORY` (instructions with a memory operand
+    /// apart: the registers' path copies registers only), out of line so
+    /// that each typed call stays a call; it enters the function at its
+    /// first instruction. `false`: not added.
+    #[inline(never)]
+    fn typed_planned<const N: usize, const MEMORY: bool>(
+        &mut self,
+        site: usize,
+        mnemonic: Mnemonic,
+        operands: &[Operand; N],
+    ) -> bool {
+        debug_assert_eq!(self.ready, self.compute_ready());
+        if !self.ready && !self.enter_planned() {
+            return false;
+        }
+        self.add_planned::<N, MEMORY>(site, mnemonic, operands)
+    }
+
+    /// Enters the function at its first instruction for
+    /// [`typed_planned`](Self::typed_planned): `true` when the instruction
+    /// may then be planned. `false` with something pending, without a
+    /// function, or when entering fails (nothing changed: the general path
+    /// enters again and reports the error).
+    #[cold]
+    #[inline(never)]
+    fn enter_planned(&mut self) -> bool {
+        self.nothing_pending() && self.enter_first().is_ok() && self.ready
     }
 
     /// A typed method's instruction that [`add_planned`](Self::add_planned)
@@ -1300,8 +1406,11 @@ impl Compiler<'_> {
             // learned) below; the general path enters after taking what is pending.
             self.enter()?;
         }
-        // Only instructions on registers alone are planned (`lea r, [m]` is not).
-        if !operands.iter().all(|op| matches!(op, Operand::Reg(_))) {
+        // Only instructions on registers and memory are planned.
+        if !operands
+            .iter()
+            .all(|op| matches!(op, Operand::Reg(_) | Operand::Mem(_)))
+        {
             return self.emit(mnemonic, operands);
         }
         let before = self.func.as_ref().map(|st| st.f.num_insts());
@@ -1556,9 +1665,11 @@ impl Compiler<'_> {
     /// Only for an instruction without anything pending (options, count,
     /// mask) in an entered function. `false`: not found, or the
     /// instruction cannot be added (nothing added: the general path adds it
-    /// or reports the error).
+    /// or reports the error). With `MEMORY`, an operand may also be memory
+    /// of the form [`planned_mem`] takes (the typed path of registers alone
+    /// is kept free of it: its operands copy as registers only).
     #[inline(always)]
-    fn add_planned<const N: usize>(
+    fn add_planned<const N: usize, const MEMORY: bool>(
         &mut self,
         site: usize,
         mnemonic: Mnemonic,
@@ -1570,16 +1681,16 @@ impl Compiler<'_> {
         let (Some(st), Some(ws)) = (self.func.as_mut(), self.ws.0.as_deref()) else {
             return false;
         };
-        // The virtual register numbers (0: not a plain virtual register).
+        // The virtual register numbers (0: memory, checked below).
         let mut virt = [0u32; ShapeKey::MAX_OPERANDS];
         for j in 0..N {
-            if let Operand::Reg(r) = &operands[j]
-                && r.decorators().is_empty()
-                && let Some(index) = r.virtual_index()
-            {
-                virt[j] = index.wrapping_add(1);
-            } else {
-                return false;
+            match &operands[j] {
+                Operand::Reg(r) => match r.virtual_index() {
+                    Some(index) if r.decorators().is_empty() => virt[j] = index.wrapping_add(1),
+                    _ => return false,
+                },
+                Operand::Mem(_) if MEMORY => {}
+                _ => return false,
             }
         }
         let same = PlannedShape::same_pattern(&virt);
@@ -1597,8 +1708,21 @@ impl Compiler<'_> {
         }
         let mut ops = [IrOperand::Imm(0); N];
         for j in 0..N {
-            let Operand::Reg(r) = &operands[j] else {
-                return false;
+            let r = match &operands[j] {
+                Operand::Reg(r) => r,
+                Operand::Mem(m) if MEMORY => {
+                    // Its shape is its size (its address registers are no
+                    // operands of the shape).
+                    let Some((mem, code)) = planned_mem(&st.f, self.vreg_base, m) else {
+                        return false;
+                    };
+                    if entry.kinds[j] != PlannedShape::MEM || code != entry.vregs[j] {
+                        return false;
+                    }
+                    ops[j] = IrOperand::Mem(mem);
+                    continue;
+                }
+                _ => return false,
             };
             let Some(v) = (virt[j] - 1).checked_sub(self.vreg_base) else {
                 return false;
@@ -1653,6 +1777,18 @@ impl Compiler<'_> {
         };
         let mut virt = [0u32; ShapeKey::MAX_OPERANDS];
         for (j, (op, ir)) in operands.iter().zip(ir_ops).enumerate() {
+            if let (Operand::Mem(m), IrOperand::Mem(mem)) = (op, ir) {
+                // Memory that `add_planned` converts the same way.
+                let Some((planned, code)) = planned_mem(&st.f, self.vreg_base, m) else {
+                    return;
+                };
+                if planned != *mem {
+                    return;
+                }
+                entry.kinds[j] = PlannedShape::MEM;
+                entry.vregs[j] = code;
+                continue;
+            }
             let (Operand::Reg(r), IrOperand::Reg(IrReg::Virt(v, view))) = (op, ir) else {
                 return;
             };
@@ -1888,10 +2024,16 @@ struct Workspace {
     mode64: Option<bool>,
     /// The last function compiled, its buffers kept for the next one.
     function: Option<Box<IrFunction>>,
-    /// The Compiler's entry label of each function by name (emptied, not
-    /// freed, when the workspace goes back to the pool: a Compiler per
-    /// function then allocates no table).
+    /// The open function's tables.
+    tables: FuncTables,
+    /// The entry label of each function of the Compiler whose name was
+    /// taken in the code holder, by name (emptied, not freed, when the
+    /// workspace goes back to the pool).
     functions: crate::code::NameTable,
+    /// The other functions' entry labels, named in the code holder: a bit
+    /// per label id (emptied with `functions`). They are found by their
+    /// name there: a Compiler per function copies no name into a table.
+    named_functions: Vec<u64>,
     /// The name and signature of each function added, by entry label id
     /// (a call to one must use that signature); emptied like `functions`.
     signatures: IdMap<Signature>,
@@ -1964,6 +2106,7 @@ impl Drop for Pooled {
         let Some(mut ws) = self.0.take() else { return };
         // The tables of functions belong to the Compiler that drops.
         ws.functions.clear();
+        ws.named_functions.clear();
         ws.signatures.clear();
         let large = ws.function.as_ref().map_or(0, |f| f.num_insts()) > SPARE_MAX_INSTS;
         if large {
@@ -2059,6 +2202,10 @@ impl Default for PlannedShape {
 }
 
 impl PlannedShape {
+    /// The kind code of a memory operand (no register kind has it); its
+    /// `vregs` code is [`planned_mem`]'s.
+    const MEM: u8 = u8::MAX;
+
     /// Slots (a function has a handful of typed calls), in sets of
     /// [`PlannedShape::WAYS`] that a key may use.
     const SLOTS: usize = 64;
@@ -2147,6 +2294,21 @@ impl ShapeMemo {
     }
 }
 
+/// Whether bit `id` of `bits` is set.
+fn has_bit(bits: &[u64], id: u32) -> bool {
+    bits.get(id as usize / 64)
+        .is_some_and(|w| w & 1 << (id % 64) != 0)
+}
+
+/// Sets bit `id` of `bits` (growing it).
+fn set_bit(bits: &mut Vec<u64>, id: u32) {
+    let word = id as usize / 64;
+    if bits.len() <= word {
+        bits.resize(word + 1, 0);
+    }
+    bits[word] |= 1 << (id % 64);
+}
+
 /// The name of a physical register in its widest view.
 fn preg_name(target: &X86Target, p: jitforge_ir::PReg) -> String {
     [View::Q64, View::D32, View::X128, View::FULL]
@@ -2175,6 +2337,11 @@ fn rename_vregs(op: &mut IrOperand, mut rename: impl FnMut(IrVReg) -> IrVReg) {
         _ => {}
     }
 }
+
+/// The global constant pool's labels by bytes and alignment: SipHash with
+/// fixed keys (the constants are the program's own; a random seed would be
+/// read from thread-local state by every Compiler made).
+type ConstantMap = HashMap<(Vec<u8>, u32), Label, BuildHasherDefault<std::hash::DefaultHasher>>;
 
 /// A map keyed by code label id.
 type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
@@ -2207,7 +2374,28 @@ const OUTSIDE: u32 = u32::MAX - 1;
 /// The IR register for an x86 register (virtual or physical) used in `f`,
 /// whose virtual registers are numbered from `base`; a physical ymm or zmm
 /// register sets `wide_phys` ([`FuncState::wide_phys`]).
+#[inline]
 fn ir_reg(f: &IrFunction, base: u32, r: Reg, wide_phys: &std::cell::Cell<bool>) -> Result<IrReg> {
+    // A virtual register of `f` (the common case) inline; the rest, and
+    // the errors with their messages, out of line.
+    if let Some(index) = r.virtual_index()
+        && let Some(view) = reg_view(r.kind())
+        && let Some((reg, _)) = virtual_reg(f, base, index, view)
+    {
+        return Ok(reg);
+    }
+    other_ir_reg(f, base, r, wide_phys)
+}
+
+/// [`ir_reg`] of a physical register, or the error for one the Compiler
+/// does not take.
+#[inline(never)]
+fn other_ir_reg(
+    f: &IrFunction,
+    base: u32,
+    r: Reg,
+    wide_phys: &std::cell::Cell<bool>,
+) -> Result<IrReg> {
     let view = reg_view(r.kind())
         .ok_or_else(|| invalid(&format!("{r} cannot be used by the Compiler")))?;
     match r.virtual_index() {
@@ -2333,6 +2521,34 @@ fn register_mem(
         mem = mem.with_index(ir_reg(f, base, index, wide_phys).ok()?, m.scale());
     }
     Some(mem)
+}
+
+/// The IR form of memory `m` that [`Compiler::add_planned`] takes: a
+/// virtual register of `f` (numbered from `base`) plus a displacement, no
+/// index, segment, broadcast or decorations (`None` for anything else);
+/// and its code for [`PlannedShape::vregs`]: the memory's size, the base
+/// register's kind and its virtual register's class and size (so that a
+/// base of another width or class takes the general path, which checks it).
+#[inline(always)]
+fn planned_mem(f: &IrFunction, base: u32, m: &Mem) -> Option<(IrMem, u32)> {
+    if m.segment().is_some()
+        || m.is_broadcast()
+        || m.is_abs64()
+        || !m.decorators().is_empty()
+        || m.index().is_some()
+    {
+        return None;
+    }
+    let MemBase::Reg(r) = m.base() else {
+        return None;
+    };
+    let (reg, data) = virtual_reg(f, base, r.virtual_index()?, reg_view(r.kind())?)?;
+    let disp = i32::try_from(m.disp()).ok()?;
+    let code = u32::from(m.size())
+        | u32::from(r.kind() as u8) << 16
+        | u32::from(data.class.0 & 0xF) << 24
+        | (data.size.trailing_zeros() & 0xF) << 28;
+    Some((IrMem::new(IrMemBase::Reg(reg), disp, m.size()), code))
 }
 
 /// A signature as text: `(i64, f64) -> (i64) sysv64`.

@@ -561,6 +561,13 @@ impl JitAllocator {
     /// If it fails the span is still marked published (its pages may be in
     /// either state) and can only be released.
     pub fn publish(&self, span: &mut JitSpan) -> Result<(), JitError> {
+        if span.block.is_dual() && span.allocator == self.id {
+            // What `publish_batch` does for one dual-mapped span (no list
+            // of blocks to protect, no lock): mark it and fence.
+            span.published = true;
+            std::sync::atomic::fence(Ordering::SeqCst);
+            return Ok(());
+        }
         self.publish_batch(std::slice::from_mut(span))
     }
 
