@@ -70,9 +70,9 @@ pub(crate) struct RaView {
     own_clobbers: Vec<PRegSet>,
     /// The facts table epoch `shapes` was derived from.
     shapes_epoch: u64,
-    /// Per vreg while building: whether it was written yet and the
-    /// constant every definition gives it (see [`RaView::build`]).
-    constant: Vec<Option<Option<i64>>>,
+    /// Per vreg while building: its mentions, whether it was written yet
+    /// and the constant every definition gives it (see [`RaView::build`]).
+    vreg_states: Vec<VregState>,
     /// What [`RaFunction::vouched`] reports, found by `build`.
     vouched: jitforge_regalloc::Vouched,
     /// What [`RaFunction::mentions`] reports, noted by `build`: per vreg,
@@ -80,6 +80,38 @@ pub(crate) struct RaView {
     mentions: Vec<VRegMentions>,
     /// ... and per class, the registers fixed operands name.
     fixed_regs: [u32; 3],
+}
+
+/// What `build` notes about one vreg as it walks the instructions: what
+/// [`RaFunction::mentions`] reports of it, and whether it was written yet
+/// and the constant every definition gives it, side by side (one bounds
+/// check and one address per operand).
+#[derive(Clone, Copy)]
+struct VregState {
+    /// See [`VRegMentions::last`].
+    last: u32,
+    /// See [`VRegMentions::first_fixed_use`].
+    first_fixed_use: u8,
+    /// [`UNWRITTEN`], [`WRITTEN`] or [`CONSTANT`] (then with `value`).
+    written: u8,
+    /// The constant every write so far gave it, if `written` is `CONSTANT`.
+    value: i64,
+}
+
+/// Not written yet (in layout order).
+const UNWRITTEN: u8 = 0;
+/// Written by something else than one constant.
+const WRITTEN: u8 = 1;
+/// Every write so far was `copy v, value` with one `value`.
+const CONSTANT: u8 = 2;
+
+impl VregState {
+    const UNNAMED: VregState = VregState {
+        last: 0,
+        first_fixed_use: VRegMentions::NO_REG,
+        written: UNWRITTEN,
+        value: 0,
+    };
 }
 
 /// Operands of a function small enough that the view reserves room for
@@ -284,7 +316,7 @@ impl OperandSink<'_> {
 #[inline(always)]
 fn push_address(
     sink: &mut OperandSink<'_>,
-    mentions: &mut [VRegMentions],
+    vregs: &mut [VregState],
     at: u32,
     m: &jitforge_ir::Mem,
     index: u16,
@@ -297,8 +329,8 @@ fn push_address(
     };
     for r in [base, m.index].into_iter().flatten() {
         if let Reg::Virt(v, _) = r {
-            if let Some(m) = mentions.get_mut(v.as_u32() as usize) {
-                m.last = at;
+            if let Some(state) = vregs.get_mut(v.as_u32() as usize) {
+                state.last = at;
             }
             sink.push(
                 RaOperand::new(
@@ -316,24 +348,73 @@ fn push_address(
     }
 }
 
+/// The common case of [`push_operands`]: a plain shape (see
+/// [`ShapeRecord::plain`]) of an instruction that is no `copy v, imm`,
+/// whose operands are virtual registers and immediates. Pushes their
+/// allocator operands (each its template with its vreg) and notes them in
+/// `vregs`, and returns true; returns false at any other operand, having
+/// pushed nothing (`sink.len` is left; what it noted `push_operands`
+/// notes again alike), for [`push_operands`] to take the instruction.
+#[inline(always)]
+fn push_plain_registers(
+    sink: &mut OperandSink<'_>,
+    vregs: &mut [VregState],
+    at: u32,
+    ops: &[Operand],
+    templates: &[OperandTemplate],
+) -> bool {
+    let mut k = sink.len;
+    // Both buffers are cut to one length (`build` makes them long enough).
+    let room = sink.operands.len().min(sink.origins.len());
+    for (op, t) in ops.iter().zip(templates) {
+        if let Operand::Reg(Reg::Virt(v, _)) = *op {
+            let at_vreg = v.as_u32() as usize;
+            if k >= room || at_vreg >= vregs.len() {
+                return false;
+            }
+            // The template copied whole, its vreg stored over it (no
+            // field-by-field rebuild).
+            sink.operands[k] = t.operand;
+            sink.operands[k].vreg = VReg(v.as_u32());
+            sink.origins[k] = t.origin;
+            let state = &mut vregs[at_vreg];
+            state.last = at;
+            if t.defines {
+                state.written = WRITTEN;
+            }
+            k += 1;
+        } else if !is_immediate(op) {
+            return false;
+        }
+    }
+    sink.len = k;
+    true
+}
+
+/// Whether `op` is an immediate: out of line, so that the loop of
+/// [`push_plain_registers`] tests its common case (a virtual register)
+/// alone, without decoding the operand's variant first.
+#[cold]
+#[inline(never)]
+fn is_immediate(op: &Operand) -> bool {
+    matches!(op, Operand::Imm(_))
+}
+
 /// Pushes the allocator operands of an instruction with operands `ops`
 /// and templates `templates`, with their origins, in the order of
 /// `Function::vreg_accesses` (direct operands, then the address registers
-/// of a memory operand as reads), and notes definitions in `constant`
+/// of a memory operand as reads), and notes definitions in `vregs`
 /// (see [`RaView::build`]; `imm_def` is the instruction's if it is
-/// `copy v, imm`), and notes instruction `at` as each vreg's last in
-/// `mentions`. Returns whether an operand is fixed by the IR
-/// (`Operand::Fixed`).
+/// `copy v, imm`), and notes instruction `at` as each vreg's last there.
+/// Returns whether an operand is fixed by the IR (`Operand::Fixed`).
 ///
-/// `PLAIN`: the shape is plain (see [`ShapeRecord::plain`]), the common
-/// case, whose loop leaves out the per-operand access decision (each
-/// register operand is its template with its vreg).
-#[allow(clippy::too_many_arguments)]
+/// `PLAIN`: the shape is plain (see [`ShapeRecord::plain`]): no
+/// per-operand access decision (each register operand is its template
+/// with its vreg).
 #[inline(always)]
 fn push_operands<const PLAIN: bool>(
     sink: &mut OperandSink<'_>,
-    constant: &mut [Option<Option<i64>>],
-    mentions: &mut [VRegMentions],
+    vregs: &mut [VregState],
     at: u32,
     ops: &[Operand],
     templates: &[OperandTemplate],
@@ -342,37 +423,9 @@ fn push_operands<const PLAIN: bool>(
     let first = sink.len;
     let mut shared = false;
     let mut fixed_by_ir = false;
-    // One template per operand (the shape was derived from these
-    // operands); indexing both below `count` needs no bounds checks.
-    let count = ops.len().min(templates.len());
-    let (ops, templates) = (&ops[..count], &templates[..count]);
-    for j in 0..count {
-        let t = &templates[j];
-        if PLAIN
-            && imm_def.is_none()
-            && let Operand::Reg(Reg::Virt(v, _)) = ops[j]
-        {
-            // Most operands: the template copied whole with its vreg
-            // stored over it (no field-by-field rebuild), and a definition
-            // makes the vreg no constant.
-            let at_vreg = v.as_u32() as usize;
-            let k = sink.len;
-            if k < sink.operands.len() && k < sink.origins.len() {
-                sink.operands[k] = t.operand;
-                sink.operands[k].vreg = VReg(v.as_u32());
-                sink.origins[k] = t.origin;
-            }
-            sink.len = k + 1;
-            if at_vreg < mentions.len() && at_vreg < constant.len() {
-                mentions[at_vreg].last = at;
-                if t.defines {
-                    constant[at_vreg] = Some(None);
-                }
-            }
-            continue;
-        }
+    for (op, t) in ops.iter().zip(templates) {
         let mut operand = t.operand;
-        let v = match ops[j] {
+        let v = match *op {
             Operand::Reg(Reg::Virt(v, _)) => v,
             Operand::Fixed(v, p) => {
                 operand.constraint = Constraint::Fixed(preg_of(p));
@@ -380,7 +433,7 @@ fn push_operands<const PLAIN: bool>(
                 v
             }
             Operand::Mem(ref m) => {
-                push_address(sink, mentions, at, m, t.index);
+                push_address(sink, vregs, at, m, t.index);
                 continue;
             }
             _ => continue,
@@ -388,7 +441,11 @@ fn push_operands<const PLAIN: bool>(
         operand.vreg = VReg::new(v.as_u32() as usize);
         match t.access {
             _ if PLAIN => {}
-            Access::PartialWrite if matches!(constant.get(v.as_u32() as usize), Some(None)) => {
+            Access::PartialWrite
+                if vregs
+                    .get(v.as_u32() as usize)
+                    .is_some_and(|s| s.written == UNWRITTEN) =>
+            {
                 operand.kind = OperandKind::Def;
                 operand.pos = OperandPos::Late;
             }
@@ -401,19 +458,22 @@ fn push_operands<const PLAIN: bool>(
             _ => {}
         }
         sink.push(operand, t.origin);
-        // `mentions` and `constant` are cut to one length: one check.
-        let at_vreg = v.as_u32() as usize;
-        if at_vreg >= mentions.len() || at_vreg >= constant.len() {
+        let Some(state) = vregs.get_mut(v.as_u32() as usize) else {
             continue;
-        }
-        mentions[at_vreg].last = at;
+        };
+        state.last = at;
         if operand.kind != OperandKind::Use {
-            let slot = &mut constant[at_vreg];
-            *slot = match (imm_def, *slot) {
-                (Some((d, value)), None) if d == v => Some(Some(value)),
-                (Some((d, value)), Some(Some(old))) if d == v && old == value => Some(Some(value)),
-                _ => Some(None),
-            };
+            match imm_def {
+                Some((d, value))
+                    if d == v
+                        && (state.written == UNWRITTEN
+                            || state.written == CONSTANT && state.value == value) =>
+                {
+                    state.written = CONSTANT;
+                    state.value = value;
+                }
+                _ => state.written = WRITTEN,
+            }
         }
     }
     if !PLAIN && shared {
@@ -429,14 +489,14 @@ fn push_operands<const PLAIN: bool>(
 }
 
 /// Notes the fixed operands among `operands` (one instruction's) in
-/// `mentions` and `fixed_regs` (see [`RaFunction::mentions`]).
-fn note_fixed(operands: &[RaOperand], mentions: &mut [VRegMentions], fixed_regs: &mut [u32; 3]) {
+/// `vregs` and `fixed_regs` (see [`RaFunction::mentions`]).
+fn note_fixed(operands: &[RaOperand], vregs: &mut [VregState], fixed_regs: &mut [u32; 3]) {
     for op in operands {
         if let Constraint::Fixed(p) = op.constraint {
             fixed_regs[p.class.index()] |= 1 << (p.hw & 31);
-            let m = &mut mentions[op.vreg.index()];
-            if op.is_use() && m.first_fixed_use == VRegMentions::NO_REG {
-                m.first_fixed_use = p.hw;
+            let state = &mut vregs[op.vreg.index()];
+            if op.is_use() && state.first_fixed_use == VRegMentions::NO_REG {
+                state.first_fixed_use = p.hw;
             }
         }
     }
@@ -570,15 +630,18 @@ impl RaView {
         // Constants: a vreg every definition of which is `copy v, imm` with
         // one value. Per vreg: `None` while nothing wrote it yet (in layout
         // order: a partial write (`cvtsi2sd`, `mov v.r8, ..`) of such a vreg
-        // is a plain definition), `Some(Some(value))` while every write was
-        // `copy v, value`, `Some(None)` once another write was seen.
-        self.constant.clear();
-        self.constant.resize(f.num_vregs(), None);
-        self.mentions.clear();
-        self.mentions.resize(f.num_vregs(), VRegMentions::UNNAMED);
+        // is a plain definition), `CONSTANT` while every write was
+        // `copy v, value`, `WRITTEN` once another write was seen.
+        let num_vregs = f.num_vregs();
+        self.vreg_states.clear();
+        self.vreg_states.resize(num_vregs, VregState::UNNAMED);
         let mut fixed_regs = [0u32; 3];
-        self.classes
-            .extend(f.vregs().map(|(_, data)| class_of(data.class)));
+        // Sized first, then written in place (an `extend` from the vreg
+        // table checks the capacity per vreg).
+        self.classes.resize(num_vregs, RegClass::Gp);
+        for (class, (_, data)) in self.classes.iter_mut().zip(f.vregs()) {
+            *class = class_of(data.class);
+        }
         // Each tagged shape's record is derived once per table epoch (its
         // entries are only appended, see `FactsTable::epoch`).
         if self.shapes_epoch != table.epoch() {
@@ -594,11 +657,7 @@ impl RaView {
             origins: &mut self.origins[..most],
             len: 0,
         };
-        let num_vregs = f.num_vregs();
-        let (constant_of, mentions_of) = (
-            &mut self.constant[..num_vregs],
-            &mut self.mentions[..num_vregs],
-        );
+        let vregs = &mut self.vreg_states[..num_vregs];
         let op_offsets = &mut self.op_offsets[..n + 1];
         let flags_of = &mut self.flags[..n];
         for i in 0..n {
@@ -632,34 +691,15 @@ impl RaView {
                 };
                 let templates = &self.templates[shape.templates()];
                 let fixed_by_ir = if shape.plain {
-                    push_operands::<true>(
-                        &mut sink,
-                        constant_of,
-                        mentions_of,
-                        i as u32,
-                        ops,
-                        templates,
-                        None,
-                    )
+                    !push_plain_registers(&mut sink, vregs, i as u32, ops, templates)
+                        && push_operands::<true>(&mut sink, vregs, i as u32, ops, templates, None)
                 } else {
-                    push_operands::<false>(
-                        &mut sink,
-                        constant_of,
-                        mentions_of,
-                        i as u32,
-                        ops,
-                        templates,
-                        None,
-                    )
+                    push_operands::<false>(&mut sink, vregs, i as u32, ops, templates, None)
                 };
                 // Fixed operands and clobbers are rare: one test for both.
                 if fixed_by_ir || shape.flags & (FIXED | CLOBBERS) != 0 {
                     if fixed_by_ir || shape.flags & FIXED != 0 {
-                        note_fixed(
-                            &sink.operands[first..sink.len],
-                            mentions_of,
-                            &mut fixed_regs,
-                        );
+                        note_fixed(&sink.operands[first..sink.len], vregs, &mut fixed_regs);
                     }
                     if shape.flags & CLOBBERS != 0 {
                         self.clobbers
@@ -707,32 +747,12 @@ impl RaView {
             };
             let own = &self.own_templates[shape.templates()];
             let fixed_by_ir = if shape.plain {
-                push_operands::<true>(
-                    &mut sink,
-                    constant_of,
-                    mentions_of,
-                    i as u32,
-                    ops,
-                    own,
-                    imm_def,
-                )
+                push_operands::<true>(&mut sink, vregs, i as u32, ops, own, imm_def)
             } else {
-                push_operands::<false>(
-                    &mut sink,
-                    constant_of,
-                    mentions_of,
-                    i as u32,
-                    ops,
-                    own,
-                    imm_def,
-                )
+                push_operands::<false>(&mut sink, vregs, i as u32, ops, own, imm_def)
             };
             if fixed_by_ir || shape.flags & FIXED != 0 {
-                note_fixed(
-                    &sink.operands[first..sink.len],
-                    mentions_of,
-                    &mut fixed_regs,
-                );
+                note_fixed(&sink.operands[first..sink.len], vregs, &mut fixed_regs);
             }
             let mut flags = shape.flags & !FIXED;
             if matches!(d.kind, InstKind::Ret | InstKind::TailJump(_)) {
@@ -773,8 +793,14 @@ impl RaView {
             no_clobbers: (inner | last) & CLOBBERS == 0,
             plain_operands: (inner | last) & SUBSET == 0,
         };
+        self.mentions.clear();
+        self.mentions
+            .extend(self.vreg_states.iter().map(|s| VRegMentions {
+                last: s.last,
+                first_fixed_use: s.first_fixed_use,
+            }));
         self.remat
-            .extend(self.constant.iter().map(|c| matches!(c, Some(Some(_)))));
+            .extend(self.vreg_states.iter().map(|s| s.written == CONSTANT));
         self.fixed_regs = fixed_regs;
         Ok(())
     }
