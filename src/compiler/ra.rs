@@ -488,6 +488,54 @@ fn push_operands<const PLAIN: bool>(
     fixed_by_ir
 }
 
+/// Pushes the allocator operands of an entry (`entry`) or a return whose
+/// operands `ops` are all fixed by the IR (`Operand::Fixed`), as
+/// [`push_operands`] and [`note_fixed`] would from their facts
+/// (`Function::inst_facts`: each entry operand written, each return
+/// operand read, fixed to its register; no clobbers, no subset), without
+/// a shape record. Returns false, having pushed nothing, if an operand is
+/// not fixed.
+fn push_all_fixed(
+    sink: &mut OperandSink<'_>,
+    vregs: &mut [VregState],
+    fixed_regs: &mut [u32; 3],
+    at: u32,
+    ops: &[Operand],
+    entry: bool,
+) -> bool {
+    if !ops.iter().all(|op| matches!(op, Operand::Fixed(..))) {
+        return false;
+    }
+    let (kind, pos) = if entry {
+        (OperandKind::Def, OperandPos::Late)
+    } else {
+        (OperandKind::Use, OperandPos::Early)
+    };
+    for (index, op) in ops.iter().enumerate() {
+        let Operand::Fixed(v, p) = *op else {
+            continue;
+        };
+        let p = preg_of(p);
+        sink.push(
+            RaOperand::new(VReg(v.as_u32()), kind, pos, Constraint::Fixed(p)),
+            OperandOrigin {
+                operand: index as u16,
+                in_address: false,
+            },
+        );
+        fixed_regs[p.class.index()] |= 1 << (p.hw & 31);
+        if let Some(state) = vregs.get_mut(v.as_u32() as usize) {
+            state.last = at;
+            if entry {
+                state.written = WRITTEN;
+            } else if state.first_fixed_use == VRegMentions::NO_REG {
+                state.first_fixed_use = p.hw;
+            }
+        }
+    }
+    true
+}
+
 /// Notes the fixed operands among `operands` (one instruction's) in
 /// `vregs` and `fixed_regs` (see [`RaFunction::mentions`]).
 fn note_fixed(operands: &[RaOperand], vregs: &mut [VregState], fixed_regs: &mut [u32; 3]) {
@@ -707,6 +755,21 @@ impl RaView {
                     }
                 }
                 flags_of[i] = shape.flags & !FIXED;
+                continue;
+            }
+            // Entries and returns as lowering leaves most: every operand
+            // fixed by the IR.
+            if matches!(d.kind, InstKind::Entry | InstKind::Ret)
+                && push_all_fixed(
+                    &mut sink,
+                    vregs,
+                    &mut fixed_regs,
+                    i as u32,
+                    ops,
+                    d.kind == InstKind::Entry,
+                )
+            {
+                flags_of[i] = if d.kind == InstKind::Ret { RET } else { 0 };
                 continue;
             }
             let inst = IrInst::from_u32(i as u32);
