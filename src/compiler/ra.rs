@@ -391,6 +391,55 @@ fn push_plain_registers(
     true
 }
 
+/// Pushes the run of instructions from `i` on that are target
+/// instructions of a known plain shape (see [`ShapeRecord::plain`])
+/// without fixed operands or clobbers, whose operands are virtual
+/// registers and immediates (most of a function), as
+/// [`push_plain_registers`] does, and notes their operand offsets and
+/// flags. Returns the index of the first instruction past the run, which
+/// `build` takes one by one. Out of line, its loop keeps what it needs in
+/// registers (in `build`'s body most of it lives on the stack).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn push_plain_run(
+    mut i: usize,
+    insts: &[jitforge_ir::InstData],
+    all_ops: &[Operand],
+    shapes: &[Option<ShapeRecord>],
+    templates: &[OperandTemplate],
+    sink: &mut OperandSink<'_>,
+    vregs: &mut [VregState],
+    op_offsets: &mut [u32],
+    flags_of: &mut [u8],
+) -> usize {
+    while let Some(d) = insts.get(i) {
+        let (InstKind::Target(_), Some(tag)) = (d.kind, d.tag()) else {
+            break;
+        };
+        let Some(&Some(shape)) = shapes.get(tag as usize) else {
+            break;
+        };
+        if !shape.plain || shape.flags & (FIXED | CLOBBERS) != 0 {
+            break;
+        }
+        let (Some(ops), Some(own), Some(offset), Some(flags)) = (
+            all_ops.get(d.ops_range()),
+            templates.get(shape.templates()),
+            op_offsets.get_mut(i),
+            flags_of.get_mut(i),
+        ) else {
+            break;
+        };
+        *offset = sink.len as u32;
+        if !push_plain_registers(sink, vregs, i as u32, ops, own) {
+            break;
+        }
+        *flags = shape.flags;
+        i += 1;
+    }
+    i
+}
+
 /// Whether `op` is an immediate: out of line, so that the loop of
 /// [`push_plain_registers`] tests its common case (a virtual register)
 /// alone, without decoding the operand's variant first.
@@ -708,142 +757,162 @@ impl RaView {
         let vregs = &mut self.vreg_states[..num_vregs];
         let op_offsets = &mut self.op_offsets[..n + 1];
         let flags_of = &mut self.flags[..n];
-        for i in 0..n {
-            let d = &insts[i];
-            let first = sink.len;
-            op_offsets[i] = first as u32;
-            let tag = match d.kind {
-                InstKind::Target(_) => d.tag(),
-                _ => None,
-            };
-            let ops = &all_ops[d.ops_range()];
-            // `shapes` has one entry per table entry: a tag past it is not
-            // the table's.
-            if let Some(t) = tag
-                && let Some(&known) = self.shapes.get(t as usize)
-            {
-                // Most instructions: a target instruction of a known shape,
-                // no copy and no return (their own loop, without those checks).
-                let shape = match known {
+        // Runs of plain target instructions in their own loop (see
+        // `push_plain_run`); the others one by one here.
+        let mut i = 0;
+        while i < n {
+            i = push_plain_run(
+                i,
+                insts,
+                all_ops,
+                &self.shapes,
+                &self.templates,
+                &mut sink,
+                vregs,
+                op_offsets,
+                flags_of,
+            );
+            if i >= n {
+                break;
+            }
+            'one: {
+                let d = &insts[i];
+                let first = sink.len;
+                op_offsets[i] = first as u32;
+                let tag = match d.kind {
+                    InstKind::Target(_) => d.tag(),
+                    _ => None,
+                };
+                let ops = &all_ops[d.ops_range()];
+                // `shapes` has one entry per table entry: a tag past it is not
+                // the table's.
+                if let Some(t) = tag
+                    && let Some(&known) = self.shapes.get(t as usize)
+                {
+                    // Most instructions: a target instruction of a known shape,
+                    // no copy and no return (their own loop, without those checks).
+                    let shape = match known {
+                        Some(shape) => shape,
+                        None => {
+                            let facts = table.get(t).ok_or("tag outside the facts table")?;
+                            let shape = ShapeRecord::derive(
+                                facts,
+                                &mut self.templates,
+                                &mut self.shape_clobbers,
+                            );
+                            self.shapes[t as usize] = Some(shape);
+                            shape
+                        }
+                    };
+                    let templates = &self.templates[shape.templates()];
+                    let fixed_by_ir = if shape.plain {
+                        !push_plain_registers(&mut sink, vregs, i as u32, ops, templates)
+                            && push_operands::<true>(&mut sink, vregs, i as u32, ops, templates, None)
+                    } else {
+                        push_operands::<false>(&mut sink, vregs, i as u32, ops, templates, None)
+                    };
+                    // Fixed operands and clobbers are rare: one test for both.
+                    if fixed_by_ir || shape.flags & (FIXED | CLOBBERS) != 0 {
+                        if fixed_by_ir || shape.flags & FIXED != 0 {
+                            note_fixed(&sink.operands[first..sink.len], vregs, &mut fixed_regs);
+                        }
+                        if shape.flags & CLOBBERS != 0 {
+                            self.clobbers
+                                .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
+                        }
+                    }
+                    flags_of[i] = shape.flags & !FIXED;
+                    break 'one;
+                }
+                // Entries and returns as lowering leaves most: every operand
+                // fixed by the IR.
+                if matches!(d.kind, InstKind::Entry | InstKind::Ret)
+                    && push_all_fixed(
+                        &mut sink,
+                        vregs,
+                        &mut fixed_regs,
+                        i as u32,
+                        ops,
+                        d.kind == InstKind::Entry,
+                    )
+                {
+                    flags_of[i] = if d.kind == InstKind::Ret { RET } else { 0 };
+                    break 'one;
+                }
+                let inst = IrInst::from_u32(i as u32);
+                // Entries and returns: their record kept by key. Others: derived
+                // past the kept records' templates, dropped after.
+                let key = untagged_key(d.kind, ops);
+                let kept = self.own_templates.len();
+                let kept_clobbers = self.own_clobbers.len();
+                let found = key.and_then(|key| {
+                    self.own_shapes
+                        .iter()
+                        .find(|&&(k, _)| k == key)
+                        .map(|&(_, shape)| shape)
+                });
+                let shape = match found {
                     Some(shape) => shape,
                     None => {
-                        let facts = table.get(t).ok_or("tag outside the facts table")?;
-                        let shape = ShapeRecord::derive(
-                            facts,
-                            &mut self.templates,
-                            &mut self.shape_clobbers,
-                        );
-                        self.shapes[t as usize] = Some(shape);
-                        shape
+                        self.facts.clear();
+                        f.inst_facts(target, inst, &mut self.facts)
+                            .map_err(|e| format!("instruction {i}: {e}"))?;
+                        if key.is_some() && self.own_shapes.len() == KEYED_SHAPES {
+                            self.own_shapes.clear();
+                            self.own_templates.clear();
+                            self.own_clobbers.clear();
+                        }
+                        ShapeRecord::derive(
+                            &self.facts,
+                            &mut self.own_templates,
+                            &mut self.own_clobbers,
+                        )
                     }
                 };
-                let templates = &self.templates[shape.templates()];
-                let fixed_by_ir = if shape.plain {
-                    !push_plain_registers(&mut sink, vregs, i as u32, ops, templates)
-                        && push_operands::<true>(&mut sink, vregs, i as u32, ops, templates, None)
+                // Copies are rare: only they are looked at for a constant or a move.
+                let (imm_def, copy) = if d.kind == InstKind::Copy {
+                    (f.copy_imm(inst), f.copy_vregs(inst))
                 } else {
-                    push_operands::<false>(&mut sink, vregs, i as u32, ops, templates, None)
+                    (None, None)
                 };
-                // Fixed operands and clobbers are rare: one test for both.
-                if fixed_by_ir || shape.flags & (FIXED | CLOBBERS) != 0 {
-                    if fixed_by_ir || shape.flags & FIXED != 0 {
-                        note_fixed(&sink.operands[first..sink.len], vregs, &mut fixed_regs);
-                    }
-                    if shape.flags & CLOBBERS != 0 {
-                        self.clobbers
-                            .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
+                let own = &self.own_templates[shape.templates()];
+                let fixed_by_ir = if shape.plain {
+                    push_operands::<true>(&mut sink, vregs, i as u32, ops, own, imm_def)
+                } else {
+                    push_operands::<false>(&mut sink, vregs, i as u32, ops, own, imm_def)
+                };
+                if fixed_by_ir || shape.flags & FIXED != 0 {
+                    note_fixed(&sink.operands[first..sink.len], vregs, &mut fixed_regs);
+                }
+                let mut flags = shape.flags & !FIXED;
+                if matches!(d.kind, InstKind::Ret | InstKind::TailJump(_)) {
+                    flags = flags & (CLOBBERS | SUBSET) | RET;
+                }
+                if flags & CLOBBERS != 0 {
+                    self.clobbers
+                        .push((i as u32, self.own_clobbers[shape.clobbers as usize]));
+                }
+                if let Some((d, s)) = copy
+                    && f.vreg(d).class == f.vreg(s).class
+                {
+                    flags |= MOVE;
+                    self.moves.push((
+                        i as u32,
+                        VReg::new(d.as_u32() as usize),
+                        VReg::new(s.as_u32() as usize),
+                    ));
+                }
+                flags_of[i] = flags;
+                match key {
+                    Some(key) if found.is_none() => self.own_shapes.push((key, shape)),
+                    Some(_) => {}
+                    None => {
+                        self.own_templates.truncate(kept);
+                        self.own_clobbers.truncate(kept_clobbers);
                     }
                 }
-                flags_of[i] = shape.flags & !FIXED;
-                continue;
             }
-            // Entries and returns as lowering leaves most: every operand
-            // fixed by the IR.
-            if matches!(d.kind, InstKind::Entry | InstKind::Ret)
-                && push_all_fixed(
-                    &mut sink,
-                    vregs,
-                    &mut fixed_regs,
-                    i as u32,
-                    ops,
-                    d.kind == InstKind::Entry,
-                )
-            {
-                flags_of[i] = if d.kind == InstKind::Ret { RET } else { 0 };
-                continue;
-            }
-            let inst = IrInst::from_u32(i as u32);
-            // Entries and returns: their record kept by key. Others: derived
-            // past the kept records' templates, dropped after.
-            let key = untagged_key(d.kind, ops);
-            let kept = self.own_templates.len();
-            let kept_clobbers = self.own_clobbers.len();
-            let found = key.and_then(|key| {
-                self.own_shapes
-                    .iter()
-                    .find(|&&(k, _)| k == key)
-                    .map(|&(_, shape)| shape)
-            });
-            let shape = match found {
-                Some(shape) => shape,
-                None => {
-                    self.facts.clear();
-                    f.inst_facts(target, inst, &mut self.facts)
-                        .map_err(|e| format!("instruction {i}: {e}"))?;
-                    if key.is_some() && self.own_shapes.len() == KEYED_SHAPES {
-                        self.own_shapes.clear();
-                        self.own_templates.clear();
-                        self.own_clobbers.clear();
-                    }
-                    ShapeRecord::derive(
-                        &self.facts,
-                        &mut self.own_templates,
-                        &mut self.own_clobbers,
-                    )
-                }
-            };
-            // Copies are rare: only they are looked at for a constant or a move.
-            let (imm_def, copy) = if d.kind == InstKind::Copy {
-                (f.copy_imm(inst), f.copy_vregs(inst))
-            } else {
-                (None, None)
-            };
-            let own = &self.own_templates[shape.templates()];
-            let fixed_by_ir = if shape.plain {
-                push_operands::<true>(&mut sink, vregs, i as u32, ops, own, imm_def)
-            } else {
-                push_operands::<false>(&mut sink, vregs, i as u32, ops, own, imm_def)
-            };
-            if fixed_by_ir || shape.flags & FIXED != 0 {
-                note_fixed(&sink.operands[first..sink.len], vregs, &mut fixed_regs);
-            }
-            let mut flags = shape.flags & !FIXED;
-            if matches!(d.kind, InstKind::Ret | InstKind::TailJump(_)) {
-                flags = flags & (CLOBBERS | SUBSET) | RET;
-            }
-            if flags & CLOBBERS != 0 {
-                self.clobbers
-                    .push((i as u32, self.own_clobbers[shape.clobbers as usize]));
-            }
-            if let Some((d, s)) = copy
-                && f.vreg(d).class == f.vreg(s).class
-            {
-                flags |= MOVE;
-                self.moves.push((
-                    i as u32,
-                    VReg::new(d.as_u32() as usize),
-                    VReg::new(s.as_u32() as usize),
-                ));
-            }
-            flags_of[i] = flags;
-            match key {
-                Some(key) if found.is_none() => self.own_shapes.push((key, shape)),
-                Some(_) => {}
-                None => {
-                    self.own_templates.truncate(kept);
-                    self.own_clobbers.truncate(kept_clobbers);
-                }
-            }
+            i += 1;
         }
         op_offsets[n] = sink.len as u32;
         // Every operand's kind and point come from `ShapeRecord::derive`
