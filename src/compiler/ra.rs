@@ -167,6 +167,10 @@ struct ShapeRecord {
     /// partial write, none unseen): [`push_operands`] needs no access
     /// decision.
     plain: bool,
+    /// Whether every operand is read, written or both as a whole, or
+    /// neither (`xor x, x`), and one is neither: for
+    /// [`push_plain_registers`] too.
+    skipping: bool,
 }
 
 /// The allocator operand an explicit operand gives, its virtual register
@@ -262,12 +266,20 @@ impl ShapeRecord {
                 Access::Read | Access::Write | Access::ReadWrite
             )
         });
+        let skipping = !plain
+            && facts.ops.iter().all(|fact| {
+                matches!(
+                    fact.access,
+                    Access::Read | Access::Write | Access::ReadWrite | Access::None
+                )
+            });
         ShapeRecord {
             flags,
             len: facts.ops.len() as u16,
             start,
             clobbers: at,
             plain,
+            skipping,
         }
     }
 
@@ -350,45 +362,105 @@ fn push_address(
 
 /// The common case of [`push_operands`]: a plain shape (see
 /// [`ShapeRecord::plain`]) of an instruction that is no `copy v, imm`,
-/// whose operands are virtual registers and immediates. Pushes their
-/// allocator operands (each its template with its vreg) and notes them in
-/// `vregs`, and returns true; returns false at any other operand, having
-/// pushed nothing (`sink.len` is left; what it noted `push_operands`
-/// notes again alike), for [`push_operands`] to take the instruction.
+/// whose operands are virtual registers, immediates and memory. Pushes
+/// their allocator operands (each register its template with its vreg,
+/// each address register a use) and notes them in `vregs`, and returns
+/// true; returns false at any other operand, having pushed nothing
+/// (`sink.len` is left; what it noted `push_operands` notes again alike),
+/// for [`push_operands`] to take the instruction.
+///
+/// `SKIPPING`: the shape is skipping instead (see
+/// [`ShapeRecord::skipping`]): a register operand neither read nor
+/// written is left out, as `push_operands` does.
 #[inline(always)]
-fn push_plain_registers(
+fn push_plain_registers<const SKIPPING: bool>(
     sink: &mut OperandSink<'_>,
     vregs: &mut [VregState],
     at: u32,
     ops: &[Operand],
     templates: &[OperandTemplate],
 ) -> bool {
-    let mut k = sink.len;
+    let start = sink.len;
+    let mut k = start;
+    let mut shared = false;
+    // The buffers taken out of `sink` for the loop (kept in registers:
+    // `push_other` gets them by value).
+    let (operands, origins) = (&mut *sink.operands, &mut *sink.origins);
     // Both buffers are cut to one length (`build` makes them long enough).
-    let room = sink.operands.len().min(sink.origins.len());
+    let room = operands.len().min(origins.len());
     for (op, t) in ops.iter().zip(templates) {
         if let Operand::Reg(Reg::Virt(v, _)) = *op {
+            if SKIPPING && t.access == Access::None {
+                shared = true;
+                continue;
+            }
             let at_vreg = v.as_u32() as usize;
             if k >= room || at_vreg >= vregs.len() {
                 return false;
             }
             // The template copied whole, its vreg stored over it (no
             // field-by-field rebuild).
-            sink.operands[k] = t.operand;
-            sink.operands[k].vreg = VReg(v.as_u32());
-            sink.origins[k] = t.origin;
+            operands[k] = t.operand;
+            operands[k].vreg = VReg(v.as_u32());
+            origins[k] = t.origin;
             let state = &mut vregs[at_vreg];
             state.last = at;
             if t.defines {
                 state.written = WRITTEN;
             }
             k += 1;
-        } else if !is_immediate(op) {
-            return false;
+        } else {
+            match push_other(operands, origins, k, vregs, at, op, t.index) {
+                Some(next) => k = next,
+                None => return false,
+            }
+        }
+    }
+    if SKIPPING && shared {
+        // `xor x, x`: as `push_operands` (the unseen operand shares the
+        // other's location, and x86 takes at most one memory operand).
+        for op in operands.get_mut(start..k).unwrap_or_default() {
+            if op.constraint == Constraint::Any {
+                op.constraint = Constraint::Reg;
+            }
         }
     }
     sink.len = k;
     true
+}
+
+/// An operand of [`push_plain_registers`] other than a virtual register:
+/// an immediate (nothing to push) or memory (its address registers, see
+/// [`push_address`]; IR operand `index`), pushed into `operands` and
+/// `origins` from `k` on; returns where the next goes, or `None` for any
+/// other operand. Out of line, so that the loop there tests its common
+/// case (a virtual register) alone, without decoding the operand's variant
+/// first.
+#[allow(clippy::too_many_arguments)]
+#[cold]
+#[inline(never)]
+fn push_other(
+    operands: &mut [RaOperand],
+    origins: &mut [OperandOrigin],
+    k: usize,
+    vregs: &mut [VregState],
+    at: u32,
+    op: &Operand,
+    index: u16,
+) -> Option<usize> {
+    match op {
+        Operand::Imm(_) => Some(k),
+        Operand::Mem(m) => {
+            let mut sink = OperandSink {
+                operands,
+                origins,
+                len: k,
+            };
+            push_address(&mut sink, vregs, at, m, index);
+            Some(sink.len)
+        }
+        _ => None,
+    }
 }
 
 /// Pushes the run of instructions from `i` on that are target
@@ -419,7 +491,7 @@ fn push_plain_run(
         let Some(&Some(shape)) = shapes.get(tag as usize) else {
             break;
         };
-        if !shape.plain || shape.flags & (FIXED | CLOBBERS) != 0 {
+        if !(shape.plain || shape.skipping) || shape.flags & (FIXED | CLOBBERS) != 0 {
             break;
         }
         let (Some(ops), Some(own), Some(offset), Some(flags)) = (
@@ -431,22 +503,18 @@ fn push_plain_run(
             break;
         };
         *offset = sink.len as u32;
-        if !push_plain_registers(sink, vregs, i as u32, ops, own) {
+        let pushed = if shape.plain {
+            push_plain_registers::<false>(sink, vregs, i as u32, ops, own)
+        } else {
+            push_plain_registers::<true>(sink, vregs, i as u32, ops, own)
+        };
+        if !pushed {
             break;
         }
         *flags = shape.flags;
         i += 1;
     }
     i
-}
-
-/// Whether `op` is an immediate: out of line, so that the loop of
-/// [`push_plain_registers`] tests its common case (a virtual register)
-/// alone, without decoding the operand's variant first.
-#[cold]
-#[inline(never)]
-fn is_immediate(op: &Operand) -> bool {
-    matches!(op, Operand::Imm(_))
 }
 
 /// Pushes the allocator operands of an instruction with operands `ops`
@@ -806,7 +874,7 @@ impl RaView {
                     };
                     let templates = &self.templates[shape.templates()];
                     let fixed_by_ir = if shape.plain {
-                        !push_plain_registers(&mut sink, vregs, i as u32, ops, templates)
+                        !push_plain_registers::<false>(&mut sink, vregs, i as u32, ops, templates)
                             && push_operands::<true>(&mut sink, vregs, i as u32, ops, templates, None)
                     } else {
                         push_operands::<false>(&mut sink, vregs, i as u32, ops, templates, None)
