@@ -167,11 +167,19 @@ struct ShapeRecord {
     /// partial write, none unseen): [`push_operands`] needs no access
     /// decision.
     plain: bool,
-    /// Whether every operand is read, written or both as a whole, or
-    /// neither (`xor x, x`), and one is neither: for
-    /// [`push_plain_registers`] too.
-    skipping: bool,
+    /// Whether [`push_plain_run`] takes the shape: [`PLAIN_RUN`] if it is
+    /// plain, [`SKIPPING_RUN`] if every operand is read, written or both
+    /// as a whole, or neither (`xor x, x`), and one is neither; either
+    /// without fixed operands and clobbers; else [`NOT_IN_RUNS`].
+    run: u8,
 }
+
+/// See [`ShapeRecord::run`].
+const NOT_IN_RUNS: u8 = 0;
+/// See [`ShapeRecord::run`].
+const PLAIN_RUN: u8 = 1;
+/// See [`ShapeRecord::run`].
+const SKIPPING_RUN: u8 = 2;
 
 /// The allocator operand an explicit operand gives, its virtual register
 /// left to fill in. Two cases depend on more than the shape: a partial
@@ -266,20 +274,28 @@ impl ShapeRecord {
                 Access::Read | Access::Write | Access::ReadWrite
             )
         });
-        let skipping = !plain
-            && facts.ops.iter().all(|fact| {
-                matches!(
-                    fact.access,
-                    Access::Read | Access::Write | Access::ReadWrite | Access::None
-                )
-            });
+        let skipping = facts.ops.iter().all(|fact| {
+            matches!(
+                fact.access,
+                Access::Read | Access::Write | Access::ReadWrite | Access::None
+            )
+        });
+        let run = if flags & (FIXED | CLOBBERS) != 0 {
+            NOT_IN_RUNS
+        } else if plain {
+            PLAIN_RUN
+        } else if skipping {
+            SKIPPING_RUN
+        } else {
+            NOT_IN_RUNS
+        };
         ShapeRecord {
             flags,
             len: facts.ops.len() as u16,
             start,
             clobbers: at,
             plain,
-            skipping,
+            run,
         }
     }
 
@@ -369,8 +385,8 @@ fn push_address(
 /// (`sink.len` is left; what it noted `push_operands` notes again alike),
 /// for [`push_operands`] to take the instruction.
 ///
-/// `SKIPPING`: the shape is skipping instead (see
-/// [`ShapeRecord::skipping`]): a register operand neither read nor
+/// `SKIPPING`: the shape is in [`SKIPPING_RUN`]s instead (see
+/// [`ShapeRecord::run`]): a register operand neither read nor
 /// written is left out, as `push_operands` does.
 #[inline(always)]
 fn push_plain_registers<const SKIPPING: bool>(
@@ -484,26 +500,27 @@ fn push_plain_run(
     op_offsets: &mut [u32],
     flags_of: &mut [u8],
 ) -> usize {
-    while let Some(d) = insts.get(i) {
+    // One bound for the three per-instruction buffers.
+    let n = insts.len().min(op_offsets.len()).min(flags_of.len());
+    while i < n {
+        let d = &insts[i];
         let (InstKind::Target(_), Some(tag)) = (d.kind, d.tag()) else {
             break;
         };
         let Some(&Some(shape)) = shapes.get(tag as usize) else {
             break;
         };
-        if !(shape.plain || shape.skipping) || shape.flags & (FIXED | CLOBBERS) != 0 {
+        if shape.run == NOT_IN_RUNS {
             break;
         }
-        let (Some(ops), Some(own), Some(offset), Some(flags)) = (
+        let (Some(ops), Some(own)) = (
             all_ops.get(d.ops_range()),
             templates.get(shape.templates()),
-            op_offsets.get_mut(i),
-            flags_of.get_mut(i),
         ) else {
             break;
         };
-        *offset = sink.len as u32;
-        let pushed = if shape.plain {
+        op_offsets[i] = sink.len as u32;
+        let pushed = if shape.run == PLAIN_RUN {
             push_plain_registers::<false>(sink, vregs, i as u32, ops, own)
         } else {
             push_plain_registers::<true>(sink, vregs, i as u32, ops, own)
@@ -511,7 +528,7 @@ fn push_plain_run(
         if !pushed {
             break;
         }
-        *flags = shape.flags;
+        flags_of[i] = shape.flags;
         i += 1;
     }
     i
