@@ -610,6 +610,22 @@ impl Lowerer<'_> {
     }
 }
 
+/// The index of the first entry, return, call or tail jump of `insts`
+/// from `from` on. Out of line: in `lower`'s body its loop keeps nothing
+/// in registers.
+#[inline(never)]
+fn next_abi(insts: &[InstData], from: usize) -> Option<usize> {
+    let rest = insts.get(from..)?;
+    rest.iter()
+        .position(|d| {
+            matches!(
+                d.kind,
+                InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
+            )
+        })
+        .map(|skip| from + skip)
+}
+
 /// Lowers every entry, return, call and tail jump of `func` for `target`'s
 /// conventions (see the module docs) and records the [`FrameInfo`].
 pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError> {
@@ -649,8 +665,8 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         if !rebuilding {
             // In place only entries, returns and calls change: straight to
             // the next (one test per instruction between them).
-            match all[at..].iter().position(is_abi) {
-                Some(skip) => at += skip,
+            match next_abi(all, at) {
+                Some(next) => at = next,
                 None => break,
             }
         }
@@ -688,7 +704,9 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
                 && l.fixed.len() == d.ops_len()
                 && d.tag().is_none()
             {
-                for (at, new) in d.ops_range().zip(l.fixed.drain(..)) {
+                // By index: a `drain` costs more than these few copies.
+                for (k, at) in d.ops_range().enumerate() {
+                    let new = l.fixed[k];
                     if ops[at] != new {
                         undo.push((at, ops[at]));
                         ops[at] = new;
