@@ -171,15 +171,25 @@ impl Cfg {
             }
             i += 1;
             if block_open && !has_labels {
-                // The run of target instructions that follows, already
-                // asked and ordinary (most of a function): each changes
-                // nothing above but the last flow, so they are skipped
-                // with one memo test each.
+                // The run of ordinary target instructions that follows
+                // (most of a function): each changes nothing above but the
+                // last flow, so they are skipped with one memo test each
+                // (the target asked here the first time, as `flow` does).
                 while let Some(d) = insts.get(i)
                     && let InstKind::Target(id) = d.kind
-                    && let Some((known, Flow::Normal)) = memo[id.0 as usize % FLOW_MEMO_SLOTS]
-                    && known == id
                 {
+                    let slot = &mut memo[id.0 as usize % FLOW_MEMO_SLOTS];
+                    let flow = match *slot {
+                        Some((known, flow)) if known == id => flow,
+                        _ => {
+                            let flow = target.inst_flow(id, None);
+                            *slot = Some((id, flow));
+                            flow
+                        }
+                    };
+                    if flow != Flow::Normal {
+                        break;
+                    }
                     last_flow = Flow::Normal;
                     i += 1;
                 }
