@@ -18,11 +18,15 @@ use jitforge_regalloc::{
 /// virtual register is the allocator operand's: 4 bytes here, not 8, for
 /// every operand of a function through its allocation and rewrite).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(4))]
 pub(crate) struct OperandOrigin {
     /// The IR operand index.
     pub operand: u16,
     /// Whether it is a base or index register inside a memory operand.
     pub in_address: bool,
+    /// Always 0: with it the origin has no padding, so a copy is one
+    /// 4-byte move (`build` copies one per operand).
+    _padding: u8,
 }
 
 /// The allocator's view of one function; rebuilt per function, buffers reused.
@@ -92,7 +96,9 @@ struct VregState {
     last: u32,
     /// See [`VRegMentions::first_fixed_use`].
     first_fixed_use: u8,
-    /// [`UNWRITTEN`], [`WRITTEN`] or [`CONSTANT`] (then with `value`).
+    /// [`UNWRITTEN`], or the bits [`WRITTEN`] and [`CONSTANT`]: a
+    /// constant (`value`) if exactly `CONSTANT` (a plain definition
+    /// only sets `WRITTEN`, see [`OperandTemplate::written`]).
     written: u8,
     /// The constant every write so far gave it, if `written` is `CONSTANT`.
     value: i64,
@@ -102,7 +108,8 @@ struct VregState {
 const UNWRITTEN: u8 = 0;
 /// Written by something else than one constant.
 const WRITTEN: u8 = 1;
-/// Every write so far was `copy v, value` with one `value`.
+/// Written by `copy v, value`, each time with one `value` while `WRITTEN`
+/// is not set.
 const CONSTANT: u8 = 2;
 
 impl VregState {
@@ -197,8 +204,10 @@ struct OperandTemplate {
     index: u16,
     /// The origin of its direct allocator operand (from `index`).
     origin: OperandOrigin,
-    /// Whether its operand is no use (so it writes its vreg).
-    defines: bool,
+    /// [`WRITTEN`] if its operand is no use (so it writes its vreg),
+    /// else 0: what a plain instruction sets in its vreg's state (no
+    /// branch per operand).
+    written: u8,
 }
 
 impl ShapeRecord {
@@ -245,8 +254,9 @@ impl ShapeRecord {
                 origin: OperandOrigin {
                     operand: index as u16,
                     in_address: false,
+                    _padding: 0,
                 },
-                defines: kind != OperandKind::Use,
+                written: if kind == OperandKind::Use { 0 } else { WRITTEN },
             }
         }));
         let mut flags = match facts.flow {
@@ -370,6 +380,7 @@ fn push_address(
                 OperandOrigin {
                     operand: index,
                     in_address: true,
+                    _padding: 0,
                 },
             );
         }
@@ -421,9 +432,7 @@ fn push_plain_registers<const SKIPPING: bool>(
             origins[k] = t.origin;
             let state = &mut vregs[at_vreg];
             state.last = at;
-            if t.defines {
-                state.written = WRITTEN;
-            }
+            state.written |= t.written;
             k += 1;
         } else {
             match push_other(operands, origins, k, vregs, at, op, t.index) {
@@ -655,6 +664,7 @@ fn push_all_fixed(
             OperandOrigin {
                 operand: index as u16,
                 in_address: false,
+                _padding: 0,
             },
         );
         fixed_regs[p.class.index()] |= 1 << (p.hw & 31);
@@ -778,6 +788,7 @@ impl RaView {
             OperandOrigin {
                 operand: 0,
                 in_address: false,
+                _padding: 0,
             },
         );
         grow_to(&mut self.op_offsets, n + 1, 0);
