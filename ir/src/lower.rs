@@ -321,9 +321,10 @@ impl Lowerer<'_> {
             && !conv.callee_pops
             && ops.len() == sig.params.len()
             && sig.params.len() <= conv.gp_args.len()
-            && sig.params.iter().all(|&t| {
-                t.is_int() && t.size() <= conv.gp_arg_max_size && !split_in_two(conv, t)
-            })
+            && sig
+                .params
+                .iter()
+                .all(|&t| t.is_int() && t.size() <= conv.gp_arg_max_size && !split_in_two(conv, t))
         {
             for ((&op, &ty), &p) in ops.iter().zip(&sig.params).zip(&conv.gp_args) {
                 if !matches!(op, Operand::Reg(_)) {

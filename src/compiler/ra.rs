@@ -522,10 +522,8 @@ fn push_plain_run(
         if shape.run == NOT_IN_RUNS {
             break;
         }
-        let (Some(ops), Some(own)) = (
-            all_ops.get(d.ops_range()),
-            templates.get(shape.templates()),
-        ) else {
+        let (Some(ops), Some(own)) = (all_ops.get(d.ops_range()), templates.get(shape.templates()))
+        else {
             break;
         };
         op_offsets[i] = sink.len as u32;
@@ -903,7 +901,9 @@ impl RaView {
                     let templates = &self.templates[shape.templates()];
                     let fixed_by_ir = if shape.plain {
                         !push_plain_registers::<false>(&mut sink, vregs, i as u32, ops, templates)
-                            && push_operands::<true>(&mut sink, vregs, i as u32, ops, templates, None)
+                            && push_operands::<true>(
+                                &mut sink, vregs, i as u32, ops, templates, None,
+                            )
                     } else {
                         push_operands::<false>(&mut sink, vregs, i as u32, ops, templates, None)
                     };
@@ -1181,6 +1181,113 @@ mod tests {
         (0..view.num_insts())
             .map(|i| view.inst_operands(Inst::new(i)).to_vec())
             .collect()
+    }
+
+    /// Every instruction's operands, origins and flags as the view's fast
+    /// paths give them (plain runs, all-fixed entries and returns) must be
+    /// what the general path gives from the instruction's facts
+    /// (`ShapeRecord::derive` and `push_operands`), and the mentions and
+    /// constants what that path notes.
+    #[test]
+    fn fast_paths_agree_with_the_facts() {
+        let t = X86Target::x64();
+        let mut table = FactsTable::default();
+        let mut f = IrFunction::new("f", Signature::new(CallConvId(0), &[], &[]));
+        let v: Vec<_> = (0..4).map(|_| f.new_vreg(IrClass::GP, 8, None)).collect();
+        let r = |k: usize| Operand::Reg(Reg::v(v[k]));
+        let fixed = |k: usize, hw: u8| Operand::Fixed(v[k], jitforge_ir::PReg::gp(hw));
+        let address =
+            |k: usize| Operand::Mem(jitforge_ir::Mem::vreg(v[k], 1, 0).with_index(Reg::v(v[1]), 2));
+        f.push(InstKind::Entry, &[fixed(0, 7), fixed(1, 6)])
+            .expect("small function");
+        let body: [(Mnemonic, Vec<Operand>); 7] = [
+            (Mnemonic::Mov, vec![r(2), r(0)]),
+            (Mnemonic::Xor, vec![r(2), r(1)]),
+            (Mnemonic::Lea, vec![r(3), address(0)]),
+            (Mnemonic::Add, vec![r(3), Operand::Imm(5)]),
+            // A zeroing idiom: its second operand is neither read nor written.
+            (Mnemonic::Xor, vec![r(1), r(1)]),
+            (Mnemonic::Imul, vec![r(0), r(3)]),
+            (Mnemonic::Sub, vec![r(0), r(2)]),
+        ];
+        let mut scratch = InstFacts::default();
+        for (mnemonic, ops) in &body {
+            let id = X86Inst::new(*mnemonic).id();
+            let shapes: Vec<_> = ops.iter().map(|o| f.operand_shape(o)).collect();
+            let tag = t
+                .facts_index(&mut table, id, &shapes, &mut scratch)
+                .expect("valid instruction")
+                .expect("room in the table");
+            f.push_tagged(InstKind::Target(id), ops, tag)
+                .expect("small function");
+        }
+        f.push(InstKind::Ret, &[fixed(0, 0)])
+            .expect("small function");
+        let mut cfg = Cfg::default();
+        cfg.compute(&f, t);
+        let mut view = RaView::default();
+        view.build(&f, &cfg, t, &table).expect("view");
+
+        // The general path, instruction by instruction.
+        let n = f.num_insts();
+        let mut operands = vec![placeholder_operand(); 64];
+        let mut origins = vec![
+            OperandOrigin {
+                operand: 0,
+                in_address: false,
+                _padding: 0,
+            };
+            64
+        ];
+        let mut vregs = vec![VregState::UNNAMED; v.len()];
+        let mut fixed_regs = [0u32; 3];
+        let (mut templates, mut clobbers) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let inst = IrInst::from_u32(i as u32);
+            let mut facts = InstFacts::default();
+            f.inst_facts(t, inst, &mut facts).expect("facts");
+            templates.clear();
+            let shape = ShapeRecord::derive(&facts, &mut templates, &mut clobbers);
+            let mut sink = OperandSink {
+                operands: &mut operands,
+                origins: &mut origins,
+                len: 0,
+            };
+            let ops = f.operands(inst);
+            if shape.plain {
+                push_operands::<true>(&mut sink, &mut vregs, i as u32, ops, &templates, None);
+            } else {
+                push_operands::<false>(&mut sink, &mut vregs, i as u32, ops, &templates, None);
+            }
+            let len = sink.len;
+            note_fixed(&operands[..len], &mut vregs, &mut fixed_regs);
+            let (got, got_origins) = view.operands_and_origins(i);
+            assert_eq!(got, &operands[..len], "operands of instruction {i}");
+            assert_eq!(got_origins, &origins[..len], "origins of instruction {i}");
+            let mut flags = shape.flags & !FIXED;
+            if f.kind(inst) == InstKind::Ret {
+                flags = flags & (CLOBBERS | SUBSET) | RET;
+            }
+            assert_eq!(view.flags[i], flags, "flags of instruction {i}");
+        }
+        let mentions = view.mentions().expect("the view notes mentions");
+        assert_eq!(mentions.fixed, fixed_regs);
+        for (k, state) in vregs.iter().enumerate() {
+            assert_eq!(mentions.vregs[k].last, state.last, "last mention of v{k}");
+            assert_eq!(
+                mentions.vregs[k].first_fixed_use, state.first_fixed_use,
+                "first fixed use of v{k}"
+            );
+            assert!(!view.is_remat(VReg::new(k)), "v{k} is no constant");
+        }
+        // The entry's operands are late defs of rdi and rsi, the return's an
+        // early use of rax; the idiom leaves its second operand out.
+        let entry = view.inst_operands(Inst::new(0));
+        assert_eq!(entry.len(), 2);
+        assert_eq!(entry[0].kind, OperandKind::Def);
+        assert_eq!(entry[0].constraint, Constraint::Fixed(PReg::gp(7)));
+        assert_eq!(view.inst_operands(Inst::new(5)).len(), 1);
+        assert_eq!(mentions.vregs[0].first_fixed_use, 0);
     }
 
     #[test]
