@@ -494,7 +494,7 @@ fn push_other(
 /// registers and immediates (most of a function), as
 /// [`push_plain_registers`] does, and notes their operand offsets and
 /// flags. Returns the index of the first instruction past the run, which
-/// `build` takes one by one. Out of line, its loop keeps what it needs in
+/// `build` takes one by one, and the operands pushed in all (for `sink`). Out of line, its loop keeps what it needs in
 /// registers (in `build`'s body most of it lives on the stack).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
@@ -508,9 +508,17 @@ fn push_plain_run(
     vregs: &mut [VregState],
     op_offsets: &mut [u32],
     flags_of: &mut [u8],
-) -> usize {
+) -> (usize, usize) {
     // One bound for the three per-instruction buffers.
     let n = insts.len().min(op_offsets.len()).min(flags_of.len());
+    // A local sink for the run (its length kept in a register, given back
+    // at the end).
+    let mut local = OperandSink {
+        operands: &mut *sink.operands,
+        origins: &mut *sink.origins,
+        len: sink.len,
+    };
+    let sink = &mut local;
     while i < n {
         let d = &insts[i];
         let (InstKind::Target(_), Some(tag)) = (d.kind, d.tag()) else {
@@ -538,7 +546,8 @@ fn push_plain_run(
         flags_of[i] = shape.flags;
         i += 1;
     }
-    i
+    let len = local.len;
+    (i, len)
 }
 
 /// Pushes the allocator operands of an instruction with operands `ops`
@@ -855,7 +864,7 @@ impl RaView {
         // `push_plain_run`); the others one by one here.
         let mut i = 0;
         while i < n {
-            i = push_plain_run(
+            (i, sink.len) = push_plain_run(
                 i,
                 insts,
                 all_ops,
