@@ -78,6 +78,21 @@ impl Cfg {
         c
     }
 
+    /// Target instruction `id`'s flow without operands, from `memo` or
+    /// asked of `target` (and kept in `memo`).
+    #[inline(always)]
+    fn memo_flow(target: &dyn Target, id: TargetInst, memo: &mut FlowMemo) -> Flow {
+        let slot = &mut memo[id.0 as usize % FLOW_MEMO_SLOTS];
+        match *slot {
+            Some((known, flow)) if known == id => flow,
+            _ => {
+                let flow = target.inst_flow(id, None);
+                *slot = Some((id, flow));
+                flow
+            }
+        }
+    }
+
     fn flow(func: &Function, target: &dyn Target, d: &InstData, memo: &mut FlowMemo) -> Flow {
         match d.kind {
             InstKind::Target(id) => {
@@ -85,15 +100,7 @@ impl Cfg {
                 // more than the question, and only a transfer of control
                 // depends on it (see [`Target::inst_flow`]). A function
                 // repeats a few instructions: each is asked once.
-                let slot = &mut memo[id.0 as usize % FLOW_MEMO_SLOTS];
-                let flow = match *slot {
-                    Some((known, flow)) if known == id => flow,
-                    _ => {
-                        let flow = target.inst_flow(id, None);
-                        *slot = Some((id, flow));
-                        flow
-                    }
-                };
+                let flow = Self::memo_flow(target, id, memo);
                 if !flow.is_terminator() {
                     return flow;
                 }
@@ -178,16 +185,7 @@ impl Cfg {
                 while let Some(d) = insts.get(i)
                     && let InstKind::Target(id) = d.kind
                 {
-                    let slot = &mut memo[id.0 as usize % FLOW_MEMO_SLOTS];
-                    let flow = match *slot {
-                        Some((known, flow)) if known == id => flow,
-                        _ => {
-                            let flow = target.inst_flow(id, None);
-                            *slot = Some((id, flow));
-                            flow
-                        }
-                    };
-                    if flow != Flow::Normal {
+                    if Self::memo_flow(target, id, &mut memo) != Flow::Normal {
                         break;
                     }
                     last_flow = Flow::Normal;
