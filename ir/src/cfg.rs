@@ -185,7 +185,12 @@ impl Cfg {
                 while let Some(d) = insts.get(i)
                     && let InstKind::Target(id) = d.kind
                 {
-                    if Self::memo_flow(target, id, &mut memo) != Flow::Normal {
+                    // The common case (known and ordinary) tested first.
+                    let normal = match memo[id.0 as usize % FLOW_MEMO_SLOTS] {
+                        Some((known, Flow::Normal)) if known == id => true,
+                        _ => Self::memo_flow(target, id, &mut memo) == Flow::Normal,
+                    };
+                    if !normal {
                         break;
                     }
                     last_flow = Flow::Normal;
