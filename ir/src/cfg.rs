@@ -78,6 +78,21 @@ impl Cfg {
         c
     }
 
+    /// Target instruction `id`'s flow without operands, from `memo` or
+    /// asked of `target` (and kept in `memo`).
+    #[inline(always)]
+    fn memo_flow(target: &dyn Target, id: TargetInst, memo: &mut FlowMemo) -> Flow {
+        let slot = &mut memo[id.0 as usize % FLOW_MEMO_SLOTS];
+        match *slot {
+            Some((known, flow)) if known == id => flow,
+            _ => {
+                let flow = target.inst_flow(id, None);
+                *slot = Some((id, flow));
+                flow
+            }
+        }
+    }
+
     fn flow(func: &Function, target: &dyn Target, d: &InstData, memo: &mut FlowMemo) -> Flow {
         match d.kind {
             InstKind::Target(id) => {
@@ -85,15 +100,7 @@ impl Cfg {
                 // more than the question, and only a transfer of control
                 // depends on it (see [`Target::inst_flow`]). A function
                 // repeats a few instructions: each is asked once.
-                let slot = &mut memo[id.0 as usize % FLOW_MEMO_SLOTS];
-                let flow = match *slot {
-                    Some((known, flow)) if known == id => flow,
-                    _ => {
-                        let flow = target.inst_flow(id, None);
-                        *slot = Some((id, flow));
-                        flow
-                    }
-                };
+                let flow = Self::memo_flow(target, id, memo);
                 if !flow.is_terminator() {
                     return flow;
                 }
@@ -171,15 +178,21 @@ impl Cfg {
             }
             i += 1;
             if block_open && !has_labels {
-                // The run of target instructions that follows, already
-                // asked and ordinary (most of a function): each changes
-                // nothing above but the last flow, so they are skipped
-                // with one memo test each.
+                // The run of ordinary target instructions that follows
+                // (most of a function): each changes nothing above but the
+                // last flow, so they are skipped with one memo test each
+                // (the target asked here the first time, as `flow` does).
                 while let Some(d) = insts.get(i)
                     && let InstKind::Target(id) = d.kind
-                    && let Some((known, Flow::Normal)) = memo[id.0 as usize % FLOW_MEMO_SLOTS]
-                    && known == id
                 {
+                    // The common case (known and ordinary) tested first.
+                    let normal = match memo[id.0 as usize % FLOW_MEMO_SLOTS] {
+                        Some((known, Flow::Normal)) if known == id => true,
+                        _ => Self::memo_flow(target, id, &mut memo) == Flow::Normal,
+                    };
+                    if !normal {
+                        break;
+                    }
                     last_flow = Flow::Normal;
                     i += 1;
                 }

@@ -306,6 +306,8 @@ impl Lowerer<'_> {
     }
 
     /// The function's entry; `sig` is its signature (see [`with_own_sig`]).
+    /// Leaves the entry's operands in `fixed` and what follows it in
+    /// `after` (see [`lower`]).
     fn entry(
         &mut self,
         f: &mut Function,
@@ -313,6 +315,26 @@ impl Lowerer<'_> {
         sig: &Signature,
     ) -> Result<(), AbiError> {
         let conv = conv_of(self.target, sig)?;
+        // Most entries: integer parameters, each in the next integer
+        // register (what `assign_args` gives them, asked of nothing).
+        if !sig.varargs
+            && !conv.callee_pops
+            && ops.len() == sig.params.len()
+            && sig.params.len() <= conv.gp_args.len()
+            && sig
+                .params
+                .iter()
+                .all(|&t| t.is_int() && t.size() <= conv.gp_arg_max_size && !split_in_two(conv, t))
+        {
+            for ((&op, &ty), &p) in ops.iter().zip(&sig.params).zip(&conv.gp_args) {
+                if !matches!(op, Operand::Reg(_)) {
+                    return Err(AbiError::BadOperand("entry operands must be registers"));
+                }
+                let x = self.fix(f, op, p, ty.size(), false);
+                self.fixed.push(x);
+            }
+            return Ok(());
+        }
         let asg = assign_args(conv, &sig.params, sig.varargs)?;
         // One value per parameter, two (low, high) for an i64 in 32-bit mode.
         let values = arg_operand_count(conv, &sig.params);
@@ -359,15 +381,32 @@ impl Lowerer<'_> {
                 }
             }
         }
-        let fixed = core::mem::take(&mut self.fixed);
-        self.out.push(InstKind::Entry, &fixed);
-        self.flush_after();
         Ok(())
     }
 
     /// A return; `sig` is the function's signature (see [`with_own_sig`]).
+    /// Leaves the return's operands in `fixed` (see [`lower`]).
     fn ret(&mut self, f: &mut Function, ops: &[Operand], sig: &Signature) -> Result<(), AbiError> {
         let conv = conv_of(self.target, sig)?;
+        // Most returns: integer results no wider than a register, each in
+        // the next integer result register (what `assign_rets` gives them).
+        if ops.len() == sig.rets.len()
+            && sig.rets.len() <= conv.gp_rets.len()
+            && !(conv.single_ret && sig.rets.len() > 1)
+            && sig
+                .rets
+                .iter()
+                .all(|&t| t.is_int() && t.size() <= conv.ptr_size as u16)
+        {
+            for ((&op, &ty), &p) in ops.iter().zip(&sig.rets).zip(&conv.gp_rets) {
+                if matches!(op, Operand::Label(_) | Operand::Fixed(..)) {
+                    return Err(AbiError::BadOperand("return value"));
+                }
+                let x = self.fix(f, op, p, ty.size(), true);
+                self.fixed.push(x);
+            }
+            return Ok(());
+        }
         let types = result_types(conv, &sig.rets, ops.len())?;
         let regs = assign_rets(conv, &sig.rets)?;
         for ((&op, &p), &ty) in ops.iter().zip(regs.iter()).zip(types.iter()) {
@@ -398,8 +437,6 @@ impl Lowerer<'_> {
             let x = self.fix(f, op, p, ty.size(), true);
             self.fixed.push(x);
         }
-        let fixed = core::mem::take(&mut self.fixed);
-        self.out.push(InstKind::Ret, &fixed);
         Ok(())
     }
 
@@ -574,6 +611,22 @@ impl Lowerer<'_> {
     }
 }
 
+/// The index of the first entry, return, call or tail jump of `insts`
+/// from `from` on. Out of line: in `lower`'s body its loop keeps nothing
+/// in registers.
+#[inline(never)]
+fn next_abi(insts: &[InstData], from: usize) -> Option<usize> {
+    let rest = insts.get(from..)?;
+    rest.iter()
+        .position(|d| {
+            matches!(
+                d.kind,
+                InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
+            )
+        })
+        .map(|skip| from + skip)
+}
+
 /// Lowers every entry, return, call and tail jump of `func` for `target`'s
 /// conventions (see the module docs) and records the [`FrameInfo`].
 pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError> {
@@ -613,8 +666,8 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         if !rebuilding {
             // In place only entries, returns and calls change: straight to
             // the next (one test per instruction between them).
-            match all[at..].iter().position(is_abi) {
-                Some(skip) => at += skip,
+            match next_abi(all, at) {
+                Some(next) => at = next,
                 None => break,
             }
         }
@@ -641,6 +694,30 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         if let Err(error) = r {
             result = Err(LowerError::Abi { inst: i, error });
             break;
+        }
+        if matches!(d.kind, InstKind::Entry | InstKind::Ret) {
+            // Its operands are in `l.fixed`, what follows it in `l.after`:
+            // without copies around it, it changes in place (without a
+            // trip through `l.out`).
+            if !rebuilding
+                && l.out.insts.is_empty()
+                && l.after.is_empty()
+                && l.fixed.len() == d.ops_len()
+                && d.tag().is_none()
+            {
+                // By index: a `drain` costs more than these few copies.
+                for (k, at) in d.ops_range().enumerate() {
+                    let new = l.fixed[k];
+                    if ops[at] != new {
+                        undo.push((at, ops[at]));
+                        ops[at] = new;
+                    }
+                }
+                continue;
+            }
+            let fixed = core::mem::take(&mut l.fixed);
+            l.out.push(d.kind, &fixed);
+            l.flush_after();
         }
         if rebuilding {
             continue;

@@ -18,11 +18,15 @@ use jitforge_regalloc::{
 /// virtual register is the allocator operand's: 4 bytes here, not 8, for
 /// every operand of a function through its allocation and rewrite).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(4))]
 pub(crate) struct OperandOrigin {
     /// The IR operand index.
     pub operand: u16,
     /// Whether it is a base or index register inside a memory operand.
     pub in_address: bool,
+    /// Always 0: with it the origin has no padding, so a copy is one
+    /// 4-byte move (`build` copies one per operand).
+    _padding: u8,
 }
 
 /// The allocator's view of one function; rebuilt per function, buffers reused.
@@ -70,9 +74,9 @@ pub(crate) struct RaView {
     own_clobbers: Vec<PRegSet>,
     /// The facts table epoch `shapes` was derived from.
     shapes_epoch: u64,
-    /// Per vreg while building: whether it was written yet and the
-    /// constant every definition gives it (see [`RaView::build`]).
-    constant: Vec<Option<Option<i64>>>,
+    /// Per vreg while building: its mentions, whether it was written yet
+    /// and the constant every definition gives it (see [`RaView::build`]).
+    vreg_states: Vec<VregState>,
     /// What [`RaFunction::vouched`] reports, found by `build`.
     vouched: jitforge_regalloc::Vouched,
     /// What [`RaFunction::mentions`] reports, noted by `build`: per vreg,
@@ -80,6 +84,41 @@ pub(crate) struct RaView {
     mentions: Vec<VRegMentions>,
     /// ... and per class, the registers fixed operands name.
     fixed_regs: [u32; 3],
+}
+
+/// What `build` notes about one vreg as it walks the instructions: what
+/// [`RaFunction::mentions`] reports of it, and whether it was written yet
+/// and the constant every definition gives it, side by side (one bounds
+/// check and one address per operand).
+#[derive(Clone, Copy)]
+struct VregState {
+    /// See [`VRegMentions::last`].
+    last: u32,
+    /// See [`VRegMentions::first_fixed_use`].
+    first_fixed_use: u8,
+    /// [`UNWRITTEN`], or the bits [`WRITTEN`] and [`CONSTANT`]: a
+    /// constant (`value`) if exactly `CONSTANT` (a plain definition
+    /// only sets `WRITTEN`, see [`OperandTemplate::written`]).
+    written: u8,
+    /// The constant every write so far gave it, if `written` is `CONSTANT`.
+    value: i64,
+}
+
+/// Not written yet (in layout order).
+const UNWRITTEN: u8 = 0;
+/// Written by something else than one constant.
+const WRITTEN: u8 = 1;
+/// Written by `copy v, value`, each time with one `value` while `WRITTEN`
+/// is not set.
+const CONSTANT: u8 = 2;
+
+impl VregState {
+    const UNNAMED: VregState = VregState {
+        last: 0,
+        first_fixed_use: VRegMentions::NO_REG,
+        written: UNWRITTEN,
+        value: 0,
+    };
 }
 
 /// Operands of a function small enough that the view reserves room for
@@ -135,7 +174,19 @@ struct ShapeRecord {
     /// partial write, none unseen): [`push_operands`] needs no access
     /// decision.
     plain: bool,
+    /// Whether [`push_plain_run`] takes the shape: [`PLAIN_RUN`] if it is
+    /// plain, [`SKIPPING_RUN`] if every operand is read, written or both
+    /// as a whole, or neither (`xor x, x`), and one is neither; either
+    /// without fixed operands and clobbers; else [`NOT_IN_RUNS`].
+    run: u8,
 }
+
+/// See [`ShapeRecord::run`].
+const NOT_IN_RUNS: u8 = 0;
+/// See [`ShapeRecord::run`].
+const PLAIN_RUN: u8 = 1;
+/// See [`ShapeRecord::run`].
+const SKIPPING_RUN: u8 = 2;
 
 /// The allocator operand an explicit operand gives, its virtual register
 /// left to fill in. Two cases depend on more than the shape: a partial
@@ -153,8 +204,10 @@ struct OperandTemplate {
     index: u16,
     /// The origin of its direct allocator operand (from `index`).
     origin: OperandOrigin,
-    /// Whether its operand is no use (so it writes its vreg).
-    defines: bool,
+    /// [`WRITTEN`] if its operand is no use (so it writes its vreg),
+    /// else 0: what a plain instruction sets in its vreg's state (no
+    /// branch per operand).
+    written: u8,
 }
 
 impl ShapeRecord {
@@ -201,8 +254,9 @@ impl ShapeRecord {
                 origin: OperandOrigin {
                     operand: index as u16,
                     in_address: false,
+                    _padding: 0,
                 },
-                defines: kind != OperandKind::Use,
+                written: if kind == OperandKind::Use { 0 } else { WRITTEN },
             }
         }));
         let mut flags = match facts.flow {
@@ -230,12 +284,28 @@ impl ShapeRecord {
                 Access::Read | Access::Write | Access::ReadWrite
             )
         });
+        let skipping = facts.ops.iter().all(|fact| {
+            matches!(
+                fact.access,
+                Access::Read | Access::Write | Access::ReadWrite | Access::None
+            )
+        });
+        let run = if flags & (FIXED | CLOBBERS) != 0 {
+            NOT_IN_RUNS
+        } else if plain {
+            PLAIN_RUN
+        } else if skipping {
+            SKIPPING_RUN
+        } else {
+            NOT_IN_RUNS
+        };
         ShapeRecord {
             flags,
             len: facts.ops.len() as u16,
             start,
             clobbers: at,
             plain,
+            run,
         }
     }
 
@@ -284,7 +354,7 @@ impl OperandSink<'_> {
 #[inline(always)]
 fn push_address(
     sink: &mut OperandSink<'_>,
-    mentions: &mut [VRegMentions],
+    vregs: &mut [VregState],
     at: u32,
     m: &jitforge_ir::Mem,
     index: u16,
@@ -297,8 +367,8 @@ fn push_address(
     };
     for r in [base, m.index].into_iter().flatten() {
         if let Reg::Virt(v, _) = r {
-            if let Some(m) = mentions.get_mut(v.as_u32() as usize) {
-                m.last = at;
+            if let Some(state) = vregs.get_mut(v.as_u32() as usize) {
+                state.last = at;
             }
             sink.push(
                 RaOperand::new(
@@ -310,30 +380,191 @@ fn push_address(
                 OperandOrigin {
                     operand: index,
                     in_address: true,
+                    _padding: 0,
                 },
             );
         }
     }
 }
 
+/// The common case of [`push_operands`]: a plain shape (see
+/// [`ShapeRecord::plain`]) of an instruction that is no `copy v, imm`,
+/// whose operands are virtual registers, immediates and memory. Pushes
+/// their allocator operands (each register its template with its vreg,
+/// each address register a use) and notes them in `vregs`, and returns
+/// true; returns false at any other operand, having pushed nothing
+/// (`sink.len` is left; what it noted `push_operands` notes again alike),
+/// for [`push_operands`] to take the instruction.
+///
+/// `SKIPPING`: the shape is in [`SKIPPING_RUN`]s instead (see
+/// [`ShapeRecord::run`]): a register operand neither read nor
+/// written is left out, as `push_operands` does.
+#[inline(always)]
+fn push_plain_registers<const SKIPPING: bool>(
+    sink: &mut OperandSink<'_>,
+    vregs: &mut [VregState],
+    at: u32,
+    ops: &[Operand],
+    templates: &[OperandTemplate],
+) -> bool {
+    let start = sink.len;
+    let mut k = start;
+    let mut shared = false;
+    // The buffers taken out of `sink` for the loop (kept in registers:
+    // `push_other` gets them by value).
+    let (operands, origins) = (&mut *sink.operands, &mut *sink.origins);
+    // Both buffers are cut to one length (`build` makes them long enough).
+    let room = operands.len().min(origins.len());
+    for (op, t) in ops.iter().zip(templates) {
+        if let Operand::Reg(Reg::Virt(v, _)) = *op {
+            if SKIPPING && t.access == Access::None {
+                shared = true;
+                continue;
+            }
+            let at_vreg = v.as_u32() as usize;
+            if k >= room || at_vreg >= vregs.len() {
+                return false;
+            }
+            // The template copied whole, its vreg stored over it (no
+            // field-by-field rebuild).
+            operands[k] = t.operand;
+            operands[k].vreg = VReg(v.as_u32());
+            origins[k] = t.origin;
+            let state = &mut vregs[at_vreg];
+            state.last = at;
+            state.written |= t.written;
+            k += 1;
+        } else {
+            match push_other(operands, origins, k, vregs, at, op, t.index) {
+                Some(next) => k = next,
+                None => return false,
+            }
+        }
+    }
+    if SKIPPING && shared {
+        // `xor x, x`: as `push_operands` (the unseen operand shares the
+        // other's location, and x86 takes at most one memory operand).
+        for op in operands.get_mut(start..k).unwrap_or_default() {
+            if op.constraint == Constraint::Any {
+                op.constraint = Constraint::Reg;
+            }
+        }
+    }
+    sink.len = k;
+    true
+}
+
+/// An operand of [`push_plain_registers`] other than a virtual register:
+/// an immediate (nothing to push) or memory (its address registers, see
+/// [`push_address`]; IR operand `index`), pushed into `operands` and
+/// `origins` from `k` on; returns where the next goes, or `None` for any
+/// other operand. Out of line, so that the loop there tests its common
+/// case (a virtual register) alone, without decoding the operand's variant
+/// first.
+#[allow(clippy::too_many_arguments)]
+#[cold]
+#[inline(never)]
+fn push_other(
+    operands: &mut [RaOperand],
+    origins: &mut [OperandOrigin],
+    k: usize,
+    vregs: &mut [VregState],
+    at: u32,
+    op: &Operand,
+    index: u16,
+) -> Option<usize> {
+    match op {
+        Operand::Imm(_) => Some(k),
+        Operand::Mem(m) => {
+            let mut sink = OperandSink {
+                operands,
+                origins,
+                len: k,
+            };
+            push_address(&mut sink, vregs, at, m, index);
+            Some(sink.len)
+        }
+        _ => None,
+    }
+}
+
+/// Pushes the run of instructions from `i` on that are target
+/// instructions of a known plain shape (see [`ShapeRecord::plain`])
+/// without fixed operands or clobbers, whose operands are virtual
+/// registers and immediates (most of a function), as
+/// [`push_plain_registers`] does, and notes their operand offsets and
+/// flags. Returns the index of the first instruction past the run, which
+/// `build` takes one by one, and the operands pushed in all (for `sink`). Out of line, its loop keeps what it needs in
+/// registers (in `build`'s body most of it lives on the stack).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn push_plain_run(
+    mut i: usize,
+    insts: &[jitforge_ir::InstData],
+    all_ops: &[Operand],
+    shapes: &[Option<ShapeRecord>],
+    templates: &[OperandTemplate],
+    sink: &mut OperandSink<'_>,
+    vregs: &mut [VregState],
+    op_offsets: &mut [u32],
+    flags_of: &mut [u8],
+) -> (usize, usize) {
+    // One bound for the three per-instruction buffers.
+    let n = insts.len().min(op_offsets.len()).min(flags_of.len());
+    // A local sink for the run (its length kept in a register, given back
+    // at the end).
+    let mut local = OperandSink {
+        operands: &mut *sink.operands,
+        origins: &mut *sink.origins,
+        len: sink.len,
+    };
+    let sink = &mut local;
+    while i < n {
+        let d = &insts[i];
+        let (InstKind::Target(_), Some(tag)) = (d.kind, d.tag()) else {
+            break;
+        };
+        let Some(&Some(shape)) = shapes.get(tag as usize) else {
+            break;
+        };
+        if shape.run == NOT_IN_RUNS {
+            break;
+        }
+        let (Some(ops), Some(own)) = (all_ops.get(d.ops_range()), templates.get(shape.templates()))
+        else {
+            break;
+        };
+        op_offsets[i] = sink.len as u32;
+        let pushed = if shape.run == PLAIN_RUN {
+            push_plain_registers::<false>(sink, vregs, i as u32, ops, own)
+        } else {
+            push_plain_registers::<true>(sink, vregs, i as u32, ops, own)
+        };
+        if !pushed {
+            break;
+        }
+        flags_of[i] = shape.flags;
+        i += 1;
+    }
+    let len = local.len;
+    (i, len)
+}
+
 /// Pushes the allocator operands of an instruction with operands `ops`
 /// and templates `templates`, with their origins, in the order of
 /// `Function::vreg_accesses` (direct operands, then the address registers
-/// of a memory operand as reads), and notes definitions in `constant`
+/// of a memory operand as reads), and notes definitions in `vregs`
 /// (see [`RaView::build`]; `imm_def` is the instruction's if it is
-/// `copy v, imm`), and notes instruction `at` as each vreg's last in
-/// `mentions`. Returns whether an operand is fixed by the IR
-/// (`Operand::Fixed`).
+/// `copy v, imm`), and notes instruction `at` as each vreg's last there.
+/// Returns whether an operand is fixed by the IR (`Operand::Fixed`).
 ///
-/// `PLAIN`: the shape is plain (see [`ShapeRecord::plain`]), the common
-/// case, whose loop leaves out the per-operand access decision (each
-/// register operand is its template with its vreg).
-#[allow(clippy::too_many_arguments)]
+/// `PLAIN`: the shape is plain (see [`ShapeRecord::plain`]): no
+/// per-operand access decision (each register operand is its template
+/// with its vreg).
 #[inline(always)]
 fn push_operands<const PLAIN: bool>(
     sink: &mut OperandSink<'_>,
-    constant: &mut [Option<Option<i64>>],
-    mentions: &mut [VRegMentions],
+    vregs: &mut [VregState],
     at: u32,
     ops: &[Operand],
     templates: &[OperandTemplate],
@@ -342,37 +573,9 @@ fn push_operands<const PLAIN: bool>(
     let first = sink.len;
     let mut shared = false;
     let mut fixed_by_ir = false;
-    // One template per operand (the shape was derived from these
-    // operands); indexing both below `count` needs no bounds checks.
-    let count = ops.len().min(templates.len());
-    let (ops, templates) = (&ops[..count], &templates[..count]);
-    for j in 0..count {
-        let t = &templates[j];
-        if PLAIN
-            && imm_def.is_none()
-            && let Operand::Reg(Reg::Virt(v, _)) = ops[j]
-        {
-            // Most operands: the template copied whole with its vreg
-            // stored over it (no field-by-field rebuild), and a definition
-            // makes the vreg no constant.
-            let at_vreg = v.as_u32() as usize;
-            let k = sink.len;
-            if k < sink.operands.len() && k < sink.origins.len() {
-                sink.operands[k] = t.operand;
-                sink.operands[k].vreg = VReg(v.as_u32());
-                sink.origins[k] = t.origin;
-            }
-            sink.len = k + 1;
-            if at_vreg < mentions.len() && at_vreg < constant.len() {
-                mentions[at_vreg].last = at;
-                if t.defines {
-                    constant[at_vreg] = Some(None);
-                }
-            }
-            continue;
-        }
+    for (op, t) in ops.iter().zip(templates) {
         let mut operand = t.operand;
-        let v = match ops[j] {
+        let v = match *op {
             Operand::Reg(Reg::Virt(v, _)) => v,
             Operand::Fixed(v, p) => {
                 operand.constraint = Constraint::Fixed(preg_of(p));
@@ -380,7 +583,7 @@ fn push_operands<const PLAIN: bool>(
                 v
             }
             Operand::Mem(ref m) => {
-                push_address(sink, mentions, at, m, t.index);
+                push_address(sink, vregs, at, m, t.index);
                 continue;
             }
             _ => continue,
@@ -388,7 +591,11 @@ fn push_operands<const PLAIN: bool>(
         operand.vreg = VReg::new(v.as_u32() as usize);
         match t.access {
             _ if PLAIN => {}
-            Access::PartialWrite if matches!(constant.get(v.as_u32() as usize), Some(None)) => {
+            Access::PartialWrite
+                if vregs
+                    .get(v.as_u32() as usize)
+                    .is_some_and(|s| s.written == UNWRITTEN) =>
+            {
                 operand.kind = OperandKind::Def;
                 operand.pos = OperandPos::Late;
             }
@@ -401,19 +608,22 @@ fn push_operands<const PLAIN: bool>(
             _ => {}
         }
         sink.push(operand, t.origin);
-        // `mentions` and `constant` are cut to one length: one check.
-        let at_vreg = v.as_u32() as usize;
-        if at_vreg >= mentions.len() || at_vreg >= constant.len() {
+        let Some(state) = vregs.get_mut(v.as_u32() as usize) else {
             continue;
-        }
-        mentions[at_vreg].last = at;
+        };
+        state.last = at;
         if operand.kind != OperandKind::Use {
-            let slot = &mut constant[at_vreg];
-            *slot = match (imm_def, *slot) {
-                (Some((d, value)), None) if d == v => Some(Some(value)),
-                (Some((d, value)), Some(Some(old))) if d == v && old == value => Some(Some(value)),
-                _ => Some(None),
-            };
+            match imm_def {
+                Some((d, value))
+                    if d == v
+                        && (state.written == UNWRITTEN
+                            || state.written == CONSTANT && state.value == value) =>
+                {
+                    state.written = CONSTANT;
+                    state.value = value;
+                }
+                _ => state.written = WRITTEN,
+            }
         }
     }
     if !PLAIN && shared {
@@ -428,15 +638,64 @@ fn push_operands<const PLAIN: bool>(
     fixed_by_ir
 }
 
+/// Pushes the allocator operands of an entry (`entry`) or a return whose
+/// operands `ops` are all fixed by the IR (`Operand::Fixed`), as
+/// [`push_operands`] and [`note_fixed`] would from their facts
+/// (`Function::inst_facts`: each entry operand written, each return
+/// operand read, fixed to its register; no clobbers, no subset), without
+/// a shape record. Returns false, having pushed nothing, if an operand is
+/// not fixed.
+fn push_all_fixed(
+    sink: &mut OperandSink<'_>,
+    vregs: &mut [VregState],
+    fixed_regs: &mut [u32; 3],
+    at: u32,
+    ops: &[Operand],
+    entry: bool,
+) -> bool {
+    if !ops.iter().all(|op| matches!(op, Operand::Fixed(..))) {
+        return false;
+    }
+    let (kind, pos) = if entry {
+        (OperandKind::Def, OperandPos::Late)
+    } else {
+        (OperandKind::Use, OperandPos::Early)
+    };
+    for (index, op) in ops.iter().enumerate() {
+        let Operand::Fixed(v, p) = *op else {
+            continue;
+        };
+        let p = preg_of(p);
+        sink.push(
+            RaOperand::new(VReg(v.as_u32()), kind, pos, Constraint::Fixed(p)),
+            OperandOrigin {
+                operand: index as u16,
+                in_address: false,
+                _padding: 0,
+            },
+        );
+        fixed_regs[p.class.index()] |= 1 << (p.hw & 31);
+        if let Some(state) = vregs.get_mut(v.as_u32() as usize) {
+            state.last = at;
+            if entry {
+                state.written = WRITTEN;
+            } else if state.first_fixed_use == VRegMentions::NO_REG {
+                state.first_fixed_use = p.hw;
+            }
+        }
+    }
+    true
+}
+
 /// Notes the fixed operands among `operands` (one instruction's) in
-/// `mentions` and `fixed_regs` (see [`RaFunction::mentions`]).
-fn note_fixed(operands: &[RaOperand], mentions: &mut [VRegMentions], fixed_regs: &mut [u32; 3]) {
+/// `vregs` and `fixed_regs` (see [`RaFunction::mentions`]).
+fn note_fixed(operands: &[RaOperand], vregs: &mut [VregState], fixed_regs: &mut [u32; 3]) {
     for op in operands {
         if let Constraint::Fixed(p) = op.constraint {
             fixed_regs[p.class.index()] |= 1 << (p.hw & 31);
-            let m = &mut mentions[op.vreg.index()];
-            if op.is_use() && m.first_fixed_use == VRegMentions::NO_REG {
-                m.first_fixed_use = p.hw;
+            let state = &mut vregs[op.vreg.index()];
+            if op.is_use() && state.first_fixed_use == VRegMentions::NO_REG {
+                state.first_fixed_use = p.hw;
             }
         }
     }
@@ -536,6 +795,7 @@ impl RaView {
             OperandOrigin {
                 operand: 0,
                 in_address: false,
+                _padding: 0,
             },
         );
         grow_to(&mut self.op_offsets, n + 1, 0);
@@ -570,15 +830,18 @@ impl RaView {
         // Constants: a vreg every definition of which is `copy v, imm` with
         // one value. Per vreg: `None` while nothing wrote it yet (in layout
         // order: a partial write (`cvtsi2sd`, `mov v.r8, ..`) of such a vreg
-        // is a plain definition), `Some(Some(value))` while every write was
-        // `copy v, value`, `Some(None)` once another write was seen.
-        self.constant.clear();
-        self.constant.resize(f.num_vregs(), None);
-        self.mentions.clear();
-        self.mentions.resize(f.num_vregs(), VRegMentions::UNNAMED);
+        // is a plain definition), `CONSTANT` while every write was
+        // `copy v, value`, `WRITTEN` once another write was seen.
+        let num_vregs = f.num_vregs();
+        self.vreg_states.clear();
+        self.vreg_states.resize(num_vregs, VregState::UNNAMED);
         let mut fixed_regs = [0u32; 3];
-        self.classes
-            .extend(f.vregs().map(|(_, data)| class_of(data.class)));
+        // Sized first, then written in place (an `extend` from the vreg
+        // table checks the capacity per vreg).
+        self.classes.resize(num_vregs, RegClass::Gp);
+        for (class, (_, data)) in self.classes.iter_mut().zip(f.vregs()) {
+            *class = class_of(data.class);
+        }
         // Each tagged shape's record is derived once per table epoch (its
         // entries are only appended, see `FactsTable::epoch`).
         if self.shapes_epoch != table.epoch() {
@@ -594,173 +857,167 @@ impl RaView {
             origins: &mut self.origins[..most],
             len: 0,
         };
-        let num_vregs = f.num_vregs();
-        let (constant_of, mentions_of) = (
-            &mut self.constant[..num_vregs],
-            &mut self.mentions[..num_vregs],
-        );
+        let vregs = &mut self.vreg_states[..num_vregs];
         let op_offsets = &mut self.op_offsets[..n + 1];
         let flags_of = &mut self.flags[..n];
-        for i in 0..n {
-            let d = &insts[i];
-            let first = sink.len;
-            op_offsets[i] = first as u32;
-            let tag = match d.kind {
-                InstKind::Target(_) => d.tag(),
-                _ => None,
-            };
-            let ops = &all_ops[d.ops_range()];
-            // `shapes` has one entry per table entry: a tag past it is not
-            // the table's.
-            if let Some(t) = tag
-                && let Some(&known) = self.shapes.get(t as usize)
-            {
-                // Most instructions: a target instruction of a known shape,
-                // no copy and no return (their own loop, without those checks).
-                let shape = match known {
+        // Runs of plain target instructions in their own loop (see
+        // `push_plain_run`); the others one by one here.
+        let mut i = 0;
+        while i < n {
+            (i, sink.len) = push_plain_run(
+                i,
+                insts,
+                all_ops,
+                &self.shapes,
+                &self.templates,
+                &mut sink,
+                vregs,
+                op_offsets,
+                flags_of,
+            );
+            if i >= n {
+                break;
+            }
+            'one: {
+                let d = &insts[i];
+                let first = sink.len;
+                op_offsets[i] = first as u32;
+                let tag = match d.kind {
+                    InstKind::Target(_) => d.tag(),
+                    _ => None,
+                };
+                let ops = &all_ops[d.ops_range()];
+                // `shapes` has one entry per table entry: a tag past it is not
+                // the table's.
+                if let Some(t) = tag
+                    && let Some(&known) = self.shapes.get(t as usize)
+                {
+                    // Most instructions: a target instruction of a known shape,
+                    // no copy and no return (their own loop, without those checks).
+                    let shape = match known {
+                        Some(shape) => shape,
+                        None => {
+                            let facts = table.get(t).ok_or("tag outside the facts table")?;
+                            let shape = ShapeRecord::derive(
+                                facts,
+                                &mut self.templates,
+                                &mut self.shape_clobbers,
+                            );
+                            self.shapes[t as usize] = Some(shape);
+                            shape
+                        }
+                    };
+                    let templates = &self.templates[shape.templates()];
+                    let fixed_by_ir = if shape.plain {
+                        !push_plain_registers::<false>(&mut sink, vregs, i as u32, ops, templates)
+                            && push_operands::<true>(
+                                &mut sink, vregs, i as u32, ops, templates, None,
+                            )
+                    } else {
+                        push_operands::<false>(&mut sink, vregs, i as u32, ops, templates, None)
+                    };
+                    // Fixed operands and clobbers are rare: one test for both.
+                    if fixed_by_ir || shape.flags & (FIXED | CLOBBERS) != 0 {
+                        if fixed_by_ir || shape.flags & FIXED != 0 {
+                            note_fixed(&sink.operands[first..sink.len], vregs, &mut fixed_regs);
+                        }
+                        if shape.flags & CLOBBERS != 0 {
+                            self.clobbers
+                                .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
+                        }
+                    }
+                    flags_of[i] = shape.flags & !FIXED;
+                    break 'one;
+                }
+                // Entries and returns as lowering leaves most: every operand
+                // fixed by the IR.
+                if matches!(d.kind, InstKind::Entry | InstKind::Ret)
+                    && push_all_fixed(
+                        &mut sink,
+                        vregs,
+                        &mut fixed_regs,
+                        i as u32,
+                        ops,
+                        d.kind == InstKind::Entry,
+                    )
+                {
+                    flags_of[i] = if d.kind == InstKind::Ret { RET } else { 0 };
+                    break 'one;
+                }
+                let inst = IrInst::from_u32(i as u32);
+                // Entries and returns: their record kept by key. Others: derived
+                // past the kept records' templates, dropped after.
+                let key = untagged_key(d.kind, ops);
+                let kept = self.own_templates.len();
+                let kept_clobbers = self.own_clobbers.len();
+                let found = key.and_then(|key| {
+                    self.own_shapes
+                        .iter()
+                        .find(|&&(k, _)| k == key)
+                        .map(|&(_, shape)| shape)
+                });
+                let shape = match found {
                     Some(shape) => shape,
                     None => {
-                        let facts = table.get(t).ok_or("tag outside the facts table")?;
-                        let shape = ShapeRecord::derive(
-                            facts,
-                            &mut self.templates,
-                            &mut self.shape_clobbers,
-                        );
-                        self.shapes[t as usize] = Some(shape);
-                        shape
+                        self.facts.clear();
+                        f.inst_facts(target, inst, &mut self.facts)
+                            .map_err(|e| format!("instruction {i}: {e}"))?;
+                        if key.is_some() && self.own_shapes.len() == KEYED_SHAPES {
+                            self.own_shapes.clear();
+                            self.own_templates.clear();
+                            self.own_clobbers.clear();
+                        }
+                        ShapeRecord::derive(
+                            &self.facts,
+                            &mut self.own_templates,
+                            &mut self.own_clobbers,
+                        )
                     }
                 };
-                let templates = &self.templates[shape.templates()];
-                let fixed_by_ir = if shape.plain {
-                    push_operands::<true>(
-                        &mut sink,
-                        constant_of,
-                        mentions_of,
-                        i as u32,
-                        ops,
-                        templates,
-                        None,
-                    )
+                // Copies are rare: only they are looked at for a constant or a move.
+                let (imm_def, copy) = if d.kind == InstKind::Copy {
+                    (f.copy_imm(inst), f.copy_vregs(inst))
                 } else {
-                    push_operands::<false>(
-                        &mut sink,
-                        constant_of,
-                        mentions_of,
-                        i as u32,
-                        ops,
-                        templates,
-                        None,
-                    )
+                    (None, None)
                 };
-                // Fixed operands and clobbers are rare: one test for both.
-                if fixed_by_ir || shape.flags & (FIXED | CLOBBERS) != 0 {
-                    if fixed_by_ir || shape.flags & FIXED != 0 {
-                        note_fixed(
-                            &sink.operands[first..sink.len],
-                            mentions_of,
-                            &mut fixed_regs,
-                        );
-                    }
-                    if shape.flags & CLOBBERS != 0 {
-                        self.clobbers
-                            .push((i as u32, self.shape_clobbers[shape.clobbers as usize]));
+                let own = &self.own_templates[shape.templates()];
+                let fixed_by_ir = if shape.plain {
+                    push_operands::<true>(&mut sink, vregs, i as u32, ops, own, imm_def)
+                } else {
+                    push_operands::<false>(&mut sink, vregs, i as u32, ops, own, imm_def)
+                };
+                if fixed_by_ir || shape.flags & FIXED != 0 {
+                    note_fixed(&sink.operands[first..sink.len], vregs, &mut fixed_regs);
+                }
+                let mut flags = shape.flags & !FIXED;
+                if matches!(d.kind, InstKind::Ret | InstKind::TailJump(_)) {
+                    flags = flags & (CLOBBERS | SUBSET) | RET;
+                }
+                if flags & CLOBBERS != 0 {
+                    self.clobbers
+                        .push((i as u32, self.own_clobbers[shape.clobbers as usize]));
+                }
+                if let Some((d, s)) = copy
+                    && f.vreg(d).class == f.vreg(s).class
+                {
+                    flags |= MOVE;
+                    self.moves.push((
+                        i as u32,
+                        VReg::new(d.as_u32() as usize),
+                        VReg::new(s.as_u32() as usize),
+                    ));
+                }
+                flags_of[i] = flags;
+                match key {
+                    Some(key) if found.is_none() => self.own_shapes.push((key, shape)),
+                    Some(_) => {}
+                    None => {
+                        self.own_templates.truncate(kept);
+                        self.own_clobbers.truncate(kept_clobbers);
                     }
                 }
-                flags_of[i] = shape.flags & !FIXED;
-                continue;
             }
-            let inst = IrInst::from_u32(i as u32);
-            // Entries and returns: their record kept by key. Others: derived
-            // past the kept records' templates, dropped after.
-            let key = untagged_key(d.kind, ops);
-            let kept = self.own_templates.len();
-            let kept_clobbers = self.own_clobbers.len();
-            let found = key.and_then(|key| {
-                self.own_shapes
-                    .iter()
-                    .find(|&&(k, _)| k == key)
-                    .map(|&(_, shape)| shape)
-            });
-            let shape = match found {
-                Some(shape) => shape,
-                None => {
-                    self.facts.clear();
-                    f.inst_facts(target, inst, &mut self.facts)
-                        .map_err(|e| format!("instruction {i}: {e}"))?;
-                    if key.is_some() && self.own_shapes.len() == KEYED_SHAPES {
-                        self.own_shapes.clear();
-                        self.own_templates.clear();
-                        self.own_clobbers.clear();
-                    }
-                    ShapeRecord::derive(
-                        &self.facts,
-                        &mut self.own_templates,
-                        &mut self.own_clobbers,
-                    )
-                }
-            };
-            // Copies are rare: only they are looked at for a constant or a move.
-            let (imm_def, copy) = if d.kind == InstKind::Copy {
-                (f.copy_imm(inst), f.copy_vregs(inst))
-            } else {
-                (None, None)
-            };
-            let own = &self.own_templates[shape.templates()];
-            let fixed_by_ir = if shape.plain {
-                push_operands::<true>(
-                    &mut sink,
-                    constant_of,
-                    mentions_of,
-                    i as u32,
-                    ops,
-                    own,
-                    imm_def,
-                )
-            } else {
-                push_operands::<false>(
-                    &mut sink,
-                    constant_of,
-                    mentions_of,
-                    i as u32,
-                    ops,
-                    own,
-                    imm_def,
-                )
-            };
-            if fixed_by_ir || shape.flags & FIXED != 0 {
-                note_fixed(
-                    &sink.operands[first..sink.len],
-                    mentions_of,
-                    &mut fixed_regs,
-                );
-            }
-            let mut flags = shape.flags & !FIXED;
-            if matches!(d.kind, InstKind::Ret | InstKind::TailJump(_)) {
-                flags = flags & (CLOBBERS | SUBSET) | RET;
-            }
-            if flags & CLOBBERS != 0 {
-                self.clobbers
-                    .push((i as u32, self.own_clobbers[shape.clobbers as usize]));
-            }
-            if let Some((d, s)) = copy
-                && f.vreg(d).class == f.vreg(s).class
-            {
-                flags |= MOVE;
-                self.moves.push((
-                    i as u32,
-                    VReg::new(d.as_u32() as usize),
-                    VReg::new(s.as_u32() as usize),
-                ));
-            }
-            flags_of[i] = flags;
-            match key {
-                Some(key) if found.is_none() => self.own_shapes.push((key, shape)),
-                Some(_) => {}
-                None => {
-                    self.own_templates.truncate(kept);
-                    self.own_clobbers.truncate(kept_clobbers);
-                }
-            }
+            i += 1;
         }
         op_offsets[n] = sink.len as u32;
         // Every operand's kind and point come from `ShapeRecord::derive`
@@ -773,8 +1030,14 @@ impl RaView {
             no_clobbers: (inner | last) & CLOBBERS == 0,
             plain_operands: (inner | last) & SUBSET == 0,
         };
+        self.mentions.clear();
+        self.mentions
+            .extend(self.vreg_states.iter().map(|s| VRegMentions {
+                last: s.last,
+                first_fixed_use: s.first_fixed_use,
+            }));
         self.remat
-            .extend(self.constant.iter().map(|c| matches!(c, Some(Some(_)))));
+            .extend(self.vreg_states.iter().map(|s| s.written == CONSTANT));
         self.fixed_regs = fixed_regs;
         Ok(())
     }
@@ -927,6 +1190,113 @@ mod tests {
         (0..view.num_insts())
             .map(|i| view.inst_operands(Inst::new(i)).to_vec())
             .collect()
+    }
+
+    /// Every instruction's operands, origins and flags as the view's fast
+    /// paths give them (plain runs, all-fixed entries and returns) must be
+    /// what the general path gives from the instruction's facts
+    /// (`ShapeRecord::derive` and `push_operands`), and the mentions and
+    /// constants what that path notes.
+    #[test]
+    fn fast_paths_agree_with_the_facts() {
+        let t = X86Target::x64();
+        let mut table = FactsTable::default();
+        let mut f = IrFunction::new("f", Signature::new(CallConvId(0), &[], &[]));
+        let v: Vec<_> = (0..4).map(|_| f.new_vreg(IrClass::GP, 8, None)).collect();
+        let r = |k: usize| Operand::Reg(Reg::v(v[k]));
+        let fixed = |k: usize, hw: u8| Operand::Fixed(v[k], jitforge_ir::PReg::gp(hw));
+        let address =
+            |k: usize| Operand::Mem(jitforge_ir::Mem::vreg(v[k], 1, 0).with_index(Reg::v(v[1]), 2));
+        f.push(InstKind::Entry, &[fixed(0, 7), fixed(1, 6)])
+            .expect("small function");
+        let body: [(Mnemonic, Vec<Operand>); 7] = [
+            (Mnemonic::Mov, vec![r(2), r(0)]),
+            (Mnemonic::Xor, vec![r(2), r(1)]),
+            (Mnemonic::Lea, vec![r(3), address(0)]),
+            (Mnemonic::Add, vec![r(3), Operand::Imm(5)]),
+            // A zeroing idiom: its second operand is neither read nor written.
+            (Mnemonic::Xor, vec![r(1), r(1)]),
+            (Mnemonic::Imul, vec![r(0), r(3)]),
+            (Mnemonic::Sub, vec![r(0), r(2)]),
+        ];
+        let mut scratch = InstFacts::default();
+        for (mnemonic, ops) in &body {
+            let id = X86Inst::new(*mnemonic).id();
+            let shapes: Vec<_> = ops.iter().map(|o| f.operand_shape(o)).collect();
+            let tag = t
+                .facts_index(&mut table, id, &shapes, &mut scratch)
+                .expect("valid instruction")
+                .expect("room in the table");
+            f.push_tagged(InstKind::Target(id), ops, tag)
+                .expect("small function");
+        }
+        f.push(InstKind::Ret, &[fixed(0, 0)])
+            .expect("small function");
+        let mut cfg = Cfg::default();
+        cfg.compute(&f, t);
+        let mut view = RaView::default();
+        view.build(&f, &cfg, t, &table).expect("view");
+
+        // The general path, instruction by instruction.
+        let n = f.num_insts();
+        let mut operands = vec![placeholder_operand(); 64];
+        let mut origins = vec![
+            OperandOrigin {
+                operand: 0,
+                in_address: false,
+                _padding: 0,
+            };
+            64
+        ];
+        let mut vregs = vec![VregState::UNNAMED; v.len()];
+        let mut fixed_regs = [0u32; 3];
+        let (mut templates, mut clobbers) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let inst = IrInst::from_u32(i as u32);
+            let mut facts = InstFacts::default();
+            f.inst_facts(t, inst, &mut facts).expect("facts");
+            templates.clear();
+            let shape = ShapeRecord::derive(&facts, &mut templates, &mut clobbers);
+            let mut sink = OperandSink {
+                operands: &mut operands,
+                origins: &mut origins,
+                len: 0,
+            };
+            let ops = f.operands(inst);
+            if shape.plain {
+                push_operands::<true>(&mut sink, &mut vregs, i as u32, ops, &templates, None);
+            } else {
+                push_operands::<false>(&mut sink, &mut vregs, i as u32, ops, &templates, None);
+            }
+            let len = sink.len;
+            note_fixed(&operands[..len], &mut vregs, &mut fixed_regs);
+            let (got, got_origins) = view.operands_and_origins(i);
+            assert_eq!(got, &operands[..len], "operands of instruction {i}");
+            assert_eq!(got_origins, &origins[..len], "origins of instruction {i}");
+            let mut flags = shape.flags & !FIXED;
+            if f.kind(inst) == InstKind::Ret {
+                flags = flags & (CLOBBERS | SUBSET) | RET;
+            }
+            assert_eq!(view.flags[i], flags, "flags of instruction {i}");
+        }
+        let mentions = view.mentions().expect("the view notes mentions");
+        assert_eq!(mentions.fixed, fixed_regs);
+        for (k, state) in vregs.iter().enumerate() {
+            assert_eq!(mentions.vregs[k].last, state.last, "last mention of v{k}");
+            assert_eq!(
+                mentions.vregs[k].first_fixed_use, state.first_fixed_use,
+                "first fixed use of v{k}"
+            );
+            assert!(!view.is_remat(VReg::new(k)), "v{k} is no constant");
+        }
+        // The entry's operands are late defs of rdi and rsi, the return's an
+        // early use of rax; the idiom leaves its second operand out.
+        let entry = view.inst_operands(Inst::new(0));
+        assert_eq!(entry.len(), 2);
+        assert_eq!(entry[0].kind, OperandKind::Def);
+        assert_eq!(entry[0].constraint, Constraint::Fixed(PReg::gp(7)));
+        assert_eq!(view.inst_operands(Inst::new(5)).len(), 1);
+        assert_eq!(mentions.vregs[0].first_fixed_use, 0);
     }
 
     #[test]
