@@ -17,14 +17,14 @@
 //! straight into the code holder): there an instruction is plain bytes
 //! with no label or address to fix up.
 
-use crate::builder::{append_cut, two_way_find, two_way_place};
+use crate::builder::append_cut;
 use jitforge_ir::{InstData, InstKind};
 use jitforge_regalloc::{Allocation, SpillSlot};
 
 /// Entries of the memo at most (a power of two, 32 bytes each, 64 KB in
-/// all): workload B has some 6,000 register and spill-slot pairs, so a
-/// part of them is encoded again; 4,096 entries missed less but put B's
-/// peak heap over 200 bytes per IR instruction.
+/// all): workload B remembers some 1,200 keys (its register pairs, and its
+/// spill slots through templates); 4,096 entries would put B's peak heap
+/// over 200 bytes per IR instruction.
 const MAX_SLOTS: usize = 2048;
 
 /// Entries of the memo at least: what small functions (workload C) use
@@ -51,8 +51,8 @@ struct Entry {
 /// functions in the Compiler's workspace.
 #[derive(Default)]
 pub(crate) struct EncodingMemo {
-    /// Two-way by [`EncodingMemo::slot`] (a key in its slot or the other
-    /// of the pair); empty until first used.
+    /// Four-way by [`EncodingMemo::slot`] (a key in its slot or another
+    /// of its aligned group of four, see [`find`]); empty until first used.
     entries: Vec<Entry>,
     /// The facts-table epoch the tags in the keys belong to.
     epoch: u64,
@@ -150,7 +150,7 @@ impl EncodingMemo {
     /// when there are none.
     #[inline(always)]
     pub(crate) fn append(&self, slot: usize, key: &Key, text: &mut Vec<u8>) -> bool {
-        match two_way_find(&self.entries, slot, |e| e.key == *key) {
+        match find(&self.entries, slot, key) {
             Some(e) => {
                 append_cut(text, &e.bytes, e.len);
                 true
@@ -169,7 +169,7 @@ impl EncodingMemo {
             self.entries
                 .resize(self.slots.max(MIN_SLOTS), Entry::default());
         }
-        let slot = two_way_place(&self.entries, slot, |e| e.key[0] != 0);
+        let slot = place(&self.entries, slot);
         if let Some(e) = self.entries.get_mut(slot) {
             self.evictions += usize::from(e.key[0] != 0);
             e.key = *key;
@@ -178,6 +178,32 @@ impl EncodingMemo {
             e.bytes[..bytes.len()].copy_from_slice(bytes);
         }
     }
+}
+
+/// The entry of `key` whose slot is `slot`: there or in another entry of
+/// its aligned group of four (`slot ^ 1`, `^ 2`, `^ 3`). With two ways
+/// (a slot and its pair) B's 1,200 keys in 2,048 entries evicted one
+/// another some 400 times a compile, each a miss encoded again; with
+/// four, the keys of a crowded slot spill into the group. Most keys are
+/// in their own slot: the first probe hits.
+#[inline(always)]
+fn find<'e>(entries: &'e [Entry], slot: usize, key: &Key) -> Option<&'e Entry> {
+    let hit = |s: usize| entries.get(s).filter(|e| e.key == *key);
+    hit(slot)
+        .or_else(|| hit(slot ^ 1))
+        .or_else(|| hit(slot ^ 2))
+        .or_else(|| hit(slot ^ 3))
+}
+
+/// Where a new entry of `slot` goes (see [`find`]): the first free entry
+/// of its group, its own slot first; the slot itself when all four are
+/// taken (moving entries would cost every miss).
+fn place(entries: &[Entry], slot: usize) -> usize {
+    let free = |s: usize| entries.get(s).is_some_and(|e| e.key[0] == 0);
+    [slot, slot ^ 1, slot ^ 2, slot ^ 3]
+        .into_iter()
+        .find(|&s| free(s))
+        .unwrap_or(slot)
 }
 
 impl EncodingMemo {
@@ -233,8 +259,7 @@ impl EncodingMemo {
                 break;
             };
             let copied_here = match Self::registers_key(tag, allocs) {
-                Some(key) => match two_way_find(entries, Self::hash(&key) & mask, |e| e.key == key)
-                {
+                Some(key) => match find(entries, Self::hash(&key) & mask, &key) {
                     Some(e) => {
                         append_cut(&mut code, &e.bytes, e.len);
                         true
@@ -321,10 +346,10 @@ impl EncodingMemo {
                 | super::TEMPLATE_KEY,
             width,
         ];
-        let Some(e) = two_way_find(
+        let Some(e) = find(
             &self.entries,
             Self::hash(&key) & self.entries.len().wrapping_sub(1),
-            |e| e.key == key,
+            &key,
         ) else {
             return false;
         };
