@@ -19,7 +19,7 @@
 
 use crate::builder::append_cut;
 use jitforge_ir::{InstData, InstKind};
-use jitforge_regalloc::{Allocation, SpillSlot};
+use jitforge_regalloc::{Allocation, Edit, ProgPoint, SpillSlot};
 
 /// Entries of the memo at most (a power of two, 32 bytes each, 64 KB in
 /// all): workload B remembers some 1,200 keys (its register pairs, and its
@@ -217,16 +217,49 @@ impl EncodingMemo {
     /// (see `template_key` in the rewrite; the displacement patched in).
     /// The common instruction of a function, whose values fit or whose
     /// spilled operand is folded, which then costs a key, a hash and a copy.
+    /// The edits before and after each (`edits` from `*next`, in program
+    /// order) are written by `edit` in the same loop, `*next` moved past
+    /// them: most are general-purpose moves, stores and reloads (one call
+    /// per run of instructions, not one per edit point and per run).
     /// Returns the first instruction not copied (`until` when all were),
     /// which the caller writes the general way (the memo key it builds for
-    /// it there is the one built here, see `Rewriter::target_key`).
+    /// it there is the one built here, see `Rewriter::target_key`), from
+    /// the first edit `edit` did not write: before it, or after the
+    /// instruction before it.
+    #[allow(clippy::too_many_arguments)] // the loop's inputs, all read in it
     pub(crate) fn copy_registers_only(
+        &self,
+        insts: &[InstData],
+        offsets: &[u32],
+        allocs: &[Allocation],
+        range: (usize, usize),
+        spill_disp: impl Fn(SpillSlot) -> Option<i32>,
+        edits: (&[(ProgPoint, Edit)], &mut usize),
+        edit: impl Fn(&Edit, &mut Vec<u8>) -> bool,
+        text: &mut Vec<u8>,
+    ) -> usize {
+        // Past the last edit (small functions often have none) a loop
+        // without the edit checks, which keeps fewer values in registers.
+        if edits.0.get(*edits.1).is_none() {
+            self.copy_run::<false>(insts, offsets, allocs, range, spill_disp, edits, edit, text)
+        } else {
+            self.copy_run::<true>(insts, offsets, allocs, range, spill_disp, edits, edit, text)
+        }
+    }
+
+    /// [`copy_registers_only`](Self::copy_registers_only), with the edit
+    /// checks if `EDITS`.
+    #[allow(clippy::too_many_arguments)] // the loop's inputs, all read in it
+    #[inline(always)]
+    fn copy_run<const EDITS: bool>(
         &self,
         insts: &[InstData],
         offsets: &[u32],
         allocs: &[Allocation],
         (from, until): (usize, usize),
         spill_disp: impl Fn(SpillSlot) -> Option<i32>,
+        (edits, next): (&[(ProgPoint, Edit)], &mut usize),
+        edit: impl Fn(&Edit, &mut Vec<u8>) -> bool,
         text: &mut Vec<u8>,
     ) -> usize {
         let (Some(insts), Some(bounds)) = (insts.get(from..until), offsets.get(from..)) else {
@@ -244,8 +277,31 @@ impl EncodingMemo {
         let mut code = core::mem::take(text);
         let mut lo = bounds.first().map_or(0, |&o| o as usize);
         let mut copied = insts.len();
+        // The edits at `point` from `edits[*next..]` written by `edit`:
+        // false at the first it does not write (the caller's edit loop
+        // goes on from there). Only called at the instruction of the next
+        // edit (`edit_inst`, usize::MAX past the last): most have none.
+        let edit_inst =
+            |next: usize| edits.get(next).map_or(usize::MAX, |(p, _)| p.inst().index());
+        let mut next_inst = edit_inst(*next);
+        let edits_at = |point: ProgPoint, next: &mut usize, code: &mut Vec<u8>| {
+            while let Some((at, e)) = edits.get(*next)
+                && *at == point
+            {
+                if !edit(e, code) {
+                    return false;
+                }
+                *next += 1;
+            }
+            true
+        };
         for ((k, d), &hi) in insts.iter().enumerate().zip(&bounds[1..]) {
             let hi = hi as usize;
+            let inst = jitforge_regalloc::Inst::new(from + k);
+            if EDITS && next_inst == from + k && !edits_at(ProgPoint::before(inst), next, &mut code) {
+                copied = k;
+                break;
+            }
             let (tag, allocs) = match (d.kind, d.tag()) {
                 (InstKind::Target(_), Some(tag))
                     if kinds.get(usize::from(tag)) == Some(&(TagKind::Registers as u8)) =>
@@ -274,6 +330,14 @@ impl EncodingMemo {
                 break;
             }
             lo = hi;
+            // (Those it does not write: the caller's, see above.)
+            if EDITS && next_inst == from + k {
+                if !edits_at(ProgPoint::after(inst), next, &mut code) {
+                    copied = k + 1;
+                    break;
+                }
+                next_inst = edit_inst(*next);
+            }
         }
         *text = code;
         from + copied
