@@ -1457,7 +1457,7 @@ impl<'r, S: Sink> Rewriter<'r, S> {
                     (i, insts.len()),
                     |s| spill_disp(frame, out, s),
                     (edits, &mut next_edit),
-                    |e, text| gp_edit_directly(frame, out, e, text),
+                    (frame, out),
                     text,
                 );
                 edit_at = edit_inst(next_edit);

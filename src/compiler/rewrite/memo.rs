@@ -19,7 +19,7 @@
 
 use crate::builder::append_cut;
 use jitforge_ir::{InstData, InstKind};
-use jitforge_regalloc::{Allocation, Edit, ProgPoint, SpillSlot};
+use jitforge_regalloc::{Allocation, Edit, Output, ProgPoint, SpillSlot};
 
 /// Entries of the memo at most (a power of two, 32 bytes each, 64 KB in
 /// all): workload B remembers some 1,200 keys (its register pairs, and its
@@ -218,13 +218,15 @@ impl EncodingMemo {
     /// The common instruction of a function, whose values fit or whose
     /// spilled operand is folded, which then costs a key, a hash and a copy.
     /// The edits before and after each (`edits` from `*next`, in program
-    /// order) are written by `edit` in the same loop, `*next` moved past
+    /// order) are written in the same loop where `gp_edit_directly` of the
+    /// rewrite writes them (with spill slots of `edit_in`'s frame and
+    /// allocation), `*next` moved past
     /// them: most are general-purpose moves, stores and reloads (one call
     /// per run of instructions, not one per edit point and per run).
     /// Returns the first instruction not copied (`until` when all were),
     /// which the caller writes the general way (the memo key it builds for
     /// it there is the one built here, see `Rewriter::target_key`), from
-    /// the first edit `edit` did not write: before it, or after the
+    /// the first edit not written: before it, or after the
     /// instruction before it.
     #[allow(clippy::too_many_arguments)] // the loop's inputs, all read in it
     pub(crate) fn copy_registers_only(
@@ -235,15 +237,15 @@ impl EncodingMemo {
         range: (usize, usize),
         spill_disp: impl Fn(SpillSlot) -> Option<i32>,
         edits: (&[(ProgPoint, Edit)], &mut usize),
-        edit: impl Fn(&Edit, &mut Vec<u8>) -> bool,
+        edit_in: (&super::Frame, &Output),
         text: &mut Vec<u8>,
     ) -> usize {
         // Past the last edit (small functions often have none) a loop
         // without the edit checks, which keeps fewer values in registers.
         if edits.0.get(*edits.1).is_none() {
-            self.copy_run::<false>(insts, offsets, allocs, range, spill_disp, edits, edit, text)
+            self.copy_run::<false>(insts, offsets, allocs, range, spill_disp, edits, edit_in, text)
         } else {
-            self.copy_run::<true>(insts, offsets, allocs, range, spill_disp, edits, edit, text)
+            self.copy_run::<true>(insts, offsets, allocs, range, spill_disp, edits, edit_in, text)
         }
     }
 
@@ -259,7 +261,7 @@ impl EncodingMemo {
         (from, until): (usize, usize),
         spill_disp: impl Fn(SpillSlot) -> Option<i32>,
         (edits, next): (&[(ProgPoint, Edit)], &mut usize),
-        edit: impl Fn(&Edit, &mut Vec<u8>) -> bool,
+        edit_in: (&super::Frame, &Output),
         text: &mut Vec<u8>,
     ) -> usize {
         let (Some(insts), Some(bounds)) = (insts.get(from..until), offsets.get(from..)) else {
@@ -277,7 +279,8 @@ impl EncodingMemo {
         let mut code = core::mem::take(text);
         let mut lo = bounds.first().map_or(0, |&o| o as usize);
         let mut copied = insts.len();
-        // The edits at `point` from `edits[*next..]` written by `edit`:
+        // The edits at `point` from `edits[*next..]` as far as
+        // `gp_edit_directly` writes them:
         // false at the first it does not write (the caller's edit loop
         // goes on from there). Only called at the instruction of the next
         // edit (`edit_inst`, usize::MAX past the last): most have none.
@@ -288,7 +291,7 @@ impl EncodingMemo {
             while let Some((at, e)) = edits.get(*next)
                 && *at == point
             {
-                if !edit(e, code) {
+                if !super::gp_edit_directly(edit_in.0, edit_in.1, e, code) {
                     return false;
                 }
                 *next += 1;
