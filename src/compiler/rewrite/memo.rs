@@ -243,9 +243,13 @@ impl EncodingMemo {
         // Past the last edit (small functions often have none) a loop
         // without the edit checks, which keeps fewer values in registers.
         if edits.0.get(*edits.1).is_none() {
-            self.copy_run::<false>(insts, offsets, allocs, range, spill_disp, edits, edit_in, text)
+            self.copy_run::<false>(
+                insts, offsets, allocs, range, spill_disp, edits, edit_in, text,
+            )
         } else {
-            self.copy_run::<true>(insts, offsets, allocs, range, spill_disp, edits, edit_in, text)
+            self.copy_run::<true>(
+                insts, offsets, allocs, range, spill_disp, edits, edit_in, text,
+            )
         }
     }
 
@@ -284,8 +288,11 @@ impl EncodingMemo {
         // false at the first it does not write (the caller's edit loop
         // goes on from there). Only called at the instruction of the next
         // edit (`edit_inst`, usize::MAX past the last): most have none.
-        let edit_inst =
-            |next: usize| edits.get(next).map_or(usize::MAX, |(p, _)| p.inst().index());
+        let edit_inst = |next: usize| {
+            edits
+                .get(next)
+                .map_or(usize::MAX, |(p, _)| p.inst().index())
+        };
         let mut next_inst = edit_inst(*next);
         let edits_at = |point: ProgPoint, next: &mut usize, code: &mut Vec<u8>| {
             while let Some((at, e)) = edits.get(*next)
@@ -301,7 +308,8 @@ impl EncodingMemo {
         for ((k, d), &hi) in insts.iter().enumerate().zip(&bounds[1..]) {
             let hi = hi as usize;
             let inst = jitforge_regalloc::Inst::new(from + k);
-            if EDITS && next_inst == from + k && !edits_at(ProgPoint::before(inst), next, &mut code) {
+            if EDITS && next_inst == from + k && !edits_at(ProgPoint::before(inst), next, &mut code)
+            {
                 copied = k;
                 break;
             }
