@@ -53,10 +53,10 @@ use crate::x86::encoder::emit_planned;
 use crate::x86::{Emitter, FormPlans, InstOptions, Logger, Mnemonic, Operand, Rounding};
 use pool::{Chunked, Operands};
 pub use relax::{MAX_PASSES, RelaxStats};
-use scratch::{Refs, Scratch};
-/// The two-way memo helpers, for the Compiler rewrite's own memo.
+/// The fixed-size append of a memo entry, for the Compiler rewrite's own memo.
 #[cfg(feature = "compiler")]
-pub(crate) use scratch::{append_cut, two_way_find, two_way_place};
+pub(crate) use scratch::append_cut;
+use scratch::{Refs, Scratch};
 
 /// Index of no node.
 const NIL: u32 = u32::MAX;

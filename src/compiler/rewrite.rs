@@ -666,6 +666,40 @@ fn spill_disp(frame: &Frame, out: &Output, slot: jitforge_regalloc::SpillSlot) -
     i32::try_from(offset as i64 + frame.bias).ok()
 }
 
+/// Appends edit `edit` of allocation `out` (with spill slots in `frame`)
+/// to `text` when it is a general-purpose move, store or reload the direct
+/// encoder writes (nothing for a value that stays where it is), and
+/// returns true; false having written nothing for any other (the general
+/// edit path's). Inline: the edit loops write thousands.
+#[inline(always)]
+fn gp_edit_directly(frame: &Frame, out: &Output, edit: &Edit, text: &mut Vec<u8>) -> bool {
+    let Edit::Move {
+        from,
+        to,
+        class: RegClass::Gp,
+        ..
+    } = *edit
+    else {
+        return false;
+    };
+    let place = |a: Allocation| match a {
+        Allocation::Reg(p) => Some(direct::Place::Reg(p.hw)),
+        Allocation::Stack(s) => spill_disp(frame, out, s).map(direct::Place::Stack),
+        Allocation::None => None,
+    };
+    let (Some(from_place), Some(to_place)) = (place(from), place(to)) else {
+        return false;
+    };
+    from == to
+        || direct::encode_move(
+            direct::MoveKind::Gp,
+            frame.ptr == 8,
+            from_place,
+            to_place,
+            text,
+        )
+}
+
 /// A value as the 32 bits a memo key holds of it, if it fits in them
 /// (sign-extended back it is the same).
 #[inline(always)]
@@ -1414,21 +1448,26 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         let copy_runs = !self.logging && !has_splits;
         let mut i = 0;
         while i < insts.len() {
-            // (None to copy where the next instruction has edits.)
-            if copy_runs
-                && edit_at > i
-                && let Some(text) = self.asm.text_mut()
-            {
-                let until = edit_at.min(insts.len());
+            if copy_runs && let Some(text) = self.asm.text_mut() {
                 let frame = self.frame;
                 i = self.memo.copy_registers_only(
                     insts,
                     &out.inst_alloc_offsets,
                     &out.allocs,
-                    (i, until),
+                    (i, insts.len()),
                     |s| spill_disp(frame, out, s),
+                    (edits, &mut next_edit),
+                    (frame, out),
                     text,
                 );
+                edit_at = edit_inst(next_edit);
+                // It stopped at an edit after the instruction it copied last.
+                if edit_at < i {
+                    let after = ProgPoint::after(jitforge_regalloc::Inst::new(i - 1));
+                    self.emit_edits_at(edits, &mut next_edit, after)?;
+                    edit_at = edit_inst(next_edit);
+                    continue;
+                }
                 if i == insts.len() {
                     break;
                 }
@@ -1631,39 +1670,10 @@ impl<'r, S: Sink> Rewriter<'r, S> {
         if !self.logging {
             let (frame, out) = (self.frame, self.out);
             if let Some(text) = self.asm.text_mut() {
-                let mode64 = frame.ptr == 8;
-                let place = |a: Allocation| match a {
-                    Allocation::Reg(p) => Some(direct::Place::Reg(p.hw)),
-                    Allocation::Stack(s) => spill_disp(frame, out, s).map(direct::Place::Stack),
-                    Allocation::None => None,
-                };
                 while let Some((at, edit)) = edits.get(*next)
                     && *at == point
+                    && gp_edit_directly(frame, out, edit, text)
                 {
-                    let Edit::Move {
-                        from,
-                        to,
-                        class: RegClass::Gp,
-                        ..
-                    } = *edit
-                    else {
-                        break;
-                    };
-                    let (Some(from_place), Some(to_place)) = (place(from), place(to)) else {
-                        break;
-                    };
-                    // A value that stays where it is needs nothing.
-                    if from != to
-                        && !direct::encode_move(
-                            direct::MoveKind::Gp,
-                            mode64,
-                            from_place,
-                            to_place,
-                            text,
-                        )
-                    {
-                        break;
-                    }
                     *next += 1;
                 }
             }

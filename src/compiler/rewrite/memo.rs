@@ -17,14 +17,14 @@
 //! straight into the code holder): there an instruction is plain bytes
 //! with no label or address to fix up.
 
-use crate::builder::{append_cut, two_way_find, two_way_place};
+use crate::builder::append_cut;
 use jitforge_ir::{InstData, InstKind};
-use jitforge_regalloc::{Allocation, SpillSlot};
+use jitforge_regalloc::{Allocation, Edit, Output, ProgPoint, SpillSlot};
 
 /// Entries of the memo at most (a power of two, 32 bytes each, 64 KB in
-/// all): workload B has some 6,000 register and spill-slot pairs, so a
-/// part of them is encoded again; 4,096 entries missed less but put B's
-/// peak heap over 200 bytes per IR instruction.
+/// all): workload B remembers some 1,200 keys (its register pairs, and its
+/// spill slots through templates); 4,096 entries would put B's peak heap
+/// over 200 bytes per IR instruction.
 const MAX_SLOTS: usize = 2048;
 
 /// Entries of the memo at least: what small functions (workload C) use
@@ -51,8 +51,8 @@ struct Entry {
 /// functions in the Compiler's workspace.
 #[derive(Default)]
 pub(crate) struct EncodingMemo {
-    /// Two-way by [`EncodingMemo::slot`] (a key in its slot or the other
-    /// of the pair); empty until first used.
+    /// Four-way by [`EncodingMemo::slot`] (a key in its slot or another
+    /// of its aligned group of four, see [`find`]); empty until first used.
     entries: Vec<Entry>,
     /// The facts-table epoch the tags in the keys belong to.
     epoch: u64,
@@ -150,7 +150,7 @@ impl EncodingMemo {
     /// when there are none.
     #[inline(always)]
     pub(crate) fn append(&self, slot: usize, key: &Key, text: &mut Vec<u8>) -> bool {
-        match two_way_find(&self.entries, slot, |e| e.key == *key) {
+        match find(&self.entries, slot, key) {
             Some(e) => {
                 append_cut(text, &e.bytes, e.len);
                 true
@@ -169,7 +169,7 @@ impl EncodingMemo {
             self.entries
                 .resize(self.slots.max(MIN_SLOTS), Entry::default());
         }
-        let slot = two_way_place(&self.entries, slot, |e| e.key[0] != 0);
+        let slot = place(&self.entries, slot);
         if let Some(e) = self.entries.get_mut(slot) {
             self.evictions += usize::from(e.key[0] != 0);
             e.key = *key;
@@ -178,6 +178,32 @@ impl EncodingMemo {
             e.bytes[..bytes.len()].copy_from_slice(bytes);
         }
     }
+}
+
+/// The entry of `key` whose slot is `slot`: there or in another entry of
+/// its aligned group of four (`slot ^ 1`, `^ 2`, `^ 3`). With two ways
+/// (a slot and its pair) B's 1,200 keys in 2,048 entries evicted one
+/// another some 400 times a compile, each a miss encoded again; with
+/// four, the keys of a crowded slot spill into the group. Most keys are
+/// in their own slot: the first probe hits.
+#[inline(always)]
+fn find<'e>(entries: &'e [Entry], slot: usize, key: &Key) -> Option<&'e Entry> {
+    let hit = |s: usize| entries.get(s).filter(|e| e.key == *key);
+    hit(slot)
+        .or_else(|| hit(slot ^ 1))
+        .or_else(|| hit(slot ^ 2))
+        .or_else(|| hit(slot ^ 3))
+}
+
+/// Where a new entry of `slot` goes (see [`find`]): the first free entry
+/// of its group, its own slot first; the slot itself when all four are
+/// taken (moving entries would cost every miss).
+fn place(entries: &[Entry], slot: usize) -> usize {
+    let free = |s: usize| entries.get(s).is_some_and(|e| e.key[0] == 0);
+    [slot, slot ^ 1, slot ^ 2, slot ^ 3]
+        .into_iter()
+        .find(|&s| free(s))
+        .unwrap_or(slot)
 }
 
 impl EncodingMemo {
@@ -191,16 +217,55 @@ impl EncodingMemo {
     /// (see `template_key` in the rewrite; the displacement patched in).
     /// The common instruction of a function, whose values fit or whose
     /// spilled operand is folded, which then costs a key, a hash and a copy.
+    /// The edits before and after each (`edits` from `*next`, in program
+    /// order) are written in the same loop where `gp_edit_directly` of the
+    /// rewrite writes them (with spill slots of `edit_in`'s frame and
+    /// allocation), `*next` moved past
+    /// them: most are general-purpose moves, stores and reloads (one call
+    /// per run of instructions, not one per edit point and per run).
     /// Returns the first instruction not copied (`until` when all were),
     /// which the caller writes the general way (the memo key it builds for
-    /// it there is the one built here, see `Rewriter::target_key`).
+    /// it there is the one built here, see `Rewriter::target_key`), from
+    /// the first edit not written: before it, or after the
+    /// instruction before it.
+    #[allow(clippy::too_many_arguments)] // the loop's inputs, all read in it
     pub(crate) fn copy_registers_only(
+        &self,
+        insts: &[InstData],
+        offsets: &[u32],
+        allocs: &[Allocation],
+        range: (usize, usize),
+        spill_disp: impl Fn(SpillSlot) -> Option<i32>,
+        edits: (&[(ProgPoint, Edit)], &mut usize),
+        edit_in: (&super::Frame, &Output),
+        text: &mut Vec<u8>,
+    ) -> usize {
+        // Past the last edit (small functions often have none) a loop
+        // without the edit checks, which keeps fewer values in registers.
+        if edits.0.get(*edits.1).is_none() {
+            self.copy_run::<false>(
+                insts, offsets, allocs, range, spill_disp, edits, edit_in, text,
+            )
+        } else {
+            self.copy_run::<true>(
+                insts, offsets, allocs, range, spill_disp, edits, edit_in, text,
+            )
+        }
+    }
+
+    /// [`copy_registers_only`](Self::copy_registers_only), with the edit
+    /// checks if `EDITS`.
+    #[allow(clippy::too_many_arguments)] // the loop's inputs, all read in it
+    #[inline(always)]
+    fn copy_run<const EDITS: bool>(
         &self,
         insts: &[InstData],
         offsets: &[u32],
         allocs: &[Allocation],
         (from, until): (usize, usize),
         spill_disp: impl Fn(SpillSlot) -> Option<i32>,
+        (edits, next): (&[(ProgPoint, Edit)], &mut usize),
+        edit_in: (&super::Frame, &Output),
         text: &mut Vec<u8>,
     ) -> usize {
         let (Some(insts), Some(bounds)) = (insts.get(from..until), offsets.get(from..)) else {
@@ -218,8 +283,36 @@ impl EncodingMemo {
         let mut code = core::mem::take(text);
         let mut lo = bounds.first().map_or(0, |&o| o as usize);
         let mut copied = insts.len();
+        // The edits at `point` from `edits[*next..]` as far as
+        // `gp_edit_directly` writes them:
+        // false at the first it does not write (the caller's edit loop
+        // goes on from there). Only called at the instruction of the next
+        // edit (`edit_inst`, usize::MAX past the last): most have none.
+        let edit_inst = |next: usize| {
+            edits
+                .get(next)
+                .map_or(usize::MAX, |(p, _)| p.inst().index())
+        };
+        let mut next_inst = edit_inst(*next);
+        let edits_at = |point: ProgPoint, next: &mut usize, code: &mut Vec<u8>| {
+            while let Some((at, e)) = edits.get(*next)
+                && *at == point
+            {
+                if !super::gp_edit_directly(edit_in.0, edit_in.1, e, code) {
+                    return false;
+                }
+                *next += 1;
+            }
+            true
+        };
         for ((k, d), &hi) in insts.iter().enumerate().zip(&bounds[1..]) {
             let hi = hi as usize;
+            let inst = jitforge_regalloc::Inst::new(from + k);
+            if EDITS && next_inst == from + k && !edits_at(ProgPoint::before(inst), next, &mut code)
+            {
+                copied = k;
+                break;
+            }
             let (tag, allocs) = match (d.kind, d.tag()) {
                 (InstKind::Target(_), Some(tag))
                     if kinds.get(usize::from(tag)) == Some(&(TagKind::Registers as u8)) =>
@@ -233,8 +326,7 @@ impl EncodingMemo {
                 break;
             };
             let copied_here = match Self::registers_key(tag, allocs) {
-                Some(key) => match two_way_find(entries, Self::hash(&key) & mask, |e| e.key == key)
-                {
+                Some(key) => match find(entries, Self::hash(&key) & mask, &key) {
                     Some(e) => {
                         append_cut(&mut code, &e.bytes, e.len);
                         true
@@ -249,6 +341,14 @@ impl EncodingMemo {
                 break;
             }
             lo = hi;
+            // (Those it does not write: the caller's, see above.)
+            if EDITS && next_inst == from + k {
+                if !edits_at(ProgPoint::after(inst), next, &mut code) {
+                    copied = k + 1;
+                    break;
+                }
+                next_inst = edit_inst(*next);
+            }
         }
         *text = code;
         from + copied
@@ -321,10 +421,10 @@ impl EncodingMemo {
                 | super::TEMPLATE_KEY,
             width,
         ];
-        let Some(e) = two_way_find(
+        let Some(e) = find(
             &self.entries,
             Self::hash(&key) & self.entries.len().wrapping_sub(1),
-            |e| e.key == key,
+            &key,
         ) else {
             return false;
         };
