@@ -1235,6 +1235,13 @@ impl Local {
         let ni = f.num_insts();
         self.start_forward();
         let mut top = self.facts.len();
+        // Room for every operand's allocation and one instruction's more,
+        // written by index (a fixed-size copy of the whole array each) and
+        // cut to what was written at the end: no push and its capacity
+        // check per instruction.
+        self.allocs.resize(top + MAX_OPS, Allocation::None);
+        self.alloc_off.resize(ni + 1, 0);
+        let mut n = 0;
         for ii in 0..ni {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
@@ -1261,16 +1268,18 @@ impl Local {
             self.alloc_inst(f, ops, &mut st, &mut alloc[..ops.len()], log)?;
             if st.stack_used {
                 let k = alloc.iter().position(|a| matches!(a, Allocation::Stack(_)));
-                let k = self.allocs.len() + k.unwrap_or(0);
-                self.stack_allocs.push(k as u32);
+                self.stack_allocs.push((n + k.unwrap_or(0)) as u32);
             }
-            // The whole array (a fixed-size copy, inlined) and then the
-            // tail cut off: `alloc[..ops.len()]` would call `memcpy`.
-            let kept = self.allocs.len() + ops.len();
-            self.allocs.extend_from_slice(&alloc);
-            self.allocs.truncate(kept);
-            self.alloc_off.push(self.allocs.len() as u32);
+            // The whole array (`alloc[..ops.len()]` would call `memcpy`);
+            // the next instruction's allocations overwrite the tail.
+            let dst: &mut [Allocation; MAX_OPS] = (&mut self.allocs[n..n + MAX_OPS])
+                .try_into()
+                .expect("room for MAX_OPS allocations");
+            *dst = alloc;
+            n += ops.len();
+            self.alloc_off[ii + 1] = n as u32;
         }
+        self.allocs.truncate(n);
         Ok(())
     }
 
