@@ -51,7 +51,9 @@ use crate::log::{DecisionLog, Reason};
 use crate::output::{Allocation, Edit, OptVReg, ProgPoint, SpillSlot, Stats};
 
 /// Operands per instruction the local allocator handles (more: general path).
+/// At most 8: [`Local::alloc_inst`] keeps an operand's index in 3 bits.
 const MAX_OPS: usize = 8;
+const _: () = assert!(MAX_OPS <= 8);
 /// No register.
 const NO_REG: u8 = 0xff;
 /// [`OpFact::flags`] of an instruction's first operand: some operand of
@@ -1330,8 +1332,10 @@ impl Local {
                 }
             }
         }
-        // Uses already in a suitable register.
-        let mut rest = [(0u32, 0usize); MAX_OPS];
+        // Uses already in a suitable register are taken here; the others
+        // wait in `rest`, each as its sort key above the operand's index (3
+        // bits, see `MAX_OPS`): one integer orders them as the pair would.
+        let mut rest = [0u64; MAX_OPS];
         let mut nrest = 0;
         // The def operands.
         let mut defs = 0u32;
@@ -1361,7 +1365,7 @@ impl Local {
                 } else {
                     d
                 };
-                rest[nrest] = (key, k);
+                rest[nrest] = u64::from(key) << 3 | k as u64;
                 nrest += 1;
             }
         }
@@ -1374,8 +1378,8 @@ impl Local {
             }
             _ => rest[..nrest].sort_unstable_by(|a, b| b.cmp(a)),
         }
-        for &(_, k) in &rest[..nrest] {
-            self.alloc_use(ops, st, alloc, k, log)?;
+        for &key in &rest[..nrest] {
+            self.alloc_use(ops, st, alloc, (key & 7) as usize, log)?;
         }
         // Defs: fixed ones first, so that the others avoid their registers.
         if defs != 0 {
