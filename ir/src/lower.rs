@@ -195,13 +195,8 @@ impl Lowerer<'_> {
     /// fixed in this instruction; otherwise a fresh vreg and a copy (`before`
     /// = copy from op into the fresh one, else the fresh one into op after).
     fn fix(&mut self, f: &mut Function, op: Operand, p: PReg, size: u16, before: bool) -> Operand {
-        if let Operand::Reg(Reg::Virt(v, view)) = op
-            && view == View::FULL
-            && !self.used.contains(&v)
-            && f.get_vreg(v).is_some_and(|d| d.class == p.class)
-        {
-            self.used.push(v);
-            return Operand::Fixed(v, p);
+        if let Some(fixed) = self.fix_in_place(f, op, p) {
+            return fixed;
         }
         let t = f.new_vreg(p.class, size, None);
         self.used.push(t);
@@ -211,6 +206,74 @@ impl Lowerer<'_> {
             self.after.push((InstKind::Copy, op, Operand::v(t)));
         }
         Operand::Fixed(t, p)
+    }
+
+    /// `Fixed(v, p)` for `op` when it needs no copy (see [`fix`](Self::fix)):
+    /// a whole vreg of p's class not yet fixed in this instruction.
+    #[inline(always)]
+    fn fix_in_place(&mut self, f: &Function, op: Operand, p: PReg) -> Option<Operand> {
+        if let Operand::Reg(Reg::Virt(v, view)) = op
+            && view == View::FULL
+            && !self.used.contains(&v)
+            && f.get_vreg(v).is_some_and(|d| d.class == p.class)
+        {
+            self.used.push(v);
+            return Some(Operand::Fixed(v, p));
+        }
+        None
+    }
+
+    /// The entry or return (`is_entry`) with operands `ops` of the
+    /// function `f` lowered as most are: integer values no wider than a
+    /// register, each in the next integer register of the convention,
+    /// every operand a whole vreg fixed in place (no copy, no new vreg, so
+    /// the signature is read where it is, without [`with_own_sig`]).
+    /// Leaves the operands in `fixed` and returns `true`; `false` with
+    /// `used` and `fixed` empty again when the instruction is not such
+    /// one (then [`entry`](Self::entry) or [`ret`](Self::ret) lowers it,
+    /// and reports any error).
+    fn abi_in_place(&mut self, f: &Function, ops: &[Operand], is_entry: bool) -> bool {
+        let sig = &f.sig;
+        let target = self.target;
+        let Some(conv) = target.call_conv(sig.conv) else {
+            return false;
+        };
+        // The conditions of the fast paths of `entry` and `ret`.
+        let (types, regs) = if is_entry {
+            if sig.varargs
+                || conv.callee_pops
+                || !sig.params.iter().all(|&t| {
+                    t.is_int() && t.size() <= conv.gp_arg_max_size && !split_in_two(conv, t)
+                })
+            {
+                return false;
+            }
+            (&sig.params[..], &conv.gp_args[..])
+        } else {
+            if (conv.single_ret && sig.rets.len() > 1)
+                || !sig
+                    .rets
+                    .iter()
+                    .all(|&t| t.is_int() && t.size() <= conv.ptr_size as u16)
+            {
+                return false;
+            }
+            (&sig.rets[..], &conv.gp_rets[..])
+        };
+        if ops.len() != types.len() || types.len() > regs.len() {
+            return false;
+        }
+        for (&op, &p) in ops.iter().zip(regs) {
+            match self.fix_in_place(f, op, p) {
+                Some(fixed) => self.fixed.push(fixed),
+                None => {
+                    self.used.clear();
+                    self.fixed.clear();
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// `op`, an argument of the 8- or 16-bit integer type `ty`, widened to
@@ -685,6 +748,11 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         l.fixed.clear();
         l.after.clear();
         let r = match d.kind {
+            InstKind::Entry | InstKind::Ret
+                if l.abi_in_place(func, o, d.kind == InstKind::Entry) =>
+            {
+                Ok(())
+            }
             InstKind::Entry => with_own_sig(func, |f, sig| l.entry(f, o, sig)),
             InstKind::Ret => with_own_sig(func, |f, sig| l.ret(f, o, sig)),
             InstKind::Call(c) | InstKind::TailJump(c) => l.call(func, d.kind, c, o),
