@@ -195,8 +195,13 @@ impl Lowerer<'_> {
     /// fixed in this instruction; otherwise a fresh vreg and a copy (`before`
     /// = copy from op into the fresh one, else the fresh one into op after).
     fn fix(&mut self, f: &mut Function, op: Operand, p: PReg, size: u16, before: bool) -> Operand {
-        if let Some(fixed) = self.fix_in_place(f, op, p) {
-            return fixed;
+        if let Operand::Reg(Reg::Virt(v, view)) = op
+            && view == View::FULL
+            && !self.used.contains(&v)
+            && f.get_vreg(v).is_some_and(|d| d.class == p.class)
+        {
+            self.used.push(v);
+            return Operand::Fixed(v, p);
         }
         let t = f.new_vreg(p.class, size, None);
         self.used.push(t);
@@ -208,30 +213,15 @@ impl Lowerer<'_> {
         Operand::Fixed(t, p)
     }
 
-    /// `Fixed(v, p)` for `op` when it needs no copy (see [`fix`](Self::fix)):
-    /// a whole vreg of p's class not yet fixed in this instruction.
-    #[inline(always)]
-    fn fix_in_place(&mut self, f: &Function, op: Operand, p: PReg) -> Option<Operand> {
-        if let Operand::Reg(Reg::Virt(v, view)) = op
-            && view == View::FULL
-            && !self.used.contains(&v)
-            && f.get_vreg(v).is_some_and(|d| d.class == p.class)
-        {
-            self.used.push(v);
-            return Some(Operand::Fixed(v, p));
-        }
-        None
-    }
-
     /// The entry or return (`is_entry`) with operands `ops` of the
     /// function `f` lowered as most are: integer values no wider than a
     /// register, each in the next integer register of the convention,
     /// every operand a whole vreg fixed in place (no copy, no new vreg, so
     /// the signature is read where it is, without [`with_own_sig`]).
-    /// Leaves the operands in `fixed` and returns `true`; `false` with
-    /// `used` and `fixed` empty again when the instruction is not such
-    /// one (then [`entry`](Self::entry) or [`ret`](Self::ret) lowers it,
-    /// and reports any error).
+    /// Leaves the operands in `fixed` (and `used` as it was: empty) and
+    /// returns `true`; `false` with `fixed` empty again when the
+    /// instruction is not such one (then [`entry`](Self::entry) or
+    /// [`ret`](Self::ret) lowers it, and reports any error).
     fn abi_in_place(&mut self, f: &Function, ops: &[Operand], is_entry: bool) -> bool {
         let sig = &f.sig;
         let target = self.target;
@@ -263,11 +253,19 @@ impl Lowerer<'_> {
         if ops.len() != types.len() || types.len() > regs.len() {
             return false;
         }
-        for (&op, &p) in ops.iter().zip(regs) {
-            match self.fix_in_place(f, op, p) {
-                Some(fixed) => self.fixed.push(fixed),
-                None => {
-                    self.used.clear();
+        // `used` is not kept: the vregs fixed so far are those of the
+        // operands before (each fixed in place, or the loop stops).
+        for (k, (&op, &p)) in ops.iter().zip(regs).enumerate() {
+            match op {
+                Operand::Reg(Reg::Virt(v, View::FULL))
+                    if !ops[..k]
+                        .iter()
+                        .any(|o| matches!(*o, Operand::Reg(Reg::Virt(u, _)) if u == v))
+                        && f.get_vreg(v).is_some_and(|d| d.class == p.class) =>
+                {
+                    self.fixed.push(Operand::Fixed(v, p));
+                }
+                _ => {
                     self.fixed.clear();
                     return false;
                 }
