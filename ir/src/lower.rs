@@ -213,6 +213,67 @@ impl Lowerer<'_> {
         Operand::Fixed(t, p)
     }
 
+    /// The entry or return (`is_entry`) with operands `ops` of the
+    /// function `f` lowered as most are: integer values no wider than a
+    /// register, each in the next integer register of the convention,
+    /// every operand a whole vreg fixed in place (no copy, no new vreg, so
+    /// the signature is read where it is, without [`with_own_sig`]).
+    /// Leaves the operands in `fixed` (and `used` as it was: empty) and
+    /// returns `true`; `false` with `fixed` empty again when the
+    /// instruction is not such one (then [`entry`](Self::entry) or
+    /// [`ret`](Self::ret) lowers it, and reports any error).
+    fn abi_in_place(&mut self, f: &Function, ops: &[Operand], is_entry: bool) -> bool {
+        let sig = &f.sig;
+        let target = self.target;
+        let Some(conv) = target.call_conv(sig.conv) else {
+            return false;
+        };
+        // The conditions of the fast paths of `entry` and `ret`.
+        let (types, regs) = if is_entry {
+            if sig.varargs
+                || conv.callee_pops
+                || !sig.params.iter().all(|&t| {
+                    t.is_int() && t.size() <= conv.gp_arg_max_size && !split_in_two(conv, t)
+                })
+            {
+                return false;
+            }
+            (&sig.params[..], &conv.gp_args[..])
+        } else {
+            if (conv.single_ret && sig.rets.len() > 1)
+                || !sig
+                    .rets
+                    .iter()
+                    .all(|&t| t.is_int() && t.size() <= conv.ptr_size as u16)
+            {
+                return false;
+            }
+            (&sig.rets[..], &conv.gp_rets[..])
+        };
+        if ops.len() != types.len() || types.len() > regs.len() {
+            return false;
+        }
+        // `used` is not kept: the vregs fixed so far are those of the
+        // operands before (each fixed in place, or the loop stops).
+        for (k, (&op, &p)) in ops.iter().zip(regs).enumerate() {
+            match op {
+                Operand::Reg(Reg::Virt(v, View::FULL))
+                    if !ops[..k]
+                        .iter()
+                        .any(|o| matches!(*o, Operand::Reg(Reg::Virt(u, _)) if u == v))
+                        && f.get_vreg(v).is_some_and(|d| d.class == p.class) =>
+                {
+                    self.fixed.push(Operand::Fixed(v, p));
+                }
+                _ => {
+                    self.fixed.clear();
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// `op`, an argument of the 8- or 16-bit integer type `ty`, widened to
     /// 32 bits by `ext` (see the module docs): an immediate is extended in
     /// place; a register, view or memory operand is read at the type's
@@ -685,6 +746,11 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         l.fixed.clear();
         l.after.clear();
         let r = match d.kind {
+            InstKind::Entry | InstKind::Ret
+                if l.abi_in_place(func, o, d.kind == InstKind::Entry) =>
+            {
+                Ok(())
+            }
             InstKind::Entry => with_own_sig(func, |f, sig| l.entry(f, o, sig)),
             InstKind::Ret => with_own_sig(func, |f, sig| l.ret(f, o, sig)),
             InstKind::Call(c) | InstKind::TailJump(c) => l.call(func, d.kind, c, o),
