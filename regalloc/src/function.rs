@@ -613,6 +613,17 @@ pub trait Function {
     fn mentions(&self) -> Option<Mentions<'_>> {
         None
     }
+    /// The number of operands of all instructions (the sum of
+    /// [`Function::inst_operands`]' lengths), so that the allocator can
+    /// size its per-operand tables once and write them by index. The
+    /// default counts them; a client that keeps its operands in one
+    /// buffer knows it at once. A wrong count makes the allocator take
+    /// its general path (never a wrong allocation).
+    fn num_operands(&self) -> usize {
+        (0..self.num_insts())
+            .map(|i| self.inst_operands(Inst::new(i)).len())
+            .sum()
+    }
 }
 
 /// Where a function's vregs are named (see [`Function::mentions`]).

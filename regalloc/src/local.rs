@@ -83,6 +83,17 @@ const BACK_NONE: Back = Back {
     hull_end: 0,
 };
 
+/// What the backward pass's table of facts is filled with before it
+/// writes each operand's (all of them are written; zero bytes fill
+/// cheapest).
+const FACT_NONE: OpFact = OpFact {
+    next: 0,
+    gain: 0,
+    drop_base: [0; 2],
+    hint: 0,
+    flags: 0,
+};
+
 /// A value during the forward pass.
 #[derive(Clone, Copy, Debug)]
 struct Value {
@@ -989,27 +1000,50 @@ impl Local {
     /// `facts` (instruction `ni - 1` first, each one's operands in order),
     /// and each vreg's hull.
     fn backward<F: Function>(&mut self, f: &F, plan: bool, vouched: bool) -> Result<(), Decline> {
-        let ni = f.num_insts();
-        let nv = f.num_vregs();
         self.back.clear();
         self.back.resize(f.num_vregs(), BACK_NONE);
         self.facts.clear();
-        // One fact per operand: room for exactly that many when the kept
-        // buffer may be short (growing by doubling would leave up to half
-        // of it unused at the Compiler's peak of memory).
-        if self.facts.capacity() < 4 * ni {
-            let operands = (0..ni).map(|i| f.inst_operands(Inst::new(i)).len()).sum();
+        // One fact per operand, written in place (no push and its capacity
+        // check per operand): room for exactly that many when the kept
+        // buffer is short (growing by doubling would leave up to half of
+        // it unused at the Compiler's peak of memory).
+        let operands = f.num_operands();
+        if self.facts.capacity() < operands {
             self.facts.reserve_exact(operands);
         }
+        self.facts.resize(operands, FACT_NONE);
+        // Out of `self` while the steps below borrow it (and back whatever
+        // they find, so that the buffer is kept).
+        let mut facts = std::mem::take(&mut self.facts);
+        let found = self.backward_steps(f, plan, vouched, &mut facts);
+        self.facts = facts;
+        found
+    }
+
+    /// [`Local::backward`]'s steps, each instruction's facts into its part
+    /// of `facts` (one per operand, instruction `ni - 1` first).
+    fn backward_steps<F: Function>(
+        &mut self,
+        f: &F,
+        plan: bool,
+        vouched: bool,
+        facts: &mut [OpFact],
+    ) -> Result<(), Decline> {
+        let ni = f.num_insts();
+        let nv = f.num_vregs();
         self.fixed_anywhere = [0; 3];
+        let mut fb = 0;
         for ii in (0..ni).rev() {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
             let dup = check_inst(f, ii, ops, vouched)?;
             let pos = 2 * i.0;
-            let fb = self.facts.len();
+            // A client's operand count short of its operands: the general
+            // path takes the function.
+            let here = facts.get_mut(fb..fb + ops.len()).ok_or(Decline)?;
+            fb += ops.len();
             let mut fixed = false;
-            for op in ops {
+            for (op, out) in ops.iter().zip(here.iter_mut()) {
                 let (v, hint) = self.check_operand(op, nv, vouched)?;
                 fixed |= hint != NO_REG;
                 let back = &mut self.back[v];
@@ -1048,18 +1082,22 @@ impl Local {
                         back.hint = NO_REG;
                     }
                 }
-                self.facts.push(fact);
+                *out = fact;
             }
             if dup {
-                self.dup_step(ops, pos, fb)?;
+                self.dup_step(ops, pos, here)?;
                 if plan {
-                    self.plan_inst(ops, pos, fb);
+                    self.plan_inst(ops, pos, here);
                 }
             }
             if fixed {
                 self.check_fixed(f, i, ops, dup)?;
-                self.facts[fb].flags |= FIXED_HERE;
+                here[0].flags |= FIXED_HERE;
             }
+        }
+        // A count past the operands: likewise.
+        if fb != facts.len() {
+            return Err(Decline);
         }
         // A value read before it is written: the general path reports it.
         if self.back.iter().any(|b| b.next_use != INF_POS) {
@@ -1153,7 +1191,7 @@ impl Local {
     /// The next-use step of an instruction that names a vreg twice: its
     /// facts get [`DUP`] and, for a redefined vreg, [`REDEFINED`] on every
     /// operand; a vreg defined twice declines (`cfg` rejects it).
-    fn dup_step(&mut self, ops: &[Operand], pos: u32, fb: usize) -> Result<(), Decline> {
+    fn dup_step(&mut self, ops: &[Operand], pos: u32, here: &mut [OpFact]) -> Result<(), Decline> {
         for (k, op) in ops.iter().enumerate() {
             let mut flags = DUP;
             for (j, o) in ops.iter().enumerate() {
@@ -1164,7 +1202,7 @@ impl Local {
                     flags |= REDEFINED;
                 }
             }
-            self.facts[fb + k].flags = flags;
+            here[k].flags = flags;
         }
         for op in ops {
             if op.kind == OperandKind::Def {
@@ -1190,7 +1228,7 @@ impl Local {
     /// an instruction that names some vreg twice: each vreg takes one
     /// step, from all its operands. (The backward pass makes the steps of
     /// the other instructions itself.)
-    fn plan_inst(&mut self, ops: &[Operand], pos: u32, fb: usize) {
+    fn plan_inst(&mut self, ops: &[Operand], pos: u32, here: &mut [OpFact]) {
         for (k, op) in ops.iter().enumerate() {
             let v = op.vreg;
             let (mut first, mut writes, mut reads, mut foldable) = (
@@ -1213,15 +1251,15 @@ impl Local {
                 }
             }
             if first < k {
-                let shared = self.facts[fb + first];
-                self.facts[fb + k].drop_base = shared.drop_base;
-                self.facts[fb + k].gain = shared.gain;
+                let shared = here[first];
+                here[k].drop_base = shared.drop_base;
+                here[k].gain = shared.gain;
                 continue;
             }
             let back = &mut self.back[v.index()];
             let (g, gain) = plan_step((back.plan_pos, back.plan), pos, writes, foldable);
-            self.facts[fb + k].gain = pack_gain(gain);
-            self.facts[fb + k].drop_base = drop_cost_base(back.plan);
+            here[k].gain = pack_gain(gain);
+            here[k].drop_base = drop_cost_base(back.plan);
             if reads {
                 back.plan_pos = pos;
                 back.plan = g;

@@ -1143,6 +1143,10 @@ impl RaFunction for RaView {
             fixed: self.fixed_regs,
         })
     }
+    #[inline]
+    fn num_operands(&self) -> usize {
+        self.op_offsets[self.num_insts] as usize
+    }
 }
 
 #[cfg(test)]
