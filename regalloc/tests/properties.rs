@@ -426,3 +426,71 @@ fn checker_never_panics_on_corrupted_output() {
         }
     }
 }
+
+/// A function that misstates its operand count ([`Function::num_operands`]).
+struct MiscountedOperands {
+    f: jitforge_regalloc::testfn::TestFunction,
+    /// Added to the true count.
+    off: isize,
+}
+
+impl Function for MiscountedOperands {
+    fn num_insts(&self) -> usize {
+        self.f.num_insts()
+    }
+    fn num_blocks(&self) -> usize {
+        self.f.num_blocks()
+    }
+    fn num_vregs(&self) -> usize {
+        self.f.num_vregs()
+    }
+    fn entry_block(&self) -> Block {
+        self.f.entry_block()
+    }
+    fn block_insts(&self, b: Block) -> jitforge_regalloc::InstRange {
+        self.f.block_insts(b)
+    }
+    fn block_succs(&self, b: Block) -> &[Block] {
+        self.f.block_succs(b)
+    }
+    fn block_preds(&self, b: Block) -> &[Block] {
+        self.f.block_preds(b)
+    }
+    fn is_ret(&self, i: Inst) -> bool {
+        self.f.is_ret(i)
+    }
+    fn is_branch(&self, i: Inst) -> bool {
+        self.f.is_branch(i)
+    }
+    fn inst_operands(&self, i: Inst) -> &[jitforge_regalloc::Operand] {
+        self.f.inst_operands(i)
+    }
+    fn inst_clobbers(&self, i: Inst) -> jitforge_regalloc::PRegSet {
+        self.f.inst_clobbers(i)
+    }
+    fn vreg_class(&self, v: jitforge_regalloc::VReg) -> RegClass {
+        self.f.vreg_class(v)
+    }
+    fn num_operands(&self) -> usize {
+        self.f.num_operands().saturating_add_signed(self.off)
+    }
+}
+
+/// A wrong operand count sends a one-block function the local allocator
+/// would take to the general path, whose allocation the checker accepts;
+/// the true count keeps it local.
+#[test]
+fn miscounted_operands_take_the_general_path() {
+    let env = jitforge_regalloc::MachineEnv::x86_64_sysv(false);
+    let mut ra = Allocator::new();
+    for off in [0, -1, 1, -5, 5] {
+        let f = MiscountedOperands {
+            f: jitforge_regalloc::testfn::workload_b(300),
+            off,
+        };
+        let mut out = Output::default();
+        ra.run(&f, &env, &Options::checked(), &mut out).unwrap();
+        assert_eq!(ra.took_local_path(), off == 0, "off {off}");
+        checker::check(&f, &env, &out).unwrap();
+    }
+}
