@@ -626,44 +626,9 @@ impl<'a> Mentioned<'a> {
 }
 
 impl crate::Function for Mentioned<'_> {
-    fn num_insts(&self) -> usize {
-        self.f.num_insts()
-    }
-    fn num_blocks(&self) -> usize {
-        self.f.num_blocks()
-    }
-    fn num_vregs(&self) -> usize {
-        self.f.num_vregs()
-    }
-    fn entry_block(&self) -> crate::Block {
-        self.f.entry_block()
-    }
-    fn block_insts(&self, b: crate::Block) -> crate::InstRange {
-        self.f.block_insts(b)
-    }
-    fn block_succs(&self, b: crate::Block) -> &[crate::Block] {
-        self.f.block_succs(b)
-    }
-    fn block_preds(&self, b: crate::Block) -> &[crate::Block] {
-        self.f.block_preds(b)
-    }
-    fn is_ret(&self, i: crate::Inst) -> bool {
-        self.f.is_ret(i)
-    }
-    fn is_branch(&self, i: crate::Inst) -> bool {
-        self.f.is_branch(i)
-    }
-    fn inst_operands(&self, i: crate::Inst) -> &[Operand] {
-        self.f.inst_operands(i)
-    }
-    fn inst_clobbers(&self, i: crate::Inst) -> crate::PRegSet {
-        self.f.inst_clobbers(i)
-    }
+    crate::forward_function_methods!(f);
     fn is_move(&self, i: crate::Inst) -> Option<(VReg, VReg)> {
         self.f.is_move(i)
-    }
-    fn vreg_class(&self, v: VReg) -> RegClass {
-        self.f.vreg_class(v)
     }
     fn is_remat(&self, v: VReg) -> bool {
         self.f.is_remat(v)

@@ -432,3 +432,51 @@ pub fn workload_c_shape(seed: u64) -> TestFunction {
     b.ret(v[0]);
     b.finish()
 }
+
+/// Writes, inside an `impl Function for Wrapper`, the trait's required
+/// methods and `inst_clobbers` as calls on the wrapper's field `$field`
+/// (a [`TestFunction`] or a reference to one), so that a test wrapper
+/// that changes one answer of a function spells out only that answer.
+/// The trait must be in scope where it is used.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! forward_function_methods {
+    ($field:ident) => {
+        fn num_insts(&self) -> usize {
+            self.$field.num_insts()
+        }
+        fn num_blocks(&self) -> usize {
+            self.$field.num_blocks()
+        }
+        fn num_vregs(&self) -> usize {
+            self.$field.num_vregs()
+        }
+        fn entry_block(&self) -> $crate::Block {
+            self.$field.entry_block()
+        }
+        fn block_insts(&self, b: $crate::Block) -> $crate::InstRange {
+            self.$field.block_insts(b)
+        }
+        fn block_succs(&self, b: $crate::Block) -> &[$crate::Block] {
+            self.$field.block_succs(b)
+        }
+        fn block_preds(&self, b: $crate::Block) -> &[$crate::Block] {
+            self.$field.block_preds(b)
+        }
+        fn is_ret(&self, i: $crate::Inst) -> bool {
+            self.$field.is_ret(i)
+        }
+        fn is_branch(&self, i: $crate::Inst) -> bool {
+            self.$field.is_branch(i)
+        }
+        fn inst_operands(&self, i: $crate::Inst) -> &[$crate::Operand] {
+            self.$field.inst_operands(i)
+        }
+        fn inst_clobbers(&self, i: $crate::Inst) -> $crate::PRegSet {
+            self.$field.inst_clobbers(i)
+        }
+        fn vreg_class(&self, v: $crate::VReg) -> $crate::RegClass {
+            self.$field.vreg_class(v)
+        }
+    };
+}

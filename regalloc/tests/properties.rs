@@ -435,42 +435,7 @@ struct MiscountedOperands {
 }
 
 impl Function for MiscountedOperands {
-    fn num_insts(&self) -> usize {
-        self.f.num_insts()
-    }
-    fn num_blocks(&self) -> usize {
-        self.f.num_blocks()
-    }
-    fn num_vregs(&self) -> usize {
-        self.f.num_vregs()
-    }
-    fn entry_block(&self) -> Block {
-        self.f.entry_block()
-    }
-    fn block_insts(&self, b: Block) -> jitforge_regalloc::InstRange {
-        self.f.block_insts(b)
-    }
-    fn block_succs(&self, b: Block) -> &[Block] {
-        self.f.block_succs(b)
-    }
-    fn block_preds(&self, b: Block) -> &[Block] {
-        self.f.block_preds(b)
-    }
-    fn is_ret(&self, i: Inst) -> bool {
-        self.f.is_ret(i)
-    }
-    fn is_branch(&self, i: Inst) -> bool {
-        self.f.is_branch(i)
-    }
-    fn inst_operands(&self, i: Inst) -> &[jitforge_regalloc::Operand] {
-        self.f.inst_operands(i)
-    }
-    fn inst_clobbers(&self, i: Inst) -> jitforge_regalloc::PRegSet {
-        self.f.inst_clobbers(i)
-    }
-    fn vreg_class(&self, v: jitforge_regalloc::VReg) -> RegClass {
-        self.f.vreg_class(v)
-    }
+    jitforge_regalloc::forward_function_methods!(f);
     fn num_operands(&self) -> usize {
         self.f.num_operands().saturating_add_signed(self.off)
     }
