@@ -325,6 +325,8 @@ impl<'a> Assembler<'a> {
     /// buffer known), one test of `ready`, and nothing is stored.
     #[inline(always)]
     fn take_options_for_fast_path(&mut self) -> (bool, InstOptions) {
+        // `ready` caches three facts; debug builds check the cache.
+        debug_assert!(!self.ready || (self.fast && !self.stale && self.options.is_empty()));
         if self.ready {
             return (true, InstOptions::NONE);
         }
