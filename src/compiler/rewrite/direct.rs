@@ -10,8 +10,13 @@
 //! of register and slot pairs of a large function (nor does it help the
 //! first time a pair is seen). The bytes are the general encoder's, to the
 //! byte (tests compare every register and displacement class in both modes).
+//! The opcodes are the database's: `jitforge-dbgen` looks their forms up and
+//! writes them into `src/x86/db/generated_direct.rs` (failing if one is
+//! missing or not of the `[REX] [0F] opcode /r` shape written here); they
+//! are constants, folded in as literals would be.
 
 use crate::x86::Mnemonic;
+use crate::x86::db::generated_direct::{self as opcodes, LegacyOpcode};
 
 /// Where an operand is: a register by hardware number, or the spill slot
 /// at a displacement from the stack pointer.
@@ -47,10 +52,10 @@ pub(super) fn encode_move(
     text: &mut Vec<u8>,
 ) -> bool {
     // The register in ModRM.reg, the other place in ModRM.rm, and the
-    // opcode for that direction: `mov r/m, r` (89) and `mov r, r/m` (8B),
-    // `movups xmm, xmm/m` (0F 10) and `movups xmm/m, xmm` (0F 11). A
-    // register-to-register move takes the general encoder's first form:
-    // 89 (source in reg) for `mov`, 0F 10 (destination in reg) for `movups`.
+    // opcode for that direction: `mov r/m, r` and `mov r, r/m`, `movups
+    // xmm/m, xmm` and `movups xmm, xmm/m`. A register-to-register move takes
+    // the general encoder's first form: `mov r/m, r` (source in reg) for
+    // `mov`, `movups xmm, xmm/m` (destination in reg) for `movups`.
     let (reg, rm, store) = match (kind, from, to) {
         (_, Place::Stack(_), Place::Stack(_)) => return false,
         (_, Place::Reg(r), rm @ Place::Stack(_)) => (r, rm, true),
@@ -60,12 +65,20 @@ pub(super) fn encode_move(
     };
     match kind {
         MoveKind::Gp => {
-            let opcode = if store { 0x89 } else { 0x8B };
-            encode_reg_rm(mode64, false, opcode, reg, rm, mode64, text)
+            let opcode = if store {
+                opcodes::MOV_RM_R
+            } else {
+                opcodes::MOV_R_RM
+            };
+            encode_reg_rm(mode64, opcode, reg, rm, mode64, text)
         }
         MoveKind::Xmm => {
-            let opcode = if store { 0x11 } else { 0x10 };
-            encode_reg_rm(false, true, opcode, reg, rm, mode64, text)
+            let opcode = if store {
+                opcodes::MOVUPS_RM_R
+            } else {
+                opcodes::MOVUPS_R_RM
+            };
+            encode_reg_rm(false, opcode, reg, rm, mode64, text)
         }
     }
 }
@@ -93,10 +106,10 @@ pub(super) fn is_integer_op(mnemonic: Mnemonic) -> bool {
 /// for any other mnemonic or shape (two slots, `imul` into a slot, a
 /// register the mode does not name, `wide` in 32-bit mode).
 ///
-/// The forms are the general encoder's first that fit: `op r/m, r`
-/// (opcode base + 1: the source in ModRM.reg) for two registers and a
-/// slot destination, `op r, r/m` (base + 3) for a slot source, and
-/// `imul r, r/m` (0F AF) with the destination in ModRM.reg.
+/// The forms are the general encoder's first that fit: `op r/m, r` (the
+/// source in ModRM.reg) for two registers and a slot destination, `op r,
+/// r/m` for a slot source, and `imul r, r/m` with the destination in
+/// ModRM.reg.
 #[inline]
 pub(super) fn encode_integer_op(
     mnemonic: Mnemonic,
@@ -109,41 +122,39 @@ pub(super) fn encode_integer_op(
     if wide && !mode64 {
         return false;
     }
-    let base = match mnemonic {
-        Mnemonic::Add => 0x00,
-        Mnemonic::Or => 0x08,
-        Mnemonic::Adc => 0x10,
-        Mnemonic::Sbb => 0x18,
-        Mnemonic::And => 0x20,
-        Mnemonic::Sub => 0x28,
-        Mnemonic::Xor => 0x30,
-        Mnemonic::Cmp => 0x38,
+    // (`op r/m, r`, `op r, r/m`)
+    let (rm_r, r_rm) = match mnemonic {
+        Mnemonic::Add => (opcodes::ADD_RM_R, opcodes::ADD_R_RM),
+        Mnemonic::Or => (opcodes::OR_RM_R, opcodes::OR_R_RM),
+        Mnemonic::Adc => (opcodes::ADC_RM_R, opcodes::ADC_R_RM),
+        Mnemonic::Sbb => (opcodes::SBB_RM_R, opcodes::SBB_R_RM),
+        Mnemonic::And => (opcodes::AND_RM_R, opcodes::AND_R_RM),
+        Mnemonic::Sub => (opcodes::SUB_RM_R, opcodes::SUB_R_RM),
+        Mnemonic::Xor => (opcodes::XOR_RM_R, opcodes::XOR_R_RM),
+        Mnemonic::Cmp => (opcodes::CMP_RM_R, opcodes::CMP_R_RM),
         Mnemonic::Imul => {
             return match dst {
-                Place::Reg(d) => encode_reg_rm(wide, true, 0xAF, d, src, mode64, text),
+                Place::Reg(d) => encode_reg_rm(wide, opcodes::IMUL_R_RM, d, src, mode64, text),
                 Place::Stack(_) => false,
             };
         }
         _ => return false,
     };
     match (dst, src) {
-        (rm, Place::Reg(s)) => encode_reg_rm(wide, false, base + 1, s, rm, mode64, text),
-        (Place::Reg(d), rm @ Place::Stack(_)) => {
-            encode_reg_rm(wide, false, base + 3, d, rm, mode64, text)
-        }
+        (rm, Place::Reg(s)) => encode_reg_rm(wide, rm_r, s, rm, mode64, text),
+        (Place::Reg(d), rm @ Place::Stack(_)) => encode_reg_rm(wide, r_rm, d, rm, mode64, text),
         (Place::Stack(_), Place::Stack(_)) => false,
     }
 }
 
 /// Appends `[REX] [0F] opcode ModRM [SIB disp]` for register `reg` in
-/// ModRM.reg and `rm` in ModRM.rm, with REX.W if `wide` and a 0F escape
-/// if `escape` (in 64-bit mode if `mode64`), and returns true; false
-/// having written nothing for a register the mode does not name.
+/// ModRM.reg and `rm` in ModRM.rm, with REX.W if `wide` (in 64-bit mode
+/// if `mode64`), and returns true; false having written nothing for a
+/// register the mode does not name.
 #[inline(always)]
 fn encode_reg_rm(
     wide: bool,
-    escape: bool,
-    opcode: u8,
+    opcode: LegacyOpcode,
     reg: u8,
     rm: Place,
     mode64: bool,
@@ -165,8 +176,8 @@ fn encode_reg_rm(
     bytes[0] = rex;
     let mut n = usize::from(rex != 0x40);
     bytes[n] = 0x0F;
-    n += usize::from(escape);
-    bytes[n] = opcode;
+    n += usize::from(opcode.escape_0f);
+    bytes[n] = opcode.byte;
     n += 1;
     let reg_bits = (reg & 7) << 3;
     match rm {

@@ -1,6 +1,7 @@
 //! The x86 instruction database: the form record and operand-kind vocabulary
 //! (written by hand, here) and the tables generated from
-//! `instructions.txt` (in `generated.rs` and `generated_api.rs`).
+//! `instructions.txt` (in `generated.rs` and `generated_api.rs`, and the
+//! Compiler's direct encoder's opcodes in `generated_direct.rs`).
 //!
 //! # The text format (`src/x86/db/instructions.txt`)
 //!
@@ -51,6 +52,9 @@
 mod generated;
 #[rustfmt::skip]
 mod generated_api;
+#[cfg(feature = "compiler")]
+#[rustfmt::skip]
+pub(crate) mod generated_direct;
 
 pub use generated::{CpuFeature, Mnemonic};
 

@@ -4,13 +4,17 @@
 //!   opcode metadata (run once; the text is then the project's data).
 //! - [`parse`] reads that text into rows.
 //! - [`apx`] derives the APX forms (`apx.txt`) from the rows they promote.
-//! - [`generate`] turns rows into the Rust tables in `src/x86/db/generated*.rs`.
+//! - [`generate`] turns rows into the Rust tables in `src/x86/db/generated.rs`
+//!   and `generated_api.rs`.
+//! - [`direct`] looks up the opcodes the Compiler's rewrite encodes itself
+//!   (`src/x86/db/generated_direct.rs`).
 //!
 //! `cargo run -p jitforge-dbgen` regenerates the tables; a test fails when the
 //! committed tables differ from what the generator makes of the text.
 
 pub mod apx;
 pub mod bootstrap;
+pub mod direct;
 pub mod generate;
 pub mod parse;
 
@@ -53,14 +57,19 @@ pub fn apx_from_disk() -> Result<String, Box<dyn std::error::Error>> {
     Ok(apx::apx_text(&rows))
 }
 
-/// Paths of the generated files, in the order [`generate::generate`] returns them.
-pub fn generated_paths() -> [PathBuf; 2] {
+/// Paths of the generated files, in the order [`generate_from_disk`] returns them.
+pub fn generated_paths() -> [PathBuf; 3] {
     let dir = repo_root().join("src/x86/db");
-    [dir.join("generated.rs"), dir.join("generated_api.rs")]
+    [
+        dir.join("generated.rs"),
+        dir.join("generated_api.rs"),
+        dir.join("generated_direct.rs"),
+    ]
 }
 
-/// Reads every database file and generates both Rust files.
-pub fn generate_from_disk() -> Result<(String, String), Box<dyn std::error::Error>> {
+/// Reads every database file and generates the Rust files (the tables, the
+/// typed API, the direct encoder's opcodes), in [`generated_paths`] order.
+pub fn generate_from_disk() -> Result<[String; 3], Box<dyn std::error::Error>> {
     let mut rows = Vec::new();
     for path in database_paths() {
         let text = std::fs::read_to_string(&path)?;
@@ -74,5 +83,7 @@ pub fn generate_from_disk() -> Result<(String, String), Box<dyn std::error::Erro
         }
         rows.extend(file_rows);
     }
-    Ok(generate::generate(&rows))
+    let direct = direct::generate_direct(&rows)?;
+    let (tables, api) = generate::generate(&rows);
+    Ok([tables, api, direct])
 }

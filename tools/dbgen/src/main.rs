@@ -1,6 +1,7 @@
 //! `jitforge-dbgen`: regenerates the instruction tables from the database text.
 //!
-//! - `cargo run -p jitforge-dbgen` writes `src/x86/db/generated.rs` and `generated_api.rs`.
+//! - `cargo run -p jitforge-dbgen` writes `src/x86/db/generated.rs`, `generated_api.rs`
+//!   and `generated_direct.rs`.
 //! - `cargo run -p jitforge-dbgen -- check` exits 1 when they are stale.
 //! - `cargo run -p jitforge-dbgen -- apx` rewrites `apx.txt` from the rows APX promotes.
 //! - `cargo run -p jitforge-dbgen -- bootstrap` reseeds `instructions.txt` from iced-x86.
@@ -28,21 +29,21 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         "generate" | "check" => {
-            let (tables, api) = match jitforge_dbgen::generate_from_disk() {
+            let texts = match jitforge_dbgen::generate_from_disk() {
                 Ok(x) => x,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(1);
                 }
             };
-            let [tables_path, api_path] = jitforge_dbgen::generated_paths();
+            let paths = jitforge_dbgen::generated_paths();
             if command == "check" {
                 let same = |path: &std::path::Path, text: &str| {
                     std::fs::read_to_string(path).is_ok_and(|t| t == text)
                 };
                 let apx_fresh = jitforge_dbgen::apx_from_disk()
                     .is_ok_and(|text| same(&jitforge_dbgen::apx_path(), &text));
-                if apx_fresh && same(&tables_path, &tables) && same(&api_path, &api) {
+                if apx_fresh && paths.iter().zip(&texts).all(|(p, t)| same(p, t)) {
                     return ExitCode::SUCCESS;
                 }
                 eprintln!(
@@ -50,8 +51,8 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(1);
             }
-            for (path, text) in [(tables_path, tables), (api_path, api)] {
-                if let Err(e) = std::fs::write(&path, text) {
+            for (path, text) in paths.iter().zip(texts) {
+                if let Err(e) = std::fs::write(path, text) {
                     eprintln!("error writing {}: {e}", path.display());
                     return ExitCode::from(1);
                 }

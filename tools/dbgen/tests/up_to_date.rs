@@ -3,20 +3,15 @@
 
 #[test]
 fn generated_tables_are_up_to_date() {
-    let (tables, api) = jitforge_dbgen::generate_from_disk().expect("database parses");
-    let [tables_path, api_path] = jitforge_dbgen::generated_paths();
-    let committed_tables = std::fs::read_to_string(&tables_path).expect("generated.rs exists");
-    let committed_api = std::fs::read_to_string(&api_path).expect("generated_api.rs exists");
-    assert!(
-        committed_tables == tables,
-        "{} is stale: run `cargo run -p jitforge-dbgen`",
-        tables_path.display()
-    );
-    assert!(
-        committed_api == api,
-        "{} is stale: run `cargo run -p jitforge-dbgen`",
-        api_path.display()
-    );
+    let texts = jitforge_dbgen::generate_from_disk().expect("database parses");
+    for (path, text) in jitforge_dbgen::generated_paths().iter().zip(texts) {
+        let committed = std::fs::read_to_string(path).expect("generated file exists");
+        assert!(
+            committed == text,
+            "{} is stale: run `cargo run -p jitforge-dbgen`",
+            path.display()
+        );
+    }
 }
 
 /// `apx.txt` is what `jitforge-dbgen apx` makes of the rows it promotes.
@@ -37,4 +32,63 @@ fn parse_errors_name_the_line() {
             .unwrap_err();
     assert_eq!(err.line, 2);
     assert!(err.message.contains("bogus"), "{}", err.message);
+}
+
+/// The direct encoder's opcodes come from the rows of their forms, and a
+/// missing form or one of another shape fails generation, naming it.
+#[test]
+fn direct_opcodes_come_from_the_database() {
+    use jitforge_dbgen::{direct::generate_direct, parse::parse_database};
+    let text = std::fs::read_to_string(jitforge_dbgen::database_path()).expect("database exists");
+    let rows = parse_database(&text).expect("database parses");
+    let generated = generate_direct(&rows).expect("every form is there");
+    assert!(generated.contains(
+        "pub(crate) const MOV_RM_R: LegacyOpcode = LegacyOpcode { escape_0f: false, byte: 0x89 };"
+    ));
+    assert!(generated.contains(
+        "pub(crate) const IMUL_R_RM: LegacyOpcode = LegacyOpcode { escape_0f: true, byte: 0xAF };"
+    ));
+
+    // The database with one field of the first row that starts with
+    // `line_start` (mnemonic and operands) changed.
+    let edited = |line_start: &str, from: &str, to: &str| {
+        let mut changed = 0;
+        let mut lines = Vec::new();
+        for line in text.lines() {
+            let words = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            if changed == 0 && words.starts_with(line_start) {
+                changed += 1;
+                lines.push(line.replacen(from, to, 1));
+            } else {
+                lines.push(line.to_string());
+            }
+        }
+        assert_eq!(changed, 1, "no row `{line_start}`");
+        parse_database(&lines.join("\n")).expect("edited database parses")
+    };
+    // `sub r64, r64/m` as 2A while `sub r32, r32/m` stays 2B.
+    let split = generate_direct(&edited("sub | r64:rw r64/m:r", "2b", "2a")).unwrap_err();
+    assert!(
+        split.contains("SUB_R_RM") && split.contains("REX.W"),
+        "{split}"
+    );
+    // A missing form, a mandatory prefix, another map: errors naming the form.
+    let missing =
+        generate_direct(&edited("imul | r32:rw r32/m:r", "r32/m:r", "r32:r")).unwrap_err();
+    assert!(missing.contains("`imul r32, r32/m`"), "{missing}");
+    let prefixed = generate_direct(&edited("movups | xmm/m:w xmm:r", "np", "66")).unwrap_err();
+    assert!(
+        prefixed.contains("`movups xmm/m, xmm`") && prefixed.contains("prefix 66"),
+        "{prefixed}"
+    );
+    let mapped = generate_direct(&edited("movups | xmm:w xmm/m:r", "0f", "0f38")).unwrap_err();
+    assert!(
+        mapped.contains("`movups xmm, xmm/m`") && mapped.contains("map 0f38"),
+        "{mapped}"
+    );
+    let wide = generate_direct(&edited("add | r64/m:rw r64:r", "rex.w ", "")).unwrap_err();
+    assert!(
+        wide.contains("`add r64/m, r64`") && wide.contains("without REX.W"),
+        "{wide}"
+    );
 }
