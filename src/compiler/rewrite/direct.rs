@@ -122,7 +122,7 @@ pub(super) fn encode_integer_op(
     if wide && !mode64 {
         return false;
     }
-    // (`op r/m, r`, `op r, r/m`)
+    // The opcodes of `op r/m, r` and of `op r, r/m`.
     let (rm_r, r_rm) = match mnemonic {
         Mnemonic::Add => (opcodes::ADD_RM_R, opcodes::ADD_R_RM),
         Mnemonic::Or => (opcodes::OR_RM_R, opcodes::OR_R_RM),
