@@ -146,6 +146,16 @@ impl EncodingMemo {
         ((key[0] ^ key[1].rotate_left(23)).wrapping_mul(K) >> 40) as usize
     }
 
+    /// The slot of `key`'s second group (see [`find_second`]): another
+    /// multiplicative hash, its words folded first so that the high bits
+    /// of the key reach the product's bits the slot takes too.
+    #[inline(always)]
+    fn second_hash(key: &Key) -> usize {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let x = key[0] ^ key[1].rotate_left(23);
+        ((x ^ x >> 29).wrapping_mul(K) >> 40) as usize
+    }
+
     /// Appends the bytes remembered for `key` (at `slot`) to `text`; false
     /// when there are none.
     #[inline(always)]
@@ -169,7 +179,7 @@ impl EncodingMemo {
             self.entries
                 .resize(self.slots.max(MIN_SLOTS), Entry::default());
         }
-        let slot = place(&self.entries, slot);
+        let slot = place(&self.entries, slot, key);
         if let Some(e) = self.entries.get_mut(slot) {
             self.evictions += usize::from(e.key[0] != 0);
             e.key = *key;
@@ -181,13 +191,20 @@ impl EncodingMemo {
 }
 
 /// The entry of `key` whose slot is `slot`: there or in another entry of
-/// its aligned group of four (`slot ^ 1`, `^ 2`, `^ 3`). With two ways
-/// (a slot and its pair) B's 1,200 keys in 2,048 entries evicted one
-/// another some 400 times a compile, each a miss encoded again; with
-/// four, the keys of a crowded slot spill into the group. Most keys are
-/// in their own slot: the first probe hits.
+/// its aligned group of four (`slot ^ 1`, `^ 2`, `^ 3`), else in its
+/// second group (see [`find_second`]). With two ways (a slot and its
+/// pair) B's 1,200 keys in 2,048 entries evicted one another some 400
+/// times a compile, each a miss encoded again; with four, the keys of a
+/// crowded slot spill into the group. Most keys are in their own slot:
+/// the first probe hits.
 #[inline(always)]
 fn find<'e>(entries: &'e [Entry], slot: usize, key: &Key) -> Option<&'e Entry> {
+    find_in_group(entries, slot, key).or_else(|| find_second(entries, key[0], key[1]))
+}
+
+/// The entry of `key` in the aligned group of four of `slot`, if any.
+#[inline(always)]
+fn find_in_group<'e>(entries: &'e [Entry], slot: usize, key: &Key) -> Option<&'e Entry> {
     let hit = |s: usize| entries.get(s).filter(|e| e.key == *key);
     hit(slot)
         .or_else(|| hit(slot ^ 1))
@@ -195,13 +212,31 @@ fn find<'e>(entries: &'e [Entry], slot: usize, key: &Key) -> Option<&'e Entry> {
         .or_else(|| hit(slot ^ 3))
 }
 
-/// Where a new entry of `slot` goes (see [`find`]): the first free entry
-/// of its group, its own slot first; the slot itself when all four are
-/// taken (moving entries would cost every miss).
-fn place(entries: &[Entry], slot: usize) -> usize {
+/// The entry of `key` in its second group (of [`EncodingMemo::second_hash`]),
+/// where a key goes when its first group is full: with one group of four
+/// B's keys still evicted one another some 340 times a compile (the
+/// crowded groups of a random spread), with two choices hardly ever.
+/// Out of line: in steady state few keys are there.
+/// (The key's words by value: a reference would make the copy loop keep
+/// every key it builds in memory.)
+#[cold]
+#[inline(never)]
+fn find_second(entries: &[Entry], first: u64, second: u64) -> Option<&Entry> {
+    let key = [first, second];
+    let slot = EncodingMemo::second_hash(&key) & entries.len().wrapping_sub(1);
+    find_in_group(entries, slot, &key)
+}
+
+/// Where a new entry of `key` (whose slot is `slot`) goes (see [`find`]):
+/// the first free entry of its group, its own slot first, else of its
+/// second group; the slot itself when all eight are taken (moving
+/// entries would cost every miss).
+fn place(entries: &[Entry], slot: usize, key: &Key) -> usize {
     let free = |s: usize| entries.get(s).is_some_and(|e| e.key[0] == 0);
+    let second = EncodingMemo::second_hash(key) & entries.len().wrapping_sub(1);
     [slot, slot ^ 1, slot ^ 2, slot ^ 3]
         .into_iter()
+        .chain([second, second ^ 1, second ^ 2, second ^ 3])
         .find(|&s| free(s))
         .unwrap_or(slot)
 }
