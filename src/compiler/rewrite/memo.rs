@@ -249,7 +249,8 @@ impl EncodingMemo {
     /// registers but for at most one spill slot (at the displacement
     /// `spill_disp` gives it), and remembered: by its own key in
     /// registers, by the template of its displacement's width with a slot
-    /// (see `template_key` in the rewrite; the displacement patched in).
+    /// (see `template_key` in the rewrite; the displacement patched in;
+    /// by its own key at displacement 0).
     /// The common instruction of a function, whose values fit or whose
     /// spilled operand is folded, which then costs a key, a hash and a copy.
     /// The edits before and after each (`edits` from `*next`, in program
@@ -416,11 +417,13 @@ impl EncodingMemo {
 
     /// [`copy_registers_only`](Self::copy_registers_only) for an
     /// instruction of tag `tag` allocated `allocs` (at most four) all in
-    /// registers but one spill slot at a nonzero displacement
-    /// (`spill_disp`): its template (see `template_key` in the rewrite)
-    /// appended to `code` and the displacement patched in. False having
-    /// written nothing for any other, or without the template. Out of
-    /// line: the copy loop keeps less in registers for the others.
+    /// registers but one spill slot (at the displacement `spill_disp`
+    /// gives it): its template (see `template_key` in the rewrite)
+    /// appended to `code` and the displacement patched in; at displacement
+    /// 0 (no template: the instruction has no displacement byte) the bytes
+    /// of its own key, which are those of that one slot. False having
+    /// written nothing for any other, or without the bytes. Out of line:
+    /// the copy loop keeps less in registers for the others.
     #[inline(never)]
     fn copy_template(
         &self,
@@ -429,33 +432,47 @@ impl EncodingMemo {
         spill_disp: &impl Fn(SpillSlot) -> Option<i32>,
         code: &mut Vec<u8>,
     ) -> bool {
-        let mut codes = 0u64;
-        let mut disp = None;
-        for (n, a) in allocs.iter().enumerate() {
-            let code = match *a {
-                Allocation::Reg(p) if p.hw < 32 => (p.class as u64) << 5 | u64::from(p.hw),
-                Allocation::Stack(s) if disp.is_none() => {
-                    match spill_disp(s) {
-                        Some(d) if d != 0 => disp = Some(d),
-                        _ => return false,
-                    }
-                    super::STACK_CODE
-                }
-                _ => return false,
-            };
-            codes |= code << (7 * n);
-        }
-        let Some(disp) = disp else { return false };
-        let width = if i8::try_from(disp).is_ok() { 1 } else { 4 };
-        let key = [
-            FILLED
-                | u64::from(tag)
-                | (allocs.len() as u64) << 16
-                | codes << 19
-                | super::SP_DISP_KEY
-                | super::TEMPLATE_KEY,
-            width,
-        ];
+        // Spelled out by count as in `registers_key` (no loop, no shift by
+        // a variable amount); the one spill slot's code is STACK_CODE, its
+        // displacement looked up once the key is whole.
+        let mut stack = None;
+        let mut code_of = |a: &Allocation| match *a {
+            Allocation::Reg(p) if p.hw < 32 => Some((p.class as u64) << 5 | u64::from(p.hw)),
+            Allocation::Stack(s) if stack.is_none() => {
+                stack = Some(s);
+                Some(super::STACK_CODE)
+            }
+            _ => None,
+        };
+        let codes = match allocs {
+            [a] => code_of(a),
+            [a, b] => code_of(a).zip(code_of(b)).map(|(a, b)| a | b << 7),
+            [a, b, c] => (|| Some(code_of(a)? | code_of(b)? << 7 | code_of(c)? << 14))(),
+            [a, b, c, d] => {
+                (|| Some(code_of(a)? | code_of(b)? << 7 | code_of(c)? << 14 | code_of(d)? << 21))()
+            }
+            _ => None,
+        };
+        let (Some(codes), Some(slot)) = (codes, stack) else {
+            return false;
+        };
+        let Some(disp) = spill_disp(slot) else {
+            return false;
+        };
+        // The instruction's own key as `target_key` in the rewrite builds
+        // it (the displacement in the second word), and of its template.
+        let head = FILLED
+            | u64::from(tag)
+            | (allocs.len() as u64) << 16
+            | codes << 19
+            | super::SP_DISP_KEY;
+        let (key, width) = if disp == 0 {
+            ([head, 0], 0)
+        } else if i8::try_from(disp).is_ok() {
+            ([head | super::TEMPLATE_KEY, 1], 1)
+        } else {
+            ([head | super::TEMPLATE_KEY, 4], 4)
+        };
         let Some(e) = find(
             &self.entries,
             Self::hash(&key) & self.entries.len().wrapping_sub(1),
@@ -469,7 +486,7 @@ impl EncodingMemo {
         let end = code.len();
         if width == 1 {
             code[end - 1] = disp as u8;
-        } else {
+        } else if width == 4 {
             code[end - 4..].copy_from_slice(&disp.to_le_bytes());
         }
         true
