@@ -265,6 +265,7 @@ impl EncodingMemo {
     /// the first edit not written: before it, or after the
     /// instruction before it.
     #[allow(clippy::too_many_arguments)] // the loop's inputs, all read in it
+    #[inline(always)]
     pub(crate) fn copy_registers_only(
         &self,
         insts: &[InstData],
@@ -290,9 +291,12 @@ impl EncodingMemo {
     }
 
     /// [`copy_registers_only`](Self::copy_registers_only), with the edit
-    /// checks if `EDITS`.
+    /// checks if `EDITS`. Each a function of its own (the dispatch above
+    /// inlined into the caller): in one function the registers of the
+    /// two loops were allocated together, and a change to the edit loop
+    /// cost workload C's loop without edits a reload per instruction.
     #[allow(clippy::too_many_arguments)] // the loop's inputs, all read in it
-    #[inline(always)]
+    #[inline(never)]
     fn copy_run<const EDITS: bool>(
         &self,
         insts: &[InstData],
@@ -300,10 +304,13 @@ impl EncodingMemo {
         allocs: &[Allocation],
         (from, until): (usize, usize),
         spill_disp: impl Fn(SpillSlot) -> Option<i32>,
-        (edits, next): (&[(ProgPoint, Edit)], &mut usize),
+        (edits, next_out): (&[(ProgPoint, Edit)], &mut usize),
         edit_in: (&super::Frame, &Output),
         text: &mut Vec<u8>,
     ) -> usize {
+        // The next edit in a local, written back at the end (not through
+        // the reference at every edit).
+        let mut next = *next_out;
         let (Some(insts), Some(bounds)) = (insts.get(from..until), offsets.get(from..)) else {
             return from;
         };
@@ -329,7 +336,7 @@ impl EncodingMemo {
                 .get(next)
                 .map_or(usize::MAX, |(p, _)| p.inst().index())
         };
-        let mut next_inst = edit_inst(*next);
+        let mut next_inst = edit_inst(next);
         let edits_at = |point: ProgPoint, next: &mut usize, code: &mut Vec<u8>| {
             while let Some((at, e)) = edits.get(*next)
                 && *at == point
@@ -344,7 +351,9 @@ impl EncodingMemo {
         for ((k, d), &hi) in insts.iter().enumerate().zip(&bounds[1..]) {
             let hi = hi as usize;
             let inst = jitforge_regalloc::Inst::new(from + k);
-            if EDITS && next_inst == from + k && !edits_at(ProgPoint::before(inst), next, &mut code)
+            if EDITS
+                && next_inst == from + k
+                && !edits_at(ProgPoint::before(inst), &mut next, &mut code)
             {
                 copied = k;
                 break;
@@ -379,14 +388,15 @@ impl EncodingMemo {
             lo = hi;
             // (Those it does not write: the caller's, see above.)
             if EDITS && next_inst == from + k {
-                if !edits_at(ProgPoint::after(inst), next, &mut code) {
+                if !edits_at(ProgPoint::after(inst), &mut next, &mut code) {
                     copied = k + 1;
                     break;
                 }
-                next_inst = edit_inst(*next);
+                next_inst = edit_inst(next);
             }
         }
         *text = code;
+        *next_out = next;
         from + copied
     }
 
