@@ -362,7 +362,9 @@ impl EncodingMemo {
                 (InstKind::Target(_), Some(tag))
                     if kinds.get(usize::from(tag)) == Some(&(TagKind::Registers as u8)) =>
                 {
-                    (tag, allocs.get(lo..hi).filter(|a| a.len() <= 4))
+                    // (More than four: no key has them, `registers_key`
+                    // and `copy_template` say so by their count.)
+                    (tag, allocs.get(lo..hi))
                 }
                 _ => (0, None),
             };
