@@ -535,4 +535,28 @@ mod tests {
         }
         assert_eq!(memo.entries.len(), MAX_SLOTS);
     }
+
+    /// Five keys of one slot all stay: the fifth, its group of four full,
+    /// goes to its second group and is found there (with one group it
+    /// would evict one of the others).
+    #[test]
+    fn full_group_spills_to_second_group() {
+        let mut memo = EncodingMemo::default();
+        memo.begin(1, 10);
+        let key = |n: u64| -> Key { [FILLED | n, 0] };
+        let target = memo.slot(&key(0));
+        let same: Vec<u64> = (0..)
+            .filter(|&n| memo.slot(&key(n)) == target)
+            .take(5)
+            .collect();
+        for &n in &same {
+            memo.put(memo.slot(&key(n)), &key(n), &[n as u8, 0x90]);
+        }
+        assert_eq!(memo.evictions, 0);
+        for &n in &same {
+            let mut text = Vec::new();
+            assert!(memo.append(target, &key(n), &mut text), "key {n}");
+            assert_eq!(text, [n as u8, 0x90]);
+        }
+    }
 }
