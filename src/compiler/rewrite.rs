@@ -682,22 +682,32 @@ fn gp_edit_directly(frame: &Frame, out: &Output, edit: &Edit, text: &mut Vec<u8>
     else {
         return false;
     };
-    let place = |a: Allocation| match a {
-        Allocation::Reg(p) => Some(direct::Place::Reg(p.hw)),
-        Allocation::Stack(s) => spill_disp(frame, out, s).map(direct::Place::Stack),
-        Allocation::None => None,
+    // By the pair of locations (a store, a reload or a move; never slot to
+    // slot): one match, and a slot's displacement only where there is one.
+    let slot = |s| spill_disp(frame, out, s).map(direct::Place::Stack);
+    let (from_place, to_place) = match (from, to) {
+        (Allocation::Reg(r), Allocation::Stack(s)) => match slot(s) {
+            Some(to) => (direct::Place::Reg(r.hw), to),
+            None => return false,
+        },
+        (Allocation::Stack(s), Allocation::Reg(r)) => match slot(s) {
+            Some(from) => (from, direct::Place::Reg(r.hw)),
+            None => return false,
+        },
+        // A value that stays where it is: nothing to write.
+        (Allocation::Reg(a), Allocation::Reg(b)) if a == b => return true,
+        (Allocation::Reg(a), Allocation::Reg(b)) => {
+            (direct::Place::Reg(a.hw), direct::Place::Reg(b.hw))
+        }
+        _ => return false,
     };
-    let (Some(from_place), Some(to_place)) = (place(from), place(to)) else {
-        return false;
-    };
-    from == to
-        || direct::encode_move(
-            direct::MoveKind::Gp,
-            frame.ptr == 8,
-            from_place,
-            to_place,
-            text,
-        )
+    direct::encode_move(
+        direct::MoveKind::Gp,
+        frame.ptr == 8,
+        from_place,
+        to_place,
+        text,
+    )
 }
 
 /// A value as the 32 bits a memo key holds of it, if it fits in them

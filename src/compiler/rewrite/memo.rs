@@ -146,6 +146,16 @@ impl EncodingMemo {
         ((key[0] ^ key[1].rotate_left(23)).wrapping_mul(K) >> 40) as usize
     }
 
+    /// The slot of `key`'s second group (see [`find_second`]): another
+    /// multiplicative hash, its words folded first so that the high bits
+    /// of the key reach the product's bits the slot takes too.
+    #[inline(always)]
+    fn second_hash(key: &Key) -> usize {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let x = key[0] ^ key[1].rotate_left(23);
+        ((x ^ x >> 29).wrapping_mul(K) >> 40) as usize
+    }
+
     /// Appends the bytes remembered for `key` (at `slot`) to `text`; false
     /// when there are none.
     #[inline(always)]
@@ -169,7 +179,7 @@ impl EncodingMemo {
             self.entries
                 .resize(self.slots.max(MIN_SLOTS), Entry::default());
         }
-        let slot = place(&self.entries, slot);
+        let slot = place(&self.entries, slot, key);
         if let Some(e) = self.entries.get_mut(slot) {
             self.evictions += usize::from(e.key[0] != 0);
             e.key = *key;
@@ -181,13 +191,20 @@ impl EncodingMemo {
 }
 
 /// The entry of `key` whose slot is `slot`: there or in another entry of
-/// its aligned group of four (`slot ^ 1`, `^ 2`, `^ 3`). With two ways
-/// (a slot and its pair) B's 1,200 keys in 2,048 entries evicted one
-/// another some 400 times a compile, each a miss encoded again; with
-/// four, the keys of a crowded slot spill into the group. Most keys are
-/// in their own slot: the first probe hits.
+/// its aligned group of four (`slot ^ 1`, `^ 2`, `^ 3`), else in its
+/// second group (see [`find_second`]). With two ways (a slot and its
+/// pair) B's 1,200 keys in 2,048 entries evicted one another some 400
+/// times a compile, each a miss encoded again; with four, the keys of a
+/// crowded slot spill into the group. Most keys are in their own slot:
+/// the first probe hits.
 #[inline(always)]
 fn find<'e>(entries: &'e [Entry], slot: usize, key: &Key) -> Option<&'e Entry> {
+    find_in_group(entries, slot, key).or_else(|| find_second(entries, key[0], key[1]))
+}
+
+/// The entry of `key` in the aligned group of four of `slot`, if any.
+#[inline(always)]
+fn find_in_group<'e>(entries: &'e [Entry], slot: usize, key: &Key) -> Option<&'e Entry> {
     let hit = |s: usize| entries.get(s).filter(|e| e.key == *key);
     hit(slot)
         .or_else(|| hit(slot ^ 1))
@@ -195,13 +212,31 @@ fn find<'e>(entries: &'e [Entry], slot: usize, key: &Key) -> Option<&'e Entry> {
         .or_else(|| hit(slot ^ 3))
 }
 
-/// Where a new entry of `slot` goes (see [`find`]): the first free entry
-/// of its group, its own slot first; the slot itself when all four are
-/// taken (moving entries would cost every miss).
-fn place(entries: &[Entry], slot: usize) -> usize {
+/// The entry of `key` in its second group (of [`EncodingMemo::second_hash`]),
+/// where a key goes when its first group is full: with one group of four
+/// B's keys still evicted one another some 340 times a compile (the
+/// crowded groups of a random spread), with two choices hardly ever.
+/// Out of line: in steady state few keys are there.
+/// (The key's words by value: a reference would make the copy loop keep
+/// every key it builds in memory.)
+#[cold]
+#[inline(never)]
+fn find_second(entries: &[Entry], first: u64, second: u64) -> Option<&Entry> {
+    let key = [first, second];
+    let slot = EncodingMemo::second_hash(&key) & entries.len().wrapping_sub(1);
+    find_in_group(entries, slot, &key)
+}
+
+/// Where a new entry of `key` (whose slot is `slot`) goes (see [`find`]):
+/// the first free entry of its group, its own slot first, else of its
+/// second group; the slot itself when all eight are taken (moving
+/// entries would cost every miss).
+fn place(entries: &[Entry], slot: usize, key: &Key) -> usize {
     let free = |s: usize| entries.get(s).is_some_and(|e| e.key[0] == 0);
+    let second = EncodingMemo::second_hash(key) & entries.len().wrapping_sub(1);
     [slot, slot ^ 1, slot ^ 2, slot ^ 3]
         .into_iter()
+        .chain([second, second ^ 1, second ^ 2, second ^ 3])
         .find(|&s| free(s))
         .unwrap_or(slot)
 }
@@ -214,7 +249,8 @@ impl EncodingMemo {
     /// registers but for at most one spill slot (at the displacement
     /// `spill_disp` gives it), and remembered: by its own key in
     /// registers, by the template of its displacement's width with a slot
-    /// (see `template_key` in the rewrite; the displacement patched in).
+    /// (see `template_key` in the rewrite; the displacement patched in;
+    /// by its own key at displacement 0).
     /// The common instruction of a function, whose values fit or whose
     /// spilled operand is folded, which then costs a key, a hash and a copy.
     /// The edits before and after each (`edits` from `*next`, in program
@@ -229,6 +265,7 @@ impl EncodingMemo {
     /// the first edit not written: before it, or after the
     /// instruction before it.
     #[allow(clippy::too_many_arguments)] // the loop's inputs, all read in it
+    #[inline(always)]
     pub(crate) fn copy_registers_only(
         &self,
         insts: &[InstData],
@@ -254,9 +291,12 @@ impl EncodingMemo {
     }
 
     /// [`copy_registers_only`](Self::copy_registers_only), with the edit
-    /// checks if `EDITS`.
+    /// checks if `EDITS`. Each a function of its own (the dispatch above
+    /// inlined into the caller): in one function the registers of the
+    /// two loops were allocated together, and a change to the edit loop
+    /// cost workload C's loop without edits a reload per instruction.
     #[allow(clippy::too_many_arguments)] // the loop's inputs, all read in it
-    #[inline(always)]
+    #[inline(never)]
     fn copy_run<const EDITS: bool>(
         &self,
         insts: &[InstData],
@@ -264,10 +304,13 @@ impl EncodingMemo {
         allocs: &[Allocation],
         (from, until): (usize, usize),
         spill_disp: impl Fn(SpillSlot) -> Option<i32>,
-        (edits, next): (&[(ProgPoint, Edit)], &mut usize),
+        (edits, next_out): (&[(ProgPoint, Edit)], &mut usize),
         edit_in: (&super::Frame, &Output),
         text: &mut Vec<u8>,
     ) -> usize {
+        // The next edit in a local, written back at the end (not through
+        // the reference at every edit).
+        let mut next = *next_out;
         let (Some(insts), Some(bounds)) = (insts.get(from..until), offsets.get(from..)) else {
             return from;
         };
@@ -293,7 +336,7 @@ impl EncodingMemo {
                 .get(next)
                 .map_or(usize::MAX, |(p, _)| p.inst().index())
         };
-        let mut next_inst = edit_inst(*next);
+        let mut next_inst = edit_inst(next);
         let edits_at = |point: ProgPoint, next: &mut usize, code: &mut Vec<u8>| {
             while let Some((at, e)) = edits.get(*next)
                 && *at == point
@@ -308,7 +351,9 @@ impl EncodingMemo {
         for ((k, d), &hi) in insts.iter().enumerate().zip(&bounds[1..]) {
             let hi = hi as usize;
             let inst = jitforge_regalloc::Inst::new(from + k);
-            if EDITS && next_inst == from + k && !edits_at(ProgPoint::before(inst), next, &mut code)
+            if EDITS
+                && next_inst == from + k
+                && !edits_at(ProgPoint::before(inst), &mut next, &mut code)
             {
                 copied = k;
                 break;
@@ -317,7 +362,9 @@ impl EncodingMemo {
                 (InstKind::Target(_), Some(tag))
                     if kinds.get(usize::from(tag)) == Some(&(TagKind::Registers as u8)) =>
                 {
-                    (tag, allocs.get(lo..hi).filter(|a| a.len() <= 4))
+                    // (More than four: no key has them, `registers_key`
+                    // and `copy_template` say so by their count.)
+                    (tag, allocs.get(lo..hi))
                 }
                 _ => (0, None),
             };
@@ -343,14 +390,15 @@ impl EncodingMemo {
             lo = hi;
             // (Those it does not write: the caller's, see above.)
             if EDITS && next_inst == from + k {
-                if !edits_at(ProgPoint::after(inst), next, &mut code) {
+                if !edits_at(ProgPoint::after(inst), &mut next, &mut code) {
                     copied = k + 1;
                     break;
                 }
-                next_inst = edit_inst(*next);
+                next_inst = edit_inst(next);
             }
         }
         *text = code;
+        *next_out = next;
         from + copied
     }
 
@@ -381,11 +429,13 @@ impl EncodingMemo {
 
     /// [`copy_registers_only`](Self::copy_registers_only) for an
     /// instruction of tag `tag` allocated `allocs` (at most four) all in
-    /// registers but one spill slot at a nonzero displacement
-    /// (`spill_disp`): its template (see `template_key` in the rewrite)
-    /// appended to `code` and the displacement patched in. False having
-    /// written nothing for any other, or without the template. Out of
-    /// line: the copy loop keeps less in registers for the others.
+    /// registers but one spill slot (at the displacement `spill_disp`
+    /// gives it): its template (see `template_key` in the rewrite)
+    /// appended to `code` and the displacement patched in; at displacement
+    /// 0 (no template: the instruction has no displacement byte) the bytes
+    /// of its own key, which are those of that one slot. False having
+    /// written nothing for any other, or without the bytes. Out of line:
+    /// the copy loop keeps less in registers for the others.
     #[inline(never)]
     fn copy_template(
         &self,
@@ -394,33 +444,47 @@ impl EncodingMemo {
         spill_disp: &impl Fn(SpillSlot) -> Option<i32>,
         code: &mut Vec<u8>,
     ) -> bool {
-        let mut codes = 0u64;
-        let mut disp = None;
-        for (n, a) in allocs.iter().enumerate() {
-            let code = match *a {
-                Allocation::Reg(p) if p.hw < 32 => (p.class as u64) << 5 | u64::from(p.hw),
-                Allocation::Stack(s) if disp.is_none() => {
-                    match spill_disp(s) {
-                        Some(d) if d != 0 => disp = Some(d),
-                        _ => return false,
-                    }
-                    super::STACK_CODE
-                }
-                _ => return false,
-            };
-            codes |= code << (7 * n);
-        }
-        let Some(disp) = disp else { return false };
-        let width = if i8::try_from(disp).is_ok() { 1 } else { 4 };
-        let key = [
-            FILLED
-                | u64::from(tag)
-                | (allocs.len() as u64) << 16
-                | codes << 19
-                | super::SP_DISP_KEY
-                | super::TEMPLATE_KEY,
-            width,
-        ];
+        // Spelled out by count as in `registers_key` (no loop, no shift by
+        // a variable amount); the one spill slot's code is STACK_CODE, its
+        // displacement looked up once the key is whole.
+        let mut stack = None;
+        let mut code_of = |a: &Allocation| match *a {
+            Allocation::Reg(p) if p.hw < 32 => Some((p.class as u64) << 5 | u64::from(p.hw)),
+            Allocation::Stack(s) if stack.is_none() => {
+                stack = Some(s);
+                Some(super::STACK_CODE)
+            }
+            _ => None,
+        };
+        let codes = match allocs {
+            [a] => code_of(a),
+            [a, b] => code_of(a).zip(code_of(b)).map(|(a, b)| a | b << 7),
+            [a, b, c] => (|| Some(code_of(a)? | code_of(b)? << 7 | code_of(c)? << 14))(),
+            [a, b, c, d] => {
+                (|| Some(code_of(a)? | code_of(b)? << 7 | code_of(c)? << 14 | code_of(d)? << 21))()
+            }
+            _ => None,
+        };
+        let (Some(codes), Some(slot)) = (codes, stack) else {
+            return false;
+        };
+        let Some(disp) = spill_disp(slot) else {
+            return false;
+        };
+        // The instruction's own key as `target_key` in the rewrite builds
+        // it (the displacement in the second word), and of its template.
+        let head = FILLED
+            | u64::from(tag)
+            | (allocs.len() as u64) << 16
+            | codes << 19
+            | super::SP_DISP_KEY;
+        let (key, width) = if disp == 0 {
+            ([head, 0], 0)
+        } else if i8::try_from(disp).is_ok() {
+            ([head | super::TEMPLATE_KEY, 1], 1)
+        } else {
+            ([head | super::TEMPLATE_KEY, 4], 4)
+        };
         let Some(e) = find(
             &self.entries,
             Self::hash(&key) & self.entries.len().wrapping_sub(1),
@@ -434,7 +498,7 @@ impl EncodingMemo {
         let end = code.len();
         if width == 1 {
             code[end - 1] = disp as u8;
-        } else {
+        } else if width == 4 {
             code[end - 4..].copy_from_slice(&disp.to_le_bytes());
         }
         true
@@ -470,5 +534,29 @@ mod tests {
             memo.begin(1, 10);
         }
         assert_eq!(memo.entries.len(), MAX_SLOTS);
+    }
+
+    /// Five keys of one slot all stay: the fifth, its group of four full,
+    /// goes to its second group and is found there (with one group it
+    /// would evict one of the others).
+    #[test]
+    fn full_group_spills_to_second_group() {
+        let mut memo = EncodingMemo::default();
+        memo.begin(1, 10);
+        let key = |n: u64| -> Key { [FILLED | n, 0] };
+        let target = memo.slot(&key(0));
+        let same: Vec<u64> = (0..)
+            .filter(|&n| memo.slot(&key(n)) == target)
+            .take(5)
+            .collect();
+        for &n in &same {
+            memo.put(memo.slot(&key(n)), &key(n), &[n as u8, 0x90]);
+        }
+        assert_eq!(memo.evictions, 0);
+        for &n in &same {
+            let mut text = Vec::new();
+            assert!(memo.append(target, &key(n), &mut text), "key {n}");
+            assert_eq!(text, [n as u8, 0x90]);
+        }
     }
 }
