@@ -1832,7 +1832,10 @@ impl Local {
     /// A late def: its fixed register (the value there moves away if still
     /// needed), a free register or one whose value dies here (with hints),
     /// its slot when its next use is farther than any other value's, or an
-    /// evicted register.
+    /// evicted register. (Not inlined: most instructions under pressure
+    /// read-modify-write, and the forward pass's loop is tighter without
+    /// this.)
+    #[inline(never)]
     fn alloc_def<F: Function>(
         &mut self,
         f: &F,
@@ -1923,6 +1926,18 @@ impl Local {
         if !st.dup {
             return self.commit_distinct(ops, st, alloc);
         }
+        self.commit_dup(ops, st, alloc)
+    }
+
+    /// [`Local::commit`] of an instruction that names some vreg twice (rare:
+    /// not inlined into the forward pass's loop).
+    #[inline(never)]
+    fn commit_dup(
+        &mut self,
+        ops: &[Operand],
+        st: &InstState,
+        alloc: &[Allocation],
+    ) -> Result<(), Decline> {
         // Read-only operands: their value leaves its register if read
         // here for the last time, and its next use advances. (The defs'
         // steps below look at operands' facts, not at these.)
