@@ -475,6 +475,12 @@ fn vacate(values: &mut [Value], owner: &mut [u32], occupied: &mut [u32; 3], v: u
     }
 }
 
+/// Sorts `keys` largest first (three or more: rare, not inlined).
+#[inline(never)]
+fn sort_descending(keys: &mut [u64]) {
+    keys.sort_unstable_by(|a, b| b.cmp(a));
+}
+
 /// A free register of `free`: caller-saved (outside `callee_saved`) first
 /// (nothing in a function of one block without calls crosses one), and
 /// one no operand is fixed to (outside `fixed`) if possible.
@@ -1347,28 +1353,8 @@ impl Local {
         alloc: &mut [Allocation],
         log: &mut DecisionLog,
     ) -> Result<(), Decline> {
-        // Fixed uses: the value moves into its register.
         if st.fixed != [0; 3] {
-            for (k, op) in ops.iter().enumerate() {
-                let Constraint::Fixed(p) = op.constraint else {
-                    continue;
-                };
-                if !op.is_use() {
-                    continue;
-                }
-                let (c, v) = (p.class.index(), op.vreg.0);
-                if self.owner[p.index()] != v {
-                    let avoid = st.fixed[c] | st.pinned[c];
-                    self.displace(ops, st, c, p.hw, avoid, log)?;
-                    self.load(st, v, p.hw, log)?;
-                    log.push(st.i, Some(op.vreg), Reason::FixedCopy(p));
-                }
-                alloc[k] = Allocation::Reg(p);
-                st.pinned[c] |= 1 << p.hw;
-                if op.kind == OperandKind::Modify {
-                    st.late[c] |= 1 << p.hw;
-                }
-            }
+            self.alloc_fixed_uses(ops, st, alloc, log)?;
         }
         // Uses already in a suitable register are taken here; the others
         // wait in `rest`, each as its sort key above the operand's index (3
@@ -1414,7 +1400,7 @@ impl Local {
                     rest.swap(0, 1);
                 }
             }
-            _ => rest[..nrest].sort_unstable_by(|a, b| b.cmp(a)),
+            _ => sort_descending(&mut rest[..nrest]),
         }
         for &key in &rest[..nrest] {
             self.alloc_use(ops, st, alloc, (key & 7) as usize, log)?;
@@ -1433,6 +1419,39 @@ impl Local {
             }
         }
         self.commit(ops, st, alloc)
+    }
+
+    /// Fixed uses: the value moves into its register. (Rare under
+    /// pressure: not inlined into the forward pass's loop.)
+    #[inline(never)]
+    fn alloc_fixed_uses(
+        &mut self,
+        ops: &[Operand],
+        st: &mut InstState,
+        alloc: &mut [Allocation],
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
+        for (k, op) in ops.iter().enumerate() {
+            let Constraint::Fixed(p) = op.constraint else {
+                continue;
+            };
+            if !op.is_use() {
+                continue;
+            }
+            let (c, v) = (p.class.index(), op.vreg.0);
+            if self.owner[p.index()] != v {
+                let avoid = st.fixed[c] | st.pinned[c];
+                self.displace(ops, st, c, p.hw, avoid, log)?;
+                self.load(st, v, p.hw, log)?;
+                log.push(st.i, Some(op.vreg), Reason::FixedCopy(p));
+            }
+            alloc[k] = Allocation::Reg(p);
+            st.pinned[c] |= 1 << p.hw;
+            if op.kind == OperandKind::Modify {
+                st.late[c] |= 1 << p.hw;
+            }
+        }
+        Ok(())
     }
 
     #[inline(always)]
@@ -1575,6 +1594,7 @@ impl Local {
     /// Empties register `hw` of class `c` before a fixed operand takes it:
     /// its value, if still needed, moves to a free register outside
     /// `avoid` or (when its slot is not current) is stored.
+    #[inline(never)]
     fn displace(
         &mut self,
         ops: &[Operand],
