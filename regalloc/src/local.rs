@@ -125,9 +125,9 @@ pub struct Local {
     pub(crate) hulls: bool,
     /// Register (class * 32 + hw) → value, or [`NONE`].
     owner: Vec<u32>,
-    /// Register (class * 32 + hw) → what choosing a victim needs of its
-    /// value (valid while occupied; see [`Local::sync_key`]).
-    reg_keys: Vec<RegKey>,
+    /// Register (class, hw) → what choosing a victim needs of its value
+    /// (valid while occupied; see [`Local::sync_key`]).
+    reg_keys: RegKeys,
     occupied: [u32; 3],
     allocatable: [u32; 3],
     callee_saved: [u32; 3],
@@ -167,26 +167,61 @@ struct InstState {
 }
 
 /// What [`Local::victim`] needs of the value in an occupied register,
-/// kept per register (so that choosing a victim reads one small array
-/// rather than each candidate's value): its [`Value::next_use`] with the
-/// register (`next_use << 5 | hw`, the low bits of the candidate's key)
-/// and its eviction loss before the clamp at 0, without the position's
-/// part: evicted at position `p`, it loses `max(0, base - (next_use - p) *
-/// HOLD_COST)` = `max(0, loss_at_0 + p * HOLD_COST)`, where `base` is the
-/// drop cost base that applies to it (dirty or not).
+/// kept per register (so that choosing a victim reads small arrays rather
+/// than each candidate's value). Evicted at position `p`, the value loses
+/// `max(0, base - (next_use - p) * HOLD_COST)` = `max(0, loss_at_0 + p *
+/// HOLD_COST)`, where `base` is the drop cost base that applies to it
+/// (dirty or not) and `loss_at_0 = base - next_use * HOLD_COST`. Its key as
+/// a candidate is `(LOSS_CAP - loss) << 31 | use_reg`, largest wins. The
+/// fields are that key's parts that do not depend on `p`.
 #[derive(Clone, Copy, Default)]
 struct RegKey {
+    /// Its [`Value::next_use`] with the register: `next_use << 5 | hw`
+    /// (below `1 << 31`: positions are below `1 << 26`, see
+    /// [`MAX_LOCAL_INSTS`]).
     use_reg: u64,
-    loss_at_0: i64,
+    /// `(LOSS_CAP - loss_at_0) << 31 | use_reg`: at `p`, `p * HOLD_COST <<
+    /// 31` less is the key unclamped. The high part is below `(1 << 27) +
+    /// (1 << 26) * HOLD_COST`, under `1 << 31`. The order of these is the
+    /// order of the keys of the values that lose something, at any `p`; a
+    /// value loses nothing at `p` when this is at least `(LOSS_CAP + p *
+    /// HOLD_COST) << 31`.
+    unclamped: u64,
 }
+
+/// The [`RegKey`]s of a register file, by class and hardware number (an
+/// array: indexed by a class and a number below 32, it needs no bounds
+/// check).
+struct RegKeys([[RegKey; 32]; 3]);
+
+impl Default for RegKeys {
+    fn default() -> RegKeys {
+        RegKeys([[RegKey::default(); 32]; 3])
+    }
+}
+
+impl RegKeys {
+    /// The key of register `hw` of class `c` (`c` below 3).
+    #[inline(always)]
+    fn set(&mut self, c: RegClass, hw: u8, key: RegKey) {
+        self.0[c.index()][hw as usize & 31] = key;
+    }
+}
+
+/// The largest eviction loss a candidate key represents (27 bits).
+const LOSS_CAP: u64 = (1 << 27) - 1;
+/// The low bits of a 31-bit form key: [`RegKey::use_reg`].
+const USE_REG_MASK: u64 = (1 << 31) - 1;
 
 /// The [`RegKey`] of value `s`, in its register.
 #[inline(always)]
 fn reg_key(s: &Value) -> RegKey {
     let base = s.drop_base[!(s.in_slot | s.remat) as usize];
+    let use_reg = (s.next_use as u64) << 5 | s.reg as u64;
+    let loss_at_0 = base as i64 - s.next_use as i64 * HOLD_COST as i64;
     RegKey {
-        use_reg: (s.next_use as u64) << 5 | s.reg as u64,
-        loss_at_0: base as i64 - s.next_use as i64 * HOLD_COST as i64,
+        use_reg,
+        unclamped: ((LOSS_CAP as i64 - loss_at_0) as u64) << 31 | use_reg,
     }
 }
 
@@ -1333,7 +1368,6 @@ impl Local {
     fn start_forward(&mut self) {
         self.owner.resize(96, NONE);
         self.owner.fill(NONE);
-        self.reg_keys.resize(96, RegKey::default());
         self.occupied = [0; 3];
         self.allocs.clear();
         self.alloc_off.clear();
@@ -1507,7 +1541,7 @@ impl Local {
     fn sync_key(&mut self, v: u32) {
         let s = &self.values[v as usize];
         if s.reg != NO_REG {
-            self.reg_keys[s.class.index() * 32 + s.reg as usize] = reg_key(s);
+            self.reg_keys.set(s.class, s.reg, reg_key(s));
         }
     }
 
@@ -1644,16 +1678,12 @@ impl Local {
         // Each candidate gets one key, largest wins: the complement of the
         // loss, the next use (ordered as the general scan's clamped
         // distance: see [`MAX_LOCAL_INSTS`]), the register.
-        const LOSS_CAP: u64 = (1 << 27) - 1;
         let occupied = cand & self.occupied[c];
         if occupied == 0 {
             return None;
         }
-        let keys: &[RegKey; 32] = self.reg_keys[c * 32..c * 32 + 32]
-            .try_into()
-            .expect("32 registers per class");
+        let keys = &self.reg_keys.0[c];
         let here = st.pos;
-        let held = here as i64 * HOLD_COST as i64;
         // The registers of the values read here (whose next use is here):
         // found from the operands, so that the other candidates are
         // weighed without a test each.
@@ -1664,21 +1694,49 @@ impl Local {
                 read_here |= 1 << s.reg;
             }
         }
-        let mut best = 0u64;
-        // The farthest next use with its register (its distance is the
-        // farthest distance).
+        // The others, by their [`RegKey`]s: the largest `use_reg` (the
+        // farthest next use) and the largest `unclamped`. The values that
+        // lose nothing here (`unclamped` at least `clamp_at`) beat the
+        // others, and among them the farthest next use wins; if none, the
+        // largest `unclamped` (the least loss) does. The farthest of all
+        // loses least of all when it loses nothing, which spares a second
+        // look in most scans.
+        let held = here as u64 * HOLD_COST as u64;
+        let clamp_at = (LOSS_CAP + held) << 31;
         let mut farthest = 0u64;
-        let mut m = occupied & !read_here;
+        let mut least = 0u64;
+        let others = occupied & !read_here;
+        let mut m = others;
         while m != 0 {
-            let hw = m.trailing_zeros();
+            let hw = m.trailing_zeros() as usize & 31;
             m &= m - 1;
-            let key = keys[hw as usize & 31];
             #[cfg(debug_assertions)]
             self.debug_check_key(c, hw as u8, here, false);
-            let loss = (key.loss_at_0 + held).max(0) as u64;
-            farthest = farthest.max(key.use_reg);
-            best = best.max((LOSS_CAP - loss) << 37 | key.use_reg);
+            farthest = farthest.max(keys[hw].use_reg);
+            least = least.max(keys[hw].unclamped);
         }
+        // The winner's key with the loss from bit 37, as the values read
+        // here need (their next use after the instruction may be none,
+        // which does not fit in 31 bits).
+        let mut best = if others == 0 {
+            0
+        } else if least < clamp_at {
+            let key = least - (held << 31);
+            (key >> 31) << 37 | key & USE_REG_MASK
+        } else if keys[farthest as usize & 31].unclamped >= clamp_at {
+            LOSS_CAP << 37 | farthest
+        } else {
+            let mut far_free = 0u64;
+            let mut m = others;
+            while m != 0 {
+                let hw = m.trailing_zeros() as usize & 31;
+                m &= m - 1;
+                if keys[hw].unclamped >= clamp_at {
+                    far_free = far_free.max(keys[hw].use_reg);
+                }
+            }
+            LOSS_CAP << 37 | far_free
+        };
         let mut m = occupied & read_here;
         while m != 0 {
             let hw = m.trailing_zeros();
@@ -1713,12 +1771,13 @@ impl Local {
     /// [`Local::victim`] found it among the operands read here (`read`).
     #[cfg(debug_assertions)]
     fn debug_check_key(&self, c: usize, hw: u8, here: u32, read: bool) {
-        let key = self.reg_keys[c * 32 + hw as usize];
         let ws = &self.values[self.owner[c * 32 + hw as usize] as usize];
-        let base = ws.drop_base[!(ws.in_slot | ws.remat) as usize] as i64;
+        let (key, want) = (self.reg_keys.0[c][hw as usize], reg_key(ws));
         debug_assert!(
-            key.use_reg == (ws.next_use as u64) << 5 | hw as u64
-                && key.loss_at_0 == base - ws.next_use as i64 * HOLD_COST as i64
+            key.use_reg == want.use_reg
+                && key.unclamped == want.unclamped
+                && ws.reg == hw
+                && ws.next_use < 1 << 26
                 && ws.next_use >= here
                 && (ws.next_use == here) == read,
             "stale register key"
@@ -2070,7 +2129,7 @@ impl Local {
                     self.owner[c * 32 + hw as usize] = NONE;
                     self.occupied[c] &= !(1 << hw);
                 } else {
-                    self.reg_keys[c * 32 + hw as usize] = reg_key(s);
+                    self.reg_keys.set(s.class, hw, reg_key(s));
                 }
             }
         }
