@@ -208,6 +208,24 @@ impl RegKeys {
     }
 }
 
+/// The largest `use_reg` of the registers of `regs` whose values lose
+/// nothing when evicted (`unclamped` at least `clamp_at`, see [`RegKey`]):
+/// [`Local::victim`]'s second look, when some do but not the farthest
+/// (rare: not inlined).
+#[inline(never)]
+fn farthest_free(keys: &[RegKey; 32], regs: u32, clamp_at: u64) -> u64 {
+    let mut far = 0u64;
+    let mut m = regs;
+    while m != 0 {
+        let hw = m.trailing_zeros() as usize & 31;
+        m &= m - 1;
+        if keys[hw].unclamped >= clamp_at {
+            far = far.max(keys[hw].use_reg);
+        }
+    }
+    far
+}
+
 /// The largest eviction loss a candidate key represents (27 bits).
 const LOSS_CAP: u64 = (1 << 27) - 1;
 /// The low bits of a 31-bit form key: [`RegKey::use_reg`].
@@ -1596,6 +1614,32 @@ impl Local {
     ) -> Result<(), Decline> {
         let s = self.values[v as usize];
         let to = PReg::new(s.class, hw);
+        if s.reg == NO_REG && s.in_slot {
+            self.move_edit(
+                st.i,
+                v,
+                Allocation::Stack(SpillSlot::new(v)),
+                Allocation::Reg(to),
+            );
+            log.push(st.i, Some(VReg(v)), Reason::Reload);
+            self.set_reg(v, hw);
+            return Ok(());
+        }
+        self.load_other(st, v, hw, log)
+    }
+
+    /// [`Local::load`] of a value in a register or recomputed (rare under
+    /// pressure, where values come back from their slots: not inlined).
+    #[inline(never)]
+    fn load_other(
+        &mut self,
+        st: &InstState,
+        v: u32,
+        hw: u8,
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
+        let s = self.values[v as usize];
+        let to = PReg::new(s.class, hw);
         if s.reg == hw {
             return Ok(());
         }
@@ -1726,18 +1770,35 @@ impl Local {
         } else if keys[farthest as usize & 31].unclamped >= clamp_at {
             LOSS_CAP << 37 | farthest
         } else {
-            let mut far_free = 0u64;
-            let mut m = others;
-            while m != 0 {
-                let hw = m.trailing_zeros() as usize & 31;
-                m &= m - 1;
-                if keys[hw].unclamped >= clamp_at {
-                    far_free = far_free.max(keys[hw].use_reg);
-                }
-            }
-            LOSS_CAP << 37 | far_free
+            LOSS_CAP << 37 | farthest_free(keys, others, clamp_at)
         };
-        let mut m = occupied & read_here;
+        if occupied & read_here != 0 {
+            (best, farthest) =
+                self.weigh_read_here(ops, st, c, occupied & read_here, best, farthest);
+        }
+        Some(Victim {
+            hw: (best & 31) as u8,
+            far: ((farthest >> 5) as u32).saturating_sub(here),
+            loss: (LOSS_CAP - (best >> 37)) as u32,
+        })
+    }
+
+    /// [`Local::victim`]'s candidates in registers `read` of class `c`,
+    /// whose values the instruction reads (rare: not inlined into the
+    /// forward pass's loop): `best` and `farthest` updated with their keys
+    /// (loss from bit 37) and `use_reg`s.
+    #[inline(never)]
+    fn weigh_read_here(
+        &self,
+        ops: &[Operand],
+        st: &InstState,
+        c: usize,
+        read: u32,
+        mut best: u64,
+        mut farthest: u64,
+    ) -> (u64, u64) {
+        let here = st.pos;
+        let mut m = read;
         while m != 0 {
             let hw = m.trailing_zeros();
             m &= m - 1;
@@ -1759,11 +1820,7 @@ impl Local {
             farthest = farthest.max(use_reg);
             best = best.max((LOSS_CAP - loss) << 37 | use_reg);
         }
-        Some(Victim {
-            hw: (best & 31) as u8,
-            far: ((farthest >> 5) as u32).saturating_sub(here),
-            loss: (LOSS_CAP - (best >> 37)) as u32,
-        })
+        (best, farthest)
     }
 
     /// Debug builds: the key of occupied register `hw` of class `c` is
