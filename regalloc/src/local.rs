@@ -226,6 +226,27 @@ fn farthest_free(keys: &[RegKey; 32], regs: u32, clamp_at: u64) -> u64 {
     far
 }
 
+/// Logs [`Local::evict`]'s eviction of `w` (next used at `n`) at the
+/// instruction of `st` (not inlined: logging is for tests and tools).
+#[cold]
+#[inline(never)]
+fn log_evict(log: &mut DecisionLog, st: &InstState, w: u32, n: u32, weight: u32, stored: bool) {
+    let next_use = if n == INF_POS {
+        u32::MAX
+    } else {
+        n.saturating_sub(st.pos) / 2
+    };
+    log.push(
+        st.i,
+        Some(VReg(w)),
+        Reason::Evict {
+            next_use,
+            weight,
+            stored,
+        },
+    );
+}
+
 /// The largest eviction loss a candidate key represents (27 bits).
 const LOSS_CAP: u64 = (1 << 27) - 1;
 /// The low bits of a 31-bit form key: [`RegKey::use_reg`].
@@ -1857,20 +1878,7 @@ impl Local {
             self.store(st.i, w, hw);
         }
         if log.enabled {
-            let next_use = if n == INF_POS {
-                u32::MAX
-            } else {
-                n.saturating_sub(st.pos) / 2
-            };
-            log.push(
-                st.i,
-                Some(VReg(w)),
-                Reason::Evict {
-                    next_use,
-                    weight: self.weight,
-                    stored,
-                },
-            );
+            log_evict(log, st, w, n, self.weight, stored);
         }
         self.clear_reg(w);
     }
@@ -2131,15 +2139,7 @@ impl Local {
             Allocation::Reg(r) => {
                 self.written |= 1u128 << r.index();
                 if op.kind == OperandKind::Def || self.values[v as usize].reg != r.hw {
-                    let w = self.owner[r.index()];
-                    if w != NONE && w != v {
-                        if self.survives(w, ops, st) {
-                            return Err(Decline);
-                        }
-                        self.clear_reg(w);
-                    }
-                    self.clear_reg(v);
-                    self.place(v, r.hw);
+                    self.take_reg(ops, st, v, r)?;
                 }
                 self.values[v as usize].in_slot = false;
             }
@@ -2149,6 +2149,29 @@ impl Local {
             }
             Allocation::None => return Err(Decline),
         }
+        Ok(())
+    }
+
+    /// [`Local::commit_def`]'s move of `v` into register `r`, whose value
+    /// must not be needed any more (rare under pressure, where most defs
+    /// modify a value in place: not inlined).
+    #[inline(never)]
+    fn take_reg(
+        &mut self,
+        ops: &[Operand],
+        st: &InstState,
+        v: u32,
+        r: PReg,
+    ) -> Result<(), Decline> {
+        let w = self.owner[r.index()];
+        if w != NONE && w != v {
+            if self.survives(w, ops, st) {
+                return Err(Decline);
+            }
+            self.clear_reg(w);
+        }
+        self.clear_reg(v);
+        self.place(v, r.hw);
         Ok(())
     }
 
