@@ -192,16 +192,11 @@ struct RegKey {
 /// The [`RegKey`]s of a register file, by class and hardware number (an
 /// array: indexed by a class and a number below 32, it needs no bounds
 /// check).
+#[derive(Default)]
 struct RegKeys([[RegKey; 32]; 3]);
 
-impl Default for RegKeys {
-    fn default() -> RegKeys {
-        RegKeys([[RegKey::default(); 32]; 3])
-    }
-}
-
 impl RegKeys {
-    /// The key of register `hw` of class `c` (`c` below 3).
+    /// Sets the key of register `hw` of class `c`.
     #[inline(always)]
     fn set(&mut self, c: RegClass, hw: u8, key: RegKey) {
         self.0[c.index()][hw as usize & 31] = key;
