@@ -125,9 +125,9 @@ pub struct Local {
     pub(crate) hulls: bool,
     /// Register (class * 32 + hw) → value, or [`NONE`].
     owner: Vec<u32>,
-    /// Register (class * 32 + hw) → what choosing a victim needs of its
-    /// value (valid while occupied; see [`Local::sync_key`]).
-    reg_keys: Vec<RegKey>,
+    /// Register (class, hw) → what choosing a victim needs of its value
+    /// (valid while occupied; see [`Local::sync_key`]).
+    reg_keys: RegKeys,
     occupied: [u32; 3],
     allocatable: [u32; 3],
     callee_saved: [u32; 3],
@@ -167,26 +167,95 @@ struct InstState {
 }
 
 /// What [`Local::victim`] needs of the value in an occupied register,
-/// kept per register (so that choosing a victim reads one small array
-/// rather than each candidate's value): its [`Value::next_use`] with the
-/// register (`next_use << 5 | hw`, the low bits of the candidate's key)
-/// and its eviction loss before the clamp at 0, without the position's
-/// part: evicted at position `p`, it loses `max(0, base - (next_use - p) *
-/// HOLD_COST)` = `max(0, loss_at_0 + p * HOLD_COST)`, where `base` is the
-/// drop cost base that applies to it (dirty or not).
+/// kept per register (so that choosing a victim reads small arrays rather
+/// than each candidate's value). Evicted at position `p`, the value loses
+/// `max(0, base - (next_use - p) * HOLD_COST)` = `max(0, loss_at_0 + p *
+/// HOLD_COST)`, where `base` is the drop cost base that applies to it
+/// (dirty or not) and `loss_at_0 = base - next_use * HOLD_COST`. Its key as
+/// a candidate is `(LOSS_CAP - loss) << 31 | use_reg`, largest wins. The
+/// fields are that key's parts that do not depend on `p`.
 #[derive(Clone, Copy, Default)]
 struct RegKey {
+    /// Its [`Value::next_use`] with the register: `next_use << 5 | hw`
+    /// (below `1 << 31`: positions are below `1 << 26`, see
+    /// [`MAX_LOCAL_INSTS`]).
     use_reg: u64,
-    loss_at_0: i64,
+    /// `(LOSS_CAP - loss_at_0) << 31 | use_reg`: at `p`, `p * HOLD_COST <<
+    /// 31` less is the key unclamped. The high part is below `(1 << 27) +
+    /// (1 << 26) * HOLD_COST`, under `1 << 31`. The order of these is the
+    /// order of the keys of the values that lose something, at any `p`; a
+    /// value loses nothing at `p` when this is at least `(LOSS_CAP + p *
+    /// HOLD_COST) << 31`.
+    unclamped: u64,
 }
+
+/// The [`RegKey`]s of a register file, by class and hardware number (an
+/// array: indexed by a class and a number below 32, it needs no bounds
+/// check).
+#[derive(Default)]
+struct RegKeys([[RegKey; 32]; 3]);
+
+impl RegKeys {
+    /// Sets the key of register `hw` of class `c`.
+    #[inline(always)]
+    fn set(&mut self, c: RegClass, hw: u8, key: RegKey) {
+        self.0[c.index()][hw as usize & 31] = key;
+    }
+}
+
+/// The largest `use_reg` of the registers of `regs` whose values lose
+/// nothing when evicted (`unclamped` at least `clamp_at`, see [`RegKey`]):
+/// [`Local::victim`]'s second look, when some do but not the farthest
+/// (rare: not inlined).
+#[inline(never)]
+fn farthest_free(keys: &[RegKey; 32], regs: u32, clamp_at: u64) -> u64 {
+    let mut far = 0u64;
+    let mut m = regs;
+    while m != 0 {
+        let hw = m.trailing_zeros() as usize & 31;
+        m &= m - 1;
+        if keys[hw].unclamped >= clamp_at {
+            far = far.max(keys[hw].use_reg);
+        }
+    }
+    far
+}
+
+/// Logs [`Local::evict`]'s eviction of `w` (next used at `n`) at the
+/// instruction of `st` (not inlined: logging is for tests and tools).
+#[cold]
+#[inline(never)]
+fn log_evict(log: &mut DecisionLog, st: &InstState, w: u32, n: u32, weight: u32, stored: bool) {
+    let next_use = if n == INF_POS {
+        u32::MAX
+    } else {
+        n.saturating_sub(st.pos) / 2
+    };
+    log.push(
+        st.i,
+        Some(VReg(w)),
+        Reason::Evict {
+            next_use,
+            weight,
+            stored,
+        },
+    );
+}
+
+/// The largest eviction loss a candidate key represents (27 bits).
+const LOSS_CAP: u64 = (1 << 27) - 1;
+/// The low bits of a 31-bit form key: [`RegKey::use_reg`].
+const USE_REG_MASK: u64 = (1 << 31) - 1;
 
 /// The [`RegKey`] of value `s`, in its register.
 #[inline(always)]
 fn reg_key(s: &Value) -> RegKey {
     let base = s.drop_base[!(s.in_slot | s.remat) as usize];
+    let use_reg = (s.next_use as u64) << 5 | s.reg as u64;
+    let loss_at_0 = base as i64 - s.next_use as i64 * HOLD_COST as i64;
     RegKey {
-        use_reg: (s.next_use as u64) << 5 | s.reg as u64,
-        loss_at_0: base as i64 - s.next_use as i64 * HOLD_COST as i64,
+        use_reg,
+        unclamped: ((LOSS_CAP as i64 - loss_at_0) as u64) << 31 | use_reg,
     }
 }
 
@@ -473,6 +542,12 @@ fn vacate(values: &mut [Value], owner: &mut [u32], occupied: &mut [u32; 3], v: u
         owner[c * 32 + hw as usize] = NONE;
         occupied[c] &= !(1 << hw);
     }
+}
+
+/// Sorts `keys` largest first (three or more: rare, not inlined).
+#[inline(never)]
+fn sort_descending(keys: &mut [u64]) {
+    keys.sort_unstable_by(|a, b| b.cmp(a));
 }
 
 /// A free register of `free`: caller-saved (outside `callee_saved`) first
@@ -1327,7 +1402,6 @@ impl Local {
     fn start_forward(&mut self) {
         self.owner.resize(96, NONE);
         self.owner.fill(NONE);
-        self.reg_keys.resize(96, RegKey::default());
         self.occupied = [0; 3];
         self.allocs.clear();
         self.alloc_off.clear();
@@ -1347,28 +1421,8 @@ impl Local {
         alloc: &mut [Allocation],
         log: &mut DecisionLog,
     ) -> Result<(), Decline> {
-        // Fixed uses: the value moves into its register.
         if st.fixed != [0; 3] {
-            for (k, op) in ops.iter().enumerate() {
-                let Constraint::Fixed(p) = op.constraint else {
-                    continue;
-                };
-                if !op.is_use() {
-                    continue;
-                }
-                let (c, v) = (p.class.index(), op.vreg.0);
-                if self.owner[p.index()] != v {
-                    let avoid = st.fixed[c] | st.pinned[c];
-                    self.displace(ops, st, c, p.hw, avoid, log)?;
-                    self.load(st, v, p.hw, log)?;
-                    log.push(st.i, Some(op.vreg), Reason::FixedCopy(p));
-                }
-                alloc[k] = Allocation::Reg(p);
-                st.pinned[c] |= 1 << p.hw;
-                if op.kind == OperandKind::Modify {
-                    st.late[c] |= 1 << p.hw;
-                }
-            }
+            self.alloc_fixed_uses(ops, st, alloc, log)?;
         }
         // Uses already in a suitable register are taken here; the others
         // wait in `rest`, each as its sort key above the operand's index (3
@@ -1414,7 +1468,7 @@ impl Local {
                     rest.swap(0, 1);
                 }
             }
-            _ => rest[..nrest].sort_unstable_by(|a, b| b.cmp(a)),
+            _ => sort_descending(&mut rest[..nrest]),
         }
         for &key in &rest[..nrest] {
             self.alloc_use(ops, st, alloc, (key & 7) as usize, log)?;
@@ -1433,6 +1487,39 @@ impl Local {
             }
         }
         self.commit(ops, st, alloc)
+    }
+
+    /// Fixed uses: the value moves into its register. (Rare under
+    /// pressure: not inlined into the forward pass's loop.)
+    #[inline(never)]
+    fn alloc_fixed_uses(
+        &mut self,
+        ops: &[Operand],
+        st: &mut InstState,
+        alloc: &mut [Allocation],
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
+        for (k, op) in ops.iter().enumerate() {
+            let Constraint::Fixed(p) = op.constraint else {
+                continue;
+            };
+            if !op.is_use() {
+                continue;
+            }
+            let (c, v) = (p.class.index(), op.vreg.0);
+            if self.owner[p.index()] != v {
+                let avoid = st.fixed[c] | st.pinned[c];
+                self.displace(ops, st, c, p.hw, avoid, log)?;
+                self.load(st, v, p.hw, log)?;
+                log.push(st.i, Some(op.vreg), Reason::FixedCopy(p));
+            }
+            alloc[k] = Allocation::Reg(p);
+            st.pinned[c] |= 1 << p.hw;
+            if op.kind == OperandKind::Modify {
+                st.late[c] |= 1 << p.hw;
+            }
+        }
+        Ok(())
     }
 
     #[inline(always)]
@@ -1488,7 +1575,7 @@ impl Local {
     fn sync_key(&mut self, v: u32) {
         let s = &self.values[v as usize];
         if s.reg != NO_REG {
-            self.reg_keys[s.class.index() * 32 + s.reg as usize] = reg_key(s);
+            self.reg_keys.set(s.class, s.reg, reg_key(s));
         }
     }
 
@@ -1543,6 +1630,32 @@ impl Local {
     ) -> Result<(), Decline> {
         let s = self.values[v as usize];
         let to = PReg::new(s.class, hw);
+        if s.reg == NO_REG && s.in_slot {
+            self.move_edit(
+                st.i,
+                v,
+                Allocation::Stack(SpillSlot::new(v)),
+                Allocation::Reg(to),
+            );
+            log.push(st.i, Some(VReg(v)), Reason::Reload);
+            self.set_reg(v, hw);
+            return Ok(());
+        }
+        self.load_other(st, v, hw, log)
+    }
+
+    /// [`Local::load`] of a value in a register or recomputed (rare under
+    /// pressure, where values come back from their slots: not inlined).
+    #[inline(never)]
+    fn load_other(
+        &mut self,
+        st: &InstState,
+        v: u32,
+        hw: u8,
+        log: &mut DecisionLog,
+    ) -> Result<(), Decline> {
+        let s = self.values[v as usize];
+        let to = PReg::new(s.class, hw);
         if s.reg == hw {
             return Ok(());
         }
@@ -1575,6 +1688,7 @@ impl Local {
     /// Empties register `hw` of class `c` before a fixed operand takes it:
     /// its value, if still needed, moves to a free register outside
     /// `avoid` or (when its slot is not current) is stored.
+    #[inline(never)]
     fn displace(
         &mut self,
         ops: &[Operand],
@@ -1624,16 +1738,12 @@ impl Local {
         // Each candidate gets one key, largest wins: the complement of the
         // loss, the next use (ordered as the general scan's clamped
         // distance: see [`MAX_LOCAL_INSTS`]), the register.
-        const LOSS_CAP: u64 = (1 << 27) - 1;
         let occupied = cand & self.occupied[c];
         if occupied == 0 {
             return None;
         }
-        let keys: &[RegKey; 32] = self.reg_keys[c * 32..c * 32 + 32]
-            .try_into()
-            .expect("32 registers per class");
+        let keys = &self.reg_keys.0[c];
         let here = st.pos;
-        let held = here as i64 * HOLD_COST as i64;
         // The registers of the values read here (whose next use is here):
         // found from the operands, so that the other candidates are
         // weighed without a test each.
@@ -1644,22 +1754,67 @@ impl Local {
                 read_here |= 1 << s.reg;
             }
         }
-        let mut best = 0u64;
-        // The farthest next use with its register (its distance is the
-        // farthest distance).
+        // The others, by their [`RegKey`]s: the largest `use_reg` (the
+        // farthest next use) and the largest `unclamped`. The values that
+        // lose nothing here (`unclamped` at least `clamp_at`) beat the
+        // others, and among them the farthest next use wins; if none, the
+        // largest `unclamped` (the least loss) does. The farthest of all
+        // loses least of all when it loses nothing, which spares a second
+        // look in most scans.
+        let held = here as u64 * HOLD_COST as u64;
+        let clamp_at = (LOSS_CAP + held) << 31;
         let mut farthest = 0u64;
-        let mut m = occupied & !read_here;
+        let mut least = 0u64;
+        let others = occupied & !read_here;
+        let mut m = others;
         while m != 0 {
-            let hw = m.trailing_zeros();
+            let hw = m.trailing_zeros() as usize & 31;
             m &= m - 1;
-            let key = keys[hw as usize & 31];
             #[cfg(debug_assertions)]
             self.debug_check_key(c, hw as u8, here, false);
-            let loss = (key.loss_at_0 + held).max(0) as u64;
-            farthest = farthest.max(key.use_reg);
-            best = best.max((LOSS_CAP - loss) << 37 | key.use_reg);
+            farthest = farthest.max(keys[hw].use_reg);
+            least = least.max(keys[hw].unclamped);
         }
-        let mut m = occupied & read_here;
+        // The winner's key with the loss from bit 37, as the values read
+        // here need (their next use after the instruction may be none,
+        // which does not fit in 31 bits).
+        let mut best = if others == 0 {
+            0
+        } else if least < clamp_at {
+            let key = least - (held << 31);
+            (key >> 31) << 37 | key & USE_REG_MASK
+        } else if keys[farthest as usize & 31].unclamped >= clamp_at {
+            LOSS_CAP << 37 | farthest
+        } else {
+            LOSS_CAP << 37 | farthest_free(keys, others, clamp_at)
+        };
+        if occupied & read_here != 0 {
+            (best, farthest) =
+                self.weigh_read_here(ops, st, c, occupied & read_here, best, farthest);
+        }
+        Some(Victim {
+            hw: (best & 31) as u8,
+            far: ((farthest >> 5) as u32).saturating_sub(here),
+            loss: (LOSS_CAP - (best >> 37)) as u32,
+        })
+    }
+
+    /// [`Local::victim`]'s candidates in registers `read` of class `c`,
+    /// whose values the instruction reads (rare: not inlined into the
+    /// forward pass's loop): `best` and `farthest` updated with their keys
+    /// (loss from bit 37) and `use_reg`s.
+    #[inline(never)]
+    fn weigh_read_here(
+        &self,
+        ops: &[Operand],
+        st: &InstState,
+        c: usize,
+        read: u32,
+        mut best: u64,
+        mut farthest: u64,
+    ) -> (u64, u64) {
+        let here = st.pos;
+        let mut m = read;
         while m != 0 {
             let hw = m.trailing_zeros();
             m &= m - 1;
@@ -1681,11 +1836,7 @@ impl Local {
             farthest = farthest.max(use_reg);
             best = best.max((LOSS_CAP - loss) << 37 | use_reg);
         }
-        Some(Victim {
-            hw: (best & 31) as u8,
-            far: ((farthest >> 5) as u32).saturating_sub(here),
-            loss: (LOSS_CAP - (best >> 37)) as u32,
-        })
+        (best, farthest)
     }
 
     /// Debug builds: the key of occupied register `hw` of class `c` is
@@ -1693,12 +1844,13 @@ impl Local {
     /// [`Local::victim`] found it among the operands read here (`read`).
     #[cfg(debug_assertions)]
     fn debug_check_key(&self, c: usize, hw: u8, here: u32, read: bool) {
-        let key = self.reg_keys[c * 32 + hw as usize];
         let ws = &self.values[self.owner[c * 32 + hw as usize] as usize];
-        let base = ws.drop_base[!(ws.in_slot | ws.remat) as usize] as i64;
+        let (key, want) = (self.reg_keys.0[c][hw as usize], reg_key(ws));
         debug_assert!(
-            key.use_reg == (ws.next_use as u64) << 5 | hw as u64
-                && key.loss_at_0 == base - ws.next_use as i64 * HOLD_COST as i64
+            key.use_reg == want.use_reg
+                && key.unclamped == want.unclamped
+                && ws.reg == hw
+                && ws.next_use < 1 << 26
                 && ws.next_use >= here
                 && (ws.next_use == here) == read,
             "stale register key"
@@ -1721,20 +1873,7 @@ impl Local {
             self.store(st.i, w, hw);
         }
         if log.enabled {
-            let next_use = if n == INF_POS {
-                u32::MAX
-            } else {
-                n.saturating_sub(st.pos) / 2
-            };
-            log.push(
-                st.i,
-                Some(VReg(w)),
-                Reason::Evict {
-                    next_use,
-                    weight: self.weight,
-                    stored,
-                },
-            );
+            log_evict(log, st, w, n, self.weight, stored);
         }
         self.clear_reg(w);
     }
@@ -1832,7 +1971,10 @@ impl Local {
     /// A late def: its fixed register (the value there moves away if still
     /// needed), a free register or one whose value dies here (with hints),
     /// its slot when its next use is farther than any other value's, or an
-    /// evicted register.
+    /// evicted register. (Not inlined: most instructions under pressure
+    /// read-modify-write, and the forward pass's loop is tighter without
+    /// this.)
+    #[inline(never)]
     fn alloc_def<F: Function>(
         &mut self,
         f: &F,
@@ -1923,6 +2065,18 @@ impl Local {
         if !st.dup {
             return self.commit_distinct(ops, st, alloc);
         }
+        self.commit_dup(ops, st, alloc)
+    }
+
+    /// [`Local::commit`] of an instruction that names some vreg twice (rare:
+    /// not inlined into the forward pass's loop).
+    #[inline(never)]
+    fn commit_dup(
+        &mut self,
+        ops: &[Operand],
+        st: &InstState,
+        alloc: &[Allocation],
+    ) -> Result<(), Decline> {
         // Read-only operands: their value leaves its register if read
         // here for the last time, and its next use advances. (The defs'
         // steps below look at operands' facts, not at these.)
@@ -1980,15 +2134,7 @@ impl Local {
             Allocation::Reg(r) => {
                 self.written |= 1u128 << r.index();
                 if op.kind == OperandKind::Def || self.values[v as usize].reg != r.hw {
-                    let w = self.owner[r.index()];
-                    if w != NONE && w != v {
-                        if self.survives(w, ops, st) {
-                            return Err(Decline);
-                        }
-                        self.clear_reg(w);
-                    }
-                    self.clear_reg(v);
-                    self.place(v, r.hw);
+                    self.take_reg(ops, st, v, r)?;
                 }
                 self.values[v as usize].in_slot = false;
             }
@@ -1998,6 +2144,29 @@ impl Local {
             }
             Allocation::None => return Err(Decline),
         }
+        Ok(())
+    }
+
+    /// [`Local::commit_def`]'s move of `v` into register `r`, whose value
+    /// must not be needed any more (rare under pressure, where most defs
+    /// modify a value in place: not inlined).
+    #[inline(never)]
+    fn take_reg(
+        &mut self,
+        ops: &[Operand],
+        st: &InstState,
+        v: u32,
+        r: PReg,
+    ) -> Result<(), Decline> {
+        let w = self.owner[r.index()];
+        if w != NONE && w != v {
+            if self.survives(w, ops, st) {
+                return Err(Decline);
+            }
+            self.clear_reg(w);
+        }
+        self.clear_reg(v);
+        self.place(v, r.hw);
         Ok(())
     }
 
@@ -2035,7 +2204,7 @@ impl Local {
                     self.owner[c * 32 + hw as usize] = NONE;
                     self.occupied[c] &= !(1 << hw);
                 } else {
-                    self.reg_keys[c * 32 + hw as usize] = reg_key(s);
+                    self.reg_keys.set(s.class, hw, reg_key(s));
                 }
             }
         }
