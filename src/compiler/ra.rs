@@ -755,6 +755,53 @@ impl RaView {
         target: &dyn Target,
         table: &FactsTable,
     ) -> Result<(), String> {
+        // At most two allocator operands per IR operand (a memory operand's
+        // base and index). A small function takes that bound; a large one
+        // first the room the buffers have (at least one per IR operand and
+        // an eighth more: most operands are registers, immediates or memory
+        // of one register) and, in the rare function that needs more, is
+        // built again with exact room, counted (no counting pass each time,
+        // no doubled buffers). The operand and origin buffers only grow (to
+        // the most a function needed).
+        let all_ops = f.all_operands();
+        let bound = 2 * all_ops.len();
+        if all_ops.len() <= SMALL_FUNCTION_OPERANDS {
+            let fits = self.build_within(f, cfg, target, table, bound, false)?;
+            debug_assert!(fits);
+            return Ok(());
+        }
+        let first = (all_ops.len() + all_ops.len() / 8)
+            .max(self.operands.len().min(self.origins.len()))
+            .min(bound);
+        if self.build_within(f, cfg, target, table, first, first < bound)? {
+            return Ok(());
+        }
+        let exact = all_ops
+            .iter()
+            .map(|op| match op {
+                Operand::Reg(_) | Operand::Fixed(..) => 1,
+                Operand::Mem(m) => m.regs().count(),
+                _ => 0,
+            })
+            .sum();
+        let fits = self.build_within(f, cfg, target, table, exact, false)?;
+        debug_assert!(fits);
+        Ok(())
+    }
+
+    /// [`build`](Self::build) with room for `most` allocator operands:
+    /// `false` if `checked` and an instruction's operands might not fit
+    /// (then the view is incomplete: `build` builds it again with more).
+    /// Without `checked`, `most` must be enough for every operand.
+    fn build_within(
+        &mut self,
+        f: &IrFunction,
+        cfg: &Cfg,
+        target: &dyn Target,
+        table: &FactsTable,
+        most: usize,
+        checked: bool,
+    ) -> Result<bool, String> {
         self.block_ranges.clear();
         self.succs.clear();
         self.succ_offsets.clear();
@@ -768,26 +815,11 @@ impl RaView {
 
         let insts = f.all_insts();
         let n = insts.len();
-        // At most two allocator operands per IR operand (a memory operand's
-        // base and index). A small function takes that bound (no counting
-        // pass each time); a large one gets exact room, counted. The
-        // operand, origin, offset and flag buffers only grow (to the most
-        // a function needed): `build` writes them by index, and
+        // The operand, origin, offset and flag buffers only grow (to the
+        // most a function needed): this writes them by index, and
         // `num_insts` and `op_offsets` say how much of them is this
         // function's.
         let all_ops = f.all_operands();
-        let most = if all_ops.len() <= SMALL_FUNCTION_OPERANDS {
-            2 * all_ops.len()
-        } else {
-            all_ops
-                .iter()
-                .map(|op| match op {
-                    Operand::Reg(_) | Operand::Fixed(..) => 1,
-                    Operand::Mem(m) => m.regs().count(),
-                    _ => 0,
-                })
-                .sum()
-        };
         grow_to(&mut self.operands, most, placeholder_operand());
         grow_to(
             &mut self.origins,
@@ -887,6 +919,10 @@ impl RaView {
                     _ => None,
                 };
                 let ops = &all_ops[d.ops_range()];
+                // (`push_plain_run` stops at an instruction that does not fit.)
+                if checked && first + 2 * ops.len() > most {
+                    return Ok(false);
+                }
                 // `shapes` has one entry per table entry: a tag past it is not
                 // the table's.
                 if let Some(t) = tag
@@ -1039,7 +1075,7 @@ impl RaView {
         self.remat
             .extend(self.vreg_states.iter().map(|s| s.written == CONSTANT));
         self.fixed_regs = fixed_regs;
-        Ok(())
+        Ok(true)
     }
 
     /// The facts-table epoch the view's tags belong to (see
@@ -1340,5 +1376,56 @@ mod tests {
         let mut fresh = RaView::default();
         fresh.build(&g, &cfg, t, &table).expect("view");
         assert_eq!(view_operands(&fresh), before);
+    }
+
+    /// A large function whose operands are mostly memory of two registers
+    /// needs more room than `build` first gives one (an allocator operand
+    /// per IR operand and an eighth more): it is built again with exact
+    /// room, each instruction's operands as in a small function.
+    #[test]
+    fn large_function_of_two_register_addresses_is_built_again_with_room() {
+        let t = X86Target::x64();
+        let mut table = FactsTable::default();
+        let mut f = IrFunction::new("f", Signature::new(CallConvId(0), &[], &[]));
+        let v: Vec<_> = (0..3).map(|_| f.new_vreg(IrClass::GP, 8, None)).collect();
+        let ops = [
+            Operand::Reg(Reg::v(v[2])),
+            Operand::Mem(jitforge_ir::Mem::vreg(v[0], 1, 0).with_index(Reg::v(v[1]), 2)),
+        ];
+        let id = X86Inst::new(Mnemonic::Lea).id();
+        let shapes: Vec<_> = ops.iter().map(|o| f.operand_shape(o)).collect();
+        let tag = t
+            .facts_index(&mut table, id, &shapes, &mut InstFacts::default())
+            .expect("valid instruction")
+            .expect("room in the table");
+        let count = SMALL_FUNCTION_OPERANDS;
+        for _ in 0..count {
+            f.push_tagged(InstKind::Target(id), &ops, tag)
+                .expect("small enough");
+        }
+        f.ret(&[Operand::Reg(Reg::v(v[2]))]).expect("small enough");
+        let mut cfg = Cfg::default();
+        cfg.compute(&f, t);
+        let mut view = RaView::default();
+        view.build(&f, &cfg, t, &table).expect("view");
+        assert_eq!(view.num_insts(), count + 1);
+        let expected = [
+            (v[2], OperandKind::Def, false),
+            (v[0], OperandKind::Use, true),
+            (v[1], OperandKind::Use, true),
+        ];
+        for i in 0..count {
+            let (got, origins) = view.operands_and_origins(i);
+            assert_eq!(got.len(), 3, "operands of instruction {i}");
+            for (k, &(vreg, kind, in_address)) in expected.iter().enumerate() {
+                assert_eq!(got[k].vreg, VReg(vreg.as_u32()), "instruction {i}");
+                assert_eq!(got[k].kind, kind, "instruction {i}");
+                assert_eq!(origins[k].in_address, in_address, "instruction {i}");
+            }
+        }
+        assert_eq!(view.op_offsets[count], 3 * count as u32);
+        let mentions = view.mentions().expect("the view notes mentions");
+        assert_eq!(mentions.vregs[0].last, count as u32 - 1);
+        assert_eq!(mentions.vregs[2].last, count as u32);
     }
 }
