@@ -454,6 +454,49 @@ fn push_plain_registers<const SKIPPING: bool>(
     true
 }
 
+/// [`push_plain_registers::<false>`](push_plain_registers) of an
+/// instruction whose two operands are the virtual registers `vregs_of`,
+/// with templates `templates`: without a loop (the common case of a run).
+#[inline(always)]
+fn push_two_registers(
+    sink: &mut OperandSink<'_>,
+    vregs: &mut [VregState],
+    at: u32,
+    vregs_of: [jitforge_ir::VReg; 2],
+    templates: [&OperandTemplate; 2],
+) -> bool {
+    let k = sink.len;
+    let (a, b) = (vregs_of[0].as_u32(), vregs_of[1].as_u32());
+    let (
+        Some([first, second]),
+        Some([first_origin, second_origin]),
+        true,
+        true,
+    ) = (
+        sink.operands.get_mut(k..k + 2),
+        sink.origins.get_mut(k..k + 2),
+        (a as usize) < vregs.len(),
+        (b as usize) < vregs.len(),
+    )
+    else {
+        return false;
+    };
+    // Each template copied whole, its vreg stored over it.
+    *first = templates[0].operand;
+    first.vreg = VReg(a);
+    *second = templates[1].operand;
+    second.vreg = VReg(b);
+    *first_origin = templates[0].origin;
+    *second_origin = templates[1].origin;
+    for (v, t) in [(a, templates[0]), (b, templates[1])] {
+        let state = &mut vregs[v as usize];
+        state.last = at;
+        state.written |= t.written;
+    }
+    sink.len = k + 2;
+    true
+}
+
 /// An operand of [`push_plain_registers`] other than a virtual register:
 /// an immediate (nothing to push) or memory (its address registers, see
 /// [`push_address`]; IR operand `index`), pushed into `operands` and
@@ -536,7 +579,16 @@ fn push_plain_run(
         };
         op_offsets[i] = sink.len as u32;
         let pushed = if shape.run == PLAIN_RUN {
-            push_plain_registers::<false>(sink, vregs, i as u32, ops, own)
+            // Most of a function: two virtual registers (`add a, b`).
+            if let (
+                [Operand::Reg(Reg::Virt(a, _)), Operand::Reg(Reg::Virt(b, _))],
+                [first, second],
+            ) = (ops, own)
+            {
+                push_two_registers(sink, vregs, i as u32, [*a, *b], [first, second])
+            } else {
+                push_plain_registers::<false>(sink, vregs, i as u32, ops, own)
+            }
         } else {
             push_plain_registers::<true>(sink, vregs, i as u32, ops, own)
         };
