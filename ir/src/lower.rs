@@ -688,12 +688,48 @@ fn next_abi(insts: &[InstData], from: usize) -> Option<usize> {
         .map(|skip| from + skip)
 }
 
+/// The most entries, returns, calls and tail jumps whose indices
+/// [`abi_positions`] collects.
+const FEW_ABI: u32 = 8;
+
+/// The indices of the entries, returns, calls and tail jumps of `insts`,
+/// in order, given that there are at most `bound` of them (at most
+/// [`FEW_ABI`]): searched from both ends at once, so that a function whose
+/// entry comes first and whose return comes last is not walked through.
+fn abi_positions(insts: &[InstData], bound: u32) -> SmallVec<[usize; FEW_ABI as usize]> {
+    let is_abi = |d: &InstData| {
+        matches!(
+            d.kind,
+            InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
+        )
+    };
+    let mut front = SmallVec::<[usize; FEW_ABI as usize]>::new();
+    let mut back = SmallVec::<[usize; FEW_ABI as usize]>::new();
+    // `insts[low..high]` is not searched yet.
+    let (mut low, mut high) = (0, insts.len());
+    while low < high && ((front.len() + back.len()) as u32) < bound {
+        if is_abi(&insts[low]) {
+            front.push(low);
+        }
+        low += 1;
+        if low < high {
+            high -= 1;
+            if is_abi(&insts[high]) {
+                back.push(high);
+            }
+        }
+    }
+    front.extend(back.into_iter().rev());
+    front
+}
+
 /// Lowers every entry, return, call and tail jump of `func` for `target`'s
 /// conventions (see the module docs) and records the [`FrameInfo`].
 pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError> {
     if func.frame.is_some() {
         return Err(LowerError::AlreadyLowered);
     }
+    let abi_bound = func.kind_summary().abi_bound();
     let (insts, mut ops) = func.take_insts();
     let mut l = Lowerer {
         target,
@@ -722,12 +758,18 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         )
     };
     let all = insts.as_values_slice();
+    // A few of them: where they are, found without walking the whole list.
+    let few = (abi_bound <= FEW_ABI).then(|| abi_positions(all, abi_bound));
     let mut at = 0;
     while at < all.len() {
         if !rebuilding {
             // In place only entries, returns and calls change: straight to
-            // the next (one test per instruction between them).
-            match next_abi(all, at) {
+            // the next (else one test per instruction between them).
+            let next = match &few {
+                Some(positions) => positions.iter().copied().find(|&p| p >= at),
+                None => next_abi(all, at),
+            };
+            match next {
                 Some(next) => at = next,
                 None => break,
             }
@@ -866,6 +908,44 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
             func.set_insts(insts, ops, KindSummary::default());
             func.put_spare(l.out.insts, l.out.ops);
             Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `abi_positions` finds every entry, return, call and tail jump in
+    /// order, from both ends, wherever they are (first, last, middle,
+    /// side by side), and stops early only when the bound is reached.
+    #[test]
+    fn abi_positions_finds_each_in_order() {
+        let call = InstKind::Call(CallRef::new(0));
+        let mut f = Function::new("f", Signature::new(CallConvId(0), &[], &[]));
+        for len in 0..12usize {
+            for mask in 0u32..1 << len {
+                let sig = f.sig.clone();
+                f.clear("f", sig);
+                for k in 0..len {
+                    let kind = match (mask >> k & 1, k % 3) {
+                        (0, _) => InstKind::Target(TargetInst(1)),
+                        (_, 0) => InstKind::Entry,
+                        (_, 1) => InstKind::Ret,
+                        _ => call,
+                    };
+                    f.push(kind, &[]).expect("small function");
+                }
+                let insts = f.all_insts();
+                let expected: Vec<usize> = (0..len).filter(|k| mask >> k & 1 != 0).collect();
+                if expected.len() > FEW_ABI as usize {
+                    continue;
+                }
+                for bound in expected.len() as u32..=FEW_ABI {
+                    let got = abi_positions(insts, bound);
+                    assert_eq!(got.as_slice(), expected, "mask {mask:#b}, bound {bound}");
+                }
+            }
         }
     }
 }
