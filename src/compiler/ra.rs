@@ -179,6 +179,10 @@ struct ShapeRecord {
     /// as a whole, or neither (`xor x, x`), and one is neither; either
     /// without fixed operands and clobbers; else [`NOT_IN_RUNS`].
     run: u8,
+    /// A [`PLAIN_RUN`] shape of two operands (most of a function): its
+    /// templates, kept here too, so that [`push_plain_run`] reads them
+    /// with the record (without finding them in the template buffer).
+    pair: Option<[OperandTemplate; 2]>,
 }
 
 /// See [`ShapeRecord::run`].
@@ -299,6 +303,10 @@ impl ShapeRecord {
         } else {
             NOT_IN_RUNS
         };
+        let pair = match templates[start as usize..] {
+            [first, second] if run == PLAIN_RUN => Some([first, second]),
+            _ => None,
+        };
         ShapeRecord {
             flags,
             len: facts.ops.len() as u16,
@@ -306,6 +314,7 @@ impl ShapeRecord {
             clobbers: at,
             plain,
             run,
+            pair,
         }
     }
 
@@ -463,7 +472,7 @@ fn push_two_registers(
     vregs: &mut [VregState],
     at: u32,
     vregs_of: [jitforge_ir::VReg; 2],
-    templates: [&OperandTemplate; 2],
+    templates: &[OperandTemplate; 2],
 ) -> bool {
     let k = sink.len;
     let (a, b) = (vregs_of[0].as_u32(), vregs_of[1].as_u32());
@@ -488,7 +497,7 @@ fn push_two_registers(
     second.vreg = VReg(b);
     *first_origin = templates[0].origin;
     *second_origin = templates[1].origin;
-    for (v, t) in [(a, templates[0]), (b, templates[1])] {
+    for (v, t) in [(a, &templates[0]), (b, &templates[1])] {
         let state = &mut vregs[v as usize];
         state.last = at;
         state.written |= t.written;
@@ -556,9 +565,11 @@ fn push_plain_run(
     let n = insts.len().min(op_offsets.len()).min(flags_of.len());
     // A local sink for the run (its length kept in a register, given back
     // at the end).
+    // Both buffers cut to one length: one bound for an operand's two writes.
+    let room = sink.operands.len().min(sink.origins.len());
     let mut local = OperandSink {
-        operands: &mut *sink.operands,
-        origins: &mut *sink.origins,
+        operands: &mut sink.operands[..room],
+        origins: &mut sink.origins[..room],
         len: sink.len,
     };
     let sink = &mut local;
@@ -567,30 +578,32 @@ fn push_plain_run(
         let (InstKind::Target(_), Some(tag)) = (d.kind, d.tag()) else {
             break;
         };
-        let Some(&Some(shape)) = shapes.get(tag as usize) else {
+        let Some(Some(shape)) = shapes.get(tag as usize) else {
             break;
         };
         if shape.run == NOT_IN_RUNS {
             break;
         }
-        let (Some(ops), Some(own)) = (all_ops.get(d.ops_range()), templates.get(shape.templates()))
-        else {
+        let Some(ops) = all_ops.get(d.ops_range()) else {
             break;
         };
         op_offsets[i] = sink.len as u32;
-        let pushed = if shape.run == PLAIN_RUN {
+        let pushed = match (ops, &shape.pair) {
             // Most of a function: two virtual registers (`add a, b`).
-            if let (
+            (
                 [Operand::Reg(Reg::Virt(a, _)), Operand::Reg(Reg::Virt(b, _))],
-                [first, second],
-            ) = (ops, own)
-            {
-                push_two_registers(sink, vregs, i as u32, [*a, *b], [first, second])
-            } else {
-                push_plain_registers::<false>(sink, vregs, i as u32, ops, own)
+                Some(templates),
+            ) => push_two_registers(sink, vregs, i as u32, [*a, *b], templates),
+            _ => {
+                let Some(own) = templates.get(shape.templates()) else {
+                    break;
+                };
+                if shape.run == PLAIN_RUN {
+                    push_plain_registers::<false>(sink, vregs, i as u32, ops, own)
+                } else {
+                    push_plain_registers::<true>(sink, vregs, i as u32, ops, own)
+                }
             }
-        } else {
-            push_plain_registers::<true>(sink, vregs, i as u32, ops, own)
         };
         if !pushed {
             break;
