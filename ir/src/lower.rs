@@ -703,24 +703,32 @@ fn abi_positions(insts: &[InstData], bound: u32) -> SmallVec<[usize; FEW_ABI as 
             InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
         )
     };
-    let mut front = SmallVec::<[usize; FEW_ABI as usize]>::new();
-    let mut back = SmallVec::<[usize; FEW_ABI as usize]>::new();
+    debug_assert!(bound <= FEW_ABI);
+    let mut found = SmallVec::<[usize; FEW_ABI as usize]>::new();
+    // Those found from the back, last first (fewer than `bound`: room).
+    let mut back = [0usize; FEW_ABI as usize];
+    let mut num_back = 0;
     // `insts[low..high]` is not searched yet.
     let (mut low, mut high) = (0, insts.len());
-    while low < high && ((front.len() + back.len()) as u32) < bound {
+    while low < high && ((found.len() + num_back) as u32) < bound {
         if is_abi(&insts[low]) {
-            front.push(low);
+            found.push(low);
         }
         low += 1;
         if low < high {
             high -= 1;
-            if is_abi(&insts[high]) {
-                back.push(high);
+            if is_abi(&insts[high])
+                && let Some(slot) = back.get_mut(num_back)
+            {
+                *slot = high;
+                num_back += 1;
             }
         }
     }
-    front.extend(back.into_iter().rev());
-    front
+    for &at in back[..num_back].iter().rev() {
+        found.push(at);
+    }
+    found
 }
 
 /// Lowers every entry, return, call and tail jump of `func` for `target`'s
