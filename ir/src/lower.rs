@@ -678,14 +678,16 @@ impl Lowerer<'_> {
 #[inline(never)]
 fn next_abi(insts: &[InstData], from: usize) -> Option<usize> {
     let rest = insts.get(from..)?;
-    rest.iter()
-        .position(|d| {
-            matches!(
-                d.kind,
-                InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
-            )
-        })
-        .map(|skip| from + skip)
+    rest.iter().position(is_abi).map(|skip| from + skip)
+}
+
+/// Whether `d` is an entry, return, call or tail jump (what lowering changes).
+#[inline(always)]
+fn is_abi(d: &InstData) -> bool {
+    matches!(
+        d.kind,
+        InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
+    )
 }
 
 /// The most entries, returns, calls and tail jumps whose indices
@@ -697,12 +699,6 @@ const FEW_ABI: u32 = 8;
 /// [`FEW_ABI`]): searched from both ends at once, so that a function whose
 /// entry comes first and whose return comes last is not walked through.
 fn abi_positions(insts: &[InstData], bound: u32) -> SmallVec<[usize; FEW_ABI as usize]> {
-    let is_abi = |d: &InstData| {
-        matches!(
-            d.kind,
-            InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
-        )
-    };
     debug_assert!(bound <= FEW_ABI);
     let mut found = SmallVec::<[usize; FEW_ABI as usize]>::new();
     // Those found from the back, last first (fewer than `bound`: room).
@@ -759,12 +755,6 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
     let mut rebuilding = false;
     let mut undo: SmallVec<[(usize, Operand); 8]> = SmallVec::new();
     let mut result = Ok(());
-    let is_abi = |d: &InstData| {
-        matches!(
-            d.kind,
-            InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
-        )
-    };
     let all = insts.as_values_slice();
     // A few of them: where they are, found without walking the whole list.
     let few = (abi_bound <= FEW_ABI).then(|| abi_positions(all, abi_bound));
@@ -867,10 +857,7 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         // operand of an entry, return or call adds at most two copies.
         let mut extra = (0usize, 0usize);
         for d in insts.values() {
-            if matches!(
-                d.kind,
-                InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
-            ) {
+            if is_abi(d) {
                 extra.0 += 2 * d.ops_len() + 2;
                 extra.1 += 4 * d.ops_len() + 4;
             }

@@ -1036,10 +1036,10 @@ fn summary_covers(f: &Function) -> bool {
         .count();
     abi <= kinds.abi_bound() as usize
         && f.all_insts().iter().all(|d| match d.kind {
-        InstKind::Target(id) => kinds.may_have_target(KindSummary::target_mask(&[id.0])),
-        InstKind::Call(_) | InstKind::TailJump(_) => kinds.may_call(),
-        _ => true,
-    })
+            InstKind::Target(id) => kinds.may_have_target(KindSummary::target_mask(&[id.0])),
+            InstKind::Call(_) | InstKind::TailJump(_) => kinds.may_call(),
+            _ => true,
+        })
 }
 
 #[test]

@@ -476,18 +476,12 @@ fn push_two_registers(
 ) -> bool {
     let k = sink.len;
     let (a, b) = (vregs_of[0].as_u32(), vregs_of[1].as_u32());
-    let (
-        Some([first, second]),
-        Some([first_origin, second_origin]),
-        true,
-        true,
-    ) = (
+    let (Some([first, second]), Some([first_origin, second_origin]), true, true) = (
         sink.operands.get_mut(k..k + 2),
         sink.origins.get_mut(k..k + 2),
         (a as usize) < vregs.len(),
         (b as usize) < vregs.len(),
-    )
-    else {
+    ) else {
         return false;
     };
     // Each template copied whole, its vreg stored over it.
@@ -590,10 +584,9 @@ fn push_plain_run(
         op_offsets[i] = sink.len as u32;
         let pushed = match (ops, &shape.pair) {
             // Most of a function: two virtual registers (`add a, b`).
-            (
-                [Operand::Reg(Reg::Virt(a, _)), Operand::Reg(Reg::Virt(b, _))],
-                Some(templates),
-            ) => push_two_registers(sink, vregs, i as u32, [*a, *b], templates),
+            ([Operand::Reg(Reg::Virt(a, _)), Operand::Reg(Reg::Virt(b, _))], Some(templates)) => {
+                push_two_registers(sink, vregs, i as u32, [*a, *b], templates)
+            }
             _ => {
                 let Some(own) = templates.get(shape.templates()) else {
                     break;
