@@ -187,29 +187,18 @@ impl Cfg {
                 // last flow, so they are skipped with one test each of
                 // `ordinary` (the target asked here the first time, as
                 // `flow` does).
-                loop {
-                    let rest = insts.get(i..).unwrap_or_default();
-                    let known = rest
-                        .iter()
-                        .position(|d| {
-                            !matches!(d.kind, InstKind::Target(id)
-                                if ordinary[id.0 as usize % FLOW_MEMO_SLOTS] == id.0)
-                        })
-                        .unwrap_or(rest.len());
-                    if known != 0 {
-                        last_flow = Flow::Normal;
-                        i += known;
-                    }
-                    match insts.get(i).map(|d| d.kind) {
-                        Some(InstKind::Target(id))
-                            if Self::memo_flow(target, id, &mut memo) == Flow::Normal =>
-                        {
-                            ordinary[id.0 as usize % FLOW_MEMO_SLOTS] = id.0;
-                            last_flow = Flow::Normal;
-                            i += 1;
+                while let Some(d) = insts.get(i)
+                    && let InstKind::Target(id) = d.kind
+                {
+                    let slot = id.0 as usize % FLOW_MEMO_SLOTS;
+                    if ordinary[slot] != id.0 {
+                        if Self::memo_flow(target, id, &mut memo) != Flow::Normal {
+                            break;
                         }
-                        _ => break,
+                        ordinary[slot] = id.0;
                     }
+                    last_flow = Flow::Normal;
+                    i += 1;
                 }
             }
         }
