@@ -558,8 +558,8 @@ fn push_plain_run(
     // One bound for the three per-instruction buffers.
     let n = insts.len().min(op_offsets.len()).min(flags_of.len());
     // A local sink for the run (its length kept in a register, given back
-    // at the end).
-    // Both buffers cut to one length: one bound for an operand's two writes.
+    // at the end), both buffers cut to one length: one bound for an
+    // operand's two writes.
     let room = sink.operands.len().min(sink.origins.len());
     let mut local = OperandSink {
         operands: &mut sink.operands[..room],
@@ -1113,6 +1113,12 @@ impl RaView {
             }
             i += 1;
         }
+        // A run's memory operand past the room counts its address registers
+        // without writing them (`OperandSink::push`): the run may end the
+        // function that way.
+        if sink.len > most {
+            return Ok(false);
+        }
         op_offsets[n] = sink.len as u32;
         // Every operand's kind and point come from `ShapeRecord::derive`
         // and `push_address` (uses and modifies early, defs late) and no
@@ -1485,5 +1491,35 @@ mod tests {
         let mentions = view.mentions().expect("the view notes mentions");
         assert_eq!(mentions.vregs[0].last, count as u32 - 1);
         assert_eq!(mentions.vregs[2].last, count as u32);
+
+        // A view whose buffers hold 3 * 1,023 + 1 operands (left by a
+        // function of one lea less and the return) gives that room to the
+        // leas without the return: the last one's address registers are
+        // past it, and the function ends in that run.
+        let leas = |n: usize, ret: bool| {
+            let mut g = IrFunction::new("g", Signature::new(CallConvId(0), &[], &[]));
+            let w: Vec<_> = (0..3).map(|_| g.new_vreg(IrClass::GP, 8, None)).collect();
+            assert_eq!(w, v);
+            for _ in 0..n {
+                g.push_tagged(InstKind::Target(id), &ops, tag)
+                    .expect("small enough");
+            }
+            if ret {
+                g.ret(&[Operand::Reg(Reg::v(v[2]))]).expect("small enough");
+            }
+            g
+        };
+        let mut reused = RaView::default();
+        let shorter = leas(count - 1, true);
+        cfg.compute(&shorter, t);
+        reused.build(&shorter, &cfg, t, &table).expect("view");
+        assert_eq!(reused.operands.len(), 3 * (count - 1) + 1);
+        let g = leas(count, false);
+        cfg.compute(&g, t);
+        reused.build(&g, &cfg, t, &table).expect("view");
+        assert_eq!(reused.num_insts(), count);
+        assert_eq!(reused.op_offsets[count], 3 * count as u32);
+        let (last, _) = reused.operands_and_origins(count - 1);
+        assert_eq!(last, view.operands_and_origins(count - 1).0);
     }
 }
