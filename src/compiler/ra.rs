@@ -1151,8 +1151,15 @@ impl RaView {
     /// Instruction `i`'s allocator operands and the IR origin of each.
     #[inline]
     pub fn operands_and_origins(&self, i: usize) -> (&[RaOperand], &[OperandOrigin]) {
-        let range = self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize;
-        (&self.operands[range.clone()], &self.origins[range])
+        // As `inst_operands`: both offsets with one bound.
+        let Some(&[start, end]) = self.op_offsets.get(i..i + 2) else {
+            return (&[], &[]);
+        };
+        let range = start as usize..end as usize;
+        (
+            self.operands.get(range.clone()).unwrap_or_default(),
+            self.origins.get(range).unwrap_or_default(),
+        )
     }
 }
 
@@ -1203,8 +1210,16 @@ impl RaFunction for RaView {
     }
     #[inline]
     fn inst_operands(&self, inst: Inst) -> &[RaOperand] {
+        // Both offsets with one bound (the allocator asks per instruction,
+        // more than once): none for an instruction past the function's.
         let i = inst.index();
-        &self.operands[self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize]
+        match self.op_offsets.get(i..i + 2) {
+            Some(&[start, end]) => self
+                .operands
+                .get(start as usize..end as usize)
+                .unwrap_or_default(),
+            _ => &[],
+        }
     }
     #[inline]
     fn inst_clobbers(&self, inst: Inst) -> PRegSet {
