@@ -50,7 +50,8 @@ impl JitRuntime {
     /// final address, and returns the handle that keeps it alive.
     pub fn add(&self, code: &CodeHolder) -> Result<JitCode> {
         let size = code.code_size();
-        self.add_with(size, |dst, address| code.relocate_to(address, dst))
+        // `relocate_to` writes every byte (or fails before publishing).
+        self.add_overwriting(size, |dst, address| code.relocate_to(address, dst))
             .map_err(|e| match e {
                 JitAddError::Jit(e) => Error::Jit(e),
                 JitAddError::Write(e) => e,

@@ -137,6 +137,10 @@ impl Cfg {
         // Without labels no operand can take one.
         let has_labels = func.num_labels() != 0;
         let mut memo: FlowMemo = [None; FLOW_MEMO_SLOTS];
+        // By id modulo the slots: a target instruction known to be
+        // ordinary ([`Flow::Normal`]). Slot `k` starts with `k + 1`, which
+        // is no id of that slot (so none matches before it is asked).
+        let mut ordinary: [u32; FLOW_MEMO_SLOTS] = core::array::from_fn(|k| k as u32 + 1);
         let insts = func.all_insts();
         let mut i = 0;
         while i < insts.len() {
@@ -180,18 +184,18 @@ impl Cfg {
             if block_open && !has_labels {
                 // The run of ordinary target instructions that follows
                 // (most of a function): each changes nothing above but the
-                // last flow, so they are skipped with one memo test each
-                // (the target asked here the first time, as `flow` does).
+                // last flow, so they are skipped with one test each of
+                // `ordinary` (the target asked here the first time, as
+                // `flow` does).
                 while let Some(d) = insts.get(i)
                     && let InstKind::Target(id) = d.kind
                 {
-                    // The common case (known and ordinary) tested first.
-                    let normal = match memo[id.0 as usize % FLOW_MEMO_SLOTS] {
-                        Some((known, Flow::Normal)) if known == id => true,
-                        _ => Self::memo_flow(target, id, &mut memo) == Flow::Normal,
-                    };
-                    if !normal {
-                        break;
+                    let slot = id.0 as usize % FLOW_MEMO_SLOTS;
+                    if ordinary[slot] != id.0 {
+                        if Self::memo_flow(target, id, &mut memo) != Flow::Normal {
+                            break;
+                        }
+                        ordinary[slot] = id.0;
                     }
                     last_flow = Flow::Normal;
                     i += 1;

@@ -365,6 +365,9 @@ pub struct Function {
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub struct KindSummary {
     calls: bool,
+    /// Entries, returns, calls and tail jumps pushed (at least as many as
+    /// the function has).
+    abi: u32,
     /// Bit `k`: a target instruction whose id's low six bits are `k`.
     target_bits: u64,
 }
@@ -375,13 +378,19 @@ impl KindSummary {
     fn add(&mut self, kind: InstKind) {
         match kind {
             InstKind::Target(id) => self.target_bits |= 1 << (id.0 & 63),
-            InstKind::Call(_) | InstKind::TailJump(_) => self.calls = true,
+            InstKind::Call(_) | InstKind::TailJump(_) => {
+                self.calls = true;
+                self.abi = self.abi.saturating_add(1);
+            }
+            InstKind::Entry | InstKind::Ret => self.abi = self.abi.saturating_add(1),
             _ => {}
         }
     }
     fn union(self, o: KindSummary) -> KindSummary {
         KindSummary {
             calls: self.calls | o.calls,
+            // Each list's count covers its instructions.
+            abi: self.abi.saturating_add(o.abi),
             target_bits: self.target_bits | o.target_bits,
         }
     }
@@ -399,6 +408,11 @@ impl KindSummary {
     /// Whether the function may have a call or tail jump (`false`: it has none).
     pub fn may_call(&self) -> bool {
         self.calls
+    }
+    /// At least as many as the function's entries, returns, calls and
+    /// tail jumps (the instructions calling-convention lowering changes).
+    pub fn abi_bound(&self) -> u32 {
+        self.abi
     }
     /// Whether the function may have a target instruction of one of the
     /// ids of `mask` ([`target_mask`](Self::target_mask)); `false`: it has none.

@@ -678,14 +678,53 @@ impl Lowerer<'_> {
 #[inline(never)]
 fn next_abi(insts: &[InstData], from: usize) -> Option<usize> {
     let rest = insts.get(from..)?;
-    rest.iter()
-        .position(|d| {
-            matches!(
-                d.kind,
-                InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
-            )
-        })
-        .map(|skip| from + skip)
+    rest.iter().position(is_abi).map(|skip| from + skip)
+}
+
+/// Whether `d` is an entry, return, call or tail jump (what lowering changes).
+#[inline(always)]
+fn is_abi(d: &InstData) -> bool {
+    matches!(
+        d.kind,
+        InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
+    )
+}
+
+/// The most entries, returns, calls and tail jumps whose indices
+/// [`abi_positions`] collects.
+const FEW_ABI: u32 = 8;
+
+/// The indices of the entries, returns, calls and tail jumps of `insts`,
+/// in order, given that there are at most `bound` of them (at most
+/// [`FEW_ABI`]): searched from both ends at once, so that a function whose
+/// entry comes first and whose return comes last is not walked through.
+fn abi_positions(insts: &[InstData], bound: u32) -> SmallVec<[usize; FEW_ABI as usize]> {
+    debug_assert!(bound <= FEW_ABI);
+    let mut found = SmallVec::<[usize; FEW_ABI as usize]>::new();
+    // Those found from the back, last first (fewer than `bound`: room).
+    let mut back = [0usize; FEW_ABI as usize];
+    let mut num_back = 0;
+    // `insts[low..high]` is not searched yet.
+    let (mut low, mut high) = (0, insts.len());
+    while low < high && ((found.len() + num_back) as u32) < bound {
+        if is_abi(&insts[low]) {
+            found.push(low);
+        }
+        low += 1;
+        if low < high {
+            high -= 1;
+            if is_abi(&insts[high])
+                && let Some(slot) = back.get_mut(num_back)
+            {
+                *slot = high;
+                num_back += 1;
+            }
+        }
+    }
+    for &at in back[..num_back].iter().rev() {
+        found.push(at);
+    }
+    found
 }
 
 /// Lowers every entry, return, call and tail jump of `func` for `target`'s
@@ -694,6 +733,7 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
     if func.frame.is_some() {
         return Err(LowerError::AlreadyLowered);
     }
+    let abi_bound = func.kind_summary().abi_bound();
     let (insts, mut ops) = func.take_insts();
     let mut l = Lowerer {
         target,
@@ -715,19 +755,19 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
     let mut rebuilding = false;
     let mut undo: SmallVec<[(usize, Operand); 8]> = SmallVec::new();
     let mut result = Ok(());
-    let is_abi = |d: &InstData| {
-        matches!(
-            d.kind,
-            InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
-        )
-    };
     let all = insts.as_values_slice();
+    // A few of them: where they are, found without walking the whole list.
+    let few = (abi_bound <= FEW_ABI).then(|| abi_positions(all, abi_bound));
     let mut at = 0;
     while at < all.len() {
         if !rebuilding {
             // In place only entries, returns and calls change: straight to
-            // the next (one test per instruction between them).
-            match next_abi(all, at) {
+            // the next (else one test per instruction between them).
+            let next = match &few {
+                Some(positions) => positions.iter().copied().find(|&p| p >= at),
+                None => next_abi(all, at),
+            };
+            match next {
                 Some(next) => at = next,
                 None => break,
             }
@@ -817,10 +857,7 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
         // operand of an entry, return or call adds at most two copies.
         let mut extra = (0usize, 0usize);
         for d in insts.values() {
-            if matches!(
-                d.kind,
-                InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
-            ) {
+            if is_abi(d) {
                 extra.0 += 2 * d.ops_len() + 2;
                 extra.1 += 4 * d.ops_len() + 4;
             }
@@ -866,6 +903,44 @@ pub fn lower(func: &mut Function, target: &dyn Target) -> Result<(), LowerError>
             func.set_insts(insts, ops, KindSummary::default());
             func.put_spare(l.out.insts, l.out.ops);
             Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `abi_positions` finds every entry, return, call and tail jump in
+    /// order, from both ends, wherever they are (first, last, middle,
+    /// side by side), and stops early only when the bound is reached.
+    #[test]
+    fn abi_positions_finds_each_in_order() {
+        let call = InstKind::Call(CallRef::new(0));
+        let mut f = Function::new("f", Signature::new(CallConvId(0), &[], &[]));
+        for len in 0..12usize {
+            for mask in 0u32..1 << len {
+                let sig = f.sig.clone();
+                f.clear("f", sig);
+                for k in 0..len {
+                    let kind = match (mask >> k & 1, k % 3) {
+                        (0, _) => InstKind::Target(TargetInst(1)),
+                        (_, 0) => InstKind::Entry,
+                        (_, 1) => InstKind::Ret,
+                        _ => call,
+                    };
+                    f.push(kind, &[]).expect("small function");
+                }
+                let insts = f.all_insts();
+                let expected: Vec<usize> = (0..len).filter(|k| mask >> k & 1 != 0).collect();
+                if expected.len() > FEW_ABI as usize {
+                    continue;
+                }
+                for bound in expected.len() as u32..=FEW_ABI {
+                    let got = abi_positions(insts, bound);
+                    assert_eq!(got.as_slice(), expected, "mask {mask:#b}, bound {bound}");
+                }
+            }
         }
     }
 }

@@ -1024,11 +1024,22 @@ fn lower_i64_argument_in_32_bit_mode_as_two_halves() {
 /// Whether `f`'s kind summary covers every instruction it has.
 fn summary_covers(f: &Function) -> bool {
     let kinds = f.kind_summary();
-    f.all_insts().iter().all(|d| match d.kind {
-        InstKind::Target(id) => kinds.may_have_target(KindSummary::target_mask(&[id.0])),
-        InstKind::Call(_) | InstKind::TailJump(_) => kinds.may_call(),
-        _ => true,
-    })
+    let abi = f
+        .all_insts()
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.kind,
+                InstKind::Entry | InstKind::Ret | InstKind::Call(_) | InstKind::TailJump(_)
+            )
+        })
+        .count();
+    abi <= kinds.abi_bound() as usize
+        && f.all_insts().iter().all(|d| match d.kind {
+            InstKind::Target(id) => kinds.may_have_target(KindSummary::target_mask(&[id.0])),
+            InstKind::Call(_) | InstKind::TailJump(_) => kinds.may_call(),
+            _ => true,
+        })
 }
 
 #[test]

@@ -179,6 +179,10 @@ struct ShapeRecord {
     /// as a whole, or neither (`xor x, x`), and one is neither; either
     /// without fixed operands and clobbers; else [`NOT_IN_RUNS`].
     run: u8,
+    /// A [`PLAIN_RUN`] shape of two operands (most of a function): its
+    /// templates, kept here too, so that [`push_plain_run`] reads them
+    /// with the record (without finding them in the template buffer).
+    pair: Option<[OperandTemplate; 2]>,
 }
 
 /// See [`ShapeRecord::run`].
@@ -299,6 +303,10 @@ impl ShapeRecord {
         } else {
             NOT_IN_RUNS
         };
+        let pair = match templates[start as usize..] {
+            [first, second] if run == PLAIN_RUN => Some([first, second]),
+            _ => None,
+        };
         ShapeRecord {
             flags,
             len: facts.ops.len() as u16,
@@ -306,6 +314,7 @@ impl ShapeRecord {
             clobbers: at,
             plain,
             run,
+            pair,
         }
     }
 
@@ -454,6 +463,43 @@ fn push_plain_registers<const SKIPPING: bool>(
     true
 }
 
+/// [`push_plain_registers::<false>`](push_plain_registers) of an
+/// instruction whose two operands are the virtual registers `vregs_of`,
+/// with templates `templates`: without a loop (the common case of a run).
+#[inline(always)]
+fn push_two_registers(
+    sink: &mut OperandSink<'_>,
+    vregs: &mut [VregState],
+    at: u32,
+    vregs_of: [jitforge_ir::VReg; 2],
+    templates: &[OperandTemplate; 2],
+) -> bool {
+    let k = sink.len;
+    let (a, b) = (vregs_of[0].as_u32(), vregs_of[1].as_u32());
+    let (Some([first, second]), Some([first_origin, second_origin]), true, true) = (
+        sink.operands.get_mut(k..k + 2),
+        sink.origins.get_mut(k..k + 2),
+        (a as usize) < vregs.len(),
+        (b as usize) < vregs.len(),
+    ) else {
+        return false;
+    };
+    // Each template copied whole, its vreg stored over it.
+    *first = templates[0].operand;
+    first.vreg = VReg(a);
+    *second = templates[1].operand;
+    second.vreg = VReg(b);
+    *first_origin = templates[0].origin;
+    *second_origin = templates[1].origin;
+    for (v, t) in [(a, &templates[0]), (b, &templates[1])] {
+        let state = &mut vregs[v as usize];
+        state.last = at;
+        state.written |= t.written;
+    }
+    sink.len = k + 2;
+    true
+}
+
 /// An operand of [`push_plain_registers`] other than a virtual register:
 /// an immediate (nothing to push) or memory (its address registers, see
 /// [`push_address`]; IR operand `index`), pushed into `operands` and
@@ -512,10 +558,12 @@ fn push_plain_run(
     // One bound for the three per-instruction buffers.
     let n = insts.len().min(op_offsets.len()).min(flags_of.len());
     // A local sink for the run (its length kept in a register, given back
-    // at the end).
+    // at the end), both buffers cut to one length: one bound for an
+    // operand's two writes.
+    let room = sink.operands.len().min(sink.origins.len());
     let mut local = OperandSink {
-        operands: &mut *sink.operands,
-        origins: &mut *sink.origins,
+        operands: &mut sink.operands[..room],
+        origins: &mut sink.origins[..room],
         len: sink.len,
     };
     let sink = &mut local;
@@ -524,21 +572,31 @@ fn push_plain_run(
         let (InstKind::Target(_), Some(tag)) = (d.kind, d.tag()) else {
             break;
         };
-        let Some(&Some(shape)) = shapes.get(tag as usize) else {
+        let Some(Some(shape)) = shapes.get(tag as usize) else {
             break;
         };
         if shape.run == NOT_IN_RUNS {
             break;
         }
-        let (Some(ops), Some(own)) = (all_ops.get(d.ops_range()), templates.get(shape.templates()))
-        else {
+        let Some(ops) = all_ops.get(d.ops_range()) else {
             break;
         };
         op_offsets[i] = sink.len as u32;
-        let pushed = if shape.run == PLAIN_RUN {
-            push_plain_registers::<false>(sink, vregs, i as u32, ops, own)
-        } else {
-            push_plain_registers::<true>(sink, vregs, i as u32, ops, own)
+        let pushed = match (ops, &shape.pair) {
+            // Most of a function: two virtual registers (`add a, b`).
+            ([Operand::Reg(Reg::Virt(a, _)), Operand::Reg(Reg::Virt(b, _))], Some(templates)) => {
+                push_two_registers(sink, vregs, i as u32, [*a, *b], templates)
+            }
+            _ => {
+                let Some(own) = templates.get(shape.templates()) else {
+                    break;
+                };
+                if shape.run == PLAIN_RUN {
+                    push_plain_registers::<false>(sink, vregs, i as u32, ops, own)
+                } else {
+                    push_plain_registers::<true>(sink, vregs, i as u32, ops, own)
+                }
+            }
         };
         if !pushed {
             break;
@@ -755,6 +813,53 @@ impl RaView {
         target: &dyn Target,
         table: &FactsTable,
     ) -> Result<(), String> {
+        // At most two allocator operands per IR operand (a memory operand's
+        // base and index). A small function takes that bound; a large one
+        // first the room the buffers have (at least one per IR operand and
+        // an eighth more: most operands are registers, immediates or memory
+        // of one register) and, in the rare function that needs more, is
+        // built again with exact room, counted (no counting pass each time,
+        // no doubled buffers). The operand and origin buffers only grow (to
+        // the most a function needed).
+        let all_ops = f.all_operands();
+        let bound = 2 * all_ops.len();
+        if all_ops.len() <= SMALL_FUNCTION_OPERANDS {
+            let fits = self.build_within(f, cfg, target, table, bound, false)?;
+            debug_assert!(fits);
+            return Ok(());
+        }
+        let first = (all_ops.len() + all_ops.len() / 8)
+            .max(self.operands.len().min(self.origins.len()))
+            .min(bound);
+        if self.build_within(f, cfg, target, table, first, first < bound)? {
+            return Ok(());
+        }
+        let exact = all_ops
+            .iter()
+            .map(|op| match op {
+                Operand::Reg(_) | Operand::Fixed(..) => 1,
+                Operand::Mem(m) => m.regs().count(),
+                _ => 0,
+            })
+            .sum();
+        let fits = self.build_within(f, cfg, target, table, exact, false)?;
+        debug_assert!(fits);
+        Ok(())
+    }
+
+    /// [`build`](Self::build) with room for `most` allocator operands:
+    /// `false` if `checked` and an instruction's operands might not fit
+    /// (then the view is incomplete: `build` builds it again with more).
+    /// Without `checked`, `most` must be enough for every operand.
+    fn build_within(
+        &mut self,
+        f: &IrFunction,
+        cfg: &Cfg,
+        target: &dyn Target,
+        table: &FactsTable,
+        most: usize,
+        checked: bool,
+    ) -> Result<bool, String> {
         self.block_ranges.clear();
         self.succs.clear();
         self.succ_offsets.clear();
@@ -768,26 +873,11 @@ impl RaView {
 
         let insts = f.all_insts();
         let n = insts.len();
-        // At most two allocator operands per IR operand (a memory operand's
-        // base and index). A small function takes that bound (no counting
-        // pass each time); a large one gets exact room, counted. The
-        // operand, origin, offset and flag buffers only grow (to the most
-        // a function needed): `build` writes them by index, and
+        // The operand, origin, offset and flag buffers only grow (to the
+        // most a function needed): this writes them by index, and
         // `num_insts` and `op_offsets` say how much of them is this
         // function's.
         let all_ops = f.all_operands();
-        let most = if all_ops.len() <= SMALL_FUNCTION_OPERANDS {
-            2 * all_ops.len()
-        } else {
-            all_ops
-                .iter()
-                .map(|op| match op {
-                    Operand::Reg(_) | Operand::Fixed(..) => 1,
-                    Operand::Mem(m) => m.regs().count(),
-                    _ => 0,
-                })
-                .sum()
-        };
         grow_to(&mut self.operands, most, placeholder_operand());
         grow_to(
             &mut self.origins,
@@ -887,6 +977,10 @@ impl RaView {
                     _ => None,
                 };
                 let ops = &all_ops[d.ops_range()];
+                // (`push_plain_run` stops at an instruction that does not fit.)
+                if checked && first + 2 * ops.len() > most {
+                    return Ok(false);
+                }
                 // `shapes` has one entry per table entry: a tag past it is not
                 // the table's.
                 if let Some(t) = tag
@@ -1019,6 +1113,12 @@ impl RaView {
             }
             i += 1;
         }
+        // A run's memory operand past the room counts its address registers
+        // without writing them (`OperandSink::push`): the run may end the
+        // function that way.
+        if sink.len > most {
+            return Ok(false);
+        }
         op_offsets[n] = sink.len as u32;
         // Every operand's kind and point come from `ShapeRecord::derive`
         // and `push_address` (uses and modifies early, defs late) and no
@@ -1039,7 +1139,7 @@ impl RaView {
         self.remat
             .extend(self.vreg_states.iter().map(|s| s.written == CONSTANT));
         self.fixed_regs = fixed_regs;
-        Ok(())
+        Ok(true)
     }
 
     /// The facts-table epoch the view's tags belong to (see
@@ -1051,8 +1151,15 @@ impl RaView {
     /// Instruction `i`'s allocator operands and the IR origin of each.
     #[inline]
     pub fn operands_and_origins(&self, i: usize) -> (&[RaOperand], &[OperandOrigin]) {
-        let range = self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize;
-        (&self.operands[range.clone()], &self.origins[range])
+        // As `inst_operands`: both offsets with one bound.
+        let Some(&[start, end]) = self.op_offsets.get(i..i + 2) else {
+            return (&[], &[]);
+        };
+        let range = start as usize..end as usize;
+        (
+            self.operands.get(range.clone()).unwrap_or_default(),
+            self.origins.get(range).unwrap_or_default(),
+        )
     }
 }
 
@@ -1103,8 +1210,16 @@ impl RaFunction for RaView {
     }
     #[inline]
     fn inst_operands(&self, inst: Inst) -> &[RaOperand] {
+        // Both offsets with one bound (the allocator asks per instruction,
+        // more than once): none for an instruction past the function's.
         let i = inst.index();
-        &self.operands[self.op_offsets[i] as usize..self.op_offsets[i + 1] as usize]
+        match self.op_offsets.get(i..i + 2) {
+            Some(&[start, end]) => self
+                .operands
+                .get(start as usize..end as usize)
+                .unwrap_or_default(),
+            _ => &[],
+        }
     }
     #[inline]
     fn inst_clobbers(&self, inst: Inst) -> PRegSet {
@@ -1340,5 +1455,86 @@ mod tests {
         let mut fresh = RaView::default();
         fresh.build(&g, &cfg, t, &table).expect("view");
         assert_eq!(view_operands(&fresh), before);
+    }
+
+    /// A large function whose operands are mostly memory of two registers
+    /// needs more room than `build` first gives one (an allocator operand
+    /// per IR operand and an eighth more): it is built again with exact
+    /// room, each instruction's operands as in a small function.
+    #[test]
+    fn large_function_of_two_register_addresses_is_built_again_with_room() {
+        let t = X86Target::x64();
+        let mut table = FactsTable::default();
+        let mut f = IrFunction::new("f", Signature::new(CallConvId(0), &[], &[]));
+        let v: Vec<_> = (0..3).map(|_| f.new_vreg(IrClass::GP, 8, None)).collect();
+        let ops = [
+            Operand::Reg(Reg::v(v[2])),
+            Operand::Mem(jitforge_ir::Mem::vreg(v[0], 1, 0).with_index(Reg::v(v[1]), 2)),
+        ];
+        let id = X86Inst::new(Mnemonic::Lea).id();
+        let shapes: Vec<_> = ops.iter().map(|o| f.operand_shape(o)).collect();
+        let tag = t
+            .facts_index(&mut table, id, &shapes, &mut InstFacts::default())
+            .expect("valid instruction")
+            .expect("room in the table");
+        let count = SMALL_FUNCTION_OPERANDS;
+        for _ in 0..count {
+            f.push_tagged(InstKind::Target(id), &ops, tag)
+                .expect("small enough");
+        }
+        f.ret(&[Operand::Reg(Reg::v(v[2]))]).expect("small enough");
+        let mut cfg = Cfg::default();
+        cfg.compute(&f, t);
+        let mut view = RaView::default();
+        view.build(&f, &cfg, t, &table).expect("view");
+        assert_eq!(view.num_insts(), count + 1);
+        let expected = [
+            (v[2], OperandKind::Def, false),
+            (v[0], OperandKind::Use, true),
+            (v[1], OperandKind::Use, true),
+        ];
+        for i in 0..count {
+            let (got, origins) = view.operands_and_origins(i);
+            assert_eq!(got.len(), 3, "operands of instruction {i}");
+            for (k, &(vreg, kind, in_address)) in expected.iter().enumerate() {
+                assert_eq!(got[k].vreg, VReg(vreg.as_u32()), "instruction {i}");
+                assert_eq!(got[k].kind, kind, "instruction {i}");
+                assert_eq!(origins[k].in_address, in_address, "instruction {i}");
+            }
+        }
+        assert_eq!(view.op_offsets[count], 3 * count as u32);
+        let mentions = view.mentions().expect("the view notes mentions");
+        assert_eq!(mentions.vregs[0].last, count as u32 - 1);
+        assert_eq!(mentions.vregs[2].last, count as u32);
+
+        // A view whose buffers hold 3 * 1,023 + 1 operands (left by a
+        // function of one lea less and the return) gives that room to the
+        // leas without the return: the last one's address registers are
+        // past it, and the function ends in that run.
+        let leas = |n: usize, ret: bool| {
+            let mut g = IrFunction::new("g", Signature::new(CallConvId(0), &[], &[]));
+            let w: Vec<_> = (0..3).map(|_| g.new_vreg(IrClass::GP, 8, None)).collect();
+            assert_eq!(w, v);
+            for _ in 0..n {
+                g.push_tagged(InstKind::Target(id), &ops, tag)
+                    .expect("small enough");
+            }
+            if ret {
+                g.ret(&[Operand::Reg(Reg::v(v[2]))]).expect("small enough");
+            }
+            g
+        };
+        let mut reused = RaView::default();
+        let shorter = leas(count - 1, true);
+        cfg.compute(&shorter, t);
+        reused.build(&shorter, &cfg, t, &table).expect("view");
+        assert_eq!(reused.operands.len(), 3 * (count - 1) + 1);
+        let g = leas(count, false);
+        cfg.compute(&g, t);
+        reused.build(&g, &cfg, t, &table).expect("view");
+        assert_eq!(reused.num_insts(), count);
+        assert_eq!(reused.op_offsets[count], 3 * count as u32);
+        let (last, _) = reused.operands_and_origins(count - 1);
+        assert_eq!(last, view.operands_and_origins(count - 1).0);
     }
 }

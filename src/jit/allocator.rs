@@ -380,6 +380,20 @@ impl JitAllocator {
     /// [`MAX_ALLOCATION_SIZE`], or a [`JitError::Syscall`] if a new region
     /// cannot be mapped.
     pub fn allocate(&self, size: usize) -> Result<JitSpan, JitError> {
+        self.allocate_filled_from(size, 0)
+    }
+
+    /// [`allocate`](Self::allocate) for a caller that writes the first
+    /// `size` bytes itself before the span is published (a copy of the
+    /// whole code): only the granule padding past them is filled with
+    /// `int3`, so the code's bytes are not stored twice.
+    pub(crate) fn allocate_to_overwrite(&self, size: usize) -> Result<JitSpan, JitError> {
+        self.allocate_filled_from(size, size)
+    }
+
+    /// [`allocate`](Self::allocate), filling the block with `int3` from
+    /// byte `fill_from` on (at most `size`).
+    fn allocate_filled_from(&self, size: usize, fill_from: usize) -> Result<JitSpan, JitError> {
         if size == 0 {
             return Err(JitError::ZeroSize);
         }
@@ -453,9 +467,15 @@ impl JitAllocator {
 
         // SAFETY: the block's RW view is `block.len` bytes of mapped,
         // writable memory (dual RW view, or pages just made/kept RW above)
-        // that the bitmap now reserves for this block alone.
+        // that the bitmap now reserves for this block alone; `fill_from`
+        // is at most `size`, which is at most `block.len`.
         unsafe {
-            std::ptr::write_bytes(block.rw as *mut u8, FILL_BYTE, block.len);
+            let skipped = fill_from.min(size);
+            std::ptr::write_bytes(
+                (block.rw as *mut u8).add(skipped),
+                FILL_BYTE,
+                block.len - skipped,
+            );
         }
         Ok(JitSpan {
             block,

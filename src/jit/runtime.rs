@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::allocator::{Block, JitAllocator, JitAllocatorOptions, JitStats};
+use super::allocator::{Block, JitAllocator, JitAllocatorOptions, JitSpan, JitStats};
 use super::error::{JitAddError, JitError};
 
 /// Executable memory for JIT code: adds code, hands out [`JitCode`] handles.
@@ -111,7 +111,30 @@ impl JitRuntime {
         size: usize,
         write: impl FnOnce(&mut [u8], u64) -> Result<(), E>,
     ) -> Result<JitCode, JitAddError<E>> {
-        let mut span = self.allocator.allocate(size)?;
+        let span = self.allocator.allocate(size)?;
+        self.publish_written(span, write)
+    }
+
+    /// [`add_with`](Self::add_with) for a `write` that stores every byte
+    /// of the buffer when it succeeds (a copy of whole code): the buffer
+    /// is not filled with `int3` first, only the granule padding past it.
+    /// A `write` that fails leaves nothing behind (the memory is released).
+    pub(crate) fn add_overwriting<E>(
+        &self,
+        size: usize,
+        write: impl FnOnce(&mut [u8], u64) -> Result<(), E>,
+    ) -> Result<JitCode, JitAddError<E>> {
+        let span = self.allocator.allocate_to_overwrite(size)?;
+        self.publish_written(span, write)
+    }
+
+    /// Lets `write` write `span`'s buffer, then publishes it (released if
+    /// `write` fails or panics).
+    fn publish_written<E>(
+        &self,
+        mut span: JitSpan,
+        write: impl FnOnce(&mut [u8], u64) -> Result<(), E>,
+    ) -> Result<JitCode, JitAddError<E>> {
         let address = span.rx_address();
         let mut guard = ReleaseGuard {
             allocator: &self.allocator,
@@ -135,7 +158,7 @@ impl JitRuntime {
     /// Fails with [`JitError::ZeroSize`] for empty input, or if memory cannot
     /// be reserved.
     pub fn add_bytes(&self, bytes: &[u8]) -> Result<JitCode, JitError> {
-        self.add_with(bytes.len(), |buffer, _| {
+        self.add_overwriting(bytes.len(), |buffer, _| {
             buffer.copy_from_slice(bytes);
             Ok::<(), std::convert::Infallible>(())
         })
