@@ -117,12 +117,12 @@ pub(crate) const PLAN_LIVE_OUT: Plan = [MISS_COST as u16, 2 * MISS_COST as u16];
 #[inline(always)]
 pub(crate) fn plan_step(next: (u32, Plan), pos: u32, writes: bool, foldable: bool) -> (Plan, u16) {
     let (npos, [clean, dirty]) = next;
-    // Holding the register until the next access costs `hold` (no more
-    // than the drop costs can reach matters: `npos` may be `NONE`); what
-    // keeping it gains over dropping it now, clean or dirty, is then:
-    let hold = npos.wrapping_sub(pos).min(1 << 16) * HOLD_COST;
-    let keep_clean = (clean as u32).saturating_sub(hold);
-    let keep_dirty = (dirty as u32).saturating_sub(hold);
+    // Holding the register until the next access costs `hold` (in 64
+    // bits: `npos` may be `NONE`); what keeping it gains over dropping it
+    // now, clean or dirty, is then:
+    let hold = u64::from(npos.wrapping_sub(pos)) * u64::from(HOLD_COST);
+    let keep_clean = u64::from(clean).saturating_sub(hold) as u32;
+    let keep_dirty = u64::from(dirty).saturating_sub(hold) as u32;
     let (plan, gain) = if !writes {
         // Loaded clean: a miss costs one access less what keeping gains.
         let plan = [MISS_COST, MISS_COST + keep_dirty - keep_clean];

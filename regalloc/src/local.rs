@@ -1117,6 +1117,7 @@ impl Local {
     /// of `facts` (one per operand, instruction `ni - 1` first), each
     /// vreg's state in `back`. `PLAN`: make the plan; `VOUCHED`: the
     /// client vouched for its operands (see [`Local::check_operand`]).
+    #[inline(never)]
     fn backward_steps<F: Function, const PLAN: bool, const VOUCHED: bool>(
         &mut self,
         f: &F,
@@ -1124,9 +1125,11 @@ impl Local {
         facts: &mut [OpFact],
     ) -> Result<(), Decline> {
         let ni = f.num_insts();
-        let nv = f.num_vregs();
+        // (`back` has one state per vreg.)
+        let nv = back.len();
         self.fixed_anywhere = [0; 3];
-        let mut fb = 0;
+        // The facts not yet written.
+        let mut rest = facts;
         for ii in (0..ni).rev() {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
@@ -1134,8 +1137,8 @@ impl Local {
             let pos = 2 * i.0;
             // A client's operand count short of its operands: the general
             // path takes the function.
-            let here = facts.get_mut(fb..fb + ops.len()).ok_or(Decline)?;
-            fb += ops.len();
+            let (here, after) = rest.split_at_mut_checked(ops.len()).ok_or(Decline)?;
+            rest = after;
             if dup {
                 self.dup_inst::<F, PLAN>(f, i, ops, VOUCHED, back, here)?;
                 continue;
@@ -1144,9 +1147,19 @@ impl Local {
             // One operand per vreg: its steps of the next uses and the
             // plan now.
             for (op, out) in ops.iter().zip(here.iter_mut()) {
-                let (v, hint) = self.check_operand(op, nv, VOUCHED)?;
+                // The client's word spares the checks of all but a fixed
+                // operand (those out of line: they need much of `self`).
+                let b = back.get_mut(op.vreg.index()).ok_or(Decline)?;
+                let hint = if VOUCHED && !matches!(op.constraint, Constraint::Fixed(_)) {
+                    debug_assert!(
+                        self.check_any_operand(op, nv).is_ok(),
+                        "operand {op:?} not as vouched"
+                    );
+                    NO_REG
+                } else {
+                    self.check_operand_out_of_line(op, nv)?.1
+                };
                 fixed |= hint != NO_REG;
-                let b = back.get_mut(v).ok_or(Decline)?;
                 // Backward: the last write is the first position.
                 b.hull_start = pos;
                 b.hull_end = b.hull_end.max(pos + 1);
@@ -1182,7 +1195,7 @@ impl Local {
             }
         }
         // A count past the operands: likewise.
-        if fb != facts.len() {
+        if !rest.is_empty() {
             return Err(Decline);
         }
         // A value read before it is written: the general path reports it.
@@ -1257,6 +1270,16 @@ impl Local {
             );
             return Ok((v, NO_REG));
         }
+        self.check_any_operand(op, nv)
+    }
+
+    /// [`Local::check_any_operand`], not inlined (for the backward pass).
+    #[inline(never)]
+    fn check_operand_out_of_line(
+        &mut self,
+        op: &Operand,
+        nv: usize,
+    ) -> Result<(usize, u8), Decline> {
         self.check_any_operand(op, nv)
     }
 
