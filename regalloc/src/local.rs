@@ -1125,8 +1125,6 @@ impl Local {
         facts: &mut [OpFact],
     ) -> Result<(), Decline> {
         let ni = f.num_insts();
-        // (`back` has one state per vreg.)
-        let nv = back.len();
         self.fixed_anywhere = [0; 3];
         // The facts not yet written.
         let mut rest = facts;
@@ -1143,52 +1141,19 @@ impl Local {
                 self.dup_inst::<F, PLAN>(f, i, ops, VOUCHED, back, here)?;
                 continue;
             }
-            let mut fixed = false;
             // One operand per vreg: its steps of the next uses and the
-            // plan now.
-            for (op, out) in ops.iter().zip(here.iter_mut()) {
-                // The client's word spares the checks of all but a fixed
-                // operand (those out of line: they need much of `self`).
-                let b = back.get_mut(op.vreg.index()).ok_or(Decline)?;
-                let hint = if VOUCHED && !matches!(op.constraint, Constraint::Fixed(_)) {
-                    debug_assert!(
-                        self.check_any_operand(op, nv).is_ok(),
-                        "operand {op:?} not as vouched"
-                    );
-                    NO_REG
-                } else {
-                    self.check_operand_out_of_line(op, nv)?.1
-                };
-                fixed |= hint != NO_REG;
-                // Backward: the last write is the first position.
-                b.hull_start = pos;
-                b.hull_end = b.hull_end.max(pos + 1);
-                let (plan, gain) = if PLAN {
-                    let foldable = op.constraint == Constraint::Any;
-                    plan_step((b.next_use, b.plan), pos, op.is_def(), foldable)
-                } else {
-                    (PLAN_NONE, 0)
-                };
-                *out = OpFact {
-                    next: b.next_use,
-                    gain,
-                    drop_base: if PLAN { b.plan } else { [0; 2] },
-                    hint: b.hint,
-                    flags: if op.is_def() { REDEFINED } else { 0 },
-                };
-                if op.is_use() {
-                    b.next_use = pos;
-                    b.hint = hint;
-                    b.plan = plan;
-                } else {
-                    *b = Back {
-                        next_use: INF_POS,
-                        plan: PLAN_NONE,
-                        hint: NO_REG,
-                        ..*b
-                    };
+            // plan now (two operands, the common case, without a loop: its
+            // setup would cost as much as an operand).
+            let fixed = if let ([x, y], [fx, fy]) = (ops, &mut *here) {
+                let fixed = self.back_step::<PLAN, VOUCHED>(x, pos, back, fx)?;
+                fixed | self.back_step::<PLAN, VOUCHED>(y, pos, back, fy)?
+            } else {
+                let mut fixed = false;
+                for (op, out) in ops.iter().zip(here.iter_mut()) {
+                    fixed |= self.back_step::<PLAN, VOUCHED>(op, pos, back, out)?;
                 }
-            }
+                fixed
+            };
             if fixed {
                 self.check_fixed(f, i, ops, false)?;
                 here[0].flags |= FIXED_HERE;
@@ -1204,6 +1169,63 @@ impl Local {
         }
         self.hulls = true;
         Ok(())
+    }
+
+    /// One operand's step of [`Local::backward_steps`] (an instruction
+    /// naming each vreg once): its checks, its fact into `out`, the steps
+    /// of its vreg's next use and plan at `pos`. Returns whether it has a
+    /// fixed register.
+    #[inline(always)]
+    fn back_step<const PLAN: bool, const VOUCHED: bool>(
+        &mut self,
+        op: &Operand,
+        pos: u32,
+        back: &mut [Back],
+        out: &mut OpFact,
+    ) -> Result<bool, Decline> {
+        // (`back` has one state per vreg.)
+        let nv = back.len();
+        let b = back.get_mut(op.vreg.index()).ok_or(Decline)?;
+        // The client's word spares the checks of all but a fixed operand
+        // (those out of line: they need much of `self`).
+        let hint = if VOUCHED && !matches!(op.constraint, Constraint::Fixed(_)) {
+            debug_assert!(
+                self.check_any_operand(op, nv).is_ok(),
+                "operand {op:?} not as vouched"
+            );
+            NO_REG
+        } else {
+            self.check_operand_out_of_line(op, nv)?.1
+        };
+        // Backward: the last write is the first position.
+        b.hull_start = pos;
+        b.hull_end = b.hull_end.max(pos + 1);
+        let (plan, gain) = if PLAN {
+            let foldable = op.constraint == Constraint::Any;
+            plan_step((b.next_use, b.plan), pos, op.is_def(), foldable)
+        } else {
+            (PLAN_NONE, 0)
+        };
+        *out = OpFact {
+            next: b.next_use,
+            gain,
+            drop_base: if PLAN { b.plan } else { [0; 2] },
+            hint: b.hint,
+            flags: if op.is_def() { REDEFINED } else { 0 },
+        };
+        if op.is_use() {
+            b.next_use = pos;
+            b.hint = hint;
+            b.plan = plan;
+        } else {
+            *b = Back {
+                next_use: INF_POS,
+                plan: PLAN_NONE,
+                hint: NO_REG,
+                ..*b
+            };
+        }
+        Ok(hint != NO_REG)
     }
 
     /// [`Local::backward_steps`] for an instruction that names some vreg
