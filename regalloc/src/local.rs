@@ -221,6 +221,18 @@ fn check_inst<F: Function>(
     ops: &[Operand],
     vouched: bool,
 ) -> Result<bool, Decline> {
+    check_flow(f, ii, ops, vouched)?;
+    Ok(has_dup(ops))
+}
+
+/// [`check_inst`] but for the vregs named twice.
+#[inline(always)]
+fn check_flow<F: Function>(
+    f: &F,
+    ii: usize,
+    ops: &[Operand],
+    vouched: bool,
+) -> Result<(), Decline> {
     let i = Inst::new(ii);
     if ops.len() > MAX_OPS {
         return Err(Decline);
@@ -238,7 +250,7 @@ fn check_inst<F: Function>(
     } else if flow_or_clobbers() {
         return Err(Decline);
     }
-    Ok(has_dup(ops))
+    Ok(())
 }
 
 /// Declines an instruction that defines a vreg twice (`cfg` rejects it).
@@ -1131,22 +1143,23 @@ impl Local {
         for ii in (0..ni).rev() {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
-            let dup = check_inst(f, ii, ops, VOUCHED)?;
+            check_flow(f, ii, ops, VOUCHED)?;
             let pos = 2 * i.0;
             // A client's operand count short of its operands: the general
             // path takes the function.
             let (here, after) = rest.split_at_mut_checked(ops.len()).ok_or(Decline)?;
             rest = after;
-            if dup {
-                self.dup_inst::<F, PLAN>(f, i, ops, VOUCHED, back, here)?;
-                continue;
-            }
             // One operand per vreg: its steps of the next uses and the
             // plan now (two operands, the common case, without a loop: its
             // setup would cost as much as an operand).
-            let fixed = if let ([x, y], [fx, fy]) = (ops, &mut *here) {
+            let fixed = if let ([x, y], [fx, fy]) = (ops, &mut *here)
+                && x.vreg != y.vreg
+            {
                 let fixed = self.back_step::<PLAN, VOUCHED>(x, pos, back, fx)?;
                 fixed | self.back_step::<PLAN, VOUCHED>(y, pos, back, fy)?
+            } else if has_dup(ops) {
+                self.dup_inst::<F, PLAN>(f, i, ops, VOUCHED, back, here)?;
+                continue;
             } else {
                 let mut fixed = false;
                 for (op, out) in ops.iter().zip(here.iter_mut()) {
