@@ -2038,11 +2038,8 @@ mod tests {
     /// costs by either form of the plan.
     #[test]
     fn plan_matches_the_costs_it_stands_for() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut rng = crate::testfn::Lcg(0x9e37_79b9_7f4a_7c15);
+        let mut next = |n: u64| rng.next() % n;
         for _ in 0..20_000 {
             let live_out = next(2) == 0;
             let mut pos = 2 * next(1 << 25) as u32 + 1000;
