@@ -179,6 +179,25 @@ impl SlotAssigner {
         }
     }
 
+    /// [`SlotAssigner::rewrite`] in place: only a stack location is
+    /// written.
+    #[inline(always)]
+    pub fn rewrite_in_place(&self, a: &mut Allocation) {
+        if let Allocation::Stack(s) = a {
+            *s = SpillSlot::new(self.map[s.index()]);
+        }
+    }
+
+    /// [`SlotAssigner::rewrite_edit`] in place: only the stack locations
+    /// of a move are written (most edits touch one).
+    #[inline(always)]
+    pub fn rewrite_edit_in_place(&self, e: &mut Edit) {
+        if let Edit::Move { from, to, .. } = e {
+            self.rewrite_in_place(from);
+            self.rewrite_in_place(to);
+        }
+    }
+
     /// Rewrites an edit's slots.
     #[inline(always)]
     pub fn rewrite_edit(&self, e: Edit) -> Edit {
