@@ -274,88 +274,6 @@ fn has_dup(ops: &[Operand]) -> bool {
     }
 }
 
-/// The next-use step of an instruction that names a vreg twice: its
-/// facts get [`DUP`] and, for a redefined vreg, [`REDEFINED`] on every
-/// operand; a vreg defined twice declines (`cfg` rejects it).
-fn dup_step(
-    ops: &[Operand],
-    pos: u32,
-    back: &mut [Back],
-    here: &mut [OpFact],
-) -> Result<(), Decline> {
-    for (k, op) in ops.iter().enumerate() {
-        let mut flags = DUP;
-        for (j, o) in ops.iter().enumerate() {
-            if o.vreg == op.vreg && o.is_def() {
-                if op.is_def() && j != k {
-                    return Err(Decline);
-                }
-                flags |= REDEFINED;
-            }
-        }
-        here[k].flags = flags;
-    }
-    // (In bounds: the operands were checked.)
-    for op in ops {
-        if op.kind == OperandKind::Def {
-            let b = &mut back[op.vreg.index()];
-            b.next_use = INF_POS;
-            b.hint = NO_REG;
-        }
-    }
-    for op in ops {
-        if op.is_use() {
-            let b = &mut back[op.vreg.index()];
-            b.next_use = pos;
-            b.hint = match op.constraint {
-                Constraint::Fixed(p) => p.hw,
-                _ => NO_REG,
-            };
-        }
-    }
-    Ok(())
-}
-
-/// One backward step of the residency plan (as the general scan's) for
-/// an instruction that names some vreg twice, before [`dup_step`] (the
-/// step starts from each vreg's next use): each vreg takes one step, from
-/// all its operands. (The backward pass makes the steps of the other
-/// instructions itself.)
-fn plan_inst(ops: &[Operand], pos: u32, back: &mut [Back], here: &mut [OpFact]) {
-    for (k, op) in ops.iter().enumerate() {
-        let v = op.vreg;
-        let (mut first, mut writes, mut reads, mut foldable) = (
-            k,
-            op.is_def(),
-            op.is_use(),
-            op.constraint == Constraint::Any,
-        );
-        for (j, o) in ops.iter().enumerate() {
-            if o.vreg == v && j != k {
-                // A vreg named twice is never served from its slot: an
-                // instruction has one memory operand, so the other would
-                // load it anyway.
-                foldable = false;
-                first = first.min(j);
-                writes |= o.is_def();
-                reads |= o.is_use();
-            }
-        }
-        if first < k {
-            let shared = here[first];
-            here[k].drop_base = shared.drop_base;
-            here[k].gain = shared.gain;
-            continue;
-        }
-        // (In bounds: the operands were checked.)
-        let b = &mut back[v.index()];
-        let (plan, gain) = plan_step((b.next_use, b.plan), pos, writes, foldable);
-        here[k].gain = gain;
-        here[k].drop_base = b.plan;
-        b.plan = if reads { plan } else { PLAN_NONE };
-    }
-}
-
 fn lowest(mask: u32) -> u8 {
     mask.trailing_zeros() as u8
 }
@@ -1273,9 +1191,9 @@ impl Local {
         // The plan's step first: it starts from the next uses the next-use
         // step replaces.
         if PLAN {
-            plan_inst(ops, pos, back, here);
+            Self::plan_inst(ops, pos, back, here);
         }
-        dup_step(ops, pos, back, here)?;
+        Self::dup_step(ops, pos, back, here)?;
         if fixed {
             self.check_fixed(f, i, ops, true)?;
             here[0].flags |= FIXED_HERE;
@@ -1372,6 +1290,88 @@ impl Local {
             return Err(Decline);
         }
         Ok(())
+    }
+
+    /// The next-use step of an instruction that names a vreg twice: its
+    /// facts get [`DUP`] and, for a redefined vreg, [`REDEFINED`] on every
+    /// operand; a vreg defined twice declines (`cfg` rejects it).
+    fn dup_step(
+        ops: &[Operand],
+        pos: u32,
+        back: &mut [Back],
+        here: &mut [OpFact],
+    ) -> Result<(), Decline> {
+        for (k, op) in ops.iter().enumerate() {
+            let mut flags = DUP;
+            for (j, o) in ops.iter().enumerate() {
+                if o.vreg == op.vreg && o.is_def() {
+                    if op.is_def() && j != k {
+                        return Err(Decline);
+                    }
+                    flags |= REDEFINED;
+                }
+            }
+            here[k].flags = flags;
+        }
+        // (In bounds: the operands were checked.)
+        for op in ops {
+            if op.kind == OperandKind::Def {
+                let b = &mut back[op.vreg.index()];
+                b.next_use = INF_POS;
+                b.hint = NO_REG;
+            }
+        }
+        for op in ops {
+            if op.is_use() {
+                let b = &mut back[op.vreg.index()];
+                b.next_use = pos;
+                b.hint = match op.constraint {
+                    Constraint::Fixed(p) => p.hw,
+                    _ => NO_REG,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// One backward step of the residency plan (as the general scan's) for
+    /// an instruction that names some vreg twice, before
+    /// [`Local::dup_step`] (the step starts from each vreg's next use):
+    /// each vreg takes one step, from all its operands. (The backward pass
+    /// makes the steps of the other instructions itself.)
+    fn plan_inst(ops: &[Operand], pos: u32, back: &mut [Back], here: &mut [OpFact]) {
+        for (k, op) in ops.iter().enumerate() {
+            let v = op.vreg;
+            let (mut first, mut writes, mut reads, mut foldable) = (
+                k,
+                op.is_def(),
+                op.is_use(),
+                op.constraint == Constraint::Any,
+            );
+            for (j, o) in ops.iter().enumerate() {
+                if o.vreg == v && j != k {
+                    // A vreg named twice is never served from its slot: an
+                    // instruction has one memory operand, so the other would
+                    // load it anyway.
+                    foldable = false;
+                    first = first.min(j);
+                    writes |= o.is_def();
+                    reads |= o.is_use();
+                }
+            }
+            if first < k {
+                let shared = here[first];
+                here[k].drop_base = shared.drop_base;
+                here[k].gain = shared.gain;
+                continue;
+            }
+            // (In bounds: the operands were checked.)
+            let b = &mut back[v.index()];
+            let (plan, gain) = plan_step((b.next_use, b.plan), pos, writes, foldable);
+            here[k].gain = gain;
+            here[k].drop_base = b.plan;
+            b.plan = if reads { plan } else { PLAN_NONE };
+        }
     }
 
     /// The forward pass: a location for every operand, and the edits.
