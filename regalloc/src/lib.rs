@@ -241,7 +241,7 @@ impl Allocator {
         // output's emptied ones the scan's), so they are never copied.
         if operands_in_memory {
             for a in self.scan.allocs.iter_mut() {
-                *a = self.slots.rewrite(*a);
+                self.slots.rewrite_in_place(a);
             }
         }
         core::mem::swap(&mut out.allocs, &mut self.scan.allocs);
@@ -317,12 +317,11 @@ impl Allocator {
                 .assign(f, &self.ivs, env.slot_size, &mut out.slots);
         }
         for &k in &loc.stack_allocs {
-            let a = &mut loc.allocs[k as usize];
-            *a = self.slots.rewrite(*a);
+            self.slots.rewrite_in_place(&mut loc.allocs[k as usize]);
         }
         if s.stores + s.reloads != 0 {
             for (_, e) in loc.edits.iter_mut() {
-                *e = self.slots.rewrite_edit(*e);
+                self.slots.rewrite_edit_in_place(e);
             }
         }
         core::mem::swap(&mut out.allocs, &mut loc.allocs);
@@ -377,7 +376,7 @@ impl Allocator {
     ) -> Result<(), Error> {
         for sp in out.edge_splits.iter_mut() {
             for e in sp.edits.iter_mut() {
-                *e = self.slots.rewrite_edit(*e);
+                self.slots.rewrite_edit_in_place(e);
             }
         }
         out.stats = stats;

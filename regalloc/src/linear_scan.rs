@@ -78,16 +78,36 @@ pub(crate) const HOLD_COST: u32 = 20;
 /// "Never used again" as an absolute position.
 pub(crate) const INF_POS: u32 = u32::MAX;
 
-/// A value's plan costs from just before an access: for the value arriving
-/// in memory, clean in a register (its slot up to date), dirty in a
-/// register (only the register holds it).
-pub(crate) type PlanCost = [u32; 3];
+/// A value's residency plan from just before an access, as what dropping
+/// the value from its register there costs beyond keeping it until that
+/// access (not counting the price of holding the register meanwhile):
+/// `[slot up to date, dirty]`.
+///
+/// The plan's costs to go from just before an access are three numbers,
+/// `g = [arriving in memory, clean in a register, dirty in a register]`,
+/// but every choice depends only on their differences, and the two kept
+/// here, `[g[0] - g[1], g[0] + MISS_COST - g[2]]`, determine them: every
+/// plan [`plan_step`] makes (and the two it starts from) has
+/// `g[0] - MISS_COST <= g[1] <= g[0]` and `g[1] <= g[2] <= g[0] +
+/// MISS_COST`, so the first is at most `MISS_COST`, the second at most
+/// `2 * MISS_COST`, and neither is negative. (Kept this way, a step
+/// needs no saturating arithmetic, and a long function's costs cannot
+/// overflow.)
+pub(crate) type Plan = [u16; 2];
+
+/// The plan of a value with no read ahead (costs 0 in every state).
+pub(crate) const PLAN_NONE: Plan = [0, MISS_COST as u16];
+
+/// The plan of a value live out of a block with a read ahead (costs one
+/// stack access arriving in memory, nothing in a register).
+pub(crate) const PLAN_LIVE_OUT: Plan = [MISS_COST as u16, 2 * MISS_COST as u16];
 
 /// One step of the residency plan, backwards. Given the position of the
-/// value's next access and the plan costs from just before it (`next`),
-/// returns the plan costs from just before this access at `pos` and the
-/// gain of loading the value here on a miss rather than using its slot as
-/// a memory operand (`u32::MAX` when the operand needs a register).
+/// value's next access and the plan from just before it (`next`), returns
+/// the plan from just before this access at `pos` and the gain of loading
+/// the value here on a miss rather than using its slot as a memory operand
+/// (at most `MISS_COST`, or `u16::MAX` when the operand needs a register;
+/// see [`unpack_gain`]).
 ///
 /// The plan is the Lagrangian relaxation of the register limit: holding a
 /// register costs [`HOLD_COST`] per position, each instruction touching
@@ -95,69 +115,34 @@ pub(crate) type PlanCost = [u32; 3];
 /// residency is a shortest path over its accesses through three states,
 /// solved here in one backward pass (linear time).
 #[inline(always)]
-pub(crate) fn plan_step(
-    next: (u32, PlanCost),
-    pos: u32,
-    writes: bool,
-    foldable: bool,
-) -> (PlanCost, u32) {
-    let (npos, g) = next;
-    let hold = npos.saturating_sub(pos).saturating_mul(HOLD_COST);
-    // After this access: in memory, or in a register (kept until the next
-    // access, or dropped at once, which costs a store when dirty).
-    let after_mem = g[0];
-    let after_clean = after_mem.min(hold.saturating_add(g[1]));
-    let after_dirty = after_mem
-        .saturating_add(MISS_COST)
-        .min(hold.saturating_add(g[2]));
-    let after_load = if writes { after_dirty } else { after_clean };
-    let gain = if foldable {
-        after_mem.saturating_sub(after_load)
+pub(crate) fn plan_step(next: (u32, Plan), pos: u32, writes: bool, foldable: bool) -> (Plan, u16) {
+    let (npos, [clean, dirty]) = next;
+    // Holding the register until the next access costs `hold` (in 64
+    // bits: `npos` may be `NONE`); what keeping it gains over dropping it
+    // now, clean or dirty, is then:
+    let hold = u64::from(npos.wrapping_sub(pos)) * u64::from(HOLD_COST);
+    let keep_clean = u64::from(clean).saturating_sub(hold) as u32;
+    let keep_dirty = u64::from(dirty).saturating_sub(hold) as u32;
+    let (plan, gain) = if !writes {
+        // Loaded clean: a miss costs one access less what keeping gains.
+        let plan = [MISS_COST, MISS_COST + keep_dirty - keep_clean];
+        (plan, keep_clean)
     } else {
-        u32::MAX
+        // Loaded dirty: kept only if that beats storing it at once.
+        let kept = keep_dirty.min(MISS_COST);
+        if foldable {
+            let gain = keep_dirty - kept;
+            ([kept, MISS_COST + kept], gain)
+        } else {
+            ([MISS_COST, 2 * MISS_COST], 0)
+        }
     };
-    let miss = MISS_COST.saturating_add(if foldable {
-        after_load.min(after_mem)
-    } else {
-        after_load
-    });
-    ([miss, after_load, after_dirty], gain)
+    debug_assert!(plan[0] <= MISS_COST && plan[1] <= 2 * MISS_COST, "{plan:?}");
+    let gain = if foldable { gain as u16 } else { u16::MAX };
+    (plan.map(|c| c as u16), gain)
 }
 
-/// What dropping a value from its register costs by the plan beyond
-/// keeping it until its next access, not counting the price of holding the
-/// register meanwhile: `[slot up to date, dirty]`, from the plan costs `g`
-/// of that next access. Evicting it `dist` positions before that access
-/// then loses `base - dist * HOLD_COST` (never negative): computed once
-/// per access, so that choosing a victim stays cheap.
-///
-/// Both fit 16 bits: every plan [`plan_step`] makes (and the two it starts
-/// from) has `g[0] - MISS_COST <= g[1] <= g[2]`, so the first is at most
-/// `MISS_COST` and the second at most `2 * MISS_COST`.
-#[inline(always)]
-pub(crate) fn drop_cost_base(g: PlanCost) -> [u16; 2] {
-    let base = [
-        g[0].saturating_sub(g[1]),
-        g[0].saturating_add(MISS_COST).saturating_sub(g[2]),
-    ];
-    debug_assert!(base[0] <= MISS_COST && base[1] <= 2 * MISS_COST, "{g:?}");
-    base.map(|b| b.min(u16::MAX as u32) as u16)
-}
-
-/// [`plan_step`]'s gain in 16 bits: at most `MISS_COST` (by the bounds of
-/// [`drop_cost_base`], loading saves at most one stack access), or
-/// `u32::MAX` ("needs a register"), kept as `u16::MAX`.
-#[inline(always)]
-pub(crate) fn pack_gain(gain: u32) -> u16 {
-    debug_assert!(gain <= MISS_COST || gain == u32::MAX, "{gain}");
-    if gain == u32::MAX {
-        u16::MAX
-    } else {
-        gain.min(u16::MAX as u32 - 1) as u16
-    }
-}
-
-/// The gain [`pack_gain`] packed.
+/// The gain [`plan_step`] packed into 16 bits.
 #[inline(always)]
 pub(crate) fn unpack_gain(gain: u16) -> u32 {
     if gain == u16::MAX {
@@ -185,18 +170,17 @@ struct BackState {
     next_use: u32,
     /// The fixed register of that use, or `0xff`.
     hint: u8,
-    /// Position of its next access and the plan's cost to go from just
-    /// before it, for the value arriving in memory, clean in a register,
-    /// dirty in a register (`NONE`: no read ahead).
+    /// Position of its next access and the plan from just before it
+    /// (`NONE`: no read ahead).
     plan_pos: u32,
-    plan: PlanCost,
+    plan: Plan,
 }
 
 const BACK_NONE: BackState = BackState {
     next_use: INF_POS,
     hint: 0xff,
     plan_pos: NONE,
-    plan: [0; 3],
+    plan: PLAN_NONE,
 };
 
 /// What the backward scan found for one operand of the block (12 bytes:
@@ -207,9 +191,9 @@ pub(crate) struct OpFact {
     /// Position of the vreg's next use after this instruction.
     pub(crate) next: u32,
     /// The plan's gain of loading the value on a miss rather than using
-    /// its slot (see [`plan_step`]), packed by [`pack_gain`].
+    /// its slot (see [`plan_step`]), in 16 bits (see [`unpack_gain`]).
     pub(crate) gain: u16,
-    /// [`drop_cost_base`] of the vreg's next access.
+    /// The plan of the vreg's next access (what dropping it costs).
     pub(crate) drop_base: [u16; 2],
     /// The fixed register of the next use, or `0xff`.
     pub(crate) hint: u8,
@@ -245,7 +229,7 @@ struct VState {
     next_use: u32,
     in_slot: bool,
     remat: bool,
-    /// [`drop_cost_base`] of the next access.
+    /// The plan of the next access (what dropping it costs).
     drop_base: [u16; 2],
 }
 
@@ -914,7 +898,7 @@ impl Scan {
             let (v, pos) = self.plan_init[k];
             let back = &mut self.back[v as usize];
             back.plan_pos = pos;
-            back.plan = [MISS_COST, 0, 0];
+            back.plan = PLAN_LIVE_OUT;
             if track {
                 self.nu_touched.push(v);
             }
@@ -952,8 +936,8 @@ impl Scan {
             }
             let back = &mut self.back[v.index()];
             let (g, gain) = plan_step((back.plan_pos, back.plan), pos, writes, foldable);
-            facts[k].gain = pack_gain(gain);
-            facts[k].drop_base = drop_cost_base(back.plan);
+            facts[k].gain = gain;
+            facts[k].drop_base = back.plan;
             if reads {
                 back.plan_pos = pos;
                 back.plan = g;
@@ -962,7 +946,7 @@ impl Scan {
                 }
             } else {
                 back.plan_pos = NONE;
-                back.plan = [0; 3];
+                back.plan = PLAN_NONE;
             }
         }
     }
@@ -1259,7 +1243,7 @@ impl Scan {
 
     /// The eviction victim among `cand` (all occupied): a value with
     /// another surviving copy if any, else the one whose eviction the plan
-    /// says costs least ([`drop_cost_base`], plus one stack access for a value
+    /// says costs least (its [`Plan`], plus one stack access for a value
     /// read here), the farthest next use among
     /// equals. Also returns the farthest next-use distance among them and
     /// the victim's loss.
@@ -2014,5 +1998,74 @@ impl Scan {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan as it was first written: the three costs to go, in
+    /// saturating arithmetic (the reference [`plan_step`] must match).
+    fn step_by_costs(npos: u32, g: [u32; 3], pos: u32, writes: bool, foldable: bool) -> [u32; 4] {
+        let hold = npos.saturating_sub(pos).saturating_mul(HOLD_COST);
+        let after_mem = g[0];
+        let after_clean = after_mem.min(hold.saturating_add(g[1]));
+        let after_dirty = after_mem
+            .saturating_add(MISS_COST)
+            .min(hold.saturating_add(g[2]));
+        let after_load = if writes { after_dirty } else { after_clean };
+        let gain = if foldable {
+            after_mem.saturating_sub(after_load)
+        } else {
+            u32::MAX
+        };
+        let miss = MISS_COST.saturating_add(if foldable {
+            after_load.min(after_mem)
+        } else {
+            after_load
+        });
+        [miss, after_load, after_dirty, gain]
+    }
+
+    /// What the costs `g` say dropping the value costs (the [`Plan`]).
+    fn drop_costs(g: [u32; 3]) -> Plan {
+        [g[0] - g[1], g[0] + MISS_COST - g[2]].map(|c| c as u16)
+    }
+
+    /// Random chains of accesses of one value, from the end backwards
+    /// (with no read ahead, or live out), give the same gains and drop
+    /// costs by either form of the plan.
+    #[test]
+    fn plan_matches_the_costs_it_stands_for() {
+        let mut rng = crate::testfn::Lcg(0x9e37_79b9_7f4a_7c15);
+        let mut next = |n: u64| rng.next() % n;
+        for _ in 0..20_000 {
+            let live_out = next(2) == 0;
+            let mut pos = 2 * next(1 << 25) as u32 + 1000;
+            let (mut npos, mut g, mut plan) = if live_out {
+                (pos, [MISS_COST, 0, 0], PLAN_LIVE_OUT)
+            } else {
+                (NONE, [0; 3], PLAN_NONE)
+            };
+            for _ in 0..next(30) + 1 {
+                const GAPS: [u32; 10] = [0, 1, 1, 2, 3, 5, 10, 30, 60, 1000];
+                pos = pos.saturating_sub(2 * GAPS[next(10) as usize]);
+                let (writes, foldable, reads) = (next(5) < 2, next(2) == 0, next(5) < 4);
+                assert_eq!(drop_costs(g), plan, "{g:?}");
+                let [miss, load, dirty, gain] = step_by_costs(npos, g, pos, writes, foldable);
+                let (p, packed) = plan_step((npos, plan), pos, writes, foldable);
+                if foldable {
+                    assert_eq!(u32::from(packed), gain, "{npos} {g:?} {pos} {writes}");
+                } else {
+                    assert_eq!(packed, u16::MAX);
+                }
+                (npos, g, plan) = if reads {
+                    (pos, [miss, load, dirty], p)
+                } else {
+                    (NONE, [0; 3], PLAN_NONE)
+                };
+            }
+        }
     }
 }

@@ -44,8 +44,8 @@ use crate::function::{
 };
 use crate::interval::depth_weight;
 use crate::linear_scan::{
-    DUP, HOLD_COST, INF_POS, MISS_COST, NONE, OpFact, PlanCost, REDEFINED, drop_cost_base,
-    pack_gain, plan_step, unpack_gain,
+    DUP, HOLD_COST, INF_POS, MISS_COST, NONE, OpFact, PLAN_NONE, Plan, REDEFINED, plan_step,
+    unpack_gain,
 };
 use crate::log::{DecisionLog, Reason};
 use crate::output::{Allocation, Edit, OptVReg, ProgPoint, SpillSlot, Stats};
@@ -64,10 +64,13 @@ const FIXED_HERE: u8 = 4;
 /// A value during the backward pass.
 #[derive(Clone, Copy, Debug)]
 struct Back {
+    /// Position of its next use ([`INF_POS`]: none, or redefined first),
+    /// which is also the next access of its plan.
     next_use: u32,
+    /// The plan from just before that use (when the function needs one).
+    plan: Plan,
+    /// The fixed register of that use, or [`NO_REG`].
     hint: u8,
-    plan_pos: u32,
-    plan: PlanCost,
     /// The first position naming it, and one past the last (its hull, as
     /// `Intervals::compute_hulls` finds it).
     hull_start: u32,
@@ -76,9 +79,8 @@ struct Back {
 
 const BACK_NONE: Back = Back {
     next_use: INF_POS,
+    plan: PLAN_NONE,
     hint: NO_REG,
-    plan_pos: NONE,
-    plan: [0; 3],
     hull_start: u32::MAX,
     hull_end: 0,
 };
@@ -288,6 +290,18 @@ fn check_inst<F: Function>(
     ops: &[Operand],
     vouched: bool,
 ) -> Result<bool, Decline> {
+    check_flow(f, ii, ops, vouched)?;
+    Ok(has_dup(ops))
+}
+
+/// [`check_inst`] but for the vregs named twice.
+#[inline(always)]
+fn check_flow<F: Function>(
+    f: &F,
+    ii: usize,
+    ops: &[Operand],
+    vouched: bool,
+) -> Result<(), Decline> {
     let i = Inst::new(ii);
     if ops.len() > MAX_OPS {
         return Err(Decline);
@@ -305,7 +319,7 @@ fn check_inst<F: Function>(
     } else if flow_or_clobbers() {
         return Err(Decline);
     }
-    Ok(has_dup(ops))
+    Ok(())
 }
 
 /// Declines an instruction that defines a vreg twice (`cfg` rejects it).
@@ -1088,97 +1102,177 @@ impl Local {
         }
         self.facts.resize(operands, FACT_NONE);
         // Out of `self` while the steps below borrow it (and back whatever
-        // they find, so that the buffer is kept).
+        // they find, so that the buffers are kept).
         let mut facts = std::mem::take(&mut self.facts);
-        let found = self.backward_steps(f, plan, vouched, &mut facts);
+        let mut back = std::mem::take(&mut self.back);
+        // The two switches are constants of the loop: it then keeps its
+        // state in registers and tests neither per operand.
+        let found = match (plan, vouched) {
+            (true, true) => self.backward_steps::<F, true, true>(f, &mut back, &mut facts),
+            (true, false) => self.backward_steps::<F, true, false>(f, &mut back, &mut facts),
+            (false, true) => self.backward_steps::<F, false, true>(f, &mut back, &mut facts),
+            (false, false) => self.backward_steps::<F, false, false>(f, &mut back, &mut facts),
+        };
         self.facts = facts;
+        self.back = back;
         found
     }
 
     /// [`Local::backward`]'s steps, each instruction's facts into its part
-    /// of `facts` (one per operand, instruction `ni - 1` first).
-    fn backward_steps<F: Function>(
+    /// of `facts` (one per operand, instruction `ni - 1` first), each
+    /// vreg's state in `back`. `PLAN`: make the plan; `VOUCHED`: the
+    /// client vouched for its operands (see [`Local::check_operand`]).
+    #[inline(never)]
+    fn backward_steps<F: Function, const PLAN: bool, const VOUCHED: bool>(
         &mut self,
         f: &F,
-        plan: bool,
-        vouched: bool,
+        back: &mut [Back],
         facts: &mut [OpFact],
     ) -> Result<(), Decline> {
         let ni = f.num_insts();
-        let nv = f.num_vregs();
         self.fixed_anywhere = [0; 3];
-        let mut fb = 0;
+        // The facts not yet written.
+        let mut rest = facts;
         for ii in (0..ni).rev() {
             let i = Inst::new(ii);
             let ops = f.inst_operands(i);
-            let dup = check_inst(f, ii, ops, vouched)?;
+            check_flow(f, ii, ops, VOUCHED)?;
             let pos = 2 * i.0;
             // A client's operand count short of its operands: the general
             // path takes the function.
-            let here = facts.get_mut(fb..fb + ops.len()).ok_or(Decline)?;
-            fb += ops.len();
-            let mut fixed = false;
-            for (op, out) in ops.iter().zip(here.iter_mut()) {
-                let (v, hint) = self.check_operand(op, nv, vouched)?;
-                fixed |= hint != NO_REG;
-                let back = &mut self.back[v];
-                // Backward: the last write is the first position.
-                back.hull_start = pos;
-                back.hull_end = back.hull_end.max(pos + 1);
-                let mut fact = OpFact {
-                    next: back.next_use,
-                    gain: 0,
-                    drop_base: [0; 2],
-                    hint: back.hint,
-                    flags: if op.is_def() { REDEFINED } else { 0 },
-                };
-                // One operand per vreg: its steps of the next uses and the
-                // plan now (as [`Local::plan_inst`] would make them).
-                if !dup {
-                    if plan {
-                        let foldable = op.constraint == Constraint::Any;
-                        let next = (back.plan_pos, back.plan);
-                        let (g, gain) = plan_step(next, pos, op.is_def(), foldable);
-                        fact.gain = pack_gain(gain);
-                        fact.drop_base = drop_cost_base(back.plan);
-                        if op.is_use() {
-                            back.plan_pos = pos;
-                            back.plan = g;
-                        } else {
-                            back.plan_pos = NONE;
-                            back.plan = [0; 3];
-                        }
-                    }
-                    if op.is_use() {
-                        back.next_use = pos;
-                        back.hint = hint;
-                    } else {
-                        back.next_use = INF_POS;
-                        back.hint = NO_REG;
-                    }
+            let (here, after) = rest.split_at_mut_checked(ops.len()).ok_or(Decline)?;
+            rest = after;
+            // One operand per vreg: its steps of the next uses and the
+            // plan now (two operands, the common case, without a loop: its
+            // setup would cost as much as an operand).
+            let fixed = if let ([x, y], [fx, fy]) = (ops, &mut *here)
+                && x.vreg != y.vreg
+            {
+                let fixed = self.back_step::<PLAN, VOUCHED>(x, pos, back, fx)?;
+                fixed | self.back_step::<PLAN, VOUCHED>(y, pos, back, fy)?
+            } else if has_dup(ops) {
+                self.dup_inst::<F, PLAN>(f, i, ops, VOUCHED, back, here)?;
+                continue;
+            } else {
+                let mut fixed = false;
+                for (op, out) in ops.iter().zip(here.iter_mut()) {
+                    fixed |= self.back_step::<PLAN, VOUCHED>(op, pos, back, out)?;
                 }
-                *out = fact;
-            }
-            if dup {
-                self.dup_step(ops, pos, here)?;
-                if plan {
-                    self.plan_inst(ops, pos, here);
-                }
-            }
+                fixed
+            };
             if fixed {
-                self.check_fixed(f, i, ops, dup)?;
+                self.check_fixed(f, i, ops, false)?;
                 here[0].flags |= FIXED_HERE;
             }
         }
         // A count past the operands: likewise.
-        if fb != facts.len() {
+        if !rest.is_empty() {
             return Err(Decline);
         }
         // A value read before it is written: the general path reports it.
-        if self.back.iter().any(|b| b.next_use != INF_POS) {
+        if back.iter().any(|b| b.next_use != INF_POS) {
             return Err(Decline);
         }
         self.hulls = true;
+        Ok(())
+    }
+
+    /// One operand's step of [`Local::backward_steps`] (an instruction
+    /// naming each vreg once): its checks, its fact into `out`, the steps
+    /// of its vreg's next use and plan at `pos`. Returns whether it has a
+    /// fixed register.
+    #[inline(always)]
+    fn back_step<const PLAN: bool, const VOUCHED: bool>(
+        &mut self,
+        op: &Operand,
+        pos: u32,
+        back: &mut [Back],
+        out: &mut OpFact,
+    ) -> Result<bool, Decline> {
+        // (`back` has one state per vreg.)
+        let nv = back.len();
+        let b = back.get_mut(op.vreg.index()).ok_or(Decline)?;
+        // The client's word spares the checks of all but a fixed operand
+        // (those out of line: they need much of `self`).
+        let hint = if VOUCHED && !matches!(op.constraint, Constraint::Fixed(_)) {
+            debug_assert!(
+                self.check_any_operand(op, nv).is_ok(),
+                "operand {op:?} not as vouched"
+            );
+            NO_REG
+        } else {
+            self.check_operand_out_of_line(op, nv)?.1
+        };
+        // Backward: the last write is the first position.
+        b.hull_start = pos;
+        b.hull_end = b.hull_end.max(pos + 1);
+        let (plan, gain) = if PLAN {
+            let foldable = op.constraint == Constraint::Any;
+            plan_step((b.next_use, b.plan), pos, op.is_def(), foldable)
+        } else {
+            (PLAN_NONE, 0)
+        };
+        *out = OpFact {
+            next: b.next_use,
+            gain,
+            drop_base: if PLAN { b.plan } else { [0; 2] },
+            hint: b.hint,
+            flags: if op.is_def() { REDEFINED } else { 0 },
+        };
+        if op.is_use() {
+            b.next_use = pos;
+            b.hint = hint;
+            b.plan = plan;
+        } else {
+            *b = Back {
+                next_use: INF_POS,
+                plan: PLAN_NONE,
+                hint: NO_REG,
+                ..*b
+            };
+        }
+        Ok(hint != NO_REG)
+    }
+
+    /// [`Local::backward_steps`] for an instruction that names some vreg
+    /// twice (kept out of the loop: few instructions do): the checks, the
+    /// facts into `here`, the steps of the plan (`PLAN`) and of the next
+    /// uses.
+    #[inline(never)]
+    fn dup_inst<F: Function, const PLAN: bool>(
+        &mut self,
+        f: &F,
+        i: Inst,
+        ops: &[Operand],
+        vouched: bool,
+        back: &mut [Back],
+        here: &mut [OpFact],
+    ) -> Result<(), Decline> {
+        let nv = f.num_vregs();
+        let pos = 2 * i.0;
+        let mut fixed = false;
+        for (op, out) in ops.iter().zip(here.iter_mut()) {
+            let (v, hint) = self.check_operand(op, nv, vouched)?;
+            fixed |= hint != NO_REG;
+            let b = back.get_mut(v).ok_or(Decline)?;
+            b.hull_start = pos;
+            b.hull_end = b.hull_end.max(pos + 1);
+            *out = OpFact {
+                next: b.next_use,
+                hint: b.hint,
+                ..FACT_NONE
+            };
+        }
+        // The plan's step first: it starts from the next uses the next-use
+        // step replaces.
+        if PLAN {
+            Self::plan_inst(ops, pos, back, here);
+        }
+        Self::dup_step(ops, pos, back, here)?;
+        if fixed {
+            self.check_fixed(f, i, ops, true)?;
+            here[0].flags |= FIXED_HERE;
+        }
         Ok(())
     }
 
@@ -1204,6 +1298,16 @@ impl Local {
             );
             return Ok((v, NO_REG));
         }
+        self.check_any_operand(op, nv)
+    }
+
+    /// [`Local::check_any_operand`], not inlined (for the backward pass).
+    #[inline(never)]
+    fn check_operand_out_of_line(
+        &mut self,
+        op: &Operand,
+        nv: usize,
+    ) -> Result<(usize, u8), Decline> {
         self.check_any_operand(op, nv)
     }
 
@@ -1266,7 +1370,12 @@ impl Local {
     /// The next-use step of an instruction that names a vreg twice: its
     /// facts get [`DUP`] and, for a redefined vreg, [`REDEFINED`] on every
     /// operand; a vreg defined twice declines (`cfg` rejects it).
-    fn dup_step(&mut self, ops: &[Operand], pos: u32, here: &mut [OpFact]) -> Result<(), Decline> {
+    fn dup_step(
+        ops: &[Operand],
+        pos: u32,
+        back: &mut [Back],
+        here: &mut [OpFact],
+    ) -> Result<(), Decline> {
         for (k, op) in ops.iter().enumerate() {
             let mut flags = DUP;
             for (j, o) in ops.iter().enumerate() {
@@ -1279,18 +1388,19 @@ impl Local {
             }
             here[k].flags = flags;
         }
+        // (In bounds: the operands were checked.)
         for op in ops {
             if op.kind == OperandKind::Def {
-                let back = &mut self.back[op.vreg.index()];
-                back.next_use = INF_POS;
-                back.hint = NO_REG;
+                let b = &mut back[op.vreg.index()];
+                b.next_use = INF_POS;
+                b.hint = NO_REG;
             }
         }
         for op in ops {
             if op.is_use() {
-                let back = &mut self.back[op.vreg.index()];
-                back.next_use = pos;
-                back.hint = match op.constraint {
+                let b = &mut back[op.vreg.index()];
+                b.next_use = pos;
+                b.hint = match op.constraint {
                     Constraint::Fixed(p) => p.hw,
                     _ => NO_REG,
                 };
@@ -1300,10 +1410,11 @@ impl Local {
     }
 
     /// One backward step of the residency plan (as the general scan's) for
-    /// an instruction that names some vreg twice: each vreg takes one
-    /// step, from all its operands. (The backward pass makes the steps of
-    /// the other instructions itself.)
-    fn plan_inst(&mut self, ops: &[Operand], pos: u32, here: &mut [OpFact]) {
+    /// an instruction that names some vreg twice, before
+    /// [`Local::dup_step`] (the step starts from each vreg's next use):
+    /// each vreg takes one step, from all its operands. (The backward pass
+    /// makes the steps of the other instructions itself.)
+    fn plan_inst(ops: &[Operand], pos: u32, back: &mut [Back], here: &mut [OpFact]) {
         for (k, op) in ops.iter().enumerate() {
             let v = op.vreg;
             let (mut first, mut writes, mut reads, mut foldable) = (
@@ -1312,17 +1423,15 @@ impl Local {
                 op.is_use(),
                 op.constraint == Constraint::Any,
             );
-            {
-                for (j, o) in ops.iter().enumerate() {
-                    if o.vreg == v && j != k {
-                        // A vreg named twice is never served from its slot:
-                        // an instruction has one memory operand, so the
-                        // other would load it anyway.
-                        foldable = false;
-                        first = first.min(j);
-                        writes |= o.is_def();
-                        reads |= o.is_use();
-                    }
+            for (j, o) in ops.iter().enumerate() {
+                if o.vreg == v && j != k {
+                    // A vreg named twice is never served from its slot: an
+                    // instruction has one memory operand, so the other would
+                    // load it anyway.
+                    foldable = false;
+                    first = first.min(j);
+                    writes |= o.is_def();
+                    reads |= o.is_use();
                 }
             }
             if first < k {
@@ -1331,17 +1440,12 @@ impl Local {
                 here[k].gain = shared.gain;
                 continue;
             }
-            let back = &mut self.back[v.index()];
-            let (g, gain) = plan_step((back.plan_pos, back.plan), pos, writes, foldable);
-            here[k].gain = pack_gain(gain);
-            here[k].drop_base = drop_cost_base(back.plan);
-            if reads {
-                back.plan_pos = pos;
-                back.plan = g;
-            } else {
-                back.plan_pos = NONE;
-                back.plan = [0; 3];
-            }
+            // (In bounds: the operands were checked.)
+            let b = &mut back[v.index()];
+            let (plan, gain) = plan_step((b.next_use, b.plan), pos, writes, foldable);
+            here[k].gain = gain;
+            here[k].drop_base = b.plan;
+            b.plan = if reads { plan } else { PLAN_NONE };
         }
     }
 

@@ -40,11 +40,19 @@ impl SlotAssigner {
     /// depth.
     #[inline(always)]
     pub fn touch_weighted(&mut self, id: u32, weight: u32) {
-        let id = id as usize;
-        if id >= self.weight.len() {
-            self.weight.resize(id + 1, 0);
+        match self.weight.get_mut(id as usize) {
+            Some(w) => *w = w.saturating_add(weight as u64) | 1 << 63,
+            None => self.touch_new(id as usize, weight),
         }
-        self.weight[id] = self.weight[id].saturating_add(weight as u64) | 1 << 63;
+    }
+
+    /// [`SlotAssigner::touch_weighted`] of an id past those prepared (out
+    /// of line: [`SlotAssigner::reset`] prepares every id a function has).
+    #[cold]
+    #[inline(never)]
+    fn touch_new(&mut self, id: usize, weight: u32) {
+        self.weight.resize(id + 1, 0);
+        self.weight[id] = weight as u64 | 1 << 63;
     }
 
     /// Whether any of the ids below `nv` (the vregs' own slots) was touched.
@@ -168,6 +176,25 @@ impl SlotAssigner {
         match a {
             Allocation::Stack(s) => Allocation::Stack(SpillSlot::new(self.map[s.index()])),
             other => other,
+        }
+    }
+
+    /// [`SlotAssigner::rewrite`] in place: only a stack location is
+    /// written.
+    #[inline(always)]
+    pub fn rewrite_in_place(&self, a: &mut Allocation) {
+        if let Allocation::Stack(s) = a {
+            *s = SpillSlot::new(self.map[s.index()]);
+        }
+    }
+
+    /// [`SlotAssigner::rewrite_edit`] in place: only the stack locations
+    /// of a move are written (most edits touch one).
+    #[inline(always)]
+    pub fn rewrite_edit_in_place(&self, e: &mut Edit) {
+        if let Edit::Move { from, to, .. } = e {
+            self.rewrite_in_place(from);
+            self.rewrite_in_place(to);
         }
     }
 
