@@ -18,7 +18,7 @@
 //! A form that is missing or of another shape fails generation (naming the
 //! form), rather than encoding wrong bytes.
 
-use crate::parse::{parse_encoding, Encoding, Row};
+use crate::parse::{Encoding, Row, parse_encoding};
 use std::fmt::Write as _;
 
 /// How the forms of one constant differ in width.
@@ -318,8 +318,12 @@ fn write_byte_constant(
         let written = format!("{mnemonic} {}", operands.join(", "));
         let written = written.trim_end();
         let form = format!("`{written}` encoded `{shape}`");
-        let wanted = parse_encoding(0, &shape.replace("xx", "00"))
-            .map_err(|e| format!("{}: bad encoding {form} in the generator: {e}", constant.name))?;
+        let wanted = parse_encoding(0, &shape.replace("xx", "00")).map_err(|e| {
+            format!(
+                "{}: bad encoding {form} in the generator: {e}",
+                constant.name
+            )
+        })?;
         let row = rows
             .iter()
             .find(|row| {

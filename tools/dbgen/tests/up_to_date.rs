@@ -77,12 +77,14 @@ fn direct_opcodes_come_from_the_database() {
     let missing =
         generate_direct(&edited(&text, "imul | r32:rw r32/m:r", "r32/m:r", "r32:r")).unwrap_err();
     assert!(missing.contains("`imul r32, r32/m`"), "{missing}");
-    let prefixed = generate_direct(&edited(&text, "movups | xmm/m:w xmm:r", "np", "66")).unwrap_err();
+    let prefixed =
+        generate_direct(&edited(&text, "movups | xmm/m:w xmm:r", "np", "66")).unwrap_err();
     assert!(
         prefixed.contains("`movups xmm/m, xmm`") && prefixed.contains("prefix 66"),
         "{prefixed}"
     );
-    let mapped = generate_direct(&edited(&text, "movups | xmm:w xmm/m:r", "0f", "0f38")).unwrap_err();
+    let mapped =
+        generate_direct(&edited(&text, "movups | xmm:w xmm/m:r", "0f", "0f38")).unwrap_err();
     assert!(
         mapped.contains("`movups xmm, xmm/m`") && mapped.contains("map 0f38"),
         "{mapped}"
@@ -122,17 +124,30 @@ fn byte_constants_come_from_the_database() {
         "{split}"
     );
     // xchg's `90+r` no longer on nop's byte: the encoders' rule would be wrong.
-    let xchg = generate_direct(&edited(&text, "xchg | r64.o:rw rax:rw", "90+r", "91+r")).unwrap_err();
-    assert!(xchg.contains("`xchg r64.o, rax`") && xchg.contains("NOP"), "{xchg}");
+    let xchg =
+        generate_direct(&edited(&text, "xchg | r64.o:rw rax:rw", "90+r", "91+r")).unwrap_err();
+    assert!(
+        xchg.contains("`xchg r64.o, rax`") && xchg.contains("NOP"),
+        "{xchg}"
+    );
     // A prefix on `jne rel32`: relaxation writes none, so the form is missing.
-    let prefixed =
-        generate_direct(&edited(&text, "jne | rel32:r | o64 0f 85", "o64 0f", "o64 f2 0f")).unwrap_err();
+    let prefixed = generate_direct(&edited(
+        &text,
+        "jne | rel32:r | o64 0f 85",
+        "o64 0f",
+        "o64 f2 0f",
+    ))
+    .unwrap_err();
     assert!(
         prefixed.contains("no form `jne rel32` encoded `o64 0f xx`")
             && prefixed.contains("src/builder/relax.rs"),
         "{prefixed}"
     );
     // `nop r16/m` with another ModRM digit than the /0 the NOPs' ModRM bytes hold.
-    let digit = generate_direct(&edited(&text, "nop | r16/m | o16 0f 1f /0", "/0", "/1")).unwrap_err();
-    assert!(digit.contains("`nop r16/m` encoded `o16 0f xx /0`"), "{digit}");
+    let digit =
+        generate_direct(&edited(&text, "nop | r16/m | o16 0f 1f /0", "/0", "/1")).unwrap_err();
+    assert!(
+        digit.contains("`nop r16/m` encoded `o16 0f xx /0`"),
+        "{digit}"
+    );
 }
