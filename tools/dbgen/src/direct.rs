@@ -340,18 +340,18 @@ fn write_byte_constant(
                     constant.user, constant.name
                 )
             })?;
-        if let Some((first, first_row)) = byte {
-            if first != row.encoding.opcode {
-                return Err(format!(
-                    "{}:{}: {form} has opcode {:02x}, but {}:{} has {first:02x}: {} is one byte for both",
-                    row.file,
-                    row.line,
-                    row.encoding.opcode,
-                    first_row.file,
-                    first_row.line,
-                    constant.name
-                ));
-            }
+        if let Some((first, first_row)) = byte
+            && first != row.encoding.opcode
+        {
+            return Err(format!(
+                "{}:{}: {form} has opcode {:02x}, but {}:{} has {first:02x}: {} is one byte for both",
+                row.file,
+                row.line,
+                row.encoding.opcode,
+                first_row.file,
+                first_row.line,
+                constant.name
+            ));
         }
         byte = Some((row.encoding.opcode, row));
         mode32 |= row.mode32;
