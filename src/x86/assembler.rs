@@ -583,6 +583,7 @@ fn push_encoded(buf: &mut Vec<u8>, encoded: &Encoded) {
 /// The recommended multi-byte NOP sequences (1 to 9 bytes): `nop` and
 /// `nop r/m` (0F 1F /0, opcodes from the instruction database), some behind
 /// the operand-size prefix, on memory operands of the length wanted.
+#[rustfmt::skip]
 const NOPS: [&[u8]; 9] = {
     use super::db::generated_direct::{NOP, NOP_0F_RM};
     // Encoding-format bytes, not opcodes: the operand-size prefix, the 0F
@@ -605,27 +606,8 @@ const NOPS: [&[u8]; 9] = {
         &[ESCAPE_0F, NOP_0F_RM, MODRM_SIB_DISP8, SIB_EAX_EAX, 0],
         &[O16, ESCAPE_0F, NOP_0F_RM, MODRM_SIB_DISP8, SIB_EAX_EAX, 0],
         &[ESCAPE_0F, NOP_0F_RM, MODRM_EAX_DISP32, 0, 0, 0, 0],
-        &[
-            ESCAPE_0F,
-            NOP_0F_RM,
-            MODRM_SIB_DISP32,
-            SIB_EAX_EAX,
-            0,
-            0,
-            0,
-            0,
-        ],
-        &[
-            O16,
-            ESCAPE_0F,
-            NOP_0F_RM,
-            MODRM_SIB_DISP32,
-            SIB_EAX_EAX,
-            0,
-            0,
-            0,
-            0,
-        ],
+        &[ESCAPE_0F, NOP_0F_RM, MODRM_SIB_DISP32, SIB_EAX_EAX, 0, 0, 0, 0],
+        &[O16, ESCAPE_0F, NOP_0F_RM, MODRM_SIB_DISP32, SIB_EAX_EAX, 0, 0, 0, 0],
     ]
 };
 
