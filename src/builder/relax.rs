@@ -58,6 +58,7 @@ use super::pool::{Chunked, MAX_OPERANDS, Operands};
 use super::{Kind, NIL, Rec, flag};
 use crate::code::{Arch, CodeHolder, Label, SectionId};
 use crate::error::{Error, Result};
+use crate::x86::db::generated_direct as opcodes;
 use crate::x86::{Assembler, Emitter, InstOptions, Logger, MemBase, Mnemonic, Operand};
 use std::cell::RefCell;
 
@@ -395,26 +396,27 @@ impl Logger for SharedLogger<'_, '_, '_> {
     }
 }
 
-/// The condition code of a conditional jump (`None` for `jmp`).
-fn condition(m: Mnemonic) -> Option<u8> {
+/// A conditional jump's opcodes from the instruction database: the
+/// `rel8` one and the byte after 0F of the `rel32` one (`None` for `jmp`).
+fn conditional_jump(m: Mnemonic) -> Option<(u8, u8)> {
     use Mnemonic as M;
     Some(match m {
-        M::Jo => 0,
-        M::Jno => 1,
-        M::Jb => 2,
-        M::Jae => 3,
-        M::Je => 4,
-        M::Jne => 5,
-        M::Jbe => 6,
-        M::Ja => 7,
-        M::Js => 8,
-        M::Jns => 9,
-        M::Jp => 10,
-        M::Jnp => 11,
-        M::Jl => 12,
-        M::Jge => 13,
-        M::Jle => 14,
-        M::Jg => 15,
+        M::Jo => (opcodes::JO_REL8, opcodes::JO_0F_REL32),
+        M::Jno => (opcodes::JNO_REL8, opcodes::JNO_0F_REL32),
+        M::Jb => (opcodes::JB_REL8, opcodes::JB_0F_REL32),
+        M::Jae => (opcodes::JAE_REL8, opcodes::JAE_0F_REL32),
+        M::Je => (opcodes::JE_REL8, opcodes::JE_0F_REL32),
+        M::Jne => (opcodes::JNE_REL8, opcodes::JNE_0F_REL32),
+        M::Jbe => (opcodes::JBE_REL8, opcodes::JBE_0F_REL32),
+        M::Ja => (opcodes::JA_REL8, opcodes::JA_0F_REL32),
+        M::Js => (opcodes::JS_REL8, opcodes::JS_0F_REL32),
+        M::Jns => (opcodes::JNS_REL8, opcodes::JNS_0F_REL32),
+        M::Jp => (opcodes::JP_REL8, opcodes::JP_0F_REL32),
+        M::Jnp => (opcodes::JNP_REL8, opcodes::JNP_0F_REL32),
+        M::Jl => (opcodes::JL_REL8, opcodes::JL_0F_REL32),
+        M::Jge => (opcodes::JGE_REL8, opcodes::JGE_0F_REL32),
+        M::Jle => (opcodes::JLE_REL8, opcodes::JLE_0F_REL32),
+        M::Jg => (opcodes::JG_REL8, opcodes::JG_0F_REL32),
         _ => return None,
     })
 }
@@ -428,19 +430,20 @@ fn branch_bytes<'o>(r: &Rec, offset: u64, target: u64, out: &'o mut [u8; 6]) -> 
     let disp = target as i64 - (offset as i64 + size as i64);
     if r.mnemonic == Mnemonic::Call {
         let d = (disp as i32).to_le_bytes();
-        *out = [0xe8, d[0], d[1], d[2], d[3], 0];
+        *out = [opcodes::CALL_REL32, d[0], d[1], d[2], d[3], 0];
         return &out[..5];
     }
-    match (condition(r.mnemonic), long) {
-        (None, false) => *out = [0xeb, disp as u8, 0, 0, 0, 0],
-        (Some(cc), false) => *out = [0x70 | cc, disp as u8, 0, 0, 0, 0],
+    match (conditional_jump(r.mnemonic), long) {
+        (None, false) => *out = [opcodes::JMP_REL8, disp as u8, 0, 0, 0, 0],
+        (Some((rel8, _)), false) => *out = [rel8, disp as u8, 0, 0, 0, 0],
         (None, true) => {
             let d = (disp as i32).to_le_bytes();
-            *out = [0xe9, d[0], d[1], d[2], d[3], 0];
+            *out = [opcodes::JMP_REL32, d[0], d[1], d[2], d[3], 0];
         }
-        (Some(cc), true) => {
+        // The 0F escape, then the opcode of the 0F map.
+        (Some((_, rel32)), true) => {
             let d = (disp as i32).to_le_bytes();
-            *out = [0x0f, 0x80 | cc, d[0], d[1], d[2], d[3]];
+            *out = [0x0f, rel32, d[0], d[1], d[2], d[3]];
         }
     }
     &out[..size]

@@ -580,23 +580,78 @@ fn push_encoded(buf: &mut Vec<u8>, encoded: &Encoded) {
     buf.truncate(end);
 }
 
-/// The recommended multi-byte NOP sequences (1 to 9 bytes).
-const NOPS: [&[u8]; 9] = [
-    &[0x90],
-    &[0x66, 0x90],
-    &[0x0f, 0x1f, 0x00],
-    &[0x0f, 0x1f, 0x40, 0x00],
-    &[0x0f, 0x1f, 0x44, 0x00, 0x00],
-    &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
-    &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
-    &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
-    &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
-];
+/// The recommended multi-byte NOP sequences (1 to 9 bytes): `nop` and
+/// `nop r/m` (0F 1F /0, opcodes from the instruction database), some behind
+/// the operand-size prefix, on memory operands of the length wanted.
+#[rustfmt::skip]
+const NOPS: [&[u8]; 9] = {
+    use super::db::generated_direct::{NOP, NOP_0F_RM};
+    // Encoding-format bytes, not opcodes: the operand-size prefix, the 0F
+    // escape, and ModRM (reg 0: the /0 the generator requires of `nop r/m`)
+    // / SIB for [eax], [eax + disp8], [eax + eax*1 + disp8], [eax + disp32]
+    // and [eax + eax*1 + disp32].
+    const O16: u8 = 0x66;
+    const ESCAPE_0F: u8 = 0x0f;
+    const MODRM_EAX: u8 = 0x00;
+    const MODRM_EAX_DISP8: u8 = 0x40;
+    const MODRM_SIB_DISP8: u8 = 0x44;
+    const MODRM_EAX_DISP32: u8 = 0x80;
+    const MODRM_SIB_DISP32: u8 = 0x84;
+    const SIB_EAX_EAX: u8 = 0x00;
+    [
+        &[NOP],
+        &[O16, NOP],
+        &[ESCAPE_0F, NOP_0F_RM, MODRM_EAX],
+        &[ESCAPE_0F, NOP_0F_RM, MODRM_EAX_DISP8, 0],
+        &[ESCAPE_0F, NOP_0F_RM, MODRM_SIB_DISP8, SIB_EAX_EAX, 0],
+        &[O16, ESCAPE_0F, NOP_0F_RM, MODRM_SIB_DISP8, SIB_EAX_EAX, 0],
+        &[ESCAPE_0F, NOP_0F_RM, MODRM_EAX_DISP32, 0, 0, 0, 0],
+        &[ESCAPE_0F, NOP_0F_RM, MODRM_SIB_DISP32, SIB_EAX_EAX, 0, 0, 0, 0],
+        &[O16, ESCAPE_0F, NOP_0F_RM, MODRM_SIB_DISP32, SIB_EAX_EAX, 0, 0, 0, 0],
+    ]
+};
 
 fn write_nops(buf: &mut Vec<u8>, mut n: usize) {
     while n > 0 {
         let k = n.min(9);
         buf.extend_from_slice(NOPS[k - 1]);
         n -= k;
+    }
+}
+
+#[cfg(test)]
+mod nop_tests {
+    use super::NOPS;
+
+    /// The padding NOPs, now assembled from database opcodes, are still the
+    /// recommended sequences, and each decodes (iced-x86, in both modes) as
+    /// one `nop` of its full length.
+    #[test]
+    fn nops_are_the_recommended_sequences() {
+        let recommended: [&[u8]; 9] = [
+            &[0x90],
+            &[0x66, 0x90],
+            &[0x0f, 0x1f, 0x00],
+            &[0x0f, 0x1f, 0x40, 0x00],
+            &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+            &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+            &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+            &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+            &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+        ];
+        assert_eq!(NOPS, recommended);
+        for (i, nop) in NOPS.iter().enumerate() {
+            assert_eq!(nop.len(), i + 1);
+            for bitness in [32, 64] {
+                let mut decoder =
+                    iced_x86::Decoder::new(bitness, nop, iced_x86::DecoderOptions::NONE);
+                let instruction = decoder.decode();
+                assert_eq!(
+                    (instruction.mnemonic(), instruction.len()),
+                    (iced_x86::Mnemonic::Nop, nop.len()),
+                    "{nop:02x?} in {bitness}-bit mode"
+                );
+            }
+        }
     }
 }

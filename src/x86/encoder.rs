@@ -9,6 +9,7 @@
 //! one label or absolute-address use, which the emitter records. So a failed
 //! instruction leaves the buffer as it was.
 
+use super::db::generated_direct::NOP;
 use super::db::{
     self, Encoding, Form, MandatoryPrefix, Mnemonic, ModRmSpec, OpcodeMap, OperandKind as K, VexL,
     VexW, apx, flags, modes, signature_of,
@@ -1403,7 +1404,7 @@ fn rex2_prefix(
     // llvm-objdump-22 reads D5 90+r as `nop` and 66 D5 50+r as a 64-bit
     // push: the 87 /r and FF /6 forms say the same unambiguously.
     let ambiguous = form.modrm() == ModRmSpec::OpcodeReg
-        && (form.opcode() == 0x90
+        && (form.opcode() == NOP
             || matches!(form.opcode(), 0x50 | 0x58) && form.operand_size() == 16);
     if ambiguous {
         return Err("r16-r31 take the ModRM form of this instruction".into());
@@ -1607,7 +1608,7 @@ fn encode_form(
     // In 64-bit mode 90 is `nop`, not `xchg eax, eax` (which zero-extends).
     if x64
         && form.modrm() == ModRmSpec::OpcodeReg
-        && form.opcode() == 0x90
+        && form.opcode() == NOP
         && form.operand_size() == 32
         && opcode_reg.is_some_and(|r| r.id() == 0)
     {
@@ -1832,7 +1833,7 @@ fn encode_form(
             }
             // `xchg rax, rax` is the one-byte nop, as AsmJit writes it.
             let swaps_rax_with_itself = form.modrm() == ModRmSpec::OpcodeReg
-                && form.opcode() == 0x90
+                && form.opcode() == NOP
                 && opcode_reg.is_some_and(|r| r.id() == 0);
             let rex_w = form.rex_w() && !swaps_rax_with_itself;
             let rex = (u8::from(rex_w) << 3)

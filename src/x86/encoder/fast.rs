@@ -29,6 +29,7 @@
 
 use super::{Bytes, Slot, class_decides_register, imm_fits, imm_size, kind_classes, slot_of};
 use crate::code::{CodeHolder, FixupKind, Label, SectionId};
+use crate::x86::db::generated_direct::NOP;
 use crate::x86::db::{
     self, Encoding, MandatoryPrefix, ModRmSpec, OpcodeMap, OperandKind as K, VexL, VexW, flags,
     modes,
@@ -264,7 +265,7 @@ impl Plan {
             ModRmSpec::Reg => (MODRM_REG, 0),
             ModRmSpec::Digit(d) => (MODRM_DIGIT, d),
             // `90+r` has the nop and `xchg eax, eax` rules of the general path.
-            ModRmSpec::OpcodeReg if form.opcode() == 0x90 => return plan,
+            ModRmSpec::OpcodeReg if form.opcode() == NOP => return plan,
             ModRmSpec::OpcodeReg => (MODRM_OPCODE_REG, 0),
             // Without a ModRM byte only fixed registers and immediates fit.
             ModRmSpec::None if !registers_slotted => (MODRM_NONE, 0),

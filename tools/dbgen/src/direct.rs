@@ -1,16 +1,24 @@
-//! Writes `src/x86/db/generated_direct.rs`: the opcodes of the few forms the
-//! Compiler's rewrite encodes without the general encoder
-//! (`src/compiler/rewrite/direct.rs`: moves, spill stores and reloads,
-//! `movups`, and the integer operations of two general-purpose operands).
+//! Writes `src/x86/db/generated_direct.rs`: the opcodes of the forms that
+//! code outside the general encoder writes itself.
 //!
-//! That encoder writes `[REX] [0F] opcode ModRM [SIB disp]` and nothing
-//! else, so each form is looked up here by mnemonic and operands and
-//! checked to be of that shape: a legacy `/r` form of the one-byte or 0F
-//! map with no mandatory prefix, whose 32- and 64-bit forms differ only in
-//! REX.W. A form that is missing or of another shape fails generation
-//! (naming the form), rather than encoding wrong bytes.
+//! - The Compiler's rewrite (`src/compiler/rewrite/direct.rs`: moves, spill
+//!   stores and reloads, `movups`, and the integer operations of two
+//!   general-purpose operands) writes `[REX] [0F] opcode ModRM [SIB disp]`
+//!   and nothing else, so each form is looked up here by mnemonic and
+//!   operands and checked to be of that shape: a legacy `/r` form of the
+//!   one-byte or 0F map with no mandatory prefix, whose 32- and 64-bit forms
+//!   differ only in REX.W.
+//! - Single opcode bytes ([`byte_constants`]): the branch relaxation's
+//!   `jmp`/`jcc`/`call` (`src/builder/relax.rs`), the alignment NOPs
+//!   (`src/x86/assembler.rs`) and the encoders' `nop`/`xchg eax, eax` rule.
+//!   Each lists the forms whose byte it is, with the encoding its user
+//!   writes around the byte; every form must be in the database with
+//!   exactly that encoding, and all with the same byte.
+//!
+//! A form that is missing or of another shape fails generation (naming the
+//! form), rather than encoding wrong bytes.
 
-use crate::parse::Row;
+use crate::parse::{Encoding, Row, parse_encoding};
 use std::fmt::Write as _;
 
 /// How the forms of one constant differ in width.
@@ -83,12 +91,18 @@ const WANTED: &[Wanted] = &[
 pub fn generate_direct(rows: &[Row]) -> Result<String, String> {
     let mut out = String::from(crate::generate::HEADER);
     out.push_str(
-        "//! The opcodes of the forms the Compiler's rewrite encodes itself\n\
-         //! (`src/compiler/rewrite/direct.rs`), looked up in the database by mnemonic\n\
-         //! and operands. Each is `[REX] [0F] opcode /r` with no mandatory prefix; a\n\
+        "//! The opcodes of the forms that code outside the general encoder writes\n\
+         //! itself, looked up in the database by mnemonic and operands (see\n\
+         //! `tools/dbgen/src/direct.rs`).\n\
+         //!\n\
+         //! First those the Compiler's rewrite encodes (`src/compiler/rewrite/direct.rs`).\n\
+         //! Each is `[REX] [0F] opcode /r` with no mandatory prefix; a\n\
          //! general-purpose one's 32- and 64-bit forms differ only in REX.W.\n\
          //! `_RM_R`: the destination in ModRM.rm, the source in ModRM.reg; `_R_RM`:\n\
-         //! the other way round.\n\n\
+         //! the other way round.\n\
+         //!\n\
+         //! Then single opcode bytes, each of the forms its comment lists, in the\n\
+         //! encoding given there (a `_0F_` constant is the byte after the 0F escape).\n\n\
          /// A legacy opcode of the one-byte or the 0F map.\n\
          #[derive(Clone, Copy, Debug, PartialEq, Eq)]\n\
          pub(crate) struct LegacyOpcode {\n\
@@ -135,6 +149,9 @@ pub fn generate_direct(rows: &[Row]) -> Result<String, String> {
             described.join(", "),
             wanted.name
         );
+    }
+    for constant in byte_constants() {
+        write_byte_constant(&mut out, rows, &constant)?;
     }
     Ok(out)
 }
@@ -207,4 +224,158 @@ fn encoding_text(row: &Row) -> String {
     parts.push(format!("{:02x}", e.opcode));
     parts.push(format!("/{}", e.modrm));
     parts.join(" ")
+}
+
+/// One single-byte constant: its name, who writes it, and the forms whose
+/// opcode byte it is: (mnemonic, operands, encoding), the encoding as the
+/// database writes it with `xx` for the opcode byte.
+pub struct ByteConstant {
+    /// The constant's name.
+    pub name: String,
+    /// The files that write the byte (named in errors).
+    pub user: &'static str,
+    /// The forms that must all be in the database with this byte.
+    pub forms: Vec<(&'static str, &'static [&'static str], &'static str)>,
+}
+
+const RELAX: &str = "src/builder/relax.rs";
+
+/// The conditional jumps the branch relaxation writes.
+const CONDITIONAL_JUMPS: [&str; 16] = [
+    "jo", "jno", "jb", "jae", "je", "jne", "jbe", "ja", "js", "jns", "jp", "jnp", "jl", "jge",
+    "jle", "jg",
+];
+
+/// The single opcode bytes written outside the general encoder, each
+/// with the forms (in the encodings their writers put around the byte)
+/// that must have it.
+pub fn byte_constants() -> Vec<ByteConstant> {
+    // `rel8`/`rel32` of the 32- and 64-bit modes, without prefixes: what
+    // the branch relaxation writes (`map` is "0f " for the 0F map).
+    let branch = |name: String, mnemonic: &'static str, operand: &'static str, map: &str| {
+        let operands: &'static [&'static str] = if operand == "rel8" {
+            &["rel8"]
+        } else {
+            &["rel32"]
+        };
+        let (o32, o64) = match map {
+            "" => ("o32 xx", "o64 xx"),
+            _ => ("o32 0f xx", "o64 0f xx"),
+        };
+        ByteConstant {
+            name,
+            user: RELAX,
+            forms: vec![(mnemonic, operands, o32), (mnemonic, operands, o64)],
+        }
+    };
+    let mut constants = vec![
+        branch("JMP_REL8".into(), "jmp", "rel8", ""),
+        branch("JMP_REL32".into(), "jmp", "rel32", ""),
+        branch("CALL_REL32".into(), "call", "rel32", ""),
+    ];
+    for jcc in CONDITIONAL_JUMPS {
+        let upper = jcc.to_uppercase();
+        constants.push(branch(format!("{upper}_REL8"), jcc, "rel8", ""));
+        constants.push(branch(format!("{upper}_0F_REL32"), jcc, "rel32", "0f"));
+    }
+    // The encoders read `xchg` with r = 0 of `90+r` as `nop`; the assembler
+    // pads with `nop`, alone and behind an operand-size prefix.
+    constants.push(ByteConstant {
+        name: "NOP".into(),
+        user: "src/x86/assembler.rs and src/x86/encoder.rs",
+        forms: vec![
+            ("nop", &[], "o32 xx"),
+            ("nop", &[], "o16 xx"),
+            ("xchg", &["r16.o", "ax"], "o16 xx+r"),
+            ("xchg", &["r32.o", "eax"], "o32 xx+r"),
+            ("xchg", &["r64.o", "rax"], "o64 rex.w xx+r"),
+        ],
+    });
+    // The assembler's longer NOPs: ModRM.reg 0 (the /0) with memory operands
+    // of the lengths it needs, some behind an operand-size prefix.
+    constants.push(ByteConstant {
+        name: "NOP_0F_RM".into(),
+        user: "src/x86/assembler.rs",
+        forms: vec![
+            ("nop", &["r32/m"], "o32 0f xx /0"),
+            ("nop", &["r16/m"], "o16 0f xx /0"),
+        ],
+    });
+    constants
+}
+
+/// Appends `constant` to `out`: the byte its forms share, or an error
+/// naming the form that is missing, of another shape, or of another byte.
+fn write_byte_constant(
+    out: &mut String,
+    rows: &[Row],
+    constant: &ByteConstant,
+) -> Result<(), String> {
+    let mut byte: Option<(u8, &Row)> = None;
+    let (mut mode32, mut mode64) = (false, false);
+    let mut described = Vec::new();
+    for &(mnemonic, operands, shape) in &constant.forms {
+        let written = format!("{mnemonic} {}", operands.join(", "));
+        let written = written.trim_end();
+        let form = format!("`{written}` encoded `{shape}`");
+        let wanted = parse_encoding(0, &shape.replace("xx", "00")).map_err(|e| {
+            format!(
+                "{}: bad encoding {form} in the generator: {e}",
+                constant.name
+            )
+        })?;
+        let row = rows
+            .iter()
+            .find(|row| {
+                row.mnemonic == mnemonic
+                    && row.operands == operands
+                    && Encoding {
+                        opcode: 0,
+                        ..row.encoding.clone()
+                    } == wanted
+            })
+            .ok_or_else(|| {
+                format!(
+                    "no form {form} in the database ({} writes its opcode as {})",
+                    constant.user, constant.name
+                )
+            })?;
+        if let Some((first, first_row)) = byte
+            && first != row.encoding.opcode
+        {
+            return Err(format!(
+                "{}:{}: {form} has opcode {:02x}, but {}:{} has {first:02x}: {} is one byte for both",
+                row.file,
+                row.line,
+                row.encoding.opcode,
+                first_row.file,
+                first_row.line,
+                constant.name
+            ));
+        }
+        byte = Some((row.encoding.opcode, row));
+        mode32 |= row.mode32;
+        mode64 |= row.mode64;
+        described.push(format!(
+            "`{written}` (`{}`)",
+            shape.replace("xx", &format!("{:02x}", row.encoding.opcode))
+        ));
+    }
+    let Some((byte, _)) = byte else {
+        return Err(format!("{} lists no form", constant.name));
+    };
+    if !(mode32 && mode64) {
+        return Err(format!(
+            "the forms of {} are not valid in both the 32- and the 64-bit mode ({} writes it in both)",
+            constant.name, constant.user
+        ));
+    }
+    let _ = write!(
+        out,
+        "\n/// {} ({}).\npub(crate) const {}: u8 = {byte:#04X};\n",
+        described.join(", "),
+        constant.user,
+        constant.name
+    );
+    Ok(())
 }

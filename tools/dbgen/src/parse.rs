@@ -249,7 +249,8 @@ fn err(line: usize, message: impl Into<String>) -> ParseError {
     }
 }
 
-fn parse_encoding(line: usize, text: &str) -> Result<Encoding, ParseError> {
+/// Parses an encoding column (`o64 rex.w 0f 1f /0`); `line` names the row in errors.
+pub(crate) fn parse_encoding(line: usize, text: &str) -> Result<Encoding, ParseError> {
     let mut e = Encoding {
         kind: "legacy".into(),
         ..Encoding::default()

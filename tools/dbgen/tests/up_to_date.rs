@@ -34,6 +34,24 @@ fn parse_errors_name_the_line() {
     assert!(err.message.contains("bogus"), "{}", err.message);
 }
 
+/// The rows of `text` with one field of the first row that starts with
+/// `line_start` (mnemonic, operands and more, single-spaced) changed.
+fn edited(text: &str, line_start: &str, from: &str, to: &str) -> Vec<jitforge_dbgen::parse::Row> {
+    let mut changed = 0;
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let words = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if changed == 0 && words.starts_with(line_start) {
+            changed += 1;
+            lines.push(line.replacen(from, to, 1));
+        } else {
+            lines.push(line.to_string());
+        }
+    }
+    assert_eq!(changed, 1, "no row `{line_start}`");
+    jitforge_dbgen::parse::parse_database(&lines.join("\n")).expect("edited database parses")
+}
+
 /// The direct encoder's opcodes come from the rows of their forms, and a
 /// missing form or one of another shape fails generation, naming it.
 #[test]
@@ -49,46 +67,87 @@ fn direct_opcodes_come_from_the_database() {
         "pub(crate) const IMUL_R_RM: LegacyOpcode = LegacyOpcode { escape_0f: true, byte: 0xAF };"
     ));
 
-    // The database with one field of the first row that starts with
-    // `line_start` (mnemonic and operands) changed.
-    let edited = |line_start: &str, from: &str, to: &str| {
-        let mut changed = 0;
-        let mut lines = Vec::new();
-        for line in text.lines() {
-            let words = line.split_whitespace().collect::<Vec<_>>().join(" ");
-            if changed == 0 && words.starts_with(line_start) {
-                changed += 1;
-                lines.push(line.replacen(from, to, 1));
-            } else {
-                lines.push(line.to_string());
-            }
-        }
-        assert_eq!(changed, 1, "no row `{line_start}`");
-        parse_database(&lines.join("\n")).expect("edited database parses")
-    };
     // `sub r64, r64/m` as 2A while `sub r32, r32/m` stays 2B.
-    let split = generate_direct(&edited("sub | r64:rw r64/m:r", "2b", "2a")).unwrap_err();
+    let split = generate_direct(&edited(&text, "sub | r64:rw r64/m:r", "2b", "2a")).unwrap_err();
     assert!(
         split.contains("SUB_R_RM") && split.contains("REX.W"),
         "{split}"
     );
     // A missing form, a mandatory prefix, another map: errors naming the form.
     let missing =
-        generate_direct(&edited("imul | r32:rw r32/m:r", "r32/m:r", "r32:r")).unwrap_err();
+        generate_direct(&edited(&text, "imul | r32:rw r32/m:r", "r32/m:r", "r32:r")).unwrap_err();
     assert!(missing.contains("`imul r32, r32/m`"), "{missing}");
-    let prefixed = generate_direct(&edited("movups | xmm/m:w xmm:r", "np", "66")).unwrap_err();
+    let prefixed =
+        generate_direct(&edited(&text, "movups | xmm/m:w xmm:r", "np", "66")).unwrap_err();
     assert!(
         prefixed.contains("`movups xmm/m, xmm`") && prefixed.contains("prefix 66"),
         "{prefixed}"
     );
-    let mapped = generate_direct(&edited("movups | xmm:w xmm/m:r", "0f", "0f38")).unwrap_err();
+    let mapped =
+        generate_direct(&edited(&text, "movups | xmm:w xmm/m:r", "0f", "0f38")).unwrap_err();
     assert!(
         mapped.contains("`movups xmm, xmm/m`") && mapped.contains("map 0f38"),
         "{mapped}"
     );
-    let wide = generate_direct(&edited("add | r64/m:rw r64:r", "rex.w ", "")).unwrap_err();
+    let wide = generate_direct(&edited(&text, "add | r64/m:rw r64:r", "rex.w ", "")).unwrap_err();
     assert!(
         wide.contains("`add r64/m, r64`") && wide.contains("without REX.W"),
         "{wide}"
+    );
+}
+
+/// The single opcode bytes of branch relaxation, the alignment NOPs and the
+/// encoders' `nop` rule come from the rows of their forms; a form that is
+/// missing, of another encoding, or of another byte than its fellows fails
+/// generation, naming it.
+#[test]
+fn byte_constants_come_from_the_database() {
+    use jitforge_dbgen::{direct::generate_direct, parse::parse_database};
+    let text = std::fs::read_to_string(jitforge_dbgen::database_path()).expect("database exists");
+    let generated = generate_direct(&parse_database(&text).expect("database parses"))
+        .expect("every form is there");
+    for constant in [
+        "JMP_REL8: u8 = 0xEB;",
+        "JMP_REL32: u8 = 0xE9;",
+        "CALL_REL32: u8 = 0xE8;",
+        "JO_REL8: u8 = 0x70;",
+        "JG_0F_REL32: u8 = 0x8F;",
+        "NOP: u8 = 0x90;",
+        "NOP_0F_RM: u8 = 0x1F;",
+    ] {
+        assert!(generated.contains(constant), "{constant}");
+    }
+    // `jmp rel8` as EC in 64-bit mode while the 32-bit form stays EB.
+    let split = generate_direct(&edited(&text, "jmp | rel8:r | o64 eb", "eb", "ec")).unwrap_err();
+    assert!(
+        split.contains("JMP_REL8") && split.contains("opcode ec") && split.contains("has eb"),
+        "{split}"
+    );
+    // xchg's `90+r` no longer on nop's byte: the encoders' rule would be wrong.
+    let xchg =
+        generate_direct(&edited(&text, "xchg | r64.o:rw rax:rw", "90+r", "91+r")).unwrap_err();
+    assert!(
+        xchg.contains("`xchg r64.o, rax`") && xchg.contains("NOP"),
+        "{xchg}"
+    );
+    // A prefix on `jne rel32`: relaxation writes none, so the form is missing.
+    let prefixed = generate_direct(&edited(
+        &text,
+        "jne | rel32:r | o64 0f 85",
+        "o64 0f",
+        "o64 f2 0f",
+    ))
+    .unwrap_err();
+    assert!(
+        prefixed.contains("no form `jne rel32` encoded `o64 0f xx`")
+            && prefixed.contains("src/builder/relax.rs"),
+        "{prefixed}"
+    );
+    // `nop r16/m` with another ModRM digit than the /0 the NOPs' ModRM bytes hold.
+    let digit =
+        generate_direct(&edited(&text, "nop | r16/m | o16 0f 1f /0", "/0", "/1")).unwrap_err();
+    assert!(
+        digit.contains("`nop r16/m` encoded `o16 0f xx /0`"),
+        "{digit}"
     );
 }
