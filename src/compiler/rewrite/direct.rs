@@ -138,6 +138,26 @@ pub(super) fn encode_integer_op(
     src: Place,
     text: &mut Vec<u8>,
 ) -> bool {
+    // A copy for each width and mode, each with its REX folded in (as in
+    // `encode_move`).
+    match (wide, mode64) {
+        (true, true) => encode_integer_op_in(mnemonic, true, true, dst, src, text),
+        (false, true) => encode_integer_op_in(mnemonic, false, true, dst, src, text),
+        (false, false) => encode_integer_op_in(mnemonic, false, false, dst, src, text),
+        (true, false) => false,
+    }
+}
+
+/// [`encode_integer_op`] with `wide` and `mode64` constants where inlined.
+#[inline(always)]
+fn encode_integer_op_in(
+    mnemonic: Mnemonic,
+    wide: bool,
+    mode64: bool,
+    dst: Place,
+    src: Place,
+    text: &mut Vec<u8>,
+) -> bool {
     if wide && !mode64 {
         return false;
     }
@@ -173,8 +193,8 @@ pub(super) fn encode_integer_op(
 ///
 /// The bytes are put together in two words, little-endian (the first
 /// byte lowest): the head (REX, 0F, opcode) and the tail (ModRM, SIB,
-/// displacement), each stored whole (see [`append_words`]): building them
-/// in an array on the stack and copying it cost about twice as much.
+/// displacement), each stored whole (see [`append_words`]), in registers
+/// rather than byte by byte in an array that is then copied.
 #[inline(always)]
 fn encode_reg_rm(
     wide: bool,
