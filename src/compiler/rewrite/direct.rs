@@ -55,21 +55,16 @@ pub(super) fn encode_move(
     // encoder for each, so that each has its REX (always there for a
     // 64-bit `mov`, never in 32-bit mode) and register count folded in.
     if mode64 {
-        encode_move_in(kind, true, from, to, text)
+        move_in::<true>(kind, from, to, text)
     } else {
-        encode_move_in(kind, false, from, to, text)
+        move_in::<false>(kind, from, to, text)
     }
 }
 
-/// [`encode_move`] in 64-bit mode if `mode64`, a constant where inlined.
+/// [`encode_move`] in 64-bit mode if `MODE64`.
 #[inline(always)]
-fn encode_move_in(
-    kind: MoveKind,
-    mode64: bool,
-    from: Place,
-    to: Place,
-    text: &mut Vec<u8>,
-) -> bool {
+fn move_in<const MODE64: bool>(kind: MoveKind, from: Place, to: Place, text: &mut Vec<u8>) -> bool {
+    let mode64 = MODE64;
     // The register in ModRM.reg, the other place in ModRM.rm, and the
     // opcode for that direction: `mov r/m, r` and `mov r, r/m`, `movups
     // xmm/m, xmm` and `movups xmm, xmm/m`. A register-to-register move takes
@@ -141,26 +136,23 @@ pub(super) fn encode_integer_op(
     // A copy for each width and mode, each with its REX folded in (as in
     // `encode_move`).
     match (wide, mode64) {
-        (true, true) => encode_integer_op_in(mnemonic, true, true, dst, src, text),
-        (false, true) => encode_integer_op_in(mnemonic, false, true, dst, src, text),
-        (false, false) => encode_integer_op_in(mnemonic, false, false, dst, src, text),
+        (true, true) => integer_op_in::<true, true>(mnemonic, dst, src, text),
+        (false, true) => integer_op_in::<false, true>(mnemonic, dst, src, text),
+        (false, false) => integer_op_in::<false, false>(mnemonic, dst, src, text),
         (true, false) => false,
     }
 }
 
-/// [`encode_integer_op`] with `wide` and `mode64` constants where inlined.
+/// [`encode_integer_op`] of width `WIDE` in mode `MODE64` (64-bit mode
+/// only for a `WIDE` one).
 #[inline(always)]
-fn encode_integer_op_in(
+fn integer_op_in<const WIDE: bool, const MODE64: bool>(
     mnemonic: Mnemonic,
-    wide: bool,
-    mode64: bool,
     dst: Place,
     src: Place,
     text: &mut Vec<u8>,
 ) -> bool {
-    if wide && !mode64 {
-        return false;
-    }
+    let (wide, mode64) = (WIDE, MODE64);
     // The opcodes of `op r/m, r` and of `op r, r/m`.
     let (rm_r, r_rm) = match mnemonic {
         Mnemonic::Add => (opcodes::ADD_RM_R, opcodes::ADD_R_RM),
