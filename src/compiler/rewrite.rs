@@ -684,30 +684,31 @@ fn gp_edit_directly(frame: &Frame, out: &Output, edit: &Edit, text: &mut Vec<u8>
     };
     // By the pair of locations (a store, a reload or a move; never slot to
     // slot): one match, and a slot's displacement only where there is one.
+    // Each arm writes its own: the places' kinds are then known to the
+    // (inlined) encoder, which needs no second look at them.
     let slot = |s| spill_disp(frame, out, s).map(direct::Place::Stack);
-    let (from_place, to_place) = match (from, to) {
+    let mode64 = frame.ptr == 8;
+    let gp = direct::MoveKind::Gp;
+    match (from, to) {
         (Allocation::Reg(r), Allocation::Stack(s)) => match slot(s) {
-            Some(to) => (direct::Place::Reg(r.hw), to),
-            None => return false,
+            Some(to) => direct::encode_move(gp, mode64, direct::Place::Reg(r.hw), to, text),
+            None => false,
         },
         (Allocation::Stack(s), Allocation::Reg(r)) => match slot(s) {
-            Some(from) => (from, direct::Place::Reg(r.hw)),
-            None => return false,
+            Some(from) => direct::encode_move(gp, mode64, from, direct::Place::Reg(r.hw), text),
+            None => false,
         },
         // A value that stays where it is: nothing to write.
-        (Allocation::Reg(a), Allocation::Reg(b)) if a == b => return true,
-        (Allocation::Reg(a), Allocation::Reg(b)) => {
-            (direct::Place::Reg(a.hw), direct::Place::Reg(b.hw))
-        }
-        _ => return false,
-    };
-    direct::encode_move(
-        direct::MoveKind::Gp,
-        frame.ptr == 8,
-        from_place,
-        to_place,
-        text,
-    )
+        (Allocation::Reg(a), Allocation::Reg(b)) if a == b => true,
+        (Allocation::Reg(a), Allocation::Reg(b)) => direct::encode_move(
+            gp,
+            mode64,
+            direct::Place::Reg(a.hw),
+            direct::Place::Reg(b.hw),
+            text,
+        ),
+        _ => false,
+    }
 }
 
 /// A value as the 32 bits a memo key holds of it, if it fits in them

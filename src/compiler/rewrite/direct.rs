@@ -42,7 +42,7 @@ pub(super) enum MoveKind {
 /// or the legacy encoding does not name). A move of a register to itself
 /// is no business of this encoder (the caller writes nothing for it).
 /// Inline: the rewrite's edit loop writes thousands, most of its fields
-/// known there (the kind, the mode) and folded in.
+/// known there (the kind) and folded in.
 #[inline(always)]
 pub(super) fn encode_move(
     kind: MoveKind,
@@ -51,6 +51,20 @@ pub(super) fn encode_move(
     to: Place,
     text: &mut Vec<u8>,
 ) -> bool {
+    // The mode is the function's, known only at run time: a copy of the
+    // encoder for each, so that each has its REX (always there for a
+    // 64-bit `mov`, never in 32-bit mode) and register count folded in.
+    if mode64 {
+        move_in::<true>(kind, from, to, text)
+    } else {
+        move_in::<false>(kind, from, to, text)
+    }
+}
+
+/// [`encode_move`] in 64-bit mode if `MODE64`.
+#[inline(always)]
+fn move_in<const MODE64: bool>(kind: MoveKind, from: Place, to: Place, text: &mut Vec<u8>) -> bool {
+    let mode64 = MODE64;
     // The register in ModRM.reg, the other place in ModRM.rm, and the
     // opcode for that direction: `mov r/m, r` and `mov r, r/m`, `movups
     // xmm/m, xmm` and `movups xmm, xmm/m`. A register-to-register move takes
@@ -119,9 +133,26 @@ pub(super) fn encode_integer_op(
     src: Place,
     text: &mut Vec<u8>,
 ) -> bool {
-    if wide && !mode64 {
-        return false;
+    // A copy for each width and mode, each with its REX folded in (as in
+    // `encode_move`).
+    match (wide, mode64) {
+        (true, true) => integer_op_in::<true, true>(mnemonic, dst, src, text),
+        (false, true) => integer_op_in::<false, true>(mnemonic, dst, src, text),
+        (false, false) => integer_op_in::<false, false>(mnemonic, dst, src, text),
+        (true, false) => false,
     }
+}
+
+/// [`encode_integer_op`] of width `WIDE` in mode `MODE64` (64-bit mode
+/// only for a `WIDE` one).
+#[inline(always)]
+fn integer_op_in<const WIDE: bool, const MODE64: bool>(
+    mnemonic: Mnemonic,
+    dst: Place,
+    src: Place,
+    text: &mut Vec<u8>,
+) -> bool {
+    let (wide, mode64) = (WIDE, MODE64);
     // The opcodes of `op r/m, r` and of `op r, r/m`.
     let (rm_r, r_rm) = match mnemonic {
         Mnemonic::Add => (opcodes::ADD_RM_R, opcodes::ADD_R_RM),
@@ -151,6 +182,11 @@ pub(super) fn encode_integer_op(
 /// ModRM.reg and `rm` in ModRM.rm, with REX.W if `wide` (in 64-bit mode
 /// if `mode64`), and returns true; false having written nothing for a
 /// register the mode does not name.
+///
+/// The bytes are put together in two words, little-endian (the first
+/// byte lowest): the head (REX, 0F, opcode) and the tail (ModRM, SIB,
+/// displacement), each stored whole (see [`append_words`]), in registers
+/// rather than byte by byte in an array that is then copied.
 #[inline(always)]
 fn encode_reg_rm(
     wide: bool,
@@ -160,53 +196,84 @@ fn encode_reg_rm(
     mode64: bool,
     text: &mut Vec<u8>,
 ) -> bool {
+    // ModRM.rm's register; a slot is [sp + disp], and sp's number (4, rm
+    // 100) selects a SIB byte (base sp, no index), with no REX.B.
+    let rm_reg = match rm {
+        Place::Reg(r) => r,
+        Place::Stack(_) => 4,
+    };
+    // Both below the mode's 8 or 16 registers (a power of two).
     let limit = if mode64 { 16 } else { 8 };
-    if reg >= limit || matches!(rm, Place::Reg(r) if r >= limit) {
+    if reg | rm_reg >= limit {
         return false;
     }
-    let rm_high = match rm {
-        Place::Reg(r) => r >> 3,
-        Place::Stack(_) => 0,
+    let rex = 0x40 | u8::from(wide) << 3 | (reg >> 3) << 2 | rm_reg >> 3;
+    let (op, op_len) = if opcode.escape_0f {
+        (0x0F | u64::from(opcode.byte) << 8, 2)
+    } else {
+        (u64::from(opcode.byte), 1)
     };
-    let rex = 0x40 | u8::from(wide) << 3 | (reg >> 3) << 2 | rm_high;
-    // Room for the longest (9 bytes) in the memo's size (see
-    // `append_cut`). Each byte goes to a place at most a few bytes past a
-    // count known to be small (no bounds check, no closure over an index).
-    let mut bytes = [0u8; 15];
-    bytes[0] = rex;
-    let mut n = usize::from(rex != 0x40);
-    bytes[n] = 0x0F;
-    n += usize::from(opcode.escape_0f);
-    bytes[n] = opcode.byte;
-    n += 1;
-    let reg_bits = (reg & 7) << 3;
-    match rm {
-        Place::Reg(r) => {
-            bytes[n] = 0xC0 | reg_bits | (r & 7);
-            n += 1;
-        }
-        // [sp + disp]: rm 100 with a SIB byte of base sp and no index;
-        // no displacement when it is 0, else 8 bits where they reach.
-        Place::Stack(d) => {
-            bytes[n + 1] = 0x24;
-            if d == 0 {
-                bytes[n] = reg_bits | 4;
-                n += 2;
-            } else if let Ok(d8) = i8::try_from(d) {
-                bytes[n] = 0x40 | reg_bits | 4;
-                bytes[n + 2] = d8 as u8;
-                n += 3;
-            } else {
-                bytes[n] = 0x80 | reg_bits | 4;
-                bytes[n + 2..n + 6].copy_from_slice(&d.to_le_bytes());
-                n += 6;
-            }
-        }
-    }
-    // A fixed-size copy and the tail cut off: `bytes[..n]` would call
-    // `memcpy` for a handful of bytes.
-    crate::builder::append_cut(text, &bytes, n as u8);
+    // REX only where it says something (never in 32-bit mode).
+    let (head, head_len) = if rex != 0x40 {
+        (u64::from(rex) | op << 8, op_len + 1)
+    } else {
+        (op, op_len)
+    };
+    let modrm = u64::from((reg & 7) << 3 | (rm_reg & 7));
+    const SIB_SP: u64 = 0x24 << 8;
+    // ModRM.mod: 11 for a register; for a slot none, 8 or 32 bits of
+    // displacement (the shortest that holds it).
+    let (tail, tail_len) = match rm {
+        Place::Reg(_) => (0xC0 | modrm, 1),
+        Place::Stack(0) => (modrm | SIB_SP, 2),
+        Place::Stack(d) => match i8::try_from(d) {
+            Ok(d8) => (0x40 | modrm | SIB_SP | u64::from(d8 as u8) << 16, 3),
+            Err(_) => (0x80 | modrm | SIB_SP | u64::from(d as u32) << 16, 6),
+        },
+    };
+    append_words(text, head, head_len, tail, tail_len);
     true
+}
+
+/// Appends the low `head_len` bytes of `head` and then the low `tail_len`
+/// bytes of `tail` (each at most 8), little-endian, to `text`: two whole
+/// stores and the length moved on past what counts, where copying a
+/// slice of a length known only at run time would call `memcpy`.
+#[inline(always)]
+fn append_words(text: &mut Vec<u8>, head: u64, head_len: usize, tail: u64, tail_len: usize) {
+    debug_assert!(head_len <= 8 && tail_len <= 8);
+    let head_len = head_len.min(8);
+    let tail_len = tail_len.min(8);
+    text.reserve(16);
+    let len = text.len();
+    if head_len <= 2 && tail_len <= 6 {
+        // Both in one word (a 64-bit `mov`, a head of a constant length
+        // where inlined): one store.
+        let word = head | tail << (8 * head_len);
+        // SAFETY: `reserve(16)` leaves room for 16 bytes past `len`; the
+        // 8-byte store (unaligned, of plain bytes) is within it, and the
+        // length grows only over bytes just written.
+        unsafe {
+            text.as_mut_ptr()
+                .add(len)
+                .cast::<[u8; 8]>()
+                .write_unaligned(word.to_le_bytes());
+            text.set_len(len + head_len + tail_len);
+        }
+        return;
+    }
+    // SAFETY: `reserve(16)` leaves room for 16 bytes past `len`; the two
+    // 8-byte stores (unaligned, of plain bytes) end at `len + head_len + 8`
+    // (`head_len` at most 8), within it, and the length grows only over
+    // bytes just written.
+    unsafe {
+        let at = text.as_mut_ptr().add(len);
+        at.cast::<[u8; 8]>().write_unaligned(head.to_le_bytes());
+        at.add(head_len)
+            .cast::<[u8; 8]>()
+            .write_unaligned(tail.to_le_bytes());
+        text.set_len(len + head_len + tail_len);
+    }
 }
 
 #[cfg(test)]
