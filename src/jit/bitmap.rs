@@ -65,6 +65,19 @@ impl Bitmap {
         start < start + count && self.next_one(start, start + count) < start + count
     }
 
+    /// Whether bits `start..start + count` are all clear and lie in one
+    /// word (`false` otherwise, or for an empty or out-of-range run): the
+    /// allocator's quick test at its bump hint, one load and mask.
+    #[inline]
+    pub(crate) fn is_clear_within_word(&self, start: usize, count: usize) -> bool {
+        let bit = start % 64;
+        if count == 0 || count > 64 - bit || start + count > self.len {
+            return false;
+        }
+        let mask = (u64::MAX >> (64 - count)) << bit;
+        self.words[start / 64] & mask == 0
+    }
+
     /// Whether all bits of `start..start + count` are set.
     #[cfg(test)]
     pub(crate) fn all_in_range(&self, start: usize, count: usize) -> bool {
@@ -283,6 +296,11 @@ mod tests {
             let expected =
                 (from..len).find(|&i| i + want <= len && model[i..i + want].iter().all(|b| !b));
             assert_eq!(bitmap.find_zero_run(want, from), expected);
+            let in_one_word = from % 64 + want <= 64 && from + want <= len;
+            assert_eq!(
+                bitmap.is_clear_within_word(from, want),
+                in_one_word && model[from..from + want].iter().all(|b| !b)
+            );
             assert_eq!(
                 bitmap.any_in_range(start, count),
                 model[start..start + count].iter().any(|&b| b)
