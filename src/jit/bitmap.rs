@@ -35,6 +35,17 @@ impl Bitmap {
     /// mask of those bits within it.
     fn for_each_mask(&mut self, start: usize, count: usize, mut f: impl FnMut(&mut u64, u64)) {
         debug_assert!(start + count <= self.len);
+        let bit = start % 64;
+        if count <= 64 - bit {
+            // Within one word (most allocations): one mask, no loop.
+            if count != 0 {
+                f(
+                    &mut self.words[start / 64],
+                    (u64::MAX >> (64 - count)) << bit,
+                );
+            }
+            return;
+        }
         let end = start + count;
         let mut i = start;
         while i < end {
