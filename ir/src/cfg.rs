@@ -55,15 +55,44 @@ pub struct Cfg {
     members: Vec<usize>,
     dom_pre: Vec<u32>,
     dom_post: Vec<u32>,
+    /// Target instructions' flows remembered from earlier computations
+    /// (kept while the target's [`Target::flow_key`] stays the same).
+    flow_memo: Option<Box<FlowMemos>>,
 }
 
 const NONE: u32 = u32::MAX;
 
-/// Slots of the per-computation memo of target instructions' flows.
+/// Slots of the memo of target instructions' flows.
 const FLOW_MEMO_SLOTS: usize = 16;
 
 /// A target instruction's flow without operands, by its id modulo the slots.
 type FlowMemo = [Option<(TargetInst, Flow)>; FLOW_MEMO_SLOTS];
+
+/// What [`Cfg::compute`] remembers of a target's flows. A function repeats
+/// a few instructions and the next function mostly the same ones, so with
+/// a target that names its flows ([`Target::flow_key`]) the answers are
+/// kept from one computation to the next.
+#[derive(Clone, Debug)]
+struct FlowMemos {
+    /// The target's flow key (`None`: the memo serves one computation).
+    key: Option<u64>,
+    flows: FlowMemo,
+    /// By id modulo the slots: a target instruction known to be ordinary
+    /// ([`Flow::Normal`]). Slot `k` starts with `k + 1`, which is no id
+    /// of that slot (so none matches before it is asked).
+    ordinary: [u32; FLOW_MEMO_SLOTS],
+}
+
+impl FlowMemos {
+    /// An empty memo for a target with flow key `key`.
+    fn new(key: Option<u64>) -> FlowMemos {
+        FlowMemos {
+            key,
+            flows: [None; FLOW_MEMO_SLOTS],
+            ordinary: core::array::from_fn(|k| k as u32 + 1),
+        }
+    }
+}
 
 impl Cfg {
     /// An empty CFG (fill it with [`Cfg::compute`]).
@@ -136,11 +165,15 @@ impl Cfg {
         let mut block_open = false;
         // Without labels no operand can take one.
         let has_labels = func.num_labels() != 0;
-        let mut memo: FlowMemo = [None; FLOW_MEMO_SLOTS];
-        // By id modulo the slots: a target instruction known to be
-        // ordinary ([`Flow::Normal`]). Slot `k` starts with `k + 1`, which
-        // is no id of that slot (so none matches before it is asked).
-        let mut ordinary: [u32; FLOW_MEMO_SLOTS] = core::array::from_fn(|k| k as u32 + 1);
+        let key = target.flow_key();
+        let mut memo = match self.flow_memo.take() {
+            Some(memo) if key.is_some() && memo.key == key => memo,
+            Some(mut memo) => {
+                *memo = FlowMemos::new(key);
+                memo
+            }
+            None => Box::new(FlowMemos::new(key)),
+        };
         let insts = func.all_insts();
         let mut i = 0;
         while i < insts.len() {
@@ -161,7 +194,7 @@ impl Cfg {
             {
                 *slot = self.starts.len() as u32 - 1;
             }
-            let flow = Self::flow(func, target, d, &mut memo);
+            let flow = Self::flow(func, target, d, &mut memo.flows);
             last_flow = flow;
             if has_labels {
                 let branch = matches!(flow, Flow::Jump | Flow::CondBranch)
@@ -191,17 +224,18 @@ impl Cfg {
                     && let InstKind::Target(id) = d.kind
                 {
                     let slot = id.0 as usize % FLOW_MEMO_SLOTS;
-                    if ordinary[slot] != id.0 {
-                        if Self::memo_flow(target, id, &mut memo) != Flow::Normal {
+                    if memo.ordinary[slot] != id.0 {
+                        if Self::memo_flow(target, id, &mut memo.flows) != Flow::Normal {
                             break;
                         }
-                        ordinary[slot] = id.0;
+                        memo.ordinary[slot] = id.0;
                     }
                     last_flow = Flow::Normal;
                     i += 1;
                 }
             }
         }
+        self.flow_memo = Some(memo);
         for j in 0..func.num_jump_tables() {
             for &l in func.jump_table(JumpTable::new(j)) {
                 self.take(l);

@@ -334,6 +334,14 @@ pub trait Target {
     /// [`Flow::Call`]): the operand may only refine how an instruction
     /// transfers control, never decide whether it does.
     fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow;
+    /// A key naming this target's answers of [`Target::inst_flow`] without
+    /// an operand: two targets that give the same `Some` key answer every
+    /// id alike, so a caller may remember the answers from one function to
+    /// the next (the CFG does). `None` (the default) promises nothing: the
+    /// answers are asked afresh for each function.
+    fn flow_key(&self) -> Option<u64> {
+        None
+    }
     /// A calling convention's data.
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv>;
     /// How many calling conventions there are: their ids are `0..count`.
@@ -425,6 +433,9 @@ impl<T: Target + ?Sized> Target for ExtendedTarget<'_, T> {
     }
     fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow {
         self.base.inst_flow(inst, first)
+    }
+    fn flow_key(&self) -> Option<u64> {
+        self.base.flow_key()
     }
     fn call_conv_count(&self) -> u16 {
         self.first + self.extra.len() as u16

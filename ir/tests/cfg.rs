@@ -1,6 +1,7 @@
 //! CFG construction, orders, dominators (checked against petgraph), loop
 //! depth and unreachable-block removal.
 
+use jitforge_ir::abi::CallConv;
 use jitforge_ir::cfg::{Cfg, remove_unreachable};
 use jitforge_ir::mock::MockX86;
 use jitforge_ir::text::{parse_function, print_function};
@@ -104,6 +105,95 @@ fn tail_jump_and_ret_have_no_successors() {
     assert_eq!(c.succs(b(0)), &[]);
     assert!(!c.is_reachable(b(1)));
     assert_eq!(c.falls_off_end(), None);
+}
+
+/// The mock target with a flow key of its choice, where `add` may
+/// return (to tell apart answers remembered from another target).
+struct Keyed {
+    base: MockX86,
+    key: Option<u64>,
+    add_returns: bool,
+}
+
+impl Target for Keyed {
+    fn name(&self) -> &str {
+        self.base.name()
+    }
+    fn pointer_size(&self) -> u8 {
+        self.base.pointer_size()
+    }
+    fn reg_count(&self, class: RegClass) -> u8 {
+        self.base.reg_count(class)
+    }
+    fn reg_name(&self, reg: PReg, view: View) -> Option<&str> {
+        self.base.reg_name(reg, view)
+    }
+    fn reg_by_name(&self, name: &str) -> Option<(PReg, View)> {
+        self.base.reg_by_name(name)
+    }
+    fn inst_name(&self, inst: TargetInst) -> Option<&str> {
+        self.base.inst_name(inst)
+    }
+    fn inst_by_name(&self, name: &str) -> Option<TargetInst> {
+        self.base.inst_by_name(name)
+    }
+    fn inst_facts(
+        &self,
+        inst: TargetInst,
+        ops: &[OpShape],
+        out: &mut InstFacts,
+    ) -> Result<(), FactsError> {
+        self.base.inst_facts(inst, ops, out)
+    }
+    fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow {
+        if self.add_returns && Some(inst) == self.base.inst_by_name("add") {
+            return Flow::Return;
+        }
+        self.base.inst_flow(inst, first)
+    }
+    fn flow_key(&self) -> Option<u64> {
+        self.key
+    }
+    fn call_conv(&self, id: CallConvId) -> Option<&CallConv> {
+        self.base.call_conv(id)
+    }
+}
+
+#[test]
+fn flows_are_remembered_only_for_the_same_flow_key() {
+    let keyed = |key, add_returns| Keyed {
+        base: MockX86::new(),
+        key,
+        add_returns,
+    };
+    let (plain, returning) = (keyed(Some(1), false), keyed(Some(2), true));
+    let unkeyed_plain = keyed(None, false);
+    let unkeyed_returning = keyed(None, true);
+    let f = parse_function(
+        "func f(i64) -> (i64) sysv64 {
+  gp64 %a
+  entry %a
+  add %a, 1
+  add %a, 2
+  ret %a
+}",
+        &plain.base,
+    )
+    .unwrap();
+    // One Cfg computed in turn for each target: each answer is its own.
+    let mut c = Cfg::new();
+    let cases: [(&Keyed, usize); 6] = [
+        (&plain, 1),
+        (&returning, 3),
+        (&plain, 1),
+        (&unkeyed_returning, 3),
+        (&unkeyed_plain, 1),
+        (&returning, 3),
+    ];
+    for (target, blocks) in cases {
+        c.compute(&f, target);
+        assert_eq!(c.num_blocks(), blocks, "key {:?}", target.key);
+    }
 }
 
 #[test]

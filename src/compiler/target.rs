@@ -2399,6 +2399,14 @@ impl Target for X86Target {
         }
     }
 
+    fn flow_key(&self) -> Option<u64> {
+        // Flows follow from the mnemonic table, which only the mode and
+        // the AVX-512 switch change: every X86Target built alike answers
+        // alike. The high bits ("x86" in ASCII) keep the key apart from
+        // other targets' small keys.
+        Some(0x7838_3600 | u64::from(self.mode64) << 1 | u64::from(self.avx512))
+    }
+
     fn call_conv(&self, id: CallConvId) -> Option<&CallConv> {
         self.convs.get(id.0 as usize)
     }

@@ -233,7 +233,15 @@ impl Region {
         if count > self.free {
             return None;
         }
-        let start = if avoid_rx && !self.mapping.is_dual() {
+        let union = avoid_rx && !self.mapping.is_dual();
+        // No granule below the hint is free, so a free run at the hint is
+        // the first fit: a sequence of allocations takes this path, one
+        // word test instead of a search.
+        let start = if self.used.is_clear_within_word(self.hint, count)
+            && !(union && self.maybe_rx.any_in_range(self.hint, count))
+        {
+            self.hint
+        } else if union {
             self.used
                 .find_zero_run_in_union(&self.maybe_rx, count, self.hint)?
         } else {

@@ -35,6 +35,17 @@ impl Bitmap {
     /// mask of those bits within it.
     fn for_each_mask(&mut self, start: usize, count: usize, mut f: impl FnMut(&mut u64, u64)) {
         debug_assert!(start + count <= self.len);
+        let bit = start % 64;
+        if count <= 64 - bit {
+            // Within one word (most allocations): one mask, no loop.
+            if count != 0 {
+                f(
+                    &mut self.words[start / 64],
+                    (u64::MAX >> (64 - count)) << bit,
+                );
+            }
+            return;
+        }
         let end = start + count;
         let mut i = start;
         while i < end {
@@ -63,6 +74,19 @@ impl Bitmap {
     /// Whether any bit of `start..start + count` is set.
     pub(crate) fn any_in_range(&self, start: usize, count: usize) -> bool {
         start < start + count && self.next_one(start, start + count) < start + count
+    }
+
+    /// Whether bits `start..start + count` are all clear and lie in one
+    /// word (`false` otherwise, or for an empty or out-of-range run): the
+    /// allocator's quick test at its bump hint, one load and mask.
+    #[inline]
+    pub(crate) fn is_clear_within_word(&self, start: usize, count: usize) -> bool {
+        let bit = start % 64;
+        if count == 0 || count > 64 - bit || start + count > self.len {
+            return false;
+        }
+        let mask = (u64::MAX >> (64 - count)) << bit;
+        self.words[start / 64] & mask == 0
     }
 
     /// Whether all bits of `start..start + count` are set.
@@ -283,6 +307,11 @@ mod tests {
             let expected =
                 (from..len).find(|&i| i + want <= len && model[i..i + want].iter().all(|b| !b));
             assert_eq!(bitmap.find_zero_run(want, from), expected);
+            let in_one_word = from % 64 + want <= 64 && from + want <= len;
+            assert_eq!(
+                bitmap.is_clear_within_word(from, want),
+                in_one_word && model[from..from + want].iter().all(|b| !b)
+            );
             assert_eq!(
                 bitmap.any_in_range(start, count),
                 model[start..start + count].iter().any(|&b| b)
