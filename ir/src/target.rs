@@ -401,36 +401,49 @@ impl<'a, T: Target + ?Sized> ExtendedTarget<'a, T> {
     }
 }
 
+/// Writes, inside an `impl Target for Wrapper`, the trait's methods that
+/// name the target, its registers and its instructions and give an
+/// instruction's facts (`name` .. `inst_facts`) as calls on the wrapper's
+/// field `$field`, so that a wrapper that changes some of a target's
+/// answers (more calling conventions, another flow) spells out only those.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! forward_target_basics {
+    ($field:ident) => {
+        fn name(&self) -> &str {
+            self.$field.name()
+        }
+        fn pointer_size(&self) -> u8 {
+            self.$field.pointer_size()
+        }
+        fn reg_count(&self, class: $crate::RegClass) -> u8 {
+            self.$field.reg_count(class)
+        }
+        fn reg_name(&self, reg: $crate::PReg, view: $crate::View) -> Option<&str> {
+            self.$field.reg_name(reg, view)
+        }
+        fn reg_by_name(&self, name: &str) -> Option<($crate::PReg, $crate::View)> {
+            self.$field.reg_by_name(name)
+        }
+        fn inst_name(&self, inst: $crate::TargetInst) -> Option<&str> {
+            self.$field.inst_name(inst)
+        }
+        fn inst_by_name(&self, name: &str) -> Option<$crate::TargetInst> {
+            self.$field.inst_by_name(name)
+        }
+        fn inst_facts(
+            &self,
+            inst: $crate::TargetInst,
+            ops: &[$crate::OpShape],
+            out: &mut $crate::InstFacts,
+        ) -> Result<(), $crate::FactsError> {
+            self.$field.inst_facts(inst, ops, out)
+        }
+    };
+}
+
 impl<T: Target + ?Sized> Target for ExtendedTarget<'_, T> {
-    fn name(&self) -> &str {
-        self.base.name()
-    }
-    fn pointer_size(&self) -> u8 {
-        self.base.pointer_size()
-    }
-    fn reg_count(&self, class: RegClass) -> u8 {
-        self.base.reg_count(class)
-    }
-    fn reg_name(&self, reg: PReg, view: View) -> Option<&str> {
-        self.base.reg_name(reg, view)
-    }
-    fn reg_by_name(&self, name: &str) -> Option<(PReg, View)> {
-        self.base.reg_by_name(name)
-    }
-    fn inst_name(&self, inst: TargetInst) -> Option<&str> {
-        self.base.inst_name(inst)
-    }
-    fn inst_by_name(&self, name: &str) -> Option<TargetInst> {
-        self.base.inst_by_name(name)
-    }
-    fn inst_facts(
-        &self,
-        inst: TargetInst,
-        ops: &[OpShape],
-        out: &mut InstFacts,
-    ) -> Result<(), FactsError> {
-        self.base.inst_facts(inst, ops, out)
-    }
+    crate::forward_target_basics!(base);
     fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow {
         self.base.inst_flow(inst, first)
     }

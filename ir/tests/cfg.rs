@@ -116,35 +116,7 @@ struct Keyed {
 }
 
 impl Target for Keyed {
-    fn name(&self) -> &str {
-        self.base.name()
-    }
-    fn pointer_size(&self) -> u8 {
-        self.base.pointer_size()
-    }
-    fn reg_count(&self, class: RegClass) -> u8 {
-        self.base.reg_count(class)
-    }
-    fn reg_name(&self, reg: PReg, view: View) -> Option<&str> {
-        self.base.reg_name(reg, view)
-    }
-    fn reg_by_name(&self, name: &str) -> Option<(PReg, View)> {
-        self.base.reg_by_name(name)
-    }
-    fn inst_name(&self, inst: TargetInst) -> Option<&str> {
-        self.base.inst_name(inst)
-    }
-    fn inst_by_name(&self, name: &str) -> Option<TargetInst> {
-        self.base.inst_by_name(name)
-    }
-    fn inst_facts(
-        &self,
-        inst: TargetInst,
-        ops: &[OpShape],
-        out: &mut InstFacts,
-    ) -> Result<(), FactsError> {
-        self.base.inst_facts(inst, ops, out)
-    }
+    jitforge_ir::forward_target_basics!(base);
     fn inst_flow(&self, inst: TargetInst, first: Option<&OpShape>) -> Flow {
         if self.add_returns && Some(inst) == self.base.inst_by_name("add") {
             return Flow::Return;
