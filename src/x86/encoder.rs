@@ -9,7 +9,7 @@
 //! one label or absolute-address use, which the emitter records. So a failed
 //! instruction leaves the buffer as it was.
 
-use super::db::generated_direct::NOP;
+use super::db::generated_opcodes::NOP;
 use super::db::{
     self, Encoding, Form, MandatoryPrefix, Mnemonic, ModRmSpec, OpcodeMap, OperandKind as K, VexL,
     VexW, apx, flags, modes, signature_of,

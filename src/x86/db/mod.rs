@@ -1,7 +1,7 @@
 //! The x86 instruction database: the form record and operand-kind vocabulary
 //! (written by hand, here) and the tables generated from
 //! `instructions.txt` (in `generated.rs` and `generated_api.rs`, and in
-//! `generated_direct.rs` the opcodes that code outside the general encoder
+//! `generated_opcodes.rs` the opcodes that code outside the general encoder
 //! writes itself: the Compiler's direct encoder, branch relaxation, NOPs).
 //!
 //! # The text format (`src/x86/db/instructions.txt`)
@@ -56,7 +56,7 @@ mod generated_api;
 // Each constant's writer may be left out by a feature (the Compiler, the Builder).
 #[allow(dead_code)]
 #[rustfmt::skip]
-pub(crate) mod generated_direct;
+pub(crate) mod generated_opcodes;
 
 pub use generated::{CpuFeature, Mnemonic};
 

@@ -3,7 +3,7 @@
 
 //! The opcodes of the forms that code outside the general encoder writes
 //! itself, looked up in the database by mnemonic and operands (see
-//! `tools/dbgen/src/direct.rs`).
+//! `tools/dbgen/src/opcodes.rs`).
 //!
 //! First those the Compiler's rewrite encodes (`src/compiler/rewrite/direct.rs`).
 //! Each is `[REX] [0F] opcode /r` with no mandatory prefix; a

@@ -1,4 +1,4 @@
-//! Writes `src/x86/db/generated_direct.rs`: the opcodes of the forms that
+//! Writes `src/x86/db/generated_opcodes.rs`: the opcodes of the forms that
 //! code outside the general encoder writes itself.
 //!
 //! - The Compiler's rewrite (`src/compiler/rewrite/direct.rs`: moves, spill
@@ -86,14 +86,14 @@ const WANTED: &[Wanted] = &[
     gp("IMUL_R_RM", "imul", ["r{}", "r{}/m"]),
 ];
 
-/// The source of `generated_direct.rs` for `rows` (every database file's
+/// The source of `generated_opcodes.rs` for `rows` (every database file's
 /// rows, in database order), or what is wrong with the form of a constant.
-pub fn generate_direct(rows: &[Row]) -> Result<String, String> {
+pub fn generate_opcodes(rows: &[Row]) -> Result<String, String> {
     let mut out = String::from(crate::generate::HEADER);
     out.push_str(
         "//! The opcodes of the forms that code outside the general encoder writes\n\
          //! itself, looked up in the database by mnemonic and operands (see\n\
-         //! `tools/dbgen/src/direct.rs`).\n\
+         //! `tools/dbgen/src/opcodes.rs`).\n\
          //!\n\
          //! First those the Compiler's rewrite encodes (`src/compiler/rewrite/direct.rs`).\n\
          //! Each is `[REX] [0F] opcode /r` with no mandatory prefix; a\n\
