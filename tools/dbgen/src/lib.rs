@@ -15,8 +15,8 @@
 
 pub mod apx;
 pub mod bootstrap;
-pub mod opcodes;
 pub mod generate;
+pub mod opcodes;
 pub mod parse;
 
 use std::path::{Path, PathBuf};

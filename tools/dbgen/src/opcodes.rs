@@ -10,7 +10,9 @@
 //!   differ only in REX.W.
 //! - Single opcode bytes ([`byte_constants`]): the branch relaxation's
 //!   `jmp`/`jcc`/`call` (`src/builder/relax.rs`), the alignment NOPs
-//!   (`src/x86/assembler.rs`) and the encoders' `nop`/`xchg eax, eax` rule.
+//!   (`src/x86/assembler.rs`), the encoders' `nop`/`xchg eax, eax` and
+//!   REX2 `push`/`pop`/`xsave` rules and `fwait` prefix, and the `int3` that fills
+//!   fresh JIT memory (`src/jit/allocator.rs`).
 //!   Each lists the forms whose byte it is, with the encoding its user
 //!   writes around the byte; every form must be in the database with
 //!   exactly that encoding, and all with the same byte.
@@ -300,6 +302,54 @@ pub fn byte_constants() -> Vec<ByteConstant> {
             ("nop", &["r32/m"], "o32 0f xx /0"),
             ("nop", &["r16/m"], "o16 0f xx /0"),
         ],
+    });
+    // REX2 with `50+r`/`58+r` behind an operand-size prefix reads as a
+    // 64-bit push/pop to some decoders, so the encoder's rule gives r16-r31
+    // of the 16-bit forms the ModRM forms (FF /6, 8F /0) instead.
+    for (name, mnemonic) in [("PUSH_R", "push"), ("POP_R", "pop")] {
+        constants.push(ByteConstant {
+            name: name.into(),
+            user: "src/x86/encoder.rs",
+            forms: vec![
+                (mnemonic, &["r16.o"], "o16 xx+r"),
+                (mnemonic, &["r32.o"], "o32 xx+r"),
+                (mnemonic, &["r64.o"], "o64 xx+r"),
+            ],
+        });
+    }
+    // REX2 may not extend the address of XSAVE*/XRSTOR*: the encoder tells
+    // them by these bytes and the ModRM digits listed here.
+    constants.push(ByteConstant {
+        name: "XSAVE_0F_M".into(),
+        user: "src/x86/encoder.rs",
+        forms: vec![
+            ("xsave", &["m"], "np 0f xx /4"),
+            ("xrstor", &["m"], "np 0f xx /5"),
+            ("xsaveopt", &["m"], "np 0f xx /6"),
+        ],
+    });
+    constants.push(ByteConstant {
+        name: "XSAVES_0F_M".into(),
+        user: "src/x86/encoder.rs",
+        forms: vec![
+            ("xrstors", &["m"], "np 0f xx /3"),
+            ("xsavec", &["m"], "np 0f xx /4"),
+            ("xsaves", &["m"], "np 0f xx /5"),
+        ],
+    });
+    // The prefix byte of the forms the database marks `fwait` (`fstsw` is
+    // `wait` then `fnstsw`).
+    constants.push(ByteConstant {
+        name: "WAIT".into(),
+        user: "src/x86/encoder.rs",
+        forms: vec![("wait", &[], "xx")],
+    });
+    // What fresh JIT memory is filled with, so running into bytes nobody
+    // wrote traps.
+    constants.push(ByteConstant {
+        name: "INT3".into(),
+        user: "src/jit/allocator.rs",
+        forms: vec![("int3", &[], "xx")],
     });
     constants
 }

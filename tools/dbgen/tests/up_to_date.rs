@@ -96,8 +96,9 @@ fn direct_opcodes_come_from_the_database() {
     );
 }
 
-/// The single opcode bytes of branch relaxation, the alignment NOPs and the
-/// encoders' `nop` rule come from the rows of their forms; a form that is
+/// The single opcode bytes of branch relaxation, the alignment NOPs, the
+/// encoders' `nop`, REX2 `push`/`pop` and `fwait` rules and the JIT memory's
+/// `int3` fill come from the rows of their forms; a form that is
 /// missing, of another encoding, or of another byte than its fellows fails
 /// generation, naming it.
 #[test]
@@ -114,6 +115,12 @@ fn byte_constants_come_from_the_database() {
         "JG_0F_REL32: u8 = 0x8F;",
         "NOP: u8 = 0x90;",
         "NOP_0F_RM: u8 = 0x1F;",
+        "PUSH_R: u8 = 0x50;",
+        "POP_R: u8 = 0x58;",
+        "WAIT: u8 = 0x9B;",
+        "INT3: u8 = 0xCC;",
+        "XSAVE_0F_M: u8 = 0xAE;",
+        "XSAVES_0F_M: u8 = 0xC7;",
     ] {
         assert!(generated.contains(constant), "{constant}");
     }
@@ -149,5 +156,23 @@ fn byte_constants_come_from_the_database() {
     assert!(
         digit.contains("`nop r16/m` encoded `o16 0f xx /0`"),
         "{digit}"
+    );
+    // `pop r64` moved off `58+r`: the encoder's REX2 rule compares one byte.
+    let pop = generate_opcodes(&edited(&text, "pop | r64.o:w", "58+r", "59+r")).unwrap_err();
+    assert!(
+        pop.contains("POP_R") && pop.contains("opcode 59") && pop.contains("has 58"),
+        "{pop}"
+    );
+    // `xsaveopt` on another ModRM digit than the encoder's REX2 rule names.
+    let xsaveopt = generate_opcodes(&edited(&text, "xsaveopt | m:rw", "/6", "/7")).unwrap_err();
+    assert!(
+        xsaveopt.contains("no form `xsaveopt m` encoded `np 0f xx /6`"),
+        "{xsaveopt}"
+    );
+    // `int3` with a ModRM byte is not the one byte JIT memory is filled with.
+    let int3 = generate_opcodes(&edited(&text, "int3 |", "cc", "cc /0")).unwrap_err();
+    assert!(
+        int3.contains("no form `int3` encoded `xx`") && int3.contains("INT3"),
+        "{int3}"
     );
 }
