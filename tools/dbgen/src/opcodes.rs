@@ -319,24 +319,32 @@ pub fn byte_constants() -> Vec<ByteConstant> {
     }
     // REX2 may not extend the address of XSAVE*/XRSTOR*: the encoder tells
     // them by these bytes and the ModRM digits listed here.
-    constants.push(ByteConstant {
-        name: "XSAVE_0F_M".into(),
-        user: "src/x86/encoder.rs",
-        forms: vec![
-            ("xsave", &["m"], "np 0f xx /4"),
-            ("xrstor", &["m"], "np 0f xx /5"),
-            ("xsaveopt", &["m"], "np 0f xx /6"),
-        ],
-    });
-    constants.push(ByteConstant {
-        name: "XSAVES_0F_M".into(),
-        user: "src/x86/encoder.rs",
-        forms: vec![
-            ("xrstors", &["m"], "np 0f xx /3"),
-            ("xsavec", &["m"], "np 0f xx /4"),
-            ("xsaves", &["m"], "np 0f xx /5"),
-        ],
-    });
+    for (name, group) in [
+        (
+            "XSAVE_0F_M",
+            [
+                ("xsave", "np 0f xx /4"),
+                ("xrstor", "np 0f xx /5"),
+                ("xsaveopt", "np 0f xx /6"),
+            ],
+        ),
+        (
+            "XSAVES_0F_M",
+            [
+                ("xrstors", "np 0f xx /3"),
+                ("xsavec", "np 0f xx /4"),
+                ("xsaves", "np 0f xx /5"),
+            ],
+        ),
+    ] {
+        constants.push(ByteConstant {
+            name: name.into(),
+            user: "src/x86/encoder.rs",
+            forms: group
+                .map(|(mnemonic, shape)| (mnemonic, &["m"][..], shape))
+                .to_vec(),
+        });
+    }
     // The prefix byte of the forms the database marks `fwait` (`fstsw` is
     // `wait` then `fnstsw`).
     constants.push(ByteConstant {
