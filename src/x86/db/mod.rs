@@ -2,7 +2,8 @@
 //! (written by hand, here) and the tables generated from
 //! `instructions.txt` (in `generated.rs` and `generated_api.rs`, and in
 //! `generated_opcodes.rs` the opcodes that code outside the general encoder
-//! writes itself: the Compiler's direct encoder, branch relaxation, NOPs).
+//! writes itself: the Compiler's direct encoder, branch relaxation, NOPs,
+//! the encoder's REX2 rules, the JIT memory's `int3` fill).
 //!
 //! # The text format (`src/x86/db/instructions.txt`)
 //!
