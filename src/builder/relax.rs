@@ -58,7 +58,7 @@ use super::pool::{Chunked, MAX_OPERANDS, Operands};
 use super::{Kind, NIL, Rec, flag};
 use crate::code::{Arch, CodeHolder, Label, SectionId};
 use crate::error::{Error, Result};
-use crate::x86::db::generated_direct as opcodes;
+use crate::x86::db::generated_opcodes as opcodes;
 use crate::x86::{Assembler, Emitter, InstOptions, Logger, MemBase, Mnemonic, Operand};
 use std::cell::RefCell;
 

@@ -66,7 +66,7 @@ const RW_BATCH_PAGES: usize = 256;
 
 /// The byte freshly allocated memory is filled with: `int3`, so running
 /// into bytes the caller did not write traps.
-const FILL_BYTE: u8 = 0xCC;
+const FILL_BYTE: u8 = crate::x86::db::generated_opcodes::INT3;
 
 /// Options of a [`JitAllocator`].
 ///

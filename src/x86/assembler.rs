@@ -585,7 +585,7 @@ fn push_encoded(buf: &mut Vec<u8>, encoded: &Encoded) {
 /// the operand-size prefix, on memory operands of the length wanted.
 #[rustfmt::skip]
 const NOPS: [&[u8]; 9] = {
-    use super::db::generated_direct::{NOP, NOP_0F_RM};
+    use super::db::generated_opcodes::{NOP, NOP_0F_RM};
     // Encoding-format bytes, not opcodes: the operand-size prefix, the 0F
     // escape, and ModRM (reg 0: the /0 the generator requires of `nop r/m`)
     // / SIB for [eax], [eax + disp8], [eax + eax*1 + disp8], [eax + disp32]

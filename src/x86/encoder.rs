@@ -9,7 +9,7 @@
 //! one label or absolute-address use, which the emitter records. So a failed
 //! instruction leaves the buffer as it was.
 
-use super::db::generated_direct::NOP;
+use super::db::generated_opcodes::{NOP, POP_R, PUSH_R, WAIT, XSAVE_0F_M, XSAVES_0F_M};
 use super::db::{
     self, Encoding, Form, MandatoryPrefix, Mnemonic, ModRmSpec, OpcodeMap, OperandKind as K, VexL,
     VexW, apx, flags, modes, signature_of,
@@ -1402,10 +1402,10 @@ fn rex2_prefix(
     low: u8,
 ) -> Result<[u8; 3], String> {
     // llvm-objdump-22 reads D5 90+r as `nop` and 66 D5 50+r as a 64-bit
-    // push: the 87 /r and FF /6 forms say the same unambiguously.
+    // push: the 87 /r, FF /6 and 8F /0 forms say the same unambiguously.
     let ambiguous = form.modrm() == ModRmSpec::OpcodeReg
         && (form.opcode() == NOP
-            || matches!(form.opcode(), 0x50 | 0x58) && form.operand_size() == 16);
+            || matches!(form.opcode(), PUSH_R | POP_R) && form.operand_size() == 16);
     if ambiguous {
         return Err("r16-r31 take the ModRM form of this instruction".into());
     }
@@ -1489,7 +1489,7 @@ fn rex2_allowed(form: &Form) -> bool {
         && matches!(form.prefix(), MandatoryPrefix::None | MandatoryPrefix::Np)
         && matches!(
             (form.opcode(), form.modrm()),
-            (0xae, ModRmSpec::Digit(4..=6)) | (0xc7, ModRmSpec::Digit(3..=5))
+            (XSAVE_0F_M, ModRmSpec::Digit(4..=6)) | (XSAVES_0F_M, ModRmSpec::Digit(3..=5))
         );
     match form.map() {
         OpcodeMap::Primary => !matches!(row, 0x4 | 0x7 | 0xa | 0xe),
@@ -1777,7 +1777,7 @@ fn encode_form(
 
     // Legacy prefixes.
     if form.fwait() {
-        b.push(0x9b);
+        b.push(WAIT);
     }
     if options.contains(InstOptions::LOCK) || lock_cr8 {
         b.push(0xf0);

@@ -11,12 +11,12 @@
 //! first time a pair is seen). The bytes are the general encoder's, to the
 //! byte (tests compare every register and displacement class in both modes).
 //! The opcodes are the database's: `jitforge-dbgen` looks their forms up and
-//! writes them into `src/x86/db/generated_direct.rs` (failing if one is
+//! writes them into `src/x86/db/generated_opcodes.rs` (failing if one is
 //! missing or not of the `[REX] [0F] opcode /r` shape written here); they
 //! are constants, folded in as literals would be.
 
 use crate::x86::Mnemonic;
-use crate::x86::db::generated_direct::{self as opcodes, LegacyOpcode};
+use crate::x86::db::generated_opcodes::{self as opcodes, LegacyOpcode};
 
 /// Where an operand is: a register by hardware number, or the spill slot
 /// at a displacement from the stack pointer.

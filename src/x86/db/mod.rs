@@ -1,8 +1,9 @@
 //! The x86 instruction database: the form record and operand-kind vocabulary
 //! (written by hand, here) and the tables generated from
 //! `instructions.txt` (in `generated.rs` and `generated_api.rs`, and in
-//! `generated_direct.rs` the opcodes that code outside the general encoder
-//! writes itself: the Compiler's direct encoder, branch relaxation, NOPs).
+//! `generated_opcodes.rs` the opcodes that code outside the general encoder
+//! writes itself: the Compiler's direct encoder, branch relaxation, NOPs,
+//! the encoder's REX2 rules, the JIT memory's `int3` fill).
 //!
 //! # The text format (`src/x86/db/instructions.txt`)
 //!
@@ -53,10 +54,10 @@
 mod generated;
 #[rustfmt::skip]
 mod generated_api;
-// Each constant's writer may be left out by a feature (the Compiler, the Builder).
-#[allow(dead_code)]
+// Without the Compiler feature its direct encoder's opcodes have no user.
+#[cfg_attr(not(feature = "compiler"), allow(dead_code))]
 #[rustfmt::skip]
-pub(crate) mod generated_direct;
+pub(crate) mod generated_opcodes;
 
 pub use generated::{CpuFeature, Mnemonic};
 

@@ -29,7 +29,7 @@
 
 use super::{Bytes, Slot, class_decides_register, imm_fits, imm_size, kind_classes, slot_of};
 use crate::code::{CodeHolder, FixupKind, Label, SectionId};
-use crate::x86::db::generated_direct::NOP;
+use crate::x86::db::generated_opcodes::NOP;
 use crate::x86::db::{
     self, Encoding, MandatoryPrefix, ModRmSpec, OpcodeMap, OperandKind as K, VexL, VexW, flags,
     modes,

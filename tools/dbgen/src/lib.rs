@@ -6,16 +6,17 @@
 //! - [`apx`] derives the APX forms (`apx.txt`) from the rows they promote.
 //! - [`generate`] turns rows into the Rust tables in `src/x86/db/generated.rs`
 //!   and `generated_api.rs`.
-//! - [`direct`] looks up the opcodes the Compiler's rewrite encodes itself
-//!   (`src/x86/db/generated_direct.rs`).
+//! - [`opcodes`] looks up the opcodes that code outside the general encoder
+//!   writes itself: the Compiler's direct encoder, branch relaxation, NOPs
+//!   (`src/x86/db/generated_opcodes.rs`).
 //!
 //! `cargo run -p jitforge-dbgen` regenerates the tables; a test fails when the
 //! committed tables differ from what the generator makes of the text.
 
 pub mod apx;
 pub mod bootstrap;
-pub mod direct;
 pub mod generate;
+pub mod opcodes;
 pub mod parse;
 
 use std::path::{Path, PathBuf};
@@ -63,12 +64,12 @@ pub fn generated_paths() -> [PathBuf; 3] {
     [
         dir.join("generated.rs"),
         dir.join("generated_api.rs"),
-        dir.join("generated_direct.rs"),
+        dir.join("generated_opcodes.rs"),
     ]
 }
 
 /// Reads every database file and generates the Rust files (the tables, the
-/// typed API, the direct encoder's opcodes), in [`generated_paths`] order.
+/// typed API, the opcodes written outside the general encoder), in [`generated_paths`] order.
 pub fn generate_from_disk() -> Result<[String; 3], Box<dyn std::error::Error>> {
     let mut rows = Vec::new();
     for path in database_paths() {
@@ -83,7 +84,7 @@ pub fn generate_from_disk() -> Result<[String; 3], Box<dyn std::error::Error>> {
         }
         rows.extend(file_rows);
     }
-    let direct = direct::generate_direct(&rows)?;
+    let opcodes = opcodes::generate_opcodes(&rows)?;
     let (tables, api) = generate::generate(&rows);
-    Ok([tables, api, direct])
+    Ok([tables, api, opcodes])
 }

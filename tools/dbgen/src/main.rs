@@ -1,7 +1,7 @@
 //! `jitforge-dbgen`: regenerates the instruction tables from the database text.
 //!
 //! - `cargo run -p jitforge-dbgen` writes `src/x86/db/generated.rs`, `generated_api.rs`
-//!   and `generated_direct.rs`.
+//!   and `generated_opcodes.rs`.
 //! - `cargo run -p jitforge-dbgen -- check` exits 1 when they are stale.
 //! - `cargo run -p jitforge-dbgen -- apx` rewrites `apx.txt` from the rows APX promotes.
 //! - `cargo run -p jitforge-dbgen -- bootstrap` reseeds `instructions.txt` from iced-x86.

@@ -3,7 +3,7 @@
 
 //! The opcodes of the forms that code outside the general encoder writes
 //! itself, looked up in the database by mnemonic and operands (see
-//! `tools/dbgen/src/direct.rs`).
+//! `tools/dbgen/src/opcodes.rs`).
 //!
 //! First those the Compiler's rewrite encodes (`src/compiler/rewrite/direct.rs`).
 //! Each is `[REX] [0F] opcode /r` with no mandatory prefix; a
@@ -196,3 +196,21 @@ pub(crate) const NOP: u8 = 0x90;
 
 /// `nop r32/m` (`o32 0f 1f /0`), `nop r16/m` (`o16 0f 1f /0`) (src/x86/assembler.rs).
 pub(crate) const NOP_0F_RM: u8 = 0x1F;
+
+/// `push r16.o` (`o16 50+r`), `push r32.o` (`o32 50+r`), `push r64.o` (`o64 50+r`) (src/x86/encoder.rs).
+pub(crate) const PUSH_R: u8 = 0x50;
+
+/// `pop r16.o` (`o16 58+r`), `pop r32.o` (`o32 58+r`), `pop r64.o` (`o64 58+r`) (src/x86/encoder.rs).
+pub(crate) const POP_R: u8 = 0x58;
+
+/// `xsave m` (`np 0f ae /4`), `xrstor m` (`np 0f ae /5`), `xsaveopt m` (`np 0f ae /6`) (src/x86/encoder.rs).
+pub(crate) const XSAVE_0F_M: u8 = 0xAE;
+
+/// `xrstors m` (`np 0f c7 /3`), `xsavec m` (`np 0f c7 /4`), `xsaves m` (`np 0f c7 /5`) (src/x86/encoder.rs).
+pub(crate) const XSAVES_0F_M: u8 = 0xC7;
+
+/// `wait` (`9b`) (src/x86/encoder.rs).
+pub(crate) const WAIT: u8 = 0x9B;
+
+/// `int3` (`cc`) (src/jit/allocator.rs).
+pub(crate) const INT3: u8 = 0xCC;

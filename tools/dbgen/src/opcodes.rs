@@ -1,4 +1,4 @@
-//! Writes `src/x86/db/generated_direct.rs`: the opcodes of the forms that
+//! Writes `src/x86/db/generated_opcodes.rs`: the opcodes of the forms that
 //! code outside the general encoder writes itself.
 //!
 //! - The Compiler's rewrite (`src/compiler/rewrite/direct.rs`: moves, spill
@@ -10,7 +10,9 @@
 //!   differ only in REX.W.
 //! - Single opcode bytes ([`byte_constants`]): the branch relaxation's
 //!   `jmp`/`jcc`/`call` (`src/builder/relax.rs`), the alignment NOPs
-//!   (`src/x86/assembler.rs`) and the encoders' `nop`/`xchg eax, eax` rule.
+//!   (`src/x86/assembler.rs`), the encoders' `nop`/`xchg eax, eax` and
+//!   REX2 `push`/`pop`/`xsave` rules and `fwait` prefix, and the `int3` that fills
+//!   fresh JIT memory (`src/jit/allocator.rs`).
 //!   Each lists the forms whose byte it is, with the encoding its user
 //!   writes around the byte; every form must be in the database with
 //!   exactly that encoding, and all with the same byte.
@@ -86,14 +88,14 @@ const WANTED: &[Wanted] = &[
     gp("IMUL_R_RM", "imul", ["r{}", "r{}/m"]),
 ];
 
-/// The source of `generated_direct.rs` for `rows` (every database file's
+/// The source of `generated_opcodes.rs` for `rows` (every database file's
 /// rows, in database order), or what is wrong with the form of a constant.
-pub fn generate_direct(rows: &[Row]) -> Result<String, String> {
+pub fn generate_opcodes(rows: &[Row]) -> Result<String, String> {
     let mut out = String::from(crate::generate::HEADER);
     out.push_str(
         "//! The opcodes of the forms that code outside the general encoder writes\n\
          //! itself, looked up in the database by mnemonic and operands (see\n\
-         //! `tools/dbgen/src/direct.rs`).\n\
+         //! `tools/dbgen/src/opcodes.rs`).\n\
          //!\n\
          //! First those the Compiler's rewrite encodes (`src/compiler/rewrite/direct.rs`).\n\
          //! Each is `[REX] [0F] opcode /r` with no mandatory prefix; a\n\
@@ -300,6 +302,62 @@ pub fn byte_constants() -> Vec<ByteConstant> {
             ("nop", &["r32/m"], "o32 0f xx /0"),
             ("nop", &["r16/m"], "o16 0f xx /0"),
         ],
+    });
+    // REX2 with `50+r`/`58+r` behind an operand-size prefix reads as a
+    // 64-bit push/pop to some decoders, so the encoder's rule gives r16-r31
+    // of the 16-bit forms the ModRM forms (FF /6, 8F /0) instead.
+    for (name, mnemonic) in [("PUSH_R", "push"), ("POP_R", "pop")] {
+        constants.push(ByteConstant {
+            name: name.into(),
+            user: "src/x86/encoder.rs",
+            forms: vec![
+                (mnemonic, &["r16.o"], "o16 xx+r"),
+                (mnemonic, &["r32.o"], "o32 xx+r"),
+                (mnemonic, &["r64.o"], "o64 xx+r"),
+            ],
+        });
+    }
+    // REX2 may not extend the address of XSAVE*/XRSTOR*: the encoder tells
+    // them by these bytes and the ModRM digits listed here.
+    for (name, group) in [
+        (
+            "XSAVE_0F_M",
+            [
+                ("xsave", "np 0f xx /4"),
+                ("xrstor", "np 0f xx /5"),
+                ("xsaveopt", "np 0f xx /6"),
+            ],
+        ),
+        (
+            "XSAVES_0F_M",
+            [
+                ("xrstors", "np 0f xx /3"),
+                ("xsavec", "np 0f xx /4"),
+                ("xsaves", "np 0f xx /5"),
+            ],
+        ),
+    ] {
+        constants.push(ByteConstant {
+            name: name.into(),
+            user: "src/x86/encoder.rs",
+            forms: group
+                .map(|(mnemonic, shape)| (mnemonic, &["m"][..], shape))
+                .to_vec(),
+        });
+    }
+    // The prefix byte of the forms the database marks `fwait` (`fstsw` is
+    // `wait` then `fnstsw`).
+    constants.push(ByteConstant {
+        name: "WAIT".into(),
+        user: "src/x86/encoder.rs",
+        forms: vec![("wait", &[], "xx")],
+    });
+    // What fresh JIT memory is filled with, so running into bytes nobody
+    // wrote traps.
+    constants.push(ByteConstant {
+        name: "INT3".into(),
+        user: "src/jit/allocator.rs",
+        forms: vec![("int3", &[], "xx")],
     });
     constants
 }
