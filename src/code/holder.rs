@@ -67,7 +67,7 @@ impl Section {
     /// before data.
     fn padding_byte(&self) -> u8 {
         if self.kind == SectionKind::Text {
-            0xcc
+            crate::x86::db::generated_opcodes::INT3
         } else {
             0
         }
