@@ -1731,44 +1731,62 @@ fn i64_arguments_from_jit_callers() -> Result<(), Error> {
 /// the high half in edx and the low in eax, `ret(hi, lo)` wants them the
 /// other way round, a two-register cycle of fixed uses that the allocator
 /// breaks with one `xchg eax, edx` (`92`), not three moves through a
-/// scratch register.
+/// scratch register: in one block (the local allocator) and after a
+/// branch (the general scan).
 #[test]
 fn swapped_i64_halves_are_exchanged_with_one_xchg() -> Result<(), Error> {
-    let (code, listing) = compile32(|cc| {
-        cc.add_func(
-            "swapped",
-            Signature::new(X86Target::CDECL, &[ValType::I32; 2], &[ValType::I64]),
-        )?;
-        let (a, b) = (cc.new_gp32("a"), cc.new_gp32("b"));
-        cc.set_arg(0, a)?;
-        cc.set_arg(1, b)?;
-        let (hi, lo) = (cc.new_gp32("hi"), cc.new_gp32("lo"));
-        cc.mov(lo, a)?;
-        cc.mul(hi, lo, b)?;
-        cc.ret(&[hi.into(), lo.into()])?;
-        cc.end_func()
-    })?;
-    // What follows the `mul`, decoded independently.
+    for branch in [false, true] {
+        let (code, listing) = compile32(|cc| {
+            cc.add_func(
+                "swapped",
+                Signature::new(X86Target::CDECL, &[ValType::I32; 2], &[ValType::I64]),
+            )?;
+            let (a, b) = (cc.new_gp32("a"), cc.new_gp32("b"));
+            cc.set_arg(0, a)?;
+            cc.set_arg(1, b)?;
+            let (hi, lo) = (cc.new_gp32("hi"), cc.new_gp32("lo"));
+            cc.mov(lo, a)?;
+            cc.mul(hi, lo, b)?;
+            if branch {
+                let done = cc.new_label();
+                cc.test(b, b)?;
+                cc.je(done)?;
+                cc.bind(done)?;
+            }
+            cc.ret(&[hi.into(), lo.into()])?;
+            cc.end_func()
+        })?;
+        check_swapped(&code, &listing)?;
+    }
+    Ok(())
+}
+
+/// Checks the code of `swapped`: one `xchg eax, edx` and no move between
+/// the `mul` and the `ret` (decoded independently), and the results, run
+/// natively.
+fn check_swapped(code: &CodeHolder, listing: &str) -> Result<(), Error> {
     let bytes = code.finalize()?;
     let mut decoder = iced_x86::Decoder::new(32, &bytes, iced_x86::DecoderOptions::NONE);
     let decoded: Vec<iced_x86::Instruction> = decoder.iter().collect();
-    let mul = decoded
+    let ret = decoded
         .iter()
-        .position(|d| d.mnemonic() == iced_x86::Mnemonic::Mul)
-        .expect("a mul");
-    let tail: Vec<iced_x86::Mnemonic> = decoded[mul + 1..].iter().map(|d| d.mnemonic()).collect();
-    assert_eq!(
-        tail,
-        [iced_x86::Mnemonic::Xchg, iced_x86::Mnemonic::Ret],
-        "{listing}"
-    );
-    assert_eq!(
-        decoded[mul + 1].len(),
-        1,
-        "xchg eax, edx is 0x92\n{listing}"
-    );
+        .position(|d| d.mnemonic() == iced_x86::Mnemonic::Ret)
+        .expect("a ret");
+    let xchgs: Vec<usize> = decoded
+        .iter()
+        .filter(|d| d.mnemonic() == iced_x86::Mnemonic::Xchg)
+        .map(|d| d.len())
+        .collect();
+    assert_eq!(xchgs, [1], "one xchg eax, edx (0x92)\n{listing}");
+    let movs = decoded[..ret]
+        .iter()
+        .rev()
+        .take_while(|d| d.mnemonic() != iced_x86::Mnemonic::Mul)
+        .filter(|d| d.mnemonic() == iced_x86::Mnemonic::Mov)
+        .count();
+    assert_eq!(movs, 0, "moves after the mul\n{listing}");
     let mut m = Compat32::new();
-    let entry = load(&mut m, &code, "swapped")?;
+    let entry = load(&mut m, code, "swapped")?;
     for (a, b) in [
         (3u32, 5u32),
         (0xFFFF_FFFF, 0xFFFF_FFFF),
