@@ -1631,7 +1631,10 @@ impl Scan {
                     continue;
                 }
                 let (c, hw, v) = (p.class.index(), p.hw, op.vreg.0);
-                if self.owner[c * 32 + hw as usize] != v && !self.swap_fixed(i, ops, c, v, hw, log)
+                // A swap needs `v` in a register another fixed use reads.
+                let in_fixed = self.v[v as usize].regs & fixed_any[c] & !(1 << hw) != 0;
+                if self.owner[c * 32 + hw as usize] != v
+                    && !(in_fixed && self.swap_fixed(i, ops, c, v, hw, log))
                 {
                     let avoid = fixed_any[c] | res_early[c] | late_written[c];
                     self.make_free(i, c, hw, avoid, info, !clobbers.is_empty(), log, false);

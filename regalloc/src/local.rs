@@ -938,7 +938,9 @@ impl Local {
                 if r == NO_REG {
                     return Err(Decline);
                 }
-                if r != p.hw && !self.swap_fixed(i, ops, c, v, r, p.hw, log) {
+                if r != p.hw
+                    && !(fixed[c] & (1 << r) != 0 && self.swap_fixed(i, ops, c, v, r, p.hw, log))
+                {
                     self.relocate(i, c, p.hw, fixed[c] | pinned[c], Some(ops), log)?;
                     self.move_edit(i, v, Allocation::Reg(preg(c as u8, r)), Allocation::Reg(p));
                     self.clear_reg(v);
@@ -1650,7 +1652,9 @@ impl Local {
             let (c, v) = (p.class.index(), op.vreg.0);
             let r = self.values[v as usize].reg;
             if self.owner[p.index()] != v
-                && (r == NO_REG || !self.swap_fixed(st.i, ops, c, v, r, p.hw, log))
+                && !(r != NO_REG
+                    && st.fixed[c] & (1 << r) != 0
+                    && self.swap_fixed(st.i, ops, c, v, r, p.hw, log))
             {
                 let avoid = st.fixed[c] | st.pinned[c];
                 self.displace(ops, st, c, p.hw, avoid, log)?;
