@@ -1726,3 +1726,79 @@ fn i64_arguments_from_jit_callers() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// `(a, b) -> i64` returning the product's halves exchanged: `mul` leaves
+/// the high half in edx and the low in eax, `ret(hi, lo)` wants them the
+/// other way round, a two-register cycle of fixed uses that the allocator
+/// breaks with one `xchg eax, edx` (`92`), not three moves through a
+/// scratch register: in one block (the local allocator) and after a
+/// branch (the general scan).
+#[test]
+fn swapped_i64_halves_are_exchanged_with_one_xchg() -> Result<(), Error> {
+    for branch in [false, true] {
+        let (code, listing) = compile32(|cc| {
+            cc.add_func(
+                "swapped",
+                Signature::new(X86Target::CDECL, &[ValType::I32; 2], &[ValType::I64]),
+            )?;
+            let (a, b) = (cc.new_gp32("a"), cc.new_gp32("b"));
+            cc.set_arg(0, a)?;
+            cc.set_arg(1, b)?;
+            let (hi, lo) = (cc.new_gp32("hi"), cc.new_gp32("lo"));
+            cc.mov(lo, a)?;
+            cc.mul(hi, lo, b)?;
+            if branch {
+                let done = cc.new_label();
+                cc.test(b, b)?;
+                cc.je(done)?;
+                cc.bind(done)?;
+            }
+            cc.ret(&[hi.into(), lo.into()])?;
+            cc.end_func()
+        })?;
+        check_swapped(&code, &listing)?;
+    }
+    Ok(())
+}
+
+/// Checks the code of `swapped`: one `xchg eax, edx` and no move between
+/// the `mul` and the `ret` (decoded independently), and the results, run
+/// natively.
+fn check_swapped(code: &CodeHolder, listing: &str) -> Result<(), Error> {
+    let bytes = code.finalize()?;
+    let mut decoder = iced_x86::Decoder::new(32, &bytes, iced_x86::DecoderOptions::NONE);
+    let decoded: Vec<iced_x86::Instruction> = decoder.iter().collect();
+    let ret = decoded
+        .iter()
+        .position(|d| d.mnemonic() == iced_x86::Mnemonic::Ret)
+        .expect("a ret");
+    let xchgs: Vec<usize> = decoded
+        .iter()
+        .filter(|d| d.mnemonic() == iced_x86::Mnemonic::Xchg)
+        .map(|d| d.len())
+        .collect();
+    assert_eq!(xchgs, [1], "one xchg eax, edx (0x92)\n{listing}");
+    let movs = decoded[..ret]
+        .iter()
+        .rev()
+        .take_while(|d| d.mnemonic() != iced_x86::Mnemonic::Mul)
+        .filter(|d| d.mnemonic() == iced_x86::Mnemonic::Mov)
+        .count();
+    assert_eq!(movs, 0, "moves after the mul\n{listing}");
+    let mut m = Compat32::new();
+    let entry = load(&mut m, code, "swapped")?;
+    for (a, b) in [
+        (3u32, 5u32),
+        (0xFFFF_FFFF, 0xFFFF_FFFF),
+        (0x1234_5678, 0x9ABC_DEF0),
+    ] {
+        let product = u64::from(a) * u64::from(b);
+        let want = product.rotate_left(32);
+        assert_eq!(
+            m.call(entry, Conv::Stack, &[a, b]),
+            want,
+            "({a}, {b})\n{listing}"
+        );
+    }
+    Ok(())
+}

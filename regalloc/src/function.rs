@@ -421,8 +421,9 @@ pub struct MachineEnv {
     /// Spill slot size in bytes per class (also its alignment).
     pub slot_size: [u32; 3],
     /// Whether the class has a register swap instruction (x86: `xchg` for
-    /// GP only). Other classes break move cycles with a free register or
-    /// a scratch slot.
+    /// GP only). Move cycles on edges, and two values an instruction reads
+    /// in each other's registers (fixed uses), then take swaps; other
+    /// classes break them with a free register or a scratch slot.
     pub has_swap: [bool; 3],
 }
 

@@ -266,6 +266,8 @@ pub struct Scan {
     pub(crate) written: u128,
     allocatable: [u32; 3],
     callee_saved: [u32; 3],
+    /// Whether the class has a register swap ([`MachineEnv::has_swap`]).
+    has_swap: [bool; 3],
     tmp_recs: Vec<(u32, u32)>,
     bufs: InstBufs,
     /// Registers the current instruction overwrites at its late point: a
@@ -472,6 +474,7 @@ impl Scan {
             let class = RegClass::ALL[c];
             self.allocatable[c] = env.allocatable.class_mask(class);
             self.callee_saved[c] = env.callee_saved.class_mask(class) & self.allocatable[c];
+            self.has_swap[c] = env.has_swap[c];
         }
         self.plan_eager = (0..3).any(|c| {
             per_class[c] > 0 && per_class[c] + 2 > self.allocatable[c].count_ones() as usize
@@ -1111,6 +1114,48 @@ impl Scan {
         );
     }
 
+    /// Exchanges register `hw` of class `c` with a register `r` holding
+    /// `v` when `v` is read here in `hw` and the value in `hw` is read here
+    /// in `r`: a two-register cycle of fixed uses takes one swap instead of
+    /// three moves through a free register. Returns whether it did.
+    fn swap_fixed(
+        &mut self,
+        i: Inst,
+        ops: &[Operand],
+        c: usize,
+        v: u32,
+        hw: u8,
+        log: &mut DecisionLog,
+    ) -> bool {
+        let w = self.owner[c * 32 + hw as usize];
+        if !self.has_swap[c] || w == NONE {
+            return false;
+        }
+        let Some(r) = ops.iter().find_map(|o| match o.constraint {
+            Constraint::Fixed(q)
+                if o.vreg.0 == w
+                    && o.is_use()
+                    && q.class.index() == c
+                    && self.owner[c * 32 + q.hw as usize] == v =>
+            {
+                Some(q.hw)
+            }
+            _ => None,
+        }) else {
+            return false;
+        };
+        let (a, b) = (self.preg(c, r), self.preg(c, hw));
+        self.edit(6 * i.0 + 1, Edit::Swap { a, b });
+        self.owner[c * 32 + hw as usize] = v;
+        self.owner[c * 32 + r as usize] = w;
+        let both = 1 << r | 1 << hw;
+        self.v[v as usize].regs ^= both;
+        self.v[w as usize].regs ^= both;
+        log.push(i, Some(VReg(v)), Reason::FixedCopy(b));
+        log.push(i, Some(VReg(w)), Reason::FixedCopy(a));
+        true
+    }
+
     /// Puts a copy of `v` into free register `hw` before `i`.
     fn load_into(
         &mut self,
@@ -1586,7 +1631,11 @@ impl Scan {
                     continue;
                 }
                 let (c, hw, v) = (p.class.index(), p.hw, op.vreg.0);
-                if self.owner[c * 32 + hw as usize] != v {
+                // A swap needs `v` in a register another fixed use reads.
+                let in_fixed = self.v[v as usize].regs & fixed_any[c] & !(1 << hw) != 0;
+                if self.owner[c * 32 + hw as usize] != v
+                    && !(in_fixed && self.swap_fixed(i, ops, c, v, hw, log))
+                {
                     let avoid = fixed_any[c] | res_early[c] | late_written[c];
                     self.make_free(i, c, hw, avoid, info, !clobbers.is_empty(), log, false);
                     self.load_into(i, v, c, hw, log)?;
