@@ -1131,17 +1131,7 @@ impl Scan {
         if !self.has_swap[c] || w == NONE {
             return false;
         }
-        let Some(r) = ops.iter().find_map(|o| match o.constraint {
-            Constraint::Fixed(q)
-                if o.vreg.0 == w
-                    && o.is_use()
-                    && q.class.index() == c
-                    && self.owner[c * 32 + q.hw as usize] == v =>
-            {
-                Some(q.hw)
-            }
-            _ => None,
-        }) else {
+        let Some(r) = fixed_read_of(ops, w, c, |q| self.owner[c * 32 + q as usize] == v) else {
             return false;
         };
         let (a, b) = (self.preg(c, r), self.preg(c, hw));
@@ -2048,6 +2038,26 @@ impl Scan {
         }
         Ok(())
     }
+}
+
+/// The register of class `c` in which an operand of `ops` reads vreg `w`
+/// as a fixed use, among those `wanted` accepts: the other half of a
+/// two-register cycle of fixed uses, which `swap_fixed` (here and in the
+/// local allocator) exchanges with one swap.
+pub(crate) fn fixed_read_of(
+    ops: &[Operand],
+    w: u32,
+    c: usize,
+    mut wanted: impl FnMut(u8) -> bool,
+) -> Option<u8> {
+    ops.iter().find_map(|o| match o.constraint {
+        Constraint::Fixed(q)
+            if o.vreg.0 == w && o.is_use() && q.class.index() == c && wanted(q.hw) =>
+        {
+            Some(q.hw)
+        }
+        _ => None,
+    })
 }
 
 #[cfg(test)]

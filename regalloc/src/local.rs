@@ -44,8 +44,8 @@ use crate::function::{
 };
 use crate::interval::depth_weight;
 use crate::linear_scan::{
-    DUP, HOLD_COST, INF_POS, MISS_COST, NONE, OpFact, PLAN_NONE, Plan, REDEFINED, plan_step,
-    unpack_gain,
+    DUP, HOLD_COST, INF_POS, MISS_COST, NONE, OpFact, PLAN_NONE, Plan, REDEFINED, fixed_read_of,
+    plan_step, unpack_gain,
 };
 use crate::log::{DecisionLog, Reason};
 use crate::output::{Allocation, Edit, OptVReg, ProgPoint, SpillSlot, Stats};
@@ -1065,12 +1065,7 @@ impl Local {
     ) -> bool {
         let w = self.owner[c * 32 + hw as usize];
         let (a, b) = (preg(c as u8, r), preg(c as u8, hw));
-        if !self.has_swap[c]
-            || w == NONE
-            || !ops
-                .iter()
-                .any(|o| o.vreg.0 == w && o.is_use() && o.constraint == Constraint::Fixed(a))
-        {
+        if !self.has_swap[c] || w == NONE || fixed_read_of(ops, w, c, |q| q == r).is_none() {
             return false;
         }
         self.edit(i, Edit::Swap { a, b });
